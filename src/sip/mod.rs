@@ -1,0 +1,12 @@
+//! The SIP stack: message parsing and serialization, transactions, dialogs, digest
+//! authentication, the registrar and trunks are sans-IO (they take `now` and return
+//! what to send); `transport` is the only code that touches sockets.
+
+pub mod header;
+pub mod message;
+pub mod syntax;
+pub mod uri;
+
+pub use header::HeaderName;
+pub use message::{Frame, Framing, Header, Limits, Message, Method, ParseError, StartLine};
+pub use uri::{Scheme, Uri};
