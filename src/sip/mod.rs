@@ -10,3 +10,6 @@ pub mod uri;
 pub use header::HeaderName;
 pub use message::{Frame, Framing, Header, Limits, Message, Method, ParseError, StartLine};
 pub use uri::{Scheme, Uri};
+pub mod addr;
+pub mod transaction;
+pub use addr::{ConnId, Peer, Transport};

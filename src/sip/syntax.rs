@@ -210,7 +210,7 @@ mod tests {
 
     #[test]
     fn quoted_pairs() {
-        assert_eq!(quoted_len(br#""J Rosenberg \\\"" x"#), Some(17));
+        assert_eq!(quoted_len(br#""J Rosenberg \\\"" x"#), Some(18));
         assert_eq!(quoted_len(br#""unterminated"#), None);
     }
 }
