@@ -4,4 +4,5 @@
 //! (actix actors owning calls), `api` (HTTP), `config`, and `clock` (the only place
 //! that reads the time).
 
+pub mod clock;
 pub mod sip;

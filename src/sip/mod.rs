@@ -13,3 +13,5 @@ pub use uri::{Scheme, Uri};
 pub mod addr;
 pub mod transaction;
 pub use addr::{ConnId, Peer, Transport};
+pub mod auth;
+pub mod registrar;
