@@ -5,4 +5,6 @@
 //! that reads the time).
 
 pub mod clock;
+pub mod redact;
+pub mod sdp;
 pub mod sip;

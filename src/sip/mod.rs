@@ -15,3 +15,6 @@ pub mod transaction;
 pub use addr::{ConnId, Peer, Transport};
 pub mod auth;
 pub mod registrar;
+pub mod core;
+pub mod dialog;
+pub mod trunk;

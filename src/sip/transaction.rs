@@ -71,6 +71,18 @@ impl TxKey {
         }
     }
 
+    /// The key of the INVITE a CANCEL refers to (same branch and sent-by).
+    pub fn invite_of_cancel(cancel: &Message) -> Option<TxKey> {
+        let mut inv = cancel.clone();
+        if let super::message::StartLine::Request { method, .. } = &mut inv.start {
+            *method = Method::Invite;
+        }
+        if let Some((n, _)) = cancel.cseq() {
+            inv.set(HeaderName::CSeq, format!("{n} INVITE"));
+        }
+        TxKey::server(&inv)
+    }
+
     pub fn client(branch: &str, method: &Method) -> TxKey {
         let m = match method {
             Method::Ack => "INVITE",

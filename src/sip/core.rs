@@ -1,0 +1,1251 @@
+//! The UA core: everything between the transaction layer and the call actors, sans-IO.
+//!
+//! It answers what needs no application decision (OPTIONS, REGISTER, CANCEL, BYE, 481,
+//! 482, 483, 420, 422, 488, 491, 501, 503 while draining), authorises INVITEs (trunk
+//! source, trunk or user digest credentials, otherwise 403), keeps dialogs and session
+//! timers, registers to providers, pings trunks and registered phones, and places
+//! outbound calls with challenge answering and failover between trunks.
+//!
+//! Input: `handle_message`, `handle_timeout` and the call commands (`ring`, `answer`,
+//! `reject`, `hangup`, `originate`). Output: `poll_transmit`, `poll_event`,
+//! `poll_timeout`. The core never reads the clock and owns no socket.
+
+use super::addr::{response_peer, Peer, Transport};
+use super::auth::answer_challenge;
+use super::dialog::{parse_session_expires, Dialog, DialogId, DialogState, Refresher, SessionTimer};
+use super::header::HeaderName;
+use super::message::{Message, Method, ParseError};
+use super::registrar::{AuthOutcome, Registrar, RegistrarConfig};
+use super::transaction::{Incoming, TimerConfig, TimerKind, TransactionLayer, Transmit, TxEvent, TxKey};
+use super::trunk::{TrunkConfig, TrunkState};
+use bytes::Bytes;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, UPDATE";
+const SUPPORTED: &str = "timer";
+/// Our branches start with this, after the magic cookie: used for loop detection.
+const BRANCH_PREFIX: &str = "z9hG4bKog";
+
+/// Identifies one call across the core, its actor and the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CallRef(pub u64);
+
+static NEXT_CALL: AtomicU64 = AtomicU64::new(1);
+
+impl CallRef {
+    pub fn next() -> CallRef {
+        CallRef(NEXT_CALL.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+impl std::fmt::Display for CallRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "call-{}", self.0)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    pub realm: String,
+    /// Our address per transport, for Via and Contact.
+    pub local: HashMap<Transport, SocketAddr>,
+    /// Users (extensions) and their passwords.
+    pub users: HashMap<String, String>,
+    pub trunks: Vec<TrunkConfig>,
+    pub timers: TimerConfig,
+    pub registrar: RegistrarConfig,
+    /// Session-Expires we ask for on outbound calls, and Min-SE we accept (RFC 4028).
+    pub session_expires: u32,
+    pub min_se: u32,
+    /// OPTIONS keepalive to registered contacts, seconds (0: off).
+    pub keepalive_interval: u32,
+    pub user_agent: String,
+}
+
+impl Default for CoreConfig {
+    fn default() -> Self {
+        CoreConfig {
+            realm: "omnigate".into(),
+            local: HashMap::new(),
+            users: HashMap::new(),
+            trunks: Vec::new(),
+            timers: TimerConfig::default(),
+            registrar: RegistrarConfig::default(),
+            session_expires: 1800,
+            min_se: 90,
+            keepalive_interval: 30,
+            user_agent: concat!("omnigate/", env!("CARGO_PKG_VERSION")).into(),
+        }
+    }
+}
+
+/// Why a call ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    RemoteBye,
+    LocalBye,
+    /// The caller cancelled before answer.
+    Cancelled,
+    /// We rejected it (code sent).
+    Rejected(u16),
+    /// An outbound call failed on every trunk (last code seen; 408 for timeouts).
+    Failed(u16),
+    /// No ACK came for our 2xx.
+    AckTimeout,
+    /// The peer did not refresh the session (RFC 4028).
+    SessionExpired,
+    /// The core is shutting down.
+    Shutdown,
+}
+
+/// What the core tells the call actors and the server.
+#[derive(Debug, Clone)]
+pub enum CoreEvent {
+    IncomingCall { call: CallRef, caller: String, callee: String, sdp: Bytes, trunk: Option<String>, user: Option<String>, source: Peer },
+    /// Outbound: 1xx received.
+    Progress { call: CallRef, code: u16 },
+    /// Inbound: ACK for our 2xx. Outbound: 2xx received and ACKed.
+    Established { call: CallRef, remote_sdp: Bytes },
+    /// A re-INVITE or UPDATE brought a new offer (hold, resume); already answered.
+    RemoteOffer { call: CallRef, sdp: Bytes },
+    Ended { call: CallRef, reason: EndReason },
+    TrunkRegistration { trunk: String, registered: bool },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CallState {
+    /// Inbound INVITE offered to the application.
+    Offered,
+    /// 2xx sent, waiting for the ACK.
+    Answered,
+    /// Outbound INVITE in progress.
+    Calling,
+    Established,
+}
+
+struct Call {
+    inbound: bool,
+    state: CallState,
+    /// Inbound: the server INVITE transaction. Outbound: the current client one.
+    invite_tx: Option<TxKey>,
+    /// The INVITE received (inbound) or last sent (outbound).
+    invite: Message,
+    local_tag: String,
+    dialog: Option<Dialog>,
+    local_sdp: Bytes,
+    source: Peer,
+    // Outbound only:
+    to_user: String,
+    trunks_left: VecDeque<usize>,
+    trunk: Option<usize>,
+    auth_tried: bool,
+    got_provisional: bool,
+    cancel_pending: bool,
+    last_code: u16,
+    ack: Option<Message>,
+}
+
+#[derive(Debug, Clone)]
+enum Purpose {
+    Invite(CallRef),
+    InDialog(CallRef),
+    Register(usize),
+    TrunkOptions(usize),
+    Keepalive(String, String),
+    Other,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CoreTimer {
+    TrunkRegister(usize),
+    TrunkOptions(usize),
+    Keepalives,
+    Session(CallRef),
+}
+
+/// Counters for /metrics.
+#[derive(Debug, Default, Clone)]
+pub struct CoreStats {
+    pub responses_sent: BTreeMap<u16, u64>,
+    pub responses_received: BTreeMap<u16, u64>,
+    pub requests_received: BTreeMap<String, u64>,
+    pub parse_errors: u64,
+    pub calls_total: u64,
+}
+
+pub struct Core {
+    pub cfg: CoreConfig,
+    pub tx: TransactionLayer,
+    pub registrar: Registrar,
+    calls: HashMap<CallRef, Call>,
+    dialogs: HashMap<DialogId, CallRef>,
+    invites: HashMap<TxKey, CallRef>,
+    purposes: HashMap<TxKey, Purpose>,
+    trunk_state: Vec<TrunkState>,
+    timers: BTreeMap<(Instant, u64), CoreTimer>,
+    timer_seq: u64,
+    events: VecDeque<CoreEvent>,
+    draining: bool,
+    cnonce_seq: u32,
+    pub stats: CoreStats,
+}
+
+fn rand_hex(n: usize) -> String {
+    use rand::Rng;
+    let mut r = rand::thread_rng();
+    (0..n).map(|_| char::from_digit(r.gen_range(0..16), 16).unwrap()).collect()
+}
+
+impl Core {
+    pub fn new(cfg: CoreConfig, now: Instant) -> Core {
+        let secret: [u8; 32] = rand::random();
+        let registrar = Registrar::new(cfg.registrar, &cfg.realm, secret, now);
+        let trunk_state = cfg.trunks.iter().map(|_| TrunkState { reg_call_id: format!("{}@omnigate", rand_hex(16)), ..Default::default() }).collect();
+        let mut core = Core {
+            tx: TransactionLayer::new(cfg.timers),
+            registrar,
+            calls: HashMap::new(),
+            dialogs: HashMap::new(),
+            invites: HashMap::new(),
+            purposes: HashMap::new(),
+            trunk_state,
+            timers: BTreeMap::new(),
+            timer_seq: 0,
+            events: VecDeque::new(),
+            draining: false,
+            cnonce_seq: 0,
+            stats: CoreStats::default(),
+            cfg,
+        };
+        for (i, t) in core.cfg.trunks.clone().iter().enumerate() {
+            if t.register && t.proxy.is_some() {
+                core.arm(now, CoreTimer::TrunkRegister(i));
+            }
+            if t.options_interval > 0 && t.proxy.is_some() {
+                core.arm(now + Duration::from_secs(1), CoreTimer::TrunkOptions(i));
+            }
+        }
+        if core.cfg.keepalive_interval > 0 {
+            core.arm(now + Duration::from_secs(core.cfg.keepalive_interval as u64), CoreTimer::Keepalives);
+        }
+        core
+    }
+
+    fn arm(&mut self, at: Instant, t: CoreTimer) {
+        self.timer_seq += 1;
+        self.timers.insert((at, self.timer_seq), t);
+    }
+
+    // ------------------------------------------------------------------ outputs
+
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.tx.poll_transmit()
+    }
+
+    pub fn poll_event(&mut self) -> Option<CoreEvent> {
+        self.events.pop_front()
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let a = self.tx.poll_timeout();
+        let b = self.timers.keys().next().map(|(t, _)| *t);
+        match (a, b) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    pub fn live_calls(&self) -> usize {
+        self.calls.len()
+    }
+
+    pub fn dialog_count(&self) -> usize {
+        self.dialogs.len()
+    }
+
+    pub fn trunk_registered(&self, name: &str) -> Option<bool> {
+        let i = self.cfg.trunks.iter().position(|t| t.name == name)?;
+        Some(self.trunk_state[i].registered)
+    }
+
+    // ------------------------------------------------------------------ helpers
+
+    fn local_addr(&self, t: Transport) -> SocketAddr {
+        self.cfg
+            .local
+            .get(&t)
+            .or_else(|| self.cfg.local.get(&Transport::Udp))
+            .copied()
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 5060)))
+    }
+
+    fn contact_for(&self, t: Transport) -> String {
+        let a = self.local_addr(t);
+        match t {
+            Transport::Udp => format!("<sip:omnigate@{a}>"),
+            Transport::Tls => format!("<sips:omnigate@{a}>"),
+            other => format!("<sip:omnigate@{a};transport={}>", other.via_name().to_ascii_lowercase()),
+        }
+    }
+
+    fn count_response(&mut self, code: u16) {
+        *self.stats.responses_sent.entry(code).or_default() += 1;
+    }
+
+    fn reply(&mut self, now: Instant, key: &TxKey, req: &Message, code: u16, reason: &str, tag: Option<&str>, extra: &[(HeaderName, String)]) {
+        let mut r = Message::response_to(req, code, reason, tag);
+        for (n, v) in extra {
+            r.push(n.clone(), v.clone());
+        }
+        r.push(HeaderName::Server, self.cfg.user_agent.clone());
+        self.count_response(code);
+        self.tx.respond(now, key, r);
+    }
+
+    fn reply_stateless(&mut self, req: &Message, source: Peer, code: u16, reason: &str) {
+        let r = Message::response_to(req, code, reason, Some(&rand_hex(10)));
+        let to = response_peer(req.top_via().as_ref(), source);
+        self.count_response(code);
+        self.tx.send_stateless(to, &r);
+    }
+
+    /// Adds our Via (fresh branch, rport) on top and sends as a client transaction.
+    fn send_request(&mut self, now: Instant, mut req: Message, peer: Peer, purpose: Purpose) -> Option<TxKey> {
+        let via = format!("SIP/2.0/{} {};branch={}{};rport", peer.transport.via_name(), self.local_addr(peer.transport), BRANCH_PREFIX, rand_hex(16));
+        req.headers.insert(0, super::message::Header::new(HeaderName::Via, via));
+        if req.header(&HeaderName::UserAgent).is_none() {
+            req.push(HeaderName::UserAgent, self.cfg.user_agent.clone());
+        }
+        let key = self.tx.send_request(now, req, peer)?;
+        self.purposes.insert(key.clone(), purpose);
+        Some(key)
+    }
+
+    /// RFC 3581 / RFC 3261 18.2.1: stamp received= and rport= on the top Via.
+    fn stamp_via(req: &mut Message, source: Peer) {
+        let Some(idx) = req.headers.iter().position(|h| h.name == HeaderName::Via) else { return };
+        let value = req.headers[idx].value_str().to_string();
+        let parts = super::syntax::split_commas(&value).unwrap_or_default();
+        let Some(first) = parts.first() else { return };
+        let Ok(via) = super::header::Via::parse(first) else { return };
+        let ip = source.addr.ip();
+        let mut new_first = first.to_string();
+        let host_differs = via.host_ip() != Some(ip);
+        let rport_empty = via.rport() == Some(None);
+        if rport_empty {
+            new_first = new_first.replacen(";rport", &format!(";rport={}", source.addr.port()), 1);
+        }
+        if (host_differs || rport_empty) && via.received().is_none() {
+            new_first.push_str(&format!(";received={ip}"));
+        }
+        if new_first != *first {
+            let rest: Vec<&str> = parts[1..].to_vec();
+            let joined = if rest.is_empty() { new_first } else { format!("{new_first}, {}", rest.join(", ")) };
+            req.headers[idx].value = Bytes::from(joined);
+        }
+    }
+
+    // ------------------------------------------------------------------ input
+
+    /// Feeds one parsed (or refused) message received from `source`.
+    pub fn handle_message(&mut self, now: Instant, parsed: Result<Message, ParseError>, source: Peer) {
+        match parsed {
+            Err(e) => {
+                self.stats.parse_errors += 1;
+                if let Some(partial) = e.answerable() {
+                    let partial = partial.clone();
+                    self.reply_stateless(&partial, source, e.status, e.reason);
+                }
+            }
+            Ok(m) if m.is_request() => self.on_request(now, m, source),
+            Ok(m) => self.on_response(now, m),
+        }
+        self.drain_tx_events(now);
+    }
+
+    fn on_request(&mut self, now: Instant, mut req: Message, source: Peer) {
+        Self::stamp_via(&mut req, source);
+        let method = req.method().cloned().unwrap_or(Method::Ack);
+        *self.stats.requests_received.entry(method.as_str().to_string()).or_default() += 1;
+        match self.tx.on_request(now, req.clone(), source) {
+            Incoming::New(key) => self.dispatch(now, key, req, source),
+            Incoming::AckFor2xx => self.on_ack(now, &req),
+            Incoming::Merged => self.reply_stateless(&req, source, 482, "Loop Detected"),
+            Incoming::Absorbed | Incoming::AckAbsorbed | Incoming::Invalid => {}
+        }
+    }
+
+    fn dispatch(&mut self, now: Instant, key: TxKey, req: Message, source: Peer) {
+        let method = req.method().cloned().unwrap_or(Method::Ack);
+        // Option tags we do not support (RFC 3261 8.2.2.3).
+        let unsupported: Vec<String> = req.list_values(&HeaderName::Require).into_iter().filter(|t| !t.eq_ignore_ascii_case("timer")).map(str::to_string).collect();
+        if !unsupported.is_empty() && method != Method::Cancel {
+            let extra = [(HeaderName::Unsupported, unsupported.join(", "))];
+            return self.reply(now, &key, &req, 420, "Bad Extension", None, &extra);
+        }
+        if req.to_tag().is_some() {
+            return self.in_dialog(now, key, req, source);
+        }
+        match method {
+            Method::Invite => self.new_invite(now, key, req, source),
+            Method::Cancel => self.cancel(now, key, req),
+            Method::Options => {
+                let extra = [(HeaderName::Allow, ALLOW.to_string()), (HeaderName::Accept, "application/sdp".to_string()), (HeaderName::Supported, SUPPORTED.to_string())];
+                self.reply(now, &key, &req, 200, "OK", Some(&rand_hex(10)), &extra)
+            }
+            Method::Register => self.register(now, key, req, source),
+            Method::Bye | Method::Update | Method::Info | Method::Prack => self.reply(now, &key, &req, 481, "Call/Transaction Does Not Exist", None, &[]),
+            Method::Other(_) => self.reply(now, &key, &req, 501, "Not Implemented", None, &[(HeaderName::Allow, ALLOW.to_string())]),
+            _ => self.reply(now, &key, &req, 405, "Method Not Allowed", None, &[(HeaderName::Allow, ALLOW.to_string())]),
+        }
+    }
+
+    fn register(&mut self, now: Instant, key: TxKey, req: Message, source: Peer) {
+        let users = self.cfg.users.clone();
+        match self.registrar.authenticate(now, &req, source, false, &|u| users.get(u).cloned()) {
+            AuthOutcome::Challenge(ch) => {
+                let extra: Vec<_> = ch.into_iter().map(|c| (HeaderName::WwwAuthenticate, c)).collect();
+                self.reply(now, &key, &req, 401, "Unauthorized", Some(&rand_hex(10)), &extra)
+            }
+            AuthOutcome::Forbidden => self.reply(now, &key, &req, 403, "Forbidden", Some(&rand_hex(10)), &[]),
+            AuthOutcome::User(u) => {
+                // One may only register one's own address of record.
+                let aor_user = req.to().and_then(|t| t.uri.user.map(super::uri::percent_decode));
+                if aor_user.as_deref() != Some(u.as_str()) {
+                    return self.reply(now, &key, &req, 403, "Forbidden", Some(&rand_hex(10)), &[]);
+                }
+                let mut r = self.registrar.register(now, &req, source, &u, &rand_hex(10));
+                r.push(HeaderName::Server, self.cfg.user_agent.clone());
+                self.count_response(r.status().unwrap_or(500));
+                self.tx.respond(now, &key, r);
+            }
+        }
+    }
+
+    fn new_invite(&mut self, now: Instant, key: TxKey, req: Message, source: Peer) {
+        if self.draining {
+            return self.reply(now, &key, &req, 503, "Service Unavailable", Some(&rand_hex(10)), &[(HeaderName::RetryAfter, "30".into())]);
+        }
+        if req.max_forwards() == Some(0) {
+            return self.reply(now, &key, &req, 483, "Too Many Hops", None, &[]);
+        }
+        // A request that already went through us is a loop.
+        let ours = self.cfg.local.values().map(|a| a.to_string()).collect::<Vec<_>>();
+        let looped = req.list_values(&HeaderName::Via).iter().skip(1).filter_map(|v| super::header::Via::parse(v).ok()).any(|v| {
+            v.branch().is_some_and(|b| b.starts_with(BRANCH_PREFIX)) && ours.iter().any(|a| *a == format!("{}:{}", v.host, v.port.unwrap_or(5060)))
+        });
+        if looped {
+            return self.reply(now, &key, &req, 482, "Loop Detected", None, &[]);
+        }
+        // Who is calling: a trunk (by source, maybe with credentials) or a registered user.
+        let ip = source.addr.ip();
+        let trunk = self.cfg.trunks.iter().position(|t| t.matches_source(ip));
+        let mut user = None;
+        let mut trunk_name = None;
+        if let Some(ti) = trunk {
+            let t = self.cfg.trunks[ti].clone();
+            if let (Some(u), Some(p)) = (t.inbound_username.clone(), t.inbound_password.clone()) {
+                match self.registrar.authenticate(now, &req, source, true, &|x| (x == u).then(|| p.clone())) {
+                    AuthOutcome::User(_) => {}
+                    AuthOutcome::Challenge(ch) => return self.challenge(now, &key, &req, ch),
+                    AuthOutcome::Forbidden => return self.reply(now, &key, &req, 403, "Forbidden", None, &[]),
+                }
+            }
+            trunk_name = Some(t.name.clone());
+        } else if self.registrar.is_registered_source(now, ip).is_some() {
+            let users = self.cfg.users.clone();
+            match self.registrar.authenticate(now, &req, source, true, &|u| users.get(u).cloned()) {
+                AuthOutcome::User(u) => user = Some(u),
+                AuthOutcome::Challenge(ch) => return self.challenge(now, &key, &req, ch),
+                AuthOutcome::Forbidden => return self.reply(now, &key, &req, 403, "Forbidden", None, &[]),
+            }
+        } else {
+            return self.reply(now, &key, &req, 403, "Forbidden", None, &[]);
+        }
+        if let Some((se, _)) = parse_session_expires(&req) {
+            if se < self.cfg.min_se {
+                return self.reply(now, &key, &req, 422, "Session Interval Too Small", None, &[(HeaderName::MinSe, self.cfg.min_se.to_string())]);
+            }
+        }
+        let has_sdp = !req.body.is_empty();
+        if has_sdp {
+            if let Err(e) = crate::sdp::parse_audio(&req.body) {
+                let _ = e;
+                return self.reply(now, &key, &req, 488, "Not Acceptable Here", None, &[(HeaderName::Warning, "304 omnigate \"no common media format\"".into())]);
+            }
+        }
+        let call = CallRef::next();
+        self.stats.calls_total += 1;
+        let caller = req.from().and_then(|f| f.uri.user.map(super::uri::percent_decode)).unwrap_or_default();
+        let callee = req.request_uri().and_then(|u| super::uri::Uri::parse(u).ok()).and_then(|u| u.user.map(super::uri::percent_decode)).unwrap_or_default();
+        let sdp = req.body.clone();
+        self.invites.insert(key.clone(), call);
+        self.calls.insert(
+            call,
+            Call {
+                inbound: true,
+                state: CallState::Offered,
+                invite_tx: Some(key),
+                invite: req,
+                local_tag: rand_hex(10),
+                dialog: None,
+                local_sdp: Bytes::new(),
+                source,
+                to_user: callee.clone(),
+                trunks_left: VecDeque::new(),
+                trunk: None,
+                auth_tried: false,
+                got_provisional: false,
+                cancel_pending: false,
+                last_code: 0,
+                ack: None,
+            },
+        );
+        self.events.push_back(CoreEvent::IncomingCall { call, caller, callee, sdp, trunk: trunk_name, user, source });
+    }
+
+    fn challenge(&mut self, now: Instant, key: &TxKey, req: &Message, ch: Vec<String>) {
+        let extra: Vec<_> = ch.into_iter().map(|c| (HeaderName::ProxyAuthenticate, c)).collect();
+        self.reply(now, key, req, 407, "Proxy Authentication Required", Some(&rand_hex(10)), &extra);
+    }
+
+    fn cancel(&mut self, now: Instant, key: TxKey, req: Message) {
+        let Some(ikey) = TxKey::invite_of_cancel(&req) else {
+            return self.reply(now, &key, &req, 481, "Call/Transaction Does Not Exist", None, &[]);
+        };
+        let Some(&call) = self.invites.get(&ikey) else {
+            return self.reply(now, &key, &req, 481, "Call/Transaction Does Not Exist", None, &[]);
+        };
+        self.reply(now, &key, &req, 200, "OK", None, &[]);
+        let Some(c) = self.calls.get(&call) else { return };
+        if c.state == CallState::Offered {
+            let (invite, tag) = (c.invite.clone(), c.local_tag.clone());
+            self.reply(now, &ikey, &invite, 487, "Request Terminated", Some(&tag), &[]);
+            self.end_call(call, EndReason::Cancelled);
+        }
+    }
+
+    fn on_ack(&mut self, now: Instant, ack: &Message) {
+        let _ = now;
+        let Some(id) = DialogId::of_request(ack) else { return };
+        let Some(&call) = self.dialogs.get(&id) else { return };
+        let Some(c) = self.calls.get_mut(&call) else { return };
+        if c.state == CallState::Answered {
+            c.state = CallState::Established;
+            if let Some(d) = c.dialog.as_mut() {
+                d.state = DialogState::Confirmed;
+            }
+            let sdp = if c.invite.body.is_empty() { ack.body.clone() } else { c.invite.body.clone() };
+            self.events.push_back(CoreEvent::Established { call, remote_sdp: sdp });
+        }
+    }
+
+    fn in_dialog(&mut self, now: Instant, key: TxKey, req: Message, source: Peer) {
+        let method = req.method().cloned().unwrap_or(Method::Ack);
+        let id = DialogId::of_request(&req);
+        let call = id.as_ref().and_then(|i| self.dialogs.get(i)).copied();
+        let Some(call) = call else {
+            return self.reply(now, &key, &req, 481, "Call/Transaction Does Not Exist", None, &[]);
+        };
+        let cseq_ok = self.calls.get_mut(&call).and_then(|c| c.dialog.as_mut()).map(|d| d.check_remote_cseq(&req).is_ok()).unwrap_or(false);
+        if !cseq_ok {
+            return self.reply(now, &key, &req, 500, "CSeq Out of Order", None, &[]);
+        }
+        match method {
+            Method::Bye => {
+                self.reply(now, &key, &req, 200, "OK", None, &[]);
+                self.end_call(call, EndReason::RemoteBye);
+            }
+            Method::Invite | Method::Update => {
+                let pending = self.calls.get(&call).and_then(|c| c.dialog.as_ref()).is_some_and(|d| d.pending_offer);
+                if pending {
+                    return self.reply(now, &key, &req, 491, "Request Pending", None, &[]);
+                }
+                self.answer_offer(now, key, req, source, call);
+            }
+            Method::Info | Method::Options => self.reply(now, &key, &req, 200, "OK", None, &[]),
+            Method::Other(_) => self.reply(now, &key, &req, 501, "Not Implemented", None, &[(HeaderName::Allow, ALLOW.to_string())]),
+            _ => self.reply(now, &key, &req, 405, "Method Not Allowed", None, &[(HeaderName::Allow, ALLOW.to_string())]),
+        }
+    }
+
+    /// Answers a re-INVITE or UPDATE: same media, direction mirrored (hold/resume),
+    /// session timer refreshed.
+    fn answer_offer(&mut self, now: Instant, key: TxKey, req: Message, source: Peer, call: CallRef) {
+        let Some(c) = self.calls.get_mut(&call) else { return };
+        let mut body = c.local_sdp.clone();
+        if !req.body.is_empty() {
+            match crate::sdp::parse_audio(&req.body) {
+                Ok(r) => {
+                    let text = String::from_utf8_lossy(&c.local_sdp).into_owned();
+                    let dir = r.direction.answer().attr();
+                    let replaced = ["sendrecv", "sendonly", "recvonly", "inactive"].iter().fold(text, |t, d| t.replace(&format!("a={d}\r\n"), &format!("a={dir}\r\n")));
+                    body = Bytes::from(bump_sdp_version(&replaced));
+                    c.local_sdp = body.clone();
+                    self.events.push_back(CoreEvent::RemoteOffer { call, sdp: req.body.clone() });
+                }
+                Err(_) => return self.reply(now, &key, &req, 488, "Not Acceptable Here", None, &[]),
+            }
+        }
+        let mut extra = vec![(HeaderName::Contact, self.contact_for(source.transport)), (HeaderName::Allow, ALLOW.to_string()), (HeaderName::Supported, SUPPORTED.into())];
+        extra.extend(self.session_timer_headers(now, call, &req));
+        let mut r = Message::response_to(&req, 200, "OK", None);
+        for (n, v) in extra {
+            r.push(n, v);
+        }
+        if !body.is_empty() {
+            r.with_body("application/sdp", body);
+        }
+        self.count_response(200);
+        self.tx.respond(now, &key, r);
+    }
+
+    /// Negotiates RFC 4028 from a request we answer with 2xx; arms the timer.
+    fn session_timer_headers(&mut self, now: Instant, call: CallRef, req: &Message) -> Vec<(HeaderName, String)> {
+        let Some((se, refresher)) = parse_session_expires(req) else { return vec![] };
+        let se = se.max(self.cfg.min_se);
+        let uac_supports = req.list_values(&HeaderName::Supported).iter().any(|s| s.eq_ignore_ascii_case("timer"));
+        // We received the request: its sender is "uac" for this transaction.
+        let who = match refresher {
+            Some(r) if r.eq_ignore_ascii_case("uas") => Refresher::Us,
+            Some(_) => Refresher::Them,
+            None if uac_supports => Refresher::Them,
+            None => Refresher::Us,
+        };
+        if let Some(d) = self.calls.get_mut(&call).and_then(|c| c.dialog.as_mut()) {
+            d.session_timer = Some(SessionTimer::new(now, Duration::from_secs(se as u64), who));
+        }
+        let deadline = self.calls.get(&call).and_then(|c| c.dialog.as_ref()).and_then(|d| d.session_timer.as_ref()).map(|s| s.deadline);
+        if let Some(dl) = deadline {
+            self.arm(dl, CoreTimer::Session(call));
+        }
+        let r = if who == Refresher::Us { "uas" } else { "uac" };
+        let mut v = vec![(HeaderName::SessionExpires, format!("{se};refresher={r}"))];
+        if uac_supports {
+            v.push((HeaderName::Require, "timer".into()));
+        }
+        v
+    }
+
+    fn on_response(&mut self, now: Instant, resp: Message) {
+        let code = resp.status().unwrap_or(0);
+        *self.stats.responses_received.entry(code).or_default() += 1;
+        if self.tx.on_response(now, resp.clone()) {
+            return;
+        }
+        // A 2xx retransmission after the client transaction ended: ACK it again.
+        if (200..300).contains(&code) && resp.cseq().is_some_and(|c| c.1 == Method::Invite) {
+            if let Some(id) = DialogId::of_response(&resp) {
+                if let Some(c) = self.dialogs.get(&id).and_then(|call| self.calls.get(call)) {
+                    if let (Some(ack), Some(d)) = (c.ack.clone(), c.dialog.as_ref()) {
+                        let peer = d.peer;
+                        self.tx.send_stateless(peer, &ack);
+                    }
+                }
+            }
+        }
+    }
+
+    fn drain_tx_events(&mut self, now: Instant) {
+        while let Some(ev) = self.tx.poll_event() {
+            match ev {
+                TxEvent::Response { key, response } => self.on_client_response(now, key, response),
+                TxEvent::Timeout { key, timer } => self.on_client_timeout(now, key, timer),
+                TxEvent::AckTimeout { key } => {
+                    if let Some(call) = self.invites.get(&key).copied() {
+                        self.send_bye(now, call);
+                        self.end_call(call, EndReason::AckTimeout);
+                    }
+                }
+                TxEvent::Terminated { key } => {
+                    self.invites.remove(&key);
+                    if !matches!(self.purposes.get(&key), Some(Purpose::Invite(_))) {
+                        self.purposes.remove(&key);
+                    }
+                }
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ commands
+
+    /// Sends 180 Ringing for an offered inbound call.
+    pub fn ring(&mut self, now: Instant, call: CallRef) {
+        let Some(c) = self.calls.get(&call) else { return };
+        if c.state != CallState::Offered {
+            return;
+        }
+        let (key, invite, tag, t) = (c.invite_tx.clone().unwrap(), c.invite.clone(), c.local_tag.clone(), c.source.transport);
+        let contact = self.contact_for(t);
+        self.reply(now, &key, &invite, 180, "Ringing", Some(&tag), &[(HeaderName::Contact, contact)]);
+    }
+
+    /// Answers an offered inbound call with `sdp` (an answer, or an offer when the
+    /// INVITE had none).
+    pub fn answer(&mut self, now: Instant, call: CallRef, sdp: Bytes) {
+        let Some(c) = self.calls.get_mut(&call) else { return };
+        if c.state != CallState::Offered {
+            return;
+        }
+        let Some(dialog) = Dialog::uas(&c.invite, &c.local_tag, c.source) else {
+            let (key, invite, tag) = (c.invite_tx.clone().unwrap(), c.invite.clone(), c.local_tag.clone());
+            self.reply(now, &key, &invite, 400, "Missing Contact", Some(&tag), &[]);
+            return self.end_call(call, EndReason::Rejected(400));
+        };
+        c.local_sdp = sdp.clone();
+        c.state = CallState::Answered;
+        let (key, invite, tag, t) = (c.invite_tx.clone().unwrap(), c.invite.clone(), c.local_tag.clone(), c.source.transport);
+        self.dialogs.insert(dialog.id.clone(), call);
+        self.calls.get_mut(&call).unwrap().dialog = Some(dialog);
+        let mut r = Message::response_to(&invite, 200, "OK", Some(&tag));
+        r.push(HeaderName::Contact, self.contact_for(t));
+        r.push(HeaderName::Allow, ALLOW);
+        r.push(HeaderName::Supported, SUPPORTED);
+        for (n, v) in self.session_timer_headers(now, call, &invite) {
+            r.push(n, v);
+        }
+        r.push(HeaderName::Server, self.cfg.user_agent.clone());
+        r.with_body("application/sdp", sdp);
+        self.count_response(200);
+        self.tx.respond(now, &key, r);
+    }
+
+    /// Rejects an offered inbound call.
+    pub fn reject(&mut self, now: Instant, call: CallRef, code: u16, reason: &str) {
+        let Some(c) = self.calls.get(&call) else { return };
+        if c.state != CallState::Offered {
+            return;
+        }
+        let (key, invite, tag) = (c.invite_tx.clone().unwrap(), c.invite.clone(), c.local_tag.clone());
+        self.reply(now, &key, &invite, code, reason, Some(&tag), &[]);
+        self.end_call(call, EndReason::Rejected(code));
+        self.drain_tx_events(now);
+    }
+
+    /// Ends a call from our side: BYE when established (or answered), CANCEL or a
+    /// final error before that.
+    pub fn hangup(&mut self, now: Instant, call: CallRef) {
+        let Some(c) = self.calls.get_mut(&call) else { return };
+        match (c.inbound, c.state) {
+            (true, CallState::Offered) => {
+                return self.reject(now, call, 480, "Temporarily Unavailable");
+            }
+            (false, CallState::Calling) => {
+                if c.got_provisional {
+                    self.send_cancel(now, call);
+                    self.end_call(call, EndReason::LocalBye);
+                } else {
+                    // RFC 3261 9.1: CANCEL only after a provisional response.
+                    c.cancel_pending = true;
+                }
+            }
+            _ => {
+                self.send_bye(now, call);
+                self.end_call(call, EndReason::LocalBye);
+            }
+        }
+        self.drain_tx_events(now);
+    }
+
+    fn send_bye(&mut self, now: Instant, call: CallRef) {
+        let Some(c) = self.calls.get_mut(&call) else { return };
+        let Some(d) = c.dialog.as_mut() else { return };
+        let peer = d.peer;
+        let bye = d.request(Method::Bye);
+        self.send_request(now, bye, peer, Purpose::InDialog(call));
+    }
+
+    fn send_cancel(&mut self, now: Instant, call: CallRef) {
+        let Some(c) = self.calls.get(&call) else { return };
+        let Some(key) = c.invite_tx.clone() else { return };
+        let Some(inv) = self.tx.request(&key).cloned() else { return };
+        let Some(peer) = self.tx.peer(&key) else { return };
+        // CANCEL: same Request-URI, Call-ID, From, To, Route and top Via as the INVITE.
+        let mut cancel = Message::request(Method::Cancel, inv.request_uri().unwrap_or(""));
+        if let Some(v) = inv.list_values(&HeaderName::Via).first() {
+            cancel.push(HeaderName::Via, v.to_string());
+        }
+        for n in [HeaderName::From, HeaderName::To, HeaderName::CallId] {
+            if let Some(v) = inv.header_str(&n) {
+                cancel.push(n, v);
+            }
+        }
+        cancel.push(HeaderName::CSeq, format!("{} CANCEL", inv.cseq().map(|c| c.0).unwrap_or(1)));
+        cancel.push(HeaderName::MaxForwards, "70");
+        if let Some(k) = self.tx.send_request(now, cancel, peer) {
+            self.purposes.insert(k, Purpose::Other);
+        }
+    }
+
+    /// Places an outbound call to `to_user` through `trunk` (by name) or through the
+    /// trunks in configured order, failing over on timeouts, 408 and 5xx/6xx.
+    pub fn originate(&mut self, now: Instant, call: CallRef, to_user: &str, sdp: Bytes, trunk: Option<&str>) -> Result<(), &'static str> {
+        let mut order: VecDeque<usize> = match trunk {
+            Some(name) => self.cfg.trunks.iter().position(|t| t.name == name && t.proxy.is_some()).into_iter().collect(),
+            None => {
+                let all: Vec<usize> = (0..self.cfg.trunks.len()).filter(|&i| self.cfg.trunks[i].proxy.is_some()).collect();
+                let healthy: Vec<usize> = all.iter().copied().filter(|&i| self.trunk_state[i].healthy != Some(false)).collect();
+                if healthy.is_empty() { all } else { healthy }.into_iter().collect()
+            }
+        };
+        let Some(first) = order.pop_front() else { return Err("no trunk with a proxy address") };
+        self.stats.calls_total += 1;
+        self.calls.insert(
+            call,
+            Call {
+                inbound: false,
+                state: CallState::Calling,
+                invite_tx: None,
+                invite: Message::request(Method::Invite, "sip:invalid"),
+                local_tag: rand_hex(10),
+                dialog: None,
+                local_sdp: sdp,
+                source: Peer::udp(SocketAddr::from(([0, 0, 0, 0], 0))),
+                to_user: to_user.to_string(),
+                trunks_left: order,
+                trunk: None,
+                auth_tried: false,
+                got_provisional: false,
+                cancel_pending: false,
+                last_code: 0,
+                ack: None,
+            },
+        );
+        self.send_invite(now, call, first, None);
+        self.drain_tx_events(now);
+        Ok(())
+    }
+
+    fn send_invite(&mut self, now: Instant, call: CallRef, trunk: usize, auth: Option<(HeaderName, String)>) {
+        let t = self.cfg.trunks[trunk].clone();
+        let Some(peer) = t.proxy_peer() else { return };
+        let contact = self.contact_for(peer.transport);
+        let Some(c) = self.calls.get_mut(&call) else { return };
+        let domain = t.domain();
+        let ruri = format!("sip:{}@{}", c.to_user, domain);
+        let (call_id, cseq) = if c.trunk == Some(trunk) && c.invite.cseq().is_some() {
+            (c.invite.call_id().to_string(), c.invite.cseq().unwrap().0 + 1)
+        } else {
+            (format!("{}@omnigate", rand_hex(20)), 1)
+        };
+        let from_user = t.from_user.clone().or(t.username.clone()).unwrap_or_else(|| "omnigate".into());
+        let mut inv = Message::request(Method::Invite, &ruri);
+        inv.push(HeaderName::MaxForwards, "70");
+        inv.push(HeaderName::From, format!("<sip:{from_user}@{domain}>;tag={}", c.local_tag));
+        inv.push(HeaderName::To, format!("<sip:{}@{}>", c.to_user, domain));
+        inv.push(HeaderName::CallId, call_id);
+        inv.push(HeaderName::CSeq, format!("{cseq} INVITE"));
+        inv.push(HeaderName::Contact, contact);
+        inv.push(HeaderName::Allow, ALLOW);
+        inv.push(HeaderName::Supported, SUPPORTED);
+        inv.push(HeaderName::SessionExpires, self.cfg.session_expires.to_string());
+        if let Some((n, v)) = auth {
+            inv.push(n, v);
+        }
+        if !c.local_sdp.is_empty() {
+            inv.with_body("application/sdp", c.local_sdp.clone());
+        }
+        c.trunk = Some(trunk);
+        c.got_provisional = false;
+        let key = self.send_request(now, inv, peer, Purpose::Invite(call));
+        if let Some(k) = key {
+            let inv = self.tx.request(&k).cloned();
+            let c = self.calls.get_mut(&call).unwrap();
+            c.invite_tx = Some(k);
+            if let Some(i) = inv {
+                c.invite = i;
+            }
+        }
+    }
+
+    fn next_cnonce(&mut self) -> (String, u32) {
+        self.cnonce_seq += 1;
+        (rand_hex(16), 1)
+    }
+
+    fn on_client_response(&mut self, now: Instant, key: TxKey, resp: Message) {
+        let code = resp.status().unwrap_or(0);
+        match self.purposes.get(&key).cloned() {
+            Some(Purpose::Invite(call)) => self.on_invite_response(now, call, key, resp, code),
+            Some(Purpose::Register(i)) => self.on_register_response(now, i, resp, code),
+            Some(Purpose::TrunkOptions(i)) => {
+                if code >= 200 {
+                    self.trunk_state[i].healthy = Some(true);
+                }
+            }
+            Some(Purpose::InDialog(call)) => {
+                if code >= 200 {
+                    if let Some(d) = self.calls.get_mut(&call).and_then(|c| c.dialog.as_mut()) {
+                        d.pending_offer = false;
+                    }
+                    if code == 481 || code == 408 {
+                        self.end_call(call, EndReason::RemoteBye);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_invite_response(&mut self, now: Instant, call: CallRef, key: TxKey, resp: Message, code: u16) {
+        let Some(c) = self.calls.get_mut(&call) else {
+            // The call is gone (we hung up): ACK and BYE a late 2xx.
+            if (200..300).contains(&code) {
+                self.ack_and_bye_orphan(now, &key, &resp);
+            }
+            return;
+        };
+        if c.invite_tx.as_ref() != Some(&key) {
+            return;
+        }
+        if code < 200 {
+            c.got_provisional = true;
+            if c.cancel_pending {
+                self.send_cancel(now, call);
+                self.end_call(call, EndReason::LocalBye);
+                return;
+            }
+            self.events.push_back(CoreEvent::Progress { call, code });
+            return;
+        }
+        if code < 300 {
+            if c.dialog.is_some() {
+                return; // retransmission, handled by the ACK cache
+            }
+            let peer = self.tx.peer(&key).unwrap_or(c.source);
+            let Some(mut d) = Dialog::uac(&c.invite, &resp, peer) else { return };
+            d.state = DialogState::Confirmed;
+            let mut ack = d.request(Method::Ack);
+            let via = format!("SIP/2.0/{} {};branch={}{};rport", peer.transport.via_name(), self.local_addr(peer.transport), BRANCH_PREFIX, rand_hex(16));
+            ack.headers.insert(0, super::message::Header::new(HeaderName::Via, via));
+            let c = self.calls.get_mut(&call).unwrap();
+            c.state = CallState::Established;
+            self.dialogs.insert(d.id.clone(), call);
+            if let Some((se, r)) = parse_session_expires(&resp) {
+                let who = if r.is_some_and(|r| r.eq_ignore_ascii_case("uac")) { Refresher::Us } else { Refresher::Them };
+                let st = SessionTimer::new(now, Duration::from_secs(se.max(self.cfg.min_se) as u64), who);
+                let dl = st.deadline;
+                d.session_timer = Some(st);
+                self.timer_seq += 1;
+                self.timers.insert((dl, self.timer_seq), CoreTimer::Session(call));
+            }
+            c.dialog = Some(d);
+            c.ack = Some(ack.clone());
+            self.tx.send_stateless(peer, &ack);
+            let cancel = c.cancel_pending;
+            if cancel {
+                self.send_bye(now, call);
+                self.end_call(call, EndReason::LocalBye);
+            } else {
+                self.events.push_back(CoreEvent::Established { call, remote_sdp: resp.body.clone() });
+            }
+            return;
+        }
+        c.last_code = code;
+        // Challenge: answer once per trunk.
+        if (code == 401 || code == 407) && !c.auth_tried {
+            let t = c.trunk.map(|i| self.cfg.trunks[i].clone());
+            if let Some(t) = t {
+                let hn = if code == 401 { HeaderName::WwwAuthenticate } else { HeaderName::ProxyAuthenticate };
+                let an = if code == 401 { HeaderName::Authorization } else { HeaderName::ProxyAuthorization };
+                if let (Some(u), Some(p), Some(ch)) = (t.username.clone(), t.password.clone(), resp.header_str(&hn).map(str::to_string)) {
+                    let ruri = c.invite.request_uri().unwrap_or("").to_string();
+                    let trunk = c.trunk.unwrap();
+                    c.auth_tried = true;
+                    let (cn, nc) = self.next_cnonce();
+                    if let Some(a) = answer_challenge(&ch, "INVITE", &ruri, &u, &p, &cn, nc) {
+                        self.send_invite(now, call, trunk, Some((an, a)));
+                        return;
+                    }
+                }
+            }
+        }
+        self.failover_or_fail(now, call, code);
+    }
+
+    fn failover_or_fail(&mut self, now: Instant, call: CallRef, code: u16) {
+        let Some(c) = self.calls.get_mut(&call) else { return };
+        let retryable = code == 408 || code >= 500;
+        if retryable && !c.cancel_pending {
+            if let Some(next) = c.trunks_left.pop_front() {
+                c.auth_tried = false;
+                c.trunk = None;
+                tracing::info!(%call, code, trunk = %self.cfg.trunks[next].name, "outbound call failing over");
+                self.send_invite(now, call, next, None);
+                return;
+            }
+        }
+        let reason = if c.cancel_pending { EndReason::LocalBye } else { EndReason::Failed(code) };
+        self.end_call(call, reason);
+    }
+
+    fn ack_and_bye_orphan(&mut self, now: Instant, key: &TxKey, resp: &Message) {
+        let Some(inv) = self.tx.request(key).cloned() else { return };
+        let Some(peer) = self.tx.peer(key) else { return };
+        let Some(mut d) = Dialog::uac(&inv, resp, peer) else { return };
+        let mut ack = d.request(Method::Ack);
+        let via = format!("SIP/2.0/{} {};branch={}{};rport", peer.transport.via_name(), self.local_addr(peer.transport), BRANCH_PREFIX, rand_hex(16));
+        ack.headers.insert(0, super::message::Header::new(HeaderName::Via, via));
+        self.tx.send_stateless(peer, &ack);
+        let bye = d.request(Method::Bye);
+        self.send_request(now, bye, peer, Purpose::Other);
+    }
+
+    fn on_client_timeout(&mut self, now: Instant, key: TxKey, timer: TimerKind) {
+        match self.purposes.get(&key).cloned() {
+            Some(Purpose::Invite(call)) => {
+                if timer == TimerKind::C {
+                    self.send_cancel(now, call);
+                    self.end_call(call, EndReason::Failed(408));
+                } else if self.calls.get(&call).is_some_and(|c| c.invite_tx.as_ref() == Some(&key)) {
+                    self.failover_or_fail(now, call, 408);
+                }
+                self.purposes.remove(&key);
+            }
+            Some(Purpose::Register(i)) => {
+                self.trunk_state[i].registered = false;
+                self.trunk_state[i].register_failures += 1;
+                self.arm(now + Duration::from_secs(30), CoreTimer::TrunkRegister(i));
+                self.events.push_back(CoreEvent::TrunkRegistration { trunk: self.cfg.trunks[i].name.clone(), registered: false });
+            }
+            Some(Purpose::TrunkOptions(i)) => {
+                if self.trunk_state[i].healthy != Some(false) {
+                    tracing::warn!(trunk = %self.cfg.trunks[i].name, "trunk did not answer OPTIONS: marked down");
+                }
+                self.trunk_state[i].healthy = Some(false);
+            }
+            Some(Purpose::Keepalive(user, contact)) => {
+                tracing::info!(user = %crate::redact::Redacted(&user), "registered contact did not answer OPTIONS: binding dropped");
+                self.registrar.drop_binding(&user, &contact);
+            }
+            Some(Purpose::InDialog(call)) => self.end_call(call, EndReason::RemoteBye),
+            _ => {}
+        }
+    }
+
+    // ------------------------------------------------------------------ trunks
+
+    fn send_register(&mut self, now: Instant, i: usize, auth: Option<(HeaderName, String)>, expires: u32) {
+        let t = self.cfg.trunks[i].clone();
+        let Some(peer) = t.proxy_peer() else { return };
+        let Some(user) = t.username.clone() else { return };
+        let domain = t.domain();
+        let st = &mut self.trunk_state[i];
+        st.reg_cseq += 1;
+        let mut reg = Message::request(Method::Register, &format!("sip:{domain}"));
+        reg.push(HeaderName::MaxForwards, "70");
+        reg.push(HeaderName::From, format!("<sip:{user}@{domain}>;tag={}", rand_hex(10)));
+        reg.push(HeaderName::To, format!("<sip:{user}@{domain}>"));
+        reg.push(HeaderName::CallId, st.reg_call_id.clone());
+        reg.push(HeaderName::CSeq, format!("{} REGISTER", st.reg_cseq));
+        reg.push(HeaderName::Contact, self.contact_for(peer.transport));
+        reg.push(HeaderName::Expires, expires.to_string());
+        if let Some((n, v)) = auth {
+            reg.push(n, v);
+        }
+        self.send_request(now, reg, peer, Purpose::Register(i));
+    }
+
+    fn on_register_response(&mut self, now: Instant, i: usize, resp: Message, code: u16) {
+        if code < 200 {
+            return;
+        }
+        let t = self.cfg.trunks[i].clone();
+        if (code == 401 || code == 407) && self.trunk_state[i].register_failures < 1 {
+            let hn = if code == 401 { HeaderName::WwwAuthenticate } else { HeaderName::ProxyAuthenticate };
+            let an = if code == 401 { HeaderName::Authorization } else { HeaderName::ProxyAuthorization };
+            if let (Some(u), Some(p), Some(ch)) = (t.username.clone(), t.password.clone(), resp.header_str(&hn).map(str::to_string)) {
+                let uri = format!("sip:{}", t.domain());
+                let (cn, nc) = self.next_cnonce();
+                if let Some(a) = answer_challenge(&ch, "REGISTER", &uri, &u, &p, &cn, nc) {
+                    self.trunk_state[i].register_failures += 1;
+                    self.send_register(now, i, Some((an, a)), t.register_expires);
+                    return;
+                }
+            }
+        }
+        if (200..300).contains(&code) {
+            let granted = resp
+                .list_values(&HeaderName::Contact)
+                .iter()
+                .filter_map(|c| super::header::NameAddr::parse(c).ok())
+                .filter_map(|n| n.params.value("expires").and_then(super::header::parse_delta_seconds))
+                .next()
+                .or_else(|| resp.header_str(&HeaderName::Expires).and_then(super::header::parse_delta_seconds))
+                .unwrap_or(t.register_expires)
+                .max(10);
+            let st = &mut self.trunk_state[i];
+            let was = st.registered;
+            st.registered = true;
+            st.register_failures = 0;
+            st.registered_until = Some(now + Duration::from_secs(granted as u64));
+            self.arm(now + Duration::from_secs((granted / 2).max(5) as u64), CoreTimer::TrunkRegister(i));
+            if !was {
+                tracing::info!(trunk = %t.name, expires = granted, "registered to provider");
+                self.events.push_back(CoreEvent::TrunkRegistration { trunk: t.name.clone(), registered: true });
+            }
+        } else {
+            let st = &mut self.trunk_state[i];
+            st.registered = false;
+            st.register_failures = 0;
+            tracing::warn!(trunk = %t.name, code, "registration to provider failed; retrying in 60 s");
+            self.arm(now + Duration::from_secs(60), CoreTimer::TrunkRegister(i));
+            self.events.push_back(CoreEvent::TrunkRegistration { trunk: t.name.clone(), registered: false });
+        }
+    }
+
+    fn send_options(&mut self, now: Instant, peer: Peer, uri: &str, to: &str, purpose: Purpose) {
+        let mut o = Message::request(Method::Options, uri);
+        o.push(HeaderName::MaxForwards, "70");
+        o.push(HeaderName::From, format!("<sip:omnigate@{}>;tag={}", self.local_addr(peer.transport), rand_hex(10)));
+        o.push(HeaderName::To, format!("<{to}>"));
+        o.push(HeaderName::CallId, format!("{}@omnigate", rand_hex(16)));
+        o.push(HeaderName::CSeq, "1 OPTIONS");
+        self.send_request(now, o, peer, purpose);
+    }
+
+    // ------------------------------------------------------------------ timers
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.tx.handle_timeout(now);
+        self.drain_tx_events(now);
+        while let Some((&(at, seq), _)) = self.timers.iter().next() {
+            if at > now {
+                break;
+            }
+            let t = self.timers.remove(&(at, seq)).unwrap();
+            match t {
+                CoreTimer::TrunkRegister(i) => {
+                    self.trunk_state[i].register_failures = 0;
+                    let exp = if self.draining { 0 } else { self.cfg.trunks[i].register_expires };
+                    if !self.draining || self.trunk_state[i].registered {
+                        self.send_register(now, i, None, exp);
+                    }
+                }
+                CoreTimer::TrunkOptions(i) => {
+                    let t = self.cfg.trunks[i].clone();
+                    if let Some(peer) = t.proxy_peer() {
+                        let uri = format!("sip:{}", t.domain());
+                        self.send_options(now, peer, &uri.clone(), &uri, Purpose::TrunkOptions(i));
+                    }
+                    self.arm(now + Duration::from_secs(t.options_interval as u64), CoreTimer::TrunkOptions(i));
+                }
+                CoreTimer::Keepalives => {
+                    for (user, b) in self.registrar.all(now) {
+                        let contact = b.contact.clone();
+                        self.send_options(now, b.source, &contact, &contact, Purpose::Keepalive(user, contact.clone()));
+                    }
+                    self.arm(now + Duration::from_secs(self.cfg.keepalive_interval.max(1) as u64), CoreTimer::Keepalives);
+                }
+                CoreTimer::Session(call) => self.session_timer_fired(now, call),
+            }
+            self.drain_tx_events(now);
+        }
+    }
+
+    fn session_timer_fired(&mut self, now: Instant, call: CallRef) {
+        let Some(c) = self.calls.get_mut(&call) else { return };
+        let Some(d) = c.dialog.as_mut() else { return };
+        let Some(st) = d.session_timer.clone() else { return };
+        if st.deadline > now {
+            return; // refreshed meanwhile; a later entry is armed
+        }
+        match st.refresher {
+            Refresher::Them => {
+                tracing::info!(%call, "session timer expired without refresh: sending BYE");
+                self.send_bye(now, call);
+                self.end_call(call, EndReason::SessionExpired);
+            }
+            Refresher::Us => {
+                let method = if d.peer_allows_update { Method::Update } else { Method::Invite };
+                let peer = d.peer;
+                let mut r = d.request(method.clone());
+                d.pending_offer = true;
+                let next = SessionTimer::new(now, st.interval, Refresher::Us);
+                let dl = next.deadline;
+                d.session_timer = Some(next);
+                r.push(HeaderName::SessionExpires, format!("{};refresher=uac", st.interval.as_secs()));
+                r.push(HeaderName::Supported, SUPPORTED);
+                r.push(HeaderName::Contact, self.contact_for(peer.transport));
+                let sdp = self.calls[&call].local_sdp.clone();
+                if method == Method::Invite && !sdp.is_empty() {
+                    r.with_body("application/sdp", sdp);
+                }
+                self.send_request(now, r, peer, Purpose::InDialog(call));
+                self.arm(dl, CoreTimer::Session(call));
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ lifecycle
+
+    fn end_call(&mut self, call: CallRef, reason: EndReason) {
+        if let Some(c) = self.calls.remove(&call) {
+            if let Some(d) = c.dialog {
+                self.dialogs.remove(&d.id);
+            }
+            if let Some(k) = c.invite_tx {
+                if c.inbound {
+                    self.invites.remove(&k);
+                }
+            }
+            self.events.push_back(CoreEvent::Ended { call, reason });
+        }
+    }
+
+    /// Stop taking calls: new INVITEs get 503, registrations to providers are removed.
+    pub fn start_draining(&mut self, now: Instant) {
+        self.draining = true;
+        for i in 0..self.cfg.trunks.len() {
+            if self.trunk_state[i].registered {
+                let _ = self.cfg.trunks[i].register;
+                self.arm(now, CoreTimer::TrunkRegister(i));
+            }
+        }
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining
+    }
+
+    /// Ends every live call (BYE, or 503 to calls not answered yet).
+    pub fn end_all(&mut self, now: Instant) {
+        let calls: Vec<CallRef> = self.calls.keys().copied().collect();
+        for call in calls {
+            let offered = self.calls.get(&call).is_some_and(|c| c.inbound && c.state == CallState::Offered);
+            if offered {
+                self.reject(now, call, 503, "Service Unavailable");
+            } else {
+                self.hangup(now, call);
+                if self.calls.contains_key(&call) {
+                    self.end_call(call, EndReason::Shutdown);
+                }
+            }
+        }
+        self.drain_tx_events(now);
+    }
+}
+
+/// Increments the SDP `o=` version (RFC 3264 8: a changed description gets a new one).
+fn bump_sdp_version(sdp: &str) -> String {
+    sdp.lines()
+        .map(|l| {
+            if let Some(rest) = l.strip_prefix("o=") {
+                let mut f: Vec<String> = rest.split(' ').map(str::to_string).collect();
+                if f.len() >= 3 {
+                    if let Ok(v) = f[2].parse::<u64>() {
+                        f[2] = (v + 1).to_string();
+                    }
+                }
+                format!("o={}", f.join(" "))
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\r\n")
+        + "\r\n"
+}
