@@ -1,10 +1,16 @@
 //! omnigate: a contact-centre gateway (SIP, IVR, WebRTC agents and chat) in one binary.
 //!
-//! Layers, each a module: `sip` (sans-IO signalling and the transports), `actors`
-//! (actix actors owning calls), `api` (HTTP), `config`, and `clock` (the only place
-//! that reads the time).
+//! Layers, each a module: `sip` (sans-IO signalling, plus `sip::transport`, the only
+//! SIP socket code), `sdp` and `media` (audio legs), `actors` (actix actors owning
+//! calls), `api` (HTTP), `server` (wiring and the driver loop), `config`, `redact`
+//! (personal data in logs) and `clock` (the only place that reads the time).
 
+pub mod actors;
+pub mod api;
 pub mod clock;
+pub mod config;
+pub mod media;
 pub mod redact;
 pub mod sdp;
+pub mod server;
 pub mod sip;

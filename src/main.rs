@@ -1,1 +1,123 @@
-fn main(){}
+//! The omnigate binary: `omnigate serve [--config FILE] [flags]` (the default command).
+
+use clap::{Parser, Subcommand};
+use omnigate::config::{parse_port_range, Config};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(name = "omnigate", version, about = "Contact-centre gateway: SIP trunks and phones, IVR, browser agents and chat in one binary.")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Run the gateway (the default). Without --config: a demo node on 127.0.0.1.
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args, Debug, Default, Clone)]
+struct ServeArgs {
+    /// TOML config file (see omnigate.example.toml). Without it: demo mode.
+    #[arg(long, short, env = "OMNIGATE_CONFIG")]
+    config: Option<PathBuf>,
+    /// SIP over UDP listen address [default 127.0.0.1:5060]; "off" disables.
+    #[arg(long, value_name = "ADDR")]
+    sip_udp: Option<String>,
+    /// SIP over TCP listen address [default 127.0.0.1:5060]; "off" disables.
+    #[arg(long, value_name = "ADDR")]
+    sip_tcp: Option<String>,
+    /// SIP over TLS listen address [default 127.0.0.1:5061]; "off" disables.
+    #[arg(long, value_name = "ADDR")]
+    sip_tls: Option<String>,
+    /// SIP over WebSocket listen address [default 127.0.0.1:5066]; "off" disables.
+    #[arg(long, value_name = "ADDR")]
+    sip_ws: Option<String>,
+    /// HTTP listen address (/healthz, /metrics, /api) [default 127.0.0.1:8080]; "off" disables.
+    #[arg(long, value_name = "ADDR")]
+    http: Option<String>,
+    /// RTP port range [default 10000-20000].
+    #[arg(long, value_name = "LOW-HIGH")]
+    rtp_ports: Option<String>,
+    /// Data directory [default ./data].
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// Show caller numbers, user names and credentials in logs (debugging only).
+    #[arg(long)]
+    log_personal_data: bool,
+}
+
+fn addr_flag(name: &str, v: &Option<String>, slot: &mut Option<SocketAddr>) -> Result<(), String> {
+    if let Some(v) = v {
+        if v == "off" {
+            *slot = None;
+        } else {
+            *slot = Some(v.parse().map_err(|_| format!("--{name}: \"{v}\" is not an address like 127.0.0.1:5060"))?);
+        }
+    }
+    Ok(())
+}
+
+fn build_config(a: &ServeArgs) -> Result<Config, String> {
+    let mut c = match &a.config {
+        Some(p) => Config::load(p).map_err(|e| e.to_string())?,
+        None => Config::default(),
+    };
+    addr_flag("sip-udp", &a.sip_udp, &mut c.sip.udp)?;
+    addr_flag("sip-tcp", &a.sip_tcp, &mut c.sip.tcp)?;
+    addr_flag("sip-tls", &a.sip_tls, &mut c.sip.tls)?;
+    addr_flag("sip-ws", &a.sip_ws, &mut c.sip.ws)?;
+    addr_flag("http", &a.http, &mut c.http.listen)?;
+    if let Some(r) = &a.rtp_ports {
+        parse_port_range(r).map_err(|e| format!("--rtp-ports: {e}"))?;
+        c.rtp.ports = r.clone();
+    }
+    if let Some(d) = &a.data {
+        c.data.dir = d.clone();
+    }
+    if a.log_personal_data {
+        c.log.personal_data = true;
+    }
+    Ok(c)
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let args = match cli.cmd {
+        Some(Cmd::Serve(a)) => a,
+        None => cli.serve,
+    };
+    let cfg = match build_config(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("omnigate: {e}");
+            std::process::exit(2);
+        }
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cfg.log.level));
+    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+    omnigate::redact::show_personal_data(cfg.log.personal_data);
+    if let Err(e) = std::fs::create_dir_all(&cfg.data.dir) {
+        eprintln!("omnigate: data directory {}: {e}", cfg.data.dir.display());
+        std::process::exit(2);
+    }
+    let system = actix::System::with_tokio_rt(|| tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime"));
+    let result = system.block_on(omnigate::server::run(cfg, shutdown_signal()));
+    if let Err(e) = result {
+        eprintln!("omnigate: {e}");
+        std::process::exit(1);
+    }
+}

@@ -18,3 +18,4 @@ pub mod registrar;
 pub mod core;
 pub mod dialog;
 pub mod trunk;
+pub mod transport;

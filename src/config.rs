@@ -1,0 +1,387 @@
+//! Configuration: one TOML file, every key optional with a documented default (see
+//! `omnigate.example.toml`), command-line flags on top. An unknown key or a bad value
+//! stops start-up with `file:line:column` and the offending line.
+//!
+//! Without a file the node runs in demo mode: a demo trunk accepting calls from
+//! 127.0.0.0/8 and demo users. With a file, nothing is accepted unless configured
+//! (`demo = true` in the file restores the demo trunk and users).
+
+use crate::sip::trunk::{Cidr, TrunkConfig};
+use crate::sip::Transport;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Demo mode: demo trunk from 127.0.0.0/8 and demo users. Default: true without a
+    /// config file, false with one.
+    pub demo: Option<bool>,
+    pub sip: SipConfig,
+    pub http: HttpConfig,
+    pub rtp: RtpConfig,
+    pub data: DataConfig,
+    pub log: LogConfig,
+    pub calls: CallsConfig,
+    pub shutdown: ShutdownConfig,
+    #[serde(rename = "user")]
+    pub users: Vec<UserConfig>,
+    #[serde(rename = "trunk")]
+    pub trunks: Vec<TrunkToml>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SipConfig {
+    pub udp: Option<SocketAddr>,
+    pub tcp: Option<SocketAddr>,
+    pub tls: Option<SocketAddr>,
+    pub ws: Option<SocketAddr>,
+    /// Address put in Via and Contact when listening on 0.0.0.0 (default: the listen
+    /// address, or 127.0.0.1 for an unspecified one).
+    pub advertise: Option<std::net::IpAddr>,
+    pub realm: String,
+    pub tls_cert: PathBuf,
+    pub tls_key: PathBuf,
+    pub t1_ms: u64,
+    pub session_expires: u32,
+    pub min_se: u32,
+    pub keepalive_interval: u32,
+    pub min_register_expires: u32,
+    pub max_register_expires: u32,
+    /// UDP receive buffer in bytes (large values prevent kernel drops under load).
+    pub udp_recv_buffer: usize,
+}
+
+impl Default for SipConfig {
+    fn default() -> Self {
+        SipConfig {
+            udp: Some("127.0.0.1:5060".parse().unwrap()),
+            tcp: Some("127.0.0.1:5060".parse().unwrap()),
+            tls: Some("127.0.0.1:5061".parse().unwrap()),
+            ws: Some("127.0.0.1:5066".parse().unwrap()),
+            advertise: None,
+            realm: "omnigate".into(),
+            tls_cert: "certs/omnigate.pem".into(),
+            tls_key: "certs/omnigate.key".into(),
+            t1_ms: 500,
+            session_expires: 1800,
+            min_se: 90,
+            keepalive_interval: 30,
+            min_register_expires: 60,
+            max_register_expires: 7200,
+            udp_recv_buffer: 4 << 20,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    pub listen: Option<SocketAddr>,
+    /// Bearer token for the admin API (`POST /api/calls`). Demo default: "demo-admin".
+    pub admin_token: Option<String>,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig { listen: Some("127.0.0.1:8080".parse().unwrap()), admin_token: None }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RtpConfig {
+    /// "LOW-HIGH", even ports used for RTP.
+    pub ports: String,
+    /// Address for RTP sockets and SDP (default: the SIP advertise address).
+    pub address: Option<std::net::IpAddr>,
+}
+
+impl Default for RtpConfig {
+    fn default() -> Self {
+        RtpConfig { ports: "10000-20000".into(), address: None }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataConfig {
+    pub dir: PathBuf,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        DataConfig { dir: "data".into() }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// tracing filter, overridden by RUST_LOG.
+    pub level: String,
+    /// Show caller numbers, user names and credentials in logs (debug only).
+    pub personal_data: bool,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { level: "info".into(), personal_data: false }
+    }
+}
+
+/// The built-in call handler used until the IVR exists.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CallsConfig {
+    pub answer_after_ms: u64,
+    /// Hang up answered calls after this many seconds (0: never).
+    pub hangup_after_secs: u64,
+}
+
+impl Default for CallsConfig {
+    fn default() -> Self {
+        CallsConfig { answer_after_ms: 100, hangup_after_secs: 30 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ShutdownConfig {
+    /// Live calls may go on this long after SIGTERM before they get a BYE.
+    pub grace_secs: u64,
+}
+
+impl Default for ShutdownConfig {
+    fn default() -> Self {
+        ShutdownConfig { grace_secs: 10 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserConfig {
+    pub name: String,
+    pub password: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrunkToml {
+    pub name: String,
+    #[serde(default)]
+    pub inbound: Vec<String>,
+    pub inbound_username: Option<String>,
+    pub inbound_password: Option<String>,
+    pub proxy: Option<SocketAddr>,
+    #[serde(default = "default_transport")]
+    pub transport: String,
+    pub domain: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub from_user: Option<String>,
+    #[serde(default)]
+    pub register: bool,
+    #[serde(default = "default_reg_expires")]
+    pub register_expires: u32,
+    #[serde(default)]
+    pub options_interval: u32,
+}
+
+fn default_transport() -> String {
+    "udp".into()
+}
+
+fn default_reg_expires() -> u32 {
+    600
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            demo: None,
+            sip: SipConfig::default(),
+            http: HttpConfig::default(),
+            rtp: RtpConfig::default(),
+            data: DataConfig::default(),
+            log: LogConfig::default(),
+            calls: CallsConfig::default(),
+            shutdown: ShutdownConfig::default(),
+            users: Vec::new(),
+            trunks: Vec::new(),
+        }
+    }
+}
+
+/// A configuration error that names where it is.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError(format!("{}: cannot read: {e}", path.display())))?;
+        let mut c = Self::parse(&text, &path.display().to_string())?;
+        if c.demo.is_none() {
+            c.demo = Some(false);
+        }
+        Ok(c)
+    }
+
+    /// Parses TOML text; `name` is used in messages.
+    pub fn parse(text: &str, name: &str) -> Result<Config, ConfigError> {
+        let c: Config = toml::from_str(text).map_err(|e| {
+            let (line, col, src) = match e.span() {
+                Some(sp) => {
+                    let before = &text[..sp.start.min(text.len())];
+                    let line = before.matches('\n').count() + 1;
+                    let col = before.len() - before.rfind('\n').map(|i| i + 1).unwrap_or(0) + 1;
+                    (line, col, text.lines().nth(line - 1).unwrap_or("").to_string())
+                }
+                None => (1, 1, String::new()),
+            };
+            ConfigError(format!("{name}:{line}:{col}: {}\n    {src}", e.message()))
+        })?;
+        c.validate(name)?;
+        Ok(c)
+    }
+
+    fn validate(&self, name: &str) -> Result<(), ConfigError> {
+        parse_port_range(&self.rtp.ports).map_err(|e| ConfigError(format!("{name}: rtp.ports: {e}")))?;
+        for (i, t) in self.trunks.iter().enumerate() {
+            let at = format!("{name}: trunk[{i}] \"{}\"", t.name);
+            for c in &t.inbound {
+                if Cidr::parse(c).is_none() {
+                    return Err(ConfigError(format!("{at}: inbound: \"{c}\" is not an address or CIDR block")));
+                }
+            }
+            if Transport::parse(&t.transport).is_none() {
+                return Err(ConfigError(format!("{at}: transport: \"{}\" is not udp, tcp, tls or ws", t.transport)));
+            }
+            if t.register && (t.proxy.is_none() || t.username.is_none() || t.password.is_none()) {
+                return Err(ConfigError(format!("{at}: register = true needs proxy, username and password")));
+            }
+            if t.inbound_username.is_some() != t.inbound_password.is_some() {
+                return Err(ConfigError(format!("{at}: inbound_username and inbound_password go together")));
+            }
+        }
+        if self.sip.t1_ms == 0 {
+            return Err(ConfigError(format!("{name}: sip.t1_ms must be positive")));
+        }
+        Ok(())
+    }
+
+    pub fn is_demo(&self) -> bool {
+        self.demo.unwrap_or(true)
+    }
+
+    /// Users, with the demo users added in demo mode.
+    pub fn effective_users(&self) -> Vec<UserConfig> {
+        let mut u = self.users.clone();
+        if self.is_demo() {
+            for (n, p) in [("1001", "demo1001"), ("1002", "demo1002")] {
+                if !u.iter().any(|x| x.name == n) {
+                    u.push(UserConfig { name: n.into(), password: p.into() });
+                }
+            }
+        }
+        u
+    }
+
+    /// Trunks, with the demo trunk (calls from 127.0.0.0/8) added in demo mode.
+    pub fn effective_trunks(&self) -> Vec<TrunkConfig> {
+        let mut v: Vec<TrunkConfig> = self
+            .trunks
+            .iter()
+            .map(|t| TrunkConfig {
+                name: t.name.clone(),
+                inbound_cidrs: t.inbound.iter().filter_map(|c| Cidr::parse(c)).collect(),
+                inbound_username: t.inbound_username.clone(),
+                inbound_password: t.inbound_password.clone(),
+                proxy: t.proxy,
+                transport: Transport::parse(&t.transport).unwrap_or(Transport::Udp),
+                domain: t.domain.clone(),
+                username: t.username.clone(),
+                password: t.password.clone(),
+                from_user: t.from_user.clone(),
+                register: t.register,
+                register_expires: t.register_expires,
+                options_interval: t.options_interval,
+            })
+            .collect();
+        if self.is_demo() && !v.iter().any(|t| t.name == "demo") {
+            v.push(TrunkConfig {
+                name: "demo".into(),
+                inbound_cidrs: vec![Cidr::parse("127.0.0.0/8").unwrap()],
+                inbound_username: None,
+                inbound_password: None,
+                proxy: None,
+                transport: Transport::Udp,
+                domain: None,
+                username: None,
+                password: None,
+                from_user: None,
+                register: false,
+                register_expires: 600,
+                options_interval: 0,
+            });
+        }
+        v
+    }
+
+    pub fn admin_token(&self) -> Option<String> {
+        self.http.admin_token.clone().or_else(|| self.is_demo().then(|| "demo-admin".to_string()))
+    }
+}
+
+/// Parses "LOW-HIGH".
+pub fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
+    let (a, b) = s.split_once('-').ok_or_else(|| format!("\"{s}\" is not LOW-HIGH"))?;
+    let lo: u16 = a.trim().parse().map_err(|_| format!("\"{a}\" is not a port"))?;
+    let hi: u16 = b.trim().parse().map_err(|_| format!("\"{b}\" is not a port"))?;
+    if lo >= hi || lo < 1024 {
+        return Err(format!("\"{s}\": need 1024 <= LOW < HIGH"));
+    }
+    Ok((lo, hi))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_config_parses() {
+        let text = include_str!("../omnigate.example.toml");
+        let c = Config::parse(text, "omnigate.example.toml").unwrap();
+        assert!(!c.trunks.is_empty());
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_key() {
+        let e = Config::parse("[sip]\nrealm = \"x\"\nudpp = \"127.0.0.1:5060\"\n", "t.toml").unwrap_err();
+        assert!(e.0.starts_with("t.toml:3:1: unknown field `udpp`"), "{}", e.0);
+    }
+
+    #[test]
+    fn bad_value_names_line() {
+        let e = Config::parse("[sip]\nudp = \"not-an-address\"\n", "t.toml").unwrap_err();
+        assert!(e.0.starts_with("t.toml:2:7:"), "{}", e.0);
+        assert!(e.0.contains("udp = \"not-an-address\""), "{}", e.0);
+        let e = Config::parse("[[trunk]]\nname = \"p\"\ninbound = [\"300.1.1.1/8\"]\n", "t.toml").unwrap_err();
+        assert!(e.0.contains("inbound"), "{}", e.0);
+    }
+
+    #[test]
+    fn demo_only_without_file() {
+        let c = Config::default();
+        assert!(c.is_demo());
+        assert!(c.effective_trunks().iter().any(|t| t.name == "demo"));
+        let mut f = Config::parse("", "x").unwrap();
+        f.demo = Some(false);
+        assert!(f.effective_trunks().is_empty());
+        assert!(f.effective_users().is_empty());
+    }
+}

@@ -1,0 +1,313 @@
+//! The running node: binds the transports, drives the SIP core in one task (a thin
+//! loop: sockets and timers in, core outputs out), spreads `CallActor`s over Arbiters,
+//! serves HTTP, and shuts down gracefully when `shutdown` resolves.
+//!
+//! `run` must be called inside an actix `System` (see `main.rs`).
+
+use crate::actors::call::{CallActor, CallCommand, CallEvent, HandlerConfig};
+use crate::api::{self, Metrics};
+use crate::config::{parse_port_range, Config};
+use crate::media::RtpPorts;
+use crate::sip::core::{CallRef, Core, CoreConfig, CoreEvent};
+use crate::sip::registrar::RegistrarConfig;
+use crate::sip::transaction::TimerConfig;
+use crate::sip::transport::{self, Inbound, Transports};
+use crate::sip::Transport;
+use actix::prelude::*;
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+
+/// A request from the HTTP API to place a call.
+pub struct OriginateRequest {
+    pub to: String,
+    pub trunk: Option<String>,
+    pub reply: oneshot::Sender<CallRef>,
+}
+
+/// What the HTTP layer shares with the driver.
+#[derive(Clone)]
+pub struct Shared {
+    pub metrics: Arc<Mutex<Metrics>>,
+    pub originate: mpsc::UnboundedSender<OriginateRequest>,
+    pub admin_token: Option<String>,
+    pub transports: Arc<Transports>,
+}
+
+fn advertise_ip(cfg: &Config) -> IpAddr {
+    if let Some(a) = cfg.sip.advertise {
+        return a;
+    }
+    let l = cfg.sip.udp.or(cfg.sip.tcp).map(|a| a.ip()).unwrap_or(IpAddr::from([127, 0, 0, 1]));
+    if l.is_unspecified() {
+        IpAddr::from([127, 0, 0, 1])
+    } else {
+        l
+    }
+}
+
+fn with_ip(a: SocketAddr, ip: IpAddr) -> SocketAddr {
+    if a.ip().is_unspecified() {
+        SocketAddr::new(ip, a.port())
+    } else {
+        a
+    }
+}
+
+/// Runs the node until `shutdown` resolves, then drains. Returns when everything stopped.
+pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), String> {
+    let adv = advertise_ip(&cfg);
+    let (in_tx, mut in_rx) = mpsc::channel::<Inbound>(65_536);
+
+    // ---- transports
+    let udp = match cfg.sip.udp {
+        Some(a) => Some(Arc::new(transport::bind_udp(a, cfg.sip.udp_recv_buffer).map_err(|e| format!("SIP UDP {a}: {e}"))?)),
+        None => None,
+    };
+    let transports = Transports::with_udp(in_tx.clone(), udp.clone());
+    if let Some(u) = udp.clone() {
+        tokio::spawn(transport::run_udp(u, in_tx.clone()));
+    }
+    if let Some(a) = cfg.sip.tcp {
+        let l = tokio::net::TcpListener::bind(a).await.map_err(|e| format!("SIP TCP {a}: {e}"))?;
+        tokio::spawn(transport::run_tcp(l, transports.clone()));
+    }
+    if let Some(a) = cfg.sip.tls {
+        let names = vec!["localhost".to_string(), adv.to_string()];
+        let acc = transport::tls_acceptor(&cfg.sip.tls_cert, &cfg.sip.tls_key, names)?;
+        let l = tokio::net::TcpListener::bind(a).await.map_err(|e| format!("SIP TLS {a}: {e}"))?;
+        tokio::spawn(transport::run_tls(l, acc, transports.clone()));
+    }
+
+    // ---- core
+    let mut local = HashMap::new();
+    if let Some(a) = cfg.sip.udp {
+        local.insert(Transport::Udp, with_ip(a, adv));
+    }
+    if let Some(a) = cfg.sip.tcp {
+        local.insert(Transport::Tcp, with_ip(a, adv));
+    }
+    if let Some(a) = cfg.sip.tls {
+        local.insert(Transport::Tls, with_ip(a, adv));
+    }
+    if let Some(a) = cfg.sip.ws {
+        local.insert(Transport::Ws, with_ip(a, adv));
+    }
+    let core_cfg = CoreConfig {
+        realm: cfg.sip.realm.clone(),
+        local,
+        users: cfg.effective_users().into_iter().map(|u| (u.name, u.password)).collect(),
+        trunks: cfg.effective_trunks(),
+        timers: TimerConfig { t1: Duration::from_millis(cfg.sip.t1_ms), ..TimerConfig::default() },
+        registrar: RegistrarConfig { min_expires: cfg.sip.min_register_expires, max_expires: cfg.sip.max_register_expires, ..RegistrarConfig::default() },
+        session_expires: cfg.sip.session_expires,
+        min_se: cfg.sip.min_se,
+        keepalive_interval: cfg.sip.keepalive_interval,
+        ..CoreConfig::default()
+    };
+    let mut core = Core::new(core_cfg, crate::clock::now());
+
+    let (lo, hi) = parse_port_range(&cfg.rtp.ports)?;
+    let ports = Arc::new(RtpPorts::new(lo, hi));
+    let handler = HandlerConfig {
+        answer_after: Duration::from_millis(cfg.calls.answer_after_ms),
+        hangup_after: (cfg.calls.hangup_after_secs > 0).then(|| Duration::from_secs(cfg.calls.hangup_after_secs)),
+        rtp_ip: cfg.rtp.address.unwrap_or(adv),
+    };
+    let (cmd_tx, mut cmd_rx) = mpsc::unbounded_channel::<CallCommand>();
+    let (orig_tx, mut orig_rx) = mpsc::unbounded_channel::<OriginateRequest>();
+    let metrics = Arc::new(Mutex::new(Metrics::default()));
+    let shared = Shared { metrics: metrics.clone(), originate: orig_tx, admin_token: cfg.admin_token(), transports: transports.clone() };
+
+    // ---- HTTP and SIP over WebSocket
+    let mut http_servers = Vec::new();
+    if let Some(a) = cfg.http.listen {
+        http_servers.push(api::serve_http(a, shared.clone()).map_err(|e| format!("HTTP {a}: {e}"))?);
+    }
+    if let Some(a) = cfg.sip.ws {
+        http_servers.push(api::serve_sip_ws(a, shared.clone()).map_err(|e| format!("SIP WS {a}: {e}"))?);
+    }
+    let http_handles: Vec<_> = http_servers.iter().map(|s| s.handle()).collect();
+    for s in http_servers {
+        actix_rt::spawn(async move {
+            let _ = s.await;
+        });
+    }
+
+    // ---- actors spread over arbiters
+    let arbiters: Vec<Arbiter> = (0..std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).max(1)).map(|_| Arbiter::new()).collect();
+    let mut next_arbiter = 0usize;
+    let mut actors: HashMap<CallRef, Addr<CallActor>> = HashMap::new();
+
+    tracing::info!(
+        udp = ?cfg.sip.udp, tcp = ?cfg.sip.tcp, tls = ?cfg.sip.tls, ws = ?cfg.sip.ws, http = ?cfg.http.listen,
+        demo = cfg.is_demo(), "omnigate serving"
+    );
+    metrics.lock().unwrap().serving = true;
+
+    tokio::pin!(shutdown);
+    let mut draining_since: Option<Instant> = None;
+    let grace = Duration::from_secs(cfg.shutdown.grace_secs);
+    let mut ended_all_at: Option<Instant> = None;
+    let mut last_publish = Instant::now() - Duration::from_secs(1);
+    loop {
+        let deadline = core.poll_timeout().map(tokio::time::Instant::from_std).unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+        let drain_tick = tokio::time::sleep(Duration::from_millis(if draining_since.is_some() { 100 } else { 3_600_000 }));
+        tokio::select! {
+            biased;
+            _ = &mut shutdown, if draining_since.is_none() => {
+                tracing::info!(live_calls = core.live_calls(), grace_secs = grace.as_secs(), "shutting down: refusing new calls");
+                core.start_draining(crate::clock::now());
+                metrics.lock().unwrap().serving = false;
+                draining_since = Some(Instant::now());
+            }
+            Some(m) = in_rx.recv() => {
+                let now = crate::clock::now();
+                core.handle_message(now, m.parsed, m.source);
+                // Batch what is already queued.
+                for _ in 0..256 {
+                    match in_rx.try_recv() {
+                        Ok(m) => core.handle_message(now, m.parsed, m.source),
+                        Err(_) => break,
+                    }
+                }
+            }
+            Some(c) = cmd_rx.recv() => {
+                let now = crate::clock::now();
+                apply(&mut core, now, c);
+                while let Ok(c) = cmd_rx.try_recv() {
+                    apply(&mut core, now, c);
+                }
+            }
+            Some(o) = orig_rx.recv() => {
+                let call = CallRef::next();
+                let a = CallActor::outbound(call, o.to, o.trunk, cmd_tx.clone(), handler.clone(), ports.clone());
+                let arb = &arbiters[next_arbiter % arbiters.len()];
+                next_arbiter += 1;
+                actors.insert(call, CallActor::start_in_arbiter(&arb.handle(), move |_| a));
+                let _ = o.reply.send(call);
+            }
+            _ = tokio::time::sleep_until(deadline) => {
+                core.handle_timeout(crate::clock::now());
+            }
+            _ = drain_tick => {}
+        }
+        // Outputs.
+        while let Some(t) = core.poll_transmit() {
+            transports.send(t);
+        }
+        while let Some(ev) = core.poll_event() {
+            dispatch(ev, &mut actors, &arbiters, &mut next_arbiter, &cmd_tx, &handler, &ports);
+        }
+        // Graceful shutdown: grace period, then BYE to what is left, then stop.
+        if let Some(since) = draining_since {
+            let now = Instant::now();
+            if ended_all_at.is_none() && (core.live_calls() == 0 || now.duration_since(since) >= grace) {
+                if core.live_calls() > 0 {
+                    tracing::info!(live_calls = core.live_calls(), "grace period over: ending live calls");
+                }
+                core.end_all(crate::clock::now());
+                while let Some(t) = core.poll_transmit() {
+                    transports.send(t);
+                }
+                while let Some(ev) = core.poll_event() {
+                    dispatch(ev, &mut actors, &arbiters, &mut next_arbiter, &cmd_tx, &handler, &ports);
+                }
+                ended_all_at = Some(now);
+            }
+            // Give BYEs a moment to be answered (or retransmitted once).
+            if let Some(t) = ended_all_at {
+                if now.duration_since(t) >= Duration::from_millis(1500) || (core.tx.is_empty() && now.duration_since(t) >= Duration::from_millis(200)) {
+                    break;
+                }
+            }
+        }
+        if last_publish.elapsed() >= Duration::from_millis(200) {
+            publish(&core, &metrics, &transports, &ports);
+            last_publish = Instant::now();
+        }
+    }
+    for h in http_handles {
+        h.stop(true).await;
+    }
+    for a in arbiters {
+        a.stop();
+    }
+    tracing::info!("omnigate stopped");
+    Ok(())
+}
+
+fn apply(core: &mut Core, now: Instant, c: CallCommand) {
+    match c {
+        CallCommand::Ring(call) => core.ring(now, call),
+        CallCommand::Answer(call, sdp) => core.answer(now, call, sdp),
+        CallCommand::Reject(call, code, why) => core.reject(now, call, code, why),
+        CallCommand::Hangup(call) => core.hangup(now, call),
+        CallCommand::Originate { call, to, sdp, trunk } => {
+            if let Err(e) = core.originate(now, call, &to, sdp, trunk.as_deref()) {
+                tracing::warn!(%call, error = e, "cannot place call");
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn dispatch(
+    ev: CoreEvent,
+    actors: &mut HashMap<CallRef, Addr<CallActor>>,
+    arbiters: &[Arbiter],
+    next: &mut usize,
+    cmd_tx: &mpsc::UnboundedSender<CallCommand>,
+    handler: &HandlerConfig,
+    ports: &Arc<RtpPorts>,
+) {
+    match ev {
+        CoreEvent::IncomingCall { call, caller, callee, sdp, trunk, user, source } => {
+            tracing::info!(%call, caller = %crate::redact::Redacted(&caller), callee = %crate::redact::Redacted(&callee), trunk = ?trunk, user = ?user.as_ref().map(crate::redact::Redacted), %source, "incoming call");
+            let a = CallActor::inbound(call, sdp, cmd_tx.clone(), handler.clone(), ports.clone());
+            let arb = &arbiters[*next % arbiters.len()];
+            *next += 1;
+            actors.insert(call, CallActor::start_in_arbiter(&arb.handle(), move |_| a));
+        }
+        CoreEvent::Established { call, remote_sdp } => {
+            if let Some(a) = actors.get(&call) {
+                a.do_send(CallEvent::Established { remote_sdp });
+            }
+        }
+        CoreEvent::RemoteOffer { call, sdp } => {
+            if let Some(a) = actors.get(&call) {
+                a.do_send(CallEvent::RemoteOffer { sdp });
+            }
+        }
+        CoreEvent::Progress { call, code } => {
+            if let Some(a) = actors.get(&call) {
+                a.do_send(CallEvent::Progress(code));
+            }
+        }
+        CoreEvent::Ended { call, reason } => {
+            if let Some(a) = actors.remove(&call) {
+                a.do_send(CallEvent::Ended(reason));
+            }
+        }
+        CoreEvent::TrunkRegistration { trunk, registered } => {
+            tracing::info!(trunk, registered, "trunk registration changed");
+        }
+    }
+}
+
+fn publish(core: &Core, metrics: &Arc<Mutex<Metrics>>, transports: &Arc<Transports>, ports: &Arc<RtpPorts>) {
+    let now = crate::clock::now();
+    let mut m = metrics.lock().unwrap();
+    m.transactions_live = core.tx.len() as u64;
+    m.tx = core.tx.stats;
+    m.dialogs = core.dialog_count() as u64;
+    m.calls_live = core.live_calls() as u64;
+    m.registrations = core.registrar.count(now) as u64;
+    m.core = core.stats.clone();
+    m.connections = transports.connection_count() as u64;
+    m.rtp_ports_in_use = ports.in_use() as u64;
+    m.trunks = core.cfg.trunks.iter().filter(|t| t.register).map(|t| (t.name.clone(), core.trunk_registered(&t.name).unwrap_or(false))).collect();
+}
