@@ -152,7 +152,7 @@ async fn sip_ws(req: HttpRequest, body: web::Payload, shared: web::Data<Shared>)
     let (mut resp, mut session, mut stream) = actix_ws::handle(&req, body)?;
     resp.headers_mut().insert(actix_web::http::header::SEC_WEBSOCKET_PROTOCOL, actix_web::http::header::HeaderValue::from_static("sip"));
     let transports = shared.transports.clone();
-    let (id, _tx, mut rx) = transports.register(Transport::Ws, peer);
+    let (id, _, mut rx) = transports.register(Transport::Ws, peer);
     actix_rt::spawn(async move {
         loop {
             tokio::select! {

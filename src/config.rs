@@ -52,6 +52,8 @@ pub struct SipConfig {
     pub max_register_expires: u32,
     /// UDP receive buffer in bytes (large values prevent kernel drops under load).
     pub udp_recv_buffer: usize,
+    /// Digest challenges offered, in preference order: "MD5", "SHA-256".
+    pub digest_algorithms: Vec<String>,
 }
 
 impl Default for SipConfig {
@@ -72,6 +74,7 @@ impl Default for SipConfig {
             min_register_expires: 60,
             max_register_expires: 7200,
             udp_recv_buffer: 4 << 20,
+            digest_algorithms: vec!["MD5".into(), "SHA-256".into()],
         }
     }
 }
@@ -266,6 +269,11 @@ impl Config {
             }
             if t.inbound_username.is_some() != t.inbound_password.is_some() {
                 return Err(ConfigError(format!("{at}: inbound_username and inbound_password go together")));
+            }
+        }
+        for a in &self.sip.digest_algorithms {
+            if crate::sip::auth::Algorithm::parse(Some(a)).is_none() {
+                return Err(ConfigError(format!("{name}: sip.digest_algorithms: \"{a}\" is not MD5 or SHA-256")));
             }
         }
         if self.sip.t1_ms == 0 {

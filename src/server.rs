@@ -106,6 +106,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
         session_expires: cfg.sip.session_expires,
         min_se: cfg.sip.min_se,
         keepalive_interval: cfg.sip.keepalive_interval,
+        digest_algorithms: cfg.sip.digest_algorithms.iter().filter_map(|a| crate::sip::auth::Algorithm::parse(Some(a))).collect(),
         ..CoreConfig::default()
     };
     let mut core = Core::new(core_cfg, crate::clock::now());
@@ -155,7 +156,8 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
     let mut last_publish = Instant::now() - Duration::from_secs(1);
     loop {
         let deadline = core.poll_timeout().map(tokio::time::Instant::from_std).unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
-        let drain_tick = tokio::time::sleep(Duration::from_millis(if draining_since.is_some() { 100 } else { 3_600_000 }));
+        // Wakes the loop to publish metrics and to advance a shutdown.
+        let tick = tokio::time::sleep(Duration::from_millis(if draining_since.is_some() { 100 } else { 200 }));
         tokio::select! {
             biased;
             _ = &mut shutdown, if draining_since.is_none() => {
@@ -193,7 +195,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
             _ = tokio::time::sleep_until(deadline) => {
                 core.handle_timeout(crate::clock::now());
             }
-            _ = drain_tick => {}
+            _ = tick => {}
         }
         // Outputs.
         while let Some(t) = core.poll_transmit() {

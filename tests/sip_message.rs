@@ -53,8 +53,12 @@ fn rejects_every_invalid_rfc4475_message_with_its_reason() {
     assert_eq!(v.len(), expected.len(), "RFC 4475 3.1.2 has 19 messages");
     for ((name, data), (ename, reason)) in v.into_iter().zip(expected) {
         assert_eq!(name, ename);
+        let is_response = data.starts_with(b"SIP/");
         let e = Message::parse(Bytes::from(data), Framing::Datagram).expect_err(&name);
         assert_eq!(e.reason, reason, "{name}");
+        // Every malformed request can be answered (400, or 505 for badvers); the two
+        // malformed responses are dropped.
+        assert_eq!(e.answerable().is_some(), !is_response, "{name}");
     }
 }
 

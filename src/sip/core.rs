@@ -63,6 +63,8 @@ pub struct CoreConfig {
     /// OPTIONS keepalive to registered contacts, seconds (0: off).
     pub keepalive_interval: u32,
     pub user_agent: String,
+    /// Digest challenge algorithms in preference order.
+    pub digest_algorithms: Vec<super::auth::Algorithm>,
 }
 
 impl Default for CoreConfig {
@@ -78,6 +80,7 @@ impl Default for CoreConfig {
             min_se: 90,
             keepalive_interval: 30,
             user_agent: concat!("omnigate/", env!("CARGO_PKG_VERSION")).into(),
+            digest_algorithms: vec![super::auth::Algorithm::Md5, super::auth::Algorithm::Sha256],
         }
     }
 }
@@ -202,7 +205,8 @@ fn rand_hex(n: usize) -> String {
 impl Core {
     pub fn new(cfg: CoreConfig, now: Instant) -> Core {
         let secret: [u8; 32] = rand::random();
-        let registrar = Registrar::new(cfg.registrar, &cfg.realm, secret, now);
+        let mut registrar = Registrar::new(cfg.registrar, &cfg.realm, secret, now);
+        registrar.set_algorithms(cfg.digest_algorithms.clone());
         let trunk_state = cfg.trunks.iter().map(|_| TrunkState { reg_call_id: format!("{}@omnigate", rand_hex(16)), ..Default::default() }).collect();
         let mut core = Core {
             tx: TransactionLayer::new(cfg.timers),
@@ -728,6 +732,7 @@ impl Core {
     /// Ends a call from our side: BYE when established (or answered), CANCEL or a
     /// final error before that.
     pub fn hangup(&mut self, now: Instant, call: CallRef) {
+        tracing::debug!(%call, known = self.calls.contains_key(&call), "hangup");
         let Some(c) = self.calls.get_mut(&call) else { return };
         match (c.inbound, c.state) {
             (true, CallState::Offered) => {
@@ -1183,6 +1188,7 @@ impl Core {
     // ------------------------------------------------------------------ lifecycle
 
     fn end_call(&mut self, call: CallRef, reason: EndReason) {
+        tracing::debug!(%call, ?reason, known = self.calls.contains_key(&call), "end_call");
         if let Some(c) = self.calls.remove(&call) {
             if let Some(d) = c.dialog {
                 self.dialogs.remove(&d.id);

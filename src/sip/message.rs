@@ -240,19 +240,33 @@ impl Message {
             return Err(ParseError::new(400, "start line too long"));
         }
         let start_s = std::str::from_utf8(start_raw).map_err(|_| ParseError::new(400, "start line is not UTF-8"))?;
-        let (start, version_ok) = parse_start_line(start_s, &head.slice_ref(start_raw))?;
+        // A malformed request line is a soft error: the headers are still tokenized so
+        // the request can be answered with a 400 naming the problem.
+        let mut soft: Option<(u16, &'static str)> = None;
+        let (start, version_ok) = match parse_start_line(start_s, &head.slice_ref(start_raw)) {
+            Ok(x) => x,
+            Err(e) => match salvage_request_line(start_s, &head.slice_ref(start_raw)) {
+                Some(sl) => {
+                    soft = Some((e.status, e.reason));
+                    (sl, true)
+                }
+                None => return Err(e),
+            },
+        };
 
         // Header lines, with continuation lines (folding) joined to their header.
         let mut headers: Vec<Header> = Vec::new();
         let mut cur: Option<(usize, usize, usize)> = None; // (name start, name end, value start), value end = line end
         let mut cur_end = 0;
-        let finish = |cur: Option<(usize, usize, usize)>, end: usize, headers: &mut Vec<Header>| -> Result<(), ParseError> {
+        let finish = |cur: Option<(usize, usize, usize)>, end: usize, headers: &mut Vec<Header>, soft: &mut Option<(u16, &'static str)>| -> Result<(), ParseError> {
             if let Some((ns, ne, vs)) = cur {
                 if end - ns > limits.max_header_line {
-                    return Err(ParseError::new(400, "header line too long"));
+                    soft.get_or_insert((400, "header line too long"));
+                    return Ok(());
                 }
                 if headers.len() >= limits.max_headers {
-                    return Err(ParseError::new(400, "too many header lines"));
+                    soft.get_or_insert((400, "too many header lines"));
+                    return Ok(());
                 }
                 let name = std::str::from_utf8(&head[ns..ne]).map_err(|_| ParseError::new(400, "header name is not UTF-8"))?;
                 let raw_v = trim_crlf(&head[vs.min(end)..end]);
@@ -273,7 +287,7 @@ impl Message {
                 cur_end = le;
                 continue;
             }
-            finish(cur.take(), cur_end, &mut headers)?;
+            finish(cur.take(), cur_end, &mut headers, &mut soft)?;
             let colon = line.iter().position(|&c| c == b':').ok_or(ParseError::new(400, "header line without a colon"))?;
             let mut ne = colon;
             while ne > 0 && (line[ne - 1] == b' ' || line[ne - 1] == b'\t') {
@@ -285,7 +299,7 @@ impl Message {
             cur = Some((ls, ls + ne, ls + colon + 1));
             cur_end = le;
         }
-        finish(cur.take(), cur_end, &mut headers)?;
+        finish(cur.take(), cur_end, &mut headers, &mut soft)?;
 
         let mut msg = Message { start, headers, body: Bytes::new() };
         // Body and Content-Length.
@@ -311,6 +325,9 @@ impl Message {
             }
         };
         msg.body = buf.slice(bstart..bstart + body_len);
+        if let Some((status, reason)) = soft {
+            return Err(ParseError { status, reason, partial: Some(Box::new(msg)) });
+        }
         if !version_ok {
             return Err(ParseError { status: 505, reason: "Version Not Supported", partial: Some(Box::new(msg)) });
         }
@@ -654,6 +671,22 @@ fn parse_start_line(s: &str, raw: &Bytes) -> Result<(StartLine, bool), ParseErro
     }
     let uoff = m.len() + 1;
     Ok((StartLine::Request { method: Method::parse(m), uri: raw.slice(uoff..uoff + u.len()) }, version_ok))
+}
+
+/// For a request line that failed strict parsing, a best-effort start line (method =
+/// first word, URI = the second) so the request can still be answered.
+fn salvage_request_line(s: &str, raw: &Bytes) -> Option<StartLine> {
+    if s.starts_with("SIP/") {
+        return None;
+    }
+    let m = s.split(' ').next()?;
+    if m.is_empty() || !m.bytes().all(is_token_char) {
+        return None;
+    }
+    let rest = s[m.len()..].trim_start();
+    let u = rest.split(' ').next().unwrap_or("");
+    let off = s.len() - rest.len();
+    Some(StartLine::Request { method: Method::parse(m), uri: raw.slice(off..off + u.len()) })
 }
 
 /// Result of looking for one message at the front of a stream buffer.

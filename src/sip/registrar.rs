@@ -75,11 +75,13 @@ pub struct Registrar {
     bindings: HashMap<String, Vec<Binding>>,
     failures: HashMap<IpAddr, FailState>,
     epoch: Instant,
+    /// Challenge algorithms in preference order (one WWW-Authenticate each, RFC 8760).
+    algorithms: Vec<Algorithm>,
 }
 
 impl Registrar {
     pub fn new(cfg: RegistrarConfig, realm: &str, secret: [u8; 32], epoch: Instant) -> Self {
-        Registrar { cfg, realm: realm.to_string(), nonces: NonceIssuer::new(secret), bindings: HashMap::new(), failures: HashMap::new(), epoch }
+        Registrar { cfg, realm: realm.to_string(), nonces: NonceIssuer::new(secret), bindings: HashMap::new(), failures: HashMap::new(), epoch, algorithms: vec![Algorithm::Md5, Algorithm::Sha256] }
     }
 
     fn secs(&self, now: Instant) -> u64 {
@@ -137,9 +139,16 @@ impl Registrar {
         }
     }
 
+    /// Sets the challenge order. MD5 first is the interoperable default: many phones (and
+    /// SIPp 3.6) answer only the first challenge and know only MD5.
+    pub fn set_algorithms(&mut self, algs: Vec<Algorithm>) {
+        if !algs.is_empty() {
+            self.algorithms = algs;
+        }
+    }
+
     fn challenges(&self, secs: u64, stale: bool) -> Vec<String> {
-        // RFC 8760: offer the strongest first.
-        vec![self.nonces.challenge(&self.realm, Algorithm::Sha256, secs, stale), self.nonces.challenge(&self.realm, Algorithm::Md5, secs, stale)]
+        self.algorithms.iter().map(|&a| self.nonces.challenge(&self.realm, a, secs, stale)).collect()
     }
 
     /// Handles an authenticated REGISTER for `user`; returns the final response.
@@ -253,7 +262,11 @@ mod tests {
 
     fn authed(r: &mut Registrar, now: Instant, req: &Message, user: &str, pass: &str) -> Message {
         let AuthOutcome::Challenge(ch) = r.authenticate(now, req, peer(), false, &pw) else { panic!() };
-        let a = answer_challenge(&ch[0], "REGISTER", "sip:127.0.0.1", user, pass, "cn", 1).unwrap();
+        assert_eq!(ch.len(), 2, "MD5 and SHA-256 challenges");
+        assert!(ch[1].contains("algorithm=SHA-256"));
+        // Answer the SHA-256 one for user alice, MD5 for others: both must verify.
+        let which = if user == "alice" { 1 } else { 0 };
+        let a = answer_challenge(&ch[which], "REGISTER", "sip:127.0.0.1", user, pass, "cn", 1).unwrap();
         let mut req2 = req.clone();
         req2.push(HeaderName::Authorization, a);
         req2

@@ -96,6 +96,7 @@ impl Transports {
                                 let _ = s.set_nodelay(true);
                                 let (id, tx, rx) = me.register(Transport::Tcp, t.to.addr);
                                 let _ = tx.send(t.data);
+                                drop(tx);
                                 me.run_stream(s, id, Transport::Tcp, t.to.addr, rx).await;
                             }
                             Err(e) => tracing::warn!(to = %t.to.addr, error = %e, "TCP connect failed"),
@@ -178,13 +179,18 @@ impl Transports {
                         let parsed = Message::parse_with(buf.split().freeze(), Framing::Datagram, &self.limits)
                             .and_then(|_| Err(ParseError { status: 400, reason: why, partial: None }));
                         let _ = self.inbound.send(Inbound { parsed, source }).await;
+                        // Let the core's 400 reach the writer before the close.
+                        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
                         break 'outer;
                     }
                 }
             }
         }
+        // Dropping the last sender lets the writer flush what is queued, then end.
         self.unregister(id);
-        writer.abort();
+        if tokio::time::timeout(std::time::Duration::from_secs(2), writer).await.is_err() {
+            tracing::debug!(%addr, "writer did not drain in time");
+        }
     }
 }
 
@@ -232,7 +238,7 @@ pub async fn run_tcp(listener: TcpListener, transports: Arc<Transports>) {
         let _ = s.set_nodelay(true);
         let t = transports.clone();
         tokio::spawn(async move {
-            let (id, _tx, rx) = t.register(Transport::Tcp, addr);
+            let (id, _, rx) = t.register(Transport::Tcp, addr);
             t.run_stream(s, id, Transport::Tcp, addr, rx).await;
         });
     }
@@ -248,7 +254,7 @@ pub async fn run_tls(listener: TcpListener, acceptor: tokio_rustls::TlsAcceptor,
         tokio::spawn(async move {
             match tokio::time::timeout(std::time::Duration::from_secs(10), acc.accept(s)).await {
                 Ok(Ok(tls)) => {
-                    let (id, _tx, rx) = t.register(Transport::Tls, addr);
+                    let (id, _, rx) = t.register(Transport::Tls, addr);
                     t.run_stream(tls, id, Transport::Tls, addr, rx).await;
                 }
                 Ok(Err(e)) => tracing::debug!(%addr, error = %e, "TLS handshake failed"),

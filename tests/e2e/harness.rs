@@ -1,0 +1,198 @@
+//! Starts the real gateway binary with a generated config on its own ports, and runs
+//! real SIPp against it. A missing peer fails the test loudly: run scripts/test.sh.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Gateway {
+    child: Child,
+    pub dir: tempfile::TempDir,
+    pub sip: u16,
+    pub tls: u16,
+    pub ws: u16,
+    pub http: u16,
+}
+
+pub fn scenario(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sipp").join(name).to_string_lossy().into_owned()
+}
+
+impl Gateway {
+    /// `top` goes before any table (e.g. `demo = false`), `tables` after the [sip] etc.
+    pub fn start(base: u16, top: &str, calls: &str, tables: &str) -> Gateway {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display();
+        let (sip, tls, ws, http) = (base, base + 1, base + 2, base + 3);
+        let cfg = format!(
+            "{top}\n[sip]\nudp = \"127.0.0.1:{sip}\"\ntcp = \"127.0.0.1:{sip}\"\ntls = \"127.0.0.1:{tls}\"\nws = \"127.0.0.1:{ws}\"\ntls_cert = \"{d}/cert.pem\"\ntls_key = \"{d}/cert.key\"\nkeepalive_interval = 0\n[http]\nlisten = \"127.0.0.1:{http}\"\nadmin_token = \"test-token\"\n[rtp]\nports = \"{}-{}\"\n[data]\ndir = \"{d}/data\"\n[log]\nlevel = \"info\"\n[calls]\n{calls}\n{tables}\n",
+            base + 40,
+            base + 98
+        );
+        std::fs::write(dir.path().join("omnigate.toml"), cfg).unwrap();
+        let log = std::fs::File::create(dir.path().join("gateway.log")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_omnigate"))
+            .args(["serve", "--config"])
+            .arg(dir.path().join("omnigate.toml"))
+            .env("RUST_LOG", "info,omnigate=debug")
+            .env("NO_COLOR", "1")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start omnigate");
+        let g = Gateway { child, dir, sip, tls, ws, http };
+        let t0 = Instant::now();
+        loop {
+            if let Ok((200, _)) = g.try_get("/healthz") {
+                break;
+            }
+            assert!(t0.elapsed() < Duration::from_secs(20), "gateway did not become healthy:\n{}", g.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        g
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("gateway.log")).unwrap_or_default()
+    }
+
+    pub fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+
+    fn try_get(&self, path: &str) -> std::io::Result<(u16, String)> {
+        http(self.http, "GET", path, None, "")
+    }
+
+    pub fn get(&self, path: &str) -> (u16, String) {
+        self.try_get(path).unwrap_or_else(|e| panic!("GET {path}: {e}\n{}", self.log()))
+    }
+
+    pub fn post(&self, path: &str, token: Option<&str>, body: &str) -> (u16, String) {
+        http(self.http, "POST", path, token, body).unwrap_or_else(|e| panic!("POST {path}: {e}\n{}", self.log()))
+    }
+
+    /// The value of a metric line (exact name with labels).
+    pub fn metric(&self, name: &str) -> Option<f64> {
+        let (_, body) = self.get("/metrics");
+        body.lines().find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')).and_then(|v| v.trim().parse().ok()))
+    }
+
+    /// Waits (up to 5 s) until a metric has `value`; metrics refresh every 200 ms.
+    pub fn wait_metric(&self, name: &str, value: f64) {
+        let t0 = Instant::now();
+        loop {
+            let v = self.metric(name);
+            if v == Some(value) {
+                return;
+            }
+            assert!(t0.elapsed() < Duration::from_secs(5), "{name} is {v:?}, want {value}\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits (up to 5 s) until the log contains `needle`.
+    pub fn wait_log(&self, needle: &str) {
+        let t0 = Instant::now();
+        while !self.log().contains(needle) {
+            assert!(t0.elapsed() < Duration::from_secs(5), "log never showed {needle:?}:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn sigterm(&self) {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+    }
+
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let t0 = Instant::now();
+        while t0.elapsed() < timeout {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                return Some(s);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("---- gateway log ----\n{}", self.log());
+        }
+    }
+}
+
+fn http(port: u16, method: &str, path: &str, token: Option<&str>, body: &str) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    write!(s, "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len())?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    let code = out.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    Ok((code, body))
+}
+
+fn sipp_path() -> &'static str {
+    let p = "/usr/bin/sipp";
+    assert!(Path::new(p).exists(), "SIPp is not installed (Debian package sip-tester): run ./scripts/test.sh, which installs it");
+    p
+}
+
+/// Runs SIPp to completion; `args` come after the common loopback options.
+pub fn sipp(dir: &Path, args: &[&str]) -> Output {
+    Command::new(sipp_path())
+        .current_dir(dir)
+        .args(["-i", "127.0.0.1", "-mi", "127.0.0.1", "-nostdin", "-timeout", "40s", "-timeout_error", "-trace_err", "-error_file"])
+        .arg(dir.join(format!("sipp-errors-{}.log", std::process::id())))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run sipp")
+}
+
+/// Starts SIPp in the background.
+pub fn sipp_spawn(dir: &Path, args: &[&str]) -> Child {
+    Command::new(sipp_path())
+        .current_dir(dir)
+        .args(["-i", "127.0.0.1", "-mi", "127.0.0.1", "-nostdin", "-timeout", "60s", "-timeout_error", "-trace_err"])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start sipp")
+}
+
+pub fn assert_sipp_ok(out: &Output, what: &str, g: &Gateway) {
+    if !out.status.success() {
+        let errs: String = std::fs::read_dir(g.dir.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().contains("errors"))
+            .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+            .collect();
+        panic!(
+            "SIPp {what} failed ({}):\nstdout: {}\nstderr: {}\nerrors: {errs}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+pub fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let t0 = Instant::now();
+    while !f() {
+        assert!(t0.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

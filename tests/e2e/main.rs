@@ -1,0 +1,7 @@
+//! End-to-end tests: the real gateway binary, real SIPp, real sockets.
+//! One test binary with submodules, so the suite links once.
+
+mod harness;
+mod sipp_calls;
+mod torture;
+mod transports;
