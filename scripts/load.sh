@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Load test: SIPp's uac scenario against a release build of the gateway.
+#   scripts/load.sh RATE DURATION_S [HOLD_MS]
+# Prints successful and failed calls, SIPp retransmissions, the gateway's CPU seconds
+# and peak memory, and the kernel's UDP receive-buffer drops during the run.
+# Traffic stays on 127.0.0.1; the run is bounded by RATE * DURATION calls.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RATE=${1:?usage: scripts/load.sh RATE DURATION_S [HOLD_MS]}
+DURATION=${2:?usage: scripts/load.sh RATE DURATION_S [HOLD_MS]}
+HOLD=${3:-1000}
+CALLS=$((RATE * DURATION))
+PORT=${LOAD_PORT:-25060}
+HTTP=$((PORT + 3))
+
+command -v sipp >/dev/null || { echo "SIPp missing: apt-get install sip-tester" >&2; exit 1; }
+cargo build --release --quiet
+BIN=target/release/omnigate
+WORK=$(mktemp -d)
+trap 'kill $GW 2>/dev/null || true; rm -rf "$WORK"' EXIT
+cat > "$WORK/omnigate.toml" <<CFG
+demo = true
+[sip]
+udp = "127.0.0.1:$PORT"
+tcp = "off"
+tls = "off"
+ws = "off"
+keepalive_interval = 0
+CFG
+# "off" is not an address: drop those lines (the flags below disable them).
+sed -i '/= "off"/d' "$WORK/omnigate.toml"
+cat >> "$WORK/omnigate.toml" <<CFG
+tls_cert = "$WORK/cert.pem"
+tls_key = "$WORK/cert.key"
+[http]
+listen = "127.0.0.1:$HTTP"
+[rtp]
+ports = "30000-60000"
+[data]
+dir = "$WORK/data"
+[log]
+level = "warn"
+[calls]
+answer_after_ms = 0
+hangup_after_secs = 0
+CFG
+RUST_LOG=warn $BIN serve --config "$WORK/omnigate.toml" --sip-tcp off --sip-tls off --sip-ws off > "$WORK/gw.log" 2>&1 &
+GW=$!
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$HTTP/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+curl -sf "http://127.0.0.1:$HTTP/healthz" >/dev/null || { cat "$WORK/gw.log"; exit 1; }
+
+tck=$(getconf CLK_TCK)
+cpu() { awk '{print $14 + $15}' "/proc/$GW/stat"; }
+rcvbuf() { awk '/^Udp:/ { if (n++) print $7 }' /proc/net/snmp; }
+cpu0=$(cpu); rb0=$(rcvbuf); t0=$(date +%s.%N)
+set +e
+sipp -sn uac -i 127.0.0.1 -mi 127.0.0.1 -p $((PORT + 10)) -r "$RATE" -rp 1000 -m "$CALLS" -d "$HOLD" \
+    -buff_size 4194304 -nostdin -timeout $((DURATION + 60))s -timeout_error \
+    -trace_stat -stf "$WORK/stat.csv" -fd 1 "127.0.0.1:$PORT" > "$WORK/sipp.out" 2>&1
+rc=$?
+set -e
+t1=$(date +%s.%N); cpu1=$(cpu); rb1=$(rcvbuf)
+peak_kb=$(awk '/VmHWM/ {print $2}' "/proc/$GW/status")
+last=$(tail -n 1 "$WORK/stat.csv"); head=$(head -n 1 "$WORK/stat.csv")
+col() { echo "$head" | tr ';' '\n' | grep -n "^$1\$" | cut -d: -f1; }
+val() { echo "$last" | cut -d';' -f"$(col "$1")"; }
+ok=$(val 'SuccessfulCall(C)'); failed=$(val 'FailedCall(C)'); retrans=$(val 'Retransmissions(C)')
+cpu_s=$(echo "($cpu1 - $cpu0) / $tck" | bc -l)
+wall=$(echo "$t1 - $t0" | bc -l)
+printf '\n| rate (calls/s) | calls | hold | successful | failed | SIPp retransmissions | gateway CPU s | CPU per call | peak RSS | UDP RcvbufErrors | wall s |\n'
+printf '|---|---|---|---|---|---|---|---|---|---|---|\n'
+printf '| %s | %s | %s ms | %s | %s | %s | %.2f | %.0f us | %.1f MB | %s | %.1f |\n' \
+    "$RATE" "$CALLS" "$HOLD" "$ok" "$failed" "$retrans" "$cpu_s" "$(echo "$cpu_s * 1000000 / ($ok + $failed + 0.000001)" | bc -l)" \
+    "$(echo "$peak_kb / 1024" | bc -l)" "$((rb1 - rb0))" "$wall"
+[ "$rc" = 0 ] || { echo "SIPp exit $rc (some calls failed)"; tail -5 "$WORK/sipp.out"; }
+exit "$rc"

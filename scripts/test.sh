@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Runs the whole test suite on a fresh Debian machine, installing the real peers the
+# tests drive (SIPp from Debian's sip-tester package) when they are missing.
+# A peer that cannot be installed makes this script fail loudly; tests never skip.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+command -v sipp >/dev/null 2>&1 || missing+=(sip-tester)
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "==> installing test peers: ${missing[*]}"
+    SUDO=""
+    [ "$(id -u)" = 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+command -v sipp >/dev/null 2>&1 || { echo "SIPp is still missing after install" >&2; exit 1; }
+
+echo "==> cargo test (unit, property, integration with real SIPp, bench smoke runs)"
+cargo test --all-targets --locked
+echo "==> doc tests"
+cargo test --doc --locked
