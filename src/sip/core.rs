@@ -586,8 +586,11 @@ impl Core {
                 Ok(r) => {
                     let text = String::from_utf8_lossy(&c.local_sdp).into_owned();
                     let dir = r.direction.answer().attr();
-                    let replaced = ["sendrecv", "sendonly", "recvonly", "inactive"].iter().fold(text, |t, d| t.replace(&format!("a={d}\r\n"), &format!("a={dir}\r\n")));
-                    body = Bytes::from(bump_sdp_version(&replaced));
+                    // Drop our old direction attribute and state the mirrored one.
+                    let mut lines: Vec<&str> = text.lines().filter(|l| !matches!(*l, "a=sendrecv" | "a=sendonly" | "a=recvonly" | "a=inactive")).collect();
+                    let attr = format!("a={dir}");
+                    lines.push(&attr);
+                    body = Bytes::from(bump_sdp_version(&lines.join("\r\n")));
                     c.local_sdp = body.clone();
                     self.events.push_back(CoreEvent::RemoteOffer { call, sdp: req.body.clone() });
                 }

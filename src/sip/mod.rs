@@ -19,3 +19,5 @@ pub mod core;
 pub mod dialog;
 pub mod trunk;
 pub mod transport;
+#[cfg(test)]
+mod sim_tests;

@@ -1,0 +1,311 @@
+//! Whole call flows between UA cores through an in-memory network with loss and
+//! delay, stepping simulated time to the next deadline (no sleeping, no sockets).
+
+use super::core::{CallRef, Core, CoreConfig, CoreEvent, EndReason};
+use super::message::{Framing, Message};
+use super::trunk::{Cidr, TrunkConfig};
+use super::{Peer, Transport};
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+struct Node {
+    addr: SocketAddr,
+    core: Core,
+    events: Vec<CoreEvent>,
+}
+
+/// A lossy network: each datagram is dropped with probability `loss` (deterministic
+/// xorshift), otherwise delivered after `delay`.
+struct Net {
+    now: Instant,
+    nodes: Vec<Node>,
+    in_flight: Vec<(Instant, SocketAddr, SocketAddr, Bytes)>,
+    loss: f64,
+    delay: Duration,
+    rng: u64,
+    dropped: usize,
+}
+
+impl Net {
+    fn new(loss: f64) -> Net {
+        Net { now: Instant::now(), nodes: Vec::new(), in_flight: Vec::new(), loss, delay: Duration::from_millis(20), rng: 0x9E3779B97F4A7C15, dropped: 0 }
+    }
+
+    fn add(&mut self, addr: &str, mut cfg: CoreConfig) -> usize {
+        let addr: SocketAddr = addr.parse().unwrap();
+        cfg.local = HashMap::from([(Transport::Udp, addr)]);
+        cfg.keepalive_interval = 0;
+        self.nodes.push(Node { addr, core: Core::new(cfg, self.now), events: Vec::new() });
+        self.nodes.len() - 1
+    }
+
+    fn rand(&mut self) -> f64 {
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        (self.rng % 10_000) as f64 / 10_000.0
+    }
+
+    fn flush(&mut self) {
+        for i in 0..self.nodes.len() {
+            while let Some(t) = self.nodes[i].core.poll_transmit() {
+                if self.rand() < self.loss {
+                    self.dropped += 1;
+                    continue;
+                }
+                let from = self.nodes[i].addr;
+                self.in_flight.push((self.now + self.delay, from, t.to.addr, t.data));
+            }
+            while let Some(e) = self.nodes[i].core.poll_event() {
+                self.nodes[i].events.push(e);
+            }
+        }
+    }
+
+    /// Advances to the next delivery or timer; false when nothing is pending.
+    fn step(&mut self) -> bool {
+        self.flush();
+        let next_msg = self.in_flight.iter().map(|m| m.0).min();
+        let next_timer = self.nodes.iter().filter_map(|n| n.core.poll_timeout()).min();
+        let Some(at) = [next_msg, next_timer].into_iter().flatten().min() else { return false };
+        self.now = self.now.max(at);
+        let now = self.now;
+        let (due, rest): (Vec<_>, Vec<_>) = self.in_flight.drain(..).partition(|m| m.0 <= now);
+        self.in_flight = rest;
+        for (_, from, to, data) in due {
+            if let Some(n) = self.nodes.iter_mut().find(|n| n.addr == to) {
+                n.core.handle_message(now, Message::parse(data, Framing::Datagram), Peer::udp(from));
+            }
+        }
+        for n in &mut self.nodes {
+            if n.core.poll_timeout().is_some_and(|t| t <= now) {
+                n.core.handle_timeout(now);
+            }
+        }
+        self.flush();
+        true
+    }
+
+    fn run_until(&mut self, limit: Duration, mut done: impl FnMut(&Net) -> bool) {
+        let end = self.now + limit;
+        while !done(self) {
+            assert!(self.now < end, "flow did not complete in {limit:?} of simulated time");
+            assert!(self.step(), "nothing pending and not done");
+        }
+    }
+}
+
+fn trunk(name: &str) -> TrunkConfig {
+    TrunkConfig {
+        name: name.into(),
+        inbound_cidrs: vec![],
+        inbound_username: None,
+        inbound_password: None,
+        proxy: None,
+        transport: Transport::Udp,
+        domain: None,
+        username: None,
+        password: None,
+        from_user: None,
+        register: false,
+        register_expires: 600,
+        options_interval: 0,
+    }
+}
+
+fn sdp() -> Bytes {
+    Bytes::from_static(b"v=0\r\no=x 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n")
+}
+
+fn outbound_call_with_auth(loss: f64) -> (usize, Duration) {
+    let mut net = Net::new(loss);
+    // A places calls to B through trunk "b"; B accepts A's address only with credentials.
+    let a = net.add("127.0.0.2:5060", CoreConfig {
+        trunks: vec![TrunkConfig { proxy: Some("127.0.0.3:5060".parse().unwrap()), username: Some("alice".into()), password: Some("s3cret".into()), ..trunk("b") }],
+        ..CoreConfig::default()
+    });
+    let b = net.add("127.0.0.3:5060", CoreConfig {
+        trunks: vec![TrunkConfig {
+            inbound_cidrs: vec![Cidr::parse("127.0.0.2").unwrap()],
+            inbound_username: Some("alice".into()),
+            inbound_password: Some("s3cret".into()),
+            ..trunk("a")
+        }],
+        ..CoreConfig::default()
+    });
+    let t0 = net.now;
+    let call = CallRef::next();
+    let now = net.now;
+    net.nodes[a].core.originate(now, call, "5551234", sdp(), None).unwrap();
+    net.run_until(Duration::from_secs(60), |n| n.nodes[b].events.iter().any(|e| matches!(e, CoreEvent::IncomingCall { .. })));
+    let CoreEvent::IncomingCall { call: bcall, callee, trunk, .. } = net.nodes[b].events.iter().find(|e| matches!(e, CoreEvent::IncomingCall { .. })).cloned().unwrap() else { unreachable!() };
+    assert_eq!(callee, "5551234");
+    assert_eq!(trunk.as_deref(), Some("a"));
+    let now = net.now;
+    net.nodes[b].core.answer(now, bcall, sdp());
+    net.run_until(Duration::from_secs(60), |n| {
+        n.nodes[a].events.iter().any(|e| matches!(e, CoreEvent::Established { .. })) && n.nodes[b].events.iter().any(|e| matches!(e, CoreEvent::Established { .. }))
+    });
+    let now = net.now;
+    net.nodes[a].core.hangup(now, call);
+    net.run_until(Duration::from_secs(60), |n| n.nodes[b].events.iter().any(|e| matches!(e, CoreEvent::Ended { reason: EndReason::RemoteBye, .. })));
+    let took = net.now - t0;
+    // Let every transaction and timer run out; nothing may be left behind.
+    while net.step() {}
+    assert_eq!(net.nodes[a].core.live_calls(), 0);
+    assert_eq!(net.nodes[b].core.live_calls(), 0);
+    assert!(net.nodes[a].core.tx.is_empty() && net.nodes[b].core.tx.is_empty());
+    (net.dropped, took)
+}
+
+#[test]
+fn outbound_call_answers_407_and_completes_on_a_clean_network() {
+    let (dropped, _) = outbound_call_with_auth(0.0);
+    assert_eq!(dropped, 0);
+}
+
+#[test]
+fn outbound_call_completes_through_20_percent_loss() {
+    let (dropped, took) = outbound_call_with_auth(0.2);
+    assert!(dropped > 0, "the network dropped something");
+    assert!(took < Duration::from_secs(60), "{took:?}");
+}
+
+fn inbound(net: &mut Net, b: usize, invite: &str) -> CallRef {
+    let now = net.now;
+    let src = Peer::udp("127.0.0.2:5060".parse().unwrap());
+    net.nodes[b].core.handle_message(now, Message::parse(Bytes::from(invite.to_string()), Framing::Datagram), src);
+    net.flush();
+    match net.nodes[b].events.iter().find(|e| matches!(e, CoreEvent::IncomingCall { .. })) {
+        Some(CoreEvent::IncomingCall { call, .. }) => *call,
+        _ => panic!("no call"),
+    }
+}
+
+const INV: &str = "INVITE sip:100@127.0.0.3 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bKrace1\r\nFrom: <sip:a@127.0.0.2>;tag=fa\r\nTo: <sip:100@127.0.0.3>\r\nCall-ID: race@x\r\nCSeq: 1 INVITE\r\nContact: <sip:a@127.0.0.2:5060>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
+const CANCEL: &str = "CANCEL sip:100@127.0.0.3 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bKrace1\r\nFrom: <sip:a@127.0.0.2>;tag=fa\r\nTo: <sip:100@127.0.0.3>\r\nCall-ID: race@x\r\nCSeq: 1 CANCEL\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
+
+fn demo_b(net: &mut Net) -> usize {
+    net.add("127.0.0.3:5060", CoreConfig { trunks: vec![TrunkConfig { inbound_cidrs: vec![Cidr::parse("127.0.0.0/8").unwrap()], ..trunk("demo") }], ..CoreConfig::default() })
+}
+
+fn sent_statuses(net: &mut Net) -> Vec<String> {
+    net.in_flight.drain(..).map(|m| String::from_utf8_lossy(&m.3).lines().next().unwrap_or("").to_string()).collect()
+}
+
+#[test]
+fn cancel_racing_a_200_gets_200_and_leaves_the_call_up() {
+    let mut net = Net::new(0.0);
+    let b = demo_b(&mut net);
+    let call = inbound(&mut net, b, INV);
+    let now = net.now;
+    net.nodes[b].core.answer(now, call, sdp());
+    net.flush();
+    // The CANCEL crosses the 200 on the wire.
+    let src = Peer::udp("127.0.0.2:5060".parse().unwrap());
+    net.nodes[b].core.handle_message(now, Message::parse(Bytes::from_static(CANCEL.as_bytes()), Framing::Datagram), src);
+    net.flush();
+    let out = sent_statuses(&mut net);
+    assert!(out.contains(&"SIP/2.0 200 OK".to_string()), "{out:?}");
+    assert!(!out.iter().any(|s| s.contains("487")), "no 487 once the 200 went out: {out:?}");
+    assert_eq!(net.nodes[b].core.live_calls(), 1, "the call stays up");
+    assert!(!net.nodes[b].events.iter().any(|e| matches!(e, CoreEvent::Ended { .. })));
+}
+
+#[test]
+fn cancel_before_the_200_gets_487() {
+    let mut net = Net::new(0.0);
+    let b = demo_b(&mut net);
+    let _call = inbound(&mut net, b, INV);
+    let src = Peer::udp("127.0.0.2:5060".parse().unwrap());
+    let now = net.now;
+    net.nodes[b].core.handle_message(now, Message::parse(Bytes::from_static(CANCEL.as_bytes()), Framing::Datagram), src);
+    net.flush();
+    let out = sent_statuses(&mut net);
+    assert!(out.iter().any(|s| s == "SIP/2.0 487 Request Terminated"), "{out:?}");
+    assert!(net.nodes[b].events.iter().any(|e| matches!(e, CoreEvent::Ended { reason: EndReason::Cancelled, .. })));
+}
+
+#[test]
+fn unknown_dialog_gets_481_and_a_hold_reinvite_gets_the_mirrored_direction() {
+    let mut net = Net::new(0.0);
+    let b = demo_b(&mut net);
+    let call = inbound(&mut net, b, INV);
+    let now = net.now;
+    net.nodes[b].core.answer(now, call, sdp());
+    net.flush();
+    let to_tag = net.in_flight.iter().find_map(|m| Message::parse(m.3.clone(), Framing::Datagram).ok().filter(|r| r.status() == Some(200)).and_then(|r| r.to_tag().map(str::to_string))).unwrap();
+    let src = Peer::udp("127.0.0.2:5060".parse().unwrap());
+    let ack = format!("ACK sip:x@127.0.0.3 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bKack\r\nFrom: <sip:a@127.0.0.2>;tag=fa\r\nTo: <sip:100@127.0.0.3>;tag={to_tag}\r\nCall-ID: race@x\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n");
+    net.nodes[b].core.handle_message(now, Message::parse(Bytes::from(ack), Framing::Datagram), src);
+    net.in_flight.clear();
+    // A BYE for a dialog we do not know.
+    let bye = "BYE sip:x@127.0.0.3 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bKbye0\r\nFrom: <sip:a@127.0.0.2>;tag=fa\r\nTo: <sip:100@127.0.0.3>;tag=nosuch\r\nCall-ID: race@x\r\nCSeq: 5 BYE\r\nContent-Length: 0\r\n\r\n";
+    net.nodes[b].core.handle_message(now, Message::parse(Bytes::from_static(bye.as_bytes()), Framing::Datagram), src);
+    net.flush();
+    assert_eq!(sent_statuses(&mut net), vec!["SIP/2.0 481 Call/Transaction Does Not Exist".to_string()]);
+    // A hold re-INVITE is answered with the mirrored direction.
+    let hold_sdp = "v=0\r\no=x 1 2 IN IP4 127.0.0.2\r\ns=-\r\nc=IN IP4 127.0.0.2\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\na=sendonly\r\n";
+    let reinv = format!("INVITE sip:x@127.0.0.3 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bKre1\r\nFrom: <sip:a@127.0.0.2>;tag=fa\r\nTo: <sip:100@127.0.0.3>;tag={to_tag}\r\nCall-ID: race@x\r\nCSeq: 2 INVITE\r\nContact: <sip:a@127.0.0.2:5060>\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{hold_sdp}", hold_sdp.len());
+    net.nodes[b].core.handle_message(now, Message::parse(Bytes::from(reinv), Framing::Datagram), src);
+    net.flush();
+    let ok = net.in_flight.iter().filter_map(|m| Message::parse(m.3.clone(), Framing::Datagram).ok()).find(|r| r.status() == Some(200)).expect("200 to the re-INVITE");
+    assert!(String::from_utf8_lossy(&ok.body).contains("a=recvonly"), "{ok}");
+    assert!(net.nodes[b].events.iter().any(|e| matches!(e, CoreEvent::RemoteOffer { .. })));
+}
+
+fn answered_with_session_timer(net: &mut Net, b: usize, refresher: &str) -> (CallRef, String) {
+    let inv = INV.replace("Max-Forwards: 70\r\n", &format!("Max-Forwards: 70\r\nSupported: timer\r\nSession-Expires: 90;refresher={refresher}\r\n"));
+    let call = inbound(net, b, &inv);
+    let now = net.now;
+    net.nodes[b].core.answer(now, call, sdp());
+    net.flush();
+    let ok = net.in_flight.iter().filter_map(|m| Message::parse(m.3.clone(), Framing::Datagram).ok()).find(|r| r.status() == Some(200)).unwrap();
+    assert_eq!(ok.header_str(&super::HeaderName::SessionExpires), Some(format!("90;refresher={refresher}").as_str()));
+    assert_eq!(ok.header_str(&super::HeaderName::Require), Some("timer"));
+    let to_tag = ok.to_tag().unwrap().to_string();
+    let ack = format!("ACK sip:x@127.0.0.3 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bKack\r\nFrom: <sip:a@127.0.0.2>;tag=fa\r\nTo: <sip:100@127.0.0.3>;tag={to_tag}\r\nCall-ID: race@x\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n");
+    let src = Peer::udp("127.0.0.2:5060".parse().unwrap());
+    net.nodes[b].core.handle_message(now, Message::parse(Bytes::from(ack), Framing::Datagram), src);
+    net.in_flight.clear();
+    (call, to_tag)
+}
+
+#[test]
+fn session_timer_without_refresh_ends_the_call_with_bye() {
+    let mut net = Net::new(0.0);
+    let b = demo_b(&mut net);
+    let (_call, _) = answered_with_session_timer(&mut net, b, "uac");
+    let t0 = net.now;
+    // Nobody refreshes: at 90 - min(32, 30) = 60 s we send BYE.
+    let deadline = net.nodes[b].core.poll_timeout().unwrap();
+    net.now = deadline.max(t0 + Duration::from_secs(60));
+    let now = net.now;
+    net.nodes[b].core.handle_timeout(now);
+    net.flush();
+    assert!(sent_statuses(&mut net).iter().any(|l| l.starts_with("BYE ")));
+    assert!(net.nodes[b].events.iter().any(|e| matches!(e, CoreEvent::Ended { reason: EndReason::SessionExpired, .. })));
+    assert_eq!(now - t0, Duration::from_secs(60));
+}
+
+#[test]
+fn we_refresh_as_uas_and_a_crossing_reinvite_gets_491() {
+    let mut net = Net::new(0.0);
+    let b = demo_b(&mut net);
+    let (_call, to_tag) = answered_with_session_timer(&mut net, b, "uas");
+    let t0 = net.now;
+    net.now = t0 + Duration::from_secs(45);
+    let now = net.now;
+    net.nodes[b].core.handle_timeout(now);
+    net.flush();
+    let sent = sent_statuses(&mut net);
+    assert!(sent.iter().any(|l| l.starts_with("INVITE sip:a@127.0.0.2:5060")), "refresh re-INVITE at SE/2: {sent:?}");
+    let reinv = format!("INVITE sip:x@127.0.0.3 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bKglare\r\nFrom: <sip:a@127.0.0.2>;tag=fa\r\nTo: <sip:100@127.0.0.3>;tag={to_tag}\r\nCall-ID: race@x\r\nCSeq: 2 INVITE\r\nContact: <sip:a@127.0.0.2:5060>\r\nContent-Length: 0\r\n\r\n");
+    let src = Peer::udp("127.0.0.2:5060".parse().unwrap());
+    net.nodes[b].core.handle_message(now, Message::parse(Bytes::from(reinv), Framing::Datagram), src);
+    net.flush();
+    let sent = sent_statuses(&mut net);
+    assert!(sent.contains(&"SIP/2.0 491 Request Pending".to_string()), "{sent:?}");
+}
