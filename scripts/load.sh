@@ -17,7 +17,7 @@ command -v sipp >/dev/null || { echo "SIPp missing: apt-get install sip-tester" 
 cargo build --release --quiet
 BIN=target/release/omnigate
 WORK=$(mktemp -d)
-trap 'kill $GW 2>/dev/null || true; rm -rf "$WORK"' EXIT
+trap 'kill $GW 2>/dev/null && wait $GW 2>/dev/null; rm -rf "$WORK"' EXIT
 cat > "$WORK/omnigate.toml" <<CFG
 demo = true
 [sip]

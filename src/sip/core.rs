@@ -270,6 +270,12 @@ impl Core {
         self.dialogs.len()
     }
 
+    /// Health from OPTIONS pings: None until the first answer or timeout.
+    pub fn trunk_healthy(&self, name: &str) -> Option<bool> {
+        let i = self.cfg.trunks.iter().position(|t| t.name == name)?;
+        self.trunk_state[i].healthy
+    }
+
     pub fn trunk_registered(&self, name: &str) -> Option<bool> {
         let i = self.cfg.trunks.iter().position(|t| t.name == name)?;
         Some(self.trunk_state[i].registered)

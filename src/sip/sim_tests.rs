@@ -33,10 +33,15 @@ impl Net {
         Net { now: Instant::now(), nodes: Vec::new(), in_flight: Vec::new(), loss, delay: Duration::from_millis(20), rng: 0x9E3779B97F4A7C15, dropped: 0 }
     }
 
+    /// Adds a node with registrar keepalives off (they would keep the network busy forever).
     fn add(&mut self, addr: &str, mut cfg: CoreConfig) -> usize {
+        cfg.keepalive_interval = 0;
+        self.add_raw(addr, cfg)
+    }
+
+    fn add_raw(&mut self, addr: &str, mut cfg: CoreConfig) -> usize {
         let addr: SocketAddr = addr.parse().unwrap();
         cfg.local = HashMap::from([(Transport::Udp, addr)]);
-        cfg.keepalive_interval = 0;
         self.nodes.push(Node { addr, core: Core::new(cfg, self.now), events: Vec::new() });
         self.nodes.len() - 1
     }
@@ -308,4 +313,103 @@ fn we_refresh_as_uas_and_a_crossing_reinvite_gets_491() {
     net.flush();
     let sent = sent_statuses(&mut net);
     assert!(sent.contains(&"SIP/2.0 491 Request Pending".to_string()), "{sent:?}");
+}
+
+#[test]
+fn failover_to_the_next_trunk_after_timer_b_then_skip_the_trunk_options_marked_down() {
+    let mut net = Net::new(0.0);
+    // Trunk "dead" points at an address where nothing answers; "b" works.
+    let a = net.add("127.0.0.2:5060", CoreConfig {
+        trunks: vec![
+            TrunkConfig { proxy: Some("127.0.0.9:5060".parse().unwrap()), options_interval: 10, ..trunk("dead") },
+            TrunkConfig { proxy: Some("127.0.0.3:5060".parse().unwrap()), ..trunk("b") },
+        ],
+        ..CoreConfig::default()
+    });
+    let b = demo_b(&mut net);
+    let t0 = net.now;
+    let call = CallRef::next();
+    net.nodes[a].core.originate(t0, call, "100", sdp(), None).unwrap();
+    net.run_until(Duration::from_secs(60), |n| n.nodes[b].events.iter().any(|e| matches!(e, CoreEvent::IncomingCall { .. })));
+    let took = net.now - t0;
+    assert!(took >= Duration::from_secs(32) && took < Duration::from_secs(33), "failover after Timer B (64*T1): {took:?}");
+    // The OPTIONS pings to "dead" time out (Timer F): it is marked down and the next
+    // call skips it.
+    net.run_until(Duration::from_secs(60), |n| n.nodes[a].core.trunk_healthy("dead") == Some(false));
+    assert_eq!(net.nodes[a].core.trunk_healthy("b"), None, "b is not pinged");
+    net.nodes[b].events.clear();
+    let t1 = net.now;
+    let call2 = CallRef::next();
+    net.nodes[a].core.originate(t1, call2, "101", sdp(), None).unwrap();
+    net.run_until(Duration::from_secs(5), |n| n.nodes[b].events.iter().any(|e| matches!(e, CoreEvent::IncomingCall { .. })));
+    assert!(net.now - t1 < Duration::from_secs(1), "went straight to the healthy trunk");
+}
+
+#[test]
+fn a_503_fails_over_and_a_404_does_not() {
+    let mut net = Net::new(0.0);
+    let a = net.add("127.0.0.2:5060", CoreConfig {
+        trunks: vec![
+            TrunkConfig { proxy: Some("127.0.0.3:5060".parse().unwrap()), ..trunk("first") },
+            TrunkConfig { proxy: Some("127.0.0.4:5060".parse().unwrap()), ..trunk("second") },
+        ],
+        ..CoreConfig::default()
+    });
+    let b = demo_b(&mut net);
+    let c = net.add("127.0.0.4:5060", CoreConfig { trunks: vec![TrunkConfig { inbound_cidrs: vec![Cidr::parse("127.0.0.0/8").unwrap()], ..trunk("demo") }], ..CoreConfig::default() });
+    for (code, expect_second) in [(503u16, true), (404, false)] {
+        net.nodes[b].events.clear();
+        net.nodes[c].events.clear();
+        net.nodes[a].events.clear();
+        let call = CallRef::next();
+        let now = net.now;
+        net.nodes[a].core.originate(now, call, "100", sdp(), None).unwrap();
+        net.run_until(Duration::from_secs(5), |n| n.nodes[b].events.iter().any(|e| matches!(e, CoreEvent::IncomingCall { .. })));
+        let Some(CoreEvent::IncomingCall { call: bc, .. }) = net.nodes[b].events.first().cloned() else { panic!() };
+        let now = net.now;
+        net.nodes[b].core.reject(now, bc, code, "No");
+        net.run_until(Duration::from_secs(5), |n| {
+            n.nodes[c].events.iter().any(|e| matches!(e, CoreEvent::IncomingCall { .. })) || n.nodes[a].events.iter().any(|e| matches!(e, CoreEvent::Ended { .. }))
+        });
+        let reached_second = net.nodes[c].events.iter().any(|e| matches!(e, CoreEvent::IncomingCall { .. }));
+        assert_eq!(reached_second, expect_second, "after {code}");
+        if !expect_second {
+            assert!(net.nodes[a].events.iter().any(|e| matches!(e, CoreEvent::Ended { reason: EndReason::Failed(404), .. })));
+        } else if let Some(CoreEvent::IncomingCall { call: cc, .. }) = net.nodes[c].events.first().cloned() {
+            let now = net.now;
+            net.nodes[c].core.reject(now, cc, 486, "Busy");
+            net.run_until(Duration::from_secs(5), |n| n.nodes[a].events.iter().any(|e| matches!(e, CoreEvent::Ended { .. })));
+        }
+    }
+}
+
+#[test]
+fn registered_phone_is_pinged_and_dropped_when_it_stops_answering() {
+    let mut net = Net::new(0.0);
+    let b = net.add_raw("127.0.0.3:5060", CoreConfig { users: HashMap::from([("1001".to_string(), "pw".to_string())]), keepalive_interval: 30, ..CoreConfig::default() });
+    let reg = |auth: &str, cseq: u32| {
+        format!("REGISTER sip:127.0.0.3 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bKr{cseq}\r\nFrom: <sip:1001@127.0.0.3>;tag=r\r\nTo: <sip:1001@127.0.0.3>\r\nCall-ID: reg@x\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:1001@127.0.0.2:5060>\r\nExpires: 600\r\n{auth}Content-Length: 0\r\n\r\n")
+    };
+    let src = Peer::udp("127.0.0.2:5060".parse().unwrap());
+    let now = net.now;
+    net.nodes[b].core.handle_message(now, Message::parse(Bytes::from(reg("", 1)), Framing::Datagram), src);
+    net.flush();
+    let ch = net.in_flight.drain(..).filter_map(|m| Message::parse(m.3, Framing::Datagram).ok()).find(|r| r.status() == Some(401)).unwrap();
+    let challenge = ch.header_str(&super::HeaderName::WwwAuthenticate).unwrap().to_string();
+    let a = super::auth::answer_challenge(&challenge, "REGISTER", "sip:127.0.0.3", "1001", "pw", "c", 1).unwrap();
+    net.nodes[b].core.handle_message(now, Message::parse(Bytes::from(reg(&format!("Authorization: {a}\r\n"), 2)), Framing::Datagram), src);
+    net.flush();
+    assert!(sent_statuses(&mut net).contains(&"SIP/2.0 200 OK".to_string()));
+    assert_eq!(net.nodes[b].core.registrar.count(now), 1);
+    // A registered phone may now call in (challenged with 407, not refused with 403).
+    let inv = INV.replace("127.0.0.3>", "127.0.0.3>").replace("<sip:a@127.0.0.2>", "<sip:1001@127.0.0.2>");
+    net.nodes[b].core.handle_message(now, Message::parse(Bytes::from(inv), Framing::Datagram), src);
+    net.flush();
+    assert!(sent_statuses(&mut net).iter().any(|s| s == "SIP/2.0 407 Proxy Authentication Required"));
+    // Keepalive OPTIONS every 30 s go to the phone's address; nothing answers there
+    // (no node at 127.0.0.2), so Timer F (32 s) drops the binding.
+    let t0 = net.now;
+    net.run_until(Duration::from_secs(120), |n| n.nodes[b].core.registrar.count(n.now) == 0);
+    let took = net.now - t0;
+    assert!(took >= Duration::from_secs(62) && took < Duration::from_secs(63), "30 s to the ping + 32 s Timer F: {took:?}");
 }
