@@ -191,6 +191,9 @@ pub struct TrunkToml {
     pub register_expires: u32,
     #[serde(default)]
     pub options_interval: u32,
+    /// transport = "tls": CA bundle (PEM) that signs the provider's certificate
+    /// (default: the system bundle /etc/ssl/certs/ca-certificates.crt).
+    pub tls_ca: Option<PathBuf>,
 }
 
 fn default_transport() -> String {

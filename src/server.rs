@@ -71,6 +71,13 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
     if let Some(u) = udp.clone() {
         tokio::spawn(transport::run_udp(u, in_tx.clone()));
     }
+    for t in &cfg.trunks {
+        if let (Some(proxy), true) = (t.proxy, t.transport.eq_ignore_ascii_case("tls")) {
+            let ca = t.tls_ca.clone().unwrap_or_else(|| "/etc/ssl/certs/ca-certificates.crt".into());
+            let name = t.domain.clone().unwrap_or_else(|| proxy.ip().to_string());
+            transports.add_tls_destination(proxy, &name, &ca).map_err(|e| format!("trunk \"{}\": tls_ca: {e}", t.name))?;
+        }
+    }
     if let Some(a) = cfg.sip.tcp {
         let l = tokio::net::TcpListener::bind(a).await.map_err(|e| format!("SIP TCP {a}: {e}"))?;
         tokio::spawn(transport::run_tcp(l, transports.clone()));

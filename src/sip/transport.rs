@@ -38,6 +38,9 @@ pub struct Transports {
     next_conn: AtomicU64,
     inbound: mpsc::Sender<Inbound>,
     limits: Limits,
+    /// Messages waiting for an outbound connection being opened.
+    pending: Mutex<HashMap<(Transport, SocketAddr), Vec<Bytes>>>,
+    tls_clients: Mutex<HashMap<SocketAddr, (Arc<rustls::ClientConfig>, String)>>,
 }
 
 impl Transports {
@@ -49,6 +52,8 @@ impl Transports {
             next_conn: AtomicU64::new(1),
             inbound,
             limits: Limits::default(),
+            pending: Mutex::new(HashMap::new()),
+            tls_clients: Mutex::new(HashMap::new()),
         })
     }
 
@@ -88,25 +93,88 @@ impl Transports {
                         return;
                     }
                 }
-                if transport == Transport::Tcp {
-                    let me = self.clone();
-                    tokio::spawn(async move {
-                        match TcpStream::connect(t.to.addr).await {
-                            Ok(s) => {
-                                let _ = s.set_nodelay(true);
-                                let (id, tx, rx) = me.register(Transport::Tcp, t.to.addr);
-                                let _ = tx.send(t.data);
-                                drop(tx);
-                                me.run_stream(s, id, Transport::Tcp, t.to.addr, rx).await;
-                            }
-                            Err(e) => tracing::warn!(to = %t.to.addr, error = %e, "TCP connect failed"),
-                        }
-                    });
+                if matches!(transport, Transport::Tcp | Transport::Tls) {
+                    self.connect_and_send(transport, t.to.addr, t.data);
                 } else {
                     tracing::warn!(to = %t.to, "no connection to send on");
                 }
             }
         }
+    }
+
+    /// Opens an outbound TCP or TLS connection, queueing what is sent meanwhile (one
+    /// connection per destination, however many messages wait for it).
+    fn connect_and_send(self: &Arc<Self>, transport: Transport, addr: SocketAddr, data: Bytes) {
+        {
+            let mut p = self.pending.lock().unwrap();
+            if let Some(q) = p.get_mut(&(transport, addr)) {
+                q.push(data);
+                return;
+            }
+            p.insert((transport, addr), vec![data]);
+        }
+        let me = self.clone();
+        tokio::spawn(async move {
+            let fail = |why: String| {
+                tracing::warn!(%addr, %transport, error = %why, "outbound connection failed");
+                me.pending.lock().unwrap().remove(&(transport, addr));
+            };
+            let tcp = match tokio::time::timeout(std::time::Duration::from_secs(10), TcpStream::connect(addr)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => return fail(e.to_string()),
+                Err(_) => return fail("connect timed out".into()),
+            };
+            let _ = tcp.set_nodelay(true);
+            let start = |me: &Arc<Self>| {
+                let (id, tx, rx) = me.register(transport, addr);
+                for d in me.pending.lock().unwrap().remove(&(transport, addr)).unwrap_or_default() {
+                    let _ = tx.send(d);
+                }
+                (id, rx)
+            };
+            if transport == Transport::Tls {
+                let Some((cfg, name)) = me.tls_client_for(addr) else { return fail("no TLS client configuration".into()) };
+                let Ok(server_name) = rustls::pki_types::ServerName::try_from(name.clone()) else { return fail(format!("bad TLS server name {name}")) };
+                match tokio_rustls::TlsConnector::from(cfg).connect(server_name, tcp).await {
+                    Ok(tls) => {
+                        let (id, rx) = start(&me);
+                        me.run_stream(tls, id, Transport::Tls, addr, rx).await;
+                    }
+                    Err(e) => fail(format!("TLS handshake with {name}: {e}")),
+                }
+            } else {
+                let (id, rx) = start(&me);
+                me.run_stream(tcp, id, Transport::Tcp, addr, rx).await;
+            }
+        });
+    }
+
+    /// TLS client settings and the name to verify for a destination.
+    fn tls_client_for(&self, addr: SocketAddr) -> Option<(Arc<rustls::ClientConfig>, String)> {
+        let g = self.tls_clients.lock().unwrap();
+        g.get(&addr).cloned()
+    }
+
+    /// Declares how to reach a TLS destination: the CA bundle (PEM) to trust and the
+    /// server name to verify.
+    pub fn add_tls_destination(&self, addr: SocketAddr, server_name: &str, ca_pem: &std::path::Path) -> Result<(), String> {
+        let pem = std::fs::read(ca_pem).map_err(|e| format!("{}: {e}", ca_pem.display()))?;
+        let mut roots = rustls::RootCertStore::empty();
+        for c in rustls_pemfile::certs(&mut &pem[..]) {
+            let c = c.map_err(|e| format!("{}: {e}", ca_pem.display()))?;
+            let _ = roots.add(c);
+        }
+        if roots.is_empty() {
+            return Err(format!("{}: no certificates", ca_pem.display()));
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let cfg = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        self.tls_clients.lock().unwrap().insert(addr, (Arc::new(cfg), server_name.to_string()));
+        Ok(())
     }
 
     /// Registers a stream connection; returns its id and the sender for writes.

@@ -71,7 +71,7 @@ fn invite_from_an_unknown_source_gets_403_and_is_not_routed() {
 fn outbound_call_through_a_trunk_answers_the_providers_digest_challenges() {
     let provider_port = 21410;
     let dir = tempfile::tempdir().unwrap();
-    let mut provider = sipp_spawn(dir.path(), &["-sf", &scenario("uas_provider.xml"), "-p", &provider_port.to_string(), "-m", "2"]);
+    let provider = sipp_spawn(dir.path(), &["-sf", &scenario("uas_provider.xml"), "-p", &provider_port.to_string(), "-m", "2"]);
     let trunk = format!(
         "[[trunk]]\nname = \"provider\"\nproxy = \"127.0.0.1:{provider_port}\"\ndomain = \"provider.example\"\nusername = \"trunkuser\"\npassword = \"trunkpass\"\nregister = true\nregister_expires = 3600\n"
     );

@@ -96,3 +96,22 @@ fn options_over_websocket() {
     let _ = s2.read_to_string(&mut r);
     assert!(r.starts_with("HTTP/1.1 400"), "{r}");
 }
+
+/// A call out through a trunk over TLS: the "provider" is a second gateway, whose
+/// generated certificate the first one trusts (tls_ca) and verifies as "localhost".
+#[test]
+fn outbound_call_through_a_tls_trunk() {
+    let provider = Gateway::start(22100, "demo = true", "answer_after_ms = 0\nhangup_after_secs = 0", "");
+    let trunk = format!(
+        "[[trunk]]\nname = \"tls-provider\"\nproxy = \"127.0.0.1:{}\"\ntransport = \"tls\"\ndomain = \"localhost\"\ntls_ca = \"{}\"\n",
+        provider.tls,
+        provider.path("cert.pem").display()
+    );
+    let g = Gateway::start(22200, "demo = false", "answer_after_ms = 0\nhangup_after_secs = 1", &trunk);
+    let (code, body) = g.post("/api/calls", Some("test-token"), r#"{"to": "100"}"#);
+    assert_eq!(code, 202, "{body}");
+    g.wait_log("call established");
+    provider.wait_log("source=TLS:127.0.0.1");
+    provider.wait_log("reason=RemoteBye");
+    g.wait_log("reason=LocalBye");
+}
