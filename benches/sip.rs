@@ -11,7 +11,6 @@ use omnigate::sip::transaction::{Incoming, TimerConfig, TransactionLayer};
 use omnigate::sip::trunk::{Cidr, TrunkConfig};
 use omnigate::sip::{Framing, Message, Peer, Transport};
 use std::hint::black_box;
-use std::time::Instant;
 
 const INVITE: &str = "INVITE sip:100@127.0.0.1:5060 SIP/2.0\r\n\
 Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-4242-1-0;rport\r\n\
@@ -57,7 +56,7 @@ fn transactions(c: &mut Criterion) {
             || invites.clone(),
             |invs| {
                 let mut l = TransactionLayer::new(TimerConfig::default());
-                let t0 = Instant::now();
+                let t0 = omnigate::clock::now();
                 for inv in invs {
                     if let Incoming::New(k) = l.on_request(t0, inv.clone(), peer) {
                         l.respond(t0, &k, Message::response_to(&inv, 200, "OK", Some("t")));
@@ -82,25 +81,11 @@ fn whole_call(c: &mut Criterion) {
     g.throughput(Throughput::Elements(1));
     let peer = Peer { transport: Transport::Udp, addr: "127.0.0.1:5070".parse().unwrap(), conn: None };
     let cfg = CoreConfig {
-        trunks: vec![TrunkConfig {
-            name: "demo".into(),
-            inbound_cidrs: vec![Cidr::parse("127.0.0.0/8").unwrap()],
-            inbound_username: None,
-            inbound_password: None,
-            proxy: None,
-            transport: Transport::Udp,
-            domain: None,
-            username: None,
-            password: None,
-            from_user: None,
-            register: false,
-            register_expires: 600,
-            options_interval: 0,
-        }],
+        trunks: vec![TrunkConfig { inbound_cidrs: vec![Cidr::parse("127.0.0.0/8").unwrap()], ..TrunkConfig::new("demo") }],
         keepalive_interval: 0,
         ..CoreConfig::default()
     };
-    let t0 = Instant::now();
+    let t0 = omnigate::clock::now();
     let mut core = Core::new(cfg, t0);
     let mut n = 0u64;
     let sdp = Bytes::from_static(b"v=0\r\no=omnigate 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 10000 RTP/AVP 0\r\n");

@@ -16,7 +16,14 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 command -v sipp >/dev/null 2>&1 || { echo "SIPp is still missing after install" >&2; exit 1; }
 
-echo "==> cargo test (unit, property, integration with real SIPp, bench smoke runs)"
-cargo test --all-targets --locked
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
 echo "==> doc tests"
-cargo test --doc --locked
+cargo test --doc --locked 2>&1 | tee -a "$log"
+echo "==> cargo test (unit, property, integration with real SIPp, bench smoke runs)"
+cargo test --all-targets --locked 2>&1 | tee -a "$log"
+# One closing line for the whole suite (pipefail has already stopped us on a failure).
+passed=$(grep -Eo '[0-9]+ passed' "$log" | awk '{s += $1} END {print s + 0}')
+failed=$(grep -Eo '[0-9]+ failed' "$log" | awk '{s += $1} END {print s + 0}')
+echo "omnigate: $passed passed, $failed failed"
+[ "$passed" -gt 0 ] && [ "$failed" -eq 0 ]

@@ -91,6 +91,7 @@ fn error(status: actix_web::http::StatusCode, reason: &str) -> HttpResponse {
     HttpResponse::build(status).json(serde_json::json!({ "error": reason }))
 }
 
+#[allow(clippy::result_large_err)]
 fn authorised(req: &HttpRequest, shared: &Shared) -> Result<(), HttpResponse> {
     use actix_web::http::StatusCode;
     let Some(tok) = &shared.admin_token else {

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+#[derive(Default)]
 pub struct Config {
     /// Demo mode: demo trunk from 127.0.0.0/8 and demo users. Default: true without a
     /// config file, false with one.
@@ -204,22 +205,6 @@ fn default_reg_expires() -> u32 {
     600
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            demo: None,
-            sip: SipConfig::default(),
-            http: HttpConfig::default(),
-            rtp: RtpConfig::default(),
-            data: DataConfig::default(),
-            log: LogConfig::default(),
-            calls: CallsConfig::default(),
-            shutdown: ShutdownConfig::default(),
-            users: Vec::new(),
-            trunks: Vec::new(),
-        }
-    }
-}
 
 /// A configuration error that names where it is.
 #[derive(Debug, thiserror::Error)]
@@ -324,21 +309,7 @@ impl Config {
             })
             .collect();
         if self.is_demo() && !v.iter().any(|t| t.name == "demo") {
-            v.push(TrunkConfig {
-                name: "demo".into(),
-                inbound_cidrs: vec![Cidr::parse("127.0.0.0/8").unwrap()],
-                inbound_username: None,
-                inbound_password: None,
-                proxy: None,
-                transport: Transport::Udp,
-                domain: None,
-                username: None,
-                password: None,
-                from_user: None,
-                register: false,
-                register_expires: 600,
-                options_interval: 0,
-            });
+            v.push(TrunkConfig { inbound_cidrs: vec![Cidr::parse("127.0.0.0/8").unwrap()], ..TrunkConfig::new("demo") });
         }
         v
     }

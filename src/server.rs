@@ -160,9 +160,9 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
     let mut draining_since: Option<Instant> = None;
     let grace = Duration::from_secs(cfg.shutdown.grace_secs);
     let mut ended_all_at: Option<Instant> = None;
-    let mut last_publish = Instant::now() - Duration::from_secs(1);
+    let mut last_publish = crate::clock::now() - Duration::from_secs(1);
     loop {
-        let deadline = core.poll_timeout().map(tokio::time::Instant::from_std).unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+        let deadline = core.poll_timeout().map(tokio::time::Instant::from_std).unwrap_or_else(|| tokio::time::Instant::from_std(crate::clock::now() + Duration::from_secs(3600)));
         // Wakes the loop to publish metrics and to advance a shutdown.
         let tick = tokio::time::sleep(Duration::from_millis(if draining_since.is_some() { 100 } else { 200 }));
         tokio::select! {
@@ -171,7 +171,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
                 tracing::info!(live_calls = core.live_calls(), grace_secs = grace.as_secs(), "shutting down: refusing new calls");
                 core.start_draining(crate::clock::now());
                 metrics.lock().unwrap().serving = false;
-                draining_since = Some(Instant::now());
+                draining_since = Some(crate::clock::now());
             }
             Some(m) = in_rx.recv() => {
                 let now = crate::clock::now();
@@ -213,7 +213,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
         }
         // Graceful shutdown: grace period, then BYE to what is left, then stop.
         if let Some(since) = draining_since {
-            let now = Instant::now();
+            let now = crate::clock::now();
             if ended_all_at.is_none() && (core.live_calls() == 0 || now.duration_since(since) >= grace) {
                 if core.live_calls() > 0 {
                     tracing::info!(live_calls = core.live_calls(), "grace period over: ending live calls");
@@ -236,7 +236,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
         }
         if last_publish.elapsed() >= Duration::from_millis(200) {
             publish(&core, &metrics, &transports, &ports);
-            last_publish = Instant::now();
+            last_publish = crate::clock::now();
         }
     }
     for h in http_handles {

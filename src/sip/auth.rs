@@ -3,6 +3,18 @@
 //! Server side: stateless nonces (a timestamp sealed with a keyed SHA-256) so nothing is
 //! stored per challenge; a nonce older than `NONCE_TTL` is answered with `stale=true`.
 //! Client side: building Authorization / Proxy-Authorization for a challenge.
+//!
+//! ```
+//! use omnigate::sip::auth::{answer_challenge, Algorithm, NonceIssuer, Verdict};
+//! use omnigate::sip::header::DigestParams;
+//!
+//! let server = NonceIssuer::new([42; 32]);
+//! let challenge = server.challenge("omnigate", Algorithm::Sha256, 1_000, false);
+//! let creds = answer_challenge(&challenge, "REGISTER", "sip:example.com", "1001", "pw", "cnonce", 1).unwrap();
+//! let parsed = DigestParams::parse(&creds).unwrap();
+//! assert_eq!(server.verify(&parsed, "REGISTER", "omnigate", Some("pw"), 1_010), Verdict::Ok);
+//! assert_eq!(server.verify(&parsed, "REGISTER", "omnigate", Some("nope"), 1_010), Verdict::Denied);
+//! ```
 
 use super::header::DigestParams;
 use md5::Md5;

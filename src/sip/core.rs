@@ -129,6 +129,29 @@ enum CallState {
     Established,
 }
 
+impl Call {
+    fn new(inbound: bool, state: CallState, invite: Message, local_sdp: Bytes, source: Peer, to_user: String) -> Call {
+        Call {
+            inbound,
+            state,
+            invite_tx: None,
+            invite,
+            local_tag: rand_hex(10),
+            dialog: None,
+            local_sdp,
+            source,
+            to_user,
+            trunks_left: VecDeque::new(),
+            trunk: None,
+            auth_tried: false,
+            got_provisional: false,
+            cancel_pending: false,
+            last_code: 0,
+            ack: None,
+        }
+    }
+}
+
 struct Call {
     inbound: bool,
     state: CallState,
@@ -305,6 +328,7 @@ impl Core {
         *self.stats.responses_sent.entry(code).or_default() += 1;
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn reply(&mut self, now: Instant, key: &TxKey, req: &Message, code: u16, reason: &str, tag: Option<&str>, extra: &[(HeaderName, String)]) {
         let mut r = Message::response_to(req, code, reason, tag);
         for (n, v) in extra {
@@ -322,10 +346,15 @@ impl Core {
         self.tx.send_stateless(to, &r);
     }
 
-    /// Adds our Via (fresh branch, rport) on top and sends as a client transaction.
-    fn send_request(&mut self, now: Instant, mut req: Message, peer: Peer, purpose: Purpose) -> Option<TxKey> {
-        let via = format!("SIP/2.0/{} {};branch={}{};rport", peer.transport.via_name(), self.local_addr(peer.transport), BRANCH_PREFIX, rand_hex(16));
+    /// Puts our Via (fresh branch, rport) on top of a request we send.
+    fn push_our_via(&self, req: &mut Message, t: Transport) {
+        let via = format!("SIP/2.0/{} {};branch={}{};rport", t.via_name(), self.local_addr(t), BRANCH_PREFIX, rand_hex(16));
         req.headers.insert(0, super::message::Header::new(HeaderName::Via, via));
+    }
+
+    /// Adds our Via and sends as a client transaction.
+    fn send_request(&mut self, now: Instant, mut req: Message, peer: Peer, purpose: Purpose) -> Option<TxKey> {
+        self.push_our_via(&mut req, peer.transport);
         if req.header(&HeaderName::UserAgent).is_none() {
             req.push(HeaderName::UserAgent, self.cfg.user_agent.clone());
         }
@@ -493,27 +522,9 @@ impl Core {
         let callee = req.request_uri().and_then(|u| super::uri::Uri::parse(u).ok()).and_then(|u| u.user.map(super::uri::percent_decode)).unwrap_or_default();
         let sdp = req.body.clone();
         self.invites.insert(key.clone(), call);
-        self.calls.insert(
-            call,
-            Call {
-                inbound: true,
-                state: CallState::Offered,
-                invite_tx: Some(key),
-                invite: req,
-                local_tag: rand_hex(10),
-                dialog: None,
-                local_sdp: Bytes::new(),
-                source,
-                to_user: callee.clone(),
-                trunks_left: VecDeque::new(),
-                trunk: None,
-                auth_tried: false,
-                got_provisional: false,
-                cancel_pending: false,
-                last_code: 0,
-                ack: None,
-            },
-        );
+        let mut c = Call::new(true, CallState::Offered, req, Bytes::new(), source, callee.clone());
+        c.invite_tx = Some(key);
+        self.calls.insert(call, c);
         self.events.push_back(CoreEvent::IncomingCall { call, caller, callee, sdp, trunk: trunk_name, user, source });
     }
 
@@ -807,27 +818,9 @@ impl Core {
         };
         let Some(first) = order.pop_front() else { return Err("no trunk with a proxy address") };
         self.stats.calls_total += 1;
-        self.calls.insert(
-            call,
-            Call {
-                inbound: false,
-                state: CallState::Calling,
-                invite_tx: None,
-                invite: Message::request(Method::Invite, "sip:invalid"),
-                local_tag: rand_hex(10),
-                dialog: None,
-                local_sdp: sdp,
-                source: Peer::udp(SocketAddr::from(([0, 0, 0, 0], 0))),
-                to_user: to_user.to_string(),
-                trunks_left: order,
-                trunk: None,
-                auth_tried: false,
-                got_provisional: false,
-                cancel_pending: false,
-                last_code: 0,
-                ack: None,
-            },
-        );
+        let mut c = Call::new(false, CallState::Calling, Message::request(Method::Invite, "sip:invalid"), sdp, Peer::udp(SocketAddr::from(([0, 0, 0, 0], 0))), to_user.to_string());
+        c.trunks_left = order;
+        self.calls.insert(call, c);
         self.send_invite(now, call, first, None);
         self.drain_tx_events(now);
         Ok(())
@@ -885,13 +878,12 @@ impl Core {
         match self.purposes.get(&key).cloned() {
             Some(Purpose::Invite(call)) => self.on_invite_response(now, call, key, resp, code),
             Some(Purpose::Register(i)) => self.on_register_response(now, i, resp, code),
-            Some(Purpose::TrunkOptions(i)) => {
-                if code >= 200 {
+            Some(Purpose::TrunkOptions(i))
+                if code >= 200 => {
                     self.trunk_state[i].healthy = Some(true);
                 }
-            }
-            Some(Purpose::InDialog(call)) => {
-                if code >= 200 {
+            Some(Purpose::InDialog(call))
+                if code >= 200 => {
                     if let Some(d) = self.calls.get_mut(&call).and_then(|c| c.dialog.as_mut()) {
                         d.pending_offer = false;
                     }
@@ -899,7 +891,6 @@ impl Core {
                         self.end_call(call, EndReason::RemoteBye);
                     }
                 }
-            }
             _ => {}
         }
     }
@@ -933,8 +924,7 @@ impl Core {
             let Some(mut d) = Dialog::uac(&c.invite, &resp, peer) else { return };
             d.state = DialogState::Confirmed;
             let mut ack = d.request(Method::Ack);
-            let via = format!("SIP/2.0/{} {};branch={}{};rport", peer.transport.via_name(), self.local_addr(peer.transport), BRANCH_PREFIX, rand_hex(16));
-            ack.headers.insert(0, super::message::Header::new(HeaderName::Via, via));
+            self.push_our_via(&mut ack, peer.transport);
             let c = self.calls.get_mut(&call).unwrap();
             c.state = CallState::Established;
             self.dialogs.insert(d.id.clone(), call);
@@ -1001,8 +991,7 @@ impl Core {
         let Some(peer) = self.tx.peer(key) else { return };
         let Some(mut d) = Dialog::uac(&inv, resp, peer) else { return };
         let mut ack = d.request(Method::Ack);
-        let via = format!("SIP/2.0/{} {};branch={}{};rport", peer.transport.via_name(), self.local_addr(peer.transport), BRANCH_PREFIX, rand_hex(16));
-        ack.headers.insert(0, super::message::Header::new(HeaderName::Via, via));
+        self.push_our_via(&mut ack, peer.transport);
         self.tx.send_stateless(peer, &ack);
         let bye = d.request(Method::Bye);
         self.send_request(now, bye, peer, Purpose::Other);

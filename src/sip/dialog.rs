@@ -245,7 +245,7 @@ mod tests {
 
     #[test]
     fn session_timer_deadlines() {
-        let t0 = Instant::now();
+        let t0 = crate::clock::now();
         let us = SessionTimer::new(t0, Duration::from_secs(1800), Refresher::Us);
         assert_eq!(us.deadline - t0, Duration::from_secs(900));
         let them = SessionTimer::new(t0, Duration::from_secs(90), Refresher::Them);

@@ -199,7 +199,7 @@ impl<'a> NameAddr<'a> {
                 return Err("white space inside <> around URI");
             }
             let uri = Uri::parse(uri_s).map_err(|_| "malformed URI in address")?;
-            let params = Params::parse_header_params(&s[close + 1..]).map_err(|e| e)?;
+            let params = Params::parse_header_params(&s[close + 1..])?;
             return Ok(NameAddr { display, uri, params, angle: true });
         }
         // addr-spec: the URI may not contain ';', ',' or '?' here (RFC 3261 20.10):
@@ -297,7 +297,7 @@ pub struct DigestParams<'a> {
 impl<'a> DigestParams<'a> {
     pub fn parse(s: &'a str) -> Option<DigestParams<'a>> {
         let s = trim_lws(s);
-        let sp = s.find(|c: char| c == ' ' || c == '\t' || c == '\r' || c == '\n')?;
+        let sp = s.find([' ', '\t', '\r', '\n'])?;
         let scheme = &s[..sp];
         let mut params = Vec::new();
         for part in split_commas(&s[sp..])? {

@@ -7,6 +7,28 @@
 //! and the body. `validate` then checks the start line and the headers that RFC 4475
 //! exercises. A message that fails the second stage but passed the first can still be
 //! answered with a 400 naming the problem (see [`ParseError::answerable`]).
+//!
+//! ```
+//! use bytes::Bytes;
+//! use omnigate::sip::{Framing, HeaderName, Message};
+//!
+//! // Compact forms, folding and case-insensitive names are all fine.
+//! let raw = "OPTIONS sip:100@example.com SIP/2.0\r\nv: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1\r\n\
+//!            f: <sip:alice@example.com>;tag=1\r\nTO: <sip:100@example.com>\r\ni: abc\r\n\
+//!            CSeq: 1\r\n OPTIONS\r\nl: 0\r\n\r\n";
+//! let m = Message::parse(Bytes::from_static(raw.as_bytes()), Framing::Datagram).unwrap();
+//! assert_eq!(m.call_id(), "abc");
+//! assert_eq!(m.top_via().unwrap().branch(), Some("z9hG4bK1"));
+//! let ok = Message::response_to(&m, 200, "OK", Some("t1"));
+//! assert!(ok.to_string().starts_with("SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1"));
+//! assert_eq!(ok.header_str(&HeaderName::To), Some("<sip:100@example.com>;tag=t1"));
+//!
+//! // A malformed request is refused with a reason that a 400 can carry.
+//! let bad = raw.replace("CSeq: 1\r\n OPTIONS", "CSeq: 1 INVITE");
+//! let e = Message::parse(Bytes::from(bad), Framing::Datagram).unwrap_err();
+//! assert_eq!((e.status, e.reason), (400, "CSeq method does not match the request method"));
+//! assert!(e.answerable().is_some());
+//! ```
 
 use super::header::{parse_contacts, parse_cseq, valid_sip_date, HeaderName, NameAddr, Via};
 use super::syntax::{is_token_char, split_commas};
@@ -374,11 +396,10 @@ impl Message {
                         }
                     }
                 }
-                HeaderName::MaxForwards => {
-                    if v.is_empty() || v.len() > 10 || !v.bytes().all(|b| b.is_ascii_digit()) || v.parse::<u64>().unwrap_or(999) > 255 {
+                HeaderName::MaxForwards
+                    if (v.is_empty() || v.len() > 10 || !v.bytes().all(|b| b.is_ascii_digit()) || v.parse::<u64>().unwrap_or(999) > 255) => {
                         return Err("Max-Forwards out of range");
                     }
-                }
                 HeaderName::Contact => {
                     parse_contacts(v).map_err(|_| "malformed Contact")?;
                 }
@@ -390,16 +411,14 @@ impl Message {
                         }
                     }
                 }
-                HeaderName::Date => {
-                    if !valid_sip_date(v) {
+                HeaderName::Date
+                    if !valid_sip_date(v) => {
                         return Err("malformed Date (must be RFC 1123 in GMT)");
                     }
-                }
-                HeaderName::Expires => {
-                    if !v.is_empty() && !v.bytes().all(|b| b.is_ascii_digit()) {
+                HeaderName::Expires
+                    if !v.is_empty() && !v.bytes().all(|b| b.is_ascii_digit()) => {
                         return Err("malformed Expires");
                     }
-                }
                 _ => {}
             }
         }
@@ -666,7 +685,7 @@ fn parse_start_line(s: &str, raw: &Bytes) -> Result<(StartLine, bool), ParseErro
         return Err(ParseError::new(400, "malformed Request-URI"));
     }
     let version_ok = v.eq_ignore_ascii_case("SIP/2.0");
-    if !version_ok && !(v.len() > 4 && v[..4].eq_ignore_ascii_case("SIP/")) {
+    if !(version_ok || v.len() > 4 && v[..4].eq_ignore_ascii_case("SIP/")) {
         return Err(ParseError::new(400, "malformed SIP version"));
     }
     let uoff = m.len() + 1;

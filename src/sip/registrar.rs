@@ -278,7 +278,7 @@ mod tests {
 
     #[test]
     fn register_with_challenge_then_expire_and_unregister() {
-        let t0 = Instant::now();
+        let t0 = crate::clock::now();
         let mut r = Registrar::new(RegistrarConfig::default(), "omnigate", [1; 32], t0);
         let req = reg("Expires: 120\r\n", "<sip:alice@127.0.0.1:5070>, <sip:alice@10.0.0.2:5060>;expires=600", 1);
         let req2 = authed(&mut r, t0, &req, "alice", "secret");
@@ -296,7 +296,7 @@ mod tests {
 
     #[test]
     fn wrong_password_and_unknown_user_look_the_same_and_get_throttled() {
-        let t0 = Instant::now();
+        let t0 = crate::clock::now();
         let mut r = Registrar::new(RegistrarConfig::default(), "omnigate", [1; 32], t0);
         let req = reg("", "<sip:alice@127.0.0.1:5070>", 1);
         let wrong = authed(&mut r, t0, &req, "alice", "nope");

@@ -129,6 +129,7 @@ pub enum TimerKind {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(clippy::enum_variant_names)]
 enum Kind {
     ClientInvite,
     ClientNonInvite,
@@ -698,7 +699,7 @@ mod tests {
     #[test]
     fn timer_b_fires_after_64_t1_without_sleeping() {
         let mut l = TransactionLayer::new(TimerConfig::default());
-        let t0 = Instant::now();
+        let t0 = crate::clock::now();
         let key = l.send_request(t0, invite("z9hG4bKb1"), peer()).unwrap();
         assert_eq!(drain(&mut l).len(), 1);
         // Retransmissions at 0.5, 1.5, 3.5, 7.5, 15.5, 31.5 s (Timer A doubling).
@@ -721,7 +722,7 @@ mod tests {
     #[test]
     fn server_invite_retransmits_2xx_until_ack() {
         let mut l = TransactionLayer::new(TimerConfig::default());
-        let t0 = Instant::now();
+        let t0 = crate::clock::now();
         let req = invite("z9hG4bKs1");
         let Incoming::New(key) = l.on_request(t0, req.clone(), peer()) else { panic!() };
         assert!(String::from_utf8_lossy(&drain(&mut l)[0].data).starts_with("SIP/2.0 100 Trying"));
@@ -762,7 +763,7 @@ mod tests {
     #[test]
     fn no_ack_for_2xx_reports_ack_timeout() {
         let mut l = TransactionLayer::new(TimerConfig::default());
-        let t0 = Instant::now();
+        let t0 = crate::clock::now();
         let req = invite("z9hG4bKs2");
         let Incoming::New(key) = l.on_request(t0, req.clone(), peer()) else { panic!() };
         l.respond(t0, &key, Message::response_to(&req, 200, "OK", Some("t")));
@@ -777,7 +778,7 @@ mod tests {
     #[test]
     fn non2xx_final_retransmits_until_ack_then_confirmed() {
         let mut l = TransactionLayer::new(TimerConfig::default());
-        let t0 = Instant::now();
+        let t0 = crate::clock::now();
         let req = invite("z9hG4bKs3");
         let Incoming::New(key) = l.on_request(t0, req.clone(), peer()) else { panic!() };
         l.respond(t0, &key, Message::response_to(&req, 486, "Busy Here", Some("t")));
@@ -801,7 +802,7 @@ mod tests {
     #[test]
     fn client_invite_acks_non2xx_and_absorbs_retransmissions() {
         let mut l = TransactionLayer::new(TimerConfig::default());
-        let t0 = Instant::now();
+        let t0 = crate::clock::now();
         let req = invite("z9hG4bKc4");
         let key = l.send_request(t0, req.clone(), peer()).unwrap();
         drain(&mut l);
@@ -822,7 +823,7 @@ mod tests {
     #[test]
     fn non_invite_client_timer_e_caps_at_t2_and_f_times_out() {
         let mut l = TransactionLayer::new(TimerConfig::default());
-        let t0 = Instant::now();
+        let t0 = crate::clock::now();
         let mut req = invite("z9hG4bKc5");
         req.start = crate::sip::StartLine::Request { method: Method::Options, uri: Bytes::from_static(b"sip:x") };
         req.set(HeaderName::CSeq, "1 OPTIONS");
@@ -843,7 +844,7 @@ mod tests {
     #[test]
     fn retransmitted_request_absorbed_and_merged_request_detected() {
         let mut l = TransactionLayer::new(TimerConfig::default());
-        let t0 = Instant::now();
+        let t0 = crate::clock::now();
         let req = invite("z9hG4bKm1");
         assert!(matches!(l.on_request(t0, req.clone(), peer()), Incoming::New(_)));
         assert!(matches!(l.on_request(t0, req.clone(), peer()), Incoming::Absorbed));
@@ -854,7 +855,7 @@ mod tests {
     #[test]
     fn rfc2543_fallback_matching() {
         let mut l = TransactionLayer::new(TimerConfig::default());
-        let t0 = Instant::now();
+        let t0 = crate::clock::now();
         let req = invite("oldbranch");
         assert!(matches!(l.on_request(t0, req.clone(), peer()), Incoming::New(_)));
         assert!(matches!(l.on_request(t0, req, peer()), Incoming::Absorbed));

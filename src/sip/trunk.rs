@@ -68,6 +68,25 @@ pub struct TrunkConfig {
 }
 
 impl TrunkConfig {
+    /// A trunk that matches nothing and goes nowhere until its fields are set.
+    pub fn new(name: &str) -> TrunkConfig {
+        TrunkConfig {
+            name: name.to_string(),
+            inbound_cidrs: Vec::new(),
+            inbound_username: None,
+            inbound_password: None,
+            proxy: None,
+            transport: Transport::Udp,
+            domain: None,
+            username: None,
+            password: None,
+            from_user: None,
+            register: false,
+            register_expires: 600,
+            options_interval: 0,
+        }
+    }
+
     pub fn domain(&self) -> String {
         match (&self.domain, self.proxy) {
             (Some(d), _) => d.clone(),

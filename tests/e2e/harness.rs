@@ -1,5 +1,6 @@
 //! Starts the real gateway binary with a generated config on its own ports, and runs
 //! real SIPp against it. A missing peer fails the test loudly: run scripts/test.sh.
+#![allow(clippy::disallowed_methods)] // waits in real time for real processes
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
