@@ -399,3 +399,50 @@ fn registered_phone_is_pinged_and_dropped_when_it_stops_answering() {
     let took = net.now - t0;
     assert!(took >= Duration::from_secs(62) && took < Duration::from_secs(63), "30 s to the ping + 32 s Timer F: {took:?}");
 }
+
+/// Sends one request from 127.0.0.2:`port` to a demo node and returns the answers'
+/// start lines and the first answer.
+fn exchange(port: u16, req: &str) -> (Vec<String>, Option<Message>, Vec<(SocketAddr, Bytes)>) {
+    let mut net = Net::new(0.0);
+    let b = demo_b(&mut net);
+    let now = net.now;
+    let src = Peer::udp(SocketAddr::from(([127, 0, 0, 2], port)));
+    net.nodes[b].core.handle_message(now, Message::parse(Bytes::from(req.to_string()), Framing::Datagram), src);
+    net.flush();
+    let raw: Vec<(SocketAddr, Bytes)> = net.in_flight.iter().map(|m| (m.2, m.3.clone())).collect();
+    let first = raw.iter().filter_map(|(_, d)| Message::parse(d.clone(), Framing::Datagram).ok()).find(|m| m.status().unwrap_or(0) >= 200);
+    (sent_statuses(&mut net), first, raw)
+}
+
+#[test]
+fn rfc_answers_483_482_420_422_488() {
+    let with = |extra: &str, body: &str| INV.replace("Max-Forwards: 70\r\n", extra).replace("Content-Length: 0\r\n\r\n", &format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    let (s, _, _) = exchange(5060, &with("Max-Forwards: 0\r\n", ""));
+    assert!(s.contains(&"SIP/2.0 483 Too Many Hops".to_string()), "{s:?}");
+    // Our own Via further down the list: the request looped back to us.
+    let looped = with("Max-Forwards: 60\r\n", "").replace("Via: SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bKrace1\r\n", "Via: SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bKrace1\r\nVia: SIP/2.0/UDP 127.0.0.3:5060;branch=z9hG4bKog0123\r\n");
+    let (s, _, _) = exchange(5060, &looped);
+    assert!(s.contains(&"SIP/2.0 482 Loop Detected".to_string()), "{s:?}");
+    let (s, first, _) = exchange(5060, &with("Max-Forwards: 70\r\nRequire: 100rel, foo\r\n", ""));
+    assert!(s.contains(&"SIP/2.0 420 Bad Extension".to_string()), "{s:?}");
+    assert_eq!(first.unwrap().header_str(&super::HeaderName::Unsupported), Some("100rel, foo"));
+    let (s, first, _) = exchange(5060, &with("Max-Forwards: 70\r\nSession-Expires: 30\r\n", ""));
+    assert!(s.contains(&"SIP/2.0 422 Session Interval Too Small".to_string()), "{s:?}");
+    assert_eq!(first.unwrap().header_str(&super::HeaderName::MinSe), Some("90"));
+    let g729 = "v=0\r\no=x 1 1 IN IP4 127.0.0.2\r\ns=-\r\nc=IN IP4 127.0.0.2\r\nt=0 0\r\nm=audio 4000 RTP/AVP 18\r\na=rtpmap:18 G729/8000\r\n";
+    let (s, _, _) = exchange(5060, &with("Max-Forwards: 70\r\nContent-Type: application/sdp\r\n", g729));
+    assert!(s.contains(&"SIP/2.0 488 Not Acceptable Here".to_string()), "{s:?}");
+}
+
+#[test]
+fn rport_sends_responses_to_the_source_port_and_stamps_received() {
+    // A phone behind NAT: its Via says 10.0.0.5:5060, packets come from 127.0.0.2:40000.
+    let opt = "OPTIONS sip:100@127.0.0.3 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.5:5060;rport;branch=z9hG4bKnat1\r\nFrom: <sip:a@10.0.0.5>;tag=n\r\nTo: <sip:100@127.0.0.3>\r\nCall-ID: nat@x\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
+    let (_, first, raw) = exchange(40000, opt);
+    assert_eq!(raw[0].0, SocketAddr::from(([127, 0, 0, 2], 40000)), "symmetric response routing");
+    let via = first.unwrap().header_str(&super::HeaderName::Via).unwrap().to_string();
+    assert!(via.contains("rport=40000") && via.contains("received=127.0.0.2"), "{via}");
+    // Without rport: to the source address, at the Via's port (RFC 3261 18.2.2).
+    let (_, _, raw) = exchange(40000, &opt.replace(";rport", ""));
+    assert_eq!(raw[0].0, SocketAddr::from(([127, 0, 0, 2], 5060)));
+}
