@@ -236,36 +236,38 @@ impl Config {
             };
             ConfigError(format!("{name}:{line}:{col}: {}\n    {src}", e.message()))
         })?;
-        c.validate(name)?;
+        c.validate(name, text)?;
         Ok(c)
     }
 
-    fn validate(&self, name: &str) -> Result<(), ConfigError> {
-        parse_port_range(&self.rtp.ports).map_err(|e| ConfigError(format!("{name}: rtp.ports: {e}")))?;
-        for (i, t) in self.trunks.iter().enumerate() {
-            let at = format!("{name}: trunk[{i}] \"{}\"", t.name);
+    /// Checks what serde cannot; errors point at the line of the offending value.
+    fn validate(&self, name: &str, text: &str) -> Result<(), ConfigError> {
+        let err = |key: &str, value: &str, msg: String| ConfigError(format!("{name}:{}: {key}: {msg}", locate(text, key, value)));
+        parse_port_range(&self.rtp.ports).map_err(|e| err("ports", &self.rtp.ports, e))?;
+        for t in &self.trunks {
             for c in &t.inbound {
                 if Cidr::parse(c).is_none() {
-                    return Err(ConfigError(format!("{at}: inbound: \"{c}\" is not an address or CIDR block")));
+                    return Err(err("inbound", c, format!("\"{c}\" is not an address or CIDR block (trunk \"{}\")", t.name)));
                 }
             }
             if Transport::parse(&t.transport).is_none() {
-                return Err(ConfigError(format!("{at}: transport: \"{}\" is not udp, tcp, tls or ws", t.transport)));
+                return Err(err("transport", &t.transport, format!("\"{}\" is not udp, tcp, tls or ws (trunk \"{}\")", t.transport, t.name)));
             }
             if t.register && (t.proxy.is_none() || t.username.is_none() || t.password.is_none()) {
-                return Err(ConfigError(format!("{at}: register = true needs proxy, username and password")));
+                return Err(err("register", "true", format!("trunk \"{}\": register = true needs proxy, username and password", t.name)));
             }
             if t.inbound_username.is_some() != t.inbound_password.is_some() {
-                return Err(ConfigError(format!("{at}: inbound_username and inbound_password go together")));
+                let key = if t.inbound_username.is_some() { "inbound_username" } else { "inbound_password" };
+                return Err(err(key, "", format!("trunk \"{}\": inbound_username and inbound_password go together", t.name)));
             }
         }
         for a in &self.sip.digest_algorithms {
             if crate::sip::auth::Algorithm::parse(Some(a)).is_none() {
-                return Err(ConfigError(format!("{name}: sip.digest_algorithms: \"{a}\" is not MD5 or SHA-256")));
+                return Err(err("digest_algorithms", a, format!("\"{a}\" is not MD5 or SHA-256")));
             }
         }
         if self.sip.t1_ms == 0 {
-            return Err(ConfigError(format!("{name}: sip.t1_ms must be positive")));
+            return Err(err("t1_ms", "0", "must be positive".into()));
         }
         Ok(())
     }
@@ -319,6 +321,23 @@ impl Config {
     }
 }
 
+/// `line:column` of the first line that sets `key` with `value` in it (or just `key`),
+/// so semantic errors point where the user must look; `1:1` when not found.
+fn locate(text: &str, key: &str, value: &str) -> String {
+    let mut fallback = None;
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim_start();
+        let is_key = t.strip_prefix(key).is_some_and(|r| r.trim_start().starts_with('='));
+        if is_key {
+            if value.is_empty() || line.contains(value) {
+                return format!("{}:{}", i + 1, line.len() - t.len() + 1);
+            }
+            fallback.get_or_insert(format!("{}:{}", i + 1, line.len() - t.len() + 1));
+        }
+    }
+    fallback.unwrap_or_else(|| "1:1".into())
+}
+
 /// Parses "LOW-HIGH".
 pub fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
     let (a, b) = s.split_once('-').ok_or_else(|| format!("\"{s}\" is not LOW-HIGH"))?;
@@ -353,7 +372,9 @@ mod tests {
         assert!(e.0.starts_with("t.toml:2:7:"), "{}", e.0);
         assert!(e.0.contains("udp = \"not-an-address\""), "{}", e.0);
         let e = Config::parse("[[trunk]]\nname = \"p\"\ninbound = [\"300.1.1.1/8\"]\n", "t.toml").unwrap_err();
-        assert!(e.0.contains("inbound"), "{}", e.0);
+        assert!(e.0.starts_with("t.toml:3:1: inbound: \"300.1.1.1/8\" is not an address"), "{}", e.0);
+        let e = Config::parse("[sip]\nrealm = \"x\"\n\n[rtp]\nports = \"20000-10000\"\n", "t.toml").unwrap_err();
+        assert!(e.0.starts_with("t.toml:5:1: ports:"), "{}", e.0);
     }
 
     #[test]

@@ -501,6 +501,21 @@ impl Core {
                 AuthOutcome::Challenge(ch) => return self.challenge(now, &key, &req, ch),
                 AuthOutcome::Forbidden => return self.reply(now, &key, &req, 403, "Forbidden", None, &[]),
             }
+        } else if self.cfg.trunks.iter().any(|t| t.inbound_cidrs.is_empty() && t.inbound_username.is_some()) {
+            // Trunks matched by credentials alone (providers without fixed addresses).
+            let creds: Vec<(String, String, String)> = self
+                .cfg
+                .trunks
+                .iter()
+                .filter(|t| t.inbound_cidrs.is_empty())
+                .filter_map(|t| Some((t.inbound_username.clone()?, t.inbound_password.clone()?, t.name.clone())))
+                .collect();
+            let lookup = |u: &str| creds.iter().find(|c| c.0 == u).map(|c| c.1.clone());
+            match self.registrar.authenticate(now, &req, source, true, &lookup) {
+                AuthOutcome::User(u) => trunk_name = creds.iter().find(|c| c.0 == u).map(|c| c.2.clone()),
+                AuthOutcome::Challenge(ch) => return self.challenge(now, &key, &req, ch),
+                AuthOutcome::Forbidden => return self.reply(now, &key, &req, 403, "Forbidden", None, &[]),
+            }
         } else {
             return self.reply(now, &key, &req, 403, "Forbidden", None, &[]);
         }

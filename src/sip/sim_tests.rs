@@ -446,3 +446,36 @@ fn rport_sends_responses_to_the_source_port_and_stamps_received() {
     let (_, _, raw) = exchange(40000, &opt.replace(";rport", ""));
     assert_eq!(raw[0].0, SocketAddr::from(([127, 0, 0, 2], 5060)));
 }
+
+#[test]
+fn a_trunk_matched_by_credentials_alone_accepts_any_source_that_answers_its_challenge() {
+    let mut net = Net::new(0.0);
+    let a = net.add("127.0.0.2:5060", CoreConfig {
+        trunks: vec![TrunkConfig { proxy: Some("127.0.0.3:5060".parse().unwrap()), username: Some("roamer".into()), password: Some("pw".into()), ..trunk("b") }],
+        ..CoreConfig::default()
+    });
+    let b = net.add("127.0.0.3:5060", CoreConfig {
+        trunks: vec![TrunkConfig { inbound_username: Some("roamer".into()), inbound_password: Some("pw".into()), ..trunk("roaming") }],
+        ..CoreConfig::default()
+    });
+    let now = net.now;
+    net.nodes[a].core.originate(now, CallRef::next(), "100", sdp(), None).unwrap();
+    net.run_until(Duration::from_secs(10), |n| n.nodes[b].events.iter().any(|e| matches!(e, CoreEvent::IncomingCall { .. })));
+    let Some(CoreEvent::IncomingCall { trunk, .. }) = net.nodes[b].events.first().cloned() else { panic!() };
+    assert_eq!(trunk.as_deref(), Some("roaming"));
+    // Any source is challenged (not refused) while such a trunk exists; wrong
+    // credentials then get 403.
+    net.in_flight.clear();
+    let inv = INV.replace("race1", "race2").replace("race@x", "race2@x");
+    let src = Peer::udp("127.0.0.9:5060".parse().unwrap());
+    let now = net.now;
+    net.nodes[b].core.handle_message(now, Message::parse(Bytes::from(inv.clone()), Framing::Datagram), src);
+    net.flush();
+    let ch = net.in_flight.drain(..).filter_map(|m| Message::parse(m.3, Framing::Datagram).ok()).find(|r| r.status() == Some(407)).expect("407");
+    let challenge = ch.header_str(&super::HeaderName::ProxyAuthenticate).unwrap().to_string();
+    let wrong = super::auth::answer_challenge(&challenge, "INVITE", "sip:100@127.0.0.3", "roamer", "nope", "c", 1).unwrap();
+    let inv2 = inv.replace("race2\r\n", "race3\r\n").replace("CSeq: 1 INVITE", "CSeq: 2 INVITE").replace("Max-Forwards: 70\r\n", &format!("Max-Forwards: 70\r\nProxy-Authorization: {wrong}\r\n"));
+    net.nodes[b].core.handle_message(now, Message::parse(Bytes::from(inv2), Framing::Datagram), src);
+    net.flush();
+    assert!(sent_statuses(&mut net).contains(&"SIP/2.0 403 Forbidden".to_string()));
+}
