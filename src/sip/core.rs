@@ -932,8 +932,11 @@ impl Core {
             return;
         }
         if code < 300 {
-            if c.dialog.is_some() {
-                return; // retransmission, handled by the ACK cache
+            if let (Some(ack), Some(d)) = (c.ack.clone(), c.dialog.as_ref()) {
+                // A retransmitted 2xx: our ACK was lost; send it again (RFC 3261 13.2.2.4).
+                let peer = d.peer;
+                self.tx.send_stateless(peer, &ack);
+                return;
             }
             let peer = self.tx.peer(&key).unwrap_or(c.source);
             let Some(mut d) = Dialog::uac(&c.invite, &resp, peer) else { return };

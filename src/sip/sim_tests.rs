@@ -479,3 +479,28 @@ fn a_trunk_matched_by_credentials_alone_accepts_any_source_that_answers_its_chal
     net.flush();
     assert!(sent_statuses(&mut net).contains(&"SIP/2.0 403 Forbidden".to_string()));
 }
+
+#[test]
+fn a_lost_ack_is_sent_again_when_the_2xx_is_retransmitted() {
+    let mut net = Net::new(0.0);
+    let a = net.add("127.0.0.2:5060", CoreConfig { trunks: vec![TrunkConfig { proxy: Some("127.0.0.3:5060".parse().unwrap()), ..trunk("b") }], ..CoreConfig::default() });
+    let b = demo_b(&mut net);
+    let now = net.now;
+    net.nodes[a].core.originate(now, CallRef::next(), "100", sdp(), None).unwrap();
+    net.run_until(Duration::from_secs(5), |n| n.nodes[b].events.iter().any(|e| matches!(e, CoreEvent::IncomingCall { .. })));
+    let Some(CoreEvent::IncomingCall { call, .. }) = net.nodes[b].events.first().cloned() else { panic!() };
+    let now = net.now;
+    net.nodes[b].core.answer(now, call, sdp());
+    // Deliver until A sends its ACK, and lose that ACK.
+    let mut lost = 0;
+    net.run_until(Duration::from_secs(5), |n| n.in_flight.iter().any(|m| m.3.starts_with(b"ACK ")));
+    net.in_flight.retain(|m| {
+        let ack = m.3.starts_with(b"ACK ");
+        lost += ack as usize;
+        !ack
+    });
+    assert_eq!(lost, 1);
+    // B retransmits its 200 (Timer G-like, T1); A answers it with the ACK again.
+    net.run_until(Duration::from_secs(5), |n| n.nodes[b].events.iter().any(|e| matches!(e, CoreEvent::Established { .. })));
+    assert!(net.now - now >= Duration::from_millis(500), "established only after the 2xx retransmission");
+}
