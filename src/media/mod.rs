@@ -2,6 +2,12 @@
 //! sender paced every 20 ms from a deadline-based timer (no drift), with symmetric RTP
 //! (it latches to the address packets actually come from). The media issue replaces
 //! the silence with prompts, recording and bridging.
+//!
+//! Sans-IO building blocks: `g711` (µ-law and A-law), `dtmf` (RFC 4733 telephone-event
+//! payloads and an in-band Goertzel detector).
+
+pub mod dtmf;
+pub mod g711;
 
 use crate::sdp::Codec;
 use std::collections::BTreeSet;
