@@ -60,6 +60,10 @@ fn with_ip(a: SocketAddr, ip: IpAddr) -> SocketAddr {
 /// Runs the node until `shutdown` resolves, then drains. Returns when everything stopped.
 pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), String> {
     let adv = advertise_ip(&cfg);
+    let repaired = crate::media::recorder::repair_dir(&cfg.data.dir.join("recordings"));
+    if repaired > 0 {
+        tracing::warn!(repaired, "recordings left open by a crash were repaired");
+    }
     let (in_tx, mut in_rx) = mpsc::channel::<Inbound>(65_536);
 
     // ---- transports

@@ -5,13 +5,13 @@ const BIAS: i32 = 0x84;
 const CLIP: i32 = 32_635;
 
 /// Linear 16-bit PCM to µ-law.
-pub fn linear_to_ulaw(sample: i16) -> u8 {
+pub const fn linear_to_ulaw(sample: i16) -> u8 {
     let mut s = sample as i32;
     let sign = if s < 0 { 0x80 } else { 0 };
     if s < 0 {
         s = -s;
     }
-    s = s.min(CLIP) + BIAS;
+    s = if s > CLIP { CLIP } else { s } + BIAS;
     let mut exp = 7;
     let mut mask = 0x4000;
     while exp > 0 && s & mask == 0 {
@@ -37,13 +37,13 @@ pub const fn ulaw_to_linear(u: u8) -> i16 {
 }
 
 /// Linear 16-bit PCM to A-law.
-pub fn linear_to_alaw(sample: i16) -> u8 {
+pub const fn linear_to_alaw(sample: i16) -> u8 {
     let mut s = sample as i32;
     let sign = if s >= 0 { 0x80 } else { 0 };
     if s < 0 {
         s = -s - 1;
     }
-    s = s.min(0x7FFF) >> 3;
+    s = (if s > 0x7FFF { 0x7FFF } else { s }) >> 3;
     let out = if s < 32 {
         (s >> 1) as u8
     } else {
@@ -83,6 +83,19 @@ const fn table(ulaw: bool) -> [i16; 256] {
 static ULAW: [i16; 256] = table(true);
 static ALAW: [i16; 256] = table(false);
 
+const fn cross(ulaw_to_alaw: bool) -> [u8; 256] {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = if ulaw_to_alaw { linear_to_alaw(ulaw_to_linear(i as u8)) } else { linear_to_ulaw(alaw_to_linear(i as u8)) };
+        i += 1;
+    }
+    t
+}
+
+static U2A: [u8; 256] = cross(true);
+static A2U: [u8; 256] = cross(false);
+
 /// Decodes a µ-law payload into `out` (cleared first).
 pub fn decode_ulaw(payload: &[u8], out: &mut Vec<i16>) {
     out.clear();
@@ -98,14 +111,14 @@ pub fn decode_alaw(payload: &[u8], out: &mut Vec<i16>) {
 /// µ-law payload to A-law, in place.
 pub fn ulaw_to_alaw(buf: &mut [u8]) {
     for b in buf {
-        *b = linear_to_alaw(ULAW[*b as usize]);
+        *b = U2A[*b as usize];
     }
 }
 
 /// A-law payload to µ-law, in place.
 pub fn alaw_to_ulaw(buf: &mut [u8]) {
     for b in buf {
-        *b = linear_to_ulaw(ALAW[*b as usize]);
+        *b = A2U[*b as usize];
     }
 }
 

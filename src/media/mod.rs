@@ -7,6 +7,7 @@
 //! payloads and an in-band Goertzel detector).
 
 pub mod dtmf;
+pub mod recorder;
 pub mod g711;
 
 use crate::sdp::Codec;
