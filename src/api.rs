@@ -85,6 +85,8 @@ async fn metrics(shared: web::Data<Shared>) -> HttpResponse {
 struct CallBody {
     to: String,
     trunk: Option<String>,
+    /// Record this call (default: `calls.record`).
+    record: Option<bool>,
 }
 
 fn error(status: actix_web::http::StatusCode, reason: &str) -> HttpResponse {
@@ -118,7 +120,7 @@ async fn place_call(req: HttpRequest, body: web::Bytes, shared: web::Data<Shared
         return error(StatusCode::BAD_REQUEST, "\"to\" must be a number or user name (digits, letters, + * # - . _)");
     }
     let (tx, rx) = tokio::sync::oneshot::channel();
-    if shared.originate.send(OriginateRequest { to: b.to, trunk: b.trunk, reply: tx }).is_err() {
+    if shared.originate.send(OriginateRequest { to: b.to, trunk: b.trunk, record: b.record, reply: tx }).is_err() {
         return error(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
     }
     match rx.await {

@@ -15,6 +15,14 @@ pub fn unix_secs() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
+/// The current wall-clock time as a 64-bit NTP timestamp (RTCP sender reports).
+#[allow(clippy::disallowed_methods)]
+pub fn ntp_now() -> u64 {
+    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs() + 2_208_988_800;
+    (secs << 32) | (((d.subsec_nanos() as u64) << 32) / 1_000_000_000)
+}
+
 /// The current time as an RFC 1123 date in GMT (`Sun, 22 Nov 2026 14:00:00 GMT`).
 pub fn http_date() -> String {
     format_http_date(unix_secs())

@@ -143,11 +143,19 @@ pub struct CallsConfig {
     pub answer_after_ms: u64,
     /// Hang up answered calls after this many seconds (0: never).
     pub hangup_after_secs: u64,
+    /// Record calls to `<data>/recordings/` (caller left, other party right).
+    pub record: bool,
+    /// WAV played to callers on answer (any rate, mono or stereo); empty: the built-in
+    /// welcome prompt.
+    pub welcome_prompt: String,
+    /// Connect inbound calls out through this trunk (same number) and bridge the two
+    /// legs, instead of the built-in handler. Empty: off.
+    pub forward_trunk: String,
 }
 
 impl Default for CallsConfig {
     fn default() -> Self {
-        CallsConfig { answer_after_ms: 100, hangup_after_secs: 30 }
+        CallsConfig { answer_after_ms: 100, hangup_after_secs: 30, record: true, welcome_prompt: String::new(), forward_trunk: String::new() }
     }
 }
 
@@ -268,6 +276,15 @@ impl Config {
         }
         if self.sip.t1_ms == 0 {
             return Err(err("t1_ms", "0", "must be positive".into()));
+        }
+        let ft = &self.calls.forward_trunk;
+        if !ft.is_empty() && !self.trunks.iter().any(|t| &t.name == ft) {
+            return Err(err("forward_trunk", ft, format!("no trunk is named \"{ft}\"")));
+        }
+        if !self.calls.welcome_prompt.is_empty() {
+            if let Err(e) = crate::media::player::load_wav(std::path::Path::new(&self.calls.welcome_prompt)) {
+                return Err(err("welcome_prompt", &self.calls.welcome_prompt, e.to_string()));
+            }
         }
         Ok(())
     }

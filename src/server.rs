@@ -4,7 +4,7 @@
 //!
 //! `run` must be called inside an actix `System` (see `main.rs`).
 
-use crate::actors::call::{CallActor, CallCommand, CallEvent, HandlerConfig};
+use crate::actors::call::{CallActor, CallCommand, CallEvent, HandlerConfig, SipEvent};
 use crate::api::{self, Metrics};
 use crate::config::{parse_port_range, Config};
 use crate::media::RtpPorts;
@@ -25,6 +25,8 @@ use tokio::sync::{mpsc, oneshot};
 pub struct OriginateRequest {
     pub to: String,
     pub trunk: Option<String>,
+    /// Record this call (default: `calls.record`).
+    pub record: Option<bool>,
     pub reply: oneshot::Sender<CallRef>,
 }
 
@@ -128,7 +130,16 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
         answer_after: Duration::from_millis(cfg.calls.answer_after_ms),
         hangup_after: (cfg.calls.hangup_after_secs > 0).then(|| Duration::from_secs(cfg.calls.hangup_after_secs)),
         rtp_ip: cfg.rtp.address.unwrap_or(adv),
+        record: cfg.calls.record,
+        recordings_dir: cfg.data.dir.join("recordings"),
+        welcome: if cfg.calls.welcome_prompt.is_empty() {
+            crate::media::player::builtin_welcome()
+        } else {
+            crate::media::player::load_wav(std::path::Path::new(&cfg.calls.welcome_prompt)).map_err(|e| e.to_string())?
+        },
+        forward_trunk: (!cfg.calls.forward_trunk.is_empty()).then(|| cfg.calls.forward_trunk.clone()),
     };
+    std::fs::create_dir_all(&handler.recordings_dir).map_err(|e| format!("{}: {e}", handler.recordings_dir.display()))?;
     let (cmd_tx, mut cmd_rx) = mpsc::unbounded_channel::<CallCommand>();
     let (orig_tx, mut orig_rx) = mpsc::unbounded_channel::<OriginateRequest>();
     let metrics = Arc::new(Mutex::new(Metrics::default()));
@@ -190,14 +201,14 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
             }
             Some(c) = cmd_rx.recv() => {
                 let now = crate::clock::now();
-                apply(&mut core, now, c);
+                apply(&mut core, &mut actors, now, c);
                 while let Ok(c) = cmd_rx.try_recv() {
-                    apply(&mut core, now, c);
+                    apply(&mut core, &mut actors, now, c);
                 }
             }
             Some(o) = orig_rx.recv() => {
                 let call = CallRef::next();
-                let a = CallActor::outbound(call, o.to, o.trunk, cmd_tx.clone(), handler.clone(), ports.clone());
+                let a = CallActor::outbound(call, o.to, o.trunk, o.record, cmd_tx.clone(), handler.clone(), ports.clone());
                 let arb = &arbiters[next_arbiter % arbiters.len()];
                 next_arbiter += 1;
                 actors.insert(call, CallActor::start_in_arbiter(&arb.handle(), move |_| a));
@@ -253,13 +264,16 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
     Ok(())
 }
 
-fn apply(core: &mut Core, now: Instant, c: CallCommand) {
+fn apply(core: &mut Core, actors: &mut HashMap<CallRef, Addr<CallActor>>, now: Instant, c: CallCommand) {
     match c {
         CallCommand::Ring(call) => core.ring(now, call),
         CallCommand::Answer(call, sdp) => core.answer(now, call, sdp),
         CallCommand::Reject(call, code, why) => core.reject(now, call, code, why),
         CallCommand::Hangup(call) => core.hangup(now, call),
-        CallCommand::Originate { call, to, sdp, trunk } => {
+        CallCommand::Originate { call, to, sdp, trunk, owner } => {
+            if let Some(owner) = owner {
+                actors.insert(call, owner);
+            }
             if let Err(e) = core.originate(now, call, &to, sdp, trunk.as_deref()) {
                 tracing::warn!(%call, error = e, "cannot place call");
             }
@@ -280,34 +294,29 @@ fn dispatch(
     match ev {
         CoreEvent::IncomingCall { call, caller, callee, sdp, trunk, user, source } => {
             tracing::info!(%call, caller = %crate::redact::Redacted(&caller), callee = %crate::redact::Redacted(&callee), trunk = ?trunk, user = ?user.as_ref().map(crate::redact::Redacted), %source, "incoming call");
-            let a = CallActor::inbound(call, sdp, cmd_tx.clone(), handler.clone(), ports.clone());
+            let a = CallActor::inbound(call, sdp, callee, cmd_tx.clone(), handler.clone(), ports.clone());
             let arb = &arbiters[*next % arbiters.len()];
             *next += 1;
             actors.insert(call, CallActor::start_in_arbiter(&arb.handle(), move |_| a));
         }
-        CoreEvent::Established { call, remote_sdp } => {
-            if let Some(a) = actors.get(&call) {
-                a.do_send(CallEvent::Established { remote_sdp });
-            }
-        }
-        CoreEvent::RemoteOffer { call, sdp } => {
-            if let Some(a) = actors.get(&call) {
-                a.do_send(CallEvent::RemoteOffer { sdp });
-            }
-        }
-        CoreEvent::Progress { call, code } => {
-            if let Some(a) = actors.get(&call) {
-                a.do_send(CallEvent::Progress(code));
-            }
-        }
+        CoreEvent::Established { call, remote_sdp } => send(actors, call, CallEvent::Established { remote_sdp }),
+        CoreEvent::RemoteOffer { call, sdp, negotiated } => send(actors, call, CallEvent::RemoteOffer { sdp, negotiated }),
+        CoreEvent::Progress { call, code } => send(actors, call, CallEvent::Progress(code)),
+        CoreEvent::InfoDigit { call, digit } => send(actors, call, CallEvent::InfoDigit(digit)),
         CoreEvent::Ended { call, reason } => {
             if let Some(a) = actors.remove(&call) {
-                a.do_send(CallEvent::Ended(reason));
+                a.do_send(SipEvent(call, CallEvent::Ended(reason)));
             }
         }
         CoreEvent::TrunkRegistration { trunk, registered } => {
             tracing::info!(trunk, registered, "trunk registration changed");
         }
+    }
+}
+
+fn send(actors: &HashMap<CallRef, Addr<CallActor>>, call: CallRef, ev: CallEvent) {
+    if let Some(a) = actors.get(&call) {
+        a.do_send(SipEvent(call, ev));
     }
 }
 

@@ -1,15 +1,25 @@
-//! `CallActor`: one per call. It owns the call's media leg and runs the built-in call
-//! handler (answer, send silence, hang up after a configured time) until the IVR
-//! replaces it. It makes no SIP decision: it sends commands to the SIP core and reacts
-//! to its events. RTP moves in a tokio task owned by the actor, never through its
-//! mailbox.
+//! `CallActor`: one per call. It owns the call's SIP legs (the caller, and the far end
+//! when the call is forwarded), its media task and its recording, and runs the built-in
+//! handler until the IVR replaces it:
+//! - **answer**: answer, play the welcome prompt (a key press stops it), log each key
+//!   press once, record, hang up after `calls.hangup_after_secs`;
+//! - **forward** (`calls.forward_trunk`): call the same number out through the trunk,
+//!   answer the caller when the far end answers, bridge the two legs (relay, transcode
+//!   when codecs differ, DTMF across, video relayed), record both sides.
+//!
+//! It makes no SIP decision: it sends commands to the SIP core and reacts to its
+//! events. RTP moves in the media task, never through the actor's mailbox.
 
-use crate::media::{RtpPorts, SilenceSender};
-use crate::sdp::{self, Codec, Direction};
+use crate::media::driver::{LegSockets, MediaHandle, MediaNotice};
+use crate::media::player::{Item, Samples};
+use crate::media::session::{LegId, LegParams, MediaEvent};
+use crate::media::RtpPorts;
+use crate::sdp::{self, Codec, Direction, Local, RemoteSession};
 use crate::sip::core::{CallRef, EndReason};
 use actix::prelude::*;
 use bytes::Bytes;
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -21,7 +31,8 @@ pub enum CallCommand {
     Answer(CallRef, Bytes),
     Reject(CallRef, u16, &'static str),
     Hangup(CallRef),
-    Originate { call: CallRef, to: String, sdp: Bytes, trunk: Option<String> },
+    /// Place a call; `owner` receives its events (a forwarding actor's second leg).
+    Originate { call: CallRef, to: String, sdp: Bytes, trunk: Option<String>, owner: Option<Addr<CallActor>> },
 }
 
 /// How the built-in handler behaves.
@@ -30,72 +41,273 @@ pub struct HandlerConfig {
     pub answer_after: Duration,
     pub hangup_after: Option<Duration>,
     pub rtp_ip: IpAddr,
+    pub record: bool,
+    pub recordings_dir: PathBuf,
+    pub welcome: Samples,
+    pub forward_trunk: Option<String>,
 }
 
-/// Events for one call, from the SIP driver.
-#[derive(Message, Debug)]
-#[rtype(result = "()")]
+/// Events for one SIP leg of a call, from the SIP driver.
+#[derive(Debug)]
 pub enum CallEvent {
     Established { remote_sdp: Bytes },
-    RemoteOffer { sdp: Bytes },
+    RemoteOffer { sdp: Bytes, negotiated: Box<sdp::Negotiated> },
     Progress(u16),
+    InfoDigit(char),
     Ended(EndReason),
 }
 
-pub struct CallActor {
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct SipEvent(pub CallRef, pub CallEvent);
+
+/// One SIP leg: its sockets until the media task takes them, its SDP side, its id in
+/// the media session.
+struct Leg {
     call: CallRef,
+    sockets: Option<LegSockets>,
+    local: Option<Local>,
+    media: Option<LegId>,
+    /// We sent the offer (answer comes in the 2xx or ACK).
+    we_offered: bool,
+    established: bool,
+    ended: bool,
+}
+
+impl Leg {
+    fn new(call: CallRef) -> Leg {
+        Leg { call, sockets: None, local: None, media: None, we_offered: false, established: false, ended: false }
+    }
+}
+
+pub struct CallActor {
+    a: Leg,
+    /// The forwarded leg.
+    b: Option<Leg>,
     inbound: bool,
     offer: Bytes,
+    callee: String,
     cmd: mpsc::UnboundedSender<CallCommand>,
     cfg: HandlerConfig,
     ports: Arc<RtpPorts>,
-    media: Option<SilenceSender>,
-    codec: Codec,
-    local_port: Option<u16>,
-    /// Outbound: who to call.
+    media: Option<MediaHandle>,
     target: Option<(String, Option<String>)>,
+    record_requested: bool,
 }
 
 impl CallActor {
-    pub fn inbound(call: CallRef, offer: Bytes, cmd: mpsc::UnboundedSender<CallCommand>, cfg: HandlerConfig, ports: Arc<RtpPorts>) -> Self {
-        CallActor { call, inbound: true, offer, cmd, cfg, ports, media: None, codec: Codec::Pcmu, local_port: None, target: None }
+    pub fn inbound(call: CallRef, offer: Bytes, callee: String, cmd: mpsc::UnboundedSender<CallCommand>, cfg: HandlerConfig, ports: Arc<RtpPorts>) -> Self {
+        let record = cfg.record;
+        CallActor { a: Leg::new(call), b: None, inbound: true, offer, callee, cmd, cfg, ports, media: None, target: None, record_requested: record }
     }
 
-    pub fn outbound(call: CallRef, to: String, trunk: Option<String>, cmd: mpsc::UnboundedSender<CallCommand>, cfg: HandlerConfig, ports: Arc<RtpPorts>) -> Self {
-        CallActor { call, inbound: false, offer: Bytes::new(), cmd, cfg, ports, media: None, codec: Codec::Pcmu, local_port: None, target: Some((to, trunk)) }
+    pub fn outbound(call: CallRef, to: String, trunk: Option<String>, record: Option<bool>, cmd: mpsc::UnboundedSender<CallCommand>, cfg: HandlerConfig, ports: Arc<RtpPorts>) -> Self {
+        let record = record.unwrap_or(cfg.record);
+        CallActor { a: Leg::new(call), b: None, inbound: false, offer: Bytes::new(), callee: to.clone(), cmd, cfg, ports, media: None, target: Some((to, trunk)), record_requested: record }
     }
 
-    fn local_sdp(&mut self, codecs: &[Codec], te: Option<u8>, dir: Direction) -> Option<Bytes> {
-        let port = match self.local_port {
-            Some(p) => p,
-            None => {
-                let p = self.ports.allocate()?;
-                self.local_port = Some(p);
-                p
-            }
-        };
-        Some(Bytes::from(sdp::build(self.cfg.rtp_ip, port, codecs, te, dir, self.call.0, 1)))
+    fn send(&self, c: CallCommand) {
+        let _ = self.cmd.send(c);
     }
 
-    fn start_media(&mut self, remote_sdp: &[u8]) {
-        let Ok(remote) = sdp::parse_audio(remote_sdp) else {
-            tracing::info!(call = %self.call, "no usable remote audio; no media sent");
+    fn local(&self, s: &LegSockets, video_formats: Vec<sdp::Format>) -> Local {
+        Local {
+            ip: self.cfg.rtp_ip,
+            audio_port: s.audio_port,
+            codecs: vec![Codec::Pcmu, Codec::Pcma],
+            telephone_event: Some(101),
+            video_port: s.video_port.filter(|_| !video_formats.is_empty()),
+            video_formats,
+            session_id: rand::random::<u32>() as u64,
+            version: 1,
+        }
+    }
+
+    fn media(&mut self, ctx: &mut Context<Self>) -> &mut MediaHandle {
+        let call = self.a.call;
+        self.media.get_or_insert_with(|| MediaHandle::spawn(call.to_string(), ctx.address().recipient()))
+    }
+
+    /// Hands a leg's sockets to the media task with what was negotiated.
+    fn add_media(&mut self, ctx: &mut Context<Self>, which_b: bool, n: &sdp::Negotiated) -> Option<LegId> {
+        let sockets = if which_b { self.b.as_mut()?.sockets.take()? } else { self.a.sockets.take()? };
+        let id = self.media(ctx).add_leg(LegParams::from_sdp(n), sockets);
+        if which_b {
+            self.b.as_mut()?.media = Some(id);
+        } else {
+            self.a.media = Some(id);
+        }
+        Some(id)
+    }
+
+    fn start_recording(&mut self, ctx: &mut Context<Self>) {
+        if !self.record_requested {
             return;
+        }
+        let name = format!("{}-{}.wav", crate::clock::unix_secs(), self.a.call);
+        let path = self.cfg.recordings_dir.join(name);
+        tracing::info!(call = %self.a.call, path = %path.display(), "recording");
+        self.media(ctx).record(path);
+    }
+
+    /// The built-in handler once the caller's media is up.
+    fn run_handler(&mut self, ctx: &mut Context<Self>) {
+        let Some(leg) = self.a.media else { return };
+        self.start_recording(ctx);
+        let welcome = self.cfg.welcome.clone();
+        let m = self.media(ctx);
+        m.play(leg, Item::Silence { id: 0, samples: 1600 });
+        m.play(leg, Item::Prompt { id: 1, samples: welcome, barge_in: true });
+    }
+
+    /// Answers the caller: our answer to its offer, or our offer when it sent none.
+    fn answer_caller(&mut self, ctx: &mut Context<Self>, video_formats: Vec<sdp::Format>) -> bool {
+        let want_video = !video_formats.is_empty();
+        let sockets = match LegSockets::bind(self.cfg.rtp_ip, &self.ports, want_video) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(call = %self.a.call, error = %e, "no RTP port");
+                self.send(CallCommand::Reject(self.a.call, 503, "No Media Port"));
+                return false;
+            }
         };
-        if let (Some(port), None) = (self.local_port, &self.media) {
-            match SilenceSender::start(self.cfg.rtp_ip, port, remote.addr, remote.codec) {
-                Ok(m) => self.media = Some(m),
-                Err(e) => tracing::warn!(call = %self.call, error = %e, "cannot start RTP"),
+        let local = self.local(&sockets, video_formats);
+        self.a.sockets = Some(sockets);
+        if self.offer.is_empty() {
+            // Offer in our 200, answer in the ACK.
+            let body = sdp::offer(&local, Direction::SendRecv);
+            self.a.local = Some(local);
+            self.a.we_offered = true;
+            self.send(CallCommand::Answer(self.a.call, Bytes::from(body)));
+            return true;
+        }
+        let negotiated = RemoteSession::parse(&self.offer).and_then(|r| sdp::answer(&r, &local, None));
+        match negotiated {
+            Ok((body, n)) => {
+                self.a.local = Some(local);
+                self.send(CallCommand::Answer(self.a.call, Bytes::from(body)));
+                self.add_media(ctx, false, &n);
+                true
+            }
+            Err(e) => {
+                tracing::info!(call = %self.a.call, error = %e, "cannot answer the offer");
+                self.send(CallCommand::Reject(self.a.call, 488, "Not Acceptable Here"));
+                false
             }
         }
     }
 
-    fn stop_media(&mut self) {
-        if let Some(m) = self.media.take() {
-            m.stop();
+    /// Forwarding: places the second leg, offering what the caller offered (audio, and
+    /// its video formats when it has video).
+    fn place_forward(&mut self, ctx: &mut Context<Self>, trunk: String) {
+        let caller_video: Vec<sdp::Format> = RemoteSession::parse(&self.offer)
+            .ok()
+            .and_then(|r| r.media.into_iter().find(|m| m.kind == sdp::Kind::Video && m.port != 0))
+            .map(|m| m.formats)
+            .unwrap_or_default();
+        let sockets = match LegSockets::bind(self.cfg.rtp_ip, &self.ports, !caller_video.is_empty()) {
+            Ok(s) => s,
+            Err(_) => {
+                self.send(CallCommand::Reject(self.a.call, 503, "No Media Port"));
+                return ctx.stop();
+            }
+        };
+        let local = self.local(&sockets, caller_video);
+        let body = sdp::offer(&local, Direction::SendRecv);
+        let call = CallRef::next();
+        let mut leg = Leg::new(call);
+        leg.sockets = Some(sockets);
+        leg.local = Some(local);
+        leg.we_offered = true;
+        self.b = Some(leg);
+        tracing::info!(call = %self.a.call, out_leg = %call, trunk, "forwarding");
+        self.send(CallCommand::Originate { call, to: self.callee.clone(), sdp: Bytes::from(body), trunk: Some(trunk), owner: Some(ctx.address()) });
+    }
+
+    fn on_established(&mut self, ctx: &mut Context<Self>, is_b: bool, remote_sdp: Bytes) {
+        if is_b {
+            // The far end answered: answer the caller and bridge.
+            let Some(b) = self.b.as_mut() else { return };
+            b.established = true;
+            let b_call = b.call;
+            let n = RemoteSession::parse(&remote_sdp).and_then(|r| sdp::accept_answer(&r, b.local.as_ref().expect("local set with offer")));
+            let n = match n {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::warn!(call = %self.a.call, error = %e, "unusable answer from the far end");
+                    self.send(CallCommand::Hangup(b_call));
+                    self.send(CallCommand::Reject(self.a.call, 488, "Not Acceptable Here"));
+                    return;
+                }
+            };
+            let video = n.video.as_ref().map(|v| v.formats.clone()).unwrap_or_default();
+            if !self.answer_caller(ctx, video) {
+                let b = self.b.as_ref().map(|b| b.call);
+                if let Some(b) = b {
+                    self.send(CallCommand::Hangup(b));
+                }
+                return;
+            }
+            self.add_media(ctx, true, &n);
+            self.start_recording(ctx);
+            return;
         }
-        if let Some(p) = self.local_port.take() {
-            self.ports.release(p);
+        self.a.established = true;
+        tracing::info!(call = %self.a.call, "call established");
+        if self.a.we_offered && self.a.media.is_none() {
+            let n = RemoteSession::parse(&remote_sdp).and_then(|r| sdp::accept_answer(&r, self.a.local.as_ref().expect("local set with offer")));
+            match n {
+                Ok(n) => {
+                    self.add_media(ctx, false, &n);
+                }
+                Err(e) => {
+                    tracing::warn!(call = %self.a.call, error = %e, "unusable answer; hanging up");
+                    self.send(CallCommand::Hangup(self.a.call));
+                    return;
+                }
+            }
+        }
+        if let (Some(a), Some(b)) = (self.a.media, self.b.as_ref().and_then(|b| b.media)) {
+            if let Some(m) = &self.media {
+                m.bridge(a, b);
+            }
+        } else if self.b.is_none() {
+            self.run_handler(ctx);
+        }
+        if let Some(after) = self.cfg.hangup_after.filter(|_| self.b.is_none()) {
+            ctx.run_later(after, |act, _| {
+                act.send(CallCommand::Hangup(act.a.call));
+            });
+        }
+    }
+
+    fn on_ended(&mut self, ctx: &mut Context<Self>, is_b: bool, reason: EndReason) {
+        tracing::info!(call = %self.a.call, leg = if is_b { "out" } else { "in" }, ?reason, "call ended");
+        if is_b {
+            if let Some(b) = self.b.as_mut() {
+                b.ended = true;
+            }
+            if !self.a.ended {
+                if self.a.established || self.a.media.is_some() {
+                    self.send(CallCommand::Hangup(self.a.call));
+                } else {
+                    self.send(CallCommand::Reject(self.a.call, 480, "Temporarily Unavailable"));
+                }
+            }
+        } else {
+            self.a.ended = true;
+            if let Some(b) = self.b.as_ref().filter(|b| !b.ended) {
+                self.send(CallCommand::Hangup(b.call));
+            }
+        }
+        let all_ended = self.a.ended && self.b.as_ref().is_none_or(|b| b.ended);
+        if all_ended {
+            // Ending the media task finalises the recording; we stop when it reports,
+            // or after a few seconds whatever happens.
+            if self.media.take().is_none() {
+                return ctx.stop();
+            }
+            ctx.run_later(Duration::from_secs(5), |_, ctx| ctx.stop());
         }
     }
 }
@@ -105,70 +317,76 @@ impl Actor for CallActor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         if self.inbound {
-            let _ = self.cmd.send(CallCommand::Ring(self.call));
+            self.send(CallCommand::Ring(self.a.call));
+            if let Some(trunk) = self.cfg.forward_trunk.clone() {
+                return self.place_forward(ctx, trunk);
+            }
             ctx.run_later(self.cfg.answer_after, |act, ctx| {
-                let answer = if act.offer.is_empty() {
-                    // Offer in our 200, answer in the ACK.
-                    act.local_sdp(&[Codec::Pcmu, Codec::Pcma], Some(101), Direction::SendRecv)
-                } else {
-                    match sdp::parse_audio(&act.offer) {
-                        Ok(r) => {
-                            act.codec = r.codec;
-                            act.local_sdp(&[r.codec], r.telephone_event, r.direction.answer())
-                        }
-                        Err(_) => None,
-                    }
-                };
-                match answer {
-                    Some(s) => {
-                        let _ = act.cmd.send(CallCommand::Answer(act.call, s));
-                    }
-                    None => {
-                        let _ = act.cmd.send(CallCommand::Reject(act.call, 503, "No Media Port"));
-                        ctx.stop();
-                    }
+                if !act.a.ended && !act.answer_caller(ctx, vec![]) {
+                    ctx.stop();
                 }
             });
         } else if let Some((to, trunk)) = self.target.clone() {
-            match self.local_sdp(&[Codec::Pcmu, Codec::Pcma], Some(101), Direction::SendRecv) {
-                Some(s) => {
-                    let _ = self.cmd.send(CallCommand::Originate { call: self.call, to, sdp: s, trunk });
-                }
-                None => ctx.stop(),
-            }
+            let sockets = match LegSockets::bind(self.cfg.rtp_ip, &self.ports, false) {
+                Ok(s) => s,
+                Err(_) => return ctx.stop(),
+            };
+            let local = self.local(&sockets, vec![]);
+            let body = sdp::offer(&local, Direction::SendRecv);
+            self.a.sockets = Some(sockets);
+            self.a.local = Some(local);
+            self.a.we_offered = true;
+            self.send(CallCommand::Originate { call: self.a.call, to, sdp: Bytes::from(body), trunk, owner: None });
         }
-    }
-
-    fn stopped(&mut self, _: &mut Self::Context) {
-        self.stop_media();
     }
 }
 
-impl Handler<CallEvent> for CallActor {
+impl Handler<SipEvent> for CallActor {
     type Result = ();
 
-    fn handle(&mut self, ev: CallEvent, ctx: &mut Self::Context) {
+    fn handle(&mut self, SipEvent(call, ev): SipEvent, ctx: &mut Self::Context) {
+        let is_b = self.b.as_ref().is_some_and(|b| b.call == call);
+        let leg = if is_b { self.b.as_ref().and_then(|b| b.media) } else { self.a.media };
         match ev {
-            CallEvent::Established { remote_sdp } => {
-                tracing::info!(call = %self.call, "call established");
-                self.start_media(&remote_sdp);
-                if let Some(after) = self.cfg.hangup_after {
-                    ctx.run_later(after, |act, _| {
-                        let _ = act.cmd.send(CallCommand::Hangup(act.call));
-                    });
+            CallEvent::Established { remote_sdp } => self.on_established(ctx, is_b, remote_sdp),
+            CallEvent::RemoteOffer { negotiated, .. } => {
+                tracing::info!(call = %self.a.call, direction = negotiated.audio.direction.attr(), "media renegotiated");
+                if let (Some(m), Some(l)) = (&self.media, leg) {
+                    m.update(l, LegParams::from_sdp(&negotiated));
                 }
             }
-            CallEvent::RemoteOffer { sdp } => {
-                if let Ok(r) = sdp::parse_audio(&sdp) {
-                    if let Some(m) = &self.media {
-                        m.set_paused(matches!(r.direction, Direction::SendOnly | Direction::Inactive));
-                    }
+            CallEvent::Progress(code) => tracing::debug!(call = %self.a.call, code, "progress"),
+            CallEvent::InfoDigit(d) => {
+                if let (Some(m), Some(l)) = (&self.media, leg) {
+                    m.info_digit(l, d);
                 }
             }
-            CallEvent::Progress(_) => {}
-            CallEvent::Ended(reason) => {
-                tracing::info!(call = %self.call, ?reason, "call ended");
-                ctx.stop();
+            CallEvent::Ended(reason) => self.on_ended(ctx, is_b, reason),
+        }
+    }
+}
+
+impl Handler<MediaNotice> for CallActor {
+    type Result = ();
+
+    fn handle(&mut self, n: MediaNotice, ctx: &mut Self::Context) {
+        match n {
+            MediaNotice::Event(MediaEvent::Digit { leg, digit, via }) => {
+                tracing::info!(call = %self.a.call, leg, %digit, ?via, "dtmf");
+            }
+            MediaNotice::Event(MediaEvent::PlayDone { id, interrupted, .. }) => {
+                tracing::debug!(call = %self.a.call, id, interrupted, "prompt done");
+            }
+            MediaNotice::Event(MediaEvent::Latched { leg, addr }) => tracing::debug!(call = %self.a.call, leg, %addr, "rtp latched"),
+            MediaNotice::Event(MediaEvent::NewSource { leg, ssrc }) => tracing::debug!(call = %self.a.call, leg, ssrc, "new rtp source"),
+            MediaNotice::Event(MediaEvent::RecordingError { error }) => tracing::warn!(call = %self.a.call, %error, "recording failed"),
+            MediaNotice::Closed { recording } => {
+                if let Some(p) = recording {
+                    tracing::info!(call = %self.a.call, path = %p.display(), "recording saved");
+                }
+                if self.media.is_none() {
+                    ctx.stop();
+                }
             }
         }
     }

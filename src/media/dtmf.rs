@@ -146,6 +146,66 @@ impl GoertzelDetector {
     }
 }
 
+/// Sends one key press as RFC 4733 telephone-events, one call per packet interval: the
+/// first packet has the marker bit; all share the event's timestamp; the duration grows;
+/// the end packet is sent three times (section 2.5.1.4) with the final duration.
+#[derive(Debug, Clone)]
+pub struct Rfc4733Sender {
+    event: u8,
+    /// Duration of the tone in samples.
+    total: u16,
+    step: u16,
+    sent: u16,
+    ends_left: u8,
+    started: bool,
+}
+
+/// One packet to send: its payload and whether it carries the marker bit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventPacket {
+    pub payload: [u8; 4],
+    pub marker: bool,
+    pub end: bool,
+}
+
+impl Rfc4733Sender {
+    /// A press of `digit` lasting `ms` milliseconds, updated every `ptime_ms`.
+    pub fn new(digit: Digit, ms: u32, ptime_ms: u32) -> Rfc4733Sender {
+        Rfc4733Sender { event: digit.event(), total: (ms * 8).min(u16::MAX as u32) as u16, step: (ptime_ms * 8) as u16, sent: 0, ends_left: 3, started: false }
+    }
+
+    /// The next packet, or `None` when the press is over.
+    pub fn next_packet(&mut self) -> Option<EventPacket> {
+        if self.ends_left == 0 {
+            return None;
+        }
+        let marker = !self.started;
+        self.started = true;
+        self.sent = (self.sent + self.step).min(self.total);
+        let end = self.sent >= self.total;
+        if end {
+            self.ends_left -= 1;
+        }
+        let ev = TelephoneEvent { event: self.event, end, volume: 10, duration: self.sent };
+        Some(EventPacket { payload: ev.encode(), marker, end })
+    }
+}
+
+/// Writes the two tones of a key (in-band DTMF for peers without telephone-event),
+/// each at about -7 dBm0, continuing from sample `offset` of the tone.
+pub fn tone(digit: Digit, offset: u32, out: &mut [i16]) {
+    let Some((r, c)) = KEYS.iter().enumerate().find_map(|(r, row)| row.iter().position(|&k| k == digit.0).map(|c| (r, c))) else {
+        out.fill(0);
+        return;
+    };
+    let (f1, f2) = (ROWS[r], COLS[c]);
+    for (i, s) in out.iter_mut().enumerate() {
+        let t = (offset as usize + i) as f32 / 8000.0;
+        let v = (2.0 * std::f32::consts::PI * f1 * t).sin() + (2.0 * std::f32::consts::PI * f2 * t).sin();
+        *s = (v * 7000.0) as i16;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -234,5 +294,33 @@ mod tests {
         assert_eq!(got, vec![Digit('5'), Digit('5'), Digit('#')]);
         assert_eq!(r.on_packet(9000, &[1, 2]), None, "short payload");
         assert_eq!(TelephoneEvent::parse(&end), Some(TelephoneEvent { event: 5, end: true, volume: 10, duration: 800 }));
+    }
+
+    #[test]
+    fn rfc4733_sender_end_packets_are_sent_three_times() {
+        let mut tx = Rfc4733Sender::new(Digit('7'), 100, 20);
+        let pkts: Vec<EventPacket> = std::iter::from_fn(|| tx.next_packet()).collect();
+        assert_eq!(pkts.len(), 5 + 2, "4 updates, then the end packet three times");
+        assert!(pkts[0].marker && pkts[1..].iter().all(|p| !p.marker));
+        let evs: Vec<TelephoneEvent> = pkts.iter().map(|p| TelephoneEvent::parse(&p.payload).unwrap()).collect();
+        assert_eq!(evs.iter().map(|e| e.duration).collect::<Vec<_>>(), [160, 320, 480, 640, 800, 800, 800]);
+        assert_eq!(evs.iter().filter(|e| e.end).count(), 3);
+        assert!(evs.iter().all(|e| e.event == 7));
+        // Our own receiver reports the press once.
+        let mut rx = Rfc4733Receiver::default();
+        let got: Vec<Digit> = pkts.iter().filter_map(|p| rx.on_packet(4242, &p.payload)).collect();
+        assert_eq!(got, vec![Digit('7')]);
+    }
+
+    #[test]
+    fn generated_tones_are_detected() {
+        for k in "0123456789*#ABCD".chars() {
+            let mut det = GoertzelDetector::new();
+            let mut buf = vec![0i16; 800];
+            super::tone(Digit(k), 0, &mut buf);
+            let mut got = det.push(&buf);
+            got.extend(det.push(&[0i16; 800]));
+            assert_eq!(got, vec![Digit(k)], "key {k}");
+        }
     }
 }

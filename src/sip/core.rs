@@ -113,7 +113,9 @@ pub enum CoreEvent {
     /// Inbound: ACK for our 2xx. Outbound: 2xx received and ACKed.
     Established { call: CallRef, remote_sdp: Bytes },
     /// A re-INVITE or UPDATE brought a new offer (hold, resume); already answered.
-    RemoteOffer { call: CallRef, sdp: Bytes },
+    RemoteOffer { call: CallRef, sdp: Bytes, negotiated: Box<crate::sdp::Negotiated> },
+    /// A key press sent by SIP INFO (`application/dtmf-relay` or `application/dtmf`).
+    InfoDigit { call: CallRef, digit: char },
     Ended { call: CallRef, reason: EndReason },
     TrunkRegistration { trunk: String, registered: bool },
 }
@@ -526,9 +528,13 @@ impl Core {
         }
         let has_sdp = !req.body.is_empty();
         if has_sdp {
-            if let Err(e) = crate::sdp::parse_audio(&req.body) {
-                let _ = e;
-                return self.reply(now, &key, &req, 488, "Not Acceptable Here", None, &[(HeaderName::Warning, "304 omnigate \"no common media format\"".into())]);
+            if let Err(e) = crate::sdp::check_offer(&req.body) {
+                let warning = match e {
+                    crate::sdp::SdpError::NoCommonCodec => "304 omnigate \"no common media format\"".to_string(),
+                    crate::sdp::SdpError::NoAudio => "301 omnigate \"no audio stream\"".to_string(),
+                    e => format!("399 omnigate \"{}\"", e.to_string().replace(['"', '\\'], "'")),
+                };
+                return self.reply(now, &key, &req, 488, "Not Acceptable Here", None, &[(HeaderName::Warning, warning)]);
             }
         }
         let call = CallRef::next();
@@ -602,7 +608,18 @@ impl Core {
                 }
                 self.answer_offer(now, key, req, source, call);
             }
-            Method::Info | Method::Options => self.reply(now, &key, &req, 200, "OK", None, &[]),
+            Method::Info => {
+                let ctype = req.header_str(&HeaderName::ContentType).unwrap_or("");
+                match info_digit(ctype, &req.body) {
+                    Ok(Some(digit)) => {
+                        self.reply(now, &key, &req, 200, "OK", None, &[]);
+                        self.events.push_back(CoreEvent::InfoDigit { call, digit });
+                    }
+                    Ok(None) => self.reply(now, &key, &req, 200, "OK", None, &[]),
+                    Err(why) => self.reply(now, &key, &req, 400, why, None, &[]),
+                }
+            }
+            Method::Options => self.reply(now, &key, &req, 200, "OK", None, &[]),
             Method::Other(_) => self.reply(now, &key, &req, 501, "Not Implemented", None, &[(HeaderName::Allow, ALLOW.to_string())]),
             _ => self.reply(now, &key, &req, 405, "Method Not Allowed", None, &[(HeaderName::Allow, ALLOW.to_string())]),
         }
@@ -614,19 +631,16 @@ impl Core {
         let Some(c) = self.calls.get_mut(&call) else { return };
         let mut body = c.local_sdp.clone();
         if !req.body.is_empty() {
-            match crate::sdp::parse_audio(&req.body) {
-                Ok(r) => {
-                    let text = String::from_utf8_lossy(&c.local_sdp).into_owned();
-                    let dir = r.direction.answer().attr();
-                    // Drop our old direction attribute and state the mirrored one.
-                    let mut lines: Vec<&str> = text.lines().filter(|l| !matches!(*l, "a=sendrecv" | "a=sendonly" | "a=recvonly" | "a=inactive")).collect();
-                    let attr = format!("a={dir}");
-                    lines.push(&attr);
-                    body = Bytes::from(bump_sdp_version(&lines.join("\r\n")));
+            match crate::sdp::reanswer(&c.local_sdp, &req.body) {
+                Ok((answer, negotiated)) => {
+                    body = Bytes::from(answer);
                     c.local_sdp = body.clone();
-                    self.events.push_back(CoreEvent::RemoteOffer { call, sdp: req.body.clone() });
+                    self.events.push_back(CoreEvent::RemoteOffer { call, sdp: req.body.clone(), negotiated: Box::new(negotiated) });
                 }
-                Err(_) => return self.reply(now, &key, &req, 488, "Not Acceptable Here", None, &[]),
+                Err(e) => {
+                    let warning = format!("399 omnigate \"{}\"", e.to_string().replace(['"', '\\'], "'"));
+                    return self.reply(now, &key, &req, 488, "Not Acceptable Here", None, &[(HeaderName::Warning, warning)]);
+                }
             }
         }
         let mut extra = vec![(HeaderName::Contact, self.contact_for(source.transport)), (HeaderName::Allow, ALLOW.to_string()), (HeaderName::Supported, SUPPORTED.into())];
@@ -1251,23 +1265,49 @@ impl Core {
     }
 }
 
-/// Increments the SDP `o=` version (RFC 3264 8: a changed description gets a new one).
-fn bump_sdp_version(sdp: &str) -> String {
-    sdp.lines()
-        .map(|l| {
-            if let Some(rest) = l.strip_prefix("o=") {
-                let mut f: Vec<String> = rest.split(' ').map(str::to_string).collect();
-                if f.len() >= 3 {
-                    if let Ok(v) = f[2].parse::<u64>() {
-                        f[2] = (v + 1).to_string();
-                    }
-                }
-                format!("o={}", f.join(" "))
-            } else {
-                l.to_string()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\r\n")
-        + "\r\n"
+/// Reads a key press from an INFO body: `application/dtmf-relay` (`Signal=5`, the
+/// common Cisco form) or `application/dtmf` (the key itself). Other or empty bodies
+/// (keepalive INFOs) carry no digit; a DTMF body without a valid key is an error.
+fn info_digit(content_type: &str, body: &[u8]) -> Result<Option<char>, &'static str> {
+    let ct = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let text = std::str::from_utf8(body).map_err(|_| "Bad DTMF Body")?;
+    let key = match ct.as_str() {
+        "application/dtmf-relay" => text
+            .lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once('=')?;
+                k.trim().eq_ignore_ascii_case("signal").then(|| v.trim().to_string())
+            })
+            .ok_or("Missing DTMF Signal")?,
+        "application/dtmf" => text.trim().to_string(),
+        _ => return Ok(None),
+    };
+    let key = match key.as_str() {
+        "10" => "*".to_string(),
+        "11" => "#".to_string(),
+        k => k.to_ascii_uppercase(),
+    };
+    let mut chars = key.chars();
+    match (chars.next(), chars.next()) {
+        (Some(c), None) if "0123456789*#ABCD".contains(c) => Ok(Some(c)),
+        _ => Err("Bad DTMF Signal"),
+    }
+}
+
+#[cfg(test)]
+mod info_tests {
+    #[test]
+    fn info_dtmf_bodies() {
+        use super::info_digit;
+        assert_eq!(info_digit("application/dtmf-relay", b"Signal=5\r\nDuration=160\r\n"), Ok(Some('5')));
+        assert_eq!(info_digit("Application/DTMF-Relay", b"Signal= #\nDuration= 250"), Ok(Some('#')));
+        assert_eq!(info_digit("application/dtmf-relay", b"Signal=11\r\n"), Ok(Some('#')));
+        assert_eq!(info_digit("application/dtmf", b"7"), Ok(Some('7')));
+        assert_eq!(info_digit("application/dtmf", b"d"), Ok(Some('D')));
+        assert_eq!(info_digit("application/broadsoft", b"event flashhook"), Ok(None));
+        assert_eq!(info_digit("", b""), Ok(None));
+        assert!(info_digit("application/dtmf-relay", b"Duration=160").is_err());
+        assert!(info_digit("application/dtmf-relay", b"Signal=55").is_err());
+        assert!(info_digit("application/dtmf", b"\xff").is_err());
+    }
 }

@@ -1,0 +1,290 @@
+//! The thin driver around a [`MediaSession`]: UDP sockets, a 20 ms deadline timer (no
+//! drift: each tick is scheduled from the previous deadline, not from when it ran), and
+//! a command channel from the call actor. Packets move in tokio tasks on the actor's
+//! arbiter and never pass through an actor mailbox.
+
+use crate::media::player::Item;
+use crate::media::recorder::Recorder;
+use crate::media::session::{LegId, LegParams, MediaEvent, MediaSession, Out, Port};
+use crate::media::RtpPorts;
+use bytes::Bytes;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+/// The sockets of one leg, bound before its SDP is written.
+pub struct LegSockets {
+    pub audio_port: u16,
+    pub video_port: Option<u16>,
+    rtp: std::net::UdpSocket,
+    rtcp: std::net::UdpSocket,
+    video: Option<(std::net::UdpSocket, std::net::UdpSocket)>,
+    ports: Arc<RtpPorts>,
+    held: Vec<u16>,
+}
+
+impl Drop for LegSockets {
+    fn drop(&mut self) {
+        for p in self.held.drain(..) {
+            self.ports.release(p);
+        }
+    }
+}
+
+fn bind_pair(ip: IpAddr, ports: &Arc<RtpPorts>) -> std::io::Result<(u16, std::net::UdpSocket, std::net::UdpSocket)> {
+    // A port in the range may be taken by another program: try a few.
+    for _ in 0..16 {
+        let Some(p) = ports.allocate() else { break };
+        let rtp = std::net::UdpSocket::bind(SocketAddr::new(ip, p));
+        let rtcp = std::net::UdpSocket::bind(SocketAddr::new(ip, p + 1));
+        match (rtp, rtcp) {
+            (Ok(a), Ok(b)) => {
+                a.set_nonblocking(true)?;
+                b.set_nonblocking(true)?;
+                return Ok((p, a, b));
+            }
+            _ => ports.release(p),
+        }
+    }
+    Err(std::io::Error::new(std::io::ErrorKind::AddrInUse, "no free RTP port pair"))
+}
+
+impl LegSockets {
+    /// Binds an even RTP port and the next one for RTCP (and a second pair for video).
+    pub fn bind(ip: IpAddr, ports: &Arc<RtpPorts>, video: bool) -> std::io::Result<LegSockets> {
+        let (audio_port, rtp, rtcp) = bind_pair(ip, ports)?;
+        let mut s = LegSockets { audio_port, video_port: None, rtp, rtcp, video: None, ports: ports.clone(), held: vec![audio_port] };
+        if video {
+            let (vp, a, b) = bind_pair(ip, ports)?;
+            s.held.push(vp);
+            s.video_port = Some(vp);
+            s.video = Some((a, b));
+        }
+        Ok(s)
+    }
+}
+
+/// What the driver tells the call actor.
+#[derive(actix::Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub enum MediaNotice {
+    Event(MediaEvent),
+    /// The session ended; the recording (if any) is finalised at this path.
+    Closed { recording: Option<PathBuf> },
+}
+
+enum Cmd {
+    AddLeg(LegId, LegParams, LegSockets),
+    Update(LegId, LegParams),
+    Remove(LegId),
+    Play(LegId, Item),
+    StopPlayback(LegId),
+    Digits(LegId, String),
+    InfoDigit(LegId, char),
+    Bridge(LegId, LegId),
+    Conference,
+    Unbridge,
+    Record(PathBuf),
+}
+
+/// The call actor's handle on its media task. Dropping it ends the task (and
+/// finalises the recording).
+pub struct MediaHandle {
+    tx: mpsc::UnboundedSender<Cmd>,
+    next_leg: LegId,
+}
+
+type Packet = (LegId, Port, SocketAddr, Bytes);
+
+struct LegIo {
+    rtp: Arc<UdpSocket>,
+    rtcp: Arc<UdpSocket>,
+    video: Option<(Arc<UdpSocket>, Arc<UdpSocket>)>,
+    readers: Vec<tokio::task::JoinHandle<()>>,
+    _sockets: LegSockets,
+}
+
+impl Drop for LegIo {
+    fn drop(&mut self) {
+        for r in &self.readers {
+            r.abort();
+        }
+    }
+}
+
+fn reader(sock: Arc<UdpSocket>, leg: LegId, port: Port, tx: mpsc::Sender<Packet>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 2048];
+        loop {
+            match sock.recv_from(&mut buf).await {
+                Ok((n, from)) => {
+                    // Full queue: drop (the session is behind; old audio is useless).
+                    if let Err(mpsc::error::TrySendError::Closed(_)) = tx.try_send((leg, port, from, Bytes::copy_from_slice(&buf[..n]))) {
+                        break;
+                    }
+                }
+                // ICMP port unreachable and the like: keep listening.
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => continue,
+                Err(_) => break,
+            }
+        }
+    })
+}
+
+impl MediaHandle {
+    /// Starts the media task of a call (on the current arbiter's runtime).
+    pub fn spawn(cname: String, notify: actix::Recipient<MediaNotice>) -> MediaHandle {
+        let (tx, mut rx) = mpsc::unbounded_channel::<Cmd>();
+        tokio::spawn(async move {
+            let mut session = MediaSession::new(crate::clock::now(), cname);
+            let (ptx, mut prx) = mpsc::channel::<Packet>(1024);
+            let mut io: Vec<Option<LegIo>> = Vec::new();
+            let mut tick = tokio::time::interval(Duration::from_millis(20));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+            let mut out = Vec::with_capacity(16);
+            loop {
+                tokio::select! {
+                    biased;
+                    c = rx.recv() => {
+                        let Some(c) = c else { break };
+                        let now = crate::clock::now();
+                        match c {
+                            Cmd::AddLeg(id, p, s) => {
+                                let conv = |s: std::net::UdpSocket| UdpSocket::from_std(s).map(Arc::new);
+                                let (rtp, rtcp) = match (s.rtp.try_clone().and_then(conv), s.rtcp.try_clone().and_then(conv)) {
+                                    (Ok(a), Ok(b)) => (a, b),
+                                    _ => continue,
+                                };
+                                let video = s.video.as_ref().and_then(|(a, b)| Some((a.try_clone().and_then(conv).ok()?, b.try_clone().and_then(conv).ok()?)));
+                                let mut readers = vec![reader(rtp.clone(), id, Port::Rtp, ptx.clone()), reader(rtcp.clone(), id, Port::Rtcp, ptx.clone())];
+                                if let Some((v, vr)) = &video {
+                                    readers.push(reader(v.clone(), id, Port::VideoRtp, ptx.clone()));
+                                    readers.push(reader(vr.clone(), id, Port::VideoRtcp, ptx.clone()));
+                                }
+                                let leg = session.add_leg(now, p);
+                                debug_assert_eq!(leg, id);
+                                if io.len() <= id {
+                                    io.resize_with(id + 1, || None);
+                                }
+                                io[id] = Some(LegIo { rtp, rtcp, video, readers, _sockets: s });
+                            }
+                            Cmd::Update(l, p) => session.update_leg(l, p),
+                            Cmd::Remove(l) => {
+                                session.remove_leg(l);
+                                if let Some(slot) = io.get_mut(l) {
+                                    *slot = None;
+                                }
+                            }
+                            Cmd::Play(l, item) => session.play(l, item),
+                            Cmd::StopPlayback(l) => session.stop_playback(l, &mut out),
+                            Cmd::Digits(l, d) => session.send_digits(l, &d),
+                            Cmd::InfoDigit(l, d) => session.on_info_digit(now, l, d, &mut out),
+                            Cmd::Bridge(a, b) => session.bridge(a, b),
+                            Cmd::Conference => session.conference(),
+                            Cmd::Unbridge => session.unbridge(),
+                            Cmd::Record(path) => match Recorder::create(&path) {
+                                Ok(r) => session.record(r),
+                                Err(e) => out.push(Out::Event(MediaEvent::RecordingError { error: format!("{}: {e}", path.display()) })),
+                            },
+                        }
+                    }
+                    Some((leg, port, from, data)) = prx.recv() => {
+                        let now = crate::clock::now();
+                        match port {
+                            Port::Rtp => session.on_rtp(now, leg, from, data, &mut out),
+                            Port::Rtcp => session.on_rtcp(now, leg, from, data, &mut out),
+                            p => session.on_video(leg, p, from, data, &mut out),
+                        }
+                        // Drain what else is queued before sending.
+                        while let Ok((leg, port, from, data)) = prx.try_recv() {
+                            match port {
+                                Port::Rtp => session.on_rtp(now, leg, from, data, &mut out),
+                                Port::Rtcp => session.on_rtcp(now, leg, from, data, &mut out),
+                                p => session.on_video(leg, p, from, data, &mut out),
+                            }
+                        }
+                    }
+                    _ = tick.tick() => session.on_tick(crate::clock::now(), &mut out),
+                }
+                for o in out.drain(..) {
+                    match o {
+                        Out::Send { leg, port, to, data } => {
+                            let Some(Some(l)) = io.get(leg) else { continue };
+                            let sock = match port {
+                                Port::Rtp => &l.rtp,
+                                Port::Rtcp => &l.rtcp,
+                                Port::VideoRtp => match &l.video { Some(v) => &v.0, None => continue },
+                                Port::VideoRtcp => match &l.video { Some(v) => &v.1, None => continue },
+                            };
+                            // Never wait on a full socket buffer: a late packet is a lost one.
+                            let _ = sock.try_send_to(&data, to);
+                        }
+                        Out::Event(e) => notify.do_send(MediaNotice::Event(e)),
+                    }
+                }
+            }
+            let recording = match session.stop_recording() {
+                Some(Ok(p)) => Some(p),
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "cannot finalise recording");
+                    None
+                }
+                None => None,
+            };
+            drop(io);
+            notify.do_send(MediaNotice::Closed { recording });
+        });
+        MediaHandle { tx, next_leg: 0 }
+    }
+
+    /// Adds a leg whose parameters are negotiated; returns its id.
+    pub fn add_leg(&mut self, p: LegParams, sockets: LegSockets) -> LegId {
+        let id = self.next_leg;
+        self.next_leg += 1;
+        let _ = self.tx.send(Cmd::AddLeg(id, p, sockets));
+        id
+    }
+
+    pub fn update(&self, leg: LegId, p: LegParams) {
+        let _ = self.tx.send(Cmd::Update(leg, p));
+    }
+
+    pub fn remove(&self, leg: LegId) {
+        let _ = self.tx.send(Cmd::Remove(leg));
+    }
+
+    pub fn play(&self, leg: LegId, item: Item) {
+        let _ = self.tx.send(Cmd::Play(leg, item));
+    }
+
+    pub fn stop_playback(&self, leg: LegId) {
+        let _ = self.tx.send(Cmd::StopPlayback(leg));
+    }
+
+    pub fn send_digits(&self, leg: LegId, digits: &str) {
+        let _ = self.tx.send(Cmd::Digits(leg, digits.to_string()));
+    }
+
+    pub fn info_digit(&self, leg: LegId, digit: char) {
+        let _ = self.tx.send(Cmd::InfoDigit(leg, digit));
+    }
+
+    pub fn bridge(&self, a: LegId, b: LegId) {
+        let _ = self.tx.send(Cmd::Bridge(a, b));
+    }
+
+    pub fn conference(&self) {
+        let _ = self.tx.send(Cmd::Conference);
+    }
+
+    pub fn unbridge(&self) {
+        let _ = self.tx.send(Cmd::Unbridge);
+    }
+
+    pub fn record(&self, path: PathBuf) {
+        let _ = self.tx.send(Cmd::Record(path));
+    }
+}
