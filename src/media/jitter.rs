@@ -48,6 +48,9 @@ pub struct JitterBuffer {
     target: u32,
     transit: Option<i64>,
     jitter_q4: u32,
+    /// Samples of playout time spent buffering (a burst shorter than the target delay
+    /// still plays once it has waited that long).
+    waited: u32,
     pub stats: JitterStats,
 }
 
@@ -59,7 +62,7 @@ impl Default for JitterBuffer {
 
 impl JitterBuffer {
     pub fn new() -> JitterBuffer {
-        JitterBuffer { frames: BTreeMap::new(), held: 0, last_ts: None, cursor: None, target: MIN_DELAY + FRAME, transit: None, jitter_q4: 0, stats: JitterStats::default() }
+        JitterBuffer { frames: BTreeMap::new(), held: 0, last_ts: None, cursor: None, target: MIN_DELAY + FRAME, transit: None, jitter_q4: 0, waited: 0, stats: JitterStats::default() }
     }
 
     /// The current target delay in samples.
@@ -178,9 +181,11 @@ impl JitterBuffer {
         let cursor = match self.cursor {
             Some(c) => c,
             None => {
-                if end - first < self.target as u64 {
+                if end - first < self.target as u64 && self.waited < self.target {
+                    self.waited += out.len() as u32;
                     return Pop::Empty;
                 }
+                self.waited = 0;
                 first
             }
         };
@@ -372,6 +377,24 @@ mod tests {
         }
         jb.insert(1_000_000, &frame(1), 10 * FRAME);
         assert_eq!(jb.stats.resyncs, 1);
+    }
+
+    #[test]
+    fn a_short_burst_plays_after_waiting_the_target_delay() {
+        let mut jb = JitterBuffer::new();
+        let mut out = [0i16; 160];
+        // A high jitter estimate makes the target larger than the burst.
+        for i in 0..20u32 {
+            jb.insert(i * FRAME, &frame(i), i * FRAME + if i % 2 == 0 { 0 } else { 2000 });
+        }
+        play(&mut jb, 60);
+        assert!(jb.target() > 5 * FRAME);
+        // Then a 3-packet burst after a long pause still comes out.
+        for i in 100..103u32 {
+            jb.insert(i * FRAME, &frame(i), i * FRAME + 40_000);
+        }
+        let got = play(&mut jb, 60);
+        assert_eq!(got, (100..103).flat_map(frame).collect::<Vec<_>>());
     }
 
     #[test]

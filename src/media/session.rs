@@ -403,9 +403,27 @@ impl MediaSession {
                         let o = pl.tx.relay(&pkt, te, pkt.payload.clone());
                         out.push(Out::Send { leg: p, port: Port::Rtp, to, data: rtp::write(&o) });
                     }
-                    (None, _) => {
+                    (None, Some(to)) if pl.sends() => {
+                        // No telephone-event on the other leg: play the key as tones,
+                        // one audio packet per event packet while the key is down (and
+                        // over relayed audio, if the caller sends both).
                         if let Some(d) = digit {
                             pl.tone_over_relay = Some((d, 0, 800));
+                        }
+                        let down = dtmf::TelephoneEvent::parse(&pkt.payload).is_some_and(|e| !e.end);
+                        if let (true, Some((d, done, total))) = (down, pl.tone_over_relay) {
+                            let mut pcm = vec![0i16; FRAME as usize];
+                            dtmf::tone(d, done, &mut pcm);
+                            let done = done + FRAME;
+                            pl.tone_over_relay = (done < total).then_some((d, done, total));
+                            let payload = pl.encode(&pcm);
+                            let ppt = pl.p.pt;
+                            // On the caller's timeline: the event's start plus the tone
+                            // already played.
+                            let mut at = pkt.clone();
+                            at.header.timestamp = pkt.header.timestamp.wrapping_add(done - FRAME);
+                            let o = pl.tx.relay(&at, ppt, payload);
+                            out.push(Out::Send { leg: p, port: Port::Rtp, to, data: rtp::write(&o) });
                         }
                     }
                     _ => {}

@@ -1,0 +1,165 @@
+//! Media with real peers: SIPp plays its shipped G.711 and RFC 2833 pcaps; the gateway
+//! records the call, and the recording is compared with the audio in the pcap
+//! (cross-correlation peak, duration); the digits must come out once each, in order.
+//! Forwarding bridges the caller to a second SIPp (`-rtp_echo`) through a trunk, with
+//! µ-law ↔ A-law transcoding both ways.
+
+use crate::harness::*;
+use std::path::{Path, PathBuf};
+
+/// RTP payloads (with payload type and sequence number) of a pcap of Ethernet/IPv4/UDP.
+fn pcap_rtp(path: &str) -> Vec<(u8, u16, Vec<u8>)> {
+    let d = std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e} (scripts/test.sh installs sip-tester)"));
+    assert_eq!(&d[..4], &[0xd4, 0xc3, 0xb2, 0xa1], "little-endian pcap");
+    let mut off = 24;
+    let mut out = Vec::new();
+    while off + 16 <= d.len() {
+        let incl = u32::from_le_bytes(d[off + 8..off + 12].try_into().unwrap()) as usize;
+        let pkt = &d[off + 16..off + 16 + incl];
+        off += 16 + incl;
+        let ip = &pkt[14..];
+        let ihl = (ip[0] & 15) as usize * 4;
+        let rtp = &ip[ihl + 8..];
+        out.push((rtp[1] & 0x7f, u16::from_be_bytes([rtp[2], rtp[3]]), rtp[12..].to_vec()));
+    }
+    out
+}
+
+fn alaw(a: u8) -> i16 {
+    omnigate::media::g711::alaw_to_linear(a)
+}
+
+/// The audio SIPp sends: g711a.pcap decoded.
+fn reference() -> Vec<f32> {
+    let mut pk = pcap_rtp("/usr/share/sip-tester/g711a.pcap");
+    pk.sort_by_key(|p| p.1);
+    pk.iter().flat_map(|p| p.2.iter().map(|&b| alaw(b) as f32)).collect()
+}
+
+fn channels(path: &Path) -> (Vec<f32>, Vec<f32>) {
+    let mut r = hound::WavReader::open(path).unwrap();
+    let s = r.spec();
+    assert_eq!((s.channels, s.sample_rate, s.bits_per_sample), (2, 8000, 16));
+    let v: Vec<f32> = r.samples::<i16>().map(|x| x.unwrap() as f32).collect();
+    (v.iter().step_by(2).copied().collect(), v.iter().skip(1).step_by(2).copied().collect())
+}
+
+/// Normalised cross-correlation of `b` against `a` at lag (b delayed by `lag`).
+fn ncc(a: &[f32], b: &[f32], lag: usize) -> f32 {
+    let n = a.len().min(b.len().saturating_sub(lag));
+    let (mut ab, mut aa, mut bb) = (0f64, 0f64, 0f64);
+    for i in 0..n {
+        let (x, y) = (a[i] as f64, b[i + lag] as f64);
+        ab += x * y;
+        aa += x * x;
+        bb += y * y;
+    }
+    if aa == 0.0 || bb == 0.0 {
+        return 0.0;
+    }
+    (ab / (aa.sqrt() * bb.sqrt())) as f32
+}
+
+/// The lag (0..max) where `b` best matches `a`, searched on a window of up to 2 s from
+/// 1 s in, and the full-length correlation there.
+fn best_lag(a: &[f32], b: &[f32], max: usize) -> (usize, f32) {
+    let from = 8000.min(a.len() / 4);
+    let win = &a[from..(from + 16000).min(a.len())];
+    let mut best = (0, f32::MIN);
+    for lag in 0..max {
+        let c = ncc(win, &b[from..], lag);
+        if c > best.1 {
+            best = (lag, c);
+        }
+    }
+    (best.0, ncc(a, b, best.0))
+}
+
+/// First and last sample louder than -40 dBov, smoothed over 10 ms.
+fn active_span(x: &[f32]) -> (usize, usize) {
+    let loud: Vec<bool> = x.chunks(80).map(|c| c.iter().map(|v| v.abs()).sum::<f32>() / 80.0 > 330.0).collect();
+    let first = loud.iter().position(|&l| l).unwrap_or(0) * 80;
+    let last = (loud.iter().rposition(|&l| l).unwrap_or(0) + 1) * 80;
+    (first, last)
+}
+
+fn recording(g: &Gateway) -> PathBuf {
+    g.wait_log("recording saved");
+    let dir = g.dir.path().join("data/recordings");
+    let files: Vec<PathBuf> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "wav")).collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    files[0].clone()
+}
+
+fn digits(log: &str, leg: usize) -> Vec<String> {
+    log.lines()
+        .filter(|l| l.contains(" dtmf") && l.contains(&format!("leg={leg} ")))
+        .filter_map(|l| l.split("digit=").nth(1).map(|r| r.split_whitespace().next().unwrap_or("").to_string()))
+        .collect()
+}
+
+#[test]
+fn sipp_pcap_call_is_recorded_and_its_rfc2833_digits_understood() {
+    let g = Gateway::start(22300, "demo = true", "answer_after_ms = 50\nhangup_after_secs = 0", "");
+    let out = sipp(g.dir.path(), &["-sf", &scenario("uac_pcap_dtmf.xml"), "-s", "100", "-p", "22310", "-mp", "22320", "-m", "1", &format!("127.0.0.1:{}", g.sip)]);
+    assert_sipp_ok(&out, "uac with G.711 and RFC 2833 pcaps", &g);
+    let path = recording(&g);
+    let log = g.log();
+    assert_eq!(digits(&log, 0), ["1", "5", "#"], "each press once, in order:\n{log}");
+    assert!(log.contains("via=Rfc4733"), "{log}");
+
+    let reference = reference();
+    assert!((reference.len() as f32 / 8000.0 - 7.05).abs() < 0.1);
+    let (left, right) = channels(&path);
+    // The caller (left) is the pcap's audio: correlation peak near 1 (G.711 re-encoding
+    // of identical samples is exact, so anything lower means lost or misplaced audio).
+    let (lag, peak) = best_lag(&reference, &left, 8000);
+    assert!(peak > 0.98, "correlation peak {peak} at lag {lag}");
+    let (s_ref, e_ref) = active_span(&reference);
+    let (s_rec, e_rec) = active_span(&left);
+    let (d_ref, d_rec) = ((e_ref - s_ref) as i64, (e_rec - s_rec) as i64);
+    assert!((d_ref - d_rec).abs() <= 480, "duration {d_rec} samples recorded vs {d_ref} sent (60 ms = 480)");
+    assert_eq!(s_rec as i64 - s_ref as i64, lag as i64, "the speech starts where the correlation says");
+    // The right channel carries what the caller heard: the welcome prompt, then silence.
+    let prompt = omnigate::media::player::builtin_welcome();
+    let prompt: Vec<f32> = prompt.iter().map(|&s| s as f32).collect();
+    let (_, p_peak) = best_lag(&prompt, &right, 4000);
+    assert!(p_peak > 0.95, "prompt correlation {p_peak}");
+    // The recording lasts as long as the call (7.6 + 0.6 + 0.6 + 1 s of pauses).
+    let secs = left.len() as f32 / 8000.0;
+    assert!((9.5..10.5).contains(&secs), "recording of {secs} s");
+}
+
+#[test]
+fn forwarded_call_is_bridged_and_transcoded_through_a_trunk() {
+    // The far end: SIPp answering with PCMU and echoing RTP back.
+    let far_dir = tempfile::tempdir().unwrap();
+    let mut far = sipp_spawn(far_dir.path(), &["-sn", "uas", "-rtp_echo", "-p", "22450", "-mp", "22460", "-m", "1"]);
+    let g = Gateway::start(
+        22400,
+        "demo = true",
+        "answer_after_ms = 50\nhangup_after_secs = 0\nforward_trunk = \"far\"",
+        "[[trunk]]\nname = \"far\"\nproxy = \"127.0.0.1:22450\"\noptions_interval = 0\n",
+    );
+    let out = sipp(g.dir.path(), &["-sf", &scenario("uac_pcap_dtmf.xml"), "-s", "100", "-p", "22410", "-mp", "22420", "-m", "1", &format!("127.0.0.1:{}", g.sip)]);
+    assert_sipp_ok(&out, "caller through the forwarding gateway", &g);
+    let st = far.wait().unwrap();
+    assert!(st.success(), "far-end SIPp failed: {st}\n{}", g.log());
+    let path = recording(&g);
+    let log = g.log();
+    assert!(log.contains("forwarding"), "{log}");
+    // The caller's digits are understood once each on its leg...
+    assert_eq!(digits(&log, 0), ["1", "5", "#"], "{log}");
+    // ...and cross to the far end, which has no telephone-event, as tones: its echo
+    // brings them back, detected in-band on the far leg.
+    assert_eq!(digits(&log, 1), ["1", "5", "#"], "{log}");
+    let reference = reference();
+    let (left, right) = channels(&path);
+    let (lag_l, peak_l) = best_lag(&reference, &left, 8000);
+    assert!(peak_l > 0.98, "caller channel correlation {peak_l}");
+    // Right: the echo, after A-law → µ-law → (echo) → µ-law → A-law. µ-law has more
+    // resolution than A-law for these levels, so the round trip is nearly lossless.
+    let (lag_r, peak_r) = best_lag(&reference, &right, 8000);
+    assert!(peak_r > 0.95, "echo correlation {peak_r} at {lag_r}");
+    assert!(lag_r >= lag_l && lag_r - lag_l < 1600, "echo {lag_r} after the caller {lag_l} by less than 200 ms");
+}
