@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh Debian machine, installing the real peers the
-# tests drive (SIPp from Debian's sip-tester package) when they are missing.
+# tests drive (SIPp from Debian's sip-tester package, baresip) when they are missing.
 # A peer that cannot be installed makes this script fail loudly; tests never skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 missing=()
 command -v sipp >/dev/null 2>&1 || missing+=(sip-tester)
+command -v baresip >/dev/null 2>&1 || missing+=(baresip baresip-core)
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "==> installing test peers: ${missing[*]}"
     SUDO=""
@@ -15,6 +16,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 command -v sipp >/dev/null 2>&1 || { echo "SIPp is still missing after install" >&2; exit 1; }
+command -v baresip >/dev/null 2>&1 || { echo "baresip is still missing after install" >&2; exit 1; }
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

@@ -6,6 +6,7 @@
 
 use crate::harness::*;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// RTP payloads (with payload type and sequence number) of a pcap of Ethernet/IPv4/UDP.
 fn pcap_rtp(path: &str) -> Vec<(u8, u16, Vec<u8>)> {
@@ -162,4 +163,89 @@ fn forwarded_call_is_bridged_and_transcoded_through_a_trunk() {
     let (lag_r, peak_r) = best_lag(&reference, &right, 8000);
     assert!(peak_r > 0.95, "echo correlation {peak_r} at {lag_r}");
     assert!(lag_r >= lag_l && lag_r - lag_l < 1600, "echo {lag_r} after the caller {lag_l} by less than 200 ms");
+}
+
+/// Writes a netstring-framed JSON command to baresip's ctrl_tcp.
+fn ctrl(s: &mut std::net::TcpStream, command: &str, params: &str) {
+    use std::io::Write;
+    let body = format!("{{\"command\":\"{command}\",\"params\":\"{params}\",\"token\":\"t\"}}");
+    s.write_all(format!("{}:{},", body.len(), body).as_bytes()).unwrap();
+}
+
+#[test]
+fn baresip_call_is_recorded_and_its_dtmf_understood() {
+    let g = Gateway::start(22500, "demo = true", "answer_after_ms = 50\nhangup_after_secs = 0", "");
+    let dir = tempfile::tempdir().unwrap();
+    // The audio baresip sends: the welcome prompt three times (longer than the call:
+    // baresip 1.0 hangs up when its file source ends).
+    let prompt = omnigate::media::player::builtin_welcome();
+    let source: Vec<i16> = prompt.iter().chain(prompt.iter()).chain(prompt.iter()).copied().collect();
+    let wav = dir.path().join("source.wav");
+    let spec = hound::WavSpec { channels: 1, sample_rate: 8000, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+    let mut w = hound::WavWriter::create(&wav, spec).unwrap();
+    source.iter().for_each(|&s| w.write_sample(s).unwrap());
+    w.finalize().unwrap();
+    let conf = dir.path().join("conf");
+    std::fs::create_dir_all(&conf).unwrap();
+    std::fs::write(
+        conf.join("config"),
+        format!(
+            "poll_method\tpoll\nsip_listen\t127.0.0.1:22550\nnet_interface\t127.0.0.1\naudio_source\taufile,{}\naudio_player\talsa,null\naudio_alert\talsa,null\n\
+             rtp_ports\t22560-22580\nmodule_path\t/usr/lib/baresip/modules\nmodule\tg711.so\nmodule\taufile.so\nmodule\talsa.so\nmodule\taccount.so\n\
+             module\tmenu.so\nmodule_app\tctrl_tcp.so\nctrl_tcp_listen\t127.0.0.1:22555\n",
+            wav.display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(conf.join("accounts"), "<sip:alice@127.0.0.1>;regint=0;audio_codecs=PCMU;answermode=manual\n").unwrap();
+    assert!(Path::new("/usr/bin/baresip").exists(), "baresip is not installed (Debian package baresip): run ./scripts/test.sh");
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let phone = std::process::Command::new("/usr/bin/baresip")
+        .args(["-f"])
+        .arg(&conf)
+        .args(["-t", "30"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(dir.path().join("baresip.log")).unwrap())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start baresip");
+    let _phone = Kill(phone);
+    let phone_log = || std::fs::read_to_string(dir.path().join("baresip.log")).unwrap_or_default();
+    let mut s = None;
+    wait_for("baresip's ctrl_tcp", Duration::from_secs(10), || {
+        s = std::net::TcpStream::connect("127.0.0.1:22555").ok();
+        s.is_some()
+    });
+    let mut s = s.unwrap();
+    ctrl(&mut s, "dial", &format!("sip:100@127.0.0.1:{}", g.sip));
+    let mut up = false;
+    for _ in 0..100 {
+        if g.log().contains("call established") {
+            up = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(up, "the call was not established:\n{}\n---- baresip ----\n{}", g.log(), phone_log());
+    // Let some speech through, press keys (baresip sends RFC 2833), then hang up.
+    std::thread::sleep(Duration::from_millis(3000));
+    for d in ["4", "2", "#"] {
+        ctrl(&mut s, "sndcode", d);
+        std::thread::sleep(Duration::from_millis(400));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    ctrl(&mut s, "hangup", "");
+    let path = recording(&g);
+    let log = g.log();
+    assert_eq!(digits(&log, 0), ["4", "2", "#"], "each press once:\n{log}\n---- baresip ----\n{}", phone_log());
+    let (left, _) = channels(&path);
+    let src: Vec<f32> = source.iter().map(|&x| x as f32).collect();
+    let (lag, peak) = best_lag(&src[..16000.min(src.len())], &left, 8000);
+    assert!(peak > 0.9, "baresip's audio in the recording: correlation {peak} at lag {lag}");
 }
