@@ -1,4 +1,5 @@
-//! Media benchmarks: G.711 transcoding and in-band DTMF detection.
+//! Media benchmarks: RTP relay through a bridged media session (same codec and
+//! transcoding), the jitter buffer, G.711 transcoding and in-band DTMF detection.
 //! Run: `cargo bench --bench media`
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -45,5 +46,46 @@ fn dtmf(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, codecs, dtmf);
+fn relay(c: &mut Criterion) {
+    use bytes::Bytes;
+    use omnigate::media::session::{LegParams, MediaSession};
+    use omnigate::sdp::{Codec, Direction};
+    use rtc::rtp::{header::Header, packet::Packet};
+    let mut g = c.benchmark_group("relay");
+    let params = |codec: Codec, port: u16| LegParams {
+        codec,
+        pt: codec.pt(),
+        telephone_event: Some(101),
+        ptime_ms: 20,
+        direction: Direction::SendRecv,
+        remote_rtp: Some(([127, 0, 0, 1], port).into()),
+        remote_rtcp: None,
+        rtcp_mux: false,
+        video: None,
+    };
+    let from: std::net::SocketAddr = ([127, 0, 0, 1], 4000).into();
+    for (name, other) in [("same codec (no decoding)", Codec::Pcmu), ("µ-law -> A-law (transcoding)", Codec::Pcma)] {
+        g.throughput(Throughput::Elements(1));
+        g.bench_function(format!("one RTP packet in, one out: {name}"), |b| {
+            let now = omnigate::clock::now();
+            let mut s = MediaSession::new(now, "bench".into());
+            let a = s.add_leg(now, params(Codec::Pcmu, 4000));
+            let bl = s.add_leg(now, params(other, 5000));
+            s.bridge(a, bl);
+            let mut out = Vec::with_capacity(4);
+            let mut seq = 0u16;
+            b.iter(|| {
+                seq = seq.wrapping_add(1);
+                let p = Packet { header: Header { version: 2, payload_type: 0, sequence_number: seq, timestamp: seq as u32 * 160, ssrc: 7, ..Default::default() }, payload: Bytes::from_static(&[0x55; 160]) };
+                let data = omnigate::media::rtp::write(&p);
+                s.on_rtp(now, a, from, data, &mut out);
+                black_box(out.pop());
+                out.clear();
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, relay, codecs, dtmf);
 criterion_main!(benches);
