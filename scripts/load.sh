@@ -43,6 +43,7 @@ level = "warn"
 [calls]
 answer_after_ms = 0
 hangup_after_secs = 0
+record = ${RECORD:-false}
 CFG
 RUST_LOG=warn $BIN serve --config "$WORK/omnigate.toml" --sip-tcp off --sip-tls off --sip-ws off > "$WORK/gw.log" 2>&1 &
 GW=$!

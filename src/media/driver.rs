@@ -19,8 +19,10 @@ use tokio::sync::mpsc;
 pub struct LegSockets {
     pub audio_port: u16,
     pub video_port: Option<u16>,
-    rtp: std::net::UdpSocket,
-    rtcp: std::net::UdpSocket,
+    // Moved into the media task (no duplicated descriptors: a call costs two, or four
+    // with video).
+    rtp: Option<std::net::UdpSocket>,
+    rtcp: Option<std::net::UdpSocket>,
     video: Option<(std::net::UdpSocket, std::net::UdpSocket)>,
     ports: Arc<RtpPorts>,
     held: Vec<u16>,
@@ -56,7 +58,7 @@ impl LegSockets {
     /// Binds an even RTP port and the next one for RTCP (and a second pair for video).
     pub fn bind(ip: IpAddr, ports: &Arc<RtpPorts>, video: bool) -> std::io::Result<LegSockets> {
         let (audio_port, rtp, rtcp) = bind_pair(ip, ports)?;
-        let mut s = LegSockets { audio_port, video_port: None, rtp, rtcp, video: None, ports: ports.clone(), held: vec![audio_port] };
+        let mut s = LegSockets { audio_port, video_port: None, rtp: Some(rtp), rtcp: Some(rtcp), video: None, ports: ports.clone(), held: vec![audio_port] };
         if video {
             let (vp, a, b) = bind_pair(ip, ports)?;
             s.held.push(vp);
@@ -152,13 +154,10 @@ impl MediaHandle {
                         let Some(c) = c else { break };
                         let now = crate::clock::now();
                         match c {
-                            Cmd::AddLeg(id, p, s) => {
-                                let conv = |s: std::net::UdpSocket| UdpSocket::from_std(s).map(Arc::new);
-                                let (rtp, rtcp) = match (s.rtp.try_clone().and_then(conv), s.rtcp.try_clone().and_then(conv)) {
-                                    (Ok(a), Ok(b)) => (a, b),
-                                    _ => continue,
-                                };
-                                let video = s.video.as_ref().and_then(|(a, b)| Some((a.try_clone().and_then(conv).ok()?, b.try_clone().and_then(conv).ok()?)));
+                            Cmd::AddLeg(id, p, mut s) => {
+                                let conv = |s: Option<std::net::UdpSocket>| s.and_then(|s| UdpSocket::from_std(s).ok()).map(Arc::new);
+                                let (Some(rtp), Some(rtcp)) = (conv(s.rtp.take()), conv(s.rtcp.take())) else { continue };
+                                let video = s.video.take().and_then(|(a, b)| Some((conv(Some(a))?, conv(Some(b))?)));
                                 let mut readers = vec![reader(rtp.clone(), id, Port::Rtp, ptx.clone()), reader(rtcp.clone(), id, Port::Rtcp, ptx.clone())];
                                 if let Some((v, vr)) = &video {
                                     readers.push(reader(v.clone(), id, Port::VideoRtp, ptx.clone()));
