@@ -382,7 +382,6 @@ mod tests {
     #[test]
     fn a_short_burst_plays_after_waiting_the_target_delay() {
         let mut jb = JitterBuffer::new();
-        let mut out = [0i16; 160];
         // A high jitter estimate makes the target larger than the burst.
         for i in 0..20u32 {
             jb.insert(i * FRAME, &frame(i), i * FRAME + if i % 2 == 0 { 0 } else { 2000 });
