@@ -249,3 +249,20 @@ fn baresip_call_is_recorded_and_its_dtmf_understood() {
     let (lag, peak) = best_lag(&src[..16000.min(src.len())], &left, 8000);
     assert!(peak > 0.9, "baresip's audio in the recording: correlation {peak} at lag {lag}");
 }
+
+#[test]
+fn sip_info_digits_are_understood() {
+    let g = Gateway::start(22600, "demo = true", "answer_after_ms = 50\nhangup_after_secs = 0", "");
+    let out = sipp(g.dir.path(), &["-sf", &scenario("uac_info_dtmf.xml"), "-s", "100", "-p", "22610", "-mp", "22620", "-m", "1", &format!("127.0.0.1:{}", g.sip)]);
+    assert_sipp_ok(&out, "keys by SIP INFO", &g);
+    g.wait_log("reason=RemoteBye");
+    let log = g.log();
+    for _ in 0..50 {
+        if digits(&g.log(), 0).len() >= 3 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(digits(&g.log(), 0), ["7", "*", "8"], "{log}");
+    assert!(g.log().contains("via=Info"));
+}
