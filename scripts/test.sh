@@ -7,13 +7,13 @@ cd "$(dirname "$0")/.."
 
 missing=()
 command -v sipp >/dev/null 2>&1 || missing+=(sip-tester)
-command -v baresip >/dev/null 2>&1 || missing+=(baresip baresip-core)
+command -v baresip >/dev/null 2>&1 || missing+=(baresip-core)
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "==> installing test peers: ${missing[*]}"
     SUDO=""
     [ "$(id -u)" = 0 ] || SUDO="sudo"
     $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 command -v sipp >/dev/null 2>&1 || { echo "SIPp is still missing after install" >&2; exit 1; }
 command -v baresip >/dev/null 2>&1 || { echo "baresip is still missing after install" >&2; exit 1; }
