@@ -64,7 +64,10 @@ fn relay(c: &mut Criterion) {
         video: None,
     };
     let from: std::net::SocketAddr = ([127, 0, 0, 1], 4000).into();
-    for (name, other) in [("same codec (no decoding)", Codec::Pcmu), ("µ-law -> A-law (transcoding)", Codec::Pcma)] {
+    for (name, other) in [
+        ("same codec (no decoding)", Codec::Pcmu),
+        ("µ-law -> A-law (transcoding)", Codec::Pcma),
+    ] {
         g.throughput(Throughput::Elements(1));
         g.bench_function(format!("one RTP packet in, one out: {name}"), |b| {
             let now = omnigate::clock::now();
@@ -76,7 +79,17 @@ fn relay(c: &mut Criterion) {
             let mut seq = 0u16;
             b.iter(|| {
                 seq = seq.wrapping_add(1);
-                let p = Packet { header: Header { version: 2, payload_type: 0, sequence_number: seq, timestamp: seq as u32 * 160, ssrc: 7, ..Default::default() }, payload: Bytes::from_static(&[0x55; 160]) };
+                let p = Packet {
+                    header: Header {
+                        version: 2,
+                        payload_type: 0,
+                        sequence_number: seq,
+                        timestamp: seq as u32 * 160,
+                        ssrc: 7,
+                        ..Default::default()
+                    },
+                    payload: Bytes::from_static(&[0x55; 160]),
+                };
                 let data = omnigate::media::rtp::write(&p);
                 s.on_rtp(now, a, from, data, &mut out);
                 black_box(out.pop());

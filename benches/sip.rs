@@ -26,7 +26,9 @@ Content-Length: 129\r\n\r\n\
 v=0\r\no=user1 53655765 2353687637 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
 
 fn invite(n: u64) -> Message {
-    let s = INVITE.replace("4242-1-0", &format!("{n}-1-0")).replace("1-4242@", &format!("{n}-4242@"));
+    let s = INVITE
+        .replace("4242-1-0", &format!("{n}-1-0"))
+        .replace("1-4242@", &format!("{n}-4242@"));
     Message::parse(Bytes::from(s), Framing::Datagram).unwrap()
 }
 
@@ -34,14 +36,21 @@ fn parse_serialize(c: &mut Criterion) {
     let mut g = c.benchmark_group("message");
     g.throughput(Throughput::Elements(1));
     let raw = Bytes::from_static(INVITE.as_bytes());
-    g.bench_function("parse INVITE", |b| b.iter(|| black_box(Message::parse(raw.clone(), Framing::Datagram).unwrap())));
+    g.bench_function("parse INVITE", |b| {
+        b.iter(|| black_box(Message::parse(raw.clone(), Framing::Datagram).unwrap()))
+    });
     let inv = Message::parse(raw.clone(), Framing::Datagram).unwrap();
     let mut ok = Message::response_to(&inv, 200, "OK", Some("abcdef1234"));
-    ok.push(omnigate::sip::HeaderName::Contact, "<sip:omnigate@127.0.0.1:5060>");
+    ok.push(
+        omnigate::sip::HeaderName::Contact,
+        "<sip:omnigate@127.0.0.1:5060>",
+    );
     ok.with_body("application/sdp", Bytes::from_static(b"v=0\r\no=omnigate 1 1 IN IP4 127.0.0.1\r\ns=omnigate\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 10000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"));
     g.bench_function("serialize 200 OK", |b| b.iter(|| black_box(ok.to_bytes())));
     let ok_bytes = ok.to_bytes();
-    g.bench_function("parse 200 OK", |b| b.iter(|| black_box(Message::parse(ok_bytes.clone(), Framing::Datagram).unwrap())));
+    g.bench_function("parse 200 OK", |b| {
+        b.iter(|| black_box(Message::parse(ok_bytes.clone(), Framing::Datagram).unwrap()))
+    });
     g.bench_function("serialize INVITE", |b| b.iter(|| black_box(inv.to_bytes())));
     g.finish();
 }
@@ -51,37 +60,47 @@ fn transactions(c: &mut Criterion) {
     g.throughput(Throughput::Elements(1000));
     let peer = Peer::udp("127.0.0.1:5070".parse().unwrap());
     let invites: Vec<Message> = (0..1000).map(invite).collect();
-    g.bench_function("1000 server INVITE transactions (100, 200, timers to end)", |b| {
-        b.iter_batched(
-            || invites.clone(),
-            |invs| {
-                let mut l = TransactionLayer::new(TimerConfig::default());
-                let t0 = omnigate::clock::now();
-                for inv in invs {
-                    if let Incoming::New(k) = l.on_request(t0, inv.clone(), peer) {
-                        l.respond(t0, &k, Message::response_to(&inv, 200, "OK", Some("t")));
+    g.bench_function(
+        "1000 server INVITE transactions (100, 200, timers to end)",
+        |b| {
+            b.iter_batched(
+                || invites.clone(),
+                |invs| {
+                    let mut l = TransactionLayer::new(TimerConfig::default());
+                    let t0 = omnigate::clock::now();
+                    for inv in invs {
+                        if let Incoming::New(k) = l.on_request(t0, inv.clone(), peer) {
+                            l.respond(t0, &k, Message::response_to(&inv, 200, "OK", Some("t")));
+                        }
                     }
-                }
-                while l.poll_transmit().is_some() {}
-                while let Some(t) = l.poll_timeout() {
-                    l.handle_timeout(t);
                     while l.poll_transmit().is_some() {}
-                }
-                while l.poll_event().is_some() {}
-                black_box(l.len())
-            },
-            BatchSize::LargeInput,
-        )
-    });
+                    while let Some(t) = l.poll_timeout() {
+                        l.handle_timeout(t);
+                        while l.poll_transmit().is_some() {}
+                    }
+                    while l.poll_event().is_some() {}
+                    black_box(l.len())
+                },
+                BatchSize::LargeInput,
+            )
+        },
+    );
     g.finish();
 }
 
 fn whole_call(c: &mut Criterion) {
     let mut g = c.benchmark_group("core");
     g.throughput(Throughput::Elements(1));
-    let peer = Peer { transport: Transport::Udp, addr: "127.0.0.1:5070".parse().unwrap(), conn: None };
+    let peer = Peer {
+        transport: Transport::Udp,
+        addr: "127.0.0.1:5070".parse().unwrap(),
+        conn: None,
+    };
     let cfg = CoreConfig {
-        trunks: vec![TrunkConfig { inbound_cidrs: vec![Cidr::parse("127.0.0.0/8").unwrap()], ..TrunkConfig::new("demo") }],
+        trunks: vec![TrunkConfig {
+            inbound_cidrs: vec![Cidr::parse("127.0.0.0/8").unwrap()],
+            ..TrunkConfig::new("demo")
+        }],
         keepalive_interval: 0,
         ..CoreConfig::default()
     };

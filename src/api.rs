@@ -32,32 +32,101 @@ impl Metrics {
     pub fn render(&self) -> String {
         let mut s = String::with_capacity(2048);
         let mut g = |name: &str, help: &str, kind: &str, v: u64| {
-            let _ = write!(s, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}\n");
+            let _ = write!(
+                s,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}\n"
+            );
         };
-        g("omnigate_up", "1 while serving, 0 while draining", "gauge", self.serving as u64);
-        g("omnigate_sip_transactions", "Live SIP transactions", "gauge", self.transactions_live);
-        g("omnigate_sip_server_transactions_total", "Server transactions created", "counter", self.tx.server_created);
-        g("omnigate_sip_client_transactions_total", "Client transactions created", "counter", self.tx.client_created);
-        g("omnigate_sip_retransmissions_total", "Requests and responses retransmitted", "counter", self.tx.retransmissions);
-        g("omnigate_sip_transaction_timeouts_total", "Transactions ended by Timer B, F, H or L", "counter", self.tx.timeouts);
-        g("omnigate_sip_dialogs", "Live dialogs", "gauge", self.dialogs);
+        g(
+            "omnigate_up",
+            "1 while serving, 0 while draining",
+            "gauge",
+            self.serving as u64,
+        );
+        g(
+            "omnigate_sip_transactions",
+            "Live SIP transactions",
+            "gauge",
+            self.transactions_live,
+        );
+        g(
+            "omnigate_sip_server_transactions_total",
+            "Server transactions created",
+            "counter",
+            self.tx.server_created,
+        );
+        g(
+            "omnigate_sip_client_transactions_total",
+            "Client transactions created",
+            "counter",
+            self.tx.client_created,
+        );
+        g(
+            "omnigate_sip_retransmissions_total",
+            "Requests and responses retransmitted",
+            "counter",
+            self.tx.retransmissions,
+        );
+        g(
+            "omnigate_sip_transaction_timeouts_total",
+            "Transactions ended by Timer B, F, H or L",
+            "counter",
+            self.tx.timeouts,
+        );
+        g(
+            "omnigate_sip_dialogs",
+            "Live dialogs",
+            "gauge",
+            self.dialogs,
+        );
         g("omnigate_calls", "Live calls", "gauge", self.calls_live);
-        g("omnigate_calls_total", "Calls accepted or placed", "counter", self.core.calls_total);
-        g("omnigate_sip_registrations", "Live registered contacts", "gauge", self.registrations);
-        g("omnigate_sip_connections", "Open TCP, TLS and WebSocket connections", "gauge", self.connections);
-        g("omnigate_sip_parse_errors_total", "Messages refused by the parser", "counter", self.core.parse_errors);
-        g("omnigate_rtp_ports_in_use", "RTP ports allocated", "gauge", self.rtp_ports_in_use);
+        g(
+            "omnigate_calls_total",
+            "Calls accepted or placed",
+            "counter",
+            self.core.calls_total,
+        );
+        g(
+            "omnigate_sip_registrations",
+            "Live registered contacts",
+            "gauge",
+            self.registrations,
+        );
+        g(
+            "omnigate_sip_connections",
+            "Open TCP, TLS and WebSocket connections",
+            "gauge",
+            self.connections,
+        );
+        g(
+            "omnigate_sip_parse_errors_total",
+            "Messages refused by the parser",
+            "counter",
+            self.core.parse_errors,
+        );
+        g(
+            "omnigate_rtp_ports_in_use",
+            "RTP ports allocated",
+            "gauge",
+            self.rtp_ports_in_use,
+        );
         s.push_str("# HELP omnigate_sip_responses_sent_total Responses sent, by status code\n# TYPE omnigate_sip_responses_sent_total counter\n");
         for (c, n) in &self.core.responses_sent {
             let _ = writeln!(s, "omnigate_sip_responses_sent_total{{code=\"{c}\"}} {n}");
         }
         s.push_str("# HELP omnigate_sip_responses_received_total Responses received, by status code\n# TYPE omnigate_sip_responses_received_total counter\n");
         for (c, n) in &self.core.responses_received {
-            let _ = writeln!(s, "omnigate_sip_responses_received_total{{code=\"{c}\"}} {n}");
+            let _ = writeln!(
+                s,
+                "omnigate_sip_responses_received_total{{code=\"{c}\"}} {n}"
+            );
         }
         s.push_str("# HELP omnigate_sip_requests_received_total Requests received, by method\n# TYPE omnigate_sip_requests_received_total counter\n");
         for (m, n) in &self.core.requests_received {
-            let _ = writeln!(s, "omnigate_sip_requests_received_total{{method=\"{m}\"}} {n}");
+            let _ = writeln!(
+                s,
+                "omnigate_sip_requests_received_total{{method=\"{m}\"}} {n}"
+            );
         }
         s.push_str("# HELP omnigate_trunk_registered 1 when registered to the provider\n# TYPE omnigate_trunk_registered gauge\n");
         for (t, r) in &self.trunks {
@@ -71,13 +140,17 @@ async fn healthz(shared: web::Data<Shared>) -> HttpResponse {
     if shared.metrics.lock().unwrap().serving {
         HttpResponse::Ok().content_type("text/plain").body("ok\n")
     } else {
-        HttpResponse::ServiceUnavailable().content_type("text/plain").body("draining\n")
+        HttpResponse::ServiceUnavailable()
+            .content_type("text/plain")
+            .body("draining\n")
     }
 }
 
 async fn metrics(shared: web::Data<Shared>) -> HttpResponse {
     let body = shared.metrics.lock().unwrap().render();
-    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(body)
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(body)
 }
 
 #[derive(Deserialize)]
@@ -97,13 +170,23 @@ fn error(status: actix_web::http::StatusCode, reason: &str) -> HttpResponse {
 fn authorised(req: &HttpRequest, shared: &Shared) -> Result<(), HttpResponse> {
     use actix_web::http::StatusCode;
     let Some(tok) = &shared.admin_token else {
-        return Err(error(StatusCode::FORBIDDEN, "no admin token is configured (http.admin_token)"));
+        return Err(error(
+            StatusCode::FORBIDDEN,
+            "no admin token is configured (http.admin_token)",
+        ));
     };
-    let got = req.headers().get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    let got = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
     match got {
         Some(g) if g == tok => Ok(()),
         Some(_) => Err(error(StatusCode::UNAUTHORIZED, "wrong bearer token")),
-        None => Err(error(StatusCode::UNAUTHORIZED, "missing Authorization: Bearer token")),
+        None => Err(error(
+            StatusCode::UNAUTHORIZED,
+            "missing Authorization: Bearer token",
+        )),
     }
 }
 
@@ -116,11 +199,28 @@ async fn place_call(req: HttpRequest, body: web::Bytes, shared: web::Data<Shared
         Ok(b) => b,
         Err(e) => return error(StatusCode::BAD_REQUEST, &format!("invalid JSON body: {e}")),
     };
-    if b.to.is_empty() || !b.to.chars().all(|c| c.is_ascii_alphanumeric() || "+*#-._".contains(c)) {
-        return error(StatusCode::BAD_REQUEST, "\"to\" must be a number or user name (digits, letters, + * # - . _)");
+    if b.to.is_empty()
+        || !b
+            .to
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+*#-._".contains(c))
+    {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "\"to\" must be a number or user name (digits, letters, + * # - . _)",
+        );
     }
     let (tx, rx) = tokio::sync::oneshot::channel();
-    if shared.originate.send(OriginateRequest { to: b.to, trunk: b.trunk, record: b.record, reply: tx }).is_err() {
+    if shared
+        .originate
+        .send(OriginateRequest {
+            to: b.to,
+            trunk: b.trunk,
+            record: b.record,
+            reply: tx,
+        })
+        .is_err()
+    {
         return error(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
     }
     match rx.await {
@@ -131,29 +231,51 @@ async fn place_call(req: HttpRequest, body: web::Bytes, shared: web::Data<Shared
 
 /// The HTTP routes.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(healthz)).route("/metrics", web::get().to(metrics)).route("/api/calls", web::post().to(place_call)).default_service(web::to(|| async {
-        error(actix_web::http::StatusCode::NOT_FOUND, "no such endpoint")
-    }));
+    cfg.route("/healthz", web::get().to(healthz))
+        .route("/metrics", web::get().to(metrics))
+        .route("/api/calls", web::post().to(place_call))
+        .default_service(web::to(|| async {
+            error(actix_web::http::StatusCode::NOT_FOUND, "no such endpoint")
+        }));
 }
 
 pub fn serve_http(addr: SocketAddr, shared: Shared) -> std::io::Result<actix_web::dev::Server> {
     let data = web::Data::new(shared);
-    Ok(HttpServer::new(move || App::new().app_data(data.clone()).configure(routes)).workers(1).disable_signals().shutdown_timeout(2).bind(addr)?.run())
+    Ok(
+        HttpServer::new(move || App::new().app_data(data.clone()).configure(routes))
+            .workers(1)
+            .disable_signals()
+            .shutdown_timeout(2)
+            .bind(addr)?
+            .run(),
+    )
 }
 
 /// SIP over WebSocket (RFC 7118): subprotocol "sip", one SIP message per frame.
-async fn sip_ws(req: HttpRequest, body: web::Payload, shared: web::Data<Shared>) -> actix_web::Result<HttpResponse> {
+async fn sip_ws(
+    req: HttpRequest,
+    body: web::Payload,
+    shared: web::Data<Shared>,
+) -> actix_web::Result<HttpResponse> {
     let wants_sip = req
         .headers()
         .get("sec-websocket-protocol")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.split(',').any(|p| p.trim().eq_ignore_ascii_case("sip")));
     if !wants_sip {
-        return Ok(error(actix_web::http::StatusCode::BAD_REQUEST, "WebSocket subprotocol \"sip\" required (RFC 7118)"));
+        return Ok(error(
+            actix_web::http::StatusCode::BAD_REQUEST,
+            "WebSocket subprotocol \"sip\" required (RFC 7118)",
+        ));
     }
-    let peer = req.peer_addr().unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+    let peer = req
+        .peer_addr()
+        .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
     let (mut resp, mut session, mut stream) = actix_ws::handle(&req, body)?;
-    resp.headers_mut().insert(actix_web::http::header::SEC_WEBSOCKET_PROTOCOL, actix_web::http::header::HeaderValue::from_static("sip"));
+    resp.headers_mut().insert(
+        actix_web::http::header::SEC_WEBSOCKET_PROTOCOL,
+        actix_web::http::header::HeaderValue::from_static("sip"),
+    );
     let transports = shared.transports.clone();
     let (id, _, mut rx) = transports.register(Transport::Ws, peer);
     actix_rt::spawn(async move {
@@ -186,10 +308,14 @@ async fn sip_ws(req: HttpRequest, body: web::Payload, shared: web::Data<Shared>)
 
 pub fn serve_sip_ws(addr: SocketAddr, shared: Shared) -> std::io::Result<actix_web::dev::Server> {
     let data = web::Data::new(shared);
-    Ok(HttpServer::new(move || App::new().app_data(data.clone()).route("/", web::get().to(sip_ws)))
-        .workers(1)
-        .disable_signals()
-        .shutdown_timeout(1)
-        .bind(addr)?
-        .run())
+    Ok(HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .route("/", web::get().to(sip_ws))
+    })
+    .workers(1)
+    .disable_signals()
+    .shutdown_timeout(1)
+    .bind(addr)?
+    .run())
 }

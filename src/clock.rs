@@ -12,13 +12,18 @@ pub fn now() -> Instant {
 /// Seconds since the Unix epoch.
 #[allow(clippy::disallowed_methods)]
 pub fn unix_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// The current wall-clock time as a 64-bit NTP timestamp (RTCP sender reports).
 #[allow(clippy::disallowed_methods)]
 pub fn ntp_now() -> u64 {
-    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let d = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     let secs = d.as_secs() + 2_208_988_800;
     (secs << 32) | (((d.subsec_nanos() as u64) << 32) / 1_000_000_000)
 }
@@ -45,7 +50,9 @@ pub fn format_http_date(secs: u64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let mo = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = if mo <= 2 { y + 1 } else { y };
-    let mon = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"][(mo - 1) as usize];
+    let mon = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ][(mo - 1) as usize];
     format!("{wd}, {d:02} {mon} {y} {h:02}:{m:02}:{s:02} GMT")
 }
 
@@ -54,7 +61,10 @@ mod tests {
     #[test]
     fn formats_rfc1123() {
         assert_eq!(super::format_http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
-        assert_eq!(super::format_http_date(1_795_305_600), "Sun, 22 Nov 2026 00:00:00 GMT");
+        assert_eq!(
+            super::format_http_date(1_795_305_600),
+            "Sun, 22 Nov 2026 00:00:00 GMT"
+        );
         assert!(crate::sip::header::valid_sip_date(&super::http_date()));
     }
 }

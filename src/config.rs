@@ -90,7 +90,10 @@ pub struct HttpConfig {
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        HttpConfig { listen: Some("127.0.0.1:8080".parse().unwrap()), admin_token: None }
+        HttpConfig {
+            listen: Some("127.0.0.1:8080".parse().unwrap()),
+            admin_token: None,
+        }
     }
 }
 
@@ -105,7 +108,10 @@ pub struct RtpConfig {
 
 impl Default for RtpConfig {
     fn default() -> Self {
-        RtpConfig { ports: "10000-20000".into(), address: None }
+        RtpConfig {
+            ports: "10000-20000".into(),
+            address: None,
+        }
     }
 }
 
@@ -132,7 +138,10 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig { level: "info".into(), personal_data: false }
+        LogConfig {
+            level: "info".into(),
+            personal_data: false,
+        }
     }
 }
 
@@ -155,7 +164,13 @@ pub struct CallsConfig {
 
 impl Default for CallsConfig {
     fn default() -> Self {
-        CallsConfig { answer_after_ms: 100, hangup_after_secs: 30, record: true, welcome_prompt: String::new(), forward_trunk: String::new() }
+        CallsConfig {
+            answer_after_ms: 100,
+            hangup_after_secs: 30,
+            record: true,
+            welcome_prompt: String::new(),
+            forward_trunk: String::new(),
+        }
     }
 }
 
@@ -213,7 +228,6 @@ fn default_reg_expires() -> u32 {
     600
 }
 
-
 /// A configuration error that names where it is.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -222,7 +236,8 @@ pub struct ConfigError(pub String);
 impl Config {
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError(format!("{}: cannot read: {e}", path.display())))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("{}: cannot read: {e}", path.display())))?;
         let mut c = Self::parse(&text, &path.display().to_string())?;
         if c.demo.is_none() {
             c.demo = Some(false);
@@ -238,7 +253,11 @@ impl Config {
                     let before = &text[..sp.start.min(text.len())];
                     let line = before.matches('\n').count() + 1;
                     let col = before.len() - before.rfind('\n').map(|i| i + 1).unwrap_or(0) + 1;
-                    (line, col, text.lines().nth(line - 1).unwrap_or("").to_string())
+                    (
+                        line,
+                        col,
+                        text.lines().nth(line - 1).unwrap_or("").to_string(),
+                    )
                 }
                 None => (1, 1, String::new()),
             };
@@ -250,28 +269,66 @@ impl Config {
 
     /// Checks what serde cannot; errors point at the line of the offending value.
     fn validate(&self, name: &str, text: &str) -> Result<(), ConfigError> {
-        let err = |key: &str, value: &str, msg: String| ConfigError(format!("{name}:{}: {key}: {msg}", locate(text, key, value)));
+        let err = |key: &str, value: &str, msg: String| {
+            ConfigError(format!("{name}:{}: {key}: {msg}", locate(text, key, value)))
+        };
         parse_port_range(&self.rtp.ports).map_err(|e| err("ports", &self.rtp.ports, e))?;
         for t in &self.trunks {
             for c in &t.inbound {
                 if Cidr::parse(c).is_none() {
-                    return Err(err("inbound", c, format!("\"{c}\" is not an address or CIDR block (trunk \"{}\")", t.name)));
+                    return Err(err(
+                        "inbound",
+                        c,
+                        format!(
+                            "\"{c}\" is not an address or CIDR block (trunk \"{}\")",
+                            t.name
+                        ),
+                    ));
                 }
             }
             if Transport::parse(&t.transport).is_none() {
-                return Err(err("transport", &t.transport, format!("\"{}\" is not udp, tcp, tls or ws (trunk \"{}\")", t.transport, t.name)));
+                return Err(err(
+                    "transport",
+                    &t.transport,
+                    format!(
+                        "\"{}\" is not udp, tcp, tls or ws (trunk \"{}\")",
+                        t.transport, t.name
+                    ),
+                ));
             }
             if t.register && (t.proxy.is_none() || t.username.is_none() || t.password.is_none()) {
-                return Err(err("register", "true", format!("trunk \"{}\": register = true needs proxy, username and password", t.name)));
+                return Err(err(
+                    "register",
+                    "true",
+                    format!(
+                        "trunk \"{}\": register = true needs proxy, username and password",
+                        t.name
+                    ),
+                ));
             }
             if t.inbound_username.is_some() != t.inbound_password.is_some() {
-                let key = if t.inbound_username.is_some() { "inbound_username" } else { "inbound_password" };
-                return Err(err(key, "", format!("trunk \"{}\": inbound_username and inbound_password go together", t.name)));
+                let key = if t.inbound_username.is_some() {
+                    "inbound_username"
+                } else {
+                    "inbound_password"
+                };
+                return Err(err(
+                    key,
+                    "",
+                    format!(
+                        "trunk \"{}\": inbound_username and inbound_password go together",
+                        t.name
+                    ),
+                ));
             }
         }
         for a in &self.sip.digest_algorithms {
             if crate::sip::auth::Algorithm::parse(Some(a)).is_none() {
-                return Err(err("digest_algorithms", a, format!("\"{a}\" is not MD5 or SHA-256")));
+                return Err(err(
+                    "digest_algorithms",
+                    a,
+                    format!("\"{a}\" is not MD5 or SHA-256"),
+                ));
             }
         }
         if self.sip.t1_ms == 0 {
@@ -279,11 +336,21 @@ impl Config {
         }
         let ft = &self.calls.forward_trunk;
         if !ft.is_empty() && !self.trunks.iter().any(|t| &t.name == ft) {
-            return Err(err("forward_trunk", ft, format!("no trunk is named \"{ft}\"")));
+            return Err(err(
+                "forward_trunk",
+                ft,
+                format!("no trunk is named \"{ft}\""),
+            ));
         }
         if !self.calls.welcome_prompt.is_empty() {
-            if let Err(e) = crate::media::player::load_wav(std::path::Path::new(&self.calls.welcome_prompt)) {
-                return Err(err("welcome_prompt", &self.calls.welcome_prompt, e.to_string()));
+            if let Err(e) =
+                crate::media::player::load_wav(std::path::Path::new(&self.calls.welcome_prompt))
+            {
+                return Err(err(
+                    "welcome_prompt",
+                    &self.calls.welcome_prompt,
+                    e.to_string(),
+                ));
             }
         }
         Ok(())
@@ -299,7 +366,10 @@ impl Config {
         if self.is_demo() {
             for (n, p) in [("1001", "demo1001"), ("1002", "demo1002")] {
                 if !u.iter().any(|x| x.name == n) {
-                    u.push(UserConfig { name: n.into(), password: p.into() });
+                    u.push(UserConfig {
+                        name: n.into(),
+                        password: p.into(),
+                    });
                 }
             }
         }
@@ -328,13 +398,19 @@ impl Config {
             })
             .collect();
         if self.is_demo() && !v.iter().any(|t| t.name == "demo") {
-            v.push(TrunkConfig { inbound_cidrs: vec![Cidr::parse("127.0.0.0/8").unwrap()], ..TrunkConfig::new("demo") });
+            v.push(TrunkConfig {
+                inbound_cidrs: vec![Cidr::parse("127.0.0.0/8").unwrap()],
+                ..TrunkConfig::new("demo")
+            });
         }
         v
     }
 
     pub fn admin_token(&self) -> Option<String> {
-        self.http.admin_token.clone().or_else(|| self.is_demo().then(|| "demo-admin".to_string()))
+        self.http
+            .admin_token
+            .clone()
+            .or_else(|| self.is_demo().then(|| "demo-admin".to_string()))
     }
 }
 
@@ -344,7 +420,9 @@ fn locate(text: &str, key: &str, value: &str) -> String {
     let mut fallback = None;
     for (i, line) in text.lines().enumerate() {
         let t = line.trim_start();
-        let is_key = t.strip_prefix(key).is_some_and(|r| r.trim_start().starts_with('='));
+        let is_key = t
+            .strip_prefix(key)
+            .is_some_and(|r| r.trim_start().starts_with('='));
         if is_key {
             if value.is_empty() || line.contains(value) {
                 return format!("{}:{}", i + 1, line.len() - t.len() + 1);
@@ -357,9 +435,17 @@ fn locate(text: &str, key: &str, value: &str) -> String {
 
 /// Parses "LOW-HIGH".
 pub fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
-    let (a, b) = s.split_once('-').ok_or_else(|| format!("\"{s}\" is not LOW-HIGH"))?;
-    let lo: u16 = a.trim().parse().map_err(|_| format!("\"{a}\" is not a port"))?;
-    let hi: u16 = b.trim().parse().map_err(|_| format!("\"{b}\" is not a port"))?;
+    let (a, b) = s
+        .split_once('-')
+        .ok_or_else(|| format!("\"{s}\" is not LOW-HIGH"))?;
+    let lo: u16 = a
+        .trim()
+        .parse()
+        .map_err(|_| format!("\"{a}\" is not a port"))?;
+    let hi: u16 = b
+        .trim()
+        .parse()
+        .map_err(|_| format!("\"{b}\" is not a port"))?;
     if lo >= hi || lo < 1024 {
         return Err(format!("\"{s}\": need 1024 <= LOW < HIGH"));
     }
@@ -379,8 +465,16 @@ mod tests {
 
     #[test]
     fn unknown_key_names_file_line_and_key() {
-        let e = Config::parse("[sip]\nrealm = \"x\"\nudpp = \"127.0.0.1:5060\"\n", "t.toml").unwrap_err();
-        assert!(e.0.starts_with("t.toml:3:1: unknown field `udpp`"), "{}", e.0);
+        let e = Config::parse(
+            "[sip]\nrealm = \"x\"\nudpp = \"127.0.0.1:5060\"\n",
+            "t.toml",
+        )
+        .unwrap_err();
+        assert!(
+            e.0.starts_with("t.toml:3:1: unknown field `udpp`"),
+            "{}",
+            e.0
+        );
     }
 
     #[test]
@@ -388,9 +482,21 @@ mod tests {
         let e = Config::parse("[sip]\nudp = \"not-an-address\"\n", "t.toml").unwrap_err();
         assert!(e.0.starts_with("t.toml:2:7:"), "{}", e.0);
         assert!(e.0.contains("udp = \"not-an-address\""), "{}", e.0);
-        let e = Config::parse("[[trunk]]\nname = \"p\"\ninbound = [\"300.1.1.1/8\"]\n", "t.toml").unwrap_err();
-        assert!(e.0.starts_with("t.toml:3:1: inbound: \"300.1.1.1/8\" is not an address"), "{}", e.0);
-        let e = Config::parse("[sip]\nrealm = \"x\"\n\n[rtp]\nports = \"20000-10000\"\n", "t.toml").unwrap_err();
+        let e = Config::parse(
+            "[[trunk]]\nname = \"p\"\ninbound = [\"300.1.1.1/8\"]\n",
+            "t.toml",
+        )
+        .unwrap_err();
+        assert!(
+            e.0.starts_with("t.toml:3:1: inbound: \"300.1.1.1/8\" is not an address"),
+            "{}",
+            e.0
+        );
+        let e = Config::parse(
+            "[sip]\nrealm = \"x\"\n\n[rtp]\nports = \"20000-10000\"\n",
+            "t.toml",
+        )
+        .unwrap_err();
         assert!(e.0.starts_with("t.toml:5:1: ports:"), "{}", e.0);
     }
 

@@ -6,7 +6,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
-#[command(name = "omnigate", version, about = "Contact-centre gateway: SIP trunks and phones, IVR, browser agents and chat in one binary.")]
+#[command(
+    name = "omnigate",
+    version,
+    about = "Contact-centre gateway: SIP trunks and phones, IVR, browser agents and chat in one binary."
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Option<Cmd>,
@@ -56,7 +60,10 @@ fn addr_flag(name: &str, v: &Option<String>, slot: &mut Option<SocketAddr>) -> R
         if v == "off" {
             *slot = None;
         } else {
-            *slot = Some(v.parse().map_err(|_| format!("--{name}: \"{v}\" is not an address like 127.0.0.1:5060"))?);
+            *slot =
+                Some(v.parse().map_err(|_| {
+                    format!("--{name}: \"{v}\" is not an address like 127.0.0.1:5060")
+                })?);
         }
     }
     Ok(())
@@ -107,14 +114,23 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cfg.log.level));
-    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cfg.log.level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .init();
     omnigate::redact::show_personal_data(cfg.log.personal_data);
     if let Err(e) = std::fs::create_dir_all(&cfg.data.dir) {
         eprintln!("omnigate: data directory {}: {e}", cfg.data.dir.display());
         std::process::exit(2);
     }
-    let system = actix::System::with_tokio_rt(|| tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime"));
+    let system = actix::System::with_tokio_rt(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("tokio runtime")
+    });
     let result = system.block_on(omnigate::server::run(cfg, shutdown_signal()));
     if let Err(e) = result {
         eprintln!("omnigate: {e}");

@@ -43,7 +43,12 @@ fn advertise_ip(cfg: &Config) -> IpAddr {
     if let Some(a) = cfg.sip.advertise {
         return a;
     }
-    let l = cfg.sip.udp.or(cfg.sip.tcp).map(|a| a.ip()).unwrap_or(IpAddr::from([127, 0, 0, 1]));
+    let l = cfg
+        .sip
+        .udp
+        .or(cfg.sip.tcp)
+        .map(|a| a.ip())
+        .unwrap_or(IpAddr::from([127, 0, 0, 1]));
     if l.is_unspecified() {
         IpAddr::from([127, 0, 0, 1])
     } else {
@@ -70,7 +75,10 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
 
     // ---- transports
     let udp = match cfg.sip.udp {
-        Some(a) => Some(Arc::new(transport::bind_udp(a, cfg.sip.udp_recv_buffer).map_err(|e| format!("SIP UDP {a}: {e}"))?)),
+        Some(a) => Some(Arc::new(
+            transport::bind_udp(a, cfg.sip.udp_recv_buffer)
+                .map_err(|e| format!("SIP UDP {a}: {e}"))?,
+        )),
         None => None,
     };
     let transports = Transports::with_udp(in_tx.clone(), udp.clone());
@@ -79,19 +87,28 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
     }
     for t in &cfg.trunks {
         if let (Some(proxy), true) = (t.proxy, t.transport.eq_ignore_ascii_case("tls")) {
-            let ca = t.tls_ca.clone().unwrap_or_else(|| "/etc/ssl/certs/ca-certificates.crt".into());
+            let ca = t
+                .tls_ca
+                .clone()
+                .unwrap_or_else(|| "/etc/ssl/certs/ca-certificates.crt".into());
             let name = t.domain.clone().unwrap_or_else(|| proxy.ip().to_string());
-            transports.add_tls_destination(proxy, &name, &ca).map_err(|e| format!("trunk \"{}\": tls_ca: {e}", t.name))?;
+            transports
+                .add_tls_destination(proxy, &name, &ca)
+                .map_err(|e| format!("trunk \"{}\": tls_ca: {e}", t.name))?;
         }
     }
     if let Some(a) = cfg.sip.tcp {
-        let l = tokio::net::TcpListener::bind(a).await.map_err(|e| format!("SIP TCP {a}: {e}"))?;
+        let l = tokio::net::TcpListener::bind(a)
+            .await
+            .map_err(|e| format!("SIP TCP {a}: {e}"))?;
         tokio::spawn(transport::run_tcp(l, transports.clone()));
     }
     if let Some(a) = cfg.sip.tls {
         let names = vec!["localhost".to_string(), adv.to_string()];
         let acc = transport::tls_acceptor(&cfg.sip.tls_cert, &cfg.sip.tls_key, names)?;
-        let l = tokio::net::TcpListener::bind(a).await.map_err(|e| format!("SIP TLS {a}: {e}"))?;
+        let l = tokio::net::TcpListener::bind(a)
+            .await
+            .map_err(|e| format!("SIP TLS {a}: {e}"))?;
         tokio::spawn(transport::run_tls(l, acc, transports.clone()));
     }
 
@@ -112,14 +129,30 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
     let core_cfg = CoreConfig {
         realm: cfg.sip.realm.clone(),
         local,
-        users: cfg.effective_users().into_iter().map(|u| (u.name, u.password)).collect(),
+        users: cfg
+            .effective_users()
+            .into_iter()
+            .map(|u| (u.name, u.password))
+            .collect(),
         trunks: cfg.effective_trunks(),
-        timers: TimerConfig { t1: Duration::from_millis(cfg.sip.t1_ms), ..TimerConfig::default() },
-        registrar: RegistrarConfig { min_expires: cfg.sip.min_register_expires, max_expires: cfg.sip.max_register_expires, ..RegistrarConfig::default() },
+        timers: TimerConfig {
+            t1: Duration::from_millis(cfg.sip.t1_ms),
+            ..TimerConfig::default()
+        },
+        registrar: RegistrarConfig {
+            min_expires: cfg.sip.min_register_expires,
+            max_expires: cfg.sip.max_register_expires,
+            ..RegistrarConfig::default()
+        },
         session_expires: cfg.sip.session_expires,
         min_se: cfg.sip.min_se,
         keepalive_interval: cfg.sip.keepalive_interval,
-        digest_algorithms: cfg.sip.digest_algorithms.iter().filter_map(|a| crate::sip::auth::Algorithm::parse(Some(a))).collect(),
+        digest_algorithms: cfg
+            .sip
+            .digest_algorithms
+            .iter()
+            .filter_map(|a| crate::sip::auth::Algorithm::parse(Some(a)))
+            .collect(),
         ..CoreConfig::default()
     };
     let mut core = Core::new(core_cfg, crate::clock::now());
@@ -128,30 +161,41 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
     let ports = Arc::new(RtpPorts::new(lo, hi));
     let handler = HandlerConfig {
         answer_after: Duration::from_millis(cfg.calls.answer_after_ms),
-        hangup_after: (cfg.calls.hangup_after_secs > 0).then(|| Duration::from_secs(cfg.calls.hangup_after_secs)),
+        hangup_after: (cfg.calls.hangup_after_secs > 0)
+            .then(|| Duration::from_secs(cfg.calls.hangup_after_secs)),
         rtp_ip: cfg.rtp.address.unwrap_or(adv),
         record: cfg.calls.record,
         recordings_dir: cfg.data.dir.join("recordings"),
         welcome: if cfg.calls.welcome_prompt.is_empty() {
             crate::media::player::builtin_welcome()
         } else {
-            crate::media::player::load_wav(std::path::Path::new(&cfg.calls.welcome_prompt)).map_err(|e| e.to_string())?
+            crate::media::player::load_wav(std::path::Path::new(&cfg.calls.welcome_prompt))
+                .map_err(|e| e.to_string())?
         },
-        forward_trunk: (!cfg.calls.forward_trunk.is_empty()).then(|| cfg.calls.forward_trunk.clone()),
+        forward_trunk: (!cfg.calls.forward_trunk.is_empty())
+            .then(|| cfg.calls.forward_trunk.clone()),
     };
-    std::fs::create_dir_all(&handler.recordings_dir).map_err(|e| format!("{}: {e}", handler.recordings_dir.display()))?;
+    std::fs::create_dir_all(&handler.recordings_dir)
+        .map_err(|e| format!("{}: {e}", handler.recordings_dir.display()))?;
     let (cmd_tx, mut cmd_rx) = mpsc::unbounded_channel::<CallCommand>();
     let (orig_tx, mut orig_rx) = mpsc::unbounded_channel::<OriginateRequest>();
     let metrics = Arc::new(Mutex::new(Metrics::default()));
-    let shared = Shared { metrics: metrics.clone(), originate: orig_tx, admin_token: cfg.admin_token(), transports: transports.clone() };
+    let shared = Shared {
+        metrics: metrics.clone(),
+        originate: orig_tx,
+        admin_token: cfg.admin_token(),
+        transports: transports.clone(),
+    };
 
     // ---- HTTP and SIP over WebSocket
     let mut http_servers = Vec::new();
     if let Some(a) = cfg.http.listen {
-        http_servers.push(api::serve_http(a, shared.clone()).map_err(|e| format!("HTTP {a}: {e}"))?);
+        http_servers
+            .push(api::serve_http(a, shared.clone()).map_err(|e| format!("HTTP {a}: {e}"))?);
     }
     if let Some(a) = cfg.sip.ws {
-        http_servers.push(api::serve_sip_ws(a, shared.clone()).map_err(|e| format!("SIP WS {a}: {e}"))?);
+        http_servers
+            .push(api::serve_sip_ws(a, shared.clone()).map_err(|e| format!("SIP WS {a}: {e}"))?);
     }
     let http_handles: Vec<_> = http_servers.iter().map(|s| s.handle()).collect();
     for s in http_servers {
@@ -161,7 +205,12 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
     }
 
     // ---- actors spread over arbiters
-    let arbiters: Vec<Arbiter> = (0..std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).max(1)).map(|_| Arbiter::new()).collect();
+    let arbiters: Vec<Arbiter> = (0..std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        .max(1))
+        .map(|_| Arbiter::new())
+        .collect();
     let mut next_arbiter = 0usize;
     let mut actors: HashMap<CallRef, Addr<CallActor>> = HashMap::new();
 
@@ -177,9 +226,18 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
     let mut ended_all_at: Option<Instant> = None;
     let mut last_publish = crate::clock::now() - Duration::from_secs(1);
     loop {
-        let deadline = core.poll_timeout().map(tokio::time::Instant::from_std).unwrap_or_else(|| tokio::time::Instant::from_std(crate::clock::now() + Duration::from_secs(3600)));
+        let deadline = core
+            .poll_timeout()
+            .map(tokio::time::Instant::from_std)
+            .unwrap_or_else(|| {
+                tokio::time::Instant::from_std(crate::clock::now() + Duration::from_secs(3600))
+            });
         // Wakes the loop to publish metrics and to advance a shutdown.
-        let tick = tokio::time::sleep(Duration::from_millis(if draining_since.is_some() { 100 } else { 200 }));
+        let tick = tokio::time::sleep(Duration::from_millis(if draining_since.is_some() {
+            100
+        } else {
+            200
+        }));
         tokio::select! {
             biased;
             _ = &mut shutdown, if draining_since.is_none() => {
@@ -224,27 +282,50 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
             transports.send(t);
         }
         while let Some(ev) = core.poll_event() {
-            dispatch(ev, &mut actors, &arbiters, &mut next_arbiter, &cmd_tx, &handler, &ports);
+            dispatch(
+                ev,
+                &mut actors,
+                &arbiters,
+                &mut next_arbiter,
+                &cmd_tx,
+                &handler,
+                &ports,
+            );
         }
         // Graceful shutdown: grace period, then BYE to what is left, then stop.
         if let Some(since) = draining_since {
             let now = crate::clock::now();
-            if ended_all_at.is_none() && (core.live_calls() == 0 || now.duration_since(since) >= grace) {
+            if ended_all_at.is_none()
+                && (core.live_calls() == 0 || now.duration_since(since) >= grace)
+            {
                 if core.live_calls() > 0 {
-                    tracing::info!(live_calls = core.live_calls(), "grace period over: ending live calls");
+                    tracing::info!(
+                        live_calls = core.live_calls(),
+                        "grace period over: ending live calls"
+                    );
                 }
                 core.end_all(crate::clock::now());
                 while let Some(t) = core.poll_transmit() {
                     transports.send(t);
                 }
                 while let Some(ev) = core.poll_event() {
-                    dispatch(ev, &mut actors, &arbiters, &mut next_arbiter, &cmd_tx, &handler, &ports);
+                    dispatch(
+                        ev,
+                        &mut actors,
+                        &arbiters,
+                        &mut next_arbiter,
+                        &cmd_tx,
+                        &handler,
+                        &ports,
+                    );
                 }
                 ended_all_at = Some(now);
             }
             // Give BYEs a moment to be answered (or retransmitted once).
             if let Some(t) = ended_all_at {
-                if now.duration_since(t) >= Duration::from_millis(1500) || (core.tx.is_empty() && now.duration_since(t) >= Duration::from_millis(200)) {
+                if now.duration_since(t) >= Duration::from_millis(1500)
+                    || (core.tx.is_empty() && now.duration_since(t) >= Duration::from_millis(200))
+                {
                     break;
                 }
             }
@@ -264,13 +345,24 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
     Ok(())
 }
 
-fn apply(core: &mut Core, actors: &mut HashMap<CallRef, Addr<CallActor>>, now: Instant, c: CallCommand) {
+fn apply(
+    core: &mut Core,
+    actors: &mut HashMap<CallRef, Addr<CallActor>>,
+    now: Instant,
+    c: CallCommand,
+) {
     match c {
         CallCommand::Ring(call) => core.ring(now, call),
         CallCommand::Answer(call, sdp) => core.answer(now, call, sdp),
         CallCommand::Reject(call, code, why) => core.reject(now, call, code, why),
         CallCommand::Hangup(call) => core.hangup(now, call),
-        CallCommand::Originate { call, to, sdp, trunk, owner } => {
+        CallCommand::Originate {
+            call,
+            to,
+            sdp,
+            trunk,
+            owner,
+        } => {
             if let Some(owner) = owner {
                 actors.insert(call, owner);
             }
@@ -292,15 +384,36 @@ fn dispatch(
     ports: &Arc<RtpPorts>,
 ) {
     match ev {
-        CoreEvent::IncomingCall { call, caller, callee, sdp, trunk, user, source } => {
+        CoreEvent::IncomingCall {
+            call,
+            caller,
+            callee,
+            sdp,
+            trunk,
+            user,
+            source,
+        } => {
             tracing::info!(%call, caller = %crate::redact::Redacted(&caller), callee = %crate::redact::Redacted(&callee), trunk = ?trunk, user = ?user.as_ref().map(crate::redact::Redacted), %source, "incoming call");
-            let a = CallActor::inbound(call, sdp, callee, cmd_tx.clone(), handler.clone(), ports.clone());
+            let a = CallActor::inbound(
+                call,
+                sdp,
+                callee,
+                cmd_tx.clone(),
+                handler.clone(),
+                ports.clone(),
+            );
             let arb = &arbiters[*next % arbiters.len()];
             *next += 1;
             actors.insert(call, CallActor::start_in_arbiter(&arb.handle(), move |_| a));
         }
-        CoreEvent::Established { call, remote_sdp } => send(actors, call, CallEvent::Established { remote_sdp }),
-        CoreEvent::RemoteOffer { call, sdp, negotiated } => send(actors, call, CallEvent::RemoteOffer { sdp, negotiated }),
+        CoreEvent::Established { call, remote_sdp } => {
+            send(actors, call, CallEvent::Established { remote_sdp })
+        }
+        CoreEvent::RemoteOffer {
+            call,
+            sdp,
+            negotiated,
+        } => send(actors, call, CallEvent::RemoteOffer { sdp, negotiated }),
         CoreEvent::Progress { call, code } => send(actors, call, CallEvent::Progress(code)),
         CoreEvent::InfoDigit { call, digit } => send(actors, call, CallEvent::InfoDigit(digit)),
         CoreEvent::Ended { call, reason } => {
@@ -320,7 +433,12 @@ fn send(actors: &HashMap<CallRef, Addr<CallActor>>, call: CallRef, ev: CallEvent
     }
 }
 
-fn publish(core: &Core, metrics: &Arc<Mutex<Metrics>>, transports: &Arc<Transports>, ports: &Arc<RtpPorts>) {
+fn publish(
+    core: &Core,
+    metrics: &Arc<Mutex<Metrics>>,
+    transports: &Arc<Transports>,
+    ports: &Arc<RtpPorts>,
+) {
     let now = crate::clock::now();
     let mut m = metrics.lock().unwrap();
     m.transactions_live = core.tx.len() as u64;
@@ -331,5 +449,16 @@ fn publish(core: &Core, metrics: &Arc<Mutex<Metrics>>, transports: &Arc<Transpor
     m.core = core.stats.clone();
     m.connections = transports.connection_count() as u64;
     m.rtp_ports_in_use = ports.in_use() as u64;
-    m.trunks = core.cfg.trunks.iter().filter(|t| t.register).map(|t| (t.name.clone(), core.trunk_registered(&t.name).unwrap_or(false))).collect();
+    m.trunks = core
+        .cfg
+        .trunks
+        .iter()
+        .filter(|t| t.register)
+        .map(|t| {
+            (
+                t.name.clone(),
+                core.trunk_registered(&t.name).unwrap_or(false),
+            )
+        })
+        .collect();
 }

@@ -5,12 +5,19 @@ use omnigate::sip::{Framing, Message};
 use std::path::PathBuf;
 
 fn vectors(kind: &str) -> Vec<(String, Vec<u8>)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/rfc4475").join(kind);
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/rfc4475")
+        .join(kind);
     let mut v: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "dat"))
-        .map(|p| (p.file_stem().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap()))
+        .map(|p| {
+            (
+                p.file_stem().unwrap().to_string_lossy().into_owned(),
+                std::fs::read(&p).unwrap(),
+            )
+        })
         .collect();
     v.sort();
     v
@@ -40,8 +47,14 @@ fn rejects_every_invalid_rfc4475_message_with_its_reason() {
         ("ltgtruri", "malformed Request-URI"),
         ("lwsruri", "malformed Request-Line"),
         ("lwsstart", "malformed Request-Line"),
-        ("mismatch01", "CSeq method does not match the request method"),
-        ("mismatch02", "CSeq method does not match the request method"),
+        (
+            "mismatch01",
+            "CSeq method does not match the request method",
+        ),
+        (
+            "mismatch02",
+            "CSeq method does not match the request method",
+        ),
         ("ncl", "invalid Content-Length"),
         ("quotbal", "malformed To"),
         ("regbadct", "malformed Contact"),
@@ -66,7 +79,8 @@ fn rejects_every_invalid_rfc4475_message_with_its_reason() {
 fn valid_messages_survive_a_serialize_round_trip() {
     for (name, data) in vectors("valid") {
         let m = Message::parse(Bytes::from(data), Framing::Datagram).unwrap();
-        let again = Message::parse(m.to_bytes(), Framing::Datagram).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let again = Message::parse(m.to_bytes(), Framing::Datagram)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(m.start, again.start, "{name}");
         assert_eq!(m.body, again.body, "{name}");
         let cl = omnigate::sip::HeaderName::ContentLength;
@@ -77,7 +91,10 @@ fn valid_messages_survive_a_serialize_round_trip() {
 
 #[test]
 fn extra_octets_after_content_length_are_dropped_on_udp() {
-    let (_, data) = vectors("valid").into_iter().find(|(n, _)| n == "dblreq").unwrap();
+    let (_, data) = vectors("valid")
+        .into_iter()
+        .find(|(n, _)| n == "dblreq")
+        .unwrap();
     let m = Message::parse(Bytes::from(data), Framing::Datagram).unwrap();
     assert_eq!(m.method().unwrap().as_str(), "REGISTER");
     assert!(m.body.is_empty());
@@ -86,9 +103,15 @@ fn extra_octets_after_content_length_are_dropped_on_udp() {
 #[test]
 fn hostile_inputs_are_refused_without_panic() {
     let base = "OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: x\r\nCSeq: 1 OPTIONS\r\n";
-    let long_line = format!("{base}X-Long: {}\r\nContent-Length: 0\r\n\r\n", "a".repeat(64 * 1024));
+    let long_line = format!(
+        "{base}X-Long: {}\r\nContent-Length: 0\r\n\r\n",
+        "a".repeat(64 * 1024)
+    );
     assert!(Message::parse(Bytes::from(long_line), Framing::Datagram).is_err());
-    let many_vias = format!("{base}Via: {}\r\nContent-Length: 0\r\n\r\n", vec!["SIP/2.0/UDP h"; 10_000].join(","));
+    let many_vias = format!(
+        "{base}Via: {}\r\nContent-Length: 0\r\n\r\n",
+        vec!["SIP/2.0/UDP h"; 10_000].join(",")
+    );
     assert!(Message::parse(Bytes::from(many_vias), Framing::Datagram).is_err());
     let huge_cl = format!("{base}Content-Length: 99999999999999999999\r\n\r\n");
     assert!(Message::parse(Bytes::from(huge_cl), Framing::Datagram).is_err());
@@ -96,7 +119,10 @@ fn hostile_inputs_are_refused_without_panic() {
     assert!(Message::parse(Bytes::from(neg_cl), Framing::Datagram).is_err());
     let full = format!("{base}Content-Length: 0\r\n\r\n");
     for cut in 0..full.len() - 2 {
-        let _ = Message::parse(Bytes::copy_from_slice(&full.as_bytes()[..cut]), Framing::Datagram);
+        let _ = Message::parse(
+            Bytes::copy_from_slice(&full.as_bytes()[..cut]),
+            Framing::Datagram,
+        );
     }
     assert!(Message::parse(Bytes::from(full), Framing::Datagram).is_ok());
 }

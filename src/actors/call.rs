@@ -32,7 +32,13 @@ pub enum CallCommand {
     Reject(CallRef, u16, &'static str),
     Hangup(CallRef),
     /// Place a call; `owner` receives its events (a forwarding actor's second leg).
-    Originate { call: CallRef, to: String, sdp: Bytes, trunk: Option<String>, owner: Option<Addr<CallActor>> },
+    Originate {
+        call: CallRef,
+        to: String,
+        sdp: Bytes,
+        trunk: Option<String>,
+        owner: Option<Addr<CallActor>>,
+    },
 }
 
 /// How the built-in handler behaves.
@@ -50,8 +56,13 @@ pub struct HandlerConfig {
 /// Events for one SIP leg of a call, from the SIP driver.
 #[derive(Debug)]
 pub enum CallEvent {
-    Established { remote_sdp: Bytes },
-    RemoteOffer { sdp: Bytes, negotiated: Box<sdp::Negotiated> },
+    Established {
+        remote_sdp: Bytes,
+    },
+    RemoteOffer {
+        sdp: Bytes,
+        negotiated: Box<sdp::Negotiated>,
+    },
     Progress(u16),
     InfoDigit(char),
     Ended(EndReason),
@@ -76,7 +87,15 @@ struct Leg {
 
 impl Leg {
     fn new(call: CallRef) -> Leg {
-        Leg { call, sockets: None, local: None, media: None, we_offered: false, established: false, ended: false }
+        Leg {
+            call,
+            sockets: None,
+            local: None,
+            media: None,
+            we_offered: false,
+            established: false,
+            ended: false,
+        }
     }
 }
 
@@ -96,14 +115,53 @@ pub struct CallActor {
 }
 
 impl CallActor {
-    pub fn inbound(call: CallRef, offer: Bytes, callee: String, cmd: mpsc::UnboundedSender<CallCommand>, cfg: HandlerConfig, ports: Arc<RtpPorts>) -> Self {
+    pub fn inbound(
+        call: CallRef,
+        offer: Bytes,
+        callee: String,
+        cmd: mpsc::UnboundedSender<CallCommand>,
+        cfg: HandlerConfig,
+        ports: Arc<RtpPorts>,
+    ) -> Self {
         let record = cfg.record;
-        CallActor { a: Leg::new(call), b: None, inbound: true, offer, callee, cmd, cfg, ports, media: None, target: None, record_requested: record }
+        CallActor {
+            a: Leg::new(call),
+            b: None,
+            inbound: true,
+            offer,
+            callee,
+            cmd,
+            cfg,
+            ports,
+            media: None,
+            target: None,
+            record_requested: record,
+        }
     }
 
-    pub fn outbound(call: CallRef, to: String, trunk: Option<String>, record: Option<bool>, cmd: mpsc::UnboundedSender<CallCommand>, cfg: HandlerConfig, ports: Arc<RtpPorts>) -> Self {
+    pub fn outbound(
+        call: CallRef,
+        to: String,
+        trunk: Option<String>,
+        record: Option<bool>,
+        cmd: mpsc::UnboundedSender<CallCommand>,
+        cfg: HandlerConfig,
+        ports: Arc<RtpPorts>,
+    ) -> Self {
         let record = record.unwrap_or(cfg.record);
-        CallActor { a: Leg::new(call), b: None, inbound: false, offer: Bytes::new(), callee: to.clone(), cmd, cfg, ports, media: None, target: Some((to, trunk)), record_requested: record }
+        CallActor {
+            a: Leg::new(call),
+            b: None,
+            inbound: false,
+            offer: Bytes::new(),
+            callee: to.clone(),
+            cmd,
+            cfg,
+            ports,
+            media: None,
+            target: Some((to, trunk)),
+            record_requested: record,
+        }
     }
 
     fn send(&self, c: CallCommand) {
@@ -125,12 +183,22 @@ impl CallActor {
 
     fn media(&mut self, ctx: &mut Context<Self>) -> &mut MediaHandle {
         let call = self.a.call;
-        self.media.get_or_insert_with(|| MediaHandle::spawn(call.to_string(), ctx.address().recipient()))
+        self.media
+            .get_or_insert_with(|| MediaHandle::spawn(call.to_string(), ctx.address().recipient()))
     }
 
     /// Hands a leg's sockets to the media task with what was negotiated.
-    fn add_media(&mut self, ctx: &mut Context<Self>, which_b: bool, n: &sdp::Negotiated) -> Option<LegId> {
-        let sockets = if which_b { self.b.as_mut()?.sockets.take()? } else { self.a.sockets.take()? };
+    fn add_media(
+        &mut self,
+        ctx: &mut Context<Self>,
+        which_b: bool,
+        n: &sdp::Negotiated,
+    ) -> Option<LegId> {
+        let sockets = if which_b {
+            self.b.as_mut()?.sockets.take()?
+        } else {
+            self.a.sockets.take()?
+        };
         let id = self.media(ctx).add_leg(LegParams::from_sdp(n), sockets);
         if which_b {
             self.b.as_mut()?.media = Some(id);
@@ -156,8 +224,21 @@ impl CallActor {
         self.start_recording(ctx);
         let welcome = self.cfg.welcome.clone();
         let m = self.media(ctx);
-        m.play(leg, Item::Silence { id: 0, samples: 1600 });
-        m.play(leg, Item::Prompt { id: 1, samples: welcome, barge_in: true });
+        m.play(
+            leg,
+            Item::Silence {
+                id: 0,
+                samples: 1600,
+            },
+        );
+        m.play(
+            leg,
+            Item::Prompt {
+                id: 1,
+                samples: welcome,
+                barge_in: true,
+            },
+        );
     }
 
     /// Answers the caller: our answer to its offer, or our offer when it sent none.
@@ -181,7 +262,8 @@ impl CallActor {
             self.send(CallCommand::Answer(self.a.call, Bytes::from(body)));
             return true;
         }
-        let negotiated = RemoteSession::parse(&self.offer).and_then(|r| sdp::answer(&r, &local, None));
+        let negotiated =
+            RemoteSession::parse(&self.offer).and_then(|r| sdp::answer(&r, &local, None));
         match negotiated {
             Ok((body, n)) => {
                 self.a.local = Some(local);
@@ -202,10 +284,15 @@ impl CallActor {
     fn place_forward(&mut self, ctx: &mut Context<Self>, trunk: String) {
         let caller_video: Vec<sdp::Format> = RemoteSession::parse(&self.offer)
             .ok()
-            .and_then(|r| r.media.into_iter().find(|m| m.kind == sdp::Kind::Video && m.port != 0))
+            .and_then(|r| {
+                r.media
+                    .into_iter()
+                    .find(|m| m.kind == sdp::Kind::Video && m.port != 0)
+            })
             .map(|m| m.formats)
             .unwrap_or_default();
-        let sockets = match LegSockets::bind(self.cfg.rtp_ip, &self.ports, !caller_video.is_empty()) {
+        let sockets = match LegSockets::bind(self.cfg.rtp_ip, &self.ports, !caller_video.is_empty())
+        {
             Ok(s) => s,
             Err(_) => {
                 self.send(CallCommand::Reject(self.a.call, 503, "No Media Port"));
@@ -221,7 +308,13 @@ impl CallActor {
         leg.we_offered = true;
         self.b = Some(leg);
         tracing::info!(call = %self.a.call, out_leg = %call, trunk, "forwarding");
-        self.send(CallCommand::Originate { call, to: self.callee.clone(), sdp: Bytes::from(body), trunk: Some(trunk), owner: Some(ctx.address()) });
+        self.send(CallCommand::Originate {
+            call,
+            to: self.callee.clone(),
+            sdp: Bytes::from(body),
+            trunk: Some(trunk),
+            owner: Some(ctx.address()),
+        });
     }
 
     fn on_established(&mut self, ctx: &mut Context<Self>, is_b: bool, remote_sdp: Bytes) {
@@ -230,7 +323,9 @@ impl CallActor {
             let Some(b) = self.b.as_mut() else { return };
             b.established = true;
             let b_call = b.call;
-            let n = RemoteSession::parse(&remote_sdp).and_then(|r| sdp::accept_answer(&r, b.local.as_ref().expect("local set with offer")));
+            let n = RemoteSession::parse(&remote_sdp).and_then(|r| {
+                sdp::accept_answer(&r, b.local.as_ref().expect("local set with offer"))
+            });
             let n = match n {
                 Ok(n) => n,
                 Err(e) => {
@@ -240,7 +335,11 @@ impl CallActor {
                     return;
                 }
             };
-            let video = n.video.as_ref().map(|v| v.formats.clone()).unwrap_or_default();
+            let video = n
+                .video
+                .as_ref()
+                .map(|v| v.formats.clone())
+                .unwrap_or_default();
             if !self.answer_caller(ctx, video) {
                 let b = self.b.as_ref().map(|b| b.call);
                 if let Some(b) = b {
@@ -255,7 +354,9 @@ impl CallActor {
         self.a.established = true;
         tracing::info!(call = %self.a.call, "call established");
         if self.a.we_offered && self.a.media.is_none() {
-            let n = RemoteSession::parse(&remote_sdp).and_then(|r| sdp::accept_answer(&r, self.a.local.as_ref().expect("local set with offer")));
+            let n = RemoteSession::parse(&remote_sdp).and_then(|r| {
+                sdp::accept_answer(&r, self.a.local.as_ref().expect("local set with offer"))
+            });
             match n {
                 Ok(n) => {
                     self.add_media(ctx, false, &n);
@@ -291,7 +392,11 @@ impl CallActor {
                 if self.a.established || self.a.media.is_some() {
                     self.send(CallCommand::Hangup(self.a.call));
                 } else {
-                    self.send(CallCommand::Reject(self.a.call, 480, "Temporarily Unavailable"));
+                    self.send(CallCommand::Reject(
+                        self.a.call,
+                        480,
+                        "Temporarily Unavailable",
+                    ));
                 }
             }
         } else {
@@ -336,7 +441,13 @@ impl Actor for CallActor {
             self.a.sockets = Some(sockets);
             self.a.local = Some(local);
             self.a.we_offered = true;
-            self.send(CallCommand::Originate { call: self.a.call, to, sdp: Bytes::from(body), trunk, owner: None });
+            self.send(CallCommand::Originate {
+                call: self.a.call,
+                to,
+                sdp: Bytes::from(body),
+                trunk,
+                owner: None,
+            });
         }
     }
 }
@@ -346,7 +457,11 @@ impl Handler<SipEvent> for CallActor {
 
     fn handle(&mut self, SipEvent(call, ev): SipEvent, ctx: &mut Self::Context) {
         let is_b = self.b.as_ref().is_some_and(|b| b.call == call);
-        let leg = if is_b { self.b.as_ref().and_then(|b| b.media) } else { self.a.media };
+        let leg = if is_b {
+            self.b.as_ref().and_then(|b| b.media)
+        } else {
+            self.a.media
+        };
         match ev {
             CallEvent::Established { remote_sdp } => self.on_established(ctx, is_b, remote_sdp),
             CallEvent::RemoteOffer { negotiated, .. } => {
@@ -374,12 +489,20 @@ impl Handler<MediaNotice> for CallActor {
             MediaNotice::Event(MediaEvent::Digit { leg, digit, via }) => {
                 tracing::info!(call = %self.a.call, leg, %digit, ?via, "dtmf");
             }
-            MediaNotice::Event(MediaEvent::PlayDone { id, interrupted, .. }) => {
+            MediaNotice::Event(MediaEvent::PlayDone {
+                id, interrupted, ..
+            }) => {
                 tracing::debug!(call = %self.a.call, id, interrupted, "prompt done");
             }
-            MediaNotice::Event(MediaEvent::Latched { leg, addr }) => tracing::debug!(call = %self.a.call, leg, %addr, "rtp latched"),
-            MediaNotice::Event(MediaEvent::NewSource { leg, ssrc }) => tracing::debug!(call = %self.a.call, leg, ssrc, "new rtp source"),
-            MediaNotice::Event(MediaEvent::RecordingError { error }) => tracing::warn!(call = %self.a.call, %error, "recording failed"),
+            MediaNotice::Event(MediaEvent::Latched { leg, addr }) => {
+                tracing::debug!(call = %self.a.call, leg, %addr, "rtp latched")
+            }
+            MediaNotice::Event(MediaEvent::NewSource { leg, ssrc }) => {
+                tracing::debug!(call = %self.a.call, leg, ssrc, "new rtp source")
+            }
+            MediaNotice::Event(MediaEvent::RecordingError { error }) => {
+                tracing::warn!(call = %self.a.call, %error, "recording failed")
+            }
             MediaNotice::Closed { recording } => {
                 if let Some(p) = recording {
                     tracing::info!(call = %self.a.call, path = %p.display(), "recording saved");

@@ -36,7 +36,10 @@ impl Drop for LegSockets {
     }
 }
 
-fn bind_pair(ip: IpAddr, ports: &Arc<RtpPorts>) -> std::io::Result<(u16, std::net::UdpSocket, std::net::UdpSocket)> {
+fn bind_pair(
+    ip: IpAddr,
+    ports: &Arc<RtpPorts>,
+) -> std::io::Result<(u16, std::net::UdpSocket, std::net::UdpSocket)> {
     // A port in the range may be taken by another program: try a few.
     for _ in 0..16 {
         let Some(p) = ports.allocate() else { break };
@@ -51,14 +54,25 @@ fn bind_pair(ip: IpAddr, ports: &Arc<RtpPorts>) -> std::io::Result<(u16, std::ne
             _ => ports.release(p),
         }
     }
-    Err(std::io::Error::new(std::io::ErrorKind::AddrInUse, "no free RTP port pair"))
+    Err(std::io::Error::new(
+        std::io::ErrorKind::AddrInUse,
+        "no free RTP port pair",
+    ))
 }
 
 impl LegSockets {
     /// Binds an even RTP port and the next one for RTCP (and a second pair for video).
     pub fn bind(ip: IpAddr, ports: &Arc<RtpPorts>, video: bool) -> std::io::Result<LegSockets> {
         let (audio_port, rtp, rtcp) = bind_pair(ip, ports)?;
-        let mut s = LegSockets { audio_port, video_port: None, rtp: Some(rtp), rtcp: Some(rtcp), video: None, ports: ports.clone(), held: vec![audio_port] };
+        let mut s = LegSockets {
+            audio_port,
+            video_port: None,
+            rtp: Some(rtp),
+            rtcp: Some(rtcp),
+            video: None,
+            ports: ports.clone(),
+            held: vec![audio_port],
+        };
         if video {
             let (vp, a, b) = bind_pair(ip, ports)?;
             s.held.push(vp);
@@ -75,7 +89,9 @@ impl LegSockets {
 pub enum MediaNotice {
     Event(MediaEvent),
     /// The session ended; the recording (if any) is finalised at this path.
-    Closed { recording: Option<PathBuf> },
+    Closed {
+        recording: Option<PathBuf>,
+    },
 }
 
 enum Cmd {
@@ -117,14 +133,21 @@ impl Drop for LegIo {
     }
 }
 
-fn reader(sock: Arc<UdpSocket>, leg: LegId, port: Port, tx: mpsc::Sender<Packet>) -> tokio::task::JoinHandle<()> {
+fn reader(
+    sock: Arc<UdpSocket>,
+    leg: LegId,
+    port: Port,
+    tx: mpsc::Sender<Packet>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut buf = vec![0u8; 2048];
         loop {
             match sock.recv_from(&mut buf).await {
                 Ok((n, from)) => {
                     // Full queue: drop (the session is behind; old audio is useless).
-                    if let Err(mpsc::error::TrySendError::Closed(_)) = tx.try_send((leg, port, from, Bytes::copy_from_slice(&buf[..n]))) {
+                    if let Err(mpsc::error::TrySendError::Closed(_)) =
+                        tx.try_send((leg, port, from, Bytes::copy_from_slice(&buf[..n])))
+                    {
                         break;
                     }
                 }
@@ -134,6 +157,19 @@ fn reader(sock: Arc<UdpSocket>, leg: LegId, port: Port, tx: mpsc::Sender<Packet>
             }
         }
     })
+}
+
+fn on_packet(
+    session: &mut MediaSession,
+    now: std::time::Instant,
+    (leg, port, from, data): Packet,
+    out: &mut Vec<Out>,
+) {
+    match port {
+        Port::Rtp => session.on_rtp(now, leg, from, data, out),
+        Port::Rtcp => session.on_rtcp(now, leg, from, data, out),
+        p => session.on_video(leg, p, from, data, out),
+    }
 }
 
 impl MediaHandle {
@@ -192,31 +228,34 @@ impl MediaHandle {
                     }
                     Some((leg, port, from, data)) = prx.recv() => {
                         let now = crate::clock::now();
-                        match port {
-                            Port::Rtp => session.on_rtp(now, leg, from, data, &mut out),
-                            Port::Rtcp => session.on_rtcp(now, leg, from, data, &mut out),
-                            p => session.on_video(leg, p, from, data, &mut out),
-                        }
+                        on_packet(&mut session, now, (leg, port, from, data), &mut out);
                         // Drain what else is queued before sending.
-                        while let Ok((leg, port, from, data)) = prx.try_recv() {
-                            match port {
-                                Port::Rtp => session.on_rtp(now, leg, from, data, &mut out),
-                                Port::Rtcp => session.on_rtcp(now, leg, from, data, &mut out),
-                                p => session.on_video(leg, p, from, data, &mut out),
-                            }
+                        while let Ok(p) = prx.try_recv() {
+                            on_packet(&mut session, now, p, &mut out);
                         }
                     }
                     _ = tick.tick() => session.on_tick(crate::clock::now(), &mut out),
                 }
                 for o in out.drain(..) {
                     match o {
-                        Out::Send { leg, port, to, data } => {
+                        Out::Send {
+                            leg,
+                            port,
+                            to,
+                            data,
+                        } => {
                             let Some(Some(l)) = io.get(leg) else { continue };
                             let sock = match port {
                                 Port::Rtp => &l.rtp,
                                 Port::Rtcp => &l.rtcp,
-                                Port::VideoRtp => match &l.video { Some(v) => &v.0, None => continue },
-                                Port::VideoRtcp => match &l.video { Some(v) => &v.1, None => continue },
+                                Port::VideoRtp => match &l.video {
+                                    Some(v) => &v.0,
+                                    None => continue,
+                                },
+                                Port::VideoRtcp => match &l.video {
+                                    Some(v) => &v.1,
+                                    None => continue,
+                                },
                             };
                             // Never wait on a full socket buffer: a late packet is a lost one.
                             let _ = sock.try_send_to(&data, to);

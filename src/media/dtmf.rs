@@ -31,12 +31,22 @@ impl TelephoneEvent {
         if p.len() < 4 {
             return None;
         }
-        Some(TelephoneEvent { event: p[0], end: p[1] & 0x80 != 0, volume: p[1] & 0x3F, duration: u16::from_be_bytes([p[2], p[3]]) })
+        Some(TelephoneEvent {
+            event: p[0],
+            end: p[1] & 0x80 != 0,
+            volume: p[1] & 0x3F,
+            duration: u16::from_be_bytes([p[2], p[3]]),
+        })
     }
 
     pub fn encode(&self) -> [u8; 4] {
         let d = self.duration.to_be_bytes();
-        [self.event, (self.end as u8) << 7 | (self.volume & 0x3F), d[0], d[1]]
+        [
+            self.event,
+            (self.end as u8) << 7 | (self.volume & 0x3F),
+            d[0],
+            d[1],
+        ]
     }
 }
 
@@ -62,7 +72,12 @@ impl Rfc4733Receiver {
 
 const ROWS: [f32; 4] = [697.0, 770.0, 852.0, 941.0];
 const COLS: [f32; 4] = [1209.0, 1336.0, 1477.0, 1633.0];
-const KEYS: [[char; 4]; 4] = [['1', '2', '3', 'A'], ['4', '5', '6', 'B'], ['7', '8', '9', 'C'], ['*', '0', '#', 'D']];
+const KEYS: [[char; 4]; 4] = [
+    ['1', '2', '3', 'A'],
+    ['4', '5', '6', 'B'],
+    ['7', '8', '9', 'C'],
+    ['*', '0', '#', 'D'],
+];
 /// Samples per analysis block at 8 kHz (the classic N = 205, about 25.6 ms).
 pub const BLOCK: usize = 205;
 
@@ -129,7 +144,15 @@ impl GoertzelDetector {
         let (ri, &r) = rows.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1))?;
         let (ci, &c) = cols.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1))?;
         // Each tone well above the other tones of its group.
-        if rows.iter().enumerate().any(|(i, &v)| i != ri && v * 6.3 > r) || cols.iter().enumerate().any(|(i, &v)| i != ci && v * 6.3 > c) {
+        if rows
+            .iter()
+            .enumerate()
+            .any(|(i, &v)| i != ri && v * 6.3 > r)
+            || cols
+                .iter()
+                .enumerate()
+                .any(|(i, &v)| i != ci && v * 6.3 > c)
+        {
             return None;
         }
         // Twist: column (high group) at most 8 dB below or 4 dB above the row.
@@ -171,7 +194,14 @@ pub struct EventPacket {
 impl Rfc4733Sender {
     /// A press of `digit` lasting `ms` milliseconds, updated every `ptime_ms`.
     pub fn new(digit: Digit, ms: u32, ptime_ms: u32) -> Rfc4733Sender {
-        Rfc4733Sender { event: digit.event(), total: (ms * 8).min(u16::MAX as u32) as u16, step: (ptime_ms * 8) as u16, sent: 0, ends_left: 3, started: false }
+        Rfc4733Sender {
+            event: digit.event(),
+            total: (ms * 8).min(u16::MAX as u32) as u16,
+            step: (ptime_ms * 8) as u16,
+            sent: 0,
+            ends_left: 3,
+            started: false,
+        }
     }
 
     /// The next packet, or `None` when the press is over.
@@ -186,22 +216,36 @@ impl Rfc4733Sender {
         if end {
             self.ends_left -= 1;
         }
-        let ev = TelephoneEvent { event: self.event, end, volume: 10, duration: self.sent };
-        Some(EventPacket { payload: ev.encode(), marker, end })
+        let ev = TelephoneEvent {
+            event: self.event,
+            end,
+            volume: 10,
+            duration: self.sent,
+        };
+        Some(EventPacket {
+            payload: ev.encode(),
+            marker,
+            end,
+        })
     }
 }
 
 /// Writes the two tones of a key (in-band DTMF for peers without telephone-event),
 /// each at about -7 dBm0, continuing from sample `offset` of the tone.
 pub fn tone(digit: Digit, offset: u32, out: &mut [i16]) {
-    let Some((r, c)) = KEYS.iter().enumerate().find_map(|(r, row)| row.iter().position(|&k| k == digit.0).map(|c| (r, c))) else {
+    let Some((r, c)) = KEYS
+        .iter()
+        .enumerate()
+        .find_map(|(r, row)| row.iter().position(|&k| k == digit.0).map(|c| (r, c)))
+    else {
         out.fill(0);
         return;
     };
     let (f1, f2) = (ROWS[r], COLS[c]);
     for (i, s) in out.iter_mut().enumerate() {
         let t = (offset as usize + i) as f32 / 8000.0;
-        let v = (2.0 * std::f32::consts::PI * f1 * t).sin() + (2.0 * std::f32::consts::PI * f2 * t).sin();
+        let v = (2.0 * std::f32::consts::PI * f1 * t).sin()
+            + (2.0 * std::f32::consts::PI * f2 * t).sin();
         *s = (v * 7000.0) as i16;
     }
 }
@@ -211,7 +255,10 @@ mod tests {
     use super::*;
 
     fn tone(key: char, ms: usize, amp: f32, noise: f32, seed: &mut u64) -> Vec<i16> {
-        let (r, c) = (0..4).flat_map(|r| (0..4).map(move |c| (r, c))).find(|&(r, c)| KEYS[r][c] == key).unwrap();
+        let (r, c) = (0..4)
+            .flat_map(|r| (0..4).map(move |c| (r, c)))
+            .find(|&(r, c)| KEYS[r][c] == key)
+            .unwrap();
         (0..ms * 8)
             .map(|i| {
                 let t = i as f32 / 8000.0;
@@ -219,7 +266,10 @@ mod tests {
                 *seed ^= *seed >> 7;
                 *seed ^= *seed << 17;
                 let n = ((*seed % 2001) as f32 / 1000.0 - 1.0) * noise;
-                let v = amp * ((2.0 * std::f32::consts::PI * ROWS[r] * t).sin() + (2.0 * std::f32::consts::PI * COLS[c] * t).sin()) + n;
+                let v = amp
+                    * ((2.0 * std::f32::consts::PI * ROWS[r] * t).sin()
+                        + (2.0 * std::f32::consts::PI * COLS[c] * t).sin())
+                    + n;
                 v.clamp(-32768.0, 32767.0) as i16
             })
             .collect()
@@ -247,7 +297,12 @@ mod tests {
         let mut seed = 99u64;
         let mut phase = [0f32; 40];
         let mut out = Vec::new();
-        let formants = [[700.0, 1220.0, 2600.0], [300.0, 2300.0, 3000.0], [500.0, 900.0, 2400.0], [250.0, 850.0, 2100.0]];
+        let formants = [
+            [700.0, 1220.0, 2600.0],
+            [300.0, 2300.0, 3000.0],
+            [500.0, 900.0, 2400.0],
+            [250.0, 850.0, 2100.0],
+        ];
         for i in 0..160_000 {
             let t = i as f32 / 8000.0;
             let f0 = 175.0 + 75.0 * (2.0 * std::f32::consts::PI * 0.7 * t).sin();
@@ -259,7 +314,10 @@ mod tests {
                     break;
                 }
                 *ph += 2.0 * std::f32::consts::PI * fh / 8000.0;
-                let gain: f32 = f.iter().map(|&fc| 1.0 / (1.0 + ((fh - fc) / 120.0).powi(2))).sum();
+                let gain: f32 = f
+                    .iter()
+                    .map(|&fc| 1.0 / (1.0 + ((fh - fc) / 120.0).powi(2)))
+                    .sum();
                 v += gain * ph.sin();
             }
             seed ^= seed << 13;
@@ -269,7 +327,12 @@ mod tests {
             out.push((v * 2500.0 + n).clamp(-32768.0, 32767.0) as i16);
         }
         // The audio is loud enough to be analysed (not rejected as silence)...
-        let loud = out.chunks(BLOCK).filter(|b| b.iter().map(|&x| (x as f32).powi(2)).sum::<f32>() >= BLOCK as f32 * 300.0 * 300.0).count();
+        let loud = out
+            .chunks(BLOCK)
+            .filter(|b| {
+                b.iter().map(|&x| (x as f32).powi(2)).sum::<f32>() >= BLOCK as f32 * 300.0 * 300.0
+            })
+            .count();
         assert!(loud * 10 >= out.len() / BLOCK * 9, "{loud} loud blocks");
         // ...and never taken for a key.
         assert!(d.push(&out).is_empty());
@@ -278,37 +341,88 @@ mod tests {
     #[test]
     fn rfc4733_reports_each_press_once() {
         let mut r = Rfc4733Receiver::default();
-        let start = TelephoneEvent { event: 5, end: false, volume: 10, duration: 160 }.encode();
-        let update = TelephoneEvent { event: 5, end: false, volume: 10, duration: 320 }.encode();
-        let end = TelephoneEvent { event: 5, end: true, volume: 10, duration: 800 }.encode();
+        let start = TelephoneEvent {
+            event: 5,
+            end: false,
+            volume: 10,
+            duration: 160,
+        }
+        .encode();
+        let update = TelephoneEvent {
+            event: 5,
+            end: false,
+            volume: 10,
+            duration: 320,
+        }
+        .encode();
+        let end = TelephoneEvent {
+            event: 5,
+            end: true,
+            volume: 10,
+            duration: 800,
+        }
+        .encode();
         let mut got = Vec::new();
-        for (ts, p) in [(1000, start), (1000, update), (1000, end), (1000, end), (1000, end)] {
+        for (ts, p) in [
+            (1000, start),
+            (1000, update),
+            (1000, end),
+            (1000, end),
+            (1000, end),
+        ] {
             got.extend(r.on_packet(ts, &p));
         }
         // Next press of the same key: new timestamp; its start packets were lost.
         for p in [end, end, end] {
             got.extend(r.on_packet(5000, &p));
         }
-        let hash = TelephoneEvent { event: 11, end: false, volume: 10, duration: 160 }.encode();
+        let hash = TelephoneEvent {
+            event: 11,
+            end: false,
+            volume: 10,
+            duration: 160,
+        }
+        .encode();
         got.extend(r.on_packet(9000, &hash));
         assert_eq!(got, vec![Digit('5'), Digit('5'), Digit('#')]);
         assert_eq!(r.on_packet(9000, &[1, 2]), None, "short payload");
-        assert_eq!(TelephoneEvent::parse(&end), Some(TelephoneEvent { event: 5, end: true, volume: 10, duration: 800 }));
+        assert_eq!(
+            TelephoneEvent::parse(&end),
+            Some(TelephoneEvent {
+                event: 5,
+                end: true,
+                volume: 10,
+                duration: 800
+            })
+        );
     }
 
     #[test]
     fn rfc4733_sender_end_packets_are_sent_three_times() {
         let mut tx = Rfc4733Sender::new(Digit('7'), 100, 20);
         let pkts: Vec<EventPacket> = std::iter::from_fn(|| tx.next_packet()).collect();
-        assert_eq!(pkts.len(), 5 + 2, "4 updates, then the end packet three times");
+        assert_eq!(
+            pkts.len(),
+            5 + 2,
+            "4 updates, then the end packet three times"
+        );
         assert!(pkts[0].marker && pkts[1..].iter().all(|p| !p.marker));
-        let evs: Vec<TelephoneEvent> = pkts.iter().map(|p| TelephoneEvent::parse(&p.payload).unwrap()).collect();
-        assert_eq!(evs.iter().map(|e| e.duration).collect::<Vec<_>>(), [160, 320, 480, 640, 800, 800, 800]);
+        let evs: Vec<TelephoneEvent> = pkts
+            .iter()
+            .map(|p| TelephoneEvent::parse(&p.payload).unwrap())
+            .collect();
+        assert_eq!(
+            evs.iter().map(|e| e.duration).collect::<Vec<_>>(),
+            [160, 320, 480, 640, 800, 800, 800]
+        );
         assert_eq!(evs.iter().filter(|e| e.end).count(), 3);
         assert!(evs.iter().all(|e| e.event == 7));
         // Our own receiver reports the press once.
         let mut rx = Rfc4733Receiver::default();
-        let got: Vec<Digit> = pkts.iter().filter_map(|p| rx.on_packet(4242, &p.payload)).collect();
+        let got: Vec<Digit> = pkts
+            .iter()
+            .filter_map(|p| rx.on_packet(4242, &p.payload))
+            .collect();
         assert_eq!(got, vec![Digit('7')]);
     }
 

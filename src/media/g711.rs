@@ -62,7 +62,11 @@ pub const fn alaw_to_linear(a: u8) -> i16 {
     let sign = a & 0x80;
     let exp = ((a >> 4) & 0x07) as i32;
     let mantissa = (a & 0x0F) as i32;
-    let mag = if exp == 0 { (mantissa << 4) + 8 } else { ((mantissa << 4) + 0x108) << (exp - 1) };
+    let mag = if exp == 0 {
+        (mantissa << 4) + 8
+    } else {
+        ((mantissa << 4) + 0x108) << (exp - 1)
+    };
     if sign != 0 {
         mag as i16
     } else {
@@ -74,7 +78,11 @@ const fn table(ulaw: bool) -> [i16; 256] {
     let mut t = [0i16; 256];
     let mut i = 0;
     while i < 256 {
-        t[i] = if ulaw { ulaw_to_linear(i as u8) } else { alaw_to_linear(i as u8) };
+        t[i] = if ulaw {
+            ulaw_to_linear(i as u8)
+        } else {
+            alaw_to_linear(i as u8)
+        };
         i += 1;
     }
     t
@@ -87,7 +95,11 @@ const fn cross(ulaw_to_alaw: bool) -> [u8; 256] {
     let mut t = [0u8; 256];
     let mut i = 0;
     while i < 256 {
-        t[i] = if ulaw_to_alaw { linear_to_alaw(ulaw_to_linear(i as u8)) } else { linear_to_ulaw(alaw_to_linear(i as u8)) };
+        t[i] = if ulaw_to_alaw {
+            linear_to_alaw(ulaw_to_linear(i as u8))
+        } else {
+            linear_to_ulaw(alaw_to_linear(i as u8))
+        };
         i += 1;
     }
     t
@@ -169,7 +181,10 @@ mod tests {
         alaw_to_ulaw(&mut buf);
         for (a, b) in src.iter().zip(&buf) {
             let (x, y) = (ulaw_to_linear(*a) as i32, ulaw_to_linear(*b) as i32);
-            assert!((x - y).abs() <= x.abs() / 8 + 16, "{a:#x} -> {b:#x}: {x} vs {y}");
+            assert!(
+                (x - y).abs() <= x.abs() / 8 + 16,
+                "{a:#x} -> {b:#x}: {x} vs {y}"
+            );
         }
     }
 }

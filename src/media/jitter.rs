@@ -62,7 +62,17 @@ impl Default for JitterBuffer {
 
 impl JitterBuffer {
     pub fn new() -> JitterBuffer {
-        JitterBuffer { frames: BTreeMap::new(), held: 0, last_ts: None, cursor: None, target: MIN_DELAY + FRAME, transit: None, jitter_q4: 0, waited: 0, stats: JitterStats::default() }
+        JitterBuffer {
+            frames: BTreeMap::new(),
+            held: 0,
+            last_ts: None,
+            cursor: None,
+            target: MIN_DELAY + FRAME,
+            transit: None,
+            jitter_q4: 0,
+            waited: 0,
+            stats: JitterStats::default(),
+        }
     }
 
     /// The current target delay in samples.
@@ -208,7 +218,8 @@ impl JitterBuffer {
             }
             let s = ts.max(lo);
             let e = fe.min(hi);
-            out[(s - lo) as usize..(e - lo) as usize].copy_from_slice(&f[(s - ts) as usize..(e - ts) as usize]);
+            out[(s - lo) as usize..(e - lo) as usize]
+                .copy_from_slice(&f[(s - ts) as usize..(e - ts) as usize]);
             covered += e - s;
         }
         // Drop what has been played.
@@ -239,7 +250,9 @@ mod tests {
 
     /// Frame `i` of a ramp: sample k of frame i is i*160+k (mod 2^15).
     fn frame(i: u32) -> Vec<i16> {
-        (0..FRAME).map(|k| ((i * FRAME + k) % 30000) as i16).collect()
+        (0..FRAME)
+            .map(|k| ((i * FRAME + k) % 30000) as i16)
+            .collect()
     }
 
     fn play(jb: &mut JitterBuffer, ticks: u32) -> Vec<i16> {
@@ -314,7 +327,11 @@ mod tests {
         got.extend(play(&mut jb, 5));
         assert_eq!(jb.stats.duplicate, 90);
         assert_eq!(jb.stats.concealed, 10 * FRAME as u64);
-        assert_eq!(got.len(), 100 * FRAME as usize, "playout keeps time through loss");
+        assert_eq!(
+            got.len(),
+            100 * FRAME as usize,
+            "playout keeps time through loss"
+        );
         // Lost frames play as silence, the rest are intact.
         for i in 0..100u32 {
             let s = &got[(i * FRAME) as usize..((i + 1) * FRAME) as usize];
@@ -361,7 +378,12 @@ mod tests {
             jb.insert(i * FRAME, &frame(i), i * FRAME + wobble);
             jb.pop(&mut out);
         }
-        assert!(jb.target() > quiet + 2 * FRAME, "target {} from {}", jb.target(), quiet);
+        assert!(
+            jb.target() > quiet + 2 * FRAME,
+            "target {} from {}",
+            jb.target(),
+            quiet
+        );
         assert!(jb.target() <= MAX_DELAY);
         // A sender that floods (no pops) never grows the buffer past its capacity.
         let mut jb = JitterBuffer::new();
@@ -384,7 +406,11 @@ mod tests {
         let mut jb = JitterBuffer::new();
         // A high jitter estimate makes the target larger than the burst.
         for i in 0..20u32 {
-            jb.insert(i * FRAME, &frame(i), i * FRAME + if i % 2 == 0 { 0 } else { 2000 });
+            jb.insert(
+                i * FRAME,
+                &frame(i),
+                i * FRAME + if i % 2 == 0 { 0 } else { 2000 },
+            );
         }
         play(&mut jb, 60);
         assert!(jb.target() > 5 * FRAME);

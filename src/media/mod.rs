@@ -27,7 +27,11 @@ pub struct RtpPorts {
 impl RtpPorts {
     pub fn new(lo: u16, hi: u16) -> RtpPorts {
         let lo = lo + (lo % 2);
-        RtpPorts { lo, hi, state: Mutex::new((lo, BTreeSet::new())) }
+        RtpPorts {
+            lo,
+            hi,
+            state: Mutex::new((lo, BTreeSet::new())),
+        }
     }
 
     pub fn allocate(&self) -> Option<u16> {

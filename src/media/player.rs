@@ -22,34 +22,61 @@ pub type Samples = Arc<[i16]>;
 /// Loads a WAV file as 8 kHz mono.
 pub fn load_wav(path: &Path) -> Result<Samples, PromptError> {
     let name = path.display().to_string();
-    let r = hound::WavReader::open(path).map_err(|source| PromptError::Wav { path: name.clone(), source })?;
+    let r = hound::WavReader::open(path).map_err(|source| PromptError::Wav {
+        path: name.clone(),
+        source,
+    })?;
     decode_wav(r, &name)
 }
 
 /// The built-in welcome prompt ("Welcome to omnigate. Press any key."), in the binary so
 /// `cargo run` works from any directory.
 pub fn builtin_welcome() -> Samples {
-    let r = hound::WavReader::new(std::io::Cursor::new(&include_bytes!("../../prompts/welcome.wav")[..])).expect("built-in prompt is a WAV");
+    let r = hound::WavReader::new(std::io::Cursor::new(
+        &include_bytes!("../../prompts/welcome.wav")[..],
+    ))
+    .expect("built-in prompt is a WAV");
     decode_wav(r, "built-in welcome").expect("built-in prompt decodes")
 }
 
-fn decode_wav<R: std::io::Read>(mut r: hound::WavReader<R>, name: &str) -> Result<Samples, PromptError> {
-    let wav_err = |source| PromptError::Wav { path: name.to_string(), source };
+fn decode_wav<R: std::io::Read>(
+    mut r: hound::WavReader<R>,
+    name: &str,
+) -> Result<Samples, PromptError> {
+    let wav_err = |source| PromptError::Wav {
+        path: name.to_string(),
+        source,
+    };
     let spec = r.spec();
     let ch = spec.channels.max(1) as usize;
     let raw: Vec<f32> = match spec.sample_format {
-        hound::SampleFormat::Float => r.samples::<f32>().collect::<Result<_, _>>().map_err(wav_err)?,
+        hound::SampleFormat::Float => r
+            .samples::<f32>()
+            .collect::<Result<_, _>>()
+            .map_err(wav_err)?,
         hound::SampleFormat::Int => {
             let scale = 1.0 / (1u64 << (spec.bits_per_sample.clamp(8, 32) - 1)) as f32;
-            r.samples::<i32>().map(|s| s.map(|v| v as f32 * scale)).collect::<Result<_, _>>().map_err(wav_err)?
+            r.samples::<i32>()
+                .map(|s| s.map(|v| v as f32 * scale))
+                .collect::<Result<_, _>>()
+                .map_err(wav_err)?
         }
     };
-    let mono: Vec<f32> = raw.chunks(ch).map(|c| c.iter().sum::<f32>() / c.len() as f32).collect();
+    let mono: Vec<f32> = raw
+        .chunks(ch)
+        .map(|c| c.iter().sum::<f32>() / c.len() as f32)
+        .collect();
     if mono.is_empty() {
-        return Err(PromptError::Empty { path: name.to_string() });
+        return Err(PromptError::Empty {
+            path: name.to_string(),
+        });
     }
     let out = resample(&mono, spec.sample_rate, 8000);
-    Ok(out.iter().map(|&v| (v * 32767.0).round().clamp(-32768.0, 32767.0) as i16).collect::<Vec<_>>().into())
+    Ok(out
+        .iter()
+        .map(|&v| (v * 32767.0).round().clamp(-32768.0, 32767.0) as i16)
+        .collect::<Vec<_>>()
+        .into())
 }
 
 /// Resamples with a windowed-sinc (Blackman) interpolator whose cut-off is 0.45 of the
@@ -75,14 +102,27 @@ pub fn resample(input: &[f32], from: u32, to: u32) -> Vec<f32> {
                 continue;
             }
             let x = t - k as f64;
-            let sinc = if x.abs() < 1e-9 { 2.0 * cutoff } else { (2.0 * std::f64::consts::PI * cutoff * x).sin() / (std::f64::consts::PI * x) };
+            let sinc = if x.abs() < 1e-9 {
+                2.0 * cutoff
+            } else {
+                (2.0 * std::f64::consts::PI * cutoff * x).sin() / (std::f64::consts::PI * x)
+            };
             let w = x / width as f64;
-            let blackman = if w.abs() >= 1.0 { 0.0 } else { 0.42 + 0.5 * (std::f64::consts::PI * w).cos() + 0.08 * (2.0 * std::f64::consts::PI * w).cos() };
+            let blackman = if w.abs() >= 1.0 {
+                0.0
+            } else {
+                0.42 + 0.5 * (std::f64::consts::PI * w).cos()
+                    + 0.08 * (2.0 * std::f64::consts::PI * w).cos()
+            };
             let c = sinc * blackman;
             acc += input[k as usize] as f64 * c;
             norm += c;
         }
-        out.push(if norm.abs() > 1e-9 { (acc / norm) as f32 } else { 0.0 });
+        out.push(if norm.abs() > 1e-9 {
+            (acc / norm) as f32
+        } else {
+            0.0
+        });
     }
     out
 }
@@ -90,16 +130,28 @@ pub fn resample(input: &[f32], from: u32, to: u32) -> Vec<f32> {
 /// One thing in the play queue.
 #[derive(Debug, Clone)]
 pub enum Item {
-    Prompt { id: u64, samples: Samples, barge_in: bool },
-    Silence { id: u64, samples: u32 },
+    Prompt {
+        id: u64,
+        samples: Samples,
+        barge_in: bool,
+    },
+    Silence {
+        id: u64,
+        samples: u32,
+    },
     /// Low-level noise (about -60 dBov) so callers do not think the line died.
-    ComfortNoise { id: u64, samples: u32 },
+    ComfortNoise {
+        id: u64,
+        samples: u32,
+    },
 }
 
 impl Item {
     fn id(&self) -> u64 {
         match self {
-            Item::Prompt { id, .. } | Item::Silence { id, .. } | Item::ComfortNoise { id, .. } => *id,
+            Item::Prompt { id, .. } | Item::Silence { id, .. } | Item::ComfortNoise { id, .. } => {
+                *id
+            }
         }
     }
 
@@ -130,7 +182,11 @@ pub struct Player {
 
 impl Player {
     pub fn new() -> Player {
-        Player { queue: VecDeque::new(), pos: 0, noise: 0x1234_5678 }
+        Player {
+            queue: VecDeque::new(),
+            pos: 0,
+            noise: 0x1234_5678,
+        }
     }
 
     pub fn enqueue(&mut self, item: Item) {
@@ -169,7 +225,9 @@ impl Player {
             let take = (item.len() - self.pos).min(out.len() - filled);
             let dst = &mut out[filled..filled + take];
             match item {
-                Item::Prompt { samples, .. } => dst.copy_from_slice(&samples[self.pos..self.pos + take]),
+                Item::Prompt { samples, .. } => {
+                    dst.copy_from_slice(&samples[self.pos..self.pos + take])
+                }
                 Item::Silence { .. } => dst.fill(0),
                 Item::ComfortNoise { .. } => {
                     for s in dst.iter_mut() {
@@ -198,7 +256,9 @@ mod tests {
     use super::*;
 
     fn tone(rate: u32, hz: f32, secs: f32) -> Vec<f32> {
-        (0..(rate as f32 * secs) as usize).map(|i| (2.0 * std::f32::consts::PI * hz * i as f32 / rate as f32).sin() * 0.5).collect()
+        (0..(rate as f32 * secs) as usize)
+            .map(|i| (2.0 * std::f32::consts::PI * hz * i as f32 / rate as f32).sin() * 0.5)
+            .collect()
     }
 
     fn rms(x: &[f32]) -> f32 {
@@ -214,7 +274,11 @@ mod tests {
         let mid = &pass[400..3600];
         assert!((rms(mid) - 0.3536).abs() < 0.02, "rms {}", rms(mid));
         let stop = resample(&tone(48000, 5000.0, 0.5), 48000, 8000);
-        assert!(rms(&stop[400..3600]) < 0.01, "alias rms {}", rms(&stop[400..3600]));
+        assert!(
+            rms(&stop[400..3600]) < 0.01,
+            "alias rms {}",
+            rms(&stop[400..3600])
+        );
         // 16 kHz and 44.1 kHz and upsampling 8k → 8k identity, 4k → 8k keeps a 500 Hz tone.
         assert_eq!(resample(&tone(44100, 440.0, 1.0), 44100, 8000).len(), 8000);
         let up = resample(&tone(4000, 500.0, 0.5), 4000, 8000);
@@ -225,7 +289,12 @@ mod tests {
     fn wav_files_of_any_shape_load_as_8k_mono() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("p.wav");
-        let spec = hound::WavSpec { channels: 2, sample_rate: 16000, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+        let spec = hound::WavSpec {
+            channels: 2,
+            sample_rate: 16000,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
         let mut w = hound::WavWriter::create(&p, spec).unwrap();
         for s in tone(16000, 400.0, 1.0) {
             w.write_sample((s * 32767.0) as i16).unwrap();
@@ -235,7 +304,11 @@ mod tests {
         let s = load_wav(&p).unwrap();
         assert_eq!(s.len(), 8000);
         assert!(s[4000].unsigned_abs() < 17000);
-        let peak = s[1000..7000].iter().map(|v| v.unsigned_abs()).max().unwrap();
+        let peak = s[1000..7000]
+            .iter()
+            .map(|v| v.unsigned_abs())
+            .max()
+            .unwrap();
         assert!((15500..=17000).contains(&peak), "peak {peak}");
         // Not a WAV: a clear error naming the file.
         let bad = dir.path().join("bad.wav");
@@ -248,12 +321,23 @@ mod tests {
     fn queue_barge_in_and_finish_events() {
         let mut p = Player::new();
         let a: Samples = vec![1i16; 400].into();
-        p.enqueue(Item::Prompt { id: 1, samples: a.clone(), barge_in: false });
+        p.enqueue(Item::Prompt {
+            id: 1,
+            samples: a.clone(),
+            barge_in: false,
+        });
         p.enqueue(Item::Silence { id: 2, samples: 60 });
-        p.enqueue(Item::Prompt { id: 3, samples: a, barge_in: true });
+        p.enqueue(Item::Prompt {
+            id: 3,
+            samples: a,
+            barge_in: true,
+        });
         let mut out = [0i16; 160];
         assert_eq!(p.fill(&mut out).finished, Vec::<u64>::new());
-        assert!(p.barge_in().is_empty(), "the first prompt is not interruptible");
+        assert!(
+            p.barge_in().is_empty(),
+            "the first prompt is not interruptible"
+        );
         p.fill(&mut out);
         let r = p.fill(&mut out);
         // Prompt 1 ends at 400 and the silence at 460, both in frame 3 (320..480).
@@ -264,7 +348,10 @@ mod tests {
         assert_eq!(p.barge_in(), vec![3]);
         assert!(p.is_idle());
         assert!(!p.fill(&mut out).active);
-        p.enqueue(Item::ComfortNoise { id: 4, samples: 160 });
+        p.enqueue(Item::ComfortNoise {
+            id: 4,
+            samples: 160,
+        });
         let r = p.fill(&mut out);
         assert_eq!(r.finished, vec![4]);
         assert!(out.iter().any(|&s| s != 0) && out.iter().all(|&s| s.abs() <= 30));

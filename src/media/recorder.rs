@@ -23,8 +23,18 @@ impl Recorder {
         if let Some(d) = path.parent() {
             std::fs::create_dir_all(d)?;
         }
-        let spec = hound::WavSpec { channels: 2, sample_rate: RATE, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
-        Ok(Recorder { writer: Some(hound::WavWriter::create(path, spec)?), path: path.to_path_buf(), frames: 0, since_flush: 0 })
+        let spec = hound::WavSpec {
+            channels: 2,
+            sample_rate: RATE,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        Ok(Recorder {
+            writer: Some(hound::WavWriter::create(path, spec)?),
+            path: path.to_path_buf(),
+            frames: 0,
+            since_flush: 0,
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -38,7 +48,9 @@ impl Recorder {
 
     /// Writes one stretch of audio; the shorter side is padded with silence.
     pub fn write(&mut self, caller: &[i16], other: &[i16]) -> Result<(), hound::Error> {
-        let Some(w) = self.writer.as_mut() else { return Ok(()) };
+        let Some(w) = self.writer.as_mut() else {
+            return Ok(());
+        };
         let n = caller.len().max(other.len());
         for i in 0..n {
             w.write_sample(caller.get(i).copied().unwrap_or(0))?;
@@ -76,7 +88,11 @@ pub fn repair(path: &Path) -> std::io::Result<bool> {
     let mut f = OpenOptions::new().read(true).write(true).open(path)?;
     let len = f.metadata()?.len();
     let mut head = [0u8; 12];
-    if len < 12 || f.read_exact(&mut head).is_err() || &head[0..4] != b"RIFF" || &head[8..12] != b"WAVE" {
+    if len < 12
+        || f.read_exact(&mut head).is_err()
+        || &head[0..4] != b"RIFF"
+        || &head[8..12] != b"WAVE"
+    {
         return Ok(false);
     }
     // Walk the chunks to "fmt " (block align) and "data".
@@ -94,7 +110,9 @@ pub fn repair(path: &Path) -> std::io::Result<bool> {
         } else if &ch[0..4] == b"data" {
             let data_start = pos + 8;
             let data_len = (len - data_start) / block_align * block_align;
-            if data_len == size && len - 8 == u32::from_le_bytes([head[4], head[5], head[6], head[7]]) as u64 {
+            if data_len == size
+                && len - 8 == u32::from_le_bytes([head[4], head[5], head[6], head[7]]) as u64
+            {
                 return Ok(false);
             }
             f.set_len(data_start + data_len)?;
@@ -112,7 +130,9 @@ pub fn repair(path: &Path) -> std::io::Result<bool> {
 
 /// Repairs every .wav file under `dir` (at start-up); returns how many were fixed.
 pub fn repair_dir(dir: &Path) -> usize {
-    let Ok(rd) = std::fs::read_dir(dir) else { return 0 };
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return 0;
+    };
     let mut n = 0;
     for e in rd.flatten() {
         let p = e.path();
@@ -125,7 +145,9 @@ pub fn repair_dir(dir: &Path) -> usize {
                     n += 1;
                 }
                 Ok(false) => {}
-                Err(e) => tracing::warn!(file = %p.display(), error = %e, "cannot repair recording"),
+                Err(e) => {
+                    tracing::warn!(file = %p.display(), error = %e, "cannot repair recording")
+                }
             }
         }
     }
@@ -152,7 +174,10 @@ mod tests {
         assert_eq!(r.seconds(), 4.0 / 8000.0);
         r.finish().unwrap();
         let (spec, s) = read(&p);
-        assert_eq!((spec.channels, spec.sample_rate, spec.bits_per_sample), (2, 8000, 16));
+        assert_eq!(
+            (spec.channels, spec.sample_rate, spec.bits_per_sample),
+            (2, 8000, 16)
+        );
         assert_eq!(s, vec![1, -1, 2, -2, 3, 0, 4, -4]);
     }
 
@@ -165,12 +190,25 @@ mod tests {
         r.write(&tone, &tone).unwrap();
         r.finish().unwrap();
         // More audio reached the disk after the last header update, then the process died.
-        let extra: Vec<u8> = (0..2000i16).flat_map(|i| [i.to_le_bytes(), (-i).to_le_bytes()]).flatten().chain([0x7f]).collect();
-        OpenOptions::new().append(true).open(&p).unwrap().write_all(&extra).unwrap();
+        let extra: Vec<u8> = (0..2000i16)
+            .flat_map(|i| [i.to_le_bytes(), (-i).to_le_bytes()])
+            .flatten()
+            .chain([0x7f])
+            .collect();
+        OpenOptions::new()
+            .append(true)
+            .open(&p)
+            .unwrap()
+            .write_all(&extra)
+            .unwrap();
         assert_eq!(read(&p).1.len(), 16_000, "a stale header hides the tail");
         assert_eq!(repair_dir(dir.path()), 1);
         let (_, s) = read(&p);
-        assert_eq!(s.len(), 16_000 + 4_000, "every whole frame is back; the torn byte is cut");
+        assert_eq!(
+            s.len(),
+            16_000 + 4_000,
+            "every whole frame is back; the torn byte is cut"
+        );
         assert_eq!(&s[16_000..16_004], &[0, 0, 1, -1]);
         assert!(!repair(&p).unwrap(), "a sound file is left alone");
         std::fs::write(dir.path().join("junk.wav"), b"not a wav").unwrap();

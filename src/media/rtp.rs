@@ -9,7 +9,9 @@ use rtc::rtcp::packet::Packet as RtcpPacket;
 use rtc::rtcp::receiver_report::ReceiverReport;
 use rtc::rtcp::reception_report::ReceptionReport;
 use rtc::rtcp::sender_report::SenderReport;
-use rtc::rtcp::source_description::{SdesType, SourceDescription, SourceDescriptionChunk, SourceDescriptionItem};
+use rtc::rtcp::source_description::{
+    SdesType, SourceDescription, SourceDescriptionChunk, SourceDescriptionItem,
+};
 use rtc::rtp::header::Header;
 use rtc::rtp::packet::Packet;
 use rtc::shared::marshal::{Marshal, MarshalSize, Unmarshal};
@@ -57,11 +59,23 @@ pub struct RtpSender {
 
 impl RtpSender {
     pub fn new(ssrc: u32, seq: u16, ts: u32) -> RtpSender {
-        RtpSender { ssrc, seq, ts, packets: 0, octets: 0, spurt: true, relay: None }
+        RtpSender {
+            ssrc,
+            seq,
+            ts,
+            packets: 0,
+            octets: 0,
+            spurt: true,
+            relay: None,
+        }
     }
 
     pub fn random() -> RtpSender {
-        RtpSender::new(rand::random(), rand::random::<u16>() & 0x7FFF, rand::random())
+        RtpSender::new(
+            rand::random(),
+            rand::random::<u16>() & 0x7FFF,
+            rand::random(),
+        )
     }
 
     /// The RTP timestamp of the next packet.
@@ -79,7 +93,15 @@ impl RtpSender {
 
     /// A packet with an explicit timestamp (telephone-event updates keep the event's).
     pub fn at(&mut self, pt: u8, payload: Bytes, ts: u32, marker: bool) -> Packet {
-        let header = Header { version: 2, marker, payload_type: pt, sequence_number: self.seq, timestamp: ts, ssrc: self.ssrc, ..Default::default() };
+        let header = Header {
+            version: 2,
+            marker,
+            payload_type: pt,
+            sequence_number: self.seq,
+            timestamp: ts,
+            ssrc: self.ssrc,
+            ..Default::default()
+        };
         self.seq = self.seq.wrapping_add(1);
         self.packets = self.packets.wrapping_add(1);
         self.octets = self.octets.wrapping_add(payload.len() as u32);
@@ -161,7 +183,15 @@ pub struct SourceStats {
 impl SourceStats {
     fn reset(&mut self, ssrc: u32, seq: u16) {
         let changes = self.ssrc_changes + self.started as u32;
-        *self = SourceStats { ssrc, started: true, base_seq: seq as u32, max_seq: seq, bad_seq: u32::MAX, ssrc_changes: changes, ..Default::default() };
+        *self = SourceStats {
+            ssrc,
+            started: true,
+            base_seq: seq as u32,
+            max_seq: seq,
+            bad_seq: u32::MAX,
+            ssrc_changes: changes,
+            ..Default::default()
+        };
     }
 
     /// Records a packet; `arrival` is the arrival time in timestamp units.
@@ -215,7 +245,9 @@ impl SourceStats {
     }
 
     pub fn expected(&self) -> u32 {
-        self.extended_max().wrapping_sub(self.base_seq).wrapping_add(1)
+        self.extended_max()
+            .wrapping_sub(self.base_seq)
+            .wrapping_add(1)
     }
 
     pub fn lost(&self) -> i64 {
@@ -240,9 +272,16 @@ impl SourceStats {
         self.expected_prior = expected;
         self.received_prior = self.received;
         let lost_interval = expected_interval as i64 - received_interval as i64;
-        let fraction = if expected_interval == 0 || lost_interval <= 0 { 0 } else { ((lost_interval << 8) / expected_interval as i64).min(255) as u8 };
+        let fraction = if expected_interval == 0 || lost_interval <= 0 {
+            0
+        } else {
+            ((lost_interval << 8) / expected_interval as i64).min(255) as u8
+        };
         let (lsr, dlsr) = match self.last_sr {
-            Some((lsr, at)) => (lsr, (now.saturating_duration_since(at).as_secs_f64() * 65536.0) as u32),
+            Some((lsr, at)) => (
+                lsr,
+                (now.saturating_duration_since(at).as_secs_f64() * 65536.0) as u32,
+            ),
             None => (0, 0),
         };
         ReceptionReport {
@@ -259,8 +298,18 @@ impl SourceStats {
 
 /// Builds our compound RTCP packet: SR when we have sent since the last report, else
 /// RR; then SDES with our CNAME (RFC 3550 6.1).
-pub fn compound(sender: &RtpSender, sent_since_last: bool, ntp: u64, source: Option<&mut SourceStats>, now: Instant, cname: &str) -> Bytes {
-    let reports: Vec<ReceptionReport> = source.filter(|s| s.started).map(|s| vec![s.report(now)]).unwrap_or_default();
+pub fn compound(
+    sender: &RtpSender,
+    sent_since_last: bool,
+    ntp: u64,
+    source: Option<&mut SourceStats>,
+    now: Instant,
+    cname: &str,
+) -> Bytes {
+    let reports: Vec<ReceptionReport> = source
+        .filter(|s| s.started)
+        .map(|s| vec![s.report(now)])
+        .unwrap_or_default();
     let first: Box<dyn RtcpPacket> = if sent_since_last {
         Box::new(SenderReport {
             ssrc: sender.ssrc,
@@ -272,15 +321,24 @@ pub fn compound(sender: &RtpSender, sent_since_last: bool, ntp: u64, source: Opt
             profile_extensions: Bytes::new(),
         })
     } else {
-        Box::new(ReceiverReport { ssrc: sender.ssrc, reports, profile_extensions: Bytes::new() })
+        Box::new(ReceiverReport {
+            ssrc: sender.ssrc,
+            reports,
+            profile_extensions: Bytes::new(),
+        })
     };
     let sdes: Box<dyn RtcpPacket> = Box::new(SourceDescription {
         chunks: vec![SourceDescriptionChunk {
             source: sender.ssrc,
-            items: vec![SourceDescriptionItem { sdes_type: SdesType::SdesCname, text: Bytes::copy_from_slice(cname.as_bytes()) }],
+            items: vec![SourceDescriptionItem {
+                sdes_type: SdesType::SdesCname,
+                text: Bytes::copy_from_slice(cname.as_bytes()),
+            }],
         }],
     });
-    rtc::rtcp::packet::marshal(&[first, sdes]).map(|b| b.freeze()).unwrap_or_default()
+    rtc::rtcp::packet::marshal(&[first, sdes])
+        .map(|b| b.freeze())
+        .unwrap_or_default()
 }
 
 /// What a received RTCP compound packet told us.
@@ -294,7 +352,13 @@ pub struct RtcpInfo {
 }
 
 /// Reads a compound RTCP packet from the peer.
-pub fn on_rtcp(buf: Bytes, our_ssrc: u32, ntp_now: u64, source: &mut SourceStats, now: Instant) -> Option<RtcpInfo> {
+pub fn on_rtcp(
+    buf: Bytes,
+    our_ssrc: u32,
+    ntp_now: u64,
+    source: &mut SourceStats,
+    now: Instant,
+) -> Option<RtcpInfo> {
     let mut b = buf;
     let pkts = rtc::rtcp::packet::unmarshal(&mut b).ok()?;
     let mut info = RtcpInfo::default();
@@ -332,7 +396,14 @@ mod tests {
     use super::*;
 
     fn hdr(seq: u16, ts: u32, ssrc: u32) -> Header {
-        Header { version: 2, sequence_number: seq, timestamp: ts, ssrc, payload_type: 0, ..Default::default() }
+        Header {
+            version: 2,
+            sequence_number: seq,
+            timestamp: ts,
+            ssrc,
+            payload_type: 0,
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -342,7 +413,14 @@ mod tests {
         let b = s.packet(8, Bytes::from_static(&[0xD5; 160]), 160);
         let c = s.packet(8, Bytes::from_static(&[0xD5; 160]), 160);
         assert!(a.header.marker && !b.header.marker);
-        assert_eq!((a.header.sequence_number, b.header.sequence_number, c.header.sequence_number), (65534, 65535, 0));
+        assert_eq!(
+            (
+                a.header.sequence_number,
+                b.header.sequence_number,
+                c.header.sequence_number
+            ),
+            (65534, 65535, 0)
+        );
         assert_eq!((b.header.timestamp, c.header.timestamp), (0, 160));
         let back = parse(write(&c)).unwrap();
         assert_eq!(back, c);
@@ -355,7 +433,10 @@ mod tests {
         let mut st = SourceStats::default();
         let mut arrival = 0u32;
         // 65530 .. 65535, 0 .. 9 with 3 lost and one reordered pair.
-        let seqs: Vec<u16> = (65530u16..=65535).chain(0..10).filter(|s| ![65533u16, 2, 7].contains(s)).collect();
+        let seqs: Vec<u16> = (65530u16..=65535)
+            .chain(0..10)
+            .filter(|s| ![65533u16, 2, 7].contains(s))
+            .collect();
         let mut order = seqs.clone();
         order.swap(4, 5);
         for s in order {
@@ -414,7 +495,14 @@ mod tests {
         assert!(info.sender_report);
         // 0.25 s later B sends RR about A, having held it 0.125 s; A reads it 0.25 s after SR.
         let b = RtpSender::new(222, 0, 0);
-        let rr = compound(&b, false, 0, Some(&mut b_view_of_a), now + Duration::from_millis(125), "b");
+        let rr = compound(
+            &b,
+            false,
+            0,
+            Some(&mut b_view_of_a),
+            now + Duration::from_millis(125),
+            "b",
+        );
         let mut a_view_of_b = SourceStats::default();
         let later = ntp_a + (1u64 << 30); // +0.25 s in NTP units
         let info = on_rtcp(rr, 111, later, &mut a_view_of_b, now).unwrap();
@@ -427,14 +515,23 @@ mod tests {
     #[test]
     fn relay_keeps_one_timeline_across_source_changes() {
         let mut out = RtpSender::new(7, 10, 1000);
-        let src = |ssrc, seq, ts| Packet { header: hdr(seq, ts, ssrc), payload: Bytes::from_static(&[0; 160]) };
+        let src = |ssrc, seq, ts| Packet {
+            header: hdr(seq, ts, ssrc),
+            payload: Bytes::from_static(&[0; 160]),
+        };
         let a = out.relay(&src(1, 5, 50_000), 0, Bytes::from_static(&[0; 160]));
         let b = out.relay(&src(1, 6, 50_160), 0, Bytes::from_static(&[0; 160]));
         let c = out.relay(&src(2, 900, 7), 0, Bytes::from_static(&[0; 160]));
-        assert_eq!((a.header.ssrc, a.header.sequence_number, a.header.timestamp), (7, 10, 1000));
+        assert_eq!(
+            (a.header.ssrc, a.header.sequence_number, a.header.timestamp),
+            (7, 10, 1000)
+        );
         assert_eq!((b.header.sequence_number, b.header.timestamp), (11, 1160));
         assert_eq!(c.header.sequence_number, 12);
-        assert!(c.header.timestamp.wrapping_sub(b.header.timestamp) as i32 > 0, "monotonic after the source changed");
+        assert!(
+            c.header.timestamp.wrapping_sub(b.header.timestamp) as i32 > 0,
+            "monotonic after the source changed"
+        );
         assert!(c.header.marker);
     }
 }

@@ -72,14 +72,30 @@ pub enum DtmfVia {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MediaEvent {
-    Digit { leg: LegId, digit: char, via: DtmfVia },
+    Digit {
+        leg: LegId,
+        digit: char,
+        via: DtmfVia,
+    },
     /// A queued item finished (`interrupted`: by barge-in or stop).
-    PlayDone { leg: LegId, id: u64, interrupted: bool },
+    PlayDone {
+        leg: LegId,
+        id: u64,
+        interrupted: bool,
+    },
     /// Symmetric RTP: the leg's media now goes where its packets come from.
-    Latched { leg: LegId, addr: SocketAddr },
+    Latched {
+        leg: LegId,
+        addr: SocketAddr,
+    },
     /// The remote stream restarted with a new SSRC.
-    NewSource { leg: LegId, ssrc: u32 },
-    RecordingError { error: String },
+    NewSource {
+        leg: LegId,
+        ssrc: u32,
+    },
+    RecordingError {
+        error: String,
+    },
 }
 
 /// Which socket of a leg a packet goes out of or came in on.
@@ -93,7 +109,12 @@ pub enum Port {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Out {
-    Send { leg: LegId, port: Port, to: SocketAddr, data: Bytes },
+    Send {
+        leg: LegId,
+        port: Port,
+        to: SocketAddr,
+        data: Bytes,
+    },
     Event(MediaEvent),
 }
 
@@ -213,7 +234,14 @@ fn decode(pt: u8, payload: &[u8], out: &mut Vec<i16>) -> bool {
 
 impl MediaSession {
     pub fn new(now: Instant, cname: String) -> MediaSession {
-        MediaSession { legs: Vec::new(), mode: Mode::Alone, recorder: None, start: now, cname, dedupe_window: Duration::from_millis(500) }
+        MediaSession {
+            legs: Vec::new(),
+            mode: Mode::Alone,
+            recorder: None,
+            start: now,
+            cname,
+            dedupe_window: Duration::from_millis(500),
+        }
     }
 
     pub fn add_leg(&mut self, now: Instant, p: LegParams) -> LegId {
@@ -272,7 +300,11 @@ impl MediaSession {
     pub fn stop_playback(&mut self, leg: LegId, out: &mut Vec<Out>) {
         if let Some(l) = self.leg_mut(leg) {
             for id in l.player.stop() {
-                out.push(Out::Event(MediaEvent::PlayDone { leg, id, interrupted: true }));
+                out.push(Out::Event(MediaEvent::PlayDone {
+                    leg,
+                    id,
+                    interrupted: true,
+                }));
             }
         }
     }
@@ -280,7 +312,12 @@ impl MediaSession {
     /// Queues key presses to send to a leg (RFC 4733 when negotiated, else in-band).
     pub fn send_digits(&mut self, leg: LegId, digits: &str) {
         if let Some(l) = self.leg_mut(leg) {
-            l.dtmf_out.extend(digits.chars().filter(|c| "0123456789*#ABCD".contains(*c)).map(Digit));
+            l.dtmf_out.extend(
+                digits
+                    .chars()
+                    .filter(|c| "0123456789*#ABCD".contains(*c))
+                    .map(Digit),
+            );
         }
     }
 
@@ -311,7 +348,9 @@ impl MediaSession {
     }
 
     pub fn stop_recording(&mut self) -> Option<std::io::Result<std::path::PathBuf>> {
-        self.recorder.take().map(|r| r.finish().map_err(std::io::Error::other))
+        self.recorder
+            .take()
+            .map(|r| r.finish().map_err(std::io::Error::other))
     }
 
     fn samples_since_start(&self, now: Instant) -> u32 {
@@ -326,7 +365,14 @@ impl MediaSession {
         }
     }
 
-    fn report_digit(&mut self, now: Instant, leg: LegId, digit: Digit, via: DtmfVia, out: &mut Vec<Out>) {
+    fn report_digit(
+        &mut self,
+        now: Instant,
+        leg: LegId,
+        digit: Digit,
+        via: DtmfVia,
+        out: &mut Vec<Out>,
+    ) {
         let window = self.dedupe_window;
         let Some(l) = self.leg_mut(leg) else { return };
         if let Some((d, at, v)) = l.last_digit {
@@ -337,9 +383,17 @@ impl MediaSession {
         }
         l.last_digit = Some((digit.0, now, via));
         for id in l.player.barge_in() {
-            out.push(Out::Event(MediaEvent::PlayDone { leg, id, interrupted: true }));
+            out.push(Out::Event(MediaEvent::PlayDone {
+                leg,
+                id,
+                interrupted: true,
+            }));
         }
-        out.push(Out::Event(MediaEvent::Digit { leg, digit: digit.0, via }));
+        out.push(Out::Event(MediaEvent::Digit {
+            leg,
+            digit: digit.0,
+            via,
+        }));
     }
 
     /// A key press from SIP INFO.
@@ -353,7 +407,14 @@ impl MediaSession {
     }
 
     /// A packet on a leg's RTP port (RTCP too under rtcp-mux).
-    pub fn on_rtp(&mut self, now: Instant, leg: LegId, from: SocketAddr, data: Bytes, out: &mut Vec<Out>) {
+    pub fn on_rtp(
+        &mut self,
+        now: Instant,
+        leg: LegId,
+        from: SocketAddr,
+        data: Bytes,
+        out: &mut Vec<Out>,
+    ) {
         if rtp::is_rtcp(&data) {
             return self.on_rtcp(now, leg, from, data, out);
         }
@@ -373,7 +434,13 @@ impl MediaSession {
             if l.rtp_to != Some(from) {
                 l.rtp_to = Some(from);
                 if !l.p.rtcp_mux {
-                    l.rtcp_to = l.rtcp_to.map(|r| SocketAddr::new(from.ip(), r.port())).or(Some(SocketAddr::new(from.ip(), from.port().wrapping_add(1))));
+                    l.rtcp_to = l
+                        .rtcp_to
+                        .map(|r| SocketAddr::new(from.ip(), r.port()))
+                        .or(Some(SocketAddr::new(
+                            from.ip(),
+                            from.port().wrapping_add(1),
+                        )));
                 } else {
                     l.rtcp_to = Some(from);
                 }
@@ -385,7 +452,10 @@ impl MediaSession {
             Arrival::NewSource => {
                 l.jb.reset();
                 l.rfc4733 = Rfc4733Receiver::default();
-                out.push(Out::Event(MediaEvent::NewSource { leg, ssrc: pkt.header.ssrc }));
+                out.push(Out::Event(MediaEvent::NewSource {
+                    leg,
+                    ssrc: pkt.header.ssrc,
+                }));
             }
             Arrival::Ok => {}
         }
@@ -401,7 +471,12 @@ impl MediaSession {
                 match (pl.p.telephone_event, pl.rtp_to) {
                     (Some(te), Some(to)) if pl.sends() => {
                         let o = pl.tx.relay(&pkt, te, pkt.payload.clone());
-                        out.push(Out::Send { leg: p, port: Port::Rtp, to, data: rtp::write(&o) });
+                        out.push(Out::Send {
+                            leg: p,
+                            port: Port::Rtp,
+                            to,
+                            data: rtp::write(&o),
+                        });
                     }
                     (None, Some(to)) if pl.sends() => {
                         // No telephone-event on the other leg: play the key as tones,
@@ -410,7 +485,8 @@ impl MediaSession {
                         if let Some(d) = digit {
                             pl.tone_over_relay = Some((d, 0, 800));
                         }
-                        let down = dtmf::TelephoneEvent::parse(&pkt.payload).is_some_and(|e| !e.end);
+                        let down =
+                            dtmf::TelephoneEvent::parse(&pkt.payload).is_some_and(|e| !e.end);
                         if let (true, Some((d, done, total))) = (down, pl.tone_over_relay) {
                             let mut pcm = vec![0i16; FRAME as usize];
                             dtmf::tone(d, done, &mut pcm);
@@ -423,7 +499,12 @@ impl MediaSession {
                             let mut at = pkt.clone();
                             at.header.timestamp = pkt.header.timestamp.wrapping_add(done - FRAME);
                             let o = pl.tx.relay(&at, ppt, payload);
-                            out.push(Out::Send { leg: p, port: Port::Rtp, to, data: rtp::write(&o) });
+                            out.push(Out::Send {
+                                leg: p,
+                                port: Port::Rtp,
+                                to,
+                                data: rtp::write(&o),
+                            });
                         }
                     }
                     _ => {}
@@ -443,7 +524,9 @@ impl MediaSession {
         }
         if let Some(p) = peer {
             let Some(pl) = self.leg_mut(p) else { return };
-            let Some(to) = pl.rtp_to.filter(|_| pl.sends()) else { return };
+            let Some(to) = pl.rtp_to.filter(|_| pl.sends()) else {
+                return;
+            };
             let payload = if let Some((d, done, total)) = pl.tone_over_relay {
                 let mut pcm = vec![0i16; pkt.payload.len()];
                 dtmf::tone(d, done, &mut pcm);
@@ -463,12 +546,24 @@ impl MediaSession {
             };
             let ppt = pl.p.pt;
             let o = pl.tx.relay(&pkt, ppt, payload);
-            out.push(Out::Send { leg: p, port: Port::Rtp, to, data: rtp::write(&o) });
+            out.push(Out::Send {
+                leg: p,
+                port: Port::Rtp,
+                to,
+                data: rtp::write(&o),
+            });
         }
     }
 
     /// A packet on a leg's RTCP port.
-    pub fn on_rtcp(&mut self, now: Instant, leg: LegId, from: SocketAddr, data: Bytes, out: &mut Vec<Out>) {
+    pub fn on_rtcp(
+        &mut self,
+        now: Instant,
+        leg: LegId,
+        from: SocketAddr,
+        data: Bytes,
+        out: &mut Vec<Out>,
+    ) {
         let _ = out;
         let Some(l) = self.leg_mut(leg) else { return };
         if !l.p.rtcp_mux {
@@ -483,7 +578,14 @@ impl MediaSession {
     }
 
     /// A video packet (RTP or RTCP): relayed untouched to the bridged leg's video.
-    pub fn on_video(&mut self, leg: LegId, port: Port, from: SocketAddr, data: Bytes, out: &mut Vec<Out>) {
+    pub fn on_video(
+        &mut self,
+        leg: LegId,
+        port: Port,
+        from: SocketAddr,
+        data: Bytes,
+        out: &mut Vec<Out>,
+    ) {
         let peer = self.peer_of(leg);
         let Some(l) = self.leg_mut(leg) else { return };
         match port {
@@ -492,9 +594,18 @@ impl MediaSession {
         }
         let Some(p) = peer else { return };
         let Some(pl) = self.leg_mut(p) else { return };
-        let to = if port == Port::VideoRtcp { pl.video_rtcp_to } else { pl.video_to };
+        let to = if port == Port::VideoRtcp {
+            pl.video_rtcp_to
+        } else {
+            pl.video_to
+        };
         if let Some(to) = to {
-            out.push(Out::Send { leg: p, port, to, data });
+            out.push(Out::Send {
+                leg: p,
+                port,
+                to,
+                data,
+            });
         }
     }
 
@@ -534,8 +645,12 @@ impl MediaSession {
         let n_legs = self.legs.len();
         for id in 0..n_legs {
             let in_bridge = self.peer_of(id).is_some();
-            let peer_heard = self.peer_of(id).and_then(|p| self.legs.get(p)?.as_ref().map(|l| l.heard.clone()));
-            let Some(l) = self.legs[id].as_mut() else { continue };
+            let peer_heard = self
+                .peer_of(id)
+                .and_then(|p| self.legs.get(p)?.as_ref().map(|l| l.heard.clone()));
+            let Some(l) = self.legs[id].as_mut() else {
+                continue;
+            };
             let mut pcm = vec![0i16; n];
             let mut finished = Vec::new();
             if in_bridge {
@@ -551,7 +666,11 @@ impl MediaSession {
                 finished = l.player.fill(&mut pcm).finished;
             }
             for fid in finished {
-                out.push(Out::Event(MediaEvent::PlayDone { leg: id, id: fid, interrupted: false }));
+                out.push(Out::Event(MediaEvent::PlayDone {
+                    leg: id,
+                    id: fid,
+                    interrupted: false,
+                }));
             }
             if id == 0 {
                 caller_hears = Some(pcm.clone());
@@ -563,10 +682,15 @@ impl MediaSession {
         }
         let _ = bridged;
         // 3. Recording: caller left, what the caller hears right.
-        if let (Some(rec), Some(l0)) = (self.recorder.as_mut(), self.legs.first().and_then(|l| l.as_ref())) {
+        if let (Some(rec), Some(l0)) = (
+            self.recorder.as_mut(),
+            self.legs.first().and_then(|l| l.as_ref()),
+        ) {
             let other = caller_hears.unwrap_or_else(|| vec![0; n]);
             if let Err(e) = rec.write(&l0.heard, &other) {
-                out.push(Out::Event(MediaEvent::RecordingError { error: e.to_string() }));
+                out.push(Out::Event(MediaEvent::RecordingError {
+                    error: e.to_string(),
+                }));
                 self.recorder = None;
             }
         }
@@ -579,12 +703,22 @@ impl MediaSession {
                 continue;
             }
             l.next_rtcp = now + RTCP_INTERVAL;
-            let Some(to) = l.rtcp_to.or(l.rtp_to.map(|a| SocketAddr::new(a.ip(), a.port() + 1))) else { continue };
+            let Some(to) = l
+                .rtcp_to
+                .or(l.rtp_to.map(|a| SocketAddr::new(a.ip(), a.port() + 1)))
+            else {
+                continue;
+            };
             let sent = l.tx.packets != l.packets_at_last_report;
             l.packets_at_last_report = l.tx.packets;
             let data = rtp::compound(&l.tx, sent, ntp, Some(&mut l.src), now, &cname);
             let port = if l.p.rtcp_mux { Port::Rtp } else { Port::Rtcp };
-            out.push(Out::Send { leg: id, port, to, data });
+            out.push(Out::Send {
+                leg: id,
+                port,
+                to,
+                data,
+            });
         }
     }
 
@@ -607,9 +741,15 @@ impl MediaSession {
                 match s.next_packet() {
                     Some(ev) => {
                         let te = l.p.telephone_event.unwrap_or(101);
-                        let p = l.tx.at(te, Bytes::copy_from_slice(&ev.payload), ts, ev.marker);
+                        let p =
+                            l.tx.at(te, Bytes::copy_from_slice(&ev.payload), ts, ev.marker);
                         if let Some(to) = to {
-                            out.push(Out::Send { leg: id, port: Port::Rtp, to, data: rtp::write(&p) });
+                            out.push(Out::Send {
+                                leg: id,
+                                port: Port::Rtp,
+                                to,
+                                data: rtp::write(&p),
+                            });
                         }
                         // Real time passes during the event: audio resumes later.
                         l.tx.skip(n);
@@ -645,7 +785,12 @@ impl MediaSession {
             let chunk: Vec<i16> = l.pending.drain(..per).collect();
             let payload = l.encode(&chunk);
             let p = l.tx.packet(l.p.pt, payload, per as u32);
-            out.push(Out::Send { leg: id, port: Port::Rtp, to, data: rtp::write(&p) });
+            out.push(Out::Send {
+                leg: id,
+                port: Port::Rtp,
+                to,
+                data: rtp::write(&p),
+            });
         }
     }
 }

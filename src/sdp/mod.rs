@@ -171,7 +171,10 @@ impl RemoteMedia {
     }
 
     fn telephone_event(&self) -> Option<u8> {
-        self.formats.iter().find(|f| f.name.eq_ignore_ascii_case("telephone-event") && f.rate == 8000).map(|f| f.pt)
+        self.formats
+            .iter()
+            .find(|f| f.name.eq_ignore_ascii_case("telephone-event") && f.rate == 8000)
+            .map(|f| f.pt)
     }
 }
 
@@ -197,33 +200,51 @@ impl RemoteSession {
             norm.push_str(line);
             norm.push_str("\r\n");
         }
-        let sd = SessionDescription::unmarshal(&mut std::io::Cursor::new(norm.as_bytes())).map_err(|e| SdpError::Malformed(e.to_string()))?;
+        let sd = SessionDescription::unmarshal(&mut std::io::Cursor::new(norm.as_bytes()))
+            .map_err(|e| SdpError::Malformed(e.to_string()))?;
         let session_ip = sd.connection_information.as_ref().and_then(conn_ip);
         let session_dir = sd.attributes.iter().find_map(|a| Direction::parse(&a.key));
         let mut media = Vec::with_capacity(sd.media_descriptions.len());
         for md in &sd.media_descriptions {
             media.push(remote_media(md, session_ip, session_dir)?);
         }
-        Ok(RemoteSession { session_id: sd.origin.session_id, version: sd.origin.session_version, media })
+        Ok(RemoteSession {
+            session_id: sd.origin.session_id,
+            version: sd.origin.session_version,
+            media,
+        })
     }
 
     pub fn first_audio(&self) -> Option<&RemoteMedia> {
-        self.media.iter().find(|m| m.kind == Kind::Audio && m.port != 0)
+        self.media
+            .iter()
+            .find(|m| m.kind == Kind::Audio && m.port != 0)
     }
 }
 
 fn conn_ip(c: &ConnectionInformation) -> Option<IpAddr> {
-    c.address.as_ref().and_then(|a| a.address.split('/').next()?.parse().ok())
+    c.address
+        .as_ref()
+        .and_then(|a| a.address.split('/').next()?.parse().ok())
 }
 
-fn remote_media(md: &MediaDescription, session_ip: Option<IpAddr>, session_dir: Option<Direction>) -> Result<RemoteMedia, SdpError> {
+fn remote_media(
+    md: &MediaDescription,
+    session_ip: Option<IpAddr>,
+    session_dir: Option<Direction>,
+) -> Result<RemoteMedia, SdpError> {
     let kind = match md.media_name.media.as_str() {
         "audio" => Kind::Audio,
         "video" => Kind::Video,
         other => Kind::Other(other.to_string()),
     };
-    let port = u16::try_from(md.media_name.port.value).map_err(|_| SdpError::Malformed(format!("bad port {}", md.media_name.port.value)))?;
-    let ip = md.connection_information.as_ref().and_then(conn_ip).or(session_ip);
+    let port = u16::try_from(md.media_name.port.value)
+        .map_err(|_| SdpError::Malformed(format!("bad port {}", md.media_name.port.value)))?;
+    let ip = md
+        .connection_information
+        .as_ref()
+        .and_then(conn_ip)
+        .or(session_ip);
     if port != 0 && ip.is_none() && matches!(kind, Kind::Audio | Kind::Video) {
         return Err(SdpError::BadConnection);
     }
@@ -232,7 +253,12 @@ fn remote_media(md: &MediaDescription, session_ip: Option<IpAddr>, session_dir: 
     for f in &md.media_name.formats {
         let Ok(pt) = f.parse::<u8>() else { continue };
         let (name, rate, channels, fmtp) = match codecs.get(&pt) {
-            Some(c) if !c.name.is_empty() => (c.name.clone(), c.clock_rate, c.encoding_parameters.clone(), c.fmtp.clone()),
+            Some(c) if !c.name.is_empty() => (
+                c.name.clone(),
+                c.clock_rate,
+                c.encoding_parameters.clone(),
+                c.fmtp.clone(),
+            ),
             other => {
                 let fmtp = other.map(|c| c.fmtp.clone()).unwrap_or_default();
                 match pt {
@@ -242,10 +268,24 @@ fn remote_media(md: &MediaDescription, session_ip: Option<IpAddr>, session_dir: 
                 }
             }
         };
-        formats.push(Format { pt, name, rate, channels, fmtp });
+        formats.push(Format {
+            pt,
+            name,
+            rate,
+            channels,
+            fmtp,
+        });
     }
-    let direction = md.attributes.iter().find_map(|a| Direction::parse(&a.key)).or(session_dir).unwrap_or(Direction::SendRecv);
-    let ptime = md.attribute("ptime").flatten().and_then(|v| v.trim().parse().ok());
+    let direction = md
+        .attributes
+        .iter()
+        .find_map(|a| Direction::parse(&a.key))
+        .or(session_dir)
+        .unwrap_or(Direction::SendRecv);
+    let ptime = md
+        .attribute("ptime")
+        .flatten()
+        .and_then(|v| v.trim().parse().ok());
     let rtcp_mux = md.has_attribute("rtcp-mux");
     let rtcp = md.attribute("rtcp").flatten().and_then(|v| {
         let mut it = v.split_whitespace();
@@ -254,7 +294,17 @@ fn remote_media(md: &MediaDescription, session_ip: Option<IpAddr>, session_dir: 
         Some((p, ip))
     });
     let proto = md.media_name.protos.join("/");
-    Ok(RemoteMedia { kind, port, proto, ip, formats, direction, ptime, rtcp_mux, rtcp })
+    Ok(RemoteMedia {
+        kind,
+        port,
+        proto,
+        ip,
+        formats,
+        direction,
+        ptime,
+        rtcp_mux,
+        rtcp,
+    })
 }
 
 /// What was agreed for the audio stream.
@@ -328,22 +378,38 @@ fn session(local: &Local) -> SessionDescription {
         connection_information: Some(ConnectionInformation {
             network_type: "IN".into(),
             address_type: fam.into(),
-            address: Some(Address { address: local.ip.to_string(), ttl: None, range: None }),
+            address: Some(Address {
+                address: local.ip.to_string(),
+                ttl: None,
+                range: None,
+            }),
         }),
-        time_descriptions: vec![TimeDescription { timing: Timing { start_time: 0, stop_time: 0 }, repeat_times: vec![] }],
+        time_descriptions: vec![TimeDescription {
+            timing: Timing {
+                start_time: 0,
+                stop_time: 0,
+            },
+            repeat_times: vec![],
+        }],
         ..Default::default()
     }
 }
 
 fn attr(key: &str, value: Option<String>) -> Attribute {
-    Attribute { key: key.into(), value }
+    Attribute {
+        key: key.into(),
+        value,
+    }
 }
 
 fn m_line(media: &str, port: u16, proto: &str, formats: Vec<String>) -> MediaDescription {
     MediaDescription {
         media_name: MediaName {
             media: media.into(),
-            port: RangedPort { value: port as isize, range: None },
+            port: RangedPort {
+                value: port as isize,
+                range: None,
+            },
             protos: proto.split('/').map(str::to_string).collect(),
             formats,
         },
@@ -351,12 +417,22 @@ fn m_line(media: &str, port: u16, proto: &str, formats: Vec<String>) -> MediaDes
     }
 }
 
-fn audio_attrs(md: &mut MediaDescription, codecs: &[Codec], te: Option<u8>, dir: Direction, mux: bool) {
+fn audio_attrs(
+    md: &mut MediaDescription,
+    codecs: &[Codec],
+    te: Option<u8>,
+    dir: Direction,
+    mux: bool,
+) {
     for c in codecs {
-        md.attributes.push(attr("rtpmap", Some(format!("{} {}/8000", c.pt(), c.name()))));
+        md.attributes.push(attr(
+            "rtpmap",
+            Some(format!("{} {}/8000", c.pt(), c.name())),
+        ));
     }
     if let Some(t) = te {
-        md.attributes.push(attr("rtpmap", Some(format!("{t} telephone-event/8000"))));
+        md.attributes
+            .push(attr("rtpmap", Some(format!("{t} telephone-event/8000"))));
         md.attributes.push(attr("fmtp", Some(format!("{t} 0-16"))));
     }
     md.attributes.push(attr("ptime", Some("20".into())));
@@ -369,11 +445,19 @@ fn audio_attrs(md: &mut MediaDescription, codecs: &[Codec], te: Option<u8>, dir:
 fn video_attrs(md: &mut MediaDescription, formats: &[Format], dir: Direction, mux: bool) {
     for f in formats {
         if !f.name.is_empty() {
-            let ch = if f.channels.is_empty() { String::new() } else { format!("/{}", f.channels) };
-            md.attributes.push(attr("rtpmap", Some(format!("{} {}/{}{}", f.pt, f.name, f.rate, ch))));
+            let ch = if f.channels.is_empty() {
+                String::new()
+            } else {
+                format!("/{}", f.channels)
+            };
+            md.attributes.push(attr(
+                "rtpmap",
+                Some(format!("{} {}/{}{}", f.pt, f.name, f.rate, ch)),
+            ));
         }
         if !f.fmtp.is_empty() {
-            md.attributes.push(attr("fmtp", Some(format!("{} {}", f.pt, f.fmtp))));
+            md.attributes
+                .push(attr("fmtp", Some(format!("{} {}", f.pt, f.fmtp))));
         }
     }
     if mux {
@@ -393,7 +477,16 @@ pub fn offer(local: &Local, dir: Direction) -> String {
     audio_attrs(&mut md, &local.codecs, local.telephone_event, dir, false);
     sd.media_descriptions.push(md);
     if let (Some(vp), false) = (local.video_port, local.video_formats.is_empty()) {
-        let mut md = m_line("video", vp, "RTP/AVP", local.video_formats.iter().map(|f| f.pt.to_string()).collect());
+        let mut md = m_line(
+            "video",
+            vp,
+            "RTP/AVP",
+            local
+                .video_formats
+                .iter()
+                .map(|f| f.pt.to_string())
+                .collect(),
+        );
         video_attrs(&mut md, &local.video_formats, dir, false);
         sd.media_descriptions.push(md);
     }
@@ -402,7 +495,11 @@ pub fn offer(local: &Local, dir: Direction) -> String {
 
 /// Answers a remote offer. `prefer` is a codec to keep if still offered (re-INVITEs keep
 /// the codec in use). Returns our SDP and what was agreed; `NoCommonCodec` means 488.
-pub fn answer(offer: &RemoteSession, local: &Local, prefer: Option<Codec>) -> Result<(String, Negotiated), SdpError> {
+pub fn answer(
+    offer: &RemoteSession,
+    local: &Local,
+    prefer: Option<Codec>,
+) -> Result<(String, Negotiated), SdpError> {
     let mut sd = session(local);
     let mut audio: Option<AudioParams> = None;
     let mut video: Option<VideoParams> = None;
@@ -415,22 +512,34 @@ pub fn answer(offer: &RemoteSession, local: &Local, prefer: Option<Codec>) -> Re
                 let ours: Vec<(Codec, u8)> = m
                     .formats
                     .iter()
-                    .filter_map(|f| Codec::from_name(&f.name, f.rate).filter(|c| local.codecs.contains(c)).map(|c| (c, f.pt)))
+                    .filter_map(|f| {
+                        Codec::from_name(&f.name, f.rate)
+                            .filter(|c| local.codecs.contains(c))
+                            .map(|c| (c, f.pt))
+                    })
                     .collect();
-                let chosen = prefer.and_then(|p| ours.iter().find(|(c, _)| *c == p)).or(ours.first()).copied();
+                let chosen = prefer
+                    .and_then(|p| ours.iter().find(|(c, _)| *c == p))
+                    .or(ours.first())
+                    .copied();
                 let Some((codec, pt)) = chosen else { continue };
                 let te = m.telephone_event();
                 let dir = m.effective_direction().answer();
-                let ptime_ms = m.ptime.filter(|p| (10..=60).contains(p) && p % 10 == 0).unwrap_or(20);
+                let ptime_ms = m
+                    .ptime
+                    .filter(|p| (10..=60).contains(p) && p % 10 == 0)
+                    .unwrap_or(20);
                 let mut fmts = vec![pt.to_string()];
                 if let Some(t) = te {
                     fmts.push(t.to_string());
                 }
                 let mut md = m_line("audio", local.audio_port, &m.proto, fmts);
                 // Our answer names the offerer's payload type (static 0/8 in practice).
-                md.attributes.push(attr("rtpmap", Some(format!("{pt} {}/8000", codec.name()))));
+                md.attributes
+                    .push(attr("rtpmap", Some(format!("{pt} {}/8000", codec.name()))));
                 if let Some(t) = te {
-                    md.attributes.push(attr("rtpmap", Some(format!("{t} telephone-event/8000"))));
+                    md.attributes
+                        .push(attr("rtpmap", Some(format!("{t} telephone-event/8000"))));
                     md.attributes.push(attr("fmtp", Some(format!("{t} 0-16"))));
                 }
                 md.attributes.push(attr("ptime", Some("20".into())));
@@ -452,21 +561,40 @@ pub fn answer(offer: &RemoteSession, local: &Local, prefer: Option<Codec>) -> Re
                 });
                 continue;
             }
-            Kind::Video if video.is_none() && m.port != 0 && proto_ok && local.video_port.is_some() => {
+            Kind::Video
+                if video.is_none() && m.port != 0 && proto_ok && local.video_port.is_some() =>
+            {
                 // Relay: accept the formats the other video leg also has (all, when it
                 // has not stated any yet).
-                let fmts: Vec<Format> = m
-                    .formats
-                    .iter()
-                    .filter(|f| local.video_formats.is_empty() || local.video_formats.iter().any(|o| o.name.eq_ignore_ascii_case(&f.name) && o.rate == f.rate))
-                    .cloned()
-                    .collect();
+                let fmts: Vec<Format> =
+                    m.formats
+                        .iter()
+                        .filter(|f| {
+                            local.video_formats.is_empty()
+                                || local.video_formats.iter().any(|o| {
+                                    o.name.eq_ignore_ascii_case(&f.name) && o.rate == f.rate
+                                })
+                        })
+                        .cloned()
+                        .collect();
                 if !fmts.is_empty() {
                     let dir = m.effective_direction().answer();
-                    let mut md = m_line("video", local.video_port.unwrap_or(0), &m.proto, fmts.iter().map(|f| f.pt.to_string()).collect());
+                    let mut md = m_line(
+                        "video",
+                        local.video_port.unwrap_or(0),
+                        &m.proto,
+                        fmts.iter().map(|f| f.pt.to_string()).collect(),
+                    );
                     video_attrs(&mut md, &fmts, dir, m.rtcp_mux);
                     sd.media_descriptions.push(md);
-                    video = Some(VideoParams { index, formats: fmts, direction: dir, remote_rtp: m.rtp_addr(), remote_rtcp: m.rtcp_addr(), rtcp_mux: m.rtcp_mux });
+                    video = Some(VideoParams {
+                        index,
+                        formats: fmts,
+                        direction: dir,
+                        remote_rtp: m.rtp_addr(),
+                        remote_rtcp: m.rtcp_addr(),
+                        rtcp_mux: m.rtcp_mux,
+                    });
                     continue;
                 }
             }
@@ -483,7 +611,8 @@ pub fn answer(offer: &RemoteSession, local: &Local, prefer: Option<Codec>) -> Re
         if fmts.is_empty() {
             fmts.push("0".into());
         }
-        sd.media_descriptions.push(m_line(&media, 0, &m.proto, fmts));
+        sd.media_descriptions
+            .push(m_line(&media, 0, &m.proto, fmts));
     }
     match audio {
         Some(audio) => Ok((sd.marshal(), Negotiated { audio, video })),
@@ -502,15 +631,24 @@ pub fn accept_answer(answer: &RemoteSession, local: &Local) -> Result<Negotiated
                 let (codec, pt) = m
                     .formats
                     .iter()
-                    .find_map(|f| Codec::from_name(&f.name, f.rate).filter(|c| local.codecs.contains(c)).map(|c| (c, f.pt)))
+                    .find_map(|f| {
+                        Codec::from_name(&f.name, f.rate)
+                            .filter(|c| local.codecs.contains(c))
+                            .map(|c| (c, f.pt))
+                    })
                     .ok_or(SdpError::AnswerMismatch("no codec we offered"))?;
-                let te = m.telephone_event().filter(|_| local.telephone_event.is_some());
+                let te = m
+                    .telephone_event()
+                    .filter(|_| local.telephone_event.is_some());
                 audio = Some(AudioParams {
                     index,
                     codec,
                     pt,
                     telephone_event: te,
-                    ptime_ms: m.ptime.filter(|p| (10..=60).contains(p) && p % 10 == 0).unwrap_or(20),
+                    ptime_ms: m
+                        .ptime
+                        .filter(|p| (10..=60).contains(p) && p % 10 == 0)
+                        .unwrap_or(20),
                     direction: m.effective_direction().answer(),
                     remote_rtp: m.rtp_addr(),
                     remote_rtcp: m.rtcp_addr(),
@@ -538,8 +676,14 @@ pub fn accept_answer(answer: &RemoteSession, local: &Local) -> Result<Negotiated
 /// same ports).
 pub fn local_of(our_sdp: &[u8], ip_fallback: IpAddr) -> Option<Local> {
     let s = RemoteSession::parse(our_sdp).ok()?;
-    let a = s.media.iter().find(|m| m.kind == Kind::Audio && m.port != 0)?;
-    let v = s.media.iter().find(|m| m.kind == Kind::Video && m.port != 0);
+    let a = s
+        .media
+        .iter()
+        .find(|m| m.kind == Kind::Audio && m.port != 0)?;
+    let v = s
+        .media
+        .iter()
+        .find(|m| m.kind == Kind::Video && m.port != 0);
     Some(Local {
         ip: a.ip.unwrap_or(ip_fallback),
         audio_port: a.port,
@@ -579,8 +723,12 @@ pub fn check_offer(body: &[u8]) -> Result<(), SdpError> {
 pub fn reanswer(our_last: &[u8], offer: &[u8]) -> Result<(String, Negotiated), SdpError> {
     let mut local = local_of(our_last, UNSPECIFIED).ok_or(SdpError::NoAudio)?;
     local.version += 1;
-    let current = RemoteSession::parse(our_last)
-        .ok()
-        .and_then(|s| s.first_audio().and_then(|a| a.formats.iter().find_map(|f| Codec::from_name(&f.name, f.rate))));
+    let current = RemoteSession::parse(our_last).ok().and_then(|s| {
+        s.first_audio().and_then(|a| {
+            a.formats
+                .iter()
+                .find_map(|f| Codec::from_name(&f.name, f.rate))
+        })
+    });
     answer(&RemoteSession::parse(offer)?, &local, current)
 }

@@ -41,13 +41,25 @@ a=rtpmap:32 MPV/90000
 #[test]
 fn rfc4317_2_1_audio_and_video_accepted_when_video_can_be_relayed() {
     let (sdp, n) = answer(&remote(ALICE_AV), &local(true), None).unwrap();
-    assert_eq!(m_lines(&sdp), ["m=audio 20000 RTP/AVP 0", "m=video 20002 RTP/AVP 31 32"]);
+    assert_eq!(
+        m_lines(&sdp),
+        ["m=audio 20000 RTP/AVP 0", "m=video 20002 RTP/AVP 31 32"]
+    );
     assert_eq!(n.audio.codec, Codec::Pcmu);
     assert_eq!(n.audio.remote_rtp, Some("192.0.2.1:49170".parse().unwrap()));
-    assert_eq!(n.audio.remote_rtcp, Some("192.0.2.1:49171".parse().unwrap()));
+    assert_eq!(
+        n.audio.remote_rtcp,
+        Some("192.0.2.1:49171".parse().unwrap())
+    );
     let v = n.video.unwrap();
     assert_eq!(v.remote_rtp, Some("192.0.2.1:51372".parse().unwrap()));
-    assert_eq!(v.formats.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(), ["H261", "MPV"]);
+    assert_eq!(
+        v.formats
+            .iter()
+            .map(|f| f.name.as_str())
+            .collect::<Vec<_>>(),
+        ["H261", "MPV"]
+    );
     assert!(sdp.contains("a=rtpmap:31 H261/90000"));
 }
 
@@ -55,7 +67,10 @@ fn rfc4317_2_1_audio_and_video_accepted_when_video_can_be_relayed() {
 fn rfc4317_2_2_video_declined_with_port_zero() {
     let (sdp, n) = answer(&remote(ALICE_AV), &local(false), None).unwrap();
     // Same number and order of m-lines; the declined one has port 0.
-    assert_eq!(m_lines(&sdp), ["m=audio 20000 RTP/AVP 0", "m=video 0 RTP/AVP 31 32"]);
+    assert_eq!(
+        m_lines(&sdp),
+        ["m=audio 20000 RTP/AVP 0", "m=video 0 RTP/AVP 31 32"]
+    );
     assert!(n.video.is_none());
     // Our answer parses back with our own parser (round trip through rtc's SDP types).
     let back = RemoteSession::parse(sdp.as_bytes()).unwrap();
@@ -94,7 +109,10 @@ a=rtpmap:98 telephone-event/8000
 a=sendonly
 ";
     let (sdp, n) = answer(&remote(offer), &local(false), None).unwrap();
-    assert_eq!(m_lines(&sdp), ["m=audio 20000 RTP/AVP 0", "m=audio 0 RTP/AVP 98"]);
+    assert_eq!(
+        m_lines(&sdp),
+        ["m=audio 20000 RTP/AVP 0", "m=audio 0 RTP/AVP 98"]
+    );
     assert_eq!(n.audio.index, 0);
     assert_eq!(n.audio.telephone_event, None);
 }
@@ -133,7 +151,10 @@ m=audio 49170 RTP/AVP 18 97
 a=rtpmap:18 G729/8000
 a=rtpmap:97 iLBC/8000
 ";
-    assert_eq!(answer(&remote(offer), &local(false), None), Err(SdpError::NoCommonCodec));
+    assert_eq!(
+        answer(&remote(offer), &local(false), None),
+        Err(SdpError::NoCommonCodec)
+    );
     let video_only = "v=0
 o=alice 1 1 IN IP4 192.0.2.1
 s=-
@@ -141,7 +162,10 @@ c=IN IP4 192.0.2.1
 t=0 0
 m=video 51372 RTP/AVP 31
 ";
-    assert_eq!(answer(&remote(video_only), &local(false), None), Err(SdpError::NoAudio));
+    assert_eq!(
+        answer(&remote(video_only), &local(false), None),
+        Err(SdpError::NoAudio)
+    );
     // PCMA at 16 kHz is not PCMA.
     let wide = "v=0
 o=alice 1 1 IN IP4 192.0.2.1
@@ -151,7 +175,10 @@ t=0 0
 m=audio 49170 RTP/AVP 96
 a=rtpmap:96 PCMA/16000
 ";
-    assert_eq!(answer(&remote(wide), &local(false), None), Err(SdpError::NoCommonCodec));
+    assert_eq!(
+        answer(&remote(wide), &local(false), None),
+        Err(SdpError::NoCommonCodec)
+    );
 }
 
 #[test]
@@ -176,7 +203,14 @@ a=sendonly
     assert!(n.audio.direction.sends());
     // Inactive both ways.
     let inactive = hold.replace("a=sendonly", "a=inactive");
-    assert_eq!(answer(&remote(&inactive), &local(false), None).unwrap().1.audio.direction, Direction::Inactive);
+    assert_eq!(
+        answer(&remote(&inactive), &local(false), None)
+            .unwrap()
+            .1
+            .audio
+            .direction,
+        Direction::Inactive
+    );
 }
 
 #[test]
@@ -240,7 +274,10 @@ a=rtpmap:31 H261/90000
 ";
     let (ans2, n2) = answer(&remote(re), &l, Some(n.audio.codec)).unwrap();
     assert_eq!(n2.audio.codec, Codec::Pcma, "the codec in use is kept");
-    assert_eq!(m_lines(&ans2), ["m=audio 20000 RTP/AVP 8", "m=video 0 RTP/AVP 31"]);
+    assert_eq!(
+        m_lines(&ans2),
+        ["m=audio 20000 RTP/AVP 8", "m=video 0 RTP/AVP 31"]
+    );
     assert!(ans2.contains("o=omnigate 7 2 IN IP4 192.0.2.10"));
 }
 
@@ -269,7 +306,9 @@ fn our_offer_and_its_answer() {
     let o = offer(&local(false), Direction::SendRecv);
     assert_eq!(m_lines(&o), ["m=audio 20000 RTP/AVP 0 8 101"]);
     assert!(o.contains("a=rtpmap:101 telephone-event/8000") && o.contains("a=fmtp:101 0-16"));
-    assert!(o.starts_with("v=0\r\no=omnigate 7 1 IN IP4 192.0.2.10\r\ns=omnigate\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\n"));
+    assert!(o.starts_with(
+        "v=0\r\no=omnigate 7 1 IN IP4 192.0.2.10\r\ns=omnigate\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\n"
+    ));
     let ans = "v=0
 o=bob 1 1 IN IP4 192.0.2.2
 s=-
@@ -280,7 +319,10 @@ a=rtpmap:8 PCMA/8000
 a=rtpmap:101 telephone-event/8000
 ";
     let n = accept_answer(&remote(ans), &local(false)).unwrap();
-    assert_eq!((n.audio.codec, n.audio.telephone_event), (Codec::Pcma, Some(101)));
+    assert_eq!(
+        (n.audio.codec, n.audio.telephone_event),
+        (Codec::Pcma, Some(101))
+    );
     let bad = ans.replace("RTP/AVP 8 101", "RTP/AVP 18");
     assert!(accept_answer(&remote(&bad), &local(false)).is_err());
 }
@@ -290,13 +332,25 @@ fn sipp_offer_with_bare_lf_and_static_types_without_rtpmap() {
     let offer = b"v=0\no=user1 53655765 2353687637 IN IP4 127.0.0.1\ns=-\nc=IN IP4 127.0.0.1\nt=0 0\nm=audio 6000 RTP/AVP 8 101\na=rtpmap:101 telephone-event/8000\na=fmtp:101 0-11,16";
     let r = RemoteSession::parse(offer).unwrap();
     let (_, n) = answer(&r, &local(false), None).unwrap();
-    assert_eq!((n.audio.codec, n.audio.telephone_event), (Codec::Pcma, Some(101)));
+    assert_eq!(
+        (n.audio.codec, n.audio.telephone_event),
+        (Codec::Pcma, Some(101))
+    );
 }
 
 #[test]
 fn malformed_sdp_is_an_error_not_a_panic() {
-    for bad in [&b"\xff\xfe"[..], b"hello", b"v=0\r\nm=audio x RTP/AVP 0\r\n", b"v=0\r\no=a 1 1 IN IP4 1.2.3.4\r\ns=-\r\nt=0 0\r\nm=audio 70000 RTP/AVP 0\r\n"] {
-        assert!(RemoteSession::parse(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
+    for bad in [
+        &b"\xff\xfe"[..],
+        b"hello",
+        b"v=0\r\nm=audio x RTP/AVP 0\r\n",
+        b"v=0\r\no=a 1 1 IN IP4 1.2.3.4\r\ns=-\r\nt=0 0\r\nm=audio 70000 RTP/AVP 0\r\n",
+    ] {
+        assert!(
+            RemoteSession::parse(bad).is_err(),
+            "{:?}",
+            String::from_utf8_lossy(bad)
+        );
     }
     // Audio without any address is refused for lack of a connection line.
     let no_c = b"v=0\r\no=a 1 1 IN IP4 1.2.3.4\r\ns=-\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n";

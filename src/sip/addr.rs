@@ -63,7 +63,11 @@ pub struct Peer {
 
 impl Peer {
     pub fn udp(addr: SocketAddr) -> Peer {
-        Peer { transport: Transport::Udp, addr, conn: None }
+        Peer {
+            transport: Transport::Udp,
+            addr,
+            conn: None,
+        }
     }
 }
 
@@ -87,15 +91,25 @@ pub fn response_peer(via: Option<&Via<'_>>, source: Peer) -> Peer {
     let port = via.port.unwrap_or(5060);
     let same_host = via.host_ip() == Some(source.addr.ip());
     if same_host {
-        Peer { addr: SocketAddr::new(source.addr.ip(), port), ..source }
+        Peer {
+            addr: SocketAddr::new(source.addr.ip(), port),
+            ..source
+        }
     } else {
         // "received" rule: send to the source address, at the sent-by port.
-        Peer { addr: SocketAddr::new(source.addr.ip(), port), ..source }
+        Peer {
+            addr: SocketAddr::new(source.addr.ip(), port),
+            ..source
+        }
     }
 }
 
 impl Via<'_> {
     pub fn host_ip(&self) -> Option<IpAddr> {
-        self.host.trim_start_matches('[').trim_end_matches(']').parse().ok()
+        self.host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse()
+            .ok()
     }
 }

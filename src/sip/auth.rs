@@ -120,21 +120,47 @@ impl NonceIssuer {
 
     /// Checks credentials against `password` (None: unknown user, still hashed so that
     /// known and unknown users take the same path and answer).
-    pub fn verify(&self, creds: &DigestParams<'_>, method: &str, realm: &str, password: Option<&str>, now_secs: u64) -> Verdict {
+    pub fn verify(
+        &self,
+        creds: &DigestParams<'_>,
+        method: &str,
+        realm: &str,
+        password: Option<&str>,
+        now_secs: u64,
+    ) -> Verdict {
         let dummy = "\u{1}unknown-user-never-matches";
         let pw = password.unwrap_or(dummy);
         if !creds.scheme.eq_ignore_ascii_case("Digest") {
             return Verdict::Denied;
         }
-        let (Some(user), Some(nonce), Some(uri), Some(resp)) = (creds.get("username"), creds.get("nonce"), creds.get("uri"), creds.get("response")) else {
+        let (Some(user), Some(nonce), Some(uri), Some(resp)) = (
+            creds.get("username"),
+            creds.get("nonce"),
+            creds.get("uri"),
+            creds.get("response"),
+        ) else {
             return Verdict::Denied;
         };
-        let Some(alg) = Algorithm::parse(creds.get("algorithm")) else { return Verdict::Denied };
+        let Some(alg) = Algorithm::parse(creds.get("algorithm")) else {
+            return Verdict::Denied;
+        };
         if creds.get("realm") != Some(realm) {
             return Verdict::Denied;
         }
-        let expected = compute(alg, user, realm, pw, method, uri, nonce, creds.get("qop"), creds.get("nc"), creds.get("cnonce"));
-        let matches = constant_time_eq(expected.as_bytes(), resp.to_ascii_lowercase().as_bytes()) && password.is_some();
+        let expected = compute(
+            alg,
+            user,
+            realm,
+            pw,
+            method,
+            uri,
+            nonce,
+            creds.get("qop"),
+            creds.get("nc"),
+            creds.get("cnonce"),
+        );
+        let matches = constant_time_eq(expected.as_bytes(), resp.to_ascii_lowercase().as_bytes())
+            && password.is_some();
         match self.nonce_age(nonce, now_secs) {
             None => Verdict::Denied,
             Some(_) if !matches => Verdict::Denied,
@@ -168,16 +194,26 @@ pub fn compute(
     let ha1 = alg.hash(&format!("{user}:{realm}:{password}"));
     let ha2 = alg.hash(&format!("{method}:{uri}"));
     match qop {
-        Some(q) if q.eq_ignore_ascii_case("auth") => {
-            alg.hash(&format!("{ha1}:{nonce}:{}:{}:auth:{ha2}", nc.unwrap_or(""), cnonce.unwrap_or("")))
-        }
+        Some(q) if q.eq_ignore_ascii_case("auth") => alg.hash(&format!(
+            "{ha1}:{nonce}:{}:{}:auth:{ha2}",
+            nc.unwrap_or(""),
+            cnonce.unwrap_or("")
+        )),
         _ => alg.hash(&format!("{ha1}:{nonce}:{ha2}")),
     }
 }
 
 /// Client side: the credentials answering `challenge` (a WWW-/Proxy-Authenticate value).
 /// Returns None when the challenge is not Digest or uses an unknown algorithm.
-pub fn answer_challenge(challenge: &str, method: &str, uri: &str, user: &str, password: &str, cnonce: &str, nc: u32) -> Option<String> {
+pub fn answer_challenge(
+    challenge: &str,
+    method: &str,
+    uri: &str,
+    user: &str,
+    password: &str,
+    cnonce: &str,
+    nc: u32,
+) -> Option<String> {
     let c = DigestParams::parse(challenge)?;
     if !c.scheme.eq_ignore_ascii_case("Digest") {
         return None;
@@ -185,12 +221,27 @@ pub fn answer_challenge(challenge: &str, method: &str, uri: &str, user: &str, pa
     let alg = Algorithm::parse(c.get("algorithm"))?;
     let realm = c.get("realm")?;
     let nonce = c.get("nonce")?;
-    let qop_auth = c.get("qop").is_some_and(|q| q.split(',').any(|x| x.trim().eq_ignore_ascii_case("auth")));
+    let qop_auth = c
+        .get("qop")
+        .is_some_and(|q| q.split(',').any(|x| x.trim().eq_ignore_ascii_case("auth")));
     let nc_s = format!("{nc:08x}");
     let resp = if qop_auth {
-        compute(alg, user, realm, password, method, uri, nonce, Some("auth"), Some(&nc_s), Some(cnonce))
+        compute(
+            alg,
+            user,
+            realm,
+            password,
+            method,
+            uri,
+            nonce,
+            Some("auth"),
+            Some(&nc_s),
+            Some(cnonce),
+        )
     } else {
-        compute(alg, user, realm, password, method, uri, nonce, None, None, None)
+        compute(
+            alg, user, realm, password, method, uri, nonce, None, None, None,
+        )
     };
     let mut out = format!(
         "Digest username=\"{user}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{resp}\", algorithm={}",
@@ -232,17 +283,47 @@ mod tests {
         let n = NonceIssuer::new([7; 32]);
         for alg in [Algorithm::Md5, Algorithm::Sha256] {
             let ch = n.challenge("omnigate", alg, 1000, false);
-            let a = answer_challenge(&ch, "REGISTER", "sip:127.0.0.1", "alice", "secret", "abc", 1).unwrap();
+            let a = answer_challenge(
+                &ch,
+                "REGISTER",
+                "sip:127.0.0.1",
+                "alice",
+                "secret",
+                "abc",
+                1,
+            )
+            .unwrap();
             let creds = DigestParams::parse(&a).unwrap();
-            assert_eq!(n.verify(&creds, "REGISTER", "omnigate", Some("secret"), 1010), Verdict::Ok);
-            assert_eq!(n.verify(&creds, "REGISTER", "omnigate", Some("wrong"), 1010), Verdict::Denied);
-            assert_eq!(n.verify(&creds, "REGISTER", "omnigate", None, 1010), Verdict::Denied);
-            assert_eq!(n.verify(&creds, "REGISTER", "omnigate", Some("secret"), 1000 + 301), Verdict::Stale);
+            assert_eq!(
+                n.verify(&creds, "REGISTER", "omnigate", Some("secret"), 1010),
+                Verdict::Ok
+            );
+            assert_eq!(
+                n.verify(&creds, "REGISTER", "omnigate", Some("wrong"), 1010),
+                Verdict::Denied
+            );
+            assert_eq!(
+                n.verify(&creds, "REGISTER", "omnigate", None, 1010),
+                Verdict::Denied
+            );
+            assert_eq!(
+                n.verify(&creds, "REGISTER", "omnigate", Some("secret"), 1000 + 301),
+                Verdict::Stale
+            );
         }
         // A nonce from another process is refused.
         let other = NonceIssuer::new([8; 32]);
         let ch = other.challenge("omnigate", Algorithm::Md5, 1000, false);
         let a = answer_challenge(&ch, "REGISTER", "sip:x", "alice", "secret", "c", 1).unwrap();
-        assert_eq!(n.verify(&DigestParams::parse(&a).unwrap(), "REGISTER", "omnigate", Some("secret"), 1000), Verdict::Denied);
+        assert_eq!(
+            n.verify(
+                &DigestParams::parse(&a).unwrap(),
+                "REGISTER",
+                "omnigate",
+                Some("secret"),
+                1000
+            ),
+            Verdict::Denied
+        );
     }
 }

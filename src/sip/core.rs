@@ -12,11 +12,15 @@
 
 use super::addr::{response_peer, Peer, Transport};
 use super::auth::answer_challenge;
-use super::dialog::{parse_session_expires, Dialog, DialogId, DialogState, Refresher, SessionTimer};
+use super::dialog::{
+    parse_session_expires, Dialog, DialogId, DialogState, Refresher, SessionTimer,
+};
 use super::header::HeaderName;
 use super::message::{Message, Method, ParseError};
 use super::registrar::{AuthOutcome, Registrar, RegistrarConfig};
-use super::transaction::{Incoming, TimerConfig, TimerKind, TransactionLayer, Transmit, TxEvent, TxKey};
+use super::transaction::{
+    Incoming, TimerConfig, TimerKind, TransactionLayer, Transmit, TxEvent, TxKey,
+};
 use super::trunk::{TrunkConfig, TrunkState};
 use bytes::Bytes;
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -107,17 +111,44 @@ pub enum EndReason {
 /// What the core tells the call actors and the server.
 #[derive(Debug, Clone)]
 pub enum CoreEvent {
-    IncomingCall { call: CallRef, caller: String, callee: String, sdp: Bytes, trunk: Option<String>, user: Option<String>, source: Peer },
+    IncomingCall {
+        call: CallRef,
+        caller: String,
+        callee: String,
+        sdp: Bytes,
+        trunk: Option<String>,
+        user: Option<String>,
+        source: Peer,
+    },
     /// Outbound: 1xx received.
-    Progress { call: CallRef, code: u16 },
+    Progress {
+        call: CallRef,
+        code: u16,
+    },
     /// Inbound: ACK for our 2xx. Outbound: 2xx received and ACKed.
-    Established { call: CallRef, remote_sdp: Bytes },
+    Established {
+        call: CallRef,
+        remote_sdp: Bytes,
+    },
     /// A re-INVITE or UPDATE brought a new offer (hold, resume); already answered.
-    RemoteOffer { call: CallRef, sdp: Bytes, negotiated: Box<crate::sdp::Negotiated> },
+    RemoteOffer {
+        call: CallRef,
+        sdp: Bytes,
+        negotiated: Box<crate::sdp::Negotiated>,
+    },
     /// A key press sent by SIP INFO (`application/dtmf-relay` or `application/dtmf`).
-    InfoDigit { call: CallRef, digit: char },
-    Ended { call: CallRef, reason: EndReason },
-    TrunkRegistration { trunk: String, registered: bool },
+    InfoDigit {
+        call: CallRef,
+        digit: char,
+    },
+    Ended {
+        call: CallRef,
+        reason: EndReason,
+    },
+    TrunkRegistration {
+        trunk: String,
+        registered: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,7 +163,14 @@ enum CallState {
 }
 
 impl Call {
-    fn new(inbound: bool, state: CallState, invite: Message, local_sdp: Bytes, source: Peer, to_user: String) -> Call {
+    fn new(
+        inbound: bool,
+        state: CallState,
+        invite: Message,
+        local_sdp: Bytes,
+        source: Peer,
+        to_user: String,
+    ) -> Call {
         Call {
             inbound,
             state,
@@ -224,7 +262,9 @@ pub struct Core {
 fn rand_hex(n: usize) -> String {
     use rand::Rng;
     let mut r = rand::thread_rng();
-    (0..n).map(|_| char::from_digit(r.gen_range(0..16), 16).unwrap()).collect()
+    (0..n)
+        .map(|_| char::from_digit(r.gen_range(0..16), 16).unwrap())
+        .collect()
 }
 
 impl Core {
@@ -232,7 +272,14 @@ impl Core {
         let secret: [u8; 32] = rand::random();
         let mut registrar = Registrar::new(cfg.registrar, &cfg.realm, secret, now);
         registrar.set_algorithms(cfg.digest_algorithms.clone());
-        let trunk_state = cfg.trunks.iter().map(|_| TrunkState { reg_call_id: format!("{}@omnigate", rand_hex(16)), ..Default::default() }).collect();
+        let trunk_state = cfg
+            .trunks
+            .iter()
+            .map(|_| TrunkState {
+                reg_call_id: format!("{}@omnigate", rand_hex(16)),
+                ..Default::default()
+            })
+            .collect();
         let mut core = Core {
             tx: TransactionLayer::new(cfg.timers),
             registrar,
@@ -258,7 +305,10 @@ impl Core {
             }
         }
         if core.cfg.keepalive_interval > 0 {
-            core.arm(now + Duration::from_secs(core.cfg.keepalive_interval as u64), CoreTimer::Keepalives);
+            core.arm(
+                now + Duration::from_secs(core.cfg.keepalive_interval as u64),
+                CoreTimer::Keepalives,
+            );
         }
         core
     }
@@ -322,7 +372,10 @@ impl Core {
         match t {
             Transport::Udp => format!("<sip:omnigate@{a}>"),
             Transport::Tls => format!("<sips:omnigate@{a}>"),
-            other => format!("<sip:omnigate@{a};transport={}>", other.via_name().to_ascii_lowercase()),
+            other => format!(
+                "<sip:omnigate@{a};transport={}>",
+                other.via_name().to_ascii_lowercase()
+            ),
         }
     }
 
@@ -331,7 +384,16 @@ impl Core {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn reply(&mut self, now: Instant, key: &TxKey, req: &Message, code: u16, reason: &str, tag: Option<&str>, extra: &[(HeaderName, String)]) {
+    fn reply(
+        &mut self,
+        now: Instant,
+        key: &TxKey,
+        req: &Message,
+        code: u16,
+        reason: &str,
+        tag: Option<&str>,
+        extra: &[(HeaderName, String)],
+    ) {
         let mut r = Message::response_to(req, code, reason, tag);
         for (n, v) in extra {
             r.push(n.clone(), v.clone());
@@ -350,12 +412,25 @@ impl Core {
 
     /// Puts our Via (fresh branch, rport) on top of a request we send.
     fn push_our_via(&self, req: &mut Message, t: Transport) {
-        let via = format!("SIP/2.0/{} {};branch={}{};rport", t.via_name(), self.local_addr(t), BRANCH_PREFIX, rand_hex(16));
-        req.headers.insert(0, super::message::Header::new(HeaderName::Via, via));
+        let via = format!(
+            "SIP/2.0/{} {};branch={}{};rport",
+            t.via_name(),
+            self.local_addr(t),
+            BRANCH_PREFIX,
+            rand_hex(16)
+        );
+        req.headers
+            .insert(0, super::message::Header::new(HeaderName::Via, via));
     }
 
     /// Adds our Via and sends as a client transaction.
-    fn send_request(&mut self, now: Instant, mut req: Message, peer: Peer, purpose: Purpose) -> Option<TxKey> {
+    fn send_request(
+        &mut self,
+        now: Instant,
+        mut req: Message,
+        peer: Peer,
+        purpose: Purpose,
+    ) -> Option<TxKey> {
         self.push_our_via(&mut req, peer.transport);
         if req.header(&HeaderName::UserAgent).is_none() {
             req.push(HeaderName::UserAgent, self.cfg.user_agent.clone());
@@ -367,11 +442,15 @@ impl Core {
 
     /// RFC 3581 / RFC 3261 18.2.1: stamp received= and rport= on the top Via.
     fn stamp_via(req: &mut Message, source: Peer) {
-        let Some(idx) = req.headers.iter().position(|h| h.name == HeaderName::Via) else { return };
+        let Some(idx) = req.headers.iter().position(|h| h.name == HeaderName::Via) else {
+            return;
+        };
         let value = req.headers[idx].value_str().to_string();
         let parts = super::syntax::split_commas(&value).unwrap_or_default();
         let Some(first) = parts.first() else { return };
-        let Ok(via) = super::header::Via::parse(first) else { return };
+        let Ok(via) = super::header::Via::parse(first) else {
+            return;
+        };
         let ip = source.addr.ip();
         let mut new_first = first.to_string();
         let host_differs = via.host_ip() != Some(ip);
@@ -384,7 +463,11 @@ impl Core {
         }
         if new_first != *first {
             let rest: Vec<&str> = parts[1..].to_vec();
-            let joined = if rest.is_empty() { new_first } else { format!("{new_first}, {}", rest.join(", ")) };
+            let joined = if rest.is_empty() {
+                new_first
+            } else {
+                format!("{new_first}, {}", rest.join(", "))
+            };
             req.headers[idx].value = Bytes::from(joined);
         }
     }
@@ -392,7 +475,12 @@ impl Core {
     // ------------------------------------------------------------------ input
 
     /// Feeds one parsed (or refused) message received from `source`.
-    pub fn handle_message(&mut self, now: Instant, parsed: Result<Message, ParseError>, source: Peer) {
+    pub fn handle_message(
+        &mut self,
+        now: Instant,
+        parsed: Result<Message, ParseError>,
+        source: Peer,
+    ) {
         match parsed {
             Err(e) => {
                 self.stats.parse_errors += 1;
@@ -410,7 +498,11 @@ impl Core {
     fn on_request(&mut self, now: Instant, mut req: Message, source: Peer) {
         Self::stamp_via(&mut req, source);
         let method = req.method().cloned().unwrap_or(Method::Ack);
-        *self.stats.requests_received.entry(method.as_str().to_string()).or_default() += 1;
+        *self
+            .stats
+            .requests_received
+            .entry(method.as_str().to_string())
+            .or_default() += 1;
         match self.tx.on_request(now, req.clone(), source) {
             Incoming::New(key) => self.dispatch(now, key, req, source),
             Incoming::AckFor2xx => self.on_ack(now, &req),
@@ -422,7 +514,12 @@ impl Core {
     fn dispatch(&mut self, now: Instant, key: TxKey, req: Message, source: Peer) {
         let method = req.method().cloned().unwrap_or(Method::Ack);
         // Option tags we do not support (RFC 3261 8.2.2.3).
-        let unsupported: Vec<String> = req.list_values(&HeaderName::Require).into_iter().filter(|t| !t.eq_ignore_ascii_case("timer")).map(str::to_string).collect();
+        let unsupported: Vec<String> = req
+            .list_values(&HeaderName::Require)
+            .into_iter()
+            .filter(|t| !t.eq_ignore_ascii_case("timer"))
+            .map(str::to_string)
+            .collect();
         if !unsupported.is_empty() && method != Method::Cancel {
             let extra = [(HeaderName::Unsupported, unsupported.join(", "))];
             return self.reply(now, &key, &req, 420, "Bad Extension", None, &extra);
@@ -434,31 +531,79 @@ impl Core {
             Method::Invite => self.new_invite(now, key, req, source),
             Method::Cancel => self.cancel(now, key, req),
             Method::Options => {
-                let extra = [(HeaderName::Allow, ALLOW.to_string()), (HeaderName::Accept, "application/sdp".to_string()), (HeaderName::Supported, SUPPORTED.to_string())];
+                let extra = [
+                    (HeaderName::Allow, ALLOW.to_string()),
+                    (HeaderName::Accept, "application/sdp".to_string()),
+                    (HeaderName::Supported, SUPPORTED.to_string()),
+                ];
                 self.reply(now, &key, &req, 200, "OK", Some(&rand_hex(10)), &extra)
             }
             Method::Register => self.register(now, key, req, source),
-            Method::Bye | Method::Update | Method::Info | Method::Prack => self.reply(now, &key, &req, 481, "Call/Transaction Does Not Exist", None, &[]),
-            Method::Other(_) => self.reply(now, &key, &req, 501, "Not Implemented", None, &[(HeaderName::Allow, ALLOW.to_string())]),
-            _ => self.reply(now, &key, &req, 405, "Method Not Allowed", None, &[(HeaderName::Allow, ALLOW.to_string())]),
+            Method::Bye | Method::Update | Method::Info | Method::Prack => self.reply(
+                now,
+                &key,
+                &req,
+                481,
+                "Call/Transaction Does Not Exist",
+                None,
+                &[],
+            ),
+            Method::Other(_) => self.reply(
+                now,
+                &key,
+                &req,
+                501,
+                "Not Implemented",
+                None,
+                &[(HeaderName::Allow, ALLOW.to_string())],
+            ),
+            _ => self.reply(
+                now,
+                &key,
+                &req,
+                405,
+                "Method Not Allowed",
+                None,
+                &[(HeaderName::Allow, ALLOW.to_string())],
+            ),
         }
     }
 
     fn register(&mut self, now: Instant, key: TxKey, req: Message, source: Peer) {
         let users = self.cfg.users.clone();
-        match self.registrar.authenticate(now, &req, source, false, &|u| users.get(u).cloned()) {
+        match self
+            .registrar
+            .authenticate(now, &req, source, false, &|u| users.get(u).cloned())
+        {
             AuthOutcome::Challenge(ch) => {
-                let extra: Vec<_> = ch.into_iter().map(|c| (HeaderName::WwwAuthenticate, c)).collect();
-                self.reply(now, &key, &req, 401, "Unauthorized", Some(&rand_hex(10)), &extra)
+                let extra: Vec<_> = ch
+                    .into_iter()
+                    .map(|c| (HeaderName::WwwAuthenticate, c))
+                    .collect();
+                self.reply(
+                    now,
+                    &key,
+                    &req,
+                    401,
+                    "Unauthorized",
+                    Some(&rand_hex(10)),
+                    &extra,
+                )
             }
-            AuthOutcome::Forbidden => self.reply(now, &key, &req, 403, "Forbidden", Some(&rand_hex(10)), &[]),
+            AuthOutcome::Forbidden => {
+                self.reply(now, &key, &req, 403, "Forbidden", Some(&rand_hex(10)), &[])
+            }
             AuthOutcome::User(u) => {
                 // One may only register one's own address of record.
-                let aor_user = req.to().and_then(|t| t.uri.user.map(super::uri::percent_decode));
+                let aor_user = req
+                    .to()
+                    .and_then(|t| t.uri.user.map(super::uri::percent_decode));
                 if aor_user.as_deref() != Some(u.as_str()) {
                     return self.reply(now, &key, &req, 403, "Forbidden", Some(&rand_hex(10)), &[]);
                 }
-                let mut r = self.registrar.register(now, &req, source, &u, &rand_hex(10));
+                let mut r = self
+                    .registrar
+                    .register(now, &req, source, &u, &rand_hex(10));
                 r.push(HeaderName::Server, self.cfg.user_agent.clone());
                 self.count_response(r.status().unwrap_or(500));
                 self.tx.respond(now, &key, r);
@@ -468,16 +613,37 @@ impl Core {
 
     fn new_invite(&mut self, now: Instant, key: TxKey, req: Message, source: Peer) {
         if self.draining {
-            return self.reply(now, &key, &req, 503, "Service Unavailable", Some(&rand_hex(10)), &[(HeaderName::RetryAfter, "30".into())]);
+            return self.reply(
+                now,
+                &key,
+                &req,
+                503,
+                "Service Unavailable",
+                Some(&rand_hex(10)),
+                &[(HeaderName::RetryAfter, "30".into())],
+            );
         }
         if req.max_forwards() == Some(0) {
             return self.reply(now, &key, &req, 483, "Too Many Hops", None, &[]);
         }
         // A request that already went through us is a loop.
-        let ours = self.cfg.local.values().map(|a| a.to_string()).collect::<Vec<_>>();
-        let looped = req.list_values(&HeaderName::Via).iter().skip(1).filter_map(|v| super::header::Via::parse(v).ok()).any(|v| {
-            v.branch().is_some_and(|b| b.starts_with(BRANCH_PREFIX)) && ours.iter().any(|a| *a == format!("{}:{}", v.host, v.port.unwrap_or(5060)))
-        });
+        let ours = self
+            .cfg
+            .local
+            .values()
+            .map(|a| a.to_string())
+            .collect::<Vec<_>>();
+        let looped = req
+            .list_values(&HeaderName::Via)
+            .iter()
+            .skip(1)
+            .filter_map(|v| super::header::Via::parse(v).ok())
+            .any(|v| {
+                v.branch().is_some_and(|b| b.starts_with(BRANCH_PREFIX))
+                    && ours
+                        .iter()
+                        .any(|a| *a == format!("{}:{}", v.host, v.port.unwrap_or(5060)))
+            });
         if looped {
             return self.reply(now, &key, &req, 482, "Loop Detected", None, &[]);
         }
@@ -489,99 +655,220 @@ impl Core {
         if let Some(ti) = trunk {
             let t = self.cfg.trunks[ti].clone();
             if let (Some(u), Some(p)) = (t.inbound_username.clone(), t.inbound_password.clone()) {
-                match self.registrar.authenticate(now, &req, source, true, &|x| (x == u).then(|| p.clone())) {
+                match self
+                    .registrar
+                    .authenticate(now, &req, source, true, &|x| (x == u).then(|| p.clone()))
+                {
                     AuthOutcome::User(_) => {}
                     AuthOutcome::Challenge(ch) => return self.challenge(now, &key, &req, ch),
-                    AuthOutcome::Forbidden => return self.reply(now, &key, &req, 403, "Forbidden", None, &[]),
+                    AuthOutcome::Forbidden => {
+                        return self.reply(now, &key, &req, 403, "Forbidden", None, &[])
+                    }
                 }
             }
             trunk_name = Some(t.name.clone());
         } else if self.registrar.is_registered_source(now, ip).is_some() {
             let users = self.cfg.users.clone();
-            match self.registrar.authenticate(now, &req, source, true, &|u| users.get(u).cloned()) {
+            match self
+                .registrar
+                .authenticate(now, &req, source, true, &|u| users.get(u).cloned())
+            {
                 AuthOutcome::User(u) => user = Some(u),
                 AuthOutcome::Challenge(ch) => return self.challenge(now, &key, &req, ch),
-                AuthOutcome::Forbidden => return self.reply(now, &key, &req, 403, "Forbidden", None, &[]),
+                AuthOutcome::Forbidden => {
+                    return self.reply(now, &key, &req, 403, "Forbidden", None, &[])
+                }
             }
-        } else if self.cfg.trunks.iter().any(|t| t.inbound_cidrs.is_empty() && t.inbound_username.is_some()) {
+        } else if self
+            .cfg
+            .trunks
+            .iter()
+            .any(|t| t.inbound_cidrs.is_empty() && t.inbound_username.is_some())
+        {
             // Trunks matched by credentials alone (providers without fixed addresses).
             let creds: Vec<(String, String, String)> = self
                 .cfg
                 .trunks
                 .iter()
                 .filter(|t| t.inbound_cidrs.is_empty())
-                .filter_map(|t| Some((t.inbound_username.clone()?, t.inbound_password.clone()?, t.name.clone())))
+                .filter_map(|t| {
+                    Some((
+                        t.inbound_username.clone()?,
+                        t.inbound_password.clone()?,
+                        t.name.clone(),
+                    ))
+                })
                 .collect();
             let lookup = |u: &str| creds.iter().find(|c| c.0 == u).map(|c| c.1.clone());
-            match self.registrar.authenticate(now, &req, source, true, &lookup) {
-                AuthOutcome::User(u) => trunk_name = creds.iter().find(|c| c.0 == u).map(|c| c.2.clone()),
+            match self
+                .registrar
+                .authenticate(now, &req, source, true, &lookup)
+            {
+                AuthOutcome::User(u) => {
+                    trunk_name = creds.iter().find(|c| c.0 == u).map(|c| c.2.clone())
+                }
                 AuthOutcome::Challenge(ch) => return self.challenge(now, &key, &req, ch),
-                AuthOutcome::Forbidden => return self.reply(now, &key, &req, 403, "Forbidden", None, &[]),
+                AuthOutcome::Forbidden => {
+                    return self.reply(now, &key, &req, 403, "Forbidden", None, &[])
+                }
             }
         } else {
             return self.reply(now, &key, &req, 403, "Forbidden", None, &[]);
         }
         if let Some((se, _)) = parse_session_expires(&req) {
             if se < self.cfg.min_se {
-                return self.reply(now, &key, &req, 422, "Session Interval Too Small", None, &[(HeaderName::MinSe, self.cfg.min_se.to_string())]);
+                return self.reply(
+                    now,
+                    &key,
+                    &req,
+                    422,
+                    "Session Interval Too Small",
+                    None,
+                    &[(HeaderName::MinSe, self.cfg.min_se.to_string())],
+                );
             }
         }
         let has_sdp = !req.body.is_empty();
         if has_sdp {
             if let Err(e) = crate::sdp::check_offer(&req.body) {
                 let warning = match e {
-                    crate::sdp::SdpError::NoCommonCodec => "304 omnigate \"no common media format\"".to_string(),
+                    crate::sdp::SdpError::NoCommonCodec => {
+                        "304 omnigate \"no common media format\"".to_string()
+                    }
                     crate::sdp::SdpError::NoAudio => "301 omnigate \"no audio stream\"".to_string(),
-                    e => format!("399 omnigate \"{}\"", e.to_string().replace(['"', '\\'], "'")),
+                    e => format!(
+                        "399 omnigate \"{}\"",
+                        e.to_string().replace(['"', '\\'], "'")
+                    ),
                 };
-                return self.reply(now, &key, &req, 488, "Not Acceptable Here", None, &[(HeaderName::Warning, warning)]);
+                return self.reply(
+                    now,
+                    &key,
+                    &req,
+                    488,
+                    "Not Acceptable Here",
+                    None,
+                    &[(HeaderName::Warning, warning)],
+                );
             }
         }
         let call = CallRef::next();
         self.stats.calls_total += 1;
-        let caller = req.from().and_then(|f| f.uri.user.map(super::uri::percent_decode)).unwrap_or_default();
-        let callee = req.request_uri().and_then(|u| super::uri::Uri::parse(u).ok()).and_then(|u| u.user.map(super::uri::percent_decode)).unwrap_or_default();
+        let caller = req
+            .from()
+            .and_then(|f| f.uri.user.map(super::uri::percent_decode))
+            .unwrap_or_default();
+        let callee = req
+            .request_uri()
+            .and_then(|u| super::uri::Uri::parse(u).ok())
+            .and_then(|u| u.user.map(super::uri::percent_decode))
+            .unwrap_or_default();
         let sdp = req.body.clone();
         self.invites.insert(key.clone(), call);
-        let mut c = Call::new(true, CallState::Offered, req, Bytes::new(), source, callee.clone());
+        let mut c = Call::new(
+            true,
+            CallState::Offered,
+            req,
+            Bytes::new(),
+            source,
+            callee.clone(),
+        );
         c.invite_tx = Some(key);
         self.calls.insert(call, c);
-        self.events.push_back(CoreEvent::IncomingCall { call, caller, callee, sdp, trunk: trunk_name, user, source });
+        self.events.push_back(CoreEvent::IncomingCall {
+            call,
+            caller,
+            callee,
+            sdp,
+            trunk: trunk_name,
+            user,
+            source,
+        });
     }
 
     fn challenge(&mut self, now: Instant, key: &TxKey, req: &Message, ch: Vec<String>) {
-        let extra: Vec<_> = ch.into_iter().map(|c| (HeaderName::ProxyAuthenticate, c)).collect();
-        self.reply(now, key, req, 407, "Proxy Authentication Required", Some(&rand_hex(10)), &extra);
+        let extra: Vec<_> = ch
+            .into_iter()
+            .map(|c| (HeaderName::ProxyAuthenticate, c))
+            .collect();
+        self.reply(
+            now,
+            key,
+            req,
+            407,
+            "Proxy Authentication Required",
+            Some(&rand_hex(10)),
+            &extra,
+        );
     }
 
     fn cancel(&mut self, now: Instant, key: TxKey, req: Message) {
         let Some(ikey) = TxKey::invite_of_cancel(&req) else {
-            return self.reply(now, &key, &req, 481, "Call/Transaction Does Not Exist", None, &[]);
+            return self.reply(
+                now,
+                &key,
+                &req,
+                481,
+                "Call/Transaction Does Not Exist",
+                None,
+                &[],
+            );
         };
         let Some(&call) = self.invites.get(&ikey) else {
-            return self.reply(now, &key, &req, 481, "Call/Transaction Does Not Exist", None, &[]);
+            return self.reply(
+                now,
+                &key,
+                &req,
+                481,
+                "Call/Transaction Does Not Exist",
+                None,
+                &[],
+            );
         };
         self.reply(now, &key, &req, 200, "OK", None, &[]);
-        let Some(c) = self.calls.get(&call) else { return };
+        let Some(c) = self.calls.get(&call) else {
+            return;
+        };
         if c.state == CallState::Offered {
             let (invite, tag) = (c.invite.clone(), c.local_tag.clone());
-            self.reply(now, &ikey, &invite, 487, "Request Terminated", Some(&tag), &[]);
+            self.reply(
+                now,
+                &ikey,
+                &invite,
+                487,
+                "Request Terminated",
+                Some(&tag),
+                &[],
+            );
             self.end_call(call, EndReason::Cancelled);
         }
     }
 
     fn on_ack(&mut self, now: Instant, ack: &Message) {
         let _ = now;
-        let Some(id) = DialogId::of_request(ack) else { return };
-        let Some(&call) = self.dialogs.get(&id) else { return };
-        let Some(c) = self.calls.get_mut(&call) else { return };
+        let Some(id) = DialogId::of_request(ack) else {
+            return;
+        };
+        let Some(&call) = self.dialogs.get(&id) else {
+            return;
+        };
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
         if c.state == CallState::Answered {
             c.state = CallState::Established;
             if let Some(d) = c.dialog.as_mut() {
                 d.state = DialogState::Confirmed;
             }
-            let sdp = if c.invite.body.is_empty() { ack.body.clone() } else { c.invite.body.clone() };
-            self.events.push_back(CoreEvent::Established { call, remote_sdp: sdp });
+            let sdp = if c.invite.body.is_empty() {
+                ack.body.clone()
+            } else {
+                c.invite.body.clone()
+            };
+            self.events.push_back(CoreEvent::Established {
+                call,
+                remote_sdp: sdp,
+            });
         }
     }
 
@@ -590,9 +877,22 @@ impl Core {
         let id = DialogId::of_request(&req);
         let call = id.as_ref().and_then(|i| self.dialogs.get(i)).copied();
         let Some(call) = call else {
-            return self.reply(now, &key, &req, 481, "Call/Transaction Does Not Exist", None, &[]);
+            return self.reply(
+                now,
+                &key,
+                &req,
+                481,
+                "Call/Transaction Does Not Exist",
+                None,
+                &[],
+            );
         };
-        let cseq_ok = self.calls.get_mut(&call).and_then(|c| c.dialog.as_mut()).map(|d| d.check_remote_cseq(&req).is_ok()).unwrap_or(false);
+        let cseq_ok = self
+            .calls
+            .get_mut(&call)
+            .and_then(|c| c.dialog.as_mut())
+            .map(|d| d.check_remote_cseq(&req).is_ok())
+            .unwrap_or(false);
         if !cseq_ok {
             return self.reply(now, &key, &req, 500, "CSeq Out of Order", None, &[]);
         }
@@ -602,7 +902,11 @@ impl Core {
                 self.end_call(call, EndReason::RemoteBye);
             }
             Method::Invite | Method::Update => {
-                let pending = self.calls.get(&call).and_then(|c| c.dialog.as_ref()).is_some_and(|d| d.pending_offer);
+                let pending = self
+                    .calls
+                    .get(&call)
+                    .and_then(|c| c.dialog.as_ref())
+                    .is_some_and(|d| d.pending_offer);
                 if pending {
                     return self.reply(now, &key, &req, 491, "Request Pending", None, &[]);
                 }
@@ -620,30 +924,74 @@ impl Core {
                 }
             }
             Method::Options => self.reply(now, &key, &req, 200, "OK", None, &[]),
-            Method::Other(_) => self.reply(now, &key, &req, 501, "Not Implemented", None, &[(HeaderName::Allow, ALLOW.to_string())]),
-            _ => self.reply(now, &key, &req, 405, "Method Not Allowed", None, &[(HeaderName::Allow, ALLOW.to_string())]),
+            Method::Other(_) => self.reply(
+                now,
+                &key,
+                &req,
+                501,
+                "Not Implemented",
+                None,
+                &[(HeaderName::Allow, ALLOW.to_string())],
+            ),
+            _ => self.reply(
+                now,
+                &key,
+                &req,
+                405,
+                "Method Not Allowed",
+                None,
+                &[(HeaderName::Allow, ALLOW.to_string())],
+            ),
         }
     }
 
     /// Answers a re-INVITE or UPDATE: same media, direction mirrored (hold/resume),
     /// session timer refreshed.
-    fn answer_offer(&mut self, now: Instant, key: TxKey, req: Message, source: Peer, call: CallRef) {
-        let Some(c) = self.calls.get_mut(&call) else { return };
+    fn answer_offer(
+        &mut self,
+        now: Instant,
+        key: TxKey,
+        req: Message,
+        source: Peer,
+        call: CallRef,
+    ) {
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
         let mut body = c.local_sdp.clone();
         if !req.body.is_empty() {
             match crate::sdp::reanswer(&c.local_sdp, &req.body) {
                 Ok((answer, negotiated)) => {
                     body = Bytes::from(answer);
                     c.local_sdp = body.clone();
-                    self.events.push_back(CoreEvent::RemoteOffer { call, sdp: req.body.clone(), negotiated: Box::new(negotiated) });
+                    self.events.push_back(CoreEvent::RemoteOffer {
+                        call,
+                        sdp: req.body.clone(),
+                        negotiated: Box::new(negotiated),
+                    });
                 }
                 Err(e) => {
-                    let warning = format!("399 omnigate \"{}\"", e.to_string().replace(['"', '\\'], "'"));
-                    return self.reply(now, &key, &req, 488, "Not Acceptable Here", None, &[(HeaderName::Warning, warning)]);
+                    let warning = format!(
+                        "399 omnigate \"{}\"",
+                        e.to_string().replace(['"', '\\'], "'")
+                    );
+                    return self.reply(
+                        now,
+                        &key,
+                        &req,
+                        488,
+                        "Not Acceptable Here",
+                        None,
+                        &[(HeaderName::Warning, warning)],
+                    );
                 }
             }
         }
-        let mut extra = vec![(HeaderName::Contact, self.contact_for(source.transport)), (HeaderName::Allow, ALLOW.to_string()), (HeaderName::Supported, SUPPORTED.into())];
+        let mut extra = vec![
+            (HeaderName::Contact, self.contact_for(source.transport)),
+            (HeaderName::Allow, ALLOW.to_string()),
+            (HeaderName::Supported, SUPPORTED.into()),
+        ];
         extra.extend(self.session_timer_headers(now, call, &req));
         let mut r = Message::response_to(&req, 200, "OK", None);
         for (n, v) in extra {
@@ -657,10 +1005,20 @@ impl Core {
     }
 
     /// Negotiates RFC 4028 from a request we answer with 2xx; arms the timer.
-    fn session_timer_headers(&mut self, now: Instant, call: CallRef, req: &Message) -> Vec<(HeaderName, String)> {
-        let Some((se, refresher)) = parse_session_expires(req) else { return vec![] };
+    fn session_timer_headers(
+        &mut self,
+        now: Instant,
+        call: CallRef,
+        req: &Message,
+    ) -> Vec<(HeaderName, String)> {
+        let Some((se, refresher)) = parse_session_expires(req) else {
+            return vec![];
+        };
         let se = se.max(self.cfg.min_se);
-        let uac_supports = req.list_values(&HeaderName::Supported).iter().any(|s| s.eq_ignore_ascii_case("timer"));
+        let uac_supports = req
+            .list_values(&HeaderName::Supported)
+            .iter()
+            .any(|s| s.eq_ignore_ascii_case("timer"));
         // We received the request: its sender is "uac" for this transaction.
         let who = match refresher {
             Some(r) if r.eq_ignore_ascii_case("uas") => Refresher::Us,
@@ -671,7 +1029,12 @@ impl Core {
         if let Some(d) = self.calls.get_mut(&call).and_then(|c| c.dialog.as_mut()) {
             d.session_timer = Some(SessionTimer::new(now, Duration::from_secs(se as u64), who));
         }
-        let deadline = self.calls.get(&call).and_then(|c| c.dialog.as_ref()).and_then(|d| d.session_timer.as_ref()).map(|s| s.deadline);
+        let deadline = self
+            .calls
+            .get(&call)
+            .and_then(|c| c.dialog.as_ref())
+            .and_then(|d| d.session_timer.as_ref())
+            .map(|s| s.deadline);
         if let Some(dl) = deadline {
             self.arm(dl, CoreTimer::Session(call));
         }
@@ -727,30 +1090,56 @@ impl Core {
 
     /// Sends 180 Ringing for an offered inbound call.
     pub fn ring(&mut self, now: Instant, call: CallRef) {
-        let Some(c) = self.calls.get(&call) else { return };
+        let Some(c) = self.calls.get(&call) else {
+            return;
+        };
         if c.state != CallState::Offered {
             return;
         }
-        let (key, invite, tag, t) = (c.invite_tx.clone().unwrap(), c.invite.clone(), c.local_tag.clone(), c.source.transport);
+        let (key, invite, tag, t) = (
+            c.invite_tx.clone().unwrap(),
+            c.invite.clone(),
+            c.local_tag.clone(),
+            c.source.transport,
+        );
         let contact = self.contact_for(t);
-        self.reply(now, &key, &invite, 180, "Ringing", Some(&tag), &[(HeaderName::Contact, contact)]);
+        self.reply(
+            now,
+            &key,
+            &invite,
+            180,
+            "Ringing",
+            Some(&tag),
+            &[(HeaderName::Contact, contact)],
+        );
     }
 
     /// Answers an offered inbound call with `sdp` (an answer, or an offer when the
     /// INVITE had none).
     pub fn answer(&mut self, now: Instant, call: CallRef, sdp: Bytes) {
-        let Some(c) = self.calls.get_mut(&call) else { return };
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
         if c.state != CallState::Offered {
             return;
         }
         let Some(dialog) = Dialog::uas(&c.invite, &c.local_tag, c.source) else {
-            let (key, invite, tag) = (c.invite_tx.clone().unwrap(), c.invite.clone(), c.local_tag.clone());
+            let (key, invite, tag) = (
+                c.invite_tx.clone().unwrap(),
+                c.invite.clone(),
+                c.local_tag.clone(),
+            );
             self.reply(now, &key, &invite, 400, "Missing Contact", Some(&tag), &[]);
             return self.end_call(call, EndReason::Rejected(400));
         };
         c.local_sdp = sdp.clone();
         c.state = CallState::Answered;
-        let (key, invite, tag, t) = (c.invite_tx.clone().unwrap(), c.invite.clone(), c.local_tag.clone(), c.source.transport);
+        let (key, invite, tag, t) = (
+            c.invite_tx.clone().unwrap(),
+            c.invite.clone(),
+            c.local_tag.clone(),
+            c.source.transport,
+        );
         self.dialogs.insert(dialog.id.clone(), call);
         self.calls.get_mut(&call).unwrap().dialog = Some(dialog);
         let mut r = Message::response_to(&invite, 200, "OK", Some(&tag));
@@ -768,11 +1157,17 @@ impl Core {
 
     /// Rejects an offered inbound call.
     pub fn reject(&mut self, now: Instant, call: CallRef, code: u16, reason: &str) {
-        let Some(c) = self.calls.get(&call) else { return };
+        let Some(c) = self.calls.get(&call) else {
+            return;
+        };
         if c.state != CallState::Offered {
             return;
         }
-        let (key, invite, tag) = (c.invite_tx.clone().unwrap(), c.invite.clone(), c.local_tag.clone());
+        let (key, invite, tag) = (
+            c.invite_tx.clone().unwrap(),
+            c.invite.clone(),
+            c.local_tag.clone(),
+        );
         self.reply(now, &key, &invite, code, reason, Some(&tag), &[]);
         self.end_call(call, EndReason::Rejected(code));
         self.drain_tx_events(now);
@@ -782,7 +1177,9 @@ impl Core {
     /// final error before that.
     pub fn hangup(&mut self, now: Instant, call: CallRef) {
         tracing::debug!(%call, known = self.calls.contains_key(&call), "hangup");
-        let Some(c) = self.calls.get_mut(&call) else { return };
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
         match (c.inbound, c.state) {
             (true, CallState::Offered) => {
                 return self.reject(now, call, 480, "Temporarily Unavailable");
@@ -805,7 +1202,9 @@ impl Core {
     }
 
     fn send_bye(&mut self, now: Instant, call: CallRef) {
-        let Some(c) = self.calls.get_mut(&call) else { return };
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
         let Some(d) = c.dialog.as_mut() else { return };
         let peer = d.peer;
         let bye = d.request(Method::Bye);
@@ -813,10 +1212,18 @@ impl Core {
     }
 
     fn send_cancel(&mut self, now: Instant, call: CallRef) {
-        let Some(c) = self.calls.get(&call) else { return };
-        let Some(key) = c.invite_tx.clone() else { return };
-        let Some(inv) = self.tx.request(&key).cloned() else { return };
-        let Some(peer) = self.tx.peer(&key) else { return };
+        let Some(c) = self.calls.get(&call) else {
+            return;
+        };
+        let Some(key) = c.invite_tx.clone() else {
+            return;
+        };
+        let Some(inv) = self.tx.request(&key).cloned() else {
+            return;
+        };
+        let Some(peer) = self.tx.peer(&key) else {
+            return;
+        };
         // CANCEL: same Request-URI, Call-ID, From, To, Route and top Via as the INVITE.
         let mut cancel = Message::request(Method::Cancel, inv.request_uri().unwrap_or(""));
         if let Some(v) = inv.list_values(&HeaderName::Via).first() {
@@ -827,7 +1234,10 @@ impl Core {
                 cancel.push(n, v);
             }
         }
-        cancel.push(HeaderName::CSeq, format!("{} CANCEL", inv.cseq().map(|c| c.0).unwrap_or(1)));
+        cancel.push(
+            HeaderName::CSeq,
+            format!("{} CANCEL", inv.cseq().map(|c| c.0).unwrap_or(1)),
+        );
         cancel.push(HeaderName::MaxForwards, "70");
         if let Some(k) = self.tx.send_request(now, cancel, peer) {
             self.purposes.insert(k, Purpose::Other);
@@ -836,18 +1246,48 @@ impl Core {
 
     /// Places an outbound call to `to_user` through `trunk` (by name) or through the
     /// trunks in configured order, failing over on timeouts, 408 and 5xx/6xx.
-    pub fn originate(&mut self, now: Instant, call: CallRef, to_user: &str, sdp: Bytes, trunk: Option<&str>) -> Result<(), &'static str> {
+    pub fn originate(
+        &mut self,
+        now: Instant,
+        call: CallRef,
+        to_user: &str,
+        sdp: Bytes,
+        trunk: Option<&str>,
+    ) -> Result<(), &'static str> {
         let mut order: VecDeque<usize> = match trunk {
-            Some(name) => self.cfg.trunks.iter().position(|t| t.name == name && t.proxy.is_some()).into_iter().collect(),
+            Some(name) => self
+                .cfg
+                .trunks
+                .iter()
+                .position(|t| t.name == name && t.proxy.is_some())
+                .into_iter()
+                .collect(),
             None => {
-                let all: Vec<usize> = (0..self.cfg.trunks.len()).filter(|&i| self.cfg.trunks[i].proxy.is_some()).collect();
-                let healthy: Vec<usize> = all.iter().copied().filter(|&i| self.trunk_state[i].healthy != Some(false)).collect();
-                if healthy.is_empty() { all } else { healthy }.into_iter().collect()
+                let all: Vec<usize> = (0..self.cfg.trunks.len())
+                    .filter(|&i| self.cfg.trunks[i].proxy.is_some())
+                    .collect();
+                let healthy: Vec<usize> = all
+                    .iter()
+                    .copied()
+                    .filter(|&i| self.trunk_state[i].healthy != Some(false))
+                    .collect();
+                if healthy.is_empty() { all } else { healthy }
+                    .into_iter()
+                    .collect()
             }
         };
-        let Some(first) = order.pop_front() else { return Err("no trunk with a proxy address") };
+        let Some(first) = order.pop_front() else {
+            return Err("no trunk with a proxy address");
+        };
         self.stats.calls_total += 1;
-        let mut c = Call::new(false, CallState::Calling, Message::request(Method::Invite, "sip:invalid"), sdp, Peer::udp(SocketAddr::from(([0, 0, 0, 0], 0))), to_user.to_string());
+        let mut c = Call::new(
+            false,
+            CallState::Calling,
+            Message::request(Method::Invite, "sip:invalid"),
+            sdp,
+            Peer::udp(SocketAddr::from(([0, 0, 0, 0], 0))),
+            to_user.to_string(),
+        );
         c.trunks_left = order;
         self.calls.insert(call, c);
         self.send_invite(now, call, first, None);
@@ -855,29 +1295,50 @@ impl Core {
         Ok(())
     }
 
-    fn send_invite(&mut self, now: Instant, call: CallRef, trunk: usize, auth: Option<(HeaderName, String)>) {
+    fn send_invite(
+        &mut self,
+        now: Instant,
+        call: CallRef,
+        trunk: usize,
+        auth: Option<(HeaderName, String)>,
+    ) {
         let t = self.cfg.trunks[trunk].clone();
         let Some(peer) = t.proxy_peer() else { return };
         let contact = self.contact_for(peer.transport);
-        let Some(c) = self.calls.get_mut(&call) else { return };
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
         let domain = t.domain();
         let ruri = format!("sip:{}@{}", c.to_user, domain);
         let (call_id, cseq) = if c.trunk == Some(trunk) && c.invite.cseq().is_some() {
-            (c.invite.call_id().to_string(), c.invite.cseq().unwrap().0 + 1)
+            (
+                c.invite.call_id().to_string(),
+                c.invite.cseq().unwrap().0 + 1,
+            )
         } else {
             (format!("{}@omnigate", rand_hex(20)), 1)
         };
-        let from_user = t.from_user.clone().or(t.username.clone()).unwrap_or_else(|| "omnigate".into());
+        let from_user = t
+            .from_user
+            .clone()
+            .or(t.username.clone())
+            .unwrap_or_else(|| "omnigate".into());
         let mut inv = Message::request(Method::Invite, &ruri);
         inv.push(HeaderName::MaxForwards, "70");
-        inv.push(HeaderName::From, format!("<sip:{from_user}@{domain}>;tag={}", c.local_tag));
+        inv.push(
+            HeaderName::From,
+            format!("<sip:{from_user}@{domain}>;tag={}", c.local_tag),
+        );
         inv.push(HeaderName::To, format!("<sip:{}@{}>", c.to_user, domain));
         inv.push(HeaderName::CallId, call_id);
         inv.push(HeaderName::CSeq, format!("{cseq} INVITE"));
         inv.push(HeaderName::Contact, contact);
         inv.push(HeaderName::Allow, ALLOW);
         inv.push(HeaderName::Supported, SUPPORTED);
-        inv.push(HeaderName::SessionExpires, self.cfg.session_expires.to_string());
+        inv.push(
+            HeaderName::SessionExpires,
+            self.cfg.session_expires.to_string(),
+        );
         if let Some((n, v)) = auth {
             inv.push(n, v);
         }
@@ -907,24 +1368,29 @@ impl Core {
         match self.purposes.get(&key).cloned() {
             Some(Purpose::Invite(call)) => self.on_invite_response(now, call, key, resp, code),
             Some(Purpose::Register(i)) => self.on_register_response(now, i, resp, code),
-            Some(Purpose::TrunkOptions(i))
-                if code >= 200 => {
-                    self.trunk_state[i].healthy = Some(true);
+            Some(Purpose::TrunkOptions(i)) if code >= 200 => {
+                self.trunk_state[i].healthy = Some(true);
+            }
+            Some(Purpose::InDialog(call)) if code >= 200 => {
+                if let Some(d) = self.calls.get_mut(&call).and_then(|c| c.dialog.as_mut()) {
+                    d.pending_offer = false;
                 }
-            Some(Purpose::InDialog(call))
-                if code >= 200 => {
-                    if let Some(d) = self.calls.get_mut(&call).and_then(|c| c.dialog.as_mut()) {
-                        d.pending_offer = false;
-                    }
-                    if code == 481 || code == 408 {
-                        self.end_call(call, EndReason::RemoteBye);
-                    }
+                if code == 481 || code == 408 {
+                    self.end_call(call, EndReason::RemoteBye);
                 }
+            }
             _ => {}
         }
     }
 
-    fn on_invite_response(&mut self, now: Instant, call: CallRef, key: TxKey, resp: Message, code: u16) {
+    fn on_invite_response(
+        &mut self,
+        now: Instant,
+        call: CallRef,
+        key: TxKey,
+        resp: Message,
+        code: u16,
+    ) {
         let Some(c) = self.calls.get_mut(&call) else {
             // The call is gone (we hung up): ACK and BYE a late 2xx.
             if (200..300).contains(&code) {
@@ -953,7 +1419,9 @@ impl Core {
                 return;
             }
             let peer = self.tx.peer(&key).unwrap_or(c.source);
-            let Some(mut d) = Dialog::uac(&c.invite, &resp, peer) else { return };
+            let Some(mut d) = Dialog::uac(&c.invite, &resp, peer) else {
+                return;
+            };
             d.state = DialogState::Confirmed;
             let mut ack = d.request(Method::Ack);
             self.push_our_via(&mut ack, peer.transport);
@@ -961,12 +1429,21 @@ impl Core {
             c.state = CallState::Established;
             self.dialogs.insert(d.id.clone(), call);
             if let Some((se, r)) = parse_session_expires(&resp) {
-                let who = if r.is_some_and(|r| r.eq_ignore_ascii_case("uac")) { Refresher::Us } else { Refresher::Them };
-                let st = SessionTimer::new(now, Duration::from_secs(se.max(self.cfg.min_se) as u64), who);
+                let who = if r.is_some_and(|r| r.eq_ignore_ascii_case("uac")) {
+                    Refresher::Us
+                } else {
+                    Refresher::Them
+                };
+                let st = SessionTimer::new(
+                    now,
+                    Duration::from_secs(se.max(self.cfg.min_se) as u64),
+                    who,
+                );
                 let dl = st.deadline;
                 d.session_timer = Some(st);
                 self.timer_seq += 1;
-                self.timers.insert((dl, self.timer_seq), CoreTimer::Session(call));
+                self.timers
+                    .insert((dl, self.timer_seq), CoreTimer::Session(call));
             }
             c.dialog = Some(d);
             c.ack = Some(ack.clone());
@@ -976,7 +1453,10 @@ impl Core {
                 self.send_bye(now, call);
                 self.end_call(call, EndReason::LocalBye);
             } else {
-                self.events.push_back(CoreEvent::Established { call, remote_sdp: resp.body.clone() });
+                self.events.push_back(CoreEvent::Established {
+                    call,
+                    remote_sdp: resp.body.clone(),
+                });
             }
             return;
         }
@@ -985,9 +1465,21 @@ impl Core {
         if (code == 401 || code == 407) && !c.auth_tried {
             let t = c.trunk.map(|i| self.cfg.trunks[i].clone());
             if let Some(t) = t {
-                let hn = if code == 401 { HeaderName::WwwAuthenticate } else { HeaderName::ProxyAuthenticate };
-                let an = if code == 401 { HeaderName::Authorization } else { HeaderName::ProxyAuthorization };
-                if let (Some(u), Some(p), Some(ch)) = (t.username.clone(), t.password.clone(), resp.header_str(&hn).map(str::to_string)) {
+                let hn = if code == 401 {
+                    HeaderName::WwwAuthenticate
+                } else {
+                    HeaderName::ProxyAuthenticate
+                };
+                let an = if code == 401 {
+                    HeaderName::Authorization
+                } else {
+                    HeaderName::ProxyAuthorization
+                };
+                if let (Some(u), Some(p), Some(ch)) = (
+                    t.username.clone(),
+                    t.password.clone(),
+                    resp.header_str(&hn).map(str::to_string),
+                ) {
                     let ruri = c.invite.request_uri().unwrap_or("").to_string();
                     let trunk = c.trunk.unwrap();
                     c.auth_tried = true;
@@ -1003,7 +1495,9 @@ impl Core {
     }
 
     fn failover_or_fail(&mut self, now: Instant, call: CallRef, code: u16) {
-        let Some(c) = self.calls.get_mut(&call) else { return };
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
         let retryable = code == 408 || code >= 500;
         if retryable && !c.cancel_pending {
             if let Some(next) = c.trunks_left.pop_front() {
@@ -1014,14 +1508,24 @@ impl Core {
                 return;
             }
         }
-        let reason = if c.cancel_pending { EndReason::LocalBye } else { EndReason::Failed(code) };
+        let reason = if c.cancel_pending {
+            EndReason::LocalBye
+        } else {
+            EndReason::Failed(code)
+        };
         self.end_call(call, reason);
     }
 
     fn ack_and_bye_orphan(&mut self, now: Instant, key: &TxKey, resp: &Message) {
-        let Some(inv) = self.tx.request(key).cloned() else { return };
-        let Some(peer) = self.tx.peer(key) else { return };
-        let Some(mut d) = Dialog::uac(&inv, resp, peer) else { return };
+        let Some(inv) = self.tx.request(key).cloned() else {
+            return;
+        };
+        let Some(peer) = self.tx.peer(key) else {
+            return;
+        };
+        let Some(mut d) = Dialog::uac(&inv, resp, peer) else {
+            return;
+        };
         let mut ack = d.request(Method::Ack);
         self.push_our_via(&mut ack, peer.transport);
         self.tx.send_stateless(peer, &ack);
@@ -1035,7 +1539,11 @@ impl Core {
                 if timer == TimerKind::C {
                     self.send_cancel(now, call);
                     self.end_call(call, EndReason::Failed(408));
-                } else if self.calls.get(&call).is_some_and(|c| c.invite_tx.as_ref() == Some(&key)) {
+                } else if self
+                    .calls
+                    .get(&call)
+                    .is_some_and(|c| c.invite_tx.as_ref() == Some(&key))
+                {
                     self.failover_or_fail(now, call, 408);
                 }
                 self.purposes.remove(&key);
@@ -1044,7 +1552,10 @@ impl Core {
                 self.trunk_state[i].registered = false;
                 self.trunk_state[i].register_failures += 1;
                 self.arm(now + Duration::from_secs(30), CoreTimer::TrunkRegister(i));
-                self.events.push_back(CoreEvent::TrunkRegistration { trunk: self.cfg.trunks[i].name.clone(), registered: false });
+                self.events.push_back(CoreEvent::TrunkRegistration {
+                    trunk: self.cfg.trunks[i].name.clone(),
+                    registered: false,
+                });
             }
             Some(Purpose::TrunkOptions(i)) => {
                 if self.trunk_state[i].healthy != Some(false) {
@@ -1063,16 +1574,27 @@ impl Core {
 
     // ------------------------------------------------------------------ trunks
 
-    fn send_register(&mut self, now: Instant, i: usize, auth: Option<(HeaderName, String)>, expires: u32) {
+    fn send_register(
+        &mut self,
+        now: Instant,
+        i: usize,
+        auth: Option<(HeaderName, String)>,
+        expires: u32,
+    ) {
         let t = self.cfg.trunks[i].clone();
         let Some(peer) = t.proxy_peer() else { return };
-        let Some(user) = t.username.clone() else { return };
+        let Some(user) = t.username.clone() else {
+            return;
+        };
         let domain = t.domain();
         let st = &mut self.trunk_state[i];
         st.reg_cseq += 1;
         let mut reg = Message::request(Method::Register, &format!("sip:{domain}"));
         reg.push(HeaderName::MaxForwards, "70");
-        reg.push(HeaderName::From, format!("<sip:{user}@{domain}>;tag={}", rand_hex(10)));
+        reg.push(
+            HeaderName::From,
+            format!("<sip:{user}@{domain}>;tag={}", rand_hex(10)),
+        );
         reg.push(HeaderName::To, format!("<sip:{user}@{domain}>"));
         reg.push(HeaderName::CallId, st.reg_call_id.clone());
         reg.push(HeaderName::CSeq, format!("{} REGISTER", st.reg_cseq));
@@ -1090,9 +1612,21 @@ impl Core {
         }
         let t = self.cfg.trunks[i].clone();
         if (code == 401 || code == 407) && self.trunk_state[i].register_failures < 1 {
-            let hn = if code == 401 { HeaderName::WwwAuthenticate } else { HeaderName::ProxyAuthenticate };
-            let an = if code == 401 { HeaderName::Authorization } else { HeaderName::ProxyAuthorization };
-            if let (Some(u), Some(p), Some(ch)) = (t.username.clone(), t.password.clone(), resp.header_str(&hn).map(str::to_string)) {
+            let hn = if code == 401 {
+                HeaderName::WwwAuthenticate
+            } else {
+                HeaderName::ProxyAuthenticate
+            };
+            let an = if code == 401 {
+                HeaderName::Authorization
+            } else {
+                HeaderName::ProxyAuthorization
+            };
+            if let (Some(u), Some(p), Some(ch)) = (
+                t.username.clone(),
+                t.password.clone(),
+                resp.header_str(&hn).map(str::to_string),
+            ) {
                 let uri = format!("sip:{}", t.domain());
                 let (cn, nc) = self.next_cnonce();
                 if let Some(a) = answer_challenge(&ch, "REGISTER", &uri, &u, &p, &cn, nc) {
@@ -1107,9 +1641,16 @@ impl Core {
                 .list_values(&HeaderName::Contact)
                 .iter()
                 .filter_map(|c| super::header::NameAddr::parse(c).ok())
-                .filter_map(|n| n.params.value("expires").and_then(super::header::parse_delta_seconds))
+                .filter_map(|n| {
+                    n.params
+                        .value("expires")
+                        .and_then(super::header::parse_delta_seconds)
+                })
                 .next()
-                .or_else(|| resp.header_str(&HeaderName::Expires).and_then(super::header::parse_delta_seconds))
+                .or_else(|| {
+                    resp.header_str(&HeaderName::Expires)
+                        .and_then(super::header::parse_delta_seconds)
+                })
                 .unwrap_or(t.register_expires)
                 .max(10);
             let st = &mut self.trunk_state[i];
@@ -1117,10 +1658,16 @@ impl Core {
             st.registered = true;
             st.register_failures = 0;
             st.registered_until = Some(now + Duration::from_secs(granted as u64));
-            self.arm(now + Duration::from_secs((granted / 2).max(5) as u64), CoreTimer::TrunkRegister(i));
+            self.arm(
+                now + Duration::from_secs((granted / 2).max(5) as u64),
+                CoreTimer::TrunkRegister(i),
+            );
             if !was {
                 tracing::info!(trunk = %t.name, expires = granted, "registered to provider");
-                self.events.push_back(CoreEvent::TrunkRegistration { trunk: t.name.clone(), registered: true });
+                self.events.push_back(CoreEvent::TrunkRegistration {
+                    trunk: t.name.clone(),
+                    registered: true,
+                });
             }
         } else {
             let st = &mut self.trunk_state[i];
@@ -1128,14 +1675,24 @@ impl Core {
             st.register_failures = 0;
             tracing::warn!(trunk = %t.name, code, "registration to provider failed; retrying in 60 s");
             self.arm(now + Duration::from_secs(60), CoreTimer::TrunkRegister(i));
-            self.events.push_back(CoreEvent::TrunkRegistration { trunk: t.name.clone(), registered: false });
+            self.events.push_back(CoreEvent::TrunkRegistration {
+                trunk: t.name.clone(),
+                registered: false,
+            });
         }
     }
 
     fn send_options(&mut self, now: Instant, peer: Peer, uri: &str, to: &str, purpose: Purpose) {
         let mut o = Message::request(Method::Options, uri);
         o.push(HeaderName::MaxForwards, "70");
-        o.push(HeaderName::From, format!("<sip:omnigate@{}>;tag={}", self.local_addr(peer.transport), rand_hex(10)));
+        o.push(
+            HeaderName::From,
+            format!(
+                "<sip:omnigate@{}>;tag={}",
+                self.local_addr(peer.transport),
+                rand_hex(10)
+            ),
+        );
         o.push(HeaderName::To, format!("<{to}>"));
         o.push(HeaderName::CallId, format!("{}@omnigate", rand_hex(16)));
         o.push(HeaderName::CSeq, "1 OPTIONS");
@@ -1155,7 +1712,11 @@ impl Core {
             match t {
                 CoreTimer::TrunkRegister(i) => {
                     self.trunk_state[i].register_failures = 0;
-                    let exp = if self.draining { 0 } else { self.cfg.trunks[i].register_expires };
+                    let exp = if self.draining {
+                        0
+                    } else {
+                        self.cfg.trunks[i].register_expires
+                    };
                     if !self.draining || self.trunk_state[i].registered {
                         self.send_register(now, i, None, exp);
                     }
@@ -1166,14 +1727,26 @@ impl Core {
                         let uri = format!("sip:{}", t.domain());
                         self.send_options(now, peer, &uri.clone(), &uri, Purpose::TrunkOptions(i));
                     }
-                    self.arm(now + Duration::from_secs(t.options_interval as u64), CoreTimer::TrunkOptions(i));
+                    self.arm(
+                        now + Duration::from_secs(t.options_interval as u64),
+                        CoreTimer::TrunkOptions(i),
+                    );
                 }
                 CoreTimer::Keepalives => {
                     for (user, b) in self.registrar.all(now) {
                         let contact = b.contact.clone();
-                        self.send_options(now, b.source, &contact, &contact, Purpose::Keepalive(user, contact.clone()));
+                        self.send_options(
+                            now,
+                            b.source,
+                            &contact,
+                            &contact,
+                            Purpose::Keepalive(user, contact.clone()),
+                        );
                     }
-                    self.arm(now + Duration::from_secs(self.cfg.keepalive_interval.max(1) as u64), CoreTimer::Keepalives);
+                    self.arm(
+                        now + Duration::from_secs(self.cfg.keepalive_interval.max(1) as u64),
+                        CoreTimer::Keepalives,
+                    );
                 }
                 CoreTimer::Session(call) => self.session_timer_fired(now, call),
             }
@@ -1182,9 +1755,13 @@ impl Core {
     }
 
     fn session_timer_fired(&mut self, now: Instant, call: CallRef) {
-        let Some(c) = self.calls.get_mut(&call) else { return };
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
         let Some(d) = c.dialog.as_mut() else { return };
-        let Some(st) = d.session_timer.clone() else { return };
+        let Some(st) = d.session_timer.clone() else {
+            return;
+        };
         if st.deadline > now {
             return; // refreshed meanwhile; a later entry is armed
         }
@@ -1195,14 +1772,21 @@ impl Core {
                 self.end_call(call, EndReason::SessionExpired);
             }
             Refresher::Us => {
-                let method = if d.peer_allows_update { Method::Update } else { Method::Invite };
+                let method = if d.peer_allows_update {
+                    Method::Update
+                } else {
+                    Method::Invite
+                };
                 let peer = d.peer;
                 let mut r = d.request(method.clone());
                 d.pending_offer = true;
                 let next = SessionTimer::new(now, st.interval, Refresher::Us);
                 let dl = next.deadline;
                 d.session_timer = Some(next);
-                r.push(HeaderName::SessionExpires, format!("{};refresher=uac", st.interval.as_secs()));
+                r.push(
+                    HeaderName::SessionExpires,
+                    format!("{};refresher=uac", st.interval.as_secs()),
+                );
                 r.push(HeaderName::Supported, SUPPORTED);
                 r.push(HeaderName::Contact, self.contact_for(peer.transport));
                 let sdp = self.calls[&call].local_sdp.clone();
@@ -1251,7 +1835,10 @@ impl Core {
     pub fn end_all(&mut self, now: Instant) {
         let calls: Vec<CallRef> = self.calls.keys().copied().collect();
         for call in calls {
-            let offered = self.calls.get(&call).is_some_and(|c| c.inbound && c.state == CallState::Offered);
+            let offered = self
+                .calls
+                .get(&call)
+                .is_some_and(|c| c.inbound && c.state == CallState::Offered);
             if offered {
                 self.reject(now, call, 503, "Service Unavailable");
             } else {
@@ -1269,14 +1856,21 @@ impl Core {
 /// common Cisco form) or `application/dtmf` (the key itself). Other or empty bodies
 /// (keepalive INFOs) carry no digit; a DTMF body without a valid key is an error.
 fn info_digit(content_type: &str, body: &[u8]) -> Result<Option<char>, &'static str> {
-    let ct = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let ct = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     let text = std::str::from_utf8(body).map_err(|_| "Bad DTMF Body")?;
     let key = match ct.as_str() {
         "application/dtmf-relay" => text
             .lines()
             .find_map(|l| {
                 let (k, v) = l.split_once('=')?;
-                k.trim().eq_ignore_ascii_case("signal").then(|| v.trim().to_string())
+                k.trim()
+                    .eq_ignore_ascii_case("signal")
+                    .then(|| v.trim().to_string())
             })
             .ok_or("Missing DTMF Signal")?,
         "application/dtmf" => text.trim().to_string(),
@@ -1299,12 +1893,24 @@ mod info_tests {
     #[test]
     fn info_dtmf_bodies() {
         use super::info_digit;
-        assert_eq!(info_digit("application/dtmf-relay", b"Signal=5\r\nDuration=160\r\n"), Ok(Some('5')));
-        assert_eq!(info_digit("Application/DTMF-Relay", b"Signal= #\nDuration= 250"), Ok(Some('#')));
-        assert_eq!(info_digit("application/dtmf-relay", b"Signal=11\r\n"), Ok(Some('#')));
+        assert_eq!(
+            info_digit("application/dtmf-relay", b"Signal=5\r\nDuration=160\r\n"),
+            Ok(Some('5'))
+        );
+        assert_eq!(
+            info_digit("Application/DTMF-Relay", b"Signal= #\nDuration= 250"),
+            Ok(Some('#'))
+        );
+        assert_eq!(
+            info_digit("application/dtmf-relay", b"Signal=11\r\n"),
+            Ok(Some('#'))
+        );
         assert_eq!(info_digit("application/dtmf", b"7"), Ok(Some('7')));
         assert_eq!(info_digit("application/dtmf", b"d"), Ok(Some('D')));
-        assert_eq!(info_digit("application/broadsoft", b"event flashhook"), Ok(None));
+        assert_eq!(
+            info_digit("application/broadsoft", b"event flashhook"),
+            Ok(None)
+        );
         assert_eq!(info_digit("", b""), Ok(None));
         assert!(info_digit("application/dtmf-relay", b"Duration=160").is_err());
         assert!(info_digit("application/dtmf-relay", b"Signal=55").is_err());

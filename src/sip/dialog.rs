@@ -17,12 +17,20 @@ pub struct DialogId {
 impl DialogId {
     /// The dialog an incoming request belongs to (we are the To side).
     pub fn of_request(req: &Message) -> Option<DialogId> {
-        Some(DialogId { call_id: req.call_id().to_string(), local_tag: req.to_tag()?.to_string(), remote_tag: req.from_tag()?.to_string() })
+        Some(DialogId {
+            call_id: req.call_id().to_string(),
+            local_tag: req.to_tag()?.to_string(),
+            remote_tag: req.from_tag()?.to_string(),
+        })
     }
 
     /// The dialog an incoming response belongs to (we are the From side).
     pub fn of_response(resp: &Message) -> Option<DialogId> {
-        Some(DialogId { call_id: resp.call_id().to_string(), local_tag: resp.from_tag()?.to_string(), remote_tag: resp.to_tag()?.to_string() })
+        Some(DialogId {
+            call_id: resp.call_id().to_string(),
+            local_tag: resp.from_tag()?.to_string(),
+            remote_tag: resp.to_tag()?.to_string(),
+        })
     }
 }
 
@@ -61,7 +69,11 @@ impl SessionTimer {
             // RFC 4028 10: BYE at expiry minus min(32 s, interval/3).
             Refresher::Them => now + interval - (interval / 3).min(Duration::from_secs(32)),
         };
-        SessionTimer { interval, refresher, deadline }
+        SessionTimer {
+            interval,
+            refresher,
+            deadline,
+        }
     }
 }
 
@@ -99,10 +111,22 @@ impl Dialog {
     pub fn uas(invite: &Message, local_tag: &str, source: Peer) -> Option<Dialog> {
         let from = invite.from()?;
         let to = invite.to()?;
-        let contact = invite.list_values(&HeaderName::Contact).first().and_then(|c| NameAddr::parse(c).ok()).map(|n| n.uri.raw.to_string())?;
-        let route_set = invite.list_values(&HeaderName::RecordRoute).into_iter().map(str::to_string).collect();
+        let contact = invite
+            .list_values(&HeaderName::Contact)
+            .first()
+            .and_then(|c| NameAddr::parse(c).ok())
+            .map(|n| n.uri.raw.to_string())?;
+        let route_set = invite
+            .list_values(&HeaderName::RecordRoute)
+            .into_iter()
+            .map(str::to_string)
+            .collect();
         Some(Dialog {
-            id: DialogId { call_id: invite.call_id().to_string(), local_tag: local_tag.to_string(), remote_tag: from.tag()?.to_string() },
+            id: DialogId {
+                call_id: invite.call_id().to_string(),
+                local_tag: local_tag.to_string(),
+                remote_tag: from.tag()?.to_string(),
+            },
             role: Role::Uas,
             state: DialogState::Early,
             local_uri: to.uri.raw.to_string(),
@@ -122,13 +146,29 @@ impl Dialog {
     pub fn uac(invite: &Message, resp: &Message, peer: Peer) -> Option<Dialog> {
         let from = invite.from()?;
         let to = resp.to()?;
-        let contact = resp.list_values(&HeaderName::Contact).first().and_then(|c| NameAddr::parse(c).ok()).map(|n| n.uri.raw.to_string())?;
-        let mut route_set: Vec<String> = resp.list_values(&HeaderName::RecordRoute).into_iter().map(str::to_string).collect();
+        let contact = resp
+            .list_values(&HeaderName::Contact)
+            .first()
+            .and_then(|c| NameAddr::parse(c).ok())
+            .map(|n| n.uri.raw.to_string())?;
+        let mut route_set: Vec<String> = resp
+            .list_values(&HeaderName::RecordRoute)
+            .into_iter()
+            .map(str::to_string)
+            .collect();
         route_set.reverse();
         Some(Dialog {
-            id: DialogId { call_id: invite.call_id().to_string(), local_tag: from.tag()?.to_string(), remote_tag: to.tag()?.to_string() },
+            id: DialogId {
+                call_id: invite.call_id().to_string(),
+                local_tag: from.tag()?.to_string(),
+                remote_tag: to.tag()?.to_string(),
+            },
             role: Role::Uac,
-            state: if resp.status().unwrap_or(0) >= 200 { DialogState::Confirmed } else { DialogState::Early },
+            state: if resp.status().unwrap_or(0) >= 200 {
+                DialogState::Confirmed
+            } else {
+                DialogState::Early
+            },
             local_uri: from.uri.raw.to_string(),
             remote_uri: to.uri.raw.to_string(),
             remote_target: contact,
@@ -144,7 +184,9 @@ impl Dialog {
 
     /// Applies the CSeq rule to an incoming in-dialog request (not ACK or CANCEL).
     pub fn check_remote_cseq(&mut self, req: &Message) -> Result<(), InDialogError> {
-        let Some((n, m)) = req.cseq() else { return Ok(()) };
+        let Some((n, m)) = req.cseq() else {
+            return Ok(());
+        };
         if matches!(m, Method::Ack | Method::Cancel) {
             return Ok(());
         }
@@ -165,9 +207,15 @@ impl Dialog {
         }
         // Loose routing (lr): Request-URI is the remote target, Route carries the set.
         // Strict routing: the first route becomes the Request-URI.
-        let strict = self.route_set.first().is_some_and(|r| NameAddr::parse(r).map(|n| !n.uri.params.has("lr")).unwrap_or(false));
+        let strict = self.route_set.first().is_some_and(|r| {
+            NameAddr::parse(r)
+                .map(|n| !n.uri.params.has("lr"))
+                .unwrap_or(false)
+        });
         let (ruri, routes): (String, Vec<String>) = if strict {
-            let first = NameAddr::parse(&self.route_set[0]).map(|n| n.uri.raw.to_string()).unwrap_or_default();
+            let first = NameAddr::parse(&self.route_set[0])
+                .map(|n| n.uri.raw.to_string())
+                .unwrap_or_default();
             let mut rest: Vec<String> = self.route_set[1..].to_vec();
             rest.push(format!("<{}>", self.remote_target));
             (first, rest)
@@ -179,16 +227,27 @@ impl Dialog {
             m.push(HeaderName::Route, r);
         }
         m.push(HeaderName::MaxForwards, "70");
-        m.push(HeaderName::From, format!("<{}>;tag={}", self.local_uri, self.id.local_tag));
-        m.push(HeaderName::To, format!("<{}>;tag={}", self.remote_uri, self.id.remote_tag));
+        m.push(
+            HeaderName::From,
+            format!("<{}>;tag={}", self.local_uri, self.id.local_tag),
+        );
+        m.push(
+            HeaderName::To,
+            format!("<{}>;tag={}", self.remote_uri, self.id.remote_tag),
+        );
         m.push(HeaderName::CallId, self.id.call_id.clone());
-        m.push(HeaderName::CSeq, format!("{} {}", self.local_seq, method.as_str()));
+        m.push(
+            HeaderName::CSeq,
+            format!("{} {}", self.local_seq, method.as_str()),
+        );
         m
     }
 }
 
 fn allows(m: &Message, method: &str) -> bool {
-    m.list_values(&HeaderName::Allow).iter().any(|a| a.eq_ignore_ascii_case(method))
+    m.list_values(&HeaderName::Allow)
+        .iter()
+        .any(|a| a.eq_ignore_ascii_case(method))
 }
 
 /// Reads `Session-Expires: N[;refresher=uac|uas]`.
@@ -227,7 +286,10 @@ mod tests {
         let bye = d.request(Method::Bye);
         assert_eq!(bye.request_uri(), Some("sip:a@10.0.0.1:5062"));
         let routes: Vec<_> = bye.list_values(&HeaderName::Route);
-        assert_eq!(routes, vec!["<sip:p1.example.com;lr>", "<sip:p2.example.com;lr>"]);
+        assert_eq!(
+            routes,
+            vec!["<sip:p1.example.com;lr>", "<sip:p2.example.com;lr>"]
+        );
         assert_eq!(bye.from_tag(), Some("lt"));
         assert_eq!(bye.to_tag(), Some("ft"));
     }
@@ -238,7 +300,10 @@ mod tests {
         let mut d = Dialog::uas(&inv, "lt", Peer::udp("10.0.0.1:5060".parse().unwrap())).unwrap();
         let mut bye = inv.clone();
         bye.set(HeaderName::CSeq, "9 BYE");
-        assert_eq!(d.check_remote_cseq(&bye), Err(InDialogError::CSeqOutOfOrder));
+        assert_eq!(
+            d.check_remote_cseq(&bye),
+            Err(InDialogError::CSeqOutOfOrder)
+        );
         bye.set(HeaderName::CSeq, "11 BYE");
         assert_eq!(d.check_remote_cseq(&bye), Ok(()));
     }

@@ -137,7 +137,12 @@ impl<'a> Via<'a> {
         }
         let (host, port) = split_host_port(&s[st..i]).map_err(|_| "malformed Via sent-by")?;
         let params = Params::parse_header_params(&s[i..]).map_err(|_| "malformed Via parameter")?;
-        Ok(Via { transport: parts[2], host, port, params })
+        Ok(Via {
+            transport: parts[2],
+            host,
+            port,
+            params,
+        })
     }
 
     pub fn branch(&self) -> Option<&'a str> {
@@ -185,7 +190,10 @@ impl<'a> NameAddr<'a> {
             // display-name = *(token LWS): everything before '<' must be tokens.
             let d = trim_lws(&s[..lt]);
             if !d.is_empty() {
-                if !d.bytes().all(|c| is_token_char(c) || super::syntax::is_lws(c)) {
+                if !d
+                    .bytes()
+                    .all(|c| is_token_char(c) || super::syntax::is_lws(c))
+                {
                     return Err("display name with characters outside token must be quoted");
                 }
                 display = Some(d);
@@ -195,23 +203,37 @@ impl<'a> NameAddr<'a> {
         if i < b.len() && b[i] == b'<' {
             let close = s[i..].find('>').ok_or("missing > after URI")? + i;
             let uri_s = &s[i + 1..close];
-            if uri_s.starts_with(|c: char| c.is_ascii_whitespace()) || uri_s.ends_with(|c: char| c.is_ascii_whitespace()) {
+            if uri_s.starts_with(|c: char| c.is_ascii_whitespace())
+                || uri_s.ends_with(|c: char| c.is_ascii_whitespace())
+            {
                 return Err("white space inside <> around URI");
             }
             let uri = Uri::parse(uri_s).map_err(|_| "malformed URI in address")?;
             let params = Params::parse_header_params(&s[close + 1..])?;
-            return Ok(NameAddr { display, uri, params, angle: true });
+            return Ok(NameAddr {
+                display,
+                uri,
+                params,
+                angle: true,
+            });
         }
         // addr-spec: the URI may not contain ';', ',' or '?' here (RFC 3261 20.10):
         // a ';' starts header parameters.
-        let end = s.find(|c: char| c == ';' || super::syntax::is_lws(c as u8)).unwrap_or(s.len());
+        let end = s
+            .find(|c: char| c == ';' || super::syntax::is_lws(c as u8))
+            .unwrap_or(s.len());
         let uri_s = &s[..end];
         if uri_s.contains('?') || uri_s.contains(',') {
             return Err("URI with '?' or ',' must be enclosed in <>");
         }
         let uri = Uri::parse(uri_s).map_err(|_| "malformed URI in address")?;
         let params = Params::parse_header_params(&s[end..])?;
-        Ok(NameAddr { display, uri, params, angle: false })
+        Ok(NameAddr {
+            display,
+            uri,
+            params,
+            angle: false,
+        })
     }
 
     pub fn tag(&self) -> Option<&'a str> {
@@ -240,7 +262,9 @@ pub fn parse_contacts(s: &str) -> Result<Vec<ContactValue<'_>>, &'static str> {
 /// CSeq: sequence number (< 2**31, RFC 3261 8.1.1.5) and method.
 pub fn parse_cseq(s: &str) -> Result<(u32, Method), &'static str> {
     let s = trim_lws(s);
-    let sp = s.find(|c: char| super::syntax::is_lws(c as u8)).ok_or("CSeq without method")?;
+    let sp = s
+        .find(|c: char| super::syntax::is_lws(c as u8))
+        .ok_or("CSeq without method")?;
     let num = &s[..sp];
     let method = trim_lws(&s[sp..]);
     if num.is_empty() || num.len() > 10 || !num.bytes().all(|b| b.is_ascii_digit()) {
@@ -262,7 +286,11 @@ pub fn parse_delta_seconds(s: &str) -> Option<u32> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    Some(s.parse::<u64>().map(|v| v.min(u32::MAX as u64) as u32).unwrap_or(u32::MAX))
+    Some(
+        s.parse::<u64>()
+            .map(|v| v.min(u32::MAX as u64) as u32)
+            .unwrap_or(u32::MAX),
+    )
 }
 
 /// RFC 1123 date as SIP allows it: `Thu, 21 Feb 2002 13:02:03 GMT`; only GMT.
@@ -272,10 +300,14 @@ pub fn valid_sip_date(s: &str) -> bool {
         return false;
     }
     let days = ["Mon,", "Tue,", "Wed,", "Thu,", "Fri,", "Sat,", "Sun,"];
-    let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let months = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
     let time_ok = {
         let t: Vec<&str> = parts[4].split(':').collect();
-        t.len() == 3 && t.iter().all(|x| x.len() == 2 && x.bytes().all(|b| b.is_ascii_digit()))
+        t.len() == 3
+            && t.iter()
+                .all(|x| x.len() == 2 && x.bytes().all(|b| b.is_ascii_digit()))
     };
     days.contains(&parts[0])
         && parts[1].len() == 2
@@ -316,7 +348,10 @@ impl<'a> DigestParams<'a> {
     }
 
     pub fn get(&self, k: &str) -> Option<&'a str> {
-        self.params.iter().find(|(n, _)| n.eq_ignore_ascii_case(k)).map(|(_, v)| *v)
+        self.params
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(k))
+            .map(|(_, v)| *v)
     }
 }
 
@@ -326,12 +361,16 @@ mod tests {
 
     #[test]
     fn via_with_lws_everywhere() {
-        let v = Via::parse("SIP  /   2.0\r\n /UDP\r\n    192.0.2.2;rport;branch=390skdjuw").unwrap();
+        let v =
+            Via::parse("SIP  /   2.0\r\n /UDP\r\n    192.0.2.2;rport;branch=390skdjuw").unwrap();
         assert_eq!(v.transport, "UDP");
         assert_eq!(v.host, "192.0.2.2");
         assert_eq!(v.branch(), Some("390skdjuw"));
         assert_eq!(v.rport(), Some(None));
-        let v = Via::parse("SIP/2.0/TCP [2001:db8::9:1]:5070;branch=z9hG4bKas;received=[2001:db8::9:255]").unwrap();
+        let v = Via::parse(
+            "SIP/2.0/TCP [2001:db8::9:1]:5070;branch=z9hG4bKas;received=[2001:db8::9:255]",
+        )
+        .unwrap();
         assert_eq!(v.port, Some(5070));
         assert_eq!(v.received(), Some("[2001:db8::9:255]"));
         assert!(Via::parse("SIP/2.0/UDP 192.0.2.15;;").is_err());
@@ -340,7 +379,10 @@ mod tests {
 
     #[test]
     fn name_addr_forms() {
-        let n = NameAddr::parse(r#""J Rosenberg \\\""       <sip:jdrosen@example.com>  ;  tag = 98asjd8"#).unwrap();
+        let n = NameAddr::parse(
+            r#""J Rosenberg \\\""       <sip:jdrosen@example.com>  ;  tag = 98asjd8"#,
+        )
+        .unwrap();
         assert_eq!(n.tag(), Some("98asjd8"));
         assert_eq!(n.uri.host, "example.com");
         let n = NameAddr::parse("sip:user@example.com;tag=1").unwrap();

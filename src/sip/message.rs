@@ -47,7 +47,12 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_message: 65_535, max_header_line: 8_192, max_headers: 256, max_vias: 70 }
+        Limits {
+            max_message: 65_535,
+            max_header_line: 8_192,
+            max_headers: 256,
+            max_vias: 70,
+        }
     }
 }
 
@@ -129,7 +134,10 @@ pub struct Header {
 
 impl Header {
     pub fn new(name: HeaderName, value: impl Into<Bytes>) -> Header {
-        Header { name, value: value.into() }
+        Header {
+            name,
+            value: value.into(),
+        }
     }
 
     /// The value as text. The tokenizer only admits UTF-8 values.
@@ -164,7 +172,11 @@ pub struct ParseError {
 
 impl ParseError {
     fn new(status: u16, reason: &'static str) -> ParseError {
-        ParseError { status, reason, partial: None }
+        ParseError {
+            status,
+            reason,
+            partial: None,
+        }
     }
 
     /// A request that can be answered: its start line and the headers needed to build
@@ -175,7 +187,13 @@ impl ParseError {
             StartLine::Request { method, .. } if *method != Method::Ack => {}
             _ => return None,
         }
-        for n in [HeaderName::Via, HeaderName::From, HeaderName::To, HeaderName::CallId, HeaderName::CSeq] {
+        for n in [
+            HeaderName::Via,
+            HeaderName::From,
+            HeaderName::To,
+            HeaderName::CallId,
+            HeaderName::CSeq,
+        ] {
             m.header(&n)?;
         }
         Some(m)
@@ -221,17 +239,28 @@ impl Message {
         Self::parse_with(buf, framing, &Limits::default())
     }
 
-    pub fn parse_with(buf: Bytes, framing: Framing, limits: &Limits) -> Result<Message, ParseError> {
+    pub fn parse_with(
+        buf: Bytes,
+        framing: Framing,
+        limits: &Limits,
+    ) -> Result<Message, ParseError> {
         let msg = Self::tokenize(buf, framing, limits)?;
         if let Err(reason) = msg.validate(limits) {
-            return Err(ParseError { status: 400, reason, partial: Some(Box::new(msg)) });
+            return Err(ParseError {
+                status: 400,
+                reason,
+                partial: Some(Box::new(msg)),
+            });
         }
         Ok(msg)
     }
 
     fn tokenize(mut buf: Bytes, framing: Framing, limits: &Limits) -> Result<Message, ParseError> {
         // RFC 3261 7.5: ignore CRLFs before the start line (keepalives on streams).
-        let lead = buf.iter().take_while(|&&b| b == b'\r' || b == b'\n').count();
+        let lead = buf
+            .iter()
+            .take_while(|&&b| b == b'\r' || b == b'\n')
+            .count();
         let _ = buf.split_to(lead);
         if buf.is_empty() {
             return Err(ParseError::new(400, "empty message"));
@@ -242,7 +271,9 @@ impl Message {
         let (hend, bstart) = match find_header_end(&buf) {
             Some(x) => x,
             // A datagram with headers but no blank line: tolerate a missing final CRLF.
-            None if framing == Framing::Datagram && buf.ends_with(b"\n") => (buf.len() - 1, buf.len()),
+            None if framing == Framing::Datagram && buf.ends_with(b"\n") => {
+                (buf.len() - 1, buf.len())
+            }
             None => return Err(ParseError::new(400, "truncated message: no end of headers")),
         };
         let head = buf.slice(..hend);
@@ -261,7 +292,8 @@ impl Message {
         if start_raw.len() > limits.max_header_line {
             return Err(ParseError::new(400, "start line too long"));
         }
-        let start_s = std::str::from_utf8(start_raw).map_err(|_| ParseError::new(400, "start line is not UTF-8"))?;
+        let start_s = std::str::from_utf8(start_raw)
+            .map_err(|_| ParseError::new(400, "start line is not UTF-8"))?;
         // A malformed request line is a soft error: the headers are still tokenized so
         // the request can be answered with a 400 naming the problem.
         let mut soft: Option<(u16, &'static str)> = None;
@@ -280,7 +312,11 @@ impl Message {
         let mut headers: Vec<Header> = Vec::new();
         let mut cur: Option<(usize, usize, usize)> = None; // (name start, name end, value start), value end = line end
         let mut cur_end = 0;
-        let finish = |cur: Option<(usize, usize, usize)>, end: usize, headers: &mut Vec<Header>, soft: &mut Option<(u16, &'static str)>| -> Result<(), ParseError> {
+        let finish = |cur: Option<(usize, usize, usize)>,
+                      end: usize,
+                      headers: &mut Vec<Header>,
+                      soft: &mut Option<(u16, &'static str)>|
+         -> Result<(), ParseError> {
             if let Some((ns, ne, vs)) = cur {
                 if end - ns > limits.max_header_line {
                     soft.get_or_insert((400, "header line too long"));
@@ -290,13 +326,17 @@ impl Message {
                     soft.get_or_insert((400, "too many header lines"));
                     return Ok(());
                 }
-                let name = std::str::from_utf8(&head[ns..ne]).map_err(|_| ParseError::new(400, "header name is not UTF-8"))?;
+                let name = std::str::from_utf8(&head[ns..ne])
+                    .map_err(|_| ParseError::new(400, "header name is not UTF-8"))?;
                 let raw_v = trim_crlf(&head[vs.min(end)..end]);
                 let v = trim_lws_bytes(raw_v);
                 if std::str::from_utf8(v).is_err() {
                     return Err(ParseError::new(400, "header value is not UTF-8"));
                 }
-                headers.push(Header { name: HeaderName::parse(name), value: head.slice_ref(v) });
+                headers.push(Header {
+                    name: HeaderName::parse(name),
+                    value: head.slice_ref(v),
+                });
             }
             Ok(())
         };
@@ -310,7 +350,10 @@ impl Message {
                 continue;
             }
             finish(cur.take(), cur_end, &mut headers, &mut soft)?;
-            let colon = line.iter().position(|&c| c == b':').ok_or(ParseError::new(400, "header line without a colon"))?;
+            let colon = line
+                .iter()
+                .position(|&c| c == b':')
+                .ok_or(ParseError::new(400, "header line without a colon"))?;
             let mut ne = colon;
             while ne > 0 && (line[ne - 1] == b' ' || line[ne - 1] == b'\t') {
                 ne -= 1;
@@ -323,14 +366,22 @@ impl Message {
         }
         finish(cur.take(), cur_end, &mut headers, &mut soft)?;
 
-        let mut msg = Message { start, headers, body: Bytes::new() };
+        let mut msg = Message {
+            start,
+            headers,
+            body: Bytes::new(),
+        };
         // Body and Content-Length.
         let avail = buf.len() - bstart;
         let cl = match msg.header(&HeaderName::ContentLength) {
             Some(h) => {
                 let v = h.value_str();
                 if v.is_empty() || v.len() > 9 || !v.bytes().all(|b| b.is_ascii_digit()) {
-                    return Err(ParseError { status: 400, reason: "invalid Content-Length", partial: Some(Box::new(msg)) });
+                    return Err(ParseError {
+                        status: 400,
+                        reason: "invalid Content-Length",
+                        partial: Some(Box::new(msg)),
+                    });
                 }
                 Some(v.parse::<usize>().unwrap_or(usize::MAX))
             }
@@ -338,20 +389,36 @@ impl Message {
         };
         let body_len = match (cl, framing) {
             (Some(n), _) if n > avail => {
-                return Err(ParseError { status: 400, reason: "Content-Length larger than message", partial: Some(Box::new(msg)) });
+                return Err(ParseError {
+                    status: 400,
+                    reason: "Content-Length larger than message",
+                    partial: Some(Box::new(msg)),
+                });
             }
             (Some(n), _) => n,
             (None, Framing::Datagram) => avail,
             (None, Framing::Stream) => {
-                return Err(ParseError { status: 400, reason: "missing Content-Length on a stream", partial: Some(Box::new(msg)) })
+                return Err(ParseError {
+                    status: 400,
+                    reason: "missing Content-Length on a stream",
+                    partial: Some(Box::new(msg)),
+                })
             }
         };
         msg.body = buf.slice(bstart..bstart + body_len);
         if let Some((status, reason)) = soft {
-            return Err(ParseError { status, reason, partial: Some(Box::new(msg)) });
+            return Err(ParseError {
+                status,
+                reason,
+                partial: Some(Box::new(msg)),
+            });
         }
         if !version_ok {
-            return Err(ParseError { status: 505, reason: "Version Not Supported", partial: Some(Box::new(msg)) });
+            return Err(ParseError {
+                status: 505,
+                reason: "Version Not Supported",
+                partial: Some(Box::new(msg)),
+            });
         }
         Ok(msg)
     }
@@ -379,7 +446,13 @@ impl Message {
                     } else {
                         has[2] = true
                     }
-                    NameAddr::parse(v).map_err(|_| if h.name == HeaderName::From { "malformed From" } else { "malformed To" })?;
+                    NameAddr::parse(v).map_err(|_| {
+                        if h.name == HeaderName::From {
+                            "malformed From"
+                        } else {
+                            "malformed To"
+                        }
+                    })?;
                 }
                 HeaderName::CallId => {
                     has[3] = true;
@@ -397,9 +470,13 @@ impl Message {
                     }
                 }
                 HeaderName::MaxForwards
-                    if (v.is_empty() || v.len() > 10 || !v.bytes().all(|b| b.is_ascii_digit()) || v.parse::<u64>().unwrap_or(999) > 255) => {
-                        return Err("Max-Forwards out of range");
-                    }
+                    if (v.is_empty()
+                        || v.len() > 10
+                        || !v.bytes().all(|b| b.is_ascii_digit())
+                        || v.parse::<u64>().unwrap_or(999) > 255) =>
+                {
+                    return Err("Max-Forwards out of range");
+                }
                 HeaderName::Contact => {
                     parse_contacts(v).map_err(|_| "malformed Contact")?;
                 }
@@ -411,25 +488,30 @@ impl Message {
                         }
                     }
                 }
-                HeaderName::Date
-                    if !valid_sip_date(v) => {
-                        return Err("malformed Date (must be RFC 1123 in GMT)");
-                    }
-                HeaderName::Expires
-                    if !v.is_empty() && !v.bytes().all(|b| b.is_ascii_digit()) => {
-                        return Err("malformed Expires");
-                    }
+                HeaderName::Date if !valid_sip_date(v) => {
+                    return Err("malformed Date (must be RFC 1123 in GMT)");
+                }
+                HeaderName::Expires if !v.is_empty() && !v.bytes().all(|b| b.is_ascii_digit()) => {
+                    return Err("malformed Expires");
+                }
                 _ => {}
             }
         }
-        let names = ["missing Via", "missing From", "missing To", "missing Call-ID", "missing CSeq"];
+        let names = [
+            "missing Via",
+            "missing From",
+            "missing To",
+            "missing Call-ID",
+            "missing CSeq",
+        ];
         for (ok, why) in has.iter().zip(names) {
             if !ok {
                 return Err(why);
             }
         }
         if let StartLine::Request { uri, .. } = &self.start {
-            let u = Uri::parse(std::str::from_utf8(uri).unwrap_or("")).map_err(|_| "malformed Request-URI")?;
+            let u = Uri::parse(std::str::from_utf8(uri).unwrap_or(""))
+                .map_err(|_| "malformed Request-URI")?;
             if u.is_sip() && u.headers.is_some() {
                 return Err("Request-URI must not carry headers");
             }
@@ -472,13 +554,18 @@ impl Message {
         self.header(name).map(|h| h.value_str())
     }
 
-    pub fn headers_named<'s>(&'s self, name: &'s HeaderName) -> impl Iterator<Item = &'s Header> + 's {
+    pub fn headers_named<'s>(
+        &'s self,
+        name: &'s HeaderName,
+    ) -> impl Iterator<Item = &'s Header> + 's {
         self.headers.iter().filter(move |h| &h.name == name)
     }
 
     /// All values of a list header, in order, comma-joined ones split.
     pub fn list_values<'s>(&'s self, name: &'s HeaderName) -> Vec<&'s str> {
-        self.headers_named(name).flat_map(|h| split_commas(h.value_str()).unwrap_or_default()).collect()
+        self.headers_named(name)
+            .flat_map(|h| split_commas(h.value_str()).unwrap_or_default())
+            .collect()
     }
 
     /// The topmost Via.
@@ -513,17 +600,29 @@ impl Message {
     }
 
     pub fn max_forwards(&self) -> Option<u8> {
-        self.header_str(&HeaderName::MaxForwards).and_then(|v| v.parse::<u16>().ok()).map(|v| v.min(255) as u8)
+        self.header_str(&HeaderName::MaxForwards)
+            .and_then(|v| v.parse::<u16>().ok())
+            .map(|v| v.min(255) as u8)
     }
 
     // ---- building ----
 
     pub fn request(method: Method, uri: &str) -> Message {
-        Message { start: StartLine::Request { method, uri: Bytes::copy_from_slice(uri.as_bytes()) }, headers: Vec::new(), body: Bytes::new() }
+        Message {
+            start: StartLine::Request {
+                method,
+                uri: Bytes::copy_from_slice(uri.as_bytes()),
+            },
+            headers: Vec::new(),
+            body: Bytes::new(),
+        }
     }
 
     pub fn push(&mut self, name: HeaderName, value: impl Into<String>) -> &mut Self {
-        self.headers.push(Header { name, value: Bytes::from(value.into()) });
+        self.headers.push(Header {
+            name,
+            value: Bytes::from(value.into()),
+        });
         self
     }
 
@@ -548,20 +647,33 @@ impl Message {
         let mut headers = Vec::with_capacity(8);
         for h in &req.headers {
             match h.name {
-                HeaderName::Via | HeaderName::From | HeaderName::CallId | HeaderName::CSeq => headers.push(h.clone()),
+                HeaderName::Via | HeaderName::From | HeaderName::CallId | HeaderName::CSeq => {
+                    headers.push(h.clone())
+                }
                 HeaderName::To => {
-                    let has_tag = NameAddr::parse(h.value_str()).ok().and_then(|n| n.tag().map(|_| ())).is_some();
+                    let has_tag = NameAddr::parse(h.value_str())
+                        .ok()
+                        .and_then(|n| n.tag().map(|_| ()))
+                        .is_some();
                     match to_tag {
-                        Some(t) if !has_tag && code > 100 => {
-                            headers.push(Header { name: HeaderName::To, value: Bytes::from(format!("{};tag={}", h.value_str(), t)) })
-                        }
+                        Some(t) if !has_tag && code > 100 => headers.push(Header {
+                            name: HeaderName::To,
+                            value: Bytes::from(format!("{};tag={}", h.value_str(), t)),
+                        }),
                         _ => headers.push(h.clone()),
                     }
                 }
                 _ => {}
             }
         }
-        Message { start: StartLine::Response { code, reason: Bytes::copy_from_slice(reason.as_bytes()) }, headers, body: Bytes::new() }
+        Message {
+            start: StartLine::Response {
+                code,
+                reason: Bytes::copy_from_slice(reason.as_bytes()),
+            },
+            headers,
+            body: Bytes::new(),
+        }
     }
 
     /// Serializes the message; Content-Length always states the body length.
@@ -670,7 +782,13 @@ fn parse_start_line(s: &str, raw: &Bytes) -> Result<(StartLine, bool), ParseErro
             return Err(ParseError::new(400, "status code out of range"));
         }
         let off = s.len() - reason.len();
-        return Ok((StartLine::Response { code, reason: raw.slice(off..) }, true));
+        return Ok((
+            StartLine::Response {
+                code,
+                reason: raw.slice(off..),
+            },
+            true,
+        ));
     }
     // Request-Line = Method SP Request-URI SP SIP-Version: exactly two single spaces.
     let mut it = s.split(' ');
@@ -689,7 +807,13 @@ fn parse_start_line(s: &str, raw: &Bytes) -> Result<(StartLine, bool), ParseErro
         return Err(ParseError::new(400, "malformed SIP version"));
     }
     let uoff = m.len() + 1;
-    Ok((StartLine::Request { method: Method::parse(m), uri: raw.slice(uoff..uoff + u.len()) }, version_ok))
+    Ok((
+        StartLine::Request {
+            method: Method::parse(m),
+            uri: raw.slice(uoff..uoff + u.len()),
+        },
+        version_ok,
+    ))
 }
 
 /// For a request line that failed strict parsing, a best-effort start line (method =
@@ -705,7 +829,10 @@ fn salvage_request_line(s: &str, raw: &Bytes) -> Option<StartLine> {
     let rest = s[m.len()..].trim_start();
     let u = rest.split(' ').next().unwrap_or("");
     let off = s.len() - rest.len();
-    Some(StartLine::Request { method: Method::parse(m), uri: raw.slice(off..off + u.len()) })
+    Some(StartLine::Request {
+        method: Method::parse(m),
+        uri: raw.slice(off..off + u.len()),
+    })
 }
 
 /// Result of looking for one message at the front of a stream buffer.
@@ -724,22 +851,43 @@ pub enum Frame {
 
 /// Frames the next message on a stream transport (RFC 3261 18.3).
 pub fn frame_stream(buf: &[u8], limits: &Limits) -> Frame {
-    let skip = buf.iter().take_while(|&&b| b == b'\r' || b == b'\n').count();
+    let skip = buf
+        .iter()
+        .take_while(|&&b| b == b'\r' || b == b'\n')
+        .count();
     if skip == buf.len() {
         if skip >= 4 && &buf[..4] == b"\r\n\r\n" {
             return Frame::Keepalive { n: 4, ping: true };
         }
         if skip >= 2 && &buf[skip - 2..skip] == b"\r\n" && skip < 4 {
             // Could be the start of a double-CRLF ping; wait unless it is a pong.
-            return if skip == 2 { Frame::Incomplete } else { Frame::Keepalive { n: skip, ping: false } };
+            return if skip == 2 {
+                Frame::Incomplete
+            } else {
+                Frame::Keepalive {
+                    n: skip,
+                    ping: false,
+                }
+            };
         }
-        return if skip == 0 { Frame::Incomplete } else { Frame::Keepalive { n: skip, ping: false } };
+        return if skip == 0 {
+            Frame::Incomplete
+        } else {
+            Frame::Keepalive {
+                n: skip,
+                ping: false,
+            }
+        };
     }
     let b = &buf[skip..];
     let (hend, bstart) = match find_header_end(b) {
         Some(x) => x,
         None => {
-            return if b.len() > limits.max_message { Frame::Invalid("headers too large") } else { Frame::Incomplete };
+            return if b.len() > limits.max_message {
+                Frame::Invalid("headers too large")
+            } else {
+                Frame::Incomplete
+            };
         }
     };
     // Find Content-Length (or compact "l") among the header lines.
@@ -761,7 +909,9 @@ pub fn frame_stream(buf: &[u8], limits: &Limits) -> Frame {
             }
         }
     }
-    let Some(cl) = cl else { return Frame::Invalid("missing Content-Length on a stream") };
+    let Some(cl) = cl else {
+        return Frame::Invalid("missing Content-Length on a stream");
+    };
     let total = bstart + cl;
     if total > limits.max_message {
         return Frame::Invalid("message too large");
@@ -769,7 +919,10 @@ pub fn frame_stream(buf: &[u8], limits: &Limits) -> Frame {
     if b.len() < total {
         return Frame::Incomplete;
     }
-    Frame::Message { skip, len: skip + total }
+    Frame::Message {
+        skip,
+        len: skip + total,
+    }
 }
 
 #[cfg(test)]
@@ -809,15 +962,31 @@ Content-Length: 4\r\n\r\nv=0\n";
             Frame::Message { skip, len } => {
                 assert_eq!(skip, 2);
                 assert_eq!(len, 2 + INVITE.len());
-                assert_eq!(frame_stream(&b[len..], &l), Frame::Message { skip: 0, len: INVITE.len() });
+                assert_eq!(
+                    frame_stream(&b[len..], &l),
+                    Frame::Message {
+                        skip: 0,
+                        len: INVITE.len()
+                    }
+                );
             }
             f => panic!("{f:?}"),
         }
         for cut in [1, 10, INVITE.len() - 5, INVITE.len() - 1] {
-            assert_eq!(frame_stream(&INVITE.as_bytes()[..cut], &l), Frame::Incomplete, "cut at {cut}");
+            assert_eq!(
+                frame_stream(&INVITE.as_bytes()[..cut], &l),
+                Frame::Incomplete,
+                "cut at {cut}"
+            );
         }
-        assert_eq!(frame_stream(b"\r\n\r\n", &l), Frame::Keepalive { n: 4, ping: true });
-        assert_eq!(frame_stream(b"OPTIONS sip:x SIP/2.0\r\nVia: x\r\n\r\n", &l), Frame::Invalid("missing Content-Length on a stream"));
+        assert_eq!(
+            frame_stream(b"\r\n\r\n", &l),
+            Frame::Keepalive { n: 4, ping: true }
+        );
+        assert_eq!(
+            frame_stream(b"OPTIONS sip:x SIP/2.0\r\nVia: x\r\n\r\n", &l),
+            Frame::Invalid("missing Content-Length on a stream")
+        );
     }
 
     #[test]
@@ -827,6 +996,8 @@ Content-Length: 4\r\n\r\nv=0\n";
         assert_eq!(e.status, 400);
         assert!(e.answerable().is_some());
         let r = Message::response_to(e.answerable().unwrap(), 400, e.reason, Some("x"));
-        assert!(r.to_string().starts_with("SIP/2.0 400 CSeq method does not match"));
+        assert!(r
+            .to_string()
+            .starts_with("SIP/2.0 400 CSeq method does not match"));
     }
 }

@@ -14,10 +14,10 @@ pub mod addr;
 pub mod transaction;
 pub use addr::{ConnId, Peer, Transport};
 pub mod auth;
-pub mod registrar;
 pub mod core;
 pub mod dialog;
-pub mod trunk;
-pub mod transport;
+pub mod registrar;
 #[cfg(test)]
 mod sim_tests;
+pub mod transport;
+pub mod trunk;

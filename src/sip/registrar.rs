@@ -81,7 +81,15 @@ pub struct Registrar {
 
 impl Registrar {
     pub fn new(cfg: RegistrarConfig, realm: &str, secret: [u8; 32], epoch: Instant) -> Self {
-        Registrar { cfg, realm: realm.to_string(), nonces: NonceIssuer::new(secret), bindings: HashMap::new(), failures: HashMap::new(), epoch, algorithms: vec![Algorithm::Md5, Algorithm::Sha256] }
+        Registrar {
+            cfg,
+            realm: realm.to_string(),
+            nonces: NonceIssuer::new(secret),
+            bindings: HashMap::new(),
+            failures: HashMap::new(),
+            epoch,
+            algorithms: vec![Algorithm::Md5, Algorithm::Sha256],
+        }
     }
 
     fn secs(&self, now: Instant) -> u64 {
@@ -90,7 +98,10 @@ impl Registrar {
     }
 
     pub fn is_blocked(&self, now: Instant, ip: IpAddr) -> bool {
-        self.failures.get(&ip).and_then(|f| f.blocked_until).is_some_and(|t| now < t)
+        self.failures
+            .get(&ip)
+            .and_then(|f| f.blocked_until)
+            .is_some_and(|t| now < t)
     }
 
     fn record_failure(&mut self, now: Instant, ip: IpAddr) {
@@ -112,21 +123,41 @@ impl Registrar {
 
     /// Checks `Authorization` (or `Proxy-Authorization` when `proxy`) on `req`.
     /// `password_of` looks a user up (None: unknown user).
-    pub fn authenticate(&mut self, now: Instant, req: &Message, source: Peer, proxy: bool, password_of: &dyn Fn(&str) -> Option<String>) -> AuthOutcome {
+    pub fn authenticate(
+        &mut self,
+        now: Instant,
+        req: &Message,
+        source: Peer,
+        proxy: bool,
+        password_of: &dyn Fn(&str) -> Option<String>,
+    ) -> AuthOutcome {
         let ip = source.addr.ip();
         if self.is_blocked(now, ip) {
             return AuthOutcome::Forbidden;
         }
-        let hname = if proxy { HeaderName::ProxyAuthorization } else { HeaderName::Authorization };
-        let method = req.method().map(|m| m.as_str().to_string()).unwrap_or_default();
+        let hname = if proxy {
+            HeaderName::ProxyAuthorization
+        } else {
+            HeaderName::Authorization
+        };
+        let method = req
+            .method()
+            .map(|m| m.as_str().to_string())
+            .unwrap_or_default();
         let secs = self.secs(now);
-        let creds = req.headers_named(&hname).filter_map(|h| DigestParams::parse(h.value_str())).find(|c| c.get("realm") == Some(self.realm.as_str()));
+        let creds = req
+            .headers_named(&hname)
+            .filter_map(|h| DigestParams::parse(h.value_str()))
+            .find(|c| c.get("realm") == Some(self.realm.as_str()));
         let Some(creds) = creds else {
             return AuthOutcome::Challenge(self.challenges(secs, false));
         };
         let user = creds.get("username").unwrap_or("").to_string();
         let pw = password_of(&user);
-        match self.nonces.verify(&creds, &method, &self.realm, pw.as_deref(), secs) {
+        match self
+            .nonces
+            .verify(&creds, &method, &self.realm, pw.as_deref(), secs)
+        {
             Verdict::Ok => {
                 self.failures.remove(&ip);
                 AuthOutcome::User(user)
@@ -148,12 +179,24 @@ impl Registrar {
     }
 
     fn challenges(&self, secs: u64, stale: bool) -> Vec<String> {
-        self.algorithms.iter().map(|&a| self.nonces.challenge(&self.realm, a, secs, stale)).collect()
+        self.algorithms
+            .iter()
+            .map(|&a| self.nonces.challenge(&self.realm, a, secs, stale))
+            .collect()
     }
 
     /// Handles an authenticated REGISTER for `user`; returns the final response.
-    pub fn register(&mut self, now: Instant, req: &Message, source: Peer, user: &str, to_tag: &str) -> Message {
-        let expires_hdr = req.header_str(&HeaderName::Expires).and_then(super::header::parse_delta_seconds);
+    pub fn register(
+        &mut self,
+        now: Instant,
+        req: &Message,
+        source: Peer,
+        user: &str,
+        to_tag: &str,
+    ) -> Message {
+        let expires_hdr = req
+            .header_str(&HeaderName::Expires)
+            .and_then(super::header::parse_delta_seconds);
         let call_id = req.call_id().to_string();
         let cseq = req.cseq().map(|c| c.0).unwrap_or(0);
         let mut contacts = Vec::new();
@@ -168,7 +211,12 @@ impl Registrar {
         list.retain(|b| b.expires_at > now);
         if contacts.iter().any(|c| matches!(c, ContactValue::Star)) {
             if contacts.len() != 1 || expires_hdr != Some(0) {
-                return Message::response_to(req, 400, "Contact * needs Expires: 0 and no other Contact", Some(to_tag));
+                return Message::response_to(
+                    req,
+                    400,
+                    "Contact * needs Expires: 0 and no other Contact",
+                    Some(to_tag),
+                );
             }
             list.retain(|b| b.call_id != call_id || b.cseq >= cseq);
             list.clear();
@@ -176,7 +224,12 @@ impl Registrar {
         for c in &contacts {
             let ContactValue::Addr(na) = c else { continue };
             let uri = na.uri.raw.to_string();
-            let exp = na.params.value("expires").and_then(super::header::parse_delta_seconds).or(expires_hdr).unwrap_or(cfg.default_expires);
+            let exp = na
+                .params
+                .value("expires")
+                .and_then(super::header::parse_delta_seconds)
+                .or(expires_hdr)
+                .unwrap_or(cfg.default_expires);
             if exp != 0 && exp < cfg.min_expires {
                 let mut r = Message::response_to(req, 423, "Interval Too Brief", Some(to_tag));
                 r.push(HeaderName::MinExpires, cfg.min_expires.to_string());
@@ -191,13 +244,22 @@ impl Registrar {
                 list.remove(i);
             }
             if exp > 0 {
-                list.push(Binding { contact: uri, expires_at: now + Duration::from_secs(exp as u64), call_id: call_id.clone(), cseq, source });
+                list.push(Binding {
+                    contact: uri,
+                    expires_at: now + Duration::from_secs(exp as u64),
+                    call_id: call_id.clone(),
+                    cseq,
+                    source,
+                });
             }
         }
         let mut r = Message::response_to(req, 200, "OK", Some(to_tag));
         for b in list.iter() {
             let left = b.expires_at.saturating_duration_since(now).as_secs();
-            r.push(HeaderName::Contact, format!("<{}>;expires={left}", b.contact));
+            r.push(
+                HeaderName::Contact,
+                format!("<{}>;expires={left}", b.contact),
+            );
         }
         r.push(HeaderName::Date, httpdate_now_placeholder());
         r
@@ -216,17 +278,33 @@ impl Registrar {
 
     /// True when `ip` currently holds a binding (a registered phone).
     pub fn is_registered_source(&self, now: Instant, ip: IpAddr) -> Option<String> {
-        self.bindings.iter().find(|(_, l)| l.iter().any(|b| b.expires_at > now && b.source.addr.ip() == ip)).map(|(u, _)| u.clone())
+        self.bindings
+            .iter()
+            .find(|(_, l)| {
+                l.iter()
+                    .any(|b| b.expires_at > now && b.source.addr.ip() == ip)
+            })
+            .map(|(u, _)| u.clone())
     }
 
     /// Number of live bindings.
     pub fn count(&self, now: Instant) -> usize {
-        self.bindings.values().map(|l| l.iter().filter(|b| b.expires_at > now).count()).sum()
+        self.bindings
+            .values()
+            .map(|l| l.iter().filter(|b| b.expires_at > now).count())
+            .sum()
     }
 
     /// All live bindings (for keepalives).
     pub fn all(&self, now: Instant) -> Vec<(String, Binding)> {
-        self.bindings.iter().flat_map(|(u, l)| l.iter().filter(|b| b.expires_at > now).map(move |b| (u.clone(), b.clone()))).collect()
+        self.bindings
+            .iter()
+            .flat_map(|(u, l)| {
+                l.iter()
+                    .filter(|b| b.expires_at > now)
+                    .map(move |b| (u.clone(), b.clone()))
+            })
+            .collect()
     }
 
     /// Drops one binding (its keepalive failed).
@@ -261,12 +339,15 @@ mod tests {
     }
 
     fn authed(r: &mut Registrar, now: Instant, req: &Message, user: &str, pass: &str) -> Message {
-        let AuthOutcome::Challenge(ch) = r.authenticate(now, req, peer(), false, &pw) else { panic!() };
+        let AuthOutcome::Challenge(ch) = r.authenticate(now, req, peer(), false, &pw) else {
+            panic!()
+        };
         assert_eq!(ch.len(), 2, "MD5 and SHA-256 challenges");
         assert!(ch[1].contains("algorithm=SHA-256"));
         // Answer the SHA-256 one for user alice, MD5 for others: both must verify.
         let which = if user == "alice" { 1 } else { 0 };
-        let a = answer_challenge(&ch[which], "REGISTER", "sip:127.0.0.1", user, pass, "cn", 1).unwrap();
+        let a =
+            answer_challenge(&ch[which], "REGISTER", "sip:127.0.0.1", user, pass, "cn", 1).unwrap();
         let mut req2 = req.clone();
         req2.push(HeaderName::Authorization, a);
         req2
@@ -280,18 +361,32 @@ mod tests {
     fn register_with_challenge_then_expire_and_unregister() {
         let t0 = crate::clock::now();
         let mut r = Registrar::new(RegistrarConfig::default(), "omnigate", [1; 32], t0);
-        let req = reg("Expires: 120\r\n", "<sip:alice@127.0.0.1:5070>, <sip:alice@10.0.0.2:5060>;expires=600", 1);
+        let req = reg(
+            "Expires: 120\r\n",
+            "<sip:alice@127.0.0.1:5070>, <sip:alice@10.0.0.2:5060>;expires=600",
+            1,
+        );
         let req2 = authed(&mut r, t0, &req, "alice", "secret");
-        assert_eq!(r.authenticate(t0, &req2, peer(), false, &pw), AuthOutcome::User("alice".into()));
+        assert_eq!(
+            r.authenticate(t0, &req2, peer(), false, &pw),
+            AuthOutcome::User("alice".into())
+        );
         let resp = r.register(t0, &req2, peer(), "alice", "tt");
         assert_eq!(resp.status(), Some(200));
         assert_eq!(r.lookup(t0, "alice").len(), 2);
-        assert_eq!(r.lookup(t0 + Duration::from_secs(121), "alice").len(), 1, "the 120 s contact expired");
+        assert_eq!(
+            r.lookup(t0 + Duration::from_secs(121), "alice").len(),
+            1,
+            "the 120 s contact expired"
+        );
         let un = reg("Expires: 0\r\n", "*", 2);
         r.register(t0, &un, peer(), "alice", "tt");
         assert!(r.lookup(t0, "alice").is_empty());
         let brief = reg("Expires: 5\r\n", "<sip:alice@127.0.0.1:5070>", 3);
-        assert_eq!(r.register(t0, &brief, peer(), "alice", "tt").status(), Some(423));
+        assert_eq!(
+            r.register(t0, &brief, peer(), "alice", "tt").status(),
+            Some(423)
+        );
     }
 
     #[test]
@@ -302,12 +397,25 @@ mod tests {
         let wrong = authed(&mut r, t0, &req, "alice", "nope");
         let unknown = authed(&mut r, t0, &req, "mallory", "nope");
         let good = authed(&mut r, t0, &req, "alice", "secret");
-        assert_eq!(r.authenticate(t0, &wrong, peer(), false, &pw), AuthOutcome::Forbidden);
-        assert_eq!(r.authenticate(t0, &unknown, peer(), false, &pw), AuthOutcome::Forbidden);
+        assert_eq!(
+            r.authenticate(t0, &wrong, peer(), false, &pw),
+            AuthOutcome::Forbidden
+        );
+        assert_eq!(
+            r.authenticate(t0, &unknown, peer(), false, &pw),
+            AuthOutcome::Forbidden
+        );
         for _ in 0..8 {
             r.authenticate(t0, &wrong, peer(), false, &pw);
         }
-        assert_eq!(r.authenticate(t0, &good, peer(), false, &pw), AuthOutcome::Forbidden, "throttled");
-        assert_eq!(r.authenticate(t0 + Duration::from_secs(61), &good, peer(), false, &pw), AuthOutcome::User("alice".into()));
+        assert_eq!(
+            r.authenticate(t0, &good, peer(), false, &pw),
+            AuthOutcome::Forbidden,
+            "throttled"
+        );
+        assert_eq!(
+            r.authenticate(t0 + Duration::from_secs(61), &good, peer(), false, &pw),
+            AuthOutcome::User("alice".into())
+        );
     }
 }

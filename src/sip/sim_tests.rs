@@ -30,7 +30,15 @@ struct Net {
 
 impl Net {
     fn new(loss: f64) -> Net {
-        Net { now: crate::clock::now(), nodes: Vec::new(), in_flight: Vec::new(), loss, delay: Duration::from_millis(20), rng: 0x9E3779B97F4A7C15, dropped: 0 }
+        Net {
+            now: crate::clock::now(),
+            nodes: Vec::new(),
+            in_flight: Vec::new(),
+            loss,
+            delay: Duration::from_millis(20),
+            rng: 0x9E3779B97F4A7C15,
+            dropped: 0,
+        }
     }
 
     /// Adds a node with registrar keepalives off (they would keep the network busy forever).
@@ -42,7 +50,11 @@ impl Net {
     fn add_raw(&mut self, addr: &str, mut cfg: CoreConfig) -> usize {
         let addr: SocketAddr = addr.parse().unwrap();
         cfg.local = HashMap::from([(Transport::Udp, addr)]);
-        self.nodes.push(Node { addr, core: Core::new(cfg, self.now), events: Vec::new() });
+        self.nodes.push(Node {
+            addr,
+            core: Core::new(cfg, self.now),
+            events: Vec::new(),
+        });
         self.nodes.len() - 1
     }
 
@@ -61,7 +73,8 @@ impl Net {
                     continue;
                 }
                 let from = self.nodes[i].addr;
-                self.in_flight.push((self.now + self.delay, from, t.to.addr, t.data));
+                self.in_flight
+                    .push((self.now + self.delay, from, t.to.addr, t.data));
             }
             while let Some(e) = self.nodes[i].core.poll_event() {
                 self.nodes[i].events.push(e);
@@ -73,15 +86,25 @@ impl Net {
     fn step(&mut self) -> bool {
         self.flush();
         let next_msg = self.in_flight.iter().map(|m| m.0).min();
-        let next_timer = self.nodes.iter().filter_map(|n| n.core.poll_timeout()).min();
-        let Some(at) = [next_msg, next_timer].into_iter().flatten().min() else { return false };
+        let next_timer = self
+            .nodes
+            .iter()
+            .filter_map(|n| n.core.poll_timeout())
+            .min();
+        let Some(at) = [next_msg, next_timer].into_iter().flatten().min() else {
+            return false;
+        };
         self.now = self.now.max(at);
         let now = self.now;
         let (due, rest): (Vec<_>, Vec<_>) = self.in_flight.drain(..).partition(|m| m.0 <= now);
         self.in_flight = rest;
         for (_, from, to, data) in due {
             if let Some(n) = self.nodes.iter_mut().find(|n| n.addr == to) {
-                n.core.handle_message(now, Message::parse(data, Framing::Datagram), Peer::udp(from));
+                n.core.handle_message(
+                    now,
+                    Message::parse(data, Framing::Datagram),
+                    Peer::udp(from),
+                );
             }
         }
         for n in &mut self.nodes {
@@ -96,7 +119,10 @@ impl Net {
     fn run_until(&mut self, limit: Duration, mut done: impl FnMut(&Net) -> bool) {
         let end = self.now + limit;
         while !done(self) {
-            assert!(self.now < end, "flow did not complete in {limit:?} of simulated time");
+            assert!(
+                self.now < end,
+                "flow did not complete in {limit:?} of simulated time"
+            );
             assert!(self.step(), "nothing pending and not done");
         }
     }
@@ -113,35 +139,84 @@ fn sdp() -> Bytes {
 fn outbound_call_with_auth(loss: f64) -> (usize, Duration) {
     let mut net = Net::new(loss);
     // A places calls to B through trunk "b"; B accepts A's address only with credentials.
-    let a = net.add("127.0.0.2:5060", CoreConfig {
-        trunks: vec![TrunkConfig { proxy: Some("127.0.0.3:5060".parse().unwrap()), username: Some("alice".into()), password: Some("s3cret".into()), ..trunk("b") }],
-        ..CoreConfig::default()
-    });
-    let b = net.add("127.0.0.3:5060", CoreConfig {
-        trunks: vec![TrunkConfig {
-            inbound_cidrs: vec![Cidr::parse("127.0.0.2").unwrap()],
-            inbound_username: Some("alice".into()),
-            inbound_password: Some("s3cret".into()),
-            ..trunk("a")
-        }],
-        ..CoreConfig::default()
-    });
+    let a = net.add(
+        "127.0.0.2:5060",
+        CoreConfig {
+            trunks: vec![TrunkConfig {
+                proxy: Some("127.0.0.3:5060".parse().unwrap()),
+                username: Some("alice".into()),
+                password: Some("s3cret".into()),
+                ..trunk("b")
+            }],
+            ..CoreConfig::default()
+        },
+    );
+    let b = net.add(
+        "127.0.0.3:5060",
+        CoreConfig {
+            trunks: vec![TrunkConfig {
+                inbound_cidrs: vec![Cidr::parse("127.0.0.2").unwrap()],
+                inbound_username: Some("alice".into()),
+                inbound_password: Some("s3cret".into()),
+                ..trunk("a")
+            }],
+            ..CoreConfig::default()
+        },
+    );
     let t0 = net.now;
     let call = CallRef::next();
     let now = net.now;
-    net.nodes[a].core.originate(now, call, "5551234", sdp(), None).unwrap();
-    net.run_until(Duration::from_secs(60), |n| n.nodes[b].events.iter().any(|e| matches!(e, CoreEvent::IncomingCall { .. })));
-    let CoreEvent::IncomingCall { call: bcall, callee, trunk, .. } = net.nodes[b].events.iter().find(|e| matches!(e, CoreEvent::IncomingCall { .. })).cloned().unwrap() else { unreachable!() };
+    net.nodes[a]
+        .core
+        .originate(now, call, "5551234", sdp(), None)
+        .unwrap();
+    net.run_until(Duration::from_secs(60), |n| {
+        n.nodes[b]
+            .events
+            .iter()
+            .any(|e| matches!(e, CoreEvent::IncomingCall { .. }))
+    });
+    let CoreEvent::IncomingCall {
+        call: bcall,
+        callee,
+        trunk,
+        ..
+    } = net.nodes[b]
+        .events
+        .iter()
+        .find(|e| matches!(e, CoreEvent::IncomingCall { .. }))
+        .cloned()
+        .unwrap()
+    else {
+        unreachable!()
+    };
     assert_eq!(callee, "5551234");
     assert_eq!(trunk.as_deref(), Some("a"));
     let now = net.now;
     net.nodes[b].core.answer(now, bcall, sdp());
     net.run_until(Duration::from_secs(60), |n| {
-        n.nodes[a].events.iter().any(|e| matches!(e, CoreEvent::Established { .. })) && n.nodes[b].events.iter().any(|e| matches!(e, CoreEvent::Established { .. }))
+        n.nodes[a]
+            .events
+            .iter()
+            .any(|e| matches!(e, CoreEvent::Established { .. }))
+            && n.nodes[b]
+                .events
+                .iter()
+                .any(|e| matches!(e, CoreEvent::Established { .. }))
     });
     let now = net.now;
     net.nodes[a].core.hangup(now, call);
-    net.run_until(Duration::from_secs(60), |n| n.nodes[b].events.iter().any(|e| matches!(e, CoreEvent::Ended { reason: EndReason::RemoteBye, .. })));
+    net.run_until(Duration::from_secs(60), |n| {
+        n.nodes[b].events.iter().any(|e| {
+            matches!(
+                e,
+                CoreEvent::Ended {
+                    reason: EndReason::RemoteBye,
+                    ..
+                }
+            )
+        })
+    });
     let took = net.now - t0;
     // Let every transaction and timer run out; nothing may be left behind.
     while net.step() {}
@@ -167,9 +242,17 @@ fn outbound_call_completes_through_20_percent_loss() {
 fn inbound(net: &mut Net, b: usize, invite: &str) -> CallRef {
     let now = net.now;
     let src = Peer::udp("127.0.0.2:5060".parse().unwrap());
-    net.nodes[b].core.handle_message(now, Message::parse(Bytes::from(invite.to_string()), Framing::Datagram), src);
+    net.nodes[b].core.handle_message(
+        now,
+        Message::parse(Bytes::from(invite.to_string()), Framing::Datagram),
+        src,
+    );
     net.flush();
-    match net.nodes[b].events.iter().find(|e| matches!(e, CoreEvent::IncomingCall { .. })) {
+    match net.nodes[b]
+        .events
+        .iter()
+        .find(|e| matches!(e, CoreEvent::IncomingCall { .. }))
+    {
         Some(CoreEvent::IncomingCall { call, .. }) => *call,
         _ => panic!("no call"),
     }
@@ -179,11 +262,29 @@ const INV: &str = "INVITE sip:100@127.0.0.3 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.
 const CANCEL: &str = "CANCEL sip:100@127.0.0.3 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bKrace1\r\nFrom: <sip:a@127.0.0.2>;tag=fa\r\nTo: <sip:100@127.0.0.3>\r\nCall-ID: race@x\r\nCSeq: 1 CANCEL\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
 
 fn demo_b(net: &mut Net) -> usize {
-    net.add("127.0.0.3:5060", CoreConfig { trunks: vec![TrunkConfig { inbound_cidrs: vec![Cidr::parse("127.0.0.0/8").unwrap()], ..trunk("demo") }], ..CoreConfig::default() })
+    net.add(
+        "127.0.0.3:5060",
+        CoreConfig {
+            trunks: vec![TrunkConfig {
+                inbound_cidrs: vec![Cidr::parse("127.0.0.0/8").unwrap()],
+                ..trunk("demo")
+            }],
+            ..CoreConfig::default()
+        },
+    )
 }
 
 fn sent_statuses(net: &mut Net) -> Vec<String> {
-    net.in_flight.drain(..).map(|m| String::from_utf8_lossy(&m.3).lines().next().unwrap_or("").to_string()).collect()
+    net.in_flight
+        .drain(..)
+        .map(|m| {
+            String::from_utf8_lossy(&m.3)
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect()
 }
 
 #[test]
@@ -196,13 +297,23 @@ fn cancel_racing_a_200_gets_200_and_leaves_the_call_up() {
     net.flush();
     // The CANCEL crosses the 200 on the wire.
     let src = Peer::udp("127.0.0.2:5060".parse().unwrap());
-    net.nodes[b].core.handle_message(now, Message::parse(Bytes::from_static(CANCEL.as_bytes()), Framing::Datagram), src);
+    net.nodes[b].core.handle_message(
+        now,
+        Message::parse(Bytes::from_static(CANCEL.as_bytes()), Framing::Datagram),
+        src,
+    );
     net.flush();
     let out = sent_statuses(&mut net);
     assert!(out.contains(&"SIP/2.0 200 OK".to_string()), "{out:?}");
-    assert!(!out.iter().any(|s| s.contains("487")), "no 487 once the 200 went out: {out:?}");
+    assert!(
+        !out.iter().any(|s| s.contains("487")),
+        "no 487 once the 200 went out: {out:?}"
+    );
     assert_eq!(net.nodes[b].core.live_calls(), 1, "the call stays up");
-    assert!(!net.nodes[b].events.iter().any(|e| matches!(e, CoreEvent::Ended { .. })));
+    assert!(!net.nodes[b]
+        .events
+        .iter()
+        .any(|e| matches!(e, CoreEvent::Ended { .. })));
 }
 
 #[test]
@@ -212,11 +323,24 @@ fn cancel_before_the_200_gets_487() {
     let _call = inbound(&mut net, b, INV);
     let src = Peer::udp("127.0.0.2:5060".parse().unwrap());
     let now = net.now;
-    net.nodes[b].core.handle_message(now, Message::parse(Bytes::from_static(CANCEL.as_bytes()), Framing::Datagram), src);
+    net.nodes[b].core.handle_message(
+        now,
+        Message::parse(Bytes::from_static(CANCEL.as_bytes()), Framing::Datagram),
+        src,
+    );
     net.flush();
     let out = sent_statuses(&mut net);
-    assert!(out.iter().any(|s| s == "SIP/2.0 487 Request Terminated"), "{out:?}");
-    assert!(net.nodes[b].events.iter().any(|e| matches!(e, CoreEvent::Ended { reason: EndReason::Cancelled, .. })));
+    assert!(
+        out.iter().any(|s| s == "SIP/2.0 487 Request Terminated"),
+        "{out:?}"
+    );
+    assert!(net.nodes[b].events.iter().any(|e| matches!(
+        e,
+        CoreEvent::Ended {
+            reason: EndReason::Cancelled,
+            ..
+        }
+    )));
 }
 
 #[test]
@@ -227,39 +351,91 @@ fn unknown_dialog_gets_481_and_a_hold_reinvite_gets_the_mirrored_direction() {
     let now = net.now;
     net.nodes[b].core.answer(now, call, sdp());
     net.flush();
-    let to_tag = net.in_flight.iter().find_map(|m| Message::parse(m.3.clone(), Framing::Datagram).ok().filter(|r| r.status() == Some(200)).and_then(|r| r.to_tag().map(str::to_string))).unwrap();
+    let to_tag = net
+        .in_flight
+        .iter()
+        .find_map(|m| {
+            Message::parse(m.3.clone(), Framing::Datagram)
+                .ok()
+                .filter(|r| r.status() == Some(200))
+                .and_then(|r| r.to_tag().map(str::to_string))
+        })
+        .unwrap();
     let src = Peer::udp("127.0.0.2:5060".parse().unwrap());
     let ack = format!("ACK sip:x@127.0.0.3 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bKack\r\nFrom: <sip:a@127.0.0.2>;tag=fa\r\nTo: <sip:100@127.0.0.3>;tag={to_tag}\r\nCall-ID: race@x\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n");
-    net.nodes[b].core.handle_message(now, Message::parse(Bytes::from(ack), Framing::Datagram), src);
+    net.nodes[b].core.handle_message(
+        now,
+        Message::parse(Bytes::from(ack), Framing::Datagram),
+        src,
+    );
     net.in_flight.clear();
     // A BYE for a dialog we do not know.
     let bye = "BYE sip:x@127.0.0.3 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bKbye0\r\nFrom: <sip:a@127.0.0.2>;tag=fa\r\nTo: <sip:100@127.0.0.3>;tag=nosuch\r\nCall-ID: race@x\r\nCSeq: 5 BYE\r\nContent-Length: 0\r\n\r\n";
-    net.nodes[b].core.handle_message(now, Message::parse(Bytes::from_static(bye.as_bytes()), Framing::Datagram), src);
+    net.nodes[b].core.handle_message(
+        now,
+        Message::parse(Bytes::from_static(bye.as_bytes()), Framing::Datagram),
+        src,
+    );
     net.flush();
-    assert_eq!(sent_statuses(&mut net), vec!["SIP/2.0 481 Call/Transaction Does Not Exist".to_string()]);
+    assert_eq!(
+        sent_statuses(&mut net),
+        vec!["SIP/2.0 481 Call/Transaction Does Not Exist".to_string()]
+    );
     // A hold re-INVITE is answered with the mirrored direction.
     let hold_sdp = "v=0\r\no=x 1 2 IN IP4 127.0.0.2\r\ns=-\r\nc=IN IP4 127.0.0.2\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\na=sendonly\r\n";
     let reinv = format!("INVITE sip:x@127.0.0.3 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bKre1\r\nFrom: <sip:a@127.0.0.2>;tag=fa\r\nTo: <sip:100@127.0.0.3>;tag={to_tag}\r\nCall-ID: race@x\r\nCSeq: 2 INVITE\r\nContact: <sip:a@127.0.0.2:5060>\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{hold_sdp}", hold_sdp.len());
-    net.nodes[b].core.handle_message(now, Message::parse(Bytes::from(reinv), Framing::Datagram), src);
+    net.nodes[b].core.handle_message(
+        now,
+        Message::parse(Bytes::from(reinv), Framing::Datagram),
+        src,
+    );
     net.flush();
-    let ok = net.in_flight.iter().filter_map(|m| Message::parse(m.3.clone(), Framing::Datagram).ok()).find(|r| r.status() == Some(200)).expect("200 to the re-INVITE");
-    assert!(String::from_utf8_lossy(&ok.body).contains("a=recvonly"), "{ok}");
-    assert!(net.nodes[b].events.iter().any(|e| matches!(e, CoreEvent::RemoteOffer { .. })));
+    let ok = net
+        .in_flight
+        .iter()
+        .filter_map(|m| Message::parse(m.3.clone(), Framing::Datagram).ok())
+        .find(|r| r.status() == Some(200))
+        .expect("200 to the re-INVITE");
+    assert!(
+        String::from_utf8_lossy(&ok.body).contains("a=recvonly"),
+        "{ok}"
+    );
+    assert!(net.nodes[b]
+        .events
+        .iter()
+        .any(|e| matches!(e, CoreEvent::RemoteOffer { .. })));
 }
 
 fn answered_with_session_timer(net: &mut Net, b: usize, refresher: &str) -> (CallRef, String) {
-    let inv = INV.replace("Max-Forwards: 70\r\n", &format!("Max-Forwards: 70\r\nSupported: timer\r\nSession-Expires: 90;refresher={refresher}\r\n"));
+    let inv = INV.replace(
+        "Max-Forwards: 70\r\n",
+        &format!(
+            "Max-Forwards: 70\r\nSupported: timer\r\nSession-Expires: 90;refresher={refresher}\r\n"
+        ),
+    );
     let call = inbound(net, b, &inv);
     let now = net.now;
     net.nodes[b].core.answer(now, call, sdp());
     net.flush();
-    let ok = net.in_flight.iter().filter_map(|m| Message::parse(m.3.clone(), Framing::Datagram).ok()).find(|r| r.status() == Some(200)).unwrap();
-    assert_eq!(ok.header_str(&super::HeaderName::SessionExpires), Some(format!("90;refresher={refresher}").as_str()));
+    let ok = net
+        .in_flight
+        .iter()
+        .filter_map(|m| Message::parse(m.3.clone(), Framing::Datagram).ok())
+        .find(|r| r.status() == Some(200))
+        .unwrap();
+    assert_eq!(
+        ok.header_str(&super::HeaderName::SessionExpires),
+        Some(format!("90;refresher={refresher}").as_str())
+    );
     assert_eq!(ok.header_str(&super::HeaderName::Require), Some("timer"));
     let to_tag = ok.to_tag().unwrap().to_string();
     let ack = format!("ACK sip:x@127.0.0.3 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bKack\r\nFrom: <sip:a@127.0.0.2>;tag=fa\r\nTo: <sip:100@127.0.0.3>;tag={to_tag}\r\nCall-ID: race@x\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n");
     let src = Peer::udp("127.0.0.2:5060".parse().unwrap());
-    net.nodes[b].core.handle_message(now, Message::parse(Bytes::from(ack), Framing::Datagram), src);
+    net.nodes[b].core.handle_message(
+        now,
+        Message::parse(Bytes::from(ack), Framing::Datagram),
+        src,
+    );
     net.in_flight.clear();
     (call, to_tag)
 }
@@ -276,8 +452,16 @@ fn session_timer_without_refresh_ends_the_call_with_bye() {
     let now = net.now;
     net.nodes[b].core.handle_timeout(now);
     net.flush();
-    assert!(sent_statuses(&mut net).iter().any(|l| l.starts_with("BYE ")));
-    assert!(net.nodes[b].events.iter().any(|e| matches!(e, CoreEvent::Ended { reason: EndReason::SessionExpired, .. })));
+    assert!(sent_statuses(&mut net)
+        .iter()
+        .any(|l| l.starts_with("BYE ")));
+    assert!(net.nodes[b].events.iter().any(|e| matches!(
+        e,
+        CoreEvent::Ended {
+            reason: EndReason::SessionExpired,
+            ..
+        }
+    )));
     assert_eq!(now - t0, Duration::from_secs(60));
 }
 
@@ -292,79 +476,180 @@ fn we_refresh_as_uas_and_a_crossing_reinvite_gets_491() {
     net.nodes[b].core.handle_timeout(now);
     net.flush();
     let sent = sent_statuses(&mut net);
-    assert!(sent.iter().any(|l| l.starts_with("INVITE sip:a@127.0.0.2:5060")), "refresh re-INVITE at SE/2: {sent:?}");
+    assert!(
+        sent.iter()
+            .any(|l| l.starts_with("INVITE sip:a@127.0.0.2:5060")),
+        "refresh re-INVITE at SE/2: {sent:?}"
+    );
     let reinv = format!("INVITE sip:x@127.0.0.3 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bKglare\r\nFrom: <sip:a@127.0.0.2>;tag=fa\r\nTo: <sip:100@127.0.0.3>;tag={to_tag}\r\nCall-ID: race@x\r\nCSeq: 2 INVITE\r\nContact: <sip:a@127.0.0.2:5060>\r\nContent-Length: 0\r\n\r\n");
     let src = Peer::udp("127.0.0.2:5060".parse().unwrap());
-    net.nodes[b].core.handle_message(now, Message::parse(Bytes::from(reinv), Framing::Datagram), src);
+    net.nodes[b].core.handle_message(
+        now,
+        Message::parse(Bytes::from(reinv), Framing::Datagram),
+        src,
+    );
     net.flush();
     let sent = sent_statuses(&mut net);
-    assert!(sent.contains(&"SIP/2.0 491 Request Pending".to_string()), "{sent:?}");
+    assert!(
+        sent.contains(&"SIP/2.0 491 Request Pending".to_string()),
+        "{sent:?}"
+    );
 }
 
 #[test]
 fn failover_to_the_next_trunk_after_timer_b_then_skip_the_trunk_options_marked_down() {
     let mut net = Net::new(0.0);
     // Trunk "dead" points at an address where nothing answers; "b" works.
-    let a = net.add("127.0.0.2:5060", CoreConfig {
-        trunks: vec![
-            TrunkConfig { proxy: Some("127.0.0.9:5060".parse().unwrap()), options_interval: 10, ..trunk("dead") },
-            TrunkConfig { proxy: Some("127.0.0.3:5060".parse().unwrap()), ..trunk("b") },
-        ],
-        ..CoreConfig::default()
-    });
+    let a = net.add(
+        "127.0.0.2:5060",
+        CoreConfig {
+            trunks: vec![
+                TrunkConfig {
+                    proxy: Some("127.0.0.9:5060".parse().unwrap()),
+                    options_interval: 10,
+                    ..trunk("dead")
+                },
+                TrunkConfig {
+                    proxy: Some("127.0.0.3:5060".parse().unwrap()),
+                    ..trunk("b")
+                },
+            ],
+            ..CoreConfig::default()
+        },
+    );
     let b = demo_b(&mut net);
     let t0 = net.now;
     let call = CallRef::next();
-    net.nodes[a].core.originate(t0, call, "100", sdp(), None).unwrap();
-    net.run_until(Duration::from_secs(60), |n| n.nodes[b].events.iter().any(|e| matches!(e, CoreEvent::IncomingCall { .. })));
+    net.nodes[a]
+        .core
+        .originate(t0, call, "100", sdp(), None)
+        .unwrap();
+    net.run_until(Duration::from_secs(60), |n| {
+        n.nodes[b]
+            .events
+            .iter()
+            .any(|e| matches!(e, CoreEvent::IncomingCall { .. }))
+    });
     let took = net.now - t0;
-    assert!(took >= Duration::from_secs(32) && took < Duration::from_secs(33), "failover after Timer B (64*T1): {took:?}");
+    assert!(
+        took >= Duration::from_secs(32) && took < Duration::from_secs(33),
+        "failover after Timer B (64*T1): {took:?}"
+    );
     // The OPTIONS pings to "dead" time out (Timer F): it is marked down and the next
     // call skips it.
-    net.run_until(Duration::from_secs(60), |n| n.nodes[a].core.trunk_healthy("dead") == Some(false));
-    assert_eq!(net.nodes[a].core.trunk_healthy("b"), None, "b is not pinged");
+    net.run_until(Duration::from_secs(60), |n| {
+        n.nodes[a].core.trunk_healthy("dead") == Some(false)
+    });
+    assert_eq!(
+        net.nodes[a].core.trunk_healthy("b"),
+        None,
+        "b is not pinged"
+    );
     net.nodes[b].events.clear();
     let t1 = net.now;
     let call2 = CallRef::next();
-    net.nodes[a].core.originate(t1, call2, "101", sdp(), None).unwrap();
-    net.run_until(Duration::from_secs(5), |n| n.nodes[b].events.iter().any(|e| matches!(e, CoreEvent::IncomingCall { .. })));
-    assert!(net.now - t1 < Duration::from_secs(1), "went straight to the healthy trunk");
+    net.nodes[a]
+        .core
+        .originate(t1, call2, "101", sdp(), None)
+        .unwrap();
+    net.run_until(Duration::from_secs(5), |n| {
+        n.nodes[b]
+            .events
+            .iter()
+            .any(|e| matches!(e, CoreEvent::IncomingCall { .. }))
+    });
+    assert!(
+        net.now - t1 < Duration::from_secs(1),
+        "went straight to the healthy trunk"
+    );
 }
 
 #[test]
 fn a_503_fails_over_and_a_404_does_not() {
     let mut net = Net::new(0.0);
-    let a = net.add("127.0.0.2:5060", CoreConfig {
-        trunks: vec![
-            TrunkConfig { proxy: Some("127.0.0.3:5060".parse().unwrap()), ..trunk("first") },
-            TrunkConfig { proxy: Some("127.0.0.4:5060".parse().unwrap()), ..trunk("second") },
-        ],
-        ..CoreConfig::default()
-    });
+    let a = net.add(
+        "127.0.0.2:5060",
+        CoreConfig {
+            trunks: vec![
+                TrunkConfig {
+                    proxy: Some("127.0.0.3:5060".parse().unwrap()),
+                    ..trunk("first")
+                },
+                TrunkConfig {
+                    proxy: Some("127.0.0.4:5060".parse().unwrap()),
+                    ..trunk("second")
+                },
+            ],
+            ..CoreConfig::default()
+        },
+    );
     let b = demo_b(&mut net);
-    let c = net.add("127.0.0.4:5060", CoreConfig { trunks: vec![TrunkConfig { inbound_cidrs: vec![Cidr::parse("127.0.0.0/8").unwrap()], ..trunk("demo") }], ..CoreConfig::default() });
+    let c = net.add(
+        "127.0.0.4:5060",
+        CoreConfig {
+            trunks: vec![TrunkConfig {
+                inbound_cidrs: vec![Cidr::parse("127.0.0.0/8").unwrap()],
+                ..trunk("demo")
+            }],
+            ..CoreConfig::default()
+        },
+    );
     for (code, expect_second) in [(503u16, true), (404, false)] {
         net.nodes[b].events.clear();
         net.nodes[c].events.clear();
         net.nodes[a].events.clear();
         let call = CallRef::next();
         let now = net.now;
-        net.nodes[a].core.originate(now, call, "100", sdp(), None).unwrap();
-        net.run_until(Duration::from_secs(5), |n| n.nodes[b].events.iter().any(|e| matches!(e, CoreEvent::IncomingCall { .. })));
-        let Some(CoreEvent::IncomingCall { call: bc, .. }) = net.nodes[b].events.first().cloned() else { panic!() };
+        net.nodes[a]
+            .core
+            .originate(now, call, "100", sdp(), None)
+            .unwrap();
+        net.run_until(Duration::from_secs(5), |n| {
+            n.nodes[b]
+                .events
+                .iter()
+                .any(|e| matches!(e, CoreEvent::IncomingCall { .. }))
+        });
+        let Some(CoreEvent::IncomingCall { call: bc, .. }) = net.nodes[b].events.first().cloned()
+        else {
+            panic!()
+        };
         let now = net.now;
         net.nodes[b].core.reject(now, bc, code, "No");
         net.run_until(Duration::from_secs(5), |n| {
-            n.nodes[c].events.iter().any(|e| matches!(e, CoreEvent::IncomingCall { .. })) || n.nodes[a].events.iter().any(|e| matches!(e, CoreEvent::Ended { .. }))
+            n.nodes[c]
+                .events
+                .iter()
+                .any(|e| matches!(e, CoreEvent::IncomingCall { .. }))
+                || n.nodes[a]
+                    .events
+                    .iter()
+                    .any(|e| matches!(e, CoreEvent::Ended { .. }))
         });
-        let reached_second = net.nodes[c].events.iter().any(|e| matches!(e, CoreEvent::IncomingCall { .. }));
+        let reached_second = net.nodes[c]
+            .events
+            .iter()
+            .any(|e| matches!(e, CoreEvent::IncomingCall { .. }));
         assert_eq!(reached_second, expect_second, "after {code}");
         if !expect_second {
-            assert!(net.nodes[a].events.iter().any(|e| matches!(e, CoreEvent::Ended { reason: EndReason::Failed(404), .. })));
-        } else if let Some(CoreEvent::IncomingCall { call: cc, .. }) = net.nodes[c].events.first().cloned() {
+            assert!(net.nodes[a].events.iter().any(|e| matches!(
+                e,
+                CoreEvent::Ended {
+                    reason: EndReason::Failed(404),
+                    ..
+                }
+            )));
+        } else if let Some(CoreEvent::IncomingCall { call: cc, .. }) =
+            net.nodes[c].events.first().cloned()
+        {
             let now = net.now;
             net.nodes[c].core.reject(now, cc, 486, "Busy");
-            net.run_until(Duration::from_secs(5), |n| n.nodes[a].events.iter().any(|e| matches!(e, CoreEvent::Ended { .. })));
+            net.run_until(Duration::from_secs(5), |n| {
+                n.nodes[a]
+                    .events
+                    .iter()
+                    .any(|e| matches!(e, CoreEvent::Ended { .. }))
+            });
         }
     }
 }
@@ -372,32 +657,78 @@ fn a_503_fails_over_and_a_404_does_not() {
 #[test]
 fn registered_phone_is_pinged_and_dropped_when_it_stops_answering() {
     let mut net = Net::new(0.0);
-    let b = net.add_raw("127.0.0.3:5060", CoreConfig { users: HashMap::from([("1001".to_string(), "pw".to_string())]), keepalive_interval: 30, ..CoreConfig::default() });
+    let b = net.add_raw(
+        "127.0.0.3:5060",
+        CoreConfig {
+            users: HashMap::from([("1001".to_string(), "pw".to_string())]),
+            keepalive_interval: 30,
+            ..CoreConfig::default()
+        },
+    );
     let reg = |auth: &str, cseq: u32| {
         format!("REGISTER sip:127.0.0.3 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bKr{cseq}\r\nFrom: <sip:1001@127.0.0.3>;tag=r\r\nTo: <sip:1001@127.0.0.3>\r\nCall-ID: reg@x\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:1001@127.0.0.2:5060>\r\nExpires: 600\r\n{auth}Content-Length: 0\r\n\r\n")
     };
     let src = Peer::udp("127.0.0.2:5060".parse().unwrap());
     let now = net.now;
-    net.nodes[b].core.handle_message(now, Message::parse(Bytes::from(reg("", 1)), Framing::Datagram), src);
+    net.nodes[b].core.handle_message(
+        now,
+        Message::parse(Bytes::from(reg("", 1)), Framing::Datagram),
+        src,
+    );
     net.flush();
-    let ch = net.in_flight.drain(..).filter_map(|m| Message::parse(m.3, Framing::Datagram).ok()).find(|r| r.status() == Some(401)).unwrap();
-    let challenge = ch.header_str(&super::HeaderName::WwwAuthenticate).unwrap().to_string();
-    let a = super::auth::answer_challenge(&challenge, "REGISTER", "sip:127.0.0.3", "1001", "pw", "c", 1).unwrap();
-    net.nodes[b].core.handle_message(now, Message::parse(Bytes::from(reg(&format!("Authorization: {a}\r\n"), 2)), Framing::Datagram), src);
+    let ch = net
+        .in_flight
+        .drain(..)
+        .filter_map(|m| Message::parse(m.3, Framing::Datagram).ok())
+        .find(|r| r.status() == Some(401))
+        .unwrap();
+    let challenge = ch
+        .header_str(&super::HeaderName::WwwAuthenticate)
+        .unwrap()
+        .to_string();
+    let a = super::auth::answer_challenge(
+        &challenge,
+        "REGISTER",
+        "sip:127.0.0.3",
+        "1001",
+        "pw",
+        "c",
+        1,
+    )
+    .unwrap();
+    net.nodes[b].core.handle_message(
+        now,
+        Message::parse(
+            Bytes::from(reg(&format!("Authorization: {a}\r\n"), 2)),
+            Framing::Datagram,
+        ),
+        src,
+    );
     net.flush();
     assert!(sent_statuses(&mut net).contains(&"SIP/2.0 200 OK".to_string()));
     assert_eq!(net.nodes[b].core.registrar.count(now), 1);
     // A registered phone may now call in (challenged with 407, not refused with 403).
     let inv = INV.replace("<sip:a@127.0.0.2>", "<sip:1001@127.0.0.2>");
-    net.nodes[b].core.handle_message(now, Message::parse(Bytes::from(inv), Framing::Datagram), src);
+    net.nodes[b].core.handle_message(
+        now,
+        Message::parse(Bytes::from(inv), Framing::Datagram),
+        src,
+    );
     net.flush();
-    assert!(sent_statuses(&mut net).iter().any(|s| s == "SIP/2.0 407 Proxy Authentication Required"));
+    assert!(sent_statuses(&mut net)
+        .iter()
+        .any(|s| s == "SIP/2.0 407 Proxy Authentication Required"));
     // Keepalive OPTIONS every 30 s go to the phone's address; nothing answers there
     // (no node at 127.0.0.2), so Timer F (32 s) drops the binding.
     let t0 = net.now;
-    net.run_until(Duration::from_secs(120), |n| n.nodes[b].core.registrar.count(n.now) == 0);
+    net.run_until(Duration::from_secs(120), |n| {
+        n.nodes[b].core.registrar.count(n.now) == 0
+    });
     let took = net.now - t0;
-    assert!(took >= Duration::from_secs(62) && took < Duration::from_secs(63), "30 s to the ping + 32 s Timer F: {took:?}");
+    assert!(
+        took >= Duration::from_secs(62) && took < Duration::from_secs(63),
+        "30 s to the ping + 32 s Timer F: {took:?}"
+    );
 }
 
 /// Sends one request from 127.0.0.2:`port` to a demo node and returns the answers'
@@ -407,31 +738,76 @@ fn exchange(port: u16, req: &str) -> (Vec<String>, Option<Message>, Vec<(SocketA
     let b = demo_b(&mut net);
     let now = net.now;
     let src = Peer::udp(SocketAddr::from(([127, 0, 0, 2], port)));
-    net.nodes[b].core.handle_message(now, Message::parse(Bytes::from(req.to_string()), Framing::Datagram), src);
+    net.nodes[b].core.handle_message(
+        now,
+        Message::parse(Bytes::from(req.to_string()), Framing::Datagram),
+        src,
+    );
     net.flush();
     let raw: Vec<(SocketAddr, Bytes)> = net.in_flight.iter().map(|m| (m.2, m.3.clone())).collect();
-    let first = raw.iter().filter_map(|(_, d)| Message::parse(d.clone(), Framing::Datagram).ok()).find(|m| m.status().unwrap_or(0) >= 200);
+    let first = raw
+        .iter()
+        .filter_map(|(_, d)| Message::parse(d.clone(), Framing::Datagram).ok())
+        .find(|m| m.status().unwrap_or(0) >= 200);
     (sent_statuses(&mut net), first, raw)
 }
 
 #[test]
 fn rfc_answers_483_482_420_422_488() {
-    let with = |extra: &str, body: &str| INV.replace("Max-Forwards: 70\r\n", extra).replace("Content-Length: 0\r\n\r\n", &format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    let with = |extra: &str, body: &str| {
+        INV.replace("Max-Forwards: 70\r\n", extra).replace(
+            "Content-Length: 0\r\n\r\n",
+            &format!("Content-Length: {}\r\n\r\n{body}", body.len()),
+        )
+    };
     let (s, _, _) = exchange(5060, &with("Max-Forwards: 0\r\n", ""));
-    assert!(s.contains(&"SIP/2.0 483 Too Many Hops".to_string()), "{s:?}");
+    assert!(
+        s.contains(&"SIP/2.0 483 Too Many Hops".to_string()),
+        "{s:?}"
+    );
     // Our own Via further down the list: the request looped back to us.
     let looped = with("Max-Forwards: 60\r\n", "").replace("Via: SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bKrace1\r\n", "Via: SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bKrace1\r\nVia: SIP/2.0/UDP 127.0.0.3:5060;branch=z9hG4bKog0123\r\n");
     let (s, _, _) = exchange(5060, &looped);
-    assert!(s.contains(&"SIP/2.0 482 Loop Detected".to_string()), "{s:?}");
-    let (s, first, _) = exchange(5060, &with("Max-Forwards: 70\r\nRequire: 100rel, foo\r\n", ""));
-    assert!(s.contains(&"SIP/2.0 420 Bad Extension".to_string()), "{s:?}");
-    assert_eq!(first.unwrap().header_str(&super::HeaderName::Unsupported), Some("100rel, foo"));
-    let (s, first, _) = exchange(5060, &with("Max-Forwards: 70\r\nSession-Expires: 30\r\n", ""));
-    assert!(s.contains(&"SIP/2.0 422 Session Interval Too Small".to_string()), "{s:?}");
-    assert_eq!(first.unwrap().header_str(&super::HeaderName::MinSe), Some("90"));
+    assert!(
+        s.contains(&"SIP/2.0 482 Loop Detected".to_string()),
+        "{s:?}"
+    );
+    let (s, first, _) = exchange(
+        5060,
+        &with("Max-Forwards: 70\r\nRequire: 100rel, foo\r\n", ""),
+    );
+    assert!(
+        s.contains(&"SIP/2.0 420 Bad Extension".to_string()),
+        "{s:?}"
+    );
+    assert_eq!(
+        first.unwrap().header_str(&super::HeaderName::Unsupported),
+        Some("100rel, foo")
+    );
+    let (s, first, _) = exchange(
+        5060,
+        &with("Max-Forwards: 70\r\nSession-Expires: 30\r\n", ""),
+    );
+    assert!(
+        s.contains(&"SIP/2.0 422 Session Interval Too Small".to_string()),
+        "{s:?}"
+    );
+    assert_eq!(
+        first.unwrap().header_str(&super::HeaderName::MinSe),
+        Some("90")
+    );
     let g729 = "v=0\r\no=x 1 1 IN IP4 127.0.0.2\r\ns=-\r\nc=IN IP4 127.0.0.2\r\nt=0 0\r\nm=audio 4000 RTP/AVP 18\r\na=rtpmap:18 G729/8000\r\n";
-    let (s, _, _) = exchange(5060, &with("Max-Forwards: 70\r\nContent-Type: application/sdp\r\n", g729));
-    assert!(s.contains(&"SIP/2.0 488 Not Acceptable Here".to_string()), "{s:?}");
+    let (s, _, _) = exchange(
+        5060,
+        &with(
+            "Max-Forwards: 70\r\nContent-Type: application/sdp\r\n",
+            g729,
+        ),
+    );
+    assert!(
+        s.contains(&"SIP/2.0 488 Not Acceptable Here".to_string()),
+        "{s:?}"
+    );
 }
 
 #[test]
@@ -439,9 +815,20 @@ fn rport_sends_responses_to_the_source_port_and_stamps_received() {
     // A phone behind NAT: its Via says 10.0.0.5:5060, packets come from 127.0.0.2:40000.
     let opt = "OPTIONS sip:100@127.0.0.3 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.5:5060;rport;branch=z9hG4bKnat1\r\nFrom: <sip:a@10.0.0.5>;tag=n\r\nTo: <sip:100@127.0.0.3>\r\nCall-ID: nat@x\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
     let (_, first, raw) = exchange(40000, opt);
-    assert_eq!(raw[0].0, SocketAddr::from(([127, 0, 0, 2], 40000)), "symmetric response routing");
-    let via = first.unwrap().header_str(&super::HeaderName::Via).unwrap().to_string();
-    assert!(via.contains("rport=40000") && via.contains("received=127.0.0.2"), "{via}");
+    assert_eq!(
+        raw[0].0,
+        SocketAddr::from(([127, 0, 0, 2], 40000)),
+        "symmetric response routing"
+    );
+    let via = first
+        .unwrap()
+        .header_str(&super::HeaderName::Via)
+        .unwrap()
+        .to_string();
+    assert!(
+        via.contains("rport=40000") && via.contains("received=127.0.0.2"),
+        "{via}"
+    );
     // Without rport: to the source address, at the Via's port (RFC 3261 18.2.2).
     let (_, _, raw) = exchange(40000, &opt.replace(";rport", ""));
     assert_eq!(raw[0].0, SocketAddr::from(([127, 0, 0, 2], 5060)));
@@ -450,18 +837,43 @@ fn rport_sends_responses_to_the_source_port_and_stamps_received() {
 #[test]
 fn a_trunk_matched_by_credentials_alone_accepts_any_source_that_answers_its_challenge() {
     let mut net = Net::new(0.0);
-    let a = net.add("127.0.0.2:5060", CoreConfig {
-        trunks: vec![TrunkConfig { proxy: Some("127.0.0.3:5060".parse().unwrap()), username: Some("roamer".into()), password: Some("pw".into()), ..trunk("b") }],
-        ..CoreConfig::default()
-    });
-    let b = net.add("127.0.0.3:5060", CoreConfig {
-        trunks: vec![TrunkConfig { inbound_username: Some("roamer".into()), inbound_password: Some("pw".into()), ..trunk("roaming") }],
-        ..CoreConfig::default()
-    });
+    let a = net.add(
+        "127.0.0.2:5060",
+        CoreConfig {
+            trunks: vec![TrunkConfig {
+                proxy: Some("127.0.0.3:5060".parse().unwrap()),
+                username: Some("roamer".into()),
+                password: Some("pw".into()),
+                ..trunk("b")
+            }],
+            ..CoreConfig::default()
+        },
+    );
+    let b = net.add(
+        "127.0.0.3:5060",
+        CoreConfig {
+            trunks: vec![TrunkConfig {
+                inbound_username: Some("roamer".into()),
+                inbound_password: Some("pw".into()),
+                ..trunk("roaming")
+            }],
+            ..CoreConfig::default()
+        },
+    );
     let now = net.now;
-    net.nodes[a].core.originate(now, CallRef::next(), "100", sdp(), None).unwrap();
-    net.run_until(Duration::from_secs(10), |n| n.nodes[b].events.iter().any(|e| matches!(e, CoreEvent::IncomingCall { .. })));
-    let Some(CoreEvent::IncomingCall { trunk, .. }) = net.nodes[b].events.first().cloned() else { panic!() };
+    net.nodes[a]
+        .core
+        .originate(now, CallRef::next(), "100", sdp(), None)
+        .unwrap();
+    net.run_until(Duration::from_secs(10), |n| {
+        n.nodes[b]
+            .events
+            .iter()
+            .any(|e| matches!(e, CoreEvent::IncomingCall { .. }))
+    });
+    let Some(CoreEvent::IncomingCall { trunk, .. }) = net.nodes[b].events.first().cloned() else {
+        panic!()
+    };
     assert_eq!(trunk.as_deref(), Some("roaming"));
     // Any source is challenged (not refused) while such a trunk exists; wrong
     // credentials then get 403.
@@ -469,13 +881,44 @@ fn a_trunk_matched_by_credentials_alone_accepts_any_source_that_answers_its_chal
     let inv = INV.replace("race1", "race2").replace("race@x", "race2@x");
     let src = Peer::udp("127.0.0.9:5060".parse().unwrap());
     let now = net.now;
-    net.nodes[b].core.handle_message(now, Message::parse(Bytes::from(inv.clone()), Framing::Datagram), src);
+    net.nodes[b].core.handle_message(
+        now,
+        Message::parse(Bytes::from(inv.clone()), Framing::Datagram),
+        src,
+    );
     net.flush();
-    let ch = net.in_flight.drain(..).filter_map(|m| Message::parse(m.3, Framing::Datagram).ok()).find(|r| r.status() == Some(407)).expect("407");
-    let challenge = ch.header_str(&super::HeaderName::ProxyAuthenticate).unwrap().to_string();
-    let wrong = super::auth::answer_challenge(&challenge, "INVITE", "sip:100@127.0.0.3", "roamer", "nope", "c", 1).unwrap();
-    let inv2 = inv.replace("race2\r\n", "race3\r\n").replace("CSeq: 1 INVITE", "CSeq: 2 INVITE").replace("Max-Forwards: 70\r\n", &format!("Max-Forwards: 70\r\nProxy-Authorization: {wrong}\r\n"));
-    net.nodes[b].core.handle_message(now, Message::parse(Bytes::from(inv2), Framing::Datagram), src);
+    let ch = net
+        .in_flight
+        .drain(..)
+        .filter_map(|m| Message::parse(m.3, Framing::Datagram).ok())
+        .find(|r| r.status() == Some(407))
+        .expect("407");
+    let challenge = ch
+        .header_str(&super::HeaderName::ProxyAuthenticate)
+        .unwrap()
+        .to_string();
+    let wrong = super::auth::answer_challenge(
+        &challenge,
+        "INVITE",
+        "sip:100@127.0.0.3",
+        "roamer",
+        "nope",
+        "c",
+        1,
+    )
+    .unwrap();
+    let inv2 = inv
+        .replace("race2\r\n", "race3\r\n")
+        .replace("CSeq: 1 INVITE", "CSeq: 2 INVITE")
+        .replace(
+            "Max-Forwards: 70\r\n",
+            &format!("Max-Forwards: 70\r\nProxy-Authorization: {wrong}\r\n"),
+        );
+    net.nodes[b].core.handle_message(
+        now,
+        Message::parse(Bytes::from(inv2), Framing::Datagram),
+        src,
+    );
     net.flush();
     assert!(sent_statuses(&mut net).contains(&"SIP/2.0 403 Forbidden".to_string()));
 }
@@ -483,17 +926,38 @@ fn a_trunk_matched_by_credentials_alone_accepts_any_source_that_answers_its_chal
 #[test]
 fn a_lost_ack_is_sent_again_when_the_2xx_is_retransmitted() {
     let mut net = Net::new(0.0);
-    let a = net.add("127.0.0.2:5060", CoreConfig { trunks: vec![TrunkConfig { proxy: Some("127.0.0.3:5060".parse().unwrap()), ..trunk("b") }], ..CoreConfig::default() });
+    let a = net.add(
+        "127.0.0.2:5060",
+        CoreConfig {
+            trunks: vec![TrunkConfig {
+                proxy: Some("127.0.0.3:5060".parse().unwrap()),
+                ..trunk("b")
+            }],
+            ..CoreConfig::default()
+        },
+    );
     let b = demo_b(&mut net);
     let now = net.now;
-    net.nodes[a].core.originate(now, CallRef::next(), "100", sdp(), None).unwrap();
-    net.run_until(Duration::from_secs(5), |n| n.nodes[b].events.iter().any(|e| matches!(e, CoreEvent::IncomingCall { .. })));
-    let Some(CoreEvent::IncomingCall { call, .. }) = net.nodes[b].events.first().cloned() else { panic!() };
+    net.nodes[a]
+        .core
+        .originate(now, CallRef::next(), "100", sdp(), None)
+        .unwrap();
+    net.run_until(Duration::from_secs(5), |n| {
+        n.nodes[b]
+            .events
+            .iter()
+            .any(|e| matches!(e, CoreEvent::IncomingCall { .. }))
+    });
+    let Some(CoreEvent::IncomingCall { call, .. }) = net.nodes[b].events.first().cloned() else {
+        panic!()
+    };
     let now = net.now;
     net.nodes[b].core.answer(now, call, sdp());
     // Deliver until A sends its ACK, and lose that ACK.
     let mut lost = 0;
-    net.run_until(Duration::from_secs(5), |n| n.in_flight.iter().any(|m| m.3.starts_with(b"ACK ")));
+    net.run_until(Duration::from_secs(5), |n| {
+        n.in_flight.iter().any(|m| m.3.starts_with(b"ACK "))
+    });
     net.in_flight.retain(|m| {
         let ack = m.3.starts_with(b"ACK ");
         lost += ack as usize;
@@ -501,6 +965,14 @@ fn a_lost_ack_is_sent_again_when_the_2xx_is_retransmitted() {
     });
     assert_eq!(lost, 1);
     // B retransmits its 200 (Timer G-like, T1); A answers it with the ACK again.
-    net.run_until(Duration::from_secs(5), |n| n.nodes[b].events.iter().any(|e| matches!(e, CoreEvent::Established { .. })));
-    assert!(net.now - now >= Duration::from_millis(500), "established only after the 2xx retransmission");
+    net.run_until(Duration::from_secs(5), |n| {
+        n.nodes[b]
+            .events
+            .iter()
+            .any(|e| matches!(e, CoreEvent::Established { .. }))
+    });
+    assert!(
+        net.now - now >= Duration::from_millis(500),
+        "established only after the 2xx retransmission"
+    );
 }

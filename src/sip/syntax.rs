@@ -5,7 +5,10 @@
 /// RFC 3261 `token` characters.
 pub fn is_token_char(b: u8) -> bool {
     b.is_ascii_alphanumeric()
-        || matches!(b, b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~')
+        || matches!(
+            b,
+            b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+        )
 }
 
 /// Linear white space inside a header value. A folded line leaves CRLF followed by
@@ -78,7 +81,10 @@ pub struct Params<'a>(pub Vec<(&'a str, Option<&'a str>)>);
 
 impl<'a> Params<'a> {
     pub fn get(&self, name: &str) -> Option<Option<&'a str>> {
-        self.0.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| *v)
+        self.0
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| *v)
     }
 
     /// The value of `name`, with surrounding quotes removed.

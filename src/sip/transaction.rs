@@ -50,13 +50,21 @@ impl TxKey {
             m => m.as_str(),
         };
         match via.branch() {
-            Some(b) if b.starts_with("z9hG4bK") && b.len() > 7 => {
-                Some(TxKey(format!("s|{}|{}:{}|{}", b, via.host, via.port.unwrap_or(0), method)))
-            }
+            Some(b) if b.starts_with("z9hG4bK") && b.len() > 7 => Some(TxKey(format!(
+                "s|{}|{}:{}|{}",
+                b,
+                via.host,
+                via.port.unwrap_or(0),
+                method
+            ))),
             _ => {
                 // RFC 2543 fallback: Request-URI, To tag, From tag, Call-ID, CSeq, top Via.
                 let (n, _) = req.cseq()?;
-                let to_tag = if *req.method()? == Method::Ack { "" } else { req.to_tag().unwrap_or("") };
+                let to_tag = if *req.method()? == Method::Ack {
+                    ""
+                } else {
+                    req.to_tag().unwrap_or("")
+                };
                 Some(TxKey(format!(
                     "s2543|{}|{}|{}|{}|{}|{}|{}",
                     req.request_uri()?,
@@ -65,7 +73,11 @@ impl TxKey {
                     req.call_id(),
                     n,
                     method,
-                    req.header_str(&HeaderName::Via).unwrap_or("").split(',').next().unwrap_or("")
+                    req.header_str(&HeaderName::Via)
+                        .unwrap_or("")
+                        .split(',')
+                        .next()
+                        .unwrap_or("")
                 )))
             }
         }
@@ -294,7 +306,8 @@ impl TransactionLayer {
                     }
                 }
             }
-            self.events.push_back(TxEvent::Terminated { key: key.clone() });
+            self.events
+                .push_back(TxEvent::Terminated { key: key.clone() });
         }
     }
 
@@ -306,8 +319,13 @@ impl TransactionLayer {
 
     /// Feeds a request received from `source`.
     pub fn on_request(&mut self, now: Instant, req: Message, source: Peer) -> Incoming {
-        let Some(key) = TxKey::server(&req) else { return Incoming::Invalid };
-        let method = req.method().cloned().unwrap_or(Method::Other(String::new()));
+        let Some(key) = TxKey::server(&req) else {
+            return Incoming::Invalid;
+        };
+        let method = req
+            .method()
+            .cloned()
+            .unwrap_or(Method::Other(String::new()));
         if let Some(tx) = self.txs.get_mut(&key) {
             if method == Method::Ack {
                 if tx.kind == Kind::ServerInvite && tx.state == State::Completed {
@@ -315,7 +333,11 @@ impl TransactionLayer {
                     let peer_reliable = tx.peer.transport.reliable();
                     self.disarm(&key, TimerKind::G);
                     self.disarm(&key, TimerKind::H);
-                    let wait = if peer_reliable { Duration::ZERO } else { self.cfg.t4 };
+                    let wait = if peer_reliable {
+                        Duration::ZERO
+                    } else {
+                        self.cfg.t4
+                    };
                     self.arm(&key, TimerKind::I, now + wait);
                     return Incoming::AckAbsorbed;
                 }
@@ -356,10 +378,18 @@ impl TransactionLayer {
             self.merge_index.insert(mk, key.clone());
         }
         let peer = response_peer(req.top_via().as_ref(), source);
-        let kind = if method == Method::Invite { Kind::ServerInvite } else { Kind::ServerNonInvite };
+        let kind = if method == Method::Invite {
+            Kind::ServerInvite
+        } else {
+            Kind::ServerNonInvite
+        };
         let tx = Tx {
             kind,
-            state: if kind == Kind::ServerInvite { State::Proceeding } else { State::Trying },
+            state: if kind == Kind::ServerInvite {
+                State::Proceeding
+            } else {
+                State::Trying
+            },
             peer,
             request_bytes: Bytes::new(),
             request: req,
@@ -380,8 +410,12 @@ impl TransactionLayer {
 
     /// Sends a response on a server transaction.
     pub fn respond(&mut self, now: Instant, key: &TxKey, resp: Message) -> bool {
-        let Some(code) = resp.status() else { return false };
-        let Some(tx) = self.txs.get_mut(key) else { return false };
+        let Some(code) = resp.status() else {
+            return false;
+        };
+        let Some(tx) = self.txs.get_mut(key) else {
+            return false;
+        };
         let data = resp.to_bytes();
         let peer = tx.peer;
         let reliable = peer.transport.reliable();
@@ -402,7 +436,8 @@ impl TransactionLayer {
                     tx.state = State::Accepted;
                     tx.interval = self.cfg.t1;
                     if let Some((n, _)) = tx.request.cseq() {
-                        self.awaiting_ack.insert((tx.request.call_id().to_string(), n), key.clone());
+                        self.awaiting_ack
+                            .insert((tx.request.call_id().to_string(), n), key.clone());
                     }
                     if !reliable {
                         self.arm(key, TimerKind::Retransmit2xx, now + self.cfg.t1);
@@ -421,7 +456,11 @@ impl TransactionLayer {
                 let tx = self.txs.get_mut(key).unwrap();
                 if code >= 200 {
                     tx.state = State::Completed;
-                    let wait = if reliable { Duration::ZERO } else { self.cfg.t1 * 64 };
+                    let wait = if reliable {
+                        Duration::ZERO
+                    } else {
+                        self.cfg.t1 * 64
+                    };
                     self.arm(key, TimerKind::J, now + wait);
                 } else {
                     tx.state = State::Proceeding;
@@ -441,10 +480,18 @@ impl TransactionLayer {
         let method = req.method()?.clone();
         let key = TxKey::client(via.branch()?, &method);
         let data = req.to_bytes();
-        let kind = if method == Method::Invite { Kind::ClientInvite } else { Kind::ClientNonInvite };
+        let kind = if method == Method::Invite {
+            Kind::ClientInvite
+        } else {
+            Kind::ClientNonInvite
+        };
         let tx = Tx {
             kind,
-            state: if kind == Kind::ClientInvite { State::Calling } else { State::Trying },
+            state: if kind == Kind::ClientInvite {
+                State::Calling
+            } else {
+                State::Trying
+            },
             peer,
             request: req,
             request_bytes: data.clone(),
@@ -478,9 +525,15 @@ impl TransactionLayer {
 
     /// Feeds a response. Returns true when it matched a client transaction.
     pub fn on_response(&mut self, now: Instant, resp: Message) -> bool {
-        let Some(key) = TxKey::client_of_response(&resp) else { return false };
-        let Some(code) = resp.status() else { return false };
-        let Some(tx) = self.txs.get_mut(&key) else { return false };
+        let Some(key) = TxKey::client_of_response(&resp) else {
+            return false;
+        };
+        let Some(code) = resp.status() else {
+            return false;
+        };
+        let Some(tx) = self.txs.get_mut(&key) else {
+            return false;
+        };
         let reliable = tx.peer.transport.reliable();
         let peer = tx.peer;
         match (tx.kind, tx.state) {
@@ -504,15 +557,25 @@ impl TransactionLayer {
                     self.send(peer, ack);
                     self.disarm(&key, TimerKind::B);
                     self.disarm(&key, TimerKind::C);
-                    let wait = if reliable { Duration::ZERO } else { Duration::from_secs(32) };
+                    let wait = if reliable {
+                        Duration::ZERO
+                    } else {
+                        Duration::from_secs(32)
+                    };
                     self.arm(&key, TimerKind::D, now + wait);
                 }
-                self.events.push_back(TxEvent::Response { key, response: resp });
+                self.events.push_back(TxEvent::Response {
+                    key,
+                    response: resp,
+                });
                 true
             }
             (Kind::ClientInvite, State::Accepted) => {
                 if (200..300).contains(&code) {
-                    self.events.push_back(TxEvent::Response { key, response: resp });
+                    self.events.push_back(TxEvent::Response {
+                        key,
+                        response: resp,
+                    });
                 }
                 true
             }
@@ -532,10 +595,17 @@ impl TransactionLayer {
                     tx.state = State::Completed;
                     self.disarm(&key, TimerKind::E);
                     self.disarm(&key, TimerKind::F);
-                    let wait = if reliable { Duration::ZERO } else { self.cfg.t4 };
+                    let wait = if reliable {
+                        Duration::ZERO
+                    } else {
+                        self.cfg.t4
+                    };
                     self.arm(&key, TimerKind::K, now + wait);
                 }
-                self.events.push_back(TxEvent::Response { key, response: resp });
+                self.events.push_back(TxEvent::Response {
+                    key,
+                    response: resp,
+                });
                 true
             }
             _ => true,
@@ -564,7 +634,9 @@ impl TransactionLayer {
 
     fn fire(&mut self, now: Instant, key: &TxKey, kind: TimerKind) {
         let t2 = self.cfg.t2;
-        let Some(tx) = self.txs.get_mut(key) else { return };
+        let Some(tx) = self.txs.get_mut(key) else {
+            return;
+        };
         match kind {
             TimerKind::A => {
                 if tx.state == State::Calling {
@@ -579,7 +651,11 @@ impl TransactionLayer {
             TimerKind::E => {
                 if matches!(tx.state, State::Trying | State::Proceeding) {
                     let (p, d) = (tx.peer, tx.request_bytes.clone());
-                    tx.interval = if tx.state == State::Proceeding { t2 } else { (tx.interval * 2).min(t2) };
+                    tx.interval = if tx.state == State::Proceeding {
+                        t2
+                    } else {
+                        (tx.interval * 2).min(t2)
+                    };
                     let next = now + tx.interval;
                     self.stats.retransmissions += 1;
                     self.send(p, d);
@@ -612,11 +688,17 @@ impl TransactionLayer {
             }
             TimerKind::B | TimerKind::F => {
                 self.stats.timeouts += 1;
-                self.events.push_back(TxEvent::Timeout { key: key.clone(), timer: kind });
+                self.events.push_back(TxEvent::Timeout {
+                    key: key.clone(),
+                    timer: kind,
+                });
                 self.terminate(key);
             }
             TimerKind::C => {
-                self.events.push_back(TxEvent::Timeout { key: key.clone(), timer: kind });
+                self.events.push_back(TxEvent::Timeout {
+                    key: key.clone(),
+                    timer: kind,
+                });
             }
             TimerKind::H => {
                 // No ACK for our non-2xx final response.
@@ -627,11 +709,14 @@ impl TransactionLayer {
                 let awaiting = tx.last_response.is_some();
                 if awaiting {
                     self.stats.timeouts += 1;
-                    self.events.push_back(TxEvent::AckTimeout { key: key.clone() });
+                    self.events
+                        .push_back(TxEvent::AckTimeout { key: key.clone() });
                 }
                 self.terminate(key);
             }
-            TimerKind::D | TimerKind::I | TimerKind::J | TimerKind::K | TimerKind::M => self.terminate(key),
+            TimerKind::D | TimerKind::I | TimerKind::J | TimerKind::K | TimerKind::M => {
+                self.terminate(key)
+            }
         }
     }
 
@@ -649,7 +734,12 @@ fn merge_key(req: &Message) -> Option<(String, String, u32, String)> {
         return None;
     }
     let (n, m) = req.cseq()?;
-    Some((req.from_tag()?.to_string(), req.call_id().to_string(), n, m.as_str().to_string()))
+    Some((
+        req.from_tag()?.to_string(),
+        req.call_id().to_string(),
+        n,
+        m.as_str().to_string(),
+    ))
 }
 
 /// ACK for a non-2xx final response (RFC 3261 17.1.1.3): same Request-URI, Call-ID,
@@ -716,7 +806,13 @@ mod tests {
         assert_eq!(now - t0, Duration::from_secs(32), "Timer B = 64*T1");
         assert_eq!(sent, 6);
         let ev: Vec<_> = std::iter::from_fn(|| l.poll_event()).collect();
-        assert!(ev.iter().any(|e| matches!(e, TxEvent::Timeout { timer: TimerKind::B, .. })));
+        assert!(ev.iter().any(|e| matches!(
+            e,
+            TxEvent::Timeout {
+                timer: TimerKind::B,
+                ..
+            }
+        )));
     }
 
     #[test]
@@ -724,7 +820,9 @@ mod tests {
         let mut l = TransactionLayer::new(TimerConfig::default());
         let t0 = crate::clock::now();
         let req = invite("z9hG4bKs1");
-        let Incoming::New(key) = l.on_request(t0, req.clone(), peer()) else { panic!() };
+        let Incoming::New(key) = l.on_request(t0, req.clone(), peer()) else {
+            panic!()
+        };
         assert!(String::from_utf8_lossy(&drain(&mut l)[0].data).starts_with("SIP/2.0 100 Trying"));
         let ok = Message::response_to(&req, 200, "OK", Some("tt"));
         assert!(l.respond(t0, &key, ok));
@@ -739,14 +837,20 @@ mod tests {
             assert!(String::from_utf8_lossy(&tx[0].data).starts_with("SIP/2.0 200 OK"));
         }
         // A retransmitted INVITE is absorbed and answered with the 2xx again.
-        assert!(matches!(l.on_request(t0 + Duration::from_secs(4), req.clone(), peer()), Incoming::Absorbed));
+        assert!(matches!(
+            l.on_request(t0 + Duration::from_secs(4), req.clone(), peer()),
+            Incoming::Absorbed
+        ));
         assert_eq!(drain(&mut l).len(), 1);
         let ack = Message::parse(
             Bytes::from_static(b"ACK sip:100@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKack\r\nFrom: <sip:a@x>;tag=f1\r\nTo: <sip:100@127.0.0.1>;tag=tt\r\nCall-ID: c1\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n"),
             Framing::Datagram,
         )
         .unwrap();
-        assert!(matches!(l.on_request(t0 + Duration::from_secs(4), ack, peer()), Incoming::AckFor2xx));
+        assert!(matches!(
+            l.on_request(t0 + Duration::from_secs(4), ack, peer()),
+            Incoming::AckFor2xx
+        ));
         // No more 2xx after the ACK; the transaction ends at Timer L.
         let mut now = t0 + Duration::from_secs(4);
         while let Some(t) = l.poll_timeout() {
@@ -765,14 +869,20 @@ mod tests {
         let mut l = TransactionLayer::new(TimerConfig::default());
         let t0 = crate::clock::now();
         let req = invite("z9hG4bKs2");
-        let Incoming::New(key) = l.on_request(t0, req.clone(), peer()) else { panic!() };
+        let Incoming::New(key) = l.on_request(t0, req.clone(), peer()) else {
+            panic!()
+        };
         l.respond(t0, &key, Message::response_to(&req, 200, "OK", Some("t")));
         while let Some(t) = l.poll_timeout() {
             l.handle_timeout(t);
         }
         let ev: Vec<_> = std::iter::from_fn(|| l.poll_event()).collect();
         assert!(ev.iter().any(|e| matches!(e, TxEvent::AckTimeout { .. })));
-        assert_eq!(drain(&mut l).len(), 2 + 10, "100, 200 and 10 retransmissions (T1 doubling, capped at T2) within 32 s");
+        assert_eq!(
+            drain(&mut l).len(),
+            2 + 10,
+            "100, 200 and 10 retransmissions (T1 doubling, capped at T2) within 32 s"
+        );
     }
 
     #[test]
@@ -780,8 +890,14 @@ mod tests {
         let mut l = TransactionLayer::new(TimerConfig::default());
         let t0 = crate::clock::now();
         let req = invite("z9hG4bKs3");
-        let Incoming::New(key) = l.on_request(t0, req.clone(), peer()) else { panic!() };
-        l.respond(t0, &key, Message::response_to(&req, 486, "Busy Here", Some("t")));
+        let Incoming::New(key) = l.on_request(t0, req.clone(), peer()) else {
+            panic!()
+        };
+        l.respond(
+            t0,
+            &key,
+            Message::response_to(&req, 486, "Busy Here", Some("t")),
+        );
         drain(&mut l);
         let t = l.poll_timeout().unwrap();
         l.handle_timeout(t);
@@ -791,7 +907,10 @@ mod tests {
             Framing::Datagram,
         )
         .unwrap();
-        assert!(matches!(l.on_request(t, ack, peer()), Incoming::AckAbsorbed));
+        assert!(matches!(
+            l.on_request(t, ack, peer()),
+            Incoming::AckAbsorbed
+        ));
         assert_eq!(l.state(&key), Some(State::Confirmed));
         let ti = l.poll_timeout().unwrap();
         assert_eq!(ti - t, Duration::from_secs(5), "Timer I = T4");
@@ -813,7 +932,12 @@ mod tests {
         assert!(l.on_response(t0, resp));
         assert_eq!(drain(&mut l).len(), 1, "ACK sent again");
         let ev: Vec<_> = std::iter::from_fn(|| l.poll_event()).collect();
-        assert_eq!(ev.iter().filter(|e| matches!(e, TxEvent::Response { .. })).count(), 1);
+        assert_eq!(
+            ev.iter()
+                .filter(|e| matches!(e, TxEvent::Response { .. }))
+                .count(),
+            1
+        );
         let td = l.poll_timeout().unwrap();
         assert_eq!(td - t0, Duration::from_secs(32), "Timer D");
         l.handle_timeout(td);
@@ -825,7 +949,10 @@ mod tests {
         let mut l = TransactionLayer::new(TimerConfig::default());
         let t0 = crate::clock::now();
         let mut req = invite("z9hG4bKc5");
-        req.start = crate::sip::StartLine::Request { method: Method::Options, uri: Bytes::from_static(b"sip:x") };
+        req.start = crate::sip::StartLine::Request {
+            method: Method::Options,
+            uri: Bytes::from_static(b"sip:x"),
+        };
         req.set(HeaderName::CSeq, "1 OPTIONS");
         l.send_request(t0, req, peer()).unwrap();
         drain(&mut l);
@@ -838,7 +965,13 @@ mod tests {
         }
         assert_eq!(&times[..5], &[500, 1500, 3500, 7500, 11500]);
         let ev: Vec<_> = std::iter::from_fn(|| l.poll_event()).collect();
-        assert!(ev.iter().any(|e| matches!(e, TxEvent::Timeout { timer: TimerKind::F, .. })));
+        assert!(ev.iter().any(|e| matches!(
+            e,
+            TxEvent::Timeout {
+                timer: TimerKind::F,
+                ..
+            }
+        )));
     }
 
     #[test]
@@ -846,8 +979,14 @@ mod tests {
         let mut l = TransactionLayer::new(TimerConfig::default());
         let t0 = crate::clock::now();
         let req = invite("z9hG4bKm1");
-        assert!(matches!(l.on_request(t0, req.clone(), peer()), Incoming::New(_)));
-        assert!(matches!(l.on_request(t0, req.clone(), peer()), Incoming::Absorbed));
+        assert!(matches!(
+            l.on_request(t0, req.clone(), peer()),
+            Incoming::New(_)
+        ));
+        assert!(matches!(
+            l.on_request(t0, req.clone(), peer()),
+            Incoming::Absorbed
+        ));
         let other = invite("z9hG4bKm2");
         assert!(matches!(l.on_request(t0, other, peer()), Incoming::Merged));
     }
@@ -857,7 +996,10 @@ mod tests {
         let mut l = TransactionLayer::new(TimerConfig::default());
         let t0 = crate::clock::now();
         let req = invite("oldbranch");
-        assert!(matches!(l.on_request(t0, req.clone(), peer()), Incoming::New(_)));
+        assert!(matches!(
+            l.on_request(t0, req.clone(), peer()),
+            Incoming::New(_)
+        ));
         assert!(matches!(l.on_request(t0, req, peer()), Incoming::Absorbed));
     }
 }

@@ -57,7 +57,10 @@ impl Transports {
         })
     }
 
-    pub fn with_udp(inbound: mpsc::Sender<Inbound>, udp: Option<Arc<UdpSocket>>) -> Arc<Transports> {
+    pub fn with_udp(
+        inbound: mpsc::Sender<Inbound>,
+        udp: Option<Arc<UdpSocket>>,
+    ) -> Arc<Transports> {
         let mut t = Arc::try_unwrap(Self::new(inbound)).ok().unwrap();
         t.udp = udp;
         Arc::new(t)
@@ -86,7 +89,16 @@ impl Transports {
                 }
             }
             transport => {
-                let id = t.to.conn.filter(|c| self.conns.lock().unwrap().contains_key(c)).or_else(|| self.by_addr.lock().unwrap().get(&(transport, t.to.addr)).copied());
+                let id =
+                    t.to.conn
+                        .filter(|c| self.conns.lock().unwrap().contains_key(c))
+                        .or_else(|| {
+                            self.by_addr
+                                .lock()
+                                .unwrap()
+                                .get(&(transport, t.to.addr))
+                                .copied()
+                        });
                 if let Some(id) = id {
                     if let Some(c) = self.conns.lock().unwrap().get(&id) {
                         let _ = c.tx.send(t.data);
@@ -119,7 +131,12 @@ impl Transports {
                 tracing::warn!(%addr, %transport, error = %why, "outbound connection failed");
                 me.pending.lock().unwrap().remove(&(transport, addr));
             };
-            let tcp = match tokio::time::timeout(std::time::Duration::from_secs(10), TcpStream::connect(addr)).await {
+            let tcp = match tokio::time::timeout(
+                std::time::Duration::from_secs(10),
+                TcpStream::connect(addr),
+            )
+            .await
+            {
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => return fail(e.to_string()),
                 Err(_) => return fail("connect timed out".into()),
@@ -127,15 +144,28 @@ impl Transports {
             let _ = tcp.set_nodelay(true);
             let start = |me: &Arc<Self>| {
                 let (id, tx, rx) = me.register(transport, addr);
-                for d in me.pending.lock().unwrap().remove(&(transport, addr)).unwrap_or_default() {
+                for d in me
+                    .pending
+                    .lock()
+                    .unwrap()
+                    .remove(&(transport, addr))
+                    .unwrap_or_default()
+                {
                     let _ = tx.send(d);
                 }
                 (id, rx)
             };
             if transport == Transport::Tls {
-                let Some((cfg, name)) = me.tls_client_for(addr) else { return fail("no TLS client configuration".into()) };
-                let Ok(server_name) = rustls::pki_types::ServerName::try_from(name.clone()) else { return fail(format!("bad TLS server name {name}")) };
-                match tokio_rustls::TlsConnector::from(cfg).connect(server_name, tcp).await {
+                let Some((cfg, name)) = me.tls_client_for(addr) else {
+                    return fail("no TLS client configuration".into());
+                };
+                let Ok(server_name) = rustls::pki_types::ServerName::try_from(name.clone()) else {
+                    return fail(format!("bad TLS server name {name}"));
+                };
+                match tokio_rustls::TlsConnector::from(cfg)
+                    .connect(server_name, tcp)
+                    .await
+                {
                     Ok(tls) => {
                         let (id, rx) = start(&me);
                         me.run_stream(tls, id, Transport::Tls, addr, rx).await;
@@ -157,7 +187,12 @@ impl Transports {
 
     /// Declares how to reach a TLS destination: the CA bundle (PEM) to trust and the
     /// server name to verify.
-    pub fn add_tls_destination(&self, addr: SocketAddr, server_name: &str, ca_pem: &std::path::Path) -> Result<(), String> {
+    pub fn add_tls_destination(
+        &self,
+        addr: SocketAddr,
+        server_name: &str,
+        ca_pem: &std::path::Path,
+    ) -> Result<(), String> {
         let pem = std::fs::read(ca_pem).map_err(|e| format!("{}: {e}", ca_pem.display()))?;
         let mut roots = rustls::RootCertStore::empty();
         for c in rustls_pemfile::certs(&mut &pem[..]) {
@@ -173,15 +208,33 @@ impl Transports {
             .map_err(|e| e.to_string())?
             .with_root_certificates(roots)
             .with_no_client_auth();
-        self.tls_clients.lock().unwrap().insert(addr, (Arc::new(cfg), server_name.to_string()));
+        self.tls_clients
+            .lock()
+            .unwrap()
+            .insert(addr, (Arc::new(cfg), server_name.to_string()));
         Ok(())
     }
 
     /// Registers a stream connection; returns its id and the sender for writes.
-    pub fn register(&self, transport: Transport, addr: SocketAddr) -> (ConnId, mpsc::UnboundedSender<Bytes>, mpsc::UnboundedReceiver<Bytes>) {
+    pub fn register(
+        &self,
+        transport: Transport,
+        addr: SocketAddr,
+    ) -> (
+        ConnId,
+        mpsc::UnboundedSender<Bytes>,
+        mpsc::UnboundedReceiver<Bytes>,
+    ) {
         let id = ConnId(self.next_conn.fetch_add(1, Ordering::Relaxed));
         let (tx, rx) = mpsc::unbounded_channel();
-        self.conns.lock().unwrap().insert(id, Conn { tx: tx.clone(), transport, addr });
+        self.conns.lock().unwrap().insert(
+            id,
+            Conn {
+                tx: tx.clone(),
+                transport,
+                addr,
+            },
+        );
         self.by_addr.lock().unwrap().insert((transport, addr), id);
         (id, tx, rx)
     }
@@ -197,14 +250,24 @@ impl Transports {
 
     /// Delivers a WebSocket message (one SIP message) from connection `id`.
     pub async fn deliver_ws(&self, id: ConnId, addr: SocketAddr, data: Bytes) {
-        let source = Peer { transport: Transport::Ws, addr, conn: Some(id) };
+        let source = Peer {
+            transport: Transport::Ws,
+            addr,
+            conn: Some(id),
+        };
         let parsed = Message::parse_with(data, Framing::Datagram, &self.limits);
         let _ = self.inbound.send(Inbound { parsed, source }).await;
     }
 
     /// Reads and writes one TCP or TLS connection until it closes.
-    pub async fn run_stream<S>(self: &Arc<Self>, stream: S, id: ConnId, transport: Transport, addr: SocketAddr, mut rx: mpsc::UnboundedReceiver<Bytes>)
-    where
+    pub async fn run_stream<S>(
+        self: &Arc<Self>,
+        stream: S,
+        id: ConnId,
+        transport: Transport,
+        addr: SocketAddr,
+        mut rx: mpsc::UnboundedReceiver<Bytes>,
+    ) where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let (mut rd, mut wr) = tokio::io::split(stream);
@@ -215,7 +278,11 @@ impl Transports {
                 }
             }
         });
-        let source = Peer { transport, addr, conn: Some(id) };
+        let source = Peer {
+            transport,
+            addr,
+            conn: Some(id),
+        };
         let mut buf = BytesMut::with_capacity(8192);
         'outer: loop {
             match rd.read_buf(&mut buf).await {
@@ -244,8 +311,18 @@ impl Transports {
                     Frame::Invalid(why) => {
                         tracing::info!(%addr, why, "closing stream that cannot be framed");
                         // Answer what can be answered, then close.
-                        let parsed = Message::parse_with(buf.split().freeze(), Framing::Datagram, &self.limits)
-                            .and_then(|_| Err(ParseError { status: 400, reason: why, partial: None }));
+                        let parsed = Message::parse_with(
+                            buf.split().freeze(),
+                            Framing::Datagram,
+                            &self.limits,
+                        )
+                        .and_then(|_| {
+                            Err(ParseError {
+                                status: 400,
+                                reason: why,
+                                partial: None,
+                            })
+                        });
                         let _ = self.inbound.send(Inbound { parsed, source }).await;
                         // Let the core's 400 reach the writer before the close.
                         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
@@ -256,7 +333,10 @@ impl Transports {
         }
         // Dropping the last sender lets the writer flush what is queued, then end.
         self.unregister(id);
-        if tokio::time::timeout(std::time::Duration::from_secs(2), writer).await.is_err() {
+        if tokio::time::timeout(std::time::Duration::from_secs(2), writer)
+            .await
+            .is_err()
+        {
             tracing::debug!(%addr, "writer did not drain in time");
         }
     }
@@ -293,7 +373,14 @@ pub async fn run_udp(sock: Arc<UdpSocket>, inbound: mpsc::Sender<Inbound>) {
             continue;
         }
         let parsed = Message::parse_with(Bytes::copy_from_slice(data), Framing::Datagram, &limits);
-        if inbound.send(Inbound { parsed, source: Peer::udp(from) }).await.is_err() {
+        if inbound
+            .send(Inbound {
+                parsed,
+                source: Peer::udp(from),
+            })
+            .await
+            .is_err()
+        {
             break;
         }
     }
@@ -302,7 +389,9 @@ pub async fn run_udp(sock: Arc<UdpSocket>, inbound: mpsc::Sender<Inbound>) {
 /// Accepts TCP connections forever.
 pub async fn run_tcp(listener: TcpListener, transports: Arc<Transports>) {
     loop {
-        let Ok((s, addr)) = listener.accept().await else { continue };
+        let Ok((s, addr)) = listener.accept().await else {
+            continue;
+        };
         let _ = s.set_nodelay(true);
         let t = transports.clone();
         tokio::spawn(async move {
@@ -313,9 +402,15 @@ pub async fn run_tcp(listener: TcpListener, transports: Arc<Transports>) {
 }
 
 /// Accepts TLS connections forever.
-pub async fn run_tls(listener: TcpListener, acceptor: tokio_rustls::TlsAcceptor, transports: Arc<Transports>) {
+pub async fn run_tls(
+    listener: TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    transports: Arc<Transports>,
+) {
     loop {
-        let Ok((s, addr)) = listener.accept().await else { continue };
+        let Ok((s, addr)) = listener.accept().await else {
+            continue;
+        };
         let _ = s.set_nodelay(true);
         let t = transports.clone();
         let acc = acceptor.clone();
@@ -333,22 +428,31 @@ pub async fn run_tls(listener: TcpListener, acceptor: tokio_rustls::TlsAcceptor,
 }
 
 /// Loads the TLS certificate and key, generating a self-signed pair on first start.
-pub fn tls_acceptor(cert: &std::path::Path, key: &std::path::Path, names: Vec<String>) -> Result<tokio_rustls::TlsAcceptor, String> {
+pub fn tls_acceptor(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+    names: Vec<String>,
+) -> Result<tokio_rustls::TlsAcceptor, String> {
     if !cert.exists() || !key.exists() {
         if let Some(d) = cert.parent() {
             std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
         }
         let ck = rcgen::generate_simple_self_signed(names).map_err(|e| e.to_string())?;
         std::fs::write(cert, ck.cert.pem()).map_err(|e| format!("{}: {e}", cert.display()))?;
-        write_private(key, ck.signing_key.serialize_pem().as_bytes()).map_err(|e| format!("{}: {e}", key.display()))?;
+        write_private(key, ck.signing_key.serialize_pem().as_bytes())
+            .map_err(|e| format!("{}: {e}", key.display()))?;
         tracing::info!(cert = %cert.display(), "generated a self-signed TLS certificate");
     }
-    let certs = rustls_pemfile::certs(&mut std::io::BufReader::new(std::fs::File::open(cert).map_err(|e| format!("{}: {e}", cert.display()))?))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("{}: {e}", cert.display()))?;
-    let key_der = rustls_pemfile::private_key(&mut std::io::BufReader::new(std::fs::File::open(key).map_err(|e| format!("{}: {e}", key.display()))?))
-        .map_err(|e| format!("{}: {e}", key.display()))?
-        .ok_or_else(|| format!("{}: no private key", key.display()))?;
+    let certs = rustls_pemfile::certs(&mut std::io::BufReader::new(
+        std::fs::File::open(cert).map_err(|e| format!("{}: {e}", cert.display()))?,
+    ))
+    .collect::<Result<Vec<_>, _>>()
+    .map_err(|e| format!("{}: {e}", cert.display()))?;
+    let key_der = rustls_pemfile::private_key(&mut std::io::BufReader::new(
+        std::fs::File::open(key).map_err(|e| format!("{}: {e}", key.display()))?,
+    ))
+    .map_err(|e| format!("{}: {e}", key.display()))?
+    .ok_or_else(|| format!("{}: no private key", key.display()))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let cfg = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -364,7 +468,12 @@ fn write_private(path: &std::path::Path, data: &[u8]) -> std::io::Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
-        let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(path)?;
         f.write_all(data)
     }
     #[cfg(not(unix))]

@@ -56,14 +56,18 @@ pub enum UriError {
 impl<'a> Uri<'a> {
     /// Parses a URI. The text must be the URI alone (no surrounding `<>` or spaces).
     pub fn parse(s: &'a str) -> Result<Uri<'a>, UriError> {
-        if s.bytes().any(|b| b <= b' ' || b == b'<' || b == b'>' || b == b'"' || b == 0x7f) {
+        if s.bytes()
+            .any(|b| b <= b' ' || b == b'<' || b == b'>' || b == b'"' || b == 0x7f)
+        {
             return Err(UriError::BadChar);
         }
         let colon = s.find(':').ok_or(UriError::NoScheme)?;
         let scheme_s = &s[..colon];
         if scheme_s.is_empty()
             || !scheme_s.as_bytes()[0].is_ascii_alphabetic()
-            || !scheme_s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'-' || b == b'.')
+            || !scheme_s
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'-' || b == b'.')
         {
             return Err(UriError::NoScheme);
         }
@@ -201,7 +205,10 @@ pub fn split_host_port(s: &str) -> Result<(&str, Option<u16>), UriError> {
         if host.is_empty() {
             return Err(UriError::EmptyHost);
         }
-        if !host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.') {
+        if !host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        {
             return Err(UriError::BadHost);
         }
     }

@@ -18,7 +18,11 @@ pub struct Gateway {
 }
 
 pub fn scenario(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sipp").join(name).to_string_lossy().into_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/sipp")
+        .join(name)
+        .to_string_lossy()
+        .into_owned()
 }
 
 impl Gateway {
@@ -43,13 +47,24 @@ impl Gateway {
             .stderr(log)
             .spawn()
             .expect("start omnigate");
-        let g = Gateway { child, dir, sip, tls, ws, http };
+        let g = Gateway {
+            child,
+            dir,
+            sip,
+            tls,
+            ws,
+            http,
+        };
         let t0 = Instant::now();
         loop {
             if let Ok((200, _)) = g.try_get("/healthz") {
                 break;
             }
-            assert!(t0.elapsed() < Duration::from_secs(20), "gateway did not become healthy:\n{}", g.log());
+            assert!(
+                t0.elapsed() < Duration::from_secs(20),
+                "gateway did not become healthy:\n{}",
+                g.log()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         g
@@ -68,17 +83,23 @@ impl Gateway {
     }
 
     pub fn get(&self, path: &str) -> (u16, String) {
-        self.try_get(path).unwrap_or_else(|e| panic!("GET {path}: {e}\n{}", self.log()))
+        self.try_get(path)
+            .unwrap_or_else(|e| panic!("GET {path}: {e}\n{}", self.log()))
     }
 
     pub fn post(&self, path: &str, token: Option<&str>, body: &str) -> (u16, String) {
-        http(self.http, "POST", path, token, body).unwrap_or_else(|e| panic!("POST {path}: {e}\n{}", self.log()))
+        http(self.http, "POST", path, token, body)
+            .unwrap_or_else(|e| panic!("POST {path}: {e}\n{}", self.log()))
     }
 
     /// The value of a metric line (exact name with labels).
     pub fn metric(&self, name: &str) -> Option<f64> {
         let (_, body) = self.get("/metrics");
-        body.lines().find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')).and_then(|v| v.trim().parse().ok()))
+        body.lines().find_map(|l| {
+            l.strip_prefix(name)
+                .and_then(|r| r.strip_prefix(' '))
+                .and_then(|v| v.trim().parse().ok())
+        })
     }
 
     /// Waits (up to 5 s) until a metric has `value`; metrics refresh every 200 ms.
@@ -89,7 +110,11 @@ impl Gateway {
             if v == Some(value) {
                 return;
             }
-            assert!(t0.elapsed() < Duration::from_secs(5), "{name} is {v:?}, want {value}\n{}", self.log());
+            assert!(
+                t0.elapsed() < Duration::from_secs(5),
+                "{name} is {v:?}, want {value}\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -98,13 +123,19 @@ impl Gateway {
     pub fn wait_log(&self, needle: &str) {
         let t0 = Instant::now();
         while !self.log().contains(needle) {
-            assert!(t0.elapsed() < Duration::from_secs(5), "log never showed {needle:?}:\n{}", self.log());
+            assert!(
+                t0.elapsed() < Duration::from_secs(5),
+                "log never showed {needle:?}:\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
 
     pub fn sigterm(&self) {
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
     }
 
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
@@ -129,15 +160,30 @@ impl Drop for Gateway {
     }
 }
 
-fn http(port: u16, method: &str, path: &str, token: Option<&str>, body: &str) -> std::io::Result<(u16, String)> {
+fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> std::io::Result<(u16, String)> {
     let mut s = TcpStream::connect(("127.0.0.1", port))?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
     write!(s, "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len())?;
     let mut out = String::new();
     s.read_to_string(&mut out)?;
-    let code = out.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let code = out
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     Ok((code, body))
 }
 
@@ -151,7 +197,18 @@ fn sipp_path() -> &'static str {
 pub fn sipp(dir: &Path, args: &[&str]) -> Output {
     Command::new(sipp_path())
         .current_dir(dir)
-        .args(["-i", "127.0.0.1", "-mi", "127.0.0.1", "-nostdin", "-timeout", "40s", "-timeout_error", "-trace_err", "-error_file"])
+        .args([
+            "-i",
+            "127.0.0.1",
+            "-mi",
+            "127.0.0.1",
+            "-nostdin",
+            "-timeout",
+            "40s",
+            "-timeout_error",
+            "-trace_err",
+            "-error_file",
+        ])
         .arg(dir.join(format!("sipp-errors-{}.log", std::process::id())))
         .args(args)
         .stdin(Stdio::null())
@@ -163,7 +220,17 @@ pub fn sipp(dir: &Path, args: &[&str]) -> Output {
 pub fn sipp_spawn(dir: &Path, args: &[&str]) -> Child {
     Command::new(sipp_path())
         .current_dir(dir)
-        .args(["-i", "127.0.0.1", "-mi", "127.0.0.1", "-nostdin", "-timeout", "60s", "-timeout_error", "-trace_err"])
+        .args([
+            "-i",
+            "127.0.0.1",
+            "-mi",
+            "127.0.0.1",
+            "-nostdin",
+            "-timeout",
+            "60s",
+            "-timeout_error",
+            "-trace_err",
+        ])
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -10,7 +10,8 @@ use std::time::Duration;
 
 /// RTP payloads (with payload type and sequence number) of a pcap of Ethernet/IPv4/UDP.
 fn pcap_rtp(path: &str) -> Vec<(u8, u16, Vec<u8>)> {
-    let d = std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e} (scripts/test.sh installs sip-tester)"));
+    let d = std::fs::read(path)
+        .unwrap_or_else(|e| panic!("{path}: {e} (scripts/test.sh installs sip-tester)"));
     assert_eq!(&d[..4], &[0xd4, 0xc3, 0xb2, 0xa1], "little-endian pcap");
     let mut off = 24;
     let mut out = Vec::new();
@@ -21,7 +22,11 @@ fn pcap_rtp(path: &str) -> Vec<(u8, u16, Vec<u8>)> {
         let ip = &pkt[14..];
         let ihl = (ip[0] & 15) as usize * 4;
         let rtp = &ip[ihl + 8..];
-        out.push((rtp[1] & 0x7f, u16::from_be_bytes([rtp[2], rtp[3]]), rtp[12..].to_vec()));
+        out.push((
+            rtp[1] & 0x7f,
+            u16::from_be_bytes([rtp[2], rtp[3]]),
+            rtp[12..].to_vec(),
+        ));
     }
     out
 }
@@ -34,15 +39,23 @@ fn alaw(a: u8) -> i16 {
 fn reference() -> Vec<f32> {
     let mut pk = pcap_rtp("/usr/share/sip-tester/g711a.pcap");
     pk.sort_by_key(|p| p.1);
-    pk.iter().flat_map(|p| p.2.iter().map(|&b| alaw(b) as f32)).collect()
+    pk.iter()
+        .flat_map(|p| p.2.iter().map(|&b| alaw(b) as f32))
+        .collect()
 }
 
 fn channels(path: &Path) -> (Vec<f32>, Vec<f32>) {
     let mut r = hound::WavReader::open(path).unwrap();
     let s = r.spec();
-    assert_eq!((s.channels, s.sample_rate, s.bits_per_sample), (2, 8000, 16));
+    assert_eq!(
+        (s.channels, s.sample_rate, s.bits_per_sample),
+        (2, 8000, 16)
+    );
     let v: Vec<f32> = r.samples::<i16>().map(|x| x.unwrap() as f32).collect();
-    (v.iter().step_by(2).copied().collect(), v.iter().skip(1).step_by(2).copied().collect())
+    (
+        v.iter().step_by(2).copied().collect(),
+        v.iter().skip(1).step_by(2).copied().collect(),
+    )
 }
 
 /// Normalised cross-correlation of `b` against `a` at lag (b delayed by `lag`).
@@ -78,7 +91,10 @@ fn best_lag(a: &[f32], b: &[f32], max: usize) -> (usize, f32) {
 
 /// First and last sample louder than -40 dBov, smoothed over 10 ms.
 fn active_span(x: &[f32]) -> (usize, usize) {
-    let loud: Vec<bool> = x.chunks(80).map(|c| c.iter().map(|v| v.abs()).sum::<f32>() / 80.0 > 330.0).collect();
+    let loud: Vec<bool> = x
+        .chunks(80)
+        .map(|c| c.iter().map(|v| v.abs()).sum::<f32>() / 80.0 > 330.0)
+        .collect();
     let first = loud.iter().position(|&l| l).unwrap_or(0) * 80;
     let last = (loud.iter().rposition(|&l| l).unwrap_or(0) + 1) * 80;
     (first, last)
@@ -87,7 +103,11 @@ fn active_span(x: &[f32]) -> (usize, usize) {
 fn recording(g: &Gateway) -> PathBuf {
     g.wait_log("recording saved");
     let dir = g.dir.path().join("data/recordings");
-    let files: Vec<PathBuf> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "wav")).collect();
+    let files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "wav"))
+        .collect();
     assert_eq!(files.len(), 1, "{files:?}");
     files[0].clone()
 }
@@ -95,18 +115,46 @@ fn recording(g: &Gateway) -> PathBuf {
 fn digits(log: &str, leg: usize) -> Vec<String> {
     log.lines()
         .filter(|l| l.contains(" dtmf") && l.contains(&format!("leg={leg} ")))
-        .filter_map(|l| l.split("digit=").nth(1).map(|r| r.split_whitespace().next().unwrap_or("").to_string()))
+        .filter_map(|l| {
+            l.split("digit=")
+                .nth(1)
+                .map(|r| r.split_whitespace().next().unwrap_or("").to_string())
+        })
         .collect()
 }
 
 #[test]
 fn sipp_pcap_call_is_recorded_and_its_rfc2833_digits_understood() {
-    let g = Gateway::start(22300, "demo = true", "answer_after_ms = 50\nhangup_after_secs = 0", "");
-    let out = sipp(g.dir.path(), &["-sf", &scenario("uac_pcap_dtmf.xml"), "-s", "100", "-p", "22310", "-mp", "22320", "-m", "1", &format!("127.0.0.1:{}", g.sip)]);
+    let g = Gateway::start(
+        22300,
+        "demo = true",
+        "answer_after_ms = 50\nhangup_after_secs = 0",
+        "",
+    );
+    let out = sipp(
+        g.dir.path(),
+        &[
+            "-sf",
+            &scenario("uac_pcap_dtmf.xml"),
+            "-s",
+            "100",
+            "-p",
+            "22310",
+            "-mp",
+            "22320",
+            "-m",
+            "1",
+            &format!("127.0.0.1:{}", g.sip),
+        ],
+    );
     assert_sipp_ok(&out, "uac with G.711 and RFC 2833 pcaps", &g);
     let path = recording(&g);
     let log = g.log();
-    assert_eq!(digits(&log, 0), ["1", "5", "#"], "each press once, in order:\n{log}");
+    assert_eq!(
+        digits(&log, 0),
+        ["1", "5", "#"],
+        "each press once, in order:\n{log}"
+    );
     assert!(log.contains("via=Rfc4733"), "{log}");
 
     let reference = reference();
@@ -119,8 +167,15 @@ fn sipp_pcap_call_is_recorded_and_its_rfc2833_digits_understood() {
     let (s_ref, e_ref) = active_span(&reference);
     let (s_rec, e_rec) = active_span(&left);
     let (d_ref, d_rec) = ((e_ref - s_ref) as i64, (e_rec - s_rec) as i64);
-    assert!((d_ref - d_rec).abs() <= 480, "duration {d_rec} samples recorded vs {d_ref} sent (60 ms = 480)");
-    assert_eq!(s_rec as i64 - s_ref as i64, lag as i64, "the speech starts where the correlation says");
+    assert!(
+        (d_ref - d_rec).abs() <= 480,
+        "duration {d_rec} samples recorded vs {d_ref} sent (60 ms = 480)"
+    );
+    assert_eq!(
+        s_rec as i64 - s_ref as i64,
+        lag as i64,
+        "the speech starts where the correlation says"
+    );
     // The right channel carries what the caller heard: the welcome prompt, then silence.
     let prompt = omnigate::media::player::builtin_welcome();
     let prompt: Vec<f32> = prompt.iter().map(|&s| s as f32).collect();
@@ -135,14 +190,42 @@ fn sipp_pcap_call_is_recorded_and_its_rfc2833_digits_understood() {
 fn forwarded_call_is_bridged_and_transcoded_through_a_trunk() {
     // The far end: SIPp answering with PCMU and echoing RTP back.
     let far_dir = tempfile::tempdir().unwrap();
-    let mut far = sipp_spawn(far_dir.path(), &["-sn", "uas", "-rtp_echo", "-p", "22450", "-mp", "22460", "-m", "1"]);
+    let mut far = sipp_spawn(
+        far_dir.path(),
+        &[
+            "-sn",
+            "uas",
+            "-rtp_echo",
+            "-p",
+            "22450",
+            "-mp",
+            "22460",
+            "-m",
+            "1",
+        ],
+    );
     let g = Gateway::start(
         22400,
         "demo = true",
         "answer_after_ms = 50\nhangup_after_secs = 0\nforward_trunk = \"far\"",
         "[[trunk]]\nname = \"far\"\nproxy = \"127.0.0.1:22450\"\noptions_interval = 0\n",
     );
-    let out = sipp(g.dir.path(), &["-sf", &scenario("uac_pcap_dtmf.xml"), "-s", "100", "-p", "22410", "-mp", "22420", "-m", "1", &format!("127.0.0.1:{}", g.sip)]);
+    let out = sipp(
+        g.dir.path(),
+        &[
+            "-sf",
+            &scenario("uac_pcap_dtmf.xml"),
+            "-s",
+            "100",
+            "-p",
+            "22410",
+            "-mp",
+            "22420",
+            "-m",
+            "1",
+            &format!("127.0.0.1:{}", g.sip),
+        ],
+    );
     assert_sipp_ok(&out, "caller through the forwarding gateway", &g);
     let st = far.wait().unwrap();
     assert!(st.success(), "far-end SIPp failed: {st}\n{}", g.log());
@@ -162,26 +245,45 @@ fn forwarded_call_is_bridged_and_transcoded_through_a_trunk() {
     // resolution than A-law for these levels, so the round trip is nearly lossless.
     let (lag_r, peak_r) = best_lag(&reference, &right, 8000);
     assert!(peak_r > 0.95, "echo correlation {peak_r} at {lag_r}");
-    assert!(lag_r >= lag_l && lag_r - lag_l < 1600, "echo {lag_r} after the caller {lag_l} by less than 200 ms");
+    assert!(
+        lag_r >= lag_l && lag_r - lag_l < 1600,
+        "echo {lag_r} after the caller {lag_l} by less than 200 ms"
+    );
 }
 
 /// Writes a netstring-framed JSON command to baresip's ctrl_tcp.
 fn ctrl(s: &mut std::net::TcpStream, command: &str, params: &str) {
     use std::io::Write;
     let body = format!("{{\"command\":\"{command}\",\"params\":\"{params}\",\"token\":\"t\"}}");
-    s.write_all(format!("{}:{},", body.len(), body).as_bytes()).unwrap();
+    s.write_all(format!("{}:{},", body.len(), body).as_bytes())
+        .unwrap();
 }
 
 #[test]
 fn baresip_call_is_recorded_and_its_dtmf_understood() {
-    let g = Gateway::start(22500, "demo = true", "answer_after_ms = 50\nhangup_after_secs = 0", "");
+    let g = Gateway::start(
+        22500,
+        "demo = true",
+        "answer_after_ms = 50\nhangup_after_secs = 0",
+        "",
+    );
     let dir = tempfile::tempdir().unwrap();
     // The audio baresip sends: the welcome prompt three times (longer than the call:
     // baresip 1.0 hangs up when its file source ends).
     let prompt = omnigate::media::player::builtin_welcome();
-    let source: Vec<i16> = prompt.iter().chain(prompt.iter()).chain(prompt.iter()).copied().collect();
+    let source: Vec<i16> = prompt
+        .iter()
+        .chain(prompt.iter())
+        .chain(prompt.iter())
+        .copied()
+        .collect();
     let wav = dir.path().join("source.wav");
-    let spec = hound::WavSpec { channels: 1, sample_rate: 8000, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 8000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
     let mut w = hound::WavWriter::create(&wav, spec).unwrap();
     source.iter().for_each(|&s| w.write_sample(s).unwrap());
     w.finalize().unwrap();
@@ -197,8 +299,15 @@ fn baresip_call_is_recorded_and_its_dtmf_understood() {
         ),
     )
     .unwrap();
-    std::fs::write(conf.join("accounts"), "<sip:alice@127.0.0.1>;regint=0;audio_codecs=PCMU;answermode=manual\n").unwrap();
-    assert!(Path::new("/usr/bin/baresip").exists(), "baresip is not installed (Debian package baresip): run ./scripts/test.sh");
+    std::fs::write(
+        conf.join("accounts"),
+        "<sip:alice@127.0.0.1>;regint=0;audio_codecs=PCMU;answermode=manual\n",
+    )
+    .unwrap();
+    assert!(
+        Path::new("/usr/bin/baresip").exists(),
+        "baresip is not installed (Debian package baresip): run ./scripts/test.sh"
+    );
     struct Kill(std::process::Child);
     impl Drop for Kill {
         fn drop(&mut self) {
@@ -232,7 +341,12 @@ fn baresip_call_is_recorded_and_its_dtmf_understood() {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(up, "the call was not established:\n{}\n---- baresip ----\n{}", g.log(), phone_log());
+    assert!(
+        up,
+        "the call was not established:\n{}\n---- baresip ----\n{}",
+        g.log(),
+        phone_log()
+    );
     // Let some speech through, press keys (baresip sends RFC 2833), then hang up.
     std::thread::sleep(Duration::from_millis(3000));
     for d in ["4", "2", "#"] {
@@ -243,17 +357,45 @@ fn baresip_call_is_recorded_and_its_dtmf_understood() {
     ctrl(&mut s, "hangup", "");
     let path = recording(&g);
     let log = g.log();
-    assert_eq!(digits(&log, 0), ["4", "2", "#"], "each press once:\n{log}\n---- baresip ----\n{}", phone_log());
+    assert_eq!(
+        digits(&log, 0),
+        ["4", "2", "#"],
+        "each press once:\n{log}\n---- baresip ----\n{}",
+        phone_log()
+    );
     let (left, _) = channels(&path);
     let src: Vec<f32> = source.iter().map(|&x| x as f32).collect();
     let (lag, peak) = best_lag(&src[..16000.min(src.len())], &left, 8000);
-    assert!(peak > 0.9, "baresip's audio in the recording: correlation {peak} at lag {lag}");
+    assert!(
+        peak > 0.9,
+        "baresip's audio in the recording: correlation {peak} at lag {lag}"
+    );
 }
 
 #[test]
 fn sip_info_digits_are_understood() {
-    let g = Gateway::start(22600, "demo = true", "answer_after_ms = 50\nhangup_after_secs = 0", "");
-    let out = sipp(g.dir.path(), &["-sf", &scenario("uac_info_dtmf.xml"), "-s", "100", "-p", "22610", "-mp", "22620", "-m", "1", &format!("127.0.0.1:{}", g.sip)]);
+    let g = Gateway::start(
+        22600,
+        "demo = true",
+        "answer_after_ms = 50\nhangup_after_secs = 0",
+        "",
+    );
+    let out = sipp(
+        g.dir.path(),
+        &[
+            "-sf",
+            &scenario("uac_info_dtmf.xml"),
+            "-s",
+            "100",
+            "-p",
+            "22610",
+            "-mp",
+            "22620",
+            "-m",
+            "1",
+            &format!("127.0.0.1:{}", g.sip),
+        ],
+    );
     assert_sipp_ok(&out, "keys by SIP INFO", &g);
     g.wait_log("reason=RemoteBye");
     let log = g.log();

@@ -11,46 +11,171 @@ fn register_answers_the_digest_challenge_and_wrong_passwords_get_403() {
     let g = Gateway::start(21000, DEMO, "", "");
     let dir = g.dir.path();
     let sip = format!("127.0.0.1:{}", g.sip);
-    let ok = sipp(dir, &["-sf", &scenario("register.xml"), "-s", "1001", "-au", "1001", "-ap", "demo1001", "-p", "21010", "-m", "1", &sip]);
+    let ok = sipp(
+        dir,
+        &[
+            "-sf",
+            &scenario("register.xml"),
+            "-s",
+            "1001",
+            "-au",
+            "1001",
+            "-ap",
+            "demo1001",
+            "-p",
+            "21010",
+            "-m",
+            "1",
+            &sip,
+        ],
+    );
     assert_sipp_ok(&ok, "REGISTER with digest", &g);
     g.wait_metric("omnigate_sip_registrations", 1.0);
-    let bad = sipp(dir, &["-sf", &scenario("register_wrong.xml"), "-s", "1001", "-au", "1001", "-ap", "wrong", "-p", "21011", "-m", "1", &sip]);
+    let bad = sipp(
+        dir,
+        &[
+            "-sf",
+            &scenario("register_wrong.xml"),
+            "-s",
+            "1001",
+            "-au",
+            "1001",
+            "-ap",
+            "wrong",
+            "-p",
+            "21011",
+            "-m",
+            "1",
+            &sip,
+        ],
+    );
     assert_sipp_ok(&bad, "REGISTER with a wrong password (expects 403)", &g);
-    let unknown = sipp(dir, &["-sf", &scenario("register_wrong.xml"), "-s", "9999", "-au", "9999", "-ap", "x", "-p", "21012", "-m", "1", &sip]);
-    assert_sipp_ok(&unknown, "REGISTER of an unknown user (expects the same 403)", &g);
+    let unknown = sipp(
+        dir,
+        &[
+            "-sf",
+            &scenario("register_wrong.xml"),
+            "-s",
+            "9999",
+            "-au",
+            "9999",
+            "-ap",
+            "x",
+            "-p",
+            "21012",
+            "-m",
+            "1",
+            &sip,
+        ],
+    );
+    assert_sipp_ok(
+        &unknown,
+        "REGISTER of an unknown user (expects the same 403)",
+        &g,
+    );
     g.wait_metric("omnigate_sip_responses_sent_total{code=\"403\"}", 2.0);
-    assert_eq!(g.metric("omnigate_sip_responses_sent_total{code=\"401\"}"), Some(3.0));
+    assert_eq!(
+        g.metric("omnigate_sip_responses_sent_total{code=\"401\"}"),
+        Some(3.0)
+    );
     assert_eq!(g.metric("omnigate_sip_registrations"), Some(1.0));
 }
 
 #[test]
 fn call_answered_then_hung_up_by_the_caller() {
-    let g = Gateway::start(21100, DEMO, "answer_after_ms = 50\nhangup_after_secs = 0", "");
-    let out = sipp(g.dir.path(), &["-sn", "uac", "-s", "100", "-d", "1000", "-p", "21110", "-m", "1", &format!("127.0.0.1:{}", g.sip)]);
+    let g = Gateway::start(
+        21100,
+        DEMO,
+        "answer_after_ms = 50\nhangup_after_secs = 0",
+        "",
+    );
+    let out = sipp(
+        g.dir.path(),
+        &[
+            "-sn",
+            "uac",
+            "-s",
+            "100",
+            "-d",
+            "1000",
+            "-p",
+            "21110",
+            "-m",
+            "1",
+            &format!("127.0.0.1:{}", g.sip),
+        ],
+    );
     assert_sipp_ok(&out, "uac call", &g);
     g.wait_metric("omnigate_calls_total", 1.0);
     g.wait_metric("omnigate_calls", 0.0);
-    assert!(g.metric("omnigate_sip_responses_sent_total{code=\"200\"}").unwrap() >= 2.0, "200 to INVITE and to BYE");
+    assert!(
+        g.metric("omnigate_sip_responses_sent_total{code=\"200\"}")
+            .unwrap()
+            >= 2.0,
+        "200 to INVITE and to BYE"
+    );
     g.wait_log("call established");
     g.wait_log("reason=RemoteBye");
     let log = g.log();
     // Caller numbers are redacted in logs by default.
-    assert!(!log.contains("sipp@") && !log.contains("caller=sipp"), "{log}");
+    assert!(
+        !log.contains("sipp@") && !log.contains("caller=sipp"),
+        "{log}"
+    );
 }
 
 #[test]
 fn call_hung_up_by_the_gateway() {
-    let g = Gateway::start(21200, DEMO, "answer_after_ms = 50\nhangup_after_secs = 1", "");
-    let out = sipp(g.dir.path(), &["-sf", &scenario("uac_gateway_hangs_up.xml"), "-s", "100", "-p", "21210", "-m", "1", &format!("127.0.0.1:{}", g.sip)]);
+    let g = Gateway::start(
+        21200,
+        DEMO,
+        "answer_after_ms = 50\nhangup_after_secs = 1",
+        "",
+    );
+    let out = sipp(
+        g.dir.path(),
+        &[
+            "-sf",
+            &scenario("uac_gateway_hangs_up.xml"),
+            "-s",
+            "100",
+            "-p",
+            "21210",
+            "-m",
+            "1",
+            &format!("127.0.0.1:{}", g.sip),
+        ],
+    );
     assert_sipp_ok(&out, "gateway hangs up", &g);
     g.wait_log("reason=LocalBye");
-    assert!(!g.log().contains("+15551230001"), "caller number must be redacted");
+    assert!(
+        !g.log().contains("+15551230001"),
+        "caller number must be redacted"
+    );
 }
 
 #[test]
 fn cancel_before_answer_gets_487() {
-    let g = Gateway::start(21300, DEMO, "answer_after_ms = 10000\nhangup_after_secs = 0", "");
-    let out = sipp(g.dir.path(), &["-sf", &scenario("uac_cancel.xml"), "-s", "100", "-p", "21310", "-m", "1", &format!("127.0.0.1:{}", g.sip)]);
+    let g = Gateway::start(
+        21300,
+        DEMO,
+        "answer_after_ms = 10000\nhangup_after_secs = 0",
+        "",
+    );
+    let out = sipp(
+        g.dir.path(),
+        &[
+            "-sf",
+            &scenario("uac_cancel.xml"),
+            "-s",
+            "100",
+            "-p",
+            "21310",
+            "-m",
+            "1",
+            &format!("127.0.0.1:{}", g.sip),
+        ],
+    );
     assert_sipp_ok(&out, "CANCEL", &g);
     g.wait_metric("omnigate_sip_responses_sent_total{code=\"487\"}", 1.0);
     g.wait_log("reason=Cancelled");
@@ -60,46 +185,125 @@ fn cancel_before_answer_gets_487() {
 fn invite_from_an_unknown_source_gets_403_and_is_not_routed() {
     let trunk = "[[trunk]]\nname = \"carrier\"\ninbound = [\"192.0.2.0/24\"]\nproxy = \"127.0.0.1:21599\"\n";
     let g = Gateway::start(21500, "demo = false", "answer_after_ms = 0", trunk);
-    let out = sipp(g.dir.path(), &["-sf", &scenario("uac_expect_403.xml"), "-s", "5551234", "-p", "21510", "-m", "1", &format!("127.0.0.1:{}", g.sip)]);
+    let out = sipp(
+        g.dir.path(),
+        &[
+            "-sf",
+            &scenario("uac_expect_403.xml"),
+            "-s",
+            "5551234",
+            "-p",
+            "21510",
+            "-m",
+            "1",
+            &format!("127.0.0.1:{}", g.sip),
+        ],
+    );
     assert_sipp_ok(&out, "expect 403", &g);
     g.wait_metric("omnigate_sip_responses_sent_total{code=\"403\"}", 1.0);
     assert_eq!(g.metric("omnigate_calls_total"), Some(0.0));
-    assert_eq!(g.metric("omnigate_sip_client_transactions_total"), Some(0.0), "nothing was sent towards the trunk");
+    assert_eq!(
+        g.metric("omnigate_sip_client_transactions_total"),
+        Some(0.0),
+        "nothing was sent towards the trunk"
+    );
 }
 
 #[test]
 fn outbound_call_through_a_trunk_answers_the_providers_digest_challenges() {
     let provider_port = 21410;
     let dir = tempfile::tempdir().unwrap();
-    let provider = sipp_spawn(dir.path(), &["-sf", &scenario("uas_provider.xml"), "-p", &provider_port.to_string(), "-m", "2"]);
+    let provider = sipp_spawn(
+        dir.path(),
+        &[
+            "-sf",
+            &scenario("uas_provider.xml"),
+            "-p",
+            &provider_port.to_string(),
+            "-m",
+            "2",
+        ],
+    );
     let trunk = format!(
         "[[trunk]]\nname = \"provider\"\nproxy = \"127.0.0.1:{provider_port}\"\ndomain = \"provider.example\"\nusername = \"trunkuser\"\npassword = \"trunkpass\"\nregister = true\nregister_expires = 3600\n"
     );
-    let g = Gateway::start(21400, "demo = false", "answer_after_ms = 0\nhangup_after_secs = 1", &trunk);
-    wait_for("registration to the provider", Duration::from_secs(10), || g.metric("omnigate_trunk_registered{trunk=\"provider\"}") == Some(1.0));
+    let g = Gateway::start(
+        21400,
+        "demo = false",
+        "answer_after_ms = 0\nhangup_after_secs = 1",
+        &trunk,
+    );
+    wait_for(
+        "registration to the provider",
+        Duration::from_secs(10),
+        || g.metric("omnigate_trunk_registered{trunk=\"provider\"}") == Some(1.0),
+    );
     let (code, body) = g.post("/api/calls", Some("test-token"), r#"{"to": "5551234"}"#);
     assert_eq!(code, 202, "{body}");
     let out = provider.wait_with_output().unwrap();
-    assert_sipp_ok(&out, "provider UAS (REGISTER + INVITE, both challenged)", &g);
+    assert_sipp_ok(
+        &out,
+        "provider UAS (REGISTER + INVITE, both challenged)",
+        &g,
+    );
     g.wait_log("call established");
     g.wait_log("reason=LocalBye");
     // The API refuses what it should.
     assert_eq!(g.post("/api/calls", None, r#"{"to":"1"}"#).0, 401);
     assert_eq!(g.post("/api/calls", Some("nope"), r#"{"to":"1"}"#).0, 401);
-    assert_eq!(g.post("/api/calls", Some("test-token"), r#"{"to":"a b"}"#).0, 400);
+    assert_eq!(
+        g.post("/api/calls", Some("test-token"), r#"{"to":"a b"}"#)
+            .0,
+        400
+    );
     assert_eq!(g.post("/api/calls", Some("test-token"), "not json").0, 400);
 }
 
 #[test]
 fn graceful_shutdown_refuses_new_calls_then_ends_live_ones_with_bye() {
-    let mut g = Gateway::start(21600, DEMO, "answer_after_ms = 0\nhangup_after_secs = 0", "[shutdown]\ngrace_secs = 2\n");
+    let mut g = Gateway::start(
+        21600,
+        DEMO,
+        "answer_after_ms = 0\nhangup_after_secs = 0",
+        "[shutdown]\ngrace_secs = 2\n",
+    );
     let sip = format!("127.0.0.1:{}", g.sip);
     // A live call that only the shutdown will end.
-    let live = sipp_spawn(g.dir.path(), &["-sf", &scenario("uac_gateway_hangs_up.xml"), "-s", "100", "-p", "21610", "-m", "1", &sip]);
-    wait_for("the live call", Duration::from_secs(10), || g.metric("omnigate_sip_dialogs") == Some(1.0));
+    let live = sipp_spawn(
+        g.dir.path(),
+        &[
+            "-sf",
+            &scenario("uac_gateway_hangs_up.xml"),
+            "-s",
+            "100",
+            "-p",
+            "21610",
+            "-m",
+            "1",
+            &sip,
+        ],
+    );
+    wait_for("the live call", Duration::from_secs(10), || {
+        g.metric("omnigate_sip_dialogs") == Some(1.0)
+    });
     g.sigterm();
-    wait_for("draining", Duration::from_secs(5), || g.get("/healthz").0 == 503);
-    let refused = sipp(g.dir.path(), &["-sf", &scenario("uac_expect_503.xml"), "-s", "100", "-p", "21611", "-m", "1", &sip]);
+    wait_for("draining", Duration::from_secs(5), || {
+        g.get("/healthz").0 == 503
+    });
+    let refused = sipp(
+        g.dir.path(),
+        &[
+            "-sf",
+            &scenario("uac_expect_503.xml"),
+            "-s",
+            "100",
+            "-p",
+            "21611",
+            "-m",
+            "1",
+            &sip,
+        ],
+    );
     assert_sipp_ok(&refused, "INVITE while draining (expects 503)", &g);
     let out = live.wait_with_output().unwrap();
     assert_sipp_ok(&out, "live call ended by BYE at shutdown", &g);

@@ -9,10 +9,36 @@ use std::time::Duration;
 
 #[test]
 fn call_over_tcp() {
-    let g = Gateway::start(21800, "demo = true", "answer_after_ms = 0\nhangup_after_secs = 0", "");
-    let out = sipp(g.dir.path(), &["-sn", "uac", "-t", "t1", "-s", "100", "-d", "500", "-p", "21810", "-m", "1", &format!("127.0.0.1:{}", g.sip)]);
+    let g = Gateway::start(
+        21800,
+        "demo = true",
+        "answer_after_ms = 0\nhangup_after_secs = 0",
+        "",
+    );
+    let out = sipp(
+        g.dir.path(),
+        &[
+            "-sn",
+            "uac",
+            "-t",
+            "t1",
+            "-s",
+            "100",
+            "-d",
+            "500",
+            "-p",
+            "21810",
+            "-m",
+            "1",
+            &format!("127.0.0.1:{}", g.sip),
+        ],
+    );
     assert_sipp_ok(&out, "uac over TCP", &g);
-    assert!(g.log().contains("source=TCP:127.0.0.1:21810"), "{}", g.log());
+    assert!(
+        g.log().contains("source=TCP:127.0.0.1:21810"),
+        "{}",
+        g.log()
+    );
 }
 
 fn options(transport: &str, branch: &str) -> String {
@@ -25,13 +51,21 @@ fn options_over_tls_with_the_generated_certificate() {
     let pem = std::fs::read(g.path("cert.pem")).expect("certificate generated on first start");
     let key = std::fs::metadata(g.path("cert.key")).unwrap();
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(key.permissions().mode() & 0o777, 0o600, "private key readable by its owner only");
+    assert_eq!(
+        key.permissions().mode() & 0o777,
+        0o600,
+        "private key readable by its owner only"
+    );
     let mut roots = rustls::RootCertStore::empty();
     for c in rustls_pemfile::certs(&mut &pem[..]) {
         roots.add(c.unwrap()).unwrap();
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let cfg = rustls::ClientConfig::builder_with_provider(provider).with_safe_default_protocol_versions().unwrap().with_root_certificates(roots).with_no_client_auth();
+    let cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
     let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
     let conn = rustls::ClientConnection::new(Arc::new(cfg), name).unwrap();
     let sock = TcpStream::connect(("127.0.0.1", g.tls)).unwrap();
@@ -101,13 +135,23 @@ fn options_over_websocket() {
 /// generated certificate the first one trusts (tls_ca) and verifies as "localhost".
 #[test]
 fn outbound_call_through_a_tls_trunk() {
-    let provider = Gateway::start(22100, "demo = true", "answer_after_ms = 0\nhangup_after_secs = 0", "");
+    let provider = Gateway::start(
+        22100,
+        "demo = true",
+        "answer_after_ms = 0\nhangup_after_secs = 0",
+        "",
+    );
     let trunk = format!(
         "[[trunk]]\nname = \"tls-provider\"\nproxy = \"127.0.0.1:{}\"\ntransport = \"tls\"\ndomain = \"localhost\"\ntls_ca = \"{}\"\n",
         provider.tls,
         provider.path("cert.pem").display()
     );
-    let g = Gateway::start(22200, "demo = false", "answer_after_ms = 0\nhangup_after_secs = 1", &trunk);
+    let g = Gateway::start(
+        22200,
+        "demo = false",
+        "answer_after_ms = 0\nhangup_after_secs = 1",
+        &trunk,
+    );
     let (code, body) = g.post("/api/calls", Some("test-token"), r#"{"to": "100"}"#);
     assert_eq!(code, 202, "{body}");
     g.wait_log("call established");

@@ -24,13 +24,29 @@ fn params(codec: Codec, te: Option<u8>, port: u16) -> LegParams {
 }
 
 fn pkt(pt: u8, seq: u16, ts: u32, ssrc: u32, payload: Vec<u8>, marker: bool) -> Bytes {
-    rtp::write(&Packet { header: Header { version: 2, payload_type: pt, sequence_number: seq, timestamp: ts, ssrc, marker, ..Default::default() }, payload: Bytes::from(payload) })
+    rtp::write(&Packet {
+        header: Header {
+            version: 2,
+            payload_type: pt,
+            sequence_number: seq,
+            timestamp: ts,
+            ssrc,
+            marker,
+            ..Default::default()
+        },
+        payload: Bytes::from(payload),
+    })
 }
 
 fn sends(out: &[Out], leg: LegId) -> Vec<(SocketAddr, Packet)> {
     out.iter()
         .filter_map(|o| match o {
-            Out::Send { leg: l, port: Port::Rtp, to, data } if *l == leg => Some((*to, rtp::parse(data.clone())?)),
+            Out::Send {
+                leg: l,
+                port: Port::Rtp,
+                to,
+                data,
+            } if *l == leg => Some((*to, rtp::parse(data.clone())?)),
             _ => None,
         })
         .collect()
@@ -48,7 +64,15 @@ fn digits(out: &[Out]) -> Vec<(char, DtmfVia)> {
 fn tone_payload(d: char, offset: u32, codec: Codec) -> Vec<u8> {
     let mut pcm = vec![0i16; 160];
     dtmf::tone(Digit(d), offset, &mut pcm);
-    pcm.iter().map(|&s| if codec == Codec::Pcmu { g711::linear_to_ulaw(s) } else { g711::linear_to_alaw(s) }).collect()
+    pcm.iter()
+        .map(|&s| {
+            if codec == Codec::Pcmu {
+                g711::linear_to_ulaw(s)
+            } else {
+                g711::linear_to_alaw(s)
+            }
+        })
+        .collect()
 }
 
 #[test]
@@ -58,7 +82,14 @@ fn alone_a_leg_hears_its_prompt_paced_at_its_ptime() {
     let mut p = params(Codec::Pcma, Some(101), 4000);
     p.ptime_ms = 30;
     let leg = s.add_leg(t0, p);
-    s.play(leg, Item::Prompt { id: 9, samples: vec![1000i16; 480].into(), barge_in: true });
+    s.play(
+        leg,
+        Item::Prompt {
+            id: 9,
+            samples: vec![1000i16; 480].into(),
+            barge_in: true,
+        },
+    );
     let mut out = Vec::new();
     for i in 0..6 {
         s.on_tick(t0 + Duration::from_millis(20 * i), &mut out);
@@ -66,12 +97,29 @@ fn alone_a_leg_hears_its_prompt_paced_at_its_ptime() {
     let pk = sends(&out, leg);
     // 6 ticks × 160 = 960 samples = four 30 ms packets.
     assert_eq!(pk.len(), 4);
-    assert!(pk.iter().all(|(to, p)| *to == addr(4000) && p.header.payload_type == 8 && p.payload.len() == 240));
-    assert_eq!(pk[1].1.header.timestamp.wrapping_sub(pk[0].1.header.timestamp), 240);
+    assert!(pk
+        .iter()
+        .all(|(to, p)| *to == addr(4000) && p.header.payload_type == 8 && p.payload.len() == 240));
+    assert_eq!(
+        pk[1]
+            .1
+            .header
+            .timestamp
+            .wrapping_sub(pk[0].1.header.timestamp),
+        240
+    );
     assert!(pk[0].1.header.marker && !pk[1].1.header.marker);
     assert_eq!(pk[0].1.payload[0], g711::linear_to_alaw(1000));
-    assert_eq!(pk[2].1.payload[0], g711::linear_to_alaw(0), "silence after the prompt");
-    assert!(out.contains(&Out::Event(MediaEvent::PlayDone { leg, id: 9, interrupted: false })));
+    assert_eq!(
+        pk[2].1.payload[0],
+        g711::linear_to_alaw(0),
+        "silence after the prompt"
+    );
+    assert!(out.contains(&Out::Event(MediaEvent::PlayDone {
+        leg,
+        id: 9,
+        interrupted: false
+    })));
 }
 
 #[test]
@@ -81,14 +129,26 @@ fn symmetric_rtp_latches_to_the_source_seen() {
     let leg = s.add_leg(t0, params(Codec::Pcmu, None, 4000));
     let mut out = Vec::new();
     let nat = SocketAddr::from(([203, 0, 113, 7], 61000));
-    s.on_rtp(t0, leg, nat, pkt(0, 1, 0, 77, vec![0xFF; 160], true), &mut out);
+    s.on_rtp(
+        t0,
+        leg,
+        nat,
+        pkt(0, 1, 0, 77, vec![0xFF; 160], true),
+        &mut out,
+    );
     assert!(out.contains(&Out::Event(MediaEvent::Latched { leg, addr: nat })));
     out.clear();
     s.on_tick(t0 + Duration::from_millis(20), &mut out);
     assert_eq!(sends(&out, leg)[0].0, nat);
     // A stray packet from elsewhere with the same SSRC does not steal the stream.
     out.clear();
-    s.on_rtp(t0, leg, addr(9999), pkt(0, 2, 160, 77, vec![0xFF; 160], false), &mut out);
+    s.on_rtp(
+        t0,
+        leg,
+        addr(9999),
+        pkt(0, 2, 160, 77, vec![0xFF; 160], false),
+        &mut out,
+    );
     s.on_tick(t0 + Duration::from_millis(40), &mut out);
     assert_eq!(sends(&out, leg)[0].0, nat);
 }
@@ -98,22 +158,72 @@ fn each_press_is_reported_once_whichever_way_it_came() {
     let t0 = crate::clock::now();
     let mut s = MediaSession::new(t0, "t".into());
     let leg = s.add_leg(t0, params(Codec::Pcmu, Some(101), 4000));
-    s.play(leg, Item::Prompt { id: 1, samples: vec![0i16; 80_000].into(), barge_in: true });
+    s.play(
+        leg,
+        Item::Prompt {
+            id: 1,
+            samples: vec![0i16; 80_000].into(),
+            barge_in: true,
+        },
+    );
     let mut out = Vec::new();
     // RFC 4733: start, two updates, three end packets (one lost start would still count).
     let ts = 8000;
-    for (i, (dur, end)) in [(160u16, false), (320, false), (480, false), (640, true), (640, true), (640, true)].iter().enumerate() {
-        let ev = TelephoneEvent { event: 5, end: *end, volume: 10, duration: *dur }.encode().to_vec();
-        s.on_rtp(t0 + Duration::from_millis(20 * i as u64), leg, addr(4000), pkt(101, i as u16, ts, 1, ev, i == 0), &mut out);
+    for (i, (dur, end)) in [
+        (160u16, false),
+        (320, false),
+        (480, false),
+        (640, true),
+        (640, true),
+        (640, true),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let ev = TelephoneEvent {
+            event: 5,
+            end: *end,
+            volume: 10,
+            duration: *dur,
+        }
+        .encode()
+        .to_vec();
+        s.on_rtp(
+            t0 + Duration::from_millis(20 * i as u64),
+            leg,
+            addr(4000),
+            pkt(101, i as u16, ts, 1, ev, i == 0),
+            &mut out,
+        );
     }
     // The same press also arrives by SIP INFO.
     s.on_info_digit(t0 + Duration::from_millis(30), leg, '5', &mut out);
     assert_eq!(digits(&out), vec![('5', DtmfVia::Rfc4733)]);
-    assert!(out.contains(&Out::Event(MediaEvent::PlayDone { leg, id: 1, interrupted: true })), "barge-in");
+    assert!(
+        out.contains(&Out::Event(MediaEvent::PlayDone {
+            leg,
+            id: 1,
+            interrupted: true
+        })),
+        "barge-in"
+    );
     // A second press of the same key later is a new press.
     out.clear();
-    let ev = TelephoneEvent { event: 5, end: false, volume: 10, duration: 160 }.encode().to_vec();
-    s.on_rtp(t0 + Duration::from_secs(2), leg, addr(4000), pkt(101, 10, ts + 16000, 1, ev, true), &mut out);
+    let ev = TelephoneEvent {
+        event: 5,
+        end: false,
+        volume: 10,
+        duration: 160,
+    }
+    .encode()
+    .to_vec();
+    s.on_rtp(
+        t0 + Duration::from_secs(2),
+        leg,
+        addr(4000),
+        pkt(101, 10, ts + 16000, 1, ev, true),
+        &mut out,
+    );
     assert_eq!(digits(&out), vec![('5', DtmfVia::Rfc4733)]);
     // INFO alone (a phone set to SIP INFO DTMF).
     out.clear();
@@ -132,9 +242,19 @@ fn in_band_digits_when_no_telephone_event() {
         // 100 ms of tone then 100 ms of silence, through the jitter buffer.
         for f in 0..10u32 {
             let ts = (k as u32 * 10 + f) * 160;
-            let payload = if f < 5 { tone_payload(d, f * 160, Codec::Pcma) } else { vec![0xD5; 160] };
+            let payload = if f < 5 {
+                tone_payload(d, f * 160, Codec::Pcma)
+            } else {
+                vec![0xD5; 160]
+            };
             let now = t0 + Duration::from_millis(ts as u64 / 8);
-            s.on_rtp(now, leg, addr(4000), pkt(8, seq, ts, 3, payload, false), &mut out);
+            s.on_rtp(
+                now,
+                leg,
+                addr(4000),
+                pkt(8, seq, ts, 3, payload, false),
+                &mut out,
+            );
             seq += 1;
             s.on_tick(now, &mut out);
         }
@@ -142,7 +262,14 @@ fn in_band_digits_when_no_telephone_event() {
     for i in 0..10 {
         s.on_tick(t0 + Duration::from_millis(600 + 20 * i), &mut out);
     }
-    assert_eq!(digits(&out), vec![('1', DtmfVia::InBand), ('9', DtmfVia::InBand), ('#', DtmfVia::InBand)]);
+    assert_eq!(
+        digits(&out),
+        vec![
+            ('1', DtmfVia::InBand),
+            ('9', DtmfVia::InBand),
+            ('#', DtmfVia::InBand)
+        ]
+    );
 }
 
 #[test]
@@ -155,11 +282,21 @@ fn bridge_relays_without_decoding_and_transcodes_when_codecs_differ() {
     s.bridge(a, b);
     let mut out = Vec::new();
     let payload: Vec<u8> = (0..160u32).map(|i| (i * 7 % 256) as u8).collect();
-    s.on_rtp(t0, a, addr(4000), pkt(0, 1, 1000, 11, payload.clone(), true), &mut out);
+    s.on_rtp(
+        t0,
+        a,
+        addr(4000),
+        pkt(0, 1, 1000, 11, payload.clone(), true),
+        &mut out,
+    );
     let to_b = sends(&out, b);
     assert_eq!(to_b.len(), 1);
     assert_eq!(to_b[0].0, addr(5000));
-    assert_eq!(to_b[0].1.payload.to_vec(), payload, "same codec: bytes untouched");
+    assert_eq!(
+        to_b[0].1.payload.to_vec(),
+        payload,
+        "same codec: bytes untouched"
+    );
     assert_ne!(to_b[0].1.header.ssrc, 11, "our own SSRC towards b");
     // Nothing is generated for bridged legs on the tick.
     out.clear();
@@ -167,8 +304,21 @@ fn bridge_relays_without_decoding_and_transcodes_when_codecs_differ() {
     assert!(sends(&out, a).is_empty() && sends(&out, b).is_empty());
     // Telephone-event crosses with b's payload type.
     out.clear();
-    let ev = TelephoneEvent { event: 3, end: false, volume: 10, duration: 160 }.encode().to_vec();
-    s.on_rtp(t0, a, addr(4000), pkt(101, 2, 1160, 11, ev.clone(), true), &mut out);
+    let ev = TelephoneEvent {
+        event: 3,
+        end: false,
+        volume: 10,
+        duration: 160,
+    }
+    .encode()
+    .to_vec();
+    s.on_rtp(
+        t0,
+        a,
+        addr(4000),
+        pkt(101, 2, 1160, 11, ev.clone(), true),
+        &mut out,
+    );
     let to_b = sends(&out, b);
     assert_eq!(to_b[0].1.header.payload_type, 96);
     assert_eq!(to_b[0].1.payload.to_vec(), ev);
@@ -176,7 +326,13 @@ fn bridge_relays_without_decoding_and_transcodes_when_codecs_differ() {
     // Now bridge a (µ-law) with c (A-law, no telephone-event).
     s.bridge(a, c);
     out.clear();
-    s.on_rtp(t0, a, addr(4000), pkt(0, 3, 1320, 11, payload.clone(), false), &mut out);
+    s.on_rtp(
+        t0,
+        a,
+        addr(4000),
+        pkt(0, 3, 1320, 11, payload.clone(), false),
+        &mut out,
+    );
     let mut want = payload.clone();
     g711::ulaw_to_alaw(&mut want);
     let to_c = sends(&out, c);
@@ -184,13 +340,26 @@ fn bridge_relays_without_decoding_and_transcodes_when_codecs_differ() {
     assert_eq!(to_c[0].1.payload.to_vec(), want, "transcoded");
     // A digit from a reaches c as in-band tones over the relayed audio.
     out.clear();
-    let ev = TelephoneEvent { event: 7, end: false, volume: 10, duration: 160 }.encode().to_vec();
+    let ev = TelephoneEvent {
+        event: 7,
+        end: false,
+        volume: 10,
+        duration: 160,
+    }
+    .encode()
+    .to_vec();
     s.on_rtp(t0, a, addr(4000), pkt(101, 4, 1480, 11, ev, true), &mut out);
     let mut det = GoertzelDetector::new();
     let mut got = Vec::new();
     for i in 0..8u16 {
         out.clear();
-        s.on_rtp(t0, a, addr(4000), pkt(0, 5 + i, 1640 + 160 * i as u32, 11, vec![0xFF; 160], false), &mut out);
+        s.on_rtp(
+            t0,
+            a,
+            addr(4000),
+            pkt(0, 5 + i, 1640 + 160 * i as u32, 11, vec![0xFF; 160], false),
+            &mut out,
+        );
         let mut pcm = Vec::new();
         g711::decode_alaw(&sends(&out, c)[0].1.payload, &mut pcm);
         got.extend(det.push(&pcm));
@@ -202,7 +371,9 @@ fn bridge_relays_without_decoding_and_transcodes_when_codecs_differ() {
 fn conference_mixes_the_others() {
     let t0 = crate::clock::now();
     let mut s = MediaSession::new(t0, "t".into());
-    let legs: Vec<LegId> = (0..3).map(|i| s.add_leg(t0, params(Codec::Pcmu, None, 4000 + 10 * i))).collect();
+    let legs: Vec<LegId> = (0..3)
+        .map(|i| s.add_leg(t0, params(Codec::Pcmu, None, 4000 + 10 * i)))
+        .collect();
     s.conference();
     let levels = [1000i16, 2000, 4000];
     let mut out = Vec::new();
@@ -210,7 +381,13 @@ fn conference_mixes_the_others() {
         let now = t0 + Duration::from_millis(20 * f as u64);
         for (i, &l) in legs.iter().enumerate() {
             let payload = vec![g711::linear_to_ulaw(levels[i]); 160];
-            s.on_rtp(now, l, addr(4000 + 10 * i as u16), pkt(0, f as u16, f * 160, 100 + i as u32, payload, false), &mut out);
+            s.on_rtp(
+                now,
+                l,
+                addr(4000 + 10 * i as u16),
+                pkt(0, f as u16, f * 160, 100 + i as u32, payload, false),
+                &mut out,
+            );
         }
         out.clear();
         s.on_tick(now, &mut out);
@@ -218,8 +395,16 @@ fn conference_mixes_the_others() {
     for (i, &l) in legs.iter().enumerate() {
         let p = sends(&out, l);
         let heard = g711::ulaw_to_linear(p[0].1.payload[80]) as i32;
-        let want: i32 = levels.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, &v)| v as i32).sum();
-        assert!((heard - want).abs() < want / 20, "leg {i} hears {heard}, want {want}");
+        let want: i32 = levels
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .map(|(_, &v)| v as i32)
+            .sum();
+        assert!(
+            (heard - want).abs() < want / 20,
+            "leg {i} hears {heard}, want {want}"
+        );
     }
 }
 
@@ -231,11 +416,31 @@ fn recording_puts_the_caller_left_and_what_it_hears_right() {
     let mut s = MediaSession::new(t0, "t".into());
     let leg = s.add_leg(t0, params(Codec::Pcmu, None, 4000));
     s.record(Recorder::create(&path).unwrap());
-    s.play(leg, Item::Prompt { id: 1, samples: vec![-3000i16; 8000].into(), barge_in: false });
+    s.play(
+        leg,
+        Item::Prompt {
+            id: 1,
+            samples: vec![-3000i16; 8000].into(),
+            barge_in: false,
+        },
+    );
     let mut out = Vec::new();
     for f in 0..50u32 {
         let now = t0 + Duration::from_millis(20 * f as u64);
-        s.on_rtp(now, leg, addr(4000), pkt(0, f as u16, f * 160, 5, vec![g711::linear_to_ulaw(1500); 160], false), &mut out);
+        s.on_rtp(
+            now,
+            leg,
+            addr(4000),
+            pkt(
+                0,
+                f as u16,
+                f * 160,
+                5,
+                vec![g711::linear_to_ulaw(1500); 160],
+                false,
+            ),
+            &mut out,
+        );
         s.on_tick(now, &mut out);
     }
     s.stop_recording().unwrap().unwrap();
@@ -243,9 +448,18 @@ fn recording_puts_the_caller_left_and_what_it_hears_right() {
     assert_eq!(r.spec().channels, 2);
     let v: Vec<i16> = r.samples::<i16>().map(|x| x.unwrap()).collect();
     assert_eq!(v.len(), 50 * 160 * 2);
-    let (left, right): (Vec<i16>, Vec<i16>) = (v.iter().step_by(2).copied().collect(), v.iter().skip(1).step_by(2).copied().collect());
-    assert!(left[2000..].iter().all(|&x| (x - 1500).abs() < 60), "caller left");
-    assert!(right.iter().all(|&x| (x + 3000).abs() < 100), "prompt right");
+    let (left, right): (Vec<i16>, Vec<i16>) = (
+        v.iter().step_by(2).copied().collect(),
+        v.iter().skip(1).step_by(2).copied().collect(),
+    );
+    assert!(
+        left[2000..].iter().all(|&x| (x - 1500).abs() < 60),
+        "caller left"
+    );
+    assert!(
+        right.iter().all(|&x| (x + 3000).abs() < 100),
+        "prompt right"
+    );
 }
 
 #[test]
@@ -262,9 +476,31 @@ fn video_is_relayed_untouched_between_video_legs() {
     let mut out = Vec::new();
     let frame = pkt(96, 1, 90000, 42, vec![0x11; 1000], true);
     s.on_video(a, Port::VideoRtp, addr(4002), frame.clone(), &mut out);
-    s.on_video(b, Port::VideoRtcp, addr(5003), Bytes::from_static(b"\x81\xce\x00\x02pli!pli!"), &mut out);
-    assert_eq!(out[0], Out::Send { leg: b, port: Port::VideoRtp, to: addr(5002), data: frame });
-    assert_eq!(out[1], Out::Send { leg: a, port: Port::VideoRtcp, to: addr(4003), data: Bytes::from_static(b"\x81\xce\x00\x02pli!pli!") });
+    s.on_video(
+        b,
+        Port::VideoRtcp,
+        addr(5003),
+        Bytes::from_static(b"\x81\xce\x00\x02pli!pli!"),
+        &mut out,
+    );
+    assert_eq!(
+        out[0],
+        Out::Send {
+            leg: b,
+            port: Port::VideoRtp,
+            to: addr(5002),
+            data: frame
+        }
+    );
+    assert_eq!(
+        out[1],
+        Out::Send {
+            leg: a,
+            port: Port::VideoRtcp,
+            to: addr(4003),
+            data: Bytes::from_static(b"\x81\xce\x00\x02pli!pli!")
+        }
+    );
 }
 
 #[test]
@@ -273,8 +509,20 @@ fn new_source_hold_rtcp_and_digits_sent() {
     let mut s = MediaSession::new(t0, "t".into());
     let leg = s.add_leg(t0, params(Codec::Pcmu, Some(101), 4000));
     let mut out = Vec::new();
-    s.on_rtp(t0, leg, addr(4000), pkt(0, 1, 0, 1, vec![0xFF; 160], false), &mut out);
-    s.on_rtp(t0, leg, addr(4000), pkt(0, 9000, 50, 2, vec![0xFF; 160], false), &mut out);
+    s.on_rtp(
+        t0,
+        leg,
+        addr(4000),
+        pkt(0, 1, 0, 1, vec![0xFF; 160], false),
+        &mut out,
+    );
+    s.on_rtp(
+        t0,
+        leg,
+        addr(4000),
+        pkt(0, 9000, 50, 2, vec![0xFF; 160], false),
+        &mut out,
+    );
     assert!(out.contains(&Out::Event(MediaEvent::NewSource { leg, ssrc: 2 })));
     assert_eq!(s.report(leg).unwrap().ssrc_changes, 1);
     // Digits out: one RFC 4733 press, marker on the first packet, one timestamp.
@@ -284,12 +532,28 @@ fn new_source_hold_rtcp_and_digits_sent() {
         s.on_tick(t0 + Duration::from_millis(20 * i), &mut out);
     }
     let pk = sends(&out, leg);
-    let events: Vec<&Packet> = pk.iter().map(|(_, p)| p).filter(|p| p.header.payload_type == 101).collect();
+    let events: Vec<&Packet> = pk
+        .iter()
+        .map(|(_, p)| p)
+        .filter(|p| p.header.payload_type == 101)
+        .collect();
     assert_eq!(events.len(), 7);
     assert!(events[0].header.marker);
-    assert!(events.iter().all(|p| p.header.timestamp == events[0].header.timestamp));
-    let audio_after: Vec<&Packet> = pk.iter().map(|(_, p)| p).filter(|p| p.header.payload_type == 0).collect();
-    assert!(audio_after[0].header.timestamp.wrapping_sub(events[0].header.timestamp) >= 7 * 160);
+    assert!(events
+        .iter()
+        .all(|p| p.header.timestamp == events[0].header.timestamp));
+    let audio_after: Vec<&Packet> = pk
+        .iter()
+        .map(|(_, p)| p)
+        .filter(|p| p.header.payload_type == 0)
+        .collect();
+    assert!(
+        audio_after[0]
+            .header
+            .timestamp
+            .wrapping_sub(events[0].header.timestamp)
+            >= 7 * 160
+    );
     // Hold: the phone sends sendonly, we answer recvonly and stop sending.
     let mut held = params(Codec::Pcmu, Some(101), 4000);
     held.direction = Direction::RecvOnly;
@@ -300,7 +564,18 @@ fn new_source_hold_rtcp_and_digits_sent() {
     // RTCP: the first report 2.5 s in, to the RTCP port.
     out.clear();
     s.on_tick(t0 + Duration::from_millis(2600), &mut out);
-    let rtcp: Vec<&Out> = out.iter().filter(|o| matches!(o, Out::Send { port: Port::Rtcp, .. })).collect();
+    let rtcp: Vec<&Out> = out
+        .iter()
+        .filter(|o| {
+            matches!(
+                o,
+                Out::Send {
+                    port: Port::Rtcp,
+                    ..
+                }
+            )
+        })
+        .collect();
     assert_eq!(rtcp.len(), 1);
     if let Out::Send { to, data, .. } = rtcp[0] {
         assert_eq!(*to, addr(4001));
