@@ -9,6 +9,12 @@ pub fn now() -> Instant {
     Instant::now()
 }
 
+/// Wall-clock time for the dialplan engine (business hours, `${time}`).
+#[allow(clippy::disallowed_methods)]
+pub fn timestamp() -> jiff::Timestamp {
+    jiff::Timestamp::now()
+}
+
 /// Seconds since the Unix epoch.
 #[allow(clippy::disallowed_methods)]
 pub fn unix_secs() -> u64 {

@@ -1,7 +1,7 @@
 //! omnigate: a contact-centre gateway (SIP, IVR, WebRTC agents and chat) in one binary.
 //!
 //! Layers, each a module: `sip` (sans-IO signalling, plus `sip::transport`, the only
-//! SIP socket code), `sdp` and `media` (audio legs), `actors` (actix actors owning
+//! SIP socket code), `sdp` and `media` (audio legs), `dialplan` (the IVR language), `actors` (actix actors owning
 //! calls), `api` (HTTP), `server` (wiring and the driver loop), `config`, `redact`
 //! (personal data in logs) and `clock` (the only place that reads the time).
 
@@ -9,6 +9,7 @@ pub mod actors;
 pub mod api;
 pub mod clock;
 pub mod config;
+pub mod dialplan;
 pub mod media;
 pub mod redact;
 pub mod sdp;

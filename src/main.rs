@@ -1,4 +1,5 @@
-//! The omnigate binary: `omnigate serve [--config FILE] [flags]` (the default command).
+//! The omnigate binary: `omnigate serve [--config FILE] [flags]` (the default command)
+//! and `omnigate dialplan check|simulate|test` for IVR designers.
 
 use clap::{Parser, Subcommand};
 use omnigate::config::{parse_port_range, Config};
@@ -22,6 +23,78 @@ struct Cli {
 enum Cmd {
     /// Run the gateway (the default). Without --config: a demo node on 127.0.0.1.
     Serve(ServeArgs),
+    /// IVR designers' tools: check, simulate and test flows without making a call.
+    #[command(subcommand)]
+    Dialplan(DialplanCmd),
+}
+
+#[derive(Subcommand, Debug)]
+enum DialplanCmd {
+    /// Validate flows (syntax and meaning); prints file:line:column: message for each
+    /// problem and exits 1 if there is any.
+    Check {
+        /// Flow files or directories of flows.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Run a flow without audio and print each step taken.
+    Simulate {
+        file: PathBuf,
+        /// The caller's number (${caller}).
+        #[arg(long, default_value = "+15550000000")]
+        caller: String,
+        /// The number dialled (${dialled}).
+        #[arg(long, default_value = "1000")]
+        dialled: String,
+        /// The trunk the call came in on (${trunk}).
+        #[arg(long, default_value = "")]
+        trunk: String,
+        /// Keys pressed, one comma-separated group per gather or menu ("1,5#"; an
+        /// empty group lets it time out).
+        #[arg(long, default_value = "")]
+        digits: String,
+        /// When the call happens, e.g. 2026-11-22T20:00:00-05:00 [default: now].
+        #[arg(long)]
+        at: Option<String>,
+        /// Preset a variable: --var NAME=VALUE (repeatable).
+        #[arg(long = "var")]
+        vars: Vec<String>,
+    },
+    /// Run the test cases written in (or beside) flows.
+    Test {
+        /// Flow files or directories of flows.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+fn dialplan(cmd: DialplanCmd) -> i32 {
+    use omnigate::dialplan::cli;
+    let mut out = std::io::stdout();
+    match cmd {
+        DialplanCmd::Check { files } => cli::check(&files, &mut out),
+        DialplanCmd::Test { files } => cli::test(&files, &mut out),
+        DialplanCmd::Simulate {
+            file,
+            caller,
+            dialled,
+            trunk,
+            digits,
+            at,
+            vars,
+        } => cli::simulate(
+            &cli::SimArgs {
+                file,
+                caller,
+                dialled,
+                trunk,
+                digits,
+                at,
+                vars,
+            },
+            &mut out,
+        ),
+    }
 }
 
 #[derive(clap::Args, Debug, Default, Clone)]
@@ -105,6 +178,7 @@ fn main() {
     let cli = Cli::parse();
     let args = match cli.cmd {
         Some(Cmd::Serve(a)) => a,
+        Some(Cmd::Dialplan(d)) => std::process::exit(dialplan(d)),
         None => cli.serve,
     };
     let cfg = match build_config(&args) {

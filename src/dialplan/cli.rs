@@ -1,0 +1,232 @@
+//! `omnigate dialplan check|simulate|test`: the designer's tools. Each returns the
+//! process exit status (0 fine, 1 problems or failures, 2 bad usage) and writes to the
+//! given output, so tests call them directly.
+
+use super::load::{load_file, LoadOptions, Problem};
+use super::model::{Flow, TestCase};
+use super::set::{flow_files, FlowSet};
+use super::sim;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Files named on the command line; a directory stands for its flows.
+fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+    let mut out = vec![];
+    for p in paths {
+        if p.is_dir() {
+            out.extend(flow_files(p).map_err(|e| format!("{}: {e}", p.display()))?);
+        } else if p.exists() {
+            out.push(p.clone());
+        } else {
+            return Err(format!("{}: no such file", p.display()));
+        }
+    }
+    Ok(out)
+}
+
+/// Loads the given files, plus the other flows of their directories (quietly) so that
+/// `goto: {flow: ...}` can be checked. Returns the set and the problems of the given
+/// files.
+fn load_set(files: &[PathBuf], opts: &LoadOptions) -> (FlowSet, Vec<(PathBuf, Option<Arc<Flow>>)>, Vec<Problem>) {
+    let mut set = FlowSet::default();
+    let mut given = vec![];
+    let mut problems = vec![];
+    for f in files {
+        match load_file(f, opts) {
+            Ok(flow) => {
+                let flow = Arc::new(flow);
+                set.flows.insert(flow.name.clone(), flow.clone());
+                given.push((f.clone(), Some(flow)));
+            }
+            Err(p) => {
+                problems.extend(p);
+                given.push((f.clone(), None));
+            }
+        }
+    }
+    let dirs: std::collections::BTreeSet<PathBuf> = files
+        .iter()
+        .map(|f| f.parent().map(Path::to_path_buf).unwrap_or_default())
+        .collect();
+    for d in dirs {
+        let d = if d.as_os_str().is_empty() { PathBuf::from(".") } else { d };
+        for f in flow_files(&d).unwrap_or_default() {
+            if files.iter().any(|g| same_file(g, &f)) {
+                continue;
+            }
+            if let Ok(flow) = load_file(&f, opts) {
+                set.flows.entry(flow.name.clone()).or_insert_with(|| Arc::new(flow));
+            }
+        }
+    }
+    for (f, flow) in &given {
+        if flow.is_some() {
+            problems.extend(set.check_gotos(Some(f)));
+        }
+    }
+    (set, given, problems)
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
+}
+
+pub fn check(paths: &[PathBuf], out: &mut dyn Write) -> i32 {
+    let files = match expand(paths) {
+        Ok(f) if !f.is_empty() => f,
+        Ok(_) => {
+            let _ = writeln!(out, "no flow files given");
+            return 2;
+        }
+        Err(e) => {
+            let _ = writeln!(out, "{e}");
+            return 2;
+        }
+    };
+    let (_, given, problems) = load_set(&files, &LoadOptions::detect());
+    for p in &problems {
+        let _ = writeln!(out, "{p}");
+    }
+    for (f, flow) in &given {
+        if let Some(flow) = flow {
+            if !problems.iter().any(|p| p.file == *f) {
+                let _ = writeln!(
+                    out,
+                    "{}: ok: flow `{}`, {} steps, {} tests",
+                    f.display(),
+                    flow.name,
+                    flow.steps.len(),
+                    flow.tests.len()
+                );
+            }
+        }
+    }
+    if problems.is_empty() {
+        0
+    } else {
+        let _ = writeln!(out, "{} problem(s)", problems.len());
+        1
+    }
+}
+
+pub struct SimArgs {
+    pub file: PathBuf,
+    pub caller: String,
+    pub dialled: String,
+    pub trunk: String,
+    pub digits: String,
+    pub at: Option<String>,
+    pub vars: Vec<String>,
+}
+
+pub fn simulate(a: &SimArgs, out: &mut dyn Write) -> i32 {
+    let (set, given, problems) = load_set(std::slice::from_ref(&a.file), &LoadOptions::detect());
+    if !problems.is_empty() {
+        for p in &problems {
+            let _ = writeln!(out, "{p}");
+        }
+        return 1;
+    }
+    let Some((_, Some(flow))) = given.into_iter().next() else { return 1 };
+    let mut case = TestCase {
+        caller: a.caller.clone(),
+        dialled: a.dialled.clone(),
+        trunk: a.trunk.clone(),
+        digits: if a.digits.is_empty() {
+            vec![]
+        } else {
+            a.digits.split(',').map(|s| s.trim().to_string()).collect()
+        },
+        ..Default::default()
+    };
+    if let Some(at) = &a.at {
+        match super::load::parse_at(at) {
+            Some(t) => case.at = Some(t),
+            None => {
+                let _ = writeln!(out, "--at: `{at}` is not a time like 2026-11-22T20:00:00-05:00");
+                return 2;
+            }
+        }
+    }
+    for v in &a.vars {
+        match v.split_once('=') {
+            Some((k, val)) => case.variables.push((k.to_string(), val.to_string())),
+            None => {
+                let _ = writeln!(out, "--var: `{v}` is not NAME=VALUE");
+                return 2;
+            }
+        }
+    }
+    let r = sim::simulate(Arc::new(set), flow, &case);
+    for line in &r.trace {
+        let _ = writeln!(out, "{line}");
+    }
+    let _ = writeln!(out, "path: {}", r.path.join(" -> "));
+    let _ = writeln!(out, "ends: {}", r.ending);
+    let shown: Vec<String> = r
+        .vars
+        .iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "now" | "date" | "time" | "weekday" | "call_id"))
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    let _ = writeln!(out, "variables: {}", shown.join(" "));
+    if let Some(e) = r.error {
+        let _ = writeln!(out, "error: {e}");
+        return 1;
+    }
+    0
+}
+
+pub fn test(paths: &[PathBuf], out: &mut dyn Write) -> i32 {
+    let files = match expand(paths) {
+        Ok(f) if !f.is_empty() => f,
+        Ok(_) => {
+            let _ = writeln!(out, "no flow files given");
+            return 2;
+        }
+        Err(e) => {
+            let _ = writeln!(out, "{e}");
+            return 2;
+        }
+    };
+    let (set, given, problems) = load_set(&files, &LoadOptions::detect());
+    for p in &problems {
+        let _ = writeln!(out, "{p}");
+    }
+    let set = Arc::new(set);
+    let (mut passed, mut failed) = (0, 0);
+    for (f, flow) in given {
+        let Some(flow) = flow else { continue };
+        if flow.tests.is_empty() {
+            let _ = writeln!(out, "{}: no tests (add `tests:` to the flow or a {} file)", f.display(), f.with_extension("test.yaml").display());
+            failed += 1;
+            continue;
+        }
+        for t in sim::run_tests(set.clone(), &flow) {
+            if t.failures.is_empty() {
+                passed += 1;
+                let _ = writeln!(out, "PASS {} :: {}", flow.name, t.name);
+            } else {
+                failed += 1;
+                let _ = writeln!(out, "FAIL {} :: {}", flow.name, t.name);
+                for fl in &t.failures {
+                    let _ = writeln!(out, "    {fl}");
+                }
+                let _ = writeln!(out, "    trace:");
+                for line in &t.result.trace {
+                    let _ = writeln!(out, "      {line}");
+                }
+            }
+        }
+    }
+    let _ = writeln!(out, "{passed} passed, {failed} failed, {} problem(s)", problems.len());
+    if failed == 0 && problems.is_empty() {
+        0
+    } else {
+        1
+    }
+}

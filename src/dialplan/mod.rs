@@ -1,0 +1,22 @@
+//! The IVR language: flows written by designers as YAML files under `dialplans/`
+//! (documented in `dialplans/README.md`), loaded with every problem located by line and
+//! column (`load`, `check`), interpreted by a sans-IO engine (`engine`), run without
+//! audio by the simulator and the test runner (`sim`), served and hot-reloaded from a
+//! directory (`set`). Depends on `media::player` (prompt audio) and nothing that does
+//! I/O at run time; `tts` runs espeak-ng for `say`.
+
+pub mod check;
+pub mod cli;
+pub mod engine;
+pub mod load;
+pub mod model;
+pub mod set;
+pub mod sim;
+pub mod template;
+pub mod tts;
+pub mod yaml;
+
+pub use engine::{CallInfo, Ending, FlowSource, Input, Output, Run};
+pub use load::{load_file, load_str, LoadOptions, Problem};
+pub use model::Flow;
+pub use set::{FlowSet, Library};

@@ -1,0 +1,388 @@
+//! A loaded flow: steps with their positions, branch targets resolved to step indexes,
+//! prompts decoded, regexes compiled, time zones resolved. Built by `load`, read by the
+//! engine and the checker.
+
+use super::template::Template;
+use super::yaml::Pos;
+use crate::media::player::Samples;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub type StepId = usize;
+
+/// A branch target: a step of the same flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Target {
+    pub step: StepId,
+    pub pos: Pos,
+}
+
+/// One thing to play.
+#[derive(Debug, Clone)]
+pub enum Prompt {
+    /// A WAV file, decoded when the flow loaded.
+    File { name: String, pos: Pos },
+    /// Text to speech.
+    Say { text: Template, pos: Pos },
+    Silence(Duration),
+    /// The 400 ms 1 kHz beep before a voicemail.
+    Beep,
+}
+
+#[derive(Debug, Clone)]
+pub struct Gather {
+    pub prompt: Vec<Prompt>,
+    pub min: usize,
+    pub max: usize,
+    pub finish: Option<char>,
+    pub timeout: Duration,
+    pub inter_digit: Duration,
+    pub retries: u32,
+    pub retry_prompt: Vec<Prompt>,
+    pub into: Option<String>,
+    pub pattern: Option<regex::Regex>,
+    pub invalid: Option<Target>,
+    pub on_timeout: Option<Target>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Menu {
+    pub prompt: Vec<Prompt>,
+    pub options: Vec<(String, Target)>,
+    pub timeout: Duration,
+    pub inter_digit: Duration,
+    pub retries: u32,
+    pub retry_prompt: Vec<Prompt>,
+    pub invalid: Option<Target>,
+    pub on_timeout: Option<Target>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Cond {
+    Equals(String),
+    NotEquals(String),
+    In(Vec<String>),
+    Matches(regex::Regex),
+    StartsWith(String),
+    LessThan(f64),
+    AtMost(f64),
+    GreaterThan(f64),
+    AtLeast(f64),
+    Empty(bool),
+}
+
+#[derive(Debug, Clone)]
+pub struct Case {
+    pub value: Option<Template>,
+    pub cond: Cond,
+    pub goto: Target,
+}
+
+#[derive(Debug, Clone)]
+pub struct Branch {
+    pub value: Option<Template>,
+    pub cases: Vec<Case>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Hours {
+    pub tz: jiff::tz::TimeZone,
+    pub tz_name: String,
+    /// Open intervals per weekday (Monday = 0), minutes since midnight, end exclusive.
+    pub week: [Vec<(u16, u16)>; 7],
+    pub holidays: Vec<jiff::civil::Date>,
+    pub open: Option<Target>,
+    pub closed: Option<Target>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LookupBy {
+    Caller,
+    Phone,
+    Account,
+    Email,
+    Id,
+}
+
+impl LookupBy {
+    pub fn name(self) -> &'static str {
+        match self {
+            LookupBy::Caller => "caller",
+            LookupBy::Phone => "phone",
+            LookupBy::Account => "account",
+            LookupBy::Email => "email",
+            LookupBy::Id => "id",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Lookup {
+    pub by: LookupBy,
+    pub value: Template,
+    pub into: String,
+    pub found: Option<Target>,
+    pub not_found: Option<Target>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Http {
+    pub method: String,
+    pub url: Template,
+    pub headers: Vec<(String, Template)>,
+    /// JSON object body (values are templates, sent as strings).
+    pub body: Option<Vec<(String, Template)>>,
+    pub timeout: Duration,
+    pub into: String,
+    pub failure: Option<Target>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Announce {
+    pub every: Duration,
+    pub prompts: Vec<Prompt>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Enqueue {
+    pub queue: String,
+    pub priority: u8,
+    pub skills: Vec<String>,
+    /// Played while waiting, looped (none: comfort noise).
+    pub hold: Vec<Prompt>,
+    pub announce: Option<Announce>,
+    pub max_wait: Option<Duration>,
+    pub on_timeout: Option<Target>,
+}
+
+#[derive(Debug, Clone)]
+pub enum TransferTo {
+    Uri(Template),
+    Extension(Template),
+    Number {
+        number: Template,
+        trunk: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct Transfer {
+    pub to: TransferTo,
+    pub timeout: Duration,
+    pub failure: Option<Target>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Voicemail {
+    pub prompt: Vec<Prompt>,
+    pub beep: bool,
+    pub max_length: Duration,
+    pub finish: Option<char>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Goto {
+    Step(Target),
+    Flow {
+        flow: String,
+        step: Option<String>,
+        pos: Pos,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub enum Action {
+    Answer,
+    Play {
+        prompts: Vec<Prompt>,
+        barge_in: bool,
+    },
+    Pause(Duration),
+    Gather(Gather),
+    Menu(Menu),
+    Set(Vec<(String, Template)>),
+    Branch(Branch),
+    Hours(Hours),
+    Lookup(Lookup),
+    Http(Http),
+    Enqueue(Enqueue),
+    Transfer(Transfer),
+    Voicemail(Voicemail),
+    Record(bool),
+    Goto(Goto),
+    Hangup,
+}
+
+impl Action {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Action::Answer => "answer",
+            Action::Play { .. } => "play",
+            Action::Pause(_) => "pause",
+            Action::Gather(_) => "gather",
+            Action::Menu(_) => "menu",
+            Action::Set(_) => "set",
+            Action::Branch(_) => "branch",
+            Action::Hours(_) => "hours",
+            Action::Lookup(_) => "lookup",
+            Action::Http(_) => "http",
+            Action::Enqueue(_) => "enqueue",
+            Action::Transfer(_) => "transfer",
+            Action::Voicemail(_) => "voicemail",
+            Action::Record(_) => "record",
+            Action::Goto(_) => "goto",
+            Action::Hangup => "hangup",
+        }
+    }
+
+    /// Whether the step waits for the caller or for time to pass (so a loop through it
+    /// cannot spin).
+    pub fn waits(&self) -> bool {
+        matches!(
+            self,
+            Action::Play { .. }
+                | Action::Pause(_)
+                | Action::Gather(_)
+                | Action::Menu(_)
+                | Action::Enqueue(_)
+                | Action::Transfer(_)
+                | Action::Voicemail(_)
+        )
+    }
+
+    /// Whether the flow can go on after this step (through `next` or a branch).
+    pub fn terminal(&self) -> bool {
+        matches!(self, Action::Hangup | Action::Goto(_))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub name: String,
+    pub pos: Pos,
+    pub action: Action,
+    /// `next`, or (when absent) the following step in the file; `None` at the end of
+    /// the file: the call is hung up.
+    pub next: Option<Target>,
+    pub explicit_next: bool,
+}
+
+impl Step {
+    /// Every step this one can lead to, with the variables defined on that edge.
+    pub fn edges(&self) -> Vec<(StepId, Vec<String>)> {
+        let mut e: Vec<(StepId, Vec<String>)> = Vec::new();
+        let next = self.next.map(|t| t.step);
+        fn add(e: &mut Vec<(StepId, Vec<String>)>, next: Option<StepId>, t: Option<Target>, defs: Vec<String>) {
+            if let Some(s) = t.map(|t| t.step).or(next) {
+                e.push((s, defs));
+            }
+        }
+        match &self.action {
+            Action::Hangup | Action::Goto(Goto::Flow { .. }) => {}
+            Action::Goto(Goto::Step(t)) => e.push((t.step, vec![])),
+            Action::Set(vars) => add(&mut e, next, None, vars.iter().map(|(k, _)| k.clone()).collect()),
+            Action::Gather(g) => {
+                let mut ok = vec!["digits".to_string()];
+                ok.extend(g.into.clone());
+                add(&mut e, next, None, ok);
+                add(&mut e, next, g.invalid, vec!["digits".into()]);
+                add(&mut e, next, g.on_timeout, vec!["digits".into()]);
+            }
+            Action::Menu(m) => {
+                for (_, t) in &m.options {
+                    e.push((t.step, vec!["digits".into()]));
+                }
+                add(&mut e, next, m.invalid, vec!["digits".into()]);
+                add(&mut e, next, m.on_timeout, vec!["digits".into()]);
+            }
+            Action::Branch(b) => {
+                for c in &b.cases {
+                    e.push((c.goto.step, vec![]));
+                }
+                add(&mut e, next, None, vec![]);
+            }
+            Action::Hours(h) => {
+                add(&mut e, next, h.open, vec![]);
+                add(&mut e, next, h.closed, vec![]);
+            }
+            Action::Lookup(l) => {
+                add(&mut e, next, l.found, vec![format!("{}.*", l.into)]);
+                add(&mut e, next, l.not_found, vec![]);
+            }
+            Action::Http(h) => {
+                add(&mut e, next, None, vec![format!("{}.*", h.into)]);
+                add(&mut e, next, h.failure, vec![format!("{}.error", h.into)]);
+            }
+            Action::Enqueue(q) => {
+                if q.max_wait.is_some() {
+                    add(&mut e, next, q.on_timeout, vec![]);
+                }
+            }
+            Action::Transfer(t) => add(&mut e, next, t.failure, vec!["transfer.error".into()]),
+            _ => add(&mut e, next, None, vec![]),
+        }
+        e
+    }
+}
+
+/// Inputs and expectations of one flow test.
+#[derive(Debug, Clone, Default)]
+pub struct TestCase {
+    pub name: String,
+    pub pos: Pos,
+    pub caller: String,
+    pub dialled: String,
+    pub trunk: String,
+    pub at: Option<jiff::Timestamp>,
+    pub digits: Vec<String>,
+    pub variables: Vec<(String, String)>,
+    /// `by:value` → fields (`None`: not found).
+    pub lookup: HashMap<String, Option<Vec<(String, String)>>>,
+    /// `METHOD url` or `url` → (status, JSON body) or an error.
+    pub http: HashMap<String, Result<(u16, serde_json::Value), String>>,
+    /// Transfers fail with this reason (busy, no answer...).
+    pub transfer_fails: Option<String>,
+    pub expect_path: Option<(Vec<String>, Pos)>,
+    pub expect_ends: Option<(String, Pos)>,
+    pub expect_vars: Vec<(String, String, Pos)>,
+}
+
+#[derive(Debug)]
+pub struct Flow {
+    pub name: String,
+    pub file: PathBuf,
+    pub description: String,
+    /// Variables a flow reached by `goto` expects from the flow that called it.
+    pub inputs: Vec<String>,
+    pub timezone: jiff::tz::TimeZone,
+    pub max_steps: u32,
+    pub steps: Vec<Step>,
+    pub index: HashMap<String, StepId>,
+    pub start: StepId,
+    pub tests: Vec<TestCase>,
+    /// Prompt audio by name, decoded at load.
+    pub prompts: HashMap<String, Samples>,
+    /// A short hash of the source, to tell versions apart in logs.
+    pub version: String,
+}
+
+impl Flow {
+    pub fn step(&self, name: &str) -> Option<StepId> {
+        self.index.get(name).copied()
+    }
+
+    pub fn uses_say(&self) -> bool {
+        fn has(p: &[Prompt]) -> bool {
+            p.iter().any(|p| matches!(p, Prompt::Say { .. }))
+        }
+        self.steps.iter().any(|s| match &s.action {
+            Action::Play { prompts, .. } => has(prompts),
+            Action::Gather(g) => has(&g.prompt) || has(&g.retry_prompt),
+            Action::Menu(m) => has(&m.prompt) || has(&m.retry_prompt),
+            Action::Enqueue(q) => has(&q.hold) || q.announce.as_ref().is_some_and(|a| has(&a.prompts)),
+            Action::Voicemail(v) => has(&v.prompt),
+            _ => false,
+        })
+    }
+}
