@@ -296,6 +296,11 @@ impl Run {
         }
     }
 
+    /// Whether a timer this run asked for still matters (later ones replace earlier).
+    pub fn timer_live(&self, id: u64) -> bool {
+        self.timers.iter().any(|(t, _)| *t == id)
+    }
+
     pub fn poll(&mut self) -> Option<Output> {
         self.out.pop_front()
     }

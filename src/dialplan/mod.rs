@@ -20,3 +20,6 @@ pub use engine::{CallInfo, Ending, FlowSource, Input, Output, Run};
 pub use load::{load_file, load_str, LoadOptions, Problem};
 pub use model::Flow;
 pub use set::{FlowSet, Library};
+
+#[cfg(test)]
+mod tests;

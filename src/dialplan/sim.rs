@@ -232,6 +232,7 @@ fn fire_timer(
     run: &mut Run,
     now: impl Fn(Duration) -> jiff::Timestamp,
 ) -> bool {
+    timers.retain(|(_, id)| run.timer_live(*id));
     timers.sort();
     if timers.is_empty() {
         return false;

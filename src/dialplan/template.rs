@@ -156,7 +156,7 @@ mod tests {
         v.insert("customer.name".into(), "Ada".into());
         assert_eq!(t.render(&v), "Hi Ada, you owe $12.");
         let req: Vec<_> = t.required_vars().collect();
-        assert_eq!(req, vec![("amount", 29)]);
+        assert_eq!(req, vec![("amount", 37)]);
         assert!(!t.is_static());
         assert!(Template::parse("plain").unwrap().is_static());
     }

@@ -1,0 +1,556 @@
+//! Loader, checker and engine tests on simulated time.
+
+use super::engine::*;
+use super::load::{load_str, LoadOptions, Problem};
+use super::model::Flow;
+use super::set::FlowSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A directory with a `prompts/` folder holding `hello.wav` (0.5 s) and `bye.wav`.
+fn dir() -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::create_dir(d.path().join("prompts")).unwrap();
+    for (name, secs) in [("hello", 0.5), ("bye", 0.25)] {
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: 8000,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let mut w =
+            hound::WavWriter::create(d.path().join("prompts").join(format!("{name}.wav")), spec)
+                .unwrap();
+        for i in 0..(8000.0 * secs) as i32 {
+            w.write_sample(((i as f32 * 0.2).sin() * 8000.0) as i16).unwrap();
+        }
+        w.finalize().unwrap();
+    }
+    d
+}
+
+fn opts(tts: bool) -> LoadOptions {
+    LoadOptions { tts }
+}
+
+fn load(d: &Path, text: &str) -> Result<Flow, Vec<Problem>> {
+    load_str(text, &d.join("f.yaml"), &opts(true))
+}
+
+fn problems(text: &str) -> Vec<String> {
+    let d = dir();
+    match load(d.path(), text) {
+        Ok(_) => vec![],
+        Err(p) => p
+            .iter()
+            .map(|p| format!("{}:{}: {}", p.pos.line, p.pos.col, p.message))
+            .collect(),
+    }
+}
+
+fn has(ps: &[String], at: &str, text: &str) {
+    assert!(
+        ps.iter().any(|p| p.starts_with(at) && p.contains(text)),
+        "no problem at {at} containing {text:?} in {ps:#?}"
+    );
+}
+
+#[test]
+fn unknown_steps_and_fields_are_located_with_suggestions() {
+    let ps = problems("steps:\n  a:\n    gahter: {}\n  b:\n    play: hello\n    nxt: a\n");
+    has(&ps, "3:5", "unknown step type `gahter`; did you mean `gather`?");
+    has(&ps, "6:5", "unknown field `nxt` in a play step; did you mean `next`?");
+    let ps = problems("steps:\n  a:\n    gather: {prompt: hello, mix: 3}\n");
+    has(&ps, "3:29", "unknown field `mix` in gather; did you mean");
+    let ps = problems("stepz:\n  a:\n    hangup:\n");
+    has(&ps, "1:1", "unknown field `stepz` in a flow; did you mean `steps`?");
+}
+
+#[test]
+fn bad_targets_prompts_zones_and_values() {
+    let ps = problems(
+        "steps:\n  a:\n    play: helo\n    next: bb\n  b:\n    hours:\n      timezone: America/New_Yrok\n      open: {mon-fri: 9-5}\n    open: a\n    closed: b\n  c:\n    pause: soon\n",
+    );
+    has(&ps, "3:11", "prompt `helo` not found");
+    has(&ps, "4:11", "there is no step named `bb`");
+    has(&ps, "7:17", "unknown time zone `America/New_Yrok`; did you mean `America/New_York`?");
+    has(&ps, "8:23", "`9-5` is not a time range");
+    has(&ps, "12:12", "`soon` is not a duration");
+}
+
+#[test]
+fn syntax_errors_have_line_and_column() {
+    let ps = problems("steps:\n  a:\n    play: [hello\n  b: x\n");
+    assert_eq!(ps.len(), 1, "{ps:?}");
+    assert!(ps[0].contains("YAML syntax"), "{ps:?}");
+    let ps = problems("steps:\n  a:\n    hangup:\n  a:\n    hangup:\n");
+    has(&ps, "4:3", "`a` appears twice");
+}
+
+#[test]
+fn unreachable_steps_and_spinning_loops_are_refused() {
+    let ps = problems(
+        "steps:\n  a:\n    set: {x: 1}\n    next: b\n  b:\n    branch:\n      value: ${x}\n      cases:\n        - equals: '1'\n          goto: a\n  c:\n    hangup:\n",
+    );
+    has(&ps, "2:3", "steps a, b loop without waiting for the caller");
+    let ps = problems("steps:\n  a:\n    hangup:\n  b:\n    play: hello\n");
+    has(&ps, "4:3", "step `b` is never reached");
+    // A loop through a prompt is fine.
+    let ps = problems("steps:\n  a:\n    play: hello\n  b:\n    goto: a\n");
+    assert!(ps.is_empty(), "{ps:?}");
+}
+
+#[test]
+fn variables_must_be_set_on_every_path() {
+    let ps = problems(
+        "steps:\n  a:\n    menu:\n      prompt: hello\n      options: {1: b, 2: c}\n  b:\n    set: {dept: sales}\n    next: c\n  c:\n    say: \"Welcome to ${dept}, ${custmer.name}\"\n",
+    );
+    has(&ps, "10:22", "`dept` may not be set when step `c` runs");
+    has(&ps, "10:31", "undefined variable `custmer.name`");
+    // A default silences it; lookup results exist on the found path only.
+    let ps = problems(
+        "steps:\n  a:\n    lookup: caller\n    found: b\n    not_found: c\n  b:\n    say: \"Hi ${customer.name}\"\n  c:\n    say: \"Hi ${customer.name|there}\"\n",
+    );
+    assert!(ps.is_empty(), "{ps:?}");
+    let ps = problems("steps:\n  a:\n    set: {caller: x}\n");
+    has(&ps, "3:11", "`caller` is set by the gateway");
+}
+
+#[test]
+fn say_without_a_speech_engine_is_refused_at_load() {
+    let d = dir();
+    let e = load_str(
+        "steps:\n  a:\n    say: Hello\n",
+        &d.path().join("f.yaml"),
+        &opts(false),
+    )
+    .unwrap_err();
+    assert!(e[0].message.contains("espeak-ng is not installed"), "{e:?}");
+    assert_eq!((e[0].pos.line, e[0].pos.col), (3, 10));
+    assert!(e[0].to_string().starts_with(&format!("{}:3:10: ", d.path().join("f.yaml").display())));
+}
+
+#[test]
+fn bad_regex_and_menu_keys() {
+    let ps = problems(
+        "steps:\n  a:\n    gather: {prompt: hello, pattern: '[0-9'}\n  b:\n    menu:\n      prompt: hello\n      options: {x: a}\n",
+    );
+    has(&ps, "3:38", "bad regular expression");
+    has(&ps, "7:17", "option `x` must be keys");
+}
+
+// ---------------------------------------------------------------- engine
+
+struct Sim {
+    run: Run,
+    t: jiff::Timestamp,
+    timers: Vec<(Duration, u64)>,
+    elapsed: Duration,
+    outs: Vec<Output>,
+}
+
+fn at(s: &str) -> jiff::Timestamp {
+    s.parse().unwrap()
+}
+
+impl Sim {
+    fn new(flow: Flow) -> Sim {
+        Sim::with_set(Arc::new(flow), FlowSet::default())
+    }
+
+    fn with_set(flow: Arc<Flow>, set: FlowSet) -> Sim {
+        let info = CallInfo {
+            caller: "+15551234567".into(),
+            dialled: "100".into(),
+            ..Default::default()
+        };
+        let mut s = Sim {
+            run: Run::new(Arc::new(set), flow, &info),
+            t: at("2026-11-23T15:00:00Z"),
+            timers: vec![],
+            elapsed: Duration::ZERO,
+            outs: vec![],
+        };
+        s.run.start(s.t);
+        s.drain();
+        s
+    }
+
+    fn now(&self) -> jiff::Timestamp {
+        self.t + jiff::SignedDuration::try_from(self.elapsed).unwrap()
+    }
+
+    fn drain(&mut self) {
+        while let Some(o) = self.run.poll() {
+            if let Output::Timer { id, after } = &o {
+                self.timers.push((self.elapsed + *after, *id));
+            }
+            self.outs.push(o);
+        }
+    }
+
+    fn input(&mut self, i: Input) {
+        let now = self.now();
+        self.run.handle(now, i);
+        self.drain();
+    }
+
+    fn digits(&mut self, d: &str) {
+        for c in d.chars() {
+            self.input(Input::Digit(c));
+        }
+    }
+
+    /// Fires the earliest pending timer.
+    fn tick(&mut self) {
+        let run = &self.run;
+        self.timers.retain(|(_, id)| run.timer_live(*id));
+        self.timers.sort();
+        let (due, id) = self.timers.remove(0);
+        self.elapsed = self.elapsed.max(due);
+        self.input(Input::Timer(id));
+    }
+
+    fn last_play(&self) -> u64 {
+        self.outs
+            .iter()
+            .rev()
+            .find_map(|o| match o {
+                Output::Play { id, .. } => Some(*id),
+                _ => None,
+            })
+            .expect("a prompt was played")
+    }
+
+    fn finish_prompt(&mut self) {
+        let id = self.last_play();
+        self.input(Input::PlayDone(id));
+    }
+
+    fn path(&self) -> Vec<&str> {
+        self.run.path().iter().map(|s| s.as_str()).collect()
+    }
+}
+
+fn flow(text: &str) -> (tempfile::TempDir, Flow) {
+    let d = dir();
+    let f = load(d.path(), text).unwrap_or_else(|e| panic!("{e:#?}"));
+    (d, f)
+}
+
+const GATHER: &str = "steps:
+  ask:
+    gather: {prompt: hello, min: 3, max: 5, finish: '#', timeout: 5s, inter_digit: 2s, retries: 1, retry_prompt: bye, into: acct}
+    invalid: bad
+    timeout: silent
+  ok:
+    hangup:
+  bad:
+    hangup:
+  silent:
+    hangup:
+";
+
+#[test]
+fn gather_ends_on_finish_key_max_or_inter_digit_timeout() {
+    let (_d, f) = flow(GATHER);
+    let mut s = Sim::new(f);
+    assert!(matches!(s.outs[1], Output::Answer));
+    s.finish_prompt();
+    s.digits("123#");
+    assert_eq!(s.path(), ["ask", "ok"]);
+    assert_eq!(s.run.vars()["acct"], "123");
+
+    let (_d, f) = flow(GATHER);
+    let mut s = Sim::new(f);
+    s.digits("12345"); // barge-in during the prompt, max reached
+    assert!(s.outs.iter().any(|o| matches!(o, Output::StopPlayback)));
+    assert_eq!(s.run.vars()["acct"], "12345");
+
+    let (_d, f) = flow(GATHER);
+    let mut s = Sim::new(f);
+    s.finish_prompt();
+    s.digits("1234");
+    s.tick(); // inter-digit timeout completes
+    assert_eq!(s.run.vars()["acct"], "1234");
+    assert_eq!(s.elapsed, Duration::from_secs(2));
+}
+
+#[test]
+fn gather_retries_then_takes_the_invalid_or_timeout_branch() {
+    let (_d, f) = flow(GATHER);
+    let mut s = Sim::new(f);
+    s.finish_prompt();
+    s.digits("1#"); // too short
+    // The retry plays the retry prompt then the prompt.
+    let Some(Output::Play { items, .. }) = s.outs.iter().rev().find(|o| matches!(o, Output::Play { .. })) else {
+        panic!()
+    };
+    assert_eq!(items.len(), 2);
+    s.finish_prompt();
+    s.digits("9#");
+    assert_eq!(s.path(), ["ask", "bad"]);
+    assert_eq!(s.run.vars()["digits"], "9");
+
+    let (_d, f) = flow(GATHER);
+    let mut s = Sim::new(f);
+    s.finish_prompt();
+    s.tick();
+    s.finish_prompt();
+    s.tick();
+    assert_eq!(s.path(), ["ask", "silent"]);
+    assert_eq!(s.elapsed, Duration::from_secs(10));
+    assert_eq!(s.run.ending(), Some(&Ending::Hangup));
+}
+
+#[test]
+fn menu_with_multi_key_options_and_type_ahead() {
+    let (_d, f) = flow(
+        "steps:
+  intro:
+    play: hello
+  m:
+    menu: {prompt: hello, options: {1: one, 12: twelve, 3: three}, inter_digit: 1s}
+  one:
+    hangup:
+  twelve:
+    hangup:
+  three:
+    hangup:
+",
+    );
+    let mut s = Sim::new(f);
+    // Keys pressed during the intro are kept for the menu.
+    s.digits("12");
+    s.finish_prompt();
+    assert_eq!(s.path(), ["intro", "m", "twelve"]);
+
+    let (_d, f) = flow(
+        "steps:\n  m:\n    menu: {prompt: hello, options: {1: one, 12: twelve}, inter_digit: 1s}\n  one:\n    hangup:\n  twelve:\n    hangup:\n",
+    );
+    let mut s = Sim::new(f);
+    s.digits("1");
+    assert_eq!(s.path(), ["m"]); // 1 or 12? wait
+    s.tick();
+    assert_eq!(s.path(), ["m", "one"]);
+}
+
+#[test]
+fn hours_use_the_zone_and_holidays() {
+    let text = "steps:
+  h:
+    hours:
+      timezone: Europe/Paris
+      open: {mon-fri: 09:00-18:00}
+      holidays: [2026-12-25]
+    open: o
+    closed: c
+  o:
+    hangup:
+  c:
+    hangup:
+";
+    for (when, path) in [
+        ("2026-11-23T08:30:00Z", "o"), // 09:30 in Paris, Monday
+        ("2026-11-23T07:30:00Z", "c"), // 08:30 in Paris
+        ("2026-11-22T12:00:00Z", "c"), // Sunday
+        ("2026-12-25T12:00:00Z", "c"), // holiday
+        ("2026-07-01T15:59:00Z", "o"), // 17:59 summer time
+        ("2026-07-01T16:00:00Z", "c"), // 18:00 summer time
+    ] {
+        let (_d, f) = flow(text);
+        let info = CallInfo::default();
+        let mut r = Run::new(Arc::new(FlowSet::default()), Arc::new(f), &info);
+        r.start(at(when));
+        assert_eq!(r.path(), ["h", path], "{when}");
+    }
+}
+
+#[test]
+fn lookup_http_and_branch() {
+    let (_d, f) = flow(
+        "steps:
+  l:
+    lookup: caller
+    found: w
+    not_found: x
+  w:
+    http:
+      url: https://crm.example/api/${customer.id}
+      body: {caller: '${caller}'}
+      timeout: 2s
+    failure: x
+  b:
+    branch:
+      value: ${http.balance}
+      cases:
+        - greater_than: 100
+          goto: rich
+        - matches: '^-'
+          goto: x
+  x:
+    hangup:
+  rich:
+    hangup:
+",
+    );
+    let mut s = Sim::new(f);
+    assert!(s.outs.iter().any(|o| matches!(o, Output::Lookup { value, .. } if value == "+15551234567")));
+    s.input(Input::LookupResult(Some(vec![("id".into(), "42".into())])));
+    let Some(Output::Http { method, url, body, timeout, .. }) = s.outs.iter().find(|o| matches!(o, Output::Http { .. })) else {
+        panic!()
+    };
+    assert_eq!((method.as_str(), url.as_str(), *timeout), ("POST", "https://crm.example/api/42", Duration::from_secs(2)));
+    assert_eq!(body.as_ref().unwrap()["caller"], "+15551234567");
+    s.input(Input::HttpResult(Ok((200, serde_json::json!({"balance": 250, "tags": ["a"]})))));
+    assert_eq!(s.path(), ["l", "w", "b", "rich"]);
+    assert_eq!(s.run.vars()["http.tags.0"], "a");
+
+    let (_d, f) = flow("steps:\n  w:\n    http: {url: 'http://x/'}\n    failure: f\n  ok:\n    hangup:\n  f:\n    hangup:\n");
+    let mut s = Sim::new(f);
+    s.input(Input::HttpResult(Err("timeout".into())));
+    assert_eq!(s.path(), ["w", "f"]);
+    assert_eq!(s.run.vars()["http.error"], "timeout");
+}
+
+#[test]
+fn queue_announces_position_and_leaves_after_max_wait() {
+    let (_d, f) = flow(
+        "steps:
+  q:
+    enqueue:
+      queue: support
+      priority: 7
+      skills: [billing]
+      hold: hello
+      announce: {every: 30s, say: 'You are number ${queue.position}, about ${queue.wait_minutes} minutes'}
+      max_wait: 95s
+    timeout: vm
+  vm:
+    voicemail: {prompt: bye, max_length: 30s}
+  done:
+    hangup:
+",
+    );
+    let mut s = Sim::new(f);
+    assert!(s.outs.iter().any(|o| matches!(o, Output::Enqueue { queue, priority: 7, skills } if queue == "support" && skills == &["billing".to_string()])));
+    s.input(Input::QueueStatus { position: 3, wait: Duration::from_secs(70) });
+    s.finish_prompt(); // hold prompt loops
+    s.tick(); // 30 s: announcement
+    let Some(Output::Play { items, .. }) = s.outs.iter().rev().find(|o| matches!(o, Output::Play { .. })) else { panic!() };
+    match &items[0] {
+        PlayItem::Say(t) => assert_eq!(t, "You are number 3, about 2 minutes"),
+        other => panic!("{other:?}"),
+    }
+    s.finish_prompt(); // back to hold, next announcement in 30 s
+    s.tick();
+    assert_eq!(s.elapsed, Duration::from_secs(60));
+    s.finish_prompt();
+    s.tick(); // 90 s announcement
+    s.tick(); // 95 s: max wait
+    assert!(s.outs.iter().any(|o| matches!(o, Output::Dequeue)));
+    assert_eq!(s.path(), ["q", "vm"]);
+    s.finish_prompt(); // prompt + beep
+    assert!(s.outs.iter().any(|o| matches!(o, Output::StartVoicemail { max_length } if *max_length == Duration::from_secs(30))));
+    s.digits("#");
+    assert!(matches!(s.outs.last(), Some(Output::StopVoicemail)));
+    s.input(Input::VoicemailDone { seconds: 12 });
+    assert_eq!(s.path(), ["q", "vm", "done"]);
+    assert_eq!(s.run.vars()["voicemail.seconds"], "12");
+}
+
+#[test]
+fn agent_answer_ends_the_flow_and_caller_hangup_is_reported() {
+    let (_d, f) = flow("steps:\n  q:\n    enqueue: sales\n");
+    let mut s = Sim::new(f);
+    assert!(s.run.queued());
+    s.input(Input::Connected);
+    assert_eq!(s.run.ending(), Some(&Ending::Answered("sales".into())));
+
+    let (_d, f) = flow(GATHER);
+    let mut s = Sim::new(f);
+    s.input(Input::Hangup);
+    assert_eq!(s.run.ending(), Some(&Ending::CallerHangup));
+    s.input(Input::Digit('1')); // nothing happens after the end
+    assert_eq!(s.path(), ["ask"]);
+}
+
+#[test]
+fn transfer_failure_branch() {
+    let (_d, f) = flow(
+        "steps:\n  t:\n    transfer: {number: '+1555${dialled}', trunk: carrier}\n    failure: sorry\n  sorry:\n    play: bye\n",
+    );
+    let mut s = Sim::new(f);
+    assert!(s.outs.iter().any(|o| matches!(o, Output::Transfer { to: Dest::Number { number, trunk: Some(t) }, .. } if number == "+1555100" && t == "carrier")));
+    s.input(Input::TransferFailed("486 Busy Here".into()));
+    assert_eq!(s.path(), ["t", "sorry"]);
+    assert_eq!(s.run.vars()["transfer.error"], "486 Busy Here");
+}
+
+#[test]
+fn goto_another_flow_and_the_step_limit() {
+    let d = dir();
+    let a = Arc::new(load_str("flow: a\nmax_steps: 50\nsteps:\n  s:\n    set: {n: x}\n    next: t\n  t:\n    goto: {flow: b}\n", &d.path().join("a.yaml"), &opts(true)).unwrap());
+    let b = Arc::new(load_str("flow: b\nsteps:\n  u:\n    goto: {flow: a}\n", &d.path().join("b.yaml"), &opts(true)).unwrap());
+    let mut set = FlowSet::default();
+    set.flows.insert("a".into(), a.clone());
+    set.flows.insert("b".into(), b);
+    assert!(set.check_gotos(None).is_empty());
+    let mut s = Sim::with_set(a, set);
+    // Flows that goto each other forever hit the step limit instead of spinning.
+    assert!(matches!(s.run.ending(), Some(Ending::Error(m)) if m.contains("more than")));
+    assert_eq!(&s.path()[..4], ["s", "t", "b/u", "s"]);
+    s.drain();
+}
+
+#[test]
+fn goto_to_a_missing_flow_is_a_check_error() {
+    let d = dir();
+    let a = Arc::new(load_str("flow: a\nsteps:\n  t:\n    goto: {flow: bb, step: x}\n", &d.path().join("a.yaml"), &opts(true)).unwrap());
+    let mut set = FlowSet::default();
+    set.flows.insert("a".into(), a);
+    let p = set.check_gotos(None);
+    assert_eq!((p[0].pos.line, p[0].pos.col), (4, 11));
+    assert!(p[0].message.contains("no flow named `bb`"));
+}
+
+#[test]
+fn demo_flow_loads_and_its_tests_pass() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("dialplans/demo.yaml");
+    let f = Arc::new(super::load_file(&path, &opts(false)).unwrap_or_else(|e| panic!("{e:#?}")));
+    assert!(f.tests.len() >= 5);
+    let mut set = FlowSet::default();
+    set.flows.insert(f.name.clone(), f.clone());
+    for t in super::sim::run_tests(Arc::new(set), &f) {
+        assert!(t.failures.is_empty(), "{}: {:#?}", t.name, t.failures);
+    }
+}
+
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+        /// Any text, and any mutation of a real flow, loads or fails with problems:
+        /// never a panic.
+        #[test]
+        fn loader_never_panics(s in ".{0,400}") {
+            let d = std::env::temp_dir();
+            let _ = load_str(&s, &d.join("p.yaml"), &LoadOptions { tts: false });
+        }
+
+        #[test]
+        fn mutated_demo_never_panics(cut in 0usize..6000, len in 0usize..40, junk in "[ :\\-\\[\\]{}#'\"a-z0-9\n$]{0,12}") {
+            let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("dialplans/demo.yaml");
+            let text = std::fs::read_to_string(&path).unwrap();
+            let mut b = text.into_bytes();
+            let at = cut.min(b.len());
+            let end = (at + len).min(b.len());
+            b.splice(at..end, junk.bytes());
+            let s = String::from_utf8_lossy(&b).to_string();
+            let _ = load_str(&s, &path, &LoadOptions { tts: false });
+        }
+    }
+}
