@@ -229,11 +229,73 @@ async fn place_call(req: HttpRequest, body: web::Bytes, shared: web::Data<Shared
     }
 }
 
+/// `GET /api/interactions?limit=N`: the most recent interactions, newest first, with
+/// what each caller entered (admin token).
+async fn interactions(req: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
+    use actix_web::http::StatusCode;
+    if let Err(r) = authorised(&req, &shared) {
+        return r;
+    }
+    let Some(store) = &shared.store else {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "the store is not open");
+    };
+    let limit = match web::Query::<std::collections::HashMap<String, String>>::from_query(
+        req.query_string(),
+    ) {
+        Ok(q) => match q.get("limit").map(|l| l.parse::<u32>()) {
+            None => 50,
+            Some(Ok(l)) if (1..=1000).contains(&l) => l,
+            Some(_) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "limit must be a number from 1 to 1000",
+                )
+            }
+        },
+        Err(_) => return error(StatusCode::BAD_REQUEST, "bad query string"),
+    };
+    match store.recent_interactions(limit).await {
+        Ok(list) => HttpResponse::Ok().json(list),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+/// `GET /api/interactions/{id}`: one interaction and its timeline (admin token).
+async fn interaction(
+    req: HttpRequest,
+    path: web::Path<String>,
+    shared: web::Data<Shared>,
+) -> HttpResponse {
+    use actix_web::http::StatusCode;
+    if let Err(r) = authorised(&req, &shared) {
+        return r;
+    }
+    let Some(store) = &shared.store else {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "the store is not open");
+    };
+    let id = path.into_inner();
+    match (store.interaction(&id).await, store.timeline(&id).await) {
+        (Ok(Some(i)), Ok(t)) => {
+            let mut v = serde_json::to_value(i).unwrap_or_default();
+            v["timeline"] = serde_json::Value::Array(
+                t.into_iter()
+                    .map(|(kind, data)| serde_json::json!({"kind": kind, "data": data}))
+                    .collect(),
+            );
+            HttpResponse::Ok().json(v)
+        }
+        (Ok(None), _) => error(StatusCode::NOT_FOUND, "no interaction with that id"),
+        (Err(e), _) | (_, Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
 /// The HTTP routes.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(healthz))
         .route("/metrics", web::get().to(metrics))
         .route("/api/calls", web::post().to(place_call))
+        .route("/api/interactions", web::get().to(interactions))
+        .route("/api/interactions/{id}", web::get().to(interaction))
         .default_service(web::to(|| async {
             error(actix_web::http::StatusCode::NOT_FOUND, "no such endpoint")
         }));

@@ -25,6 +25,7 @@ pub struct Config {
     pub data: DataConfig,
     pub log: LogConfig,
     pub calls: CallsConfig,
+    pub dialplan: DialplanConfig,
     pub shutdown: ShutdownConfig,
     #[serde(rename = "user")]
     pub users: Vec<UserConfig>,
@@ -174,6 +175,62 @@ impl Default for CallsConfig {
     }
 }
 
+/// IVR flows: where they live and which one answers which call.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DialplanConfig {
+    /// Directory of flow files, watched for changes.
+    pub dir: PathBuf,
+    /// Flow for calls no route matches. Default: "demo" in demo mode, none otherwise
+    /// (calls then get the built-in handler of `[calls]`).
+    pub default_flow: Option<String>,
+    /// How often the directory is checked for changes, in milliseconds.
+    pub reload_ms: u64,
+    /// Average handle time used to tell queued callers their expected wait, until
+    /// routing measures it.
+    pub queue_handle_secs: u64,
+    #[serde(rename = "route")]
+    pub routes: Vec<RouteConfig>,
+}
+
+impl Default for DialplanConfig {
+    fn default() -> Self {
+        DialplanConfig {
+            dir: "dialplans".into(),
+            default_flow: None,
+            reload_ms: 250,
+            queue_handle_secs: 120,
+            routes: vec![],
+        }
+    }
+}
+
+/// `[[dialplan.route]]`: calls to `number` (and/or arriving on `trunk`) run `flow`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    pub number: Option<String>,
+    pub trunk: Option<String>,
+    pub flow: String,
+}
+
+impl DialplanConfig {
+    /// The flow for a call: number and trunk both matching first, then number, then
+    /// trunk, then the default.
+    pub fn flow_for(&self, dialled: &str, trunk: Option<&str>, demo: bool) -> Option<String> {
+        let num = |r: &RouteConfig| r.number.as_deref().is_some_and(|n| n == dialled);
+        let tr = |r: &RouteConfig| r.trunk.is_some() && r.trunk.as_deref() == trunk;
+        self.routes
+            .iter()
+            .find(|r| num(r) && tr(r))
+            .or_else(|| self.routes.iter().find(|r| num(r) && r.trunk.is_none()))
+            .or_else(|| self.routes.iter().find(|r| tr(r) && r.number.is_none()))
+            .map(|r| r.flow.clone())
+            .or_else(|| self.default_flow.clone().filter(|f| !f.is_empty()))
+            .or_else(|| demo.then(|| "demo".to_string()))
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ShutdownConfig {
@@ -320,6 +377,24 @@ impl Config {
                         t.name
                     ),
                 ));
+            }
+        }
+        for r in &self.dialplan.routes {
+            if r.number.is_none() && r.trunk.is_none() {
+                return Err(err(
+                    "flow",
+                    &r.flow,
+                    format!("route to flow \"{}\" needs a number or a trunk", r.flow),
+                ));
+            }
+            if let Some(t) = &r.trunk {
+                if !self.trunks.iter().any(|x| &x.name == t) && !(t == "demo" && self.is_demo()) {
+                    return Err(err(
+                        "trunk",
+                        t,
+                        format!("route to flow \"{}\": no trunk named \"{t}\"", r.flow),
+                    ));
+                }
             }
         }
         for a in &self.sip.digest_algorithms {

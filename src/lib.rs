@@ -12,6 +12,8 @@ pub mod config;
 pub mod dialplan;
 pub mod media;
 pub mod redact;
+pub mod routing;
 pub mod sdp;
 pub mod server;
 pub mod sip;
+pub mod store;

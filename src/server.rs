@@ -37,6 +37,7 @@ pub struct Shared {
     pub originate: mpsc::UnboundedSender<OriginateRequest>,
     pub admin_token: Option<String>,
     pub transports: Arc<Transports>,
+    pub store: Option<crate::store::Store>,
 }
 
 fn advertise_ip(cfg: &Config) -> IpAddr {
@@ -174,9 +175,12 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
         },
         forward_trunk: (!cfg.calls.forward_trunk.is_empty())
             .then(|| cfg.calls.forward_trunk.clone()),
+        ivr: None,
     };
     std::fs::create_dir_all(&handler.recordings_dir)
         .map_err(|e| format!("{}: {e}", handler.recordings_dir.display()))?;
+    let mut handler = handler;
+    handler.ivr = Some(start_ivr(&cfg).await?);
     let (cmd_tx, mut cmd_rx) = mpsc::unbounded_channel::<CallCommand>();
     let (orig_tx, mut orig_rx) = mpsc::unbounded_channel::<OriginateRequest>();
     let metrics = Arc::new(Mutex::new(Metrics::default()));
@@ -185,6 +189,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
         originate: orig_tx,
         admin_token: cfg.admin_token(),
         transports: transports.clone(),
+        store: handler.ivr.as_ref().map(|i| i.store.clone()),
     };
 
     // ---- HTTP and SIP over WebSocket
@@ -345,6 +350,62 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
     Ok(())
 }
 
+/// Opens the store, loads the dialplans and starts watching their directory.
+async fn start_ivr(cfg: &Config) -> Result<Arc<crate::actors::call::IvrContext>, String> {
+    use crate::dialplan::{Library, LoadOptions};
+    let db = cfg.data.dir.join("omnigate.db");
+    let store = crate::store::Store::open(&db)
+        .await
+        .map_err(|e| format!("{}: {e}", db.display()))?;
+    if cfg.is_demo() {
+        store.seed_demo().await.map_err(|e| e.to_string())?;
+    }
+    let voicemail_dir = cfg.data.dir.join("voicemail");
+    std::fs::create_dir_all(&voicemail_dir)
+        .map_err(|e| format!("{}: {e}", voicemail_dir.display()))?;
+    let library = Arc::new(Library::new(&cfg.dialplan.dir, LoadOptions::detect()));
+    log_reload(library.reload());
+    let lib = library.clone();
+    let every = Duration::from_millis(cfg.dialplan.reload_ms.max(50));
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(every).await;
+            let l = lib.clone();
+            match tokio::task::spawn_blocking(move || l.reload()).await {
+                Ok(r) => log_reload(r),
+                Err(_) => break,
+            }
+        }
+    });
+    Ok(Arc::new(crate::actors::call::IvrContext {
+        library,
+        config: cfg.dialplan.clone(),
+        demo: cfg.is_demo(),
+        store,
+        queues: Arc::new(crate::routing::QueueBoard::default()),
+        voicemail_dir,
+    }))
+}
+
+fn log_reload(r: Option<crate::dialplan::set::ReloadReport>) {
+    let Some(r) = r else { return };
+    for (flow, version) in &r.loaded {
+        tracing::info!(%flow, %version, "dialplan loaded");
+    }
+    for flow in &r.removed {
+        tracing::info!(%flow, "dialplan removed");
+    }
+    for p in &r.problems {
+        tracing::error!("dialplan refused: {p}");
+    }
+    if !r.problems.is_empty() {
+        tracing::warn!(
+            problems = r.problems.len(),
+            "dialplan changes with problems were refused; the previous versions keep serving"
+        );
+    }
+}
+
 fn apply(
     core: &mut Core,
     actors: &mut HashMap<CallRef, Addr<CallActor>>,
@@ -398,6 +459,8 @@ fn dispatch(
                 call,
                 sdp,
                 callee,
+                caller,
+                trunk,
                 cmd_tx.clone(),
                 handler.clone(),
                 ports.clone(),

@@ -24,6 +24,19 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
+#[path = "ivr.rs"]
+mod ivr;
+use ivr::ivr_input_failed;
+pub use ivr::IvrContext;
+
+impl std::fmt::Debug for IvrContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IvrContext")
+            .field("dir", &self.library.dir())
+            .finish()
+    }
+}
+
 /// Commands the actors send to the SIP driver.
 #[derive(Debug)]
 pub enum CallCommand {
@@ -51,6 +64,8 @@ pub struct HandlerConfig {
     pub recordings_dir: PathBuf,
     pub welcome: Samples,
     pub forward_trunk: Option<String>,
+    /// Dialplans, the store and the queues (none: the built-in handler only).
+    pub ivr: Option<Arc<IvrContext>>,
 }
 
 /// Events for one SIP leg of a call, from the SIP driver.
@@ -112,13 +127,23 @@ pub struct CallActor {
     media: Option<MediaHandle>,
     target: Option<(String, Option<String>)>,
     record_requested: bool,
+    caller: String,
+    trunk: Option<String>,
+    /// The caller was sent a 200 (by the IVR).
+    answered: bool,
+    ivr: Option<ivr::Ivr>,
+    /// Prompts asked for before the caller's media is up.
+    pending_media: Vec<Item>,
 }
 
 impl CallActor {
+    #[allow(clippy::too_many_arguments)]
     pub fn inbound(
         call: CallRef,
         offer: Bytes,
         callee: String,
+        caller: String,
+        trunk: Option<String>,
         cmd: mpsc::UnboundedSender<CallCommand>,
         cfg: HandlerConfig,
         ports: Arc<RtpPorts>,
@@ -136,6 +161,11 @@ impl CallActor {
             media: None,
             target: None,
             record_requested: record,
+            caller,
+            trunk,
+            answered: false,
+            ivr: None,
+            pending_media: vec![],
         }
     }
 
@@ -161,6 +191,11 @@ impl CallActor {
             media: None,
             target: Some((to, trunk)),
             record_requested: record,
+            caller: String::new(),
+            trunk: None,
+            answered: false,
+            ivr: None,
+            pending_media: vec![],
         }
     }
 
@@ -318,6 +353,9 @@ impl CallActor {
     }
 
     fn on_established(&mut self, ctx: &mut Context<Self>, is_b: bool, remote_sdp: Bytes) {
+        if is_b && self.ivr.is_some() {
+            return self.ivr_transfer_answered(ctx, remote_sdp);
+        }
         if is_b {
             // The far end answered: answer the caller and bridge.
             let Some(b) = self.b.as_mut() else { return };
@@ -368,6 +406,11 @@ impl CallActor {
                 }
             }
         }
+        if self.ivr.is_some() {
+            self.start_recording(ctx);
+            self.ivr_media_up(ctx);
+            return;
+        }
         if let (Some(a), Some(b)) = (self.a.media, self.b.as_ref().and_then(|b| b.media)) {
             if let Some(m) = &self.media {
                 m.bridge(a, b);
@@ -384,6 +427,16 @@ impl CallActor {
 
     fn on_ended(&mut self, ctx: &mut Context<Self>, is_b: bool, reason: EndReason) {
         tracing::info!(call = %self.a.call, leg = if is_b { "out" } else { "in" }, ?reason, "call ended");
+        if is_b && self.ivr.is_some() && self.b.as_ref().is_some_and(|b| !b.established) {
+            // A transfer that did not connect: the flow goes on.
+            if let Some(b) = self.b.take() {
+                tracing::info!(call = %self.a.call, out_leg = %b.call, ?reason, "transfer failed");
+            }
+            return self.ivr_input(ctx, ivr_input_failed(&reason));
+        }
+        if !is_b && self.ivr.is_some() {
+            self.ivr_input(ctx, crate::dialplan::Input::Hangup);
+        }
         if is_b {
             if let Some(b) = self.b.as_mut() {
                 b.ended = true;
@@ -425,6 +478,9 @@ impl Actor for CallActor {
             self.send(CallCommand::Ring(self.a.call));
             if let Some(trunk) = self.cfg.forward_trunk.clone() {
                 return self.place_forward(ctx, trunk);
+            }
+            if self.start_ivr(ctx) {
+                return;
             }
             ctx.run_later(self.cfg.answer_after, |act, ctx| {
                 if !act.a.ended && !act.answer_caller(ctx, vec![]) {
@@ -488,12 +544,17 @@ impl Handler<MediaNotice> for CallActor {
         match n {
             MediaNotice::Event(MediaEvent::Digit { leg, digit, via }) => {
                 tracing::info!(call = %self.a.call, leg, %digit, ?via, "dtmf");
+                if Some(leg) == self.a.media && self.ivr.is_some() {
+                    self.ivr_input(ctx, crate::dialplan::Input::Digit(digit));
+                }
             }
             MediaNotice::Event(MediaEvent::PlayDone {
                 id, interrupted, ..
             }) => {
                 tracing::debug!(call = %self.a.call, id, interrupted, "prompt done");
+                self.ivr_play_done(ctx, id, interrupted);
             }
+            MediaNotice::Voicemail(r) => self.ivr_voicemail(ctx, r),
             MediaNotice::Event(MediaEvent::Latched { leg, addr }) => {
                 tracing::debug!(call = %self.a.call, leg, %addr, "rtp latched")
             }

@@ -9,7 +9,12 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 /// Variables an announcement can use while the caller waits in a queue.
-pub const QUEUE_VARS: &[&str] = &["queue.name", "queue.position", "queue.wait", "queue.wait_minutes"];
+pub const QUEUE_VARS: &[&str] = &[
+    "queue.name",
+    "queue.position",
+    "queue.wait",
+    "queue.wait_minutes",
+];
 
 fn prompt_templates(p: &[Prompt]) -> impl Iterator<Item = &Template> {
     p.iter().filter_map(|p| match p {
@@ -34,7 +39,12 @@ pub fn templates(a: &Action) -> Vec<(&Template, &'static [&'static str])> {
         Action::Set(vars) => out.extend(vars.iter().map(|(_, t)| (t, &[][..]))),
         Action::Branch(b) => {
             out.extend(b.value.iter().map(|t| (t, &[][..])));
-            out.extend(b.cases.iter().filter_map(|c| c.value.as_ref()).map(|t| (t, &[][..])));
+            out.extend(
+                b.cases
+                    .iter()
+                    .filter_map(|c| c.value.as_ref())
+                    .map(|t| (t, &[][..])),
+            );
         }
         Action::Lookup(l) => out.push((&l.value, &[])),
         Action::Http(h) => {
@@ -203,7 +213,10 @@ pub fn check_flow(flow: &Flow) -> Vec<Problem> {
             }
         }
     }
-    let known: Vec<String> = all.iter().map(|s| s.trim_end_matches(".*").to_string()).collect();
+    let known: Vec<String> = all
+        .iter()
+        .map(|s| s.trim_end_matches(".*").to_string())
+        .collect();
     for (i, s) in flow.steps.iter().enumerate() {
         let Some(have) = &ins[i] else { continue };
         for (t, local) in templates(&s.action) {
@@ -221,7 +234,13 @@ pub fn check_flow(flow: &Flow) -> Vec<Problem> {
                         ),
                     ));
                 } else {
-                    let hint = suggest(var, known.iter().map(|s| s.as_str()).chain(local.iter().copied()));
+                    let hint = suggest(
+                        var,
+                        known
+                            .iter()
+                            .map(|s| s.as_str())
+                            .chain(local.iter().copied()),
+                    );
                     problems.push(err(pos, format!("undefined variable `{var}`{hint}")));
                 }
             }

@@ -28,7 +28,10 @@ fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
 /// Loads the given files, plus the other flows of their directories (quietly) so that
 /// `goto: {flow: ...}` can be checked. Returns the set and the problems of the given
 /// files.
-fn load_set(files: &[PathBuf], opts: &LoadOptions) -> (FlowSet, Vec<(PathBuf, Option<Arc<Flow>>)>, Vec<Problem>) {
+fn load_set(
+    files: &[PathBuf],
+    opts: &LoadOptions,
+) -> (FlowSet, Vec<(PathBuf, Option<Arc<Flow>>)>, Vec<Problem>) {
     let mut set = FlowSet::default();
     let mut given = vec![];
     let mut problems = vec![];
@@ -50,13 +53,19 @@ fn load_set(files: &[PathBuf], opts: &LoadOptions) -> (FlowSet, Vec<(PathBuf, Op
         .map(|f| f.parent().map(Path::to_path_buf).unwrap_or_default())
         .collect();
     for d in dirs {
-        let d = if d.as_os_str().is_empty() { PathBuf::from(".") } else { d };
+        let d = if d.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            d
+        };
         for f in flow_files(&d).unwrap_or_default() {
             if files.iter().any(|g| same_file(g, &f)) {
                 continue;
             }
             if let Ok(flow) = load_file(&f, opts) {
-                set.flows.entry(flow.name.clone()).or_insert_with(|| Arc::new(flow));
+                set.flows
+                    .entry(flow.name.clone())
+                    .or_insert_with(|| Arc::new(flow));
             }
         }
     }
@@ -131,7 +140,9 @@ pub fn simulate(a: &SimArgs, out: &mut dyn Write) -> i32 {
         }
         return 1;
     }
-    let Some((_, Some(flow))) = given.into_iter().next() else { return 1 };
+    let Some((_, Some(flow))) = given.into_iter().next() else {
+        return 1;
+    };
     let mut case = TestCase {
         caller: a.caller.clone(),
         dialled: a.dialled.clone(),
@@ -147,7 +158,10 @@ pub fn simulate(a: &SimArgs, out: &mut dyn Write) -> i32 {
         match super::load::parse_at(at) {
             Some(t) => case.at = Some(t),
             None => {
-                let _ = writeln!(out, "--at: `{at}` is not a time like 2026-11-22T20:00:00-05:00");
+                let _ = writeln!(
+                    out,
+                    "--at: `{at}` is not a time like 2026-11-22T20:00:00-05:00"
+                );
                 return 2;
             }
         }
@@ -202,7 +216,12 @@ pub fn test(paths: &[PathBuf], out: &mut dyn Write) -> i32 {
     for (f, flow) in given {
         let Some(flow) = flow else { continue };
         if flow.tests.is_empty() {
-            let _ = writeln!(out, "{}: no tests (add `tests:` to the flow or a {} file)", f.display(), f.with_extension("test.yaml").display());
+            let _ = writeln!(
+                out,
+                "{}: no tests (add `tests:` to the flow or a {} file)",
+                f.display(),
+                f.with_extension("test.yaml").display()
+            );
             failed += 1;
             continue;
         }
@@ -223,7 +242,11 @@ pub fn test(paths: &[PathBuf], out: &mut dyn Write) -> i32 {
             }
         }
     }
-    let _ = writeln!(out, "{passed} passed, {failed} failed, {} problem(s)", problems.len());
+    let _ = writeln!(
+        out,
+        "{passed} passed, {failed} failed, {} problem(s)",
+        problems.len()
+    );
     if failed == 0 && problems.is_empty() {
         0
     } else {

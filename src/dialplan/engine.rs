@@ -67,7 +67,10 @@ pub enum PlayItem {
 pub enum Dest {
     Uri(String),
     Extension(String),
-    Number { number: String, trunk: Option<String> },
+    Number {
+        number: String,
+        trunk: Option<String>,
+    },
 }
 
 impl std::fmt::Display for Dest {
@@ -75,8 +78,14 @@ impl std::fmt::Display for Dest {
         match self {
             Dest::Uri(u) => f.write_str(u),
             Dest::Extension(e) => f.write_str(e),
-            Dest::Number { number, trunk: Some(t) } => write!(f, "{number} via {t}"),
-            Dest::Number { number, trunk: None } => f.write_str(number),
+            Dest::Number {
+                number,
+                trunk: Some(t),
+            } => write!(f, "{number} via {t}"),
+            Dest::Number {
+                number,
+                trunk: None,
+            } => f.write_str(number),
         }
     }
 }
@@ -334,7 +343,9 @@ impl Run {
                 if !matches!(self.state, State::Lookup) {
                     return;
                 }
-                let Action::Lookup(l) = &self.flow.steps[self.at].action else { return };
+                let Action::Lookup(l) = &self.flow.steps[self.at].action else {
+                    return;
+                };
                 let (into, found, not_found) = (l.into.clone(), l.found, l.not_found);
                 match r {
                     Some(fields) => {
@@ -354,7 +365,9 @@ impl Run {
                 if !matches!(self.state, State::Lookup) {
                     return;
                 }
-                let Action::Lookup(l) = &self.flow.steps[self.at].action else { return };
+                let Action::Lookup(l) = &self.flow.steps[self.at].action else {
+                    return;
+                };
                 let nf = l.not_found;
                 self.note(format!("lookup failed: {e}"));
                 self.branch(now, nf);
@@ -363,18 +376,23 @@ impl Run {
                 if !matches!(self.state, State::Http) {
                     return;
                 }
-                let Action::Http(h) = &self.flow.steps[self.at].action else { return };
+                let Action::Http(h) = &self.flow.steps[self.at].action else {
+                    return;
+                };
                 let (into, failure) = (h.into.clone(), h.failure);
                 match r {
                     Ok((status, body)) if (200..300).contains(&status) => {
-                        self.vars.insert(format!("{into}.status"), status.to_string());
+                        self.vars
+                            .insert(format!("{into}.status"), status.to_string());
                         flatten(&into, &body, &mut self.vars);
                         self.note(format!("webhook answered {status}"));
                         self.branch(now, None);
                     }
                     Ok((status, _)) => {
-                        self.vars.insert(format!("{into}.status"), status.to_string());
-                        self.vars.insert(format!("{into}.error"), format!("HTTP {status}"));
+                        self.vars
+                            .insert(format!("{into}.status"), status.to_string());
+                        self.vars
+                            .insert(format!("{into}.error"), format!("HTTP {status}"));
                         self.note(format!("webhook failed: HTTP {status}"));
                         self.branch(now, failure);
                     }
@@ -386,8 +404,10 @@ impl Run {
                 }
             }
             Input::QueueStatus { position, wait } => {
-                self.vars.insert("queue.position".into(), position.to_string());
-                self.vars.insert("queue.wait".into(), wait.as_secs().to_string());
+                self.vars
+                    .insert("queue.position".into(), position.to_string());
+                self.vars
+                    .insert("queue.wait".into(), wait.as_secs().to_string());
                 self.vars.insert(
                     "queue.wait_minutes".into(),
                     wait.as_secs().div_ceil(60).max(1).to_string(),
@@ -409,7 +429,9 @@ impl Run {
                 if !matches!(self.state, State::Transferring(_)) {
                     return;
                 }
-                let Action::Transfer(t) = &self.flow.steps[self.at].action else { return };
+                let Action::Transfer(t) = &self.flow.steps[self.at].action else {
+                    return;
+                };
                 let f = t.failure;
                 self.note(format!("transfer failed: {why}"));
                 self.vars.insert("transfer.error".into(), why);
@@ -419,7 +441,8 @@ impl Run {
                 if !matches!(self.state, State::Voicemail) {
                     return;
                 }
-                self.vars.insert("voicemail.seconds".into(), seconds.to_string());
+                self.vars
+                    .insert("voicemail.seconds".into(), seconds.to_string());
                 self.note(format!("voicemail of {seconds} s"));
                 self.branch(now, None);
             }
@@ -575,7 +598,8 @@ impl Run {
                     }
                     self.collect_digit(now, d);
                 }
-                if matches!(&self.state, State::Collecting(c) if c.digits.is_empty()) && self.at == s
+                if matches!(&self.state, State::Collecting(c) if c.digits.is_empty())
+                    && self.at == s
                 {
                     self.prompt_collect(false);
                 } else if matches!(self.state, State::Collecting(_)) && self.at == s {
@@ -639,7 +663,9 @@ impl Run {
                 let body = h.body.as_ref().map(|b| {
                     serde_json::Value::Object(
                         b.iter()
-                            .map(|(k, t)| (k.clone(), serde_json::Value::String(t.render(&self.vars))))
+                            .map(|(k, t)| {
+                                (k.clone(), serde_json::Value::String(t.render(&self.vars)))
+                            })
                             .collect(),
                     )
                 });
@@ -709,7 +735,9 @@ impl Run {
                 self.pending = next.or_else(|| self.end());
             }
             Action::Goto(Goto::Step(t)) => self.pending = Some(t.step),
-            Action::Goto(Goto::Flow { flow: name, step, .. }) => {
+            Action::Goto(Goto::Flow {
+                flow: name, step, ..
+            }) => {
                 let Some(f) = self.source.flow(name) else {
                     let msg = format!("goto: no flow named `{name}` is loaded");
                     self.note(msg.clone());
@@ -797,7 +825,9 @@ impl Run {
                 }
             }
             State::Voicemail => {
-                let Action::Voicemail(v) = &self.flow.steps[self.at].action else { return };
+                let Action::Voicemail(v) = &self.flow.steps[self.at].action else {
+                    return;
+                };
                 if v.finish == Some(d) {
                     self.out.push_back(Output::StopVoicemail);
                 }
@@ -814,7 +844,9 @@ impl Run {
     /// One key for the gather or menu at hand.
     fn collect_digit(&mut self, now: jiff::Timestamp, d: char) {
         let flow = self.flow.clone();
-        let State::Collecting(c) = &mut self.state else { return };
+        let State::Collecting(c) = &mut self.state else {
+            return;
+        };
         match &flow.steps[self.at].action {
             Action::Gather(g) => {
                 if g.finish == Some(d) {
@@ -850,8 +882,12 @@ impl Run {
 
     fn complete_gather(&mut self, now: jiff::Timestamp) {
         let flow = self.flow.clone();
-        let Action::Gather(g) = &flow.steps[self.at].action else { return };
-        let State::Collecting(c) = &self.state else { return };
+        let Action::Gather(g) = &flow.steps[self.at].action else {
+            return;
+        };
+        let State::Collecting(c) = &self.state else {
+            return;
+        };
         let digits = c.digits.clone();
         let ok = digits.len() >= g.min.max(1)
             && digits.len() <= g.max
@@ -874,7 +910,9 @@ impl Run {
             Action::Menu(m) => (m.retries, m.invalid, m.on_timeout),
             _ => return,
         };
-        let State::Collecting(c) = &mut self.state else { return };
+        let State::Collecting(c) = &mut self.state else {
+            return;
+        };
         let digits = std::mem::take(&mut c.digits);
         c.attempt += 1;
         let attempt = c.attempt;
@@ -900,7 +938,9 @@ impl Run {
                 self.timer(TimerKind::Collect, t);
             }
             State::VoicemailPrompt(p) if *p == id => {
-                let Action::Voicemail(v) = &self.flow.steps[self.at].action else { return };
+                let Action::Voicemail(v) = &self.flow.steps[self.at].action else {
+                    return;
+                };
                 let max_length = v.max_length;
                 self.out.push_back(Output::StartVoicemail { max_length });
                 self.state = State::Voicemail;
@@ -911,7 +951,9 @@ impl Run {
             } if *playing == Some(id) => {
                 let was_announcing = *announcing;
                 *announcing = false;
-                let Action::Enqueue(q) = &self.flow.steps[self.at].action else { return };
+                let Action::Enqueue(q) = &self.flow.steps[self.at].action else {
+                    return;
+                };
                 let hold = self.items(&q.hold);
                 let every = q.announce.as_ref().map(|a| a.every);
                 let next = (!hold.is_empty()).then(|| self.play(hold, false));
@@ -937,7 +979,9 @@ impl Run {
             }
             TimerKind::Collect => {
                 let flow = self.flow.clone();
-                let State::Collecting(c) = &self.state else { return };
+                let State::Collecting(c) = &self.state else {
+                    return;
+                };
                 let typed = c.digits.clone();
                 match &flow.steps[self.at].action {
                     Action::Gather(_) if typed.is_empty() => self.failed_attempt(now, true),
@@ -961,7 +1005,9 @@ impl Run {
             }
             TimerKind::Announce => {
                 let flow = self.flow.clone();
-                let Action::Enqueue(q) = &flow.steps[self.at].action else { return };
+                let Action::Enqueue(q) = &flow.steps[self.at].action else {
+                    return;
+                };
                 let Some(a) = &q.announce else { return };
                 let items = self.items(&a.prompts);
                 if let State::Queued { playing, .. } = &self.state {
@@ -983,7 +1029,9 @@ impl Run {
                 if !matches!(self.state, State::Queued { .. }) {
                     return;
                 }
-                let Action::Enqueue(q) = &self.flow.steps[self.at].action else { return };
+                let Action::Enqueue(q) = &self.flow.steps[self.at].action else {
+                    return;
+                };
                 let t = q.on_timeout;
                 self.out.push_back(Output::StopPlayback);
                 self.out.push_back(Output::Dequeue);

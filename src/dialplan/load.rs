@@ -163,7 +163,10 @@ impl<'a> Decoder<'a> {
         match &node.value {
             Value::Scalar { text, .. } => Some(text.clone()),
             _ => {
-                self.err(node.pos, format!("{what} must be a value, found {}", node.kind()));
+                self.err(
+                    node.pos,
+                    format!("{what} must be a value, found {}", node.kind()),
+                );
                 None
             }
         }
@@ -174,7 +177,10 @@ impl<'a> Decoder<'a> {
             Value::Scalar { text, quoted } => (text.clone(), *quoted),
             Value::Null => (String::new(), false),
             _ => {
-                self.err(node.pos, format!("{what} must be text, found {}", node.kind()));
+                self.err(
+                    node.pos,
+                    format!("{what} must be text, found {}", node.kind()),
+                );
                 return None;
             }
         };
@@ -231,7 +237,10 @@ impl<'a> Decoder<'a> {
             "true" | "yes" | "on" => Some(true),
             "false" | "no" | "off" => Some(false),
             _ => {
-                self.err(node.pos, format!("{what} must be true or false, found `{t}`"));
+                self.err(
+                    node.pos,
+                    format!("{what} must be true or false, found `{t}`"),
+                );
                 None
             }
         }
@@ -308,11 +317,21 @@ impl<'a> Decoder<'a> {
             Err(_) => {
                 let hint = suggest(
                     &name,
-                    ["UTC", "Europe/London", "Europe/Paris", "America/New_York", "America/Chicago", "America/Los_Angeles", "Asia/Tokyo"],
+                    [
+                        "UTC",
+                        "Europe/London",
+                        "Europe/Paris",
+                        "America/New_York",
+                        "America/Chicago",
+                        "America/Los_Angeles",
+                        "Asia/Tokyo",
+                    ],
                 );
                 self.err(
                     node.pos,
-                    format!("unknown time zone `{name}`{hint} (use an IANA name like America/New_York)"),
+                    format!(
+                        "unknown time zone `{name}`{hint} (use an IANA name like America/New_York)"
+                    ),
                 );
                 None
             }
@@ -395,7 +414,10 @@ impl<'a> Decoder<'a> {
             _ => {
                 self.err(
                     node.pos,
-                    format!("a prompt must be a file name or a mapping, found {}", node.kind()),
+                    format!(
+                        "a prompt must be a file name or a mapping, found {}",
+                        node.kind()
+                    ),
                 );
                 None
             }
@@ -430,7 +452,18 @@ impl<'a> Decoder<'a> {
     fn gather(&mut self, node: &Node, branches: &Fields<'_>) -> Option<Action> {
         let f = self.fields(
             node,
-            &["prompt", "min", "max", "finish", "timeout", "inter_digit", "retries", "retry_prompt", "into", "pattern"],
+            &[
+                "prompt",
+                "min",
+                "max",
+                "finish",
+                "timeout",
+                "inter_digit",
+                "retries",
+                "retry_prompt",
+                "into",
+                "pattern",
+            ],
             "gather",
         )?;
         let mut g = Gather {
@@ -466,7 +499,10 @@ impl<'a> Decoder<'a> {
         if g.max == 0 || g.min > g.max {
             self.err(
                 node.pos,
-                format!("gather: min ({}) must be at most max ({}) and max at least 1", g.min, g.max),
+                format!(
+                    "gather: min ({}) must be at most max ({}) and max at least 1",
+                    g.min, g.max
+                ),
             );
         }
         for (k, v) in branches {
@@ -482,7 +518,14 @@ impl<'a> Decoder<'a> {
     fn menu(&mut self, node: &Node, branches: &Fields<'_>) -> Option<Action> {
         let f = self.fields(
             node,
-            &["prompt", "options", "timeout", "inter_digit", "retries", "retry_prompt"],
+            &[
+                "prompt",
+                "options",
+                "timeout",
+                "inter_digit",
+                "retries",
+                "retry_prompt",
+            ],
             "menu",
         )?;
         let mut m = Menu {
@@ -531,7 +574,10 @@ impl<'a> Decoder<'a> {
             }
         }
         if !had_options {
-            self.err(node.pos, "menu needs `options`, like `options: {1: sales, 2: support}`");
+            self.err(
+                node.pos,
+                "menu needs `options`, like `options: {1: sales, 2: support}`",
+            );
         }
         for (k, v) in branches {
             match *k {
@@ -557,7 +603,10 @@ impl<'a> Decoder<'a> {
             }
         }
         let Some(cases) = cases_node else {
-            self.err(node.pos, "branch needs `cases`: a list like `- equals: \"1\"` with `goto: step`");
+            self.err(
+                node.pos,
+                "branch needs `cases`: a list like `- equals: \"1\"` with `goto: step`",
+            );
             return None;
         };
         let Value::Seq(items) = &cases.value else {
@@ -565,13 +614,23 @@ impl<'a> Decoder<'a> {
             return None;
         };
         const OPS: &[&str] = &[
-            "equals", "not_equals", "in", "matches", "starts_with", "less_than", "at_most",
-            "greater_than", "at_least", "empty",
+            "equals",
+            "not_equals",
+            "in",
+            "matches",
+            "starts_with",
+            "less_than",
+            "at_most",
+            "greater_than",
+            "at_least",
+            "empty",
         ];
         let mut allowed: Vec<&str> = OPS.to_vec();
         allowed.extend(["value", "goto"]);
         for item in items {
-            let Some(cf) = self.fields(item, &allowed, "a case") else { continue };
+            let Some(cf) = self.fields(item, &allowed, "a case") else {
+                continue;
+            };
             let mut value = None;
             let mut goto = None;
             let mut cond = None;
@@ -587,15 +646,25 @@ impl<'a> Decoder<'a> {
                 }
             }
             if ops != 1 {
-                self.err(item.pos, format!("a case needs exactly one test: {}", OPS.join(", ")));
+                self.err(
+                    item.pos,
+                    format!("a case needs exactly one test: {}", OPS.join(", ")),
+                );
                 continue;
             }
             if value.is_none() && b.value.is_none() {
-                self.err(item.pos, "a case needs a `value` to test (on the case or on the branch)");
+                self.err(
+                    item.pos,
+                    "a case needs a `value` to test (on the case or on the branch)",
+                );
             }
             match (cond, goto) {
                 (Some(cond), Some(goto)) => b.cases.push(Case { value, cond, goto }),
-                (Some(_), None) if !item.as_map().is_some_and(|m| m.iter().any(|(k, _)| k.as_str() == Some("goto"))) => {
+                (Some(_), None)
+                    if !item
+                        .as_map()
+                        .is_some_and(|m| m.iter().any(|(k, _)| k.as_str() == Some("goto"))) =>
+                {
                     self.err(item.pos, "a case needs `goto: step`");
                 }
                 _ => {}
@@ -654,17 +723,25 @@ impl<'a> Decoder<'a> {
                         _ => vec![v],
                     };
                     for i in items {
-                        let Some(t) = self.text(i, "holiday") else { continue };
+                        let Some(t) = self.text(i, "holiday") else {
+                            continue;
+                        };
                         match t.trim().parse::<jiff::civil::Date>() {
                             Ok(d) => h.holidays.push(d),
-                            Err(_) => self.err(i.pos, format!("holiday `{t}` is not a date like 2026-12-25")),
+                            Err(_) => self.err(
+                                i.pos,
+                                format!("holiday `{t}` is not a date like 2026-12-25"),
+                            ),
                         }
                     }
                 }
                 _ => {
                     had_open = true;
                     let Some(map) = v.as_map() else {
-                        self.err(v.pos, "open must map days to hours, like `mon-fri: 09:00-17:00`");
+                        self.err(
+                            v.pos,
+                            "open must map days to hours, like `mon-fri: 09:00-17:00`",
+                        );
                         continue;
                     };
                     for (days, ranges) in map {
@@ -678,7 +755,9 @@ impl<'a> Decoder<'a> {
                             _ => vec![ranges],
                         };
                         for r in rs {
-                            let Some(t) = self.text(r, "hours") else { continue };
+                            let Some(t) = self.text(r, "hours") else {
+                                continue;
+                            };
                             match parse_range(&t) {
                                 Some(iv) => {
                                     for d in &set {
@@ -696,7 +775,10 @@ impl<'a> Decoder<'a> {
             }
         }
         if !had_open {
-            self.err(node.pos, "hours needs `open`, like `open: {mon-fri: 09:00-17:00}`");
+            self.err(
+                node.pos,
+                "hours needs `open`, like `open: {mon-fri: 09:00-17:00}`",
+            );
         }
         for (k, v) in branches {
             match *k {
@@ -722,7 +804,12 @@ impl<'a> Decoder<'a> {
                 "id" => LookupBy::Id,
                 _ => {
                     let hint = suggest(&t, ["caller", "phone", "account", "email", "id"]);
-                    d.err(v.pos, format!("lookup by `{t}`: expected caller, phone, account, email or id{hint}"));
+                    d.err(
+                        v.pos,
+                        format!(
+                            "lookup by `{t}`: expected caller, phone, account, email or id{hint}"
+                        ),
+                    );
                     return None;
                 }
             })
@@ -743,11 +830,23 @@ impl<'a> Decoder<'a> {
             Some(v) => v,
             None if by == LookupBy::Caller => Template::parse("${caller}").ok()?,
             None => {
-                self.err(node.pos, format!("lookup by {} needs a `value`, like `value: ${{account}}`", by.name()));
+                self.err(
+                    node.pos,
+                    format!(
+                        "lookup by {} needs a `value`, like `value: ${{account}}`",
+                        by.name()
+                    ),
+                );
                 return None;
             }
         };
-        let mut l = Lookup { by, value, into, found: None, not_found: None };
+        let mut l = Lookup {
+            by,
+            value,
+            into,
+            found: None,
+            not_found: None,
+        };
         for (k, v) in branches {
             match *k {
                 "found" => l.found = self.target(v, "found"),
@@ -759,7 +858,11 @@ impl<'a> Decoder<'a> {
     }
 
     fn http(&mut self, node: &Node, branches: &Fields<'_>) -> Option<Action> {
-        let f = self.fields(node, &["url", "method", "headers", "body", "timeout", "into"], "http")?;
+        let f = self.fields(
+            node,
+            &["url", "method", "headers", "body", "timeout", "into"],
+            "http",
+        )?;
         let mut url = None;
         let mut method = None;
         let mut h = Http {
@@ -775,8 +878,13 @@ impl<'a> Decoder<'a> {
             match k {
                 "url" => {
                     url = self.template(v, "url");
-                    if let Some(Some(text)) = v.as_str().map(|s| s.split("${").next().map(str::to_string)) {
-                        if !(text.starts_with("http://") || text.starts_with("https://") || text.is_empty()) {
+                    if let Some(Some(text)) =
+                        v.as_str().map(|s| s.split("${").next().map(str::to_string))
+                    {
+                        if !(text.starts_with("http://")
+                            || text.starts_with("https://")
+                            || text.is_empty())
+                        {
                             self.err(v.pos, "url must start with http:// or https://");
                         }
                     }
@@ -787,7 +895,10 @@ impl<'a> Decoder<'a> {
                         if ["GET", "POST", "PUT", "PATCH", "DELETE"].contains(&m.as_str()) {
                             method = Some(m);
                         } else {
-                            self.err(v.pos, format!("method `{m}`: expected GET, POST, PUT, PATCH or DELETE"));
+                            self.err(
+                                v.pos,
+                                format!("method `{m}`: expected GET, POST, PUT, PATCH or DELETE"),
+                            );
                         }
                     }
                 }
@@ -798,7 +909,9 @@ impl<'a> Decoder<'a> {
                     };
                     let mut out = vec![];
                     for (name, val) in map {
-                        let Some(n) = self.text(name, k) else { continue };
+                        let Some(n) = self.text(name, k) else {
+                            continue;
+                        };
                         if let Some(t) = self.template(val, &n) {
                             out.push((n, t));
                         }
@@ -812,7 +925,10 @@ impl<'a> Decoder<'a> {
                 "timeout" => {
                     if let Some(d) = self.duration(v, "timeout") {
                         if d > Duration::from_secs(30) || d.is_zero() {
-                            self.err(v.pos, "timeout must be between 1ms and 30s: the caller is waiting");
+                            self.err(
+                                v.pos,
+                                "timeout must be between 1ms and 30s: the caller is waiting",
+                            );
                         } else {
                             h.timeout = d;
                         }
@@ -826,7 +942,13 @@ impl<'a> Decoder<'a> {
             return None;
         };
         h.url = url;
-        h.method = method.unwrap_or_else(|| if h.body.is_some() { "POST".into() } else { "GET".into() });
+        h.method = method.unwrap_or_else(|| {
+            if h.body.is_some() {
+                "POST".into()
+            } else {
+                "GET".into()
+            }
+        });
         for (k, v) in branches {
             if *k == "failure" {
                 h.failure = self.target(v, "failure");
@@ -848,7 +970,13 @@ impl<'a> Decoder<'a> {
         if let Value::Scalar { text, .. } = &node.value {
             q.queue = text.clone();
         } else {
-            let f = self.fields(node, &["queue", "priority", "skills", "hold", "announce", "max_wait"], "enqueue")?;
+            let f = self.fields(
+                node,
+                &[
+                    "queue", "priority", "skills", "hold", "announce", "max_wait",
+                ],
+                "enqueue",
+            )?;
             for (k, v) in f {
                 match k {
                     "queue" => q.queue = self.text(v, "queue").unwrap_or_default(),
@@ -857,7 +985,9 @@ impl<'a> Decoder<'a> {
                     "hold" => q.hold = self.prompts(v),
                     "max_wait" => q.max_wait = self.duration(v, "max_wait"),
                     _ => {
-                        let Some(af) = self.fields(v, &["every", "play", "say"], "announce") else { continue };
+                        let Some(af) = self.fields(v, &["every", "play", "say"], "announce") else {
+                            continue;
+                        };
                         let mut every = None;
                         let mut prompts = vec![];
                         for (ak, av) in af {
@@ -868,7 +998,9 @@ impl<'a> Decoder<'a> {
                             }
                         }
                         match every {
-                            Some(e) if e >= Duration::from_secs(5) => q.announce = Some(Announce { every: e, prompts }),
+                            Some(e) if e >= Duration::from_secs(5) => {
+                                q.announce = Some(Announce { every: e, prompts })
+                            }
                             Some(_) => self.err(v.pos, "announce every: at least 5s"),
                             None => self.err(v.pos, "announce needs `every`, like `every: 30s`"),
                         }
@@ -876,8 +1008,19 @@ impl<'a> Decoder<'a> {
                 }
             }
         }
-        if q.queue.is_empty() || !q.queue.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-            self.err(node.pos, format!("enqueue needs a queue name (letters, digits, - and _), found `{}`", q.queue));
+        if q.queue.is_empty()
+            || !q
+                .queue
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            self.err(
+                node.pos,
+                format!(
+                    "enqueue needs a queue name (letters, digits, - and _), found `{}`",
+                    q.queue
+                ),
+            );
         }
         for (k, v) in branches {
             if *k == "timeout" {
@@ -896,13 +1039,22 @@ impl<'a> Decoder<'a> {
         if let Value::Scalar { text, .. } = &node.value {
             let t = self.template(node, "transfer")?;
             let lower = text.to_ascii_lowercase();
-            to = Some(if lower.starts_with("sip:") || lower.starts_with("sips:") || lower.starts_with("tel:") {
-                TransferTo::Uri(t)
-            } else {
-                TransferTo::Extension(t)
-            });
+            to = Some(
+                if lower.starts_with("sip:")
+                    || lower.starts_with("sips:")
+                    || lower.starts_with("tel:")
+                {
+                    TransferTo::Uri(t)
+                } else {
+                    TransferTo::Extension(t)
+                },
+            );
         } else {
-            let f = self.fields(node, &["uri", "extension", "number", "trunk", "timeout"], "transfer")?;
+            let f = self.fields(
+                node,
+                &["uri", "extension", "number", "trunk", "timeout"],
+                "transfer",
+            )?;
             let mut trunk = None;
             let mut number = None;
             for (k, v) in f {
@@ -921,10 +1073,17 @@ impl<'a> Decoder<'a> {
             }
         }
         let Some(to) = to else {
-            self.err(node.pos, "transfer needs one of `uri`, `extension` or `number`");
+            self.err(
+                node.pos,
+                "transfer needs one of `uri`, `extension` or `number`",
+            );
             return None;
         };
-        let mut t = Transfer { to, timeout, failure: None };
+        let mut t = Transfer {
+            to,
+            timeout,
+            failure: None,
+        };
         for (k, v) in branches {
             if *k == "failure" {
                 t.failure = self.target(v, "failure");
@@ -941,12 +1100,18 @@ impl<'a> Decoder<'a> {
             finish: Some('#'),
         };
         if node.value != Value::Null {
-            let f = self.fields(node, &["prompt", "beep", "max_length", "finish"], "voicemail")?;
+            let f = self.fields(
+                node,
+                &["prompt", "beep", "max_length", "finish"],
+                "voicemail",
+            )?;
             for (k, v) in f {
                 match k {
                     "prompt" => vm.prompt = self.prompts(v),
                     "beep" => vm.beep = self.boolean(v, "beep").unwrap_or(true),
-                    "max_length" => vm.max_length = self.duration(v, "max_length").unwrap_or(vm.max_length),
+                    "max_length" => {
+                        vm.max_length = self.duration(v, "max_length").unwrap_or(vm.max_length)
+                    }
                     _ => vm.finish = self.key(v, "finish").unwrap_or(Some('#')),
                 }
             }
@@ -978,7 +1143,10 @@ impl<'a> Decoder<'a> {
                 if prompts.is_empty() && node.value == Value::Null {
                     self.err(node.pos, "play needs a prompt");
                 }
-                Action::Play { prompts, barge_in: false }
+                Action::Play {
+                    prompts,
+                    barge_in: false,
+                }
             }
             "say" => {
                 if let Some(_map) = node.as_map() {
@@ -994,7 +1162,10 @@ impl<'a> Decoder<'a> {
                     }
                     Action::Play { prompts, barge_in }
                 } else {
-                    Action::Play { prompts: self.say(node).into_iter().collect(), barge_in: false }
+                    Action::Play {
+                        prompts: self.say(node).into_iter().collect(),
+                        barge_in: false,
+                    }
                 }
             }
             "pause" => Action::Pause(self.duration(node, "pause")?),
@@ -1002,14 +1173,22 @@ impl<'a> Decoder<'a> {
             "menu" => self.menu(node, branches)?,
             "set" => {
                 let Some(map) = node.as_map() else {
-                    self.err(node.pos, "set must map variables to values, like `set: {department: support}`");
+                    self.err(
+                        node.pos,
+                        "set must map variables to values, like `set: {department: support}`",
+                    );
                     return None;
                 };
                 let mut out = vec![];
                 for (k, v) in map {
-                    let Some(name) = self.var_name(k, "set") else { continue };
+                    let Some(name) = self.var_name(k, "set") else {
+                        continue;
+                    };
                     if BUILTINS.contains(&name.as_str()) {
-                        self.err(k.pos, format!("`{name}` is set by the gateway and cannot be changed"));
+                        self.err(
+                            k.pos,
+                            format!("`{name}` is set by the gateway and cannot be changed"),
+                        );
                         continue;
                     }
                     if let Some(t) = self.template(v, &name) {
@@ -1040,46 +1219,87 @@ impl<'a> Decoder<'a> {
                         }
                     }
                     let Some(flow) = flow else {
-                        self.err(node.pos, "goto needs a step name, or `flow:` (and optionally `step:`)");
+                        self.err(
+                            node.pos,
+                            "goto needs a step name, or `flow:` (and optionally `step:`)",
+                        );
                         return None;
                     };
-                    Action::Goto(Goto::Flow { flow, step, pos: node.pos })
+                    Action::Goto(Goto::Flow {
+                        flow,
+                        step,
+                        pos: node.pos,
+                    })
                 }
             },
         })
     }
 
-    fn step(&mut self, name: &str, pos: Pos, node: &Node, following: Option<StepId>) -> Option<Step> {
+    fn step(
+        &mut self,
+        name: &str,
+        pos: Pos,
+        node: &Node,
+        following: Option<StepId>,
+    ) -> Option<Step> {
         let Some(map) = node.as_map() else {
-            self.err(node.pos, format!("step `{name}` must be a mapping with one action, like `play: welcome`"));
+            self.err(
+                node.pos,
+                format!("step `{name}` must be a mapping with one action, like `play: welcome`"),
+            );
             return None;
         };
         let actions: Vec<&(Node, Node)> = map
             .iter()
-            .filter(|(k, _)| k.as_str().is_some_and(|k| ACTIONS.iter().any(|(a, _)| *a == k)))
+            .filter(|(k, _)| {
+                k.as_str()
+                    .is_some_and(|k| ACTIONS.iter().any(|(a, _)| *a == k))
+            })
             .collect();
         let (kind, body) = match actions.as_slice() {
             [(k, v)] => (k.as_str().unwrap_or_default().to_string(), v),
             [] => {
                 let keys: Vec<&str> = map.iter().filter_map(|(k, _)| k.as_str()).collect();
                 let known: Vec<&str> = ACTIONS.iter().map(|(a, _)| *a).collect();
-                let unknown = keys.iter().find(|k| !["next", "note"].contains(k) && !ACTIONS.iter().any(|(_, b)| b.contains(k)));
+                let unknown = keys.iter().find(|k| {
+                    !["next", "note"].contains(k) && !ACTIONS.iter().any(|(_, b)| b.contains(k))
+                });
                 match unknown {
                     Some(u) => {
-                        let at = map.iter().find(|(k, _)| k.as_str() == Some(u)).map(|(k, _)| k.pos).unwrap_or(pos);
+                        let at = map
+                            .iter()
+                            .find(|(k, _)| k.as_str() == Some(u))
+                            .map(|(k, _)| k.pos)
+                            .unwrap_or(pos);
                         let hint = suggest(u, known.iter().copied());
-                        self.err(at, format!("unknown step type `{u}`{hint} (steps: {})", known.join(", ")));
+                        self.err(
+                            at,
+                            format!(
+                                "unknown step type `{u}`{hint} (steps: {})",
+                                known.join(", ")
+                            ),
+                        );
                     }
-                    None => self.err(pos, format!("step `{name}` has no action (one of: {})", known.join(", "))),
+                    None => self.err(
+                        pos,
+                        format!("step `{name}` has no action (one of: {})", known.join(", ")),
+                    ),
                 }
                 return None;
             }
             [_, (k2, _), ..] => {
-                self.err(k2.pos, format!("step `{name}` has more than one action; give each its own step"));
+                self.err(
+                    k2.pos,
+                    format!("step `{name}` has more than one action; give each its own step"),
+                );
                 return None;
             }
         };
-        let allowed_branches = ACTIONS.iter().find(|(a, _)| *a == kind).map(|(_, b)| *b).unwrap_or(&[]);
+        let allowed_branches = ACTIONS
+            .iter()
+            .find(|(a, _)| *a == kind)
+            .map(|(_, b)| *b)
+            .unwrap_or(&[]);
         let mut branches: Fields<'_> = vec![];
         let mut next = None;
         let mut explicit_next = false;
@@ -1100,7 +1320,10 @@ impl<'a> Decoder<'a> {
                 let what = if ACTIONS.iter().any(|(a, _)| *a == key) {
                     format!("step `{name}` has more than one action (`{kind}` and `{key}`); give each its own step")
                 } else {
-                    format!("unknown field `{key}` in a {kind} step{hint} (expected: {})", options.join(", "))
+                    format!(
+                        "unknown field `{key}` in a {kind} step{hint} (expected: {})",
+                        options.join(", ")
+                    )
                 };
                 self.err(k.pos, what);
             }
@@ -1112,16 +1335,39 @@ impl<'a> Decoder<'a> {
         if !explicit_next && !action.terminal() {
             next = following.map(|step| Target { step, pos });
         }
-        Some(Step { name: name.to_string(), pos, action, next, explicit_next })
+        Some(Step {
+            name: name.to_string(),
+            pos,
+            action,
+            next,
+            explicit_next,
+        })
     }
 
     fn test_case(&mut self, node: &Node) -> Option<TestCase> {
         let f = self.fields(
             node,
-            &["name", "caller", "dialled", "trunk", "at", "digits", "variables", "lookup", "http", "transfer", "expect"],
+            &[
+                "name",
+                "caller",
+                "dialled",
+                "trunk",
+                "at",
+                "digits",
+                "variables",
+                "lookup",
+                "http",
+                "transfer",
+                "expect",
+            ],
             "a test",
         )?;
-        let mut t = TestCase { pos: node.pos, caller: "+15550000000".into(), dialled: "1000".into(), ..Default::default() };
+        let mut t = TestCase {
+            pos: node.pos,
+            caller: "+15550000000".into(),
+            dialled: "1000".into(),
+            ..Default::default()
+        };
         for (k, v) in f {
             match k {
                 "name" => t.name = self.text(v, "name").unwrap_or_default(),
@@ -1132,16 +1378,24 @@ impl<'a> Decoder<'a> {
                     let s = self.text(v, "at").unwrap_or_default();
                     match parse_at(&s) {
                         Some(ts) => t.at = Some(ts),
-                        None => self.err(v.pos, format!("at: `{s}` is not a time like 2026-11-22T20:00:00-05:00")),
+                        None => self.err(
+                            v.pos,
+                            format!("at: `{s}` is not a time like 2026-11-22T20:00:00-05:00"),
+                        ),
                     }
                 }
                 "digits" => {
                     t.digits = match &v.value {
-                        Value::Seq(items) => items.iter().filter_map(|i| match &i.value {
-                            Value::Null => Some(String::new()),
-                            _ => self.text(i, "digits"),
-                        }).collect(),
-                        Value::Scalar { text, .. } => text.split(',').map(|s| s.trim().to_string()).collect(),
+                        Value::Seq(items) => items
+                            .iter()
+                            .filter_map(|i| match &i.value {
+                                Value::Null => Some(String::new()),
+                                _ => self.text(i, "digits"),
+                            })
+                            .collect(),
+                        Value::Scalar { text, .. } => {
+                            text.split(',').map(|s| s.trim().to_string()).collect()
+                        }
                         _ => vec![],
                     };
                     for d in &t.digits {
@@ -1153,7 +1407,9 @@ impl<'a> Decoder<'a> {
                 "variables" => {
                     if let Some(map) = v.as_map() {
                         for (name, val) in map {
-                            if let (Some(n), Some(val)) = (self.var_name(name, "variable"), scalar_or_empty(val)) {
+                            if let (Some(n), Some(val)) =
+                                (self.var_name(name, "variable"), scalar_or_empty(val))
+                            {
                                 t.variables.push((n, val));
                             }
                         }
@@ -1165,10 +1421,18 @@ impl<'a> Decoder<'a> {
                         continue;
                     };
                     for (key, val) in map {
-                        let Some(key) = self.text(key, "lookup") else { continue };
+                        let Some(key) = self.text(key, "lookup") else {
+                            continue;
+                        };
                         let fields = match &val.value {
                             Value::Null => None,
-                            Value::Map(m) => Some(m.iter().filter_map(|(a, b)| Some((a.as_str()?.to_string(), scalar_or_empty(b)?))).collect()),
+                            Value::Map(m) => Some(
+                                m.iter()
+                                    .filter_map(|(a, b)| {
+                                        Some((a.as_str()?.to_string(), scalar_or_empty(b)?))
+                                    })
+                                    .collect(),
+                            ),
                             _ => {
                                 self.err(val.pos, "a lookup fixture is the customer's fields, or null for not found");
                                 continue;
@@ -1183,11 +1447,17 @@ impl<'a> Decoder<'a> {
                         continue;
                     };
                     for (key, val) in map {
-                        let Some(key) = self.text(key, "http") else { continue };
+                        let Some(key) = self.text(key, "http") else {
+                            continue;
+                        };
                         let answer = match &val.value {
                             Value::Scalar { text, .. } => Err(text.clone()),
                             Value::Map(_) => {
-                                let Some(af) = self.fields(val, &["status", "body"], "an http fixture") else { continue };
+                                let Some(af) =
+                                    self.fields(val, &["status", "body"], "an http fixture")
+                                else {
+                                    continue;
+                                };
                                 let mut status = 200u16;
                                 let mut body = serde_json::Value::Null;
                                 for (ak, av) in af {
@@ -1209,7 +1479,9 @@ impl<'a> Decoder<'a> {
                 }
                 "transfer" => t.transfer_fails = self.text(v, "transfer"),
                 _ => {
-                    let Some(ef) = self.fields(v, &["path", "ends", "variables"], "expect") else { continue };
+                    let Some(ef) = self.fields(v, &["path", "ends", "variables"], "expect") else {
+                        continue;
+                    };
                     for (ek, ev) in ef {
                         match ek {
                             "path" => t.expect_path = Some((self.strings(ev, "path"), ev.pos)),
@@ -1218,7 +1490,11 @@ impl<'a> Decoder<'a> {
                                     Value::Scalar { text, .. } => Some(text.clone()),
                                     Value::Map(m) if m.len() == 1 => {
                                         let (a, b) = &m[0];
-                                        Some(format!("{} {}", a.as_str().unwrap_or_default(), b.as_str().unwrap_or_default()))
+                                        Some(format!(
+                                            "{} {}",
+                                            a.as_str().unwrap_or_default(),
+                                            b.as_str().unwrap_or_default()
+                                        ))
                                     }
                                     _ => None,
                                 };
@@ -1230,7 +1506,9 @@ impl<'a> Decoder<'a> {
                             _ => {
                                 if let Some(map) = ev.as_map() {
                                     for (name, val) in map {
-                                        if let (Some(n), Some(val)) = (self.text(name, "variable"), scalar_or_empty(val)) {
+                                        if let (Some(n), Some(val)) =
+                                            (self.text(name, "variable"), scalar_or_empty(val))
+                                        {
                                             t.expect_vars.push((n, val, name.pos));
                                         }
                                     }
@@ -1261,7 +1539,9 @@ impl<'a> Decoder<'a> {
 
 fn valid_ending(e: &str) -> bool {
     matches!(e, "hangup" | "caller_hangup" | "error")
-        || ["enqueue ", "transfer ", "goto "].iter().any(|p| e.starts_with(p) && e.len() > p.len())
+        || ["enqueue ", "transfer ", "goto "]
+            .iter()
+            .any(|p| e.starts_with(p) && e.len() > p.len())
 }
 
 fn scalar_or_empty(n: &Node) -> Option<String> {
@@ -1307,7 +1587,8 @@ pub fn is_key(c: char) -> bool {
 pub fn parse_duration(t: &str) -> Option<Duration> {
     let t = t.trim();
     if let Ok(secs) = t.parse::<f64>() {
-        return (secs >= 0.0 && secs.is_finite() && secs < 1e7).then(|| Duration::from_secs_f64(secs));
+        return (secs >= 0.0 && secs.is_finite() && secs < 1e7)
+            .then(|| Duration::from_secs_f64(secs));
     }
     let mut total = Duration::ZERO;
     let mut rest = t;
@@ -1315,13 +1596,17 @@ pub fn parse_duration(t: &str) -> Option<Duration> {
         return None;
     }
     while !rest.is_empty() {
-        let n = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let n = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
         if n == 0 {
             return None;
         }
         let v: f64 = rest[..n].parse().ok()?;
         rest = &rest[n..];
-        let u = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let u = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let unit = match &rest[..u] {
             "ms" => 0.001,
             "s" => 1.0,
@@ -1399,20 +1684,37 @@ pub fn prompt_path(dir: &Path, name: &str) -> PathBuf {
 
 /// Variables every call has.
 pub const BUILTINS: &[&str] = &[
-    "caller", "caller_name", "dialled", "trunk", "call_id", "flow", "date", "time", "weekday", "now",
+    "caller",
+    "caller_name",
+    "dialled",
+    "trunk",
+    "call_id",
+    "flow",
+    "date",
+    "time",
+    "weekday",
+    "now",
 ];
 
 /// Loads and checks one flow file.
 pub fn load_file(path: &Path, opts: &LoadOptions) -> Result<Flow, Vec<Problem>> {
     let text = std::fs::read_to_string(path).map_err(|e| {
-        vec![Problem { file: path.to_path_buf(), pos: Pos { line: 1, col: 1 }, message: format!("cannot read: {e}") }]
+        vec![Problem {
+            file: path.to_path_buf(),
+            pos: Pos { line: 1, col: 1 },
+            message: format!("cannot read: {e}"),
+        }]
     })?;
     let mut flow = load_str(&text, path, opts)?;
     // Tests may also live beside the flow, in <name>.test.yaml.
     let side = path.with_extension("test.yaml");
     if side.exists() && !path.to_string_lossy().ends_with(".test.yaml") {
         let text = std::fs::read_to_string(&side).map_err(|e| {
-            vec![Problem { file: side.clone(), pos: Pos { line: 1, col: 1 }, message: format!("cannot read: {e}") }]
+            vec![Problem {
+                file: side.clone(),
+                pos: Pos { line: 1, col: 1 },
+                message: format!("cannot read: {e}"),
+            }]
         })?;
         let mut d = Decoder::new(&side, opts);
         let tree = yaml::parse(&text).map_err(|e| syntax_problems(&side, e))?;
@@ -1438,7 +1740,13 @@ pub fn load_file(path: &Path, opts: &LoadOptions) -> Result<Flow, Vec<Problem>> 
 }
 
 fn syntax_problems(file: &Path, e: Vec<yaml::SyntaxError>) -> Vec<Problem> {
-    e.into_iter().map(|e| Problem { file: file.to_path_buf(), pos: e.pos, message: e.message }).collect()
+    e.into_iter()
+        .map(|e| Problem {
+            file: file.to_path_buf(),
+            pos: e.pos,
+            message: e.message,
+        })
+        .collect()
 }
 
 impl<'a> Decoder<'a> {
@@ -1468,7 +1776,11 @@ pub fn load_str(text: &str, file: &Path, opts: &LoadOptions) -> Result<Flow, Vec
     let stem = file
         .file_name()
         .and_then(|s| s.to_str())
-        .map(|s| s.trim_end_matches(".yaml").trim_end_matches(".yml").to_string())
+        .map(|s| {
+            s.trim_end_matches(".yaml")
+                .trim_end_matches(".yml")
+                .to_string()
+        })
         .unwrap_or_default();
     let name = match get("flow") {
         Some(n) => d.text(n, "flow").unwrap_or(stem),
@@ -1479,15 +1791,24 @@ pub fn load_str(text: &str, file: &Path, opts: &LoadOptions) -> Result<Flow, Vec
             d.timezone = tz;
         }
     }
-    let max_steps = get("max_steps").and_then(|n| d.uint(n, "max_steps", 100_000)).unwrap_or(1000) as u32;
-    let inputs = get("inputs").map(|n| d.strings(n, "inputs")).unwrap_or_default();
-    let description = get("description").and_then(|n| d.text(n, "description")).unwrap_or_default();
+    let max_steps = get("max_steps")
+        .and_then(|n| d.uint(n, "max_steps", 100_000))
+        .unwrap_or(1000) as u32;
+    let inputs = get("inputs")
+        .map(|n| d.strings(n, "inputs"))
+        .unwrap_or_default();
+    let description = get("description")
+        .and_then(|n| d.text(n, "description"))
+        .unwrap_or_default();
     let Some(steps_node) = get("steps") else {
         d.err(tree.pos, "a flow needs `steps`");
         return Err(d.problems);
     };
     let Some(steps_map) = steps_node.as_map() else {
-        d.err(steps_node.pos, "steps must be a mapping of step names to steps");
+        d.err(
+            steps_node.pos,
+            "steps must be a mapping of step names to steps",
+        );
         return Err(d.problems);
     };
     if steps_map.is_empty() {
@@ -1500,7 +1821,10 @@ pub fn load_str(text: &str, file: &Path, opts: &LoadOptions) -> Result<Flow, Vec
                 d.names.push(n.to_string());
             }
             _ => {
-                d.err(k.pos, "a step name is letters, digits and `_`, starting with a letter");
+                d.err(
+                    k.pos,
+                    "a step name is letters, digits and `_`, starting with a letter",
+                );
                 d.names.push(String::new());
             }
         }
@@ -1512,7 +1836,13 @@ pub fn load_str(text: &str, file: &Path, opts: &LoadOptions) -> Result<Flow, Vec
         match d.step(&name, k.pos, v, following) {
             Some(s) => steps.push(s),
             // Keep indexes aligned: a broken step becomes a hangup (never served).
-            None => steps.push(Step { name, pos: k.pos, action: Action::Hangup, next: None, explicit_next: false }),
+            None => steps.push(Step {
+                name,
+                pos: k.pos,
+                action: Action::Hangup,
+                next: None,
+                explicit_next: false,
+            }),
         }
     }
     let start = match get("start") {
@@ -1586,7 +1916,10 @@ mod tests {
 
     #[test]
     fn suggestions() {
-        assert_eq!(suggest("gahter", ["gather", "menu"]), "; did you mean `gather`?");
+        assert_eq!(
+            suggest("gahter", ["gather", "menu"]),
+            "; did you mean `gather`?"
+        );
         assert_eq!(suggest("zzzzzz", ["gather", "menu"]), "");
     }
 }

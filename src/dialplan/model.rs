@@ -22,9 +22,15 @@ pub struct Target {
 #[derive(Debug, Clone)]
 pub enum Prompt {
     /// A WAV file, decoded when the flow loaded.
-    File { name: String, pos: Pos },
+    File {
+        name: String,
+        pos: Pos,
+    },
     /// Text to speech.
-    Say { text: Template, pos: Pos },
+    Say {
+        text: Template,
+        pos: Pos,
+    },
     Silence(Duration),
     /// The 400 ms 1 kHz beep before a voicemail.
     Beep,
@@ -273,7 +279,12 @@ impl Step {
     pub fn edges(&self) -> Vec<(StepId, Vec<String>)> {
         let mut e: Vec<(StepId, Vec<String>)> = Vec::new();
         let next = self.next.map(|t| t.step);
-        fn add(e: &mut Vec<(StepId, Vec<String>)>, next: Option<StepId>, t: Option<Target>, defs: Vec<String>) {
+        fn add(
+            e: &mut Vec<(StepId, Vec<String>)>,
+            next: Option<StepId>,
+            t: Option<Target>,
+            defs: Vec<String>,
+        ) {
             if let Some(s) = t.map(|t| t.step).or(next) {
                 e.push((s, defs));
             }
@@ -281,7 +292,12 @@ impl Step {
         match &self.action {
             Action::Hangup | Action::Goto(Goto::Flow { .. }) => {}
             Action::Goto(Goto::Step(t)) => e.push((t.step, vec![])),
-            Action::Set(vars) => add(&mut e, next, None, vars.iter().map(|(k, _)| k.clone()).collect()),
+            Action::Set(vars) => add(
+                &mut e,
+                next,
+                None,
+                vars.iter().map(|(k, _)| k.clone()).collect(),
+            ),
             Action::Gather(g) => {
                 let mut ok = vec!["digits".to_string()];
                 ok.extend(g.into.clone());
@@ -380,7 +396,9 @@ impl Flow {
             Action::Play { prompts, .. } => has(prompts),
             Action::Gather(g) => has(&g.prompt) || has(&g.retry_prompt),
             Action::Menu(m) => has(&m.prompt) || has(&m.retry_prompt),
-            Action::Enqueue(q) => has(&q.hold) || q.announce.as_ref().is_some_and(|a| has(&a.prompts)),
+            Action::Enqueue(q) => {
+                has(&q.hold) || q.announce.as_ref().is_some_and(|a| has(&a.prompts))
+            }
             Action::Voicemail(v) => has(&v.prompt),
             _ => false,
         })

@@ -36,7 +36,9 @@ impl FlowSet {
                 continue;
             }
             for s in &f.steps {
-                let Action::Goto(Goto::Flow { flow, step, pos }) = &s.action else { continue };
+                let Action::Goto(Goto::Flow { flow, step, pos }) = &s.action else {
+                    continue;
+                };
                 let err = |message: String| Problem {
                     file: f.file.clone(),
                     pos: *pos,
@@ -44,7 +46,8 @@ impl FlowSet {
                 };
                 match self.flows.get(flow) {
                     None => {
-                        let hint = super::load::suggest(flow, self.flows.keys().map(|k| k.as_str()));
+                        let hint =
+                            super::load::suggest(flow, self.flows.keys().map(|k| k.as_str()));
                         out.push(err(format!("goto: there is no flow named `{flow}`{hint}")));
                     }
                     Some(target) => {
@@ -156,7 +159,9 @@ impl Library {
             changed = true;
             match load_file(f, &self.opts) {
                 Ok(flow) => {
-                    report.loaded.push((flow.name.clone(), flow.version.clone()));
+                    report
+                        .loaded
+                        .push((flow.name.clone(), flow.version.clone()));
                     seen.insert(f.clone(), (t, len, Some(Arc::new(flow))));
                 }
                 Err(p) => {
@@ -177,7 +182,9 @@ impl Library {
         let mut set = FlowSet::default();
         let mut by_name: BTreeMap<String, &PathBuf> = BTreeMap::new();
         for f in &files {
-            let Some((_, _, Some(flow))) = seen.get(f) else { continue };
+            let Some((_, _, Some(flow))) = seen.get(f) else {
+                continue;
+            };
             if let Some(other) = by_name.get(&flow.name) {
                 report.problems.push(Problem {
                     file: f.clone(),

@@ -210,7 +210,10 @@ pub fn simulate(source: Arc<dyn FlowSource>, flow: Arc<Flow>, case: &TestCase) -
             }
             _ => {
                 if !fire_timer(&mut timers, &mut elapsed, &mut run, now) {
-                    error = Some(format!("the flow waits for {:?} and nothing comes", run.wait()));
+                    error = Some(format!(
+                        "the flow waits for {:?} and nothing comes",
+                        run.wait()
+                    ));
                     ending = Some("error".into());
                     break;
                 }
@@ -296,7 +299,10 @@ pub fn run_tests(source: Arc<dyn FlowSource>, flow: &Arc<Flow>) -> Vec<TestOutco
                     ));
                 }
             }
-            if case.expect_path.is_none() && case.expect_ends.is_none() && case.expect_vars.is_empty() {
+            if case.expect_path.is_none()
+                && case.expect_ends.is_none()
+                && case.expect_vars.is_empty()
+            {
                 failures.push(format!(
                     "{}:{}: the test expects nothing; add `expect:` with path, ends or variables",
                     flow.file.display(),

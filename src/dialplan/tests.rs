@@ -23,7 +23,8 @@ fn dir() -> tempfile::TempDir {
             hound::WavWriter::create(d.path().join("prompts").join(format!("{name}.wav")), spec)
                 .unwrap();
         for i in 0..(8000.0 * secs) as i32 {
-            w.write_sample(((i as f32 * 0.2).sin() * 8000.0) as i16).unwrap();
+            w.write_sample(((i as f32 * 0.2).sin() * 8000.0) as i16)
+                .unwrap();
         }
         w.finalize().unwrap();
     }
@@ -59,12 +60,24 @@ fn has(ps: &[String], at: &str, text: &str) {
 #[test]
 fn unknown_steps_and_fields_are_located_with_suggestions() {
     let ps = problems("steps:\n  a:\n    gahter: {}\n  b:\n    play: hello\n    nxt: a\n");
-    has(&ps, "3:5", "unknown step type `gahter`; did you mean `gather`?");
-    has(&ps, "6:5", "unknown field `nxt` in a play step; did you mean `next`?");
+    has(
+        &ps,
+        "3:5",
+        "unknown step type `gahter`; did you mean `gather`?",
+    );
+    has(
+        &ps,
+        "6:5",
+        "unknown field `nxt` in a play step; did you mean `next`?",
+    );
     let ps = problems("steps:\n  a:\n    gather: {prompt: hello, mix: 3}\n");
     has(&ps, "3:29", "unknown field `mix` in gather; did you mean");
     let ps = problems("stepz:\n  a:\n    hangup:\n");
-    has(&ps, "1:1", "unknown field `stepz` in a flow; did you mean `steps`?");
+    has(
+        &ps,
+        "1:1",
+        "unknown field `stepz` in a flow; did you mean `steps`?",
+    );
 }
 
 #[test]
@@ -74,7 +87,11 @@ fn bad_targets_prompts_zones_and_values() {
     );
     has(&ps, "3:11", "prompt `helo` not found");
     has(&ps, "4:11", "there is no step named `bb`");
-    has(&ps, "7:17", "unknown time zone `America/New_Yrok`; did you mean `America/New_York`?");
+    has(
+        &ps,
+        "7:17",
+        "unknown time zone `America/New_Yrok`; did you mean `America/New_York`?",
+    );
     has(&ps, "8:23", "`9-5` is not a time range");
     has(&ps, "12:12", "`soon` is not a duration");
 }
@@ -128,7 +145,9 @@ fn say_without_a_speech_engine_is_refused_at_load() {
     .unwrap_err();
     assert!(e[0].message.contains("espeak-ng is not installed"), "{e:?}");
     assert_eq!((e[0].pos.line, e[0].pos.col), (3, 10));
-    assert!(e[0].to_string().starts_with(&format!("{}:3:10: ", d.path().join("f.yaml").display())));
+    assert!(e[0]
+        .to_string()
+        .starts_with(&format!("{}:3:10: ", d.path().join("f.yaml").display())));
 }
 
 #[test]
@@ -283,8 +302,13 @@ fn gather_retries_then_takes_the_invalid_or_timeout_branch() {
     let mut s = Sim::new(f);
     s.finish_prompt();
     s.digits("1#"); // too short
-    // The retry plays the retry prompt then the prompt.
-    let Some(Output::Play { items, .. }) = s.outs.iter().rev().find(|o| matches!(o, Output::Play { .. })) else {
+                    // The retry plays the retry prompt then the prompt.
+    let Some(Output::Play { items, .. }) = s
+        .outs
+        .iter()
+        .rev()
+        .find(|o| matches!(o, Output::Play { .. }))
+    else {
         panic!()
     };
     assert_eq!(items.len(), 2);
@@ -396,14 +420,30 @@ fn lookup_http_and_branch() {
 ",
     );
     let mut s = Sim::new(f);
-    assert!(s.outs.iter().any(|o| matches!(o, Output::Lookup { value, .. } if value == "+15551234567")));
+    assert!(s
+        .outs
+        .iter()
+        .any(|o| matches!(o, Output::Lookup { value, .. } if value == "+15551234567")));
     s.input(Input::LookupResult(Some(vec![("id".into(), "42".into())])));
-    let Some(Output::Http { method, url, body, timeout, .. }) = s.outs.iter().find(|o| matches!(o, Output::Http { .. })) else {
+    let Some(Output::Http {
+        method,
+        url,
+        body,
+        timeout,
+        ..
+    }) = s.outs.iter().find(|o| matches!(o, Output::Http { .. }))
+    else {
         panic!()
     };
-    assert_eq!((method.as_str(), url.as_str(), *timeout), ("POST", "https://crm.example/api/42", Duration::from_secs(2)));
+    assert_eq!(
+        (method.as_str(), url.as_str(), *timeout),
+        ("POST", "https://crm.example/api/42", Duration::from_secs(2))
+    );
     assert_eq!(body.as_ref().unwrap()["caller"], "+15551234567");
-    s.input(Input::HttpResult(Ok((200, serde_json::json!({"balance": 250, "tags": ["a"]})))));
+    s.input(Input::HttpResult(Ok((
+        200,
+        serde_json::json!({"balance": 250, "tags": ["a"]}),
+    ))));
     assert_eq!(s.path(), ["l", "w", "b", "rich"]);
     assert_eq!(s.run.vars()["http.tags.0"], "a");
 
@@ -435,10 +475,20 @@ fn queue_announces_position_and_leaves_after_max_wait() {
     );
     let mut s = Sim::new(f);
     assert!(s.outs.iter().any(|o| matches!(o, Output::Enqueue { queue, priority: 7, skills } if queue == "support" && skills == &["billing".to_string()])));
-    s.input(Input::QueueStatus { position: 3, wait: Duration::from_secs(70) });
+    s.input(Input::QueueStatus {
+        position: 3,
+        wait: Duration::from_secs(70),
+    });
     s.finish_prompt(); // hold prompt loops
     s.tick(); // 30 s: announcement
-    let Some(Output::Play { items, .. }) = s.outs.iter().rev().find(|o| matches!(o, Output::Play { .. })) else { panic!() };
+    let Some(Output::Play { items, .. }) = s
+        .outs
+        .iter()
+        .rev()
+        .find(|o| matches!(o, Output::Play { .. }))
+    else {
+        panic!()
+    };
     match &items[0] {
         PlayItem::Say(t) => assert_eq!(t, "You are number 3, about 2 minutes"),
         other => panic!("{other:?}"),
@@ -492,7 +542,14 @@ fn transfer_failure_branch() {
 fn goto_another_flow_and_the_step_limit() {
     let d = dir();
     let a = Arc::new(load_str("flow: a\nmax_steps: 50\nsteps:\n  s:\n    set: {n: x}\n    next: t\n  t:\n    goto: {flow: b}\n", &d.path().join("a.yaml"), &opts(true)).unwrap());
-    let b = Arc::new(load_str("flow: b\nsteps:\n  u:\n    goto: {flow: a}\n", &d.path().join("b.yaml"), &opts(true)).unwrap());
+    let b = Arc::new(
+        load_str(
+            "flow: b\nsteps:\n  u:\n    goto: {flow: a}\n",
+            &d.path().join("b.yaml"),
+            &opts(true),
+        )
+        .unwrap(),
+    );
     let mut set = FlowSet::default();
     set.flows.insert("a".into(), a.clone());
     set.flows.insert("b".into(), b);
@@ -507,7 +564,14 @@ fn goto_another_flow_and_the_step_limit() {
 #[test]
 fn goto_to_a_missing_flow_is_a_check_error() {
     let d = dir();
-    let a = Arc::new(load_str("flow: a\nsteps:\n  t:\n    goto: {flow: bb, step: x}\n", &d.path().join("a.yaml"), &opts(true)).unwrap());
+    let a = Arc::new(
+        load_str(
+            "flow: a\nsteps:\n  t:\n    goto: {flow: bb, step: x}\n",
+            &d.path().join("a.yaml"),
+            &opts(true),
+        )
+        .unwrap(),
+    );
     let mut set = FlowSet::default();
     set.flows.insert("a".into(), a);
     let p = set.check_gotos(None);

@@ -32,6 +32,24 @@ pub fn synthesize(text: &str) -> Result<Samples, String> {
     decode_stream_wav(&out.stdout).ok_or_else(|| format!("{ENGINE}: unreadable audio"))
 }
 
+/// [`synthesize`] with a small cache: announcements and static `say` texts repeat.
+pub fn cached(text: &str) -> Result<Samples, String> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static CACHE: OnceLock<Mutex<HashMap<String, Samples>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(s) = cache.lock().unwrap().get(text) {
+        return Ok(s.clone());
+    }
+    let s = synthesize(text)?;
+    let mut c = cache.lock().unwrap();
+    if c.len() >= 256 {
+        c.clear();
+    }
+    c.insert(text.to_string(), s.clone());
+    Ok(s)
+}
+
 /// espeak-ng's `--stdout` WAV has placeholder sizes (it streams), so read the format and
 /// take every 16-bit sample after the `data` tag.
 fn decode_stream_wav(b: &[u8]) -> Option<Samples> {

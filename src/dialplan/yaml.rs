@@ -22,7 +22,10 @@ impl std::fmt::Display for Pos {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
     /// A scalar; `quoted` when written in quotes (so `"1"` is text, never a number).
-    Scalar { text: String, quoted: bool },
+    Scalar {
+        text: String,
+        quoted: bool,
+    },
     Seq(Vec<Node>),
     Map(Vec<(Node, Node)>),
     Null,

@@ -92,6 +92,8 @@ pub enum MediaNotice {
     Closed {
         recording: Option<PathBuf>,
     },
+    /// A voicemail was saved (or could not be).
+    Voicemail(Result<(PathBuf, f64), String>),
 }
 
 enum Cmd {
@@ -106,6 +108,9 @@ enum Cmd {
     Conference,
     Unbridge,
     Record(PathBuf),
+    Voicemail(PathBuf),
+    StopVoicemail,
+    StopRecording,
 }
 
 /// The call actor's handle on its media task. Dropping it ends the task (and
@@ -224,6 +229,20 @@ impl MediaHandle {
                                 Ok(r) => session.record(r),
                                 Err(e) => out.push(Out::Event(MediaEvent::RecordingError { error: format!("{}: {e}", path.display()) })),
                             },
+                            Cmd::Voicemail(path) => match Recorder::create(&path) {
+                                Ok(r) => session.start_voicemail(r),
+                                Err(e) => notify.do_send(MediaNotice::Voicemail(Err(format!("{}: {e}", path.display())))),
+                            },
+                            Cmd::StopRecording => match session.stop_recording() {
+                                Some(Ok(p)) => tracing::info!(path = %p.display(), "recording saved"),
+                                Some(Err(e)) => tracing::warn!(error = %e, "cannot finalise recording"),
+                                None => {}
+                            },
+                            Cmd::StopVoicemail => {
+                                if let Some(r) = session.stop_voicemail() {
+                                    notify.do_send(MediaNotice::Voicemail(r.map_err(|e| e.to_string())));
+                                }
+                            }
                         }
                     }
                     Some((leg, port, from, data)) = prx.recv() => {
@@ -263,6 +282,9 @@ impl MediaHandle {
                         Out::Event(e) => notify.do_send(MediaNotice::Event(e)),
                     }
                 }
+            }
+            if let Some(r) = session.stop_voicemail() {
+                notify.do_send(MediaNotice::Voicemail(r.map_err(|e| e.to_string())));
             }
             let recording = match session.stop_recording() {
                 Some(Ok(p)) => Some(p),
@@ -320,6 +342,19 @@ impl MediaHandle {
 
     pub fn unbridge(&self) {
         let _ = self.tx.send(Cmd::Unbridge);
+    }
+
+    /// Records what the caller says to `path` until [`MediaHandle::stop_voicemail`].
+    pub fn voicemail(&self, path: PathBuf) {
+        let _ = self.tx.send(Cmd::Voicemail(path));
+    }
+
+    pub fn stop_recording(&self) {
+        let _ = self.tx.send(Cmd::StopRecording);
+    }
+
+    pub fn stop_voicemail(&self) {
+        let _ = self.tx.send(Cmd::StopVoicemail);
     }
 
     pub fn record(&self, path: PathBuf) {

@@ -216,6 +216,8 @@ pub struct MediaSession {
     legs: Vec<Option<Leg>>,
     mode: Mode,
     recorder: Option<Recorder>,
+    /// A voicemail: what the caller says, on both channels.
+    voicemail: Option<Recorder>,
     start: Instant,
     cname: String,
     /// How close in time a digit from another source counts as the same press.
@@ -238,6 +240,7 @@ impl MediaSession {
             legs: Vec::new(),
             mode: Mode::Alone,
             recorder: None,
+            voicemail: None,
             start: now,
             cname,
             dedupe_window: Duration::from_millis(500),
@@ -345,6 +348,19 @@ impl MediaSession {
     /// Starts recording: leg 0 (the caller) left, what it hears right.
     pub fn record(&mut self, rec: Recorder) {
         self.recorder = Some(rec);
+    }
+
+    /// Starts recording what the caller says (a voicemail), besides any call recording.
+    pub fn start_voicemail(&mut self, rec: Recorder) {
+        self.voicemail = Some(rec);
+    }
+
+    /// Ends the voicemail: its file and length in seconds.
+    pub fn stop_voicemail(&mut self) -> Option<std::io::Result<(std::path::PathBuf, f64)>> {
+        self.voicemail.take().map(|r| {
+            let secs = r.seconds();
+            r.finish().map(|p| (p, secs)).map_err(std::io::Error::other)
+        })
     }
 
     pub fn stop_recording(&mut self) -> Option<std::io::Result<std::path::PathBuf>> {
@@ -692,6 +708,17 @@ impl MediaSession {
                     error: e.to_string(),
                 }));
                 self.recorder = None;
+            }
+        }
+        if let (Some(vm), Some(l0)) = (
+            self.voicemail.as_mut(),
+            self.legs.first().and_then(|l| l.as_ref()),
+        ) {
+            if let Err(e) = vm.write(&l0.heard, &l0.heard) {
+                out.push(Out::Event(MediaEvent::RecordingError {
+                    error: e.to_string(),
+                }));
+                self.voicemail = None;
             }
         }
         // 4. RTCP.

@@ -31,6 +31,14 @@ impl Gateway {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().display();
         let (sip, tls, ws, http) = (base, base + 1, base + 2, base + 3);
+        // Without a [dialplan] of its own a test gets an empty dialplan directory, so
+        // calls get the built-in handler even in demo mode.
+        let tables = if tables.contains("[dialplan]") {
+            tables.to_string()
+        } else {
+            std::fs::create_dir_all(dir.path().join("dialplans")).unwrap();
+            format!("{tables}\n[dialplan]\ndir = \"{d}/dialplans\"\n")
+        };
         let cfg = format!(
             "{top}\n[sip]\nudp = \"127.0.0.1:{sip}\"\ntcp = \"127.0.0.1:{sip}\"\ntls = \"127.0.0.1:{tls}\"\nws = \"127.0.0.1:{ws}\"\ntls_cert = \"{d}/cert.pem\"\ntls_key = \"{d}/cert.key\"\nkeepalive_interval = 0\n[http]\nlisten = \"127.0.0.1:{http}\"\nadmin_token = \"test-token\"\n[rtp]\nports = \"{}-{}\"\n[data]\ndir = \"{d}/data\"\n[log]\nlevel = \"info\"\n[calls]\n{calls}\n{tables}\n",
             base + 40,
@@ -84,6 +92,11 @@ impl Gateway {
 
     pub fn get(&self, path: &str) -> (u16, String) {
         self.try_get(path)
+            .unwrap_or_else(|e| panic!("GET {path}: {e}\n{}", self.log()))
+    }
+
+    pub fn get_auth(&self, path: &str, token: &str) -> (u16, String) {
+        http(self.http, "GET", path, Some(token), "")
             .unwrap_or_else(|e| panic!("GET {path}: {e}\n{}", self.log()))
     }
 

@@ -2,6 +2,7 @@
 //! One test binary with submodules, so the suite links once.
 
 mod harness;
+mod ivr;
 mod media;
 mod sipp_calls;
 mod torture;

@@ -1,0 +1,631 @@
+//! The call actor's IVR part: it drives a dialplan [`Run`] with the call's media and
+//! the outside world. Outputs of the run become media commands (prompts, speech made
+//! off-thread by espeak-ng), actor timers, store lookups, webhooks (awc), the queue
+//! board, transfers through trunks and voicemails; media and SIP events become the
+//! run's inputs. Everything the caller entered is written to the call's interaction
+//! record when it joins a queue and when it ends.
+
+use super::{CallActor, CallCommand, Leg};
+use crate::config::DialplanConfig;
+use crate::dialplan::engine::{Dest, Ending, Input, Output, PlayItem};
+use crate::dialplan::{CallInfo, Library, Run};
+use crate::media::player::{Item, Samples};
+use crate::routing::QueueBoard;
+use crate::store::Store;
+use actix::prelude::*;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What every call's IVR shares.
+pub struct IvrContext {
+    pub library: Arc<Library>,
+    pub config: DialplanConfig,
+    pub demo: bool,
+    pub store: Store,
+    pub queues: Arc<QueueBoard>,
+    pub voicemail_dir: PathBuf,
+}
+
+pub(super) struct Ivr {
+    ctx: Arc<IvrContext>,
+    pub(super) run: Run,
+    pub(super) interaction: String,
+    /// The prompt the run waits for: (its id, the media id of its last item).
+    play: Option<(u64, u64)>,
+    customer_id: Option<i64>,
+    queue: Option<String>,
+    queue_poll: Option<SpawnHandle>,
+    pub(super) finished: bool,
+}
+
+/// Media ids of a prompt's items: run id × 64 + index.
+const ITEMS: u64 = 64;
+
+fn beep() -> Samples {
+    (0..3200)
+        .map(|i| ((i as f32 * 2.0 * std::f32::consts::PI * 1000.0 / 8000.0).sin() * 8000.0) as i16)
+        .collect::<Vec<_>>()
+        .into()
+}
+
+impl CallActor {
+    /// Starts the flow routed for this call, if any. False: no flow applies.
+    pub(super) fn start_ivr(&mut self, ctx: &mut Context<Self>) -> bool {
+        let Some(ictx) = self.cfg.ivr.clone() else {
+            return false;
+        };
+        let Some(name) = ictx
+            .config
+            .flow_for(&self.callee, self.trunk.as_deref(), ictx.demo)
+        else {
+            return false;
+        };
+        let set = ictx.library.snapshot();
+        let Some(flow) = set.flows.get(&name).cloned() else {
+            tracing::warn!(call = %self.a.call, flow = %name, "no flow of that name is loaded; using the built-in handler");
+            return false;
+        };
+        let interaction = format!("{:016x}", rand::random::<u64>());
+        let info = CallInfo {
+            caller: self.caller.clone(),
+            caller_name: String::new(),
+            dialled: self.callee.clone(),
+            trunk: self.trunk.clone().unwrap_or_default(),
+            call_id: interaction.clone(),
+        };
+        tracing::info!(call = %self.a.call, flow = %flow.name, version = %flow.version, %interaction, "ivr start");
+        let store = ictx.store.clone();
+        let (id, caller, dialled, trunk, fname, fver) = (
+            interaction.clone(),
+            info.caller.clone(),
+            info.dialled.clone(),
+            info.trunk.clone(),
+            flow.name.clone(),
+            flow.version.clone(),
+        );
+        // The record exists before anything is written to it (the mailbox is ordered,
+        // the spawned write is not): start it synchronously on this arbiter.
+        ctx.spawn(
+            actix::fut::wrap_future::<_, Self>(async move {
+                store
+                    .start_interaction(&id, "voice", &caller, &dialled, &trunk, &fname, &fver)
+                    .await
+            })
+            .map(|r, act, ctx| {
+                if let Err(e) = r {
+                    tracing::warn!(call = %act.a.call, error = %e, "cannot record the interaction");
+                }
+                if let Some(ivr) = act.ivr.as_mut() {
+                    ivr.run.start(crate::clock::timestamp());
+                }
+                act.ivr_pump(ctx);
+            }),
+        );
+        self.ivr = Some(Ivr {
+            ctx: ictx,
+            run: Run::new(set, flow, &info),
+            interaction,
+            play: None,
+            customer_id: None,
+            queue: None,
+            queue_poll: None,
+            finished: false,
+        });
+        true
+    }
+
+    pub(super) fn ivr_input(&mut self, ctx: &mut Context<Self>, i: Input) {
+        let Some(ivr) = self.ivr.as_mut() else { return };
+        ivr.run.handle(crate::clock::timestamp(), i);
+        self.ivr_pump(ctx);
+    }
+
+    /// Plays (or queues until the caller's media is up) one item on the caller's leg.
+    pub(super) fn caller_play(&mut self, ctx: &mut Context<Self>, item: Item) {
+        match self.a.media.filter(|_| self.a.established) {
+            Some(leg) => self.media(ctx).play(leg, item),
+            None => self.pending_media.push(item),
+        }
+    }
+
+    /// The caller's media is up: a short silence, then what the flow asked to play.
+    pub(super) fn ivr_media_up(&mut self, ctx: &mut Context<Self>) {
+        let Some(leg) = self.a.media else { return };
+        let pending = std::mem::take(&mut self.pending_media);
+        let m = self.media(ctx);
+        m.play(
+            leg,
+            Item::Silence {
+                id: 0,
+                samples: 1600,
+            },
+        );
+        for i in pending {
+            m.play(leg, i);
+        }
+    }
+
+    fn play_items(
+        &mut self,
+        ctx: &mut Context<Self>,
+        id: u64,
+        items: Vec<(PlayItem, Option<Samples>)>,
+        barge_in: bool,
+    ) {
+        let n = items.len() as u64;
+        if let Some(ivr) = self.ivr.as_mut() {
+            ivr.play = Some((id, id * ITEMS + n - 1));
+        }
+        for (i, (item, spoken)) in items.into_iter().enumerate() {
+            let mid = id * ITEMS + i as u64;
+            let it = match item {
+                PlayItem::Audio { samples, .. } => Item::Prompt {
+                    id: mid,
+                    samples,
+                    barge_in,
+                },
+                PlayItem::Say(_) => match spoken {
+                    Some(samples) => Item::Prompt {
+                        id: mid,
+                        samples,
+                        barge_in,
+                    },
+                    None => Item::Silence {
+                        id: mid,
+                        samples: 1,
+                    },
+                },
+                PlayItem::Silence(d) => Item::Silence {
+                    id: mid,
+                    samples: (d.as_millis() as u32) * 8,
+                },
+                PlayItem::Beep => Item::Prompt {
+                    id: mid,
+                    samples: beep(),
+                    barge_in: false,
+                },
+            };
+            self.caller_play(ctx, it);
+        }
+    }
+
+    fn update_interaction(&self, outcome: Option<String>, ended: bool) {
+        let Some(ivr) = self.ivr.as_ref() else { return };
+        let store = ivr.ctx.store.clone();
+        let id = ivr.interaction.clone();
+        let vars: serde_json::Map<String, serde_json::Value> = ivr
+            .run
+            .vars()
+            .iter()
+            .filter(|(k, _)| !matches!(k.as_str(), "now" | "date" | "time" | "weekday"))
+            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+            .collect();
+        let path = ivr.run.path().to_vec();
+        let (customer, queue) = (ivr.customer_id, ivr.queue.clone());
+        tokio::spawn(async move {
+            if let Err(e) = store
+                .update_interaction(
+                    &id,
+                    customer,
+                    queue.as_deref(),
+                    outcome.as_deref(),
+                    &path,
+                    &vars,
+                    ended,
+                )
+                .await
+            {
+                tracing::warn!(interaction = %id, error = %e, "cannot update the interaction");
+            }
+        });
+    }
+
+    /// Carries out what the run asked for.
+    pub(super) fn ivr_pump(&mut self, ctx: &mut Context<Self>) {
+        loop {
+            let Some(ivr) = self.ivr.as_mut() else { return };
+            let Some(o) = ivr.run.poll() else { return };
+            let call = self.a.call;
+            match o {
+                Output::Step { flow, step, kind } => {
+                    tracing::info!(%call, %flow, %step, kind, "ivr step");
+                }
+                Output::Note(n) => tracing::debug!(%call, note = %n, "ivr"),
+                Output::Answer => {
+                    if !self.answered {
+                        self.answered = true;
+                        if !self.answer_caller(ctx, vec![]) {
+                            self.ivr_input(ctx, Input::Hangup);
+                            return ctx.stop();
+                        }
+                    }
+                }
+                Output::Play {
+                    id,
+                    items,
+                    barge_in,
+                } => {
+                    let texts: Vec<String> = items
+                        .iter()
+                        .filter_map(|i| match i {
+                            PlayItem::Say(t) => Some(t.clone()),
+                            _ => None,
+                        })
+                        .collect();
+                    if texts.is_empty() {
+                        let items = items.into_iter().map(|i| (i, None)).collect();
+                        self.play_items(ctx, id, items, barge_in);
+                    } else {
+                        // Speech is made off the actor's thread, then played if the
+                        // run still wants it.
+                        ctx.spawn(
+                            actix::fut::wrap_future::<_, Self>(tokio::task::spawn_blocking(move || {
+                                texts
+                                    .iter()
+                                    .map(|t| crate::dialplan::tts::cached(t))
+                                    .collect::<Vec<_>>()
+                            }))
+                            .map(move |r, act, ctx| {
+                                let mut spoken = r.unwrap_or_default().into_iter();
+                                let items: Vec<(PlayItem, Option<Samples>)> = items
+                                    .into_iter()
+                                    .map(|i| {
+                                        let s = match &i {
+                                            PlayItem::Say(_) => match spoken.next() {
+                                                Some(Ok(s)) => Some(s),
+                                                Some(Err(e)) => {
+                                                    tracing::warn!(call = %act.a.call, error = %e, "text to speech failed");
+                                                    None
+                                                }
+                                                None => None,
+                                            },
+                                            _ => None,
+                                        };
+                                        (i, s)
+                                    })
+                                    .collect();
+                                if act.ivr.as_ref().is_some_and(|v| !v.finished) {
+                                    act.play_items(ctx, id, items, barge_in);
+                                }
+                            }),
+                        );
+                    }
+                }
+                Output::StopPlayback => {
+                    ivr.play = None;
+                    self.pending_media.clear();
+                    if let (Some(m), Some(leg)) = (&self.media, self.a.media) {
+                        m.stop_playback(leg);
+                    }
+                }
+                Output::Timer { id, after } => {
+                    ctx.run_later(after, move |act, ctx| act.ivr_input(ctx, Input::Timer(id)));
+                }
+                Output::Lookup { by, value } => {
+                    let store = ivr.ctx.store.clone();
+                    let by = by.name();
+                    ctx.spawn(
+                        actix::fut::wrap_future::<_, Self>(async move {
+                            store.lookup(by, &value).await
+                        })
+                        .map(|r, act, ctx| {
+                            let input = match r {
+                                Ok(Some(fields)) => {
+                                    if let Some(ivr) = act.ivr.as_mut() {
+                                        ivr.customer_id = fields
+                                            .iter()
+                                            .find(|(k, _)| k == "id")
+                                            .and_then(|(_, v)| v.parse().ok());
+                                    }
+                                    Input::LookupResult(Some(fields))
+                                }
+                                Ok(None) => Input::LookupResult(None),
+                                Err(e) => Input::LookupFailed(e.to_string()),
+                            };
+                            act.ivr_input(ctx, input);
+                        }),
+                    );
+                }
+                Output::Http {
+                    method,
+                    url,
+                    headers,
+                    body,
+                    timeout,
+                } => {
+                    tracing::info!(%call, %method, %url, "webhook");
+                    ctx.spawn(
+                        actix::fut::wrap_future::<_, Self>(webhook(
+                            method, url, headers, body, timeout,
+                        ))
+                        .map(|r, act, ctx| act.ivr_input(ctx, Input::HttpResult(r))),
+                    );
+                }
+                Output::Enqueue {
+                    queue,
+                    priority,
+                    skills,
+                } => {
+                    tracing::info!(%call, %queue, priority, skills = ?skills, interaction = %ivr.interaction, "enqueued");
+                    ivr.ctx
+                        .queues
+                        .join(&queue, &ivr.interaction, priority, crate::clock::now());
+                    ivr.queue = Some(queue);
+                    self.update_interaction(None, false);
+                    self.queue_status(ctx);
+                    let h =
+                        ctx.run_interval(Duration::from_secs(5), |act, ctx| act.queue_status(ctx));
+                    if let Some(ivr) = self.ivr.as_mut() {
+                        ivr.queue_poll = Some(h);
+                    }
+                }
+                Output::Dequeue => {
+                    ivr.ctx.queues.leave(&ivr.interaction);
+                    if let Some(h) = ivr.queue_poll.take() {
+                        ctx.cancel_future(h);
+                    }
+                }
+                Output::Transfer { to, timeout } => self.transfer(ctx, to, timeout),
+                Output::StartVoicemail { max_length } => {
+                    let dir = ivr.ctx.voicemail_dir.clone();
+                    let path = dir.join(format!(
+                        "{}-{}.wav",
+                        ivr.interaction,
+                        crate::clock::unix_secs()
+                    ));
+                    tracing::info!(%call, path = %path.display(), "voicemail");
+                    self.media(ctx).voicemail(path);
+                    ctx.run_later(max_length, |act, _| {
+                        if let Some(m) = &act.media {
+                            m.stop_voicemail();
+                        }
+                    });
+                }
+                Output::StopVoicemail => {
+                    if let Some(m) = &self.media {
+                        m.stop_voicemail();
+                    }
+                }
+                Output::Record(on) => {
+                    if on && !self.record_requested {
+                        self.record_requested = true;
+                        self.start_recording(ctx);
+                    } else if !on && self.record_requested {
+                        self.record_requested = false;
+                        if let Some(m) = &self.media {
+                            m.stop_recording();
+                        }
+                    }
+                }
+                Output::Hangup => {
+                    if self.a.ended {
+                        continue;
+                    }
+                    if self.answered {
+                        self.send(CallCommand::Hangup(self.a.call));
+                    } else {
+                        self.send(CallCommand::Reject(
+                            self.a.call,
+                            480,
+                            "Temporarily Unavailable",
+                        ));
+                    }
+                }
+                Output::Done(ending) => {
+                    ivr.finished = true;
+                    ivr.ctx.queues.leave(&ivr.interaction);
+                    if let Some(h) = ivr.queue_poll.take() {
+                        ctx.cancel_future(h);
+                    }
+                    let outcome = match &ending {
+                        Ending::Hangup => "hangup".to_string(),
+                        Ending::CallerHangup => "caller_hangup".into(),
+                        Ending::Answered(q) => format!("answered {q}"),
+                        Ending::Transferred(d) => format!("transfer {d}"),
+                        Ending::Error(e) => {
+                            tracing::warn!(%call, error = %e, "ivr error");
+                            "error".into()
+                        }
+                    };
+                    tracing::info!(%call, %outcome, path = %ivr.run.path().join(","), "ivr done");
+                    self.update_interaction(Some(outcome), true);
+                }
+            }
+        }
+    }
+
+    /// A media item finished: the run hears about its prompt when the last item ends
+    /// (or any is cut short by a key press).
+    pub(super) fn ivr_play_done(
+        &mut self,
+        ctx: &mut Context<Self>,
+        media_id: u64,
+        interrupted: bool,
+    ) {
+        let Some(ivr) = self.ivr.as_mut() else { return };
+        let Some((id, last)) = ivr.play else { return };
+        if media_id / ITEMS != id || (media_id != last && !interrupted) {
+            return;
+        }
+        ivr.play = None;
+        self.ivr_input(ctx, Input::PlayDone(id));
+    }
+
+    /// A voicemail was saved: it goes on the customer's timeline, and the flow goes on.
+    pub(super) fn ivr_voicemail(
+        &mut self,
+        ctx: &mut Context<Self>,
+        r: Result<(PathBuf, f64), String>,
+    ) {
+        let Some(ivr) = self.ivr.as_ref() else { return };
+        let seconds = match r {
+            Ok((path, secs)) => {
+                tracing::info!(call = %self.a.call, path = %path.display(), seconds = secs, "voicemail saved");
+                let store = ivr.ctx.store.clone();
+                let (customer, id) = (ivr.customer_id, ivr.interaction.clone());
+                let data = serde_json::json!({"path": path.display().to_string(), "seconds": secs});
+                tokio::spawn(async move {
+                    if let Err(e) = store.add_timeline(customer, &id, "voicemail", data).await {
+                        tracing::warn!(interaction = %id, error = %e, "cannot store the voicemail");
+                    }
+                });
+                secs.round() as u32
+            }
+            Err(e) => {
+                tracing::warn!(call = %self.a.call, error = %e, "voicemail failed");
+                0
+            }
+        };
+        self.ivr_input(ctx, Input::VoicemailDone { seconds });
+    }
+
+    /// The transfer target answered: bridge it to the caller; the flow is done.
+    pub(super) fn ivr_transfer_answered(
+        &mut self,
+        ctx: &mut Context<Self>,
+        remote_sdp: bytes::Bytes,
+    ) {
+        let Some(b) = self.b.as_mut() else { return };
+        b.established = true;
+        let b_call = b.call;
+        let n = crate::sdp::RemoteSession::parse(&remote_sdp).and_then(|r| {
+            crate::sdp::accept_answer(&r, b.local.as_ref().expect("local set with offer"))
+        });
+        match n {
+            Ok(n) => {
+                if let Some(leg) = self.add_media(ctx, true, &n) {
+                    if let (Some(m), Some(a)) = (&self.media, self.a.media) {
+                        m.stop_playback(a);
+                        m.bridge(a, leg);
+                    }
+                }
+                self.ivr_input(ctx, Input::Connected);
+            }
+            Err(e) => {
+                tracing::warn!(call = %self.a.call, error = %e, "unusable answer from the transfer target");
+                self.send(CallCommand::Hangup(b_call));
+                self.b = None;
+                self.ivr_input(ctx, Input::TransferFailed(format!("unusable answer: {e}")));
+            }
+        }
+    }
+
+    fn queue_status(&mut self, ctx: &mut Context<Self>) {
+        let Some(ivr) = self.ivr.as_ref() else { return };
+        let Some(q) = ivr.queue.clone() else { return };
+        let Some(position) = ivr.ctx.queues.position(&q, &ivr.interaction) else {
+            return;
+        };
+        let wait = QueueBoard::expected_wait(
+            position,
+            Duration::from_secs(ivr.ctx.config.queue_handle_secs),
+        );
+        self.ivr_input(ctx, Input::QueueStatus { position, wait });
+    }
+
+    /// A transfer to a number goes out through a trunk as a second leg, bridged when it
+    /// answers; its failure comes back to the flow.
+    fn transfer(&mut self, ctx: &mut Context<Self>, to: Dest, timeout: Duration) {
+        let (number, trunk) = match to {
+            Dest::Number { number, trunk } => (number, trunk),
+            Dest::Uri(u) => {
+                ctx.run_later(Duration::ZERO, move |act, ctx| {
+                    act.ivr_input(
+                        ctx,
+                        Input::TransferFailed(format!(
+                            "transfer to {u}: only numbers through trunks are supported"
+                        )),
+                    )
+                });
+                return;
+            }
+            Dest::Extension(e) => {
+                ctx.run_later(Duration::ZERO, move |act, ctx| {
+                    act.ivr_input(
+                        ctx,
+                        Input::TransferFailed(format!(
+                            "transfer to extension {e}: only numbers through trunks are supported"
+                        )),
+                    )
+                });
+                return;
+            }
+        };
+        let sockets =
+            match crate::media::driver::LegSockets::bind(self.cfg.rtp_ip, &self.ports, false) {
+                Ok(s) => s,
+                Err(e) => {
+                    let why = format!("no RTP port: {e}");
+                    ctx.run_later(Duration::ZERO, move |act, ctx| {
+                        act.ivr_input(ctx, Input::TransferFailed(why))
+                    });
+                    return;
+                }
+            };
+        let local = self.local(&sockets, vec![]);
+        let body = crate::sdp::offer(&local, crate::sdp::Direction::SendRecv);
+        let call = crate::sip::core::CallRef::next();
+        let mut leg = Leg::new(call);
+        leg.sockets = Some(sockets);
+        leg.local = Some(local);
+        leg.we_offered = true;
+        self.b = Some(leg);
+        tracing::info!(call = %self.a.call, out_leg = %call, number = %crate::redact::Redacted(&number), trunk = ?trunk, "transfer");
+        self.send(CallCommand::Originate {
+            call,
+            to: number,
+            sdp: bytes::Bytes::from(body),
+            trunk,
+            owner: Some(ctx.address()),
+        });
+        ctx.run_later(timeout, move |act, ctx| {
+            if act
+                .b
+                .as_ref()
+                .is_some_and(|b| b.call == call && !b.established && !b.ended)
+            {
+                act.send(CallCommand::Hangup(call));
+                act.ivr_input(ctx, Input::TransferFailed("no answer".into()));
+            }
+        });
+    }
+}
+
+pub(super) fn ivr_input_failed(reason: &crate::sip::core::EndReason) -> Input {
+    Input::TransferFailed(format!("{reason:?}"))
+}
+
+async fn webhook(
+    method: String,
+    url: String,
+    headers: Vec<(String, String)>,
+    body: Option<serde_json::Value>,
+    timeout: Duration,
+) -> Result<(u16, serde_json::Value), String> {
+    let client = awc::Client::builder().timeout(timeout).finish();
+    let m = awc::http::Method::from_bytes(method.as_bytes()).map_err(|e| e.to_string())?;
+    let mut req = client.request(m, &url);
+    for (k, v) in headers {
+        req = req.insert_header((k, v));
+    }
+    let sent = match body {
+        Some(b) => req.send_json(&b).await,
+        None => req.send().await,
+    };
+    let mut resp = sent.map_err(|e| e.to_string())?;
+    let status = resp.status().as_u16();
+    let bytes = resp
+        .body()
+        .limit(256 * 1024)
+        .await
+        .map_err(|e| e.to_string())?;
+    if bytes.is_empty() {
+        return Ok((status, serde_json::Value::Null));
+    }
+    match serde_json::from_slice(&bytes) {
+        Ok(v) => Ok((status, v)),
+        Err(_) if !(200..300).contains(&status) => Ok((status, serde_json::Value::Null)),
+        Err(e) => Err(format!("the answer is not JSON: {e}")),
+    }
+}

@@ -1,0 +1,308 @@
+//! The IVR end to end: the demo flow walked by a real SIPp caller with RFC 2833 keys,
+//! hot reload (a broken change refused with its line and column while the previous
+//! version serves; a valid one serving new calls while a call in progress keeps its
+//! version), and the designer's commands run as a user would.
+
+use crate::harness::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+fn repo(p: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(p)
+}
+
+fn copy_prompts(to: &Path) {
+    std::fs::create_dir_all(to.join("prompts")).unwrap();
+    for e in std::fs::read_dir(repo("dialplans/prompts")).unwrap() {
+        let p = e.unwrap().path();
+        std::fs::copy(&p, to.join("prompts").join(p.file_name().unwrap())).unwrap();
+    }
+}
+
+fn json(body: &str) -> serde_json::Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
+}
+
+#[test]
+fn sipp_caller_walks_the_demo_flow_to_the_support_queue() {
+    // The demo flow as shipped, with its business hours opened around the clock so the
+    // test passes at any hour (its own tests cover open and closed).
+    let dp = tempfile::tempdir().unwrap();
+    copy_prompts(dp.path());
+    let demo = std::fs::read_to_string(repo("dialplans/demo.yaml")).unwrap();
+    let open = demo
+        .replace(
+            "        mon-fri: 08:00-20:00\n        sat: 10:00-16:00\n",
+            "        daily: 00:00-24:00\n",
+        )
+        .replace("      holidays: [2026-12-25, 2027-01-01]\n", "");
+    assert_ne!(open, demo, "the demo's hours changed; update this test");
+    std::fs::write(dp.path().join("demo.yaml"), open).unwrap();
+
+    let g = Gateway::start(
+        22700,
+        "demo = true",
+        "answer_after_ms = 50\nhangup_after_secs = 0\nrecord = false",
+        &format!(
+            "[dialplan]\ndir = \"{}\"\ndefault_flow = \"demo\"\n",
+            dp.path().display()
+        ),
+    );
+    g.wait_log("dialplan loaded");
+    let out = sipp(
+        g.dir.path(),
+        &[
+            "-sf",
+            &scenario("uac_ivr_support.xml"),
+            "-s",
+            "100",
+            "-m",
+            "1",
+            "-p",
+            "22790",
+            "-mp",
+            "22760",
+            &format!("127.0.0.1:{}", g.sip),
+        ],
+    );
+    assert_sipp_ok(&out, "IVR call", &g);
+    g.wait_log("ivr done");
+    let log = g.log();
+    assert!(log.contains("queue=support priority=8"), "{log}");
+    for d in ["digit=2", "digit=1", "digit=4", "digit=#"] {
+        assert!(log.contains(d), "{d} not seen:\n{log}");
+    }
+    // The interaction carries what the caller entered and where it went.
+    let (status, body) = g.get_auth("/api/interactions?limit=5", "test-token");
+    assert_eq!(status, 200, "{body}");
+    let list = json(&body);
+    let i = &list[0];
+    assert_eq!(i["flow"], "demo", "{i}");
+    assert_eq!(i["queue"], "support", "{i}");
+    assert_eq!(i["variables"]["account"], "1234", "{i}");
+    assert_eq!(i["variables"]["digits"], "1234", "{i}");
+    assert_eq!(i["variables"]["customer.name"], "Ada Lovelace", "{i}");
+    assert_eq!(i["variables"]["customer.tier"], "gold", "{i}");
+    assert_eq!(i["outcome"], "caller_hangup", "{i}");
+    assert!(i["customer_id"].as_i64().is_some(), "{i}");
+    let path: Vec<&str> = i["path"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        path,
+        [
+            "welcome",
+            "hours",
+            "main_menu",
+            "support",
+            "find_account",
+            "known_customer",
+            "tier",
+            "support_priority"
+        ]
+    );
+    // One interaction by id, and a bad request gets a reason.
+    let id = i["id"].as_str().unwrap();
+    let (status, one) = g.get_auth(&format!("/api/interactions/{id}"), "test-token");
+    assert_eq!(status, 200);
+    assert_eq!(json(&one)["variables"]["account"], "1234");
+    assert_eq!(g.get_auth("/api/interactions/nope", "test-token").0, 404);
+    let (status, body) = g.get_auth("/api/interactions?limit=0", "test-token");
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("limit"), "{body}");
+    assert_eq!(g.get("/api/interactions").0, 401);
+}
+
+const V1: &str = "flow: main
+steps:
+  hello:
+    play: hello
+  wait:
+    pause: 3s
+  one:
+    set: {version: one}
+  bye:
+    hangup:
+";
+
+const V2: &str = "flow: main
+steps:
+  second:
+    play: hello
+  bye2:
+    hangup:
+";
+
+fn call_until_bye(g: &Gateway, port: u16) -> std::process::Output {
+    sipp(
+        g.dir.path(),
+        &[
+            "-sf",
+            &scenario("uac_gateway_hangs_up.xml"),
+            "-s",
+            "100",
+            "-m",
+            "1",
+            "-p",
+            &port.to_string(),
+            &format!("127.0.0.1:{}", g.sip),
+        ],
+    )
+}
+
+#[test]
+fn hot_reload_refuses_broken_flows_and_keeps_calls_on_their_version() {
+    let dp = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dp.path().join("prompts")).unwrap();
+    std::fs::copy(
+        repo("dialplans/prompts/thanks.wav"),
+        dp.path().join("prompts/hello.wav"),
+    )
+    .unwrap();
+    let file = dp.path().join("main.yaml");
+    std::fs::write(&file, V1).unwrap();
+    let g = Gateway::start(
+        22800,
+        "demo = true",
+        "answer_after_ms = 50\nhangup_after_secs = 0\nrecord = false",
+        &format!(
+            "[dialplan]\ndir = \"{}\"\ndefault_flow = \"main\"\nreload_ms = 100\n",
+            dp.path().display()
+        ),
+    );
+    g.wait_log("dialplan loaded");
+
+    // A broken change: refused with file, line and column; the previous version serves.
+    std::fs::write(&file, V1.replace("    pause: 3s", "    pasue: 3s")).unwrap();
+    g.wait_log("unknown step type `pasue`; did you mean `pause`?");
+    let log = g.log();
+    assert!(
+        log.contains(&format!(
+            "dialplan refused: {}:6:5: unknown step type",
+            file.display()
+        )),
+        "{log}"
+    );
+    assert!(log.contains("the previous versions keep serving"), "{log}");
+    let out = call_until_bye(&g, 22890);
+    assert_sipp_ok(&out, "call on the previous version", &g);
+    g.wait_log("path=hello,wait,one,bye");
+
+    // A valid change serves new calls within a second, while a call in progress keeps
+    // its version.
+    std::fs::write(&file, V1).unwrap(); // (the same text: reloaded, same version)
+    let mut first = sipp_spawn(
+        g.dir.path(),
+        &[
+            "-sf",
+            &scenario("uac_gateway_hangs_up.xml"),
+            "-s",
+            "100",
+            "-m",
+            "1",
+            "-p",
+            "22891",
+            &format!("127.0.0.1:{}", g.sip),
+        ],
+    );
+    wait_for("the first call to pause", Duration::from_secs(10), || {
+        g.log().matches("step=wait").count() >= 2
+    });
+    std::fs::write(&file, V2).unwrap();
+    let changed = std::time::Instant::now();
+    wait_for("the new version to load", Duration::from_secs(5), || {
+        g.log().matches("dialplan loaded").count() >= 3
+    });
+    assert!(
+        changed.elapsed() < Duration::from_secs(1),
+        "reload took {:?}",
+        changed.elapsed()
+    );
+    let out = call_until_bye(&g, 22892);
+    assert_sipp_ok(&out, "call on the new version", &g);
+    g.wait_log("path=second,bye2");
+    let status = first.wait().unwrap();
+    assert!(status.success(), "first call: {status}\n{}", g.log());
+    // The call that started on v1 finished on v1.
+    assert!(
+        g.log().matches("path=hello,wait,one,bye").count() >= 2,
+        "{}",
+        g.log()
+    );
+}
+
+#[test]
+fn designer_commands_check_simulate_and_test() {
+    let bin = env!("CARGO_BIN_EXE_omnigate");
+    // Every shipped flow passes its tests.
+    let out = Command::new(bin)
+        .args(["dialplan", "test"])
+        .arg(repo("dialplans"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("0 failed"), "{text}");
+    assert!(text.contains("PASS demo ::"), "{text}");
+
+    let out = Command::new(bin)
+        .args(["dialplan", "simulate"])
+        .arg(repo("dialplans/demo.yaml"))
+        .args([
+            "--caller",
+            "+15551234",
+            "--digits",
+            "1",
+            "--at",
+            "2026-11-23T10:00:00-05:00",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("path: welcome -> hours -> main_menu -> sales -> sales_queue"),
+        "{text}"
+    );
+    assert!(text.contains("ends: enqueue sales"), "{text}");
+    assert!(text.contains("open (Mon 10:00 America/New_York)"), "{text}");
+
+    // A broken flow: every problem with file:line:column, exit status 1.
+    let d = tempfile::tempdir().unwrap();
+    let f = d.path().join("bad.yaml");
+    std::fs::write(
+        &f,
+        "steps:\n  a:\n    menu:\n      prompt: nowhere\n      options: {1: b}\n  b:\n    hours:\n      timezone: Mars/Olympus\n      open: {mon: 09:00-17:00}\n    open: c\n  c:\n    say: \"hi ${nobody}\"\n",
+    )
+    .unwrap();
+    let out = Command::new(bin)
+        .args(["dialplan", "check"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let p = f.display();
+    assert!(
+        text.contains(&format!("{p}:4:15: prompt `nowhere` not found")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("{p}:8:17: unknown time zone `Mars/Olympus`")),
+        "{text}"
+    );
+    let out = Command::new(bin)
+        .args(["dialplan", "check"])
+        .arg(repo("dialplans"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
