@@ -388,7 +388,7 @@ impl Config {
                 ));
             }
             if let Some(t) = &r.trunk {
-                if !self.trunks.iter().any(|x| &x.name == t) && !(t == "demo" && self.is_demo()) {
+                if !(self.trunks.iter().any(|x| &x.name == t) || (t == "demo" && self.is_demo())) {
                     return Err(err(
                         "trunk",
                         t,

@@ -25,13 +25,13 @@ fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
     Ok(out)
 }
 
+/// A set of flows, each given file with its flow (if it loaded), and the problems.
+type Loaded = (FlowSet, Vec<(PathBuf, Option<Arc<Flow>>)>, Vec<Problem>);
+
 /// Loads the given files, plus the other flows of their directories (quietly) so that
 /// `goto: {flow: ...}` can be checked. Returns the set and the problems of the given
 /// files.
-fn load_set(
-    files: &[PathBuf],
-    opts: &LoadOptions,
-) -> (FlowSet, Vec<(PathBuf, Option<Arc<Flow>>)>, Vec<Problem>) {
+fn load_set(files: &[PathBuf], opts: &LoadOptions) -> Loaded {
     let mut set = FlowSet::default();
     let mut given = vec![];
     let mut problems = vec![];

@@ -87,13 +87,16 @@ pub struct ReloadReport {
     pub problems: Vec<Problem>,
 }
 
+/// Per file: modification time, size, and the flow it last gave.
+type Seen = HashMap<PathBuf, (Option<SystemTime>, u64, Option<Arc<Flow>>)>;
+
 /// The served flows of one directory, reloaded on change.
 pub struct Library {
     dir: PathBuf,
     opts: LoadOptions,
     current: RwLock<Arc<FlowSet>>,
     /// Per file: its modification time and size when last read, and the flow it gave.
-    seen: RwLock<HashMap<PathBuf, (Option<SystemTime>, u64, Option<Arc<Flow>>)>>,
+    seen: RwLock<Seen>,
 }
 
 fn stamp(p: &Path) -> (Option<SystemTime>, u64) {

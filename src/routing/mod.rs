@@ -72,7 +72,7 @@ mod tests {
     #[test]
     fn priority_then_arrival() {
         let b = QueueBoard::default();
-        let t = Instant::now();
+        let t = crate::clock::now();
         b.join("s", "a", 5, t);
         b.join("s", "b", 5, t + Duration::from_secs(1));
         b.join("s", "vip", 8, t + Duration::from_secs(2));

@@ -197,6 +197,7 @@ impl Store {
         Ok(())
     }
 
+    #[allow(clippy::too_many_arguments)]
     /// Records what the caller has done so far (and, once known, the customer, the
     /// queue and how it ended).
     pub async fn update_interaction(

@@ -155,6 +155,7 @@ fn call_until_bye(g: &Gateway, port: u16) -> std::process::Output {
 }
 
 #[test]
+#[allow(clippy::disallowed_methods)]
 fn hot_reload_refuses_broken_flows_and_keeps_calls_on_their_version() {
     let dp = tempfile::tempdir().unwrap();
     std::fs::create_dir(dp.path().join("prompts")).unwrap();
