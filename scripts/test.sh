@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh Debian machine, installing the real peers the
-# tests drive (SIPp from Debian's sip-tester package, baresip) when they are missing.
+# tests drive (SIPp from Debian's sip-tester package, baresip, espeak-ng for the IVR's
+# `say`) when they are missing.
 # A peer that cannot be installed makes this script fail loudly; tests never skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,6 +9,7 @@ cd "$(dirname "$0")/.."
 missing=()
 command -v sipp >/dev/null 2>&1 || missing+=(sip-tester)
 command -v baresip >/dev/null 2>&1 || missing+=(baresip-core)
+command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "==> installing test peers: ${missing[*]}"
     SUDO=""
@@ -17,6 +19,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 command -v sipp >/dev/null 2>&1 || { echo "SIPp is still missing after install" >&2; exit 1; }
 command -v baresip >/dev/null 2>&1 || { echo "baresip is still missing after install" >&2; exit 1; }
+command -v espeak-ng >/dev/null 2>&1 || { echo "espeak-ng is still missing after install" >&2; exit 1; }
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

@@ -585,4 +585,28 @@ mod tests {
         assert!(f.effective_trunks().is_empty());
         assert!(f.effective_users().is_empty());
     }
+
+    #[test]
+    fn dialplan_routes_pick_a_flow() {
+        let text = "[dialplan]\ndefault_flow = \"main\"\n[[dialplan.route]]\nnumber = \"100\"\nflow = \"sales\"\n[[dialplan.route]]\nnumber = \"100\"\ntrunk = \"b\"\nflow = \"vip\"\n[[dialplan.route]]\ntrunk = \"b\"\nflow = \"support\"\n[[trunk]]\nname = \"b\"\ninbound = [\"10.0.0.0/8\"]\n";
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("c.toml");
+        std::fs::write(&p, text).unwrap();
+        let c = Config::load(&p).unwrap();
+        let f = |n: &str, t: Option<&str>| c.dialplan.flow_for(n, t, false);
+        assert_eq!(f("100", Some("b")).as_deref(), Some("vip"));
+        assert_eq!(f("100", None).as_deref(), Some("sales"));
+        assert_eq!(f("200", Some("b")).as_deref(), Some("support"));
+        assert_eq!(f("200", None).as_deref(), Some("main"));
+        let demo = Config::default();
+        assert_eq!(
+            demo.dialplan.flow_for("1", None, true).as_deref(),
+            Some("demo")
+        );
+        assert_eq!(demo.dialplan.flow_for("1", None, false), None);
+        // A route naming a trunk that does not exist is refused with its line.
+        std::fs::write(&p, "[[dialplan.route]]\ntrunk = \"nope\"\nflow = \"x\"\n").unwrap();
+        let e = Config::load(&p).unwrap_err().to_string();
+        assert!(e.contains(":2:") && e.contains("no trunk named"), "{e}");
+    }
 }

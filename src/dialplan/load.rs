@@ -48,7 +48,8 @@ impl LoadOptions {
     }
 }
 
-const ACTIONS: &[(&str, &[&str])] = &[
+/// Actions and the branch fields each offers.
+pub(crate) const ACTIONS: &[(&str, &[&str])] = &[
     ("answer", &[]),
     ("play", &[]),
     ("say", &[]),

@@ -591,6 +591,23 @@ fn demo_flow_loads_and_its_tests_pass() {
     }
 }
 
+#[test]
+fn json_schema_knows_every_action_and_branch() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("dialplans/flow.schema.json");
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let step = &schema["properties"]["steps"]["additionalProperties"]["properties"];
+    for (action, branches) in super::load::ACTIONS {
+        assert!(
+            step.get(*action).is_some(),
+            "schema lacks the action {action}"
+        );
+        for b in *branches {
+            assert!(step.get(*b).is_some(), "schema lacks the branch {b}");
+        }
+    }
+}
+
 mod props {
     use super::*;
     use proptest::prelude::*;

@@ -73,10 +73,19 @@ fn sipp_caller_walks_the_demo_flow_to_the_support_queue() {
     for d in ["digit=2", "digit=1", "digit=4", "digit=#"] {
         assert!(log.contains(d), "{d} not seen:\n{log}");
     }
-    // The interaction carries what the caller entered and where it went.
-    let (status, body) = g.get_auth("/api/interactions?limit=5", "test-token");
-    assert_eq!(status, 200, "{body}");
-    let list = json(&body);
+    // The interaction carries what the caller entered and where it went (written
+    // asynchronously as the call ends).
+    let mut list = serde_json::Value::Null;
+    wait_for(
+        "the interaction to be closed",
+        Duration::from_secs(5),
+        || {
+            let (status, body) = g.get_auth("/api/interactions?limit=5", "test-token");
+            assert_eq!(status, 200, "{body}");
+            list = json(&body);
+            !list[0]["ended_at"].is_null()
+        },
+    );
     let i = &list[0];
     assert_eq!(i["flow"], "demo", "{i}");
     assert_eq!(i["queue"], "support", "{i}");
@@ -305,5 +314,100 @@ fn designer_commands_check_simulate_and_test() {
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[test]
+fn webhook_answer_and_speech_in_a_real_call() {
+    // A CRM webhook served by this test over a real socket.
+    let crm = std::net::TcpListener::bind("127.0.0.1:22950").unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let (mut s, _) = crm.accept().unwrap();
+        let mut buf = vec![0u8; 4096];
+        let n = s.read(&mut buf).unwrap();
+        tx.send(String::from_utf8_lossy(&buf[..n]).to_string())
+            .unwrap();
+        let body = r#"{"name":"Ada","tier":"gold","orders":[{"id":7}]}"#;
+        write!(
+            s,
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+    });
+    let dp = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dp.path().join("prompts")).unwrap();
+    std::fs::copy(
+        repo("dialplans/prompts/thanks.wav"),
+        dp.path().join("prompts/hello.wav"),
+    )
+    .unwrap();
+    std::fs::write(
+        dp.path().join("main.yaml"),
+        "flow: main
+steps:
+  crm:
+    http:
+      url: http://127.0.0.1:22950/customer/${caller}
+      timeout: 2s
+    failure: down
+  greet:
+    say: \"Hello ${http.name}, you are a ${http.tier} customer.\"
+  route:
+    branch:
+      value: ${http.orders.0.id}
+      cases:
+        - equals: \"7\"
+          goto: bye
+  down:
+    play: hello
+  bye:
+    hangup:
+",
+    )
+    .unwrap();
+    let g = Gateway::start(
+        22900,
+        "demo = true",
+        "answer_after_ms = 50\nhangup_after_secs = 0\nrecord = true",
+        &format!(
+            "[dialplan]\ndir = \"{}\"\ndefault_flow = \"main\"\n",
+            dp.path().display()
+        ),
+    );
+    g.wait_log("dialplan loaded");
+    let out = call_until_bye(&g, 22990);
+    assert_sipp_ok(&out, "call with a webhook and speech", &g);
+    let req = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    assert!(
+        req.starts_with("GET /customer/+15551230001 HTTP/1.1\r\n"),
+        "{req}"
+    );
+    g.wait_log("path=crm,greet,route,bye");
+    g.wait_log("recording saved");
+    // What the caller heard (right channel) holds the synthesised sentence.
+    let rec = std::fs::read_dir(g.path("data/recordings"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "wav"))
+        .expect("a recording");
+    let mut r = hound::WavReader::open(&rec).unwrap();
+    let right: Vec<i16> = r
+        .samples::<i16>()
+        .map(|s| s.unwrap())
+        .skip(1)
+        .step_by(2)
+        .collect();
+    let loud_frames = right
+        .chunks(160)
+        .filter(|c| c.iter().map(|&s| (s as f64).powi(2)).sum::<f64>() / 160.0 > 1e5)
+        .count();
+    assert!(
+        loud_frames * 20 >= 1000,
+        "only {} ms of speech heard in {}",
+        loud_frames * 20,
+        rec.display()
     );
 }
