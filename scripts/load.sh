@@ -44,6 +44,11 @@ level = "warn"
 answer_after_ms = 0
 hangup_after_secs = 0
 record = ${RECORD:-false}
+[dialplan]
+# IVR=true: calls run the demo flow (prompts, the SQLite interaction record per call);
+# otherwise the built-in handler (answer, prompt, wait for BYE).
+dir = "$PWD/dialplans"
+default_flow = "$( [ "${IVR:-false}" = true ] && echo demo )"
 CFG
 RUST_LOG=warn $BIN serve --config "$WORK/omnigate.toml" --sip-tcp off --sip-tls off --sip-ws off > "$WORK/gw.log" 2>&1 &
 GW=$!

@@ -182,7 +182,7 @@ pub struct DialplanConfig {
     /// Directory of flow files, watched for changes.
     pub dir: PathBuf,
     /// Flow for calls no route matches. Default: "demo" in demo mode, none otherwise
-    /// (calls then get the built-in handler of `[calls]`).
+    /// (calls then get the built-in handler of `[calls]`); "" for none in demo mode too.
     pub default_flow: Option<String>,
     /// How often the directory is checked for changes, in milliseconds.
     pub reload_ms: u64,
@@ -226,8 +226,12 @@ impl DialplanConfig {
             .or_else(|| self.routes.iter().find(|r| num(r) && r.trunk.is_none()))
             .or_else(|| self.routes.iter().find(|r| tr(r) && r.number.is_none()))
             .map(|r| r.flow.clone())
-            .or_else(|| self.default_flow.clone().filter(|f| !f.is_empty()))
-            .or_else(|| demo.then(|| "demo".to_string()))
+            .or_else(|| match &self.default_flow {
+                // `default_flow = ""`: no default, even in demo mode.
+                Some(f) if f.is_empty() => None,
+                Some(f) => Some(f.clone()),
+                None => demo.then(|| "demo".to_string()),
+            })
     }
 }
 
@@ -604,6 +608,9 @@ mod tests {
             Some("demo")
         );
         assert_eq!(demo.dialplan.flow_for("1", None, false), None);
+        let mut off = Config::default();
+        off.dialplan.default_flow = Some(String::new());
+        assert_eq!(off.dialplan.flow_for("1", None, true), None);
         // A route naming a trunk that does not exist is refused with its line.
         std::fs::write(&p, "[[dialplan.route]]\ntrunk = \"nope\"\nflow = \"x\"\n").unwrap();
         let e = Config::load(&p).unwrap_err().to_string();

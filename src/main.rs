@@ -59,6 +59,14 @@ enum DialplanCmd {
         /// Preset a variable: --var NAME=VALUE (repeatable).
         #[arg(long = "var")]
         vars: Vec<String>,
+        /// A customer for lookups: --lookup 'account:1234={"name":"Ada","tier":"gold"}'
+        /// (or =null for not found; repeatable). Without one, lookups find nobody.
+        #[arg(long)]
+        lookup: Vec<String>,
+        /// A webhook answer: --http 'GET https://crm/x={"status":200,"body":{...}}', or
+        /// --http 'https://crm/x=timeout' for a failure (repeatable).
+        #[arg(long)]
+        http: Vec<String>,
     },
     /// Run the test cases written in (or beside) flows.
     Test {
@@ -82,6 +90,8 @@ fn dialplan(cmd: DialplanCmd) -> i32 {
             digits,
             at,
             vars,
+            lookup,
+            http,
         } => cli::simulate(
             &cli::SimArgs {
                 file,
@@ -91,6 +101,8 @@ fn dialplan(cmd: DialplanCmd) -> i32 {
                 digits,
                 at,
                 vars,
+                lookup,
+                http,
             },
             &mut out,
         ),

@@ -130,6 +130,52 @@ pub struct SimArgs {
     pub digits: String,
     pub at: Option<String>,
     pub vars: Vec<String>,
+    /// `by:value={"field": "value"}` or `by:value=null`.
+    pub lookup: Vec<String>,
+    /// `[METHOD ]url={"status": 200, "body": {...}}`, or `url=error text`.
+    pub http: Vec<String>,
+}
+
+/// Splits `key=value` where the key may itself hold `=` (URL queries): at the first
+/// `={`, `=[` or `=null`, else at the last `=`.
+fn split_fixture(s: &str) -> Option<(&str, &str)> {
+    ["={", "=[", "=null"]
+        .iter()
+        .filter_map(|m| s.find(m))
+        .min()
+        .or_else(|| s.rfind('='))
+        .map(|i| (&s[..i], &s[i + 1..]))
+}
+
+fn fixtures(a: &SimArgs, case: &mut TestCase) -> Result<(), String> {
+    for l in &a.lookup {
+        let (k, v) = split_fixture(l).ok_or_else(|| format!("--lookup: `{l}` is not by:value=JSON"))?;
+        let v: serde_json::Value =
+            serde_json::from_str(v).map_err(|e| format!("--lookup {k}: {e}"))?;
+        let fields = match v {
+            serde_json::Value::Null => None,
+            serde_json::Value::Object(m) => Some(
+                m.into_iter()
+                    .map(|(k, v)| (k, v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())))
+                    .collect(),
+            ),
+            _ => return Err(format!("--lookup {k}: a JSON object of fields, or null")),
+        };
+        case.lookup.insert(k.to_string(), fields);
+    }
+    for h in &a.http {
+        let (k, v) = split_fixture(h).ok_or_else(|| format!("--http: `{h}` is not URL=JSON"))?;
+        let answer = match serde_json::from_str::<serde_json::Value>(v) {
+            Ok(j) if j.is_object() && (j.get("status").is_some() || j.get("body").is_some()) => Ok((
+                j.get("status").and_then(|s| s.as_u64()).unwrap_or(200) as u16,
+                j.get("body").cloned().unwrap_or_default(),
+            )),
+            Ok(j) => Ok((200, j)),
+            Err(_) => Err(v.to_string()),
+        };
+        case.http.insert(k.to_string(), answer);
+    }
+    Ok(())
 }
 
 pub fn simulate(a: &SimArgs, out: &mut dyn Write) -> i32 {
@@ -166,6 +212,10 @@ pub fn simulate(a: &SimArgs, out: &mut dyn Write) -> i32 {
             }
         }
     }
+    if let Err(e) = fixtures(a, &mut case) {
+        let _ = writeln!(out, "{e}");
+        return 2;
+    }
     for v in &a.vars {
         match v.split_once('=') {
             Some((k, val)) => case.variables.push((k.to_string(), val.to_string())),
@@ -193,6 +243,17 @@ pub fn simulate(a: &SimArgs, out: &mut dyn Write) -> i32 {
         return 1;
     }
     0
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn fixture_arguments() {
+        assert_eq!(super::split_fixture("account:1234={\"a\":1}"), Some(("account:1234", "{\"a\":1}")));
+        assert_eq!(super::split_fixture("GET http://x/?a=b={\"status\":500}"), Some(("GET http://x/?a=b", "{\"status\":500}")));
+        assert_eq!(super::split_fixture("http://x/?a=b=timeout"), Some(("http://x/?a=b", "timeout")));
+        assert_eq!(super::split_fixture("caller:+1=null"), Some(("caller:+1", "null")));
+    }
 }
 
 pub fn test(paths: &[PathBuf], out: &mut dyn Write) -> i32 {

@@ -37,7 +37,7 @@ impl Gateway {
             tables.to_string()
         } else {
             std::fs::create_dir_all(dir.path().join("dialplans")).unwrap();
-            format!("{tables}\n[dialplan]\ndir = \"{d}/dialplans\"\n")
+            format!("{tables}\n[dialplan]\ndir = \"{d}/dialplans\"\ndefault_flow = \"\"\n")
         };
         let cfg = format!(
             "{top}\n[sip]\nudp = \"127.0.0.1:{sip}\"\ntcp = \"127.0.0.1:{sip}\"\ntls = \"127.0.0.1:{tls}\"\nws = \"127.0.0.1:{ws}\"\ntls_cert = \"{d}/cert.pem\"\ntls_key = \"{d}/cert.key\"\nkeepalive_interval = 0\n[http]\nlisten = \"127.0.0.1:{http}\"\nadmin_token = \"test-token\"\n[rtp]\nports = \"{}-{}\"\n[data]\ndir = \"{d}/data\"\n[log]\nlevel = \"info\"\n[calls]\n{calls}\n{tables}\n",
