@@ -35,12 +35,16 @@ fn dialplan(c: &mut Criterion) {
         .collect(),
         ..Default::default()
     };
-    g.bench_function("simulated call: welcome to the support queue (8 steps)", |b| {
-        b.iter(|| {
-            let r = omnigate::dialplan::sim::simulate(set.clone(), flow.clone(), black_box(&case));
-            assert_eq!(r.ending, "enqueue support");
-        })
-    });
+    g.bench_function(
+        "simulated call: welcome to the support queue (8 steps)",
+        |b| {
+            b.iter(|| {
+                let r =
+                    omnigate::dialplan::sim::simulate(set.clone(), flow.clone(), black_box(&case));
+                assert_eq!(r.ending, "enqueue support");
+            })
+        },
+    );
     let now: jiff::Timestamp = "2026-11-23T15:00:00Z".parse().unwrap();
     g.bench_function("start a call and press 2 at the menu", |b| {
         b.iter(|| {

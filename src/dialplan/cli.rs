@@ -149,14 +149,22 @@ fn split_fixture(s: &str) -> Option<(&str, &str)> {
 
 fn fixtures(a: &SimArgs, case: &mut TestCase) -> Result<(), String> {
     for l in &a.lookup {
-        let (k, v) = split_fixture(l).ok_or_else(|| format!("--lookup: `{l}` is not by:value=JSON"))?;
+        let (k, v) =
+            split_fixture(l).ok_or_else(|| format!("--lookup: `{l}` is not by:value=JSON"))?;
         let v: serde_json::Value =
             serde_json::from_str(v).map_err(|e| format!("--lookup {k}: {e}"))?;
         let fields = match v {
             serde_json::Value::Null => None,
             serde_json::Value::Object(m) => Some(
                 m.into_iter()
-                    .map(|(k, v)| (k, v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())))
+                    .map(|(k, v)| {
+                        (
+                            k,
+                            v.as_str()
+                                .map(str::to_string)
+                                .unwrap_or_else(|| v.to_string()),
+                        )
+                    })
                     .collect(),
             ),
             _ => return Err(format!("--lookup {k}: a JSON object of fields, or null")),
@@ -166,10 +174,12 @@ fn fixtures(a: &SimArgs, case: &mut TestCase) -> Result<(), String> {
     for h in &a.http {
         let (k, v) = split_fixture(h).ok_or_else(|| format!("--http: `{h}` is not URL=JSON"))?;
         let answer = match serde_json::from_str::<serde_json::Value>(v) {
-            Ok(j) if j.is_object() && (j.get("status").is_some() || j.get("body").is_some()) => Ok((
-                j.get("status").and_then(|s| s.as_u64()).unwrap_or(200) as u16,
-                j.get("body").cloned().unwrap_or_default(),
-            )),
+            Ok(j) if j.is_object() && (j.get("status").is_some() || j.get("body").is_some()) => {
+                Ok((
+                    j.get("status").and_then(|s| s.as_u64()).unwrap_or(200) as u16,
+                    j.get("body").cloned().unwrap_or_default(),
+                ))
+            }
             Ok(j) => Ok((200, j)),
             Err(_) => Err(v.to_string()),
         };
@@ -249,10 +259,22 @@ pub fn simulate(a: &SimArgs, out: &mut dyn Write) -> i32 {
 mod tests {
     #[test]
     fn fixture_arguments() {
-        assert_eq!(super::split_fixture("account:1234={\"a\":1}"), Some(("account:1234", "{\"a\":1}")));
-        assert_eq!(super::split_fixture("GET http://x/?a=b={\"status\":500}"), Some(("GET http://x/?a=b", "{\"status\":500}")));
-        assert_eq!(super::split_fixture("http://x/?a=b=timeout"), Some(("http://x/?a=b", "timeout")));
-        assert_eq!(super::split_fixture("caller:+1=null"), Some(("caller:+1", "null")));
+        assert_eq!(
+            super::split_fixture("account:1234={\"a\":1}"),
+            Some(("account:1234", "{\"a\":1}"))
+        );
+        assert_eq!(
+            super::split_fixture("GET http://x/?a=b={\"status\":500}"),
+            Some(("GET http://x/?a=b", "{\"status\":500}"))
+        );
+        assert_eq!(
+            super::split_fixture("http://x/?a=b=timeout"),
+            Some(("http://x/?a=b", "timeout"))
+        );
+        assert_eq!(
+            super::split_fixture("caller:+1=null"),
+            Some(("caller:+1", "null"))
+        );
     }
 }
 
