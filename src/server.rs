@@ -4,11 +4,13 @@
 //!
 //! `run` must be called inside an actix `System` (see `main.rs`).
 
-use crate::actors::call::{CallActor, CallCommand, CallEvent, HandlerConfig, SipEvent};
+use crate::actors::call::{
+    CallActor, CallCommand, CallEvent, DirectTarget, HandlerConfig, SipEvent,
+};
 use crate::api::{self, Metrics};
 use crate::config::{parse_port_range, Config};
 use crate::media::RtpPorts;
-use crate::sip::core::{CallRef, Core, CoreConfig, CoreEvent};
+use crate::sip::core::{CallRef, Core, CoreConfig, CoreEvent, EndReason};
 use crate::sip::registrar::RegistrarConfig;
 use crate::sip::transaction::TimerConfig;
 use crate::sip::transport::{self, Inbound, Transports};
@@ -424,11 +426,36 @@ fn apply(
             trunk,
             owner,
         } => {
-            if let Some(owner) = owner {
-                actors.insert(call, owner);
-            }
             if let Err(e) = core.originate(now, call, &to, sdp, trunk.as_deref()) {
                 tracing::warn!(%call, error = e, "cannot place call");
+                // The leg's owner learns at once (503: nowhere to send it).
+                if let Some(owner) = &owner {
+                    owner.do_send(SipEvent(call, CallEvent::Ended(EndReason::Failed(503))));
+                }
+            } else if let Some(owner) = owner {
+                actors.insert(call, owner);
+            }
+        }
+        CallCommand::OriginateDirect {
+            call,
+            target,
+            sdp,
+            owner,
+        } => {
+            let r = match &target {
+                DirectTarget::User(u) => {
+                    core.originate_user(now, call, u, sdp).map_err(|e| (e, 480))
+                }
+                DirectTarget::Uri(u) => core.originate_uri(now, call, u, sdp).map_err(|e| (e, 404)),
+            };
+            match r {
+                Ok(()) => {
+                    actors.insert(call, owner);
+                }
+                Err((e, code)) => {
+                    tracing::info!(%call, error = e, ?target, "cannot place call");
+                    owner.do_send(SipEvent(call, CallEvent::Ended(EndReason::Failed(code))));
+                }
             }
         }
     }

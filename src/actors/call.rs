@@ -44,6 +44,14 @@ pub enum CallCommand {
     Answer(CallRef, Bytes),
     Reject(CallRef, u16, &'static str),
     Hangup(CallRef),
+    /// Place a call to a registered user or a SIP URI (no trunk); `owner` receives
+    /// its events.
+    OriginateDirect {
+        call: CallRef,
+        target: DirectTarget,
+        sdp: Bytes,
+        owner: Addr<CallActor>,
+    },
     /// Place a call; `owner` receives its events (a forwarding actor's second leg).
     Originate {
         call: CallRef,
@@ -52,6 +60,13 @@ pub enum CallCommand {
         trunk: Option<String>,
         owner: Option<Addr<CallActor>>,
     },
+}
+
+#[derive(Debug, Clone)]
+pub enum DirectTarget {
+    /// A registered user (extension).
+    User(String),
+    Uri(String),
 }
 
 /// How the built-in handler behaves.

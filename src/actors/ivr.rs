@@ -527,30 +527,10 @@ impl CallActor {
     /// A transfer to a number goes out through a trunk as a second leg, bridged when it
     /// answers; its failure comes back to the flow.
     fn transfer(&mut self, ctx: &mut Context<Self>, to: Dest, timeout: Duration) {
-        let (number, trunk) = match to {
-            Dest::Number { number, trunk } => (number, trunk),
-            Dest::Uri(u) => {
-                ctx.run_later(Duration::ZERO, move |act, ctx| {
-                    act.ivr_input(
-                        ctx,
-                        Input::TransferFailed(format!(
-                            "transfer to {u}: only numbers through trunks are supported"
-                        )),
-                    )
-                });
-                return;
-            }
-            Dest::Extension(e) => {
-                ctx.run_later(Duration::ZERO, move |act, ctx| {
-                    act.ivr_input(
-                        ctx,
-                        Input::TransferFailed(format!(
-                            "transfer to extension {e}: only numbers through trunks are supported"
-                        )),
-                    )
-                });
-                return;
-            }
+        let target = match &to {
+            Dest::Number { number, trunk } => Err((number.clone(), trunk.clone())),
+            Dest::Extension(e) => Ok(super::DirectTarget::User(e.clone())),
+            Dest::Uri(u) => Ok(super::DirectTarget::Uri(u.clone())),
         };
         let sockets =
             match crate::media::driver::LegSockets::bind(self.cfg.rtp_ip, &self.ports, false) {
@@ -571,14 +551,22 @@ impl CallActor {
         leg.local = Some(local);
         leg.we_offered = true;
         self.b = Some(leg);
-        tracing::info!(call = %self.a.call, out_leg = %call, number = %crate::redact::Redacted(&number), trunk = ?trunk, "transfer");
-        self.send(CallCommand::Originate {
-            call,
-            to: number,
-            sdp: bytes::Bytes::from(body),
-            trunk,
-            owner: Some(ctx.address()),
-        });
+        tracing::info!(call = %self.a.call, out_leg = %call, to = %crate::redact::Redacted(&to.to_string()), "transfer");
+        match target {
+            Err((number, trunk)) => self.send(CallCommand::Originate {
+                call,
+                to: number,
+                sdp: bytes::Bytes::from(body),
+                trunk,
+                owner: Some(ctx.address()),
+            }),
+            Ok(target) => self.send(CallCommand::OriginateDirect {
+                call,
+                target,
+                sdp: bytes::Bytes::from(body),
+                owner: ctx.address(),
+            }),
+        }
         ctx.run_later(timeout, move |act, ctx| {
             if act
                 .b

@@ -255,29 +255,6 @@ pub fn simulate(a: &SimArgs, out: &mut dyn Write) -> i32 {
     0
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn fixture_arguments() {
-        assert_eq!(
-            super::split_fixture("account:1234={\"a\":1}"),
-            Some(("account:1234", "{\"a\":1}"))
-        );
-        assert_eq!(
-            super::split_fixture("GET http://x/?a=b={\"status\":500}"),
-            Some(("GET http://x/?a=b", "{\"status\":500}"))
-        );
-        assert_eq!(
-            super::split_fixture("http://x/?a=b=timeout"),
-            Some(("http://x/?a=b", "timeout"))
-        );
-        assert_eq!(
-            super::split_fixture("caller:+1=null"),
-            Some(("caller:+1", "null"))
-        );
-    }
-}
-
 pub fn test(paths: &[PathBuf], out: &mut dyn Write) -> i32 {
     let files = match expand(paths) {
         Ok(f) if !f.is_empty() => f,
@@ -334,5 +311,28 @@ pub fn test(paths: &[PathBuf], out: &mut dyn Write) -> i32 {
         0
     } else {
         1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn fixture_arguments() {
+        assert_eq!(
+            super::split_fixture("account:1234={\"a\":1}"),
+            Some(("account:1234", "{\"a\":1}"))
+        );
+        assert_eq!(
+            super::split_fixture("GET http://x/?a=b={\"status\":500}"),
+            Some(("GET http://x/?a=b", "{\"status\":500}"))
+        );
+        assert_eq!(
+            super::split_fixture("http://x/?a=b=timeout"),
+            Some(("http://x/?a=b", "timeout"))
+        );
+        assert_eq!(
+            super::split_fixture("caller:+1=null"),
+            Some(("caller:+1", "null"))
+        );
     }
 }

@@ -22,8 +22,10 @@ use super::transaction::{
     Incoming, TimerConfig, TimerKind, TransactionLayer, Transmit, TxEvent, TxKey,
 };
 use super::trunk::{TrunkConfig, TrunkState};
+use crate::sip::Uri;
 use bytes::Bytes;
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::IpAddr;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -188,6 +190,7 @@ impl Call {
             cancel_pending: false,
             last_code: 0,
             ack: None,
+            direct: None,
         }
     }
 }
@@ -212,6 +215,8 @@ struct Call {
     cancel_pending: bool,
     last_code: u16,
     ack: Option<Message>,
+    /// Outbound to a registered phone or an IP URI, not through a trunk.
+    direct: Option<(String, Peer)>,
 }
 
 #[derive(Debug, Clone)]
@@ -1293,6 +1298,136 @@ impl Core {
         self.send_invite(now, call, first, None);
         self.drain_tx_events(now);
         Ok(())
+    }
+
+    /// Places a call to a registered user: its most recently refreshed contact, sent to
+    /// the address (or connection) it registered from, so phones behind NAT ring.
+    pub fn originate_user(
+        &mut self,
+        now: Instant,
+        call: CallRef,
+        user: &str,
+        sdp: Bytes,
+    ) -> Result<(), &'static str> {
+        let Some(b) = self
+            .registrar
+            .lookup(now, user)
+            .into_iter()
+            .max_by_key(|b| b.expires_at)
+        else {
+            return Err("the user is not registered");
+        };
+        let c = b.contact.trim();
+        let ruri = match (c.find('<'), c.find('>')) {
+            (Some(a), Some(z)) if a < z => &c[a + 1..z],
+            _ => c.split(';').next().unwrap_or(c),
+        };
+        if Uri::parse(ruri).is_err() {
+            return Err("the registered contact is not a URI");
+        }
+        self.originate_direct(now, call, ruri.to_string(), user, b.source, sdp);
+        Ok(())
+    }
+
+    /// Places a call to a `sip:`/`sips:` URI whose host is an IP address, or whose
+    /// host is a trunk's domain (then through that trunk). Host names are not resolved
+    /// (no DNS in the core).
+    pub fn originate_uri(
+        &mut self,
+        now: Instant,
+        call: CallRef,
+        uri: &str,
+        sdp: Bytes,
+    ) -> Result<(), &'static str> {
+        let u = Uri::parse(uri).map_err(|_| "not a SIP URI")?;
+        if !u.is_sip() {
+            return Err("only sip: and sips: URIs can be called");
+        }
+        let user = u.user_decoded().unwrap_or_default();
+        if let Ok(ip) = u.host_bare().parse::<IpAddr>() {
+            let sips = uri.to_ascii_lowercase().starts_with("sips:");
+            let transport = match u.param("transport") {
+                Some(Some(t)) => Transport::parse(t).ok_or("unknown transport in the URI")?,
+                _ if sips => Transport::Tls,
+                _ => Transport::Udp,
+            };
+            let port = u.port.unwrap_or(if transport == Transport::Tls {
+                5061
+            } else {
+                5060
+            });
+            let peer = Peer {
+                transport,
+                addr: SocketAddr::new(ip, port),
+                conn: None,
+            };
+            self.originate_direct(now, call, uri.to_string(), &user, peer, sdp);
+            return Ok(());
+        }
+        let host = u.host_bare().to_ascii_lowercase();
+        let trunk = self
+            .cfg
+            .trunks
+            .iter()
+            .find(|t| t.domain().eq_ignore_ascii_case(&host) && t.proxy.is_some())
+            .map(|t| t.name.clone());
+        match trunk {
+            Some(t) => self.originate(now, call, &user, sdp, Some(&t)),
+            None => Err("the URI's host is neither an IP address nor a trunk's domain"),
+        }
+    }
+
+    fn originate_direct(
+        &mut self,
+        now: Instant,
+        call: CallRef,
+        ruri: String,
+        to_user: &str,
+        peer: Peer,
+        sdp: Bytes,
+    ) {
+        self.stats.calls_total += 1;
+        let mut c = Call::new(
+            false,
+            CallState::Calling,
+            Message::request(Method::Invite, "sip:invalid"),
+            sdp,
+            peer,
+            to_user.to_string(),
+        );
+        let local = self.local_addr(peer.transport);
+        let contact = self.contact_for(peer.transport);
+        let mut inv = Message::request(Method::Invite, &ruri);
+        inv.push(HeaderName::MaxForwards, "70");
+        inv.push(
+            HeaderName::From,
+            format!("<sip:omnigate@{local}>;tag={}", c.local_tag),
+        );
+        inv.push(HeaderName::To, format!("<{ruri}>"));
+        inv.push(HeaderName::CallId, format!("{}@omnigate", rand_hex(20)));
+        inv.push(HeaderName::CSeq, "1 INVITE");
+        inv.push(HeaderName::Contact, contact);
+        inv.push(HeaderName::Allow, ALLOW);
+        inv.push(HeaderName::Supported, SUPPORTED);
+        inv.push(
+            HeaderName::SessionExpires,
+            self.cfg.session_expires.to_string(),
+        );
+        if !c.local_sdp.is_empty() {
+            inv.with_body("application/sdp", c.local_sdp.clone());
+        }
+        c.direct = Some((ruri, peer));
+        self.calls.insert(call, c);
+        let key = self.send_request(now, inv, peer, Purpose::Invite(call));
+        if let Some(k) = key {
+            let inv = self.tx.request(&k).cloned();
+            let c = self.calls.get_mut(&call).unwrap();
+            c.invite_tx = Some(k);
+            if let Some(i) = inv {
+                c.invite = i;
+            }
+        }
+        self.drain_tx_events(now);
     }
 
     fn send_invite(

@@ -976,3 +976,33 @@ fn a_lost_ack_is_sent_again_when_the_2xx_is_retransmitted() {
         "established only after the 2xx retransmission"
     );
 }
+
+#[test]
+fn calls_to_an_ip_uri_go_direct_and_host_names_are_refused() {
+    let mut cfg = CoreConfig::default();
+    cfg.local = HashMap::from([(Transport::Udp, "127.0.0.1:5060".parse().unwrap())]);
+    let mut core = Core::new(cfg, crate::clock::now());
+    let now = crate::clock::now();
+    let call = CallRef::next();
+    assert!(core
+        .originate_uri(now, call, "sip:bob@example.org", sdp())
+        .is_err());
+    assert!(core
+        .originate_uri(now, call, "tel:+15551234", sdp())
+        .is_err());
+    assert!(core.originate_user(now, call, "1001", sdp()).is_err());
+    core.originate_uri(now, call, "sip:bob@192.0.2.7:5080;transport=tcp", sdp())
+        .unwrap();
+    let t = core.poll_transmit().expect("an INVITE");
+    assert_eq!(t.to.addr, "192.0.2.7:5080".parse::<SocketAddr>().unwrap());
+    assert_eq!(t.to.transport, Transport::Tcp);
+    let m = Message::parse(t.data.clone(), Framing::Datagram).unwrap();
+    assert_eq!(
+        m.request_uri(),
+        Some("sip:bob@192.0.2.7:5080;transport=tcp")
+    );
+    assert!(m
+        .header_str(&crate::sip::HeaderName::To)
+        .unwrap()
+        .contains("sip:bob@192.0.2.7:5080"));
+}

@@ -411,3 +411,88 @@ steps:
         rec.display()
     );
 }
+
+#[test]
+fn transfer_to_a_registered_extension_rings_the_phone_and_bridges() {
+    let dp = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dp.path().join("prompts")).unwrap();
+    std::fs::copy(
+        repo("dialplans/prompts/thanks.wav"),
+        dp.path().join("prompts/hello.wav"),
+    )
+    .unwrap();
+    std::fs::write(
+        dp.path().join("main.yaml"),
+        "flow: main
+steps:
+  hello:
+    play: hello
+  first:
+    transfer: { extension: \"1002\", timeout: 5s }
+    failure: second
+  second:
+    transfer: { extension: \"1001\", timeout: 10s }
+    failure: sorry
+  sorry:
+    play: hello
+  bye:
+    hangup:
+",
+    )
+    .unwrap();
+    let g = Gateway::start(
+        23000,
+        "demo = true",
+        "answer_after_ms = 50\nhangup_after_secs = 0\nrecord = false",
+        &format!(
+            "[dialplan]\ndir = \"{}\"\ndefault_flow = \"main\"\n",
+            dp.path().display()
+        ),
+    );
+    g.wait_log("dialplan loaded");
+    let sip = format!("127.0.0.1:{}", g.sip);
+    // The agent's phone registers as 1001 from port 23095 (1002 stays unregistered)...
+    let reg = sipp(
+        g.dir.path(),
+        &[
+            "-sf",
+            &scenario("register.xml"),
+            "-s",
+            "1001",
+            "-au",
+            "1001",
+            "-ap",
+            "demo1001",
+            "-p",
+            "23095",
+            "-m",
+            "1",
+            &sip,
+        ],
+    );
+    assert_sipp_ok(&reg, "REGISTER 1001", &g);
+    // ...then answers calls on that port.
+    let mut phone = sipp_spawn(
+        g.dir.path(),
+        &["-sn", "uas", "-p", "23095", "-mp", "23060", "-m", "1"],
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let caller = sipp(
+        g.dir.path(),
+        &[
+            "-sn", "uac", "-s", "100", "-d", "3000", "-p", "23096", "-mp", "23070", "-m", "1", &sip,
+        ],
+    );
+    assert_sipp_ok(&caller, "caller transferred to 1001", &g);
+    let status = phone.wait().unwrap();
+    assert!(status.success(), "the phone's SIPp: {status}\n{}", g.log());
+    g.wait_log("ivr done");
+    let log = g.log();
+    // 1002 is not registered: 480, the failure branch, then 1001 rings and answers.
+    assert!(log.contains("transfer failed"), "{log}");
+    assert!(
+        log.contains("outcome=\"transfer 1001\"") || log.contains("outcome=transfer 1001"),
+        "{log}"
+    );
+    assert!(log.contains("path=hello,first,second"), "{log}");
+}
