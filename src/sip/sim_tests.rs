@@ -979,8 +979,10 @@ fn a_lost_ack_is_sent_again_when_the_2xx_is_retransmitted() {
 
 #[test]
 fn calls_to_an_ip_uri_go_direct_and_host_names_are_refused() {
-    let mut cfg = CoreConfig::default();
-    cfg.local = HashMap::from([(Transport::Udp, "127.0.0.1:5060".parse().unwrap())]);
+    let cfg = CoreConfig {
+        local: HashMap::from([(Transport::Udp, "127.0.0.1:5060".parse().unwrap())]),
+        ..CoreConfig::default()
+    };
     let mut core = Core::new(cfg, crate::clock::now());
     let now = crate::clock::now();
     let call = CallRef::next();
