@@ -496,3 +496,87 @@ steps:
     );
     assert!(log.contains("path=hello,first,second"), "{log}");
 }
+
+#[test]
+fn voicemail_is_recorded_and_lands_on_the_timeline() {
+    let dp = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dp.path().join("prompts")).unwrap();
+    std::fs::copy(
+        repo("dialplans/prompts/thanks.wav"),
+        dp.path().join("prompts/hello.wav"),
+    )
+    .unwrap();
+    std::fs::write(
+        dp.path().join("main.yaml"),
+        "flow: main\nsteps:\n  vm:\n    voicemail: { prompt: hello, max_length: 6s }\n  bye:\n    hangup:\n",
+    )
+    .unwrap();
+    let g = Gateway::start(
+        23100,
+        "demo = true",
+        "answer_after_ms = 50\nhangup_after_secs = 0\nrecord = false",
+        &format!(
+            "[dialplan]\ndir = \"{}\"\ndefault_flow = \"main\"\n",
+            dp.path().display()
+        ),
+    );
+    g.wait_log("dialplan loaded");
+    let out = sipp(
+        g.dir.path(),
+        &[
+            "-sf",
+            &scenario("uac_speak_until_bye.xml"),
+            "-s",
+            "100",
+            "-m",
+            "1",
+            "-p",
+            "23190",
+            "-mp",
+            "23160",
+            &format!("127.0.0.1:{}", g.sip),
+        ],
+    );
+    assert_sipp_ok(&out, "caller leaving a voicemail", &g);
+    g.wait_log("voicemail saved");
+    g.wait_log("path=vm,bye");
+    let vm = std::fs::read_dir(g.path("data/voicemail"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "wav"))
+        .expect("a voicemail file");
+    let mut r = hound::WavReader::open(&vm).unwrap();
+    let secs = r.duration() as f64 / r.spec().sample_rate as f64;
+    assert!((5.9..=6.2).contains(&secs), "voicemail of {secs} s");
+    let caller: Vec<i16> = r.samples::<i16>().map(|s| s.unwrap()).step_by(2).collect();
+    let loud = caller
+        .chunks(160)
+        .filter(|c| c.iter().map(|&s| (s as f64).powi(2)).sum::<f64>() / 160.0 > 1e5)
+        .count();
+    assert!(
+        loud * 20 >= 1500,
+        "only {} ms of the caller's speech in {}",
+        loud * 20,
+        vm.display()
+    );
+    // On the interaction's timeline.
+    let mut found = serde_json::Value::Null;
+    wait_for(
+        "the voicemail on the timeline",
+        Duration::from_secs(5),
+        || {
+            let (_, body) = g.get_auth("/api/interactions?limit=1", "test-token");
+            let id = json(&body)[0]["id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let (_, one) = g.get_auth(&format!("/api/interactions/{id}"), "test-token");
+            found = json(&one);
+            found["timeline"].as_array().is_some_and(|t| !t.is_empty())
+        },
+    );
+    let t = &found["timeline"][0];
+    assert_eq!(t["kind"], "voicemail", "{found}");
+    assert_eq!(t["data"]["path"], vm.display().to_string(), "{found}");
+    assert_eq!(found["variables"]["voicemail.seconds"], "6", "{found}");
+}
