@@ -37,6 +37,8 @@ pub(super) struct Ivr {
     queue: Option<String>,
     queue_poll: Option<SpawnHandle>,
     pub(super) finished: bool,
+    /// How the run ended, once it has.
+    outcome: Option<String>,
 }
 
 /// Media ids of a prompt's items: run id × 64 + index.
@@ -96,9 +98,12 @@ impl CallActor {
                 if let Err(e) = r {
                     tracing::warn!(call = %act.a.call, error = %e, "cannot record the interaction");
                 }
-                if let Some(ivr) = act.ivr.as_mut() {
-                    ivr.run.start(crate::clock::timestamp());
+                let Some(ivr) = act.ivr.as_mut() else { return };
+                if let Some(outcome) = ivr.outcome.clone() {
+                    // The caller left before the record existed: close it now.
+                    return act.update_interaction(Some(outcome), true);
                 }
+                ivr.run.start(crate::clock::timestamp());
                 act.ivr_pump(ctx);
             }),
         );
@@ -111,6 +116,7 @@ impl CallActor {
             queue: None,
             queue_poll: None,
             finished: false,
+            outcome: None,
         });
         true
     }
@@ -429,6 +435,7 @@ impl CallActor {
                         }
                     };
                     tracing::info!(%call, %outcome, path = %ivr.run.path().join(","), "ivr done");
+                    ivr.outcome = Some(outcome.clone());
                     self.update_interaction(Some(outcome), true);
                 }
             }

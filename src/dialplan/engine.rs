@@ -314,7 +314,12 @@ impl Run {
         self.out.pop_front()
     }
 
+    /// Runs the first steps. Does nothing once the run ended (the caller may hang up
+    /// before the flow starts).
     pub fn start(&mut self, now: jiff::Timestamp) {
+        if !matches!(self.state, State::Running) || !self.path.is_empty() {
+            return;
+        }
         let s = self.flow.start;
         self.go(now, Some(s));
     }

@@ -518,6 +518,18 @@ fn agent_answer_ends_the_flow_and_caller_hangup_is_reported() {
     s.input(Input::Connected);
     assert_eq!(s.run.ending(), Some(&Ending::Answered("sales".into())));
 
+    // A caller who hangs up before the flow starts: nothing runs afterwards.
+    let (_d, f) = flow(GATHER);
+    let mut r = Run::new(
+        Arc::new(FlowSet::default()),
+        Arc::new(f),
+        &CallInfo::default(),
+    );
+    r.handle(at("2026-11-23T15:00:00Z"), Input::Hangup);
+    r.start(at("2026-11-23T15:00:00Z"));
+    assert!(r.path().is_empty());
+    assert_eq!(r.ending(), Some(&Ending::CallerHangup));
+
     let (_d, f) = flow(GATHER);
     let mut s = Sim::new(f);
     s.input(Input::Hangup);
