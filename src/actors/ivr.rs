@@ -39,6 +39,58 @@ pub(super) struct Ivr {
     pub(super) finished: bool,
     /// How the run ended, once it has.
     outcome: Option<String>,
+    writer: tokio::sync::mpsc::UnboundedSender<StoreWrite>,
+}
+
+/// A write to the interaction record. One task per call applies them in order, so
+/// the timeline reads as things happened.
+enum StoreWrite {
+    Update {
+        customer: Option<i64>,
+        queue: Option<String>,
+        outcome: Option<String>,
+        path: Vec<String>,
+        vars: serde_json::Map<String, serde_json::Value>,
+        ended: bool,
+    },
+    Timeline(&'static str, serde_json::Value),
+}
+
+fn store_writer(store: Store, id: String) -> tokio::sync::mpsc::UnboundedSender<StoreWrite> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<StoreWrite>();
+    tokio::spawn(async move {
+        while let Some(w) = rx.recv().await {
+            let r = match w {
+                StoreWrite::Update {
+                    customer,
+                    queue,
+                    outcome,
+                    path,
+                    vars,
+                    ended,
+                } => {
+                    store
+                        .update_interaction(
+                            &id,
+                            &crate::store::InteractionUpdate {
+                                customer_id: customer,
+                                queue: queue.as_deref(),
+                                outcome: outcome.as_deref(),
+                                path: &path,
+                                variables: Some(&vars),
+                                ended,
+                            },
+                        )
+                        .await
+                }
+                StoreWrite::Timeline(kind, data) => store.add_timeline(&id, kind, data).await,
+            };
+            if let Err(e) = r {
+                tracing::warn!(interaction = %id, error = %e, "cannot write the interaction");
+            }
+        }
+    });
+    tx
 }
 
 /// Media ids of a prompt's items: run id × 64 + index.
@@ -91,7 +143,16 @@ impl CallActor {
         ctx.spawn(
             actix::fut::wrap_future::<_, Self>(async move {
                 store
-                    .start_interaction(&id, "voice", &caller, &dialled, &trunk, &fname, &fver)
+                    .start_interaction(&crate::store::NewInteraction {
+                        id: &id,
+                        kind: "voice",
+                        direction: "inbound",
+                        from: &caller,
+                        dialled: &dialled,
+                        trunk: &trunk,
+                        flow: &fname,
+                        flow_version: &fver,
+                    })
                     .await
             })
             .map(|r, act, ctx| {
@@ -107,6 +168,7 @@ impl CallActor {
                 act.ivr_pump(ctx);
             }),
         );
+        let (ictx_store, interaction_id) = (ictx.store.clone(), interaction.clone());
         self.ivr = Some(Ivr {
             ctx: ictx,
             run: Run::new(set, flow, &info),
@@ -117,6 +179,7 @@ impl CallActor {
             queue_poll: None,
             finished: false,
             outcome: None,
+            writer: store_writer(ictx_store, interaction_id),
         });
         true
     }
@@ -198,8 +261,6 @@ impl CallActor {
 
     fn update_interaction(&self, outcome: Option<String>, ended: bool) {
         let Some(ivr) = self.ivr.as_ref() else { return };
-        let store = ivr.ctx.store.clone();
-        let id = ivr.interaction.clone();
         let vars: serde_json::Map<String, serde_json::Value> = ivr
             .run
             .vars()
@@ -207,23 +268,13 @@ impl CallActor {
             .filter(|(k, _)| !matches!(k.as_str(), "now" | "date" | "time" | "weekday"))
             .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
             .collect();
-        let path = ivr.run.path().to_vec();
-        let (customer, queue) = (ivr.customer_id, ivr.queue.clone());
-        tokio::spawn(async move {
-            if let Err(e) = store
-                .update_interaction(
-                    &id,
-                    customer,
-                    queue.as_deref(),
-                    outcome.as_deref(),
-                    &path,
-                    &vars,
-                    ended,
-                )
-                .await
-            {
-                tracing::warn!(interaction = %id, error = %e, "cannot update the interaction");
-            }
+        let _ = ivr.writer.send(StoreWrite::Update {
+            customer: ivr.customer_id,
+            queue: ivr.queue.clone(),
+            outcome,
+            path: ivr.run.path().to_vec(),
+            vars,
+            ended,
         });
     }
 
@@ -469,14 +520,8 @@ impl CallActor {
         let seconds = match r {
             Ok((path, secs)) => {
                 tracing::info!(call = %self.a.call, path = %path.display(), seconds = secs, "voicemail saved");
-                let store = ivr.ctx.store.clone();
-                let (customer, id) = (ivr.customer_id, ivr.interaction.clone());
                 let data = serde_json::json!({"path": path.display().to_string(), "seconds": secs});
-                tokio::spawn(async move {
-                    if let Err(e) = store.add_timeline(customer, &id, "voicemail", data).await {
-                        tracing::warn!(interaction = %id, error = %e, "cannot store the voicemail");
-                    }
-                });
+                let _ = ivr.writer.send(StoreWrite::Timeline("voicemail", data));
                 secs.round() as u32
             }
             Err(e) => {

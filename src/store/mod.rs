@@ -1,7 +1,14 @@
-//! The customer store and interaction records, in one SQLite file (`<data>/omnigate.db`)
-//! through sqlx. This is the slice the IVR needs (customer lookup, an interaction per
-//! call carrying what the caller entered, voicemails on the timeline); issue 5 grows it
-//! into the full session model.
+//! The session model in one SQLite file (`<data>/omnigate.db`, WAL) through sqlx:
+//! **customers** and their **identities** (phone numbers in E.164 where they can be,
+//! case-folded e-mail addresses, SIP users, chat ids), **conversations** (a case that
+//! stays open across channels until resolved), **interactions** (one contact on one
+//! channel: IVR path and variables, queue, agent, times, outcome) and **timeline**
+//! events. Schema changes are numbered migrations applied at start-up, each in one
+//! transaction.
+//!
+//! Identity resolution: a contact is matched to a customer by any identity; an unknown
+//! one becomes a new customer; a contact from a known customer joins their open
+//! conversation, so a caller who chatted an hour ago lands on the same case.
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use sqlx::{Row, SqlitePool};
@@ -12,6 +19,8 @@ use std::str::FromStr;
 pub enum StoreError {
     #[error("database: {0}")]
     Db(#[from] sqlx::Error),
+    #[error("database schema version {0} is newer than this omnigate knows ({1})")]
+    TooNew(i64, i64),
 }
 
 #[derive(Clone)]
@@ -19,64 +28,221 @@ pub struct Store {
     pool: SqlitePool,
 }
 
+/// What kind of address identifies a customer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdentityKind {
+    Phone,
+    Email,
+    /// A SIP user that is not a phone number (`sip:alice@...`).
+    Sip,
+    Chat,
+    Whatsapp,
+}
+
+impl IdentityKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            IdentityKind::Phone => "phone",
+            IdentityKind::Email => "email",
+            IdentityKind::Sip => "sip",
+            IdentityKind::Chat => "chat",
+            IdentityKind::Whatsapp => "whatsapp",
+        }
+    }
+}
+
+/// Phone numbers as E.164 where the text allows: separators dropped, `00` read as `+`.
+/// Digits without a country code stay digits (`5551234`): they only match themselves.
+pub fn normalize_phone(raw: &str) -> Option<String> {
+    let t = raw.trim();
+    let t = t
+        .strip_prefix("tel:")
+        .or_else(|| t.strip_prefix("TEL:"))
+        .unwrap_or(t);
+    let (plus, rest) = match t.strip_prefix('+') {
+        Some(r) => (true, r),
+        None => match t.strip_prefix("00") {
+            Some(r) => (true, r),
+            None => (false, t),
+        },
+    };
+    let mut digits = String::new();
+    for c in rest.chars() {
+        match c {
+            '0'..='9' => digits.push(c),
+            ' ' | '-' | '.' | '(' | ')' | '/' => {}
+            _ => return None,
+        }
+    }
+    if digits.len() < 3 || digits.len() > 15 {
+        return None;
+    }
+    Some(if plus { format!("+{digits}") } else { digits })
+}
+
+/// The identity a caller id or address gives: a phone number when it reads as one,
+/// an e-mail address (case-folded), else a SIP user.
+pub fn identity_of(raw: &str) -> Option<(IdentityKind, String)> {
+    let t = raw.trim();
+    if t.is_empty() {
+        return None;
+    }
+    if let Some(p) = normalize_phone(t) {
+        return Some((IdentityKind::Phone, p));
+    }
+    if t.contains('@') && !t.contains(' ') {
+        return Some((IdentityKind::Email, t.to_lowercase()));
+    }
+    Some((IdentityKind::Sip, t.to_string()))
+}
+
 /// One interaction as the API shows it.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Interaction {
     pub id: String,
     pub kind: String,
+    pub direction: String,
     pub customer_id: Option<i64>,
+    pub conversation_id: Option<i64>,
     pub caller: String,
     pub dialled: String,
     pub trunk: String,
     pub flow: String,
     pub flow_version: String,
     pub started_at: i64,
+    pub offered_at: Option<i64>,
+    pub answered_at: Option<i64>,
     pub ended_at: Option<i64>,
     pub queue: Option<String>,
+    pub agent: Option<String>,
     pub outcome: Option<String>,
+    pub disposition: Option<String>,
+    pub recording: Option<String>,
     pub path: Vec<String>,
     pub variables: serde_json::Map<String, serde_json::Value>,
 }
 
-const SCHEMA: &[&str] = &[
-    "CREATE TABLE IF NOT EXISTS customers (
-        id INTEGER PRIMARY KEY,
-        name TEXT NOT NULL DEFAULT '',
-        phone TEXT UNIQUE,
-        email TEXT UNIQUE,
-        account TEXT UNIQUE,
-        tier TEXT NOT NULL DEFAULT 'standard',
-        created_at INTEGER NOT NULL
-    )",
-    "CREATE TABLE IF NOT EXISTS interactions (
-        id TEXT PRIMARY KEY,
-        kind TEXT NOT NULL,
-        customer_id INTEGER REFERENCES customers(id),
-        caller TEXT NOT NULL DEFAULT '',
-        dialled TEXT NOT NULL DEFAULT '',
-        trunk TEXT NOT NULL DEFAULT '',
-        flow TEXT NOT NULL DEFAULT '',
-        flow_version TEXT NOT NULL DEFAULT '',
-        started_at INTEGER NOT NULL,
-        ended_at INTEGER,
-        queue TEXT,
-        outcome TEXT,
-        path TEXT NOT NULL DEFAULT '[]',
-        variables TEXT NOT NULL DEFAULT '{}'
-    )",
-    "CREATE INDEX IF NOT EXISTS interactions_started ON interactions(started_at)",
-    "CREATE TABLE IF NOT EXISTS timeline (
-        id INTEGER PRIMARY KEY,
-        customer_id INTEGER REFERENCES customers(id),
-        interaction_id TEXT REFERENCES interactions(id),
-        at INTEGER NOT NULL,
-        kind TEXT NOT NULL,
-        data TEXT NOT NULL DEFAULT '{}'
-    )",
+/// A new interaction.
+#[derive(Debug, Clone, Default)]
+pub struct NewInteraction<'a> {
+    pub id: &'a str,
+    pub kind: &'a str,
+    pub direction: &'a str,
+    /// Caller id or address, resolved to a customer.
+    pub from: &'a str,
+    pub dialled: &'a str,
+    pub trunk: &'a str,
+    pub flow: &'a str,
+    pub flow_version: &'a str,
+}
+
+/// What an interaction has come to.
+#[derive(Debug, Clone, Default)]
+pub struct InteractionUpdate<'a> {
+    /// A customer found later (by account number...): the interaction moves to their
+    /// open conversation.
+    pub customer_id: Option<i64>,
+    pub queue: Option<&'a str>,
+    pub outcome: Option<&'a str>,
+    pub path: &'a [String],
+    pub variables: Option<&'a serde_json::Map<String, serde_json::Value>>,
+    pub ended: bool,
+}
+
+/// Numbered schema changes; each runs once, in a transaction.
+const MIGRATIONS: &[(i64, &[&str])] = &[
+    (
+        1,
+        &[
+            "CREATE TABLE IF NOT EXISTS customers (
+                id INTEGER PRIMARY KEY,
+                name TEXT NOT NULL DEFAULT '',
+                phone TEXT UNIQUE,
+                email TEXT UNIQUE,
+                account TEXT UNIQUE,
+                tier TEXT NOT NULL DEFAULT 'standard',
+                created_at INTEGER NOT NULL
+            )",
+            "CREATE TABLE IF NOT EXISTS interactions (
+                id TEXT PRIMARY KEY,
+                kind TEXT NOT NULL,
+                customer_id INTEGER REFERENCES customers(id),
+                caller TEXT NOT NULL DEFAULT '',
+                dialled TEXT NOT NULL DEFAULT '',
+                trunk TEXT NOT NULL DEFAULT '',
+                flow TEXT NOT NULL DEFAULT '',
+                flow_version TEXT NOT NULL DEFAULT '',
+                started_at INTEGER NOT NULL,
+                ended_at INTEGER,
+                queue TEXT,
+                outcome TEXT,
+                path TEXT NOT NULL DEFAULT '[]',
+                variables TEXT NOT NULL DEFAULT '{}'
+            )",
+            "CREATE INDEX IF NOT EXISTS interactions_started ON interactions(started_at)",
+            "CREATE TABLE IF NOT EXISTS timeline (
+                id INTEGER PRIMARY KEY,
+                customer_id INTEGER REFERENCES customers(id),
+                interaction_id TEXT REFERENCES interactions(id),
+                at INTEGER NOT NULL,
+                kind TEXT NOT NULL,
+                data TEXT NOT NULL DEFAULT '{}'
+            )",
+        ],
+    ),
+    (
+        2,
+        &[
+            "CREATE TABLE identities (
+                id INTEGER PRIMARY KEY,
+                customer_id INTEGER NOT NULL REFERENCES customers(id),
+                kind TEXT NOT NULL,
+                value TEXT NOT NULL,
+                created_at INTEGER NOT NULL,
+                UNIQUE (kind, value)
+            )",
+            "INSERT OR IGNORE INTO identities (customer_id, kind, value, created_at)
+                SELECT id, 'phone', phone, created_at FROM customers WHERE phone IS NOT NULL AND phone <> ''",
+            "INSERT OR IGNORE INTO identities (customer_id, kind, value, created_at)
+                SELECT id, 'email', lower(email), created_at FROM customers WHERE email IS NOT NULL AND email <> ''",
+            "CREATE TABLE consents (
+                customer_id INTEGER NOT NULL REFERENCES customers(id),
+                kind TEXT NOT NULL,
+                granted INTEGER NOT NULL,
+                at INTEGER NOT NULL,
+                PRIMARY KEY (customer_id, kind)
+            )",
+            "CREATE TABLE conversations (
+                id INTEGER PRIMARY KEY,
+                customer_id INTEGER NOT NULL REFERENCES customers(id),
+                status TEXT NOT NULL DEFAULT 'open',
+                opened_at INTEGER NOT NULL,
+                resolved_at INTEGER
+            )",
+            "CREATE INDEX conversations_customer ON conversations(customer_id, status)",
+            "ALTER TABLE interactions ADD COLUMN conversation_id INTEGER REFERENCES conversations(id)",
+            "ALTER TABLE interactions ADD COLUMN direction TEXT NOT NULL DEFAULT 'inbound'",
+            "ALTER TABLE interactions ADD COLUMN agent TEXT",
+            "ALTER TABLE interactions ADD COLUMN offered_at INTEGER",
+            "ALTER TABLE interactions ADD COLUMN answered_at INTEGER",
+            "ALTER TABLE interactions ADD COLUMN disposition TEXT",
+            "ALTER TABLE interactions ADD COLUMN recording TEXT",
+            "CREATE INDEX interactions_conversation ON interactions(conversation_id)",
+            "ALTER TABLE timeline ADD COLUMN conversation_id INTEGER REFERENCES conversations(id)",
+            "CREATE INDEX timeline_conversation ON timeline(conversation_id, at)",
+        ],
+    ),
 ];
 
+pub const SCHEMA_VERSION: i64 = 2;
+
+fn now() -> i64 {
+    crate::clock::unix_secs() as i64
+}
+
 impl Store {
-    /// Opens (creating when missing) the database file and its tables.
+    /// Opens (creating when missing) the database file and brings its schema up to
+    /// date.
     pub async fn open(path: &Path) -> Result<Store, StoreError> {
         let opts = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
             .create_if_missing(true)
@@ -84,15 +250,54 @@ impl Store {
             // WAL with NORMAL: a crash of the process loses nothing; a power cut may
             // lose the last commits. FULL costs an fsync per call record.
             .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
+            .foreign_keys(true)
             .busy_timeout(std::time::Duration::from_secs(5));
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(opts)
             .await?;
-        for s in SCHEMA {
-            sqlx::query(*s).execute(&pool).await?;
+        let s = Store { pool };
+        s.migrate().await?;
+        Ok(s)
+    }
+
+    /// The schema version of the open database.
+    pub async fn version(&self) -> Result<i64, StoreError> {
+        Ok(
+            sqlx::query("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
+                .fetch_one(&self.pool)
+                .await?
+                .get(0),
+        )
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
+        )
+        .execute(&self.pool)
+        .await?;
+        let have = self.version().await?;
+        if have > SCHEMA_VERSION {
+            return Err(StoreError::TooNew(have, SCHEMA_VERSION));
         }
-        Ok(Store { pool })
+        for (v, steps) in MIGRATIONS {
+            if *v <= have {
+                continue;
+            }
+            let mut tx = self.pool.begin().await?;
+            for s in *steps {
+                sqlx::query(*s).execute(&mut *tx).await?;
+            }
+            sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)")
+                .bind(v)
+                .bind(now())
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            tracing::info!(version = v, "database migrated");
+        }
+        Ok(())
     }
 
     /// Demo customers, added once to an empty store.
@@ -104,7 +309,6 @@ impl Store {
         if n > 0 {
             return Ok(());
         }
-        let now = crate::clock::unix_secs() as i64;
         for (name, phone, email, account, tier) in [
             (
                 "Ada Lovelace",
@@ -128,17 +332,102 @@ impl Store {
                 "gold",
             ),
         ] {
-            sqlx::query("INSERT INTO customers (name, phone, email, account, tier, created_at) VALUES (?, ?, ?, ?, ?, ?)")
-                .bind(name)
-                .bind(phone)
-                .bind(email)
-                .bind(account)
-                .bind(tier)
-                .bind(now)
-                .execute(&self.pool)
-                .await?;
+            let id = self.create_customer(name, Some(account), tier).await?;
+            self.add_identity(id, IdentityKind::Phone, phone).await?;
+            self.add_identity(id, IdentityKind::Email, email).await?;
         }
         Ok(())
+    }
+
+    pub async fn create_customer(
+        &self,
+        name: &str,
+        account: Option<&str>,
+        tier: &str,
+    ) -> Result<i64, StoreError> {
+        let r = sqlx::query(
+            "INSERT INTO customers (name, account, tier, created_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(name)
+        .bind(account)
+        .bind(tier)
+        .bind(now())
+        .execute(&self.pool)
+        .await?;
+        Ok(r.last_insert_rowid())
+    }
+
+    /// Links an identity (normalised) to a customer. An identity belongs to one
+    /// customer: linking one that another customer holds changes nothing and says so.
+    pub async fn add_identity(
+        &self,
+        customer: i64,
+        kind: IdentityKind,
+        raw: &str,
+    ) -> Result<bool, StoreError> {
+        let value = match kind {
+            IdentityKind::Phone => normalize_phone(raw).unwrap_or_else(|| raw.trim().to_string()),
+            IdentityKind::Email => raw.trim().to_lowercase(),
+            _ => raw.trim().to_string(),
+        };
+        let r = sqlx::query("INSERT OR IGNORE INTO identities (customer_id, kind, value, created_at) VALUES (?, ?, ?, ?)")
+            .bind(customer)
+            .bind(kind.name())
+            .bind(&value)
+            .bind(now())
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// The customer holding an identity.
+    pub async fn customer_by_identity(
+        &self,
+        kind: IdentityKind,
+        value: &str,
+    ) -> Result<Option<i64>, StoreError> {
+        Ok(
+            sqlx::query("SELECT customer_id FROM identities WHERE kind = ? AND value = ?")
+                .bind(kind.name())
+                .bind(value)
+                .fetch_optional(&self.pool)
+                .await?
+                .map(|r| r.get(0)),
+        )
+    }
+
+    /// A customer's fields (`id`, `name`, `account`, `tier`, their first `phone` and
+    /// `email`).
+    pub async fn customer(&self, id: i64) -> Result<Option<Vec<(String, String)>>, StoreError> {
+        let Some(r) = sqlx::query("SELECT id, name, account, tier FROM customers WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let mut out = vec![
+            ("id".to_string(), r.get::<i64, _>(0).to_string()),
+            ("name".into(), r.get::<String, _>(1)),
+            (
+                "account".into(),
+                r.try_get::<Option<String>, _>(2)
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default(),
+            ),
+            ("tier".into(), r.get::<String, _>(3)),
+        ];
+        for kind in ["phone", "email"] {
+            let v: Option<String> = sqlx::query("SELECT value FROM identities WHERE customer_id = ? AND kind = ? ORDER BY id LIMIT 1")
+                .bind(id)
+                .bind(kind)
+                .fetch_optional(&self.pool)
+                .await?
+                .map(|r| r.get(0));
+            out.push((kind.to_string(), v.unwrap_or_default()));
+        }
+        Ok(Some(out))
     }
 
     /// A customer's fields by caller id, phone, account, email or id.
@@ -147,104 +436,183 @@ impl Store {
         by: &str,
         value: &str,
     ) -> Result<Option<Vec<(String, String)>>, StoreError> {
-        let sql: &'static str = match by {
-            "caller" | "phone" => "SELECT id, name, phone, email, account, tier FROM customers WHERE phone = ?",
-            "account" => "SELECT id, name, phone, email, account, tier FROM customers WHERE account = ?",
-            "email" => "SELECT id, name, phone, email, account, tier FROM customers WHERE email = ?",
-            _ => "SELECT id, name, phone, email, account, tier FROM customers WHERE CAST(id AS TEXT) = ?",
+        let id: Option<i64> = match by {
+            "caller" => match identity_of(value) {
+                Some((k, v)) => self.customer_by_identity(k, &v).await?,
+                None => None,
+            },
+            "phone" => match normalize_phone(value) {
+                Some(p) => self.customer_by_identity(IdentityKind::Phone, &p).await?,
+                None => None,
+            },
+            "email" => {
+                self.customer_by_identity(IdentityKind::Email, &value.trim().to_lowercase())
+                    .await?
+            }
+            "account" => sqlx::query("SELECT id FROM customers WHERE account = ?")
+                .bind(value)
+                .fetch_optional(&self.pool)
+                .await?
+                .map(|r| r.get(0)),
+            _ => value.trim().parse::<i64>().ok(),
         };
-        let row = sqlx::query(sql)
-            .bind(value)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map(|r| {
-            let s = |i: usize| {
-                r.try_get::<Option<String>, _>(i)
-                    .ok()
-                    .flatten()
-                    .unwrap_or_default()
-            };
-            vec![
-                ("id".into(), r.get::<i64, _>(0).to_string()),
-                ("name".into(), s(1)),
-                ("phone".into(), s(2)),
-                ("email".into(), s(3)),
-                ("account".into(), s(4)),
-                ("tier".into(), s(5)),
-            ]
-        }))
+        match id {
+            Some(id) => self.customer(id).await,
+            None => Ok(None),
+        }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    pub async fn start_interaction(
-        &self,
-        id: &str,
-        kind: &str,
-        caller: &str,
-        dialled: &str,
-        trunk: &str,
-        flow: &str,
-        flow_version: &str,
-    ) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO interactions (id, kind, caller, dialled, trunk, flow, flow_version, started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
-            .bind(id)
-            .bind(kind)
-            .bind(caller)
-            .bind(dialled)
-            .bind(trunk)
-            .bind(flow)
-            .bind(flow_version)
-            .bind(crate::clock::unix_secs() as i64)
+    /// The customer's open conversation, opened now if there is none.
+    pub async fn open_conversation(&self, customer: i64) -> Result<i64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let found: Option<i64> = sqlx::query("SELECT id FROM conversations WHERE customer_id = ? AND status = 'open' ORDER BY id DESC LIMIT 1")
+            .bind(customer)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| r.get(0));
+        let id = match found {
+            Some(id) => id,
+            None => sqlx::query(
+                "INSERT INTO conversations (customer_id, status, opened_at) VALUES (?, 'open', ?)",
+            )
+            .bind(customer)
+            .bind(now())
+            .execute(&mut *tx)
+            .await?
+            .last_insert_rowid(),
+        };
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    pub async fn resolve_conversation(&self, conversation: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE conversations SET status = 'resolved', resolved_at = ? WHERE id = ?")
+            .bind(now())
+            .bind(conversation)
             .execute(&self.pool)
             .await?;
         Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)]
-    /// Records what the caller has done so far (and, once known, the customer, the
-    /// queue and how it ended).
+    /// The customer for an address: the one holding it, or a new customer with it.
+    pub async fn resolve_customer(&self, from: &str) -> Result<Option<i64>, StoreError> {
+        let Some((kind, value)) = identity_of(from) else {
+            return Ok(None);
+        };
+        if let Some(id) = self.customer_by_identity(kind, &value).await? {
+            return Ok(Some(id));
+        }
+        let id = self.create_customer("", None, "standard").await?;
+        if !self.add_identity(id, kind, &value).await? {
+            // Someone else created it meanwhile: use theirs.
+            return self.customer_by_identity(kind, &value).await;
+        }
+        Ok(Some(id))
+    }
+
+    /// Records a new interaction, resolving who it is from and which conversation it
+    /// joins. Returns (customer, conversation).
+    pub async fn start_interaction(
+        &self,
+        n: &NewInteraction<'_>,
+    ) -> Result<(Option<i64>, Option<i64>), StoreError> {
+        let customer = self.resolve_customer(n.from).await?;
+        let conversation = match customer {
+            Some(c) => Some(self.open_conversation(c).await?),
+            None => None,
+        };
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("INSERT INTO interactions (id, kind, direction, customer_id, conversation_id, caller, dialled, trunk, flow, flow_version, started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+            .bind(n.id)
+            .bind(n.kind)
+            .bind(if n.direction.is_empty() { "inbound" } else { n.direction })
+            .bind(customer)
+            .bind(conversation)
+            .bind(n.from)
+            .bind(n.dialled)
+            .bind(n.trunk)
+            .bind(n.flow)
+            .bind(n.flow_version)
+            .bind(now())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO timeline (customer_id, conversation_id, interaction_id, at, kind, data) VALUES (?, ?, ?, ?, 'interaction started', ?)")
+            .bind(customer)
+            .bind(conversation)
+            .bind(n.id)
+            .bind(now())
+            .bind(serde_json::json!({"kind": n.kind, "from": n.from, "dialled": n.dialled}).to_string())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok((customer, conversation))
+    }
+
+    /// Records what the interaction has come to.
     pub async fn update_interaction(
         &self,
         id: &str,
-        customer_id: Option<i64>,
-        queue: Option<&str>,
-        outcome: Option<&str>,
-        path: &[String],
-        variables: &serde_json::Map<String, serde_json::Value>,
-        ended: bool,
+        u: &InteractionUpdate<'_>,
     ) -> Result<(), StoreError> {
-        let ended_at = ended.then(|| crate::clock::unix_secs() as i64);
-        sqlx::query("UPDATE interactions SET customer_id = COALESCE(?, customer_id), queue = COALESCE(?, queue), outcome = COALESCE(?, outcome), path = ?, variables = ?, ended_at = COALESCE(?, ended_at) WHERE id = ?")
-            .bind(customer_id)
-            .bind(queue)
-            .bind(outcome)
-            .bind(serde_json::to_string(path).unwrap_or_default())
-            .bind(serde_json::Value::Object(variables.clone()).to_string())
+        let conversation = match u.customer_id {
+            Some(c) => Some(self.open_conversation(c).await?),
+            None => None,
+        };
+        let ended_at = u.ended.then(now);
+        let vars = u
+            .variables
+            .map(|v| serde_json::Value::Object(v.clone()).to_string());
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE interactions SET customer_id = COALESCE(?, customer_id), conversation_id = COALESCE(?, conversation_id), queue = COALESCE(?, queue), outcome = COALESCE(?, outcome), path = ?, variables = COALESCE(?, variables), ended_at = COALESCE(?, ended_at) WHERE id = ?")
+            .bind(u.customer_id)
+            .bind(conversation)
+            .bind(u.queue)
+            .bind(u.outcome)
+            .bind(serde_json::to_string(u.path).unwrap_or_default())
+            .bind(vars)
             .bind(ended_at)
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        let event = if u.ended {
+            Some((
+                "interaction ended",
+                serde_json::json!({"outcome": u.outcome}),
+            ))
+        } else {
+            u.queue.map(|q| ("queued", serde_json::json!({"queue": q})))
+        };
+        if let Some((kind, data)) = event {
+            sqlx::query("INSERT INTO timeline (customer_id, conversation_id, interaction_id, at, kind, data) SELECT customer_id, conversation_id, id, ?, ?, ? FROM interactions WHERE id = ?")
+                .bind(now())
+                .bind(kind)
+                .bind(data.to_string())
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
+    /// Adds an event (a voicemail, a note...) to an interaction's timeline.
     pub async fn add_timeline(
         &self,
-        customer_id: Option<i64>,
         interaction: &str,
         kind: &str,
         data: serde_json::Value,
     ) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO timeline (customer_id, interaction_id, at, kind, data) VALUES (?, ?, ?, ?, ?)")
-            .bind(customer_id)
-            .bind(interaction)
-            .bind(crate::clock::unix_secs() as i64)
+        sqlx::query("INSERT INTO timeline (customer_id, conversation_id, interaction_id, at, kind, data) SELECT customer_id, conversation_id, id, ?, ?, ? FROM interactions WHERE id = ?")
+            .bind(now())
             .bind(kind)
             .bind(data.to_string())
+            .bind(interaction)
             .execute(&self.pool)
             .await?;
         Ok(())
     }
 
+    /// An interaction's events, oldest first.
     pub async fn timeline(
         &self,
         interaction: &str,
@@ -265,20 +633,49 @@ impl Store {
             .collect())
     }
 
+    /// A conversation's events across all its interactions, oldest first:
+    /// (interaction, kind, data).
+    pub async fn conversation_timeline(
+        &self,
+        conversation: i64,
+    ) -> Result<Vec<(String, String, serde_json::Value)>, StoreError> {
+        let rows = sqlx::query("SELECT COALESCE(interaction_id, ''), kind, data FROM timeline WHERE conversation_id = ? ORDER BY at, id")
+            .bind(conversation)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                (
+                    r.get::<String, _>(0),
+                    r.get::<String, _>(1),
+                    serde_json::from_str(&r.get::<String, _>(2)).unwrap_or_default(),
+                )
+            })
+            .collect())
+    }
+
     fn row(r: &sqlx::sqlite::SqliteRow) -> Interaction {
         Interaction {
             id: r.get("id"),
             kind: r.get("kind"),
+            direction: r.get("direction"),
             customer_id: r.get("customer_id"),
+            conversation_id: r.get("conversation_id"),
             caller: r.get("caller"),
             dialled: r.get("dialled"),
             trunk: r.get("trunk"),
             flow: r.get("flow"),
             flow_version: r.get("flow_version"),
             started_at: r.get("started_at"),
+            offered_at: r.get("offered_at"),
+            answered_at: r.get("answered_at"),
             ended_at: r.get("ended_at"),
             queue: r.get("queue"),
+            agent: r.get("agent"),
             outcome: r.get("outcome"),
+            disposition: r.get("disposition"),
+            recording: r.get("recording"),
             path: serde_json::from_str(&r.get::<String, _>("path")).unwrap_or_default(),
             variables: serde_json::from_str(&r.get::<String, _>("variables")).unwrap_or_default(),
         }
@@ -304,69 +701,4 @@ impl Store {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn customers_and_interactions_in_a_real_file() {
-        let d = tempfile::tempdir().unwrap();
-        let path = d.path().join("t.db");
-        let s = Store::open(&path).await.unwrap();
-        s.seed_demo().await.unwrap();
-        s.seed_demo().await.unwrap(); // once only
-        let ada = s.lookup("account", "1234").await.unwrap().unwrap();
-        assert!(ada.contains(&("name".into(), "Ada Lovelace".into())));
-        assert!(s.lookup("caller", "+15551234567").await.unwrap().is_some());
-        assert!(s.lookup("account", "0000").await.unwrap().is_none());
-        // SQL injection through a lookup value is just a value.
-        assert!(s.lookup("email", "' OR 1=1 --").await.unwrap().is_none());
-
-        s.start_interaction("i1", "voice", "+1555", "100", "demo", "demo", "abc")
-            .await
-            .unwrap();
-        let mut vars = serde_json::Map::new();
-        vars.insert("account".into(), "1234".into());
-        s.update_interaction(
-            "i1",
-            Some(1),
-            Some("support"),
-            None,
-            &["a".into()],
-            &vars,
-            false,
-        )
-        .await
-        .unwrap();
-        s.update_interaction(
-            "i1",
-            None,
-            None,
-            Some("caller_hangup"),
-            &["a".into(), "b".into()],
-            &vars,
-            true,
-        )
-        .await
-        .unwrap();
-        s.add_timeline(
-            Some(1),
-            "i1",
-            "voicemail",
-            serde_json::json!({"seconds": 3}),
-        )
-        .await
-        .unwrap();
-        drop(s);
-        // Reopen: it is on disk.
-        let s = Store::open(&path).await.unwrap();
-        let i = s.interaction("i1").await.unwrap().unwrap();
-        assert_eq!(i.queue.as_deref(), Some("support"));
-        assert_eq!(i.customer_id, Some(1));
-        assert_eq!(i.outcome.as_deref(), Some("caller_hangup"));
-        assert_eq!(i.path, ["a", "b"]);
-        assert_eq!(i.variables["account"], "1234");
-        assert!(i.ended_at.is_some());
-        assert_eq!(s.recent_interactions(10).await.unwrap().len(), 1);
-        assert_eq!(s.timeline("i1").await.unwrap()[0].0, "voicemail");
-    }
-}
+mod tests;

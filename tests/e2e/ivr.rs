@@ -94,7 +94,10 @@ fn sipp_caller_walks_the_demo_flow_to_the_support_queue() {
     assert_eq!(i["variables"]["customer.name"], "Ada Lovelace", "{i}");
     assert_eq!(i["variables"]["customer.tier"], "gold", "{i}");
     assert_eq!(i["outcome"], "caller_hangup", "{i}");
-    assert!(i["customer_id"].as_i64().is_some(), "{i}");
+    // The caller id `sipp` was a stranger; the account number made it Ada's: the
+    // interaction moved to her customer record and her open conversation.
+    assert_eq!(i["customer_id"], 1, "{i}");
+    assert!(i["conversation_id"].as_i64().is_some(), "{i}");
     let path: Vec<&str> = i["path"]
         .as_array()
         .unwrap()
@@ -572,11 +575,23 @@ fn voicemail_is_recorded_and_lands_on_the_timeline() {
                 .to_string();
             let (_, one) = g.get_auth(&format!("/api/interactions/{id}"), "test-token");
             found = json(&one);
-            found["timeline"].as_array().is_some_and(|t| !t.is_empty())
+            found["timeline"]
+                .as_array()
+                .is_some_and(|t| t.iter().any(|e| e["kind"] == "interaction ended"))
         },
     );
-    let t = &found["timeline"][0];
-    assert_eq!(t["kind"], "voicemail", "{found}");
+    let kinds: Vec<&str> = found["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["interaction started", "voicemail", "interaction ended"],
+        "{found}"
+    );
+    let t = &found["timeline"][1];
     assert_eq!(t["data"]["path"], vm.display().to_string(), "{found}");
     assert_eq!(found["variables"]["voicemail.seconds"], "6", "{found}");
 }
