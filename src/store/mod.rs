@@ -220,6 +220,8 @@ const MIGRATIONS: &[(i64, &[&str])] = &[
                 resolved_at INTEGER
             )",
             "CREATE INDEX conversations_customer ON conversations(customer_id, status)",
+            // At most one open conversation per customer, even when two contacts race.
+            "CREATE UNIQUE INDEX conversations_one_open ON conversations(customer_id) WHERE status = 'open'",
             "ALTER TABLE interactions ADD COLUMN conversation_id INTEGER REFERENCES conversations(id)",
             "ALTER TABLE interactions ADD COLUMN direction TEXT NOT NULL DEFAULT 'inbound'",
             "ALTER TABLE interactions ADD COLUMN agent TEXT",
@@ -235,6 +237,21 @@ const MIGRATIONS: &[(i64, &[&str])] = &[
 ];
 
 pub const SCHEMA_VERSION: i64 = 2;
+
+/// (interaction, kind, data JSON, at) for one interaction: its start, queue and end from
+/// its row, then the written events, in time order.
+const TIMELINE: &str = "SELECT id, 'interaction started', json_object('kind', kind, 'from', caller, 'dialled', dialled), started_at AS at, 0 AS o FROM interactions WHERE id = ?
+    UNION ALL SELECT id, 'queued', json_object('queue', queue), offered_at, 1 FROM interactions WHERE id = ? AND offered_at IS NOT NULL
+    UNION ALL SELECT interaction_id, kind, data, at, 2 FROM timeline WHERE interaction_id = ?
+    UNION ALL SELECT id, 'interaction ended', json_object('outcome', outcome), ended_at, 3 FROM interactions WHERE id = ? AND ended_at IS NOT NULL
+    ORDER BY at, o";
+
+/// The same over every interaction of a conversation.
+const CONVERSATION_TIMELINE: &str = "SELECT id, 'interaction started', json_object('kind', kind, 'from', caller, 'dialled', dialled), started_at AS at, 0 AS o FROM interactions WHERE conversation_id = ?
+    UNION ALL SELECT id, 'queued', json_object('queue', queue), offered_at, 1 FROM interactions WHERE conversation_id = ? AND offered_at IS NOT NULL
+    UNION ALL SELECT COALESCE(interaction_id, ''), kind, data, at, 2 FROM timeline WHERE conversation_id = ?
+    UNION ALL SELECT id, 'interaction ended', json_object('outcome', outcome), ended_at, 3 FROM interactions WHERE conversation_id = ? AND ended_at IS NOT NULL
+    ORDER BY at, o";
 
 fn now() -> i64 {
     crate::clock::unix_secs() as i64
@@ -462,27 +479,28 @@ impl Store {
         }
     }
 
-    /// The customer's open conversation, opened now if there is none.
+    /// The customer's open conversation, opened now if there is none (one at most:
+    /// a partial unique index settles races).
     pub async fn open_conversation(&self, customer: i64) -> Result<i64, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let found: Option<i64> = sqlx::query("SELECT id FROM conversations WHERE customer_id = ? AND status = 'open' ORDER BY id DESC LIMIT 1")
-            .bind(customer)
-            .fetch_optional(&mut *tx)
-            .await?
-            .map(|r| r.get(0));
-        let id = match found {
-            Some(id) => id,
-            None => sqlx::query(
-                "INSERT INTO conversations (customer_id, status, opened_at) VALUES (?, 'open', ?)",
-            )
+        if let Some(id) = self.find_open(customer).await? {
+            return Ok(id);
+        }
+        sqlx::query("INSERT OR IGNORE INTO conversations (customer_id, status, opened_at) VALUES (?, 'open', ?)")
             .bind(customer)
             .bind(now())
-            .execute(&mut *tx)
-            .await?
-            .last_insert_rowid(),
-        };
-        tx.commit().await?;
-        Ok(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(self.find_open(customer).await?.unwrap_or_default())
+    }
+
+    async fn find_open(&self, customer: i64) -> Result<Option<i64>, StoreError> {
+        Ok(
+            sqlx::query("SELECT id FROM conversations WHERE customer_id = ? AND status = 'open'")
+                .bind(customer)
+                .fetch_optional(&self.pool)
+                .await?
+                .map(|r| r.get(0)),
+        )
     }
 
     pub async fn resolve_conversation(&self, conversation: i64) -> Result<(), StoreError> {
@@ -511,17 +529,30 @@ impl Store {
     }
 
     /// Records a new interaction, resolving who it is from and which conversation it
-    /// joins. Returns (customer, conversation).
+    /// joins. Returns (customer, conversation). Its start and end are on the timeline
+    /// through the interaction's own times (see [`Store::conversation_timeline`]).
     pub async fn start_interaction(
         &self,
         n: &NewInteraction<'_>,
     ) -> Result<(Option<i64>, Option<i64>), StoreError> {
-        let customer = self.resolve_customer(n.from).await?;
-        let conversation = match customer {
-            Some(c) => Some(self.open_conversation(c).await?),
+        // The common case, a known customer with an open case, in one statement.
+        let known: Option<(i64, Option<i64>)> = match identity_of(n.from) {
+            Some((kind, value)) => sqlx::query("SELECT i.customer_id, c.id FROM identities i LEFT JOIN conversations c ON c.customer_id = i.customer_id AND c.status = 'open' WHERE i.kind = ? AND i.value = ?")
+                .bind(kind.name())
+                .bind(value)
+                .fetch_optional(&self.pool)
+                .await?
+                .map(|r| (r.get(0), r.get(1))),
             None => None,
         };
-        let mut tx = self.pool.begin().await?;
+        let (customer, conversation) = match known {
+            Some((c, Some(conv))) => (Some(c), Some(conv)),
+            Some((c, None)) => (Some(c), Some(self.open_conversation(c).await?)),
+            None => match self.resolve_customer(n.from).await? {
+                Some(c) => (Some(c), Some(self.open_conversation(c).await?)),
+                None => (None, None),
+            },
+        };
         sqlx::query("INSERT INTO interactions (id, kind, direction, customer_id, conversation_id, caller, dialled, trunk, flow, flow_version, started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
             .bind(n.id)
             .bind(n.kind)
@@ -534,21 +565,13 @@ impl Store {
             .bind(n.flow)
             .bind(n.flow_version)
             .bind(now())
-            .execute(&mut *tx)
+            .execute(&self.pool)
             .await?;
-        sqlx::query("INSERT INTO timeline (customer_id, conversation_id, interaction_id, at, kind, data) VALUES (?, ?, ?, ?, 'interaction started', ?)")
-            .bind(customer)
-            .bind(conversation)
-            .bind(n.id)
-            .bind(now())
-            .bind(serde_json::json!({"kind": n.kind, "from": n.from, "dialled": n.dialled}).to_string())
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
         Ok((customer, conversation))
     }
 
-    /// Records what the interaction has come to.
+    /// Records what the interaction has come to (one statement; the time it joined a
+    /// queue is kept as `offered_at`).
     pub async fn update_interaction(
         &self,
         id: &str,
@@ -558,40 +581,23 @@ impl Store {
             Some(c) => Some(self.open_conversation(c).await?),
             None => None,
         };
-        let ended_at = u.ended.then(now);
+        let t = now();
         let vars = u
             .variables
             .map(|v| serde_json::Value::Object(v.clone()).to_string());
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("UPDATE interactions SET customer_id = COALESCE(?, customer_id), conversation_id = COALESCE(?, conversation_id), queue = COALESCE(?, queue), outcome = COALESCE(?, outcome), path = ?, variables = COALESCE(?, variables), ended_at = COALESCE(?, ended_at) WHERE id = ?")
+        sqlx::query("UPDATE interactions SET customer_id = COALESCE(?, customer_id), conversation_id = COALESCE(?, conversation_id), offered_at = CASE WHEN ? IS NOT NULL AND offered_at IS NULL THEN ? ELSE offered_at END, queue = COALESCE(?, queue), outcome = COALESCE(?, outcome), path = ?, variables = COALESCE(?, variables), ended_at = COALESCE(?, ended_at) WHERE id = ?")
             .bind(u.customer_id)
             .bind(conversation)
+            .bind(u.queue)
+            .bind(t)
             .bind(u.queue)
             .bind(u.outcome)
             .bind(serde_json::to_string(u.path).unwrap_or_default())
             .bind(vars)
-            .bind(ended_at)
+            .bind(u.ended.then_some(t))
             .bind(id)
-            .execute(&mut *tx)
+            .execute(&self.pool)
             .await?;
-        let event = if u.ended {
-            Some((
-                "interaction ended",
-                serde_json::json!({"outcome": u.outcome}),
-            ))
-        } else {
-            u.queue.map(|q| ("queued", serde_json::json!({"queue": q})))
-        };
-        if let Some((kind, data)) = event {
-            sqlx::query("INSERT INTO timeline (customer_id, conversation_id, interaction_id, at, kind, data) SELECT customer_id, conversation_id, id, ?, ?, ? FROM interactions WHERE id = ?")
-                .bind(now())
-                .bind(kind)
-                .bind(data.to_string())
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
         Ok(())
     }
 
@@ -612,24 +618,23 @@ impl Store {
         Ok(())
     }
 
-    /// An interaction's events, oldest first.
+    /// An interaction's events, oldest first: its start, joining a queue and end (from
+    /// its own times) merged with the events written for it (voicemails, notes...).
     pub async fn timeline(
         &self,
         interaction: &str,
     ) -> Result<Vec<(String, serde_json::Value)>, StoreError> {
-        let rows =
-            sqlx::query("SELECT kind, data FROM timeline WHERE interaction_id = ? ORDER BY id")
-                .bind(interaction)
-                .fetch_all(&self.pool)
-                .await?;
-        Ok(rows
-            .iter()
-            .map(|r| {
-                (
-                    r.get::<String, _>(0),
-                    serde_json::from_str(&r.get::<String, _>(1)).unwrap_or_default(),
-                )
-            })
+        Ok(self
+            .events(
+                sqlx::query(TIMELINE)
+                    .bind(interaction)
+                    .bind(interaction)
+                    .bind(interaction)
+                    .bind(interaction),
+            )
+            .await?
+            .into_iter()
+            .map(|(_, k, d)| (k, d))
             .collect())
     }
 
@@ -639,10 +644,21 @@ impl Store {
         &self,
         conversation: i64,
     ) -> Result<Vec<(String, String, serde_json::Value)>, StoreError> {
-        let rows = sqlx::query("SELECT COALESCE(interaction_id, ''), kind, data FROM timeline WHERE conversation_id = ? ORDER BY at, id")
-            .bind(conversation)
-            .fetch_all(&self.pool)
-            .await?;
+        self.events(
+            sqlx::query(CONVERSATION_TIMELINE)
+                .bind(conversation)
+                .bind(conversation)
+                .bind(conversation)
+                .bind(conversation),
+        )
+        .await
+    }
+
+    async fn events(
+        &self,
+        q: sqlx::query::Query<'_, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>,
+    ) -> Result<Vec<(String, String, serde_json::Value)>, StoreError> {
+        let rows = q.fetch_all(&self.pool).await?;
         Ok(rows
             .iter()
             .map(|r| {

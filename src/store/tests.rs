@@ -184,7 +184,16 @@ async fn lookups_and_a_customer_found_later_moves_the_interaction() {
         .into_iter()
         .map(|(_, k, _)| k)
         .collect();
-    assert_eq!(kinds, ["queued", "voicemail", "interaction ended"]);
+    // The whole interaction now shows in her conversation.
+    assert_eq!(
+        kinds,
+        [
+            "interaction started",
+            "queued",
+            "voicemail",
+            "interaction ended"
+        ]
+    );
     let all: Vec<String> = s
         .timeline("i1")
         .await
