@@ -634,6 +634,41 @@ mod props {
             let _ = load_str(&s, &d.join("p.yaml"), &LoadOptions { tts: false });
         }
 
+        /// Any sequence of inputs, stale or out of place, drives the demo flow without a
+        /// panic, within the step limit, and nothing happens after the end.
+        #[test]
+        fn engine_takes_any_input_sequence(inputs in proptest::collection::vec((0u8..9, 0u64..40, 0u8..16), 0..80)) {
+            let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("dialplans/demo.yaml");
+            let flow = Arc::new(super::super::load_file(&path, &LoadOptions { tts: false }).unwrap());
+            let mut run = Run::new(Arc::new(FlowSet::default()), flow.clone(), &CallInfo::default());
+            let t0: jiff::Timestamp = "2026-11-23T15:00:00Z".parse().unwrap();
+            run.start(t0);
+            let mut done_at = None;
+            for (n, (kind, id, key)) in inputs.into_iter().enumerate() {
+                let now = t0 + jiff::SignedDuration::from_secs(n as i64);
+                let input = match kind {
+                    0 | 1 => Input::Digit(['0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '*', '#', 'A', 'B', 'C', 'D'][key as usize]),
+                    2 => Input::PlayDone(id),
+                    3 => Input::Timer(id),
+                    4 => Input::LookupResult(if key % 2 == 0 { None } else { Some(vec![("tier".into(), "gold".into())]) }),
+                    5 => Input::HttpResult(Err("x".into())),
+                    6 => Input::QueueStatus { position: key as u32, wait: Duration::from_secs(id) },
+                    7 => Input::VoicemailDone { seconds: key as u32 },
+                    _ => Input::Hangup,
+                };
+                let before = run.path().len();
+                run.handle(now, input);
+                while run.poll().is_some() {}
+                if done_at.is_some() {
+                    prop_assert_eq!(run.path().len(), before, "steps after the end");
+                }
+                if run.ending().is_some() && done_at.is_none() {
+                    done_at = Some(n);
+                }
+                prop_assert!(run.path().len() as u32 <= flow.max_steps);
+            }
+        }
+
         #[test]
         fn mutated_demo_never_panics(cut in 0usize..6000, len in 0usize..40, junk in "[ :\\-\\[\\]{}#'\"a-z0-9\n$]{0,12}") {
             let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("dialplans/demo.yaml");
