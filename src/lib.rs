@@ -1,9 +1,11 @@
 //! omnigate: a contact-centre gateway (SIP, IVR, WebRTC agents and chat) in one binary.
 //!
 //! Layers, each a module: `sip` (sans-IO signalling, plus `sip::transport`, the only
-//! SIP socket code), `sdp` and `media` (audio legs), `dialplan` (the IVR language), `actors` (actix actors owning
-//! calls), `api` (HTTP), `server` (wiring and the driver loop), `config`, `redact`
-//! (personal data in logs) and `clock` (the only place that reads the time).
+//! SIP socket code), `sdp` and `media` (audio legs), `dialplan` (the IVR language),
+//! `routing` (the ACD, sans-IO), `store` (customers, conversations, interactions in
+//! SQLite), `actors` (actix actors owning calls), `api` (HTTP), `server` (wiring and
+//! the driver loop), `config`, `redact` (personal data in logs) and `clock` (the only
+//! place that reads the time).
 
 pub mod actors;
 pub mod api;

@@ -1,6 +1,7 @@
-//! The IVR's waiting lists: who waits in which queue, in what order
-//! (priority first, then arrival), so the IVR can tell a caller their position and an
-//! expected wait. Agents, skills and the ACD decision come with issue 5.
+//! The IVR's waiting lists: who waits in which queue, in what order (priority first,
+//! then arrival), so the IVR can tell a caller their position and an expected wait.
+//! It stands in until the call actors drive the routing engine (`engine`), which
+//! knows agents, skills and offers.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
