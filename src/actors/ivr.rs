@@ -36,7 +36,6 @@ pub(super) struct Ivr {
     customer_id: Option<i64>,
     queue: Option<String>,
     queue_poll: Option<SpawnHandle>,
-    pub(super) finished: bool,
     /// How the run ended, once it has.
     outcome: Option<String>,
     writer: tokio::sync::mpsc::UnboundedSender<StoreWrite>,
@@ -177,7 +176,6 @@ impl CallActor {
             customer_id: None,
             queue: None,
             queue_poll: None,
-            finished: false,
             outcome: None,
             writer: store_writer(ictx_store, interaction_id),
         });
@@ -342,7 +340,7 @@ impl CallActor {
                                         (i, s)
                                     })
                                     .collect();
-                                if act.ivr.as_ref().is_some_and(|v| !v.finished) {
+                                if act.ivr.as_ref().is_some_and(|v| v.outcome.is_none()) {
                                     act.play_items(ctx, id, items, barge_in);
                                 }
                             }),
@@ -470,7 +468,6 @@ impl CallActor {
                     }
                 }
                 Output::Done(ending) => {
-                    ivr.finished = true;
                     ivr.ctx.queues.leave(&ivr.interaction);
                     if let Some(h) = ivr.queue_poll.take() {
                         ctx.cancel_future(h);
@@ -632,8 +629,19 @@ impl CallActor {
     }
 }
 
+/// Why a transfer leg failed, in words a designer can branch on (`${transfer.error}`).
 pub(super) fn ivr_input_failed(reason: &crate::sip::core::EndReason) -> Input {
-    Input::TransferFailed(format!("{reason:?}"))
+    use crate::sip::core::EndReason;
+    let why = match reason {
+        EndReason::Failed(code @ (486 | 600)) => format!("busy ({code})"),
+        EndReason::Failed(408) => "no answer (408)".into(),
+        EndReason::Failed(480) => "not available (480)".into(),
+        EndReason::Failed(code @ (404 | 484)) => format!("no such destination ({code})"),
+        EndReason::Failed(603) => "declined (603)".into(),
+        EndReason::Failed(code) => format!("failed ({code})"),
+        other => format!("ended: {other:?}"),
+    };
+    Input::TransferFailed(why)
 }
 
 async fn webhook(

@@ -84,22 +84,32 @@ fn same_file(a: &Path, b: &Path) -> bool {
     }
 }
 
-pub fn check(paths: &[PathBuf], out: &mut dyn Write) -> i32 {
+/// Loads the flows named on the command line and prints their problems; `Err` is the
+/// exit status for bad usage (no such file, nothing given).
+fn load_paths(paths: &[PathBuf], out: &mut dyn Write) -> Result<Loaded, i32> {
     let files = match expand(paths) {
         Ok(f) if !f.is_empty() => f,
         Ok(_) => {
             let _ = writeln!(out, "no flow files given");
-            return 2;
+            return Err(2);
         }
         Err(e) => {
             let _ = writeln!(out, "{e}");
-            return 2;
+            return Err(2);
         }
     };
-    let (_, given, problems) = load_set(&files, &LoadOptions::detect());
-    for p in &problems {
+    let loaded = load_set(&files, &LoadOptions::detect());
+    for p in &loaded.2 {
         let _ = writeln!(out, "{p}");
     }
+    Ok(loaded)
+}
+
+pub fn check(paths: &[PathBuf], out: &mut dyn Write) -> i32 {
+    let (_, given, problems) = match load_paths(paths, out) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
     for (f, flow) in &given {
         if let Some(flow) = flow {
             if !problems.iter().any(|p| p.file == *f) {
@@ -256,21 +266,10 @@ pub fn simulate(a: &SimArgs, out: &mut dyn Write) -> i32 {
 }
 
 pub fn test(paths: &[PathBuf], out: &mut dyn Write) -> i32 {
-    let files = match expand(paths) {
-        Ok(f) if !f.is_empty() => f,
-        Ok(_) => {
-            let _ = writeln!(out, "no flow files given");
-            return 2;
-        }
-        Err(e) => {
-            let _ = writeln!(out, "{e}");
-            return 2;
-        }
+    let (set, given, problems) = match load_paths(paths, out) {
+        Ok(l) => l,
+        Err(code) => return code,
     };
-    let (set, given, problems) = load_set(&files, &LoadOptions::detect());
-    for p in &problems {
-        let _ = writeln!(out, "{p}");
-    }
     let set = Arc::new(set);
     let (mut passed, mut failed) = (0, 0);
     for (f, flow) in given {

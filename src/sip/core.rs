@@ -153,6 +153,18 @@ pub enum CoreEvent {
     },
 }
 
+/// What differs between the INVITEs we send.
+struct InviteParts<'a> {
+    ruri: &'a str,
+    from: &'a str,
+    to: &'a str,
+    call_id: String,
+    cseq: u32,
+    transport: Transport,
+    auth: Option<(HeaderName, String)>,
+    sdp: &'a Bytes,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum CallState {
     /// Inbound INVITE offered to the application.
@@ -190,7 +202,6 @@ impl Call {
             cancel_pending: false,
             last_code: 0,
             ack: None,
-            direct: None,
         }
     }
 }
@@ -215,8 +226,6 @@ struct Call {
     cancel_pending: bool,
     last_code: u16,
     ack: Option<Message>,
-    /// Outbound to a registered phone or an IP URI, not through a trunk.
-    direct: Option<(String, Peer)>,
 }
 
 #[derive(Debug, Clone)]
@@ -1387,7 +1396,7 @@ impl Core {
         sdp: Bytes,
     ) {
         self.stats.calls_total += 1;
-        let mut c = Call::new(
+        let c = Call::new(
             false,
             CallState::Calling,
             Message::request(Method::Invite, "sip:invalid"),
@@ -1396,38 +1405,56 @@ impl Core {
             to_user.to_string(),
         );
         let local = self.local_addr(peer.transport);
-        let contact = self.contact_for(peer.transport);
-        let mut inv = Message::request(Method::Invite, &ruri);
+        let inv = self.invite(InviteParts {
+            ruri: &ruri,
+            from: &format!("<sip:omnigate@{local}>;tag={}", c.local_tag),
+            to: &format!("<{ruri}>"),
+            call_id: format!("{}@omnigate", rand_hex(20)),
+            cseq: 1,
+            transport: peer.transport,
+            auth: None,
+            sdp: &c.local_sdp,
+        });
+        self.calls.insert(call, c);
+        self.send_call_invite(now, call, inv, peer);
+        self.drain_tx_events(now);
+    }
+
+    /// An outbound INVITE with our Contact, Allow, Supported and Session-Expires.
+    fn invite(&self, p: InviteParts<'_>) -> Message {
+        let mut inv = Message::request(Method::Invite, p.ruri);
         inv.push(HeaderName::MaxForwards, "70");
-        inv.push(
-            HeaderName::From,
-            format!("<sip:omnigate@{local}>;tag={}", c.local_tag),
-        );
-        inv.push(HeaderName::To, format!("<{ruri}>"));
-        inv.push(HeaderName::CallId, format!("{}@omnigate", rand_hex(20)));
-        inv.push(HeaderName::CSeq, "1 INVITE");
-        inv.push(HeaderName::Contact, contact);
+        inv.push(HeaderName::From, p.from.to_string());
+        inv.push(HeaderName::To, p.to.to_string());
+        inv.push(HeaderName::CallId, p.call_id);
+        inv.push(HeaderName::CSeq, format!("{} INVITE", p.cseq));
+        inv.push(HeaderName::Contact, self.contact_for(p.transport));
         inv.push(HeaderName::Allow, ALLOW);
         inv.push(HeaderName::Supported, SUPPORTED);
         inv.push(
             HeaderName::SessionExpires,
             self.cfg.session_expires.to_string(),
         );
-        if !c.local_sdp.is_empty() {
-            inv.with_body("application/sdp", c.local_sdp.clone());
+        if let Some((n, v)) = p.auth {
+            inv.push(n, v);
         }
-        c.direct = Some((ruri, peer));
-        self.calls.insert(call, c);
-        let key = self.send_request(now, inv, peer, Purpose::Invite(call));
-        if let Some(k) = key {
+        if !p.sdp.is_empty() {
+            inv.with_body("application/sdp", p.sdp.clone());
+        }
+        inv
+    }
+
+    /// Sends a call's INVITE and remembers its transaction and the message as sent.
+    fn send_call_invite(&mut self, now: Instant, call: CallRef, inv: Message, peer: Peer) {
+        if let Some(k) = self.send_request(now, inv, peer, Purpose::Invite(call)) {
             let inv = self.tx.request(&k).cloned();
-            let c = self.calls.get_mut(&call).unwrap();
-            c.invite_tx = Some(k);
-            if let Some(i) = inv {
-                c.invite = i;
+            if let Some(c) = self.calls.get_mut(&call) {
+                c.invite_tx = Some(k);
+                if let Some(i) = inv {
+                    c.invite = i;
+                }
             }
         }
-        self.drain_tx_events(now);
     }
 
     fn send_invite(
@@ -1439,7 +1466,6 @@ impl Core {
     ) {
         let t = self.cfg.trunks[trunk].clone();
         let Some(peer) = t.proxy_peer() else { return };
-        let contact = self.contact_for(peer.transport);
         let Some(c) = self.calls.get_mut(&call) else {
             return;
         };
@@ -1458,39 +1484,22 @@ impl Core {
             .clone()
             .or(t.username.clone())
             .unwrap_or_else(|| "omnigate".into());
-        let mut inv = Message::request(Method::Invite, &ruri);
-        inv.push(HeaderName::MaxForwards, "70");
-        inv.push(
-            HeaderName::From,
-            format!("<sip:{from_user}@{domain}>;tag={}", c.local_tag),
-        );
-        inv.push(HeaderName::To, format!("<sip:{}@{}>", c.to_user, domain));
-        inv.push(HeaderName::CallId, call_id);
-        inv.push(HeaderName::CSeq, format!("{cseq} INVITE"));
-        inv.push(HeaderName::Contact, contact);
-        inv.push(HeaderName::Allow, ALLOW);
-        inv.push(HeaderName::Supported, SUPPORTED);
-        inv.push(
-            HeaderName::SessionExpires,
-            self.cfg.session_expires.to_string(),
-        );
-        if let Some((n, v)) = auth {
-            inv.push(n, v);
-        }
-        if !c.local_sdp.is_empty() {
-            inv.with_body("application/sdp", c.local_sdp.clone());
-        }
+        let from = format!("<sip:{from_user}@{domain}>;tag={}", c.local_tag);
+        let to = format!("<sip:{}@{}>", c.to_user, domain);
         c.trunk = Some(trunk);
         c.got_provisional = false;
-        let key = self.send_request(now, inv, peer, Purpose::Invite(call));
-        if let Some(k) = key {
-            let inv = self.tx.request(&k).cloned();
-            let c = self.calls.get_mut(&call).unwrap();
-            c.invite_tx = Some(k);
-            if let Some(i) = inv {
-                c.invite = i;
-            }
-        }
+        let sdp = c.local_sdp.clone();
+        let inv = self.invite(InviteParts {
+            ruri: &ruri,
+            from: &from,
+            to: &to,
+            call_id,
+            cseq,
+            transport: peer.transport,
+            auth,
+            sdp: &sdp,
+        });
+        self.send_call_invite(now, call, inv, peer);
     }
 
     fn next_cnonce(&mut self) -> (String, u32) {

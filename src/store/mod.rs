@@ -13,7 +13,6 @@
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use sqlx::{Row, SqlitePool};
 use std::path::Path;
-use std::str::FromStr;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -261,7 +260,9 @@ impl Store {
     /// Opens (creating when missing) the database file and brings its schema up to
     /// date.
     pub async fn open(path: &Path) -> Result<Store, StoreError> {
-        let opts = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
+        // The file name as given (no URL parsing: `?` or `#` in a path stay themselves).
+        let opts = SqliteConnectOptions::new()
+            .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             // WAL with NORMAL: a crash of the process loses nothing; a power cut may

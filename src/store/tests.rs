@@ -218,8 +218,8 @@ async fn migrates_a_first_version_database_and_refuses_a_newer_one() {
     let path = d.path().join("old.db");
     {
         // The schema as issue 4 shipped it, with data.
-        let opts = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
-            .unwrap()
+        let opts = SqliteConnectOptions::new()
+            .filename(&path)
             .create_if_missing(true);
         let pool = SqlitePoolOptions::new().connect_with(opts).await.unwrap();
         for s in MIGRATIONS[0].1 {

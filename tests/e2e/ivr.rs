@@ -20,6 +20,33 @@ fn copy_prompts(to: &Path) {
     }
 }
 
+/// A dialplan directory with one prompt, `hello`.
+fn flow_dir() -> tempfile::TempDir {
+    let dp = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dp.path().join("prompts")).unwrap();
+    std::fs::copy(
+        repo("dialplans/prompts/thanks.wav"),
+        dp.path().join("prompts/hello.wav"),
+    )
+    .unwrap();
+    dp
+}
+
+/// A gateway in demo mode whose calls run the flow `main` of `dir`.
+fn ivr_gateway(base: u16, dir: &Path, record: bool, extra: &str) -> Gateway {
+    let g = Gateway::start(
+        base,
+        "demo = true",
+        &format!("answer_after_ms = 50\nhangup_after_secs = 0\nrecord = {record}"),
+        &format!(
+            "[dialplan]\ndir = \"{}\"\ndefault_flow = \"main\"\n{extra}",
+            dir.display()
+        ),
+    );
+    g.wait_log("dialplan loaded");
+    g
+}
+
 fn json(body: &str) -> serde_json::Value {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
 }
@@ -169,25 +196,10 @@ fn call_until_bye(g: &Gateway, port: u16) -> std::process::Output {
 #[test]
 #[allow(clippy::disallowed_methods)]
 fn hot_reload_refuses_broken_flows_and_keeps_calls_on_their_version() {
-    let dp = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dp.path().join("prompts")).unwrap();
-    std::fs::copy(
-        repo("dialplans/prompts/thanks.wav"),
-        dp.path().join("prompts/hello.wav"),
-    )
-    .unwrap();
+    let dp = flow_dir();
     let file = dp.path().join("main.yaml");
     std::fs::write(&file, V1).unwrap();
-    let g = Gateway::start(
-        22800,
-        "demo = true",
-        "answer_after_ms = 50\nhangup_after_secs = 0\nrecord = false",
-        &format!(
-            "[dialplan]\ndir = \"{}\"\ndefault_flow = \"main\"\nreload_ms = 100\n",
-            dp.path().display()
-        ),
-    );
-    g.wait_log("dialplan loaded");
+    let g = ivr_gateway(22800, dp.path(), false, "reload_ms = 100\n");
 
     // A broken change: refused with file, line and column; the previous version serves.
     std::fs::write(&file, V1.replace("    pause: 3s", "    pasue: 3s")).unwrap();
@@ -340,13 +352,7 @@ fn webhook_answer_and_speech_in_a_real_call() {
         )
         .unwrap();
     });
-    let dp = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dp.path().join("prompts")).unwrap();
-    std::fs::copy(
-        repo("dialplans/prompts/thanks.wav"),
-        dp.path().join("prompts/hello.wav"),
-    )
-    .unwrap();
+    let dp = flow_dir();
     std::fs::write(
         dp.path().join("main.yaml"),
         "flow: main
@@ -371,16 +377,7 @@ steps:
 ",
     )
     .unwrap();
-    let g = Gateway::start(
-        22900,
-        "demo = true",
-        "answer_after_ms = 50\nhangup_after_secs = 0\nrecord = true",
-        &format!(
-            "[dialplan]\ndir = \"{}\"\ndefault_flow = \"main\"\n",
-            dp.path().display()
-        ),
-    );
-    g.wait_log("dialplan loaded");
+    let g = ivr_gateway(22900, dp.path(), true, "");
     let out = call_until_bye(&g, 22990);
     assert_sipp_ok(&out, "call with a webhook and speech", &g);
     let req = rx.recv_timeout(Duration::from_secs(5)).unwrap();
@@ -417,13 +414,7 @@ steps:
 
 #[test]
 fn transfer_to_a_registered_extension_rings_the_phone_and_bridges() {
-    let dp = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dp.path().join("prompts")).unwrap();
-    std::fs::copy(
-        repo("dialplans/prompts/thanks.wav"),
-        dp.path().join("prompts/hello.wav"),
-    )
-    .unwrap();
+    let dp = flow_dir();
     std::fs::write(
         dp.path().join("main.yaml"),
         "flow: main
@@ -443,16 +434,7 @@ steps:
 ",
     )
     .unwrap();
-    let g = Gateway::start(
-        23000,
-        "demo = true",
-        "answer_after_ms = 50\nhangup_after_secs = 0\nrecord = false",
-        &format!(
-            "[dialplan]\ndir = \"{}\"\ndefault_flow = \"main\"\n",
-            dp.path().display()
-        ),
-    );
-    g.wait_log("dialplan loaded");
+    let g = ivr_gateway(23000, dp.path(), false, "");
     let sip = format!("127.0.0.1:{}", g.sip);
     // The agent's phone registers as 1001 from port 23095 (1002 stays unregistered)...
     let reg = sipp(
@@ -494,6 +476,10 @@ steps:
     // 1002 is not registered: 480, the failure branch, then 1001 rings and answers.
     assert!(log.contains("transfer failed"), "{log}");
     assert!(
+        log.contains("transfer failed: not available (480)"),
+        "{log}"
+    );
+    assert!(
         log.contains("outcome=\"transfer 1001\"") || log.contains("outcome=transfer 1001"),
         "{log}"
     );
@@ -502,28 +488,13 @@ steps:
 
 #[test]
 fn voicemail_is_recorded_and_lands_on_the_timeline() {
-    let dp = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dp.path().join("prompts")).unwrap();
-    std::fs::copy(
-        repo("dialplans/prompts/thanks.wav"),
-        dp.path().join("prompts/hello.wav"),
-    )
-    .unwrap();
+    let dp = flow_dir();
     std::fs::write(
         dp.path().join("main.yaml"),
         "flow: main\nsteps:\n  vm:\n    voicemail: { prompt: hello, max_length: 6s }\n  bye:\n    hangup:\n",
     )
     .unwrap();
-    let g = Gateway::start(
-        23100,
-        "demo = true",
-        "answer_after_ms = 50\nhangup_after_secs = 0\nrecord = false",
-        &format!(
-            "[dialplan]\ndir = \"{}\"\ndefault_flow = \"main\"\n",
-            dp.path().display()
-        ),
-    );
-    g.wait_log("dialplan loaded");
+    let g = ivr_gateway(23100, dp.path(), false, "");
     let out = sipp(
         g.dir.path(),
         &[
