@@ -24,6 +24,15 @@ pub fn unix_secs() -> u64 {
         .unwrap_or(0)
 }
 
+/// Milliseconds since the Unix epoch.
+#[allow(clippy::disallowed_methods)]
+pub fn unix_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
 /// The current wall-clock time as a 64-bit NTP timestamp (RTCP sender reports).
 #[allow(clippy::disallowed_methods)]
 pub fn ntp_now() -> u64 {

@@ -31,6 +31,127 @@ pub struct Config {
     pub users: Vec<UserConfig>,
     #[serde(rename = "trunk")]
     pub trunks: Vec<TrunkToml>,
+    #[serde(rename = "queue")]
+    pub queues: Vec<QueueConfig>,
+    #[serde(rename = "agent")]
+    pub agents: Vec<AgentConfig>,
+    pub chat: ChatConfig,
+}
+
+/// `[[queue]]`: where work waits for agents and how it is handed out.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueConfig {
+    pub name: String,
+    /// longest_idle, least_occupied, round_robin, skills_weighted or ring_all.
+    #[serde(default = "default_strategy")]
+    pub strategy: String,
+    /// Service-level target: answered within this many seconds counts as in SLA.
+    #[serde(default = "default_sla")]
+    pub sla_secs: u64,
+    /// An agent who does not accept an offer within this goes to away.
+    #[serde(default = "default_offer_timeout")]
+    pub offer_timeout_secs: u64,
+    /// The agent who last served the customer gets the first offer for this long (0: off).
+    #[serde(default)]
+    pub sticky_secs: u64,
+    /// After waiting this long, move on to `overflow_to` (0: never).
+    #[serde(default)]
+    pub overflow_secs: u64,
+    /// Another queue's name, or "voicemail".
+    #[serde(default)]
+    pub overflow_to: String,
+    /// Only agents of these teams take work here (empty: any member).
+    #[serde(default)]
+    pub teams: Vec<String>,
+    /// After-work time given to agents when work from this queue ends.
+    #[serde(default)]
+    pub wrap_up_secs: u64,
+}
+
+fn default_strategy() -> String {
+    "longest_idle".into()
+}
+fn default_sla() -> u64 {
+    20
+}
+fn default_offer_timeout() -> u64 {
+    15
+}
+
+impl QueueConfig {
+    pub fn new(name: &str) -> QueueConfig {
+        QueueConfig {
+            name: name.into(),
+            strategy: default_strategy(),
+            sla_secs: default_sla(),
+            offer_timeout_secs: default_offer_timeout(),
+            sticky_secs: 0,
+            overflow_secs: 0,
+            overflow_to: String::new(),
+            teams: vec![],
+            wrap_up_secs: 0,
+        }
+    }
+}
+
+/// `[[agent]]`: someone who takes calls and chats.
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// Login name.
+    pub name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub password: String,
+    #[serde(default)]
+    pub display_name: String,
+    /// Skill → level 1-10.
+    #[serde(default)]
+    pub skills: std::collections::BTreeMap<String, u8>,
+    /// Queues they serve.
+    #[serde(default)]
+    pub queues: Vec<String>,
+    /// Items at once per channel: voice, video, chat, email, sms, whatsapp, api.
+    #[serde(default = "default_capacity")]
+    pub capacity: std::collections::BTreeMap<String, u8>,
+    /// A call keeps other work away.
+    #[serde(default = "yes")]
+    pub call_blocks_others: bool,
+    #[serde(default)]
+    pub team: Option<String>,
+    /// The SIP user (a `[[user]]`) whose phone rings for their calls; without one they
+    /// take calls in the browser (the agent desktop).
+    #[serde(default)]
+    pub extension: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_capacity() -> std::collections::BTreeMap<String, u8> {
+    [("voice".to_string(), 1), ("chat".to_string(), 3)].into()
+}
+
+/// `[chat]`: the customer web chat at `/chat`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChatConfig {
+    /// Queue new chats wait in (must be a `[[queue]]`; empty: the chat page is off).
+    pub queue: String,
+    /// Priority of new chats (0-9).
+    pub priority: u8,
+    /// Greeting shown to a customer when the chat opens.
+    pub greeting: String,
+}
+
+impl Default for ChatConfig {
+    fn default() -> Self {
+        ChatConfig {
+            queue: String::new(),
+            priority: 5,
+            greeting: "Thanks for getting in touch. An agent will be with you shortly.".into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -410,6 +531,100 @@ impl Config {
                 ));
             }
         }
+        let queues = self.effective_queues();
+        let mut seen = std::collections::HashSet::new();
+        for q in &queues {
+            if !seen.insert(q.name.as_str()) {
+                return Err(err(
+                    "name",
+                    &q.name,
+                    format!("queue \"{}\" is defined twice", q.name),
+                ));
+            }
+            if crate::routing::parse_strategy(&q.strategy).is_none() {
+                return Err(err(
+                    "strategy",
+                    &q.strategy,
+                    format!(
+                        "\"{}\" is not longest_idle, least_occupied, round_robin, skills_weighted or ring_all (queue \"{}\")",
+                        q.strategy, q.name
+                    ),
+                ));
+            }
+            if !q.overflow_to.is_empty()
+                && q.overflow_to != "voicemail"
+                && !queues.iter().any(|x| x.name == q.overflow_to)
+            {
+                return Err(err(
+                    "overflow_to",
+                    &q.overflow_to,
+                    format!("queue \"{}\": no queue named \"{}\"", q.name, q.overflow_to),
+                ));
+            }
+            if q.offer_timeout_secs == 0 {
+                return Err(err("offer_timeout_secs", "0", "must be positive".into()));
+            }
+        }
+        let users = self.effective_users();
+        let mut seen = std::collections::HashSet::new();
+        for a in &self.agents {
+            if !seen.insert(a.name.as_str()) {
+                return Err(err(
+                    "name",
+                    &a.name,
+                    format!("agent \"{}\" is defined twice", a.name),
+                ));
+            }
+            if a.password.len() < 8 {
+                return Err(err(
+                    "password",
+                    &a.password,
+                    format!(
+                        "agent \"{}\": a password needs at least 8 characters",
+                        a.name
+                    ),
+                ));
+            }
+            for q in &a.queues {
+                if !queues.iter().any(|x| &x.name == q) {
+                    return Err(err(
+                        "queues",
+                        q,
+                        format!("agent \"{}\": no queue named \"{q}\"", a.name),
+                    ));
+                }
+            }
+            for c in a.capacity.keys() {
+                if crate::routing::parse_channel(c).is_none() {
+                    return Err(err("capacity", c, format!("agent \"{}\": \"{c}\" is not voice, video, chat, email, sms, whatsapp or api", a.name)));
+                }
+            }
+            for (s, l) in &a.skills {
+                if !(1..=10).contains(l) {
+                    return Err(err(
+                        "skills",
+                        s,
+                        format!("agent \"{}\": skill \"{s}\" level {l} is not 1-10", a.name),
+                    ));
+                }
+            }
+            if let Some(e) = &a.extension {
+                if !users.iter().any(|u| &u.name == e) {
+                    return Err(err(
+                        "extension",
+                        e,
+                        format!("agent \"{}\": no [[user]] named \"{e}\"", a.name),
+                    ));
+                }
+            }
+        }
+        if !self.chat.queue.is_empty() && !queues.iter().any(|q| q.name == self.chat.queue) {
+            return Err(err(
+                "queue",
+                &self.chat.queue,
+                format!("[chat]: no queue named \"{}\"", self.chat.queue),
+            ));
+        }
         if self.sip.t1_ms == 0 {
             return Err(err("t1_ms", "0", "must be positive".into()));
         }
@@ -483,6 +698,70 @@ impl Config {
             });
         }
         v
+    }
+
+    /// Queues, with the demo flow's queues in demo mode.
+    pub fn effective_queues(&self) -> Vec<QueueConfig> {
+        let mut v = self.queues.clone();
+        if self.is_demo() {
+            for n in ["sales", "support", "operator"] {
+                if !v.iter().any(|q| q.name == n) {
+                    v.push(QueueConfig {
+                        wrap_up_secs: 5,
+                        ..QueueConfig::new(n)
+                    });
+                }
+            }
+        }
+        v
+    }
+
+    /// Agents, with demo agents (alice on extension 1001, bob in the browser) in demo
+    /// mode.
+    pub fn effective_agents(&self) -> Vec<AgentConfig> {
+        let mut v = self.agents.clone();
+        if self.is_demo() {
+            let demo =
+                |name: &str, display: &str, skills: &[(&str, u8)], ext: Option<&str>| AgentConfig {
+                    name: name.into(),
+                    password: format!("demo-{name}"),
+                    display_name: display.into(),
+                    skills: skills.iter().map(|(s, l)| (s.to_string(), *l)).collect(),
+                    queues: vec!["sales".into(), "support".into(), "operator".into()],
+                    capacity: default_capacity(),
+                    call_blocks_others: true,
+                    team: None,
+                    extension: ext.map(String::from),
+                };
+            for a in [
+                demo(
+                    "alice",
+                    "Alice Agent",
+                    &[("english", 9), ("billing", 7)],
+                    Some("1001"),
+                ),
+                demo(
+                    "bob",
+                    "Bob Agent",
+                    &[("english", 8), ("spanish", 9)],
+                    Some("1002"),
+                ),
+            ] {
+                if !v.iter().any(|x| x.name == a.name) {
+                    v.push(a);
+                }
+            }
+        }
+        v
+    }
+
+    /// The chat queue: `[chat] queue`, or "support" in demo mode.
+    pub fn chat_queue(&self) -> Option<String> {
+        if !self.chat.queue.is_empty() {
+            Some(self.chat.queue.clone())
+        } else {
+            self.is_demo().then(|| "support".to_string())
+        }
     }
 
     pub fn admin_token(&self) -> Option<String> {

@@ -40,6 +40,7 @@ pub struct Shared {
     pub admin_token: Option<String>,
     pub transports: Arc<Transports>,
     pub store: Option<crate::store::Store>,
+    pub centre: Option<crate::centre::Centre>,
 }
 
 fn advertise_ip(cfg: &Config) -> IpAddr {
@@ -192,6 +193,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
         admin_token: cfg.admin_token(),
         transports: transports.clone(),
         store: handler.ivr.as_ref().map(|i| i.store.clone()),
+        centre: handler.ivr.as_ref().map(|i| i.centre.clone()),
     };
 
     // ---- HTTP and SIP over WebSocket
@@ -362,6 +364,7 @@ async fn start_ivr(cfg: &Config) -> Result<Arc<crate::actors::call::IvrContext>,
     if cfg.is_demo() {
         store.seed_demo().await.map_err(|e| e.to_string())?;
     }
+    let centre = crate::centre::Centre::start(cfg, store.clone()).await?;
     let voicemail_dir = cfg.data.dir.join("voicemail");
     std::fs::create_dir_all(&voicemail_dir)
         .map_err(|e| format!("{}: {e}", voicemail_dir.display()))?;
@@ -384,7 +387,7 @@ async fn start_ivr(cfg: &Config) -> Result<Arc<crate::actors::call::IvrContext>,
         config: cfg.dialplan.clone(),
         demo: cfg.is_demo(),
         store,
-        queues: Arc::new(crate::routing::QueueBoard::default()),
+        centre,
         voicemail_dir,
     }))
 }

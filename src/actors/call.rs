@@ -443,9 +443,13 @@ impl CallActor {
     fn on_ended(&mut self, ctx: &mut Context<Self>, is_b: bool, reason: EndReason) {
         tracing::info!(call = %self.a.call, leg = if is_b { "out" } else { "in" }, ?reason, "call ended");
         if is_b && self.ivr.is_some() && self.b.as_ref().is_some_and(|b| !b.established) {
-            // A transfer that did not connect: the flow goes on.
+            // A transfer that did not connect: the flow goes on (an agent's phone: the
+            // caller waits in the queue again).
             if let Some(b) = self.b.take() {
                 tracing::info!(call = %self.a.call, out_leg = %b.call, ?reason, "transfer failed");
+            }
+            if self.ivr_agent_failed(&format!("{reason:?}")) {
+                return;
             }
             return self.ivr_input(ctx, ivr_input_failed(&reason));
         }
@@ -488,6 +492,10 @@ impl CallActor {
 impl Actor for CallActor {
     type Context = Context<Self>;
 
+    fn stopped(&mut self, _: &mut Self::Context) {
+        self.ivr_call_over();
+    }
+
     fn started(&mut self, ctx: &mut Self::Context) {
         if self.inbound {
             self.send(CallCommand::Ring(self.a.call));
@@ -520,6 +528,14 @@ impl Actor for CallActor {
                 owner: None,
             });
         }
+    }
+}
+
+impl Handler<crate::actors::router::WorkEvent> for CallActor {
+    type Result = ();
+
+    fn handle(&mut self, ev: crate::actors::router::WorkEvent, ctx: &mut Self::Context) {
+        self.ivr_work(ctx, ev);
     }
 }
 

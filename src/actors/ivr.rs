@@ -6,11 +6,11 @@
 //! record when it joins a queue and when it ends.
 
 use super::{CallActor, CallCommand, Leg};
+use crate::actors::router::{Ended, Enqueue, Position, Requeue, Work, WorkEvent};
 use crate::config::DialplanConfig;
 use crate::dialplan::engine::{Dest, Ending, Input, Output, PlayItem};
 use crate::dialplan::{CallInfo, Library, Run};
 use crate::media::player::{Item, Samples};
-use crate::routing::QueueBoard;
 use crate::store::Store;
 use actix::prelude::*;
 use std::path::PathBuf;
@@ -23,7 +23,7 @@ pub struct IvrContext {
     pub config: DialplanConfig,
     pub demo: bool,
     pub store: Store,
-    pub queues: Arc<QueueBoard>,
+    pub centre: crate::centre::Centre,
     pub voicemail_dir: PathBuf,
 }
 
@@ -36,6 +36,9 @@ pub(super) struct Ivr {
     customer_id: Option<i64>,
     queue: Option<String>,
     queue_poll: Option<SpawnHandle>,
+    /// The agent whose phone rings or who talks to the caller, and whether they
+    /// answered.
+    agent: Option<(String, bool)>,
     /// How the run ended, once it has.
     outcome: Option<String>,
     writer: tokio::sync::mpsc::UnboundedSender<StoreWrite>,
@@ -53,6 +56,9 @@ enum StoreWrite {
         ended: bool,
     },
     Timeline(&'static str, serde_json::Value),
+    Answered(String),
+    /// The call with the agent ended (the run ended when the agent answered).
+    End(String),
 }
 
 fn store_writer(store: Store, id: String) -> tokio::sync::mpsc::UnboundedSender<StoreWrite> {
@@ -83,6 +89,8 @@ fn store_writer(store: Store, id: String) -> tokio::sync::mpsc::UnboundedSender<
                         .await
                 }
                 StoreWrite::Timeline(kind, data) => store.add_timeline(&id, kind, data).await,
+                StoreWrite::Answered(agent) => store.interaction_answered(&id, &agent).await,
+                StoreWrite::End(outcome) => store.end_interaction(&id, &outcome).await,
             };
             if let Err(e) = r {
                 tracing::warn!(interaction = %id, error = %e, "cannot write the interaction");
@@ -176,6 +184,7 @@ impl CallActor {
             customer_id: None,
             queue: None,
             queue_poll: None,
+            agent: None,
             outcome: None,
             writer: store_writer(ictx_store, interaction_id),
         });
@@ -403,12 +412,42 @@ impl CallActor {
                     skills,
                 } => {
                     tracing::info!(%call, %queue, priority, skills = ?skills, interaction = %ivr.interaction, "enqueued");
-                    ivr.ctx
-                        .queues
-                        .join(&queue, &ivr.interaction, priority, crate::clock::now());
-                    ivr.queue = Some(queue);
+                    ivr.queue = Some(queue.clone());
+                    let details = serde_json::Value::Object(self.ivr_vars());
+                    let Some(ivr) = self.ivr.as_ref() else { return };
+                    let work = Work {
+                        interaction: ivr.interaction.clone(),
+                        channel: crate::routing::engine::Channel::Voice,
+                        queue,
+                        customer: ivr.customer_id,
+                        conversation: None,
+                        from: self.caller.clone(),
+                        details,
+                        owner: ctx.address().recipient(),
+                    };
+                    let vip = ivr
+                        .run
+                        .vars()
+                        .get("customer.tier")
+                        .is_some_and(|t| t == "gold" || t == "vip");
+                    let router = ivr.ctx.centre.router().clone();
                     self.update_interaction(None, false);
-                    self.queue_status(ctx);
+                    ctx.spawn(
+                        actix::fut::wrap_future::<_, Self>(router.send(Enqueue {
+                            work,
+                            priority,
+                            skills: skills.into_iter().map(|s| (s, 1)).collect(),
+                            vip,
+                            last_agent: None,
+                        }))
+                        .map(move |r, act, ctx| {
+                            if let Err(e) = r.map_err(|e| e.to_string()).and_then(|r| r) {
+                                // The caller keeps their hold music; max_wait moves them on.
+                                tracing::warn!(%call, error = %e, "no agents for this queue");
+                            }
+                            act.queue_status(ctx);
+                        }),
+                    );
                     let h =
                         ctx.run_interval(Duration::from_secs(5), |act, ctx| act.queue_status(ctx));
                     if let Some(ivr) = self.ivr.as_mut() {
@@ -416,7 +455,9 @@ impl CallActor {
                     }
                 }
                 Output::Dequeue => {
-                    ivr.ctx.queues.leave(&ivr.interaction);
+                    ivr.ctx.centre.router().do_send(Ended {
+                        interaction: ivr.interaction.clone(),
+                    });
                     if let Some(h) = ivr.queue_poll.take() {
                         ctx.cancel_future(h);
                     }
@@ -468,7 +509,13 @@ impl CallActor {
                     }
                 }
                 Output::Done(ending) => {
-                    ivr.ctx.queues.leave(&ivr.interaction);
+                    let with_agent = matches!(ending, Ending::Answered(_))
+                        && ivr.agent.as_ref().is_some_and(|(_, up)| *up);
+                    if !with_agent {
+                        ivr.ctx.centre.router().do_send(Ended {
+                            interaction: ivr.interaction.clone(),
+                        });
+                    }
                     if let Some(h) = ivr.queue_poll.take() {
                         ctx.cancel_future(h);
                     }
@@ -484,7 +531,8 @@ impl CallActor {
                     };
                     tracing::info!(%call, %outcome, path = %ivr.run.path().join(","), "ivr done");
                     ivr.outcome = Some(outcome.clone());
-                    self.update_interaction(Some(outcome), true);
+                    // Talking to an agent: the interaction ends with the call.
+                    self.update_interaction(Some(outcome), !with_agent);
                 }
             }
         }
@@ -549,6 +597,7 @@ impl CallActor {
                         m.bridge(a, leg);
                     }
                 }
+                self.ivr_agent_answered();
                 self.ivr_input(ctx, Input::Connected);
             }
             Err(e) => {
@@ -562,15 +611,128 @@ impl CallActor {
 
     fn queue_status(&mut self, ctx: &mut Context<Self>) {
         let Some(ivr) = self.ivr.as_ref() else { return };
-        let Some(q) = ivr.queue.clone() else { return };
-        let Some(position) = ivr.ctx.queues.position(&q, &ivr.interaction) else {
+        if ivr.queue.is_none() || ivr.agent.is_some() {
             return;
-        };
-        let wait = QueueBoard::expected_wait(
-            position,
-            Duration::from_secs(ivr.ctx.config.queue_handle_secs),
+        }
+        let handle = Duration::from_secs(ivr.ctx.config.queue_handle_secs);
+        let ask = ivr.ctx.centre.router().send(Position {
+            interaction: ivr.interaction.clone(),
+        });
+        ctx.spawn(
+            actix::fut::wrap_future::<_, Self>(ask).map(move |r, act, ctx| {
+                let Ok(Some(position)) = r else { return };
+                let position = position as u32;
+                // Until handle times are measured: the configured average per caller ahead.
+                let wait = handle * position;
+                act.ivr_input(ctx, Input::QueueStatus { position, wait });
+            }),
         );
-        self.ivr_input(ctx, Input::QueueStatus { position, wait });
+    }
+
+    /// The variables worth keeping (and showing an agent): clock builtins left out.
+    fn ivr_vars(&self) -> serde_json::Map<String, serde_json::Value> {
+        let Some(ivr) = self.ivr.as_ref() else {
+            return Default::default();
+        };
+        ivr.run
+            .vars()
+            .iter()
+            .filter(|(k, _)| !matches!(k.as_str(), "now" | "date" | "time" | "weekday"))
+            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+            .collect()
+    }
+
+    /// What the router says about this call's place in a queue.
+    pub(super) fn ivr_work(&mut self, ctx: &mut Context<Self>, ev: WorkEvent) {
+        let call = self.a.call;
+        let Some(ivr) = self.ivr.as_mut() else { return };
+        match ev {
+            WorkEvent::Offered { agent } => {
+                let _ = ivr.writer.send(StoreWrite::Timeline(
+                    "offered",
+                    serde_json::json!({"agent": agent}),
+                ));
+            }
+            WorkEvent::Assigned {
+                agent, extension, ..
+            } => {
+                let _ = ivr.writer.send(StoreWrite::Timeline(
+                    "assigned",
+                    serde_json::json!({"agent": agent}),
+                ));
+                if self.a.ended || ivr.outcome.is_some() {
+                    return;
+                }
+                let Some(ext) = extension else {
+                    tracing::warn!(%call, %agent, "agent has no phone; the call goes back to the queue");
+                    ivr.ctx.centre.router().do_send(Requeue {
+                        interaction: ivr.interaction.clone(),
+                    });
+                    return;
+                };
+                tracing::info!(%call, %agent, extension = %ext, "ringing the agent");
+                ivr.agent = Some((agent, false));
+                self.transfer(ctx, Dest::Extension(ext), Duration::from_secs(30));
+            }
+            WorkEvent::Transferred { from, to } => {
+                let _ = ivr.writer.send(StoreWrite::Timeline(
+                    "transferred",
+                    serde_json::json!({"from": from, "to": to}),
+                ));
+            }
+            WorkEvent::Overflow { to } => {
+                let _ = ivr.writer.send(StoreWrite::Timeline(
+                    "overflow",
+                    serde_json::json!({"to": to}),
+                ));
+                if let Some(q) = Some(to).filter(|t| t != "voicemail") {
+                    ivr.queue = Some(q);
+                }
+            }
+        }
+    }
+
+    /// The agent's phone did not answer: the caller waits again (hold music goes on).
+    /// True when this was an agent leg.
+    pub(super) fn ivr_agent_failed(&mut self, why: &str) -> bool {
+        let Some(ivr) = self.ivr.as_mut() else {
+            return false;
+        };
+        let Some((agent, false)) = ivr.agent.take() else {
+            return false;
+        };
+        tracing::info!(call = %self.a.call, %agent, why, "agent did not answer; back to the queue");
+        let _ = ivr.writer.send(StoreWrite::Timeline(
+            "agent missed",
+            serde_json::json!({"agent": agent, "why": why}),
+        ));
+        ivr.ctx.centre.router().do_send(Requeue {
+            interaction: ivr.interaction.clone(),
+        });
+        true
+    }
+
+    /// The agent answered: recorded, and the run learns it is connected.
+    fn ivr_agent_answered(&mut self) {
+        let Some(ivr) = self.ivr.as_mut() else { return };
+        if let Some((agent, up)) = ivr.agent.as_mut() {
+            *up = true;
+            let _ = ivr.writer.send(StoreWrite::Answered(agent.clone()));
+        }
+    }
+
+    /// The call is over: the router frees the agent (with wrap-up), and a call that
+    /// reached an agent gets its end on record.
+    pub(super) fn ivr_call_over(&mut self) {
+        let Some(ivr) = self.ivr.as_mut() else { return };
+        ivr.ctx.centre.router().do_send(Ended {
+            interaction: ivr.interaction.clone(),
+        });
+        if let Some((agent, true)) = ivr.agent.take() {
+            let _ = ivr
+                .writer
+                .send(StoreWrite::End(format!("answered by {agent}")));
+        }
     }
 
     /// A transfer to a number goes out through a trunk as a second leg, bridged when it

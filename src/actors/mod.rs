@@ -1,5 +1,9 @@
 //! Actix actors. Each owns state and drives sans-IO cores; none makes protocol
-//! decisions. Only `call` exists yet (chat, agent and router actors come with the
-//! contact-centre issue).
+//! decisions: `CallActor` (a call, its media and its IVR run), `ChatActor` (a web
+//! chat and its message log), `AgentActor` (a logged-in agent and their sockets) and
+//! the `RouterActor` (the ACD).
 
+pub mod agent;
 pub mod call;
+pub mod chat;
+pub mod router;

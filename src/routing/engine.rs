@@ -230,6 +230,8 @@ pub enum RouteError {
     Gone,
     #[error("the agent is not logged in")]
     Offline,
+    #[error("the agent cannot take this now (not available, or no capacity left)")]
+    Unavailable,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -432,6 +434,14 @@ impl Router {
             stats: QueueStats::default(),
         });
         QueueId(self.queues.len() as u32 - 1)
+    }
+
+    /// Sets where a queue's items go after waiting too long (queues may name each
+    /// other, so this comes after they all exist).
+    pub fn set_overflow(&mut self, q: QueueId, overflow: Option<(Duration, OverflowTo)>) {
+        if let Some(q) = self.queues.get_mut(q.0 as usize) {
+            q.spec.overflow = overflow;
+        }
     }
 
     pub fn queue_stats(&self, q: QueueId) -> Option<QueueStats> {
@@ -915,6 +925,54 @@ impl Router {
             self.timers.insert((now + *after, Timer::Overflow(id, to)));
         }
         self.offer_item(now, id);
+        Ok(())
+    }
+
+    /// Hands an item to one agent (a transfer to a named colleague): it is offered to
+    /// them alone, whatever their queues and skills. The agent who held it is freed.
+    /// If they decline or let it lapse, it waits in its queue again, in its old place.
+    pub fn offer_to(&mut self, now: Instant, id: ItemId, agent: AgentId) -> Result<(), RouteError> {
+        let it = self.items.get(&id).ok_or(RouteError::UnknownItem)?.clone();
+        let a = self.agents.get(&agent).ok_or(RouteError::UnknownAgent)?;
+        if a.presence == Presence::Offline {
+            return Err(RouteError::Offline);
+        }
+        let holds = match &it.state {
+            State::Waiting => false,
+            State::Offered(x) => x.contains(&agent),
+            State::Assigned(x) => *x == agent,
+        };
+        if holds || !a.can_take(it.spec.channel) {
+            return Err(RouteError::Unavailable);
+        }
+        // Straight from whoever holds it to the new agent: it never waits in between,
+        // so nobody else can be offered it meanwhile.
+        let freed: Vec<AgentId> = match it.state {
+            State::Waiting => vec![],
+            State::Offered(agents) => {
+                for a in &agents {
+                    self.release(*a, id, it.spec.channel, false);
+                    self.events.push_back(RouterEvent::Revoke {
+                        item: id,
+                        agent: *a,
+                        reason: RevokeReason::Cancelled,
+                    });
+                }
+                agents
+            }
+            State::Assigned(a) => {
+                self.release(a, id, it.spec.channel, true);
+                vec![a]
+            }
+        };
+        let item = self.items.get_mut(&id).unwrap();
+        item.state = State::Waiting;
+        item.declined.clear();
+        item.sticky_until = None;
+        self.make_offer(now, id, vec![agent]);
+        for a in freed {
+            self.agent_changed(now, a);
+        }
         Ok(())
     }
 

@@ -690,3 +690,43 @@ fn a_freed_agent_always_finds_servable_work_among_unservable_items() {
         t.check();
     }
 }
+
+#[test]
+fn transfer_to_a_named_agent_and_back_to_the_queue_when_they_decline() {
+    let mut t = T::new();
+    let q = t.queue(QueueSpec::new("q"));
+    let other = t.queue(QueueSpec::new("other"));
+    t.agent(1, &[q], |_| {});
+    t.agent(2, &[other], |s| {
+        s.capacity = HashMap::from([(Channel::Chat, 3)]);
+    });
+    t.item(100, q, |s| s.channel = Channel::Chat);
+    assert_eq!(t.offers(), [(100, 1)]);
+    t.r.accept(t.now, AgentId(1), ItemId(100)).unwrap();
+    t.events();
+    // Agent 2 is not in the item's queue: a named transfer reaches them anyway, and
+    // agent 1 (now free) is not offered it meanwhile.
+    t.r.offer_to(t.now, ItemId(100), AgentId(2)).unwrap();
+    assert_eq!(t.offers(), [(100, 2)]);
+    assert!(t.r.assigned(AgentId(1)).is_empty());
+    t.check();
+    assert_eq!(
+        t.r.offer_to(t.now, ItemId(100), AgentId(2)),
+        Err(RouteError::Unavailable),
+        "already theirs"
+    );
+    // Declined: back in its queue, where agent 1 gets it again.
+    t.r.reject(t.now, AgentId(2), ItemId(100)).unwrap();
+    assert_eq!(t.offers(), [(100, 1)]);
+    t.r.accept(t.now, AgentId(1), ItemId(100)).unwrap();
+    t.check();
+    // A busy colleague cannot be handed work.
+    t.r.set_presence(t.now, AgentId(2), Presence::Away).unwrap();
+    assert_eq!(
+        t.r.offer_to(t.now, ItemId(100), AgentId(2)),
+        Err(RouteError::Unavailable)
+    );
+    assert_eq!(t.r.assigned(AgentId(1)), [ItemId(100)], "nothing changed");
+    t.r.accept(t.now, AgentId(2), ItemId(100)).unwrap_err();
+    t.check();
+}

@@ -95,7 +95,7 @@ pub fn identity_of(raw: &str) -> Option<(IdentityKind, String)> {
     Some((IdentityKind::Sip, t.to_string()))
 }
 
-/// One interaction as the API shows it.
+/// One interaction as the API shows it (times in Unix milliseconds).
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Interaction {
     pub id: String,
@@ -233,27 +233,59 @@ const MIGRATIONS: &[(i64, &[&str])] = &[
             "CREATE INDEX timeline_conversation ON timeline(conversation_id, at)",
         ],
     ),
+    (
+        3,
+        &[
+            // Agents and queues made through the admin API (config-file ones are
+            // written here at start-up, marked `config`, and read-only to the API).
+            "CREATE TABLE agents (
+                name TEXT PRIMARY KEY,
+                spec TEXT NOT NULL,
+                password_hash TEXT NOT NULL,
+                source TEXT NOT NULL,
+                updated_at INTEGER NOT NULL
+            )",
+            "CREATE TABLE queues (
+                name TEXT PRIMARY KEY,
+                spec TEXT NOT NULL,
+                source TEXT NOT NULL,
+                updated_at INTEGER NOT NULL
+            )",
+            "CREATE INDEX interactions_agent ON interactions(agent, customer_id)",
+            // Times in milliseconds from here on: events of one second keep their order.
+            "UPDATE customers SET created_at = created_at * 1000",
+            "UPDATE identities SET created_at = created_at * 1000",
+            "UPDATE consents SET at = at * 1000",
+            "UPDATE conversations SET opened_at = opened_at * 1000, resolved_at = resolved_at * 1000",
+            "UPDATE interactions SET started_at = started_at * 1000, ended_at = ended_at * 1000, offered_at = offered_at * 1000, answered_at = answered_at * 1000",
+            "UPDATE timeline SET at = at * 1000",
+            // The end of an interaction becomes a timeline row (written with the end),
+            // so what happens after it (wrap-up, notes) sorts after it.
+            "INSERT INTO timeline (customer_id, conversation_id, interaction_id, at, kind, data)
+                SELECT customer_id, conversation_id, id, ended_at, 'interaction ended', json_object('outcome', outcome)
+                FROM interactions WHERE ended_at IS NOT NULL",
+        ],
+    ),
 ];
 
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
-/// (interaction, kind, data JSON, at) for one interaction: its start, queue and end from
-/// its row, then the written events, in time order.
-const TIMELINE: &str = "SELECT id, 'interaction started', json_object('kind', kind, 'from', caller, 'dialled', dialled), started_at AS at, 0 AS o FROM interactions WHERE id = ?
-    UNION ALL SELECT id, 'queued', json_object('queue', queue), offered_at, 1 FROM interactions WHERE id = ? AND offered_at IS NOT NULL
-    UNION ALL SELECT interaction_id, kind, data, at, 2 FROM timeline WHERE interaction_id = ?
-    UNION ALL SELECT id, 'interaction ended', json_object('outcome', outcome), ended_at, 3 FROM interactions WHERE id = ? AND ended_at IS NOT NULL
-    ORDER BY at, o";
+/// (interaction, kind, data JSON, at) for one interaction: its start and queue from its
+/// row, then the written events (its end among them), in time order.
+const TIMELINE: &str = "SELECT id, 'interaction started', json_object('kind', kind, 'from', caller, 'dialled', dialled), started_at AS at, 0 AS o, 0 AS n FROM interactions WHERE id = ?
+    UNION ALL SELECT id, 'queued', json_object('queue', queue), offered_at, 1, 0 FROM interactions WHERE id = ? AND offered_at IS NOT NULL
+    UNION ALL SELECT interaction_id, kind, data, at, 2, id FROM timeline WHERE interaction_id = ?
+    ORDER BY at, o, n";
 
 /// The same over every interaction of a conversation.
-const CONVERSATION_TIMELINE: &str = "SELECT id, 'interaction started', json_object('kind', kind, 'from', caller, 'dialled', dialled), started_at AS at, 0 AS o FROM interactions WHERE conversation_id = ?
-    UNION ALL SELECT id, 'queued', json_object('queue', queue), offered_at, 1 FROM interactions WHERE conversation_id = ? AND offered_at IS NOT NULL
-    UNION ALL SELECT COALESCE(interaction_id, ''), kind, data, at, 2 FROM timeline WHERE conversation_id = ?
-    UNION ALL SELECT id, 'interaction ended', json_object('outcome', outcome), ended_at, 3 FROM interactions WHERE conversation_id = ? AND ended_at IS NOT NULL
-    ORDER BY at, o";
+const CONVERSATION_TIMELINE: &str = "SELECT id, 'interaction started', json_object('kind', kind, 'from', caller, 'dialled', dialled), started_at AS at, 0 AS o, 0 AS n FROM interactions WHERE conversation_id = ?
+    UNION ALL SELECT id, 'queued', json_object('queue', queue), offered_at, 1, 0 FROM interactions WHERE conversation_id = ? AND offered_at IS NOT NULL
+    UNION ALL SELECT COALESCE(interaction_id, ''), kind, data, at, 2, id FROM timeline WHERE conversation_id = ?
+    ORDER BY at, o, n";
 
+/// Store times are Unix milliseconds.
 fn now() -> i64 {
-    crate::clock::unix_secs() as i64
+    crate::clock::unix_millis() as i64
 }
 
 impl Store {
@@ -586,7 +618,8 @@ impl Store {
         let vars = u
             .variables
             .map(|v| serde_json::Value::Object(v.clone()).to_string());
-        sqlx::query("UPDATE interactions SET customer_id = COALESCE(?, customer_id), conversation_id = COALESCE(?, conversation_id), offered_at = CASE WHEN ? IS NOT NULL AND offered_at IS NULL THEN ? ELSE offered_at END, queue = COALESCE(?, queue), outcome = COALESCE(?, outcome), path = ?, variables = COALESCE(?, variables), ended_at = COALESCE(?, ended_at) WHERE id = ?")
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE interactions SET customer_id = COALESCE(?, customer_id), conversation_id = COALESCE(?, conversation_id), offered_at = CASE WHEN ? IS NOT NULL AND offered_at IS NULL THEN ? ELSE offered_at END, queue = COALESCE(?, queue), outcome = COALESCE(?, outcome), path = ?, variables = COALESCE(?, variables) WHERE id = ?")
             .bind(u.customer_id)
             .bind(conversation)
             .bind(u.queue)
@@ -595,10 +628,13 @@ impl Store {
             .bind(u.outcome)
             .bind(serde_json::to_string(u.path).unwrap_or_default())
             .bind(vars)
-            .bind(u.ended.then_some(t))
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        if u.ended {
+            Self::end_in(&mut tx, id, u.outcome.unwrap_or(""), t).await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -630,7 +666,6 @@ impl Store {
                 sqlx::query(TIMELINE)
                     .bind(interaction)
                     .bind(interaction)
-                    .bind(interaction)
                     .bind(interaction),
             )
             .await?
@@ -647,7 +682,6 @@ impl Store {
     ) -> Result<Vec<(String, String, serde_json::Value)>, StoreError> {
         self.events(
             sqlx::query(CONVERSATION_TIMELINE)
-                .bind(conversation)
                 .bind(conversation)
                 .bind(conversation)
                 .bind(conversation),
@@ -667,6 +701,229 @@ impl Store {
                     r.get::<String, _>(0),
                     r.get::<String, _>(1),
                     serde_json::from_str(&r.get::<String, _>(2)).unwrap_or_default(),
+                )
+            })
+            .collect())
+    }
+
+    /// An agent took the interaction (answered now); the time is kept from the first.
+    pub async fn interaction_answered(&self, id: &str, agent: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE interactions SET agent = ?, answered_at = COALESCE(answered_at, ?) WHERE id = ?")
+            .bind(agent)
+            .bind(now())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Ends an interaction (a chat, a call after its IVR run): outcome and end time,
+    /// once, with its end on the timeline.
+    pub async fn end_interaction(&self, id: &str, outcome: &str) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        Self::end_in(&mut tx, id, outcome, now()).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The end, written once: later ends change nothing.
+    async fn end_in(
+        tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+        id: &str,
+        outcome: &str,
+        t: i64,
+    ) -> Result<(), StoreError> {
+        let first = sqlx::query("UPDATE interactions SET outcome = COALESCE(outcome, NULLIF(?, '')), ended_at = ? WHERE id = ? AND ended_at IS NULL")
+            .bind(outcome)
+            .bind(t)
+            .bind(id)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected()
+            > 0;
+        if first {
+            sqlx::query("INSERT INTO timeline (customer_id, conversation_id, interaction_id, at, kind, data) SELECT customer_id, conversation_id, id, ?, 'interaction ended', json_object('outcome', outcome) FROM interactions WHERE id = ?")
+                .bind(t)
+                .bind(id)
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The agent's wrap-up: a disposition on the interaction, the case resolved or
+    /// left open, and a timeline entry; in one transaction.
+    pub async fn wrap_up(
+        &self,
+        id: &str,
+        agent: &str,
+        disposition: &str,
+        resolved: bool,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE interactions SET disposition = ? WHERE id = ?")
+            .bind(disposition)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO timeline (customer_id, conversation_id, interaction_id, at, kind, data) SELECT customer_id, conversation_id, id, ?, 'wrapped up', ? FROM interactions WHERE id = ?")
+            .bind(now())
+            .bind(serde_json::json!({"agent": agent, "disposition": disposition, "resolved": resolved}).to_string())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        if resolved {
+            sqlx::query("UPDATE conversations SET status = 'resolved', resolved_at = ? WHERE id = (SELECT conversation_id FROM interactions WHERE id = ?) AND status = 'open'")
+                .bind(now())
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Whether `agent` has served (been assigned an interaction of) this customer.
+    pub async fn agent_served(&self, agent: &str, customer: i64) -> Result<bool, StoreError> {
+        Ok(
+            sqlx::query("SELECT 1 FROM interactions WHERE agent = ? AND customer_id = ? LIMIT 1")
+                .bind(agent)
+                .bind(customer)
+                .fetch_optional(&self.pool)
+                .await?
+                .is_some(),
+        )
+    }
+
+    /// A customer as the agent desktop shows them: fields, identities, open case.
+    pub async fn customer_card(&self, id: i64) -> Result<Option<serde_json::Value>, StoreError> {
+        let Some(fields) = self.customer(id).await? else {
+            return Ok(None);
+        };
+        let ids =
+            sqlx::query("SELECT kind, value FROM identities WHERE customer_id = ? ORDER BY id")
+                .bind(id)
+                .fetch_all(&self.pool)
+                .await?;
+        let conv = self.find_open(id).await?;
+        let mut m: serde_json::Map<String, serde_json::Value> = fields
+            .into_iter()
+            .map(|(k, v)| (k, serde_json::Value::String(v)))
+            .collect();
+        m.insert("id".into(), id.into());
+        m.insert(
+            "identities".into(),
+            ids.iter()
+                .map(|r| serde_json::json!({"kind": r.get::<String, _>(0), "value": r.get::<String, _>(1)}))
+                .collect(),
+        );
+        m.insert("open_conversation".into(), conv.into());
+        Ok(Some(serde_json::Value::Object(m)))
+    }
+
+    /// A customer's recent interactions, newest first.
+    pub async fn customer_interactions(
+        &self,
+        customer: i64,
+        limit: u32,
+    ) -> Result<Vec<Interaction>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM interactions WHERE customer_id = ? ORDER BY started_at DESC, rowid DESC LIMIT ?")
+            .bind(customer)
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(Self::row).collect())
+    }
+
+    /// Sets a customer's name when they have none yet (a chat gives one).
+    pub async fn name_customer(&self, id: i64, name: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE customers SET name = ? WHERE id = ? AND name = ''")
+            .bind(name)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    // ------------------------------------------------------------ agents, queues
+
+    /// Writes an agent (spec as JSON, password already hashed).
+    pub async fn put_agent(
+        &self,
+        name: &str,
+        spec: &serde_json::Value,
+        password_hash: &str,
+        source: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO agents (name, spec, password_hash, source, updated_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET spec = excluded.spec, password_hash = excluded.password_hash, source = excluded.source, updated_at = excluded.updated_at")
+            .bind(name)
+            .bind(spec.to_string())
+            .bind(password_hash)
+            .bind(source)
+            .bind(now())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Every agent: (name, spec, password hash, source).
+    pub async fn agents(
+        &self,
+    ) -> Result<Vec<(String, serde_json::Value, String, String)>, StoreError> {
+        let rows =
+            sqlx::query("SELECT name, spec, password_hash, source FROM agents ORDER BY name")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                (
+                    r.get(0),
+                    serde_json::from_str(&r.get::<String, _>(1)).unwrap_or_default(),
+                    r.get(2),
+                    r.get(3),
+                )
+            })
+            .collect())
+    }
+
+    pub async fn delete_agent(&self, name: &str) -> Result<bool, StoreError> {
+        Ok(sqlx::query("DELETE FROM agents WHERE name = ?")
+            .bind(name)
+            .execute(&self.pool)
+            .await?
+            .rows_affected()
+            > 0)
+    }
+
+    pub async fn put_queue(
+        &self,
+        name: &str,
+        spec: &serde_json::Value,
+        source: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO queues (name, spec, source, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET spec = excluded.spec, source = excluded.source, updated_at = excluded.updated_at")
+            .bind(name)
+            .bind(spec.to_string())
+            .bind(source)
+            .bind(now())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Every queue: (name, spec, source).
+    pub async fn queues(&self) -> Result<Vec<(String, serde_json::Value, String)>, StoreError> {
+        let rows = sqlx::query("SELECT name, spec, source FROM queues ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                (
+                    r.get(0),
+                    serde_json::from_str(&r.get::<String, _>(1)).unwrap_or_default(),
+                    r.get(2),
                 )
             })
             .collect())

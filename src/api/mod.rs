@@ -1,7 +1,11 @@
 //! HTTP (actix-web): `GET /healthz`, `GET /metrics` (Prometheus text),
-//! `POST /api/calls` (admin: place a call through a trunk), and the SIP-over-WebSocket
-//! endpoint (RFC 7118) on its own listener. Routers are built by functions so tests can
+//! `POST /api/calls` (admin: place a call through a trunk), interactions, the agent and
+//! admin API (`agents`), the customer web chat (`chat`), `GET /api/openapi.json`, and
+//! the SIP-over-WebSocket endpoint (RFC 7118) on its own listener. Routers are built by functions so tests can
 //! call them without a socket.
+
+pub mod agents;
+pub mod chat;
 
 use crate::server::{OriginateRequest, Shared};
 use crate::sip::core::CoreStats;
@@ -162,12 +166,12 @@ struct CallBody {
     record: Option<bool>,
 }
 
-fn error(status: actix_web::http::StatusCode, reason: &str) -> HttpResponse {
+pub(crate) fn error(status: actix_web::http::StatusCode, reason: &str) -> HttpResponse {
     HttpResponse::build(status).json(serde_json::json!({ "error": reason }))
 }
 
 #[allow(clippy::result_large_err)]
-fn authorised(req: &HttpRequest, shared: &Shared) -> Result<(), HttpResponse> {
+pub(crate) fn authorised(req: &HttpRequest, shared: &Shared) -> Result<(), HttpResponse> {
     use actix_web::http::StatusCode;
     let Some(tok) = &shared.admin_token else {
         return Err(error(
@@ -289,6 +293,15 @@ async fn interaction(
     }
 }
 
+/// The OpenAPI 3.1 document of this API.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+async fn openapi() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(OPENAPI)
+}
+
 /// The HTTP routes.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(healthz))
@@ -296,6 +309,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/api/calls", web::post().to(place_call))
         .route("/api/interactions", web::get().to(interactions))
         .route("/api/interactions/{id}", web::get().to(interaction))
+        .route("/api/openapi.json", web::get().to(openapi))
+        .configure(agents::routes)
+        .configure(chat::routes)
         .default_service(web::to(|| async {
             error(actix_web::http::StatusCode::NOT_FOUND, "no such endpoint")
         }));

@@ -1,0 +1,177 @@
+//! The `AgentActor`: one per logged-in agent. It holds what the agent has on their
+//! plate (offers, work, presence) and pushes every change to the agent's WebSockets
+//! as JSON; a socket that connects (or reconnects) first gets the whole state, so a
+//! reconnect loses nothing.
+
+use actix::prelude::*;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use tokio::sync::mpsc::UnboundedSender;
+
+/// What the agent is told. Serialised as `{"type": "...", ...}` on their WebSocket.
+#[derive(Message, Clone, Debug, Serialize)]
+#[rtype(result = "()")]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum AgentPush {
+    Offer {
+        interaction: String,
+        channel: &'static str,
+        queue: String,
+        from: String,
+        customer: Option<i64>,
+        conversation: Option<i64>,
+        details: serde_json::Value,
+        expires_in_ms: u64,
+    },
+    Revoked {
+        interaction: String,
+        reason: &'static str,
+    },
+    Assigned {
+        interaction: String,
+        channel: &'static str,
+        customer: Option<i64>,
+    },
+    /// The work left the agent (ended, or handed on).
+    Ended {
+        interaction: String,
+    },
+    Presence {
+        presence: &'static str,
+    },
+    Message {
+        interaction: String,
+        seq: u64,
+        from: &'static str,
+        name: String,
+        text: String,
+        at: u64,
+    },
+    Typing {
+        interaction: String,
+        on: bool,
+    },
+    /// A chat's messages so far (on assignment).
+    Transcript {
+        interaction: String,
+        messages: Vec<serde_json::Value>,
+    },
+    /// The customer ended the chat or hung up; the agent wraps up.
+    CustomerLeft {
+        interaction: String,
+    },
+}
+
+pub struct AgentActor {
+    pub name: String,
+    sockets: Vec<UnboundedSender<String>>,
+    presence: &'static str,
+    offers: BTreeMap<String, serde_json::Value>,
+    work: BTreeMap<String, serde_json::Value>,
+}
+
+impl AgentActor {
+    pub fn new(name: String) -> AgentActor {
+        AgentActor {
+            name,
+            sockets: vec![],
+            presence: "offline",
+            offers: BTreeMap::new(),
+            work: BTreeMap::new(),
+        }
+    }
+
+    fn state(&self) -> serde_json::Value {
+        serde_json::json!({
+            "type": "state",
+            "agent": self.name,
+            "presence": self.presence,
+            "offers": self.offers.values().collect::<Vec<_>>(),
+            "work": self.work.values().collect::<Vec<_>>(),
+        })
+    }
+
+    fn send(&mut self, text: String) {
+        self.sockets.retain(|s| s.send(text.clone()).is_ok());
+    }
+}
+
+impl Actor for AgentActor {
+    type Context = Context<Self>;
+}
+
+impl Handler<AgentPush> for AgentActor {
+    type Result = ();
+
+    fn handle(&mut self, p: AgentPush, _: &mut Context<Self>) {
+        let json = serde_json::to_value(&p).unwrap_or_default();
+        match &p {
+            AgentPush::Offer { interaction, .. } => {
+                self.offers.insert(interaction.clone(), json.clone());
+            }
+            AgentPush::Revoked { interaction, .. } => {
+                self.offers.remove(interaction);
+            }
+            AgentPush::Assigned { interaction, .. } => {
+                let mut w = self.offers.remove(interaction).unwrap_or(json.clone());
+                w["type"] = "work".into();
+                self.work.insert(interaction.clone(), w);
+            }
+            AgentPush::Ended { interaction } => {
+                self.work.remove(interaction);
+                self.offers.remove(interaction);
+            }
+            AgentPush::CustomerLeft { interaction } => {
+                if let Some(w) = self.work.get_mut(interaction) {
+                    w["customer_left"] = true.into();
+                }
+            }
+            AgentPush::Presence { presence } => self.presence = presence,
+            _ => {}
+        }
+        self.send(json.to_string());
+    }
+}
+
+/// A WebSocket of this agent connects: it gets the whole state, then every change.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Connect(pub UnboundedSender<String>);
+
+impl Handler<Connect> for AgentActor {
+    type Result = ();
+
+    fn handle(&mut self, Connect(tx): Connect, _: &mut Context<Self>) {
+        if tx.send(self.state().to_string()).is_ok() {
+            self.sockets.push(tx);
+        }
+    }
+}
+
+/// The agent's state as JSON (for `GET /api/agent/me`).
+#[derive(Message)]
+#[rtype(result = "serde_json::Value")]
+pub struct State;
+
+impl Handler<State> for AgentActor {
+    type Result = MessageResult<State>;
+
+    fn handle(&mut self, _: State, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.state())
+    }
+}
+
+/// Logged out: sockets are told and closed, the actor stops.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Stop;
+
+impl Handler<Stop> for AgentActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Stop, ctx: &mut Context<Self>) {
+        self.send(serde_json::json!({"type": "logged_out"}).to_string());
+        self.sockets.clear();
+        ctx.stop();
+    }
+}

@@ -1,0 +1,470 @@
+//! The `ChatActor`: one per web chat. It owns the chat's message log and its
+//! interaction record: every message is committed to the store before anyone is told
+//! it exists (the sender's ack and the other side's copy come after the commit), and
+//! messages carry a sequence number, so a customer who reconnects gets exactly what
+//! they missed and a message re-sent after a lost ack is stored once.
+
+use super::agent::{AgentActor, AgentPush};
+use super::router::{Ended, Enqueue, RouterActor, Work, WorkEvent};
+use crate::routing::engine::Channel;
+use crate::store::Store;
+use actix::prelude::*;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::oneshot;
+
+/// Live chats by interaction id: (the customer's resume token, the actor).
+pub type Chats = Arc<Mutex<HashMap<String, (String, Addr<ChatActor>)>>>;
+
+#[derive(Clone, Debug)]
+struct Msg {
+    seq: u64,
+    from: &'static str,
+    name: String,
+    text: String,
+    at: u64,
+}
+
+impl Msg {
+    fn json(&self) -> serde_json::Value {
+        serde_json::json!({"type": "message", "seq": self.seq, "from": self.from, "name": self.name, "text": self.text, "at": self.at})
+    }
+}
+
+/// Everything a new chat starts from.
+pub struct ChatStart {
+    pub interaction: String,
+    pub customer: Option<i64>,
+    pub conversation: Option<i64>,
+    pub name: String,
+    pub address: String,
+    pub queue: String,
+    pub priority: u8,
+    pub greeting: String,
+    pub store: Store,
+    pub router: Addr<RouterActor>,
+    pub chats: Chats,
+}
+
+pub struct ChatActor {
+    s: ChatStart,
+    messages: Vec<Msg>,
+    /// Client message ids already stored → their sequence number.
+    client_ids: HashMap<String, u64>,
+    socket: Option<UnboundedSender<String>>,
+    agent: Option<(String, Addr<AgentActor>)>,
+    closed: Option<&'static str>,
+}
+
+fn now_ms() -> u64 {
+    crate::clock::unix_millis()
+}
+
+impl ChatActor {
+    pub fn new(s: ChatStart) -> ChatActor {
+        ChatActor {
+            s,
+            messages: vec![],
+            client_ids: HashMap::new(),
+            socket: None,
+            agent: None,
+            closed: None,
+        }
+    }
+
+    fn tell_customer(&mut self, v: serde_json::Value) {
+        if let Some(s) = &self.socket {
+            if s.send(v.to_string()).is_err() {
+                self.socket = None;
+            }
+        }
+    }
+
+    fn tell_agent(&self, p: AgentPush) {
+        if let Some((_, a)) = &self.agent {
+            a.do_send(p);
+        }
+    }
+
+    /// A line from the system (joins, transfers) in the customer's log; not stored as a
+    /// message (the event it tells of is on the timeline).
+    fn system(&mut self, text: String) {
+        let m = Msg {
+            seq: self.messages.len() as u64 + 1,
+            from: "system",
+            name: String::new(),
+            text,
+            at: now_ms(),
+        };
+        self.tell_customer(m.json());
+        self.messages.push(m);
+    }
+
+    /// Writes an event on the interaction's timeline, in order with the messages.
+    fn event(&mut self, ctx: &mut Context<Self>, kind: &'static str, data: serde_json::Value) {
+        let (store, id) = (self.s.store.clone(), self.s.interaction.clone());
+        ctx.wait(
+            async move { store.add_timeline(&id, kind, data).await }
+                .into_actor(self)
+                .map(move |r, act, _| {
+                    if let Err(e) = r {
+                        tracing::warn!(interaction = %act.s.interaction, error = %e, kind, "timeline write failed");
+                    }
+                }),
+        );
+    }
+
+    /// Stores a message, then tells both sides. `reply` learns the sequence number
+    /// (or why it was not stored).
+    fn post(
+        &mut self,
+        ctx: &mut Context<Self>,
+        from: &'static str,
+        name: String,
+        text: String,
+        client_id: Option<String>,
+        reply: Option<oneshot::Sender<Result<u64, String>>>,
+    ) {
+        if let Some(by) = self.closed {
+            let why = format!("the chat was closed by the {by}");
+            if let Some(r) = reply {
+                let _ = r.send(Err(why.clone()));
+            }
+            if let Some(id) = client_id {
+                self.tell_customer(serde_json::json!({"type": "error", "id": id, "reason": why}));
+            }
+            return;
+        }
+        let data = serde_json::json!({"from": from, "name": name, "text": text});
+        let (store, id) = (self.s.store.clone(), self.s.interaction.clone());
+        ctx.wait(
+            async move { store.add_timeline(&id, "message", data).await }
+                .into_actor(self)
+                .map(move |r, act, _| {
+                    if let Err(e) = r {
+                        tracing::warn!(interaction = %act.s.interaction, error = %e, "message not stored");
+                        let why = "not stored; send it again".to_string();
+                        if let Some(id) = client_id {
+                            act.tell_customer(serde_json::json!({"type": "error", "id": id, "reason": why}));
+                        }
+                        if let Some(r) = reply {
+                            let _ = r.send(Err(why));
+                        }
+                        return;
+                    }
+                    let m = Msg {
+                        seq: act.messages.len() as u64 + 1,
+                        from,
+                        name,
+                        text,
+                        at: now_ms(),
+                    };
+                    if let Some(id) = client_id {
+                        act.client_ids.insert(id.clone(), m.seq);
+                        act.tell_customer(serde_json::json!({"type": "ack", "id": id, "seq": m.seq}));
+                    }
+                    act.tell_customer(m.json());
+                    act.tell_agent(AgentPush::Message {
+                        interaction: act.s.interaction.clone(),
+                        seq: m.seq,
+                        from: m.from,
+                        name: m.name.clone(),
+                        text: m.text.clone(),
+                        at: m.at,
+                    });
+                    if let Some(r) = reply {
+                        let _ = r.send(Ok(m.seq));
+                    }
+                    act.messages.push(m);
+                }),
+        );
+    }
+
+    /// Ends the chat: committed first, then the customer, the agent and the router are
+    /// told (so whoever hears of the end finds it on record). `done` hears when.
+    fn close(
+        &mut self,
+        ctx: &mut Context<Self>,
+        by: &'static str,
+        done: Option<oneshot::Sender<Result<u64, String>>>,
+    ) {
+        if self.closed.is_some() {
+            if let Some(d) = done {
+                let _ = d.send(Ok(0));
+            }
+            return;
+        }
+        self.closed = Some(by);
+        let (store, id) = (self.s.store.clone(), self.s.interaction.clone());
+        ctx.wait(
+            async move {
+                store
+                    .add_timeline(&id, "closed", serde_json::json!({"by": by}))
+                    .await?;
+                store
+                    .end_interaction(&id, &format!("closed by {by}"))
+                    .await
+            }
+            .into_actor(self)
+            .map(move |r, act, ctx| {
+                if let Err(e) = &r {
+                    tracing::warn!(interaction = %act.s.interaction, error = %e, "chat end not stored");
+                }
+                act.tell_customer(serde_json::json!({"type": "closed", "by": by}));
+                if by == "customer" {
+                    act.tell_agent(AgentPush::CustomerLeft {
+                        interaction: act.s.interaction.clone(),
+                    });
+                }
+                act.s.router.do_send(Ended {
+                    interaction: act.s.interaction.clone(),
+                });
+                if let Some(d) = done {
+                    let _ = d.send(r.map(|_| 0).map_err(|e| e.to_string()));
+                }
+                // Kept a little for a customer reconnecting to read the end.
+                ctx.run_later(std::time::Duration::from_secs(60), |_, ctx| ctx.stop());
+            }),
+        );
+    }
+}
+
+impl Actor for ChatActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        let greeting = self.s.greeting.clone();
+        if !greeting.is_empty() {
+            self.system(greeting);
+        }
+        let work = Work {
+            interaction: self.s.interaction.clone(),
+            channel: Channel::Chat,
+            queue: self.s.queue.clone(),
+            customer: self.s.customer,
+            conversation: self.s.conversation,
+            from: if self.s.name.is_empty() {
+                self.s.address.clone()
+            } else {
+                format!("{} <{}>", self.s.name, self.s.address)
+            },
+            details: serde_json::json!({"name": self.s.name, "address": self.s.address}),
+            owner: ctx.address().recipient(),
+        };
+        let (store, id, queue) = (
+            self.s.store.clone(),
+            self.s.interaction.clone(),
+            self.s.queue.clone(),
+        );
+        // Queued on the record first, then to the router.
+        ctx.wait(
+            async move {
+                store
+                    .update_interaction(
+                        &id,
+                        &crate::store::InteractionUpdate {
+                            queue: Some(&queue),
+                            ..Default::default()
+                        },
+                    )
+                    .await
+            }
+            .into_actor(self)
+            .map(|r, act, _| {
+                if let Err(e) = r {
+                    tracing::warn!(interaction = %act.s.interaction, error = %e, "cannot record the queue");
+                }
+            }),
+        );
+        let router = self.s.router.clone();
+        let priority = self.s.priority;
+        ctx.wait(
+            async move {
+                router
+                    .send(Enqueue {
+                        work,
+                        priority,
+                        skills: vec![],
+                        vip: false,
+                        last_agent: None,
+                    })
+                    .await
+            }
+            .into_actor(self)
+            .map(|r, act, ctx| {
+                if let Err(e) = r.map_err(|e| e.to_string()).and_then(|r| r) {
+                    tracing::warn!(interaction = %act.s.interaction, error = %e, "chat not queued");
+                    act.system(format!("Sorry, this chat cannot reach an agent ({e})."));
+                    act.close(ctx, "system", None);
+                }
+            }),
+        );
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        if self.closed.is_none() {
+            // Stopped without a close (shutdown): nobody waits for it any more.
+            self.s.router.do_send(Ended {
+                interaction: self.s.interaction.clone(),
+            });
+            tracing::warn!(interaction = %self.s.interaction, "chat actor stopped while open");
+        }
+        self.s.chats.lock().unwrap().remove(&self.s.interaction);
+    }
+}
+
+/// From the customer's WebSocket.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub enum Customer {
+    /// A socket (re)connects and has seen messages up to `after`.
+    Hello {
+        socket: UnboundedSender<String>,
+        after: u64,
+    },
+    Says {
+        id: String,
+        text: String,
+    },
+    Typing(bool),
+    Leave,
+}
+
+impl Handler<Customer> for ChatActor {
+    type Result = ();
+
+    fn handle(&mut self, m: Customer, ctx: &mut Context<Self>) {
+        match m {
+            Customer::Hello { socket, after } => {
+                // The newest socket wins; what it missed is replayed in order.
+                let state = serde_json::json!({
+                    "type": "state",
+                    "agent": self.agent.as_ref().map(|(n, _)| n.clone()),
+                    "closed": self.closed,
+                    "last_seq": self.messages.len(),
+                });
+                let _ = socket.send(state.to_string());
+                for m in self.messages.iter().filter(|m| m.seq > after) {
+                    let _ = socket.send(m.json().to_string());
+                }
+                if let Some(by) = self.closed {
+                    let _ =
+                        socket.send(serde_json::json!({"type": "closed", "by": by}).to_string());
+                }
+                self.socket = Some(socket);
+            }
+            Customer::Says { id, text } => {
+                if let Some(seq) = self.client_ids.get(&id).copied() {
+                    // Stored already; the ack was lost: ack again, store nothing.
+                    return self
+                        .tell_customer(serde_json::json!({"type": "ack", "id": id, "seq": seq}));
+                }
+                let name = self.s.name.clone();
+                self.post(ctx, "customer", name, text, Some(id), None);
+            }
+            Customer::Typing(on) => self.tell_agent(AgentPush::Typing {
+                interaction: self.s.interaction.clone(),
+                on,
+            }),
+            Customer::Leave => self.close(ctx, "customer", None),
+        }
+    }
+}
+
+/// What an agent does in the chat; refused unless the chat is theirs.
+#[derive(Message)]
+#[rtype(result = "Result<u64, String>")]
+pub enum AgentAct {
+    Says { agent: String, text: String },
+    Typing { agent: String, on: bool },
+    End { agent: String },
+}
+
+impl Handler<AgentAct> for ChatActor {
+    type Result = ResponseFuture<Result<u64, String>>;
+
+    fn handle(&mut self, m: AgentAct, ctx: &mut Context<Self>) -> Self::Result {
+        let agent = match &m {
+            AgentAct::Says { agent, .. }
+            | AgentAct::Typing { agent, .. }
+            | AgentAct::End { agent } => agent.clone(),
+        };
+        if self.agent.as_ref().map(|(n, _)| n) != Some(&agent) {
+            return Box::pin(async { Err("this chat is not assigned to you".to_string()) });
+        }
+        match m {
+            AgentAct::Says { text, .. } => {
+                let (tx, rx) = oneshot::channel();
+                self.post(ctx, "agent", agent, text, None, Some(tx));
+                Box::pin(async move { rx.await.unwrap_or_else(|_| Err("chat ended".into())) })
+            }
+            AgentAct::Typing { on, .. } => {
+                self.tell_customer(serde_json::json!({"type": "typing", "on": on}));
+                Box::pin(async { Ok(0) })
+            }
+            AgentAct::End { .. } => {
+                let (tx, rx) = oneshot::channel();
+                self.close(ctx, "agent", Some(tx));
+                Box::pin(async move { rx.await.unwrap_or_else(|_| Err("chat ended".into())) })
+            }
+        }
+    }
+}
+
+impl Handler<WorkEvent> for ChatActor {
+    type Result = ();
+
+    fn handle(&mut self, ev: WorkEvent, ctx: &mut Context<Self>) {
+        match ev {
+            WorkEvent::Offered { agent } => {
+                self.event(ctx, "offered", serde_json::json!({"agent": agent}));
+            }
+            WorkEvent::Assigned {
+                agent,
+                display,
+                addr,
+                ..
+            } => {
+                tracing::info!(interaction = %self.s.interaction, %agent, "chat assigned");
+                let (store, id, a) = (
+                    self.s.store.clone(),
+                    self.s.interaction.clone(),
+                    agent.clone(),
+                );
+                ctx.wait(
+                    async move { store.interaction_answered(&id, &a).await }
+                        .into_actor(self)
+                        .map(|_, _, _| ()),
+                );
+                self.event(ctx, "assigned", serde_json::json!({"agent": agent}));
+                addr.do_send(AgentPush::Transcript {
+                    interaction: self.s.interaction.clone(),
+                    messages: self.messages.iter().map(Msg::json).collect(),
+                });
+                self.agent = Some((agent.clone(), addr));
+                let who = if display.is_empty() { agent } else { display };
+                self.system(format!("{who} joined the chat."));
+            }
+            WorkEvent::Transferred { from, to } => {
+                tracing::info!(interaction = %self.s.interaction, %from, %to, "chat transferred");
+                self.agent = None;
+                self.event(
+                    ctx,
+                    "transferred",
+                    serde_json::json!({"from": from, "to": to}),
+                );
+                self.system("You are being transferred to a colleague.".into());
+            }
+            WorkEvent::Overflow { to } => {
+                self.event(ctx, "overflow", serde_json::json!({"to": to}));
+                if to == "voicemail" {
+                    self.system(
+                        "No agent is free right now; we will answer by e-mail or phone.".into(),
+                    );
+                    self.close(ctx, "system", None);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,712 @@
+//! The `Router` actor: one per node, on its own Arbiter. It owns the sans-IO ACD
+//! ([`crate::routing::engine::Router`]), feeds it the clock, and carries its decisions
+//! out: offers and revocations to `AgentActor`s, assignments to the work's owner (the
+//! `CallActor` or `ChatActor`, which records them on its interaction). It names things
+//! the way the outside does (queue names, agent login names, interaction ids) and maps
+//! them to the engine's ids.
+
+use super::agent::{AgentActor, AgentPush};
+use crate::config::QueueConfig;
+use crate::routing::engine::{
+    AgentId, AgentSpec, Channel, ItemId, ItemSpec, OverflowTo, Presence, QueueId, QueueSpec,
+    RevokeReason, RouteError, Router, RouterEvent,
+};
+use actix::prelude::*;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+/// A piece of work handed to the router: who it is for and what the agent sees.
+#[derive(Clone)]
+pub struct Work {
+    pub interaction: String,
+    pub channel: Channel,
+    pub queue: String,
+    pub customer: Option<i64>,
+    pub conversation: Option<i64>,
+    /// Caller number or the customer's name, for the offer.
+    pub from: String,
+    /// Screen-pop details (IVR answers...).
+    pub details: serde_json::Value,
+    /// The actor that owns the interaction and hears what becomes of it.
+    pub owner: Recipient<WorkEvent>,
+}
+
+/// What becomes of a piece of work, told to its owner.
+#[derive(Message, Clone)]
+#[rtype(result = "()")]
+pub enum WorkEvent {
+    Offered {
+        agent: String,
+    },
+    Assigned {
+        agent: String,
+        display: String,
+        extension: Option<String>,
+        addr: Addr<AgentActor>,
+    },
+    /// The agent who had it handed it on (a transfer); it is waiting or offered again.
+    Transferred {
+        from: String,
+        to: String,
+    },
+    /// It left its queue for another queue, or for voicemail.
+    Overflow {
+        to: String,
+    },
+}
+
+/// An agent as the router knows them.
+#[derive(Clone, Debug)]
+pub struct AgentLogin {
+    pub name: String,
+    pub display: String,
+    pub extension: Option<String>,
+    pub skills: HashMap<String, u8>,
+    pub capacity: HashMap<Channel, u8>,
+    pub call_blocks_others: bool,
+    pub team: Option<String>,
+    pub queues: Vec<String>,
+}
+
+struct AgentEntry {
+    id: AgentId,
+    login: AgentLogin,
+    addr: Addr<AgentActor>,
+}
+
+struct Entry {
+    work: Work,
+    /// The agent holding it (assigned).
+    agent: Option<AgentId>,
+}
+
+pub struct RouterActor {
+    engine: Router,
+    queues: Vec<QueueConfig>,
+    queue_ids: HashMap<String, QueueId>,
+    items: HashMap<ItemId, Entry>,
+    by_interaction: HashMap<String, ItemId>,
+    agents: HashMap<AgentId, AgentEntry>,
+    agent_ids: HashMap<String, AgentId>,
+    next_item: u64,
+    next_agent: u64,
+    timer: Option<(Instant, SpawnHandle)>,
+}
+
+impl RouterActor {
+    pub fn new(queues: &[QueueConfig]) -> Result<RouterActor, String> {
+        let mut r = RouterActor {
+            engine: Router::new(crate::clock::now()),
+            queues: vec![],
+            queue_ids: HashMap::new(),
+            items: HashMap::new(),
+            by_interaction: HashMap::new(),
+            agents: HashMap::new(),
+            agent_ids: HashMap::new(),
+            next_item: 1,
+            next_agent: 1,
+            timer: None,
+        };
+        // Overflow targets may name queues defined later: add them all first.
+        for q in queues {
+            r.add_queue(q.clone())?;
+        }
+        for q in queues {
+            r.set_overflow(q)?;
+        }
+        Ok(r)
+    }
+
+    fn add_queue(&mut self, q: QueueConfig) -> Result<QueueId, String> {
+        if self.queue_ids.contains_key(&q.name) {
+            return Err(format!("queue \"{}\" exists", q.name));
+        }
+        let strategy = crate::routing::parse_strategy(&q.strategy)
+            .ok_or_else(|| format!("unknown strategy \"{}\"", q.strategy))?;
+        let mut spec = QueueSpec::new(&q.name);
+        spec.strategy = strategy;
+        spec.sla = Duration::from_secs(q.sla_secs);
+        spec.offer_timeout = Duration::from_secs(q.offer_timeout_secs.max(1));
+        spec.sticky = (q.sticky_secs > 0).then(|| Duration::from_secs(q.sticky_secs));
+        spec.teams = q.teams.clone();
+        let id = self.engine.add_queue(spec);
+        self.queue_ids.insert(q.name.clone(), id);
+        self.queues.push(q);
+        Ok(id)
+    }
+
+    fn set_overflow(&mut self, q: &QueueConfig) -> Result<(), String> {
+        if q.overflow_secs == 0 || q.overflow_to.is_empty() {
+            return Ok(());
+        }
+        let to = if q.overflow_to == "voicemail" {
+            OverflowTo::Voicemail
+        } else {
+            OverflowTo::Queue(
+                *self
+                    .queue_ids
+                    .get(&q.overflow_to)
+                    .ok_or_else(|| format!("no queue named \"{}\"", q.overflow_to))?,
+            )
+        };
+        self.engine.set_overflow(
+            self.queue_ids[&q.name],
+            Some((Duration::from_secs(q.overflow_secs), to)),
+        );
+        Ok(())
+    }
+
+    fn queue_cfg(&self, id: QueueId) -> &QueueConfig {
+        &self.queues[id.0 as usize]
+    }
+
+    /// Carries out the engine's decisions, then re-arms its timer.
+    fn drain(&mut self, ctx: &mut Context<Self>) {
+        while let Some(ev) = self.engine.poll_event() {
+            match ev {
+                RouterEvent::Offer {
+                    item,
+                    agent,
+                    expires,
+                } => {
+                    let (Some(e), Some(a)) = (self.items.get(&item), self.agents.get(&agent))
+                    else {
+                        continue;
+                    };
+                    let w = &e.work;
+                    let q = self
+                        .engine
+                        .queue_of(item)
+                        .map(|q| self.queue_cfg(q).name.clone())
+                        .unwrap_or_default();
+                    a.addr.do_send(AgentPush::Offer {
+                        interaction: w.interaction.clone(),
+                        channel: crate::routing::channel_name(w.channel),
+                        queue: q,
+                        from: w.from.clone(),
+                        customer: w.customer,
+                        conversation: w.conversation,
+                        details: w.details.clone(),
+                        expires_in_ms: expires
+                            .saturating_duration_since(crate::clock::now())
+                            .as_millis() as u64,
+                    });
+                    w.owner.do_send(WorkEvent::Offered {
+                        agent: a.login.name.clone(),
+                    });
+                }
+                RouterEvent::Revoke {
+                    item,
+                    agent,
+                    reason,
+                } => {
+                    let Some(a) = self.agents.get(&agent) else {
+                        continue;
+                    };
+                    let interaction = self
+                        .items
+                        .get(&item)
+                        .map(|e| e.work.interaction.clone())
+                        .unwrap_or_default();
+                    a.addr.do_send(AgentPush::Revoked {
+                        interaction,
+                        reason: match reason {
+                            RevokeReason::Taken => "taken by another agent",
+                            RevokeReason::Cancelled => "the customer left",
+                            RevokeReason::Expired => "not accepted in time",
+                            RevokeReason::Rejected => "rejected",
+                            RevokeReason::LoggedOut => "logged out",
+                        },
+                    });
+                }
+                RouterEvent::Assigned { item, agent } => {
+                    let Some(a) = self.agents.get(&agent) else {
+                        continue;
+                    };
+                    let Some(e) = self.items.get_mut(&item) else {
+                        continue;
+                    };
+                    e.agent = Some(agent);
+                    e.work.owner.do_send(WorkEvent::Assigned {
+                        agent: a.login.name.clone(),
+                        display: a.login.display.clone(),
+                        extension: a.login.extension.clone(),
+                        addr: a.addr.clone(),
+                    });
+                    a.addr.do_send(AgentPush::Assigned {
+                        interaction: e.work.interaction.clone(),
+                        channel: crate::routing::channel_name(e.work.channel),
+                        customer: e.work.customer,
+                    });
+                }
+                RouterEvent::Overflow { item, to } => {
+                    let to = match to {
+                        OverflowTo::Voicemail => {
+                            if let Some(e) = self.items.remove(&item) {
+                                self.by_interaction.remove(&e.work.interaction);
+                                e.work.owner.do_send(WorkEvent::Overflow {
+                                    to: "voicemail".into(),
+                                });
+                            }
+                            continue;
+                        }
+                        OverflowTo::Queue(q) => self.queue_cfg(q).name.clone(),
+                    };
+                    if let Some(e) = self.items.get(&item) {
+                        e.work.owner.do_send(WorkEvent::Overflow { to });
+                    }
+                }
+                RouterEvent::Presence { agent, presence } => {
+                    if let Some(a) = self.agents.get(&agent) {
+                        a.addr.do_send(AgentPush::Presence {
+                            presence: presence_name(presence),
+                        });
+                    }
+                }
+            }
+        }
+        self.rearm(ctx);
+    }
+
+    fn rearm(&mut self, ctx: &mut Context<Self>) {
+        let next = self.engine.poll_timeout();
+        if self.timer.as_ref().map(|(t, _)| *t) == next {
+            return;
+        }
+        if let Some((_, h)) = self.timer.take() {
+            ctx.cancel_future(h);
+        }
+        if let Some(at) = next {
+            let d = at.saturating_duration_since(crate::clock::now());
+            let h = ctx.run_later(d, |act, ctx| {
+                act.timer = None;
+                act.engine.handle_timeout(crate::clock::now());
+                act.drain(ctx);
+            });
+            self.timer = Some((at, h));
+        }
+    }
+
+    fn item(&self, interaction: &str) -> Result<ItemId, RouteError> {
+        self.by_interaction
+            .get(interaction)
+            .copied()
+            .ok_or(RouteError::Gone)
+    }
+
+    fn agent(&self, name: &str) -> Result<AgentId, RouteError> {
+        self.agent_ids
+            .get(name)
+            .copied()
+            .filter(|id| self.agents.contains_key(id))
+            .ok_or(RouteError::Offline)
+    }
+
+    fn forget(&mut self, item: ItemId) {
+        if let Some(e) = self.items.remove(&item) {
+            self.by_interaction.remove(&e.work.interaction);
+        }
+    }
+}
+
+pub fn presence_name(p: Presence) -> &'static str {
+    match p {
+        Presence::Offline => "offline",
+        Presence::Available => "available",
+        Presence::Away => "away",
+        Presence::Busy => "busy",
+        Presence::WrapUp { .. } => "wrap_up",
+    }
+}
+
+impl Actor for RouterActor {
+    type Context = Context<Self>;
+}
+
+/// Work joins a queue.
+#[derive(Message)]
+#[rtype(result = "Result<(), String>")]
+pub struct Enqueue {
+    pub work: Work,
+    pub priority: u8,
+    pub skills: Vec<(String, u8)>,
+    pub vip: bool,
+    /// The agent who last served this customer (sticky routing).
+    pub last_agent: Option<String>,
+}
+
+impl Handler<Enqueue> for RouterActor {
+    type Result = Result<(), String>;
+
+    fn handle(&mut self, m: Enqueue, ctx: &mut Context<Self>) -> Self::Result {
+        let q = *self
+            .queue_ids
+            .get(&m.work.queue)
+            .ok_or_else(|| format!("no queue named \"{}\"", m.work.queue))?;
+        if self.by_interaction.contains_key(&m.work.interaction) {
+            return Err("already queued".into());
+        }
+        let id = ItemId(self.next_item);
+        self.next_item += 1;
+        let mut spec = ItemSpec::new(m.work.channel);
+        spec.priority = m.priority.min(9);
+        spec.skills = m.skills;
+        spec.vip = m.vip;
+        spec.repeat = false;
+        spec.last_agent = m.last_agent.and_then(|n| self.agent_ids.get(&n).copied());
+        self.by_interaction.insert(m.work.interaction.clone(), id);
+        self.items.insert(
+            id,
+            Entry {
+                work: m.work,
+                agent: None,
+            },
+        );
+        let r = self.engine.enqueue(crate::clock::now(), id, q, spec);
+        if let Err(e) = r {
+            self.forget(id);
+            return Err(e.to_string());
+        }
+        self.drain(ctx);
+        Ok(())
+    }
+}
+
+/// The work is over (caller hung up, chat closed): withdrawn if waiting, finished
+/// (with the queue's wrap-up for the agent) if assigned.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Ended {
+    pub interaction: String,
+}
+
+impl Handler<Ended> for RouterActor {
+    type Result = ();
+
+    fn handle(&mut self, m: Ended, ctx: &mut Context<Self>) {
+        let Ok(id) = self.item(&m.interaction) else {
+            return;
+        };
+        let now = crate::clock::now();
+        let assigned = self.items.get(&id).and_then(|e| e.agent);
+        if let Some(agent) = assigned {
+            let wrap = self
+                .engine
+                .queue_of(id)
+                .map(|q| Duration::from_secs(self.queue_cfg(q).wrap_up_secs));
+            let _ = self.engine.finish(now, id, wrap);
+            if let Some(a) = self.agents.get(&agent) {
+                a.addr.do_send(AgentPush::Ended {
+                    interaction: m.interaction.clone(),
+                });
+            }
+        } else {
+            let _ = self.engine.cancel(now, id);
+        }
+        self.forget(id);
+        self.drain(ctx);
+    }
+}
+
+/// The agent's phone did not answer: the work waits again, in its old place.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Requeue {
+    pub interaction: String,
+}
+
+impl Handler<Requeue> for RouterActor {
+    type Result = ();
+
+    fn handle(&mut self, m: Requeue, ctx: &mut Context<Self>) {
+        let Ok(id) = self.item(&m.interaction) else {
+            return;
+        };
+        let Some(q) = self.engine.queue_of(id) else {
+            return;
+        };
+        if let Some(e) = self.items.get_mut(&id) {
+            if let Some(a) = e.agent.take().and_then(|a| self.agents.get(&a)) {
+                a.addr.do_send(AgentPush::Ended {
+                    interaction: m.interaction.clone(),
+                });
+            }
+        }
+        let _ = self.engine.transfer(crate::clock::now(), id, q);
+        self.drain(ctx);
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "Result<(), String>")]
+pub struct Login {
+    pub login: AgentLogin,
+    pub addr: Addr<AgentActor>,
+}
+
+impl Handler<Login> for RouterActor {
+    type Result = Result<(), String>;
+
+    fn handle(&mut self, m: Login, ctx: &mut Context<Self>) -> Self::Result {
+        let queues = m
+            .login
+            .queues
+            .iter()
+            .map(|q| {
+                self.queue_ids
+                    .get(q)
+                    .copied()
+                    .ok_or_else(|| format!("no queue named \"{q}\""))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let id = *self
+            .agent_ids
+            .entry(m.login.name.clone())
+            .or_insert_with(|| {
+                self.next_agent += 1;
+                AgentId(self.next_agent)
+            });
+        let mut spec = AgentSpec::new(queues);
+        spec.skills = m.login.skills.clone();
+        spec.capacity = m.login.capacity.clone();
+        spec.call_blocks_others = m.login.call_blocks_others;
+        spec.team = m.login.team.clone();
+        self.engine
+            .login(crate::clock::now(), id, spec)
+            .map_err(|e| e.to_string())?;
+        self.agents.insert(
+            id,
+            AgentEntry {
+                id,
+                login: m.login,
+                addr: m.addr,
+            },
+        );
+        self.drain(ctx);
+        Ok(())
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Logout {
+    pub agent: String,
+}
+
+impl Handler<Logout> for RouterActor {
+    type Result = ();
+
+    fn handle(&mut self, m: Logout, ctx: &mut Context<Self>) {
+        if let Ok(id) = self.agent(&m.agent) {
+            let _ = self.engine.logout(crate::clock::now(), id);
+            self.drain(ctx);
+            self.agents.remove(&id);
+        }
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "Result<(), RouteError>")]
+pub struct SetPresence {
+    pub agent: String,
+    pub presence: Presence,
+}
+
+impl Handler<SetPresence> for RouterActor {
+    type Result = Result<(), RouteError>;
+
+    fn handle(&mut self, m: SetPresence, ctx: &mut Context<Self>) -> Self::Result {
+        let id = self.agent(&m.agent)?;
+        let r = self
+            .engine
+            .set_presence(crate::clock::now(), id, m.presence);
+        self.drain(ctx);
+        r
+    }
+}
+
+/// An agent answers an offer.
+#[derive(Message)]
+#[rtype(result = "Result<(), RouteError>")]
+pub struct Answer {
+    pub agent: String,
+    pub interaction: String,
+    pub accept: bool,
+}
+
+impl Handler<Answer> for RouterActor {
+    type Result = Result<(), RouteError>;
+
+    fn handle(&mut self, m: Answer, ctx: &mut Context<Self>) -> Self::Result {
+        let agent = self.agent(&m.agent)?;
+        let item = self.item(&m.interaction)?;
+        let now = crate::clock::now();
+        let r = if m.accept {
+            self.engine.accept(now, agent, item)
+        } else {
+            self.engine.reject(now, agent, item)
+        };
+        self.drain(ctx);
+        r
+    }
+}
+
+/// Where an agent hands work on to.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransferTarget {
+    Agent(String),
+    Queue(String),
+}
+
+#[derive(Message)]
+#[rtype(result = "Result<(), String>")]
+pub struct Transfer {
+    pub agent: String,
+    pub interaction: String,
+    pub to: TransferTarget,
+}
+
+impl Handler<Transfer> for RouterActor {
+    type Result = Result<(), String>;
+
+    fn handle(&mut self, m: Transfer, ctx: &mut Context<Self>) -> Self::Result {
+        let from = self.agent(&m.agent).map_err(|e| e.to_string())?;
+        let item = self.item(&m.interaction).map_err(|e| e.to_string())?;
+        if self.items.get(&item).and_then(|e| e.agent) != Some(from) {
+            return Err("this work is not assigned to you".into());
+        }
+        let now = crate::clock::now();
+        let to_name = match &m.to {
+            TransferTarget::Agent(name) => {
+                let to = self
+                    .agent(name)
+                    .map_err(|_| format!("agent \"{name}\" is not logged in"))?;
+                self.engine
+                    .offer_to(now, item, to)
+                    .map_err(|e| format!("agent \"{name}\": {e}"))?;
+                name.clone()
+            }
+            TransferTarget::Queue(q) => {
+                let qid = *self
+                    .queue_ids
+                    .get(q)
+                    .ok_or_else(|| format!("no queue named \"{q}\""))?;
+                self.engine
+                    .transfer(now, item, qid)
+                    .map_err(|e| e.to_string())?;
+                format!("queue {q}")
+            }
+        };
+        if let Some(e) = self.items.get_mut(&item) {
+            e.agent = None;
+            e.work.owner.do_send(WorkEvent::Transferred {
+                from: m.agent.clone(),
+                to: to_name,
+            });
+        }
+        if let Some(a) = self.agents.get(&from) {
+            a.addr.do_send(AgentPush::Ended {
+                interaction: m.interaction.clone(),
+            });
+        }
+        self.drain(ctx);
+        Ok(())
+    }
+}
+
+/// A waiting item's place in its queue (1-based).
+#[derive(Message)]
+#[rtype(result = "Option<usize>")]
+pub struct Position {
+    pub interaction: String,
+}
+
+impl Handler<Position> for RouterActor {
+    type Result = Option<usize>;
+
+    fn handle(&mut self, m: Position, _: &mut Context<Self>) -> Option<usize> {
+        self.engine.position(self.item(&m.interaction).ok()?)
+    }
+}
+
+/// Queues with their live figures, for admins.
+#[derive(Message)]
+#[rtype(result = "Vec<serde_json::Value>")]
+pub struct QueueList;
+
+impl Handler<QueueList> for RouterActor {
+    type Result = Vec<serde_json::Value>;
+
+    fn handle(&mut self, _: QueueList, _: &mut Context<Self>) -> Self::Result {
+        self.queues
+            .iter()
+            .map(|q| {
+                let s = self
+                    .engine
+                    .queue_stats(self.queue_ids[&q.name])
+                    .unwrap_or_default();
+                serde_json::json!({
+                    "name": q.name, "config": q,
+                    "waiting": s.waiting, "offered": s.offered, "answered": s.answered,
+                    "answered_in_sla": s.answered_in_sla, "abandoned": s.abandoned,
+                    "overflowed": s.overflowed,
+                    "agents_logged_in": self.agents.values().filter(|a| a.login.queues.contains(&q.name)).count(),
+                })
+            })
+            .collect()
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "Result<(), String>")]
+pub struct AddQueue(pub QueueConfig);
+
+impl Handler<AddQueue> for RouterActor {
+    type Result = Result<(), String>;
+
+    fn handle(&mut self, m: AddQueue, _: &mut Context<Self>) -> Self::Result {
+        let q = m.0;
+        if !q.overflow_to.is_empty()
+            && q.overflow_to != "voicemail"
+            && !self.queue_ids.contains_key(&q.overflow_to)
+        {
+            return Err(format!("no queue named \"{}\"", q.overflow_to));
+        }
+        crate::routing::parse_strategy(&q.strategy)
+            .ok_or_else(|| format!("unknown strategy \"{}\"", q.strategy))?;
+        self.add_queue(q.clone())?;
+        self.set_overflow(&q)
+    }
+}
+
+/// Who is logged in, with presence, for admins.
+#[derive(Message)]
+#[rtype(result = "Vec<serde_json::Value>")]
+pub struct AgentList;
+
+impl Handler<AgentList> for RouterActor {
+    type Result = Vec<serde_json::Value>;
+
+    fn handle(&mut self, _: AgentList, _: &mut Context<Self>) -> Self::Result {
+        let mut v: Vec<_> = self
+            .agents
+            .values()
+            .map(|a| {
+                let work: Vec<String> = self
+                    .engine
+                    .assigned(a.id)
+                    .iter()
+                    .filter_map(|i| self.items.get(i).map(|e| e.work.interaction.clone()))
+                    .collect();
+                serde_json::json!({
+                    "name": a.login.name,
+                    "presence": self.engine.presence(a.id).map(presence_name).unwrap_or("offline"),
+                    "work": work,
+                })
+            })
+            .collect();
+        v.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+        v
+    }
+}

@@ -1,0 +1,695 @@
+//! The agent API (`/api/agent/...`: log in, presence, offers, messages, transfers,
+//! wrap-up, notes, customers they serve, and their WebSocket) and the admin API for
+//! agents, queues and skills (`/api/agents`, `/api/queues`, `/api/skills`,
+//! `/api/customers/{id}`). Every endpoint wants a bearer token: an agent's session
+//! token (from `POST /api/agent/login`) or the admin token.
+
+// Handlers return their error response as the `Err` of a `Result` (built once, sent as is).
+#![allow(clippy::result_large_err)]
+
+use super::{authorised, error};
+use crate::actors::agent::{Connect, State};
+use crate::actors::chat::AgentAct;
+use crate::actors::router::{AgentList, Answer, QueueList, SetPresence, Transfer, TransferTarget};
+use crate::centre::{Centre, CentreError};
+use crate::config::{AgentConfig, QueueConfig};
+use crate::routing::engine::{Presence, RouteError};
+use crate::server::Shared;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use futures_util::StreamExt;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+
+type Reply = Result<HttpResponse, HttpResponse>;
+
+fn centre(shared: &Shared) -> Result<&Centre, HttpResponse> {
+    shared.centre.as_ref().ok_or_else(|| {
+        error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the contact centre is not running",
+        )
+    })
+}
+
+fn bearer(req: &HttpRequest) -> Option<String> {
+    req.headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_string)
+}
+
+/// The agent whose session token this request carries.
+fn agent(req: &HttpRequest, c: &Centre) -> Result<String, HttpResponse> {
+    match bearer(req) {
+        None => Err(error(
+            StatusCode::UNAUTHORIZED,
+            "missing Authorization: Bearer token (log in at POST /api/agent/login)",
+        )),
+        Some(t) => c.session(&t).ok_or_else(|| {
+            error(
+                StatusCode::UNAUTHORIZED,
+                "unknown or expired session token; log in again",
+            )
+        }),
+    }
+}
+
+fn body<T: DeserializeOwned>(b: &[u8]) -> Result<T, HttpResponse> {
+    serde_json::from_slice(b)
+        .map_err(|e| error(StatusCode::BAD_REQUEST, &format!("invalid JSON body: {e}")))
+}
+
+fn centre_error(e: CentreError) -> HttpResponse {
+    let status = match &e {
+        CentreError::BadLogin => StatusCode::UNAUTHORIZED,
+        CentreError::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        CentreError::Conflict(_) => StatusCode::CONFLICT,
+        CentreError::NotFound(_) => StatusCode::NOT_FOUND,
+        CentreError::Store(_) | CentreError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    error(status, &e.to_string())
+}
+
+fn route_error(e: RouteError) -> HttpResponse {
+    let status = match e {
+        RouteError::Gone | RouteError::UnknownItem => StatusCode::GONE,
+        RouteError::Offline | RouteError::UnknownAgent => StatusCode::UNAUTHORIZED,
+        _ => StatusCode::CONFLICT,
+    };
+    error(status, &e.to_string())
+}
+
+fn mailbox(e: actix::MailboxError) -> HttpResponse {
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        &format!("actor unavailable: {e}"),
+    )
+}
+
+fn run(r: Reply) -> HttpResponse {
+    r.unwrap_or_else(|e| e)
+}
+
+// ------------------------------------------------------------------ agents
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginBody {
+    name: String,
+    password: String,
+}
+
+async fn login(b: web::Bytes, shared: web::Data<Shared>) -> HttpResponse {
+    run(async {
+        let c = centre(&shared)?;
+        let l: LoginBody = body(&b)?;
+        let token = c.login(&l.name, &l.password).await.map_err(centre_error)?;
+        Ok(HttpResponse::Ok().json(serde_json::json!({"token": token, "agent": l.name})))
+    }
+    .await)
+}
+
+async fn logout(req: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
+    run(async {
+        let c = centre(&shared)?;
+        let me = agent(&req, c)?;
+        c.logout(&me);
+        Ok(HttpResponse::NoContent().finish())
+    }
+    .await)
+}
+
+async fn me(req: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
+    run(async {
+        let c = centre(&shared)?;
+        let me = agent(&req, c)?;
+        let a = c
+            .agent_addr(&me)
+            .ok_or_else(|| error(StatusCode::UNAUTHORIZED, "logged out"))?;
+        Ok(HttpResponse::Ok().json(a.send(State).await.map_err(mailbox)?))
+    }
+    .await)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PresenceBody {
+    presence: String,
+}
+
+async fn presence(req: HttpRequest, b: web::Bytes, shared: web::Data<Shared>) -> HttpResponse {
+    run(async {
+        let c = centre(&shared)?;
+        let me = agent(&req, c)?;
+        let p: PresenceBody = body(&b)?;
+        let presence = match p.presence.as_str() {
+            "available" => Presence::Available,
+            "away" => Presence::Away,
+            "busy" => Presence::Busy,
+            other => {
+                return Err(error(
+                    StatusCode::BAD_REQUEST,
+                    &format!("presence \"{other}\" is not available, away or busy (log out with POST /api/agent/logout)"),
+                ))
+            }
+        };
+        c.router()
+            .send(SetPresence {
+                agent: me,
+                presence,
+            })
+            .await
+            .map_err(mailbox)?
+            .map_err(route_error)?;
+        Ok(HttpResponse::Ok().json(serde_json::json!({"presence": p.presence})))
+    }
+    .await)
+}
+
+async fn answer(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    shared: web::Data<Shared>,
+) -> HttpResponse {
+    run(async {
+        let c = centre(&shared)?;
+        let me = agent(&req, c)?;
+        let (interaction, verb) = path.into_inner();
+        let accept = match verb.as_str() {
+            "accept" => true,
+            "reject" => false,
+            _ => {
+                return Err(error(
+                    StatusCode::NOT_FOUND,
+                    "no such endpoint (accept or reject)",
+                ))
+            }
+        };
+        c.router()
+            .send(Answer {
+                agent: me,
+                interaction: interaction.clone(),
+                accept,
+            })
+            .await
+            .map_err(mailbox)?
+            .map_err(route_error)?;
+        Ok(HttpResponse::Ok()
+            .json(serde_json::json!({"interaction": interaction, "accepted": accept})))
+    }
+    .await)
+}
+
+/// The interaction, if it is (or was) this agent's.
+async fn own(c: &Centre, me: &str, id: &str) -> Result<crate::store::Interaction, HttpResponse> {
+    let i = c
+        .store()
+        .interaction(id)
+        .await
+        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()))?
+        .ok_or_else(|| error(StatusCode::NOT_FOUND, "no interaction with that id"))?;
+    if i.agent.as_deref() != Some(me) {
+        return Err(error(
+            StatusCode::FORBIDDEN,
+            "this interaction is not yours",
+        ));
+    }
+    Ok(i)
+}
+
+fn chat_of(
+    c: &Centre,
+    id: &str,
+) -> Result<actix::Addr<crate::actors::chat::ChatActor>, HttpResponse> {
+    c.chat(id).map(|(_, a)| a).ok_or_else(|| {
+        error(
+            StatusCode::GONE,
+            "no live chat with that id (ended, or not a chat)",
+        )
+    })
+}
+
+fn acted(r: Result<Result<u64, String>, actix::MailboxError>) -> Result<u64, HttpResponse> {
+    match r {
+        Err(e) => Err(mailbox(e)),
+        Ok(Err(why)) if why.contains("not assigned to you") => {
+            Err(error(StatusCode::FORBIDDEN, &why))
+        }
+        Ok(Err(why)) => Err(error(StatusCode::CONFLICT, &why)),
+        Ok(Ok(seq)) => Ok(seq),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TextBody {
+    text: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TypingBody {
+    on: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WrapBody {
+    disposition: String,
+    #[serde(default)]
+    resolved: bool,
+}
+
+fn text(t: &str) -> Result<String, HttpResponse> {
+    let t = t.trim();
+    if t.is_empty() || t.len() > 8000 {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "text must be 1 to 8000 bytes",
+        ));
+    }
+    Ok(t.to_string())
+}
+
+async fn work(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    b: web::Bytes,
+    shared: web::Data<Shared>,
+) -> HttpResponse {
+    run(async {
+        let c = centre(&shared)?;
+        let me = agent(&req, c)?;
+        let (id, verb) = path.into_inner();
+        match verb.as_str() {
+            "messages" => {
+                let t: TextBody = body(&b)?;
+                let text = text(&t.text)?;
+                let seq = acted(
+                    chat_of(c, &id)?
+                        .send(AgentAct::Says { agent: me, text })
+                        .await,
+                )?;
+                Ok(HttpResponse::Created().json(serde_json::json!({"seq": seq})))
+            }
+            "typing" => {
+                let t: TypingBody = body(&b)?;
+                acted(
+                    chat_of(c, &id)?
+                        .send(AgentAct::Typing { agent: me, on: t.on })
+                        .await,
+                )?;
+                Ok(HttpResponse::NoContent().finish())
+            }
+            "end" => {
+                acted(chat_of(c, &id)?.send(AgentAct::End { agent: me }).await)?;
+                Ok(HttpResponse::Ok().json(serde_json::json!({"ended": id})))
+            }
+            "transfer" => {
+                let to: TransferTarget = body(&b).map_err(|_| {
+                    error(
+                        StatusCode::BAD_REQUEST,
+                        "body must be {\"agent\": NAME} or {\"queue\": NAME}",
+                    )
+                })?;
+                c.router()
+                    .send(Transfer {
+                        agent: me,
+                        interaction: id.clone(),
+                        to,
+                    })
+                    .await
+                    .map_err(mailbox)?
+                    .map_err(|e| error(StatusCode::CONFLICT, &e))?;
+                Ok(HttpResponse::Ok().json(serde_json::json!({"transferred": id})))
+            }
+            "wrap_up" => {
+                let w: WrapBody = body(&b)?;
+                let d = w.disposition.trim();
+                if d.is_empty() || d.len() > 200 {
+                    return Err(error(
+                        StatusCode::BAD_REQUEST,
+                        "disposition must be 1 to 200 bytes",
+                    ));
+                }
+                let i = own(c, &me, &id).await?;
+                if i.ended_at.is_none() {
+                    return Err(error(
+                        StatusCode::CONFLICT,
+                        "the interaction is still going on; end it first",
+                    ));
+                }
+                c.store()
+                    .wrap_up(&id, &me, d, w.resolved)
+                    .await
+                    .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()))?;
+                Ok(HttpResponse::Ok().json(serde_json::json!({"interaction": id, "disposition": d, "resolved": w.resolved})))
+            }
+            "notes" => {
+                let t: TextBody = body(&b)?;
+                let text = text(&t.text)?;
+                own(c, &me, &id).await?;
+                c.store()
+                    .add_timeline(&id, "note", serde_json::json!({"agent": me, "text": text}))
+                    .await
+                    .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()))?;
+                Ok(HttpResponse::Created().json(serde_json::json!({"interaction": id})))
+            }
+            _ => Err(error(
+                StatusCode::NOT_FOUND,
+                "no such endpoint (messages, typing, end, transfer, wrap_up, notes)",
+            )),
+        }
+    }
+    .await)
+}
+
+/// A customer's card, recent interactions and the timeline of their open case.
+async fn customer_view(c: &Centre, id: i64) -> Result<serde_json::Value, HttpResponse> {
+    let ise =
+        |e: crate::store::StoreError| error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string());
+    let card = c
+        .store()
+        .customer_card(id)
+        .await
+        .map_err(ise)?
+        .ok_or_else(|| error(StatusCode::NOT_FOUND, "no customer with that id"))?;
+    let recent = c.store().customer_interactions(id, 20).await.map_err(ise)?;
+    let timeline = match card["open_conversation"].as_i64() {
+        Some(conv) => c
+            .store()
+            .conversation_timeline(conv)
+            .await
+            .map_err(ise)?
+            .into_iter()
+            .map(|(i, k, d)| serde_json::json!({"interaction": i, "kind": k, "data": d}))
+            .collect(),
+        None => vec![],
+    };
+    Ok(serde_json::json!({"customer": card, "interactions": recent, "timeline": timeline}))
+}
+
+/// Only customers the agent serves: offered or assigned now, or served before.
+async fn agent_customer(
+    req: HttpRequest,
+    path: web::Path<i64>,
+    shared: web::Data<Shared>,
+) -> HttpResponse {
+    run(async {
+        let c = centre(&shared)?;
+        let me = agent(&req, c)?;
+        let id = path.into_inner();
+        let live = match c.agent_addr(&me) {
+            Some(a) => {
+                let s = a.send(State).await.map_err(mailbox)?;
+                ["offers", "work"].iter().any(|k| {
+                    s[k].as_array()
+                        .is_some_and(|v| v.iter().any(|w| w["customer"].as_i64() == Some(id)))
+                })
+            }
+            None => false,
+        };
+        let served = live
+            || c.store()
+                .agent_served(&me, id)
+                .await
+                .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()))?;
+        if !served {
+            return Err(error(
+                StatusCode::FORBIDDEN,
+                "you do not serve this customer",
+            ));
+        }
+        Ok(HttpResponse::Ok().json(customer_view(c, id).await?))
+    }
+    .await)
+}
+
+/// The agent's WebSocket: `GET /api/agent/ws?token=...` (browsers cannot set headers
+/// on a WebSocket). Pushes the agent's state, then every change, as JSON text frames.
+async fn agent_ws(
+    req: HttpRequest,
+    payload: web::Payload,
+    shared: web::Data<Shared>,
+) -> actix_web::Result<HttpResponse> {
+    let c = match centre(&shared) {
+        Ok(c) => c.clone(),
+        Err(r) => return Ok(r),
+    };
+    let q = web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
+        .ok();
+    let token = q
+        .as_ref()
+        .and_then(|q| q.get("token").cloned())
+        .or_else(|| bearer(&req));
+    let Some(me) = token.and_then(|t| c.session(&t)) else {
+        return Ok(error(
+            StatusCode::UNAUTHORIZED,
+            "unknown or missing session token (?token=...)",
+        ));
+    };
+    let Some(addr) = c.agent_addr(&me) else {
+        return Ok(error(StatusCode::UNAUTHORIZED, "logged out"));
+    };
+    let (resp, mut session, mut stream) = actix_ws::handle(&req, payload)?;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    addr.do_send(Connect(tx));
+    actix_rt::spawn(async move {
+        loop {
+            tokio::select! {
+                out = rx.recv() => match out {
+                    Some(t) => if session.text(t).await.is_err() { break },
+                    None => break,
+                },
+                m = stream.next() => match m {
+                    Some(Ok(actix_ws::Message::Ping(p))) => { let _ = session.pong(&p).await; }
+                    Some(Ok(actix_ws::Message::Close(_))) | None | Some(Err(_)) => break,
+                    Some(Ok(_)) => {}
+                },
+            }
+        }
+        let _ = session.close(None).await;
+    });
+    Ok(resp)
+}
+
+// ------------------------------------------------------------------ admin
+
+fn admin(req: &HttpRequest, shared: &Shared) -> Result<(), HttpResponse> {
+    authorised(req, shared)
+}
+
+async fn list_agents(req: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
+    run(async {
+        admin(&req, &shared)?;
+        let c = centre(&shared)?;
+        let live = c.router().send(AgentList).await.map_err(mailbox)?;
+        let v: Vec<_> = c
+            .accounts()
+            .into_iter()
+            .map(|a| {
+                let l = live.iter().find(|l| l["name"] == a.spec.name.as_str());
+                let mut j = serde_json::to_value(&a.spec).unwrap_or_default();
+                if let Some(o) = j.as_object_mut() {
+                    o.remove("password");
+                    o.insert("source".into(), a.source.clone().into());
+                    o.insert(
+                        "presence".into(),
+                        l.map(|l| l["presence"].clone()).unwrap_or("offline".into()),
+                    );
+                    o.insert(
+                        "work".into(),
+                        l.map(|l| l["work"].clone())
+                            .unwrap_or(serde_json::json!([])),
+                    );
+                }
+                j
+            })
+            .collect();
+        Ok(HttpResponse::Ok().json(v))
+    }
+    .await)
+}
+
+fn check_agent(a: &AgentConfig, queues: &[serde_json::Value]) -> Result<(), HttpResponse> {
+    let bad = |m: String| Err(error(StatusCode::UNPROCESSABLE_ENTITY, &m));
+    if a.name.is_empty()
+        || a.name.len() > 64
+        || !a
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+    {
+        return bad("name must be 1-64 letters, digits, . _ -".into());
+    }
+    if !a.password.is_empty() && a.password.len() < 8 {
+        return bad("password needs at least 8 characters".into());
+    }
+    for q in &a.queues {
+        if !queues.iter().any(|x| x["name"] == q.as_str()) {
+            return bad(format!("no queue named \"{q}\""));
+        }
+    }
+    for c in a.capacity.keys() {
+        if crate::routing::parse_channel(c).is_none() {
+            return bad(format!(
+                "capacity: \"{c}\" is not voice, video, chat, email, sms, whatsapp or api"
+            ));
+        }
+    }
+    for (s, l) in &a.skills {
+        if !(1..=10).contains(l) {
+            return bad(format!("skill \"{s}\": level {l} is not 1-10"));
+        }
+    }
+    Ok(())
+}
+
+async fn create_agent(req: HttpRequest, b: web::Bytes, shared: web::Data<Shared>) -> HttpResponse {
+    run(async {
+        admin(&req, &shared)?;
+        let c = centre(&shared)?;
+        let a: AgentConfig = body(&b)?;
+        if a.password.is_empty() {
+            return Err(error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "password is required",
+            ));
+        }
+        let queues = c.router().send(QueueList).await.map_err(mailbox)?;
+        check_agent(&a, &queues)?;
+        let name = a.name.clone();
+        c.put_agent(a, true).await.map_err(centre_error)?;
+        Ok(HttpResponse::Created().json(serde_json::json!({"agent": name})))
+    }
+    .await)
+}
+
+async fn update_agent(
+    req: HttpRequest,
+    path: web::Path<String>,
+    b: web::Bytes,
+    shared: web::Data<Shared>,
+) -> HttpResponse {
+    run(async {
+        admin(&req, &shared)?;
+        let c = centre(&shared)?;
+        let a: AgentConfig = body(&b)?;
+        let name = path.into_inner();
+        if a.name != name {
+            return Err(error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "the body's name must match the path (agents cannot be renamed)",
+            ));
+        }
+        let queues = c.router().send(QueueList).await.map_err(mailbox)?;
+        check_agent(&a, &queues)?;
+        c.put_agent(a, false).await.map_err(centre_error)?;
+        Ok(HttpResponse::Ok().json(serde_json::json!({"agent": name})))
+    }
+    .await)
+}
+
+async fn delete_agent(
+    req: HttpRequest,
+    path: web::Path<String>,
+    shared: web::Data<Shared>,
+) -> HttpResponse {
+    run(async {
+        admin(&req, &shared)?;
+        let c = centre(&shared)?;
+        c.delete_agent(&path.into_inner())
+            .await
+            .map_err(centre_error)?;
+        Ok(HttpResponse::NoContent().finish())
+    }
+    .await)
+}
+
+async fn list_queues(req: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
+    run(async {
+        admin(&req, &shared)?;
+        let c = centre(&shared)?;
+        Ok(HttpResponse::Ok().json(c.router().send(QueueList).await.map_err(mailbox)?))
+    }
+    .await)
+}
+
+async fn create_queue(req: HttpRequest, b: web::Bytes, shared: web::Data<Shared>) -> HttpResponse {
+    run(async {
+        admin(&req, &shared)?;
+        let c = centre(&shared)?;
+        let q: QueueConfig = body(&b)?;
+        if q.name.is_empty() || q.name.len() > 64 {
+            return Err(error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "name must be 1-64 bytes",
+            ));
+        }
+        if q.offer_timeout_secs == 0 {
+            return Err(error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "offer_timeout_secs must be positive",
+            ));
+        }
+        let name = q.name.clone();
+        c.add_queue(q).await.map_err(|e| match e {
+            CentreError::Conflict(m) if m.contains("exists") => error(StatusCode::CONFLICT, &m),
+            CentreError::Conflict(m) => error(StatusCode::UNPROCESSABLE_ENTITY, &m),
+            e => centre_error(e),
+        })?;
+        Ok(HttpResponse::Created().json(serde_json::json!({"queue": name})))
+    }
+    .await)
+}
+
+async fn skills(req: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
+    run(async {
+        admin(&req, &shared)?;
+        let c = centre(&shared)?;
+        let mut m: std::collections::BTreeMap<String, Vec<serde_json::Value>> = Default::default();
+        for a in c.accounts() {
+            for (s, l) in &a.spec.skills {
+                m.entry(s.clone())
+                    .or_default()
+                    .push(serde_json::json!({"agent": a.spec.name, "level": l}));
+            }
+        }
+        Ok(HttpResponse::Ok().json(m))
+    }
+    .await)
+}
+
+async fn admin_customer(
+    req: HttpRequest,
+    path: web::Path<i64>,
+    shared: web::Data<Shared>,
+) -> HttpResponse {
+    run(async {
+        admin(&req, &shared)?;
+        let c = centre(&shared)?;
+        Ok(HttpResponse::Ok().json(customer_view(c, path.into_inner()).await?))
+    }
+    .await)
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/api/agent/login", web::post().to(login))
+        .route("/api/agent/logout", web::post().to(logout))
+        .route("/api/agent/me", web::get().to(me))
+        .route("/api/agent/presence", web::put().to(presence))
+        .route("/api/agent/offers/{id}/{verb}", web::post().to(answer))
+        .route("/api/agent/work/{id}/{verb}", web::post().to(work))
+        .route("/api/agent/customers/{id}", web::get().to(agent_customer))
+        .route("/api/agent/ws", web::get().to(agent_ws))
+        .route("/api/agents", web::get().to(list_agents))
+        .route("/api/agents", web::post().to(create_agent))
+        .route("/api/agents/{name}", web::put().to(update_agent))
+        .route("/api/agents/{name}", web::delete().to(delete_agent))
+        .route("/api/queues", web::get().to(list_queues))
+        .route("/api/queues", web::post().to(create_queue))
+        .route("/api/skills", web::get().to(skills))
+        .route("/api/customers/{id}", web::get().to(admin_customer));
+}

@@ -1,0 +1,203 @@
+//! The customer web chat: the page at `GET /chat` and its WebSocket at `/chat/ws`.
+//!
+//! Protocol (JSON text frames). The first frame from the page is either
+//! `{"type":"start","name":"Ada","address":"ada@example.com"}` (a phone number works
+//! too) or `{"type":"resume","chat":ID,"token":T,"after":LAST_SEQ}`. The server answers
+//! `{"type":"welcome","chat":ID,"token":T}` to a start, then `state`, then every
+//! message after `after`. Then: the page sends `{"type":"message","id":CLIENT_ID,
+//! "text":...}` (acknowledged with `{"type":"ack","id":...,"seq":N}` once stored; a
+//! message re-sent with the same id after a reconnect is stored once),
+//! `{"type":"typing","on":true}` and `{"type":"leave"}`; it receives `message`
+//! (`from`: customer, agent or system), `typing`, `closed` and `error` frames.
+
+use super::error;
+use crate::actors::chat::Customer;
+use crate::server::Shared;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use futures_util::StreamExt;
+use serde::Deserialize;
+
+const PAGE: &str = include_str!("../../web/chat.html");
+
+async fn page() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(PAGE)
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+enum First {
+    Start {
+        #[serde(default)]
+        name: String,
+        address: String,
+    },
+    Resume {
+        chat: String,
+        token: String,
+        #[serde(default)]
+        after: u64,
+    },
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+enum Frame {
+    Message { id: String, text: String },
+    Typing { on: bool },
+    Leave,
+}
+
+fn err(reason: &str) -> String {
+    serde_json::json!({"type": "error", "reason": reason}).to_string()
+}
+
+/// Checks the start frame: a name of sensible length and an address that is a phone
+/// number or an e-mail address.
+fn check_start(name: &str, address: &str) -> Result<(), String> {
+    if name.chars().count() > 100 {
+        return Err("name: at most 100 characters".into());
+    }
+    match crate::store::identity_of(address) {
+        Some((crate::store::IdentityKind::Phone | crate::store::IdentityKind::Email, _)) => Ok(()),
+        _ => Err("address: give an e-mail address or a phone number".into()),
+    }
+}
+
+async fn chat_ws(
+    req: HttpRequest,
+    payload: web::Payload,
+    shared: web::Data<Shared>,
+) -> actix_web::Result<HttpResponse> {
+    let Some(centre) = shared.centre.clone() else {
+        return Ok(error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the contact centre is not running",
+        ));
+    };
+    let (resp, mut session, mut stream) = actix_ws::handle(&req, payload)?;
+    actix_rt::spawn(async move {
+        // The first frame says who this is.
+        let first = loop {
+            match stream.next().await {
+                Some(Ok(actix_ws::Message::Text(t))) => break serde_json::from_str::<First>(&t),
+                Some(Ok(actix_ws::Message::Ping(p))) => {
+                    let _ = session.pong(&p).await;
+                }
+                Some(Ok(_)) => continue,
+                _ => return,
+            }
+        };
+        let (chat, after) = match first {
+            Err(e) => {
+                let _ = session
+                    .text(err(&format!(
+                        "the first frame must be start or resume: {e}"
+                    )))
+                    .await;
+                let _ = session.close(None).await;
+                return;
+            }
+            Ok(First::Start { name, address }) => {
+                let (name, address) = (name.trim().to_string(), address.trim().to_string());
+                if let Err(e) = check_start(&name, &address) {
+                    let _ = session.text(err(&e)).await;
+                    let _ = session.close(None).await;
+                    return;
+                }
+                match centre.start_chat(&name, &address).await {
+                    Ok((id, token)) => {
+                        let w = serde_json::json!({"type": "welcome", "chat": id, "token": token});
+                        if session.text(w.to_string()).await.is_err() {
+                            return;
+                        }
+                        (id, 0)
+                    }
+                    Err(e) => {
+                        let _ = session.text(err(&e.to_string())).await;
+                        let _ = session.close(None).await;
+                        return;
+                    }
+                }
+            }
+            Ok(First::Resume { chat, token, after }) => match centre.chat(&chat) {
+                Some((t, _)) if t == token => (chat, after),
+                Some(_) => {
+                    let _ = session.text(err("wrong token for this chat")).await;
+                    let _ = session.close(None).await;
+                    return;
+                }
+                None => {
+                    let _ = session.text(err("this chat has ended")).await;
+                    let _ = session.close(None).await;
+                    return;
+                }
+            },
+        };
+        let Some((_, addr)) = centre.chat(&chat) else {
+            let _ = session.text(err("this chat has ended")).await;
+            return;
+        };
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+        addr.do_send(Customer::Hello { socket: tx, after });
+        loop {
+            tokio::select! {
+                out = rx.recv() => match out {
+                    Some(t) => if session.text(t).await.is_err() { break },
+                    // The chat replaced this socket (a newer one connected) or ended.
+                    None => break,
+                },
+                m = stream.next() => match m {
+                    Some(Ok(actix_ws::Message::Text(t))) => match serde_json::from_str::<Frame>(&t) {
+                        Ok(Frame::Message { id, text }) => {
+                            let text = text.trim().to_string();
+                            if text.is_empty() || text.len() > 8000 || id.is_empty() || id.len() > 100 {
+                                let e = serde_json::json!({"type": "error", "id": id, "reason": "text must be 1 to 8000 bytes and id 1 to 100"});
+                                let _ = session.text(e.to_string()).await;
+                                continue;
+                            }
+                            addr.do_send(Customer::Says { id, text });
+                        }
+                        Ok(Frame::Typing { on }) => addr.do_send(Customer::Typing(on)),
+                        Ok(Frame::Leave) => addr.do_send(Customer::Leave),
+                        Err(e) => {
+                            let _ = session.text(err(&format!("bad frame: {e}"))).await;
+                        }
+                    },
+                    Some(Ok(actix_ws::Message::Ping(p))) => { let _ = session.pong(&p).await; }
+                    Some(Ok(actix_ws::Message::Close(_))) | None | Some(Err(_)) => break,
+                    Some(Ok(_)) => {}
+                },
+            }
+        }
+        let _ = session.close(None).await;
+    });
+    Ok(resp)
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/chat", web::get().to(page))
+        .route("/chat/ws", web::get().to(chat_ws));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_frames_are_checked() {
+        assert!(check_start("Ada", "ada@example.com").is_ok());
+        assert!(check_start("", "+1 555 123 4567").is_ok());
+        assert!(check_start("Ada", "not an address").is_err());
+        assert!(check_start(&"x".repeat(101), "a@b.c").is_err());
+        assert!(
+            serde_json::from_str::<First>(r#"{"type":"start","address":"a@b.c","x":1}"#).is_err()
+        );
+        assert!(matches!(
+            serde_json::from_str::<Frame>(r#"{"type":"message","id":"1","text":"hi"}"#),
+            Ok(Frame::Message { .. })
+        ));
+    }
+}

@@ -1,0 +1,443 @@
+//! The contact centre's shared handle: agent accounts and their sessions, the router,
+//! the live agents and chats. The HTTP API and the call actors reach the actors
+//! through it; it decides nothing about routing itself.
+
+use crate::actors::agent::{AgentActor, Stop};
+use crate::actors::chat::{ChatActor, ChatStart, Chats};
+use crate::actors::router::{AddQueue, AgentLogin, Login, Logout, RouterActor};
+use crate::config::{AgentConfig, Config, QueueConfig};
+use crate::store::Store;
+use actix::prelude::*;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// An agent account: what they are (the config form, password left out) and the
+/// password's hash.
+#[derive(Clone, Debug)]
+pub struct Account {
+    pub spec: AgentConfig,
+    pub hash: String,
+    /// "config" (from the config file; read-only to the API) or "api".
+    pub source: String,
+}
+
+struct Inner {
+    store: Store,
+    router: Addr<RouterActor>,
+    arbiters: Vec<ArbiterHandle>,
+    next: AtomicUsize,
+    accounts: Mutex<HashMap<String, Account>>,
+    /// Session token → agent name.
+    sessions: Mutex<HashMap<String, String>>,
+    agents: Mutex<HashMap<String, Addr<AgentActor>>>,
+    chats: Chats,
+    chat_queue: Option<String>,
+    chat_priority: u8,
+    greeting: String,
+}
+
+#[derive(Clone)]
+pub struct Centre(Arc<Inner>);
+
+const HASH_ROUNDS: u32 = 20_000;
+
+/// `sha256i$ROUNDS$SALT$HASH`: salted SHA-256, iterated.
+pub fn hash_password(pw: &str) -> String {
+    let salt = format!("{:032x}", rand::random::<u128>());
+    format!(
+        "sha256i${HASH_ROUNDS}${salt}${}",
+        stretch(pw, &salt, HASH_ROUNDS)
+    )
+}
+
+fn stretch(pw: &str, salt: &str, rounds: u32) -> String {
+    let mut h: [u8; 32] = Sha256::new()
+        .chain_update(salt)
+        .chain_update(pw)
+        .finalize()
+        .into();
+    for _ in 1..rounds {
+        h = Sha256::new()
+            .chain_update(h)
+            .chain_update(pw)
+            .finalize()
+            .into();
+    }
+    h.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub fn verify_password(pw: &str, stored: &str) -> bool {
+    let mut p = stored.split('$');
+    let (Some("sha256i"), Some(rounds), Some(salt), Some(hash), None) =
+        (p.next(), p.next(), p.next(), p.next(), p.next())
+    else {
+        return false;
+    };
+    let Ok(rounds) = rounds.parse::<u32>() else {
+        return false;
+    };
+    let got = stretch(pw, salt, rounds.clamp(1, 1_000_000));
+    // Constant time over the hex digests.
+    got.len() == hash.len()
+        && got
+            .bytes()
+            .zip(hash.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}
+
+fn token() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
+/// The router's view of an agent account.
+pub fn login_of(a: &AgentConfig) -> AgentLogin {
+    let mut capacity: HashMap<_, _> = a
+        .capacity
+        .iter()
+        .filter_map(|(c, n)| crate::routing::parse_channel(c).map(|c| (c, *n)))
+        .collect();
+    if a.extension.is_none() {
+        // Calls ring the agent's phone; browser calls (WebRTC) are not served yet.
+        capacity.remove(&crate::routing::engine::Channel::Voice);
+        capacity.remove(&crate::routing::engine::Channel::Video);
+    }
+    AgentLogin {
+        name: a.name.clone(),
+        display: a.display_name.clone(),
+        extension: a.extension.clone(),
+        skills: a.skills.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+        capacity,
+        call_blocks_others: a.call_blocks_others,
+        team: a.team.clone(),
+        queues: a.queues.clone(),
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CentreError {
+    #[error("wrong name or password")]
+    BadLogin,
+    #[error("{0}")]
+    Refused(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("store: {0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl Centre {
+    /// Writes the config file's queues and agents to the store, loads everything the
+    /// store holds and starts the router on its own Arbiter.
+    pub async fn start(cfg: &Config, store: Store) -> Result<Centre, String> {
+        let e = |e: crate::store::StoreError| e.to_string();
+        let stored = store.agents().await.map_err(e)?;
+        for a in cfg.effective_agents() {
+            // Keep the stored hash while the password is unchanged (no re-hash per start).
+            let hash = stored
+                .iter()
+                .find(|(n, _, h, src)| {
+                    n == &a.name && src == "config" && verify_password(&a.password, h)
+                })
+                .map(|(_, _, h, _)| h.clone())
+                .unwrap_or_else(|| hash_password(&a.password));
+            let spec = AgentConfig {
+                password: String::new(),
+                ..a.clone()
+            };
+            store
+                .put_agent(
+                    &a.name,
+                    &serde_json::to_value(&spec).unwrap_or_default(),
+                    &hash,
+                    "config",
+                )
+                .await
+                .map_err(e)?;
+        }
+        for q in cfg.effective_queues() {
+            store
+                .put_queue(
+                    &q.name,
+                    &serde_json::to_value(&q).unwrap_or_default(),
+                    "config",
+                )
+                .await
+                .map_err(e)?;
+        }
+        let mut queues = vec![];
+        for (name, spec, _) in store.queues().await.map_err(e)? {
+            match serde_json::from_value::<QueueConfig>(spec) {
+                Ok(q) => queues.push(q),
+                Err(err) => {
+                    tracing::error!(queue = %name, error = %err, "stored queue unreadable; skipped")
+                }
+            }
+        }
+        let mut accounts = HashMap::new();
+        for (name, spec, hash, source) in store.agents().await.map_err(e)? {
+            match serde_json::from_value::<AgentConfig>(spec) {
+                Ok(spec) => {
+                    accounts.insert(name, Account { spec, hash, source });
+                }
+                Err(err) => {
+                    tracing::error!(agent = %name, error = %err, "stored agent unreadable; skipped")
+                }
+            }
+        }
+        let router = RouterActor::new(&queues)?;
+        let arb = Arbiter::new();
+        let router = RouterActor::start_in_arbiter(&arb.handle(), move |_| router);
+        let arbiters = (0..std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+            .max(1))
+            .map(|_| Arbiter::new().handle())
+            .collect();
+        tracing::info!(
+            queues = queues.len(),
+            agents = accounts.len(),
+            "contact centre ready"
+        );
+        Ok(Centre(Arc::new(Inner {
+            store,
+            router,
+            arbiters,
+            next: AtomicUsize::new(0),
+            accounts: Mutex::new(accounts),
+            sessions: Mutex::new(HashMap::new()),
+            agents: Mutex::new(HashMap::new()),
+            chats: Arc::new(Mutex::new(HashMap::new())),
+            chat_queue: cfg.chat_queue(),
+            chat_priority: cfg.chat.priority,
+            greeting: cfg.chat.greeting.clone(),
+        })))
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.0.store
+    }
+
+    pub fn router(&self) -> &Addr<RouterActor> {
+        &self.0.router
+    }
+
+    fn arbiter(&self) -> ArbiterHandle {
+        let i = self.0.next.fetch_add(1, Ordering::Relaxed);
+        self.0.arbiters[i % self.0.arbiters.len()].clone()
+    }
+
+    /// Logs an agent in (Available): a session token for the API.
+    pub async fn login(&self, name: &str, password: &str) -> Result<String, CentreError> {
+        let acc = self.0.accounts.lock().unwrap().get(name).cloned();
+        let Some(acc) = acc.filter(|a| verify_password(password, &a.hash)) else {
+            return Err(CentreError::BadLogin);
+        };
+        let addr = {
+            let mut agents = self.0.agents.lock().unwrap();
+            agents
+                .entry(name.to_string())
+                .or_insert_with(|| {
+                    let n = name.to_string();
+                    AgentActor::start_in_arbiter(&self.arbiter(), move |_| AgentActor::new(n))
+                })
+                .clone()
+        };
+        self.0
+            .router
+            .send(Login {
+                login: login_of(&acc.spec),
+                addr,
+            })
+            .await
+            .map_err(|e| CentreError::Internal(e.to_string()))?
+            .map_err(CentreError::Refused)?;
+        let t = token();
+        self.0
+            .sessions
+            .lock()
+            .unwrap()
+            .insert(t.clone(), name.to_string());
+        tracing::info!(agent = %name, "agent logged in");
+        Ok(t)
+    }
+
+    /// Ends every session of the agent behind `token`.
+    pub fn logout(&self, agent: &str) {
+        self.0.sessions.lock().unwrap().retain(|_, a| a != agent);
+        if let Some(a) = self.0.agents.lock().unwrap().remove(agent) {
+            a.do_send(Stop);
+        }
+        self.0.router.do_send(Logout {
+            agent: agent.to_string(),
+        });
+        tracing::info!(%agent, "agent logged out");
+    }
+
+    /// The agent a session token belongs to.
+    pub fn session(&self, token: &str) -> Option<String> {
+        self.0.sessions.lock().unwrap().get(token).cloned()
+    }
+
+    pub fn agent_addr(&self, name: &str) -> Option<Addr<AgentActor>> {
+        self.0.agents.lock().unwrap().get(name).cloned()
+    }
+
+    pub fn accounts(&self) -> Vec<Account> {
+        let mut v: Vec<_> = self.0.accounts.lock().unwrap().values().cloned().collect();
+        v.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
+        v
+    }
+
+    /// Creates or changes an agent made through the API (config-file agents are
+    /// changed in the file). A logged-in agent gets the change at their next login.
+    pub async fn put_agent(&self, spec: AgentConfig, create: bool) -> Result<(), CentreError> {
+        let existing = self.0.accounts.lock().unwrap().get(&spec.name).cloned();
+        match (&existing, create) {
+            (Some(_), true) => {
+                return Err(CentreError::Conflict(format!(
+                    "agent \"{}\" exists",
+                    spec.name
+                )))
+            }
+            (None, false) => {
+                return Err(CentreError::NotFound(format!(
+                    "no agent named \"{}\"",
+                    spec.name
+                )))
+            }
+            (Some(a), _) if a.source == "config" => {
+                return Err(CentreError::Conflict(format!(
+                    "agent \"{}\" is defined in the config file; change it there",
+                    spec.name
+                )))
+            }
+            _ => {}
+        }
+        let hash = if spec.password.is_empty() {
+            match &existing {
+                Some(a) => a.hash.clone(),
+                None => return Err(CentreError::Refused("password is required".into())),
+            }
+        } else {
+            hash_password(&spec.password)
+        };
+        let stored = AgentConfig {
+            password: String::new(),
+            ..spec
+        };
+        self.0
+            .store
+            .put_agent(
+                &stored.name,
+                &serde_json::to_value(&stored).unwrap_or_default(),
+                &hash,
+                "api",
+            )
+            .await?;
+        self.0.accounts.lock().unwrap().insert(
+            stored.name.clone(),
+            Account {
+                spec: stored,
+                hash,
+                source: "api".into(),
+            },
+        );
+        Ok(())
+    }
+
+    pub async fn delete_agent(&self, name: &str) -> Result<(), CentreError> {
+        let acc = self.0.accounts.lock().unwrap().get(name).cloned();
+        match acc {
+            None => Err(CentreError::NotFound(format!("no agent named \"{name}\""))),
+            Some(a) if a.source == "config" => Err(CentreError::Conflict(format!(
+                "agent \"{name}\" is defined in the config file; remove it there"
+            ))),
+            Some(_) => {
+                self.0.store.delete_agent(name).await?;
+                self.0.accounts.lock().unwrap().remove(name);
+                self.logout(name);
+                Ok(())
+            }
+        }
+    }
+
+    pub async fn add_queue(&self, q: QueueConfig) -> Result<(), CentreError> {
+        self.0
+            .router
+            .send(AddQueue(q.clone()))
+            .await
+            .map_err(|e| CentreError::Internal(e.to_string()))?
+            .map_err(CentreError::Conflict)?;
+        self.0
+            .store
+            .put_queue(
+                &q.name,
+                &serde_json::to_value(&q).unwrap_or_default(),
+                "api",
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// A customer opens a chat: their record (found by address, or new), the
+    /// interaction in their open conversation, and the chat's actor. Returns the
+    /// interaction id and the customer's resume token.
+    pub async fn start_chat(
+        &self,
+        name: &str,
+        address: &str,
+    ) -> Result<(String, String), CentreError> {
+        let Some(queue) = self.0.chat_queue.clone() else {
+            return Err(CentreError::Refused(
+                "web chat is not configured ([chat] queue)".into(),
+            ));
+        };
+        let id = format!("{:016x}", rand::random::<u64>());
+        let (customer, conversation) = self
+            .0
+            .store
+            .start_interaction(&crate::store::NewInteraction {
+                id: &id,
+                kind: "webchat",
+                direction: "inbound",
+                from: address,
+                ..Default::default()
+            })
+            .await?;
+        if let Some(c) = customer.filter(|_| !name.is_empty()) {
+            self.0.store.name_customer(c, name).await?;
+        }
+        let t = token();
+        let start = ChatStart {
+            interaction: id.clone(),
+            customer,
+            conversation,
+            name: name.to_string(),
+            address: address.to_string(),
+            queue,
+            priority: self.0.chat_priority,
+            greeting: self.0.greeting.clone(),
+            store: self.0.store.clone(),
+            router: self.0.router.clone(),
+            chats: self.0.chats.clone(),
+        };
+        // Registered before it starts, so its own `stopped` always finds the entry.
+        let mut chats = self.0.chats.lock().unwrap();
+        let addr = ChatActor::start_in_arbiter(&self.arbiter(), move |_| ChatActor::new(start));
+        chats.insert(id.clone(), (t.clone(), addr));
+        tracing::info!(interaction = %id, ?customer, ?conversation, "chat started");
+        Ok((id, t))
+    }
+
+    /// A live chat by interaction id.
+    pub fn chat(&self, interaction: &str) -> Option<(String, Addr<ChatActor>)> {
+        self.0.chats.lock().unwrap().get(interaction).cloned()
+    }
+}

@@ -1,0 +1,487 @@
+//! The contact centre end to end: two agents on the HTTP API and their WebSockets, a
+//! customer on the chat WebSocket, the store read back from the SQLite file, and a
+//! SIPp call from the customer's number joining the same conversation.
+#![allow(clippy::disallowed_methods)] // real time for real processes
+
+use crate::harness::*;
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+use tungstenite::{stream::MaybeTlsStream, Message, WebSocket};
+
+type Ws = WebSocket<MaybeTlsStream<TcpStream>>;
+
+fn json(body: &str) -> serde_json::Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
+}
+
+fn ws(g: &Gateway, path: &str) -> Ws {
+    let (s, _) = tungstenite::connect(format!("ws://127.0.0.1:{}{path}", g.http))
+        .unwrap_or_else(|e| panic!("WebSocket {path}: {e}\n{}", g.log()));
+    if let MaybeTlsStream::Plain(t) = s.get_ref() {
+        t.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+    }
+    s
+}
+
+fn send(w: &mut Ws, v: serde_json::Value) {
+    w.send(Message::text(v.to_string())).unwrap();
+}
+
+/// Reads frames until one matches (the others are returned too, in order).
+fn until(w: &mut Ws, what: &str, f: impl Fn(&serde_json::Value) -> bool) -> Vec<serde_json::Value> {
+    let t0 = Instant::now();
+    let mut seen = vec![];
+    loop {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "never got {what}; got {seen:#?}"
+        );
+        match w.read() {
+            Ok(Message::Text(t)) => {
+                let v = json(&t);
+                let hit = f(&v);
+                seen.push(v);
+                if hit {
+                    return seen;
+                }
+            }
+            Ok(_) => {}
+            Err(tungstenite::Error::Io(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => panic!("{what}: socket error {e}; got {seen:#?}"),
+        }
+    }
+}
+
+fn ty(t: &'static str) -> impl Fn(&serde_json::Value) -> bool {
+    move |v| v["type"] == t
+}
+
+fn put(g: &Gateway, path: &str, token: &str, body: &str) -> (u16, String) {
+    raw(g, "PUT", path, token, body)
+}
+
+fn raw(g: &Gateway, method: &str, path: &str, token: &str, body: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = TcpStream::connect(("127.0.0.1", g.http)).unwrap();
+    write!(s, "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let code = out
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (
+        code,
+        out.split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default(),
+    )
+}
+
+fn login(g: &Gateway, name: &str, pw: &str) -> String {
+    let (code, body) = g.post(
+        "/api/agent/login",
+        None,
+        &serde_json::json!({"name": name, "password": pw}).to_string(),
+    );
+    assert_eq!(code, 200, "{body}");
+    json(&body)["token"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn chat_routed_answered_transferred_closed_and_the_caller_joins_the_same_case() {
+    let dp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dp.path().join("main.yaml"),
+        "flow: main\nsteps:\n  wait:\n    enqueue: { queue: support, max_wait: 2s }\n    timeout: bye\n  bye:\n    hangup:\n",
+    )
+    .unwrap();
+    let g = Gateway::start(
+        23300,
+        "demo = true",
+        "answer_after_ms = 50\nhangup_after_secs = 0\nrecord = false",
+        &format!(
+            "[dialplan]\ndir = \"{}\"\ndefault_flow = \"main\"\n\n[[queue]]\nname = \"support\"\noffer_timeout_secs = 20\nwrap_up_secs = 0\n\n[[agent]]\nname = \"ann\"\npassword = \"ann-secret\"\ndisplay_name = \"Ann\"\nqueues = [\"support\"]\nskills = {{ billing = 7 }}\n\n[chat]\nqueue = \"support\"\ngreeting = \"Welcome!\"\n",
+            dp.path().display()
+        ),
+    );
+    g.wait_log("dialplan loaded");
+    let admin = "test-token";
+
+    // ---- admin: the queue is there; a second agent is made through the API.
+    let (code, body) = g.get_auth("/api/queues", admin);
+    assert_eq!(code, 200, "{body}");
+    assert!(json(&body)
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|q| q["name"] == "support"));
+    let ben = serde_json::json!({"name": "ben", "password": "ben-secret", "display_name": "Ben", "queues": ["support"], "skills": {"spanish": 9}});
+    let (code, body) = g.post("/api/agents", Some(admin), &ben.to_string());
+    assert_eq!(code, 201, "{body}");
+    let (code, body) = g.post("/api/agents", Some(admin), &ben.to_string());
+    assert_eq!(code, 409, "a second create is refused: {body}");
+    let (code, body) = g.post(
+        "/api/agents",
+        Some(admin),
+        r#"{"name":"x","password":"12345678","queues":["nope"]}"#,
+    );
+    assert_eq!(code, 422, "{body}");
+    assert!(body.contains("no queue named \\\"nope\\\""), "{body}");
+    let (code, body) = g.post("/api/agents", Some("wrong"), &ben.to_string());
+    assert_eq!(code, 401, "{body}");
+    let (code, body) = put(
+        &g,
+        "/api/agents/ann",
+        admin,
+        r#"{"name":"ann","queues":[]}"#,
+    );
+    assert_eq!(code, 409, "config agents are changed in the file: {body}");
+    let (code, body) = g.get_auth("/api/skills", admin);
+    assert_eq!(code, 200);
+    assert_eq!(json(&body)["spanish"][0]["agent"], "ben", "{body}");
+
+    // ---- agents log in; bad logins are refused with a reason.
+    let (code, body) = g.post(
+        "/api/agent/login",
+        None,
+        r#"{"name":"ann","password":"nope-nope"}"#,
+    );
+    assert_eq!(code, 401, "{body}");
+    assert!(body.contains("wrong name or password"), "{body}");
+    let (code, _) = g.post("/api/agent/login", None, "not json");
+    assert_eq!(code, 400);
+    let ann = login(&g, "ann", "ann-secret");
+    let ben = login(&g, "ben", "ben-secret");
+    let (code, body) = put(&g, "/api/agent/presence", &ben, r#"{"presence":"away"}"#);
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = put(&g, "/api/agent/presence", &ben, r#"{"presence":"asleep"}"#);
+    assert_eq!(code, 400, "{body}");
+    let (code, _) = g.get_auth("/api/agent/me", "not-a-session");
+    assert_eq!(code, 401);
+    let mut ann_ws = ws(&g, &format!("/api/agent/ws?token={ann}"));
+    let mut ben_ws = ws(&g, &format!("/api/agent/ws?token={ben}"));
+    let s = until(&mut ann_ws, "ann's state", ty("state"));
+    assert_eq!(s.last().unwrap()["presence"], "available", "{s:?}");
+    until(&mut ben_ws, "ben's state", ty("state"));
+
+    // ---- a customer opens a chat and writes before anyone answers.
+    let mut cust = ws(&g, "/chat/ws");
+    send(
+        &mut cust,
+        serde_json::json!({"type": "start", "name": "Grace Hopper", "address": "+1 555 123 0001"}),
+    );
+    let w = until(&mut cust, "welcome", ty("welcome"));
+    let chat = w.last().unwrap()["chat"].as_str().unwrap().to_string();
+    let token = w.last().unwrap()["token"].as_str().unwrap().to_string();
+    until(&mut cust, "the greeting", |v| v["text"] == "Welcome!");
+    send(
+        &mut cust,
+        serde_json::json!({"type": "message", "id": "m1", "text": "My invoice is wrong"}),
+    );
+    let a = until(&mut cust, "ack of m1", ty("ack"));
+    assert_eq!(a.last().unwrap()["seq"], 2);
+
+    // ---- routed to the available agent (ann), who accepts.
+    let o = until(&mut ann_ws, "the offer", ty("offer"));
+    let offer = o.last().unwrap().clone();
+    assert_eq!(offer["interaction"], chat.as_str());
+    assert_eq!(offer["channel"], "webchat");
+    assert_eq!(offer["queue"], "support");
+    let customer = offer["customer"].as_i64().expect("a customer id");
+    let (code, body) = g.post(&format!("/api/agent/offers/{chat}/accept"), Some(&ben), "");
+    assert_eq!(code, 409, "ben was not offered it: {body}");
+    let (code, body) = g.post(&format!("/api/agent/offers/{chat}/accept"), Some(&ann), "");
+    assert_eq!(code, 200, "{body}");
+    let t = until(&mut ann_ws, "the transcript", ty("transcript"));
+    let tr = &t.last().unwrap()["messages"];
+    assert!(
+        tr.as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["text"] == "My invoice is wrong"),
+        "{tr}"
+    );
+    until(&mut cust, "ann joined", |v| {
+        v["text"] == "Ann joined the chat."
+    });
+
+    // ---- typing both ways, messages both ways.
+    send(&mut cust, serde_json::json!({"type": "typing", "on": true}));
+    until(&mut ann_ws, "customer typing", |v| {
+        v["type"] == "typing" && v["on"] == true
+    });
+    let (code, _) = g.post(
+        &format!("/api/agent/work/{chat}/typing"),
+        Some(&ann),
+        r#"{"on":true}"#,
+    );
+    assert_eq!(code, 204);
+    until(&mut cust, "agent typing", |v| {
+        v["type"] == "typing" && v["on"] == true
+    });
+    let (code, body) = g.post(
+        &format!("/api/agent/work/{chat}/messages"),
+        Some(&ann),
+        r#"{"text":"Let me check that."}"#,
+    );
+    assert_eq!(code, 201, "{body}");
+    let m = until(&mut cust, "ann's message", |v| v["from"] == "agent");
+    let seen = m.last().unwrap()["seq"].as_u64().unwrap();
+    assert_eq!(m.last().unwrap()["name"], "ann");
+    let (code, body) = g.post(
+        &format!("/api/agent/work/{chat}/messages"),
+        Some(&ann),
+        r#"{"text":""}"#,
+    );
+    assert_eq!(code, 400, "{body}");
+    let (code, body) = g.post(
+        &format!("/api/agent/work/{chat}/messages"),
+        Some(&ben),
+        r#"{"text":"hi"}"#,
+    );
+    assert_eq!(code, 403, "not ben's chat: {body}");
+
+    // ---- the customer's connection drops; what was said meanwhile arrives on
+    // reconnect, and a message re-sent after a lost ack is stored once.
+    drop(cust);
+    let (code, _) = g.post(
+        &format!("/api/agent/work/{chat}/messages"),
+        Some(&ann),
+        r#"{"text":"Found it: a double charge."}"#,
+    );
+    assert_eq!(code, 201);
+    let mut cust = ws(&g, "/chat/ws");
+    send(
+        &mut cust,
+        serde_json::json!({"type": "resume", "chat": chat, "token": "wrong", "after": seen}),
+    );
+    until(&mut cust, "a refusal", |v| {
+        v["type"] == "error" && v["reason"] == "wrong token for this chat"
+    });
+    let mut cust = ws(&g, "/chat/ws");
+    send(
+        &mut cust,
+        serde_json::json!({"type": "resume", "chat": chat, "token": token, "after": seen}),
+    );
+    let r = until(&mut cust, "the missed message", |v| {
+        v["text"] == "Found it: a double charge."
+    });
+    assert!(
+        r.iter()
+            .all(|v| v["type"] != "message" || v["seq"].as_u64().unwrap() > seen),
+        "only what was missed: {r:#?}"
+    );
+    send(
+        &mut cust,
+        serde_json::json!({"type": "message", "id": "m1", "text": "My invoice is wrong"}),
+    );
+    let a = until(&mut cust, "m1 acked again", ty("ack"));
+    assert_eq!(a.last().unwrap()["seq"], 2, "the same seq: stored once");
+
+    // ---- who may see the customer.
+    let (code, body) = g.get_auth(&format!("/api/agent/customers/{customer}"), &ben);
+    assert_eq!(code, 403, "ben does not serve Grace: {body}");
+    let (code, body) = g.get_auth(&format!("/api/agent/customers/{customer}"), &ann);
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(json(&body)["customer"]["name"], "Grace Hopper", "{body}");
+
+    // ---- ann hands the chat to ben.
+    let (code, body) = g.post(
+        &format!("/api/agent/work/{chat}/transfer"),
+        Some(&ann),
+        r#"{"agent":"ben"}"#,
+    );
+    assert_eq!(code, 409, "ben is away: {body}");
+    let (code, _) = put(
+        &g,
+        "/api/agent/presence",
+        &ben,
+        r#"{"presence":"available"}"#,
+    );
+    assert_eq!(code, 200);
+    let (code, body) = g.post(
+        &format!("/api/agent/work/{chat}/transfer"),
+        Some(&ann),
+        r#"{"agent":"ben"}"#,
+    );
+    assert_eq!(code, 200, "{body}");
+    until(&mut ann_ws, "the chat leaves ann", |v| {
+        v["type"] == "ended" && v["interaction"] == chat.as_str()
+    });
+    until(&mut ben_ws, "the offer to ben", |v| {
+        v["type"] == "offer" && v["interaction"] == chat.as_str()
+    });
+    until(&mut cust, "transfer notice", |v| {
+        v["text"] == "You are being transferred to a colleague."
+    });
+    let (code, body) = g.post(&format!("/api/agent/offers/{chat}/accept"), Some(&ben), "");
+    assert_eq!(code, 200, "{body}");
+    until(&mut ben_ws, "the transcript for ben", |v| {
+        v["type"] == "transcript" && v["messages"].as_array().unwrap().len() >= 5
+    });
+    until(&mut cust, "ben joined", |v| {
+        v["text"] == "Ben joined the chat."
+    });
+    let (code, _) = g.post(
+        &format!("/api/agent/work/{chat}/messages"),
+        Some(&ann),
+        r#"{"text":"still here?"}"#,
+    );
+    assert_eq!(code, 403, "ann no longer holds it");
+    let (code, _) = g.post(
+        &format!("/api/agent/work/{chat}/messages"),
+        Some(&ben),
+        r#"{"text":"Refund issued."}"#,
+    );
+    assert_eq!(code, 201);
+    until(&mut cust, "ben's message", |v| {
+        v["text"] == "Refund issued."
+    });
+
+    // ---- ben closes, wraps up (case left open), adds a note.
+    let (code, body) = g.post(
+        &format!("/api/agent/work/{chat}/wrap_up"),
+        Some(&ben),
+        r#"{"disposition":"refund"}"#,
+    );
+    assert_eq!(code, 409, "still going on: {body}");
+    let (code, _) = g.post(&format!("/api/agent/work/{chat}/end"), Some(&ben), "");
+    assert_eq!(code, 200);
+    until(&mut cust, "closed", |v| {
+        v["type"] == "closed" && v["by"] == "agent"
+    });
+    until(&mut ben_ws, "the chat leaves ben", |v| v["type"] == "ended");
+    let (code, body) = g.post(
+        &format!("/api/agent/work/{chat}/wrap_up"),
+        Some(&ben),
+        r#"{"disposition":"refund issued","resolved":false}"#,
+    );
+    assert_eq!(code, 200, "{body}");
+    let (code, _) = g.post(
+        &format!("/api/agent/work/{chat}/notes"),
+        Some(&ben),
+        r#"{"text":"Customer may call back about the card."}"#,
+    );
+    assert_eq!(code, 201);
+    let (code, _) = g.post(
+        &format!("/api/agent/work/{chat}/notes"),
+        Some(&ann),
+        r#"{"text":"x"}"#,
+    );
+    assert_eq!(code, 403, "ann's work ended with the transfer");
+    send(
+        &mut cust,
+        serde_json::json!({"type": "message", "id": "m9", "text": "one more thing"}),
+    );
+    until(&mut cust, "refused after close", |v| {
+        v["type"] == "error" && v["id"] == "m9"
+    });
+
+    // ---- the customer calls from the same number: the call joins the same case.
+    let out = sipp(
+        g.dir.path(),
+        &[
+            "-sf",
+            &scenario("uac_speak_until_bye.xml"),
+            "-s",
+            "100",
+            "-m",
+            "1",
+            "-p",
+            "23420",
+            "-mp",
+            "23430",
+            &format!("127.0.0.1:{}", g.sip),
+        ],
+    );
+    assert_sipp_ok(&out, "the customer calling", &g);
+
+    // ---- what the SQLite file holds.
+    let db = g.path("data/data/omnigate.db");
+    let db = if db.exists() {
+        db
+    } else {
+        g.path("data/omnigate.db")
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let store = omnigate::store::Store::open(&db).await.unwrap();
+        let i = store.interaction(&chat).await.unwrap().unwrap();
+        assert_eq!(i.kind, "webchat");
+        assert_eq!(i.agent.as_deref(), Some("ben"));
+        assert_eq!(i.disposition.as_deref(), Some("refund issued"));
+        assert_eq!(i.queue.as_deref(), Some("support"));
+        assert!(i.answered_at.is_some() && i.ended_at.is_some(), "{i:?}");
+        let conv = i.conversation_id.expect("in a conversation");
+        let tl = store.conversation_timeline(conv).await.unwrap();
+        let steps: Vec<String> = tl
+            .iter()
+            .filter(|(id, _, _)| id == &chat)
+            .map(|(_, k, d)| match k.as_str() {
+                "message" => format!(
+                    "message {}: {}",
+                    d["from"].as_str().unwrap(),
+                    d["text"].as_str().unwrap()
+                ),
+                "offered" | "assigned" => format!("{k} {}", d["agent"].as_str().unwrap()),
+                "transferred" => format!(
+                    "transferred {} -> {}",
+                    d["from"].as_str().unwrap(),
+                    d["to"].as_str().unwrap()
+                ),
+                "closed" => format!("closed by {}", d["by"].as_str().unwrap()),
+                "wrapped up" => format!("wrapped up {}", d["disposition"].as_str().unwrap()),
+                "note" => format!("note {}", d["agent"].as_str().unwrap()),
+                k => k.to_string(),
+            })
+            .collect();
+        assert_eq!(
+            steps,
+            [
+                "interaction started",
+                "queued",
+                // Ann was free: offered at once, before the customer wrote.
+                "offered ann",
+                "message customer: My invoice is wrong",
+                "assigned ann",
+                "message agent: Let me check that.",
+                "message agent: Found it: a double charge.",
+                "transferred ann -> ben",
+                "offered ben",
+                "assigned ben",
+                "message agent: Refund issued.",
+                "closed by agent",
+                "interaction ended",
+                "wrapped up refund issued",
+                "note ben",
+            ],
+            "{tl:#?}"
+        );
+        // The call: same customer, same open conversation.
+        let calls: Vec<_> = store
+            .recent_interactions(10)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|x| x.kind == "voice")
+            .collect();
+        assert_eq!(calls.len(), 1, "{calls:?}");
+        assert_eq!(calls[0].customer_id, Some(customer));
+        assert_eq!(
+            calls[0].conversation_id,
+            Some(conv),
+            "the call joined the chat's case"
+        );
+        assert_eq!(calls[0].queue.as_deref(), Some("support"));
+    });
+}
