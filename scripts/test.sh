@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh Debian machine, installing the real peers the
 # tests drive (SIPp from Debian's sip-tester package, baresip, espeak-ng for the IVR's
-# `say`) when they are missing.
+# `say`, PostgreSQL for the store's second database) when they are missing. The tests
+# start their own PostgreSQL server (as `nobody` when run as root); nothing is left
+# running.
 # A peer that cannot be installed makes this script fail loudly; tests never skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,6 +12,10 @@ missing=()
 command -v sipp >/dev/null 2>&1 || missing+=(sip-tester)
 command -v baresip >/dev/null 2>&1 || missing+=(baresip-core)
 command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
+have_postgres() {
+    command -v initdb >/dev/null 2>&1 || compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null
+}
+have_postgres || missing+=(postgresql)
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "==> installing test peers: ${missing[*]}"
     SUDO=""
@@ -20,6 +26,7 @@ fi
 command -v sipp >/dev/null 2>&1 || { echo "SIPp is still missing after install" >&2; exit 1; }
 command -v baresip >/dev/null 2>&1 || { echo "baresip is still missing after install" >&2; exit 1; }
 command -v espeak-ng >/dev/null 2>&1 || { echo "espeak-ng is still missing after install" >&2; exit 1; }
+have_postgres || { echo "PostgreSQL (initdb) is still missing after install" >&2; exit 1; }
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

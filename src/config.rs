@@ -241,11 +241,37 @@ impl Default for RtpConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct DataConfig {
     pub dir: PathBuf,
+    /// The session store: empty for SQLite in `<dir>/omnigate.db`, `sqlite:PATH` for
+    /// another file, `postgres://user:password@host:port/db` for PostgreSQL.
+    pub database: String,
 }
 
 impl Default for DataConfig {
     fn default() -> Self {
-        DataConfig { dir: "data".into() }
+        DataConfig {
+            dir: "data".into(),
+            database: String::new(),
+        }
+    }
+}
+
+impl DataConfig {
+    /// The database URL with any password hidden, for logs.
+    pub fn database_for_log(&self) -> String {
+        let d = self.database.trim();
+        if d.is_empty() {
+            return format!("sqlite:{}", self.dir.join("omnigate.db").display());
+        }
+        match (d.find("://"), d.rfind('@')) {
+            (Some(s), Some(at)) if at > s => {
+                let creds = &d[s + 3..at];
+                match creds.find(':') {
+                    Some(c) => format!("{}{}:***{}", &d[..s + 3], &creds[..c], &d[at..]),
+                    None => d.to_string(),
+                }
+            }
+            _ => d.to_string(),
+        }
     }
 }
 
@@ -455,6 +481,27 @@ impl Config {
             ConfigError(format!("{name}:{}: {key}: {msg}", locate(text, key, value)))
         };
         parse_port_range(&self.rtp.ports).map_err(|e| err("ports", &self.rtp.ports, e))?;
+        let db = self.data.database.trim();
+        if !(db.is_empty()
+            || db.starts_with("sqlite:")
+            || db.starts_with("postgres://")
+            || db.starts_with("postgresql://"))
+        {
+            return Err(err(
+                "database",
+                db,
+                format!("\"{db}\" is not sqlite:PATH, postgres://... or postgresql://..."),
+            ));
+        }
+        if (db.starts_with("postgres://") || db.starts_with("postgresql://"))
+            && !cfg!(feature = "postgres")
+        {
+            return Err(err(
+                "database",
+                db,
+                "this omnigate was built without PostgreSQL (cargo feature `postgres`)".into(),
+            ));
+        }
         for t in &self.trunks {
             for c in &t.inbound {
                 if Cidr::parse(c).is_none() {
@@ -833,6 +880,25 @@ mod tests {
             "{}",
             e.0
         );
+    }
+
+    #[test]
+    fn database_url_checked_and_password_kept_out_of_logs() {
+        let e = Config::parse(
+            "[data]\ndir = \"d\"\ndatabase = \"mysql://x/y\"\n",
+            "t.toml",
+        )
+        .unwrap_err();
+        assert!(e.0.starts_with("t.toml:3:"), "{}", e.0);
+        assert!(e.0.contains("is not sqlite:PATH, postgres://"), "{}", e.0);
+        let c = Config::parse(
+            "[data]\ndatabase = \"postgres://og:s3cret@db:5432/og\"\n",
+            "t.toml",
+        )
+        .unwrap();
+        assert_eq!(c.data.database_for_log(), "postgres://og:***@db:5432/og");
+        let c = Config::parse("[data]\ndir = \"/srv/og\"\n", "t.toml").unwrap();
+        assert_eq!(c.data.database_for_log(), "sqlite:/srv/og/omnigate.db");
     }
 
     #[test]

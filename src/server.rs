@@ -357,10 +357,10 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
 /// Opens the store, loads the dialplans and starts watching their directory.
 async fn start_ivr(cfg: &Config) -> Result<Arc<crate::actors::call::IvrContext>, String> {
     use crate::dialplan::{Library, LoadOptions};
-    let db = cfg.data.dir.join("omnigate.db");
-    let store = crate::store::Store::open(&db)
+    let store = crate::store::Store::connect(&cfg.data.database, &cfg.data.dir.join("omnigate.db"))
         .await
-        .map_err(|e| format!("{}: {e}", db.display()))?;
+        .map_err(|e| format!("{}: {e}", cfg.data.database_for_log()))?;
+    tracing::info!(database = %cfg.data.database_for_log(), "store open");
     if cfg.is_demo() {
         store.seed_demo().await.map_err(|e| e.to_string())?;
     }

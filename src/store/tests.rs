@@ -1,13 +1,45 @@
-//! The store on a real SQLite file: identities, conversations across contacts,
-//! migrations from the first schema, the timeline.
+//! The store on a real SQLite file and on a real PostgreSQL server (each test runs on
+//! both): identities, conversations across contacts, the timeline, agents and queues;
+//! migrations from the first SQLite schema; PostgreSQL schema set up once when nodes
+//! start together.
 
 use super::*;
 
-async fn fresh() -> (tempfile::TempDir, Store) {
-    let d = tempfile::tempdir().unwrap();
-    let s = Store::open(&d.path().join("t.db")).await.unwrap();
-    (d, s)
+/// Each test body runs on a fresh SQLite file (`sqlite::name`) and on a fresh
+/// PostgreSQL database (`postgres::name`).
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let d = tempfile::tempdir().unwrap();
+                    let s = super::Store::open(&d.path().join("t.db")).await.unwrap();
+                    assert_eq!(s.backend(), "sqlite");
+                    super::$name(s).await
+                }
+            )*
+        }
+        #[cfg(feature = "postgres")]
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let url = super::testpg::fresh_database();
+                    let s = super::Store::connect(&url, std::path::Path::new("unused")).await.unwrap();
+                    assert_eq!(s.backend(), "postgres");
+                    super::$name(s).await
+                }
+            )*
+        }
+    };
 }
+
+on_both!(
+    a_second_contact_joins_the_open_conversation,
+    lookups_and_a_customer_found_later_moves_the_interaction,
+    agents_queues_wrap_up_and_what_an_agent_may_see,
+);
 
 fn new<'a>(id: &'a str, from: &'a str) -> NewInteraction<'a> {
     NewInteraction {
@@ -54,9 +86,7 @@ fn phone_numbers_and_identities() {
     assert_eq!(identity_of(""), None);
 }
 
-#[tokio::test]
-async fn a_second_contact_joins_the_open_conversation() {
-    let (_d, s) = fresh().await;
+async fn a_second_contact_joins_the_open_conversation(s: Store) {
     s.seed_demo().await.unwrap();
     // Ada calls from her number written another way: same customer, one conversation.
     let (c1, conv1) = s
@@ -105,9 +135,7 @@ async fn a_second_contact_joins_the_open_conversation() {
     assert_eq!(c6, c5);
 }
 
-#[tokio::test]
-async fn lookups_and_a_customer_found_later_moves_the_interaction() {
-    let (_d, s) = fresh().await;
+async fn lookups_and_a_customer_found_later_moves_the_interaction(s: Store) {
     s.seed_demo().await.unwrap();
     let ada = s.lookup("account", "1234").await.unwrap().unwrap();
     assert!(ada.contains(&("name".into(), "Ada Lovelace".into())));
@@ -240,7 +268,11 @@ async fn migrates_a_first_version_database_and_refuses_a_newer_one() {
     let s = Store::open(&path).await.unwrap();
     assert_eq!(s.version().await.unwrap(), SCHEMA_VERSION);
     sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES (99, 0)")
-        .execute(&s.pool)
+        .execute(match &s.db {
+            Db::Sqlite(p) => p,
+            #[allow(unreachable_patterns)]
+            _ => unreachable!(),
+        })
         .await
         .unwrap();
     drop(s);
@@ -249,4 +281,160 @@ async fn migrates_a_first_version_database_and_refuses_a_newer_one() {
         Err(e) => panic!("{e}"),
         Ok(_) => panic!("a newer schema was accepted"),
     }
+}
+
+async fn agents_queues_wrap_up_and_what_an_agent_may_see(s: Store) {
+    s.seed_demo().await.unwrap();
+    // Agents and queues: written, replaced, listed in name order, deleted.
+    let spec = serde_json::json!({"skills": {"billing": 7}});
+    s.put_agent("zoe", &spec, "h1", "api").await.unwrap();
+    s.put_agent("ann", &spec, "h2", "config").await.unwrap();
+    s.put_agent("zoe", &serde_json::json!({"team": "b"}), "h3", "api")
+        .await
+        .unwrap();
+    let agents = s.agents().await.unwrap();
+    let names: Vec<&str> = agents.iter().map(|a| a.0.as_str()).collect();
+    assert_eq!(names, ["ann", "zoe"]);
+    assert_eq!(agents[1].1["team"], "b");
+    assert_eq!((agents[1].2.as_str(), agents[1].3.as_str()), ("h3", "api"));
+    assert!(s.delete_agent("zoe").await.unwrap());
+    assert!(!s.delete_agent("zoe").await.unwrap());
+    s.put_queue("sales", &serde_json::json!({"sla_secs": 20}), "api")
+        .await
+        .unwrap();
+    s.put_queue("sales", &serde_json::json!({"sla_secs": 30}), "api")
+        .await
+        .unwrap();
+    let q = s.queues().await.unwrap();
+    assert_eq!(q.len(), 1);
+    assert_eq!(q[0].1["sla_secs"], 30);
+
+    // A chat from a new address: named by the chat, answered, ended twice (once
+    // counts), wrapped up as resolved.
+    let (c, conv) = s
+        .start_interaction(&NewInteraction {
+            kind: "webchat",
+            ..new("chat1", "Someone@Example.org")
+        })
+        .await
+        .unwrap();
+    let (c, conv) = (c.unwrap(), conv.unwrap());
+    s.name_customer(c, "Sam Someone").await.unwrap();
+    s.name_customer(c, "Not Overwritten").await.unwrap();
+    assert!(!s.agent_served("ann", c).await.unwrap());
+    s.interaction_answered("chat1", "ann").await.unwrap();
+    assert!(s.agent_served("ann", c).await.unwrap());
+    assert!(!s.agent_served("ben", c).await.unwrap());
+    s.add_timeline(
+        "chat1",
+        "message",
+        serde_json::json!({"from": "customer", "text": "hi"}),
+    )
+    .await
+    .unwrap();
+    s.end_interaction("chat1", "closed by agent").await.unwrap();
+    s.end_interaction("chat1", "customer left").await.unwrap();
+    s.wrap_up("chat1", "ann", "answered", true).await.unwrap();
+    let i = s.interaction("chat1").await.unwrap().unwrap();
+    assert_eq!(i.outcome.as_deref(), Some("closed by agent"));
+    assert_eq!(i.disposition.as_deref(), Some("answered"));
+    assert_eq!(i.agent.as_deref(), Some("ann"));
+    assert!(i.answered_at.is_some() && i.ended_at.is_some());
+    let tl = s.conversation_timeline(conv).await.unwrap();
+    let kinds: Vec<&str> = tl.iter().map(|(_, k, _)| k.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "interaction started",
+            "message",
+            "interaction ended",
+            "wrapped up"
+        ]
+    );
+    assert_eq!(tl[0].2["kind"], "webchat");
+    assert_eq!(tl[0].2["from"], "Someone@Example.org");
+    assert_eq!(tl[2].2["outcome"], "closed by agent");
+    assert_eq!(tl[3].2["resolved"], true);
+    // Resolved: the customer has no open case; the card says who they are.
+    let card = s.customer_card(c).await.unwrap().unwrap();
+    assert_eq!(card["name"], "Sam Someone");
+    assert_eq!(card["open_conversation"], serde_json::Value::Null);
+    assert_eq!(
+        card["identities"],
+        serde_json::json!([{"kind": "email", "value": "someone@example.org"}])
+    );
+    assert!(s.customer_card(999_999).await.unwrap().is_none());
+    // Their next contact opens a new case; history lists newest first.
+    let (_, conv2) = s
+        .start_interaction(&new("call2", "someone@example.org"))
+        .await
+        .unwrap();
+    assert_ne!(conv2, Some(conv));
+    let hist = s.customer_interactions(c, 10).await.unwrap();
+    let ids: Vec<&str> = hist.iter().map(|i| i.id.as_str()).collect();
+    assert_eq!(ids, ["call2", "chat1"]);
+    assert_eq!(s.customer_interactions(c, 1).await.unwrap().len(), 1);
+    let recent = s.recent_interactions(1).await.unwrap();
+    assert_eq!(recent[0].id, "call2");
+    // Two contacts racing for a customer without a case get one case.
+    let (a, b) = tokio::join!(s.open_conversation(c), s.open_conversation(c));
+    assert_eq!(a.unwrap(), b.unwrap());
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn postgres_schema_is_set_up_once_when_nodes_start_together() {
+    let url = testpg::fresh_database();
+    let (a, b, c) = tokio::join!(
+        Store::open_postgres(&url),
+        Store::open_postgres(&url),
+        Store::open_postgres(&url)
+    );
+    let (a, _b, _c) = (a.unwrap(), b.unwrap(), c.unwrap());
+    assert_eq!(a.version().await.unwrap(), SCHEMA_VERSION);
+    let Db::Pg(pool) = &a.db else { unreachable!() };
+    let n: i64 = sqlx::query("SELECT COUNT(*) FROM schema_migrations")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n as usize, PG_MIGRATIONS.len());
+    sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES (99, 0)")
+        .execute(pool)
+        .await
+        .unwrap();
+    match Store::open_postgres(&url).await {
+        Err(StoreError::TooNew(99, SCHEMA_VERSION)) => {}
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("a newer schema was accepted"),
+    }
+    // URLs: the scheme decides; anything else is refused with the reason.
+    assert_eq!(
+        Store::connect(&url.replace("postgres://", "postgresql://"), Path::new("x"))
+            .await
+            .err()
+            .map(|e| e.to_string()),
+        Some(StoreError::TooNew(99, SCHEMA_VERSION).to_string())
+    );
+    let e = Store::connect("mysql://x/y", Path::new("x"))
+        .await
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("expected postgres://"), "{e}");
+}
+
+#[test]
+fn statements_in_postgres_dialect() {
+    #[cfg(feature = "postgres")]
+    {
+        assert_eq!(
+            pg_sql("SELECT CAST(json_object('a?', x) AS TEXT) FROM t WHERE a = ? AND b = ?"),
+            "SELECT CAST(json_build_object('a?', x) AS TEXT) FROM t WHERE a = $1 AND b = $2"
+        );
+        // Translated once: the same text comes back.
+        let a = pg_sql(TIMELINE);
+        assert!(std::ptr::eq(a, pg_sql(TIMELINE)));
+        assert!(a.contains("$3") && !a.contains('?'));
+    }
+    assert_eq!(sqlite_sql("a = ?"), "a = ?");
 }

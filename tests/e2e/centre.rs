@@ -1,6 +1,7 @@
 //! The contact centre end to end: two agents on the HTTP API and their WebSockets, a
-//! customer on the chat WebSocket, the store read back from the SQLite file, and a
-//! SIPp call from the customer's number joining the same conversation.
+//! customer on the chat WebSocket, the store read back from the database, and a SIPp
+//! call from the customer's number joining the same conversation. The same case runs
+//! on the embedded SQLite file and on a real PostgreSQL server.
 #![allow(clippy::disallowed_methods)] // real time for real processes
 
 use crate::harness::*;
@@ -96,14 +97,26 @@ fn login(g: &Gateway, name: &str, pw: &str) -> String {
 
 #[test]
 fn chat_routed_answered_transferred_closed_and_the_caller_joins_the_same_case() {
+    centre_case(23300, (23420, 23430), None);
+}
+
+#[test]
+fn the_same_on_postgresql() {
+    centre_case(23500, (23620, 23630), Some(crate::testpg::fresh_database()));
+}
+
+/// The whole case on ports from `base`, SIPp on `sipp` (signalling, media), the store
+/// in SQLite (`None`) or at a PostgreSQL URL.
+fn centre_case(base: u16, sipp_ports: (u16, u16), database: Option<String>) {
     let dp = tempfile::tempdir().unwrap();
     std::fs::write(
         dp.path().join("main.yaml"),
         "flow: main\nsteps:\n  wait:\n    enqueue: { queue: support, max_wait: 2s }\n    timeout: bye\n  bye:\n    hangup:\n",
     )
     .unwrap();
-    let g = Gateway::start(
-        23300,
+    let g = Gateway::start_with_database(
+        base,
+        database.as_deref().unwrap_or(""),
         "demo = true",
         "answer_after_ms = 50\nhangup_after_secs = 0\nrecord = false",
         &format!(
@@ -395,15 +408,15 @@ fn chat_routed_answered_transferred_closed_and_the_caller_joins_the_same_case() 
             "-m",
             "1",
             "-p",
-            "23420",
+            &sipp_ports.0.to_string(),
             "-mp",
-            "23430",
+            &sipp_ports.1.to_string(),
             &format!("127.0.0.1:{}", g.sip),
         ],
     );
     assert_sipp_ok(&out, "the customer calling", &g);
 
-    // ---- what the SQLite file holds.
+    // ---- what the database holds.
     let db = g.path("data/data/omnigate.db");
     let db = if db.exists() {
         db
@@ -415,7 +428,23 @@ fn chat_routed_answered_transferred_closed_and_the_caller_joins_the_same_case() 
         .build()
         .unwrap();
     rt.block_on(async {
-        let store = omnigate::store::Store::open(&db).await.unwrap();
+        let store = match &database {
+            None => omnigate::store::Store::open(&db).await.unwrap(),
+            Some(url) => omnigate::store::Store::connect(url, &db).await.unwrap(),
+        };
+        assert_eq!(
+            store.backend(),
+            if database.is_some() {
+                "postgres"
+            } else {
+                "sqlite"
+            }
+        );
+        assert_eq!(
+            db.exists(),
+            database.is_none(),
+            "an SQLite file exactly when the store is SQLite"
+        );
         let i = store.interaction(&chat).await.unwrap().unwrap();
         assert_eq!(i.kind, "webchat");
         assert_eq!(i.agent.as_deref(), Some("ben"));

@@ -28,6 +28,17 @@ pub fn scenario(name: &str) -> String {
 impl Gateway {
     /// `top` goes before any table (e.g. `demo = false`), `tables` after the [sip] etc.
     pub fn start(base: u16, top: &str, calls: &str, tables: &str) -> Gateway {
+        Gateway::start_with_database(base, "", top, calls, tables)
+    }
+
+    /// As [`Gateway::start`], with `[data] database` set (empty: SQLite).
+    pub fn start_with_database(
+        base: u16,
+        database: &str,
+        top: &str,
+        calls: &str,
+        tables: &str,
+    ) -> Gateway {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().display();
         let (sip, tls, ws, http) = (base, base + 1, base + 2, base + 3);
@@ -40,7 +51,7 @@ impl Gateway {
             format!("{tables}\n[dialplan]\ndir = \"{d}/dialplans\"\ndefault_flow = \"\"\n")
         };
         let cfg = format!(
-            "{top}\n[sip]\nudp = \"127.0.0.1:{sip}\"\ntcp = \"127.0.0.1:{sip}\"\ntls = \"127.0.0.1:{tls}\"\nws = \"127.0.0.1:{ws}\"\ntls_cert = \"{d}/cert.pem\"\ntls_key = \"{d}/cert.key\"\nkeepalive_interval = 0\n[http]\nlisten = \"127.0.0.1:{http}\"\nadmin_token = \"test-token\"\n[rtp]\nports = \"{}-{}\"\n[data]\ndir = \"{d}/data\"\n[log]\nlevel = \"info\"\n[calls]\n{calls}\n{tables}\n",
+            "{top}\n[sip]\nudp = \"127.0.0.1:{sip}\"\ntcp = \"127.0.0.1:{sip}\"\ntls = \"127.0.0.1:{tls}\"\nws = \"127.0.0.1:{ws}\"\ntls_cert = \"{d}/cert.pem\"\ntls_key = \"{d}/cert.key\"\nkeepalive_interval = 0\n[http]\nlisten = \"127.0.0.1:{http}\"\nadmin_token = \"test-token\"\n[rtp]\nports = \"{}-{}\"\n[data]\ndir = \"{d}/data\"\ndatabase = \"{database}\"\n[log]\nlevel = \"info\"\n[calls]\n{calls}\n{tables}\n",
             base + 40,
             base + 98
         );

@@ -6,5 +6,7 @@ mod harness;
 mod ivr;
 mod media;
 mod sipp_calls;
+#[path = "../../src/store/testpg.rs"]
+mod testpg;
 mod torture;
 mod transports;
