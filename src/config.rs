@@ -784,13 +784,13 @@ impl Config {
                 demo(
                     "alice",
                     "Alice Agent",
-                    &[("english", 9), ("billing", 7)],
+                    &[("sales", 9), ("support", 6), ("english", 9)],
                     Some("1001"),
                 ),
                 demo(
                     "bob",
                     "Bob Agent",
-                    &[("english", 8), ("spanish", 9)],
+                    &[("support", 9), ("sales", 5), ("spanish", 9)],
                     Some("1002"),
                 ),
             ] {

@@ -126,6 +126,9 @@ fn centre_case(base: u16, sipp_ports: (u16, u16), database: Option<String>) {
     );
     g.wait_log("dialplan loaded");
     let admin = "test-token";
+    if database.is_none() {
+        openapi_matches_the_server(&g);
+    }
 
     // ---- admin: the queue is there; a second agent is made through the API.
     let (code, body) = g.get_auth("/api/queues", admin);
@@ -513,4 +516,45 @@ fn centre_case(base: u16, sipp_ports: (u16, u16), database: Option<String>) {
         );
         assert_eq!(calls[0].queue.as_deref(), Some("support"));
     });
+}
+
+/// Every path and method in `/api/openapi.json` is served (no "no such endpoint", no
+/// 405), and every one that declares bearer security refuses a request without a token
+/// or with a wrong one (401).
+fn openapi_matches_the_server(g: &Gateway) {
+    let (code, body) = raw(g, "GET", "/api/openapi.json", "", "");
+    assert_eq!(code, 200, "{body}");
+    let doc = json(&body);
+    let paths = doc["paths"].as_object().expect("paths");
+    assert!(paths.len() >= 20, "{}", paths.len());
+    let mut checked = 0;
+    for (path, ops) in paths {
+        let id = if path.contains("customers") { "999999" } else { "no-such-id" };
+        let concrete = path
+            .replace("{id}", id)
+            .replace("{name}", "no-such-agent")
+            .replace("{verb}", if path.contains("offers") { "accept" } else { "messages" });
+        for (method, op) in ops.as_object().unwrap() {
+            let m = method.to_uppercase();
+            let secured = op["security"]
+                .as_array()
+                .is_some_and(|s| s.iter().any(|x| x.get("bearer").is_some()));
+            for token in ["", "wrong-token"] {
+                let (code, body) = raw(g, &m, &concrete, token, "{}");
+                assert!(
+                    !(code == 404 && body.contains("no such endpoint")) && code != 405,
+                    "{m} {path} is documented but not served: {code} {body}"
+                );
+                if secured {
+                    assert_eq!(code, 401, "{m} {path} without a valid token: {body}");
+                    assert!(body.contains("error"), "401 without a reason: {body}");
+                }
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 24, "{checked} operations checked");
+    // And an undocumented path is not served.
+    let (code, body) = raw(g, "GET", "/api/nothing-here", "test-token", "");
+    assert_eq!(code, 404, "{body}");
 }
