@@ -529,11 +529,22 @@ fn openapi_matches_the_server(g: &Gateway) {
     assert!(paths.len() >= 20, "{}", paths.len());
     let mut checked = 0;
     for (path, ops) in paths {
-        let id = if path.contains("customers") { "999999" } else { "no-such-id" };
+        let id = if path.contains("customers") {
+            "999999"
+        } else {
+            "no-such-id"
+        };
         let concrete = path
             .replace("{id}", id)
             .replace("{name}", "no-such-agent")
-            .replace("{verb}", if path.contains("offers") { "accept" } else { "messages" });
+            .replace(
+                "{verb}",
+                if path.contains("offers") {
+                    "accept"
+                } else {
+                    "messages"
+                },
+            );
         for (method, op) in ops.as_object().unwrap() {
             let m = method.to_uppercase();
             let secured = op["security"]
@@ -557,4 +568,119 @@ fn openapi_matches_the_server(g: &Gateway) {
     // And an undocumented path is not served.
     let (code, body) = raw(g, "GET", "/api/nothing-here", "test-token", "");
     assert_eq!(code, 404, "{body}");
+}
+
+/// A caller queued by the IVR is offered to the logged-in agent on their WebSocket with
+/// what the IVR learned; the agent accepts, their phone (SIPp registered as their
+/// extension) rings and answers, caller and agent are bridged; the store shows the call
+/// answered by the agent, and the agent's desktop hears that it ended.
+#[test]
+fn a_queued_caller_is_offered_to_the_agent_whose_phone_rings_and_answers() {
+    let dp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dp.path().join("main.yaml"),
+        "flow: main\nsteps:\n  who:\n    lookup: { by: caller }\n    found: wait\n    not_found: wait\n  wait:\n    enqueue: { queue: support, max_wait: 20s }\n    timeout: bye\n  bye:\n    hangup:\n",
+    )
+    .unwrap();
+    let g = Gateway::start(
+        23700,
+        "demo = true",
+        "answer_after_ms = 50\nhangup_after_secs = 0\nrecord = false",
+        &format!(
+            "[dialplan]\ndir = \"{}\"\ndefault_flow = \"main\"\n\n[[queue]]\nname = \"support\"\noffer_timeout_secs = 20\nwrap_up_secs = 0\n\n[[agent]]\nname = \"ann\"\npassword = \"ann-secret\"\ndisplay_name = \"Ann\"\nqueues = [\"support\"]\nextension = \"1001\"\n",
+            dp.path().display()
+        ),
+    );
+    g.wait_log("dialplan loaded");
+    let sip = format!("127.0.0.1:{}", g.sip);
+    // Ann's desk phone registers as 1001 and will answer one call.
+    let reg = sipp(
+        g.dir.path(),
+        &[
+            "-sf",
+            &scenario("register.xml"),
+            "-s",
+            "1001",
+            "-au",
+            "1001",
+            "-ap",
+            "demo1001",
+            "-p",
+            "23880",
+            "-m",
+            "1",
+            &sip,
+        ],
+    );
+    assert_sipp_ok(&reg, "REGISTER 1001", &g);
+    let mut phone = sipp_spawn(
+        g.dir.path(),
+        &["-sn", "uas", "-p", "23880", "-mp", "23884", "-m", "1"],
+    );
+    let ann = login(&g, "ann", "ann-secret");
+    let mut ann_ws = ws(&g, &format!("/api/agent/ws?token={ann}"));
+    until(&mut ann_ws, "ann's state", ty("state"));
+
+    // A caller stays on the line for 8 s after the answer.
+    let mut caller = sipp_spawn(
+        g.dir.path(),
+        &[
+            "-sn", "uac", "-s", "100", "-d", "8000", "-p", "23890", "-mp", "23894", "-m", "1", &sip,
+        ],
+    );
+    let o = until(&mut ann_ws, "the call offered", ty("offer"));
+    let offer = o.last().unwrap().clone();
+    assert_eq!(offer["channel"], "voice", "{offer}");
+    assert_eq!(offer["queue"], "support", "{offer}");
+    // The screen-pop: who is calling and what the IVR learned.
+    assert_eq!(offer["from"], "sipp", "{offer}");
+    assert_eq!(offer["details"]["caller"], "sipp", "{offer}");
+    assert_eq!(offer["details"]["customer.tier"], "standard", "{offer}");
+    assert!(offer["customer"].as_i64().is_some(), "{offer}");
+    let call = offer["interaction"].as_str().unwrap().to_string();
+    let (code, body) = g.post(&format!("/api/agent/offers/{call}/accept"), Some(&ann), "");
+    assert_eq!(code, 200, "{body}");
+    until(&mut ann_ws, "the call assigned", |v| {
+        v["type"] == "assigned" && v["interaction"] == call.as_str()
+    });
+    let status = phone.wait().unwrap();
+    assert!(status.success(), "ann's phone: {status}\n{}", g.log());
+    let status = caller.wait().unwrap();
+    assert!(status.success(), "the caller: {status}\n{}", g.log());
+    until(&mut ann_ws, "the call ended", |v| {
+        v["type"] == "ended" && v["interaction"] == call.as_str()
+    });
+
+    // The record: answered by ann, bridged, ended; offered and assigned on the timeline.
+    wait_for("the call's record", Duration::from_secs(5), || {
+        let (_, body) = g.get_auth(&format!("/api/interactions/{call}"), "test-token");
+        let i = json(&body);
+        i["agent"] == "ann" && !i["ended_at"].is_null()
+    });
+    let (code, body) = g.get_auth(&format!("/api/interactions/{call}"), "test-token");
+    assert_eq!(code, 200, "{body}");
+    let i = json(&body);
+    assert_eq!(i["kind"], "voice");
+    assert!(!i["answered_at"].is_null(), "{i}");
+    assert_eq!(i["agent"], "ann", "{i}");
+    assert_eq!(i["outcome"], "answered support", "{i}");
+    let kinds: Vec<&str> = i["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "interaction started",
+            "queued",
+            "offered",
+            "assigned",
+            "interaction ended"
+        ],
+        "{i}"
+    );
+    let log = g.log();
+    assert!(log.contains("ringing the agent"), "{log}");
 }
