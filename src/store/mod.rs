@@ -621,12 +621,19 @@ impl Store {
     async fn migrate(&self) -> Result<(), StoreError> {
         const TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)";
         with_db!(self, |pool, sql| {
-            sqlx::query(TABLE).execute(pool).await?;
             let (list, lock) = match self.db {
                 Db::Sqlite(_) => (MIGRATIONS, None),
                 #[cfg(feature = "postgres")]
                 Db::Pg(_) => (PG_MIGRATIONS, Some("SELECT pg_advisory_xact_lock(7286415)")),
             };
+            // Under the lock too: PostgreSQL's IF NOT EXISTS is not safe against a
+            // concurrent CREATE.
+            let mut tx = pool.begin().await?;
+            if let Some(lock) = lock {
+                sqlx::query(lock).execute(&mut *tx).await?;
+            }
+            sqlx::query(TABLE).execute(&mut *tx).await?;
+            tx.commit().await?;
             for (v, steps) in list {
                 let mut tx = pool.begin().await?;
                 if let Some(lock) = lock {
