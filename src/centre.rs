@@ -241,13 +241,18 @@ impl Centre {
         };
         let addr = {
             let mut agents = self.0.agents.lock().unwrap();
-            agents
-                .entry(name.to_string())
-                .or_insert_with(|| {
-                    let n = name.to_string();
-                    AgentActor::start_in_arbiter(&self.arbiter(), move |_| AgentActor::new(n))
-                })
-                .clone()
+            match agents.get(name).filter(|a| a.connected()) {
+                Some(a) => a.clone(),
+                // New, or its actor failed: a fresh one.
+                None => {
+                    let (n, r) = (name.to_string(), self.0.router.clone());
+                    let a = AgentActor::start_in_arbiter(&self.arbiter(), move |_| {
+                        AgentActor::new(n, Some(r))
+                    });
+                    agents.insert(name.to_string(), a.clone());
+                    a
+                }
+            }
         };
         self.0
             .router
@@ -276,6 +281,7 @@ impl Centre {
         }
         self.0.router.do_send(Logout {
             agent: agent.to_string(),
+            hand_over: false,
         });
         tracing::info!(%agent, "agent logged out");
     }
@@ -285,8 +291,15 @@ impl Centre {
         self.0.sessions.lock().unwrap().get(token).cloned()
     }
 
+    /// The agent's actor, while it runs.
     pub fn agent_addr(&self, name: &str) -> Option<Addr<AgentActor>> {
-        self.0.agents.lock().unwrap().get(name).cloned()
+        self.0
+            .agents
+            .lock()
+            .unwrap()
+            .get(name)
+            .filter(|a| a.connected())
+            .cloned()
     }
 
     pub fn accounts(&self) -> Vec<Account> {

@@ -14,6 +14,7 @@ pub mod clock;
 pub mod config;
 pub mod dialplan;
 pub mod media;
+pub mod panics;
 pub mod redact;
 pub mod routing;
 pub mod sdp;

@@ -206,6 +206,7 @@ fn main() {
         .with_env_filter(filter)
         .with_target(false)
         .init();
+    omnigate::panics::install();
     omnigate::redact::show_personal_data(cfg.log.personal_data);
     if let Err(e) = std::fs::create_dir_all(&cfg.data.dir) {
         eprintln!("omnigate: data directory {}: {e}", cfg.data.dir.display());

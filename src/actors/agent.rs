@@ -68,16 +68,22 @@ pub struct AgentActor {
     presence: &'static str,
     offers: BTreeMap<String, serde_json::Value>,
     work: BTreeMap<String, serde_json::Value>,
+    /// Told to log the agent out if this actor fails.
+    router: Option<Addr<super::router::RouterActor>>,
+    /// `stopped()` ran (a drop without it is a failure, see `crate::panics`).
+    wound_up: bool,
 }
 
 impl AgentActor {
-    pub fn new(name: String) -> AgentActor {
+    pub fn new(name: String, router: Option<Addr<super::router::RouterActor>>) -> AgentActor {
         AgentActor {
             name,
             sockets: vec![],
             presence: "offline",
             offers: BTreeMap::new(),
             work: BTreeMap::new(),
+            router,
+            wound_up: false,
         }
     }
 
@@ -98,6 +104,39 @@ impl AgentActor {
 
 impl Actor for AgentActor {
     type Context = Context<Self>;
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        self.wound_up = true;
+        if std::thread::panicking() {
+            self.failed();
+        }
+    }
+}
+
+/// Without `stopped()`, failure handling runs when the actor is dropped.
+impl Drop for AgentActor {
+    fn drop(&mut self) {
+        if !self.wound_up {
+            self.failed();
+        }
+    }
+}
+
+impl AgentActor {
+    /// The actor failed (a panic): the agent is logged out, so their offers go back to
+    /// the queues and their chats are handed back; their desktop's sockets close (it
+    /// logs in again).
+    fn failed(&mut self) {
+        self.wound_up = true;
+        self.sockets.clear();
+        tracing::error!(agent = %self.name, reason = %crate::panics::reason(), "agent actor failed; logging the agent out");
+        if let Some(r) = &self.router {
+            r.do_send(super::router::Logout {
+                agent: self.name.clone(),
+                hand_over: true,
+            });
+        }
+    }
 }
 
 impl Handler<AgentPush> for AgentActor {
@@ -173,5 +212,14 @@ impl Handler<Stop> for AgentActor {
         self.send(serde_json::json!({"type": "logged_out"}).to_string());
         self.sockets.clear();
         ctx.stop();
+    }
+}
+
+#[cfg(test)]
+impl Handler<super::Crash> for AgentActor {
+    type Result = ();
+
+    fn handle(&mut self, _: super::Crash, _: &mut Context<Self>) {
+        panic!("injected failure");
     }
 }

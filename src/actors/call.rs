@@ -149,6 +149,8 @@ pub struct CallActor {
     ivr: Option<ivr::Ivr>,
     /// Prompts asked for before the caller's media is up.
     pending_media: Vec<Item>,
+    /// `stopped()` ran (a drop without it is a failure, see `crate::panics`).
+    wound_up: bool,
 }
 
 impl CallActor {
@@ -181,6 +183,7 @@ impl CallActor {
             answered: false,
             ivr: None,
             pending_media: vec![],
+            wound_up: false,
         }
     }
 
@@ -211,6 +214,7 @@ impl CallActor {
             answered: false,
             ivr: None,
             pending_media: vec![],
+            wound_up: false,
         }
     }
 
@@ -489,10 +493,49 @@ impl CallActor {
     }
 }
 
+/// Without `stopped()`, failure handling runs when the actor is dropped.
+impl Drop for CallActor {
+    fn drop(&mut self) {
+        if !self.wound_up {
+            self.failed();
+        }
+    }
+}
+
+impl CallActor {
+    /// The actor failed (a panic): its legs are hung up (an unanswered caller gets a
+    /// 500), the media task ends with its handle, and the interaction is ended as
+    /// failed and taken out of its queue.
+    fn failed(&mut self) {
+        self.wound_up = true;
+        tracing::error!(call = %self.a.call, reason = %crate::panics::reason(), "call actor failed; ending its call");
+        if !self.a.ended {
+            if self.a.established || self.answered || self.a.media.is_some() {
+                self.send(CallCommand::Hangup(self.a.call));
+            } else {
+                self.send(CallCommand::Reject(
+                    self.a.call,
+                    500,
+                    "Server Internal Error",
+                ));
+            }
+        }
+        if let Some(b) = self.b.as_ref().filter(|b| !b.ended) {
+            self.send(CallCommand::Hangup(b.call));
+        }
+        self.ivr_failed();
+    }
+}
+
 impl Actor for CallActor {
     type Context = Context<Self>;
 
     fn stopped(&mut self, _: &mut Self::Context) {
+        self.wound_up = true;
+        if std::thread::panicking() {
+            // actix stops an actor whose handler panicked as its future is dropped.
+            return self.failed();
+        }
         self.ivr_call_over();
     }
 

@@ -55,6 +55,8 @@ pub struct ChatActor {
     socket: Option<UnboundedSender<String>>,
     agent: Option<(String, Addr<AgentActor>)>,
     closed: Option<&'static str>,
+    /// `stopped()` ran (a drop without it is a failure, see `crate::panics`).
+    wound_up: bool,
 }
 
 fn now_ms() -> u64 {
@@ -70,6 +72,7 @@ impl ChatActor {
             socket: None,
             agent: None,
             closed: None,
+            wound_up: false,
         }
     }
 
@@ -303,6 +306,11 @@ impl Actor for ChatActor {
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
+        self.wound_up = true;
+        if std::thread::panicking() {
+            // actix stops an actor whose handler panicked as its future is dropped.
+            return self.failed();
+        }
         if self.closed.is_none() {
             // Stopped without a close (shutdown): nobody waits for it any more.
             self.s.router.do_send(Ended {
@@ -311,6 +319,53 @@ impl Actor for ChatActor {
             tracing::warn!(interaction = %self.s.interaction, "chat actor stopped while open");
         }
         self.s.chats.lock().unwrap().remove(&self.s.interaction);
+    }
+}
+
+/// Without `stopped()`, failure handling runs when the actor is dropped.
+impl Drop for ChatActor {
+    fn drop(&mut self) {
+        if !self.wound_up {
+            self.failed();
+        }
+    }
+}
+
+impl ChatActor {
+    /// The actor failed (a panic): what was acknowledged is already in the store; the
+    /// chat is ended there as failed, the customer is told, the router frees the agent
+    /// (who hears it ended) and the registry forgets it.
+    fn failed(&mut self) {
+        self.wound_up = true;
+        let id = self.s.interaction.clone();
+        tracing::error!(interaction = %id, reason = %crate::panics::reason(), "chat actor failed; ending the chat");
+        if self.closed.is_none() {
+            self.tell_customer(serde_json::json!({"type": "error", "reason": "internal error: this chat has ended, please start a new one"}));
+            self.tell_customer(serde_json::json!({"type": "closed", "by": "failure"}));
+            self.s.router.do_send(Ended {
+                interaction: id.clone(),
+            });
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                let store = self.s.store.clone();
+                let id = id.clone();
+                rt.spawn(async move {
+                    let r = async {
+                        store
+                            .add_timeline(&id, "failed", serde_json::json!({"why": "internal error"}))
+                            .await?;
+                        store.end_interaction(&id, "failed: internal error").await
+                    };
+                    if let Err(e) = r.await {
+                        tracing::warn!(interaction = %id, error = %e, "failed chat's end not stored");
+                    }
+                });
+            }
+        }
+        self.s
+            .chats
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
     }
 }
 
@@ -466,5 +521,14 @@ impl Handler<WorkEvent> for ChatActor {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+impl Handler<super::Crash> for ChatActor {
+    type Result = ();
+
+    fn handle(&mut self, _: super::Crash, _: &mut Context<Self>) {
+        panic!("injected failure");
     }
 }

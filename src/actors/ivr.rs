@@ -735,6 +735,22 @@ impl CallActor {
         }
     }
 
+    /// The call actor failed: the interaction leaves its queue (the agent is freed) and
+    /// ends as failed, on the timeline.
+    pub(super) fn ivr_failed(&mut self) {
+        let Some(ivr) = self.ivr.as_mut() else { return };
+        ivr.ctx.centre.router().do_send(Ended {
+            interaction: ivr.interaction.clone(),
+        });
+        let _ = ivr.writer.send(StoreWrite::Timeline(
+            "failed",
+            serde_json::json!({"why": "internal error"}),
+        ));
+        let _ = ivr
+            .writer
+            .send(StoreWrite::End("failed: internal error".into()));
+    }
+
     /// A transfer to a number goes out through a trunk as a second leg, bridged when it
     /// answers; its failure comes back to the flow.
     fn transfer(&mut self, ctx: &mut Context<Self>, to: Dest, timeout: Duration) {

@@ -7,3 +7,12 @@ pub mod agent;
 pub mod call;
 pub mod chat;
 pub mod router;
+
+/// Test only: makes an actor panic, as a bug would.
+#[cfg(test)]
+#[derive(actix::Message)]
+#[rtype(result = "()")]
+pub struct Crash;
+
+#[cfg(test)]
+mod failure_tests;

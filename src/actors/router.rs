@@ -491,6 +491,8 @@ impl Handler<Login> for RouterActor {
 #[rtype(result = "()")]
 pub struct Logout {
     pub agent: String,
+    /// Hand the agent's chats back to their queues (their desktop failed).
+    pub hand_over: bool,
 }
 
 impl Handler<Logout> for RouterActor {
@@ -498,7 +500,35 @@ impl Handler<Logout> for RouterActor {
 
     fn handle(&mut self, m: Logout, ctx: &mut Context<Self>) {
         if let Ok(id) = self.agent(&m.agent) {
-            let _ = self.engine.logout(crate::clock::now(), id);
+            let now = crate::clock::now();
+            if m.hand_over {
+                // Their chats and other non-call work go back to their queues (a call
+                // goes on on the agent's phone whatever their desktop does).
+                let held: Vec<ItemId> = self
+                    .items
+                    .iter()
+                    .filter(|(_, e)| e.agent == Some(id) && e.work.channel != Channel::Voice)
+                    .map(|(i, _)| *i)
+                    .collect();
+                for item in held {
+                    let Some(q) = self.engine.queue_of(item) else {
+                        continue;
+                    };
+                    if self.engine.transfer(now, item, q).is_err() {
+                        continue;
+                    }
+                    let name = self.queue_cfg(q).name.clone();
+                    if let Some(e) = self.items.get_mut(&item) {
+                        e.agent = None;
+                        e.work.owner.do_send(WorkEvent::Transferred {
+                            from: m.agent.clone(),
+                            to: format!("queue {name}"),
+                        });
+                    }
+                    tracing::warn!(agent = %m.agent, interaction = %self.items[&item].work.interaction, "work handed back to its queue");
+                }
+            }
+            let _ = self.engine.logout(now, id);
             self.drain(ctx);
             self.agents.remove(&id);
         }
