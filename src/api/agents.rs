@@ -189,13 +189,21 @@ async fn answer(
         };
         c.router()
             .send(Answer {
-                agent: me,
+                agent: me.clone(),
                 interaction: interaction.clone(),
                 accept,
             })
             .await
             .map_err(mailbox)?
             .map_err(route_error)?;
+        if accept {
+            // On record before the reply, so what the agent does next (a note, a
+            // look at the customer) finds the work theirs.
+            c.store()
+                .interaction_assigned(&interaction, &me)
+                .await
+                .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()))?;
+        }
         Ok(HttpResponse::Ok()
             .json(serde_json::json!({"interaction": interaction, "accepted": accept})))
     }

@@ -1037,6 +1037,20 @@ impl Store {
         )))
     }
 
+    /// An agent accepted the interaction: it is theirs (answered is written when they
+    /// are connected).
+    pub async fn interaction_assigned(&self, id: &str, agent: &str) -> Result<(), StoreError> {
+        with_db!(self, |pool, sql| sqlx::query(sql(
+            "UPDATE interactions SET agent = ? WHERE id = ?"
+        ))
+        .bind(agent)
+        .bind(id)
+        .execute(pool)
+        .await?
+        .rows_affected());
+        Ok(())
+    }
+
     /// An agent took the interaction (answered now); the time is kept from the first.
     pub async fn interaction_answered(&self, id: &str, agent: &str) -> Result<(), StoreError> {
         with_db!(self, |pool, sql| {

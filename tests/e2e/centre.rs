@@ -215,6 +215,10 @@ fn centre_case(base: u16, sipp_ports: (u16, u16), database: Option<String>) {
     assert_eq!(code, 409, "ben was not offered it: {body}");
     let (code, body) = g.post(&format!("/api/agent/offers/{chat}/accept"), Some(&ann), "");
     assert_eq!(code, 200, "{body}");
+    // The work is hers as soon as the accept is answered: her next request (the
+    // customer's card) needs no waiting.
+    let (code, body) = g.get_auth(&format!("/api/agent/customers/{customer}"), &ann);
+    assert_eq!(code, 200, "right after the accept: {body}");
     let t = until(&mut ann_ws, "the transcript", ty("transcript"));
     let tr = &t.last().unwrap()["messages"];
     assert!(
