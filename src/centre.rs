@@ -427,6 +427,10 @@ impl Centre {
         if let Some(c) = customer.filter(|_| !name.is_empty()) {
             self.0.store.name_customer(c, name).await?;
         }
+        let hints = match customer {
+            Some(c) => self.0.store.routing_hints(c, &id).await?,
+            None => (None, false, false),
+        };
         let t = token();
         let start = ChatStart {
             interaction: id.clone(),
@@ -440,6 +444,7 @@ impl Centre {
             store: self.0.store.clone(),
             router: self.0.router.clone(),
             chats: self.0.chats.clone(),
+            hints,
         };
         // Registered before it starts, so its own `stopped` always finds the entry.
         let mut chats = self.0.chats.lock().unwrap();

@@ -45,6 +45,8 @@ pub struct ChatStart {
     pub store: Store,
     pub router: Addr<RouterActor>,
     pub chats: Chats,
+    /// Routing hints from the store: (last agent, repeat contact, VIP).
+    pub hints: (Option<String>, bool, bool),
 }
 
 pub struct ChatActor {
@@ -282,6 +284,7 @@ impl Actor for ChatActor {
         );
         let router = self.s.router.clone();
         let priority = self.s.priority;
+        let (last_agent, repeat, vip) = self.s.hints.clone();
         ctx.wait(
             async move {
                 router
@@ -289,8 +292,9 @@ impl Actor for ChatActor {
                         work,
                         priority,
                         skills: vec![],
-                        vip: false,
-                        last_agent: None,
+                        vip,
+                        last_agent,
+                        repeat,
                     })
                     .await
             }

@@ -425,29 +425,44 @@ impl CallActor {
                         details,
                         owner: ctx.address().recipient(),
                     };
-                    let vip = ivr
+                    let tier_vip = ivr
                         .run
                         .vars()
                         .get("customer.tier")
                         .is_some_and(|t| t == "gold" || t == "vip");
                     let router = ivr.ctx.centre.router().clone();
+                    let store = ivr.ctx.centre.store().clone();
+                    let (customer, id) = (ivr.customer_id, ivr.interaction.clone());
                     self.update_interaction(None, false);
-                    ctx.spawn(
-                        actix::fut::wrap_future::<_, Self>(router.send(Enqueue {
-                            work,
-                            priority,
-                            skills: skills.into_iter().map(|s| (s, 1)).collect(),
-                            vip,
-                            last_agent: None,
-                        }))
-                        .map(move |r, act, ctx| {
+                    let enqueue = async move {
+                        // Sticky agent, repeat contact, VIP: from the customer's record.
+                        let (last_agent, repeat, vip) = match customer {
+                            Some(c) => store.routing_hints(c, &id).await.unwrap_or_else(|e| {
+                                tracing::warn!(interaction = %id, error = %e, "no routing hints");
+                                (None, false, false)
+                            }),
+                            None => (None, false, false),
+                        };
+                        router
+                            .send(Enqueue {
+                                work,
+                                priority,
+                                skills: skills.into_iter().map(|s| (s, 1)).collect(),
+                                vip: vip || tier_vip,
+                                last_agent,
+                                repeat,
+                            })
+                            .await
+                    };
+                    ctx.spawn(actix::fut::wrap_future::<_, Self>(enqueue).map(
+                        move |r, act, ctx| {
                             if let Err(e) = r.map_err(|e| e.to_string()).and_then(|r| r) {
                                 // The caller keeps their hold music; max_wait moves them on.
                                 tracing::warn!(%call, error = %e, "no agents for this queue");
                             }
                             act.queue_status(ctx);
-                        }),
-                    );
+                        },
+                    ));
                     let h =
                         ctx.run_interval(Duration::from_secs(5), |act, ctx| act.queue_status(ctx));
                     if let Some(ivr) = self.ivr.as_mut() {

@@ -15,4 +15,4 @@ pub mod router;
 pub struct Crash;
 
 #[cfg(test)]
-mod failure_tests;
+mod centre_tests;

@@ -333,6 +333,8 @@ pub struct Enqueue {
     pub vip: bool,
     /// The agent who last served this customer (sticky routing).
     pub last_agent: Option<String>,
+    /// A repeat contact on an unresolved case.
+    pub repeat: bool,
 }
 
 impl Handler<Enqueue> for RouterActor {
@@ -352,7 +354,7 @@ impl Handler<Enqueue> for RouterActor {
         spec.priority = m.priority.min(9);
         spec.skills = m.skills;
         spec.vip = m.vip;
-        spec.repeat = false;
+        spec.repeat = m.repeat;
         spec.last_agent = m.last_agent.and_then(|n| self.agent_ids.get(&n).copied());
         self.by_interaction.insert(m.work.interaction.clone(), id);
         self.items.insert(

@@ -346,12 +346,15 @@ const MIGRATIONS: &[(i64, &[&str])] = &[
                 FROM interactions WHERE ended_at IS NOT NULL",
         ],
     ),
-    (4, &[TIMELINE_INDEX]),
+    (4, &[TIMELINE_INDEX, CUSTOMER_INDEX]),
 ];
 
 /// An interaction's own events are read by `interaction_id`.
 const TIMELINE_INDEX: &str =
     "CREATE INDEX IF NOT EXISTS timeline_interaction ON timeline(interaction_id)";
+/// A customer's interactions, newest first (history, sticky routing).
+const CUSTOMER_INDEX: &str =
+    "CREATE INDEX IF NOT EXISTS interactions_customer ON interactions(customer_id, started_at)";
 
 pub const SCHEMA_VERSION: i64 = 4;
 
@@ -447,7 +450,7 @@ const PG_MIGRATIONS: &[(i64, &[&str])] = &[
         )",
         ],
     ),
-    (4, &[TIMELINE_INDEX]),
+    (4, &[TIMELINE_INDEX, CUSTOMER_INDEX]),
 ];
 
 /// (interaction, kind, data JSON, at) for one interaction: its start and queue from its
@@ -1035,6 +1038,33 @@ impl Store {
                 .fetch_all(pool)
                 .await?
         )))
+    }
+
+    /// What routing wants to know of a customer's new contact `id`: the agent who last
+    /// served them (sticky routing), whether their open case already had a contact (a
+    /// repeat contact on an unresolved case), and whether they are a VIP (tier gold or
+    /// vip).
+    pub async fn routing_hints(
+        &self,
+        customer: i64,
+        id: &str,
+    ) -> Result<(Option<String>, bool, bool), StoreError> {
+        with_db!(self, |pool, sql| {
+            let r = sqlx::query(sql("SELECT (SELECT agent FROM interactions WHERE customer_id = ? AND agent IS NOT NULL AND id <> ? ORDER BY started_at DESC LIMIT 1), (SELECT COUNT(*) FROM interactions i JOIN conversations c ON c.id = i.conversation_id WHERE c.customer_id = ? AND c.status = 'open' AND i.id <> ?), (SELECT tier FROM customers WHERE id = ?)"))
+                .bind(customer)
+                .bind(id)
+                .bind(customer)
+                .bind(id)
+                .bind(customer)
+                .fetch_one(pool)
+                .await?;
+            let tier: Option<String> = r.get(2);
+            Ok((
+                r.get(0),
+                r.get::<i64, _>(1) > 0,
+                matches!(tier.as_deref(), Some("gold" | "vip")),
+            ))
+        })
     }
 
     /// An agent accepted the interaction: it is theirs (answered is written when they

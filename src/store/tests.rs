@@ -370,12 +370,34 @@ async fn agents_queues_wrap_up_and_what_an_agent_may_see(s: Store) {
         .await
         .unwrap();
     assert_ne!(conv2, Some(conv));
+    // Routing hints: ann served them last; the new case has no earlier contact yet,
+    // then a second contact on it is a repeat; a gold customer is a VIP.
+    assert_eq!(
+        s.routing_hints(c, "call2").await.unwrap(),
+        (Some("ann".to_string()), false, false)
+    );
+    s.start_interaction(&new("chat3", "someone@example.org"))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.routing_hints(c, "chat3").await.unwrap(),
+        (Some("ann".to_string()), true, false)
+    );
+    let ada = s
+        .customer_by_identity(IdentityKind::Email, "ada@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        s.routing_hints(ada, "none").await.unwrap(),
+        (None, false, true)
+    );
     let hist = s.customer_interactions(c, 10).await.unwrap();
     let ids: Vec<&str> = hist.iter().map(|i| i.id.as_str()).collect();
-    assert_eq!(ids, ["call2", "chat1"]);
+    assert_eq!(ids, ["chat3", "call2", "chat1"]);
     assert_eq!(s.customer_interactions(c, 1).await.unwrap().len(), 1);
     let recent = s.recent_interactions(1).await.unwrap();
-    assert_eq!(recent[0].id, "call2");
+    assert_eq!(recent[0].id, "chat3");
     // Two contacts racing for a customer without a case get one case.
     let (a, b) = tokio::join!(s.open_conversation(c), s.open_conversation(c));
     assert_eq!(a.unwrap(), b.unwrap());

@@ -1,3 +1,8 @@
+//! The contact centre's actors in process, on a real store file and real Arbiters.
+//!
+//! Sticky routing and repeat contacts: a customer's new chat goes first to the agent
+//! who served them, although another is less busy.
+//!
 //! A failing actor costs its own interaction and nothing else: a chat actor that panics
 //! ends its chat as failed (in the store, to the customer, to the agent) while the
 //! other chat on the node goes on; an agent actor that panics logs the agent out and
@@ -184,4 +189,73 @@ async fn a_failing_actor_ends_or_hands_over_its_own_work_and_nothing_else() {
     let mut alice = agent_socket(&centre, "alice").await;
     let s = next(&mut alice, "her state", |v| v["type"] == "state").await;
     assert_eq!(s["presence"], "available", "{s}");
+}
+
+#[actix_rt::test]
+async fn a_returning_customer_is_offered_first_to_the_agent_who_served_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = crate::store::Store::open(&dir.path().join("t.db"))
+        .await
+        .unwrap();
+    let cfg = Config::parse(
+        "demo = false
+[[queue]]
+name = \"support\"
+strategy = \"least_occupied\"
+sticky_secs = 30
+[[agent]]
+name = \"ann\"
+password = \"ann-secret\"
+queues = [\"support\"]
+[[agent]]
+name = \"ben\"
+password = \"ben-secret\"
+queues = [\"support\"]
+[chat]
+queue = \"support\"
+",
+        "t.toml",
+    )
+    .unwrap();
+    let centre = Centre::start(&cfg, store.clone()).await.unwrap();
+    centre.login("ann", "ann-secret").await.unwrap();
+    let mut ann = agent_socket(&centre, "ann").await;
+    // Ann serves X and Y; X's chat ends with the case left open.
+    let (x1, _) = centre.start_chat("X", "x@example.com").await.unwrap();
+    let (y1, _) = centre.start_chat("Y", "y@example.com").await.unwrap();
+    for id in [&x1, &y1] {
+        next(&mut ann, "ann's offers", |v| {
+            v["type"] == "offer" && v["interaction"] == id.as_str()
+        })
+        .await;
+        accept(&centre, "ann", id).await;
+    }
+    let (_, x1_chat) = centre.chat(&x1).unwrap();
+    x1_chat.send(Customer::Leave).await.unwrap();
+    next(&mut ann, "x1 ended", |v| {
+        v["type"] == "ended" && v["interaction"] == x1.as_str()
+    })
+    .await;
+
+    // Ben arrives with nothing on: least-occupied would pick him.
+    centre.login("ben", "ben-secret").await.unwrap();
+    let mut ben = agent_socket(&centre, "ben").await;
+    next(&mut ben, "ben's state", |v| v["type"] == "state").await;
+    // X comes back: offered to ann (sticky), marked as a repeat contact.
+    let (x2, _) = centre.start_chat("X", "x@example.com").await.unwrap();
+    let o = next(&mut ann, "x2 offered to ann", |v| v["type"] == "offer").await;
+    assert_eq!(o["interaction"], x2.as_str(), "{o}");
+    // A new customer Z goes to ben, the less busy: and it is the first thing he is
+    // offered (x2 never was).
+    let (z1, _) = centre.start_chat("Z", "z@example.com").await.unwrap();
+    let o = next(&mut ben, "ben's first offer", |v| v["type"] == "offer").await;
+    assert_eq!(o["interaction"], z1.as_str(), "{o}");
+    let i = store.interaction(&x2).await.unwrap().unwrap();
+    assert_eq!(
+        store
+            .routing_hints(i.customer_id.unwrap(), &x2)
+            .await
+            .unwrap(),
+        (Some("ann".to_string()), true, false)
+    );
 }
