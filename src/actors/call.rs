@@ -269,6 +269,7 @@ impl CallActor {
         let name = format!("{}-{}.wav", crate::clock::unix_secs(), self.a.call);
         let path = self.cfg.recordings_dir.join(name);
         tracing::info!(call = %self.a.call, path = %path.display(), "recording");
+        self.ivr_recording(&path);
         self.media(ctx).record(path);
     }
 

@@ -59,6 +59,8 @@ enum StoreWrite {
     Answered(String),
     /// The call with the agent ended (the run ended when the agent answered).
     End(String),
+    /// A recording file started.
+    Recording(String),
 }
 
 fn store_writer(store: Store, id: String) -> tokio::sync::mpsc::UnboundedSender<StoreWrite> {
@@ -91,6 +93,17 @@ fn store_writer(store: Store, id: String) -> tokio::sync::mpsc::UnboundedSender<
                 StoreWrite::Timeline(kind, data) => store.add_timeline(&id, kind, data).await,
                 StoreWrite::Answered(agent) => store.interaction_answered(&id, &agent).await,
                 StoreWrite::End(outcome) => store.end_interaction(&id, &outcome).await,
+                StoreWrite::Recording(path) => {
+                    let r = store.set_recording(&id, &path).await;
+                    match r {
+                        Ok(()) => {
+                            store
+                                .add_timeline(&id, "recording", serde_json::json!({"path": path}))
+                                .await
+                        }
+                        e => e,
+                    }
+                }
             };
             if let Err(e) = r {
                 tracing::warn!(interaction = %id, error = %e, "cannot write the interaction");
@@ -747,6 +760,15 @@ impl CallActor {
             let _ = ivr
                 .writer
                 .send(StoreWrite::End(format!("answered by {agent}")));
+        }
+    }
+
+    /// A recording of this call started: on its record and timeline.
+    pub(super) fn ivr_recording(&mut self, path: &std::path::Path) {
+        if let Some(ivr) = self.ivr.as_ref() {
+            let _ = ivr
+                .writer
+                .send(StoreWrite::Recording(path.display().to_string()));
         }
     }
 

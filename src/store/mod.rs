@@ -1067,6 +1067,20 @@ impl Store {
         })
     }
 
+    /// The interaction's recording file (the first one kept when recording is turned
+    /// off and on again: later files are on the timeline).
+    pub async fn set_recording(&self, id: &str, path: &str) -> Result<(), StoreError> {
+        with_db!(self, |pool, sql| sqlx::query(sql(
+            "UPDATE interactions SET recording = COALESCE(recording, ?) WHERE id = ?"
+        ))
+        .bind(path)
+        .bind(id)
+        .execute(pool)
+        .await?
+        .rows_affected());
+        Ok(())
+    }
+
     /// An agent accepted the interaction: it is theirs (answered is written when they
     /// are connected).
     pub async fn interaction_assigned(&self, id: &str, agent: &str) -> Result<(), StoreError> {

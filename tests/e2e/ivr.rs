@@ -393,6 +393,25 @@ steps:
         .map(|e| e.unwrap().path())
         .find(|p| p.extension().is_some_and(|e| e == "wav"))
         .expect("a recording");
+    // The interaction points at it, and has it on its timeline.
+    let (_, body) = g.get_auth("/api/interactions?limit=1", "test-token");
+    let list: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let id = list[0]["id"].as_str().unwrap().to_string();
+    let (_, body) = g.get_auth(&format!("/api/interactions/{id}"), "test-token");
+    let one: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        std::path::Path::new(one["recording"].as_str().expect("recording on record")),
+        rec.as_path(),
+        "{one}"
+    );
+    assert!(
+        one["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "recording"),
+        "{one}"
+    );
     let mut r = hound::WavReader::open(&rec).unwrap();
     let right: Vec<i16> = r
         .samples::<i16>()
