@@ -240,9 +240,43 @@ pub fn sipp(dir: &Path, args: &[&str]) -> Output {
         .expect("run sipp")
 }
 
+/// A SIPp in the background, killed if the test ends (or panics) while it runs, so a
+/// failed test leaves no SIPp holding its ports.
+pub struct Spawned(Option<Child>);
+
+impl Spawned {
+    pub fn wait_with_output(mut self) -> std::io::Result<Output> {
+        self.0.take().expect("running").wait_with_output()
+    }
+}
+
+impl std::ops::Deref for Spawned {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        self.0.as_ref().expect("running")
+    }
+}
+
+impl std::ops::DerefMut for Spawned {
+    fn deref_mut(&mut self) -> &mut Child {
+        self.0.as_mut().expect("running")
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.as_mut() {
+            if let Ok(None) = c.try_wait() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+}
+
 /// Starts SIPp in the background.
-pub fn sipp_spawn(dir: &Path, args: &[&str]) -> Child {
-    Command::new(sipp_path())
+pub fn sipp_spawn(dir: &Path, args: &[&str]) -> Spawned {
+    let child = Command::new(sipp_path())
         .current_dir(dir)
         .args([
             "-i",
@@ -260,7 +294,8 @@ pub fn sipp_spawn(dir: &Path, args: &[&str]) -> Child {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("start sipp")
+        .expect("start sipp");
+    Spawned(Some(child))
 }
 
 pub fn assert_sipp_ok(out: &Output, what: &str, g: &Gateway) {
