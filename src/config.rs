@@ -482,26 +482,7 @@ impl Config {
         };
         parse_port_range(&self.rtp.ports).map_err(|e| err("ports", &self.rtp.ports, e))?;
         let db = self.data.database.trim();
-        if !(db.is_empty()
-            || db.starts_with("sqlite:")
-            || db.starts_with("postgres://")
-            || db.starts_with("postgresql://"))
-        {
-            return Err(err(
-                "database",
-                db,
-                format!("\"{db}\" is not sqlite:PATH, postgres://... or postgresql://..."),
-            ));
-        }
-        if (db.starts_with("postgres://") || db.starts_with("postgresql://"))
-            && !cfg!(feature = "postgres")
-        {
-            return Err(err(
-                "database",
-                db,
-                "this omnigate was built without PostgreSQL (cargo feature `postgres`)".into(),
-            ));
-        }
+        crate::store::Database::parse(db).map_err(|e| err("database", db, e))?;
         for t in &self.trunks {
             for c in &t.inbound {
                 if Cidr::parse(c).is_none() {

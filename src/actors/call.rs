@@ -466,15 +466,7 @@ impl CallActor {
                 b.ended = true;
             }
             if !self.a.ended {
-                if self.a.established || self.a.media.is_some() {
-                    self.send(CallCommand::Hangup(self.a.call));
-                } else {
-                    self.send(CallCommand::Reject(
-                        self.a.call,
-                        480,
-                        "Temporarily Unavailable",
-                    ));
-                }
+                self.end_caller(480, "Temporarily Unavailable");
             }
         } else {
             self.a.ended = true;
@@ -504,6 +496,15 @@ impl Drop for CallActor {
 }
 
 impl CallActor {
+    /// Ends the caller's leg: a BYE once it is answered, else this final response.
+    fn end_caller(&self, code: u16, reason: &'static str) {
+        if self.a.established || self.answered || self.a.media.is_some() {
+            self.send(CallCommand::Hangup(self.a.call));
+        } else {
+            self.send(CallCommand::Reject(self.a.call, code, reason));
+        }
+    }
+
     /// The actor failed (a panic): its legs are hung up (an unanswered caller gets a
     /// 500), the media task ends with its handle, and the interaction is ended as
     /// failed and taken out of its queue.
@@ -511,15 +512,7 @@ impl CallActor {
         self.wound_up = true;
         tracing::error!(call = %self.a.call, reason = %crate::panics::reason(), "call actor failed; ending its call");
         if !self.a.ended {
-            if self.a.established || self.answered || self.a.media.is_some() {
-                self.send(CallCommand::Hangup(self.a.call));
-            } else {
-                self.send(CallCommand::Reject(
-                    self.a.call,
-                    500,
-                    "Server Internal Error",
-                ));
-            }
+            self.end_caller(500, "Server Internal Error");
         }
         if let Some(b) = self.b.as_ref().filter(|b| !b.ended) {
             self.send(CallCommand::Hangup(b.call));

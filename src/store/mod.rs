@@ -466,6 +466,43 @@ const CONVERSATION_TIMELINE: &str = "SELECT id, 'interaction started', CAST(json
     UNION ALL SELECT COALESCE(interaction_id, ''), kind, data, at, 2, id FROM timeline WHERE conversation_id = ?
     ORDER BY at, o, n";
 
+/// Which database a `[data] database` value names.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Database<'a> {
+    /// SQLite: the default file (empty value) or `sqlite:PATH`.
+    Sqlite(Option<&'a str>),
+    /// A `postgres://` or `postgresql://` URL.
+    Postgres(&'a str),
+}
+
+impl<'a> Database<'a> {
+    /// Reads the value; an error says what is accepted.
+    pub fn parse(url: &'a str) -> Result<Database<'a>, String> {
+        let url = url.trim();
+        if url.is_empty() {
+            return Ok(Database::Sqlite(None));
+        }
+        if let Some(path) = url.strip_prefix("sqlite:") {
+            let path = path.strip_prefix("//").unwrap_or(path);
+            if path.is_empty() {
+                return Err(format!("\"{url}\" names no file (sqlite:PATH)"));
+            }
+            return Ok(Database::Sqlite(Some(path)));
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            if !cfg!(feature = "postgres") {
+                return Err(
+                    "this omnigate was built without PostgreSQL (cargo feature `postgres`)".into(),
+                );
+            }
+            return Ok(Database::Postgres(url));
+        }
+        Err(format!(
+            "\"{url}\" is not sqlite:PATH, postgres://... or postgresql://..."
+        ))
+    }
+}
+
 /// Store times are Unix milliseconds.
 fn now() -> i64 {
     crate::clock::unix_millis() as i64
@@ -543,25 +580,14 @@ impl Store {
     /// `sqlite:PATH` or an empty string (`default_file`) for SQLite; and brings its
     /// schema up to date.
     pub async fn connect(url: &str, default_file: &Path) -> Result<Store, StoreError> {
-        let url = url.trim();
-        if url.is_empty() {
-            return Store::open(default_file).await;
-        }
-        if let Some(path) = url.strip_prefix("sqlite:") {
-            let path = path.strip_prefix("//").unwrap_or(path);
-            return Store::open(Path::new(path)).await;
-        }
-        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        match Database::parse(url).map_err(StoreError::Url)? {
+            Database::Sqlite(None) => Store::open(default_file).await,
+            Database::Sqlite(Some(path)) => Store::open(Path::new(path)).await,
             #[cfg(feature = "postgres")]
-            return Store::open_postgres(url).await;
+            Database::Postgres(url) => Store::open_postgres(url).await,
             #[cfg(not(feature = "postgres"))]
-            return Err(StoreError::Url(
-                "this omnigate was built without PostgreSQL (cargo feature `postgres`)".into(),
-            ));
+            Database::Postgres(_) => unreachable!("refused by Database::parse"),
         }
-        Err(StoreError::Url(format!(
-            "database `{url}`: expected postgres://..., postgresql://... or sqlite:PATH"
-        )))
     }
 
     /// Opens (creating when missing) an SQLite database file and brings its schema up

@@ -442,7 +442,34 @@ async fn postgres_schema_is_set_up_once_when_nodes_start_together() {
         .await
         .err()
         .unwrap();
-    assert!(e.to_string().contains("expected postgres://"), "{e}");
+    assert!(
+        e.to_string().contains("is not sqlite:PATH, postgres://"),
+        "{e}"
+    );
+}
+
+#[test]
+fn database_values() {
+    assert_eq!(Database::parse(" "), Ok(Database::Sqlite(None)));
+    assert_eq!(
+        Database::parse("sqlite:///var/lib/og.db"),
+        Ok(Database::Sqlite(Some("/var/lib/og.db")))
+    );
+    assert_eq!(
+        Database::parse("sqlite:data/x.db"),
+        Ok(Database::Sqlite(Some("data/x.db")))
+    );
+    assert!(Database::parse("sqlite:")
+        .unwrap_err()
+        .contains("names no file"));
+    assert!(Database::parse("mysql://h/d")
+        .unwrap_err()
+        .contains("is not sqlite:PATH"));
+    #[cfg(feature = "postgres")]
+    assert_eq!(
+        Database::parse("postgresql://u@h/d"),
+        Ok(Database::Postgres("postgresql://u@h/d"))
+    );
 }
 
 #[test]

@@ -598,25 +598,7 @@ fn a_queued_caller_is_offered_to_the_agent_whose_phone_rings_and_answers() {
     g.wait_log("dialplan loaded");
     let sip = format!("127.0.0.1:{}", g.sip);
     // Ann's desk phone registers as 1001 and will answer one call.
-    let reg = sipp(
-        g.dir.path(),
-        &[
-            "-sf",
-            &scenario("register.xml"),
-            "-s",
-            "1001",
-            "-au",
-            "1001",
-            "-ap",
-            "demo1001",
-            "-p",
-            "23880",
-            "-m",
-            "1",
-            &sip,
-        ],
-    );
-    assert_sipp_ok(&reg, "REGISTER 1001", &g);
+    register_demo_phone(&g, "1001", 23880);
     let mut phone = sipp_spawn(
         g.dir.path(),
         &["-sn", "uas", "-p", "23880", "-mp", "23884", "-m", "1"],

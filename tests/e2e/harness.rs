@@ -298,6 +298,30 @@ pub fn sipp_spawn(dir: &Path, args: &[&str]) -> Spawned {
     Spawned(Some(child))
 }
 
+/// Registers the demo user `user` (password `demo<user>`) from SIPp on `port`, where a
+/// SIPp started next can answer the calls that come to it.
+pub fn register_demo_phone(g: &Gateway, user: &str, port: u16) {
+    let out = sipp(
+        g.dir.path(),
+        &[
+            "-sf",
+            &scenario("register.xml"),
+            "-s",
+            user,
+            "-au",
+            user,
+            "-ap",
+            &format!("demo{user}"),
+            "-p",
+            &port.to_string(),
+            "-m",
+            "1",
+            &format!("127.0.0.1:{}", g.sip),
+        ],
+    );
+    assert_sipp_ok(&out, &format!("REGISTER {user}"), g);
+}
+
 pub fn assert_sipp_ok(out: &Output, what: &str, g: &Gateway) {
     if !out.status.success() {
         let errs: String = std::fs::read_dir(g.dir.path())

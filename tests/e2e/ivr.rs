@@ -456,25 +456,7 @@ steps:
     let g = ivr_gateway(23000, dp.path(), false, "");
     let sip = format!("127.0.0.1:{}", g.sip);
     // The agent's phone registers as 1001 from port 23095 (1002 stays unregistered)...
-    let reg = sipp(
-        g.dir.path(),
-        &[
-            "-sf",
-            &scenario("register.xml"),
-            "-s",
-            "1001",
-            "-au",
-            "1001",
-            "-ap",
-            "demo1001",
-            "-p",
-            "23095",
-            "-m",
-            "1",
-            &sip,
-        ],
-    );
-    assert_sipp_ok(&reg, "REGISTER 1001", &g);
+    register_demo_phone(&g, "1001", 23095);
     // ...then answers calls on that port.
     let mut phone = sipp_spawn(
         g.dir.path(),
