@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh Debian machine, installing the real peers the
 # tests drive (SIPp from Debian's sip-tester package, baresip, espeak-ng for the IVR's
-# `say`, PostgreSQL for the store's second database) when they are missing. The tests
+# `say`, PostgreSQL for the store's second database, Chromium + Node.js + playwright-core
+# for the agent desktop in a real browser) when they are missing. The tests
 # start their own PostgreSQL server (as `nobody` when run as root); nothing is left
 # running.
 # A peer that cannot be installed makes this script fail loudly; tests never skip.
@@ -16,6 +17,9 @@ have_postgres() {
     command -v initdb >/dev/null 2>&1 || compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null
 }
 have_postgres || missing+=(postgresql)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "==> installing test peers: ${missing[*]}"
     SUDO=""
@@ -27,6 +31,14 @@ command -v sipp >/dev/null 2>&1 || { echo "SIPp is still missing after install" 
 command -v baresip >/dev/null 2>&1 || { echo "baresip is still missing after install" >&2; exit 1; }
 command -v espeak-ng >/dev/null 2>&1 || { echo "espeak-ng is still missing after install" >&2; exit 1; }
 have_postgres || { echo "PostgreSQL (initdb) is still missing after install" >&2; exit 1; }
+[ -x /usr/bin/chromium ] || { echo "Chromium is still missing after install" >&2; exit 1; }
+# playwright-core drives the system Chromium (it never downloads a browser); pinned in
+# tests/browser/package-lock.json.
+if [ ! -d tests/browser/node_modules/playwright-core ]; then
+    echo "==> installing playwright-core (tests/browser)"
+    (cd tests/browser && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
+fi
+[ -d tests/browser/node_modules/playwright-core ] || { echo "playwright-core is still missing" >&2; exit 1; }
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

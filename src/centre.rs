@@ -33,6 +33,11 @@ struct Inner {
     sessions: Mutex<HashMap<String, String>>,
     agents: Mutex<HashMap<String, Addr<AgentActor>>>,
     chats: Chats,
+    /// Live calls with an interaction (queued or with an agent), by interaction id.
+    calls: Mutex<HashMap<String, Addr<crate::actors::call::CallActor>>>,
+    /// Agents without a phone take calls in the browser (`[webrtc] port` set).
+    browser_calls: bool,
+    webhooks: crate::webhooks::Webhooks,
     chat_queue: Option<String>,
     chat_priority: u8,
     greeting: String,
@@ -93,14 +98,14 @@ fn token() -> String {
 }
 
 /// The router's view of an agent account.
-pub fn login_of(a: &AgentConfig) -> AgentLogin {
+pub fn login_of(a: &AgentConfig, browser_calls: bool) -> AgentLogin {
     let mut capacity: HashMap<_, _> = a
         .capacity
         .iter()
         .filter_map(|(c, n)| crate::routing::parse_channel(c).map(|c| (c, *n)))
         .collect();
-    if a.extension.is_none() {
-        // Calls ring the agent's phone; browser calls (WebRTC) are not served yet.
+    if a.extension.is_none() && !browser_calls {
+        // No phone, and browser calls (`[webrtc] port = 0`) are off.
         capacity.remove(&crate::routing::engine::Channel::Voice);
         capacity.remove(&crate::routing::engine::Channel::Video);
     }
@@ -214,6 +219,9 @@ impl Centre {
             sessions: Mutex::new(HashMap::new()),
             agents: Mutex::new(HashMap::new()),
             chats: Arc::new(Mutex::new(HashMap::new())),
+            calls: Mutex::new(HashMap::new()),
+            browser_calls: cfg.webrtc.port != 0,
+            webhooks: crate::webhooks::Webhooks::new(cfg.webhooks.clone()),
             chat_queue: cfg.chat_queue(),
             chat_priority: cfg.chat.priority,
             greeting: cfg.chat.greeting.clone(),
@@ -257,7 +265,7 @@ impl Centre {
         self.0
             .router
             .send(Login {
-                login: login_of(&acc.spec),
+                login: login_of(&acc.spec, self.0.browser_calls),
                 addr,
             })
             .await
@@ -452,6 +460,49 @@ impl Centre {
         chats.insert(id.clone(), (t.clone(), addr));
         tracing::info!(interaction = %id, ?customer, ?conversation, "chat started");
         Ok((id, t))
+    }
+
+    /// A call joins (or leaves, `None`) the live calls agents can act on.
+    pub fn set_call(&self, interaction: &str, addr: Option<Addr<crate::actors::call::CallActor>>) {
+        let mut calls = self.0.calls.lock().unwrap();
+        match addr {
+            Some(a) => calls.insert(interaction.to_string(), a),
+            None => calls.remove(interaction),
+        };
+    }
+
+    /// A live call by interaction id.
+    pub fn call(&self, interaction: &str) -> Option<Addr<crate::actors::call::CallActor>> {
+        self.0.calls.lock().unwrap().get(interaction).cloned()
+    }
+
+    pub fn webhooks(&self) -> &crate::webhooks::Webhooks {
+        &self.0.webhooks
+    }
+
+    /// A customer's card, recent interactions and the timeline of their open case (the
+    /// screen-pop; `None`: no such customer).
+    pub async fn customer_view(
+        &self,
+        id: i64,
+    ) -> Result<Option<serde_json::Value>, crate::store::StoreError> {
+        let Some(card) = self.store().customer_card(id).await? else {
+            return Ok(None);
+        };
+        let recent = self.store().customer_interactions(id, 20).await?;
+        let timeline = match card["open_conversation"].as_i64() {
+            Some(conv) => self
+                .store()
+                .conversation_timeline(conv)
+                .await?
+                .into_iter()
+                .map(|(i, k, d)| serde_json::json!({"interaction": i, "kind": k, "data": d}))
+                .collect(),
+            None => vec![],
+        };
+        Ok(Some(
+            serde_json::json!({"customer": card, "interactions": recent, "timeline": timeline}),
+        ))
     }
 
     /// A live chat by interaction id.

@@ -36,6 +36,57 @@ pub struct Config {
     #[serde(rename = "agent")]
     pub agents: Vec<AgentConfig>,
     pub chat: ChatConfig,
+    pub webrtc: WebRtcConfig,
+    #[serde(rename = "webhook")]
+    pub webhooks: Vec<WebhookConfig>,
+}
+
+/// `[webrtc]`: browser legs (agents answering calls in the desktop page).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebRtcConfig {
+    /// The UDP port every browser leg shares (ICE, DTLS-SRTP); 0: browser calls off.
+    pub port: u16,
+    /// Address browsers send to (our ICE host candidate), e.g. the public address of a
+    /// NAT. Default: `[rtp] address`, else the SIP advertise address.
+    pub public_address: Option<std::net::IpAddr>,
+    /// Music a caller hears when the agent holds the call (8 kHz or any WAV, resampled).
+    /// Default: `hold-music.wav` from the dialplans' prompts folder, else a soft tone.
+    pub hold_music: String,
+}
+
+impl Default for WebRtcConfig {
+    fn default() -> Self {
+        WebRtcConfig {
+            port: 20100,
+            public_address: None,
+            hold_music: String::new(),
+        }
+    }
+}
+
+/// `[[webhook]]`: screen-pop events posted to a CRM, signed with HMAC-SHA256.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    pub url: String,
+    /// Key for the `X-Omnigate-Signature` header (`sha256=` hex HMAC of
+    /// `<timestamp>.<body>`, timestamp in `X-Omnigate-Timestamp`).
+    pub secret: String,
+    /// Events to post: `call.offered`, `call.connected` (default: both).
+    #[serde(default = "default_webhook_events")]
+    pub events: Vec<String>,
+    /// Attempts before giving up (1-10), with 1 s, 2 s, 4 s... between them.
+    #[serde(default = "default_webhook_attempts")]
+    pub attempts: u32,
+}
+
+fn default_webhook_events() -> Vec<String> {
+    vec!["call.offered".into(), "call.connected".into()]
+}
+
+fn default_webhook_attempts() -> u32 {
+    4
 }
 
 /// `[[queue]]`: where work waits for agents and how it is handed out.
@@ -483,6 +534,38 @@ impl Config {
         parse_port_range(&self.rtp.ports).map_err(|e| err("ports", &self.rtp.ports, e))?;
         let db = self.data.database.trim();
         crate::store::Database::parse(db).map_err(|e| err("database", db, e))?;
+        for w in &self.webhooks {
+            if !(w.url.starts_with("http://") || w.url.starts_with("https://")) {
+                return Err(err(
+                    "url",
+                    &w.url,
+                    format!("\"{}\" is not an http(s) URL", w.url),
+                ));
+            }
+            if w.secret.len() < 16 {
+                return Err(err(
+                    "secret",
+                    &w.secret,
+                    "a webhook secret must be at least 16 bytes".into(),
+                ));
+            }
+            if !(1..=10).contains(&w.attempts) {
+                return Err(err(
+                    "attempts",
+                    &w.attempts.to_string(),
+                    "must be 1 to 10".into(),
+                ));
+            }
+            for e in &w.events {
+                if !matches!(e.as_str(), "call.offered" | "call.connected") {
+                    return Err(err(
+                        "events",
+                        e,
+                        format!("\"{e}\" is not call.offered or call.connected"),
+                    ));
+                }
+            }
+        }
         for t in &self.trunks {
             for c in &t.inbound {
                 if Cidr::parse(c).is_none() {
@@ -772,7 +855,9 @@ impl Config {
                     "bob",
                     "Bob Agent",
                     &[("support", 9), ("sales", 5), ("spanish", 9)],
-                    Some("1002"),
+                    // Bob takes calls in the browser (the agent desktop at /agent);
+                    // Alice's ring her desk phone, extension 1001.
+                    None,
                 ),
             ] {
                 if !v.iter().any(|x| x.name == a.name) {

@@ -21,3 +21,5 @@ pub mod sdp;
 pub mod server;
 pub mod sip;
 pub mod store;
+pub mod webhooks;
+pub mod webrtc;

@@ -179,6 +179,19 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
         forward_trunk: (!cfg.calls.forward_trunk.is_empty())
             .then(|| cfg.calls.forward_trunk.clone()),
         ivr: None,
+        webrtc: if cfg.webrtc.port == 0 {
+            None
+        } else {
+            let ip = cfg.rtp.address.unwrap_or(adv);
+            let port = crate::webrtc::WebRtcPort::bind(
+                std::net::SocketAddr::new(ip, cfg.webrtc.port),
+                cfg.webrtc.public_address.unwrap_or(ip),
+            )
+            .map_err(|e| format!("[webrtc] port {}: {e}", cfg.webrtc.port))?;
+            tracing::info!(listen = %port.local(), advertised = %port.advertised(), "browser calls (WebRTC) on one UDP port");
+            Some(port)
+        },
+        hold_music: hold_music(&cfg)?,
     };
     std::fs::create_dir_all(&handler.recordings_dir)
         .map_err(|e| format!("{}: {e}", handler.recordings_dir.display()))?;
@@ -392,6 +405,31 @@ async fn start_ivr(cfg: &Config) -> Result<Arc<crate::actors::call::IvrContext>,
     }))
 }
 
+/// `[webrtc] hold_music`, else the dialplans' `prompts/hold-music.wav`, else a soft
+/// 440 Hz tone, one second in four.
+fn hold_music(cfg: &Config) -> Result<crate::media::player::Samples, String> {
+    let configured = !cfg.webrtc.hold_music.is_empty();
+    let path = if configured {
+        std::path::PathBuf::from(&cfg.webrtc.hold_music)
+    } else {
+        cfg.dialplan.dir.join("prompts").join("hold-music.wav")
+    };
+    if configured || path.exists() {
+        return crate::media::player::load_wav(&path)
+            .map_err(|e| format!("hold music {}: {e}", path.display()));
+    }
+    let tone: Vec<i16> = (0..32000)
+        .map(|i| {
+            if i < 8000 {
+                ((i as f32 * 440.0 * std::f32::consts::TAU / 8000.0).sin() * 2000.0) as i16
+            } else {
+                0
+            }
+        })
+        .collect();
+    Ok(tone.into())
+}
+
 fn log_reload(r: Option<crate::dialplan::set::ReloadReport>) {
     let Some(r) = r else { return };
     for (flow, version) in &r.loaded {
@@ -422,6 +460,15 @@ fn apply(
         CallCommand::Answer(call, sdp) => core.answer(now, call, sdp),
         CallCommand::Reject(call, code, why) => core.reject(now, call, code, why),
         CallCommand::Hangup(call) => core.hangup(now, call),
+        CallCommand::Hold(call, on) => core.reinvite(
+            now,
+            call,
+            if on {
+                crate::sdp::Direction::SendOnly
+            } else {
+                crate::sdp::Direction::SendRecv
+            },
+        ),
         CallCommand::Originate {
             call,
             to,

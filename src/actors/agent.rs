@@ -31,6 +31,8 @@ pub enum AgentPush {
         interaction: String,
         channel: &'static str,
         customer: Option<i64>,
+        /// The desktop takes this call in the browser (sends a `webrtc_offer`).
+        browser_call: bool,
     },
     /// The work left the agent (ended, or handed on).
     Ended {
@@ -154,6 +156,7 @@ impl Handler<AgentPush> for AgentActor {
             AgentPush::Assigned { interaction, .. } => {
                 let mut w = self.offers.remove(interaction).unwrap_or(json.clone());
                 w["type"] = "work".into();
+                w["browser_call"] = json["browser_call"].clone();
                 self.work.insert(interaction.clone(), w);
             }
             AgentPush::Ended { interaction } => {

@@ -26,8 +26,11 @@ use tokio::sync::mpsc;
 
 #[path = "ivr.rs"]
 mod ivr;
+#[path = "softphone.rs"]
+mod softphone;
 use ivr::ivr_input_failed;
 pub use ivr::IvrContext;
+pub use softphone::AgentCall;
 
 impl std::fmt::Debug for IvrContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -52,6 +55,8 @@ pub enum CallCommand {
         sdp: Bytes,
         owner: Addr<CallActor>,
     },
+    /// Put the leg on hold (re-INVITE with sendonly) or take it off (sendrecv).
+    Hold(CallRef, bool),
     /// Place a call; `owner` receives its events (a forwarding actor's second leg).
     Originate {
         call: CallRef,
@@ -81,6 +86,10 @@ pub struct HandlerConfig {
     pub forward_trunk: Option<String>,
     /// Dialplans, the store and the queues (none: the built-in handler only).
     pub ivr: Option<Arc<IvrContext>>,
+    /// The port browser legs share (none: agents without a phone take no calls).
+    pub webrtc: Option<Arc<crate::webrtc::WebRtcPort>>,
+    /// What a caller on hold hears.
+    pub hold_music: Samples,
 }
 
 /// Events for one SIP leg of a call, from the SIP driver.
@@ -109,6 +118,8 @@ struct Leg {
     sockets: Option<LegSockets>,
     local: Option<Local>,
     media: Option<LegId>,
+    /// The codec negotiated on this leg, once it has media.
+    codec: Option<Codec>,
     /// We sent the offer (answer comes in the 2xx or ACK).
     we_offered: bool,
     established: bool,
@@ -122,6 +133,7 @@ impl Leg {
             sockets: None,
             local: None,
             media: None,
+            codec: None,
             we_offered: false,
             established: false,
             ended: false,
@@ -151,6 +163,10 @@ pub struct CallActor {
     pending_media: Vec<Item>,
     /// `stopped()` ran (a drop without it is a failure, see `crate::panics`).
     wound_up: bool,
+    /// The agent taking this call in their browser.
+    web: Option<softphone::WebAgent>,
+    /// An agent put the caller on hold.
+    held: bool,
 }
 
 impl CallActor {
@@ -184,6 +200,8 @@ impl CallActor {
             ivr: None,
             pending_media: vec![],
             wound_up: false,
+            web: None,
+            held: false,
         }
     }
 
@@ -215,6 +233,8 @@ impl CallActor {
             ivr: None,
             pending_media: vec![],
             wound_up: false,
+            web: None,
+            held: false,
         }
     }
 
@@ -254,11 +274,13 @@ impl CallActor {
             self.a.sockets.take()?
         };
         let id = self.media(ctx).add_leg(LegParams::from_sdp(n), sockets);
-        if which_b {
-            self.b.as_mut()?.media = Some(id);
+        let leg = if which_b {
+            self.b.as_mut()?
         } else {
-            self.a.media = Some(id);
-        }
+            &mut self.a
+        };
+        leg.media = Some(id);
+        leg.codec = Some(n.audio.codec);
         Some(id)
     }
 
@@ -632,6 +654,8 @@ impl Handler<MediaNotice> for CallActor {
             MediaNotice::Event(MediaEvent::RecordingError { error }) => {
                 tracing::warn!(call = %self.a.call, %error, "recording failed")
             }
+            MediaNotice::Browser(leg, Ok(())) => self.browser_connected(ctx, leg),
+            MediaNotice::Browser(leg, Err(why)) => self.browser_failed(leg, why),
             MediaNotice::Closed { recording } => {
                 if let Some(p) = recording {
                     tracing::info!(call = %self.a.call, path = %p.display(), "recording saved");

@@ -38,7 +38,7 @@ pub(super) struct Ivr {
     queue_poll: Option<SpawnHandle>,
     /// The agent whose phone rings or who talks to the caller, and whether they
     /// answered.
-    agent: Option<(String, bool)>,
+    pub(super) agent: Option<(String, bool)>,
     /// How the run ended, once it has.
     outcome: Option<String>,
     writer: tokio::sync::mpsc::UnboundedSender<StoreWrite>,
@@ -189,6 +189,7 @@ impl CallActor {
             }),
         );
         let (ictx_store, interaction_id) = (ictx.store.clone(), interaction.clone());
+        ictx.centre.set_call(&interaction, Some(ctx.address()));
         self.ivr = Some(Ivr {
             ctx: ictx,
             run: Run::new(set, flow, &info),
@@ -625,8 +626,7 @@ impl CallActor {
                         m.bridge(a, leg);
                     }
                 }
-                self.ivr_agent_answered();
-                self.ivr_input(ctx, Input::Connected);
+                self.ivr_agent_connected(ctx);
             }
             Err(e) => {
                 tracing::warn!(call = %self.a.call, error = %e, "unusable answer from the transfer target");
@@ -680,6 +680,7 @@ impl CallActor {
                     "offered",
                     serde_json::json!({"agent": agent}),
                 ));
+                self.screen_pop("call.offered", &agent);
             }
             WorkEvent::Assigned {
                 agent, extension, ..
@@ -692,10 +693,15 @@ impl CallActor {
                     return;
                 }
                 let Some(ext) = extension else {
-                    tracing::warn!(%call, %agent, "agent has no phone; the call goes back to the queue");
-                    ivr.ctx.centre.router().do_send(Requeue {
-                        interaction: ivr.interaction.clone(),
-                    });
+                    if self.cfg.webrtc.is_none() {
+                        tracing::warn!(%call, %agent, "agent has no phone and browser calls are off; the call goes back to the queue");
+                        ivr.ctx.centre.router().do_send(Requeue {
+                            interaction: ivr.interaction.clone(),
+                        });
+                        return;
+                    }
+                    ivr.agent = Some((agent.clone(), false));
+                    self.await_browser(ctx, agent);
                     return;
                 };
                 tracing::info!(%call, %agent, extension = %ext, "ringing the agent");
@@ -707,6 +713,10 @@ impl CallActor {
                     "transferred",
                     serde_json::json!({"from": from, "to": to}),
                 ));
+                // The first agent's leg goes; the caller hears music until the next
+                // agent connects. The recording goes on (it is the call's, not the leg's).
+                ivr.agent = None;
+                self.agent_leg_gone();
             }
             WorkEvent::Overflow { to } => {
                 let _ = ivr.writer.send(StoreWrite::Timeline(
@@ -749,10 +759,63 @@ impl CallActor {
         }
     }
 
+    /// The agent's leg connected (their phone answered, or their browser's leg is up):
+    /// on record, the run learns it, and the screen-pop webhook says so.
+    pub(super) fn ivr_agent_connected(&mut self, ctx: &mut Context<Self>) {
+        self.ivr_agent_answered();
+        if let Some(agent) = self.ivr.as_ref().and_then(|i| i.agent.clone()) {
+            self.screen_pop("call.connected", &agent.0);
+        }
+        self.ivr_input(ctx, Input::Connected);
+    }
+
+    /// Something an agent did to the call, on its timeline.
+    pub(super) fn ivr_agent_note(&mut self, kind: &'static str, data: serde_json::Value) {
+        if let Some(ivr) = self.ivr.as_ref() {
+            let _ = ivr.writer.send(StoreWrite::Timeline(kind, data));
+        }
+    }
+
+    /// Posts the screen-pop (customer record, IVR variables) to the webhooks that want
+    /// `event`; the agent's desktop gets the same record from the API.
+    fn screen_pop(&mut self, event: &'static str, agent: &str) {
+        let vars = self.ivr_vars();
+        let Some(ivr) = self.ivr.as_ref() else { return };
+        let centre = ivr.ctx.centre.clone();
+        if !centre.webhooks().wants(event) {
+            return;
+        }
+        let (customer, interaction, queue) =
+            (ivr.customer_id, ivr.interaction.clone(), ivr.queue.clone());
+        let (from, agent) = (self.caller.clone(), agent.to_string());
+        actix_rt::spawn(async move {
+            let record = match customer {
+                Some(id) => centre.customer_view(id).await.unwrap_or_else(|e| {
+                    tracing::warn!(%interaction, error = %e, "screen-pop without the customer record");
+                    None
+                }),
+                None => None,
+            };
+            centre.webhooks().post(
+                event,
+                serde_json::json!({
+                    "interaction": interaction,
+                    "channel": "voice",
+                    "agent": agent,
+                    "queue": queue,
+                    "from": from,
+                    "customer": record,
+                    "ivr": vars,
+                }),
+            );
+        });
+    }
+
     /// The call is over: the router frees the agent (with wrap-up), and a call that
     /// reached an agent gets its end on record.
     pub(super) fn ivr_call_over(&mut self) {
         let Some(ivr) = self.ivr.as_mut() else { return };
+        ivr.ctx.centre.set_call(&ivr.interaction, None);
         ivr.ctx.centre.router().do_send(Ended {
             interaction: ivr.interaction.clone(),
         });
@@ -776,6 +839,7 @@ impl CallActor {
     /// ends as failed, on the timeline.
     pub(super) fn ivr_failed(&mut self) {
         let Some(ivr) = self.ivr.as_mut() else { return };
+        ivr.ctx.centre.set_call(&ivr.interaction, None);
         ivr.ctx.centre.router().do_send(Ended {
             interaction: ivr.interaction.clone(),
         });

@@ -237,6 +237,9 @@ impl RouterActor {
                         interaction: e.work.interaction.clone(),
                         channel: crate::routing::channel_name(e.work.channel),
                         customer: e.work.customer,
+                        // No phone: the desktop offers a WebRTC leg for the call.
+                        browser_call: matches!(e.work.channel, Channel::Voice | Channel::Video)
+                            && a.login.extension.is_none(),
                     });
                 }
                 RouterEvent::Overflow { item, to } => {

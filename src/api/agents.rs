@@ -9,6 +9,7 @@
 
 use super::{authorised, error};
 use crate::actors::agent::{Connect, State};
+use crate::actors::call::AgentCall;
 use crate::actors::chat::AgentAct;
 use crate::actors::router::{AgentList, Answer, QueueList, SetPresence, Transfer, TransferTarget};
 use crate::centre::{Centre, CentreError};
@@ -264,6 +265,18 @@ struct TypingBody {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct HoldBody {
+    on: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DtmfBody {
+    digits: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct WrapBody {
     disposition: String,
     #[serde(default)]
@@ -310,6 +323,23 @@ async fn work(
                         .await,
                 )?;
                 Ok(HttpResponse::NoContent().finish())
+            }
+            "hangup" => call_act(c, &id, AgentCall::Hangup { agent: me }).await,
+            "hold" => {
+                let h: HoldBody = body(&b)?;
+                call_act(c, &id, AgentCall::Hold { agent: me, on: h.on }).await
+            }
+            "dtmf" => {
+                let d: DtmfBody = body(&b)?;
+                call_act(
+                    c,
+                    &id,
+                    AgentCall::Digits {
+                        agent: me,
+                        digits: d.digits,
+                    },
+                )
+                .await
             }
             "end" => {
                 acted(chat_of(c, &id)?.send(AgentAct::End { agent: me }).await)?;
@@ -367,36 +397,18 @@ async fn work(
             }
             _ => Err(error(
                 StatusCode::NOT_FOUND,
-                "no such endpoint (messages, typing, end, transfer, wrap_up, notes)",
+                "no such endpoint (messages, typing, end, hangup, hold, dtmf, transfer, wrap_up, notes)",
             )),
         }
     }
     .await)
 }
 
-/// A customer's card, recent interactions and the timeline of their open case.
 async fn customer_view(c: &Centre, id: i64) -> Result<serde_json::Value, HttpResponse> {
-    let ise =
-        |e: crate::store::StoreError| error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string());
-    let card = c
-        .store()
-        .customer_card(id)
+    c.customer_view(id)
         .await
-        .map_err(ise)?
-        .ok_or_else(|| error(StatusCode::NOT_FOUND, "no customer with that id"))?;
-    let recent = c.store().customer_interactions(id, 20).await.map_err(ise)?;
-    let timeline = match card["open_conversation"].as_i64() {
-        Some(conv) => c
-            .store()
-            .conversation_timeline(conv)
-            .await
-            .map_err(ise)?
-            .into_iter()
-            .map(|(i, k, d)| serde_json::json!({"interaction": i, "kind": k, "data": d}))
-            .collect(),
-        None => vec![],
-    };
-    Ok(serde_json::json!({"customer": card, "interactions": recent, "timeline": timeline}))
+        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()))?
+        .ok_or_else(|| error(StatusCode::NOT_FOUND, "no customer with that id"))
 }
 
 /// Only customers the agent serves: offered or assigned now, or served before.
@@ -463,7 +475,7 @@ async fn agent_ws(
     };
     let (resp, mut session, mut stream) = actix_ws::handle(&req, payload)?;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
-    addr.do_send(Connect(tx));
+    addr.do_send(Connect(tx.clone()));
     actix_rt::spawn(async move {
         loop {
             tokio::select! {
@@ -474,6 +486,12 @@ async fn agent_ws(
                 m = stream.next() => match m {
                     Some(Ok(actix_ws::Message::Ping(p))) => { let _ = session.pong(&p).await; }
                     Some(Ok(actix_ws::Message::Close(_))) | None | Some(Err(_)) => break,
+                    Some(Ok(actix_ws::Message::Text(t))) => {
+                        let (c, me, tx) = (c.clone(), me.clone(), tx.clone());
+                        actix_rt::spawn(async move {
+                            let _ = tx.send(ws_request(&c, &me, &t).await.to_string());
+                        });
+                    }
                     Some(Ok(_)) => {}
                 },
             }
@@ -481,6 +499,59 @@ async fn agent_ws(
         let _ = session.close(None).await;
     });
     Ok(resp)
+}
+
+/// What an agent's desktop asks over its WebSocket, answered on it:
+/// `{"type": "webrtc_offer", "interaction": ID, "sdp": OFFER}` → `{"type":
+/// "webrtc_answer", "interaction": ID, "sdp": ANSWER}`; failures come back as
+/// `{"type": "error", "interaction": ID, "error": WHY}`.
+async fn ws_request(c: &Centre, me: &str, text: &str) -> serde_json::Value {
+    let v: serde_json::Value = match serde_json::from_str(text) {
+        Ok(v) => v,
+        Err(e) => return serde_json::json!({"type": "error", "error": format!("not JSON: {e}")}),
+    };
+    let id = v["interaction"].as_str().unwrap_or_default().to_string();
+    let fail = |e: &str| serde_json::json!({"type": "error", "interaction": id, "error": e});
+    match v["type"].as_str() {
+        Some("webrtc_offer") => {
+            let Some(sdp) = v["sdp"].as_str() else {
+                return fail("webrtc_offer needs \"sdp\"");
+            };
+            let Some(call) = c.call(&id) else {
+                return fail("no live call with that interaction id");
+            };
+            let r = call
+                .send(AgentCall::Offer {
+                    agent: me.to_string(),
+                    sdp: sdp.to_string(),
+                })
+                .await;
+            match r {
+                Ok(Ok(a)) => {
+                    serde_json::json!({"type": "webrtc_answer", "interaction": id, "sdp": a["sdp"]})
+                }
+                Ok(Err(e)) => fail(&e),
+                Err(e) => fail(&e.to_string()),
+            }
+        }
+        _ => fail("unknown request type (webrtc_offer)"),
+    }
+}
+
+/// A call's agent acts on it (`hangup`, `hold`, `dtmf`).
+async fn call_act(c: &Centre, id: &str, act: AgentCall) -> Result<HttpResponse, HttpResponse> {
+    let call = c.call(id).ok_or_else(|| {
+        error(
+            StatusCode::NOT_FOUND,
+            "no live call with that interaction id",
+        )
+    })?;
+    let r = call
+        .send(act)
+        .await
+        .map_err(mailbox)?
+        .map_err(|e| error(StatusCode::CONFLICT, &e))?;
+    Ok(HttpResponse::Ok().json(r))
 }
 
 // ------------------------------------------------------------------ admin
@@ -683,7 +754,42 @@ async fn admin_customer(
     .await)
 }
 
+/// The agent desktop: three files from `web/`, built into the binary (no CDN).
+fn asset(kind: &'static str, body: &'static str) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(kind)
+        .insert_header(("Cache-Control", "no-cache"))
+        .body(body)
+}
+
 pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route(
+        "/agent",
+        web::get().to(|| async {
+            asset(
+                "text/html; charset=utf-8",
+                include_str!("../../web/agent.html"),
+            )
+        }),
+    )
+    .route(
+        "/agent/app.js",
+        web::get().to(|| async {
+            asset(
+                "text/javascript; charset=utf-8",
+                include_str!("../../web/agent.js"),
+            )
+        }),
+    )
+    .route(
+        "/agent/app.css",
+        web::get().to(|| async {
+            asset(
+                "text/css; charset=utf-8",
+                include_str!("../../web/agent.css"),
+            )
+        }),
+    );
     cfg.route("/api/agent/login", web::post().to(login))
         .route("/api/agent/logout", web::post().to(logout))
         .route("/api/agent/me", web::get().to(me))

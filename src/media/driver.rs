@@ -7,6 +7,7 @@ use crate::media::player::Item;
 use crate::media::recorder::Recorder;
 use crate::media::session::{LegId, LegParams, MediaEvent, MediaSession, Out, Port};
 use crate::media::RtpPorts;
+use crate::webrtc::{BrowserLeg, Registration, WebOut, WebPacket, WebRtcPort};
 use bytes::Bytes;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -94,10 +95,13 @@ pub enum MediaNotice {
     },
     /// A voicemail was saved (or could not be).
     Voicemail(Result<(PathBuf, f64), String>),
+    /// A browser leg connected (DTLS-SRTP up), or failed or closed.
+    Browser(LegId, Result<(), String>),
 }
 
 enum Cmd {
     AddLeg(LegId, LegParams, LegSockets),
+    AddBrowser(LegId, LegParams, Box<BrowserLeg>, Arc<WebRtcPort>),
     Update(LegId, LegParams),
     Remove(LegId),
     Play(LegId, Item),
@@ -177,6 +181,45 @@ fn on_packet(
     }
 }
 
+/// A browser leg in the media task: its peer connection and its place on the port.
+struct WebIo {
+    leg: BrowserLeg,
+    port: Arc<WebRtcPort>,
+    /// Where the browser's media comes from, for the session's bookkeeping.
+    from: SocketAddr,
+    _reg: Registration,
+}
+
+/// Carries out what browser legs asked for; decrypted RTP goes into the session (which
+/// may produce more `Out`s). Returns whether anything was produced.
+fn drain_web(
+    session: &mut MediaSession,
+    web: &mut std::collections::BTreeMap<LegId, WebIo>,
+    now: std::time::Instant,
+    notify: &actix::Recipient<MediaNotice>,
+    out: &mut Vec<Out>,
+) {
+    let mut w = Vec::new();
+    let mut gone = Vec::new();
+    for (&id, io) in web.iter_mut() {
+        io.leg.drain(&mut w);
+        for o in w.drain(..) {
+            match o {
+                WebOut::Transmit(to, data) => io.port.send(to, &data),
+                WebOut::Rtp(data) => session.on_rtp(now, id, io.from, data, out),
+                WebOut::Connected => notify.do_send(MediaNotice::Browser(id, Ok(()))),
+                WebOut::Failed(why) => {
+                    notify.do_send(MediaNotice::Browser(id, Err(why)));
+                    gone.push(id);
+                }
+            }
+        }
+    }
+    for id in gone {
+        web.remove(&id);
+    }
+}
+
 impl MediaHandle {
     /// Starts the media task of a call (on the current arbiter's runtime).
     pub fn spawn(cname: String, notify: actix::Recipient<MediaNotice>) -> MediaHandle {
@@ -184,7 +227,9 @@ impl MediaHandle {
         tokio::spawn(async move {
             let mut session = MediaSession::new(crate::clock::now(), cname);
             let (ptx, mut prx) = mpsc::channel::<Packet>(1024);
+            let (wtx, mut wrx) = mpsc::channel::<WebPacket>(1024);
             let mut io: Vec<Option<LegIo>> = Vec::new();
+            let mut web = std::collections::BTreeMap::<LegId, WebIo>::new();
             let mut tick = tokio::time::interval(Duration::from_millis(20));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
             let mut out = Vec::with_capacity(16);
@@ -211,9 +256,30 @@ impl MediaHandle {
                                 }
                                 io[id] = Some(LegIo { rtp, rtcp, video, readers, _sockets: s });
                             }
+                            Cmd::AddBrowser(id, p, mut leg, port) => {
+                                let from = p.remote_rtp.unwrap_or_else(|| port.advertised());
+                                let reg = port.register(&leg.ufrag, id, wtx.clone());
+                                let l = session.add_leg(now, p);
+                                debug_assert_eq!(l, id);
+                                if io.len() <= id {
+                                    io.resize_with(id + 1, || None);
+                                }
+                                leg.handle_timeout(now);
+                                web.insert(id, WebIo { leg: *leg, port, from, _reg: reg });
+                            }
                             Cmd::Update(l, p) => session.update_leg(l, p),
                             Cmd::Remove(l) => {
                                 session.remove_leg(l);
+                                if let Some(mut w) = web.remove(&l) {
+                                    w.leg.close();
+                                    let mut o = Vec::new();
+                                    w.leg.drain(&mut o);
+                                    for x in o {
+                                        if let WebOut::Transmit(to, data) = x {
+                                            w.port.send(to, &data);
+                                        }
+                                    }
+                                }
                                 if let Some(slot) = io.get_mut(l) {
                                     *slot = None;
                                 }
@@ -253,8 +319,30 @@ impl MediaHandle {
                             on_packet(&mut session, now, p, &mut out);
                         }
                     }
-                    _ = tick.tick() => session.on_tick(crate::clock::now(), &mut out),
+                    Some((leg, from, data)) = wrx.recv() => {
+                        let now = crate::clock::now();
+                        if let Some(w) = web.get_mut(&leg) {
+                            w.leg.handle_read(now, from, data);
+                        }
+                        while let Ok((leg, from, data)) = wrx.try_recv() {
+                            if let Some(w) = web.get_mut(&leg) {
+                                w.leg.handle_read(now, from, data);
+                            }
+                        }
+                        drain_web(&mut session, &mut web, now, &notify, &mut out);
+                    }
+                    _ = tick.tick() => {
+                        let now = crate::clock::now();
+                        for w in web.values_mut() {
+                            if w.leg.timeout().is_some_and(|t| t <= now) {
+                                w.leg.handle_timeout(now);
+                            }
+                        }
+                        session.on_tick(now, &mut out);
+                        drain_web(&mut session, &mut web, now, &notify, &mut out);
+                    }
                 }
+                let mut sent_web = false;
                 for o in out.drain(..) {
                     match o {
                         Out::Send {
@@ -263,6 +351,15 @@ impl MediaHandle {
                             to,
                             data,
                         } => {
+                            if let Some(w) = web.get_mut(&leg) {
+                                // Our RTCP is not sent to browsers: their peer connection
+                                // reports for itself.
+                                if port == Port::Rtp {
+                                    w.leg.write_rtp(crate::clock::now(), &data);
+                                    sent_web = true;
+                                }
+                                continue;
+                            }
                             let Some(Some(l)) = io.get(leg) else { continue };
                             let sock = match port {
                                 Port::Rtp => &l.rtp,
@@ -280,6 +377,22 @@ impl MediaHandle {
                             let _ = sock.try_send_to(&data, to);
                         }
                         Out::Event(e) => notify.do_send(MediaNotice::Event(e)),
+                    }
+                }
+                if sent_web {
+                    // Encrypted RTP out now (what the browser sent is in already, so
+                    // this produces no new session output).
+                    drain_web(
+                        &mut session,
+                        &mut web,
+                        crate::clock::now(),
+                        &notify,
+                        &mut out,
+                    );
+                    for o in out.drain(..) {
+                        if let Out::Event(e) = o {
+                            notify.do_send(MediaNotice::Event(e));
+                        }
                     }
                 }
             }
@@ -305,6 +418,14 @@ impl MediaHandle {
         let id = self.next_leg;
         self.next_leg += 1;
         let _ = self.tx.send(Cmd::AddLeg(id, p, sockets));
+        id
+    }
+
+    /// Adds a browser leg (its answer already made); returns its id.
+    pub fn add_browser(&mut self, p: LegParams, leg: BrowserLeg, port: Arc<WebRtcPort>) -> LegId {
+        let id = self.next_leg;
+        self.next_leg += 1;
+        let _ = self.tx.send(Cmd::AddBrowser(id, p, Box::new(leg), port));
         id
     }
 

@@ -696,6 +696,30 @@ pub fn local_of(our_sdp: &[u8], ip_fallback: IpAddr) -> Option<Local> {
     })
 }
 
+/// The codec our last SDP put first.
+fn codec_in_use(our_last: &[u8]) -> Option<Codec> {
+    RemoteSession::parse(our_last).ok().and_then(|s| {
+        s.first_audio().and_then(|a| {
+            a.formats
+                .iter()
+                .find_map(|f| Codec::from_name(&f.name, f.rate))
+        })
+    })
+}
+
+/// A new offer of our last SDP with another direction (hold, resume): same ports and
+/// session id, version + 1, the codec in use first.
+pub fn reoffer(our_last: &[u8], dir: Direction) -> Option<String> {
+    let mut local = local_of(our_last, UNSPECIFIED)?;
+    local.version += 1;
+    let current = codec_in_use(our_last);
+    if let Some(c) = current {
+        local.codecs.retain(|x| *x != c);
+        local.codecs.insert(0, c);
+    }
+    Some(offer(&local, dir))
+}
+
 /// Placeholder address for "no address yet".
 pub const UNSPECIFIED: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
 
@@ -723,12 +747,6 @@ pub fn check_offer(body: &[u8]) -> Result<(), SdpError> {
 pub fn reanswer(our_last: &[u8], offer: &[u8]) -> Result<(String, Negotiated), SdpError> {
     let mut local = local_of(our_last, UNSPECIFIED).ok_or(SdpError::NoAudio)?;
     local.version += 1;
-    let current = RemoteSession::parse(our_last).ok().and_then(|s| {
-        s.first_audio().and_then(|a| {
-            a.formats
-                .iter()
-                .find_map(|f| Codec::from_name(&f.name, f.rate))
-        })
-    });
+    let current = codec_in_use(our_last);
     answer(&RemoteSession::parse(offer)?, &local, current)
 }

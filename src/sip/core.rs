@@ -202,6 +202,7 @@ impl Call {
             cancel_pending: false,
             last_code: 0,
             ack: None,
+            next_direction: None,
         }
     }
 }
@@ -226,12 +227,17 @@ struct Call {
     cancel_pending: bool,
     last_code: u16,
     ack: Option<Message>,
+    /// A direction to re-offer once our pending offer is answered (hold pressed twice
+    /// quickly).
+    next_direction: Option<crate::sdp::Direction>,
 }
 
 #[derive(Debug, Clone)]
 enum Purpose {
     Invite(CallRef),
     InDialog(CallRef),
+    /// Our re-INVITE (a 2xx is ACKed).
+    ReInvite(CallRef),
     Register(usize),
     TrunkOptions(usize),
     Keepalive(String, String),
@@ -1189,6 +1195,39 @@ impl Core {
 
     /// Ends a call from our side: BYE when established (or answered), CANCEL or a
     /// final error before that.
+    /// Sends a re-INVITE offering our last SDP with `dir` (hold: sendonly; resume:
+    /// sendrecv), version + 1. Nothing happens while an offer of ours is pending.
+    pub fn reinvite(&mut self, now: Instant, call: CallRef, dir: crate::sdp::Direction) {
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
+        let Some(sdp) = crate::sdp::reoffer(&c.local_sdp, dir) else {
+            tracing::debug!(%call, "no SDP of ours to re-offer");
+            return;
+        };
+        let Some(d) = c.dialog.as_mut() else { return };
+        if c.state != CallState::Established {
+            tracing::info!(%call, "re-INVITE not sent: the call is not up");
+            return;
+        }
+        if d.pending_offer {
+            // RFC 3261 14.1: one offer at a time; this one goes when that is answered.
+            c.next_direction = Some(dir);
+            return;
+        }
+        tracing::debug!(%call, direction = dir.attr(), "re-INVITE");
+        c.local_sdp = Bytes::from(sdp);
+        let peer = d.peer;
+        let mut r = d.request(Method::Invite);
+        d.pending_offer = true;
+        r.push(HeaderName::Supported, SUPPORTED);
+        r.push(HeaderName::Contact, self.contact_for(peer.transport));
+        let sdp = self.calls[&call].local_sdp.clone();
+        r.with_body("application/sdp", sdp);
+        self.send_request(now, r, peer, Purpose::ReInvite(call));
+        self.drain_tx_events(now);
+    }
+
     pub fn hangup(&mut self, now: Instant, call: CallRef) {
         tracing::debug!(%call, known = self.calls.contains_key(&call), "hangup");
         let Some(c) = self.calls.get_mut(&call) else {
@@ -1515,6 +1554,30 @@ impl Core {
             Some(Purpose::TrunkOptions(i)) if code >= 200 => {
                 self.trunk_state[i].healthy = Some(true);
             }
+            Some(Purpose::ReInvite(call)) if code >= 200 => {
+                let Some(d) = self.calls.get_mut(&call).and_then(|c| c.dialog.as_mut()) else {
+                    return;
+                };
+                d.pending_offer = false;
+                if (200..300).contains(&code) {
+                    // RFC 3261 14.1: the UAC ACKs a 2xx to a re-INVITE, same CSeq number.
+                    let peer = d.peer;
+                    let mut ack = d.request(Method::Ack);
+                    self.push_our_via(&mut ack, peer.transport);
+                    self.tx.send_stateless(peer, &ack);
+                } else if code == 481 || code == 408 {
+                    self.end_call(call, EndReason::RemoteBye);
+                } else {
+                    tracing::info!(%call, code, "re-INVITE refused; media unchanged on their side");
+                }
+                if let Some(dir) = self
+                    .calls
+                    .get_mut(&call)
+                    .and_then(|c| c.next_direction.take())
+                {
+                    self.reinvite(now, call, dir);
+                }
+            }
             Some(Purpose::InDialog(call)) if code >= 200 => {
                 if let Some(d) = self.calls.get_mut(&call).and_then(|c| c.dialog.as_mut()) {
                     d.pending_offer = false;
@@ -1711,7 +1774,9 @@ impl Core {
                 tracing::info!(user = %crate::redact::Redacted(&user), "registered contact did not answer OPTIONS: binding dropped");
                 self.registrar.drop_binding(&user, &contact);
             }
-            Some(Purpose::InDialog(call)) => self.end_call(call, EndReason::RemoteBye),
+            Some(Purpose::InDialog(call) | Purpose::ReInvite(call)) => {
+                self.end_call(call, EndReason::RemoteBye)
+            }
             _ => {}
         }
     }
@@ -1937,7 +2002,12 @@ impl Core {
                 if method == Method::Invite && !sdp.is_empty() {
                     r.with_body("application/sdp", sdp);
                 }
-                self.send_request(now, r, peer, Purpose::InDialog(call));
+                let purpose = if method == Method::Invite {
+                    Purpose::ReInvite(call)
+                } else {
+                    Purpose::InDialog(call)
+                };
+                self.send_request(now, r, peer, purpose);
                 self.arm(dl, CoreTimer::Session(call));
             }
         }

@@ -650,12 +650,7 @@ fn a_queued_caller_is_offered_to_the_agent_whose_phone_rings_and_answers() {
     assert!(!i["answered_at"].is_null(), "{i}");
     assert_eq!(i["agent"], "ann", "{i}");
     assert_eq!(i["outcome"], "answered support", "{i}");
-    let kinds: Vec<&str> = i["timeline"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["kind"].as_str().unwrap())
-        .collect();
+    let kinds = timeline_kinds(&i);
     assert_eq!(
         kinds,
         [

@@ -51,9 +51,10 @@ impl Gateway {
             format!("{tables}\n[dialplan]\ndir = \"{d}/dialplans\"\ndefault_flow = \"\"\n")
         };
         let cfg = format!(
-            "{top}\n[sip]\nudp = \"127.0.0.1:{sip}\"\ntcp = \"127.0.0.1:{sip}\"\ntls = \"127.0.0.1:{tls}\"\nws = \"127.0.0.1:{ws}\"\ntls_cert = \"{d}/cert.pem\"\ntls_key = \"{d}/cert.key\"\nkeepalive_interval = 0\n[http]\nlisten = \"127.0.0.1:{http}\"\nadmin_token = \"test-token\"\n[rtp]\nports = \"{}-{}\"\n[data]\ndir = \"{d}/data\"\ndatabase = \"{database}\"\n[log]\nlevel = \"info\"\n[calls]\n{calls}\n{tables}\n",
+            "{top}\n[sip]\nudp = \"127.0.0.1:{sip}\"\ntcp = \"127.0.0.1:{sip}\"\ntls = \"127.0.0.1:{tls}\"\nws = \"127.0.0.1:{ws}\"\ntls_cert = \"{d}/cert.pem\"\ntls_key = \"{d}/cert.key\"\nkeepalive_interval = 0\n[http]\nlisten = \"127.0.0.1:{http}\"\nadmin_token = \"test-token\"\n[rtp]\nports = \"{}-{}\"\n[webrtc]\nport = {}\n[data]\ndir = \"{d}/data\"\ndatabase = \"{database}\"\n[log]\nlevel = \"info\"\n[calls]\n{calls}\n{tables}\n",
             base + 40,
-            base + 98
+            base + 98,
+            base + 4
         );
         std::fs::write(dir.path().join("omnigate.toml"), cfg).unwrap();
         let log = std::fs::File::create(dir.path().join("gateway.log")).unwrap();
@@ -346,4 +347,40 @@ pub fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
         assert!(t0.elapsed() < timeout, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+pub fn repo(p: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(p)
+}
+
+/// The shipped demo flow and its prompts in `dir`, with its business hours opened
+/// around the clock so a test passes at any hour (its own tests cover open and closed).
+pub fn open_demo_dialplan(dir: &Path) {
+    std::fs::create_dir_all(dir.join("prompts")).unwrap();
+    for e in std::fs::read_dir(repo("dialplans/prompts")).unwrap() {
+        let p = e.unwrap().path();
+        std::fs::copy(&p, dir.join("prompts").join(p.file_name().unwrap())).unwrap();
+    }
+    let demo = std::fs::read_to_string(repo("dialplans/demo.yaml")).unwrap();
+    let open = demo
+        .replace(
+            "        mon-fri: 08:00-20:00\n        sat: 10:00-16:00\n",
+            "        daily: 00:00-24:00\n",
+        )
+        .replace("      holidays: [2026-12-25, 2027-01-01]\n", "");
+    assert_ne!(
+        open, demo,
+        "the demo's hours changed; update open_demo_dialplan"
+    );
+    std::fs::write(dir.join("demo.yaml"), open).unwrap();
+}
+
+/// The kinds of an interaction's timeline events, in order.
+pub fn timeline_kinds(i: &serde_json::Value) -> Vec<&str> {
+    i["timeline"]
+        .as_array()
+        .expect("a timeline")
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect()
 }

@@ -2,6 +2,7 @@
 //! One test binary with submodules, so the suite links once.
 
 mod centre;
+mod desktop;
 mod harness;
 mod ivr;
 mod media;

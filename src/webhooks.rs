@@ -1,0 +1,126 @@
+//! Screen-pop webhooks: the event an agent's desktop gets when a call is offered and
+//! when it connects, posted as JSON to configured URLs (a CRM). Each post carries
+//! `X-Omnigate-Timestamp` (Unix seconds) and `X-Omnigate-Signature: sha256=<hex>`, the
+//! HMAC-SHA256 (RFC 2104) of `<timestamp>.<body>` under the webhook's secret, so the
+//! receiver can check origin and freshness. A post that fails (connection error,
+//! timeout, non-2xx) is retried after 1 s, 2 s, 4 s... up to `attempts` times; posts
+//! run in their own tasks and never hold up a call.
+
+use crate::config::WebhookConfig;
+use sha2::{Digest, Sha256};
+use std::time::Duration;
+
+/// HMAC-SHA256 (RFC 2104).
+pub fn hmac_sha256(key: &[u8], msg: &[u8]) -> [u8; 32] {
+    const B: usize = 64;
+    let mut k = [0u8; B];
+    if key.len() > B {
+        k[..32].copy_from_slice(&Sha256::digest(key));
+    } else {
+        k[..key.len()].copy_from_slice(key);
+    }
+    let mut inner = Sha256::new();
+    inner.update(k.map(|b| b ^ 0x36));
+    inner.update(msg);
+    let mut outer = Sha256::new();
+    outer.update(k.map(|b| b ^ 0x5c));
+    outer.update(inner.finalize());
+    outer.finalize().into()
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// The signature header's value for `body` sent at `timestamp`.
+pub fn signature(secret: &str, timestamp: u64, body: &[u8]) -> String {
+    let mut msg = format!("{timestamp}.").into_bytes();
+    msg.extend_from_slice(body);
+    format!("sha256={}", hex(&hmac_sha256(secret.as_bytes(), &msg)))
+}
+
+#[derive(Clone, Default)]
+pub struct Webhooks(std::sync::Arc<Vec<WebhookConfig>>);
+
+impl Webhooks {
+    pub fn new(hooks: Vec<WebhookConfig>) -> Webhooks {
+        Webhooks(std::sync::Arc::new(hooks))
+    }
+
+    pub fn wants(&self, event: &str) -> bool {
+        self.0.iter().any(|w| w.events.iter().any(|e| e == event))
+    }
+
+    /// Posts `payload` (with `"event"` set) to every webhook that wants `event`.
+    pub fn post(&self, event: &'static str, mut payload: serde_json::Value) {
+        payload["event"] = event.into();
+        let body = bytes::Bytes::from(payload.to_string());
+        for w in self
+            .0
+            .iter()
+            .filter(|w| w.events.iter().any(|e| e == event))
+        {
+            let (url, secret, attempts) = (w.url.clone(), w.secret.clone(), w.attempts);
+            let body = body.clone();
+            actix_rt::spawn(async move {
+                let client = awc::Client::builder()
+                    .timeout(Duration::from_secs(5))
+                    .finish();
+                let mut wait = Duration::from_secs(1);
+                for attempt in 1..=attempts {
+                    let ts = crate::clock::unix_secs();
+                    let sent = client
+                        .post(&url)
+                        .insert_header(("Content-Type", "application/json"))
+                        .insert_header(("X-Omnigate-Event", event))
+                        .insert_header(("X-Omnigate-Timestamp", ts.to_string()))
+                        .insert_header(("X-Omnigate-Signature", signature(&secret, ts, &body)))
+                        .send_body(body.clone())
+                        .await;
+                    let why = match sent {
+                        Ok(r) if r.status().is_success() => {
+                            tracing::debug!(%url, event, attempt, "webhook delivered");
+                            return;
+                        }
+                        Ok(r) => format!("HTTP {}", r.status().as_u16()),
+                        Err(e) => e.to_string(),
+                    };
+                    tracing::warn!(%url, event, attempt, attempts, error = %why, "webhook failed");
+                    if attempt < attempts {
+                        tokio::time::sleep(wait).await;
+                        wait *= 2;
+                    }
+                }
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// RFC 4231 test cases 1, 2 and 6 (a key longer than the block).
+    #[test]
+    fn hmac_matches_rfc_4231() {
+        assert_eq!(
+            hex(&hmac_sha256(&[0x0b; 20], b"Hi There")),
+            "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"
+        );
+        assert_eq!(
+            hex(&hmac_sha256(b"Jefe", b"what do ya want for nothing?")),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+        assert_eq!(
+            hex(&hmac_sha256(
+                &[0xaa; 131],
+                b"Test Using Larger Than Block-Size Key - Hash Key First"
+            )),
+            "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
+        );
+        assert_eq!(
+            signature("k", 1, b"{}"),
+            format!("sha256={}", hex(&hmac_sha256(b"k", b"1.{}")))
+        );
+    }
+}

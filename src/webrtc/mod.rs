@@ -1,0 +1,442 @@
+//! Browser legs: the agent desktop's WebRTC audio, terminated here and bridged to SIP.
+//!
+//! - [`BrowserLeg`] is sans-IO: a `rtc` 0.21.1 peer connection (ICE-lite, DTLS-SRTP)
+//!   that answers the browser's offer with exactly one codec, the G.711 law the SIP leg
+//!   already uses, so the bridge relays packets without transcoding. It takes datagrams
+//!   and a clock and hands back datagrams to send, decrypted RTP, and state changes.
+//! - [`WebRtcPort`] is the I/O: **one UDP port for every browser leg**. A datagram from
+//!   an address not seen before must be a STUN binding request; its USERNAME
+//!   (`our-ufrag:their-ufrag`, RFC 8445 §7.2.2) names the leg, and the address is then
+//!   routed to that leg until it ends. Everything else from unknown addresses is dropped.
+//!
+//! DTMF from the desktop's dial pad travels over the agent's WebSocket, not as RFC 4733
+//! in the browser's RTP: rtc 0.21.1 writes a malformed answer when telephone-event is
+//! registered (`rtc_0_21_1_answers_telephone_event_wrongly` in the tests), so we never
+//! register it, and the media session sends the digits to the SIP leg as RFC 4733.
+
+use bytes::{Bytes, BytesMut};
+use rtc::interceptor::Registry;
+use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
+use rtc::peer_connection::configuration::media_engine::{
+    MediaEngine, MIME_TYPE_PCMA, MIME_TYPE_PCMU,
+};
+use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+use rtc::peer_connection::configuration::RTCConfigurationBuilder;
+use rtc::peer_connection::event::RTCPeerConnectionEvent;
+use rtc::peer_connection::message::RTCMessage;
+use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::peer_connection::state::RTCPeerConnectionState;
+use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate};
+use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
+    RtpCodecKind,
+};
+use rtc::rtp_transceiver::RTCRtpSenderId;
+use rtc::sansio::Protocol;
+use rtc::shared::marshal::{Marshal, Unmarshal};
+use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+use crate::sdp::Codec;
+
+/// What a browser leg asks of its driver.
+#[derive(Debug)]
+pub enum WebOut {
+    /// A datagram for the browser.
+    Transmit(SocketAddr, Bytes),
+    /// Decrypted RTP from the browser (a whole packet, header included).
+    Rtp(Bytes),
+    Connected,
+    /// ICE or DTLS failed, or the browser closed: the leg is gone.
+    Failed(String),
+}
+
+/// One browser's peer connection.
+pub struct BrowserLeg {
+    pc: RTCPeerConnection,
+    sender: RTCRtpSenderId,
+    ssrc: u32,
+    pt: u8,
+    local: SocketAddr,
+    pub ufrag: String,
+    connected: bool,
+    failed: bool,
+}
+
+/// Why a browser's offer cannot be answered.
+#[derive(Debug, thiserror::Error)]
+pub enum OfferError {
+    #[error("the offer has no {0}: the gateway bridges G.711 without transcoding")]
+    NoCodec(&'static str),
+    #[error("cannot answer the offer: {0}")]
+    Rtc(String),
+}
+
+fn rtc_err(e: impl std::fmt::Display) -> OfferError {
+    OfferError::Rtc(e.to_string())
+}
+
+fn random_token(n: usize) -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    (0..n)
+        .map(|_| ALPHABET[rand::random::<usize>() % ALPHABET.len()] as char)
+        .collect()
+}
+
+impl BrowserLeg {
+    /// Answers a browser's offer with `codec` only. `advertised` is the address put in
+    /// our host candidate (the configured public address and the shared port); `local`
+    /// is where the shared socket is bound.
+    pub fn answer(
+        now: Instant,
+        offer_sdp: &str,
+        codec: Codec,
+        local: SocketAddr,
+        advertised: SocketAddr,
+    ) -> Result<(BrowserLeg, String), OfferError> {
+        let (mime, pt, name) = match codec {
+            Codec::Pcmu => (MIME_TYPE_PCMU, 0u8, "PCMU"),
+            Codec::Pcma => (MIME_TYPE_PCMA, 8u8, "PCMA"),
+        };
+        if !offer_sdp
+            .lines()
+            .any(|l| l.starts_with("a=rtpmap:") && l.to_ascii_uppercase().contains(name))
+        {
+            return Err(OfferError::NoCodec(name));
+        }
+        let rtp_codec = RTCRtpCodec {
+            mime_type: mime.to_owned(),
+            clock_rate: 8000,
+            channels: 0,
+            sdp_fmtp_line: String::new(),
+            rtcp_feedback: vec![],
+        };
+        let mut media = MediaEngine::default();
+        media
+            .register_codec(
+                RTCRtpCodecParameters {
+                    rtp_codec: rtp_codec.clone(),
+                    payload_type: pt,
+                },
+                RtpCodecKind::Audio,
+            )
+            .map_err(rtc_err)?;
+        let registry =
+            register_default_interceptors(Registry::new(), &mut media).map_err(rtc_err)?;
+        let ufrag = random_token(16);
+        let settings = SettingEngineBuilder::new()
+            .with_lite(true)
+            .with_ice_credentials(ufrag.clone(), random_token(24))
+            .build();
+        let mut pc = RTCPeerConnectionBuilder::new()
+            .with_configuration(RTCConfigurationBuilder::new().build())
+            .with_setting_engine(settings)
+            .with_media_engine(media)
+            .with_interceptor_registry(registry)
+            .build(now)
+            .map_err(rtc_err)?;
+        let offer = RTCSessionDescription::offer(offer_sdp.to_string()).map_err(rtc_err)?;
+        pc.set_remote_description(now, offer).map_err(rtc_err)?;
+        let ssrc = rand::random::<u32>();
+        let track = MediaStreamTrack::new(
+            format!("omnigate-{ufrag}"),
+            format!("audio-{ufrag}"),
+            "caller".to_string(),
+            RtpCodecKind::Audio,
+            vec![RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters {
+                    ssrc: Some(ssrc),
+                    ..Default::default()
+                },
+                codec: rtp_codec,
+                ..Default::default()
+            }],
+        );
+        let sender = pc.add_track(track).map_err(rtc_err)?;
+        let candidate = CandidateHostConfig {
+            base_config: CandidateConfig {
+                network: "udp".to_owned(),
+                address: advertised.ip().to_string(),
+                port: advertised.port(),
+                component: 1,
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+        .new_candidate_host()
+        .map_err(rtc_err)?;
+        let init = RTCIceCandidate::from(&candidate)
+            .to_json()
+            .map_err(rtc_err)?;
+        pc.add_local_candidate(init).map_err(rtc_err)?;
+        let answer = pc.create_answer(None).map_err(rtc_err)?;
+        pc.set_local_description(now, answer).map_err(rtc_err)?;
+        let sdp = pc
+            .local_description()
+            .map(|d| d.sdp)
+            .ok_or_else(|| OfferError::Rtc("no local description".into()))?;
+        Ok((
+            BrowserLeg {
+                pc,
+                sender,
+                ssrc,
+                pt,
+                local,
+                ufrag,
+                connected: false,
+                failed: false,
+            },
+            sdp,
+        ))
+    }
+
+    /// A datagram from the browser.
+    pub fn handle_read(&mut self, now: Instant, from: SocketAddr, data: BytesMut) {
+        let r = self.pc.handle_read(TaggedBytesMut {
+            now,
+            transport: TransportContext {
+                local_addr: self.local,
+                peer_addr: from,
+                ecn: None,
+                transport_protocol: TransportProtocol::UDP,
+            },
+            message: data,
+        });
+        if let Err(e) = r {
+            tracing::debug!(error = %e, "browser leg: unreadable datagram");
+        }
+    }
+
+    /// RTP for the browser (whole packet; its SSRC and payload type are ours to set).
+    pub fn write_rtp(&mut self, now: Instant, packet: &[u8]) {
+        if !self.connected {
+            return;
+        }
+        let mut b = packet;
+        let Ok(mut p) = rtc::rtp::packet::Packet::unmarshal(&mut b) else {
+            return;
+        };
+        p.header.ssrc = self.ssrc;
+        p.header.payload_type = self.pt;
+        if let Some(mut s) = self.pc.rtp_sender(self.sender) {
+            if let Err(e) = s.write_rtp(now, p) {
+                tracing::trace!(error = %e, "browser leg: RTP not sent");
+            }
+        }
+    }
+
+    /// When [`BrowserLeg::handle_timeout`] is next due.
+    pub fn timeout(&mut self) -> Option<Instant> {
+        self.pc.poll_timeout()
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let _ = self.pc.handle_timeout(now);
+    }
+
+    /// Everything the peer connection has to say since the last call.
+    pub fn drain(&mut self, out: &mut Vec<WebOut>) {
+        while let Some(m) = self.pc.poll_write() {
+            out.push(WebOut::Transmit(m.transport.peer_addr, m.message.freeze()));
+        }
+        while let Some(e) = self.pc.poll_event() {
+            if let RTCPeerConnectionEvent::OnConnectionStateChangeEvent(s) = e {
+                tracing::debug!(ufrag = %self.ufrag, state = %s, "browser leg");
+                match s {
+                    RTCPeerConnectionState::Connected if !self.connected => {
+                        self.connected = true;
+                        out.push(WebOut::Connected);
+                    }
+                    RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed
+                        if !self.failed =>
+                    {
+                        self.failed = true;
+                        out.push(WebOut::Failed(s.to_string()));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        while let Some(m) = self.pc.poll_read() {
+            if let RTCMessage::RtpPacket(_, p) = m.message {
+                if let Ok(b) = p.marshal() {
+                    out.push(WebOut::Rtp(b.freeze()));
+                }
+            }
+        }
+    }
+
+    pub fn close(&mut self) {
+        let _ = self.pc.close();
+    }
+}
+
+/// Datagrams for one leg: (leg id in its media session, from, data).
+pub type WebPacket = (usize, SocketAddr, BytesMut);
+
+struct Route {
+    leg: usize,
+    tx: mpsc::Sender<WebPacket>,
+}
+
+#[derive(Default)]
+struct Routes {
+    by_ufrag: HashMap<String, Route>,
+    by_addr: HashMap<SocketAddr, String>,
+}
+
+/// The UDP port all browser legs share.
+pub struct WebRtcPort {
+    socket: Arc<UdpSocket>,
+    local: SocketAddr,
+    advertised: SocketAddr,
+    routes: Mutex<Routes>,
+}
+
+/// A leg's place on the shared port; dropping it frees the ufrag and its addresses.
+pub struct Registration {
+    port: Arc<WebRtcPort>,
+    ufrag: String,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        let mut r = self.port.routes.lock().unwrap();
+        r.by_ufrag.remove(&self.ufrag);
+        r.by_addr.retain(|_, u| *u != self.ufrag);
+    }
+}
+
+/// The USERNAME of a STUN binding request (RFC 5389 §15.3), if `b` is one.
+pub fn stun_username(b: &[u8]) -> Option<&str> {
+    if b.len() < 20 || b[0] != 0x00 || b[1] != 0x01 || b[4..8] != [0x21, 0x12, 0xA4, 0x42] {
+        return None;
+    }
+    let len = u16::from_be_bytes([b[2], b[3]]) as usize;
+    let body = b.get(20..20 + len)?;
+    let mut i = 0;
+    while i + 4 <= body.len() {
+        let t = u16::from_be_bytes([body[i], body[i + 1]]);
+        let l = u16::from_be_bytes([body[i + 2], body[i + 3]]) as usize;
+        let v = body.get(i + 4..i + 4 + l)?;
+        if t == 0x0006 {
+            return std::str::from_utf8(v).ok();
+        }
+        i += 4 + l.div_ceil(4) * 4;
+    }
+    None
+}
+
+impl std::fmt::Debug for WebRtcPort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebRtcPort")
+            .field("local", &self.local)
+            .field("advertised", &self.advertised)
+            .finish()
+    }
+}
+
+impl WebRtcPort {
+    /// Binds the shared port and starts its reader (on the current tokio runtime).
+    pub fn bind(bind: SocketAddr, public_ip: std::net::IpAddr) -> std::io::Result<Arc<WebRtcPort>> {
+        let std_sock = std::net::UdpSocket::bind(bind)?;
+        std_sock.set_nonblocking(true)?;
+        let s2 = socket2::SockRef::from(&std_sock);
+        let _ = s2.set_recv_buffer_size(4 << 20);
+        let _ = s2.set_send_buffer_size(4 << 20);
+        let local = std_sock.local_addr()?;
+        let socket = Arc::new(UdpSocket::from_std(std_sock)?);
+        let port = Arc::new(WebRtcPort {
+            socket: socket.clone(),
+            local,
+            advertised: SocketAddr::new(public_ip, local.port()),
+            routes: Mutex::new(Routes::default()),
+        });
+        let weak = Arc::downgrade(&port);
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 2048];
+            loop {
+                let (n, from) = match socket.recv_from(&mut buf).await {
+                    Ok(r) => r,
+                    Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => continue,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "WebRTC port: read failed");
+                        break;
+                    }
+                };
+                let Some(port) = weak.upgrade() else { break };
+                port.dispatch(from, &buf[..n]);
+            }
+        });
+        Ok(port)
+    }
+
+    pub fn local(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// What browsers are told to send to.
+    pub fn advertised(&self) -> SocketAddr {
+        self.advertised
+    }
+
+    fn dispatch(&self, from: SocketAddr, data: &[u8]) {
+        let mut r = self.routes.lock().unwrap();
+        let ufrag = match r.by_addr.get(&from) {
+            Some(u) => u.clone(),
+            None => {
+                let Some(user) = stun_username(data) else {
+                    return;
+                };
+                let ours = user.split(':').next().unwrap_or_default();
+                if !r.by_ufrag.contains_key(ours) {
+                    return;
+                }
+                r.by_addr.insert(from, ours.to_string());
+                ours.to_string()
+            }
+        };
+        if let Some(route) = r.by_ufrag.get(&ufrag) {
+            // A full queue drops: the leg's task is behind and old media is useless.
+            let _ = route.tx.try_send((route.leg, from, BytesMut::from(data)));
+        }
+    }
+
+    /// Routes datagrams for `ufrag` to `tx`, tagged with `leg`.
+    pub fn register(
+        self: &Arc<Self>,
+        ufrag: &str,
+        leg: usize,
+        tx: mpsc::Sender<WebPacket>,
+    ) -> Registration {
+        self.routes
+            .lock()
+            .unwrap()
+            .by_ufrag
+            .insert(ufrag.to_string(), Route { leg, tx });
+        Registration {
+            port: self.clone(),
+            ufrag: ufrag.to_string(),
+        }
+    }
+
+    /// Sends without waiting (a late packet is a lost one).
+    pub fn send(&self, to: SocketAddr, data: &[u8]) {
+        let _ = self.socket.try_send_to(data, to);
+    }
+
+    /// Browser legs on the port now.
+    pub fn legs(&self) -> usize {
+        self.routes.lock().unwrap().by_ufrag.len()
+    }
+}
+
+#[cfg(test)]
+mod tests;

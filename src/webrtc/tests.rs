@@ -1,0 +1,293 @@
+//! The browser leg against a second `rtc` peer connection playing the browser (full
+//! ICE, offers opus, G722, PCMU, PCMA and telephone-event like Chromium), in memory on
+//! a simulated clock: the answer is what a browser can use, ICE and DTLS connect, and
+//! SRTP carries RTP both ways. Real Chromium is in the e2e suite.
+
+use super::*;
+use rtc::peer_connection::configuration::media_engine::{
+    MIME_TYPE_OPUS, MIME_TYPE_TELEPHONE_EVENT,
+};
+use std::time::Duration;
+
+const BROWSER: &str = "10.0.0.2:50000";
+const GATEWAY: &str = "10.0.0.1:40000";
+
+fn codec(mime: &str, rate: u32, ch: u16, pt: u8) -> RTCRtpCodecParameters {
+    RTCRtpCodecParameters {
+        rtp_codec: RTCRtpCodec {
+            mime_type: mime.to_owned(),
+            clock_rate: rate,
+            channels: ch,
+            sdp_fmtp_line: String::new(),
+            rtcp_feedback: vec![],
+        },
+        payload_type: pt,
+    }
+}
+
+/// A browser-like offerer: its peer connection, sender and offer.
+fn browser(now: Instant) -> (RTCPeerConnection, RTCRtpSenderId, String) {
+    let mut media = MediaEngine::default();
+    for c in [
+        codec(MIME_TYPE_OPUS, 48000, 2, 111),
+        codec("audio/G722", 8000, 0, 9),
+        codec(MIME_TYPE_PCMU, 8000, 0, 0),
+        codec(MIME_TYPE_PCMA, 8000, 0, 8),
+        codec(MIME_TYPE_TELEPHONE_EVENT, 8000, 0, 126),
+    ] {
+        media.register_codec(c, RtpCodecKind::Audio).unwrap();
+    }
+    let registry = register_default_interceptors(Registry::new(), &mut media).unwrap();
+    let mut pc = RTCPeerConnectionBuilder::new()
+        .with_configuration(RTCConfigurationBuilder::new().build())
+        .with_media_engine(media)
+        .with_interceptor_registry(registry)
+        .build(now)
+        .unwrap();
+    let track = MediaStreamTrack::new(
+        "browser".into(),
+        "mic".into(),
+        "mic".into(),
+        RtpCodecKind::Audio,
+        vec![RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters {
+                ssrc: Some(4242),
+                ..Default::default()
+            },
+            codec: codec(MIME_TYPE_PCMU, 8000, 0, 0).rtp_codec,
+            ..Default::default()
+        }],
+    );
+    let sender = pc.add_track(track).unwrap();
+    let offer = pc.create_offer(None).unwrap();
+    pc.set_local_description(now, offer).unwrap();
+    let addr: SocketAddr = BROWSER.parse().unwrap();
+    let cand = CandidateHostConfig {
+        base_config: CandidateConfig {
+            network: "udp".to_owned(),
+            address: addr.ip().to_string(),
+            port: addr.port(),
+            component: 1,
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+    .new_candidate_host()
+    .unwrap();
+    pc.add_local_candidate(RTCIceCandidate::from(&cand).to_json().unwrap())
+        .unwrap();
+    let sdp = pc.local_description().unwrap().sdp;
+    (pc, sender, sdp)
+}
+
+fn rtp(seq: u16, pt: u8, payload: &[u8]) -> Vec<u8> {
+    let mut v = vec![
+        0x80,
+        pt,
+        (seq >> 8) as u8,
+        seq as u8,
+        0,
+        0,
+        0,
+        160,
+        1,
+        2,
+        3,
+        4,
+    ];
+    v.extend_from_slice(payload);
+    v
+}
+
+/// An offer Chromium 156 made (audio transceiver, candidates hidden behind mDNS).
+const CHROMIUM_OFFER: &str = include_str!("../../tests/data/chromium-offer.sdp");
+
+#[test]
+fn answers_g711_only_lite_with_our_candidate() {
+    let now = crate::clock::now();
+    let offer = CHROMIUM_OFFER;
+    assert!(offer.contains("telephone-event/8000"), "{offer}");
+    let gw: SocketAddr = GATEWAY.parse().unwrap();
+    let (_leg, answer) = BrowserLeg::answer(now, offer, Codec::Pcma, gw, gw).unwrap();
+    let m = answer.lines().find(|l| l.starts_with("m=audio")).unwrap();
+    assert!(
+        m.ends_with(" 8"),
+        "exactly PCMA in the answer: {m}\n{answer}"
+    );
+    assert!(answer.contains("a=ice-lite"), "{answer}");
+    assert!(answer.contains("a=fingerprint:sha-256"), "{answer}");
+    assert!(
+        answer.contains("10.0.0.1 40000 typ host"),
+        "our host candidate: {answer}"
+    );
+    assert!(!answer.contains("telephone-event"), "{answer}");
+    // A browser that offers no G.711 is told why.
+    let opus_only: String = offer
+        .lines()
+        .filter(|l| !l.contains("PCMU") && !l.contains("PCMA"))
+        .map(|l| format!("{l}\r\n"))
+        .collect();
+    let e = BrowserLeg::answer(now, &opus_only, Codec::Pcmu, gw, gw)
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("no PCMU"), "{e}");
+}
+
+#[test]
+fn connects_and_carries_rtp_both_ways_in_memory() {
+    let mut now = crate::clock::now();
+    let (mut b, b_sender, offer) = browser(now);
+    let gw: SocketAddr = GATEWAY.parse().unwrap();
+    let baddr: SocketAddr = BROWSER.parse().unwrap();
+    let (mut leg, answer) = BrowserLeg::answer(now, &offer, Codec::Pcmu, gw, gw).unwrap();
+    b.set_remote_description(now, RTCSessionDescription::answer(answer).unwrap())
+        .unwrap();
+    let mut connected = false;
+    let mut browser_connected = false;
+    let mut from_browser = vec![];
+    let mut to_browser = 0;
+    let mut seq = 0u16;
+    let mut out = vec![];
+    for step in 0..2000 {
+        // Browser → gateway.
+        while let Some(m) = b.poll_write() {
+            assert_eq!(
+                m.transport.peer_addr, gw,
+                "the browser sends to our candidate"
+            );
+            leg.handle_read(now, baddr, m.message);
+        }
+        while let Some(e) = b.poll_event() {
+            if let RTCPeerConnectionEvent::OnConnectionStateChangeEvent(
+                RTCPeerConnectionState::Connected,
+            ) = e
+            {
+                browser_connected = true;
+            }
+        }
+        while let Some(m) = b.poll_read() {
+            if let RTCMessage::RtpPacket(_, p) = m.message {
+                assert_eq!(p.header.payload_type, 0);
+                assert_eq!(&p.payload[..], &[0x55; 160][..]);
+                to_browser += 1;
+            }
+        }
+        // Gateway → browser.
+        leg.drain(&mut out);
+        for o in out.drain(..) {
+            match o {
+                WebOut::Transmit(to, data) => {
+                    assert_eq!(to, baddr);
+                    let _ = b.handle_read(TaggedBytesMut {
+                        now,
+                        transport: TransportContext {
+                            local_addr: baddr,
+                            peer_addr: gw,
+                            ecn: None,
+                            transport_protocol: TransportProtocol::UDP,
+                        },
+                        message: BytesMut::from(&data[..]),
+                    });
+                }
+                WebOut::Rtp(p) => from_browser.push(p),
+                WebOut::Connected => connected = true,
+                WebOut::Failed(why) => panic!("failed: {why}"),
+            }
+        }
+        if connected && browser_connected && step % 2 == 0 && seq < 50 {
+            seq += 1;
+            leg.write_rtp(now, &rtp(seq, 99, &[0x55; 160]));
+            let mut s = b.rtp_sender(b_sender).unwrap();
+            let mut p =
+                rtc::rtp::packet::Packet::unmarshal(&mut &rtp(seq, 0, &[0x11; 160])[..]).unwrap();
+            p.header.ssrc = 4242;
+            s.write_rtp(now, p).unwrap();
+        }
+        if seq >= 50 && to_browser >= 45 && from_browser.len() >= 45 {
+            break;
+        }
+        now += Duration::from_millis(5);
+        for t in [b.poll_timeout(), leg.timeout()].into_iter().flatten() {
+            if t <= now {
+                let _ = b.handle_timeout(now);
+                leg.handle_timeout(now);
+            }
+        }
+    }
+    assert!(connected && browser_connected, "ICE + DTLS connected");
+    assert!(to_browser >= 45, "browser got {to_browser} of 50");
+    assert!(
+        from_browser.len() >= 45,
+        "gateway got {}",
+        from_browser.len()
+    );
+    let first = rtc::rtp::packet::Packet::unmarshal(&mut &from_browser[0][..]).unwrap();
+    assert_eq!(first.header.payload_type, 0);
+    assert_eq!(&first.payload[..], &[0x11; 160][..]);
+}
+
+#[test]
+fn stun_username_is_read_only_from_binding_requests() {
+    // A binding request with USERNAME "abcd:efgh" and a trailing FINGERPRINT-like attr.
+    let mut m = vec![0x00, 0x01, 0, 0, 0x21, 0x12, 0xA4, 0x42];
+    m.extend_from_slice(&[7; 12]);
+    let mut attrs = vec![0x00, 0x06, 0x00, 0x09];
+    attrs.extend_from_slice(b"abcd:efgh\0\0\0");
+    attrs.extend_from_slice(&[0x80, 0x28, 0, 4, 1, 2, 3, 4]);
+    let len = attrs.len() as u16;
+    m[2..4].copy_from_slice(&len.to_be_bytes());
+    m.extend_from_slice(&attrs);
+    assert_eq!(stun_username(&m), Some("abcd:efgh"));
+    // A response, an RTP packet, a truncated message: nothing.
+    let mut resp = m.clone();
+    resp[1] = 0x01;
+    resp[0] = 0x01;
+    assert_eq!(stun_username(&resp), None);
+    assert_eq!(stun_username(&rtp(1, 0, &[0; 160])), None);
+    assert_eq!(stun_username(&m[..30]), None);
+    // An attribute claiming more than there is.
+    let mut bad = m.clone();
+    bad[22..24].copy_from_slice(&400u16.to_be_bytes());
+    assert_eq!(stun_username(&bad), None);
+}
+
+/// Why browser legs never register telephone-event: rtc 0.21.1, answering Chromium's
+/// offer with PCMU + telephone-event/8000 registered, picks Chromium's
+/// telephone-event/48000 payload type and lists it twice (`m=audio 9 ... 0 110 110`),
+/// an answer Chromium cannot use. When this test fails after an upgrade, the trap is
+/// gone and RFC 4733 from the browser can be negotiated.
+#[test]
+fn rtc_0_21_1_answers_telephone_event_wrongly() {
+    let now = crate::clock::now();
+    let mut media = MediaEngine::default();
+    media
+        .register_codec(codec(MIME_TYPE_PCMU, 8000, 0, 0), RtpCodecKind::Audio)
+        .unwrap();
+    media
+        .register_codec(
+            codec(MIME_TYPE_TELEPHONE_EVENT, 8000, 0, 126),
+            RtpCodecKind::Audio,
+        )
+        .unwrap();
+    let registry = register_default_interceptors(Registry::new(), &mut media).unwrap();
+    let mut pc = RTCPeerConnectionBuilder::new()
+        .with_media_engine(media)
+        .with_interceptor_registry(registry)
+        .build(now)
+        .unwrap();
+    pc.set_remote_description(
+        now,
+        RTCSessionDescription::offer(CHROMIUM_OFFER.into()).unwrap(),
+    )
+    .unwrap();
+    let sdp = pc.create_answer(None).unwrap().sdp;
+    let m = sdp.lines().find(|l| l.starts_with("m=audio")).unwrap();
+    let events: Vec<&str> = sdp
+        .lines()
+        .filter(|l| l.contains("telephone-event"))
+        .collect();
+    assert!(
+        m.ends_with(" 0 110 110") && events.iter().all(|l| l.ends_with("/48000")),
+        "rtc's telephone-event answer changed: {m} {events:?}\n{sdp}"
+    );
+}

@@ -1,0 +1,107 @@
+// The agent's side of the end-to-end call test, in real headless Chromium (Debian's
+// `chromium`, driven by playwright-core; no browser is downloaded). The Rust test
+// (tests/e2e/desktop.rs) starts the gateway and SIPp and reads this script's output:
+// lines `STEP <name> <json>`; anything going wrong exits non-zero with the reason.
+//
+// usage: node agent_call.mjs <http base> <agent> <password> <fake mic wav> <artifacts dir>
+import { chromium } from "playwright-core";
+import { mkdirSync } from "node:fs";
+
+const [base, agent, password, wav, artifacts] = process.argv.slice(2);
+mkdirSync(artifacts, { recursive: true });
+const step = (name, data = {}) => console.log(`STEP ${name} ${JSON.stringify(data)}`);
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  args: [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+    `--use-file-for-fake-audio-capture=${wav}`,
+    "--autoplay-policy=no-user-gesture-required",
+    "--allow-loopback-in-peer-connection",
+  ],
+});
+let page;
+try {
+  const ctx = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+  page = await ctx.newPage();
+  page.on("console", m => console.log(`console.${m.type()}: ${m.text()}`));
+  page.on("pageerror", e => console.log(`pageerror: ${e.message}`));
+
+  // 2. Log in and set Available.
+  await page.goto(`${base}/agent`);
+  await page.getByLabel("Name").fill(agent);
+  await page.getByLabel("Password").fill(password);
+  await page.getByRole("button", { name: "Log in" }).click();
+  await page.getByText(agent, { exact: true }).waitFor();
+  await page.getByLabel("Presence").selectOption("available");
+  await page.locator("#presence-now", { hasText: "available" }).waitFor();
+  step("available");
+
+  // 4. The page rings with the screen-pop: the customer's name and what was entered.
+  const answer = page.getByRole("button", { name: "Answer" });
+  await answer.waitFor({ timeout: 60000 });
+  const pop = page.locator("#screen-pop");
+  await pop.locator(".customer-name").waitFor({ timeout: 10000 });
+  const offer = page.locator(".offer");
+  const ringing = await page.evaluate(() => window.omnigate.ring !== null);
+  step("offered", {
+    name: await pop.locator(".customer-name").innerText(),
+    offer: await offer.innerText(),
+    pop: await pop.innerText(),
+    ringing,
+  });
+  await page.screenshot({ path: `${artifacts}/step4-offer.png`, fullPage: true });
+  await answer.click();
+
+  // 5. Audio both ways: the browser's getStats shows RTP from the caller.
+  await page.locator(".call .state", { hasText: "connected" }).waitFor({ timeout: 20000 });
+  const stats = async () => page.evaluate(async () => {
+    const w = [...window.omnigate.work.values()].find(w => w.pc);
+    if (!w) return null;
+    const r = await w.pc.getStats();
+    const out = { inbound: 0, outbound: 0, audioLevel: 0, codec: "" };
+    r.forEach(s => {
+      if (s.type === "inbound-rtp" && s.kind === "audio") {
+        out.inbound = s.packetsReceived;
+        out.totalAudioEnergy = s.totalAudioEnergy;
+      }
+      if (s.type === "outbound-rtp" && s.kind === "audio") out.outbound = s.packetsSent;
+      if (s.type === "codec") out.codec = s.mimeType;
+    });
+    return out;
+  });
+  let s = await stats();
+  for (let i = 0; i < 100 && !(s && s.inbound > 150 && s.outbound > 150); i++) {
+    await page.waitForTimeout(100);
+    s = await stats();
+  }
+  step("media", s);
+
+  // Hold and resume (re-INVITE to the caller, music on hold), then DTMF from the pad.
+  await page.getByRole("button", { name: "Hold" }).click();
+  await page.locator(".call .state", { hasText: "on hold" }).waitFor();
+  await page.waitForTimeout(1500);
+  await page.getByRole("button", { name: "Hold" }).click();
+  await page.locator(".call .state", { hasText: "connected" }).waitFor();
+  await page.getByRole("button", { name: "Dial 5" }).click();
+  await page.waitForTimeout(1500);
+  step("held and resumed", await stats());
+
+  // 6. Hang up; the wrap-up form replaces the call controls.
+  await page.getByRole("button", { name: "Hang up" }).click();
+  await page.getByRole("button", { name: "Finish wrap-up" }).waitFor({ timeout: 10000 });
+  await page.screenshot({ path: `${artifacts}/step6-wrap-up.png`, fullPage: true });
+  await page.getByLabel("Disposition").selectOption("Resolved");
+  await page.getByLabel("Note").fill("Asked about her invoice");
+  await page.getByRole("button", { name: "Finish wrap-up" }).click();
+  await page.getByRole("button", { name: "Finish wrap-up" }).waitFor({ state: "detached" });
+  step("wrapped up");
+} catch (e) {
+  console.log(`FAILED ${e.stack || e}`);
+  if (page) await page.screenshot({ path: `${artifacts}/failure.png`, fullPage: true }).catch(() => {});
+  await browser.close();
+  process.exit(1);
+}
+await browser.close();
