@@ -164,8 +164,10 @@ function setPresence(p) {
 }
 
 function flash(id, text) {
+  console.warn(id, text);
   const w = id && app.work.get(id);
-  if (w) $(".stats", w.node) && ($(".stats", w.node).textContent = text);
+  const box = w && $(".notice", w.node);
+  if (box) box.textContent = text;
 }
 
 // ---------------------------------------------------------------- offers + screen-pop

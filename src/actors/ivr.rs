@@ -39,6 +39,9 @@ pub(super) struct Ivr {
     /// The agent whose phone rings or who talks to the caller, and whether they
     /// answered.
     pub(super) agent: Option<(String, bool)>,
+    /// An agent handed the call on (a transfer): the next assignment rings the next
+    /// agent although the run has ended.
+    handed_on: bool,
     /// How the run ended, once it has.
     outcome: Option<String>,
     writer: tokio::sync::mpsc::UnboundedSender<StoreWrite>,
@@ -199,6 +202,7 @@ impl CallActor {
             queue: None,
             queue_poll: None,
             agent: None,
+            handed_on: false,
             outcome: None,
             writer: store_writer(ictx_store, interaction_id),
         });
@@ -689,9 +693,10 @@ impl CallActor {
                     "assigned",
                     serde_json::json!({"agent": agent}),
                 ));
-                if self.a.ended || ivr.outcome.is_some() {
+                if self.a.ended || (ivr.outcome.is_some() && !ivr.handed_on) {
                     return;
                 }
+                ivr.handed_on = false;
                 let Some(ext) = extension else {
                     if self.cfg.webrtc.is_none() {
                         tracing::warn!(%call, %agent, "agent has no phone and browser calls are off; the call goes back to the queue");
@@ -716,6 +721,7 @@ impl CallActor {
                 // The first agent's leg goes; the caller hears music until the next
                 // agent connects. The recording goes on (it is the call's, not the leg's).
                 ivr.agent = None;
+                ivr.handed_on = true;
                 self.agent_leg_gone();
             }
             WorkEvent::Overflow { to } => {
@@ -764,6 +770,7 @@ impl CallActor {
     pub(super) fn ivr_agent_connected(&mut self, ctx: &mut Context<Self>) {
         self.ivr_agent_answered();
         if let Some(agent) = self.ivr.as_ref().and_then(|i| i.agent.clone()) {
+            tracing::info!(call = %self.a.call, agent = %agent.0, "agent on the call");
             self.screen_pop("call.connected", &agent.0);
         }
         self.ivr_input(ctx, Input::Connected);

@@ -374,10 +374,29 @@ async fn work(
                 }
                 let i = own(c, &me, &id).await?;
                 if i.ended_at.is_none() {
-                    return Err(error(
-                        StatusCode::CONFLICT,
-                        "the interaction is still going on; end it first",
-                    ));
+                    let still_mine = match c.agent_addr(&me) {
+                        Some(a) => a.send(State).await.map_err(mailbox)?["work"]
+                            .as_array()
+                            .is_some_and(|w| w.iter().any(|x| x["interaction"] == id.as_str())),
+                        None => false,
+                    };
+                    if still_mine {
+                        return Err(error(
+                            StatusCode::CONFLICT,
+                            "the interaction is still going on; end it first",
+                        ));
+                    }
+                    // Handed on (a transfer): this agent's part is wrapped up on the
+                    // timeline; the interaction's disposition is the last agent's.
+                    c.store()
+                        .add_timeline(
+                            &id,
+                            "wrapped up",
+                            serde_json::json!({"agent": me, "disposition": d, "resolved": w.resolved, "handed_on": true}),
+                        )
+                        .await
+                        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()))?;
+                    return Ok(HttpResponse::Ok().json(serde_json::json!({"interaction": id, "disposition": d, "resolved": w.resolved, "handed_on": true})));
                 }
                 c.store()
                     .wrap_up(&id, &me, d, w.resolved)

@@ -4,10 +4,12 @@
 // lines `STEP <name> <json>`; anything going wrong exits non-zero with the reason.
 //
 // usage: node agent_call.mjs <http base> <agent> <password> <fake mic wav> <artifacts dir>
+//        [hangup | transfer:<agent>]  (how the call ends for this agent; default hangup)
 import { chromium } from "playwright-core";
 import { mkdirSync } from "node:fs";
+import process from "node:process";
 
-const [base, agent, password, wav, artifacts] = process.argv.slice(2);
+const [base, agent, password, wav, artifacts, how = "hangup"] = process.argv.slice(2);
 mkdirSync(artifacts, { recursive: true });
 const step = (name, data = {}) => console.log(`STEP ${name} ${JSON.stringify(data)}`);
 
@@ -28,6 +30,11 @@ try {
   page = await ctx.newPage();
   page.on("console", m => console.log(`console.${m.type()}: ${m.text()}`));
   page.on("pageerror", e => console.log(`pageerror: ${e.message}`));
+  page.on("response", async r => {
+    if (r.status() >= 400 && !r.url().endsWith("favicon.ico")) {
+      console.log(`http ${r.status()} ${r.request().method()} ${r.url()}: ${await r.text().catch(() => "")}`);
+    }
+  });
 
   // 2. Log in and set Available.
   await page.goto(`${base}/agent`);
@@ -78,6 +85,8 @@ try {
     s = await stats();
   }
   step("media", s);
+  await page.waitForTimeout(1500);
+  step("talked", await stats());
 
   // Hold and resume (re-INVITE to the caller, music on hold), then DTMF from the pad.
   await page.getByRole("button", { name: "Hold" }).click();
@@ -89,8 +98,17 @@ try {
   await page.waitForTimeout(1500);
   step("held and resumed", await stats());
 
-  // 6. Hang up; the wrap-up form replaces the call controls.
-  await page.getByRole("button", { name: "Hang up" }).click();
+  // 6. Hang up (or transfer); the wrap-up form replaces the call controls.
+  if (how.startsWith("transfer:")) {
+    // The test brings the other agent in, then says go (a line on stdin).
+    step("ready to transfer");
+    await new Promise(r => process.stdin.once("data", r));
+    await page.getByLabel("Transfer to an agent or a queue").selectOption("agent");
+    await page.getByLabel("Transfer target").fill(how.slice("transfer:".length));
+    await page.getByRole("button", { name: "Transfer" }).click();
+  } else {
+    await page.getByRole("button", { name: "Hang up" }).click();
+  }
   await page.getByRole("button", { name: "Finish wrap-up" }).waitFor({ timeout: 10000 });
   await page.screenshot({ path: `${artifacts}/step6-wrap-up.png`, fullPage: true });
   await page.getByLabel("Disposition").selectOption("Resolved");
@@ -99,7 +117,8 @@ try {
   await page.getByRole("button", { name: "Finish wrap-up" }).waitFor({ state: "detached" });
   step("wrapped up");
 } catch (e) {
-  console.log(`FAILED ${e.stack || e}`);
+  const said = page ? await page.locator(".stats").allInnerTexts().catch(() => []) : [];
+  console.log(`FAILED ${e.stack || e}\npage says: ${said.join(" | ")}`);
   if (page) await page.screenshot({ path: `${artifacts}/failure.png`, fullPage: true }).catch(() => {});
   await browser.close();
   process.exit(1);

@@ -62,11 +62,11 @@ fn ty(t: &'static str) -> impl Fn(&serde_json::Value) -> bool {
     move |v| v["type"] == t
 }
 
-fn put(g: &Gateway, path: &str, token: &str, body: &str) -> (u16, String) {
+pub(crate) fn put(g: &Gateway, path: &str, token: &str, body: &str) -> (u16, String) {
     raw(g, "PUT", path, token, body)
 }
 
-fn raw(g: &Gateway, method: &str, path: &str, token: &str, body: &str) -> (u16, String) {
+pub(crate) fn raw(g: &Gateway, method: &str, path: &str, token: &str, body: &str) -> (u16, String) {
     use std::io::{Read, Write};
     let mut s = TcpStream::connect(("127.0.0.1", g.http)).unwrap();
     write!(s, "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();

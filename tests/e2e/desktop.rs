@@ -11,7 +11,7 @@
 
 use crate::harness::*;
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -153,35 +153,44 @@ fn rms(v: &[i16]) -> f64 {
     (v.iter().map(|&s| (s as f64).powi(2)).sum::<f64>() / v.len().max(1) as f64).sqrt()
 }
 
-#[test]
-fn an_agent_answers_a_caller_in_the_browser_with_the_screen_pop_and_wraps_up() {
-    let node_modules = repo("tests/browser/node_modules/playwright-core");
+/// A gateway on the demo config (demo flow open around the clock, recording on, a
+/// CRM webhook on `base + 50` that fails its first post), with the caller's and the
+/// agent's audio files written.
+struct Desk {
+    g: Gateway,
+    _dialplans: tempfile::TempDir,
+    hooks: Posts,
+    secret: &'static str,
+    mic_wav: PathBuf,
+    artifacts: PathBuf,
+}
+
+fn desk(base: u16, artifacts: &str) -> Desk {
     assert!(
-        node_modules.exists(),
+        repo("tests/browser/node_modules/playwright-core").exists(),
         "playwright-core is not installed in tests/browser: run ./scripts/test.sh, which installs it"
     );
     assert!(
         Path::new("/usr/bin/chromium").exists(),
         "Chromium is not installed (Debian package chromium): run ./scripts/test.sh"
     );
-    // The demo flow, open around the clock, with its prompts.
     let dp = tempfile::tempdir().unwrap();
     open_demo_dialplan(dp.path());
-    let hooks = crm(24050);
+    let hooks = crm(base + 50);
     let secret = "crm-shared-secret-0123456789";
     let g = Gateway::start(
-        24000,
+        base,
         "demo = true",
         "answer_after_ms = 50\nhangup_after_secs = 0\nrecord = true",
         &format!(
-            "[dialplan]\ndir = \"{}\"\ndefault_flow = \"demo\"\n\n[[webhook]]\nurl = \"http://127.0.0.1:24050/crm\"\nsecret = \"{secret}\"\n",
-            dp.path().display()
+            "[dialplan]\ndir = \"{}\"\ndefault_flow = \"demo\"\n\n[[webhook]]\nurl = \"http://127.0.0.1:{}/crm\"\nsecret = \"{secret}\"\n",
+            dp.path().display(),
+            base + 50
         ),
     );
     g.wait_log("dialplan loaded");
-    let caller_wav = g.dir.path().join("caller-ulaw.wav");
     write_ulaw_wav(
-        &caller_wav,
+        &g.dir.path().join("caller-ulaw.wav"),
         &speech(&["main-menu", "account", "thanks", "please-hold"]),
     );
     let mic_wav = g.dir.path().join("agent-48k.wav");
@@ -189,46 +198,99 @@ fn an_agent_answers_a_caller_in_the_browser_with_the_screen_pop_and_wraps_up() {
         &mic_wav,
         &speech(&["welcome", "connecting-support", "goodbye", "leave-message"]),
     );
-    let artifacts = repo("target/e2e-artifacts/agent-desktop");
+    let artifacts = repo(&format!("target/e2e-artifacts/{artifacts}"));
     let _ = std::fs::remove_dir_all(&artifacts);
+    Desk {
+        g,
+        _dialplans: dp,
+        hooks,
+        secret,
+        mic_wav,
+        artifacts,
+    }
+}
 
-    let mut node = Command::new("node")
-        .arg(repo("tests/browser/agent_call.mjs"))
-        .args([&format!("http://127.0.0.1:{}", g.http), "bob", "demo-bob"])
-        .arg(&mic_wav)
-        .arg(&artifacts)
-        .current_dir(repo("tests/browser"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("run node (Debian package nodejs)");
-    let kill_node = KillOnDrop(node.id());
-    let mut lines = BufReader::new(node.stdout.take().unwrap()).lines();
-    let mut transcript = String::new();
-    let mut next_step = |name: &str, transcript: &mut String| -> serde_json::Value {
-        for l in lines.by_ref() {
+/// The agent's browser (tests/browser/agent_call.mjs) and what it reported so far.
+struct Browser {
+    child: std::process::Child,
+    lines: std::io::Lines<BufReader<std::process::ChildStdout>>,
+    transcript: String,
+}
+
+impl Browser {
+    fn start(d: &Desk, agent: &str, password: &str, how: &str) -> Browser {
+        let mut child = Command::new("node")
+            .arg(repo("tests/browser/agent_call.mjs"))
+            .args([&format!("http://127.0.0.1:{}", d.g.http), agent, password])
+            .arg(&d.mic_wav)
+            .arg(&d.artifacts)
+            .arg(how)
+            .current_dir(repo("tests/browser"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("run node (Debian package nodejs)");
+        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        Browser {
+            child,
+            lines,
+            transcript: String::new(),
+        }
+    }
+
+    /// Waits for the script's step `name` and returns what it reported.
+    fn step(&mut self, name: &str, g: &Gateway) -> serde_json::Value {
+        for l in self.lines.by_ref() {
             let l = l.unwrap();
-            transcript.push_str(&l);
-            transcript.push('\n');
+            self.transcript.push_str(&l);
+            self.transcript.push('\n');
             if let Some(rest) = l.strip_prefix(&format!("STEP {name} ")) {
                 return json(rest);
             }
             if l.starts_with("FAILED") {
+                // The rest is the failure's detail.
+                for l in self.lines.by_ref().map_while(Result::ok) {
+                    self.transcript.push_str(&l);
+                    self.transcript.push('\n');
+                }
                 break;
             }
         }
         panic!(
-            "the browser did not reach step {name:?}:\n{transcript}\n--- gateway log:\n{}",
+            "the browser did not reach step {name:?}:\n{}\n--- gateway log:\n{}",
+            self.transcript,
             g.log()
         );
-    };
+    }
 
-    // 2. Bob is logged in and Available.
-    next_step("available", &mut transcript);
+    /// A line on the script's stdin (it waits for one before a transfer).
+    fn go(&mut self) {
+        use std::io::Write;
+        let stdin = self.child.stdin.as_mut().expect("stdin");
+        stdin.write_all(b"go\n").unwrap();
+        stdin.flush().unwrap();
+    }
 
-    // 3. Ada calls: 2 for support, account 1234#, then speaks.
-    let (sipp_port, media_port) = (24090, 24094);
-    let caller = sipp_spawn(
+    fn finish(mut self) {
+        let status = self.child.wait().unwrap();
+        assert!(
+            status.success(),
+            "the browser script: {status}\n{}",
+            self.transcript
+        );
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+/// Ada (+15551234567) calls through the demo IVR: 2, account 1234#, then speaks.
+fn ada_calls(g: &Gateway, sipp_port: u16, media_port: u16) -> Spawned {
+    sipp_spawn(
         g.dir.path(),
         &[
             "-sf",
@@ -243,10 +305,25 @@ fn an_agent_answers_a_caller_in_the_browser_with_the_screen_pop_and_wraps_up() {
             &media_port.to_string(),
             &format!("127.0.0.1:{}", g.sip),
         ],
-    );
+    )
+}
 
-    // 4. The page rings and shows Ada with the digits she entered.
-    let offered = next_step("offered", &mut transcript);
+fn assert_sipp_done(s: Spawned, what: &str, g: &Gateway) {
+    let out = s.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{what}: {}\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr),
+        g.log()
+    );
+}
+
+/// Steps 4 and 5 of the issue: the page rings with Ada's screen-pop, the agent answers,
+/// and audio flows both ways (the browser's getStats; SIPp's media socket, measured
+/// while caller and browser are bridged). Then hold, resume and a key.
+fn ring_answer_talk(b: &mut Browser, g: &Gateway, media_port: u16) {
+    let offered = b.step("offered", g);
     assert_eq!(offered["name"], "Ada Lovelace", "{offered}");
     let offer_text = offered["offer"].as_str().unwrap();
     assert!(offer_text.contains("1234"), "digits entered: {offered}");
@@ -255,15 +332,14 @@ fn an_agent_answers_a_caller_in_the_browser_with_the_screen_pop_and_wraps_up() {
     let pop = offered["pop"].as_str().unwrap();
     assert!(pop.contains("+15551234567"), "her identities: {pop}");
     assert!(pop.contains("gold"), "her record: {pop}");
+
+    let media = b.step("media", g);
     let before = udp_socket_counters(media_port).unwrap_or_else(|| {
         panic!(
             "SIPp's media socket (port {media_port}) not in /proc/net/udp:\n{}",
             std::fs::read_to_string("/proc/net/udp").unwrap_or_default()
         )
     });
-
-    // 5. Audio both ways.
-    let media = next_step("media", &mut transcript);
     assert!(
         media["inbound"].as_u64().unwrap() > 150,
         "the browser got the caller's RTP: {media}"
@@ -273,35 +349,65 @@ fn an_agent_answers_a_caller_in_the_browser_with_the_screen_pop_and_wraps_up() {
         media["codec"].as_str().unwrap().contains("PCMU"),
         "G.711 end to end: {media}"
     );
-    let held = next_step("held and resumed", &mut transcript);
-    assert!(
-        held["inbound"].as_u64() > media["inbound"].as_u64(),
-        "audio flows again after resume: {held}"
-    );
+    let talked = b.step("talked", g);
     let after = udp_socket_counters(media_port).expect("SIPp's media socket");
     assert!(
         after.0 + after.1 > before.0 + before.1,
         "SIPp's media socket received the agent's RTP: {before:?} -> {after:?}"
     );
+    assert!(
+        talked["outbound"].as_u64() > media["outbound"].as_u64(),
+        "{talked}"
+    );
+    let held = b.step("held and resumed", g);
+    assert!(
+        held["inbound"].as_u64() > talked["inbound"].as_u64(),
+        "audio flows again after resume: {held}"
+    );
+}
 
+/// The call's interaction, once it has ended and been wrapped up.
+fn wrapped_interaction(g: &Gateway) -> serde_json::Value {
+    let mut i = serde_json::Value::Null;
+    wait_for("the call's record", Duration::from_secs(10), || {
+        let (_, body) = g.get_auth("/api/interactions?limit=1", "test-token");
+        i = json(&body)[0].clone();
+        !i["ended_at"].is_null() && !i["disposition"].is_null()
+    });
+    let (_, body) = g.get_auth(
+        &format!("/api/interactions/{}", i["id"].as_str().unwrap()),
+        "test-token",
+    );
+    json(&body)
+}
+
+/// The recording's two channels.
+fn recording(i: &serde_json::Value) -> (Vec<i16>, Vec<i16>) {
+    let path = i["recording"].as_str().expect("a recording");
+    let mut r = hound::WavReader::open(path).unwrap();
+    assert_eq!(r.spec().channels, 2);
+    let s: Vec<i16> = r.samples::<i16>().map(|s| s.unwrap()).collect();
+    s.chunks(2).map(|c| (c[0], c[1])).unzip()
+}
+
+#[test]
+fn an_agent_answers_a_caller_in_the_browser_with_the_screen_pop_and_wraps_up() {
+    let d = desk(24000, "agent-desktop");
+    let g = &d.g;
+    // 2. Bob is logged in and Available.
+    let mut b = Browser::start(&d, "bob", "demo-bob", "hangup");
+    b.step("available", g);
+    // 3. Ada calls.
+    let (sipp_port, media_port) = (24090, 24094);
+    let caller = ada_calls(g, sipp_port, media_port);
+    // 4, 5.
+    ring_answer_talk(&mut b, g, media_port);
     // 6. Bob hung up: SIPp got the BYE; the page wrapped up.
-    let out = caller.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "the caller: {}\n{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr),
-        g.log()
-    );
-    next_step("wrapped up", &mut transcript);
-    let status = node.wait().unwrap();
-    std::mem::forget(kill_node);
-    assert!(
-        status.success(),
-        "the browser script: {status}\n{transcript}"
-    );
+    assert_sipp_done(caller, "the caller", g);
+    b.step("wrapped up", g);
+    b.finish();
     for shot in ["step4-offer.png", "step6-wrap-up.png"] {
-        let p = artifacts.join(shot);
+        let p = d.artifacts.join(shot);
         assert!(
             std::fs::metadata(&p)
                 .map(|m| m.len() > 10_000)
@@ -313,15 +419,8 @@ fn an_agent_answers_a_caller_in_the_browser_with_the_screen_pop_and_wraps_up() {
 
     // The interaction: Bob, the support queue, what the IVR collected, a duration, the
     // wrap-up, on Ada's timeline.
-    let mut i = serde_json::Value::Null;
-    wait_for("the call's record", Duration::from_secs(10), || {
-        let (_, body) = g.get_auth("/api/interactions?limit=1", "test-token");
-        i = json(&body)[0].clone();
-        !i["ended_at"].is_null() && !i["disposition"].is_null()
-    });
+    let i = wrapped_interaction(g);
     let id = i["id"].as_str().unwrap().to_string();
-    let (_, body) = g.get_auth(&format!("/api/interactions/{id}"), "test-token");
-    let i = json(&body);
     assert_eq!(i["agent"], "bob", "{i}");
     assert_eq!(i["queue"], "support", "{i}");
     assert_eq!(i["variables"]["account"], "1234", "{i}");
@@ -331,7 +430,7 @@ fn an_agent_answers_a_caller_in_the_browser_with_the_screen_pop_and_wraps_up() {
         i["answered_at"].as_f64().expect("answered"),
         i["ended_at"].as_f64().unwrap(),
     );
-    // Unix milliseconds: connected, held, resumed, a key, hung up.
+    // Unix milliseconds: connected, talked, held, resumed, a key, hung up.
     assert!(ended - answered >= 3000.0, "talked a few seconds: {i}");
     let kinds = timeline_kinds(&i);
     for k in [
@@ -351,22 +450,18 @@ fn an_agent_answers_a_caller_in_the_browser_with_the_screen_pop_and_wraps_up() {
     );
 
     // The recording: the caller on the left, the agent on the right, both with sound.
-    let path = i["recording"].as_str().expect("a recording");
-    let mut r = hound::WavReader::open(path).unwrap();
-    assert_eq!(r.spec().channels, 2);
-    let s: Vec<i16> = r.samples::<i16>().map(|s| s.unwrap()).collect();
-    let (left, right): (Vec<i16>, Vec<i16>) = s.chunks(2).map(|c| (c[0], c[1])).unzip();
-    let (l, rr) = (rms(&left), rms(&right));
+    let (left, right) = recording(&i);
+    let (l, r) = (rms(&left), rms(&right));
     assert!(
-        l > 200.0 && rr > 200.0,
-        "both channels carry sound: left {l:.0}, right {rr:.0} ({path})"
+        l > 200.0 && r > 200.0,
+        "both channels carry sound: left {l:.0}, right {r:.0}"
     );
     let log = g.log();
     assert!(log.contains("agent connected in the browser"), "{log}");
 
     // The CRM got the screen-pop on offer (retried after its 500) and on connect,
     // signed with the shared secret.
-    let got = hooks.lock().unwrap().clone();
+    let got = d.hooks.lock().unwrap().clone();
     let events: Vec<String> = got
         .iter()
         .map(|(h, _)| {
@@ -396,7 +491,7 @@ fn an_agent_answers_a_caller_in_the_browser_with_the_screen_pop_and_wraps_up() {
         let ts: u64 = header("x-omnigate-timestamp").parse().unwrap();
         assert_eq!(
             header("x-omnigate-signature"),
-            omnigate::webhooks::signature(secret, ts, body.as_bytes()),
+            omnigate::webhooks::signature(d.secret, ts, body.as_bytes()),
             "signed: {body}"
         );
         let v = json(body);
@@ -407,11 +502,112 @@ fn an_agent_answers_a_caller_in_the_browser_with_the_screen_pop_and_wraps_up() {
     }
 }
 
-/// Kills a process (the browser driver) if the test fails before it exits.
-struct KillOnDrop(u32);
+/// Bob answers in the browser and transfers the call (blind) to Alice, who works on a
+/// desk phone: her desktop (a WebSocket here) gets the offer with Ada's screen-pop, she
+/// accepts, her SIPp phone (registered as 1001) rings and answers and is bridged to
+/// Ada; she hangs up from the API. One recording covers both agents.
+#[test]
+fn a_browser_agent_transfers_the_call_to_a_desk_phone_agent() {
+    let d = desk(24100, "agent-transfer");
+    let g = &d.g;
+    let mut b = Browser::start(&d, "bob", "demo-bob", "transfer:alice");
+    b.step("available", g);
+    let caller = ada_calls(g, 24190, 24194);
+    ring_answer_talk(&mut b, g, 24194);
 
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").arg(self.0.to_string()).status();
+    // Alice logs in now (so the first offer went to Bob), her phone registered.
+    register_demo_phone(g, "1001", 24180);
+    let phone = sipp_spawn(
+        g.dir.path(),
+        &["-sn", "uas", "-p", "24180", "-mp", "24184", "-m", "1"],
+    );
+    let (code, body) = g.post(
+        "/api/agent/login",
+        None,
+        r#"{"name": "alice", "password": "demo-alice"}"#,
+    );
+    assert_eq!(code, 200, "{body}");
+    let alice = json(&body)["token"].as_str().unwrap().to_string();
+    let mut ws = tungstenite::connect(format!(
+        "ws://127.0.0.1:{}/api/agent/ws?token={alice}",
+        g.http
+    ))
+    .unwrap()
+    .0;
+    let (code, body) = crate::centre::put(
+        g,
+        "/api/agent/presence",
+        &alice,
+        r#"{"presence": "available"}"#,
+    );
+    assert_eq!(code, 200, "{body}");
+
+    // Bob transfers; his page wraps up.
+    b.step("ready to transfer", g);
+    b.go();
+    b.step("wrapped up", g);
+    b.finish();
+    let offer = loop {
+        let m = ws.read().expect("alice's websocket");
+        if let tungstenite::Message::Text(t) = m {
+            let v = json(&t);
+            if v["type"] == "offer" {
+                break v;
+            }
+        }
+    };
+    // The screen-pop reaches the desk-phone agent's desktop too.
+    assert_eq!(offer["details"]["account"], "1234", "{offer}");
+    assert_eq!(offer["customer"], 1, "{offer}");
+    let id = offer["interaction"].as_str().unwrap().to_string();
+    let (code, body) = g.get_auth("/api/agent/customers/1", &alice);
+    assert_eq!(
+        code, 200,
+        "alice may see the customer she is offered: {body}"
+    );
+    assert_eq!(json(&body)["customer"]["name"], "Ada Lovelace");
+    let (code, body) = g.post(&format!("/api/agent/offers/{id}/accept"), Some(&alice), "");
+    assert_eq!(code, 200, "{body}");
+    wait_for("alice's phone to answer", Duration::from_secs(10), || {
+        g.log()
+            .contains("agent on the call call=call-1 agent=alice")
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let (code, body) = g.post(&format!("/api/agent/work/{id}/hangup"), Some(&alice), "");
+    assert_eq!(code, 200, "{body}");
+    assert_sipp_done(caller, "the caller", g);
+    assert_sipp_done(phone, "alice's phone", g);
+    let (code, body) = g.post(
+        &format!("/api/agent/work/{id}/wrap_up"),
+        Some(&alice),
+        r#"{"disposition": "Resolved", "resolved": true}"#,
+    );
+    assert_eq!(code, 200, "{body}");
+
+    let i = wrapped_interaction(g);
+    assert_eq!(i["id"], id.as_str());
+    assert_eq!(i["agent"], "alice", "the last agent: {i}");
+    let kinds = timeline_kinds(&i);
+    // Bob's part wrapped up on the timeline, Alice's disposition on the interaction.
+    for k in ["transferred", "assigned", "hung up", "wrapped up"] {
+        assert!(kinds.contains(&k), "{k} on the timeline: {kinds:?}");
     }
+    let recordings = kinds.iter().filter(|k| **k == "recording").count();
+    assert_eq!(
+        recordings, 1,
+        "one recording across the transfer: {kinds:?}"
+    );
+    // Ada's voice is in the recording until the end (Alice's SIPp sends no audio).
+    let (left, _) = recording(&i);
+    let last = &left[left.len().saturating_sub(8000 * 2)..];
+    assert!(
+        rms(last) > 200.0,
+        "the caller recorded after the transfer: {}",
+        rms(last)
+    );
+    assert!(
+        left.len() > 8000 * 8,
+        "the recording spans both agents: {} samples",
+        left.len()
+    );
 }
