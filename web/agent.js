@@ -141,9 +141,16 @@ function onPush(m) {
       // The offer had who is calling and what they entered; the assignment adds the rest.
       const w = Object.assign({}, app.offers.get(m.interaction) || {}, m);
       removeOffer(m.interaction);
-      addWork(w);
+      const had = app.work.get(m.interaction);
+      if (had && had.data.consult) {
+        // A warm transfer completed: the call we were consulted on is ours now.
+        had.data.consult = false;
+        $(".state", had.node).textContent = "connected";
+      } else addWork(w);
       break;
     }
+    case "consult": addOffer(Object.assign({ channel: "voice", queue: "consult", expires_in_ms: 30000 }, m)); break;
+    case "call_state": callState(m); break;
     case "ended": workEnded(m.interaction, false); break;
     case "customer_left": workEnded(m.interaction, true); break;
     case "message": chatMessage(m); break;
@@ -182,8 +189,22 @@ function addOffer(o) {
   $(".queue", n).textContent = o.queue;
   $(".expires", n).textContent = `answer within ${Math.round(o.expires_in_ms / 1000)} s`;
   fillIvr($(".ivr", n), o.details);
-  $(".answer", n).onclick = () => answer(o.interaction);
-  $(".reject", n).onclick = () => api("POST", `/api/agent/offers/${o.interaction}/reject`).catch(e => alert(e.message));
+  if (o.type === "consult") {
+    // A colleague asks us to talk before handing the call over: no routing involved.
+    $(".channel", n).textContent = "consult";
+    $(".from", n).textContent = `${o.from} about ${o.caller}`;
+    $(".queue", n).textContent = "warm transfer";
+    $(".answer", n).onclick = () => {
+      removeOffer(o.interaction);
+      addWork({ interaction: o.interaction, channel: "voice", from: `${o.from} (consult about ${o.caller})`,
+        customer: o.customer, details: o.details, browser_call: o.browser_call, consult: true });
+      onPush({ type: "noop" });
+    };
+    $(".reject", n).onclick = () => api("POST", `/api/agent/work/${o.interaction}/hangup`).catch(e => alert(e.message));
+  } else {
+    $(".answer", n).onclick = () => answer(o.interaction);
+    $(".reject", n).onclick = () => api("POST", `/api/agent/offers/${o.interaction}/reject`).catch(e => alert(e.message));
+  }
   $("#offer-list").append(n);
   screenPop(o);
 }
@@ -298,6 +319,15 @@ function wireCall(entry) {
     try { await api("POST", `/api/agent/work/${id}/transfer`, { [kind]: to }); }
     catch (e) { flash(id, e.message); }
   };
+  $(".consult-form", n).onsubmit = async ev => {
+    ev.preventDefault();
+    const to = $(".consult-to", n).value.trim();
+    if (!to) return;
+    try { await api("POST", `/api/agent/work/${id}/consult`, { agent: to }); }
+    catch (e) { flash(id, e.message); }
+  };
+  $(".complete", n).onclick = () => api("POST", `/api/agent/work/${id}/complete`).catch(e => flash(id, e.message));
+  $(".cancel-consult", n).onclick = () => api("POST", `/api/agent/work/${id}/cancel_consult`).catch(e => flash(id, e.message));
   const pad = $(".dialpad", n);
   for (const d of "123456789*0#") {
     pad.append(el("button", {
@@ -305,6 +335,16 @@ function wireCall(entry) {
       onclick: () => api("POST", `/api/agent/work/${id}/dtmf`, { digits: d }).catch(e => flash(id, e.message)),
     }));
   }
+}
+
+// A warm transfer's progress on a call we have.
+function callState(m) {
+  const w = app.work.get(m.interaction);
+  if (!w) return;
+  $(".state", w.node).textContent = m.state;
+  $(".complete", w.node).disabled = m.state !== "consult connected";
+  $(".cancel-consult", w.node).disabled = m.state === "consult ended";
+  $(".consult", w.node).disabled = m.state !== "consult ended";
 }
 
 async function startCall(entry) {
@@ -384,8 +424,15 @@ function chatMessage(m) {
 // The call or chat ended: the agent wraps up (disposition, resolved, note).
 function workEnded(id, customerLeft) {
   const entry = app.work.get(id);
-  if (!entry || entry.wrapping) return;
+  if (!entry) { removeOffer(id); return; }
+  if (entry.wrapping) return;
   closeCall(id);
+  if (entry.data.consult) {
+    // We were only consulted: nothing of ours to wrap up.
+    entry.node.remove();
+    app.work.delete(id);
+    return;
+  }
   entry.wrapping = true;
   const n = entry.node;
   const st = $(".state", n);

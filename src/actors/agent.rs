@@ -27,12 +27,29 @@ pub enum AgentPush {
         interaction: String,
         reason: &'static str,
     },
+    /// A colleague who has a call asks this agent to talk before handing it over (a
+    /// warm transfer). A browser agent answers with a `webrtc_offer`; a desk phone
+    /// rings. Ends with `assigned` (the transfer completed) or `ended`.
+    Consult {
+        interaction: String,
+        from: String,
+        caller: String,
+        customer: Option<i64>,
+        details: serde_json::Value,
+        browser_call: bool,
+    },
     Assigned {
         interaction: String,
         channel: &'static str,
         customer: Option<i64>,
         /// The desktop takes this call in the browser (sends a `webrtc_offer`).
         browser_call: bool,
+    },
+    /// What is happening on a call the agent has (`consulting`, `consult connected`,
+    /// `consult ended`).
+    CallState {
+        interaction: String,
+        state: &'static str,
     },
     /// The work left the agent (ended, or handed on).
     Ended {
@@ -147,7 +164,7 @@ impl Handler<AgentPush> for AgentActor {
     fn handle(&mut self, p: AgentPush, _: &mut Context<Self>) {
         let json = serde_json::to_value(&p).unwrap_or_default();
         match &p {
-            AgentPush::Offer { interaction, .. } => {
+            AgentPush::Offer { interaction, .. } | AgentPush::Consult { interaction, .. } => {
                 self.offers.insert(interaction.clone(), json.clone());
             }
             AgentPush::Revoked { interaction, .. } => {

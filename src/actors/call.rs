@@ -163,8 +163,12 @@ pub struct CallActor {
     pending_media: Vec<Item>,
     /// `stopped()` ran (a drop without it is a failure, see `crate::panics`).
     wound_up: bool,
-    /// The agent taking this call in their browser.
-    web: Option<softphone::WebAgent>,
+    /// Agents on this call in their browser (two during a consult).
+    web: Vec<softphone::WebAgent>,
+    /// The agent whose desk phone is the second leg.
+    b_agent: Option<String>,
+    /// A warm transfer in progress.
+    consult: Option<softphone::Consult>,
     /// An agent put the caller on hold.
     held: bool,
 }
@@ -200,7 +204,9 @@ impl CallActor {
             ivr: None,
             pending_media: vec![],
             wound_up: false,
-            web: None,
+            web: Vec::new(),
+            b_agent: None,
+            consult: None,
             held: false,
         }
     }
@@ -233,7 +239,9 @@ impl CallActor {
             ivr: None,
             pending_media: vec![],
             wound_up: false,
-            web: None,
+            web: Vec::new(),
+            b_agent: None,
+            consult: None,
             held: false,
         }
     }
@@ -469,6 +477,12 @@ impl CallActor {
 
     fn on_ended(&mut self, ctx: &mut Context<Self>, is_b: bool, reason: EndReason) {
         tracing::info!(call = %self.a.call, leg = if is_b { "out" } else { "in" }, ?reason, "call ended");
+        if is_b && self.consult_phone_ended() {
+            return;
+        }
+        if is_b {
+            self.b_agent = None;
+        }
         if is_b && self.ivr.is_some() && self.b.as_ref().is_some_and(|b| !b.established) {
             // A transfer that did not connect: the flow goes on (an agent's phone: the
             // caller waits in the queue again).

@@ -28,12 +28,12 @@ pub struct IvrContext {
 }
 
 pub(super) struct Ivr {
-    ctx: Arc<IvrContext>,
+    pub(super) ctx: Arc<IvrContext>,
     pub(super) run: Run,
     pub(super) interaction: String,
     /// The prompt the run waits for: (its id, the media id of its last item).
     play: Option<(u64, u64)>,
-    customer_id: Option<i64>,
+    pub(super) customer_id: Option<i64>,
     queue: Option<String>,
     queue_poll: Option<SpawnHandle>,
     /// The agent whose phone rings or who talks to the caller, and whether they
@@ -624,11 +624,14 @@ impl CallActor {
         });
         match n {
             Ok(n) => {
-                if let Some(leg) = self.add_media(ctx, true, &n) {
-                    if let (Some(m), Some(a)) = (&self.media, self.a.media) {
-                        m.stop_playback(a);
-                        m.bridge(a, leg);
-                    }
+                let leg = self.add_media(ctx, true, &n);
+                if let Some(agent) = self.b_agent.clone() {
+                    // An agent's desk phone: the caller, or a consult.
+                    return self.agent_leg_up(ctx, &agent);
+                }
+                if let (Some(m), Some(a), Some(leg)) = (&self.media, self.a.media, leg) {
+                    m.stop_playback(a);
+                    m.bridge(a, leg);
                 }
                 self.ivr_agent_connected(ctx);
             }
@@ -662,7 +665,7 @@ impl CallActor {
     }
 
     /// The variables worth keeping (and showing an agent): clock builtins left out.
-    fn ivr_vars(&self) -> serde_json::Map<String, serde_json::Value> {
+    pub(super) fn ivr_vars(&self) -> serde_json::Map<String, serde_json::Value> {
         let Some(ivr) = self.ivr.as_ref() else {
             return Default::default();
         };
@@ -697,6 +700,10 @@ impl CallActor {
                     return;
                 }
                 ivr.handed_on = false;
+                if self.consult_assigned(ctx, &agent) {
+                    return;
+                }
+                let Some(ivr) = self.ivr.as_mut() else { return };
                 let Some(ext) = extension else {
                     if self.cfg.webrtc.is_none() {
                         tracing::warn!(%call, %agent, "agent has no phone and browser calls are off; the call goes back to the queue");
@@ -710,8 +717,9 @@ impl CallActor {
                     return;
                 };
                 tracing::info!(%call, %agent, extension = %ext, "ringing the agent");
-                ivr.agent = Some((agent, false));
-                self.transfer(ctx, Dest::Extension(ext), Duration::from_secs(30));
+                ivr.agent = Some((agent.clone(), false));
+                self.b_agent = Some(agent);
+                self.ring_extension(ctx, ext);
             }
             WorkEvent::Transferred { from, to } => {
                 let _ = ivr.writer.send(StoreWrite::Timeline(
@@ -722,7 +730,7 @@ impl CallActor {
                 // agent connects. The recording goes on (it is the call's, not the leg's).
                 ivr.agent = None;
                 ivr.handed_on = true;
-                self.agent_leg_gone();
+                self.agent_handed_on(&from);
             }
             WorkEvent::Overflow { to } => {
                 let _ = ivr.writer.send(StoreWrite::Timeline(
@@ -857,6 +865,11 @@ impl CallActor {
         let _ = ivr
             .writer
             .send(StoreWrite::End("failed: internal error".into()));
+    }
+
+    /// Rings an agent's desk phone (a registered extension) as the second leg.
+    pub(super) fn ring_extension(&mut self, ctx: &mut Context<Self>, ext: String) {
+        self.transfer(ctx, Dest::Extension(ext), Duration::from_secs(30));
     }
 
     /// A transfer to a number goes out through a trunk as a second leg, bridged when it

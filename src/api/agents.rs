@@ -219,7 +219,18 @@ async fn own(c: &Centre, me: &str, id: &str) -> Result<crate::store::Interaction
         .await
         .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()))?
         .ok_or_else(|| error(StatusCode::NOT_FOUND, "no interaction with that id"))?;
-    if i.agent.as_deref() != Some(me) {
+    if i.agent.as_deref() == Some(me) {
+        return Ok(i);
+    }
+    // An agent who had it before a transfer may still note and wrap up their part.
+    let had_it = c
+        .store()
+        .timeline(id)
+        .await
+        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()))?
+        .iter()
+        .any(|(k, d)| k == "assigned" && d["agent"] == me);
+    if !had_it {
         return Err(error(
             StatusCode::FORBIDDEN,
             "this interaction is not yours",
@@ -267,6 +278,12 @@ struct TypingBody {
 #[serde(deny_unknown_fields)]
 struct HoldBody {
     on: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConsultBody {
+    agent: String,
 }
 
 #[derive(Deserialize)]
@@ -329,6 +346,12 @@ async fn work(
                 let h: HoldBody = body(&b)?;
                 call_act(c, &id, AgentCall::Hold { agent: me, on: h.on }).await
             }
+            "consult" => {
+                let t: ConsultBody = body(&b)?;
+                call_act(c, &id, AgentCall::Consult { agent: me, to: t.agent }).await
+            }
+            "complete" => call_act(c, &id, AgentCall::Complete { agent: me }).await,
+            "cancel_consult" => call_act(c, &id, AgentCall::CancelConsult { agent: me }).await,
             "dtmf" => {
                 let d: DtmfBody = body(&b)?;
                 call_act(
@@ -373,7 +396,8 @@ async fn work(
                     ));
                 }
                 let i = own(c, &me, &id).await?;
-                if i.ended_at.is_none() {
+                let mut handed_on = i.agent.as_deref() != Some(me.as_str());
+                if i.ended_at.is_none() && !handed_on {
                     let still_mine = match c.agent_addr(&me) {
                         Some(a) => a.send(State).await.map_err(mailbox)?["work"]
                             .as_array()
@@ -386,6 +410,9 @@ async fn work(
                             "the interaction is still going on; end it first",
                         ));
                     }
+                    handed_on = true;
+                }
+                if handed_on {
                     // Handed on (a transfer): this agent's part is wrapped up on the
                     // timeline; the interaction's disposition is the last agent's.
                     c.store()
@@ -416,7 +443,7 @@ async fn work(
             }
             _ => Err(error(
                 StatusCode::NOT_FOUND,
-                "no such endpoint (messages, typing, end, hangup, hold, dtmf, transfer, wrap_up, notes)",
+                "no such endpoint (messages, typing, end, hangup, hold, dtmf, consult, complete, cancel_consult, transfer, wrap_up, notes)",
             )),
         }
     }

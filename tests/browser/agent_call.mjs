@@ -4,7 +4,8 @@
 // lines `STEP <name> <json>`; anything going wrong exits non-zero with the reason.
 //
 // usage: node agent_call.mjs <http base> <agent> <password> <fake mic wav> <artifacts dir>
-//        [hangup | transfer:<agent>]  (how the call ends for this agent; default hangup)
+//        [hangup | transfer:<agent> | warm:<agent>]  (how the call ends for this agent:
+//        hang up, blind transfer, or consult then complete; default hangup)
 import { chromium } from "playwright-core";
 import { mkdirSync } from "node:fs";
 import process from "node:process";
@@ -99,13 +100,23 @@ try {
   step("held and resumed", await stats());
 
   // 6. Hang up (or transfer); the wrap-up form replaces the call controls.
-  if (how.startsWith("transfer:")) {
+  if (how.startsWith("transfer:") || how.startsWith("warm:")) {
     // The test brings the other agent in, then says go (a line on stdin).
     step("ready to transfer");
     await new Promise(r => process.stdin.once("data", r));
-    await page.getByLabel("Transfer to an agent or a queue").selectOption("agent");
-    await page.getByLabel("Transfer target").fill(how.slice("transfer:".length));
-    await page.getByRole("button", { name: "Transfer" }).click();
+    const to = how.slice(how.indexOf(":") + 1);
+    if (how.startsWith("warm:")) {
+      await page.getByLabel("Agent to consult").fill(to);
+      await page.getByRole("button", { name: "Consult", exact: true }).click();
+      await page.locator(".call .state", { hasText: "consult connected" }).waitFor({ timeout: 15000 });
+      await page.waitForTimeout(1000);
+      step("consulted");
+      await page.getByRole("button", { name: "Complete transfer" }).click();
+    } else {
+      await page.getByLabel("Transfer to an agent or a queue").selectOption("agent");
+      await page.getByLabel("Transfer target").fill(to);
+      await page.getByRole("button", { name: "Transfer", exact: true }).click();
+    }
   } else {
     await page.getByRole("button", { name: "Hang up" }).click();
   }

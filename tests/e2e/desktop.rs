@@ -508,18 +508,47 @@ fn an_agent_answers_a_caller_in_the_browser_with_the_screen_pop_and_wraps_up() {
 /// Ada; she hangs up from the API. One recording covers both agents.
 #[test]
 fn a_browser_agent_transfers_the_call_to_a_desk_phone_agent() {
-    let d = desk(24100, "agent-transfer");
+    transfer_to_alice(24100, false);
+}
+
+/// The same as a warm transfer: Bob consults Alice (Ada on hold with music, Alice's
+/// phone rings at once and talks to Bob), then completes; Alice's desktop gets the
+/// consult with the screen-pop, then the call.
+#[test]
+fn a_browser_agent_consults_a_desk_phone_agent_then_completes_the_transfer() {
+    transfer_to_alice(24200, true);
+}
+
+fn transfer_to_alice(base: u16, warm: bool) {
+    let d = desk(
+        base,
+        if warm {
+            "agent-warm-transfer"
+        } else {
+            "agent-transfer"
+        },
+    );
     let g = &d.g;
-    let mut b = Browser::start(&d, "bob", "demo-bob", "transfer:alice");
+    let how = if warm { "warm:alice" } else { "transfer:alice" };
+    let mut b = Browser::start(&d, "bob", "demo-bob", how);
     b.step("available", g);
-    let caller = ada_calls(g, 24190, 24194);
-    ring_answer_talk(&mut b, g, 24194);
+    let caller = ada_calls(g, base + 90, base + 94);
+    ring_answer_talk(&mut b, g, base + 94);
 
     // Alice logs in now (so the first offer went to Bob), her phone registered.
-    register_demo_phone(g, "1001", 24180);
+    register_demo_phone(g, "1001", base + 80);
     let phone = sipp_spawn(
         g.dir.path(),
-        &["-sn", "uas", "-p", "24180", "-mp", "24184", "-m", "1"],
+        &[
+            "-sn",
+            "uas",
+            "-p",
+            &(base + 80).to_string(),
+            "-mp",
+            &(base + 84).to_string(),
+            "-m",
+            "1",
+        ],
     );
     let (code, body) = g.post(
         "/api/agent/login",
@@ -534,6 +563,9 @@ fn a_browser_agent_transfers_the_call_to_a_desk_phone_agent() {
     ))
     .unwrap()
     .0;
+    if let tungstenite::stream::MaybeTlsStream::Plain(s) = ws.get_ref() {
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    }
     let (code, body) = crate::centre::put(
         g,
         "/api/agent/presence",
@@ -542,32 +574,42 @@ fn a_browser_agent_transfers_the_call_to_a_desk_phone_agent() {
     );
     assert_eq!(code, 200, "{body}");
 
-    // Bob transfers; his page wraps up.
+    // Bob transfers (or consults, then completes); his page wraps up.
     b.step("ready to transfer", g);
     b.go();
-    b.step("wrapped up", g);
-    b.finish();
-    let offer = loop {
-        let m = ws.read().expect("alice's websocket");
+    let next = |ws: &mut tungstenite::WebSocket<_>, ty: &str| loop {
+        let m = ws
+            .read()
+            .unwrap_or_else(|e| panic!("alice's websocket, waiting for {ty}: {e}"));
         if let tungstenite::Message::Text(t) = m {
             let v = json(&t);
-            if v["type"] == "offer" {
+            if v["type"] == ty {
                 break v;
             }
         }
     };
     // The screen-pop reaches the desk-phone agent's desktop too.
-    assert_eq!(offer["details"]["account"], "1234", "{offer}");
-    assert_eq!(offer["customer"], 1, "{offer}");
-    let id = offer["interaction"].as_str().unwrap().to_string();
+    let pop = next(&mut ws, if warm { "consult" } else { "offer" });
+    assert_eq!(pop["details"]["account"], "1234", "{pop}");
+    assert_eq!(pop["customer"], 1, "{pop}");
+    let id = pop["interaction"].as_str().unwrap().to_string();
     let (code, body) = g.get_auth("/api/agent/customers/1", &alice);
     assert_eq!(
         code, 200,
         "alice may see the customer she is offered: {body}"
     );
     assert_eq!(json(&body)["customer"]["name"], "Ada Lovelace");
-    let (code, body) = g.post(&format!("/api/agent/offers/{id}/accept"), Some(&alice), "");
-    assert_eq!(code, 200, "{body}");
+    if warm {
+        assert_eq!(pop["from"], "bob", "{pop}");
+        b.step("consulted", g);
+        // Bob and Alice talked while Ada waited; now the call is Alice's.
+        next(&mut ws, "assigned");
+    } else {
+        let (code, body) = g.post(&format!("/api/agent/offers/{id}/accept"), Some(&alice), "");
+        assert_eq!(code, 200, "{body}");
+    }
+    b.step("wrapped up", g);
+    b.finish();
     wait_for("alice's phone to answer", Duration::from_secs(10), || {
         g.log()
             .contains("agent on the call call=call-1 agent=alice")
@@ -589,7 +631,11 @@ fn a_browser_agent_transfers_the_call_to_a_desk_phone_agent() {
     assert_eq!(i["agent"], "alice", "the last agent: {i}");
     let kinds = timeline_kinds(&i);
     // Bob's part wrapped up on the timeline, Alice's disposition on the interaction.
-    for k in ["transferred", "assigned", "hung up", "wrapped up"] {
+    let mut want = vec!["transferred", "assigned", "hung up", "wrapped up"];
+    if warm {
+        want.push("consult");
+    }
+    for k in want {
         assert!(kinds.contains(&k), "{k} on the timeline: {kinds:?}");
     }
     let recordings = kinds.iter().filter(|k| **k == "recording").count();
