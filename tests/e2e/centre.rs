@@ -390,12 +390,23 @@ fn centre_case(base: u16, sipp_ports: (u16, u16), database: Option<String>) {
         r#"{"text":"Customer may call back about the card."}"#,
     );
     assert_eq!(code, 201);
-    let (code, _) = g.post(
+    // After the transfer Ann may still note her part (and wrap it up), but no longer
+    // write in the chat.
+    let (code, body) = g.post(
         &format!("/api/agent/work/{chat}/notes"),
+        Some(&ann),
+        r#"{"text":"Handed to Ben for the card question."}"#,
+    );
+    assert_eq!(code, 201, "{body}");
+    let (code, body) = g.post(
+        &format!("/api/agent/work/{chat}/messages"),
         Some(&ann),
         r#"{"text":"x"}"#,
     );
-    assert_eq!(code, 403, "ann's work ended with the transfer");
+    assert!(
+        (400..500).contains(&code),
+        "ann's chat ended with the transfer: {code} {body}"
+    );
     send(
         &mut cust,
         serde_json::json!({"type": "message", "id": "m9", "text": "one more thing"}),
@@ -500,6 +511,7 @@ fn centre_case(base: u16, sipp_ports: (u16, u16), database: Option<String>) {
                 "interaction ended",
                 "wrapped up refund issued",
                 "note ben",
+                "note ann",
             ],
             "{tl:#?}"
         );
