@@ -90,6 +90,26 @@ fn random_token(n: usize) -> String {
         .collect()
 }
 
+/// Adds a UDP host candidate at `addr` to `pc`'s local description.
+fn add_host_candidate(pc: &mut RTCPeerConnection, addr: SocketAddr) -> Result<(), OfferError> {
+    let candidate = CandidateHostConfig {
+        base_config: CandidateConfig {
+            network: "udp".to_owned(),
+            address: addr.ip().to_string(),
+            port: addr.port(),
+            component: 1,
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+    .new_candidate_host()
+    .map_err(rtc_err)?;
+    let init = RTCIceCandidate::from(&candidate)
+        .to_json()
+        .map_err(rtc_err)?;
+    pc.add_local_candidate(init).map_err(rtc_err)
+}
+
 impl BrowserLeg {
     /// Answers a browser's offer with `codec` only. `advertised` is the address put in
     /// our host candidate (the configured public address and the shared port); `local`
@@ -160,22 +180,7 @@ impl BrowserLeg {
             }],
         );
         let sender = pc.add_track(track).map_err(rtc_err)?;
-        let candidate = CandidateHostConfig {
-            base_config: CandidateConfig {
-                network: "udp".to_owned(),
-                address: advertised.ip().to_string(),
-                port: advertised.port(),
-                component: 1,
-                ..Default::default()
-            },
-            ..Default::default()
-        }
-        .new_candidate_host()
-        .map_err(rtc_err)?;
-        let init = RTCIceCandidate::from(&candidate)
-            .to_json()
-            .map_err(rtc_err)?;
-        pc.add_local_candidate(init).map_err(rtc_err)?;
+        add_host_candidate(&mut pc, advertised)?;
         let answer = pc.create_answer(None).map_err(rtc_err)?;
         pc.set_local_description(now, answer).map_err(rtc_err)?;
         let sdp = pc
@@ -438,5 +443,7 @@ impl WebRtcPort {
     }
 }
 
+#[doc(hidden)]
+pub mod sim;
 #[cfg(test)]
 mod tests;

@@ -3,101 +3,10 @@
 //! a simulated clock: the answer is what a browser can use, ICE and DTLS connect, and
 //! SRTP carries RTP both ways. Real Chromium is in the e2e suite.
 
+use super::sim::{codec, connected, rtp, GATEWAY};
 use super::*;
-use rtc::peer_connection::configuration::media_engine::{
-    MIME_TYPE_OPUS, MIME_TYPE_TELEPHONE_EVENT,
-};
+use rtc::peer_connection::configuration::media_engine::MIME_TYPE_TELEPHONE_EVENT;
 use std::time::Duration;
-
-const BROWSER: &str = "10.0.0.2:50000";
-const GATEWAY: &str = "10.0.0.1:40000";
-
-fn codec(mime: &str, rate: u32, ch: u16, pt: u8) -> RTCRtpCodecParameters {
-    RTCRtpCodecParameters {
-        rtp_codec: RTCRtpCodec {
-            mime_type: mime.to_owned(),
-            clock_rate: rate,
-            channels: ch,
-            sdp_fmtp_line: String::new(),
-            rtcp_feedback: vec![],
-        },
-        payload_type: pt,
-    }
-}
-
-/// A browser-like offerer: its peer connection, sender and offer.
-fn browser(now: Instant) -> (RTCPeerConnection, RTCRtpSenderId, String) {
-    let mut media = MediaEngine::default();
-    for c in [
-        codec(MIME_TYPE_OPUS, 48000, 2, 111),
-        codec("audio/G722", 8000, 0, 9),
-        codec(MIME_TYPE_PCMU, 8000, 0, 0),
-        codec(MIME_TYPE_PCMA, 8000, 0, 8),
-        codec(MIME_TYPE_TELEPHONE_EVENT, 8000, 0, 126),
-    ] {
-        media.register_codec(c, RtpCodecKind::Audio).unwrap();
-    }
-    let registry = register_default_interceptors(Registry::new(), &mut media).unwrap();
-    let mut pc = RTCPeerConnectionBuilder::new()
-        .with_configuration(RTCConfigurationBuilder::new().build())
-        .with_media_engine(media)
-        .with_interceptor_registry(registry)
-        .build(now)
-        .unwrap();
-    let track = MediaStreamTrack::new(
-        "browser".into(),
-        "mic".into(),
-        "mic".into(),
-        RtpCodecKind::Audio,
-        vec![RTCRtpEncodingParameters {
-            rtp_coding_parameters: RTCRtpCodingParameters {
-                ssrc: Some(4242),
-                ..Default::default()
-            },
-            codec: codec(MIME_TYPE_PCMU, 8000, 0, 0).rtp_codec,
-            ..Default::default()
-        }],
-    );
-    let sender = pc.add_track(track).unwrap();
-    let offer = pc.create_offer(None).unwrap();
-    pc.set_local_description(now, offer).unwrap();
-    let addr: SocketAddr = BROWSER.parse().unwrap();
-    let cand = CandidateHostConfig {
-        base_config: CandidateConfig {
-            network: "udp".to_owned(),
-            address: addr.ip().to_string(),
-            port: addr.port(),
-            component: 1,
-            ..Default::default()
-        },
-        ..Default::default()
-    }
-    .new_candidate_host()
-    .unwrap();
-    pc.add_local_candidate(RTCIceCandidate::from(&cand).to_json().unwrap())
-        .unwrap();
-    let sdp = pc.local_description().unwrap().sdp;
-    (pc, sender, sdp)
-}
-
-fn rtp(seq: u16, pt: u8, payload: &[u8]) -> Vec<u8> {
-    let mut v = vec![
-        0x80,
-        pt,
-        (seq >> 8) as u8,
-        seq as u8,
-        0,
-        0,
-        0,
-        160,
-        1,
-        2,
-        3,
-        4,
-    ];
-    v.extend_from_slice(payload);
-    v
-}
 
 /// An offer Chromium 156 made (audio transceiver, candidates hidden behind mDNS).
 const CHROMIUM_OFFER: &str = include_str!("../../tests/data/chromium-offer.sdp");
@@ -135,86 +44,39 @@ fn answers_g711_only_lite_with_our_candidate() {
 
 #[test]
 fn connects_and_carries_rtp_both_ways_in_memory() {
-    let mut now = crate::clock::now();
-    let (mut b, b_sender, offer) = browser(now);
-    let gw: SocketAddr = GATEWAY.parse().unwrap();
-    let baddr: SocketAddr = BROWSER.parse().unwrap();
-    let (mut leg, answer) = BrowserLeg::answer(now, &offer, Codec::Pcmu, gw, gw).unwrap();
-    b.set_remote_description(now, RTCSessionDescription::answer(answer).unwrap())
-        .unwrap();
-    let mut connected = false;
-    let mut browser_connected = false;
+    let (mut b, mut leg, mut now) = connected(crate::clock::now(), Codec::Pcmu);
     let mut from_browser = vec![];
     let mut to_browser = 0;
-    let mut seq = 0u16;
-    let mut out = vec![];
-    for step in 0..2000 {
-        // Browser → gateway.
-        while let Some(m) = b.poll_write() {
-            assert_eq!(
-                m.transport.peer_addr, gw,
-                "the browser sends to our candidate"
-            );
-            leg.handle_read(now, baddr, m.message);
+    let (mut to_leg, mut out) = (vec![], vec![]);
+    for seq in 1..=50u16 {
+        // The leg sets its own SSRC and payload type, whatever the SIP side used.
+        leg.write_rtp(now, &rtp(seq, 99, &[0x55; 160]));
+        b.send_rtp(now, &rtp(seq, 0, &[0x11; 160]));
+        b.transmit(&mut to_leg);
+        for d in to_leg.drain(..) {
+            leg.handle_read(now, b.addr, d);
         }
-        while let Some(e) = b.poll_event() {
-            if let RTCPeerConnectionEvent::OnConnectionStateChangeEvent(
-                RTCPeerConnectionState::Connected,
-            ) = e
-            {
-                browser_connected = true;
-            }
-        }
-        while let Some(m) = b.poll_read() {
-            if let RTCMessage::RtpPacket(_, p) = m.message {
-                assert_eq!(p.header.payload_type, 0);
-                assert_eq!(&p.payload[..], &[0x55; 160][..]);
-                to_browser += 1;
-            }
-        }
-        // Gateway → browser.
         leg.drain(&mut out);
         for o in out.drain(..) {
             match o {
-                WebOut::Transmit(to, data) => {
-                    assert_eq!(to, baddr);
-                    let _ = b.handle_read(TaggedBytesMut {
-                        now,
-                        transport: TransportContext {
-                            local_addr: baddr,
-                            peer_addr: gw,
-                            ecn: None,
-                            transport_protocol: TransportProtocol::UDP,
-                        },
-                        message: BytesMut::from(&data[..]),
-                    });
+                WebOut::Transmit(to, d) => {
+                    assert_eq!(to, b.addr);
+                    b.receive(now, &d);
                 }
                 WebOut::Rtp(p) => from_browser.push(p),
-                WebOut::Connected => connected = true,
                 WebOut::Failed(why) => panic!("failed: {why}"),
+                WebOut::Connected => {}
             }
         }
-        if connected && browser_connected && step % 2 == 0 && seq < 50 {
-            seq += 1;
-            leg.write_rtp(now, &rtp(seq, 99, &[0x55; 160]));
-            let mut s = b.rtp_sender(b_sender).unwrap();
-            let mut p =
-                rtc::rtp::packet::Packet::unmarshal(&mut &rtp(seq, 0, &[0x11; 160])[..]).unwrap();
-            p.header.ssrc = 4242;
-            s.write_rtp(now, p).unwrap();
+        for (pt, payload) in b.received() {
+            assert_eq!(pt, 0);
+            assert_eq!(&payload[..], &[0x55; 160][..]);
+            to_browser += 1;
         }
-        if seq >= 50 && to_browser >= 45 && from_browser.len() >= 45 {
-            break;
-        }
-        now += Duration::from_millis(5);
-        for t in [b.poll_timeout(), leg.timeout()].into_iter().flatten() {
-            if t <= now {
-                let _ = b.handle_timeout(now);
-                leg.handle_timeout(now);
-            }
-        }
+        now += Duration::from_millis(20);
+        let _ = b.pc.handle_timeout(now);
+        leg.handle_timeout(now);
     }
-    assert!(connected && browser_connected, "ICE + DTLS connected");
     assert!(to_browser >= 45, "browser got {to_browser} of 50");
     assert!(
         from_browser.len() >= 45,

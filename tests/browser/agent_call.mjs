@@ -4,8 +4,9 @@
 // lines `STEP <name> <json>`; anything going wrong exits non-zero with the reason.
 //
 // usage: node agent_call.mjs <http base> <agent> <password> <fake mic wav> <artifacts dir>
-//        [hangup | transfer:<agent> | warm:<agent>]  (how the call ends for this agent:
-//        hang up, blind transfer, or consult then complete; default hangup)
+//        [hangup | transfer:<agent> | queue:<queue> | warm:<agent>]  (how the call ends
+//        for this agent: hang up, blind transfer to an agent or a queue, or consult
+//        then complete; default hangup)
 import { chromium } from "playwright-core";
 import { mkdirSync } from "node:fs";
 import process from "node:process";
@@ -100,7 +101,7 @@ try {
   step("held and resumed", await stats());
 
   // 6. Hang up (or transfer); the wrap-up form replaces the call controls.
-  if (how.startsWith("transfer:") || how.startsWith("warm:")) {
+  if (how.startsWith("transfer:") || how.startsWith("queue:") || how.startsWith("warm:")) {
     // The test brings the other agent in, then says go (a line on stdin).
     step("ready to transfer");
     await new Promise(r => process.stdin.once("data", r));
@@ -113,7 +114,7 @@ try {
       step("consulted");
       await page.getByRole("button", { name: "Complete transfer" }).click();
     } else {
-      await page.getByLabel("Transfer to an agent or a queue").selectOption("agent");
+      await page.getByLabel("Transfer to an agent or a queue").selectOption(how.startsWith("queue:") ? "queue" : "agent");
       await page.getByLabel("Transfer target").fill(to);
       await page.getByRole("button", { name: "Transfer", exact: true }).click();
     }

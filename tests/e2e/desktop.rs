@@ -508,7 +508,14 @@ fn an_agent_answers_a_caller_in_the_browser_with_the_screen_pop_and_wraps_up() {
 /// Ada; she hangs up from the API. One recording covers both agents.
 #[test]
 fn a_browser_agent_transfers_the_call_to_a_desk_phone_agent() {
-    transfer_to_alice(24100, false);
+    transfer_to_alice(24100, "transfer:alice");
+}
+
+/// Bob transfers the call (blind) to the sales queue: he goes to wrap-up, so the queue
+/// offers it to Alice, the one agent of sales who is free.
+#[test]
+fn a_browser_agent_transfers_the_call_to_a_queue() {
+    transfer_to_alice(24300, "queue:sales");
 }
 
 /// The same as a warm transfer: Bob consults Alice (Ada on hold with music, Alice's
@@ -516,20 +523,14 @@ fn a_browser_agent_transfers_the_call_to_a_desk_phone_agent() {
 /// consult with the screen-pop, then the call.
 #[test]
 fn a_browser_agent_consults_a_desk_phone_agent_then_completes_the_transfer() {
-    transfer_to_alice(24200, true);
+    transfer_to_alice(24200, "warm:alice");
 }
 
-fn transfer_to_alice(base: u16, warm: bool) {
-    let d = desk(
-        base,
-        if warm {
-            "agent-warm-transfer"
-        } else {
-            "agent-transfer"
-        },
-    );
+/// `how`: the browser script's mode (`transfer:alice`, `queue:sales` or `warm:alice`).
+fn transfer_to_alice(base: u16, how: &str) {
+    let warm = how.starts_with("warm:");
+    let d = desk(base, &format!("agent-{}", how.replace(':', "-")));
     let g = &d.g;
-    let how = if warm { "warm:alice" } else { "transfer:alice" };
     let mut b = Browser::start(&d, "bob", "demo-bob", how);
     b.step("available", g);
     let caller = ada_calls(g, base + 90, base + 94);
@@ -630,6 +631,17 @@ fn transfer_to_alice(base: u16, warm: bool) {
     assert_eq!(i["id"], id.as_str());
     assert_eq!(i["agent"], "alice", "the last agent: {i}");
     let kinds = timeline_kinds(&i);
+    let to = i["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "transferred")
+        .map(|e| e["data"]["to"].clone());
+    let want_to = match how.split_once(':') {
+        Some(("queue", q)) => format!("queue {q}"),
+        _ => "alice".to_string(),
+    };
+    assert_eq!(to, Some(want_to.into()), "transferred where asked: {i}");
     // Bob's part wrapped up on the timeline, Alice's disposition on the interaction.
     let mut want = vec!["transferred", "assigned", "hung up", "wrapped up"];
     if warm {
