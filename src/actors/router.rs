@@ -305,6 +305,16 @@ impl RouterActor {
             .ok_or(RouteError::Offline)
     }
 
+    /// The agent and the item, when the item is assigned to that agent.
+    fn owned(&self, agent: &str, interaction: &str) -> Result<(AgentId, ItemId), String> {
+        let from = self.agent(agent).map_err(|e| e.to_string())?;
+        let item = self.item(interaction).map_err(|e| e.to_string())?;
+        if self.items.get(&item).and_then(|e| e.agent) != Some(from) {
+            return Err("this work is not assigned to you".into());
+        }
+        Ok((from, item))
+    }
+
     fn forget(&mut self, item: ItemId) {
         if let Some(e) = self.items.remove(&item) {
             self.by_interaction.remove(&e.work.interaction);
@@ -606,11 +616,7 @@ impl Handler<Transfer> for RouterActor {
     type Result = Result<(), String>;
 
     fn handle(&mut self, m: Transfer, ctx: &mut Context<Self>) -> Self::Result {
-        let from = self.agent(&m.agent).map_err(|e| e.to_string())?;
-        let item = self.item(&m.interaction).map_err(|e| e.to_string())?;
-        if self.items.get(&item).and_then(|e| e.agent) != Some(from) {
-            return Err("this work is not assigned to you".into());
-        }
+        let (from, item) = self.owned(&m.agent, &m.interaction)?;
         let now = crate::clock::now();
         let to_name = match &m.to {
             TransferTarget::Agent(name) => {
@@ -647,6 +653,53 @@ impl Handler<Transfer> for RouterActor {
         }
         self.drain(ctx);
         Ok(())
+    }
+}
+
+/// A warm transfer begins: `agent`, who has the work, consults `colleague`, who
+/// counts the call against their capacity until [`EndConsult`] or the transfer.
+#[derive(Message)]
+#[rtype(result = "Result<(), String>")]
+pub struct Consult {
+    pub agent: String,
+    pub interaction: String,
+    pub colleague: String,
+}
+
+impl Handler<Consult> for RouterActor {
+    type Result = Result<(), String>;
+
+    fn handle(&mut self, m: Consult, ctx: &mut Context<Self>) -> Self::Result {
+        let (_, item) = self.owned(&m.agent, &m.interaction)?;
+        let to = self
+            .agent(&m.colleague)
+            .map_err(|_| format!("agent \"{}\" is not logged in", m.colleague))?;
+        let r = self
+            .engine
+            .consult(crate::clock::now(), item, to)
+            .map_err(|e| format!("agent \"{}\": {e}", m.colleague));
+        self.drain(ctx);
+        r
+    }
+}
+
+/// The consult is over without a transfer: the colleague is free again.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct EndConsult {
+    pub interaction: String,
+    pub colleague: String,
+}
+
+impl Handler<EndConsult> for RouterActor {
+    type Result = ();
+
+    fn handle(&mut self, m: EndConsult, ctx: &mut Context<Self>) {
+        let (Ok(item), Ok(to)) = (self.item(&m.interaction), self.agent(&m.colleague)) else {
+            return;
+        };
+        self.engine.end_consult(crate::clock::now(), item, to);
+        self.drain(ctx);
     }
 }
 
@@ -734,10 +787,17 @@ impl Handler<AgentList> for RouterActor {
                     .iter()
                     .filter_map(|i| self.items.get(i).map(|e| e.work.interaction.clone()))
                     .collect();
+                let consulting: Vec<String> = self
+                    .engine
+                    .consults(a.id)
+                    .iter()
+                    .filter_map(|i| self.items.get(i).map(|e| e.work.interaction.clone()))
+                    .collect();
                 serde_json::json!({
                     "name": a.login.name,
                     "presence": self.engine.presence(a.id).map(presence_name).unwrap_or("offline"),
                     "work": work,
+                    "consulting": consulting,
                 })
             })
             .collect();

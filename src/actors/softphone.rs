@@ -9,7 +9,7 @@
 
 use super::{CallActor, CallCommand};
 use crate::actors::agent::AgentPush;
-use crate::actors::router::{Answer, Transfer, TransferTarget};
+use crate::actors::router::{Answer, EndConsult, Transfer, TransferTarget};
 use crate::media::player::Item;
 use crate::media::session::{LegId, LegParams};
 use crate::sdp::Direction;
@@ -301,6 +301,12 @@ impl CallActor {
     /// has the call talks to the caller again.
     fn end_consult(&mut self) {
         let Some(c) = self.consult.take() else { return };
+        if let Some(centre) = self.centre() {
+            centre.router().do_send(EndConsult {
+                interaction: self.interaction_id(),
+                colleague: c.to.clone(),
+            });
+        }
         self.drop_agent_legs(&c.to);
         if let Some(addr) = self.centre().and_then(|x| x.agent_addr(&c.to)) {
             addr.do_send(AgentPush::Ended {

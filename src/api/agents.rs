@@ -11,7 +11,9 @@ use super::{authorised, error};
 use crate::actors::agent::{Connect, State};
 use crate::actors::call::AgentCall;
 use crate::actors::chat::AgentAct;
-use crate::actors::router::{AgentList, Answer, QueueList, SetPresence, Transfer, TransferTarget};
+use crate::actors::router::{
+    AgentList, Answer, Consult, EndConsult, QueueList, SetPresence, Transfer, TransferTarget,
+};
 use crate::centre::{Centre, CentreError};
 use crate::config::{AgentConfig, QueueConfig};
 use crate::routing::engine::{Presence, RouteError};
@@ -348,7 +350,33 @@ async fn work(
             }
             "consult" => {
                 let t: ConsultBody = body(&b)?;
-                call_act(c, &id, AgentCall::Consult { agent: me, to: t.agent }).await
+                // The router keeps the colleague for the consult (no other work is
+                // offered to them meanwhile); they must be available.
+                c.router()
+                    .send(Consult {
+                        agent: me.clone(),
+                        interaction: id.clone(),
+                        colleague: t.agent.clone(),
+                    })
+                    .await
+                    .map_err(mailbox)?
+                    .map_err(|e| error(StatusCode::CONFLICT, &e))?;
+                let r = call_act(
+                    c,
+                    &id,
+                    AgentCall::Consult {
+                        agent: me,
+                        to: t.agent.clone(),
+                    },
+                )
+                .await;
+                if r.is_err() {
+                    c.router().do_send(EndConsult {
+                        interaction: id.clone(),
+                        colleague: t.agent,
+                    });
+                }
+                r
             }
             "complete" => call_act(c, &id, AgentCall::Complete { agent: me }).await,
             "cancel_consult" => call_act(c, &id, AgentCall::CancelConsult { agent: me }).await,
@@ -624,11 +652,12 @@ async fn list_agents(req: HttpRequest, shared: web::Data<Shared>) -> HttpRespons
                         "presence".into(),
                         l.map(|l| l["presence"].clone()).unwrap_or("offline".into()),
                     );
-                    o.insert(
-                        "work".into(),
-                        l.map(|l| l["work"].clone())
-                            .unwrap_or(serde_json::json!([])),
-                    );
+                    for k in ["work", "consulting"] {
+                        o.insert(
+                            k.into(),
+                            l.map(|l| l[k].clone()).unwrap_or(serde_json::json!([])),
+                        );
+                    }
                 }
                 j
             })

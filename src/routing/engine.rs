@@ -263,6 +263,8 @@ struct Item {
     sticky_until: Option<Instant>,
     offer_seq: u64,
     class: u32,
+    /// Colleagues consulted on it (a warm transfer in progress).
+    consulted: Vec<AgentId>,
 }
 
 #[derive(Debug, Clone)]
@@ -274,6 +276,8 @@ struct Agent {
     load: [u8; 7],
     assigned: Vec<ItemId>,
     offered: Vec<ItemId>,
+    /// Calls they are consulted on (someone else's), counted in `load`.
+    consults: Vec<(ItemId, Channel)>,
     ready_key: Option<(Instant, AgentId)>,
 }
 
@@ -471,6 +475,14 @@ impl Router {
             .unwrap_or_default()
     }
 
+    /// The items an agent is consulted on (warm transfers in progress).
+    pub fn consults(&self, agent: AgentId) -> Vec<ItemId> {
+        self.agents
+            .get(&agent)
+            .map(|a| a.consults.iter().map(|(i, _)| *i).collect())
+            .unwrap_or_default()
+    }
+
     /// The queue an item is in.
     pub fn queue_of(&self, item: ItemId) -> Option<QueueId> {
         self.items.get(&item).map(|i| i.queue)
@@ -522,6 +534,7 @@ impl Router {
                         load: [0; 7],
                         assigned: vec![],
                         offered: vec![],
+                        consults: vec![],
                         ready_key: None,
                     },
                 );
@@ -545,6 +558,10 @@ impl Router {
         let offered = self.agents[&id].offered.clone();
         for item in offered {
             self.withdraw_offer(now, item, id, RevokeReason::LoggedOut);
+        }
+        let consults = self.agents[&id].consults.clone();
+        for (item, ch) in consults {
+            self.drop_consult(item, id, ch);
         }
         if self.agents[&id].assigned.is_empty() {
             self.agents.remove(&id);
@@ -749,6 +766,7 @@ impl Router {
                 sticky_until,
                 offer_seq: 0,
                 class,
+                consulted: vec![],
             },
         );
         self.wait_insert(id);
@@ -782,6 +800,8 @@ impl Router {
             State::Assigned(_) => return self.finish(now, id, None),
         }
         self.items.remove(&id);
+        // Consulted colleagues are freed once the item is gone (not offered it again).
+        self.end_consults(now, id, it.consulted, it.spec.channel);
         Ok(())
     }
 
@@ -864,7 +884,8 @@ impl Router {
             return Err(RouteError::NotOffered);
         };
         let ch = it.spec.channel;
-        self.items.remove(&id);
+        let it = self.items.remove(&id).unwrap();
+        self.end_consults(now, id, it.consulted, ch);
         self.release(agent, id, ch, true);
         if let Some(a) = self.agents.get_mut(&agent) {
             if a.presence == Presence::Offline {
@@ -931,6 +952,9 @@ impl Router {
     /// Hands an item to one agent (a transfer to a named colleague): it is offered to
     /// them alone, whatever their queues and skills. The agent who held it is freed.
     /// If they decline or let it lapse, it waits in its queue again, in its old place.
+    ///
+    /// A colleague consulted on the item (a warm transfer being completed) stops
+    /// counting the consult: the offer takes its place in their load.
     pub fn offer_to(&mut self, now: Instant, id: ItemId, agent: AgentId) -> Result<(), RouteError> {
         let it = self.items.get(&id).ok_or(RouteError::UnknownItem)?.clone();
         let a = self.agents.get(&agent).ok_or(RouteError::UnknownAgent)?;
@@ -942,8 +966,18 @@ impl Router {
             State::Offered(x) => x.contains(&agent),
             State::Assigned(x) => *x == agent,
         };
-        if holds || !a.can_take(it.spec.channel) {
+        // Their consult on this item makes way for the offer.
+        let ch = it.spec.channel;
+        let consulted = it.consulted.contains(&agent);
+        let mut room = a.clone();
+        if consulted {
+            room.load[ch.idx()] -= 1;
+        }
+        if holds || !room.can_take(ch) {
             return Err(RouteError::Unavailable);
+        }
+        if consulted {
+            self.drop_consult(id, agent, ch);
         }
         // Straight from whoever holds it to the new agent: it never waits in between,
         // so nobody else can be offered it meanwhile.
@@ -974,6 +1008,68 @@ impl Router {
             self.agent_changed(now, a);
         }
         Ok(())
+    }
+
+    /// A colleague is consulted on `id` (a warm transfer): they are on that call, so it
+    /// counts against their capacity (no other work is offered to them) until the
+    /// consult ends ([`Router::end_consult`]), the item is handed to them
+    /// ([`Router::offer_to`]), or it ends. They must be available with room for it.
+    pub fn consult(&mut self, now: Instant, id: ItemId, agent: AgentId) -> Result<(), RouteError> {
+        let it = self.items.get(&id).ok_or(RouteError::UnknownItem)?;
+        let ch = it.spec.channel;
+        // Someone else has the item; the colleague is not already on it.
+        if it.consulted.contains(&agent) || !matches!(it.state, State::Assigned(x) if x != agent) {
+            return Err(RouteError::Unavailable);
+        }
+        let a = self
+            .agents
+            .get_mut(&agent)
+            .ok_or(RouteError::UnknownAgent)?;
+        if a.presence == Presence::Offline {
+            return Err(RouteError::Offline);
+        }
+        if !a.can_take(ch) {
+            return Err(RouteError::Unavailable);
+        }
+        a.consults.push((id, ch));
+        a.load[ch.idx()] += 1;
+        self.items.get_mut(&id).unwrap().consulted.push(agent);
+        self.agent_changed(now, agent);
+        Ok(())
+    }
+
+    /// The consult on `id` ended without a transfer: the colleague's capacity is back.
+    pub fn end_consult(&mut self, now: Instant, id: ItemId, agent: AgentId) {
+        let Some(ch) = self
+            .agents
+            .get(&agent)
+            .and_then(|a| a.consults.iter().find(|(i, _)| *i == id))
+            .map(|(_, ch)| *ch)
+        else {
+            return;
+        };
+        self.drop_consult(id, agent, ch);
+        self.agent_changed(now, agent);
+    }
+
+    fn end_consults(&mut self, now: Instant, id: ItemId, agents: Vec<AgentId>, ch: Channel) {
+        for a in agents {
+            self.drop_consult(id, a, ch);
+            self.agent_changed(now, a);
+        }
+    }
+
+    fn drop_consult(&mut self, id: ItemId, agent: AgentId, ch: Channel) {
+        if let Some(it) = self.items.get_mut(&id) {
+            it.consulted.retain(|a| *a != agent);
+        }
+        if let Some(a) = self.agents.get_mut(&agent) {
+            let before = a.consults.len();
+            a.consults.retain(|(i, _)| *i != id);
+            if a.consults.len() < before {
+                a.load[ch.idx()] = a.load[ch.idx()].saturating_sub(1);
+            }
+        }
     }
 
     fn release(&mut self, agent: AgentId, item: ItemId, ch: Channel, assigned: bool) {
@@ -1206,6 +1302,16 @@ impl Router {
                     .ok_or(format!("{id:?} holds unknown {i:?}"))?;
                 load[it.spec.channel.idx()] += 1;
             }
+            for (i, ch) in &a.consults {
+                let it = self
+                    .items
+                    .get(i)
+                    .ok_or(format!("{id:?} consulted on unknown {i:?}"))?;
+                if !it.consulted.contains(id) || it.spec.channel != *ch {
+                    return Err(format!("{id:?} consult on {i:?} not on the item"));
+                }
+                load[ch.idx()] += 1;
+            }
             if load != a.load {
                 return Err(format!("{id:?} load {:?} != {:?}", a.load, load));
             }
@@ -1220,6 +1326,15 @@ impl Router {
             }
         }
         for (id, it) in &self.items {
+            for a in &it.consulted {
+                if !self
+                    .agents
+                    .get(a)
+                    .is_some_and(|x| x.consults.iter().any(|(i, _)| i == id))
+                {
+                    return Err(format!("{id:?} consulted by {a:?}, who does not know"));
+                }
+            }
             let in_q = self.queues[it.queue.0 as usize]
                 .waiting
                 .contains(&(it.vt, *id));

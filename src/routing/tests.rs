@@ -495,6 +495,10 @@ mod props {
         Away(u8),
         Back(u8),
         Transfer(u8, u8),
+        /// A warm transfer: consult a colleague, then end it or hand the item over.
+        Consult(u8, u8),
+        EndConsult(u8, u8),
+        OfferTo(u8, u8),
         Wait(u16),
     }
 
@@ -512,6 +516,9 @@ mod props {
             1 => (0u8..5).prop_map(Op::Away),
             1 => (0u8..5).prop_map(Op::Back),
             1 => (0u8..40, 0u8..3).prop_map(|(i, q)| Op::Transfer(i, q)),
+            3 => (0u8..8, 0u8..5).prop_map(|(i, a)| Op::Consult(i, a)),
+            1 => (0u8..8, 0u8..5).prop_map(|(i, a)| Op::EndConsult(i, a)),
+            1 => (0u8..8, 0u8..5).prop_map(|(i, a)| Op::OfferTo(i, a)),
             2 => (0u16..40_000).prop_map(Op::Wait),
         ]
     }
@@ -581,6 +588,9 @@ mod props {
                     Op::Away(a) => { let _ = t.r.set_presence(t.now, AgentId(a as u64), Presence::Away); }
                     Op::Back(a) => { let _ = t.r.set_presence(t.now, AgentId(a as u64), Presence::Available); }
                     Op::Transfer(i, q) => { let _ = t.r.transfer(t.now, ItemId(i as u64), qs[q as usize]); }
+                    Op::Consult(i, a) => { let _ = t.r.consult(t.now, ItemId(i as u64), AgentId(a as u64)); }
+                    Op::EndConsult(i, a) => t.r.end_consult(t.now, ItemId(i as u64), AgentId(a as u64)),
+                    Op::OfferTo(i, a) => { let _ = t.r.offer_to(t.now, ItemId(i as u64), AgentId(a as u64)); }
                     Op::Wait(ms) => { elapsed += ms as u64; t.at(elapsed as f64 / 1000.0); }
                 }
                 for e in t.events() {
@@ -728,5 +738,71 @@ fn transfer_to_a_named_agent_and_back_to_the_queue_when_they_decline() {
     );
     assert_eq!(t.r.assigned(AgentId(1)), [ItemId(100)], "nothing changed");
     t.r.accept(t.now, AgentId(2), ItemId(100)).unwrap_err();
+    t.check();
+}
+
+#[test]
+fn a_consulted_colleague_is_busy_until_the_consult_ends_or_the_call_is_theirs() {
+    let mut t = T::new();
+    let q = t.queue(QueueSpec::new("q"));
+    t.agent(1, &[q], |_| {});
+    t.item(100, q, |_| {});
+    assert_eq!(t.offers(), [(100, 1)]);
+    t.r.accept(t.now, AgentId(1), ItemId(100)).unwrap();
+    t.agent(2, &[q], |_| {});
+    t.events();
+    assert_eq!(
+        t.r.consult(t.now, ItemId(100), AgentId(1)),
+        Err(RouteError::Unavailable),
+        "nobody consults themselves"
+    );
+    t.r.consult(t.now, ItemId(100), AgentId(2)).unwrap();
+    t.check();
+    // Agent 2 talks to agent 1 about the caller: a new call waits rather than ring them.
+    t.item(101, q, |_| {});
+    assert_eq!(t.offers(), []);
+    // The consult ends without a transfer: agent 2 is free and gets the waiting call.
+    t.r.end_consult(t.now, ItemId(100), AgentId(2));
+    assert_eq!(t.offers(), [(101, 2)]);
+    t.r.accept(t.now, AgentId(2), ItemId(101)).unwrap();
+    t.check();
+    // A busy colleague cannot be consulted.
+    assert_eq!(
+        t.r.consult(t.now, ItemId(100), AgentId(2)),
+        Err(RouteError::Unavailable)
+    );
+
+    // Completing: the consult makes way for the transfer's offer, then it is theirs.
+    t.agent(3, &[q], |_| {});
+    t.r.consult(t.now, ItemId(100), AgentId(3)).unwrap();
+    t.item(102, q, |_| {});
+    assert_eq!(t.offers(), [], "agent 3 is on the consult");
+    t.r.offer_to(t.now, ItemId(100), AgentId(3)).unwrap();
+    let offers = t.offers();
+    assert!(offers.contains(&(100, 3)), "{offers:?}");
+    assert!(
+        offers.contains(&(102, 1)),
+        "agent 1, freed, takes the next call: {offers:?}"
+    );
+    t.r.accept(t.now, AgentId(3), ItemId(100)).unwrap();
+    assert_eq!(t.r.assigned(AgentId(3)), [ItemId(100)]);
+    t.check();
+
+    // The caller hangs up during a consult: the colleague is free again.
+    t.r.accept(t.now, AgentId(1), ItemId(102)).unwrap();
+    t.agent(4, &[q], |_| {});
+    t.r.consult(t.now, ItemId(102), AgentId(4)).unwrap();
+    t.item(103, q, |_| {});
+    assert_eq!(t.offers(), []);
+    t.r.cancel(t.now, ItemId(102)).unwrap();
+    assert_eq!(t.offers(), [(103, 4)]);
+    t.check();
+    // Logging out mid-consult leaves nothing behind.
+    t.r.accept(t.now, AgentId(4), ItemId(103)).unwrap();
+    t.agent(5, &[q], |_| {});
+    t.r.consult(t.now, ItemId(103), AgentId(5)).unwrap();
+    t.r.logout(t.now, AgentId(5)).unwrap();
+    t.check();
+    t.r.finish(t.now, ItemId(103), None).unwrap();
     t.check();
 }

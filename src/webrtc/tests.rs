@@ -153,3 +153,33 @@ fn rtc_0_21_1_answers_telephone_event_wrongly() {
         "rtc's telephone-event answer changed: {m} {events:?}\n{sdp}"
     );
 }
+
+#[test]
+fn rtp_flows_across_a_sequence_number_wrap_both_ways() {
+    let (mut b, mut leg, mut now) = connected(crate::clock::now(), Codec::Pcmu);
+    let (mut to_leg, mut out) = (vec![], vec![]);
+    let (mut got_b, mut got_leg) = (0, 0);
+    for i in 0..200u16 {
+        let seq = 65_450u16.wrapping_add(i);
+        leg.write_rtp(now, &rtp(seq, 0, &[0x55; 160]));
+        b.send_rtp(now, &rtp(seq, 0, &[0x11; 160]));
+        b.transmit(&mut to_leg);
+        for d in to_leg.drain(..) {
+            leg.handle_read(now, b.addr, d);
+        }
+        leg.drain(&mut out);
+        for o in out.drain(..) {
+            match o {
+                WebOut::Transmit(_, d) => b.receive(now, &d),
+                WebOut::Rtp(_) => got_leg += 1,
+                _ => {}
+            }
+        }
+        got_b += b.received().len();
+        now += Duration::from_millis(20);
+        let _ = b.pc.handle_timeout(now);
+        leg.handle_timeout(now);
+    }
+    assert_eq!(got_b, 200, "to the browser across the wrap");
+    assert_eq!(got_leg, 200, "from the browser across the wrap");
+}

@@ -602,9 +602,26 @@ fn transfer_to_alice(base: u16, how: &str) {
     assert_eq!(json(&body)["customer"]["name"], "Ada Lovelace");
     if warm {
         assert_eq!(pop["from"], "bob", "{pop}");
+        // The router keeps Alice for the consult: no other work while she is on it.
+        let (code, body) = g.get_auth("/api/agents", "test-token");
+        assert_eq!(code, 200, "{body}");
+        let on = |body: &str, who: &str| {
+            json(body)
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|a| a["name"] == who)
+                .unwrap()
+                .clone()
+        };
+        assert_eq!(on(&body, "alice")["consulting"][0], id.as_str(), "{body}");
         b.step("consulted", g);
         // Bob and Alice talked while Ada waited; now the call is Alice's.
         next(&mut ws, "assigned");
+        let (_, body) = g.get_auth("/api/agents", "test-token");
+        let alice_now = on(&body, "alice");
+        assert_eq!(alice_now["consulting"], serde_json::json!([]), "{body}");
+        assert_eq!(alice_now["work"][0], id.as_str(), "{body}");
     } else {
         let (code, body) = g.post(&format!("/api/agent/offers/{id}/accept"), Some(&alice), "");
         assert_eq!(code, 200, "{body}");
