@@ -1282,6 +1282,8 @@ impl Router {
                         OverflowTo::Voicemail => {
                             let it = self.items.remove(&id).unwrap();
                             self.wait_remove(q, it.vt, it.class, id);
+                            // A colleague consulted before a transfer here is free again.
+                            self.end_consults(now, id, it.consulted, it.spec.channel);
                         }
                     }
                 }
