@@ -190,6 +190,46 @@ struct WebIo {
     _reg: Registration,
 }
 
+/// Logs what went through a leg as it leaves the call: the figures to look at first
+/// when someone says they could not hear.
+fn log_leg(session: &MediaSession, id: LegId, web: Option<&WebIo>) {
+    let Some(r) = session.report(id) else { return };
+    match web {
+        Some(w) => {
+            let (send_failed, queue_full) = w.port.dropped();
+            tracing::info!(
+                leg = id,
+                ufrag = %w.leg.ufrag,
+                rtp_to_browser = w.leg.stats.rtp_out,
+                rtp_refused = w.leg.stats.rtp_out_refused,
+                rtp_from_browser = w.leg.stats.rtp_in,
+                datagrams_in = w.leg.stats.datagrams_in,
+                datagrams_out = w.leg.stats.datagrams_out,
+                unreadable = w.leg.stats.unreadable,
+                media_to = ?w.leg.stats.media_to,
+                media_to_changes = w.leg.stats.media_to_changes,
+                port_send_failed = send_failed,
+                port_queue_full = queue_full,
+                sent = r.sent,
+                received = r.received,
+                lost = r.lost,
+                jitter_ms = r.jitter_ms,
+                "browser leg media"
+            );
+        }
+        None => tracing::debug!(
+            leg = id,
+            sent = r.sent,
+            received = r.received,
+            lost = r.lost,
+            jitter_ms = r.jitter_ms,
+            concealed_samples = r.concealed_samples,
+            ssrc_changes = r.ssrc_changes,
+            "leg media"
+        ),
+    }
+}
+
 /// Carries out what browser legs asked for; decrypted RTP goes into the session (which
 /// may produce more `Out`s). Returns whether anything was produced.
 fn drain_web(
@@ -269,6 +309,7 @@ impl MediaHandle {
                             }
                             Cmd::Update(l, p) => session.update_leg(l, p),
                             Cmd::Remove(l) => {
+                                log_leg(&session, l, web.get(&l));
                                 session.remove_leg(l);
                                 if let Some(mut w) = web.remove(&l) {
                                     w.leg.close();
@@ -395,6 +436,9 @@ impl MediaHandle {
                         }
                     }
                 }
+            }
+            for id in session.leg_ids() {
+                log_leg(&session, id, web.get(&id));
             }
             if let Some(r) = session.stop_voicemail() {
                 notify.do_send(MediaNotice::Voicemail(r.map_err(|e| e.to_string())));

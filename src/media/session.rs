@@ -282,6 +282,13 @@ impl MediaSession {
         self.legs.get_mut(leg).and_then(|l| l.as_mut())
     }
 
+    /// The ids of the legs in the session now.
+    pub fn leg_ids(&self) -> Vec<LegId> {
+        (0..self.legs.len())
+            .filter(|&i| self.legs[i].is_some())
+            .collect()
+    }
+
     pub fn report(&self, leg: LegId) -> Option<LegReport> {
         let l = self.legs.get(leg)?.as_ref()?;
         Some(LegReport {

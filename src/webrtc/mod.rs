@@ -39,6 +39,7 @@ use rtc::shared::marshal::{Marshal, Unmarshal};
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio::net::UdpSocket;
@@ -58,6 +59,27 @@ pub enum WebOut {
     Failed(String),
 }
 
+/// What went through one browser leg, logged when it ends.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BrowserStats {
+    /// Datagrams from the browser (STUN, DTLS, SRTP, SRTCP).
+    pub datagrams_in: u64,
+    /// Datagrams to the browser.
+    pub datagrams_out: u64,
+    /// Decrypted RTP packets from the browser.
+    pub rtp_in: u64,
+    /// RTP packets handed to the peer connection for the browser.
+    pub rtp_out: u64,
+    /// RTP packets the peer connection refused (not connected, or an error).
+    pub rtp_out_refused: u64,
+    /// Datagrams the peer connection could not read.
+    pub unreadable: u64,
+    /// Where media (SRTP and SRTCP) to the browser went last, and how often that
+    /// changed (the browser moved to another candidate pair).
+    pub media_to: Option<SocketAddr>,
+    pub media_to_changes: u32,
+}
+
 /// One browser's peer connection.
 pub struct BrowserLeg {
     pc: RTCPeerConnection,
@@ -68,6 +90,7 @@ pub struct BrowserLeg {
     pub ufrag: String,
     connected: bool,
     failed: bool,
+    pub stats: BrowserStats,
 }
 
 /// Why a browser's offer cannot be answered.
@@ -197,6 +220,7 @@ impl BrowserLeg {
                 ufrag,
                 connected: false,
                 failed: false,
+                stats: BrowserStats::default(),
             },
             sdp,
         ))
@@ -204,6 +228,7 @@ impl BrowserLeg {
 
     /// A datagram from the browser.
     pub fn handle_read(&mut self, now: Instant, from: SocketAddr, data: BytesMut) {
+        self.stats.datagrams_in += 1;
         let r = self.pc.handle_read(TaggedBytesMut {
             now,
             transport: TransportContext {
@@ -215,6 +240,7 @@ impl BrowserLeg {
             message: data,
         });
         if let Err(e) = r {
+            self.stats.unreadable += 1;
             tracing::debug!(error = %e, "browser leg: unreadable datagram");
         }
     }
@@ -222,6 +248,7 @@ impl BrowserLeg {
     /// RTP for the browser (whole packet; its SSRC and payload type are ours to set).
     pub fn write_rtp(&mut self, now: Instant, packet: &[u8]) {
         if !self.connected {
+            self.stats.rtp_out_refused += 1;
             return;
         }
         let mut b = packet;
@@ -231,8 +258,12 @@ impl BrowserLeg {
         p.header.ssrc = self.ssrc;
         p.header.payload_type = self.pt;
         if let Some(mut s) = self.pc.rtp_sender(self.sender) {
-            if let Err(e) = s.write_rtp(now, p) {
-                tracing::trace!(error = %e, "browser leg: RTP not sent");
+            match s.write_rtp(now, p) {
+                Ok(()) => self.stats.rtp_out += 1,
+                Err(e) => {
+                    self.stats.rtp_out_refused += 1;
+                    tracing::trace!(error = %e, "browser leg: RTP not sent");
+                }
             }
         }
     }
@@ -249,6 +280,17 @@ impl BrowserLeg {
     /// Everything the peer connection has to say since the last call.
     pub fn drain(&mut self, out: &mut Vec<WebOut>) {
         while let Some(m) = self.pc.poll_write() {
+            let to = m.transport.peer_addr;
+            // RFC 7983: 128..=191 is RTP or RTCP (STUN and DTLS go to whoever asked).
+            let media = matches!(m.message.first(), Some(128..=191));
+            if media && self.stats.media_to != Some(to) {
+                if self.stats.media_to.is_some() {
+                    self.stats.media_to_changes += 1;
+                    tracing::debug!(ufrag = %self.ufrag, %to, "browser leg: media to a new address");
+                }
+                self.stats.media_to = Some(to);
+            }
+            self.stats.datagrams_out += 1;
             out.push(WebOut::Transmit(m.transport.peer_addr, m.message.freeze()));
         }
         while let Some(e) = self.pc.poll_event() {
@@ -272,6 +314,7 @@ impl BrowserLeg {
         while let Some(m) = self.pc.poll_read() {
             if let RTCMessage::RtpPacket(_, p) = m.message {
                 if let Ok(b) = p.marshal() {
+                    self.stats.rtp_in += 1;
                     out.push(WebOut::Rtp(b.freeze()));
                 }
             }
@@ -303,6 +346,10 @@ pub struct WebRtcPort {
     local: SocketAddr,
     advertised: SocketAddr,
     routes: Mutex<Routes>,
+    /// Datagrams not sent (socket buffer full) and not delivered to a leg (its queue
+    /// full), since the port was bound.
+    send_failed: AtomicU64,
+    queue_full: AtomicU64,
 }
 
 /// A leg's place on the shared port; dropping it frees the ufrag and its addresses.
@@ -363,6 +410,8 @@ impl WebRtcPort {
             local,
             advertised: SocketAddr::new(public_ip, local.port()),
             routes: Mutex::new(Routes::default()),
+            send_failed: AtomicU64::new(0),
+            queue_full: AtomicU64::new(0),
         });
         let weak = Arc::downgrade(&port);
         tokio::spawn(async move {
@@ -410,7 +459,13 @@ impl WebRtcPort {
         };
         if let Some(route) = r.by_ufrag.get(&ufrag) {
             // A full queue drops: the leg's task is behind and old media is useless.
-            let _ = route.tx.try_send((route.leg, from, BytesMut::from(data)));
+            if route
+                .tx
+                .try_send((route.leg, from, BytesMut::from(data)))
+                .is_err()
+            {
+                self.queue_full.fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
 
@@ -434,7 +489,17 @@ impl WebRtcPort {
 
     /// Sends without waiting (a late packet is a lost one).
     pub fn send(&self, to: SocketAddr, data: &[u8]) {
-        let _ = self.socket.try_send_to(data, to);
+        if self.socket.try_send_to(data, to).is_err() {
+            self.send_failed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Datagrams dropped since the port was bound: (not sent, not delivered to a leg).
+    pub fn dropped(&self) -> (u64, u64) {
+        (
+            self.send_failed.load(Ordering::Relaxed),
+            self.queue_full.load(Ordering::Relaxed),
+        )
     }
 
     /// Browser legs on the port now.

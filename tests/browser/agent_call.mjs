@@ -74,7 +74,18 @@ try {
     r.forEach(s => {
       if (s.type === "inbound-rtp" && s.kind === "audio") {
         out.inbound = s.packetsReceived;
+        out.inboundLost = s.packetsLost;
+        out.inboundLastAt = s.lastPacketReceivedTimestamp;
         out.totalAudioEnergy = s.totalAudioEnergy;
+      }
+      if (s.type === "transport") {
+        out.dtls = s.dtlsState;
+        const pair = r.get(s.selectedCandidatePairId);
+        if (pair) {
+          const l = r.get(pair.localCandidateId), rm = r.get(pair.remoteCandidateId);
+          out.pair = `${l && l.address}:${l && l.port} -> ${rm && rm.address}:${rm && rm.port}`;
+          out.pairBytes = [pair.bytesSent, pair.bytesReceived];
+        }
       }
       if (s.type === "outbound-rtp" && s.kind === "audio") out.outbound = s.packetsSent;
       if (s.type === "codec") out.codec = s.mimeType;

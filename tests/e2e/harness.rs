@@ -177,6 +177,12 @@ impl Gateway {
 
 impl Drop for Gateway {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            // A graceful stop (after the grace period, 10 s unless the test set it) ends
+            // the calls, so the log has their media summaries.
+            self.sigterm();
+            self.wait_exit(Duration::from_secs(15));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
         if std::thread::panicking() {
