@@ -178,6 +178,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
         },
         forward_trunk: (!cfg.calls.forward_trunk.is_empty())
             .then(|| cfg.calls.forward_trunk.clone()),
+        extensions: Arc::new(cfg.effective_users().into_iter().map(|u| u.name).collect()),
         ivr: None,
         webrtc: if cfg.webrtc.port == 0 {
             None
@@ -538,6 +539,7 @@ fn dispatch(
                 callee,
                 caller,
                 trunk,
+                user,
                 cmd_tx.clone(),
                 handler.clone(),
                 ports.clone(),

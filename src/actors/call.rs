@@ -5,7 +5,9 @@
 //!   press once, record, hang up after `calls.hangup_after_secs`;
 //! - **forward** (`calls.forward_trunk`): call the same number out through the trunk,
 //!   answer the caller when the far end answers, bridge the two legs (relay, transcode
-//!   when codecs differ, DTMF across, video relayed), record both sides.
+//!   when codecs differ, DTMF across, video relayed), record both sides;
+//! - **extension**: a registered phone dialling another user's extension rings that
+//!   user's registered phone the same way (a failure is relayed: busy stays busy).
 //!
 //! It makes no SIP decision: it sends commands to the SIP core and reacts to its
 //! events. RTP moves in the media task, never through the actor's mailbox.
@@ -84,6 +86,8 @@ pub struct HandlerConfig {
     pub recordings_dir: PathBuf,
     pub welcome: Samples,
     pub forward_trunk: Option<String>,
+    /// The SIP users (extensions) registered phones may dial directly.
+    pub extensions: Arc<std::collections::HashSet<String>>,
     /// Dialplans, the store and the queues (none: the built-in handler only).
     pub ivr: Option<Arc<IvrContext>>,
     /// The port browser legs share (none: agents without a phone take no calls).
@@ -110,6 +114,48 @@ pub enum CallEvent {
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
 pub struct SipEvent(pub CallRef, pub CallEvent);
+
+/// The extension `dialled` by a call from registered phone `user` (none: a trunk's
+/// call): another configured user, unless a dialplan route claims that number.
+fn extension_for(
+    user: Option<&str>,
+    dialled: &str,
+    extensions: &std::collections::HashSet<String>,
+    routed: impl Fn(&str) -> bool,
+) -> Option<String> {
+    let user = user?;
+    (dialled != user && extensions.contains(dialled) && !routed(dialled))
+        .then(|| dialled.to_string())
+}
+
+#[cfg(test)]
+#[test]
+fn a_phone_reaches_other_extensions_unless_a_route_claims_the_number() {
+    let ext: std::collections::HashSet<String> =
+        ["1001", "1002"].iter().map(|s| s.to_string()).collect();
+    let none = |_: &str| false;
+    assert_eq!(
+        extension_for(Some("1002"), "1001", &ext, none),
+        Some("1001".into())
+    );
+    // A trunk's call, the caller's own number, an unknown number: not an extension.
+    assert_eq!(extension_for(None, "1001", &ext, none), None);
+    assert_eq!(extension_for(Some("1002"), "1002", &ext, none), None);
+    assert_eq!(extension_for(Some("1002"), "5000", &ext, none), None);
+    // A dialplan route for the number wins.
+    assert_eq!(
+        extension_for(Some("1002"), "1001", &ext, |n| n == "1001"),
+        None
+    );
+}
+
+/// Where the built-in handler sends an inbound call on.
+enum Forward {
+    /// The dialled number, out through this trunk.
+    Trunk(String),
+    /// This user's registered phone.
+    Extension(String),
+}
 
 /// One SIP leg: its sockets until the media task takes them, its SDP side, its id in
 /// the media session.
@@ -156,6 +202,8 @@ pub struct CallActor {
     record_requested: bool,
     caller: String,
     trunk: Option<String>,
+    /// The registered phone's user who placed this call, if a phone did.
+    user: Option<String>,
     /// The caller was sent a 200 (by the IVR).
     answered: bool,
     ivr: Option<ivr::Ivr>,
@@ -181,6 +229,7 @@ impl CallActor {
         callee: String,
         caller: String,
         trunk: Option<String>,
+        user: Option<String>,
         cmd: mpsc::UnboundedSender<CallCommand>,
         cfg: HandlerConfig,
         ports: Arc<RtpPorts>,
@@ -200,6 +249,7 @@ impl CallActor {
             record_requested: record,
             caller,
             trunk,
+            user,
             answered: false,
             ivr: None,
             pending_media: vec![],
@@ -235,6 +285,7 @@ impl CallActor {
             record_requested: record,
             caller: String::new(),
             trunk: None,
+            user: None,
             answered: false,
             ivr: None,
             pending_media: vec![],
@@ -366,7 +417,24 @@ impl CallActor {
 
     /// Forwarding: places the second leg, offering what the caller offered (audio, and
     /// its video formats when it has video).
-    fn place_forward(&mut self, ctx: &mut Context<Self>, trunk: String) {
+    /// The extension a registered phone dialled: another configured user, unless a
+    /// dialplan route claims that number.
+    fn extension_dialled(&self) -> Option<String> {
+        let routed = |n: &str| {
+            self.cfg
+                .ivr
+                .as_ref()
+                .is_some_and(|i| i.config.routes_number(n))
+        };
+        extension_for(
+            self.user.as_deref(),
+            &self.callee,
+            &self.cfg.extensions,
+            routed,
+        )
+    }
+
+    fn place_forward(&mut self, ctx: &mut Context<Self>, to: Forward) {
         let caller_video: Vec<sdp::Format> = RemoteSession::parse(&self.offer)
             .ok()
             .and_then(|r| {
@@ -392,14 +460,28 @@ impl CallActor {
         leg.local = Some(local);
         leg.we_offered = true;
         self.b = Some(leg);
-        tracing::info!(call = %self.a.call, out_leg = %call, trunk, "forwarding");
-        self.send(CallCommand::Originate {
-            call,
-            to: self.callee.clone(),
-            sdp: Bytes::from(body),
-            trunk: Some(trunk),
-            owner: Some(ctx.address()),
-        });
+        let sdp = Bytes::from(body);
+        match to {
+            Forward::Trunk(trunk) => {
+                tracing::info!(call = %self.a.call, out_leg = %call, trunk, "forwarding");
+                self.send(CallCommand::Originate {
+                    call,
+                    to: self.callee.clone(),
+                    sdp,
+                    trunk: Some(trunk),
+                    owner: Some(ctx.address()),
+                });
+            }
+            Forward::Extension(ext) => {
+                tracing::info!(call = %self.a.call, out_leg = %call, extension = %ext, "calling an extension");
+                self.send(CallCommand::OriginateDirect {
+                    call,
+                    target: DirectTarget::User(ext),
+                    sdp,
+                    owner: ctx.address(),
+                });
+            }
+        }
     }
 
     fn on_established(&mut self, ctx: &mut Context<Self>, is_b: bool, remote_sdp: Bytes) {
@@ -502,7 +584,14 @@ impl CallActor {
                 b.ended = true;
             }
             if !self.a.ended {
-                self.end_caller(480, "Temporarily Unavailable");
+                // The far end's refusal goes back as it came (busy stays busy).
+                let (code, why) = match reason {
+                    EndReason::Failed(c) if (400..700).contains(&c) && c != 401 && c != 407 => {
+                        (c, crate::sip::message::reason_phrase(c))
+                    }
+                    _ => (480, "Temporarily Unavailable"),
+                };
+                self.end_caller(code, why);
             }
         } else {
             self.a.ended = true;
@@ -572,8 +661,11 @@ impl Actor for CallActor {
     fn started(&mut self, ctx: &mut Self::Context) {
         if self.inbound {
             self.send(CallCommand::Ring(self.a.call));
+            if let Some(ext) = self.extension_dialled() {
+                return self.place_forward(ctx, Forward::Extension(ext));
+            }
             if let Some(trunk) = self.cfg.forward_trunk.clone() {
-                return self.place_forward(ctx, trunk);
+                return self.place_forward(ctx, Forward::Trunk(trunk));
             }
             if self.start_ivr(ctx) {
                 return;

@@ -308,17 +308,6 @@ fn ada_calls(g: &Gateway, sipp_port: u16, media_port: u16) -> Spawned {
     )
 }
 
-fn assert_sipp_done(s: Spawned, what: &str, g: &Gateway) {
-    let out = s.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{what}: {}\n{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr),
-        g.log()
-    );
-}
-
 /// Steps 4 and 5 of the issue: the page rings with Ada's screen-pop, the agent answers,
 /// and audio flows both ways (the browser's getStats; SIPp's media socket, measured
 /// while caller and browser are bridged). Then hold, resume and a key.

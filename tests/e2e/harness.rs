@@ -329,6 +329,18 @@ pub fn register_demo_phone(g: &Gateway, user: &str, port: u16) {
     assert_sipp_ok(&out, &format!("REGISTER {user}"), g);
 }
 
+/// Waits for a background SIPp and checks it succeeded.
+pub fn assert_sipp_done(s: Spawned, what: &str, g: &Gateway) {
+    let out = s.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{what}: {}\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr),
+        g.log()
+    );
+}
+
 pub fn assert_sipp_ok(out: &Output, what: &str, g: &Gateway) {
     if !out.status.success() {
         let errs: String = std::fs::read_dir(g.dir.path())

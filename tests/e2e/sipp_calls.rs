@@ -311,3 +311,103 @@ fn graceful_shutdown_refuses_new_calls_then_ends_live_ones_with_bye() {
     assert!(status.success(), "exit status {status}\n{}", g.log());
     assert!(g.log().contains("grace period over"), "{}", g.log());
 }
+
+/// The `leg media` summary of leg `leg` from the gateway's log: (sent, received).
+fn leg_media(log: &str, leg: usize) -> (u64, u64) {
+    let line = log
+        .lines()
+        .find(|l| l.contains("leg media") && l.contains(&format!(" leg={leg} ")))
+        .unwrap_or_else(|| panic!("no media summary for leg {leg}:\n{log}"));
+    let field = |name: &str| -> u64 {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(name))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name} in {line}"))
+    };
+    (field("sent="), field("received="))
+}
+
+#[test]
+fn a_registered_phone_calls_another_extension_and_hears_busy_or_unavailable() {
+    let base = 24400;
+    let users: String = ["1001", "1002", "1003"]
+        .iter()
+        .map(|u| format!("[[user]]\nname = \"{u}\"\npassword = \"demo{u}\"\n"))
+        .collect();
+    let g = Gateway::start(base, &format!("demo = false\n{users}"), "", "");
+    let sip = format!("127.0.0.1:{}", g.sip);
+    // 1002 calls 1001 (its credentials answer the 407); the outcome is in the trace.
+    let call = |to: &str, port: u16, trace: &str| -> String {
+        register_demo_phone(&g, "1002", port);
+        let path = g.dir.path().join(trace);
+        let out = sipp(
+            g.dir.path(),
+            &[
+                "-sf",
+                &scenario("uac_phone_call.xml"),
+                "-s",
+                to,
+                "-key",
+                "from",
+                "1002",
+                "-au",
+                "1002",
+                "-ap",
+                "demo1002",
+                "-p",
+                &port.to_string(),
+                "-mp",
+                &(port + 4).to_string(),
+                "-m",
+                "1",
+                "-trace_msg",
+                "-message_file",
+                path.to_str().unwrap(),
+                &sip,
+            ],
+        );
+        assert_sipp_ok(&out, &format!("1002 calls {to}"), &g);
+        std::fs::read_to_string(&path).unwrap()
+    };
+
+    // 1001's phone answers and echoes what it hears: 1002's speech goes there and back.
+    // 1001's phone, registered from `port`, as SIPp runs `how`.
+    let phone_1001 = |port: u16, how: &[&str]| -> Spawned {
+        register_demo_phone(&g, "1001", port);
+        let port = port.to_string();
+        let mut args = how.to_vec();
+        args.extend(["-p", &port, "-m", "1"]);
+        sipp_spawn(g.dir.path(), &args)
+    };
+    let media_port = (base + 14).to_string();
+    let phone = phone_1001(base + 10, &["-sn", "uas", "-rtp_echo", "-mp", &media_port]);
+    let trace = call("1001", base + 20, "answered.log");
+    assert!(trace.contains("SIP/2.0 200 OK"), "{trace}");
+    assert_sipp_done(phone, "1001's phone answers", &g);
+    g.wait_log("calling an extension");
+    g.wait_log(" leg=1 ");
+    let log = g.log();
+    let (caller_sent, caller_received) = leg_media(&log, 0);
+    let (phone_sent, phone_received) = leg_media(&log, 1);
+    // 7 s of 30 ms packets: some 230 each way.
+    assert!(
+        caller_received > 200,
+        "the caller's speech reached us: {log}"
+    );
+    assert!(phone_sent > 200, "and went on to 1001's phone: {log}");
+    assert!(phone_received > 200, "1001's echo came back: {log}");
+    assert!(caller_sent > 200, "and went on to the caller: {log}");
+
+    // 1001's phone is busy now: the caller hears busy, not a generic failure.
+    let busy = phone_1001(base + 30, &["-sf", &scenario("uas_busy.xml")]);
+    let trace = call("1001", base + 40, "busy.log");
+    assert!(trace.contains("SIP/2.0 486 Busy Here"), "{trace}");
+    assert_sipp_done(busy, "1001's phone is busy", &g);
+
+    // 1003 is a user whose phone is not registered.
+    let trace = call("1003", base + 50, "unregistered.log");
+    assert!(
+        trace.contains("SIP/2.0 480 Temporarily Unavailable"),
+        "{trace}"
+    );
+}
