@@ -415,8 +415,6 @@ impl CallActor {
         }
     }
 
-    /// Forwarding: places the second leg, offering what the caller offered (audio, and
-    /// its video formats when it has video).
     /// The extension a registered phone dialled: another configured user, unless a
     /// dialplan route claims that number.
     fn extension_dialled(&self) -> Option<String> {
@@ -434,6 +432,9 @@ impl CallActor {
         )
     }
 
+    /// Forwarding: places the second leg (through a trunk, or to an extension's
+    /// phone), offering what the caller offered (audio, and its video formats when it
+    /// has video).
     fn place_forward(&mut self, ctx: &mut Context<Self>, to: Forward) {
         let caller_video: Vec<sdp::Format> = RemoteSession::parse(&self.offer)
             .ok()
