@@ -453,6 +453,7 @@ impl Centre {
             router: self.0.router.clone(),
             chats: self.0.chats.clone(),
             hints,
+            webhooks: self.0.webhooks.clone(),
         };
         // Registered before it starts, so its own `stopped` always finds the entry.
         let mut chats = self.0.chats.lock().unwrap();
@@ -486,23 +487,7 @@ impl Centre {
         &self,
         id: i64,
     ) -> Result<Option<serde_json::Value>, crate::store::StoreError> {
-        let Some(card) = self.store().customer_card(id).await? else {
-            return Ok(None);
-        };
-        let recent = self.store().customer_interactions(id, 20).await?;
-        let timeline = match card["open_conversation"].as_i64() {
-            Some(conv) => self
-                .store()
-                .conversation_timeline(conv)
-                .await?
-                .into_iter()
-                .map(|(i, k, d)| serde_json::json!({"interaction": i, "kind": k, "data": d}))
-                .collect(),
-            None => vec![],
-        };
-        Ok(Some(
-            serde_json::json!({"customer": card, "interactions": recent, "timeline": timeline}),
-        ))
+        self.store().customer_view(id).await
     }
 
     /// A live chat by interaction id.

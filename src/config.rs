@@ -73,7 +73,8 @@ pub struct WebhookConfig {
     /// Key for the `X-Omnigate-Signature` header (`sha256=` hex HMAC of
     /// `<timestamp>.<body>`, timestamp in `X-Omnigate-Timestamp`).
     pub secret: String,
-    /// Events to post: `call.offered`, `call.connected` (default: both).
+    /// Events to post: `call.offered`, `call.connected`, `chat.offered`,
+    /// `chat.connected` (default: all four).
     #[serde(default = "default_webhook_events")]
     pub events: Vec<String>,
     /// Attempts before giving up (1-10), with 1 s, 2 s, 4 s... between them.
@@ -81,8 +82,15 @@ pub struct WebhookConfig {
     pub attempts: u32,
 }
 
+const WEBHOOK_EVENTS: [&str; 4] = [
+    "call.offered",
+    "call.connected",
+    "chat.offered",
+    "chat.connected",
+];
+
 fn default_webhook_events() -> Vec<String> {
-    vec!["call.offered".into(), "call.connected".into()]
+    WEBHOOK_EVENTS.iter().map(|e| e.to_string()).collect()
 }
 
 fn default_webhook_attempts() -> u32 {
@@ -564,11 +572,11 @@ impl Config {
                 ));
             }
             for e in &w.events {
-                if !matches!(e.as_str(), "call.offered" | "call.connected") {
+                if !WEBHOOK_EVENTS.contains(&e.as_str()) {
                     return Err(err(
                         "events",
                         e,
-                        format!("\"{e}\" is not call.offered or call.connected"),
+                        format!("\"{e}\" is not one of {}", WEBHOOK_EVENTS.join(", ")),
                     ));
                 }
             }
@@ -995,6 +1003,17 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.0.starts_with("t.toml:5:1: ports:"), "{}", e.0);
+    }
+
+    #[test]
+    fn webhook_events_default_to_all_and_unknown_ones_are_refused_with_their_line() {
+        let hook = "[[webhook]]\nurl = \"http://crm/x\"\nsecret = \"0123456789abcdef\"\n";
+        let c = Config::parse(hook, "t.toml").unwrap();
+        assert_eq!(c.webhooks[0].events, WEBHOOK_EVENTS);
+        let e = Config::parse(&format!("{hook}events = [\"chat.ended\"]\n"), "t.toml")
+            .unwrap_err();
+        assert!(e.0.starts_with("t.toml:4:"), "{}", e.0);
+        assert!(e.0.contains("\"chat.ended\" is not one of call.offered"), "{}", e.0);
     }
 
     #[test]

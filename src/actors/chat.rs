@@ -47,6 +47,8 @@ pub struct ChatStart {
     pub chats: Chats,
     /// Routing hints from the store: (last agent, repeat contact, VIP).
     pub hints: (Option<String>, bool, bool),
+    /// Where the screen-pop goes besides the agent's desktop (a CRM).
+    pub webhooks: crate::webhooks::Webhooks,
 }
 
 pub struct ChatActor {
@@ -76,6 +78,40 @@ impl ChatActor {
             closed: None,
             wound_up: false,
         }
+    }
+
+    /// Posts the screen-pop (the customer's record and the chat so far) to the
+    /// webhooks that want `event`.
+    fn screen_pop(&self, event: &'static str, agent: &str) {
+        if !self.s.webhooks.wants(event) {
+            return;
+        }
+        let (hooks, store, customer) = (
+            self.s.webhooks.clone(),
+            self.s.store.clone(),
+            self.s.customer,
+        );
+        let payload = serde_json::json!({
+            "interaction": self.s.interaction,
+            "channel": "webchat",
+            "agent": agent,
+            "queue": self.s.queue,
+            "from": {"name": self.s.name, "address": self.s.address},
+            "messages": self.messages.iter().map(Msg::json).collect::<Vec<_>>(),
+        });
+        actix_rt::spawn(async move {
+            let mut payload = payload;
+            if let Some(id) = customer {
+                payload["customer"] = match store.customer_view(id).await {
+                    Ok(v) => v.unwrap_or_default(),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "screen-pop without the customer record");
+                        serde_json::Value::Null
+                    }
+                };
+            }
+            hooks.post(event, payload);
+        });
     }
 
     fn tell_customer(&mut self, v: serde_json::Value) {
@@ -478,6 +514,7 @@ impl Handler<WorkEvent> for ChatActor {
         match ev {
             WorkEvent::Offered { agent } => {
                 self.event(ctx, "offered", serde_json::json!({"agent": agent}));
+                self.screen_pop("chat.offered", &agent);
             }
             WorkEvent::Assigned {
                 agent,
@@ -497,6 +534,7 @@ impl Handler<WorkEvent> for ChatActor {
                         .map(|_, _, _| ()),
                 );
                 self.event(ctx, "assigned", serde_json::json!({"agent": agent}));
+                self.screen_pop("chat.connected", &agent);
                 addr.do_send(AgentPush::Transcript {
                     interaction: self.s.interaction.clone(),
                     messages: self.messages.iter().map(Msg::json).collect(),

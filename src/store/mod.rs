@@ -1196,6 +1196,27 @@ impl Store {
     }
 
     /// A customer as the agent desktop shows them: fields, identities, open case.
+    /// The screen-pop's record: the customer's card, their last 20 interactions on
+    /// every channel, and the timeline of their open case.
+    pub async fn customer_view(&self, id: i64) -> Result<Option<serde_json::Value>, StoreError> {
+        let Some(card) = self.customer_card(id).await? else {
+            return Ok(None);
+        };
+        let recent = self.customer_interactions(id, 20).await?;
+        let timeline = match card["open_conversation"].as_i64() {
+            Some(conv) => self
+                .conversation_timeline(conv)
+                .await?
+                .into_iter()
+                .map(|(i, k, d)| serde_json::json!({"interaction": i, "kind": k, "data": d}))
+                .collect(),
+            None => vec![],
+        };
+        Ok(Some(
+            serde_json::json!({"customer": card, "interactions": recent, "timeline": timeline}),
+        ))
+    }
+
     pub async fn customer_card(&self, id: i64) -> Result<Option<serde_json::Value>, StoreError> {
         let Some(fields) = self.customer(id).await? else {
             return Ok(None);

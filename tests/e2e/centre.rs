@@ -114,14 +114,18 @@ fn centre_case(base: u16, sipp_ports: (u16, u16), database: Option<String>) {
         "flow: main\nsteps:\n  wait:\n    enqueue: { queue: support, max_wait: 2s }\n    timeout: bye\n  bye:\n    hangup:\n",
     )
     .unwrap();
+    // The CRM gets the chat's screen-pop (its first post answered 500, then retried).
+    let hooks = crm(base + 5);
+    let secret = "crm-shared-secret-for-chats";
     let g = Gateway::start_with_database(
         base,
         database.as_deref().unwrap_or(""),
         "demo = true",
         "answer_after_ms = 50\nhangup_after_secs = 0\nrecord = false",
         &format!(
-            "[dialplan]\ndir = \"{}\"\ndefault_flow = \"main\"\n\n[[queue]]\nname = \"support\"\noffer_timeout_secs = 20\nwrap_up_secs = 0\n\n[[agent]]\nname = \"ann\"\npassword = \"ann-secret\"\ndisplay_name = \"Ann\"\nqueues = [\"support\"]\nskills = {{ billing = 7 }}\n\n[chat]\nqueue = \"support\"\ngreeting = \"Welcome!\"\n",
-            dp.path().display()
+            "[dialplan]\ndir = \"{}\"\ndefault_flow = \"main\"\n\n[[queue]]\nname = \"support\"\noffer_timeout_secs = 20\nwrap_up_secs = 0\n\n[[agent]]\nname = \"ann\"\npassword = \"ann-secret\"\ndisplay_name = \"Ann\"\nqueues = [\"support\"]\nskills = {{ billing = 7 }}\n\n[chat]\nqueue = \"support\"\ngreeting = \"Welcome!\"\n\n[[webhook]]\nurl = \"http://127.0.0.1:{}/crm\"\nsecret = \"{secret}\"\nevents = [\"chat.offered\", \"chat.connected\"]\n",
+            dp.path().display(),
+            base + 5
         ),
     );
     g.wait_log("dialplan loaded");
@@ -231,6 +235,42 @@ fn centre_case(base: u16, sipp_ports: (u16, u16), database: Option<String>) {
     until(&mut cust, "ann joined", |v| {
         v["text"] == "Ann joined the chat."
     });
+    // The CRM's screen-pop: Grace's record and the chat so far, on offer and on connect.
+    let t0 = Instant::now();
+    let mut posts = signed_posts(&hooks, secret);
+    while posts.len() < 3 && t0.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(100));
+        posts = signed_posts(&hooks, secret);
+    }
+    let mut events: Vec<&str> = posts.iter().map(|(e, _)| e.as_str()).collect();
+    events.sort();
+    assert_eq!(
+        events,
+        ["chat.connected", "chat.offered", "chat.offered"],
+        "offered (retried after the 500) and connected: {posts:?}"
+    );
+    for (event, v) in &posts {
+        assert_eq!(v["event"], event.as_str(), "{v}");
+        assert_eq!(v["interaction"], chat.as_str(), "{v}");
+        assert_eq!(
+            (&v["channel"], &v["agent"]),
+            (&"webchat".into(), &"ann".into()),
+            "{v}"
+        );
+        assert_eq!(v["customer"]["customer"]["name"], "Grace Hopper", "{v}");
+        // The chat so far: at the offer at least the greeting (her message may come
+        // after it), at connect her message too.
+        let texts: Vec<&str> = v["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|m| m["text"].as_str())
+            .collect();
+        assert_eq!(texts.first(), Some(&"Welcome!"), "{v}");
+        if event == "chat.connected" {
+            assert!(texts.contains(&"My invoice is wrong"), "{v}");
+        }
+    }
 
     // ---- typing both ways, messages both ways.
     send(&mut cust, serde_json::json!({"type": "typing", "on": true}));

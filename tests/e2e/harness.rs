@@ -402,3 +402,87 @@ pub fn timeline_kinds(i: &serde_json::Value) -> Vec<&str> {
         .map(|e| e["kind"].as_str().unwrap())
         .collect()
 }
+
+/// A CRM's webhook endpoint: records every request (headers, body) and answers 500 to
+/// the first one (the gateway must retry), 200 to the rest.
+pub type Posts = std::sync::Arc<std::sync::Mutex<Vec<(Vec<(String, String)>, String)>>>;
+
+pub fn crm(port: u16) -> Posts {
+    use std::io::{Read, Write};
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let l = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let g2 = got.clone();
+    std::thread::spawn(move || {
+        for (n, s) in l.incoming().enumerate() {
+            let Ok(mut s) = s else { continue };
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            let (head, body_start) = loop {
+                let k = s.read(&mut chunk).unwrap_or(0);
+                if k == 0 {
+                    break (String::new(), 0);
+                }
+                buf.extend_from_slice(&chunk[..k]);
+                if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                    break (String::from_utf8_lossy(&buf[..p]).to_string(), p + 4);
+                }
+            };
+            let headers: Vec<(String, String)> = head
+                .lines()
+                .skip(1)
+                .filter_map(|l| l.split_once(':'))
+                .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+                .collect();
+            let len: usize = headers
+                .iter()
+                .find(|(k, _)| k == "content-length")
+                .and_then(|(_, v)| v.parse().ok())
+                .unwrap_or(0);
+            while buf.len() < body_start + len {
+                let k = s.read(&mut chunk).unwrap_or(0);
+                if k == 0 {
+                    break;
+                }
+                buf.extend_from_slice(&chunk[..k]);
+            }
+            let body = String::from_utf8_lossy(&buf[body_start..]).to_string();
+            g2.lock().unwrap().push((headers, body));
+            let status = if n == 0 {
+                "500 Internal Server Error"
+            } else {
+                "200 OK"
+            };
+            let _ = write!(
+                s,
+                "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+        }
+    });
+    got
+}
+
+/// What the CRM got so far, each post's signature checked against `secret`: (its
+/// `X-Omnigate-Event`, its body as JSON).
+pub fn signed_posts(posts: &Posts, secret: &str) -> Vec<(String, serde_json::Value)> {
+    let got = posts.lock().unwrap().clone();
+    got.iter()
+        .map(|(h, body)| {
+            let header = |name: &str| {
+                h.iter()
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_else(|| panic!("{name} missing: {h:?}"))
+            };
+            let ts: u64 = header("x-omnigate-timestamp").parse().unwrap();
+            assert_eq!(
+                header("x-omnigate-signature"),
+                omnigate::webhooks::signature(secret, ts, body.as_bytes()),
+                "signed: {body}"
+            );
+            (
+                header("x-omnigate-event"),
+                serde_json::from_str(body).unwrap(),
+            )
+        })
+        .collect()
+}
