@@ -367,6 +367,10 @@ pub struct CallsConfig {
     /// Connect inbound calls out through this trunk (same number) and bridge the two
     /// legs, instead of the built-in handler. Empty: off.
     pub forward_trunk: String,
+    /// Registered phones' calls to numbers that are neither users nor dialplan routes
+    /// go out through this trunk (an agent calling a customer back). Empty: they go to
+    /// the dialplan like any call.
+    pub phones_trunk: String,
 }
 
 impl Default for CallsConfig {
@@ -377,6 +381,7 @@ impl Default for CallsConfig {
             record: true,
             welcome_prompt: String::new(),
             forward_trunk: String::new(),
+            phones_trunk: String::new(),
         }
     }
 }
@@ -754,13 +759,13 @@ impl Config {
         if self.sip.t1_ms == 0 {
             return Err(err("t1_ms", "0", "must be positive".into()));
         }
-        let ft = &self.calls.forward_trunk;
-        if !ft.is_empty() && !self.trunks.iter().any(|t| &t.name == ft) {
-            return Err(err(
-                "forward_trunk",
-                ft,
-                format!("no trunk is named \"{ft}\""),
-            ));
+        for (key, t) in [
+            ("forward_trunk", &self.calls.forward_trunk),
+            ("phones_trunk", &self.calls.phones_trunk),
+        ] {
+            if !t.is_empty() && !self.trunks.iter().any(|x| &x.name == t) {
+                return Err(err(key, t, format!("no trunk is named \"{t}\"")));
+            }
         }
         if !self.calls.welcome_prompt.is_empty() {
             if let Err(e) =
@@ -1010,10 +1015,13 @@ mod tests {
         let hook = "[[webhook]]\nurl = \"http://crm/x\"\nsecret = \"0123456789abcdef\"\n";
         let c = Config::parse(hook, "t.toml").unwrap();
         assert_eq!(c.webhooks[0].events, WEBHOOK_EVENTS);
-        let e = Config::parse(&format!("{hook}events = [\"chat.ended\"]\n"), "t.toml")
-            .unwrap_err();
+        let e = Config::parse(&format!("{hook}events = [\"chat.ended\"]\n"), "t.toml").unwrap_err();
         assert!(e.0.starts_with("t.toml:4:"), "{}", e.0);
-        assert!(e.0.contains("\"chat.ended\" is not one of call.offered"), "{}", e.0);
+        assert!(
+            e.0.contains("\"chat.ended\" is not one of call.offered"),
+            "{}",
+            e.0
+        );
     }
 
     #[test]

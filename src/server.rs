@@ -179,6 +179,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
         forward_trunk: (!cfg.calls.forward_trunk.is_empty())
             .then(|| cfg.calls.forward_trunk.clone()),
         extensions: Arc::new(cfg.effective_users().into_iter().map(|u| u.name).collect()),
+        phones_trunk: (!cfg.calls.phones_trunk.is_empty()).then(|| cfg.calls.phones_trunk.clone()),
         ivr: None,
         webrtc: if cfg.webrtc.port == 0 {
             None

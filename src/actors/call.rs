@@ -88,6 +88,8 @@ pub struct HandlerConfig {
     pub forward_trunk: Option<String>,
     /// The SIP users (extensions) registered phones may dial directly.
     pub extensions: Arc<std::collections::HashSet<String>>,
+    /// The trunk registered phones dial out through (`calls.phones_trunk`).
+    pub phones_trunk: Option<String>,
     /// Dialplans, the store and the queues (none: the built-in handler only).
     pub ivr: Option<Arc<IvrContext>>,
     /// The port browser legs share (none: agents without a phone take no calls).
@@ -115,41 +117,57 @@ pub enum CallEvent {
 #[rtype(result = "()")]
 pub struct SipEvent(pub CallRef, pub CallEvent);
 
-/// The extension `dialled` by a call from registered phone `user` (none: a trunk's
-/// call): another configured user, unless a dialplan route claims that number.
-fn extension_for(
+/// Where a call from registered phone `user` (none: a trunk's call) to `dialled` goes
+/// before any dialplan: another configured user's phone, or out through the phones'
+/// trunk for a number that is not a user. A number a dialplan route names is the
+/// dialplan's; so is a phone calling its own number.
+fn phone_route(
     user: Option<&str>,
     dialled: &str,
     extensions: &std::collections::HashSet<String>,
     routed: impl Fn(&str) -> bool,
-) -> Option<String> {
+    phones_trunk: Option<&str>,
+) -> Option<Forward> {
     let user = user?;
-    (dialled != user && extensions.contains(dialled) && !routed(dialled))
-        .then(|| dialled.to_string())
+    if routed(dialled) || dialled == user {
+        return None;
+    }
+    if extensions.contains(dialled) {
+        return Some(Forward::Extension(dialled.to_string()));
+    }
+    phones_trunk.map(|t| Forward::Trunk(t.to_string()))
 }
 
 #[cfg(test)]
 #[test]
-fn a_phone_reaches_other_extensions_unless_a_route_claims_the_number() {
+fn a_phone_reaches_extensions_and_dials_out_unless_a_route_claims_the_number() {
     let ext: std::collections::HashSet<String> =
         ["1001", "1002"].iter().map(|s| s.to_string()).collect();
     let none = |_: &str| false;
+    let out = Some("provider");
+    let ext_1001 = Some(Forward::Extension("1001".into()));
+    assert_eq!(phone_route(Some("1002"), "1001", &ext, none, out), ext_1001);
     assert_eq!(
-        extension_for(Some("1002"), "1001", &ext, none),
-        Some("1001".into())
+        phone_route(Some("1002"), "1001", &ext, none, None),
+        ext_1001
     );
-    // A trunk's call, the caller's own number, an unknown number: not an extension.
-    assert_eq!(extension_for(None, "1001", &ext, none), None);
-    assert_eq!(extension_for(Some("1002"), "1002", &ext, none), None);
-    assert_eq!(extension_for(Some("1002"), "5000", &ext, none), None);
-    // A dialplan route for the number wins.
+    // A number that is not a user goes out when the phones have a trunk.
     assert_eq!(
-        extension_for(Some("1002"), "1001", &ext, |n| n == "1001"),
-        None
+        phone_route(Some("1002"), "+15550001111", &ext, none, out),
+        Some(Forward::Trunk("provider".into()))
     );
+    assert_eq!(phone_route(Some("1002"), "5000", &ext, none, None), None);
+    // A trunk's call, the caller's own number: the dialplan's.
+    assert_eq!(phone_route(None, "1001", &ext, none, out), None);
+    assert_eq!(phone_route(Some("1002"), "1002", &ext, none, out), None);
+    // A dialplan route for the number wins over both.
+    let routed = |n: &str| n == "1001" || n == "100";
+    assert_eq!(phone_route(Some("1002"), "1001", &ext, routed, out), None);
+    assert_eq!(phone_route(Some("1002"), "100", &ext, routed, out), None);
 }
 
 /// Where the built-in handler sends an inbound call on.
+#[derive(Debug, PartialEq)]
 enum Forward {
     /// The dialled number, out through this trunk.
     Trunk(String),
@@ -415,20 +433,20 @@ impl CallActor {
         }
     }
 
-    /// The extension a registered phone dialled: another configured user, unless a
-    /// dialplan route claims that number.
-    fn extension_dialled(&self) -> Option<String> {
+    /// Where a registered phone's call goes before any dialplan ([`phone_route`]).
+    fn phone_route(&self) -> Option<Forward> {
         let routed = |n: &str| {
             self.cfg
                 .ivr
                 .as_ref()
                 .is_some_and(|i| i.config.routes_number(n))
         };
-        extension_for(
+        phone_route(
             self.user.as_deref(),
             &self.callee,
             &self.cfg.extensions,
             routed,
+            self.cfg.phones_trunk.as_deref(),
         )
     }
 
@@ -662,8 +680,8 @@ impl Actor for CallActor {
     fn started(&mut self, ctx: &mut Self::Context) {
         if self.inbound {
             self.send(CallCommand::Ring(self.a.call));
-            if let Some(ext) = self.extension_dialled() {
-                return self.place_forward(ctx, Forward::Extension(ext));
+            if let Some(to) = self.phone_route() {
+                return self.place_forward(ctx, to);
             }
             if let Some(trunk) = self.cfg.forward_trunk.clone() {
                 return self.place_forward(ctx, Forward::Trunk(trunk));

@@ -328,13 +328,21 @@ fn leg_media(log: &str, leg: usize) -> (u64, u64) {
 }
 
 #[test]
-fn a_registered_phone_calls_another_extension_and_hears_busy_or_unavailable() {
+fn a_registered_phone_calls_extensions_and_out_through_the_phones_trunk() {
     let base = 24400;
     let users: String = ["1001", "1002", "1003"]
         .iter()
         .map(|u| format!("[[user]]\nname = \"{u}\"\npassword = \"demo{u}\"\n"))
         .collect();
-    let g = Gateway::start(base, &format!("demo = false\n{users}"), "", "");
+    let g = Gateway::start(
+        base,
+        &format!("demo = false\n{users}"),
+        "phones_trunk = \"provider\"",
+        &format!(
+            "[[trunk]]\nname = \"provider\"\nproxy = \"127.0.0.1:{}\"\noptions_interval = 0\n",
+            base + 60
+        ),
+    );
     let sip = format!("127.0.0.1:{}", g.sip);
     // 1002 calls 1001 (its credentials answer the 407); the outcome is in the trace.
     let call = |to: &str, port: u16, trace: &str| -> String {
@@ -410,4 +418,30 @@ fn a_registered_phone_calls_another_extension_and_hears_busy_or_unavailable() {
         trace.contains("SIP/2.0 480 Temporarily Unavailable"),
         "{trace}"
     );
+
+    // A number that is no user goes out through the phones' trunk (an agent calling a
+    // customer back); the provider answers and echoes.
+    let provider_trace = g.dir.path().join("provider.log");
+    let provider = sipp_spawn(
+        g.dir.path(),
+        &[
+            "-sn",
+            "uas",
+            "-rtp_echo",
+            "-p",
+            &(base + 60).to_string(),
+            "-mp",
+            &(base + 64).to_string(),
+            "-m",
+            "1",
+            "-trace_msg",
+            "-message_file",
+            provider_trace.to_str().unwrap(),
+        ],
+    );
+    let trace = call("+15550001111", base + 70, "out.log");
+    assert!(trace.contains("SIP/2.0 200 OK"), "{trace}");
+    assert_sipp_done(provider, "the provider answers", &g);
+    let seen = std::fs::read_to_string(&provider_trace).unwrap();
+    assert!(seen.contains("INVITE sip:+15550001111@"), "{seen}");
 }
