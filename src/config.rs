@@ -426,8 +426,6 @@ pub struct RouteConfig {
 }
 
 impl DialplanConfig {
-    /// The flow for a call: number and trunk both matching first, then number, then
-    /// trunk, then the default.
     /// Whether a route names this number (so it is the dialplan's, not an extension).
     pub fn routes_number(&self, dialled: &str) -> bool {
         self.routes
@@ -435,6 +433,8 @@ impl DialplanConfig {
             .any(|r| r.number.as_deref() == Some(dialled))
     }
 
+    /// The flow for a call: number and trunk both matching first, then number, then
+    /// trunk, then the default.
     pub fn flow_for(&self, dialled: &str, trunk: Option<&str>, demo: bool) -> Option<String> {
         let num = |r: &RouteConfig| r.number.as_deref().is_some_and(|n| n == dialled);
         let tr = |r: &RouteConfig| r.trunk.is_some() && r.trunk.as_deref() == trunk;
