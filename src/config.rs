@@ -371,6 +371,9 @@ pub struct CallsConfig {
     /// go out through this trunk (an agent calling a customer back). Empty: they go to
     /// the dialplan like any call.
     pub phones_trunk: String,
+    /// How long a registered phone's call to another extension rings before the caller
+    /// gets 480 (0: until the caller gives up).
+    pub ring_secs: u64,
 }
 
 impl Default for CallsConfig {
@@ -382,6 +385,7 @@ impl Default for CallsConfig {
             welcome_prompt: String::new(),
             forward_trunk: String::new(),
             phones_trunk: String::new(),
+            ring_secs: 60,
         }
     }
 }

@@ -180,6 +180,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
             .then(|| cfg.calls.forward_trunk.clone()),
         extensions: Arc::new(cfg.effective_users().into_iter().map(|u| u.name).collect()),
         phones_trunk: (!cfg.calls.phones_trunk.is_empty()).then(|| cfg.calls.phones_trunk.clone()),
+        ring: (cfg.calls.ring_secs > 0).then(|| Duration::from_secs(cfg.calls.ring_secs)),
         ivr: None,
         webrtc: if cfg.webrtc.port == 0 {
             None

@@ -90,6 +90,8 @@ pub struct HandlerConfig {
     pub extensions: Arc<std::collections::HashSet<String>>,
     /// The trunk registered phones dial out through (`calls.phones_trunk`).
     pub phones_trunk: Option<String>,
+    /// How long an extension rings (`calls.ring_secs`; none: until the caller hangs up).
+    pub ring: Option<Duration>,
     /// Dialplans, the store and the queues (none: the built-in handler only).
     pub ivr: Option<Arc<IvrContext>>,
     /// The port browser legs share (none: agents without a phone take no calls).
@@ -499,6 +501,19 @@ impl CallActor {
                     sdp,
                     owner: ctx.address(),
                 });
+                // No answer: the phone's INVITE is cancelled and the caller gets 480.
+                if let Some(ring) = self.cfg.ring {
+                    ctx.run_later(ring, move |act, _| {
+                        if act
+                            .b
+                            .as_ref()
+                            .is_some_and(|b| b.call == call && !b.established && !b.ended)
+                        {
+                            tracing::info!(call = %act.a.call, out_leg = %call, "no answer");
+                            act.send(CallCommand::Hangup(call));
+                        }
+                    });
+                }
             }
         }
     }

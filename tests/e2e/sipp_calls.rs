@@ -337,15 +337,19 @@ fn a_registered_phone_calls_extensions_and_out_through_the_phones_trunk() {
     let g = Gateway::start(
         base,
         &format!("demo = false\n{users}"),
-        "phones_trunk = \"provider\"",
+        "phones_trunk = \"provider\"\nring_secs = 2",
         &format!(
             "[[trunk]]\nname = \"provider\"\nproxy = \"127.0.0.1:{}\"\noptions_interval = 0\n",
-            base + 60
+            base + 30
         ),
     );
     let sip = format!("127.0.0.1:{}", g.sip);
-    // 1002 calls 1001 (its credentials answer the 407); the outcome is in the trace.
-    let call = |to: &str, port: u16, trace: &str| -> String {
+    // The SIPp peers take turns on the same ports, all below the gateway's RTP range
+    // (base + 40...): 1002 on base + 20 (media + 24), 1001 on base + 10 (media + 14),
+    // the provider on base + 30 (media + 34).
+    let port = base + 20;
+    // 1002 calls `to` (its credentials answer the 407); the outcome is in the trace.
+    let call = |to: &str, trace: &str| -> String {
         register_demo_phone(&g, "1002", port);
         let path = g.dir.path().join(trace);
         let out = sipp(
@@ -389,7 +393,7 @@ fn a_registered_phone_calls_extensions_and_out_through_the_phones_trunk() {
     };
     let media_port = (base + 14).to_string();
     let phone = phone_1001(base + 10, &["-sn", "uas", "-rtp_echo", "-mp", &media_port]);
-    let trace = call("1001", base + 20, "answered.log");
+    let trace = call("1001", "answered.log");
     assert!(trace.contains("SIP/2.0 200 OK"), "{trace}");
     assert_sipp_done(phone, "1001's phone answers", &g);
     g.wait_log("calling an extension");
@@ -407,17 +411,29 @@ fn a_registered_phone_calls_extensions_and_out_through_the_phones_trunk() {
     assert!(caller_sent > 200, "and went on to the caller: {log}");
 
     // 1001's phone is busy now: the caller hears busy, not a generic failure.
-    let busy = phone_1001(base + 30, &["-sf", &scenario("uas_busy.xml")]);
-    let trace = call("1001", base + 40, "busy.log");
+    let busy = phone_1001(base + 10, &["-sf", &scenario("uas_busy.xml")]);
+    let trace = call("1001", "busy.log");
     assert!(trace.contains("SIP/2.0 486 Busy Here"), "{trace}");
     assert_sipp_done(busy, "1001's phone is busy", &g);
 
     // 1003 is a user whose phone is not registered.
-    let trace = call("1003", base + 50, "unregistered.log");
+    let trace = call("1003", "unregistered.log");
     assert!(
         trace.contains("SIP/2.0 480 Temporarily Unavailable"),
         "{trace}"
     );
+
+    // 1001's phone rings and nobody answers: after ring_secs its INVITE is cancelled
+    // (it answers 200 to the CANCEL and 487, which we ACK) and the caller gets 480.
+    let ringing = phone_1001(base + 10, &["-sf", &scenario("uas_no_answer.xml")]);
+    let trace = call("1001", "no-answer.log");
+    assert!(trace.contains("SIP/2.0 180 Ringing"), "{trace}");
+    assert!(
+        trace.contains("SIP/2.0 480 Temporarily Unavailable"),
+        "{trace}"
+    );
+    assert_sipp_done(ringing, "1001's phone rang, was cancelled, got its ACK", &g);
+    g.wait_log("no answer");
 
     // A number that is no user goes out through the phones' trunk (an agent calling a
     // customer back); the provider answers and echoes.
@@ -429,9 +445,9 @@ fn a_registered_phone_calls_extensions_and_out_through_the_phones_trunk() {
             "uas",
             "-rtp_echo",
             "-p",
-            &(base + 60).to_string(),
+            &(base + 30).to_string(),
             "-mp",
-            &(base + 64).to_string(),
+            &(base + 34).to_string(),
             "-m",
             "1",
             "-trace_msg",
@@ -439,7 +455,7 @@ fn a_registered_phone_calls_extensions_and_out_through_the_phones_trunk() {
             provider_trace.to_str().unwrap(),
         ],
     );
-    let trace = call("+15550001111", base + 70, "out.log");
+    let trace = call("+15550001111", "out.log");
     assert!(trace.contains("SIP/2.0 200 OK"), "{trace}");
     assert_sipp_done(provider, "the provider answers", &g);
     let seen = std::fs::read_to_string(&provider_trace).unwrap();
