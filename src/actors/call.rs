@@ -168,6 +168,17 @@ fn a_phone_reaches_extensions_and_dials_out_unless_a_route_claims_the_number() {
     assert_eq!(phone_route(Some("1002"), "100", &ext, routed, out), None);
 }
 
+/// Where a second leg is placed.
+enum Dial {
+    /// A number out through a trunk (none: the core picks one).
+    Number {
+        number: String,
+        trunk: Option<String>,
+    },
+    /// A registered user or a SIP URI, directly.
+    Direct(DirectTarget),
+}
+
 /// Where the built-in handler sends an inbound call on.
 #[derive(Debug, PartialEq)]
 enum Forward {
@@ -474,41 +485,32 @@ impl CallActor {
             }
         };
         let local = self.local(&sockets, caller_video);
-        let body = sdp::offer(&local, Direction::SendRecv);
-        let call = CallRef::next();
-        let mut leg = Leg::new(call);
-        leg.sockets = Some(sockets);
-        leg.local = Some(local);
-        leg.we_offered = true;
-        self.b = Some(leg);
-        let sdp = Bytes::from(body);
         match to {
             Forward::Trunk(trunk) => {
+                let number = self.callee.clone();
+                let call = self.dial(
+                    ctx,
+                    sockets,
+                    local,
+                    Dial::Number {
+                        number,
+                        trunk: Some(trunk.clone()),
+                    },
+                );
                 tracing::info!(call = %self.a.call, out_leg = %call, trunk, "forwarding");
-                self.send(CallCommand::Originate {
-                    call,
-                    to: self.callee.clone(),
-                    sdp,
-                    trunk: Some(trunk),
-                    owner: Some(ctx.address()),
-                });
             }
             Forward::Extension(ext) => {
+                let call = self.dial(
+                    ctx,
+                    sockets,
+                    local,
+                    Dial::Direct(DirectTarget::User(ext.clone())),
+                );
                 tracing::info!(call = %self.a.call, out_leg = %call, extension = %ext, "calling an extension");
-                self.send(CallCommand::OriginateDirect {
-                    call,
-                    target: DirectTarget::User(ext),
-                    sdp,
-                    owner: ctx.address(),
-                });
                 // No answer: the phone's INVITE is cancelled and the caller gets 480.
                 if let Some(ring) = self.cfg.ring {
                     ctx.run_later(ring, move |act, _| {
-                        if act
-                            .b
-                            .as_ref()
-                            .is_some_and(|b| b.call == call && !b.established && !b.ended)
-                        {
+                        if act.still_ringing(call) {
                             tracing::info!(call = %act.a.call, out_leg = %call, "no answer");
                             act.send(CallCommand::Hangup(call));
                         }
@@ -516,6 +518,48 @@ impl CallActor {
                 }
             }
         }
+    }
+
+    /// Places the second leg from sockets bound for it, offering `local`; returns its
+    /// call. Its events come to this actor.
+    fn dial(
+        &mut self,
+        ctx: &mut Context<Self>,
+        sockets: LegSockets,
+        local: Local,
+        to: Dial,
+    ) -> CallRef {
+        let sdp = Bytes::from(sdp::offer(&local, Direction::SendRecv));
+        let call = CallRef::next();
+        let mut leg = Leg::new(call);
+        leg.sockets = Some(sockets);
+        leg.local = Some(local);
+        leg.we_offered = true;
+        self.b = Some(leg);
+        let owner = ctx.address();
+        self.send(match to {
+            Dial::Number { number, trunk } => CallCommand::Originate {
+                call,
+                to: number,
+                sdp,
+                trunk,
+                owner: Some(owner),
+            },
+            Dial::Direct(target) => CallCommand::OriginateDirect {
+                call,
+                target,
+                sdp,
+                owner,
+            },
+        });
+        call
+    }
+
+    /// The second leg `call` was placed and is neither answered nor over.
+    fn still_ringing(&self, call: CallRef) -> bool {
+        self.b
+            .as_ref()
+            .is_some_and(|b| b.call == call && !b.established && !b.ended)
     }
 
     fn on_established(&mut self, ctx: &mut Context<Self>, is_b: bool, remote_sdp: Bytes) {

@@ -5,7 +5,7 @@
 //! run's inputs. Everything the caller entered is written to the call's interaction
 //! record when it joins a queue and when it ends.
 
-use super::{CallActor, CallCommand, Leg};
+use super::{CallActor, CallCommand};
 use crate::actors::router::{Ended, Enqueue, Position, Requeue, Work, WorkEvent};
 use crate::config::DialplanConfig;
 use crate::dialplan::engine::{Dest, Ending, Input, Output, PlayItem};
@@ -875,10 +875,13 @@ impl CallActor {
     /// A transfer to a number goes out through a trunk as a second leg, bridged when it
     /// answers; its failure comes back to the flow.
     fn transfer(&mut self, ctx: &mut Context<Self>, to: Dest, timeout: Duration) {
-        let target = match &to {
-            Dest::Number { number, trunk } => Err((number.clone(), trunk.clone())),
-            Dest::Extension(e) => Ok(super::DirectTarget::User(e.clone())),
-            Dest::Uri(u) => Ok(super::DirectTarget::Uri(u.clone())),
+        let dial = match &to {
+            Dest::Number { number, trunk } => super::Dial::Number {
+                number: number.clone(),
+                trunk: trunk.clone(),
+            },
+            Dest::Extension(e) => super::Dial::Direct(super::DirectTarget::User(e.clone())),
+            Dest::Uri(u) => super::Dial::Direct(super::DirectTarget::Uri(u.clone())),
         };
         let sockets =
             match crate::media::driver::LegSockets::bind(self.cfg.rtp_ip, &self.ports, false) {
@@ -892,35 +895,10 @@ impl CallActor {
                 }
             };
         let local = self.local(&sockets, vec![]);
-        let body = crate::sdp::offer(&local, crate::sdp::Direction::SendRecv);
-        let call = crate::sip::core::CallRef::next();
-        let mut leg = Leg::new(call);
-        leg.sockets = Some(sockets);
-        leg.local = Some(local);
-        leg.we_offered = true;
-        self.b = Some(leg);
+        let call = self.dial(ctx, sockets, local, dial);
         tracing::info!(call = %self.a.call, out_leg = %call, to = %crate::redact::Redacted(&to.to_string()), "transfer");
-        match target {
-            Err((number, trunk)) => self.send(CallCommand::Originate {
-                call,
-                to: number,
-                sdp: bytes::Bytes::from(body),
-                trunk,
-                owner: Some(ctx.address()),
-            }),
-            Ok(target) => self.send(CallCommand::OriginateDirect {
-                call,
-                target,
-                sdp: bytes::Bytes::from(body),
-                owner: ctx.address(),
-            }),
-        }
         ctx.run_later(timeout, move |act, ctx| {
-            if act
-                .b
-                .as_ref()
-                .is_some_and(|b| b.call == call && !b.established && !b.ended)
-            {
+            if act.still_ringing(call) {
                 act.send(CallCommand::Hangup(call));
                 act.ivr_input(ctx, Input::TransferFailed("no answer".into()));
             }

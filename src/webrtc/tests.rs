@@ -42,40 +42,63 @@ fn answers_g711_only_lite_with_our_candidate() {
     assert!(e.to_string().contains("no PCMU"), "{e}");
 }
 
+/// One 20 ms exchange: the leg sends `to_browser`, the browser sends `to_leg`, every
+/// datagram is delivered, and the clock moves on. Returns the RTP each side got: (the
+/// leg's decrypted packets, the browser's (payload type, payload)).
+fn exchange(
+    b: &mut super::sim::SimBrowser,
+    leg: &mut BrowserLeg,
+    now: &mut Instant,
+    to_browser: &[u8],
+    to_leg: &[u8],
+) -> (Vec<Bytes>, Vec<(u8, Bytes)>) {
+    leg.write_rtp(*now, to_browser);
+    b.send_rtp(*now, to_leg);
+    let (mut datagrams, mut out, mut got_leg) = (vec![], vec![], vec![]);
+    b.transmit(&mut datagrams);
+    for d in datagrams {
+        leg.handle_read(*now, b.addr, d);
+    }
+    leg.drain(&mut out);
+    for o in out {
+        match o {
+            WebOut::Transmit(to, d) => {
+                assert_eq!(to, b.addr);
+                b.receive(*now, &d);
+            }
+            WebOut::Rtp(p) => got_leg.push(p),
+            WebOut::Failed(why) => panic!("failed: {why}"),
+            WebOut::Connected => {}
+        }
+    }
+    let got_b = b.received();
+    *now += Duration::from_millis(20);
+    let _ = b.pc.handle_timeout(*now);
+    leg.handle_timeout(*now);
+    (got_leg, got_b)
+}
+
 #[test]
 fn connects_and_carries_rtp_both_ways_in_memory() {
     let (mut b, mut leg, mut now) = connected(crate::clock::now(), Codec::Pcmu);
     let mut from_browser = vec![];
     let mut to_browser = 0;
-    let (mut to_leg, mut out) = (vec![], vec![]);
     for seq in 1..=50u16 {
         // The leg sets its own SSRC and payload type, whatever the SIP side used.
-        leg.write_rtp(now, &rtp(seq, 99, &[0x55; 160]));
-        b.send_rtp(now, &rtp(seq, 0, &[0x11; 160]));
-        b.transmit(&mut to_leg);
-        for d in to_leg.drain(..) {
-            leg.handle_read(now, b.addr, d);
-        }
-        leg.drain(&mut out);
-        for o in out.drain(..) {
-            match o {
-                WebOut::Transmit(to, d) => {
-                    assert_eq!(to, b.addr);
-                    b.receive(now, &d);
-                }
-                WebOut::Rtp(p) => from_browser.push(p),
-                WebOut::Failed(why) => panic!("failed: {why}"),
-                WebOut::Connected => {}
-            }
-        }
-        for (pt, payload) in b.received() {
+        let to_b = rtp(seq, 99, &[0x55; 160]);
+        let (got_leg, got_b) = exchange(
+            &mut b,
+            &mut leg,
+            &mut now,
+            &to_b,
+            &rtp(seq, 0, &[0x11; 160]),
+        );
+        from_browser.extend(got_leg);
+        for (pt, payload) in got_b {
             assert_eq!(pt, 0);
             assert_eq!(&payload[..], &[0x55; 160][..]);
             to_browser += 1;
         }
-        now += Duration::from_millis(20);
-        let _ = b.pc.handle_timeout(now);
-        leg.handle_timeout(now);
     }
     assert!(to_browser >= 45, "browser got {to_browser} of 50");
     assert!(
@@ -157,28 +180,18 @@ fn rtc_0_21_1_answers_telephone_event_wrongly() {
 #[test]
 fn rtp_flows_across_a_sequence_number_wrap_both_ways() {
     let (mut b, mut leg, mut now) = connected(crate::clock::now(), Codec::Pcmu);
-    let (mut to_leg, mut out) = (vec![], vec![]);
     let (mut got_b, mut got_leg) = (0, 0);
     for i in 0..200u16 {
         let seq = 65_450u16.wrapping_add(i);
-        leg.write_rtp(now, &rtp(seq, 0, &[0x55; 160]));
-        b.send_rtp(now, &rtp(seq, 0, &[0x11; 160]));
-        b.transmit(&mut to_leg);
-        for d in to_leg.drain(..) {
-            leg.handle_read(now, b.addr, d);
-        }
-        leg.drain(&mut out);
-        for o in out.drain(..) {
-            match o {
-                WebOut::Transmit(_, d) => b.receive(now, &d),
-                WebOut::Rtp(_) => got_leg += 1,
-                _ => {}
-            }
-        }
-        got_b += b.received().len();
-        now += Duration::from_millis(20);
-        let _ = b.pc.handle_timeout(now);
-        leg.handle_timeout(now);
+        let (l, r) = exchange(
+            &mut b,
+            &mut leg,
+            &mut now,
+            &rtp(seq, 0, &[0x55; 160]),
+            &rtp(seq, 0, &[0x11; 160]),
+        );
+        got_leg += l.len();
+        got_b += r.len();
     }
     assert_eq!(got_b, 200, "to the browser across the wrap");
     assert_eq!(got_leg, 200, "from the browser across the wrap");
