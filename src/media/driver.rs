@@ -296,8 +296,11 @@ impl MediaHandle {
                                 }
                                 io[id] = Some(LegIo { rtp, rtcp, video, readers, _sockets: s });
                             }
-                            Cmd::AddBrowser(id, p, mut leg, port) => {
+                            Cmd::AddBrowser(id, mut p, mut leg, port) => {
+                                // SRTP authenticates a browser's packets: they are the
+                                // leg's whatever their address, from the first one.
                                 let from = p.remote_rtp.unwrap_or_else(|| port.advertised());
+                                p.remote_rtp = Some(from);
                                 let reg = port.register(&leg.ufrag, id, wtx.clone());
                                 let l = session.add_leg(now, p);
                                 debug_assert_eq!(l, id);
@@ -307,7 +310,7 @@ impl MediaHandle {
                                 leg.handle_timeout(now);
                                 web.insert(id, WebIo { leg: *leg, port, from, _reg: reg });
                             }
-                            Cmd::Update(l, p) => session.update_leg(l, p),
+                            Cmd::Update(l, p) => session.update_leg(crate::clock::now(), l, p),
                             Cmd::Remove(l) => {
                                 log_leg(&session, l, web.get(&l));
                                 session.remove_leg(l);

@@ -21,27 +21,40 @@ use std::sync::Mutex;
 pub struct RtpPorts {
     lo: u16,
     hi: u16,
-    state: Mutex<(u16, BTreeSet<u16>)>,
+    state: Mutex<(rand::rngs::StdRng, BTreeSet<u16>)>,
 }
 
 impl RtpPorts {
     pub fn new(lo: u16, hi: u16) -> RtpPorts {
+        use rand::SeedableRng;
+        Self::with_rng(lo, hi, rand::rngs::StdRng::from_entropy())
+    }
+
+    /// With a given generator (a seeded one in tests).
+    pub fn with_rng(lo: u16, hi: u16, rng: rand::rngs::StdRng) -> RtpPorts {
         let lo = lo + (lo % 2);
         RtpPorts {
             lo,
             hi,
-            state: Mutex::new((lo, BTreeSet::new())),
+            state: Mutex::new((rng, BTreeSet::new())),
         }
     }
 
+    /// An even port, chosen at random among the free ones: an attacker who sees one
+    /// call's port cannot guess the next call's (the RTP hijack and injection).
     pub fn allocate(&self) -> Option<u16> {
+        use rand::Rng;
         let mut g = self.state.lock().unwrap();
-        let span = (self.hi - self.lo) / 2 + 1;
-        for _ in 0..span {
-            let p = g.0;
-            g.0 = if p + 2 >= self.hi { self.lo } else { p + 2 };
-            if !g.1.contains(&p) {
-                g.1.insert(p);
+        if self.hi < self.lo + 1 {
+            return None;
+        }
+        let span = (self.hi - 1 - self.lo) / 2 + 1;
+        let start = g.0.gen_range(0..span);
+        // From a random slot, the next free one (wrapping): O(1) while the range is
+        // mostly free, and it always finds a free port if there is one.
+        for i in 0..span {
+            let p = self.lo + 2 * ((start + i) % span);
+            if g.1.insert(p) {
                 return Some(p);
             }
         }
@@ -62,14 +75,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ports_are_even_and_reused() {
+    fn ports_are_even_distinct_reused_and_not_sequential() {
         let p = RtpPorts::new(10001, 10007);
-        let a = p.allocate().unwrap();
-        let b = p.allocate().unwrap();
-        let c = p.allocate().unwrap();
-        assert_eq!((a, b, c), (10002, 10004, 10006));
+        let mut got: Vec<u16> = (0..3).map(|_| p.allocate().unwrap()).collect();
         assert!(p.allocate().is_none());
-        p.release(b);
-        assert_eq!(p.allocate(), Some(10004));
+        p.release(got[1]);
+        assert_eq!(p.allocate(), Some(got[1]));
+        got.sort();
+        assert_eq!(got, [10002, 10004, 10006]);
+        // In a large range, ten calls' ports do not follow one another.
+        let p = RtpPorts::new(20000, 40000);
+        let ten: Vec<u16> = (0..10).map(|_| p.allocate().unwrap()).collect();
+        assert!(ten.iter().all(|x| x % 2 == 0 && (20000..40000).contains(x)));
+        let steps = ten.windows(2).filter(|w| w[1] == w[0] + 2).count();
+        assert!(steps < 3, "{ten:?}");
     }
 }

@@ -134,7 +134,7 @@ struct Leg {
     p: LegParams,
     rtp_to: Option<SocketAddr>,
     rtcp_to: Option<SocketAddr>,
-    latched: bool,
+    latch: Latch,
     video_to: Option<SocketAddr>,
     video_rtcp_to: Option<SocketAddr>,
     tx: RtpSender,
@@ -166,7 +166,7 @@ impl Leg {
             p,
             rtp_to,
             rtcp_to,
-            latched: false,
+            latch: Latch::new(now),
             video_to,
             video_rtcp_to,
             tx: RtpSender::random(),
@@ -191,6 +191,11 @@ impl Leg {
         self.p.direction.sends()
     }
 
+    /// Whether `from` is on the host this leg's audio comes from (or is signalled at).
+    fn same_host(&self, from: SocketAddr) -> bool {
+        self.rtp_to.is_some_and(|a| a.ip() == from.ip())
+    }
+
     fn encode(&self, pcm: &[i16]) -> Bytes {
         let mut v = Vec::with_capacity(pcm.len());
         match self.p.codec {
@@ -198,6 +203,71 @@ impl Leg {
             Codec::Pcma => v.extend(pcm.iter().map(|&s| g711::linear_to_alaw(s))),
         }
         Bytes::from(v)
+    }
+}
+
+/// How long after a leg starts (or moves) another address may be learnt.
+pub const LATCH_WINDOW: Duration = Duration::from_secs(10);
+/// How many in-sequence packets of one source another address must send first.
+pub const LATCH_RUN: u8 = 5;
+
+#[derive(Debug, PartialEq, Eq)]
+enum Admit {
+    /// From the leg's address.
+    Known,
+    /// From a new address, now learnt.
+    Learn,
+    Drop,
+}
+
+/// Which sources a leg's RTP is taken from.
+struct Latch {
+    since: Instant,
+    /// The leg's address has sent: the stream is established and never moves.
+    established: bool,
+    /// A run of packets from another address: (address, SSRC, last sequence, length).
+    candidate: Option<(SocketAddr, u32, u16, u8)>,
+}
+
+impl Latch {
+    fn new(now: Instant) -> Latch {
+        Latch {
+            since: now,
+            established: false,
+            candidate: None,
+        }
+    }
+
+    fn admit(
+        &mut self,
+        now: Instant,
+        to: Option<SocketAddr>,
+        from: SocketAddr,
+        h: &rtc::rtp::header::Header,
+    ) -> Admit {
+        if to == Some(from) {
+            self.established = true;
+            self.candidate = None;
+            return Admit::Known;
+        }
+        if self.established || now.saturating_duration_since(self.since) >= LATCH_WINDOW {
+            return Admit::Drop;
+        }
+        let run = match self.candidate {
+            Some((a, ssrc, seq, n))
+                if a == from && ssrc == h.ssrc && seq.wrapping_add(1) == h.sequence_number =>
+            {
+                n + 1
+            }
+            _ => 1,
+        };
+        if run >= LATCH_RUN {
+            self.established = true;
+            self.candidate = None;
+            return Admit::Learn;
+        }
+        self.candidate = Some((from, h.ssrc, h.sequence_number, run));
+        Admit::Drop
     }
 }
 
@@ -253,12 +323,12 @@ impl MediaSession {
     }
 
     /// New parameters after a re-INVITE or UPDATE (hold, resume, new address or codec).
-    pub fn update_leg(&mut self, leg: LegId, p: LegParams) {
+    pub fn update_leg(&mut self, now: Instant, leg: LegId, p: LegParams) {
         if let Some(l) = self.leg_mut(leg) {
             if p.remote_rtp != l.p.remote_rtp {
                 l.rtp_to = p.remote_rtp;
                 l.rtcp_to = p.remote_rtcp;
-                l.latched = false;
+                l.latch = Latch::new(now);
             }
             if let Some((v, vr)) = p.video {
                 l.video_to = v.or(l.video_to);
@@ -449,25 +519,25 @@ impl MediaSession {
             l.ignored += 1;
             return;
         };
-        // Symmetric RTP (RFC 4961): answer to where the packets come from.
-        // Latch on the first packet, and again only when a new source (SSRC) speaks
-        // from elsewhere: a stray packet does not steal the stream.
-        if !l.latched || (l.rtp_to != Some(from) && l.src.ssrc != pkt.header.ssrc) {
-            l.latched = true;
-            if l.rtp_to != Some(from) {
+        // Symmetric RTP (RFC 4961), hardened against hijack: packets from the address
+        // in the SDP are always the leg's; another address (a NAT's) is learnt only
+        // early in the call, before the signalled one has spoken, and only after a
+        // run of in-sequence packets of one source. Anything else is dropped.
+        match l.latch.admit(now, l.rtp_to, from, &pkt.header) {
+            Admit::Known => {}
+            Admit::Learn => {
                 l.rtp_to = Some(from);
-                if !l.p.rtcp_mux {
-                    l.rtcp_to = l
-                        .rtcp_to
-                        .map(|r| SocketAddr::new(from.ip(), r.port()))
-                        .or(Some(SocketAddr::new(
-                            from.ip(),
-                            from.port().wrapping_add(1),
-                        )));
+                l.rtcp_to = if l.p.rtcp_mux {
+                    Some(from)
                 } else {
-                    l.rtcp_to = Some(from);
-                }
+                    let port = l.rtcp_to.map_or(from.port().wrapping_add(1), |r| r.port());
+                    Some(SocketAddr::new(from.ip(), port))
+                };
                 out.push(Out::Event(MediaEvent::Latched { leg, addr: from }));
+            }
+            Admit::Drop => {
+                l.ignored += 1;
+                return;
             }
         }
         match l.src.on_packet(&pkt.header, arrival) {
@@ -589,6 +659,11 @@ impl MediaSession {
     ) {
         let _ = out;
         let Some(l) = self.leg_mut(leg) else { return };
+        // Reports count only from the host the leg's audio is latched to.
+        if !l.same_host(from) {
+            l.ignored += 1;
+            return;
+        }
         if !l.p.rtcp_mux {
             l.rtcp_to = Some(from);
         }
@@ -611,6 +686,12 @@ impl MediaSession {
     ) {
         let peer = self.peer_of(leg);
         let Some(l) = self.leg_mut(leg) else { return };
+        // Video follows the host of the leg's audio (or its own SDP address): a
+        // packet from a third host neither moves the stream nor is relayed.
+        if !l.same_host(from) && l.p.video.and_then(|v| v.0).map(|v| v.ip()) != Some(from.ip()) {
+            l.ignored += 1;
+            return;
+        }
         match port {
             Port::VideoRtcp => l.video_rtcp_to = Some(from),
             _ => l.video_to = Some(from),

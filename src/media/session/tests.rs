@@ -122,35 +122,131 @@ fn alone_a_leg_hears_its_prompt_paced_at_its_ptime() {
     })));
 }
 
+fn rtp_sent_to(s: &mut MediaSession, at: Instant, leg: LegId) -> SocketAddr {
+    let mut out = Vec::new();
+    s.on_tick(at, &mut out);
+    sends(&out, leg)[0].0
+}
+
 #[test]
-fn symmetric_rtp_latches_to_the_source_seen() {
+fn symmetric_rtp_learns_a_nat_address_only_from_a_run_early_in_the_call() {
     let t0 = crate::clock::now();
     let mut s = MediaSession::new(t0, "t".into());
     let leg = s.add_leg(t0, params(Codec::Pcmu, None, 4000));
     let mut out = Vec::new();
     let nat = SocketAddr::from(([203, 0, 113, 7], 61000));
+    for seq in 1..LATCH_RUN as u16 {
+        s.on_rtp(
+            t0,
+            leg,
+            nat,
+            pkt(0, seq, 0, 77, vec![0xFF; 160], true),
+            &mut out,
+        );
+    }
+    assert!(out.is_empty(), "{out:?}");
+    assert_eq!(
+        rtp_sent_to(&mut s, t0 + Duration::from_millis(20), leg),
+        addr(4000)
+    );
+    let seq = LATCH_RUN as u16;
     s.on_rtp(
         t0,
         leg,
         nat,
-        pkt(0, 1, 0, 77, vec![0xFF; 160], true),
+        pkt(0, seq, 0, 77, vec![0xFF; 160], false),
         &mut out,
     );
     assert!(out.contains(&Out::Event(MediaEvent::Latched { leg, addr: nat })));
+    assert_eq!(
+        rtp_sent_to(&mut s, t0 + Duration::from_millis(40), leg),
+        nat
+    );
+    // Once learnt, a whole run from elsewhere (same SSRC or a new one) moves nothing.
     out.clear();
-    s.on_tick(t0 + Duration::from_millis(20), &mut out);
-    assert_eq!(sends(&out, leg)[0].0, nat);
-    // A stray packet from elsewhere with the same SSRC does not steal the stream.
-    out.clear();
+    for seq in 100..130u16 {
+        s.on_rtp(
+            t0,
+            leg,
+            addr(9999),
+            pkt(0, seq, 0, 78, vec![0xFF; 160], false),
+            &mut out,
+        );
+    }
+    assert!(out.is_empty(), "{out:?}");
+    assert_eq!(
+        rtp_sent_to(&mut s, t0 + Duration::from_millis(60), leg),
+        nat
+    );
+    assert_eq!(
+        s.legs[leg].as_ref().unwrap().ignored,
+        (LATCH_RUN - 1) as u64 + 30
+    );
+}
+
+#[test]
+fn a_third_address_never_takes_an_established_stream() {
+    // The hijack: the caller is silent or talking; an attacker who finds the port
+    // sends one packet with a new SSRC, or a run, or RTCP, late or early.
+    let t0 = crate::clock::now();
+    let mut s = MediaSession::new(t0, "t".into());
+    let leg = s.add_leg(t0, params(Codec::Pcmu, None, 4000));
+    let mut out = Vec::new();
+    let attacker = SocketAddr::from(([198, 51, 100, 66], 5004));
+    // Late in a silent call (the window has passed): nothing from the attacker counts.
+    let late = t0 + LATCH_WINDOW + Duration::from_millis(1);
+    for seq in 0..50u16 {
+        s.on_rtp(
+            late,
+            leg,
+            attacker,
+            pkt(0, seq, 0, 4242, vec![0; 160], false),
+            &mut out,
+        );
+    }
+    s.on_rtcp(
+        late,
+        leg,
+        SocketAddr::from(([198, 51, 100, 66], 5005)),
+        Bytes::from_static(&[0x80, 200, 0, 1, 0, 0, 0, 1]),
+        &mut out,
+    );
+    assert!(out.is_empty(), "{out:?}");
+    assert_eq!(
+        rtp_sent_to(&mut s, late + Duration::from_millis(20), leg),
+        addr(4000)
+    );
+    // Early, but after the signalled address has spoken: established, never moved.
+    let mut s = MediaSession::new(t0, "t".into());
+    let leg = s.add_leg(t0, params(Codec::Pcmu, None, 4000));
     s.on_rtp(
         t0,
         leg,
-        addr(9999),
-        pkt(0, 2, 160, 77, vec![0xFF; 160], false),
+        addr(4000),
+        pkt(0, 1, 0, 77, vec![0xFF; 160], true),
         &mut out,
     );
-    s.on_tick(t0 + Duration::from_millis(40), &mut out);
-    assert_eq!(sends(&out, leg)[0].0, nat);
+    for seq in 0..50u16 {
+        s.on_rtp(
+            t0,
+            leg,
+            attacker,
+            pkt(0, seq, 0, 4242, vec![0; 160], false),
+            &mut out,
+        );
+    }
+    assert!(out.is_empty(), "{out:?}");
+    assert_eq!(
+        rtp_sent_to(&mut s, t0 + Duration::from_millis(20), leg),
+        addr(4000)
+    );
+    assert_eq!(s.legs[leg].as_ref().unwrap().ignored, 50);
+    // A re-INVITE to a new address opens a new window for that address.
+    let mut moved = params(Codec::Pcmu, None, 4000);
+    moved.remote_rtp = Some(addr(4100));
+    let t1 = t0 + Duration::from_secs(60);
+    s.update_leg(t1, leg, moved);
+    assert_eq!(rtp_sent_to(&mut s, t1, leg), addr(4100));
 }
 
 #[test]
@@ -557,7 +653,7 @@ fn new_source_hold_rtcp_and_digits_sent() {
     // Hold: the phone sends sendonly, we answer recvonly and stop sending.
     let mut held = params(Codec::Pcmu, Some(101), 4000);
     held.direction = Direction::RecvOnly;
-    s.update_leg(leg, held);
+    s.update_leg(t0 + Duration::from_millis(380), leg, held);
     out.clear();
     s.on_tick(t0 + Duration::from_millis(400), &mut out);
     assert!(sends(&out, leg).is_empty());
