@@ -256,7 +256,7 @@ impl Default for SipConfig {
             min_register_expires: 60,
             max_register_expires: 7200,
             udp_recv_buffer: 4 << 20,
-            digest_algorithms: vec!["MD5".into(), "SHA-256".into()],
+            digest_algorithms: vec!["MD5".into()],
         }
     }
 }

@@ -86,7 +86,7 @@ impl Default for CoreConfig {
             min_se: 90,
             keepalive_interval: 30,
             user_agent: concat!("omnigate/", env!("CARGO_PKG_VERSION")).into(),
-            digest_algorithms: vec![super::auth::Algorithm::Md5, super::auth::Algorithm::Sha256],
+            digest_algorithms: vec![super::auth::Algorithm::Md5],
         }
     }
 }
@@ -250,7 +250,12 @@ enum CoreTimer {
     TrunkOptions(usize),
     Keepalives,
     Session(CallRef),
+    /// A throttled request, checked again now.
+    Parked(u64),
 }
+
+/// How many throttled requests may wait at once (beyond, they are dropped).
+const MAX_PARKED: usize = 1024;
 
 /// Counters for /metrics.
 #[derive(Debug, Default, Clone)]
@@ -276,7 +281,24 @@ pub struct Core {
     events: VecDeque<CoreEvent>,
     draining: bool,
     cnonce_seq: u32,
+    /// Throttled requests waiting for their delay to end.
+    parked: HashMap<u64, (TxKey, Message, Peer)>,
+    parked_seq: u64,
     pub stats: CoreStats,
+}
+
+/// The user name in a request's digest credentials (Proxy-Authorization when `proxy`).
+fn auth_user(req: &Message, proxy: bool) -> String {
+    let name = if proxy {
+        HeaderName::ProxyAuthorization
+    } else {
+        HeaderName::Authorization
+    };
+    let user = req
+        .headers_named(&name)
+        .filter_map(|h| super::header::DigestParams::parse(h.value_str()))
+        .find_map(|c| c.get("username").map(|u| u.chars().take(64).collect()));
+    user.unwrap_or_default()
 }
 
 fn rand_hex(n: usize) -> String {
@@ -313,6 +335,8 @@ impl Core {
             events: VecDeque::new(),
             draining: false,
             cnonce_seq: 0,
+            parked: HashMap::new(),
+            parked_seq: 0,
             stats: CoreStats::default(),
             cfg,
         };
@@ -424,7 +448,22 @@ impl Core {
     }
 
     fn reply_stateless(&mut self, req: &Message, source: Peer, code: u16, reason: &str) {
-        let r = Message::response_to(req, code, reason, Some(&rand_hex(10)));
+        self.reply_stateless_with(req, source, code, reason, &[])
+    }
+
+    fn reply_stateless_with(
+        &mut self,
+        req: &Message,
+        source: Peer,
+        code: u16,
+        reason: &str,
+        extra: &[(HeaderName, String)],
+    ) {
+        let mut r = Message::response_to(req, code, reason, Some(&rand_hex(10)));
+        for (n, v) in extra {
+            r.push(n.clone(), v.clone());
+        }
+        r.push(HeaderName::Server, self.cfg.user_agent.clone());
         let to = response_peer(req.top_via().as_ref(), source);
         self.count_response(code);
         self.tx.send_stateless(to, &r);
@@ -518,11 +557,17 @@ impl Core {
     fn on_request(&mut self, now: Instant, mut req: Message, source: Peer) {
         Self::stamp_via(&mut req, source);
         let method = req.method().cloned().unwrap_or(Method::Ack);
-        *self
-            .stats
-            .requests_received
-            .entry(method.as_str().to_string())
-            .or_default() += 1;
+        // Unknown methods share one label: a stranger's method names never become keys.
+        let label = match &method {
+            Method::Other(_) => "other",
+            m => m.as_str(),
+        };
+        match self.stats.requests_received.get_mut(label) {
+            Some(n) => *n += 1,
+            None => {
+                self.stats.requests_received.insert(label.to_string(), 1);
+            }
+        }
         match self.tx.on_request(now, req.clone(), source) {
             Incoming::New(key) => self.dispatch(now, key, req, source),
             Incoming::AckFor2xx => self.on_ack(now, &req),
@@ -591,44 +636,39 @@ impl Core {
 
     fn register(&mut self, now: Instant, key: TxKey, req: Message, source: Peer) {
         let users = self.cfg.users.clone();
-        match self
+        let outcome = self
             .registrar
-            .authenticate(now, &req, source, false, &|u| users.get(u).cloned())
-        {
-            AuthOutcome::Challenge(ch) => {
-                let extra: Vec<_> = ch
-                    .into_iter()
-                    .map(|c| (HeaderName::WwwAuthenticate, c))
-                    .collect();
-                self.reply(
-                    now,
-                    &key,
-                    &req,
-                    401,
-                    "Unauthorized",
-                    Some(&rand_hex(10)),
-                    &extra,
-                )
+            .authenticate(now, &req, source, false, &|u| users.get(u).cloned());
+        let AuthOutcome::User(u) = outcome else {
+            if outcome == AuthOutcome::Forbidden {
+                tracing::info!(from = %source.addr, user = %auth_user(&req, false), "registration refused: wrong password, unknown user or unusable credentials");
             }
-            AuthOutcome::Forbidden => {
-                self.reply(now, &key, &req, 403, "Forbidden", Some(&rand_hex(10)), &[])
-            }
-            AuthOutcome::User(u) => {
-                // One may only register one's own address of record.
-                let aor_user = req
-                    .to()
-                    .and_then(|t| t.uri.user.map(super::uri::percent_decode));
-                if aor_user.as_deref() != Some(u.as_str()) {
-                    return self.reply(now, &key, &req, 403, "Forbidden", Some(&rand_hex(10)), &[]);
-                }
-                let mut r = self
-                    .registrar
-                    .register(now, &req, source, &u, &rand_hex(10));
-                r.push(HeaderName::Server, self.cfg.user_agent.clone());
-                self.count_response(r.status().unwrap_or(500));
-                self.tx.respond(now, &key, r);
-            }
+            return self.refuse_auth(key, req, source, outcome, false);
+        };
+        // One may only register one's own address of record.
+        let aor_user = req
+            .to()
+            .and_then(|t| t.uri.user.map(super::uri::percent_decode));
+        if aor_user.as_deref() != Some(u.as_str()) {
+            tracing::info!(from = %source.addr, user = %u, "registration refused: the To address is another user's");
+            return self.reply(now, &key, &req, 403, "Forbidden", Some(&rand_hex(10)), &[]);
         }
+        let mut r = self
+            .registrar
+            .register(now, &req, source, &u, &rand_hex(10));
+        match r.status() {
+            Some(200) => {
+                let n = self.registrar.lookup(now, &u).len();
+                tracing::info!(from = %source.addr, user = %u, bindings = n, "registered")
+            }
+            Some(code) => {
+                tracing::info!(from = %source.addr, user = %u, code, "registration refused")
+            }
+            None => {}
+        }
+        r.push(HeaderName::Server, self.cfg.user_agent.clone());
+        self.count_response(r.status().unwrap_or(500));
+        self.tx.respond(now, &key, r);
     }
 
     fn new_invite(&mut self, now: Instant, key: TxKey, req: Message, source: Peer) {
@@ -667,37 +707,54 @@ impl Core {
         if looped {
             return self.reply(now, &key, &req, 482, "Loop Detected", None, &[]);
         }
-        // Who is calling: a trunk (by source, maybe with credentials) or a registered user.
+        // Who is calling. A registered user's phone (its credentials name a user, or it
+        // calls from where it registered) is the user's, even inside a trunk's
+        // addresses; so is anything on the WebSocket transport, which is never a
+        // trunk. Then a trunk by source address (maybe with credentials), then trunks
+        // known by credentials alone. Anyone else is refused, once and statelessly.
         let ip = source.addr.ip();
-        let trunk = self.cfg.trunks.iter().position(|t| t.matches_source(ip));
+        let ws = matches!(source.transport, Transport::Ws | Transport::Wss);
+        let users_creds = auth_user(&req, true);
+        let caller_user = req
+            .from()
+            .and_then(|f| f.uri.user.map(super::uri::percent_decode));
+        let registered = self
+            .registrar
+            .registered_at(now, source, caller_user.as_deref());
+        let is_user = ws || registered || self.cfg.users.contains_key(&users_creds);
+        let trunk = if is_user {
+            None
+        } else {
+            self.cfg.trunks.iter().position(|t| t.matches_source(ip))
+        };
         let mut user = None;
         let mut trunk_name = None;
-        if let Some(ti) = trunk {
-            let t = self.cfg.trunks[ti].clone();
-            if let (Some(u), Some(p)) = (t.inbound_username.clone(), t.inbound_password.clone()) {
-                match self
-                    .registrar
-                    .authenticate(now, &req, source, true, &|x| (x == u).then(|| p.clone()))
-                {
-                    AuthOutcome::User(_) => {}
-                    AuthOutcome::Challenge(ch) => return self.challenge(now, &key, &req, ch),
-                    AuthOutcome::Forbidden => {
-                        return self.reply(now, &key, &req, 403, "Forbidden", None, &[])
-                    }
-                }
-            }
-            trunk_name = Some(t.name.clone());
-        } else if self.registrar.is_registered_source(now, ip).is_some() {
+        let outcome = if is_user {
             let users = self.cfg.users.clone();
             match self
                 .registrar
                 .authenticate(now, &req, source, true, &|u| users.get(u).cloned())
             {
-                AuthOutcome::User(u) => user = Some(u),
-                AuthOutcome::Challenge(ch) => return self.challenge(now, &key, &req, ch),
-                AuthOutcome::Forbidden => {
-                    return self.reply(now, &key, &req, 403, "Forbidden", None, &[])
+                AuthOutcome::User(u) => {
+                    user = Some(u);
+                    None
                 }
+                other => Some(other),
+            }
+        } else if let Some(ti) = trunk {
+            let t = self.cfg.trunks[ti].clone();
+            trunk_name = Some(t.name.clone());
+            match (t.inbound_username.clone(), t.inbound_password.clone()) {
+                (Some(u), Some(p)) => {
+                    match self
+                        .registrar
+                        .authenticate(now, &req, source, true, &|x| (x == u).then(|| p.clone()))
+                    {
+                        AuthOutcome::User(_) => None,
+                        other => Some(other),
+                    }
+                }
+                _ => None,
             }
         } else if self
             .cfg
@@ -725,15 +782,16 @@ impl Core {
                 .authenticate(now, &req, source, true, &lookup)
             {
                 AuthOutcome::User(u) => {
-                    trunk_name = creds.iter().find(|c| c.0 == u).map(|c| c.2.clone())
+                    trunk_name = creds.iter().find(|c| c.0 == u).map(|c| c.2.clone());
+                    None
                 }
-                AuthOutcome::Challenge(ch) => return self.challenge(now, &key, &req, ch),
-                AuthOutcome::Forbidden => {
-                    return self.reply(now, &key, &req, 403, "Forbidden", None, &[])
-                }
+                other => Some(other),
             }
         } else {
-            return self.reply(now, &key, &req, 403, "Forbidden", None, &[]);
+            Some(AuthOutcome::Forbidden)
+        };
+        if let Some(refusal) = outcome {
+            return self.refuse_auth(key, req, source, refusal, true);
         }
         if let Some((se, _)) = parse_session_expires(&req) {
             if se < self.cfg.min_se {
@@ -772,6 +830,11 @@ impl Core {
                 );
             }
         }
+        // 100 Trying once the request is known good and its caller known (RFC 3261
+        // 17.2.1: the core answers within 200 ms; nothing is rung and then refused).
+        let trying = Message::response_to(&req, 100, "Trying", None);
+        self.count_response(100);
+        self.tx.respond(now, &key, trying);
         let call = CallRef::next();
         self.stats.calls_total += 1;
         let caller = req
@@ -806,20 +869,45 @@ impl Core {
         });
     }
 
-    fn challenge(&mut self, now: Instant, key: &TxKey, req: &Message, ch: Vec<String>) {
-        let extra: Vec<_> = ch
-            .into_iter()
-            .map(|c| (HeaderName::ProxyAuthenticate, c))
-            .collect();
-        self.reply(
-            now,
-            key,
-            req,
-            407,
-            "Proxy Authentication Required",
-            Some(&rand_hex(10)),
-            &extra,
-        );
+    /// Answers a request that is not (yet) authenticated: challenges and 403s once,
+    /// statelessly (a forged request from a spoofed address costs one packet and no
+    /// state: no reflection, no retransmissions); a throttled pair's request is held
+    /// and checked again when its delay ends.
+    fn refuse_auth(
+        &mut self,
+        key: TxKey,
+        req: Message,
+        source: Peer,
+        outcome: AuthOutcome,
+        proxy: bool,
+    ) {
+        match outcome {
+            AuthOutcome::User(_) => {}
+            AuthOutcome::Challenge(ch) => {
+                let (code, reason, name) = if proxy {
+                    (
+                        407,
+                        "Proxy Authentication Required",
+                        HeaderName::ProxyAuthenticate,
+                    )
+                } else {
+                    (401, "Unauthorized", HeaderName::WwwAuthenticate)
+                };
+                let extra: Vec<_> = ch.into_iter().map(|c| (name.clone(), c)).collect();
+                self.tx.forget(&key);
+                self.reply_stateless_with(&req, source, code, reason, &extra);
+            }
+            AuthOutcome::Forbidden => {
+                self.tx.forget(&key);
+                self.reply_stateless_with(&req, source, 403, "Forbidden", &[]);
+            }
+            AuthOutcome::Delay(at) if self.parked.len() < MAX_PARKED => {
+                self.parked_seq += 1;
+                self.parked.insert(self.parked_seq, (key, req, source));
+                self.arm(at, CoreTimer::Parked(self.parked_seq));
+            }
+            AuthOutcome::Delay(_) | AuthOutcome::Drop => self.tx.forget(&key),
+        }
     }
 
     fn cancel(&mut self, now: Instant, key: TxKey, req: Message) {
@@ -1958,6 +2046,13 @@ impl Core {
                     );
                 }
                 CoreTimer::Session(call) => self.session_timer_fired(now, call),
+                CoreTimer::Parked(id) => {
+                    if let Some((key, req, source)) = self.parked.remove(&id) {
+                        if self.tx.state(&key).is_some() {
+                            self.dispatch(now, key, req, source);
+                        }
+                    }
+                }
             }
             self.drain_tx_events(now);
         }

@@ -373,6 +373,13 @@ impl Message {
         };
         // Body and Content-Length.
         let avail = buf.len() - bstart;
+        if msg.headers_named(&HeaderName::ContentLength).count() > 1 {
+            return Err(ParseError {
+                status: 400,
+                reason: "more than one Content-Length",
+                partial: Some(Box::new(msg)),
+            });
+        }
         let cl = match msg.header(&HeaderName::ContentLength) {
             Some(h) => {
                 let v = h.value_str();
@@ -427,8 +434,25 @@ impl Message {
     fn validate(&self, limits: &Limits) -> Result<(), &'static str> {
         let mut via_count = 0usize;
         let mut has = [false; 5];
+        // Headers that must appear once (RFC 3261 7.3.1, 20): two of them leave the
+        // transaction, dialog or hop count to a guess.
+        let mut max_forwards = false;
         for h in &self.headers {
             let v = h.value_str();
+            let seen = match &h.name {
+                HeaderName::From => Some((has[1], "more than one From")),
+                HeaderName::To => Some((has[2], "more than one To")),
+                HeaderName::CallId => Some((has[3], "more than one Call-ID")),
+                HeaderName::CSeq => Some((has[4], "more than one CSeq")),
+                HeaderName::MaxForwards => Some((
+                    std::mem::replace(&mut max_forwards, true),
+                    "more than one Max-Forwards",
+                )),
+                _ => None,
+            };
+            if let Some((true, why)) = seen {
+                return Err(why);
+            }
             match &h.name {
                 HeaderName::Via => {
                     has[0] = true;
@@ -509,11 +533,24 @@ impl Message {
                 return Err(why);
             }
         }
-        if let StartLine::Request { uri, .. } = &self.start {
+        if let StartLine::Request { uri, method, .. } = &self.start {
             let u = Uri::parse(std::str::from_utf8(uri).unwrap_or(""))
                 .map_err(|_| "malformed Request-URI")?;
             if u.is_sip() && u.headers.is_some() {
                 return Err("Request-URI must not carry headers");
+            }
+            // RFC 3261 8.1.1.8: a dialog-creating INVITE carries exactly one Contact.
+            if *method == Method::Invite {
+                let contacts: usize = self
+                    .headers_named(&HeaderName::Contact)
+                    .map(|h| split_commas(h.value_str()).map_or(0, |p| p.len()))
+                    .sum();
+                if contacts == 0 {
+                    return Err("missing Contact");
+                }
+                if contacts > 1 {
+                    return Err("more than one Contact in an INVITE");
+                }
             }
         }
         Ok(())
@@ -972,6 +1009,10 @@ pub fn frame_stream(buf: &[u8], limits: &Limits) -> Frame {
                 if v.is_empty() || v.len() > 9 || !v.iter().all(|c| c.is_ascii_digit()) {
                     return Frame::Invalid("invalid Content-Length");
                 }
+                if cl.is_some() {
+                    // Two lengths: where the next message starts would be a guess.
+                    return Frame::Invalid("more than one Content-Length");
+                }
                 cl = std::str::from_utf8(v).ok().and_then(|s| s.parse().ok());
             }
         }
@@ -1066,5 +1107,42 @@ Content-Length: 4\r\n\r\nv=0\n";
         assert!(r
             .to_string()
             .starts_with("SIP/2.0 400 CSeq method does not match"));
+    }
+
+    #[test]
+    fn headers_that_must_be_single_and_a_missing_contact_are_refused() {
+        let first = |name: &str| {
+            let line = INVITE
+                .split("\r\n")
+                .find(|l| l.starts_with(name))
+                .unwrap()
+                .to_string();
+            INVITE.replacen(&line, &format!("{line}\r\n{line}"), 1)
+        };
+        for (name, why) in [
+            ("Call-ID:", "more than one Call-ID"),
+            ("CSeq:", "more than one CSeq"),
+            ("From:", "more than one From"),
+            ("To:", "more than one To"),
+            ("Max-Forwards:", "more than one Max-Forwards"),
+            ("Content-Length:", "more than one Content-Length"),
+        ] {
+            let e = Message::parse(Bytes::from(first(name)), Framing::Datagram).unwrap_err();
+            assert_eq!((e.status, e.reason), (400, why), "{name}");
+            assert!(e.answerable().is_some(), "{name}: answered with its reason");
+        }
+        // On a stream, two lengths cannot be framed at all.
+        let two = first("Content-Length:");
+        assert!(matches!(
+            frame_stream(two.as_bytes(), &Limits::default()),
+            Frame::Invalid("more than one Content-Length")
+        ));
+        let contact = INVITE
+            .split("\r\n")
+            .find(|l| l.starts_with("Contact:"))
+            .unwrap();
+        let none = INVITE.replace(&format!("{contact}\r\n"), "");
+        let e = Message::parse(Bytes::from(none), Framing::Datagram).unwrap_err();
+        assert_eq!((e.status, e.reason), (400, "missing Contact"));
     }
 }

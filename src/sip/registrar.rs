@@ -5,6 +5,14 @@
 //!
 //! A wrong password and an unknown user get the same 403, after the same work, so
 //! extensions cannot be enumerated.
+//!
+//! Only a wrong answer to a nonce we issued to that very address counts as a failure,
+//! so forged datagrams from a spoofed address (which never see our challenges) cannot
+//! lock anyone out. After `max_failures` in `fail_window` for one (address, user), that
+//! pair's next answer waits (1 s, doubling up to `block_for`), one request at a time,
+//! and is then checked as usual: the right password still gets in, guessing slows to
+//! a crawl, and nobody else (another user at the same NAT, the same user elsewhere)
+//! is touched.
 
 use super::addr::Peer;
 use super::auth::{Algorithm, NonceIssuer, Verdict};
@@ -54,8 +62,16 @@ impl Default for RegistrarConfig {
 struct FailState {
     count: u32,
     window_start: Option<Instant>,
-    blocked_until: Option<Instant>,
+    /// Answers wait until then.
+    delay_until: Option<Instant>,
+    /// The current delay (doubles while failures go on).
+    delay: Duration,
+    /// A request of this pair is waiting: others are dropped meanwhile.
+    parked: bool,
 }
+
+/// How many (address, user) pairs with failures are remembered.
+pub const MAX_FAIL_STATES: usize = 10_000;
 
 /// Result of an authentication check shared by REGISTER and INVITE.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,8 +80,12 @@ pub enum AuthOutcome {
     User(String),
     /// Send this challenge (401/407) with these header values.
     Challenge(Vec<String>),
-    /// 403 (wrong password or unknown user, indistinguishable), or throttled.
+    /// 403 (wrong password or unknown user, indistinguishable; or unusable credentials).
     Forbidden,
+    /// Throttled: hold the request and authenticate it again at this instant.
+    Delay(Instant),
+    /// Throttled, and a request of this pair is already held: drop this one.
+    Drop,
 }
 
 pub struct Registrar {
@@ -73,7 +93,7 @@ pub struct Registrar {
     pub realm: String,
     nonces: NonceIssuer,
     bindings: HashMap<String, Vec<Binding>>,
-    failures: HashMap<IpAddr, FailState>,
+    failures: HashMap<(IpAddr, String), FailState>,
     epoch: Instant,
     /// Challenge algorithms in preference order (one WWW-Authenticate each, RFC 8760).
     algorithms: Vec<Algorithm>,
@@ -88,7 +108,7 @@ impl Registrar {
             bindings: HashMap::new(),
             failures: HashMap::new(),
             epoch,
-            algorithms: vec![Algorithm::Md5, Algorithm::Sha256],
+            algorithms: vec![Algorithm::Md5],
         }
     }
 
@@ -97,27 +117,62 @@ impl Registrar {
         now.saturating_duration_since(self.epoch).as_secs() + 1_000_000
     }
 
-    pub fn is_blocked(&self, now: Instant, ip: IpAddr) -> bool {
+    /// Whether answers from `ip` as `user` are being delayed.
+    pub fn is_throttled(&self, now: Instant, ip: IpAddr, user: &str) -> bool {
         self.failures
-            .get(&ip)
-            .and_then(|f| f.blocked_until)
+            .get(&(ip, user.to_string()))
+            .and_then(|f| f.delay_until)
             .is_some_and(|t| now < t)
     }
 
-    fn record_failure(&mut self, now: Instant, ip: IpAddr) {
+    /// How many (address, user) pairs are remembered for throttling.
+    pub fn failure_states(&self) -> usize {
+        self.failures.len()
+    }
+
+    fn record_failure(&mut self, now: Instant, key: (IpAddr, String)) {
         let cfg = self.cfg;
-        let f = self.failures.entry(ip).or_default();
-        match f.window_start {
-            Some(ws) if now.duration_since(ws) <= cfg.fail_window => f.count += 1,
-            _ => {
-                f.window_start = Some(now);
-                f.count = 1;
+        if self.failures.len() >= MAX_FAIL_STATES && !self.failures.contains_key(&key) {
+            // Forget pairs whose window and delay are over; if none, the oldest.
+            self.failures.retain(|_, f| {
+                f.parked
+                    || f.delay_until.is_some_and(|t| t > now)
+                    || f.window_start
+                        .is_some_and(|w| now.duration_since(w) <= cfg.fail_window)
+            });
+            if self.failures.len() >= MAX_FAIL_STATES {
+                let oldest = self
+                    .failures
+                    .iter()
+                    .filter(|(_, f)| !f.parked)
+                    .min_by_key(|(_, f)| f.window_start)
+                    .map(|(k, _)| k.clone());
+                match oldest {
+                    Some(k) => {
+                        self.failures.remove(&k);
+                    }
+                    None => return,
+                }
             }
         }
+        let f = self.failures.entry(key).or_default();
+        let in_window = f
+            .window_start
+            .is_some_and(|ws| now.saturating_duration_since(ws) <= cfg.fail_window);
+        // A pair that was being delayed stays so while its failures go on.
+        let delayed_lately = f
+            .delay_until
+            .is_some_and(|t| now.saturating_duration_since(t) <= cfg.fail_window);
+        if in_window || delayed_lately {
+            f.count = f.count.saturating_add(1);
+        } else {
+            f.window_start = Some(now);
+            f.count = 1;
+            f.delay = Duration::ZERO;
+        }
         if f.count >= cfg.max_failures {
-            f.blocked_until = Some(now + cfg.block_for);
-            f.count = 0;
-            f.window_start = None;
+            f.delay = (f.delay * 2).clamp(Duration::from_secs(1), cfg.block_for);
+            f.delay_until = Some(now + f.delay);
         }
     }
 
@@ -132,9 +187,6 @@ impl Registrar {
         password_of: &dyn Fn(&str) -> Option<String>,
     ) -> AuthOutcome {
         let ip = source.addr.ip();
-        if self.is_blocked(now, ip) {
-            return AuthOutcome::Forbidden;
-        }
         let hname = if proxy {
             HeaderName::ProxyAuthorization
         } else {
@@ -150,38 +202,58 @@ impl Registrar {
             .filter_map(|h| DigestParams::parse(h.value_str()))
             .find(|c| c.get("realm") == Some(self.realm.as_str()));
         let Some(creds) = creds else {
-            return AuthOutcome::Challenge(self.challenges(secs, false));
+            return AuthOutcome::Challenge(self.challenges(secs, ip, false));
         };
-        let user = creds.get("username").unwrap_or("").to_string();
+        let user: String = creds
+            .get("username")
+            .unwrap_or("")
+            .chars()
+            .take(128)
+            .collect();
+        let key = (ip, user.clone());
+        if let Some(f) = self.failures.get_mut(&key) {
+            match f.delay_until {
+                Some(t) if now < t && f.parked => return AuthOutcome::Drop,
+                Some(t) if now < t => {
+                    f.parked = true;
+                    return AuthOutcome::Delay(t);
+                }
+                _ => f.parked = false,
+            }
+        }
         let pw = password_of(&user);
+        let uri = req.request_uri().unwrap_or("");
         match self
             .nonces
-            .verify(&creds, &method, &self.realm, pw.as_deref(), secs)
+            .verify(&creds, &method, uri, &self.realm, pw.as_deref(), ip, secs)
         {
             Verdict::Ok => {
-                self.failures.remove(&ip);
+                self.failures.remove(&key);
                 AuthOutcome::User(user)
             }
-            Verdict::Stale => AuthOutcome::Challenge(self.challenges(secs, true)),
+            Verdict::Stale => AuthOutcome::Challenge(self.challenges(secs, ip, true)),
+            Verdict::Foreign => AuthOutcome::Challenge(self.challenges(secs, ip, false)),
+            Verdict::Malformed => AuthOutcome::Forbidden,
             Verdict::Denied => {
-                self.record_failure(now, ip);
+                self.record_failure(now, key);
                 AuthOutcome::Forbidden
             }
         }
     }
 
-    /// Sets the challenge order. MD5 first is the interoperable default: many phones (and
-    /// SIPp 3.6) answer only the first challenge and know only MD5.
+    /// Sets the challenges, in order. One MD5 challenge is the interoperable default:
+    /// many phones (baresip 1.0, JsSIP, SIPp 3.6) answer only the first challenge, or
+    /// give up on a SHA-256 one.
     pub fn set_algorithms(&mut self, algs: Vec<Algorithm>) {
         if !algs.is_empty() {
             self.algorithms = algs;
         }
     }
 
-    fn challenges(&self, secs: u64, stale: bool) -> Vec<String> {
-        self.algorithms
-            .iter()
-            .map(|&a| self.nonces.challenge(&self.realm, a, secs, stale))
+    fn challenges(&mut self, secs: u64, to: IpAddr, stale: bool) -> Vec<String> {
+        let algs = self.algorithms.clone();
+        algs.into_iter()
+            .map(|a| self.nonces.challenge(&self.realm, a, secs, to, stale))
             .collect()
     }
 
@@ -276,15 +348,25 @@ impl Registrar {
         }
     }
 
-    /// True when `ip` currently holds a binding (a registered phone).
-    pub fn is_registered_source(&self, now: Instant, ip: IpAddr) -> Option<String> {
-        self.bindings
-            .iter()
-            .find(|(_, l)| {
+    /// Whether a request from `source` comes from a registered phone: a live binding
+    /// registered from exactly that address, or (a phone opening a new TCP or TLS
+    /// connection) from that host by the user the request is `from`.
+    pub fn registered_at(&self, now: Instant, source: Peer, from_user: Option<&str>) -> bool {
+        let live = |b: &&Binding| b.expires_at > now;
+        if self
+            .bindings
+            .values()
+            .any(|l| l.iter().filter(live).any(|b| b.source.addr == source.addr))
+        {
+            return true;
+        }
+        from_user
+            .and_then(|u| self.bindings.get(u))
+            .is_some_and(|l| {
                 l.iter()
-                    .any(|b| b.expires_at > now && b.source.addr.ip() == ip)
+                    .filter(live)
+                    .any(|b| b.source.addr.ip() == source.addr.ip())
             })
-            .map(|(u, _)| u.clone())
     }
 
     /// Number of live bindings.
@@ -339,15 +421,32 @@ mod tests {
     }
 
     fn authed(r: &mut Registrar, now: Instant, req: &Message, user: &str, pass: &str) -> Message {
-        let AuthOutcome::Challenge(ch) = r.authenticate(now, req, peer(), false, &pw) else {
+        authed_from(r, now, req, user, pass, peer())
+    }
+
+    /// Challenged from `from`, answered to the last challenge (SHA-256 when offered).
+    fn authed_from(
+        r: &mut Registrar,
+        now: Instant,
+        req: &Message,
+        user: &str,
+        pass: &str,
+        from: Peer,
+    ) -> Message {
+        let AuthOutcome::Challenge(ch) = r.authenticate(now, req, from, false, &pw) else {
             panic!()
         };
-        assert_eq!(ch.len(), 2, "MD5 and SHA-256 challenges");
-        assert!(ch[1].contains("algorithm=SHA-256"));
-        // Answer the SHA-256 one for user alice, MD5 for others: both must verify.
-        let which = if user == "alice" { 1 } else { 0 };
-        let a =
-            answer_challenge(&ch[which], "REGISTER", "sip:127.0.0.1", user, pass, "cn", 1).unwrap();
+        assert_eq!(ch.len(), r.algorithms.len());
+        let a = answer_challenge(
+            ch.last().unwrap(),
+            "REGISTER",
+            "sip:127.0.0.1",
+            user,
+            pass,
+            "cn",
+            1,
+        )
+        .unwrap();
         let mut req2 = req.clone();
         req2.push(HeaderName::Authorization, a);
         req2
@@ -390,7 +489,29 @@ mod tests {
     }
 
     #[test]
-    fn wrong_password_and_unknown_user_look_the_same_and_get_throttled() {
+    fn one_md5_challenge_by_default_sha256_by_choice() {
+        let t0 = crate::clock::now();
+        let mut r = Registrar::new(RegistrarConfig::default(), "omnigate", [1; 32], t0);
+        let req = reg("", "<sip:alice@127.0.0.1:5070>", 1);
+        let AuthOutcome::Challenge(ch) = r.authenticate(t0, &req, peer(), false, &pw) else {
+            panic!()
+        };
+        assert_eq!(ch.len(), 1);
+        assert!(ch[0].contains("algorithm=MD5"), "{ch:?}");
+        r.set_algorithms(vec![Algorithm::Md5, Algorithm::Sha256]);
+        let good = authed(&mut r, t0, &req, "alice", "secret");
+        assert!(good
+            .header_str(&HeaderName::Authorization)
+            .unwrap()
+            .contains("SHA-256"));
+        assert_eq!(
+            r.authenticate(t0, &good, peer(), false, &pw),
+            AuthOutcome::User("alice".into())
+        );
+    }
+
+    #[test]
+    fn wrong_password_and_unknown_user_look_the_same_and_get_delayed() {
         let t0 = crate::clock::now();
         let mut r = Registrar::new(RegistrarConfig::default(), "omnigate", [1; 32], t0);
         let req = reg("", "<sip:alice@127.0.0.1:5070>", 1);
@@ -405,17 +526,104 @@ mod tests {
             r.authenticate(t0, &unknown, peer(), false, &pw),
             AuthOutcome::Forbidden
         );
-        for _ in 0..8 {
+        for _ in 0..9 {
             r.authenticate(t0, &wrong, peer(), false, &pw);
         }
+        // The pair is throttled: its next answer waits a second, one at a time...
+        let t1 = t0 + Duration::from_secs(1);
         assert_eq!(
             r.authenticate(t0, &good, peer(), false, &pw),
-            AuthOutcome::Forbidden,
-            "throttled"
+            AuthOutcome::Delay(t1)
         );
         assert_eq!(
-            r.authenticate(t0 + Duration::from_secs(61), &good, peer(), false, &pw),
+            r.authenticate(t0, &wrong, peer(), false, &pw),
+            AuthOutcome::Drop
+        );
+        // ...and is then checked as usual: the right password gets in.
+        assert_eq!(
+            r.authenticate(t1, &good, peer(), false, &pw),
             AuthOutcome::User("alice".into())
         );
+        assert!(!r.is_throttled(t1, peer().addr.ip(), "alice"));
+        // Going on guessing doubles the wait, up to block_for.
+        for _ in 0..10 {
+            r.authenticate(t1, &wrong, peer(), false, &pw);
+        }
+        let mut at = t1;
+        let mut waits = Vec::new();
+        for _ in 0..8 {
+            let AuthOutcome::Delay(until) = r.authenticate(at, &wrong, peer(), false, &pw) else {
+                panic!()
+            };
+            waits.push((until - at).as_secs());
+            at = until;
+            assert_eq!(
+                r.authenticate(at, &wrong, peer(), false, &pw),
+                AuthOutcome::Forbidden
+            );
+        }
+        assert_eq!(waits, [1, 2, 4, 8, 16, 32, 60, 60]);
+    }
+
+    #[test]
+    fn forged_failures_lock_nobody_out_and_other_pairs_are_untouched() {
+        let t0 = crate::clock::now();
+        let mut r = Registrar::new(RegistrarConfig::default(), "omnigate", [1; 32], t0);
+        let req = reg("", "<sip:alice@127.0.0.1:5070>", 1);
+        // Spoofed datagrams "from" the phone with a nonce the phone never got (one the
+        // attacker fetched from their own address, or made up).
+        let attacker = Peer::udp("198.51.100.66:5060".parse().unwrap());
+        let theirs = authed_from(&mut r, t0, &req, "alice", "guess", attacker);
+        let mut forged = req.clone();
+        forged.push(
+            HeaderName::Authorization,
+            r#"Digest username="alice", realm="omnigate", nonce="1.2.0123456789abcdef0123456789abcdef", uri="sip:127.0.0.1", response="00", algorithm=MD5"#,
+        );
+        for _ in 0..100 {
+            assert!(matches!(
+                r.authenticate(t0, &theirs, peer(), false, &pw),
+                AuthOutcome::Challenge(_)
+            ));
+            assert!(matches!(
+                r.authenticate(t0, &forged, peer(), false, &pw),
+                AuthOutcome::Challenge(_)
+            ));
+        }
+        assert_eq!(r.failure_states(), 0);
+        let good = authed(&mut r, t0, &req, "alice", "secret");
+        assert_eq!(
+            r.authenticate(t0, &good, peer(), false, &pw),
+            AuthOutcome::User("alice".into())
+        );
+        // The attacker guessing from their own address throttles only themselves.
+        for _ in 0..20 {
+            r.authenticate(t0, &theirs, attacker, false, &pw);
+        }
+        assert!(r.is_throttled(t0, attacker.addr.ip(), "alice"));
+        assert!(!r.is_throttled(t0, peer().addr.ip(), "alice"));
+        let good = authed(&mut r, t0, &req, "alice", "secret");
+        assert_eq!(
+            r.authenticate(t0, &good, peer(), false, &pw),
+            AuthOutcome::User("alice".into())
+        );
+    }
+
+    #[test]
+    fn a_sniffed_register_replayed_is_challenged_again() {
+        let t0 = crate::clock::now();
+        let mut r = Registrar::new(RegistrarConfig::default(), "omnigate", [1; 32], t0);
+        let req = reg("", "<sip:alice@127.0.0.1:5070>", 1);
+        let good = authed(&mut r, t0, &req, "alice", "secret");
+        assert_eq!(
+            r.authenticate(t0, &good, peer(), false, &pw),
+            AuthOutcome::User("alice".into())
+        );
+        let attacker = Peer::udp("198.51.100.66:5060".parse().unwrap());
+        for from in [attacker, peer()] {
+            let AuthOutcome::Challenge(ch) = r.authenticate(t0, &good, from, false, &pw) else {
+                panic!("replay from {from:?} accepted")
+            };
+            assert_eq!(ch[0].contains("stale=true"), from == peer());
+        }
     }
 }

@@ -1008,3 +1008,49 @@ fn calls_to_an_ip_uri_go_direct_and_host_names_are_refused() {
         .unwrap()
         .contains("sip:bob@192.0.2.7:5080"));
 }
+
+#[test]
+fn a_stranger_gets_one_stateless_403_and_unknown_methods_share_one_label() {
+    let mut net = Net::new(0.0);
+    let b = net.add_raw(
+        "127.0.0.3:5060",
+        CoreConfig {
+            trunks: vec![TrunkConfig {
+                inbound_cidrs: vec![Cidr::parse("10.0.0.0/8").unwrap()],
+                ..trunk("carrier")
+            }],
+            ..CoreConfig::default()
+        },
+    );
+    let src = Peer::udp("127.0.0.2:5060".parse().unwrap());
+    let now = net.now;
+    net.nodes[b].core.handle_message(
+        now,
+        Message::parse(Bytes::from(INV), Framing::Datagram),
+        src,
+    );
+    net.flush();
+    // One 403 (no 100 Trying before it), and no state: nothing is retransmitted to the
+    // (possibly spoofed) source until Timer H, nothing waits for an ACK.
+    assert_eq!(sent_statuses(&mut net), ["SIP/2.0 403 Forbidden"]);
+    assert_eq!(net.nodes[b].core.tx.len(), 0);
+    let t0 = net.now;
+    while net.now < t0 + Duration::from_secs(40) && net.step() {}
+    assert!(sent_statuses(&mut net).is_empty());
+    // A thousand made-up method names are counted as one.
+    for i in 0..1000 {
+        let m = INV
+            .replace("INVITE sip:", &format!("X{i} sip:"))
+            .replace("CSeq: 1 INVITE", &format!("CSeq: 1 X{i}"))
+            .replace("z9hG4bKrace1", &format!("z9hG4bKm{i}"));
+        let now = net.now;
+        net.nodes[b].core.handle_message(
+            now,
+            Message::parse(Bytes::from(m), Framing::Datagram),
+            src,
+        );
+    }
+    let stats = &net.nodes[b].core.stats.requests_received;
+    assert_eq!(stats.get("other"), Some(&1000));
+    assert_eq!(stats.len(), 2, "{stats:?}");
+}

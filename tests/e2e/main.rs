@@ -3,6 +3,7 @@
 
 mod centre;
 mod desktop;
+mod hardening;
 mod harness;
 mod ivr;
 mod media;

@@ -1,0 +1,230 @@
+//! What an attacker tried (issue 14), against the real binary over real sockets:
+//! replayed digest credentials, forged failures, malformed requests.
+
+use crate::harness::*;
+use omnigate::sip::auth::answer_challenge;
+use std::net::UdpSocket;
+use std::time::Duration;
+
+/// Sends `req` and returns the first final (or the only) answer within `wait`.
+fn ask(sock: &UdpSocket, to: &str, req: &str, wait: Duration) -> Vec<String> {
+    sock.send_to(req.as_bytes(), to).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 65536];
+    sock.set_read_timeout(Some(wait)).unwrap();
+    while let Ok((n, _)) = sock.recv_from(&mut buf) {
+        let a = String::from_utf8_lossy(&buf[..n]).into_owned();
+        let done = !a.starts_with("SIP/2.0 1");
+        got.push(a);
+        if done {
+            break;
+        }
+    }
+    got
+}
+
+fn status(a: &[String]) -> Vec<&str> {
+    a.iter().map(|m| m.lines().next().unwrap_or("")).collect()
+}
+
+fn header<'a>(m: &'a str, name: &str) -> &'a str {
+    m.lines()
+        .find_map(|l| {
+            l.split_once(':')
+                .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.trim())
+        })
+        .unwrap_or_else(|| panic!("no {name} in {m}"))
+}
+
+fn register(port: u16, gw: u16, cseq: u32, auth: &str) -> String {
+    format!("REGISTER sip:127.0.0.1:{gw} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};rport;branch=z9hG4bKreg{port}x{cseq}\r\nFrom: <sip:1001@127.0.0.1>;tag=r{port}\r\nTo: <sip:1001@127.0.0.1>\r\nCall-ID: reg{port}@t\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:1001@127.0.0.1:{port}>\r\nMax-Forwards: 70\r\nExpires: 600\r\n{auth}Content-Length: 0\r\n\r\n")
+}
+
+fn invite(port: u16, gw: u16, n: u32, auth: &str) -> String {
+    format!("INVITE sip:1002@127.0.0.1:{gw} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};rport;branch=z9hG4bKinv{port}x{n}\r\nFrom: <sip:1001@127.0.0.1>;tag=i{port}x{n}\r\nTo: <sip:1002@127.0.0.1>\r\nCall-ID: inv{port}x{n}@t\r\nCSeq: 1 INVITE\r\nContact: <sip:1001@127.0.0.1:{port}>\r\nMax-Forwards: 70\r\n{auth}Content-Length: 0\r\n\r\n")
+}
+
+#[test]
+fn sniffed_credentials_replayed_from_elsewhere_get_a_fresh_challenge() {
+    let g = Gateway::start(24000, "demo = true", "", "");
+    let gw = format!("127.0.0.1:{}", g.sip);
+    let phone = UdpSocket::bind("127.0.0.1:24101").unwrap();
+    let attacker = UdpSocket::bind("127.0.0.7:24102").unwrap();
+    let wait = Duration::from_secs(3);
+
+    // The phone registers: one MD5 challenge, answered.
+    let ch = ask(&phone, &gw, &register(24101, g.sip, 1, ""), wait);
+    assert_eq!(status(&ch), ["SIP/2.0 401 Unauthorized"]);
+    assert_eq!(ch[0].matches("WWW-Authenticate").count(), 1, "{}", ch[0]);
+    let www = header(&ch[0], "WWW-Authenticate");
+    assert!(www.contains("algorithm=MD5"), "{www}");
+    let uri = format!("sip:127.0.0.1:{}", g.sip);
+    let a = answer_challenge(www, "REGISTER", &uri, "1001", "demo1001", "c1", 1).unwrap();
+    let good = register(24101, g.sip, 2, &format!("Authorization: {a}\r\n"));
+    assert_eq!(status(&ask(&phone, &gw, &good, wait)), ["SIP/2.0 200 OK"]);
+    g.wait_metric("omnigate_sip_registrations", 1.0);
+
+    // Replayed from another address (with a new CSeq, or it would be a merged
+    // request): a fresh challenge, no binding.
+    let replay = good
+        .replace("127.0.0.1:24101", "127.0.0.7:24102")
+        .replace("CSeq: 2 ", "CSeq: 3 ");
+    let r = ask(&attacker, &gw, &replay, wait);
+    assert_eq!(status(&r), ["SIP/2.0 401 Unauthorized"], "{r:?}");
+    assert!(!r[0].contains("stale=true"));
+    // Replayed from the phone's own address: the nonce-count is used, stale.
+    let again = good
+        .replace("z9hG4bKreg24101x2", "z9hG4bKreg24101x4")
+        .replace("CSeq: 2 ", "CSeq: 4 ");
+    let r = ask(&phone, &gw, &again, wait);
+    assert_eq!(status(&r), ["SIP/2.0 401 Unauthorized"], "{r:?}");
+    assert!(r[0].contains("stale=true"), "{}", r[0]);
+
+    // A call from the registered phone: challenged (407, statelessly, without a 100
+    // first), answered, placed.
+    let r = ask(&phone, &gw, &invite(24101, g.sip, 1, ""), wait);
+    assert_eq!(
+        status(&r),
+        ["SIP/2.0 407 Proxy Authentication Required"],
+        "{r:?}"
+    );
+    let pa = header(&r[0], "Proxy-Authenticate");
+    let iuri = format!("sip:1002@127.0.0.1:{}", g.sip);
+    let a = answer_challenge(pa, "INVITE", &iuri, "1001", "demo1001", "c2", 1).unwrap();
+    let authed = invite(24101, g.sip, 2, &format!("Proxy-Authorization: {a}\r\n"));
+    phone.send_to(authed.as_bytes(), &gw).unwrap();
+    let mut buf = [0u8; 4096];
+    phone.set_read_timeout(Some(wait)).unwrap();
+    let (n, _) = phone.recv_from(&mut buf).unwrap();
+    assert!(
+        buf[..n].starts_with(b"SIP/2.0 100 Trying"),
+        "{}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+    wait_for("the phone's call", Duration::from_secs(5), || {
+        g.metric("omnigate_calls_total") == Some(1.0)
+    });
+    // The same INVITE credentials on a new call from another address (toll fraud):
+    // challenged again, and no call.
+    let fraud = invite(24102, g.sip, 3, &format!("Proxy-Authorization: {a}\r\n"))
+        .replace("127.0.0.1:24102", "127.0.0.7:24102");
+    let r = ask(&attacker, &gw, &fraud, wait);
+    assert_eq!(
+        status(&r),
+        ["SIP/2.0 407 Proxy Authentication Required"],
+        "{r:?}"
+    );
+    assert_eq!(g.metric("omnigate_calls_total"), Some(1.0));
+    // Nothing of the refusals is kept: no transaction waits on the attacker.
+    assert!(!g.log().contains("panicked"));
+}
+
+#[test]
+fn forged_and_guessed_failures_do_not_lock_the_phone_out() {
+    let g = Gateway::start(24200, "demo = true", "", "");
+    let gw = format!("127.0.0.1:{}", g.sip);
+    let phone = UdpSocket::bind("127.0.0.1:24301").unwrap();
+    let guesser = UdpSocket::bind("127.0.0.9:24302").unwrap();
+    let wait = Duration::from_secs(3);
+    // 30 "failures" in the phone's name, with a nonce it never received.
+    let forged = r#"Authorization: Digest username="1001", realm="omnigate", nonce="f4240.1.00000000000000000000000000000000", uri="sip:x", response="00000000000000000000000000000000", algorithm=MD5, qop=auth, nc=00000001, cnonce="x""#;
+    for i in 0..30 {
+        let r = ask(
+            &phone,
+            &gw,
+            &register(24301, g.sip, 100 + i, &format!("{forged}\r\n")),
+            wait,
+        );
+        assert_eq!(status(&r), ["SIP/2.0 401 Unauthorized"], "{r:?}");
+    }
+    // 15 wrong guesses for 1001 from another address, each to a nonce it was given:
+    // ten 403s, then that address's answers are delayed (a second, then two...).
+    let mut codes = Vec::new();
+    for i in 0..12 {
+        let ch = ask(
+            &guesser,
+            &gw,
+            &register(24302, g.sip, 200 + 2 * i, "").replace("127.0.0.1:24302", "127.0.0.9:24302"),
+            wait,
+        );
+        let www = header(&ch[0], "WWW-Authenticate");
+        let uri = format!("sip:127.0.0.1:{}", g.sip);
+        let a = answer_challenge(www, "REGISTER", &uri, "1001", "guess", "g", 1).unwrap();
+        let t = std::time::Instant::now();
+        let r = ask(
+            &guesser,
+            &gw,
+            &register(
+                24302,
+                g.sip,
+                201 + 2 * i,
+                &format!("Authorization: {a}\r\n"),
+            )
+            .replace("127.0.0.1:24302", "127.0.0.9:24302"),
+            wait,
+        );
+        codes.push((
+            status(&r).concat(),
+            t.elapsed() >= Duration::from_millis(900),
+        ));
+    }
+    assert!(codes[..10]
+        .iter()
+        .all(|(c, slow)| c == "SIP/2.0 403 Forbidden" && !slow));
+    assert!(
+        codes[10..]
+            .iter()
+            .all(|(c, slow)| c == "SIP/2.0 403 Forbidden" && *slow),
+        "{codes:?}"
+    );
+    // The phone registers at once, as if nothing had happened.
+    let ch = ask(&phone, &gw, &register(24301, g.sip, 500, ""), wait);
+    let www = header(&ch[0], "WWW-Authenticate");
+    let uri = format!("sip:127.0.0.1:{}", g.sip);
+    let a = answer_challenge(www, "REGISTER", &uri, "1001", "demo1001", "p", 1).unwrap();
+    let t = std::time::Instant::now();
+    let r = ask(
+        &phone,
+        &gw,
+        &register(24301, g.sip, 501, &format!("Authorization: {a}\r\n")),
+        wait,
+    );
+    assert_eq!(status(&r), ["SIP/2.0 200 OK"]);
+    assert!(t.elapsed() < Duration::from_millis(900));
+}
+
+#[test]
+fn duplicate_headers_and_a_missing_contact_get_400_and_nothing_rings() {
+    let g = Gateway::start(24400, "demo = true", "answer_after_ms = 0", "");
+    let gw = format!("127.0.0.1:{}", g.sip);
+    let sock = UdpSocket::bind("127.0.0.1:24501").unwrap();
+    let line = |req: &str, name: &str| {
+        req.split("\r\n")
+            .find(|l| l.starts_with(name))
+            .unwrap()
+            .to_string()
+    };
+    for (i, (name, why)) in [
+        ("Call-ID:", "more than one Call-ID"),
+        ("CSeq:", "more than one CSeq"),
+        ("From:", "more than one From"),
+        ("To:", "more than one To"),
+        ("Max-Forwards:", "more than one Max-Forwards"),
+        ("Content-Length:", "more than one Content-Length"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let req = invite(24501, g.sip, 10 + i as u32, "");
+        let l = line(&req, name);
+        let req = req.replacen(&l, &format!("{l}\r\n{}", l.replace("1001", "9999")), 1);
+        let r = ask(&sock, &gw, &req, Duration::from_secs(3));
+        assert_eq!(status(&r), [format!("SIP/2.0 400 {why}").as_str()], "{r:?}");
+    }
+    let req = invite(24501, g.sip, 20, "");
+    let req = req.replace(&format!("{}\r\n", line(&req, "Contact:")), "");
+    let r = ask(&sock, &gw, &req, Duration::from_secs(3));
+    assert_eq!(status(&r), ["SIP/2.0 400 missing Contact"], "{r:?}");
+    assert_eq!(g.metric("omnigate_calls_total"), Some(0.0));
+}
