@@ -287,6 +287,13 @@ pub struct Core {
     pub stats: CoreStats,
 }
 
+/// A request's Record-Route headers, as they were, for a dialog-creating response.
+fn record_routes(req: &Message) -> Vec<(HeaderName, String)> {
+    req.headers_named(&HeaderName::RecordRoute)
+        .map(|h| (HeaderName::RecordRoute, h.value_str().to_string()))
+        .collect()
+}
+
 /// The user name in a request's digest credentials (Proxy-Authorization when `proxy`).
 fn auth_user(req: &Message, proxy: bool) -> String {
     let name = if proxy {
@@ -1210,16 +1217,9 @@ impl Core {
             c.local_tag.clone(),
             c.source.transport,
         );
-        let contact = self.contact_for(t);
-        self.reply(
-            now,
-            &key,
-            &invite,
-            180,
-            "Ringing",
-            Some(&tag),
-            &[(HeaderName::Contact, contact)],
-        );
+        let mut extra = vec![(HeaderName::Contact, self.contact_for(t))];
+        extra.extend(record_routes(&invite));
+        self.reply(now, &key, &invite, 180, "Ringing", Some(&tag), &extra);
     }
 
     /// Answers an offered inbound call with `sdp` (an answer, or an offer when the
@@ -1251,6 +1251,11 @@ impl Core {
         self.dialogs.insert(dialog.id.clone(), call);
         self.calls.get_mut(&call).unwrap().dialog = Some(dialog);
         let mut r = Message::response_to(&invite, 200, "OK", Some(&tag));
+        // RFC 3261 12.1.1: the dialog's route set goes back in the 2xx, so the
+        // caller's ACK and BYE come through the proxies that record-routed.
+        for (n, v) in record_routes(&invite) {
+            r.push(n, v);
+        }
         r.push(HeaderName::Contact, self.contact_for(t));
         r.push(HeaderName::Allow, ALLOW);
         r.push(HeaderName::Supported, SUPPORTED);

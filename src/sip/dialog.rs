@@ -116,7 +116,7 @@ impl Dialog {
             .first()
             .and_then(|c| NameAddr::parse(c).ok())
             .map(|n| n.uri.raw.to_string())?;
-        let route_set = invite
+        let route_set: Vec<String> = invite
             .list_values(&HeaderName::RecordRoute)
             .into_iter()
             .map(str::to_string)
@@ -132,10 +132,10 @@ impl Dialog {
             local_uri: to.uri.raw.to_string(),
             remote_uri: from.uri.raw.to_string(),
             remote_target: contact,
+            peer: next_hop(&route_set, source),
             route_set,
             local_seq: rand::random::<u16>() as u32 + 1,
             remote_seq: invite.cseq().map(|c| c.0),
-            peer: source,
             pending_offer: false,
             session_timer: None,
             peer_allows_update: allows(invite, "UPDATE"),
@@ -172,10 +172,10 @@ impl Dialog {
             local_uri: from.uri.raw.to_string(),
             remote_uri: to.uri.raw.to_string(),
             remote_target: contact,
+            peer: next_hop(&route_set, peer),
             route_set,
             local_seq: invite.cseq().map(|c| c.0).unwrap_or(1),
             remote_seq: None,
-            peer,
             pending_offer: false,
             session_timer: None,
             peer_allows_update: allows(resp, "UPDATE"),
@@ -241,6 +241,34 @@ impl Dialog {
             format!("{} {}", self.local_seq, method.as_str()),
         );
         m
+    }
+}
+
+/// Where in-dialog requests go (RFC 3261 12.2.1.1, 8.1.2): to the first route when a
+/// proxy record-routed and it names another address than `fallback`; otherwise to
+/// `fallback`, the address the dialog was made with (its connection, its NAT binding).
+pub fn next_hop(route_set: &[String], fallback: Peer) -> Peer {
+    let Some(na) = route_set.first().and_then(|r| NameAddr::parse(r).ok()) else {
+        return fallback;
+    };
+    let Ok(ip) = na.uri.host_bare().parse::<std::net::IpAddr>() else {
+        return fallback; // a name: resolving it is the driver's job; keep the peer
+    };
+    let sips = na.uri.scheme == super::uri::Scheme::Sips;
+    let transport = match na.uri.param("transport").flatten() {
+        Some(t) => super::addr::Transport::parse(t).unwrap_or(fallback.transport),
+        None if sips => super::addr::Transport::Tls,
+        None => super::addr::Transport::Udp,
+    };
+    let port = na.uri.port.unwrap_or(if sips { 5061 } else { 5060 });
+    let addr = std::net::SocketAddr::new(ip, port);
+    if addr == fallback.addr && transport == fallback.transport {
+        return fallback;
+    }
+    Peer {
+        transport,
+        addr,
+        conn: None,
     }
 }
 

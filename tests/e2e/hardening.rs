@@ -228,3 +228,134 @@ fn duplicate_headers_and_a_missing_contact_get_400_and_nothing_rings() {
     assert_eq!(status(&r), ["SIP/2.0 400 missing Contact"], "{r:?}");
     assert_eq!(g.metric("omnigate_calls_total"), Some(0.0));
 }
+
+/// Debian's Kamailio as a record-routing proxy in front of the gateway, in the
+/// foreground, killed with the test.
+struct Kamailio(std::process::Child, tempfile::TempDir);
+
+impl Drop for Kamailio {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn kamailio(listen: u16, gateway: u16) -> Kamailio {
+    let bin = "/usr/sbin/kamailio";
+    assert!(
+        std::path::Path::new(bin).exists(),
+        "Kamailio is not installed (Debian package kamailio): run ./scripts/test.sh, which installs it"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = format!(
+        r#"#!KAMAILIO
+debug=2
+log_stderror=yes
+fork=yes
+children=1
+disable_tcp=yes
+listen=udp:127.0.0.1:{listen}
+mpath="/usr/lib/x86_64-linux-gnu/kamailio/modules/"
+loadmodule "kex.so"
+loadmodule "corex.so"
+loadmodule "tm.so"
+loadmodule "sl.so"
+loadmodule "rr.so"
+loadmodule "pv.so"
+loadmodule "maxfwd.so"
+loadmodule "textops.so"
+loadmodule "siputils.so"
+loadmodule "xlog.so"
+request_route {{
+    if (!mf_process_maxfwd_header("10")) {{ sl_send_reply("483", "Too Many Hops"); exit; }}
+    if (has_totag()) {{
+        if (loose_route()) {{ t_relay(); exit; }}
+        if (is_method("ACK")) {{ if (t_check_trans()) {{ t_relay(); }} exit; }}
+        xlog("L_INFO", "no route for in-dialog $rm\n");
+        sl_send_reply("404", "Not here");
+        exit;
+    }}
+    if (is_method("CANCEL")) {{ if (t_check_trans()) {{ t_relay(); }} exit; }}
+    record_route();
+    $du = "sip:127.0.0.1:{gateway}";
+    t_relay();
+}}
+"#
+    );
+    std::fs::write(dir.path().join("k.cfg"), cfg).unwrap();
+    let log = std::fs::File::create(dir.path().join("kamailio.log")).unwrap();
+    let child = std::process::Command::new(bin)
+        .args(["-f"])
+        .arg(dir.path().join("k.cfg"))
+        .args(["-DD", "-E", "-Y"])
+        .arg(dir.path())
+        .arg("-P")
+        .arg(dir.path().join("k.pid"))
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("start kamailio");
+    let k = Kamailio(child, dir);
+    // Ready when it answers OPTIONS (stateless 404 or relayed: any answer).
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let ping = format!("OPTIONS sip:127.0.0.1:{listen} SIP/2.0\r\nVia: SIP/2.0/UDP {};branch=z9hG4bKkping;rport\r\nFrom: <sip:t@127.0.0.1>;tag=1\r\nTo: <sip:t@127.0.0.1>\r\nCall-ID: kping\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n", sock.local_addr().unwrap());
+    wait_for("kamailio to answer", Duration::from_secs(15), || {
+        !ask(
+            &sock,
+            &format!("127.0.0.1:{listen}"),
+            &ping,
+            Duration::from_millis(200),
+        )
+        .is_empty()
+    });
+    k
+}
+
+#[test]
+fn calls_through_a_record_routing_kamailio_end_cleanly_either_way() {
+    let g = Gateway::start(
+        24600,
+        "demo = true",
+        "answer_after_ms = 0\nhangup_after_secs = 2",
+        "",
+    );
+    let k = kamailio(24610, g.sip);
+    let via = "127.0.0.1:24610";
+    // The caller hangs up: its ACK and BYE follow the route set the 2xx gave back.
+    let out = sipp(
+        g.dir.path(),
+        &[
+            "-sf",
+            &scenario("uac_rr_caller_hangs_up.xml"),
+            "-s",
+            "100",
+            "-p",
+            "24620",
+            "-m",
+            "1",
+            via,
+        ],
+    );
+    assert_sipp_ok(&out, "caller BYE through Kamailio", &g);
+    // The gateway hangs up: its BYE goes through Kamailio with the route set.
+    let out = sipp(
+        g.dir.path(),
+        &[
+            "-sf",
+            &scenario("uac_rr_gateway_hangs_up.xml"),
+            "-s",
+            "100",
+            "-p",
+            "24621",
+            "-m",
+            "1",
+            via,
+        ],
+    );
+    assert_sipp_ok(&out, "gateway BYE through Kamailio", &g);
+    wait_for("both calls to end", Duration::from_secs(10), || {
+        g.metric("omnigate_calls") == Some(0.0)
+    });
+    let klog = std::fs::read_to_string(k.1.path().join("kamailio.log")).unwrap_or_default();
+    assert!(!klog.contains("no route for in-dialog"), "{klog}");
+}
