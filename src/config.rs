@@ -236,6 +236,17 @@ pub struct SipConfig {
     pub udp_recv_buffer: usize,
     /// Digest challenges offered, in preference order: "MD5", "SHA-256".
     pub digest_algorithms: Vec<String>,
+    /// Web pages (origins, e.g. "https://phone.example.com") whose scripts may use SIP
+    /// over WebSocket; "*" allows any. Clients that send no Origin (softphones) are
+    /// always allowed. Default: this node's own HTTP origin.
+    pub ws_origins: Vec<String>,
+    /// TCP, TLS and WebSocket connections open at once (lowered to fit the process's
+    /// descriptor limit, which is raised to its maximum at start-up).
+    pub max_connections: usize,
+    /// ...and from one IP address.
+    pub max_connections_per_address: usize,
+    /// A connection that has received nothing for this many seconds is closed.
+    pub connection_idle_secs: u64,
 }
 
 impl Default for SipConfig {
@@ -257,6 +268,10 @@ impl Default for SipConfig {
             max_register_expires: 7200,
             udp_recv_buffer: 4 << 20,
             digest_algorithms: vec!["MD5".into()],
+            ws_origins: Vec::new(),
+            max_connections: 4096,
+            max_connections_per_address: 256,
+            connection_idle_secs: 3660,
         }
     }
 }
@@ -899,6 +914,28 @@ impl Config {
         } else {
             self.is_demo().then(|| "support".to_string())
         }
+    }
+
+    /// The origins allowed on SIP over WebSocket: `[sip] ws_origins`, or this node's
+    /// own HTTP origin (with `localhost` for a loopback listener).
+    pub fn ws_origins(&self) -> Vec<String> {
+        if !self.sip.ws_origins.is_empty() {
+            return self
+                .sip
+                .ws_origins
+                .iter()
+                .map(|o| o.trim_end_matches('/').to_ascii_lowercase())
+                .collect();
+        }
+        let Some(a) = self.http.listen else {
+            return Vec::new();
+        };
+        let mut v = vec![format!("http://{a}")];
+        if a.ip().is_loopback() || a.ip().is_unspecified() {
+            v.push(format!("http://localhost:{}", a.port()));
+            v.push(format!("http://127.0.0.1:{}", a.port()));
+        }
+        v
     }
 
     pub fn admin_token(&self) -> Option<String> {

@@ -41,6 +41,58 @@ pub struct Shared {
     pub transports: Arc<Transports>,
     pub store: Option<crate::store::Store>,
     pub centre: Option<crate::centre::Centre>,
+    /// Origins allowed on SIP over WebSocket ("*": any).
+    pub ws_origins: Arc<Vec<String>>,
+}
+
+/// Raises the descriptor limit to its hard maximum; returns the limit in force.
+pub fn raise_descriptor_limit() -> u64 {
+    #[cfg(unix)]
+    unsafe {
+        let mut l = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut l) != 0 {
+            return 1024;
+        }
+        if l.rlim_cur < l.rlim_max {
+            let want = libc::rlimit {
+                rlim_cur: l.rlim_max,
+                rlim_max: l.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &want) == 0 {
+                l.rlim_cur = l.rlim_max;
+            }
+        }
+        l.rlim_cur as u64
+    }
+    #[cfg(not(unix))]
+    {
+        u64::MAX
+    }
+}
+
+/// Connection limits from the configuration, fitted to the descriptor limit: at
+/// most half the descriptors go to SIP connections, the rest stay for RTP sockets,
+/// the database, recordings and the HTTP side.
+fn stream_limits(cfg: &Config) -> transport::StreamLimits {
+    let fds = raise_descriptor_limit();
+    let budget = (fds / 2).max(16) as usize;
+    let max = cfg.sip.max_connections.min(budget);
+    if max < cfg.sip.max_connections {
+        tracing::warn!(
+            descriptors = fds,
+            max_connections = max,
+            "[sip] max_connections lowered to fit the descriptor limit"
+        );
+    }
+    transport::StreamLimits {
+        max_connections: max,
+        max_per_address: cfg.sip.max_connections_per_address.min(max),
+        idle: std::time::Duration::from_secs(cfg.sip.connection_idle_secs.max(1)),
+        ..Default::default()
+    }
 }
 
 fn advertise_ip(cfg: &Config) -> IpAddr {
@@ -85,7 +137,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
         )),
         None => None,
     };
-    let transports = Transports::with_udp(in_tx.clone(), udp.clone());
+    let transports = Transports::with_udp(in_tx.clone(), udp.clone(), stream_limits(&cfg));
     if let Some(u) = udp.clone() {
         tokio::spawn(transport::run_udp(u, in_tx.clone()));
     }
@@ -210,6 +262,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
         transports: transports.clone(),
         store: handler.ivr.as_ref().map(|i| i.store.clone()),
         centre: handler.ivr.as_ref().map(|i| i.centre.clone()),
+        ws_origins: Arc::new(cfg.ws_origins()),
     };
 
     // ---- HTTP and SIP over WebSocket
@@ -592,6 +645,9 @@ fn publish(
     m.registrations = core.registrar.count(now) as u64;
     m.core = core.stats.clone();
     m.connections = transports.connection_count() as u64;
+    m.connections_refused = transports
+        .refused
+        .load(std::sync::atomic::Ordering::Relaxed);
     m.rtp_ports_in_use = ports.in_use() as u64;
     m.trunks = core
         .cfg

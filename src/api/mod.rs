@@ -27,6 +27,7 @@ pub struct Metrics {
     pub calls_live: u64,
     pub registrations: u64,
     pub connections: u64,
+    pub connections_refused: u64,
     pub rtp_ports_in_use: u64,
     pub core: CoreStats,
     pub trunks: Vec<(String, bool)>,
@@ -101,6 +102,12 @@ impl Metrics {
             "Open TCP, TLS and WebSocket connections",
             "gauge",
             self.connections,
+        );
+        g(
+            "omnigate_sip_connections_refused_total",
+            "Connections refused or closed by the limits (count, silence, unread answers)",
+            "counter",
+            self.connections_refused,
         );
         g(
             "omnigate_sip_parse_errors_total",
@@ -346,36 +353,92 @@ async fn sip_ws(
             "WebSocket subprotocol \"sip\" required (RFC 7118)",
         ));
     }
+    // A web page's script is allowed only from a listed origin: otherwise any site
+    // could drive SIP from its visitors' browsers (and their addresses).
+    if let Some(origin) = req.headers().get(actix_web::http::header::ORIGIN) {
+        let o = origin
+            .to_str()
+            .unwrap_or("")
+            .trim_end_matches('/')
+            .to_ascii_lowercase();
+        if !shared.ws_origins.iter().any(|a| a == "*" || *a == o) {
+            return Ok(error(
+                actix_web::http::StatusCode::FORBIDDEN,
+                &format!(
+                    "Origin {o:?} may not use SIP over WebSocket (allow it in [sip] ws_origins)"
+                ),
+            ));
+        }
+    }
     let peer = req
         .peer_addr()
         .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
-    let (mut resp, mut session, mut stream) = actix_ws::handle(&req, body)?;
+    let transports = shared.transports.clone();
+    let (id, _, mut rx) = match transports.register(Transport::Ws, peer) {
+        Ok(x) => x,
+        Err(why) => {
+            return Ok(error(
+                actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+                &why.to_string(),
+            ))
+        }
+    };
+    let (mut resp, mut session, stream) = match actix_ws::handle(&req, body) {
+        Ok(x) => x,
+        Err(e) => {
+            transports.unregister(id);
+            return Err(e);
+        }
+    };
     resp.headers_mut().insert(
         actix_web::http::header::SEC_WEBSOCKET_PROTOCOL,
         actix_web::http::header::HeaderValue::from_static("sip"),
     );
-    let transports = shared.transports.clone();
-    let (id, _, mut rx) = transports.register(Transport::Ws, peer);
+    // One SIP message per WebSocket message, no bigger than a SIP message may be.
+    let mut stream = stream.max_frame_size(65_536);
+    let lim = transports.stream_limits;
     actix_rt::spawn(async move {
+        let close = rx.close.clone();
+        let opened = tokio::time::Instant::now();
+        let mut spoke = false;
+        let mut last = opened;
         loop {
+            let deadline = if spoke {
+                last + lim.idle
+            } else {
+                opened + lim.first_message
+            };
             tokio::select! {
                 out = rx.recv() => match out {
                     Some(b) => {
+                        let n = b.len();
                         let r = match std::str::from_utf8(&b) {
                             Ok(t) => session.text(t.to_string()).await,
                             Err(_) => session.binary(b).await,
                         };
+                        rx.written(n);
                         if r.is_err() { break; }
                     }
                     None => break,
                 },
-                msg = stream.next() => match msg {
-                    Some(Ok(actix_ws::Message::Text(t))) => transports.deliver_ws(id, peer, bytes::Bytes::copy_from_slice(t.as_bytes())).await,
-                    Some(Ok(actix_ws::Message::Binary(b))) => transports.deliver_ws(id, peer, b).await,
-                    Some(Ok(actix_ws::Message::Ping(p))) => { let _ = session.pong(&p).await; }
-                    Some(Ok(actix_ws::Message::Close(_))) | None | Some(Err(_)) => break,
-                    Some(Ok(_)) => {}
+                msg = stream.next() => {
+                    last = tokio::time::Instant::now();
+                    match msg {
+                        Some(Ok(actix_ws::Message::Text(t))) => { spoke = true; transports.deliver_ws(id, peer, bytes::Bytes::copy_from_slice(t.as_bytes())).await }
+                        Some(Ok(actix_ws::Message::Binary(b))) => { spoke = true; transports.deliver_ws(id, peer, b).await }
+                        Some(Ok(actix_ws::Message::Ping(p))) => { let _ = session.pong(&p).await; }
+                        Some(Ok(actix_ws::Message::Close(_))) | None | Some(Err(_)) => break,
+                        Some(Ok(_)) => {}
+                    }
                 },
+                _ = close.notified() => {
+                    tracing::info!(%peer, "closing a SIP WebSocket that does not read its answers");
+                    break;
+                }
+                _ = tokio::time::sleep_until(deadline) => {
+                    tracing::info!(%peer, "closing a silent SIP WebSocket");
+                    break;
+                }
             }
         }
         transports.unregister(id);

@@ -265,8 +265,9 @@ impl NonceIssuer {
     }
 }
 
-/// Whether the digest `uri` names the Request-URI: equal, or the same scheme, user,
-/// host (any case) and port.
+/// Whether the digest `uri` names the Request-URI: equal, or the same scheme, host (any
+/// case) and port, and the same user, or none in the digest (some UAs, SIPp among them,
+/// sign the server's address rather than the full Request-URI).
 fn same_uri(digest_uri: &str, request_uri: &str) -> bool {
     if digest_uri == request_uri {
         return true;
@@ -277,7 +278,7 @@ fn same_uri(digest_uri: &str, request_uri: &str) -> bool {
     ) {
         (Ok(a), Ok(b)) => {
             a.scheme == b.scheme
-                && a.user == b.user
+                && (a.user == b.user || a.user.is_none())
                 && a.host.eq_ignore_ascii_case(b.host)
                 && a.port == b.port
         }
@@ -501,6 +502,15 @@ mod tests {
             "sip:1001@example.com:5060;transport=udp"
         ));
         assert!(!same_uri("sip:1001@example.com", "sip:1002@example.com"));
+        assert!(same_uri(
+            "sip:example.com:5060",
+            "sip:1002@example.com:5060"
+        ));
+        assert!(!same_uri(
+            "sip:example.com:5060",
+            "sip:1002@example.com:5070"
+        ));
+        assert!(!same_uri("sip:other.example", "sip:1002@example.com"));
     }
 
     #[test]

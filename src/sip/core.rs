@@ -798,6 +798,9 @@ impl Core {
             Some(AuthOutcome::Forbidden)
         };
         if let Some(refusal) = outcome {
+            if refusal == AuthOutcome::Forbidden {
+                tracing::info!(from = %source.addr, user = %users_creds, trunk = ?trunk_name, "call refused: not a trunk, or wrong credentials");
+            }
             return self.refuse_auth(key, req, source, refusal, true);
         }
         if let Some((se, _)) = parse_session_expires(&req) {

@@ -223,10 +223,11 @@ impl Registrar {
         }
         let pw = password_of(&user);
         let uri = req.request_uri().unwrap_or("");
-        match self
-            .nonces
-            .verify(&creds, &method, uri, &self.realm, pw.as_deref(), ip, secs)
-        {
+        let verdict =
+            self.nonces
+                .verify(&creds, &method, uri, &self.realm, pw.as_deref(), ip, secs);
+        tracing::debug!(%ip, %user, %method, ?verdict, digest_uri = creds.get("uri").unwrap_or(""), request_uri = uri, qop = creds.get("qop").unwrap_or(""), nc = creds.get("nc").unwrap_or(""), "digest checked");
+        match verdict {
             Verdict::Ok => {
                 self.failures.remove(&key);
                 AuthOutcome::User(user)

@@ -47,35 +47,35 @@ fn invite(port: u16, gw: u16, n: u32, auth: &str) -> String {
 
 #[test]
 fn sniffed_credentials_replayed_from_elsewhere_get_a_fresh_challenge() {
-    let g = Gateway::start(24000, "demo = true", "", "");
+    let g = Gateway::start(25000, "demo = true", "", "");
     let gw = format!("127.0.0.1:{}", g.sip);
-    let phone = UdpSocket::bind("127.0.0.1:24101").unwrap();
-    let attacker = UdpSocket::bind("127.0.0.7:24102").unwrap();
+    let phone = UdpSocket::bind("127.0.0.1:25101").unwrap();
+    let attacker = UdpSocket::bind("127.0.0.7:25102").unwrap();
     let wait = Duration::from_secs(3);
 
     // The phone registers: one MD5 challenge, answered.
-    let ch = ask(&phone, &gw, &register(24101, g.sip, 1, ""), wait);
+    let ch = ask(&phone, &gw, &register(25101, g.sip, 1, ""), wait);
     assert_eq!(status(&ch), ["SIP/2.0 401 Unauthorized"]);
     assert_eq!(ch[0].matches("WWW-Authenticate").count(), 1, "{}", ch[0]);
     let www = header(&ch[0], "WWW-Authenticate");
     assert!(www.contains("algorithm=MD5"), "{www}");
     let uri = format!("sip:127.0.0.1:{}", g.sip);
     let a = answer_challenge(www, "REGISTER", &uri, "1001", "demo1001", "c1", 1).unwrap();
-    let good = register(24101, g.sip, 2, &format!("Authorization: {a}\r\n"));
+    let good = register(25101, g.sip, 2, &format!("Authorization: {a}\r\n"));
     assert_eq!(status(&ask(&phone, &gw, &good, wait)), ["SIP/2.0 200 OK"]);
     g.wait_metric("omnigate_sip_registrations", 1.0);
 
     // Replayed from another address (with a new CSeq, or it would be a merged
     // request): a fresh challenge, no binding.
     let replay = good
-        .replace("127.0.0.1:24101", "127.0.0.7:24102")
+        .replace("127.0.0.1:25101", "127.0.0.7:25102")
         .replace("CSeq: 2 ", "CSeq: 3 ");
     let r = ask(&attacker, &gw, &replay, wait);
     assert_eq!(status(&r), ["SIP/2.0 401 Unauthorized"], "{r:?}");
     assert!(!r[0].contains("stale=true"));
     // Replayed from the phone's own address: the nonce-count is used, stale.
     let again = good
-        .replace("z9hG4bKreg24101x2", "z9hG4bKreg24101x4")
+        .replace("z9hG4bKreg25101x2", "z9hG4bKreg25101x4")
         .replace("CSeq: 2 ", "CSeq: 4 ");
     let r = ask(&phone, &gw, &again, wait);
     assert_eq!(status(&r), ["SIP/2.0 401 Unauthorized"], "{r:?}");
@@ -83,7 +83,7 @@ fn sniffed_credentials_replayed_from_elsewhere_get_a_fresh_challenge() {
 
     // A call from the registered phone: challenged (407, statelessly, without a 100
     // first), answered, placed.
-    let r = ask(&phone, &gw, &invite(24101, g.sip, 1, ""), wait);
+    let r = ask(&phone, &gw, &invite(25101, g.sip, 1, ""), wait);
     assert_eq!(
         status(&r),
         ["SIP/2.0 407 Proxy Authentication Required"],
@@ -92,7 +92,7 @@ fn sniffed_credentials_replayed_from_elsewhere_get_a_fresh_challenge() {
     let pa = header(&r[0], "Proxy-Authenticate");
     let iuri = format!("sip:1002@127.0.0.1:{}", g.sip);
     let a = answer_challenge(pa, "INVITE", &iuri, "1001", "demo1001", "c2", 1).unwrap();
-    let authed = invite(24101, g.sip, 2, &format!("Proxy-Authorization: {a}\r\n"));
+    let authed = invite(25101, g.sip, 2, &format!("Proxy-Authorization: {a}\r\n"));
     phone.send_to(authed.as_bytes(), &gw).unwrap();
     let mut buf = [0u8; 4096];
     phone.set_read_timeout(Some(wait)).unwrap();
@@ -107,8 +107,8 @@ fn sniffed_credentials_replayed_from_elsewhere_get_a_fresh_challenge() {
     });
     // The same INVITE credentials on a new call from another address (toll fraud):
     // challenged again, and no call.
-    let fraud = invite(24102, g.sip, 3, &format!("Proxy-Authorization: {a}\r\n"))
-        .replace("127.0.0.1:24102", "127.0.0.7:24102");
+    let fraud = invite(25102, g.sip, 3, &format!("Proxy-Authorization: {a}\r\n"))
+        .replace("127.0.0.1:25102", "127.0.0.7:25102");
     let r = ask(&attacker, &gw, &fraud, wait);
     assert_eq!(
         status(&r),
@@ -122,10 +122,10 @@ fn sniffed_credentials_replayed_from_elsewhere_get_a_fresh_challenge() {
 
 #[test]
 fn forged_and_guessed_failures_do_not_lock_the_phone_out() {
-    let g = Gateway::start(24200, "demo = true", "", "");
+    let g = Gateway::start(25200, "demo = true", "", "");
     let gw = format!("127.0.0.1:{}", g.sip);
-    let phone = UdpSocket::bind("127.0.0.1:24301").unwrap();
-    let guesser = UdpSocket::bind("127.0.0.9:24302").unwrap();
+    let phone = UdpSocket::bind("127.0.0.1:25301").unwrap();
+    let guesser = UdpSocket::bind("127.0.0.9:25302").unwrap();
     let wait = Duration::from_secs(3);
     // 30 "failures" in the phone's name, with a nonce it never received.
     let forged = r#"Authorization: Digest username="1001", realm="omnigate", nonce="f4240.1.00000000000000000000000000000000", uri="sip:x", response="00000000000000000000000000000000", algorithm=MD5, qop=auth, nc=00000001, cnonce="x""#;
@@ -133,7 +133,7 @@ fn forged_and_guessed_failures_do_not_lock_the_phone_out() {
         let r = ask(
             &phone,
             &gw,
-            &register(24301, g.sip, 100 + i, &format!("{forged}\r\n")),
+            &register(25301, g.sip, 100 + i, &format!("{forged}\r\n")),
             wait,
         );
         assert_eq!(status(&r), ["SIP/2.0 401 Unauthorized"], "{r:?}");
@@ -145,7 +145,7 @@ fn forged_and_guessed_failures_do_not_lock_the_phone_out() {
         let ch = ask(
             &guesser,
             &gw,
-            &register(24302, g.sip, 200 + 2 * i, "").replace("127.0.0.1:24302", "127.0.0.9:24302"),
+            &register(25302, g.sip, 200 + 2 * i, "").replace("127.0.0.1:25302", "127.0.0.9:25302"),
             wait,
         );
         let www = header(&ch[0], "WWW-Authenticate");
@@ -156,12 +156,12 @@ fn forged_and_guessed_failures_do_not_lock_the_phone_out() {
             &guesser,
             &gw,
             &register(
-                24302,
+                25302,
                 g.sip,
                 201 + 2 * i,
                 &format!("Authorization: {a}\r\n"),
             )
-            .replace("127.0.0.1:24302", "127.0.0.9:24302"),
+            .replace("127.0.0.1:25302", "127.0.0.9:25302"),
             wait,
         );
         codes.push((
@@ -179,7 +179,7 @@ fn forged_and_guessed_failures_do_not_lock_the_phone_out() {
         "{codes:?}"
     );
     // The phone registers at once, as if nothing had happened.
-    let ch = ask(&phone, &gw, &register(24301, g.sip, 500, ""), wait);
+    let ch = ask(&phone, &gw, &register(25301, g.sip, 500, ""), wait);
     let www = header(&ch[0], "WWW-Authenticate");
     let uri = format!("sip:127.0.0.1:{}", g.sip);
     let a = answer_challenge(www, "REGISTER", &uri, "1001", "demo1001", "p", 1).unwrap();
@@ -187,7 +187,7 @@ fn forged_and_guessed_failures_do_not_lock_the_phone_out() {
     let r = ask(
         &phone,
         &gw,
-        &register(24301, g.sip, 501, &format!("Authorization: {a}\r\n")),
+        &register(25301, g.sip, 501, &format!("Authorization: {a}\r\n")),
         wait,
     );
     assert_eq!(status(&r), ["SIP/2.0 200 OK"]);
@@ -196,9 +196,9 @@ fn forged_and_guessed_failures_do_not_lock_the_phone_out() {
 
 #[test]
 fn duplicate_headers_and_a_missing_contact_get_400_and_nothing_rings() {
-    let g = Gateway::start(24400, "demo = true", "answer_after_ms = 0", "");
+    let g = Gateway::start(25400, "demo = true", "answer_after_ms = 0", "");
     let gw = format!("127.0.0.1:{}", g.sip);
-    let sock = UdpSocket::bind("127.0.0.1:24501").unwrap();
+    let sock = UdpSocket::bind("127.0.0.1:25501").unwrap();
     let line = |req: &str, name: &str| {
         req.split("\r\n")
             .find(|l| l.starts_with(name))
@@ -216,13 +216,13 @@ fn duplicate_headers_and_a_missing_contact_get_400_and_nothing_rings() {
     .into_iter()
     .enumerate()
     {
-        let req = invite(24501, g.sip, 10 + i as u32, "");
+        let req = invite(25501, g.sip, 10 + i as u32, "");
         let l = line(&req, name);
         let req = req.replacen(&l, &format!("{l}\r\n{}", l.replace("1001", "9999")), 1);
         let r = ask(&sock, &gw, &req, Duration::from_secs(3));
         assert_eq!(status(&r), [format!("SIP/2.0 400 {why}").as_str()], "{r:?}");
     }
-    let req = invite(24501, g.sip, 20, "");
+    let req = invite(25501, g.sip, 20, "");
     let req = req.replace(&format!("{}\r\n", line(&req, "Contact:")), "");
     let r = ask(&sock, &gw, &req, Duration::from_secs(3));
     assert_eq!(status(&r), ["SIP/2.0 400 missing Contact"], "{r:?}");
@@ -314,13 +314,13 @@ request_route {{
 #[test]
 fn calls_through_a_record_routing_kamailio_end_cleanly_either_way() {
     let g = Gateway::start(
-        24600,
+        25600,
         "demo = true",
         "answer_after_ms = 0\nhangup_after_secs = 2",
         "",
     );
-    let k = kamailio(24610, g.sip);
-    let via = "127.0.0.1:24610";
+    let k = kamailio(25610, g.sip);
+    let via = "127.0.0.1:25610";
     // The caller hangs up: its ACK and BYE follow the route set the 2xx gave back.
     let out = sipp(
         g.dir.path(),
@@ -330,7 +330,7 @@ fn calls_through_a_record_routing_kamailio_end_cleanly_either_way() {
             "-s",
             "100",
             "-p",
-            "24620",
+            "25620",
             "-m",
             "1",
             via,
@@ -346,7 +346,7 @@ fn calls_through_a_record_routing_kamailio_end_cleanly_either_way() {
             "-s",
             "100",
             "-p",
-            "24621",
+            "25621",
             "-m",
             "1",
             via,
@@ -358,4 +358,102 @@ fn calls_through_a_record_routing_kamailio_end_cleanly_either_way() {
     });
     let klog = std::fs::read_to_string(k.1.path().join("kamailio.log")).unwrap_or_default();
     assert!(!klog.contains("no route for in-dialog"), "{klog}");
+}
+
+/// Opens a TCP connection to `to` from `from` (an address of 127.0.0.0/8).
+fn connect_from(from: [u8; 4], to: u16) -> std::io::Result<std::net::TcpStream> {
+    use socket2::{Domain, Socket, Type};
+    let s = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+    s.bind(&std::net::SocketAddr::from((from, 0)).into())?;
+    s.connect(&std::net::SocketAddr::from(([127, 0, 0, 1], to)).into())?;
+    Ok(s.into())
+}
+
+#[test]
+fn eleven_hundred_idle_connections_under_1024_descriptors_and_calls_still_complete() {
+    // The test itself holds the 1,100 sockets.
+    omnigate::server::raise_descriptor_limit();
+    let g = Gateway::start_limited(
+        25800,
+        1024,
+        "demo = true",
+        "answer_after_ms = 0\nhangup_after_secs = 1",
+        "",
+    );
+    g.wait_log("max_connections lowered to fit the descriptor limit");
+    // 1,100 connections from 11 addresses that never say anything.
+    let mut held = Vec::new();
+    for i in 0..1100u32 {
+        if let Ok(s) = connect_from([127, 0, 0, 20 + (i % 11) as u8], g.sip) {
+            held.push(s);
+        }
+    }
+    // At most half the descriptors (512) are taken; the rest were closed at once.
+    wait_for("the connection cap", Duration::from_secs(20), || {
+        g.metric("omnigate_sip_connections_refused_total")
+            .is_some_and(|n| n >= 1100.0 - 512.0)
+    });
+    assert_eq!(g.metric("omnigate_sip_connections"), Some(512.0));
+    // Calls still complete (UDP), twenty of them.
+    let out = sipp(
+        g.dir.path(),
+        &[
+            "-sn",
+            "uac",
+            "-p",
+            "25820",
+            "-m",
+            "20",
+            "-r",
+            "20",
+            "-l",
+            "20",
+            &format!("127.0.0.1:{}", g.sip),
+        ],
+    );
+    assert_sipp_ok(&out, "calls while the connections are held", &g);
+    assert!(
+        !g.log().contains("cannot accept connections"),
+        "the accept loop hit the descriptor limit"
+    );
+    drop(held);
+    wait_for(
+        "the held connections to close",
+        Duration::from_secs(10),
+        || g.metric("omnigate_sip_connections") == Some(0.0),
+    );
+}
+
+#[test]
+fn a_tcp_peer_that_never_reads_is_closed_before_memory_grows() {
+    let g = Gateway::start(26000, "demo = true", "", "");
+    let rss0 = g.rss_kb();
+    let mut s = connect_from([127, 0, 0, 30], g.sip).unwrap();
+    s.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
+    // Pipelined OPTIONS, answers never read: about 100 MB of answers asked for.
+    let opt = |n: u32| {
+        format!("OPTIONS sip:ping@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.30:9;branch=z9hG4bKnr{n}\r\nFrom: <sip:t@127.0.0.1>;tag=1\r\nTo: <sip:ping@127.0.0.1>\r\nCall-ID: nr{n}@t\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n")
+    };
+    let batch: String = (0..1000).map(opt).collect();
+    let mut sent = 0usize;
+    let mut closed = false;
+    for _ in 0..300 {
+        use std::io::Write;
+        match s.write_all(batch.as_bytes()) {
+            Ok(()) => sent += 1000,
+            Err(_) => {
+                closed = true;
+                break;
+            }
+        }
+    }
+    assert!(
+        closed,
+        "the gateway kept a connection open that read none of {sent} answers"
+    );
+    wait_for("the connection to be gone", Duration::from_secs(10), || {
+        g.metric("omnigate_sip_connections") == Some(0.0)
+    });
+    let grew = g.rss_kb().saturating_sub(rss0);
+    assert!(grew < 64 * 1024, "the gateway grew by {grew} kB");
 }

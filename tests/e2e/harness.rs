@@ -31,6 +31,13 @@ impl Gateway {
         Gateway::start_with_database(base, "", top, calls, tables)
     }
 
+    /// As [`Gateway::start`], under a descriptor limit of `nofile` (soft and hard,
+    /// set with util-linux's `prlimit`).
+    pub fn start_limited(base: u16, nofile: u32, top: &str, calls: &str, tables: &str) -> Gateway {
+        let limit = format!("--nofile={nofile}:{nofile}");
+        Gateway::start_inner(base, "", top, calls, tables, &["prlimit", &limit, "--"])
+    }
+
     /// As [`Gateway::start`], with `[data] database` set (empty: SQLite).
     pub fn start_with_database(
         base: u16,
@@ -38,6 +45,17 @@ impl Gateway {
         top: &str,
         calls: &str,
         tables: &str,
+    ) -> Gateway {
+        Gateway::start_inner(base, database, top, calls, tables, &[])
+    }
+
+    fn start_inner(
+        base: u16,
+        database: &str,
+        top: &str,
+        calls: &str,
+        tables: &str,
+        wrapper: &[&str],
     ) -> Gateway {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().display();
@@ -58,7 +76,15 @@ impl Gateway {
         );
         std::fs::write(dir.path().join("omnigate.toml"), cfg).unwrap();
         let log = std::fs::File::create(dir.path().join("gateway.log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_omnigate"))
+        let mut cmd = match wrapper.split_first() {
+            Some((w, rest)) => {
+                let mut c = Command::new(w);
+                c.args(rest).arg(env!("CARGO_BIN_EXE_omnigate"));
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_omnigate")),
+        };
+        let child = cmd
             .args(["serve", "--config"])
             .arg(dir.path().join("omnigate.toml"))
             .env("RUST_LOG", "info,omnigate=debug")
@@ -88,6 +114,21 @@ impl Gateway {
             std::thread::sleep(Duration::from_millis(50));
         }
         g
+    }
+
+    /// The gateway's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The gateway's resident memory in kB (VmRSS).
+    pub fn rss_kb(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
     }
 
     pub fn log(&self) -> String {
@@ -350,11 +391,14 @@ pub fn assert_sipp_ok(out: &Output, what: &str, g: &Gateway) {
             .filter(|e| e.file_name().to_string_lossy().contains("errors"))
             .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
             .collect();
+        let log = g.log();
+        let tail: Vec<&str> = log.lines().rev().take(40).collect();
         panic!(
-            "SIPp {what} failed ({}):\nstdout: {}\nstderr: {}\nerrors: {errs}",
+            "SIPp {what} failed ({}):\nstdout: {}\nstderr: {}\nerrors: {errs}\ngateway log (last lines):\n{}",
             out.status,
             String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
+            String::from_utf8_lossy(&out.stderr),
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
         );
     }
 }

@@ -129,6 +129,21 @@ fn options_over_websocket() {
     let mut r = String::new();
     let _ = s2.read_to_string(&mut r);
     assert!(r.starts_with("HTTP/1.1 400"), "{r}");
+    // A page on another site may not drive SIP from its visitors' browsers; the
+    // node's own pages (its HTTP origin) may.
+    let upgrade = |origin: &str| {
+        let mut s = TcpStream::connect(("127.0.0.1", g.ws)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        write!(s, "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: sip\r\nOrigin: {origin}\r\n\r\n").unwrap();
+        let mut r = vec![0u8; 512];
+        let n = s.read(&mut r).unwrap();
+        String::from_utf8_lossy(&r[..n]).into_owned()
+    };
+    let evil = upgrade("https://evil.example");
+    assert!(evil.starts_with("HTTP/1.1 403"), "{evil}");
+    assert!(evil.contains("ws_origins"), "{evil}");
+    let own = upgrade(&format!("http://127.0.0.1:{}", g.http));
+    assert!(own.starts_with("HTTP/1.1 101"), "{own}");
 }
 
 /// A call out through a trunk over TLS: the "provider" is a second gateway, whose
