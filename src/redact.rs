@@ -38,9 +38,44 @@ impl<T: fmt::Display> fmt::Debug for Redacted<T> {
     }
 }
 
+/// A URL built from a call's variables, for the logs: its origin only (scheme, host,
+/// port), the path and query masked, unless personal data is shown.
+pub struct Url<'a>(pub &'a str);
+
+impl fmt::Display for Url<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if SHOW.load(Ordering::Relaxed) {
+            return f.write_str(self.0);
+        }
+        let (scheme, rest) = self.0.split_once("://").unwrap_or(("", self.0));
+        let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let (host, tail) = rest.split_at(end);
+        let host = host.rsplit('@').next().unwrap_or(host); // never userinfo
+        if scheme.is_empty() {
+            f.write_str("***")
+        } else if tail.is_empty() {
+            write!(f, "{scheme}://{host}")
+        } else {
+            write!(f, "{scheme}://{host}/***")
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn urls_keep_their_origin_only() {
+        assert_eq!(
+            Url("https://crm.example:8443/customers/%2B15551234567?pin=1234").to_string(),
+            "https://crm.example:8443/***"
+        );
+        assert_eq!(
+            Url("http://user:pw@crm.example").to_string(),
+            "http://crm.example"
+        );
+    }
 
     #[test]
     fn masks_by_default() {

@@ -817,7 +817,7 @@ impl Handler<MediaNotice> for CallActor {
     fn handle(&mut self, n: MediaNotice, ctx: &mut Self::Context) {
         match n {
             MediaNotice::Event(MediaEvent::Digit { leg, digit, via }) => {
-                tracing::info!(call = %self.a.call, leg, %digit, ?via, "dtmf");
+                tracing::info!(call = %self.a.call, leg, digit = %crate::redact::Redacted(digit), ?via, "dtmf");
                 if Some(leg) == self.a.media && self.ivr.is_some() {
                     self.ivr_input(ctx, crate::dialplan::Input::Digit(digit));
                 }

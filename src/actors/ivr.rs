@@ -416,7 +416,7 @@ impl CallActor {
                     body,
                     timeout,
                 } => {
-                    tracing::info!(%call, %method, %url, "webhook");
+                    tracing::info!(%call, %method, url = %crate::redact::Url(&url), "webhook");
                     ctx.spawn(
                         actix::fut::wrap_future::<_, Self>(webhook(
                             method, url, headers, body, timeout,

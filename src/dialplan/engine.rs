@@ -659,7 +659,7 @@ impl Run {
                 self.state = State::Lookup;
             }
             Action::Http(h) => {
-                let url = h.url.render(&self.vars);
+                let url = h.url.render_url(&self.vars);
                 let headers = h
                     .headers
                     .iter()

@@ -130,6 +130,24 @@ impl Template {
         out
     }
 
+    /// Renders a URL: each substituted value is percent-encoded (RFC 3986: everything
+    /// but the unreserved characters), so a caller's input stays one path segment or
+    /// one query value (`../admin?all=true` cannot leave its place); the designer's own
+    /// text (and a default) is kept as written.
+    pub fn render_url(&self, vars: &Vars) -> String {
+        let mut out = String::new();
+        for p in &self.parts {
+            match p {
+                Part::Lit(s) => out.push_str(s),
+                Part::Var { name, default, .. } => match vars.get(name) {
+                    Some(v) if !v.is_empty() || default.is_none() => percent_encode(v, &mut out),
+                    _ => out.push_str(default.as_deref().unwrap_or("")),
+                },
+            }
+        }
+        out
+    }
+
     /// Variables used without a default, with their offsets.
     pub fn required_vars(&self) -> impl Iterator<Item = (&str, usize)> {
         self.parts.iter().filter_map(|p| match p {
@@ -143,9 +161,45 @@ impl Template {
     }
 }
 
+/// Percent-encodes all but RFC 3986's unreserved characters.
+pub fn percent_encode(v: &str, out: &mut String) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for &b in v.as_bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push('%');
+            out.push(HEX[(b >> 4) as usize] as char);
+            out.push(HEX[(b & 15) as usize] as char);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn url_values_are_encoded_the_designers_text_is_not() {
+        let t = Template::parse(
+            "https://crm.example/customers/${account}?caller=${caller}&x=${missing|a/b}",
+        )
+        .unwrap();
+        let vars = Vars::from([
+            (
+                "account".to_string(),
+                "123/../../admin/delete?all=true".to_string(),
+            ),
+            ("caller".to_string(), "+1 555 & co".to_string()),
+        ]);
+        assert_eq!(
+            t.render_url(&vars),
+            "https://crm.example/customers/123%2F..%2F..%2Fadmin%2Fdelete%3Fall%3Dtrue?caller=%2B1%20555%20%26%20co&x=a/b"
+        );
+        let mut s = String::new();
+        percent_encode("é", &mut s);
+        assert_eq!(s, "%C3%A9");
+    }
 
     #[test]
     fn renders_vars_defaults_and_dollars() {

@@ -408,3 +408,36 @@ fn sip_info_digits_are_understood() {
     assert_eq!(digits(&g.log(), 0), ["7", "*", "8"], "{log}");
     assert!(g.log().contains("via=Info"));
 }
+
+#[test]
+fn key_presses_are_not_logged_in_clear_by_default() {
+    let g = Gateway::start(
+        26200,
+        "demo = true",
+        "answer_after_ms = 50\nhangup_after_secs = 0",
+        "[log]\nlevel = \"info\"\n",
+    );
+    let out = sipp(
+        g.dir.path(),
+        &[
+            "-sf",
+            &scenario("uac_info_dtmf.xml"),
+            "-s",
+            "100",
+            "-p",
+            "26210",
+            "-mp",
+            "26220",
+            "-m",
+            "1",
+            &format!("127.0.0.1:{}", g.sip),
+        ],
+    );
+    assert_sipp_ok(&out, "keys by SIP INFO", &g);
+    g.wait_log("reason=RemoteBye");
+    wait_for("three key presses logged", Duration::from_secs(5), || {
+        digits(&g.log(), 0).len() >= 3
+    });
+    let log = g.log();
+    assert_eq!(digits(&log, 0), ["***", "***", "***"], "{log}");
+}
