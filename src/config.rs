@@ -282,6 +282,9 @@ pub struct HttpConfig {
     pub listen: Option<SocketAddr>,
     /// Bearer token for the admin API (`POST /api/calls`). Demo default: "demo-admin".
     pub admin_token: Option<String>,
+    /// Bearer token `GET /metrics` asks for (none: open, as Prometheus expects on a
+    /// private network).
+    pub metrics_token: Option<String>,
 }
 
 impl Default for HttpConfig {
@@ -289,6 +292,7 @@ impl Default for HttpConfig {
         HttpConfig {
             listen: Some("127.0.0.1:8080".parse().unwrap()),
             admin_token: None,
+            metrics_token: None,
         }
     }
 }

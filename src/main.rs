@@ -202,13 +202,17 @@ fn main() {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cfg.log.level));
+    // Colours only for a person at a terminal, never in a file or a journal.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout())
+        && std::env::var_os("NO_COLOR").is_none();
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
+        .with_ansi(ansi)
         .init();
     omnigate::panics::install();
     omnigate::redact::show_personal_data(cfg.log.personal_data);
-    if let Err(e) = std::fs::create_dir_all(&cfg.data.dir) {
+    if let Err(e) = omnigate::server::private_data_dir(&cfg.data.dir) {
         eprintln!("omnigate: data directory {}: {e}", cfg.data.dir.display());
         std::process::exit(2);
     }

@@ -43,6 +43,70 @@ pub struct Shared {
     pub centre: Option<crate::centre::Centre>,
     /// Origins allowed on SIP over WebSocket ("*": any).
     pub ws_origins: Arc<Vec<String>>,
+    /// Bearer token for `/metrics` (None: open).
+    pub metrics_token: Option<String>,
+}
+
+/// What a newcomer does next, printed at start-up (and served at `GET /`): None
+/// without an HTTP listener.
+pub fn next_steps(cfg: &Config) -> Option<String> {
+    let http = cfg.http.listen?;
+    let host = if http.ip().is_unspecified() {
+        "127.0.0.1".to_string()
+    } else {
+        http.ip().to_string()
+    };
+    let base = format!("http://{host}:{}", http.port());
+    let mut t = format!(
+        "\nomnigate is ready.\n  Agent desktop:  {base}/agent\n  Web chat:       {base}/chat\n  Metrics:        {base}/metrics\n"
+    );
+    if cfg.is_demo() {
+        let sip = cfg
+            .sip
+            .udp
+            .or(cfg.sip.tcp)
+            .map_or("127.0.0.1:5060".into(), |a| a.to_string());
+        t.push_str(&format!(
+            "  Demo agents:    alice / demo-alice (desk phone 1001), bob / demo-bob (browser)\n  \
+             Demo phones:    register 1001 / demo1001 or 1002 / demo1002 at sip:{sip}\n  \
+             Call the IVR:   any number, e.g. sipp -sn uac -m 1 {sip} (or dial 100 from a demo phone)\n"
+        ));
+    }
+    Some(t)
+}
+
+/// Everything this process creates from now on is private to its user (umask 077:
+/// the database, recordings, voicemail, certificates), and what an older version
+/// left in the data directory is made so: directories 0700, files 0600.
+pub fn private_data_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    unsafe {
+        libc::umask(0o077);
+    }
+    std::fs::create_dir_all(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fn walk(p: &std::path::Path, depth: usize) -> std::io::Result<()> {
+            let meta = std::fs::symlink_metadata(p)?;
+            if meta.file_type().is_symlink() {
+                return Ok(()); // not ours to change
+            }
+            if meta.is_dir() {
+                std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o700))?;
+                if depth < 8 {
+                    for e in std::fs::read_dir(p)? {
+                        walk(&e?.path(), depth + 1)?;
+                    }
+                }
+            } else if meta.permissions().mode() & 0o077 != 0 {
+                std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o600))?;
+            }
+            Ok(())
+        }
+        walk(dir, 0)?;
+    }
+    Ok(())
 }
 
 /// Raises the descriptor limit to its hard maximum; returns the limit in force.
@@ -263,6 +327,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
         store: handler.ivr.as_ref().map(|i| i.store.clone()),
         centre: handler.ivr.as_ref().map(|i| i.centre.clone()),
         ws_origins: Arc::new(cfg.ws_origins()),
+        metrics_token: cfg.http.metrics_token.clone(),
     };
 
     // ---- HTTP and SIP over WebSocket
@@ -292,10 +357,15 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
     let mut next_arbiter = 0usize;
     let mut actors: HashMap<CallRef, Addr<CallActor>> = HashMap::new();
 
+    let show = |a: Option<SocketAddr>| a.map_or("off".to_string(), |a| a.to_string());
     tracing::info!(
-        udp = ?cfg.sip.udp, tcp = ?cfg.sip.tcp, tls = ?cfg.sip.tls, ws = ?cfg.sip.ws, http = ?cfg.http.listen,
+        udp = %show(cfg.sip.udp), tcp = %show(cfg.sip.tcp), tls = %show(cfg.sip.tls),
+        ws = %show(cfg.sip.ws), http = %show(cfg.http.listen),
         demo = cfg.is_demo(), "omnigate serving"
     );
+    if let Some(text) = next_steps(&cfg) {
+        println!("{text}");
+    }
     metrics.lock().unwrap().serving = true;
 
     tokio::pin!(shutdown);

@@ -831,10 +831,7 @@ async fn admin_customer(
 
 /// The agent desktop: three files from `web/`, built into the binary (no CDN).
 fn asset(kind: &'static str, body: &'static str) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type(kind)
-        .insert_header(("Cache-Control", "no-cache"))
-        .body(body)
+    super::page(kind, body)
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

@@ -21,9 +21,7 @@ use serde::Deserialize;
 const PAGE: &str = include_str!("../../web/chat.html");
 
 async fn page() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .body(PAGE)
+    super::page("text/html; charset=utf-8", PAGE)
 }
 
 #[derive(Deserialize)]
@@ -179,6 +177,24 @@ async fn chat_ws(
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/chat", web::get().to(page))
+        .route(
+            "/chat/app.js",
+            web::get().to(|| async {
+                super::page(
+                    "text/javascript; charset=utf-8",
+                    include_str!("../../web/chat.js"),
+                )
+            }),
+        )
+        .route(
+            "/chat/app.css",
+            web::get().to(|| async {
+                super::page(
+                    "text/css; charset=utf-8",
+                    include_str!("../../web/chat.css"),
+                )
+            }),
+        )
         .route("/chat/ws", web::get().to(chat_ws));
 }
 

@@ -157,7 +157,20 @@ async fn healthz(shared: web::Data<Shared>) -> HttpResponse {
     }
 }
 
-async fn metrics(shared: web::Data<Shared>) -> HttpResponse {
+async fn metrics(req: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
+    if let Some(want) = &shared.metrics_token {
+        let got = req
+            .headers()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if !got.is_some_and(|g| token_eq(g, want)) {
+            return error(
+                actix_web::http::StatusCode::UNAUTHORIZED,
+                "/metrics needs Authorization: Bearer <http.metrics_token>",
+            );
+        }
+    }
     let body = shared.metrics.lock().unwrap().render();
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
@@ -173,11 +186,35 @@ struct CallBody {
     record: Option<bool>,
 }
 
+/// The pages' policy: scripts, styles and connections from this origin only (no
+/// inline script, so injected markup cannot run), never framed (no clickjacking), types
+/// not sniffed, no referrer sent away.
+pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; media-src 'self' blob:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/// A page or asset built into the binary, with the security headers.
+pub(crate) fn page(kind: &'static str, body: &'static str) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(kind)
+        .insert_header(("Cache-Control", "no-cache"))
+        .insert_header(("Content-Security-Policy", CSP))
+        .insert_header(("X-Content-Type-Options", "nosniff"))
+        .insert_header(("X-Frame-Options", "DENY"))
+        .insert_header(("Referrer-Policy", "no-referrer"))
+        .body(body)
+}
+
 pub(crate) fn error(status: actix_web::http::StatusCode, reason: &str) -> HttpResponse {
     HttpResponse::build(status).json(serde_json::json!({ "error": reason }))
 }
 
 #[allow(clippy::result_large_err)]
+/// Compares a presented token with the configured one in constant time (over digests,
+/// so not even the length shows).
+pub(crate) fn token_eq(got: &str, want: &str) -> bool {
+    use sha2::{Digest, Sha256};
+    crate::sip::auth::constant_time_eq(&Sha256::digest(got), &Sha256::digest(want))
+}
+
 pub(crate) fn authorised(req: &HttpRequest, shared: &Shared) -> Result<(), HttpResponse> {
     use actix_web::http::StatusCode;
     let Some(tok) = &shared.admin_token else {
@@ -192,7 +229,7 @@ pub(crate) fn authorised(req: &HttpRequest, shared: &Shared) -> Result<(), HttpR
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     match got {
-        Some(g) if g == tok => Ok(()),
+        Some(g) if token_eq(g, tok) => Ok(()),
         Some(_) => Err(error(StatusCode::UNAUTHORIZED, "wrong bearer token")),
         None => Err(error(
             StatusCode::UNAUTHORIZED,
@@ -311,17 +348,26 @@ async fn openapi() -> HttpResponse {
 
 /// The HTTP routes.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(healthz))
-        .route("/metrics", web::get().to(metrics))
-        .route("/api/calls", web::post().to(place_call))
-        .route("/api/interactions", web::get().to(interactions))
-        .route("/api/interactions/{id}", web::get().to(interaction))
-        .route("/api/openapi.json", web::get().to(openapi))
-        .configure(agents::routes)
-        .configure(chat::routes)
-        .default_service(web::to(|| async {
-            error(actix_web::http::StatusCode::NOT_FOUND, "no such endpoint")
-        }));
+    cfg.route(
+        "/",
+        web::get().to(|| async {
+            page(
+                "text/html; charset=utf-8",
+                include_str!("../../web/index.html"),
+            )
+        }),
+    )
+    .route("/healthz", web::get().to(healthz))
+    .route("/metrics", web::get().to(metrics))
+    .route("/api/calls", web::post().to(place_call))
+    .route("/api/interactions", web::get().to(interactions))
+    .route("/api/interactions/{id}", web::get().to(interaction))
+    .route("/api/openapi.json", web::get().to(openapi))
+    .configure(agents::routes)
+    .configure(chat::routes)
+    .default_service(web::to(|| async {
+        error(actix_web::http::StatusCode::NOT_FOUND, "no such endpoint")
+    }));
 }
 
 pub fn serve_http(addr: SocketAddr, shared: Shared) -> std::io::Result<actix_web::dev::Server> {

@@ -286,7 +286,8 @@ fn same_uri(digest_uri: &str, request_uri: &str) -> bool {
     }
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+/// Equality in time that depends only on the length (tokens, digests).
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }

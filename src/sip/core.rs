@@ -799,7 +799,7 @@ impl Core {
         };
         if let Some(refusal) = outcome {
             if refusal == AuthOutcome::Forbidden {
-                tracing::info!(from = %source.addr, user = %users_creds, trunk = ?trunk_name, "call refused: not a trunk, or wrong credentials");
+                tracing::info!(from = %source.addr, user = %users_creds, trunk = %trunk_name.as_deref().unwrap_or("none"), "call refused: not a trunk, or wrong credentials");
             }
             return self.refuse_auth(key, req, source, refusal, true);
         }

@@ -457,3 +457,69 @@ fn a_tcp_peer_that_never_reads_is_closed_before_memory_grows() {
     let grew = g.rss_kb().saturating_sub(rss0);
     assert!(grew < 64 * 1024, "the gateway grew by {grew} kB");
 }
+
+/// A raw GET: the status line and headers (lower-cased), and the body.
+fn http_get(port: u16, path: &str, auth: Option<&str>) -> (String, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let auth = auth.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut r = String::new();
+    s.read_to_string(&mut r).unwrap();
+    let (head, body) = r.split_once("\r\n\r\n").unwrap_or((&r, ""));
+    (head.to_ascii_lowercase(), body.to_string())
+}
+
+#[test]
+fn pages_forbid_inline_script_and_framing_and_metrics_can_ask_for_a_token() {
+    let g = Gateway::start(
+        26400,
+        "demo = true",
+        "",
+        "http.metrics_token = \"scrape-me\"\n",
+    );
+    for path in ["/", "/agent", "/chat", "/chat/app.js", "/agent/app.js"] {
+        let (head, body) = http_get(g.http, path, None);
+        assert!(head.starts_with("http/1.1 200"), "{path}: {head}");
+        assert!(
+            head.contains("content-security-policy: default-src 'none'; script-src 'self';"),
+            "{path}: {head}"
+        );
+        assert!(head.contains("frame-ancestors 'none'"), "{path}: {head}");
+        assert!(
+            head.contains("x-content-type-options: nosniff"),
+            "{path}: {head}"
+        );
+        if path == "/" || path == "/chat" || path == "/agent" {
+            // No inline script or style for the policy to have to allow.
+            assert!(
+                !body.contains("<script>") && !body.contains("<style>"),
+                "{path}"
+            );
+            assert!(
+                !body.contains(" style=\"") && !body.contains(" onclick="),
+                "{path}"
+            );
+        }
+    }
+    let (head, body) = http_get(g.http, "/", None);
+    assert!(
+        head.starts_with("http/1.1 200")
+            && body.contains("href=\"/agent\"")
+            && body.contains("href=\"/chat\"")
+    );
+    let (head, body) = http_get(g.http, "/metrics", None);
+    assert!(head.starts_with("http/1.1 401"), "{head}");
+    assert!(body.contains("metrics_token"), "{body}");
+    let (head, _) = http_get(g.http, "/metrics", Some("wrong"));
+    assert!(head.starts_with("http/1.1 401"), "{head}");
+    let (head, body) = http_get(g.http, "/metrics", Some("scrape-me"));
+    assert!(
+        head.starts_with("http/1.1 200") && body.contains("omnigate_up 1"),
+        "{head}"
+    );
+}

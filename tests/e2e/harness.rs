@@ -70,13 +70,21 @@ impl Gateway {
         };
         // Tests read key presses and numbers from the log: a lab node shows personal
         // data, unless the test brings its own [log] (the redaction test does).
+        // `http.key = value` lines in `tables` go into the harness's own [http].
+        let (http_extra, rest): (Vec<&str>, Vec<&str>) =
+            tables.lines().partition(|l| l.starts_with("http."));
+        let http_extra: String = http_extra
+            .iter()
+            .map(|l| format!("{}\n", &l["http.".len()..]))
+            .collect();
+        let tables = rest.join("\n");
         let log = if tables.contains("[log]") {
             ""
         } else {
             "[log]\nlevel = \"info\"\npersonal_data = true\n"
         };
         let cfg = format!(
-            "{top}\n[sip]\nudp = \"127.0.0.1:{sip}\"\ntcp = \"127.0.0.1:{sip}\"\ntls = \"127.0.0.1:{tls}\"\nws = \"127.0.0.1:{ws}\"\ntls_cert = \"{d}/cert.pem\"\ntls_key = \"{d}/cert.key\"\nkeepalive_interval = 0\n[http]\nlisten = \"127.0.0.1:{http}\"\nadmin_token = \"test-token\"\n[rtp]\nports = \"{}-{}\"\n[webrtc]\nport = {}\n[data]\ndir = \"{d}/data\"\ndatabase = \"{database}\"\n{log}[calls]\n{calls}\n{tables}\n",
+            "{top}\n[sip]\nudp = \"127.0.0.1:{sip}\"\ntcp = \"127.0.0.1:{sip}\"\ntls = \"127.0.0.1:{tls}\"\nws = \"127.0.0.1:{ws}\"\ntls_cert = \"{d}/cert.pem\"\ntls_key = \"{d}/cert.key\"\nkeepalive_interval = 0\n[http]\nlisten = \"127.0.0.1:{http}\"\nadmin_token = \"test-token\"\n{http_extra}[rtp]\nports = \"{}-{}\"\n[webrtc]\nport = {}\n[data]\ndir = \"{d}/data\"\ndatabase = \"{database}\"\n{log}[calls]\n{calls}\n{tables}\n",
             base + 40,
             base + 98,
             base + 4

@@ -440,4 +440,15 @@ fn key_presses_are_not_logged_in_clear_by_default() {
     });
     let log = g.log();
     assert_eq!(digits(&log, 0), ["***", "***", "***"], "{log}");
+    // What the node keeps is its own: the data directory, the database and the
+    // recording are readable by its user only.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    g.wait_log("recording saved");
+    let data = g.path("data");
+    assert_eq!(mode(&data), 0o700);
+    assert_eq!(mode(&data.join("omnigate.db")), 0o600);
+    assert_eq!(mode(&data.join("recordings")), 0o700);
+    let rec = recording(&g);
+    assert_eq!(mode(&rec), 0o600, "{}", rec.display());
 }
