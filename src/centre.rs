@@ -29,8 +29,9 @@ struct Inner {
     arbiters: Vec<ArbiterHandle>,
     next: AtomicUsize,
     accounts: Mutex<HashMap<String, Account>>,
-    /// Session token → agent name.
-    sessions: Mutex<HashMap<String, String>>,
+    /// Failed logins by address and by user name.
+    guard: Mutex<crate::logins::LoginGuard>,
+    sessions: Mutex<crate::logins::Sessions>,
     agents: Mutex<HashMap<String, Addr<AgentActor>>>,
     chats: Chats,
     /// Live calls with an interaction (queued or with an agent), by interaction id.
@@ -46,15 +47,21 @@ struct Inner {
 #[derive(Clone)]
 pub struct Centre(Arc<Inner>);
 
-const HASH_ROUNDS: u32 = 20_000;
-
-/// `sha256i$ROUNDS$SALT$HASH`: salted SHA-256, iterated.
+/// An argon2id hash in PHC form (`$argon2id$v=19$m=19456,t=2,p=1$SALT$HASH`, the
+/// OWASP minimum: 19 MiB, two passes), memory-hard against guessing on GPUs.
 pub fn hash_password(pw: &str) -> String {
-    let salt = format!("{:032x}", rand::random::<u128>());
-    format!(
-        "sha256i${HASH_ROUNDS}${salt}${}",
-        stretch(pw, &salt, HASH_ROUNDS)
-    )
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    let salt = SaltString::generate(&mut rand::rngs::OsRng);
+    argon2::Argon2::default()
+        .hash_password(pw.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .unwrap_or_default()
+}
+
+/// Whether a stored hash should be replaced at the next successful login (an older
+/// scheme: iterated SHA-256).
+pub fn needs_rehash(stored: &str) -> bool {
+    !stored.starts_with("$argon2id$")
 }
 
 fn stretch(pw: &str, salt: &str, rounds: u32) -> String {
@@ -73,7 +80,16 @@ fn stretch(pw: &str, salt: &str, rounds: u32) -> String {
     h.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Checks a password against an argon2id hash, or the older `sha256i$ROUNDS$SALT$HASH`.
 pub fn verify_password(pw: &str, stored: &str) -> bool {
+    if stored.starts_with("$argon2") {
+        use argon2::password_hash::{PasswordHash, PasswordVerifier};
+        return PasswordHash::new(stored).is_ok_and(|h| {
+            argon2::Argon2::default()
+                .verify_password(pw.as_bytes(), &h)
+                .is_ok()
+        });
+    }
     let mut p = stored.split('$');
     let (Some("sha256i"), Some(rounds), Some(salt), Some(hash), None) =
         (p.next(), p.next(), p.next(), p.next(), p.next())
@@ -84,14 +100,15 @@ pub fn verify_password(pw: &str, stored: &str) -> bool {
         return false;
     };
     let got = stretch(pw, salt, rounds.clamp(1, 1_000_000));
-    // Constant time over the hex digests.
-    got.len() == hash.len()
-        && got
-            .bytes()
-            .zip(hash.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
+    crate::sip::auth::constant_time_eq(got.as_bytes(), hash.as_bytes())
 }
+
+/// Checked against for unknown user names, so they cost what known ones do.
+static DUMMY_HASH: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| hash_password("\u{1}no such agent"));
+
+/// Sessions one agent may hold at once (more logins end the oldest).
+pub const SESSIONS_PER_AGENT: usize = 8;
 
 fn token() -> String {
     format!("{:032x}", rand::random::<u128>())
@@ -125,6 +142,8 @@ pub fn login_of(a: &AgentConfig, browser_calls: bool) -> AgentLogin {
 pub enum CentreError {
     #[error("wrong name or password")]
     BadLogin,
+    #[error("too many failed logins; try again in {} s", .0.as_secs().max(1))]
+    Throttled(std::time::Duration),
     #[error("{0}")]
     Refused(String),
     #[error("{0}")]
@@ -216,7 +235,11 @@ impl Centre {
             arbiters,
             next: AtomicUsize::new(0),
             accounts: Mutex::new(accounts),
-            sessions: Mutex::new(HashMap::new()),
+            guard: Mutex::new(crate::logins::LoginGuard::new(Default::default())),
+            sessions: Mutex::new(crate::logins::Sessions::new(
+                std::time::Duration::from_secs(cfg.http.session_idle_mins.max(1) * 60),
+                SESSIONS_PER_AGENT,
+            )),
             agents: Mutex::new(HashMap::new()),
             chats: Arc::new(Mutex::new(HashMap::new())),
             calls: Mutex::new(HashMap::new()),
@@ -242,11 +265,47 @@ impl Centre {
     }
 
     /// Logs an agent in (Available): a session token for the API.
+    /// A login attempt from `from` (the connection's address, never a header): refused
+    /// without checking the password while this address or this name is throttled.
+    pub async fn login_from(
+        &self,
+        from: std::net::IpAddr,
+        name: &str,
+        password: &str,
+    ) -> Result<String, CentreError> {
+        let now = crate::clock::now();
+        if let Err(wait) = self.0.guard.lock().unwrap().check(now, from, name) {
+            return Err(CentreError::Throttled(wait));
+        }
+        let r = self.login(name, password).await;
+        let mut g = self.0.guard.lock().unwrap();
+        match &r {
+            Ok(_) => g.succeeded(from, name),
+            Err(CentreError::BadLogin) => {
+                g.failed(crate::clock::now(), from, name);
+                tracing::info!(%from, agent = %crate::redact::Redacted(name), "agent login failed");
+            }
+            Err(_) => {}
+        }
+        r
+    }
+
     pub async fn login(&self, name: &str, password: &str) -> Result<String, CentreError> {
         let acc = self.0.accounts.lock().unwrap().get(name).cloned();
-        let Some(acc) = acc.filter(|a| verify_password(password, &a.hash)) else {
+        // The same work for a known and an unknown name, off the async threads.
+        let stored = acc
+            .as_ref()
+            .map_or_else(|| DUMMY_HASH.clone(), |a| a.hash.clone());
+        let pw = password.to_string();
+        let ok = tokio::task::spawn_blocking(move || verify_password(&pw, &stored))
+            .await
+            .unwrap_or(false);
+        let Some(acc) = acc.filter(|_| ok) else {
             return Err(CentreError::BadLogin);
         };
+        if needs_rehash(&acc.hash) {
+            self.rehash(&acc, password).await;
+        }
         let addr = {
             let mut agents = self.0.agents.lock().unwrap();
             match agents.get(name).filter(|a| a.connected()) {
@@ -276,14 +335,36 @@ impl Centre {
             .sessions
             .lock()
             .unwrap()
-            .insert(t.clone(), name.to_string());
+            .create(crate::clock::now(), name, t.clone());
         tracing::info!(agent = %name, "agent logged in");
         Ok(t)
     }
 
+    /// Replaces an older-scheme hash with argon2id after a successful login.
+    async fn rehash(&self, acc: &Account, password: &str) {
+        let pw = password.to_string();
+        let Ok(hash) = tokio::task::spawn_blocking(move || hash_password(&pw)).await else {
+            return;
+        };
+        let stored = serde_json::to_value(&acc.spec).unwrap_or_default();
+        if let Err(e) = self
+            .0
+            .store
+            .put_agent(&acc.spec.name, &stored, &hash, &acc.source)
+            .await
+        {
+            tracing::warn!(agent = %acc.spec.name, error = %e, "cannot store the upgraded password hash");
+            return;
+        }
+        if let Some(a) = self.0.accounts.lock().unwrap().get_mut(&acc.spec.name) {
+            a.hash = hash;
+        }
+        tracing::info!(agent = %acc.spec.name, "password hash upgraded to argon2id");
+    }
+
     /// Ends every session of the agent behind `token`.
     pub fn logout(&self, agent: &str) {
-        self.0.sessions.lock().unwrap().retain(|_, a| a != agent);
+        self.0.sessions.lock().unwrap().end(agent);
         if let Some(a) = self.0.agents.lock().unwrap().remove(agent) {
             a.do_send(Stop);
         }
@@ -296,7 +377,14 @@ impl Centre {
 
     /// The agent a session token belongs to.
     pub fn session(&self, token: &str) -> Option<String> {
-        self.0.sessions.lock().unwrap().get(token).cloned()
+        let now = crate::clock::now();
+        self.0.sessions.lock().unwrap().touch(now, token)
+    }
+
+    /// Whether a session is still valid, without counting as a use.
+    pub fn session_alive(&self, token: &str) -> bool {
+        let now = crate::clock::now();
+        self.0.sessions.lock().unwrap().alive(now, token)
     }
 
     /// The agent's actor, while it runs.
@@ -362,6 +450,8 @@ impl Centre {
                 "api",
             )
             .await?;
+        let changed_password = existing.is_some_and(|a| a.hash != hash);
+        let name = stored.name.clone();
         self.0.accounts.lock().unwrap().insert(
             stored.name.clone(),
             Account {
@@ -370,6 +460,10 @@ impl Centre {
                 source: "api".into(),
             },
         );
+        if changed_password {
+            // A new password ends every session made with the old one.
+            self.logout(&name);
+        }
         Ok(())
     }
 

@@ -285,6 +285,8 @@ pub struct HttpConfig {
     /// Bearer token `GET /metrics` asks for (none: open, as Prometheus expects on a
     /// private network).
     pub metrics_token: Option<String>,
+    /// An agent's session ends after this many minutes without use.
+    pub session_idle_mins: u64,
 }
 
 impl Default for HttpConfig {
@@ -293,6 +295,7 @@ impl Default for HttpConfig {
             listen: Some("127.0.0.1:8080".parse().unwrap()),
             admin_token: None,
             metrics_token: None,
+            session_idle_mins: 480,
         }
     }
 }

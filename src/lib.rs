@@ -13,6 +13,7 @@ pub mod centre;
 pub mod clock;
 pub mod config;
 pub mod dialplan;
+pub mod logins;
 pub mod media;
 pub mod panics;
 pub mod redact;

@@ -657,7 +657,7 @@ fn dispatch(
             user,
             source,
         } => {
-            tracing::info!(%call, caller = %crate::redact::Redacted(&caller), callee = %crate::redact::Redacted(&callee), trunk = ?trunk, user = ?user.as_ref().map(crate::redact::Redacted), %source, "incoming call");
+            tracing::info!(%call, caller = %crate::redact::Redacted(&caller), callee = %crate::redact::Redacted(&callee), trunk = %trunk.as_deref().unwrap_or("-"), user = %user.as_deref().map_or("-".to_string(), |u| crate::redact::Redacted(u).to_string()), %source, "incoming call");
             let a = CallActor::inbound(
                 call,
                 sdp,

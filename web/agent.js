@@ -113,8 +113,10 @@ function loggedOut() {
 function connect() {
   showDesk(true);
   const proto = location.protocol === "https:" ? "wss:" : "ws:";
-  const ws = new WebSocket(`${proto}//${location.host}/api/agent/ws?token=${encodeURIComponent(app.token)}`);
+  // The token goes in the first frame, not the URL (access logs keep URLs).
+  const ws = new WebSocket(`${proto}//${location.host}/api/agent/ws`);
   app.ws = ws;
+  ws.onopen = () => ws.send(JSON.stringify({type: "auth", token: app.token}));
   ws.onmessage = ev => onPush(JSON.parse(ev.data));
   ws.onclose = () => {
     if (app.ws !== ws) return;

@@ -6,7 +6,7 @@
 use actix::prelude::*;
 use serde::Serialize;
 use std::collections::BTreeMap;
-use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::mpsc::Sender;
 
 /// What the agent is told. Serialised as `{"type": "...", ...}` on their WebSocket.
 #[derive(Message, Clone, Debug, Serialize)]
@@ -83,7 +83,9 @@ pub enum AgentPush {
 
 pub struct AgentActor {
     pub name: String,
-    sockets: Vec<UnboundedSender<String>>,
+    /// The agent's desktops, each with a bounded queue: one that does not read is
+    /// dropped (its WebSocket closes) rather than buffered for.
+    sockets: Vec<Sender<String>>,
     presence: &'static str,
     offers: BTreeMap<String, serde_json::Value>,
     work: BTreeMap<String, serde_json::Value>,
@@ -117,7 +119,7 @@ impl AgentActor {
     }
 
     fn send(&mut self, text: String) {
-        self.sockets.retain(|s| s.send(text.clone()).is_ok());
+        self.sockets.retain(|s| s.try_send(text.clone()).is_ok());
     }
 }
 
@@ -192,16 +194,19 @@ impl Handler<AgentPush> for AgentActor {
     }
 }
 
+/// Messages queued for one agent WebSocket before it counts as not reading.
+pub const SOCKET_QUEUE: usize = 256;
+
 /// A WebSocket of this agent connects: it gets the whole state, then every change.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Connect(pub UnboundedSender<String>);
+pub struct Connect(pub Sender<String>);
 
 impl Handler<Connect> for AgentActor {
     type Result = ();
 
     fn handle(&mut self, Connect(tx): Connect, _: &mut Context<Self>) {
-        if tx.send(self.state().to_string()).is_ok() {
+        if tx.try_send(self.state().to_string()).is_ok() {
             self.sockets.push(tx);
         }
     }

@@ -18,9 +18,26 @@ use crate::config::Config;
 use std::time::Duration;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 
+/// A customer's (unbounded) or an agent's (bounded) socket.
+trait Inbox {
+    async fn recv(&mut self) -> Option<String>;
+}
+
+impl Inbox for UnboundedReceiver<String> {
+    async fn recv(&mut self) -> Option<String> {
+        UnboundedReceiver::recv(self).await
+    }
+}
+
+impl Inbox for tokio::sync::mpsc::Receiver<String> {
+    async fn recv(&mut self) -> Option<String> {
+        tokio::sync::mpsc::Receiver::recv(self).await
+    }
+}
+
 /// The next pushed JSON that satisfies `f` (others skipped), within 5 s.
 async fn next(
-    rx: &mut UnboundedReceiver<String>,
+    rx: &mut impl Inbox,
     what: &str,
     f: impl Fn(&serde_json::Value) -> bool,
 ) -> serde_json::Value {
@@ -39,8 +56,8 @@ async fn next(
     }
 }
 
-async fn agent_socket(centre: &Centre, name: &str) -> UnboundedReceiver<String> {
-    let (tx, rx) = unbounded_channel();
+async fn agent_socket(centre: &Centre, name: &str) -> tokio::sync::mpsc::Receiver<String> {
+    let (tx, rx) = tokio::sync::mpsc::channel(crate::actors::agent::SOCKET_QUEUE);
     centre
         .agent_addr(name)
         .unwrap()

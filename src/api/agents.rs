@@ -67,6 +67,7 @@ fn body<T: DeserializeOwned>(b: &[u8]) -> Result<T, HttpResponse> {
 fn centre_error(e: CentreError) -> HttpResponse {
     let status = match &e {
         CentreError::BadLogin => StatusCode::UNAUTHORIZED,
+        CentreError::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
         CentreError::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,
         CentreError::Conflict(_) => StatusCode::CONFLICT,
         CentreError::NotFound(_) => StatusCode::NOT_FOUND,
@@ -104,11 +105,25 @@ struct LoginBody {
     password: String,
 }
 
-async fn login(b: web::Bytes, shared: web::Data<Shared>) -> HttpResponse {
+async fn login(req: HttpRequest, b: web::Bytes, shared: web::Data<Shared>) -> HttpResponse {
     run(async {
         let c = centre(&shared)?;
         let l: LoginBody = body(&b)?;
-        let token = c.login(&l.name, &l.password).await.map_err(centre_error)?;
+        let from = req
+            .peer_addr()
+            .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |a| a.ip());
+        let token = match c.login_from(from, &l.name, &l.password).await {
+            Ok(t) => t,
+            Err(CentreError::Throttled(wait)) => {
+                let mut r = centre_error(CentreError::Throttled(wait));
+                r.headers_mut().insert(
+                    actix_web::http::header::RETRY_AFTER,
+                    actix_web::http::header::HeaderValue::from(wait.as_secs().max(1)),
+                );
+                return Err(r);
+            }
+            Err(e) => return Err(centre_error(e)),
+        };
         Ok(HttpResponse::Ok().json(serde_json::json!({"token": token, "agent": l.name})))
     }
     .await)
@@ -521,8 +536,11 @@ async fn agent_customer(
     .await)
 }
 
-/// The agent's WebSocket: `GET /api/agent/ws?token=...` (browsers cannot set headers
-/// on a WebSocket). Pushes the agent's state, then every change, as JSON text frames.
+/// The agent's WebSocket: `GET /api/agent/ws`, then `{"type": "auth", "token": T}` as
+/// the first frame (browsers cannot set headers on a WebSocket; a token in the URL would
+/// land in access logs), or an `Authorization: Bearer` header. Pushes the agent's state,
+/// then every change, as JSON text frames; closes at logout, at the session's end or
+/// when the desktop does not read.
 async fn agent_ws(
     req: HttpRequest,
     payload: web::Payload,
@@ -532,38 +550,63 @@ async fn agent_ws(
         Ok(c) => c.clone(),
         Err(r) => return Ok(r),
     };
-    let q = web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
-        .ok();
-    let token = q
-        .as_ref()
-        .and_then(|q| q.get("token").cloned())
-        .or_else(|| bearer(&req));
-    let Some(me) = token.and_then(|t| c.session(&t)) else {
-        return Ok(error(
-            StatusCode::UNAUTHORIZED,
-            "unknown or missing session token (?token=...)",
-        ));
-    };
-    let Some(addr) = c.agent_addr(&me) else {
-        return Ok(error(StatusCode::UNAUTHORIZED, "logged out"));
-    };
-    let (resp, mut session, mut stream) = actix_ws::handle(&req, payload)?;
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
-    addr.do_send(Connect(tx.clone()));
+    // The session token comes in the first frame (`{"type": "auth", "token": T}`) or
+    // an Authorization header, never in the URL (where access logs keep it).
+    let header_token = bearer(&req);
+    let (resp, mut session, stream) = actix_ws::handle(&req, payload)?;
+    let mut stream = stream.max_frame_size(1 << 20);
     actix_rt::spawn(async move {
+        let token = match header_token {
+            Some(t) => Some(t),
+            None => first_frame_token(&mut stream).await,
+        };
+        let me = token.as_deref().and_then(|t| c.session(t));
+        let (Some(token), Some(me)) = (token, me) else {
+            let _ = session
+                .text(serde_json::json!({"type": "error", "error": "unknown or missing session token: send {\"type\": \"auth\", \"token\": ...} first"}).to_string())
+                .await;
+            let _ = session
+                .close(Some(actix_ws::CloseCode::Policy.into()))
+                .await;
+            return;
+        };
+        let Some(addr) = c.agent_addr(&me) else {
+            let _ = session
+                .text(serde_json::json!({"type": "logged_out"}).to_string())
+                .await;
+            let _ = session.close(None).await;
+            return;
+        };
+        // The agent's pushes (bounded: the actor drops a socket that does not read,
+        // and a logout stops the actor; either way this channel closes and so does
+        // the socket) and the answers to this socket's own requests.
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(crate::actors::agent::SOCKET_QUEUE);
+        addr.do_send(Connect(tx));
+        let (reply_tx, mut replies) = tokio::sync::mpsc::channel::<String>(16);
+        let mut check = tokio::time::interval(std::time::Duration::from_secs(30));
         loop {
             tokio::select! {
                 out = rx.recv() => match out {
                     Some(t) => if session.text(t).await.is_err() { break },
                     None => break,
                 },
+                Some(t) = replies.recv() => if session.text(t).await.is_err() { break },
+                _ = check.tick() => if !c.session_alive(&token) {
+                    let _ = session.text(serde_json::json!({"type": "logged_out"}).to_string()).await;
+                    break;
+                },
                 m = stream.next() => match m {
                     Some(Ok(actix_ws::Message::Ping(p))) => { let _ = session.pong(&p).await; }
                     Some(Ok(actix_ws::Message::Close(_))) | None | Some(Err(_)) => break,
                     Some(Ok(actix_ws::Message::Text(t))) => {
-                        let (c, me, tx) = (c.clone(), me.clone(), tx.clone());
+                        if c.session(&token).is_none() {
+                            let _ = session.text(serde_json::json!({"type": "logged_out"}).to_string()).await;
+                            break;
+                        }
+                        let (c, me, reply_tx) = (c.clone(), me.clone(), reply_tx.clone());
                         actix_rt::spawn(async move {
-                            let _ = tx.send(ws_request(&c, &me, &t).await.to_string());
+                            // A desktop that floods requests loses answers, not memory.
+                            let _ = reply_tx.try_send(ws_request(&c, &me, &t).await.to_string());
                         });
                     }
                     Some(Ok(_)) => {}
@@ -573,6 +616,18 @@ async fn agent_ws(
         let _ = session.close(None).await;
     });
     Ok(resp)
+}
+
+/// The token in a desktop's first frame, if it comes within 10 s.
+async fn first_frame_token(stream: &mut actix_ws::MessageStream) -> Option<String> {
+    let first = tokio::time::timeout(std::time::Duration::from_secs(10), stream.next())
+        .await
+        .ok()??;
+    let actix_ws::Message::Text(t) = first.ok()? else {
+        return None;
+    };
+    let v: serde_json::Value = serde_json::from_str(&t).ok()?;
+    (v["type"] == "auth").then(|| v["token"].as_str().map(str::to_string))?
 }
 
 /// What an agent's desktop asks over its WebSocket, answered on it:

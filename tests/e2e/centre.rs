@@ -25,6 +25,13 @@ fn ws(g: &Gateway, path: &str) -> Ws {
     s
 }
 
+/// An agent's desktop socket, authenticated by its first frame.
+pub fn agent_ws(g: &Gateway, token: &str) -> Ws {
+    let mut w = ws(g, "/api/agent/ws");
+    send(&mut w, serde_json::json!({"type": "auth", "token": token}));
+    w
+}
+
 fn send(w: &mut Ws, v: serde_json::Value) {
     w.send(Message::text(v.to_string())).unwrap();
 }
@@ -185,8 +192,8 @@ fn centre_case(base: u16, sipp_ports: (u16, u16), database: Option<String>) {
     assert_eq!(code, 400, "{body}");
     let (code, _) = g.get_auth("/api/agent/me", "not-a-session");
     assert_eq!(code, 401);
-    let mut ann_ws = ws(&g, &format!("/api/agent/ws?token={ann}"));
-    let mut ben_ws = ws(&g, &format!("/api/agent/ws?token={ben}"));
+    let mut ann_ws = agent_ws(&g, &ann);
+    let mut ben_ws = agent_ws(&g, &ben);
     let s = until(&mut ann_ws, "ann's state", ty("state"));
     assert_eq!(s.last().unwrap()["presence"], "available", "{s:?}");
     until(&mut ben_ws, "ben's state", ty("state"));
@@ -656,7 +663,7 @@ fn a_queued_caller_is_offered_to_the_agent_whose_phone_rings_and_answers() {
         &["-sn", "uas", "-p", "23880", "-mp", "23884", "-m", "1"],
     );
     let ann = login(&g, "ann", "ann-secret");
-    let mut ann_ws = ws(&g, &format!("/api/agent/ws?token={ann}"));
+    let mut ann_ws = agent_ws(&g, &ann);
     until(&mut ann_ws, "ann's state", ty("state"));
 
     // A caller stays on the line for 8 s after the answer.

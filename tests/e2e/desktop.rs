@@ -468,12 +468,13 @@ fn transfer_to_alice(base: u16, how: &str) {
     );
     assert_eq!(code, 200, "{body}");
     let alice = json(&body)["token"].as_str().unwrap().to_string();
-    let mut ws = tungstenite::connect(format!(
-        "ws://127.0.0.1:{}/api/agent/ws?token={alice}",
-        g.http
+    let mut ws = tungstenite::connect(format!("ws://127.0.0.1:{}/api/agent/ws", g.http))
+        .unwrap()
+        .0;
+    ws.send(tungstenite::Message::text(
+        serde_json::json!({"type": "auth", "token": alice}).to_string(),
     ))
-    .unwrap()
-    .0;
+    .unwrap();
     if let tungstenite::stream::MaybeTlsStream::Plain(s) = ws.get_ref() {
         s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     }

@@ -523,3 +523,69 @@ fn pages_forbid_inline_script_and_framing_and_metrics_can_ask_for_a_token() {
         "{head}"
     );
 }
+
+#[test]
+fn agent_logins_are_throttled_and_a_logout_closes_the_desktop_socket() {
+    let g = Gateway::start(26600, "demo = true", "", "");
+    let login = |pw: &str| {
+        g.post(
+            "/api/agent/login",
+            None,
+            &format!(r#"{{"name": "alice", "password": "{pw}"}}"#),
+        )
+    };
+    for _ in 0..5 {
+        let (code, body) = login("guess");
+        assert_eq!(code, 401, "{body}");
+    }
+    // Now even the right password waits (unchecked), with a reason and Retry-After.
+    let (code, body) = login("demo-alice");
+    assert_eq!(code, 429, "{body}");
+    assert!(body.contains("too many failed logins"), "{body}");
+    // Bob, from the same address, is not held back by alice's guesser.
+    let (code, body) = g.post(
+        "/api/agent/login",
+        None,
+        r#"{"name": "bob", "password": "demo-bob"}"#,
+    );
+    assert_eq!(code, 200, "{body}");
+    let token = serde_json::from_str::<serde_json::Value>(&body).unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // A token in the URL is not taken; the first frame is.
+    let (mut old, _) = tungstenite::connect(format!(
+        "ws://127.0.0.1:{}/api/agent/ws?token={token}",
+        g.http
+    ))
+    .unwrap();
+    old.send(tungstenite::Message::text(r#"{"type": "hello"}"#))
+        .unwrap();
+    let first = old.read().unwrap().into_text().unwrap().to_string();
+    assert!(
+        first.contains("unknown or missing session token"),
+        "{first}"
+    );
+    let (mut ws, _) =
+        tungstenite::connect(format!("ws://127.0.0.1:{}/api/agent/ws", g.http)).unwrap();
+    ws.send(tungstenite::Message::text(
+        serde_json::json!({"type": "auth", "token": token}).to_string(),
+    ))
+    .unwrap();
+    let state = ws.read().unwrap().into_text().unwrap().to_string();
+    assert!(state.contains("\"type\":\"state\""), "{state}");
+    // Logout: the socket is told and closed, and the token is dead.
+    let (code, _) = g.post("/api/agent/logout", Some(&token), "");
+    assert_eq!(code, 204);
+    let mut told = false;
+    loop {
+        match ws.read() {
+            Ok(tungstenite::Message::Text(t)) => told |= t.contains("logged_out"),
+            Ok(tungstenite::Message::Close(_)) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+    assert!(told);
+    let (code, _) = g.get_auth("/api/agent/me", &token);
+    assert_eq!(code, 401);
+}

@@ -87,7 +87,8 @@ fn call_answered_then_hung_up_by_the_caller() {
         21100,
         DEMO,
         "answer_after_ms = 50\nhangup_after_secs = 0",
-        "",
+        // The default [log]: personal data redacted.
+        "[log]\nlevel = \"info\"\n",
     );
     let out = sipp(
         g.dir.path(),
@@ -130,7 +131,8 @@ fn call_hung_up_by_the_gateway() {
         21200,
         DEMO,
         "answer_after_ms = 50\nhangup_after_secs = 1",
-        "",
+        // The default [log]: personal data redacted.
+        "[log]\nlevel = \"info\"\n",
     );
     let out = sipp(
         g.dir.path(),
