@@ -438,16 +438,10 @@ pub fn open_demo_dialplan(dir: &Path) {
         let p = e.unwrap().path();
         std::fs::copy(&p, dir.join("prompts").join(p.file_name().unwrap())).unwrap();
     }
-    let demo = std::fs::read_to_string(repo("dialplans/demo.yaml")).unwrap();
-    let open = demo
-        .replace(
-            "        mon-fri: 08:00-20:00\n        sat: 10:00-16:00\n",
-            "        daily: 00:00-24:00\n",
-        )
-        .replace("      holidays: [2026-12-25, 2027-01-01]\n", "");
-    assert_ne!(
-        open, demo,
-        "the demo's hours changed; update open_demo_dialplan"
+    let open = std::fs::read_to_string(repo("dialplans/demo.yaml")).unwrap();
+    assert!(
+        open.contains("        daily: 00:00-24:00\n"),
+        "the demo flow is no longer open at any hour; update open_demo_dialplan"
     );
     std::fs::write(dir.join("demo.yaml"), open).unwrap();
 }
