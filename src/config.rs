@@ -45,7 +45,9 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WebRtcConfig {
-    /// The UDP port every browser leg shares (ICE, DTLS-SRTP); 0: browser calls off.
+    /// The UDP port every browser leg shares (ICE, DTLS-SRTP); "off" (or 0): browser
+    /// calls off.
+    #[serde(deserialize_with = "port_or_off")]
     pub port: u16,
     /// Address browsers send to (our ICE host candidate), e.g. the public address of a
     /// NAT. Default: `[rtp] address`, else the SIP advertise address.
@@ -216,9 +218,14 @@ impl Default for ChatConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SipConfig {
+    /// Listen addresses; "off" turns a transport off.
+    #[serde(deserialize_with = "listener")]
     pub udp: Option<SocketAddr>,
+    #[serde(deserialize_with = "listener")]
     pub tcp: Option<SocketAddr>,
+    #[serde(deserialize_with = "listener")]
     pub tls: Option<SocketAddr>,
+    #[serde(deserialize_with = "listener")]
     pub ws: Option<SocketAddr>,
     /// Address put in Via and Contact when listening on 0.0.0.0 (default: the listen
     /// address, or 127.0.0.1 for an unspecified one).
@@ -279,6 +286,8 @@ impl Default for SipConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpConfig {
+    /// "off" turns the HTTP side off.
+    #[serde(deserialize_with = "listener")]
     pub listen: Option<SocketAddr>,
     /// Bearer token for the admin API (`POST /api/calls`). Demo default: "demo-admin".
     pub admin_token: Option<String>,
@@ -538,6 +547,81 @@ fn default_reg_expires() -> u32 {
 #[error("{0}")]
 pub struct ConfigError(pub String);
 
+/// A listen address, or "off".
+fn listener<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
+    let v = String::deserialize(d)?;
+    if v.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    v.parse().map(Some).map_err(|_| {
+        serde::de::Error::custom(format!(
+            "\"{v}\" is not a listen address: write one like \"127.0.0.1:5060\" or \"[::]:5060\", or \"off\""
+        ))
+    })
+}
+
+/// A UDP port, or "off" (0).
+fn port_or_off<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u16, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum P {
+        N(i64),
+        S(String),
+    }
+    match P::deserialize(d)? {
+        P::N(n) if (0..=65535).contains(&n) => Ok(n as u16),
+        P::S(s) if s.eq_ignore_ascii_case("off") => Ok(0),
+        P::N(n) => Err(serde::de::Error::custom(format!(
+            "{n} is not a port (1 to 65535, or \"off\")"
+        ))),
+        P::S(s) => Err(serde::de::Error::custom(format!(
+            "\"{s}\" is not a port: write a number from 1 to 65535, or \"off\""
+        ))),
+    }
+}
+
+/// The log levels a `[log] level` may name (alone or per target: `info,omnigate=debug`).
+const LOG_LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+
+/// Checks a tracing filter: each comma-separated part is a level, or `target=level`.
+pub fn check_log_level(v: &str) -> Result<(), String> {
+    if v.trim().is_empty() {
+        return Err("empty: write one of error, warn, info, debug, trace, off".into());
+    }
+    for part in v.split(',') {
+        let level = part.rsplit_once('=').map_or(part, |(_, l)| l).trim();
+        if !LOG_LEVELS.iter().any(|l| l.eq_ignore_ascii_case(level)) {
+            return Err(format!(
+                "\"{level}\" is not a log level: write one of error, warn, info, debug, trace, off (or target=level, e.g. \"info,omnigate=debug\")"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// serde's type names, in words for people editing a config file.
+fn for_people(msg: &str) -> String {
+    let mut m = msg.to_string();
+    for (from, to) in [
+        (
+            "expected u64",
+            "expected a whole number (of seconds, or of what the setting counts)",
+        ),
+        ("expected u32", "expected a whole number"),
+        ("expected u16", "expected a whole number from 0 to 65535"),
+        ("expected u8", "expected a whole number from 0 to 255"),
+        ("expected usize", "expected a whole number"),
+        ("expected i64", "expected a whole number"),
+        ("expected f64", "expected a number"),
+        ("expected a boolean", "expected true or false"),
+        ("expected a string", "expected text in quotes"),
+        ("expected a sequence", "expected a list in [brackets]"),
+    ] {
+        m = m.replace(from, to);
+    }
+    m
+}
+
 impl Config {
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -566,7 +650,10 @@ impl Config {
                 }
                 None => (1, 1, String::new()),
             };
-            ConfigError(format!("{name}:{line}:{col}: {}\n    {src}", e.message()))
+            ConfigError(format!(
+                "{name}:{line}:{col}: {}\n    {src}",
+                for_people(e.message())
+            ))
         })?;
         c.validate(name, text)?;
         Ok(c)
@@ -578,6 +665,7 @@ impl Config {
             ConfigError(format!("{name}:{}: {key}: {msg}", locate(text, key, value)))
         };
         parse_port_range(&self.rtp.ports).map_err(|e| err("ports", &self.rtp.ports, e))?;
+        check_log_level(&self.log.level).map_err(|e| err("level", &self.log.level, e))?;
         let db = self.data.database.trim();
         crate::store::Database::parse(db).map_err(|e| err("database", db, e))?;
         for w in &self.webhooks {
@@ -1000,6 +1088,40 @@ mod tests {
         let text = include_str!("../omnigate.example.toml");
         let c = Config::parse(text, "omnigate.example.toml").unwrap();
         assert!(!c.trunks.is_empty());
+    }
+
+    #[test]
+    fn listeners_and_the_webrtc_port_can_be_off() {
+        let c = Config::parse(
+            "[sip]\ntcp = \"off\"\nws = \"OFF\"\nudp = \"127.0.0.1:5070\"\n[http]\nlisten = \"off\"\n[webrtc]\nport = \"off\"\n",
+            "t.toml",
+        )
+        .unwrap();
+        assert_eq!((c.sip.tcp, c.sip.ws, c.http.listen), (None, None, None));
+        assert_eq!(c.sip.udp, Some("127.0.0.1:5070".parse().unwrap()));
+        assert_eq!(c.webrtc.port, 0);
+        let e = Config::parse("[sip]\ntcp = \"localhost\"\n", "t.toml").unwrap_err();
+        assert!(
+            e.0.starts_with("t.toml:2:7: \"localhost\" is not a listen address"),
+            "{}",
+            e.0
+        );
+    }
+
+    #[test]
+    fn an_unknown_log_level_is_refused_at_its_line() {
+        let e = Config::parse("[log]\nlevel = \"verbose\"\n", "t.toml").unwrap_err();
+        assert!(e.0.starts_with("t.toml:2:"), "{}", e.0);
+        assert!(e.0.contains("\"verbose\" is not a log level"), "{}", e.0);
+        assert!(Config::parse("[log]\nlevel = \"info,omnigate=debug\"\n", "t.toml").is_ok());
+        assert!(Config::parse("[log]\nlevel = \"omnigate=loud\"\n", "t.toml").is_err());
+    }
+
+    #[test]
+    fn type_errors_are_worded_for_people() {
+        let e = Config::parse("[shutdown]\ngrace_secs = \"ten\"\n", "t.toml").unwrap_err();
+        assert!(e.0.contains("expected a whole number"), "{}", e.0);
+        assert!(!e.0.contains("u64"), "{}", e.0);
     }
 
     #[test]

@@ -129,6 +129,9 @@ struct ServeArgs {
     /// HTTP listen address (/healthz, /metrics, /api) [default 127.0.0.1:8080]; "off" disables.
     #[arg(long, value_name = "ADDR")]
     http: Option<String>,
+    /// The UDP port browser calls share (WebRTC) [default 20100]; "off" disables.
+    #[arg(long, value_name = "PORT")]
+    webrtc_port: Option<String>,
     /// RTP port range [default 10000-20000].
     #[arg(long, value_name = "LOW-HIGH")]
     rtp_ports: Option<String>,
@@ -164,6 +167,14 @@ fn build_config(a: &ServeArgs) -> Result<Config, String> {
     addr_flag("sip-tls", &a.sip_tls, &mut c.sip.tls)?;
     addr_flag("sip-ws", &a.sip_ws, &mut c.sip.ws)?;
     addr_flag("http", &a.http, &mut c.http.listen)?;
+    if let Some(p) = &a.webrtc_port {
+        c.webrtc.port = match p.as_str() {
+            "off" => 0,
+            n => n.parse().map_err(|_| {
+                format!("--webrtc-port: \"{n}\" is not a port (1 to 65535, or \"off\")")
+            })?,
+        };
+    }
     if let Some(r) = &a.rtp_ports {
         parse_port_range(r).map_err(|e| format!("--rtp-ports: {e}"))?;
         c.rtp.ports = r.clone();

@@ -306,7 +306,12 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
                 std::net::SocketAddr::new(ip, cfg.webrtc.port),
                 cfg.webrtc.public_address.unwrap_or(ip),
             )
-            .map_err(|e| format!("[webrtc] port {}: {e}", cfg.webrtc.port))?;
+            .map_err(|e| {
+                format!(
+                    "[webrtc] port {}: {e} (another node on this machine? set [webrtc] port or --webrtc-port to a free port, or \"off\")",
+                    cfg.webrtc.port
+                )
+            })?;
             tracing::info!(listen = %port.local(), advertised = %port.advertised(), "browser calls (WebRTC) on one UDP port");
             Some(port)
         },
