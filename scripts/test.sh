@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh Debian machine, installing the real peers the
 # tests drive (SIPp from Debian's sip-tester package, baresip, Kamailio as a
-# record-routing proxy, espeak-ng for the IVR's
+# record-routing proxy, espeak-ng for the IVR's (and sox, with it, for
+# scripts/make-prompts.sh)
 # `say`, PostgreSQL for the store's second database, Chromium + Node.js + playwright-core
 # for the agent desktop in a real browser) when they are missing. The tests
 # start their own PostgreSQL server (as `nobody` when run as root); nothing is left
@@ -14,6 +15,7 @@ missing=()
 command -v sipp >/dev/null 2>&1 || missing+=(sip-tester)
 command -v baresip >/dev/null 2>&1 || missing+=(baresip-core)
 command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
+command -v sox >/dev/null 2>&1 || missing+=(sox)
 [ -x /usr/sbin/kamailio ] || missing+=(kamailio)
 have_postgres() {
     command -v initdb >/dev/null 2>&1 || compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null
@@ -32,6 +34,7 @@ fi
 command -v sipp >/dev/null 2>&1 || { echo "SIPp is still missing after install" >&2; exit 1; }
 command -v baresip >/dev/null 2>&1 || { echo "baresip is still missing after install" >&2; exit 1; }
 command -v espeak-ng >/dev/null 2>&1 || { echo "espeak-ng is still missing after install" >&2; exit 1; }
+command -v sox >/dev/null 2>&1 || { echo "sox is still missing after install" >&2; exit 1; }
 [ -x /usr/sbin/kamailio ] || { echo "Kamailio is still missing after install" >&2; exit 1; }
 have_postgres || { echo "PostgreSQL (initdb) is still missing after install" >&2; exit 1; }
 [ -x /usr/bin/chromium ] || { echo "Chromium is still missing after install" >&2; exit 1; }

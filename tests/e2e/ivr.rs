@@ -547,3 +547,32 @@ fn voicemail_is_recorded_and_lands_on_the_timeline() {
     assert_eq!(t["data"]["path"], vm.display().to_string(), "{found}");
     assert_eq!(found["variables"]["voicemail.seconds"], "6", "{found}");
 }
+
+#[test]
+fn make_prompts_gives_the_same_bytes_every_run() {
+    let d = tempfile::tempdir().unwrap();
+    let list = d.path().join("prompts.txt");
+    std::fs::write(
+        &list,
+        "hello | Hello there.\nbye | Goodbye, and thank you.\n",
+    )
+    .unwrap();
+    let run = || {
+        let out = Command::new(repo("scripts/make-prompts.sh"))
+            .arg(&list)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        ["hello.wav", "bye.wav", "hold-music.wav"].map(|f| std::fs::read(d.path().join(f)).unwrap())
+    };
+    let first = run();
+    assert!(first.iter().all(|w| w.len() > 1000));
+    assert!(
+        first == run(),
+        "make-prompts wrote different bytes for the same text"
+    );
+}
