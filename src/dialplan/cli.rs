@@ -157,6 +157,35 @@ fn split_fixture(s: &str) -> Option<(&str, &str)> {
         .map(|i| (&s[..i], &s[i + 1..]))
 }
 
+/// The demo customers as lookup answers (by account, phone, e-mail and caller id), as
+/// the demo node's store would give them.
+fn demo_lookups(case: &mut TestCase) {
+    for (i, (name, phone, email, account, tier)) in crate::store::DEMO_CUSTOMERS.iter().enumerate()
+    {
+        let fields: Vec<(String, String)> = [
+            ("id", (i + 1).to_string()),
+            ("name", name.to_string()),
+            ("account", account.to_string()),
+            ("tier", tier.to_string()),
+            ("phone", phone.to_string()),
+            ("email", email.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        for key in [
+            format!("account:{account}"),
+            format!("phone:{phone}"),
+            format!("caller:{phone}"),
+            format!("email:{email}"),
+        ] {
+            case.lookup
+                .entry(key)
+                .or_insert_with(|| Some(fields.clone()));
+        }
+    }
+}
+
 fn fixtures(a: &SimArgs, case: &mut TestCase) -> Result<(), String> {
     for l in &a.lookup {
         let (k, v) =
@@ -236,6 +265,8 @@ pub fn simulate(a: &SimArgs, out: &mut dyn Write) -> i32 {
         let _ = writeln!(out, "{e}");
         return 2;
     }
+    // Lookups not given with --lookup answer as the demo node would (its customers).
+    demo_lookups(&mut case);
     for v in &a.vars {
         match v.split_once('=') {
             Some((k, val)) => case.variables.push((k.to_string(), val.to_string())),
@@ -258,6 +289,18 @@ pub fn simulate(a: &SimArgs, out: &mut dyn Write) -> i32 {
         .map(|(k, v)| format!("{k}={v}"))
         .collect();
     let _ = writeln!(out, "variables: {}", shown.join(" "));
+    if !r.unused_digits.is_empty() {
+        let _ = writeln!(
+            out,
+            "digits not used: {} (the flow ended before asking for them{})",
+            r.unused_digits.join(","),
+            if a.at.is_none() {
+                "; without --at it runs at the current time, so `hours` may have closed it"
+            } else {
+                ""
+            }
+        );
+    }
     if let Some(e) = r.error {
         let _ = writeln!(out, "error: {e}");
         return 1;

@@ -21,6 +21,8 @@ pub struct SimResult {
     pub vars: Vars,
     /// One line per step and event, with the simulated time.
     pub trace: Vec<String>,
+    /// Key groups given but never asked for (the flow ended first).
+    pub unused_digits: Vec<String>,
 }
 
 fn play_len(items: &[PlayItem]) -> Duration {
@@ -226,6 +228,7 @@ pub fn simulate(source: Arc<dyn FlowSource>, flow: Arc<Flow>, case: &TestCase) -
         error,
         vars: run.vars().clone(),
         trace,
+        unused_digits: chunks.into_iter().collect(),
     }
 }
 

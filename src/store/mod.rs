@@ -35,6 +35,32 @@ pub enum StoreError {
     Url(String),
 }
 
+/// The demo node's customers: (name, phone, e-mail, account, tier). `dialplan
+/// simulate` knows them too.
+pub const DEMO_CUSTOMERS: [(&str, &str, &str, &str, &str); 3] = [
+    (
+        "Ada Lovelace",
+        "+15551234567",
+        "ada@example.com",
+        "1234",
+        "gold",
+    ),
+    (
+        "Alan Turing",
+        "+15557654321",
+        "alan@example.com",
+        "5678",
+        "standard",
+    ),
+    (
+        "Grace Hopper",
+        "+15550001111",
+        "grace@example.com",
+        "4242",
+        "gold",
+    ),
+];
+
 #[derive(Clone)]
 pub struct Store {
     db: Db,
@@ -702,7 +728,7 @@ impl Store {
         })
     }
 
-    /// Demo customers, added once to an empty store.
+    /// Demo customers (`DEMO_CUSTOMERS`), added once to an empty store.
     pub async fn seed_demo(&self) -> Result<(), StoreError> {
         let n: i64 = with_db!(self, |pool, sql| sqlx::query(sql(
             "SELECT COUNT(*) FROM customers"
@@ -713,29 +739,7 @@ impl Store {
         if n > 0 {
             return Ok(());
         }
-        for (name, phone, email, account, tier) in [
-            (
-                "Ada Lovelace",
-                "+15551234567",
-                "ada@example.com",
-                "1234",
-                "gold",
-            ),
-            (
-                "Alan Turing",
-                "+15557654321",
-                "alan@example.com",
-                "5678",
-                "standard",
-            ),
-            (
-                "Grace Hopper",
-                "+15550001111",
-                "grace@example.com",
-                "4242",
-                "gold",
-            ),
-        ] {
+        for (name, phone, email, account, tier) in DEMO_CUSTOMERS {
             let id = self.create_customer(name, Some(account), tier).await?;
             self.add_identity(id, IdentityKind::Phone, phone).await?;
             self.add_identity(id, IdentityKind::Email, email).await?;

@@ -274,6 +274,20 @@ fn designer_commands_check_simulate_and_test() {
     assert!(text.contains("ends: enqueue sales"), "{text}");
     assert!(text.contains("open (Mon 10:00 America/New_York)"), "{text}");
 
+    // Digits the flow never asked for are named; the demo customers are known.
+    let out = Command::new(bin)
+        .args(["dialplan", "simulate"])
+        .arg(repo("dialplans/demo.yaml"))
+        .args(["--digits", "2,1234#,7,7"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("known_customer"), "{text}");
+    assert!(text.contains("customer.name=Ada Lovelace"), "{text}");
+    assert!(text.contains("digits not used: 7,7"), "{text}");
+    assert!(text.contains("without --at"), "{text}");
+
     // A broken flow: every problem with file:line:column, exit status 1.
     let d = tempfile::tempdir().unwrap();
     let f = d.path().join("bad.yaml");
