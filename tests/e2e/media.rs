@@ -452,3 +452,111 @@ fn key_presses_are_not_logged_in_clear_by_default() {
     let rec = recording(&g);
     assert_eq!(mode(&rec), 0o600, "{}", rec.display());
 }
+
+#[test]
+fn baresip_registers_on_the_demo_defaults_and_1001_calls_1002() {
+    // The demo node as a newcomer meets it: one MD5 challenge, the demo trunk on
+    // 127.0.0.0/8, demo users. baresip is 1001; a SIPp phone registered as 1002 answers.
+    let g = Gateway::start(26800, "demo = true", "", "");
+    let dir = tempfile::tempdir().unwrap();
+    let wav = dir.path().join("source.wav");
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 8000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(&wav, spec).unwrap();
+    for s in omnigate::media::player::builtin_welcome()
+        .iter()
+        .cycle()
+        .take(8000 * 20)
+    {
+        w.write_sample(*s).unwrap();
+    }
+    w.finalize().unwrap();
+    let conf = dir.path().join("conf");
+    std::fs::create_dir_all(&conf).unwrap();
+    std::fs::write(
+        conf.join("config"),
+        format!(
+            "poll_method\tpoll\nsip_listen\t127.0.0.1:26910\nnet_interface\t127.0.0.1\naudio_source\taufile,{}\naudio_player\talsa,null\naudio_alert\talsa,null\n\
+             rtp_ports\t26920-26940\nmodule_path\t/usr/lib/baresip/modules\nmodule\tg711.so\nmodule\taufile.so\nmodule\talsa.so\nmodule\taccount.so\n\
+             module\tmenu.so\nmodule_app\tctrl_tcp.so\nctrl_tcp_listen\t127.0.0.1:26915\n",
+            wav.display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        conf.join("accounts"),
+        format!(
+            "<sip:1001@127.0.0.1:{}>;auth_pass=demo1001;regint=600;audio_codecs=PCMU;answermode=manual\n",
+            g.sip
+        ),
+    )
+    .unwrap();
+    assert!(
+        Path::new("/usr/bin/baresip").exists(),
+        "baresip is not installed (Debian package baresip-core): run ./scripts/test.sh"
+    );
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let phone = std::process::Command::new("/usr/bin/baresip")
+        .args(["-f"])
+        .arg(&conf)
+        .args(["-t", "40"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(dir.path().join("baresip.log")).unwrap())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start baresip");
+    let _phone = Kill(phone);
+    let phone_log = || std::fs::read_to_string(dir.path().join("baresip.log")).unwrap_or_default();
+    wait_for(
+        "baresip to register as 1001",
+        Duration::from_secs(10),
+        || {
+            g.log()
+                .contains("registered from=127.0.0.1:26910 user=1001")
+        },
+    );
+    // 1002: a SIPp phone that answers.
+    register_demo_phone(&g, "1002", 26960);
+    let answerer = sipp_spawn(
+        g.dir.path(),
+        &["-sn", "uas", "-p", "26960", "-mp", "26964", "-m", "1"],
+    );
+    let mut s = None;
+    wait_for("baresip's ctrl_tcp", Duration::from_secs(10), || {
+        s = std::net::TcpStream::connect("127.0.0.1:26915").ok();
+        s.is_some()
+    });
+    let mut s = s.unwrap();
+    ctrl(&mut s, "dial", &format!("sip:1002@127.0.0.1:{}", g.sip));
+    wait_for(
+        "1001's call to ring 1002 and be answered",
+        Duration::from_secs(15),
+        || g.log().contains("call established"),
+    );
+    let log = g.log();
+    let incoming = log
+        .lines()
+        .find(|l| l.contains("incoming call"))
+        .unwrap_or_else(|| {
+            panic!(
+                "no incoming call:\n{log}\n---- baresip ----\n{}",
+                phone_log()
+            )
+        });
+    assert!(
+        incoming.contains("user=1001") && incoming.contains("trunk=-"),
+        "the phone's call was not taken as 1001's: {incoming}"
+    );
+    ctrl(&mut s, "hangup", "");
+    assert_sipp_done(answerer, "1002 answers 1001", &g);
+}
