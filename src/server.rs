@@ -512,6 +512,40 @@ async fn start_ivr(cfg: &Config) -> Result<Arc<crate::actors::call::IvrContext>,
     let voicemail_dir = cfg.data.dir.join("voicemail");
     std::fs::create_dir_all(&voicemail_dir)
         .map_err(|e| format!("{}: {e}", voicemail_dir.display()))?;
+    // What a crash or a stop left: voicemails cut off are closed and put on their
+    // interaction's timeline; calls and chats still open are ended as interrupted.
+    for path in crate::media::recorder::repair_dir_files(&voicemail_dir) {
+        let Some(interaction) = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .and_then(|s| s.rsplit_once('-'))
+            .map(|(id, _)| id.to_string())
+        else {
+            continue;
+        };
+        let seconds = hound::WavReader::open(&path)
+            .map(|r| r.duration() as f64 / r.spec().sample_rate.max(1) as f64)
+            .unwrap_or(0.0);
+        let data = serde_json::json!({"path": path.display().to_string(), "seconds": seconds, "repaired": true});
+        match store.add_timeline(&interaction, "voicemail", data).await {
+            Ok(()) => {
+                tracing::warn!(%interaction, path = %path.display(), "a voicemail cut off by a crash was saved")
+            }
+            Err(e) => {
+                tracing::warn!(%interaction, error = %e, "cannot put a repaired voicemail on the timeline")
+            }
+        }
+    }
+    match store.close_interrupted().await {
+        Ok(ids) if !ids.is_empty() => {
+            tracing::warn!(
+                count = ids.len(),
+                "interactions left open by a crash or a stop were ended as interrupted"
+            )
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot close interrupted interactions"),
+    }
     let library = Arc::new(Library::new(&cfg.dialplan.dir, LoadOptions::detect()));
     log_reload(library.reload());
     let lib = library.clone();

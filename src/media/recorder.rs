@@ -130,19 +130,32 @@ pub fn repair(path: &Path) -> std::io::Result<bool> {
 
 /// Repairs every .wav file under `dir` (at start-up); returns how many were fixed.
 pub fn repair_dir(dir: &Path) -> usize {
+    repair_dir_files(dir).len()
+}
+
+/// As [`repair_dir`], returning the files repaired; empty files (a crash before the
+/// first sample) are removed instead.
+pub fn repair_dir_files(dir: &Path) -> Vec<std::path::PathBuf> {
     let Ok(rd) = std::fs::read_dir(dir) else {
-        return 0;
+        return Vec::new();
     };
-    let mut n = 0;
+    let mut out = Vec::new();
     for e in rd.flatten() {
         let p = e.path();
         if p.is_dir() {
-            n += repair_dir(&p);
+            out.extend(repair_dir_files(&p));
         } else if p.extension().is_some_and(|x| x == "wav") {
+            if std::fs::metadata(&p).is_ok_and(|m| m.len() <= 44) {
+                // Nothing recorded (0 bytes, or a header alone): not worth keeping.
+                if std::fs::remove_file(&p).is_ok() {
+                    tracing::warn!(file = %p.display(), "removed an empty recording left by a crash");
+                }
+                continue;
+            }
             match repair(&p) {
                 Ok(true) => {
                     tracing::warn!(file = %p.display(), "repaired a recording left open by a crash");
-                    n += 1;
+                    out.push(p);
                 }
                 Ok(false) => {}
                 Err(e) => {
@@ -151,7 +164,7 @@ pub fn repair_dir(dir: &Path) -> usize {
             }
         }
     }
-    n
+    out
 }
 
 #[cfg(test)]

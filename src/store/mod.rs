@@ -1018,6 +1018,34 @@ impl Store {
     }
 
     /// Adds an event (a voicemail, a note...) to an interaction's timeline.
+    /// After a crash or a stop: every interaction still open is ended as
+    /// `interrupted` (with the usual "interaction ended" entry). Only for a database
+    /// this node has to itself (SQLite): on a shared PostgreSQL the other nodes' live
+    /// work is open too. Returns the ids ended.
+    pub async fn close_interrupted(&self) -> Result<Vec<String>, StoreError> {
+        let Db::Sqlite(_) = &self.db else {
+            return Ok(Vec::new());
+        };
+        let ids: Vec<String> = with_db!(self, |pool, sql| sqlx::query(sql(
+            "SELECT id FROM interactions WHERE ended_at IS NULL"
+        ))
+        .fetch_all(pool)
+        .await?
+        .into_iter()
+        .map(|r| r.get::<String, _>(0))
+        .collect());
+        for id in &ids {
+            self.add_timeline(
+                id,
+                "interrupted",
+                serde_json::json!({"reason": "the node stopped or crashed while it was open"}),
+            )
+            .await?;
+            self.end_interaction(id, "interrupted").await?;
+        }
+        Ok(ids)
+    }
+
     pub async fn add_timeline(
         &self,
         interaction: &str,

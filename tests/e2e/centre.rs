@@ -9,13 +9,13 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 use tungstenite::{stream::MaybeTlsStream, Message, WebSocket};
 
-type Ws = WebSocket<MaybeTlsStream<TcpStream>>;
+pub type Ws = WebSocket<MaybeTlsStream<TcpStream>>;
 
 fn json(body: &str) -> serde_json::Value {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
 }
 
-fn ws(g: &Gateway, path: &str) -> Ws {
+pub fn ws(g: &Gateway, path: &str) -> Ws {
     let (s, _) = tungstenite::connect(format!("ws://127.0.0.1:{}{path}", g.http))
         .unwrap_or_else(|e| panic!("WebSocket {path}: {e}\n{}", g.log()));
     if let MaybeTlsStream::Plain(t) = s.get_ref() {
@@ -32,12 +32,16 @@ pub fn agent_ws(g: &Gateway, token: &str) -> Ws {
     w
 }
 
-fn send(w: &mut Ws, v: serde_json::Value) {
+pub fn send(w: &mut Ws, v: serde_json::Value) {
     w.send(Message::text(v.to_string())).unwrap();
 }
 
 /// Reads frames until one matches (the others are returned too, in order).
-fn until(w: &mut Ws, what: &str, f: impl Fn(&serde_json::Value) -> bool) -> Vec<serde_json::Value> {
+pub fn until(
+    w: &mut Ws,
+    what: &str,
+    f: impl Fn(&serde_json::Value) -> bool,
+) -> Vec<serde_json::Value> {
     let t0 = Instant::now();
     let mut seen = vec![];
     loop {
@@ -65,7 +69,7 @@ fn until(w: &mut Ws, what: &str, f: impl Fn(&serde_json::Value) -> bool) -> Vec<
     }
 }
 
-fn ty(t: &'static str) -> impl Fn(&serde_json::Value) -> bool {
+pub fn ty(t: &'static str) -> impl Fn(&serde_json::Value) -> bool {
     move |v| v["type"] == t
 }
 

@@ -589,3 +589,94 @@ fn agent_logins_are_throttled_and_a_logout_closes_the_desktop_socket() {
     let (code, _) = g.get_auth("/api/agent/me", &token);
     assert_eq!(code, 401);
 }
+
+#[test]
+fn a_crash_mid_voicemail_and_mid_chat_is_repaired_at_the_next_start() {
+    let dp = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dp.path().join("prompts")).unwrap();
+    std::fs::copy(
+        repo("dialplans/prompts/thanks.wav"),
+        dp.path().join("prompts/hello.wav"),
+    )
+    .unwrap();
+    std::fs::write(
+        dp.path().join("main.yaml"),
+        "flow: main\nsteps:\n  vm:\n    voicemail: { prompt: hello, max_length: 60s }\n  bye:\n    hangup:\n",
+    )
+    .unwrap();
+    let mut g = Gateway::start(
+        26700,
+        "demo = true",
+        "answer_after_ms = 50\nhangup_after_secs = 0",
+        &format!(
+            "[dialplan]\ndir = \"{}\"\ndefault_flow = \"main\"\n",
+            dp.path().display()
+        ),
+    );
+    g.wait_log("dialplan loaded");
+    // A customer chatting...
+    let mut cust = crate::centre::ws(&g, "/chat/ws");
+    crate::centre::send(
+        &mut cust,
+        serde_json::json!({"type": "start", "name": "Grace Hopper", "address": "grace@example.com"}),
+    );
+    let w = crate::centre::until(&mut cust, "welcome", crate::centre::ty("welcome"));
+    let chat = w.last().unwrap()["chat"].as_str().unwrap().to_string();
+    // ...and a caller leaving a voicemail, when the node is killed.
+    let caller = sipp_spawn(
+        g.dir.path(),
+        &[
+            "-sf",
+            &scenario("uac_speak_until_bye.xml"),
+            "-s",
+            "100",
+            "-m",
+            "1",
+            "-p",
+            "26790",
+            "-mp",
+            "26760",
+            &format!("127.0.0.1:{}", g.sip),
+        ],
+    );
+    wait_for(
+        "the voicemail to be recording",
+        Duration::from_secs(10),
+        || {
+            std::fs::read_dir(g.path("data/voicemail"))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .any(|e| e.metadata().is_ok_and(|m| m.len() > 40_000))
+        },
+    );
+    g.crash_and_restart();
+    drop(caller);
+    // The voicemail is a playable file on its interaction's timeline; the call and
+    // the chat are ended as interrupted.
+    let vm = std::fs::read_dir(g.path("data/voicemail"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "wav"))
+        .expect("the voicemail file");
+    let r = hound::WavReader::open(&vm).expect("a readable WAV after the repair");
+    assert!(r.duration() > 8000, "{} samples", r.duration());
+    let (_, body) = g.get_auth("/api/interactions?limit=10", "test-token");
+    let list: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let mut seen = (false, false);
+    for i in list.as_array().unwrap() {
+        let id = i["id"].as_str().unwrap();
+        let (_, one) = g.get_auth(&format!("/api/interactions/{id}"), "test-token");
+        let one: serde_json::Value = serde_json::from_str(&one).unwrap();
+        assert_eq!(one["outcome"], "interrupted", "{one}");
+        let kinds = timeline_kinds(&one);
+        if id == chat {
+            seen.0 = true;
+        } else {
+            assert!(kinds.contains(&"voicemail"), "{one}");
+            seen.1 = true;
+        }
+        assert!(kinds.contains(&"interrupted"), "{one}");
+    }
+    assert_eq!(seen, (true, true), "{list}");
+}

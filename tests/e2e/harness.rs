@@ -131,6 +131,29 @@ impl Gateway {
         g
     }
 
+    /// Kills the gateway with SIGKILL (a crash: nothing is flushed or closed), then
+    /// starts it again on the same config and data, and waits until it is healthy.
+    pub fn crash_and_restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.dir.path().join("gateway.log"))
+            .unwrap();
+        self.child = Command::new(env!("CARGO_BIN_EXE_omnigate"))
+            .args(["serve", "--config"])
+            .arg(self.dir.path().join("omnigate.toml"))
+            .env("RUST_LOG", "info,omnigate=debug")
+            .env("NO_COLOR", "1")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("restart omnigate");
+        wait_for("the restarted gateway", Duration::from_secs(20), || {
+            matches!(self.try_get("/healthz"), Ok((200, _)))
+        });
+    }
+
     /// The gateway's process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
