@@ -42,6 +42,10 @@ struct Inner {
     chat_queue: Option<String>,
     chat_priority: u8,
     greeting: String,
+    chat_abandon_after: std::time::Duration,
+    chat_max_open: usize,
+    /// New chats per source address.
+    chat_starts: Mutex<crate::logins::RateLimit<std::net::IpAddr>>,
 }
 
 #[derive(Clone)]
@@ -248,6 +252,13 @@ impl Centre {
             chat_queue: cfg.chat_queue(),
             chat_priority: cfg.chat.priority,
             greeting: cfg.chat.greeting.clone(),
+            chat_abandon_after: std::time::Duration::from_secs(cfg.chat.abandon_after_secs.max(1)),
+            chat_max_open: cfg.chat.max_open.max(1),
+            chat_starts: Mutex::new(crate::logins::RateLimit::new(
+                cfg.chat.starts_per_minute,
+                std::time::Duration::from_secs(60),
+                10_000,
+            )),
         })))
     }
 
@@ -501,6 +512,23 @@ impl Centre {
         Ok(())
     }
 
+    /// A new chat from `from` (the connection's address), within the per-address rate.
+    pub async fn start_chat_from(
+        &self,
+        from: std::net::IpAddr,
+        name: &str,
+        address: &str,
+    ) -> Result<(String, String), CentreError> {
+        let now = crate::clock::now();
+        if let Err(wait) = self.0.chat_starts.lock().unwrap().take(now, &from) {
+            return Err(CentreError::Refused(format!(
+                "too many new chats from your address: try again in {} s",
+                wait.as_secs().max(1)
+            )));
+        }
+        self.start_chat(name, address).await
+    }
+
     /// A customer opens a chat: their record (found by address, or new), the
     /// interaction in their open conversation, and the chat's actor. Returns the
     /// interaction id and the customer's resume token.
@@ -514,6 +542,11 @@ impl Centre {
                 "web chat is not configured ([chat] queue)".into(),
             ));
         };
+        if self.0.chats.lock().unwrap().len() >= self.0.chat_max_open {
+            return Err(CentreError::Refused(
+                "all our chat lines are busy: please try again in a few minutes".into(),
+            ));
+        }
         let id = format!("{:016x}", rand::random::<u64>());
         let (customer, conversation) = self
             .0
@@ -548,12 +581,13 @@ impl Centre {
             chats: self.0.chats.clone(),
             hints,
             webhooks: self.0.webhooks.clone(),
+            abandon_after: self.0.chat_abandon_after,
         };
         // Registered before it starts, so its own `stopped` always finds the entry.
         let mut chats = self.0.chats.lock().unwrap();
         let addr = ChatActor::start_in_arbiter(&self.arbiter(), move |_| ChatActor::new(start));
         chats.insert(id.clone(), (t.clone(), addr));
-        tracing::info!(interaction = %id, ?customer, ?conversation, "chat started");
+        tracing::info!(interaction = %id, customer = customer.unwrap_or_default(), conversation = conversation.unwrap_or_default(), "chat started");
         Ok((id, t))
     }
 

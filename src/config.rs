@@ -203,6 +203,13 @@ pub struct ChatConfig {
     pub priority: u8,
     /// Greeting shown to a customer when the chat opens.
     pub greeting: String,
+    /// A chat whose customer has been gone (no page connected) this long is closed as
+    /// abandoned.
+    pub abandon_after_secs: u64,
+    /// Chats open at once on this node; beyond, new ones are asked to try later.
+    pub max_open: usize,
+    /// New chats one address may open per minute.
+    pub starts_per_minute: u32,
 }
 
 impl Default for ChatConfig {
@@ -211,6 +218,9 @@ impl Default for ChatConfig {
             queue: String::new(),
             priority: 5,
             greeting: "Thanks for getting in touch. An agent will be with you shortly.".into(),
+            abandon_after_secs: 300,
+            max_open: 1000,
+            starts_per_minute: 5,
         }
     }
 }

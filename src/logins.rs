@@ -204,6 +204,54 @@ impl Sessions {
     }
 }
 
+/// At most `n` events per `per` for each key (sliding window), over a bounded map:
+/// chat starts per address, messages per chat.
+#[derive(Debug)]
+pub struct RateLimit<K> {
+    n: usize,
+    per: Duration,
+    capacity: usize,
+    map: HashMap<K, std::collections::VecDeque<Instant>>,
+}
+
+impl<K: std::hash::Hash + Eq + Clone> RateLimit<K> {
+    pub fn new(n: u32, per: Duration, capacity: usize) -> Self {
+        RateLimit {
+            n: n.max(1) as usize,
+            per,
+            capacity: capacity.max(1),
+            map: HashMap::new(),
+        }
+    }
+
+    /// Counts an event now; Err(how long until one is allowed) when over the limit
+    /// (and then it is not counted).
+    pub fn take(&mut self, now: Instant, k: &K) -> Result<(), Duration> {
+        let per = self.per;
+        if self.map.len() >= self.capacity && !self.map.contains_key(k) {
+            self.map.retain(|_, q| {
+                q.back()
+                    .is_some_and(|t| now.saturating_duration_since(*t) < per)
+            });
+            if self.map.len() >= self.capacity {
+                return Err(per);
+            }
+        }
+        let q = self.map.entry(k.clone()).or_default();
+        while q
+            .front()
+            .is_some_and(|t| now.saturating_duration_since(*t) >= per)
+        {
+            q.pop_front();
+        }
+        if q.len() >= self.n {
+            return Err(per - now.saturating_duration_since(q[0]));
+        }
+        q.push_back(now);
+        Ok(())
+    }
+}
+
 /// User names as a stranger may type them: bounded, case-folded.
 fn key(user: &str) -> String {
     user.chars().take(64).collect::<String>().to_lowercase()
@@ -272,6 +320,26 @@ mod tests {
         s.end("alice");
         assert_eq!(s.len(), 1);
         assert!(s.alive(t0, "d"));
+    }
+
+    #[test]
+    fn rate_limits_slide_and_stay_bounded() {
+        let t0 = crate::clock::now();
+        let mut r = RateLimit::new(5, Duration::from_secs(60), 3);
+        for i in 0..5 {
+            assert!(r.take(t0 + Duration::from_secs(i), &A).is_ok());
+        }
+        assert_eq!(
+            r.take(t0 + Duration::from_secs(10), &A),
+            Err(Duration::from_secs(50))
+        );
+        assert!(r.take(t0 + Duration::from_secs(10), &B).is_ok());
+        assert!(r.take(t0 + Duration::from_secs(60), &A).is_ok());
+        // A full map refuses new keys rather than growing.
+        let c = IpAddr::from([192, 0, 2, 3]);
+        let d = IpAddr::from([192, 0, 2, 4]);
+        assert!(r.take(t0 + Duration::from_secs(61), &c).is_ok());
+        assert!(r.take(t0 + Duration::from_secs(61), &d).is_err());
     }
 
     #[test]

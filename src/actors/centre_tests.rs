@@ -16,7 +16,7 @@ use super::Crash;
 use crate::centre::Centre;
 use crate::config::Config;
 use std::time::Duration;
-use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
+use tokio::sync::mpsc::UnboundedReceiver;
 
 /// A customer's (unbounded) or an agent's (bounded) socket.
 trait Inbox {
@@ -96,7 +96,10 @@ async fn a_failing_actor_ends_or_hands_over_its_own_work_and_nothing_else() {
 
     let (one, _) = centre.start_chat("One", "one@example.com").await.unwrap();
     let (two, _) = centre.start_chat("Two", "two@example.com").await.unwrap();
-    let (mut cust1, mut cust2) = (unbounded_channel(), unbounded_channel());
+    let (mut cust1, mut cust2) = (
+        tokio::sync::mpsc::channel(crate::actors::chat::SOCKET_QUEUE),
+        tokio::sync::mpsc::channel(crate::actors::chat::SOCKET_QUEUE),
+    );
     for (id, tx) in [(&one, cust1.0.clone()), (&two, cust2.0.clone())] {
         let (_, chat) = centre.chat(id).unwrap();
         chat.send(Customer::Hello {

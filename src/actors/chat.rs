@@ -11,8 +11,15 @@ use crate::store::Store;
 use actix::prelude::*;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::mpsc::Sender;
 use tokio::sync::oneshot;
+
+/// Messages one chat may hold; the customer is asked to start a new chat beyond.
+pub const MAX_MESSAGES: usize = 1000;
+/// The customer's messages allowed per 10 seconds.
+pub const MESSAGES_PER_10S: u32 = 10;
+/// What the customer's socket may have waiting (a whole replay fits).
+pub const SOCKET_QUEUE: usize = MAX_MESSAGES + 64;
 
 /// Live chats by interaction id: (the customer's resume token, the actor).
 pub type Chats = Arc<Mutex<HashMap<String, (String, Addr<ChatActor>)>>>;
@@ -49,6 +56,8 @@ pub struct ChatStart {
     pub hints: (Option<String>, bool, bool),
     /// Where the screen-pop goes besides the agent's desktop (a CRM).
     pub webhooks: crate::webhooks::Webhooks,
+    /// The chat is closed as abandoned when the customer has been gone this long.
+    pub abandon_after: std::time::Duration,
 }
 
 pub struct ChatActor {
@@ -56,7 +65,12 @@ pub struct ChatActor {
     messages: Vec<Msg>,
     /// Client message ids already stored → their sequence number.
     client_ids: HashMap<String, u64>,
-    socket: Option<UnboundedSender<String>>,
+    socket: Option<Sender<String>>,
+    /// Bumped at each (re)connect and departure: a pending abandonment check only
+    /// closes the chat if nothing happened since.
+    presence: u64,
+    /// The customer's recent messages (their rate).
+    rate: crate::logins::RateLimit<()>,
     agent: Option<(String, Addr<AgentActor>)>,
     closed: Option<&'static str>,
     /// `stopped()` ran (a drop without it is a failure, see `crate::panics`).
@@ -74,6 +88,12 @@ impl ChatActor {
             messages: vec![],
             client_ids: HashMap::new(),
             socket: None,
+            presence: 0,
+            rate: crate::logins::RateLimit::new(
+                MESSAGES_PER_10S,
+                std::time::Duration::from_secs(10),
+                1,
+            ),
             agent: None,
             closed: None,
             wound_up: false,
@@ -116,7 +136,8 @@ impl ChatActor {
 
     fn tell_customer(&mut self, v: serde_json::Value) {
         if let Some(s) = &self.socket {
-            if s.send(v.to_string()).is_err() {
+            // A page that does not read loses its socket (it reconnects and replays).
+            if s.try_send(v.to_string()).is_err() {
                 self.socket = None;
             }
         }
@@ -168,7 +189,11 @@ impl ChatActor {
         reply: Option<oneshot::Sender<Result<u64, String>>>,
     ) {
         if let Some(by) = self.closed {
-            let why = format!("the chat was closed by the {by}");
+            let why = if by == "abandoned" {
+                "the chat was closed after the customer left".to_string()
+            } else {
+                format!("the chat was closed by the {by}")
+            };
             if let Some(r) = reply {
                 let _ = r.send(Err(why.clone()));
             }
@@ -243,9 +268,12 @@ impl ChatActor {
                 store
                     .add_timeline(&id, "closed", serde_json::json!({"by": by}))
                     .await?;
-                store
-                    .end_interaction(&id, &format!("closed by {by}"))
-                    .await
+                let outcome = if by == "abandoned" {
+                    "abandoned".to_string()
+                } else {
+                    format!("closed by {by}")
+                };
+                store.end_interaction(&id, &outcome).await
             }
             .into_actor(self)
             .map(move |r, act, ctx| {
@@ -415,7 +443,7 @@ impl ChatActor {
 pub enum Customer {
     /// A socket (re)connects and has seen messages up to `after`.
     Hello {
-        socket: UnboundedSender<String>,
+        socket: Sender<String>,
         after: u64,
     },
     Says {
@@ -424,6 +452,8 @@ pub enum Customer {
     },
     Typing(bool),
     Leave,
+    /// The customer's page went away (closed, lost its connection).
+    Gone,
 }
 
 impl Handler<Customer> for ChatActor {
@@ -439,21 +469,46 @@ impl Handler<Customer> for ChatActor {
                     "closed": self.closed,
                     "last_seq": self.messages.len(),
                 });
-                let _ = socket.send(state.to_string());
+                let _ = socket.try_send(state.to_string());
                 for m in self.messages.iter().filter(|m| m.seq > after) {
-                    let _ = socket.send(m.json().to_string());
+                    let _ = socket.try_send(m.json().to_string());
                 }
                 if let Some(by) = self.closed {
-                    let _ =
-                        socket.send(serde_json::json!({"type": "closed", "by": by}).to_string());
+                    let _ = socket
+                        .try_send(serde_json::json!({"type": "closed", "by": by}).to_string());
                 }
                 self.socket = Some(socket);
+                self.presence += 1;
+            }
+            Customer::Gone => {
+                self.presence += 1;
+                let seen = self.presence;
+                let after = self.s.abandon_after;
+                ctx.run_later(after, move |act, ctx| {
+                    if act.presence == seen && act.closed.is_none() {
+                        tracing::info!(interaction = %act.s.interaction, "chat abandoned: the customer left");
+                        act.event(ctx, "abandoned", serde_json::json!({"after_secs": after.as_secs()}));
+                        act.close(ctx, "abandoned", None);
+                    }
+                });
             }
             Customer::Says { id, text } => {
                 if let Some(seq) = self.client_ids.get(&id).copied() {
                     // Stored already; the ack was lost: ack again, store nothing.
                     return self
                         .tell_customer(serde_json::json!({"type": "ack", "id": id, "seq": seq}));
+                }
+                let refuse = |act: &mut Self, why: &str| {
+                    act.tell_customer(serde_json::json!({"type": "error", "id": id, "reason": why}))
+                };
+                if self.messages.len() >= MAX_MESSAGES {
+                    return refuse(self, "this chat is too long: please start a new one");
+                }
+                if self.rate.take(crate::clock::now(), &()).is_err() {
+                    return refuse(
+                        self,
+                        &format!("slow down: at most {MESSAGES_PER_10S} messages in 10 seconds; send it again in a moment"),
+                    );
                 }
                 let name = self.s.name.clone();
                 self.post(ctx, "customer", name, text, Some(id), None);

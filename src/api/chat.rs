@@ -75,11 +75,17 @@ async fn chat_ws(
             "the contact centre is not running",
         ));
     };
-    let (resp, mut session, mut stream) = actix_ws::handle(&req, payload)?;
+    let from = req
+        .peer_addr()
+        .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |a| a.ip());
+    let (resp, mut session, stream) = actix_ws::handle(&req, payload)?;
+    let mut stream = stream.max_frame_size(64 << 10);
     actix_rt::spawn(async move {
         // The first frame says who this is.
         let first = loop {
-            match stream.next().await {
+            // A page that opens a socket and says nothing is let go after 10 s.
+            let next = tokio::time::timeout(std::time::Duration::from_secs(10), stream.next());
+            match next.await.ok().flatten() {
                 Some(Ok(actix_ws::Message::Text(t))) => break serde_json::from_str::<First>(&t),
                 Some(Ok(actix_ws::Message::Ping(p))) => {
                     let _ = session.pong(&p).await;
@@ -105,7 +111,7 @@ async fn chat_ws(
                     let _ = session.close(None).await;
                     return;
                 }
-                match centre.start_chat(&name, &address).await {
+                match centre.start_chat_from(from, &name, &address).await {
                     Ok((id, token)) => {
                         let w = serde_json::json!({"type": "welcome", "chat": id, "token": token});
                         if session.text(w.to_string()).await.is_err() {
@@ -138,7 +144,7 @@ async fn chat_ws(
             let _ = session.text(err("this chat has ended")).await;
             return;
         };
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(crate::actors::chat::SOCKET_QUEUE);
         addr.do_send(Customer::Hello { socket: tx, after });
         loop {
             tokio::select! {
@@ -170,6 +176,8 @@ async fn chat_ws(
                 },
             }
         }
+        // Gone: the chat is closed as abandoned unless the customer comes back.
+        addr.do_send(Customer::Gone);
         let _ = session.close(None).await;
     });
     Ok(resp)

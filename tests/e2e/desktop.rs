@@ -539,7 +539,7 @@ fn transfer_to_alice(base: u16, how: &str) {
     }
     b.step("wrapped up", g);
     b.finish();
-    wait_for("alice's phone to answer", Duration::from_secs(10), || {
+    wait_for("alice's phone to answer", Duration::from_secs(30), || {
         g.log()
             .contains("agent on the call call=call-1 agent=alice")
     });

@@ -680,3 +680,65 @@ fn a_crash_mid_voicemail_and_mid_chat_is_repaired_at_the_next_start() {
     }
     assert_eq!(seen, (true, true), "{list}");
 }
+
+#[test]
+fn chat_floods_are_capped_and_a_customer_who_left_is_closed_as_abandoned() {
+    use crate::centre::{send, ty, until, ws};
+    let g = Gateway::start(
+        26900,
+        "demo = true",
+        "",
+        "[chat]\nabandon_after_secs = 1\nstarts_per_minute = 3\n",
+    );
+    let start = |n: u32| {
+        let mut c = ws(&g, "/chat/ws");
+        send(
+            &mut c,
+            serde_json::json!({"type": "start", "name": format!("Flood {n}"), "address": format!("flood{n}@example.com")}),
+        );
+        c
+    };
+    let mut chats = Vec::new();
+    for n in 0..3 {
+        let mut c = start(n);
+        let w = until(&mut c, "welcome", ty("welcome"));
+        chats.push((w.last().unwrap()["chat"].as_str().unwrap().to_string(), c));
+    }
+    // The fourth from the same address in the same minute is refused, with the reason.
+    let mut fourth = start(3);
+    let e = until(&mut fourth, "a refusal", ty("error"));
+    let reason = e.last().unwrap()["reason"].as_str().unwrap().to_string();
+    assert!(
+        reason.contains("too many new chats from your address"),
+        "{reason}"
+    );
+    // A customer who floods messages is slowed down; nothing is lost that was acked.
+    let (_, c) = &mut chats[1];
+    for i in 0..15 {
+        send(
+            c,
+            serde_json::json!({"type": "message", "id": format!("m{i}"), "text": format!("hello {i}")}),
+        );
+    }
+    let seen = until(c, "a slow-down", |v| {
+        v["type"] == "error"
+            && v["reason"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("slow down"))
+    });
+    let acks = seen.iter().filter(|v| v["type"] == "ack").count();
+    assert!(acks <= 10, "{seen:?}");
+    // The first customer closes the page: after abandon_after_secs the chat is closed
+    // as abandoned, on its timeline.
+    let (first, c) = chats.remove(0);
+    drop(c);
+    wait_for(
+        "the chat to be closed as abandoned",
+        Duration::from_secs(10),
+        || {
+            let (_, one) = g.get_auth(&format!("/api/interactions/{first}"), "test-token");
+            let one: serde_json::Value = serde_json::from_str(&one).unwrap_or_default();
+            one["outcome"] == "abandoned" && timeline_kinds(&one).contains(&"abandoned")
+        },
+    );
+}

@@ -541,9 +541,13 @@ fn voicemail_is_recorded_and_lands_on_the_timeline() {
                 .to_string();
             let (_, one) = g.get_auth(&format!("/api/interactions/{id}"), "test-token");
             found = json(&one);
+            // The record and its timeline are read one after the other: wait until
+            // both show the end (and the variables written with it).
             found["timeline"]
                 .as_array()
                 .is_some_and(|t| t.iter().any(|e| e["kind"] == "interaction ended"))
+                && !found["ended_at"].is_null()
+                && !found["variables"]["voicemail.seconds"].is_null()
         },
     );
     let kinds: Vec<&str> = found["timeline"]
