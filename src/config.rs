@@ -306,6 +306,13 @@ pub struct HttpConfig {
     pub metrics_token: Option<String>,
     /// An agent's session ends after this many minutes without use.
     pub session_idle_mins: u64,
+    /// HTTPS listener for the same API and pages (off by default).
+    #[serde(deserialize_with = "listener")]
+    pub tls_listen: Option<SocketAddr>,
+    /// Its certificate and key (PEM); default: the SIP TLS ones (`[sip] tls_cert`,
+    /// generated self-signed on first start when missing).
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for HttpConfig {
@@ -315,6 +322,9 @@ impl Default for HttpConfig {
             admin_token: None,
             metrics_token: None,
             session_idle_mins: 480,
+            tls_listen: None,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -1032,13 +1042,14 @@ impl Config {
                 .map(|o| o.trim_end_matches('/').to_ascii_lowercase())
                 .collect();
         }
-        let Some(a) = self.http.listen else {
-            return Vec::new();
-        };
-        let mut v = vec![format!("http://{a}")];
-        if a.ip().is_loopback() || a.ip().is_unspecified() {
-            v.push(format!("http://localhost:{}", a.port()));
-            v.push(format!("http://127.0.0.1:{}", a.port()));
+        let mut v = Vec::new();
+        for (scheme, a) in [("http", self.http.listen), ("https", self.http.tls_listen)] {
+            let Some(a) = a else { continue };
+            v.push(format!("{scheme}://{a}"));
+            if a.ip().is_loopback() || a.ip().is_unspecified() {
+                v.push(format!("{scheme}://localhost:{}", a.port()));
+                v.push(format!("{scheme}://127.0.0.1:{}", a.port()));
+            }
         }
         v
     }

@@ -341,6 +341,25 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
         http_servers
             .push(api::serve_http(a, shared.clone()).map_err(|e| format!("HTTP {a}: {e}"))?);
     }
+    if let Some(a) = cfg.http.tls_listen {
+        let cert = cfg
+            .http
+            .tls_cert
+            .clone()
+            .unwrap_or_else(|| cfg.sip.tls_cert.clone());
+        let key = cfg
+            .http
+            .tls_key
+            .clone()
+            .unwrap_or_else(|| cfg.sip.tls_key.clone());
+        let names = vec!["localhost".to_string(), adv.to_string()];
+        let tls = transport::tls_server_config(&cert, &key, names)
+            .map_err(|e| format!("[http] tls_listen {a}: {e}"))?;
+        http_servers.push(
+            api::serve_https(a, shared.clone(), tls)
+                .map_err(|e| format!("HTTPS {a} ([http] tls_listen): {e}"))?,
+        );
+    }
     if let Some(a) = cfg.sip.ws {
         http_servers
             .push(api::serve_sip_ws(a, shared.clone()).map_err(|e| format!("SIP WS {a}: {e}"))?);

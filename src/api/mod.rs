@@ -382,6 +382,24 @@ pub fn serve_http(addr: SocketAddr, shared: Shared) -> std::io::Result<actix_web
     )
 }
 
+/// The same API and pages over HTTPS (rustls).
+pub fn serve_https(
+    addr: SocketAddr,
+    shared: Shared,
+    tls: std::sync::Arc<rustls::ServerConfig>,
+) -> std::io::Result<actix_web::dev::Server> {
+    let data = web::Data::new(shared);
+    let cfg = (*tls).clone();
+    Ok(
+        HttpServer::new(move || App::new().app_data(data.clone()).configure(routes))
+            .workers(1)
+            .disable_signals()
+            .shutdown_timeout(2)
+            .bind_rustls_0_23(addr, cfg)?
+            .run(),
+    )
+}
+
 /// SIP over WebSocket (RFC 7118): subprotocol "sip", one SIP message per frame.
 async fn sip_ws(
     req: HttpRequest,

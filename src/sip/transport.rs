@@ -662,6 +662,18 @@ pub fn tls_acceptor(
     key: &std::path::Path,
     names: Vec<String>,
 ) -> Result<tokio_rustls::TlsAcceptor, String> {
+    Ok(tokio_rustls::TlsAcceptor::from(tls_server_config(
+        cert, key, names,
+    )?))
+}
+
+/// The rustls server settings for a certificate and key (made self-signed for `names`
+/// when missing): SIP over TLS and the HTTPS listener share it.
+pub fn tls_server_config(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+    names: Vec<String>,
+) -> Result<Arc<rustls::ServerConfig>, String> {
     if !cert.exists() || !key.exists() {
         if let Some(d) = cert.parent() {
             std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
@@ -689,7 +701,7 @@ pub fn tls_acceptor(
         .with_no_client_auth()
         .with_single_cert(certs, key_der)
         .map_err(|e| e.to_string())?;
-    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(cfg)))
+    Ok(Arc::new(cfg))
 }
 
 fn write_private(path: &std::path::Path, data: &[u8]) -> std::io::Result<()> {

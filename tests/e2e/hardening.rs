@@ -742,3 +742,47 @@ fn chat_floods_are_capped_and_a_customer_who_left_is_closed_as_abandoned() {
         },
     );
 }
+
+#[test]
+fn the_api_and_pages_are_served_over_https_when_asked() {
+    let g = Gateway::start(
+        27000,
+        "demo = true",
+        "",
+        "http.tls_listen = \"127.0.0.1:27010\"\n",
+    );
+    let curl = |path: &str| {
+        let out = std::process::Command::new("curl")
+            .args(["-sk", "-D", "-", &format!("https://127.0.0.1:27010{path}")])
+            .output()
+            .expect("curl");
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let health = curl("/healthz");
+    let status = health.lines().next().unwrap_or("");
+    assert!(
+        status.starts_with("HTTP/") && status.contains(" 200") && health.ends_with("ok\n"),
+        "{health}\n{}",
+        g.log()
+    );
+    let page = curl("/agent").to_ascii_lowercase();
+    assert!(page.contains("content-security-policy:"), "{page}");
+    // The certificate is the node's own (generated on first start), and checks out
+    // for localhost against itself as the CA.
+    let out = std::process::Command::new("curl")
+        .args(["-s", "--cacert"])
+        .arg(g.path("cert.pem"))
+        .args([
+            "--resolve",
+            "localhost:27010:127.0.0.1",
+            "https://localhost:27010/healthz",
+        ])
+        .output()
+        .expect("curl");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "ok\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
