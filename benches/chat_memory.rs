@@ -33,7 +33,10 @@ fn main() {
         let store = omnigate::store::Store::open(&dir.path().join("bench.db"))
             .await
             .unwrap();
-        let centre = Centre::start(&Config::default(), store).await.unwrap();
+        // The node's cap on open chats ([chat] max_open) is lifted: this measures them.
+        let mut cfg = Config::default();
+        cfg.chat.max_open = n + 1_000;
+        let centre = Centre::start(&cfg, store).await.unwrap();
         // Warm up allocators and the store with a few chats first.
         for i in 0..100 {
             centre
