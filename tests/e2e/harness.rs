@@ -83,10 +83,18 @@ impl Gateway {
         } else {
             "[log]\nlevel = \"info\"\npersonal_data = true\n"
         };
+        // The gateway's RTP ports are chosen at random in its range, so the range must
+        // not hold any of the test's own peers (SIPp, baresip use base + 10..99): it
+        // lies below every base (8000 + 2 x (base - 21000), 58 ports).
+        assert!(
+            (21000..=27400).contains(&base),
+            "test port bases are 21000-27400"
+        );
+        let rtp = 8000 + 2 * (base - 21000);
         let cfg = format!(
             "{top}\n[sip]\nudp = \"127.0.0.1:{sip}\"\ntcp = \"127.0.0.1:{sip}\"\ntls = \"127.0.0.1:{tls}\"\nws = \"127.0.0.1:{ws}\"\ntls_cert = \"{d}/cert.pem\"\ntls_key = \"{d}/cert.key\"\nkeepalive_interval = 0\n[http]\nlisten = \"127.0.0.1:{http}\"\nadmin_token = \"test-token\"\n{http_extra}[rtp]\nports = \"{}-{}\"\n[webrtc]\nport = {}\n[data]\ndir = \"{d}/data\"\ndatabase = \"{database}\"\n{log}[calls]\n{calls}\n{tables}\n",
-            base + 40,
-            base + 98,
+            rtp,
+            rtp + 58,
             base + 4
         );
         std::fs::write(dir.path().join("omnigate.toml"), cfg).unwrap();

@@ -346,8 +346,8 @@ fn a_registered_phone_calls_extensions_and_out_through_the_phones_trunk() {
         ),
     );
     let sip = format!("127.0.0.1:{}", g.sip);
-    // The SIPp peers take turns on the same ports, all below the gateway's RTP range
-    // (base + 40...): 1002 on base + 20 (media + 24), 1001 on base + 10 (media + 14),
+    // The SIPp peers take turns on the same ports, away from the gateway's RTP range
+    // (see Gateway::start): 1002 on base + 20 (media + 24), 1001 on base + 10 (media + 14),
     // the provider on base + 30 (media + 34).
     let port = base + 20;
     // 1002 calls `to` (its credentials answer the 407); the outcome is in the trace.
