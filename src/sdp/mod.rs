@@ -104,6 +104,8 @@ pub enum SdpError {
     BadConnection,
     #[error("answer does not match our offer: {0}")]
     AnswerMismatch(&'static str),
+    #[error("the offer's audio is {0} only (DTLS-SRTP, as WebRTC SIP clients such as JsSIP send); SIP calls here take RTP/AVP: WebRTC softphones are not supported yet")]
+    SecureMediaOnly(String),
 }
 
 /// One payload format of a remote m-line.
@@ -729,6 +731,15 @@ mod tests;
 /// Whether we could answer this offer (initial INVITE screening: 488 otherwise).
 pub fn check_offer(body: &[u8]) -> Result<(), SdpError> {
     let r = RemoteSession::parse(body)?;
+    // Say why a WebRTC offer is refused, rather than "no common codec".
+    let audio: Vec<&RemoteMedia> = r
+        .media
+        .iter()
+        .filter(|m| m.kind == Kind::Audio && m.port != 0)
+        .collect();
+    if !audio.is_empty() && audio.iter().all(|m| m.proto.contains("SAVP")) {
+        return Err(SdpError::SecureMediaOnly(audio[0].proto.clone()));
+    }
     let probe = Local {
         ip: UNSPECIFIED,
         audio_port: 9,

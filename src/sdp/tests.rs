@@ -356,3 +356,18 @@ fn malformed_sdp_is_an_error_not_a_panic() {
     let no_c = b"v=0\r\no=a 1 1 IN IP4 1.2.3.4\r\ns=-\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n";
     assert_eq!(RemoteSession::parse(no_c), Err(SdpError::BadConnection));
 }
+
+#[test]
+fn a_webrtc_offer_is_refused_with_the_real_reason() {
+    // What JsSIP sends over SIP-over-WebSocket (trimmed): DTLS-SRTP, ICE, Opus and PCMU.
+    let offer = "v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
+m=audio 9 UDP/TLS/RTP/SAVPF 111 0 8\r\nc=IN IP4 0.0.0.0\r\na=rtcp:9 IN IP4 0.0.0.0\r\n\
+a=ice-ufrag:abcd\r\na=ice-pwd:0123456789abcdef01234567\r\na=fingerprint:sha-256 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF\r\n\
+a=setup:actpass\r\na=mid:0\r\na=sendrecv\r\na=rtcp-mux\r\na=rtpmap:111 opus/48000/2\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n";
+    match check_offer(offer.as_bytes()) {
+        Err(SdpError::SecureMediaOnly(p)) => assert_eq!(p, "UDP/TLS/RTP/SAVPF"),
+        other => panic!("{other:?}"),
+    }
+    let e = SdpError::SecureMediaOnly("UDP/TLS/RTP/SAVPF".into()).to_string();
+    assert!(e.contains("WebRTC softphones are not supported yet"), "{e}");
+}
