@@ -597,13 +597,7 @@ fn agent_logins_are_throttled_and_a_logout_closes_the_desktop_socket() {
 
 #[test]
 fn a_crash_mid_voicemail_and_mid_chat_is_repaired_at_the_next_start() {
-    let dp = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dp.path().join("prompts")).unwrap();
-    std::fs::copy(
-        repo("dialplans/prompts/thanks.wav"),
-        dp.path().join("prompts/hello.wav"),
-    )
-    .unwrap();
+    let dp = crate::ivr::flow_dir();
     std::fs::write(
         dp.path().join("main.yaml"),
         "flow: main\nsteps:\n  vm:\n    voicemail: { prompt: hello, max_length: 60s }\n  bye:\n    hangup:\n",

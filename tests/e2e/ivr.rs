@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::Duration;
 
 /// A dialplan directory with one prompt, `hello`.
-fn flow_dir() -> tempfile::TempDir {
+pub fn flow_dir() -> tempfile::TempDir {
     let dp = tempfile::tempdir().unwrap();
     std::fs::create_dir(dp.path().join("prompts")).unwrap();
     std::fs::copy(

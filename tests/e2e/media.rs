@@ -259,6 +259,72 @@ fn ctrl(s: &mut std::net::TcpStream, command: &str, params: &str) {
         .unwrap();
 }
 
+/// A headless baresip (Debian's), sending `source` as its microphone, driven over
+/// ctrl_tcp; killed when dropped. Its log is `dir/baresip.log`.
+struct Baresip(std::process::Child);
+
+impl Drop for Baresip {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Baresip {
+    fn start(
+        dir: &Path,
+        source: &[i16],
+        sip_port: u16,
+        rtp_ports: &str,
+        ctrl_port: u16,
+        account: &str,
+    ) -> (Baresip, std::net::TcpStream) {
+        assert!(
+            Path::new("/usr/bin/baresip").exists(),
+            "baresip is not installed (Debian package baresip-core): run ./scripts/test.sh"
+        );
+        let wav = dir.join("source.wav");
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: 8000,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let mut w = hound::WavWriter::create(&wav, spec).unwrap();
+        source.iter().for_each(|&s| w.write_sample(s).unwrap());
+        w.finalize().unwrap();
+        let conf = dir.join("conf");
+        std::fs::create_dir_all(&conf).unwrap();
+        std::fs::write(
+            conf.join("config"),
+            format!(
+                "poll_method\tpoll\nsip_listen\t127.0.0.1:{sip_port}\nnet_interface\t127.0.0.1\naudio_source\taufile,{}\naudio_player\talsa,null\naudio_alert\talsa,null\n\
+                 rtp_ports\t{rtp_ports}\nmodule_path\t/usr/lib/baresip/modules\nmodule\tg711.so\nmodule\taufile.so\nmodule\talsa.so\nmodule\taccount.so\n\
+                 module\tmenu.so\nmodule_app\tctrl_tcp.so\nctrl_tcp_listen\t127.0.0.1:{ctrl_port}\n",
+                wav.display()
+            ),
+        )
+        .unwrap();
+        std::fs::write(conf.join("accounts"), format!("{account}\n")).unwrap();
+        let child = std::process::Command::new("/usr/bin/baresip")
+            .args(["-f"])
+            .arg(&conf)
+            .args(["-t", "40"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::fs::File::create(dir.join("baresip.log")).unwrap())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start baresip");
+        let phone = Baresip(child);
+        let mut s = None;
+        wait_for("baresip's ctrl_tcp", Duration::from_secs(10), || {
+            s = std::net::TcpStream::connect(("127.0.0.1", ctrl_port)).ok();
+            s.is_some()
+        });
+        (phone, s.unwrap())
+    }
+}
+
 #[test]
 fn baresip_call_is_recorded_and_its_dtmf_understood() {
     let g = Gateway::start(
@@ -277,61 +343,15 @@ fn baresip_call_is_recorded_and_its_dtmf_understood() {
         .chain(prompt.iter())
         .copied()
         .collect();
-    let wav = dir.path().join("source.wav");
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: 8000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(&wav, spec).unwrap();
-    source.iter().for_each(|&s| w.write_sample(s).unwrap());
-    w.finalize().unwrap();
-    let conf = dir.path().join("conf");
-    std::fs::create_dir_all(&conf).unwrap();
-    std::fs::write(
-        conf.join("config"),
-        format!(
-            "poll_method\tpoll\nsip_listen\t127.0.0.1:22550\nnet_interface\t127.0.0.1\naudio_source\taufile,{}\naudio_player\talsa,null\naudio_alert\talsa,null\n\
-             rtp_ports\t22560-22580\nmodule_path\t/usr/lib/baresip/modules\nmodule\tg711.so\nmodule\taufile.so\nmodule\talsa.so\nmodule\taccount.so\n\
-             module\tmenu.so\nmodule_app\tctrl_tcp.so\nctrl_tcp_listen\t127.0.0.1:22555\n",
-            wav.display()
-        ),
-    )
-    .unwrap();
-    std::fs::write(
-        conf.join("accounts"),
-        "<sip:alice@127.0.0.1>;regint=0;audio_codecs=PCMU;answermode=manual\n",
-    )
-    .unwrap();
-    assert!(
-        Path::new("/usr/bin/baresip").exists(),
-        "baresip is not installed (Debian package baresip): run ./scripts/test.sh"
+    let (_phone, mut s) = Baresip::start(
+        dir.path(),
+        &source,
+        22550,
+        "22560-22580",
+        22555,
+        "<sip:alice@127.0.0.1>;regint=0;audio_codecs=PCMU;answermode=manual",
     );
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let phone = std::process::Command::new("/usr/bin/baresip")
-        .args(["-f"])
-        .arg(&conf)
-        .args(["-t", "30"])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::fs::File::create(dir.path().join("baresip.log")).unwrap())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("start baresip");
-    let _phone = Kill(phone);
     let phone_log = || std::fs::read_to_string(dir.path().join("baresip.log")).unwrap_or_default();
-    let mut s = None;
-    wait_for("baresip's ctrl_tcp", Duration::from_secs(10), || {
-        s = std::net::TcpStream::connect("127.0.0.1:22555").ok();
-        s.is_some()
-    });
-    let mut s = s.unwrap();
     ctrl(&mut s, "dial", &format!("sip:100@127.0.0.1:{}", g.sip));
     let mut up = false;
     for _ in 0..100 {
@@ -459,63 +479,23 @@ fn baresip_registers_on_the_demo_defaults_and_1001_calls_1002() {
     // 127.0.0.0/8, demo users. baresip is 1001; a SIPp phone registered as 1002 answers.
     let g = Gateway::start(26800, "demo = true", "", "");
     let dir = tempfile::tempdir().unwrap();
-    let wav = dir.path().join("source.wav");
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: 8000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(&wav, spec).unwrap();
-    for s in omnigate::media::player::builtin_welcome()
+    let source: Vec<i16> = omnigate::media::player::builtin_welcome()
         .iter()
         .cycle()
         .take(8000 * 20)
-    {
-        w.write_sample(*s).unwrap();
-    }
-    w.finalize().unwrap();
-    let conf = dir.path().join("conf");
-    std::fs::create_dir_all(&conf).unwrap();
-    std::fs::write(
-        conf.join("config"),
-        format!(
-            "poll_method\tpoll\nsip_listen\t127.0.0.1:26910\nnet_interface\t127.0.0.1\naudio_source\taufile,{}\naudio_player\talsa,null\naudio_alert\talsa,null\n\
-             rtp_ports\t26920-26940\nmodule_path\t/usr/lib/baresip/modules\nmodule\tg711.so\nmodule\taufile.so\nmodule\talsa.so\nmodule\taccount.so\n\
-             module\tmenu.so\nmodule_app\tctrl_tcp.so\nctrl_tcp_listen\t127.0.0.1:26915\n",
-            wav.display()
-        ),
-    )
-    .unwrap();
-    std::fs::write(
-        conf.join("accounts"),
-        format!(
-            "<sip:1001@127.0.0.1:{}>;auth_pass=demo1001;regint=600;audio_codecs=PCMU;answermode=manual\n",
+        .copied()
+        .collect();
+    let (_phone, mut s) = Baresip::start(
+        dir.path(),
+        &source,
+        26910,
+        "26920-26940",
+        26915,
+        &format!(
+            "<sip:1001@127.0.0.1:{}>;auth_pass=demo1001;regint=600;audio_codecs=PCMU;answermode=manual",
             g.sip
         ),
-    )
-    .unwrap();
-    assert!(
-        Path::new("/usr/bin/baresip").exists(),
-        "baresip is not installed (Debian package baresip-core): run ./scripts/test.sh"
     );
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let phone = std::process::Command::new("/usr/bin/baresip")
-        .args(["-f"])
-        .arg(&conf)
-        .args(["-t", "40"])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::fs::File::create(dir.path().join("baresip.log")).unwrap())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("start baresip");
-    let _phone = Kill(phone);
     let phone_log = || std::fs::read_to_string(dir.path().join("baresip.log")).unwrap_or_default();
     wait_for(
         "baresip to register as 1001",
@@ -531,12 +511,6 @@ fn baresip_registers_on_the_demo_defaults_and_1001_calls_1002() {
         g.dir.path(),
         &["-sn", "uas", "-p", "26960", "-mp", "26964", "-m", "1"],
     );
-    let mut s = None;
-    wait_for("baresip's ctrl_tcp", Duration::from_secs(10), || {
-        s = std::net::TcpStream::connect("127.0.0.1:26915").ok();
-        s.is_some()
-    });
-    let mut s = s.unwrap();
     ctrl(&mut s, "dial", &format!("sip:1002@127.0.0.1:{}", g.sip));
     wait_for(
         "1001's call to ring 1002 and be answered",
