@@ -33,9 +33,11 @@ fn main() {
         let store = omnigate::store::Store::open(&dir.path().join("bench.db"))
             .await
             .unwrap();
-        // The node's cap on open chats ([chat] max_open) is lifted: this measures them.
+        // The node's caps on open and waiting chats ([chat] max_open, max_waiting) are
+        // lifted: this measures them.
         let mut cfg = Config::default();
         cfg.chat.max_open = n + 1_000;
+        cfg.chat.max_waiting = n + 1_000;
         let centre = Centre::start(&cfg, store).await.unwrap();
         // Warm up allocators and the store with a few chats first.
         for i in 0..100 {

@@ -44,6 +44,9 @@ struct Inner {
     greeting: String,
     chat_abandon_after: std::time::Duration,
     chat_max_open: usize,
+    chat_max_waiting: usize,
+    /// Chats not yet with an agent, by the queue they wait in.
+    chat_waiting: crate::actors::chat::Waiting,
     /// New chats per source address.
     chat_starts: Mutex<crate::logins::RateLimit<std::net::IpAddr>>,
 }
@@ -254,6 +257,8 @@ impl Centre {
             greeting: cfg.chat.greeting.clone(),
             chat_abandon_after: std::time::Duration::from_secs(cfg.chat.abandon_after_secs.max(1)),
             chat_max_open: cfg.chat.max_open.max(1),
+            chat_max_waiting: cfg.chat.max_waiting.max(1),
+            chat_waiting: Default::default(),
             chat_starts: Mutex::new(crate::logins::RateLimit::new(
                 cfg.chat.starts_per_minute,
                 std::time::Duration::from_secs(60),
@@ -529,9 +534,13 @@ impl Centre {
         self.start_chat(name, address).await
     }
 
-    /// A customer opens a chat: their record (found by address, or new), the
-    /// interaction in their open conversation, and the chat's actor. Returns the
-    /// interaction id and the customer's resume token.
+    /// A customer opens a chat. Who they say they are is only typed into a form: the
+    /// chat is recorded without a customer, joins no case and gets no VIP or sticky
+    /// routing until an agent verifies the identity ([`AgentAct::Verify`]); no customer
+    /// record is created for it before then. Returns the interaction id and the
+    /// customer's resume token.
+    ///
+    /// [`AgentAct::Verify`]: crate::actors::chat::AgentAct::Verify
     pub async fn start_chat(
         &self,
         name: &str,
@@ -547,30 +556,29 @@ impl Centre {
                 "all our chat lines are busy: please try again in a few minutes".into(),
             ));
         }
+        if crate::actors::chat::waiting_in(&self.0.chat_waiting, &queue) >= self.0.chat_max_waiting
+        {
+            return Err(CentreError::Refused(
+                "all our agents are busy and many chats are waiting: please try again in a few minutes".into(),
+            ));
+        }
         let id = format!("{:016x}", rand::random::<u64>());
-        let (customer, conversation) = self
-            .0
+        self.0
             .store
             .start_interaction(&crate::store::NewInteraction {
                 id: &id,
                 kind: "webchat",
                 direction: "inbound",
                 from: address,
+                unverified: true,
                 ..Default::default()
             })
             .await?;
-        if let Some(c) = customer.filter(|_| !name.is_empty()) {
-            self.0.store.name_customer(c, name).await?;
-        }
-        let hints = match customer {
-            Some(c) => self.0.store.routing_hints(c, &id).await?,
-            None => (None, false, false),
-        };
         let t = token();
         let start = ChatStart {
             interaction: id.clone(),
-            customer,
-            conversation,
+            customer: None,
+            conversation: None,
             name: name.to_string(),
             address: address.to_string(),
             queue,
@@ -579,15 +587,17 @@ impl Centre {
             store: self.0.store.clone(),
             router: self.0.router.clone(),
             chats: self.0.chats.clone(),
-            hints,
             webhooks: self.0.webhooks.clone(),
             abandon_after: self.0.chat_abandon_after,
+            waiting: self.0.chat_waiting.clone(),
         };
-        // Registered before it starts, so its own `stopped` always finds the entry.
+        // Counted and registered before it starts, so its own `stopped` always finds
+        // both.
+        crate::actors::chat::count_waiting(&self.0.chat_waiting, &start.queue, true);
         let mut chats = self.0.chats.lock().unwrap();
         let addr = ChatActor::start_in_arbiter(&self.arbiter(), move |_| ChatActor::new(start));
         chats.insert(id.clone(), (t.clone(), addr));
-        tracing::info!(interaction = %id, customer = customer.unwrap_or_default(), conversation = conversation.unwrap_or_default(), "chat started");
+        tracing::info!(interaction = %id, "chat started (identity unverified)");
         Ok((id, t))
     }
 

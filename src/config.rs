@@ -210,6 +210,9 @@ pub struct ChatConfig {
     pub max_open: usize,
     /// New chats one address may open per minute.
     pub starts_per_minute: u32,
+    /// Chats waiting for an agent in the chat queue; beyond, new ones are asked to try
+    /// later (the queue cannot fill with chats nobody will answer soon).
+    pub max_waiting: usize,
 }
 
 impl Default for ChatConfig {
@@ -221,6 +224,7 @@ impl Default for ChatConfig {
             abandon_after_secs: 300,
             max_open: 1000,
             starts_per_minute: 5,
+            max_waiting: 200,
         }
     }
 }

@@ -155,6 +155,7 @@ function onPush(m) {
     case "call_state": callState(m); break;
     case "ended": workEnded(m.interaction, false); break;
     case "customer_left": workEnded(m.interaction, true); break;
+    case "verified": verified(m.interaction, m.customer); break;
     case "message": chatMessage(m); break;
     case "transcript": for (const x of m.messages) chatMessage(Object.assign({ interaction: m.interaction }, x)); break;
     case "typing": { const w = app.work.get(m.interaction); if (w) $(".typing", w.node).hidden = !m.on; break; }
@@ -214,7 +215,7 @@ function addOffer(o) {
 function fillIvr(dl, details) {
   dl.replaceChildren();
   for (const [k, v] of Object.entries(details || {})) {
-    if (k.startsWith("customer.")) continue;
+    if (k.startsWith("customer.") || k === "verified") continue;
     dl.append(el("dt", { textContent: k }), el("dd", { textContent: v }));
   }
 }
@@ -239,17 +240,33 @@ async function answer(id) {
 async function screenPop(w) {
   const box = $("#screen-pop");
   app.popFor = w.interaction;
+  // Only the latest screen-pop fills the box (an earlier one may still be loading).
+  const gen = app.popGen = (app.popGen || 0) + 1;
   const head = el("div", { className: "pop" },
     el("h3", { textContent: `${w.channel || "call"} from ${w.from || "a customer"}` }));
   const ivr = el("dl", { className: "ivr" });
   fillIvr(ivr, w.details);
-  if (ivr.childElementCount) head.append(el("h4", { textContent: "Entered in the IVR" }), ivr);
+  const typed = w.details && w.details.verified !== undefined;
+  if (ivr.childElementCount) head.append(el("h4", { textContent: typed ? "What they typed" : "Entered in the IVR" }), ivr);
   box.replaceChildren(head);
+  if (w.details && w.details.verified === false) {
+    // A chat's name and address are only what the customer typed.
+    const warn = el("div", { className: "unverified", role: "note" },
+      el("strong", { className: "badge", textContent: "Unverified" }),
+      el("span", { textContent: " They typed this name and address; check who they are before discussing an account." }));
+    if (app.work.has(w.interaction)) {
+      warn.append(el("button", { className: "verify", type: "button", textContent: "Identity verified",
+        onclick: () => api("POST", `/api/agent/work/${w.interaction}/verify`)
+          .then(r => verified(w.interaction, r.customer)).catch(e => flash(w.interaction, e.message)) }));
+    }
+    box.append(warn);
+    return;
+  }
   if (!w.customer) { box.append(el("p", { className: "empty", textContent: "Unknown caller." })); return; }
   let v;
   try { v = await api("GET", `/api/agent/customers/${w.customer}`); }
   catch (e) { box.append(el("p", { textContent: e.message })); return; }
-  if (app.popFor !== w.interaction) return;
+  if (app.popGen !== gen) return;
   const c = v.customer;
   const card = el("div", { className: "card" },
     el("h3", { className: "customer-name", textContent: c.name || "(no name)" }));
@@ -424,6 +441,16 @@ function chatMessage(m) {
 }
 
 // The call or chat ended: the agent wraps up (disposition, resolved, note).
+// The agent verified a chat's identity: the screen-pop shows the customer's record.
+function verified(id, customer) {
+  const w = app.work.get(id);
+  if (!w || !customer || w.data.customer === customer) return;
+  w.data.customer = customer;
+  w.data.details = Object.assign({}, w.data.details, { verified: true });
+  if (w.node) $(".from", w.node).textContent = w.data.from || "customer";
+  screenPop(w.data);
+}
+
 function workEnded(id, customerLeft) {
   const entry = app.work.get(id);
   if (!entry) { removeOffer(id); return; }

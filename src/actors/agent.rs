@@ -79,6 +79,11 @@ pub enum AgentPush {
     CustomerLeft {
         interaction: String,
     },
+    /// The agent verified who the customer is: the work is now theirs.
+    Verified {
+        interaction: String,
+        customer: i64,
+    },
 }
 
 pub struct AgentActor {
@@ -181,6 +186,15 @@ impl Handler<AgentPush> for AgentActor {
             AgentPush::Ended { interaction } => {
                 self.work.remove(interaction);
                 self.offers.remove(interaction);
+            }
+            AgentPush::Verified {
+                interaction,
+                customer,
+            } => {
+                if let Some(w) = self.work.get_mut(interaction) {
+                    w["customer"] = (*customer).into();
+                    w["details"]["verified"] = true.into();
+                }
             }
             AgentPush::CustomerLeft { interaction } => {
                 if let Some(w) = self.work.get_mut(interaction) {

@@ -1,7 +1,7 @@
 //! The contact centre's actors in process, on a real store file and real Arbiters.
 //!
-//! Sticky routing and repeat contacts: a customer's new chat goes first to the agent
-//! who served them, although another is less busy.
+//! A chat's identity is only typed: no record, case, VIP or sticky routing until the
+//! agent verifies it; waiting chats are capped per queue.
 //!
 //! A failing actor costs its own interaction and nothing else: a chat actor that panics
 //! ends its chat as failed (in the store, to the customer, to the agent) while the
@@ -80,17 +80,22 @@ async fn accept(centre: &Centre, agent: &str, chat: &str) {
         .unwrap();
 }
 
+/// A demo centre (alice and bob serve "support") on a store file in `dir`.
+async fn demo_centre(dir: &tempfile::TempDir) -> (Centre, crate::store::Store) {
+    let store = crate::store::Store::open(&dir.path().join("t.db"))
+        .await
+        .unwrap();
+    let centre = Centre::start(&Config::default(), store.clone())
+        .await
+        .unwrap();
+    (centre, store)
+}
+
 #[actix_rt::test]
 async fn a_failing_actor_ends_or_hands_over_its_own_work_and_nothing_else() {
     crate::panics::install();
     let dir = tempfile::tempdir().unwrap();
-    let store = crate::store::Store::open(&dir.path().join("t.db"))
-        .await
-        .unwrap();
-    // Demo mode: chats wait in "support"; alice and bob serve it.
-    let centre = Centre::start(&Config::default(), store.clone())
-        .await
-        .unwrap();
+    let (centre, store) = demo_centre(&dir).await;
     centre.login("alice", "demo-alice").await.unwrap();
     let mut alice = agent_socket(&centre, "alice").await;
 
@@ -212,7 +217,7 @@ async fn a_failing_actor_ends_or_hands_over_its_own_work_and_nothing_else() {
 }
 
 #[actix_rt::test]
-async fn a_returning_customer_is_offered_first_to_the_agent_who_served_them() {
+async fn a_chat_identity_joins_no_record_case_or_sticky_agent_until_an_agent_verifies_it() {
     let dir = tempfile::tempdir().unwrap();
     let store = crate::store::Store::open(&dir.path().join("t.db"))
         .await
@@ -233,49 +238,166 @@ password = \"ben-secret\"
 queues = [\"support\"]
 [chat]
 queue = \"support\"
+max_waiting = 3
 ",
         "t.toml",
     )
     .unwrap();
     let centre = Centre::start(&cfg, store.clone()).await.unwrap();
+    let email = crate::store::IdentityKind::Email;
     centre.login("ann", "ann-secret").await.unwrap();
     let mut ann = agent_socket(&centre, "ann").await;
-    // Ann serves X and Y; X's chat ends with the case left open.
+    // X opens a chat and writes: no customer record exists for a typed address yet.
     let (x1, _) = centre.start_chat("X", "x@example.com").await.unwrap();
-    let (y1, _) = centre.start_chat("Y", "y@example.com").await.unwrap();
-    for id in [&x1, &y1] {
-        next(&mut ann, "ann's offers", |v| {
-            v["type"] == "offer" && v["interaction"] == id.as_str()
-        })
-        .await;
-        accept(&centre, "ann", id).await;
-    }
     let (_, x1_chat) = centre.chat(&x1).unwrap();
+    x1_chat
+        .send(Customer::Says {
+            id: "c1".into(),
+            text: "my order".into(),
+        })
+        .await
+        .unwrap();
+    let o = next(&mut ann, "x1 offered", |v| v["type"] == "offer").await;
+    assert_eq!(o["customer"], serde_json::Value::Null, "{o}");
+    assert_eq!(o["details"]["verified"], false, "{o}");
+    assert_eq!(
+        store
+            .customer_by_identity(email, "x@example.com")
+            .await
+            .unwrap(),
+        None,
+        "no customer created for a typed address"
+    );
+    accept(&centre, "ann", &x1).await;
+    // Only the assigned agent verifies.
+    let r = x1_chat
+        .send(super::chat::AgentAct::Verify {
+            agent: "ben".into(),
+        })
+        .await
+        .unwrap();
+    assert!(r.unwrap_err().contains("not assigned to you"));
+    let c = x1_chat
+        .send(super::chat::AgentAct::Verify {
+            agent: "ann".into(),
+        })
+        .await
+        .unwrap()
+        .unwrap() as i64;
+    let v = next(&mut ann, "verified push", |v| v["type"] == "verified").await;
+    assert_eq!(v["customer"], c, "{v}");
+    assert_eq!(
+        store
+            .customer_by_identity(email, "x@example.com")
+            .await
+            .unwrap(),
+        Some(c)
+    );
+    let i = store.interaction(&x1).await.unwrap().unwrap();
+    assert_eq!(i.customer_id, Some(c));
+    // What was said before verification moved to the case with it.
+    let tl = store
+        .conversation_timeline(i.conversation_id.unwrap())
+        .await
+        .unwrap();
+    let kinds: Vec<&str> = tl.iter().map(|(_, k, _)| k.as_str()).collect();
+    for k in ["queued", "offered", "message", "assigned", "verified"] {
+        assert!(kinds.contains(&k), "{k} in {kinds:?}");
+    }
     x1_chat.send(Customer::Leave).await.unwrap();
     next(&mut ann, "x1 ended", |v| {
         v["type"] == "ended" && v["interaction"] == x1.as_str()
     })
     .await;
 
-    // Ben arrives with nothing on: least-occupied would pick him.
+    // Ann has one other chat; ben arrives with nothing. Someone typing X's address
+    // comes: they are not X until verified, so no sticky offer to ann, no record.
+    let (y1, _) = centre.start_chat("Y", "y@example.com").await.unwrap();
+    next(&mut ann, "y1 offered", |v| {
+        v["type"] == "offer" && v["interaction"] == y1.as_str()
+    })
+    .await;
+    accept(&centre, "ann", &y1).await;
     centre.login("ben", "ben-secret").await.unwrap();
     let mut ben = agent_socket(&centre, "ben").await;
     next(&mut ben, "ben's state", |v| v["type"] == "state").await;
-    // X comes back: offered to ann (sticky), marked as a repeat contact.
     let (x2, _) = centre.start_chat("X", "x@example.com").await.unwrap();
-    let o = next(&mut ann, "x2 offered to ann", |v| v["type"] == "offer").await;
-    assert_eq!(o["interaction"], x2.as_str(), "{o}");
-    // A new customer Z goes to ben, the less busy: and it is the first thing he is
-    // offered (x2 never was).
-    let (z1, _) = centre.start_chat("Z", "z@example.com").await.unwrap();
     let o = next(&mut ben, "ben's first offer", |v| v["type"] == "offer").await;
-    assert_eq!(o["interaction"], z1.as_str(), "{o}");
-    let i = store.interaction(&x2).await.unwrap().unwrap();
     assert_eq!(
-        store
-            .routing_hints(i.customer_id.unwrap(), &x2)
-            .await
-            .unwrap(),
-        (Some("ann".to_string()), true, false)
+        o["interaction"],
+        x2.as_str(),
+        "least occupied, not sticky: {o}"
     );
+    assert_eq!(o["customer"], serde_json::Value::Null, "{o}");
+    let i = store.interaction(&x2).await.unwrap().unwrap();
+    assert_eq!((i.customer_id, i.conversation_id), (None, None));
+
+    // Waiting chats are capped per queue (3 here): x2 waits (offered), two more wait,
+    // the next is refused; a chat taken by an agent frees a place.
+    centre.start_chat("W1", "w1@example.com").await.unwrap();
+    centre.start_chat("W2", "w2@example.com").await.unwrap();
+    let e = centre.start_chat("W3", "w3@example.com").await.unwrap_err();
+    assert!(e.to_string().contains("many chats are waiting"), "{e}");
+    accept(&centre, "ben", &x2).await;
+    // (The chat hears of it after the router: ben acting in it waits for that.)
+    let (_, x2_chat) = centre.chat(&x2).unwrap();
+    x2_chat
+        .send(super::chat::AgentAct::Typing {
+            agent: "ben".into(),
+            on: true,
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    centre.start_chat("W3", "w3@example.com").await.unwrap();
+}
+
+#[actix_rt::test]
+async fn a_long_chat_keeps_only_recent_messages_in_memory_and_replays_the_rest_from_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let (centre, store) = demo_centre(&dir).await;
+    centre.login("alice", "demo-alice").await.unwrap();
+    let mut alice = agent_socket(&centre, "alice").await;
+    let (id, _) = centre.start_chat("Long", "long@example.com").await.unwrap();
+    next(&mut alice, "the offer", |v| v["type"] == "offer").await;
+    accept(&centre, "alice", &id).await;
+    let (_, chat) = centre.chat(&id).unwrap();
+    let n = super::chat::RECENT + 30;
+    for i in 0..n {
+        chat.send(super::chat::AgentAct::Says {
+            agent: "alice".into(),
+            text: format!("line {i}"),
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    }
+    // A page that saw nothing gets every stored message, in order, once.
+    let (tx, mut rx) = tokio::sync::mpsc::channel(crate::actors::chat::SOCKET_QUEUE);
+    chat.send(Customer::Hello {
+        socket: tx,
+        after: 0,
+    })
+    .await
+    .unwrap();
+    let mut got = vec![];
+    while got.len() < n {
+        let v = next(&mut rx, "replayed lines", |v| v["from"] == "agent").await;
+        got.push(v["text"].as_str().unwrap().to_string());
+    }
+    let want: Vec<String> = (0..n).map(|i| format!("line {i}")).collect();
+    assert_eq!(got, want);
+    // A page that saw up to line 4 gets line 5 onwards.
+    let (tx, mut rx) = tokio::sync::mpsc::channel(crate::actors::chat::SOCKET_QUEUE);
+    let seq4 = store.interaction_messages(&id).await.unwrap()[4]["seq"]
+        .as_u64()
+        .unwrap();
+    chat.send(Customer::Hello {
+        socket: tx,
+        after: seq4,
+    })
+    .await
+    .unwrap();
+    let v = next(&mut rx, "first replayed", |v| v["type"] == "message").await;
+    assert_eq!(v["text"], "line 5", "{v}");
 }

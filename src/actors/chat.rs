@@ -16,6 +16,9 @@ use tokio::sync::oneshot;
 
 /// Messages one chat may hold; the customer is asked to start a new chat beyond.
 pub const MAX_MESSAGES: usize = 1000;
+/// Messages kept in memory; older ones are read back from the store when a page or
+/// an agent needs them.
+pub const RECENT: usize = 100;
 /// The customer's messages allowed per 10 seconds.
 pub const MESSAGES_PER_10S: u32 = 10;
 /// What the customer's socket may have waiting (a whole replay fits).
@@ -23,6 +26,32 @@ pub const SOCKET_QUEUE: usize = MAX_MESSAGES + 64;
 
 /// Live chats by interaction id: (the customer's resume token, the actor).
 pub type Chats = Arc<Mutex<HashMap<String, (String, Addr<ChatActor>)>>>;
+
+/// Chats waiting for an agent (not assigned), by queue.
+pub type Waiting = Arc<Mutex<HashMap<String, usize>>>;
+
+/// How many chats wait in `queue`.
+pub fn waiting_in(w: &Waiting, queue: &str) -> usize {
+    w.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(queue)
+        .copied()
+        .unwrap_or(0)
+}
+
+/// One more (`up`) or one fewer chat waiting in `queue`.
+pub fn count_waiting(w: &Waiting, queue: &str, up: bool) {
+    let mut w = w.lock().unwrap_or_else(|e| e.into_inner());
+    let n = w.entry(queue.to_string()).or_default();
+    if up {
+        *n += 1;
+    } else {
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            w.remove(queue);
+        }
+    }
+}
 
 #[derive(Clone, Debug)]
 struct Msg {
@@ -52,17 +81,24 @@ pub struct ChatStart {
     pub store: Store,
     pub router: Addr<RouterActor>,
     pub chats: Chats,
-    /// Routing hints from the store: (last agent, repeat contact, VIP).
-    pub hints: (Option<String>, bool, bool),
     /// Where the screen-pop goes besides the agent's desktop (a CRM).
     pub webhooks: crate::webhooks::Webhooks,
     /// The chat is closed as abandoned when the customer has been gone this long.
     pub abandon_after: std::time::Duration,
+    /// Where this chat is counted while no agent has it (counted by the starter).
+    pub waiting: Waiting,
 }
 
 pub struct ChatActor {
     s: ChatStart,
-    messages: Vec<Msg>,
+    /// The most recent messages ([`RECENT`]); the store has them all.
+    messages: std::collections::VecDeque<Msg>,
+    /// The last sequence number handed out.
+    last_seq: u64,
+    /// Messages stored (for [`MAX_MESSAGES`]).
+    stored: usize,
+    /// Counted in [`ChatStart::waiting`].
+    is_waiting: bool,
     /// Client message ids already stored → their sequence number.
     client_ids: HashMap<String, u64>,
     socket: Option<Sender<String>>,
@@ -85,7 +121,10 @@ impl ChatActor {
     pub fn new(s: ChatStart) -> ChatActor {
         ChatActor {
             s,
-            messages: vec![],
+            messages: Default::default(),
+            last_seq: 0,
+            stored: 0,
+            is_waiting: true,
             client_ids: HashMap::new(),
             socket: None,
             presence: 0,
@@ -116,7 +155,9 @@ impl ChatActor {
             "channel": "webchat",
             "agent": agent,
             "queue": self.s.queue,
-            "from": {"name": self.s.name, "address": self.s.address},
+            // What the customer typed; `verified` once an agent checked it (then
+            // `customer` is their record).
+            "from": {"name": self.s.name, "address": self.s.address, "verified": customer.is_some()},
             "messages": self.messages.iter().map(Msg::json).collect::<Vec<_>>(),
         });
         actix_rt::spawn(async move {
@@ -153,14 +194,82 @@ impl ChatActor {
     /// message (the event it tells of is on the timeline).
     fn system(&mut self, text: String) {
         let m = Msg {
-            seq: self.messages.len() as u64 + 1,
+            seq: self.next_seq(),
             from: "system",
             name: String::new(),
             text,
             at: now_ms(),
         };
         self.tell_customer(m.json());
-        self.messages.push(m);
+        self.remember(m);
+    }
+
+    fn next_seq(&mut self) -> u64 {
+        self.last_seq += 1;
+        self.last_seq
+    }
+
+    /// Keeps `m` among the recent messages (older ones stay in the store only).
+    fn remember(&mut self, m: Msg) {
+        self.messages.push_back(m);
+        while self.messages.len() > RECENT {
+            self.messages.pop_front();
+        }
+    }
+
+    /// The chat no longer waits for an agent (assigned, closed, gone).
+    fn leave_waiting(&mut self) {
+        if self.is_waiting {
+            self.is_waiting = false;
+            count_waiting(&self.s.waiting, &self.s.queue, false);
+        }
+    }
+
+    /// Calls `then` with every message after `after` as JSON, oldest first: from
+    /// memory when it holds them all, else the store's older ones first (system lines
+    /// are not stored: those older than memory are not replayed). Nothing else
+    /// happens in the chat meanwhile.
+    fn with_history<F>(&mut self, ctx: &mut Context<Self>, after: u64, then: F)
+    where
+        F: FnOnce(&mut Self, Vec<serde_json::Value>) + 'static,
+    {
+        let first_in_memory = self.messages.front().map_or(self.last_seq + 1, |m| m.seq);
+        let recent = move |act: &Self| -> Vec<serde_json::Value> {
+            act.messages
+                .iter()
+                .filter(|m| m.seq > after)
+                .map(Msg::json)
+                .collect()
+        };
+        if after + 1 >= first_in_memory {
+            let all = recent(self);
+            return then(self, all);
+        }
+        let (store, id) = (self.s.store.clone(), self.s.interaction.clone());
+        ctx.wait(
+            async move { store.interaction_messages(&id).await }
+                .into_actor(self)
+                .map(move |r, act, _| {
+                    let older = r.unwrap_or_else(|e| {
+                        tracing::warn!(interaction = %act.s.interaction, error = %e, "older messages not read");
+                        Vec::new()
+                    });
+                    let mut all: Vec<serde_json::Value> = older
+                        .into_iter()
+                        .filter(|d| {
+                            d["seq"]
+                                .as_u64()
+                                .is_some_and(|s| s > after && s < first_in_memory)
+                        })
+                        .map(|mut d| {
+                            d["type"] = "message".into();
+                            d
+                        })
+                        .collect();
+                    all.extend(recent(act));
+                    then(act, all)
+                }),
+        );
     }
 
     /// Writes an event on the interaction's timeline, in order with the messages.
@@ -202,7 +311,11 @@ impl ChatActor {
             }
             return;
         }
-        let data = serde_json::json!({"from": from, "name": name, "text": text});
+        // Numbered now (nothing else is numbered until it is stored: `wait`); a
+        // message that fails to store leaves a gap in the numbers.
+        let (seq, at) = (self.next_seq(), now_ms());
+        let data =
+            serde_json::json!({"from": from, "name": name, "text": text, "seq": seq, "at": at});
         let (store, id) = (self.s.store.clone(), self.s.interaction.clone());
         ctx.wait(
             async move { store.add_timeline(&id, "message", data).await }
@@ -219,12 +332,13 @@ impl ChatActor {
                         }
                         return;
                     }
+                    act.stored += 1;
                     let m = Msg {
-                        seq: act.messages.len() as u64 + 1,
+                        seq,
                         from,
                         name,
                         text,
-                        at: now_ms(),
+                        at,
                     };
                     if let Some(id) = client_id {
                         act.client_ids.insert(id.clone(), m.seq);
@@ -242,7 +356,7 @@ impl ChatActor {
                     if let Some(r) = reply {
                         let _ = r.send(Ok(m.seq));
                     }
-                    act.messages.push(m);
+                    act.remember(m);
                 }),
         );
     }
@@ -262,6 +376,7 @@ impl ChatActor {
             return;
         }
         self.closed = Some(by);
+        self.leave_waiting();
         let (store, id) = (self.s.store.clone(), self.s.interaction.clone());
         ctx.wait(
             async move {
@@ -299,6 +414,76 @@ impl ChatActor {
     }
 }
 
+impl ChatActor {
+    /// `agent` verified the customer's identity: the chat joins their record (found by
+    /// the address they gave, or new, named as they gave) and open case, with what was
+    /// said so far; the agent's desktop learns the customer.
+    fn verify(
+        &mut self,
+        ctx: &mut Context<Self>,
+        agent: String,
+        done: oneshot::Sender<Result<u64, String>>,
+    ) {
+        if let Some(c) = self.s.customer {
+            let _ = done.send(Ok(c as u64));
+            return;
+        }
+        let (store, id) = (self.s.store.clone(), self.s.interaction.clone());
+        let (address, name, by) = (self.s.address.clone(), self.s.name.clone(), agent.clone());
+        ctx.wait(
+            async move {
+                let Some(c) = store.resolve_customer(&address).await? else {
+                    return Ok(None);
+                };
+                if !name.is_empty() {
+                    store.name_customer(c, &name).await?;
+                }
+                store
+                    .update_interaction(
+                        &id,
+                        &crate::store::InteractionUpdate {
+                            customer_id: Some(c),
+                            ..Default::default()
+                        },
+                    )
+                    .await?;
+                store
+                    .add_timeline(
+                        &id,
+                        "verified",
+                        serde_json::json!({"agent": by, "identity": address}),
+                    )
+                    .await?;
+                let conversation = store.interaction(&id).await?.and_then(|i| i.conversation_id);
+                Ok::<_, crate::store::StoreError>(Some((c, conversation)))
+            }
+            .into_actor(self)
+            .map(move |r, act, _| match r {
+                Ok(Some((c, conversation))) => {
+                    tracing::info!(interaction = %act.s.interaction, customer = c, %agent, "chat identity verified");
+                    act.s.customer = Some(c);
+                    act.s.conversation = conversation;
+                    act.tell_agent(AgentPush::Verified {
+                        interaction: act.s.interaction.clone(),
+                        customer: c,
+                    });
+                    let _ = done.send(Ok(c as u64));
+                }
+                Ok(None) => {
+                    let _ = done.send(Err(
+                        "the address given is neither a phone number nor an e-mail address"
+                            .into(),
+                    ));
+                }
+                Err(e) => {
+                    tracing::warn!(interaction = %act.s.interaction, error = %e, "verification not stored");
+                    let _ = done.send(Err(format!("not stored: {e}")));
+                }
+            }),
+        );
+    }
+}
+
 impl Actor for ChatActor {
     type Context = Context<Self>;
 
@@ -318,7 +503,8 @@ impl Actor for ChatActor {
             } else {
                 format!("{} <{}>", self.s.name, self.s.address)
             },
-            details: serde_json::json!({"name": self.s.name, "address": self.s.address}),
+            // Typed by the customer: the desktop shows it as unverified.
+            details: serde_json::json!({"name": self.s.name, "address": self.s.address, "verified": self.s.customer.is_some()}),
             owner: ctx.address().recipient(),
         };
         let (store, id, queue) = (
@@ -348,7 +534,6 @@ impl Actor for ChatActor {
         );
         let router = self.s.router.clone();
         let priority = self.s.priority;
-        let (last_agent, repeat, vip) = self.s.hints.clone();
         ctx.wait(
             async move {
                 router
@@ -356,9 +541,11 @@ impl Actor for ChatActor {
                         work,
                         priority,
                         skills: vec![],
-                        vip,
-                        last_agent,
-                        repeat,
+                        // No VIP, sticky agent or repeat-contact routing for an
+                        // identity nobody has verified.
+                        vip: false,
+                        last_agent: None,
+                        repeat: false,
                     })
                     .await
             }
@@ -379,6 +566,7 @@ impl Actor for ChatActor {
             // actix stops an actor whose handler panicked as its future is dropped.
             return self.failed();
         }
+        self.leave_waiting();
         if self.closed.is_none() {
             // Stopped without a close (shutdown): nobody waits for it any more.
             self.s.router.do_send(Ended {
@@ -405,6 +593,7 @@ impl ChatActor {
     /// (who hears it ended) and the registry forgets it.
     fn failed(&mut self) {
         self.wound_up = true;
+        self.leave_waiting();
         let id = self.s.interaction.clone();
         tracing::error!(interaction = %id, reason = %crate::panics::reason(), "chat actor failed; ending the chat");
         if self.closed.is_none() {
@@ -467,18 +656,21 @@ impl Handler<Customer> for ChatActor {
                     "type": "state",
                     "agent": self.agent.as_ref().map(|(n, _)| n.clone()),
                     "closed": self.closed,
-                    "last_seq": self.messages.len(),
+                    "last_seq": self.last_seq,
                 });
                 let _ = socket.try_send(state.to_string());
-                for m in self.messages.iter().filter(|m| m.seq > after) {
-                    let _ = socket.try_send(m.json().to_string());
-                }
-                if let Some(by) = self.closed {
-                    let _ = socket
-                        .try_send(serde_json::json!({"type": "closed", "by": by}).to_string());
-                }
-                self.socket = Some(socket);
+                self.socket = None;
                 self.presence += 1;
+                self.with_history(ctx, after, move |act, missed| {
+                    for m in missed {
+                        let _ = socket.try_send(m.to_string());
+                    }
+                    if let Some(by) = act.closed {
+                        let _ = socket
+                            .try_send(serde_json::json!({"type": "closed", "by": by}).to_string());
+                    }
+                    act.socket = Some(socket);
+                });
             }
             Customer::Gone => {
                 self.presence += 1;
@@ -501,7 +693,7 @@ impl Handler<Customer> for ChatActor {
                 let refuse = |act: &mut Self, why: &str| {
                     act.tell_customer(serde_json::json!({"type": "error", "id": id, "reason": why}))
                 };
-                if self.messages.len() >= MAX_MESSAGES {
+                if self.stored >= MAX_MESSAGES {
                     return refuse(self, "this chat is too long: please start a new one");
                 }
                 if self.rate.take(crate::clock::now(), &()).is_err() {
@@ -526,9 +718,23 @@ impl Handler<Customer> for ChatActor {
 #[derive(Message)]
 #[rtype(result = "Result<u64, String>")]
 pub enum AgentAct {
-    Says { agent: String, text: String },
-    Typing { agent: String, on: bool },
-    End { agent: String },
+    Says {
+        agent: String,
+        text: String,
+    },
+    Typing {
+        agent: String,
+        on: bool,
+    },
+    End {
+        agent: String,
+    },
+    /// The agent has checked the customer is who they say (asked what only they
+    /// know): the chat joins that customer's record (created if new) and open case.
+    /// Answers the customer id.
+    Verify {
+        agent: String,
+    },
 }
 
 impl Handler<AgentAct> for ChatActor {
@@ -538,7 +744,8 @@ impl Handler<AgentAct> for ChatActor {
         let agent = match &m {
             AgentAct::Says { agent, .. }
             | AgentAct::Typing { agent, .. }
-            | AgentAct::End { agent } => agent.clone(),
+            | AgentAct::End { agent }
+            | AgentAct::Verify { agent } => agent.clone(),
         };
         if self.agent.as_ref().map(|(n, _)| n) != Some(&agent) {
             return Box::pin(async { Err("this chat is not assigned to you".to_string()) });
@@ -556,6 +763,11 @@ impl Handler<AgentAct> for ChatActor {
             AgentAct::End { .. } => {
                 let (tx, rx) = oneshot::channel();
                 self.close(ctx, "agent", Some(tx));
+                Box::pin(async move { rx.await.unwrap_or_else(|_| Err("chat ended".into())) })
+            }
+            AgentAct::Verify { agent } => {
+                let (tx, rx) = oneshot::channel();
+                self.verify(ctx, agent, tx);
                 Box::pin(async move { rx.await.unwrap_or_else(|_| Err("chat ended".into())) })
             }
         }
@@ -590,17 +802,24 @@ impl Handler<WorkEvent> for ChatActor {
                 );
                 self.event(ctx, "assigned", serde_json::json!({"agent": agent}));
                 self.screen_pop("chat.connected", &agent);
-                addr.do_send(AgentPush::Transcript {
-                    interaction: self.s.interaction.clone(),
-                    messages: self.messages.iter().map(Msg::json).collect(),
-                });
-                self.agent = Some((agent.clone(), addr));
+                self.leave_waiting();
+                self.agent = Some((agent.clone(), addr.clone()));
                 let who = if display.is_empty() { agent } else { display };
-                self.system(format!("{who} joined the chat."));
+                self.with_history(ctx, 0, move |act, messages| {
+                    addr.do_send(AgentPush::Transcript {
+                        interaction: act.s.interaction.clone(),
+                        messages,
+                    });
+                    act.system(format!("{who} joined the chat."));
+                });
             }
             WorkEvent::Transferred { from, to } => {
                 tracing::info!(interaction = %self.s.interaction, %from, %to, "chat transferred");
                 self.agent = None;
+                if !self.is_waiting && self.closed.is_none() {
+                    self.is_waiting = true;
+                    count_waiting(&self.s.waiting, &self.s.queue, true);
+                }
                 self.event(
                     ctx,
                     "transferred",

@@ -175,6 +175,7 @@ impl CallActor {
                         trunk: &trunk,
                         flow: &fname,
                         flow_version: &fver,
+                        unverified: false,
                     })
                     .await
             })

@@ -407,6 +407,10 @@ async fn work(
                 )
                 .await
             }
+            "verify" => {
+                let customer = acted(chat_of(c, &id)?.send(AgentAct::Verify { agent: me }).await)?;
+                Ok(HttpResponse::Ok().json(serde_json::json!({"customer": customer})))
+            }
             "end" => {
                 acted(chat_of(c, &id)?.send(AgentAct::End { agent: me }).await)?;
                 Ok(HttpResponse::Ok().json(serde_json::json!({"ended": id})))
@@ -486,7 +490,7 @@ async fn work(
             }
             _ => Err(error(
                 StatusCode::NOT_FOUND,
-                "no such endpoint (messages, typing, end, hangup, hold, dtmf, consult, complete, cancel_consult, transfer, wrap_up, notes)",
+                "no such endpoint (messages, typing, end, verify, hangup, hold, dtmf, consult, complete, cancel_consult, transfer, wrap_up, notes)",
             )),
         }
     }

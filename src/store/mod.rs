@@ -239,6 +239,10 @@ pub struct NewInteraction<'a> {
     pub trunk: &'a str,
     pub flow: &'a str,
     pub flow_version: &'a str,
+    /// `from` is only what the customer typed (a web chat's address): not resolved to
+    /// a customer, no case joined, until someone verifies it
+    /// ([`InteractionUpdate::customer_id`] then attaches it).
+    pub unverified: bool,
 }
 
 /// What an interaction has come to.
@@ -942,6 +946,7 @@ impl Store {
     ) -> Result<(Option<i64>, Option<i64>), StoreError> {
         // The common case, a known customer with an open case, in one statement.
         let known: Option<(i64, Option<i64>)> = match identity_of(n.from) {
+            _ if n.unverified => None,
             Some((kind, value)) => with_db!(self, |pool, sql| {
                 sqlx::query(sql("SELECT i.customer_id, c.id FROM identities i LEFT JOIN conversations c ON c.customer_id = i.customer_id AND c.status = 'open' WHERE i.kind = ? AND i.value = ?"))
                 .bind(kind.name())
@@ -955,6 +960,7 @@ impl Store {
         let (customer, conversation) = match known {
             Some((c, Some(conv))) => (Some(c), Some(conv)),
             Some((c, None)) => (Some(c), Some(self.open_conversation(c).await?)),
+            None if n.unverified => (None, None),
             None => match self.resolve_customer(n.from).await? {
                 Some(c) => (Some(c), Some(self.open_conversation(c).await?)),
                 None => (None, None),
@@ -1009,6 +1015,15 @@ impl Store {
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
+            if u.customer_id.is_some() {
+                // What was written before the customer was known moves with it.
+                sqlx::query(sql("UPDATE timeline SET customer_id = ?, conversation_id = ? WHERE interaction_id = ? AND customer_id IS NULL"))
+                    .bind(u.customer_id)
+                    .bind(conversation)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             if u.ended {
                 end_in!(tx, sql, id, u.outcome.unwrap_or(""), t);
             }
@@ -1096,6 +1111,23 @@ impl Store {
                 .fetch_all(pool)
                 .await?
         )))
+    }
+
+    /// The messages stored for one interaction (a chat), oldest first: each entry's
+    /// data (`from`, `name`, `text`, and `seq`, `at` where recorded).
+    pub async fn interaction_messages(
+        &self,
+        interaction: &str,
+    ) -> Result<Vec<serde_json::Value>, StoreError> {
+        Ok(with_db!(self, |pool, sql| sqlx::query(sql(
+            "SELECT data FROM timeline WHERE interaction_id = ? AND kind = 'message' ORDER BY id"
+        ))
+        .bind(interaction)
+        .fetch_all(pool)
+        .await?
+        .into_iter()
+        .map(|r| serde_json::from_str(&r.get::<String, _>(0)).unwrap_or_default())
+        .collect()))
     }
 
     /// What routing wants to know of a customer's new contact `id`: the agent who last

@@ -51,6 +51,7 @@ fn new<'a>(id: &'a str, from: &'a str) -> NewInteraction<'a> {
         trunk: "demo",
         flow: "demo",
         flow_version: "v",
+        unverified: false,
     }
 }
 

@@ -7,25 +7,19 @@
 //        [hangup | transfer:<agent> | queue:<queue> | warm:<agent>]  (how the call ends
 //        for this agent: hang up, blind transfer to an agent or a queue, or consult
 //        then complete; default hangup)
-import { chromium } from "playwright-core";
 import { mkdirSync } from "node:fs";
 import process from "node:process";
+import { launch, logIn, step } from "./desk.mjs";
 
 const [base, agent, password, wav, artifacts, how = "hangup"] = process.argv.slice(2);
 mkdirSync(artifacts, { recursive: true });
-const step = (name, data = {}) => console.log(`STEP ${name} ${JSON.stringify(data)}`);
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
-    `--use-file-for-fake-audio-capture=${wav}`,
-    "--autoplay-policy=no-user-gesture-required",
-    "--allow-loopback-in-peer-connection",
-  ],
-});
+const browser = await launch([
+  "--disable-quic", "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+  `--use-file-for-fake-audio-capture=${wav}`,
+  "--autoplay-policy=no-user-gesture-required",
+  "--allow-loopback-in-peer-connection",
+]);
 let page;
 try {
   const ctx = await browser.newContext({ viewport: { width: 1400, height: 900 } });
@@ -39,14 +33,7 @@ try {
   });
 
   // 2. Log in and set Available.
-  await page.goto(`${base}/agent`);
-  await page.getByLabel("Name").fill(agent);
-  await page.getByLabel("Password").fill(password);
-  await page.getByRole("button", { name: "Log in" }).click();
-  await page.getByText(agent, { exact: true }).waitFor();
-  await page.getByLabel("Presence").selectOption("available");
-  await page.locator("#presence-now", { hasText: "available" }).waitFor();
-  step("available");
+  await logIn(page, base, agent, password);
 
   // 4. The page rings with the screen-pop: the customer's name and what was entered.
   const answer = page.getByRole("button", { name: "Answer" });

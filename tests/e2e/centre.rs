@@ -225,15 +225,15 @@ fn centre_case(base: u16, sipp_ports: (u16, u16), database: Option<String>) {
     assert_eq!(offer["interaction"], chat.as_str());
     assert_eq!(offer["channel"], "webchat");
     assert_eq!(offer["queue"], "support");
-    let customer = offer["customer"].as_i64().expect("a customer id");
+    // What she typed is not who she is: no record, no case until ann checks.
+    assert_eq!(offer["customer"], serde_json::Value::Null, "{offer}");
+    assert_eq!(offer["details"]["verified"], false, "{offer}");
     let (code, body) = g.post(&format!("/api/agent/offers/{chat}/accept"), Some(&ben), "");
     assert_eq!(code, 409, "ben was not offered it: {body}");
     let (code, body) = g.post(&format!("/api/agent/offers/{chat}/accept"), Some(&ann), "");
     assert_eq!(code, 200, "{body}");
-    // The work is hers as soon as the accept is answered: her next request (the
-    // customer's card) needs no waiting.
-    let (code, body) = g.get_auth(&format!("/api/agent/customers/{customer}"), &ann);
-    assert_eq!(code, 200, "right after the accept: {body}");
+    let (code, body) = g.post(&format!("/api/agent/work/{chat}/verify"), Some(&ben), "");
+    assert_eq!(code, 403, "not ben's chat: {body}");
     let t = until(&mut ann_ws, "the transcript", ty("transcript"));
     let tr = &t.last().unwrap()["messages"];
     assert!(
@@ -245,6 +245,15 @@ fn centre_case(base: u16, sipp_ports: (u16, u16), database: Option<String>) {
     );
     until(&mut cust, "ann joined", |v| {
         v["text"] == "Ann joined the chat."
+    });
+    // Ann checks who she is; her next requests need no waiting.
+    let (code, body) = g.post(&format!("/api/agent/work/{chat}/verify"), Some(&ann), "");
+    assert_eq!(code, 200, "{body}");
+    let customer = json(&body)["customer"].as_i64().expect("a customer id");
+    let (code, body) = g.get_auth(&format!("/api/agent/customers/{customer}"), &ann);
+    assert_eq!(code, 200, "right after verifying: {body}");
+    until(&mut ann_ws, "the verified push", |v| {
+        v["type"] == "verified" && v["customer"] == customer
     });
     // The CRM's screen-pop: Grace's record and the chat so far, on offer and on connect.
     let t0 = Instant::now();
@@ -268,7 +277,10 @@ fn centre_case(base: u16, sipp_ports: (u16, u16), database: Option<String>) {
             (&"webchat".into(), &"ann".into()),
             "{v}"
         );
-        assert_eq!(v["customer"]["customer"]["name"], "Grace Hopper", "{v}");
+        // Posted before ann verified her: what she typed, marked unverified.
+        assert_eq!(v["from"]["name"], "Grace Hopper", "{v}");
+        assert_eq!(v["from"]["verified"], false, "{v}");
+        assert!(v.get("customer").is_none(), "{v}");
         // The chat so far: at the offer at least the greeting (her message may come
         // after it), at connect her message too.
         let texts: Vec<&str> = v["messages"]
@@ -531,7 +543,9 @@ fn centre_case(base: u16, sipp_ports: (u16, u16), database: Option<String>) {
                     d["from"].as_str().unwrap(),
                     d["text"].as_str().unwrap()
                 ),
-                "offered" | "assigned" => format!("{k} {}", d["agent"].as_str().unwrap()),
+                "offered" | "assigned" | "verified" => {
+                    format!("{k} {}", d["agent"].as_str().unwrap())
+                }
                 "transferred" => format!(
                     "transferred {} -> {}",
                     d["from"].as_str().unwrap(),
@@ -552,6 +566,7 @@ fn centre_case(base: u16, sipp_ports: (u16, u16), database: Option<String>) {
                 "offered ann",
                 "message customer: My invoice is wrong",
                 "assigned ann",
+                "verified ann",
                 "message agent: Let me check that.",
                 "message agent: Found it: a double charge.",
                 "transferred ann -> ben",

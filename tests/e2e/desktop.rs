@@ -161,12 +161,20 @@ struct Browser {
 
 impl Browser {
     fn start(d: &Desk, agent: &str, password: &str, how: &str) -> Browser {
+        let base = format!("http://127.0.0.1:{}", d.g.http);
+        let mic = d.mic_wav.display().to_string();
+        let artifacts = d.artifacts.display().to_string();
+        Browser::run(
+            "agent_call.mjs",
+            &[&base, agent, password, &mic, &artifacts, how],
+        )
+    }
+
+    /// Runs `tests/browser/<script>` with `args`.
+    fn run(script: &str, args: &[&str]) -> Browser {
         let mut child = Command::new("node")
-            .arg(repo("tests/browser/agent_call.mjs"))
-            .args([&format!("http://127.0.0.1:{}", d.g.http), agent, password])
-            .arg(&d.mic_wav)
-            .arg(&d.artifacts)
-            .arg(how)
+            .arg(repo(&format!("tests/browser/{script}")))
+            .args(args)
             .current_dir(repo("tests/browser"))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -595,5 +603,50 @@ fn transfer_to_alice(base: u16, how: &str) {
         left.len() > 8000 * 8,
         "the recording spans both agents: {} samples",
         left.len()
+    );
+}
+
+#[test]
+fn a_chat_shows_as_unverified_until_the_agent_verifies_it_then_the_record_appears() {
+    use crate::centre::{send, ty, until, ws};
+    let d = desk(27100, "agent-chat");
+    let g = &d.g;
+    let artifacts = d.artifacts.display().to_string();
+    let base = format!("http://127.0.0.1:{}", g.http);
+    let mut b = Browser::run("agent_chat.mjs", &[&base, "bob", "demo-bob", &artifacts]);
+    b.step("available", g);
+    // Someone types the demo customer Ada's e-mail address.
+    let mut cust = ws(g, "/chat/ws");
+    send(
+        &mut cust,
+        serde_json::json!({"type": "start", "name": "Ada Lovelace", "address": "ada@example.com"}),
+    );
+    let w = until(&mut cust, "welcome", ty("welcome"));
+    let chat = w.last().unwrap()["chat"].as_str().unwrap().to_string();
+    let o = b.step("offered", g);
+    let pop = o["pop"].as_str().unwrap();
+    assert!(pop.contains("Unverified"), "{o}");
+    assert_eq!(
+        o["records"], 0,
+        "no record on screen before verification: {o}"
+    );
+    assert_eq!(o["verify_buttons"], 0, "{o}");
+    let (_, one) = g.get_auth(&format!("/api/interactions/{chat}"), "test-token");
+    assert!(json(&one)["customer_id"].is_null(), "{one}");
+    let v = b.step("verified", g);
+    assert_eq!(v["name"], "Ada Lovelace", "{v}");
+    assert_eq!(v["badges"], 0, "{v}");
+    b.finish();
+    // The chat is on Ada's record now (the demo customer, found by her address).
+    let (_, one) = g.get_auth(&format!("/api/interactions/{chat}"), "test-token");
+    let one = json(&one);
+    let customer = one["customer_id"].as_i64().expect("joined a customer");
+    let (_, c) = g.get_auth(&format!("/api/customers/{customer}"), "test-token");
+    assert_eq!(json(&c)["customer"]["name"], "Ada Lovelace", "{c}");
+    assert!(
+        one["timeline"]
+            .as_array()
+            .is_some_and(|t| t.iter().any(|e| e["kind"] == "verified")),
+        "{one}"
     );
 }

@@ -740,6 +740,12 @@ fn chat_floods_are_capped_and_a_customer_who_left_is_closed_as_abandoned() {
             one["outcome"] == "abandoned" && timeline_kinds(&one).contains(&"abandoned")
         },
     );
+    // What flood chats typed made no customer records (nobody verified them).
+    for (id, _) in &chats {
+        let (_, one) = g.get_auth(&format!("/api/interactions/{id}"), "test-token");
+        let one: serde_json::Value = serde_json::from_str(&one).unwrap();
+        assert!(one["customer_id"].is_null(), "{one}");
+    }
 }
 
 #[test]

@@ -1,0 +1,49 @@
+// The agent's side of the chat screen-pop test, in real headless Chromium (see
+// agent_call.mjs for the set-up). A chat's name and address are only what the customer
+// typed: the screen-pop says "Unverified" and shows no record until the agent presses
+// "Identity verified"; then the customer's card appears.
+//
+// usage: node agent_chat.mjs <http base> <agent> <password> <artifacts dir>
+import { mkdirSync } from "node:fs";
+import process from "node:process";
+import { launch, logIn, step } from "./desk.mjs";
+
+const [base, agent, password, artifacts] = process.argv.slice(2);
+mkdirSync(artifacts, { recursive: true });
+
+const browser = await launch();
+let page;
+try {
+  page = await (await browser.newContext({ viewport: { width: 1400, height: 900 } })).newPage();
+  page.on("console", m => console.log(`console.${m.type()}: ${m.text()}`));
+  page.on("pageerror", e => console.log(`pageerror: ${e.message}`));
+  await logIn(page, base, agent, password);
+
+  const pop = page.locator("#screen-pop");
+  const answer = page.getByRole("button", { name: "Answer" });
+  await answer.waitFor({ timeout: 30000 });
+  await pop.locator(".unverified .badge").waitFor({ timeout: 10000 });
+  step("offered", {
+    pop: await pop.innerText(),
+    records: await pop.locator(".customer-name").count(),
+    // Nothing to verify before the chat is the agent's.
+    verify_buttons: await pop.getByRole("button", { name: "Identity verified" }).count(),
+  });
+  await answer.click();
+  const verify = pop.getByRole("button", { name: "Identity verified" });
+  await verify.waitFor({ timeout: 10000 });
+  await page.screenshot({ path: `${artifacts}/chat-unverified.png`, fullPage: true });
+  await verify.click();
+  await pop.locator(".customer-name").waitFor({ timeout: 10000 });
+  step("verified", {
+    name: await pop.locator(".customer-name").innerText(),
+    pop: await pop.innerText(),
+    badges: await pop.locator(".unverified").count(),
+  });
+} catch (e) {
+  console.log(`FAILED ${e.stack || e}`);
+  if (page) await page.screenshot({ path: `${artifacts}/failure.png`, fullPage: true }).catch(() => {});
+  await browser.close();
+  process.exit(1);
+}
+await browser.close();

@@ -1,0 +1,26 @@
+// What the browser scripts share: Chromium (Debian's, driven by playwright-core) and
+// the agent desktop's log-in.
+import { chromium } from "playwright-core";
+
+export const step = (name, data = {}) => console.log(`STEP ${name} ${JSON.stringify(data)}`);
+
+/// Headless Chromium with `extra` flags.
+export function launch(extra = []) {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+      "--disable-component-update", "--disable-sync", ...extra],
+  });
+}
+
+/// Logs `agent` in on the desktop at `base` and sets them Available.
+export async function logIn(page, base, agent, password) {
+  await page.goto(`${base}/agent`);
+  await page.getByLabel("Name").fill(agent);
+  await page.getByLabel("Password").fill(password);
+  await page.getByRole("button", { name: "Log in" }).click();
+  await page.getByText(agent, { exact: true }).waitFor();
+  await page.getByLabel("Presence").selectOption("available");
+  await page.locator("#presence-now", { hasText: "available" }).waitFor();
+  step("available");
+}
