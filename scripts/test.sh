@@ -38,13 +38,19 @@ command -v sox >/dev/null 2>&1 || { echo "sox is still missing after install" >&
 [ -x /usr/sbin/kamailio ] || { echo "Kamailio is still missing after install" >&2; exit 1; }
 have_postgres || { echo "PostgreSQL (initdb) is still missing after install" >&2; exit 1; }
 [ -x /usr/bin/chromium ] || { echo "Chromium is still missing after install" >&2; exit 1; }
-# playwright-core drives the system Chromium (it never downloads a browser); pinned in
-# tests/browser/package-lock.json.
-if [ ! -d tests/browser/node_modules/playwright-core ]; then
-    echo "==> installing playwright-core (tests/browser)"
+# playwright-core drives the system Chromium (it never downloads a browser); JsSIP is
+# the WebRTC SIP client the SIP-over-WebSocket test runs in it, bundled for the page by
+# esbuild. All pinned in tests/browser/package-lock.json.
+browser_deps=(playwright-core jssip esbuild)
+need_npm=0
+for d in "${browser_deps[@]}"; do [ -d "tests/browser/node_modules/$d" ] || need_npm=1; done
+if [ "$need_npm" = 1 ]; then
+    echo "==> installing ${browser_deps[*]} (tests/browser)"
     (cd tests/browser && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
 fi
-[ -d tests/browser/node_modules/playwright-core ] || { echo "playwright-core is still missing" >&2; exit 1; }
+for d in "${browser_deps[@]}"; do
+    [ -d "tests/browser/node_modules/$d" ] || { echo "$d is still missing (tests/browser)" >&2; exit 1; }
+done
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

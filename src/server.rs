@@ -273,6 +273,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
             .iter()
             .filter_map(|a| crate::sip::auth::Algorithm::parse(Some(a)))
             .collect(),
+        webrtc: cfg.webrtc.port != 0,
         ..CoreConfig::default()
     };
     let mut core = Core::new(core_cfg, crate::clock::now());

@@ -201,6 +201,9 @@ struct Leg {
     we_offered: bool,
     established: bool,
     ended: bool,
+    /// A WebRTC caller (a SIP-over-WebSocket softphone) whose media is a browser leg:
+    /// `Some(false)` until ICE and DTLS connect, then `Some(true)`.
+    browser: Option<bool>,
 }
 
 impl Leg {
@@ -214,6 +217,7 @@ impl Leg {
             we_offered: false,
             established: false,
             ended: false,
+            browser: None,
         }
     }
 }
@@ -410,6 +414,9 @@ impl CallActor {
 
     /// Answers the caller: our answer to its offer, or our offer when it sent none.
     fn answer_caller(&mut self, ctx: &mut Context<Self>, video_formats: Vec<sdp::Format>) -> bool {
+        if sdp::is_webrtc_offer(&self.offer) {
+            return self.answer_webrtc_caller(ctx);
+        }
         let want_video = !video_formats.is_empty();
         let sockets = match LegSockets::bind(self.cfg.rtp_ip, &self.ports, want_video) {
             Ok(s) => s,
@@ -446,6 +453,92 @@ impl CallActor {
         }
     }
 
+    /// Answers a WebRTC softphone (JsSIP, SIP.js over the WebSocket transport) with a
+    /// browser leg on the shared WebRTC port: ICE-lite, DTLS-SRTP, the G.711 law it
+    /// offered, bridged without transcoding. Its media is up when ICE and DTLS
+    /// connect; one that does not connect in 20 s is hung up.
+    fn answer_webrtc_caller(&mut self, ctx: &mut Context<Self>) -> bool {
+        let refuse = |act: &mut Self, why: &str| {
+            tracing::info!(call = %act.a.call, why, "cannot answer the WebRTC offer");
+            act.send(CallCommand::Reject(act.a.call, 488, "Not Acceptable Here"));
+            false
+        };
+        let codec = match sdp::webrtc_codec(&self.offer) {
+            Ok(c) => c,
+            Err(e) => return refuse(self, &e.to_string()),
+        };
+        let offer = String::from_utf8_lossy(&self.offer).into_owned();
+        let (id, answer) = match self.add_browser_leg(ctx, &offer, codec) {
+            Ok(x) => x,
+            Err(e) => return refuse(self, &e),
+        };
+        self.send(CallCommand::Answer(self.a.call, Bytes::from(answer)));
+        self.a.media = Some(id);
+        self.a.codec = Some(codec);
+        self.a.browser = Some(false);
+        ctx.run_later(Duration::from_secs(20), |act, _| {
+            if act.a.browser == Some(false) && !act.a.ended {
+                tracing::info!(call = %act.a.call, "the WebRTC caller's media never connected; hanging up");
+                act.send(CallCommand::Hangup(act.a.call));
+            }
+        });
+        true
+    }
+
+    /// A browser leg on the shared WebRTC port answering `offer` with `codec` (key
+    /// presses never go in its RTP, see `softphone`): its media leg and our answer.
+    fn add_browser_leg(
+        &mut self,
+        ctx: &mut Context<Self>,
+        offer: &str,
+        codec: Codec,
+    ) -> Result<(LegId, String), String> {
+        let port = self
+            .cfg
+            .webrtc
+            .clone()
+            .ok_or("browser calls are off ([webrtc] port = 0)")?;
+        let (leg, answer) = crate::webrtc::BrowserLeg::answer(
+            crate::clock::now(),
+            offer,
+            codec,
+            port.local(),
+            port.advertised(),
+        )
+        .map_err(|e| e.to_string())?;
+        let params = LegParams {
+            codec,
+            pt: codec.pt(),
+            telephone_event: None,
+            ptime_ms: 20,
+            direction: Direction::SendRecv,
+            remote_rtp: Some(port.advertised()),
+            remote_rtcp: None,
+            rtcp_mux: true,
+            video: None,
+        };
+        Ok((self.media(ctx).add_browser(params, leg, port), answer))
+    }
+
+    /// The WebRTC caller's browser leg connected (or failed: `why`).
+    fn caller_browser(&mut self, ctx: &mut Context<Self>, why: Option<String>) {
+        match why {
+            None => {
+                tracing::info!(call = %self.a.call, "WebRTC caller's media connected (ICE, DTLS-SRTP)");
+                self.a.browser = Some(true);
+                if self.a.established {
+                    self.caller_media_up(ctx);
+                }
+            }
+            Some(why) => {
+                tracing::info!(call = %self.a.call, %why, "WebRTC caller's media ended; hanging up");
+                if !self.a.ended {
+                    self.send(CallCommand::Hangup(self.a.call));
+                }
+            }
+        }
+    }
+
     /// Where a registered phone's call goes before any dialplan ([`phone_route`]).
     fn phone_route(&self) -> Option<Forward> {
         let routed = |n: &str| {
@@ -469,6 +562,8 @@ impl CallActor {
     fn place_forward(&mut self, ctx: &mut Context<Self>, to: Forward) {
         let caller_video: Vec<sdp::Format> = RemoteSession::parse(&self.offer)
             .ok()
+            // A WebRTC caller's video is not bridged (its audio is, by a browser leg).
+            .filter(|_| !sdp::is_webrtc_offer(&self.offer))
             .and_then(|r| {
                 r.media
                     .into_iter()
@@ -616,6 +711,16 @@ impl CallActor {
                 }
             }
         }
+        if self.a.browser == Some(false) {
+            // A WebRTC caller: media is up when its browser leg connects.
+            return;
+        }
+        self.caller_media_up(ctx);
+    }
+
+    /// The caller is answered and their media flows: the IVR, the bridge or the
+    /// built-in handler starts.
+    fn caller_media_up(&mut self, ctx: &mut Context<Self>) {
         if self.ivr.is_some() {
             self.start_recording(ctx);
             self.ivr_media_up(ctx);
@@ -837,6 +942,11 @@ impl Handler<MediaNotice> for CallActor {
             }
             MediaNotice::Event(MediaEvent::RecordingError { error }) => {
                 tracing::warn!(call = %self.a.call, %error, "recording failed")
+            }
+            MediaNotice::Browser(leg, r)
+                if self.a.browser.is_some() && self.a.media == Some(leg) =>
+            {
+                self.caller_browser(ctx, r.err())
             }
             MediaNotice::Browser(leg, Ok(())) => self.browser_connected(ctx, leg),
             MediaNotice::Browser(leg, Err(why)) => self.browser_failed(leg, why),

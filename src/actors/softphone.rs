@@ -11,8 +11,7 @@ use super::{CallActor, CallCommand};
 use crate::actors::agent::AgentPush;
 use crate::actors::router::{Answer, EndConsult, Transfer, TransferTarget};
 use crate::media::player::Item;
-use crate::media::session::{LegId, LegParams};
-use crate::sdp::Direction;
+use crate::media::session::LegId;
 use actix::prelude::*;
 use std::time::Duration;
 
@@ -356,32 +355,8 @@ impl CallActor {
         if w.media.is_some() {
             return Err("your browser already has a leg on this call".into());
         }
-        let port = self
-            .cfg
-            .webrtc
-            .clone()
-            .ok_or("browser calls are off ([webrtc] port = 0)")?;
         let codec = self.a.codec.ok_or("the caller has no media yet")?;
-        let (leg, answer) = crate::webrtc::BrowserLeg::answer(
-            crate::clock::now(),
-            sdp,
-            codec,
-            port.local(),
-            port.advertised(),
-        )
-        .map_err(|e| e.to_string())?;
-        let params = LegParams {
-            codec,
-            pt: codec.pt(),
-            telephone_event: None,
-            ptime_ms: 20,
-            direction: Direction::SendRecv,
-            remote_rtp: Some(port.advertised()),
-            remote_rtcp: None,
-            rtcp_mux: true,
-            video: None,
-        };
-        let id = self.media(ctx).add_browser(params, leg, port);
+        let (id, answer) = self.add_browser_leg(ctx, sdp, codec)?;
         if let Some(w) = self.web.iter_mut().find(|w| w.agent == agent) {
             w.media = Some(id);
         }

@@ -104,8 +104,10 @@ pub enum SdpError {
     BadConnection,
     #[error("answer does not match our offer: {0}")]
     AnswerMismatch(&'static str),
-    #[error("the offer's audio is {0} only (DTLS-SRTP, as WebRTC SIP clients such as JsSIP send); SIP calls here take RTP/AVP: WebRTC softphones are not supported yet")]
+    #[error("the offer's audio is {0} only: plain RTP/AVP is taken here, and WebRTC (UDP/TLS/RTP/SAVPF with ICE and DTLS-SRTP) only from the SIP WebSocket transport with [webrtc] on")]
     SecureMediaOnly(String),
+    #[error("the WebRTC offer has no G.711 (PCMU or PCMA): calls are bridged without transcoding")]
+    WebRtcNoG711,
 }
 
 /// One payload format of a remote m-line.
@@ -729,7 +731,9 @@ pub const UNSPECIFIED: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
 mod tests;
 
 /// Whether we could answer this offer (initial INVITE screening: 488 otherwise).
-pub fn check_offer(body: &[u8]) -> Result<(), SdpError> {
+/// `webrtc`: a WebRTC offer (DTLS-SRTP) can be answered by a browser leg (the request
+/// came over the SIP WebSocket transport and browser legs are on).
+pub fn check_offer(body: &[u8], webrtc: bool) -> Result<(), SdpError> {
     let r = RemoteSession::parse(body)?;
     // Say why a WebRTC offer is refused, rather than "no common codec".
     let audio: Vec<&RemoteMedia> = r
@@ -738,6 +742,9 @@ pub fn check_offer(body: &[u8]) -> Result<(), SdpError> {
         .filter(|m| m.kind == Kind::Audio && m.port != 0)
         .collect();
     if !audio.is_empty() && audio.iter().all(|m| m.proto.contains("SAVP")) {
+        if webrtc && audio[0].proto == WEBRTC_PROTO {
+            return webrtc_codec(body).map(|_| ());
+        }
         return Err(SdpError::SecureMediaOnly(audio[0].proto.clone()));
     }
     let probe = Local {
@@ -751,6 +758,43 @@ pub fn check_offer(body: &[u8]) -> Result<(), SdpError> {
         version: 0,
     };
     answer(&r, &probe, None).map(|_| ())
+}
+
+/// The audio profile of WebRTC offers: DTLS-SRTP with RTCP feedback.
+pub const WEBRTC_PROTO: &str = "UDP/TLS/RTP/SAVPF";
+
+/// Whether this offer's audio is WebRTC's (a browser leg answers it).
+pub fn is_webrtc_offer(body: &[u8]) -> bool {
+    RemoteSession::parse(body).is_ok_and(|r| {
+        r.media
+            .iter()
+            .find(|m| m.kind == Kind::Audio && m.port != 0)
+            .is_some_and(|m| m.proto == WEBRTC_PROTO)
+    })
+}
+
+/// The G.711 law a browser leg answers a WebRTC offer with (PCMU first), so the call
+/// is bridged without transcoding.
+pub fn webrtc_codec(body: &[u8]) -> Result<Codec, SdpError> {
+    let r = RemoteSession::parse(body)?;
+    let audio = r
+        .media
+        .iter()
+        .find(|m| m.kind == Kind::Audio && m.port != 0)
+        .ok_or(SdpError::NoAudio)?;
+    let has = |name: &str, pt: u8| {
+        audio
+            .formats
+            .iter()
+            .any(|f| f.name.eq_ignore_ascii_case(name) || (f.name.is_empty() && f.pt == pt))
+    };
+    if has("PCMU", 0) {
+        Ok(Codec::Pcmu)
+    } else if has("PCMA", 8) {
+        Ok(Codec::Pcma)
+    } else {
+        Err(SdpError::WebRtcNoG711)
+    }
 }
 
 /// Answers a re-offer (re-INVITE or UPDATE) from the SDP we last sent: same ports and

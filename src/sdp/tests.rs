@@ -364,10 +364,29 @@ fn a_webrtc_offer_is_refused_with_the_real_reason() {
 m=audio 9 UDP/TLS/RTP/SAVPF 111 0 8\r\nc=IN IP4 0.0.0.0\r\na=rtcp:9 IN IP4 0.0.0.0\r\n\
 a=ice-ufrag:abcd\r\na=ice-pwd:0123456789abcdef01234567\r\na=fingerprint:sha-256 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF\r\n\
 a=setup:actpass\r\na=mid:0\r\na=sendrecv\r\na=rtcp-mux\r\na=rtpmap:111 opus/48000/2\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n";
-    match check_offer(offer.as_bytes()) {
+    // Not over the WebSocket transport (or browser legs off): refused, saying why.
+    match check_offer(offer.as_bytes(), false) {
         Err(SdpError::SecureMediaOnly(p)) => assert_eq!(p, "UDP/TLS/RTP/SAVPF"),
         other => panic!("{other:?}"),
     }
     let e = SdpError::SecureMediaOnly("UDP/TLS/RTP/SAVPF".into()).to_string();
-    assert!(e.contains("WebRTC softphones are not supported yet"), "{e}");
+    assert!(e.contains("only from the SIP WebSocket transport"), "{e}");
+    // Over it: a browser leg answers with PCMU.
+    assert_eq!(check_offer(offer.as_bytes(), true), Ok(()));
+    assert!(is_webrtc_offer(offer.as_bytes()));
+    assert_eq!(webrtc_codec(offer.as_bytes()), Ok(Codec::Pcmu));
+    // Opus only: nothing to bridge without transcoding.
+    let opus = offer
+        .replace(" 111 0 8\r\n", " 111\r\n")
+        .replace("a=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n", "");
+    assert_eq!(
+        check_offer(opus.as_bytes(), true),
+        Err(SdpError::WebRtcNoG711)
+    );
+    // SDES-SRTP (RTP/SAVP) from a desk phone is not WebRTC.
+    let sdes = offer.replace("UDP/TLS/RTP/SAVPF", "RTP/SAVP");
+    assert!(matches!(
+        check_offer(sdes.as_bytes(), true),
+        Err(SdpError::SecureMediaOnly(_))
+    ));
 }

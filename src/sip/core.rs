@@ -71,6 +71,9 @@ pub struct CoreConfig {
     pub user_agent: String,
     /// Digest challenge algorithms in preference order.
     pub digest_algorithms: Vec<super::auth::Algorithm>,
+    /// Browser legs are on: a WebRTC offer (DTLS-SRTP) arriving over the WebSocket
+    /// transport is accepted (a browser leg answers it).
+    pub webrtc: bool,
 }
 
 impl Default for CoreConfig {
@@ -87,6 +90,7 @@ impl Default for CoreConfig {
             keepalive_interval: 30,
             user_agent: concat!("omnigate/", env!("CARGO_PKG_VERSION")).into(),
             digest_algorithms: vec![super::auth::Algorithm::Md5],
+            webrtc: false,
         }
     }
 }
@@ -818,7 +822,8 @@ impl Core {
         }
         let has_sdp = !req.body.is_empty();
         if has_sdp {
-            if let Err(e) = crate::sdp::check_offer(&req.body) {
+            let webrtc = self.cfg.webrtc && source.transport == Transport::Ws;
+            if let Err(e) = crate::sdp::check_offer(&req.body, webrtc) {
                 let warning = match e {
                     crate::sdp::SdpError::NoCommonCodec => {
                         "304 omnigate \"no common media format\"".to_string()

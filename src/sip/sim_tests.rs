@@ -808,6 +808,34 @@ fn rfc_answers_483_482_420_422_488() {
         s.contains(&"SIP/2.0 488 Not Acceptable Here".to_string()),
         "{s:?}"
     );
+    // A WebRTC offer over UDP (not the WebSocket transport): 488, the Warning says why.
+    let webrtc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/chromium-offer.sdp"
+    ))
+    .unwrap()
+    .replace('\n', "\r\n")
+    .replace("\r\r\n", "\r\n");
+    let (s, first, _) = exchange(
+        5060,
+        &with(
+            "Max-Forwards: 70\r\nContent-Type: application/sdp\r\n",
+            &webrtc,
+        ),
+    );
+    assert!(
+        s.contains(&"SIP/2.0 488 Not Acceptable Here".to_string()),
+        "{s:?}"
+    );
+    let warning = first
+        .unwrap()
+        .header_str(&super::HeaderName::Warning)
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        warning.contains("only from the SIP WebSocket transport"),
+        "{warning}"
+    );
 }
 
 #[test]

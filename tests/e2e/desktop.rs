@@ -8,6 +8,10 @@
 //! and the interaction is on Ada's timeline with the agent, the queue, the IVR
 //! variables and a duration. Screenshots at the offer and at wrap-up are kept in
 //! `target/e2e-artifacts/agent-desktop/`.
+//!
+//! Also in Chromium: a web chat's screen-pop is "Unverified" until the agent verifies
+//! it, and a JsSIP softphone (the demo extension 1001, SIP over WebSocket, DTLS-SRTP)
+//! calls the demo IVR, hears it, presses a key by SIP INFO and is recorded.
 
 use crate::harness::*;
 use std::io::{BufRead, BufReader};
@@ -649,4 +653,59 @@ fn a_chat_shows_as_unverified_until_the_agent_verifies_it_then_the_record_appear
             .is_some_and(|t| t.iter().any(|e| e["kind"] == "verified")),
         "{one}"
     );
+}
+
+#[test]
+fn a_jssip_softphone_in_chromium_calls_the_demo_ivr_over_websocket_with_audio_both_ways() {
+    let d = desk(27200, "jssip");
+    let g = &d.g;
+    let base = format!("http://127.0.0.1:{}", g.http);
+    let ws = format!("ws://127.0.0.1:{}", g.ws);
+    let (mic, artifacts) = (
+        d.mic_wav.display().to_string(),
+        d.artifacts.display().to_string(),
+    );
+    // The demo extension 1001 on the demo defaults, calling the demo IVR's number.
+    let mut b = Browser::run(
+        "jssip_call.mjs",
+        &[&base, &ws, "1001", "demo1001", "100", &mic, &artifacts],
+    );
+    b.step("registered", g);
+    b.step("answered", g);
+    let a = b.step("audio", g);
+    assert_eq!(a["dtls"], "connected", "{a}");
+    assert_eq!(
+        a["codec"], "audio/PCMU",
+        "G.711, bridged without transcoding: {a}"
+    );
+    assert!(a["inbound"].as_u64().unwrap() > 100, "the IVR's audio: {a}");
+    assert!(a["energy"].as_f64().unwrap() > 0.0, "not silence: {a}");
+    b.step("pressed", g);
+    // The key press (SIP INFO) took the caller to sales.
+    let mut i = serde_json::Value::Null;
+    wait_for("the menu choice", Duration::from_secs(10), || {
+        let (_, body) = g.get_auth("/api/interactions?limit=1", "test-token");
+        i = json(&body)[0].clone();
+        i["queue"] == "sales"
+    });
+    b.go();
+    let h = b.step("hung up", g);
+    assert!(h["outbound"].as_u64().unwrap() > 100, "{h}");
+    b.finish();
+    let id = i["id"].as_str().unwrap().to_string();
+    let mut one = serde_json::Value::Null;
+    wait_for("the call's end", Duration::from_secs(10), || {
+        let (_, body) = g.get_auth(&format!("/api/interactions/{id}"), "test-token");
+        one = json(&body);
+        !one["ended_at"].is_null()
+    });
+    assert!(
+        g.log().contains("WebRTC caller's media connected"),
+        "{}",
+        g.log()
+    );
+    // The recording: the browser's microphone on one channel, the IVR on the other.
+    let (caller, ours) = recording(&one);
+    assert!(rms(&caller) > 300.0, "caller rms {}", rms(&caller));
+    assert!(rms(&ours) > 300.0, "IVR rms {}", rms(&ours));
 }
