@@ -6,6 +6,16 @@
 //! actor's `Drop` (which runs on the same thread right after) can say what happened.
 
 use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Panics since start-up (`omnigate_panics_total`).
+static TOTAL: AtomicU64 = AtomicU64::new(0);
+
+/// How many panics there have been since start-up (each one contained, or the
+/// process would be gone).
+pub fn total() -> u64 {
+    TOTAL.load(Ordering::Relaxed)
+}
 
 thread_local! {
     static LAST: RefCell<Option<String>> = const { RefCell::new(None) };
@@ -31,6 +41,7 @@ pub fn install() {
             .name()
             .unwrap_or("unnamed")
             .to_string();
+        TOTAL.fetch_add(1, Ordering::Relaxed);
         tracing::error!(%thread, %at, "panic: {msg}");
         LAST.with(|l| *l.borrow_mut() = Some(format!("{msg} at {at}")));
         previous(info);
@@ -45,4 +56,11 @@ pub fn take_recent() -> Option<String> {
 /// Why an actor went without a clean stop, for its log line.
 pub fn reason() -> String {
     take_recent().unwrap_or_else(|| "stopped without finishing (panic or shutdown)".into())
+}
+
+/// Runs `f`, containing a panic: `None` when it panicked (the hook has logged it).
+/// For drivers whose state outlives one input (the SIP core): the input is lost, the
+/// rest goes on. `RateLimit` decides when failures come too fast to go on.
+pub fn contain<T>(f: impl FnOnce() -> T) -> Option<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).ok()
 }

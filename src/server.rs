@@ -185,6 +185,40 @@ fn with_ip(a: SocketAddr, ip: IpAddr) -> SocketAddr {
 }
 
 /// Runs the node until `shutdown` resolves, then drains. Returns when everything stopped.
+/// Contains panics in the SIP core's driver loop: the input being handled is lost and
+/// the node goes on. A core that fails 20 times in 10 s is wedged (a timer that
+/// panics each time it fires): the node stops with the reason, for its service
+/// manager to restart it, rather than spin.
+struct CoreGuard {
+    failures: crate::logins::RateLimit<()>,
+}
+
+impl CoreGuard {
+    fn new() -> CoreGuard {
+        CoreGuard {
+            failures: crate::logins::RateLimit::new(20, Duration::from_secs(10), 1),
+        }
+    }
+
+    /// `f`'s value, `None` when it panicked, or an error when that happens too often.
+    fn run<T>(
+        &mut self,
+        now: Instant,
+        what: &str,
+        f: impl FnOnce() -> T,
+    ) -> Result<Option<T>, String> {
+        if let Some(v) = crate::panics::contain(f) {
+            return Ok(Some(v));
+        }
+        let reason = crate::panics::reason();
+        tracing::error!(%reason, "the SIP core failed on {what}; that input is lost, the node goes on");
+        match self.failures.take(now, &()) {
+            Ok(()) => Ok(None),
+            Err(_) => Err(format!("the SIP core keeps failing ({reason}); stopping")),
+        }
+    }
+}
+
 pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), String> {
     let adv = advertise_ip(&cfg);
     let repaired = crate::media::recorder::repair_dir(&cfg.data.dir.join("recordings"));
@@ -394,6 +428,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
     metrics.lock().unwrap().serving = true;
 
     tokio::pin!(shutdown);
+    let mut guard = CoreGuard::new();
     let mut draining_since: Option<Instant> = None;
     let grace = Duration::from_secs(cfg.shutdown.grace_secs);
     let mut ended_all_at: Option<Instant> = None;
@@ -421,21 +456,27 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
             }
             Some(m) = in_rx.recv() => {
                 let now = crate::clock::now();
-                core.handle_message(now, m.parsed, m.source);
-                // Batch what is already queued.
-                for _ in 0..256 {
-                    match in_rx.try_recv() {
-                        Ok(m) => core.handle_message(now, m.parsed, m.source),
-                        Err(_) => break,
+                // A panic in the core costs the message it was handling, not the node
+                // (nor the rest of the batch, which stays queued).
+                guard.run(now, "a SIP message", || {
+                    core.handle_message(now, m.parsed, m.source);
+                    // Batch what is already queued.
+                    for _ in 0..256 {
+                        match in_rx.try_recv() {
+                            Ok(m) => core.handle_message(now, m.parsed, m.source),
+                            Err(_) => break,
+                        }
                     }
-                }
+                })?;
             }
             Some(c) = cmd_rx.recv() => {
                 let now = crate::clock::now();
-                apply(&mut core, &mut actors, now, c);
-                while let Ok(c) = cmd_rx.try_recv() {
+                guard.run(now, "a call's command", || {
                     apply(&mut core, &mut actors, now, c);
-                }
+                    while let Ok(c) = cmd_rx.try_recv() {
+                        apply(&mut core, &mut actors, now, c);
+                    }
+                })?;
             }
             Some(o) = orig_rx.recv() => {
                 let call = CallRef::next();
@@ -446,25 +487,28 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
                 let _ = o.reply.send(call);
             }
             _ = tokio::time::sleep_until(deadline) => {
-                core.handle_timeout(crate::clock::now());
+                let now = crate::clock::now();
+                guard.run(now, "a SIP timer", || core.handle_timeout(now))?;
             }
             _ = tick => {}
         }
         // Outputs.
-        while let Some(t) = core.poll_transmit() {
-            transports.send(t);
-        }
-        while let Some(ev) = core.poll_event() {
-            dispatch(
-                ev,
-                &mut actors,
-                &arbiters,
-                &mut next_arbiter,
-                &cmd_tx,
-                &handler,
-                &ports,
-            );
-        }
+        guard.run(crate::clock::now(), "the SIP core's output", || {
+            while let Some(t) = core.poll_transmit() {
+                transports.send(t);
+            }
+            while let Some(ev) = core.poll_event() {
+                dispatch(
+                    ev,
+                    &mut actors,
+                    &arbiters,
+                    &mut next_arbiter,
+                    &cmd_tx,
+                    &handler,
+                    &ports,
+                );
+            }
+        })?;
         // Graceful shutdown: grace period, then BYE to what is left, then stop.
         if let Some(since) = draining_since {
             let now = crate::clock::now();
@@ -790,4 +834,33 @@ fn publish(
             )
         })
         .collect();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_core_guard_contains_panics_and_gives_up_on_a_wedged_core() {
+        let mut g = CoreGuard::new();
+        let t0 = crate::clock::now();
+        assert_eq!(g.run(t0, "x", || 7), Ok(Some(7)));
+        // Twenty failures in 10 s are contained, one at a time.
+        for i in 0..20 {
+            let r = g.run(t0 + Duration::from_millis(i), "x", || -> u8 {
+                panic!("boom")
+            });
+            assert_eq!(r, Ok(None), "failure {i}");
+        }
+        // The next within the window: the core is wedged.
+        let r = g.run(t0 + Duration::from_secs(1), "x", || -> u8 {
+            panic!("boom")
+        });
+        assert!(r.unwrap_err().contains("keeps failing"));
+        // Spread out, failures are contained again.
+        let r = g.run(t0 + Duration::from_secs(30), "x", || -> u8 {
+            panic!("boom")
+        });
+        assert_eq!(r, Ok(None));
+    }
 }

@@ -110,6 +110,12 @@ impl Metrics {
             self.connections_refused,
         );
         g(
+            "omnigate_panics_total",
+            "Panics contained (each cost one input or one interaction, not the node)",
+            "counter",
+            crate::panics::total(),
+        );
+        g(
             "omnigate_sip_parse_errors_total",
             "Messages refused by the parser",
             "counter",

@@ -95,6 +95,20 @@ impl Default for CoreConfig {
     }
 }
 
+/// Debug builds only (the tests' binary): a request with this Call-ID makes the core
+/// panic, so the tests can show the driver contains it. Not compiled into release.
+pub const INJECTED_PANIC_CALL_ID: &str = "omnigate-injected-panic";
+
+#[cfg(debug_assertions)]
+fn inject_fault(m: &Message) {
+    if m.header_str(&HeaderName::CallId) == Some(INJECTED_PANIC_CALL_ID) {
+        panic!("injected failure (a test's Call-ID)");
+    }
+}
+
+#[cfg(not(debug_assertions))]
+fn inject_fault(_: &Message) {}
+
 /// Why a call ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EndReason {
@@ -559,7 +573,10 @@ impl Core {
                     self.reply_stateless(&partial, source, e.status, e.reason);
                 }
             }
-            Ok(m) if m.is_request() => self.on_request(now, m, source),
+            Ok(m) if m.is_request() => {
+                inject_fault(&m);
+                self.on_request(now, m, source)
+            }
             Ok(m) => self.on_response(now, m),
         }
         self.drain_tx_events(now);

@@ -791,3 +791,33 @@ fn the_api_and_pages_are_served_over_https_when_asked() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn a_panic_in_the_sip_core_costs_one_message_and_the_node_goes_on() {
+    let g = Gateway::start(27300, "demo = true", "answer_after_ms = 0", "");
+    let gw = format!("127.0.0.1:{}", g.sip);
+    let sock = UdpSocket::bind("127.0.0.1:27390").unwrap();
+    // A request the (debug-build) core panics on.
+    let poison = format!(
+        "OPTIONS sip:127.0.0.1:{} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:27390;branch=z9hG4bKpoison\r\nFrom: <sip:x@127.0.0.1>;tag=p\r\nTo: <sip:127.0.0.1>\r\nCall-ID: {}\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        g.sip,
+        omnigate::sip::core::INJECTED_PANIC_CALL_ID
+    );
+    let r = ask(&sock, &gw, &poison, Duration::from_millis(500));
+    assert!(r.is_empty(), "the poisoned request is lost: {r:?}");
+    g.wait_log("the SIP core failed on a SIP message");
+    assert_eq!(g.metric("omnigate_panics_total"), Some(1.0));
+    // Everything else goes on: an OPTIONS is answered, a call completes.
+    let ok = poison
+        .replace(omnigate::sip::core::INJECTED_PANIC_CALL_ID, "after@t")
+        .replace("z9hG4bKpoison", "z9hG4bKafter");
+    let r = ask(&sock, &gw, &ok, Duration::from_secs(3));
+    assert_eq!(status(&r), ["SIP/2.0 200 OK"], "{r:?}");
+    let out = sipp(
+        g.dir.path(),
+        &[
+            "-sn", "uac", "-s", "100", "-m", "1", "-p", "27391", "-mp", "27394", &gw,
+        ],
+    );
+    assert_sipp_ok(&out, "a call after the panic", &g);
+}
