@@ -429,6 +429,25 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
 
     tokio::pin!(shutdown);
     let mut guard = CoreGuard::new();
+    // The core's output: datagrams to the transports, events to the call actors.
+    macro_rules! flush {
+        () => {{
+            while let Some(t) = core.poll_transmit() {
+                transports.send(t);
+            }
+            while let Some(ev) = core.poll_event() {
+                dispatch(
+                    ev,
+                    &mut actors,
+                    &arbiters,
+                    &mut next_arbiter,
+                    &cmd_tx,
+                    &handler,
+                    &ports,
+                );
+            }
+        }};
+    }
     let mut draining_since: Option<Instant> = None;
     let grace = Duration::from_secs(cfg.shutdown.grace_secs);
     let mut ended_all_at: Option<Instant> = None;
@@ -493,22 +512,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
             _ = tick => {}
         }
         // Outputs.
-        guard.run(crate::clock::now(), "the SIP core's output", || {
-            while let Some(t) = core.poll_transmit() {
-                transports.send(t);
-            }
-            while let Some(ev) = core.poll_event() {
-                dispatch(
-                    ev,
-                    &mut actors,
-                    &arbiters,
-                    &mut next_arbiter,
-                    &cmd_tx,
-                    &handler,
-                    &ports,
-                );
-            }
-        })?;
+        guard.run(crate::clock::now(), "the SIP core's output", || flush!())?;
         // Graceful shutdown: grace period, then BYE to what is left, then stop.
         if let Some(since) = draining_since {
             let now = crate::clock::now();
@@ -522,20 +526,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
                     );
                 }
                 core.end_all(crate::clock::now());
-                while let Some(t) = core.poll_transmit() {
-                    transports.send(t);
-                }
-                while let Some(ev) = core.poll_event() {
-                    dispatch(
-                        ev,
-                        &mut actors,
-                        &arbiters,
-                        &mut next_arbiter,
-                        &cmd_tx,
-                        &handler,
-                        &ports,
-                    );
-                }
+                flush!();
                 ended_all_at = Some(now);
             }
             // Give BYEs a moment to be answered (or retransmitted once).
