@@ -401,3 +401,85 @@ async fn a_long_chat_keeps_only_recent_messages_in_memory_and_replays_the_rest_f
     let v = next(&mut rx, "first replayed", |v| v["type"] == "message").await;
     assert_eq!(v["text"], "line 5", "{v}");
 }
+
+#[actix_rt::test]
+async fn a_panic_in_the_router_is_contained_and_routing_goes_on_with_what_it_knew() {
+    crate::panics::install();
+    let dir = tempfile::tempdir().unwrap();
+    let (centre, _store) = demo_centre(&dir).await;
+    centre.login("alice", "demo-alice").await.unwrap();
+    let mut alice = agent_socket(&centre, "alice").await;
+    let (one, _) = centre.start_chat("One", "one@example.com").await.unwrap();
+    next(&mut alice, "one offered", |v| {
+        v["type"] == "offer" && v["interaction"] == one.as_str()
+    })
+    .await;
+    accept(&centre, "alice", &one).await;
+    // Alice goes away; a second chat waits.
+    centre
+        .router()
+        .send(super::router::SetPresence {
+            agent: "alice".into(),
+            presence: crate::routing::engine::Presence::Away,
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    let (two, _) = centre.start_chat("Two", "two@example.com").await.unwrap();
+
+    // The router panics on a message: contained, rebuilt.
+    centre
+        .router()
+        .send(Crash)
+        .await
+        .expect("the router lives on");
+    assert!(centre.router().connected());
+
+    // Alice is still away (nothing offered to her); bob logs in and gets the waiting chat.
+    centre.login("bob", "demo-bob").await.unwrap();
+    let mut bob = agent_socket(&centre, "bob").await;
+    // (Offered at his login: in the state his desktop gets first, or pushed after.)
+    let offered = |v: &serde_json::Value| {
+        (v["type"] == "offer" && v["interaction"] == two.as_str())
+            || (v["type"] == "state"
+                && v["offers"]
+                    .as_array()
+                    .is_some_and(|o| o.iter().any(|o| o["interaction"] == two.as_str())))
+    };
+    next(&mut bob, "two offered to bob", offered).await;
+    // Alice holds one still (restored with her), and nothing new was offered to her.
+    let agents = centre
+        .router()
+        .send(super::router::AgentList)
+        .await
+        .unwrap();
+    let alice_row = agents.iter().find(|a| a["name"] == "alice").unwrap();
+    assert_eq!(alice_row["work"], serde_json::json!([one]), "{agents:?}");
+    assert_eq!(alice_row["presence"], "away", "{agents:?}");
+    accept(&centre, "bob", &two).await;
+    // Alice still holds chat one: acting in it works, and its end reaches her.
+    let (_, one_chat) = centre.chat(&one).unwrap();
+    one_chat
+        .send(super::chat::AgentAct::Says {
+            agent: "alice".into(),
+            text: "still here".into(),
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    one_chat.send(Customer::Leave).await.unwrap();
+    next(&mut alice, "one ended", |v| {
+        v["type"] == "ended" && v["interaction"] == one.as_str()
+    })
+    .await;
+    // The router's answers are real again: alice's presence can be set.
+    centre
+        .router()
+        .send(super::router::SetPresence {
+            agent: "alice".into(),
+            presence: crate::routing::engine::Presence::Available,
+        })
+        .await
+        .unwrap()
+        .unwrap();
+}

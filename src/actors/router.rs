@@ -72,9 +72,14 @@ struct AgentEntry {
     id: AgentId,
     login: AgentLogin,
     addr: Addr<AgentActor>,
+    /// What the engine was told at login (to tell a rebuilt engine again).
+    spec: AgentSpec,
 }
 
 struct Entry {
+    /// What the engine was told at enqueue, and the queue (to tell a rebuilt engine).
+    spec: ItemSpec,
+    queue: QueueId,
     work: Work,
     /// The agent holding it (assigned).
     agent: Option<AgentId>,
@@ -283,8 +288,10 @@ impl RouterActor {
             let d = at.saturating_duration_since(crate::clock::now());
             let h = ctx.run_later(d, |act, ctx| {
                 act.timer = None;
-                act.engine.handle_timeout(crate::clock::now());
-                act.drain(ctx);
+                act.guarded(ctx, |act, ctx| {
+                    act.engine.handle_timeout(crate::clock::now());
+                    act.drain(ctx);
+                });
             });
             self.timer = Some((at, h));
         }
@@ -313,6 +320,129 @@ impl RouterActor {
             return Err("this work is not assigned to you".into());
         }
         Ok((from, item))
+    }
+
+    /// Runs `f`; a panic in it (a bug in the engine or here) is contained: the
+    /// message's sender gets an error, the engine is rebuilt from what this actor
+    /// knows ([`RouterActor::recover`]) and routing goes on.
+    fn guarded<R: OnPanic>(
+        &mut self,
+        ctx: &mut Context<Self>,
+        f: impl FnOnce(&mut Self, &mut Context<Self>) -> R,
+    ) -> R {
+        if let Some(r) = crate::panics::contain(|| f(self, ctx)) {
+            return r;
+        }
+        let reason = crate::panics::reason();
+        tracing::error!(%reason, "the router failed; rebuilding it from the agents and work it knows");
+        if crate::panics::contain(|| self.recover(ctx)).is_none() {
+            tracing::error!(reason = %crate::panics::reason(), "the router could not be rebuilt; starting empty");
+            self.engine = Router::new(crate::clock::now());
+            self.items.clear();
+            self.by_interaction.clear();
+            self.agents.clear();
+        }
+        R::on_panic()
+    }
+
+    /// A new engine told everything this actor knows: the queues (same ids, same
+    /// overflows), the logged-in agents with their presence where the old engine can
+    /// still tell it (else away: nobody is offered work they did not ask for), the
+    /// assigned work back with its agent (nobody is told again), and the waiting work
+    /// in arrival order (offered afresh; its waiting time starts again).
+    fn recover(&mut self, ctx: &mut Context<Self>) {
+        let now = crate::clock::now();
+        let old = std::mem::replace(&mut self.engine, Router::new(now));
+        let presence: HashMap<AgentId, Presence> = self
+            .agents
+            .keys()
+            .filter_map(|id| {
+                crate::panics::contain(|| old.presence(*id))
+                    .flatten()
+                    .map(|p| (*id, p))
+            })
+            .collect();
+        let queue_of: HashMap<ItemId, QueueId> = self
+            .items
+            .keys()
+            .filter_map(|id| {
+                crate::panics::contain(|| old.queue_of(*id))
+                    .flatten()
+                    .map(|q| (*id, q))
+            })
+            .collect();
+        drop(old);
+        let queues = std::mem::take(&mut self.queues);
+        self.queue_ids.clear();
+        for q in &queues {
+            let _ = self.add_queue(q.clone());
+        }
+        for q in &queues {
+            let _ = self.set_overflow(q);
+        }
+        let agents: Vec<(AgentId, AgentSpec)> = self
+            .agents
+            .values()
+            .map(|a| (a.id, a.spec.clone()))
+            .collect();
+        for (id, spec) in &agents {
+            let _ = self.engine.login(now, *id, spec.clone());
+        }
+        let mut items: Vec<(ItemId, ItemSpec, QueueId, Option<AgentId>)> = self
+            .items
+            .iter()
+            .map(|(id, e)| {
+                let q = queue_of.get(id).copied().unwrap_or(e.queue);
+                (*id, e.spec.clone(), q, e.agent)
+            })
+            .collect();
+        items.sort_by_key(|(id, ..)| *id);
+        let mut lost = Vec::new();
+        for (id, spec, q, agent) in items.iter().filter(|i| i.3.is_some()) {
+            let agent = agent.expect("filtered");
+            // (Enqueued, it may be offered to its agent at once; if not, it is offered
+            // to them.)
+            let back = self
+                .engine
+                .enqueue(now, *id, *q, spec.clone())
+                .and_then(|_| match self.engine.accept(now, agent, *id) {
+                    Ok(()) => Ok(()),
+                    Err(_) => self
+                        .engine
+                        .offer_to(now, *id, agent)
+                        .and_then(|_| self.engine.accept(now, agent, *id)),
+                });
+            if back.is_err() {
+                let _ = self.engine.cancel(now, *id);
+                lost.push(*id);
+            }
+        }
+        // Then their presence (work goes back first: an away agent keeps what they hold).
+        for (id, _) in &agents {
+            let p = presence.get(id).copied().unwrap_or(Presence::Away);
+            if self.engine.set_presence(now, *id, p).is_err() {
+                let _ = self.engine.set_presence(now, *id, Presence::Away);
+            }
+        }
+        // The agents have that work already: what the engine says of it is not news.
+        while self.engine.poll_event().is_some() {}
+        for id in lost {
+            // Assigned work the engine would not take back: its agent keeps it, the
+            // router no longer counts it.
+            tracing::warn!(interaction = %self.items[&id].work.interaction, "assigned work not restored to the router");
+        }
+        for (id, spec, q, _) in items.into_iter().filter(|i| i.3.is_none()) {
+            if self.engine.enqueue(now, id, q, spec).is_err() {
+                self.forget(id);
+            }
+        }
+        self.timer = None;
+        self.drain(ctx);
+        tracing::info!(
+            agents = self.agents.len(),
+            work = self.items.len(),
+            "router rebuilt"
+        );
     }
 
     fn forget(&mut self, item: ItemId) {
@@ -350,10 +480,8 @@ pub struct Enqueue {
     pub repeat: bool,
 }
 
-impl Handler<Enqueue> for RouterActor {
-    type Result = Result<(), String>;
-
-    fn handle(&mut self, m: Enqueue, ctx: &mut Context<Self>) -> Self::Result {
+impl RouterActor {
+    fn on_enqueue(&mut self, m: Enqueue, ctx: &mut Context<Self>) -> Result<(), String> {
         let q = *self
             .queue_ids
             .get(&m.work.queue)
@@ -373,6 +501,8 @@ impl Handler<Enqueue> for RouterActor {
         self.items.insert(
             id,
             Entry {
+                spec: spec.clone(),
+                queue: q,
                 work: m.work,
                 agent: None,
             },
@@ -395,10 +525,8 @@ pub struct Ended {
     pub interaction: String,
 }
 
-impl Handler<Ended> for RouterActor {
-    type Result = ();
-
-    fn handle(&mut self, m: Ended, ctx: &mut Context<Self>) {
+impl RouterActor {
+    fn on_ended(&mut self, m: Ended, ctx: &mut Context<Self>) {
         let Ok(id) = self.item(&m.interaction) else {
             return;
         };
@@ -430,10 +558,8 @@ pub struct Requeue {
     pub interaction: String,
 }
 
-impl Handler<Requeue> for RouterActor {
-    type Result = ();
-
-    fn handle(&mut self, m: Requeue, ctx: &mut Context<Self>) {
+impl RouterActor {
+    fn on_requeue(&mut self, m: Requeue, ctx: &mut Context<Self>) {
         let Ok(id) = self.item(&m.interaction) else {
             return;
         };
@@ -459,10 +585,8 @@ pub struct Login {
     pub addr: Addr<AgentActor>,
 }
 
-impl Handler<Login> for RouterActor {
-    type Result = Result<(), String>;
-
-    fn handle(&mut self, m: Login, ctx: &mut Context<Self>) -> Self::Result {
+impl RouterActor {
+    fn on_login(&mut self, m: Login, ctx: &mut Context<Self>) -> Result<(), String> {
         let queues = m
             .login
             .queues
@@ -487,7 +611,7 @@ impl Handler<Login> for RouterActor {
         spec.call_blocks_others = m.login.call_blocks_others;
         spec.team = m.login.team.clone();
         self.engine
-            .login(crate::clock::now(), id, spec)
+            .login(crate::clock::now(), id, spec.clone())
             .map_err(|e| e.to_string())?;
         self.agents.insert(
             id,
@@ -495,6 +619,7 @@ impl Handler<Login> for RouterActor {
                 id,
                 login: m.login,
                 addr: m.addr,
+                spec,
             },
         );
         self.drain(ctx);
@@ -510,10 +635,8 @@ pub struct Logout {
     pub hand_over: bool,
 }
 
-impl Handler<Logout> for RouterActor {
-    type Result = ();
-
-    fn handle(&mut self, m: Logout, ctx: &mut Context<Self>) {
+impl RouterActor {
+    fn on_logout(&mut self, m: Logout, ctx: &mut Context<Self>) {
         if let Ok(id) = self.agent(&m.agent) {
             let now = crate::clock::now();
             if m.hand_over {
@@ -557,10 +680,12 @@ pub struct SetPresence {
     pub presence: Presence,
 }
 
-impl Handler<SetPresence> for RouterActor {
-    type Result = Result<(), RouteError>;
-
-    fn handle(&mut self, m: SetPresence, ctx: &mut Context<Self>) -> Self::Result {
+impl RouterActor {
+    fn on_set_presence(
+        &mut self,
+        m: SetPresence,
+        ctx: &mut Context<Self>,
+    ) -> Result<(), RouteError> {
         let id = self.agent(&m.agent)?;
         let r = self
             .engine
@@ -579,10 +704,8 @@ pub struct Answer {
     pub accept: bool,
 }
 
-impl Handler<Answer> for RouterActor {
-    type Result = Result<(), RouteError>;
-
-    fn handle(&mut self, m: Answer, ctx: &mut Context<Self>) -> Self::Result {
+impl RouterActor {
+    fn on_answer(&mut self, m: Answer, ctx: &mut Context<Self>) -> Result<(), RouteError> {
         let agent = self.agent(&m.agent)?;
         let item = self.item(&m.interaction)?;
         let now = crate::clock::now();
@@ -612,10 +735,8 @@ pub struct Transfer {
     pub to: TransferTarget,
 }
 
-impl Handler<Transfer> for RouterActor {
-    type Result = Result<(), String>;
-
-    fn handle(&mut self, m: Transfer, ctx: &mut Context<Self>) -> Self::Result {
+impl RouterActor {
+    fn on_transfer(&mut self, m: Transfer, ctx: &mut Context<Self>) -> Result<(), String> {
         let (from, item) = self.owned(&m.agent, &m.interaction)?;
         let now = crate::clock::now();
         let to_name = match &m.to {
@@ -666,10 +787,8 @@ pub struct Consult {
     pub colleague: String,
 }
 
-impl Handler<Consult> for RouterActor {
-    type Result = Result<(), String>;
-
-    fn handle(&mut self, m: Consult, ctx: &mut Context<Self>) -> Self::Result {
+impl RouterActor {
+    fn on_consult(&mut self, m: Consult, ctx: &mut Context<Self>) -> Result<(), String> {
         let (_, item) = self.owned(&m.agent, &m.interaction)?;
         let to = self
             .agent(&m.colleague)
@@ -691,10 +810,8 @@ pub struct EndConsult {
     pub colleague: String,
 }
 
-impl Handler<EndConsult> for RouterActor {
-    type Result = ();
-
-    fn handle(&mut self, m: EndConsult, ctx: &mut Context<Self>) {
+impl RouterActor {
+    fn on_end_consult(&mut self, m: EndConsult, ctx: &mut Context<Self>) {
         let (Ok(item), Ok(to)) = (self.item(&m.interaction), self.agent(&m.colleague)) else {
             return;
         };
@@ -710,10 +827,8 @@ pub struct Position {
     pub interaction: String,
 }
 
-impl Handler<Position> for RouterActor {
-    type Result = Option<usize>;
-
-    fn handle(&mut self, m: Position, _: &mut Context<Self>) -> Option<usize> {
+impl RouterActor {
+    fn on_position(&mut self, m: Position, _: &mut Context<Self>) -> Option<usize> {
         self.engine.position(self.item(&m.interaction).ok()?)
     }
 }
@@ -723,10 +838,8 @@ impl Handler<Position> for RouterActor {
 #[rtype(result = "Vec<serde_json::Value>")]
 pub struct QueueList;
 
-impl Handler<QueueList> for RouterActor {
-    type Result = Vec<serde_json::Value>;
-
-    fn handle(&mut self, _: QueueList, _: &mut Context<Self>) -> Self::Result {
+impl RouterActor {
+    fn on_queue_list(&mut self, _: QueueList, _: &mut Context<Self>) -> Vec<serde_json::Value> {
         self.queues
             .iter()
             .map(|q| {
@@ -750,10 +863,8 @@ impl Handler<QueueList> for RouterActor {
 #[rtype(result = "Result<(), String>")]
 pub struct AddQueue(pub QueueConfig);
 
-impl Handler<AddQueue> for RouterActor {
-    type Result = Result<(), String>;
-
-    fn handle(&mut self, m: AddQueue, _: &mut Context<Self>) -> Self::Result {
+impl RouterActor {
+    fn on_add_queue(&mut self, m: AddQueue, _: &mut Context<Self>) -> Result<(), String> {
         let q = m.0;
         if !q.overflow_to.is_empty()
             && q.overflow_to != "voicemail"
@@ -773,10 +884,8 @@ impl Handler<AddQueue> for RouterActor {
 #[rtype(result = "Vec<serde_json::Value>")]
 pub struct AgentList;
 
-impl Handler<AgentList> for RouterActor {
-    type Result = Vec<serde_json::Value>;
-
-    fn handle(&mut self, _: AgentList, _: &mut Context<Self>) -> Self::Result {
+impl RouterActor {
+    fn on_agent_list(&mut self, _: AgentList, _: &mut Context<Self>) -> Vec<serde_json::Value> {
         let mut v: Vec<_> = self
             .agents
             .values()
@@ -804,4 +913,80 @@ impl Handler<AgentList> for RouterActor {
         v.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
         v
     }
+}
+
+/// What a message whose handling panicked answers.
+pub trait OnPanic {
+    fn on_panic() -> Self;
+}
+
+impl OnPanic for () {
+    fn on_panic() {}
+}
+
+impl<T> OnPanic for Option<T> {
+    fn on_panic() -> Self {
+        None
+    }
+}
+
+impl<T> OnPanic for Vec<T> {
+    fn on_panic() -> Self {
+        Vec::new()
+    }
+}
+
+impl<T> OnPanic for Result<T, String> {
+    fn on_panic() -> Self {
+        Err(RouteError::Internal.to_string())
+    }
+}
+
+impl<T> OnPanic for Result<T, RouteError> {
+    fn on_panic() -> Self {
+        Err(RouteError::Internal)
+    }
+}
+
+/// Every message runs through [`RouterActor::guarded`]: a panic in it is contained and
+/// the engine rebuilt from what the actor knows.
+macro_rules! guarded {
+    ($($msg:ty => $result:ty, $method:ident;)*) => {$(
+        impl Handler<$msg> for RouterActor {
+            type Result = $result;
+
+            fn handle(&mut self, m: $msg, ctx: &mut Context<Self>) -> $result {
+                self.guarded(ctx, |act, ctx| act.$method(m, ctx))
+            }
+        }
+    )*};
+}
+
+#[cfg(test)]
+impl RouterActor {
+    fn on_crash(&mut self, _: super::Crash, _: &mut Context<Self>) {
+        panic!("injected failure");
+    }
+}
+
+#[cfg(test)]
+guarded! {
+    super::Crash => (), on_crash;
+}
+
+guarded! {
+    Enqueue => Result<(), String>, on_enqueue;
+    Ended => (), on_ended;
+    Requeue => (), on_requeue;
+    Login => Result<(), String>, on_login;
+    Logout => (), on_logout;
+    SetPresence => Result<(), RouteError>, on_set_presence;
+    Answer => Result<(), RouteError>, on_answer;
+    Transfer => Result<(), String>, on_transfer;
+    Consult => Result<(), String>, on_consult;
+    EndConsult => (), on_end_consult;
+    Position => Option<usize>, on_position;
+    QueueList => Vec<serde_json::Value>, on_queue_list;
+    AddQueue => Result<(), String>, on_add_queue;
+    AgentList => Vec<serde_json::Value>, on_agent_list;
 }

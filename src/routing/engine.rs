@@ -232,6 +232,8 @@ pub enum RouteError {
     Offline,
     #[error("the agent cannot take this now (not available, or no capacity left)")]
     Unavailable,
+    #[error("internal error in the router (it has been restarted): try again")]
+    Internal,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
