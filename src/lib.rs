@@ -12,6 +12,7 @@ pub mod api;
 pub mod centre;
 pub mod clock;
 pub mod config;
+pub mod conversation;
 pub mod dialplan;
 pub mod logins;
 pub mod media;

@@ -1,11 +1,14 @@
-//! The `ChatActor`: one per web chat. It owns the chat's message log and its
-//! interaction record: every message is committed to the store before anyone is told
-//! it exists (the sender's ack and the other side's copy come after the commit), and
-//! messages carry a sequence number, so a customer who reconnects gets exactly what
-//! they missed and a message re-sent after a lost ack is stored once.
+//! The `ChatActor`: one per web chat, the driver of its [`conversation::Thread`] (which
+//! decides: numbering, store-before-tell, de-duplication, replay, the end's order). The
+//! actor carries the thread's outputs to the store, the customer's socket, the agent
+//! and the router, and feeds back the store's answers; around it, what is the chat's
+//! and not the thread's: routing events, the identity check, abandonment, webhooks.
+//!
+//! [`conversation::Thread`]: crate::conversation::Thread
 
 use super::agent::{AgentActor, AgentPush};
 use super::router::{Ended, Enqueue, RouterActor, Work, WorkEvent};
+use crate::conversation::{Input, Limits, Output, Thread};
 use crate::routing::engine::Channel;
 use crate::store::Store;
 use actix::prelude::*;
@@ -53,21 +56,6 @@ pub fn count_waiting(w: &Waiting, queue: &str, up: bool) {
     }
 }
 
-#[derive(Clone, Debug)]
-struct Msg {
-    seq: u64,
-    from: &'static str,
-    name: String,
-    text: String,
-    at: u64,
-}
-
-impl Msg {
-    fn json(&self) -> serde_json::Value {
-        serde_json::json!({"type": "message", "seq": self.seq, "from": self.from, "name": self.name, "text": self.text, "at": self.at})
-    }
-}
-
 /// Everything a new chat starts from.
 pub struct ChatStart {
     pub interaction: String,
@@ -91,50 +79,39 @@ pub struct ChatStart {
 
 pub struct ChatActor {
     s: ChatStart,
-    /// The most recent messages ([`RECENT`]); the store has them all.
-    messages: std::collections::VecDeque<Msg>,
-    /// The last sequence number handed out.
-    last_seq: u64,
-    /// Messages stored (for [`MAX_MESSAGES`]).
-    stored: usize,
+    /// The messages and their rules.
+    thread: Thread,
+    /// Who waits for a reply from the thread (an agent's message, a close).
+    replies: HashMap<u64, oneshot::Sender<Result<u64, String>>>,
+    next_reply: u64,
     /// Counted in [`ChatStart::waiting`].
     is_waiting: bool,
-    /// Client message ids already stored → their sequence number.
-    client_ids: HashMap<String, u64>,
     socket: Option<Sender<String>>,
     /// Bumped at each (re)connect and departure: a pending abandonment check only
     /// closes the chat if nothing happened since.
     presence: u64,
-    /// The customer's recent messages (their rate).
-    rate: crate::logins::RateLimit<()>,
     agent: Option<(String, Addr<AgentActor>)>,
-    closed: Option<&'static str>,
     /// `stopped()` ran (a drop without it is a failure, see `crate::panics`).
     wound_up: bool,
 }
 
-fn now_ms() -> u64 {
-    crate::clock::unix_millis()
-}
-
 impl ChatActor {
     pub fn new(s: ChatStart) -> ChatActor {
+        let limits = Limits {
+            max_messages: MAX_MESSAGES,
+            recent: RECENT,
+            customer_rate: MESSAGES_PER_10S,
+            rate_window: std::time::Duration::from_secs(10),
+        };
         ChatActor {
+            thread: Thread::new(limits, s.name.clone()),
             s,
-            messages: Default::default(),
-            last_seq: 0,
-            stored: 0,
+            replies: HashMap::new(),
+            next_reply: 0,
             is_waiting: true,
-            client_ids: HashMap::new(),
             socket: None,
             presence: 0,
-            rate: crate::logins::RateLimit::new(
-                MESSAGES_PER_10S,
-                std::time::Duration::from_secs(10),
-                1,
-            ),
             agent: None,
-            closed: None,
             wound_up: false,
         }
     }
@@ -158,7 +135,7 @@ impl ChatActor {
             // What the customer typed; `verified` once an agent checked it (then
             // `customer` is their record).
             "from": {"name": self.s.name, "address": self.s.address, "verified": customer.is_some()},
-            "messages": self.messages.iter().map(Msg::json).collect::<Vec<_>>(),
+            "messages": self.thread.recent().map(|m| m.json()).collect::<Vec<_>>(),
         });
         actix_rt::spawn(async move {
             let mut payload = payload;
@@ -190,31 +167,9 @@ impl ChatActor {
         }
     }
 
-    /// A line from the system (joins, transfers) in the customer's log; not stored as a
-    /// message (the event it tells of is on the timeline).
-    fn system(&mut self, text: String) {
-        let m = Msg {
-            seq: self.next_seq(),
-            from: "system",
-            name: String::new(),
-            text,
-            at: now_ms(),
-        };
-        self.tell_customer(m.json());
-        self.remember(m);
-    }
-
-    fn next_seq(&mut self) -> u64 {
-        self.last_seq += 1;
-        self.last_seq
-    }
-
-    /// Keeps `m` among the recent messages (older ones stay in the store only).
-    fn remember(&mut self, m: Msg) {
-        self.messages.push_back(m);
-        while self.messages.len() > RECENT {
-            self.messages.pop_front();
-        }
+    /// A line from the system (joins, transfers) in the customer's log.
+    fn system(&mut self, ctx: &mut Context<Self>, text: String) {
+        self.feed(ctx, Input::System(text));
     }
 
     /// The chat no longer waits for an agent (assigned, closed, gone).
@@ -225,51 +180,12 @@ impl ChatActor {
         }
     }
 
-    /// Calls `then` with every message after `after` as JSON, oldest first: from
-    /// memory when it holds them all, else the store's older ones first (system lines
-    /// are not stored: those older than memory are not replayed). Nothing else
-    /// happens in the chat meanwhile.
-    fn with_history<F>(&mut self, ctx: &mut Context<Self>, after: u64, then: F)
-    where
-        F: FnOnce(&mut Self, Vec<serde_json::Value>) + 'static,
-    {
-        let first_in_memory = self.messages.front().map_or(self.last_seq + 1, |m| m.seq);
-        let recent = move |act: &Self| -> Vec<serde_json::Value> {
-            act.messages
-                .iter()
-                .filter(|m| m.seq > after)
-                .map(Msg::json)
-                .collect()
-        };
-        if after + 1 >= first_in_memory {
-            let all = recent(self);
-            return then(self, all);
-        }
-        let (store, id) = (self.s.store.clone(), self.s.interaction.clone());
-        ctx.wait(
-            async move { store.interaction_messages(&id).await }
-                .into_actor(self)
-                .map(move |r, act, _| {
-                    let older = r.unwrap_or_else(|e| {
-                        tracing::warn!(interaction = %act.s.interaction, error = %e, "older messages not read");
-                        Vec::new()
-                    });
-                    let mut all: Vec<serde_json::Value> = older
-                        .into_iter()
-                        .filter(|d| {
-                            d["seq"]
-                                .as_u64()
-                                .is_some_and(|s| s > after && s < first_in_memory)
-                        })
-                        .map(|mut d| {
-                            d["type"] = "message".into();
-                            d
-                        })
-                        .collect();
-                    all.extend(recent(act));
-                    then(act, all)
-                }),
-        );
+    /// A reply slot for the thread to answer.
+    fn reply_slot(&mut self) -> (u64, oneshot::Receiver<Result<u64, String>>) {
+        let (tx, rx) = oneshot::channel();
+        self.next_reply += 1;
+        self.replies.insert(self.next_reply, tx);
+        (self.next_reply, rx)
     }
 
     /// Writes an event on the interaction's timeline, in order with the messages.
@@ -286,79 +202,98 @@ impl ChatActor {
         );
     }
 
-    /// Stores a message, then tells both sides. `reply` learns the sequence number
-    /// (or why it was not stored).
-    fn post(
-        &mut self,
-        ctx: &mut Context<Self>,
-        from: &'static str,
-        name: String,
-        text: String,
-        client_id: Option<String>,
-        reply: Option<oneshot::Sender<Result<u64, String>>>,
-    ) {
-        if let Some(by) = self.closed {
-            let why = if by == "abandoned" {
-                "the chat was closed after the customer left".to_string()
-            } else {
-                format!("the chat was closed by the {by}")
-            };
-            if let Some(r) = reply {
-                let _ = r.send(Err(why.clone()));
-            }
-            if let Some(id) = client_id {
-                self.tell_customer(serde_json::json!({"type": "error", "id": id, "reason": why}));
-            }
-            return;
+    /// Hands `input` to the thread and carries out what it decides. Store writes are
+    /// awaited (`ctx.wait`: nothing else happens in the chat meanwhile) and their
+    /// answers fed back.
+    fn feed(&mut self, ctx: &mut Context<Self>, input: Input) {
+        self.thread.handle(crate::conversation::Time::now(), input);
+        while let Some(out) = self.thread.poll() {
+            self.carry_out(ctx, out);
         }
-        // Numbered now (nothing else is numbered until it is stored: `wait`); a
-        // message that fails to store leaves a gap in the numbers.
-        let (seq, at) = (self.next_seq(), now_ms());
-        let data =
-            serde_json::json!({"from": from, "name": name, "text": text, "seq": seq, "at": at});
+    }
+
+    fn carry_out(&mut self, ctx: &mut Context<Self>, out: Output) {
         let (store, id) = (self.s.store.clone(), self.s.interaction.clone());
-        ctx.wait(
-            async move { store.add_timeline(&id, "message", data).await }
-                .into_actor(self)
-                .map(move |r, act, _| {
-                    if let Err(e) = r {
-                        tracing::warn!(interaction = %act.s.interaction, error = %e, "message not stored");
-                        let why = "not stored; send it again".to_string();
-                        if let Some(id) = client_id {
-                            act.tell_customer(serde_json::json!({"type": "error", "id": id, "reason": why}));
+        match out {
+            Output::Store { seq, data } => ctx.wait(
+                async move { store.add_timeline(&id, "message", data).await }
+                    .into_actor(self)
+                    .map(move |r, act, ctx| {
+                        if let Err(e) = &r {
+                            tracing::warn!(interaction = %act.s.interaction, error = %e, "message not stored");
                         }
-                        if let Some(r) = reply {
-                            let _ = r.send(Err(why));
-                        }
-                        return;
-                    }
-                    act.stored += 1;
-                    let m = Msg {
-                        seq,
-                        from,
-                        name,
-                        text,
-                        at,
+                        let result = r.map_err(|e| e.to_string());
+                        act.feed(ctx, Input::Stored { seq, result });
+                    }),
+            ),
+            Output::StoreClose { by } => ctx.wait(
+                async move {
+                    store
+                        .add_timeline(&id, "closed", serde_json::json!({"by": by}))
+                        .await?;
+                    let outcome = if by == "abandoned" {
+                        "abandoned".to_string()
+                    } else {
+                        format!("closed by {by}")
                     };
-                    if let Some(id) = client_id {
-                        act.client_ids.insert(id.clone(), m.seq);
-                        act.tell_customer(serde_json::json!({"type": "ack", "id": id, "seq": m.seq}));
-                    }
-                    act.tell_customer(m.json());
-                    act.tell_agent(AgentPush::Message {
-                        interaction: act.s.interaction.clone(),
-                        seq: m.seq,
-                        from: m.from,
-                        name: m.name.clone(),
-                        text: m.text.clone(),
-                        at: m.at,
-                    });
-                    if let Some(r) = reply {
-                        let _ = r.send(Ok(m.seq));
-                    }
-                    act.remember(m);
+                    store.end_interaction(&id, &outcome).await
+                }
+                .into_actor(self)
+                .map(|r, act, ctx| {
+                    let result = r.map_err(|e| e.to_string());
+                    act.feed(ctx, Input::CloseStored { result });
                 }),
-        );
+            ),
+            Output::LoadOlder { to, after, .. } => ctx.wait(
+                async move { store.interaction_messages(&id).await }
+                    .into_actor(self)
+                    .map(move |r, act, ctx| {
+                        let messages = r.unwrap_or_else(|e| {
+                            tracing::warn!(interaction = %act.s.interaction, error = %e, "older messages not read");
+                            Vec::new()
+                        });
+                        act.feed(
+                            ctx,
+                            Input::Older {
+                                to,
+                                after,
+                                messages,
+                            },
+                        );
+                    }),
+            ),
+            Output::Customer(v) => self.tell_customer(v),
+            Output::Agent(m) => self.tell_agent(AgentPush::Message {
+                interaction: id,
+                seq: m.seq,
+                from: m.from,
+                name: m.name,
+                text: m.text,
+                at: m.at,
+            }),
+            Output::Transcript(messages) => self.tell_agent(AgentPush::Transcript {
+                interaction: id,
+                messages,
+            }),
+            Output::Reply { reply, result } => {
+                if let Some(r) = self.replies.remove(&reply) {
+                    let _ = r.send(result);
+                }
+            }
+            Output::Ended { by, result } => {
+                if let Err(e) = result {
+                    tracing::warn!(interaction = %id, error = %e, "chat end not stored");
+                }
+                if by == "customer" {
+                    self.tell_agent(AgentPush::CustomerLeft {
+                        interaction: id.clone(),
+                    });
+                }
+                self.s.router.do_send(Ended { interaction: id });
+                // Kept a little for a customer reconnecting to read the end.
+                ctx.run_later(std::time::Duration::from_secs(60), |_, ctx| ctx.stop());
+            }
+        }
     }
 
     /// Ends the chat: committed first, then the customer, the agent and the router are
@@ -369,48 +304,13 @@ impl ChatActor {
         by: &'static str,
         done: Option<oneshot::Sender<Result<u64, String>>>,
     ) {
-        if self.closed.is_some() {
-            if let Some(d) = done {
-                let _ = d.send(Ok(0));
-            }
-            return;
-        }
-        self.closed = Some(by);
         self.leave_waiting();
-        let (store, id) = (self.s.store.clone(), self.s.interaction.clone());
-        ctx.wait(
-            async move {
-                store
-                    .add_timeline(&id, "closed", serde_json::json!({"by": by}))
-                    .await?;
-                let outcome = if by == "abandoned" {
-                    "abandoned".to_string()
-                } else {
-                    format!("closed by {by}")
-                };
-                store.end_interaction(&id, &outcome).await
-            }
-            .into_actor(self)
-            .map(move |r, act, ctx| {
-                if let Err(e) = &r {
-                    tracing::warn!(interaction = %act.s.interaction, error = %e, "chat end not stored");
-                }
-                act.tell_customer(serde_json::json!({"type": "closed", "by": by}));
-                if by == "customer" {
-                    act.tell_agent(AgentPush::CustomerLeft {
-                        interaction: act.s.interaction.clone(),
-                    });
-                }
-                act.s.router.do_send(Ended {
-                    interaction: act.s.interaction.clone(),
-                });
-                if let Some(d) = done {
-                    let _ = d.send(r.map(|_| 0).map_err(|e| e.to_string()));
-                }
-                // Kept a little for a customer reconnecting to read the end.
-                ctx.run_later(std::time::Duration::from_secs(60), |_, ctx| ctx.stop());
-            }),
-        );
+        let reply = done.map(|d| {
+            self.next_reply += 1;
+            self.replies.insert(self.next_reply, d);
+            self.next_reply
+        });
+        self.feed(ctx, Input::Close { by, reply });
     }
 }
 
@@ -490,7 +390,7 @@ impl Actor for ChatActor {
     fn started(&mut self, ctx: &mut Self::Context) {
         let greeting = self.s.greeting.clone();
         if !greeting.is_empty() {
-            self.system(greeting);
+            self.system(ctx, greeting);
         }
         let work = Work {
             interaction: self.s.interaction.clone(),
@@ -553,7 +453,10 @@ impl Actor for ChatActor {
             .map(|r, act, ctx| {
                 if let Err(e) = r.map_err(|e| e.to_string()).and_then(|r| r) {
                     tracing::warn!(interaction = %act.s.interaction, error = %e, "chat not queued");
-                    act.system(format!("Sorry, this chat cannot reach an agent ({e})."));
+                    act.system(
+                        ctx,
+                        format!("Sorry, this chat cannot reach an agent ({e})."),
+                    );
                     act.close(ctx, "system", None);
                 }
             }),
@@ -567,7 +470,7 @@ impl Actor for ChatActor {
             return self.failed();
         }
         self.leave_waiting();
-        if self.closed.is_none() {
+        if self.thread.closed().is_none() {
             // Stopped without a close (shutdown): nobody waits for it any more.
             self.s.router.do_send(Ended {
                 interaction: self.s.interaction.clone(),
@@ -596,7 +499,7 @@ impl ChatActor {
         self.leave_waiting();
         let id = self.s.interaction.clone();
         tracing::error!(interaction = %id, reason = %crate::panics::reason(), "chat actor failed; ending the chat");
-        if self.closed.is_none() {
+        if self.thread.closed().is_none() {
             self.tell_customer(serde_json::json!({"type": "error", "reason": "internal error: this chat has ended, please start a new one"}));
             self.tell_customer(serde_json::json!({"type": "closed", "by": "failure"}));
             self.s.router.do_send(Ended {
@@ -652,59 +555,24 @@ impl Handler<Customer> for ChatActor {
         match m {
             Customer::Hello { socket, after } => {
                 // The newest socket wins; what it missed is replayed in order.
-                let state = serde_json::json!({
-                    "type": "state",
-                    "agent": self.agent.as_ref().map(|(n, _)| n.clone()),
-                    "closed": self.closed,
-                    "last_seq": self.last_seq,
-                });
-                let _ = socket.try_send(state.to_string());
-                self.socket = None;
+                self.socket = Some(socket);
                 self.presence += 1;
-                self.with_history(ctx, after, move |act, missed| {
-                    for m in missed {
-                        let _ = socket.try_send(m.to_string());
-                    }
-                    if let Some(by) = act.closed {
-                        let _ = socket
-                            .try_send(serde_json::json!({"type": "closed", "by": by}).to_string());
-                    }
-                    act.socket = Some(socket);
-                });
+                let agent = self.agent.as_ref().map(|(n, _)| n.clone());
+                self.feed(ctx, Input::Connect { after, agent });
             }
             Customer::Gone => {
                 self.presence += 1;
                 let seen = self.presence;
                 let after = self.s.abandon_after;
                 ctx.run_later(after, move |act, ctx| {
-                    if act.presence == seen && act.closed.is_none() {
+                    if act.presence == seen && act.thread.closed().is_none() {
                         tracing::info!(interaction = %act.s.interaction, "chat abandoned: the customer left");
                         act.event(ctx, "abandoned", serde_json::json!({"after_secs": after.as_secs()}));
                         act.close(ctx, "abandoned", None);
                     }
                 });
             }
-            Customer::Says { id, text } => {
-                if let Some(seq) = self.client_ids.get(&id).copied() {
-                    // Stored already; the ack was lost: ack again, store nothing.
-                    return self
-                        .tell_customer(serde_json::json!({"type": "ack", "id": id, "seq": seq}));
-                }
-                let refuse = |act: &mut Self, why: &str| {
-                    act.tell_customer(serde_json::json!({"type": "error", "id": id, "reason": why}))
-                };
-                if self.stored >= MAX_MESSAGES {
-                    return refuse(self, "this chat is too long: please start a new one");
-                }
-                if self.rate.take(crate::clock::now(), &()).is_err() {
-                    return refuse(
-                        self,
-                        &format!("slow down: at most {MESSAGES_PER_10S} messages in 10 seconds; send it again in a moment"),
-                    );
-                }
-                let name = self.s.name.clone();
-                self.post(ctx, "customer", name, text, Some(id), None);
-            }
+            Customer::Says { id, text } => self.feed(ctx, Input::CustomerSays { id, text }),
             Customer::Typing(on) => self.tell_agent(AgentPush::Typing {
                 interaction: self.s.interaction.clone(),
                 on,
@@ -752,8 +620,15 @@ impl Handler<AgentAct> for ChatActor {
         }
         match m {
             AgentAct::Says { text, .. } => {
-                let (tx, rx) = oneshot::channel();
-                self.post(ctx, "agent", agent, text, None, Some(tx));
+                let (reply, rx) = self.reply_slot();
+                self.feed(
+                    ctx,
+                    Input::AgentSays {
+                        name: agent,
+                        text,
+                        reply,
+                    },
+                );
                 Box::pin(async move { rx.await.unwrap_or_else(|_| Err("chat ended".into())) })
             }
             AgentAct::Typing { on, .. } => {
@@ -803,20 +678,14 @@ impl Handler<WorkEvent> for ChatActor {
                 self.event(ctx, "assigned", serde_json::json!({"agent": agent}));
                 self.screen_pop("chat.connected", &agent);
                 self.leave_waiting();
-                self.agent = Some((agent.clone(), addr.clone()));
+                self.agent = Some((agent.clone(), addr));
                 let who = if display.is_empty() { agent } else { display };
-                self.with_history(ctx, 0, move |act, messages| {
-                    addr.do_send(AgentPush::Transcript {
-                        interaction: act.s.interaction.clone(),
-                        messages,
-                    });
-                    act.system(format!("{who} joined the chat."));
-                });
+                self.feed(ctx, Input::AgentJoined { who });
             }
             WorkEvent::Transferred { from, to } => {
                 tracing::info!(interaction = %self.s.interaction, %from, %to, "chat transferred");
                 self.agent = None;
-                if !self.is_waiting && self.closed.is_none() {
+                if !self.is_waiting && self.thread.closed().is_none() {
                     self.is_waiting = true;
                     count_waiting(&self.s.waiting, &self.s.queue, true);
                 }
@@ -825,12 +694,13 @@ impl Handler<WorkEvent> for ChatActor {
                     "transferred",
                     serde_json::json!({"from": from, "to": to}),
                 );
-                self.system("You are being transferred to a colleague.".into());
+                self.system(ctx, "You are being transferred to a colleague.".into());
             }
             WorkEvent::Overflow { to } => {
                 self.event(ctx, "overflow", serde_json::json!({"to": to}));
                 if to == "voicemail" {
                     self.system(
+                        ctx,
                         "No agent is free right now; we will answer by e-mail or phone.".into(),
                     );
                     self.close(ctx, "system", None);

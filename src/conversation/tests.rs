@@ -1,0 +1,407 @@
+//! The thread's rules on simulated time, with the store played by the test.
+
+use super::*;
+use proptest::prelude::*;
+
+fn t0() -> Time {
+    Time {
+        now: crate::clock::now(),
+        unix_ms: 1_700_000_000_000,
+    }
+}
+
+fn later(t: Time, secs: u64) -> Time {
+    Time {
+        now: t.now + Duration::from_secs(secs),
+        unix_ms: t.unix_ms + secs * 1000,
+    }
+}
+
+fn drain(th: &mut Thread) -> Vec<Output> {
+    std::iter::from_fn(|| th.poll()).collect()
+}
+
+fn says(id: &str, text: &str) -> Input {
+    Input::CustomerSays {
+        id: id.into(),
+        text: text.into(),
+    }
+}
+
+/// Stores whatever the thread asks to store (`ok`), returning everything it output.
+fn store_all(th: &mut Thread, t: Time, ok: bool) -> Vec<Output> {
+    let mut all = Vec::new();
+    loop {
+        let out = drain(th);
+        if out.is_empty() {
+            return all;
+        }
+        for o in &out {
+            if let Output::Store { seq, .. } = o {
+                let result = if ok { Ok(()) } else { Err("disk full".into()) };
+                th.handle(t, Input::Stored { seq: *seq, result });
+            }
+        }
+        all.extend(out);
+    }
+}
+
+fn customer_frames(out: &[Output]) -> Vec<serde_json::Value> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Customer(v) => Some(v.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_message_is_acknowledged_and_shown_only_once_stored_and_a_resend_counts_once() {
+    let t = t0();
+    let mut th = Thread::new(Limits::default(), "Grace".into());
+    th.handle(t, says("c1", "my invoice"));
+    let out = drain(&mut th);
+    assert_eq!(out.len(), 1, "only the write: {out:?}");
+    let Output::Store { seq, data } = &out[0] else {
+        panic!("{out:?}")
+    };
+    assert_eq!(
+        (*seq, &data["text"], &data["seq"]),
+        (1, &"my invoice".into(), &1.into())
+    );
+    th.handle(
+        t,
+        Input::Stored {
+            seq: 1,
+            result: Ok(()),
+        },
+    );
+    let out = drain(&mut th);
+    assert_eq!(
+        out[0],
+        Output::Customer(serde_json::json!({"type": "ack", "id": "c1", "seq": 1}))
+    );
+    assert!(matches!(&out[1], Output::Customer(v) if v["text"] == "my invoice"));
+    assert!(matches!(&out[2], Output::Agent(m) if m.seq == 1 && m.from == "customer"));
+    // The ack was lost; the page sends it again: acked again, not stored again.
+    th.handle(t, says("c1", "my invoice"));
+    assert_eq!(
+        drain(&mut th),
+        [Output::Customer(
+            serde_json::json!({"type": "ack", "id": "c1", "seq": 1})
+        )]
+    );
+}
+
+#[test]
+fn a_message_the_store_refuses_is_not_acknowledged_and_says_to_send_again() {
+    let t = t0();
+    let mut th = Thread::new(Limits::default(), "Grace".into());
+    th.handle(t, says("c1", "hello"));
+    th.handle(
+        t,
+        Input::AgentSays {
+            name: "ann".into(),
+            text: "hi".into(),
+            reply: 7,
+        },
+    );
+    let out = store_all(&mut th, t, false);
+    let frames = customer_frames(&out);
+    assert_eq!(frames.len(), 1, "{out:?}");
+    assert_eq!(frames[0]["type"], "error");
+    assert!(frames[0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("send it again"));
+    assert!(out.iter().any(|o| matches!(
+        o,
+        Output::Reply {
+            reply: 7,
+            result: Err(_)
+        }
+    )));
+    assert!(!out.iter().any(|o| matches!(o, Output::Agent(_))));
+    // The same id can be sent again and is stored then.
+    th.handle(t, says("c1", "hello"));
+    let out = store_all(&mut th, t, true);
+    assert!(customer_frames(&out).iter().any(|v| v["type"] == "ack"));
+}
+
+#[test]
+fn the_customer_is_slowed_down_and_a_thread_has_a_length() {
+    let t = t0();
+    let mut th = Thread::new(
+        Limits {
+            max_messages: 12,
+            ..Limits::default()
+        },
+        "Grace".into(),
+    );
+    for i in 0..10 {
+        th.handle(t, says(&format!("m{i}"), "x"));
+    }
+    store_all(&mut th, t, true);
+    th.handle(t, says("m10", "x"));
+    let f = customer_frames(&drain(&mut th));
+    assert!(
+        f[0]["reason"].as_str().unwrap().starts_with("slow down"),
+        "{f:?}"
+    );
+    // Ten seconds on, two more fit; then the thread is full.
+    let t = later(t, 11);
+    for i in 10..12 {
+        th.handle(t, says(&format!("m{i}"), "x"));
+    }
+    store_all(&mut th, t, true);
+    th.handle(t, says("m12", "x"));
+    let f = customer_frames(&drain(&mut th));
+    assert!(
+        f[0]["reason"].as_str().unwrap().contains("too long"),
+        "{f:?}"
+    );
+}
+
+#[test]
+fn a_reconnecting_page_gets_what_it_missed_from_memory_or_from_the_store() {
+    let t = t0();
+    let mut th = Thread::new(
+        Limits {
+            recent: 3,
+            ..Limits::default()
+        },
+        "Grace".into(),
+    );
+    let mut store: Vec<serde_json::Value> = Vec::new();
+    for i in 1..=5 {
+        th.handle(
+            t,
+            Input::AgentSays {
+                name: "ann".into(),
+                text: format!("line {i}"),
+                reply: i,
+            },
+        );
+        for o in drain(&mut th) {
+            if let Output::Store { seq, data } = o {
+                store.push(data);
+                th.handle(
+                    t,
+                    Input::Stored {
+                        seq,
+                        result: Ok(()),
+                    },
+                );
+            }
+        }
+        drain(&mut th);
+    }
+    // Saw up to 3: 4 and 5 are in memory.
+    th.handle(
+        t,
+        Input::Connect {
+            after: 3,
+            agent: Some("ann".into()),
+        },
+    );
+    let f = customer_frames(&drain(&mut th));
+    assert_eq!(f[0]["type"], "state");
+    assert_eq!(
+        (f[0]["last_seq"].clone(), f[0]["agent"].clone()),
+        (5.into(), "ann".into())
+    );
+    let seqs: Vec<u64> = f[1..].iter().map(|v| v["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, [4, 5]);
+    // Saw nothing: 1 and 2 come from the store, then memory, each once, in order.
+    th.handle(
+        t,
+        Input::Connect {
+            after: 0,
+            agent: None,
+        },
+    );
+    let out = drain(&mut th);
+    let Some(Output::LoadOlder { to, after, before }) = out.last() else {
+        panic!("{out:?}")
+    };
+    assert_eq!((*to, *after, *before), (Reader::Customer, 0, 3));
+    th.handle(
+        t,
+        Input::Older {
+            to: Reader::Customer,
+            after: 0,
+            messages: store.clone(),
+        },
+    );
+    let f = customer_frames(&drain(&mut th));
+    let texts: Vec<&str> = f.iter().map(|v| v["text"].as_str().unwrap()).collect();
+    assert_eq!(texts, ["line 1", "line 2", "line 3", "line 4", "line 5"]);
+}
+
+#[test]
+fn the_agent_joining_gets_the_transcript_then_the_customer_sees_them_join() {
+    let t = t0();
+    let mut th = Thread::new(Limits::default(), "Grace".into());
+    th.handle(t, Input::System("Welcome!".into()));
+    th.handle(t, says("c1", "help"));
+    store_all(&mut th, t, true);
+    th.handle(t, Input::AgentJoined { who: "Ann".into() });
+    let out = drain(&mut th);
+    let Output::Transcript(tr) = &out[0] else {
+        panic!("{out:?}")
+    };
+    let texts: Vec<&str> = tr.iter().map(|v| v["text"].as_str().unwrap()).collect();
+    assert_eq!(texts, ["Welcome!", "help"]);
+    assert!(
+        matches!(&out[1], Output::Customer(v) if v["text"] == "Ann joined the chat." && v["seq"] == 3)
+    );
+}
+
+#[test]
+fn the_end_is_committed_before_anyone_hears_of_it_and_nothing_is_taken_after() {
+    let t = t0();
+    let mut th = Thread::new(Limits::default(), "Grace".into());
+    th.handle(
+        t,
+        Input::Close {
+            by: "agent",
+            reply: Some(1),
+        },
+    );
+    assert_eq!(drain(&mut th), [Output::StoreClose { by: "agent" }]);
+    th.handle(t, says("late", "one more thing"));
+    let f = customer_frames(&drain(&mut th));
+    assert_eq!(f[0]["reason"], "the chat was closed by the agent");
+    th.handle(
+        t,
+        Input::AgentSays {
+            name: "ann".into(),
+            text: "x".into(),
+            reply: 2,
+        },
+    );
+    assert!(matches!(
+        drain(&mut th)[..],
+        [Output::Reply {
+            reply: 2,
+            result: Err(_)
+        }]
+    ));
+    th.handle(t, Input::CloseStored { result: Ok(()) });
+    let out = drain(&mut th);
+    assert_eq!(
+        out,
+        [
+            Output::Customer(serde_json::json!({"type": "closed", "by": "agent"})),
+            Output::Ended {
+                by: "agent",
+                result: Ok(())
+            },
+            Output::Reply {
+                reply: 1,
+                result: Ok(0)
+            },
+        ]
+    );
+    // A second close is answered at once and stores nothing.
+    th.handle(
+        t,
+        Input::Close {
+            by: "customer",
+            reply: Some(3),
+        },
+    );
+    assert_eq!(
+        drain(&mut th),
+        [Output::Reply {
+            reply: 3,
+            result: Ok(0)
+        }]
+    );
+    // A page reconnecting after the end reads it.
+    th.handle(
+        t,
+        Input::Connect {
+            after: 0,
+            agent: None,
+        },
+    );
+    let f = customer_frames(&drain(&mut th));
+    assert_eq!(f.last().unwrap()["type"], "closed");
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Customer(u8),
+    Agent,
+    System,
+    StoreFails,
+    Reconnect(u8),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        (0u8..6).prop_map(Op::Customer),
+        Just(Op::Agent),
+        Just(Op::System),
+        Just(Op::StoreFails),
+        (0u8..40).prop_map(Op::Reconnect),
+    ]
+}
+
+proptest! {
+    /// Whatever happens, a page that reconnects gets every stored message after what
+    /// it saw, each once, in order; acknowledged ids map to stored messages; sequence
+    /// numbers only grow.
+    #[test]
+    fn replay_gives_every_stored_message_once_in_order(ops in proptest::collection::vec(op(), 1..80)) {
+        let t = t0();
+        let mut th = Thread::new(Limits { recent: 5, customer_rate: 1000, ..Limits::default() }, "Grace".into());
+        let mut store: Vec<serde_json::Value> = Vec::new();
+        let mut fail_next = false;
+        let mut seen_seq = 0u64;
+        for o in ops {
+            match o {
+                Op::Customer(id) => th.handle(t, says(&format!("c{id}"), &format!("text {id}"))),
+                Op::Agent => th.handle(t, Input::AgentSays { name: "ann".into(), text: "a".into(), reply: 0 }),
+                Op::System => th.handle(t, Input::System("s".into())),
+                Op::StoreFails => fail_next = true,
+                Op::Reconnect(after) => {
+                    let after = u64::from(after).min(th.last_seq());
+                    th.handle(t, Input::Connect { after, agent: None });
+                    let mut frames = Vec::new();
+                    for o in drain(&mut th) {
+                        match o {
+                            Output::LoadOlder { to, after, .. } => {
+                                th.handle(t, Input::Older { to, after, messages: store.clone() });
+                                frames.extend(customer_frames(&drain(&mut th)));
+                            }
+                            Output::Customer(v) => frames.push(v),
+                            _ => {}
+                        }
+                    }
+                    let got: Vec<u64> = frames.iter().filter(|v| v["type"] == "message" && v["from"] != "system").map(|v| v["seq"].as_u64().unwrap()).collect();
+                    let want: Vec<u64> = store.iter().map(|d| d["seq"].as_u64().unwrap()).filter(|s| *s > after).collect();
+                    prop_assert_eq!(got, want);
+                }
+            }
+            for o in drain(&mut th) {
+                if let Output::Store { seq, data } = o {
+                    prop_assert!(seq > seen_seq);
+                    seen_seq = seq;
+                    let result = if fail_next { Err("x".to_string()) } else { store.push(data); Ok(()) };
+                    fail_next = false;
+                    th.handle(t, Input::Stored { seq, result });
+                    for o in drain(&mut th) {
+                        if let Output::Customer(v) = o {
+                            if v["type"] == "ack" {
+                                let seq = v["seq"].as_u64().unwrap();
+                                prop_assert!(store.iter().any(|d| d["seq"] == seq));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
