@@ -296,6 +296,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
         registrar: RegistrarConfig {
             min_expires: cfg.sip.min_register_expires,
             max_expires: cfg.sip.max_register_expires,
+            unix_at_epoch: crate::clock::unix_secs(),
             ..RegistrarConfig::default()
         },
         session_expires: cfg.sip.session_expires,

@@ -74,6 +74,10 @@ pub struct CoreConfig {
     /// Browser legs are on: a WebRTC offer (DTLS-SRTP) arriving over the WebSocket
     /// transport is accepted (a browser leg answers it).
     pub webrtc: bool,
+    /// Seeds every random choice the core makes (tags, branches, Call-IDs, the nonce
+    /// secret, CSeq starts): the same seed and inputs give the same bytes (tests).
+    /// `None`: from the operating system.
+    pub seed: Option<u64>,
 }
 
 impl Default for CoreConfig {
@@ -91,6 +95,7 @@ impl Default for CoreConfig {
             user_agent: concat!("omnigate/", env!("CARGO_PKG_VERSION")).into(),
             digest_algorithms: vec![super::auth::Algorithm::Md5],
             webrtc: false,
+            seed: None,
         }
     }
 }
@@ -202,13 +207,14 @@ impl Call {
         local_sdp: Bytes,
         source: Peer,
         to_user: String,
+        local_tag: String,
     ) -> Call {
         Call {
             inbound,
             state,
             invite_tx: None,
             invite,
-            local_tag: rand_hex(10),
+            local_tag,
             dialog: None,
             local_sdp,
             source,
@@ -287,6 +293,8 @@ pub struct CoreStats {
 
 pub struct Core {
     pub cfg: CoreConfig,
+    /// Every random choice (seeded by `cfg.seed` in tests).
+    rng: std::cell::RefCell<rand::rngs::StdRng>,
     pub tx: TransactionLayer,
     pub registrar: Registrar,
     calls: HashMap<CallRef, Call>,
@@ -326,28 +334,40 @@ fn auth_user(req: &Message, proxy: bool) -> String {
     user.unwrap_or_default()
 }
 
-fn rand_hex(n: usize) -> String {
+/// `n` random hex digits from `rng`.
+fn rand_hex(rng: &std::cell::RefCell<rand::rngs::StdRng>, n: usize) -> String {
     use rand::Rng;
-    let mut r = rand::thread_rng();
+    let mut r = rng.borrow_mut();
     (0..n)
         .map(|_| char::from_digit(r.gen_range(0..16), 16).unwrap())
         .collect()
 }
 
 impl Core {
+    /// `n` random hex digits.
+    fn rand_hex(&self, n: usize) -> String {
+        rand_hex(&self.rng, n)
+    }
+
     pub fn new(cfg: CoreConfig, now: Instant) -> Core {
-        let secret: [u8; 32] = rand::random();
+        use rand::{Rng, SeedableRng};
+        let rng = std::cell::RefCell::new(match cfg.seed {
+            Some(seed) => rand::rngs::StdRng::seed_from_u64(seed),
+            None => rand::rngs::StdRng::from_entropy(),
+        });
+        let secret: [u8; 32] = rng.borrow_mut().gen();
         let mut registrar = Registrar::new(cfg.registrar, &cfg.realm, secret, now);
         registrar.set_algorithms(cfg.digest_algorithms.clone());
         let trunk_state = cfg
             .trunks
             .iter()
             .map(|_| TrunkState {
-                reg_call_id: format!("{}@omnigate", rand_hex(16)),
+                reg_call_id: format!("{}@omnigate", rand_hex(&rng, 16)),
                 ..Default::default()
             })
             .collect();
         let mut core = Core {
+            rng,
             tx: TransactionLayer::new(cfg.timers),
             registrar,
             calls: HashMap::new(),
@@ -484,7 +504,7 @@ impl Core {
         reason: &str,
         extra: &[(HeaderName, String)],
     ) {
-        let mut r = Message::response_to(req, code, reason, Some(&rand_hex(10)));
+        let mut r = Message::response_to(req, code, reason, Some(&self.rand_hex(10)));
         for (n, v) in extra {
             r.push(n.clone(), v.clone());
         }
@@ -501,7 +521,7 @@ impl Core {
             t.via_name(),
             self.local_addr(t),
             BRANCH_PREFIX,
-            rand_hex(16)
+            self.rand_hex(16)
         );
         req.headers
             .insert(0, super::message::Header::new(HeaderName::Via, via));
@@ -629,7 +649,7 @@ impl Core {
                     (HeaderName::Accept, "application/sdp".to_string()),
                     (HeaderName::Supported, SUPPORTED.to_string()),
                 ];
-                self.reply(now, &key, &req, 200, "OK", Some(&rand_hex(10)), &extra)
+                self.reply(now, &key, &req, 200, "OK", Some(&self.rand_hex(10)), &extra)
             }
             Method::Register => self.register(now, key, req, source),
             Method::Bye | Method::Update | Method::Info | Method::Prack => self.reply(
@@ -679,11 +699,19 @@ impl Core {
             .and_then(|t| t.uri.user.map(super::uri::percent_decode));
         if aor_user.as_deref() != Some(u.as_str()) {
             tracing::info!(from = %source.addr, user = %u, "registration refused: the To address is another user's");
-            return self.reply(now, &key, &req, 403, "Forbidden", Some(&rand_hex(10)), &[]);
+            return self.reply(
+                now,
+                &key,
+                &req,
+                403,
+                "Forbidden",
+                Some(&self.rand_hex(10)),
+                &[],
+            );
         }
         let mut r = self
             .registrar
-            .register(now, &req, source, &u, &rand_hex(10));
+            .register(now, &req, source, &u, &self.rand_hex(10));
         match r.status() {
             Some(200) => {
                 let n = self.registrar.lookup(now, &u).len();
@@ -707,7 +735,7 @@ impl Core {
                 &req,
                 503,
                 "Service Unavailable",
-                Some(&rand_hex(10)),
+                Some(&self.rand_hex(10)),
                 &[(HeaderName::RetryAfter, "30".into())],
             );
         }
@@ -887,6 +915,7 @@ impl Core {
             Bytes::new(),
             source,
             callee.clone(),
+            self.rand_hex(10),
         );
         c.invite_tx = Some(key);
         self.calls.insert(call, c);
@@ -1250,13 +1279,17 @@ impl Core {
     /// Answers an offered inbound call with `sdp` (an answer, or an offer when the
     /// INVITE had none).
     pub fn answer(&mut self, now: Instant, call: CallRef, sdp: Bytes) {
+        let local_seq = {
+            use rand::Rng;
+            self.rng.borrow_mut().gen::<u16>() as u32 + 1
+        };
         let Some(c) = self.calls.get_mut(&call) else {
             return;
         };
         if c.state != CallState::Offered {
             return;
         }
-        let Some(dialog) = Dialog::uas(&c.invite, &c.local_tag, c.source) else {
+        let Some(dialog) = Dialog::uas(&c.invite, &c.local_tag, c.source, local_seq) else {
             let (key, invite, tag) = (
                 c.invite_tx.clone().unwrap(),
                 c.invite.clone(),
@@ -1458,6 +1491,7 @@ impl Core {
             sdp,
             Peer::udp(SocketAddr::from(([0, 0, 0, 0], 0))),
             to_user.to_string(),
+            self.rand_hex(10),
         );
         c.trunks_left = order;
         self.calls.insert(call, c);
@@ -1560,13 +1594,14 @@ impl Core {
             sdp,
             peer,
             to_user.to_string(),
+            self.rand_hex(10),
         );
         let local = self.local_addr(peer.transport);
         let inv = self.invite(InviteParts {
             ruri: &ruri,
             from: &format!("<sip:omnigate@{local}>;tag={}", c.local_tag),
             to: &format!("<{ruri}>"),
-            call_id: format!("{}@omnigate", rand_hex(20)),
+            call_id: format!("{}@omnigate", self.rand_hex(20)),
             cseq: 1,
             transport: peer.transport,
             auth: None,
@@ -1623,6 +1658,7 @@ impl Core {
     ) {
         let t = self.cfg.trunks[trunk].clone();
         let Some(peer) = t.proxy_peer() else { return };
+        let fresh_call_id = format!("{}@omnigate", self.rand_hex(20));
         let Some(c) = self.calls.get_mut(&call) else {
             return;
         };
@@ -1634,7 +1670,7 @@ impl Core {
                 c.invite.cseq().unwrap().0 + 1,
             )
         } else {
-            (format!("{}@omnigate", rand_hex(20)), 1)
+            (fresh_call_id, 1)
         };
         let from_user = t
             .from_user
@@ -1661,7 +1697,7 @@ impl Core {
 
     fn next_cnonce(&mut self) -> (String, u32) {
         self.cnonce_seq += 1;
-        (rand_hex(16), 1)
+        (self.rand_hex(16), 1)
     }
 
     fn on_client_response(&mut self, now: Instant, key: TxKey, resp: Message) {
@@ -1920,7 +1956,7 @@ impl Core {
         reg.push(HeaderName::MaxForwards, "70");
         reg.push(
             HeaderName::From,
-            format!("<sip:{user}@{domain}>;tag={}", rand_hex(10)),
+            format!("<sip:{user}@{domain}>;tag={}", rand_hex(&self.rng, 10)),
         );
         reg.push(HeaderName::To, format!("<sip:{user}@{domain}>"));
         reg.push(HeaderName::CallId, st.reg_call_id.clone());
@@ -2017,11 +2053,14 @@ impl Core {
             format!(
                 "<sip:omnigate@{}>;tag={}",
                 self.local_addr(peer.transport),
-                rand_hex(10)
+                self.rand_hex(10)
             ),
         );
         o.push(HeaderName::To, format!("<{to}>"));
-        o.push(HeaderName::CallId, format!("{}@omnigate", rand_hex(16)));
+        o.push(
+            HeaderName::CallId,
+            format!("{}@omnigate", self.rand_hex(16)),
+        );
         o.push(HeaderName::CSeq, "1 OPTIONS");
         self.send_request(now, o, peer, purpose);
     }

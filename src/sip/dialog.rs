@@ -107,8 +107,9 @@ pub enum InDialogError {
 }
 
 impl Dialog {
-    /// UAS side, from the INVITE we answer with a 2xx carrying `local_tag`.
-    pub fn uas(invite: &Message, local_tag: &str, source: Peer) -> Option<Dialog> {
+    /// UAS side, from the INVITE we answer with a 2xx carrying `local_tag`; our own
+    /// requests in it start at CSeq `local_seq` (the caller's random choice).
+    pub fn uas(invite: &Message, local_tag: &str, source: Peer, local_seq: u32) -> Option<Dialog> {
         let from = invite.from()?;
         let to = invite.to()?;
         let contact = invite
@@ -134,7 +135,7 @@ impl Dialog {
             remote_target: contact,
             peer: next_hop(&route_set, source),
             route_set,
-            local_seq: rand::random::<u16>() as u32 + 1,
+            local_seq,
             remote_seq: invite.cseq().map(|c| c.0),
             pending_offer: false,
             session_timer: None,
@@ -309,7 +310,8 @@ mod tests {
     #[test]
     fn uas_dialog_builds_loose_routed_bye() {
         let inv = invite();
-        let mut d = Dialog::uas(&inv, "lt", Peer::udp("10.0.0.1:5060".parse().unwrap())).unwrap();
+        let mut d =
+            Dialog::uas(&inv, "lt", Peer::udp("10.0.0.1:5060".parse().unwrap()), 1).unwrap();
         assert!(d.peer_allows_update);
         let bye = d.request(Method::Bye);
         assert_eq!(bye.request_uri(), Some("sip:a@10.0.0.1:5062"));
@@ -325,7 +327,8 @@ mod tests {
     #[test]
     fn cseq_must_increase() {
         let inv = invite();
-        let mut d = Dialog::uas(&inv, "lt", Peer::udp("10.0.0.1:5060".parse().unwrap())).unwrap();
+        let mut d =
+            Dialog::uas(&inv, "lt", Peer::udp("10.0.0.1:5060".parse().unwrap()), 1).unwrap();
         let mut bye = inv.clone();
         bye.set(HeaderName::CSeq, "9 BYE");
         assert_eq!(

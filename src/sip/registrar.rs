@@ -43,6 +43,9 @@ pub struct RegistrarConfig {
     pub max_failures: u32,
     pub fail_window: Duration,
     pub block_for: Duration,
+    /// The wall clock (Unix seconds) at the registrar's `epoch`: the Date header of a
+    /// 200 is this plus the time since (wall-clock time is an input, like `now`).
+    pub unix_at_epoch: u64,
 }
 
 impl Default for RegistrarConfig {
@@ -54,6 +57,7 @@ impl Default for RegistrarConfig {
             max_failures: 10,
             fail_window: Duration::from_secs(60),
             block_for: Duration::from_secs(60),
+            unix_at_epoch: 0,
         }
     }
 }
@@ -334,7 +338,8 @@ impl Registrar {
                 format!("<{}>;expires={left}", b.contact),
             );
         }
-        r.push(HeaderName::Date, httpdate_now_placeholder());
+        let unix = self.cfg.unix_at_epoch + now.saturating_duration_since(self.epoch).as_secs();
+        r.push(HeaderName::Date, crate::clock::format_http_date(unix));
         r
     }
 
@@ -398,11 +403,6 @@ impl Registrar {
     }
 }
 
-/// RFC 1123 date for the Date header, computed from the system clock by `clock`.
-fn httpdate_now_placeholder() -> String {
-    crate::clock::http_date()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -460,7 +460,12 @@ mod tests {
     #[test]
     fn register_with_challenge_then_expire_and_unregister() {
         let t0 = crate::clock::now();
-        let mut r = Registrar::new(RegistrarConfig::default(), "omnigate", [1; 32], t0);
+        // The wall clock is an input: 2026-11-23 10:00:00 UTC at t0.
+        let cfg = RegistrarConfig {
+            unix_at_epoch: 1_795_428_000,
+            ..RegistrarConfig::default()
+        };
+        let mut r = Registrar::new(cfg, "omnigate", [1; 32], t0);
         let req = reg(
             "Expires: 120\r\n",
             "<sip:alice@127.0.0.1:5070>, <sip:alice@10.0.0.2:5060>;expires=600",
@@ -471,11 +476,15 @@ mod tests {
             r.authenticate(t0, &req2, peer(), false, &pw),
             AuthOutcome::User("alice".into())
         );
-        let resp = r.register(t0, &req2, peer(), "alice", "tt");
+        let resp = r.register(t0 + Duration::from_secs(5), &req2, peer(), "alice", "tt");
         assert_eq!(resp.status(), Some(200));
+        assert_eq!(
+            resp.header_str(&HeaderName::Date),
+            Some(crate::clock::format_http_date(1_795_428_005).as_str())
+        );
         assert_eq!(r.lookup(t0, "alice").len(), 2);
         assert_eq!(
-            r.lookup(t0 + Duration::from_secs(121), "alice").len(),
+            r.lookup(t0 + Duration::from_secs(5 + 121), "alice").len(),
             1,
             "the 120 s contact expired"
         );
