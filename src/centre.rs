@@ -505,7 +505,10 @@ impl Centre {
             .send(AddQueue(q.clone()))
             .await
             .map_err(|e| CentreError::Internal(e.to_string()))?
-            .map_err(CentreError::Conflict)?;
+            .map_err(|e| match e {
+                crate::actors::router::QueueError::Exists(m) => CentreError::Conflict(m),
+                crate::actors::router::QueueError::Invalid(m) => CentreError::Refused(m),
+            })?;
         self.0
             .store
             .put_queue(

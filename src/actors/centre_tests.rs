@@ -276,7 +276,7 @@ max_waiting = 3
         })
         .await
         .unwrap();
-    assert!(r.unwrap_err().contains("not assigned to you"));
+    assert_eq!(r.unwrap_err(), super::chat::ChatError::NotYours);
     let c = x1_chat
         .send(super::chat::AgentAct::Verify {
             agent: "ann".into(),

@@ -582,9 +582,19 @@ impl Handler<Customer> for ChatActor {
     }
 }
 
+/// Why an agent's act in a chat was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChatError {
+    #[error("this chat is not assigned to you")]
+    NotYours,
+    /// The chat cannot do it (ended, not stored, an address that is not one...).
+    #[error("{0}")]
+    Refused(String),
+}
+
 /// What an agent does in the chat; refused unless the chat is theirs.
 #[derive(Message)]
-#[rtype(result = "Result<u64, String>")]
+#[rtype(result = "Result<u64, ChatError>")]
 pub enum AgentAct {
     Says {
         agent: String,
@@ -606,9 +616,19 @@ pub enum AgentAct {
 }
 
 impl Handler<AgentAct> for ChatActor {
-    type Result = ResponseFuture<Result<u64, String>>;
+    type Result = ResponseFuture<Result<u64, ChatError>>;
 
     fn handle(&mut self, m: AgentAct, ctx: &mut Context<Self>) -> Self::Result {
+        // What the chat answers, once it has (a dropped reply: the chat is gone).
+        fn answer(
+            rx: oneshot::Receiver<Result<u64, String>>,
+        ) -> ResponseFuture<Result<u64, ChatError>> {
+            Box::pin(async move {
+                rx.await
+                    .unwrap_or_else(|_| Err("chat ended".into()))
+                    .map_err(ChatError::Refused)
+            })
+        }
         let agent = match &m {
             AgentAct::Says { agent, .. }
             | AgentAct::Typing { agent, .. }
@@ -616,7 +636,7 @@ impl Handler<AgentAct> for ChatActor {
             | AgentAct::Verify { agent } => agent.clone(),
         };
         if self.agent.as_ref().map(|(n, _)| n) != Some(&agent) {
-            return Box::pin(async { Err("this chat is not assigned to you".to_string()) });
+            return Box::pin(async { Err(ChatError::NotYours) });
         }
         match m {
             AgentAct::Says { text, .. } => {
@@ -629,7 +649,7 @@ impl Handler<AgentAct> for ChatActor {
                         reply,
                     },
                 );
-                Box::pin(async move { rx.await.unwrap_or_else(|_| Err("chat ended".into())) })
+                answer(rx)
             }
             AgentAct::Typing { on, .. } => {
                 self.tell_customer(serde_json::json!({"type": "typing", "on": on}));
@@ -638,12 +658,12 @@ impl Handler<AgentAct> for ChatActor {
             AgentAct::End { .. } => {
                 let (tx, rx) = oneshot::channel();
                 self.close(ctx, "agent", Some(tx));
-                Box::pin(async move { rx.await.unwrap_or_else(|_| Err("chat ended".into())) })
+                answer(rx)
             }
             AgentAct::Verify { agent } => {
                 let (tx, rx) = oneshot::channel();
                 self.verify(ctx, agent, tx);
-                Box::pin(async move { rx.await.unwrap_or_else(|_| Err("chat ended".into())) })
+                answer(rx)
             }
         }
     }

@@ -859,23 +859,40 @@ impl RouterActor {
     }
 }
 
+/// Why a queue was not added.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QueueError {
+    /// A queue by that name exists.
+    #[error("{0}")]
+    Exists(String),
+    /// The queue's own settings are wrong (strategy, overflow target).
+    #[error("{0}")]
+    Invalid(String),
+}
+
 #[derive(Message)]
-#[rtype(result = "Result<(), String>")]
+#[rtype(result = "Result<(), QueueError>")]
 pub struct AddQueue(pub QueueConfig);
 
 impl RouterActor {
-    fn on_add_queue(&mut self, m: AddQueue, _: &mut Context<Self>) -> Result<(), String> {
+    fn on_add_queue(&mut self, m: AddQueue, _: &mut Context<Self>) -> Result<(), QueueError> {
         let q = m.0;
+        if self.queue_ids.contains_key(&q.name) {
+            return Err(QueueError::Exists(format!("queue \"{}\" exists", q.name)));
+        }
         if !q.overflow_to.is_empty()
             && q.overflow_to != "voicemail"
             && !self.queue_ids.contains_key(&q.overflow_to)
         {
-            return Err(format!("no queue named \"{}\"", q.overflow_to));
+            return Err(QueueError::Invalid(format!(
+                "no queue named \"{}\"",
+                q.overflow_to
+            )));
         }
         crate::routing::parse_strategy(&q.strategy)
-            .ok_or_else(|| format!("unknown strategy \"{}\"", q.strategy))?;
-        self.add_queue(q.clone())?;
-        self.set_overflow(&q)
+            .ok_or_else(|| QueueError::Invalid(format!("unknown strategy \"{}\"", q.strategy)))?;
+        self.add_queue(q.clone()).map_err(QueueError::Invalid)?;
+        self.set_overflow(&q).map_err(QueueError::Invalid)
     }
 }
 
@@ -942,6 +959,12 @@ impl<T> OnPanic for Result<T, String> {
     }
 }
 
+impl<T> OnPanic for Result<T, QueueError> {
+    fn on_panic() -> Self {
+        Err(QueueError::Invalid(RouteError::Internal.to_string()))
+    }
+}
+
 impl<T> OnPanic for Result<T, RouteError> {
     fn on_panic() -> Self {
         Err(RouteError::Internal)
@@ -987,6 +1010,6 @@ guarded! {
     EndConsult => (), on_end_consult;
     Position => Option<usize>, on_position;
     QueueList => Vec<serde_json::Value>, on_queue_list;
-    AddQueue => Result<(), String>, on_add_queue;
+    AddQueue => Result<(), QueueError>, on_add_queue;
     AgentList => Vec<serde_json::Value>, on_agent_list;
 }

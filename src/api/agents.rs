@@ -10,7 +10,7 @@
 use super::{authorised, error};
 use crate::actors::agent::{Connect, State};
 use crate::actors::call::AgentCall;
-use crate::actors::chat::AgentAct;
+use crate::actors::chat::{AgentAct, ChatError};
 use crate::actors::router::{
     AgentList, Answer, Consult, EndConsult, QueueList, SetPresence, Transfer, TransferTarget,
 };
@@ -268,13 +268,11 @@ fn chat_of(
     })
 }
 
-fn acted(r: Result<Result<u64, String>, actix::MailboxError>) -> Result<u64, HttpResponse> {
+fn acted(r: Result<Result<u64, ChatError>, actix::MailboxError>) -> Result<u64, HttpResponse> {
     match r {
         Err(e) => Err(mailbox(e)),
-        Ok(Err(why)) if why.contains("not assigned to you") => {
-            Err(error(StatusCode::FORBIDDEN, &why))
-        }
-        Ok(Err(why)) => Err(error(StatusCode::CONFLICT, &why)),
+        Ok(Err(e @ ChatError::NotYours)) => Err(error(StatusCode::FORBIDDEN, &e.to_string())),
+        Ok(Err(ChatError::Refused(why))) => Err(error(StatusCode::CONFLICT, &why)),
         Ok(Ok(seq)) => Ok(seq),
     }
 }
@@ -848,11 +846,7 @@ async fn create_queue(req: HttpRequest, b: web::Bytes, shared: web::Data<Shared>
             ));
         }
         let name = q.name.clone();
-        c.add_queue(q).await.map_err(|e| match e {
-            CentreError::Conflict(m) if m.contains("exists") => error(StatusCode::CONFLICT, &m),
-            CentreError::Conflict(m) => error(StatusCode::UNPROCESSABLE_ENTITY, &m),
-            e => centre_error(e),
-        })?;
+        c.add_queue(q).await.map_err(centre_error)?;
         Ok(HttpResponse::Created().json(serde_json::json!({"queue": name})))
     }
     .await)

@@ -153,6 +153,20 @@ fn centre_case(base: u16, sipp_ports: (u16, u16), database: Option<String>) {
         .unwrap()
         .iter()
         .any(|q| q["name"] == "support"));
+    // A queue added through the API; the same name again is a conflict (409), a
+    // queue with a wrong setting is refused as such (422).
+    let (code, body) = g.post("/api/queues", Some(admin), r#"{"name":"vip"}"#);
+    assert_eq!(code, 201, "{body}");
+    let (code, body) = g.post("/api/queues", Some(admin), r#"{"name":"vip"}"#);
+    assert_eq!(code, 409, "{body}");
+    assert!(body.contains("exists"), "{body}");
+    let (code, body) = g.post(
+        "/api/queues",
+        Some(admin),
+        r#"{"name":"odd","strategy":"coin_toss"}"#,
+    );
+    assert_eq!(code, 422, "{body}");
+    assert!(body.contains("unknown strategy"), "{body}");
     let ben = serde_json::json!({"name": "ben", "password": "ben-secret", "display_name": "Ben", "queues": ["support"], "skills": {"spanish": 9}});
     let (code, body) = g.post("/api/agents", Some(admin), &ben.to_string());
     assert_eq!(code, 201, "{body}");
