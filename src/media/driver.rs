@@ -265,7 +265,8 @@ impl MediaHandle {
     pub fn spawn(cname: String, notify: actix::Recipient<MediaNotice>) -> MediaHandle {
         let (tx, mut rx) = mpsc::unbounded_channel::<Cmd>();
         tokio::spawn(async move {
-            let mut session = MediaSession::new(crate::clock::now(), cname);
+            let mut session =
+                MediaSession::new(crate::clock::now(), cname).wall_clock(crate::clock::ntp_now());
             let (ptx, mut prx) = mpsc::channel::<Packet>(1024);
             let (wtx, mut wrx) = mpsc::channel::<WebPacket>(1024);
             let mut io: Vec<Option<LegIo>> = Vec::new();

@@ -289,6 +289,9 @@ pub struct MediaSession {
     /// A voicemail: what the caller says, on both channels.
     voicemail: Option<Recorder>,
     start: Instant,
+    /// The wall clock at `start` as a 64-bit NTP timestamp (RTCP sender reports and
+    /// round trips): an input, 0 unless [`MediaSession::wall_clock`] sets it.
+    ntp_at_start: u64,
     cname: String,
     /// How close in time a digit from another source counts as the same press.
     pub dedupe_window: Duration,
@@ -312,9 +315,26 @@ impl MediaSession {
             recorder: None,
             voicemail: None,
             start: now,
+            ntp_at_start: 0,
             cname,
             dedupe_window: Duration::from_millis(500),
         }
+    }
+
+    /// The wall clock at the session's start, as a 64-bit NTP timestamp (the driver
+    /// reads it once; the session counts on from `now`).
+    pub fn wall_clock(mut self, ntp_at_start: u64) -> MediaSession {
+        self.ntp_at_start = ntp_at_start;
+        self
+    }
+
+    /// The NTP timestamp at `now`.
+    fn ntp(&self, now: Instant) -> u64 {
+        let d = now.saturating_duration_since(self.start);
+        let frac = ((d.subsec_nanos() as u64) << 32) / 1_000_000_000;
+        self.ntp_at_start
+            .wrapping_add(d.as_secs() << 32)
+            .wrapping_add(frac)
     }
 
     pub fn add_leg(&mut self, now: Instant, p: LegParams) -> LegId {
@@ -658,6 +678,7 @@ impl MediaSession {
         out: &mut Vec<Out>,
     ) {
         let _ = out;
+        let ntp = self.ntp(now);
         let Some(l) = self.leg_mut(leg) else { return };
         // Reports count only from the host the leg's audio is latched to.
         if !l.same_host(from) {
@@ -668,7 +689,7 @@ impl MediaSession {
             l.rtcp_to = Some(from);
         }
         let ssrc = l.tx.ssrc;
-        if let Some(info) = rtp::on_rtcp(data, ssrc, crate::clock::ntp_now(), &mut l.src, now) {
+        if let Some(info) = rtp::on_rtcp(data, ssrc, ntp, &mut l.src, now) {
             if let Some(rtt) = info.rtt {
                 tracing::debug!(leg, rtt_ms = rtt.as_millis() as u64, "rtcp");
             }
@@ -810,7 +831,7 @@ impl MediaSession {
             }
         }
         // 4. RTCP.
-        let ntp = crate::clock::ntp_now();
+        let ntp = self.ntp(now);
         let cname = self.cname.clone();
         for (id, l) in self.legs.iter_mut().enumerate() {
             let Some(l) = l else { continue };

@@ -602,7 +602,9 @@ fn video_is_relayed_untouched_between_video_legs() {
 #[test]
 fn new_source_hold_rtcp_and_digits_sent() {
     let t0 = crate::clock::now();
-    let mut s = MediaSession::new(t0, "t".into());
+    // The wall clock is an input: 2026-11-23 10:00:00 UTC as NTP at t0.
+    let ntp0: u64 = (1_795_428_000 + 2_208_988_800) << 32;
+    let mut s = MediaSession::new(t0, "t".into()).wall_clock(ntp0);
     let leg = s.add_leg(t0, params(Codec::Pcmu, Some(101), 4000));
     let mut out = Vec::new();
     s.on_rtp(
@@ -673,8 +675,21 @@ fn new_source_hold_rtcp_and_digits_sent() {
         })
         .collect();
     assert_eq!(rtcp.len(), 1);
-    if let Out::Send { to, data, .. } = rtcp[0] {
-        assert_eq!(*to, addr(4001));
-        assert!(rtp::is_rtcp(data));
-    }
+    let Out::Send { to, data, .. } = rtcp[0] else {
+        unreachable!()
+    };
+    assert_eq!(*to, addr(4001));
+    assert!(rtp::is_rtcp(data));
+    // A sender report stamped with the injected wall clock, 2.6 s on.
+    let mut b = data.clone();
+    let pkts = rtc::rtcp::packet::unmarshal(&mut b).unwrap();
+    let sr = pkts
+        .iter()
+        .find_map(|p| {
+            p.as_any()
+                .downcast_ref::<rtc::rtcp::sender_report::SenderReport>()
+        })
+        .expect("a sender report (audio was sent)");
+    let want = ntp0 + (2u64 << 32) + ((600_000_000u64 << 32) / 1_000_000_000);
+    assert_eq!(sr.ntp_time, want);
 }
