@@ -16,6 +16,7 @@ pub mod conversation;
 pub mod dialplan;
 pub mod logins;
 pub mod media;
+pub mod metrics;
 pub mod panics;
 pub mod redact;
 pub mod routing;

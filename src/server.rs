@@ -7,9 +7,10 @@
 use crate::actors::call::{
     CallActor, CallCommand, CallEvent, DirectTarget, HandlerConfig, SipEvent,
 };
-use crate::api::{self, Metrics};
+use crate::api::{self, OriginateRequest, Shared};
 use crate::config::{parse_port_range, Config};
 use crate::media::RtpPorts;
+use crate::metrics::Metrics;
 use crate::sip::core::{CallRef, Core, CoreConfig, CoreEvent, EndReason};
 use crate::sip::registrar::RegistrarConfig;
 use crate::sip::transaction::TimerConfig;
@@ -21,31 +22,7 @@ use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, oneshot};
-
-/// A request from the HTTP API to place a call.
-pub struct OriginateRequest {
-    pub to: String,
-    pub trunk: Option<String>,
-    /// Record this call (default: `calls.record`).
-    pub record: Option<bool>,
-    pub reply: oneshot::Sender<CallRef>,
-}
-
-/// What the HTTP layer shares with the driver.
-#[derive(Clone)]
-pub struct Shared {
-    pub metrics: Arc<Mutex<Metrics>>,
-    pub originate: mpsc::UnboundedSender<OriginateRequest>,
-    pub admin_token: Option<String>,
-    pub transports: Arc<Transports>,
-    pub store: Option<crate::store::Store>,
-    pub centre: Option<crate::centre::Centre>,
-    /// Origins allowed on SIP over WebSocket ("*": any).
-    pub ws_origins: Arc<Vec<String>>,
-    /// Bearer token for `/metrics` (None: open).
-    pub metrics_token: Option<String>,
-}
+use tokio::sync::mpsc;
 
 /// What a newcomer does next, printed at start-up (and served at `GET /`): None
 /// without an HTTP listener.

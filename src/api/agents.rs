@@ -7,6 +7,7 @@
 // Handlers return their error response as the `Err` of a `Result` (built once, sent as is).
 #![allow(clippy::result_large_err)]
 
+use super::Shared;
 use super::{authorised, error};
 use crate::actors::agent::{Connect, State};
 use crate::actors::call::AgentCall;
@@ -17,7 +18,6 @@ use crate::actors::router::{
 use crate::centre::{Centre, CentreError};
 use crate::config::{AgentConfig, QueueConfig};
 use crate::routing::engine::{Presence, RouteError};
-use crate::server::Shared;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;

@@ -11,8 +11,8 @@
 //! (`from`: customer, agent or system), `typing`, `closed` and `error` frames.
 
 use super::error;
+use super::Shared;
 use crate::actors::chat::Customer;
-use crate::server::Shared;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;

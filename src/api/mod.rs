@@ -7,151 +7,40 @@
 pub mod agents;
 pub mod chat;
 
-use crate::server::{OriginateRequest, Shared};
-use crate::sip::core::CoreStats;
-use crate::sip::transaction::TxStats;
+/// A request from the HTTP API to place a call (the SIP driver places it).
+pub struct OriginateRequest {
+    pub to: String,
+    pub trunk: Option<String>,
+    /// Record this call (default: `calls.record`).
+    pub record: Option<bool>,
+    pub reply: oneshot::Sender<CallRef>,
+}
+
+/// What the HTTP layer shares with the SIP driver (which builds it at start-up).
+#[derive(Clone)]
+pub struct Shared {
+    pub metrics: Arc<Mutex<Metrics>>,
+    pub originate: mpsc::UnboundedSender<OriginateRequest>,
+    pub admin_token: Option<String>,
+    pub transports: Arc<Transports>,
+    pub store: Option<crate::store::Store>,
+    pub centre: Option<crate::centre::Centre>,
+    /// Origins allowed on SIP over WebSocket ("*": any).
+    pub ws_origins: Arc<Vec<String>>,
+    /// Bearer token for `/metrics` (None: open).
+    pub metrics_token: Option<String>,
+}
+
+use crate::metrics::Metrics;
+use crate::sip::core::CallRef;
+use crate::sip::transport::Transports;
 use crate::sip::Transport;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use futures_util::StreamExt;
 use serde::Deserialize;
-use std::fmt::Write;
 use std::net::SocketAddr;
-
-/// What /metrics shows; the SIP driver refreshes it every 200 ms.
-#[derive(Debug, Default, Clone)]
-pub struct Metrics {
-    pub serving: bool,
-    pub transactions_live: u64,
-    pub tx: TxStats,
-    pub dialogs: u64,
-    pub calls_live: u64,
-    pub registrations: u64,
-    pub connections: u64,
-    pub connections_refused: u64,
-    pub rtp_ports_in_use: u64,
-    pub core: CoreStats,
-    pub trunks: Vec<(String, bool)>,
-}
-
-impl Metrics {
-    pub fn render(&self) -> String {
-        let mut s = String::with_capacity(2048);
-        let mut g = |name: &str, help: &str, kind: &str, v: u64| {
-            let _ = write!(
-                s,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}\n"
-            );
-        };
-        g(
-            "omnigate_up",
-            "1 while serving, 0 while draining",
-            "gauge",
-            self.serving as u64,
-        );
-        g(
-            "omnigate_sip_transactions",
-            "Live SIP transactions",
-            "gauge",
-            self.transactions_live,
-        );
-        g(
-            "omnigate_sip_server_transactions_total",
-            "Server transactions created",
-            "counter",
-            self.tx.server_created,
-        );
-        g(
-            "omnigate_sip_client_transactions_total",
-            "Client transactions created",
-            "counter",
-            self.tx.client_created,
-        );
-        g(
-            "omnigate_sip_retransmissions_total",
-            "Requests and responses retransmitted",
-            "counter",
-            self.tx.retransmissions,
-        );
-        g(
-            "omnigate_sip_transaction_timeouts_total",
-            "Transactions ended by Timer B, F, H or L",
-            "counter",
-            self.tx.timeouts,
-        );
-        g(
-            "omnigate_sip_dialogs",
-            "Live dialogs",
-            "gauge",
-            self.dialogs,
-        );
-        g("omnigate_calls", "Live calls", "gauge", self.calls_live);
-        g(
-            "omnigate_calls_total",
-            "Calls accepted or placed",
-            "counter",
-            self.core.calls_total,
-        );
-        g(
-            "omnigate_sip_registrations",
-            "Live registered contacts",
-            "gauge",
-            self.registrations,
-        );
-        g(
-            "omnigate_sip_connections",
-            "Open TCP, TLS and WebSocket connections",
-            "gauge",
-            self.connections,
-        );
-        g(
-            "omnigate_sip_connections_refused_total",
-            "Connections refused or closed by the limits (count, silence, unread answers)",
-            "counter",
-            self.connections_refused,
-        );
-        g(
-            "omnigate_panics_total",
-            "Panics contained (each cost one input or one interaction, not the node)",
-            "counter",
-            crate::panics::total(),
-        );
-        g(
-            "omnigate_sip_parse_errors_total",
-            "Messages refused by the parser",
-            "counter",
-            self.core.parse_errors,
-        );
-        g(
-            "omnigate_rtp_ports_in_use",
-            "RTP ports allocated",
-            "gauge",
-            self.rtp_ports_in_use,
-        );
-        s.push_str("# HELP omnigate_sip_responses_sent_total Responses sent, by status code\n# TYPE omnigate_sip_responses_sent_total counter\n");
-        for (c, n) in &self.core.responses_sent {
-            let _ = writeln!(s, "omnigate_sip_responses_sent_total{{code=\"{c}\"}} {n}");
-        }
-        s.push_str("# HELP omnigate_sip_responses_received_total Responses received, by status code\n# TYPE omnigate_sip_responses_received_total counter\n");
-        for (c, n) in &self.core.responses_received {
-            let _ = writeln!(
-                s,
-                "omnigate_sip_responses_received_total{{code=\"{c}\"}} {n}"
-            );
-        }
-        s.push_str("# HELP omnigate_sip_requests_received_total Requests received, by method\n# TYPE omnigate_sip_requests_received_total counter\n");
-        for (m, n) in &self.core.requests_received {
-            let _ = writeln!(
-                s,
-                "omnigate_sip_requests_received_total{{method=\"{m}\"}} {n}"
-            );
-        }
-        s.push_str("# HELP omnigate_trunk_registered 1 when registered to the provider\n# TYPE omnigate_trunk_registered gauge\n");
-        for (t, r) in &self.trunks {
-            let _ = writeln!(s, "omnigate_trunk_registered{{trunk=\"{t}\"}} {}", *r as u8);
-        }
-        s
-    }
-}
+use std::sync::{Arc, Mutex};
+use tokio::sync::{mpsc, oneshot};
 
 async fn healthz(shared: web::Data<Shared>) -> HttpResponse {
     if shared.metrics.lock().unwrap().serving {
