@@ -330,7 +330,7 @@ impl Centre {
                 None => {
                     let (n, r) = (name.to_string(), self.0.router.clone());
                     let a = AgentActor::start_in_arbiter(&self.arbiter(), move |_| {
-                        AgentActor::new(n, Some(r))
+                        AgentActor::new(n, Some(r.recipient()))
                     });
                     agents.insert(name.to_string(), a.clone());
                     a
@@ -341,7 +341,7 @@ impl Centre {
             .router
             .send(Login {
                 login: login_of(&acc.spec, self.0.browser_calls),
-                addr,
+                addr: addr.recipient(),
             })
             .await
             .map_err(|e| CentreError::Internal(e.to_string()))?

@@ -3,88 +3,11 @@
 //! as JSON; a socket that connects (or reconnects) first gets the whole state, so a
 //! reconnect loses nothing.
 
+pub use super::messages::AgentPush;
+use super::messages::Logout;
 use actix::prelude::*;
-use serde::Serialize;
 use std::collections::BTreeMap;
 use tokio::sync::mpsc::Sender;
-
-/// What the agent is told. Serialised as `{"type": "...", ...}` on their WebSocket.
-#[derive(Message, Clone, Debug, Serialize)]
-#[rtype(result = "()")]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum AgentPush {
-    Offer {
-        interaction: String,
-        channel: &'static str,
-        queue: String,
-        from: String,
-        customer: Option<i64>,
-        conversation: Option<i64>,
-        details: serde_json::Value,
-        expires_in_ms: u64,
-    },
-    Revoked {
-        interaction: String,
-        reason: &'static str,
-    },
-    /// A colleague who has a call asks this agent to talk before handing it over (a
-    /// warm transfer). A browser agent answers with a `webrtc_offer`; a desk phone
-    /// rings. Ends with `assigned` (the transfer completed) or `ended`.
-    Consult {
-        interaction: String,
-        from: String,
-        caller: String,
-        customer: Option<i64>,
-        details: serde_json::Value,
-        browser_call: bool,
-    },
-    Assigned {
-        interaction: String,
-        channel: &'static str,
-        customer: Option<i64>,
-        /// The desktop takes this call in the browser (sends a `webrtc_offer`).
-        browser_call: bool,
-    },
-    /// What is happening on a call the agent has (`consulting`, `consult connected`,
-    /// `consult ended`).
-    CallState {
-        interaction: String,
-        state: &'static str,
-    },
-    /// The work left the agent (ended, or handed on).
-    Ended {
-        interaction: String,
-    },
-    Presence {
-        presence: &'static str,
-    },
-    Message {
-        interaction: String,
-        seq: u64,
-        from: &'static str,
-        name: String,
-        text: String,
-        at: u64,
-    },
-    Typing {
-        interaction: String,
-        on: bool,
-    },
-    /// A chat's messages so far (on assignment).
-    Transcript {
-        interaction: String,
-        messages: Vec<serde_json::Value>,
-    },
-    /// The customer ended the chat or hung up; the agent wraps up.
-    CustomerLeft {
-        interaction: String,
-    },
-    /// The agent verified who the customer is: the work is now theirs.
-    Verified {
-        interaction: String,
-        customer: i64,
-    },
-}
 
 pub struct AgentActor {
     pub name: String,
@@ -95,13 +18,13 @@ pub struct AgentActor {
     offers: BTreeMap<String, serde_json::Value>,
     work: BTreeMap<String, serde_json::Value>,
     /// Told to log the agent out if this actor fails.
-    router: Option<Addr<super::router::RouterActor>>,
+    router: Option<Recipient<Logout>>,
     /// `stopped()` ran (a drop without it is a failure, see `crate::panics`).
     wound_up: bool,
 }
 
 impl AgentActor {
-    pub fn new(name: String, router: Option<Addr<super::router::RouterActor>>) -> AgentActor {
+    pub fn new(name: String, router: Option<Recipient<Logout>>) -> AgentActor {
         AgentActor {
             name,
             sockets: vec![],
@@ -157,7 +80,7 @@ impl AgentActor {
         self.sockets.clear();
         tracing::error!(agent = %self.name, reason = %crate::panics::reason(), "agent actor failed; logging the agent out");
         if let Some(r) = &self.router {
-            r.do_send(super::router::Logout {
+            r.do_send(Logout {
                 agent: self.name.clone(),
                 hand_over: true,
             });

@@ -6,7 +6,7 @@
 //!
 //! [`conversation::Thread`]: crate::conversation::Thread
 
-use super::agent::{AgentActor, AgentPush};
+use super::agent::AgentPush;
 use super::router::{Ended, Enqueue, RouterActor, Work, WorkEvent};
 use crate::conversation::{Input, Limits, Output, Thread};
 use crate::routing::engine::Channel;
@@ -90,7 +90,7 @@ pub struct ChatActor {
     /// Bumped at each (re)connect and departure: a pending abandonment check only
     /// closes the chat if nothing happened since.
     presence: u64,
-    agent: Option<(String, Addr<AgentActor>)>,
+    agent: Option<(String, Recipient<AgentPush>)>,
     /// `stopped()` ran (a drop without it is a failure, see `crate::panics`).
     wound_up: bool,
 }

@@ -6,6 +6,7 @@
 pub mod agent;
 pub mod call;
 pub mod chat;
+pub mod messages;
 pub mod router;
 
 /// Test only: makes an actor panic, as a bug would.

@@ -5,7 +5,8 @@
 //! the way the outside does (queue names, agent login names, interaction ids) and maps
 //! them to the engine's ids.
 
-use super::agent::{AgentActor, AgentPush};
+use super::messages::AgentPush;
+pub use super::messages::Logout;
 use crate::config::QueueConfig;
 use crate::routing::engine::{
     AgentId, AgentSpec, Channel, ItemId, ItemSpec, OverflowTo, Presence, QueueId, QueueSpec,
@@ -42,7 +43,7 @@ pub enum WorkEvent {
         agent: String,
         display: String,
         extension: Option<String>,
-        addr: Addr<AgentActor>,
+        addr: Recipient<AgentPush>,
     },
     /// The agent who had it handed it on (a transfer); it is waiting or offered again.
     Transferred {
@@ -71,7 +72,7 @@ pub struct AgentLogin {
 struct AgentEntry {
     id: AgentId,
     login: AgentLogin,
-    addr: Addr<AgentActor>,
+    addr: Recipient<AgentPush>,
     /// What the engine was told at login (to tell a rebuilt engine again).
     spec: AgentSpec,
 }
@@ -582,7 +583,8 @@ impl RouterActor {
 #[rtype(result = "Result<(), String>")]
 pub struct Login {
     pub login: AgentLogin,
-    pub addr: Addr<AgentActor>,
+    /// Where the agent's pushes go.
+    pub addr: Recipient<AgentPush>,
 }
 
 impl RouterActor {
@@ -625,14 +627,6 @@ impl RouterActor {
         self.drain(ctx);
         Ok(())
     }
-}
-
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Logout {
-    pub agent: String,
-    /// Hand the agent's chats back to their queues (their desktop failed).
-    pub hand_over: bool,
 }
 
 impl RouterActor {

@@ -1,0 +1,92 @@
+//! Messages the agent and router actors send each other, apart from both, so neither
+//! module imports the other: the router pushes to a `Recipient<AgentPush>`, an agent
+//! that fails tells a `Recipient<Logout>`.
+
+use actix::prelude::*;
+use serde::Serialize;
+
+/// What the agent is told. Serialised as `{"type": "...", ...}` on their WebSocket.
+#[derive(Message, Clone, Debug, Serialize)]
+#[rtype(result = "()")]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum AgentPush {
+    Offer {
+        interaction: String,
+        channel: &'static str,
+        queue: String,
+        from: String,
+        customer: Option<i64>,
+        conversation: Option<i64>,
+        details: serde_json::Value,
+        expires_in_ms: u64,
+    },
+    Revoked {
+        interaction: String,
+        reason: &'static str,
+    },
+    /// A colleague who has a call asks this agent to talk before handing it over (a
+    /// warm transfer). A browser agent answers with a `webrtc_offer`; a desk phone
+    /// rings. Ends with `assigned` (the transfer completed) or `ended`.
+    Consult {
+        interaction: String,
+        from: String,
+        caller: String,
+        customer: Option<i64>,
+        details: serde_json::Value,
+        browser_call: bool,
+    },
+    Assigned {
+        interaction: String,
+        channel: &'static str,
+        customer: Option<i64>,
+        /// The desktop takes this call in the browser (sends a `webrtc_offer`).
+        browser_call: bool,
+    },
+    /// What is happening on a call the agent has (`consulting`, `consult connected`,
+    /// `consult ended`).
+    CallState {
+        interaction: String,
+        state: &'static str,
+    },
+    /// The work left the agent (ended, or handed on).
+    Ended {
+        interaction: String,
+    },
+    Presence {
+        presence: &'static str,
+    },
+    Message {
+        interaction: String,
+        seq: u64,
+        from: &'static str,
+        name: String,
+        text: String,
+        at: u64,
+    },
+    Typing {
+        interaction: String,
+        on: bool,
+    },
+    /// A chat's messages so far (on assignment).
+    Transcript {
+        interaction: String,
+        messages: Vec<serde_json::Value>,
+    },
+    /// The customer ended the chat or hung up; the agent wraps up.
+    CustomerLeft {
+        interaction: String,
+    },
+    /// The agent verified who the customer is: the work is now theirs.
+    Verified {
+        interaction: String,
+        customer: i64,
+    },
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Logout {
+    pub agent: String,
+    /// Hand the agent's chats back to their queues (their desktop failed).
+    pub hand_over: bool,
+}
