@@ -275,6 +275,16 @@ impl Centre {
         &self.0.router
     }
 
+    /// An agent account by name.
+    fn account(&self, name: &str) -> Option<Account> {
+        self.0
+            .accounts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(name)
+            .cloned()
+    }
+
     fn arbiter(&self) -> ArbiterHandle {
         let i = self.0.next.fetch_add(1, Ordering::Relaxed);
         self.0.arbiters[i % self.0.arbiters.len()].clone()
@@ -290,11 +300,21 @@ impl Centre {
         password: &str,
     ) -> Result<String, CentreError> {
         let now = crate::clock::now();
-        if let Err(wait) = self.0.guard.lock().unwrap().check(now, from, name) {
+        if let Err(wait) = self
+            .0
+            .guard
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .check(now, from, name)
+        {
             return Err(CentreError::Throttled(wait));
         }
         let r = self.login(name, password).await;
-        let mut g = self.0.guard.lock().unwrap();
+        let mut g = self
+            .0
+            .guard
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         match &r {
             Ok(_) => g.succeeded(from, name),
             Err(CentreError::BadLogin) => {
@@ -307,7 +327,7 @@ impl Centre {
     }
 
     pub async fn login(&self, name: &str, password: &str) -> Result<String, CentreError> {
-        let acc = self.0.accounts.lock().unwrap().get(name).cloned();
+        let acc = self.account(name);
         // The same work for a known and an unknown name, off the async threads.
         let stored = acc
             .as_ref()
@@ -323,7 +343,11 @@ impl Centre {
             self.rehash(&acc, password).await;
         }
         let addr = {
-            let mut agents = self.0.agents.lock().unwrap();
+            let mut agents = self
+                .0
+                .agents
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             match agents.get(name).filter(|a| a.connected()) {
                 Some(a) => a.clone(),
                 // New, or its actor failed: a fresh one.
@@ -372,7 +396,13 @@ impl Centre {
             tracing::warn!(agent = %acc.spec.name, error = %e, "cannot store the upgraded password hash");
             return;
         }
-        if let Some(a) = self.0.accounts.lock().unwrap().get_mut(&acc.spec.name) {
+        if let Some(a) = self
+            .0
+            .accounts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get_mut(&acc.spec.name)
+        {
             a.hash = hash;
         }
         tracing::info!(agent = %acc.spec.name, "password hash upgraded to argon2id");
@@ -380,8 +410,18 @@ impl Centre {
 
     /// Ends every session of the agent behind `token`.
     pub fn logout(&self, agent: &str) {
-        self.0.sessions.lock().unwrap().end(agent);
-        if let Some(a) = self.0.agents.lock().unwrap().remove(agent) {
+        self.0
+            .sessions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .end(agent);
+        if let Some(a) = self
+            .0
+            .agents
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(agent)
+        {
             a.do_send(Stop);
         }
         self.0.router.do_send(Logout {
@@ -394,13 +434,21 @@ impl Centre {
     /// The agent a session token belongs to.
     pub fn session(&self, token: &str) -> Option<String> {
         let now = crate::clock::now();
-        self.0.sessions.lock().unwrap().touch(now, token)
+        self.0
+            .sessions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .touch(now, token)
     }
 
     /// Whether a session is still valid, without counting as a use.
     pub fn session_alive(&self, token: &str) -> bool {
         let now = crate::clock::now();
-        self.0.sessions.lock().unwrap().alive(now, token)
+        self.0
+            .sessions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .alive(now, token)
     }
 
     /// The agent's actor, while it runs.
@@ -415,7 +463,14 @@ impl Centre {
     }
 
     pub fn accounts(&self) -> Vec<Account> {
-        let mut v: Vec<_> = self.0.accounts.lock().unwrap().values().cloned().collect();
+        let mut v: Vec<_> = self
+            .0
+            .accounts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect();
         v.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
         v
     }
@@ -423,7 +478,7 @@ impl Centre {
     /// Creates or changes an agent made through the API (config-file agents are
     /// changed in the file). A logged-in agent gets the change at their next login.
     pub async fn put_agent(&self, spec: AgentConfig, create: bool) -> Result<(), CentreError> {
-        let existing = self.0.accounts.lock().unwrap().get(&spec.name).cloned();
+        let existing = self.account(&spec.name);
         match (&existing, create) {
             (Some(_), true) => {
                 return Err(CentreError::Conflict(format!(
@@ -468,14 +523,18 @@ impl Centre {
             .await?;
         let changed_password = existing.is_some_and(|a| a.hash != hash);
         let name = stored.name.clone();
-        self.0.accounts.lock().unwrap().insert(
-            stored.name.clone(),
-            Account {
-                spec: stored,
-                hash,
-                source: "api".into(),
-            },
-        );
+        self.0
+            .accounts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(
+                stored.name.clone(),
+                Account {
+                    spec: stored,
+                    hash,
+                    source: "api".into(),
+                },
+            );
         if changed_password {
             // A new password ends every session made with the old one.
             self.logout(&name);
@@ -484,7 +543,7 @@ impl Centre {
     }
 
     pub async fn delete_agent(&self, name: &str) -> Result<(), CentreError> {
-        let acc = self.0.accounts.lock().unwrap().get(name).cloned();
+        let acc = self.account(name);
         match acc {
             None => Err(CentreError::NotFound(format!("no agent named \"{name}\""))),
             Some(a) if a.source == "config" => Err(CentreError::Conflict(format!(
@@ -492,7 +551,11 @@ impl Centre {
             ))),
             Some(_) => {
                 self.0.store.delete_agent(name).await?;
-                self.0.accounts.lock().unwrap().remove(name);
+                self.0
+                    .accounts
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .remove(name);
                 self.logout(name);
                 Ok(())
             }
@@ -528,7 +591,13 @@ impl Centre {
         address: &str,
     ) -> Result<(String, String), CentreError> {
         let now = crate::clock::now();
-        if let Err(wait) = self.0.chat_starts.lock().unwrap().take(now, &from) {
+        if let Err(wait) = self
+            .0
+            .chat_starts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take(now, &from)
+        {
             return Err(CentreError::Refused(format!(
                 "too many new chats from your address: try again in {} s",
                 wait.as_secs().max(1)
@@ -554,7 +623,14 @@ impl Centre {
                 "web chat is not configured ([chat] queue)".into(),
             ));
         };
-        if self.0.chats.lock().unwrap().len() >= self.0.chat_max_open {
+        if self
+            .0
+            .chats
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len()
+            >= self.0.chat_max_open
+        {
             return Err(CentreError::Refused(
                 "all our chat lines are busy: please try again in a few minutes".into(),
             ));
@@ -597,7 +673,11 @@ impl Centre {
         // Counted and registered before it starts, so its own `stopped` always finds
         // both.
         crate::actors::chat::count_waiting(&self.0.chat_waiting, &start.queue, true);
-        let mut chats = self.0.chats.lock().unwrap();
+        let mut chats = self
+            .0
+            .chats
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let addr = ChatActor::start_in_arbiter(&self.arbiter(), move |_| ChatActor::new(start));
         chats.insert(id.clone(), (t.clone(), addr));
         tracing::info!(interaction = %id, "chat started (identity unverified)");
@@ -606,7 +686,11 @@ impl Centre {
 
     /// A call joins (or leaves, `None`) the live calls agents can act on.
     pub fn set_call(&self, interaction: &str, addr: Option<Addr<crate::actors::call::CallActor>>) {
-        let mut calls = self.0.calls.lock().unwrap();
+        let mut calls = self
+            .0
+            .calls
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         match addr {
             Some(a) => calls.insert(interaction.to_string(), a),
             None => calls.remove(interaction),
@@ -615,7 +699,12 @@ impl Centre {
 
     /// A live call by interaction id.
     pub fn call(&self, interaction: &str) -> Option<Addr<crate::actors::call::CallActor>> {
-        self.0.calls.lock().unwrap().get(interaction).cloned()
+        self.0
+            .calls
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(interaction)
+            .cloned()
     }
 
     pub fn webhooks(&self) -> &crate::webhooks::Webhooks {
@@ -633,6 +722,11 @@ impl Centre {
 
     /// A live chat by interaction id.
     pub fn chat(&self, interaction: &str) -> Option<(String, Addr<ChatActor>)> {
-        self.0.chats.lock().unwrap().get(interaction).cloned()
+        self.0
+            .chats
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(interaction)
+            .cloned()
     }
 }

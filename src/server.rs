@@ -403,7 +403,10 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
     if let Some(text) = next_steps(&cfg) {
         println!("{text}");
     }
-    metrics.lock().unwrap().serving = true;
+    metrics
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .serving = true;
 
     tokio::pin!(shutdown);
     let mut guard = CoreGuard::new();
@@ -448,7 +451,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
             _ = &mut shutdown, if draining_since.is_none() => {
                 tracing::info!(live_calls = core.live_calls(), grace_secs = grace.as_secs(), "shutting down: refusing new calls");
                 core.start_draining(crate::clock::now());
-                metrics.lock().unwrap().serving = false;
+                metrics.lock().unwrap_or_else(std::sync::PoisonError::into_inner).serving = false;
                 draining_since = Some(crate::clock::now());
             }
             Some(m) = in_rx.recv() => {
@@ -779,7 +782,9 @@ fn publish(
     ports: &Arc<RtpPorts>,
 ) {
     let now = crate::clock::now();
-    let mut m = metrics.lock().unwrap();
+    let mut m = metrics
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     m.transactions_live = core.tx.len() as u64;
     m.tx = core.tx.stats;
     m.dialogs = core.dialog_count() as u64;

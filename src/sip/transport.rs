@@ -178,7 +178,10 @@ impl Transports {
     }
 
     pub fn connection_count(&self) -> usize {
-        self.conns.lock().unwrap().len()
+        self.conns
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len()
     }
 
     /// Sends one message. Stream transports use the connection it names, else one to the
@@ -202,7 +205,12 @@ impl Transports {
             transport => {
                 let id =
                     t.to.conn
-                        .filter(|c| self.conns.lock().unwrap().contains_key(c))
+                        .filter(|c| {
+                            self.conns
+                                .lock()
+                                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                                .contains_key(c)
+                        })
                         .or_else(|| {
                             self.by_addr
                                 .lock()
@@ -211,7 +219,12 @@ impl Transports {
                                 .copied()
                         });
                 if let Some(id) = id {
-                    if let Some(c) = self.conns.lock().unwrap().get(&id) {
+                    if let Some(c) = self
+                        .conns
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .get(&id)
+                    {
                         if !c.tx.send(t.data) {
                             self.refused.fetch_add(1, Ordering::Relaxed);
                             tracing::info!(to = %t.to, "closing a connection that does not read (its queue is full)");
@@ -232,7 +245,10 @@ impl Transports {
     /// connection per destination, however many messages wait for it).
     fn connect_and_send(self: &Arc<Self>, transport: Transport, addr: SocketAddr, data: Bytes) {
         {
-            let mut p = self.pending.lock().unwrap();
+            let mut p = self
+                .pending
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             if let Some(q) = p.get_mut(&(transport, addr)) {
                 q.push(data);
                 return;
@@ -243,7 +259,10 @@ impl Transports {
         tokio::spawn(async move {
             let fail = |why: String| {
                 tracing::warn!(%addr, %transport, error = %why, "outbound connection failed");
-                me.pending.lock().unwrap().remove(&(transport, addr));
+                me.pending
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .remove(&(transport, addr));
             };
             let tcp = match tokio::time::timeout(
                 std::time::Duration::from_secs(10),
@@ -303,7 +322,10 @@ impl Transports {
 
     /// TLS client settings and the name to verify for a destination.
     fn tls_client_for(&self, addr: SocketAddr) -> Option<(Arc<rustls::ClientConfig>, String)> {
-        let g = self.tls_clients.lock().unwrap();
+        let g = self
+            .tls_clients
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         g.get(&addr).cloned()
     }
 
@@ -346,8 +368,14 @@ impl Transports {
     ) -> Result<(ConnId, ConnTx, ConnRx), Refused> {
         let lim = self.stream_limits;
         {
-            let conns = self.conns.lock().unwrap();
-            let mut per_ip = self.per_ip.lock().unwrap();
+            let conns = self
+                .conns
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut per_ip = self
+                .per_ip
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             if conns.len() >= lim.max_connections {
                 self.refused.fetch_add(1, Ordering::Relaxed);
                 return Err(Refused::TooMany);
@@ -369,25 +397,42 @@ impl Transports {
             close: close.clone(),
             max: lim.max_queued_bytes,
         };
-        self.conns.lock().unwrap().insert(
-            id,
-            Conn {
-                tx: tx.clone(),
-                transport,
-                addr,
-            },
-        );
-        self.by_addr.lock().unwrap().insert((transport, addr), id);
+        self.conns
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(
+                id,
+                Conn {
+                    tx: tx.clone(),
+                    transport,
+                    addr,
+                },
+            );
+        self.by_addr
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert((transport, addr), id);
         Ok((id, tx, ConnRx { rx, queued, close }))
     }
 
     pub fn unregister(&self, id: ConnId) {
-        if let Some(c) = self.conns.lock().unwrap().remove(&id) {
-            let mut by = self.by_addr.lock().unwrap();
+        if let Some(c) = self
+            .conns
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&id)
+        {
+            let mut by = self
+                .by_addr
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             if by.get(&(c.transport, c.addr)) == Some(&id) {
                 by.remove(&(c.transport, c.addr));
             }
-            let mut per_ip = self.per_ip.lock().unwrap();
+            let mut per_ip = self
+                .per_ip
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             if let Some(n) = per_ip.get_mut(&c.addr.ip()) {
                 *n -= 1;
                 if *n == 0 {
@@ -480,7 +525,12 @@ impl Transports {
                         let _ = buf.split_to(n);
                         if ping {
                             // RFC 5626 4.4.1: answer a double-CRLF ping with one CRLF.
-                            if let Some(c) = self.conns.lock().unwrap().get(&id) {
+                            if let Some(c) = self
+                                .conns
+                                .lock()
+                                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                                .get(&id)
+                            {
                                 c.tx.send(Bytes::from_static(b"\r\n"));
                             }
                         }

@@ -493,22 +493,9 @@ fn centre_case(base: u16, sipp_ports: (u16, u16), database: Option<String>) {
     });
 
     // ---- the customer calls from the same number: the call joins the same case.
-    let out = sipp(
-        g.dir.path(),
-        &[
-            "-sf",
-            &scenario("uac_speak_until_bye.xml"),
-            "-s",
-            "100",
-            "-m",
-            "1",
-            "-p",
-            &sipp_ports.0.to_string(),
-            "-mp",
-            &sipp_ports.1.to_string(),
-            &format!("127.0.0.1:{}", g.sip),
-        ],
-    );
+    let args = speaker_args(&g, sipp_ports.0, sipp_ports.1);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = sipp(g.dir.path(), &args);
     assert_sipp_ok(&out, "the customer calling", &g);
 
     // ---- what the database holds.

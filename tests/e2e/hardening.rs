@@ -622,22 +622,9 @@ fn a_crash_mid_voicemail_and_mid_chat_is_repaired_at_the_next_start() {
     let w = crate::centre::until(&mut cust, "welcome", crate::centre::ty("welcome"));
     let chat = w.last().unwrap()["chat"].as_str().unwrap().to_string();
     // ...and a caller leaving a voicemail, when the node is killed.
-    let caller = sipp_spawn(
-        g.dir.path(),
-        &[
-            "-sf",
-            &scenario("uac_speak_until_bye.xml"),
-            "-s",
-            "100",
-            "-m",
-            "1",
-            "-p",
-            "26790",
-            "-mp",
-            "26760",
-            &format!("127.0.0.1:{}", g.sip),
-        ],
-    );
+    let args = speaker_args(&g, 26790, 26760);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let caller = sipp_spawn(g.dir.path(), &args);
     wait_for(
         "the voicemail to be recording",
         Duration::from_secs(10),

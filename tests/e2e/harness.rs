@@ -312,6 +312,28 @@ fn sipp_path() -> &'static str {
 }
 
 /// Runs SIPp to completion; `args` come after the common loopback options.
+/// SIPp arguments for one caller that dials 100 and speaks (SIPp's pcap) until the
+/// gateway hangs up, from signalling port `port` and media port `media`.
+pub fn speaker_args(g: &Gateway, port: u16, media: u16) -> Vec<String> {
+    let target = format!("127.0.0.1:{}", g.sip);
+    let (port, media) = (port.to_string(), media.to_string());
+    [
+        "-sf",
+        &scenario("uac_speak_until_bye.xml"),
+        "-s",
+        "100",
+        "-m",
+        "1",
+        "-p",
+        &port,
+        "-mp",
+        &media,
+        &target,
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
 pub fn sipp(dir: &Path, args: &[&str]) -> Output {
     Command::new(sipp_path())
         .current_dir(dir)

@@ -490,22 +490,9 @@ fn voicemail_is_recorded_and_lands_on_the_timeline() {
     )
     .unwrap();
     let g = ivr_gateway(23100, dp.path(), false, "");
-    let out = sipp(
-        g.dir.path(),
-        &[
-            "-sf",
-            &scenario("uac_speak_until_bye.xml"),
-            "-s",
-            "100",
-            "-m",
-            "1",
-            "-p",
-            "23190",
-            "-mp",
-            "23160",
-            &format!("127.0.0.1:{}", g.sip),
-        ],
-    );
+    let args = speaker_args(&g, 23190, 23160);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = sipp(g.dir.path(), &args);
     assert_sipp_ok(&out, "caller leaving a voicemail", &g);
     g.wait_log("voicemail saved");
     g.wait_log("path=vm,bye");
