@@ -35,7 +35,7 @@ struct Inner {
     agents: Mutex<HashMap<String, Addr<AgentActor>>>,
     chats: Chats,
     /// Live calls with an interaction (queued or with an agent), by interaction id.
-    calls: Mutex<HashMap<String, Addr<crate::actors::call::CallActor>>>,
+    calls: Mutex<HashMap<String, Recipient<crate::actors::messages::AgentCall>>>,
     /// Agents without a phone take calls in the browser (`[webrtc] port` set).
     browser_calls: bool,
     webhooks: crate::webhooks::Webhooks,
@@ -685,7 +685,11 @@ impl Centre {
     }
 
     /// A call joins (or leaves, `None`) the live calls agents can act on.
-    pub fn set_call(&self, interaction: &str, addr: Option<Addr<crate::actors::call::CallActor>>) {
+    pub fn set_call(
+        &self,
+        interaction: &str,
+        addr: Option<Recipient<crate::actors::messages::AgentCall>>,
+    ) {
         let mut calls = self
             .0
             .calls
@@ -698,7 +702,7 @@ impl Centre {
     }
 
     /// A live call by interaction id.
-    pub fn call(&self, interaction: &str) -> Option<Addr<crate::actors::call::CallActor>> {
+    pub fn call(&self, interaction: &str) -> Option<Recipient<crate::actors::messages::AgentCall>> {
         self.0
             .calls
             .lock()

@@ -9,6 +9,7 @@
 
 pub mod actors;
 pub mod api;
+pub mod call;
 pub mod centre;
 pub mod clock;
 pub mod config;

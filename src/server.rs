@@ -4,14 +4,12 @@
 //!
 //! `run` must be called inside an actix `System` (see `main.rs`).
 
-use crate::actors::call::{
-    CallActor, CallCommand, CallEvent, DirectTarget, HandlerConfig, SipEvent,
-};
+use crate::actors::call::{CallActor, CallCommand, CallEvent, HandlerConfig, SipEvent};
 use crate::api::{self, OriginateRequest, Shared};
 use crate::config::{parse_port_range, Config};
 use crate::media::RtpPorts;
 use crate::metrics::Metrics;
-use crate::sip::core::{CallRef, Core, CoreConfig, CoreEvent, EndReason};
+use crate::sip::core::{CallRef, Core, CoreConfig, CoreEvent};
 use crate::sip::registrar::RegistrarConfig;
 use crate::sip::transaction::TimerConfig;
 use crate::sip::transport::{self, Inbound, Transports};
@@ -292,7 +290,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
 
     let (lo, hi) = parse_port_range(&cfg.rtp.ports)?;
     let ports = Arc::new(RtpPorts::new(lo, hi));
-    let handler = HandlerConfig {
+    let policy = crate::call::Policy {
         answer_after: Duration::from_millis(cfg.calls.answer_after_ms),
         hangup_after: (cfg.calls.hangup_after_secs > 0)
             .then(|| Duration::from_secs(cfg.calls.hangup_after_secs)),
@@ -310,12 +308,19 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
         extensions: Arc::new(cfg.effective_users().into_iter().map(|u| u.name).collect()),
         phones_trunk: (!cfg.calls.phones_trunk.is_empty()).then(|| cfg.calls.phones_trunk.clone()),
         ring: (cfg.calls.ring_secs > 0).then(|| Duration::from_secs(cfg.calls.ring_secs)),
-        ivr: None,
-        webrtc: if cfg.webrtc.port == 0 {
-            None
-        } else {
-            let ip = cfg.rtp.address.unwrap_or(adv);
-            let port = crate::webrtc::WebRtcPort::bind(
+        browser_calls: cfg.webrtc.port != 0,
+        hold_music: hold_music(&cfg)?,
+        dialplan: Some(crate::call::DialplanPolicy {
+            config: cfg.dialplan.clone(),
+            demo: cfg.is_demo(),
+            voicemail_dir: cfg.data.dir.join("voicemail"),
+        }),
+    };
+    let webrtc = if cfg.webrtc.port == 0 {
+        None
+    } else {
+        let ip = cfg.rtp.address.unwrap_or(adv);
+        let port = crate::webrtc::WebRtcPort::bind(
                 std::net::SocketAddr::new(ip, cfg.webrtc.port),
                 cfg.webrtc.public_address.unwrap_or(ip),
             )
@@ -325,15 +330,16 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
                     cfg.webrtc.port
                 )
             })?;
-            tracing::info!(listen = %port.local(), advertised = %port.advertised(), "browser calls (WebRTC) on one UDP port");
-            Some(port)
-        },
-        hold_music: hold_music(&cfg)?,
+        tracing::info!(listen = %port.local(), advertised = %port.advertised(), "browser calls (WebRTC) on one UDP port");
+        Some(port)
     };
-    std::fs::create_dir_all(&handler.recordings_dir)
-        .map_err(|e| format!("{}: {e}", handler.recordings_dir.display()))?;
-    let mut handler = handler;
-    handler.ivr = Some(start_ivr(&cfg).await?);
+    std::fs::create_dir_all(&policy.recordings_dir)
+        .map_err(|e| format!("{}: {e}", policy.recordings_dir.display()))?;
+    let handler = HandlerConfig {
+        policy: Arc::new(policy),
+        webrtc,
+        ivr: Some(start_ivr(&cfg).await?),
+    };
     let (cmd_tx, mut cmd_rx) = mpsc::unbounded_channel::<CallCommand>();
     let (orig_tx, mut orig_rx) = mpsc::unbounded_channel::<OriginateRequest>();
     let metrics = Arc::new(Mutex::new(Metrics::default()));
@@ -598,11 +604,8 @@ async fn start_ivr(cfg: &Config) -> Result<Arc<crate::actors::call::IvrContext>,
     });
     Ok(Arc::new(crate::actors::call::IvrContext {
         library,
-        config: cfg.dialplan.clone(),
-        demo: cfg.is_demo(),
         store,
         centre,
-        voicemail_dir,
     }))
 }
 
@@ -661,53 +664,19 @@ fn apply(
         CallCommand::Answer(call, sdp) => core.answer(now, call, sdp),
         CallCommand::Reject(call, code, why) => core.reject(now, call, code, why),
         CallCommand::Hangup(call) => core.hangup(now, call),
-        CallCommand::Hold(call, on) => core.reinvite(
-            now,
-            call,
-            if on {
-                crate::sdp::Direction::SendOnly
-            } else {
-                crate::sdp::Direction::SendRecv
-            },
-        ),
-        CallCommand::Originate {
+        CallCommand::Hold(call, on) => core.hold(now, call, on),
+        CallCommand::Place {
             call,
             to,
             sdp,
-            trunk,
             owner,
         } => {
-            if let Err(e) = core.originate(now, call, &to, sdp, trunk.as_deref()) {
-                tracing::warn!(%call, error = e, "cannot place call");
-                // The leg's owner learns at once (503: nowhere to send it).
-                if let Some(owner) = &owner {
-                    owner.do_send(SipEvent(call, CallEvent::Ended(EndReason::Failed(503))));
-                }
-            } else if let Some(owner) = owner {
+            // The owner hears how it goes, a failure to place included (the core ends
+            // the call at once, as a refused one).
+            if let Some(owner) = owner {
                 actors.insert(call, owner);
             }
-        }
-        CallCommand::OriginateDirect {
-            call,
-            target,
-            sdp,
-            owner,
-        } => {
-            let r = match &target {
-                DirectTarget::User(u) => {
-                    core.originate_user(now, call, u, sdp).map_err(|e| (e, 480))
-                }
-                DirectTarget::Uri(u) => core.originate_uri(now, call, u, sdp).map_err(|e| (e, 404)),
-            };
-            match r {
-                Ok(()) => {
-                    actors.insert(call, owner);
-                }
-                Err((e, code)) => {
-                    tracing::info!(%call, error = e, ?target, "cannot place call");
-                    owner.do_send(SipEvent(call, CallEvent::Ended(EndReason::Failed(code))));
-                }
-            }
+            core.place(now, call, &to, sdp);
         }
     }
 }
@@ -723,27 +692,13 @@ fn dispatch(
     ports: &Arc<RtpPorts>,
 ) {
     match ev {
-        CoreEvent::IncomingCall {
-            call,
-            caller,
-            callee,
-            sdp,
-            trunk,
-            user,
-            source,
-        } => {
-            tracing::info!(%call, caller = %crate::redact::Redacted(&caller), callee = %crate::redact::Redacted(&callee), trunk = %trunk.as_deref().unwrap_or("-"), user = %user.as_deref().map_or("-".to_string(), |u| crate::redact::Redacted(u).to_string()), %source, "incoming call");
-            let a = CallActor::inbound(
-                call,
-                sdp,
-                callee,
-                caller,
-                trunk,
-                user,
-                cmd_tx.clone(),
-                handler.clone(),
-                ports.clone(),
-            );
+        ev @ CoreEvent::IncomingCall { .. } => {
+            let Some((c, source)) = crate::call::Inbound::from_event(ev) else {
+                return;
+            };
+            let call = c.call;
+            tracing::info!(%call, caller = %crate::redact::Redacted(&c.caller), callee = %crate::redact::Redacted(&c.callee), trunk = %c.trunk.as_deref().unwrap_or("-"), user = %c.user.as_deref().map_or("-".to_string(), |u| crate::redact::Redacted(u).to_string()), %source, "incoming call");
+            let a = CallActor::inbound(c, cmd_tx.clone(), handler.clone(), ports.clone());
             let arb = &arbiters[*next % arbiters.len()];
             *next += 1;
             actors.insert(call, CallActor::start_in_arbiter(&arb.handle(), move |_| a));
@@ -755,7 +710,10 @@ fn dispatch(
             call,
             sdp,
             negotiated,
-        } => send(actors, call, CallEvent::RemoteOffer { sdp, negotiated }),
+        } => {
+            let _ = sdp;
+            send(actors, call, CallEvent::RemoteOffer { negotiated })
+        }
         CoreEvent::Progress { call, code } => send(actors, call, CallEvent::Progress(code)),
         CoreEvent::InfoDigit { call, digit } => send(actors, call, CallEvent::InfoDigit(digit)),
         CoreEvent::Ended { call, reason } => {

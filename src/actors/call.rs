@@ -1,38 +1,45 @@
-//! `CallActor`: one per call. It owns the call's SIP legs (the caller, and the far end
-//! when the call is forwarded), its media task and its recording, and runs the built-in
-//! handler until the IVR replaces it:
-//! - **answer**: answer, play the welcome prompt (a key press stops it), log each key
-//!   press once, record, hang up after `calls.hangup_after_secs`;
-//! - **forward** (`calls.forward_trunk`): call the same number out through the trunk,
-//!   answer the caller when the far end answers, bridge the two legs (relay, transcode
-//!   when codecs differ, DTMF across, video relayed), record both sides;
-//! - **extension**: a registered phone dialling another user's extension rings that
-//!   user's registered phone the same way (a failure is relayed: busy stays busy).
-//!
-//! It makes no SIP decision: it sends commands to the SIP core and reacts to its
-//! events. RTP moves in the media task, never through the actor's mailbox.
+//! `CallActor`: one per call, the driver of its [`crate::call::Session`]. It feeds the
+//! session what happens (SIP events from the SIP driver, media notices, the router's
+//! word on the call's work, agents' commands, store and webhook results, timers) and
+//! carries out what the session asks: SIP commands to the SIP driver, RTP sockets
+//! bound, the media task (prompts, bridging, recording; RTP never crosses the actor's
+//! mailbox), browser legs answered on the shared WebRTC port, speech made off-thread,
+//! store writes in order, webhooks, router requests, pushes to agents' desktops. It
+//! decides nothing: every decision is the session's.
 
+pub use crate::actors::messages::AgentCall;
+use crate::actors::messages::AgentPush;
+use crate::actors::router::{
+    Answer, EndConsult, Ended, Enqueue, Position, Requeue, Transfer, TransferTarget, Work,
+    WorkEvent,
+};
+use crate::call::{
+    AgentCommand, CallError, CallPush, Colleague, ColleagueAccount, Inbound, Input, LegKey,
+    MediaCommand, MediaInput, NewRecord, Output, Policy, Ports, RouterRequest, ScreenPop, Session,
+    SipCommand, StoreWrite,
+};
+use crate::dialplan::engine::HttpRequest;
+use crate::dialplan::Library;
 use crate::media::driver::{LegSockets, MediaHandle, MediaNotice};
-use crate::media::player::{Item, Samples};
-use crate::media::session::{LegId, LegParams, MediaEvent};
+use crate::media::session::{LegParams, MediaEvent};
 use crate::media::RtpPorts;
-use crate::sdp::{self, Codec, Direction, Local, RemoteSession};
-use crate::sip::core::{CallRef, EndReason};
+use crate::sdp::Direction;
+use crate::sip::core::{CallRef, Target};
+use crate::store::Store;
 use actix::prelude::*;
 use bytes::Bytes;
-use std::net::IpAddr;
-use std::path::PathBuf;
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::mpsc;
 
-#[path = "ivr.rs"]
-mod ivr;
-#[path = "softphone.rs"]
-mod softphone;
-use ivr::ivr_input_failed;
-pub use ivr::IvrContext;
-pub use softphone::AgentCall;
+pub use crate::call::SipEvent as CallEvent;
+
+/// What every call's IVR shares.
+pub struct IvrContext {
+    pub library: Arc<Library>,
+    pub store: Store,
+    pub centre: crate::centre::Centre,
+}
 
 impl std::fmt::Debug for IvrContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -42,258 +49,64 @@ impl std::fmt::Debug for IvrContext {
     }
 }
 
-/// Commands the actors send to the SIP driver.
+/// Commands the call actors send to the SIP driver.
 #[derive(Debug)]
 pub enum CallCommand {
     Ring(CallRef),
     Answer(CallRef, Bytes),
     Reject(CallRef, u16, &'static str),
     Hangup(CallRef),
-    /// Place a call to a registered user or a SIP URI (no trunk); `owner` receives
-    /// its events.
-    OriginateDirect {
-        call: CallRef,
-        target: DirectTarget,
-        sdp: Bytes,
-        owner: Addr<CallActor>,
-    },
     /// Put the leg on hold (re-INVITE with sendonly) or take it off (sendrecv).
     Hold(CallRef, bool),
-    /// Place a call; `owner` receives its events (a forwarding actor's second leg).
-    Originate {
+    /// Place a call; `owner` (none: already known) receives its events.
+    Place {
         call: CallRef,
-        to: String,
+        to: Target,
         sdp: Bytes,
-        trunk: Option<String>,
         owner: Option<Addr<CallActor>>,
     },
 }
 
-#[derive(Debug, Clone)]
-pub enum DirectTarget {
-    /// A registered user (extension).
-    User(String),
-    Uri(String),
-}
-
-/// How the built-in handler behaves.
+/// What the call actors need besides the session's policy.
 #[derive(Debug, Clone)]
 pub struct HandlerConfig {
-    pub answer_after: Duration,
-    pub hangup_after: Option<Duration>,
-    pub rtp_ip: IpAddr,
-    pub record: bool,
-    pub recordings_dir: PathBuf,
-    pub welcome: Samples,
-    pub forward_trunk: Option<String>,
-    /// The SIP users (extensions) registered phones may dial directly.
-    pub extensions: Arc<std::collections::HashSet<String>>,
-    /// The trunk registered phones dial out through (`calls.phones_trunk`).
-    pub phones_trunk: Option<String>,
-    /// How long an extension rings (`calls.ring_secs`; none: until the caller hangs up).
-    pub ring: Option<Duration>,
-    /// Dialplans, the store and the queues (none: the built-in handler only).
-    pub ivr: Option<Arc<IvrContext>>,
+    pub policy: Arc<Policy>,
     /// The port browser legs share (none: agents without a phone take no calls).
     pub webrtc: Option<Arc<crate::webrtc::WebRtcPort>>,
-    /// What a caller on hold hears.
-    pub hold_music: Samples,
-}
-
-/// Events for one SIP leg of a call, from the SIP driver.
-#[derive(Debug)]
-pub enum CallEvent {
-    Established {
-        remote_sdp: Bytes,
-    },
-    RemoteOffer {
-        sdp: Bytes,
-        negotiated: Box<sdp::Negotiated>,
-    },
-    Progress(u16),
-    InfoDigit(char),
-    Ended(EndReason),
+    /// Dialplans, the store and the queues (none: the built-in handler only).
+    pub ivr: Option<Arc<IvrContext>>,
 }
 
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
 pub struct SipEvent(pub CallRef, pub CallEvent);
 
-/// Where a call from registered phone `user` (none: a trunk's call) to `dialled` goes
-/// before any dialplan: another configured user's phone, or out through the phones'
-/// trunk for a number that is not a user. A number a dialplan route names is the
-/// dialplan's; so is a phone calling its own number.
-fn phone_route(
-    user: Option<&str>,
-    dialled: &str,
-    extensions: &std::collections::HashSet<String>,
-    routed: impl Fn(&str) -> bool,
-    phones_trunk: Option<&str>,
-) -> Option<Forward> {
-    let user = user?;
-    if routed(dialled) || dialled == user {
-        return None;
-    }
-    if extensions.contains(dialled) {
-        return Some(Forward::Extension(dialled.to_string()));
-    }
-    phones_trunk.map(|t| Forward::Trunk(t.to_string()))
-}
-
-#[cfg(test)]
-#[test]
-fn a_phone_reaches_extensions_and_dials_out_unless_a_route_claims_the_number() {
-    let ext: std::collections::HashSet<String> =
-        ["1001", "1002"].iter().map(|s| s.to_string()).collect();
-    let none = |_: &str| false;
-    let out = Some("provider");
-    let ext_1001 = Some(Forward::Extension("1001".into()));
-    assert_eq!(phone_route(Some("1002"), "1001", &ext, none, out), ext_1001);
-    assert_eq!(
-        phone_route(Some("1002"), "1001", &ext, none, None),
-        ext_1001
-    );
-    // A number that is not a user goes out when the phones have a trunk.
-    assert_eq!(
-        phone_route(Some("1002"), "+15550001111", &ext, none, out),
-        Some(Forward::Trunk("provider".into()))
-    );
-    assert_eq!(phone_route(Some("1002"), "5000", &ext, none, None), None);
-    // A trunk's call, the caller's own number: the dialplan's.
-    assert_eq!(phone_route(None, "1001", &ext, none, out), None);
-    assert_eq!(phone_route(Some("1002"), "1002", &ext, none, out), None);
-    // A dialplan route for the number wins over both.
-    let routed = |n: &str| n == "1001" || n == "100";
-    assert_eq!(phone_route(Some("1002"), "1001", &ext, routed, out), None);
-    assert_eq!(phone_route(Some("1002"), "100", &ext, routed, out), None);
-}
-
-/// Where a second leg is placed.
-enum Dial {
-    /// A number out through a trunk (none: the core picks one).
-    Number {
-        number: String,
-        trunk: Option<String>,
-    },
-    /// A registered user or a SIP URI, directly.
-    Direct(DirectTarget),
-}
-
-/// Where the built-in handler sends an inbound call on.
-#[derive(Debug, PartialEq)]
-enum Forward {
-    /// The dialled number, out through this trunk.
-    Trunk(String),
-    /// This user's registered phone.
-    Extension(String),
-}
-
-/// One SIP leg: its sockets until the media task takes them, its SDP side, its id in
-/// the media session.
-struct Leg {
-    call: CallRef,
-    sockets: Option<LegSockets>,
-    local: Option<Local>,
-    media: Option<LegId>,
-    /// The codec negotiated on this leg, once it has media.
-    codec: Option<Codec>,
-    /// We sent the offer (answer comes in the 2xx or ACK).
-    we_offered: bool,
-    established: bool,
-    ended: bool,
-    /// A WebRTC caller (a SIP-over-WebSocket softphone) whose media is a browser leg:
-    /// `Some(false)` until ICE and DTLS connect, then `Some(true)`.
-    browser: Option<bool>,
-}
-
-impl Leg {
-    fn new(call: CallRef) -> Leg {
-        Leg {
-            call,
-            sockets: None,
-            local: None,
-            media: None,
-            codec: None,
-            we_offered: false,
-            established: false,
-            ended: false,
-            browser: None,
-        }
-    }
-}
-
 pub struct CallActor {
-    a: Leg,
-    /// The forwarded leg.
-    b: Option<Leg>,
-    inbound: bool,
-    offer: Bytes,
-    callee: String,
+    session: Session,
     cmd: mpsc::UnboundedSender<CallCommand>,
     cfg: HandlerConfig,
     ports: Arc<RtpPorts>,
     media: Option<MediaHandle>,
-    target: Option<(String, Option<String>)>,
-    record_requested: bool,
-    caller: String,
-    trunk: Option<String>,
-    /// The registered phone's user who placed this call, if a phone did.
-    user: Option<String>,
-    /// The caller was sent a 200 (by the IVR).
-    answered: bool,
-    ivr: Option<ivr::Ivr>,
-    /// Prompts asked for before the caller's media is up.
-    pending_media: Vec<Item>,
+    /// Sockets bound for legs, until the media task takes them.
+    sockets: HashMap<LegKey, LegSockets>,
+    /// The interaction record's writes, applied in order by one task.
+    writer: Option<mpsc::UnboundedSender<StoreWrite>>,
+    /// The session's answer to the agent command being handled.
+    reply: Option<Result<serde_json::Value, CallError>>,
     /// `stopped()` ran (a drop without it is a failure, see `crate::panics`).
     wound_up: bool,
-    /// Agents on this call in their browser (two during a consult).
-    web: Vec<softphone::WebAgent>,
-    /// The agent whose desk phone is the second leg.
-    b_agent: Option<String>,
-    /// A warm transfer in progress.
-    consult: Option<softphone::Consult>,
-    /// An agent put the caller on hold.
-    held: bool,
 }
 
 impl CallActor {
-    #[allow(clippy::too_many_arguments)]
     pub fn inbound(
-        call: CallRef,
-        offer: Bytes,
-        callee: String,
-        caller: String,
-        trunk: Option<String>,
-        user: Option<String>,
+        inbound: Inbound,
         cmd: mpsc::UnboundedSender<CallCommand>,
         cfg: HandlerConfig,
         ports: Arc<RtpPorts>,
     ) -> Self {
-        let record = cfg.record;
-        CallActor {
-            a: Leg::new(call),
-            b: None,
-            inbound: true,
-            offer,
-            callee,
-            cmd,
-            cfg,
-            ports,
-            media: None,
-            target: None,
-            record_requested: record,
-            caller,
-            trunk,
-            user,
-            answered: false,
-            ivr: None,
-            pending_media: vec![],
-            wound_up: false,
-            web: Vec::new(),
-            b_agent: None,
-            consult: None,
-            held: false,
-        }
+        let flows = cfg.ivr.as_ref().map(|i| i.library.snapshot());
+        let session = Session::inbound(cfg.policy.clone(), inbound, flows, rand::random());
+        CallActor::new(session, cmd, cfg, ports)
     }
 
     pub fn outbound(
@@ -305,194 +118,272 @@ impl CallActor {
         cfg: HandlerConfig,
         ports: Arc<RtpPorts>,
     ) -> Self {
-        let record = record.unwrap_or(cfg.record);
+        let session =
+            Session::outbound(cfg.policy.clone(), call, to, trunk, record, rand::random());
+        CallActor::new(session, cmd, cfg, ports)
+    }
+
+    fn new(
+        session: Session,
+        cmd: mpsc::UnboundedSender<CallCommand>,
+        cfg: HandlerConfig,
+        ports: Arc<RtpPorts>,
+    ) -> Self {
         CallActor {
-            a: Leg::new(call),
-            b: None,
-            inbound: false,
-            offer: Bytes::new(),
-            callee: to.clone(),
+            session,
             cmd,
             cfg,
             ports,
             media: None,
-            target: Some((to, trunk)),
-            record_requested: record,
-            caller: String::new(),
-            trunk: None,
-            user: None,
-            answered: false,
-            ivr: None,
-            pending_media: vec![],
+            sockets: HashMap::new(),
+            writer: None,
+            reply: None,
             wound_up: false,
-            web: Vec::new(),
-            b_agent: None,
-            consult: None,
-            held: false,
         }
     }
 
-    fn send(&self, c: CallCommand) {
+    /// Feeds the session one input and carries out what it asks.
+    fn feed(&mut self, ctx: &mut Context<Self>, input: Input) {
+        self.session.handle(crate::clock::timestamp(), input);
+        self.carry_out(ctx);
+    }
+
+    fn carry_out(&mut self, ctx: &mut Context<Self>) {
+        while let Some(o) = self.session.poll() {
+            match o {
+                Output::Sip(c) => self.sip(ctx, c),
+                Output::Bind { leg, video } => {
+                    let ip = self.cfg.policy.rtp_ip;
+                    let ports = match LegSockets::bind(ip, &self.ports, video) {
+                        Ok(s) => {
+                            let p = Ports {
+                                audio: s.audio_port,
+                                video: s.video_port,
+                            };
+                            self.sockets.insert(leg, s);
+                            Ok(p)
+                        }
+                        Err(e) => {
+                            tracing::warn!(call = %self.session.call(), error = %e, "no RTP port");
+                            Err(e.to_string())
+                        }
+                    };
+                    self.session
+                        .handle(crate::clock::timestamp(), Input::Bound { leg, ports });
+                }
+                Output::Media(m) => self.media_command(ctx, m),
+                Output::Timer { id, after } => {
+                    ctx.run_later(after, move |act, ctx| act.feed(ctx, Input::Timer(id)));
+                }
+                Output::StartInteraction(r) => self.start_interaction(ctx, r),
+                Output::Store(w) => {
+                    if let Some(tx) = &self.writer {
+                        let _ = tx.send(w);
+                    }
+                }
+                Output::Lookup { by, value } => {
+                    let Some(store) = self.store() else { continue };
+                    let f = async move { store.lookup(by, &value).await };
+                    ctx.spawn(wrap(f).map(|r, act, ctx| {
+                        act.feed(ctx, Input::LookupResult(r.map_err(|e| e.to_string())))
+                    }));
+                }
+                Output::Http(req) => {
+                    let f = webhook(req);
+                    ctx.spawn(wrap(f).map(|r, act, ctx| act.feed(ctx, Input::HttpResult(r))));
+                }
+                Output::Speak { id, texts } => {
+                    // Speech is made off the actor's thread.
+                    let f = tokio::task::spawn_blocking(move || {
+                        texts
+                            .iter()
+                            .map(|t| crate::dialplan::tts::cached(t))
+                            .collect::<Vec<_>>()
+                    });
+                    ctx.spawn(wrap(f).map(move |r, act, ctx| {
+                        let call = act.session.call();
+                        let speech = r
+                            .unwrap_or_default()
+                            .into_iter()
+                            .map(|s| {
+                                s.map_err(
+                                    |e| tracing::warn!(%call, error = %e, "text to speech failed"),
+                                )
+                                .ok()
+                            })
+                            .collect();
+                        act.feed(ctx, Input::Spoken { id, speech })
+                    }));
+                }
+                Output::Hints { customer } => {
+                    let (Some(store), Some(id)) = (self.store(), self.interaction()) else {
+                        continue;
+                    };
+                    let f = async move { store.routing_hints(customer, &id).await };
+                    ctx.spawn(wrap(f).map(|r, act, ctx| {
+                        let (last_agent, repeat, vip) = r.unwrap_or_else(|e| {
+                            tracing::warn!(call = %act.session.call(), error = %e, "no routing hints");
+                            (None, false, false)
+                        });
+                        act.feed(
+                            ctx,
+                            Input::RoutingHints {
+                                last_agent,
+                                repeat,
+                                vip,
+                            },
+                        )
+                    }));
+                }
+                Output::Router(r) => self.router(ctx, r),
+                Output::Push { agent, push } => self.push(&agent, push),
+                Output::ScreenPop(p) => self.screen_pop(p),
+                Output::Register(on) => {
+                    if let (Some(c), Some(id)) = (self.centre(), self.interaction()) {
+                        c.set_call(&id, on.then(|| ctx.address().recipient()));
+                    }
+                }
+                Output::Reply(r) => self.reply = Some(r),
+                Output::Stop => ctx.stop(),
+            }
+        }
+    }
+
+    /// What can be carried out without the actor's context (it is stopping or being
+    /// dropped): SIP commands, router notices, store writes, the registry.
+    fn carry_out_detached(&mut self) {
+        while let Some(o) = self.session.poll() {
+            match o {
+                Output::Sip(SipCommand::Originate { .. }) => {}
+                Output::Sip(c) => self.sip_plain(c),
+                Output::Store(w) => {
+                    if let Some(tx) = &self.writer {
+                        let _ = tx.send(w);
+                    }
+                }
+                Output::Router(r @ (RouterRequest::Ended | RouterRequest::Requeue)) => {
+                    self.router_notice(r)
+                }
+                Output::Register(false) => {
+                    if let (Some(c), Some(id)) = (self.centre(), self.interaction()) {
+                        c.set_call(&id, None);
+                    }
+                }
+                Output::Media(MediaCommand::Close) => self.media = None,
+                _ => {}
+            }
+        }
+    }
+
+    fn interaction(&self) -> Option<String> {
+        self.session.interaction().map(str::to_string)
+    }
+
+    fn centre(&self) -> Option<crate::centre::Centre> {
+        Some(self.cfg.ivr.as_ref()?.centre.clone())
+    }
+
+    fn store(&self) -> Option<Store> {
+        Some(self.cfg.ivr.as_ref()?.store.clone())
+    }
+
+    fn sip_plain(&self, c: SipCommand) {
+        let c = match c {
+            SipCommand::Ring(call) => CallCommand::Ring(call),
+            SipCommand::Answer(call, sdp) => CallCommand::Answer(call, sdp),
+            SipCommand::Reject(call, code, why) => CallCommand::Reject(call, code, why),
+            SipCommand::Hangup(call) => CallCommand::Hangup(call),
+            SipCommand::Hold(call, on) => CallCommand::Hold(call, on),
+            SipCommand::Originate { .. } => return,
+        };
         let _ = self.cmd.send(c);
     }
 
-    fn local(&self, s: &LegSockets, video_formats: Vec<sdp::Format>) -> Local {
-        Local {
-            ip: self.cfg.rtp_ip,
-            audio_port: s.audio_port,
-            codecs: vec![Codec::Pcmu, Codec::Pcma],
-            telephone_event: Some(101),
-            video_port: s.video_port.filter(|_| !video_formats.is_empty()),
-            video_formats,
-            session_id: rand::random::<u32>() as u64,
-            version: 1,
+    fn sip(&mut self, ctx: &mut Context<Self>, c: SipCommand) {
+        let SipCommand::Originate { leg, to, sdp } = c else {
+            return self.sip_plain(c);
+        };
+        if leg == 0 {
+            // An originated call's own leg: the SIP driver knows its owner already.
+            let call = self.session.call();
+            let _ = self.cmd.send(CallCommand::Place {
+                call,
+                to,
+                sdp,
+                owner: None,
+            });
+            return;
         }
+        let call = CallRef::next();
+        tracing::info!(call = %self.session.call(), out_leg = %call, leg, "placing a leg");
+        let _ = self.cmd.send(CallCommand::Place {
+            call,
+            to,
+            sdp,
+            owner: Some(ctx.address()),
+        });
+        self.session
+            .handle(crate::clock::timestamp(), Input::Placed { leg, call });
     }
 
-    fn media(&mut self, ctx: &mut Context<Self>) -> &mut MediaHandle {
-        let call = self.a.call;
+    fn media_handle(&mut self, ctx: &mut Context<Self>) -> &mut MediaHandle {
+        let call = self.session.call();
         self.media
             .get_or_insert_with(|| MediaHandle::spawn(call.to_string(), ctx.address().recipient()))
     }
 
-    /// Hands a leg's sockets to the media task with what was negotiated.
-    fn add_media(
-        &mut self,
-        ctx: &mut Context<Self>,
-        which_b: bool,
-        n: &sdp::Negotiated,
-    ) -> Option<LegId> {
-        let sockets = if which_b {
-            self.b.as_mut()?.sockets.take()?
-        } else {
-            self.a.sockets.take()?
-        };
-        let id = self.media(ctx).add_leg(LegParams::from_sdp(n), sockets);
-        let leg = if which_b {
-            self.b.as_mut()?
-        } else {
-            &mut self.a
-        };
-        leg.media = Some(id);
-        leg.codec = Some(n.audio.codec);
-        Some(id)
-    }
-
-    fn start_recording(&mut self, ctx: &mut Context<Self>) {
-        if !self.record_requested {
-            return;
-        }
-        let name = format!("{}-{}.wav", crate::clock::unix_secs(), self.a.call);
-        let path = self.cfg.recordings_dir.join(name);
-        tracing::info!(call = %self.a.call, path = %path.display(), "recording");
-        self.ivr_recording(&path);
-        self.media(ctx).record(path);
-    }
-
-    /// The built-in handler once the caller's media is up.
-    fn run_handler(&mut self, ctx: &mut Context<Self>) {
-        let Some(leg) = self.a.media else { return };
-        self.start_recording(ctx);
-        let welcome = self.cfg.welcome.clone();
-        let m = self.media(ctx);
-        m.play(
-            leg,
-            Item::Silence {
-                id: 0,
-                samples: 1600,
-            },
-        );
-        m.play(
-            leg,
-            Item::Prompt {
-                id: 1,
-                samples: welcome,
-                barge_in: true,
-            },
-        );
-    }
-
-    /// Answers the caller: our answer to its offer, or our offer when it sent none.
-    fn answer_caller(&mut self, ctx: &mut Context<Self>, video_formats: Vec<sdp::Format>) -> bool {
-        if sdp::is_webrtc_offer(&self.offer) {
-            return self.answer_webrtc_caller(ctx);
-        }
-        let want_video = !video_formats.is_empty();
-        let sockets = match LegSockets::bind(self.cfg.rtp_ip, &self.ports, want_video) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(call = %self.a.call, error = %e, "no RTP port");
-                self.send(CallCommand::Reject(self.a.call, 503, "No Media Port"));
-                return false;
+    fn media_command(&mut self, ctx: &mut Context<Self>, c: MediaCommand) {
+        match c {
+            MediaCommand::AddLeg { leg, id, params } => {
+                if let Some(s) = self.sockets.remove(&leg) {
+                    self.media_handle(ctx).add_leg(id, params, s);
+                }
             }
-        };
-        let local = self.local(&sockets, video_formats);
-        self.a.sockets = Some(sockets);
-        if self.offer.is_empty() {
-            // Offer in our 200, answer in the ACK.
-            let body = sdp::offer(&local, Direction::SendRecv);
-            self.a.local = Some(local);
-            self.a.we_offered = true;
-            self.send(CallCommand::Answer(self.a.call, Bytes::from(body)));
-            return true;
-        }
-        let negotiated =
-            RemoteSession::parse(&self.offer).and_then(|r| sdp::answer(&r, &local, None));
-        match negotiated {
-            Ok((body, n)) => {
-                self.a.local = Some(local);
-                self.send(CallCommand::Answer(self.a.call, Bytes::from(body)));
-                self.add_media(ctx, false, &n);
-                true
+            MediaCommand::AddBrowser {
+                leg,
+                id,
+                offer,
+                codec,
+            } => {
+                let answer = self.add_browser(ctx, id, &offer, codec);
+                self.session.handle(
+                    crate::clock::timestamp(),
+                    Input::BrowserAnswered { leg, answer },
+                );
             }
-            Err(e) => {
-                tracing::info!(call = %self.a.call, error = %e, "cannot answer the offer");
-                self.send(CallCommand::Reject(self.a.call, 488, "Not Acceptable Here"));
-                false
+            MediaCommand::Close => self.media = None,
+            c => {
+                let m = self.media_handle(ctx);
+                match c {
+                    MediaCommand::Update(l, p) => m.update(l, p),
+                    MediaCommand::Remove(l) => m.remove(l),
+                    MediaCommand::Play(l, item) => m.play(l, item),
+                    MediaCommand::StopPlayback(l) => m.stop_playback(l),
+                    MediaCommand::SendDigits(l, d) => m.send_digits(l, &d),
+                    MediaCommand::InfoDigit(l, d) => m.info_digit(l, d),
+                    MediaCommand::Bridge(a, b) => m.bridge(a, b),
+                    MediaCommand::Unbridge => m.unbridge(),
+                    MediaCommand::Record(path) => m.record(path),
+                    MediaCommand::StopRecording => m.stop_recording(),
+                    MediaCommand::Voicemail(path) => m.voicemail(path),
+                    MediaCommand::StopVoicemail => m.stop_voicemail(),
+                    MediaCommand::AddLeg { .. }
+                    | MediaCommand::AddBrowser { .. }
+                    | MediaCommand::Close => {}
+                }
             }
         }
-    }
-
-    /// Answers a WebRTC softphone (JsSIP, SIP.js over the WebSocket transport) with a
-    /// browser leg on the shared WebRTC port: ICE-lite, DTLS-SRTP, the G.711 law it
-    /// offered, bridged without transcoding. Its media is up when ICE and DTLS
-    /// connect; one that does not connect in 20 s is hung up.
-    fn answer_webrtc_caller(&mut self, ctx: &mut Context<Self>) -> bool {
-        let refuse = |act: &mut Self, why: &str| {
-            tracing::info!(call = %act.a.call, why, "cannot answer the WebRTC offer");
-            act.send(CallCommand::Reject(act.a.call, 488, "Not Acceptable Here"));
-            false
-        };
-        let codec = match sdp::webrtc_codec(&self.offer) {
-            Ok(c) => c,
-            Err(e) => return refuse(self, &e.to_string()),
-        };
-        let offer = String::from_utf8_lossy(&self.offer).into_owned();
-        let (id, answer) = match self.add_browser_leg(ctx, &offer, codec) {
-            Ok(x) => x,
-            Err(e) => return refuse(self, &e),
-        };
-        self.send(CallCommand::Answer(self.a.call, Bytes::from(answer)));
-        self.a.media = Some(id);
-        self.a.codec = Some(codec);
-        self.a.browser = Some(false);
-        ctx.run_later(Duration::from_secs(20), |act, _| {
-            if act.a.browser == Some(false) && !act.a.ended {
-                tracing::info!(call = %act.a.call, "the WebRTC caller's media never connected; hanging up");
-                act.send(CallCommand::Hangup(act.a.call));
-            }
-        });
-        true
     }
 
     /// A browser leg on the shared WebRTC port answering `offer` with `codec` (key
-    /// presses never go in its RTP, see `softphone`): its media leg and our answer.
-    fn add_browser_leg(
+    /// presses never go in its RTP): our answer.
+    fn add_browser(
         &mut self,
         ctx: &mut Context<Self>,
+        id: crate::media::session::LegId,
         offer: &str,
-        codec: Codec,
-    ) -> Result<(LegId, String), String> {
+        codec: crate::sdp::Codec,
+    ) -> Result<String, String> {
         let port = self
             .cfg
             .webrtc
@@ -517,281 +408,204 @@ impl CallActor {
             rtcp_mux: true,
             video: None,
         };
-        Ok((self.media(ctx).add_browser(params, leg, port), answer))
+        self.media_handle(ctx).add_browser(id, params, leg, port);
+        Ok(answer)
     }
 
-    /// The WebRTC caller's browser leg connected (or failed: `why`).
-    fn caller_browser(&mut self, ctx: &mut Context<Self>, why: Option<String>) {
-        match why {
-            None => {
-                tracing::info!(call = %self.a.call, "WebRTC caller's media connected (ICE, DTLS-SRTP)");
-                self.a.browser = Some(true);
-                if self.a.established {
-                    self.caller_media_up(ctx);
-                }
-            }
-            Some(why) => {
-                tracing::info!(call = %self.a.call, %why, "WebRTC caller's media ended; hanging up");
-                if !self.a.ended {
-                    self.send(CallCommand::Hangup(self.a.call));
-                }
-            }
-        }
-    }
-
-    /// Where a registered phone's call goes before any dialplan ([`phone_route`]).
-    fn phone_route(&self) -> Option<Forward> {
-        let routed = |n: &str| {
-            self.cfg
-                .ivr
-                .as_ref()
-                .is_some_and(|i| i.config.routes_number(n))
+    /// The record exists before anything is written to it: the run starts when it does.
+    fn start_interaction(&mut self, ctx: &mut Context<Self>, r: NewRecord) {
+        let Some(store) = self.store() else {
+            return self.session.handle(
+                crate::clock::timestamp(),
+                Input::InteractionStarted(Err("no store".into())),
+            );
         };
-        phone_route(
-            self.user.as_deref(),
-            &self.callee,
-            &self.cfg.extensions,
-            routed,
-            self.cfg.phones_trunk.as_deref(),
-        )
-    }
-
-    /// Forwarding: places the second leg (through a trunk, or to an extension's
-    /// phone), offering what the caller offered (audio, and its video formats when it
-    /// has video).
-    fn place_forward(&mut self, ctx: &mut Context<Self>, to: Forward) {
-        let caller_video: Vec<sdp::Format> = RemoteSession::parse(&self.offer)
-            .ok()
-            // A WebRTC caller's video is not bridged (its audio is, by a browser leg).
-            .filter(|_| !sdp::is_webrtc_offer(&self.offer))
-            .and_then(|r| {
-                r.media
-                    .into_iter()
-                    .find(|m| m.kind == sdp::Kind::Video && m.port != 0)
-            })
-            .map(|m| m.formats)
-            .unwrap_or_default();
-        let sockets = match LegSockets::bind(self.cfg.rtp_ip, &self.ports, !caller_video.is_empty())
-        {
-            Ok(s) => s,
-            Err(_) => {
-                self.send(CallCommand::Reject(self.a.call, 503, "No Media Port"));
-                return ctx.stop();
-            }
+        self.writer = Some(store_writer(store.clone(), r.id.clone()));
+        let f = async move {
+            store
+                .start_interaction(&crate::store::NewInteraction {
+                    id: &r.id,
+                    kind: "voice",
+                    direction: "inbound",
+                    from: &r.from,
+                    dialled: &r.dialled,
+                    trunk: &r.trunk,
+                    flow: &r.flow,
+                    flow_version: &r.flow_version,
+                    unverified: false,
+                })
+                .await
         };
-        let local = self.local(&sockets, caller_video);
-        match to {
-            Forward::Trunk(trunk) => {
-                let number = self.callee.clone();
-                let call = self.dial(
-                    ctx,
-                    sockets,
-                    local,
-                    Dial::Number {
-                        number,
-                        trunk: Some(trunk.clone()),
-                    },
-                );
-                tracing::info!(call = %self.a.call, out_leg = %call, trunk, "forwarding");
-            }
-            Forward::Extension(ext) => {
-                let call = self.dial(
-                    ctx,
-                    sockets,
-                    local,
-                    Dial::Direct(DirectTarget::User(ext.clone())),
-                );
-                tracing::info!(call = %self.a.call, out_leg = %call, extension = %ext, "calling an extension");
-                // No answer: the phone's INVITE is cancelled and the caller gets 480.
-                if let Some(ring) = self.cfg.ring {
-                    ctx.run_later(ring, move |act, _| {
-                        if act.still_ringing(call) {
-                            tracing::info!(call = %act.a.call, out_leg = %call, "no answer");
-                            act.send(CallCommand::Hangup(call));
-                        }
-                    });
-                }
-            }
-        }
+        ctx.spawn(wrap(f).map(|r, act, ctx| {
+            act.feed(
+                ctx,
+                Input::InteractionStarted(r.map(|_| ()).map_err(|e| e.to_string())),
+            )
+        }));
     }
 
-    /// Places the second leg from sockets bound for it, offering `local`; returns its
-    /// call. Its events come to this actor.
-    fn dial(
-        &mut self,
-        ctx: &mut Context<Self>,
-        sockets: LegSockets,
-        local: Local,
-        to: Dial,
-    ) -> CallRef {
-        let sdp = Bytes::from(sdp::offer(&local, Direction::SendRecv));
-        let call = CallRef::next();
-        let mut leg = Leg::new(call);
-        leg.sockets = Some(sockets);
-        leg.local = Some(local);
-        leg.we_offered = true;
-        self.b = Some(leg);
-        let owner = ctx.address();
-        self.send(match to {
-            Dial::Number { number, trunk } => CallCommand::Originate {
-                call,
-                to: number,
-                sdp,
-                trunk,
-                owner: Some(owner),
-            },
-            Dial::Direct(target) => CallCommand::OriginateDirect {
-                call,
-                target,
-                sdp,
-                owner,
-            },
-        });
-        call
-    }
-
-    /// The second leg `call` was placed and is neither answered nor over.
-    fn still_ringing(&self, call: CallRef) -> bool {
-        self.b
-            .as_ref()
-            .is_some_and(|b| b.call == call && !b.established && !b.ended)
-    }
-
-    fn on_established(&mut self, ctx: &mut Context<Self>, is_b: bool, remote_sdp: Bytes) {
-        if is_b && self.ivr.is_some() {
-            return self.ivr_transfer_answered(ctx, remote_sdp);
-        }
-        if is_b {
-            // The far end answered: answer the caller and bridge.
-            let Some(b) = self.b.as_mut() else { return };
-            b.established = true;
-            let b_call = b.call;
-            let n = RemoteSession::parse(&remote_sdp).and_then(|r| {
-                sdp::accept_answer(&r, b.local.as_ref().expect("local set with offer"))
-            });
-            let n = match n {
-                Ok(n) => n,
-                Err(e) => {
-                    tracing::warn!(call = %self.a.call, error = %e, "unusable answer from the far end");
-                    self.send(CallCommand::Hangup(b_call));
-                    self.send(CallCommand::Reject(self.a.call, 488, "Not Acceptable Here"));
-                    return;
-                }
-            };
-            let video = n
-                .video
-                .as_ref()
-                .map(|v| v.formats.clone())
-                .unwrap_or_default();
-            if !self.answer_caller(ctx, video) {
-                let b = self.b.as_ref().map(|b| b.call);
-                if let Some(b) = b {
-                    self.send(CallCommand::Hangup(b));
-                }
-                return;
-            }
-            self.add_media(ctx, true, &n);
-            self.start_recording(ctx);
+    fn router_notice(&self, r: RouterRequest) {
+        let (Some(c), Some(interaction)) = (self.centre(), self.interaction()) else {
             return;
-        }
-        self.a.established = true;
-        tracing::info!(call = %self.a.call, "call established");
-        if self.a.we_offered && self.a.media.is_none() {
-            let n = RemoteSession::parse(&remote_sdp).and_then(|r| {
-                sdp::accept_answer(&r, self.a.local.as_ref().expect("local set with offer"))
-            });
-            match n {
-                Ok(n) => {
-                    self.add_media(ctx, false, &n);
-                }
-                Err(e) => {
-                    tracing::warn!(call = %self.a.call, error = %e, "unusable answer; hanging up");
-                    self.send(CallCommand::Hangup(self.a.call));
-                    return;
-                }
-            }
-        }
-        if self.a.browser == Some(false) {
-            // A WebRTC caller: media is up when its browser leg connects.
-            return;
-        }
-        self.caller_media_up(ctx);
-    }
-
-    /// The caller is answered and their media flows: the IVR, the bridge or the
-    /// built-in handler starts.
-    fn caller_media_up(&mut self, ctx: &mut Context<Self>) {
-        if self.ivr.is_some() {
-            self.start_recording(ctx);
-            self.ivr_media_up(ctx);
-            return;
-        }
-        if let (Some(a), Some(b)) = (self.a.media, self.b.as_ref().and_then(|b| b.media)) {
-            if let Some(m) = &self.media {
-                m.bridge(a, b);
-            }
-        } else if self.b.is_none() {
-            self.run_handler(ctx);
-        }
-        if let Some(after) = self.cfg.hangup_after.filter(|_| self.b.is_none()) {
-            ctx.run_later(after, |act, _| {
-                act.send(CallCommand::Hangup(act.a.call));
-            });
+        };
+        let router = c.router();
+        match r {
+            RouterRequest::Ended => router.do_send(Ended { interaction }),
+            RouterRequest::Requeue => router.do_send(Requeue { interaction }),
+            RouterRequest::EndConsult { colleague } => router.do_send(EndConsult {
+                interaction,
+                colleague,
+            }),
+            _ => {}
         }
     }
 
-    fn on_ended(&mut self, ctx: &mut Context<Self>, is_b: bool, reason: EndReason) {
-        tracing::info!(call = %self.a.call, leg = if is_b { "out" } else { "in" }, ?reason, "call ended");
-        if is_b && self.consult_phone_ended() {
+    fn router(&mut self, ctx: &mut Context<Self>, r: RouterRequest) {
+        let (Some(c), Some(interaction)) = (self.centre(), self.interaction()) else {
             return;
-        }
-        if is_b {
-            self.b_agent = None;
-        }
-        if is_b && self.ivr.is_some() && self.b.as_ref().is_some_and(|b| !b.established) {
-            // A transfer that did not connect: the flow goes on (an agent's phone: the
-            // caller waits in the queue again).
-            if let Some(b) = self.b.take() {
-                tracing::info!(call = %self.a.call, out_leg = %b.call, ?reason, "transfer failed");
-            }
-            if self.ivr_agent_failed(&format!("{reason:?}")) {
-                return;
-            }
-            return self.ivr_input(ctx, ivr_input_failed(&reason));
-        }
-        if !is_b && self.ivr.is_some() {
-            self.ivr_input(ctx, crate::dialplan::Input::Hangup);
-        }
-        if is_b {
-            if let Some(b) = self.b.as_mut() {
-                b.ended = true;
-            }
-            if !self.a.ended {
-                // The far end's refusal goes back as it came (busy stays busy).
-                let (code, why) = match reason {
-                    EndReason::Failed(c) if (400..700).contains(&c) && c != 401 && c != 407 => {
-                        (c, crate::sip::message::reason_phrase(c))
-                    }
-                    _ => (480, "Temporarily Unavailable"),
+        };
+        let router = c.router().clone();
+        match r {
+            RouterRequest::Enqueue(e) => {
+                let work = Work {
+                    interaction,
+                    channel: crate::routing::engine::Channel::Voice,
+                    queue: e.queue,
+                    customer: e.customer,
+                    conversation: None,
+                    from: e.from,
+                    details: e.details,
+                    owner: ctx.address().recipient(),
                 };
-                self.end_caller(code, why);
+                let f = router.send(Enqueue {
+                    work,
+                    priority: e.priority,
+                    skills: e.skills,
+                    vip: e.vip,
+                    last_agent: e.last_agent,
+                    repeat: e.repeat,
+                });
+                ctx.spawn(wrap(f).map(|r, act, ctx| {
+                    let r = r.map_err(|e| e.to_string()).and_then(|r| r);
+                    act.feed(ctx, Input::Enqueued(r))
+                }));
             }
-        } else {
-            self.a.ended = true;
-            if let Some(b) = self.b.as_ref().filter(|b| !b.ended) {
-                self.send(CallCommand::Hangup(b.call));
+            RouterRequest::Position => {
+                let f = router.send(Position { interaction });
+                ctx.spawn(
+                    wrap(f)
+                        .map(|r, act, ctx| act.feed(ctx, Input::QueuePosition(r.ok().flatten()))),
+                );
             }
-        }
-        let all_ended = self.a.ended && self.b.as_ref().is_none_or(|b| b.ended);
-        if all_ended {
-            // Ending the media task finalises the recording; we stop when it reports,
-            // or after a few seconds whatever happens.
-            if self.media.take().is_none() {
-                return ctx.stop();
+            RouterRequest::HandOver { from, to } => {
+                let hand_over = async move {
+                    router
+                        .send(Transfer {
+                            agent: from,
+                            interaction: interaction.clone(),
+                            to: TransferTarget::Agent(to.clone()),
+                        })
+                        .await
+                        .map_err(|e| e.to_string())??;
+                    router
+                        .send(Answer {
+                            agent: to,
+                            interaction,
+                            accept: true,
+                        })
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .map_err(|e| e.to_string())
+                };
+                ctx.spawn(wrap(hand_over).map(|r, act, ctx| {
+                    if let Err(e) = r {
+                        act.feed(ctx, Input::HandOverFailed(e));
+                    }
+                }));
             }
-            ctx.run_later(Duration::from_secs(5), |_, ctx| ctx.stop());
+            r => self.router_notice(r),
         }
     }
+
+    fn push(&self, agent: &str, p: CallPush) {
+        let (Some(c), Some(interaction)) = (self.centre(), self.interaction()) else {
+            return;
+        };
+        let Some(addr) = c.agent_addr(agent) else {
+            return;
+        };
+        addr.do_send(match p {
+            CallPush::Consult {
+                from,
+                caller,
+                customer,
+                details,
+                browser_call,
+            } => AgentPush::Consult {
+                interaction,
+                from,
+                caller,
+                customer,
+                details,
+                browser_call,
+            },
+            CallPush::CallState(state) => AgentPush::CallState { interaction, state },
+            CallPush::Ended => AgentPush::Ended { interaction },
+        });
+    }
+
+    /// Posts the screen-pop (customer record, IVR variables) to the webhooks that want
+    /// `event`; the agent's desktop gets the same record from the API.
+    fn screen_pop(&self, p: ScreenPop) {
+        let ScreenPop {
+            event,
+            agent,
+            customer,
+            queue,
+            from,
+            vars,
+        } = p;
+        let (Some(centre), Some(interaction)) = (self.centre(), self.interaction()) else {
+            return;
+        };
+        if !centre.webhooks().wants(event) {
+            return;
+        }
+        actix_rt::spawn(async move {
+            let record = match customer {
+                Some(id) => centre.customer_view(id).await.unwrap_or_else(|e| {
+                    tracing::warn!(%interaction, error = %e, "screen-pop without the customer record");
+                    None
+                }),
+                None => None,
+            };
+            centre.webhooks().post(
+                event,
+                serde_json::json!({
+                    "interaction": interaction,
+                    "channel": "voice",
+                    "agent": agent,
+                    "queue": queue,
+                    "from": from,
+                    "customer": record,
+                    "ivr": vars,
+                }),
+            );
+        });
+    }
+
+    /// The actor failed (a panic): the session ends its legs and its interaction.
+    fn failed(&mut self) {
+        self.wound_up = true;
+        tracing::error!(call = %self.session.call(), reason = %crate::panics::reason(), "call actor failed; ending its call");
+        self.session
+            .handle(crate::clock::timestamp(), Input::Failed);
+        self.carry_out_detached();
+    }
+}
+
+fn wrap<F: std::future::Future>(f: F) -> impl ActorFuture<CallActor, Output = F::Output> {
+    actix::fut::wrap_future::<_, CallActor>(f)
 }
 
 /// Without `stopped()`, failure handling runs when the actor is dropped.
@@ -803,34 +617,12 @@ impl Drop for CallActor {
     }
 }
 
-impl CallActor {
-    /// Ends the caller's leg: a BYE once it is answered, else this final response.
-    fn end_caller(&self, code: u16, reason: &'static str) {
-        if self.a.established || self.answered || self.a.media.is_some() {
-            self.send(CallCommand::Hangup(self.a.call));
-        } else {
-            self.send(CallCommand::Reject(self.a.call, code, reason));
-        }
-    }
-
-    /// The actor failed (a panic): its legs are hung up (an unanswered caller gets a
-    /// 500), the media task ends with its handle, and the interaction is ended as
-    /// failed and taken out of its queue.
-    fn failed(&mut self) {
-        self.wound_up = true;
-        tracing::error!(call = %self.a.call, reason = %crate::panics::reason(), "call actor failed; ending its call");
-        if !self.a.ended {
-            self.end_caller(500, "Server Internal Error");
-        }
-        if let Some(b) = self.b.as_ref().filter(|b| !b.ended) {
-            self.send(CallCommand::Hangup(b.call));
-        }
-        self.ivr_failed();
-    }
-}
-
 impl Actor for CallActor {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        self.feed(ctx, Input::Start);
+    }
 
     fn stopped(&mut self, _: &mut Self::Context) {
         self.wound_up = true;
@@ -838,52 +630,26 @@ impl Actor for CallActor {
             // actix stops an actor whose handler panicked as its future is dropped.
             return self.failed();
         }
-        self.ivr_call_over();
-    }
-
-    fn started(&mut self, ctx: &mut Self::Context) {
-        if self.inbound {
-            self.send(CallCommand::Ring(self.a.call));
-            if let Some(to) = self.phone_route() {
-                return self.place_forward(ctx, to);
-            }
-            if let Some(trunk) = self.cfg.forward_trunk.clone() {
-                return self.place_forward(ctx, Forward::Trunk(trunk));
-            }
-            if self.start_ivr(ctx) {
-                return;
-            }
-            ctx.run_later(self.cfg.answer_after, |act, ctx| {
-                if !act.a.ended && !act.answer_caller(ctx, vec![]) {
-                    ctx.stop();
-                }
-            });
-        } else if let Some((to, trunk)) = self.target.clone() {
-            let sockets = match LegSockets::bind(self.cfg.rtp_ip, &self.ports, false) {
-                Ok(s) => s,
-                Err(_) => return ctx.stop(),
-            };
-            let local = self.local(&sockets, vec![]);
-            let body = sdp::offer(&local, Direction::SendRecv);
-            self.a.sockets = Some(sockets);
-            self.a.local = Some(local);
-            self.a.we_offered = true;
-            self.send(CallCommand::Originate {
-                call: self.a.call,
-                to,
-                sdp: Bytes::from(body),
-                trunk,
-                owner: None,
-            });
-        }
+        self.session
+            .handle(crate::clock::timestamp(), Input::Stopped);
+        self.carry_out_detached();
     }
 }
 
-impl Handler<crate::actors::router::WorkEvent> for CallActor {
+impl Handler<WorkEvent> for CallActor {
     type Result = ();
 
-    fn handle(&mut self, ev: crate::actors::router::WorkEvent, ctx: &mut Self::Context) {
-        self.ivr_work(ctx, ev);
+    fn handle(&mut self, ev: WorkEvent, ctx: &mut Self::Context) {
+        use crate::call::WorkNotice;
+        let n = match ev {
+            WorkEvent::Offered { agent } => WorkNotice::Offered { agent },
+            WorkEvent::Assigned {
+                agent, extension, ..
+            } => WorkNotice::Assigned { agent, extension },
+            WorkEvent::Transferred { from, to } => WorkNotice::Transferred { from, to },
+            WorkEvent::Overflow { to } => WorkNotice::Overflow { to },
+        };
+        self.feed(ctx, Input::Work(n));
     }
 }
 
@@ -891,28 +657,33 @@ impl Handler<SipEvent> for CallActor {
     type Result = ();
 
     fn handle(&mut self, SipEvent(call, ev): SipEvent, ctx: &mut Self::Context) {
-        let is_b = self.b.as_ref().is_some_and(|b| b.call == call);
-        let leg = if is_b {
-            self.b.as_ref().and_then(|b| b.media)
-        } else {
-            self.a.media
+        self.feed(ctx, Input::Sip(call, ev));
+    }
+}
+
+impl Handler<AgentCall> for CallActor {
+    type Result = Result<serde_json::Value, CallError>;
+
+    fn handle(&mut self, AgentCall(cmd): AgentCall, ctx: &mut Context<Self>) -> Self::Result {
+        // Whom a consult would bring in: looked up here, judged by the session.
+        let colleague = match (&cmd, self.centre()) {
+            (AgentCommand::Consult { to, .. }, Some(c)) => Some(Colleague {
+                logged_in: c.agent_addr(to).is_some(),
+                account: c
+                    .accounts()
+                    .into_iter()
+                    .find(|a| a.spec.name == *to)
+                    .map(|a| ColleagueAccount {
+                        extension: a.spec.extension.clone(),
+                    }),
+            }),
+            _ => None,
         };
-        match ev {
-            CallEvent::Established { remote_sdp } => self.on_established(ctx, is_b, remote_sdp),
-            CallEvent::RemoteOffer { negotiated, .. } => {
-                tracing::info!(call = %self.a.call, direction = negotiated.audio.direction.attr(), "media renegotiated");
-                if let (Some(m), Some(l)) = (&self.media, leg) {
-                    m.update(l, LegParams::from_sdp(&negotiated));
-                }
-            }
-            CallEvent::Progress(code) => tracing::debug!(call = %self.a.call, code, "progress"),
-            CallEvent::InfoDigit(d) => {
-                if let (Some(m), Some(l)) = (&self.media, leg) {
-                    m.info_digit(l, d);
-                }
-            }
-            CallEvent::Ended(reason) => self.on_ended(ctx, is_b, reason),
-        }
+        self.reply = None;
+        self.feed(ctx, Input::Agent(cmd, colleague));
+        self.reply
+            .take()
+            .unwrap_or_else(|| Err(CallError::Refused("the call did not answer".into())))
     }
 }
 
@@ -920,44 +691,119 @@ impl Handler<MediaNotice> for CallActor {
     type Result = ();
 
     fn handle(&mut self, n: MediaNotice, ctx: &mut Self::Context) {
-        match n {
+        let call = self.session.call();
+        let input = match n {
             MediaNotice::Event(MediaEvent::Digit { leg, digit, via }) => {
-                tracing::info!(call = %self.a.call, leg, digit = %crate::redact::Redacted(digit), ?via, "dtmf");
-                if Some(leg) == self.a.media && self.ivr.is_some() {
-                    self.ivr_input(ctx, crate::dialplan::Input::Digit(digit));
-                }
+                tracing::info!(%call, leg, digit = %crate::redact::Redacted(digit), ?via, "dtmf");
+                MediaInput::Digit { leg, digit }
             }
             MediaNotice::Event(MediaEvent::PlayDone {
                 id, interrupted, ..
             }) => {
-                tracing::debug!(call = %self.a.call, id, interrupted, "prompt done");
-                self.ivr_play_done(ctx, id, interrupted);
+                tracing::debug!(%call, id, interrupted, "prompt done");
+                MediaInput::PlayDone { id, interrupted }
             }
-            MediaNotice::Voicemail(r) => self.ivr_voicemail(ctx, r),
+            MediaNotice::Voicemail(r) => MediaInput::Voicemail(r),
             MediaNotice::Event(MediaEvent::Latched { leg, addr }) => {
-                tracing::debug!(call = %self.a.call, leg, %addr, "rtp latched")
+                return tracing::debug!(%call, leg, %addr, "rtp latched");
             }
             MediaNotice::Event(MediaEvent::NewSource { leg, ssrc }) => {
-                tracing::debug!(call = %self.a.call, leg, ssrc, "new rtp source")
+                return tracing::debug!(%call, leg, ssrc, "new rtp source");
             }
             MediaNotice::Event(MediaEvent::RecordingError { error }) => {
-                tracing::warn!(call = %self.a.call, %error, "recording failed")
+                return tracing::warn!(%call, %error, "recording failed");
             }
-            MediaNotice::Browser(leg, r)
-                if self.a.browser.is_some() && self.a.media == Some(leg) =>
-            {
-                self.caller_browser(ctx, r.err())
-            }
-            MediaNotice::Browser(leg, Ok(())) => self.browser_connected(ctx, leg),
-            MediaNotice::Browser(leg, Err(why)) => self.browser_failed(leg, why),
+            MediaNotice::Browser(leg, r) => MediaInput::Browser(leg, r),
             MediaNotice::Closed { recording } => {
                 if let Some(p) = recording {
-                    tracing::info!(call = %self.a.call, path = %p.display(), "recording saved");
+                    tracing::info!(%call, path = %p.display(), "recording saved");
                 }
-                if self.media.is_none() {
-                    ctx.stop();
+                MediaInput::Closed
+            }
+        };
+        self.feed(ctx, Input::Media(input));
+    }
+}
+
+/// One task per call applies the interaction's writes in order, so the timeline reads
+/// as things happened.
+fn store_writer(store: Store, id: String) -> mpsc::UnboundedSender<StoreWrite> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<StoreWrite>();
+    tokio::spawn(async move {
+        while let Some(w) = rx.recv().await {
+            let r = match w {
+                StoreWrite::Update {
+                    customer,
+                    queue,
+                    outcome,
+                    path,
+                    vars,
+                    ended,
+                } => {
+                    store
+                        .update_interaction(
+                            &id,
+                            &crate::store::InteractionUpdate {
+                                customer_id: customer,
+                                queue: queue.as_deref(),
+                                outcome: outcome.as_deref(),
+                                path: &path,
+                                variables: Some(&vars),
+                                ended,
+                            },
+                        )
+                        .await
                 }
+                StoreWrite::Timeline(kind, data) => store.add_timeline(&id, kind, data).await,
+                StoreWrite::Answered(agent) => store.interaction_answered(&id, &agent).await,
+                StoreWrite::End(outcome) => store.end_interaction(&id, &outcome).await,
+                StoreWrite::Recording(path) => match store.set_recording(&id, &path).await {
+                    Ok(()) => {
+                        let data = serde_json::json!({ "path": path });
+                        store.add_timeline(&id, "recording", data).await
+                    }
+                    e => e,
+                },
+            };
+            if let Err(e) = r {
+                tracing::warn!(interaction = %id, error = %e, "cannot write the interaction");
             }
         }
+    });
+    tx
+}
+
+async fn webhook(req: HttpRequest) -> Result<(u16, serde_json::Value), String> {
+    let HttpRequest {
+        method,
+        url,
+        headers,
+        body,
+        timeout,
+    } = req;
+    let client = awc::Client::builder().timeout(timeout).finish();
+    let m = awc::http::Method::from_bytes(method.as_bytes()).map_err(|e| e.to_string())?;
+    let mut req = client.request(m, &url);
+    for (k, v) in headers {
+        req = req.insert_header((k, v));
+    }
+    let sent = match body {
+        Some(b) => req.send_json(&b).await,
+        None => req.send().await,
+    };
+    let mut resp = sent.map_err(|e| e.to_string())?;
+    let status = resp.status().as_u16();
+    let bytes = resp
+        .body()
+        .limit(256 * 1024)
+        .await
+        .map_err(|e| e.to_string())?;
+    if bytes.is_empty() {
+        return Ok((status, serde_json::Value::Null));
+    }
+    match serde_json::from_slice(&bytes) {
+        Ok(v) => Ok((status, v)),
+        Err(_) if !(200..300).contains(&status) => Ok((status, serde_json::Value::Null)),
+        Err(e) => Err(format!("the answer is not JSON: {e}")),
     }
 }

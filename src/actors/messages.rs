@@ -1,9 +1,14 @@
-//! Messages the agent and router actors send each other, apart from both, so neither
-//! module imports the other: the router pushes to a `Recipient<AgentPush>`, an agent
-//! that fails tells a `Recipient<Logout>`.
+//! Messages the actors send each other, apart from all of them, so none imports
+//! another: the router pushes to a `Recipient<AgentPush>`, an agent that fails tells a
+//! `Recipient<Logout>`, the centre reaches a call as a `Recipient<AgentCall>`.
 
 use actix::prelude::*;
 use serde::Serialize;
+
+/// What an agent does to their call from the desktop (the call core judges it).
+#[derive(Message, Debug)]
+#[rtype(result = "Result<serde_json::Value, crate::call::CallError>")]
+pub struct AgentCall(pub crate::call::AgentCommand);
 
 /// What the agent is told. Serialised as `{"type": "...", ...}` on their WebSocket.
 #[derive(Message, Clone, Debug, Serialize)]

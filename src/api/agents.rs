@@ -15,6 +15,7 @@ use crate::actors::chat::{AgentAct, ChatError};
 use crate::actors::router::{
     AgentList, Answer, Consult, EndConsult, QueueList, SetPresence, Transfer, TransferTarget,
 };
+use crate::call::AgentCommand;
 use crate::centre::{Centre, CentreError};
 use crate::config::{AgentConfig, QueueConfig};
 use crate::routing::engine::{Presence, RouteError};
@@ -356,10 +357,10 @@ async fn work(
                 )?;
                 Ok(HttpResponse::NoContent().finish())
             }
-            "hangup" => call_act(c, &id, AgentCall::Hangup { agent: me }).await,
+            "hangup" => call_act(c, &id, AgentCall(AgentCommand::Hangup { agent: me })).await,
             "hold" => {
                 let h: HoldBody = body(&b)?;
-                call_act(c, &id, AgentCall::Hold { agent: me, on: h.on }).await
+                call_act(c, &id, AgentCall(AgentCommand::Hold { agent: me, on: h.on })).await
             }
             "consult" => {
                 let t: ConsultBody = body(&b)?;
@@ -377,10 +378,10 @@ async fn work(
                 let r = call_act(
                     c,
                     &id,
-                    AgentCall::Consult {
+                    AgentCall(AgentCommand::Consult {
                         agent: me,
                         to: t.agent.clone(),
-                    },
+                    }),
                 )
                 .await;
                 if r.is_err() {
@@ -391,17 +392,17 @@ async fn work(
                 }
                 r
             }
-            "complete" => call_act(c, &id, AgentCall::Complete { agent: me }).await,
-            "cancel_consult" => call_act(c, &id, AgentCall::CancelConsult { agent: me }).await,
+            "complete" => call_act(c, &id, AgentCall(AgentCommand::Complete { agent: me })).await,
+            "cancel_consult" => call_act(c, &id, AgentCall(AgentCommand::CancelConsult { agent: me })).await,
             "dtmf" => {
                 let d: DtmfBody = body(&b)?;
                 call_act(
                     c,
                     &id,
-                    AgentCall::Digits {
+                    AgentCall(AgentCommand::Digits {
                         agent: me,
                         digits: d.digits,
-                    },
+                    }),
                 )
                 .await
             }
@@ -652,16 +653,16 @@ async fn ws_request(c: &Centre, me: &str, text: &str) -> serde_json::Value {
                 return fail("no live call with that interaction id");
             };
             let r = call
-                .send(AgentCall::Offer {
+                .send(AgentCall(AgentCommand::Offer {
                     agent: me.to_string(),
                     sdp: sdp.to_string(),
-                })
+                }))
                 .await;
             match r {
                 Ok(Ok(a)) => {
                     serde_json::json!({"type": "webrtc_answer", "interaction": id, "sdp": a["sdp"]})
                 }
-                Ok(Err(e)) => fail(&e),
+                Ok(Err(e)) => fail(&e.to_string()),
                 Err(e) => fail(&e.to_string()),
             }
         }
@@ -681,7 +682,7 @@ async fn call_act(c: &Centre, id: &str, act: AgentCall) -> Result<HttpResponse, 
         .send(act)
         .await
         .map_err(mailbox)?
-        .map_err(|e| error(StatusCode::CONFLICT, &e))?;
+        .map_err(|e| error(StatusCode::CONFLICT, &e.to_string()))?;
     Ok(HttpResponse::Ok().json(r))
 }
 

@@ -121,7 +121,6 @@ enum Cmd {
 /// finalises the recording).
 pub struct MediaHandle {
     tx: mpsc::UnboundedSender<Cmd>,
-    next_leg: LegId,
 }
 
 type Packet = (LegId, Port, SocketAddr, Bytes);
@@ -290,8 +289,7 @@ impl MediaHandle {
                                     readers.push(reader(v.clone(), id, Port::VideoRtp, ptx.clone()));
                                     readers.push(reader(vr.clone(), id, Port::VideoRtcp, ptx.clone()));
                                 }
-                                let leg = session.add_leg(now, p);
-                                debug_assert_eq!(leg, id);
+                                session.add_leg_at(now, id, p);
                                 if io.len() <= id {
                                     io.resize_with(id + 1, || None);
                                 }
@@ -303,8 +301,7 @@ impl MediaHandle {
                                 let from = p.remote_rtp.unwrap_or_else(|| port.advertised());
                                 p.remote_rtp = Some(from);
                                 let reg = port.register(&leg.ufrag, id, wtx.clone());
-                                let l = session.add_leg(now, p);
-                                debug_assert_eq!(l, id);
+                                session.add_leg_at(now, id, p);
                                 if io.len() <= id {
                                     io.resize_with(id + 1, || None);
                                 }
@@ -458,23 +455,17 @@ impl MediaHandle {
             drop(io);
             notify.do_send(MediaNotice::Closed { recording });
         });
-        MediaHandle { tx, next_leg: 0 }
+        MediaHandle { tx }
     }
 
-    /// Adds a leg whose parameters are negotiated; returns its id.
-    pub fn add_leg(&mut self, p: LegParams, sockets: LegSockets) -> LegId {
-        let id = self.next_leg;
-        self.next_leg += 1;
+    /// Adds leg `id` (the call core's number for it) with what was negotiated.
+    pub fn add_leg(&self, id: LegId, p: LegParams, sockets: LegSockets) {
         let _ = self.tx.send(Cmd::AddLeg(id, p, sockets));
-        id
     }
 
-    /// Adds a browser leg (its answer already made); returns its id.
-    pub fn add_browser(&mut self, p: LegParams, leg: BrowserLeg, port: Arc<WebRtcPort>) -> LegId {
-        let id = self.next_leg;
-        self.next_leg += 1;
+    /// Adds browser leg `id` (its answer already made).
+    pub fn add_browser(&self, id: LegId, p: LegParams, leg: BrowserLeg, port: Arc<WebRtcPort>) {
         let _ = self.tx.send(Cmd::AddBrowser(id, p, Box::new(leg), port));
-        id
     }
 
     pub fn update(&self, leg: LegId, p: LegParams) {

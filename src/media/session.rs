@@ -342,6 +342,14 @@ impl MediaSession {
         self.legs.len() - 1
     }
 
+    /// Adds a leg under the id its owner chose (ids are never reused in a session).
+    pub fn add_leg_at(&mut self, now: Instant, id: LegId, p: LegParams) {
+        if self.legs.len() <= id {
+            self.legs.resize_with(id + 1, || None);
+        }
+        self.legs[id] = Some(Leg::new(p, now));
+    }
+
     /// New parameters after a re-INVITE or UPDATE (hold, resume, new address or codec).
     pub fn update_leg(&mut self, now: Instant, leg: LegId, p: LegParams) {
         if let Some(l) = self.leg_mut(leg) {

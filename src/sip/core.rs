@@ -53,6 +53,31 @@ impl std::fmt::Display for CallRef {
     }
 }
 
+/// Where a call is placed: a registered user's phone, a SIP URI, or a number
+/// through a trunk (none: the trunks in configured order).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    User(String),
+    Uri(String),
+    Number {
+        number: String,
+        trunk: Option<String>,
+    },
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::User(u) => write!(f, "user {u}"),
+            Target::Uri(u) => f.write_str(u),
+            Target::Number { number, trunk } => match trunk {
+                Some(t) => write!(f, "{number} via {t}"),
+                None => f.write_str(number),
+            },
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct CoreConfig {
     pub realm: String,
@@ -1344,8 +1369,17 @@ impl Core {
         self.drain_tx_events(now);
     }
 
-    /// Ends a call from our side: BYE when established (or answered), CANCEL or a
-    /// final error before that.
+    /// Puts the far end on hold (a re-INVITE with `sendonly`) or takes it off
+    /// (`sendrecv`).
+    pub fn hold(&mut self, now: Instant, call: CallRef, on: bool) {
+        let dir = if on {
+            crate::sdp::Direction::SendOnly
+        } else {
+            crate::sdp::Direction::SendRecv
+        };
+        self.reinvite(now, call, dir);
+    }
+
     /// Sends a re-INVITE offering our last SDP with `dir` (hold: sendonly; resume:
     /// sendrecv), version + 1. Nothing happens while an offer of ours is pending.
     pub fn reinvite(&mut self, now: Instant, call: CallRef, dir: crate::sdp::Direction) {
@@ -1379,6 +1413,8 @@ impl Core {
         self.drain_tx_events(now);
     }
 
+    /// Ends a call from our side: BYE when established (or answered), CANCEL or a
+    /// final error before that.
     pub fn hangup(&mut self, now: Instant, call: CallRef) {
         tracing::debug!(%call, known = self.calls.contains_key(&call), "hangup");
         let Some(c) = self.calls.get_mut(&call) else {
@@ -1445,6 +1481,26 @@ impl Core {
         cancel.push(HeaderName::MaxForwards, "70");
         if let Some(k) = self.tx.send_request(now, cancel, peer) {
             self.purposes.insert(k, Purpose::Other);
+        }
+    }
+
+    /// Places call `call` to `to`. A call that cannot be placed ends at once, as a
+    /// refused one would ([`CoreEvent::Ended`] with `Failed`): 503 when no trunk can
+    /// carry it, 480 for a user who is not registered, 404 for a URI we cannot reach.
+    pub fn place(&mut self, now: Instant, call: CallRef, to: &Target, sdp: Bytes) {
+        let r = match to {
+            Target::Number { number, trunk } => self
+                .originate(now, call, number, sdp, trunk.as_deref())
+                .map_err(|e| (e, 503)),
+            Target::User(u) => self.originate_user(now, call, u, sdp).map_err(|e| (e, 480)),
+            Target::Uri(u) => self.originate_uri(now, call, u, sdp).map_err(|e| (e, 404)),
+        };
+        if let Err((why, code)) = r {
+            tracing::info!(%call, error = why, to = %crate::redact::Redacted(&to.to_string()), "cannot place call");
+            self.events.push_back(CoreEvent::Ended {
+                call,
+                reason: EndReason::Failed(code),
+            });
         }
     }
 

@@ -19,5 +19,7 @@ pub mod dialog;
 pub mod registrar;
 #[cfg(test)]
 mod sim_tests;
+#[cfg(test)]
+pub(crate) mod simnet;
 pub mod transport;
 pub mod trunk;

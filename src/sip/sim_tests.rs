@@ -3,130 +3,13 @@
 
 use super::core::{CallRef, Core, CoreConfig, CoreEvent, EndReason};
 use super::message::{Framing, Message};
+use super::simnet::Net;
 use super::trunk::{Cidr, TrunkConfig};
 use super::{Peer, Transport};
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
-
-struct Node {
-    addr: SocketAddr,
-    core: Core,
-    events: Vec<CoreEvent>,
-}
-
-/// A lossy network: each datagram is dropped with probability `loss` (deterministic
-/// xorshift), otherwise delivered after `delay`.
-struct Net {
-    now: Instant,
-    nodes: Vec<Node>,
-    in_flight: Vec<(Instant, SocketAddr, SocketAddr, Bytes)>,
-    loss: f64,
-    delay: Duration,
-    rng: u64,
-    dropped: usize,
-}
-
-impl Net {
-    fn new(loss: f64) -> Net {
-        Net {
-            now: crate::clock::now(),
-            nodes: Vec::new(),
-            in_flight: Vec::new(),
-            loss,
-            delay: Duration::from_millis(20),
-            rng: 0x9E3779B97F4A7C15,
-            dropped: 0,
-        }
-    }
-
-    /// Adds a node with registrar keepalives off (they would keep the network busy forever).
-    fn add(&mut self, addr: &str, mut cfg: CoreConfig) -> usize {
-        cfg.keepalive_interval = 0;
-        self.add_raw(addr, cfg)
-    }
-
-    fn add_raw(&mut self, addr: &str, mut cfg: CoreConfig) -> usize {
-        let addr: SocketAddr = addr.parse().unwrap();
-        cfg.local = HashMap::from([(Transport::Udp, addr)]);
-        self.nodes.push(Node {
-            addr,
-            core: Core::new(cfg, self.now),
-            events: Vec::new(),
-        });
-        self.nodes.len() - 1
-    }
-
-    fn rand(&mut self) -> f64 {
-        self.rng ^= self.rng << 13;
-        self.rng ^= self.rng >> 7;
-        self.rng ^= self.rng << 17;
-        (self.rng % 10_000) as f64 / 10_000.0
-    }
-
-    fn flush(&mut self) {
-        for i in 0..self.nodes.len() {
-            while let Some(t) = self.nodes[i].core.poll_transmit() {
-                if self.rand() < self.loss {
-                    self.dropped += 1;
-                    continue;
-                }
-                let from = self.nodes[i].addr;
-                self.in_flight
-                    .push((self.now + self.delay, from, t.to.addr, t.data));
-            }
-            while let Some(e) = self.nodes[i].core.poll_event() {
-                self.nodes[i].events.push(e);
-            }
-        }
-    }
-
-    /// Advances to the next delivery or timer; false when nothing is pending.
-    fn step(&mut self) -> bool {
-        self.flush();
-        let next_msg = self.in_flight.iter().map(|m| m.0).min();
-        let next_timer = self
-            .nodes
-            .iter()
-            .filter_map(|n| n.core.poll_timeout())
-            .min();
-        let Some(at) = [next_msg, next_timer].into_iter().flatten().min() else {
-            return false;
-        };
-        self.now = self.now.max(at);
-        let now = self.now;
-        let (due, rest): (Vec<_>, Vec<_>) = self.in_flight.drain(..).partition(|m| m.0 <= now);
-        self.in_flight = rest;
-        for (_, from, to, data) in due {
-            if let Some(n) = self.nodes.iter_mut().find(|n| n.addr == to) {
-                n.core.handle_message(
-                    now,
-                    Message::parse(data, Framing::Datagram),
-                    Peer::udp(from),
-                );
-            }
-        }
-        for n in &mut self.nodes {
-            if n.core.poll_timeout().is_some_and(|t| t <= now) {
-                n.core.handle_timeout(now);
-            }
-        }
-        self.flush();
-        true
-    }
-
-    fn run_until(&mut self, limit: Duration, mut done: impl FnMut(&Net) -> bool) {
-        let end = self.now + limit;
-        while !done(self) {
-            assert!(
-                self.now < end,
-                "flow did not complete in {limit:?} of simulated time"
-            );
-            assert!(self.step(), "nothing pending and not done");
-        }
-    }
-}
+use std::time::Duration;
 
 fn trunk(name: &str) -> TrunkConfig {
     TrunkConfig::new(name)
