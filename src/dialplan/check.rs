@@ -2,8 +2,8 @@
 //! for the caller (they would spin until the step limit), variables used where no path
 //! has set them, and test expectations naming steps that do not exist.
 
-use super::load::{suggest, Problem, BUILTINS};
 use super::model::*;
+use super::problem::{suggest, Problem, BUILTINS};
 use super::template::Template;
 use std::collections::BTreeSet;
 use std::path::Path;

@@ -2,8 +2,10 @@
 //! process exit status (0 fine, 1 problems or failures, 2 bad usage) and writes to the
 //! given output, so tests call them directly.
 
-use super::load::{load_file, LoadOptions, Problem};
+use super::compile::load_file;
+use super::load::LoadOptions;
 use super::model::{Flow, TestCase};
+use super::problem::Problem;
 use super::set::{flow_files, FlowSet};
 use super::sim;
 use std::io::Write;

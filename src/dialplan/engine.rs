@@ -126,13 +126,7 @@ pub enum Output {
         by: LookupBy,
         value: String,
     },
-    Http {
-        method: String,
-        url: String,
-        headers: Vec<(String, String)>,
-        body: Option<serde_json::Value>,
-        timeout: Duration,
-    },
+    Http(HttpRequest),
     Enqueue {
         queue: String,
         priority: u8,
@@ -153,6 +147,16 @@ pub enum Output {
     /// What happened, in words (gathered digits, branch taken...).
     Note(String),
     Done(Ending),
+}
+
+/// A webhook the flow calls (`http` step), its templates rendered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpRequest {
+    pub method: String,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<serde_json::Value>,
+    pub timeout: Duration,
 }
 
 /// What the run waits for.
@@ -674,13 +678,13 @@ impl Run {
                             .collect(),
                     )
                 });
-                self.out.push_back(Output::Http {
+                self.out.push_back(Output::Http(HttpRequest {
                     method: h.method.clone(),
                     url,
                     headers,
                     body,
                     timeout: h.timeout,
-                });
+                }));
                 self.state = State::Http;
             }
             Action::Enqueue(q) => {

@@ -1,36 +1,17 @@
 //! Reads a flow file into a [`Flow`], collecting every problem with its line and column
 //! rather than stopping at the first: unknown steps and fields (with a "did you mean"),
 //! bad values, undefined branch targets, missing prompt files, bad time zones, `say`
-//! without a speech engine. Meaning checks that need the whole flow are in `check`.
+//! without a speech engine. Meaning checks that need the whole flow are in `check`;
+//! `compile` runs both.
 
 use super::model::*;
+use super::problem::{suggest, Problem, BUILTINS};
 use super::template::{valid_var_name, Template};
 use super::yaml::{self, Node, Pos, Value};
 use crate::media::player::{load_wav, Samples};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-/// A problem in a flow file, shown as `file:line:column: message`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Problem {
-    pub file: PathBuf,
-    pub pos: Pos,
-    pub message: String,
-}
-
-impl std::fmt::Display for Problem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}: {}",
-            self.file.display(),
-            self.pos.line,
-            self.pos.col,
-            self.message
-        )
-    }
-}
 
 /// What the loader may rely on.
 #[derive(Debug, Clone)]
@@ -79,33 +60,6 @@ const FLOW_FIELDS: &[&str] = &[
     "steps",
     "tests",
 ];
-
-/// Edit distance, for "did you mean".
-fn distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(ca != *cb);
-            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
-    }
-    prev[b.len()]
-}
-
-pub(crate) fn suggest<'a>(word: &str, options: impl IntoIterator<Item = &'a str>) -> String {
-    let best = options
-        .into_iter()
-        .map(|o| (distance(word, o), o))
-        .filter(|(d, o)| *d <= 2.max(o.len() / 3))
-        .min();
-    match best {
-        Some((_, o)) => format!("; did you mean `{o}`?"),
-        None => String::new(),
-    }
-}
 
 pub(crate) struct Decoder<'a> {
     pub file: PathBuf,
@@ -1683,61 +1637,38 @@ pub fn prompt_path(dir: &Path, name: &str) -> PathBuf {
     }
 }
 
-/// Variables every call has.
-pub const BUILTINS: &[&str] = &[
-    "caller",
-    "caller_name",
-    "dialled",
-    "trunk",
-    "call_id",
-    "flow",
-    "date",
-    "time",
-    "weekday",
-    "now",
-];
-
-/// Loads and checks one flow file.
-pub fn load_file(path: &Path, opts: &LoadOptions) -> Result<Flow, Vec<Problem>> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
+/// Reads a flow file's text (a problem at 1:1 when it cannot be read).
+pub fn read(path: &Path) -> Result<String, Vec<Problem>> {
+    std::fs::read_to_string(path).map_err(|e| {
         vec![Problem {
             file: path.to_path_buf(),
             pos: Pos { line: 1, col: 1 },
             message: format!("cannot read: {e}"),
         }]
-    })?;
-    let mut flow = load_str(&text, path, opts)?;
-    // Tests may also live beside the flow, in <name>.test.yaml.
-    let side = path.with_extension("test.yaml");
-    if side.exists() && !path.to_string_lossy().ends_with(".test.yaml") {
-        let text = std::fs::read_to_string(&side).map_err(|e| {
-            vec![Problem {
-                file: side.clone(),
-                pos: Pos { line: 1, col: 1 },
-                message: format!("cannot read: {e}"),
-            }]
-        })?;
-        let mut d = Decoder::new(&side, opts);
-        let tree = yaml::parse(&text).map_err(|e| syntax_problems(&side, e))?;
-        let node = match tree.as_map() {
-            Some(m) => match m.iter().find(|(k, _)| k.as_str() == Some("tests")) {
-                Some((_, v)) => v.clone(),
-                None => {
-                    d.err(tree.pos, "a test file holds `tests:`, a list of test cases");
-                    return Err(d.problems);
-                }
-            },
-            None => tree,
-        };
-        let mut more = d.tests(&node);
-        let mut problems = d.problems;
-        problems.extend(super::check::check_tests(&flow, &more, &side));
-        if !problems.is_empty() {
-            return Err(problems);
-        }
-        flow.tests.append(&mut more);
-    }
-    Ok(flow)
+    })
+}
+
+/// Decodes a side file of tests (`<name>.test.yaml`: `tests:`, or a bare list): the
+/// cases, with the problems found in them.
+pub fn decode_tests(
+    text: &str,
+    side: &Path,
+    opts: &LoadOptions,
+) -> Result<(Vec<TestCase>, Vec<Problem>), Vec<Problem>> {
+    let mut d = Decoder::new(side, opts);
+    let tree = yaml::parse(text).map_err(|e| syntax_problems(side, e))?;
+    let node = match tree.as_map() {
+        Some(m) => match m.iter().find(|(k, _)| k.as_str() == Some("tests")) {
+            Some((_, v)) => v.clone(),
+            None => {
+                d.err(tree.pos, "a test file holds `tests:`, a list of test cases");
+                return Err(d.problems);
+            }
+        },
+        None => tree,
+    };
+    let more = d.tests(&node);
+    Ok((more, d.problems))
 }
 
 fn syntax_problems(file: &Path, e: Vec<yaml::SyntaxError>) -> Vec<Problem> {
@@ -1765,9 +1696,9 @@ impl<'a> Decoder<'a> {
     }
 }
 
-/// Loads and checks a flow from text (`file` names it in problems and anchors prompt
-/// paths).
-pub fn load_str(text: &str, file: &Path, opts: &LoadOptions) -> Result<Flow, Vec<Problem>> {
+/// Decodes a flow from text (`file` names it in problems and anchors prompt paths);
+/// the whole-flow checks are `check`'s (see `compile`).
+pub fn decode_str(text: &str, file: &Path, opts: &LoadOptions) -> Result<Flow, Vec<Problem>> {
     let tree = yaml::parse(text).map_err(|e| syntax_problems(file, e))?;
     let mut d = Decoder::new(file, opts);
     let Some(top) = d.fields(&tree, FLOW_FIELDS, "a flow") else {
@@ -1872,10 +1803,6 @@ pub fn load_str(text: &str, file: &Path, opts: &LoadOptions) -> Result<Flow, Vec
         version,
     };
     let mut problems = d.problems;
-    if problems.is_empty() {
-        problems.extend(super::check::check_flow(&flow));
-        problems.extend(super::check::check_tests(&flow, &flow.tests, file));
-    }
     if problems.is_empty() {
         Ok(flow)
     } else {

@@ -7,18 +7,22 @@
 
 pub mod check;
 pub mod cli;
+pub mod compile;
 pub mod engine;
 pub mod load;
 pub mod model;
+pub mod problem;
 pub mod set;
 pub mod sim;
 pub mod template;
 pub mod tts;
 pub mod yaml;
 
+pub use compile::{load_file, load_str};
 pub use engine::{CallInfo, Ending, FlowSource, Input, Output, Run};
-pub use load::{load_file, load_str, LoadOptions, Problem};
+pub use load::LoadOptions;
 pub use model::Flow;
+pub use problem::Problem;
 pub use set::{FlowSet, Library};
 
 #[cfg(test)]

@@ -5,9 +5,11 @@
 //! with line and column) and its previous version keeps serving. Calls take an
 //! `Arc<FlowSet>` snapshot when they start, so a call in progress keeps its version.
 
+use super::compile::load_file;
 use super::engine::FlowSource;
-use super::load::{load_file, LoadOptions, Problem};
+use super::load::LoadOptions;
 use super::model::{Action, Goto};
+use super::problem::Problem;
 use super::yaml::Pos;
 use super::Flow;
 use std::collections::{BTreeMap, HashMap};
@@ -47,7 +49,7 @@ impl FlowSet {
                 match self.flows.get(flow) {
                     None => {
                         let hint =
-                            super::load::suggest(flow, self.flows.keys().map(|k| k.as_str()));
+                            super::problem::suggest(flow, self.flows.keys().map(|k| k.as_str()));
                         out.push(err(format!("goto: there is no flow named `{flow}`{hint}")));
                     }
                     Some(target) => {

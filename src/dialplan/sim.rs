@@ -103,9 +103,9 @@ pub fn simulate(source: Arc<dyn FlowSource>, flow: Arc<Flow>, case: &TestCase) -
                         case.lookup.get(&key).cloned().flatten(),
                     ));
                 }
-                Output::Http {
+                Output::Http(crate::dialplan::engine::HttpRequest {
                     method, url, body, ..
-                } => {
+                }) => {
                     let body = body.map(|b| format!(" {b}")).unwrap_or_default();
                     trace.push(format!("{at}   http {method} {url}{body}"));
                     let answer = case

@@ -1,8 +1,10 @@
 //! Loader, checker and engine tests on simulated time.
 
+use super::compile::load_str;
 use super::engine::*;
-use super::load::{load_str, LoadOptions, Problem};
+use super::load::LoadOptions;
 use super::model::Flow;
+use super::problem::Problem;
 use super::set::FlowSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -425,13 +427,13 @@ fn lookup_http_and_branch() {
         .iter()
         .any(|o| matches!(o, Output::Lookup { value, .. } if value == "+15551234567")));
     s.input(Input::LookupResult(Some(vec![("id".into(), "42".into())])));
-    let Some(Output::Http {
+    let Some(Output::Http(HttpRequest {
         method,
         url,
         body,
         timeout,
         ..
-    }) = s.outs.iter().find(|o| matches!(o, Output::Http { .. }))
+    })) = s.outs.iter().find(|o| matches!(o, Output::Http(_)))
     else {
         panic!()
     };
