@@ -369,7 +369,7 @@ impl Centre {
             })
             .await
             .map_err(|e| CentreError::Internal(e.to_string()))?
-            .map_err(CentreError::Refused)?;
+            .map_err(|e| CentreError::Refused(e.to_string()))?;
         let t = token();
         self.0
             .sessions

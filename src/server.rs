@@ -104,7 +104,7 @@ pub fn raise_descriptor_limit() -> u64 {
                 l.rlim_cur = l.rlim_max;
             }
         }
-        l.rlim_cur as u64
+        l.rlim_cur
     }
     #[cfg(not(unix))]
     {

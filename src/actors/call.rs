@@ -486,7 +486,9 @@ impl CallActor {
                     repeat: e.repeat,
                 });
                 ctx.spawn(wrap(f).map(|r, act, ctx| {
-                    let r = r.map_err(|e| e.to_string()).and_then(|r| r);
+                    let r = r
+                        .map_err(|e| e.to_string())
+                        .and_then(|r| r.map_err(|e| e.to_string()));
                     act.feed(ctx, Input::Enqueued(r))
                 }));
             }
@@ -506,7 +508,8 @@ impl CallActor {
                             to: TransferTarget::Agent(to.clone()),
                         })
                         .await
-                        .map_err(|e| e.to_string())??;
+                        .map_err(|e| e.to_string())?
+                        .map_err(|e| e.to_string())?;
                     router
                         .send(Answer {
                             agent: to,

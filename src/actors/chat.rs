@@ -451,7 +451,10 @@ impl Actor for ChatActor {
             }
             .into_actor(self)
             .map(|r, act, ctx| {
-                if let Err(e) = r.map_err(|e| e.to_string()).and_then(|r| r) {
+                if let Err(e) = r
+                    .map_err(|e| e.to_string())
+                    .and_then(|r| r.map_err(|e| e.to_string()))
+                {
                     tracing::warn!(interaction = %act.s.interaction, error = %e, "chat not queued");
                     act.system(
                         ctx,

@@ -314,11 +314,11 @@ impl RouterActor {
     }
 
     /// The agent and the item, when the item is assigned to that agent.
-    fn owned(&self, agent: &str, interaction: &str) -> Result<(AgentId, ItemId), String> {
-        let from = self.agent(agent).map_err(|e| e.to_string())?;
-        let item = self.item(interaction).map_err(|e| e.to_string())?;
+    fn owned(&self, agent: &str, interaction: &str) -> Result<(AgentId, ItemId), RouterError> {
+        let from = self.agent(agent)?;
+        let item = self.item(interaction)?;
         if self.items.get(&item).and_then(|e| e.agent) != Some(from) {
-            return Err("this work is not assigned to you".into());
+            return Err(RouterError::NotYours);
         }
         Ok((from, item))
     }
@@ -469,7 +469,7 @@ impl Actor for RouterActor {
 
 /// Work joins a queue.
 #[derive(Message)]
-#[rtype(result = "Result<(), String>")]
+#[rtype(result = "Result<(), RouterError>")]
 pub struct Enqueue {
     pub work: Work,
     pub priority: u8,
@@ -482,13 +482,13 @@ pub struct Enqueue {
 }
 
 impl RouterActor {
-    fn on_enqueue(&mut self, m: Enqueue, ctx: &mut Context<Self>) -> Result<(), String> {
+    fn on_enqueue(&mut self, m: Enqueue, ctx: &mut Context<Self>) -> Result<(), RouterError> {
         let q = *self
             .queue_ids
             .get(&m.work.queue)
-            .ok_or_else(|| format!("no queue named \"{}\"", m.work.queue))?;
+            .ok_or_else(|| RouterError::NoQueue(m.work.queue.clone()))?;
         if self.by_interaction.contains_key(&m.work.interaction) {
-            return Err("already queued".into());
+            return Err(RouterError::AlreadyQueued);
         }
         let id = ItemId(self.next_item);
         self.next_item += 1;
@@ -511,7 +511,7 @@ impl RouterActor {
         let r = self.engine.enqueue(crate::clock::now(), id, q, spec);
         if let Err(e) = r {
             self.forget(id);
-            return Err(e.to_string());
+            return Err(e.into());
         }
         self.drain(ctx);
         Ok(())
@@ -580,7 +580,7 @@ impl RouterActor {
 }
 
 #[derive(Message)]
-#[rtype(result = "Result<(), String>")]
+#[rtype(result = "Result<(), RouterError>")]
 pub struct Login {
     pub login: AgentLogin,
     /// Where the agent's pushes go.
@@ -588,7 +588,7 @@ pub struct Login {
 }
 
 impl RouterActor {
-    fn on_login(&mut self, m: Login, ctx: &mut Context<Self>) -> Result<(), String> {
+    fn on_login(&mut self, m: Login, ctx: &mut Context<Self>) -> Result<(), RouterError> {
         let queues = m
             .login
             .queues
@@ -597,7 +597,7 @@ impl RouterActor {
                 self.queue_ids
                     .get(q)
                     .copied()
-                    .ok_or_else(|| format!("no queue named \"{q}\""))
+                    .ok_or_else(|| RouterError::NoQueue(q.clone()))
             })
             .collect::<Result<Vec<_>, _>>()?;
         let id = *self
@@ -612,9 +612,7 @@ impl RouterActor {
         spec.capacity = m.login.capacity.clone();
         spec.call_blocks_others = m.login.call_blocks_others;
         spec.team = m.login.team.clone();
-        self.engine
-            .login(crate::clock::now(), id, spec.clone())
-            .map_err(|e| e.to_string())?;
+        self.engine.login(crate::clock::now(), id, spec.clone())?;
         self.agents.insert(
             id,
             AgentEntry {
@@ -722,7 +720,7 @@ pub enum TransferTarget {
 }
 
 #[derive(Message)]
-#[rtype(result = "Result<(), String>")]
+#[rtype(result = "Result<(), RouterError>")]
 pub struct Transfer {
     pub agent: String,
     pub interaction: String,
@@ -730,27 +728,28 @@ pub struct Transfer {
 }
 
 impl RouterActor {
-    fn on_transfer(&mut self, m: Transfer, ctx: &mut Context<Self>) -> Result<(), String> {
+    fn on_transfer(&mut self, m: Transfer, ctx: &mut Context<Self>) -> Result<(), RouterError> {
         let (from, item) = self.owned(&m.agent, &m.interaction)?;
         let now = crate::clock::now();
         let to_name = match &m.to {
             TransferTarget::Agent(name) => {
                 let to = self
                     .agent(name)
-                    .map_err(|_| format!("agent \"{name}\" is not logged in"))?;
+                    .map_err(|_| RouterError::NotLoggedIn(name.clone()))?;
                 self.engine
                     .offer_to(now, item, to)
-                    .map_err(|e| format!("agent \"{name}\": {e}"))?;
+                    .map_err(|error| RouterError::Agent {
+                        agent: name.clone(),
+                        error,
+                    })?;
                 name.clone()
             }
             TransferTarget::Queue(q) => {
                 let qid = *self
                     .queue_ids
                     .get(q)
-                    .ok_or_else(|| format!("no queue named \"{q}\""))?;
-                self.engine
-                    .transfer(now, item, qid)
-                    .map_err(|e| e.to_string())?;
+                    .ok_or_else(|| RouterError::NoQueue(q.clone()))?;
+                self.engine.transfer(now, item, qid)?;
                 format!("queue {q}")
             }
         };
@@ -774,7 +773,7 @@ impl RouterActor {
 /// A warm transfer begins: `agent`, who has the work, consults `colleague`, who
 /// counts the call against their capacity until [`EndConsult`] or the transfer.
 #[derive(Message)]
-#[rtype(result = "Result<(), String>")]
+#[rtype(result = "Result<(), RouterError>")]
 pub struct Consult {
     pub agent: String,
     pub interaction: String,
@@ -782,15 +781,18 @@ pub struct Consult {
 }
 
 impl RouterActor {
-    fn on_consult(&mut self, m: Consult, ctx: &mut Context<Self>) -> Result<(), String> {
+    fn on_consult(&mut self, m: Consult, ctx: &mut Context<Self>) -> Result<(), RouterError> {
         let (_, item) = self.owned(&m.agent, &m.interaction)?;
         let to = self
             .agent(&m.colleague)
-            .map_err(|_| format!("agent \"{}\" is not logged in", m.colleague))?;
+            .map_err(|_| RouterError::NotLoggedIn(m.colleague.clone()))?;
         let r = self
             .engine
             .consult(crate::clock::now(), item, to)
-            .map_err(|e| format!("agent \"{}\": {e}", m.colleague));
+            .map_err(|error| RouterError::Agent {
+                agent: m.colleague.clone(),
+                error,
+            });
         self.drain(ctx);
         r
     }
@@ -851,6 +853,24 @@ impl RouterActor {
             })
             .collect()
     }
+}
+
+/// Why the router refused a request about work or agents.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RouterError {
+    #[error("no queue named \"{0}\"")]
+    NoQueue(String),
+    #[error("already queued")]
+    AlreadyQueued,
+    #[error("this work is not assigned to you")]
+    NotYours,
+    #[error("agent \"{0}\" is not logged in")]
+    NotLoggedIn(String),
+    /// The routing engine refused it for this agent.
+    #[error("agent \"{agent}\": {error}")]
+    Agent { agent: String, error: RouteError },
+    #[error("{0}")]
+    Route(#[from] RouteError),
 }
 
 /// Why a queue was not added.
@@ -953,6 +973,12 @@ impl<T> OnPanic for Result<T, String> {
     }
 }
 
+impl<T> OnPanic for Result<T, RouterError> {
+    fn on_panic() -> Self {
+        Err(RouterError::Route(RouteError::Internal))
+    }
+}
+
 impl<T> OnPanic for Result<T, QueueError> {
     fn on_panic() -> Self {
         Err(QueueError::Invalid(RouteError::Internal.to_string()))
@@ -992,15 +1018,15 @@ guarded! {
 }
 
 guarded! {
-    Enqueue => Result<(), String>, on_enqueue;
+    Enqueue => Result<(), RouterError>, on_enqueue;
     Ended => (), on_ended;
     Requeue => (), on_requeue;
-    Login => Result<(), String>, on_login;
+    Login => Result<(), RouterError>, on_login;
     Logout => (), on_logout;
     SetPresence => Result<(), RouteError>, on_set_presence;
     Answer => Result<(), RouteError>, on_answer;
-    Transfer => Result<(), String>, on_transfer;
-    Consult => Result<(), String>, on_consult;
+    Transfer => Result<(), RouterError>, on_transfer;
+    Consult => Result<(), RouterError>, on_consult;
     EndConsult => (), on_end_consult;
     Position => Option<usize>, on_position;
     QueueList => Vec<serde_json::Value>, on_queue_list;

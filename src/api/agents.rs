@@ -4,11 +4,9 @@
 //! `/api/customers/{id}`). Every endpoint wants a bearer token: an agent's session
 //! token (from `POST /api/agent/login`) or the admin token.
 
-// Handlers return their error response as the `Err` of a `Result` (built once, sent as is).
-#![allow(clippy::result_large_err)]
-
+use super::authorised;
+use super::error::ApiError;
 use super::Shared;
-use super::{authorised, error};
 use crate::actors::agent::{Connect, State};
 use crate::actors::call::AgentCall;
 use crate::actors::chat::{AgentAct, ChatError};
@@ -16,20 +14,20 @@ use crate::actors::router::{
     AgentList, Answer, Consult, EndConsult, QueueList, SetPresence, Transfer, TransferTarget,
 };
 use crate::call::AgentCommand;
-use crate::centre::{Centre, CentreError};
+use crate::centre::Centre;
 use crate::config::{AgentConfig, QueueConfig};
-use crate::routing::engine::{Presence, RouteError};
+use crate::routing::engine::Presence;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
-type Reply = Result<HttpResponse, HttpResponse>;
+type Reply = Result<HttpResponse, ApiError>;
 
-fn centre(shared: &Shared) -> Result<&Centre, HttpResponse> {
+fn centre(shared: &Shared) -> Result<&Centre, ApiError> {
     shared.centre.as_ref().ok_or_else(|| {
-        error(
+        ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "the contact centre is not running",
         )
@@ -45,14 +43,14 @@ fn bearer(req: &HttpRequest) -> Option<String> {
 }
 
 /// The agent whose session token this request carries.
-fn agent(req: &HttpRequest, c: &Centre) -> Result<String, HttpResponse> {
+fn agent(req: &HttpRequest, c: &Centre) -> Result<String, ApiError> {
     match bearer(req) {
-        None => Err(error(
+        None => Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "missing Authorization: Bearer token (log in at POST /api/agent/login)",
         )),
         Some(t) => c.session(&t).ok_or_else(|| {
-            error(
+            ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "unknown or expired session token; log in again",
             )
@@ -60,41 +58,8 @@ fn agent(req: &HttpRequest, c: &Centre) -> Result<String, HttpResponse> {
     }
 }
 
-fn body<T: DeserializeOwned>(b: &[u8]) -> Result<T, HttpResponse> {
-    serde_json::from_slice(b)
-        .map_err(|e| error(StatusCode::BAD_REQUEST, &format!("invalid JSON body: {e}")))
-}
-
-fn centre_error(e: CentreError) -> HttpResponse {
-    let status = match &e {
-        CentreError::BadLogin => StatusCode::UNAUTHORIZED,
-        CentreError::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
-        CentreError::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,
-        CentreError::Conflict(_) => StatusCode::CONFLICT,
-        CentreError::NotFound(_) => StatusCode::NOT_FOUND,
-        CentreError::Store(_) | CentreError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-    };
-    error(status, &e.to_string())
-}
-
-fn route_error(e: RouteError) -> HttpResponse {
-    let status = match e {
-        RouteError::Gone | RouteError::UnknownItem => StatusCode::GONE,
-        RouteError::Offline | RouteError::UnknownAgent => StatusCode::UNAUTHORIZED,
-        _ => StatusCode::CONFLICT,
-    };
-    error(status, &e.to_string())
-}
-
-fn mailbox(e: actix::MailboxError) -> HttpResponse {
-    error(
-        StatusCode::SERVICE_UNAVAILABLE,
-        &format!("actor unavailable: {e}"),
-    )
-}
-
-fn run(r: Reply) -> HttpResponse {
-    r.unwrap_or_else(|e| e)
+fn body<T: DeserializeOwned>(b: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(b).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
 }
 
 // ------------------------------------------------------------------ agents
@@ -106,50 +71,30 @@ struct LoginBody {
     password: String,
 }
 
-async fn login(req: HttpRequest, b: web::Bytes, shared: web::Data<Shared>) -> HttpResponse {
-    run(async {
-        let c = centre(&shared)?;
-        let l: LoginBody = body(&b)?;
-        let from = req
-            .peer_addr()
-            .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |a| a.ip());
-        let token = match c.login_from(from, &l.name, &l.password).await {
-            Ok(t) => t,
-            Err(CentreError::Throttled(wait)) => {
-                let mut r = centre_error(CentreError::Throttled(wait));
-                r.headers_mut().insert(
-                    actix_web::http::header::RETRY_AFTER,
-                    actix_web::http::header::HeaderValue::from(wait.as_secs().max(1)),
-                );
-                return Err(r);
-            }
-            Err(e) => return Err(centre_error(e)),
-        };
-        Ok(HttpResponse::Ok().json(serde_json::json!({"token": token, "agent": l.name})))
-    }
-    .await)
+async fn login(req: HttpRequest, b: web::Bytes, shared: web::Data<Shared>) -> Reply {
+    let c = centre(&shared)?;
+    let l: LoginBody = body(&b)?;
+    let from = req
+        .peer_addr()
+        .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |a| a.ip());
+    let token = c.login_from(from, &l.name, &l.password).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({"token": token, "agent": l.name})))
 }
 
-async fn logout(req: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
-    run(async {
-        let c = centre(&shared)?;
-        let me = agent(&req, c)?;
-        c.logout(&me);
-        Ok(HttpResponse::NoContent().finish())
-    }
-    .await)
+async fn logout(req: HttpRequest, shared: web::Data<Shared>) -> Reply {
+    let c = centre(&shared)?;
+    let me = agent(&req, c)?;
+    c.logout(&me);
+    Ok(HttpResponse::NoContent().finish())
 }
 
-async fn me(req: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
-    run(async {
-        let c = centre(&shared)?;
-        let me = agent(&req, c)?;
-        let a = c
-            .agent_addr(&me)
-            .ok_or_else(|| error(StatusCode::UNAUTHORIZED, "logged out"))?;
-        Ok(HttpResponse::Ok().json(a.send(State).await.map_err(mailbox)?))
-    }
-    .await)
+async fn me(req: HttpRequest, shared: web::Data<Shared>) -> Reply {
+    let c = centre(&shared)?;
+    let me = agent(&req, c)?;
+    let a = c
+        .agent_addr(&me)
+        .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "logged out"))?;
+    Ok(HttpResponse::Ok().json(a.send(State).await?))
 }
 
 #[derive(Deserialize)]
@@ -158,85 +103,72 @@ struct PresenceBody {
     presence: String,
 }
 
-async fn presence(req: HttpRequest, b: web::Bytes, shared: web::Data<Shared>) -> HttpResponse {
-    run(async {
-        let c = centre(&shared)?;
-        let me = agent(&req, c)?;
-        let p: PresenceBody = body(&b)?;
-        let presence = match p.presence.as_str() {
-            "available" => Presence::Available,
-            "away" => Presence::Away,
-            "busy" => Presence::Busy,
-            other => {
-                return Err(error(
-                    StatusCode::BAD_REQUEST,
-                    &format!("presence \"{other}\" is not available, away or busy (log out with POST /api/agent/logout)"),
-                ))
-            }
-        };
-        c.router()
-            .send(SetPresence {
-                agent: me,
-                presence,
-            })
-            .await
-            .map_err(mailbox)?
-            .map_err(route_error)?;
-        Ok(HttpResponse::Ok().json(serde_json::json!({"presence": p.presence})))
-    }
-    .await)
+async fn presence(req: HttpRequest, b: web::Bytes, shared: web::Data<Shared>) -> Reply {
+    let c = centre(&shared)?;
+    let me = agent(&req, c)?;
+    let p: PresenceBody = body(&b)?;
+    let presence = match p.presence.as_str() {
+        "available" => Presence::Available,
+        "away" => Presence::Away,
+        "busy" => Presence::Busy,
+        other => {
+            return Err(ApiError::new(StatusCode::BAD_REQUEST,
+                format!("presence \"{other}\" is not available, away or busy (log out with POST /api/agent/logout)"),
+            ))
+        }
+    };
+    c.router()
+        .send(SetPresence {
+            agent: me,
+            presence,
+        })
+        .await??;
+    Ok(HttpResponse::Ok().json(serde_json::json!({"presence": p.presence})))
 }
 
 async fn answer(
     req: HttpRequest,
     path: web::Path<(String, String)>,
     shared: web::Data<Shared>,
-) -> HttpResponse {
-    run(async {
-        let c = centre(&shared)?;
-        let me = agent(&req, c)?;
-        let (interaction, verb) = path.into_inner();
-        let accept = match verb.as_str() {
-            "accept" => true,
-            "reject" => false,
-            _ => {
-                return Err(error(
-                    StatusCode::NOT_FOUND,
-                    "no such endpoint (accept or reject)",
-                ))
-            }
-        };
-        c.router()
-            .send(Answer {
-                agent: me.clone(),
-                interaction: interaction.clone(),
-                accept,
-            })
-            .await
-            .map_err(mailbox)?
-            .map_err(route_error)?;
-        if accept {
-            // On record before the reply, so what the agent does next (a note, a
-            // look at the customer) finds the work theirs.
-            c.store()
-                .interaction_assigned(&interaction, &me)
-                .await
-                .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()))?;
+) -> Reply {
+    let c = centre(&shared)?;
+    let me = agent(&req, c)?;
+    let (interaction, verb) = path.into_inner();
+    let accept = match verb.as_str() {
+        "accept" => true,
+        "reject" => false,
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "no such endpoint (accept or reject)",
+            ))
         }
-        Ok(HttpResponse::Ok()
-            .json(serde_json::json!({"interaction": interaction, "accepted": accept})))
+    };
+    c.router()
+        .send(Answer {
+            agent: me.clone(),
+            interaction: interaction.clone(),
+            accept,
+        })
+        .await??;
+    if accept {
+        // On record before the reply, so what the agent does next (a note, a
+        // look at the customer) finds the work theirs.
+        c.store().interaction_assigned(&interaction, &me).await?;
     }
-    .await)
+    Ok(
+        HttpResponse::Ok()
+            .json(serde_json::json!({"interaction": interaction, "accepted": accept})),
+    )
 }
 
 /// The interaction, if it is (or was) this agent's.
-async fn own(c: &Centre, me: &str, id: &str) -> Result<crate::store::Interaction, HttpResponse> {
+async fn own(c: &Centre, me: &str, id: &str) -> Result<crate::store::Interaction, ApiError> {
     let i = c
         .store()
         .interaction(id)
-        .await
-        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()))?
-        .ok_or_else(|| error(StatusCode::NOT_FOUND, "no interaction with that id"))?;
+        .await?
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no interaction with that id"))?;
     if i.agent.as_deref() == Some(me) {
         return Ok(i);
     }
@@ -244,12 +176,11 @@ async fn own(c: &Centre, me: &str, id: &str) -> Result<crate::store::Interaction
     let had_it = c
         .store()
         .timeline(id)
-        .await
-        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()))?
+        .await?
         .iter()
         .any(|(k, d)| k == "assigned" && d["agent"] == me);
     if !had_it {
-        return Err(error(
+        return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "this interaction is not yours",
         ));
@@ -257,25 +188,17 @@ async fn own(c: &Centre, me: &str, id: &str) -> Result<crate::store::Interaction
     Ok(i)
 }
 
-fn chat_of(
-    c: &Centre,
-    id: &str,
-) -> Result<actix::Addr<crate::actors::chat::ChatActor>, HttpResponse> {
+fn chat_of(c: &Centre, id: &str) -> Result<actix::Addr<crate::actors::chat::ChatActor>, ApiError> {
     c.chat(id).map(|(_, a)| a).ok_or_else(|| {
-        error(
+        ApiError::new(
             StatusCode::GONE,
             "no live chat with that id (ended, or not a chat)",
         )
     })
 }
 
-fn acted(r: Result<Result<u64, ChatError>, actix::MailboxError>) -> Result<u64, HttpResponse> {
-    match r {
-        Err(e) => Err(mailbox(e)),
-        Ok(Err(e @ ChatError::NotYours)) => Err(error(StatusCode::FORBIDDEN, &e.to_string())),
-        Ok(Err(ChatError::Refused(why))) => Err(error(StatusCode::CONFLICT, &why)),
-        Ok(Ok(seq)) => Ok(seq),
-    }
+fn acted(r: Result<Result<u64, ChatError>, actix::MailboxError>) -> Result<u64, ApiError> {
+    Ok(r??)
 }
 
 #[derive(Deserialize)]
@@ -316,10 +239,10 @@ struct WrapBody {
     resolved: bool,
 }
 
-fn text(t: &str) -> Result<String, HttpResponse> {
+fn text(t: &str) -> Result<String, ApiError> {
     let t = t.trim();
     if t.is_empty() || t.len() > 8000 {
-        return Err(error(
+        return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "text must be 1 to 8000 bytes",
         ));
@@ -332,175 +255,162 @@ async fn work(
     path: web::Path<(String, String)>,
     b: web::Bytes,
     shared: web::Data<Shared>,
-) -> HttpResponse {
-    run(async {
-        let c = centre(&shared)?;
-        let me = agent(&req, c)?;
-        let (id, verb) = path.into_inner();
-        match verb.as_str() {
-            "messages" => {
-                let t: TextBody = body(&b)?;
-                let text = text(&t.text)?;
-                let seq = acted(
-                    chat_of(c, &id)?
-                        .send(AgentAct::Says { agent: me, text })
-                        .await,
-                )?;
-                Ok(HttpResponse::Created().json(serde_json::json!({"seq": seq})))
-            }
-            "typing" => {
-                let t: TypingBody = body(&b)?;
-                acted(
-                    chat_of(c, &id)?
-                        .send(AgentAct::Typing { agent: me, on: t.on })
-                        .await,
-                )?;
-                Ok(HttpResponse::NoContent().finish())
-            }
-            "hangup" => call_act(c, &id, AgentCall(AgentCommand::Hangup { agent: me })).await,
-            "hold" => {
-                let h: HoldBody = body(&b)?;
-                call_act(c, &id, AgentCall(AgentCommand::Hold { agent: me, on: h.on })).await
-            }
-            "consult" => {
-                let t: ConsultBody = body(&b)?;
-                // The router keeps the colleague for the consult (no other work is
-                // offered to them meanwhile); they must be available.
-                c.router()
-                    .send(Consult {
-                        agent: me.clone(),
-                        interaction: id.clone(),
-                        colleague: t.agent.clone(),
-                    })
-                    .await
-                    .map_err(mailbox)?
-                    .map_err(|e| error(StatusCode::CONFLICT, &e))?;
-                let r = call_act(
-                    c,
-                    &id,
-                    AgentCall(AgentCommand::Consult {
-                        agent: me,
-                        to: t.agent.clone(),
-                    }),
-                )
-                .await;
-                if r.is_err() {
-                    c.router().do_send(EndConsult {
-                        interaction: id.clone(),
-                        colleague: t.agent,
-                    });
-                }
-                r
-            }
-            "complete" => call_act(c, &id, AgentCall(AgentCommand::Complete { agent: me })).await,
-            "cancel_consult" => call_act(c, &id, AgentCall(AgentCommand::CancelConsult { agent: me })).await,
-            "dtmf" => {
-                let d: DtmfBody = body(&b)?;
-                call_act(
-                    c,
-                    &id,
-                    AgentCall(AgentCommand::Digits {
-                        agent: me,
-                        digits: d.digits,
-                    }),
-                )
+) -> Reply {
+    let c = centre(&shared)?;
+    let me = agent(&req, c)?;
+    let (id, verb) = path.into_inner();
+    match verb.as_str() {
+        "messages" => {
+            let t: TextBody = body(&b)?;
+            let text = text(&t.text)?;
+            let seq = acted(
+                chat_of(c, &id)?
+                    .send(AgentAct::Says { agent: me, text })
+                    .await,
+            )?;
+            Ok(HttpResponse::Created().json(serde_json::json!({"seq": seq})))
+        }
+        "typing" => {
+            let t: TypingBody = body(&b)?;
+            acted(
+                chat_of(c, &id)?
+                    .send(AgentAct::Typing { agent: me, on: t.on })
+                    .await,
+            )?;
+            Ok(HttpResponse::NoContent().finish())
+        }
+        "hangup" => call_act(c, &id, AgentCall(AgentCommand::Hangup { agent: me })).await,
+        "hold" => {
+            let h: HoldBody = body(&b)?;
+            call_act(c, &id, AgentCall(AgentCommand::Hold { agent: me, on: h.on })).await
+        }
+        "consult" => {
+            let t: ConsultBody = body(&b)?;
+            // The router keeps the colleague for the consult (no other work is
+            // offered to them meanwhile); they must be available.
+            c.router()
+                .send(Consult {
+                    agent: me.clone(),
+                    interaction: id.clone(),
+                    colleague: t.agent.clone(),
+                })
                 .await
+                ??;
+            let r = call_act(
+                c,
+                &id,
+                AgentCall(AgentCommand::Consult {
+                    agent: me,
+                    to: t.agent.clone(),
+                }),
+            )
+            .await;
+            if r.is_err() {
+                c.router().do_send(EndConsult {
+                    interaction: id.clone(),
+                    colleague: t.agent,
+                });
             }
-            "verify" => {
-                let customer = acted(chat_of(c, &id)?.send(AgentAct::Verify { agent: me }).await)?;
-                Ok(HttpResponse::Ok().json(serde_json::json!({"customer": customer})))
+            r
+        }
+        "complete" => call_act(c, &id, AgentCall(AgentCommand::Complete { agent: me })).await,
+        "cancel_consult" => call_act(c, &id, AgentCall(AgentCommand::CancelConsult { agent: me })).await,
+        "dtmf" => {
+            let d: DtmfBody = body(&b)?;
+            call_act(
+                c,
+                &id,
+                AgentCall(AgentCommand::Digits {
+                    agent: me,
+                    digits: d.digits,
+                }),
+            )
+            .await
+        }
+        "verify" => {
+            let customer = acted(chat_of(c, &id)?.send(AgentAct::Verify { agent: me }).await)?;
+            Ok(HttpResponse::Ok().json(serde_json::json!({"customer": customer})))
+        }
+        "end" => {
+            acted(chat_of(c, &id)?.send(AgentAct::End { agent: me }).await)?;
+            Ok(HttpResponse::Ok().json(serde_json::json!({"ended": id})))
+        }
+        "transfer" => {
+            let to: TransferTarget = body(&b).map_err(|_| {
+                ApiError::new(StatusCode::BAD_REQUEST,
+                    "body must be {\"agent\": NAME} or {\"queue\": NAME}",
+                )
+            })?;
+            c.router()
+                .send(Transfer {
+                    agent: me,
+                    interaction: id.clone(),
+                    to,
+                })
+                .await
+                ??;
+            Ok(HttpResponse::Ok().json(serde_json::json!({"transferred": id})))
+        }
+        "wrap_up" => {
+            let w: WrapBody = body(&b)?;
+            let d = w.disposition.trim();
+            if d.is_empty() || d.len() > 200 {
+                return Err(ApiError::new(StatusCode::BAD_REQUEST,
+                    "disposition must be 1 to 200 bytes",
+                ));
             }
-            "end" => {
-                acted(chat_of(c, &id)?.send(AgentAct::End { agent: me }).await)?;
-                Ok(HttpResponse::Ok().json(serde_json::json!({"ended": id})))
-            }
-            "transfer" => {
-                let to: TransferTarget = body(&b).map_err(|_| {
-                    error(
-                        StatusCode::BAD_REQUEST,
-                        "body must be {\"agent\": NAME} or {\"queue\": NAME}",
-                    )
-                })?;
-                c.router()
-                    .send(Transfer {
-                        agent: me,
-                        interaction: id.clone(),
-                        to,
-                    })
-                    .await
-                    .map_err(mailbox)?
-                    .map_err(|e| error(StatusCode::CONFLICT, &e))?;
-                Ok(HttpResponse::Ok().json(serde_json::json!({"transferred": id})))
-            }
-            "wrap_up" => {
-                let w: WrapBody = body(&b)?;
-                let d = w.disposition.trim();
-                if d.is_empty() || d.len() > 200 {
-                    return Err(error(
-                        StatusCode::BAD_REQUEST,
-                        "disposition must be 1 to 200 bytes",
+            let i = own(c, &me, &id).await?;
+            let mut handed_on = i.agent.as_deref() != Some(me.as_str());
+            if i.ended_at.is_none() && !handed_on {
+                let still_mine = match c.agent_addr(&me) {
+                    Some(a) => a.send(State).await?["work"]
+                        .as_array()
+                        .is_some_and(|w| w.iter().any(|x| x["interaction"] == id.as_str())),
+                    None => false,
+                };
+                if still_mine {
+                    return Err(ApiError::new(StatusCode::CONFLICT,
+                        "the interaction is still going on; end it first",
                     ));
                 }
-                let i = own(c, &me, &id).await?;
-                let mut handed_on = i.agent.as_deref() != Some(me.as_str());
-                if i.ended_at.is_none() && !handed_on {
-                    let still_mine = match c.agent_addr(&me) {
-                        Some(a) => a.send(State).await.map_err(mailbox)?["work"]
-                            .as_array()
-                            .is_some_and(|w| w.iter().any(|x| x["interaction"] == id.as_str())),
-                        None => false,
-                    };
-                    if still_mine {
-                        return Err(error(
-                            StatusCode::CONFLICT,
-                            "the interaction is still going on; end it first",
-                        ));
-                    }
-                    handed_on = true;
-                }
-                if handed_on {
-                    // Handed on (a transfer): this agent's part is wrapped up on the
-                    // timeline; the interaction's disposition is the last agent's.
-                    c.store()
-                        .add_timeline(
-                            &id,
-                            "wrapped up",
-                            serde_json::json!({"agent": me, "disposition": d, "resolved": w.resolved, "handed_on": true}),
-                        )
-                        .await
-                        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()))?;
-                    return Ok(HttpResponse::Ok().json(serde_json::json!({"interaction": id, "disposition": d, "resolved": w.resolved, "handed_on": true})));
-                }
-                c.store()
-                    .wrap_up(&id, &me, d, w.resolved)
-                    .await
-                    .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()))?;
-                Ok(HttpResponse::Ok().json(serde_json::json!({"interaction": id, "disposition": d, "resolved": w.resolved})))
+                handed_on = true;
             }
-            "notes" => {
-                let t: TextBody = body(&b)?;
-                let text = text(&t.text)?;
-                own(c, &me, &id).await?;
+            if handed_on {
+                // Handed on (a transfer): this agent's part is wrapped up on the
+                // timeline; the interaction's disposition is the last agent's.
                 c.store()
-                    .add_timeline(&id, "note", serde_json::json!({"agent": me, "text": text}))
-                    .await
-                    .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()))?;
-                Ok(HttpResponse::Created().json(serde_json::json!({"interaction": id})))
+                    .add_timeline(
+                        &id,
+                        "wrapped up",
+                        serde_json::json!({"agent": me, "disposition": d, "resolved": w.resolved, "handed_on": true}),
+                    )
+                    .await?;
+                return Ok(HttpResponse::Ok().json(serde_json::json!({"interaction": id, "disposition": d, "resolved": w.resolved, "handed_on": true})));
             }
-            _ => Err(error(
-                StatusCode::NOT_FOUND,
-                "no such endpoint (messages, typing, end, verify, hangup, hold, dtmf, consult, complete, cancel_consult, transfer, wrap_up, notes)",
-            )),
+            c.store()
+                .wrap_up(&id, &me, d, w.resolved)
+                .await?;
+            Ok(HttpResponse::Ok().json(serde_json::json!({"interaction": id, "disposition": d, "resolved": w.resolved})))
         }
+        "notes" => {
+            let t: TextBody = body(&b)?;
+            let text = text(&t.text)?;
+            own(c, &me, &id).await?;
+            c.store()
+                .add_timeline(&id, "note", serde_json::json!({"agent": me, "text": text}))
+                .await?;
+            Ok(HttpResponse::Created().json(serde_json::json!({"interaction": id})))
+        }
+        _ => Err(ApiError::new(StatusCode::NOT_FOUND,
+            "no such endpoint (messages, typing, end, verify, hangup, hold, dtmf, consult, complete, cancel_consult, transfer, wrap_up, notes)",
+        )),
     }
-    .await)
 }
 
-async fn customer_view(c: &Centre, id: i64) -> Result<serde_json::Value, HttpResponse> {
+async fn customer_view(c: &Centre, id: i64) -> Result<serde_json::Value, ApiError> {
     c.customer_view(id)
-        .await
-        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()))?
-        .ok_or_else(|| error(StatusCode::NOT_FOUND, "no customer with that id"))
+        .await?
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no customer with that id"))
 }
 
 /// Only customers the agent serves: offered or assigned now, or served before.
@@ -508,35 +418,28 @@ async fn agent_customer(
     req: HttpRequest,
     path: web::Path<i64>,
     shared: web::Data<Shared>,
-) -> HttpResponse {
-    run(async {
-        let c = centre(&shared)?;
-        let me = agent(&req, c)?;
-        let id = path.into_inner();
-        let live = match c.agent_addr(&me) {
-            Some(a) => {
-                let s = a.send(State).await.map_err(mailbox)?;
-                ["offers", "work"].iter().any(|k| {
-                    s[k].as_array()
-                        .is_some_and(|v| v.iter().any(|w| w["customer"].as_i64() == Some(id)))
-                })
-            }
-            None => false,
-        };
-        let served = live
-            || c.store()
-                .agent_served(&me, id)
-                .await
-                .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()))?;
-        if !served {
-            return Err(error(
-                StatusCode::FORBIDDEN,
-                "you do not serve this customer",
-            ));
+) -> Reply {
+    let c = centre(&shared)?;
+    let me = agent(&req, c)?;
+    let id = path.into_inner();
+    let live = match c.agent_addr(&me) {
+        Some(a) => {
+            let s = a.send(State).await?;
+            ["offers", "work"].iter().any(|k| {
+                s[k].as_array()
+                    .is_some_and(|v| v.iter().any(|w| w["customer"].as_i64() == Some(id)))
+            })
         }
-        Ok(HttpResponse::Ok().json(customer_view(c, id).await?))
+        None => false,
+    };
+    let served = live || c.store().agent_served(&me, id).await?;
+    if !served {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "you do not serve this customer",
+        ));
     }
-    .await)
+    Ok(HttpResponse::Ok().json(customer_view(c, id).await?))
 }
 
 /// The agent's WebSocket: `GET /api/agent/ws`, then `{"type": "auth", "token": T}` as
@@ -551,7 +454,7 @@ async fn agent_ws(
 ) -> actix_web::Result<HttpResponse> {
     let c = match centre(&shared) {
         Ok(c) => c.clone(),
-        Err(r) => return Ok(r),
+        Err(e) => return Ok(e.into()),
     };
     // The session token comes in the first frame (`{"type": "auth", "token": T}`) or
     // an Authorization header, never in the URL (where access logs keep it).
@@ -671,62 +574,55 @@ async fn ws_request(c: &Centre, me: &str, text: &str) -> serde_json::Value {
 }
 
 /// A call's agent acts on it (`hangup`, `hold`, `dtmf`).
-async fn call_act(c: &Centre, id: &str, act: AgentCall) -> Result<HttpResponse, HttpResponse> {
+async fn call_act(c: &Centre, id: &str, act: AgentCall) -> Result<HttpResponse, ApiError> {
     let call = c.call(id).ok_or_else(|| {
-        error(
+        ApiError::new(
             StatusCode::NOT_FOUND,
             "no live call with that interaction id",
         )
     })?;
-    let r = call
-        .send(act)
-        .await
-        .map_err(mailbox)?
-        .map_err(|e| error(StatusCode::CONFLICT, &e.to_string()))?;
+    let r = call.send(act).await??;
     Ok(HttpResponse::Ok().json(r))
 }
 
 // ------------------------------------------------------------------ admin
 
-fn admin(req: &HttpRequest, shared: &Shared) -> Result<(), HttpResponse> {
+fn admin(req: &HttpRequest, shared: &Shared) -> Result<(), ApiError> {
     authorised(req, shared)
 }
 
-async fn list_agents(req: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
-    run(async {
-        admin(&req, &shared)?;
-        let c = centre(&shared)?;
-        let live = c.router().send(AgentList).await.map_err(mailbox)?;
-        let v: Vec<_> = c
-            .accounts()
-            .into_iter()
-            .map(|a| {
-                let l = live.iter().find(|l| l["name"] == a.spec.name.as_str());
-                let mut j = serde_json::to_value(&a.spec).unwrap_or_default();
-                if let Some(o) = j.as_object_mut() {
-                    o.remove("password");
-                    o.insert("source".into(), a.source.clone().into());
+async fn list_agents(req: HttpRequest, shared: web::Data<Shared>) -> Reply {
+    admin(&req, &shared)?;
+    let c = centre(&shared)?;
+    let live = c.router().send(AgentList).await?;
+    let v: Vec<_> = c
+        .accounts()
+        .into_iter()
+        .map(|a| {
+            let l = live.iter().find(|l| l["name"] == a.spec.name.as_str());
+            let mut j = serde_json::to_value(&a.spec).unwrap_or_default();
+            if let Some(o) = j.as_object_mut() {
+                o.remove("password");
+                o.insert("source".into(), a.source.clone().into());
+                o.insert(
+                    "presence".into(),
+                    l.map(|l| l["presence"].clone()).unwrap_or("offline".into()),
+                );
+                for k in ["work", "consulting"] {
                     o.insert(
-                        "presence".into(),
-                        l.map(|l| l["presence"].clone()).unwrap_or("offline".into()),
+                        k.into(),
+                        l.map(|l| l[k].clone()).unwrap_or(serde_json::json!([])),
                     );
-                    for k in ["work", "consulting"] {
-                        o.insert(
-                            k.into(),
-                            l.map(|l| l[k].clone()).unwrap_or(serde_json::json!([])),
-                        );
-                    }
                 }
-                j
-            })
-            .collect();
-        Ok(HttpResponse::Ok().json(v))
-    }
-    .await)
+            }
+            j
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(v))
 }
 
-fn check_agent(a: &AgentConfig, queues: &[serde_json::Value]) -> Result<(), HttpResponse> {
-    let bad = |m: String| Err(error(StatusCode::UNPROCESSABLE_ENTITY, &m));
+fn check_agent(a: &AgentConfig, queues: &[serde_json::Value]) -> Result<(), ApiError> {
+    let bad = |m: String| Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, &m));
     if a.name.is_empty()
         || a.name.len() > 64
         || !a
@@ -759,24 +655,21 @@ fn check_agent(a: &AgentConfig, queues: &[serde_json::Value]) -> Result<(), Http
     Ok(())
 }
 
-async fn create_agent(req: HttpRequest, b: web::Bytes, shared: web::Data<Shared>) -> HttpResponse {
-    run(async {
-        admin(&req, &shared)?;
-        let c = centre(&shared)?;
-        let a: AgentConfig = body(&b)?;
-        if a.password.is_empty() {
-            return Err(error(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "password is required",
-            ));
-        }
-        let queues = c.router().send(QueueList).await.map_err(mailbox)?;
-        check_agent(&a, &queues)?;
-        let name = a.name.clone();
-        c.put_agent(a, true).await.map_err(centre_error)?;
-        Ok(HttpResponse::Created().json(serde_json::json!({"agent": name})))
+async fn create_agent(req: HttpRequest, b: web::Bytes, shared: web::Data<Shared>) -> Reply {
+    admin(&req, &shared)?;
+    let c = centre(&shared)?;
+    let a: AgentConfig = body(&b)?;
+    if a.password.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "password is required",
+        ));
     }
-    .await)
+    let queues = c.router().send(QueueList).await?;
+    check_agent(&a, &queues)?;
+    let name = a.name.clone();
+    c.put_agent(a, true).await?;
+    Ok(HttpResponse::Created().json(serde_json::json!({"agent": name})))
 }
 
 async fn update_agent(
@@ -784,103 +677,83 @@ async fn update_agent(
     path: web::Path<String>,
     b: web::Bytes,
     shared: web::Data<Shared>,
-) -> HttpResponse {
-    run(async {
-        admin(&req, &shared)?;
-        let c = centre(&shared)?;
-        let a: AgentConfig = body(&b)?;
-        let name = path.into_inner();
-        if a.name != name {
-            return Err(error(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "the body's name must match the path (agents cannot be renamed)",
-            ));
-        }
-        let queues = c.router().send(QueueList).await.map_err(mailbox)?;
-        check_agent(&a, &queues)?;
-        c.put_agent(a, false).await.map_err(centre_error)?;
-        Ok(HttpResponse::Ok().json(serde_json::json!({"agent": name})))
+) -> Reply {
+    admin(&req, &shared)?;
+    let c = centre(&shared)?;
+    let a: AgentConfig = body(&b)?;
+    let name = path.into_inner();
+    if a.name != name {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "the body's name must match the path (agents cannot be renamed)",
+        ));
     }
-    .await)
+    let queues = c.router().send(QueueList).await?;
+    check_agent(&a, &queues)?;
+    c.put_agent(a, false).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({"agent": name})))
 }
 
 async fn delete_agent(
     req: HttpRequest,
     path: web::Path<String>,
     shared: web::Data<Shared>,
-) -> HttpResponse {
-    run(async {
-        admin(&req, &shared)?;
-        let c = centre(&shared)?;
-        c.delete_agent(&path.into_inner())
-            .await
-            .map_err(centre_error)?;
-        Ok(HttpResponse::NoContent().finish())
-    }
-    .await)
+) -> Reply {
+    admin(&req, &shared)?;
+    let c = centre(&shared)?;
+    c.delete_agent(&path.into_inner()).await?;
+    Ok(HttpResponse::NoContent().finish())
 }
 
-async fn list_queues(req: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
-    run(async {
-        admin(&req, &shared)?;
-        let c = centre(&shared)?;
-        Ok(HttpResponse::Ok().json(c.router().send(QueueList).await.map_err(mailbox)?))
-    }
-    .await)
+async fn list_queues(req: HttpRequest, shared: web::Data<Shared>) -> Reply {
+    admin(&req, &shared)?;
+    let c = centre(&shared)?;
+    Ok(HttpResponse::Ok().json(c.router().send(QueueList).await?))
 }
 
-async fn create_queue(req: HttpRequest, b: web::Bytes, shared: web::Data<Shared>) -> HttpResponse {
-    run(async {
-        admin(&req, &shared)?;
-        let c = centre(&shared)?;
-        let q: QueueConfig = body(&b)?;
-        if q.name.is_empty() || q.name.len() > 64 {
-            return Err(error(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "name must be 1-64 bytes",
-            ));
-        }
-        if q.offer_timeout_secs == 0 {
-            return Err(error(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "offer_timeout_secs must be positive",
-            ));
-        }
-        let name = q.name.clone();
-        c.add_queue(q).await.map_err(centre_error)?;
-        Ok(HttpResponse::Created().json(serde_json::json!({"queue": name})))
+async fn create_queue(req: HttpRequest, b: web::Bytes, shared: web::Data<Shared>) -> Reply {
+    admin(&req, &shared)?;
+    let c = centre(&shared)?;
+    let q: QueueConfig = body(&b)?;
+    if q.name.is_empty() || q.name.len() > 64 {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "name must be 1-64 bytes",
+        ));
     }
-    .await)
+    if q.offer_timeout_secs == 0 {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "offer_timeout_secs must be positive",
+        ));
+    }
+    let name = q.name.clone();
+    c.add_queue(q).await?;
+    Ok(HttpResponse::Created().json(serde_json::json!({"queue": name})))
 }
 
-async fn skills(req: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
-    run(async {
-        admin(&req, &shared)?;
-        let c = centre(&shared)?;
-        let mut m: std::collections::BTreeMap<String, Vec<serde_json::Value>> = Default::default();
-        for a in c.accounts() {
-            for (s, l) in &a.spec.skills {
-                m.entry(s.clone())
-                    .or_default()
-                    .push(serde_json::json!({"agent": a.spec.name, "level": l}));
-            }
+async fn skills(req: HttpRequest, shared: web::Data<Shared>) -> Reply {
+    admin(&req, &shared)?;
+    let c = centre(&shared)?;
+    let mut m: std::collections::BTreeMap<String, Vec<serde_json::Value>> = Default::default();
+    for a in c.accounts() {
+        for (s, l) in &a.spec.skills {
+            m.entry(s.clone())
+                .or_default()
+                .push(serde_json::json!({"agent": a.spec.name, "level": l}));
         }
-        Ok(HttpResponse::Ok().json(m))
     }
-    .await)
+    Ok(HttpResponse::Ok().json(m))
 }
 
 async fn admin_customer(
     req: HttpRequest,
     path: web::Path<i64>,
     shared: web::Data<Shared>,
-) -> HttpResponse {
-    run(async {
-        admin(&req, &shared)?;
-        let c = centre(&shared)?;
-        Ok(HttpResponse::Ok().json(customer_view(c, path.into_inner()).await?))
-    }
-    .await)
+) -> Reply {
+    admin(&req, &shared)?;
+    let c = centre(&shared)?;
+    Ok(HttpResponse::Ok().json(customer_view(c, path.into_inner()).await?))
 }
 
 /// The agent desktop: three files from `web/`, built into the binary (no CDN).

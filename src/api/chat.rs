@@ -73,7 +73,8 @@ async fn chat_ws(
         return Ok(error(
             StatusCode::SERVICE_UNAVAILABLE,
             "the contact centre is not running",
-        ));
+        )
+        .into());
     };
     let from = req
         .peer_addr()

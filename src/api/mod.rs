@@ -6,6 +6,7 @@
 
 pub mod agents;
 pub mod chat;
+pub mod error;
 
 /// A request from the HTTP API to place a call (the SIP driver places it).
 pub struct OriginateRequest {
@@ -36,6 +37,7 @@ use crate::sip::core::CallRef;
 use crate::sip::transport::Transports;
 use crate::sip::Transport;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use error::ApiError;
 use futures_util::StreamExt;
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -63,7 +65,8 @@ async fn metrics(req: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
             return error(
                 actix_web::http::StatusCode::UNAUTHORIZED,
                 "/metrics needs Authorization: Bearer <http.metrics_token>",
-            );
+            )
+            .into();
         }
     }
     let body = shared.metrics.lock().unwrap().render();
@@ -98,11 +101,11 @@ pub(crate) fn page(kind: &'static str, body: &'static str) -> HttpResponse {
         .body(body)
 }
 
-pub(crate) fn error(status: actix_web::http::StatusCode, reason: &str) -> HttpResponse {
-    HttpResponse::build(status).json(serde_json::json!({ "error": reason }))
+/// A refusal: `{"error": reason}` with `status`.
+pub(crate) fn error(status: actix_web::http::StatusCode, reason: &str) -> ApiError {
+    ApiError::new(status, reason)
 }
 
-#[allow(clippy::result_large_err)]
 /// Compares a presented token with the configured one in constant time (over digests,
 /// so not even the length shows).
 pub(crate) fn token_eq(got: &str, want: &str) -> bool {
@@ -110,7 +113,7 @@ pub(crate) fn token_eq(got: &str, want: &str) -> bool {
     crate::sip::auth::constant_time_eq(&Sha256::digest(got), &Sha256::digest(want))
 }
 
-pub(crate) fn authorised(req: &HttpRequest, shared: &Shared) -> Result<(), HttpResponse> {
+pub(crate) fn authorised(req: &HttpRequest, shared: &Shared) -> Result<(), ApiError> {
     use actix_web::http::StatusCode;
     let Some(tok) = &shared.admin_token else {
         return Err(error(
@@ -133,28 +136,24 @@ pub(crate) fn authorised(req: &HttpRequest, shared: &Shared) -> Result<(), HttpR
     }
 }
 
-async fn place_call(req: HttpRequest, body: web::Bytes, shared: web::Data<Shared>) -> HttpResponse {
+async fn place_call(req: HttpRequest, body: web::Bytes, shared: web::Data<Shared>) -> Reply {
     use actix_web::http::StatusCode;
-    if let Err(r) = authorised(&req, &shared) {
-        return r;
-    }
-    let b: CallBody = match serde_json::from_slice(&body) {
-        Ok(b) => b,
-        Err(e) => return error(StatusCode::BAD_REQUEST, &format!("invalid JSON body: {e}")),
-    };
+    authorised(&req, &shared)?;
+    let b: CallBody = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
     if b.to.is_empty()
         || !b
             .to
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "+*#-._".contains(c))
     {
-        return error(
-            StatusCode::BAD_REQUEST,
+        return Err(ApiError::bad_request(
             "\"to\" must be a number or user name (digits, letters, + * # - . _)",
-        );
+        ));
     }
     let (tx, rx) = tokio::sync::oneshot::channel();
-    if shared
+    let shutting_down = || error(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
+    shared
         .originate
         .send(OriginateRequest {
             to: b.to,
@@ -162,45 +161,28 @@ async fn place_call(req: HttpRequest, body: web::Bytes, shared: web::Data<Shared
             record: b.record,
             reply: tx,
         })
-        .is_err()
-    {
-        return error(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
-    }
-    match rx.await {
-        Ok(call) => HttpResponse::Accepted().json(serde_json::json!({ "call": call.to_string() })),
-        Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, "shutting down"),
-    }
+        .map_err(|_| shutting_down())?;
+    let call = rx.await.map_err(|_| shutting_down())?;
+    Ok(HttpResponse::Accepted().json(serde_json::json!({ "call": call.to_string() })))
 }
 
 /// `GET /api/interactions?limit=N`: the most recent interactions, newest first, with
 /// what each caller entered (admin token).
-async fn interactions(req: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
-    use actix_web::http::StatusCode;
-    if let Err(r) = authorised(&req, &shared) {
-        return r;
-    }
-    let Some(store) = &shared.store else {
-        return error(StatusCode::SERVICE_UNAVAILABLE, "the store is not open");
+async fn interactions(req: HttpRequest, shared: web::Data<Shared>) -> Reply {
+    authorised(&req, &shared)?;
+    let store = store(&shared)?;
+    let q = web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
+        .map_err(|_| ApiError::bad_request("bad query string"))?;
+    let limit = match q.get("limit").map(|l| l.parse::<u32>()) {
+        None => 50,
+        Some(Ok(l)) if (1..=1000).contains(&l) => l,
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "limit must be a number from 1 to 1000",
+            ))
+        }
     };
-    let limit = match web::Query::<std::collections::HashMap<String, String>>::from_query(
-        req.query_string(),
-    ) {
-        Ok(q) => match q.get("limit").map(|l| l.parse::<u32>()) {
-            None => 50,
-            Some(Ok(l)) if (1..=1000).contains(&l) => l,
-            Some(_) => {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    "limit must be a number from 1 to 1000",
-                )
-            }
-        },
-        Err(_) => return error(StatusCode::BAD_REQUEST, "bad query string"),
-    };
-    match store.recent_interactions(limit).await {
-        Ok(list) => HttpResponse::Ok().json(list),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
-    }
+    Ok(HttpResponse::Ok().json(store.recent_interactions(limit).await?))
 }
 
 /// `GET /api/interactions/{id}`: one interaction and its timeline (admin token).
@@ -208,28 +190,36 @@ async fn interaction(
     req: HttpRequest,
     path: web::Path<String>,
     shared: web::Data<Shared>,
-) -> HttpResponse {
-    use actix_web::http::StatusCode;
-    if let Err(r) = authorised(&req, &shared) {
-        return r;
-    }
-    let Some(store) = &shared.store else {
-        return error(StatusCode::SERVICE_UNAVAILABLE, "the store is not open");
-    };
+) -> Reply {
+    authorised(&req, &shared)?;
+    let store = store(&shared)?;
     let id = path.into_inner();
-    match (store.interaction(&id).await, store.timeline(&id).await) {
-        (Ok(Some(i)), Ok(t)) => {
-            let mut v = serde_json::to_value(i).unwrap_or_default();
-            v["timeline"] = serde_json::Value::Array(
-                t.into_iter()
-                    .map(|(kind, data)| serde_json::json!({"kind": kind, "data": data}))
-                    .collect(),
-            );
-            HttpResponse::Ok().json(v)
-        }
-        (Ok(None), _) => error(StatusCode::NOT_FOUND, "no interaction with that id"),
-        (Err(e), _) | (_, Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
-    }
+    let i = store.interaction(&id).await?.ok_or_else(|| {
+        error(
+            actix_web::http::StatusCode::NOT_FOUND,
+            "no interaction with that id",
+        )
+    })?;
+    let t = store.timeline(&id).await?;
+    let mut v = serde_json::to_value(i).unwrap_or_default();
+    v["timeline"] = serde_json::Value::Array(
+        t.into_iter()
+            .map(|(kind, data)| serde_json::json!({"kind": kind, "data": data}))
+            .collect(),
+    );
+    Ok(HttpResponse::Ok().json(v))
+}
+
+/// What a handler answers: a response, or an [`ApiError`].
+pub(crate) type Reply = Result<HttpResponse, ApiError>;
+
+fn store(shared: &Shared) -> Result<&crate::store::Store, ApiError> {
+    shared.store.as_ref().ok_or_else(|| {
+        error(
+            actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+            "the store is not open",
+        )
+    })
 }
 
 /// The OpenAPI 3.1 document of this API.
@@ -261,7 +251,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .configure(agents::routes)
     .configure(chat::routes)
     .default_service(web::to(|| async {
-        error(actix_web::http::StatusCode::NOT_FOUND, "no such endpoint")
+        HttpResponse::from(error(
+            actix_web::http::StatusCode::NOT_FOUND,
+            "no such endpoint",
+        ))
     }));
 }
 
@@ -310,7 +303,8 @@ async fn sip_ws(
         return Ok(error(
             actix_web::http::StatusCode::BAD_REQUEST,
             "WebSocket subprotocol \"sip\" required (RFC 7118)",
-        ));
+        )
+        .into());
     }
     // A web page's script is allowed only from a listed origin: otherwise any site
     // could drive SIP from its visitors' browsers (and their addresses).
@@ -326,7 +320,8 @@ async fn sip_ws(
                 &format!(
                     "Origin {o:?} may not use SIP over WebSocket (allow it in [sip] ws_origins)"
                 ),
-            ));
+            )
+            .into());
         }
     }
     let peer = req
@@ -339,7 +334,8 @@ async fn sip_ws(
             return Ok(error(
                 actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
                 &why.to_string(),
-            ))
+            )
+            .into())
         }
     };
     let (mut resp, mut session, stream) = match actix_ws::handle(&req, body) {
