@@ -14,6 +14,7 @@ pub mod centre;
 pub mod clock;
 pub mod config;
 pub mod conversation;
+pub mod desk;
 pub mod dialplan;
 pub mod logins;
 pub mod media;

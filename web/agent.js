@@ -130,11 +130,16 @@ function connect() {
 function onPush(m) {
   switch (m.type) {
     case "state":
+      // The gateway's desk is the truth: after a reconnect, offers and work are as it
+      // says (a consult we are on is work, with its progress).
       setPresence(m.presence);
       app.offers.clear();
       $("#offer-list").replaceChildren();
-      for (const o of m.offers) addOffer(o);
-      for (const w of m.work) if (!app.work.has(w.interaction)) addWork(w);
+      for (const o of m.offers) if (!app.work.has(o.interaction)) addOffer(o);
+      for (const w of m.work) {
+        if (!app.work.has(w.interaction)) addWork(w);
+        if (w.call_state) callState({ interaction: w.interaction, state: w.call_state });
+      }
       break;
     case "presence": setPresence(m.presence); break;
     case "offer": addOffer(m); break;
@@ -361,6 +366,8 @@ function callState(m) {
   const w = app.work.get(m.interaction);
   if (!w) return;
   $(".state", w.node).textContent = m.state;
+  // Consulted on a colleague's call: they decide; our buttons stay as they are.
+  if (w.data.consult) return;
   $(".complete", w.node).disabled = m.state !== "consult connected";
   $(".cancel-consult", w.node).disabled = m.state === "consult ended";
   $(".consult", w.node).disabled = m.state !== "consult ended";

@@ -1,12 +1,12 @@
-//! The `AgentActor`: one per logged-in agent. It holds what the agent has on their
-//! plate (offers, work, presence) and pushes every change to the agent's WebSockets
-//! as JSON; a socket that connects (or reconnects) first gets the whole state, so a
-//! reconnect loses nothing.
+//! The `AgentActor`: one per logged-in agent, the driver of their [`Desk`] (offers,
+//! work, a call's consult progress, presence and since when). It applies every push to
+//! the desk and sends it to the agent's WebSockets as JSON; a socket that connects (or
+//! reconnects) first gets the desk's snapshot, so a reconnect shows what is true now.
 
 pub use super::messages::AgentPush;
 use super::messages::Logout;
+use crate::desk::Desk;
 use actix::prelude::*;
-use std::collections::BTreeMap;
 use tokio::sync::mpsc::Sender;
 
 pub struct AgentActor {
@@ -14,9 +14,8 @@ pub struct AgentActor {
     /// The agent's desktops, each with a bounded queue: one that does not read is
     /// dropped (its WebSocket closes) rather than buffered for.
     sockets: Vec<Sender<String>>,
-    presence: &'static str,
-    offers: BTreeMap<String, serde_json::Value>,
-    work: BTreeMap<String, serde_json::Value>,
+    /// What the agent has on their plate (this actor is its only writer).
+    desk: Desk,
     /// Told to log the agent out if this actor fails.
     router: Option<Recipient<Logout>>,
     /// `stopped()` ran (a drop without it is a failure, see `crate::panics`).
@@ -26,24 +25,16 @@ pub struct AgentActor {
 impl AgentActor {
     pub fn new(name: String, router: Option<Recipient<Logout>>) -> AgentActor {
         AgentActor {
+            desk: Desk::new(name.clone(), crate::clock::unix_millis()),
             name,
             sockets: vec![],
-            presence: "offline",
-            offers: BTreeMap::new(),
-            work: BTreeMap::new(),
             router,
             wound_up: false,
         }
     }
 
     fn state(&self) -> serde_json::Value {
-        serde_json::json!({
-            "type": "state",
-            "agent": self.name,
-            "presence": self.presence,
-            "offers": self.offers.values().collect::<Vec<_>>(),
-            "work": self.work.values().collect::<Vec<_>>(),
-        })
+        self.desk.snapshot(crate::clock::unix_millis())
     }
 
     fn send(&mut self, text: String) {
@@ -92,42 +83,9 @@ impl Handler<AgentPush> for AgentActor {
     type Result = ();
 
     fn handle(&mut self, p: AgentPush, _: &mut Context<Self>) {
-        let json = serde_json::to_value(&p).unwrap_or_default();
-        match &p {
-            AgentPush::Offer { interaction, .. } | AgentPush::Consult { interaction, .. } => {
-                self.offers.insert(interaction.clone(), json.clone());
-            }
-            AgentPush::Revoked { interaction, .. } => {
-                self.offers.remove(interaction);
-            }
-            AgentPush::Assigned { interaction, .. } => {
-                let mut w = self.offers.remove(interaction).unwrap_or(json.clone());
-                w["type"] = "work".into();
-                w["browser_call"] = json["browser_call"].clone();
-                self.work.insert(interaction.clone(), w);
-            }
-            AgentPush::Ended { interaction } => {
-                self.work.remove(interaction);
-                self.offers.remove(interaction);
-            }
-            AgentPush::Verified {
-                interaction,
-                customer,
-            } => {
-                if let Some(w) = self.work.get_mut(interaction) {
-                    w["customer"] = (*customer).into();
-                    w["details"]["verified"] = true.into();
-                }
-            }
-            AgentPush::CustomerLeft { interaction } => {
-                if let Some(w) = self.work.get_mut(interaction) {
-                    w["customer_left"] = true.into();
-                }
-            }
-            AgentPush::Presence { presence } => self.presence = presence,
-            _ => {}
-        }
-        self.send(json.to_string());
+        self.desk.apply(crate::clock::unix_millis(), &p);
+        let json = serde_json::to_string(&p).unwrap_or_default();
+        self.send(json);
     }
 }
 

@@ -500,6 +500,8 @@ impl Session {
                 let from = from.clone();
                 tracing::info!(call = %self.call(), %from, to = %agent, "consult connected");
                 self.tell(&from, "consult connected");
+                // The colleague's desk shows the consult as work in progress.
+                self.tell(agent, "consult connected");
                 if let (Some(x), Some(y)) = (self.agent_media(&from), self.agent_media(agent)) {
                     self.media_if_open(MediaCommand::Bridge(x, y));
                 }

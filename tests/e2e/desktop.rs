@@ -539,6 +539,31 @@ fn transfer_to_alice(base: u16, how: &str) {
         };
         assert_eq!(on(&body, "alice")["consulting"][0], id.as_str(), "{body}");
         b.step("consulted", g);
+        // Alice's desktop reconnects mid-consult: its first frame shows the consult as
+        // it is (work in progress, connected), not as an offer again.
+        let up = next(&mut ws, "call_state");
+        assert_eq!(up["state"], "consult connected", "{up}");
+        let mut again = tungstenite::connect(format!("ws://127.0.0.1:{}/api/agent/ws", g.http))
+            .unwrap()
+            .0;
+        again
+            .send(tungstenite::Message::text(
+                serde_json::json!({"type": "auth", "token": alice}).to_string(),
+            ))
+            .unwrap();
+        let state = loop {
+            if let tungstenite::Message::Text(t) = again.read().unwrap() {
+                break json(&t);
+            }
+        };
+        assert_eq!(state["type"], "state", "{state}");
+        assert_eq!(state["offers"], serde_json::json!([]), "{state}");
+        let w = &state["work"][0];
+        assert_eq!(w["interaction"], id.as_str(), "{state}");
+        assert_eq!(w["consult"], true, "{state}");
+        assert_eq!(w["call_state"], "consult connected", "{state}");
+        assert_eq!(w["details"]["account"], "1234", "{state}");
+        drop(again);
         // Bob and Alice talked while Ada waited; now the call is Alice's.
         next(&mut ws, "assigned");
         let (_, body) = g.get_auth("/api/agents", "test-token");
