@@ -104,9 +104,10 @@ fn default_webhook_attempts() -> u32 {
 #[serde(deny_unknown_fields)]
 pub struct QueueConfig {
     pub name: String,
-    /// longest_idle, least_occupied, round_robin, skills_weighted or ring_all.
+    /// longest_idle (the default), least_occupied, round_robin, skills_weighted or
+    /// ring_all; anything else is refused where it is read.
     #[serde(default = "default_strategy")]
-    pub strategy: String,
+    pub strategy: crate::routing::engine::Strategy,
     /// Service-level target: answered within this many seconds counts as in SLA.
     #[serde(default = "default_sla")]
     pub sla_secs: u64,
@@ -130,8 +131,8 @@ pub struct QueueConfig {
     pub wrap_up_secs: u64,
 }
 
-fn default_strategy() -> String {
-    "longest_idle".into()
+fn default_strategy() -> crate::routing::engine::Strategy {
+    crate::routing::engine::Strategy::LongestIdle
 }
 fn default_sla() -> u64 {
     20
@@ -808,16 +809,6 @@ impl Config {
                     "name",
                     &q.name,
                     format!("queue \"{}\" is defined twice", q.name),
-                ));
-            }
-            if crate::routing::parse_strategy(&q.strategy).is_none() {
-                return Err(err(
-                    "strategy",
-                    &q.strategy,
-                    format!(
-                        "\"{}\" is not longest_idle, least_occupied, round_robin, skills_weighted or ring_all (queue \"{}\")",
-                        q.strategy, q.name
-                    ),
                 ));
             }
             if !q.overflow_to.is_empty()

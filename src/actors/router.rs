@@ -127,8 +127,7 @@ impl RouterActor {
         if self.queue_ids.contains_key(&q.name) {
             return Err(format!("queue \"{}\" exists", q.name));
         }
-        let strategy = crate::routing::parse_strategy(&q.strategy)
-            .ok_or_else(|| format!("unknown strategy \"{}\"", q.strategy))?;
+        let strategy = q.strategy;
         let mut spec = QueueSpec::new(&q.name);
         spec.strategy = strategy;
         spec.sla = Duration::from_secs(q.sla_secs);
@@ -903,8 +902,6 @@ impl RouterActor {
                 q.overflow_to
             )));
         }
-        crate::routing::parse_strategy(&q.strategy)
-            .ok_or_else(|| QueueError::Invalid(format!("unknown strategy \"{}\"", q.strategy)))?;
         self.add_queue(q.clone()).map_err(QueueError::Invalid)?;
         self.set_overflow(&q).map_err(QueueError::Invalid)
     }

@@ -69,7 +69,10 @@ pub enum Presence {
     },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How a queue hands out its work. Named in configuration and the API as
+/// `longest_idle`, `least_occupied`, `round_robin`, `skills_weighted`, `ring_all`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(try_from = "String", into = "String")]
 pub enum Strategy {
     LongestIdle,
     LeastOccupied,

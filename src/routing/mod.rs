@@ -18,6 +18,33 @@ pub fn parse_strategy(s: &str) -> Option<Strategy> {
     })
 }
 
+impl TryFrom<String> for Strategy {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Strategy, String> {
+        parse_strategy(&s).ok_or_else(|| {
+            format!("unknown strategy \"{s}\" (longest_idle, least_occupied, round_robin, skills_weighted or ring_all)")
+        })
+    }
+}
+
+impl From<Strategy> for String {
+    fn from(s: Strategy) -> String {
+        strategy_name(s).to_string()
+    }
+}
+
+/// A strategy's config name.
+pub fn strategy_name(s: Strategy) -> &'static str {
+    match s {
+        Strategy::LongestIdle => "longest_idle",
+        Strategy::LeastOccupied => "least_occupied",
+        Strategy::RoundRobin => "round_robin",
+        Strategy::SkillsWeighted => "skills_weighted",
+        Strategy::RingAll => "ring_all",
+    }
+}
+
 /// A channel by its config name.
 pub fn parse_channel(s: &str) -> Option<Channel> {
     Some(match s {
