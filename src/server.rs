@@ -485,7 +485,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
                 })?;
             }
             Some(o) = orig_rx.recv() => {
-                let call = CallRef::next();
+                let call = core.new_call();
                 let a = CallActor::outbound(call, o.to, o.trunk, o.record, cmd_tx.clone(), handler.clone(), ports.clone());
                 let arb = &arbiters[next_arbiter % arbiters.len()];
                 next_arbiter += 1;
@@ -667,13 +667,17 @@ fn apply(
         CallCommand::Hold(call, on) => core.hold(now, call, on),
         CallCommand::Place {
             call,
+            leg,
             to,
             sdp,
             owner,
         } => {
-            // The owner hears how it goes, a failure to place included (the core ends
-            // the call at once, as a refused one).
+            // The core names the call; its owner learns the name before any event
+            // of the call (one mailbox, in order), a failure to place included (the
+            // core ends the call at once, as a refused one).
+            let call = call.unwrap_or_else(|| core.new_call());
             if let Some(owner) = owner {
+                owner.do_send(crate::actors::call::Placed { leg, call });
                 actors.insert(call, owner);
             }
             core.place(now, call, &to, sdp);

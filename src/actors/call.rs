@@ -58,9 +58,12 @@ pub enum CallCommand {
     Hangup(CallRef),
     /// Put the leg on hold (re-INVITE with sendonly) or take it off (sendrecv).
     Hold(CallRef, bool),
-    /// Place a call; `owner` (none: already known) receives its events.
+    /// Place leg `leg` of a call (`call`: its reference when the SIP driver gave it
+    /// already, an originated call's own leg); `owner` (none: already known) is told
+    /// the reference ([`Placed`]) and receives the leg's events.
     Place {
-        call: CallRef,
+        call: Option<CallRef>,
+        leg: LegKey,
         to: Target,
         sdp: Bytes,
         owner: Option<Addr<CallActor>>,
@@ -80,6 +83,14 @@ pub struct HandlerConfig {
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
 pub struct SipEvent(pub CallRef, pub CallEvent);
+
+/// The SIP driver placed leg `leg` as call `call`.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct Placed {
+    pub leg: LegKey,
+    pub call: CallRef,
+}
 
 pub struct CallActor {
     session: Session,
@@ -304,26 +315,25 @@ impl CallActor {
             return self.sip_plain(c);
         };
         if leg == 0 {
-            // An originated call's own leg: the SIP driver knows its owner already.
-            let call = self.session.call();
+            // An originated call's own leg: the SIP driver knows it and its owner.
+            let call = Some(self.session.call());
             let _ = self.cmd.send(CallCommand::Place {
                 call,
+                leg,
                 to,
                 sdp,
                 owner: None,
             });
             return;
         }
-        let call = CallRef::next();
-        tracing::info!(call = %self.session.call(), out_leg = %call, leg, "placing a leg");
+        tracing::info!(call = %self.session.call(), leg, "placing a leg");
         let _ = self.cmd.send(CallCommand::Place {
-            call,
+            call: None,
+            leg,
             to,
             sdp,
             owner: Some(ctx.address()),
         });
-        self.session
-            .handle(crate::clock::timestamp(), Input::Placed { leg, call });
     }
 
     fn media_handle(&mut self, ctx: &mut Context<Self>) -> &mut MediaHandle {
@@ -661,6 +671,15 @@ impl Handler<SipEvent> for CallActor {
 
     fn handle(&mut self, SipEvent(call, ev): SipEvent, ctx: &mut Self::Context) {
         self.feed(ctx, Input::Sip(call, ev));
+    }
+}
+
+impl Handler<Placed> for CallActor {
+    type Result = ();
+
+    fn handle(&mut self, Placed { leg, call }: Placed, ctx: &mut Self::Context) {
+        tracing::info!(call = %self.session.call(), out_leg = %call, leg, "leg placed");
+        self.feed(ctx, Input::Placed { leg, call });
     }
 }
 

@@ -255,7 +255,7 @@ impl World {
     /// The caller dials `number`; the gateway's session for it.
     fn dial(&mut self, number: &str) -> usize {
         let now = self.net.now;
-        let call = CallRef::next();
+        let call = self.net.nodes[CALLER].core.new_call();
         self.caller_ref = Some(call);
         self.net.nodes[CALLER]
             .core
@@ -307,7 +307,7 @@ impl World {
                     SipCommand::Hangup(call) => core.hangup(now, call),
                     SipCommand::Hold(call, on) => core.hold(now, call, on),
                     SipCommand::Originate { leg, to, sdp } => {
-                        let call = CallRef::next();
+                        let call = self.net.nodes[GW].core.new_call();
                         self.by_ref.insert(call, i);
                         self.feed(i, Input::Placed { leg, call });
                         self.net.nodes[GW].core.place(now, call, &to, sdp);

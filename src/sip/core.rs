@@ -27,7 +27,6 @@ use bytes::Bytes;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::IpAddr;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, UPDATE";
@@ -35,17 +34,10 @@ const SUPPORTED: &str = "timer";
 /// Our branches start with this, after the magic cookie: used for loop detection.
 const BRANCH_PREFIX: &str = "z9hG4bKog";
 
-/// Identifies one call across the core, its actor and the API.
+/// Identifies one call across the core, its actor and the API. The core allocates
+/// them ([`Core::new_call`]): one sequence per core, so a simulation is deterministic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CallRef(pub u64);
-
-static NEXT_CALL: AtomicU64 = AtomicU64::new(1);
-
-impl CallRef {
-    pub fn next() -> CallRef {
-        CallRef(NEXT_CALL.fetch_add(1, Ordering::Relaxed))
-    }
-}
 
 impl std::fmt::Display for CallRef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -320,6 +312,8 @@ pub struct Core {
     pub cfg: CoreConfig,
     /// Every random choice (seeded by `cfg.seed` in tests).
     rng: std::cell::RefCell<rand::rngs::StdRng>,
+    /// The next call reference to give out.
+    next_call: u64,
     pub tx: TransactionLayer,
     pub registrar: Registrar,
     calls: HashMap<CallRef, Call>,
@@ -393,6 +387,7 @@ impl Core {
             .collect();
         let mut core = Core {
             rng,
+            next_call: 1,
             tx: TransactionLayer::new(cfg.timers),
             registrar,
             calls: HashMap::new(),
@@ -920,7 +915,7 @@ impl Core {
         let trying = Message::response_to(&req, 100, "Trying", None);
         self.count_response(100);
         self.tx.respond(now, &key, trying);
-        let call = CallRef::next();
+        let call = self.new_call();
         self.stats.calls_total += 1;
         let caller = req
             .from()
@@ -1484,7 +1479,14 @@ impl Core {
         }
     }
 
-    /// Places call `call` to `to`. A call that cannot be placed ends at once, as a
+    /// A new call reference, for a call this core is about to place.
+    pub fn new_call(&mut self) -> CallRef {
+        let c = CallRef(self.next_call);
+        self.next_call += 1;
+        c
+    }
+
+    /// Places call `call` (from [`Core::new_call`]) to `to`. A call that cannot be placed ends at once, as a
     /// refused one would ([`CoreEvent::Ended`] with `Failed`): 503 when no trunk can
     /// carry it, 480 for a user who is not registered, 404 for a URI we cannot reach.
     pub fn place(&mut self, now: Instant, call: CallRef, to: &Target, sdp: Bytes) {

@@ -11,6 +11,12 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+/// A call reference for a call a test places itself (far from the cores' own).
+fn call_ref() -> CallRef {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1 << 32);
+    CallRef(NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+}
+
 fn trunk(name: &str) -> TrunkConfig {
     TrunkConfig::new(name)
 }
@@ -47,7 +53,7 @@ fn outbound_call_with_auth(loss: f64) -> (usize, Duration) {
         },
     );
     let t0 = net.now;
-    let call = CallRef::next();
+    let call = call_ref();
     let now = net.now;
     net.nodes[a]
         .core
@@ -402,7 +408,7 @@ fn failover_to_the_next_trunk_after_timer_b_then_skip_the_trunk_options_marked_d
     );
     let b = demo_b(&mut net);
     let t0 = net.now;
-    let call = CallRef::next();
+    let call = call_ref();
     net.nodes[a]
         .core
         .originate(t0, call, "100", sdp(), None)
@@ -430,7 +436,7 @@ fn failover_to_the_next_trunk_after_timer_b_then_skip_the_trunk_options_marked_d
     );
     net.nodes[b].events.clear();
     let t1 = net.now;
-    let call2 = CallRef::next();
+    let call2 = call_ref();
     net.nodes[a]
         .core
         .originate(t1, call2, "101", sdp(), None)
@@ -481,7 +487,7 @@ fn a_503_fails_over_and_a_404_does_not() {
         net.nodes[b].events.clear();
         net.nodes[c].events.clear();
         net.nodes[a].events.clear();
-        let call = CallRef::next();
+        let call = call_ref();
         let now = net.now;
         net.nodes[a]
             .core
@@ -774,7 +780,7 @@ fn a_trunk_matched_by_credentials_alone_accepts_any_source_that_answers_its_chal
     let now = net.now;
     net.nodes[a]
         .core
-        .originate(now, CallRef::next(), "100", sdp(), None)
+        .originate(now, call_ref(), "100", sdp(), None)
         .unwrap();
     net.run_until(Duration::from_secs(10), |n| {
         n.nodes[b]
@@ -851,7 +857,7 @@ fn a_lost_ack_is_sent_again_when_the_2xx_is_retransmitted() {
     let now = net.now;
     net.nodes[a]
         .core
-        .originate(now, CallRef::next(), "100", sdp(), None)
+        .originate(now, call_ref(), "100", sdp(), None)
         .unwrap();
     net.run_until(Duration::from_secs(5), |n| {
         n.nodes[b]
@@ -896,7 +902,7 @@ fn calls_to_an_ip_uri_go_direct_and_host_names_are_refused() {
     };
     let mut core = Core::new(cfg, crate::clock::now());
     let now = crate::clock::now();
-    let call = CallRef::next();
+    let call = call_ref();
     assert!(core
         .originate_uri(now, call, "sip:bob@example.org", sdp())
         .is_err());
