@@ -229,11 +229,9 @@ impl Desk {
                     w.customer_left = true;
                 }
             }
-            AgentPush::Presence { presence } => {
-                if self.presence != *presence {
-                    self.presence = presence;
-                    self.presence_since = now;
-                }
+            AgentPush::Presence { presence } if self.presence != *presence => {
+                self.presence = presence;
+                self.presence_since = now;
             }
             _ => {}
         }
