@@ -2,7 +2,10 @@
 //! loop: sockets and timers in, core outputs out), spreads `CallActor`s over Arbiters,
 //! serves HTTP, and shuts down gracefully when `shutdown` resolves.
 //!
-//! `run` must be called inside an actix `System` (see `main.rs`).
+//! `run` is the wiring (transports, the core from `core_config`, the call policy from
+//! `call_policy`, the WebRTC port, the store and dialplans, HTTP, arbiters); `Driver`
+//! is the loop that owns the core. `run` must be called inside an actix `System` (see
+//! `main.rs`).
 
 use crate::actors::call::{CallActor, CallCommand, CallEvent, HandlerConfig, SipEvent};
 use crate::api::{self, OriginateRequest, Shared};
@@ -200,7 +203,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
     if repaired > 0 {
         tracing::warn!(repaired, "recordings left open by a crash were repaired");
     }
-    let (in_tx, mut in_rx) = mpsc::channel::<Inbound>(65_536);
+    let (in_tx, in_rx) = mpsc::channel::<Inbound>(65_536);
 
     // ---- transports
     let udp = match cfg.sip.udp {
@@ -242,97 +245,12 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
     }
 
     // ---- core
-    let mut local = HashMap::new();
-    if let Some(a) = cfg.sip.udp {
-        local.insert(Transport::Udp, with_ip(a, adv));
-    }
-    if let Some(a) = cfg.sip.tcp {
-        local.insert(Transport::Tcp, with_ip(a, adv));
-    }
-    if let Some(a) = cfg.sip.tls {
-        local.insert(Transport::Tls, with_ip(a, adv));
-    }
-    if let Some(a) = cfg.sip.ws {
-        local.insert(Transport::Ws, with_ip(a, adv));
-    }
-    let core_cfg = CoreConfig {
-        realm: cfg.sip.realm.clone(),
-        local,
-        users: cfg
-            .effective_users()
-            .into_iter()
-            .map(|u| (u.name, u.password))
-            .collect(),
-        trunks: cfg.effective_trunks(),
-        timers: TimerConfig {
-            t1: Duration::from_millis(cfg.sip.t1_ms),
-            ..TimerConfig::default()
-        },
-        registrar: RegistrarConfig {
-            min_expires: cfg.sip.min_register_expires,
-            max_expires: cfg.sip.max_register_expires,
-            unix_at_epoch: crate::clock::unix_secs(),
-            ..RegistrarConfig::default()
-        },
-        session_expires: cfg.sip.session_expires,
-        min_se: cfg.sip.min_se,
-        keepalive_interval: cfg.sip.keepalive_interval,
-        digest_algorithms: cfg
-            .sip
-            .digest_algorithms
-            .iter()
-            .filter_map(|a| crate::sip::auth::Algorithm::parse(Some(a)))
-            .collect(),
-        webrtc: cfg.webrtc.port != 0,
-        ..CoreConfig::default()
-    };
-    let mut core = Core::new(core_cfg, crate::clock::now());
+    let core = Core::new(core_config(&cfg, adv), crate::clock::now());
 
     let (lo, hi) = parse_port_range(&cfg.rtp.ports)?;
     let ports = Arc::new(RtpPorts::new(lo, hi));
-    let policy = crate::call::Policy {
-        answer_after: Duration::from_millis(cfg.calls.answer_after_ms),
-        hangup_after: (cfg.calls.hangup_after_secs > 0)
-            .then(|| Duration::from_secs(cfg.calls.hangup_after_secs)),
-        rtp_ip: cfg.rtp.address.unwrap_or(adv),
-        record: cfg.calls.record,
-        recordings_dir: cfg.data.dir.join("recordings"),
-        welcome: if cfg.calls.welcome_prompt.is_empty() {
-            crate::media::player::builtin_welcome()
-        } else {
-            crate::media::player::load_wav(std::path::Path::new(&cfg.calls.welcome_prompt))
-                .map_err(|e| e.to_string())?
-        },
-        forward_trunk: (!cfg.calls.forward_trunk.is_empty())
-            .then(|| cfg.calls.forward_trunk.clone()),
-        extensions: Arc::new(cfg.effective_users().into_iter().map(|u| u.name).collect()),
-        phones_trunk: (!cfg.calls.phones_trunk.is_empty()).then(|| cfg.calls.phones_trunk.clone()),
-        ring: (cfg.calls.ring_secs > 0).then(|| Duration::from_secs(cfg.calls.ring_secs)),
-        browser_calls: cfg.webrtc.port != 0,
-        hold_music: hold_music(&cfg)?,
-        dialplan: Some(crate::call::DialplanPolicy {
-            config: cfg.dialplan.clone(),
-            demo: cfg.is_demo(),
-            voicemail_dir: cfg.data.dir.join("voicemail"),
-        }),
-    };
-    let webrtc = if cfg.webrtc.port == 0 {
-        None
-    } else {
-        let ip = cfg.rtp.address.unwrap_or(adv);
-        let port = crate::webrtc::WebRtcPort::bind(
-                std::net::SocketAddr::new(ip, cfg.webrtc.port),
-                cfg.webrtc.public_address.unwrap_or(ip),
-            )
-            .map_err(|e| {
-                format!(
-                    "[webrtc] port {}: {e} (another node on this machine? set [webrtc] port or --webrtc-port to a free port, or \"off\")",
-                    cfg.webrtc.port
-                )
-            })?;
-        tracing::info!(listen = %port.local(), advertised = %port.advertised(), "browser calls (WebRTC) on one UDP port");
-        Some(port)
-    };
+    let policy = call_policy(&cfg, adv)?;
+    let webrtc = webrtc_port(&cfg, adv)?;
     std::fs::create_dir_all(&policy.recordings_dir)
         .map_err(|e| format!("{}: {e}", policy.recordings_dir.display()))?;
     let handler = HandlerConfig {
@@ -340,8 +258,8 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
         webrtc,
         ivr: Some(start_ivr(&cfg).await?),
     };
-    let (cmd_tx, mut cmd_rx) = mpsc::unbounded_channel::<CallCommand>();
-    let (orig_tx, mut orig_rx) = mpsc::unbounded_channel::<OriginateRequest>();
+    let (cmd_tx, cmd_rx) = mpsc::unbounded_channel::<CallCommand>();
+    let (orig_tx, orig_rx) = mpsc::unbounded_channel::<OriginateRequest>();
     let metrics = Arc::new(Mutex::new(Metrics::default()));
     let shared = Shared {
         metrics: metrics.clone(),
@@ -397,8 +315,6 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
         .max(1))
         .map(|_| Arbiter::new())
         .collect();
-    let mut next_arbiter = 0usize;
-    let mut actors: HashMap<CallRef, Addr<CallActor>> = HashMap::new();
 
     let show = |a: Option<SocketAddr>| a.map_or("off".to_string(), |a| a.to_string());
     tracing::info!(
@@ -414,122 +330,19 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .serving = true;
 
-    tokio::pin!(shutdown);
-    let mut guard = CoreGuard::new();
-    // The core's output: datagrams to the transports, events to the call actors.
-    macro_rules! flush {
-        () => {{
-            while let Some(t) = core.poll_transmit() {
-                transports.send(t);
-            }
-            while let Some(ev) = core.poll_event() {
-                dispatch(
-                    ev,
-                    &mut actors,
-                    &arbiters,
-                    &mut next_arbiter,
-                    &cmd_tx,
-                    &handler,
-                    &ports,
-                );
-            }
-        }};
-    }
-    let mut draining_since: Option<Instant> = None;
+    let driver = Driver {
+        core,
+        transports,
+        actors: HashMap::new(),
+        arbiters,
+        next_arbiter: 0,
+        cmd_tx,
+        handler,
+        ports,
+        metrics,
+    };
     let grace = Duration::from_secs(cfg.shutdown.grace_secs);
-    let mut ended_all_at: Option<Instant> = None;
-    let mut last_publish = crate::clock::now() - Duration::from_secs(1);
-    loop {
-        let deadline = core
-            .poll_timeout()
-            .map(tokio::time::Instant::from_std)
-            .unwrap_or_else(|| {
-                tokio::time::Instant::from_std(crate::clock::now() + Duration::from_secs(3600))
-            });
-        // Wakes the loop to publish metrics and to advance a shutdown.
-        let tick = tokio::time::sleep(Duration::from_millis(if draining_since.is_some() {
-            100
-        } else {
-            200
-        }));
-        tokio::select! {
-            biased;
-            _ = &mut shutdown, if draining_since.is_none() => {
-                tracing::info!(live_calls = core.live_calls(), grace_secs = grace.as_secs(), "shutting down: refusing new calls");
-                core.start_draining(crate::clock::now());
-                metrics.lock().unwrap_or_else(std::sync::PoisonError::into_inner).serving = false;
-                draining_since = Some(crate::clock::now());
-            }
-            Some(m) = in_rx.recv() => {
-                let now = crate::clock::now();
-                // A panic in the core costs the message it was handling, not the node
-                // (nor the rest of the batch, which stays queued).
-                guard.run(now, "a SIP message", || {
-                    core.handle_message(now, m.parsed, m.source);
-                    // Batch what is already queued.
-                    for _ in 0..256 {
-                        match in_rx.try_recv() {
-                            Ok(m) => core.handle_message(now, m.parsed, m.source),
-                            Err(_) => break,
-                        }
-                    }
-                })?;
-            }
-            Some(c) = cmd_rx.recv() => {
-                let now = crate::clock::now();
-                guard.run(now, "a call's command", || {
-                    apply(&mut core, &mut actors, now, c);
-                    while let Ok(c) = cmd_rx.try_recv() {
-                        apply(&mut core, &mut actors, now, c);
-                    }
-                })?;
-            }
-            Some(o) = orig_rx.recv() => {
-                let call = core.new_call();
-                let a = CallActor::outbound(call, o.to, o.trunk, o.record, cmd_tx.clone(), handler.clone(), ports.clone());
-                let arb = &arbiters[next_arbiter % arbiters.len()];
-                next_arbiter += 1;
-                actors.insert(call, CallActor::start_in_arbiter(&arb.handle(), move |_| a));
-                let _ = o.reply.send(call);
-            }
-            _ = tokio::time::sleep_until(deadline) => {
-                let now = crate::clock::now();
-                guard.run(now, "a SIP timer", || core.handle_timeout(now))?;
-            }
-            _ = tick => {}
-        }
-        // Outputs.
-        guard.run(crate::clock::now(), "the SIP core's output", || flush!())?;
-        // Graceful shutdown: grace period, then BYE to what is left, then stop.
-        if let Some(since) = draining_since {
-            let now = crate::clock::now();
-            if ended_all_at.is_none()
-                && (core.live_calls() == 0 || now.duration_since(since) >= grace)
-            {
-                if core.live_calls() > 0 {
-                    tracing::info!(
-                        live_calls = core.live_calls(),
-                        "grace period over: ending live calls"
-                    );
-                }
-                core.end_all(crate::clock::now());
-                flush!();
-                ended_all_at = Some(now);
-            }
-            // Give BYEs a moment to be answered (or retransmitted once).
-            if let Some(t) = ended_all_at {
-                if now.duration_since(t) >= Duration::from_millis(1500)
-                    || (core.tx.is_empty() && now.duration_since(t) >= Duration::from_millis(200))
-                {
-                    break;
-                }
-            }
-        }
-        if last_publish.elapsed() >= Duration::from_millis(200) {
-            publish(&core, &metrics, &transports, &ports);
-            last_publish = crate::clock::now();
-        }
-    }
+    let arbiters = driver.run(in_rx, cmd_rx, orig_rx, shutdown, grace).await?;
     for h in http_handles {
         h.stop(true).await;
     }
@@ -538,6 +351,255 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
     }
     tracing::info!("omnigate stopped");
     Ok(())
+}
+
+/// The SIP driver: one task owns the core; it wakes on an inbound message, a call's
+/// command, an origination from the API or the core's next deadline, then flushes the
+/// core's datagrams to the transports and its events to the call actors.
+struct Driver {
+    core: Core,
+    transports: Arc<Transports>,
+    actors: HashMap<CallRef, Addr<CallActor>>,
+    arbiters: Vec<Arbiter>,
+    next_arbiter: usize,
+    cmd_tx: mpsc::UnboundedSender<CallCommand>,
+    handler: HandlerConfig,
+    ports: Arc<RtpPorts>,
+    metrics: Arc<Mutex<Metrics>>,
+}
+
+impl Driver {
+    /// The core's output: datagrams to the transports, events to the call actors.
+    fn flush(&mut self) {
+        while let Some(t) = self.core.poll_transmit() {
+            self.transports.send(t);
+        }
+        while let Some(ev) = self.core.poll_event() {
+            dispatch(
+                ev,
+                &mut self.actors,
+                &self.arbiters,
+                &mut self.next_arbiter,
+                &self.cmd_tx,
+                &self.handler,
+                &self.ports,
+            );
+        }
+    }
+
+    /// Runs until `shutdown` and the drain after it; gives back the arbiters to stop.
+    async fn run(
+        mut self,
+        mut in_rx: mpsc::Receiver<Inbound>,
+        mut cmd_rx: mpsc::UnboundedReceiver<CallCommand>,
+        mut orig_rx: mpsc::UnboundedReceiver<OriginateRequest>,
+        shutdown: impl Future<Output = ()>,
+        grace: Duration,
+    ) -> Result<Vec<Arbiter>, String> {
+        tokio::pin!(shutdown);
+        let mut guard = CoreGuard::new();
+        let mut draining_since: Option<Instant> = None;
+        let mut ended_all_at: Option<Instant> = None;
+        let mut last_publish = crate::clock::now() - Duration::from_secs(1);
+        loop {
+            let deadline = self
+                .core
+                .poll_timeout()
+                .map(tokio::time::Instant::from_std)
+                .unwrap_or_else(|| {
+                    tokio::time::Instant::from_std(crate::clock::now() + Duration::from_secs(3600))
+                });
+            // Wakes the loop to publish metrics and to advance a shutdown.
+            let tick = tokio::time::sleep(Duration::from_millis(if draining_since.is_some() {
+                100
+            } else {
+                200
+            }));
+            tokio::select! {
+                biased;
+                _ = &mut shutdown, if draining_since.is_none() => {
+                    tracing::info!(live_calls = self.core.live_calls(), grace_secs = grace.as_secs(), "shutting down: refusing new calls");
+                    self.core.start_draining(crate::clock::now());
+                    self.metrics.lock().unwrap_or_else(std::sync::PoisonError::into_inner).serving = false;
+                    draining_since = Some(crate::clock::now());
+                }
+                Some(m) = in_rx.recv() => {
+                    let now = crate::clock::now();
+                    let core = &mut self.core;
+                    // A panic in the core costs the message it was handling, not the
+                    // node (nor the rest of the batch, which stays queued).
+                    guard.run(now, "a SIP message", || {
+                        core.handle_message(now, m.parsed, m.source);
+                        // Batch what is already queued.
+                        for _ in 0..256 {
+                            match in_rx.try_recv() {
+                                Ok(m) => core.handle_message(now, m.parsed, m.source),
+                                Err(_) => break,
+                            }
+                        }
+                    })?;
+                }
+                Some(c) = cmd_rx.recv() => {
+                    let now = crate::clock::now();
+                    let (core, actors) = (&mut self.core, &mut self.actors);
+                    guard.run(now, "a call's command", || {
+                        apply(core, actors, now, c);
+                        while let Ok(c) = cmd_rx.try_recv() {
+                            apply(core, actors, now, c);
+                        }
+                    })?;
+                }
+                Some(o) = orig_rx.recv() => {
+                    let call = self.core.new_call();
+                    let a = CallActor::outbound(call, o.to, o.trunk, o.record, self.cmd_tx.clone(), self.handler.clone(), self.ports.clone());
+                    let arb = &self.arbiters[self.next_arbiter % self.arbiters.len()];
+                    self.next_arbiter += 1;
+                    self.actors.insert(call, CallActor::start_in_arbiter(&arb.handle(), move |_| a));
+                    let _ = o.reply.send(call);
+                }
+                _ = tokio::time::sleep_until(deadline) => {
+                    let now = crate::clock::now();
+                    let core = &mut self.core;
+                    guard.run(now, "a SIP timer", || core.handle_timeout(now))?;
+                }
+                _ = tick => {}
+            }
+            // Outputs.
+            guard.run(crate::clock::now(), "the SIP core's output", || {
+                self.flush()
+            })?;
+            // Graceful shutdown: grace period, then BYE to what is left, then stop.
+            if let Some(since) = draining_since {
+                let now = crate::clock::now();
+                let live = self.core.live_calls();
+                if ended_all_at.is_none() && (live == 0 || now.duration_since(since) >= grace) {
+                    if live > 0 {
+                        tracing::info!(live_calls = live, "grace period over: ending live calls");
+                    }
+                    self.core.end_all(crate::clock::now());
+                    self.flush();
+                    ended_all_at = Some(now);
+                }
+                // Give BYEs a moment to be answered (or retransmitted once).
+                if let Some(t) = ended_all_at {
+                    if now.duration_since(t) >= Duration::from_millis(1500)
+                        || (self.core.tx.is_empty()
+                            && now.duration_since(t) >= Duration::from_millis(200))
+                    {
+                        break;
+                    }
+                }
+            }
+            if last_publish.elapsed() >= Duration::from_millis(200) {
+                publish(&self.core, &self.metrics, &self.transports, &self.ports);
+                last_publish = crate::clock::now();
+            }
+        }
+        Ok(self.arbiters)
+    }
+}
+
+/// The SIP core's configuration: our addresses per transport (advertised as `adv`),
+/// users, trunks, timers, registrar and session-timer limits.
+fn core_config(cfg: &Config, adv: IpAddr) -> CoreConfig {
+    let mut local = HashMap::new();
+    if let Some(a) = cfg.sip.udp {
+        local.insert(Transport::Udp, with_ip(a, adv));
+    }
+    if let Some(a) = cfg.sip.tcp {
+        local.insert(Transport::Tcp, with_ip(a, adv));
+    }
+    if let Some(a) = cfg.sip.tls {
+        local.insert(Transport::Tls, with_ip(a, adv));
+    }
+    if let Some(a) = cfg.sip.ws {
+        local.insert(Transport::Ws, with_ip(a, adv));
+    }
+    CoreConfig {
+        realm: cfg.sip.realm.clone(),
+        local,
+        users: cfg
+            .effective_users()
+            .into_iter()
+            .map(|u| (u.name, u.password))
+            .collect(),
+        trunks: cfg.effective_trunks(),
+        timers: TimerConfig {
+            t1: Duration::from_millis(cfg.sip.t1_ms),
+            ..TimerConfig::default()
+        },
+        registrar: RegistrarConfig {
+            min_expires: cfg.sip.min_register_expires,
+            max_expires: cfg.sip.max_register_expires,
+            unix_at_epoch: crate::clock::unix_secs(),
+            ..RegistrarConfig::default()
+        },
+        session_expires: cfg.sip.session_expires,
+        min_se: cfg.sip.min_se,
+        keepalive_interval: cfg.sip.keepalive_interval,
+        digest_algorithms: cfg
+            .sip
+            .digest_algorithms
+            .iter()
+            .filter_map(|a| crate::sip::auth::Algorithm::parse(Some(a)))
+            .collect(),
+        webrtc: cfg.webrtc.port != 0,
+        ..CoreConfig::default()
+    }
+}
+
+/// How every call behaves (the call core's policy), from `[calls]`, `[rtp]`,
+/// `[webrtc]` and `[dialplan]`.
+fn call_policy(cfg: &Config, adv: IpAddr) -> Result<crate::call::Policy, String> {
+    Ok(crate::call::Policy {
+        answer_after: Duration::from_millis(cfg.calls.answer_after_ms),
+        hangup_after: (cfg.calls.hangup_after_secs > 0)
+            .then(|| Duration::from_secs(cfg.calls.hangup_after_secs)),
+        rtp_ip: cfg.rtp.address.unwrap_or(adv),
+        record: cfg.calls.record,
+        recordings_dir: cfg.data.dir.join("recordings"),
+        welcome: if cfg.calls.welcome_prompt.is_empty() {
+            crate::media::player::builtin_welcome()
+        } else {
+            crate::media::player::load_wav(std::path::Path::new(&cfg.calls.welcome_prompt))
+                .map_err(|e| e.to_string())?
+        },
+        forward_trunk: (!cfg.calls.forward_trunk.is_empty())
+            .then(|| cfg.calls.forward_trunk.clone()),
+        extensions: Arc::new(cfg.effective_users().into_iter().map(|u| u.name).collect()),
+        phones_trunk: (!cfg.calls.phones_trunk.is_empty()).then(|| cfg.calls.phones_trunk.clone()),
+        ring: (cfg.calls.ring_secs > 0).then(|| Duration::from_secs(cfg.calls.ring_secs)),
+        browser_calls: cfg.webrtc.port != 0,
+        hold_music: hold_music(cfg)?,
+        dialplan: Some(crate::call::DialplanPolicy {
+            config: cfg.dialplan.clone(),
+            demo: cfg.is_demo(),
+            voicemail_dir: cfg.data.dir.join("voicemail"),
+        }),
+    })
+}
+
+/// The UDP port browser legs share (none: `[webrtc] port = 0`).
+fn webrtc_port(
+    cfg: &Config,
+    adv: IpAddr,
+) -> Result<Option<Arc<crate::webrtc::WebRtcPort>>, String> {
+    if cfg.webrtc.port == 0 {
+        return Ok(None);
+    }
+    let ip = cfg.rtp.address.unwrap_or(adv);
+    let port = crate::webrtc::WebRtcPort::bind(
+        std::net::SocketAddr::new(ip, cfg.webrtc.port),
+        cfg.webrtc.public_address.unwrap_or(ip),
+    )
+    .map_err(|e| {
+        format!(
+            "[webrtc] port {}: {e} (another node on this machine? set [webrtc] port or --webrtc-port to a free port, or \"off\")",
+            cfg.webrtc.port
+        )
+    })?;
+    tracing::info!(listen = %port.local(), advertised = %port.advertised(), "browser calls (WebRTC) on one UDP port");
+    Ok(Some(port))
 }
 
 /// Opens the store, loads the dialplans and starts watching their directory.
