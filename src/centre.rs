@@ -6,7 +6,7 @@ use crate::actors::agent::{AgentActor, Stop};
 use crate::actors::chat::{ChatActor, ChatStart, Chats};
 use crate::actors::router::{AddQueue, AgentLogin, Login, Logout, RouterActor};
 use crate::config::{AgentConfig, Config, QueueConfig};
-use crate::store::Store;
+use crate::store::{AgentRow, QueueRow, Store};
 use actix::prelude::*;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -173,10 +173,12 @@ impl Centre {
             // Keep the stored hash while the password is unchanged (no re-hash per start).
             let hash = stored
                 .iter()
-                .find(|(n, _, h, src)| {
-                    n == &a.name && src == "config" && verify_password(&a.password, h)
+                .find(|r| {
+                    r.name == a.name
+                        && r.source == "config"
+                        && verify_password(&a.password, &r.password_hash)
                 })
-                .map(|(_, _, h, _)| h.clone())
+                .map(|r| r.password_hash.clone())
                 .unwrap_or_else(|| hash_password(&a.password));
             let spec = AgentConfig {
                 password: String::new(),
@@ -203,7 +205,7 @@ impl Centre {
                 .map_err(e)?;
         }
         let mut queues = vec![];
-        for (name, spec, _) in store.queues().await.map_err(e)? {
+        for QueueRow { name, spec, .. } in store.queues().await.map_err(e)? {
             match serde_json::from_value::<QueueConfig>(spec) {
                 Ok(q) => queues.push(q),
                 Err(err) => {
@@ -212,7 +214,13 @@ impl Centre {
             }
         }
         let mut accounts = HashMap::new();
-        for (name, spec, hash, source) in store.agents().await.map_err(e)? {
+        for row in store.agents().await.map_err(e)? {
+            let AgentRow {
+                name,
+                spec,
+                password_hash: hash,
+                source,
+            } = row;
             match serde_json::from_value::<AgentConfig>(spec) {
                 Ok(spec) => {
                     accounts.insert(name, Account { spec, hash, source });

@@ -196,7 +196,8 @@ impl CallActor {
                     let Some(store) = self.store() else { continue };
                     let f = async move { store.lookup(by, &value).await };
                     ctx.spawn(wrap(f).map(|r, act, ctx| {
-                        act.feed(ctx, Input::LookupResult(r.map_err(|e| e.to_string())))
+                        let r = r.map(|c| c.map(|c| c.fields())).map_err(|e| e.to_string());
+                        act.feed(ctx, Input::LookupResult(r))
                     }));
                 }
                 Output::Http(req) => {
@@ -232,9 +233,13 @@ impl CallActor {
                     };
                     let f = async move { store.routing_hints(customer, &id).await };
                     ctx.spawn(wrap(f).map(|r, act, ctx| {
-                        let (last_agent, repeat, vip) = r.unwrap_or_else(|e| {
+                        let crate::store::RoutingHints {
+                            last_agent,
+                            repeat,
+                            vip,
+                        } = r.unwrap_or_else(|e| {
                             tracing::warn!(call = %act.session.call(), error = %e, "no routing hints");
-                            (None, false, false)
+                            Default::default()
                         });
                         act.feed(
                             ctx,

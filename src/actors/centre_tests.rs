@@ -165,7 +165,7 @@ async fn a_failing_actor_ends_or_hands_over_its_own_work_and_nothing_else() {
         .await
         .unwrap()
         .into_iter()
-        .map(|(k, _)| k)
+        .map(|e| e.kind)
         .collect();
     assert!(kinds.contains(&"failed".to_string()), "{kinds:?}");
     assert!(centre.chat(&one).is_none(), "the registry forgot it");
@@ -300,7 +300,7 @@ max_waiting = 3
         .conversation_timeline(i.conversation_id.unwrap())
         .await
         .unwrap();
-    let kinds: Vec<&str> = tl.iter().map(|(_, k, _)| k.as_str()).collect();
+    let kinds: Vec<&str> = tl.iter().map(|e| e.kind.as_str()).collect();
     for k in ["queued", "offered", "message", "assigned", "verified"] {
         assert!(kinds.contains(&k), "{k} in {kinds:?}");
     }

@@ -178,7 +178,7 @@ async fn own(c: &Centre, me: &str, id: &str) -> Result<crate::store::Interaction
         .timeline(id)
         .await?
         .iter()
-        .any(|(k, d)| k == "assigned" && d["agent"] == me);
+        .any(|e| e.kind == "assigned" && e.data["agent"] == me);
     if !had_it {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,

@@ -204,7 +204,7 @@ async fn interaction(
     let mut v = serde_json::to_value(i).unwrap_or_default();
     v["timeline"] = serde_json::Value::Array(
         t.into_iter()
-            .map(|(kind, data)| serde_json::json!({"kind": kind, "data": data}))
+            .map(|e| serde_json::json!({"kind": e.kind, "data": e.data}))
             .collect(),
     );
     Ok(HttpResponse::Ok().json(v))

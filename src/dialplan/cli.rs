@@ -162,19 +162,17 @@ fn split_fixture(s: &str) -> Option<(&str, &str)> {
 /// The demo customers as lookup answers (by account, phone, e-mail and caller id), as
 /// the demo node's store would give them.
 fn demo_lookups(case: &mut TestCase) {
-    for (i, (name, phone, email, account, tier)) in crate::store::DEMO_CUSTOMERS.iter().enumerate()
-    {
-        let fields: Vec<(String, String)> = [
-            ("id", (i + 1).to_string()),
-            ("name", name.to_string()),
-            ("account", account.to_string()),
-            ("tier", tier.to_string()),
-            ("phone", phone.to_string()),
-            ("email", email.to_string()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
+    for (i, c) in crate::store::DEMO_CUSTOMERS.iter().enumerate() {
+        let (account, phone, email) = (c.account, c.phone, c.email);
+        let fields = crate::store::Customer {
+            id: i as i64 + 1,
+            name: c.name.into(),
+            account: account.into(),
+            tier: c.tier.into(),
+            phone: phone.into(),
+            email: email.into(),
+        }
+        .fields();
         for key in [
             format!("account:{account}"),
             format!("phone:{phone}"),

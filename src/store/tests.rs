@@ -3,7 +3,14 @@
 //! migrations from the first SQLite schema; PostgreSQL schema set up once when nodes
 //! start together.
 
+use super::schema::MIGRATIONS;
+#[cfg(feature = "postgres")]
+use super::schema::PG_MIGRATIONS;
+#[cfg(feature = "postgres")]
+use super::timeline::TIMELINE;
 use super::*;
+#[cfg(feature = "postgres")]
+use sqlx::Row;
 
 /// Each test body runs on a fresh SQLite file (`sqlite::name`) and on a fresh
 /// PostgreSQL database (`postgres::name`).
@@ -139,9 +146,12 @@ async fn a_second_contact_joins_the_open_conversation(s: Store) {
 async fn lookups_and_a_customer_found_later_moves_the_interaction(s: Store) {
     s.seed_demo().await.unwrap();
     let ada = s.lookup("account", "1234").await.unwrap().unwrap();
-    assert!(ada.contains(&("name".into(), "Ada Lovelace".into())));
-    assert!(ada.contains(&("phone".into(), "+15551234567".into())));
-    assert!(ada.contains(&("email".into(), "ada@example.com".into())));
+    assert_eq!(ada.name, "Ada Lovelace");
+    assert_eq!(ada.phone, "+15551234567");
+    assert_eq!(ada.email, "ada@example.com");
+    assert!(ada
+        .fields()
+        .contains(&("email".into(), "ada@example.com".into())));
     assert_eq!(
         s.lookup("caller", "+1 555 123 4567").await.unwrap(),
         Some(ada.clone())
@@ -150,13 +160,7 @@ async fn lookups_and_a_customer_found_later_moves_the_interaction(s: Store) {
         s.lookup("email", "ADA@example.com").await.unwrap(),
         Some(ada.clone())
     );
-    let id: i64 = ada
-        .iter()
-        .find(|(k, _)| k == "id")
-        .unwrap()
-        .1
-        .parse()
-        .unwrap();
+    let id = ada.id;
     assert_eq!(s.lookup("id", &id.to_string()).await.unwrap(), Some(ada));
     assert!(s.lookup("account", "0000").await.unwrap().is_none());
     assert!(s.lookup("email", "' OR 1=1 --").await.unwrap().is_none());
@@ -211,7 +215,7 @@ async fn lookups_and_a_customer_found_later_moves_the_interaction(s: Store) {
         .await
         .unwrap()
         .into_iter()
-        .map(|(_, k, _)| k)
+        .map(|e| e.kind)
         .collect();
     // The whole interaction now shows in her conversation.
     assert_eq!(
@@ -228,7 +232,7 @@ async fn lookups_and_a_customer_found_later_moves_the_interaction(s: Store) {
         .await
         .unwrap()
         .into_iter()
-        .map(|(k, _)| k)
+        .map(|e| e.kind)
         .collect();
     assert_eq!(
         all,
@@ -261,7 +265,7 @@ async fn migrates_a_first_version_database_and_refuses_a_newer_one() {
     let s = Store::open(&path).await.unwrap();
     assert_eq!(s.version().await.unwrap(), SCHEMA_VERSION);
     let old = s.lookup("caller", "+15550001234").await.unwrap().unwrap();
-    assert!(old.contains(&("email".into(), "old@example.com".into())));
+    assert_eq!(old.email, "old@example.com");
     let i = s.interaction("old1").await.unwrap().unwrap();
     assert_eq!((i.direction.as_str(), i.conversation_id), ("inbound", None));
     // Opening again applies nothing twice.
@@ -294,10 +298,13 @@ async fn agents_queues_wrap_up_and_what_an_agent_may_see(s: Store) {
         .await
         .unwrap();
     let agents = s.agents().await.unwrap();
-    let names: Vec<&str> = agents.iter().map(|a| a.0.as_str()).collect();
+    let names: Vec<&str> = agents.iter().map(|a| a.name.as_str()).collect();
     assert_eq!(names, ["ann", "zoe"]);
-    assert_eq!(agents[1].1["team"], "b");
-    assert_eq!((agents[1].2.as_str(), agents[1].3.as_str()), ("h3", "api"));
+    assert_eq!(agents[1].spec["team"], "b");
+    assert_eq!(
+        (agents[1].password_hash.as_str(), agents[1].source.as_str()),
+        ("h3", "api")
+    );
     assert!(s.delete_agent("zoe").await.unwrap());
     assert!(!s.delete_agent("zoe").await.unwrap());
     s.put_queue("sales", &serde_json::json!({"sla_secs": 20}), "api")
@@ -308,7 +315,7 @@ async fn agents_queues_wrap_up_and_what_an_agent_may_see(s: Store) {
         .unwrap();
     let q = s.queues().await.unwrap();
     assert_eq!(q.len(), 1);
-    assert_eq!(q[0].1["sla_secs"], 30);
+    assert_eq!(q[0].spec["sla_secs"], 30);
 
     // A chat from a new address: named by the chat, answered, ended twice (once
     // counts), wrapped up as resolved.
@@ -342,7 +349,7 @@ async fn agents_queues_wrap_up_and_what_an_agent_may_see(s: Store) {
     assert_eq!(i.agent.as_deref(), Some("ann"));
     assert!(i.answered_at.is_some() && i.ended_at.is_some());
     let tl = s.conversation_timeline(conv).await.unwrap();
-    let kinds: Vec<&str> = tl.iter().map(|(_, k, _)| k.as_str()).collect();
+    let kinds: Vec<&str> = tl.iter().map(|e| e.kind.as_str()).collect();
     assert_eq!(
         kinds,
         [
@@ -352,10 +359,10 @@ async fn agents_queues_wrap_up_and_what_an_agent_may_see(s: Store) {
             "wrapped up"
         ]
     );
-    assert_eq!(tl[0].2["kind"], "webchat");
-    assert_eq!(tl[0].2["from"], "Someone@Example.org");
-    assert_eq!(tl[2].2["outcome"], "closed by agent");
-    assert_eq!(tl[3].2["resolved"], true);
+    assert_eq!(tl[0].data["kind"], "webchat");
+    assert_eq!(tl[0].data["from"], "Someone@Example.org");
+    assert_eq!(tl[2].data["outcome"], "closed by agent");
+    assert_eq!(tl[3].data["resolved"], true);
     // Resolved: the customer has no open case; the card says who they are.
     let card = s.customer_card(c).await.unwrap().unwrap();
     assert_eq!(card["name"], "Sam Someone");
@@ -375,14 +382,14 @@ async fn agents_queues_wrap_up_and_what_an_agent_may_see(s: Store) {
     // then a second contact on it is a repeat; a gold customer is a VIP.
     assert_eq!(
         s.routing_hints(c, "call2").await.unwrap(),
-        (Some("ann".to_string()), false, false)
+        hints(Some("ann"), false, false)
     );
     s.start_interaction(&new("chat3", "someone@example.org"))
         .await
         .unwrap();
     assert_eq!(
         s.routing_hints(c, "chat3").await.unwrap(),
-        (Some("ann".to_string()), true, false)
+        hints(Some("ann"), true, false)
     );
     let ada = s
         .customer_by_identity(IdentityKind::Email, "ada@example.com")
@@ -391,7 +398,7 @@ async fn agents_queues_wrap_up_and_what_an_agent_may_see(s: Store) {
         .unwrap();
     assert_eq!(
         s.routing_hints(ada, "none").await.unwrap(),
-        (None, false, true)
+        hints(None, false, true)
     );
     let hist = s.customer_interactions(c, 10).await.unwrap();
     let ids: Vec<&str> = hist.iter().map(|i| i.id.as_str()).collect();
@@ -487,4 +494,12 @@ fn statements_in_postgres_dialect() {
         assert!(a.contains("$3") && !a.contains('?'));
     }
     assert_eq!(sqlite_sql("a = ?"), "a = ?");
+}
+
+fn hints(last_agent: Option<&str>, repeat: bool, vip: bool) -> RoutingHints {
+    RoutingHints {
+        last_agent: last_agent.map(String::from),
+        repeat,
+        vip,
+    }
 }

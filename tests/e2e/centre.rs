@@ -539,8 +539,9 @@ fn centre_case(base: u16, sipp_ports: (u16, u16), database: Option<String>) {
         let tl = store.conversation_timeline(conv).await.unwrap();
         let steps: Vec<String> = tl
             .iter()
-            .filter(|(id, _, _)| id == &chat)
-            .map(|(_, k, d)| match k.as_str() {
+            .filter(|e| e.interaction == chat)
+            .map(|e| (&e.kind, &e.data))
+            .map(|(k, d)| match k.as_str() {
                 "message" => format!(
                     "message {}: {}",
                     d["from"].as_str().unwrap(),

@@ -1,0 +1,301 @@
+//! The schema: numbered migrations per database, applied at start-up, each in one
+//! transaction (PostgreSQL nodes starting together take turns under an advisory lock).
+
+#[cfg(feature = "postgres")]
+use super::pg_sql;
+use super::sqlite_sql;
+use super::{now, Db, Store, StoreError};
+use sqlx::Row;
+
+/// Numbered schema changes; each runs once, in a transaction.
+pub(super) const MIGRATIONS: &[(i64, &[&str])] = &[
+    (
+        1,
+        &[
+            "CREATE TABLE IF NOT EXISTS customers (
+                id INTEGER PRIMARY KEY,
+                name TEXT NOT NULL DEFAULT '',
+                phone TEXT UNIQUE,
+                email TEXT UNIQUE,
+                account TEXT UNIQUE,
+                tier TEXT NOT NULL DEFAULT 'standard',
+                created_at INTEGER NOT NULL
+            )",
+            "CREATE TABLE IF NOT EXISTS interactions (
+                id TEXT PRIMARY KEY,
+                kind TEXT NOT NULL,
+                customer_id INTEGER REFERENCES customers(id),
+                caller TEXT NOT NULL DEFAULT '',
+                dialled TEXT NOT NULL DEFAULT '',
+                trunk TEXT NOT NULL DEFAULT '',
+                flow TEXT NOT NULL DEFAULT '',
+                flow_version TEXT NOT NULL DEFAULT '',
+                started_at INTEGER NOT NULL,
+                ended_at INTEGER,
+                queue TEXT,
+                outcome TEXT,
+                path TEXT NOT NULL DEFAULT '[]',
+                variables TEXT NOT NULL DEFAULT '{}'
+            )",
+            "CREATE INDEX IF NOT EXISTS interactions_started ON interactions(started_at)",
+            "CREATE TABLE IF NOT EXISTS timeline (
+                id INTEGER PRIMARY KEY,
+                customer_id INTEGER REFERENCES customers(id),
+                interaction_id TEXT REFERENCES interactions(id),
+                at INTEGER NOT NULL,
+                kind TEXT NOT NULL,
+                data TEXT NOT NULL DEFAULT '{}'
+            )",
+        ],
+    ),
+    (
+        2,
+        &[
+            "CREATE TABLE identities (
+                id INTEGER PRIMARY KEY,
+                customer_id INTEGER NOT NULL REFERENCES customers(id),
+                kind TEXT NOT NULL,
+                value TEXT NOT NULL,
+                created_at INTEGER NOT NULL,
+                UNIQUE (kind, value)
+            )",
+            "INSERT OR IGNORE INTO identities (customer_id, kind, value, created_at)
+                SELECT id, 'phone', phone, created_at FROM customers WHERE phone IS NOT NULL AND phone <> ''",
+            "INSERT OR IGNORE INTO identities (customer_id, kind, value, created_at)
+                SELECT id, 'email', lower(email), created_at FROM customers WHERE email IS NOT NULL AND email <> ''",
+            "CREATE TABLE consents (
+                customer_id INTEGER NOT NULL REFERENCES customers(id),
+                kind TEXT NOT NULL,
+                granted INTEGER NOT NULL,
+                at INTEGER NOT NULL,
+                PRIMARY KEY (customer_id, kind)
+            )",
+            "CREATE TABLE conversations (
+                id INTEGER PRIMARY KEY,
+                customer_id INTEGER NOT NULL REFERENCES customers(id),
+                status TEXT NOT NULL DEFAULT 'open',
+                opened_at INTEGER NOT NULL,
+                resolved_at INTEGER
+            )",
+            "CREATE INDEX conversations_customer ON conversations(customer_id, status)",
+            // At most one open conversation per customer, even when two contacts race.
+            "CREATE UNIQUE INDEX conversations_one_open ON conversations(customer_id) WHERE status = 'open'",
+            "ALTER TABLE interactions ADD COLUMN conversation_id INTEGER REFERENCES conversations(id)",
+            "ALTER TABLE interactions ADD COLUMN direction TEXT NOT NULL DEFAULT 'inbound'",
+            "ALTER TABLE interactions ADD COLUMN agent TEXT",
+            "ALTER TABLE interactions ADD COLUMN offered_at INTEGER",
+            "ALTER TABLE interactions ADD COLUMN answered_at INTEGER",
+            "ALTER TABLE interactions ADD COLUMN disposition TEXT",
+            "ALTER TABLE interactions ADD COLUMN recording TEXT",
+            "CREATE INDEX interactions_conversation ON interactions(conversation_id)",
+            "ALTER TABLE timeline ADD COLUMN conversation_id INTEGER REFERENCES conversations(id)",
+            "CREATE INDEX timeline_conversation ON timeline(conversation_id, at)",
+        ],
+    ),
+    (
+        3,
+        &[
+            // Agents and queues made through the admin API (config-file ones are
+            // written here at start-up, marked `config`, and read-only to the API).
+            "CREATE TABLE agents (
+                name TEXT PRIMARY KEY,
+                spec TEXT NOT NULL,
+                password_hash TEXT NOT NULL,
+                source TEXT NOT NULL,
+                updated_at INTEGER NOT NULL
+            )",
+            "CREATE TABLE queues (
+                name TEXT PRIMARY KEY,
+                spec TEXT NOT NULL,
+                source TEXT NOT NULL,
+                updated_at INTEGER NOT NULL
+            )",
+            "CREATE INDEX interactions_agent ON interactions(agent, customer_id)",
+            // Times in milliseconds from here on: events of one second keep their order.
+            "UPDATE customers SET created_at = created_at * 1000",
+            "UPDATE identities SET created_at = created_at * 1000",
+            "UPDATE consents SET at = at * 1000",
+            "UPDATE conversations SET opened_at = opened_at * 1000, resolved_at = resolved_at * 1000",
+            "UPDATE interactions SET started_at = started_at * 1000, ended_at = ended_at * 1000, offered_at = offered_at * 1000, answered_at = answered_at * 1000",
+            "UPDATE timeline SET at = at * 1000",
+            // The end of an interaction becomes a timeline row (written with the end),
+            // so what happens after it (wrap-up, notes) sorts after it.
+            "INSERT INTO timeline (customer_id, conversation_id, interaction_id, at, kind, data)
+                SELECT customer_id, conversation_id, id, ended_at, 'interaction ended', json_object('outcome', outcome)
+                FROM interactions WHERE ended_at IS NOT NULL",
+        ],
+    ),
+    (4, &[TIMELINE_INDEX, CUSTOMER_INDEX]),
+];
+
+/// An interaction's own events are read by `interaction_id`.
+const TIMELINE_INDEX: &str =
+    "CREATE INDEX IF NOT EXISTS timeline_interaction ON timeline(interaction_id)";
+/// A customer's interactions, newest first (history, sticky routing).
+const CUSTOMER_INDEX: &str =
+    "CREATE INDEX IF NOT EXISTS interactions_customer ON interactions(customer_id, started_at)";
+
+pub const SCHEMA_VERSION: i64 = 4;
+
+/// The same schema for PostgreSQL, which omnigate supports from version 3: a new
+/// database gets version 3 at once. Integers are BIGINT (Rust `i64` on both sides);
+/// `interactions.rowid` stands in for SQLite's implicit rowid (insertion order).
+#[cfg(feature = "postgres")]
+pub(super) const PG_MIGRATIONS: &[(i64, &[&str])] = &[
+    (
+        3,
+        &[
+        "CREATE TABLE customers (
+            id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+            name TEXT NOT NULL DEFAULT '',
+            phone TEXT UNIQUE,
+            email TEXT UNIQUE,
+            account TEXT UNIQUE,
+            tier TEXT NOT NULL DEFAULT 'standard',
+            created_at BIGINT NOT NULL
+        )",
+        "CREATE TABLE identities (
+            id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+            customer_id BIGINT NOT NULL REFERENCES customers(id),
+            kind TEXT NOT NULL,
+            value TEXT NOT NULL,
+            created_at BIGINT NOT NULL,
+            UNIQUE (kind, value)
+        )",
+        "CREATE TABLE consents (
+            customer_id BIGINT NOT NULL REFERENCES customers(id),
+            kind TEXT NOT NULL,
+            granted BIGINT NOT NULL,
+            at BIGINT NOT NULL,
+            PRIMARY KEY (customer_id, kind)
+        )",
+        "CREATE TABLE conversations (
+            id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+            customer_id BIGINT NOT NULL REFERENCES customers(id),
+            status TEXT NOT NULL DEFAULT 'open',
+            opened_at BIGINT NOT NULL,
+            resolved_at BIGINT
+        )",
+        "CREATE INDEX conversations_customer ON conversations(customer_id, status)",
+        "CREATE UNIQUE INDEX conversations_one_open ON conversations(customer_id) WHERE status = 'open'",
+        "CREATE TABLE interactions (
+            id TEXT PRIMARY KEY,
+            rowid BIGINT GENERATED ALWAYS AS IDENTITY,
+            kind TEXT NOT NULL,
+            customer_id BIGINT REFERENCES customers(id),
+            caller TEXT NOT NULL DEFAULT '',
+            dialled TEXT NOT NULL DEFAULT '',
+            trunk TEXT NOT NULL DEFAULT '',
+            flow TEXT NOT NULL DEFAULT '',
+            flow_version TEXT NOT NULL DEFAULT '',
+            started_at BIGINT NOT NULL,
+            ended_at BIGINT,
+            queue TEXT,
+            outcome TEXT,
+            path TEXT NOT NULL DEFAULT '[]',
+            variables TEXT NOT NULL DEFAULT '{}',
+            conversation_id BIGINT REFERENCES conversations(id),
+            direction TEXT NOT NULL DEFAULT 'inbound',
+            agent TEXT,
+            offered_at BIGINT,
+            answered_at BIGINT,
+            disposition TEXT,
+            recording TEXT
+        )",
+        "CREATE INDEX interactions_started ON interactions(started_at)",
+        "CREATE INDEX interactions_conversation ON interactions(conversation_id)",
+        "CREATE INDEX interactions_agent ON interactions(agent, customer_id)",
+        "CREATE TABLE timeline (
+            id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+            customer_id BIGINT REFERENCES customers(id),
+            interaction_id TEXT REFERENCES interactions(id),
+            at BIGINT NOT NULL,
+            kind TEXT NOT NULL,
+            data TEXT NOT NULL DEFAULT '{}',
+            conversation_id BIGINT REFERENCES conversations(id)
+        )",
+        "CREATE INDEX timeline_conversation ON timeline(conversation_id, at)",
+        "CREATE TABLE agents (
+            name TEXT PRIMARY KEY,
+            spec TEXT NOT NULL,
+            password_hash TEXT NOT NULL,
+            source TEXT NOT NULL,
+            updated_at BIGINT NOT NULL
+        )",
+        "CREATE TABLE queues (
+            name TEXT PRIMARY KEY,
+            spec TEXT NOT NULL,
+            source TEXT NOT NULL,
+            updated_at BIGINT NOT NULL
+        )",
+        ],
+    ),
+    (4, &[TIMELINE_INDEX, CUSTOMER_INDEX]),
+];
+
+impl Store {
+    /// The schema version of the open database.
+    pub async fn version(&self) -> Result<i64, StoreError> {
+        with_db!(self, |pool, sql| Ok(sqlx::query(sql(
+            "SELECT COALESCE(MAX(version), 0) FROM schema_migrations"
+        ))
+        .fetch_one(pool)
+        .await?
+        .get(0)))
+    }
+
+    pub(super) async fn migrate(&self) -> Result<(), StoreError> {
+        const TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)";
+        with_db!(self, |pool, sql| {
+            let (list, lock) = match self.db {
+                Db::Sqlite(_) => (MIGRATIONS, None::<&str>),
+                #[cfg(feature = "postgres")]
+                Db::Pg(_) => (PG_MIGRATIONS, Some("SELECT pg_advisory_xact_lock(7286415)")),
+            };
+            // Under the lock too: PostgreSQL's IF NOT EXISTS is not safe against a
+            // concurrent CREATE.
+            let mut tx = pool.begin().await?;
+            if let Some(lock) = lock {
+                sqlx::query(lock).execute(&mut *tx).await?;
+            }
+            sqlx::query(TABLE).execute(&mut *tx).await?;
+            tx.commit().await?;
+            for (v, steps) in list {
+                let mut tx = pool.begin().await?;
+                if let Some(lock) = lock {
+                    sqlx::query(lock).execute(&mut *tx).await?;
+                }
+                let have: i64 = sqlx::query(sql(
+                    "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+                ))
+                .fetch_one(&mut *tx)
+                .await?
+                .get(0);
+                if have > SCHEMA_VERSION {
+                    return Err(StoreError::TooNew(have, SCHEMA_VERSION));
+                }
+                if *v <= have {
+                    continue;
+                }
+                for s in *steps {
+                    sqlx::query(*s).execute(&mut *tx).await?;
+                }
+                sqlx::query(sql(
+                    "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
+                ))
+                .bind(v)
+                .bind(now())
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                tracing::info!(version = v, backend = self.backend(), "database migrated");
+            }
+            // A database newer than every migration we know.
+            let have = self.version().await?;
+            if have > SCHEMA_VERSION {
+                return Err(StoreError::TooNew(have, SCHEMA_VERSION));
+            }
+            Ok(())
+        })
+    }
+}
