@@ -3,7 +3,7 @@
 //! given output, so tests call them directly.
 
 use super::compile::load_file;
-use super::load::LoadOptions;
+use super::decode::LoadOptions;
 use super::model::{Flow, TestCase};
 use super::problem::Problem;
 use super::set::{flow_files, FlowSet};
@@ -250,7 +250,7 @@ pub fn simulate(a: &SimArgs, out: &mut dyn Write) -> i32 {
         ..Default::default()
     };
     if let Some(at) = &a.at {
-        match super::load::parse_at(at) {
+        match super::decode::parse_at(at) {
             Some(t) => case.at = Some(t),
             None => {
                 let _ = writeln!(

@@ -1,8 +1,8 @@
-//! Compiles a flow: decodes it (`load`), then checks it as a whole (`check`), so
+//! Compiles a flow: decodes it (`decode`), then checks it as a whole (`check`), so
 //! neither of those modules needs the other.
 
 use super::check::{check_flow, check_tests};
-use super::load::{decode_str, decode_tests, read, LoadOptions};
+use super::decode::{decode_str, decode_tests, read, LoadOptions};
 use super::model::Flow;
 use super::problem::Problem;
 use std::path::Path;

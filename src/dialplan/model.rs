@@ -1,5 +1,5 @@
 //! A loaded flow: steps with their positions, branch targets resolved to step indexes,
-//! prompts decoded, regexes compiled, time zones resolved. Built by `load`, read by the
+//! prompts decoded, regexes compiled, time zones resolved. Built by `decode`, read by the
 //! engine and the checker.
 
 use super::template::Template;

@@ -6,8 +6,8 @@
 //! `Arc<FlowSet>` snapshot when they start, so a call in progress keeps its version.
 
 use super::compile::load_file;
+use super::decode::LoadOptions;
 use super::engine::FlowSource;
-use super::load::LoadOptions;
 use super::model::{Action, Goto};
 use super::problem::Problem;
 use super::yaml::Pos;

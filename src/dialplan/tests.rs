@@ -1,8 +1,8 @@
 //! Loader, checker and engine tests on simulated time.
 
 use super::compile::load_str;
+use super::decode::LoadOptions;
 use super::engine::*;
-use super::load::LoadOptions;
 use super::model::Flow;
 use super::problem::Problem;
 use super::set::FlowSet;
@@ -611,7 +611,7 @@ fn json_schema_knows_every_action_and_branch() {
     let schema: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let step = &schema["properties"]["steps"]["additionalProperties"]["properties"];
-    for (action, branches) in super::load::ACTIONS {
+    for (action, branches) in super::decode::ACTIONS {
         assert!(
             step.get(*action).is_some(),
             "schema lacks the action {action}"

@@ -1,5 +1,5 @@
 //! Text to speech for `say`, through espeak-ng when it is installed. A flow that uses
-//! `say` on a machine without it is refused at load time (see `load`), so this never
+//! `say` on a machine without it is refused at load time (see `decode`), so this never
 //! fails silently during a call. Synthesis runs a process: callers run it off the
 //! actor's thread (`spawn_blocking`) and cache what they can.
 

@@ -1,0 +1,146 @@
+//! Steps that read the caller's keys: `gather` and `menu`.
+
+use super::values::is_key;
+use super::*;
+
+impl Decoder<'_> {
+    pub(super) fn gather(&mut self, node: &Node, branches: &Fields<'_>) -> Option<Action> {
+        let f = self.fields(
+            node,
+            &[
+                "prompt",
+                "min",
+                "max",
+                "finish",
+                "timeout",
+                "inter_digit",
+                "retries",
+                "retry_prompt",
+                "into",
+                "pattern",
+            ],
+            "gather",
+        )?;
+        let mut g = Gather {
+            prompt: vec![],
+            min: 1,
+            max: 16,
+            finish: Some('#'),
+            timeout: Duration::from_secs(5),
+            inter_digit: Duration::from_secs(3),
+            retries: 2,
+            retry_prompt: vec![],
+            into: None,
+            pattern: None,
+            invalid: None,
+            on_timeout: None,
+        };
+        for (k, v) in f {
+            match k {
+                "prompt" => g.prompt = self.prompts(v),
+                "min" => g.min = self.uint(v, "min", 64).unwrap_or(1) as usize,
+                "max" => g.max = self.uint(v, "max", 64).unwrap_or(16) as usize,
+                "finish" => g.finish = self.key(v, "finish").unwrap_or(Some('#')),
+                "timeout" => g.timeout = self.duration(v, "timeout").unwrap_or(g.timeout),
+                "inter_digit" => {
+                    g.inter_digit = self.duration(v, "inter_digit").unwrap_or(g.inter_digit)
+                }
+                "retries" => g.retries = self.uint(v, "retries", 10).unwrap_or(2) as u32,
+                "retry_prompt" => g.retry_prompt = self.prompts(v),
+                "into" => g.into = self.var_name(v, "into"),
+                _ => g.pattern = self.regex(v, "pattern"),
+            }
+        }
+        if g.max == 0 || g.min > g.max {
+            self.err(
+                node.pos,
+                format!(
+                    "gather: min ({}) must be at most max ({}) and max at least 1",
+                    g.min, g.max
+                ),
+            );
+        }
+        for (k, v) in branches {
+            match *k {
+                "invalid" => g.invalid = self.target(v, "invalid"),
+                "timeout" => g.on_timeout = self.target(v, "timeout"),
+                _ => {}
+            }
+        }
+        Some(Action::Gather(g))
+    }
+
+    pub(super) fn menu(&mut self, node: &Node, branches: &Fields<'_>) -> Option<Action> {
+        let f = self.fields(
+            node,
+            &[
+                "prompt",
+                "options",
+                "timeout",
+                "inter_digit",
+                "retries",
+                "retry_prompt",
+            ],
+            "menu",
+        )?;
+        let mut m = Menu {
+            prompt: vec![],
+            options: vec![],
+            timeout: Duration::from_secs(5),
+            inter_digit: Duration::from_secs(2),
+            retries: 2,
+            retry_prompt: vec![],
+            invalid: None,
+            on_timeout: None,
+        };
+        let mut had_options = false;
+        for (k, v) in f {
+            match k {
+                "prompt" => m.prompt = self.prompts(v),
+                "timeout" => m.timeout = self.duration(v, "timeout").unwrap_or(m.timeout),
+                "inter_digit" => {
+                    m.inter_digit = self.duration(v, "inter_digit").unwrap_or(m.inter_digit)
+                }
+                "retries" => m.retries = self.uint(v, "retries", 10).unwrap_or(2) as u32,
+                "retry_prompt" => m.retry_prompt = self.prompts(v),
+                _ => {
+                    had_options = true;
+                    let Some(map) = v.as_map() else {
+                        self.err(v.pos, "options must map keys to steps, like `1: sales`");
+                        continue;
+                    };
+                    for (key, to) in map {
+                        let Some(keys) = key.as_str() else {
+                            self.err(key.pos, "an option key must be digits");
+                            continue;
+                        };
+                        if keys.is_empty() || !keys.chars().all(is_key) {
+                            self.err(
+                                key.pos,
+                                format!("option `{keys}` must be keys 0-9, *, # or A-D (quote \"#\" and \"*\")"),
+                            );
+                            continue;
+                        }
+                        if let Some(t) = self.target(to, &format!("option {keys}")) {
+                            m.options.push((keys.to_string(), t));
+                        }
+                    }
+                }
+            }
+        }
+        if !had_options {
+            self.err(
+                node.pos,
+                "menu needs `options`, like `options: {1: sales, 2: support}`",
+            );
+        }
+        for (k, v) in branches {
+            match *k {
+                "invalid" => m.invalid = self.target(v, "invalid"),
+                "timeout" => m.on_timeout = self.target(v, "timeout"),
+                _ => {}
+            }
+        }
+        Some(Action::Menu(m))
+    }
+}
