@@ -2,7 +2,7 @@
 //! and `omnigate dialplan check|simulate|test` for IVR designers.
 
 use clap::{Parser, Subcommand};
-use omnigate::config::{parse_port_range, Config};
+use omnigate::config::Config;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -176,8 +176,7 @@ fn build_config(a: &ServeArgs) -> Result<Config, String> {
         };
     }
     if let Some(r) = &a.rtp_ports {
-        parse_port_range(r).map_err(|e| format!("--rtp-ports: {e}"))?;
-        c.rtp.ports = r.clone();
+        c.rtp.ports = r.parse().map_err(|e| format!("--rtp-ports: {e}"))?;
     }
     if let Some(d) = &a.data {
         c.data.dir = d.clone();

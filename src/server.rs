@@ -9,7 +9,7 @@
 
 use crate::actors::call::{CallActor, CallCommand, CallEvent, HandlerConfig, SipEvent};
 use crate::api::{self, OriginateRequest, Shared};
-use crate::config::{parse_port_range, Config};
+use crate::config::Config;
 use crate::media::RtpPorts;
 use crate::metrics::Metrics;
 use crate::sip::core::{CallRef, Core, CoreConfig, CoreEvent};
@@ -218,7 +218,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
         tokio::spawn(transport::run_udp(u, in_tx.clone()));
     }
     for t in &cfg.trunks {
-        if let (Some(proxy), true) = (t.proxy, t.transport.eq_ignore_ascii_case("tls")) {
+        if let (Some(proxy), true) = (t.proxy, t.transport == crate::sip::Transport::Tls) {
             let ca = t
                 .tls_ca
                 .clone()
@@ -247,8 +247,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
     // ---- core
     let core = Core::new(core_config(&cfg, adv), crate::clock::now());
 
-    let (lo, hi) = parse_port_range(&cfg.rtp.ports)?;
-    let ports = Arc::new(RtpPorts::new(lo, hi));
+    let ports = Arc::new(RtpPorts::new(cfg.rtp.ports.lo, cfg.rtp.ports.hi));
     let policy = call_policy(&cfg, adv)?;
     let webrtc = webrtc_port(&cfg, adv)?;
     std::fs::create_dir_all(&policy.recordings_dir)
@@ -537,12 +536,7 @@ fn core_config(cfg: &Config, adv: IpAddr) -> CoreConfig {
         session_expires: cfg.sip.session_expires,
         min_se: cfg.sip.min_se,
         keepalive_interval: cfg.sip.keepalive_interval,
-        digest_algorithms: cfg
-            .sip
-            .digest_algorithms
-            .iter()
-            .filter_map(|a| crate::sip::auth::Algorithm::parse(Some(a)))
-            .collect(),
+        digest_algorithms: cfg.sip.digest_algorithms.clone(),
         webrtc: cfg.webrtc.port != 0,
         ..CoreConfig::default()
     }

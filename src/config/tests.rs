@@ -1,0 +1,177 @@
+//! The config file: defaults, errors at their line, demo mode, routes.
+
+use super::centre::WEBHOOK_EVENTS;
+use super::*;
+
+#[test]
+fn example_config_parses() {
+    let text = include_str!("../../omnigate.example.toml");
+    let c = Config::parse(text, "omnigate.example.toml").unwrap();
+    assert!(!c.trunks.is_empty());
+}
+
+#[test]
+fn listeners_and_the_webrtc_port_can_be_off() {
+    let c = Config::parse(
+        "[sip]\ntcp = \"off\"\nws = \"OFF\"\nudp = \"127.0.0.1:5070\"\n[http]\nlisten = \"off\"\n[webrtc]\nport = \"off\"\n",
+        "t.toml",
+    )
+    .unwrap();
+    assert_eq!((c.sip.tcp, c.sip.ws, c.http.listen), (None, None, None));
+    assert_eq!(c.sip.udp, Some("127.0.0.1:5070".parse().unwrap()));
+    assert_eq!(c.webrtc.port, 0);
+    let e = Config::parse("[sip]\ntcp = \"localhost\"\n", "t.toml").unwrap_err();
+    assert!(
+        e.0.starts_with("t.toml:2:7: \"localhost\" is not a listen address"),
+        "{}",
+        e.0
+    );
+}
+
+#[test]
+fn an_unknown_log_level_is_refused_at_its_line() {
+    let e = Config::parse("[log]\nlevel = \"verbose\"\n", "t.toml").unwrap_err();
+    assert!(e.0.starts_with("t.toml:2:"), "{}", e.0);
+    assert!(e.0.contains("\"verbose\" is not a log level"), "{}", e.0);
+    assert!(Config::parse("[log]\nlevel = \"info,omnigate=debug\"\n", "t.toml").is_ok());
+    assert!(Config::parse("[log]\nlevel = \"omnigate=loud\"\n", "t.toml").is_err());
+}
+
+#[test]
+fn type_errors_are_worded_for_people() {
+    let e = Config::parse("[shutdown]\ngrace_secs = \"ten\"\n", "t.toml").unwrap_err();
+    assert!(e.0.contains("expected a whole number"), "{}", e.0);
+    assert!(!e.0.contains("u64"), "{}", e.0);
+}
+
+#[test]
+fn unknown_key_names_file_line_and_key() {
+    let e = Config::parse(
+        "[sip]\nrealm = \"x\"\nudpp = \"127.0.0.1:5060\"\n",
+        "t.toml",
+    )
+    .unwrap_err();
+    assert!(
+        e.0.starts_with("t.toml:3:1: unknown field `udpp`"),
+        "{}",
+        e.0
+    );
+}
+
+#[test]
+fn database_url_checked_and_password_kept_out_of_logs() {
+    let e = Config::parse(
+        "[data]\ndir = \"d\"\ndatabase = \"mysql://x/y\"\n",
+        "t.toml",
+    )
+    .unwrap_err();
+    assert!(e.0.starts_with("t.toml:3:"), "{}", e.0);
+    assert!(e.0.contains("is not sqlite:PATH, postgres://"), "{}", e.0);
+    let c = Config::parse(
+        "[data]\ndatabase = \"postgres://og:s3cret@db:5432/og\"\n",
+        "t.toml",
+    )
+    .unwrap();
+    assert_eq!(c.data.database_for_log(), "postgres://og:***@db:5432/og");
+    let c = Config::parse("[data]\ndir = \"/srv/og\"\n", "t.toml").unwrap();
+    assert_eq!(c.data.database_for_log(), "sqlite:/srv/og/omnigate.db");
+}
+
+#[test]
+fn bad_value_names_line() {
+    let e = Config::parse("[sip]\nudp = \"not-an-address\"\n", "t.toml").unwrap_err();
+    assert!(e.0.starts_with("t.toml:2:7:"), "{}", e.0);
+    assert!(e.0.contains("udp = \"not-an-address\""), "{}", e.0);
+    let e = Config::parse(
+        "[[trunk]]\nname = \"p\"\ninbound = [\"300.1.1.1/8\"]\n",
+        "t.toml",
+    )
+    .unwrap_err();
+    assert!(
+        e.0.starts_with("t.toml:3:11: \"300.1.1.1/8\" is not an address or CIDR block"),
+        "{}",
+        e.0
+    );
+    let e = Config::parse(
+        "[sip]\nrealm = \"x\"\n\n[rtp]\nports = \"20000-10000\"\n",
+        "t.toml",
+    )
+    .unwrap_err();
+    assert!(
+        e.0.starts_with("t.toml:5:9: \"20000-10000\": need 1024 <= LOW < HIGH"),
+        "{}",
+        e.0
+    );
+    // Read once, typed: a transport, digest algorithms, a port range.
+    let e = Config::parse("[[trunk]]\nname = \"p\"\ntransport = \"sctp\"\n", "t.toml").unwrap_err();
+    assert!(
+        e.0.starts_with("t.toml:3:13: \"sctp\" is not udp, tcp, tls or ws"),
+        "{}",
+        e.0
+    );
+    let e = Config::parse("[sip]\ndigest_algorithms = [\"SHA-1\"]\n", "t.toml").unwrap_err();
+    assert!(e.0.starts_with("t.toml:2:"), "{}", e.0);
+    assert!(e.0.contains("\"SHA-1\" is not MD5 or SHA-256"), "{}", e.0);
+    let c = Config::parse(
+        "[sip]\ndigest_algorithms = [\"sha-256\", \"MD5\"]\n[rtp]\nports = \"30000-30100\"\n[[trunk]]\nname = \"p\"\ntransport = \"TLS\"\ninbound = [\"10.0.0.0/8\"]\n",
+        "t.toml",
+    )
+    .unwrap();
+    use crate::sip::auth::Algorithm;
+    assert_eq!(c.sip.digest_algorithms, [Algorithm::Sha256, Algorithm::Md5]);
+    assert_eq!((c.rtp.ports.lo, c.rtp.ports.hi), (30000, 30100));
+    assert_eq!(c.trunks[0].transport, crate::sip::Transport::Tls);
+    assert_eq!(c.effective_trunks()[0].inbound_cidrs.len(), 1);
+}
+
+#[test]
+fn webhook_events_default_to_all_and_unknown_ones_are_refused_with_their_line() {
+    let hook = "[[webhook]]\nurl = \"http://crm/x\"\nsecret = \"0123456789abcdef\"\n";
+    let c = Config::parse(hook, "t.toml").unwrap();
+    assert_eq!(c.webhooks[0].events, WEBHOOK_EVENTS);
+    let e = Config::parse(&format!("{hook}events = [\"chat.ended\"]\n"), "t.toml").unwrap_err();
+    assert!(e.0.starts_with("t.toml:4:"), "{}", e.0);
+    assert!(
+        e.0.contains("\"chat.ended\" is not one of call.offered"),
+        "{}",
+        e.0
+    );
+}
+
+#[test]
+fn demo_only_without_file() {
+    let c = Config::default();
+    assert!(c.is_demo());
+    assert!(c.effective_trunks().iter().any(|t| t.name == "demo"));
+    let mut f = Config::parse("", "x").unwrap();
+    f.demo = Some(false);
+    assert!(f.effective_trunks().is_empty());
+    assert!(f.effective_users().is_empty());
+}
+
+#[test]
+fn dialplan_routes_pick_a_flow() {
+    let text = "[dialplan]\ndefault_flow = \"main\"\n[[dialplan.route]]\nnumber = \"100\"\nflow = \"sales\"\n[[dialplan.route]]\nnumber = \"100\"\ntrunk = \"b\"\nflow = \"vip\"\n[[dialplan.route]]\ntrunk = \"b\"\nflow = \"support\"\n[[trunk]]\nname = \"b\"\ninbound = [\"10.0.0.0/8\"]\n";
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("c.toml");
+    std::fs::write(&p, text).unwrap();
+    let c = Config::load(&p).unwrap();
+    let f = |n: &str, t: Option<&str>| c.dialplan.flow_for(n, t, false);
+    assert_eq!(f("100", Some("b")).as_deref(), Some("vip"));
+    assert_eq!(f("100", None).as_deref(), Some("sales"));
+    assert_eq!(f("200", Some("b")).as_deref(), Some("support"));
+    assert_eq!(f("200", None).as_deref(), Some("main"));
+    let demo = Config::default();
+    assert_eq!(
+        demo.dialplan.flow_for("1", None, true).as_deref(),
+        Some("demo")
+    );
+    assert_eq!(demo.dialplan.flow_for("1", None, false), None);
+    let mut off = Config::default();
+    off.dialplan.default_flow = Some(String::new());
+    assert_eq!(off.dialplan.flow_for("1", None, true), None);
+    // A route naming a trunk that does not exist is refused with its line.
+    std::fs::write(&p, "[[dialplan.route]]\ntrunk = \"nope\"\nflow = \"x\"\n").unwrap();
+    let e = Config::load(&p).unwrap_err().to_string();
+    assert!(e.contains(":2:") && e.contains("no trunk named"), "{e}");
+}
