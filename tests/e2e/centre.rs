@@ -620,17 +620,7 @@ fn openapi_matches_the_server(g: &Gateway) {
         } else {
             "no-such-id"
         };
-        let concrete = path
-            .replace("{id}", id)
-            .replace("{name}", "no-such-agent")
-            .replace(
-                "{verb}",
-                if path.contains("offers") {
-                    "accept"
-                } else {
-                    "messages"
-                },
-            );
+        let concrete = path.replace("{id}", id).replace("{name}", "no-such-agent");
         for (method, op) in ops.as_object().unwrap() {
             let m = method.to_uppercase();
             let secured = op["security"]

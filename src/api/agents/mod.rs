@@ -1,0 +1,151 @@
+//! The agent API (`/api/agent/...`: log in, presence, offers, messages, transfers,
+//! wrap-up, notes, customers they serve, and their WebSocket) and the admin API for
+//! agents, queues and skills (`/api/agents`, `/api/queues`, `/api/skills`,
+//! `/api/customers/{id}`). Every endpoint wants a bearer token: an agent's session
+//! token (from `POST /api/agent/login`) or the admin token.
+//!
+//! One handler per route: `session` (log in and out, presence, offers, the customers
+//! an agent serves), `work` (each act on assigned work), `socket` (the desktop's
+//! WebSocket), `admin` (agents, queues, skills, customers).
+
+mod admin;
+mod session;
+mod socket;
+mod work;
+
+use super::error::ApiError;
+use super::Shared;
+use crate::centre::Centre;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::de::DeserializeOwned;
+
+type Reply = Result<HttpResponse, ApiError>;
+
+fn centre(shared: &Shared) -> Result<&Centre, ApiError> {
+    shared.centre.as_ref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the contact centre is not running",
+        )
+    })
+}
+
+pub(super) fn bearer(req: &HttpRequest) -> Option<String> {
+    req.headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_string)
+}
+
+/// The agent whose session token this request carries.
+pub(super) fn agent(req: &HttpRequest, c: &Centre) -> Result<String, ApiError> {
+    match bearer(req) {
+        None => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "missing Authorization: Bearer token (log in at POST /api/agent/login)",
+        )),
+        Some(t) => c.session(&t).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unknown or expired session token; log in again",
+            )
+        }),
+    }
+}
+
+pub(super) fn body<T: DeserializeOwned>(b: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(b).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+}
+
+/// The centre and the agent whose session token this request carries (checked before
+/// anything in the request is read).
+fn who<'a>(req: &HttpRequest, shared: &'a Shared) -> Result<(&'a Centre, String), ApiError> {
+    let c = centre(shared)?;
+    let me = agent(req, c)?;
+    Ok((c, me))
+}
+
+async fn customer_view(c: &Centre, id: i64) -> Result<serde_json::Value, ApiError> {
+    c.customer_view(id)
+        .await?
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no customer with that id"))
+}
+
+/// The agent desktop: three files from `web/`, built into the binary (no CDN).
+fn asset(kind: &'static str, body: &'static str) -> HttpResponse {
+    super::page(kind, body)
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route(
+        "/agent",
+        web::get().to(|| async {
+            asset(
+                "text/html; charset=utf-8",
+                include_str!("../../../web/agent.html"),
+            )
+        }),
+    )
+    .route(
+        "/agent/app.js",
+        web::get().to(|| async {
+            asset(
+                "text/javascript; charset=utf-8",
+                include_str!("../../../web/agent.js"),
+            )
+        }),
+    )
+    .route(
+        "/agent/app.css",
+        web::get().to(|| async {
+            asset(
+                "text/css; charset=utf-8",
+                include_str!("../../../web/agent.css"),
+            )
+        }),
+    );
+    cfg.route("/api/agent/login", web::post().to(session::login))
+        .route("/api/agent/logout", web::post().to(session::logout))
+        .route("/api/agent/me", web::get().to(session::me))
+        .route("/api/agent/presence", web::put().to(session::presence))
+        .route(
+            "/api/agent/offers/{id}/accept",
+            web::post().to(session::accept),
+        )
+        .route(
+            "/api/agent/offers/{id}/reject",
+            web::post().to(session::reject),
+        )
+        .route(
+            "/api/agent/customers/{id}",
+            web::get().to(session::agent_customer),
+        )
+        .route("/api/agent/ws", web::get().to(socket::agent_ws));
+    for (act, handler) in [
+        ("messages", web::post().to(work::messages)),
+        ("typing", web::post().to(work::typing)),
+        ("verify", web::post().to(work::verify)),
+        ("end", web::post().to(work::end)),
+        ("hangup", web::post().to(work::hangup)),
+        ("hold", web::post().to(work::hold)),
+        ("dtmf", web::post().to(work::dtmf)),
+        ("consult", web::post().to(work::consult)),
+        ("complete", web::post().to(work::complete)),
+        ("cancel_consult", web::post().to(work::cancel_consult)),
+        ("transfer", web::post().to(work::transfer)),
+        ("wrap_up", web::post().to(work::wrap_up)),
+        ("notes", web::post().to(work::notes)),
+    ] {
+        cfg.route(&format!("/api/agent/work/{{id}}/{act}"), handler);
+    }
+    cfg.route("/api/agents", web::get().to(admin::list_agents))
+        .route("/api/agents", web::post().to(admin::create_agent))
+        .route("/api/agents/{name}", web::put().to(admin::update_agent))
+        .route("/api/agents/{name}", web::delete().to(admin::delete_agent))
+        .route("/api/queues", web::get().to(admin::list_queues))
+        .route("/api/queues", web::post().to(admin::create_queue))
+        .route("/api/skills", web::get().to(admin::skills))
+        .route("/api/customers/{id}", web::get().to(admin::admin_customer));
+}

@@ -1,0 +1,145 @@
+//! An agent's session: log in and out, presence, accepting or rejecting offers, and
+//! the customers they serve.
+
+use super::{agent, body, centre, customer_view, who, Reply};
+use crate::actors::agent::State;
+use crate::actors::router::{Answer, SetPresence};
+use crate::api::error::ApiError;
+use crate::api::Shared;
+use crate::routing::engine::Presence;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginBody {
+    name: String,
+    password: String,
+}
+
+pub(super) async fn login(req: HttpRequest, b: web::Bytes, shared: web::Data<Shared>) -> Reply {
+    let c = centre(&shared)?;
+    let l: LoginBody = body(&b)?;
+    let from = req
+        .peer_addr()
+        .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |a| a.ip());
+    let token = c.login_from(from, &l.name, &l.password).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({"token": token, "agent": l.name})))
+}
+
+pub(super) async fn logout(req: HttpRequest, shared: web::Data<Shared>) -> Reply {
+    let c = centre(&shared)?;
+    let me = agent(&req, c)?;
+    c.logout(&me);
+    Ok(HttpResponse::NoContent().finish())
+}
+
+pub(super) async fn me(req: HttpRequest, shared: web::Data<Shared>) -> Reply {
+    let c = centre(&shared)?;
+    let me = agent(&req, c)?;
+    let a = c
+        .agent_addr(&me)
+        .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "logged out"))?;
+    Ok(HttpResponse::Ok().json(a.send(State).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PresenceBody {
+    presence: String,
+}
+
+pub(super) async fn presence(req: HttpRequest, b: web::Bytes, shared: web::Data<Shared>) -> Reply {
+    let c = centre(&shared)?;
+    let me = agent(&req, c)?;
+    let p: PresenceBody = body(&b)?;
+    let presence = match p.presence.as_str() {
+        "available" => Presence::Available,
+        "away" => Presence::Away,
+        "busy" => Presence::Busy,
+        other => {
+            return Err(ApiError::new(StatusCode::BAD_REQUEST,
+                format!("presence \"{other}\" is not available, away or busy (log out with POST /api/agent/logout)"),
+            ))
+        }
+    };
+    c.router()
+        .send(SetPresence {
+            agent: me,
+            presence,
+        })
+        .await??;
+    Ok(HttpResponse::Ok().json(serde_json::json!({"presence": p.presence})))
+}
+
+pub(super) async fn accept(
+    req: HttpRequest,
+    path: web::Path<String>,
+    shared: web::Data<Shared>,
+) -> Reply {
+    answer(req, path, shared, true).await
+}
+
+pub(super) async fn reject(
+    req: HttpRequest,
+    path: web::Path<String>,
+    shared: web::Data<Shared>,
+) -> Reply {
+    answer(req, path, shared, false).await
+}
+
+async fn answer(
+    req: HttpRequest,
+    path: web::Path<String>,
+    shared: web::Data<Shared>,
+    accept: bool,
+) -> Reply {
+    let (c, me) = who(&req, &shared)?;
+    let interaction = path.into_inner();
+    c.router()
+        .send(Answer {
+            agent: me.clone(),
+            interaction: interaction.clone(),
+            accept,
+        })
+        .await??;
+    if accept {
+        // On record before the reply, so what the agent does next (a note, a
+        // look at the customer) finds the work theirs.
+        c.store().interaction_assigned(&interaction, &me).await?;
+    }
+    Ok(
+        HttpResponse::Ok()
+            .json(serde_json::json!({"interaction": interaction, "accepted": accept})),
+    )
+}
+
+/// Only customers the agent serves: offered or assigned now, or served before.
+pub(super) async fn agent_customer(
+    req: HttpRequest,
+    path: web::Path<i64>,
+    shared: web::Data<Shared>,
+) -> Reply {
+    let c = centre(&shared)?;
+    let me = agent(&req, c)?;
+    let id = path.into_inner();
+    let live = match c.agent_addr(&me) {
+        Some(a) => {
+            let s = a.send(State).await?;
+            ["offers", "work"].iter().any(|k| {
+                s[k].as_array()
+                    .is_some_and(|v| v.iter().any(|w| w["customer"].as_i64() == Some(id)))
+            })
+        }
+        None => false,
+    };
+    let served = live || c.store().agent_served(&me, id).await?;
+    if !served {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "you do not serve this customer",
+        ));
+    }
+    Ok(HttpResponse::Ok().json(customer_view(c, id).await?))
+}

@@ -1,0 +1,366 @@
+//! Acts on an agent's assigned work, one handler per route
+//! (`POST /api/agent/work/{id}/<act>`): chats (messages, typing, verify, end), calls
+//! (hangup, hold, dtmf, consult, complete, cancel_consult) and any work (transfer,
+//! wrap_up, notes).
+
+use super::{body, who, Reply};
+use crate::actors::agent::State;
+use crate::actors::call::AgentCall;
+use crate::actors::chat::{AgentAct, ChatError};
+use crate::actors::router::{Consult, EndConsult, Transfer, TransferTarget};
+use crate::api::error::ApiError;
+use crate::api::Shared;
+use crate::call::AgentCommand;
+use crate::centre::Centre;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+
+/// The interaction, if it is (or was) this agent's.
+async fn own(c: &Centre, me: &str, id: &str) -> Result<crate::store::Interaction, ApiError> {
+    let i = c
+        .store()
+        .interaction(id)
+        .await?
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no interaction with that id"))?;
+    if i.agent.as_deref() == Some(me) {
+        return Ok(i);
+    }
+    // An agent who had it before a transfer may still note and wrap up their part.
+    let had_it = c
+        .store()
+        .timeline(id)
+        .await?
+        .iter()
+        .any(|e| e.kind == "assigned" && e.data["agent"] == me);
+    if !had_it {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "this interaction is not yours",
+        ));
+    }
+    Ok(i)
+}
+
+fn chat_of(c: &Centre, id: &str) -> Result<actix::Addr<crate::actors::chat::ChatActor>, ApiError> {
+    c.chat(id).map(|(_, a)| a).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::GONE,
+            "no live chat with that id (ended, or not a chat)",
+        )
+    })
+}
+
+fn acted(r: Result<Result<u64, ChatError>, actix::MailboxError>) -> Result<u64, ApiError> {
+    Ok(r??)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TextBody {
+    text: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TypingBody {
+    on: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HoldBody {
+    on: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConsultBody {
+    agent: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DtmfBody {
+    digits: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WrapBody {
+    disposition: String,
+    #[serde(default)]
+    resolved: bool,
+}
+
+fn text(t: &str) -> Result<String, ApiError> {
+    let t = t.trim();
+    if t.is_empty() || t.len() > 8000 {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "text must be 1 to 8000 bytes",
+        ));
+    }
+    Ok(t.to_string())
+}
+
+/// What every act on work starts with: the agent (authenticated before anything else
+/// in the request is read) and the interaction id.
+fn start<'a>(
+    req: &HttpRequest,
+    shared: &'a Shared,
+    path: web::Path<String>,
+) -> Result<(&'a Centre, String, String), ApiError> {
+    let (c, me) = who(req, shared)?;
+    Ok((c, me, path.into_inner()))
+}
+
+/// A chat message from the agent: `{text}` → 201 `{seq}`.
+pub(super) async fn messages(
+    req: HttpRequest,
+    path: web::Path<String>,
+    b: web::Bytes,
+    shared: web::Data<Shared>,
+) -> Reply {
+    let (c, me, id) = start(&req, &shared, path)?;
+    let t: TextBody = body(&b)?;
+    let text = text(&t.text)?;
+    let seq = acted(
+        chat_of(c, &id)?
+            .send(AgentAct::Says { agent: me, text })
+            .await,
+    )?;
+    Ok(HttpResponse::Created().json(serde_json::json!({"seq": seq})))
+}
+
+/// The agent is typing, or stopped: `{on}`.
+pub(super) async fn typing(
+    req: HttpRequest,
+    path: web::Path<String>,
+    b: web::Bytes,
+    shared: web::Data<Shared>,
+) -> Reply {
+    let (c, me, id) = start(&req, &shared, path)?;
+    let t: TypingBody = body(&b)?;
+    acted(
+        chat_of(c, &id)?
+            .send(AgentAct::Typing {
+                agent: me,
+                on: t.on,
+            })
+            .await,
+    )?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// The agent checked the customer is who they typed.
+pub(super) async fn verify(
+    req: HttpRequest,
+    path: web::Path<String>,
+    shared: web::Data<Shared>,
+) -> Reply {
+    let (c, me, id) = start(&req, &shared, path)?;
+    let customer = acted(chat_of(c, &id)?.send(AgentAct::Verify { agent: me }).await)?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({"customer": customer})))
+}
+
+/// Ends a chat.
+pub(super) async fn end(
+    req: HttpRequest,
+    path: web::Path<String>,
+    shared: web::Data<Shared>,
+) -> Reply {
+    let (c, me, id) = start(&req, &shared, path)?;
+    acted(chat_of(c, &id)?.send(AgentAct::End { agent: me }).await)?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({"ended": id})))
+}
+
+/// Hangs up the call.
+pub(super) async fn hangup(
+    req: HttpRequest,
+    path: web::Path<String>,
+    shared: web::Data<Shared>,
+) -> Reply {
+    let (c, me, id) = start(&req, &shared, path)?;
+    call_act(c, &id, AgentCall(AgentCommand::Hangup { agent: me })).await
+}
+
+/// Holds or resumes the call: `{on}`.
+pub(super) async fn hold(
+    req: HttpRequest,
+    path: web::Path<String>,
+    b: web::Bytes,
+    shared: web::Data<Shared>,
+) -> Reply {
+    let (c, me, id) = start(&req, &shared, path)?;
+    let h: HoldBody = body(&b)?;
+    call_act(
+        c,
+        &id,
+        AgentCall(AgentCommand::Hold {
+            agent: me,
+            on: h.on,
+        }),
+    )
+    .await
+}
+
+/// Sends keys on the call: `{digits}`.
+pub(super) async fn dtmf(
+    req: HttpRequest,
+    path: web::Path<String>,
+    b: web::Bytes,
+    shared: web::Data<Shared>,
+) -> Reply {
+    let (c, me, id) = start(&req, &shared, path)?;
+    let d: DtmfBody = body(&b)?;
+    let digits = d.digits;
+    call_act(
+        c,
+        &id,
+        AgentCall(AgentCommand::Digits { agent: me, digits }),
+    )
+    .await
+}
+
+/// Calls a colleague while the caller holds: `{agent}`.
+pub(super) async fn consult(
+    req: HttpRequest,
+    path: web::Path<String>,
+    b: web::Bytes,
+    shared: web::Data<Shared>,
+) -> Reply {
+    let (c, me, id) = start(&req, &shared, path)?;
+    let t: ConsultBody = body(&b)?;
+    // The router keeps the colleague for the consult (no other work is offered to
+    // them meanwhile); they must be available.
+    c.router()
+        .send(Consult {
+            agent: me.clone(),
+            interaction: id.clone(),
+            colleague: t.agent.clone(),
+        })
+        .await??;
+    let to = t.agent.clone();
+    let r = call_act(c, &id, AgentCall(AgentCommand::Consult { agent: me, to })).await;
+    if r.is_err() {
+        c.router().do_send(EndConsult {
+            interaction: id.clone(),
+            colleague: t.agent,
+        });
+    }
+    r
+}
+
+/// Hands the caller to the consulted colleague.
+pub(super) async fn complete(
+    req: HttpRequest,
+    path: web::Path<String>,
+    shared: web::Data<Shared>,
+) -> Reply {
+    let (c, me, id) = start(&req, &shared, path)?;
+    call_act(c, &id, AgentCall(AgentCommand::Complete { agent: me })).await
+}
+
+/// Ends the consult and returns to the caller.
+pub(super) async fn cancel_consult(
+    req: HttpRequest,
+    path: web::Path<String>,
+    shared: web::Data<Shared>,
+) -> Reply {
+    let (c, me, id) = start(&req, &shared, path)?;
+    call_act(c, &id, AgentCall(AgentCommand::CancelConsult { agent: me })).await
+}
+
+/// Blind transfer: `{agent}` or `{queue}`.
+pub(super) async fn transfer(
+    req: HttpRequest,
+    path: web::Path<String>,
+    b: web::Bytes,
+    shared: web::Data<Shared>,
+) -> Reply {
+    let (c, me, id) = start(&req, &shared, path)?;
+    let to: TransferTarget = body(&b).map_err(|_| {
+        ApiError::bad_request("body must be {\"agent\": NAME} or {\"queue\": NAME}")
+    })?;
+    c.router()
+        .send(Transfer {
+            agent: me,
+            interaction: id.clone(),
+            to,
+        })
+        .await??;
+    Ok(HttpResponse::Ok().json(serde_json::json!({"transferred": id})))
+}
+
+/// Wrap-up: `{disposition, resolved}`.
+pub(super) async fn wrap_up(
+    req: HttpRequest,
+    path: web::Path<String>,
+    b: web::Bytes,
+    shared: web::Data<Shared>,
+) -> Reply {
+    let (c, me, id) = start(&req, &shared, path)?;
+    let w: WrapBody = body(&b)?;
+    let d = w.disposition.trim();
+    if d.is_empty() || d.len() > 200 {
+        return Err(ApiError::bad_request("disposition must be 1 to 200 bytes"));
+    }
+    let i = own(c, &me, &id).await?;
+    let mut handed_on = i.agent.as_deref() != Some(me.as_str());
+    if i.ended_at.is_none() && !handed_on {
+        let still_mine = match c.agent_addr(&me) {
+            Some(a) => a.send(State).await?["work"]
+                .as_array()
+                .is_some_and(|w| w.iter().any(|x| x["interaction"] == id.as_str())),
+            None => false,
+        };
+        if still_mine {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "the interaction is still going on; end it first",
+            ));
+        }
+        handed_on = true;
+    }
+    let resolved = w.resolved;
+    if handed_on {
+        // Handed on (a transfer): this agent's part is wrapped up on the timeline;
+        // the interaction's disposition is the last agent's.
+        let data = serde_json::json!({"agent": me, "disposition": d, "resolved": resolved, "handed_on": true});
+        c.store().add_timeline(&id, "wrapped up", data).await?;
+        return Ok(HttpResponse::Ok().json(serde_json::json!({"interaction": id, "disposition": d, "resolved": resolved, "handed_on": true})));
+    }
+    c.store().wrap_up(&id, &me, d, resolved).await?;
+    Ok(HttpResponse::Ok()
+        .json(serde_json::json!({"interaction": id, "disposition": d, "resolved": resolved})))
+}
+
+/// A note on the interaction: `{text}`.
+pub(super) async fn notes(
+    req: HttpRequest,
+    path: web::Path<String>,
+    b: web::Bytes,
+    shared: web::Data<Shared>,
+) -> Reply {
+    let (c, me, id) = start(&req, &shared, path)?;
+    let t: TextBody = body(&b)?;
+    let text = text(&t.text)?;
+    own(c, &me, &id).await?;
+    c.store()
+        .add_timeline(&id, "note", serde_json::json!({"agent": me, "text": text}))
+        .await?;
+    Ok(HttpResponse::Created().json(serde_json::json!({"interaction": id})))
+}
+
+/// A call's agent acts on it (`hangup`, `hold`, `dtmf`).
+async fn call_act(c: &Centre, id: &str, act: AgentCall) -> Result<HttpResponse, ApiError> {
+    let call = c.call(id).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no live call with that interaction id",
+        )
+    })?;
+    let r = call.send(act).await??;
+    Ok(HttpResponse::Ok().json(r))
+}
