@@ -258,7 +258,9 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
         ivr: Some(start_ivr(&cfg).await?),
     };
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel::<CallCommand>();
-    let (orig_tx, orig_rx) = mpsc::unbounded_channel::<OriginateRequest>();
+    // Calls placed through the API wait here for the driver; bounded, so a flood of
+    // requests is refused (503) rather than queued without end.
+    let (orig_tx, orig_rx) = mpsc::channel::<OriginateRequest>(crate::api::ORIGINATE_QUEUE);
     let metrics = Arc::new(Mutex::new(Metrics::default()));
     let shared = Shared {
         metrics: metrics.clone(),
@@ -391,7 +393,7 @@ impl Driver {
         mut self,
         mut in_rx: mpsc::Receiver<Inbound>,
         mut cmd_rx: mpsc::UnboundedReceiver<CallCommand>,
-        mut orig_rx: mpsc::UnboundedReceiver<OriginateRequest>,
+        mut orig_rx: mpsc::Receiver<OriginateRequest>,
         shutdown: impl Future<Output = ()>,
         grace: Duration,
     ) -> Result<Vec<Arbiter>, String> {

@@ -32,6 +32,12 @@ impl ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, reason)
     }
 
+    /// Asks the client to wait `secs` before trying again (`Retry-After`).
+    pub fn retry_after(mut self, secs: u64) -> ApiError {
+        self.retry_after = Some(secs);
+        self
+    }
+
     pub fn status(&self) -> StatusCode {
         self.status
     }

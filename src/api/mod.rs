@@ -21,7 +21,7 @@ pub struct OriginateRequest {
 #[derive(Clone)]
 pub struct Shared {
     pub metrics: Arc<Mutex<Metrics>>,
-    pub originate: mpsc::UnboundedSender<OriginateRequest>,
+    pub originate: mpsc::Sender<OriginateRequest>,
     pub admin_token: Option<String>,
     pub transports: Arc<Transports>,
     pub store: Option<crate::store::Store>,
@@ -43,6 +43,10 @@ use serde::Deserialize;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot};
+
+/// Calls placed through the API and not yet taken by the SIP driver; beyond, `POST
+/// /api/calls` answers 503 with `Retry-After`.
+pub const ORIGINATE_QUEUE: usize = 64;
 
 async fn healthz(shared: web::Data<Shared>) -> HttpResponse {
     if shared.metrics.lock().unwrap().serving {
@@ -153,15 +157,23 @@ async fn place_call(req: HttpRequest, body: web::Bytes, shared: web::Data<Shared
     }
     let (tx, rx) = tokio::sync::oneshot::channel();
     let shutting_down = || error(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
-    shared
-        .originate
-        .send(OriginateRequest {
-            to: b.to,
-            trunk: b.trunk,
-            record: b.record,
-            reply: tx,
-        })
-        .map_err(|_| shutting_down())?;
+    let request = OriginateRequest {
+        to: b.to,
+        trunk: b.trunk,
+        record: b.record,
+        reply: tx,
+    };
+    match shared.originate.try_send(request) {
+        Ok(()) => {}
+        Err(mpsc::error::TrySendError::Full(_)) => {
+            return Err(error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too many calls being placed; try again",
+            )
+            .retry_after(1))
+        }
+        Err(mpsc::error::TrySendError::Closed(_)) => return Err(shutting_down()),
+    }
     let call = rx.await.map_err(|_| shutting_down())?;
     Ok(HttpResponse::Accepted().json(serde_json::json!({ "call": call.to_string() })))
 }
