@@ -59,6 +59,8 @@ fn setup() -> Load {
             s.skills.insert(skill(k), ((a + k) % 8) as u8 + 3);
         }
         r.login(now, AgentId(a), s).unwrap();
+        r.set_presence(now, AgentId(a), Presence::Available)
+            .unwrap();
         // Keep them busy: one call each.
         let id = ItemId(1_000_000_000 + a);
         r.enqueue(

@@ -4,7 +4,13 @@
 //! [`Desk::snapshot`] gives the whole state as the desktop's `state` message, so a
 //! desktop that connects or reconnects renders exactly what is true: a consult taken
 //! shows as work in progress (not as an offer again), a consult's progress as it is
-//! now. The agent actor is its driver and the only writer.
+//! now, a chat with its messages. The agent actor is its driver and the only writer.
+//!
+//! A chat's messages come from the chat, its assignment from the router: the two may
+//! reach the desk in either order. Messages for a chat not on the desk yet wait (a
+//! few chats' worth) and join it when it is assigned; the `assigned` push the desktop
+//! gets is the desk's item, with them ([`Desk::item_push`]), so no message is missing
+//! from the agent's view.
 
 use crate::actors::messages::AgentPush;
 use serde::Serialize;
@@ -56,6 +62,38 @@ pub struct Item {
     pub customer_left: bool,
     /// When it reached the desk.
     pub since: Millis,
+    /// A chat's messages (the last [`MAX_MESSAGES`]), in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub messages: Vec<serde_json::Value>,
+}
+
+/// Messages a chat item keeps (older ones are in the store's timeline).
+pub const MAX_MESSAGES: usize = 200;
+/// Chats whose messages may wait for their assignment at once.
+const MAX_PENDING: usize = 8;
+
+impl Item {
+    /// Adds messages not already there (by `seq`), keeping the last [`MAX_MESSAGES`].
+    fn add_messages(&mut self, more: impl IntoIterator<Item = serde_json::Value>) {
+        add_messages(&mut self.messages, more);
+    }
+}
+
+fn add_messages(
+    to: &mut Vec<serde_json::Value>,
+    more: impl IntoIterator<Item = serde_json::Value>,
+) {
+    for m in more {
+        let seq = m["seq"].as_u64();
+        if seq.is_some() && to.iter().any(|x| x["seq"].as_u64() == seq) {
+            continue;
+        }
+        to.push(m);
+    }
+    to.sort_by_key(|m| m["seq"].as_u64().unwrap_or(0));
+    if to.len() > MAX_MESSAGES {
+        to.drain(..to.len() - MAX_MESSAGES);
+    }
 }
 
 /// How long a consult waits for the colleague (the desktop's countdown).
@@ -68,6 +106,8 @@ pub struct Desk {
     presence_since: Millis,
     offers: BTreeMap<String, Item>,
     work: BTreeMap<String, Item>,
+    /// Messages of chats not on the desk yet (oldest first, at most [`MAX_PENDING`]).
+    pending: Vec<(String, Vec<serde_json::Value>)>,
 }
 
 impl Desk {
@@ -78,6 +118,46 @@ impl Desk {
             presence_since: now,
             offers: BTreeMap::new(),
             work: BTreeMap::new(),
+            pending: Vec::new(),
+        }
+    }
+
+    /// An item as a push of `kind` (`assigned`: the work with what is known of it).
+    pub fn item_push(&self, kind: &str, interaction: &str) -> Option<serde_json::Value> {
+        let item = self
+            .work
+            .get(interaction)
+            .or_else(|| self.offers.get(interaction))?;
+        let mut v = serde_json::to_value(item).ok()?;
+        v["type"] = kind.into();
+        Some(v)
+    }
+
+    /// Messages for a chat: on its item, or waiting for it.
+    fn messages(&mut self, interaction: &str, more: Vec<serde_json::Value>) {
+        if let Some(i) = self.work.get_mut(interaction) {
+            return i.add_messages(more);
+        }
+        if let Some(i) = self.offers.get_mut(interaction) {
+            return i.add_messages(more);
+        }
+        match self.pending.iter_mut().find(|(id, _)| id == interaction) {
+            Some((_, m)) => add_messages(m, more),
+            None => {
+                if self.pending.len() == MAX_PENDING {
+                    self.pending.remove(0);
+                }
+                let mut m = Vec::new();
+                add_messages(&mut m, more);
+                self.pending.push((interaction.to_string(), m));
+            }
+        }
+    }
+
+    fn take_pending(&mut self, interaction: &str) -> Vec<serde_json::Value> {
+        match self.pending.iter().position(|(id, _)| id == interaction) {
+            Some(i) => self.pending.remove(i).1,
+            None => Vec::new(),
         }
     }
 
@@ -123,6 +203,7 @@ impl Desk {
                     call_state: None,
                     customer_left: false,
                     since: now,
+                    messages: Vec::new(),
                 };
                 self.offers.insert(interaction.clone(), item);
             }
@@ -151,6 +232,7 @@ impl Desk {
                     call_state: None,
                     customer_left: false,
                     since: now,
+                    messages: Vec::new(),
                 };
                 self.offers.insert(interaction.clone(), item);
             }
@@ -183,8 +265,11 @@ impl Desk {
                         call_state: None,
                         customer_left: false,
                         since: now,
+                        messages: Vec::new(),
                     }),
                 };
+                let early = self.take_pending(interaction);
+                w.add_messages(early);
                 w.kind = Kind::Work;
                 w.consult = false;
                 w.call_state = None;
@@ -209,7 +294,23 @@ impl Desk {
             AgentPush::Ended { interaction } => {
                 self.work.remove(interaction);
                 self.offers.remove(interaction);
+                self.take_pending(interaction);
             }
+            AgentPush::Message {
+                interaction,
+                seq,
+                from,
+                name,
+                text,
+                at,
+            } => {
+                let m = serde_json::json!({"seq": seq, "from": from, "name": name, "text": text, "at": at});
+                self.messages(interaction, vec![m]);
+            }
+            AgentPush::Transcript {
+                interaction,
+                messages,
+            } => self.messages(interaction, messages.clone()),
             AgentPush::Verified {
                 interaction,
                 customer,
@@ -404,5 +505,91 @@ mod tests {
         let s = d.snapshot(17);
         assert_eq!(s["offers"], serde_json::json!([]));
         assert_eq!(s["work"].as_array().unwrap().len(), 1);
+    }
+
+    fn message(id: &str, seq: u64, text: &str) -> AgentPush {
+        AgentPush::Message {
+            interaction: id.into(),
+            seq,
+            from: "customer",
+            name: "Ada".into(),
+            text: text.into(),
+            at: 1000 + seq,
+        }
+    }
+
+    fn chat_assigned(id: &str) -> AgentPush {
+        AgentPush::Assigned {
+            interaction: id.into(),
+            channel: "chat",
+            customer: None,
+            browser_call: false,
+        }
+    }
+
+    fn texts(v: &serde_json::Value) -> Vec<String> {
+        v["messages"]
+            .as_array()
+            .map(|m| {
+                m.iter()
+                    .map(|m| m["text"].as_str().unwrap_or("").to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn a_chat_keeps_every_message_whichever_comes_first_the_assignment_or_the_messages() {
+        // The transcript and a live message reach the desk before the assignment.
+        let mut d = Desk::new("bob".into(), 0);
+        d.apply(
+            1,
+            &AgentPush::Transcript {
+                interaction: "x".into(),
+                messages: vec![serde_json::json!({"seq": 1, "from": "customer", "name": "Ada", "text": "hello"})],
+            },
+        );
+        d.apply(2, &message("x", 2, "my order is late"));
+        d.apply(2, &message("x", 1, "hello")); // the same message again counts once
+        assert!(d.snapshot(3)["work"].as_array().unwrap().is_empty());
+        d.apply(4, &chat_assigned("x"));
+        let pushed = d.item_push("assigned", "x").unwrap();
+        assert_eq!(pushed["type"], "assigned");
+        assert_eq!(texts(&pushed), ["hello", "my order is late"]);
+        d.apply(5, &message("x", 3, "are you there?"));
+        let s = d.snapshot(6);
+        assert_eq!(
+            texts(&s["work"][0]),
+            ["hello", "my order is late", "are you there?"]
+        );
+
+        // The usual order: assigned, then the transcript.
+        d.apply(7, &chat_assigned("y"));
+        d.apply(
+            8,
+            &AgentPush::Transcript {
+                interaction: "y".into(),
+                messages: vec![serde_json::json!({"seq": 1, "from": "customer", "text": "hi"})],
+            },
+        );
+        assert_eq!(texts(&d.snapshot(9)["work"][1]), ["hi"]);
+
+        // Messages waiting for chats that never come are bounded, and an end drops them.
+        for i in 0..50 {
+            d.apply(10, &message(&format!("ghost{i}"), 1, "boo"));
+        }
+        assert!(d.pending.len() <= MAX_PENDING);
+        d.apply(
+            11,
+            &AgentPush::Ended {
+                interaction: "ghost49".into(),
+            },
+        );
+        assert!(d.pending.iter().all(|(id, _)| id != "ghost49"));
+        // A long chat keeps its last messages.
+        for i in 4..(MAX_MESSAGES as u64 + 50) {
+            d.apply(12, &message("x", i, "more"));
+        }
+        assert_eq!(d.work("x").unwrap().messages.len(), MAX_MESSAGES);
     }
 }

@@ -138,6 +138,7 @@ function onPush(m) {
       for (const o of m.offers) if (!app.work.has(o.interaction)) addOffer(o);
       for (const w of m.work) {
         if (!app.work.has(w.interaction)) addWork(w);
+        else for (const x of w.messages || []) chatMessage(Object.assign({ interaction: w.interaction }, x));
         if (w.call_state) callState({ interaction: w.interaction, state: w.call_state });
       }
       break;
@@ -173,8 +174,12 @@ function onPush(m) {
   ringUpdate();
 }
 
+// Presence as people read it; the menu and the badge always say the same.
+const PRESENCE = { available: "Available", busy: "Busy", away: "Away", wrap_up: "Wrap-up", offline: "Offline" };
+
 function setPresence(p) {
-  $("#presence-now").textContent = p;
+  $("#presence-now").textContent = PRESENCE[p] || p;
+  $("#presence-now").dataset.presence = p;
   if ([...$("#presence").options].some(o => o.value === p)) $("#presence").value = p;
 }
 
@@ -312,6 +317,8 @@ function addWork(w) {
   $(".from", n).textContent = w.from || "customer";
   if (voice) wireCall(entry); else wireChat(entry);
   $("#work-list").append(n);
+  // A chat's messages so far (the desk keeps those that came before the assignment).
+  for (const x of w.messages || []) chatMessage(Object.assign({ interaction: w.interaction }, x));
   screenPop(w);
   if (voice && w.browser_call) startCall(entry);
   else if (voice) $(".state", n).textContent = "on your phone";
@@ -473,7 +480,8 @@ function workEnded(id, customerLeft) {
   const n = entry.node;
   const st = $(".state", n);
   if (st) st.textContent = customerLeft ? "caller hung up" : "ended";
-  for (const b of n.querySelectorAll(".buttons button, .dialpad button, .transfer-form button, .say button")) b.disabled = true;
+  // Nothing on the card acts any more: only the wrap-up form does.
+  for (const c of n.querySelectorAll("button, input, select")) c.disabled = true;
   const f = $("#wrap-tpl").content.firstElementChild.cloneNode(true);
   f.onsubmit = async ev => {
     ev.preventDefault();

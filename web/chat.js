@@ -56,13 +56,17 @@ function connect(first) {
         $("send").style.display = "none"; S.clear(); break;
       case "error":
         if (f.id) break; // kept pending; sent again on reconnect
-        $("error").textContent = f.reason; $("status").textContent = f.reason;
+        $("error").textContent = f.reason;
+        $("status").textContent = S.getItem("og.chat") ? f.reason : "";
         if (/ended|wrong token/.test(f.reason)) { closed = true; S.clear(); }
         break;
     }
   };
   ws.onclose = () => {
     if (closed) return;
+    // A refused start (a bad address, too many chats) is final: its reason stays on
+    // the form, which can be sent again; only a chat that exists is reconnected to.
+    if (!S.getItem("og.chat")) { ws = null; return; }
     $("status").textContent = "reconnecting…";
     setTimeout(() => connect(resumeFrame), retry);
     retry = Math.min(retry * 2, 10000);

@@ -84,7 +84,16 @@ impl Handler<AgentPush> for AgentActor {
 
     fn handle(&mut self, p: AgentPush, _: &mut Context<Self>) {
         self.desk.apply(crate::clock::unix_millis(), &p);
-        let json = serde_json::to_string(&p).unwrap_or_default();
+        // An assignment goes out as the desk has the work: with what the offer said
+        // and the chat's messages that came first.
+        let json = match &p {
+            AgentPush::Assigned { interaction, .. } => self
+                .desk
+                .item_push("assigned", interaction)
+                .map(|v| v.to_string()),
+            _ => None,
+        }
+        .unwrap_or_else(|| serde_json::to_string(&p).unwrap_or_default());
         self.send(json);
     }
 }

@@ -96,7 +96,7 @@ async fn a_failing_actor_ends_or_hands_over_its_own_work_and_nothing_else() {
     crate::panics::install();
     let dir = tempfile::tempdir().unwrap();
     let (centre, store) = demo_centre(&dir).await;
-    centre.login("alice", "demo-alice").await.unwrap();
+    on_duty(&centre, "alice", "demo-alice").await;
     let mut alice = agent_socket(&centre, "alice").await;
 
     let (one, _) = centre.start_chat("One", "one@example.com").await.unwrap();
@@ -190,7 +190,7 @@ async fn a_failing_actor_ends_or_hands_over_its_own_work_and_nothing_else() {
 
     // ---- alice's actor fails: she is logged out and chat two goes back to the queue,
     // where bob gets it; the customer hears of the transfer.
-    centre.login("bob", "demo-bob").await.unwrap();
+    on_duty(&centre, "bob", "demo-bob").await;
     let mut bob = agent_socket(&centre, "bob").await;
     let alice_addr = centre.agent_addr("alice").unwrap();
     assert!(alice_addr.send(Crash).await.is_err());
@@ -210,7 +210,7 @@ async fn a_failing_actor_ends_or_hands_over_its_own_work_and_nothing_else() {
         "a dead actor is not handed out"
     );
     // Alice can log in again and gets a working desk.
-    centre.login("alice", "demo-alice").await.unwrap();
+    on_duty(&centre, "alice", "demo-alice").await;
     let mut alice = agent_socket(&centre, "alice").await;
     let s = next(&mut alice, "her state", |v| v["type"] == "state").await;
     assert_eq!(s["presence"], "available", "{s}");
@@ -245,7 +245,7 @@ max_waiting = 3
     .unwrap();
     let centre = Centre::start(&cfg, store.clone()).await.unwrap();
     let email = crate::store::IdentityKind::Email;
-    centre.login("ann", "ann-secret").await.unwrap();
+    on_duty(&centre, "ann", "ann-secret").await;
     let mut ann = agent_socket(&centre, "ann").await;
     // X opens a chat and writes: no customer record exists for a typed address yet.
     let (x1, _) = centre.start_chat("X", "x@example.com").await.unwrap();
@@ -318,7 +318,7 @@ max_waiting = 3
     })
     .await;
     accept(&centre, "ann", &y1).await;
-    centre.login("ben", "ben-secret").await.unwrap();
+    on_duty(&centre, "ben", "ben-secret").await;
     let mut ben = agent_socket(&centre, "ben").await;
     next(&mut ben, "ben's state", |v| v["type"] == "state").await;
     let (x2, _) = centre.start_chat("X", "x@example.com").await.unwrap();
@@ -356,7 +356,7 @@ max_waiting = 3
 async fn a_long_chat_keeps_only_recent_messages_in_memory_and_replays_the_rest_from_the_store() {
     let dir = tempfile::tempdir().unwrap();
     let (centre, store) = demo_centre(&dir).await;
-    centre.login("alice", "demo-alice").await.unwrap();
+    on_duty(&centre, "alice", "demo-alice").await;
     let mut alice = agent_socket(&centre, "alice").await;
     let (id, _) = centre.start_chat("Long", "long@example.com").await.unwrap();
     next(&mut alice, "the offer", |v| v["type"] == "offer").await;
@@ -407,7 +407,7 @@ async fn a_panic_in_the_router_is_contained_and_routing_goes_on_with_what_it_kne
     crate::panics::install();
     let dir = tempfile::tempdir().unwrap();
     let (centre, _store) = demo_centre(&dir).await;
-    centre.login("alice", "demo-alice").await.unwrap();
+    on_duty(&centre, "alice", "demo-alice").await;
     let mut alice = agent_socket(&centre, "alice").await;
     let (one, _) = centre.start_chat("One", "one@example.com").await.unwrap();
     next(&mut alice, "one offered", |v| {
@@ -436,7 +436,7 @@ async fn a_panic_in_the_router_is_contained_and_routing_goes_on_with_what_it_kne
     assert!(centre.router().connected());
 
     // Alice is still away (nothing offered to her); bob logs in and gets the waiting chat.
-    centre.login("bob", "demo-bob").await.unwrap();
+    on_duty(&centre, "bob", "demo-bob").await;
     let mut bob = agent_socket(&centre, "bob").await;
     // (Offered at his login: in the state his desktop gets first, or pushed after.)
     let offered = |v: &serde_json::Value| {
@@ -477,6 +477,20 @@ async fn a_panic_in_the_router_is_contained_and_routing_goes_on_with_what_it_kne
         .router()
         .send(super::router::SetPresence {
             agent: "alice".into(),
+            presence: crate::routing::engine::Presence::Available,
+        })
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+/// Logs an agent in and makes them Available (agents start Away).
+async fn on_duty(centre: &Centre, name: &str, password: &str) {
+    centre.login(name, password).await.unwrap();
+    centre
+        .router()
+        .send(crate::actors::router::SetPresence {
+            agent: name.to_string(),
             presence: crate::routing::engine::Presence::Available,
         })
         .await

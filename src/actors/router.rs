@@ -386,7 +386,11 @@ impl RouterActor {
             .map(|a| (a.id, a.spec.clone()))
             .collect();
         for (id, spec) in &agents {
+            // Available while their work is given back to them (an agent logs in as
+            // they last chose, which a new engine does not know); their presence is
+            // restored below.
             let _ = self.engine.login(now, *id, spec.clone());
+            let _ = self.engine.set_presence(now, *id, Presence::Available);
         }
         let mut items: Vec<(ItemId, ItemSpec, QueueId, Option<AgentId>)> = self
             .items

@@ -377,6 +377,9 @@ pub struct Router {
     class_ids: HashMap<(Channel, Vec<(String, u8)>), u32>,
     queues: Vec<Queue>,
     agents: HashMap<AgentId, Agent>,
+    /// The presence each agent last chose (Available, Away or Busy): where they start
+    /// when they log in again. One entry per agent who has logged in (accounts).
+    chosen: HashMap<AgentId, Presence>,
     items: HashMap<ItemId, Item>,
     timers: BTreeSet<(Instant, Timer)>,
     events: VecDeque<RouterEvent>,
@@ -427,6 +430,7 @@ impl Router {
             class_ids: HashMap::new(),
             queues: vec![],
             agents: HashMap::new(),
+            chosen: HashMap::new(),
             items: HashMap::new(),
             timers: BTreeSet::new(),
             events: VecDeque::new(),
@@ -510,7 +514,8 @@ impl Router {
 
     // ------------------------------------------------------------ agents
 
-    /// Logs an agent in (Available) or updates what they can do.
+    /// Logs an agent in (as they last chose, Available, Away or Busy; Away the first
+    /// time) or updates what they can do.
     pub fn login(&mut self, now: Instant, id: AgentId, spec: AgentSpec) -> Result<(), RouteError> {
         if spec
             .queues
@@ -519,13 +524,15 @@ impl Router {
         {
             return Err(RouteError::UnknownQueue);
         }
+        // Agents choose when they take work: they start as they last chose, or Away.
+        let start = self.chosen.get(&id).copied().unwrap_or(Presence::Away);
         match self.agents.get_mut(&id) {
             Some(_) => {
                 self.unready(id);
                 let a = self.agents.get_mut(&id).unwrap();
                 a.spec = spec;
                 if a.presence == Presence::Offline {
-                    a.presence = Presence::Available;
+                    a.presence = start;
                     a.idle_since = now;
                 }
             }
@@ -534,7 +541,7 @@ impl Router {
                     id,
                     Agent {
                         spec,
-                        presence: Presence::Available,
+                        presence: start,
                         idle_since: now,
                         load: [0; 7],
                         assigned: vec![],
@@ -545,9 +552,10 @@ impl Router {
                 );
             }
         }
+        let presence = self.agents[&id].presence;
         self.events.push_back(RouterEvent::Presence {
             agent: id,
-            presence: Presence::Available,
+            presence,
         });
         self.agent_changed(now, id);
         Ok(())
@@ -600,6 +608,12 @@ impl Router {
     }
 
     fn set_presence_inner(&mut self, id: AgentId, p: Presence) {
+        if !self.agents.contains_key(&id) {
+            return;
+        }
+        if matches!(p, Presence::Available | Presence::Away | Presence::Busy) {
+            self.chosen.insert(id, p);
+        }
         let Some(a) = self.agents.get_mut(&id) else {
             return;
         };

@@ -46,6 +46,10 @@ impl T {
         let mut s = AgentSpec::new(q.to_vec());
         f(&mut s);
         self.r.login(self.now, AgentId(id), s).unwrap();
+        // Agents start Away; these are on duty.
+        self.r
+            .set_presence(self.now, AgentId(id), Presence::Available)
+            .unwrap();
         self.check();
     }
 
@@ -443,6 +447,29 @@ fn wrap_up_then_available_and_presence_away_busy() {
 }
 
 #[test]
+fn agents_log_in_away_the_first_time_then_as_they_last_chose() {
+    let mut t = T::new();
+    let q = t.queue(QueueSpec::new("q"));
+    t.item(100, q, |_| {});
+    let me = AgentId(1);
+    t.r.login(t.now, me, AgentSpec::new(vec![q])).unwrap();
+    assert_eq!(t.r.presence(me), Some(Presence::Away));
+    assert_eq!(t.offers(), [], "nothing offered before they choose");
+    t.r.set_presence(t.now, me, Presence::Available).unwrap();
+    assert_eq!(t.offers(), [(100, 1)]);
+    t.r.logout(t.now, me).unwrap();
+    t.at(5.0);
+    t.r.login(t.now, me, AgentSpec::new(vec![q])).unwrap();
+    assert_eq!(t.r.presence(me), Some(Presence::Available));
+    assert_eq!(t.offers(), [(100, 1)], "available again, as they left");
+    t.r.set_presence(t.now, me, Presence::Busy).unwrap();
+    t.r.logout(t.now, me).unwrap();
+    t.r.login(t.now, me, AgentSpec::new(vec![q])).unwrap();
+    assert_eq!(t.r.presence(me), Some(Presence::Busy));
+    t.check();
+}
+
+#[test]
 fn service_level_and_teams() {
     let mut t = T::new();
     let mut spec = QueueSpec::new("q");
@@ -548,6 +575,7 @@ mod props {
             };
             for a in 0..5u8 {
                 t.r.login(t.now, AgentId(a as u64), spec_for(a, &qs)).unwrap();
+                t.r.set_presence(t.now, AgentId(a as u64), Presence::Available).unwrap();
             }
             let mut assigned_once: HashSet<u64> = HashSet::new();
             let mut open: HashSet<u64> = HashSet::new(); // enqueued, not finished/cancelled/voicemailed
@@ -583,7 +611,10 @@ mod props {
                             open.remove(&(i as u64));
                         }
                     }
-                    Op::Login(a) => { t.r.login(t.now, AgentId(a as u64), spec_for(a, &qs)).unwrap(); }
+                    Op::Login(a) => {
+                        t.r.login(t.now, AgentId(a as u64), spec_for(a, &qs)).unwrap();
+                        t.r.set_presence(t.now, AgentId(a as u64), Presence::Available).unwrap();
+                    }
                     Op::Logout(a) => { let _ = t.r.logout(t.now, AgentId(a as u64)); }
                     Op::Away(a) => { let _ = t.r.set_presence(t.now, AgentId(a as u64), Presence::Away); }
                     Op::Back(a) => { let _ = t.r.set_presence(t.now, AgentId(a as u64), Presence::Available); }

@@ -96,7 +96,8 @@ pub(crate) fn raw(g: &Gateway, method: &str, path: &str, token: &str, body: &str
     )
 }
 
-fn login(g: &Gateway, name: &str, pw: &str) -> String {
+/// Logs an agent in (they start Away: agents choose when they take work).
+fn log_in(g: &Gateway, name: &str, pw: &str) -> String {
     let (code, body) = g.post(
         "/api/agent/login",
         None,
@@ -104,6 +105,14 @@ fn login(g: &Gateway, name: &str, pw: &str) -> String {
     );
     assert_eq!(code, 200, "{body}");
     json(&body)["token"].as_str().unwrap().to_string()
+}
+
+/// Logs an agent in and makes them Available.
+fn login(g: &Gateway, name: &str, pw: &str) -> String {
+    let token = log_in(g, name, pw);
+    let (code, body) = put(g, "/api/agent/presence", &token, r#"{"presence":"available"}"#);
+    assert_eq!(code, 200, "{body}");
+    token
 }
 
 #[test]
@@ -204,7 +213,12 @@ fn centre_case(base: u16, sipp_ports: (u16, u16), database: Option<String>) {
     assert!(body.contains("wrong name or password"), "{body}");
     let (code, _) = g.post("/api/agent/login", None, "not json");
     assert_eq!(code, 400);
-    let ann = login(&g, "ann", "ann-secret");
+    // A first login is Away: nothing is offered until the agent says they are ready.
+    let ann = log_in(&g, "ann", "ann-secret");
+    let (_, body) = g.get_auth("/api/agent/me", &ann);
+    assert_eq!(json(&body)["presence"], "away", "{body}");
+    let (code, body) = put(&g, "/api/agent/presence", &ann, r#"{"presence":"available"}"#);
+    assert_eq!(code, 200, "{body}");
     let ben = login(&g, "ben", "ben-secret");
     let (code, body) = put(&g, "/api/agent/presence", &ben, r#"{"presence":"away"}"#);
     assert_eq!(code, 200, "{body}");
