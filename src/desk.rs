@@ -12,7 +12,7 @@
 //! gets is the desk's item, with them ([`Desk::item_push`]), so no message is missing
 //! from the agent's view.
 
-use crate::actors::messages::AgentPush;
+use crate::actors::messages::{AgentPush, QueueStatus};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -108,6 +108,8 @@ pub struct Desk {
     work: BTreeMap<String, Item>,
     /// Messages of chats not on the desk yet (oldest first, at most [`MAX_PENDING`]).
     pending: Vec<(String, Vec<serde_json::Value>)>,
+    /// The agent's queues: waiting items and the oldest's age (the status bar).
+    queues: Vec<QueueStatus>,
 }
 
 impl Desk {
@@ -119,6 +121,7 @@ impl Desk {
             offers: BTreeMap::new(),
             work: BTreeMap::new(),
             pending: Vec::new(),
+            queues: Vec::new(),
         }
     }
 
@@ -330,6 +333,7 @@ impl Desk {
                     w.customer_left = true;
                 }
             }
+            AgentPush::Queues { queues } => self.queues = queues.clone(),
             AgentPush::Presence { presence } if self.presence != *presence => {
                 self.presence = presence;
                 self.presence_since = now;
@@ -356,6 +360,7 @@ impl Desk {
             "presence_since": self.presence_since,
             "offers": offers,
             "work": self.work.values().collect::<Vec<_>>(),
+            "queues": self.queues,
         })
     }
 }

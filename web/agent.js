@@ -19,6 +19,8 @@ const app = {
   work: new Map(),     // interaction -> { data, node, pc, stream }
   ring: null,
   popFor: null,
+  queues: [],          // the agent's queues: { name, waiting, oldest_since }
+  presenceSince: null, // ms
 };
 window.omnigate = app; // for tests and the curious
 
@@ -133,6 +135,9 @@ function onPush(m) {
       // The gateway's desk is the truth: after a reconnect, offers and work are as it
       // says (a consult we are on is work, with its progress).
       setPresence(m.presence);
+      app.presenceSince = m.presence_since;
+      app.queues = m.queues || [];
+      renderStatus();
       app.offers.clear();
       $("#offer-list").replaceChildren();
       for (const o of m.offers) if (!app.work.has(o.interaction)) addOffer(o);
@@ -142,7 +147,8 @@ function onPush(m) {
         if (w.call_state) callState({ interaction: w.interaction, state: w.call_state });
       }
       break;
-    case "presence": setPresence(m.presence); break;
+    case "presence": setPresence(m.presence); app.presenceSince = Date.now(); renderStatus(); break;
+    case "queues": app.queues = m.queues; renderStatus(); break;
     case "offer": addOffer(m); break;
     case "revoked": removeOffer(m.interaction); break;
     case "assigned": {
@@ -182,6 +188,27 @@ function setPresence(p) {
   $("#presence-now").dataset.presence = p;
   if ([...$("#presence").options].some(o => o.value === p)) $("#presence").value = p;
 }
+
+// m:ss (h:mm:ss past an hour).
+function age(ms) {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  const mm = String(Math.floor(s / 60) % 60).padStart(2, "0"), ss = String(s % 60).padStart(2, "0");
+  return s >= 3600 ? `${Math.floor(s / 3600)}:${mm}:${ss}` : `${Math.floor(s / 60)}:${ss}`;
+}
+
+// The status bar: time in the current presence; each queue's waiting work and how
+// long the oldest has waited (work waiting shows even while the agent is busy).
+function renderStatus() {
+  $("#presence-time").textContent = app.presenceSince ? age(Date.now() - app.presenceSince) : "";
+  $("#queues").replaceChildren(...app.queues.map(q => {
+    const s = el("span", { className: "queue-stat" + (q.waiting ? " waiting" : ""),
+      textContent: `${q.name}: ${q.waiting} waiting` + (q.oldest_since ? `, oldest ${age(Date.now() - q.oldest_since)}` : "") });
+    s.dataset.queue = q.name;
+    s.dataset.waiting = q.waiting;
+    return s;
+  }));
+}
+setInterval(() => { if (app.token) renderStatus(); }, 1000);
 
 function flash(id, text) {
   console.warn(id, text);

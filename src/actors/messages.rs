@@ -10,6 +10,16 @@ use serde::Serialize;
 #[rtype(result = "Result<serde_json::Value, crate::call::CallError>")]
 pub struct AgentCall(pub crate::call::AgentCommand);
 
+/// One of an agent's queues as their status bar shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct QueueStatus {
+    pub name: String,
+    /// Items waiting (not offered to anyone, not taken).
+    pub waiting: usize,
+    /// Since when the oldest of them waits (Unix milliseconds).
+    pub oldest_since: Option<u64>,
+}
+
 /// What the agent is told. Serialised as `{"type": "...", ...}` on their WebSocket.
 #[derive(Message, Clone, Debug, Serialize)]
 #[rtype(result = "()")]
@@ -80,6 +90,10 @@ pub enum AgentPush {
     /// The customer ended the chat or hung up; the agent wraps up.
     CustomerLeft {
         interaction: String,
+    },
+    /// The agent's queues as they are now (sent at login and when one changes).
+    Queues {
+        queues: Vec<QueueStatus>,
     },
     /// The agent verified who the customer is: the work is now theirs.
     Verified {

@@ -5,8 +5,8 @@
 //! the way the outside does (queue names, agent login names, interaction ids) and maps
 //! them to the engine's ids.
 
-use super::messages::AgentPush;
 pub use super::messages::Logout;
+use super::messages::{AgentPush, QueueStatus};
 use crate::config::QueueConfig;
 use crate::routing::engine::{
     AgentId, AgentSpec, Channel, ItemId, ItemSpec, OverflowTo, Presence, QueueId, QueueSpec,
@@ -97,6 +97,9 @@ pub struct RouterActor {
     next_item: u64,
     next_agent: u64,
     timer: Option<(Instant, SpawnHandle)>,
+    /// Per queue (by id), what its members were last told: waiting items and since
+    /// when the oldest waits.
+    told_waiting: Vec<(usize, Option<Instant>)>,
 }
 
 impl RouterActor {
@@ -112,6 +115,7 @@ impl RouterActor {
             next_item: 1,
             next_agent: 1,
             timer: None,
+            told_waiting: Vec::new(),
         };
         // Overflow targets may name queues defined later: add them all first.
         for q in queues {
@@ -273,7 +277,67 @@ impl RouterActor {
                 }
             }
         }
+        self.tell_waiting(None);
         self.rearm(ctx);
+    }
+
+    /// Tells the members of each queue whose waiting items changed (and `also`, an
+    /// agent who just logged in) how their queues stand: their status bar shows work
+    /// waiting even while they are busy on something else.
+    fn tell_waiting(&mut self, also: Option<AgentId>) {
+        let n = self.queues.len();
+        self.told_waiting.resize(n, (0, None));
+        // Only queues someone logged in serves are looked at (a scan of their waiting
+        // items): a node under load with nobody logged in does no work here.
+        let mut served = vec![false; n];
+        for a in self.agents.values() {
+            for q in &a.spec.queues {
+                if let Some(s) = served.get_mut(q.0 as usize) {
+                    *s = true;
+                }
+            }
+        }
+        let mut changed = vec![false; n];
+        for (i, told) in self.told_waiting.iter_mut().enumerate() {
+            if !served[i] {
+                continue;
+            }
+            let now = self
+                .engine
+                .waiting_since(QueueId(i as u32))
+                .unwrap_or_default();
+            if *told != now {
+                *told = now;
+                changed[i] = true;
+            }
+        }
+        if also.is_none() && !changed.contains(&true) {
+            return;
+        }
+        let (now, unix_now) = (crate::clock::now(), crate::clock::unix_millis());
+        for a in self.agents.values() {
+            let mine = |q: &QueueId| changed.get(q.0 as usize) == Some(&true);
+            if !(a.spec.queues.iter().any(mine) || also == Some(a.id)) {
+                continue;
+            }
+            let queues = a
+                .spec
+                .queues
+                .iter()
+                .filter_map(|q| {
+                    let (waiting, oldest) = *self.told_waiting.get(q.0 as usize)?;
+                    Some(QueueStatus {
+                        name: self.queues.get(q.0 as usize)?.name.clone(),
+                        waiting,
+                        oldest_since: oldest.map(|t| {
+                            unix_now
+                                .saturating_sub(now.saturating_duration_since(t).as_millis() as u64)
+                        }),
+                    })
+                })
+                .collect();
+            a.addr.do_send(AgentPush::Queues { queues });
+        }
     }
 
     fn rearm(&mut self, ctx: &mut Context<Self>) {
@@ -626,6 +690,7 @@ impl RouterActor {
             },
         );
         self.drain(ctx);
+        self.tell_waiting(Some(id));
         Ok(())
     }
 }

@@ -457,6 +457,19 @@ impl Router {
         }
     }
 
+    /// How many items wait in a queue (not offered, not assigned) and since when the
+    /// oldest of them waits. (A scan of that queue's waiting items.)
+    pub fn waiting_since(&self, q: QueueId) -> Option<(usize, Option<Instant>)> {
+        let q = self.queues.get(q.0 as usize)?;
+        let oldest = q
+            .waiting
+            .iter()
+            .filter_map(|(_, id)| self.items.get(id))
+            .map(|i| i.queued_at)
+            .min();
+        Some((q.waiting.len(), oldest))
+    }
+
     pub fn queue_stats(&self, q: QueueId) -> Option<QueueStats> {
         self.queues.get(q.0 as usize).map(|q| QueueStats {
             waiting: q.waiting.len(),

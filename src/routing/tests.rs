@@ -470,6 +470,25 @@ fn agents_log_in_away_the_first_time_then_as_they_last_chose() {
 }
 
 #[test]
+fn a_queue_tells_how_many_wait_and_since_when_the_oldest_waits() {
+    let mut t = T::new();
+    let q = t.queue(QueueSpec::new("q"));
+    assert_eq!(t.r.waiting_since(q), Some((0, None)));
+    t.item(100, q, |_| {});
+    t.at(5.0);
+    t.item(101, q, |s| s.priority = 9); // ahead in line, but not the oldest
+    assert_eq!(t.r.waiting_since(q), Some((2, Some(t.t0))));
+    t.agent(1, &[q], |_| {});
+    assert_eq!(t.offers(), [(101, 1)]);
+    // Offered is not waiting: the oldest is still item 100.
+    assert_eq!(t.r.waiting_since(q), Some((1, Some(t.t0))));
+    t.r.cancel(t.now, ItemId(100)).unwrap();
+    assert_eq!(t.r.waiting_since(q), Some((0, None)));
+    assert_eq!(t.r.waiting_since(QueueId(9)), None);
+    t.check();
+}
+
+#[test]
 fn service_level_and_teams() {
     let mut t = T::new();
     let mut spec = QueueSpec::new("q");

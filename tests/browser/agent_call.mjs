@@ -9,7 +9,7 @@
 //        then complete; default hangup)
 import { mkdirSync } from "node:fs";
 import process from "node:process";
-import { launch, logIn, step } from "./desk.mjs";
+import { fail, launch, logIn, step } from "./desk.mjs";
 
 const [base, agent, password, wav, artifacts, how = "hangup"] = process.argv.slice(2);
 mkdirSync(artifacts, { recursive: true });
@@ -128,9 +128,6 @@ try {
   step("wrapped up");
 } catch (e) {
   const said = page ? await page.locator(".stats").allInnerTexts().catch(() => []) : [];
-  console.log(`FAILED ${e.stack || e}\npage says: ${said.join(" | ")}`);
-  if (page) await page.screenshot({ path: `${artifacts}/failure.png`, fullPage: true }).catch(() => {});
-  await browser.close();
-  process.exit(1);
+  await fail(e, { browser, page, artifacts, said: said.join(" | ") });
 }
 await browser.close();

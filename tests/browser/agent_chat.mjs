@@ -6,7 +6,7 @@
 // usage: node agent_chat.mjs <http base> <agent> <password> <artifacts dir>
 import { mkdirSync } from "node:fs";
 import process from "node:process";
-import { launch, logIn, step } from "./desk.mjs";
+import { fail, launch, logIn, step } from "./desk.mjs";
 
 const [base, agent, password, artifacts] = process.argv.slice(2);
 mkdirSync(artifacts, { recursive: true });
@@ -41,9 +41,6 @@ try {
     badges: await pop.locator(".unverified").count(),
   });
 } catch (e) {
-  console.log(`FAILED ${e.stack || e}`);
-  if (page) await page.screenshot({ path: `${artifacts}/failure.png`, fullPage: true }).catch(() => {});
-  await browser.close();
-  process.exit(1);
+  await fail(e, { browser, page, artifacts });
 }
 await browser.close();

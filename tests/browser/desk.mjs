@@ -24,3 +24,12 @@ export async function logIn(page, base, agent, password) {
   await page.locator("#presence-now", { hasText: "available" }).waitFor();
   step("available");
 }
+
+/// Reports a failed script: the error (and `said`, what the page showed), a screenshot
+/// of `page` in `artifacts`, then closes the browser and exits non-zero.
+export async function fail(e, { browser, page, artifacts, said = "" }) {
+  console.log(`FAILED ${e.stack || e}${said ? `\npage says: ${said}` : ""}`);
+  if (page) await page.screenshot({ path: `${artifacts}/failure.png`, fullPage: true }).catch(() => {});
+  await browser.close();
+  process.exit(1);
+}

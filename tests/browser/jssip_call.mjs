@@ -8,7 +8,7 @@
 import { mkdirSync } from "node:fs";
 import process from "node:process";
 import { buildSync } from "esbuild";
-import { launch, step } from "./desk.mjs";
+import { fail, launch, step } from "./desk.mjs";
 
 const [base, wsUrl, user, password, number, wav, artifacts] = process.argv.slice(2);
 mkdirSync(artifacts, { recursive: true });
@@ -100,10 +100,7 @@ try {
   }));
   step("hung up", before);
 } catch (e) {
-  console.log(`FAILED ${e.stack || e}`);
-  if (page) await page.screenshot({ path: `${artifacts}/failure.png` }).catch(() => {});
-  await browser.close();
-  process.exit(1);
+  await fail(e, { browser, page, artifacts });
 }
 await browser.close();
 process.exit(0);

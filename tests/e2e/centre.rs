@@ -110,7 +110,12 @@ fn log_in(g: &Gateway, name: &str, pw: &str) -> String {
 /// Logs an agent in and makes them Available.
 fn login(g: &Gateway, name: &str, pw: &str) -> String {
     let token = log_in(g, name, pw);
-    let (code, body) = put(g, "/api/agent/presence", &token, r#"{"presence":"available"}"#);
+    let (code, body) = put(
+        g,
+        "/api/agent/presence",
+        &token,
+        r#"{"presence":"available"}"#,
+    );
     assert_eq!(code, 200, "{body}");
     token
 }
@@ -217,7 +222,12 @@ fn centre_case(base: u16, sipp_ports: (u16, u16), database: Option<String>) {
     let ann = log_in(&g, "ann", "ann-secret");
     let (_, body) = g.get_auth("/api/agent/me", &ann);
     assert_eq!(json(&body)["presence"], "away", "{body}");
-    let (code, body) = put(&g, "/api/agent/presence", &ann, r#"{"presence":"available"}"#);
+    let (code, body) = put(
+        &g,
+        "/api/agent/presence",
+        &ann,
+        r#"{"presence":"available"}"#,
+    );
     assert_eq!(code, 200, "{body}");
     let ben = login(&g, "ben", "ben-secret");
     let (code, body) = put(&g, "/api/agent/presence", &ben, r#"{"presence":"away"}"#);

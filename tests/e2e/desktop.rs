@@ -680,6 +680,90 @@ fn a_chat_shows_as_unverified_until_the_agent_verifies_it_then_the_record_appear
     );
 }
 
+/// The workspace's first-user bugs (issue 16), each checked in Chromium: see
+/// tests/browser/workspace.mjs. The chat queue has no wrap-up time so twenty chats run
+/// back to back.
+#[test]
+fn the_workspace_hides_what_a_logged_out_agent_cannot_use_and_never_misses_a_first_message() {
+    let g = Gateway::start(
+        27400,
+        "demo = true",
+        "",
+        // One address (the test's) opens all twenty chats.
+        "[[queue]]\nname = \"support\"\nwrap_up_secs = 0\n[chat]\nstarts_per_minute = 100\n",
+    );
+    let artifacts = repo("target/e2e-artifacts/workspace");
+    let _ = std::fs::remove_dir_all(&artifacts);
+    let base = format!("http://127.0.0.1:{}", g.http);
+    let mut b = Browser::run(
+        "workspace.mjs",
+        &[
+            &base,
+            "bob",
+            "demo-bob",
+            &artifacts.display().to_string(),
+            "20",
+        ],
+    );
+    let out = b.step("logged out", &g);
+    for k in ["me", "desk", "logout", "presence"] {
+        assert_eq!(out[k], false, "{k} shows while logged out: {out}");
+    }
+    assert_eq!(out["login"], true, "{out}");
+    let first = b.step("logged in", &g);
+    assert_eq!(first["badge"], "Away", "a first login is Away: {first}");
+    assert_eq!(first["menu"], "away", "the menu agrees: {first}");
+    let refused = b.step("refused", &g);
+    let reason = refused["error"].as_str().unwrap();
+    assert!(
+        reason.contains("address"),
+        "a reason about the address: {refused}"
+    );
+    assert_eq!(
+        refused["after"], refused["error"],
+        "the reason stays: {refused}"
+    );
+    assert!(
+        !refused["status"].as_str().unwrap().contains("reconnecting"),
+        "{refused}"
+    );
+    assert_eq!(
+        refused["form"], true,
+        "the form can be sent again: {refused}"
+    );
+    assert!(refused["overflow"].as_i64().unwrap() <= 0, "{refused}");
+    let r = b.step("rounds", &g);
+    assert_eq!(
+        r["missing"],
+        serde_json::json!([]),
+        "first messages missing: {r}"
+    );
+    assert_eq!(
+        r["wrap"]["resolved"], false,
+        "Case resolved starts unticked: {r}"
+    );
+    assert_eq!(
+        r["wrap"]["live"],
+        serde_json::json!([]),
+        "nothing on a wrapped-up card acts: {r}"
+    );
+    assert!(
+        r["wrap"]["overflow"].as_i64().unwrap() <= 0,
+        "wrap-up fits 390 px: {r}"
+    );
+    assert!(
+        r["idle_overflow"].as_i64().unwrap() <= 0,
+        "idle fits 390 px: {r}"
+    );
+    let q = b.step("queue waiting", &g);
+    let waiting = q["waiting"].as_str().unwrap();
+    assert!(waiting.starts_with("support: 1 waiting, oldest 0:0"), "{q}");
+    assert!(!waiting.ends_with("0:00"), "the oldest wait counts up: {q}");
+    assert_eq!(q["after"], "support: 0 waiting", "{q}");
+    assert_eq!(q["offers"], 0, "an Away agent is offered nothing: {q}");
+    b.finish();
+}
+
 #[test]
 fn a_jssip_softphone_in_chromium_calls_the_demo_ivr_over_websocket_with_audio_both_ways() {
     let d = desk(27200, "jssip");
