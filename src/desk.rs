@@ -47,6 +47,9 @@ pub struct Item {
     pub customer: Option<i64>,
     pub conversation: Option<i64>,
     pub details: serde_json::Value,
+    /// 0-9, higher first.
+    pub priority: u8,
+    pub vip: bool,
     /// An offer's time left (at the snapshot).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expires_in_ms: Option<u64>,
@@ -60,6 +63,11 @@ pub struct Item {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub call_state: Option<&'static str>,
     pub customer_left: bool,
+    /// A call on hold: since when (Unix ms).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held_since: Option<Millis>,
+    /// How many times the call was put on hold.
+    pub holds: u32,
     /// When it reached the desk.
     pub since: Millis,
     /// A chat's messages (the last [`MAX_MESSAGES`]), in order.
@@ -104,6 +112,8 @@ pub struct Desk {
     pub name: String,
     presence: &'static str,
     presence_since: Millis,
+    /// When wrap-up ends by itself.
+    presence_until: Option<Millis>,
     offers: BTreeMap<String, Item>,
     work: BTreeMap<String, Item>,
     /// Messages of chats not on the desk yet (oldest first, at most [`MAX_PENDING`]).
@@ -118,6 +128,7 @@ impl Desk {
             name,
             presence: "offline",
             presence_since: now,
+            presence_until: None,
             offers: BTreeMap::new(),
             work: BTreeMap::new(),
             pending: Vec::new(),
@@ -187,6 +198,8 @@ impl Desk {
                 customer,
                 conversation,
                 details,
+                priority,
+                vip,
                 expires_in_ms,
             } => {
                 let item = Item {
@@ -199,12 +212,16 @@ impl Desk {
                     customer: *customer,
                     conversation: *conversation,
                     details: details.clone(),
+                    priority: *priority,
+                    vip: *vip,
                     expires_in_ms: None,
                     expires_at: Some(now + expires_in_ms),
                     browser_call: false,
                     consult: false,
                     call_state: None,
                     customer_left: false,
+                    held_since: None,
+                    holds: 0,
                     since: now,
                     messages: Vec::new(),
                 };
@@ -228,12 +245,16 @@ impl Desk {
                     customer: *customer,
                     conversation: None,
                     details: details.clone(),
+                    priority: 5,
+                    vip: false,
                     expires_in_ms: None,
                     expires_at: Some(now + CONSULT_OFFER_MS),
                     browser_call: *browser_call,
                     consult: true,
                     call_state: None,
                     customer_left: false,
+                    held_since: None,
+                    holds: 0,
                     since: now,
                     messages: Vec::new(),
                 };
@@ -261,12 +282,16 @@ impl Desk {
                         customer: *customer,
                         conversation: None,
                         details: serde_json::Value::Null,
+                        priority: 5,
+                        vip: false,
                         expires_in_ms: None,
                         expires_at: None,
                         browser_call: false,
                         consult: false,
                         call_state: None,
                         customer_left: false,
+                        held_since: None,
+                        holds: 0,
                         since: now,
                         messages: Vec::new(),
                     }),
@@ -292,6 +317,16 @@ impl Desk {
                 }
                 if let Some(w) = self.work.get_mut(interaction) {
                     w.call_state = Some(state);
+                }
+            }
+            AgentPush::Held { interaction, on } => {
+                if let Some(w) = self.work.get_mut(interaction) {
+                    if *on && w.held_since.is_none() {
+                        w.holds += 1;
+                        w.held_since = Some(now);
+                    } else if !*on {
+                        w.held_since = None;
+                    }
                 }
             }
             AgentPush::Ended { interaction } => {
@@ -334,9 +369,12 @@ impl Desk {
                 }
             }
             AgentPush::Queues { queues } => self.queues = queues.clone(),
-            AgentPush::Presence { presence } if self.presence != *presence => {
-                self.presence = presence;
-                self.presence_since = now;
+            AgentPush::Presence { presence, until } => {
+                if self.presence != *presence {
+                    self.presence = presence;
+                    self.presence_since = now;
+                }
+                self.presence_until = *until;
             }
             _ => {}
         }
@@ -358,6 +396,7 @@ impl Desk {
             "agent": self.name,
             "presence": self.presence,
             "presence_since": self.presence_since,
+            "presence_until": self.presence_until,
             "offers": offers,
             "work": self.work.values().collect::<Vec<_>>(),
             "queues": self.queues,
@@ -401,6 +440,8 @@ mod tests {
                 customer: Some(7),
                 conversation: None,
                 details: serde_json::json!({}),
+                priority: 5,
+                vip: false,
                 expires_in_ms: 15_000,
             },
         );
@@ -457,18 +498,71 @@ mod tests {
     }
 
     #[test]
+    fn hold_keeps_since_when_and_how_often_and_wrap_up_its_end() {
+        let mut d = Desk::new("ann".into(), 0);
+        d.apply(
+            1,
+            &AgentPush::Assigned {
+                interaction: "c1".into(),
+                channel: "voice",
+                customer: None,
+                browser_call: true,
+            },
+        );
+        let held = |on| AgentPush::Held {
+            interaction: "c1".into(),
+            on,
+        };
+        d.apply(100, &held(true));
+        d.apply(150, &held(true)); // said twice: one hold
+        assert_eq!(d.work("c1").unwrap().held_since, Some(100));
+        d.apply(200, &held(false));
+        d.apply(300, &held(true));
+        let w = d.item_push("held", "c1").unwrap();
+        assert_eq!(
+            (w["held_since"].as_u64(), w["holds"].as_u64()),
+            (Some(300), Some(2))
+        );
+        assert_eq!(w["since"], 1, "the call's own timer is unchanged");
+        d.apply(400, &held(false));
+        assert!(d.snapshot(500)["work"][0].get("held_since").is_none());
+        d.apply(
+            600,
+            &AgentPush::Presence {
+                presence: "wrap_up",
+                until: Some(30_600),
+            },
+        );
+        let s = d.snapshot(700);
+        assert_eq!(
+            (s["presence_since"].as_u64(), s["presence_until"].as_u64()),
+            (Some(600), Some(30_600))
+        );
+        d.apply(
+            30_600,
+            &AgentPush::Presence {
+                presence: "available",
+                until: None,
+            },
+        );
+        assert!(d.snapshot(30_700)["presence_until"].is_null());
+    }
+
+    #[test]
     fn presence_keeps_since_when_and_chat_flags_land_on_the_work() {
         let mut d = Desk::new("ann".into(), 0);
         d.apply(
             5,
             &AgentPush::Presence {
                 presence: "available",
+                until: None,
             },
         );
         d.apply(
             9,
             &AgentPush::Presence {
                 presence: "available",
+                until: None,
             },
         );
         assert_eq!(d.snapshot(10)["presence_since"], 5);

@@ -85,11 +85,16 @@ impl Handler<AgentPush> for AgentActor {
     fn handle(&mut self, p: AgentPush, _: &mut Context<Self>) {
         self.desk.apply(crate::clock::unix_millis(), &p);
         // An assignment goes out as the desk has the work: with what the offer said
-        // and the chat's messages that came first.
+        // and the chat's messages that came first; a hold with its time and count.
         let json = match &p {
             AgentPush::Assigned { interaction, .. } => self
                 .desk
                 .item_push("assigned", interaction)
+                .map(|v| v.to_string()),
+            // Hold goes out with since when and how many times (the desktop's timer).
+            AgentPush::Held { interaction, .. } => self
+                .desk
+                .item_push("held", interaction)
                 .map(|v| v.to_string()),
             _ => None,
         }

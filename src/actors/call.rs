@@ -568,6 +568,7 @@ impl CallActor {
                 browser_call,
             },
             CallPush::CallState(state) => AgentPush::CallState { interaction, state },
+            CallPush::Held(on) => AgentPush::Held { interaction, on },
             CallPush::Ended => AgentPush::Ended { interaction },
         });
     }

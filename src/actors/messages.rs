@@ -33,6 +33,10 @@ pub enum AgentPush {
         customer: Option<i64>,
         conversation: Option<i64>,
         details: serde_json::Value,
+        /// 0-9, higher first (the flow's `queue` priority).
+        priority: u8,
+        /// A VIP (the customer's record or a gold/VIP tier).
+        vip: bool,
         expires_in_ms: u64,
     },
     Revoked {
@@ -63,12 +67,20 @@ pub enum AgentPush {
         interaction: String,
         state: &'static str,
     },
+    /// The agent put the caller on hold (`on`) or took them off it.
+    Held {
+        interaction: String,
+        on: bool,
+    },
     /// The work left the agent (ended, or handed on).
     Ended {
         interaction: String,
     },
     Presence {
         presence: &'static str,
+        /// When wrap-up ends by itself (Unix ms), for its countdown.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        until: Option<u64>,
     },
     Message {
         interaction: String,

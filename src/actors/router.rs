@@ -196,6 +196,8 @@ impl RouterActor {
                         customer: w.customer,
                         conversation: w.conversation,
                         details: w.details.clone(),
+                        priority: e.spec.priority,
+                        vip: e.spec.vip,
                         expires_in_ms: expires
                             .saturating_duration_since(crate::clock::now())
                             .as_millis() as u64,
@@ -270,8 +272,13 @@ impl RouterActor {
                 }
                 RouterEvent::Presence { agent, presence } => {
                     if let Some(a) = self.agents.get(&agent) {
+                        let until = match presence {
+                            Presence::WrapUp { until } => Some(unix_at(until)),
+                            _ => None,
+                        };
                         a.addr.do_send(AgentPush::Presence {
                             presence: presence_name(presence),
+                            until,
                         });
                     }
                 }
@@ -314,7 +321,6 @@ impl RouterActor {
         if also.is_none() && !changed.contains(&true) {
             return;
         }
-        let (now, unix_now) = (crate::clock::now(), crate::clock::unix_millis());
         for a in self.agents.values() {
             let mine = |q: &QueueId| changed.get(q.0 as usize) == Some(&true);
             if !(a.spec.queues.iter().any(mine) || also == Some(a.id)) {
@@ -329,10 +335,7 @@ impl RouterActor {
                     Some(QueueStatus {
                         name: self.queues.get(q.0 as usize)?.name.clone(),
                         waiting,
-                        oldest_since: oldest.map(|t| {
-                            unix_now
-                                .saturating_sub(now.saturating_duration_since(t).as_millis() as u64)
-                        }),
+                        oldest_since: oldest.map(unix_at),
                     })
                 })
                 .collect();
@@ -517,6 +520,15 @@ impl RouterActor {
         if let Some(e) = self.items.remove(&item) {
             self.by_interaction.remove(&e.work.interaction);
         }
+    }
+}
+
+/// An instant of the actor clock as Unix milliseconds (for the desktop's timers).
+fn unix_at(t: std::time::Instant) -> u64 {
+    let (now, unix_now) = (crate::clock::now(), crate::clock::unix_millis());
+    match t.checked_duration_since(now) {
+        Some(ahead) => unix_now + ahead.as_millis() as u64,
+        None => unix_now.saturating_sub(now.saturating_duration_since(t).as_millis() as u64),
     }
 }
 

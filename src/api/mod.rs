@@ -216,7 +216,7 @@ async fn interaction(
     let mut v = serde_json::to_value(i).unwrap_or_default();
     v["timeline"] = serde_json::Value::Array(
         t.into_iter()
-            .map(|e| serde_json::json!({"kind": e.kind, "data": e.data}))
+            .map(|e| serde_json::json!({"kind": e.kind, "data": e.data, "at": e.at}))
             .collect(),
     );
     Ok(HttpResponse::Ok().json(v))

@@ -167,6 +167,8 @@ pub enum CallPush {
     },
     /// `consulting`, `consult connected`, `consult ended`.
     CallState(&'static str),
+    /// The agent put the caller on hold (`true`) or took them off it.
+    Held(bool),
     /// The call left the agent.
     Ended,
 }
@@ -873,6 +875,10 @@ impl Session {
             if on { "held" } else { "resumed" },
             serde_json::json!({"agent": agent}),
         );
+        self.out.push_back(Output::Push {
+            agent: agent.to_string(),
+            push: CallPush::Held(on),
+        });
         Ok(serde_json::json!({"held": on}))
     }
 }

@@ -935,6 +935,16 @@ fn ivr_queue_browser_agent_hold_consult_and_complete() {
     assert!(talking_to(&w, i, &first));
     w.run_for(Duration::from_secs(1));
     assert_eq!(offers(&w), 2);
+    // The agent's desktop is told each change (its hold timer and count).
+    let holds: Vec<bool> = w.calls[i]
+        .pushes
+        .iter()
+        .filter_map(|(a, p)| match p {
+            CallPush::Held(on) if *a == first => Some(*on),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(holds, [true, false]);
 
     // Consult the colleague, then hand the call over.
     let r = w.act(

@@ -331,7 +331,7 @@ impl Store {
                 .await?
                 .into_iter()
                 .map(|e| {
-                    serde_json::json!({"interaction": e.interaction, "kind": e.kind, "data": e.data})
+                    serde_json::json!({"interaction": e.interaction, "kind": e.kind, "data": e.data, "at": e.at})
                 })
                 .collect(),
             None => vec![],

@@ -210,13 +210,8 @@ async fn lookups_and_a_customer_found_later_moves_the_interaction(s: Store) {
         "variables kept when an update has none"
     );
     assert!(i.ended_at.is_some());
-    let kinds: Vec<String> = s
-        .conversation_timeline(ada_conv)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.kind)
-        .collect();
+    let events = s.conversation_timeline(ada_conv).await.unwrap();
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
     // The whole interaction now shows in her conversation.
     assert_eq!(
         kinds,
@@ -226,6 +221,13 @@ async fn lookups_and_a_customer_found_later_moves_the_interaction(s: Store) {
             "voicemail",
             "interaction ended"
         ]
+    );
+    // Each event says when (Unix ms, in order).
+    let ats: Vec<i64> = events.iter().map(|e| e.at).collect();
+    let now = crate::clock::unix_millis() as i64;
+    assert!(
+        ats.iter().all(|t| (now - 60_000..=now).contains(t)) && ats.is_sorted(),
+        "{ats:?} at {now}"
     );
     let all: Vec<String> = s
         .timeline("i1")

@@ -29,6 +29,8 @@ pub struct TimelineEvent {
     pub kind: String,
     /// Its details (JSON).
     pub data: serde_json::Value,
+    /// When (Unix ms).
+    pub at: i64,
 }
 
 /// Timeline rows (interaction, kind, data JSON) of either database.
@@ -40,6 +42,7 @@ macro_rules! events {
                 interaction: r.get::<String, _>(0),
                 kind: r.get::<String, _>(1),
                 data: serde_json::from_str(&r.get::<String, _>(2)).unwrap_or_default(),
+                at: r.try_get::<i64, _>(3).unwrap_or_default(),
             })
             .collect::<Vec<TimelineEvent>>()
     };

@@ -12,6 +12,18 @@ import process from "node:process";
 import { fail, launch, logIn, step } from "./desk.mjs";
 
 const [base, agent, password, wav, artifacts, how = "hangup"] = process.argv.slice(2);
+
+// Drops the page's agent WebSocket and waits until a new one has brought the whole
+// state and the page has applied it.
+async function reconnect(page) {
+  await page.evaluate(() => new Promise(ok => {
+    const app = window.omnigate, old = app.ws;
+    old.close();
+    const t = setInterval(() => {
+      if (app.ws !== old && app.stateFrom === app.ws) { clearInterval(t); ok(); }
+    }, 50);
+  }));
+}
 mkdirSync(artifacts, { recursive: true });
 
 const browser = await launch([
@@ -45,11 +57,22 @@ try {
   step("offered", {
     name: await pop.locator(".customer-name").innerText(),
     offer: await offer.innerText(),
+    person: await offer.locator(".person").innerText(),
+    tier: await offer.locator(".tier").evaluate(b => ({ text: b.textContent, class: b.className, visible: !b.hidden,
+      background: getComputedStyle(b).backgroundColor })),
+    internal_open: await offer.locator(".internal").evaluate(d => d.open),
+    focused: await page.evaluate(() => document.activeElement && document.activeElement.textContent),
+    title: await page.title(),
     pop: await pop.innerText(),
     ringing,
   });
   await page.screenshot({ path: `${artifacts}/step4-offer.png`, fullPage: true });
-  await answer.click();
+  await page.setViewportSize({ width: 390, height: 844 });
+  const ringingOverflow = await page.evaluate(() => document.documentElement.scrollWidth - innerWidth);
+  await page.screenshot({ path: `${artifacts}/ringing-390.png`, fullPage: true });
+  await page.setViewportSize({ width: 1400, height: 900 });
+  // Answer from the keyboard (Alt+A), as the page's shortcut list says.
+  await page.keyboard.press("Alt+KeyA");
 
   // 5. Audio both ways: the browser's getStats shows RTP from the caller.
   await page.locator(".call .state", { hasText: "connected" }).waitFor({ timeout: 20000 });
@@ -96,7 +119,30 @@ try {
   await page.locator(".call .state", { hasText: "connected" }).waitFor();
   await page.getByRole("button", { name: "Dial 5" }).click();
   await page.waitForTimeout(1500);
-  step("held and resumed", await stats());
+  const heldAndResumed = await stats();
+  heldAndResumed.holds = await page.locator(".call .hold-count").innerText();
+  heldAndResumed.timer = await page.locator(".call .timer").innerText();
+  heldAndResumed.ringing_overflow = ringingOverflow;
+  await page.setViewportSize({ width: 390, height: 844 });
+  heldAndResumed.connected_overflow = await page.evaluate(() => document.documentElement.scrollWidth - innerWidth);
+  await page.screenshot({ path: `${artifacts}/connected-390.png`, fullPage: true });
+  await page.setViewportSize({ width: 1400, height: 900 });
+  step("held and resumed", heldAndResumed);
+
+  // The agent WebSocket drops while the caller is on hold: the page reconnects and
+  // shows the call as the gateway has it (on hold, the second hold).
+  await page.getByRole("button", { name: "Hold" }).click();
+  await page.locator(".call .state", { hasText: "on hold" }).waitFor();
+  await reconnect(page);
+  const reconnected = {
+    state: await page.locator(".call .state").innerText(),
+    holds: await page.locator(".call .hold-count").innerText(),
+    pressed: await page.getByRole("button", { name: "Hold" }).getAttribute("aria-pressed"),
+    cards: await page.locator(".call").count(),
+  };
+  await page.getByRole("button", { name: "Hold" }).click();
+  await page.locator(".call .state", { hasText: "connected" }).waitFor();
+  step("reconnected on hold", reconnected);
 
   // 6. Hang up (or transfer); the wrap-up form replaces the call controls.
   if (how.startsWith("transfer:") || how.startsWith("queue:") || how.startsWith("warm:")) {
@@ -117,10 +163,28 @@ try {
       await page.getByRole("button", { name: "Transfer", exact: true }).click();
     }
   } else {
-    await page.getByRole("button", { name: "Hang up" }).click();
+    // Hang up from the keyboard (Alt+H).
+    await page.keyboard.press("Alt+KeyH");
   }
   await page.getByRole("button", { name: "Finish wrap-up" }).waitFor({ timeout: 10000 });
   await page.screenshot({ path: `${artifacts}/step6-wrap-up.png`, fullPage: true });
+  // Wrap-up reads as such, and nothing on the ended call acts; a reconnect keeps it.
+  const wrapState = async () => ({
+    badge: await page.locator("#presence-now").innerText(),
+    menu: await page.getByLabel("Presence").inputValue(),
+    live: await page.locator(".call button:not([disabled])").evaluateAll(b =>
+      b.filter(x => !x.closest(".wrap-up")).map(x => x.getAttribute("aria-label") || x.textContent)),
+    forms: await page.locator(".wrap-up").count(),
+  });
+  if (how === "hangup") await page.locator("#presence-now", { hasText: "Wrap-up" }).waitFor();
+  const wrap = await wrapState();
+  await page.setViewportSize({ width: 390, height: 844 });
+  wrap.overflow = await page.evaluate(() => document.documentElement.scrollWidth - innerWidth);
+  await page.screenshot({ path: `${artifacts}/wrap-up-390.png`, fullPage: true });
+  await page.setViewportSize({ width: 1400, height: 900 });
+  await reconnect(page);
+  wrap.after_reconnect = await wrapState();
+  step("wrap-up", wrap);
   await page.getByLabel("Disposition").selectOption("Resolved");
   await page.getByLabel("Note").fill("Asked about her invoice");
   await page.getByRole("button", { name: "Finish wrap-up" }).click();

@@ -21,9 +21,14 @@ try {
   page = await ctx.newPage();
   page.on("console", m => console.log(`console.${m.type()}: ${m.text()}`));
   page.on("pageerror", e => console.log(`pageerror: ${e.message}`));
+  // Chromium reports each thing the Content-Security-Policy blocked on the console.
+  const blocked = [];
+  const watchCsp = p => p.on("console", m => { if (/Content Security Policy/i.test(m.text())) blocked.push(m.text()); });
+  watchCsp(page);
 
   // Logged out: the log-in form and nothing else.
-  await page.goto(`${base}/agent`);
+  const resp = await page.goto(`${base}/agent`);
+  const csp = resp.headers()["content-security-policy"] || "";
   await page.getByRole("button", { name: "Log in" }).waitFor();
   const visible = async sel => page.locator(sel).isVisible();
   step("logged out", {
@@ -31,6 +36,7 @@ try {
     logout: await page.getByRole("button", { name: "Log out" }).isVisible(),
     presence: await page.getByLabel("Presence").isVisible(),
     login: await visible("#login"),
+    csp,
   });
   await page.screenshot({ path: `${artifacts}/logged-out-1280.png` });
 
@@ -48,11 +54,25 @@ try {
   await page.setViewportSize({ width: 390, height: 844 });
   const idleOverflow = await overflow(page);
   await page.screenshot({ path: `${artifacts}/idle-390.png`, fullPage: true });
+  // On a phone the columns are tabs: one shows at a time.
+  const shown = () => page.locator("#offers, #work, #customer").evaluateAll(s => s.filter(x => x.checkVisibility()).map(x => x.id));
+  const tabs = { first: await shown() };
+  await page.getByRole("tab", { name: "Customer" }).click();
+  tabs.customer = await shown();
+  await page.getByRole("tab", { name: /Incoming/ }).click();
   await page.setViewportSize({ width: 1280, height: 800 });
+  tabs.wide = await shown();
+  // `?` lists the shortcuts; Escape closes the list.
+  await page.locator("body").press("?");
+  const shortcuts = await page.locator("#shortcuts").evaluate(d => ({ open: d.open, text: d.innerText }));
+  await page.keyboard.press("Escape");
+  shortcuts.closed = !(await page.locator("#shortcuts").evaluate(d => d.open));
+  step("idle", { tabs, shortcuts });
 
   // A customer types a bad address: the reason stays, nothing loops.
   const phone = await browser.newContext({ viewport: { width: 390, height: 844 } });
   const c0 = await phone.newPage();
+  watchCsp(c0);
   await c0.goto(`${base}/chat`);
   await c0.getByLabel("Your name").fill("Someone");
   await c0.getByLabel("E-mail or phone").fill("not an address");
@@ -76,6 +96,7 @@ try {
   for (let i = 1; i <= +rounds; i++) {
     const cctx = await browser.newContext({ viewport: { width: 390, height: 844 } });
     const c = await cctx.newPage();
+    watchCsp(c);
     await c.goto(`${base}/chat`);
     await c.getByLabel("Your name").fill(`Customer ${i}`);
     await c.getByLabel("E-mail or phone").fill(`customer${i}@example.com`);
@@ -131,7 +152,7 @@ try {
   await cq.getByRole("button", { name: "End chat" }).click();
   await page.locator('#queues [data-queue="support"][data-waiting="0"]').waitFor({ timeout: 5000 });
   step("queue waiting", { waiting, after: await page.locator('#queues [data-queue="support"]').innerText(),
-    offers: await page.locator(".offer").count() });
+    offers: await page.locator(".offer").count(), blocked });
   await qctx.close();
 } catch (e) {
   await fail(e, { browser, page, artifacts });

@@ -268,9 +268,40 @@ fn ada_calls(g: &Gateway, sipp_port: u16, media_port: u16) -> Spawned {
 fn ring_answer_talk(b: &mut Browser, g: &Gateway, media_port: u16) {
     let offered = b.step("offered", g);
     assert_eq!(offered["name"], "Ada Lovelace", "{offered}");
+    // The offer shows the person first, with her gold tier; the plumbing is folded.
+    assert_eq!(offered["person"], "Ada Lovelace", "{offered}");
+    let tier = &offered["tier"];
+    assert_eq!(tier["text"], "gold", "{offered}");
+    assert_eq!(tier["visible"], true, "{offered}");
+    assert!(
+        tier["class"].as_str().unwrap().contains("tier-gold"),
+        "{offered}"
+    );
+    assert_eq!(tier["background"], "rgb(212, 160, 23)", "gold: {offered}");
+    assert_eq!(offered["internal_open"], false, "{offered}");
     let offer_text = offered["offer"].as_str().unwrap();
     assert!(offer_text.contains("1234"), "digits entered: {offered}");
     assert!(offer_text.contains("support"), "{offered}");
+    assert!(
+        offer_text.contains("VIP"),
+        "a gold customer is a VIP: {offered}"
+    );
+    assert!(
+        offer_text.contains("answer within 0:"),
+        "a countdown: {offered}"
+    );
+    assert!(
+        !offer_text.contains("call_id"),
+        "internals folded: {offered}"
+    );
+    assert_eq!(offered["focused"], "Answer", "focus on Answer: {offered}");
+    assert!(
+        offered["title"]
+            .as_str()
+            .unwrap()
+            .starts_with("(1) Incoming"),
+        "the tab says it rings: {offered}"
+    );
     assert_eq!(offered["ringing"], true, "the ring tone plays: {offered}");
     let pop = offered["pop"].as_str().unwrap();
     assert!(pop.contains("+15551234567"), "her identities: {pop}");
@@ -306,6 +337,41 @@ fn ring_answer_talk(b: &mut Browser, g: &Gateway, media_port: u16) {
     assert!(
         held["inbound"].as_u64() > talked["inbound"].as_u64(),
         "audio flows again after resume: {held}"
+    );
+    assert_eq!(held["holds"], "held once", "{held}");
+    assert!(
+        held["timer"].as_str().unwrap().starts_with("0:"),
+        "the call's timer: {held}"
+    );
+    assert_ne!(held["timer"], "0:00", "the call's timer runs: {held}");
+    for state in ["ringing_overflow", "connected_overflow"] {
+        assert!(
+            held[state].as_i64().unwrap() <= 0,
+            "{state} at 390 px: {held}"
+        );
+    }
+    // The socket dropped while the caller was on hold: the same state came back.
+    let r = b.step("reconnected on hold", g);
+    assert_eq!(r["state"], "on hold", "{r}");
+    assert_eq!(r["holds"], "held 2 times", "{r}");
+    assert_eq!(r["pressed"], "true", "{r}");
+    assert_eq!(r["cards"], 1, "{r}");
+}
+
+/// Step 6's wrap-up as the page shows it: nothing on the ended call acts, the layout
+/// fits a phone, and a reconnect keeps it; after a hang-up the badge says Wrap-up.
+fn wrap_up_shown(b: &mut Browser, g: &Gateway, hung_up: bool) {
+    let w = b.step("wrap-up", g);
+    for s in [&w, &w["after_reconnect"]] {
+        assert_eq!(s["live"], serde_json::json!([]), "nothing acts: {w}");
+        assert_eq!(s["forms"], 1, "{w}");
+        if hung_up {
+            assert_eq!(s["badge"], "Wrap-up", "{w}");
+        }
+    }
+    assert!(
+        w["overflow"].as_i64().unwrap() <= 0,
+        "wrap-up at 390 px: {w}"
     );
 }
 
@@ -347,6 +413,7 @@ fn an_agent_answers_a_caller_in_the_browser_with_the_screen_pop_and_wraps_up() {
     ring_answer_talk(&mut b, g, media_port);
     // 6. Bob hung up: SIPp got the BYE; the page wrapped up.
     assert_sipp_done(caller, "the caller", g);
+    wrap_up_shown(&mut b, g, true);
     b.step("wrapped up", g);
     b.finish();
     for shot in ["step4-offer.png", "step6-wrap-up.png"] {
@@ -574,6 +641,7 @@ fn transfer_to_alice(base: u16, how: &str) {
         let (code, body) = g.post(&format!("/api/agent/offers/{id}/accept"), Some(&alice), "");
         assert_eq!(code, 200, "{body}");
     }
+    wrap_up_shown(&mut b, g, false);
     b.step("wrapped up", g);
     b.finish();
     wait_for("alice's phone to answer", Duration::from_secs(30), || {
@@ -710,9 +778,29 @@ fn the_workspace_hides_what_a_logged_out_agent_cannot_use_and_never_misses_a_fir
         assert_eq!(out[k], false, "{k} shows while logged out: {out}");
     }
     assert_eq!(out["login"], true, "{out}");
+    let csp = out["csp"].as_str().unwrap();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "a strict policy: {out}"
+    );
     let first = b.step("logged in", &g);
     assert_eq!(first["badge"], "Away", "a first login is Away: {first}");
     assert_eq!(first["menu"], "away", "the menu agrees: {first}");
+    let idle = b.step("idle", &g);
+    let tabs = &idle["tabs"];
+    assert_eq!(tabs["first"], serde_json::json!(["offers"]), "{idle}");
+    assert_eq!(tabs["customer"], serde_json::json!(["customer"]), "{idle}");
+    assert_eq!(
+        tabs["wide"],
+        serde_json::json!(["offers", "work", "customer"]),
+        "{idle}"
+    );
+    let keys = &idle["shortcuts"];
+    assert_eq!(keys["open"], true, "? shows the shortcuts: {idle}");
+    for k in ["Alt+A", "Alt+H", "Alt+O", "Alt+M", "Alt+T", "Alt+N"] {
+        assert!(keys["text"].as_str().unwrap().contains(k), "{k}: {idle}");
+    }
+    assert_eq!(keys["closed"], true, "{idle}");
     let refused = b.step("refused", &g);
     let reason = refused["error"].as_str().unwrap();
     assert!(
@@ -761,6 +849,11 @@ fn the_workspace_hides_what_a_logged_out_agent_cannot_use_and_never_misses_a_fir
     assert!(!waiting.ends_with("0:00"), "the oldest wait counts up: {q}");
     assert_eq!(q["after"], "support: 0 waiting", "{q}");
     assert_eq!(q["offers"], 0, "an Away agent is offered nothing: {q}");
+    assert_eq!(
+        q["blocked"],
+        serde_json::json!([]),
+        "the pages work under their Content-Security-Policy: {q}"
+    );
     b.finish();
 }
 

@@ -487,7 +487,15 @@ fn pages_forbid_inline_script_and_framing_and_metrics_can_ask_for_a_token() {
         "",
         "http.metrics_token = \"scrape-me\"\n",
     );
-    for path in ["/", "/agent", "/chat", "/chat/app.js", "/agent/app.js"] {
+    for path in [
+        "/",
+        "/agent",
+        "/chat",
+        "/chat/app.js",
+        "/agent/main.js",
+        "/agent/work.js",
+        "/agent/app.css",
+    ] {
         let (head, body) = http_get(g.http, path, None);
         assert!(head.starts_with("http/1.1 200"), "{path}: {head}");
         assert!(

@@ -73,39 +73,58 @@ async fn customer_view(c: &Centre, id: i64) -> Result<serde_json::Value, ApiErro
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no customer with that id"))
 }
 
-/// The agent desktop: three files from `web/`, built into the binary (no CDN).
-fn asset(kind: &'static str, body: &'static str) -> HttpResponse {
-    super::page(kind, body)
+/// The agent desktop: `web/agent/`, built into the binary (no CDN, no build step):
+/// the page, its style sheet and its ES modules, each under its own name.
+const DESKTOP: &[(&str, &str, &str)] = &[
+    ("app.css", CSS, include_str!("../../../web/agent/app.css")),
+    ("main.js", JS, include_str!("../../../web/agent/main.js")),
+    ("state.js", JS, include_str!("../../../web/agent/state.js")),
+    ("dom.js", JS, include_str!("../../../web/agent/dom.js")),
+    ("api.js", JS, include_str!("../../../web/agent/api.js")),
+    (
+        "socket.js",
+        JS,
+        include_str!("../../../web/agent/socket.js"),
+    ),
+    (
+        "status.js",
+        JS,
+        include_str!("../../../web/agent/status.js"),
+    ),
+    (
+        "offers.js",
+        JS,
+        include_str!("../../../web/agent/offers.js"),
+    ),
+    ("pop.js", JS, include_str!("../../../web/agent/pop.js")),
+    ("work.js", JS, include_str!("../../../web/agent/work.js")),
+    ("keys.js", JS, include_str!("../../../web/agent/keys.js")),
+    ("tabs.js", JS, include_str!("../../../web/agent/tabs.js")),
+];
+const CSS: &str = "text/css; charset=utf-8";
+const JS: &str = "text/javascript; charset=utf-8";
+
+/// One of the desktop's files by name; anything else is 404.
+async fn desktop_file(name: web::Path<String>) -> HttpResponse {
+    match DESKTOP.iter().find(|(n, _, _)| *n == name.as_str()) {
+        Some((_, kind, body)) => super::page(kind, body),
+        None => HttpResponse::NotFound()
+            .content_type("text/plain; charset=utf-8")
+            .body("no such file"),
+    }
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route(
         "/agent",
         web::get().to(|| async {
-            asset(
+            super::page(
                 "text/html; charset=utf-8",
-                include_str!("../../../web/agent.html"),
+                include_str!("../../../web/agent/index.html"),
             )
         }),
     )
-    .route(
-        "/agent/app.js",
-        web::get().to(|| async {
-            asset(
-                "text/javascript; charset=utf-8",
-                include_str!("../../../web/agent.js"),
-            )
-        }),
-    )
-    .route(
-        "/agent/app.css",
-        web::get().to(|| async {
-            asset(
-                "text/css; charset=utf-8",
-                include_str!("../../../web/agent.css"),
-            )
-        }),
-    );
+    .route("/agent/{file}", web::get().to(desktop_file));
     cfg.route("/api/agent/login", web::post().to(session::login))
         .route("/api/agent/logout", web::post().to(session::logout))
         .route("/api/agent/me", web::get().to(session::me))

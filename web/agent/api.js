@@ -1,0 +1,30 @@
+// The HTTP API, with one error path: a refusal becomes an Error whose message is the
+// gateway's reason, shown inline where it happened (never alert()).
+import { app } from "./state.js";
+import { $ } from "./dom.js";
+
+export async function api(method, path, body) {
+  const r = await fetch(path, {
+    method,
+    headers: Object.assign(
+      { "Content-Type": "application/json" },
+      app.token ? { Authorization: "Bearer " + app.token } : {}),
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await r.text();
+  let data = null;
+  try { data = text ? JSON.parse(text) : null; } catch { data = { error: text }; }
+  if (!r.ok) throw new Error((data && data.error) || r.statusText);
+  return data;
+}
+
+/// Shows `text` where the agent acted: on the card of `id` when it has one, else in
+/// the desk's notice line.
+export function flash(id, text) {
+  const w = id && app.work.get(id);
+  const box = (w && $(".notice", w.node)) || $(`#offer-list [data-interaction="${CSS.escape(id || "")}"] .notice`) || $("#desk-notice");
+  if (box) box.textContent = text;
+}
+
+/// `api(...)`, with a refusal shown at `id`'s card.
+export const act = (id, method, path, body) => api(method, path, body).catch(e => { flash(id, e.message); throw e; });

@@ -1,0 +1,254 @@
+// Work: calls (taken in the browser over WebRTC, or on the agent's desk phone) and
+// chats, each a card with its timer, and the wrap-up that follows.
+import { app } from "./state.js";
+import { $, el, fromTemplate, clock, ICON } from "./dom.js";
+import { act, flash } from "./api.js";
+import { send } from "./socket.js";
+import { screenPop, personOf } from "./pop.js";
+import { tick, wrapCountdown } from "./status.js";
+
+const MIC = { audio: { echoCancellation: false, noiseSuppression: false, autoGainControl: false } };
+const isVoice = w => w.channel === "voice" || w.channel === "video";
+
+export function addWork(w) {
+  if (app.work.has(w.interaction)) return;
+  const entry = { data: w, node: null, pc: null };
+  app.work.set(w.interaction, entry);
+  const voice = isVoice(w);
+  const n = fromTemplate(voice ? "#call-tpl" : "#chat-tpl");
+  n.dataset.interaction = w.interaction;
+  entry.node = n;
+  $(".icon", n).textContent = ICON[w.channel] || "•";
+  $(".from", n).textContent = w.consult ? w.from : personOf(w);
+  $(".timer", n).dataset.since = w.since || Date.now();
+  if (voice) wireCall(entry); else wireChat(entry);
+  $("#work-list").append(n);
+  // A chat's messages so far (the desk keeps those that came before the assignment).
+  for (const x of w.messages || []) chatMessage(Object.assign({ interaction: w.interaction }, x));
+  if (w.held_since || w.holds) held(w);
+  if (w.customer_left) customerLeft(entry);
+  tick();
+  screenPop(w);
+  if (voice && w.browser_call) startCall(entry);
+  else if (voice) $(".state", n).textContent = "on your phone";
+}
+
+// ---------------------------------------------------------------- calls
+
+function wireCall(entry) {
+  const id = entry.data.interaction, n = entry.node;
+  $(".hangup", n).onclick = () => act(id, "POST", `/api/agent/work/${id}/hangup`).catch(() => {});
+  $(".hold", n).onclick = async () => {
+    const on = $(".hold", n).getAttribute("aria-pressed") !== "true";
+    try {
+      await act(id, "POST", `/api/agent/work/${id}/hold`, { on });
+      showHold(entry, on);
+    } catch { }
+  };
+  // Hold's accessible name must stay findable: "Resume" is announced as pressed Hold.
+  $(".hold", n).setAttribute("aria-label", "Hold");
+  $(".mute", n).onclick = () => {
+    const on = $(".mute", n).getAttribute("aria-pressed") !== "true";
+    for (const t of (entry.stream ? entry.stream.getAudioTracks() : [])) t.enabled = !on;
+    $(".mute", n).setAttribute("aria-pressed", String(on));
+  };
+  $(".transfer-form", n).onsubmit = async ev => {
+    ev.preventDefault();
+    const kind = $(".transfer-kind", n).value, to = $(".transfer-to", n).value.trim();
+    if (!to) return flash(id, `Say which ${kind} to transfer to.`);
+    await act(id, "POST", `/api/agent/work/${id}/transfer`, { [kind]: to }).catch(() => {});
+  };
+  $(".consult-form", n).onsubmit = async ev => {
+    ev.preventDefault();
+    const to = $(".consult-to", n).value.trim();
+    if (!to) return flash(id, "Say which agent to consult.");
+    await act(id, "POST", `/api/agent/work/${id}/consult`, { agent: to }).catch(() => {});
+  };
+  $(".complete", n).onclick = () => act(id, "POST", `/api/agent/work/${id}/complete`).catch(() => {});
+  $(".cancel-consult", n).onclick = () => act(id, "POST", `/api/agent/work/${id}/cancel_consult`).catch(() => {});
+  const pad = $(".dialpad", n);
+  for (const d of "123456789*0#") {
+    pad.append(el("button", {
+      type: "button", textContent: d, ariaLabel: `Dial ${d}`,
+      onclick: () => act(id, "POST", `/api/agent/work/${id}/dtmf`, { digits: d }).catch(() => {}),
+    }));
+  }
+}
+
+function showHold(entry, on) {
+  const b = $(".hold", entry.node);
+  b.setAttribute("aria-pressed", String(on));
+  b.textContent = on ? "Resume" : "Hold";
+  $(".state", entry.node).textContent = on ? "on hold" : "connected";
+}
+
+/// The gateway says the call is on hold (since when, how many times) or not.
+export function held(m) {
+  const entry = app.work.get(m.interaction);
+  if (!entry || !$(".hold", entry.node)) return;
+  const on = !!m.held_since;
+  showHold(entry, on);
+  const info = $(".hold-info", entry.node);
+  info.hidden = !m.holds;
+  $(".hold-timer", info).dataset.since = m.held_since || "";
+  $(".hold-timer", info).hidden = !on;
+  $(".hold-count", info).textContent = m.holds === 1 ? "held once" : `held ${m.holds} times`;
+  tick();
+}
+
+/// A warm transfer's progress on a call we have.
+export function callState(m) {
+  const w = app.work.get(m.interaction);
+  if (!w || w.wrapping) return;
+  $(".state", w.node).textContent = m.state;
+  // Consulted on a colleague's call: they decide; our buttons stay as they are.
+  if (w.data.consult) return;
+  $(".complete", w.node).disabled = m.state !== "consult connected";
+  $(".cancel-consult", w.node).disabled = m.state === "consult ended";
+  $(".consult", w.node).disabled = m.state !== "consult ended";
+}
+
+async function startCall(entry) {
+  const id = entry.data.interaction, n = entry.node;
+  const pc = new RTCPeerConnection({ bundlePolicy: "max-bundle", rtcpMuxPolicy: "require" });
+  entry.pc = pc;
+  try {
+    entry.stream = app.mic || await navigator.mediaDevices.getUserMedia(MIC);
+    app.mic = null;
+  } catch (e) { flash(id, "No microphone: " + e.message); return; }
+  for (const t of entry.stream.getAudioTracks()) pc.addTrack(t, entry.stream);
+  pc.ontrack = ev => { $(".remote", n).srcObject = ev.streams[0] || new MediaStream([ev.track]); };
+  pc.onconnectionstatechange = () => {
+    const s = pc.connectionState;
+    if (entry.wrapping) return;
+    if (s === "connected") $(".state", n).textContent = $(".hold", n).getAttribute("aria-pressed") === "true" ? "on hold" : "connected";
+    else if (s === "failed") $(".state", n).textContent = "media failed";
+  };
+  await pc.setLocalDescription(await pc.createOffer());
+  // The gateway is ICE-lite and answers at once: send the offer with its candidates.
+  await new Promise(r => {
+    if (pc.iceGatheringState === "complete") return r();
+    pc.onicegatheringstatechange = () => pc.iceGatheringState === "complete" && r();
+    setTimeout(r, 1500);
+  });
+  send({ type: "webrtc_offer", interaction: id, sdp: pc.localDescription.sdp });
+  entry.statsTimer = setInterval(() => showStats(entry), 1000);
+}
+
+export async function webrtcAnswer(m) {
+  const entry = app.work.get(m.interaction);
+  if (!entry || !entry.pc) return;
+  await entry.pc.setRemoteDescription({ type: "answer", sdp: m.sdp });
+}
+
+async function showStats(entry) {
+  if (!entry.pc) return;
+  const r = await entry.pc.getStats();
+  let inb = 0, out = 0;
+  r.forEach(s => {
+    if (s.type === "inbound-rtp" && s.kind === "audio") inb = s.packetsReceived;
+    if (s.type === "outbound-rtp" && s.kind === "audio") out = s.packetsSent;
+  });
+  $(".stats", entry.node).textContent = `audio packets in ${inb}, out ${out}`;
+}
+
+export function closeCall(id) {
+  const entry = app.work.get(id);
+  if (!entry) return;
+  clearInterval(entry.statsTimer);
+  if (entry.pc) { entry.pc.close(); entry.pc = null; }
+  if (entry.stream) for (const t of entry.stream.getTracks()) t.stop();
+}
+
+// ---------------------------------------------------------------- chats
+
+function wireChat(entry) {
+  const id = entry.data.interaction, n = entry.node;
+  $(".say", n).onsubmit = async ev => {
+    ev.preventDefault();
+    const t = $(".text", n).value.trim();
+    if (!t) return;
+    try { await act(id, "POST", `/api/agent/work/${id}/messages`, { text: t }); $(".text", n).value = ""; }
+    catch { }
+  };
+  $(".end", n).onclick = () => act(id, "POST", `/api/agent/work/${id}/end`).catch(() => {});
+}
+
+export function chatMessage(m) {
+  const w = app.work.get(m.interaction);
+  if (!w || !$(".messages", w.node)) return;
+  const list = $(".messages", w.node);
+  if (m.seq && list.querySelector(`[data-seq="${+m.seq}"]`)) return;
+  const li = el("li", { className: m.from === "agent" ? "agent" : "customer" },
+    el("span", { className: "who", textContent: m.name || m.from }), ": ", m.text);
+  if (m.at) li.append(" ", el("time", { className: "at", dateTime: new Date(m.at).toISOString(), textContent: clock(m.at) }));
+  if (m.seq) li.dataset.seq = m.seq;
+  // In order of the gateway's numbering, whatever order they arrive in.
+  const later = m.seq && [...list.children].find(x => +x.dataset.seq > +m.seq);
+  list.insertBefore(li, later || null);
+  list.scrollTop = list.scrollHeight;
+}
+
+export function typing(m) {
+  const w = app.work.get(m.interaction);
+  if (w && $(".typing", w.node)) $(".typing", w.node).hidden = !m.on;
+}
+
+function customerLeft(entry) {
+  const left = $(".left-note", entry.node);
+  if (left) left.hidden = false;
+}
+
+/// The agent verified a chat's identity: the screen-pop shows the customer's record.
+export function verified(id, customer) {
+  const w = app.work.get(id);
+  if (!w || !customer || w.data.customer === customer) return;
+  w.data.customer = customer;
+  w.data.details = Object.assign({}, w.data.details, { verified: true });
+  if (w.node) $(".from", w.node).textContent = w.data.from || "customer";
+  screenPop(w.data);
+}
+
+// ---------------------------------------------------------------- wrap-up
+
+/// The call or chat ended: the agent wraps up (disposition, resolved, note).
+export function workEnded(id, customerGone) {
+  const entry = app.work.get(id);
+  if (!entry || entry.wrapping) return;
+  closeCall(id);
+  if (entry.data.consult) {
+    // We were only consulted: nothing of ours to wrap up.
+    entry.node.remove();
+    app.work.delete(id);
+    return;
+  }
+  entry.wrapping = true;
+  const n = entry.node;
+  n.classList.add("ended");
+  const st = $(".state", n);
+  if (st) st.textContent = customerGone ? (isVoice(entry.data) ? "caller hung up" : "customer left") : "ended";
+  if (customerGone) customerLeft(entry);
+  // The talk timer stops where it ended.
+  const t = $(".timer", n);
+  tick();
+  delete t.dataset.since;
+  // Nothing on the card acts any more: only the wrap-up form does.
+  for (const c of n.querySelectorAll("button, input, select")) c.disabled = true;
+  const f = fromTemplate("#wrap-tpl");
+  wrapCountdown($(".wrap-until", f));
+  f.onsubmit = async ev => {
+    ev.preventDefault();
+    try {
+      const note = $(".note", f).value.trim();
+      if (note) await act(id, "POST", `/api/agent/work/${id}/notes`, { text: note });
+      await act(id, "POST", `/api/agent/work/${id}/wrap_up`, {
+        disposition: $(".disposition", f).value, resolved: $(".resolved", f).checked,
+      });
+      n.remove();
+      app.work.delete(id);
+      $("#no-work").hidden = app.work.size > 0;
+      if (entry.data.customer) screenPop(entry.data);
+    } catch { }
+  };
+  n.append(f);
+}
