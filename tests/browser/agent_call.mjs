@@ -150,16 +150,30 @@ try {
     step("ready to transfer");
     await new Promise(r => process.stdin.once("data", r));
     const to = how.slice(how.indexOf(":") + 1);
+    // The pickers list who is there, with their presence now (not free text): opening
+    // one asks the gateway again.
+    await page.getByLabel("Transfer target").focus();
+    await page.getByLabel("Transfer target").locator("option", { hasText: `${how.startsWith("queue:") ? "alice" : to} — Available` })
+      .waitFor({ state: "attached" });
+    step("choices", {
+      transfer: await page.getByLabel("Transfer target").locator("option").allInnerTexts(),
+      consult: await page.getByLabel("Agent to consult").locator("option").allInnerTexts(),
+    });
     if (how.startsWith("warm:")) {
-      await page.getByLabel("Agent to consult").fill(to);
+      await page.getByLabel("Agent to consult").selectOption(`agent:${to}`);
       await page.getByRole("button", { name: "Consult", exact: true }).click();
       await page.locator(".call .state", { hasText: "consult connected" }).waitFor({ timeout: 15000 });
       await page.waitForTimeout(1000);
-      step("consulted");
+      // A reconnect mid-consult shows the consult as it is.
+      await reconnect(page);
+      step("consulted", {
+        state: await page.locator(".call .state").innerText(),
+        complete: await page.getByRole("button", { name: "Complete transfer" }).isEnabled(),
+        cancel: await page.getByRole("button", { name: "Cancel consult" }).isEnabled(),
+      });
       await page.getByRole("button", { name: "Complete transfer" }).click();
     } else {
-      await page.getByLabel("Transfer to an agent or a queue").selectOption(how.startsWith("queue:") ? "queue" : "agent");
-      await page.getByLabel("Transfer target").fill(to);
+      await page.getByLabel("Transfer target").selectOption(`${how.startsWith("queue:") ? "queue" : "agent"}:${to}`);
       await page.getByRole("button", { name: "Transfer", exact: true }).click();
     }
   } else {

@@ -568,6 +568,16 @@ fn transfer_to_alice(base: u16, how: &str) {
     // Bob transfers (or consults, then completes); his page wraps up.
     b.step("ready to transfer", g);
     b.go();
+    // Bob's pickers: Alice as she is now, the queues with what waits; never Bob.
+    let choices = b.step("choices", g);
+    let transfer = choices["transfer"].to_string();
+    assert!(transfer.contains("alice — Available"), "{choices}");
+    assert!(transfer.contains("sales — 0 waiting"), "{choices}");
+    assert!(!transfer.contains("bob —"), "{choices}");
+    assert!(
+        choices["consult"].to_string().contains("alice — Available"),
+        "{choices}"
+    );
     let next = |ws: &mut tungstenite::WebSocket<_>, ty: &str| loop {
         let m = ws
             .read()
@@ -605,7 +615,11 @@ fn transfer_to_alice(base: u16, how: &str) {
                 .clone()
         };
         assert_eq!(on(&body, "alice")["consulting"][0], id.as_str(), "{body}");
-        b.step("consulted", g);
+        // Bob's page reconnected mid-consult and shows it as it is.
+        let c = b.step("consulted", g);
+        assert_eq!(c["state"], "consult connected", "{c}");
+        assert_eq!(c["complete"], true, "{c}");
+        assert_eq!(c["cancel"], true, "{c}");
         // Alice's desktop reconnects mid-consult: its first frame shows the consult as
         // it is (work in progress, connected), not as an offer again.
         let up = next(&mut ws, "call_state");

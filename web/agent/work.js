@@ -6,6 +6,7 @@ import { act, flash } from "./api.js";
 import { send } from "./socket.js";
 import { screenPop, personOf } from "./pop.js";
 import { tick, wrapCountdown } from "./status.js";
+import { pickers } from "./directory.js";
 
 const MIC = { audio: { echoCancellation: false, noiseSuppression: false, autoGainControl: false } };
 const isVoice = w => w.channel === "voice" || w.channel === "video";
@@ -52,17 +53,19 @@ function wireCall(entry) {
     for (const t of (entry.stream ? entry.stream.getAudioTracks() : [])) t.enabled = !on;
     $(".mute", n).setAttribute("aria-pressed", String(on));
   };
+  pickers(n);
   $(".transfer-form", n).onsubmit = async ev => {
     ev.preventDefault();
-    const kind = $(".transfer-kind", n).value, to = $(".transfer-to", n).value.trim();
-    if (!to) return flash(id, `Say which ${kind} to transfer to.`);
-    await act(id, "POST", `/api/agent/work/${id}/transfer`, { [kind]: to }).catch(() => {});
+    const to = $(".transfer-to", n).value;
+    if (!to) return flash(id, "Choose an agent or a queue to transfer to.");
+    const [kind, name] = [to.slice(0, to.indexOf(":")), to.slice(to.indexOf(":") + 1)];
+    await act(id, "POST", `/api/agent/work/${id}/transfer`, { [kind]: name }).catch(() => {});
   };
   $(".consult-form", n).onsubmit = async ev => {
     ev.preventDefault();
-    const to = $(".consult-to", n).value.trim();
-    if (!to) return flash(id, "Say which agent to consult.");
-    await act(id, "POST", `/api/agent/work/${id}/consult`, { agent: to }).catch(() => {});
+    const to = $(".consult-to", n).value;
+    if (!to) return flash(id, "Choose an agent to consult.");
+    await act(id, "POST", `/api/agent/work/${id}/consult`, { agent: to.slice("agent:".length) }).catch(() => {});
   };
   $(".complete", n).onclick = () => act(id, "POST", `/api/agent/work/${id}/complete`).catch(() => {});
   $(".cancel-consult", n).onclick = () => act(id, "POST", `/api/agent/work/${id}/cancel_consult`).catch(() => {});

@@ -100,6 +100,11 @@ const DESKTOP: &[(&str, &str, &str)] = &[
     ("work.js", JS, include_str!("../../../web/agent/work.js")),
     ("keys.js", JS, include_str!("../../../web/agent/keys.js")),
     ("tabs.js", JS, include_str!("../../../web/agent/tabs.js")),
+    (
+        "directory.js",
+        JS,
+        include_str!("../../../web/agent/directory.js"),
+    ),
 ];
 const CSS: &str = "text/css; charset=utf-8";
 const JS: &str = "text/javascript; charset=utf-8";
@@ -141,6 +146,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/api/agent/customers/{id}",
             web::get().to(session::agent_customer),
         )
+        .route("/api/agent/directory", web::get().to(session::directory))
         .route("/api/agent/ws", web::get().to(socket::agent_ws));
     for (act, handler) in [
         ("messages", web::post().to(work::messages)),

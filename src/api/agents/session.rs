@@ -3,7 +3,7 @@
 
 use super::{agent, body, centre, customer_view, who, Reply};
 use crate::actors::agent::State;
-use crate::actors::router::{Answer, SetPresence};
+use crate::actors::router::{AgentList, Answer, QueueList, SetPresence};
 use crate::api::error::ApiError;
 use crate::api::Shared;
 use crate::routing::engine::Presence;
@@ -142,4 +142,33 @@ pub(super) async fn agent_customer(
         ));
     }
     Ok(HttpResponse::Ok().json(customer_view(c, id).await?))
+}
+
+/// Who and where an agent can hand a call to: the other agents with their presence now
+/// (logged out ones as `offline`), and the queues with what waits in each. For the
+/// desktop's transfer and consult pickers; any logged-in agent may read it.
+pub(super) async fn directory(req: HttpRequest, shared: web::Data<Shared>) -> Reply {
+    let c = centre(&shared)?;
+    let me = agent(&req, c)?;
+    let live = c.router().send(AgentList).await?;
+    let agents: Vec<_> = c
+        .accounts()
+        .into_iter()
+        .filter(|a| a.spec.name != me)
+        .map(|a| {
+            let presence = live
+                .iter()
+                .find(|l| l["name"] == a.spec.name.as_str())
+                .map_or("offline".into(), |l| l["presence"].clone());
+            serde_json::json!({"name": a.spec.name, "presence": presence})
+        })
+        .collect();
+    let queues: Vec<_> = c
+        .router()
+        .send(QueueList)
+        .await?
+        .into_iter()
+        .map(|q| serde_json::json!({"name": q["name"], "waiting": q["waiting"]}))
+        .collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({"agents": agents, "queues": queues})))
 }
