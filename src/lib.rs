@@ -10,6 +10,7 @@
 pub mod actors;
 pub mod api;
 pub mod call;
+pub mod canned;
 pub mod centre;
 pub mod clock;
 pub mod config;

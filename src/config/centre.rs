@@ -79,6 +79,18 @@ pub struct QueueConfig {
     /// After-work time given to agents when work from this queue ends.
     #[serde(default)]
     pub wrap_up_secs: u64,
+    /// Ready-made chat replies (`{ title = "...", text = "Hello {first_name}..." }`;
+    /// variables: first_name, name, agent, queue).
+    #[serde(default, deserialize_with = "canned_list")]
+    pub canned: Vec<crate::canned::Canned>,
+}
+
+fn canned_list<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<crate::canned::Canned>, D::Error> {
+    let v = Vec::<crate::canned::Canned>::deserialize(d)?;
+    crate::canned::check_all(&v).map_err(serde::de::Error::custom)?;
+    Ok(v)
 }
 
 fn default_strategy() -> crate::routing::engine::Strategy {
@@ -103,6 +115,7 @@ impl QueueConfig {
             overflow_to: String::new(),
             teams: vec![],
             wrap_up_secs: 0,
+            canned: vec![],
         }
     }
 }

@@ -160,6 +160,7 @@ impl Config {
                 if !v.iter().any(|q| q.name == n) {
                     v.push(QueueConfig {
                         wrap_up_secs: 5,
+                        canned: demo_canned(n),
                         ..QueueConfig::new(n)
                     });
                 }
@@ -247,6 +248,29 @@ impl Config {
             .clone()
             .or_else(|| self.is_demo().then(|| "demo-admin".to_string()))
     }
+}
+
+/// The demo queues' canned responses.
+fn demo_canned(queue: &str) -> Vec<crate::canned::Canned> {
+    let c = |title: &str, text: &str| crate::canned::Canned {
+        title: title.into(),
+        text: text.into(),
+    };
+    let mut v = vec![c(
+        "Greeting",
+        "Hello {first_name}, this is {agent}. How can I help you today?",
+    )];
+    if queue == "support" {
+        v.push(c(
+            "Account number",
+            "Could you tell me your account number, {first_name}? It is on your invoice.",
+        ));
+    }
+    v.push(c(
+        "Closing",
+        "Thank you for contacting us, {first_name}. Is there anything else I can help with?",
+    ));
+    v
 }
 
 #[cfg(test)]

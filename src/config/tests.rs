@@ -175,3 +175,27 @@ fn dialplan_routes_pick_a_flow() {
     let e = Config::load(&p).unwrap_err().to_string();
     assert!(e.contains(":2:") && e.contains("no trunk named"), "{e}");
 }
+
+#[test]
+fn canned_responses_are_checked_at_their_line_and_the_demo_has_some() {
+    let q = "[[queue]]\nname = \"support\"\ncanned = [\n  { title = \"Hi\", text = \"Hello {first_name}\" },\n";
+    let c = Config::parse(&format!("{q}]\n"), "t.toml").unwrap();
+    assert_eq!(c.queues[0].canned[0].text, "Hello {first_name}");
+    let e = Config::parse(
+        &format!("{q}  {{ title = \"Bye\", text = \"Bye {{firstname}}\" }},\n]\n"),
+        "t.toml",
+    )
+    .unwrap_err();
+    assert!(e.0.starts_with("t.toml:5:"), "{}", e.0);
+    assert!(
+        e.0.contains("{firstname} is not a canned response variable"),
+        "{}",
+        e.0
+    );
+    let demo = Config::parse("", "t.toml").unwrap().effective_queues();
+    let support = demo.iter().find(|q| q.name == "support").unwrap();
+    assert!(support.canned.iter().any(|c| c.title == "Greeting"));
+    for q in &demo {
+        crate::canned::check_all(&q.canned).unwrap();
+    }
+}

@@ -92,7 +92,7 @@ try {
 
   // Chats one after another, each answered the moment it is offered.
   const missing = [];
-  let wrap = null;
+  let wrap = null, canned = null;
   for (let i = 1; i <= +rounds; i++) {
     const cctx = await browser.newContext({ viewport: { width: 390, height: 844 } });
     const c = await cctx.newPage();
@@ -114,6 +114,18 @@ try {
     } catch {
       missing.push({ round: i, pane: await pane.allInnerTexts() });
     }
+    if (i === 1) {
+      // A ready reply, filled for this customer and agent, goes into the box; sent,
+      // the customer reads it.
+      const pick = page.getByLabel("Canned response");
+      await pick.locator("option", { hasText: "Greeting" }).waitFor({ state: "attached" });
+      await pick.selectOption({ label: "Greeting" });
+      const box = page.locator(".chat .say .text");
+      canned = { typed: await box.inputValue(), focused: await box.evaluate(b => b === document.activeElement) };
+      await page.locator(".chat .say").getByRole("button", { name: "Send" }).click();
+      await c.getByText(canned.typed).waitFor({ timeout: 5000 });
+      canned.received = true;
+    }
     await c.getByRole("button", { name: "End chat" }).click();
     await page.getByRole("button", { name: "Finish wrap-up" }).waitFor({ timeout: 10000 });
     if (i === 1) {
@@ -132,7 +144,7 @@ try {
     await page.getByRole("button", { name: "Finish wrap-up" }).waitFor({ state: "detached" });
     await cctx.close();
   }
-  step("rounds", { rounds: +rounds, missing, wrap, idle_overflow: idleOverflow });
+  step("rounds", { rounds: +rounds, missing, wrap, canned, idle_overflow: idleOverflow });
 
   // Work waiting in the agent's queue shows in the status bar while they cannot take it.
   await page.getByLabel("Presence").selectOption("away");

@@ -772,7 +772,8 @@ fn the_workspace_hides_what_a_logged_out_agent_cannot_use_and_never_misses_a_fir
         "demo = true",
         "",
         // One address (the test's) opens all twenty chats.
-        "[[queue]]\nname = \"support\"\nwrap_up_secs = 0\n[chat]\nstarts_per_minute = 100\n",
+        // Its queue has one ready reply for chats.
+        "[[queue]]\nname = \"support\"\nwrap_up_secs = 0\ncanned = [{ title = \"Greeting\", text = \"Hello {first_name}, this is {agent} from {queue}.\" }]\n[chat]\nstarts_per_minute = 100\n",
     );
     let artifacts = repo("target/e2e-artifacts/workspace");
     let _ = std::fs::remove_dir_all(&artifacts);
@@ -835,6 +836,12 @@ fn the_workspace_hides_what_a_logged_out_agent_cannot_use_and_never_misses_a_fir
     );
     assert!(refused["overflow"].as_i64().unwrap() <= 0, "{refused}");
     let r = b.step("rounds", &g);
+    assert_eq!(
+        r["canned"]["typed"], "Hello Customer, this is Bob Agent from support.",
+        "the canned reply filled for her and for Bob: {r}"
+    );
+    assert_eq!(r["canned"]["focused"], true, "{r}");
+    assert_eq!(r["canned"]["received"], true, "{r}");
     assert_eq!(
         r["missing"],
         serde_json::json!([]),

@@ -2,7 +2,7 @@
 // chats, each a card with its timer, and the wrap-up that follows.
 import { app } from "./state.js";
 import { $, el, fromTemplate, clock, ICON } from "./dom.js";
-import { act, flash } from "./api.js";
+import { act, api, flash } from "./api.js";
 import { send } from "./socket.js";
 import { screenPop, personOf } from "./pop.js";
 import { tick, wrapCountdown } from "./status.js";
@@ -175,6 +175,26 @@ function wireChat(entry) {
     catch { }
   };
   $(".end", n).onclick = () => act(id, "POST", `/api/agent/work/${id}/end`).catch(() => {});
+  loadCanned(entry);
+}
+
+// The queue's ready replies, filled by the gateway for this customer and agent; one
+// chosen goes into the message box to be read (and edited) before it is sent.
+async function loadCanned(entry) {
+  const id = entry.data.interaction, n = entry.node;
+  let list = [];
+  try { list = await api("GET", `/api/agent/work/${id}/canned`); } catch { return; }
+  const pick = $(".canned", n);
+  pick.replaceChildren(pick.options[0], ...list.map((c, i) => el("option", { value: String(i), textContent: c.title, title: c.text })));
+  $(".canned-pick", n).hidden = !list.length;
+  pick.onchange = () => {
+    const c = list[+pick.value];
+    pick.value = "";
+    if (!c) return;
+    const box = $(".text", n);
+    box.value = box.value.trim() ? `${box.value.trimEnd()} ${c.text}` : c.text;
+    box.focus();
+  };
 }
 
 export function chatMessage(m) {
@@ -209,6 +229,7 @@ export function verified(id, customer) {
   w.data.customer = customer;
   w.data.details = Object.assign({}, w.data.details, { verified: true });
   if (w.node) $(".from", w.node).textContent = w.data.from || "customer";
+  if (w.node && $(".canned", w.node)) loadCanned(w);
   screenPop(w.data);
 }
 

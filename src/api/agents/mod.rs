@@ -162,6 +162,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         ("transfer", web::post().to(work::transfer)),
         ("wrap_up", web::post().to(work::wrap_up)),
         ("notes", web::post().to(work::notes)),
+        ("canned", web::get().to(work::canned)),
     ] {
         cfg.route(&format!("/api/agent/work/{{id}}/{act}"), handler);
     }

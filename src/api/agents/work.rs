@@ -7,7 +7,7 @@ use super::{body, who, Reply};
 use crate::actors::agent::State;
 use crate::actors::call::AgentCall;
 use crate::actors::chat::{AgentAct, ChatError};
-use crate::actors::router::{Consult, EndConsult, Transfer, TransferTarget};
+use crate::actors::router::{Consult, EndConsult, QueueList, Transfer, TransferTarget};
 use crate::api::error::ApiError;
 use crate::api::Shared;
 use crate::call::AgentCommand;
@@ -351,6 +351,65 @@ pub(super) async fn notes(
         .add_timeline(&id, "note", serde_json::json!({"agent": me, "text": text}))
         .await?;
     Ok(HttpResponse::Created().json(serde_json::json!({"interaction": id})))
+}
+
+/// The canned responses of the work's queue, filled for its customer and this agent:
+/// `[{title, text}]`.
+pub(super) async fn canned(
+    req: HttpRequest,
+    path: web::Path<String>,
+    shared: web::Data<Shared>,
+) -> Reply {
+    let (c, me, id) = start(&req, &shared, path)?;
+    let i = own(c, &me, &id).await?;
+    let Some(queue) = i.queue.as_deref() else {
+        return Ok(HttpResponse::Ok().json(serde_json::json!([])));
+    };
+    // The customer's name: their record's, else what the flow looked up or what they
+    // typed into the chat (the desk has it). A chat nobody verified has no record yet,
+    // so a stranger is never told the name on the record of the address they typed.
+    let record = match i.customer_id {
+        Some(cid) => c.store().customer(cid).await?.map(|r| r.name),
+        None => None,
+    };
+    let desk = match c.agent_addr(&me) {
+        Some(a) => a.send(State).await?,
+        None => serde_json::Value::Null,
+    };
+    let details = desk["work"]
+        .as_array()
+        .and_then(|w| w.iter().find(|w| w["interaction"] == id.as_str()))
+        .map(|w| w["details"].clone())
+        .unwrap_or_default();
+    let typed = |k: &str| details[k].as_str().map(str::to_string);
+    let name = record
+        .filter(|n| !n.is_empty())
+        .or_else(|| typed("customer.name"))
+        .or_else(|| typed("name"))
+        .unwrap_or_default();
+    let agent = c
+        .accounts()
+        .into_iter()
+        .find(|a| a.spec.name == me)
+        .map(|a| a.spec.display_name)
+        .filter(|d| !d.is_empty())
+        .unwrap_or_else(|| me.clone());
+    let queues = c.router().send(QueueList).await?;
+    let list: Vec<crate::canned::Canned> = queues
+        .iter()
+        .find(|q| q["name"] == queue)
+        .and_then(|q| serde_json::from_value(q["config"]["canned"].clone()).ok())
+        .unwrap_or_default();
+    let fill = crate::canned::Fill {
+        name: &name,
+        agent: &agent,
+        queue,
+    };
+    let filled: Vec<_> = list
+        .iter()
+        .map(|r| serde_json::json!({"title": r.title, "text": crate::canned::fill(&r.text, &fill)}))
+        .collect();
+    Ok(HttpResponse::Ok().json(filled))
 }
 
 /// A call's agent acts on it (`hangup`, `hold`, `dtmf`).
