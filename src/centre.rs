@@ -49,6 +49,18 @@ struct Inner {
     chat_waiting: crate::actors::chat::Waiting,
     /// New chats per source address.
     chat_starts: Mutex<crate::logins::RateLimit<std::net::IpAddr>>,
+    /// Ended chats their customers may still rate.
+    ratable: crate::actors::chat::Ratings,
+    /// What the chat page says of the business (name, privacy notice and link).
+    chat_page: ChatPage,
+}
+
+/// What the chat page shows of the business.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ChatPage {
+    pub business_name: String,
+    pub privacy_notice: String,
+    pub privacy_url: String,
 }
 
 #[derive(Clone)]
@@ -157,6 +169,8 @@ pub enum CentreError {
     Conflict(String),
     #[error("{0}")]
     NotFound(String),
+    #[error("{0}")]
+    Forbidden(String),
     #[error("store: {0}")]
     Store(#[from] crate::store::StoreError),
     #[error("internal: {0}")]
@@ -257,6 +271,12 @@ impl Centre {
             )),
             agents: Mutex::new(HashMap::new()),
             chats: Arc::new(Mutex::new(HashMap::new())),
+            ratable: Default::default(),
+            chat_page: ChatPage {
+                business_name: cfg.chat.business_name.clone(),
+                privacy_notice: cfg.chat.privacy_notice.clone(),
+                privacy_url: cfg.chat.privacy_url.clone(),
+            },
             calls: Mutex::new(HashMap::new()),
             browser_calls: cfg.webrtc.port != 0,
             webhooks: crate::webhooks::Webhooks::new(cfg.webhooks.clone()),
@@ -677,6 +697,7 @@ impl Centre {
             webhooks: self.0.webhooks.clone(),
             abandon_after: self.0.chat_abandon_after,
             waiting: self.0.chat_waiting.clone(),
+            ratable: self.0.ratable.clone(),
         };
         // Counted and registered before it starts, so its own `stopped` always finds
         // both.
@@ -730,6 +751,48 @@ impl Centre {
         id: i64,
     ) -> Result<Option<serde_json::Value>, crate::store::StoreError> {
         self.store().customer_view(id).await
+    }
+
+    /// The customer rates their chat (`score` 1 to 5, a comment): once, with the
+    /// chat's token, within an hour of its end. Kept as the interaction's survey answer.
+    pub async fn rate_chat(
+        &self,
+        interaction: &str,
+        token: &str,
+        score: u8,
+        comment: &str,
+    ) -> Result<(), CentreError> {
+        let ok = self
+            .0
+            .ratable
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take(crate::clock::now(), interaction, token);
+        if !ok {
+            return Err(CentreError::Forbidden(
+                "this chat cannot be rated: it was rated already, ended over an hour ago, or the token is wrong".into(),
+            ));
+        }
+        self.0
+            .store
+            .add_survey_answer(interaction, "webchat", score.into(), comment)
+            .await?;
+        Ok(())
+    }
+
+    /// What the chat page says of the business.
+    pub fn chat_page(&self) -> &ChatPage {
+        &self.0.chat_page
+    }
+
+    /// Chats waiting for an agent, by queue.
+    pub fn chat_waiting(&self) -> &crate::actors::chat::Waiting {
+        &self.0.chat_waiting
+    }
+
+    /// The chat queue's name, if the chat is on.
+    pub fn chat_queue(&self) -> Option<&str> {
+        self.0.chat_queue.as_deref()
     }
 
     /// A live chat by interaction id.

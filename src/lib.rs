@@ -21,6 +21,7 @@ pub mod logins;
 pub mod media;
 pub mod metrics;
 pub mod panics;
+pub mod ratings;
 pub mod redact;
 pub mod routing;
 pub mod sdp;

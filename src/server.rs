@@ -271,6 +271,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
         centre: handler.ivr.as_ref().map(|i| i.centre.clone()),
         ws_origins: Arc::new(cfg.ws_origins()),
         metrics_token: cfg.http.metrics_token.clone(),
+        chat_status: Default::default(),
     };
 
     // ---- HTTP and SIP over WebSocket

@@ -1,9 +1,12 @@
-"use strict";
+// The customer web chat (an ES module, no build step, no CDN). Before a chat: the
+// business's name, its privacy notice and whether anyone is there (GET /chat/status).
+// After it: a rating (POST /chat/rating, with the chat's token) and a new chat.
 // Reconnects keep everything: the chat id, its token and the last message seen live
 // in sessionStorage; messages not yet acknowledged are sent again with the same id
 // (the server stores each id once).
 const S = sessionStorage;
 let ws = null, lastSeq = +(S.getItem("og.last") || 0), closed = false, retry = 500;
+let ended = null; // the chat that just closed: {chat, token}, to rate it
 const pending = new Map(JSON.parse(S.getItem("og.pending") || "[]"));
 const $ = (id) => document.getElementById(id);
 const savePending = () => S.setItem("og.pending", JSON.stringify([...pending]));
@@ -18,9 +21,40 @@ function line(from, text, cls) {
 }
 
 function show() {
-  $("start").style.display = "none";
+  $("start").hidden = true;
+  $("hint").hidden = true;
   $("log").style.display = "block";
   $("send").style.display = "flex";
+}
+
+// Who we are, the privacy notice, and whether an agent is there.
+async function about() {
+  let s;
+  try { s = await (await fetch("/chat/status")).json(); } catch { return; }
+  if (s.business_name) {
+    $("business").textContent = s.business_name;
+    document.title = `Chat with ${s.business_name}`;
+  }
+  $("privacy-notice").textContent = s.privacy_notice || "";
+  if (s.privacy_url) { $("privacy-link").href = s.privacy_url; $("privacy-link").hidden = false; }
+  let hint = "";
+  if (s.open === false) hint = "The chat is closed at the moment.";
+  else if (s.agents_available > 0 && !s.waiting) hint = "An agent is available now.";
+  else if (s.agents_online > 0) hint = `Our agents are busy${s.waiting ? ` (${s.waiting} waiting)` : ""}; we will answer as soon as one is free.`;
+  else if (s.agents_online === 0) hint = "No agent is online right now; write to us and we will answer as soon as we can.";
+  $("hint").textContent = hint;
+}
+
+function chatEnded() {
+  closed = true;
+  line("system", "The chat has ended.");
+  $("send").style.display = "none";
+  $("typing").textContent = "";
+  ended = { chat: S.getItem("og.chat"), token: S.getItem("og.token") };
+  S.clear();
+  $("after").hidden = false;
+  $("rate").hidden = !ended.chat;
+  $("rated").hidden = true;
 }
 
 function connect(first) {
@@ -51,9 +85,7 @@ function connect(first) {
         break;
       }
       case "typing": $("typing").textContent = f.on ? "The agent is typing…" : ""; break;
-      case "closed":
-        closed = true; line("system", "The chat has ended.");
-        $("send").style.display = "none"; S.clear(); break;
+      case "closed": chatEnded(); break;
       case "error":
         if (f.id) break; // kept pending; sent again on reconnect
         $("error").textContent = f.reason;
@@ -96,4 +128,35 @@ $("send").onsubmit = (e) => {
   if (ws && ws.readyState === 1) ws.send(JSON.stringify({type: "message", id, text}));
 };
 $("leave").onclick = () => { if (ws && ws.readyState === 1) ws.send(JSON.stringify({type: "leave"})); };
+$("rate").onsubmit = async (e) => {
+  e.preventDefault();
+  $("rate-error").textContent = "";
+  const score = +new FormData($("rate")).get("score");
+  try {
+    const r = await fetch("/chat/rating", {
+      method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ chat: ended.chat, token: ended.token, score, comment: $("comment").value }),
+    });
+    if (!r.ok) throw new Error((await r.json().catch(() => ({}))).error || r.statusText);
+    $("rate").hidden = true;
+    $("rated").hidden = false;
+  } catch (err) { $("rate-error").textContent = err.message; }
+};
+$("again").onclick = () => {
+  // A new chat from a clean page state (the old one is over).
+  if (ws) { ws.onclose = null; ws.close(); ws = null; }
+  closed = false; lastSeq = 0; retry = 500; ended = null;
+  pending.clear();
+  $("log").replaceChildren();
+  $("log").style.display = "none";
+  $("after").hidden = true;
+  $("rate").reset();
+  $("error").textContent = "";
+  $("status").textContent = "";
+  $("start").hidden = false;
+  $("hint").hidden = false;
+  about();
+  $("name").focus();
+};
+about();
 if (S.getItem("og.chat")) connect(resumeFrame);

@@ -75,7 +75,12 @@ pub struct ChatStart {
     pub abandon_after: std::time::Duration,
     /// Where this chat is counted while no agent has it (counted by the starter).
     pub waiting: Waiting,
+    /// Where a chat that closed goes, so its customer may rate it.
+    pub ratable: Ratings,
 }
+
+/// Ended chats their customers may still rate.
+pub type Ratings = Arc<Mutex<crate::ratings::Ratable>>;
 
 pub struct ChatActor {
     s: ChatStart,
@@ -87,6 +92,8 @@ pub struct ChatActor {
     /// Counted in [`ChatStart::waiting`].
     is_waiting: bool,
     socket: Option<Sender<String>>,
+    /// The agent's name as the customer sees it (their display name).
+    agent_display: String,
     /// Bumped at each (re)connect and departure: a pending abandonment check only
     /// closes the chat if nothing happened since.
     presence: u64,
@@ -110,6 +117,7 @@ impl ChatActor {
             next_reply: 0,
             is_waiting: true,
             socket: None,
+            agent_display: String::new(),
             presence: 0,
             agent: None,
             wound_up: false,
@@ -288,6 +296,21 @@ impl ChatActor {
                     self.tell_agent(AgentPush::CustomerLeft {
                         interaction: id.clone(),
                     });
+                }
+                // Its customer, who holds its token, may rate it now.
+                let token = self
+                    .s
+                    .chats
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(&id)
+                    .map(|(t, _)| t.clone());
+                if let Some(t) = token {
+                    self.s
+                        .ratable
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(crate::clock::now(), &id, &t);
                 }
                 self.s.router.do_send(Ended { interaction: id });
                 // Kept a little for a customer reconnecting to read the end.
@@ -647,7 +670,11 @@ impl Handler<AgentAct> for ChatActor {
                 self.feed(
                     ctx,
                     Input::AgentSays {
-                        name: agent,
+                        name: if self.agent_display.is_empty() {
+                            agent
+                        } else {
+                            self.agent_display.clone()
+                        },
                         text,
                         reply,
                     },
@@ -702,7 +729,9 @@ impl Handler<WorkEvent> for ChatActor {
                 self.screen_pop("chat.connected", &agent);
                 self.leave_waiting();
                 self.agent = Some((agent.clone(), addr));
+                // The customer knows the agent by their display name.
                 let who = if display.is_empty() { agent } else { display };
+                self.agent_display = who.clone();
                 self.feed(ctx, Input::AgentJoined { who });
             }
             WorkEvent::Transferred { from, to } => {

@@ -9,6 +9,9 @@
 //! message re-sent with the same id after a reconnect is stored once),
 //! `{"type":"typing","on":true}` and `{"type":"leave"}`; it receives `message`
 //! (`from`: customer, agent or system), `typing`, `closed` and `error` frames.
+//!
+//! Beside it: `GET /chat/status` (the business, its privacy notice, whether agents are
+//! there) and `POST /chat/rating` (the ended chat's rating, with its token).
 
 use super::error;
 use super::Shared;
@@ -184,8 +187,102 @@ async fn chat_ws(
     Ok(resp)
 }
 
+/// What the chat page shows before a chat starts: the business, its privacy notice,
+/// and whether anyone is there (agents of the chat queue logged in and available,
+/// chats waiting). Computed at most every 2 s however often it is asked.
+async fn status(shared: web::Data<Shared>) -> Result<HttpResponse, super::error::ApiError> {
+    use std::time::Duration;
+    let Some(c) = shared.centre.clone() else {
+        return Err(error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the contact centre is not running",
+        ));
+    };
+    let now = crate::clock::now();
+    if let Some((at, v)) = shared
+        .chat_status
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+    {
+        if now.saturating_duration_since(*at) < Duration::from_secs(2) {
+            return Ok(HttpResponse::Ok().json(v));
+        }
+    }
+    let mut v = serde_json::to_value(c.chat_page()).unwrap_or_default();
+    v["open"] = c.chat_queue().is_some().into();
+    if let Some(queue) = c.chat_queue() {
+        let serves: Vec<String> = c
+            .accounts()
+            .into_iter()
+            .filter(|a| a.spec.queues.iter().any(|q| q == queue))
+            .map(|a| a.spec.name)
+            .collect();
+        let live = c.router().send(crate::actors::router::AgentList).await?;
+        let here = |a: &&serde_json::Value| serves.iter().any(|n| a["name"] == n.as_str());
+        v["agents_online"] = live.iter().filter(here).count().into();
+        v["agents_available"] = live
+            .iter()
+            .filter(here)
+            .filter(|a| a["presence"] == "available")
+            .count()
+            .into();
+        v["waiting"] = crate::actors::chat::waiting_in(c.chat_waiting(), queue).into();
+    }
+    *shared.chat_status.lock().unwrap_or_else(|e| e.into_inner()) = Some((now, v.clone()));
+    Ok(HttpResponse::Ok().json(v))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Rating {
+    chat: String,
+    token: String,
+    score: u8,
+    #[serde(default)]
+    comment: String,
+}
+
+/// The customer rates the chat that just ended: `{chat, token, score: 1-5, comment}`.
+async fn rating(
+    b: web::Bytes,
+    shared: web::Data<Shared>,
+) -> Result<HttpResponse, super::error::ApiError> {
+    let Some(c) = shared.centre.clone() else {
+        return Err(error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the contact centre is not running",
+        ));
+    };
+    if b.len() > 4096 {
+        return Err(error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "a rating is at most 4096 bytes",
+        ));
+    }
+    let r: Rating = serde_json::from_slice(&b)
+        .map_err(|e| error(StatusCode::BAD_REQUEST, &format!("invalid JSON body: {e}")))?;
+    if !(1..=5).contains(&r.score) {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "score must be 1 (bad) to 5 (very good)",
+        ));
+    }
+    let comment = r.comment.trim();
+    if comment.chars().count() > 1000 || comment.chars().any(|c| c.is_control() && c != '\n') {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "comment: at most 1000 characters, no control characters",
+        ));
+    }
+    c.rate_chat(&r.chat, &r.token, r.score, comment).await?;
+    Ok(HttpResponse::Created().json(serde_json::json!({"thanks": true})))
+}
+
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/chat", web::get().to(page))
+        .route("/chat/status", web::get().to(status))
+        .route("/chat/rating", web::post().to(rating))
         .route(
             "/chat/app.js",
             web::get().to(|| async {

@@ -93,6 +93,7 @@ impl From<CentreError> for ApiError {
             CentreError::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,
             CentreError::Conflict(_) => StatusCode::CONFLICT,
             CentreError::NotFound(_) => StatusCode::NOT_FOUND,
+            CentreError::Forbidden(_) => StatusCode::FORBIDDEN,
             CentreError::Store(_) | CentreError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let mut a = ApiError::new(status, e.to_string());

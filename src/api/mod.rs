@@ -30,6 +30,8 @@ pub struct Shared {
     pub ws_origins: Arc<Vec<String>>,
     /// Bearer token for `/metrics` (None: open).
     pub metrics_token: Option<String>,
+    /// The chat page's status as last computed, and when (`GET /chat/status`).
+    pub chat_status: Arc<Mutex<Option<(std::time::Instant, serde_json::Value)>>>,
 }
 
 use crate::metrics::Metrics;
@@ -219,6 +221,13 @@ async fn interaction(
             .map(|e| serde_json::json!({"kind": e.kind, "data": e.data, "at": e.at}))
             .collect(),
     );
+    // What the customer said of it (a chat's rating), if anything.
+    v["survey"] = match store.survey_answer(&id).await? {
+        Some(a) => {
+            serde_json::json!({"channel": a.channel, "score": a.score, "comment": a.comment, "at": a.at})
+        }
+        None => serde_json::Value::Null,
+    };
     Ok(HttpResponse::Ok().json(v))
 }
 

@@ -177,6 +177,30 @@ pub struct ChatConfig {
     /// Chats waiting for an agent in the chat queue; beyond, new ones are asked to try
     /// later (the queue cannot fill with chats nobody will answer soon).
     pub max_waiting: usize,
+    /// The business's name at the top of the chat page (empty: "Chat with us").
+    pub business_name: String,
+    /// The short privacy notice under the chat form.
+    pub privacy_notice: String,
+    /// Where the full privacy policy is (an `https://` or `http://` address; empty:
+    /// no link).
+    #[serde(deserialize_with = "web_address")]
+    pub privacy_url: String,
+}
+
+fn web_address<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let u = String::deserialize(d)?;
+    let ok = u.is_empty()
+        || ((u.starts_with("https://") || u.starts_with("http://"))
+            && u.len() <= 500
+            && !u
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || c == '"'));
+    if !ok {
+        return Err(serde::de::Error::custom(format!(
+            "\"{u}\" is not a web address: write one starting with https://"
+        )));
+    }
+    Ok(u)
 }
 
 impl Default for ChatConfig {
@@ -189,6 +213,9 @@ impl Default for ChatConfig {
             max_open: 1000,
             starts_per_minute: 5,
             max_waiting: 200,
+            business_name: String::new(),
+            privacy_notice: "We keep this conversation and the contact details you give us to answer you and to improve our service. You may ask us to see or erase them.".into(),
+            privacy_url: String::new(),
         }
     }
 }

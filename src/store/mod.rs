@@ -72,6 +72,7 @@ mod dialect;
 mod directory;
 mod interactions;
 mod schema;
+mod surveys;
 mod timeline;
 
 pub use customers::{
@@ -84,6 +85,7 @@ pub use dialect::Database;
 pub use directory::{AgentRow, QueueRow};
 pub use interactions::{Interaction, InteractionUpdate, NewInteraction, RoutingHints};
 pub use schema::SCHEMA_VERSION;
+pub use surveys::SurveyAnswer;
 pub use timeline::TimelineEvent;
 
 /// Store times are Unix milliseconds.

@@ -126,7 +126,19 @@ pub(super) const MIGRATIONS: &[(i64, &[&str])] = &[
         ],
     ),
     (4, &[TIMELINE_INDEX, CUSTOMER_INDEX]),
+    (5, &[SURVEYS]),
 ];
+
+/// Survey answers (a chat's rating at its end...): one per interaction, for the KPIs.
+const SURVEYS: &str = "CREATE TABLE IF NOT EXISTS survey_answers (
+    interaction_id TEXT PRIMARY KEY REFERENCES interactions(id),
+    customer_id BIGINT REFERENCES customers(id),
+    conversation_id BIGINT REFERENCES conversations(id),
+    channel TEXT NOT NULL,
+    score BIGINT NOT NULL,
+    comment TEXT NOT NULL DEFAULT '',
+    at BIGINT NOT NULL
+)";
 
 /// An interaction's own events are read by `interaction_id`.
 const TIMELINE_INDEX: &str =
@@ -135,7 +147,7 @@ const TIMELINE_INDEX: &str =
 const CUSTOMER_INDEX: &str =
     "CREATE INDEX IF NOT EXISTS interactions_customer ON interactions(customer_id, started_at)";
 
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// The same schema for PostgreSQL, which omnigate supports from version 3: a new
 /// database gets version 3 at once. Integers are BIGINT (Rust `i64` on both sides);
@@ -231,6 +243,7 @@ pub(super) const PG_MIGRATIONS: &[(i64, &[&str])] = &[
         ],
     ),
     (4, &[TIMELINE_INDEX, CUSTOMER_INDEX]),
+    (5, &[SURVEYS]),
 ];
 
 impl Store {

@@ -46,7 +46,36 @@ on_both!(
     a_second_contact_joins_the_open_conversation,
     lookups_and_a_customer_found_later_moves_the_interaction,
     agents_queues_wrap_up_and_what_an_agent_may_see,
+    a_survey_answer_is_kept_once_per_interaction_on_its_case,
 );
+
+async fn a_survey_answer_is_kept_once_per_interaction_on_its_case(s: Store) {
+    s.start_interaction(&new("r1", "+15551234567"))
+        .await
+        .unwrap();
+    assert!(s.survey_answer("r1").await.unwrap().is_none());
+    assert!(s
+        .add_survey_answer("r1", "webchat", 5, "quick and kind")
+        .await
+        .unwrap());
+    // Once: a second answer (a replayed form) changes nothing.
+    assert!(!s.add_survey_answer("r1", "webchat", 1, "").await.unwrap());
+    assert!(!s.add_survey_answer("nope", "webchat", 3, "").await.unwrap());
+    let a = s.survey_answer("r1").await.unwrap().unwrap();
+    assert_eq!(
+        (a.channel.as_str(), a.score, a.comment.as_str()),
+        ("webchat", 5, "quick and kind")
+    );
+    let rated: Vec<_> = s
+        .timeline("r1")
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == "rated")
+        .map(|e| e.data["score"].clone())
+        .collect();
+    assert_eq!(rated, [serde_json::json!(5)]);
+}
 
 fn new<'a>(id: &'a str, from: &'a str) -> NewInteraction<'a> {
     NewInteraction {

@@ -74,6 +74,15 @@ try {
   const c0 = await phone.newPage();
   watchCsp(c0);
   await c0.goto(`${base}/chat`);
+  // Before a chat: who we are, the privacy notice, and that an agent is there.
+  await c0.locator("#hint:not(:empty)").waitFor({ timeout: 5000 });
+  const about = {
+    business: await c0.locator("#business").innerText(),
+    title: await c0.title(),
+    privacy: await c0.locator("#privacy").innerText(),
+    link: await c0.getByRole("link", { name: "Privacy policy" }).getAttribute("href"),
+    hint: await c0.locator("#hint").innerText(),
+  };
   await c0.getByLabel("Your name").fill("Someone");
   await c0.getByLabel("E-mail or phone").fill("not an address");
   await c0.getByRole("button", { name: "Start chat" }).click();
@@ -81,6 +90,7 @@ try {
   const refused = await c0.locator("#error").innerText();
   await c0.waitForTimeout(3000);
   step("refused", {
+    about,
     error: refused,
     after: await c0.locator("#error").innerText(),
     status: await c0.locator("#status").innerText(),
@@ -92,7 +102,7 @@ try {
 
   // Chats one after another, each answered the moment it is offered.
   const missing = [];
-  let wrap = null, canned = null;
+  let wrap = null, canned = null, rated = null;
   for (let i = 1; i <= +rounds; i++) {
     const cctx = await browser.newContext({ viewport: { width: 390, height: 844 } });
     const c = await cctx.newPage();
@@ -129,6 +139,18 @@ try {
     await c.getByRole("button", { name: "End chat" }).click();
     await page.getByRole("button", { name: "Finish wrap-up" }).waitFor({ timeout: 10000 });
     if (i === 1) {
+      // The customer rates the chat, then can start another.
+      await c.getByText("How did we do?").waitFor({ timeout: 5000 });
+      await c.screenshot({ path: `${artifacts}/chat-rating-390.png`, fullPage: true });
+      await c.getByLabel("5 very good").check();
+      await c.getByLabel("Anything to add? (optional)").fill("Quick and kind");
+      await c.getByRole("button", { name: "Send rating" }).click();
+      await c.getByText("Thank you for your rating.").waitFor({ timeout: 5000 });
+      await c.getByRole("button", { name: "Start a new chat" }).click();
+      rated = { form_again: await c.getByRole("button", { name: "Start chat" }).isVisible(),
+        log_cleared: (await c.locator("#log").innerText()) === "", overflow: await overflow(c) };
+    }
+    if (i === 1) {
       wrap = {
         resolved: await page.getByLabel("Case resolved").isChecked(),
         live: await page.locator(".chat button:not([disabled]), .chat input:not([disabled])")
@@ -144,7 +166,7 @@ try {
     await page.getByRole("button", { name: "Finish wrap-up" }).waitFor({ state: "detached" });
     await cctx.close();
   }
-  step("rounds", { rounds: +rounds, missing, wrap, canned, idle_overflow: idleOverflow });
+  step("rounds", { rounds: +rounds, missing, wrap, canned, rated, idle_overflow: idleOverflow });
 
   // Work waiting in the agent's queue shows in the status bar while they cannot take it.
   await page.getByLabel("Presence").selectOption("away");

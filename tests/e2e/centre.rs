@@ -357,7 +357,11 @@ fn centre_case(base: u16, sipp_ports: (u16, u16), database: Option<String>) {
     assert_eq!(code, 201, "{body}");
     let m = until(&mut cust, "ann's message", |v| v["from"] == "agent");
     let seen = m.last().unwrap()["seq"].as_u64().unwrap();
-    assert_eq!(m.last().unwrap()["name"], "ann");
+    assert_eq!(
+        m.last().unwrap()["name"],
+        "Ann",
+        "the customer knows the agent by her display name"
+    );
     let (code, body) = g.post(
         &format!("/api/agent/work/{chat}/messages"),
         Some(&ann),

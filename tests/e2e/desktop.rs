@@ -773,7 +773,7 @@ fn the_workspace_hides_what_a_logged_out_agent_cannot_use_and_never_misses_a_fir
         "",
         // One address (the test's) opens all twenty chats.
         // Its queue has one ready reply for chats.
-        "[[queue]]\nname = \"support\"\nwrap_up_secs = 0\ncanned = [{ title = \"Greeting\", text = \"Hello {first_name}, this is {agent} from {queue}.\" }]\n[chat]\nstarts_per_minute = 100\n",
+        "[[queue]]\nname = \"support\"\nwrap_up_secs = 0\ncanned = [{ title = \"Greeting\", text = \"Hello {first_name}, this is {agent} from {queue}.\" }]\n[chat]\nstarts_per_minute = 100\nbusiness_name = \"Acme <Support>\"\nprivacy_url = \"https://acme.example/privacy\"\n",
     );
     let artifacts = repo("target/e2e-artifacts/workspace");
     let _ = std::fs::remove_dir_all(&artifacts);
@@ -817,6 +817,15 @@ fn the_workspace_hides_what_a_logged_out_agent_cannot_use_and_never_misses_a_fir
     }
     assert_eq!(keys["closed"], true, "{idle}");
     let refused = b.step("refused", &g);
+    let about = &refused["about"];
+    assert_eq!(about["business"], "Acme <Support>", "as text: {refused}");
+    assert_eq!(about["title"], "Chat with Acme <Support>", "{refused}");
+    assert!(
+        about["privacy"].as_str().unwrap().contains("erase"),
+        "the privacy notice: {refused}"
+    );
+    assert_eq!(about["link"], "https://acme.example/privacy", "{refused}");
+    assert_eq!(about["hint"], "An agent is available now.", "{refused}");
     let reason = refused["error"].as_str().unwrap();
     assert!(
         reason.contains("address"),
@@ -842,6 +851,34 @@ fn the_workspace_hides_what_a_logged_out_agent_cannot_use_and_never_misses_a_fir
     );
     assert_eq!(r["canned"]["focused"], true, "{r}");
     assert_eq!(r["canned"]["received"], true, "{r}");
+    let rated = &r["rated"];
+    assert_eq!(rated["form_again"], true, "a new chat can start: {r}");
+    assert_eq!(rated["log_cleared"], true, "{r}");
+    assert!(rated["overflow"].as_i64().unwrap() <= 0, "{r}");
+    // The rating is the first chat's survey answer; nobody else can rate it.
+    let (_, body) = g.get_auth("/api/interactions?limit=100", "test-token");
+    let first = json(&body)
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["caller"] == "customer1@example.com")
+        .map(|i| i["id"].as_str().unwrap().to_string())
+        .expect("the first chat's interaction");
+    let (_, body) = g.get_auth(&format!("/api/interactions/{first}"), "test-token");
+    let survey = &json(&body)["survey"];
+    assert_eq!(survey["score"], 5, "{body}");
+    assert_eq!(survey["comment"], "Quick and kind", "{body}");
+    let rate = |b: String| g.post("/chat/rating", None, &b);
+    let (code, body) = rate(format!(
+        r#"{{"chat": "{first}", "token": "guess", "score": 1}}"#
+    ));
+    assert_eq!(code, 403, "{body}");
+    assert!(body.contains("cannot be rated"), "{body}");
+    let (code, body) = rate(format!(
+        r#"{{"chat": "{first}", "token": "x", "score": 9}}"#
+    ));
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("score must be 1"), "{body}");
     assert_eq!(
         r["missing"],
         serde_json::json!([]),
