@@ -83,6 +83,9 @@ pub struct QueueConfig {
     /// variables: first_name, name, agent, queue).
     #[serde(default, deserialize_with = "canned_list")]
     pub canned: Vec<crate::canned::Canned>,
+    /// The queue's agents see its service level today in their status bar.
+    #[serde(default = "yes")]
+    pub agents_see_service_level: bool,
 }
 
 fn canned_list<'de, D: serde::Deserializer<'de>>(
@@ -116,6 +119,7 @@ impl QueueConfig {
             teams: vec![],
             wrap_up_secs: 0,
             canned: vec![],
+            agents_see_service_level: true,
         }
     }
 }

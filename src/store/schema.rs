@@ -126,8 +126,12 @@ pub(super) const MIGRATIONS: &[(i64, &[&str])] = &[
         ],
     ),
     (4, &[TIMELINE_INDEX, CUSTOMER_INDEX]),
-    (5, &[SURVEYS]),
+    (5, &[SURVEYS, QUEUE_INDEX]),
 ];
+
+/// A queue's interactions by when they joined it (service level).
+const QUEUE_INDEX: &str =
+    "CREATE INDEX IF NOT EXISTS interactions_queue ON interactions(queue, offered_at)";
 
 /// Survey answers (a chat's rating at its end...): one per interaction, for the KPIs.
 const SURVEYS: &str = "CREATE TABLE IF NOT EXISTS survey_answers (
@@ -243,7 +247,7 @@ pub(super) const PG_MIGRATIONS: &[(i64, &[&str])] = &[
         ],
     ),
     (4, &[TIMELINE_INDEX, CUSTOMER_INDEX]),
-    (5, &[SURVEYS]),
+    (5, &[SURVEYS, QUEUE_INDEX]),
 ];
 
 impl Store {

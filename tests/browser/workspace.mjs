@@ -166,7 +166,15 @@ try {
     await page.getByRole("button", { name: "Finish wrap-up" }).waitFor({ state: "detached" });
     await cctx.close();
   }
-  step("rounds", { rounds: +rounds, missing, wrap, canned, rated, idle_overflow: idleOverflow });
+  // The status bar's service level today: every chat was answered at once.
+  const sl = page.locator('#service-level [data-queue="support"]', { hasText: `(${rounds}/${rounds})` });
+  await sl.waitFor({ timeout: 10000 });
+  const serviceLevel = await sl.innerText();
+  await page.setViewportSize({ width: 1920, height: 1080 });
+  const wide = await overflow(page);
+  await page.screenshot({ path: `${artifacts}/idle-1920.png` });
+  await page.setViewportSize({ width: 1280, height: 800 });
+  step("rounds", { rounds: +rounds, missing, wrap, canned, rated, idle_overflow: idleOverflow, service_level: serviceLevel, wide_overflow: wide });
 
   // Work waiting in the agent's queue shows in the status bar while they cannot take it.
   await page.getByLabel("Presence").selectOption("away");

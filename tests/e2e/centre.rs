@@ -236,6 +236,32 @@ fn centre_case(base: u16, sipp_ports: (u16, u16), database: Option<String>) {
     assert_eq!(code, 400, "{body}");
     let (code, _) = g.get_auth("/api/agent/me", "not-a-session");
     assert_eq!(code, 401);
+    // Ann's transfer pickers: Ben as he is now, the queues; never herself.
+    let (code, body) = g.get_auth("/api/agent/directory", &ann);
+    assert_eq!(code, 200, "{body}");
+    let dir = json(&body);
+    let ben_there = dir["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "ben")
+        .cloned();
+    assert_eq!(ben_there.unwrap()["presence"], "away", "{body}");
+    assert!(!body.contains("\"ann\""), "{body}");
+    assert!(dir["queues"][0]["name"].is_string(), "{body}");
+    // Her service level today: nothing settled yet; a bad `since` says why.
+    let (code, body) = g.get_auth("/api/agent/service_level?since=0", &ann);
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("within the last 48 hours"), "{body}");
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        - 60_000;
+    let (code, body) = g.get_auth(&format!("/api/agent/service_level?since={since}"), &ann);
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(json(&body)[0]["queue"], "support", "{body}");
+    assert_eq!(json(&body)[0]["handled"], 0, "{body}");
     let mut ann_ws = agent_ws(&g, &ann);
     let mut ben_ws = agent_ws(&g, &ben);
     let s = until(&mut ann_ws, "ann's state", ty("state"));

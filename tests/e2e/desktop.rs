@@ -851,6 +851,11 @@ fn the_workspace_hides_what_a_logged_out_agent_cannot_use_and_never_misses_a_fir
     );
     assert_eq!(r["canned"]["focused"], true, "{r}");
     assert_eq!(r["canned"]["received"], true, "{r}");
+    assert_eq!(
+        r["service_level"], "support SL 100 % (20/20)",
+        "service level today in the status bar: {r}"
+    );
+    assert!(r["wide_overflow"].as_i64().unwrap() <= 0, "1920 px: {r}");
     let rated = &r["rated"];
     assert_eq!(rated["form_again"], true, "a new chat can start: {r}");
     assert_eq!(rated["log_cleared"], true, "{r}");

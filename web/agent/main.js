@@ -7,7 +7,7 @@ import { app, forget, remember } from "./state.js";
 import { $ } from "./dom.js";
 import { api } from "./api.js";
 import { connect, disconnect } from "./socket.js";
-import { setPresence, renderStatus } from "./status.js";
+import { setPresence, renderStatus, serviceLevel } from "./status.js";
 import { addOffer, removeOffer, ringUpdate, ringStop, askToNotify } from "./offers.js";
 import { addWork, callState, chatMessage, closeCall, held, typing, verified, webrtcAnswer, workEnded } from "./work.js";
 import { hooks } from "./pop.js";
@@ -33,6 +33,7 @@ function onPush(m) {
       // says (a consult we are on is work, with its progress).
       app.queues = m.queues || [];
       setPresence(m.presence, m.presence_since, m.presence_until);
+      serviceLevel();
       for (const id of [...app.offers.keys()]) removeOffer(id);
       for (const o of m.offers) if (!app.work.has(o.interaction)) addOffer(o, answerConsult);
       for (const w of m.work) {
@@ -63,7 +64,10 @@ function onPush(m) {
     }
     case "call_state": callState(m); break;
     case "held": held(m); break;
-    case "ended": if (app.work.has(m.interaction)) workEnded(m.interaction, false); else removeOffer(m.interaction); break;
+    case "ended":
+      if (app.work.has(m.interaction)) workEnded(m.interaction, false); else removeOffer(m.interaction);
+      serviceLevel();
+      break;
     case "customer_left": workEnded(m.interaction, true); break;
     case "verified": verified(m.interaction, m.customer); break;
     case "message": chatMessage(m); break;

@@ -3,6 +3,7 @@
 // `data-since` counts up from it, one with `data-until` counts down to it (Unix ms).
 import { app } from "./state.js";
 import { $, $$, el, age } from "./dom.js";
+import { api } from "./api.js";
 
 // Presence as people read it; the menu and the badge always say the same.
 export const PRESENCE = { available: "Available", busy: "Busy", away: "Away", wrap_up: "Wrap-up", offline: "Offline" };
@@ -51,3 +52,20 @@ export function tick() {
 export function wrapCountdown(node) { setUntil(node, app.presenceUntil); }
 
 setInterval(() => { if (app.token) tick(); }, 1000);
+
+/// Service level today (since the agent's midnight) of their queues that show it:
+/// answered within the queue's target, of the work settled today.
+export async function serviceLevel() {
+  const midnight = new Date();
+  midnight.setHours(0, 0, 0, 0);
+  let list;
+  try { list = await api("GET", `/api/agent/service_level?since=${midnight.getTime()}`); } catch { return; }
+  $("#service-level").replaceChildren(...list.filter(q => q.handled > 0).map(q => {
+    const s = el("span", { className: "queue-stat sl", title: `answered within ${q.sla_secs} s today` });
+    s.dataset.queue = q.queue;
+    s.textContent = `${q.queue} SL ${Math.round(100 * q.in_sla / q.handled)} % (${q.in_sla}/${q.handled})`;
+    return s;
+  }));
+}
+
+setInterval(() => { if (app.token) serviceLevel(); }, 60000);

@@ -5,7 +5,7 @@ import { $, el, fromTemplate, clock, ICON } from "./dom.js";
 import { act, api, flash } from "./api.js";
 import { send } from "./socket.js";
 import { screenPop, personOf } from "./pop.js";
-import { tick, wrapCountdown } from "./status.js";
+import { tick, wrapCountdown, serviceLevel } from "./status.js";
 import { pickers } from "./directory.js";
 
 const MIC = { audio: { echoCancellation: false, noiseSuppression: false, autoGainControl: false } };
@@ -271,6 +271,7 @@ export function workEnded(id, customerGone) {
       n.remove();
       app.work.delete(id);
       $("#no-work").hidden = app.work.size > 0;
+      serviceLevel();
       if (entry.data.customer) screenPop(entry.data);
     } catch { }
   };

@@ -147,6 +147,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::get().to(session::agent_customer),
         )
         .route("/api/agent/directory", web::get().to(session::directory))
+        .route(
+            "/api/agent/service_level",
+            web::get().to(session::service_level),
+        )
         .route("/api/agent/ws", web::get().to(socket::agent_ws));
     for (act, handler) in [
         ("messages", web::post().to(work::messages)),

@@ -172,3 +172,45 @@ pub(super) async fn directory(req: HttpRequest, shared: web::Data<Shared>) -> Re
         .collect();
     Ok(HttpResponse::Ok().json(serde_json::json!({"agents": agents, "queues": queues})))
 }
+
+/// The service level today of the agent's queues that show it to their agents:
+/// `?since=MS` (the agent's midnight, Unix ms, within the last 48 hours) →
+/// `[{queue, sla_secs, handled, in_sla}]` (work settled since then; answered within the
+/// queue's target).
+pub(super) async fn service_level(
+    req: HttpRequest,
+    q: web::Query<std::collections::HashMap<String, String>>,
+    shared: web::Data<Shared>,
+) -> Reply {
+    let c = centre(&shared)?;
+    let me = agent(&req, c)?;
+    let now = crate::clock::unix_millis() as i64;
+    let since = q
+        .get("since")
+        .and_then(|s| s.parse::<i64>().ok())
+        .filter(|s| (now - 48 * 3_600_000..=now).contains(s))
+        .ok_or_else(|| {
+            ApiError::bad_request("since must be a Unix time in ms within the last 48 hours")
+        })?;
+    let mine: Vec<String> = c
+        .accounts()
+        .into_iter()
+        .find(|a| a.spec.name == me)
+        .map(|a| a.spec.queues)
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    for q in c.router().send(QueueList).await? {
+        let name = q["name"].as_str().unwrap_or_default();
+        let cfg = &q["config"];
+        if !mine.iter().any(|m| m == name) || cfg["agents_see_service_level"] == false {
+            continue;
+        }
+        let sla_secs = cfg["sla_secs"].as_i64().unwrap_or(20);
+        let (handled, in_sla) = c
+            .store()
+            .service_level(name, since, sla_secs * 1000)
+            .await?;
+        out.push(serde_json::json!({"queue": name, "sla_secs": sla_secs, "handled": handled, "in_sla": in_sla}));
+    }
+    Ok(HttpResponse::Ok().json(out))
+}
