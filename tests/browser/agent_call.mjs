@@ -34,7 +34,7 @@ const browser = await launch([
 ]);
 let page;
 try {
-  const ctx = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
   page = await ctx.newPage();
   page.on("console", m => console.log(`console.${m.type()}: ${m.text()}`));
   page.on("pageerror", e => console.log(`pageerror: ${e.message}`));
@@ -70,7 +70,7 @@ try {
   await page.setViewportSize({ width: 390, height: 844 });
   const ringingOverflow = await page.evaluate(() => document.documentElement.scrollWidth - innerWidth);
   await page.screenshot({ path: `${artifacts}/ringing-390.png`, fullPage: true });
-  await page.setViewportSize({ width: 1400, height: 900 });
+  await page.setViewportSize({ width: 1280, height: 800 });
   // Answer from the keyboard (Alt+A), as the page's shortcut list says.
   await page.keyboard.press("Alt+KeyA");
 
@@ -123,10 +123,11 @@ try {
   heldAndResumed.holds = await page.locator(".call .hold-count").innerText();
   heldAndResumed.timer = await page.locator(".call .timer").innerText();
   heldAndResumed.ringing_overflow = ringingOverflow;
+  await page.screenshot({ path: `${artifacts}/connected-1280.png`, fullPage: true });
   await page.setViewportSize({ width: 390, height: 844 });
   heldAndResumed.connected_overflow = await page.evaluate(() => document.documentElement.scrollWidth - innerWidth);
   await page.screenshot({ path: `${artifacts}/connected-390.png`, fullPage: true });
-  await page.setViewportSize({ width: 1400, height: 900 });
+  await page.setViewportSize({ width: 1280, height: 800 });
   step("held and resumed", heldAndResumed);
 
   // The agent WebSocket drops while the caller is on hold: the page reconnects and
@@ -195,7 +196,7 @@ try {
   await page.setViewportSize({ width: 390, height: 844 });
   wrap.overflow = await page.evaluate(() => document.documentElement.scrollWidth - innerWidth);
   await page.screenshot({ path: `${artifacts}/wrap-up-390.png`, fullPage: true });
-  await page.setViewportSize({ width: 1400, height: 900 });
+  await page.setViewportSize({ width: 1280, height: 800 });
   await reconnect(page);
   wrap.after_reconnect = await wrapState();
   step("wrap-up", wrap);
