@@ -36,6 +36,20 @@ pub struct Fill<'a> {
     pub queue: &'a str,
 }
 
+/// The customer's name a response is filled with: their record's, else what the flow
+/// looked up (`customer.name`) or what they typed into a chat (`name`), from the work's
+/// details. A chat nobody verified has no record, so a stranger is never told the name
+/// on the record of the address they typed.
+pub fn customer_name(record: Option<&str>, details: &serde_json::Value) -> String {
+    let typed = |k: &str| details[k].as_str().filter(|n| !n.is_empty());
+    record
+        .filter(|n| !n.is_empty())
+        .or_else(|| typed("customer.name"))
+        .or_else(|| typed("name"))
+        .unwrap_or_default()
+        .to_string()
+}
+
 /// Checks a response's text: its length, and that each `{...}` names a variable
 /// (`{{` and `}}` are literal braces).
 pub fn check(text: &str) -> Result<(), String> {
@@ -159,6 +173,16 @@ mod tests {
         assert_eq!(fill("Dear {name}", &f), "Dear Ada Lovelace");
         let nobody = Fill::default();
         assert_eq!(fill("Hello {first_name}!", &nobody), "Hello !");
+    }
+
+    #[test]
+    fn the_name_is_the_records_else_the_lookups_else_the_typed_one() {
+        let typed = serde_json::json!({"name": "Someone", "verified": false});
+        let looked_up = serde_json::json!({"customer.name": "Ada Lovelace"});
+        assert_eq!(customer_name(Some("Ada Lovelace"), &typed), "Ada Lovelace");
+        assert_eq!(customer_name(None, &looked_up), "Ada Lovelace");
+        assert_eq!(customer_name(None, &typed), "Someone");
+        assert_eq!(customer_name(Some(""), &serde_json::Value::Null), "");
     }
 
     #[test]

@@ -909,6 +909,18 @@ impl RouterActor {
     }
 }
 
+/// The queues' configurations as the router has them now (the config's and those
+/// added through the admin API).
+#[derive(Message)]
+#[rtype(result = "Vec<QueueConfig>")]
+pub struct QueueConfigs;
+
+impl RouterActor {
+    fn on_queue_configs(&mut self, _: QueueConfigs, _: &mut Context<Self>) -> Vec<QueueConfig> {
+        self.queues.clone()
+    }
+}
+
 /// Queues with their live figures, for admins.
 #[derive(Message)]
 #[rtype(result = "Vec<serde_json::Value>")]
@@ -1108,6 +1120,7 @@ guarded! {
     EndConsult => (), on_end_consult;
     Position => Option<usize>, on_position;
     QueueList => Vec<serde_json::Value>, on_queue_list;
+    QueueConfigs => Vec<QueueConfig>, on_queue_configs;
     AddQueue => Result<(), QueueError>, on_add_queue;
     AgentList => Vec<serde_json::Value>, on_agent_list;
 }

@@ -5,7 +5,7 @@
 // WebSocket and the gateway answers (G.711, DTLS-SRTP).
 import { app, forget, remember } from "./state.js";
 import { $ } from "./dom.js";
-import { api } from "./api.js";
+import { api, flash } from "./api.js";
 import { connect, disconnect } from "./socket.js";
 import { setPresence, renderStatus, serviceLevel } from "./status.js";
 import { addOffer, removeOffer, ringUpdate, ringStop, askToNotify } from "./offers.js";
@@ -74,7 +74,7 @@ function onPush(m) {
     case "transcript": for (const x of m.messages) chatMessage(Object.assign({ interaction: m.interaction }, x)); break;
     case "typing": typing(m); break;
     case "webrtc_answer": webrtcAnswer(m); break;
-    case "error": $("#desk-notice").textContent = m.error; break;
+    case "error": flash(m.interaction, m.error); break;
     case "logged_out": loggedOut(); break;
   }
   settle();

@@ -27,12 +27,10 @@ export function splitDetails(details) {
   return [reason, internal];
 }
 
+/// Name/value pairs (one half of `splitDetails`) as a description list.
 export function fillDetails(dl, details) {
   dl.replaceChildren();
-  for (const [k, v] of Object.entries(details || {})) {
-    if (k.startsWith("customer.") || k === "verified") continue;
-    dl.append(el("dt", { textContent: k }), el("dd", { textContent: v }));
-  }
+  for (const [k, v] of Object.entries(details)) dl.append(el("dt", { textContent: k }), el("dd", { textContent: v }));
 }
 
 export async function screenPop(w) {

@@ -75,36 +75,30 @@ async fn customer_view(c: &Centre, id: i64) -> Result<serde_json::Value, ApiErro
 
 /// The agent desktop: `web/agent/`, built into the binary (no CDN, no build step):
 /// the page, its style sheet and its ES modules, each under its own name.
+/// One desktop file: its name under `/agent/`, its type, its text (from `web/agent/`).
+macro_rules! desktop_file {
+    ($name:literal, $kind:expr) => {
+        (
+            $name,
+            $kind,
+            include_str!(concat!("../../../web/agent/", $name)),
+        )
+    };
+}
 const DESKTOP: &[(&str, &str, &str)] = &[
-    ("app.css", CSS, include_str!("../../../web/agent/app.css")),
-    ("main.js", JS, include_str!("../../../web/agent/main.js")),
-    ("state.js", JS, include_str!("../../../web/agent/state.js")),
-    ("dom.js", JS, include_str!("../../../web/agent/dom.js")),
-    ("api.js", JS, include_str!("../../../web/agent/api.js")),
-    (
-        "socket.js",
-        JS,
-        include_str!("../../../web/agent/socket.js"),
-    ),
-    (
-        "status.js",
-        JS,
-        include_str!("../../../web/agent/status.js"),
-    ),
-    (
-        "offers.js",
-        JS,
-        include_str!("../../../web/agent/offers.js"),
-    ),
-    ("pop.js", JS, include_str!("../../../web/agent/pop.js")),
-    ("work.js", JS, include_str!("../../../web/agent/work.js")),
-    ("keys.js", JS, include_str!("../../../web/agent/keys.js")),
-    ("tabs.js", JS, include_str!("../../../web/agent/tabs.js")),
-    (
-        "directory.js",
-        JS,
-        include_str!("../../../web/agent/directory.js"),
-    ),
+    desktop_file!("app.css", CSS),
+    desktop_file!("main.js", JS),
+    desktop_file!("state.js", JS),
+    desktop_file!("dom.js", JS),
+    desktop_file!("api.js", JS),
+    desktop_file!("socket.js", JS),
+    desktop_file!("status.js", JS),
+    desktop_file!("offers.js", JS),
+    desktop_file!("pop.js", JS),
+    desktop_file!("work.js", JS),
+    desktop_file!("keys.js", JS),
+    desktop_file!("tabs.js", JS),
+    desktop_file!("directory.js", JS),
 ];
 const CSS: &str = "text/css; charset=utf-8";
 const JS: &str = "text/javascript; charset=utf-8";

@@ -3,7 +3,7 @@
 
 use super::{agent, body, centre, customer_view, who, Reply};
 use crate::actors::agent::State;
-use crate::actors::router::{AgentList, Answer, QueueList, SetPresence};
+use crate::actors::router::{AgentList, Answer, QueueConfigs, QueueList, SetPresence};
 use crate::api::error::ApiError;
 use crate::api::Shared;
 use crate::routing::engine::Presence;
@@ -199,18 +199,13 @@ pub(super) async fn service_level(
         .map(|a| a.spec.queues)
         .unwrap_or_default();
     let mut out = Vec::new();
-    for q in c.router().send(QueueList).await? {
-        let name = q["name"].as_str().unwrap_or_default();
-        let cfg = &q["config"];
-        if !mine.iter().any(|m| m == name) || cfg["agents_see_service_level"] == false {
+    for q in c.router().send(QueueConfigs).await? {
+        if !mine.contains(&q.name) || !q.agents_see_service_level {
             continue;
         }
-        let sla_secs = cfg["sla_secs"].as_i64().unwrap_or(20);
-        let (handled, in_sla) = c
-            .store()
-            .service_level(name, since, sla_secs * 1000)
-            .await?;
-        out.push(serde_json::json!({"queue": name, "sla_secs": sla_secs, "handled": handled, "in_sla": in_sla}));
+        let sla_ms = i64::try_from(q.sla_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+        let (handled, in_sla) = c.store().service_level(&q.name, since, sla_ms).await?;
+        out.push(serde_json::json!({"queue": q.name, "sla_secs": q.sla_secs, "handled": handled, "in_sla": in_sla}));
     }
     Ok(HttpResponse::Ok().json(out))
 }

@@ -7,7 +7,7 @@ use super::{body, who, Reply};
 use crate::actors::agent::State;
 use crate::actors::call::AgentCall;
 use crate::actors::chat::{AgentAct, ChatError};
-use crate::actors::router::{Consult, EndConsult, QueueList, Transfer, TransferTarget};
+use crate::actors::router::{Consult, EndConsult, QueueConfigs, Transfer, TransferTarget};
 use crate::api::error::ApiError;
 use crate::api::Shared;
 use crate::call::AgentCommand;
@@ -365,13 +365,11 @@ pub(super) async fn canned(
     let Some(queue) = i.queue.as_deref() else {
         return Ok(HttpResponse::Ok().json(serde_json::json!([])));
     };
-    // The customer's name: their record's, else what the flow looked up or what they
-    // typed into the chat (the desk has it). A chat nobody verified has no record yet,
-    // so a stranger is never told the name on the record of the address they typed.
     let record = match i.customer_id {
         Some(cid) => c.store().customer(cid).await?.map(|r| r.name),
         None => None,
     };
+    // What the flow looked up or the chat typed: on the agent's desk.
     let desk = match c.agent_addr(&me) {
         Some(a) => a.send(State).await?,
         None => serde_json::Value::Null,
@@ -381,12 +379,7 @@ pub(super) async fn canned(
         .and_then(|w| w.iter().find(|w| w["interaction"] == id.as_str()))
         .map(|w| w["details"].clone())
         .unwrap_or_default();
-    let typed = |k: &str| details[k].as_str().map(str::to_string);
-    let name = record
-        .filter(|n| !n.is_empty())
-        .or_else(|| typed("customer.name"))
-        .or_else(|| typed("name"))
-        .unwrap_or_default();
+    let name = crate::canned::customer_name(record.as_deref(), &details);
     let agent = c
         .accounts()
         .into_iter()
@@ -394,11 +387,13 @@ pub(super) async fn canned(
         .map(|a| a.spec.display_name)
         .filter(|d| !d.is_empty())
         .unwrap_or_else(|| me.clone());
-    let queues = c.router().send(QueueList).await?;
-    let list: Vec<crate::canned::Canned> = queues
-        .iter()
-        .find(|q| q["name"] == queue)
-        .and_then(|q| serde_json::from_value(q["config"]["canned"].clone()).ok())
+    let list = c
+        .router()
+        .send(QueueConfigs)
+        .await?
+        .into_iter()
+        .find(|q| q.name == queue)
+        .map(|q| q.canned)
         .unwrap_or_default();
     let fill = crate::canned::Fill {
         name: &name,
