@@ -134,6 +134,21 @@ impl Handler<State> for AgentActor {
     }
 }
 
+/// Whether the agent's desk holds this interaction as work now (assigned to them, or
+/// being consulted on). The gateway's own record of what it told the agent: the store
+/// catches up a moment later.
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct Holds(pub String);
+
+impl Handler<Holds> for AgentActor {
+    type Result = bool;
+
+    fn handle(&mut self, Holds(id): Holds, _: &mut Context<Self>) -> bool {
+        self.desk.work(&id).is_some()
+    }
+}
+
 /// Logged out: sockets are told and closed, the actor stops.
 #[derive(Message)]
 #[rtype(result = "()")]

@@ -4,7 +4,7 @@
 //! wrap_up, notes).
 
 use super::{body, who, Reply};
-use crate::actors::agent::State;
+use crate::actors::agent::{Holds, State};
 use crate::actors::call::AgentCall;
 use crate::actors::chat::{AgentAct, ChatError};
 use crate::actors::router::{Consult, EndConsult, QueueConfigs, Transfer, TransferTarget};
@@ -25,6 +25,13 @@ async fn own(c: &Centre, me: &str, id: &str) -> Result<crate::store::Interaction
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no interaction with that id"))?;
     if i.agent.as_deref() == Some(me) {
         return Ok(i);
+    }
+    // The desktop hears of its work as the router assigns it, while the store records
+    // the answer: the agent's desk is the first to know.
+    if let Some(a) = c.agent_addr(me) {
+        if a.send(Holds(id.to_string())).await? {
+            return Ok(i);
+        }
     }
     // An agent who had it before a transfer may still note and wrap up their part.
     let had_it = c
@@ -417,4 +424,56 @@ async fn call_act(c: &Centre, id: &str, act: AgentCall) -> Result<HttpResponse, 
     })?;
     let r = call.send(act).await??;
     Ok(HttpResponse::Ok().json(r))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::own;
+    use crate::actors::messages::AgentPush;
+    use crate::store::{NewInteraction, Store};
+    use actix_web::http::StatusCode;
+
+    /// The desktop is told of its work by the router while the chat records the answer
+    /// in the store: what the agent asks for at once (the canned replies, a note) is
+    /// theirs as soon as their desk holds it, and still nobody else's.
+    #[actix_rt::test]
+    async fn work_on_the_desk_is_the_agents_before_the_store_records_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db")).await.unwrap();
+        let c = crate::centre::Centre::start(&crate::config::Config::default(), store.clone())
+            .await
+            .unwrap();
+        c.login("bob", "demo-bob").await.unwrap();
+        c.login("alice", "demo-alice").await.unwrap();
+        store
+            .start_interaction(&NewInteraction {
+                id: "w1",
+                kind: "chat",
+                direction: "inbound",
+                from: "ada@example.com",
+                dialled: "",
+                trunk: "",
+                flow: "",
+                flow_version: "",
+                unverified: true,
+            })
+            .await
+            .unwrap();
+        let refused = own(&c, "bob", "w1").await.unwrap_err();
+        assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+        c.agent_addr("bob")
+            .unwrap()
+            .send(AgentPush::Assigned {
+                interaction: "w1".into(),
+                channel: "chat",
+                customer: None,
+                browser_call: false,
+            })
+            .await
+            .unwrap();
+        assert_eq!(store.interaction("w1").await.unwrap().unwrap().agent, None);
+        own(&c, "bob", "w1").await.expect("bob's desk holds it");
+        let other = own(&c, "alice", "w1").await.unwrap_err();
+        assert_eq!(other.status(), StatusCode::FORBIDDEN);
+    }
 }
