@@ -9,21 +9,10 @@
 //        then complete; default hangup)
 import { mkdirSync } from "node:fs";
 import process from "node:process";
-import { fail, launch, logIn, step } from "./desk.mjs";
+import { fail, launch, logIn, reconnect, step } from "./desk.mjs";
 
 const [base, agent, password, wav, artifacts, how = "hangup"] = process.argv.slice(2);
 
-// Drops the page's agent WebSocket and waits until a new one has brought the whole
-// state and the page has applied it.
-async function reconnect(page) {
-  await page.evaluate(() => new Promise(ok => {
-    const app = window.omnigate, old = app.ws;
-    old.close();
-    const t = setInterval(() => {
-      if (app.ws !== old && app.stateFrom === app.ws) { clearInterval(t); ok(); }
-    }, 50);
-  }));
-}
 mkdirSync(artifacts, { recursive: true });
 
 const browser = await launch([

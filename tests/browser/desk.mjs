@@ -33,3 +33,15 @@ export async function fail(e, { browser, page, artifacts, said = "" }) {
   await browser.close();
   process.exit(1);
 }
+
+// Drops the page's agent WebSocket and waits until a new one has brought the whole
+// state and the page has applied it.
+export async function reconnect(page) {
+  await page.evaluate(() => new Promise(ok => {
+    const app = window.omnigate, old = app.ws;
+    old.close();
+    const t = setInterval(() => {
+      if (app.ws !== old && app.stateFrom === app.ws) { clearInterval(t); ok(); }
+    }, 50);
+  }));
+}

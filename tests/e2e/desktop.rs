@@ -974,3 +974,153 @@ fn a_jssip_softphone_in_chromium_calls_the_demo_ivr_over_websocket_with_audio_bo
     assert!(rms(&caller) > 300.0, "caller rms {}", rms(&caller));
     assert!(rms(&ours) > 300.0, "IVR rms {}", rms(&ours));
 }
+
+/// A browser agent is consulted: Alice (desk phone, driven through the API) has Ada's
+/// call and asks Bob (browser) to talk first. Bob's answer starts his leg, but the
+/// page makes no work of it until the gateway says the consult is up; then the card
+/// is as the gateway has it (also after a reconnect), becomes Bob's call when Alice
+/// completes, and Bob talks to Ada, hangs up and wraps up.
+#[test]
+fn a_desk_phone_agent_consults_a_browser_agent_who_takes_the_call() {
+    let base = 24600;
+    let d = desk(base, "agent-consulted");
+    let g = &d.g;
+    register_demo_phone(g, "1001", base + 80);
+    let phone = sipp_spawn(
+        g.dir.path(),
+        &[
+            "-sn",
+            "uas",
+            "-p",
+            &(base + 80).to_string(),
+            "-mp",
+            &(base + 84).to_string(),
+            "-m",
+            "1",
+        ],
+    );
+    let (code, body) = g.post(
+        "/api/agent/login",
+        None,
+        r#"{"name": "alice", "password": "demo-alice"}"#,
+    );
+    assert_eq!(code, 200, "{body}");
+    let alice = json(&body)["token"].as_str().unwrap().to_string();
+    let mut ws = tungstenite::connect(format!("ws://127.0.0.1:{}/api/agent/ws", g.http))
+        .unwrap()
+        .0;
+    ws.send(tungstenite::Message::text(
+        serde_json::json!({"type": "auth", "token": alice}).to_string(),
+    ))
+    .unwrap();
+    if let tungstenite::stream::MaybeTlsStream::Plain(s) = ws.get_ref() {
+        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    }
+    let (code, body) = crate::centre::put(
+        g,
+        "/api/agent/presence",
+        &alice,
+        r#"{"presence": "available"}"#,
+    );
+    assert_eq!(code, 200, "{body}");
+    let caller = ada_calls(g, base + 90, base + 94);
+    let offer = loop {
+        let m = ws.read().expect("alice's websocket, waiting for the offer");
+        if let tungstenite::Message::Text(t) = m {
+            let v = json(&t);
+            if v["type"] == "offer" {
+                break v;
+            }
+        }
+    };
+    let id = offer["interaction"].as_str().unwrap().to_string();
+    let (code, body) = g.post(&format!("/api/agent/offers/{id}/accept"), Some(&alice), "");
+    assert_eq!(code, 200, "{body}");
+    wait_for("alice's phone to answer", Duration::from_secs(30), || {
+        g.log()
+            .contains("agent on the call call=call-1 agent=alice")
+    });
+
+    // Bob logs in now (Ada's call is Alice's); Alice consults him.
+    let mut b = Browser::run(
+        "agent_consulted.mjs",
+        &[
+            &format!("http://127.0.0.1:{}", g.http),
+            "bob",
+            "demo-bob",
+            &d.mic_wav.display().to_string(),
+            &d.artifacts.display().to_string(),
+        ],
+    );
+    b.step("available", g);
+    let (code, body) = g.post(
+        &format!("/api/agent/work/{id}/consult"),
+        Some(&alice),
+        r#"{"agent": "bob"}"#,
+    );
+    assert_eq!(code, 200, "{body}");
+    let o = b.step("consult offered", g);
+    let offered = o["offered"]["offer"].as_str().unwrap();
+    assert!(offered.contains("alice about"), "who asks, about whom: {o}");
+    assert_eq!(o["offered"]["desk"]["cards"], 0, "{o}");
+    // Answered, still connecting: an offer (answering), no card, no work; the leg only.
+    let a = &o["answering"];
+    assert_eq!(a["cards"], 0, "no work before the gateway gives it: {o}");
+    assert_eq!(a["work"], serde_json::json!([]), "{o}");
+    assert_eq!(a["legs"], serde_json::json!([id]), "{o}");
+    assert_eq!(a["offers"], 1, "{o}");
+    assert_eq!(a["countdown"], "connecting…", "{o}");
+    assert_eq!(a["answer_disabled"], true, "{o}");
+
+    // The gateway says the consult is up: one card, the offer gone, the leg adopted.
+    let c = b.step("consulted", g);
+    assert_eq!(c["cards"], 1, "{c}");
+    assert_eq!(c["offers"], 0, "{c}");
+    assert_eq!(c["work"], serde_json::json!([id]), "{c}");
+    assert_eq!(c["legs"], serde_json::json!([]), "{c}");
+    assert!(
+        c["from"].as_str().unwrap().contains("alice (consult about"),
+        "{c}"
+    );
+    assert!(
+        c["media"]["outbound"].as_u64().unwrap() >= 50,
+        "Bob's voice goes out on the consult: {c}"
+    );
+    assert_eq!(c["after_reconnect"]["cards"], 1, "{c}");
+    assert_eq!(c["after_reconnect"]["offers"], 0, "{c}");
+    assert_eq!(c["state_after_reconnect"], "consult connected", "{c}");
+    let (code, body) = g.get_auth("/api/agents", "test-token");
+    assert_eq!(code, 200, "{body}");
+    let bob = json(&body)
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "bob")
+        .unwrap()
+        .clone();
+    assert_eq!(bob["consulting"][0], id.as_str(), "{body}");
+
+    // Alice completes: the call is Bob's, and Ada's voice reaches his browser.
+    let (code, body) = g.post(&format!("/api/agent/work/{id}/complete"), Some(&alice), "");
+    assert_eq!(code, 200, "{body}");
+    let t = b.step("took the call", g);
+    assert_eq!(t["cards"], 1, "{t}");
+    assert_eq!(t["work"], serde_json::json!([id]), "{t}");
+    assert!(
+        t["media"]["inbound"].as_u64().unwrap() >= t["media"]["before"].as_u64().unwrap() + 100,
+        "Ada's RTP reaches Bob after the transfer: {t}"
+    );
+    assert_eq!(t["hangup"], true, "{t}");
+    let w = b.step("wrapped up", g);
+    assert_eq!(w["cards"], 0, "{w}");
+    b.finish();
+    assert_sipp_done(caller, "the caller", g);
+    assert_sipp_done(phone, "alice's phone", g);
+    let i = wrapped_interaction(g);
+    assert_eq!(i["id"], id.as_str());
+    assert_eq!(i["agent"], "bob", "the last agent: {i}");
+    let kinds = timeline_kinds(&i);
+    for k in ["consult", "transferred", "hung up"] {
+        assert!(kinds.contains(&k), "{k} on the timeline: {kinds:?}");
+    }
+}

@@ -9,21 +9,36 @@ import { api, flash } from "./api.js";
 import { connect, disconnect } from "./socket.js";
 import { setPresence, renderStatus, serviceLevel } from "./status.js";
 import { addOffer, removeOffer, ringUpdate, ringStop, askToNotify } from "./offers.js";
-import { addWork, callState, chatMessage, closeCall, held, typing, verified, webrtcAnswer, workEnded } from "./work.js";
+import { addWork, callState, chatMessage, closeCall, consultLeg, dropLeg, held, typing, verified, webrtcAnswer, workEnded } from "./work.js";
 import { hooks } from "./pop.js";
 import { installKeys } from "./keys.js";
 import { installTabs, showTab, countTabs } from "./tabs.js";
 
 hooks.verified = verified;
 
-// A colleague's consult, answered: the call's card (its browser leg) until the
-// gateway's `call_state` makes it work on the desk.
+// A colleague's consult, answered: in the browser, its leg connects; on a desk phone,
+// the phone rings. Either way the offer stays an offer until the gateway says the
+// two agents talk (`call_state`): only then is it work on this page.
 function answerConsult(o) {
-  removeOffer(o.interaction);
-  addWork({ interaction: o.interaction, channel: "voice", from: `${o.from} (consult about ${o.caller})`,
-    customer: o.customer, details: o.details, browser_call: o.browser_call, consult: true, since: Date.now() });
+  answering(o);
+  if (o.browser_call) consultLeg(o);
+}
+
+function answering(o) {
+  const n = $(`#offer-list [data-interaction="${CSS.escape(o.interaction)}"]`);
+  if (!n) return;
+  $(".answer", n).disabled = true;
+  $(".countdown", n).textContent = o.browser_call ? "connecting…" : "answer on your phone";
+}
+
+// The gateway's word that a consult offered to us is up: the offer becomes work.
+function consultUp(m) {
+  const o = app.offers.get(m.interaction);
+  if (!o || o.type !== "consult") return;
+  removeOffer(m.interaction);
+  addWork({ interaction: o.interaction, channel: "voice", from: o.from, caller: o.caller, customer: o.customer,
+    details: o.details, browser_call: o.browser_call, consult: true, since: Date.now() });
   showTab("work");
-  settle();
 }
 
 function onPush(m) {
@@ -36,6 +51,11 @@ function onPush(m) {
       serviceLevel();
       for (const id of [...app.offers.keys()]) removeOffer(id);
       for (const o of m.offers) if (!app.work.has(o.interaction)) addOffer(o, answerConsult);
+      // A consult leg still connecting stays (answering); one the gateway forgot goes.
+      for (const id of [...app.legs.keys()]) {
+        if (app.offers.has(id)) answering(app.offers.get(id));
+        else if (!m.work.some(w => w.interaction === id)) dropLeg(id);
+      }
       for (const w of m.work) {
         if (!app.work.has(w.interaction)) addWork(w);
         else {
@@ -50,7 +70,7 @@ function onPush(m) {
     case "queues": app.queues = m.queues; renderStatus(); break;
     case "offer": addOffer(m, answerConsult); showTab("offers"); break;
     case "consult": addOffer(Object.assign({ channel: "voice", queue: "consult", expires_in_ms: 30000 }, m), answerConsult); showTab("offers"); break;
-    case "revoked": removeOffer(m.interaction); break;
+    case "revoked": removeOffer(m.interaction); dropLeg(m.interaction); break;
     case "assigned": {
       removeOffer(m.interaction);
       const had = app.work.get(m.interaction);
@@ -62,10 +82,11 @@ function onPush(m) {
       showTab("work");
       break;
     }
-    case "call_state": callState(m); break;
+    case "call_state": consultUp(m); callState(m); break;
     case "held": held(m); break;
     case "ended":
-      if (app.work.has(m.interaction)) workEnded(m.interaction, false); else removeOffer(m.interaction);
+      if (app.work.has(m.interaction)) workEnded(m.interaction, false);
+      else { removeOffer(m.interaction); dropLeg(m.interaction); }
       serviceLevel();
       break;
     case "customer_left": workEnded(m.interaction, true); break;

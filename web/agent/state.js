@@ -8,6 +8,8 @@ export const app = {
   ws: null,
   offers: new Map(),    // interaction -> offer JSON
   work: new Map(),      // interaction -> { data, node, pc, stream, wrapping }
+  legs: new Map(),      // a consult answered in the browser, its leg connecting: not
+                        // work until the gateway says so (interaction -> { data, pc, ... })
   ring: null,           // the ring tone while a call is offered
   mic: null,            // the microphone granted on Answer, for the call's leg
   popFor: null,

@@ -13,14 +13,17 @@ const isVoice = w => w.channel === "voice" || w.channel === "video";
 
 export function addWork(w) {
   if (app.work.has(w.interaction)) return;
-  const entry = { data: w, node: null, pc: null };
+  // A consult this page answered brings its leg (already connecting or connected).
+  const leg = app.legs.get(w.interaction);
+  app.legs.delete(w.interaction);
+  const entry = leg ? Object.assign(leg, { data: Object.assign({}, leg.data, w) }) : { data: w, node: null, pc: null };
   app.work.set(w.interaction, entry);
   const voice = isVoice(w);
   const n = fromTemplate(voice ? "#call-tpl" : "#chat-tpl");
   n.dataset.interaction = w.interaction;
   entry.node = n;
   $(".icon", n).textContent = ICON[w.channel] || "•";
-  $(".from", n).textContent = w.consult ? w.from : personOf(w);
+  $(".from", n).textContent = w.consult ? (w.caller ? `${w.from} (consult about ${w.caller})` : w.from) : personOf(w);
   $(".timer", n).dataset.since = w.since || Date.now();
   if (voice) wireCall(entry); else wireChat(entry);
   $("#work-list").append(n);
@@ -30,8 +33,32 @@ export function addWork(w) {
   if (w.customer_left) customerLeft(entry);
   tick();
   screenPop(w);
-  if (voice && w.browser_call) startCall(entry);
+  if (entry.pc) {
+    if (entry.remote) $(".remote", n).srcObject = entry.remote;
+    entry.statsTimer = entry.statsTimer || setInterval(() => showStats(entry), 1000);
+  } else if (voice && w.browser_call) startCall(entry);
   else if (voice) $(".state", n).textContent = "on your phone";
+}
+
+/// A colleague's consult, answered in the browser: its leg connects now, and the
+/// gateway makes it work on the desk (`call_state`) once the two agents can talk.
+export function consultLeg(o) {
+  if (app.legs.has(o.interaction) || app.work.has(o.interaction)) return;
+  const leg = {
+    data: { interaction: o.interaction, channel: "voice", from: o.from, caller: o.caller,
+      customer: o.customer, details: o.details, browser_call: true, consult: true },
+    node: null, pc: null,
+  };
+  app.legs.set(o.interaction, leg);
+  startCall(leg);
+}
+
+/// The consult ended or was withdrawn before it became work: its leg goes.
+export function dropLeg(id) {
+  const leg = app.legs.get(id);
+  if (!leg) return;
+  app.legs.delete(id);
+  stopLeg(leg);
 }
 
 // ---------------------------------------------------------------- calls
@@ -103,6 +130,7 @@ export function held(m) {
 export function callState(m) {
   const w = app.work.get(m.interaction);
   if (!w || w.wrapping) return;
+  w.callState = m.state;
   $(".state", w.node).textContent = m.state;
   // Consulted on a colleague's call: they decide; our buttons stay as they are.
   if (w.data.consult) return;
@@ -112,19 +140,27 @@ export function callState(m) {
 }
 
 async function startCall(entry) {
-  const id = entry.data.interaction, n = entry.node;
+  const id = entry.data.interaction;
   const pc = new RTCPeerConnection({ bundlePolicy: "max-bundle", rtcpMuxPolicy: "require" });
   entry.pc = pc;
   try {
     entry.stream = app.mic || await navigator.mediaDevices.getUserMedia(MIC);
     app.mic = null;
   } catch (e) { flash(id, "No microphone: " + e.message); return; }
+  if (entry.pc !== pc) { for (const t of entry.stream.getTracks()) t.stop(); return; } // dropped meanwhile
   for (const t of entry.stream.getAudioTracks()) pc.addTrack(t, entry.stream);
-  pc.ontrack = ev => { $(".remote", n).srcObject = ev.streams[0] || new MediaStream([ev.track]); };
+  // A consult's leg has no card yet: the card takes the sound when the gateway makes
+  // it work.
+  pc.ontrack = ev => {
+    entry.remote = ev.streams[0] || new MediaStream([ev.track]);
+    if (entry.node) $(".remote", entry.node).srcObject = entry.remote;
+  };
   pc.onconnectionstatechange = () => {
-    const s = pc.connectionState;
-    if (entry.wrapping) return;
-    if (s === "connected") $(".state", n).textContent = $(".hold", n).getAttribute("aria-pressed") === "true" ? "on hold" : "connected";
+    const s = pc.connectionState, n = entry.node;
+    if (entry.wrapping || !n) return;
+    // A consult's progress is the gateway's word (it may come before the media's).
+    if (s === "connected") $(".state", n).textContent = entry.data.consult && entry.callState ? entry.callState
+      : $(".hold", n).getAttribute("aria-pressed") === "true" ? "on hold" : "connected";
     else if (s === "failed") $(".state", n).textContent = "media failed";
   };
   await pc.setLocalDescription(await pc.createOffer());
@@ -134,18 +170,19 @@ async function startCall(entry) {
     pc.onicegatheringstatechange = () => pc.iceGatheringState === "complete" && r();
     setTimeout(r, 1500);
   });
+  if (entry.pc !== pc) return; // dropped meanwhile
   send({ type: "webrtc_offer", interaction: id, sdp: pc.localDescription.sdp });
-  entry.statsTimer = setInterval(() => showStats(entry), 1000);
+  if (entry.node) entry.statsTimer = setInterval(() => showStats(entry), 1000);
 }
 
 export async function webrtcAnswer(m) {
-  const entry = app.work.get(m.interaction);
+  const entry = app.work.get(m.interaction) || app.legs.get(m.interaction);
   if (!entry || !entry.pc) return;
   await entry.pc.setRemoteDescription({ type: "answer", sdp: m.sdp });
 }
 
 async function showStats(entry) {
-  if (!entry.pc) return;
+  if (!entry.pc || !entry.node) return;
   const r = await entry.pc.getStats();
   let inb = 0, out = 0;
   r.forEach(s => {
@@ -157,7 +194,10 @@ async function showStats(entry) {
 
 export function closeCall(id) {
   const entry = app.work.get(id);
-  if (!entry) return;
+  if (entry) stopLeg(entry);
+}
+
+function stopLeg(entry) {
   clearInterval(entry.statsTimer);
   if (entry.pc) { entry.pc.close(); entry.pc = null; }
   if (entry.stream) for (const t of entry.stream.getTracks()) t.stop();
