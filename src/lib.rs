@@ -12,6 +12,7 @@ pub mod api;
 pub mod call;
 pub mod canned;
 pub mod centre;
+pub mod channels;
 pub mod clock;
 pub mod config;
 pub mod conversation;
