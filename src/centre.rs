@@ -53,6 +53,13 @@ struct Inner {
     ratable: crate::actors::chat::Ratings,
     /// What the chat page says of the business (name, privacy notice and link).
     chat_page: ChatPage,
+    /// Messaging accounts by name.
+    channels: HashMap<String, Arc<crate::config::ChannelConfig>>,
+    /// Open provider threads by (account, the customer's number).
+    threads: crate::actors::chat::Threads,
+    /// One provider thread started at a time (two first messages from one customer
+    /// arriving together make one thread).
+    thread_start: tokio::sync::Mutex<()>,
 }
 
 /// What the chat page shows of the business.
@@ -292,6 +299,13 @@ impl Centre {
                 std::time::Duration::from_secs(60),
                 10_000,
             )),
+            channels: cfg
+                .effective_channels()
+                .into_iter()
+                .map(|c| (c.name.clone(), Arc::new(c)))
+                .collect(),
+            threads: Default::default(),
+            thread_start: tokio::sync::Mutex::new(()),
         })))
     }
 
@@ -683,14 +697,29 @@ impl Centre {
             .await?;
         let t = token();
         let start = ChatStart {
-            interaction: id.clone(),
-            customer: None,
-            conversation: None,
             name: name.to_string(),
             address: address.to_string(),
-            queue,
             priority: self.0.chat_priority,
             greeting: self.0.greeting.clone(),
+            ..self.chat_start(&id, queue)
+        };
+        self.spawn_chat(start, t.clone());
+        tracing::info!(interaction = %id, "chat started (identity unverified)");
+        Ok((id, t))
+    }
+
+    /// A chat of `queue` with what every chat shares (the store, the router, the
+    /// registries); no customer, name or greeting yet.
+    fn chat_start(&self, id: &str, queue: String) -> ChatStart {
+        ChatStart {
+            interaction: id.to_string(),
+            customer: None,
+            conversation: None,
+            name: String::new(),
+            address: String::new(),
+            queue,
+            priority: 5,
+            greeting: String::new(),
             store: self.0.store.clone(),
             router: self.0.router.clone(),
             chats: self.0.chats.clone(),
@@ -698,19 +727,164 @@ impl Centre {
             abandon_after: self.0.chat_abandon_after,
             waiting: self.0.chat_waiting.clone(),
             ratable: self.0.ratable.clone(),
-        };
-        // Counted and registered before it starts, so its own `stopped` always finds
-        // both.
+            provider: None,
+        }
+    }
+
+    /// Starts a chat's actor: counted as waiting and registered before it starts, so
+    /// its own `stopped` always finds both.
+    fn spawn_chat(&self, start: ChatStart, token: String) -> Addr<ChatActor> {
         crate::actors::chat::count_waiting(&self.0.chat_waiting, &start.queue, true);
+        let id = start.interaction.clone();
         let mut chats = self
             .0
             .chats
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let addr = ChatActor::start_in_arbiter(&self.arbiter(), move |_| ChatActor::new(start));
-        chats.insert(id.clone(), (t.clone(), addr));
-        tracing::info!(interaction = %id, "chat started (identity unverified)");
-        Ok((id, t))
+        chats.insert(id, (token, addr.clone()));
+        addr
+    }
+
+    /// A messaging account by name.
+    pub fn channel(&self, name: &str) -> Option<Arc<crate::config::ChannelConfig>> {
+        self.0.channels.get(name).cloned()
+    }
+
+    /// A customer's message through `account`, committed: stored on their thread (the
+    /// open one, or a new one on their case, routed to the account's queue). Returns
+    /// its number in the thread; a message the provider delivered before counts once.
+    pub async fn channel_inbound(
+        &self,
+        account: &Arc<crate::config::ChannelConfig>,
+        m: crate::channels::whatsapp::Inbound,
+    ) -> Result<u64, CentreError> {
+        let store = &self.0.store;
+        if let Some(prev) = store.channel_message(&account.name, &m.id).await? {
+            return Ok(prev.seq as u64);
+        }
+        let (id, addr) = self.thread_for(account, &m).await?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        addr.send(crate::actors::chat::Customer::Provider {
+            id: m.id.clone(),
+            text: m.body.text(),
+            at: m.timestamp,
+            done: tx,
+        })
+        .await
+        .map_err(|e| CentreError::Internal(e.to_string()))?;
+        let seq = rx
+            .await
+            .map_err(|_| CentreError::Internal("the thread ended".into()))?
+            .map_err(CentreError::Refused)?;
+        store
+            .add_channel_message(&account.name, &m.id, &id, "in", seq as i64, "received")
+            .await?;
+        Ok(seq)
+    }
+
+    /// The customer's open thread on `account`, or a new one: an interaction of the
+    /// account's kind from their number (the provider vouches for it: their record
+    /// and open case), queued like a chat.
+    async fn thread_for(
+        &self,
+        account: &Arc<crate::config::ChannelConfig>,
+        m: &crate::channels::whatsapp::Inbound,
+    ) -> Result<(String, Addr<ChatActor>), CentreError> {
+        let key = (account.name.clone(), m.from.clone());
+        let _one = self.0.thread_start.lock().await;
+        let live = |c: &Centre| {
+            let id =
+                c.0.threads
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(&key)
+                    .cloned()?;
+            let addr = c.chat(&id)?.1;
+            Some((id, addr))
+        };
+        if let Some(t) = live(self) {
+            return Ok(t);
+        }
+        if self.0.chats.lock().unwrap_or_else(|e| e.into_inner()).len() >= self.0.chat_max_open {
+            return Err(CentreError::Refused(
+                "all chat lines of this node are busy".into(),
+            ));
+        }
+        let id = format!("{:016x}", rand::random::<u64>());
+        let (customer, conversation) = self
+            .0
+            .store
+            .start_interaction(&crate::store::NewInteraction {
+                id: &id,
+                kind: account.kind.name(),
+                direction: "inbound",
+                from: &m.from,
+                trunk: &account.name,
+                ..Default::default()
+            })
+            .await?;
+        // A known customer keeps their record's name; a new record takes the
+        // profile name.
+        let mut name = m.name.clone().unwrap_or_default();
+        if let Some(c) = customer {
+            if let Some(r) = self.0.store.customer(c).await? {
+                if r.name.is_empty() && !name.is_empty() {
+                    self.0.store.name_customer(c, &name).await?;
+                } else if !r.name.is_empty() {
+                    name = r.name;
+                }
+            }
+        }
+        let start = ChatStart {
+            customer,
+            conversation,
+            name,
+            address: m.from.clone(),
+            priority: account.priority,
+            provider: Some(crate::actors::chat::ProviderLink {
+                account: account.clone(),
+                peer: m.from.clone(),
+                threads: self.0.threads.clone(),
+            }),
+            ..self.chat_start(&id, account.queue.clone())
+        };
+        self.0
+            .threads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, id.clone());
+        let addr = self.spawn_chat(start, String::new());
+        tracing::info!(interaction = %id, account = %account.name, "thread started");
+        Ok((id, addr))
+    }
+
+    /// A provider's status for one of our messages: on record if it moves the message
+    /// forward, and on the agent's desktop if the thread is live.
+    pub async fn channel_status(
+        &self,
+        account: &crate::config::ChannelConfig,
+        s: &crate::channels::whatsapp::Status,
+    ) -> Result<(), CentreError> {
+        let error = s.error.clone().unwrap_or_default();
+        let Some((m, changed)) = self
+            .0
+            .store
+            .set_channel_status(&account.name, &s.id, &s.status, &error)
+            .await?
+        else {
+            return Ok(());
+        };
+        if changed {
+            if let Some((_, addr)) = self.chat(&m.interaction) {
+                addr.do_send(crate::actors::chat::DeliveryNews {
+                    seq: m.seq as u64,
+                    status: m.status,
+                    error: m.error,
+                });
+            }
+        }
+        Ok(())
     }
 
     /// A call joins (or leaves, `None`) the live calls agents can act on.

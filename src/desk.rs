@@ -349,6 +349,22 @@ impl Desk {
                 interaction,
                 messages,
             } => self.messages(interaction, messages.clone()),
+            // A reconnecting desktop shows each message's delivery as it is.
+            AgentPush::Delivery {
+                interaction,
+                seq,
+                status,
+                error,
+            } => {
+                if let Some(m) = self
+                    .work
+                    .get_mut(interaction)
+                    .and_then(|w| w.messages.iter_mut().find(|m| m["seq"] == *seq))
+                {
+                    m["status"] = (*status).into();
+                    m["error"] = error.as_str().into();
+                }
+            }
             AgentPush::Verified {
                 interaction,
                 customer,

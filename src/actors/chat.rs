@@ -24,6 +24,9 @@ pub const MAX_MESSAGES: usize = 1000;
 pub const RECENT: usize = 100;
 /// The customer's messages allowed per 10 seconds.
 pub const MESSAGES_PER_10S: u32 = 10;
+/// A provider thread's customer messages per 10 seconds (beyond, the webhook is
+/// answered 503 and the provider delivers them again later).
+pub const PROVIDER_MESSAGES_PER_10S: u32 = 100;
 /// What the customer's socket may have waiting (a whole replay fits).
 pub const SOCKET_QUEUE: usize = MAX_MESSAGES + 64;
 
@@ -77,7 +80,27 @@ pub struct ChatStart {
     pub waiting: Waiting,
     /// Where a chat that closed goes, so its customer may rate it.
     pub ratable: Ratings,
+    /// A thread whose customer writes through a provider (WhatsApp), not a page.
+    pub provider: Option<ProviderLink>,
 }
+
+/// Open provider threads by (account, the customer's number): the interaction id.
+pub type Threads = Arc<Mutex<HashMap<(String, String), String>>>;
+
+/// A thread whose customer writes through a provider: their messages come by webhook
+/// (each answered once stored); the agent's go out through the provider's API, one
+/// at a time in order, retried with back-off while the provider fails.
+#[derive(Clone)]
+pub struct ProviderLink {
+    pub account: Arc<crate::config::ChannelConfig>,
+    /// The customer's number (E.164).
+    pub peer: String,
+    /// Where this thread is listed while open.
+    pub threads: Threads,
+}
+
+/// Attempts at one outbound message before it is marked failed.
+pub const SEND_ATTEMPTS: u32 = 5;
 
 /// Ended chats their customers may still rate.
 pub type Ratings = Arc<Mutex<crate::ratings::Ratable>>;
@@ -100,6 +123,12 @@ pub struct ChatActor {
     agent: Option<(String, Recipient<AgentPush>)>,
     /// `stopped()` ran (a drop without it is a failure, see `crate::panics`).
     wound_up: bool,
+    /// A provider thread: when the customer last wrote (Unix s; the reply window).
+    last_inbound: Option<u64>,
+    /// A provider thread: the agent's messages not yet taken by the provider (seq,
+    /// text), the first one in flight when `sending`.
+    outbox: std::collections::VecDeque<(u64, String)>,
+    sending: bool,
 }
 
 impl ChatActor {
@@ -107,7 +136,13 @@ impl ChatActor {
         let limits = Limits {
             max_messages: MAX_MESSAGES,
             recent: RECENT,
-            customer_rate: MESSAGES_PER_10S,
+            // A provider's customer cannot be told to slow down (their messages
+            // are already sent): only a page's are rate-limited.
+            customer_rate: if s.provider.is_some() {
+                PROVIDER_MESSAGES_PER_10S
+            } else {
+                MESSAGES_PER_10S
+            },
             rate_window: std::time::Duration::from_secs(10),
         };
         ChatActor {
@@ -121,6 +156,9 @@ impl ChatActor {
             presence: 0,
             agent: None,
             wound_up: false,
+            last_inbound: None,
+            outbox: std::collections::VecDeque::new(),
+            sending: false,
         }
     }
 
@@ -270,7 +308,19 @@ impl ChatActor {
                         );
                     }),
             ),
-            Output::Customer(v) => self.tell_customer(v),
+            Output::Customer(v) => {
+                if self.s.provider.is_none() {
+                    return self.tell_customer(v);
+                }
+                // Through a provider only the agent's messages go (no system lines,
+                // acks or replays: those are a page's).
+                if v["type"] == "message" && v["from"] == "agent" {
+                    let seq = v["seq"].as_u64().unwrap_or_default();
+                    let text = v["text"].as_str().unwrap_or_default().to_string();
+                    self.outbox.push_back((seq, text));
+                    self.send_next(ctx);
+                }
+            }
             Output::Agent(m) => self.tell_agent(AgentPush::Message {
                 interaction: id,
                 seq: m.seq,
@@ -313,6 +363,8 @@ impl ChatActor {
                         .insert(crate::clock::now(), &id, &t);
                 }
                 self.s.router.do_send(Ended { interaction: id });
+                // The customer's next message starts a new thread on their case.
+                self.forget_thread();
                 // Kept a little for a customer reconnecting to read the end.
                 ctx.run_later(std::time::Duration::from_secs(60), |_, ctx| ctx.stop());
             }
@@ -338,6 +390,117 @@ impl ChatActor {
 }
 
 impl ChatActor {
+    /// A provider thread leaves the registry (ended, stopped, failed) unless a newer
+    /// thread took its place.
+    fn forget_thread(&mut self) {
+        if let Some(p) = &self.s.provider {
+            let mut t = p.threads.lock().unwrap_or_else(|e| e.into_inner());
+            let key = (p.account.name.clone(), p.peer.clone());
+            if t.get(&key) == Some(&self.s.interaction) {
+                t.remove(&key);
+            }
+        }
+    }
+
+    /// Sends the first queued message of a provider thread, if none is in flight:
+    /// retried with back-off (1 s, 2 s, 4 s...) while the provider fails or does not
+    /// answer, up to [`SEND_ATTEMPTS`]; an account that cannot send yet keeps it
+    /// queued. Each outcome is on record and on the agent's desktop.
+    fn send_next(&mut self, ctx: &mut Context<Self>) {
+        let Some(p) = self.s.provider.clone() else {
+            return;
+        };
+        if self.sending {
+            return;
+        }
+        let Some((seq, text)) = self.outbox.front().cloned() else {
+            return;
+        };
+        self.sending = true;
+        let m = crate::channels::whatsapp::Outgoing::Text {
+            body: text,
+            reply_to: None,
+        };
+        ctx.spawn(
+            async move {
+                use crate::channels::send::{whatsapp, SendError};
+                let mut wait = std::time::Duration::from_secs(1);
+                let mut attempt = 1;
+                loop {
+                    match whatsapp(&p.account, &p.peer, &m).await {
+                        Err(SendError::Retry(why)) if attempt < SEND_ATTEMPTS => {
+                            tracing::warn!(account = %p.account.name, seq, attempt, error = %why, "send failed; retrying");
+                            tokio::time::sleep(wait).await;
+                            wait *= 2;
+                            attempt += 1;
+                        }
+                        r => break r,
+                    }
+                }
+            }
+            .into_actor(self)
+            .map(move |r, act, ctx| act.sent(ctx, seq, r)),
+        );
+    }
+
+    /// What became of the first queued message.
+    fn sent(
+        &mut self,
+        ctx: &mut Context<Self>,
+        seq: u64,
+        r: Result<String, crate::channels::send::SendError>,
+    ) {
+        use crate::channels::send::SendError;
+        self.sending = false;
+        let Some(p) = self.s.provider.clone() else {
+            return;
+        };
+        let (status, error, done) = match &r {
+            Ok(_) => ("sent", String::new(), true),
+            Err(SendError::NotConfigured(why)) => ("queued", why.clone(), false),
+            Err(e) => ("failed", e.to_string(), true),
+        };
+        if status != "sent" {
+            tracing::warn!(interaction = %self.s.interaction, seq, status, error = %error, "message not sent");
+        }
+        self.tell_agent(AgentPush::Delivery {
+            interaction: self.s.interaction.clone(),
+            seq,
+            status,
+            error: error.clone(),
+        });
+        if let Ok(provider_id) = r {
+            let (store, id, account) = (
+                self.s.store.clone(),
+                self.s.interaction.clone(),
+                p.account.name.clone(),
+            );
+            ctx.wait(
+                async move {
+                    store
+                        .add_channel_message(&account, &provider_id, &id, "out", seq as i64, "sent")
+                        .await
+                }
+                .into_actor(self)
+                .map(|r, act, _| {
+                    if let Err(e) = r {
+                        tracing::warn!(interaction = %act.s.interaction, error = %e, "sent message not recorded");
+                    }
+                }),
+            );
+        } else if status == "failed" {
+            self.event(
+                ctx,
+                "delivery failed",
+                serde_json::json!({"seq": seq, "error": error}),
+            );
+        }
+        if done {
+            self.outbox.pop_front();
+            self.send_next(ctx);
+        }
+    }
+
     /// `agent` verified the customer's identity: the chat joins their record (found by
     /// the address they gave, or new, named as they gave) and open case, with what was
     /// said so far; the agent's desktop learns the customer.
@@ -412,12 +575,24 @@ impl Actor for ChatActor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         let greeting = self.s.greeting.clone();
-        if !greeting.is_empty() {
+        if !greeting.is_empty() && self.s.provider.is_none() {
             self.system(ctx, greeting);
         }
+        let (channel, details) = match &self.s.provider {
+            // The provider vouches for the number: the customer's record and case.
+            Some(p) => (
+                Channel::Whatsapp,
+                serde_json::json!({"name": self.s.name, "address": p.peer, "verified": true, "account": p.account.name}),
+            ),
+            // Typed by the customer: the desktop shows it as unverified.
+            None => (
+                Channel::Chat,
+                serde_json::json!({"name": self.s.name, "address": self.s.address, "verified": self.s.customer.is_some()}),
+            ),
+        };
         let work = Work {
             interaction: self.s.interaction.clone(),
-            channel: Channel::Chat,
+            channel,
             queue: self.s.queue.clone(),
             customer: self.s.customer,
             conversation: self.s.conversation,
@@ -426,8 +601,7 @@ impl Actor for ChatActor {
             } else {
                 format!("{} <{}>", self.s.name, self.s.address)
             },
-            // Typed by the customer: the desktop shows it as unverified.
-            details: serde_json::json!({"name": self.s.name, "address": self.s.address, "verified": self.s.customer.is_some()}),
+            details,
             owner: ctx.address().recipient(),
         };
         let (store, id, queue) = (
@@ -504,6 +678,7 @@ impl Actor for ChatActor {
             tracing::warn!(interaction = %self.s.interaction, "chat actor stopped while open");
         }
         self.s.chats.lock().unwrap().remove(&self.s.interaction);
+        self.forget_thread();
     }
 }
 
@@ -552,6 +727,7 @@ impl ChatActor {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&id);
+        self.forget_thread();
     }
 }
 
@@ -572,6 +748,15 @@ pub enum Customer {
     Leave,
     /// The customer's page went away (closed, lost its connection).
     Gone,
+    /// A message through the customer's provider: `id` is the provider's (a message
+    /// delivered twice counts once), `at` when they sent it (Unix s); `done` hears its
+    /// number once stored.
+    Provider {
+        id: String,
+        text: String,
+        at: u64,
+        done: oneshot::Sender<Result<u64, String>>,
+    },
 }
 
 impl Handler<Customer> for ChatActor {
@@ -598,13 +783,67 @@ impl Handler<Customer> for ChatActor {
                     }
                 });
             }
-            Customer::Says { id, text } => self.feed(ctx, Input::CustomerSays { id, text }),
+            Customer::Says { id, text } => self.feed(
+                ctx,
+                Input::CustomerSays {
+                    id,
+                    text,
+                    reply: None,
+                },
+            ),
             Customer::Typing(on) => self.tell_agent(AgentPush::Typing {
                 interaction: self.s.interaction.clone(),
                 on,
             }),
             Customer::Leave => self.close(ctx, "customer", None),
+            Customer::Provider { id, text, at, done } => {
+                // The window runs from the customer's last message, as the provider
+                // counts it (their timestamp, never later than now).
+                let at = at.min(crate::clock::unix_secs());
+                self.last_inbound = Some(self.last_inbound.map_or(at, |l| l.max(at)));
+                let (reply, rx) = self.reply_slot();
+                self.feed(
+                    ctx,
+                    Input::CustomerSays {
+                        id,
+                        text,
+                        reply: Some(reply),
+                    },
+                );
+                actix_rt::spawn(async move {
+                    let r = rx.await.unwrap_or_else(|_| Err("the thread ended".into()));
+                    let _ = done.send(r);
+                });
+            }
         }
+    }
+}
+
+/// A provider's news of the agent's message `seq` (already on record).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct DeliveryNews {
+    pub seq: u64,
+    pub status: String,
+    pub error: String,
+}
+
+impl Handler<DeliveryNews> for ChatActor {
+    type Result = ();
+
+    fn handle(&mut self, n: DeliveryNews, _: &mut Context<Self>) {
+        let status = match n.status.as_str() {
+            "delivered" => "delivered",
+            "read" => "read",
+            "failed" => "failed",
+            _ => "sent",
+        };
+        self.tell_agent(AgentPush::Delivery {
+            interaction: self.s.interaction.clone(),
+            seq: n.seq,
+            status,
+            error: n.error,
+        });
     }
 }
 
@@ -616,6 +855,12 @@ pub enum ChatError {
     /// The chat cannot do it (ended, not stored, an address that is not one...).
     #[error("{0}")]
     Refused(String),
+    /// A provider thread's reply window has closed: only an approved template may go.
+    #[error("the 24-hour reply window closed {closed_secs} s ago: send an approved template ({})", templates.join(", "))]
+    WindowClosed {
+        closed_secs: u64,
+        templates: Vec<String>,
+    },
 }
 
 /// What an agent does in the chat; refused unless the chat is theirs.
@@ -666,6 +911,22 @@ impl Handler<AgentAct> for ChatActor {
         }
         match m {
             AgentAct::Says { text, .. } => {
+                if let Some(p) = &self.s.provider {
+                    let now = crate::clock::unix_secs();
+                    if crate::channels::whatsapp::window_left(self.last_inbound, now).is_none() {
+                        let closed_secs = self.last_inbound.map_or(0, |l| {
+                            now.saturating_sub(l + crate::channels::whatsapp::WINDOW_SECS)
+                        });
+                        let templates =
+                            p.account.templates.iter().map(|t| t.name.clone()).collect();
+                        return Box::pin(async move {
+                            Err(ChatError::WindowClosed {
+                                closed_secs,
+                                templates,
+                            })
+                        });
+                    }
+                }
                 let (reply, rx) = self.reply_slot();
                 self.feed(
                     ctx,

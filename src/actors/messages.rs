@@ -94,6 +94,14 @@ pub enum AgentPush {
         interaction: String,
         on: bool,
     },
+    /// Where the agent's message `seq` (through a provider) has got to: `queued`
+    /// (with why), `sent`, `delivered`, `read` or `failed` (with why).
+    Delivery {
+        interaction: String,
+        seq: u64,
+        status: &'static str,
+        error: String,
+    },
     /// A chat's messages so far (on assignment).
     Transcript {
         interaction: String,

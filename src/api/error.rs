@@ -138,6 +138,7 @@ impl From<ChatError> for ApiError {
         match e {
             ChatError::NotYours => ApiError::new(StatusCode::FORBIDDEN, e.to_string()),
             ChatError::Refused(why) => ApiError::new(StatusCode::CONFLICT, why),
+            ChatError::WindowClosed { .. } => ApiError::new(StatusCode::CONFLICT, e.to_string()),
         }
     }
 }

@@ -1,10 +1,12 @@
 //! HTTP (actix-web): `GET /healthz`, `GET /metrics` (Prometheus text),
 //! `POST /api/calls` (admin: place a call through a trunk), interactions, the agent and
-//! admin API (`agents`), the customer web chat (`chat`), `GET /api/openapi.json`, and
+//! admin API (`agents`), the customer web chat (`chat`), messaging providers'
+//! webhooks (`channels`), `GET /api/openapi.json`, and
 //! the SIP-over-WebSocket endpoint (RFC 7118) on its own listener. Routers are built by functions so tests can
 //! call them without a socket.
 
 pub mod agents;
+pub mod channels;
 pub mod chat;
 pub mod error;
 
@@ -271,6 +273,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route("/api/openapi.json", web::get().to(openapi))
     .configure(agents::routes)
     .configure(chat::routes)
+    .configure(channels::routes)
     .default_service(web::to(|| async {
         HttpResponse::from(error(
             actix_web::http::StatusCode::NOT_FOUND,

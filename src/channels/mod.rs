@@ -3,5 +3,44 @@
 //! handlers in `api::channels` check and read what arrives, and the conversation core
 //! carries each thread like a web chat.
 
+pub mod send;
 pub mod signature;
 pub mod whatsapp;
+
+/// Where an outbound message has got to, in order: `queued` < `sent` < `delivered`
+/// < `read`. A provider's later status for an earlier step (they arrive out of order)
+/// changes nothing; `failed` ends a message that was not yet read, and only an
+/// agent's retry (a new send) moves it again.
+pub fn advances(old: &str, new: &str) -> bool {
+    fn rank(s: &str) -> Option<u8> {
+        ["queued", "sent", "delivered", "read"]
+            .iter()
+            .position(|x| *x == s)
+            .map(|p| p as u8)
+    }
+    match (rank(old), new) {
+        (None, _) => false, // failed (final) or unknown
+        (Some(3), _) => false,
+        (Some(_), "failed") => true,
+        (Some(o), n) => rank(n).is_some_and(|n| n > o),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn statuses_only_move_forward_and_failed_is_final() {
+        use super::advances;
+        assert!(
+            advances("queued", "sent") && advances("sent", "read") && advances("sent", "delivered")
+        );
+        assert!(
+            !advances("delivered", "sent"),
+            "a late 'sent' after 'delivered'"
+        );
+        assert!(!advances("read", "delivered") && !advances("read", "failed"));
+        assert!(advances("sent", "failed") && advances("delivered", "failed"));
+        assert!(!advances("failed", "delivered") && !advances("failed", "sent"));
+        assert!(!advances("sent", "sent") && !advances("sent", "bogus"));
+    }
+}

@@ -140,7 +140,8 @@ pub struct AgentConfig {
     /// Queues they serve.
     #[serde(default)]
     pub queues: Vec<String>,
-    /// Items at once per channel: voice, video, chat, email, sms, whatsapp, api.
+    /// Items at once per channel: voice, video, chat, email, sms, whatsapp, api
+    /// (default: voice 1, chat 3, whatsapp 3).
     #[serde(default = "default_capacity")]
     pub capacity: std::collections::BTreeMap<String, u8>,
     /// A call keeps other work away.
@@ -158,7 +159,12 @@ fn yes() -> bool {
     true
 }
 pub(super) fn default_capacity() -> std::collections::BTreeMap<String, u8> {
-    [("voice".to_string(), 1), ("chat".to_string(), 3)].into()
+    [
+        ("voice".to_string(), 1),
+        ("chat".to_string(), 3),
+        ("whatsapp".to_string(), 3),
+    ]
+    .into()
 }
 
 /// `[chat]`: the customer web chat at `/chat`.

@@ -8,12 +8,14 @@
 //!
 //! `values` holds the typed values read at the edge (listen addresses, ports, log
 //! filters...), `network` the SIP, HTTP, WebRTC and RTP sections with users and
-//! trunks, `centre` queues, agents, the chat and webhooks, `calls` the call handler
+//! trunks, `centre` queues, agents, the chat and webhooks, `channels` the messaging
+//! accounts, `calls` the call handler
 //! and the dialplan routes, `node` data, logs and shutdown; `validate` the checks
 //! that need more than one value.
 
 mod calls;
 mod centre;
+mod channels;
 mod network;
 mod node;
 mod validate;
@@ -21,6 +23,7 @@ mod values;
 
 pub use calls::{CallsConfig, DialplanConfig, RouteConfig};
 pub use centre::{AgentConfig, ChatConfig, QueueConfig, WebhookConfig};
+pub use channels::{ChannelConfig, ChannelKind, TemplateConfig};
 pub use network::{HttpConfig, RtpConfig, SipConfig, TrunkToml, UserConfig, WebRtcConfig};
 pub use node::{DataConfig, LogConfig, ShutdownConfig};
 pub use values::{check_log_level, parse_port_range, PortRange};
@@ -58,6 +61,8 @@ pub struct Config {
     pub webrtc: WebRtcConfig,
     #[serde(rename = "webhook")]
     pub webhooks: Vec<WebhookConfig>,
+    #[serde(rename = "channel")]
+    pub channels: Vec<ChannelConfig>,
 }
 
 /// A configuration error that names where it is.
@@ -165,6 +170,15 @@ impl Config {
                     });
                 }
             }
+        }
+        v
+    }
+
+    /// Messaging accounts, with the demo WhatsApp account in demo mode.
+    pub fn effective_channels(&self) -> Vec<ChannelConfig> {
+        let mut v = self.channels.clone();
+        if self.is_demo() && !v.iter().any(|c| c.name == "demo-whatsapp") {
+            v.push(ChannelConfig::demo_whatsapp());
         }
         v
     }

@@ -199,3 +199,49 @@ fn canned_responses_are_checked_at_their_line_and_the_demo_has_some() {
         crate::canned::check_all(&q.canned).unwrap();
     }
 }
+
+#[test]
+fn channel_accounts_are_checked_at_their_line() {
+    let ok = "demo = true\n[[channel]]\nname = \"acme-wa\"\nkind = \"whatsapp\"\nqueue = \"support\"\napp_secret = \"0123456789abcdef\"\nverify_token = \"v\"\nphone_number_id = \"1234\"\napi_base = \"http://127.0.0.1:9\"\ntemplates = [{ name = \"order_update\", language = \"es\", parameters = 1 }]\n";
+    let c = Config::parse(ok, "t.toml").unwrap();
+    let names: Vec<_> = c.effective_channels().into_iter().map(|c| c.name).collect();
+    assert_eq!(names, ["acme-wa", "demo-whatsapp"]);
+    assert_eq!(c.channels[0].api_version, "v21.0");
+    let bad = |from: &str, to: &str| {
+        Config::parse(&ok.replace(from, to), "t.toml")
+            .unwrap_err()
+            .0
+    };
+    let e = bad("queue = \"support\"", "queue = \"nowhere\"");
+    assert!(
+        e.starts_with("t.toml:5:1: queue: channel \"acme-wa\": no queue named \"nowhere\""),
+        "{e}"
+    );
+    let e = bad("kind = \"whatsapp\"", "kind = \"twilio\"");
+    assert!(
+        e.contains("t.toml:4:1") && e.contains("not built yet"),
+        "{e}"
+    );
+    let e = bad("kind = \"whatsapp\"", "kind = \"telegram\"");
+    assert!(e.starts_with("t.toml:4:8"), "{e}");
+    let e = bad("app_secret = \"0123456789abcdef\"", "app_secret = \"x\"");
+    assert!(e.contains("t.toml:6:1") && e.contains("app_secret"), "{e}");
+    let e = bad("name = \"acme-wa\"", "name = \"acme/../wa\"");
+    assert!(
+        e.contains("t.toml:3:1") && e.contains("letters, digits"),
+        "{e}"
+    );
+    let e = bad(
+        "api_base = \"http://127.0.0.1:9\"",
+        "api_base = \"ftp://x\"",
+    );
+    assert!(
+        e.contains("t.toml:9:1") && e.contains("not a base address"),
+        "{e}"
+    );
+    let e = bad("phone_number_id = \"1234\"", "phone_number_id = \"12/34\"");
+    assert!(e.contains("t.toml:8:1"), "{e}");
+    let twice = format!("{ok}{}", &ok["demo = true\n".len()..]);
+    let e = Config::parse(&twice, "t.toml").unwrap_err().0;
+    assert!(e.contains("defined twice"), "{e}");
+}

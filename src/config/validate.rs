@@ -154,6 +154,26 @@ impl Config {
                 }
             }
         }
+        let mut seen = std::collections::HashSet::new();
+        for c in &self.channels {
+            if let Some((key, value, why)) = c.problem() {
+                return Err(err(key, &value, why));
+            }
+            if !seen.insert(c.name.as_str()) {
+                return Err(err(
+                    "name",
+                    &c.name,
+                    format!("channel \"{}\" is defined twice", c.name),
+                ));
+            }
+            if !queues.iter().any(|q| q.name == c.queue) {
+                return Err(err(
+                    "queue",
+                    &c.queue,
+                    format!("channel \"{}\": no queue named \"{}\"", c.name, c.queue),
+                ));
+            }
+        }
         if !self.chat.queue.is_empty() && !queues.iter().any(|q| q.name == self.chat.queue) {
             return Err(err(
                 "queue",

@@ -89,8 +89,14 @@ pub enum Reader {
 
 #[derive(Debug)]
 pub enum Input {
-    /// The customer sends a message with their page's id for it.
-    CustomerSays { id: String, text: String },
+    /// The customer sends a message with their page's (or their provider's) id for
+    /// it; `reply`, if any, hears its sequence number once stored (or at once for one
+    /// stored before), or why not.
+    CustomerSays {
+        id: String,
+        text: String,
+        reply: Option<u64>,
+    },
     /// The agent sends; `reply` hears the sequence number or why not.
     AgentSays {
         name: String,
@@ -161,6 +167,8 @@ struct Pending {
     message: Message,
     client_id: Option<String>,
     reply: Option<u64>,
+    /// Who sent the same message again meanwhile (a provider's retry) and waits too.
+    also: Vec<u64>,
 }
 
 pub struct Thread {
@@ -220,7 +228,7 @@ impl Thread {
 
     pub fn handle(&mut self, t: Time, input: Input) {
         match input {
-            Input::CustomerSays { id, text } => self.customer_says(t, id, text),
+            Input::CustomerSays { id, text, reply } => self.customer_says(t, id, text, reply),
             Input::AgentSays { name, text, reply } => {
                 if let Some(why) = self.refusal() {
                     return self.out.push_back(Output::Reply {
@@ -305,12 +313,29 @@ impl Thread {
         }
     }
 
-    fn customer_says(&mut self, t: Time, id: String, text: String) {
+    fn customer_says(&mut self, t: Time, id: String, text: String, reply: Option<u64>) {
         if let Some(seq) = self.client_ids.get(&id).copied() {
             // Stored already; the ack was lost: ack again, store nothing.
+            if let Some(reply) = reply {
+                self.out.push_back(Output::Reply {
+                    reply,
+                    result: Ok(seq),
+                });
+            }
             return self.out.push_back(Output::Customer(
                 serde_json::json!({"type": "ack", "id": id, "seq": seq}),
             ));
+        }
+        // The same id on its way to the store: this one is that one.
+        if let Some((_, p)) = self
+            .pending
+            .iter_mut()
+            .find(|(_, p)| p.client_id.as_deref() == Some(id.as_str()))
+        {
+            if let Some(reply) = reply {
+                p.also.push(reply);
+            }
+            return;
         }
         let refusal = self.refusal().or_else(|| {
             if self.stored + self.pending.len() >= self.limits.max_messages {
@@ -326,12 +351,18 @@ impl Thread {
             }
         });
         if let Some(why) = refusal {
+            if let Some(reply) = reply {
+                self.out.push_back(Output::Reply {
+                    reply,
+                    result: Err(why.clone()),
+                });
+            }
             return self.out.push_back(Output::Customer(
                 serde_json::json!({"type": "error", "id": id, "reason": why}),
             ));
         }
         let name = self.customer.clone();
-        self.post(t, "customer", name, text, Some(id), None);
+        self.post(t, "customer", name, text, Some(id), reply);
     }
 
     /// Why nothing more is taken (the thread ended).
@@ -373,6 +404,7 @@ impl Thread {
                 message,
                 client_id,
                 reply,
+                also: Vec::new(),
             },
         );
     }
@@ -388,10 +420,10 @@ impl Thread {
                     serde_json::json!({"type": "error", "id": id, "reason": why}),
                 ));
             }
-            if let Some(reply) = p.reply {
+            for reply in p.reply.into_iter().chain(p.also) {
                 self.out.push_back(Output::Reply {
                     reply,
-                    result: Err(why),
+                    result: Err(why.clone()),
                 });
             }
             return;
@@ -405,7 +437,7 @@ impl Thread {
         }
         self.out.push_back(Output::Customer(p.message.json()));
         self.out.push_back(Output::Agent(p.message.clone()));
-        if let Some(reply) = p.reply {
+        for reply in p.reply.into_iter().chain(p.also) {
             self.out.push_back(Output::Reply {
                 reply,
                 result: Ok(seq),

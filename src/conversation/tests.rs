@@ -25,6 +25,7 @@ fn says(id: &str, text: &str) -> Input {
     Input::CustomerSays {
         id: id.into(),
         text: text.into(),
+        reply: None,
     }
 }
 
@@ -404,4 +405,86 @@ proptest! {
             }
         }
     }
+}
+
+/// A provider's message (a WhatsApp webhook) waits for its number: answered once
+/// stored; the same message again, while it is being stored or after, gets the same
+/// number and nothing is stored twice; a store failure answers every one who waits.
+#[test]
+fn a_providers_message_is_answered_once_stored_and_a_redelivery_counts_once() {
+    let t = t0();
+    let mut th = Thread::new(Limits::default(), "Ada".into());
+    let said = |id: &str, reply: u64| Input::CustomerSays {
+        id: id.into(),
+        text: "hola".into(),
+        reply: Some(reply),
+    };
+    th.handle(t, said("wamid.A", 1));
+    th.handle(t, said("wamid.A", 2));
+    let out = drain(&mut th);
+    let stores: Vec<u64> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Store { seq, .. } => Some(*seq),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(stores, [1], "one store for both deliveries: {out:?}");
+    assert!(
+        !out.iter().any(|o| matches!(o, Output::Reply { .. })),
+        "nobody answered before the store"
+    );
+    th.handle(
+        t,
+        Input::Stored {
+            seq: 1,
+            result: Ok(()),
+        },
+    );
+    let replies: Vec<_> = drain(&mut th)
+        .into_iter()
+        .filter_map(|o| match o {
+            Output::Reply { reply, result } => Some((reply, result)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(replies, [(1, Ok(1)), (2, Ok(1))]);
+    th.handle(t, said("wamid.A", 3));
+    let again = drain(&mut th);
+    assert!(
+        again.contains(&Output::Reply {
+            reply: 3,
+            result: Ok(1)
+        }),
+        "{again:?}"
+    );
+    assert!(
+        !again.iter().any(|o| matches!(o, Output::Store { .. })),
+        "{again:?}"
+    );
+    th.handle(t, said("wamid.B", 4));
+    th.handle(t, said("wamid.B", 5));
+    let out = drain(&mut th);
+    let Some(Output::Store { seq, .. }) = out.iter().find(|o| matches!(o, Output::Store { .. }))
+    else {
+        panic!("{out:?}")
+    };
+    th.handle(
+        t,
+        Input::Stored {
+            seq: *seq,
+            result: Err("disk full".into()),
+        },
+    );
+    let failed: Vec<u64> = drain(&mut th)
+        .into_iter()
+        .filter_map(|o| match o {
+            Output::Reply {
+                reply,
+                result: Err(_),
+            } => Some(reply),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(failed, [4, 5], "both told it was not stored");
 }

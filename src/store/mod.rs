@@ -66,6 +66,7 @@ macro_rules! with_db {
     };
 }
 
+mod channels;
 mod conversations;
 mod customers;
 mod dialect;
@@ -75,6 +76,7 @@ mod schema;
 mod surveys;
 mod timeline;
 
+pub use channels::ChannelMessage;
 pub use customers::{
     identity_of, normalize_phone, Customer, DemoCustomer, IdentityKind, DEMO_CUSTOMERS,
 };

@@ -127,7 +127,22 @@ pub(super) const MIGRATIONS: &[(i64, &[&str])] = &[
     ),
     (4, &[TIMELINE_INDEX, CUSTOMER_INDEX]),
     (5, &[SURVEYS, QUEUE_INDEX]),
+    (6, &[CHANNEL_MESSAGES]),
 ];
+
+/// Messages through a provider (WhatsApp...), by the provider's id: an inbound one
+/// delivered twice counts once; an outbound one's delivery status, kept in order.
+const CHANNEL_MESSAGES: &str = "CREATE TABLE IF NOT EXISTS channel_messages (
+    account TEXT NOT NULL,
+    external_id TEXT NOT NULL,
+    interaction_id TEXT NOT NULL REFERENCES interactions(id),
+    direction TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    status TEXT NOT NULL,
+    error TEXT NOT NULL DEFAULT '',
+    at BIGINT NOT NULL,
+    PRIMARY KEY (account, external_id)
+)";
 
 /// A queue's interactions by when they joined it (service level).
 const QUEUE_INDEX: &str =
@@ -151,7 +166,7 @@ const TIMELINE_INDEX: &str =
 const CUSTOMER_INDEX: &str =
     "CREATE INDEX IF NOT EXISTS interactions_customer ON interactions(customer_id, started_at)";
 
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// The same schema for PostgreSQL, which omnigate supports from version 3: a new
 /// database gets version 3 at once. Integers are BIGINT (Rust `i64` on both sides);
@@ -248,6 +263,7 @@ pub(super) const PG_MIGRATIONS: &[(i64, &[&str])] = &[
     ),
     (4, &[TIMELINE_INDEX, CUSTOMER_INDEX]),
     (5, &[SURVEYS, QUEUE_INDEX]),
+    (6, &[CHANNEL_MESSAGES]),
 ];
 
 impl Store {

@@ -48,6 +48,7 @@ on_both!(
     agents_queues_wrap_up_and_what_an_agent_may_see,
     a_survey_answer_is_kept_once_per_interaction_on_its_case,
     service_level_counts_settled_work_of_the_queue_since_a_time,
+    provider_messages_count_once_and_their_status_only_moves_forward,
 );
 
 async fn service_level_counts_settled_work_of_the_queue_since_a_time(s: Store) {
@@ -87,6 +88,84 @@ async fn service_level_counts_settled_work_of_the_queue_since_a_time(s: Store) {
     assert_eq!(
         s.service_level("support", later, 20_000).await.unwrap(),
         (0, 0)
+    );
+}
+
+async fn provider_messages_count_once_and_their_status_only_moves_forward(s: Store) {
+    s.start_interaction(&new("w1", "+593991234567"))
+        .await
+        .unwrap();
+    assert_eq!(s.channel_message("wa", "wamid.A").await.unwrap(), None);
+    assert!(s
+        .add_channel_message("wa", "wamid.A", "w1", "in", 1, "received")
+        .await
+        .unwrap());
+    // Delivered again (a retried webhook): on record once.
+    assert!(!s
+        .add_channel_message("wa", "wamid.A", "w1", "in", 2, "received")
+        .await
+        .unwrap());
+    let m = s.channel_message("wa", "wamid.A").await.unwrap().unwrap();
+    assert_eq!(
+        (m.interaction.as_str(), m.seq, m.direction.as_str()),
+        ("w1", 1, "in")
+    );
+    // Another account's id space is its own.
+    assert!(s
+        .add_channel_message("other", "wamid.A", "w1", "in", 3, "received")
+        .await
+        .unwrap());
+    // Ours: sent, then read; a late "delivered" changes nothing; failed after read neither.
+    assert!(s
+        .add_channel_message("wa", "wamid.OUT", "w1", "out", 4, "sent")
+        .await
+        .unwrap());
+    let (m, changed) = s
+        .set_channel_status("wa", "wamid.OUT", "read", "")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(changed && m.status == "read");
+    let (m, changed) = s
+        .set_channel_status("wa", "wamid.OUT", "delivered", "")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!changed && m.status == "read");
+    assert!(
+        !s.set_channel_status("wa", "wamid.OUT", "failed", "x")
+            .await
+            .unwrap()
+            .unwrap()
+            .1
+    );
+    // A status for a customer's message, or an unknown id, changes nothing.
+    assert!(
+        !s.set_channel_status("wa", "wamid.A", "read", "")
+            .await
+            .unwrap()
+            .unwrap()
+            .1
+    );
+    assert_eq!(
+        s.set_channel_status("wa", "wamid.NONE", "read", "")
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(s
+        .add_channel_message("wa", "wamid.F", "w1", "out", 5, "sent")
+        .await
+        .unwrap());
+    let (m, changed) = s
+        .set_channel_status("wa", "wamid.F", "failed", "131047 Re-engagement message")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(changed);
+    assert_eq!(
+        (m.status.as_str(), m.error.as_str()),
+        ("failed", "131047 Re-engagement message")
     );
 }
 

@@ -999,23 +999,7 @@ fn a_desk_phone_agent_consults_a_browser_agent_who_takes_the_call() {
             "1",
         ],
     );
-    let (code, body) = g.post(
-        "/api/agent/login",
-        None,
-        r#"{"name": "alice", "password": "demo-alice"}"#,
-    );
-    assert_eq!(code, 200, "{body}");
-    let alice = json(&body)["token"].as_str().unwrap().to_string();
-    let mut ws = tungstenite::connect(format!("ws://127.0.0.1:{}/api/agent/ws", g.http))
-        .unwrap()
-        .0;
-    ws.send(tungstenite::Message::text(
-        serde_json::json!({"type": "auth", "token": alice}).to_string(),
-    ))
-    .unwrap();
-    if let tungstenite::stream::MaybeTlsStream::Plain(s) = ws.get_ref() {
-        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    }
+    let (alice, mut ws) = agent_socket(g, "alice", "demo-alice");
     let (code, body) = crate::centre::put(
         g,
         "/api/agent/presence",

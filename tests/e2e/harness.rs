@@ -293,6 +293,11 @@ fn http(
     write!(s, "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len())?;
     let mut out = String::new();
     s.read_to_string(&mut out)?;
+    Ok(status_and_body(&out))
+}
+
+/// An HTTP/1.1 answer's status code and body.
+fn status_and_body(out: &str) -> (u16, String) {
     let code = out
         .split(' ')
         .nth(1)
@@ -302,7 +307,7 @@ fn http(
         .split_once("\r\n\r\n")
         .map(|(_, b)| b.to_string())
         .unwrap_or_default();
-    Ok((code, body))
+    (code, body)
 }
 
 fn sipp_path() -> &'static str {
@@ -514,7 +519,25 @@ pub fn timeline_kinds(i: &serde_json::Value) -> Vec<&str> {
 pub type Posts = std::sync::Arc<std::sync::Mutex<Vec<(Vec<(String, String)>, String)>>>;
 
 pub fn crm(port: u16) -> Posts {
-    use std::io::{Read, Write};
+    // The first post fails (a retry is seen), the others are taken.
+    serve(port, |n, _, _| {
+        let status = if n == 0 {
+            "500 Internal Server Error"
+        } else {
+            "200 OK"
+        };
+        (status.to_string(), String::new())
+    })
+}
+
+/// A plain HTTP/1.1 server on `port` (one request per connection) for the tests'
+/// fake peers: `respond(n, request line, headers, body)` gives the status line's
+/// code and reason and a JSON body. What it got is kept, the request line as the
+/// pseudo-header `:request`.
+pub fn serve(
+    port: u16,
+    respond: impl Fn(usize, &str, &str) -> (String, String) + Send + 'static,
+) -> Posts {
     let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let l = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
     let g2 = got.clone();
@@ -533,7 +556,8 @@ pub fn crm(port: u16) -> Posts {
                     break (String::from_utf8_lossy(&buf[..p]).to_string(), p + 4);
                 }
             };
-            let headers: Vec<(String, String)> = head
+            let request = head.lines().next().unwrap_or_default().to_string();
+            let mut headers: Vec<(String, String)> = head
                 .lines()
                 .skip(1)
                 .filter_map(|l| l.split_once(':'))
@@ -551,20 +575,41 @@ pub fn crm(port: u16) -> Posts {
                 }
                 buf.extend_from_slice(&chunk[..k]);
             }
-            let body = String::from_utf8_lossy(&buf[body_start..]).to_string();
+            let body = String::from_utf8_lossy(&buf[body_start.min(buf.len())..]).to_string();
+            let (status, reply) = respond(n, &request, &body);
+            headers.push((":request".into(), request));
             g2.lock().unwrap().push((headers, body));
-            let status = if n == 0 {
-                "500 Internal Server Error"
-            } else {
-                "200 OK"
-            };
             let _ = write!(
                 s,
-                "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}",
+                reply.len()
             );
         }
     });
     got
+}
+
+/// One HTTP request with `headers` (name, value) to the gateway; (status, body).
+pub fn request(
+    g: &Gateway,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", g.http)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes()).unwrap();
+    // A server may answer (413) before reading a large body.
+    let _ = s.write_all(body);
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    status_and_body(&String::from_utf8_lossy(&out))
 }
 
 /// What the CRM got so far, each post's signature checked against `secret`: (its
@@ -591,4 +636,32 @@ pub fn signed_posts(posts: &Posts, secret: &str) -> Vec<(String, serde_json::Val
             )
         })
         .collect()
+}
+
+/// An agent's desktop socket, as tests drive it: the agent WebSocket.
+pub type AgentSocket =
+    tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>>;
+
+/// Logs `name` in through the API and opens their desktop's WebSocket (the token in
+/// its first frame; reads time out after 60 s): (session token, socket).
+pub fn agent_socket(g: &Gateway, name: &str, password: &str) -> (String, AgentSocket) {
+    let (code, body) = g.post(
+        "/api/agent/login",
+        None,
+        &serde_json::json!({"name": name, "password": password}).to_string(),
+    );
+    assert_eq!(code, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let token = v["token"].as_str().unwrap().to_string();
+    let mut ws = tungstenite::connect(format!("ws://127.0.0.1:{}/api/agent/ws", g.http))
+        .unwrap()
+        .0;
+    ws.send(tungstenite::Message::text(
+        serde_json::json!({"type": "auth", "token": token}).to_string(),
+    ))
+    .unwrap();
+    if let tungstenite::stream::MaybeTlsStream::Plain(s) = ws.get_ref() {
+        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    }
+    (token, ws)
 }

@@ -2,6 +2,7 @@
 //! One test binary with submodules, so the suite links once.
 
 mod centre;
+mod channels;
 mod desktop;
 mod hardening;
 mod harness;

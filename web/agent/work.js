@@ -246,10 +246,30 @@ export function chatMessage(m) {
     el("span", { className: "who", textContent: m.name || m.from }), ": ", m.text);
   if (m.at) li.append(" ", el("time", { className: "at", dateTime: new Date(m.at).toISOString(), textContent: clock(m.at) }));
   if (m.seq) li.dataset.seq = m.seq;
+  if (m.status) showDelivery(li, m.status, m.error);
   // In order of the gateway's numbering, whatever order they arrive in.
   const later = m.seq && [...list.children].find(x => +x.dataset.seq > +m.seq);
   list.insertBefore(li, later || null);
   list.scrollTop = list.scrollHeight;
+}
+
+// Where a message sent through a provider (WhatsApp) has got to.
+const TICKS = { queued: "queued", sent: "✓ sent", delivered: "✓✓ delivered", read: "✓✓ read", failed: "failed" };
+
+function showDelivery(li, status, error) {
+  let d = li.querySelector(".delivery");
+  if (!d) { d = el("span", { className: "delivery" }); li.append(" ", d); }
+  d.textContent = TICKS[status] || status;
+  d.dataset.status = status;
+  d.title = error || "";
+  if (error && (status === "failed" || status === "queued")) d.textContent += `: ${error}`;
+}
+
+/// The gateway's news of a message's delivery.
+export function delivery(m) {
+  const w = app.work.get(m.interaction);
+  const li = w && w.node && w.node.querySelector(`.messages [data-seq="${+m.seq}"]`);
+  if (li) showDelivery(li, m.status, m.error);
 }
 
 export function typing(m) {

@@ -22,7 +22,7 @@ use serde::de::DeserializeOwned;
 
 type Reply = Result<HttpResponse, ApiError>;
 
-fn centre(shared: &Shared) -> Result<&Centre, ApiError> {
+pub(crate) fn centre(shared: &Shared) -> Result<&Centre, ApiError> {
     shared.centre.as_ref().ok_or_else(|| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,

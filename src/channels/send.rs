@@ -1,0 +1,60 @@
+//! Sends through a provider's API (the driver: bytes over HTTP; what to send and
+//! what the answer means are [`super::whatsapp`]'s). One attempt per call; the caller
+//! retries what is worth retrying.
+
+use super::whatsapp::{self, Outgoing};
+use crate::config::ChannelConfig;
+use std::time::Duration;
+
+/// How long one send may take before it counts as a time-out (retried).
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why a send did not go.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// The account cannot send yet (no token or number configured): the message stays
+    /// queued, saying so.
+    #[error("{0}")]
+    NotConfigured(String),
+    /// The provider refused it (4xx): final.
+    #[error("{0}")]
+    Refused(String),
+    /// The provider failed or did not answer (5xx, time-out, connection): retried.
+    #[error("{0}")]
+    Retry(String),
+}
+
+/// `POST {api_base}/{api_version}/{phone_number_id}/messages` with the Bearer token;
+/// the provider's id for the message.
+pub async fn whatsapp(a: &ChannelConfig, to: &str, m: &Outgoing) -> Result<String, SendError> {
+    if a.access_token.is_empty() || a.phone_number_id.is_empty() {
+        return Err(SendError::NotConfigured(format!(
+            "channel {} has no access_token and phone_number_id yet: configure them to send",
+            a.name
+        )));
+    }
+    let body = whatsapp::send_body(to, m).map_err(|e| SendError::Refused(e.to_string()))?;
+    let url = format!(
+        "{}/{}/{}/messages",
+        a.api_base, a.api_version, a.phone_number_id
+    );
+    let client = awc::Client::builder().timeout(SEND_TIMEOUT).finish();
+    let mut r = client
+        .post(&url)
+        .insert_header(("Authorization", format!("Bearer {}", a.access_token)))
+        .insert_header(("Content-Type", "application/json"))
+        .send_body(body.to_string())
+        .await
+        .map_err(|e| SendError::Retry(format!("the Graph API did not answer: {e}")))?;
+    let status = r.status().as_u16();
+    let bytes = r
+        .body()
+        .limit(64 * 1024)
+        .await
+        .map_err(|e| SendError::Retry(format!("the Graph API's answer was cut: {e}")))?;
+    match whatsapp::sent_id(status, &bytes) {
+        Ok(id) => Ok(id),
+        Err(why) if status >= 500 || status == 429 => Err(SendError::Retry(why)),
+        Err(why) => Err(SendError::Refused(why)),
+    }
+}

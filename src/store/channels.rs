@@ -1,0 +1,116 @@
+//! Messages through a provider, by the provider's id: an inbound message delivered
+//! twice (a webhook retried) is found and counted once, across restarts; an outbound
+//! one's delivery status moves only forward (see [`crate::channels::advances`]).
+
+#[cfg(feature = "postgres")]
+use super::pg_sql;
+use super::sqlite_sql;
+use super::{now, Db, Store, StoreError};
+use sqlx::Row;
+
+/// One provider message on record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelMessage {
+    pub interaction: String,
+    /// `in` or `out`.
+    pub direction: String,
+    /// Its number in the thread.
+    pub seq: i64,
+    /// `received` (in); `sent`, `delivered`, `read`, `failed` (out).
+    pub status: String,
+    pub error: String,
+}
+
+impl Store {
+    /// The message `external_id` of `account`, if on record.
+    pub async fn channel_message(
+        &self,
+        account: &str,
+        external_id: &str,
+    ) -> Result<Option<ChannelMessage>, StoreError> {
+        Ok(with_db!(self, |pool, sql| {
+            sqlx::query(sql(
+            "SELECT interaction_id, direction, seq, status, error FROM channel_messages WHERE account = ? AND external_id = ?"
+        ))
+        .bind(account)
+        .bind(external_id)
+        .fetch_optional(pool)
+        .await?
+        .map(|r| ChannelMessage {
+            interaction: r.get(0),
+            direction: r.get(1),
+            seq: r.get(2),
+            status: r.get(3),
+            error: r.get(4),
+        })
+        }))
+    }
+
+    /// Records a provider message (the thread stored it as `seq`); `false` if it was
+    /// on record already.
+    pub async fn add_channel_message(
+        &self,
+        account: &str,
+        external_id: &str,
+        interaction: &str,
+        direction: &str,
+        seq: i64,
+        status: &str,
+    ) -> Result<bool, StoreError> {
+        let at = now();
+        Ok(with_db!(self, |pool, sql| {
+            sqlx::query(sql(
+            "INSERT INTO channel_messages (account, external_id, interaction_id, direction, seq, status, at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+        ))
+        .bind(account)
+        .bind(external_id)
+        .bind(interaction)
+        .bind(direction)
+        .bind(seq)
+        .bind(status)
+        .bind(at)
+        .execute(pool)
+        .await?
+        .rows_affected()
+        }) == 1)
+    }
+
+    /// A provider's status for one of our messages: kept if it moves the message
+    /// forward. Returns the message as it is now (`None`: not ours or not on record)
+    /// and whether it changed.
+    pub async fn set_channel_status(
+        &self,
+        account: &str,
+        external_id: &str,
+        status: &str,
+        error: &str,
+    ) -> Result<Option<(ChannelMessage, bool)>, StoreError> {
+        let Some(mut m) = self.channel_message(account, external_id).await? else {
+            return Ok(None);
+        };
+        if m.direction != "out" || !crate::channels::advances(&m.status, status) {
+            return Ok(Some((m, false)));
+        }
+        let old = m.status.clone();
+        // Conditional on the status read, so two updates racing keep the order.
+        let changed = with_db!(self, |pool, sql| {
+            sqlx::query(sql(
+            "UPDATE channel_messages SET status = ?, error = ?, at = ? WHERE account = ? AND external_id = ? AND status = ?"
+        ))
+        .bind(status)
+        .bind(error)
+        .bind(now())
+        .bind(account)
+        .bind(external_id)
+        .bind(&old)
+        .execute(pool)
+        .await?
+        .rows_affected()
+        }) == 1;
+        if changed {
+            m.status = status.to_string();
+            m.error = error.to_string();
+        }
+        Ok(Some((m, changed)))
+    }
+}

@@ -1,0 +1,309 @@
+//! WhatsApp end to end, against a fake Graph API that speaks Meta's wire format: the
+//! webhook handshake; signed notifications (refused when unsigned, tampered, too big
+//! or malformed, with nothing stored); Ada's message on her case, offered to Bob
+//! (his agent WebSocket) with her record; the same notification again counted once;
+//! Bob's reply posted to the Graph API with the Bearer token, retried after a 500,
+//! then `sent`, `delivered` and `read` on his desktop in order (a late `sent`
+//! changes nothing); a message delivered after the 24-hour window refuses a free-form
+//! reply with 409 naming the templates.
+
+use crate::harness::*;
+use omnigate::channels::signature::sign_whatsapp;
+
+const SECRET: &str = "wa-app-secret-123";
+
+fn json(body: &str) -> serde_json::Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
+}
+
+/// A notification as Meta posts it: one text message from `from` (digits).
+fn text_from(from: &str, id: &str, ts: u64, text: &str) -> String {
+    serde_json::json!({
+        "object": "whatsapp_business_account",
+        "entry": [{"id": "WABA", "changes": [{"field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "15550001111", "phone_number_id": "PN1"},
+            "contacts": [{"profile": {"name": "Ada L."}, "wa_id": from}],
+            "messages": [{"from": from, "id": id, "timestamp": ts.to_string(), "type": "text", "text": {"body": text}}]
+        }}]}]
+    })
+    .to_string()
+}
+
+fn status_of(id: &str, status: &str) -> String {
+    serde_json::json!({
+        "object": "whatsapp_business_account",
+        "entry": [{"id": "WABA", "changes": [{"field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "15550001111", "phone_number_id": "PN1"},
+            "statuses": [{"id": id, "status": status, "timestamp": "1764700000", "recipient_id": "15551234567"}]
+        }}]}]
+    })
+    .to_string()
+}
+
+/// Posts `body` to the account's webhook, signed (or with `sig`).
+fn post_signed(g: &Gateway, account: &str, body: &str, sig: Option<&str>) -> (u16, String) {
+    let good = sign_whatsapp(SECRET, body.as_bytes());
+    let mut h = vec![("Content-Type", "application/json")];
+    let s = sig.unwrap_or(&good);
+    if !s.is_empty() {
+        h.push(("X-Hub-Signature-256", s));
+    }
+    request(
+        g,
+        "POST",
+        &format!("/webhooks/whatsapp/{account}"),
+        &h,
+        body.as_bytes(),
+    )
+}
+
+/// The next push of type `ty` (any, if empty) on an agent's WebSocket (others skipped).
+fn next(g: &Gateway, ws: &mut AgentSocket, ty: &str) -> serde_json::Value {
+    loop {
+        let m = ws.read().unwrap_or_else(|e| {
+            panic!("the agent's websocket, waiting for {ty}: {e}\n{}", g.log())
+        });
+        if let tungstenite::Message::Text(t) = m {
+            let v = json(&t);
+            if ty.is_empty() || v["type"] == ty {
+                return v;
+            }
+        }
+    }
+}
+
+fn customer_messages(g: &Gateway, id: &str) -> Vec<String> {
+    let (code, body) = g.get_auth(&format!("/api/interactions/{id}"), "test-token");
+    assert_eq!(code, 200, "{body}");
+    json(&body)["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "message" && e["data"]["from"] == "customer")
+        .map(|e| e["data"]["text"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn a_whatsapp_message_reaches_an_agent_and_the_reply_reaches_the_graph_api() {
+    let base = 24700;
+    // The fake Graph API: the first send fails (500), then each gets an id.
+    let graph = serve(base + 50, |n, _, _| {
+        if n == 0 {
+            ("500 Internal Server Error".into(), r#"{"error":{"message":"An unexpected error has occurred.","type":"OAuthException","code":2}}"#.into())
+        } else {
+            (
+                "200 OK".into(),
+                format!(
+                    r#"{{"messaging_product":"whatsapp","contacts":[{{"input":"15551234567","wa_id":"15551234567"}}],"messages":[{{"id":"wamid.OUT{n}"}}]}}"#
+                ),
+            )
+        }
+    });
+    let g = Gateway::start(
+        base,
+        "demo = true",
+        "",
+        &format!(
+            "[[channel]]\nname = \"wa\"\nkind = \"whatsapp\"\nqueue = \"support\"\napp_secret = \"{SECRET}\"\nverify_token = \"wa-verify\"\naccess_token = \"graph-token\"\nphone_number_id = \"PN1\"\napi_base = \"http://127.0.0.1:{}\"\ntemplates = [{{ name = \"follow_up\", language = \"en\", parameters = 1 }}]\n",
+            base + 50
+        ),
+    );
+
+    // Meta's handshake: the challenge back for our token only.
+    let verify = |token: &str, account: &str| {
+        request(
+            &g,
+            "GET",
+            &format!("/webhooks/whatsapp/{account}?hub.mode=subscribe&hub.verify_token={token}&hub.challenge=1158201444"),
+            &[],
+            b"",
+        )
+    };
+    assert_eq!(verify("wa-verify", "wa"), (200, "1158201444".to_string()));
+    let (code, body) = verify("guess", "wa");
+    assert_eq!(code, 403, "{body}");
+    assert!(json(&body)["error"]
+        .as_str()
+        .unwrap()
+        .contains("verify_token"));
+    assert_eq!(verify("wa-verify", "nope").0, 404);
+
+    // Bob is on duty, his desktop's socket open.
+    let (bob, mut ws) = agent_socket(&g, "bob", "demo-bob");
+    let (code, body) = crate::centre::put(
+        &g,
+        "/api/agent/presence",
+        &bob,
+        r#"{"presence": "available"}"#,
+    );
+    assert_eq!(code, 200, "{body}");
+
+    // Refused before anything is read or stored: unsigned, tampered, too big, bad.
+    let now = omnigate::clock::unix_secs();
+    let hello = text_from(
+        "15551234567",
+        "wamid.IN1",
+        now,
+        "Hola, where is my order 1234?",
+    );
+    let (code, body) = post_signed(&g, "wa", &hello, Some(""));
+    assert_eq!(code, 401, "{body}");
+    assert!(body.contains("missing X-Hub-Signature-256"), "{body}");
+    let tampered = hello.replace("1234", "9999");
+    let (code, body) = post_signed(
+        &g,
+        "wa",
+        &tampered,
+        Some(&sign_whatsapp(SECRET, hello.as_bytes())),
+    );
+    assert_eq!(code, 401, "{body}");
+    assert!(body.contains("does not match"), "{body}");
+    let (code, body) = post_signed(&g, "wa", &"x".repeat(1024 * 1024 + 1), None);
+    assert_eq!(code, 413, "{body}");
+    let (code, body) = post_signed(&g, "wa", r#"{"object":"whatsapp_business_account"}"#, None);
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("missing field `entry`"), "{body}");
+    assert_eq!(post_signed(&g, "nope", &hello, None).0, 404);
+    let (code, body) = g.get_auth("/api/interactions?limit=5", "test-token");
+    assert_eq!(code, 200);
+    assert_eq!(
+        json(&body),
+        serde_json::json!([]),
+        "nothing stored from refused posts"
+    );
+
+    // Ada writes: committed before the 200, offered to Bob with her record.
+    let (code, body) = post_signed(&g, "wa", &hello, None);
+    assert_eq!(
+        (code, json(&body)["messages"].clone()),
+        (200, 1.into()),
+        "{body}"
+    );
+    let offer = next(&g, &mut ws, "offer");
+    assert_eq!(offer["channel"], "whatsapp", "{offer}");
+    assert_eq!(offer["customer"], 1, "Ada's record, by her number: {offer}");
+    assert_eq!(offer["details"]["address"], "+15551234567", "{offer}");
+    let id = offer["interaction"].as_str().unwrap().to_string();
+    // Delivered again by Meta: one message.
+    let (code, body) = post_signed(&g, "wa", &hello, None);
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(
+        customer_messages(&g, &id),
+        ["Hola, where is my order 1234?"]
+    );
+
+    let (code, body) = g.post(&format!("/api/agent/offers/{id}/accept"), Some(&bob), "");
+    assert_eq!(code, 200, "{body}");
+    // The assignment, and her message with it or in the transcript (whichever the
+    // desktop hears first).
+    let (mut assigned, mut said) = (serde_json::Value::Null, Vec::new());
+    while assigned.is_null() || said.is_empty() {
+        let m = next(&g, &mut ws, "");
+        if m["type"] == "assigned" {
+            assigned = m.clone();
+        }
+        if m["type"] == "assigned" || m["type"] == "transcript" {
+            // The page counts a message once by its number.
+            for x in m["messages"].as_array().into_iter().flatten() {
+                if !said.iter().any(|(s, _)| *s == x["seq"]) {
+                    said.push((x["seq"].clone(), x["text"].clone()));
+                }
+            }
+        }
+    }
+    let said: Vec<_> = said.into_iter().map(|(_, t)| t).collect();
+    assert_eq!(
+        assigned["from"], "Ada Lovelace <+15551234567>",
+        "her record's name: {assigned}"
+    );
+    assert_eq!(said, ["Hola, where is my order 1234?"]);
+    // Her case shows the WhatsApp thread (what a later call's screen-pop reads).
+    let (code, body) = g.get_auth("/api/agent/customers/1", &bob);
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains(&id), "the thread on Ada's record: {body}");
+
+    // Bob answers: the Graph API gets it with the token, fails once, then takes it.
+    let (code, body) = g.post(
+        &format!("/api/agent/work/{id}/messages"),
+        Some(&bob),
+        r#"{"text": "It ships today."}"#,
+    );
+    assert_eq!(code, 201, "{body}");
+    let seq = json(&body)["seq"].as_u64().unwrap();
+    let sent = next(&g, &mut ws, "delivery");
+    assert_eq!(
+        (sent["status"].as_str(), sent["seq"].as_u64()),
+        (Some("sent"), Some(seq)),
+        "{sent}"
+    );
+    let posts = graph.lock().unwrap().clone();
+    assert_eq!(posts.len(), 2, "one failure, one retry: {posts:?}");
+    for (h, b) in &posts {
+        let header = |k: &str| h.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        assert_eq!(
+            header(":request"),
+            Some("POST /v21.0/PN1/messages HTTP/1.1")
+        );
+        assert_eq!(header("authorization"), Some("Bearer graph-token"));
+        let v = json(b);
+        assert_eq!(v["to"], "15551234567");
+        assert_eq!(v["text"]["body"], "It ships today.");
+        assert_eq!(v["messaging_product"], "whatsapp");
+    }
+    // Meta's statuses: delivered, read; a late "sent" changes nothing.
+    for st in ["delivered", "read", "sent"] {
+        let (code, body) = post_signed(&g, "wa", &status_of("wamid.OUT1", st), None);
+        assert_eq!(code, 200, "{body}");
+    }
+    let d = next(&g, &mut ws, "delivery");
+    assert_eq!(d["status"], "delivered", "{d}");
+    let r = next(&g, &mut ws, "delivery");
+    assert_eq!(r["status"], "read", "{r}");
+    // A reconnecting desktop shows the message as read.
+    let mut again = tungstenite::connect(format!("ws://127.0.0.1:{}/api/agent/ws", g.http))
+        .unwrap()
+        .0;
+    again
+        .send(tungstenite::Message::text(
+            serde_json::json!({"type": "auth", "token": bob}).to_string(),
+        ))
+        .unwrap();
+    let state = loop {
+        if let tungstenite::Message::Text(t) = again.read().unwrap() {
+            break json(&t);
+        }
+    };
+    let mine = state["work"][0]["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["seq"] == seq)
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(mine["status"], "read", "{state}");
+
+    // Alan writes a message Meta delivers a day late: the window is closed; a
+    // free-form reply is refused with 409 naming the template, nothing is sent.
+    let late = text_from("15557654321", "wamid.IN2", now - 25 * 3600, "Still there?");
+    let (code, body) = post_signed(&g, "wa", &late, None);
+    assert_eq!(code, 200, "{body}");
+    let offer = next(&g, &mut ws, "offer");
+    let alan = offer["interaction"].as_str().unwrap().to_string();
+    let (code, body) = g.post(&format!("/api/agent/offers/{alan}/accept"), Some(&bob), "");
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = g.post(
+        &format!("/api/agent/work/{alan}/messages"),
+        Some(&bob),
+        r#"{"text": "Yes!"}"#,
+    );
+    assert_eq!(code, 409, "{body}");
+    let why = json(&body)["error"].as_str().unwrap().to_string();
+    assert!(
+        why.contains("24-hour reply window closed") && why.contains("follow_up"),
+        "{why}"
+    );
+    assert_eq!(graph.lock().unwrap().len(), 2, "nothing more sent");
+}
