@@ -582,7 +582,7 @@ impl Actor for ChatActor {
             // The provider vouches for the number: the customer's record and case.
             Some(p) => (
                 Channel::Whatsapp,
-                serde_json::json!({"name": self.s.name, "address": p.peer, "verified": true, "account": p.account.name}),
+                serde_json::json!({"customer.name": self.s.name, "address": p.peer, "verified": true, "account": p.account.name}),
             ),
             // Typed by the customer: the desktop shows it as unverified.
             None => (
@@ -631,18 +631,27 @@ impl Actor for ChatActor {
         );
         let router = self.s.router.clone();
         let priority = self.s.priority;
+        // No VIP, sticky agent or repeat-contact routing for an identity nobody has
+        // verified; a provider's number is vouched for, so its customer gets them.
+        let vouched = self.s.customer.filter(|_| self.s.provider.is_some());
+        let (store, id) = (self.s.store.clone(), self.s.interaction.clone());
         ctx.wait(
             async move {
+                let hints = match vouched {
+                    Some(c) => store.routing_hints(c, &id).await.unwrap_or_else(|e| {
+                        tracing::warn!(interaction = %id, error = %e, "routing without the customer's history");
+                        Default::default()
+                    }),
+                    None => Default::default(),
+                };
                 router
                     .send(Enqueue {
                         work,
                         priority,
                         skills: vec![],
-                        // No VIP, sticky agent or repeat-contact routing for an
-                        // identity nobody has verified.
-                        vip: false,
-                        last_agent: None,
-                        repeat: false,
+                        vip: hints.vip,
+                        last_agent: hints.last_agent,
+                        repeat: hints.repeat,
                     })
                     .await
             }

@@ -10,14 +10,14 @@
 use crate::harness::*;
 use omnigate::channels::signature::sign_whatsapp;
 
-const SECRET: &str = "wa-app-secret-123";
+pub(crate) const SECRET: &str = "wa-app-secret-123";
 
 fn json(body: &str) -> serde_json::Value {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
 }
 
 /// A notification as Meta posts it: one text message from `from` (digits).
-fn text_from(from: &str, id: &str, ts: u64, text: &str) -> String {
+pub(crate) fn text_from(from: &str, id: &str, ts: u64, text: &str) -> String {
     serde_json::json!({
         "object": "whatsapp_business_account",
         "entry": [{"id": "WABA", "changes": [{"field": "messages", "value": {
@@ -30,7 +30,7 @@ fn text_from(from: &str, id: &str, ts: u64, text: &str) -> String {
     .to_string()
 }
 
-fn status_of(id: &str, status: &str) -> String {
+pub(crate) fn status_of(id: &str, status: &str) -> String {
     serde_json::json!({
         "object": "whatsapp_business_account",
         "entry": [{"id": "WABA", "changes": [{"field": "messages", "value": {
@@ -43,7 +43,12 @@ fn status_of(id: &str, status: &str) -> String {
 }
 
 /// Posts `body` to the account's webhook, signed (or with `sig`).
-fn post_signed(g: &Gateway, account: &str, body: &str, sig: Option<&str>) -> (u16, String) {
+pub(crate) fn post_signed(
+    g: &Gateway,
+    account: &str,
+    body: &str,
+    sig: Option<&str>,
+) -> (u16, String) {
     let good = sign_whatsapp(SECRET, body.as_bytes());
     let mut h = vec![("Content-Type", "application/json")];
     let s = sig.unwrap_or(&good);
@@ -86,12 +91,12 @@ fn customer_messages(g: &Gateway, id: &str) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn a_whatsapp_message_reaches_an_agent_and_the_reply_reaches_the_graph_api() {
-    let base = 24700;
-    // The fake Graph API: the first send fails (500), then each gets an id.
-    let graph = serve(base + 50, |n, _, _| {
-        if n == 0 {
+/// A fake Graph API on `base + 50` (the first send fails with 500 if `fail_first`,
+/// then each gets an id `wamid.OUT<n>`) and a demo gateway with the WhatsApp account
+/// `wa` pointed at it.
+pub(crate) fn graph_and_gateway(base: u16, fail_first: bool) -> (Posts, Gateway) {
+    let graph = serve(base + 50, move |n, _, _| {
+        if n == 0 && fail_first {
             ("500 Internal Server Error".into(), r#"{"error":{"message":"An unexpected error has occurred.","type":"OAuthException","code":2}}"#.into())
         } else {
             (
@@ -111,6 +116,13 @@ fn a_whatsapp_message_reaches_an_agent_and_the_reply_reaches_the_graph_api() {
             base + 50
         ),
     );
+    (graph, g)
+}
+
+#[test]
+fn a_whatsapp_message_reaches_an_agent_and_the_reply_reaches_the_graph_api() {
+    let base = 24700;
+    let (graph, g) = graph_and_gateway(base, true);
 
     // Meta's handshake: the challenge back for our token only.
     let verify = |token: &str, account: &str| {
@@ -186,6 +198,10 @@ fn a_whatsapp_message_reaches_an_agent_and_the_reply_reaches_the_graph_api() {
     assert_eq!(offer["channel"], "whatsapp", "{offer}");
     assert_eq!(offer["customer"], 1, "Ada's record, by her number: {offer}");
     assert_eq!(offer["details"]["address"], "+15551234567", "{offer}");
+    assert_eq!(
+        offer["vip"], true,
+        "her gold tier routes her as a VIP: {offer}"
+    );
     let id = offer["interaction"].as_str().unwrap().to_string();
     // Delivered again by Meta: one message.
     let (code, body) = post_signed(&g, "wa", &hello, None);

@@ -1108,3 +1108,61 @@ fn a_desk_phone_agent_consults_a_browser_agent_who_takes_the_call() {
         assert!(kinds.contains(&k), "{k} on the timeline: {kinds:?}");
     }
 }
+
+/// A WhatsApp message rings Bob's desktop in Chromium with Ada's record; he answers,
+/// replies, and the reply's delivery shows sent, then read as Meta reports it.
+#[test]
+fn a_whatsapp_message_rings_the_desktop_and_the_reply_shows_its_delivery() {
+    use crate::channels::{graph_and_gateway, post_signed, status_of, text_from};
+    let base = 24800;
+    let (graph, g) = graph_and_gateway(base, false);
+    let artifacts = repo("target/e2e-artifacts/agent-whatsapp");
+    let mut b = Browser::run(
+        "agent_whatsapp.mjs",
+        &[
+            &format!("http://127.0.0.1:{}", g.http),
+            "bob",
+            "demo-bob",
+            &artifacts.display().to_string(),
+        ],
+    );
+    b.step("available", &g);
+    let now = omnigate::clock::unix_secs();
+    let hello = text_from(
+        "15551234567",
+        "wamid.IN1",
+        now,
+        "Hola, where is my order 1234?",
+    );
+    let (code, body) = post_signed(&g, "wa", &hello, None);
+    assert_eq!(code, 200, "{body}");
+    let o = b.step("offered", &g);
+    assert_eq!(o["person"], "Ada Lovelace", "{o}");
+    assert_eq!(
+        o["name"], "Ada Lovelace",
+        "her record in the screen-pop: {o}"
+    );
+    assert_eq!(o["channel"], "whatsapp", "{o}");
+    assert_eq!(o["icon"], "Ⓦ", "{o}");
+    let a = b.step("answered", &g);
+    assert_eq!(a["badge"], "WhatsApp", "{a}");
+    assert!(
+        a["messages"][0]
+            .as_str()
+            .unwrap()
+            .contains("Hola, where is my order 1234?"),
+        "{a}"
+    );
+    let s = b.step("sent", &g);
+    assert!(s["delivery"].as_str().unwrap().contains("sent"), "{s}");
+    let posts = graph.lock().unwrap().clone();
+    assert_eq!(posts.len(), 1, "{posts:?}");
+    assert!(posts[0].1.contains("It ships today."), "{posts:?}");
+    for st in ["delivered", "read"] {
+        let (code, body) = post_signed(&g, "wa", &status_of("wamid.OUT0", st), None);
+        assert_eq!(code, 200, "{body}");
+    }
+    let r = b.step("read", &g);
+    assert_eq!(r["delivery"], "✓✓ read", "{r}");
+    b.finish();
+}

@@ -9,6 +9,7 @@ import { tick, wrapCountdown, serviceLevel } from "./status.js";
 import { pickers } from "./directory.js";
 
 const MIC = { audio: { echoCancellation: false, noiseSuppression: false, autoGainControl: false } };
+const CHANNEL = { whatsapp: "WhatsApp", sms: "SMS", email: "e-mail" };
 const isVoice = w => w.channel === "voice" || w.channel === "video";
 
 export function addWork(w) {
@@ -26,6 +27,7 @@ export function addWork(w) {
   $(".from", n).textContent = w.consult ? (w.caller ? `${w.from} (consult about ${w.caller})` : w.from) : personOf(w);
   $(".timer", n).dataset.since = w.since || Date.now();
   if (voice) wireCall(entry); else wireChat(entry);
+  if (!voice) $(".state", n).textContent = CHANNEL[w.channel] || "chat";
   $("#work-list").append(n);
   // A chat's messages so far (the desk keeps those that came before the assignment).
   for (const x of w.messages || []) chatMessage(Object.assign({ interaction: w.interaction }, x));

@@ -1,0 +1,55 @@
+// A WhatsApp message on the agent desktop, in real headless Chromium: the page rings
+// with the customer (her record: the provider vouches for her number), the agent
+// answers, reads her message, replies, and sees the reply's delivery move from sent
+// to read as the provider reports it. Output: `STEP <name> <json>` lines (read by
+// tests/e2e/desktop.rs, which plays Meta: signed webhooks and a fake Graph API).
+//
+// usage: node agent_whatsapp.mjs <http base> <agent> <password> <artifacts dir>
+import { mkdirSync } from "node:fs";
+import process from "node:process";
+import { fail, launch, logIn, step } from "./desk.mjs";
+
+const [base, agent, password, artifacts] = process.argv.slice(2);
+mkdirSync(artifacts, { recursive: true });
+
+const browser = await launch();
+let page;
+try {
+  page = await (await browser.newContext({ viewport: { width: 1280, height: 800 } })).newPage();
+  page.on("console", m => console.log(`console.${m.type()}: ${m.text()}`));
+  page.on("pageerror", e => console.log(`pageerror: ${e.message}`));
+  await logIn(page, base, agent, password);
+
+  const answer = page.getByRole("button", { name: "Answer" });
+  await answer.waitFor({ timeout: 30000 });
+  const pop = page.locator("#screen-pop");
+  await pop.locator(".customer-name").waitFor({ timeout: 10000 });
+  const offer = page.locator(".offer");
+  step("offered", {
+    person: await offer.locator(".person").innerText(),
+    channel: await offer.locator(".channel").innerText(),
+    icon: await offer.locator(".icon").innerText(),
+    name: await pop.locator(".customer-name").innerText(),
+  });
+  await answer.click();
+  const card = page.locator(".chat");
+  await card.locator(".messages li").first().waitFor({ timeout: 10000 });
+  step("answered", {
+    badge: await card.locator(".state").innerText(),
+    messages: await card.locator(".messages li").allInnerTexts(),
+  });
+  await card.getByLabel("Message").fill("It ships today.");
+  await card.getByRole("button", { name: "Send" }).click();
+  await card.locator('.delivery[data-status="sent"]').waitFor({ timeout: 20000 });
+  step("sent", { delivery: await card.locator(".delivery").innerText() });
+  // The test reports Meta's statuses now.
+  await card.locator('.delivery[data-status="read"]').waitFor({ timeout: 20000 });
+  await page.screenshot({ path: `${artifacts}/whatsapp-read.png`, fullPage: true });
+  step("read", {
+    delivery: await card.locator(".delivery").innerText(),
+    messages: await card.locator(".messages li").allInnerTexts(),
+  });
+} catch (e) {
+  await fail(e, { browser, page, artifacts });
+}
+await browser.close();
