@@ -23,6 +23,9 @@ pub struct Account {
     pub source: String,
 }
 
+/// A provider thread's key: (account, the customer's number).
+type ThreadKey = (String, String);
+
 struct Inner {
     store: Store,
     router: Addr<RouterActor>,
@@ -57,9 +60,10 @@ struct Inner {
     channels: HashMap<String, Arc<crate::config::ChannelConfig>>,
     /// Open provider threads by (account, the customer's number).
     threads: crate::actors::chat::Threads,
-    /// One provider thread started at a time (two first messages from one customer
-    /// arriving together make one thread).
-    thread_start: tokio::sync::Mutex<()>,
+    /// Threads being started, by (account, number): two first messages from one
+    /// customer arriving together make one thread; different customers' start side
+    /// by side. An entry lives while its thread starts.
+    thread_starts: Mutex<HashMap<ThreadKey, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 /// What the chat page shows of the business.
@@ -305,7 +309,7 @@ impl Centre {
                 .map(|c| (c.name.clone(), Arc::new(c)))
                 .collect(),
             threads: Default::default(),
-            thread_start: tokio::sync::Mutex::new(()),
+            thread_starts: Mutex::new(HashMap::new()),
         })))
     }
 
@@ -792,7 +796,32 @@ impl Centre {
         m: &crate::channels::whatsapp::Inbound,
     ) -> Result<(String, Addr<ChatActor>), CentreError> {
         let key = (account.name.clone(), m.from.clone());
-        let _one = self.0.thread_start.lock().await;
+        let lock = self
+            .0
+            .thread_starts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(key.clone())
+            .or_default()
+            .clone();
+        let _one = lock.lock().await;
+        // Gone from the map however this ends (its thread is listed by then, or not
+        // started); a later start makes a new lock.
+        struct Done<'a>(&'a Centre, ThreadKey);
+        impl Drop for Done<'_> {
+            fn drop(&mut self) {
+                let mut m = self
+                    .0
+                     .0
+                    .thread_starts
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
+                if m.get(&self.1).is_some_and(|l| Arc::strong_count(l) <= 2) {
+                    m.remove(&self.1);
+                }
+            }
+        }
+        let _done = Done(self, key.clone());
         let live = |c: &Centre| {
             let id =
                 c.0.threads

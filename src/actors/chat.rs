@@ -125,9 +125,9 @@ pub struct ChatActor {
     wound_up: bool,
     /// A provider thread: when the customer last wrote (Unix s; the reply window).
     last_inbound: Option<u64>,
-    /// A provider thread: the agent's messages not yet taken by the provider (seq,
-    /// text), the first one in flight when `sending`.
-    outbox: std::collections::VecDeque<(u64, String)>,
+    /// A provider thread: the agent's messages not yet taken by the provider, the
+    /// first one in flight when `sending`.
+    outbox: std::collections::VecDeque<(u64, crate::channels::whatsapp::Outgoing)>,
     sending: bool,
 }
 
@@ -315,9 +315,23 @@ impl ChatActor {
                 // Through a provider only the agent's messages go (no system lines,
                 // acks or replays: those are a page's).
                 if v["type"] == "message" && v["from"] == "agent" {
+                    use crate::channels::whatsapp::Outgoing;
                     let seq = v["seq"].as_u64().unwrap_or_default();
-                    let text = v["text"].as_str().unwrap_or_default().to_string();
-                    self.outbox.push_back((seq, text));
+                    let t = &v["template"];
+                    let out = if t.is_object() {
+                        Outgoing::Template {
+                            name: t["name"].as_str().unwrap_or_default().to_string(),
+                            language: t["language"].as_str().unwrap_or_default().to_string(),
+                            parameters: serde_json::from_value(t["parameters"].clone())
+                                .unwrap_or_default(),
+                        }
+                    } else {
+                        Outgoing::Text {
+                            body: v["text"].as_str().unwrap_or_default().to_string(),
+                            reply_to: None,
+                        }
+                    };
+                    self.outbox.push_back((seq, out));
                     self.send_next(ctx);
                 }
             }
@@ -402,6 +416,42 @@ impl ChatActor {
         }
     }
 
+    /// The template `name` of this thread's account with `parameters`, as the
+    /// message records it, or why not.
+    fn template(&self, name: &str, parameters: &[String]) -> Result<serde_json::Value, String> {
+        let Some(p) = &self.s.provider else {
+            return Err("templates go through a messaging provider; this is a web chat".into());
+        };
+        let Some(t) = p.account.templates.iter().find(|t| t.name == name) else {
+            let known: Vec<&str> = p
+                .account
+                .templates
+                .iter()
+                .map(|t| t.name.as_str())
+                .collect();
+            return Err(format!(
+                "no template \"{name}\" on channel {} (it has: {})",
+                p.account.name,
+                known.join(", ")
+            ));
+        };
+        if parameters.len() != t.parameters as usize {
+            return Err(format!(
+                "template {name} takes {} parameters, not {}",
+                t.parameters,
+                parameters.len()
+            ));
+        }
+        if let Some(bad) = parameters.iter().find(|x| {
+            x.trim().is_empty() || x.chars().count() > 1024 || x.chars().any(char::is_control)
+        }) {
+            return Err(format!(
+                "a template parameter is 1-1024 characters without control characters: {bad:?}"
+            ));
+        }
+        Ok(serde_json::json!({"name": t.name, "language": t.language, "parameters": parameters}))
+    }
+
     /// Sends the first queued message of a provider thread, if none is in flight:
     /// retried with back-off (1 s, 2 s, 4 s...) while the provider fails or does not
     /// answer, up to [`SEND_ATTEMPTS`]; an account that cannot send yet keeps it
@@ -413,14 +463,10 @@ impl ChatActor {
         if self.sending {
             return;
         }
-        let Some((seq, text)) = self.outbox.front().cloned() else {
+        let Some((seq, m)) = self.outbox.front().cloned() else {
             return;
         };
         self.sending = true;
-        let m = crate::channels::whatsapp::Outgoing::Text {
-            body: text,
-            reply_to: None,
-        };
         ctx.spawn(
             async move {
                 use crate::channels::send::{whatsapp, SendError};
@@ -884,6 +930,13 @@ pub enum AgentAct {
         agent: String,
         on: bool,
     },
+    /// An approved template of the thread's account, with its body parameters: what
+    /// may go once the reply window has closed.
+    Template {
+        agent: String,
+        name: String,
+        parameters: Vec<String>,
+    },
     End {
         agent: String,
     },
@@ -911,6 +964,7 @@ impl Handler<AgentAct> for ChatActor {
         }
         let agent = match &m {
             AgentAct::Says { agent, .. }
+            | AgentAct::Template { agent, .. }
             | AgentAct::Typing { agent, .. }
             | AgentAct::End { agent }
             | AgentAct::Verify { agent } => agent.clone(),
@@ -947,6 +1001,36 @@ impl Handler<AgentAct> for ChatActor {
                         },
                         text,
                         reply,
+                        template: None,
+                    },
+                );
+                answer(rx)
+            }
+            AgentAct::Template {
+                name, parameters, ..
+            } => {
+                let t = match self.template(&name, &parameters) {
+                    Ok(t) => t,
+                    Err(why) => return Box::pin(async move { Err(ChatError::Refused(why)) }),
+                };
+                let (reply, rx) = self.reply_slot();
+                let text = if parameters.is_empty() {
+                    format!("[template {name}]")
+                } else {
+                    format!("[template {name}: {}]", parameters.join(", "))
+                };
+                let who = if self.agent_display.is_empty() {
+                    agent
+                } else {
+                    self.agent_display.clone()
+                };
+                self.feed(
+                    ctx,
+                    Input::AgentSays {
+                        name: who,
+                        text,
+                        reply,
+                        template: Some(Box::new(t)),
                     },
                 );
                 answer(rx)

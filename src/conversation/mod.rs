@@ -64,17 +64,28 @@ pub struct Message {
     pub name: String,
     pub text: String,
     pub at: u64,
+    /// An approved template the agent sent through a provider (`{name, language,
+    /// parameters}`); `text` says what it is for people.
+    pub template: Option<Box<serde_json::Value>>,
 }
 
 impl Message {
     /// As the page and the desktop get it.
     pub fn json(&self) -> serde_json::Value {
-        serde_json::json!({"type": "message", "seq": self.seq, "from": self.from, "name": self.name, "text": self.text, "at": self.at})
+        let mut v = serde_json::json!({"type": "message", "seq": self.seq, "from": self.from, "name": self.name, "text": self.text, "at": self.at});
+        if let Some(t) = &self.template {
+            v["template"] = (**t).clone();
+        }
+        v
     }
 
     /// As the store keeps it (a timeline entry's data).
     fn stored(&self) -> serde_json::Value {
-        serde_json::json!({"from": self.from, "name": self.name, "text": self.text, "seq": self.seq, "at": self.at})
+        let mut v = serde_json::json!({"from": self.from, "name": self.name, "text": self.text, "seq": self.seq, "at": self.at});
+        if let Some(t) = &self.template {
+            v["template"] = (**t).clone();
+        }
+        v
     }
 }
 
@@ -102,6 +113,8 @@ pub enum Input {
         name: String,
         text: String,
         reply: u64,
+        /// Sent as this approved template (a provider thread).
+        template: Option<Box<serde_json::Value>>,
     },
     /// A line from the system (greeting, joins, transfers): shown, not stored (what it
     /// tells of is on the timeline).
@@ -160,6 +173,16 @@ pub enum Output {
         by: &'static str,
         result: Result<(), String>,
     },
+}
+
+/// How a message came and who waits for it.
+#[derive(Default)]
+struct Via {
+    /// The sender's own id for it (a page's, a provider's).
+    client_id: Option<String>,
+    /// Who hears its number once stored.
+    reply: Option<u64>,
+    template: Option<Box<serde_json::Value>>,
 }
 
 /// A message sent to the store and not yet answered.
@@ -229,14 +252,24 @@ impl Thread {
     pub fn handle(&mut self, t: Time, input: Input) {
         match input {
             Input::CustomerSays { id, text, reply } => self.customer_says(t, id, text, reply),
-            Input::AgentSays { name, text, reply } => {
+            Input::AgentSays {
+                name,
+                text,
+                reply,
+                template,
+            } => {
                 if let Some(why) = self.refusal() {
                     return self.out.push_back(Output::Reply {
                         reply,
                         result: Err(why),
                     });
                 }
-                self.post(t, "agent", name, text, None, Some(reply));
+                let via = Via {
+                    reply: Some(reply),
+                    template,
+                    ..Via::default()
+                };
+                self.post(t, "agent", name, text, via);
             }
             Input::System(text) => {
                 let m = Message {
@@ -245,6 +278,7 @@ impl Thread {
                     name: String::new(),
                     text,
                     at: t.unix_ms,
+                    template: None,
                 };
                 self.out.push_back(Output::Customer(m.json()));
                 self.remember(m);
@@ -362,7 +396,12 @@ impl Thread {
             ));
         }
         let name = self.customer.clone();
-        self.post(t, "customer", name, text, Some(id), reply);
+        let via = Via {
+            client_id: Some(id),
+            reply,
+            template: None,
+        };
+        self.post(t, "customer", name, text, via);
     }
 
     /// Why nothing more is taken (the thread ended).
@@ -378,21 +417,19 @@ impl Thread {
 
     /// Numbers a message now (a message that fails to store leaves a gap) and sends it
     /// to the store; it is told to anyone only once stored.
-    fn post(
-        &mut self,
-        t: Time,
-        from: &'static str,
-        name: String,
-        text: String,
-        client_id: Option<String>,
-        reply: Option<u64>,
-    ) {
+    fn post(&mut self, t: Time, from: &'static str, name: String, text: String, via: Via) {
+        let Via {
+            client_id,
+            reply,
+            template,
+        } = via;
         let message = Message {
             seq: self.next_seq(),
             from,
             name,
             text,
             at: t.unix_ms,
+            template,
         };
         self.out.push_back(Output::Store {
             seq: message.seq,

@@ -105,6 +105,7 @@ fn a_message_the_store_refuses_is_not_acknowledged_and_says_to_send_again() {
             name: "ann".into(),
             text: "hi".into(),
             reply: 7,
+            template: None,
         },
     );
     let out = store_all(&mut th, t, false);
@@ -181,6 +182,7 @@ fn a_reconnecting_page_gets_what_it_missed_from_memory_or_from_the_store() {
                 name: "ann".into(),
                 text: format!("line {i}"),
                 reply: i,
+                template: None,
             },
         );
         for o in drain(&mut th) {
@@ -279,6 +281,7 @@ fn the_end_is_committed_before_anyone_hears_of_it_and_nothing_is_taken_after() {
             name: "ann".into(),
             text: "x".into(),
             reply: 2,
+            template: None,
         },
     );
     assert!(matches!(
@@ -364,7 +367,7 @@ proptest! {
         for o in ops {
             match o {
                 Op::Customer(id) => th.handle(t, says(&format!("c{id}"), &format!("text {id}"))),
-                Op::Agent => th.handle(t, Input::AgentSays { name: "ann".into(), text: "a".into(), reply: 0 }),
+                Op::Agent => th.handle(t, Input::AgentSays { name: "ann".into(), text: "a".into(), reply: 0, template: None }),
                 Op::System => th.handle(t, Input::System("s".into())),
                 Op::StoreFails => fail_next = true,
                 Op::Reconnect(after) => {

@@ -322,4 +322,41 @@ fn a_whatsapp_message_reaches_an_agent_and_the_reply_reaches_the_graph_api() {
         "{why}"
     );
     assert_eq!(graph.lock().unwrap().len(), 2, "nothing more sent");
+    // An approved template goes, with its parameters; a wrong one is refused.
+    for (bad, want) in [
+        (
+            r#"{"name": "nope", "parameters": []}"#,
+            "no template \"nope\"",
+        ),
+        (
+            r#"{"name": "follow_up", "parameters": []}"#,
+            "takes 1 parameters",
+        ),
+    ] {
+        let (code, body) = g.post(&format!("/api/agent/work/{alan}/template"), Some(&bob), bad);
+        assert_eq!(code, 409, "{body}");
+        assert!(
+            json(&body)["error"].as_str().unwrap().contains(want),
+            "{body}"
+        );
+    }
+    let (code, body) = g.post(
+        &format!("/api/agent/work/{alan}/template"),
+        Some(&bob),
+        r#"{"name": "follow_up", "parameters": ["5678"]}"#,
+    );
+    assert_eq!(code, 201, "{body}");
+    let sent = next(&g, &mut ws, "delivery");
+    assert_eq!(sent["status"], "sent", "{sent}");
+    let posts = graph.lock().unwrap().clone();
+    assert_eq!(posts.len(), 3, "{posts:?}");
+    let t = json(&posts[2].1);
+    assert_eq!(t["to"], "15557654321", "{t}");
+    assert_eq!(t["type"], "template", "{t}");
+    assert_eq!(t["template"]["name"], "follow_up", "{t}");
+    assert_eq!(t["template"]["language"]["code"], "en", "{t}");
+    assert_eq!(
+        t["template"]["components"][0]["parameters"][0]["text"], "5678",
+        "{t}"
+    );
 }

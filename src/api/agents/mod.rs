@@ -148,6 +148,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/api/agent/ws", web::get().to(socket::agent_ws));
     for (act, handler) in [
         ("messages", web::post().to(work::messages)),
+        ("template", web::post().to(work::template)),
         ("typing", web::post().to(work::typing)),
         ("verify", web::post().to(work::verify)),
         ("end", web::post().to(work::end)),

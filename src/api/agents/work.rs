@@ -88,6 +88,14 @@ struct ConsultBody {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct TemplateBody {
+    name: String,
+    #[serde(default)]
+    parameters: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct DtmfBody {
     digits: String,
 }
@@ -135,6 +143,28 @@ pub(super) async fn messages(
     let seq = acted(
         chat_of(c, &id)?
             .send(AgentAct::Says { agent: me, text })
+            .await,
+    )?;
+    Ok(HttpResponse::Created().json(serde_json::json!({"seq": seq})))
+}
+
+/// An approved template of a WhatsApp thread's account: `{name, parameters}` (what may
+/// go once the 24-hour reply window has closed).
+pub(super) async fn template(
+    req: HttpRequest,
+    path: web::Path<String>,
+    b: web::Bytes,
+    shared: web::Data<Shared>,
+) -> Reply {
+    let (c, me, id) = start(&req, &shared, path)?;
+    let t: TemplateBody = body(&b)?;
+    let seq = acted(
+        chat_of(c, &id)?
+            .send(AgentAct::Template {
+                agent: me,
+                name: t.name,
+                parameters: t.parameters,
+            })
             .await,
     )?;
     Ok(HttpResponse::Created().json(serde_json::json!({"seq": seq})))
