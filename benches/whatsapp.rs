@@ -56,7 +56,7 @@ async fn round(centre: &Centre, n: u64, round: u32) -> f64 {
                 signature::check_whatsapp(&account.app_secret, Some(&sig), b.as_bytes()).unwrap();
                 for e in whatsapp::parse(b.as_bytes()).unwrap() {
                     if let whatsapp::Event::Message(m) = e {
-                        centre.channel_inbound(&account, m).await.unwrap();
+                        centre.channel_inbound(&account, m.into()).await.unwrap();
                     }
                 }
             }

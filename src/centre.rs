@@ -761,7 +761,7 @@ impl Centre {
     pub async fn channel_inbound(
         &self,
         account: &Arc<crate::config::ChannelConfig>,
-        m: crate::channels::whatsapp::Inbound,
+        m: crate::channels::Incoming,
     ) -> Result<u64, CentreError> {
         let store = &self.0.store;
         if let Some(prev) = store.channel_message(&account.name, &m.id).await? {
@@ -771,8 +771,8 @@ impl Centre {
         let (tx, rx) = tokio::sync::oneshot::channel();
         addr.send(crate::actors::chat::Customer::Provider {
             id: m.id.clone(),
-            text: m.body.text(),
-            at: m.timestamp,
+            text: m.text.clone(),
+            at: m.at,
             done: tx,
         })
         .await
@@ -793,7 +793,7 @@ impl Centre {
     async fn thread_for(
         &self,
         account: &Arc<crate::config::ChannelConfig>,
-        m: &crate::channels::whatsapp::Inbound,
+        m: &crate::channels::Incoming,
     ) -> Result<(String, Addr<ChatActor>), CentreError> {
         let key = (account.name.clone(), m.from.clone());
         let lock = self
@@ -888,18 +888,20 @@ impl Centre {
         Ok((id, addr))
     }
 
-    /// A provider's status for one of our messages: on record if it moves the message
-    /// forward, and on the agent's desktop if the thread is live.
+    /// A provider's status (`sent`, `delivered`, `read`, `failed` with `error`) for our
+    /// message `id`: on record if it moves the message forward, and on the agent's
+    /// desktop if the thread is live.
     pub async fn channel_status(
         &self,
         account: &crate::config::ChannelConfig,
-        s: &crate::channels::whatsapp::Status,
+        id: &str,
+        status: &str,
+        error: &str,
     ) -> Result<(), CentreError> {
-        let error = s.error.clone().unwrap_or_default();
         let Some((m, changed)) = self
             .0
             .store
-            .set_channel_status(&account.name, &s.id, &s.status, &error)
+            .set_channel_status(&account.name, id, status, error)
             .await?
         else {
             return Ok(());

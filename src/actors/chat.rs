@@ -472,8 +472,23 @@ impl ChatActor {
                 use crate::channels::send::{whatsapp, SendError};
                 let mut wait = std::time::Duration::from_secs(1);
                 let mut attempt = 1;
+                let send = |m: &crate::channels::whatsapp::Outgoing| {
+                    let (a, to) = (p.account.clone(), p.peer.clone());
+                    let m = m.clone();
+                    async move {
+                        match (a.kind, &m) {
+                            (crate::config::ChannelKind::Twilio, crate::channels::whatsapp::Outgoing::Text { body, .. }) => {
+                                crate::channels::send::twilio(&a, &to, body).await
+                            }
+                            (crate::config::ChannelKind::Twilio, _) => Err(SendError::Refused(
+                                "templates are for WhatsApp threads".into(),
+                            )),
+                            _ => whatsapp(&a, &to, &m).await,
+                        }
+                    }
+                };
                 loop {
-                    match whatsapp(&p.account, &p.peer, &m).await {
+                    match send(&m).await {
                         Err(SendError::Retry(why)) if attempt < SEND_ATTEMPTS => {
                             tracing::warn!(account = %p.account.name, seq, attempt, error = %why, "send failed; retrying");
                             tokio::time::sleep(wait).await;
@@ -627,7 +642,11 @@ impl Actor for ChatActor {
         let (channel, details) = match &self.s.provider {
             // The provider vouches for the number: the customer's record and case.
             Some(p) => (
-                Channel::Whatsapp,
+                if p.account.kind == crate::config::ChannelKind::Twilio {
+                    Channel::Sms
+                } else {
+                    Channel::Whatsapp
+                },
                 serde_json::json!({"customer.name": self.s.name, "address": p.peer, "verified": true, "account": p.account.name}),
             ),
             // Typed by the customer: the desktop shows it as unverified.
@@ -974,7 +993,12 @@ impl Handler<AgentAct> for ChatActor {
         }
         match m {
             AgentAct::Says { text, .. } => {
-                if let Some(p) = &self.s.provider {
+                if let Some(p) = self
+                    .s
+                    .provider
+                    .as_ref()
+                    .filter(|p| p.account.kind == crate::config::ChannelKind::Whatsapp)
+                {
                     let now = crate::clock::unix_secs();
                     if crate::channels::whatsapp::window_left(self.last_inbound, now).is_none() {
                         let closed_secs = self.last_inbound.map_or(0, |l| {

@@ -1,5 +1,6 @@
 //! Where messaging providers reach us: `GET /webhooks/whatsapp/{account}` (Meta's
-//! verification handshake) and `POST /webhooks/whatsapp/{account}` (notifications).
+//! verification handshake), `POST /webhooks/whatsapp/{account}` (notifications),
+//! `POST /webhooks/twilio/{account}` (an SMS) and `.../status` (Twilio's callbacks).
 //! A post is authenticated (its `X-Hub-Signature-256` over the raw body) before a
 //! byte of it is parsed, and answered 200 only once every message in it is committed
 //! to its thread; anything less is a 503, and the provider delivers it again (what was
@@ -9,6 +10,7 @@ use super::agents::centre;
 use super::error::ApiError;
 use super::Shared;
 use crate::centre::Centre;
+use crate::channels::twilio;
 use crate::channels::whatsapp::{self, Event};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -121,23 +123,120 @@ async fn notify(
             continue;
         }
         let r = match e {
-            Event::Message(m) => c.channel_inbound(&a, m).await.map(|_| messages += 1),
-            Event::Status(s) => c.channel_status(&a, &s).await.map(|_| statuses += 1),
+            Event::Message(m) => c.channel_inbound(&a, m.into()).await.map(|_| messages += 1),
+            Event::Status(s) => c
+                .channel_status(&a, &s.id, &s.status, s.error.as_deref().unwrap_or_default())
+                .await
+                .map(|_| statuses += 1),
         };
-        if let Err(e) = r {
-            tracing::warn!(account = %a.name, error = %e, "notification not committed; the provider will deliver it again");
-            return Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("not committed ({e}); deliver it again"),
-            )
-            .retry_after(5));
-        }
+        r.map_err(|e| not_committed(&a.name, e))?;
     }
     Ok(HttpResponse::Ok()
         .json(serde_json::json!({"messages": messages, "statuses": statuses, "ignored": ignored})))
 }
 
+/// The largest form Twilio posts (a message of 1,600 characters and its fields).
+pub const MAX_FORM: usize = 64 * 1024;
+
+/// A Twilio post, checked: the account, the size, the form, then `X-Twilio-Signature`
+/// over the account's public address of this request and the form's parameters.
+async fn twilio_post(
+    req: &HttpRequest,
+    path: &str,
+    payload: web::Payload,
+    shared: &Shared,
+) -> Result<(std::sync::Arc<crate::config::ChannelConfig>, twilio::Params), ApiError> {
+    let c = centre(shared)?;
+    let a = c
+        .channel(path)
+        .filter(|a| a.kind == crate::config::ChannelKind::Twilio)
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no Twilio account with that name"))?;
+    let body = read_body(req, payload, MAX_FORM).await?;
+    let params = twilio::form(&body).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let url = format!(
+        "{}{}",
+        a.public_url,
+        req.uri()
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/")
+    );
+    let sig = req
+        .headers()
+        .get("x-twilio-signature")
+        .and_then(|v| v.to_str().ok());
+    crate::channels::signature::check_twilio(&a.auth_token, sig, &url, &params)
+        .map_err(|e| ApiError::new(StatusCode::UNAUTHORIZED, e.to_string()))?;
+    Ok((a, params))
+}
+
+fn not_committed(a: &str, e: impl std::fmt::Display) -> ApiError {
+    tracing::warn!(account = %a, error = %e, "not committed; the provider will deliver it again");
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("not committed ({e}); deliver it again"),
+    )
+    .retry_after(5)
+}
+
+/// A customer's SMS: committed to their thread, answered with empty TwiML (the reply
+/// goes through the API).
+async fn twilio_inbound(
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+    shared: web::Data<Shared>,
+) -> Reply {
+    let (a, params) = twilio_post(&req, &path, payload, &shared).await?;
+    let m = twilio::inbound(&params).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let mut text = m.body.clone();
+    for u in &m.media {
+        text.push_str(&format!("\n[media] {u}"));
+    }
+    let incoming = crate::channels::Incoming {
+        id: m.sid,
+        from: m.from,
+        name: None,
+        at: crate::clock::unix_secs(),
+        text: text.trim().to_string(),
+    };
+    centre(&shared)?
+        .channel_inbound(&a, incoming)
+        .await
+        .map_err(|e| not_committed(&a.name, e))?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/xml")
+        .body(twilio::EMPTY_TWIML))
+}
+
+/// Twilio's status callback for one of our messages.
+async fn twilio_status(
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+    shared: web::Data<Shared>,
+) -> Reply {
+    let (a, params) = twilio_post(&req, &path, payload, &shared).await?;
+    let s = twilio::status(&params).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    if let Some(ours) = twilio::our_status(&s.status) {
+        let error = s
+            .error
+            .map(|e| format!("Twilio error {e}"))
+            .unwrap_or_default();
+        centre(&shared)?
+            .channel_status(&a, &s.sid, ours, &error)
+            .await
+            .map_err(|e| not_committed(&a.name, e))?;
+    }
+    Ok(HttpResponse::NoContent().finish())
+}
+
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/webhooks/whatsapp/{account}", web::get().to(verify))
-        .route("/webhooks/whatsapp/{account}", web::post().to(notify));
+        .route("/webhooks/whatsapp/{account}", web::post().to(notify))
+        .route("/webhooks/twilio/{account}", web::post().to(twilio_inbound))
+        .route(
+            "/webhooks/twilio/{account}/status",
+            web::post().to(twilio_status),
+        );
 }

@@ -1,11 +1,39 @@
-//! Messaging channels (WhatsApp so far; Twilio and the open channel API to come):
+//! Messaging channels (WhatsApp; Twilio SMS; the open channel API to come):
 //! the providers' wire formats and signatures as sans-IO functions. The HTTP
 //! handlers in `api::channels` check and read what arrives, and the conversation core
 //! carries each thread like a web chat.
 
 pub mod send;
 pub mod signature;
+pub mod twilio;
 pub mod whatsapp;
+
+/// A customer's message from any provider, as a thread takes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Incoming {
+    /// The provider's id for it (a message delivered twice counts once by it).
+    pub id: String,
+    /// The customer's address (E.164 for phones).
+    pub from: String,
+    /// The name the provider gives (a WhatsApp profile name).
+    pub name: Option<String>,
+    /// When they sent it (Unix s).
+    pub at: u64,
+    /// What the agent reads.
+    pub text: String,
+}
+
+impl From<whatsapp::Inbound> for Incoming {
+    fn from(m: whatsapp::Inbound) -> Incoming {
+        Incoming {
+            text: m.body.text(),
+            id: m.id,
+            from: m.from,
+            name: m.name,
+            at: m.timestamp,
+        }
+    }
+}
 
 /// Where an outbound message has got to, in order: `queued` < `sent` < `delivered`
 /// < `read`. A provider's later status for an earlier step (they arrive out of order)

@@ -36,7 +36,9 @@ pub async fn whatsapp(a: &ChannelConfig, to: &str, m: &Outgoing) -> Result<Strin
     let body = whatsapp::send_body(to, m).map_err(|e| SendError::Refused(e.to_string()))?;
     let url = format!(
         "{}/{}/{}/messages",
-        a.api_base, a.api_version, a.phone_number_id
+        a.api_base(),
+        a.api_version,
+        a.phone_number_id
     );
     let client = awc::Client::builder().timeout(SEND_TIMEOUT).finish();
     let mut r = client
@@ -53,6 +55,52 @@ pub async fn whatsapp(a: &ChannelConfig, to: &str, m: &Outgoing) -> Result<Strin
         .await
         .map_err(|e| SendError::Retry(format!("the Graph API's answer was cut: {e}")))?;
     match whatsapp::sent_id(status, &bytes) {
+        Ok(id) => Ok(id),
+        Err(why) if status >= 500 || status == 429 => Err(SendError::Retry(why)),
+        Err(why) => Err(SendError::Refused(why)),
+    }
+}
+
+/// `POST {api_base}/2010-04-01/Accounts/{account_sid}/Messages.json` (Basic auth with
+/// the SID and token; from our number or messaging service; Twilio calls back with
+/// statuses at `{public_url}/webhooks/twilio/{name}/status`); the message's sid.
+pub async fn twilio(a: &ChannelConfig, to: &str, text: &str) -> Result<String, SendError> {
+    use base64::Engine;
+    if text.trim().is_empty() {
+        return Err(SendError::Refused("the message is empty".into()));
+    }
+    // Twilio's own limit for one message's body.
+    if text.chars().count() > 1600 {
+        return Err(SendError::Refused(format!(
+            "an SMS holds at most 1600 characters; this one has {}",
+            text.chars().count()
+        )));
+    }
+    let callback = format!("{}/webhooks/twilio/{}/status", a.public_url, a.name);
+    let service = (!a.messaging_service_sid.is_empty()).then_some(a.messaging_service_sid.as_str());
+    let form = super::twilio::send_form(to, &a.from, service, text, Some(&callback));
+    let url = format!(
+        "{}/2010-04-01/Accounts/{}/Messages.json",
+        a.api_base(),
+        a.account_sid
+    );
+    let auth = base64::engine::general_purpose::STANDARD
+        .encode(format!("{}:{}", a.account_sid, a.auth_token));
+    let client = awc::Client::builder().timeout(SEND_TIMEOUT).finish();
+    let mut r = client
+        .post(&url)
+        .insert_header(("Authorization", format!("Basic {auth}")))
+        .insert_header(("Content-Type", "application/x-www-form-urlencoded"))
+        .send_body(form)
+        .await
+        .map_err(|e| SendError::Retry(format!("Twilio did not answer: {e}")))?;
+    let status = r.status().as_u16();
+    let bytes = r
+        .body()
+        .limit(64 * 1024)
+        .await
+        .map_err(|e| SendError::Retry(format!("Twilio's answer was cut: {e}")))?;
+    match super::twilio::sent_sid(status, &bytes) {
         Ok(id) => Ok(id),
         Err(why) if status >= 500 || status == 429 => Err(SendError::Retry(why)),
         Err(why) => Err(SendError::Refused(why)),

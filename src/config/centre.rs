@@ -141,7 +141,7 @@ pub struct AgentConfig {
     #[serde(default)]
     pub queues: Vec<String>,
     /// Items at once per channel: voice, video, chat, email, sms, whatsapp, api
-    /// (default: voice 1, chat 3, whatsapp 3).
+    /// (default: voice 1, chat 3, whatsapp 3, sms 3).
     #[serde(default = "default_capacity")]
     pub capacity: std::collections::BTreeMap<String, u8>,
     /// A call keeps other work away.
@@ -163,6 +163,7 @@ pub(super) fn default_capacity() -> std::collections::BTreeMap<String, u8> {
         ("voice".to_string(), 1),
         ("chat".to_string(), 3),
         ("whatsapp".to_string(), 3),
+        ("sms".to_string(), 3),
     ]
     .into()
 }

@@ -16,8 +16,19 @@
 //! templates = [{ name = "order_update", language = "es" }]
 //! ```
 //!
-//! Only `whatsapp` is built so far; `twilio` and `open` (issue 17) are refused with
-//! that said, not accepted and ignored.
+//!
+//! ```toml
+//! [[channel]]
+//! name = "acme-sms"
+//! kind = "twilio"                   # Twilio Messaging (SMS)
+//! queue = "support"
+//! account_sid = "AC…"
+//! auth_token = "…"                  # Basic auth for sending; checks X-Twilio-Signature
+//! from = "+15550001111"             # or messaging_service_sid = "MG…"
+//! public_url = "https://cc.example.com"  # what Twilio posts to, as it signs it
+//! ```
+//!
+//! `open` (issue 17) is refused with that said, not accepted and ignored.
 
 use serde::Deserialize;
 
@@ -75,9 +86,25 @@ pub struct ChannelConfig {
     /// number are refused).
     #[serde(default)]
     pub phone_number_id: String,
-    /// Where the Graph API is.
-    #[serde(default = "default_api_base")]
+    /// Where the provider's API is (default: `https://graph.facebook.com` for
+    /// WhatsApp, `https://api.twilio.com` for Twilio).
+    #[serde(default)]
     pub api_base: String,
+    /// Twilio: the account's SID (`AC…`) and auth token (Basic auth for sending; the
+    /// token checks `X-Twilio-Signature`).
+    #[serde(default)]
+    pub account_sid: String,
+    #[serde(default)]
+    pub auth_token: String,
+    /// Twilio: our number (E.164) replies go from, unless a messaging service sends.
+    #[serde(default)]
+    pub from: String,
+    #[serde(default)]
+    pub messaging_service_sid: String,
+    /// Twilio: the public address Twilio posts to (`https://cc.example.com`), as it
+    /// signs it: behind a proxy, what the outside sees. Status callbacks go there too.
+    #[serde(default)]
+    pub public_url: String,
     #[serde(default = "default_api_version")]
     pub api_version: String,
     /// Templates an agent may send once the reply window has closed.
@@ -89,15 +116,20 @@ fn default_priority() -> u8 {
     5
 }
 
-fn default_api_base() -> String {
-    "https://graph.facebook.com".into()
-}
-
 fn default_api_version() -> String {
     "v21.0".into()
 }
 
 impl ChannelConfig {
+    /// Where the provider's API is.
+    pub fn api_base(&self) -> &str {
+        match (self.api_base.is_empty(), self.kind) {
+            (false, _) => &self.api_base,
+            (true, ChannelKind::Twilio) => "https://api.twilio.com",
+            (true, _) => "https://graph.facebook.com",
+        }
+    }
+
     /// What is wrong with the account, as (key, value, reason) for the config's error.
     pub(super) fn problem(&self) -> Option<(&'static str, String, String)> {
         let ok_name = !self.name.is_empty()
@@ -116,14 +148,13 @@ impl ChannelConfig {
                 ),
             ));
         }
-        if self.kind != ChannelKind::Whatsapp {
+        if self.kind == ChannelKind::Open {
             return Some((
                 "kind",
                 self.kind.name().into(),
                 format!(
-                    "channel \"{}\": kind \"{}\" is not built yet (only \"whatsapp\")",
-                    self.name,
-                    self.kind.name()
+                    "channel \"{}\": kind \"open\" is not built yet (\"whatsapp\" and \"twilio\" are)",
+                    self.name
                 ),
             ));
         }
@@ -133,6 +164,62 @@ impl ChannelConfig {
                 self.priority.to_string(),
                 "must be 0 to 9".into(),
             ));
+        }
+        let web = |u: &str| {
+            (u.starts_with("https://") || u.starts_with("http://"))
+                && !u.ends_with('/')
+                && !u.chars().any(|c| c.is_whitespace() || c.is_control())
+        };
+        if !self.api_base.is_empty() && !web(&self.api_base) {
+            return Some((
+                "api_base",
+                self.api_base.clone(),
+                format!(
+                    "\"{}\" is not a base address (http(s)://host, no trailing /)",
+                    self.api_base
+                ),
+            ));
+        }
+        if self.kind == ChannelKind::Twilio {
+            let missing = [
+                ("account_sid", &self.account_sid),
+                ("auth_token", &self.auth_token),
+                ("public_url", &self.public_url),
+            ]
+            .into_iter()
+            .find(|(_, v)| v.is_empty());
+            if let Some((k, _)) = missing {
+                return Some((
+                    k,
+                    String::new(),
+                    format!("channel \"{}\": a Twilio account needs {k}", self.name),
+                ));
+            }
+            if !web(&self.public_url) {
+                return Some((
+                    "public_url",
+                    self.public_url.clone(),
+                    format!(
+                        "\"{}\" is not a base address (http(s)://host, no trailing /)",
+                        self.public_url
+                    ),
+                ));
+            }
+            if self.from.is_empty() && self.messaging_service_sid.is_empty() {
+                return Some((
+                    "from",
+                    String::new(),
+                    format!("channel \"{}\": a Twilio account sends from a number (from) or a messaging_service_sid", self.name),
+                ));
+            }
+            if !self.account_sid.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                return Some((
+                    "account_sid",
+                    self.account_sid.clone(),
+                    "letters and digits (AC…)".into(),
+                ));
+            }
+            return None;
         }
         if self.app_secret.len() < 8 {
             return Some((
@@ -148,18 +235,6 @@ impl ChannelConfig {
                 format!(
                     "channel \"{}\": a WhatsApp account needs a verify_token",
                     self.name
-                ),
-            ));
-        }
-        if !(self.api_base.starts_with("https://") || self.api_base.starts_with("http://"))
-            || self.api_base.ends_with('/')
-        {
-            return Some((
-                "api_base",
-                self.api_base.clone(),
-                format!(
-                    "\"{}\" is not a base address (http(s)://host, no trailing /)",
-                    self.api_base
                 ),
             ));
         }
@@ -193,7 +268,12 @@ impl ChannelConfig {
             verify_token: "demo-verify".into(),
             access_token: String::new(),
             phone_number_id: String::new(),
-            api_base: default_api_base(),
+            api_base: String::new(),
+            account_sid: String::new(),
+            auth_token: String::new(),
+            from: String::new(),
+            messaging_service_sid: String::new(),
+            public_url: String::new(),
             api_version: default_api_version(),
             templates: vec![TemplateConfig {
                 name: "follow_up".into(),

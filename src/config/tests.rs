@@ -217,11 +217,14 @@ fn channel_accounts_are_checked_at_their_line() {
         e.starts_with("t.toml:5:1: queue: channel \"acme-wa\": no queue named \"nowhere\""),
         "{e}"
     );
-    let e = bad("kind = \"whatsapp\"", "kind = \"twilio\"");
+    let e = bad("kind = \"whatsapp\"", "kind = \"open\"");
     assert!(
         e.contains("t.toml:4:1") && e.contains("not built yet"),
         "{e}"
     );
+    // A Twilio account names what it needs.
+    let e = bad("kind = \"whatsapp\"", "kind = \"twilio\"");
+    assert!(e.contains("a Twilio account needs account_sid"), "{e}");
     let e = bad("kind = \"whatsapp\"", "kind = \"telegram\"");
     assert!(e.starts_with("t.toml:4:8"), "{e}");
     let e = bad("app_secret = \"0123456789abcdef\"", "app_secret = \"x\"");

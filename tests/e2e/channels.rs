@@ -64,6 +64,19 @@ pub(crate) fn post_signed(
     )
 }
 
+/// An agent logged in, Available, their desktop's socket open.
+fn on_duty(g: &Gateway, name: &str, password: &str) -> (String, AgentSocket) {
+    let (token, ws) = agent_socket(g, name, password);
+    let (code, body) = crate::centre::put(
+        g,
+        "/api/agent/presence",
+        &token,
+        r#"{"presence": "available"}"#,
+    );
+    assert_eq!(code, 200, "{body}");
+    (token, ws)
+}
+
 /// The next push of type `ty` (any, if empty) on an agent's WebSocket (others skipped).
 fn next(g: &Gateway, ws: &mut AgentSocket, ty: &str) -> serde_json::Value {
     loop {
@@ -144,14 +157,7 @@ fn a_whatsapp_message_reaches_an_agent_and_the_reply_reaches_the_graph_api() {
     assert_eq!(verify("wa-verify", "nope").0, 404);
 
     // Bob is on duty, his desktop's socket open.
-    let (bob, mut ws) = agent_socket(&g, "bob", "demo-bob");
-    let (code, body) = crate::centre::put(
-        &g,
-        "/api/agent/presence",
-        &bob,
-        r#"{"presence": "available"}"#,
-    );
-    assert_eq!(code, 200, "{body}");
+    let (bob, mut ws) = on_duty(&g, "bob", "demo-bob");
 
     // Refused before anything is read or stored: unsigned, tampered, too big, bad.
     let now = omnigate::clock::unix_secs();
@@ -359,4 +365,138 @@ fn a_whatsapp_message_reaches_an_agent_and_the_reply_reaches_the_graph_api() {
         t["template"]["components"][0]["parameters"][0]["text"], "5678",
         "{t}"
     );
+}
+
+/// A form post signed as Twilio signs it for `https://cc.example.com{path}`.
+fn twilio_post(g: &Gateway, path: &str, params: &[(&str, &str)], token: &str) -> (u16, String) {
+    let owned: Vec<(String, String)> = params
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let sig = omnigate::channels::signature::twilio(
+        token,
+        &format!("https://cc.example.com{path}"),
+        &owned,
+    );
+    let body = serde_urlencoded::to_string(params).unwrap();
+    request(
+        g,
+        "POST",
+        path,
+        &[
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            ("X-Twilio-Signature", &sig),
+        ],
+        body.as_bytes(),
+    )
+}
+
+/// An SMS through Twilio: the signed form post lands on Ada's case and rings Bob; his
+/// reply is posted to Twilio's Messages API with Basic auth, from our number, with a
+/// status callback; Twilio's signed callbacks move it to delivered. A forged post is
+/// refused, a repeated one counts once.
+#[test]
+fn an_sms_through_twilio_reaches_an_agent_and_the_reply_goes_back_through_twilio() {
+    let base = 24900;
+    let twilio = serve(base + 50, |n, _, _| {
+        (
+            "201 Created".into(),
+            format!(r#"{{"sid":"SM{n}","status":"queued","to":"+15551234567"}}"#),
+        )
+    });
+    let g = Gateway::start(
+        base,
+        "demo = true",
+        "",
+        &format!(
+            "[[channel]]\nname = \"sms\"\nkind = \"twilio\"\nqueue = \"support\"\naccount_sid = \"AC123\"\nauth_token = \"twilio-token\"\nfrom = \"+15550001111\"\npublic_url = \"https://cc.example.com\"\napi_base = \"http://127.0.0.1:{}\"\n",
+            base + 50
+        ),
+    );
+    let (bob, mut ws) = on_duty(&g, "bob", "demo-bob");
+    let sms = [
+        ("MessageSid", "SMin1"),
+        ("AccountSid", "AC123"),
+        ("From", "+15551234567"),
+        ("To", "+15550001111"),
+        ("Body", "Hi, where is order 1234?"),
+        ("NumMedia", "0"),
+    ];
+    // Forged (signed with another token) or unsigned: 401, nothing stored.
+    let (code, body) = twilio_post(&g, "/webhooks/twilio/sms", &sms, "guess");
+    assert_eq!(code, 401, "{body}");
+    assert!(body.contains("X-Twilio-Signature does not match"), "{body}");
+    let (code, _) = request(&g, "POST", "/webhooks/twilio/sms", &[], b"MessageSid=x");
+    assert_eq!(code, 401);
+    assert_eq!(
+        twilio_post(&g, "/webhooks/twilio/nope", &sms, "twilio-token").0,
+        404
+    );
+    let (code, body) = twilio_post(&g, "/webhooks/twilio/sms", &sms[1..], "twilio-token");
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("MessageSid is missing"), "{body}");
+
+    let (code, body) = twilio_post(&g, "/webhooks/twilio/sms", &sms, "twilio-token");
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        body.contains("<Response></Response>"),
+        "empty TwiML: {body}"
+    );
+    let offer = next(&g, &mut ws, "offer");
+    assert_eq!(offer["channel"], "sms", "{offer}");
+    assert_eq!(offer["customer"], 1, "Ada, by her number: {offer}");
+    let id = offer["interaction"].as_str().unwrap().to_string();
+    // Twilio retries a post it thinks failed: one message.
+    assert_eq!(
+        twilio_post(&g, "/webhooks/twilio/sms", &sms, "twilio-token").0,
+        200
+    );
+    assert_eq!(customer_messages(&g, &id), ["Hi, where is order 1234?"]);
+
+    let (code, body) = g.post(&format!("/api/agent/offers/{id}/accept"), Some(&bob), "");
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = g.post(
+        &format!("/api/agent/work/{id}/messages"),
+        Some(&bob),
+        r#"{"text": "It ships today & arrives Friday."}"#,
+    );
+    assert_eq!(code, 201, "{body}");
+    let sent = next(&g, &mut ws, "delivery");
+    assert_eq!(sent["status"], "sent", "{sent}");
+    let posts = twilio.lock().unwrap().clone();
+    assert_eq!(posts.len(), 1, "{posts:?}");
+    let (h, b) = &posts[0];
+    let header = |k: &str| h.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    assert_eq!(
+        header(":request").as_deref(),
+        Some("POST /2010-04-01/Accounts/AC123/Messages.json HTTP/1.1")
+    );
+    use base64::Engine;
+    let basic = base64::engine::general_purpose::STANDARD.encode("AC123:twilio-token");
+    assert_eq!(header("authorization"), Some(format!("Basic {basic}")));
+    let form: Vec<(String, String)> = serde_urlencoded::from_str(b).unwrap();
+    let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    assert_eq!(get("To"), Some("+15551234567"));
+    assert_eq!(get("From"), Some("+15550001111"));
+    assert_eq!(get("Body"), Some("It ships today & arrives Friday."));
+    assert_eq!(
+        get("StatusCallback"),
+        Some("https://cc.example.com/webhooks/twilio/sms/status")
+    );
+    // Twilio's callbacks: sending (still queued: nothing new), then delivered.
+    for st in ["sending", "delivered"] {
+        let (code, body) = twilio_post(
+            &g,
+            "/webhooks/twilio/sms/status",
+            &[
+                ("MessageSid", "SM0"),
+                ("MessageStatus", st),
+                ("AccountSid", "AC123"),
+            ],
+            "twilio-token",
+        );
+        assert_eq!(code, 204, "{body}");
+    }
+    let d = next(&g, &mut ws, "delivery");
+    assert_eq!(d["status"], "delivered", "{d}");
 }
