@@ -875,6 +875,7 @@ impl Centre {
                 account: account.clone(),
                 peer: m.from.clone(),
                 threads: self.0.threads.clone(),
+                first_at: m.at.min(crate::clock::unix_secs()),
             }),
             ..self.chat_start(&id, account.queue.clone())
         };

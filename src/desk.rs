@@ -68,6 +68,9 @@ pub struct Item {
     pub held_since: Option<Millis>,
     /// How many times the call was put on hold.
     pub holds: u32,
+    /// A WhatsApp thread: free-form replies until then (Unix ms); templates after.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window_until: Option<Millis>,
     /// When it reached the desk.
     pub since: Millis,
     /// A chat's messages (the last [`MAX_MESSAGES`]), in order.
@@ -221,6 +224,7 @@ impl Desk {
                     call_state: None,
                     customer_left: false,
                     held_since: None,
+                    window_until: None,
                     holds: 0,
                     since: now,
                     messages: Vec::new(),
@@ -254,6 +258,7 @@ impl Desk {
                     call_state: None,
                     customer_left: false,
                     held_since: None,
+                    window_until: None,
                     holds: 0,
                     since: now,
                     messages: Vec::new(),
@@ -291,6 +296,7 @@ impl Desk {
                         call_state: None,
                         customer_left: false,
                         held_since: None,
+                        window_until: None,
                         holds: 0,
                         since: now,
                         messages: Vec::new(),
@@ -317,6 +323,17 @@ impl Desk {
                 }
                 if let Some(w) = self.work.get_mut(interaction) {
                     w.call_state = Some(state);
+                }
+            }
+            AgentPush::Window { interaction, until } => {
+                for w in [
+                    self.offers.get_mut(interaction),
+                    self.work.get_mut(interaction),
+                ]
+                .into_iter()
+                .flatten()
+                {
+                    w.window_until = Some(*until);
                 }
             }
             AgentPush::Held { interaction, on } => {
@@ -706,5 +723,63 @@ mod tests {
             d.apply(12, &message("x", i, "more"));
         }
         assert_eq!(d.work("x").unwrap().messages.len(), MAX_MESSAGES);
+    }
+
+    /// A WhatsApp thread's window moves with each customer message, on the offer and
+    /// then on the work it becomes (a reconnecting desktop shows it as it is).
+    #[test]
+    fn the_reply_window_follows_the_thread_from_offer_to_work() {
+        let mut d = Desk::new("bob".into(), 0);
+        d.apply(
+            10,
+            &AgentPush::Offer {
+                interaction: "w".into(),
+                channel: "whatsapp",
+                queue: "support".into(),
+                from: "Ada".into(),
+                customer: Some(1),
+                conversation: Some(1),
+                details: serde_json::json!({"window_until": 1_000}),
+                priority: 5,
+                vip: true,
+                expires_in_ms: 15_000,
+            },
+        );
+        let window = |v: &serde_json::Value| v["window_until"].clone();
+        d.apply(
+            11,
+            &AgentPush::Window {
+                interaction: "w".into(),
+                until: 2_000,
+            },
+        );
+        assert_eq!(window(&d.snapshot(12)["offers"][0]), 2_000);
+        d.apply(
+            20,
+            &AgentPush::Assigned {
+                interaction: "w".into(),
+                channel: "whatsapp",
+                customer: Some(1),
+                browser_call: false,
+            },
+        );
+        assert_eq!(window(&d.snapshot(21)["work"][0]), 2_000);
+        d.apply(
+            30,
+            &AgentPush::Window {
+                interaction: "w".into(),
+                until: 3_000,
+            },
+        );
+        assert_eq!(window(&d.snapshot(31)["work"][0]), 3_000);
+        // Not this desk's: nothing changes, nothing appears.
+        d.apply(
+            40,
+            &AgentPush::Window {
+                interaction: "zzz".into(),
+                until: 9,
+            },
+        );
+        assert_eq!(d.snapshot(41)["work"].as_array().unwrap().len(), 1);
     }
 }

@@ -97,6 +97,8 @@ pub struct ProviderLink {
     pub peer: String,
     /// Where this thread is listed while open.
     pub threads: Threads,
+    /// When the customer sent the message that opened it (Unix s).
+    pub first_at: u64,
 }
 
 /// Attempts at one outbound message before it is marked failed.
@@ -145,6 +147,7 @@ impl ChatActor {
             },
             rate_window: std::time::Duration::from_secs(10),
         };
+        let last_inbound = s.provider.as_ref().map(|p| p.first_at);
         ChatActor {
             thread: Thread::new(limits, s.name.clone()),
             s,
@@ -156,7 +159,7 @@ impl ChatActor {
             presence: 0,
             agent: None,
             wound_up: false,
-            last_inbound: None,
+            last_inbound,
             outbox: std::collections::VecDeque::new(),
             sending: false,
         }
@@ -404,6 +407,25 @@ impl ChatActor {
 }
 
 impl ChatActor {
+    /// A WhatsApp thread's reply window: free-form replies until then (Unix ms).
+    fn window_until(&self) -> Option<u64> {
+        self.s
+            .provider
+            .as_ref()
+            .filter(|p| p.account.kind == crate::config::ChannelKind::Whatsapp)?;
+        Some((self.last_inbound? + crate::channels::whatsapp::WINDOW_SECS) * 1000)
+    }
+
+    /// The agent's desktop learns where the reply window stands.
+    fn tell_window(&self) {
+        if let Some(until) = self.window_until() {
+            self.tell_agent(AgentPush::Window {
+                interaction: self.s.interaction.clone(),
+                until,
+            });
+        }
+    }
+
     /// A provider thread leaves the registry (ended, stopped, failed) unless a newer
     /// thread took its place.
     fn forget_thread(&mut self) {
@@ -647,7 +669,13 @@ impl Actor for ChatActor {
                 } else {
                     Channel::Whatsapp
                 },
-                serde_json::json!({"customer.name": self.s.name, "address": p.peer, "verified": true, "account": p.account.name}),
+                {
+                    let mut d = serde_json::json!({"customer.name": self.s.name, "address": p.peer, "verified": true, "account": p.account.name});
+                    if let Some(until) = self.window_until() {
+                        d["window_until"] = until.into();
+                    }
+                    d
+                },
             ),
             // Typed by the customer: the desktop shows it as unverified.
             None => (
@@ -875,6 +903,7 @@ impl Handler<Customer> for ChatActor {
                 // counts it (their timestamp, never later than now).
                 let at = at.min(crate::clock::unix_secs());
                 self.last_inbound = Some(self.last_inbound.map_or(at, |l| l.max(at)));
+                self.tell_window();
                 let (reply, rx) = self.reply_slot();
                 self.feed(
                     ctx,
@@ -1107,6 +1136,7 @@ impl Handler<WorkEvent> for ChatActor {
                 self.screen_pop("chat.connected", &agent);
                 self.leave_waiting();
                 self.agent = Some((agent.clone(), addr));
+                self.tell_window();
                 // The customer knows the agent by their display name.
                 let who = if display.is_empty() { agent } else { display };
                 self.agent_display = who.clone();

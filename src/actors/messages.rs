@@ -94,6 +94,12 @@ pub enum AgentPush {
         interaction: String,
         on: bool,
     },
+    /// A WhatsApp thread's reply window: free-form replies until `until` (Unix ms),
+    /// moved by each customer message.
+    Window {
+        interaction: String,
+        until: u64,
+    },
     /// Where the agent's message `seq` (through a provider) has got to: `queued`
     /// (with why), `sent`, `delivered`, `read` or `failed` (with why).
     Delivery {

@@ -37,6 +37,7 @@ try {
   step("answered", {
     badge: await card.locator(".state").innerText(),
     messages: await card.locator(".messages li").allInnerTexts(),
+    window: await card.locator(".window").innerText(),
   });
   await card.getByLabel("Message").fill("It ships today.");
   await card.getByRole("button", { name: "Send" }).click();

@@ -1146,6 +1146,12 @@ fn a_whatsapp_message_rings_the_desktop_and_the_reply_shows_its_delivery() {
     assert_eq!(o["icon"], "Ⓦ", "{o}");
     let a = b.step("answered", &g);
     assert_eq!(a["badge"], "WhatsApp", "{a}");
+    // The 24-hour window from her message, counting down.
+    let window = a["window"].as_str().unwrap();
+    assert!(
+        window.starts_with("Reply window: 23:59:") || window.starts_with("Reply window: 24:00:00"),
+        "{a}"
+    );
     assert!(
         a["messages"][0]
             .as_str()

@@ -9,7 +9,7 @@ import { api, flash } from "./api.js";
 import { connect, disconnect } from "./socket.js";
 import { setPresence, renderStatus, serviceLevel } from "./status.js";
 import { addOffer, removeOffer, ringUpdate, ringStop, askToNotify } from "./offers.js";
-import { addWork, callState, chatMessage, closeCall, consultLeg, delivery, dropLeg, held, typing, verified, webrtcAnswer, workEnded } from "./work.js";
+import { addWork, callState, chatMessage, closeCall, consultLeg, delivery, dropLeg, held, typing, verified, webrtcAnswer, windowMoved, workEnded } from "./work.js";
 import { hooks } from "./pop.js";
 import { installKeys } from "./keys.js";
 import { installTabs, showTab, countTabs } from "./tabs.js";
@@ -95,6 +95,7 @@ function onPush(m) {
     case "transcript": for (const x of m.messages) chatMessage(Object.assign({ interaction: m.interaction }, x)); break;
     case "typing": typing(m); break;
     case "delivery": delivery(m); break;
+    case "window": windowMoved(m); break;
     case "webrtc_answer": webrtcAnswer(m); break;
     case "error": flash(m.interaction, m.error); break;
     case "logged_out": loggedOut(); break;

@@ -28,6 +28,7 @@ export function addWork(w) {
   $(".timer", n).dataset.since = w.since || Date.now();
   if (voice) wireCall(entry); else wireChat(entry);
   if (!voice) $(".state", n).textContent = CHANNEL[w.channel] || "chat";
+  if (!voice) replyWindow(entry, w.window_until || (w.details && w.details.window_until));
   $("#work-list").append(n);
   // A chat's messages so far (the desk keeps those that came before the assignment).
   for (const x of w.messages || []) chatMessage(Object.assign({ interaction: w.interaction }, x));
@@ -265,6 +266,21 @@ function showDelivery(li, status, error) {
   d.dataset.status = status;
   d.title = error || "";
   if (error && (status === "failed" || status === "queued")) d.textContent += `: ${error}`;
+}
+
+/// A WhatsApp thread's reply window (until, Unix ms): counts down on the card.
+function replyWindow(entry, until) {
+  const p = entry.node && $(".window", entry.node);
+  if (!p || !until) return;
+  p.hidden = false;
+  $(".window-left", p).dataset.until = until;
+  tick();
+}
+
+/// The gateway moved a thread's reply window (the customer wrote again).
+export function windowMoved(m) {
+  const w = app.work.get(m.interaction);
+  if (w) replyWindow(w, m.until);
 }
 
 /// The gateway's news of a message's delivery.
