@@ -784,6 +784,20 @@ impl Centre {
         store
             .add_channel_message(&account.name, &m.id, &id, "in", seq as i64, "received")
             .await?;
+        if account.is_opt_out(&m.text) {
+            if let Some(c) = store.interaction(&id).await?.and_then(|i| i.customer_id) {
+                let kind = account.marketing_consent();
+                store.set_consent(c, &kind, false).await?;
+                store
+                    .add_timeline(
+                        &id,
+                        "opted out",
+                        serde_json::json!({"consent": kind, "word": m.text.trim()}),
+                    )
+                    .await?;
+                tracing::info!(interaction = %id, customer = c, %kind, "marketing consent withdrawn");
+            }
+        }
         Ok(seq)
     }
 

@@ -110,10 +110,19 @@ pub struct ChannelConfig {
     /// Templates an agent may send once the reply window has closed.
     #[serde(default)]
     pub templates: Vec<TemplateConfig>,
+    /// A customer message that is one of these words (any case, trimmed) withdraws
+    /// their marketing consent for this kind of channel (`marketing:whatsapp`,
+    /// `marketing:sms`); the message still reaches the agent.
+    #[serde(default = "default_opt_out")]
+    pub opt_out: Vec<String>,
 }
 
 fn default_priority() -> u8 {
     5
+}
+
+fn default_opt_out() -> Vec<String> {
+    ["STOP", "BAJA", "CANCELAR"].map(String::from).to_vec()
 }
 
 fn default_api_version() -> String {
@@ -122,6 +131,21 @@ fn default_api_version() -> String {
 
 impl ChannelConfig {
     /// Where the provider's API is.
+    /// Whether `text` is an opt-out word of this account.
+    pub fn is_opt_out(&self, text: &str) -> bool {
+        let t = text.trim();
+        self.opt_out.iter().any(|w| w.eq_ignore_ascii_case(t))
+    }
+
+    /// What a customer's opt-out withdraws on this account.
+    pub fn marketing_consent(&self) -> String {
+        let kind = match self.kind {
+            ChannelKind::Twilio => "sms",
+            k => k.name(),
+        };
+        format!("marketing:{kind}")
+    }
+
     pub fn api_base(&self) -> &str {
         match (self.api_base.is_empty(), self.kind) {
             (false, _) => &self.api_base,
@@ -275,6 +299,7 @@ impl ChannelConfig {
             messaging_service_sid: String::new(),
             public_url: String::new(),
             api_version: default_api_version(),
+            opt_out: default_opt_out(),
             templates: vec![TemplateConfig {
                 name: "follow_up".into(),
                 language: "en".into(),

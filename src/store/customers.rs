@@ -336,9 +336,52 @@ impl Store {
                 .collect(),
             None => vec![],
         };
+        let consents: serde_json::Map<String, serde_json::Value> = self
+            .consents(id)
+            .await?
+            .into_iter()
+            .map(|(k, granted, at)| (k, serde_json::json!({"granted": granted, "at": at})))
+            .collect();
         Ok(Some(
-            serde_json::json!({"customer": card, "interactions": recent, "timeline": timeline}),
+            serde_json::json!({"customer": card, "interactions": recent, "timeline": timeline, "consents": consents}),
         ))
+    }
+
+    /// Records what the customer consented to or withdrew (`kind`: what for, e.g.
+    /// `marketing:sms`), replacing what they said before.
+    pub async fn set_consent(
+        &self,
+        customer: i64,
+        kind: &str,
+        granted: bool,
+    ) -> Result<(), StoreError> {
+        let at = super::now();
+        with_db!(self, |pool, sql| {
+            sqlx::query(sql(
+            "INSERT INTO consents (customer_id, kind, granted, at) VALUES (?, ?, ?, ?) ON CONFLICT (customer_id, kind) DO UPDATE SET granted = excluded.granted, at = excluded.at"
+        ))
+        .bind(customer)
+        .bind(kind)
+        .bind(granted as i64)
+        .bind(at)
+        .execute(pool)
+        .await
+        .map(|_| ())
+        })?;
+        Ok(())
+    }
+
+    /// The customer's consents: (kind, granted, when in Unix ms).
+    pub async fn consents(&self, customer: i64) -> Result<Vec<(String, bool, i64)>, StoreError> {
+        Ok(with_db!(self, |pool, sql| sqlx::query(sql(
+            "SELECT kind, granted, at FROM consents WHERE customer_id = ? ORDER BY kind"
+        ))
+        .bind(customer)
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get::<i64, _>(1) != 0, r.get(2)))
+        .collect()))
     }
 
     /// A customer as the agent desktop shows them: fields, identities, open case.

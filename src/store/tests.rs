@@ -49,6 +49,7 @@ on_both!(
     a_survey_answer_is_kept_once_per_interaction_on_its_case,
     service_level_counts_settled_work_of_the_queue_since_a_time,
     provider_messages_count_once_and_their_status_only_moves_forward,
+    a_consent_is_replaced_by_what_the_customer_says_next,
 );
 
 async fn service_level_counts_settled_work_of_the_queue_since_a_time(s: Store) {
@@ -89,6 +90,39 @@ async fn service_level_counts_settled_work_of_the_queue_since_a_time(s: Store) {
         s.service_level("support", later, 20_000).await.unwrap(),
         (0, 0)
     );
+}
+
+async fn a_consent_is_replaced_by_what_the_customer_says_next(s: Store) {
+    s.start_interaction(&new("k1", "+15551234567"))
+        .await
+        .unwrap();
+    let c = s
+        .interaction("k1")
+        .await
+        .unwrap()
+        .unwrap()
+        .customer_id
+        .unwrap();
+    assert_eq!(s.consents(c).await.unwrap(), []);
+    s.set_consent(c, "marketing:sms", true).await.unwrap();
+    s.set_consent(c, "marketing:sms", false).await.unwrap();
+    s.set_consent(c, "marketing:whatsapp", true).await.unwrap();
+    let got: Vec<(String, bool)> = s
+        .consents(c)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(k, g, _)| (k, g))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("marketing:sms".into(), false),
+            ("marketing:whatsapp".into(), true)
+        ]
+    );
+    let view = s.customer_view(c).await.unwrap().unwrap();
+    assert_eq!(view["consents"]["marketing:sms"]["granted"], false);
 }
 
 async fn provider_messages_count_once_and_their_status_only_moves_forward(s: Store) {

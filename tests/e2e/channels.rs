@@ -499,4 +499,26 @@ fn an_sms_through_twilio_reaches_an_agent_and_the_reply_goes_back_through_twilio
     }
     let d = next(&g, &mut ws, "delivery");
     assert_eq!(d["status"], "delivered", "{d}");
+    // "stop": Ada withdraws her marketing consent for SMS; the message still reaches Bob.
+    let stop = [
+        ("MessageSid", "SMin2"),
+        ("From", "+15551234567"),
+        ("To", "+15550001111"),
+        ("Body", " stop "),
+    ];
+    assert_eq!(
+        twilio_post(&g, "/webhooks/twilio/sms", &stop, "twilio-token").0,
+        200
+    );
+    let m = next(&g, &mut ws, "message");
+    assert_eq!(m["text"], "stop", "{m}");
+    let (code, body) = g.get_auth("/api/customers/1", "test-token");
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(
+        json(&body)["consents"]["marketing:sms"]["granted"],
+        false,
+        "{body}"
+    );
+    let (_, body) = g.get_auth(&format!("/api/interactions/{id}"), "test-token");
+    assert!(body.contains("opted out"), "on the timeline: {body}");
 }
