@@ -10,11 +10,8 @@ use omnigate::centre::Centre;
 use omnigate::config::Config;
 use std::time::Instant;
 
-fn rss_bytes() -> u64 {
-    let s = std::fs::read_to_string("/proc/self/statm").expect("/proc/self/statm");
-    let pages: u64 = s.split_whitespace().nth(1).unwrap().parse().unwrap();
-    pages * 4096
-}
+mod support;
+use support::rss_bytes;
 
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
@@ -23,12 +20,7 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(if full { 100_000 } else { 2_000 });
     let dir = tempfile::tempdir().unwrap();
-    let sys = actix::System::with_tokio_rt(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-    });
+    let sys = support::system();
     sys.block_on(async move {
         let store = omnigate::store::Store::open(&dir.path().join("bench.db"))
             .await

@@ -16,11 +16,8 @@ use omnigate::channels::{signature, whatsapp};
 use omnigate::config::Config;
 use std::time::Instant;
 
-fn rss_bytes() -> u64 {
-    let s = std::fs::read_to_string("/proc/self/statm").expect("/proc/self/statm");
-    let pages: u64 = s.split_whitespace().nth(1).unwrap().parse().unwrap();
-    pages * 4096
-}
+mod support;
+use support::rss_bytes;
 
 fn notification(from: u64, id: &str, ts: u64) -> String {
     serde_json::json!({
@@ -72,12 +69,7 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(if full { 20_000 } else { 300 });
     let dir = tempfile::tempdir().unwrap();
-    let sys = actix::System::with_tokio_rt(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-    });
+    let sys = support::system();
     sys.block_on(async move {
         let store = omnigate::store::Store::open(&dir.path().join("bench.db"))
             .await

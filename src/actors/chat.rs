@@ -101,9 +101,6 @@ pub struct ProviderLink {
     pub first_at: u64,
 }
 
-/// Attempts at one outbound message before it is marked failed.
-pub const SEND_ATTEMPTS: u32 = 5;
-
 /// Ended chats their customers may still rate.
 pub type Ratings = Arc<Mutex<crate::ratings::Ratable>>;
 
@@ -475,8 +472,8 @@ impl ChatActor {
     }
 
     /// Sends the first queued message of a provider thread, if none is in flight:
-    /// retried with back-off (1 s, 2 s, 4 s...) while the provider fails or does not
-    /// answer, up to [`SEND_ATTEMPTS`]; an account that cannot send yet keeps it
+    /// retried while the provider fails or does not answer
+    /// ([`crate::channels::send::deliver`]); an account that cannot send yet keeps it
     /// queued. Each outcome is on record and on the agent's desktop.
     fn send_next(&mut self, ctx: &mut Context<Self>) {
         let Some(p) = self.s.provider.clone() else {
@@ -490,39 +487,9 @@ impl ChatActor {
         };
         self.sending = true;
         ctx.spawn(
-            async move {
-                use crate::channels::send::{whatsapp, SendError};
-                let mut wait = std::time::Duration::from_secs(1);
-                let mut attempt = 1;
-                let send = |m: &crate::channels::whatsapp::Outgoing| {
-                    let (a, to) = (p.account.clone(), p.peer.clone());
-                    let m = m.clone();
-                    async move {
-                        match (a.kind, &m) {
-                            (crate::config::ChannelKind::Twilio, crate::channels::whatsapp::Outgoing::Text { body, .. }) => {
-                                crate::channels::send::twilio(&a, &to, body).await
-                            }
-                            (crate::config::ChannelKind::Twilio, _) => Err(SendError::Refused(
-                                "templates are for WhatsApp threads".into(),
-                            )),
-                            _ => whatsapp(&a, &to, &m).await,
-                        }
-                    }
-                };
-                loop {
-                    match send(&m).await {
-                        Err(SendError::Retry(why)) if attempt < SEND_ATTEMPTS => {
-                            tracing::warn!(account = %p.account.name, seq, attempt, error = %why, "send failed; retrying");
-                            tokio::time::sleep(wait).await;
-                            wait *= 2;
-                            attempt += 1;
-                        }
-                        r => break r,
-                    }
-                }
-            }
-            .into_actor(self)
-            .map(move |r, act, ctx| act.sent(ctx, seq, r)),
+            async move { crate::channels::send::deliver(&p.account, &p.peer, &m).await }
+                .into_actor(self)
+                .map(move |r, act, ctx| act.sent(ctx, seq, r)),
         );
     }
 

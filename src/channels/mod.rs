@@ -8,6 +8,18 @@ pub mod signature;
 pub mod twilio;
 pub mod whatsapp;
 
+/// Attempts at one outbound message before it is marked failed.
+pub const SEND_ATTEMPTS: u32 = 5;
+
+/// How long to wait before attempt `attempt + 1` of a send whose attempt `attempt`
+/// (from 1) failed in a way worth retrying: 1 s, 2 s, 4 s, 8 s; `None` once
+/// [`SEND_ATTEMPTS`] are spent.
+pub fn retry_after(attempt: u32) -> Option<std::time::Duration> {
+    (1..SEND_ATTEMPTS)
+        .contains(&attempt)
+        .then(|| std::time::Duration::from_secs(1 << (attempt - 1)))
+}
+
 /// A customer's message from any provider, as a thread takes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Incoming {
@@ -56,6 +68,18 @@ pub fn advances(old: &str, new: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn sends_are_retried_after_1_2_4_8_seconds_then_given_up() {
+        use std::time::Duration;
+        let waits: Vec<_> = (1..=6).map(super::retry_after).collect();
+        let s = Duration::from_secs;
+        assert_eq!(
+            waits,
+            [Some(s(1)), Some(s(2)), Some(s(4)), Some(s(8)), None, None]
+        );
+        assert_eq!(super::retry_after(0), None);
+    }
+
     #[test]
     fn statuses_only_move_forward_and_failed_is_final() {
         use super::advances;

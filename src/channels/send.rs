@@ -24,6 +24,31 @@ pub enum SendError {
     Retry(String),
 }
 
+/// Sends `m` to `to` through `a`'s provider, retried as [`super::retry_after`] says
+/// while the provider fails or does not answer.
+pub async fn deliver(a: &ChannelConfig, to: &str, m: &Outgoing) -> Result<String, SendError> {
+    let mut attempt = 1;
+    loop {
+        let r = match (a.kind, m) {
+            (crate::config::ChannelKind::Twilio, Outgoing::Text { body, .. }) => {
+                twilio(a, to, body).await
+            }
+            (crate::config::ChannelKind::Twilio, _) => Err(SendError::Refused(
+                "templates are for WhatsApp threads".into(),
+            )),
+            _ => whatsapp(a, to, m).await,
+        };
+        match (r, super::retry_after(attempt)) {
+            (Err(SendError::Retry(why)), Some(wait)) => {
+                tracing::warn!(account = %a.name, attempt, error = %why, "send failed; retrying");
+                tokio::time::sleep(wait).await;
+                attempt += 1;
+            }
+            (r, _) => return r,
+        }
+    }
+}
+
 /// `POST {api_base}/{api_version}/{phone_number_id}/messages` with the Bearer token;
 /// the provider's id for the message.
 pub async fn whatsapp(a: &ChannelConfig, to: &str, m: &Outgoing) -> Result<String, SendError> {
