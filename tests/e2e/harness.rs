@@ -233,10 +233,15 @@ impl Gateway {
 
     /// Waits (up to 5 s) until the log contains `needle`.
     pub fn wait_log(&self, needle: &str) {
+        self.wait_log_within(needle, Duration::from_secs(5))
+    }
+
+    /// Waits (up to `limit`) until the log contains `needle`.
+    pub fn wait_log_within(&self, needle: &str, limit: Duration) {
         let t0 = Instant::now();
         while !self.log().contains(needle) {
             assert!(
-                t0.elapsed() < Duration::from_secs(5),
+                t0.elapsed() < limit,
                 "log never showed {needle:?}:\n{}",
                 self.log()
             );
