@@ -809,7 +809,8 @@ impl Centre {
         account: &Arc<crate::config::ChannelConfig>,
         m: &crate::channels::Incoming,
     ) -> Result<(String, Addr<ChatActor>), CentreError> {
-        let key = (account.name.clone(), m.from.clone());
+        let peer = m.thread.clone().unwrap_or_else(|| m.from.clone());
+        let key = (account.name.clone(), peer.clone());
         let lock = self
             .0
             .thread_starts
@@ -887,7 +888,7 @@ impl Centre {
             priority: account.priority,
             provider: Some(crate::actors::chat::ProviderLink {
                 account: account.clone(),
-                peer: m.from.clone(),
+                peer,
                 threads: self.0.threads.clone(),
                 first_at: m.at.min(crate::clock::unix_secs()),
             }),
@@ -903,23 +904,47 @@ impl Centre {
         Ok((id, addr))
     }
 
+    /// The customer is typing (or stopped) on an open channel's `thread`: shown to its
+    /// agent if the thread is live (whether it is).
+    pub fn channel_typing(
+        &self,
+        account: &crate::config::ChannelConfig,
+        thread: &str,
+        on: bool,
+    ) -> bool {
+        let id = self
+            .0
+            .threads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&(account.name.clone(), thread.to_string()))
+            .cloned();
+        match id.and_then(|id| self.chat(&id)) {
+            Some((_, addr)) => {
+                addr.do_send(crate::actors::chat::Customer::Typing(on));
+                true
+            }
+            None => false,
+        }
+    }
+
     /// A provider's status (`sent`, `delivered`, `read`, `failed` with `error`) for our
     /// message `id`: on record if it moves the message forward, and on the agent's
-    /// desktop if the thread is live.
+    /// desktop if the thread is live. Whether the message is ours.
     pub async fn channel_status(
         &self,
         account: &crate::config::ChannelConfig,
         id: &str,
         status: &str,
         error: &str,
-    ) -> Result<(), CentreError> {
+    ) -> Result<bool, CentreError> {
         let Some((m, changed)) = self
             .0
             .store
             .set_channel_status(&account.name, id, status, error)
             .await?
         else {
-            return Ok(());
+            return Ok(false);
         };
         if changed {
             if let Some((_, addr)) = self.chat(&m.interaction) {
@@ -930,7 +955,7 @@ impl Centre {
                 });
             }
         }
-        Ok(())
+        Ok(true)
     }
 
     /// A call joins (or leaves, `None`) the live calls agents can act on.

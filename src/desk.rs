@@ -378,8 +378,13 @@ impl Desk {
                     .get_mut(interaction)
                     .and_then(|w| w.messages.iter_mut().find(|m| m["seq"] == *seq))
                 {
-                    m["status"] = (*status).into();
-                    m["error"] = error.as_str().into();
+                    // News arrive out of order (our own `sent` after a connector's
+                    // `delivered`): only forward moves, or a queued message's reason.
+                    let old = m["status"].as_str().unwrap_or("queued");
+                    if old == *status || crate::channels::advances(old, status) {
+                        m["status"] = (*status).into();
+                        m["error"] = error.as_str().into();
+                    }
                 }
             }
             AgentPush::Verified {
@@ -781,5 +786,40 @@ mod tests {
             },
         );
         assert_eq!(d.snapshot(41)["work"].as_array().unwrap().len(), 1);
+    }
+
+    /// Delivery news arrive out of order (our own `sent` after the provider's
+    /// `delivered`): the message only moves forward.
+    #[test]
+    fn a_message_delivery_only_moves_forward() {
+        let mut d = Desk::new("bob".into(), 0);
+        d.apply(1, &chat_assigned("x"));
+        d.apply(2, &message("x", 1, "it ships today"));
+        let status = |d: &Desk| {
+            let m = &d.snapshot(9)["work"][0]["messages"][0];
+            (m["status"].clone(), m["error"].clone())
+        };
+        let news = |status: &'static str, error: &str| AgentPush::Delivery {
+            interaction: "x".into(),
+            seq: 1,
+            status,
+            error: error.into(),
+        };
+        d.apply(3, &news("queued", "no callback_url yet"));
+        d.apply(3, &news("queued", "the connector did not answer"));
+        assert_eq!(
+            status(&d),
+            ("queued".into(), "the connector did not answer".into())
+        );
+        d.apply(4, &news("delivered", ""));
+        d.apply(5, &news("sent", ""));
+        assert_eq!(status(&d).0, "delivered", "a late sent");
+        d.apply(6, &news("read", ""));
+        d.apply(7, &news("failed", "too late"));
+        assert_eq!(
+            status(&d),
+            ("read".into(), "".into()),
+            "read is where it stays"
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! The omnigate binary: `omnigate serve [--config FILE] [flags]` (the default command)
-//! and `omnigate dialplan check|simulate|test` for IVR designers.
+//! , `omnigate dialplan check|simulate|test` for IVR designers and `omnigate channel
+//! test ACCOUNT` for whoever writes an open channel connector.
 
 use clap::{Parser, Subcommand};
 use omnigate::config::Config;
@@ -26,6 +27,102 @@ enum Cmd {
     /// IVR designers' tools: check, simulate and test flows without making a call.
     #[command(subcommand)]
     Dialplan(DialplanCmd),
+    /// Messaging channel tools.
+    #[command(subcommand)]
+    Channel(ChannelCmd),
+}
+
+#[derive(Subcommand, Debug)]
+enum ChannelCmd {
+    /// Sign a sample event for an open channel ACCOUNT (as its connector would) and
+    /// show what its callback would receive; with --gateway, post the event there
+    /// and show the answer.
+    Test {
+        account: String,
+        /// TOML config file (without one: the demo accounts).
+        #[arg(long, short, env = "OMNIGATE_CONFIG")]
+        config: Option<PathBuf>,
+        /// The gateway's address, e.g. http://127.0.0.1:8080: post the event there.
+        #[arg(long)]
+        gateway: Option<String>,
+    },
+}
+
+fn channel(cmd: ChannelCmd) -> i32 {
+    let ChannelCmd::Test {
+        account,
+        config,
+        gateway,
+    } = cmd;
+    let cfg = match config {
+        Some(p) => match Config::load(&p) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("omnigate: {e}");
+                return 2;
+            }
+        },
+        None => Config::default(),
+    };
+    let channels = cfg.effective_channels();
+    let Some(a) = channels.iter().find(|c| c.name == account) else {
+        let names: Vec<_> = channels.iter().map(|c| c.name.as_str()).collect();
+        eprintln!(
+            "omnigate: no channel account \"{account}\" (there are: {})",
+            names.join(", ")
+        );
+        return 2;
+    };
+    if a.kind != omnigate::config::ChannelKind::Open {
+        eprintln!(
+            "omnigate: channel \"{account}\" is a {} account; this test is for open channels",
+            a.kind.name()
+        );
+        return 2;
+    }
+    let base = gateway.clone().unwrap_or_else(|| {
+        format!(
+            "http://{}",
+            cfg.http
+                .listen
+                .map_or("127.0.0.1:8080".into(), |a| a.to_string())
+        )
+    });
+    let sample = omnigate::channels::open::sample(
+        &a.secret,
+        &a.name,
+        base.trim_end_matches('/'),
+        omnigate::clock::unix_secs(),
+    );
+    print!("{sample}");
+    if gateway.is_none() {
+        return 0;
+    }
+    let r = actix_rt::System::new().block_on(async {
+        let mut r = awc::Client::new()
+            .post(&sample.url)
+            .insert_header(("Content-Type", "application/json"))
+            .insert_header(("X-Omnigate-Timestamp", sample.timestamp.to_string()))
+            .insert_header(("X-Omnigate-Signature", sample.signature.clone()))
+            .send_body(sample.event.clone())
+            .await
+            .map_err(|e| e.to_string())?;
+        let body = r.body().await.map_err(|e| e.to_string())?;
+        Ok::<_, String>((r.status().as_u16(), body))
+    });
+    match r {
+        Ok((status, body)) => {
+            println!(
+                "\n# The gateway answered {status}:\n{}",
+                String::from_utf8_lossy(&body)
+            );
+            i32::from(!(200..300).contains(&status))
+        }
+        Err(e) => {
+            eprintln!("omnigate: {}: {e}", sample.url);
+            1
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -201,6 +298,7 @@ fn main() {
     let args = match cli.cmd {
         Some(Cmd::Serve(a)) => a,
         Some(Cmd::Dialplan(d)) => std::process::exit(dialplan(d)),
+        Some(Cmd::Channel(c)) => std::process::exit(channel(c)),
         None => cli.serve,
     };
     let cfg = match build_config(&args) {

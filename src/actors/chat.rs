@@ -93,7 +93,7 @@ pub type Threads = Arc<Mutex<HashMap<(String, String), String>>>;
 #[derive(Clone)]
 pub struct ProviderLink {
     pub account: Arc<crate::config::ChannelConfig>,
-    /// The customer's number (E.164).
+    /// Where replies go: the customer's number (E.164), or an open channel's thread.
     pub peer: String,
     /// Where this thread is listed while open.
     pub threads: Threads,
@@ -486,10 +486,37 @@ impl ChatActor {
             return;
         };
         self.sending = true;
+        let delivery = format!("{}-{seq}", self.s.interaction);
+        let agent = self.agent_display.clone();
+        let (store, id) = (self.s.store.clone(), self.s.interaction.clone());
         ctx.spawn(
-            async move { crate::channels::send::deliver(&p.account, &p.peer, &m).await }
-                .into_actor(self)
-                .map(move |r, act, ctx| act.sent(ctx, seq, r)),
+            async move {
+                // An open channel's delivery id is ours: on record before the
+                // connector can report on it.
+                if p.account.kind == crate::config::ChannelKind::Open {
+                    store
+                        .add_channel_message(
+                            &p.account.name,
+                            &delivery,
+                            &id,
+                            "out",
+                            seq as i64,
+                            "queued",
+                        )
+                        .await
+                        .map_err(|e| {
+                            crate::channels::send::SendError::Retry(format!("not recorded: {e}"))
+                        })?;
+                }
+                let to = crate::channels::send::Envelope {
+                    to: &p.peer,
+                    delivery: &delivery,
+                    agent: &agent,
+                };
+                crate::channels::send::deliver(&p.account, to, &m).await
+            }
+            .into_actor(self)
+            .map(move |r, act, ctx| act.sent(ctx, seq, r)),
         );
     }
 
@@ -525,11 +552,20 @@ impl ChatActor {
                 self.s.interaction.clone(),
                 p.account.name.clone(),
             );
+            let recorded = p.account.kind == crate::config::ChannelKind::Open;
             ctx.wait(
                 async move {
-                    store
-                        .add_channel_message(&account, &provider_id, &id, "out", seq as i64, "sent")
-                        .await
+                    if recorded {
+                        store
+                            .set_channel_status(&account, &provider_id, "sent", "")
+                            .await
+                            .map(|_| ())
+                    } else {
+                        store
+                            .add_channel_message(&account, &provider_id, &id, "out", seq as i64, "sent")
+                            .await
+                            .map(|_| ())
+                    }
                 }
                 .into_actor(self)
                 .map(|r, act, _| {
@@ -631,13 +667,13 @@ impl Actor for ChatActor {
         let (channel, details) = match &self.s.provider {
             // The provider vouches for the number: the customer's record and case.
             Some(p) => (
-                if p.account.kind == crate::config::ChannelKind::Twilio {
-                    Channel::Sms
-                } else {
-                    Channel::Whatsapp
+                match p.account.kind {
+                    crate::config::ChannelKind::Twilio => Channel::Sms,
+                    crate::config::ChannelKind::Whatsapp => Channel::Whatsapp,
+                    crate::config::ChannelKind::Open => Channel::Api,
                 },
                 {
-                    let mut d = serde_json::json!({"customer.name": self.s.name, "address": p.peer, "verified": true, "account": p.account.name});
+                    let mut d = serde_json::json!({"customer.name": self.s.name, "address": self.s.address, "verified": true, "account": p.account.name});
                     if let Some(until) = self.window_until() {
                         d["window_until"] = until.into();
                     }

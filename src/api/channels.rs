@@ -1,6 +1,8 @@
 //! Where messaging providers reach us: `GET /webhooks/whatsapp/{account}` (Meta's
 //! verification handshake), `POST /webhooks/whatsapp/{account}` (notifications),
-//! `POST /webhooks/twilio/{account}` (an SMS) and `.../status` (Twilio's callbacks).
+//! `POST /webhooks/twilio/{account}` (an SMS) and `.../status` (Twilio's callbacks),
+//! `POST /api/channels/{account}/events` (the open channel API, see
+//! [`crate::channels::open`]).
 //! A post is authenticated (its `X-Hub-Signature-256` over the raw body) before a
 //! byte of it is parsed, and answered 200 only once every message in it is committed
 //! to its thread; anything less is a 503, and the provider delivers it again (what was
@@ -12,6 +14,7 @@ use super::Shared;
 use crate::centre::Centre;
 use crate::channels::twilio;
 use crate::channels::whatsapp::{self, Event};
+use crate::config::ChannelKind;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
@@ -24,10 +27,42 @@ type Reply = Result<HttpResponse, ApiError>;
 fn account(
     c: &Centre,
     name: &str,
+    kind: ChannelKind,
 ) -> Result<std::sync::Arc<crate::config::ChannelConfig>, ApiError> {
-    c.channel(name)
-        .filter(|a| a.kind == crate::config::ChannelKind::Whatsapp)
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no WhatsApp account with that name"))
+    c.channel(name).filter(|a| a.kind == kind).ok_or_else(|| {
+        let what = match kind {
+            ChannelKind::Whatsapp => "WhatsApp account",
+            ChannelKind::Twilio => "Twilio account",
+            ChannelKind::Open => "open channel account",
+        };
+        ApiError::new(StatusCode::NOT_FOUND, format!("no {what} with that name"))
+    })
+}
+
+/// What a provider posts to account `name` of `kind`: the centre, the account and
+/// the raw body (within its kind's limit), before any of it is checked or parsed.
+async fn arrival<'s>(
+    req: &HttpRequest,
+    name: &str,
+    payload: web::Payload,
+    shared: &'s Shared,
+    kind: ChannelKind,
+) -> Result<
+    (
+        &'s Centre,
+        std::sync::Arc<crate::config::ChannelConfig>,
+        web::Bytes,
+    ),
+    ApiError,
+> {
+    let c = centre(shared)?;
+    let a = account(c, name, kind)?;
+    let limit = if kind == ChannelKind::Twilio {
+        MAX_FORM
+    } else {
+        MAX_BODY
+    };
+    Ok((c, a, read_body(req, payload, limit).await?))
 }
 
 /// The body, refused with 413 beyond `limit` (before reading it, if it says so).
@@ -64,7 +99,7 @@ pub(crate) async fn read_body(
 /// Meta's verification: `hub.mode=subscribe`, our `hub.verify_token`; answered with
 /// `hub.challenge`.
 async fn verify(req: HttpRequest, path: web::Path<String>, shared: web::Data<Shared>) -> Reply {
-    let a = account(centre(&shared)?, &path)?;
+    let a = account(centre(&shared)?, &path, ChannelKind::Whatsapp)?;
     let q = web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
         .map_err(|e| ApiError::bad_request(format!("bad query: {e}")))?;
     let get = |k: &str| q.get(k).map(String::as_str);
@@ -101,9 +136,7 @@ async fn notify(
     payload: web::Payload,
     shared: web::Data<Shared>,
 ) -> Reply {
-    let c = centre(&shared)?;
-    let a = account(c, &path)?;
-    let body = read_body(&req, payload, MAX_BODY).await?;
+    let (c, a, body) = arrival(&req, &path, payload, &shared, ChannelKind::Whatsapp).await?;
     let sig = req
         .headers()
         .get("x-hub-signature-256")
@@ -146,12 +179,7 @@ async fn twilio_post(
     payload: web::Payload,
     shared: &Shared,
 ) -> Result<(std::sync::Arc<crate::config::ChannelConfig>, twilio::Params), ApiError> {
-    let c = centre(shared)?;
-    let a = c
-        .channel(path)
-        .filter(|a| a.kind == crate::config::ChannelKind::Twilio)
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no Twilio account with that name"))?;
-    let body = read_body(req, payload, MAX_FORM).await?;
+    let (_, a, body) = arrival(req, path, payload, shared, ChannelKind::Twilio).await?;
     let params = twilio::form(&body).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let url = format!(
         "{}{}",
@@ -196,6 +224,7 @@ async fn twilio_inbound(
     let incoming = crate::channels::Incoming {
         id: m.sid,
         from: m.from,
+        thread: None,
         name: None,
         at: crate::clock::unix_secs(),
         text: text.trim().to_string(),
@@ -231,10 +260,86 @@ async fn twilio_status(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// An open channel's batch of events: checked (timestamp and signature over the raw
+/// body), each event taken on its own and answered in order.
+async fn open_events(
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+    shared: web::Data<Shared>,
+) -> Reply {
+    use crate::channels::open::{self, Event};
+    let (c, a, body) = arrival(&req, &path, payload, &shared, ChannelKind::Open).await?;
+    let header = |h: &str| req.headers().get(h).and_then(|v| v.to_str().ok());
+    crate::channels::signature::check_open(
+        &a.secret,
+        crate::clock::unix_secs(),
+        header("x-omnigate-timestamp"),
+        header("x-omnigate-signature"),
+        &body,
+    )
+    .map_err(|e| ApiError::new(StatusCode::UNAUTHORIZED, e.to_string()))?;
+    let events = open::parse(&a.name, &body).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let mut results = Vec::with_capacity(events.len());
+    for e in events {
+        let r = match e {
+            Err((id, why)) => serde_json::json!({"id": id, "error": why}),
+            Ok(Event::Message {
+                id,
+                thread,
+                from,
+                name,
+                at,
+                text,
+            }) => {
+                let m = crate::channels::Incoming {
+                    id: id.clone(),
+                    from,
+                    thread: Some(thread),
+                    name,
+                    at: at.unwrap_or_else(crate::clock::unix_secs),
+                    text,
+                };
+                let seq = c
+                    .channel_inbound(&a, m)
+                    .await
+                    .map_err(|e| not_committed(&a.name, e))?;
+                serde_json::json!({"id": id, "result": "stored", "seq": seq})
+            }
+            Ok(Event::Status {
+                id,
+                delivery,
+                status,
+                error,
+            }) => {
+                let known = c
+                    .channel_status(&a, &delivery, &status, &error)
+                    .await
+                    .map_err(|e| not_committed(&a.name, e))?;
+                if known {
+                    serde_json::json!({"id": id, "result": "applied"})
+                } else {
+                    serde_json::json!({"id": id, "error": format!("no delivery {delivery:?} on this account")})
+                }
+            }
+            Ok(Event::Typing { id, thread, on }) => {
+                let live = c.channel_typing(&a, &thread, on);
+                serde_json::json!({"id": id, "result": if live { "shown" } else { "no open thread" }})
+            }
+        };
+        results.push(r);
+    }
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "results": results })))
+}
+
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/webhooks/whatsapp/{account}", web::get().to(verify))
         .route("/webhooks/whatsapp/{account}", web::post().to(notify))
         .route("/webhooks/twilio/{account}", web::post().to(twilio_inbound))
+        .route(
+            "/api/channels/{account}/events",
+            web::post().to(open_events),
+        )
         .route(
             "/webhooks/twilio/{account}/status",
             web::post().to(twilio_status),

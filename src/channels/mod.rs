@@ -1,21 +1,23 @@
-//! Messaging channels (WhatsApp; Twilio SMS; the open channel API to come):
+//! Messaging channels (WhatsApp; Twilio SMS; the open channel API for any other):
 //! the providers' wire formats and signatures as sans-IO functions. The HTTP
 //! handlers in `api::channels` check and read what arrives, and the conversation core
 //! carries each thread like a web chat.
 
+pub mod open;
 pub mod send;
 pub mod signature;
 pub mod twilio;
 pub mod whatsapp;
 
-/// Attempts at one outbound message before it is marked failed.
+/// Attempts at one outbound message before it is marked failed, unless the account
+/// says otherwise (`send_attempts`).
 pub const SEND_ATTEMPTS: u32 = 5;
 
 /// How long to wait before attempt `attempt + 1` of a send whose attempt `attempt`
-/// (from 1) failed in a way worth retrying: 1 s, 2 s, 4 s, 8 s; `None` once
-/// [`SEND_ATTEMPTS`] are spent.
-pub fn retry_after(attempt: u32) -> Option<std::time::Duration> {
-    (1..SEND_ATTEMPTS)
+/// (from 1) failed in a way worth retrying: 1 s, 2 s, 4 s, 8 s …; `None` once
+/// `attempts` are spent.
+pub fn retry_after(attempt: u32, attempts: u32) -> Option<std::time::Duration> {
+    (1..attempts.min(16))
         .contains(&attempt)
         .then(|| std::time::Duration::from_secs(1 << (attempt - 1)))
 }
@@ -27,6 +29,9 @@ pub struct Incoming {
     pub id: String,
     /// The customer's address (E.164 for phones).
     pub from: String,
+    /// The provider's conversation it belongs to, where that is not the customer's
+    /// address (an open channel's thread id).
+    pub thread: Option<String>,
     /// The name the provider gives (a WhatsApp profile name).
     pub name: Option<String>,
     /// When they sent it (Unix s).
@@ -41,6 +46,7 @@ impl From<whatsapp::Inbound> for Incoming {
             text: m.body.text(),
             id: m.id,
             from: m.from,
+            thread: None,
             name: m.name,
             at: m.timestamp,
         }
@@ -71,13 +77,15 @@ mod tests {
     #[test]
     fn sends_are_retried_after_1_2_4_8_seconds_then_given_up() {
         use std::time::Duration;
-        let waits: Vec<_> = (1..=6).map(super::retry_after).collect();
+        let waits: Vec<_> = (1..=6).map(|a| super::retry_after(a, 5)).collect();
         let s = Duration::from_secs;
         assert_eq!(
             waits,
             [Some(s(1)), Some(s(2)), Some(s(4)), Some(s(8)), None, None]
         );
-        assert_eq!(super::retry_after(0), None);
+        assert_eq!(super::retry_after(0, 5), None);
+        assert_eq!(super::retry_after(1, 1), None, "one attempt: no retry");
+        assert_eq!(super::retry_after(3, 10), Some(s(4)));
     }
 
     #[test]

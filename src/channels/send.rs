@@ -24,21 +24,37 @@ pub enum SendError {
     Retry(String),
 }
 
-/// Sends `m` to `to` through `a`'s provider, retried as [`super::retry_after`] says
-/// while the provider fails or does not answer.
-pub async fn deliver(a: &ChannelConfig, to: &str, m: &Outgoing) -> Result<String, SendError> {
+/// Whom one outbound message is for.
+#[derive(Debug, Clone, Copy)]
+pub struct Envelope<'a> {
+    /// The customer's address (a phone number), or an open channel's thread.
+    pub to: &'a str,
+    /// Our stable id for the message (an open channel's `delivery`: the same on
+    /// every attempt).
+    pub delivery: &'a str,
+    /// The agent's name as the customer sees it.
+    pub agent: &'a str,
+}
+
+/// Sends `m` through `a`'s provider, retried as [`super::retry_after`] says while the
+/// provider fails or does not answer; the provider's id for it.
+pub async fn deliver(
+    a: &ChannelConfig,
+    e: Envelope<'_>,
+    m: &Outgoing,
+) -> Result<String, SendError> {
+    use crate::config::ChannelKind;
     let mut attempt = 1;
     loop {
         let r = match (a.kind, m) {
-            (crate::config::ChannelKind::Twilio, Outgoing::Text { body, .. }) => {
-                twilio(a, to, body).await
-            }
-            (crate::config::ChannelKind::Twilio, _) => Err(SendError::Refused(
+            (ChannelKind::Whatsapp, _) => whatsapp(a, e.to, m).await,
+            (ChannelKind::Twilio, Outgoing::Text { body, .. }) => twilio(a, e.to, body).await,
+            (ChannelKind::Open, Outgoing::Text { body, .. }) => open(a, e, body).await,
+            (_, Outgoing::Template { .. }) => Err(SendError::Refused(
                 "templates are for WhatsApp threads".into(),
             )),
-            _ => whatsapp(a, to, m).await,
         };
-        match (r, super::retry_after(attempt)) {
+        match (r, super::retry_after(attempt, a.send_attempts)) {
             (Err(SendError::Retry(why)), Some(wait)) => {
                 tracing::warn!(account = %a.name, attempt, error = %why, "send failed; retrying");
                 tokio::time::sleep(wait).await;
@@ -129,5 +145,38 @@ pub async fn twilio(a: &ChannelConfig, to: &str, text: &str) -> Result<String, S
         Ok(id) => Ok(id),
         Err(why) if status >= 500 || status == 429 => Err(SendError::Retry(why)),
         Err(why) => Err(SendError::Refused(why)),
+    }
+}
+
+/// `POST {callback_url}` of an open channel: the message, signed as the connector's
+/// events are; our delivery id is its id.
+pub async fn open(a: &ChannelConfig, e: Envelope<'_>, text: &str) -> Result<String, SendError> {
+    if a.callback_url.is_empty() {
+        return Err(SendError::NotConfigured(format!(
+            "channel {} has no callback_url yet: configure it to send",
+            a.name
+        )));
+    }
+    let at = crate::clock::unix_millis();
+    let body = super::open::callback_body(e.delivery, e.to, text, e.agent, at);
+    let ts = at / 1000;
+    let client = awc::Client::builder().timeout(SEND_TIMEOUT).finish();
+    let mut r = client
+        .post(&a.callback_url)
+        .insert_header(("Content-Type", "application/json"))
+        .insert_header(("X-Omnigate-Timestamp", ts.to_string()))
+        .insert_header((
+            "X-Omnigate-Signature",
+            super::signature::sign_open(&a.secret, ts, body.as_bytes()),
+        ))
+        .send_body(body)
+        .await
+        .map_err(|e| SendError::Retry(format!("the connector did not answer: {e}")))?;
+    let status = r.status().as_u16();
+    let bytes = r.body().limit(16 * 1024).await.unwrap_or_default();
+    match super::open::answer(status, &bytes) {
+        Ok(()) => Ok(e.delivery.to_string()),
+        Err((true, why)) => Err(SendError::Retry(why)),
+        Err((false, why)) => Err(SendError::Refused(why)),
     }
 }

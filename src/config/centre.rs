@@ -164,6 +164,7 @@ pub(super) fn default_capacity() -> std::collections::BTreeMap<String, u8> {
         ("chat".to_string(), 3),
         ("whatsapp".to_string(), 3),
         ("sms".to_string(), 3),
+        ("api".to_string(), 3),
     ]
     .into()
 }

@@ -28,7 +28,16 @@
 //! public_url = "https://cc.example.com"  # what Twilio posts to, as it signs it
 //! ```
 //!
-//! `open` (issue 17) is refused with that said, not accepted and ignored.
+//!
+//! ```toml
+//! [[channel]]
+//! name = "shop-app"
+//! kind = "open"                     # the open channel API (any channel of your own)
+//! queue = "support"
+//! secret = "…"                      # signs both ways (X-Omnigate-Signature)
+//! callback_url = "https://connector.example.com/omnigate"  # where replies go
+//! send_attempts = 5                 # 1 s, 2 s, 4 s … between them
+//! ```
 
 use serde::Deserialize;
 
@@ -107,6 +116,16 @@ pub struct ChannelConfig {
     pub public_url: String,
     #[serde(default = "default_api_version")]
     pub api_version: String,
+    /// Open: the shared secret both sides sign with (at least 16 characters).
+    #[serde(default)]
+    pub secret: String,
+    /// Open: where agents' messages are posted (empty: they stay queued, saying why).
+    #[serde(default)]
+    pub callback_url: String,
+    /// How many times one outbound message is tried while the provider fails or does
+    /// not answer (1-10; waits of 1 s, 2 s, 4 s … between).
+    #[serde(default = "default_send_attempts")]
+    pub send_attempts: u32,
     /// Templates an agent may send once the reply window has closed.
     #[serde(default)]
     pub templates: Vec<TemplateConfig>,
@@ -125,12 +144,15 @@ fn default_opt_out() -> Vec<String> {
     ["STOP", "BAJA", "CANCELAR"].map(String::from).to_vec()
 }
 
+fn default_send_attempts() -> u32 {
+    crate::channels::SEND_ATTEMPTS
+}
+
 fn default_api_version() -> String {
     "v21.0".into()
 }
 
 impl ChannelConfig {
-    /// Where the provider's API is.
     /// Whether `text` is an opt-out word of this account.
     pub fn is_opt_out(&self, text: &str) -> bool {
         let t = text.trim();
@@ -141,9 +163,24 @@ impl ChannelConfig {
     pub fn marketing_consent(&self) -> String {
         let kind = match self.kind {
             ChannelKind::Twilio => "sms",
+            ChannelKind::Open => return format!("marketing:{}", self.name),
             k => k.name(),
         };
         format!("marketing:{kind}")
+    }
+
+    /// The demo open channel account: signed with `demo-open-secret`, no callback
+    /// until one is configured.
+    pub fn demo_open() -> ChannelConfig {
+        ChannelConfig {
+            name: "demo-open".into(),
+            kind: ChannelKind::Open,
+            secret: "demo-open-secret".into(),
+            app_secret: String::new(),
+            verify_token: String::new(),
+            templates: Vec::new(),
+            ..ChannelConfig::demo_whatsapp()
+        }
     }
 
     pub fn api_base(&self) -> &str {
@@ -172,14 +209,11 @@ impl ChannelConfig {
                 ),
             ));
         }
-        if self.kind == ChannelKind::Open {
+        if !(1..=10).contains(&self.send_attempts) {
             return Some((
-                "kind",
-                self.kind.name().into(),
-                format!(
-                    "channel \"{}\": kind \"open\" is not built yet (\"whatsapp\" and \"twilio\" are)",
-                    self.name
-                ),
+                "send_attempts",
+                self.send_attempts.to_string(),
+                "must be 1 to 10".into(),
             ));
         }
         if self.priority > 9 {
@@ -203,6 +237,33 @@ impl ChannelConfig {
                     self.api_base
                 ),
             ));
+        }
+        if self.kind == ChannelKind::Open {
+            if self.secret.chars().count() < 16 {
+                return Some((
+                    "secret",
+                    String::new(),
+                    format!(
+                        "channel \"{}\": an open channel needs a secret of at least 16 characters",
+                        self.name
+                    ),
+                ));
+            }
+            if !self.callback_url.is_empty()
+                && !((self.callback_url.starts_with("https://")
+                    || self.callback_url.starts_with("http://"))
+                    && !self
+                        .callback_url
+                        .chars()
+                        .any(|c| c.is_whitespace() || c.is_control()))
+            {
+                return Some((
+                    "callback_url",
+                    self.callback_url.clone(),
+                    format!("\"{}\" is not an http(s) URL", self.callback_url),
+                ));
+            }
+            return None;
         }
         if self.kind == ChannelKind::Twilio {
             let missing = [
@@ -299,6 +360,9 @@ impl ChannelConfig {
             messaging_service_sid: String::new(),
             public_url: String::new(),
             api_version: default_api_version(),
+            secret: String::new(),
+            callback_url: String::new(),
+            send_attempts: default_send_attempts(),
             opt_out: default_opt_out(),
             templates: vec![TemplateConfig {
                 name: "follow_up".into(),

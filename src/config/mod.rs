@@ -174,11 +174,16 @@ impl Config {
         v
     }
 
-    /// Messaging accounts, with the demo WhatsApp account in demo mode.
+    /// Messaging accounts, with the demo WhatsApp and open channel accounts in demo
+    /// mode.
     pub fn effective_channels(&self) -> Vec<ChannelConfig> {
         let mut v = self.channels.clone();
-        if self.is_demo() && !v.iter().any(|c| c.name == "demo-whatsapp") {
-            v.push(ChannelConfig::demo_whatsapp());
+        if self.is_demo() {
+            for demo in [ChannelConfig::demo_whatsapp(), ChannelConfig::demo_open()] {
+                if !v.iter().any(|c| c.name == demo.name) {
+                    v.push(demo);
+                }
+            }
         }
         v
     }

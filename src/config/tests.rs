@@ -205,7 +205,7 @@ fn channel_accounts_are_checked_at_their_line() {
     let ok = "demo = true\n[[channel]]\nname = \"acme-wa\"\nkind = \"whatsapp\"\nqueue = \"support\"\napp_secret = \"0123456789abcdef\"\nverify_token = \"v\"\nphone_number_id = \"1234\"\napi_base = \"http://127.0.0.1:9\"\ntemplates = [{ name = \"order_update\", language = \"es\", parameters = 1 }]\n";
     let c = Config::parse(ok, "t.toml").unwrap();
     let names: Vec<_> = c.effective_channels().into_iter().map(|c| c.name).collect();
-    assert_eq!(names, ["acme-wa", "demo-whatsapp"]);
+    assert_eq!(names, ["acme-wa", "demo-whatsapp", "demo-open"]);
     assert_eq!(c.channels[0].api_version, "v21.0");
     let bad = |from: &str, to: &str| {
         Config::parse(&ok.replace(from, to), "t.toml")
@@ -217,11 +217,25 @@ fn channel_accounts_are_checked_at_their_line() {
         e.starts_with("t.toml:5:1: queue: channel \"acme-wa\": no queue named \"nowhere\""),
         "{e}"
     );
-    let e = bad("kind = \"whatsapp\"", "kind = \"open\"");
+    // An open channel needs its secret; its callback is an http(s) URL.
+    let open = "[[channel]]\nname = \"shop\"\nkind = \"open\"\nqueue = \"support\"\nsecret = \"0123456789abcdef\"\ncallback_url = \"http://127.0.0.1:9/cb\"\n";
+    let c = Config::parse(open, "t.toml").unwrap();
+    assert_eq!(c.channels[0].send_attempts, 5);
+    let e = Config::parse(&open.replace("0123456789abcdef", "short"), "t.toml")
+        .unwrap_err()
+        .0;
+    assert!(e.contains("at least 16 characters"), "{e}");
+    let e = Config::parse(&open.replace("http://127.0.0.1:9/cb", "ftp://x"), "t.toml")
+        .unwrap_err()
+        .0;
     assert!(
-        e.contains("t.toml:4:1") && e.contains("not built yet"),
+        e.contains("callback_url") && e.contains("not an http(s) URL"),
         "{e}"
     );
+    let e = Config::parse(&format!("{open}send_attempts = 0\n"), "t.toml")
+        .unwrap_err()
+        .0;
+    assert!(e.contains("send_attempts") && e.contains("1 to 10"), "{e}");
     // A Twilio account names what it needs.
     let e = bad("kind = \"whatsapp\"", "kind = \"twilio\"");
     assert!(e.contains("a Twilio account needs account_sid"), "{e}");

@@ -85,32 +85,36 @@ impl Store {
         status: &str,
         error: &str,
     ) -> Result<Option<(ChannelMessage, bool)>, StoreError> {
-        let Some(mut m) = self.channel_message(account, external_id).await? else {
-            return Ok(None);
-        };
-        if m.direction != "out" || !crate::channels::advances(&m.status, status) {
-            return Ok(Some((m, false)));
+        // Conditional on the status read, so two updates racing keep the order; one
+        // that lost the race reads again (a `delivered` racing our own `sent` must
+        // still land). Each round some update won, and statuses only move forward.
+        loop {
+            let Some(mut m) = self.channel_message(account, external_id).await? else {
+                return Ok(None);
+            };
+            if m.direction != "out" || !crate::channels::advances(&m.status, status) {
+                return Ok(Some((m, false)));
+            }
+            let old = m.status.clone();
+            let changed = with_db!(self, |pool, sql| {
+                sqlx::query(sql(
+                "UPDATE channel_messages SET status = ?, error = ?, at = ? WHERE account = ? AND external_id = ? AND status = ?"
+            ))
+            .bind(status)
+            .bind(error)
+            .bind(now())
+            .bind(account)
+            .bind(external_id)
+            .bind(&old)
+            .execute(pool)
+            .await?
+            .rows_affected()
+            }) == 1;
+            if changed {
+                m.status = status.to_string();
+                m.error = error.to_string();
+                return Ok(Some((m, true)));
+            }
         }
-        let old = m.status.clone();
-        // Conditional on the status read, so two updates racing keep the order.
-        let changed = with_db!(self, |pool, sql| {
-            sqlx::query(sql(
-            "UPDATE channel_messages SET status = ?, error = ?, at = ? WHERE account = ? AND external_id = ? AND status = ?"
-        ))
-        .bind(status)
-        .bind(error)
-        .bind(now())
-        .bind(account)
-        .bind(external_id)
-        .bind(&old)
-        .execute(pool)
-        .await?
-        .rows_affected()
-        }) == 1;
-        if changed {
-            m.status = status.to_string();
-            m.error = error.to_string();
-        }
-        Ok(Some((m, changed)))
     }
 }

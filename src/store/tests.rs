@@ -201,6 +201,24 @@ async fn provider_messages_count_once_and_their_status_only_moves_forward(s: Sto
         (m.status.as_str(), m.error.as_str()),
         ("failed", "131047 Re-engagement message")
     );
+    // Our own "sent" racing the connector's "delivered" (an open channel's delivery is
+    // on record as queued first): whichever lands first, delivered wins and says so.
+    for i in 0..20 {
+        let id = format!("race-{i}");
+        assert!(s
+            .add_channel_message("open", &id, "w1", "out", 10 + i, "queued")
+            .await
+            .unwrap());
+        let (sent, delivered) = tokio::join!(
+            s.set_channel_status("open", &id, "sent", ""),
+            s.set_channel_status("open", &id, "delivered", "")
+        );
+        let (_, changed) = delivered.unwrap().unwrap();
+        assert!(changed, "delivered moved it forward (round {i})");
+        sent.unwrap().unwrap();
+        let m = s.channel_message("open", &id).await.unwrap().unwrap();
+        assert_eq!(m.status, "delivered", "round {i}");
+    }
 }
 
 async fn a_survey_answer_is_kept_once_per_interaction_on_its_case(s: Store) {

@@ -12,7 +12,7 @@ use omnigate::channels::signature::sign_whatsapp;
 
 pub(crate) const SECRET: &str = "wa-app-secret-123";
 
-fn json(body: &str) -> serde_json::Value {
+pub(crate) fn json(body: &str) -> serde_json::Value {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
 }
 
@@ -65,7 +65,7 @@ pub(crate) fn post_signed(
 }
 
 /// An agent logged in, Available, their desktop's socket open.
-fn on_duty(g: &Gateway, name: &str, password: &str) -> (String, AgentSocket) {
+pub(crate) fn on_duty(g: &Gateway, name: &str, password: &str) -> (String, AgentSocket) {
     let (token, ws) = agent_socket(g, name, password);
     let (code, body) = crate::centre::put(
         g,
@@ -78,7 +78,7 @@ fn on_duty(g: &Gateway, name: &str, password: &str) -> (String, AgentSocket) {
 }
 
 /// The next push of type `ty` (any, if empty) on an agent's WebSocket (others skipped).
-fn next(g: &Gateway, ws: &mut AgentSocket, ty: &str) -> serde_json::Value {
+pub(crate) fn next(g: &Gateway, ws: &mut AgentSocket, ty: &str) -> serde_json::Value {
     loop {
         let m = ws.read().unwrap_or_else(|e| {
             panic!("the agent's websocket, waiting for {ty}: {e}\n{}", g.log())
@@ -92,7 +92,7 @@ fn next(g: &Gateway, ws: &mut AgentSocket, ty: &str) -> serde_json::Value {
     }
 }
 
-fn customer_messages(g: &Gateway, id: &str) -> Vec<String> {
+pub(crate) fn customer_messages(g: &Gateway, id: &str) -> Vec<String> {
     let (code, body) = g.get_auth(&format!("/api/interactions/{id}"), "test-token");
     assert_eq!(code, 200, "{body}");
     json(&body)["timeline"]
@@ -108,7 +108,7 @@ fn customer_messages(g: &Gateway, id: &str) -> Vec<String> {
 /// then each gets an id `wamid.OUT<n>`) and a demo gateway with the WhatsApp account
 /// `wa` pointed at it.
 pub(crate) fn graph_and_gateway(base: u16, fail_first: bool) -> (Posts, Gateway) {
-    let graph = serve(base + 50, move |n, _, _| {
+    let graph = serve(base + 50, move |n, _, _, _| {
         if n == 0 && fail_first {
             ("500 Internal Server Error".into(), r#"{"error":{"message":"An unexpected error has occurred.","type":"OAuthException","code":2}}"#.into())
         } else {
@@ -398,7 +398,7 @@ fn twilio_post(g: &Gateway, path: &str, params: &[(&str, &str)], token: &str) ->
 #[test]
 fn an_sms_through_twilio_reaches_an_agent_and_the_reply_goes_back_through_twilio() {
     let base = 24900;
-    let twilio = serve(base + 50, |n, _, _| {
+    let twilio = serve(base + 50, |n, _, _, _| {
         (
             "201 Created".into(),
             format!(r#"{{"sid":"SM{n}","status":"queued","to":"+15551234567"}}"#),

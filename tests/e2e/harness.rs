@@ -525,7 +525,7 @@ pub type Posts = std::sync::Arc<std::sync::Mutex<Vec<(Vec<(String, String)>, Str
 
 pub fn crm(port: u16) -> Posts {
     // The first post fails (a retry is seen), the others are taken.
-    serve(port, |n, _, _| {
+    serve(port, |n, _, _, _| {
         let status = if n == 0 {
             "500 Internal Server Error"
         } else {
@@ -541,7 +541,7 @@ pub fn crm(port: u16) -> Posts {
 /// pseudo-header `:request`.
 pub fn serve(
     port: u16,
-    respond: impl Fn(usize, &str, &str) -> (String, String) + Send + 'static,
+    respond: impl Fn(usize, &str, &[(String, String)], &str) -> (String, String) + Send + 'static,
 ) -> Posts {
     let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let l = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
@@ -581,7 +581,7 @@ pub fn serve(
                 buf.extend_from_slice(&chunk[..k]);
             }
             let body = String::from_utf8_lossy(&buf[body_start.min(buf.len())..]).to_string();
-            let (status, reply) = respond(n, &request, &body);
+            let (status, reply) = respond(n, &request, &headers, &body);
             headers.push((":request".into(), request));
             g2.lock().unwrap().push((headers, body));
             let _ = write!(

@@ -8,6 +8,7 @@ mod hardening;
 mod harness;
 mod ivr;
 mod media;
+mod open_channel;
 mod sipp_calls;
 #[path = "../../src/store/testpg.rs"]
 mod testpg;

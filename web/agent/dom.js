@@ -26,4 +26,4 @@ export const clock = ms => (ms ? new Date(ms).toLocaleTimeString([], { hour: "2-
 
 /// Each channel's icon: a character common fonts have (nothing is fetched), with its
 /// name beside it for screen readers.
-export const ICON = { voice: "☎", video: "◉", chat: "✎", webchat: "✎", whatsapp: "Ⓦ", sms: "✆", email: "✉", consult: "⇄" };
+export const ICON = { voice: "☎", video: "◉", chat: "✎", webchat: "✎", whatsapp: "Ⓦ", sms: "✆", email: "✉", api: "⇆", consult: "⇄" };

@@ -27,7 +27,9 @@ export function addWork(w) {
   $(".from", n).textContent = w.consult ? (w.caller ? `${w.from} (consult about ${w.caller})` : w.from) : personOf(w);
   $(".timer", n).dataset.since = w.since || Date.now();
   if (voice) wireCall(entry); else wireChat(entry);
-  if (!voice) $(".state", n).textContent = CHANNEL[w.channel] || "chat";
+  // An open channel's thread shows the account it came through (the business's own
+  // channel: its app, its marketplace inbox).
+  if (!voice) $(".state", n).textContent = CHANNEL[w.channel] || (w.channel === "api" && w.details && w.details.account) || "chat";
   if (!voice) replyWindow(entry, w.window_until || (w.details && w.details.window_until));
   $("#work-list").append(n);
   // A chat's messages so far (the desk keeps those that came before the assignment).
@@ -259,9 +261,15 @@ export function chatMessage(m) {
 // Where a message sent through a provider (WhatsApp) has got to.
 const TICKS = { queued: "queued", sent: "✓ sent", delivered: "✓✓ delivered", read: "✓✓ read", failed: "failed" };
 
+const RANK = { queued: 0, sent: 1, delivered: 2, read: 3 };
+
 function showDelivery(li, status, error) {
   let d = li.querySelector(".delivery");
   if (!d) { d = el("span", { className: "delivery" }); li.append(" ", d); }
+  // News may arrive out of order (our "sent" after the provider's "delivered"): a
+  // message only moves forward, and failed or read is where it stays.
+  const old = d.dataset.status;
+  if (old && old !== status && (!(old in RANK) || old === "read" || (status !== "failed" && !(RANK[status] > RANK[old])))) return;
   d.textContent = TICKS[status] || status;
   d.dataset.status = status;
   d.title = error || "";
