@@ -958,6 +958,102 @@ impl Centre {
         Ok(true)
     }
 
+    /// `agent`, working on `interaction` (a call, a chat), sends `text` to its
+    /// customer's phone on another channel (`sms`, `whatsapp` or an account's name):
+    /// on the case's timeline at once, then sent through the account in the background
+    /// (retried while the provider fails; its statuses land on record; a failure on
+    /// the timeline). A WhatsApp message needs the customer to have written within
+    /// 24 hours (templates go in their thread). Returns (account, number).
+    pub async fn send_on_channel(
+        &self,
+        interaction: &crate::store::Interaction,
+        agent: &str,
+        channel: &str,
+        text: &str,
+    ) -> Result<(String, String), CentreError> {
+        let mut accounts: Vec<_> = self.0.channels.values().cloned().collect();
+        accounts.sort_by(|a, b| a.name.cmp(&b.name));
+        let account = crate::channels::account_for(&accounts, channel)
+            .map_err(CentreError::Refused)?
+            .clone();
+        let store = &self.0.store;
+        let customer = interaction.customer_id.ok_or_else(|| {
+            CentreError::Conflict(
+                "the customer is not identified on this interaction yet (verify them first)".into(),
+            )
+        })?;
+        let to = store
+            .customer(customer)
+            .await?
+            .map(|c| c.phone)
+            .filter(|p| !p.is_empty())
+            .ok_or_else(|| {
+                CentreError::Conflict("the customer has no phone number on record".into())
+            })?;
+        if account.kind == crate::config::ChannelKind::Whatsapp {
+            let last = store.last_inbound(&account.name, customer).await?;
+            let now = crate::clock::unix_secs();
+            if crate::channels::whatsapp::window_left(last.map(|ms| ms as u64 / 1000), now)
+                .is_none()
+            {
+                let names: Vec<&str> = account.templates.iter().map(|t| t.name.as_str()).collect();
+                return Err(CentreError::Conflict(format!(
+                    "the customer has not written on WhatsApp ({}) in the last 24 hours: only an approved template may go (templates: {})",
+                    account.name,
+                    names.join(", ")
+                )));
+            }
+        }
+        let delivery = format!("{}-out-{:08x}", interaction.id, rand::random::<u32>());
+        store
+            .add_timeline(
+                &interaction.id,
+                "message",
+                serde_json::json!({"from": "agent", "name": agent, "text": text, "channel": channel, "account": account.name, "to": to, "delivery": delivery}),
+            )
+            .await?;
+        tracing::info!(interaction = %interaction.id, account = %account.name, "message to the customer's phone queued");
+        let (store, id, to2, agent, text) = (
+            store.clone(),
+            interaction.id.clone(),
+            to.clone(),
+            agent.to_string(),
+            text.to_string(),
+        );
+        let a = account.clone();
+        actix_rt::spawn(async move {
+            let m = crate::channels::whatsapp::Outgoing::Text {
+                body: text,
+                reply_to: None,
+            };
+            let e = crate::channels::send::Envelope {
+                to: &to2,
+                delivery: &delivery,
+                agent: &agent,
+            };
+            let r = match crate::channels::send::deliver(&a, e, &m).await {
+                Ok(provider_id) => store
+                    .add_channel_message(&a.name, &provider_id, &id, "out", 0, "sent")
+                    .await
+                    .map(|_| ()),
+                Err(e) => {
+                    tracing::warn!(interaction = %id, account = %a.name, error = %e, "message to the customer's phone not sent");
+                    store
+                        .add_timeline(
+                            &id,
+                            "delivery failed",
+                            serde_json::json!({"delivery": delivery, "error": e.to_string()}),
+                        )
+                        .await
+                }
+            };
+            if let Err(e) = r {
+                tracing::warn!(interaction = %id, error = %e, "message outcome not recorded");
+            }
+        });
+        Ok((account.name.clone(), to))
+    }
+
     /// A call joins (or leaves, `None`) the live calls agents can act on.
     pub fn set_call(
         &self,

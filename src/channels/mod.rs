@@ -22,6 +22,35 @@ pub fn retry_after(attempt: u32, attempts: u32) -> Option<std::time::Duration> {
         .then(|| std::time::Duration::from_secs(1 << (attempt - 1)))
 }
 
+/// The account an agent's message to a customer's phone goes through, asked for as
+/// `channel`: `sms` (a Twilio account), `whatsapp` (a WhatsApp account), or an
+/// account's name; with several of a kind, the first by name.
+pub fn account_for<'a>(
+    accounts: &'a [std::sync::Arc<crate::config::ChannelConfig>],
+    channel: &str,
+) -> Result<&'a std::sync::Arc<crate::config::ChannelConfig>, String> {
+    use crate::config::ChannelKind;
+    let kind = match channel {
+        "sms" => Some(ChannelKind::Twilio),
+        "whatsapp" => Some(ChannelKind::Whatsapp),
+        _ => None,
+    };
+    let mut fit: Vec<_> = accounts
+        .iter()
+        .filter(|a| match kind {
+            Some(k) => a.kind == k,
+            None => a.name == channel && a.kind != ChannelKind::Open,
+        })
+        .collect();
+    fit.sort_by(|a, b| a.name.cmp(&b.name));
+    fit.first().copied().ok_or_else(|| match kind {
+        Some(_) => format!("no {channel} account is configured ([[channel]])"),
+        None => format!(
+            "channel must be sms, whatsapp or the name of one of those accounts, not {channel:?}"
+        ),
+    })
+}
+
 /// A customer's message from any provider, as a thread takes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Incoming {
@@ -86,6 +115,37 @@ mod tests {
         assert_eq!(super::retry_after(0, 5), None);
         assert_eq!(super::retry_after(1, 1), None, "one attempt: no retry");
         assert_eq!(super::retry_after(3, 10), Some(s(4)));
+    }
+
+    #[test]
+    fn an_agents_message_to_a_phone_picks_its_account_by_kind_or_name() {
+        use crate::config::{ChannelConfig, ChannelKind};
+        use std::sync::Arc;
+        let acc = |name: &str, kind| {
+            Arc::new(ChannelConfig {
+                name: name.into(),
+                kind,
+                ..ChannelConfig::demo_whatsapp()
+            })
+        };
+        let all = [
+            acc("wa-2", ChannelKind::Whatsapp),
+            acc("sms", ChannelKind::Twilio),
+            acc("wa-1", ChannelKind::Whatsapp),
+            acc("shop", ChannelKind::Open),
+        ];
+        let name = |c: &str| super::account_for(&all, c).map(|a| a.name.clone());
+        assert_eq!(name("whatsapp").unwrap(), "wa-1");
+        assert_eq!(name("sms").unwrap(), "sms");
+        assert_eq!(name("wa-2").unwrap(), "wa-2");
+        assert!(
+            name("shop").unwrap_err().contains("not \"shop\""),
+            "open threads are the connector's"
+        );
+        assert!(name("fax").unwrap_err().contains("sms, whatsapp"));
+        assert!(super::account_for(&all[..1], "sms")
+            .unwrap_err()
+            .contains("no sms account"));
     }
 
     #[test]

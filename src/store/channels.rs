@@ -75,6 +75,25 @@ impl Store {
         }) == 1)
     }
 
+    /// When `customer` last wrote through `account` (Unix ms), if ever: where a
+    /// WhatsApp reply window stands for a message an agent starts.
+    pub async fn last_inbound(
+        &self,
+        account: &str,
+        customer: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        Ok(with_db!(self, |pool, sql| {
+            sqlx::query(sql(
+                "SELECT MAX(m.at) FROM channel_messages m JOIN interactions i ON i.id = m.interaction_id WHERE m.account = ? AND m.direction = 'in' AND i.customer_id = ?"
+            ))
+            .bind(account)
+            .bind(customer)
+            .fetch_one(pool)
+            .await?
+            .get::<Option<i64>, _>(0)
+        }))
+    }
+
     /// A provider's status for one of our messages: kept if it moves the message
     /// forward. Returns the message as it is now (`None`: not ours or not on record)
     /// and whether it changed.

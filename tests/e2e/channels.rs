@@ -522,3 +522,207 @@ fn an_sms_through_twilio_reaches_an_agent_and_the_reply_goes_back_through_twilio
     let (_, body) = g.get_auth(&format!("/api/interactions/{id}"), "test-token");
     assert!(body.contains("opted out"), "on the timeline: {body}");
 }
+
+/// Alice, on a SIPp call from Ada's number (her desk phone a SIPp too), sends Ada an
+/// SMS without hanging up: it lands on the call's timeline (Ada's case) and goes to
+/// Twilio from our number; a free-form WhatsApp message is refused (Ada never wrote
+/// on it), as is an unknown channel; Ada's SMS answer opens a thread on the same case.
+#[test]
+fn an_sms_sent_by_an_agent_during_a_sipp_call_lands_on_the_same_case() {
+    let base = 26100;
+    let twilio = serve(base + 50, |n, _, _, _| {
+        (
+            "201 Created".into(),
+            format!(r#"{{"sid":"SMcall{n}","status":"queued"}}"#),
+        )
+    });
+    let dp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dp.path().join("main.yaml"),
+        "flow: main\nsteps:\n  who:\n    lookup: { by: caller }\n    found: wait\n    not_found: wait\n  wait:\n    enqueue: { queue: support, max_wait: 30s }\n    timeout: bye\n  bye:\n    hangup:\n",
+    )
+    .unwrap();
+    let g = Gateway::start(
+        base,
+        "demo = true",
+        "answer_after_ms = 50\nhangup_after_secs = 0\nrecord = false",
+        &format!(
+            "[dialplan]\ndir = \"{}\"\ndefault_flow = \"main\"\n\n[[channel]]\nname = \"sms\"\nkind = \"twilio\"\nqueue = \"support\"\naccount_sid = \"AC123\"\nauth_token = \"twilio-token\"\nfrom = \"+15550001111\"\npublic_url = \"https://cc.example.com\"\napi_base = \"http://127.0.0.1:{}\"\n",
+            dp.path().display(),
+            base + 50
+        ),
+    );
+    g.wait_log("dialplan loaded");
+    // Alice's desk phone (1001) answers one call.
+    register_demo_phone(&g, "1001", base + 10);
+    let mut phone = sipp_spawn(
+        g.dir.path(),
+        &[
+            "-sn",
+            "uas",
+            "-p",
+            &(base + 10).to_string(),
+            "-mp",
+            &(base + 14).to_string(),
+            "-m",
+            "1",
+        ],
+    );
+    let (alice, mut ws) = on_duty(&g, "alice", "demo-alice");
+    let args = speaker_args_from(&g, base + 20, base + 24, "+15551234567");
+    let mut caller = sipp_spawn(
+        g.dir.path(),
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    let offer = next(&g, &mut ws, "offer");
+    assert_eq!(offer["channel"], "voice", "{offer}");
+    assert_eq!(offer["customer"], 1, "Ada, by her number: {offer}");
+    let call = offer["interaction"].as_str().unwrap().to_string();
+    let (code, body) = g.post(
+        &format!("/api/agent/offers/{call}/accept"),
+        Some(&alice),
+        "",
+    );
+    assert_eq!(code, 200, "{body}");
+    // Her phone rings and answers: Alice and Ada are talking.
+    wait_for("alice answers", std::time::Duration::from_secs(20), || {
+        let (_, body) = g.get_auth(&format!("/api/interactions/{call}"), "test-token");
+        let i = json(&body);
+        i["agent"] == "alice" && !i["answered_at"].is_null()
+    });
+
+    // On the call: an SMS to Ada's number.
+    let say = |channel: &str, text: &str| {
+        g.post(
+            &format!("/api/agent/work/{call}/messages"),
+            Some(&alice),
+            &serde_json::json!({"text": text, "channel": channel}).to_string(),
+        )
+    };
+    let (code, body) = say("sms", "Your order number is 1234-ABC.");
+    assert_eq!(code, 202, "{body}");
+    assert_eq!(
+        (json(&body)["to"].as_str(), json(&body)["account"].as_str()),
+        (Some("+15551234567"), Some("sms")),
+        "{body}"
+    );
+    wait_for(
+        "the SMS at Twilio",
+        std::time::Duration::from_secs(20),
+        || !twilio.lock().unwrap().is_empty(),
+    );
+    let (h, b) = twilio.lock().unwrap()[0].clone();
+    assert!(h
+        .iter()
+        .any(|(k, v)| k == ":request" && v.contains("/Accounts/AC123/Messages.json")));
+    let form: Vec<(String, String)> = serde_urlencoded::from_str(&b).unwrap();
+    let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    assert_eq!(get("To").as_deref(), Some("+15551234567"));
+    assert_eq!(get("From").as_deref(), Some("+15550001111"));
+    assert_eq!(
+        get("Body").as_deref(),
+        Some("Your order number is 1234-ABC.")
+    );
+    // WhatsApp (the demo account): Ada never wrote on it, so only a template could
+    // go; nor a channel that is not one.
+    let (code, body) = say("whatsapp", "hi");
+    assert_eq!(code, 409, "{body}");
+    assert!(
+        body.contains("in the last 24 hours") && body.contains("follow_up"),
+        "{body}"
+    );
+    let (code, body) = say("fax", "hi");
+    assert_eq!(code, 422, "{body}");
+    // Once Ada writes on WhatsApp, a free-form message may go there too (the demo
+    // account has no token yet: it is not sent, and the timeline says why).
+    let hola = text_from(
+        "15551234567",
+        "wamid.ADA",
+        omnigate::clock::unix_secs(),
+        "hola",
+    );
+    let sig = sign_whatsapp("demo-app-secret", hola.as_bytes());
+    let (code, body) = request(
+        &g,
+        "POST",
+        "/webhooks/whatsapp/demo-whatsapp",
+        &[
+            ("Content-Type", "application/json"),
+            ("X-Hub-Signature-256", &sig),
+        ],
+        hola.as_bytes(),
+    );
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = say("whatsapp", "Here is the tracking link.");
+    assert_eq!(code, 202, "{body}");
+    wait_for(
+        "the reason on the timeline",
+        std::time::Duration::from_secs(10),
+        || {
+            let (_, body) = g.get_auth(&format!("/api/interactions/{call}"), "test-token");
+            body.contains("delivery failed") && body.contains("access_token")
+        },
+    );
+    // Bob cannot send on Alice's call.
+    let (bob, _bob_ws) = on_duty(&g, "bob", "demo-bob");
+    let (code, _) = g.post(
+        &format!("/api/agent/work/{call}/messages"),
+        Some(&bob),
+        r#"{"text": "x", "channel": "sms"}"#,
+    );
+    assert_eq!(code, 403);
+
+    // The call's timeline (Ada's case) has it, sent as Twilio took it.
+    let (code, body) = g.get_auth(&format!("/api/interactions/{call}"), "test-token");
+    assert_eq!(code, 200, "{body}");
+    let i = json(&body);
+    let sms = i["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "message" && e["data"]["channel"] == "sms")
+        .cloned()
+        .unwrap_or_else(|| panic!("the SMS on the call's timeline: {i}"));
+    assert_eq!(sms["data"]["channel"], "sms", "{sms}");
+    assert_eq!(
+        sms["data"]["text"], "Your order number is 1234-ABC.",
+        "{sms}"
+    );
+    assert_eq!(sms["data"]["name"], "alice", "{sms}");
+    let case = i["conversation_id"].clone();
+    assert!(case.is_i64(), "{i}");
+
+    // Alice hangs up; both SIPp ends finish cleanly.
+    let (code, body) = g.post(&format!("/api/agent/work/{call}/hangup"), Some(&alice), "");
+    assert!(code == 200 || code == 204, "{code} {body}");
+    let status = caller.wait().unwrap();
+    assert!(status.success(), "the caller: {status}\n{}", g.log());
+    let status = phone.wait().unwrap();
+    assert!(status.success(), "alice's phone: {status}\n{}", g.log());
+
+    // Ada answers by SMS: a thread on the same case.
+    let reply = [
+        ("MessageSid", "SMada1"),
+        ("From", "+15551234567"),
+        ("To", "+15550001111"),
+        ("Body", "Thanks!"),
+    ];
+    let (code, body) = twilio_post(&g, "/webhooks/twilio/sms", &reply, "twilio-token");
+    assert_eq!(code, 200, "{body}");
+    // Committed before the 200: the thread is on record, on her case.
+    let (_, body) = g.get_auth("/api/interactions?limit=10", "test-token");
+    let list = json(&body);
+    let thread = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["kind"] == "twilio" && i["id"] != call.as_str())
+        .cloned()
+        .unwrap_or_else(|| panic!("the SMS thread: {list}"));
+    let body = thread.to_string();
+    assert_eq!(
+        json(&body)["conversation_id"],
+        case,
+        "the same case: {body}"
+    );
+}

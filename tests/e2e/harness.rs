@@ -325,11 +325,19 @@ fn sipp_path() -> &'static str {
 /// SIPp arguments for one caller that dials 100 and speaks (SIPp's pcap) until the
 /// gateway hangs up, from signalling port `port` and media port `media`.
 pub fn speaker_args(g: &Gateway, port: u16, media: u16) -> Vec<String> {
+    speaker_args_from(g, port, media, "+15551230001")
+}
+
+/// As [`speaker_args`], calling from `from`.
+pub fn speaker_args_from(g: &Gateway, port: u16, media: u16, from: &str) -> Vec<String> {
     let target = format!("127.0.0.1:{}", g.sip);
     let (port, media) = (port.to_string(), media.to_string());
     [
         "-sf",
         &scenario("uac_speak_until_bye.xml"),
+        "-key",
+        "from",
+        from,
         "-s",
         "100",
         "-m",

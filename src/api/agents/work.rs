@@ -66,6 +66,10 @@ fn acted(r: Result<Result<u64, ChatError>, actix::MailboxError>) -> Result<u64, 
 #[serde(deny_unknown_fields)]
 struct TextBody {
     text: String,
+    /// To the customer's phone on another channel (`sms`, `whatsapp`, an account's
+    /// name) instead of the chat itself.
+    #[serde(default)]
+    channel: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -140,6 +144,18 @@ pub(super) async fn messages(
     let (c, me, id) = start(&req, &shared, path)?;
     let t: TextBody = body(&b)?;
     let text = text(&t.text)?;
+    if let Some(channel) = t.channel {
+        let i = own(c, &me, &id).await?;
+        if i.ended_at.is_some() {
+            return Err(ApiError::new(
+                StatusCode::GONE,
+                "this interaction has ended",
+            ));
+        }
+        let (account, to) = c.send_on_channel(&i, &me, &channel, &text).await?;
+        return Ok(HttpResponse::Accepted()
+            .json(serde_json::json!({"status": "queued", "account": account, "to": to})));
+    }
     let seq = acted(
         chat_of(c, &id)?
             .send(AgentAct::Says { agent: me, text })
