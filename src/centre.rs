@@ -1013,27 +1013,52 @@ impl Centre {
             )
             .await?;
         tracing::info!(interaction = %interaction.id, account = %account.name, "message to the customer's phone queued");
-        let (store, id, to2, agent, text) = (
-            store.clone(),
-            interaction.id.clone(),
-            to.clone(),
-            agent.to_string(),
-            text.to_string(),
-        );
-        let a = account.clone();
-        actix_rt::spawn(async move {
-            let m = crate::channels::whatsapp::Outgoing::Text {
-                body: text,
+        self.send_later(
+            account.clone(),
+            &interaction.id,
+            &to,
+            delivery,
+            agent,
+            crate::channels::whatsapp::Outgoing::Text {
+                body: text.to_string(),
                 reply_to: None,
-            };
+            },
+            false,
+        );
+        Ok((account.name.clone(), to))
+    }
+
+    /// Sends `m` to `to` through `a` in the background for `interaction` (retried
+    /// while the provider fails): the provider's id on record once it takes it, a
+    /// failure on the timeline with its reason; `end`: the interaction ends with the
+    /// outcome (`sent`, `not sent`).
+    #[allow(clippy::too_many_arguments)]
+    fn send_later(
+        &self,
+        a: Arc<crate::config::ChannelConfig>,
+        interaction: &str,
+        to: &str,
+        delivery: String,
+        agent: &str,
+        m: crate::channels::whatsapp::Outgoing,
+        end: bool,
+    ) {
+        let (store, id, to, agent) = (
+            self.0.store.clone(),
+            interaction.to_string(),
+            to.to_string(),
+            agent.to_string(),
+        );
+        actix_rt::spawn(async move {
             let e = crate::channels::send::Envelope {
-                to: &to2,
+                to: &to,
                 delivery: &delivery,
                 agent: &agent,
             };
-            let r = match crate::channels::send::deliver(&a, e, &m).await {
+            let sent = crate::channels::send::deliver(&a, e, &m).await;
+            let r = match &sent {
                 Ok(provider_id) => store
-                    .add_channel_message(&a.name, &provider_id, &id, "out", 0, "sent")
+                    .add_channel_message(&a.name, provider_id, &id, "out", 0, "sent")
                     .await
                     .map(|_| ()),
                 Err(e) => {
@@ -1047,11 +1072,145 @@ impl Centre {
                         .await
                 }
             };
+            let r = match (r, end) {
+                (Ok(()), true) => {
+                    let outcome = if sent.is_ok() { "sent" } else { "not sent" };
+                    store.end_interaction(&id, outcome).await
+                }
+                (r, _) => r,
+            };
             if let Err(e) = r {
                 tracing::warn!(interaction = %id, error = %e, "message outcome not recorded");
             }
         });
-        Ok((account.name.clone(), to))
+    }
+
+    /// A proactive notification (`POST /api/notifications`) under `key`, its body's
+    /// `digest`: at most once per key (a repeat gets the first answer; a key reused for
+    /// another request is refused). Sent on the first channel of the customer's
+    /// preference that can take it ([`crate::channels::notify::plan`]) as an outbound
+    /// interaction on their open case, so their reply joins that conversation.
+    /// Returns the HTTP status and the answer.
+    pub async fn notify(
+        &self,
+        key: &str,
+        digest: &str,
+        r: &crate::channels::notify::Request,
+    ) -> Result<(u16, serde_json::Value), CentreError> {
+        let store = &self.0.store;
+        if let Some((d, answer)) = store.claim_notification(key, digest).await? {
+            if d != digest {
+                return Err(CentreError::Refused(
+                    "this Idempotency-Key was used for another request".into(),
+                ));
+            }
+            let v: serde_json::Value = serde_json::from_str(&answer).map_err(|_| {
+                CentreError::Conflict(
+                    "a request with this Idempotency-Key is still being handled".into(),
+                )
+            })?;
+            let code = v["status"].as_u64().unwrap_or(200) as u16;
+            return Ok((code, v["body"].clone()));
+        }
+        let answer = self.notify_once(key, r).await;
+        let kept = match &answer {
+            Ok((code, body)) => serde_json::json!({"status": code, "body": body}).to_string(),
+            Err(_) => String::new(),
+        };
+        if kept.is_empty() {
+            store.release_notification(key).await?;
+        } else {
+            store.answer_notification(key, &kept).await?;
+        }
+        answer
+    }
+
+    async fn notify_once(
+        &self,
+        key: &str,
+        r: &crate::channels::notify::Request,
+    ) -> Result<(u16, serde_json::Value), CentreError> {
+        let store = &self.0.store;
+        let customer = match (r.customer, r.identity.as_deref()) {
+            (Some(c), None) => store
+                .customer(c)
+                .await?
+                .ok_or_else(|| CentreError::NotFound(format!("no customer {c}")))?,
+            (None, Some(i)) => {
+                let c = store.resolve_customer(i).await?.ok_or_else(|| {
+                    CentreError::Refused(format!("identity {i:?} is not an address"))
+                })?;
+                store
+                    .customer(c)
+                    .await?
+                    .ok_or_else(|| CentreError::NotFound(format!("no customer {c}")))?
+            }
+            _ => {
+                return Err(CentreError::Refused(
+                    "give the customer (id) or an identity (a phone number), one of them".into(),
+                ))
+            }
+        };
+        if customer.phone.is_empty() {
+            return Err(CentreError::Conflict(
+                "the customer has no phone number on record".into(),
+            ));
+        }
+        let consents = store.consents(customer.id).await?;
+        let mut accounts: Vec<_> = self.0.channels.values().cloned().collect();
+        accounts.sort_by(|a, b| a.name.cmp(&b.name));
+        let plan = match crate::channels::notify::plan(r, &accounts, |k| {
+            consents.iter().any(|(c, granted, _)| c == k && !granted)
+        }) {
+            Ok(p) => p,
+            Err(why) => {
+                return Ok((
+                    409,
+                    serde_json::json!({"error": format!("no channel could take it: {}", why.join("; ")), "reasons": why}),
+                ))
+            }
+        };
+        let id = format!("{:016x}", rand::random::<u64>());
+        store
+            .start_interaction(&crate::store::NewInteraction {
+                id: &id,
+                kind: plan.account.kind.name(),
+                direction: "outbound",
+                from: &customer.phone,
+                trunk: &plan.account.name,
+                ..Default::default()
+            })
+            .await?;
+        let (text, template) = match &plan.message {
+            crate::channels::whatsapp::Outgoing::Text { body, .. } => (body.clone(), None),
+            crate::channels::whatsapp::Outgoing::Template {
+                name, parameters, ..
+            } => (
+                format!("[template {name}] {}", parameters.join(" | ")),
+                Some(serde_json::json!({"name": name, "parameters": parameters})),
+            ),
+        };
+        store
+            .add_timeline(
+                &id,
+                "message",
+                serde_json::json!({"from": "business", "notification": key, "text": text, "template": template, "channel": plan.channel, "account": plan.account.name, "to": customer.phone, "marketing": r.marketing}),
+            )
+            .await?;
+        tracing::info!(interaction = %id, account = %plan.account.name, "notification queued");
+        self.send_later(
+            plan.account.clone(),
+            &id,
+            &customer.phone,
+            format!("{id}-1"),
+            "",
+            plan.message,
+            true,
+        );
+        Ok((
+            202,
+            serde_json::json!({"status": "queued", "interaction": id, "customer": customer.id, "channel": plan.channel, "account": plan.account.name, "to": customer.phone}),
+        ))
     }
 
     /// A call joins (or leaves, `None`) the live calls agents can act on.

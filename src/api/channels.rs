@@ -332,6 +332,32 @@ async fn open_events(
     Ok(HttpResponse::Ok().json(serde_json::json!({ "results": results })))
 }
 
+/// A proactive notification (admin token, an `Idempotency-Key`): sent on the first
+/// channel of the preference order that can take it; the same key again gets the
+/// same answer and sends nothing.
+async fn notification(req: HttpRequest, payload: web::Payload, shared: web::Data<Shared>) -> Reply {
+    super::authorised(&req, &shared)?;
+    let c = centre(&shared)?;
+    let key = req
+        .headers()
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| ApiError::bad_request("the Idempotency-Key header is missing"))?
+        .to_string();
+    if !crate::channels::notify::key_ok(&key) {
+        return Err(ApiError::bad_request(
+            "Idempotency-Key is 1-128 printable characters without spaces",
+        ));
+    }
+    let body = read_body(&req, payload, MAX_FORM).await?;
+    let r: crate::channels::notify::Request = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
+    let (code, answer) = c
+        .notify(&key, &crate::channels::notify::digest(&body), &r)
+        .await?;
+    Ok(HttpResponse::build(StatusCode::from_u16(code).unwrap_or(StatusCode::OK)).json(answer))
+}
+
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/webhooks/whatsapp/{account}", web::get().to(verify))
         .route("/webhooks/whatsapp/{account}", web::post().to(notify))
@@ -340,6 +366,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/api/channels/{account}/events",
             web::post().to(open_events),
         )
+        .route("/api/notifications", web::post().to(notification))
         .route(
             "/webhooks/twilio/{account}/status",
             web::post().to(twilio_status),

@@ -3,6 +3,7 @@
 //! handlers in `api::channels` check and read what arrives, and the conversation core
 //! carries each thread like a web chat.
 
+pub mod notify;
 pub mod open;
 pub mod send;
 pub mod signature;
@@ -24,7 +25,8 @@ pub fn retry_after(attempt: u32, attempts: u32) -> Option<std::time::Duration> {
 
 /// The account an agent's message to a customer's phone goes through, asked for as
 /// `channel`: `sms` (a Twilio account), `whatsapp` (a WhatsApp account), or an
-/// account's name; with several of a kind, the first by name.
+/// account's name; with several of a kind, one that can send (configured to) before
+/// one that cannot (the demo account), then the first by name.
 pub fn account_for<'a>(
     accounts: &'a [std::sync::Arc<crate::config::ChannelConfig>],
     channel: &str,
@@ -42,7 +44,7 @@ pub fn account_for<'a>(
             None => a.name == channel && a.kind != ChannelKind::Open,
         })
         .collect();
-    fit.sort_by(|a, b| a.name.cmp(&b.name));
+    fit.sort_by(|a, b| (!a.can_send(), &a.name).cmp(&(!b.can_send(), &b.name)));
     fit.first().copied().ok_or_else(|| match kind {
         Some(_) => format!("no {channel} account is configured ([[channel]])"),
         None => format!(
@@ -136,6 +138,14 @@ mod tests {
         ];
         let name = |c: &str| super::account_for(&all, c).map(|a| a.name.clone());
         assert_eq!(name("whatsapp").unwrap(), "wa-1");
+        let mut with_token = all.to_vec();
+        with_token[0] = Arc::new(ChannelConfig {
+            access_token: "t".into(),
+            phone_number_id: "1".into(),
+            ..(*all[0]).clone()
+        });
+        let sender = super::account_for(&with_token, "whatsapp").unwrap();
+        assert_eq!(sender.name, "wa-2", "the one that can send");
         assert_eq!(name("sms").unwrap(), "sms");
         assert_eq!(name("wa-2").unwrap(), "wa-2");
         assert!(

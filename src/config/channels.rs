@@ -153,6 +153,18 @@ fn default_api_version() -> String {
 }
 
 impl ChannelConfig {
+    /// Whether the account is configured to send (a WhatsApp token and number, an
+    /// open channel's callback; a Twilio account always is).
+    pub fn can_send(&self) -> bool {
+        match self.kind {
+            ChannelKind::Whatsapp => {
+                !self.access_token.is_empty() && !self.phone_number_id.is_empty()
+            }
+            ChannelKind::Twilio => true,
+            ChannelKind::Open => !self.callback_url.is_empty(),
+        }
+    }
+
     /// Whether `text` is an opt-out word of this account.
     pub fn is_opt_out(&self, text: &str) -> bool {
         let t = text.trim();

@@ -75,6 +75,69 @@ impl Store {
         }) == 1)
     }
 
+    /// Claims a notification's `Idempotency-Key` for the request of `digest`:
+    /// `Ok(None)` claimed (the caller sends it and records the answer); `Ok(Some((digest,
+    /// answer)))` the key was used already (the answer is empty while that request is
+    /// still being handled).
+    pub async fn claim_notification(
+        &self,
+        key: &str,
+        digest: &str,
+    ) -> Result<Option<(String, String)>, StoreError> {
+        let claimed = with_db!(self, |pool, sql| {
+            sqlx::query(sql(
+                "INSERT INTO notifications (idem_key, digest, at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+            ))
+            .bind(key)
+            .bind(digest)
+            .bind(now())
+            .execute(pool)
+            .await?
+            .rows_affected()
+        }) == 1;
+        if claimed {
+            return Ok(None);
+        }
+        Ok(with_db!(self, |pool, sql| {
+            sqlx::query(sql(
+                "SELECT digest, answer FROM notifications WHERE idem_key = ?",
+            ))
+            .bind(key)
+            .fetch_optional(pool)
+            .await?
+            .map(|r| (r.get(0), r.get(1)))
+        }))
+    }
+
+    /// The answer to a notification's request, kept for a repeat of its key.
+    pub async fn answer_notification(&self, key: &str, answer: &str) -> Result<(), StoreError> {
+        with_db!(self, |pool, sql| {
+            sqlx::query(sql(
+                "UPDATE notifications SET answer = ? WHERE idem_key = ?",
+            ))
+            .bind(answer)
+            .bind(key)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(())
+    }
+
+    /// A claimed key whose request failed before it was answered: free again.
+    pub async fn release_notification(&self, key: &str) -> Result<(), StoreError> {
+        with_db!(self, |pool, sql| {
+            sqlx::query(sql(
+                "DELETE FROM notifications WHERE idem_key = ? AND answer = ''",
+            ))
+            .bind(key)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(())
+    }
+
     /// When `customer` last wrote through `account` (Unix ms), if ever: where a
     /// WhatsApp reply window stands for a message an agent starts.
     pub async fn last_inbound(

@@ -128,7 +128,17 @@ pub(super) const MIGRATIONS: &[(i64, &[&str])] = &[
     (4, &[TIMELINE_INDEX, CUSTOMER_INDEX]),
     (5, &[SURVEYS, QUEUE_INDEX]),
     (6, &[CHANNEL_MESSAGES]),
+    (7, &[NOTIFICATIONS]),
 ];
+
+/// Proactive notifications by their `Idempotency-Key`: the request's digest (a key
+/// reused for another request is refused) and the answer given (the same again).
+const NOTIFICATIONS: &str = "CREATE TABLE IF NOT EXISTS notifications (
+    idem_key TEXT PRIMARY KEY,
+    digest TEXT NOT NULL,
+    answer TEXT NOT NULL DEFAULT '',
+    at BIGINT NOT NULL
+)";
 
 /// Messages through a provider (WhatsApp...), by the provider's id: an inbound one
 /// delivered twice counts once; an outbound one's delivery status, kept in order.
@@ -166,7 +176,7 @@ const TIMELINE_INDEX: &str =
 const CUSTOMER_INDEX: &str =
     "CREATE INDEX IF NOT EXISTS interactions_customer ON interactions(customer_id, started_at)";
 
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 /// The same schema for PostgreSQL, which omnigate supports from version 3: a new
 /// database gets version 3 at once. Integers are BIGINT (Rust `i64` on both sides);
@@ -264,6 +274,7 @@ pub(super) const PG_MIGRATIONS: &[(i64, &[&str])] = &[
     (4, &[TIMELINE_INDEX, CUSTOMER_INDEX]),
     (5, &[SURVEYS, QUEUE_INDEX]),
     (6, &[CHANNEL_MESSAGES]),
+    (7, &[NOTIFICATIONS]),
 ];
 
 impl Store {

@@ -50,7 +50,30 @@ on_both!(
     service_level_counts_settled_work_of_the_queue_since_a_time,
     provider_messages_count_once_and_their_status_only_moves_forward,
     a_consent_is_replaced_by_what_the_customer_says_next,
+    a_notification_key_is_claimed_once_and_keeps_its_answer,
 );
+
+async fn a_notification_key_is_claimed_once_and_keeps_its_answer(s: Store) {
+    assert_eq!(s.claim_notification("k1", "d1").await.unwrap(), None);
+    // Still being handled: the same key finds no answer yet.
+    assert_eq!(
+        s.claim_notification("k1", "d1").await.unwrap(),
+        Some(("d1".into(), String::new()))
+    );
+    s.answer_notification("k1", "{\"status\":202}")
+        .await
+        .unwrap();
+    assert_eq!(
+        s.claim_notification("k1", "other").await.unwrap(),
+        Some(("d1".into(), "{\"status\":202}".into()))
+    );
+    // Answered keys stay; a request that failed before its answer frees its key.
+    s.release_notification("k1").await.unwrap();
+    assert!(s.claim_notification("k1", "d1").await.unwrap().is_some());
+    assert_eq!(s.claim_notification("k2", "d2").await.unwrap(), None);
+    s.release_notification("k2").await.unwrap();
+    assert_eq!(s.claim_notification("k2", "d3").await.unwrap(), None);
+}
 
 async fn service_level_counts_settled_work_of_the_queue_since_a_time(s: Store) {
     let since = crate::clock::unix_millis() as i64 - 1000;

@@ -726,3 +726,101 @@ fn an_sms_sent_by_an_agent_during_a_sipp_call_lands_on_the_same_case() {
         "the same case: {body}"
     );
 }
+
+/// A proactive notification: the admin API with an `Idempotency-Key` sends Ada's
+/// WhatsApp template once (the same key again gets the same answer, another body
+/// under it is refused); her reply joins that conversation; after her `BAJA`, a
+/// marketing notification is refused with the reason.
+#[test]
+fn a_notification_goes_once_per_key_and_never_where_the_customer_opted_out() {
+    let base = 26300;
+    let (graph, g) = graph_and_gateway(base, false);
+    let notify = |key: Option<&str>, token: &str, body: &str| {
+        let auth = format!("Bearer {token}");
+        let mut h = vec![
+            ("Content-Type", "application/json"),
+            ("Authorization", auth.as_str()),
+        ];
+        if let Some(k) = key {
+            h.push(("Idempotency-Key", k));
+        }
+        request(&g, "POST", "/api/notifications", &h, body.as_bytes())
+    };
+    let order = r#"{"customer": 1, "channels": ["whatsapp", "sms"], "template": {"name": "follow_up", "parameters": ["1234"]}}"#;
+    assert_eq!(notify(Some("order-1234"), "guess", order).0, 401);
+    let (code, body) = notify(None, "test-token", order);
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("Idempotency-Key"), "{body}");
+    let (code, body) = notify(Some("k"), "test-token", r#"{"customer": 1}"#);
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("missing field `channels`"), "{body}");
+
+    let (code, first) = notify(Some("order-1234"), "test-token", order);
+    assert_eq!(code, 202, "{first}");
+    let sent = json(&first);
+    assert_eq!(
+        (sent["account"].as_str(), sent["to"].as_str()),
+        (Some("wa"), Some("+15551234567")),
+        "{first}"
+    );
+    wait_for(
+        "the template at the Graph API",
+        std::time::Duration::from_secs(20),
+        || !graph.lock().unwrap().is_empty(),
+    );
+    let v = json(&graph.lock().unwrap()[0].1);
+    assert_eq!(v["type"], "template", "{v}");
+    assert_eq!(v["template"]["name"], "follow_up", "{v}");
+    assert_eq!(v["to"], "15551234567", "{v}");
+    // The same request again: the same answer, nothing sent again.
+    let (code, again) = notify(Some("order-1234"), "test-token", order);
+    assert_eq!((code, json(&again)), (202, sent.clone()));
+    let (code, body) = notify(
+        Some("order-1234"),
+        "test-token",
+        &order.replace("1234", "9999"),
+    );
+    assert_eq!(code, 422, "{body}");
+    assert!(body.contains("used for another request"), "{body}");
+
+    // Ada answers "BAJA": her reply is on the notification's conversation, and she
+    // has withdrawn marketing on WhatsApp.
+    let now = omnigate::clock::unix_secs();
+    let (code, body) = post_signed(
+        &g,
+        "wa",
+        &text_from("15551234567", "wamid.R1", now, "BAJA"),
+        None,
+    );
+    assert_eq!(code, 200, "{body}");
+    let note = sent["interaction"].as_str().unwrap();
+    let (_, body) = g.get_auth(&format!("/api/interactions/{note}"), "test-token");
+    let case = json(&body)["conversation_id"].clone();
+    assert!(case.is_i64(), "{body}");
+    assert!(
+        body.contains("follow_up"),
+        "the template on its timeline: {body}"
+    );
+    let (_, body) = g.get_auth("/api/interactions?limit=10", "test-token");
+    let list = json(&body);
+    let reply = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["kind"] == "whatsapp" && i["direction"] == "inbound")
+        .cloned()
+        .unwrap_or_else(|| panic!("her thread: {list}"));
+    assert_eq!(reply["conversation_id"], case, "{list}");
+    let promo = r#"{"identity": "+1 555 123 4567", "channels": ["whatsapp"], "template": {"name": "follow_up", "parameters": ["20% off"]}, "marketing": true}"#;
+    let (code, body) = notify(Some("promo-1"), "test-token", promo);
+    assert_eq!(code, 409, "{body}");
+    assert!(
+        body.contains("opted out") && body.contains("marketing:whatsapp"),
+        "{body}"
+    );
+    assert_eq!(
+        graph.lock().unwrap().len(),
+        1,
+        "only the first notification went"
+    );
+}
