@@ -750,6 +750,13 @@ impl Centre {
         addr
     }
 
+    /// Every messaging account, by name.
+    pub fn channels(&self) -> Vec<Arc<crate::config::ChannelConfig>> {
+        let mut v: Vec<_> = self.0.channels.values().cloned().collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+
     /// A messaging account by name.
     pub fn channel(&self, name: &str) -> Option<Arc<crate::config::ChannelConfig>> {
         self.0.channels.get(name).cloned()
@@ -786,7 +793,15 @@ impl Centre {
             .await?;
         if account.is_opt_out(&m.text) {
             if let Some(c) = store.interaction(&id).await?.and_then(|i| i.customer_id) {
-                let kind = account.marketing_consent();
+                let through_twilio = m
+                    .thread
+                    .as_deref()
+                    .is_some_and(|t| t.starts_with(crate::channels::twilio::WHATSAPP_PREFIX));
+                let kind = if through_twilio {
+                    "marketing:whatsapp".to_string()
+                } else {
+                    account.marketing_consent()
+                };
                 store.set_consent(c, &kind, false).await?;
                 store
                     .add_timeline(
@@ -971,8 +986,7 @@ impl Centre {
         channel: &str,
         text: &str,
     ) -> Result<(String, String), CentreError> {
-        let mut accounts: Vec<_> = self.0.channels.values().cloned().collect();
-        accounts.sort_by(|a, b| a.name.cmp(&b.name));
+        let accounts = self.channels();
         let account = crate::channels::account_for(&accounts, channel)
             .map_err(CentreError::Refused)?
             .clone();
@@ -1157,8 +1171,7 @@ impl Centre {
             ));
         }
         let consents = store.consents(customer.id).await?;
-        let mut accounts: Vec<_> = self.0.channels.values().cloned().collect();
-        accounts.sort_by(|a, b| a.name.cmp(&b.name));
+        let accounts = self.channels();
         let plan = match crate::channels::notify::plan(r, &accounts, |k| {
             consents.iter().any(|(c, granted, _)| c == k && !granted)
         }) {

@@ -101,6 +101,16 @@ pub struct ProviderLink {
     pub first_at: u64,
 }
 
+impl ProviderLink {
+    /// A WhatsApp thread: Meta's own, or WhatsApp through Twilio (`whatsapp:+…`).
+    pub fn is_whatsapp(&self) -> bool {
+        self.account.kind == crate::config::ChannelKind::Whatsapp
+            || self
+                .peer
+                .starts_with(crate::channels::twilio::WHATSAPP_PREFIX)
+    }
+}
+
 /// Ended chats their customers may still rate.
 pub type Ratings = Arc<Mutex<crate::ratings::Ratable>>;
 
@@ -406,10 +416,7 @@ impl ChatActor {
 impl ChatActor {
     /// A WhatsApp thread's reply window: free-form replies until then (Unix ms).
     fn window_until(&self) -> Option<u64> {
-        self.s
-            .provider
-            .as_ref()
-            .filter(|p| p.account.kind == crate::config::ChannelKind::Whatsapp)?;
+        self.s.provider.as_ref().filter(|p| p.is_whatsapp())?;
         Some((self.last_inbound? + crate::channels::whatsapp::WINDOW_SECS) * 1000)
     }
 
@@ -668,6 +675,7 @@ impl Actor for ChatActor {
             // The provider vouches for the number: the customer's record and case.
             Some(p) => (
                 match p.account.kind {
+                    _ if p.is_whatsapp() => Channel::Whatsapp,
                     crate::config::ChannelKind::Twilio => Channel::Sms,
                     crate::config::ChannelKind::Whatsapp => Channel::Whatsapp,
                     crate::config::ChannelKind::Open => Channel::Api,

@@ -171,15 +171,42 @@ async fn notify(
 /// The largest form Twilio posts (a message of 1,600 characters and its fields).
 pub const MAX_FORM: usize = 64 * 1024;
 
-/// A Twilio post, checked: the account, the size, the form, then `X-Twilio-Signature`
-/// over the account's public address of this request and the form's parameters.
+/// A Twilio post, checked: the account (named in the path, or for the shared
+/// `/webhooks/twilio`, found by the form's `MessagingServiceSid`, else its `To`), the
+/// size, the form, then `X-Twilio-Signature` over the account's public address of
+/// this request and the form's parameters.
 async fn twilio_post(
     req: &HttpRequest,
-    path: &str,
+    path: Option<&str>,
     payload: web::Payload,
     shared: &Shared,
 ) -> Result<(std::sync::Arc<crate::config::ChannelConfig>, twilio::Params), ApiError> {
-    let (_, a, body) = arrival(req, path, payload, shared, ChannelKind::Twilio).await?;
+    let (a, body) = match path {
+        Some(name) => {
+            let (_, a, body) = arrival(req, name, payload, shared, ChannelKind::Twilio).await?;
+            (a, body)
+        }
+        None => {
+            let c = centre(shared)?;
+            let body = read_body(req, payload, MAX_FORM).await?;
+            let params = twilio::form(&body).map_err(|e| ApiError::bad_request(e.to_string()))?;
+            let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+            let accounts = c.channels();
+            let a = twilio::find_account(
+                &accounts,
+                get("MessagingServiceSid"),
+                get("To").unwrap_or_default(),
+            )
+            .cloned()
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "no Twilio account has this MessagingServiceSid or To number",
+                )
+            })?;
+            (a, body)
+        }
+    };
     let params = twilio::form(&body).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let url = format!(
         "{}{}",
@@ -211,20 +238,24 @@ fn not_committed(a: &str, e: impl std::fmt::Display) -> ApiError {
 /// goes through the API).
 async fn twilio_inbound(
     req: HttpRequest,
-    path: web::Path<String>,
+    path: Option<web::Path<String>>,
     payload: web::Payload,
     shared: web::Data<Shared>,
 ) -> Reply {
-    let (a, params) = twilio_post(&req, &path, payload, &shared).await?;
+    let (a, params) =
+        twilio_post(&req, path.as_deref().map(String::as_str), payload, &shared).await?;
     let m = twilio::inbound(&params).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let mut text = m.body.clone();
     for u in &m.media {
         text.push_str(&format!("\n[media] {u}"));
     }
+    // WhatsApp through Twilio: the customer's number, on a thread of its own
+    // (`whatsapp:+…`, where replies go).
+    let (number, whatsapp) = twilio::address(&m.from);
     let incoming = crate::channels::Incoming {
-        id: m.sid,
-        from: m.from,
-        thread: None,
+        id: m.sid.clone(),
+        from: number.to_string(),
+        thread: whatsapp.then(|| m.from.clone()),
         name: None,
         at: crate::clock::unix_secs(),
         text: text.trim().to_string(),
@@ -245,7 +276,7 @@ async fn twilio_status(
     payload: web::Payload,
     shared: web::Data<Shared>,
 ) -> Reply {
-    let (a, params) = twilio_post(&req, &path, payload, &shared).await?;
+    let (a, params) = twilio_post(&req, Some(&path), payload, &shared).await?;
     let s = twilio::status(&params).map_err(|e| ApiError::bad_request(e.to_string()))?;
     if let Some(ours) = twilio::our_status(&s.status) {
         let error = s
@@ -361,6 +392,7 @@ async fn notification(req: HttpRequest, payload: web::Payload, shared: web::Data
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/webhooks/whatsapp/{account}", web::get().to(verify))
         .route("/webhooks/whatsapp/{account}", web::post().to(notify))
+        .route("/webhooks/twilio", web::post().to(twilio_inbound))
         .route("/webhooks/twilio/{account}", web::post().to(twilio_inbound))
         .route(
             "/api/channels/{account}/events",

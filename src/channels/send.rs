@@ -119,7 +119,8 @@ pub async fn twilio(a: &ChannelConfig, to: &str, text: &str) -> Result<String, S
     }
     let callback = format!("{}/webhooks/twilio/{}/status", a.public_url, a.name);
     let service = (!a.messaging_service_sid.is_empty()).then_some(a.messaging_service_sid.as_str());
-    let form = super::twilio::send_form(to, &a.from, service, text, Some(&callback));
+    let from = super::twilio::sender(&a.from, to);
+    let form = super::twilio::send_form(to, &from, service, text, Some(&callback));
     let url = format!(
         "{}/2010-04-01/Accounts/{}/Messages.json",
         a.api_base(),

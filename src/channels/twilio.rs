@@ -3,6 +3,44 @@
 //! `X-Twilio-Signature` is checked (see [`super::signature::check_twilio`]), and the
 //! form we post to `/2010-04-01/Accounts/{AccountSid}/Messages.json` to send.
 
+/// How Twilio writes a WhatsApp address (`whatsapp:+15551234567`).
+pub const WHATSAPP_PREFIX: &str = "whatsapp:";
+
+/// A customer's address as Twilio gives it, split: (their number, whether it is
+/// WhatsApp through Twilio).
+pub fn address(raw: &str) -> (&str, bool) {
+    match raw.strip_prefix(WHATSAPP_PREFIX) {
+        Some(n) => (n, true),
+        None => (raw, false),
+    }
+}
+
+/// Our number to send from, to `to`: WhatsApp addresses go from our WhatsApp
+/// sender (`whatsapp:` + our number).
+pub fn sender(ours: &str, to: &str) -> String {
+    if to.starts_with(WHATSAPP_PREFIX) && !ours.starts_with(WHATSAPP_PREFIX) && !ours.is_empty() {
+        format!("{WHATSAPP_PREFIX}{ours}")
+    } else {
+        ours.to_string()
+    }
+}
+
+/// The Twilio account a post to the shared webhook (`/webhooks/twilio`) is for: the
+/// one whose messaging service took it, else the one whose number it was sent to.
+pub fn find_account<'a>(
+    accounts: &'a [std::sync::Arc<crate::config::ChannelConfig>],
+    service: Option<&str>,
+    to: &str,
+) -> Option<&'a std::sync::Arc<crate::config::ChannelConfig>> {
+    use crate::config::ChannelKind;
+    let twilio = || accounts.iter().filter(|a| a.kind == ChannelKind::Twilio);
+    let by_service = service
+        .filter(|s| !s.is_empty())
+        .and_then(|s| twilio().find(|a| a.messaging_service_sid == s));
+    let (number, _) = address(to);
+    by_service.or_else(|| twilio().find(|a| !a.from.is_empty() && address(&a.from).0 == number))
+}
+
 /// Form parameters in the order they came (the signature sorts them itself).
 pub type Params = Vec<(String, String)>;
 
@@ -137,6 +175,52 @@ pub fn sent_sid(status: u16, body: &[u8]) -> Result<String, String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_shared_webhook_finds_the_account_by_service_then_number() {
+        use crate::config::{ChannelConfig, ChannelKind};
+        use std::sync::Arc;
+        let acc = |name: &str, from: &str, service: &str| {
+            Arc::new(ChannelConfig {
+                name: name.into(),
+                kind: ChannelKind::Twilio,
+                from: from.into(),
+                messaging_service_sid: service.into(),
+                ..ChannelConfig::demo_whatsapp()
+            })
+        };
+        let all = [
+            acc("a", "+15550001111", ""),
+            acc("b", "", "MG2"),
+            Arc::new(ChannelConfig::demo_whatsapp()),
+        ];
+        let name =
+            |s: Option<&str>, to: &str| super::find_account(&all, s, to).map(|a| a.name.clone());
+        assert_eq!(name(Some("MG2"), "+15550001111").as_deref(), Some("b"));
+        assert_eq!(name(Some("MG9"), "+15550001111").as_deref(), Some("a"));
+        assert_eq!(name(None, "whatsapp:+15550001111").as_deref(), Some("a"));
+        assert_eq!(name(None, "+19999"), None);
+    }
+
+    #[test]
+    fn whatsapp_through_twilio_is_an_address_prefix() {
+        assert_eq!(
+            super::address("whatsapp:+15551234567"),
+            ("+15551234567", true)
+        );
+        assert_eq!(super::address("+15551234567"), ("+15551234567", false));
+        assert_eq!(
+            super::sender("+15550001111", "whatsapp:+1555"),
+            "whatsapp:+15550001111"
+        );
+        assert_eq!(super::sender("+15550001111", "+1555"), "+15550001111");
+        assert_eq!(super::sender("whatsapp:+1", "whatsapp:+2"), "whatsapp:+1");
+        assert_eq!(
+            super::sender("", "whatsapp:+2"),
+            "",
+            "a messaging service sends"
+        );
+    }
+
     use super::*;
 
     #[test]

@@ -521,6 +521,63 @@ fn an_sms_through_twilio_reaches_an_agent_and_the_reply_goes_back_through_twilio
     );
     let (_, body) = g.get_auth(&format!("/api/interactions/{id}"), "test-token");
     assert!(body.contains("opted out"), "on the timeline: {body}");
+
+    // WhatsApp through Twilio, at the shared webhook (the account found by the number
+    // it was sent to): a thread of its own, on WhatsApp, answered from our WhatsApp
+    // sender.
+    let wa = [
+        ("MessageSid", "SMwa1"),
+        ("From", "whatsapp:+15551234567"),
+        ("To", "whatsapp:+15550001111"),
+        ("Body", "Hola por WhatsApp"),
+    ];
+    assert_eq!(
+        twilio_post(&g, "/webhooks/twilio", &wa, "guess").0,
+        401,
+        "signed with the found account's token"
+    );
+    let other = [
+        ("MessageSid", "SMx"),
+        ("From", "+1"),
+        ("To", "+19999"),
+        ("Body", "x"),
+    ];
+    assert_eq!(
+        twilio_post(&g, "/webhooks/twilio", &other, "twilio-token").0,
+        404
+    );
+    let (code, body) = twilio_post(&g, "/webhooks/twilio", &wa, "twilio-token");
+    assert_eq!(code, 200, "{body}");
+    let offer = next(&g, &mut ws, "offer");
+    assert_eq!(offer["channel"], "whatsapp", "{offer}");
+    assert_eq!(offer["customer"], 1, "Ada, by her number: {offer}");
+    assert!(
+        offer["details"]["window_until"].is_u64(),
+        "a WhatsApp window: {offer}"
+    );
+    let wa_id = offer["interaction"].as_str().unwrap().to_string();
+    assert_ne!(wa_id, id, "not her SMS thread");
+    let (code, body) = g.post(&format!("/api/agent/offers/{wa_id}/accept"), Some(&bob), "");
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = g.post(
+        &format!("/api/agent/work/{wa_id}/messages"),
+        Some(&bob),
+        r#"{"text": "Claro."}"#,
+    );
+    assert_eq!(code, 201, "{body}");
+    loop {
+        let d = next(&g, &mut ws, "delivery");
+        if d["interaction"] == wa_id.as_str() {
+            assert_eq!(d["status"], "sent", "{d}");
+            break;
+        }
+    }
+    let posts = twilio.lock().unwrap().clone();
+    let form: Vec<(String, String)> = serde_urlencoded::from_str(&posts.last().unwrap().1).unwrap();
+    let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    assert_eq!(get("To"), Some("whatsapp:+15551234567"));
+    assert_eq!(get("From"), Some("whatsapp:+15550001111"));
+    assert_eq!(get("Body"), Some("Claro."));
 }
 
 /// Alice, on a SIPp call from Ada's number (her desk phone a SIPp too), sends Ada an
