@@ -269,7 +269,7 @@ impl Centre {
             agents = accounts.len(),
             "contact centre ready"
         );
-        Ok(Centre(Arc::new(Inner {
+        let centre = Centre(Arc::new(Inner {
             store,
             router,
             arbiters,
@@ -310,7 +310,9 @@ impl Centre {
                 .collect(),
             threads: Default::default(),
             thread_starts: Mutex::new(HashMap::new()),
-        })))
+        }));
+        centre.resume_threads().await.map_err(|e| e.to_string())?;
+        Ok(centre)
     }
 
     pub fn store(&self) -> &Store {
@@ -732,6 +734,7 @@ impl Centre {
             waiting: self.0.chat_waiting.clone(),
             ratable: self.0.ratable.clone(),
             provider: None,
+            resume: None,
         }
     }
 
@@ -816,6 +819,90 @@ impl Centre {
         Ok(seq)
     }
 
+    /// Takes up the provider threads a previous run left open (a restart, a crash):
+    /// each gets its actor again with what it stored, is listed for its customer's
+    /// next message, is queued again (sticky to the agent who had it), and sends what
+    /// the provider had not taken. Returns how many.
+    async fn resume_threads(&self) -> Result<usize, CentreError> {
+        use crate::conversation::Message;
+        let store = &self.0.store;
+        let mut n = 0;
+        for i in store.open_threads().await? {
+            let Some(account) = self.channel(&i.trunk) else {
+                tracing::warn!(interaction = %i.id, account = %i.trunk, "open thread of an account no longer configured: left as it is");
+                continue;
+            };
+            let past: Vec<Message> = store
+                .interaction_messages(&i.id)
+                .await?
+                .iter()
+                .filter_map(Message::from_stored)
+                .collect();
+            // Taken by the provider, or given up on (failed, on the timeline): not
+            // sent again.
+            let mut sent: std::collections::HashSet<i64> =
+                store.sent_seqs(&i.id).await?.into_iter().collect();
+            sent.extend(
+                store
+                    .timeline(&i.id)
+                    .await?
+                    .iter()
+                    .filter(|e| e.kind == "delivery failed")
+                    .filter_map(|e| e.data["seq"].as_i64()),
+            );
+            let unsent = past
+                .iter()
+                .filter(|m| m.from == "agent" && !sent.contains(&(m.seq as i64)))
+                .map(|m| {
+                    let out =
+                        crate::channels::whatsapp::Outgoing::of(&m.text, m.template.as_deref());
+                    (m.seq, out)
+                })
+                .collect();
+            let last_in = past
+                .iter()
+                .filter(|m| m.from == "customer")
+                .map(|m| m.at / 1000)
+                .max()
+                .unwrap_or((i.started_at / 1000) as u64);
+            let peer = if i.dialled.is_empty() {
+                i.caller.clone()
+            } else {
+                i.dialled.clone()
+            };
+            let name = match i.customer_id {
+                Some(c) => store.customer(c).await?.map(|r| r.name).unwrap_or_default(),
+                None => String::new(),
+            };
+            let start = ChatStart {
+                customer: i.customer_id,
+                conversation: i.conversation_id,
+                name,
+                address: i.caller.clone(),
+                priority: account.priority,
+                provider: Some(crate::actors::chat::ProviderLink {
+                    account: account.clone(),
+                    peer: peer.clone(),
+                    threads: self.0.threads.clone(),
+                    first_at: last_in,
+                }),
+                resume: Some(crate::actors::chat::Resume { past, unsent }),
+                ..self.chat_start(&i.id, account.queue.clone())
+            };
+            self.0
+                .threads
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert((account.name.clone(), peer), i.id.clone());
+            self.spawn_chat(start, String::new());
+            n += 1;
+        }
+        if n > 0 {
+            tracing::info!(threads = n, "open threads taken up again");
+        }
+        Ok(n)
+    }
+
     /// The customer's open thread on `account`, or a new one: an interaction of the
     /// account's kind from their number (the provider vouches for it: their record
     /// and open case), queued like a chat.
@@ -879,6 +966,8 @@ impl Centre {
                 kind: account.kind.name(),
                 direction: "inbound",
                 from: &m.from,
+                // Where replies go (a thread taken up after a restart finds it).
+                dialled: &peer,
                 trunk: &account.name,
                 ..Default::default()
             })

@@ -82,6 +82,16 @@ pub struct ChatStart {
     pub ratable: Ratings,
     /// A thread whose customer writes through a provider (WhatsApp), not a page.
     pub provider: Option<ProviderLink>,
+    /// A thread taken up again after a restart: what it had stored, and the agent's
+    /// messages the provider had not taken yet (sent again, in order).
+    pub resume: Option<Resume>,
+}
+
+/// See [`ChatStart::resume`].
+#[derive(Default)]
+pub struct Resume {
+    pub past: Vec<crate::conversation::Message>,
+    pub unsent: Vec<(u64, crate::channels::whatsapp::Outgoing)>,
 }
 
 /// Open provider threads by (account, the customer's number): the interaction id.
@@ -141,7 +151,7 @@ pub struct ChatActor {
 }
 
 impl ChatActor {
-    pub fn new(s: ChatStart) -> ChatActor {
+    pub fn new(mut s: ChatStart) -> ChatActor {
         let limits = Limits {
             max_messages: MAX_MESSAGES,
             recent: RECENT,
@@ -155,8 +165,19 @@ impl ChatActor {
             rate_window: std::time::Duration::from_secs(10),
         };
         let last_inbound = s.provider.as_ref().map(|p| p.first_at);
+        let resume = s.resume.take();
+        let (thread, outbox) = match resume {
+            Some(r) => (
+                Thread::resume(limits, s.name.clone(), r.past),
+                r.unsent.into_iter().collect(),
+            ),
+            None => (
+                Thread::new(limits, s.name.clone()),
+                std::collections::VecDeque::new(),
+            ),
+        };
         ChatActor {
-            thread: Thread::new(limits, s.name.clone()),
+            thread,
             s,
             replies: HashMap::new(),
             next_reply: 0,
@@ -167,7 +188,7 @@ impl ChatActor {
             agent: None,
             wound_up: false,
             last_inbound,
-            outbox: std::collections::VecDeque::new(),
+            outbox,
             sending: false,
         }
     }
@@ -325,22 +346,11 @@ impl ChatActor {
                 // Through a provider only the agent's messages go (no system lines,
                 // acks or replays: those are a page's).
                 if v["type"] == "message" && v["from"] == "agent" {
-                    use crate::channels::whatsapp::Outgoing;
                     let seq = v["seq"].as_u64().unwrap_or_default();
-                    let t = &v["template"];
-                    let out = if t.is_object() {
-                        Outgoing::Template {
-                            name: t["name"].as_str().unwrap_or_default().to_string(),
-                            language: t["language"].as_str().unwrap_or_default().to_string(),
-                            parameters: serde_json::from_value(t["parameters"].clone())
-                                .unwrap_or_default(),
-                        }
-                    } else {
-                        Outgoing::Text {
-                            body: v["text"].as_str().unwrap_or_default().to_string(),
-                            reply_to: None,
-                        }
-                    };
+                    let out = crate::channels::whatsapp::Outgoing::of(
+                        v["text"].as_str().unwrap_or_default(),
+                        v.get("template"),
+                    );
                     self.outbox.push_back((seq, out));
                     self.send_next(ctx);
                 }
@@ -667,6 +677,8 @@ impl Actor for ChatActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        // Taken up after a restart: what the provider had not taken goes now.
+        self.send_next(ctx);
         let greeting = self.s.greeting.clone();
         if !greeting.is_empty() && self.s.provider.is_none() {
             self.system(ctx, greeting);

@@ -305,6 +305,24 @@ pub enum Outgoing {
     },
 }
 
+impl Outgoing {
+    /// An agent's thread message as it goes out: its template (`{name, language,
+    /// parameters}`, as the message records it) if it has one, else its text.
+    pub fn of(text: &str, template: Option<&serde_json::Value>) -> Outgoing {
+        match template.filter(|t| t.is_object()) {
+            Some(t) => Outgoing::Template {
+                name: t["name"].as_str().unwrap_or_default().to_string(),
+                language: t["language"].as_str().unwrap_or_default().to_string(),
+                parameters: serde_json::from_value(t["parameters"].clone()).unwrap_or_default(),
+            },
+            None => Outgoing::Text {
+                body: text.to_string(),
+                reply_to: None,
+            },
+        }
+    }
+}
+
 /// Why a send was refused before it left: the 4xx's reason.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SendRefused {

@@ -79,6 +79,27 @@ impl Message {
         v
     }
 
+    /// A message as the store keeps it, read back (`None`: not one of a thread's).
+    pub fn from_stored(v: &serde_json::Value) -> Option<Message> {
+        let from = match v["from"].as_str()? {
+            "customer" => "customer",
+            "agent" => "agent",
+            "system" => "system",
+            _ => return None,
+        };
+        Some(Message {
+            seq: v["seq"].as_u64()?,
+            from,
+            name: v["name"].as_str().unwrap_or_default().to_string(),
+            text: v["text"].as_str().unwrap_or_default().to_string(),
+            at: v["at"].as_u64().unwrap_or_default(),
+            template: v
+                .get("template")
+                .filter(|t| t.is_object())
+                .map(|t| Box::new(t.clone())),
+        })
+    }
+
     /// As the store keeps it (a timeline entry's data).
     fn stored(&self) -> serde_json::Value {
         let mut v = serde_json::json!({"from": self.from, "name": self.name, "text": self.text, "seq": self.seq, "at": self.at});
@@ -228,6 +249,19 @@ impl Thread {
             joining: None,
             out: VecDeque::new(),
         }
+    }
+
+    /// A thread taken up again from the store (the node restarted): `past` is what
+    /// it had stored, oldest first. Numbering goes on after the last; the newest are
+    /// in memory, the rest read from the store as for any long thread.
+    pub fn resume(limits: Limits, customer: String, past: Vec<Message>) -> Thread {
+        let mut t = Thread::new(limits, customer);
+        t.last_seq = past.iter().map(|m| m.seq).max().unwrap_or(0);
+        t.stored = past.len();
+        for m in past {
+            t.remember(m);
+        }
+        t
     }
 
     pub fn poll(&mut self) -> Option<Output> {

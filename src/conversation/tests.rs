@@ -491,3 +491,38 @@ fn a_providers_message_is_answered_once_stored_and_a_redelivery_counts_once() {
         .collect();
     assert_eq!(failed, [4, 5], "both told it was not stored");
 }
+
+/// A thread taken up after a restart numbers on from what it stored and keeps the
+/// newest in memory (the rest is read from the store like any long thread's).
+#[test]
+fn a_resumed_thread_numbers_on_and_keeps_the_newest_in_memory() {
+    let past: Vec<Message> = (1..=30)
+        .map(|i| {
+            let stored = serde_json::json!({"from": if i % 2 == 0 { "agent" } else { "customer" }, "name": "x", "text": format!("m{i}"), "seq": i, "at": i});
+            Message::from_stored(&stored).unwrap()
+        })
+        .collect();
+    assert_eq!(
+        Message::from_stored(&serde_json::json!({"from": "bot", "seq": 1})),
+        None
+    );
+    let limits = Limits::default();
+    let recent = limits.recent;
+    let mut t = Thread::resume(limits, "Ada".into(), past);
+    assert_eq!(t.last_seq(), 30);
+    assert_eq!(t.recent().count(), recent.min(30));
+    assert_eq!(t.recent().last().unwrap().text, "m30");
+    t.handle(
+        Time::now(),
+        Input::CustomerSays {
+            id: "p-31".into(),
+            text: "still there?".into(),
+            reply: None,
+        },
+    );
+    let stored = std::iter::from_fn(|| t.poll()).find_map(|o| match o {
+        Output::Store { seq, .. } => Some(seq),
+        _ => None,
+    });
+    assert_eq!(stored, Some(31), "numbering goes on");
+}

@@ -138,6 +138,20 @@ impl Store {
         Ok(())
     }
 
+    /// The numbers of an interaction's messages a provider took (or, for an open
+    /// channel, that were handed to it): the agent's others are still to send.
+    pub async fn sent_seqs(&self, interaction: &str) -> Result<Vec<i64>, StoreError> {
+        Ok(with_db!(self, |pool, sql| sqlx::query(sql(
+            "SELECT seq FROM channel_messages WHERE interaction_id = ? AND direction = 'out'"
+        ))
+        .bind(interaction)
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(|r| r.get::<i64, _>(0))
+        .collect()))
+    }
+
     /// When `customer` last wrote through `account` (Unix ms), if ever: where a
     /// WhatsApp reply window stands for a message an agent starts.
     pub async fn last_inbound(

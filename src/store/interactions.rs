@@ -423,6 +423,21 @@ impl Store {
         .map(interaction_row!())))
     }
 
+    /// Provider threads not ended (a node taking them up after a restart), oldest
+    /// first.
+    pub async fn open_threads(&self) -> Result<Vec<Interaction>, StoreError> {
+        with_db!(self, |pool, sql| {
+            Ok(sqlx::query(sql(
+            "SELECT * FROM interactions WHERE kind IN ('whatsapp', 'twilio', 'open') AND direction = 'inbound' AND ended_at IS NULL ORDER BY started_at"
+        ))
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(interaction_row!())
+        .collect())
+        })
+    }
+
     /// The most recent interactions, newest first.
     pub async fn recent_interactions(&self, limit: u32) -> Result<Vec<Interaction>, StoreError> {
         with_db!(self, |pool, sql| Ok(sqlx::query(sql(

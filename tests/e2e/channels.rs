@@ -108,8 +108,17 @@ pub(crate) fn customer_messages(g: &Gateway, id: &str) -> Vec<String> {
 /// then each gets an id `wamid.OUT<n>`) and a demo gateway with the WhatsApp account
 /// `wa` pointed at it.
 pub(crate) fn graph_and_gateway(base: u16, fail_first: bool) -> (Posts, Gateway) {
+    graph_and_gateway_with(base, move |n| n == 0 && fail_first)
+}
+
+/// As [`graph_and_gateway`], the send number `n` failing with 500 when `fails(n)`
+/// says so (once it has returned).
+pub(crate) fn graph_and_gateway_with(
+    base: u16,
+    fails: impl Fn(usize) -> bool + Send + 'static,
+) -> (Posts, Gateway) {
     let graph = serve(base + 50, move |n, _, _, _| {
-        if n == 0 && fail_first {
+        if fails(n) {
             ("500 Internal Server Error".into(), r#"{"error":{"message":"An unexpected error has occurred.","type":"OAuthException","code":2}}"#.into())
         } else {
             (
@@ -880,4 +889,101 @@ fn a_notification_goes_once_per_key_and_never_where_the_customer_opted_out() {
         1,
         "only the first notification went"
     );
+}
+
+/// The gateway killed with SIGKILL while Bob's reply is at the Graph API: started
+/// again, it takes Ada's thread up (queued to Bob again, with everything said), sends
+/// the reply the provider never took, counts a redelivered message once, and Ada's
+/// next message lands on the same thread.
+#[test]
+fn a_whatsapp_thread_survives_a_crash_of_the_gateway() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let base = 26500;
+    let crashed = std::sync::Arc::new(AtomicBool::new(false));
+    let arrived = std::sync::Arc::new(AtomicBool::new(false));
+    let (c2, a2) = (crashed.clone(), arrived.clone());
+    // The first send hangs until the gateway that made it is gone.
+    let (graph, mut g) = graph_and_gateway_with(base, move |n| {
+        a2.store(true, Ordering::SeqCst);
+        while n == 0 && !c2.load(Ordering::SeqCst) {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        n == 0
+    });
+    let (bob, mut ws) = on_duty(&g, "bob", "demo-bob");
+    let now = omnigate::clock::unix_secs();
+    let hello = text_from("15551234567", "wamid.C1", now, "Hola, order 1234?");
+    assert_eq!(post_signed(&g, "wa", &hello, None).0, 200);
+    let offer = next(&g, &mut ws, "offer");
+    let id = offer["interaction"].as_str().unwrap().to_string();
+    let (code, body) = g.post(&format!("/api/agent/offers/{id}/accept"), Some(&bob), "");
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = g.post(
+        &format!("/api/agent/work/{id}/messages"),
+        Some(&bob),
+        r#"{"text": "It ships today."}"#,
+    );
+    assert_eq!(code, 201, "{body}");
+    // The reply is at the Graph API (hanging) when the node dies.
+    wait_for(
+        "the reply at the Graph API",
+        std::time::Duration::from_secs(20),
+        || arrived.load(Ordering::SeqCst),
+    );
+    drop(ws);
+    g.crash_and_restart();
+    crashed.store(true, Ordering::SeqCst);
+    g.wait_log("open threads taken up again");
+
+    // Bob again: the thread is offered to him, with everything said.
+    let (bob, mut ws) = on_duty(&g, "bob", "demo-bob");
+    let offer = next(&g, &mut ws, "offer");
+    assert_eq!(
+        offer["interaction"],
+        id.as_str(),
+        "the same thread: {offer}"
+    );
+    let (code, body) = g.post(&format!("/api/agent/offers/{id}/accept"), Some(&bob), "");
+    assert_eq!(code, 200, "{body}");
+    let mut said = std::collections::BTreeMap::new();
+    while said.len() < 2 {
+        let m = next(&g, &mut ws, "");
+        if m["type"] == "assigned" || m["type"] == "transcript" {
+            for x in m["messages"].as_array().into_iter().flatten() {
+                said.insert(
+                    x["seq"].as_u64().unwrap(),
+                    x["text"].as_str().unwrap().to_string(),
+                );
+            }
+        }
+    }
+    assert_eq!(
+        said.values().collect::<Vec<_>>(),
+        ["Hola, order 1234?", "It ships today."],
+        "nothing acknowledged is missing"
+    );
+    // The reply Meta never took goes now (the hung attempt died with the node).
+    wait_for(
+        "the reply sent again",
+        std::time::Duration::from_secs(20),
+        || graph.lock().unwrap().len() >= 2,
+    );
+    let posts = graph.lock().unwrap().clone();
+    assert_eq!(json(&posts[1].1)["text"]["body"], "It ships today.");
+    // Meta delivers the first message again: once. Ada writes again: same thread.
+    assert_eq!(post_signed(&g, "wa", &hello, None).0, 200);
+    let more = text_from("15551234567", "wamid.C2", now + 1, "Thanks!");
+    assert_eq!(post_signed(&g, "wa", &more, None).0, 200);
+    let m = next(&g, &mut ws, "message");
+    assert_eq!(
+        (m["interaction"].as_str(), m["text"].as_str()),
+        (Some(id.as_str()), Some("Thanks!")),
+        "{m}"
+    );
+    let last = *said.keys().last().unwrap();
+    assert!(
+        m["seq"].as_u64().unwrap() > last,
+        "numbering goes on after {last}: {m}"
+    );
+    assert_eq!(customer_messages(&g, &id), ["Hola, order 1234?", "Thanks!"]);
 }
