@@ -1201,7 +1201,9 @@ impl Centre {
         r: &crate::channels::notify::Request,
     ) -> Result<(u16, serde_json::Value), CentreError> {
         let store = &self.0.store;
-        if let Some((d, answer)) = store.claim_notification(key, digest).await? {
+        // A request takes seconds; one unanswered after five minutes died with its node.
+        const STALE_MS: i64 = 5 * 60 * 1000;
+        if let Some((d, answer)) = store.claim_notification(key, digest, STALE_MS).await? {
             if d != digest {
                 return Err(CentreError::Refused(
                     "this Idempotency-Key was used for another request".into(),

@@ -78,12 +78,29 @@ impl Store {
     /// Claims a notification's `Idempotency-Key` for the request of `digest`:
     /// `Ok(None)` claimed (the caller sends it and records the answer); `Ok(Some((digest,
     /// answer)))` the key was used already (the answer is empty while that request is
-    /// still being handled).
+    /// still being handled). A claim left unanswered for `stale_ms` (its node died
+    /// mid-way) is taken over.
     pub async fn claim_notification(
         &self,
         key: &str,
         digest: &str,
+        stale_ms: i64,
     ) -> Result<Option<(String, String)>, StoreError> {
+        let taken_over = with_db!(self, |pool, sql| {
+            sqlx::query(sql(
+                "UPDATE notifications SET digest = ?, at = ? WHERE idem_key = ? AND answer = '' AND at <= ?",
+            ))
+            .bind(digest)
+            .bind(now())
+            .bind(key)
+            .bind(now() - stale_ms)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        }) == 1;
+        if taken_over {
+            return Ok(None);
+        }
         let claimed = with_db!(self, |pool, sql| {
             sqlx::query(sql(
                 "INSERT INTO notifications (idem_key, digest, at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",

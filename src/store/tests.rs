@@ -54,25 +54,34 @@ on_both!(
 );
 
 async fn a_notification_key_is_claimed_once_and_keeps_its_answer(s: Store) {
-    assert_eq!(s.claim_notification("k1", "d1").await.unwrap(), None);
+    const MIN: i64 = 60_000;
+    assert_eq!(s.claim_notification("k1", "d1", MIN).await.unwrap(), None);
     // Still being handled: the same key finds no answer yet.
     assert_eq!(
-        s.claim_notification("k1", "d1").await.unwrap(),
+        s.claim_notification("k1", "d1", MIN).await.unwrap(),
         Some(("d1".into(), String::new()))
     );
     s.answer_notification("k1", "{\"status\":202}")
         .await
         .unwrap();
     assert_eq!(
-        s.claim_notification("k1", "other").await.unwrap(),
+        s.claim_notification("k1", "other", MIN).await.unwrap(),
         Some(("d1".into(), "{\"status\":202}".into()))
     );
-    // Answered keys stay; a request that failed before its answer frees its key.
+    // Answered keys stay, even when old; a request that failed before its answer
+    // frees its key.
+    assert!(s.claim_notification("k1", "d1", 0).await.unwrap().is_some());
     s.release_notification("k1").await.unwrap();
-    assert!(s.claim_notification("k1", "d1").await.unwrap().is_some());
-    assert_eq!(s.claim_notification("k2", "d2").await.unwrap(), None);
+    assert!(s
+        .claim_notification("k1", "d1", MIN)
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(s.claim_notification("k2", "d2", MIN).await.unwrap(), None);
     s.release_notification("k2").await.unwrap();
-    assert_eq!(s.claim_notification("k2", "d3").await.unwrap(), None);
+    assert_eq!(s.claim_notification("k2", "d3", MIN).await.unwrap(), None);
+    // A claim whose node died mid-way (unanswered past the limit) is taken over.
+    assert_eq!(s.claim_notification("k2", "d3", 0).await.unwrap(), None);
 }
 
 async fn service_level_counts_settled_work_of_the_queue_since_a_time(s: Store) {
