@@ -380,8 +380,10 @@ impl Desk {
                 {
                     // News arrive out of order (our own `sent` after a connector's
                     // `delivered`): only forward moves, or a queued message's reason.
+                    // An agent's retry is the one way back from failed.
                     let old = m["status"].as_str().unwrap_or("queued");
-                    if old == *status || crate::channels::advances(old, status) {
+                    let retry = old == "failed" && *status == "queued";
+                    if old == *status || retry || crate::channels::advances(old, status) {
                         m["status"] = (*status).into();
                         m["error"] = error.as_str().into();
                     }
@@ -821,5 +823,20 @@ mod tests {
             ("read".into(), "".into()),
             "read is where it stays"
         );
+        // A failed message goes again only by the agent's retry (queued again).
+        d.apply(8, &message("x", 2, "second"));
+        let on2 = |status: &'static str, error: &str| AgentPush::Delivery {
+            interaction: "x".into(),
+            seq: 2,
+            status,
+            error: error.into(),
+        };
+        d.apply(9, &on2("failed", "timeout"));
+        d.apply(9, &on2("delivered", ""));
+        let second = |d: &Desk| d.snapshot(10)["work"][0]["messages"][1]["status"].clone();
+        assert_eq!(second(&d), "failed");
+        d.apply(10, &on2("queued", "sending again"));
+        d.apply(11, &on2("sent", ""));
+        assert_eq!(second(&d), "sent");
     }
 }

@@ -148,6 +148,9 @@ pub struct ChatActor {
     /// first one in flight when `sending`.
     outbox: std::collections::VecDeque<(u64, crate::channels::whatsapp::Outgoing)>,
     sending: bool,
+    /// A provider thread: the agent's messages that failed (the agent may retry them;
+    /// at most the thread's messages).
+    failed: std::collections::BTreeSet<u64>,
 }
 
 impl ChatActor {
@@ -190,6 +193,7 @@ impl ChatActor {
             last_inbound,
             outbox,
             sending: false,
+            failed: std::collections::BTreeSet::new(),
         }
     }
 
@@ -430,6 +434,23 @@ impl ChatActor {
         Some((self.last_inbound? + crate::channels::whatsapp::WINDOW_SECS) * 1000)
     }
 
+    /// Why a free-form reply may not go now: a WhatsApp thread whose 24-hour window
+    /// has closed (only templates may).
+    fn window_closed(&self) -> Option<ChatError> {
+        let p = self.s.provider.as_ref().filter(|p| p.is_whatsapp())?;
+        let now = crate::clock::unix_secs();
+        if crate::channels::whatsapp::window_left(self.last_inbound, now).is_some() {
+            return None;
+        }
+        let closed_secs = self.last_inbound.map_or(0, |l| {
+            now.saturating_sub(l + crate::channels::whatsapp::WINDOW_SECS)
+        });
+        Some(ChatError::WindowClosed {
+            closed_secs,
+            templates: p.account.templates.iter().map(|t| t.name.clone()).collect(),
+        })
+    }
+
     /// The agent's desktop learns where the reply window stands.
     fn tell_window(&self) {
         if let Some(until) = self.window_until() {
@@ -592,6 +613,7 @@ impl ChatActor {
                 }),
             );
         } else if status == "failed" {
+            self.failed.insert(seq);
             self.event(
                 ctx,
                 "delivery failed",
@@ -1011,6 +1033,12 @@ pub enum AgentAct {
     End {
         agent: String,
     },
+    /// A provider thread's message of the agent's that failed, sent again (the same
+    /// message, and for an open channel the same delivery). Answers its number.
+    Retry {
+        agent: String,
+        seq: u64,
+    },
     /// The agent has checked the customer is who they say (asked what only they
     /// know): the chat joins that customer's record (created if new) and open case.
     /// Answers the customer id.
@@ -1038,6 +1066,7 @@ impl Handler<AgentAct> for ChatActor {
             | AgentAct::Template { agent, .. }
             | AgentAct::Typing { agent, .. }
             | AgentAct::End { agent }
+            | AgentAct::Retry { agent, .. }
             | AgentAct::Verify { agent } => agent.clone(),
         };
         if self.agent.as_ref().map(|(n, _)| n) != Some(&agent) {
@@ -1045,26 +1074,8 @@ impl Handler<AgentAct> for ChatActor {
         }
         match m {
             AgentAct::Says { text, .. } => {
-                if let Some(p) = self
-                    .s
-                    .provider
-                    .as_ref()
-                    .filter(|p| p.account.kind == crate::config::ChannelKind::Whatsapp)
-                {
-                    let now = crate::clock::unix_secs();
-                    if crate::channels::whatsapp::window_left(self.last_inbound, now).is_none() {
-                        let closed_secs = self.last_inbound.map_or(0, |l| {
-                            now.saturating_sub(l + crate::channels::whatsapp::WINDOW_SECS)
-                        });
-                        let templates =
-                            p.account.templates.iter().map(|t| t.name.clone()).collect();
-                        return Box::pin(async move {
-                            Err(ChatError::WindowClosed {
-                                closed_secs,
-                                templates,
-                            })
-                        });
-                    }
+                if let Some(e) = self.window_closed() {
+                    return Box::pin(async move { Err(e) });
                 }
                 let (reply, rx) = self.reply_slot();
                 self.feed(
@@ -1110,6 +1121,37 @@ impl Handler<AgentAct> for ChatActor {
                     },
                 );
                 answer(rx)
+            }
+            AgentAct::Retry { seq, .. } => {
+                let m = self
+                    .thread
+                    .recent()
+                    .find(|m| m.seq == seq && m.from == "agent")
+                    .cloned();
+                let refused = |why: String| -> ResponseFuture<Result<u64, ChatError>> {
+                    Box::pin(async move { Err(ChatError::Refused(why)) })
+                };
+                let Some(m) = m.filter(|_| self.failed.contains(&seq)) else {
+                    return refused(format!(
+                        "message {seq} is not one of yours that failed (only those are sent again)"
+                    ));
+                };
+                if m.template.is_none() {
+                    if let Some(e) = self.window_closed() {
+                        return Box::pin(async move { Err(e) });
+                    }
+                }
+                self.failed.remove(&seq);
+                self.tell_agent(AgentPush::Delivery {
+                    interaction: self.s.interaction.clone(),
+                    seq,
+                    status: "queued",
+                    error: "sending again".into(),
+                });
+                let out = crate::channels::whatsapp::Outgoing::of(&m.text, m.template.as_deref());
+                self.outbox.push_back((seq, out));
+                self.send_next(ctx);
+                Box::pin(async move { Ok(seq) })
             }
             AgentAct::Typing { on, .. } => {
                 self.tell_customer(serde_json::json!({"type": "typing", "on": on}));

@@ -147,6 +147,12 @@ fn a_connector_brings_a_customer_and_takes_the_agents_reply() {
                 "500 Internal Server Error".into(),
                 r#"{"error": "restarting"}"#.into(),
             )
+        } else if n == 2 {
+            // The second reply's first callback: refused for good (a 4xx).
+            (
+                "422 Unprocessable Entity".into(),
+                r#"{"error": "the customer's app is offline"}"#.into(),
+            )
         } else {
             forward(connector_port, request, headers, body)
         }
@@ -324,6 +330,52 @@ fn a_connector_brings_a_customer_and_takes_the_agents_reply() {
             break;
         }
     }
+    // A reply the connector refuses (4xx) fails with its reason, at once; Bob sends
+    // it again, the same delivery, and it goes.
+    let (code, body) = g.post(
+        &format!("/api/agent/work/{id}/messages"),
+        Some(&bob),
+        r#"{"text": "Tracking: ZX-9."}"#,
+    );
+    assert_eq!(code, 201, "{body}");
+    let seq2 = json(&body)["seq"].as_u64().unwrap();
+    let failed = loop {
+        let d = next(&g, &mut ws, "delivery");
+        if d["seq"] == seq2 && d["status"] == "failed" {
+            break d;
+        }
+    };
+    assert!(
+        failed["error"]
+            .as_str()
+            .unwrap()
+            .contains("422: the customer's app is offline"),
+        "{failed}"
+    );
+    let (code, body) = g.post(
+        &format!("/api/agent/work/{id}/retry"),
+        Some(&bob),
+        &format!(r#"{{"seq": {seq}}}"#),
+    );
+    assert_eq!(code, 409, "only a failed message goes again: {body}");
+    let (code, body) = g.post(
+        &format!("/api/agent/work/{id}/retry"),
+        Some(&bob),
+        &format!(r#"{{"seq": {seq2}}}"#),
+    );
+    assert_eq!(code, 202, "{body}");
+    let reply2 = c.wait("reply ", &g);
+    assert!(
+        reply2.starts_with(&format!("reply {id}-{seq2} ")) && reply2.ends_with(": Tracking: ZX-9."),
+        "{reply2}"
+    );
+    loop {
+        let d = next(&g, &mut ws, "delivery");
+        if d["seq"] == seq2 && d["status"] == "delivered" {
+            break;
+        }
+    }
+
     // On record: the message is delivered (a reconnecting desktop reads it so).
     let (code, body) = g.get_auth(&format!("/api/interactions/{id}"), "test-token");
     assert_eq!(code, 200, "{body}");

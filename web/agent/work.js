@@ -269,7 +269,8 @@ function showDelivery(li, status, error) {
   // News may arrive out of order (our "sent" after the provider's "delivered"): a
   // message only moves forward, and failed or read is where it stays.
   const old = d.dataset.status;
-  if (old && old !== status && (!(old in RANK) || old === "read" || (status !== "failed" && !(RANK[status] > RANK[old])))) return;
+  const retry = old === "failed" && status === "queued";
+  if (old && old !== status && !retry && (!(old in RANK) || old === "read" || (status !== "failed" && !(RANK[status] > RANK[old])))) return;
   d.textContent = TICKS[status] || status;
   d.dataset.status = status;
   d.title = error || "";

@@ -149,6 +149,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     for (act, handler) in [
         ("messages", web::post().to(work::messages)),
         ("template", web::post().to(work::template)),
+        ("retry", web::post().to(work::retry)),
         ("typing", web::post().to(work::typing)),
         ("verify", web::post().to(work::verify)),
         ("end", web::post().to(work::end)),

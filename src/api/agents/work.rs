@@ -186,6 +186,33 @@ pub(super) async fn template(
     Ok(HttpResponse::Created().json(serde_json::json!({"seq": seq})))
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RetryBody {
+    seq: u64,
+}
+
+/// One of the agent's messages on a provider thread that failed, sent again: `{seq}`
+/// → 202 `{seq}`.
+pub(super) async fn retry(
+    req: HttpRequest,
+    path: web::Path<String>,
+    b: web::Bytes,
+    shared: web::Data<Shared>,
+) -> Reply {
+    let (c, me, id) = start(&req, &shared, path)?;
+    let r: RetryBody = body(&b)?;
+    let seq = acted(
+        chat_of(c, &id)?
+            .send(AgentAct::Retry {
+                agent: me,
+                seq: r.seq,
+            })
+            .await,
+    )?;
+    Ok(HttpResponse::Accepted().json(serde_json::json!({"seq": seq})))
+}
+
 /// The agent is typing, or stopped: `{on}`.
 pub(super) async fn typing(
     req: HttpRequest,
