@@ -719,6 +719,10 @@ impl Actor for ChatActor {
                     if let Some(until) = self.window_until() {
                         d["window_until"] = until.into();
                     }
+                    // What the desktop offers once the window has closed.
+                    if p.account.kind == crate::config::ChannelKind::Whatsapp {
+                        d["templates"] = serde_json::json!(p.account.templates);
+                    }
                     d
                 },
             ),

@@ -1,7 +1,8 @@
 // A WhatsApp message on the agent desktop, in real headless Chromium: the page rings
 // with the customer (her record: the provider vouches for her number), the agent
 // answers, reads her message, replies, and sees the reply's delivery move from sent
-// to read as the provider reports it. Output: `STEP <name> <json>` lines (read by
+// to read as the provider reports it; a thread whose reply window has closed offers
+// the account's templates, and one is sent. Output: `STEP <name> <json>` lines (read by
 // tests/e2e/desktop.rs, which plays Meta: signed webhooks and a fake Graph API).
 //
 // usage: node agent_whatsapp.mjs <http base> <agent> <password> <artifacts dir>
@@ -50,6 +51,23 @@ try {
     delivery: await card.locator(".delivery").innerText(),
     messages: await card.locator(".messages li").allInnerTexts(),
   });
+  // A message Meta delivered a day late: the window is closed; the card offers the
+  // account's templates, and one goes with its parameter.
+  await answer.waitFor({ timeout: 30000 });
+  await answer.click();
+  const late = page.locator(".chat", { hasText: "Still there?" });
+  const picker = late.getByRole("form", { name: "Templates" });
+  await picker.waitFor({ timeout: 10000 });
+  step("late", {
+    window: await late.locator(".window").innerText(),
+    typed: await page.locator("#screen-pop").innerText(),
+    templates: await picker.getByLabel("Template").locator("option").allInnerTexts(),
+  });
+  await picker.getByLabel("Parameter 1").fill("order 1234");
+  await picker.getByRole("button", { name: "Send template" }).click();
+  await late.locator('.delivery[data-status="sent"]').waitFor({ timeout: 20000 });
+  await page.screenshot({ path: `${artifacts}/whatsapp-template.png`, fullPage: true });
+  step("template", { messages: await late.locator(".messages li").allInnerTexts() });
 } catch (e) {
   await fail(e, { browser, page, artifacts });
 }

@@ -1170,5 +1170,32 @@ fn a_whatsapp_message_rings_the_desktop_and_the_reply_shows_its_delivery() {
     }
     let r = b.step("read", &g);
     assert_eq!(r["delivery"], "✓✓ read", "{r}");
+    // Alan's message, delivered by Meta a day late: templates only.
+    let late = text_from("15557654321", "wamid.IN2", now - 25 * 3600, "Still there?");
+    let (code, body) = post_signed(&g, "wa", &late, None);
+    assert_eq!(code, 200, "{body}");
+    let l = b.step("late", &g);
+    assert!(
+        l["window"].as_str().unwrap().contains("Reply window: 0:00"),
+        "{l}"
+    );
+    assert_eq!(l["templates"], serde_json::json!(["follow_up (en)"]), "{l}");
+    let typed = l["typed"].as_str().unwrap();
+    assert!(
+        !typed.contains("[object Object]") && !typed.contains("window_until"),
+        "the card's own details stay off the screen-pop: {typed}"
+    );
+    let t = b.step("template", &g);
+    assert!(
+        t["messages"]
+            .to_string()
+            .contains("[template follow_up: order 1234]"),
+        "{t}"
+    );
+    let posts = graph.lock().unwrap().clone();
+    let v: serde_json::Value = serde_json::from_str(&posts.last().unwrap().1).unwrap();
+    assert_eq!(v["type"], "template", "{v}");
+    assert_eq!(v["template"]["name"], "follow_up", "{v}");
+    assert!(v.to_string().contains("order 1234"), "its parameter: {v}");
     b.finish();
 }

@@ -16,12 +16,14 @@ export const personOf = w => (w.details && w.details["customer.name"]) || w.from
 
 // Variables about the call's plumbing, not the customer: folded away.
 const INTERNAL = new Set(["caller", "caller_name", "called", "trunk", "call_id", "flow", "interaction"]);
+// What the card shows itself (a messaging thread's window and templates).
+const ON_THE_CARD = new Set(["window_until", "templates"]);
 
 /// What the customer said or chose, and the call's plumbing, apart.
 export function splitDetails(details) {
   const reason = {}, internal = {};
   for (const [k, v] of Object.entries(details || {})) {
-    if (k.startsWith("customer.") || k === "verified") continue;
+    if (k.startsWith("customer.") || k === "verified" || ON_THE_CARD.has(k)) continue;
     (INTERNAL.has(k) ? internal : reason)[k] = v;
   }
   return [reason, internal];

@@ -46,6 +46,8 @@ export function tick() {
   const now = Date.now();
   for (const t of $$("[data-since]")) t.textContent = t.dataset.since ? age(now - +t.dataset.since) : "";
   for (const t of $$("[data-until]")) t.textContent = age(+t.dataset.until - now);
+  // What appears from a moment on (a closed reply window's template picker).
+  for (const t of $$("[data-shows-at]")) t.hidden = +t.dataset.showsAt > now;
 }
 
 /// A wrap-up form's countdown (shown while wrap-up ends by itself).

@@ -221,6 +221,34 @@ function wireChat(entry) {
   };
   $(".end", n).onclick = () => act(id, "POST", `/api/agent/work/${id}/end`).catch(() => {});
   loadCanned(entry);
+  templatePicker(entry);
+}
+
+// A WhatsApp thread's approved templates (from the gateway's details): shown once
+// the reply window has closed, each with its parameters to fill.
+function templatePicker(entry) {
+  const id = entry.data.interaction, n = entry.node;
+  const list = (entry.data.details && entry.data.details.templates) || [];
+  const form = $(".templates", n);
+  if (!form || !list.length) return;
+  const pick = $(".template", form), params = $(".params", form);
+  pick.replaceChildren(...list.map((t, i) => el("option", { value: String(i), textContent: `${t.name} (${t.language})` })));
+  const fill = () => {
+    const t = list[+pick.value] || list[0];
+    params.replaceChildren(...Array.from({ length: t.parameters || 0 }, (_, i) =>
+      el("input", { className: "param", ariaLabel: `Parameter ${i + 1}`, placeholder: `{{${i + 1}}}`, autocomplete: "off", required: true })));
+  };
+  pick.onchange = fill;
+  fill();
+  form.onsubmit = async ev => {
+    ev.preventDefault();
+    const t = list[+pick.value] || list[0];
+    const parameters = [...params.querySelectorAll("input")].map(x => x.value.trim());
+    try {
+      await act(id, "POST", `/api/agent/work/${id}/template`, { name: t.name, parameters });
+      for (const x of params.querySelectorAll("input")) x.value = "";
+    } catch { }
+  };
 }
 
 // The queue's ready replies, filled by the gateway for this customer and agent; one
@@ -283,6 +311,8 @@ function replyWindow(entry, until) {
   if (!p || !until) return;
   p.hidden = false;
   $(".window-left", p).dataset.until = until;
+  const form = $(".templates", entry.node);
+  if (form && $(".template option", form)) form.dataset.showsAt = until;
   tick();
 }
 
