@@ -57,7 +57,10 @@ struct Inner {
     /// What the chat page says of the business (name, privacy notice and link).
     chat_page: ChatPage,
     /// Messaging accounts by name.
-    channels: HashMap<String, Arc<crate::config::ChannelConfig>>,
+    /// Messaging accounts: the config file's (read-only, named in
+    /// `config_channels`) and those added through the admin API (stored).
+    channels: Mutex<HashMap<String, Arc<crate::config::ChannelConfig>>>,
+    config_channels: std::collections::HashSet<String>,
     /// Open provider threads by (account, the customer's number).
     threads: crate::actors::chat::Threads,
     /// Threads being started, by (account, number): two first messages from one
@@ -269,6 +272,24 @@ impl Centre {
             agents = accounts.len(),
             "contact centre ready"
         );
+        // The config's accounts, then those added through the API (a name the config
+        // now has is the config's).
+        let mut channels: HashMap<String, Arc<crate::config::ChannelConfig>> = cfg
+            .effective_channels()
+            .into_iter()
+            .map(|c| (c.name.clone(), Arc::new(c)))
+            .collect();
+        let config_channels: std::collections::HashSet<String> = channels.keys().cloned().collect();
+        for (name, spec) in store.channel_accounts().await.map_err(e)? {
+            match serde_json::from_value::<crate::config::ChannelConfig>(spec) {
+                Ok(c) if c.name == name && c.check().is_ok() => {
+                    channels.entry(name).or_insert_with(|| Arc::new(c));
+                }
+                _ => {
+                    tracing::warn!(account = %name, "a stored channel account no longer reads: left out")
+                }
+            }
+        }
         let centre = Centre(Arc::new(Inner {
             store,
             router,
@@ -303,11 +324,8 @@ impl Centre {
                 std::time::Duration::from_secs(60),
                 10_000,
             )),
-            channels: cfg
-                .effective_channels()
-                .into_iter()
-                .map(|c| (c.name.clone(), Arc::new(c)))
-                .collect(),
+            channels: Mutex::new(channels),
+            config_channels,
             threads: Default::default(),
             thread_starts: Mutex::new(HashMap::new()),
         }));
@@ -755,14 +773,112 @@ impl Centre {
 
     /// Every messaging account, by name.
     pub fn channels(&self) -> Vec<Arc<crate::config::ChannelConfig>> {
-        let mut v: Vec<_> = self.0.channels.values().cloned().collect();
+        let mut v: Vec<_> = self
+            .0
+            .channels
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
         v.sort_by(|a, b| a.name.cmp(&b.name));
         v
     }
 
     /// A messaging account by name.
     pub fn channel(&self, name: &str) -> Option<Arc<crate::config::ChannelConfig>> {
-        self.0.channels.get(name).cloned()
+        self.0
+            .channels
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
+    }
+
+    /// The accounts as the admin API lists them: secrets shown only as set or not.
+    pub fn channel_list(&self) -> Vec<serde_json::Value> {
+        self.channels()
+            .iter()
+            .map(|a| {
+                let mut v = serde_json::to_value(&**a).unwrap_or_default();
+                for k in [
+                    "app_secret",
+                    "verify_token",
+                    "access_token",
+                    "auth_token",
+                    "secret",
+                ] {
+                    let set = v[k].as_str().is_some_and(|s| !s.is_empty());
+                    v[k] = serde_json::Value::Bool(set);
+                }
+                v["source"] = if self.0.config_channels.contains(&a.name) {
+                    "config"
+                } else {
+                    "api"
+                }
+                .into();
+                v["can_send"] = a.can_send().into();
+                v
+            })
+            .collect()
+    }
+
+    /// Adds or replaces an account through the admin API (checked as the config file
+    /// checks it; its queue must exist; the config file's accounts are read-only).
+    /// Whether it is new. Threads already open keep the account they started with.
+    pub async fn put_channel(&self, a: crate::config::ChannelConfig) -> Result<bool, CentreError> {
+        if self.0.config_channels.contains(&a.name) {
+            return Err(CentreError::Conflict(format!(
+                "channel {} is in the config file: change it there",
+                a.name
+            )));
+        }
+        a.check().map_err(CentreError::Refused)?;
+        let queues = self
+            .0
+            .router
+            .send(crate::actors::router::QueueConfigs)
+            .await
+            .map_err(|e| CentreError::Internal(e.to_string()))?;
+        if !queues.iter().any(|q| q.name == a.queue) {
+            return Err(CentreError::Refused(format!(
+                "no queue named {:?}",
+                a.queue
+            )));
+        }
+        self.0
+            .store
+            .put_channel_account(&a.name, &serde_json::to_value(&a).unwrap_or_default())
+            .await?;
+        let new = self
+            .0
+            .channels
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(a.name.clone(), Arc::new(a))
+            .is_none();
+        Ok(new)
+    }
+
+    /// Removes an account added through the admin API (new messages for it get 404;
+    /// its open threads go on to their end).
+    pub async fn delete_channel(&self, name: &str) -> Result<(), CentreError> {
+        if self.0.config_channels.contains(name) {
+            return Err(CentreError::Conflict(format!(
+                "channel {name} is in the config file: remove it there"
+            )));
+        }
+        if !self.0.store.delete_channel_account(name).await? {
+            return Err(CentreError::NotFound(format!(
+                "no channel account {name:?}"
+            )));
+        }
+        self.0
+            .channels
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name);
+        Ok(())
     }
 
     /// A customer's message through `account`, committed: stored on their thread (the

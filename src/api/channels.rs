@@ -389,6 +389,51 @@ async fn notification(req: HttpRequest, payload: web::Payload, shared: web::Data
     Ok(HttpResponse::build(StatusCode::from_u16(code).unwrap_or(StatusCode::OK)).json(answer))
 }
 
+/// `GET /api/channels` (admin): every messaging account, secrets only as set or not.
+async fn list_channels(req: HttpRequest, shared: web::Data<Shared>) -> Reply {
+    super::authorised(&req, &shared)?;
+    Ok(HttpResponse::Ok().json(centre(&shared)?.channel_list()))
+}
+
+/// `PUT /api/channels/{name}` (admin): adds or replaces an account as `[[channel]]`
+/// spells it (the name in the path); 201 new, 200 replaced.
+async fn put_channel(
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+    shared: web::Data<Shared>,
+) -> Reply {
+    super::authorised(&req, &shared)?;
+    let body = read_body(&req, payload, MAX_FORM).await?;
+    let mut v: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
+    match v.get("name") {
+        None => v["name"] = path.as_str().into(),
+        Some(n) if n == path.as_str() => {}
+        Some(_) => return Err(ApiError::bad_request("name differs from the path's")),
+    }
+    let a: crate::config::ChannelConfig = serde_json::from_value(v)
+        .map_err(|e| ApiError::bad_request(format!("not a channel account: {e}")))?;
+    let new = centre(&shared)?.put_channel(a).await?;
+    let code = if new {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok(HttpResponse::build(code).json(serde_json::json!({"name": path.as_str()})))
+}
+
+/// `DELETE /api/channels/{name}` (admin): an account added through the API.
+async fn delete_channel(
+    req: HttpRequest,
+    path: web::Path<String>,
+    shared: web::Data<Shared>,
+) -> Reply {
+    super::authorised(&req, &shared)?;
+    centre(&shared)?.delete_channel(&path).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/webhooks/whatsapp/{account}", web::get().to(verify))
         .route("/webhooks/whatsapp/{account}", web::post().to(notify))
@@ -399,6 +444,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::post().to(open_events),
         )
         .route("/api/notifications", web::post().to(notification))
+        .route("/api/channels", web::get().to(list_channels))
+        .route("/api/channels/{name}", web::put().to(put_channel))
+        .route("/api/channels/{name}", web::delete().to(delete_channel))
         .route(
             "/webhooks/twilio/{account}/status",
             web::post().to(twilio_status),

@@ -41,7 +41,7 @@
 
 use serde::Deserialize;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ChannelKind {
     Whatsapp,
@@ -70,7 +70,7 @@ pub struct TemplateConfig {
     pub parameters: u8,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChannelConfig {
     /// In the webhook path (`/webhooks/whatsapp/{name}`): letters, digits, `-`, `_`.
@@ -200,6 +200,16 @@ impl ChannelConfig {
             (false, _) => &self.api_base,
             (true, ChannelKind::Twilio) => "https://api.twilio.com",
             (true, _) => "https://graph.facebook.com",
+        }
+    }
+
+    /// What is wrong with the account, for an API's refusal (the config file reports
+    /// it at its line).
+    pub fn check(&self) -> Result<(), String> {
+        match self.problem() {
+            Some((key, value, why)) if value.is_empty() => Err(format!("{key}: {why}")),
+            Some((key, value, why)) => Err(format!("{key} {value:?}: {why}")),
+            None => Ok(()),
         }
     }
 

@@ -169,6 +169,50 @@ impl Store {
         .collect()))
     }
 
+    /// Adds or replaces a messaging account added through the admin API.
+    pub async fn put_channel_account(
+        &self,
+        name: &str,
+        spec: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        with_db!(self, |pool, sql| {
+            sqlx::query(sql("INSERT INTO channel_accounts (name, spec, updated_at) VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET spec = excluded.spec, updated_at = excluded.updated_at"))
+                .bind(name)
+                .bind(spec.to_string())
+                .bind(now())
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(())
+    }
+
+    /// Removes one; whether it was there.
+    pub async fn delete_channel_account(&self, name: &str) -> Result<bool, StoreError> {
+        Ok(with_db!(self, |pool, sql| {
+            sqlx::query(sql("DELETE FROM channel_accounts WHERE name = ?"))
+                .bind(name)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        }) == 1)
+    }
+
+    /// The accounts added through the admin API: (name, spec), by name.
+    pub async fn channel_accounts(&self) -> Result<Vec<(String, serde_json::Value)>, StoreError> {
+        Ok(with_db!(self, |pool, sql| sqlx::query(sql(
+            "SELECT name, spec FROM channel_accounts ORDER BY name"
+        ))
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(|r| (
+            r.get(0),
+            serde_json::from_str(&r.get::<String, _>(1)).unwrap_or_default()
+        ))
+        .collect()))
+    }
+
     /// When `customer` last wrote through `account` (Unix ms), if ever: where a
     /// WhatsApp reply window stands for a message an agent starts.
     pub async fn last_inbound(

@@ -129,7 +129,16 @@ pub(super) const MIGRATIONS: &[(i64, &[&str])] = &[
     (5, &[SURVEYS, QUEUE_INDEX]),
     (6, &[CHANNEL_MESSAGES]),
     (7, &[NOTIFICATIONS]),
+    (8, &[CHANNEL_ACCOUNTS]),
 ];
+
+/// Messaging accounts added through the admin API (the config file's are read-only):
+/// the account as `[[channel]]` spells it, in JSON.
+const CHANNEL_ACCOUNTS: &str = "CREATE TABLE IF NOT EXISTS channel_accounts (
+    name TEXT PRIMARY KEY,
+    spec TEXT NOT NULL,
+    updated_at BIGINT NOT NULL
+)";
 
 /// Proactive notifications by their `Idempotency-Key`: the request's digest (a key
 /// reused for another request is refused) and the answer given (the same again).
@@ -176,7 +185,7 @@ const TIMELINE_INDEX: &str =
 const CUSTOMER_INDEX: &str =
     "CREATE INDEX IF NOT EXISTS interactions_customer ON interactions(customer_id, started_at)";
 
-pub const SCHEMA_VERSION: i64 = 7;
+pub const SCHEMA_VERSION: i64 = 8;
 
 /// The same schema for PostgreSQL, which omnigate supports from version 3: a new
 /// database gets version 3 at once. Integers are BIGINT (Rust `i64` on both sides);
@@ -275,6 +284,7 @@ pub(super) const PG_MIGRATIONS: &[(i64, &[&str])] = &[
     (5, &[SURVEYS, QUEUE_INDEX]),
     (6, &[CHANNEL_MESSAGES]),
     (7, &[NOTIFICATIONS]),
+    (8, &[CHANNEL_ACCOUNTS]),
 ];
 
 impl Store {

@@ -51,7 +51,23 @@ on_both!(
     provider_messages_count_once_and_their_status_only_moves_forward,
     a_consent_is_replaced_by_what_the_customer_says_next,
     a_notification_key_is_claimed_once_and_keeps_its_answer,
+    channel_accounts_are_kept_replaced_and_removed,
 );
+
+async fn channel_accounts_are_kept_replaced_and_removed(s: Store) {
+    assert!(s.channel_accounts().await.unwrap().is_empty());
+    s.put_channel_account("shop", &serde_json::json!({"kind": "open", "queue": "a"}))
+        .await
+        .unwrap();
+    s.put_channel_account("shop", &serde_json::json!({"kind": "open", "queue": "b"}))
+        .await
+        .unwrap();
+    let all = s.channel_accounts().await.unwrap();
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].1["queue"], "b", "replaced");
+    assert!(s.delete_channel_account("shop").await.unwrap());
+    assert!(!s.delete_channel_account("shop").await.unwrap());
+}
 
 async fn a_notification_key_is_claimed_once_and_keeps_its_answer(s: Store) {
     const MIN: i64 = 60_000;

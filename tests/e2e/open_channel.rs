@@ -157,7 +157,7 @@ fn a_connector_brings_a_customer_and_takes_the_agents_reply() {
             forward(connector_port, request, headers, body)
         }
     });
-    let g = Gateway::start(
+    let mut g = Gateway::start(
         base,
         "demo = true",
         "",
@@ -407,4 +407,84 @@ fn a_connector_brings_a_customer_and_takes_the_agents_reply() {
         shown.contains("The gateway answered 200") && shown.contains(r#""result":"stored""#),
         "{shown}"
     );
+    drop(c);
+
+    // Accounts through the admin API: listed without their secrets, added, kept
+    // across a crash, removed; the config file's are read-only.
+    let admin = |g: &Gateway, method: &str, path: &str, body: &str| {
+        request(
+            g,
+            method,
+            path,
+            &[
+                ("Authorization", "Bearer test-token"),
+                ("Content-Type", "application/json"),
+            ],
+            body.as_bytes(),
+        )
+    };
+    let (code, body) = admin(&g, "GET", "/api/channels", "");
+    assert_eq!(code, 200, "{body}");
+    let shop = json(&body)
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "shop")
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        (shop["secret"].clone(), shop["source"].clone()),
+        (true.into(), "config".into()),
+        "{shop}"
+    );
+    assert!(!body.contains(SECRET), "no secret shown: {body}");
+    assert_eq!(admin(&g, "GET", "/api/channels", "").0, 200);
+    assert_eq!(request(&g, "GET", "/api/channels", &[], b"").0, 401);
+    let app = r#"{"kind": "open", "queue": "support", "secret": "app2-secret-0123456789"}"#;
+    let (code, body) = admin(&g, "PUT", "/api/channels/shop", app);
+    assert_eq!(code, 409, "{body}");
+    let (code, body) = admin(
+        &g,
+        "PUT",
+        "/api/channels/app2",
+        &app.replace("app2-secret-0123456789", "short"),
+    );
+    assert_eq!(code, 422, "{body}");
+    assert!(body.contains("at least 16 characters"), "{body}");
+    let (code, body) = admin(
+        &g,
+        "PUT",
+        "/api/channels/app2",
+        &app.replace("support", "nowhere"),
+    );
+    assert_eq!(code, 422, "{body}");
+    let (code, body) = admin(&g, "PUT", "/api/channels/app2", r#"{"kind": "fax"}"#);
+    assert_eq!(code, 400, "{body}");
+    assert_eq!(admin(&g, "PUT", "/api/channels/app2", app).0, 201);
+    assert_eq!(admin(&g, "PUT", "/api/channels/app2", app).0, 200);
+    g.crash_and_restart();
+    let msg = |g: &Gateway, ts: u64| {
+        let b = serde_json::json!({"events": [{"id": "a-1", "type": "message", "thread": "x",
+            "from": {"id": "u1"}, "text": "hi from app2"}]})
+        .to_string();
+        let sig = sign_open("app2-secret-0123456789", ts, b.as_bytes());
+        let ts = ts.to_string();
+        request(
+            g,
+            "POST",
+            "/api/channels/app2/events",
+            &[
+                ("X-Omnigate-Timestamp", &ts),
+                ("X-Omnigate-Signature", &sig),
+            ],
+            b.as_bytes(),
+        )
+    };
+    let (code, body) = msg(&g, omnigate::clock::unix_secs());
+    assert_eq!(code, 200, "kept across the crash: {body}");
+    assert!(body.contains("stored"), "{body}");
+    assert_eq!(admin(&g, "DELETE", "/api/channels/app2", "").0, 204);
+    assert_eq!(admin(&g, "DELETE", "/api/channels/app2", "").0, 404);
+    assert_eq!(admin(&g, "DELETE", "/api/channels/shop", "").0, 409);
+    assert_eq!(msg(&g, omnigate::clock::unix_secs()).0, 404);
 }
