@@ -407,6 +407,11 @@ async fn put_channel(
     let body = read_body(&req, payload, MAX_FORM).await?;
     let mut v: serde_json::Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
+    if !v.is_object() {
+        return Err(ApiError::bad_request(
+            "the body is a JSON object (an account)",
+        ));
+    }
     match v.get("name") {
         None => v["name"] = path.as_str().into(),
         Some(n) if n == path.as_str() => {}

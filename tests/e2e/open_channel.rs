@@ -460,6 +460,8 @@ fn a_connector_brings_a_customer_and_takes_the_agents_reply() {
     assert_eq!(code, 422, "{body}");
     let (code, body) = admin(&g, "PUT", "/api/channels/app2", r#"{"kind": "fax"}"#);
     assert_eq!(code, 400, "{body}");
+    let (code, body) = admin(&g, "PUT", "/api/channels/app2", "[1]");
+    assert_eq!(code, 400, "not an object: {body}");
     assert_eq!(admin(&g, "PUT", "/api/channels/app2", app).0, 201);
     assert_eq!(admin(&g, "PUT", "/api/channels/app2", app).0, 200);
     g.crash_and_restart();
