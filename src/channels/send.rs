@@ -181,3 +181,57 @@ pub async fn open(a: &ChannelConfig, e: Envelope<'_>, text: &str) -> Result<Stri
         Err((false, why)) => Err(SendError::Refused(why)),
     }
 }
+
+/// A WhatsApp media for an agent: its id looked up at the Graph API
+/// (`GET {api_base}/{api_version}/{media_id}`, Bearer token), then downloaded from
+/// the address it gives (the same token), at most [`whatsapp::MAX_MEDIA`] bytes.
+/// (type, bytes).
+pub async fn whatsapp_media(
+    a: &ChannelConfig,
+    media_id: &str,
+) -> Result<(String, bytes::Bytes), SendError> {
+    if a.access_token.is_empty() {
+        return Err(SendError::NotConfigured(format!(
+            "channel {} has no access_token: media cannot be fetched",
+            a.name
+        )));
+    }
+    if !whatsapp::media_id_ok(media_id) {
+        return Err(SendError::Refused("not a media id".into()));
+    }
+    let client = awc::Client::builder().timeout(SEND_TIMEOUT).finish();
+    let bearer = format!("Bearer {}", a.access_token);
+    let url = format!("{}/{}/{media_id}", a.api_base(), a.api_version);
+    let mut r = client
+        .get(&url)
+        .insert_header(("Authorization", bearer.as_str()))
+        .send()
+        .await
+        .map_err(|e| SendError::Retry(format!("the Graph API did not answer: {e}")))?;
+    let meta = r
+        .body()
+        .limit(64 * 1024)
+        .await
+        .map_err(|e| SendError::Retry(format!("the Graph API's answer was cut: {e}")))?;
+    let (download, mime) =
+        whatsapp::media_info(r.status().as_u16(), &meta).map_err(SendError::Refused)?;
+    let mut r = client
+        .get(&download)
+        .insert_header(("Authorization", bearer.as_str()))
+        .send()
+        .await
+        .map_err(|e| SendError::Retry(format!("the media did not download: {e}")))?;
+    if !r.status().is_success() {
+        return Err(SendError::Refused(format!(
+            "the media download answered {}",
+            r.status().as_u16()
+        )));
+    }
+    let bytes = r.body().limit(whatsapp::MAX_MEDIA).await.map_err(|e| {
+        SendError::Refused(format!(
+            "the media is over {} bytes or was cut: {e}",
+            whatsapp::MAX_MEDIA
+        ))
+    })?;
+    Ok((mime, bytes))
+}

@@ -63,16 +63,69 @@ impl Body {
                 kind,
                 caption,
                 filename,
+                media_id,
                 ..
             } => {
+                // The id names the media for the agent's download (see `has_media`).
                 let what = filename.as_deref().unwrap_or(kind);
                 match caption {
-                    Some(c) if !c.is_empty() => format!("[{what}] {c}"),
-                    _ => format!("[{what}]"),
+                    Some(c) if !c.is_empty() => format!("[{what} media {media_id}] {c}"),
+                    _ => format!("[{what} media {media_id}]"),
                 }
             }
             Body::Other(kind) => format!("[{kind}]"),
         }
+    }
+}
+
+/// Whether a thread message's text (as [`Body::text`] writes it) carries the media
+/// `id`: the only media of a thread its agent may download.
+pub fn has_media(text: &str, id: &str) -> bool {
+    media_id_ok(id) && text.contains(&format!(" media {id}]"))
+}
+
+/// A media id as Meta gives them (digits; letters allowed), never a path.
+pub fn media_id_ok(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+/// Media at most this big are downloaded for an agent (WhatsApp's images are 5 MB,
+/// audio and video 16 MB).
+pub const MAX_MEDIA: usize = 16 * 1024 * 1024;
+
+/// What the Graph API says of a media id (`GET /{version}/{media-id}`): where to
+/// download it (with the same token, within five minutes) and its type.
+pub fn media_info(status: u16, body: &[u8]) -> Result<(String, String), String> {
+    let v: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|_| format!("the Graph API answered {status} without JSON"))?;
+    if !(200..300).contains(&status) {
+        let why = v["error"]["message"].as_str().unwrap_or("no reason given");
+        return Err(format!("the Graph API answered {status}: {why}"));
+    }
+    let url = v["url"]
+        .as_str()
+        .filter(|u| u.starts_with("https://") || u.starts_with("http://"));
+    let mime = v["mime_type"]
+        .as_str()
+        .unwrap_or("application/octet-stream");
+    let mime_ok = mime.len() <= 100
+        && mime.split_once('/').is_some_and(|(a, b)| {
+            !a.is_empty()
+                && !b.is_empty()
+                && (a.to_string() + b)
+                    .bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || b"+-.".contains(&c))
+        });
+    match url {
+        Some(u) => Ok((
+            u.to_string(),
+            if mime_ok {
+                mime.to_string()
+            } else {
+                "application/octet-stream".into()
+            },
+        )),
+        None => Err("the Graph API gave no download url".into()),
     }
 }
 
@@ -447,6 +500,25 @@ mod tests {
     }"#;
 
     #[test]
+    fn media_info_gives_the_download_and_a_safe_type() {
+        let ok = br#"{"messaging_product":"whatsapp","url":"https://lookaside.fbsbx.com/x?mid=1","mime_type":"image/jpeg","sha256":"ab","file_size":10,"id":"MEDIA9"}"#;
+        assert_eq!(
+            media_info(200, ok),
+            Ok((
+                "https://lookaside.fbsbx.com/x?mid=1".into(),
+                "image/jpeg".into()
+            ))
+        );
+        let odd = br#"{"url":"https://x/y","mime_type":"text/html; charset=utf-8<script>"}"#;
+        assert_eq!(media_info(200, odd).unwrap().1, "application/octet-stream");
+        let gone = br#"{"error":{"message":"Unsupported get request.","code":100}}"#;
+        assert!(media_info(400, gone)
+            .unwrap_err()
+            .contains("Unsupported get request"));
+        assert!(media_info(200, br#"{"url":"file:///etc/passwd"}"#).is_err());
+    }
+
+    #[test]
     fn a_notification_reads_into_its_events_in_order() {
         let ev = parse(NOTE.as_bytes()).unwrap();
         assert_eq!(ev.len(), 4);
@@ -458,7 +530,9 @@ mod tests {
         assert_eq!(a.body, Body::Text("Hola, mi pedido 1234".into()));
         assert_eq!(a.phone_number_id, "PN1");
         let Event::Message(b) = &ev[1] else { panic!() };
-        assert_eq!(b.body.text(), "[image] la factura");
+        assert_eq!(b.body.text(), "[image media MEDIA9] la factura");
+        assert!(has_media(&b.body.text(), "MEDIA9"));
+        assert!(!has_media(&b.body.text(), "MEDIA") && !has_media("[x media ../a]", "../a"));
         assert_eq!(b.reply_to.as_deref(), Some("wamid.OURS"));
         let Body::Media {
             media_id,

@@ -117,7 +117,7 @@ pub(crate) fn graph_and_gateway_with(
     base: u16,
     fails: impl Fn(usize) -> bool + Send + 'static,
 ) -> (Posts, Gateway) {
-    let graph = serve(base + 50, move |n, _, _, _| {
+    graph_and_gateway_serving(base, move |n, _| {
         if fails(n) {
             ("500 Internal Server Error".into(), r#"{"error":{"message":"An unexpected error has occurred.","type":"OAuthException","code":2}}"#.into())
         } else {
@@ -128,7 +128,16 @@ pub(crate) fn graph_and_gateway_with(
                 ),
             )
         }
-    });
+    })
+}
+
+/// A fake Graph API on `base + 50` answering `respond(n, request line)` and a demo
+/// gateway with the WhatsApp account `wa` pointed at it.
+pub(crate) fn graph_and_gateway_serving(
+    base: u16,
+    respond: impl Fn(usize, &str) -> (String, String) + Send + 'static,
+) -> (Posts, Gateway) {
+    let graph = serve(base + 50, move |n, request, _, _| respond(n, request));
     let g = Gateway::start(
         base,
         "demo = true",
@@ -986,4 +995,102 @@ fn a_whatsapp_thread_survives_a_crash_of_the_gateway() {
         "numbering goes on after {last}: {m}"
     );
     assert_eq!(customer_messages(&g, &id), ["Hola, order 1234?", "Thanks!"]);
+}
+
+/// Ada sends a photo on WhatsApp: the message names it; Bob, whose thread it is,
+/// downloads it through the gateway (the Graph API's media lookup, then its download
+/// address, both with the token), served as an attachment; another agent, or a media
+/// id the thread does not name, gets nothing.
+#[test]
+fn an_agent_downloads_the_media_a_whatsapp_customer_sent() {
+    let base = 25900;
+    let graph_port = base + 50;
+    let (graph, g) = graph_and_gateway_serving(base, move |_, request| {
+        if request.starts_with("GET /v21.0/MEDIA7 ") {
+            (
+                "200 OK".into(),
+                format!(
+                    r#"{{"messaging_product":"whatsapp","url":"http://127.0.0.1:{graph_port}/dl/MEDIA7?ext=1","mime_type":"image/png","sha256":"x","file_size":9,"id":"MEDIA7"}}"#
+                ),
+            )
+        } else if request.starts_with("GET /dl/MEDIA7") {
+            ("200 OK".into(), "PNG-BYTES".into())
+        } else {
+            (
+                "404 Not Found".into(),
+                r#"{"error":{"message":"Unsupported get request."}}"#.into(),
+            )
+        }
+    });
+    let (bob, mut ws) = on_duty(&g, "bob", "demo-bob");
+    let now = omnigate::clock::unix_secs();
+    let photo = serde_json::json!({
+        "object": "whatsapp_business_account",
+        "entry": [{"id": "WABA", "changes": [{"field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "15550001111", "phone_number_id": "PN1"},
+            "contacts": [{"profile": {"name": "Ada"}, "wa_id": "15551234567"}],
+            "messages": [{"from": "15551234567", "id": "wamid.P1", "timestamp": now.to_string(),
+                "type": "image", "image": {"id": "MEDIA7", "mime_type": "image/png", "caption": "the broken lamp"}}]
+        }}]}]
+    })
+    .to_string();
+    assert_eq!(post_signed(&g, "wa", &photo, None).0, 200);
+    let offer = next(&g, &mut ws, "offer");
+    let id = offer["interaction"].as_str().unwrap().to_string();
+    assert_eq!(
+        customer_messages(&g, &id),
+        ["[image media MEDIA7] the broken lamp"]
+    );
+    let get = |token: &str, media: &str| {
+        let auth = format!("Bearer {token}");
+        request(
+            &g,
+            "GET",
+            &format!("/api/agent/work/{id}/media/{media}"),
+            &[("Authorization", auth.as_str())],
+            b"",
+        )
+    };
+    // Not Bob's yet: offered, not accepted.
+    let (code, _) = get(&bob, "MEDIA7");
+    assert_eq!(code, 403);
+    let (code, body) = g.post(&format!("/api/agent/offers/{id}/accept"), Some(&bob), "");
+    assert_eq!(code, 200, "{body}");
+    // The raw answer, to read its headers.
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", g.http)).unwrap();
+    use std::io::{Read, Write};
+    write!(
+        s,
+        "GET /api/agent/work/{id}/media/MEDIA7 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {bob}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let head = raw.to_ascii_lowercase();
+    assert!(raw.starts_with("HTTP/1.1 200"), "{raw}");
+    assert!(head.contains("content-type: image/png"), "{raw}");
+    assert!(head.contains("content-disposition: attachment"), "{raw}");
+    assert!(head.contains("x-content-type-options: nosniff"), "{raw}");
+    assert!(raw.ends_with("PNG-BYTES"), "{raw}");
+    let asked = graph.lock().unwrap().clone();
+    for want in [
+        "GET /v21.0/MEDIA7 HTTP/1.1",
+        "GET /dl/MEDIA7?ext=1 HTTP/1.1",
+    ] {
+        let (h, _) = asked
+            .iter()
+            .find(|(h, _)| h.iter().any(|(k, v)| k == ":request" && v == want))
+            .unwrap_or_else(|| panic!("{want}: {asked:?}"));
+        assert!(
+            h.iter()
+                .any(|(k, v)| k == "authorization" && v == "Bearer graph-token"),
+            "{want} with the token: {h:?}"
+        );
+    }
+    // A media id the thread does not name, or one that is not an id: nothing fetched.
+    let before = graph.lock().unwrap().len();
+    assert_eq!(get(&bob, "MEDIA8").0, 404);
+    assert_eq!(get(&bob, "..%2Fx").0, 404);
+    assert_eq!(graph.lock().unwrap().len(), before);
 }

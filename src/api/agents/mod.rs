@@ -166,6 +166,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     ] {
         cfg.route(&format!("/api/agent/work/{{id}}/{act}"), handler);
     }
+    cfg.route(
+        "/api/agent/work/{id}/media/{media}",
+        web::get().to(work::media),
+    );
     cfg.route("/api/agents", web::get().to(admin::list_agents))
         .route("/api/agents", web::post().to(admin::create_agent))
         .route("/api/agents/{name}", web::put().to(admin::update_agent))

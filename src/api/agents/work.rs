@@ -433,6 +433,46 @@ pub(super) async fn notes(
     Ok(HttpResponse::Created().json(serde_json::json!({"interaction": id})))
 }
 
+/// A media a WhatsApp customer sent in this agent's thread, fetched from the Graph
+/// API for them: only a media id one of the thread's messages names; served as an
+/// attachment, never rendered in the page's origin.
+pub(super) async fn media(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    shared: web::Data<Shared>,
+) -> Reply {
+    let (c, me) = super::who(&req, &shared)?;
+    let (id, media) = path.into_inner();
+    let i = own(c, &me, &id).await?;
+    let account = c
+        .channel(&i.trunk)
+        .filter(|a| a.kind == crate::config::ChannelKind::Whatsapp)
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not a WhatsApp thread"))?;
+    let named = c.store().interaction_messages(&id).await?.iter().any(|m| {
+        m["from"] == "customer"
+            && crate::channels::whatsapp::has_media(m["text"].as_str().unwrap_or_default(), &media)
+    });
+    if !named {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no media with that id in this thread",
+        ));
+    }
+    use crate::channels::send::SendError;
+    match crate::channels::send::whatsapp_media(&account, &media).await {
+        Ok((mime, bytes)) => Ok(HttpResponse::Ok()
+            .content_type(mime)
+            .insert_header(("Content-Disposition", "attachment"))
+            .insert_header(("X-Content-Type-Options", "nosniff"))
+            .insert_header(("Cache-Control", "private, no-store"))
+            .body(bytes)),
+        Err(SendError::NotConfigured(why)) => Err(ApiError::new(StatusCode::CONFLICT, why)),
+        Err(SendError::Refused(why)) | Err(SendError::Retry(why)) => {
+            Err(ApiError::new(StatusCode::BAD_GATEWAY, why))
+        }
+    }
+}
+
 /// The canned responses of the work's queue, filled for its customer and this agent:
 /// `[{title, text}]`.
 pub(super) async fn canned(
