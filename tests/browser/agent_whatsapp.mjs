@@ -1,7 +1,8 @@
 // A WhatsApp message on the agent desktop, in real headless Chromium: the page rings
 // with the customer (her record: the provider vouches for her number), the agent
 // answers, reads her message, replies, and sees the reply's delivery move from sent
-// to read as the provider reports it; a thread whose reply window has closed offers
+// to read as the provider reports it; a photo the customer sends opens from the card;
+// a thread whose reply window has closed offers
 // the account's templates, and one is sent. Output: `STEP <name> <json>` lines (read by
 // tests/e2e/desktop.rs, which plays Meta: signed webhooks and a fake Graph API).
 //
@@ -51,6 +52,14 @@ try {
     delivery: await card.locator(".delivery").innerText(),
     messages: await card.locator(".messages li").allInnerTexts(),
   });
+  // Ada's photo: opened from the card, downloaded through the gateway.
+  const open = card.getByRole("button", { name: "Open image" });
+  await open.waitFor({ timeout: 20000 });
+  const [file] = await Promise.all([page.waitForEvent("download", { timeout: 20000 }), open.click()]);
+  const stream = await file.createReadStream();
+  let content = "";
+  for await (const chunk of stream) content += chunk.toString();
+  step("media", { button: await open.innerText(), name: file.suggestedFilename(), content });
   // A message Meta delivered a day late: the window is closed; the card offers the
   // account's templates, and one goes with its parameter.
   await answer.waitFor({ timeout: 30000 });

@@ -1113,9 +1113,29 @@ fn a_desk_phone_agent_consults_a_browser_agent_who_takes_the_call() {
 /// replies, and the reply's delivery shows sent, then read as Meta reports it.
 #[test]
 fn a_whatsapp_message_rings_the_desktop_and_the_reply_shows_its_delivery() {
-    use crate::channels::{graph_and_gateway, post_signed, status_of, text_from};
+    use crate::channels::{graph_and_gateway_serving, post_signed, status_of, text_from};
     let base = 24800;
-    let (graph, g) = graph_and_gateway(base, false);
+    let graph_port = base + 50;
+    // Meta's Graph API: sends, and Ada's photo (its lookup, then its download).
+    let (graph, g) = graph_and_gateway_serving(base, move |n, request| {
+        if request.starts_with("GET /v21.0/MEDIA7 ") {
+            (
+                "200 OK".into(),
+                format!(
+                    r#"{{"url":"http://127.0.0.1:{graph_port}/dl/MEDIA7","mime_type":"image/jpeg","id":"MEDIA7"}}"#
+                ),
+            )
+        } else if request.starts_with("GET /dl/MEDIA7 ") {
+            ("200 OK".into(), "JPEG-BYTES".into())
+        } else {
+            (
+                "200 OK".into(),
+                format!(
+                    r#"{{"messaging_product":"whatsapp","messages":[{{"id":"wamid.OUT{n}"}}]}}"#
+                ),
+            )
+        }
+    });
     let artifacts = repo("target/e2e-artifacts/agent-whatsapp");
     let mut b = Browser::run(
         "agent_whatsapp.mjs",
@@ -1170,6 +1190,21 @@ fn a_whatsapp_message_rings_the_desktop_and_the_reply_shows_its_delivery() {
     }
     let r = b.step("read", &g);
     assert_eq!(r["delivery"], "✓✓ read", "{r}");
+    // Ada sends a photo: Bob opens it from the card (downloaded through the gateway).
+    let photo = serde_json::json!({
+        "object": "whatsapp_business_account",
+        "entry": [{"id": "WABA", "changes": [{"field": "messages", "value": {
+            "metadata": {"phone_number_id": "PN1"},
+            "messages": [{"from": "15551234567", "id": "wamid.PHOTO", "timestamp": now.to_string(),
+                "type": "image", "image": {"id": "MEDIA7", "mime_type": "image/jpeg", "caption": "the lamp"}}]
+        }}]}]
+    })
+    .to_string();
+    let (code, body) = post_signed(&g, "wa", &photo, None);
+    assert_eq!(code, 200, "{body}");
+    let m = b.step("media", &g);
+    assert_eq!(m["button"], "Open image", "{m}");
+    assert_eq!(m["content"], "JPEG-BYTES", "{m}");
     // Alan's message, delivered by Meta a day late: templates only.
     let late = text_from("15557654321", "wamid.IN2", now - 25 * 3600, "Still there?");
     let (code, body) = post_signed(&g, "wa", &late, None);

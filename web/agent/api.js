@@ -28,3 +28,23 @@ export function flash(id, text) {
 
 /// `api(...)`, with a refusal shown at `id`'s card.
 export const act = (id, method, path, body) => api(method, path, body).catch(e => { flash(id, e.message); throw e; });
+
+/// A file behind the API (a customer's media), saved through the browser: fetched with
+/// the session's token (a plain link cannot carry it), handed over as a download.
+export async function download(id, path, name) {
+  const r = await fetch(path, { headers: { Authorization: "Bearer " + app.token } });
+  if (!r.ok) {
+    let why = r.statusText;
+    try { why = (await r.json()).error || why; } catch { }
+    flash(id, why);
+    return;
+  }
+  const url = URL.createObjectURL(await r.blob());
+  const a = document.createElement("a");
+  a.href = url;
+  a.download = name;
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60000);
+}

@@ -2,7 +2,7 @@
 // chats, each a card with its timer, and the wrap-up that follows.
 import { app } from "./state.js";
 import { $, el, fromTemplate, clock, ICON } from "./dom.js";
-import { act, api, flash } from "./api.js";
+import { act, api, download, flash } from "./api.js";
 import { send } from "./socket.js";
 import { screenPop, personOf } from "./pop.js";
 import { tick, wrapCountdown, serviceLevel } from "./status.js";
@@ -278,6 +278,15 @@ export function chatMessage(m) {
   const li = el("li", { className: m.from === "agent" ? "agent" : "customer" },
     el("span", { className: "who", textContent: m.name || m.from }), ": ", m.text);
   if (m.at) li.append(" ", el("time", { className: "at", dateTime: new Date(m.at).toISOString(), textContent: clock(m.at) }));
+  // A customer's media (a WhatsApp photo, audio, document) opens through the gateway.
+  const media = m.from === "customer" && /\[([^\]]{1,200}) media ([A-Za-z0-9]{1,64})\]/.exec(m.text || "");
+  if (media) {
+    const [, what, mid] = media;
+    li.append(" ", el("button", {
+      type: "button", className: "media", textContent: `Open ${what}`,
+      onclick: () => download(m.interaction, `/api/agent/work/${encodeURIComponent(m.interaction)}/media/${mid}`, what.includes(".") ? what : `${what}-${mid}`),
+    }));
+  }
   if (m.seq) li.dataset.seq = m.seq;
   if (m.status) showDelivery(li, m.status, m.error);
   // In order of the gateway's numbering, whatever order they arrive in.
