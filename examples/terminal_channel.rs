@@ -188,9 +188,14 @@ fn main() {
                 .route("/omnigate", actix_web::web::post().to(callback))
         })
         .workers(1)
-        .bind(&a.listen)
-        .unwrap_or_else(|e| panic!("cannot listen on {}: {e}", a.listen))
-        .run();
+        .bind(&a.listen);
+        let server = match server {
+            Ok(s) => s.run(),
+            Err(e) => {
+                eprintln!("cannot listen on {} (--listen HOST:PORT): {e}", a.listen);
+                std::process::exit(2);
+            }
+        };
         let handle = server.handle();
         actix_rt::spawn(server);
         println!("ready http://{}/omnigate", a.listen);

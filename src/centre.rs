@@ -912,15 +912,7 @@ impl Centre {
             .await?;
         if account.is_opt_out(&m.text) {
             if let Some(c) = store.interaction(&id).await?.and_then(|i| i.customer_id) {
-                let through_twilio = m
-                    .thread
-                    .as_deref()
-                    .is_some_and(|t| t.starts_with(crate::channels::twilio::WHATSAPP_PREFIX));
-                let kind = if through_twilio {
-                    "marketing:whatsapp".to_string()
-                } else {
-                    account.marketing_consent()
-                };
+                let kind = account.marketing_consent(m.thread.as_deref().unwrap_or(&m.from));
                 store.set_consent(c, &kind, false).await?;
                 store
                     .add_timeline(

@@ -245,21 +245,7 @@ async fn twilio_inbound(
     let (a, params) =
         twilio_post(&req, path.as_deref().map(String::as_str), payload, &shared).await?;
     let m = twilio::inbound(&params).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let mut text = m.body.clone();
-    for u in &m.media {
-        text.push_str(&format!("\n[media] {u}"));
-    }
-    // WhatsApp through Twilio: the customer's number, on a thread of its own
-    // (`whatsapp:+…`, where replies go).
-    let (number, whatsapp) = twilio::address(&m.from);
-    let incoming = crate::channels::Incoming {
-        id: m.sid.clone(),
-        from: number.to_string(),
-        thread: whatsapp.then(|| m.from.clone()),
-        name: None,
-        at: crate::clock::unix_secs(),
-        text: text.trim().to_string(),
-    };
+    let incoming = m.incoming(crate::clock::unix_secs());
     centre(&shared)?
         .channel_inbound(&a, incoming)
         .await

@@ -69,7 +69,7 @@ pub fn plan(
                 continue;
             }
         };
-        let consent = a.marketing_consent();
+        let consent = a.marketing_consent("");
         if r.marketing && withdrawn(&consent) {
             why.push(format!(
                 "{channel}: the customer opted out of marketing there ({consent} withdrawn)"

@@ -81,25 +81,12 @@ pub async fn whatsapp(a: &ChannelConfig, to: &str, m: &Outgoing) -> Result<Strin
         a.api_version,
         a.phone_number_id
     );
-    let client = awc::Client::builder().timeout(SEND_TIMEOUT).finish();
-    let mut r = client
+    let req = client()
         .post(&url)
         .insert_header(("Authorization", format!("Bearer {}", a.access_token)))
-        .insert_header(("Content-Type", "application/json"))
-        .send_body(body.to_string())
-        .await
-        .map_err(|e| SendError::Retry(format!("the Graph API did not answer: {e}")))?;
-    let status = r.status().as_u16();
-    let bytes = r
-        .body()
-        .limit(64 * 1024)
-        .await
-        .map_err(|e| SendError::Retry(format!("the Graph API's answer was cut: {e}")))?;
-    match whatsapp::sent_id(status, &bytes) {
-        Ok(id) => Ok(id),
-        Err(why) if status >= 500 || status == 429 => Err(SendError::Retry(why)),
-        Err(why) => Err(SendError::Refused(why)),
-    }
+        .insert_header(("Content-Type", "application/json"));
+    let (status, bytes) = exchange(req, Some(body.to_string()), "the Graph API", 64 * 1024).await?;
+    whatsapp::sent_id(status, &bytes).map_err(|why| refusal(status, why))
 }
 
 /// `POST {api_base}/2010-04-01/Accounts/{account_sid}/Messages.json` (Basic auth with
@@ -128,25 +115,12 @@ pub async fn twilio(a: &ChannelConfig, to: &str, text: &str) -> Result<String, S
     );
     let auth = base64::engine::general_purpose::STANDARD
         .encode(format!("{}:{}", a.account_sid, a.auth_token));
-    let client = awc::Client::builder().timeout(SEND_TIMEOUT).finish();
-    let mut r = client
+    let req = client()
         .post(&url)
         .insert_header(("Authorization", format!("Basic {auth}")))
-        .insert_header(("Content-Type", "application/x-www-form-urlencoded"))
-        .send_body(form)
-        .await
-        .map_err(|e| SendError::Retry(format!("Twilio did not answer: {e}")))?;
-    let status = r.status().as_u16();
-    let bytes = r
-        .body()
-        .limit(64 * 1024)
-        .await
-        .map_err(|e| SendError::Retry(format!("Twilio's answer was cut: {e}")))?;
-    match super::twilio::sent_sid(status, &bytes) {
-        Ok(id) => Ok(id),
-        Err(why) if status >= 500 || status == 429 => Err(SendError::Retry(why)),
-        Err(why) => Err(SendError::Refused(why)),
-    }
+        .insert_header(("Content-Type", "application/x-www-form-urlencoded"));
+    let (status, bytes) = exchange(req, Some(form), "Twilio", 64 * 1024).await?;
+    super::twilio::sent_sid(status, &bytes).map_err(|why| refusal(status, why))
 }
 
 /// `POST {callback_url}` of an open channel: the message, signed as the connector's
@@ -161,20 +135,15 @@ pub async fn open(a: &ChannelConfig, e: Envelope<'_>, text: &str) -> Result<Stri
     let at = crate::clock::unix_millis();
     let body = super::open::callback_body(e.delivery, e.to, text, e.agent, at);
     let ts = at / 1000;
-    let client = awc::Client::builder().timeout(SEND_TIMEOUT).finish();
-    let mut r = client
+    let req = client()
         .post(&a.callback_url)
         .insert_header(("Content-Type", "application/json"))
         .insert_header(("X-Omnigate-Timestamp", ts.to_string()))
         .insert_header((
             "X-Omnigate-Signature",
             super::signature::sign_open(&a.secret, ts, body.as_bytes()),
-        ))
-        .send_body(body)
-        .await
-        .map_err(|e| SendError::Retry(format!("the connector did not answer: {e}")))?;
-    let status = r.status().as_u16();
-    let bytes = r.body().limit(16 * 1024).await.unwrap_or_default();
+        ));
+    let (status, bytes) = exchange(req, Some(body), "the connector", 16 * 1024).await?;
     match super::open::answer(status, &bytes) {
         Ok(()) => Ok(e.delivery.to_string()),
         Err((true, why)) => Err(SendError::Retry(why)),
@@ -199,39 +168,55 @@ pub async fn whatsapp_media(
     if !whatsapp::media_id_ok(media_id) {
         return Err(SendError::Refused("not a media id".into()));
     }
-    let client = awc::Client::builder().timeout(SEND_TIMEOUT).finish();
     let bearer = format!("Bearer {}", a.access_token);
     let url = format!("{}/{}/{media_id}", a.api_base(), a.api_version);
-    let mut r = client
+    let req = client()
         .get(&url)
-        .insert_header(("Authorization", bearer.as_str()))
-        .send()
-        .await
-        .map_err(|e| SendError::Retry(format!("the Graph API did not answer: {e}")))?;
-    let meta = r
-        .body()
-        .limit(64 * 1024)
-        .await
-        .map_err(|e| SendError::Retry(format!("the Graph API's answer was cut: {e}")))?;
-    let (download, mime) =
-        whatsapp::media_info(r.status().as_u16(), &meta).map_err(SendError::Refused)?;
-    let mut r = client
+        .insert_header(("Authorization", bearer.as_str()));
+    let (status, meta) = exchange(req, None, "the Graph API", 64 * 1024).await?;
+    let (download, mime) = whatsapp::media_info(status, &meta).map_err(SendError::Refused)?;
+    let req = client()
         .get(&download)
-        .insert_header(("Authorization", bearer.as_str()))
-        .send()
-        .await
-        .map_err(|e| SendError::Retry(format!("the media did not download: {e}")))?;
-    if !r.status().is_success() {
+        .insert_header(("Authorization", bearer.as_str()));
+    let (status, bytes) = exchange(req, None, "the media download", whatsapp::MAX_MEDIA).await?;
+    if !(200..300).contains(&status) {
         return Err(SendError::Refused(format!(
-            "the media download answered {}",
-            r.status().as_u16()
+            "the media download answered {status}"
         )));
     }
-    let bytes = r.body().limit(whatsapp::MAX_MEDIA).await.map_err(|e| {
-        SendError::Refused(format!(
-            "the media is over {} bytes or was cut: {e}",
-            whatsapp::MAX_MEDIA
-        ))
-    })?;
     Ok((mime, bytes))
+}
+
+fn client() -> awc::Client {
+    awc::Client::builder().timeout(SEND_TIMEOUT).finish()
+}
+
+/// One request to a provider (`who`, for the reasons) and its answer: the status and
+/// at most `limit` bytes. No answer, or one cut short or over `limit`, is worth a
+/// retry.
+async fn exchange(
+    req: awc::ClientRequest,
+    body: Option<String>,
+    who: &str,
+    limit: usize,
+) -> Result<(u16, bytes::Bytes), SendError> {
+    let sent = match body {
+        Some(b) => req.send_body(b).await,
+        None => req.send().await,
+    };
+    let mut r = sent.map_err(|e| SendError::Retry(format!("{who} did not answer: {e}")))?;
+    let bytes = r.body().limit(limit).await.map_err(|e| {
+        SendError::Retry(format!("{who}'s answer was cut or over {limit} bytes: {e}"))
+    })?;
+    Ok((r.status().as_u16(), bytes))
+}
+
+/// A provider's refusal: worth a retry when it failed (5xx) or asked us to slow
+/// down (429); final otherwise.
+fn refusal(status: u16, why: String) -> SendError {
+    if status >= 500 || status == 429 {
+        SendError::Retry(why)
+    } else {
+        SendError::Refused(why)
+    }
 }

@@ -80,6 +80,28 @@ pub struct Inbound {
     pub media: Vec<String>,
 }
 
+impl Inbound {
+    /// The message as a thread takes it, received at `now` (Unix s; Twilio's post has
+    /// no send time): its media as Twilio's URLs, one a line; WhatsApp through Twilio
+    /// is the customer's number on a thread of its own (`whatsapp:+…`, where replies
+    /// go).
+    pub fn incoming(self, now: u64) -> super::Incoming {
+        let mut text = self.body;
+        for u in &self.media {
+            text.push_str(&format!("\n[media] {u}"));
+        }
+        let (number, whatsapp) = address(&self.from);
+        super::Incoming {
+            id: self.sid,
+            from: number.to_string(),
+            thread: whatsapp.then(|| self.from.clone()),
+            name: None,
+            at: now,
+            text: text.trim().to_string(),
+        }
+    }
+}
+
 /// What Twilio says of one of our messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Status {
@@ -202,6 +224,24 @@ mod tests {
     }
 
     #[test]
+    fn an_inbound_message_becomes_a_thread_message() {
+        let m = super::Inbound {
+            sid: "MM1".into(),
+            from: "whatsapp:+15551234567".into(),
+            to: "whatsapp:+15550001111".into(),
+            service: None,
+            body: "look ".into(),
+            media: vec!["https://api.twilio.com/m/1".into()],
+        };
+        let i = m.incoming(7);
+        assert_eq!(
+            (i.from.as_str(), i.thread.as_deref(), i.at),
+            ("+15551234567", Some("whatsapp:+15551234567"), 7)
+        );
+        assert_eq!(i.text, "look \n[media] https://api.twilio.com/m/1");
+    }
+
+    #[test]
     fn whatsapp_through_twilio_is_an_address_prefix() {
         assert_eq!(
             super::address("whatsapp:+15551234567"),
@@ -219,6 +259,12 @@ mod tests {
             "",
             "a messaging service sends"
         );
+        let a = crate::config::ChannelConfig {
+            kind: crate::config::ChannelKind::Twilio,
+            ..crate::config::ChannelConfig::demo_whatsapp()
+        };
+        assert_eq!(a.marketing_consent("whatsapp:+1555"), "marketing:whatsapp");
+        assert_eq!(a.marketing_consent("+1555"), "marketing:sms");
     }
 
     use super::*;

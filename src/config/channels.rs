@@ -171,9 +171,14 @@ impl ChannelConfig {
         self.opt_out.iter().any(|w| w.eq_ignore_ascii_case(t))
     }
 
-    /// What a customer's opt-out withdraws on this account.
-    pub fn marketing_consent(&self) -> String {
+    /// What a customer's opt-out withdraws on this account, for a thread whose
+    /// replies go to `peer` (a Twilio `whatsapp:+…` address is WhatsApp; empty: the
+    /// account's own kind).
+    pub fn marketing_consent(&self, peer: &str) -> String {
         let kind = match self.kind {
+            ChannelKind::Twilio if peer.starts_with(crate::channels::twilio::WHATSAPP_PREFIX) => {
+                "whatsapp"
+            }
             ChannelKind::Twilio => "sms",
             ChannelKind::Open => return format!("marketing:{}", self.name),
             k => k.name(),

@@ -16,18 +16,33 @@ pub(crate) fn json(body: &str) -> serde_json::Value {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
 }
 
-/// A notification as Meta posts it: one text message from `from` (digits).
-pub(crate) fn text_from(from: &str, id: &str, ts: u64, text: &str) -> String {
+/// A notification as Meta posts it: one message from `from` (digits), `id` sent at
+/// `ts`, of `kind` with its `body` object.
+fn message_from(from: &str, id: &str, ts: u64, kind: &str, body: serde_json::Value) -> String {
+    let mut m =
+        serde_json::json!({"from": from, "id": id, "timestamp": ts.to_string(), "type": kind});
+    m[kind] = body;
     serde_json::json!({
         "object": "whatsapp_business_account",
         "entry": [{"id": "WABA", "changes": [{"field": "messages", "value": {
             "messaging_product": "whatsapp",
             "metadata": {"display_phone_number": "15550001111", "phone_number_id": "PN1"},
             "contacts": [{"profile": {"name": "Ada L."}, "wa_id": from}],
-            "messages": [{"from": from, "id": id, "timestamp": ts.to_string(), "type": "text", "text": {"body": text}}]
+            "messages": [m]
         }}]}]
     })
     .to_string()
+}
+
+/// One text message from `from`.
+pub(crate) fn text_from(from: &str, id: &str, ts: u64, text: &str) -> String {
+    message_from(from, id, ts, "text", serde_json::json!({"body": text}))
+}
+
+/// One photo (`media`, a PNG) from `from`, with a caption.
+pub(crate) fn photo_from(from: &str, id: &str, ts: u64, media: &str, caption: &str) -> String {
+    let image = serde_json::json!({"id": media, "mime_type": "image/png", "caption": caption});
+    message_from(from, id, ts, "image", image)
 }
 
 pub(crate) fn status_of(id: &str, status: &str) -> String {
@@ -1024,17 +1039,7 @@ fn an_agent_downloads_the_media_a_whatsapp_customer_sent() {
     });
     let (bob, mut ws) = on_duty(&g, "bob", "demo-bob");
     let now = omnigate::clock::unix_secs();
-    let photo = serde_json::json!({
-        "object": "whatsapp_business_account",
-        "entry": [{"id": "WABA", "changes": [{"field": "messages", "value": {
-            "messaging_product": "whatsapp",
-            "metadata": {"display_phone_number": "15550001111", "phone_number_id": "PN1"},
-            "contacts": [{"profile": {"name": "Ada"}, "wa_id": "15551234567"}],
-            "messages": [{"from": "15551234567", "id": "wamid.P1", "timestamp": now.to_string(),
-                "type": "image", "image": {"id": "MEDIA7", "mime_type": "image/png", "caption": "the broken lamp"}}]
-        }}]}]
-    })
-    .to_string();
+    let photo = photo_from("15551234567", "wamid.P1", now, "MEDIA7", "the broken lamp");
     assert_eq!(post_signed(&g, "wa", &photo, None).0, 200);
     let offer = next(&g, &mut ws, "offer");
     let id = offer["interaction"].as_str().unwrap().to_string();

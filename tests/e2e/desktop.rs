@@ -1191,15 +1191,8 @@ fn a_whatsapp_message_rings_the_desktop_and_the_reply_shows_its_delivery() {
     let r = b.step("read", &g);
     assert_eq!(r["delivery"], "✓✓ read", "{r}");
     // Ada sends a photo: Bob opens it from the card (downloaded through the gateway).
-    let photo = serde_json::json!({
-        "object": "whatsapp_business_account",
-        "entry": [{"id": "WABA", "changes": [{"field": "messages", "value": {
-            "metadata": {"phone_number_id": "PN1"},
-            "messages": [{"from": "15551234567", "id": "wamid.PHOTO", "timestamp": now.to_string(),
-                "type": "image", "image": {"id": "MEDIA7", "mime_type": "image/jpeg", "caption": "the lamp"}}]
-        }}]}]
-    })
-    .to_string();
+    let photo =
+        crate::channels::photo_from("15551234567", "wamid.PHOTO", now, "MEDIA7", "the lamp");
     let (code, body) = post_signed(&g, "wa", &photo, None);
     assert_eq!(code, 200, "{body}");
     let m = b.step("media", &g);

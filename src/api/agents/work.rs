@@ -58,7 +58,9 @@ fn chat_of(c: &Centre, id: &str) -> Result<actix::Addr<crate::actors::chat::Chat
     })
 }
 
-fn acted(r: Result<Result<u64, ChatError>, actix::MailboxError>) -> Result<u64, ApiError> {
+/// `act` on the live chat `id`: its answer (a number), or why not.
+async fn chat_act(c: &Centre, id: &str, act: AgentAct) -> Result<u64, ApiError> {
+    let r: Result<Result<u64, ChatError>, actix::MailboxError> = chat_of(c, id)?.send(act).await;
     Ok(r??)
 }
 
@@ -156,11 +158,7 @@ pub(super) async fn messages(
         return Ok(HttpResponse::Accepted()
             .json(serde_json::json!({"status": "queued", "account": account, "to": to})));
     }
-    let seq = acted(
-        chat_of(c, &id)?
-            .send(AgentAct::Says { agent: me, text })
-            .await,
-    )?;
+    let seq = chat_act(c, &id, AgentAct::Says { agent: me, text }).await?;
     Ok(HttpResponse::Created().json(serde_json::json!({"seq": seq})))
 }
 
@@ -174,15 +172,16 @@ pub(super) async fn template(
 ) -> Reply {
     let (c, me, id) = start(&req, &shared, path)?;
     let t: TemplateBody = body(&b)?;
-    let seq = acted(
-        chat_of(c, &id)?
-            .send(AgentAct::Template {
-                agent: me,
-                name: t.name,
-                parameters: t.parameters,
-            })
-            .await,
-    )?;
+    let seq = chat_act(
+        c,
+        &id,
+        AgentAct::Template {
+            agent: me,
+            name: t.name,
+            parameters: t.parameters,
+        },
+    )
+    .await?;
     Ok(HttpResponse::Created().json(serde_json::json!({"seq": seq})))
 }
 
@@ -202,14 +201,15 @@ pub(super) async fn retry(
 ) -> Reply {
     let (c, me, id) = start(&req, &shared, path)?;
     let r: RetryBody = body(&b)?;
-    let seq = acted(
-        chat_of(c, &id)?
-            .send(AgentAct::Retry {
-                agent: me,
-                seq: r.seq,
-            })
-            .await,
-    )?;
+    let seq = chat_act(
+        c,
+        &id,
+        AgentAct::Retry {
+            agent: me,
+            seq: r.seq,
+        },
+    )
+    .await?;
     Ok(HttpResponse::Accepted().json(serde_json::json!({"seq": seq})))
 }
 
@@ -222,14 +222,15 @@ pub(super) async fn typing(
 ) -> Reply {
     let (c, me, id) = start(&req, &shared, path)?;
     let t: TypingBody = body(&b)?;
-    acted(
-        chat_of(c, &id)?
-            .send(AgentAct::Typing {
-                agent: me,
-                on: t.on,
-            })
-            .await,
-    )?;
+    chat_act(
+        c,
+        &id,
+        AgentAct::Typing {
+            agent: me,
+            on: t.on,
+        },
+    )
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -240,7 +241,7 @@ pub(super) async fn verify(
     shared: web::Data<Shared>,
 ) -> Reply {
     let (c, me, id) = start(&req, &shared, path)?;
-    let customer = acted(chat_of(c, &id)?.send(AgentAct::Verify { agent: me }).await)?;
+    let customer = chat_act(c, &id, AgentAct::Verify { agent: me }).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({"customer": customer})))
 }
 
@@ -251,7 +252,7 @@ pub(super) async fn end(
     shared: web::Data<Shared>,
 ) -> Reply {
     let (c, me, id) = start(&req, &shared, path)?;
-    acted(chat_of(c, &id)?.send(AgentAct::End { agent: me }).await)?;
+    chat_act(c, &id, AgentAct::End { agent: me }).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({"ended": id})))
 }
 
