@@ -1216,11 +1216,26 @@ impl Centre {
             }
         }
         let delivery = format!("{}-out-{:08x}", interaction.id, rand::random::<u32>());
+        // Signed as their chat messages are: with the agent's display name.
+        let display = self
+            .0
+            .accounts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(agent)
+            .map(|a| a.spec.display_name.clone())
+            .filter(|d| !d.is_empty())
+            .unwrap_or_else(|| agent.to_string());
+        // The channel it goes on, whichever way the agent named it.
+        let channel = match account.kind {
+            crate::config::ChannelKind::Whatsapp => "whatsapp",
+            _ => "sms",
+        };
         store
             .add_timeline(
                 &interaction.id,
                 "message",
-                serde_json::json!({"from": "agent", "name": agent, "text": text, "channel": channel, "account": account.name, "to": to, "delivery": delivery}),
+                serde_json::json!({"from": "agent", "agent": agent, "name": display, "text": text, "channel": channel, "account": account.name, "to": to, "delivery": delivery}),
             )
             .await?;
         tracing::info!(interaction = %interaction.id, account = %account.name, "message to the customer's phone queued");

@@ -204,6 +204,7 @@ impl Desk {
                 priority,
                 vip,
                 expires_in_ms,
+                browser_call,
             } => {
                 let item = Item {
                     kind: Kind::Offer,
@@ -219,7 +220,7 @@ impl Desk {
                     vip: *vip,
                     expires_in_ms: None,
                     expires_at: Some(now + expires_in_ms),
-                    browser_call: false,
+                    browser_call: *browser_call,
                     consult: false,
                     call_state: None,
                     customer_left: false,
@@ -483,9 +484,11 @@ mod tests {
                 priority: 5,
                 vip: false,
                 expires_in_ms: 15_000,
+                browser_call: true,
             },
         );
         assert_eq!(ann.snapshot(5_010)["offers"][0]["expires_in_ms"], 10_000);
+        assert_eq!(ann.snapshot(5_010)["offers"][0]["browser_call"], true);
         ann.apply(
             20,
             &AgentPush::Assigned {
@@ -750,6 +753,7 @@ mod tests {
                 priority: 5,
                 vip: true,
                 expires_in_ms: 15_000,
+                browser_call: false,
             },
         );
         let window = |v: &serde_json::Value| v["window_until"].clone();

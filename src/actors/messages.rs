@@ -38,6 +38,9 @@ pub enum AgentPush {
         /// A VIP (the customer's record or a gold/VIP tier).
         vip: bool,
         expires_in_ms: u64,
+        /// A call the desktop would take in the browser (the agent has no desk phone):
+        /// the page asks for the microphone when the agent answers.
+        browser_call: bool,
     },
     Revoked {
         interaction: String,

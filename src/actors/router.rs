@@ -201,6 +201,8 @@ impl RouterActor {
                         expires_in_ms: expires
                             .saturating_duration_since(crate::clock::now())
                             .as_millis() as u64,
+                        browser_call: matches!(w.channel, Channel::Voice | Channel::Video)
+                            && a.login.extension.is_none(),
                     });
                     w.owner.do_send(WorkEvent::Offered {
                         agent: a.login.name.clone(),

@@ -53,6 +53,22 @@ pub fn account_for<'a>(
     })
 }
 
+/// The channels an agent may text a customer's phone on (`sms`, `whatsapp`): those
+/// with an account of their kind, in that order (the desktop's choice).
+pub fn text_channels(
+    accounts: &[std::sync::Arc<crate::config::ChannelConfig>],
+) -> Vec<&'static str> {
+    use crate::config::ChannelKind;
+    [
+        ("sms", ChannelKind::Twilio),
+        ("whatsapp", ChannelKind::Whatsapp),
+    ]
+    .into_iter()
+    .filter(|(_, k)| accounts.iter().any(|a| a.kind == *k))
+    .map(|(c, _)| c)
+    .collect()
+}
+
 /// A customer's message from any provider, as a thread takes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Incoming {
@@ -156,6 +172,10 @@ mod tests {
         assert!(super::account_for(&all[..1], "sms")
             .unwrap_err()
             .contains("no sms account"));
+        // What the desktop offers to text on: the kinds with an account, sms first.
+        assert_eq!(super::text_channels(&all), ["sms", "whatsapp"]);
+        assert_eq!(super::text_channels(&all[..1]), ["whatsapp"]);
+        assert!(super::text_channels(&all[3..]).is_empty(), "open only");
     }
 
     #[test]

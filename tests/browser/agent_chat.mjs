@@ -6,7 +6,7 @@
 // usage: node agent_chat.mjs <http base> <agent> <password> <artifacts dir>
 import { mkdirSync } from "node:fs";
 import process from "node:process";
-import { fail, launch, logIn, step } from "./desk.mjs";
+import { fail, launch, logIn, openPage, step } from "./desk.mjs";
 
 const [base, agent, password, artifacts] = process.argv.slice(2);
 mkdirSync(artifacts, { recursive: true });
@@ -14,9 +14,7 @@ mkdirSync(artifacts, { recursive: true });
 const browser = await launch();
 let page;
 try {
-  page = await (await browser.newContext({ viewport: { width: 1400, height: 900 } })).newPage();
-  page.on("console", m => console.log(`console.${m.type()}: ${m.text()}`));
-  page.on("pageerror", e => console.log(`pageerror: ${e.message}`));
+  page = await openPage(browser, 1400, 900);
   await logIn(page, base, agent, password);
 
   const pop = page.locator("#screen-pop");

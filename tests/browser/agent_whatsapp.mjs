@@ -9,7 +9,7 @@
 // usage: node agent_whatsapp.mjs <http base> <agent> <password> <artifacts dir>
 import { mkdirSync } from "node:fs";
 import process from "node:process";
-import { fail, launch, logIn, step } from "./desk.mjs";
+import { fail, launch, logIn, openPage, step } from "./desk.mjs";
 
 const [base, agent, password, artifacts] = process.argv.slice(2);
 mkdirSync(artifacts, { recursive: true });
@@ -17,9 +17,7 @@ mkdirSync(artifacts, { recursive: true });
 const browser = await launch();
 let page;
 try {
-  page = await (await browser.newContext({ viewport: { width: 1280, height: 800 } })).newPage();
-  page.on("console", m => console.log(`console.${m.type()}: ${m.text()}`));
-  page.on("pageerror", e => console.log(`pageerror: ${e.message}`));
+  page = await openPage(browser, 1280, 800);
   await logIn(page, base, agent, password);
 
   const answer = page.getByRole("button", { name: "Answer" });
@@ -42,7 +40,7 @@ try {
     window: await card.locator(".window").innerText(),
   });
   await card.getByLabel("Message").fill("It ships today.");
-  await card.getByRole("button", { name: "Send" }).click();
+  await card.getByRole("button", { name: "Send", exact: true }).click();
   await card.locator('.delivery[data-status="sent"]').waitFor({ timeout: 20000 });
   step("sent", { delivery: await card.locator(".delivery").innerText() });
   // The test reports Meta's statuses now.

@@ -13,6 +13,15 @@ export function launch(extra = []) {
   });
 }
 
+/// A page of its own in `browser` (`width` × `height`), its console and errors in the
+/// script's output.
+export async function openPage(browser, width, height) {
+  const page = await (await browser.newContext({ viewport: { width, height } })).newPage();
+  page.on("console", m => console.log(`console.${m.type()}: ${m.text()}`));
+  page.on("pageerror", e => console.log(`pageerror: ${e.message}`));
+  return page;
+}
+
 /// Logs `agent` in on the desktop at `base` and sets them Available.
 export async function logIn(page, base, agent, password) {
   await page.goto(`${base}/agent`);

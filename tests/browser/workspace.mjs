@@ -114,7 +114,7 @@ try {
     await c.getByPlaceholder("Type a message").waitFor();
     const first = `first message ${i}`;
     await c.getByPlaceholder("Type a message").fill(first);
-    await c.getByRole("button", { name: "Send" }).click();
+    await c.getByRole("button", { name: "Send", exact: true }).click();
     const answer = page.getByRole("button", { name: "Answer" });
     await answer.waitFor({ timeout: 15000 });
     await answer.click();
@@ -132,7 +132,7 @@ try {
       await pick.selectOption({ label: "Greeting" });
       const box = page.locator(".chat .say .text");
       canned = { typed: await box.inputValue(), focused: await box.evaluate(b => b === document.activeElement) };
-      await page.locator(".chat .say").getByRole("button", { name: "Send" }).click();
+      await page.locator(".chat .say").getByRole("button", { name: "Send", exact: true }).click();
       await c.getByText(canned.typed).waitFor({ timeout: 5000 });
       canned.received = true;
     }

@@ -153,16 +153,56 @@ pub(crate) fn graph_and_gateway_serving(
     respond: impl Fn(usize, &str) -> (String, String) + Send + 'static,
 ) -> (Posts, Gateway) {
     let graph = serve(base + 50, move |n, request, _, _| respond(n, request));
+    let g = Gateway::start(base, "demo = true", "", &wa_account(base + 50));
+    (graph, g)
+}
+
+/// The WhatsApp account `wa` (`[[channel]]`, template `follow_up`) pointed at a fake
+/// Graph API on `port`.
+pub(crate) fn wa_account(port: u16) -> String {
+    format!(
+        "[[channel]]\nname = \"wa\"\nkind = \"whatsapp\"\nqueue = \"support\"\napp_secret = \"{SECRET}\"\nverify_token = \"wa-verify\"\naccess_token = \"graph-token\"\nphone_number_id = \"PN1\"\napi_base = \"http://127.0.0.1:{port}\"\ntemplates = [{{ name = \"follow_up\", language = \"en\", parameters = 1 }}]\n"
+    )
+}
+
+/// The Twilio account `sms` (our number +15550001111) pointed at a fake Twilio on
+/// `port`.
+pub(crate) fn sms_account(port: u16) -> String {
+    format!(
+        "[[channel]]\nname = \"sms\"\nkind = \"twilio\"\nqueue = \"support\"\naccount_sid = \"AC123\"\nauth_token = \"twilio-token\"\nfrom = \"+15550001111\"\npublic_url = \"https://cc.example.com\"\napi_base = \"http://127.0.0.1:{port}\"\n"
+    )
+}
+
+/// A fake Twilio on `port` that takes every message (`SMcall<n>`, queued).
+pub(crate) fn twilio_taking(port: u16) -> Posts {
+    serve(port, |n, _, _, _| {
+        (
+            "201 Created".into(),
+            format!(r#"{{"sid":"SMcall{n}","status":"queued"}}"#),
+        )
+    })
+}
+
+/// A demo gateway whose calls look the caller up and wait in support (up to a
+/// minute), with `channels` (`[[channel]]` tables); the flow's directory goes with it.
+pub(crate) fn queueing_gateway(base: u16, channels: &str) -> (Gateway, tempfile::TempDir) {
+    let dp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dp.path().join("main.yaml"),
+        "flow: main\nsteps:\n  who:\n    lookup: { by: caller }\n    found: wait\n    not_found: wait\n  wait:\n    enqueue: { queue: support, max_wait: 60s }\n    timeout: bye\n  bye:\n    hangup:\n",
+    )
+    .unwrap();
     let g = Gateway::start(
         base,
         "demo = true",
-        "",
+        "answer_after_ms = 50\nhangup_after_secs = 0\nrecord = false",
         &format!(
-            "[[channel]]\nname = \"wa\"\nkind = \"whatsapp\"\nqueue = \"support\"\napp_secret = \"{SECRET}\"\nverify_token = \"wa-verify\"\naccess_token = \"graph-token\"\nphone_number_id = \"PN1\"\napi_base = \"http://127.0.0.1:{}\"\ntemplates = [{{ name = \"follow_up\", language = \"en\", parameters = 1 }}]\n",
-            base + 50
+            "[dialplan]\ndir = \"{}\"\ndefault_flow = \"main\"\n\n{channels}",
+            dp.path().display()
         ),
     );
-    (graph, g)
+    g.wait_log("dialplan loaded");
+    (g, dp)
 }
 
 #[test]
@@ -620,44 +660,10 @@ fn an_sms_through_twilio_reaches_an_agent_and_the_reply_goes_back_through_twilio
 #[test]
 fn an_sms_sent_by_an_agent_during_a_sipp_call_lands_on_the_same_case() {
     let base = 26100;
-    let twilio = serve(base + 50, |n, _, _, _| {
-        (
-            "201 Created".into(),
-            format!(r#"{{"sid":"SMcall{n}","status":"queued"}}"#),
-        )
-    });
-    let dp = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dp.path().join("main.yaml"),
-        "flow: main\nsteps:\n  who:\n    lookup: { by: caller }\n    found: wait\n    not_found: wait\n  wait:\n    enqueue: { queue: support, max_wait: 30s }\n    timeout: bye\n  bye:\n    hangup:\n",
-    )
-    .unwrap();
-    let g = Gateway::start(
-        base,
-        "demo = true",
-        "answer_after_ms = 50\nhangup_after_secs = 0\nrecord = false",
-        &format!(
-            "[dialplan]\ndir = \"{}\"\ndefault_flow = \"main\"\n\n[[channel]]\nname = \"sms\"\nkind = \"twilio\"\nqueue = \"support\"\naccount_sid = \"AC123\"\nauth_token = \"twilio-token\"\nfrom = \"+15550001111\"\npublic_url = \"https://cc.example.com\"\napi_base = \"http://127.0.0.1:{}\"\n",
-            dp.path().display(),
-            base + 50
-        ),
-    );
-    g.wait_log("dialplan loaded");
+    let twilio = twilio_taking(base + 50);
+    let (g, _flows) = queueing_gateway(base, &sms_account(base + 50));
     // Alice's desk phone (1001) answers one call.
-    register_demo_phone(&g, "1001", base + 10);
-    let mut phone = sipp_spawn(
-        g.dir.path(),
-        &[
-            "-sn",
-            "uas",
-            "-p",
-            &(base + 10).to_string(),
-            "-mp",
-            &(base + 14).to_string(),
-            "-m",
-            "1",
-        ],
-    );
+    let mut phone = desk_phone_answering(&g, "1001", base + 10);
     let (alice, mut ws) = on_duty(&g, "alice", "demo-alice");
     let args = speaker_args_from(&g, base + 20, base + 24, "+15551234567");
     let mut caller = sipp_spawn(
@@ -778,7 +784,8 @@ fn an_sms_sent_by_an_agent_during_a_sipp_call_lands_on_the_same_case() {
         sms["data"]["text"], "Your order number is 1234-ABC.",
         "{sms}"
     );
-    assert_eq!(sms["data"]["name"], "alice", "{sms}");
+    assert_eq!(sms["data"]["agent"], "alice", "{sms}");
+    assert_eq!(sms["data"]["name"], "Alice Agent", "{sms}");
     let case = i["conversation_id"].clone();
     assert!(case.is_i64(), "{i}");
 

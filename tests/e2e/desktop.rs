@@ -1227,3 +1227,158 @@ fn a_whatsapp_message_rings_the_desktop_and_the_reply_shows_its_delivery() {
     assert!(v.to_string().contains("order 1234"), "its parameter: {v}");
     b.finish();
 }
+
+/// On a call, Alice's screen-pop shows the WhatsApp thread Ada had with Bob (her
+/// words and his reply); from the call's card she texts Ada by SMS and by WhatsApp
+/// (the Chromium page's "Text the customer"): Twilio and the Graph API get them, and
+/// both land on Ada's case.
+#[test]
+fn a_callers_screen_pop_shows_her_whatsapp_thread_and_the_agent_texts_her_from_the_call() {
+    use crate::channels::{next, on_duty, post_signed, text_from};
+    let base = 27000;
+    let graph = serve(base + 50, |n, _, _, _| {
+        (
+            "200 OK".into(),
+            format!(r#"{{"messaging_product":"whatsapp","messages":[{{"id":"wamid.OUT{n}"}}]}}"#),
+        )
+    });
+    let twilio = crate::channels::twilio_taking(base + 60);
+    let (g, _flows) = crate::channels::queueing_gateway(
+        base,
+        &format!(
+            "{}\n{}",
+            crate::channels::wa_account(base + 50),
+            crate::channels::sms_account(base + 60)
+        ),
+    );
+
+    // Earlier: Ada writes on WhatsApp, Bob answers, then steps away (the thread
+    // stays his).
+    let (bob, mut bob_ws) = on_duty(&g, "bob", "demo-bob");
+    let now = omnigate::clock::unix_secs();
+    let hello = text_from("15551234567", "wamid.IN1", now, "Hola, where is my order?");
+    let (code, body) = post_signed(&g, "wa", &hello, None);
+    assert_eq!(code, 200, "{body}");
+    let offer = next(&g, &mut bob_ws, "offer");
+    let thread = offer["interaction"].as_str().unwrap().to_string();
+    let (code, body) = g.post(
+        &format!("/api/agent/offers/{thread}/accept"),
+        Some(&bob),
+        "",
+    );
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = g.post(
+        &format!("/api/agent/work/{thread}/messages"),
+        Some(&bob),
+        r#"{"text": "It ships today."}"#,
+    );
+    assert_eq!(code, 201, "{body}");
+    wait_for(
+        "Bob's reply at the Graph API",
+        Duration::from_secs(20),
+        || graph.lock().unwrap().len() == 1,
+    );
+    let (code, body) =
+        crate::centre::put(&g, "/api/agent/presence", &bob, r#"{"presence": "away"}"#);
+    assert_eq!(code, 200, "{body}");
+
+    // Now Ada calls; Alice takes it on her desk phone, in Chromium.
+    let mut phone = desk_phone_answering(&g, "1001", base + 10);
+    let artifacts = repo("target/e2e-artifacts/agent-texts");
+    let mut b = Browser::run(
+        "agent_texts.mjs",
+        &[
+            &format!("http://127.0.0.1:{}", g.http),
+            "alice",
+            "demo-alice",
+            &artifacts.display().to_string(),
+        ],
+    );
+    b.step("available", &g);
+    let args = speaker_args_from(&g, base + 20, base + 24, "+15551234567");
+    let mut caller = sipp_spawn(
+        g.dir.path(),
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    let o = b.step("offered", &g);
+    assert_eq!(o["name"], "Ada Lovelace", "{o}");
+    let recent = o["recent"].to_string();
+    assert!(
+        recent.contains("whatsapp") && recent.contains("bob"),
+        "the thread among her interactions: {o}"
+    );
+    let said = o["timeline"].to_string();
+    assert!(
+        said.contains("Ⓦ Ada Lovelace: Hola, where is my order?")
+            && said.contains("Ⓦ Bob Agent: It ships today."),
+        "the WhatsApp thread, as said, on her case: {o}"
+    );
+
+    let s = b.step("sms", &g);
+    assert_eq!(s["options"], serde_json::json!(["SMS", "WhatsApp"]), "{s}");
+    assert_eq!(s["left"], "", "the box is cleared: {s}");
+    assert!(
+        s["notice"]
+            .as_str()
+            .unwrap()
+            .contains("SMS to +15551234567 (sms)"),
+        "{s}"
+    );
+    wait_for("the SMS at Twilio", Duration::from_secs(20), || {
+        !twilio.lock().unwrap().is_empty()
+    });
+    let form: Vec<(String, String)> =
+        serde_urlencoded::from_str(&twilio.lock().unwrap()[0].1).unwrap();
+    assert!(
+        form.contains(&("To".into(), "+15551234567".into())),
+        "{form:?}"
+    );
+    assert!(
+        form.contains(&("Body".into(), "Your order number is 1234-ABC.".into())),
+        "{form:?}"
+    );
+
+    let w = b.step("whatsapp", &g);
+    assert!(
+        w["notice"]
+            .as_str()
+            .unwrap()
+            .contains("WhatsApp to +15551234567 (wa)"),
+        "{w}"
+    );
+    let said = w["timeline"].to_string();
+    assert!(
+        said.contains("✆ Alice Agent: Your order number is 1234-ABC.")
+            && said.contains("Ⓦ Alice Agent: Here is the tracking link"),
+        "both on her case: {w}"
+    );
+    wait_for(
+        "the WhatsApp message at the Graph API",
+        Duration::from_secs(20),
+        || graph.lock().unwrap().len() == 2,
+    );
+    let v: serde_json::Value = serde_json::from_str(&graph.lock().unwrap()[1].1).unwrap();
+    assert_eq!(v["to"], "15551234567", "Meta's WhatsApp id: {v}");
+    assert_eq!(
+        v["text"]["body"], "Here is the tracking link: https://t.example/1234",
+        "{v}"
+    );
+
+    let e = b.step("ended", &g);
+    assert_eq!(e["hidden"], true, "no texting from an ended call: {e}");
+    b.finish();
+    assert!(caller.wait().unwrap().success(), "the caller\n{}", g.log());
+    assert!(
+        phone.wait().unwrap().success(),
+        "alice's phone\n{}",
+        g.log()
+    );
+    // The same case: Bob's thread and Alice's call.
+    let case_of = |id: &str| {
+        let (_, body) = g.get_auth(&format!("/api/interactions/{id}"), "test-token");
+        json(&body)["conversation_id"].clone()
+    };
+    let call = s["call"].as_str().unwrap();
+    assert_eq!(case_of(&thread), case_of(call), "one case");
+    assert!(case_of(&thread).is_i64());
+}

@@ -456,6 +456,25 @@ pub fn register_demo_phone(g: &Gateway, user: &str, port: u16) {
     assert_sipp_ok(&out, &format!("REGISTER {user}"), g);
 }
 
+/// The demo user `user`'s desk phone: registered from `port`, then SIPp's `uas`
+/// there answering one call (media on `port + 4`).
+pub fn desk_phone_answering(g: &Gateway, user: &str, port: u16) -> Spawned {
+    register_demo_phone(g, user, port);
+    sipp_spawn(
+        g.dir.path(),
+        &[
+            "-sn",
+            "uas",
+            "-p",
+            &port.to_string(),
+            "-mp",
+            &(port + 4).to_string(),
+            "-m",
+            "1",
+        ],
+    )
+}
+
 /// Waits for a background SIPp and checks it succeeded.
 pub fn assert_sipp_done(s: Spawned, what: &str, g: &Gateway) {
     let out = s.wait_with_output().unwrap();

@@ -1,6 +1,7 @@
 // The transfer and consult pickers: the other agents with their presence now and the
 // queues with what waits, from the gateway's directory (never free text). Refreshed
-// when a picker is opened and every few seconds while a call is up.
+// when a picker is opened and every few seconds while a call is up. And the channels
+// a card may text the customer's phone on (SMS, WhatsApp: those with an account).
 import { app } from "./state.js";
 import { $, $$, el } from "./dom.js";
 import { api } from "./api.js";
@@ -11,6 +12,31 @@ let last = null;
 async function load() {
   try { last = await api("GET", "/api/agent/directory"); } catch { return; }
   for (const n of $$("#work-list .call:not(.ended)")) fill(n);
+  for (const n of $$("#work-list .text-form")) fillTexts(n.closest("article"));
+}
+
+const TEXT_BY = { sms: "SMS", whatsapp: "WhatsApp" };
+
+// Threads that already are on the customer's phone (or the business's own channel).
+const PROVIDER = new Set(["whatsapp", "sms", "api"]);
+
+// A card's "Text the customer" (a call's, a web chat's): shown once the customer is
+// known (their phone is on record, not typed) and some channel has an account.
+function fillTexts(n) {
+  const form = n && $(".text-form", n);
+  if (!form || !last) return;
+  const w = app.work.get(n.dataset.interaction);
+  if (!w || PROVIDER.has(w.data.channel)) { form.hidden = true; return; }
+  const select = $(".text-channel", form), chosen = select.value;
+  select.replaceChildren(...(last.texts || []).map(c => el("option", { value: c, textContent: TEXT_BY[c] || c })));
+  if (chosen) select.value = chosen;
+  form.hidden = n.classList.contains("ended") || !(w && w.data.customer && select.options.length);
+}
+
+/// Shows or hides a card's "Text the customer" (on a new card, or once the customer
+/// is verified).
+export function texting(n) {
+  if (last) fillTexts(n); else load();
 }
 
 function fill(n) {

@@ -67,8 +67,9 @@ export function removeOffer(id) {
 
 export async function answer(id) {
   const o = app.offers.get(id);
-  // Ask for the microphone while the click still counts as a user gesture.
-  if (o && (o.channel === "voice" || o.channel === "video")) {
+  // Ask for the microphone while the click still counts as a user gesture (a call
+  // answered on the agent's desk phone needs none).
+  if (o && o.browser_call && (o.channel === "voice" || o.channel === "video")) {
     try { app.mic = await navigator.mediaDevices.getUserMedia({ audio: { echoCancellation: false, noiseSuppression: false, autoGainControl: false } }); }
     catch (e) { flash(id, "No microphone: " + e.message); return; }
   }

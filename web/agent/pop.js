@@ -93,10 +93,19 @@ export async function screenPop(w) {
   }
   const notes = el("ul", { className: "notes", ariaLabel: "Notes" });
   const tl = el("ol", { className: "timeline", ariaLabel: "Case timeline" });
+  // The case's messages on every channel (a WhatsApp thread, an SMS sent on a call)
+  // read as what was said, marked with the channel they went on.
+  const kindOf = new Map((v.interactions || []).map(i => [i.id, i.kind]));
   for (const t of v.timeline || []) {
-    const at = when(t.at);
-    if (t.kind === "note") notes.append(el("li", { textContent: `${at ? at + " · " : ""}${t.data.agent}: ${t.data.text}` }));
-    tl.append(el("li", { textContent: `${at ? at + " · " : ""}${t.kind}${t.data && t.data.agent ? " · " + t.data.agent : ""}` }));
+    const at = when(t.at), d = t.data || {};
+    if (t.kind === "note") notes.append(el("li", { textContent: `${at ? at + " · " : ""}${d.agent}: ${d.text}` }));
+    let line = `${t.kind}${d.agent ? " · " + d.agent : ""}`;
+    if (t.kind === "message" && typeof d.text === "string") {
+      const by = d.from === "customer" ? d.name || c.name || "customer" : d.name || "agent";
+      const text = d.text.length > 200 ? d.text.slice(0, 199) + "…" : d.text;
+      line = `${ICON[d.channel || kindOf.get(t.interaction)] || "•"} ${by}: ${text}`;
+    }
+    tl.append(el("li", { className: t.kind, textContent: `${at ? at + " · " : ""}${line}` }));
   }
   box.append(card, el("h4", { textContent: "Last interactions" }), recent);
   if (notes.childElementCount) box.append(el("h4", { textContent: "Notes" }), notes);

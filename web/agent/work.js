@@ -6,7 +6,7 @@ import { act, api, download, flash } from "./api.js";
 import { send } from "./socket.js";
 import { screenPop, personOf } from "./pop.js";
 import { tick, wrapCountdown, serviceLevel } from "./status.js";
-import { pickers } from "./directory.js";
+import { pickers, texting } from "./directory.js";
 
 const MIC = { audio: { echoCancellation: false, noiseSuppression: false, autoGainControl: false } };
 const CHANNEL = { whatsapp: "WhatsApp", sms: "SMS", email: "e-mail" };
@@ -27,6 +27,7 @@ export function addWork(w) {
   $(".from", n).textContent = w.consult ? (w.caller ? `${w.from} (consult about ${w.caller})` : w.from) : personOf(w);
   $(".timer", n).dataset.since = w.since || Date.now();
   if (voice) wireCall(entry); else wireChat(entry);
+  wireText(entry);
   // An open channel's thread shows the account it came through (the business's own
   // channel: its app, its marketplace inbox).
   if (!voice) $(".state", n).textContent = CHANNEL[w.channel] || (w.channel === "api" && w.details && w.details.account) || "chat";
@@ -64,6 +65,27 @@ export function dropLeg(id) {
   if (!leg) return;
   app.legs.delete(id);
   stopLeg(leg);
+}
+
+/// "Text the customer": an SMS or WhatsApp message to their phone on record from a
+/// call or chat card; it lands on their case's timeline (the gateway sends it).
+function wireText(entry) {
+  const id = entry.data.interaction, form = $(".text-form", entry.node);
+  if (!form) return;
+  form.onsubmit = async ev => {
+    ev.preventDefault();
+    const body = $(".text-body", form), select = $(".text-channel", form);
+    const text = body.value.trim();
+    if (!text || !select.value) return flash(id, "Write the text and choose how it goes.");
+    try {
+      const r = await act(id, "POST", `/api/agent/work/${id}/messages`, { text, channel: select.value });
+      body.value = "";
+      flash(id, `Text queued: ${select.selectedOptions[0].textContent} to ${r.to} (${r.account}).`);
+      // It is on the case's timeline now: the screen-pop shows it.
+      if (app.popFor === id) screenPop(entry.data);
+    } catch { }
+  };
+  texting(entry.node);
 }
 
 // ---------------------------------------------------------------- calls
@@ -356,6 +378,7 @@ export function verified(id, customer) {
   w.data.details = Object.assign({}, w.data.details, { verified: true });
   if (w.node) $(".from", w.node).textContent = w.data.from || "customer";
   if (w.node && $(".canned", w.node)) loadCanned(w);
+  if (w.node) texting(w.node);
   screenPop(w.data);
 }
 
@@ -384,6 +407,8 @@ export function workEnded(id, customerGone) {
   delete t.dataset.since;
   // Nothing on the card acts any more: only the wrap-up form does.
   for (const c of n.querySelectorAll("button, input, select")) c.disabled = true;
+  const texts = $(".text-form", n);
+  if (texts) texts.hidden = true;
   const f = fromTemplate("#wrap-tpl");
   wrapCountdown($(".wrap-until", f));
   f.onsubmit = async ev => {

@@ -145,8 +145,9 @@ pub(super) async fn agent_customer(
 }
 
 /// Who and where an agent can hand a call to: the other agents with their presence now
-/// (logged out ones as `offline`), and the queues with what waits in each. For the
-/// desktop's transfer and consult pickers; any logged-in agent may read it.
+/// (logged out ones as `offline`), and the queues with what waits in each; and the
+/// channels they may text the customer's phone on (`texts`). For the desktop's
+/// transfer, consult and text pickers; any logged-in agent may read it.
 pub(super) async fn directory(req: HttpRequest, shared: web::Data<Shared>) -> Reply {
     let c = centre(&shared)?;
     let me = agent(&req, c)?;
@@ -170,7 +171,9 @@ pub(super) async fn directory(req: HttpRequest, shared: web::Data<Shared>) -> Re
         .into_iter()
         .map(|q| serde_json::json!({"name": q["name"], "waiting": q["waiting"]}))
         .collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({"agents": agents, "queues": queues})))
+    let texts = crate::channels::text_channels(&c.channels());
+    Ok(HttpResponse::Ok()
+        .json(serde_json::json!({"agents": agents, "queues": queues, "texts": texts})))
 }
 
 /// The service level today of the agent's queues that show it to their agents:
