@@ -708,18 +708,12 @@ impl Centre {
             ));
         }
         let id = format!("{:016x}", rand::random::<u64>());
+        let t = token();
+        let digest = crate::ratings::token_digest(&t);
         self.0
             .store
-            .start_interaction(&crate::store::NewInteraction {
-                id: &id,
-                kind: "webchat",
-                direction: "inbound",
-                from: address,
-                unverified: true,
-                ..Default::default()
-            })
+            .start_web_chat(&id, address, &digest, name, &queue)
             .await?;
-        let t = token();
         let start = ChatStart {
             name: name.to_string(),
             address: address.to_string(),
@@ -727,7 +721,7 @@ impl Centre {
             greeting: self.0.greeting.clone(),
             ..self.chat_start(&id, queue)
         };
-        self.spawn_chat(start, t.clone());
+        self.spawn_chat(start, digest);
         tracing::info!(interaction = %id, "chat started (identity unverified)");
         Ok((id, t))
     }
@@ -756,8 +750,30 @@ impl Centre {
         }
     }
 
+    /// The chat a customer's page reconnects to with its resume token.
+    pub fn chat_for_customer(
+        &self,
+        chat: &str,
+        token: &str,
+    ) -> Result<Addr<ChatActor>, CentreError> {
+        let Some((digest, addr)) = self.chat(chat) else {
+            return Err(CentreError::NotFound("this chat has ended".into()));
+        };
+        // A provider thread has no token (its digest is empty): no page resumes it.
+        if digest.is_empty()
+            || !crate::sip::auth::constant_time_eq(
+                digest.as_bytes(),
+                crate::ratings::token_digest(token).as_bytes(),
+            )
+        {
+            return Err(CentreError::Forbidden("wrong token for this chat".into()));
+        }
+        Ok(addr)
+    }
+
     /// Starts a chat's actor: counted as waiting and registered before it starts, so
-    /// its own `stopped` always finds both.
+    /// its own `stopped` always finds both. `token`: the digest of the customer's
+    /// resume token (empty for a provider thread).
     fn spawn_chat(&self, start: ChatStart, token: String) -> Addr<ChatActor> {
         crate::actors::chat::count_waiting(&self.0.chat_waiting, &start.queue, true);
         let id = start.interaction.clone();
@@ -932,7 +948,6 @@ impl Centre {
     /// next message, is queued again (sticky to the agent who had it), and sends what
     /// the provider had not taken. Returns how many.
     async fn resume_threads(&self) -> Result<usize, CentreError> {
-        use crate::conversation::Message;
         let store = &self.0.store;
         let mut n = 0;
         for i in store.open_threads().await? {
@@ -940,12 +955,7 @@ impl Centre {
                 tracing::warn!(interaction = %i.id, account = %i.trunk, "open thread of an account no longer configured: left as it is");
                 continue;
             };
-            let past: Vec<Message> = store
-                .interaction_messages(&i.id)
-                .await?
-                .iter()
-                .filter_map(Message::from_stored)
-                .collect();
+            let (past, ids) = self.stored_thread(&i.id).await?;
             // Taken by the provider, or given up on (failed, on the timeline): not
             // sent again.
             let mut sent: std::collections::HashSet<i64> =
@@ -994,7 +1004,7 @@ impl Centre {
                     threads: self.0.threads.clone(),
                     first_at: last_in,
                 }),
-                resume: Some(crate::actors::chat::Resume { past, unsent }),
+                resume: Some(crate::actors::chat::Resume { past, ids, unsent }),
                 ..self.chat_start(&i.id, account.queue.clone())
             };
             self.0
@@ -1007,6 +1017,58 @@ impl Centre {
         }
         if n > 0 {
             tracing::info!(threads = n, "open threads taken up again");
+        }
+        Ok(n + self.resume_web_chats().await?)
+    }
+
+    /// What a thread stored: its messages, oldest first, and the senders' ids of
+    /// those that have one (with their numbers).
+    async fn stored_thread(
+        &self,
+        id: &str,
+    ) -> Result<(Vec<crate::conversation::Message>, Vec<(String, u64)>), CentreError> {
+        use crate::conversation::Message;
+        let stored = self.0.store.interaction_messages(id).await?;
+        Ok((
+            stored.iter().filter_map(Message::from_stored).collect(),
+            stored.iter().filter_map(Message::client_id_of).collect(),
+        ))
+    }
+
+    /// Takes up the web chats a previous run left open: each gets its actor again
+    /// with what it stored, queued again, waiting for the customer's page to come
+    /// back with its token (closed as abandoned if it does not within the usual
+    /// time). A chat without a kept session (started before sessions were kept) is
+    /// ended as lost.
+    async fn resume_web_chats(&self) -> Result<usize, CentreError> {
+        let store = &self.0.store;
+        let mut n = 0;
+        for chat in store.open_web_chats().await? {
+            let i = chat.interaction;
+            let Some(session) = chat.session else {
+                tracing::warn!(interaction = %i.id, "open web chat without a session to take up: ended");
+                store.end_interaction(&i.id, "lost in a restart").await?;
+                continue;
+            };
+            let (past, ids) = self.stored_thread(&i.id).await?;
+            let start = ChatStart {
+                customer: i.customer_id,
+                conversation: i.conversation_id,
+                name: session.name,
+                address: i.caller.clone(),
+                priority: self.0.chat_priority,
+                resume: Some(crate::actors::chat::Resume {
+                    past,
+                    ids,
+                    unsent: Vec::new(),
+                }),
+                ..self.chat_start(&i.id, session.queue)
+            };
+            self.spawn_chat(start, session.token_digest);
+            n += 1;
+        }
+        if n > 0 {
+            tracing::info!(chats = n, "open web chats taken up again");
         }
         Ok(n)
     }

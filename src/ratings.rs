@@ -29,6 +29,23 @@ fn digest(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
+/// What is kept of a chat's resume token (in memory, in the store, here): its
+/// SHA-256, hex.
+pub fn token_digest(token: &str) -> String {
+    digest(token).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn from_hex(hex: &str) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    if hex.len() != 64 {
+        return None;
+    }
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
 impl Ratable {
     pub fn new(cap: usize, ttl: Duration) -> Ratable {
         Ratable {
@@ -39,8 +56,12 @@ impl Ratable {
         }
     }
 
-    /// A chat ended at `now`: its customer (who holds `token`) may rate it.
-    pub fn insert(&mut self, now: Instant, interaction: &str, token: &str) {
+    /// A chat ended at `now`: its customer (who holds the token of `digest`, see
+    /// [`token_digest`]) may rate it.
+    pub fn insert(&mut self, now: Instant, interaction: &str, digest: &str) {
+        let Some(want) = from_hex(digest) else {
+            return;
+        };
         self.expire(now);
         while self.tokens.len() >= self.cap {
             let Some((_, id)) = self.order.pop_front() else {
@@ -48,8 +69,7 @@ impl Ratable {
             };
             self.tokens.remove(&id);
         }
-        self.tokens
-            .insert(interaction.to_string(), (digest(token), now));
+        self.tokens.insert(interaction.to_string(), (want, now));
         self.order.push_back((now, interaction.to_string()));
     }
 
@@ -99,12 +119,12 @@ mod tests {
     fn only_the_token_once_and_only_in_time() {
         let t0 = crate::clock::now();
         let mut r = Ratable::new(3, Duration::from_secs(60));
-        r.insert(t0, "c1", "secret");
+        r.insert(t0, "c1", &token_digest("secret"));
         assert!(!r.take(t0, "c1", "guess"), "a wrong token rates nothing");
         assert!(!r.take(t0, "c2", "secret"), "nor another chat");
         assert!(r.take(t0, "c1", "secret"));
         assert!(!r.take(t0, "c1", "secret"), "once");
-        r.insert(t0, "c3", "s3");
+        r.insert(t0, "c3", &token_digest("s3"));
         assert!(
             !r.take(t0 + Duration::from_secs(61), "c3", "s3"),
             "too late"
@@ -117,14 +137,14 @@ mod tests {
         let t0 = crate::clock::now();
         let mut r = Ratable::new(2, Duration::from_secs(60));
         for (i, id) in ["a", "b", "c"].iter().enumerate() {
-            r.insert(t0 + Duration::from_secs(i as u64), id, id);
+            r.insert(t0 + Duration::from_secs(i as u64), id, &token_digest(id));
         }
         assert_eq!(r.len(), 2);
         assert!(!r.take(t0, "a", "a"), "the oldest went");
         assert!(r.take(t0 + Duration::from_secs(3), "c", "c"));
         // A taken entry's place in the order is skipped when it expires.
         assert!(r.take(t0 + Duration::from_secs(59), "b", "b"));
-        r.insert(t0 + Duration::from_secs(200), "d", "d");
+        r.insert(t0 + Duration::from_secs(200), "d", &token_digest("d"));
         assert_eq!(r.len(), 1);
     }
 }

@@ -91,6 +91,8 @@ pub struct ChatStart {
 #[derive(Default)]
 pub struct Resume {
     pub past: Vec<crate::conversation::Message>,
+    /// The provider's ids of the customer's stored messages, with their numbers.
+    pub ids: Vec<(String, u64)>,
     pub unsent: Vec<(u64, crate::channels::whatsapp::Outgoing)>,
 }
 
@@ -151,6 +153,8 @@ pub struct ChatActor {
     /// A provider thread: the agent's messages that failed (the agent may retry them;
     /// at most the thread's messages).
     failed: std::collections::BTreeSet<u64>,
+    /// Taken up again after a restart.
+    resumed: bool,
 }
 
 impl ChatActor {
@@ -169,9 +173,10 @@ impl ChatActor {
         };
         let last_inbound = s.provider.as_ref().map(|p| p.first_at);
         let resume = s.resume.take();
+        let resumed = resume.is_some();
         let (thread, outbox) = match resume {
             Some(r) => (
-                Thread::resume(limits, s.name.clone(), r.past),
+                Thread::resume(limits, s.name.clone(), r.past, r.ids),
                 r.unsent.into_iter().collect(),
             ),
             None => (
@@ -194,7 +199,23 @@ impl ChatActor {
             outbox,
             sending: false,
             failed: std::collections::BTreeSet::new(),
+            resumed,
         }
+    }
+
+    /// The customer's page is gone (or, after a restart, not back yet): the chat is
+    /// closed as abandoned unless they come back within `abandon_after`.
+    fn await_customer(&mut self, ctx: &mut Context<Self>) {
+        self.presence += 1;
+        let seen = self.presence;
+        let after = self.s.abandon_after;
+        ctx.run_later(after, move |act, ctx| {
+            if act.presence == seen && act.thread.closed().is_none() {
+                tracing::info!(interaction = %act.s.interaction, "chat abandoned: the customer left");
+                act.event(ctx, "abandoned", serde_json::json!({"after_secs": after.as_secs()}));
+                act.close(ctx, "abandoned", None);
+            }
+        });
     }
 
     /// Posts the screen-pop (the customer's record and the chat so far) to the
@@ -702,8 +723,12 @@ impl Actor for ChatActor {
         // Taken up after a restart: what the provider had not taken goes now.
         self.send_next(ctx);
         let greeting = self.s.greeting.clone();
-        if !greeting.is_empty() && self.s.provider.is_none() {
+        if !greeting.is_empty() && self.s.provider.is_none() && !self.resumed {
             self.system(ctx, greeting);
+        }
+        if self.resumed && self.s.provider.is_none() {
+            // A web chat after a restart: its customer's page has to come back.
+            self.await_customer(ctx);
         }
         let (channel, details) = match &self.s.provider {
             // The provider vouches for the number: the customer's record and case.
@@ -922,18 +947,7 @@ impl Handler<Customer> for ChatActor {
                 let agent = self.agent.as_ref().map(|(n, _)| n.clone());
                 self.feed(ctx, Input::Connect { after, agent });
             }
-            Customer::Gone => {
-                self.presence += 1;
-                let seen = self.presence;
-                let after = self.s.abandon_after;
-                ctx.run_later(after, move |act, ctx| {
-                    if act.presence == seen && act.thread.closed().is_none() {
-                        tracing::info!(interaction = %act.s.interaction, "chat abandoned: the customer left");
-                        act.event(ctx, "abandoned", serde_json::json!({"after_secs": after.as_secs()}));
-                        act.close(ctx, "abandoned", None);
-                    }
-                });
-            }
+            Customer::Gone => self.await_customer(ctx),
             Customer::Says { id, text } => self.feed(
                 ctx,
                 Input::CustomerSays {

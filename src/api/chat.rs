@@ -130,23 +130,21 @@ async fn chat_ws(
                     }
                 }
             }
-            Ok(First::Resume { chat, token, after }) => match centre.chat(&chat) {
-                Some((t, _)) if t == token => (chat, after),
-                Some(_) => {
-                    let _ = session.text(err("wrong token for this chat")).await;
+            Ok(First::Resume { chat, token, after }) => {
+                if let Err(e) = centre.chat_for_customer(&chat, &token) {
+                    let _ = session.text(err(&e.to_string())).await;
                     let _ = session.close(None).await;
                     return;
                 }
-                None => {
-                    let _ = session.text(err("this chat has ended")).await;
-                    let _ = session.close(None).await;
-                    return;
-                }
-            },
+                (chat, after)
+            }
         };
-        let Some((_, addr)) = centre.chat(&chat) else {
-            let _ = session.text(err("this chat has ended")).await;
-            return;
+        let addr = match centre.chat(&chat) {
+            Some((_, addr)) => addr,
+            None => {
+                let _ = session.text(err("this chat has ended")).await;
+                return;
+            }
         };
         let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(crate::actors::chat::SOCKET_QUEUE);
         addr.do_send(Customer::Hello { socket: tx, after });

@@ -100,6 +100,15 @@ impl Message {
         })
     }
 
+    /// The sender's id for a stored message (a provider's message id, a page's client
+    /// id), by which a resumed thread knows it again.
+    pub fn client_id_of(stored: &serde_json::Value) -> Option<(String, u64)> {
+        Some((
+            stored["client_id"].as_str()?.to_string(),
+            stored["seq"].as_u64()?,
+        ))
+    }
+
     /// As the store keeps it (a timeline entry's data).
     fn stored(&self) -> serde_json::Value {
         let mut v = serde_json::json!({"from": self.from, "name": self.name, "text": self.text, "seq": self.seq, "at": self.at});
@@ -252,12 +261,21 @@ impl Thread {
     }
 
     /// A thread taken up again from the store (the node restarted): `past` is what
-    /// it had stored, oldest first. Numbering goes on after the last; the newest are
-    /// in memory, the rest read from the store as for any long thread.
-    pub fn resume(limits: Limits, customer: String, past: Vec<Message>) -> Thread {
+    /// it had stored, oldest first, and `ids` the senders' ids of those messages with
+    /// their numbers. Numbering goes on after the last; the newest are in memory, the
+    /// rest read from the store as for any long thread.
+    pub fn resume(
+        limits: Limits,
+        customer: String,
+        past: Vec<Message>,
+        ids: Vec<(String, u64)>,
+    ) -> Thread {
         let mut t = Thread::new(limits, customer);
         t.last_seq = past.iter().map(|m| m.seq).max().unwrap_or(0);
         t.stored = past.len();
+        // A message the provider sends again after the restart is the one stored
+        // (even where the crash came between storing it and acknowledging it).
+        t.client_ids.extend(ids);
         for m in past {
             t.remember(m);
         }
@@ -465,9 +483,13 @@ impl Thread {
             at: t.unix_ms,
             template,
         };
+        let mut data = message.stored();
+        if let Some(id) = &client_id {
+            data["client_id"] = id.as_str().into();
+        }
         self.out.push_back(Output::Store {
             seq: message.seq,
-            data: message.stored(),
+            data,
         });
         self.pending.insert(
             message.seq,

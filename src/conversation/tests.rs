@@ -508,7 +508,8 @@ fn a_resumed_thread_numbers_on_and_keeps_the_newest_in_memory() {
     );
     let limits = Limits::default();
     let recent = limits.recent;
-    let mut t = Thread::resume(limits, "Ada".into(), past);
+    let ids = vec![("p-29".to_string(), 29)];
+    let mut t = Thread::resume(limits, "Ada".into(), past, ids);
     assert_eq!(t.last_seq(), 30);
     assert_eq!(t.recent().count(), recent.min(30));
     assert_eq!(t.recent().last().unwrap().text, "m30");
@@ -525,4 +526,54 @@ fn a_resumed_thread_numbers_on_and_keeps_the_newest_in_memory() {
         _ => None,
     });
     assert_eq!(stored, Some(31), "numbering goes on");
+    // The provider sends message 29 again (the node died after storing it, before
+    // acknowledging): it is that message, stored once.
+    t.handle(
+        Time::now(),
+        Input::CustomerSays {
+            id: "p-29".into(),
+            text: "m29".into(),
+            reply: Some(7),
+        },
+    );
+    let out: Vec<_> = std::iter::from_fn(|| t.poll()).collect();
+    assert!(
+        out.iter().all(|o| !matches!(o, Output::Store { .. })),
+        "{out:?}"
+    );
+    assert!(
+        out.iter().any(|o| matches!(
+            o,
+            Output::Reply {
+                reply: 7,
+                result: Ok(29)
+            }
+        )),
+        "{out:?}"
+    );
+}
+
+/// What the store keeps of a customer's message names its sender's id, so a thread
+/// taken up again knows it.
+#[test]
+fn a_customers_stored_message_keeps_the_senders_id() {
+    let mut t = Thread::new(Limits::default(), "Ada".into());
+    t.handle(
+        Time::now(),
+        Input::CustomerSays {
+            id: "wamid.7".into(),
+            text: "hola".into(),
+            reply: None,
+        },
+    );
+    let data = std::iter::from_fn(|| t.poll())
+        .find_map(|o| match o {
+            Output::Store { data, .. } => Some(data),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(
+        Message::client_id_of(&data),
+        Some(("wamid.7".to_string(), 1))
+    );
 }

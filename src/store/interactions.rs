@@ -127,6 +127,23 @@ macro_rules! interaction_row {
     };
 }
 
+/// What a web chat keeps so a restarted node can take it up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebChatSession {
+    /// The SHA-256 (hex) of the customer's resume token.
+    pub token_digest: String,
+    /// The name they typed.
+    pub name: String,
+    pub queue: String,
+}
+
+/// A web chat not ended, with its session where one was kept.
+#[derive(Debug, Clone)]
+pub struct OpenWebChat {
+    pub interaction: Interaction,
+    pub session: Option<WebChatSession>,
+}
+
 impl Store {
     /// Records a new interaction, resolving who it is from and which conversation it
     /// joins. Returns (customer, conversation). Its start and end are on the timeline
@@ -435,6 +452,68 @@ impl Store {
         .iter()
         .map(interaction_row!())
         .collect())
+        })
+    }
+
+    /// Starts a web chat: its interaction and its session (the digest of the
+    /// customer's resume token, the name they typed, its queue), in one transaction,
+    /// so a restarted node can take it up. The chat is unverified: no customer, no
+    /// case.
+    pub async fn start_web_chat(
+        &self,
+        id: &str,
+        address: &str,
+        token_digest: &str,
+        name: &str,
+        queue: &str,
+    ) -> Result<(), StoreError> {
+        let at = now();
+        with_db!(self, |pool, sql| {
+            let mut tx = pool.begin().await?;
+            sqlx::query(sql("INSERT INTO interactions (id, kind, direction, caller, dialled, trunk, flow, flow_version, started_at) VALUES (?, 'webchat', 'inbound', ?, '', '', '', '', ?)"))
+                .bind(id)
+                .bind(address)
+                .bind(at)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(sql("INSERT INTO chat_sessions (interaction_id, token_digest, name, queue) VALUES (?, ?, ?, ?)"))
+                .bind(id)
+                .bind(token_digest)
+                .bind(name)
+                .bind(queue)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// The web chats not ended, oldest first, each with its session where one was
+    /// kept.
+    pub async fn open_web_chats(&self) -> Result<Vec<OpenWebChat>, StoreError> {
+        with_db!(self, |pool, sql| {
+            let rows = sqlx::query(sql(
+                "SELECT i.*, s.token_digest AS s_digest, s.name AS s_name, s.queue AS s_queue FROM interactions i LEFT JOIN chat_sessions s ON s.interaction_id = i.id WHERE i.kind = 'webchat' AND i.ended_at IS NULL ORDER BY i.started_at"
+            ))
+            .fetch_all(pool)
+            .await?;
+            let chats: Vec<Interaction> = rows.iter().map(interaction_row!()).collect();
+            let sessions = rows.iter().map(|r| {
+                r.get::<Option<String>, _>("s_digest")
+                    .map(|token_digest| WebChatSession {
+                        token_digest,
+                        name: r.get("s_name"),
+                        queue: r.get("s_queue"),
+                    })
+            });
+            Ok(chats
+                .into_iter()
+                .zip(sessions)
+                .map(|(interaction, session)| OpenWebChat {
+                    interaction,
+                    session,
+                })
+                .collect())
         })
     }
 

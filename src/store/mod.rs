@@ -85,7 +85,9 @@ pub use dialect::pg_sql;
 use dialect::sqlite_sql;
 pub use dialect::Database;
 pub use directory::{AgentRow, QueueRow};
-pub use interactions::{Interaction, InteractionUpdate, NewInteraction, RoutingHints};
+pub use interactions::{
+    Interaction, InteractionUpdate, NewInteraction, OpenWebChat, RoutingHints, WebChatSession,
+};
 pub use schema::SCHEMA_VERSION;
 pub use surveys::SurveyAnswer;
 pub use timeline::TimelineEvent;

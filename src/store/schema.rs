@@ -130,7 +130,17 @@ pub(super) const MIGRATIONS: &[(i64, &[&str])] = &[
     (6, &[CHANNEL_MESSAGES]),
     (7, &[NOTIFICATIONS]),
     (8, &[CHANNEL_ACCOUNTS]),
+    (9, &[CHAT_SESSIONS]),
 ];
+
+/// A web chat's session, so a restarted node takes it up again: the digest of the
+/// customer's resume token (never the token), the name they typed and the queue.
+const CHAT_SESSIONS: &str = "CREATE TABLE IF NOT EXISTS chat_sessions (
+    interaction_id TEXT PRIMARY KEY REFERENCES interactions(id),
+    token_digest TEXT NOT NULL,
+    name TEXT NOT NULL,
+    queue TEXT NOT NULL
+)";
 
 /// Messaging accounts added through the admin API (the config file's are read-only):
 /// the account as `[[channel]]` spells it, in JSON.
@@ -185,7 +195,7 @@ const TIMELINE_INDEX: &str =
 const CUSTOMER_INDEX: &str =
     "CREATE INDEX IF NOT EXISTS interactions_customer ON interactions(customer_id, started_at)";
 
-pub const SCHEMA_VERSION: i64 = 8;
+pub const SCHEMA_VERSION: i64 = 9;
 
 /// The same schema for PostgreSQL, which omnigate supports from version 3: a new
 /// database gets version 3 at once. Integers are BIGINT (Rust `i64` on both sides);
@@ -285,6 +295,7 @@ pub(super) const PG_MIGRATIONS: &[(i64, &[&str])] = &[
     (6, &[CHANNEL_MESSAGES]),
     (7, &[NOTIFICATIONS]),
     (8, &[CHANNEL_ACCOUNTS]),
+    (9, &[CHAT_SESSIONS]),
 ];
 
 impl Store {

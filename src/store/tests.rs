@@ -52,7 +52,37 @@ on_both!(
     a_consent_is_replaced_by_what_the_customer_says_next,
     a_notification_key_is_claimed_once_and_keeps_its_answer,
     channel_accounts_are_kept_replaced_and_removed,
+    an_open_web_chat_is_listed_with_its_session_until_it_ends,
 );
+
+async fn an_open_web_chat_is_listed_with_its_session_until_it_ends(s: Store) {
+    s.start_web_chat("w1", "grace@example.com", "d1gest", "Grace", "support")
+        .await
+        .unwrap();
+    let open = s.open_web_chats().await.unwrap();
+    assert_eq!(open.len(), 1);
+    let i = &open[0].interaction;
+    assert_eq!((i.id.as_str(), i.kind.as_str()), ("w1", "webchat"));
+    assert_eq!(i.caller, "grace@example.com");
+    assert_eq!(i.customer_id, None, "typed, not verified");
+    assert_eq!(
+        open[0].session,
+        Some(crate::store::WebChatSession {
+            token_digest: "d1gest".into(),
+            name: "Grace".into(),
+            queue: "support".into()
+        })
+    );
+    // The same id twice is refused, and nothing half-written stays.
+    assert!(s
+        .start_web_chat("w1", "x", "other", "X", "support")
+        .await
+        .is_err());
+    let kept = s.open_web_chats().await.unwrap();
+    assert_eq!(kept[0].session.as_ref().unwrap().token_digest, "d1gest");
+    s.end_interaction("w1", "closed by agent").await.unwrap();
+    assert!(s.open_web_chats().await.unwrap().is_empty());
+}
 
 async fn channel_accounts_are_kept_replaced_and_removed(s: Store) {
     assert!(s.channel_accounts().await.unwrap().is_empty());

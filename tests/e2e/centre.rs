@@ -791,3 +791,109 @@ fn a_queued_caller_is_offered_to_the_agent_whose_phone_rings_and_answers() {
     let log = g.log();
     assert!(log.contains("ringing the agent"), "{log}");
 }
+
+/// A web chat survives the node's crash: the gateway is killed with SIGKILL and
+/// restarted; the customer's page reconnects with its token and finds every message
+/// it was acknowledged (a message it sends again counts once), and the chat is
+/// offered again, with its transcript, to the agent who logs back in. A wrong token
+/// is refused.
+#[test]
+fn a_web_chat_survives_a_crash_of_the_node() {
+    use crate::channels::{next, on_duty};
+    let mut g = Gateway::start(23800, "demo = true", "", "");
+    let (bob, mut bob_ws) = on_duty(&g, "bob", "demo-bob");
+    let mut cust = ws(&g, "/chat/ws");
+    send(
+        &mut cust,
+        serde_json::json!({"type": "start", "name": "Grace Hopper", "address": "grace@example.com"}),
+    );
+    let w = until(&mut cust, "welcome", ty("welcome"));
+    let chat = w.last().unwrap()["chat"].as_str().unwrap().to_string();
+    let token = w.last().unwrap()["token"].as_str().unwrap().to_string();
+    send(
+        &mut cust,
+        serde_json::json!({"type": "message", "id": "m1", "text": "My invoice is wrong"}),
+    );
+    let first = until(&mut cust, "ack of m1", ty("ack")).last().unwrap()["seq"]
+        .as_u64()
+        .unwrap();
+    let offer = next(&g, &mut bob_ws, "offer");
+    assert_eq!(offer["interaction"], chat.as_str(), "{offer}");
+    let (code, body) = g.post(&format!("/api/agent/offers/{chat}/accept"), Some(&bob), "");
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = g.post(
+        &format!("/api/agent/work/{chat}/messages"),
+        Some(&bob),
+        r#"{"text": "Let me look at it."}"#,
+    );
+    assert_eq!(code, 201, "{body}");
+    until(&mut cust, "Bob's reply", |v| {
+        v["text"] == "Let me look at it."
+    });
+    drop(cust);
+    drop(bob_ws);
+
+    g.crash_and_restart();
+    g.wait_log("open web chats taken up again");
+
+    // Someone without the token gets nothing.
+    let mut thief = ws(&g, "/chat/ws");
+    send(
+        &mut thief,
+        serde_json::json!({"type": "resume", "chat": chat, "token": "0".repeat(32), "after": 0}),
+    );
+    let e = until(&mut thief, "the refusal", ty("error"));
+    assert_eq!(e.last().unwrap()["reason"], "wrong token for this chat");
+    // The page comes back with its token: what it had, and it goes on.
+    let mut cust = ws(&g, "/chat/ws");
+    send(
+        &mut cust,
+        serde_json::json!({"type": "resume", "chat": chat, "token": token, "after": 0}),
+    );
+    let replay = until(&mut cust, "the replay", |v| {
+        v["text"] == "Let me look at it."
+    });
+    assert!(
+        replay.iter().any(|v| v["text"] == "My invoice is wrong"),
+        "{replay:#?}"
+    );
+    assert!(!replay.iter().any(|v| v["type"] == "error"), "{replay:#?}");
+    // m1 again (its ack was lost, as the page sees it): the same message.
+    send(
+        &mut cust,
+        serde_json::json!({"type": "message", "id": "m1", "text": "My invoice is wrong"}),
+    );
+    let a = until(&mut cust, "m1 acknowledged again", ty("ack"));
+    assert_eq!(a.last().unwrap()["seq"].as_u64(), Some(first), "{a:#?}");
+    send(
+        &mut cust,
+        serde_json::json!({"type": "message", "id": "m2", "text": "Are you still there?"}),
+    );
+    until(&mut cust, "ack of m2", |v| {
+        v["type"] == "ack" && v["id"] == "m2"
+    });
+
+    // Bob logs back in: the chat is offered to him with all of it.
+    let (bob, mut bob_ws) = on_duty(&g, "bob", "demo-bob");
+    let offer = next(&g, &mut bob_ws, "offer");
+    assert_eq!(offer["interaction"], chat.as_str(), "{offer}");
+    let (code, body) = g.post(&format!("/api/agent/offers/{chat}/accept"), Some(&bob), "");
+    assert_eq!(code, 200, "{body}");
+    let t = next(&g, &mut bob_ws, "transcript");
+    let texts: Vec<&str> = t["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["text"].as_str())
+        .filter(|t| !t.contains("joined"))
+        .collect();
+    assert_eq!(
+        texts,
+        [
+            "My invoice is wrong",
+            "Let me look at it.",
+            "Are you still there?"
+        ],
+        "everything acknowledged, once: {t}"
+    );
+}
