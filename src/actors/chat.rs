@@ -745,7 +745,7 @@ impl Actor for ChatActor {
                         d["window_until"] = until.into();
                     }
                     // What the desktop offers once the window has closed.
-                    if p.account.kind == crate::config::ChannelKind::Whatsapp {
+                    if p.is_whatsapp() {
                         d["templates"] = serde_json::json!(p.account.templates);
                     }
                     d

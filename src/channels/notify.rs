@@ -153,6 +153,7 @@ mod tests {
                 name: "order_update".into(),
                 language: "es".into(),
                 parameters: 1,
+                content_sid: String::new(),
             }],
             ..ChannelConfig::demo_whatsapp()
         };

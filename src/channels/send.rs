@@ -48,9 +48,9 @@ pub async fn deliver(
     loop {
         let r = match (a.kind, m) {
             (ChannelKind::Whatsapp, _) => whatsapp(a, e.to, m).await,
-            (ChannelKind::Twilio, Outgoing::Text { body, .. }) => twilio(a, e.to, body).await,
+            (ChannelKind::Twilio, _) => twilio(a, e.to, m).await,
             (ChannelKind::Open, Outgoing::Text { body, .. }) => open(a, e, body).await,
-            (_, Outgoing::Template { .. }) => Err(SendError::Refused(
+            (ChannelKind::Open, Outgoing::Template { .. }) => Err(SendError::Refused(
                 "templates are for WhatsApp threads".into(),
             )),
         };
@@ -92,22 +92,40 @@ pub async fn whatsapp(a: &ChannelConfig, to: &str, m: &Outgoing) -> Result<Strin
 /// `POST {api_base}/2010-04-01/Accounts/{account_sid}/Messages.json` (Basic auth with
 /// the SID and token; from our number or messaging service; Twilio calls back with
 /// statuses at `{public_url}/webhooks/twilio/{name}/status`); the message's sid.
-pub async fn twilio(a: &ChannelConfig, to: &str, text: &str) -> Result<String, SendError> {
+pub async fn twilio(a: &ChannelConfig, to: &str, m: &Outgoing) -> Result<String, SendError> {
+    use super::twilio::Content;
     use base64::Engine;
-    if text.trim().is_empty() {
-        return Err(SendError::Refused("the message is empty".into()));
-    }
-    // Twilio's own limit for one message's body.
-    if text.chars().count() > 1600 {
-        return Err(SendError::Refused(format!(
-            "an SMS holds at most 1600 characters; this one has {}",
-            text.chars().count()
-        )));
-    }
+    let content = match m {
+        Outgoing::Text { body, .. } if body.trim().is_empty() => {
+            return Err(SendError::Refused("the message is empty".into()));
+        }
+        // Twilio's own limit for one message's body.
+        Outgoing::Text { body, .. } if body.chars().count() > 1600 => {
+            return Err(SendError::Refused(format!(
+                "an SMS holds at most 1600 characters; this one has {}",
+                body.chars().count()
+            )));
+        }
+        Outgoing::Text { body, .. } => Content::Body(body),
+        Outgoing::Template {
+            name, parameters, ..
+        } => match a.templates.iter().find(|t| &t.name == name) {
+            Some(t) if !t.content_sid.is_empty() => Content::Template {
+                sid: &t.content_sid,
+                parameters,
+            },
+            _ => {
+                return Err(SendError::Refused(format!(
+                    "channel {} has no Content API template {name:?} (content_sid)",
+                    a.name
+                )))
+            }
+        },
+    };
     let callback = format!("{}/webhooks/twilio/{}/status", a.public_url, a.name);
     let service = (!a.messaging_service_sid.is_empty()).then_some(a.messaging_service_sid.as_str());
     let from = super::twilio::sender(&a.from, to);
-    let form = super::twilio::send_form(to, &from, service, text, Some(&callback));
+    let form = super::twilio::send_form(to, &from, service, content, Some(&callback));
     let url = format!(
         "{}/2010-04-01/Accounts/{}/Messages.json",
         a.api_base(),

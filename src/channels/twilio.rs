@@ -160,16 +160,42 @@ pub fn our_status(twilio: &str) -> Option<&'static str> {
 /// The empty TwiML answer to an inbound message (we reply through the API, not in it).
 pub const EMPTY_TWIML: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response></Response>";
 
+/// What a message to Twilio carries: a text, or a Content API template (its sid and
+/// the values of its `{{1}}`, `{{2}}`...).
+#[derive(Debug, Clone, Copy)]
+pub enum Content<'a> {
+    Body(&'a str),
+    Template {
+        sid: &'a str,
+        parameters: &'a [String],
+    },
+}
+
 /// The form of `POST /2010-04-01/Accounts/{sid}/Messages.json`: to `to`, from our
 /// number or messaging service, with a status callback.
 pub fn send_form(
     to: &str,
     from: &str,
     service: Option<&str>,
-    body: &str,
+    content: Content<'_>,
     callback: Option<&str>,
 ) -> String {
-    let mut p: Vec<(&str, &str)> = vec![("To", to), ("Body", body)];
+    let variables;
+    let mut p: Vec<(&str, &str)> = vec![("To", to)];
+    match content {
+        Content::Body(body) => p.push(("Body", body)),
+        Content::Template { sid, parameters } => {
+            // `ContentVariables`: a JSON object from each placeholder's number.
+            let v: serde_json::Map<String, serde_json::Value> = parameters
+                .iter()
+                .enumerate()
+                .map(|(i, x)| ((i + 1).to_string(), x.as_str().into()))
+                .collect();
+            variables = serde_json::Value::Object(v).to_string();
+            p.push(("ContentSid", sid));
+            p.push(("ContentVariables", &variables));
+        }
+    }
     match service {
         Some(s) => p.push(("MessagingServiceSid", s)),
         None => p.push(("From", from)),
@@ -304,15 +330,43 @@ mod tests {
             "+15551234567",
             "+15550001111",
             None,
-            "Sale hoy & llega mañana",
+            super::Content::Body("Sale hoy & llega mañana"),
             Some("https://cc.example.com/webhooks/twilio/sms/status"),
         );
         assert_eq!(
             f,
             "To=%2B15551234567&Body=Sale+hoy+%26+llega+ma%C3%B1ana&From=%2B15550001111&StatusCallback=https%3A%2F%2Fcc.example.com%2Fwebhooks%2Ftwilio%2Fsms%2Fstatus"
         );
-        let f = send_form("+1", "+2", Some("MG1"), "x", None);
+        let f = send_form("+1", "+2", Some("MG1"), super::Content::Body("x"), None);
         assert_eq!(f, "To=%2B1&Body=x&MessagingServiceSid=MG1");
+        // A Content API template: its sid and its variables as a JSON object.
+        let parameters = ["order 1234".to_string(), "mañana \"temprano\"".to_string()];
+        let f = send_form(
+            "whatsapp:+15551234567",
+            "whatsapp:+15550001111",
+            None,
+            super::Content::Template {
+                sid: "HXb5b62575e6e4ff6129ad7c8efe1f983e",
+                parameters: &parameters,
+            },
+            None,
+        );
+        let back: Vec<(String, String)> = serde_urlencoded::from_str(&f).unwrap();
+        assert_eq!(
+            back,
+            [
+                ("To".into(), "whatsapp:+15551234567".into()),
+                (
+                    "ContentSid".into(),
+                    "HXb5b62575e6e4ff6129ad7c8efe1f983e".into()
+                ),
+                (
+                    "ContentVariables".into(),
+                    r#"{"1":"order 1234","2":"mañana \"temprano\""}"#.into()
+                ),
+                ("From".into(), "whatsapp:+15550001111".into()),
+            ]
+        );
         assert_eq!(
             sent_sid(201, br#"{"sid":"SM123","status":"queued"}"#),
             Ok("SM123".into())

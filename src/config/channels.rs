@@ -26,6 +26,8 @@
 //! auth_token = "…"                  # Basic auth for sending; checks X-Twilio-Signature
 //! from = "+15550001111"             # or messaging_service_sid = "MG…"
 //! public_url = "https://cc.example.com"  # what Twilio posts to, as it signs it
+//! # WhatsApp through Twilio (from = "whatsapp:+1…"): its Content API templates
+//! templates = [{ name = "order_update", content_sid = "HX…", parameters = 1 }]
 //! ```
 //!
 //!
@@ -64,10 +66,16 @@ impl ChannelKind {
 #[serde(deny_unknown_fields)]
 pub struct TemplateConfig {
     pub name: String,
+    /// Its language code (WhatsApp Cloud API: required).
+    #[serde(default)]
     pub language: String,
     /// How many body parameters (`{{1}}`...) it takes.
     #[serde(default)]
     pub parameters: u8,
+    /// Twilio (WhatsApp through Twilio): the Content API template's sid (`HX` and 32
+    /// hex digits), sent as `ContentSid` with the parameters as `ContentVariables`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub content_sid: String,
 }
 
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
@@ -331,7 +339,32 @@ impl ChannelConfig {
                     "letters and digits (AC…)".into(),
                 ));
             }
+            let content_sid = |t: &&TemplateConfig| {
+                t.content_sid.len() == 34
+                    && t.content_sid.starts_with("HX")
+                    && t.content_sid[2..].bytes().all(|b| b.is_ascii_hexdigit())
+            };
+            if let Some(t) = self.templates.iter().find(|t| !content_sid(t)) {
+                return Some((
+                    "templates",
+                    t.content_sid.clone(),
+                    format!(
+                        "channel \"{}\": template \"{}\" needs its content_sid (HX and 32 hex digits, from Twilio's Content API)",
+                        self.name, t.name
+                    ),
+                ));
+            }
             return None;
+        }
+        if let Some(t) = self.templates.iter().find(|t| t.language.is_empty()) {
+            return Some((
+                "templates",
+                String::new(),
+                format!(
+                    "channel \"{}\": template \"{}\" needs its language (the code Meta approved it in, like es or en_US)",
+                    self.name, t.name
+                ),
+            ));
         }
         if self.app_secret.len() < 8 {
             return Some((
@@ -395,6 +428,7 @@ impl ChannelConfig {
                 name: "follow_up".into(),
                 language: "en".into(),
                 parameters: 1,
+                content_sid: String::new(),
             }],
         }
     }

@@ -239,6 +239,25 @@ fn channel_accounts_are_checked_at_their_line() {
     // A Twilio account names what it needs.
     let e = bad("kind = \"whatsapp\"", "kind = \"twilio\"");
     assert!(e.contains("a Twilio account needs account_sid"), "{e}");
+    // Its templates are Content API templates (a sid each); a WhatsApp account's
+    // have their language.
+    let twilio = "[[channel]]\nname = \"tw\"\nkind = \"twilio\"\nqueue = \"support\"\naccount_sid = \"AC1\"\nauth_token = \"t\"\nfrom = \"whatsapp:+15550001111\"\npublic_url = \"https://cc.example.com\"\n";
+    let with = |t: &str| Config::parse(&format!("{twilio}templates = [{t}]\n"), "t.toml");
+    let c = with("{ name = \"order\", content_sid = \"HXb5b62575e6e4ff6129ad7c8efe1f983e\", parameters = 1 }").unwrap();
+    assert_eq!(c.channels[0].templates[0].content_sid.len(), 34);
+    let e = with("{ name = \"order\", language = \"es\" }")
+        .unwrap_err()
+        .0;
+    assert!(
+        e.contains("template \"order\" needs its content_sid"),
+        "{e}"
+    );
+    let e = with("{ name = \"order\", content_sid = \"HX12\" }")
+        .unwrap_err()
+        .0;
+    assert!(e.contains("content_sid"), "{e}");
+    let e = bad("language = \"es\", parameters = 1", "parameters = 1");
+    assert!(e.contains("needs its language"), "{e}");
     let e = bad("kind = \"whatsapp\"", "kind = \"telegram\"");
     assert!(e.starts_with("t.toml:4:8"), "{e}");
     let e = bad("app_secret = \"0123456789abcdef\"", "app_secret = \"x\"");

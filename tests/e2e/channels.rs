@@ -157,6 +157,25 @@ pub(crate) fn graph_and_gateway_serving(
     (graph, g)
 }
 
+/// Once the agent's desktop hears that a message of `interaction` was sent, the form
+/// Twilio got for it (the last one).
+fn sent_form(
+    g: &Gateway,
+    ws: &mut AgentSocket,
+    twilio: &Posts,
+    interaction: &str,
+) -> Vec<(String, String)> {
+    loop {
+        let d = next(g, ws, "delivery");
+        if d["interaction"] == interaction {
+            assert_eq!(d["status"], "sent", "{d}");
+            break;
+        }
+    }
+    let posts = twilio.lock().unwrap().clone();
+    serde_urlencoded::from_str(&posts.last().unwrap().1).unwrap()
+}
+
 /// The WhatsApp account `wa` (`[[channel]]`, template `follow_up`) pointed at a fake
 /// Graph API on `port`.
 pub(crate) fn wa_account(port: u16) -> String {
@@ -482,8 +501,8 @@ fn an_sms_through_twilio_reaches_an_agent_and_the_reply_goes_back_through_twilio
         "demo = true",
         "",
         &format!(
-            "[[channel]]\nname = \"sms\"\nkind = \"twilio\"\nqueue = \"support\"\naccount_sid = \"AC123\"\nauth_token = \"twilio-token\"\nfrom = \"+15550001111\"\npublic_url = \"https://cc.example.com\"\napi_base = \"http://127.0.0.1:{}\"\n",
-            base + 50
+            "{}templates = [{{ name = \"order_update\", content_sid = \"HXb5b62575e6e4ff6129ad7c8efe1f983e\", parameters = 1 }}]\n",
+            sms_account(base + 50)
         ),
     );
     let (bob, mut ws) = on_duty(&g, "bob", "demo-bob");
@@ -638,19 +657,33 @@ fn an_sms_through_twilio_reaches_an_agent_and_the_reply_goes_back_through_twilio
         r#"{"text": "Claro."}"#,
     );
     assert_eq!(code, 201, "{body}");
-    loop {
-        let d = next(&g, &mut ws, "delivery");
-        if d["interaction"] == wa_id.as_str() {
-            assert_eq!(d["status"], "sent", "{d}");
-            break;
-        }
-    }
-    let posts = twilio.lock().unwrap().clone();
-    let form: Vec<(String, String)> = serde_urlencoded::from_str(&posts.last().unwrap().1).unwrap();
+    let form = sent_form(&g, &mut ws, &twilio, &wa_id);
     let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
     assert_eq!(get("To"), Some("whatsapp:+15551234567"));
     assert_eq!(get("From"), Some("whatsapp:+15550001111"));
     assert_eq!(get("Body"), Some("Claro."));
+
+    // A Content API template (what may go once her window closes): its sid and its
+    // variables, no body. The desktop was told of it with the offer.
+    assert_eq!(
+        offer["details"]["templates"][0]["name"], "order_update",
+        "{offer}"
+    );
+    let (code, body) = g.post(
+        &format!("/api/agent/work/{wa_id}/template"),
+        Some(&bob),
+        r#"{"name": "order_update", "parameters": ["1234"]}"#,
+    );
+    assert_eq!(code, 201, "{body}");
+    let form = sent_form(&g, &mut ws, &twilio, &wa_id);
+    let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    assert_eq!(
+        get("ContentSid"),
+        Some("HXb5b62575e6e4ff6129ad7c8efe1f983e")
+    );
+    assert_eq!(get("ContentVariables"), Some(r#"{"1":"1234"}"#));
+    assert_eq!(get("Body"), None, "{form:?}");
+    assert_eq!(get("From"), Some("whatsapp:+15550001111"));
 }
 
 /// Alice, on a SIPp call from Ada's number (her desk phone a SIPp too), sends Ada an

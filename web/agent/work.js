@@ -254,7 +254,7 @@ function templatePicker(entry) {
   const form = $(".templates", n);
   if (!form || !list.length) return;
   const pick = $(".template", form), params = $(".params", form);
-  pick.replaceChildren(...list.map((t, i) => el("option", { value: String(i), textContent: `${t.name} (${t.language})` })));
+  pick.replaceChildren(...list.map((t, i) => el("option", { value: String(i), textContent: t.language ? `${t.name} (${t.language})` : t.name })));
   const fill = () => {
     const t = list[+pick.value] || list[0];
     params.replaceChildren(...Array.from({ length: t.parameters || 0 }, (_, i) =>
