@@ -1146,11 +1146,12 @@ impl Centre {
         // profile name.
         let mut name = m.name.clone().unwrap_or_default();
         if let Some(c) = customer {
-            if let Some(r) = self.0.store.customer(c).await? {
-                if r.name.is_empty() && !name.is_empty() {
-                    self.0.store.name_customer(c, &name).await?;
-                } else if !r.name.is_empty() {
-                    name = r.name;
+            let named = !name.is_empty() && self.0.store.name_customer(c, &name).await?;
+            if !named {
+                if let Some(r) = self.0.store.customer(c).await? {
+                    if !r.name.is_empty() {
+                        name = r.name;
+                    }
                 }
             }
         }

@@ -609,12 +609,12 @@ async fn start_ivr(cfg: &Config) -> Result<Arc<crate::actors::call::IvrContext>,
     if cfg.is_demo() {
         store.seed_demo().await.map_err(|e| e.to_string())?;
     }
-    let centre = crate::centre::Centre::start(cfg, store.clone()).await?;
     let voicemail_dir = cfg.data.dir.join("voicemail");
     std::fs::create_dir_all(&voicemail_dir)
         .map_err(|e| format!("{}: {e}", voicemail_dir.display()))?;
     // What a crash or a stop left: voicemails cut off are closed and put on their
-    // interaction's timeline; calls and chats still open are ended as interrupted.
+    // interaction's timeline; calls still open are ended as interrupted (the threads
+    // the centre takes up next are left open for it).
     for path in crate::media::recorder::repair_dir_files(&voicemail_dir) {
         let Some(interaction) = path
             .file_stem()
@@ -647,6 +647,7 @@ async fn start_ivr(cfg: &Config) -> Result<Arc<crate::actors::call::IvrContext>,
         Ok(_) => {}
         Err(e) => tracing::warn!(error = %e, "cannot close interrupted interactions"),
     }
+    let centre = crate::centre::Centre::start(cfg, store.clone()).await?;
     let library = Arc::new(Library::new(&cfg.dialplan.dir, LoadOptions::detect()));
     log_reload(library.reload());
     let lib = library.clone();

@@ -6,9 +6,6 @@ use super::whatsapp::{self, Outgoing};
 use crate::config::ChannelConfig;
 use std::time::Duration;
 
-/// How long one send may take before it counts as a time-out (retried).
-pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// Why a send did not go.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SendError {
@@ -81,7 +78,7 @@ pub async fn whatsapp(a: &ChannelConfig, to: &str, m: &Outgoing) -> Result<Strin
         a.api_version,
         a.phone_number_id
     );
-    let req = client()
+    let req = client(a)
         .post(&url)
         .insert_header(("Authorization", format!("Bearer {}", a.access_token)))
         .insert_header(("Content-Type", "application/json"));
@@ -133,7 +130,7 @@ pub async fn twilio(a: &ChannelConfig, to: &str, m: &Outgoing) -> Result<String,
     );
     let auth = base64::engine::general_purpose::STANDARD
         .encode(format!("{}:{}", a.account_sid, a.auth_token));
-    let req = client()
+    let req = client(a)
         .post(&url)
         .insert_header(("Authorization", format!("Basic {auth}")))
         .insert_header(("Content-Type", "application/x-www-form-urlencoded"));
@@ -153,7 +150,7 @@ pub async fn open(a: &ChannelConfig, e: Envelope<'_>, text: &str) -> Result<Stri
     let at = crate::clock::unix_millis();
     let body = super::open::callback_body(e.delivery, e.to, text, e.agent, at);
     let ts = at / 1000;
-    let req = client()
+    let req = client(a)
         .post(&a.callback_url)
         .insert_header(("Content-Type", "application/json"))
         .insert_header(("X-Omnigate-Timestamp", ts.to_string()))
@@ -188,12 +185,12 @@ pub async fn whatsapp_media(
     }
     let bearer = format!("Bearer {}", a.access_token);
     let url = format!("{}/{}/{media_id}", a.api_base(), a.api_version);
-    let req = client()
+    let req = client(a)
         .get(&url)
         .insert_header(("Authorization", bearer.as_str()));
     let (status, meta) = exchange(req, None, "the Graph API", 64 * 1024).await?;
     let (download, mime) = whatsapp::media_info(status, &meta).map_err(SendError::Refused)?;
-    let req = client()
+    let req = client(a)
         .get(&download)
         .insert_header(("Authorization", bearer.as_str()));
     let (status, bytes) = exchange(req, None, "the media download", whatsapp::MAX_MEDIA).await?;
@@ -205,8 +202,11 @@ pub async fn whatsapp_media(
     Ok((mime, bytes))
 }
 
-fn client() -> awc::Client {
-    awc::Client::builder().timeout(SEND_TIMEOUT).finish()
+/// A client whose requests time out as the account says (`send_timeout_secs`).
+fn client(a: &ChannelConfig) -> awc::Client {
+    awc::Client::builder()
+        .timeout(Duration::from_secs(a.send_timeout_secs))
+        .finish()
 }
 
 /// One request to a provider (`who`, for the reasons) and its answer: the status and

@@ -39,6 +39,7 @@
 //! secret = "…"                      # signs both ways (X-Omnigate-Signature)
 //! callback_url = "https://connector.example.com/omnigate"  # where replies go
 //! send_attempts = 5                 # 1 s, 2 s, 4 s … between them
+//! send_timeout_secs = 10            # one attempt's wait for an answer (any kind)
 //! ```
 
 use serde::Deserialize;
@@ -134,6 +135,10 @@ pub struct ChannelConfig {
     /// not answer (1-10; waits of 1 s, 2 s, 4 s … between).
     #[serde(default = "default_send_attempts")]
     pub send_attempts: u32,
+    /// How long one attempt may wait for the provider's answer before it counts as a
+    /// time-out (and is retried): 1-60 s.
+    #[serde(default = "default_send_timeout")]
+    pub send_timeout_secs: u64,
     /// Templates an agent may send once the reply window has closed.
     #[serde(default)]
     pub templates: Vec<TemplateConfig>,
@@ -154,6 +159,10 @@ fn default_opt_out() -> Vec<String> {
 
 fn default_send_attempts() -> u32 {
     crate::channels::SEND_ATTEMPTS
+}
+
+fn default_send_timeout() -> u64 {
+    10
 }
 
 fn default_api_version() -> String {
@@ -249,6 +258,13 @@ impl ChannelConfig {
                 "send_attempts",
                 self.send_attempts.to_string(),
                 "must be 1 to 10".into(),
+            ));
+        }
+        if !(1..=60).contains(&self.send_timeout_secs) {
+            return Some((
+                "send_timeout_secs",
+                self.send_timeout_secs.to_string(),
+                "must be 1 to 60".into(),
             ));
         }
         if self.priority > 9 {
@@ -423,6 +439,7 @@ impl ChannelConfig {
             secret: String::new(),
             callback_url: String::new(),
             send_attempts: default_send_attempts(),
+            send_timeout_secs: default_send_timeout(),
             opt_out: default_opt_out(),
             templates: vec![TemplateConfig {
                 name: "follow_up".into(),

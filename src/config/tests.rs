@@ -236,6 +236,14 @@ fn channel_accounts_are_checked_at_their_line() {
         .unwrap_err()
         .0;
     assert!(e.contains("send_attempts") && e.contains("1 to 10"), "{e}");
+    assert_eq!(c.channels[0].send_timeout_secs, 10);
+    let e = Config::parse(&format!("{open}send_timeout_secs = 0\n"), "t.toml")
+        .unwrap_err()
+        .0;
+    assert!(
+        e.contains("send_timeout_secs") && e.contains("1 to 60"),
+        "{e}"
+    );
     // A Twilio account names what it needs.
     let e = bad("kind = \"whatsapp\"", "kind = \"twilio\"");
     assert!(e.contains("a Twilio account needs account_sid"), "{e}");

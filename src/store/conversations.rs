@@ -25,6 +25,23 @@ impl Store {
         Ok(self.find_open(customer).await?.unwrap_or_default())
     }
 
+    /// The case of a customer just created (who has none): opened in one statement
+    /// (or found, should another contact have opened it meanwhile).
+    pub(super) async fn open_first_conversation(&self, customer: i64) -> Result<i64, StoreError> {
+        let opened: Option<i64> = with_db!(self, |pool, sql| {
+            sqlx::query(sql("INSERT INTO conversations (customer_id, status, opened_at) VALUES (?, 'open', ?) ON CONFLICT DO NOTHING RETURNING id"))
+            .bind(customer)
+            .bind(now())
+            .fetch_optional(pool)
+            .await?
+            .map(|r| r.get(0))
+        });
+        match opened {
+            Some(id) => Ok(id),
+            None => self.open_conversation(customer).await,
+        }
+    }
+
     pub(super) async fn find_open(&self, customer: i64) -> Result<Option<i64>, StoreError> {
         with_db!(self, |pool, sql| Ok(sqlx::query(sql(
             "SELECT id FROM conversations WHERE customer_id = ? AND status = 'open'"

@@ -297,25 +297,35 @@ impl Store {
         if let Some(id) = self.customer_by_identity(kind, &value).await? {
             return Ok(Some(id));
         }
+        self.customer_for_new_identity(kind, &value).await
+    }
+
+    /// A new customer holding an identity nobody held when it was looked up (or,
+    /// when someone else created it meanwhile, theirs).
+    pub(super) async fn customer_for_new_identity(
+        &self,
+        kind: IdentityKind,
+        value: &str,
+    ) -> Result<Option<i64>, StoreError> {
         let id = self.create_customer("", None, "standard").await?;
-        if !self.add_identity(id, kind, &value).await? {
-            // Someone else created it meanwhile: use theirs.
-            return self.customer_by_identity(kind, &value).await;
+        if !self.add_identity(id, kind, value).await? {
+            return self.customer_by_identity(kind, value).await;
         }
         Ok(Some(id))
     }
 
-    /// Sets a customer's name when they have none yet (a chat gives one).
-    pub async fn name_customer(&self, id: i64, name: &str) -> Result<(), StoreError> {
-        with_db!(self, |pool, sql| sqlx::query(sql(
+    /// Sets a customer's name when they have none yet (a chat gives one): whether
+    /// it did.
+    pub async fn name_customer(&self, id: i64, name: &str) -> Result<bool, StoreError> {
+        Ok(with_db!(self, |pool, sql| sqlx::query(sql(
             "UPDATE customers SET name = ? WHERE id = ? AND name = ''"
         ))
         .bind(name)
         .bind(id)
         .execute(pool)
         .await?
-        .rows_affected());
-        Ok(())
+        .rows_affected())
+            == 1)
     }
 
     /// The screen-pop's record: the customer's card, their last 20 interactions on

@@ -144,6 +144,9 @@ pub struct OpenWebChat {
     pub session: Option<WebChatSession>,
 }
 
+/// What [`Store::update_interaction`] writes on the interaction itself.
+const UPDATE_INTERACTION: &str = "UPDATE interactions SET customer_id = COALESCE(?, customer_id), conversation_id = COALESCE(?, conversation_id), offered_at = CASE WHEN ? IS NOT NULL AND offered_at IS NULL THEN ? ELSE offered_at END, queue = COALESCE(?, queue), outcome = COALESCE(?, outcome), path = ?, variables = COALESCE(?, variables) WHERE id = ?";
+
 impl Store {
     /// Records a new interaction, resolving who it is from and which conversation it
     /// joins. Returns (customer, conversation). Its start and end are on the timeline
@@ -165,14 +168,18 @@ impl Store {
             }),
             None => None,
         };
-        let (customer, conversation) = match known {
-            Some((c, Some(conv))) => (Some(c), Some(conv)),
-            Some((c, None)) => (Some(c), Some(self.open_conversation(c).await?)),
-            None if n.unverified => (None, None),
-            None => match self.resolve_customer(n.from).await? {
-                Some(c) => (Some(c), Some(self.open_conversation(c).await?)),
-                None => (None, None),
-            },
+        let (customer, conversation) = match (known, identity_of(n.from)) {
+            (Some((c, Some(conv))), _) => (Some(c), Some(conv)),
+            (Some((c, None)), _) => (Some(c), Some(self.open_conversation(c).await?)),
+            (None, _) if n.unverified => (None, None),
+            // Nobody holds the address (just looked up): a new customer, a new case.
+            (None, Some((kind, value))) => {
+                match self.customer_for_new_identity(kind, &value).await? {
+                    Some(c) => (Some(c), Some(self.open_first_conversation(c).await?)),
+                    None => (None, None),
+                }
+            }
+            (None, None) => (None, None),
         };
         with_db!(self, |pool, sql| {
             sqlx::query(sql("INSERT INTO interactions (id, kind, direction, customer_id, conversation_id, caller, dialled, trunk, flow, flow_version, started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"))
@@ -209,20 +216,31 @@ impl Store {
         let vars = u
             .variables
             .map(|v| serde_json::Value::Object(v.clone()).to_string());
+        let alone = u.customer_id.is_none() && !u.ended;
+        let path = serde_json::to_string(u.path).unwrap_or_default();
+        // The interaction's own row, as either database binds it.
+        macro_rules! update {
+            ($sql:expr) => {
+                sqlx::query($sql(UPDATE_INTERACTION))
+                    .bind(u.customer_id)
+                    .bind(conversation)
+                    .bind(u.queue)
+                    .bind(t)
+                    .bind(u.queue)
+                    .bind(u.outcome)
+                    .bind(&path)
+                    .bind(&vars)
+                    .bind(id)
+            };
+        }
         with_db!(self, |pool, sql| {
+            if alone {
+                // One statement: no transaction to open and commit.
+                update!(sql).execute(pool).await?;
+                return Ok(());
+            }
             let mut tx = pool.begin().await?;
-            sqlx::query(sql("UPDATE interactions SET customer_id = COALESCE(?, customer_id), conversation_id = COALESCE(?, conversation_id), offered_at = CASE WHEN ? IS NOT NULL AND offered_at IS NULL THEN ? ELSE offered_at END, queue = COALESCE(?, queue), outcome = COALESCE(?, outcome), path = ?, variables = COALESCE(?, variables) WHERE id = ?"))
-                .bind(u.customer_id)
-                .bind(conversation)
-                .bind(u.queue)
-                .bind(t)
-                .bind(u.queue)
-                .bind(u.outcome)
-                .bind(serde_json::to_string(u.path).unwrap_or_default())
-                .bind(&vars)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+            update!(sql).execute(&mut *tx).await?;
             if u.customer_id.is_some() {
                 // What was written before the customer was known moves with it.
                 sqlx::query(sql("UPDATE timeline SET customer_id = ?, conversation_id = ? WHERE interaction_id = ? AND customer_id IS NULL"))
@@ -241,21 +259,25 @@ impl Store {
     }
 
     /// After a crash or a stop: every interaction still open is ended as
-    /// `interrupted` (with the usual "interaction ended" entry). Only for a database
-    /// this node has to itself (SQLite): on a shared PostgreSQL the other nodes' live
-    /// work is open too. Returns the ids ended.
+    /// `interrupted` (with the usual "interaction ended" entry), but for the threads
+    /// a starting node takes up again (a provider's inbound threads, web chats with a
+    /// kept session: see [`Store::open_threads`], [`Store::open_web_chats`]). Only for
+    /// a database this node has to itself (SQLite): on a shared PostgreSQL the other
+    /// nodes' live work is open too. Returns the ids ended.
     pub async fn close_interrupted(&self) -> Result<Vec<String>, StoreError> {
         if !matches!(self.db, Db::Sqlite(_)) {
             return Ok(Vec::new());
         }
-        let ids: Vec<String> = with_db!(self, |pool, sql| sqlx::query(sql(
-            "SELECT id FROM interactions WHERE ended_at IS NULL"
+        let ids: Vec<String> = with_db!(self, |pool, sql| {
+            sqlx::query(sql(
+            "SELECT id FROM interactions WHERE ended_at IS NULL AND NOT (kind IN ('whatsapp', 'twilio', 'open') AND direction = 'inbound') AND NOT (kind = 'webchat' AND id IN (SELECT interaction_id FROM chat_sessions))"
         ))
         .fetch_all(pool)
         .await?
         .into_iter()
         .map(|r| r.get::<String, _>(0))
-        .collect());
+        .collect()
+        });
         for id in &ids {
             self.add_timeline(
                 id,

@@ -835,6 +835,11 @@ fn a_web_chat_survives_a_crash_of_the_node() {
 
     g.crash_and_restart();
     g.wait_log("open web chats taken up again");
+    let (_, body) = g.get_auth(&format!("/api/interactions/{chat}"), "test-token");
+    assert!(
+        json(&body)["ended_at"].is_null(),
+        "still open on record, not ended as interrupted: {body}"
+    );
 
     // Someone without the token gets nothing.
     let mut thief = ws(&g, "/chat/ws");

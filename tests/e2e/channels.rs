@@ -457,6 +457,36 @@ fn a_whatsapp_message_reaches_an_agent_and_the_reply_reaches_the_graph_api() {
         t["template"]["components"][0]["parameters"][0]["text"], "5678",
         "{t}"
     );
+
+    // Grace's window closes while her thread is open: she wrote 24 hours ago less
+    // 3 s; a reply goes now, and once her window has run out the next is refused.
+    let sent_at = omnigate::clock::unix_secs() - 24 * 3600 + 3;
+    let grace = text_from("15550002222", "wamid.IN3", sent_at, "Any news?");
+    assert_eq!(post_signed(&g, "wa", &grace, None).0, 200);
+    let offer = next(&g, &mut ws, "offer");
+    let id = offer["interaction"].as_str().unwrap().to_string();
+    let until = offer["details"]["window_until"].as_u64().unwrap();
+    assert_eq!(until, (sent_at + 24 * 3600) * 1000, "{offer}");
+    let (code, body) = g.post(&format!("/api/agent/offers/{id}/accept"), Some(&bob), "");
+    assert_eq!(code, 200, "{body}");
+    let reply = |text: &str| {
+        g.post(
+            &format!("/api/agent/work/{id}/messages"),
+            Some(&bob),
+            &serde_json::json!({ "text": text }).to_string(),
+        )
+    };
+    let (code, body) = reply("Checking now.");
+    assert_eq!(code, 201, "inside the window: {body}");
+    // The window's end is the event waited for.
+    wait_for(
+        "her window to close",
+        std::time::Duration::from_secs(10),
+        || omnigate::clock::unix_millis() > until,
+    );
+    let (code, body) = reply("Found it.");
+    assert_eq!(code, 409, "{body}");
+    assert!(body.contains("24-hour reply window closed"), "{body}");
 }
 
 /// A form post signed as Twilio signs it for `https://cc.example.com{path}`.
@@ -490,7 +520,11 @@ fn twilio_post(g: &Gateway, path: &str, params: &[(&str, &str)], token: &str) ->
 #[test]
 fn an_sms_through_twilio_reaches_an_agent_and_the_reply_goes_back_through_twilio() {
     let base = 24900;
+    // Twilio takes every message, but answers the first only after our time-out.
     let twilio = serve(base + 50, |n, _, _, _| {
+        if n == 0 {
+            std::thread::sleep(std::time::Duration::from_millis(1500));
+        }
         (
             "201 Created".into(),
             format!(r#"{{"sid":"SM{n}","status":"queued","to":"+15551234567"}}"#),
@@ -501,7 +535,7 @@ fn an_sms_through_twilio_reaches_an_agent_and_the_reply_goes_back_through_twilio
         "demo = true",
         "",
         &format!(
-            "{}templates = [{{ name = \"order_update\", content_sid = \"HXb5b62575e6e4ff6129ad7c8efe1f983e\", parameters = 1 }}]\n",
+            "{}send_timeout_secs = 1\ntemplates = [{{ name = \"order_update\", content_sid = \"HXb5b62575e6e4ff6129ad7c8efe1f983e\", parameters = 1 }}]\n",
             sms_account(base + 50)
         ),
     );
@@ -555,9 +589,12 @@ fn an_sms_through_twilio_reaches_an_agent_and_the_reply_goes_back_through_twilio
     assert_eq!(code, 201, "{body}");
     let sent = next(&g, &mut ws, "delivery");
     assert_eq!(sent["status"], "sent", "{sent}");
+    // Twilio did not answer the first attempt in time: the same message went again
+    // (its answer, SM1, is the message's id).
     let posts = twilio.lock().unwrap().clone();
-    assert_eq!(posts.len(), 1, "{posts:?}");
-    let (h, b) = &posts[0];
+    assert_eq!(posts.len(), 2, "{posts:?}");
+    assert_eq!(posts[0].1, posts[1].1, "the same message again");
+    let (h, b) = &posts[1];
     let header = |k: &str| h.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
     assert_eq!(
         header(":request").as_deref(),
@@ -581,7 +618,7 @@ fn an_sms_through_twilio_reaches_an_agent_and_the_reply_goes_back_through_twilio
             &g,
             "/webhooks/twilio/sms/status",
             &[
-                ("MessageSid", "SM0"),
+                ("MessageSid", "SM1"),
                 ("MessageStatus", st),
                 ("AccountSid", "AC123"),
             ],
@@ -998,6 +1035,11 @@ fn a_whatsapp_thread_survives_a_crash_of_the_gateway() {
     g.crash_and_restart();
     crashed.store(true, Ordering::SeqCst);
     g.wait_log("open threads taken up again");
+    let (_, body) = g.get_auth(&format!("/api/interactions/{id}"), "test-token");
+    assert!(
+        json(&body)["ended_at"].is_null(),
+        "still open on record, not ended as interrupted: {body}"
+    );
 
     // Bob again: the thread is offered to him, with everything said.
     let (bob, mut ws) = on_duty(&g, "bob", "demo-bob");

@@ -695,5 +695,19 @@ pub fn agent_socket(g: &Gateway, name: &str, password: &str) -> (String, AgentSo
     if let tungstenite::stream::MaybeTlsStream::Plain(s) = ws.get_ref() {
         s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
     }
+    // The desk's state comes first once the socket is the agent's: what happens
+    // after it (an offer) comes as its own push, not inside a snapshot.
+    loop {
+        match ws.read() {
+            Ok(tungstenite::Message::Text(t))
+                if serde_json::from_str::<serde_json::Value>(&t)
+                    .is_ok_and(|v| v["type"] == "state") =>
+            {
+                break
+            }
+            Ok(_) => {}
+            Err(e) => panic!("{name}'s desktop socket before its state: {e}\n{}", g.log()),
+        }
+    }
     (token, ws)
 }
