@@ -1344,7 +1344,7 @@ impl Centre {
                 delivery: &delivery,
                 agent: &agent,
             };
-            let sent = crate::channels::send::deliver(&a, e, &m).await;
+            let sent = crate::channels::send::deliver(&a, e, &m, &|_, _| {}).await;
             let r = match &sent {
                 Ok(provider_id) => store
                     .add_channel_message(&a.name, provider_id, &id, "out", 0, "sent")

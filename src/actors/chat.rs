@@ -548,6 +548,7 @@ impl ChatActor {
         let delivery = format!("{}-{seq}", self.s.interaction);
         let agent = self.agent_display.clone();
         let (store, id) = (self.s.store.clone(), self.s.interaction.clone());
+        let me = ctx.address();
         ctx.spawn(
             async move {
                 // An open channel's delivery id is ours: on record before the
@@ -572,7 +573,14 @@ impl ChatActor {
                     delivery: &delivery,
                     agent: &agent,
                 };
-                crate::channels::send::deliver(&p.account, to, &m).await
+                let retrying = move |_: u32, why: &str| {
+                    me.do_send(DeliveryNews {
+                        seq,
+                        status: "queued".into(),
+                        error: format!("not sent yet, trying again: {why}"),
+                    })
+                };
+                crate::channels::send::deliver(&p.account, to, &m, &retrying).await
             }
             .into_actor(self)
             .map(move |r, act, ctx| act.sent(ctx, seq, r)),
@@ -999,6 +1007,7 @@ impl Handler<DeliveryNews> for ChatActor {
 
     fn handle(&mut self, n: DeliveryNews, _: &mut Context<Self>) {
         let status = match n.status.as_str() {
+            "queued" => "queued",
             "delivered" => "delivered",
             "read" => "read",
             "failed" => "failed",

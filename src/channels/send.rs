@@ -35,10 +35,13 @@ pub struct Envelope<'a> {
 
 /// Sends `m` through `a`'s provider, retried as [`super::retry_after`] says while the
 /// provider fails or does not answer; the provider's id for it.
+/// `on_retry(attempt, why)` hears each failed attempt that will be tried again (the
+/// agent sees the message waiting, and why).
 pub async fn deliver(
     a: &ChannelConfig,
     e: Envelope<'_>,
     m: &Outgoing,
+    on_retry: &(dyn Fn(u32, &str) + Send + Sync),
 ) -> Result<String, SendError> {
     use crate::config::ChannelKind;
     let mut attempt = 1;
@@ -54,6 +57,7 @@ pub async fn deliver(
         match (r, super::retry_after(attempt, a.send_attempts)) {
             (Err(SendError::Retry(why)), Some(wait)) => {
                 tracing::warn!(account = %a.name, attempt, error = %why, "send failed; retrying");
+                on_retry(attempt, &why);
                 tokio::time::sleep(wait).await;
                 attempt += 1;
             }

@@ -347,6 +347,20 @@ fn a_whatsapp_message_reaches_an_agent_and_the_reply_reaches_the_graph_api() {
     );
     assert_eq!(code, 201, "{body}");
     let seq = json(&body)["seq"].as_u64().unwrap();
+    // Bob sees it waiting after Meta's 500, with Meta's reason, then sent.
+    let waiting = next(&g, &mut ws, "delivery");
+    assert_eq!(
+        (waiting["status"].as_str(), waiting["seq"].as_u64()),
+        (Some("queued"), Some(seq)),
+        "{waiting}"
+    );
+    assert!(
+        waiting["error"]
+            .as_str()
+            .unwrap()
+            .contains("trying again: An unexpected error has occurred."),
+        "{waiting}"
+    );
     let sent = next(&g, &mut ws, "delivery");
     assert_eq!(
         (sent["status"].as_str(), sent["seq"].as_u64()),
@@ -587,10 +601,19 @@ fn an_sms_through_twilio_reaches_an_agent_and_the_reply_goes_back_through_twilio
         r#"{"text": "It ships today & arrives Friday."}"#,
     );
     assert_eq!(code, 201, "{body}");
+    // Twilio does not answer the first attempt in time: Bob sees the message waiting
+    // and why, then sent; the same message went again (its answer, SM1, is its id).
+    let waiting = next(&g, &mut ws, "delivery");
+    assert_eq!(waiting["status"], "queued", "{waiting}");
+    assert!(
+        waiting["error"]
+            .as_str()
+            .unwrap()
+            .contains("trying again: Twilio did not answer"),
+        "{waiting}"
+    );
     let sent = next(&g, &mut ws, "delivery");
     assert_eq!(sent["status"], "sent", "{sent}");
-    // Twilio did not answer the first attempt in time: the same message went again
-    // (its answer, SM1, is the message's id).
     let posts = twilio.lock().unwrap().clone();
     assert_eq!(posts.len(), 2, "{posts:?}");
     assert_eq!(posts[0].1, posts[1].1, "the same message again");
