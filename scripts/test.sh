@@ -4,7 +4,8 @@
 # record-routing proxy, espeak-ng for the IVR's (and sox, with it, for
 # scripts/make-prompts.sh)
 # `say`, PostgreSQL for the store's second database, Chromium + Node.js + playwright-core
-# for the agent desktop in a real browser) when they are missing. The tests
+# for the agent desktop in a real browser, Dovecot as the IMAP server and LMTP
+# delivery, aiosmtpd as the SMTP server replies go through) when they are missing. The tests
 # start their own PostgreSQL server (as `nobody` when run as root); nothing is left
 # running.
 # A peer that cannot be installed makes this script fail loudly; tests never skip.
@@ -22,6 +23,9 @@ have_postgres() {
 }
 have_postgres || missing+=(postgresql)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
+[ -x /usr/sbin/dovecot ] || missing+=(dovecot-imapd)
+[ -x /usr/lib/dovecot/lmtp ] || missing+=(dovecot-lmtpd)
+/usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null || missing+=(python3-aiosmtpd)
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
 if [ "${#missing[@]}" -gt 0 ]; then
@@ -38,6 +42,8 @@ command -v sox >/dev/null 2>&1 || { echo "sox is still missing after install" >&
 [ -x /usr/sbin/kamailio ] || { echo "Kamailio is still missing after install" >&2; exit 1; }
 have_postgres || { echo "PostgreSQL (initdb) is still missing after install" >&2; exit 1; }
 [ -x /usr/bin/chromium ] || { echo "Chromium is still missing after install" >&2; exit 1; }
+[ -x /usr/sbin/dovecot ] && [ -x /usr/lib/dovecot/lmtp ] || { echo "Dovecot (imapd, lmtpd) is still missing after install" >&2; exit 1; }
+/usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null || { echo "aiosmtpd (python3-aiosmtpd) is still missing after install" >&2; exit 1; }
 # playwright-core drives the system Chromium (it never downloads a browser); JsSIP is
 # the WebRTC SIP client the SIP-over-WebSocket test runs in it, bundled for the page by
 # esbuild. All pinned in tests/browser/package-lock.json.

@@ -2,6 +2,8 @@
 //! the live agents and chats. The HTTP API and the call actors reach the actors
 //! through it; it decides nothing about routing itself.
 
+mod mail;
+
 use crate::actors::agent::{AgentActor, Stop};
 use crate::actors::chat::{ChatActor, ChatStart, Chats};
 use crate::actors::router::{AddQueue, AgentLogin, Login, Logout, RouterActor};
@@ -67,6 +69,10 @@ struct Inner {
     /// customer arriving together make one thread; different customers' start side
     /// by side. An entry lives while its thread starts.
     thread_starts: Mutex<HashMap<ThreadKey, Arc<tokio::sync::Mutex<()>>>>,
+    /// The `[[mailbox]]`es, as the accounts their threads go through.
+    mailboxes: HashMap<String, Arc<crate::config::ChannelConfig>>,
+    /// How each mailbox's fetcher is doing.
+    mail_status: crate::email::imap::Statuses,
 }
 
 /// What the chat page shows of the business.
@@ -328,6 +334,17 @@ impl Centre {
             config_channels,
             threads: Default::default(),
             thread_starts: Mutex::new(HashMap::new()),
+            mailboxes: cfg
+                .mailboxes
+                .iter()
+                .map(|m| {
+                    (
+                        m.name.clone(),
+                        Arc::new(crate::config::ChannelConfig::of_mailbox(m)),
+                    )
+                })
+                .collect(),
+            mail_status: Default::default(),
         }));
         centre.resume_threads().await.map_err(|e| e.to_string())?;
         Ok(centre)
@@ -951,7 +968,7 @@ impl Centre {
         let store = &self.0.store;
         let mut n = 0;
         for i in store.open_threads().await? {
-            let Some(account) = self.channel(&i.trunk) else {
+            let Some(account) = self.channel(&i.trunk).or_else(|| self.mailbox(&i.trunk)) else {
                 tracing::warn!(interaction = %i.id, account = %i.trunk, "open thread of an account no longer configured: left as it is");
                 continue;
             };
@@ -988,6 +1005,11 @@ impl Centre {
             } else {
                 i.dialled.clone()
             };
+            // An e-mail thread is listed by its case.
+            let key = match (account.kind, i.conversation_id) {
+                (crate::config::ChannelKind::Email, Some(c)) => mail::thread_key(c),
+                _ => peer.clone(),
+            };
             let name = match i.customer_id {
                 Some(c) => store.customer(c).await?.map(|r| r.name).unwrap_or_default(),
                 None => String::new(),
@@ -1001,6 +1023,7 @@ impl Centre {
                 provider: Some(crate::actors::chat::ProviderLink {
                     account: account.clone(),
                     peer: peer.clone(),
+                    key: key.clone(),
                     threads: self.0.threads.clone(),
                     first_at: last_in,
                 }),
@@ -1011,7 +1034,7 @@ impl Centre {
                 .threads
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .insert((account.name.clone(), peer), i.id.clone());
+                .insert((account.name.clone(), key), i.id.clone());
             self.spawn_chat(start, String::new());
             n += 1;
         }
@@ -1142,19 +1165,9 @@ impl Centre {
                 ..Default::default()
             })
             .await?;
-        // A known customer keeps their record's name; a new record takes the
-        // profile name.
-        let mut name = m.name.clone().unwrap_or_default();
-        if let Some(c) = customer {
-            let named = !name.is_empty() && self.0.store.name_customer(c, &name).await?;
-            if !named {
-                if let Some(r) = self.0.store.customer(c).await? {
-                    if !r.name.is_empty() {
-                        name = r.name;
-                    }
-                }
-            }
-        }
+        let name = self
+            .name_for(customer, m.name.clone().unwrap_or_default())
+            .await?;
         let start = ChatStart {
             customer,
             conversation,
@@ -1163,6 +1176,7 @@ impl Centre {
             priority: account.priority,
             provider: Some(crate::actors::chat::ProviderLink {
                 account: account.clone(),
+                key: peer.clone(),
                 peer,
                 threads: self.0.threads.clone(),
                 first_at: m.at.min(crate::clock::unix_secs()),
@@ -1177,6 +1191,23 @@ impl Centre {
         let addr = self.spawn_chat(start, String::new());
         tracing::info!(interaction = %id, account = %account.name, "thread started");
         Ok((id, addr))
+    }
+
+    /// The name a thread shows for `customer`: a known customer keeps their record's
+    /// name; a new record takes `given` (a profile name, an e-mail's display name).
+    async fn name_for(&self, customer: Option<i64>, given: String) -> Result<String, CentreError> {
+        let mut name = given;
+        if let Some(c) = customer {
+            let named = !name.is_empty() && self.0.store.name_customer(c, &name).await?;
+            if !named {
+                if let Some(r) = self.0.store.customer(c).await? {
+                    if !r.name.is_empty() {
+                        name = r.name;
+                    }
+                }
+            }
+        }
+        Ok(name)
     }
 
     /// The customer is typing (or stopped) on an open channel's `thread`: shown to its

@@ -18,6 +18,7 @@ pub mod config;
 pub mod conversation;
 pub mod desk;
 pub mod dialplan;
+pub mod email;
 pub mod logins;
 pub mod media;
 pub mod metrics;

@@ -140,3 +140,31 @@ impl Metrics {
         s
     }
 }
+
+/// `omnigate_mailbox_up{mailbox=…}` (1 connected, 0 failing) and what each mailbox
+/// imported and quarantined.
+pub fn render_mailboxes(s: &mut String, all: &[(String, crate::email::imap::Status)]) {
+    if all.is_empty() {
+        return;
+    }
+    s.push_str("# HELP omnigate_mailbox_up 1 while the mailbox's IMAP connection is up\n# TYPE omnigate_mailbox_up gauge\n");
+    for (n, st) in all {
+        let _ = writeln!(s, "omnigate_mailbox_up{{mailbox=\"{n}\"}} {}", st.up as u8);
+    }
+    s.push_str("# HELP omnigate_mail_imported_total Messages imported into cases\n# TYPE omnigate_mail_imported_total counter\n");
+    for (n, st) in all {
+        let _ = writeln!(
+            s,
+            "omnigate_mail_imported_total{{mailbox=\"{n}\"}} {}",
+            st.imported
+        );
+    }
+    s.push_str("# HELP omnigate_mail_quarantined_total Messages set aside unimported\n# TYPE omnigate_mail_quarantined_total counter\n");
+    for (n, st) in all {
+        let _ = writeln!(
+            s,
+            "omnigate_mail_quarantined_total{{mailbox=\"{n}\"}} {}",
+            st.quarantined
+        );
+    }
+}

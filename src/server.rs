@@ -648,6 +648,7 @@ async fn start_ivr(cfg: &Config) -> Result<Arc<crate::actors::call::IvrContext>,
         Err(e) => tracing::warn!(error = %e, "cannot close interrupted interactions"),
     }
     let centre = crate::centre::Centre::start(cfg, store.clone()).await?;
+    centre.start_mail();
     let library = Arc::new(Library::new(&cfg.dialplan.dir, LoadOptions::detect()));
     log_reload(library.reload());
     let lib = library.clone();

@@ -448,6 +448,7 @@ impl CallActor {
                     flow: &r.flow,
                     flow_version: &r.flow_version,
                     unverified: false,
+                    conversation: None,
                 })
                 .await
         };

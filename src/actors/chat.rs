@@ -105,8 +105,12 @@ pub type Threads = Arc<Mutex<HashMap<(String, String), String>>>;
 #[derive(Clone)]
 pub struct ProviderLink {
     pub account: Arc<crate::config::ChannelConfig>,
-    /// Where replies go: the customer's number (E.164), or an open channel's thread.
+    /// Where replies go: the customer's number (E.164), an open channel's thread, an
+    /// e-mail address.
     pub peer: String,
+    /// Its key in [`Threads`] beside the account: the peer, or an e-mail thread's
+    /// case (`case:42`).
+    pub key: String,
     /// Where this thread is listed while open.
     pub threads: Threads,
     /// When the customer sent the message that opened it (Unix s).
@@ -487,7 +491,7 @@ impl ChatActor {
     fn forget_thread(&mut self) {
         if let Some(p) = &self.s.provider {
             let mut t = p.threads.lock().unwrap_or_else(|e| e.into_inner());
-            let key = (p.account.name.clone(), p.peer.clone());
+            let key = (p.account.name.clone(), p.key.clone());
             if t.get(&key) == Some(&self.s.interaction) {
                 t.remove(&key);
             }
@@ -580,6 +584,21 @@ impl ChatActor {
                         error: format!("not sent yet, trying again: {why}"),
                     })
                 };
+                if p.account.kind == crate::config::ChannelKind::Email {
+                    let crate::channels::whatsapp::Outgoing::Text { body, .. } = &m else {
+                        return Err(crate::channels::send::SendError::Refused(
+                            "templates are for WhatsApp threads".into(),
+                        ));
+                    };
+                    let o = crate::email::smtp::Outgoing {
+                        interaction: &id,
+                        seq,
+                        to: &p.peer,
+                        agent: &agent,
+                        text: body,
+                    };
+                    return crate::email::smtp::reply(&store, &p.account, o, &retrying).await;
+                }
                 crate::channels::send::deliver(&p.account, to, &m, &retrying).await
             }
             .into_actor(self)
@@ -746,6 +765,7 @@ impl Actor for ChatActor {
                     crate::config::ChannelKind::Twilio => Channel::Sms,
                     crate::config::ChannelKind::Whatsapp => Channel::Whatsapp,
                     crate::config::ChannelKind::Open => Channel::Api,
+                    crate::config::ChannelKind::Email => Channel::Email,
                 },
                 {
                     let mut d = serde_json::json!({"customer.name": self.s.name, "address": self.s.address, "verified": true, "account": p.account.name});

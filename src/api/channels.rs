@@ -34,6 +34,7 @@ fn account(
             ChannelKind::Whatsapp => "WhatsApp account",
             ChannelKind::Twilio => "Twilio account",
             ChannelKind::Open => "open channel account",
+            ChannelKind::Email => "mailbox",
         };
         ApiError::new(StatusCode::NOT_FOUND, format!("no {what} with that name"))
     })
@@ -381,6 +382,13 @@ async fn list_channels(req: HttpRequest, shared: web::Data<Shared>) -> Reply {
     Ok(HttpResponse::Ok().json(centre(&shared)?.channel_list()))
 }
 
+/// `GET /api/mailboxes` (admin): every mailbox (no passwords) and how its fetcher is
+/// doing (connected, failing with the reason, last import, counts).
+async fn list_mailboxes(req: HttpRequest, shared: web::Data<Shared>) -> Reply {
+    super::authorised(&req, &shared)?;
+    Ok(HttpResponse::Ok().json(centre(&shared)?.mailbox_list()))
+}
+
 /// `PUT /api/channels/{name}` (admin): adds or replaces an account as `[[channel]]`
 /// spells it (the name in the path); 201 new, 200 replaced.
 async fn put_channel(
@@ -436,6 +444,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .route("/api/notifications", web::post().to(notification))
         .route("/api/channels", web::get().to(list_channels))
+        .route("/api/mailboxes", web::get().to(list_mailboxes))
         .route("/api/channels/{name}", web::put().to(put_channel))
         .route("/api/channels/{name}", web::delete().to(delete_channel))
         .route(

@@ -77,7 +77,10 @@ async fn metrics(req: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
             .into();
         }
     }
-    let body = shared.metrics.lock().unwrap().render();
+    let mut body = shared.metrics.lock().unwrap().render();
+    if let Some(c) = &shared.centre {
+        crate::metrics::render_mailboxes(&mut body, &c.mail_statuses());
+    }
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(body)

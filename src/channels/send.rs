@@ -50,6 +50,9 @@ pub async fn deliver(
             (ChannelKind::Whatsapp, _) => whatsapp(a, e.to, m).await,
             (ChannelKind::Twilio, _) => twilio(a, e.to, m).await,
             (ChannelKind::Open, Outgoing::Text { body, .. }) => open(a, e, body).await,
+            (ChannelKind::Email, _) => Err(SendError::Refused(
+                "an e-mail reply goes through email::smtp::reply".into(),
+            )),
             (ChannelKind::Open, Outgoing::Template { .. }) => Err(SendError::Refused(
                 "templates are for WhatsApp threads".into(),
             )),

@@ -165,6 +165,7 @@ pub(super) fn default_capacity() -> std::collections::BTreeMap<String, u8> {
         ("whatsapp".to_string(), 3),
         ("sms".to_string(), 3),
         ("api".to_string(), 3),
+        ("email".to_string(), 5),
     ]
     .into()
 }

@@ -50,6 +50,10 @@ pub enum ChannelKind {
     Whatsapp,
     Twilio,
     Open,
+    /// A `[[mailbox]]`'s threads (never written in `[[channel]]`: made from the
+    /// mailbox).
+    #[serde(skip_deserializing)]
+    Email,
 }
 
 impl ChannelKind {
@@ -58,6 +62,7 @@ impl ChannelKind {
             ChannelKind::Whatsapp => "whatsapp",
             ChannelKind::Twilio => "twilio",
             ChannelKind::Open => "open",
+            ChannelKind::Email => "email",
         }
     }
 }
@@ -147,6 +152,9 @@ pub struct ChannelConfig {
     /// `marketing:sms`); the message still reaches the agent.
     #[serde(default = "default_opt_out")]
     pub opt_out: Vec<String>,
+    /// An e-mail thread's mailbox (kind `email` only).
+    #[serde(skip)]
+    pub mailbox: Option<std::sync::Arc<super::MailboxConfig>>,
 }
 
 fn default_priority() -> u8 {
@@ -179,6 +187,7 @@ impl ChannelConfig {
             }
             ChannelKind::Twilio => true,
             ChannelKind::Open => !self.callback_url.is_empty(),
+            ChannelKind::Email => self.mailbox.is_some(),
         }
     }
 
@@ -198,6 +207,7 @@ impl ChannelConfig {
             }
             ChannelKind::Twilio => "sms",
             ChannelKind::Open => return format!("marketing:{}", self.name),
+            ChannelKind::Email => "email",
             k => k.name(),
         };
         format!("marketing:{kind}")
@@ -447,6 +457,25 @@ impl ChannelConfig {
                 parameters: 1,
                 content_sid: String::new(),
             }],
+            mailbox: None,
+        }
+    }
+
+    /// The account an e-mail thread of `m` goes through (its replies by SMTP).
+    pub fn of_mailbox(m: &super::MailboxConfig) -> ChannelConfig {
+        ChannelConfig {
+            name: m.name.clone(),
+            kind: ChannelKind::Email,
+            queue: m.queue.clone(),
+            priority: m.priority,
+            app_secret: String::new(),
+            verify_token: String::new(),
+            send_attempts: m.send_attempts,
+            send_timeout_secs: m.send_timeout_secs,
+            opt_out: Vec::new(),
+            templates: Vec::new(),
+            mailbox: Some(std::sync::Arc::new(m.clone())),
+            ..ChannelConfig::demo_whatsapp()
         }
     }
 }

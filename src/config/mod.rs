@@ -9,13 +9,14 @@
 //! `values` holds the typed values read at the edge (listen addresses, ports, log
 //! filters...), `network` the SIP, HTTP, WebRTC and RTP sections with users and
 //! trunks, `centre` queues, agents, the chat and webhooks, `channels` the messaging
-//! accounts, `calls` the call handler
+//! accounts, `mail` the mailboxes, `calls` the call handler
 //! and the dialplan routes, `node` data, logs and shutdown; `validate` the checks
 //! that need more than one value.
 
 mod calls;
 mod centre;
 mod channels;
+mod mail;
 mod network;
 mod node;
 mod validate;
@@ -24,6 +25,7 @@ mod values;
 pub use calls::{CallsConfig, DialplanConfig, RouteConfig};
 pub use centre::{AgentConfig, ChatConfig, QueueConfig, WebhookConfig};
 pub use channels::{ChannelConfig, ChannelKind, TemplateConfig};
+pub use mail::{host_port, is_loopback, AfterImport, MailboxConfig, Security};
 pub use network::{HttpConfig, RtpConfig, SipConfig, TrunkToml, UserConfig, WebRtcConfig};
 pub use node::{DataConfig, LogConfig, ShutdownConfig};
 pub use values::{check_log_level, parse_port_range, PortRange};
@@ -63,6 +65,8 @@ pub struct Config {
     pub webhooks: Vec<WebhookConfig>,
     #[serde(rename = "channel")]
     pub channels: Vec<ChannelConfig>,
+    #[serde(rename = "mailbox")]
+    pub mailboxes: Vec<MailboxConfig>,
 }
 
 /// A configuration error that names where it is.

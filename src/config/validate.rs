@@ -174,6 +174,26 @@ impl Config {
                 ));
             }
         }
+        let mut seen = std::collections::HashSet::new();
+        for m in &self.mailboxes {
+            if let Some((key, value, why)) = m.problem() {
+                return Err(err(key, &value, why));
+            }
+            if !seen.insert(m.name.as_str()) {
+                return Err(err(
+                    "name",
+                    &m.name,
+                    format!("mailbox \"{}\" is defined twice", m.name),
+                ));
+            }
+            if !queues.iter().any(|q| q.name == m.queue) {
+                return Err(err(
+                    "queue",
+                    &m.queue,
+                    format!("mailbox \"{}\": no queue named \"{}\"", m.name, m.queue),
+                ));
+            }
+        }
         if !self.chat.queue.is_empty() && !queues.iter().any(|q| q.name == self.chat.queue) {
             return Err(err(
                 "queue",

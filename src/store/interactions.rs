@@ -61,6 +61,9 @@ pub struct NewInteraction<'a> {
     /// a customer, no case joined, until someone verifies it
     /// ([`InteractionUpdate::customer_id`] then attaches it).
     pub unverified: bool,
+    /// The case it joins, found by other means (an e-mail's thread): its customer's,
+    /// rather than the one `from` resolves to.
+    pub conversation: Option<i64>,
 }
 
 /// What an interaction has come to.
@@ -155,6 +158,18 @@ impl Store {
         &self,
         n: &NewInteraction<'_>,
     ) -> Result<(Option<i64>, Option<i64>), StoreError> {
+        if let Some(conv) = n.conversation {
+            let customer: Option<i64> = with_db!(self, |pool, sql| {
+                sqlx::query(sql("SELECT customer_id FROM conversations WHERE id = ?"))
+                    .bind(conv)
+                    .fetch_optional(pool)
+                    .await?
+                    .map(|r| r.get(0))
+            });
+            if let Some(c) = customer {
+                return self.insert_interaction(n, Some(c), Some(conv)).await;
+            }
+        }
         // The common case, a known customer with an open case, in one statement.
         let known: Option<(i64, Option<i64>)> = match identity_of(n.from) {
             _ if n.unverified => None,
@@ -181,6 +196,15 @@ impl Store {
             }
             (None, None) => (None, None),
         };
+        self.insert_interaction(n, customer, conversation).await
+    }
+
+    async fn insert_interaction(
+        &self,
+        n: &NewInteraction<'_>,
+        customer: Option<i64>,
+        conversation: Option<i64>,
+    ) -> Result<(Option<i64>, Option<i64>), StoreError> {
         with_db!(self, |pool, sql| {
             sqlx::query(sql("INSERT INTO interactions (id, kind, direction, customer_id, conversation_id, caller, dialled, trunk, flow, flow_version, started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"))
             .bind(n.id)
@@ -270,7 +294,7 @@ impl Store {
         }
         let ids: Vec<String> = with_db!(self, |pool, sql| {
             sqlx::query(sql(
-            "SELECT id FROM interactions WHERE ended_at IS NULL AND NOT (kind IN ('whatsapp', 'twilio', 'open') AND direction = 'inbound') AND NOT (kind = 'webchat' AND id IN (SELECT interaction_id FROM chat_sessions))"
+            "SELECT id FROM interactions WHERE ended_at IS NULL AND NOT (kind IN ('whatsapp', 'twilio', 'open', 'email') AND direction = 'inbound') AND NOT (kind = 'webchat' AND id IN (SELECT interaction_id FROM chat_sessions))"
         ))
         .fetch_all(pool)
         .await?
@@ -467,7 +491,7 @@ impl Store {
     pub async fn open_threads(&self) -> Result<Vec<Interaction>, StoreError> {
         with_db!(self, |pool, sql| {
             Ok(sqlx::query(sql(
-            "SELECT * FROM interactions WHERE kind IN ('whatsapp', 'twilio', 'open') AND direction = 'inbound' AND ended_at IS NULL ORDER BY started_at"
+            "SELECT * FROM interactions WHERE kind IN ('whatsapp', 'twilio', 'open', 'email') AND direction = 'inbound' AND ended_at IS NULL ORDER BY started_at"
         ))
         .fetch_all(pool)
         .await?

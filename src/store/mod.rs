@@ -72,6 +72,7 @@ mod customers;
 mod dialect;
 mod directory;
 mod interactions;
+mod mail;
 mod schema;
 mod surveys;
 mod timeline;
@@ -88,6 +89,7 @@ pub use directory::{AgentRow, QueueRow};
 pub use interactions::{
     Interaction, InteractionUpdate, NewInteraction, OpenWebChat, RoutingHints, WebChatSession,
 };
+pub use mail::{EmailRow, MailMark, NewEmail};
 pub use schema::SCHEMA_VERSION;
 pub use surveys::SurveyAnswer;
 pub use timeline::TimelineEvent;

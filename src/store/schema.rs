@@ -131,7 +131,66 @@ pub(super) const MIGRATIONS: &[(i64, &[&str])] = &[
     (7, &[NOTIFICATIONS]),
     (8, &[CHANNEL_ACCOUNTS]),
     (9, &[CHAT_SESSIONS]),
+    (10, &[EMAILS_SQLITE, EMAILS_BY_ID, EMAILS_BY_INTERACTION, EMAILS_BY_CASE, MAIL_MARKS, NODE_KEYS]),
 ];
+
+/// E-mail by mailbox and Message-ID (see `store::mail`); `raw` the bytes imported or
+/// sent (none for a tombstone).
+const EMAILS_SQLITE: &str = "CREATE TABLE IF NOT EXISTS emails (
+    mailbox TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    interaction_id TEXT REFERENCES interactions(id),
+    conversation_id BIGINT REFERENCES conversations(id),
+    direction TEXT NOT NULL,
+    seq BIGINT NOT NULL DEFAULT 0,
+    status TEXT NOT NULL,
+    reason TEXT NOT NULL DEFAULT '',
+    tries BIGINT NOT NULL DEFAULT 0,
+    sender TEXT NOT NULL DEFAULT '',
+    recipients TEXT NOT NULL DEFAULT '',
+    subject TEXT NOT NULL DEFAULT '',
+    refs TEXT NOT NULL DEFAULT '',
+    raw BLOB,
+    at BIGINT NOT NULL,
+    PRIMARY KEY (mailbox, message_id)
+)";
+#[cfg(feature = "postgres")]
+const EMAILS_PG: &str = "CREATE TABLE IF NOT EXISTS emails (
+    mailbox TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    interaction_id TEXT REFERENCES interactions(id),
+    conversation_id BIGINT REFERENCES conversations(id),
+    direction TEXT NOT NULL,
+    seq BIGINT NOT NULL DEFAULT 0,
+    status TEXT NOT NULL,
+    reason TEXT NOT NULL DEFAULT '',
+    tries BIGINT NOT NULL DEFAULT 0,
+    sender TEXT NOT NULL DEFAULT '',
+    recipients TEXT NOT NULL DEFAULT '',
+    subject TEXT NOT NULL DEFAULT '',
+    refs TEXT NOT NULL DEFAULT '',
+    raw BYTEA,
+    at BIGINT NOT NULL,
+    PRIMARY KEY (mailbox, message_id)
+)";
+/// Threading looks up References among every mailbox's messages.
+const EMAILS_BY_ID: &str = "CREATE INDEX IF NOT EXISTS emails_message_id ON emails(message_id)";
+const EMAILS_BY_INTERACTION: &str =
+    "CREATE INDEX IF NOT EXISTS emails_interaction ON emails(interaction_id, seq)";
+const EMAILS_BY_CASE: &str =
+    "CREATE INDEX IF NOT EXISTS emails_conversation ON emails(conversation_id)";
+/// Where each mailbox's fetcher got to.
+const MAIL_MARKS: &str = "CREATE TABLE IF NOT EXISTS mail_marks (
+    mailbox TEXT PRIMARY KEY,
+    uidvalidity BIGINT NOT NULL,
+    last_uid BIGINT NOT NULL,
+    at BIGINT NOT NULL
+)";
+/// Keys made once and shared by the nodes (the plus-address tokens' HMAC key).
+const NODE_KEYS: &str = "CREATE TABLE IF NOT EXISTS node_keys (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+)";
 
 /// A web chat's session, so a restarted node takes it up again: the digest of the
 /// customer's resume token (never the token), the name they typed and the queue.
@@ -195,7 +254,7 @@ const TIMELINE_INDEX: &str =
 const CUSTOMER_INDEX: &str =
     "CREATE INDEX IF NOT EXISTS interactions_customer ON interactions(customer_id, started_at)";
 
-pub const SCHEMA_VERSION: i64 = 9;
+pub const SCHEMA_VERSION: i64 = 10;
 
 /// The same schema for PostgreSQL, which omnigate supports from version 3: a new
 /// database gets version 3 at once. Integers are BIGINT (Rust `i64` on both sides);
@@ -296,6 +355,7 @@ pub(super) const PG_MIGRATIONS: &[(i64, &[&str])] = &[
     (7, &[NOTIFICATIONS]),
     (8, &[CHANNEL_ACCOUNTS]),
     (9, &[CHAT_SESSIONS]),
+    (10, &[EMAILS_PG, EMAILS_BY_ID, EMAILS_BY_INTERACTION, EMAILS_BY_CASE, MAIL_MARKS, NODE_KEYS]),
 ];
 
 impl Store {

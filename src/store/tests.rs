@@ -338,6 +338,7 @@ fn new<'a>(id: &'a str, from: &'a str) -> NewInteraction<'a> {
         flow: "demo",
         flow_version: "v",
         unverified: false,
+        conversation: None,
     }
 }
 

@@ -7,6 +7,7 @@ mod desktop;
 mod hardening;
 mod harness;
 mod ivr;
+mod mail;
 mod media;
 mod open_channel;
 mod sipp_calls;

@@ -570,6 +570,7 @@ mod tests {
                 flow: "",
                 flow_version: "",
                 unverified: true,
+                conversation: None,
             })
             .await
             .unwrap();

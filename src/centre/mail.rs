@@ -1,0 +1,331 @@
+//! E-mail into cases: each imported message is read ([`crate::email::parse`]),
+//! checked against the record (a message is imported once; an erased case's never
+//! again), filtered (our own mail, automatic mail and bounces are never answered; a
+//! bounce marks our message failed), placed on its case ([`crate::email::thread`]),
+//! and stored on that case's e-mail thread (a provider thread of the mailbox's
+//! account: queued, offered, answered by SMTP).
+
+use super::Centre;
+use crate::config::ChannelConfig;
+use crate::email::imap::{Import, Importer};
+use crate::email::thread::{self, Facts, Placement};
+use crate::store::NewEmail;
+use std::sync::Arc;
+
+/// An e-mail thread's key among the open threads: its case.
+pub fn thread_key(conversation: i64) -> String {
+    format!("case:{conversation}")
+}
+
+impl Centre {
+    /// A mailbox's account by name.
+    pub fn mailbox(&self, name: &str) -> Option<Arc<ChannelConfig>> {
+        self.0.mailboxes.get(name).cloned()
+    }
+
+    /// Each mailbox (no passwords) and how its fetcher is doing, by name.
+    pub fn mailbox_list(&self) -> Vec<serde_json::Value> {
+        let status = self.0.mail_status.lock().unwrap_or_else(|e| e.into_inner());
+        let mut v: Vec<_> = self
+            .0
+            .mailboxes
+            .values()
+            .filter_map(|a| a.mailbox.as_ref())
+            .map(|m| {
+                let mut j = m.public();
+                j["status"] =
+                    serde_json::to_value(status.get(&m.name).cloned().unwrap_or_default())
+                        .unwrap_or_default();
+                j
+            })
+            .collect();
+        v.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+        v
+    }
+
+    /// Each mailbox's status, for `/metrics`.
+    pub fn mail_statuses(&self) -> Vec<(String, crate::email::imap::Status)> {
+        let status = self.0.mail_status.lock().unwrap_or_else(|e| e.into_inner());
+        let mut v: Vec<_> = self
+            .0
+            .mailboxes
+            .keys()
+            .map(|n| (n.clone(), status.get(n).cloned().unwrap_or_default()))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    /// Starts each mailbox's fetcher (a task each, reconnecting on its own).
+    pub fn start_mail(&self) {
+        for a in self.0.mailboxes.values() {
+            let (a, me, status) = (a.clone(), self.clone(), self.0.mail_status.clone());
+            actix::spawn(crate::email::imap::run(a, Arc::new(me), status));
+        }
+    }
+
+    /// Imports one raw message of `account`'s mailbox (see the module).
+    pub async fn mail_inbound(&self, account: &Arc<ChannelConfig>, raw: &[u8]) -> Import {
+        let Some(m) = account.mailbox.as_deref() else {
+            return Import::Unusable(format!("{} is not a mailbox", account.name));
+        };
+        let mail = match crate::email::parse::read(raw, m.max_bytes as usize) {
+            Ok(x) => x,
+            Err(e) => return Import::Unusable(e.to_string()),
+        };
+        match self.place_mail(account, m, &mail, raw).await {
+            Ok(r) => r,
+            Err(e) => Import::Failed(e.to_string()),
+        }
+    }
+
+    async fn place_mail(
+        &self,
+        account: &Arc<ChannelConfig>,
+        m: &crate::config::MailboxConfig,
+        mail: &crate::email::parse::Mail,
+        raw: &[u8],
+    ) -> Result<Import, super::CentreError> {
+        let store = &self.0.store;
+        if let Some(r) = store.email(&m.name, &mail.message_id).await? {
+            if r.status != "failing" {
+                return Ok(Import::Done);
+            }
+        }
+        let Some(from) = mail.from.clone() else {
+            return Ok(Import::Unusable("the message has no From: address".into()));
+        };
+        let recipients = mail.recipients.join(" ");
+        let refs = mail
+            .references
+            .iter()
+            .chain(
+                mail.in_reply_to
+                    .iter()
+                    .filter(|i| !mail.references.contains(i)),
+            )
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(" ");
+        let note = |status: &'static str, reason: String, conversation: Option<i64>| {
+            let (recipients, refs) = (recipients.clone(), refs.clone());
+            let from = from.address.clone();
+            async move {
+                store
+                    .add_email(&NewEmail {
+                        mailbox: &m.name,
+                        message_id: &mail.message_id,
+                        conversation,
+                        direction: "in",
+                        status,
+                        reason: &reason,
+                        sender: &from,
+                        recipients: &recipients,
+                        subject: &mail.subject,
+                        refs: &refs,
+                        raw: Some(raw),
+                        ..Default::default()
+                    })
+                    .await
+            }
+        };
+        // Our own mail back (a loop): never answered.
+        let ours = self
+            .0
+            .mailboxes
+            .values()
+            .filter_map(|a| a.mailbox.as_ref())
+            .any(|b| b.address.eq_ignore_ascii_case(&from.address));
+        if ours {
+            note("automatic", "from our own address".into(), None).await?;
+            return Ok(Import::Done);
+        }
+        if let Some(b) = &mail.bounce {
+            for id in &b.refers {
+                if let Some(row) = store.email_bounced(id, &b.reason).await? {
+                    if let Some(i) = &row.interaction {
+                        let error = format!("bounced: {}", b.reason);
+                        store
+                            .add_timeline(
+                                i,
+                                "delivery failed",
+                                serde_json::json!({"seq": row.seq, "error": error}),
+                            )
+                            .await?;
+                        if let Some((_, addr)) = self.chat(i) {
+                            addr.do_send(crate::actors::chat::DeliveryNews {
+                                seq: row.seq as u64,
+                                status: "failed".into(),
+                                error,
+                            });
+                        }
+                        tracing::info!(interaction = %i, seq = row.seq, reason = %b.reason, "reply bounced");
+                    }
+                }
+            }
+            note("automatic", "a delivery report".into(), None).await?;
+            return Ok(Import::Done);
+        }
+        let key = store.node_key(crate::email::smtp::TOKEN_KEY).await?;
+        let clues = thread::clues(mail, &m.address, &key);
+        let mut facts = Facts {
+            messages: store
+                .email_conversations(&clues.ids)
+                .await?
+                .into_iter()
+                .collect(),
+            ..Default::default()
+        };
+        let candidates: Vec<i64> = clues
+            .token
+            .into_iter()
+            .chain(facts.messages.values().copied())
+            .chain(clues.tag)
+            .collect();
+        for c in candidates {
+            if let std::collections::hash_map::Entry::Vacant(e) = facts.cases.entry(c) {
+                e.insert(store.case_addresses(c).await?);
+            }
+        }
+        let placement = thread::resolve(&clues, &from.address, &facts);
+        let conversation = match placement {
+            // A resolved case comes back open, unless its customer has another.
+            Placement::Case { conversation, by }
+                if store.reopen_conversation(conversation).await? =>
+            {
+                tracing::debug!(conversation, by, "mail joins its case");
+                Some(conversation)
+            }
+            _ => store.open_case_for(&from.address).await?,
+        };
+        if let Some(why) = &mail.automatic {
+            note("automatic", why.clone(), conversation).await?;
+            tracing::info!(mailbox = %m.name, from = %from.address, reason = %why, "automatic mail noted, not answered");
+            return Ok(Import::Done);
+        }
+        let (id, addr, conversation) = self.mail_thread(account, &from, conversation).await?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        addr.send(crate::actors::chat::Customer::Provider {
+            id: mail.message_id.clone(),
+            text: crate::email::parse::for_agent(mail),
+            at: mail
+                .date
+                .map(|d| d.max(0) as u64)
+                .unwrap_or_else(crate::clock::unix_secs),
+            done: tx,
+        })
+        .await
+        .map_err(|e| super::CentreError::Internal(e.to_string()))?;
+        let seq = rx
+            .await
+            .map_err(|_| super::CentreError::Internal("the thread ended".into()))?
+            .map_err(super::CentreError::Refused)?;
+        store
+            .add_email(&NewEmail {
+                mailbox: &m.name,
+                message_id: &mail.message_id,
+                interaction: Some(&id),
+                conversation,
+                direction: "in",
+                seq: seq as i64,
+                status: "received",
+                sender: &from.address,
+                recipients: &recipients,
+                subject: &mail.subject,
+                refs: &refs,
+                raw: Some(raw),
+                ..Default::default()
+            })
+            .await?;
+        tracing::info!(interaction = %id, mailbox = %m.name, seq, "mail imported");
+        Ok(Import::Done)
+    }
+
+    /// The open e-mail thread of a case, or a new one (an interaction of kind
+    /// `email` on that case, or on the sender's new case).
+    async fn mail_thread(
+        &self,
+        account: &Arc<ChannelConfig>,
+        from: &crate::email::parse::Person,
+        conversation: Option<i64>,
+    ) -> Result<
+        (
+            String,
+            actix::Addr<crate::actors::chat::ChatActor>,
+            Option<i64>,
+        ),
+        super::CentreError,
+    > {
+        if let Some(c) = conversation {
+            let live = self
+                .0
+                .threads
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&(account.name.clone(), thread_key(c)))
+                .cloned();
+            if let Some((id, addr)) = live.and_then(|id| Some((id.clone(), self.chat(&id)?.1))) {
+                return Ok((id, addr, Some(c)));
+            }
+        }
+        if self.0.chats.lock().unwrap_or_else(|e| e.into_inner()).len() >= self.0.chat_max_open {
+            return Err(super::CentreError::Refused(
+                "all chat lines of this node are busy".into(),
+            ));
+        }
+        let id = format!("{:016x}", rand::random::<u64>());
+        let (customer, conversation) = self
+            .0
+            .store
+            .start_interaction(&crate::store::NewInteraction {
+                id: &id,
+                kind: "email",
+                direction: "inbound",
+                from: &from.address,
+                dialled: &from.address,
+                trunk: &account.name,
+                conversation,
+                ..Default::default()
+            })
+            .await?;
+        let name = self.name_for(customer, from.name.clone()).await?;
+        let key = thread_key(conversation.unwrap_or_default());
+        let start = crate::actors::chat::ChatStart {
+            customer,
+            conversation,
+            name,
+            address: from.address.clone(),
+            priority: account.priority,
+            provider: Some(crate::actors::chat::ProviderLink {
+                account: account.clone(),
+                peer: from.address.clone(),
+                key: key.clone(),
+                threads: self.0.threads.clone(),
+                first_at: crate::clock::unix_secs(),
+            }),
+            ..self.chat_start(&id, account.queue.clone())
+        };
+        self.0
+            .threads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert((account.name.clone(), key), id.clone());
+        let addr = self.spawn_chat(start, String::new());
+        tracing::info!(interaction = %id, mailbox = %account.name, "e-mail thread started");
+        Ok((id, addr, conversation))
+    }
+}
+
+impl Importer for Centre {
+    fn import<'a>(
+        &'a self,
+        account: &'a Arc<ChannelConfig>,
+        raw: Vec<u8>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Import> + Send + 'a>> {
+        Box::pin(async move { self.mail_inbound(account, &raw).await })
+    }
+
+    fn store(&self) -> &crate::store::Store {
+        &self.0.store
+    }
+}

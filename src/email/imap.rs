@@ -1,0 +1,460 @@
+//! A mailbox's fetcher (the driver: [`super::sync`] decides, this moves bytes). One
+//! task per mailbox: connect (TLS, STARTTLS or, to a loopback host, plain), log in,
+//! select the folder, import what is new (headers first: the Message-ID and size
+//! decide whether the body is downloaded), then wait with IDLE (re-issued every 25
+//! minutes) or poll; on any failure the mailbox shows as failing with the reason and
+//! the task connects again after a back-off. Nothing here blocks the rest of the node.
+
+use super::sync::{self, Action, Known, Mark, Start};
+use crate::config::{AfterImport, ChannelConfig, MailboxConfig, Security};
+use futures_util::StreamExt;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+
+/// How a mailbox is doing, for `/metrics` and the admin API.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Status {
+    pub up: bool,
+    /// Why it is failing (empty when up).
+    pub error: String,
+    /// When a message was last imported (Unix s).
+    pub last_import: Option<u64>,
+    pub imported: u64,
+    pub quarantined: u64,
+    /// Whether the server takes IDLE (else the folder is polled).
+    pub idle: bool,
+}
+
+/// Every mailbox's status by name.
+pub type Statuses = Arc<Mutex<std::collections::BTreeMap<String, Status>>>;
+
+/// What importing one message came to, as the fetcher needs it.
+#[derive(Debug)]
+pub enum Import {
+    /// On a case (or on record already, or an automatic message noted).
+    Done,
+    /// It cannot be read or placed, whatever happens: quarantined at once.
+    Unusable(String),
+    /// It failed this time (the store...): tried again, up to the mailbox's attempts.
+    Failed(String),
+}
+
+/// What the fetcher hands each message to (the centre).
+pub trait Importer: Send + Sync + 'static {
+    fn import<'a>(
+        &'a self,
+        account: &'a Arc<ChannelConfig>,
+        raw: Vec<u8>,
+    ) -> Pin<Box<dyn std::future::Future<Output = Import> + Send + 'a>>;
+    fn store(&self) -> &crate::store::Store;
+}
+
+/// A connection, plain or TLS.
+#[derive(Debug)]
+enum Conn {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Conn {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Conn::Tls(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Conn {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Conn::Tls(s) => Pin::new(s).poll_write(cx, buf),
+        }
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_flush(cx),
+            Conn::Tls(s) => Pin::new(s).poll_flush(cx),
+        }
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Conn::Tls(s) => Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}
+
+type Session = async_imap::Session<Conn>;
+
+/// Connecting and each command wait at most this long.
+const IO_TIMEOUT: Duration = Duration::from_secs(60);
+
+async fn timed<T, E: std::fmt::Display>(
+    what: &str,
+    f: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, String> {
+    match tokio::time::timeout(IO_TIMEOUT, f).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(format!("{what}: {e}")),
+        Err(_) => Err(format!("{what}: no answer in {} s", IO_TIMEOUT.as_secs())),
+    }
+}
+
+fn tls_connector() -> tokio_rustls::TlsConnector {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map(|b| b.with_root_certificates(roots).with_no_client_auth());
+    match cfg {
+        Ok(c) => tokio_rustls::TlsConnector::from(Arc::new(c)),
+        // The ring provider always has the default versions.
+        Err(e) => unreachable!("rustls defaults: {e}"),
+    }
+}
+
+async fn tls(host: &str, tcp: TcpStream) -> Result<Conn, String> {
+    let name = rustls::pki_types::ServerName::try_from(host.to_string())
+        .map_err(|e| format!("{host}: {e}"))?;
+    let s = timed("TLS", tls_connector().connect(name, tcp)).await?;
+    Ok(Conn::Tls(Box::new(s)))
+}
+
+/// Connects and logs in.
+async fn open(m: &MailboxConfig) -> Result<(Session, bool), String> {
+    let (host, port) = crate::config::host_port(&m.imap)?;
+    let tcp = timed("connect", TcpStream::connect((host.as_str(), port))).await?;
+    let conn = match m.imap_security {
+        Security::Tls => tls(&host, tcp).await?,
+        _ => Conn::Plain(tcp),
+    };
+    let mut client = async_imap::Client::new(conn);
+    timed("greeting", client.read_response())
+        .await?
+        .ok_or("the server closed the connection before its greeting")?;
+    if m.imap_security == Security::Starttls {
+        timed(
+            "STARTTLS",
+            client.run_command_and_check_ok("STARTTLS", None),
+        )
+        .await?;
+        let Conn::Plain(tcp) = client.into_inner() else {
+            return Err("STARTTLS on a TLS connection".into());
+        };
+        client = async_imap::Client::new(tls(&host, tcp).await?);
+    }
+    let mut session =
+        match tokio::time::timeout(IO_TIMEOUT, client.login(&m.username, &m.password)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err((e, _))) => return Err(format!("login refused: {e}")),
+            Err(_) => return Err("login: no answer".into()),
+        };
+    let idle = timed("CAPABILITY", session.capabilities())
+        .await?
+        .has_str("IDLE");
+    Ok((session, idle))
+}
+
+/// Runs a mailbox's fetcher for ever (until the node stops).
+pub async fn run(account: Arc<ChannelConfig>, importer: Arc<dyn Importer>, statuses: Statuses) {
+    let Some(m) = account.mailbox.clone() else {
+        return;
+    };
+    let mut failures = 0u32;
+    loop {
+        let err = session(&m, &account, &*importer, &statuses, &mut failures).await;
+        failures += 1;
+        tracing::warn!(mailbox = %m.name, error = %err, failures, "mailbox failing");
+        set(&statuses, &m.name, |s| {
+            s.up = false;
+            s.error = err.clone();
+        });
+        tokio::time::sleep(sync::reconnect_after(failures)).await;
+    }
+}
+
+fn set(statuses: &Statuses, name: &str, f: impl FnOnce(&mut Status)) {
+    let mut all = statuses.lock().unwrap_or_else(|e| e.into_inner());
+    f(all.entry(name.to_string()).or_default());
+}
+
+/// One connection's life: returns why it ended.
+async fn session(
+    m: &MailboxConfig,
+    account: &Arc<ChannelConfig>,
+    importer: &dyn Importer,
+    statuses: &Statuses,
+    failures: &mut u32,
+) -> String {
+    let (mut s, idle) = match open(m).await {
+        Ok(x) => x,
+        Err(e) => return e,
+    };
+    let selected = match timed("SELECT", s.select(&m.folder)).await {
+        Ok(x) => x,
+        Err(e) => return e,
+    };
+    let Some(uidvalidity) = selected.uid_validity else {
+        return format!("{}: the server gave no UIDVALIDITY", m.folder);
+    };
+    set(statuses, &m.name, |st| {
+        st.up = true;
+        st.error.clear();
+        st.idle = idle;
+    });
+    tracing::info!(mailbox = %m.name, folder = %m.folder, idle, "mailbox connected");
+    loop {
+        if let Err(e) = import_new(m, account, importer, statuses, &mut s, uidvalidity).await {
+            return e;
+        }
+        *failures = 0;
+        if idle {
+            let mut h = s.idle();
+            if let Err(e) = timed("IDLE", h.init()).await {
+                return e;
+            }
+            let (wait, _stop) = h.wait_with_timeout(sync::IDLE_RENEW);
+            if let Err(e) = wait.await {
+                return format!("IDLE: {e}");
+            }
+            s = match timed("DONE", h.done()).await {
+                Ok(s) => s,
+                Err(e) => return e,
+            };
+        } else {
+            tokio::time::sleep(Duration::from_secs(m.poll_secs)).await;
+            if let Err(e) = timed("NOOP", s.noop()).await {
+                return e;
+            }
+        }
+    }
+}
+
+/// The id a header gives, without brackets.
+fn header_id(header: &[u8]) -> Option<String> {
+    mail_parser::MessageParser::default()
+        .parse_headers(header)?
+        .message_id()
+        .map(super::parse::bare_id)
+        .filter(|s| !s.is_empty())
+}
+
+/// Imports what arrived since the mark.
+async fn import_new(
+    m: &MailboxConfig,
+    account: &Arc<ChannelConfig>,
+    importer: &dyn Importer,
+    statuses: &Statuses,
+    s: &mut Session,
+    uidvalidity: u32,
+) -> Result<(), String> {
+    let store = importer.store();
+    let db = |e: crate::store::StoreError| format!("the store: {e}");
+    let mark = store.mail_mark(&m.name).await.map_err(db)?.map(|k| Mark {
+        uidvalidity: k.uidvalidity as u32,
+        last_uid: k.last_uid as u32,
+    });
+    let start = sync::start(mark, uidvalidity);
+    let from = match start {
+        Start::After(n) => n + 1,
+        Start::Resync => {
+            tracing::warn!(mailbox = %m.name, "UIDVALIDITY changed: every message looked at again, those on record skipped");
+            1
+        }
+    };
+    // Headers first: the ids and sizes of what is new.
+    let mut new: Vec<(u32, u64, Option<String>)> = Vec::new();
+    {
+        let mut fetches = timed(
+            "FETCH",
+            s.uid_fetch(
+                format!("{from}:*"),
+                "(UID RFC822.SIZE BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])",
+            ),
+        )
+        .await?;
+        while let Some(f) = timed("FETCH", async { fetches.next().await.transpose() }).await? {
+            let Some(uid) = f.uid else { continue };
+            // `n:*` names the last message even when its UID is below n.
+            if uid >= from {
+                new.push((
+                    uid,
+                    f.size.unwrap_or(0) as u64,
+                    f.header().and_then(header_id),
+                ));
+            }
+        }
+    }
+    new.sort_by_key(|n| n.0);
+    let mut last = match start {
+        Start::After(n) => n,
+        Start::Resync => 0,
+    };
+    for (uid, size, id) in new {
+        let known = match &id {
+            Some(id) => match store.email(&m.name, id).await.map_err(db)? {
+                None => Known::New,
+                Some(r) => match r.status.as_str() {
+                    "failing" => Known::Failed(r.tries as u32),
+                    "quarantined" => Known::Quarantined,
+                    "erased" => Known::Tombstone,
+                    _ => Known::Imported,
+                },
+            },
+            None => Known::New,
+        };
+        let key = id
+            .clone()
+            .unwrap_or_else(|| format!("uid-{uidvalidity}-{uid}@omnigate.invalid"));
+        match sync::on_header(size, &known, m.max_bytes, m.import_attempts) {
+            Action::Skip(why) => {
+                tracing::debug!(mailbox = %m.name, uid, why, "message skipped");
+            }
+            Action::Quarantine(reason) => {
+                quarantine(m, store, statuses, &key, &reason, None).await?;
+            }
+            Action::Fetch => {
+                let raw = fetch_body(s, uid).await?;
+                match importer.import(account, raw.clone()).await {
+                    Import::Done => {
+                        set(statuses, &m.name, |st| {
+                            st.imported += 1;
+                            st.last_import = Some(crate::clock::unix_secs());
+                        });
+                        after_import(m, s, uid).await?;
+                    }
+                    Import::Unusable(reason) => {
+                        quarantine(m, store, statuses, &key, &reason, Some(&raw)).await?;
+                    }
+                    Import::Failed(reason) => {
+                        let tries = store
+                            .email_failed(&m.name, &key, &reason)
+                            .await
+                            .map_err(db)?;
+                        tracing::warn!(mailbox = %m.name, uid, tries, error = %reason, "message not imported");
+                        if sync::after_failure(tries, m.import_attempts) {
+                            quarantine(
+                                m,
+                                store,
+                                statuses,
+                                &key,
+                                &format!("failed to import {tries} times: {reason}"),
+                                Some(&raw),
+                            )
+                            .await?;
+                        } else {
+                            // Stop here: this message is tried again next round, before
+                            // anything after it.
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        last = uid;
+        store
+            .set_mail_mark(
+                &m.name,
+                crate::store::MailMark {
+                    uidvalidity: uidvalidity as i64,
+                    last_uid: last as i64,
+                },
+            )
+            .await
+            .map_err(db)?;
+    }
+    if matches!(start, Start::Resync) && last == 0 {
+        // An empty folder after a change: the new UIDVALIDITY is the mark.
+        store
+            .set_mail_mark(
+                &m.name,
+                crate::store::MailMark {
+                    uidvalidity: uidvalidity as i64,
+                    last_uid: 0,
+                },
+            )
+            .await
+            .map_err(db)?;
+    }
+    Ok(())
+}
+
+async fn quarantine(
+    m: &MailboxConfig,
+    store: &crate::store::Store,
+    statuses: &Statuses,
+    key: &str,
+    reason: &str,
+    raw: Option<&[u8]>,
+) -> Result<(), String> {
+    tracing::warn!(mailbox = %m.name, message = %key, reason, "message quarantined");
+    store
+        .quarantine_email(&m.name, key, reason, raw)
+        .await
+        .map_err(|e| format!("the store: {e}"))?;
+    set(statuses, &m.name, |st| st.quarantined += 1);
+    Ok(())
+}
+
+async fn fetch_body(s: &mut Session, uid: u32) -> Result<Vec<u8>, String> {
+    let mut fetches = timed("FETCH", s.uid_fetch(uid.to_string(), "(UID BODY.PEEK[])")).await?;
+    let mut raw = None;
+    while let Some(f) = timed("FETCH", async { fetches.next().await.transpose() }).await? {
+        if f.uid == Some(uid) {
+            raw = f.body().map(<[u8]>::to_vec);
+        }
+    }
+    raw.ok_or_else(|| format!("message {uid} has gone from the folder"))
+}
+
+async fn after_import(m: &MailboxConfig, s: &mut Session, uid: u32) -> Result<(), String> {
+    async fn drain<
+        S: futures_util::Stream<Item = Result<T, async_imap::error::Error>> + Unpin,
+        T,
+    >(
+        mut st: S,
+    ) -> Result<(), String> {
+        while let Some(r) = st.next().await {
+            r.map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+    match m.after() {
+        AfterImport::Keep => Ok(()),
+        AfterImport::Seen => {
+            let st = timed(
+                "STORE",
+                s.uid_store(uid.to_string(), "+FLAGS.SILENT (\\Seen)"),
+            )
+            .await?;
+            timed("STORE", drain(Box::pin(st))).await
+        }
+        AfterImport::Move(folder) => timed("MOVE", s.uid_mv(uid.to_string(), &folder)).await,
+        AfterImport::Delete => {
+            let st = timed(
+                "STORE",
+                s.uid_store(uid.to_string(), "+FLAGS.SILENT (\\Deleted)"),
+            )
+            .await?;
+            timed("STORE", drain(Box::pin(st))).await?;
+            let st = timed("EXPUNGE", s.uid_expunge(uid.to_string())).await?;
+            timed("EXPUNGE", drain(Box::pin(st))).await
+        }
+    }
+}

@@ -1,0 +1,449 @@
+//! E-mail into cases against real mail servers: Dovecot (IMAP, and LMTP to deliver
+//! the customer's mail) and aiosmtpd (the SMTP server replies go through, delivering
+//! into the customer's Dovecot mailbox), all on 127.0.0.1, started here.
+
+use crate::channels::{customer_messages, json, next, on_duty};
+use crate::harness::{wait_for, Gateway};
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command};
+use std::time::Duration;
+
+/// A private Dovecot: users `support` and `ada`, IMAP on `imap`, LMTP on `lmtp`,
+/// mail as Maildirs under its directory.
+pub(crate) struct Dovecot {
+    pub dir: tempfile::TempDir,
+    child: Child,
+    pub imap: u16,
+    pub lmtp: u16,
+}
+
+impl Dovecot {
+    pub fn start(imap: u16, lmtp: u16) -> Dovecot {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display().to_string();
+        std::fs::create_dir_all(dir.path().join("mail")).unwrap();
+        std::fs::create_dir_all(dir.path().join("run")).unwrap();
+        std::fs::write(
+            dir.path().join("users"),
+            "support:{PLAIN}support-pw::::::\nada:{PLAIN}ada-pw::::::\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("dovecot.conf"),
+            format!(
+                r#"base_dir = {d}/run
+listen = 127.0.0.1
+protocols = imap lmtp
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+log_path = {d}/dovecot.log
+mail_location = maildir:{d}/mail/%u
+mail_uid = mail
+mail_gid = mail
+first_valid_uid = 8
+recipient_delimiter = +
+lmtp_save_to_detail_mailbox = no
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%n {d}/users
+}}
+userdb {{
+  driver = static
+  args = uid=mail gid=mail home={d}/mail/%n
+}}
+service imap-login {{
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {imap}
+  }}
+  inet_listener imaps {{
+    port = 0
+  }}
+}}
+service lmtp {{
+  inet_listener lmtp {{
+    address = 127.0.0.1
+    port = {lmtp}
+  }}
+}}
+"#
+            ),
+        )
+        .unwrap();
+        let ok = Command::new("chmod")
+            .args(["755", &d])
+            .status()
+            .unwrap()
+            .success()
+            && Command::new("chown")
+                .args(["-R", "mail:mail", &format!("{d}/mail")])
+                .status()
+                .unwrap()
+                .success();
+        assert!(ok, "chmod/chown of the Dovecot directory");
+        let child = Command::new("/usr/sbin/dovecot")
+            .args(["-F", "-c", &format!("{d}/dovecot.conf")])
+            .spawn()
+            .expect(
+                "Dovecot (Debian's dovecot-imapd and dovecot-lmtpd; scripts/test.sh installs them)",
+            );
+        let dv = Dovecot {
+            dir,
+            child,
+            imap,
+            lmtp,
+        };
+        dv.wait_up();
+        dv
+    }
+
+    fn wait_up(&self) {
+        wait_for(
+            "Dovecot's IMAP and LMTP ports",
+            Duration::from_secs(20),
+            || {
+                TcpStream::connect(("127.0.0.1", self.imap)).is_ok()
+                    && TcpStream::connect(("127.0.0.1", self.lmtp)).is_ok()
+            },
+        );
+    }
+
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        // Its children (imap, lmtp, auth) go with the master; wait for the port.
+        wait_for("Dovecot stopped", Duration::from_secs(20), || {
+            TcpStream::connect(("127.0.0.1", self.imap)).is_err()
+        });
+    }
+
+    pub fn restart(&mut self) {
+        let d = self.dir.path().display().to_string();
+        self.child = Command::new("/usr/sbin/dovecot")
+            .args(["-F", "-c", &format!("{d}/dovecot.conf")])
+            .spawn()
+            .unwrap();
+        self.wait_up();
+    }
+
+    /// Delivers `raw` to `user` through LMTP (RFC 2033), as a mail server would.
+    pub fn deliver(&self, user: &str, raw: &str) {
+        let s = TcpStream::connect(("127.0.0.1", self.lmtp)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut r = BufReader::new(s.try_clone().unwrap());
+        let mut w = s;
+        let mut expect = |code: &str| loop {
+            let mut line = String::new();
+            r.read_line(&mut line).unwrap();
+            assert!(line.starts_with(code), "LMTP: wanted {code}, got {line:?}");
+            if line.as_bytes().get(3) != Some(&b'-') {
+                break;
+            }
+        };
+        expect("220");
+        for (cmd, code) in [
+            ("LHLO test".to_string(), "250"),
+            ("MAIL FROM:<sender@example.com>".into(), "250"),
+            (format!("RCPT TO:<{user}>"), "250"),
+            ("DATA".into(), "354"),
+        ] {
+            write!(w, "{cmd}\r\n").unwrap();
+            expect(code);
+        }
+        let body = raw.replace("\r\n", "\n").replace('\n', "\r\n");
+        let body = body
+            .split("\r\n")
+            .map(|l| {
+                if l.starts_with('.') {
+                    format!(".{l}")
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\r\n");
+        write!(w, "{body}\r\n.\r\n").unwrap();
+        expect("250");
+        write!(w, "QUIT\r\n").unwrap();
+    }
+
+    /// The messages in `user`'s inbox (new and seen), oldest first.
+    pub fn inbox(&self, user: &str) -> Vec<String> {
+        let mut files: Vec<_> = ["new", "cur"]
+            .iter()
+            .flat_map(|sub| {
+                std::fs::read_dir(self.dir.path().join("mail").join(user).join(sub))
+                    .into_iter()
+                    .flatten()
+            })
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        files.sort_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
+        files
+            .iter()
+            .map(|p| String::from_utf8_lossy(&std::fs::read(p).unwrap()).into_owned())
+            .collect()
+    }
+}
+
+impl Drop for Dovecot {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// aiosmtpd on `port`, delivering what it is given to Dovecot's LMTP.
+pub(crate) struct Smtp(Child);
+
+impl Smtp {
+    pub fn start(port: u16, lmtp: u16) -> Smtp {
+        let script = format!(
+            r#"
+import smtplib
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+def check(server, session, envelope, mechanism, data):
+    ok = isinstance(data, LoginPassword) and data.login == b'support' and data.password == b'support-pw'
+    return AuthResult(success=ok)
+class Relay:
+    async def handle_DATA(self, server, session, envelope):
+        rcpts = [r.split('@')[0] for r in envelope.rcpt_tos]
+        with smtplib.LMTP('127.0.0.1', {lmtp}) as l:
+            l.sendmail(envelope.mail_from, rcpts, envelope.original_content)
+        return '250 OK delivered'
+c = Controller(Relay(), hostname='127.0.0.1', port={port}, authenticator=check, auth_required=True, auth_require_tls=False)
+c.start()
+import time
+while True: time.sleep(3600)
+"#
+        );
+        let child = Command::new("/usr/bin/python3")
+            .args(["-c", &script])
+            .spawn()
+            .expect("aiosmtpd (Debian's python3-aiosmtpd; scripts/test.sh installs it)");
+        wait_for("aiosmtpd", Duration::from_secs(20), || {
+            TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        Smtp(child)
+    }
+}
+
+impl Drop for Smtp {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn mailbox(imap: u16, smtp: u16) -> String {
+    format!(
+        r#"
+[[mailbox]]
+name = "support"
+address = "support@acme.test"
+imap = "127.0.0.1:{imap}"
+imap_security = "none"
+username = "support"
+password = "support-pw"
+smtp = "127.0.0.1:{smtp}"
+smtp_security = "none"
+smtp_username = ""
+queue = "support"
+after_import = "seen"
+poll_secs = 5
+import_attempts = 2
+"#
+    )
+}
+
+fn mail_lines(raw: &str, header: &str) -> Option<String> {
+    // Unfolded header value.
+    let head = raw
+        .split("\r\n\r\n")
+        .next()
+        .unwrap_or(raw)
+        .replace("\r\n ", " ")
+        .replace("\r\n\t", " ");
+    head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case(header).then(|| v.trim().to_string())
+    })
+}
+
+#[test]
+fn a_customers_mail_becomes_a_case_the_reply_threads_and_nothing_is_imported_twice() {
+    let base = 23200;
+    let mut dv = Dovecot::start(base + 60, base + 61);
+    let _smtp = Smtp::start(base + 62, base + 61);
+    let mut g = Gateway::start(base, "demo = true", "", &mailbox(base + 60, base + 62));
+    let (bob, mut ws) = on_duty(&g, "bob", "demo-bob");
+    // Ada writes to support (Bob is waiting: the fetcher is in IDLE).
+    dv.deliver(
+        "support",
+        "From: Ada Lovelace <ada@example.com>\nTo: support@acme.test\nSubject: Order 1234 is late\nMessage-ID: <m1@example.com>\nDate: Thu, 03 Dec 2026 10:00:00 +0000\n\nHello, where is my order 1234?\n\n-- \nAda\n",
+    );
+    let offer = next(&g, &mut ws, "offer");
+    assert_eq!(offer["channel"], "email", "{offer}");
+    let id = offer["interaction"].as_str().unwrap().to_string();
+    assert_eq!(
+        customer_messages(&g, &id),
+        ["Subject: Order 1234 is late\n\nHello, where is my order 1234?"],
+        "the signature folded away"
+    );
+    let (code, body) = g.post(&format!("/api/agent/offers/{id}/accept"), Some(&bob), "");
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = g.post(
+        &format!("/api/agent/work/{id}/messages"),
+        Some(&bob),
+        r#"{"text": "It ships today <b>not bold</b> & arrives Friday."}"#,
+    );
+    assert_eq!(code, 201, "{body}");
+    let sent = next(&g, &mut ws, "delivery");
+    assert_eq!(sent["status"], "sent", "{sent}");
+    // The reply is in Ada's mailbox, threaded.
+    let mut inbox = Vec::new();
+    wait_for(
+        "the reply in Ada's mailbox",
+        Duration::from_secs(20),
+        || {
+            inbox = dv.inbox("ada");
+            !inbox.is_empty()
+        },
+    );
+    let reply = &inbox[0];
+    let h = |k: &str| mail_lines(reply, k).unwrap_or_else(|| panic!("no {k} in {reply}"));
+    let (_, body) = g.get_auth(&format!("/api/interactions/{id}"), "test-token");
+    let case = json(&body)["conversation_id"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("{body}"));
+    assert_eq!(h("Subject"), format!("Re: Order 1234 is late [#{case}]"));
+    assert_eq!(h("In-Reply-To"), "<m1@example.com>");
+    assert_eq!(h("References"), "<m1@example.com>");
+    let ours = format!("{id}.{}@acme.test", sent["seq"]);
+    assert_eq!(h("Message-ID"), format!("<{ours}>"));
+    let reply_to = h("Reply-To");
+    assert!(
+        reply_to.starts_with(&format!("support+c{case}.")) && reply_to.ends_with("@acme.test"),
+        "{reply_to}"
+    );
+    assert!(h("From").contains("support@acme.test"), "{reply}");
+    assert!(h("To").contains("ada@example.com"), "{reply}");
+    assert!(reply.contains("multipart/alternative"), "{reply}");
+    assert!(
+        reply.contains("&lt;b&gt;not bold&lt;/b&gt;"),
+        "the HTML part escapes: {reply}"
+    );
+    // Ada replies from a client that rewrote nothing but the subject, quoting: to the
+    // plus-address, In-Reply-To our id.
+    dv.deliver(
+        "support",
+        &format!("From: ada@example.com\nTo: {reply_to}\nSubject: RE: Re: Order 1234 is late\nMessage-ID: <m2@example.com>\nIn-Reply-To: <{ours}>\nReferences: <m1@example.com> <{ours}>\n\nThanks! Friday is fine.\n\nOn Thu, Bob wrote:\n> It ships today\n"),
+    );
+    let m = next(&g, &mut ws, "message");
+    assert_eq!(m["interaction"], id.as_str(), "the same thread: {m}");
+    assert_eq!(
+        m["text"], "Subject: RE: Re: Order 1234 is late\n\nThanks! Friday is fine.",
+        "{m}"
+    );
+    // Someone else replying to Ada's mail's id (a second recipient) does not join her case.
+    dv.deliver(
+        "support",
+        "From: eve@example.org\nTo: support@acme.test\nSubject: Re: Order 1234 is late\nMessage-ID: <e1@example.org>\nIn-Reply-To: <m1@example.com>\n\nMe too!\n",
+    );
+    let eve = next(&g, &mut ws, "offer");
+    assert_ne!(eve["interaction"], id.as_str(), "{eve}");
+    let eve_id = eve["interaction"].as_str().unwrap().to_string();
+    let (_, body) = g.get_auth(&format!("/api/interactions/{eve_id}"), "test-token");
+    assert_ne!(
+        json(&body)["conversation_id"].as_i64(),
+        Some(case),
+        "{body}"
+    );
+    // An auto-reply is noted, offered to nobody; a message with no From: is quarantined.
+    dv.deliver(
+        "support",
+        "From: ada@example.com\nTo: support@acme.test\nSubject: Out of office\nAuto-Submitted: auto-replied\nMessage-ID: <ooo@example.com>\n\nI am away.\n",
+    );
+    dv.deliver(
+        "support",
+        "To: support@acme.test\nSubject: who?\nMessage-ID: <anon@x>\n\nno sender\n",
+    );
+    wait_for(
+        "the anonymous message quarantined",
+        Duration::from_secs(20),
+        || {
+            let (_, body) = g.get_auth("/api/mailboxes", "test-token");
+            json(&body)[0]["status"]["quarantined"] == 1
+        },
+    );
+    let (_, body) = g.get_auth("/api/mailboxes", "test-token");
+    let mb = &json(&body)[0];
+    assert_eq!(mb["status"]["up"], true, "{mb}");
+    assert!(
+        mb.get("password").is_none() && mb.get("smtp_password").is_none(),
+        "{mb}"
+    );
+    assert_eq!(
+        mb["status"]["imported"], 4,
+        "m1, m2, eve's and the auto-reply: {mb}"
+    );
+    let (_, metrics) = g.get("/metrics");
+    assert!(
+        metrics.contains("omnigate_mailbox_up{mailbox=\"support\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("omnigate_mail_quarantined_total{mailbox=\"support\"} 1"),
+        "{metrics}"
+    );
+    assert_eq!(
+        customer_messages(&g, &id).len(),
+        2,
+        "the auto-reply is not on Ada's thread"
+    );
+
+    // A crash and a restart: nothing imported twice (the mark and the Message-IDs).
+    drop(ws);
+    g.crash_and_restart();
+    g.wait_log("open threads taken up again");
+    wait_for("the mailbox up again", Duration::from_secs(30), || {
+        let (_, body) = g.get_auth("/api/mailboxes", "test-token");
+        json(&body)[0]["status"]["up"] == true
+    });
+    // The IMAP server goes away and comes back; mail sent meanwhile arrives once.
+    dv.stop();
+    wait_for("the mailbox failing", Duration::from_secs(30), || {
+        let (_, body) = g.get_auth("/api/mailboxes", "test-token");
+        json(&body)[0]["status"]["up"] == false
+    });
+    let (_, metrics) = g.get("/metrics");
+    assert!(
+        metrics.contains("omnigate_mailbox_up{mailbox=\"support\"} 0"),
+        "{metrics}"
+    );
+    dv.restart();
+    dv.deliver(
+        "support",
+        &format!("From: ada@example.com\nTo: support@acme.test\nSubject: Re: Order 1234 is late [#{case}]\nMessage-ID: <m3@example.com>\n\nOne more thing.\n"),
+    );
+    wait_for("m3 on Ada's thread", Duration::from_secs(60), || {
+        customer_messages(&g, &id).len() == 3
+    });
+    let texts = customer_messages(&g, &id);
+    assert_eq!(
+        texts
+            .iter()
+            .filter(|t| t.contains("where is my order"))
+            .count(),
+        1,
+        "{texts:?}"
+    );
+    assert!(
+        texts[2].ends_with("One more thing."),
+        "by the subject tag: {texts:?}"
+    );
+}
