@@ -366,3 +366,68 @@ pub fn for_agent(m: &Mail) -> String {
     }
     out
 }
+
+/// A stored message as the desktop shows it beside the thread.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct View {
+    /// The HTML part rebuilt from the allow-list ([`crate::email::html::sanitise`]).
+    pub html: Option<String>,
+    /// Whether it names pictures elsewhere (kept unloaded: `data-src`).
+    pub remote_images: bool,
+    pub attachments: Vec<Attachment>,
+}
+
+/// What the desktop shows of a stored raw message (nothing for bytes that do not read).
+pub fn view(raw: &[u8]) -> View {
+    let Ok(m) = read(raw, usize::MAX) else {
+        return View::default();
+    };
+    let html = m.html.as_deref().map(crate::email::html::sanitise);
+    View {
+        remote_images: html.as_deref().is_some_and(|h| h.contains(" data-src=")),
+        html,
+        attachments: m.attachments,
+    }
+}
+
+/// Attachment `n` (from 0, in the message's order) of a raw message: its name and
+/// bytes.
+pub fn attachment(raw: &[u8], n: usize) -> Option<(String, Vec<u8>)> {
+    let m = MessageParser::default().parse(raw)?;
+    let p = m.attachments().nth(n)?;
+    Some((
+        p.attachment_name().unwrap_or("attachment").to_string(),
+        p.contents().to_vec(),
+    ))
+}
+
+/// `Content-Disposition: attachment` with a file name a browser cannot be tricked by
+/// (quotes, control characters and path separators replaced; RFC 5987 for the rest).
+pub fn disposition(name: &str) -> String {
+    let safe: String = name
+        .chars()
+        .map(|c| {
+            if c.is_control() || "\"\\/;".contains(c) {
+                '_'
+            } else {
+                c
+            }
+        })
+        .take(200)
+        .collect();
+    let ascii: String = safe
+        .chars()
+        .map(|c| if c.is_ascii() { c } else { '_' })
+        .collect();
+    let encoded: String = safe
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
+}

@@ -1382,3 +1382,105 @@ fn a_callers_screen_pop_shows_her_whatsapp_thread_and_the_agent_texts_her_from_t
     assert_eq!(case_of(&thread), case_of(call), "one case");
     assert!(case_of(&thread).is_i64());
 }
+
+/// An e-mail in Chromium: Ada's HTML mail (with hostile parts and an attachment),
+/// delivered through a real Dovecot, rings Bob's desktop; he reads it formatted in a
+/// sandboxed frame where nothing of it runs or loads, saves the attachment, and his
+/// reply from the card arrives in Ada's mailbox through a real SMTP server, threaded.
+#[test]
+fn an_html_mail_is_read_safely_in_the_desktop_and_answered_from_it() {
+    let base = 24500;
+    let canary = std::net::TcpListener::bind(("127.0.0.1", base + 63)).unwrap();
+    canary.set_nonblocking(true).unwrap();
+    let dv = crate::mail::Dovecot::start(base + 60, base + 61);
+    let _smtp = crate::mail::Smtp::start(base + 62, base + 61);
+    let g = Gateway::start(
+        base,
+        "demo = true",
+        "",
+        &crate::mail::mailbox(base + 60, base + 62),
+    );
+    let artifacts = repo("target/e2e-artifacts/agent-mail");
+    let mut b = Browser::run(
+        "agent_mail.mjs",
+        &[
+            &format!("http://127.0.0.1:{}", g.http),
+            "bob",
+            "demo-bob",
+            &artifacts.display().to_string(),
+        ],
+    );
+    b.step("available", &g);
+    let c = base + 63;
+    dv.deliver(
+        "support",
+        &format!(
+            "From: Ada Lovelace <ada@example.com>\nTo: support@acme.test\nSubject: Invoice question\nMessage-ID: <h1@example.com>\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"M\"\n\n--M\nContent-Type: multipart/alternative; boundary=\"A\"\n\n--A\nContent-Type: text/plain\n\nYour invoice is attached.\n--A\nContent-Type: text/html; charset=utf-8\n\n<html><head><script>window.top.pwned=1;alert(1)</script><meta http-equiv=\"refresh\" content=\"0;url=http://127.0.0.1:{c}/meta\"></head><body onload=\"parent.pwned=2\"><p>Your invoice is attached.</p><img src=\"http://127.0.0.1:{c}/pixel.gif\"><img src=x onerror=\"top.document.title='pwned'\"><a href=\"javascript:alert(3)\">click</a><form action=\"http://127.0.0.1:{c}/form\"><input name=p autofocus onfocus=\"alert(4)\"></form><iframe src=\"http://127.0.0.1:{c}/frame\"></iframe><svg onload=alert(5)></svg><link rel=stylesheet href=\"http://127.0.0.1:{c}/css\"></body></html>\n--A--\n--M\nContent-Type: application/pdf; name=\"invoice.pdf\"\nContent-Disposition: attachment; filename=\"invoice.pdf\"\nContent-Transfer-Encoding: base64\n\nJVBERi0xLjQKJcTl8uXrCg==\n--M--\n"
+        ),
+    );
+    let r = b.step("read", &g);
+    assert_eq!(r["channel"], "email", "{r}");
+    assert!(
+        r["text"]
+            .as_str()
+            .unwrap()
+            .contains("Your invoice is attached."),
+        "{r}"
+    );
+    let html = r["html"].as_str().unwrap().to_lowercase();
+    assert!(html.contains("<p>your invoice is attached.</p>"), "{r}");
+    for bad in [
+        "script",
+        "onload",
+        "onerror",
+        "onfocus",
+        "javascript",
+        "<form",
+        "<iframe",
+        "<svg",
+        "<link",
+        "<meta",
+    ] {
+        assert!(!html.contains(bad), "{bad} reached the frame: {html}");
+    }
+    assert!(
+        html.contains(&format!("data-src=\"http://127.0.0.1:{c}/pixel.gif\"")),
+        "the picture kept unloaded: {html}"
+    );
+    assert_eq!(r["sandbox"], "", "{r}");
+    assert_eq!(r["pwned"], serde_json::Value::Null, "{r}");
+    assert_ne!(r["title"], "pwned", "{r}");
+    assert_eq!(r["dialogs"], 0, "{r}");
+    assert_eq!(r["popups"], 0, "{r}");
+    assert_eq!(
+        r["away"],
+        serde_json::json!([]),
+        "nothing fetched from elsewhere: {r}"
+    );
+    assert!(canary.accept().is_err(), "nobody knocked at the canary");
+    assert_eq!(r["download"]["name"], "invoice.pdf", "{r}");
+    assert_eq!(r["download"]["starts"], "%PDF-1.4", "{r}");
+    let done = b.step("replied", &g);
+    assert_eq!(done["away"], serde_json::json!([]), "{done}");
+    b.finish();
+    let mut inbox = Vec::new();
+    wait_for(
+        "Bob's reply in Ada's mailbox",
+        Duration::from_secs(20),
+        || {
+            inbox = dv.inbox("ada");
+            !inbox.is_empty()
+        },
+    );
+    assert!(
+        inbox[0].contains("In-Reply-To: <h1@example.com>"),
+        "{}",
+        inbox[0]
+    );
+    assert!(inbox[0].contains("the invoice is paid."), "{}", inbox[0]);
+    assert!(
+        inbox[0].contains("Subject: Re: Invoice question [#"),
+        "{}",
+        inbox[0]
+    );
+}

@@ -239,7 +239,7 @@ impl Drop for Smtp {
     }
 }
 
-fn mailbox(imap: u16, smtp: u16) -> String {
+pub(crate) fn mailbox(imap: u16, smtp: u16) -> String {
     format!(
         r#"
 [[mailbox]]

@@ -7,6 +7,7 @@ import { send } from "./socket.js";
 import { screenPop, personOf } from "./pop.js";
 import { tick, wrapCountdown, serviceLevel } from "./status.js";
 import { pickers, texting } from "./directory.js";
+import { loadMails } from "./mail.js";
 
 const MIC = { audio: { echoCancellation: false, noiseSuppression: false, autoGainControl: false } };
 const CHANNEL = { whatsapp: "WhatsApp", sms: "SMS", email: "e-mail" };
@@ -26,6 +27,11 @@ export function addWork(w) {
   $(".icon", n).textContent = ICON[w.channel] || "•";
   $(".from", n).textContent = w.consult ? (w.caller ? `${w.from} (consult about ${w.caller})` : w.from) : personOf(w);
   $(".timer", n).dataset.since = w.since || Date.now();
+  // An e-mail is answered in paragraphs: the reply box takes several lines.
+  if (w.channel === "email") {
+    const old = $(".say .text", n);
+    old.replaceWith(el("textarea", { className: "text", rows: 5, ariaLabel: "Message", placeholder: "Your reply (sent as an e-mail)" }));
+  }
   if (voice) wireCall(entry); else wireChat(entry);
   wireText(entry);
   // An open channel's thread shows the account it came through (the business's own
@@ -315,6 +321,8 @@ export function chatMessage(m) {
   const later = m.seq && [...list.children].find(x => +x.dataset.seq > +m.seq);
   list.insertBefore(li, later || null);
   list.scrollTop = list.scrollHeight;
+  // An e-mail's formatted view and attachments, beside its message.
+  if (w.data.channel === "email") loadMails(m.interaction);
 }
 
 // Where a message sent through a provider (WhatsApp) has got to.

@@ -99,6 +99,7 @@ const DESKTOP: &[(&str, &str, &str)] = &[
     desktop_file!("keys.js", JS),
     desktop_file!("tabs.js", JS),
     desktop_file!("directory.js", JS),
+    desktop_file!("mail.js", JS),
 ];
 const CSS: &str = "text/css; charset=utf-8";
 const JS: &str = "text/javascript; charset=utf-8";
@@ -163,12 +164,17 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         ("wrap_up", web::post().to(work::wrap_up)),
         ("notes", web::post().to(work::notes)),
         ("canned", web::get().to(work::canned)),
+        ("mails", web::get().to(work::mails)),
     ] {
         cfg.route(&format!("/api/agent/work/{{id}}/{act}"), handler);
     }
     cfg.route(
         "/api/agent/work/{id}/media/{media}",
         web::get().to(work::media),
+    );
+    cfg.route(
+        "/api/agent/work/{id}/mails/{seq}/attachments/{n}",
+        web::get().to(work::mail_attachment),
     );
     cfg.route("/api/agents", web::get().to(admin::list_agents))
         .route("/api/agents", web::post().to(admin::create_agent))

@@ -540,6 +540,85 @@ async fn call_act(c: &Centre, id: &str, act: AgentCall) -> Result<HttpResponse, 
     Ok(HttpResponse::Ok().json(r))
 }
 
+/// The e-mail of this agent's thread, oldest first, as the desktop shows it beside
+/// the messages: `[{seq, direction, from, subject, status, reason, html, remote_images,
+/// attachments: [{index, name, content_type, size}]}]`; `html` is the message's HTML
+/// rebuilt from an allow-list (shown in a sandboxed frame), `null` without one.
+pub(super) async fn mails(
+    req: HttpRequest,
+    path: web::Path<String>,
+    shared: web::Data<Shared>,
+) -> Reply {
+    let (c, me, id) = start(&req, &shared, path)?;
+    own(c, &me, &id).await?;
+    let mut out = Vec::new();
+    for e in c.store().interaction_emails(&id).await? {
+        let raw = c
+            .store()
+            .email_raw(&e.mailbox, &e.message_id)
+            .await?
+            .unwrap_or_default();
+        let v = crate::email::parse::view(&raw);
+        out.push(serde_json::json!({
+            "seq": e.seq,
+            "direction": e.direction,
+            "from": e.sender,
+            "subject": e.subject,
+            "status": e.status,
+            "reason": e.reason,
+            "html": v.html,
+            "remote_images": v.remote_images,
+            "attachments": v.attachments.iter().enumerate().map(|(i, a)| serde_json::json!({
+                "index": i, "name": a.name, "content_type": a.content_type, "size": a.size,
+            })).collect::<Vec<_>>(),
+        }));
+    }
+    Ok(HttpResponse::Ok()
+        .insert_header(("Cache-Control", "private, no-store"))
+        .json(out))
+}
+
+/// An attachment of a message of this agent's e-mail thread (`n` from 0 in the
+/// message's order): always a download (`application/octet-stream`, `attachment`),
+/// never rendered in the page's origin.
+pub(super) async fn mail_attachment(
+    req: HttpRequest,
+    path: web::Path<(String, i64, usize)>,
+    shared: web::Data<Shared>,
+) -> Reply {
+    let (c, me) = super::who(&req, &shared)?;
+    let (id, seq, n) = path.into_inner();
+    own(c, &me, &id).await?;
+    let e = c
+        .store()
+        .interaction_emails(&id)
+        .await?
+        .into_iter()
+        .find(|e| e.seq == seq)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "no e-mail with that number in this thread",
+            )
+        })?;
+    let raw = c
+        .store()
+        .email_raw(&e.mailbox, &e.message_id)
+        .await?
+        .unwrap_or_default();
+    let (name, bytes) = crate::email::parse::attachment(&raw, n)
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no attachment with that number"))?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/octet-stream")
+        .insert_header((
+            "Content-Disposition",
+            crate::email::parse::disposition(&name),
+        ))
+        .insert_header(("X-Content-Type-Options", "nosniff"))
+        .insert_header(("Cache-Control", "private, no-store"))
+        .body(bytes))
+}
+
 #[cfg(test)]
 mod tests {
     use super::own;
