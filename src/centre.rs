@@ -1277,6 +1277,11 @@ impl Centre {
         channel: &str,
         text: &str,
     ) -> Result<(String, String), CentreError> {
+        if channel == "email" || self.mailbox(channel).is_some() {
+            return self
+                .email_on_channel(interaction, agent, channel, text)
+                .await;
+        }
         let accounts = self.channels();
         let account = crate::channels::account_for(&accounts, channel)
             .map_err(CentreError::Refused)?
@@ -1311,15 +1316,7 @@ impl Centre {
         }
         let delivery = format!("{}-out-{:08x}", interaction.id, rand::random::<u32>());
         // Signed as their chat messages are: with the agent's display name.
-        let display = self
-            .0
-            .accounts
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(agent)
-            .map(|a| a.spec.display_name.clone())
-            .filter(|d| !d.is_empty())
-            .unwrap_or_else(|| agent.to_string());
+        let display = self.display_name(agent);
         // The channel it goes on, whichever way the agent named it.
         let channel = match account.kind {
             crate::config::ChannelKind::Whatsapp => "whatsapp",
@@ -1346,6 +1343,18 @@ impl Centre {
             false,
         );
         Ok((account.name.clone(), to))
+    }
+
+    /// An agent's name as customers see it (their display name, else their login).
+    fn display_name(&self, agent: &str) -> String {
+        self.0
+            .accounts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(agent)
+            .map(|a| a.spec.display_name.clone())
+            .filter(|d| !d.is_empty())
+            .unwrap_or_else(|| agent.to_string())
     }
 
     /// Sends `m` to `to` through `a` in the background for `interaction` (retried

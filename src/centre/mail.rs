@@ -43,6 +43,96 @@ impl Centre {
         v
     }
 
+    /// Whether any mailbox is configured (agents may then e-mail a customer).
+    pub fn has_mailboxes(&self) -> bool {
+        !self.0.mailboxes.is_empty()
+    }
+
+    /// An agent's e-mail to the customer of `interaction` (a call, a chat, another
+    /// thread) at their address on record, through `channel` (`email`: the first
+    /// mailbox by name; or a mailbox's name): on the timeline now, sent in the
+    /// background on their case's thread (our plus-address and `[#case]`, so their
+    /// answer joins the case); a failure goes on the timeline with its reason.
+    pub(super) async fn email_on_channel(
+        &self,
+        interaction: &crate::store::Interaction,
+        agent: &str,
+        channel: &str,
+        text: &str,
+    ) -> Result<(String, String), super::CentreError> {
+        use super::CentreError;
+        let account = match channel {
+            "email" => {
+                let mut names: Vec<&String> = self.0.mailboxes.keys().collect();
+                names.sort();
+                names.first().and_then(|n| self.mailbox(n))
+            }
+            name => self.mailbox(name),
+        }
+        .ok_or_else(|| CentreError::Refused("no mailbox is configured ([[mailbox]])".into()))?;
+        let store = &self.0.store;
+        let customer = interaction.customer_id.ok_or_else(|| {
+            CentreError::Conflict(
+                "the customer is not identified on this interaction yet (verify them first)".into(),
+            )
+        })?;
+        let to = store
+            .customer(customer)
+            .await?
+            .map(|c| c.email)
+            .filter(|e| !e.is_empty())
+            .ok_or_else(|| {
+                CentreError::Conflict("the customer has no e-mail address on record".into())
+            })?;
+        let display = self.display_name(agent);
+        // Numbered apart from the interaction's own messages (its Message-ID names it).
+        let seq = 1_000_000 + u64::from(rand::random::<u32>());
+        let domain = account
+            .mailbox
+            .as_ref()
+            .map(|m| m.domain().to_string())
+            .unwrap_or_default();
+        let delivery = crate::email::smtp::message_id(&interaction.id, seq, &domain);
+        store
+            .add_timeline(
+                &interaction.id,
+                "message",
+                serde_json::json!({"from": "agent", "agent": agent, "name": display, "text": text, "channel": "email", "account": account.name, "to": to, "delivery": delivery}),
+            )
+            .await?;
+        tracing::info!(interaction = %interaction.id, mailbox = %account.name, "e-mail to the customer queued");
+        let (store, id, to2, text) = (
+            store.clone(),
+            interaction.id.clone(),
+            to.clone(),
+            text.to_string(),
+        );
+        let a = account.clone();
+        actix_rt::spawn(async move {
+            let o = crate::email::smtp::Outgoing {
+                interaction: &id,
+                seq,
+                to: &to2,
+                agent: &display,
+                text: &text,
+            };
+            if let Err(e) = crate::email::smtp::reply(&store, &a, o, &|_, _| {}).await {
+                tracing::warn!(interaction = %id, mailbox = %a.name, error = %e, "e-mail to the customer not sent");
+                let r = store
+                    .add_timeline(
+                        &id,
+                        "delivery failed",
+                        serde_json::json!({"delivery": delivery, "error": e.to_string()}),
+                    )
+                    .await;
+                if let Err(e) = r {
+                    tracing::warn!(interaction = %id, error = %e, "e-mail outcome not recorded");
+                }
+            }
+        });
+        Ok((account.name.clone(), to))
+    }
+
     /// Each mailbox's status, for `/metrics`.
     pub fn mail_statuses(&self) -> Vec<(String, crate::email::imap::Status)> {
         let status = self.0.mail_status.lock().unwrap_or_else(|e| e.into_inner());
@@ -75,6 +165,8 @@ impl Centre {
         };
         match self.place_mail(account, m, &mail, raw).await {
             Ok(r) => r,
+            // The node's lines are busy, or the thread takes no more now.
+            Err(super::CentreError::Refused(why)) => Import::Later(why),
             Err(e) => Import::Failed(e.to_string()),
         }
     }

@@ -7,7 +7,7 @@
 
 use super::sync::{self, Action, Known, Mark, Start};
 use crate::config::{AfterImport, ChannelConfig, MailboxConfig, Security};
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -39,8 +39,12 @@ pub enum Import {
     Done,
     /// It cannot be read or placed, whatever happens: quarantined at once.
     Unusable(String),
-    /// It failed this time (the store...): tried again, up to the mailbox's attempts.
+    /// It failed this time (the store, a fault): tried again, up to the mailbox's
+    /// attempts, then quarantined.
     Failed(String),
+    /// The node cannot take it now (all its lines busy): tried again shortly, with no
+    /// try counted.
+    Later(String),
 }
 
 /// What the fetcher hands each message to (the centre).
@@ -220,11 +224,18 @@ async fn session(
     });
     tracing::info!(mailbox = %m.name, folder = %m.folder, idle, "mailbox connected");
     loop {
-        if let Err(e) = import_new(m, account, importer, statuses, &mut s, uidvalidity).await {
-            return e;
-        }
+        let again = match import_new(m, account, importer, statuses, &mut s, uidvalidity).await {
+            Ok(again) => again,
+            Err(e) => return e,
+        };
         *failures = 0;
-        if idle {
+        if again {
+            // A message is waiting to be tried again: soon, not at the next mail.
+            tokio::time::sleep(sync::RETRY_SOON.min(Duration::from_secs(m.poll_secs))).await;
+            if let Err(e) = timed("NOOP", s.noop()).await {
+                return e;
+            }
+        } else if idle {
             let mut h = s.idle();
             if let Err(e) = timed("IDLE", h.init()).await {
                 return e;
@@ -255,7 +266,8 @@ fn header_id(header: &[u8]) -> Option<String> {
         .filter(|s| !s.is_empty())
 }
 
-/// Imports what arrived since the mark.
+/// Imports what arrived since the mark; whether a message was left to try again
+/// soon (it and those after it).
 async fn import_new(
     m: &MailboxConfig,
     account: &Arc<ChannelConfig>,
@@ -263,7 +275,7 @@ async fn import_new(
     statuses: &Statuses,
     s: &mut Session,
     uidvalidity: u32,
-) -> Result<(), String> {
+) -> Result<bool, String> {
     let store = importer.store();
     let db = |e: crate::store::StoreError| format!("the store: {e}");
     let mark = store.mail_mark(&m.name).await.map_err(db)?.map(|k| Mark {
@@ -331,7 +343,15 @@ async fn import_new(
             }
             Action::Fetch => {
                 let raw = fetch_body(s, uid).await?;
-                match importer.import(account, raw.clone()).await {
+                // A fault while importing one message (a panic) is that message's
+                // failure, counted towards its quarantine, never the fetcher's end.
+                let imported = std::panic::AssertUnwindSafe(importer.import(account, raw.clone()))
+                    .catch_unwind()
+                    .await
+                    .unwrap_or_else(|_| {
+                        Import::Failed("a fault in the gateway while importing it".into())
+                    });
+                match imported {
                     Import::Done => {
                         set(statuses, &m.name, |st| {
                             st.imported += 1;
@@ -341,6 +361,10 @@ async fn import_new(
                     }
                     Import::Unusable(reason) => {
                         quarantine(m, store, statuses, &key, &reason, Some(&raw)).await?;
+                    }
+                    Import::Later(reason) => {
+                        tracing::info!(mailbox = %m.name, uid, reason = %reason, "message left for later");
+                        return Ok(true);
                     }
                     Import::Failed(reason) => {
                         let tries = store
@@ -361,7 +385,7 @@ async fn import_new(
                         } else {
                             // Stop here: this message is tried again next round, before
                             // anything after it.
-                            break;
+                            return Ok(true);
                         }
                     }
                 }
@@ -392,7 +416,7 @@ async fn import_new(
             .await
             .map_err(db)?;
     }
-    Ok(())
+    Ok(false)
 }
 
 async fn quarantine(

@@ -63,6 +63,11 @@ pub async fn send_raw(
     }
 }
 
+/// Our Message-ID for message `seq` of `interaction` (no brackets).
+pub fn message_id(interaction: &str, seq: u64, domain: &str) -> String {
+    format!("{interaction}.{seq}@{domain}")
+}
+
 /// Everything about one reply.
 pub struct Outgoing<'a> {
     pub interaction: &'a str,
@@ -100,16 +105,16 @@ pub async fn reply(
             .and_then(|i| i.conversation_id)
             .ok_or_else(|| SendError::Refused("the thread has no case".into()))?,
     };
-    let message_id = format!("{}.{}@{}", o.interaction, o.seq, m.domain());
+    let message_id = message_id(o.interaction, o.seq, m.domain());
     let chain: Vec<String> = last_in
         .map(|e| e.refs.split_whitespace().map(String::from).collect())
         .unwrap_or_default();
     let parent = last_in.map(|e| e.message_id.as_str());
     let references = super::compose::references(&chain, parent);
-    let subject = super::thread::reply_subject(
-        last_in.map(|e| e.subject.as_str()).unwrap_or(""),
-        conversation,
-    );
+    let subject = match last_in {
+        Some(e) => super::thread::reply_subject(&e.subject, conversation),
+        None => super::thread::new_subject(conversation),
+    };
     let reply_to =
         super::thread::plus_address(&m.address, &super::thread::token(&key, conversation));
     let from_name = if o.agent.is_empty() {

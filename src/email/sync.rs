@@ -10,6 +10,10 @@ use std::time::Duration;
 /// re-issued before 29.
 pub const IDLE_RENEW: Duration = Duration::from_secs(25 * 60);
 
+/// A message left for later (the node busy, an import that failed) is tried again
+/// after this long.
+pub const RETRY_SOON: Duration = Duration::from_secs(10);
+
 /// Where the fetcher last got to in a folder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Mark {

@@ -61,6 +61,12 @@ pub fn reply_subject(subject: &str, conversation: i64) -> String {
     format!("Re: {base} [#{conversation}]")
 }
 
+/// The subject of a message that starts a conversation on a case (an agent writing
+/// from a call or chat): the case's tag, so an answer finds it.
+pub fn new_subject(conversation: i64) -> String {
+    format!("Your case [#{conversation}]")
+}
+
 /// The subject without reply and forward prefixes (`Re:`, `RE[2]:`, `Fwd:`, `Fw:`,
 /// `Aw:`, `Rv:`, `Tr:`).
 pub fn base_subject(subject: &str) -> String {
@@ -252,6 +258,7 @@ mod tests {
             "Re: Regarding my order [#3]"
         );
         assert_eq!(case_tag("Re: x [#12] and [#13]"), Some(13));
+        assert_eq!(case_tag(&new_subject(5)), Some(5));
         assert_eq!(case_tag("Re: x [#abc] [#0]"), None);
     }
 }

@@ -406,6 +406,60 @@ fn a_customers_mail_becomes_a_case_the_reply_threads_and_nothing_is_imported_twi
         "the auto-reply is not on Ada's thread"
     );
 
+    // Ada on the web chat: Bob checks who she is and e-mails her from the chat; the
+    // mail names her case, so her answer joins it.
+    use crate::centre::{send, ty, until};
+    let mut cust = crate::centre::ws(&g, "/chat/ws");
+    send(
+        &mut cust,
+        serde_json::json!({"type": "start", "name": "Ada", "address": "ada@example.com"}),
+    );
+    let chat = until(&mut cust, "welcome", ty("welcome")).last().unwrap()["chat"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let o = next(&g, &mut ws, "offer");
+    assert_eq!(o["interaction"], chat.as_str(), "{o}");
+    assert_eq!(
+        g.post(&format!("/api/agent/offers/{chat}/accept"), Some(&bob), "")
+            .0,
+        200
+    );
+    let (code, body) = g.post(&format!("/api/agent/work/{chat}/verify"), Some(&bob), "");
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = g.post(
+        &format!("/api/agent/work/{chat}/messages"),
+        Some(&bob),
+        r#"{"text": "The label is attached to this mail.", "channel": "email"}"#,
+    );
+    assert_eq!(code, 202, "{body}");
+    assert_eq!(json(&body)["to"], "ada@example.com", "{body}");
+    wait_for(
+        "the mail from the chat in Ada's mailbox",
+        Duration::from_secs(20),
+        || dv.inbox("ada").len() == 2,
+    );
+    let from_chat = dv.inbox("ada")[1].clone();
+    assert_eq!(
+        mail_lines(&from_chat, "Subject").as_deref(),
+        Some(format!("Your case [#{case}]").as_str()),
+        "{from_chat}"
+    );
+    assert!(
+        mail_lines(&from_chat, "In-Reply-To").is_none(),
+        "a new conversation: {from_chat}"
+    );
+    assert!(
+        from_chat.contains("The label is attached to this mail."),
+        "{from_chat}"
+    );
+    let (_, body) = g.get_auth(&format!("/api/interactions/{chat}"), "test-token");
+    assert!(
+        body.contains("The label is attached to this mail."),
+        "on the chat's timeline: {body}"
+    );
+    drop(cust);
+
     // A crash and a restart: nothing imported twice (the mark and the Message-IDs).
     drop(ws);
     g.crash_and_restart();

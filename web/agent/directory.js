@@ -1,7 +1,8 @@
 // The transfer and consult pickers: the other agents with their presence now and the
 // queues with what waits, from the gateway's directory (never free text). Refreshed
 // when a picker is opened and every few seconds while a call is up. And the channels
-// a card may text the customer's phone on (SMS, WhatsApp: those with an account).
+// a card may write to the customer on (SMS, WhatsApp to their phone, e-mail to their
+// address: those with an account or a mailbox).
 import { app } from "./state.js";
 import { $, $$, el } from "./dom.js";
 import { api } from "./api.js";
@@ -15,7 +16,7 @@ async function load() {
   for (const n of $$("#work-list .text-form")) fillTexts(n.closest("article"));
 }
 
-const TEXT_BY = { sms: "SMS", whatsapp: "WhatsApp" };
+const TEXT_BY = { sms: "SMS", whatsapp: "WhatsApp", email: "e-mail" };
 
 // Threads that already are on the customer's phone (or the business's own channel).
 const PROVIDER = new Set(["whatsapp", "sms", "api"]);
@@ -28,7 +29,8 @@ function fillTexts(n) {
   const w = app.work.get(n.dataset.interaction);
   if (!w || PROVIDER.has(w.data.channel)) { form.hidden = true; return; }
   const select = $(".text-channel", form), chosen = select.value;
-  select.replaceChildren(...(last.texts || []).map(c => el("option", { value: c, textContent: TEXT_BY[c] || c })));
+  // Not on the card's own channel (an e-mail card answers by e-mail already).
+  select.replaceChildren(...(last.texts || []).filter(c => c !== w.data.channel).map(c => el("option", { value: c, textContent: TEXT_BY[c] || c })));
   if (chosen) select.value = chosen;
   form.hidden = n.classList.contains("ended") || !(w && w.data.customer && select.options.length);
 }

@@ -171,7 +171,10 @@ pub(super) async fn directory(req: HttpRequest, shared: web::Data<Shared>) -> Re
         .into_iter()
         .map(|q| serde_json::json!({"name": q["name"], "waiting": q["waiting"]}))
         .collect();
-    let texts = crate::channels::text_channels(&c.channels());
+    let mut texts = crate::channels::text_channels(&c.channels());
+    if c.has_mailboxes() {
+        texts.push("email");
+    }
     Ok(HttpResponse::Ok()
         .json(serde_json::json!({"agents": agents, "queues": queues, "texts": texts})))
 }
