@@ -389,6 +389,20 @@ async fn list_mailboxes(req: HttpRequest, shared: web::Data<Shared>) -> Reply {
     Ok(HttpResponse::Ok().json(centre(&shared)?.mailbox_list()))
 }
 
+/// `DELETE /api/cases/{id}/mail` (admin): erases a case's e-mail (each message's
+/// text and bytes, on the record and the case's timeline); each message stays a
+/// tombstone, so the mail server's copy is never imported again. `{"erased": n}`.
+async fn erase_case_mail(
+    req: HttpRequest,
+    path: web::Path<i64>,
+    shared: web::Data<Shared>,
+) -> Reply {
+    super::authorised(&req, &shared)?;
+    let c = centre(&shared)?;
+    let n = c.store().erase_case_mail(path.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({"erased": n})))
+}
+
 /// `PUT /api/channels/{name}` (admin): adds or replaces an account as `[[channel]]`
 /// spells it (the name in the path); 201 new, 200 replaced.
 async fn put_channel(
@@ -445,6 +459,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/api/notifications", web::post().to(notification))
         .route("/api/channels", web::get().to(list_channels))
         .route("/api/mailboxes", web::get().to(list_mailboxes))
+        .route("/api/cases/{id}/mail", web::delete().to(erase_case_mail))
         .route("/api/channels/{name}", web::put().to(put_channel))
         .route("/api/channels/{name}", web::delete().to(delete_channel))
         .route(

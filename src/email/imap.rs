@@ -240,9 +240,13 @@ async fn session(
             if let Err(e) = timed("IDLE", h.init()).await {
                 return e;
             }
-            let (wait, _stop) = h.wait_with_timeout(sync::IDLE_RENEW);
-            if let Err(e) = wait.await {
-                return format!("IDLE: {e}");
+            // Woken by news; or re-issued every IDLE_RENEW however chatty the server's
+            // keep-alives; or, after IDLE_SILENCE without a word (not even a
+            // keep-alive), DONE tells whether the connection still lives.
+            let (wait, _stop) = h.wait_with_timeout(sync::IDLE_SILENCE);
+            match tokio::time::timeout(sync::IDLE_RENEW, wait).await {
+                Ok(Err(e)) => return format!("IDLE: {e}"),
+                Ok(Ok(_)) | Err(_) => {}
             }
             s = match timed("DONE", h.done()).await {
                 Ok(s) => s,
@@ -337,6 +341,10 @@ async fn import_new(
         match sync::on_header(size, &known, m.max_bytes, m.import_attempts) {
             Action::Skip(why) => {
                 tracing::debug!(mailbox = %m.name, uid, why, "message skipped");
+            }
+            Action::Settle(why) => {
+                tracing::debug!(mailbox = %m.name, uid, why, "message skipped");
+                after_import(m, s, uid).await?;
             }
             Action::Quarantine(reason) => {
                 quarantine(m, store, statuses, &key, &reason, None).await?;
@@ -469,7 +477,16 @@ async fn after_import(m: &MailboxConfig, s: &mut Session, uid: u32) -> Result<()
             .await?;
             timed("STORE", drain(Box::pin(st))).await
         }
-        AfterImport::Move(folder) => timed("MOVE", s.uid_mv(uid.to_string(), &folder)).await,
+        AfterImport::Move(folder) => {
+            match timed("MOVE", s.uid_mv(uid.to_string(), &folder)).await {
+                // The folder does not exist yet (RFC 3501 TRYCREATE): made once, then moved.
+                Err(e) if e.to_ascii_uppercase().contains("TRYCREATE") => {
+                    timed("CREATE", s.create(&folder)).await?;
+                    timed("MOVE", s.uid_mv(uid.to_string(), &folder)).await
+                }
+                r => r,
+            }
+        }
         AfterImport::Delete => {
             let st = timed(
                 "STORE",

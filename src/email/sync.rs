@@ -10,6 +10,10 @@ use std::time::Duration;
 /// re-issued before 29.
 pub const IDLE_RENEW: Duration = Duration::from_secs(25 * 60);
 
+/// An IDLE connection silent this long (servers send a keep-alive every minute or
+/// two) is checked with DONE: a server that vanished without closing is noticed.
+pub const IDLE_SILENCE: Duration = Duration::from_secs(5 * 60);
+
 /// A message left for later (the node busy, an import that failed) is tried again
 /// after this long.
 pub const RETRY_SOON: Duration = Duration::from_secs(10);
@@ -60,6 +64,9 @@ pub enum Action {
     Fetch,
     /// Nothing to import (the reason, for the log).
     Skip(&'static str),
+    /// Nothing to import, but the after-import policy is applied again (an import
+    /// whose move or flag did not happen before a failure, an erased case's copy).
+    Settle(&'static str),
     /// Keep it aside with this reason, never fetched again.
     Quarantine(String),
 }
@@ -68,8 +75,8 @@ pub enum Action {
 /// that takes at most `max_bytes` and tries each message `attempts` times.
 pub fn on_header(size: u64, known: &Known, max_bytes: u64, attempts: u32) -> Action {
     match known {
-        Known::Imported => Action::Skip("on record"),
-        Known::Tombstone => Action::Skip("its case was erased"),
+        Known::Imported => Action::Settle("on record"),
+        Known::Tombstone => Action::Settle("its case was erased"),
         Known::Quarantined => Action::Skip("quarantined"),
         Known::Failed(n) if *n >= attempts => {
             Action::Quarantine(format!("failed to import {n} times"))
@@ -141,5 +148,6 @@ mod tests {
         assert_eq!(w, [s(1), s(2), s(4), s(8), s(256), s(256), s(256)]);
         assert_eq!(reconnect_after(0), s(1));
         assert!(IDLE_RENEW < Duration::from_secs(29 * 60));
+        assert!(IDLE_SILENCE < IDLE_RENEW);
     }
 }

@@ -329,16 +329,24 @@ impl Store {
         }))
     }
 
-    /// Erases the mail of a case: texts and bytes gone, each message kept as an
+    /// Erases the mail of a case: each message's text and bytes gone from the record
+    /// and from the case's e-mail threads on the timeline, each message kept as an
     /// `erased` tombstone (its mailbox and Message-ID only) so it is never imported
-    /// again. Returns how many.
+    /// again. Returns how many messages.
     pub async fn erase_case_mail(&self, conversation: i64) -> Result<u64, StoreError> {
         Ok(with_db!(self, |pool, sql| {
-            sqlx::query(sql("UPDATE emails SET status = 'erased', reason = '', sender = '', recipients = '', subject = '', refs = '', raw = NULL, interaction_id = NULL WHERE conversation_id = ?"))
+            let mut tx = pool.begin().await?;
+            sqlx::query(sql("UPDATE timeline SET data = '{\"erased\": true}' WHERE conversation_id = ? AND kind = 'message' AND interaction_id IN (SELECT id FROM interactions WHERE kind = 'email')"))
                 .bind(conversation)
-                .execute(pool)
+                .execute(&mut *tx)
+                .await?;
+            let n = sqlx::query(sql("UPDATE emails SET status = 'erased', reason = '', sender = '', recipients = '', subject = '', refs = '', raw = NULL WHERE conversation_id = ?"))
+                .bind(conversation)
+                .execute(&mut *tx)
                 .await?
-                .rows_affected()
+                .rows_affected();
+            tx.commit().await?;
+            n
         }))
     }
 

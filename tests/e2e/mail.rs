@@ -26,7 +26,7 @@ impl Dovecot {
         std::fs::create_dir_all(dir.path().join("run")).unwrap();
         std::fs::write(
             dir.path().join("users"),
-            "support:{PLAIN}support-pw::::::\nada:{PLAIN}ada-pw::::::\n",
+            "support:{PLAIN}support-pw::::::\nsales:{PLAIN}sales-pw::::::\nada:{PLAIN}ada-pw::::::\n",
         )
         .unwrap();
         std::fs::write(
@@ -110,8 +110,15 @@ service lmtp {{
         );
     }
 
+    /// Stops the server as its operator would (`dovecot stop`: the master and every
+    /// IMAP process it started).
     pub fn stop(&mut self) {
-        let _ = self.child.kill();
+        let d = self.dir.path().display().to_string();
+        let stopped = Command::new("/usr/sbin/dovecot")
+            .args(["-c", &format!("{d}/dovecot.conf"), "stop"])
+            .status()
+            .unwrap();
+        assert!(stopped.success(), "dovecot stop");
         let _ = self.child.wait();
         // Its children (imap, lmtp, auth) go with the master; wait for the port.
         wait_for("Dovecot stopped", Duration::from_secs(20), || {
@@ -500,4 +507,129 @@ fn a_customers_mail_becomes_a_case_the_reply_threads_and_nothing_is_imported_twi
         texts[2].ends_with("One more thing."),
         "by the subject tag: {texts:?}"
     );
+}
+
+/// The messages in a Maildir folder of `user` (`""`: the inbox; `".Done"`: Done).
+fn folder(dv: &Dovecot, user: &str, folder: &str) -> usize {
+    ["new", "cur"]
+        .iter()
+        .filter_map(|sub| {
+            std::fs::read_dir(dv.dir.path().join("mail").join(user).join(folder).join(sub)).ok()
+        })
+        .map(|d| d.count())
+        .sum()
+}
+
+#[test]
+fn an_erased_cases_mail_never_comes_back_and_moved_mail_leaves_the_inbox() {
+    let base = 23900;
+    let mut dv = Dovecot::start(base + 60, base + 61);
+    let _smtp = Smtp::start(base + 62, base + 61);
+    let mailboxes = format!(
+        "{}{}",
+        mailbox(base + 60, base + 62).replace("after_import = \"seen\"", "after_import = \"keep\""),
+        mailbox(base + 60, base + 62)
+            .replace("name = \"support\"", "name = \"sales\"")
+            .replace("support@acme.test", "sales@acme.test")
+            .replace("username = \"support\"", "username = \"sales\"")
+            .replace("password = \"support-pw\"", "password = \"sales-pw\"")
+            .replace(
+                "smtp_username = \"\"",
+                "smtp_username = \"support\"\nsmtp_password = \"support-pw\""
+            )
+            .replace("after_import = \"seen\"", "after_import = \"move:Done\""),
+    );
+    let mut g = Gateway::start(base, "demo = true", "", &mailboxes);
+    let (bob, mut ws) = on_duty(&g, "bob", "demo-bob");
+    dv.deliver(
+        "support",
+        "From: ada@example.com\nTo: support@acme.test\nSubject: Delete me\nMessage-ID: <gone@example.com>\n\nPlease forget this.\n",
+    );
+    let offer = next(&g, &mut ws, "offer");
+    let id = offer["interaction"].as_str().unwrap().to_string();
+    assert_eq!(
+        g.post(&format!("/api/agent/offers/{id}/accept"), Some(&bob), "")
+            .0,
+        200
+    );
+    let (code, body) = g.post(&format!("/api/agent/work/{id}/end"), Some(&bob), "");
+    assert_eq!(code, 200, "{body}");
+    let (_, body) = g.get_auth(&format!("/api/interactions/{id}"), "test-token");
+    let case = json(&body)["conversation_id"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("{body}"));
+    // The case's mail is erased; the server still holds the message (keep).
+    let (code, body) = crate::centre::raw(
+        &g,
+        "DELETE",
+        &format!("/api/cases/{case}/mail"),
+        "test-token",
+        "",
+    );
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(json(&body)["erased"], 1, "{body}");
+    let (_, body) = g.get_auth(&format!("/api/interactions/{id}"), "test-token");
+    assert!(
+        !body.contains("Please forget this."),
+        "gone from the timeline: {body}"
+    );
+    assert_eq!(folder(&dv, "support", ""), 1, "kept on the server");
+    // The server's UIDs start again (a restored or rebuilt mailbox: a new
+    // UIDVALIDITY): every message is looked at again and the erased one stays away,
+    // while a new one is imported.
+    dv.stop();
+    for f in std::fs::read_dir(dv.dir.path().join("mail/support"))
+        .unwrap()
+        .flatten()
+    {
+        if f.file_name().to_string_lossy().starts_with("dovecot") {
+            std::fs::remove_file(f.path()).unwrap();
+        }
+    }
+    dv.restart();
+    dv.deliver(
+        "support",
+        "From: ada@example.com\nTo: support@acme.test\nSubject: Something else\nMessage-ID: <new@example.com>\n\nA new question.\n",
+    );
+    let offer = next(&g, &mut ws, "offer");
+    let again = offer["interaction"].as_str().unwrap().to_string();
+    assert_eq!(
+        customer_messages(&g, &again),
+        ["Subject: Something else\n\nA new question."]
+    );
+    g.wait_log("UIDVALIDITY changed");
+    // A restart changes nothing either.
+    drop(ws);
+    g.crash_and_restart();
+    let mut ws = crate::harness::agent_socket(&g, "bob", "demo-bob").1;
+    // Sales moves what it imported to Done.
+    dv.deliver(
+        "sales",
+        "From: grace@example.com\nTo: sales@acme.test\nSubject: A quote\nMessage-ID: <q1@example.com>\n\nHow much for 10?\n",
+    );
+    wait_for(
+        "the sales mail moved to Done",
+        Duration::from_secs(30),
+        || folder(&dv, "sales", ".Done") == 1,
+    );
+    assert_eq!(folder(&dv, "sales", ""), 0, "left the inbox");
+    let (_, body) = g.get_auth("/api/mailboxes", "test-token");
+    let all = json(&body);
+    let by = |n: &str| {
+        all.as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == n)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(by("sales")["status"]["imported"], 1, "{all}");
+    assert_eq!(
+        by("support")["status"]["imported"],
+        0,
+        "nothing re-imported after the restart: {all}"
+    );
+    let (_, body) = g.get_auth(&format!("/api/interactions/{again}"), "test-token");
+    assert_eq!(customer_messages(&g, &again).len(), 1, "{body}");
+    let _ = &mut ws;
 }
