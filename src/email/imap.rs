@@ -244,9 +244,8 @@ async fn session(
             // keep-alives; or, after IDLE_SILENCE without a word (not even a
             // keep-alive), DONE tells whether the connection still lives.
             let (wait, _stop) = h.wait_with_timeout(sync::IDLE_SILENCE);
-            match tokio::time::timeout(sync::IDLE_RENEW, wait).await {
-                Ok(Err(e)) => return format!("IDLE: {e}"),
-                Ok(Ok(_)) | Err(_) => {}
+            if let Ok(Err(e)) = tokio::time::timeout(sync::IDLE_RENEW, wait).await {
+                return format!("IDLE: {e}");
             }
             s = match timed("DONE", h.done()).await {
                 Ok(s) => s,

@@ -125,11 +125,11 @@ mod tests {
         );
         assert_eq!(
             on_header(10, &Known::Imported, max, tries),
-            Action::Skip("on record")
+            Action::Settle("on record")
         );
         assert_eq!(
             on_header(10, &Known::Tombstone, max, tries),
-            Action::Skip("its case was erased")
+            Action::Settle("its case was erased")
         );
         assert_eq!(
             on_header(10, &Known::Quarantined, max, tries),
