@@ -4,6 +4,7 @@
 mod centre;
 mod channels;
 mod desktop;
+mod dovecot;
 mod hardening;
 mod harness;
 mod ivr;
