@@ -73,6 +73,9 @@ struct Inner {
     mailboxes: HashMap<String, Arc<crate::config::ChannelConfig>>,
     /// How each mailbox's fetcher is doing.
     mail_status: crate::email::imap::Statuses,
+    /// The key that signs our plus-address tokens (the store's, the same on every
+    /// node), read once.
+    mail_key: tokio::sync::OnceCell<Vec<u8>>,
 }
 
 /// What the chat page shows of the business.
@@ -345,6 +348,7 @@ impl Centre {
                 })
                 .collect(),
             mail_status: Default::default(),
+            mail_key: tokio::sync::OnceCell::new(),
         }));
         centre.resume_threads().await.map_err(|e| e.to_string())?;
         Ok(centre)

@@ -258,8 +258,12 @@ impl Centre {
             note("automatic", "a delivery report".into(), None).await?;
             return Ok(Import::Done);
         }
-        let key = store.node_key(crate::email::smtp::TOKEN_KEY).await?;
-        let clues = thread::clues(mail, &m.address, &key);
+        let key = self
+            .0
+            .mail_key
+            .get_or_try_init(|| store.node_key(crate::email::smtp::TOKEN_KEY))
+            .await?;
+        let clues = thread::clues(mail, &m.address, key);
         let mut facts = Facts {
             messages: store
                 .email_conversations(&clues.ids)

@@ -6,6 +6,11 @@
 //! the task connects again after a back-off. Nothing here blocks the rest of the node.
 
 use super::sync::{self, Action, Known, Mark, Start};
+
+/// Bodies downloaded in one command: at most this many messages, and this many
+/// bytes together (a larger message goes alone).
+const BATCH: usize = 32;
+const BATCH_BYTES: u64 = 16 << 20;
 use crate::config::{AfterImport, ChannelConfig, MailboxConfig, Security};
 use futures_util::{FutureExt, StreamExt};
 use std::pin::Pin;
@@ -321,84 +326,118 @@ async fn import_new(
         Start::After(n) => n,
         Start::Resync => 0,
     };
-    for (uid, size, id) in new {
-        let known = match &id {
-            Some(id) => match store.email(&m.name, id).await.map_err(db)? {
-                None => Known::New,
-                Some(r) => match r.status.as_str() {
-                    "failing" => Known::Failed(r.tries as u32),
-                    "quarantined" => Known::Quarantined,
-                    "erased" => Known::Tombstone,
-                    _ => Known::Imported,
+    let mut rest = &new[..];
+    while !rest.is_empty() {
+        let n = sync::batch(rest.iter().map(|x| x.1), BATCH, BATCH_BYTES);
+        let (batch, after) = rest.split_at(n);
+        rest = after;
+        // What to do with each, from the record.
+        let mut plan = Vec::with_capacity(batch.len());
+        for (uid, size, id) in batch {
+            let known = match id {
+                Some(id) => match store.email(&m.name, id).await.map_err(db)? {
+                    None => Known::New,
+                    Some(r) => match r.status.as_str() {
+                        "failing" => Known::Failed(r.tries as u32),
+                        "quarantined" => Known::Quarantined,
+                        "erased" => Known::Tombstone,
+                        _ => Known::Imported,
+                    },
                 },
-            },
-            None => Known::New,
-        };
-        let key = id
-            .clone()
-            .unwrap_or_else(|| format!("uid-{uidvalidity}-{uid}@omnigate.invalid"));
-        match sync::on_header(size, &known, m.max_bytes, m.import_attempts) {
-            Action::Skip(why) => {
-                tracing::debug!(mailbox = %m.name, uid, why, "message skipped");
-            }
-            Action::Settle(why) => {
-                tracing::debug!(mailbox = %m.name, uid, why, "message skipped");
-                after_import(m, s, uid).await?;
-            }
-            Action::Quarantine(reason) => {
-                quarantine(m, store, statuses, &key, &reason, None).await?;
-            }
-            Action::Fetch => {
-                let raw = fetch_body(s, uid).await?;
-                // A fault while importing one message (a panic) is that message's
-                // failure, counted towards its quarantine, never the fetcher's end.
-                let imported = std::panic::AssertUnwindSafe(importer.import(account, raw.clone()))
-                    .catch_unwind()
-                    .await
-                    .unwrap_or_else(|_| {
-                        Import::Failed("a fault in the gateway while importing it".into())
-                    });
-                match imported {
-                    Import::Done => {
-                        set(statuses, &m.name, |st| {
-                            st.imported += 1;
-                            st.last_import = Some(crate::clock::unix_secs());
-                        });
-                        after_import(m, s, uid).await?;
-                    }
-                    Import::Unusable(reason) => {
-                        quarantine(m, store, statuses, &key, &reason, Some(&raw)).await?;
-                    }
-                    Import::Later(reason) => {
-                        tracing::info!(mailbox = %m.name, uid, reason = %reason, "message left for later");
-                        return Ok(true);
-                    }
-                    Import::Failed(reason) => {
-                        let tries = store
-                            .email_failed(&m.name, &key, &reason)
+                None => Known::New,
+            };
+            let key = id
+                .clone()
+                .unwrap_or_else(|| format!("uid-{uidvalidity}-{uid}@omnigate.invalid"));
+            plan.push((
+                *uid,
+                key,
+                sync::on_header(*size, &known, m.max_bytes, m.import_attempts),
+            ));
+        }
+        // The bodies wanted, in one command.
+        let wanted: Vec<u32> = plan
+            .iter()
+            .filter(|p| p.2 == Action::Fetch)
+            .map(|p| p.0)
+            .collect();
+        let mut bodies = fetch_bodies(s, &wanted).await?;
+        let mut settled: Vec<u32> = Vec::new();
+        let mut stop = false;
+        for (uid, key, action) in plan {
+            match action {
+                Action::Skip(why) => {
+                    tracing::debug!(mailbox = %m.name, uid, why, "message skipped");
+                }
+                Action::Settle(why) => {
+                    tracing::debug!(mailbox = %m.name, uid, why, "message skipped");
+                    settled.push(uid);
+                }
+                Action::Quarantine(reason) => {
+                    quarantine(m, store, statuses, &key, &reason, None).await?;
+                }
+                Action::Fetch => {
+                    // Gone from the folder since its header was read (another client
+                    // moved it): nothing to import.
+                    let Some(raw) = bodies.remove(&uid) else {
+                        tracing::info!(mailbox = %m.name, uid, "message gone before its body was fetched");
+                        last = uid;
+                        continue;
+                    };
+                    // A fault while importing one message (a panic) is that message's
+                    // failure, counted towards its quarantine, never the fetcher's end.
+                    let imported =
+                        std::panic::AssertUnwindSafe(importer.import(account, raw.clone()))
+                            .catch_unwind()
                             .await
-                            .map_err(db)?;
-                        tracing::warn!(mailbox = %m.name, uid, tries, error = %reason, "message not imported");
-                        if sync::after_failure(tries, m.import_attempts) {
-                            quarantine(
-                                m,
-                                store,
-                                statuses,
-                                &key,
-                                &format!("failed to import {tries} times: {reason}"),
-                                Some(&raw),
-                            )
-                            .await?;
-                        } else {
-                            // Stop here: this message is tried again next round, before
-                            // anything after it.
-                            return Ok(true);
+                            .unwrap_or_else(|_| {
+                                Import::Failed("a fault in the gateway while importing it".into())
+                            });
+                    match imported {
+                        Import::Done => {
+                            set(statuses, &m.name, |st| {
+                                st.imported += 1;
+                                st.last_import = Some(crate::clock::unix_secs());
+                            });
+                            settled.push(uid);
+                        }
+                        Import::Unusable(reason) => {
+                            quarantine(m, store, statuses, &key, &reason, Some(&raw)).await?;
+                        }
+                        Import::Later(reason) => {
+                            tracing::info!(mailbox = %m.name, uid, reason = %reason, "message left for later");
+                            stop = true;
+                        }
+                        Import::Failed(reason) => {
+                            let tries = store
+                                .email_failed(&m.name, &key, &reason)
+                                .await
+                                .map_err(db)?;
+                            tracing::warn!(mailbox = %m.name, uid, tries, error = %reason, "message not imported");
+                            if sync::after_failure(tries, m.import_attempts) {
+                                quarantine(
+                                    m,
+                                    store,
+                                    statuses,
+                                    &key,
+                                    &format!("failed to import {tries} times: {reason}"),
+                                    Some(&raw),
+                                )
+                                .await?;
+                            } else {
+                                stop = true;
+                            }
                         }
                     }
                 }
             }
+            if stop {
+                // This message is tried again next round, before anything after it.
+                break;
+            }
+            last = uid;
         }
-        last = uid;
+        after_import(m, s, &settled).await?;
         store
             .set_mail_mark(
                 &m.name,
@@ -409,6 +448,9 @@ async fn import_new(
             )
             .await
             .map_err(db)?;
+        if stop {
+            return Ok(true);
+        }
     }
     if matches!(start, Start::Resync) && last == 0 {
         // An empty folder after a change: the new UIDVALIDITY is the mark.
@@ -443,18 +485,41 @@ async fn quarantine(
     Ok(())
 }
 
-async fn fetch_body(s: &mut Session, uid: u32) -> Result<Vec<u8>, String> {
-    let mut fetches = timed("FETCH", s.uid_fetch(uid.to_string(), "(UID BODY.PEEK[])")).await?;
-    let mut raw = None;
+/// The bodies of `uids`, in one command (those gone from the folder are missing).
+async fn fetch_bodies(
+    s: &mut Session,
+    uids: &[u32],
+) -> Result<std::collections::HashMap<u32, Vec<u8>>, String> {
+    let mut out = std::collections::HashMap::new();
+    if uids.is_empty() {
+        return Ok(out);
+    }
+    let set = uid_set(uids);
+    let mut fetches = timed("FETCH", s.uid_fetch(set, "(UID BODY.PEEK[])")).await?;
     while let Some(f) = timed("FETCH", async { fetches.next().await.transpose() }).await? {
-        if f.uid == Some(uid) {
-            raw = f.body().map(<[u8]>::to_vec);
+        if let (Some(uid), Some(body)) = (f.uid, f.body()) {
+            if uids.contains(&uid) {
+                out.insert(uid, body.to_vec());
+            }
         }
     }
-    raw.ok_or_else(|| format!("message {uid} has gone from the folder"))
+    Ok(out)
 }
 
-async fn after_import(m: &MailboxConfig, s: &mut Session, uid: u32) -> Result<(), String> {
+/// `1,2,5` for an IMAP command.
+fn uid_set(uids: &[u32]) -> String {
+    uids.iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Applies the mailbox's after-import policy to `uids` (imported, or on record).
+async fn after_import(m: &MailboxConfig, s: &mut Session, uids: &[u32]) -> Result<(), String> {
+    if uids.is_empty() {
+        return Ok(());
+    }
+    let set = uid_set(uids);
     async fn drain<
         S: futures_util::Stream<Item = Result<T, async_imap::error::Error>> + Unpin,
         T,
@@ -469,19 +534,15 @@ async fn after_import(m: &MailboxConfig, s: &mut Session, uid: u32) -> Result<()
     match m.after() {
         AfterImport::Keep => Ok(()),
         AfterImport::Seen => {
-            let st = timed(
-                "STORE",
-                s.uid_store(uid.to_string(), "+FLAGS.SILENT (\\Seen)"),
-            )
-            .await?;
+            let st = timed("STORE", s.uid_store(set.clone(), "+FLAGS.SILENT (\\Seen)")).await?;
             timed("STORE", drain(Box::pin(st))).await
         }
         AfterImport::Move(folder) => {
-            match timed("MOVE", s.uid_mv(uid.to_string(), &folder)).await {
+            match timed("MOVE", s.uid_mv(set.clone(), &folder)).await {
                 // The folder does not exist yet (RFC 3501 TRYCREATE): made once, then moved.
                 Err(e) if e.to_ascii_uppercase().contains("TRYCREATE") => {
                     timed("CREATE", s.create(&folder)).await?;
-                    timed("MOVE", s.uid_mv(uid.to_string(), &folder)).await
+                    timed("MOVE", s.uid_mv(set.clone(), &folder)).await
                 }
                 r => r,
             }
@@ -489,11 +550,11 @@ async fn after_import(m: &MailboxConfig, s: &mut Session, uid: u32) -> Result<()
         AfterImport::Delete => {
             let st = timed(
                 "STORE",
-                s.uid_store(uid.to_string(), "+FLAGS.SILENT (\\Deleted)"),
+                s.uid_store(set.clone(), "+FLAGS.SILENT (\\Deleted)"),
             )
             .await?;
             timed("STORE", drain(Box::pin(st))).await?;
-            let st = timed("EXPUNGE", s.uid_expunge(uid.to_string())).await?;
+            let st = timed("EXPUNGE", s.uid_expunge(set.clone())).await?;
             timed("EXPUNGE", drain(Box::pin(st))).await
         }
     }

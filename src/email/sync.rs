@@ -100,6 +100,22 @@ pub fn reconnect_after(failures: u32) -> Duration {
     Duration::from_secs(1u64 << failures.saturating_sub(1).min(8)).min(Duration::from_secs(300))
 }
 
+/// How many of the next messages (their sizes, in order) to download in one command:
+/// at most `max_count`, and at most `max_bytes` together unless the first alone is
+/// larger (it then goes alone).
+pub fn batch(sizes: impl Iterator<Item = u64>, max_count: usize, max_bytes: u64) -> usize {
+    let mut total = 0u64;
+    let mut n = 0;
+    for s in sizes.take(max_count) {
+        if n > 0 && total + s > max_bytes {
+            break;
+        }
+        total += s;
+        n += 1;
+    }
+    n
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,5 +165,14 @@ mod tests {
         assert_eq!(reconnect_after(0), s(1));
         assert!(IDLE_RENEW < Duration::from_secs(29 * 60));
         assert!(IDLE_SILENCE < IDLE_RENEW);
+    }
+
+    #[test]
+    fn bodies_come_in_batches_bounded_in_count_and_bytes() {
+        let b = |sizes: &[u64]| batch(sizes.iter().copied(), 3, 100);
+        assert_eq!(b(&[10, 10, 10, 10]), 3, "by count");
+        assert_eq!(b(&[60, 30, 20]), 2, "by bytes");
+        assert_eq!(b(&[500, 1]), 1, "a large one goes alone");
+        assert_eq!(b(&[]), 0);
     }
 }
