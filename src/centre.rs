@@ -69,8 +69,15 @@ struct Inner {
     /// customer arriving together make one thread; different customers' start side
     /// by side. An entry lives while its thread starts.
     thread_starts: Mutex<HashMap<ThreadKey, Arc<tokio::sync::Mutex<()>>>>,
-    /// The `[[mailbox]]`es, as the accounts their threads go through.
-    mailboxes: HashMap<String, Arc<crate::config::ChannelConfig>>,
+    /// The mailboxes, as the accounts their threads go through: the config file's
+    /// (read-only, named in `config_mailboxes`) and those added through the admin API
+    /// (stored).
+    mailboxes: Mutex<HashMap<String, Arc<crate::config::ChannelConfig>>>,
+    config_mailboxes: std::collections::HashSet<String>,
+    /// Each mailbox's fetcher, to stop it when the mailbox changes or goes.
+    fetchers: Mutex<HashMap<String, tokio::task::AbortHandle>>,
+    /// Fetchers run (`start_mail` was called): a mailbox added later starts its own.
+    mail_started: std::sync::atomic::AtomicBool,
     /// How each mailbox's fetcher is doing.
     mail_status: crate::email::imap::Statuses,
     /// The key that signs our plus-address tokens (the store's, the same on every
@@ -289,7 +296,11 @@ impl Centre {
             .map(|c| (c.name.clone(), Arc::new(c)))
             .collect();
         let config_channels: std::collections::HashSet<String> = channels.keys().cloned().collect();
-        for (name, spec) in store.channel_accounts().await.map_err(e)? {
+        for (name, spec) in store
+            .accounts(crate::store::Accounts::Channel)
+            .await
+            .map_err(e)?
+        {
             match serde_json::from_value::<crate::config::ChannelConfig>(spec) {
                 Ok(c) if c.name == name && c.check().is_ok() => {
                     channels.entry(name).or_insert_with(|| Arc::new(c));
@@ -297,6 +308,32 @@ impl Centre {
                 _ => {
                     tracing::warn!(account = %name, "a stored channel account no longer reads: left out")
                 }
+            }
+        }
+        let mut mailboxes: HashMap<String, Arc<crate::config::ChannelConfig>> = cfg
+            .mailboxes
+            .iter()
+            .map(|m| {
+                (
+                    m.name.clone(),
+                    Arc::new(crate::config::ChannelConfig::of_mailbox(m)),
+                )
+            })
+            .collect();
+        let config_mailboxes: std::collections::HashSet<String> =
+            mailboxes.keys().cloned().collect();
+        for (name, spec) in store
+            .accounts(crate::store::Accounts::Mailbox)
+            .await
+            .map_err(e)?
+        {
+            match serde_json::from_value::<crate::config::MailboxConfig>(spec) {
+                Ok(m) if m.name == name && m.check().is_ok() => {
+                    mailboxes
+                        .entry(name)
+                        .or_insert_with(|| Arc::new(crate::config::ChannelConfig::of_mailbox(&m)));
+                }
+                _ => tracing::warn!(mailbox = %name, "a stored mailbox no longer reads: left out"),
             }
         }
         let centre = Centre(Arc::new(Inner {
@@ -337,16 +374,10 @@ impl Centre {
             config_channels,
             threads: Default::default(),
             thread_starts: Mutex::new(HashMap::new()),
-            mailboxes: cfg
-                .mailboxes
-                .iter()
-                .map(|m| {
-                    (
-                        m.name.clone(),
-                        Arc::new(crate::config::ChannelConfig::of_mailbox(m)),
-                    )
-                })
-                .collect(),
+            mailboxes: Mutex::new(mailboxes),
+            config_mailboxes,
+            fetchers: Mutex::new(HashMap::new()),
+            mail_started: Default::default(),
             mail_status: Default::default(),
             mail_key: tokio::sync::OnceCell::new(),
         }));
@@ -885,7 +916,11 @@ impl Centre {
         }
         self.0
             .store
-            .put_channel_account(&a.name, &serde_json::to_value(&a).unwrap_or_default())
+            .put_account(
+                crate::store::Accounts::Channel,
+                &a.name,
+                &serde_json::to_value(&a).unwrap_or_default(),
+            )
             .await?;
         let new = self
             .0
@@ -905,7 +940,12 @@ impl Centre {
                 "channel {name} is in the config file: remove it there"
             )));
         }
-        if !self.0.store.delete_channel_account(name).await? {
+        if !self
+            .0
+            .store
+            .delete_account(crate::store::Accounts::Channel, name)
+            .await?
+        {
             return Err(CentreError::NotFound(format!(
                 "no channel account {name:?}"
             )));

@@ -389,17 +389,72 @@ async fn list_mailboxes(req: HttpRequest, shared: web::Data<Shared>) -> Reply {
     Ok(HttpResponse::Ok().json(centre(&shared)?.mailbox_list()))
 }
 
+/// `PUT /api/mailboxes/{name}` (admin): adds or replaces a mailbox as `[[mailbox]]`
+/// spells it (the name in the path); its fetcher starts at once; 201 new, 200
+/// replaced.
+async fn put_mailbox(
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+    shared: web::Data<Shared>,
+) -> Reply {
+    super::authorised(&req, &shared)?;
+    let body = read_body(&req, payload, MAX_FORM).await?;
+    let v = named_object(&body, &path, "a mailbox")?;
+    let m: crate::config::MailboxConfig = serde_json::from_value(v)
+        .map_err(|e| ApiError::bad_request(format!("not a mailbox: {e}")))?;
+    let new = centre(&shared)?.put_mailbox(m).await?;
+    let code = if new {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok(HttpResponse::build(code).json(serde_json::json!({"name": path.as_str()})))
+}
+
+/// `DELETE /api/mailboxes/{name}` (admin): a mailbox added through the API; its
+/// fetcher stops.
+async fn delete_mailbox(
+    req: HttpRequest,
+    path: web::Path<String>,
+    shared: web::Data<Shared>,
+) -> Reply {
+    super::authorised(&req, &shared)?;
+    centre(&shared)?.delete_mailbox(&path).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// A body that is a JSON object named as the path names it (`name` may be left out).
+fn named_object(body: &[u8], name: &str, what: &str) -> Result<serde_json::Value, ApiError> {
+    let mut v: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
+    if !v.is_object() {
+        return Err(ApiError::bad_request(format!(
+            "the body is a JSON object ({what})"
+        )));
+    }
+    match v.get("name") {
+        None => v["name"] = name.into(),
+        Some(n) if n == name => {}
+        Some(_) => return Err(ApiError::bad_request("name differs from the path's")),
+    }
+    Ok(v)
+}
+
 /// `DELETE /api/cases/{id}/mail` (admin): erases a case's e-mail (each message's
 /// text and bytes, on the record and the case's timeline); each message stays a
 /// tombstone, so the mail server's copy is never imported again. `{"erased": n}`.
 async fn erase_case_mail(
     req: HttpRequest,
-    path: web::Path<i64>,
+    path: web::Path<String>,
     shared: web::Data<Shared>,
 ) -> Reply {
     super::authorised(&req, &shared)?;
+    let case: i64 = path
+        .parse()
+        .map_err(|_| ApiError::bad_request(format!("{:?} is not a case number", path.as_str())))?;
     let c = centre(&shared)?;
-    let n = c.store().erase_case_mail(path.into_inner()).await?;
+    let n = c.store().erase_case_mail(case).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({"erased": n})))
 }
 
@@ -413,18 +468,7 @@ async fn put_channel(
 ) -> Reply {
     super::authorised(&req, &shared)?;
     let body = read_body(&req, payload, MAX_FORM).await?;
-    let mut v: serde_json::Value = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
-    if !v.is_object() {
-        return Err(ApiError::bad_request(
-            "the body is a JSON object (an account)",
-        ));
-    }
-    match v.get("name") {
-        None => v["name"] = path.as_str().into(),
-        Some(n) if n == path.as_str() => {}
-        Some(_) => return Err(ApiError::bad_request("name differs from the path's")),
-    }
+    let v = named_object(&body, &path, "an account")?;
     let a: crate::config::ChannelConfig = serde_json::from_value(v)
         .map_err(|e| ApiError::bad_request(format!("not a channel account: {e}")))?;
     let new = centre(&shared)?.put_channel(a).await?;
@@ -459,6 +503,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/api/notifications", web::post().to(notification))
         .route("/api/channels", web::get().to(list_channels))
         .route("/api/mailboxes", web::get().to(list_mailboxes))
+        .route("/api/mailboxes/{name}", web::put().to(put_mailbox))
+        .route("/api/mailboxes/{name}", web::delete().to(delete_mailbox))
         .route("/api/cases/{id}/mail", web::delete().to(erase_case_mail))
         .route("/api/channels/{name}", web::put().to(put_channel))
         .route("/api/channels/{name}", web::delete().to(delete_channel))

@@ -20,32 +20,59 @@ pub fn thread_key(conversation: i64) -> String {
 impl Centre {
     /// A mailbox's account by name.
     pub fn mailbox(&self, name: &str) -> Option<Arc<ChannelConfig>> {
-        self.0.mailboxes.get(name).cloned()
+        self.0
+            .mailboxes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
+    }
+
+    /// Every mailbox's account, by name.
+    fn mailbox_accounts(&self) -> Vec<Arc<ChannelConfig>> {
+        let mut v: Vec<_> = self
+            .0
+            .mailboxes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
     }
 
     /// Each mailbox (no passwords) and how its fetcher is doing, by name.
     pub fn mailbox_list(&self) -> Vec<serde_json::Value> {
+        let accounts = self.mailbox_accounts();
         let status = self.0.mail_status.lock().unwrap_or_else(|e| e.into_inner());
-        let mut v: Vec<_> = self
-            .0
-            .mailboxes
-            .values()
+        accounts
+            .iter()
             .filter_map(|a| a.mailbox.as_ref())
             .map(|m| {
                 let mut j = m.public();
                 j["status"] =
                     serde_json::to_value(status.get(&m.name).cloned().unwrap_or_default())
                         .unwrap_or_default();
+                j["source"] = if self.0.config_mailboxes.contains(&m.name) {
+                    "config"
+                } else {
+                    "api"
+                }
+                .into();
                 j
             })
-            .collect();
-        v.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
-        v
+            .collect()
     }
 
     /// Whether any mailbox is configured (agents may then e-mail a customer).
     pub fn has_mailboxes(&self) -> bool {
-        !self.0.mailboxes.is_empty()
+        !self
+            .0
+            .mailboxes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty()
     }
 
     /// An agent's e-mail to the customer of `interaction` (a call, a chat, another
@@ -62,11 +89,7 @@ impl Centre {
     ) -> Result<(String, String), super::CentreError> {
         use super::CentreError;
         let account = match channel {
-            "email" => {
-                let mut names: Vec<&String> = self.0.mailboxes.keys().collect();
-                names.sort();
-                names.first().and_then(|n| self.mailbox(n))
-            }
+            "email" => self.mailbox_accounts().into_iter().next(),
             name => self.mailbox(name),
         }
         .ok_or_else(|| CentreError::Refused("no mailbox is configured ([[mailbox]])".into()))?;
@@ -135,23 +158,141 @@ impl Centre {
 
     /// Each mailbox's status, for `/metrics`.
     pub fn mail_statuses(&self) -> Vec<(String, crate::email::imap::Status)> {
+        let accounts = self.mailbox_accounts();
         let status = self.0.mail_status.lock().unwrap_or_else(|e| e.into_inner());
-        let mut v: Vec<_> = self
-            .0
-            .mailboxes
-            .keys()
-            .map(|n| (n.clone(), status.get(n).cloned().unwrap_or_default()))
-            .collect();
-        v.sort_by(|a, b| a.0.cmp(&b.0));
-        v
+        accounts
+            .iter()
+            .map(|a| {
+                (
+                    a.name.clone(),
+                    status.get(&a.name).cloned().unwrap_or_default(),
+                )
+            })
+            .collect()
     }
 
     /// Starts each mailbox's fetcher (a task each, reconnecting on its own).
     pub fn start_mail(&self) {
-        for a in self.0.mailboxes.values() {
-            let (a, me, status) = (a.clone(), self.clone(), self.0.mail_status.clone());
-            actix::spawn(crate::email::imap::run(a, Arc::new(me), status));
+        self.0
+            .mail_started
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        for a in self.mailbox_accounts() {
+            self.start_fetcher(a);
         }
+    }
+
+    /// Starts (or starts again) one mailbox's fetcher.
+    fn start_fetcher(&self, a: Arc<ChannelConfig>) {
+        let name = a.name.clone();
+        let (me, status) = (self.clone(), self.0.mail_status.clone());
+        let task = tokio::spawn(crate::email::imap::run(a, Arc::new(me), status));
+        let old = self
+            .0
+            .fetchers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name, task.abort_handle());
+        if let Some(old) = old {
+            old.abort();
+        }
+    }
+
+    /// Adds or replaces a mailbox through the admin API (checked as the config file
+    /// checks it; its queue must exist; the config file's are read-only); its fetcher
+    /// starts (again) at once. Whether it is new. Open threads keep the mailbox they
+    /// started with.
+    pub async fn put_mailbox(
+        &self,
+        m: crate::config::MailboxConfig,
+    ) -> Result<bool, super::CentreError> {
+        use super::CentreError;
+        if self.0.config_mailboxes.contains(&m.name) {
+            return Err(CentreError::Conflict(format!(
+                "mailbox {} is in the config file: change it there",
+                m.name
+            )));
+        }
+        m.check().map_err(CentreError::Refused)?;
+        let queues = self
+            .0
+            .router
+            .send(crate::actors::router::QueueConfigs)
+            .await
+            .map_err(|e| CentreError::Internal(e.to_string()))?;
+        if !queues.iter().any(|q| q.name == m.queue) {
+            return Err(CentreError::Refused(format!(
+                "no queue named {:?}",
+                m.queue
+            )));
+        }
+        self.0
+            .store
+            .put_account(
+                crate::store::Accounts::Mailbox,
+                &m.name,
+                &serde_json::to_value(&m).unwrap_or_default(),
+            )
+            .await?;
+        let a = Arc::new(ChannelConfig::of_mailbox(&m));
+        let new = self
+            .0
+            .mailboxes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(m.name.clone(), a.clone())
+            .is_none();
+        self.0
+            .mail_status
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&m.name);
+        if self
+            .0
+            .mail_started
+            .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            self.start_fetcher(a);
+        }
+        Ok(new)
+    }
+
+    /// Removes a mailbox added through the admin API: its fetcher stops (its open
+    /// threads go on to their end).
+    pub async fn delete_mailbox(&self, name: &str) -> Result<(), super::CentreError> {
+        use super::CentreError;
+        if self.0.config_mailboxes.contains(name) {
+            return Err(CentreError::Conflict(format!(
+                "mailbox {name} is in the config file: remove it there"
+            )));
+        }
+        if !self
+            .0
+            .store
+            .delete_account(crate::store::Accounts::Mailbox, name)
+            .await?
+        {
+            return Err(CentreError::NotFound(format!("no mailbox {name:?}")));
+        }
+        self.0
+            .mailboxes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name);
+        if let Some(f) = self
+            .0
+            .fetchers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name)
+        {
+            f.abort();
+        }
+        self.0
+            .mail_status
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name);
+        Ok(())
     }
 
     /// Imports one raw message of `account`'s mailbox (see the module).
@@ -223,9 +364,8 @@ impl Centre {
         };
         // Our own mail back (a loop): never answered.
         let ours = self
-            .0
-            .mailboxes
-            .values()
+            .mailbox_accounts()
+            .iter()
             .filter_map(|a| a.mailbox.as_ref())
             .any(|b| b.address.eq_ignore_ascii_case(&from.address));
         if ours {

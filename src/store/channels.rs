@@ -21,6 +21,13 @@ pub struct ChannelMessage {
     pub error: String,
 }
 
+/// Which accounts made through the admin API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accounts {
+    Channel,
+    Mailbox,
+}
+
 impl Store {
     /// The message `external_id` of `account`, if on record.
     pub async fn channel_message(
@@ -169,40 +176,52 @@ impl Store {
         .collect()))
     }
 
-    /// Adds or replaces a messaging account added through the admin API.
-    pub async fn put_channel_account(
+    /// Adds or replaces an account made through the admin API (`Accounts::Channel`:
+    /// a `[[channel]]`; `Accounts::Mailbox`: a `[[mailbox]]`), as the config spells it.
+    pub async fn put_account(
         &self,
+        table: Accounts,
         name: &str,
         spec: &serde_json::Value,
     ) -> Result<(), StoreError> {
         with_db!(self, |pool, sql| {
-            sqlx::query(sql("INSERT INTO channel_accounts (name, spec, updated_at) VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET spec = excluded.spec, updated_at = excluded.updated_at"))
-                .bind(name)
-                .bind(spec.to_string())
-                .bind(now())
-                .execute(pool)
-                .await?
-                .rows_affected()
+            sqlx::query(sql(match table {
+                Accounts::Channel => "INSERT INTO channel_accounts (name, spec, updated_at) VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET spec = excluded.spec, updated_at = excluded.updated_at",
+                Accounts::Mailbox => "INSERT INTO mailbox_accounts (name, spec, updated_at) VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET spec = excluded.spec, updated_at = excluded.updated_at",
+            }))
+            .bind(name)
+            .bind(spec.to_string())
+            .bind(now())
+            .execute(pool)
+            .await?
+            .rows_affected()
         });
         Ok(())
     }
 
     /// Removes one; whether it was there.
-    pub async fn delete_channel_account(&self, name: &str) -> Result<bool, StoreError> {
+    pub async fn delete_account(&self, table: Accounts, name: &str) -> Result<bool, StoreError> {
         Ok(with_db!(self, |pool, sql| {
-            sqlx::query(sql("DELETE FROM channel_accounts WHERE name = ?"))
-                .bind(name)
-                .execute(pool)
-                .await?
-                .rows_affected()
+            sqlx::query(sql(match table {
+                Accounts::Channel => "DELETE FROM channel_accounts WHERE name = ?",
+                Accounts::Mailbox => "DELETE FROM mailbox_accounts WHERE name = ?",
+            }))
+            .bind(name)
+            .execute(pool)
+            .await?
+            .rows_affected()
         }) == 1)
     }
 
     /// The accounts added through the admin API: (name, spec), by name.
-    pub async fn channel_accounts(&self) -> Result<Vec<(String, serde_json::Value)>, StoreError> {
-        Ok(with_db!(self, |pool, sql| sqlx::query(sql(
-            "SELECT name, spec FROM channel_accounts ORDER BY name"
-        ))
+    pub async fn accounts(
+        &self,
+        table: Accounts,
+    ) -> Result<Vec<(String, serde_json::Value)>, StoreError> {
+        Ok(with_db!(self, |pool, sql| sqlx::query(sql(match table {
+            Accounts::Channel => "SELECT name, spec FROM channel_accounts ORDER BY name",
+            Accounts::Mailbox => "SELECT name, spec FROM mailbox_accounts ORDER BY name",
+        }))
         .fetch_all(pool)
         .await?
         .iter()

@@ -77,7 +77,7 @@ mod schema;
 mod surveys;
 mod timeline;
 
-pub use channels::ChannelMessage;
+pub use channels::{Accounts, ChannelMessage};
 pub use customers::{
     identity_of, normalize_phone, Customer, DemoCustomer, IdentityKind, DEMO_CUSTOMERS,
 };

@@ -131,7 +131,7 @@ pub(super) const MIGRATIONS: &[(i64, &[&str])] = &[
     (7, &[NOTIFICATIONS]),
     (8, &[CHANNEL_ACCOUNTS]),
     (9, &[CHAT_SESSIONS]),
-    (10, &[EMAILS_SQLITE, EMAILS_BY_ID, EMAILS_BY_INTERACTION, EMAILS_BY_CASE, MAIL_MARKS, NODE_KEYS]),
+    (10, &[EMAILS_SQLITE, EMAILS_BY_ID, EMAILS_BY_INTERACTION, EMAILS_BY_CASE, MAIL_MARKS, NODE_KEYS, MAILBOX_ACCOUNTS]),
 ];
 
 /// E-mail by mailbox and Message-ID (see `store::mail`); `raw` the bytes imported or
@@ -185,6 +185,13 @@ const MAIL_MARKS: &str = "CREATE TABLE IF NOT EXISTS mail_marks (
     uidvalidity BIGINT NOT NULL,
     last_uid BIGINT NOT NULL,
     at BIGINT NOT NULL
+)";
+/// Mailboxes added through the admin API (the config file's are read-only): the
+/// mailbox as `[[mailbox]]` spells it, in JSON.
+const MAILBOX_ACCOUNTS: &str = "CREATE TABLE IF NOT EXISTS mailbox_accounts (
+    name TEXT PRIMARY KEY,
+    spec TEXT NOT NULL,
+    updated_at BIGINT NOT NULL
 )";
 /// Keys made once and shared by the nodes (the plus-address tokens' HMAC key).
 const NODE_KEYS: &str = "CREATE TABLE IF NOT EXISTS node_keys (
@@ -355,7 +362,7 @@ pub(super) const PG_MIGRATIONS: &[(i64, &[&str])] = &[
     (7, &[NOTIFICATIONS]),
     (8, &[CHANNEL_ACCOUNTS]),
     (9, &[CHAT_SESSIONS]),
-    (10, &[EMAILS_PG, EMAILS_BY_ID, EMAILS_BY_INTERACTION, EMAILS_BY_CASE, MAIL_MARKS, NODE_KEYS]),
+    (10, &[EMAILS_PG, EMAILS_BY_ID, EMAILS_BY_INTERACTION, EMAILS_BY_CASE, MAIL_MARKS, NODE_KEYS, MAILBOX_ACCOUNTS]),
 ];
 
 impl Store {

@@ -85,18 +85,35 @@ async fn an_open_web_chat_is_listed_with_its_session_until_it_ends(s: Store) {
 }
 
 async fn channel_accounts_are_kept_replaced_and_removed(s: Store) {
-    assert!(s.channel_accounts().await.unwrap().is_empty());
-    s.put_channel_account("shop", &serde_json::json!({"kind": "open", "queue": "a"}))
+    use crate::store::Accounts;
+    for t in [Accounts::Channel, Accounts::Mailbox] {
+        assert!(s.accounts(t).await.unwrap().is_empty());
+        s.put_account(
+            t,
+            "shop",
+            &serde_json::json!({"kind": "open", "queue": "a"}),
+        )
         .await
         .unwrap();
-    s.put_channel_account("shop", &serde_json::json!({"kind": "open", "queue": "b"}))
+        s.put_account(
+            t,
+            "shop",
+            &serde_json::json!({"kind": "open", "queue": "b"}),
+        )
         .await
         .unwrap();
-    let all = s.channel_accounts().await.unwrap();
-    assert_eq!(all.len(), 1);
-    assert_eq!(all[0].1["queue"], "b", "replaced");
-    assert!(s.delete_channel_account("shop").await.unwrap());
-    assert!(!s.delete_channel_account("shop").await.unwrap());
+        let all = s.accounts(t).await.unwrap();
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].1["queue"], "b", "replaced");
+    }
+    assert!(s.delete_account(Accounts::Channel, "shop").await.unwrap());
+    assert!(!s.delete_account(Accounts::Channel, "shop").await.unwrap());
+    assert_eq!(
+        s.accounts(Accounts::Mailbox).await.unwrap().len(),
+        1,
+        "a table each"
+    );
+    assert!(s.delete_account(Accounts::Mailbox, "shop").await.unwrap());
 }
 
 async fn a_notification_key_is_claimed_once_and_keeps_its_answer(s: Store) {

@@ -331,20 +331,8 @@ fn an_erased_cases_mail_never_comes_back_and_moved_mail_leaves_the_inbox() {
     let base = 23900;
     let mut dv = Dovecot::start(base + 60, base + 61);
     let _smtp = Smtp::start(base + 62, base + 61);
-    let mailboxes = format!(
-        "{}{}",
-        mailbox(base + 60, base + 62).replace("after_import = \"seen\"", "after_import = \"keep\""),
-        mailbox(base + 60, base + 62)
-            .replace("name = \"support\"", "name = \"sales\"")
-            .replace("support@acme.test", "sales@acme.test")
-            .replace("username = \"support\"", "username = \"sales\"")
-            .replace("password = \"support-pw\"", "password = \"sales-pw\"")
-            .replace(
-                "smtp_username = \"\"",
-                "smtp_username = \"support\"\nsmtp_password = \"support-pw\""
-            )
-            .replace("after_import = \"seen\"", "after_import = \"move:Done\""),
-    );
+    let mailboxes =
+        mailbox(base + 60, base + 62).replace("after_import = \"seen\"", "after_import = \"keep\"");
     let mut g = Gateway::start(base, "demo = true", "", &mailboxes);
     let (bob, mut ws) = on_duty(&g, "bob", "demo-bob");
     dv.deliver(
@@ -408,7 +396,28 @@ fn an_erased_cases_mail_never_comes_back_and_moved_mail_leaves_the_inbox() {
     drop(ws);
     g.crash_and_restart();
     let mut ws = crate::harness::agent_socket(&g, "bob", "demo-bob").1;
-    // Sales moves what it imported to Done.
+    // Sales, added through the admin API (it survives the restart), moves what it
+    // imported to Done.
+    let admin = |method: &str, path: &str, body: &str| {
+        crate::centre::raw(&g, method, path, "test-token", body)
+    };
+    let sales = serde_json::json!({
+        "address": "sales@acme.test",
+        "imap": format!("127.0.0.1:{}", base + 60), "imap_security": "none",
+        "username": "sales", "password": "sales-pw",
+        "smtp": format!("127.0.0.1:{}", base + 62), "smtp_security": "none",
+        "smtp_username": "support", "smtp_password": "support-pw",
+        "queue": "support", "after_import": "move:Done",
+    });
+    let mut far = sales.clone();
+    far["imap"] = "imap.example.com:143".into();
+    let (code, body) = admin("PUT", "/api/mailboxes/sales", &far.to_string());
+    assert_eq!(code, 422, "{body}");
+    assert!(body.contains("only for a loopback host"), "{body}");
+    let (code, body) = admin("PUT", "/api/mailboxes/support", &sales.to_string());
+    assert_eq!(code, 409, "the config file's: {body}");
+    let (code, body) = admin("PUT", "/api/mailboxes/sales", &sales.to_string());
+    assert_eq!(code, 201, "{body}");
     dv.deliver(
         "sales",
         "From: grace@example.com\nTo: sales@acme.test\nSubject: A quote\nMessage-ID: <q1@example.com>\n\nHow much for 10?\n",
@@ -437,5 +446,17 @@ fn an_erased_cases_mail_never_comes_back_and_moved_mail_leaves_the_inbox() {
     );
     let (_, body) = g.get_auth(&format!("/api/interactions/{again}"), "test-token");
     assert_eq!(customer_messages(&g, &again).len(), 1, "{body}");
+    assert_eq!(by("sales")["source"], "api", "{all}");
+    assert!(by("sales").get("password").is_none(), "{all}");
+    // Kept across a restart, then removed: its fetcher stops.
+    g.crash_and_restart();
+    let (_, body) = g.get_auth("/api/mailboxes", "test-token");
+    assert_eq!(json(&body).as_array().unwrap().len(), 2, "{body}");
+    let admin = |method: &str, path: &str| crate::centre::raw(&g, method, path, "test-token", "");
+    assert_eq!(admin("DELETE", "/api/mailboxes/sales").0, 204);
+    assert_eq!(admin("DELETE", "/api/mailboxes/sales").0, 404);
+    assert_eq!(admin("DELETE", "/api/mailboxes/support").0, 409);
+    let (_, body) = g.get_auth("/api/mailboxes", "test-token");
+    assert_eq!(json(&body).as_array().unwrap().len(), 1, "{body}");
     let _ = &mut ws;
 }

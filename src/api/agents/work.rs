@@ -583,11 +583,16 @@ pub(super) async fn mails(
 /// never rendered in the page's origin.
 pub(super) async fn mail_attachment(
     req: HttpRequest,
-    path: web::Path<(String, i64, usize)>,
+    path: web::Path<(String, String, String)>,
     shared: web::Data<Shared>,
 ) -> Reply {
     let (c, me) = super::who(&req, &shared)?;
     let (id, seq, n) = path.into_inner();
+    let (Ok(seq), Ok(n)) = (seq.parse::<i64>(), n.parse::<usize>()) else {
+        return Err(ApiError::bad_request(
+            "a message's number and an attachment's index are whole numbers",
+        ));
+    };
     own(c, &me, &id).await?;
     let e = c
         .store()
