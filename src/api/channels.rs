@@ -399,17 +399,8 @@ async fn put_mailbox(
     shared: web::Data<Shared>,
 ) -> Reply {
     super::authorised(&req, &shared)?;
-    let body = read_body(&req, payload, MAX_FORM).await?;
-    let v = named_object(&body, &path, "a mailbox")?;
-    let m: crate::config::MailboxConfig = serde_json::from_value(v)
-        .map_err(|e| ApiError::bad_request(format!("not a mailbox: {e}")))?;
-    let new = centre(&shared)?.put_mailbox(m).await?;
-    let code = if new {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    Ok(HttpResponse::build(code).json(serde_json::json!({"name": path.as_str()})))
+    let m = named_body(&req, payload, &path, "a mailbox").await?;
+    created_or_replaced(centre(&shared)?.put_mailbox(m).await?, &path)
 }
 
 /// `DELETE /api/mailboxes/{name}` (admin): a mailbox added through the API; its
@@ -424,9 +415,16 @@ async fn delete_mailbox(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// A body that is a JSON object named as the path names it (`name` may be left out).
-fn named_object(body: &[u8], name: &str, what: &str) -> Result<serde_json::Value, ApiError> {
-    let mut v: serde_json::Value = serde_json::from_slice(body)
+/// An admin body that is a JSON object named as the path names it (`name` may be left
+/// out), read as `what` (`a mailbox`, `a channel account`).
+async fn named_body<T: serde::de::DeserializeOwned>(
+    req: &HttpRequest,
+    payload: web::Payload,
+    name: &str,
+    what: &str,
+) -> Result<T, ApiError> {
+    let body = read_body(req, payload, MAX_FORM).await?;
+    let mut v: serde_json::Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
     if !v.is_object() {
         return Err(ApiError::bad_request(format!(
@@ -438,7 +436,17 @@ fn named_object(body: &[u8], name: &str, what: &str) -> Result<serde_json::Value
         Some(n) if n == name => {}
         Some(_) => return Err(ApiError::bad_request("name differs from the path's")),
     }
-    Ok(v)
+    serde_json::from_value(v).map_err(|e| ApiError::bad_request(format!("not {what}: {e}")))
+}
+
+/// 201 for something new, 200 for a replacement, naming it.
+fn created_or_replaced(new: bool, name: &str) -> Reply {
+    let code = if new {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok(HttpResponse::build(code).json(serde_json::json!({"name": name})))
 }
 
 /// `DELETE /api/cases/{id}/mail` (admin): erases a case's e-mail (each message's
@@ -467,17 +475,8 @@ async fn put_channel(
     shared: web::Data<Shared>,
 ) -> Reply {
     super::authorised(&req, &shared)?;
-    let body = read_body(&req, payload, MAX_FORM).await?;
-    let v = named_object(&body, &path, "an account")?;
-    let a: crate::config::ChannelConfig = serde_json::from_value(v)
-        .map_err(|e| ApiError::bad_request(format!("not a channel account: {e}")))?;
-    let new = centre(&shared)?.put_channel(a).await?;
-    let code = if new {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    Ok(HttpResponse::build(code).json(serde_json::json!({"name": path.as_str()})))
+    let a = named_body(&req, payload, &path, "a channel account").await?;
+    created_or_replaced(centre(&shared)?.put_channel(a).await?, &path)
 }
 
 /// `DELETE /api/channels/{name}` (admin): an account added through the API.
