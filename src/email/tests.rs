@@ -151,3 +151,31 @@ fn html_mail_reads_as_text_and_its_attachments_are_listed() {
     );
     assert!(!super::html::sanitise(m.html.as_deref().unwrap()).contains("script"));
 }
+
+proptest::proptest! {
+    /// Whatever bytes arrive, reading, showing and placing them never panics, and the
+    /// HTML the desktop gets never holds a script or an event handler.
+    #[test]
+    fn any_message_reads_or_is_refused_and_any_html_comes_out_harmless(
+        raw in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2048),
+        html in "(<[a-zA-Z/!]{0,8}( [a-z]{1,6}(=[\"']?[a-zA-Z:()<>& ]{0,12}[\"']?)?){0,3}>?|[a-z <>&;\"'=]{0,10}){0,24}",
+    ) {
+        if let Ok(m) = read(&raw, 1 << 20) {
+            let _ = super::parse::for_agent(&m);
+            let _ = super::parse::view(&raw);
+            let _ = clues(&m, US, KEY);
+        }
+        let _ = super::html::to_text(&html);
+        let out = super::html::sanitise(&html).to_ascii_lowercase();
+        proptest::prop_assert!(!out.contains("<script"), "{}", out);
+        // No attribute of an event handler survives inside a tag.
+        let mut rest = out.as_str();
+        while let Some(i) = rest.find('<') {
+            let tag = &rest[i..rest[i..].find('>').map_or(rest.len(), |e| i + e)];
+            // The tag without its (double-quoted, escaped) attribute values.
+            let bare: String = tag.split('"').step_by(2).collect();
+            proptest::prop_assert!(!bare.contains(" on"), "{}", tag);
+            rest = &rest[i + 1..];
+        }
+    }
+}

@@ -51,7 +51,14 @@ pub fn plus_address(address: &str, token: &str) -> String {
 /// `Re: <subject> [#42]`: one `Re:` (any `Re:`/`RE:`/`Aw:`/`Fwd:`… in front folded
 /// into it) and one case tag.
 pub fn reply_subject(subject: &str, conversation: i64) -> String {
-    let base = base_subject(subject);
+    // A header's value: a line break or control character from the customer's
+    // subject never reaches our headers.
+    let flat: String = subject
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(500)
+        .collect();
+    let base = base_subject(&flat);
     let base = strip_tag(&base);
     let base = if base.is_empty() {
         "(no subject)"
@@ -253,6 +260,11 @@ mod tests {
             "Re: Mi pedido [#9]"
         );
         assert_eq!(reply_subject("", 3), "Re: (no subject) [#3]");
+        assert_eq!(
+            reply_subject("Order\r\nBcc: eve@example.org", 3),
+            "Re: Order  Bcc: eve@example.org [#3]",
+            "no header of the customer's making"
+        );
         assert_eq!(
             reply_subject("Regarding my order", 3),
             "Re: Regarding my order [#3]"
