@@ -9,6 +9,7 @@ use super::schema::PG_MIGRATIONS;
 #[cfg(feature = "postgres")]
 use super::timeline::TIMELINE;
 use super::*;
+use crate::store::{MailMark, NewEmail};
 #[cfg(feature = "postgres")]
 use sqlx::Row;
 
@@ -53,7 +54,198 @@ on_both!(
     a_notification_key_is_claimed_once_and_keeps_its_answer,
     channel_accounts_are_kept_replaced_and_removed,
     an_open_web_chat_is_listed_with_its_session_until_it_ends,
+    mail_is_recorded_once_counted_quarantined_threaded_and_erased,
 );
+
+async fn mail_is_recorded_once_counted_quarantined_threaded_and_erased(s: Store) {
+    // Ada's first mail starts an e-mail interaction on a new case.
+    let (customer, case) = s
+        .start_interaction(&NewInteraction {
+            id: "e1",
+            kind: "email",
+            direction: "inbound",
+            from: "Ada@Example.com",
+            dialled: "ada@example.com",
+            trunk: "support",
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let (customer, case) = (customer.unwrap(), case.unwrap());
+    assert_eq!(
+        s.open_case_for("ada@example.com").await.unwrap(),
+        Some(case)
+    );
+    assert_eq!(s.open_case_for("eve@example.org").await.unwrap(), None);
+    let raw: &[u8] = b"From: ada@example.com\r\n\r\n\xff binary \x00 kept";
+    let m1 = NewEmail {
+        mailbox: "support",
+        message_id: "m1@example.com",
+        interaction: Some("e1"),
+        conversation: Some(case),
+        direction: "in",
+        seq: 1,
+        status: "received",
+        sender: "ada@example.com",
+        recipients: "support@acme.test cc@example.net",
+        subject: "Order",
+        refs: "",
+        raw: Some(raw),
+        ..Default::default()
+    };
+    assert!(s.add_email(&m1).await.unwrap());
+    assert!(!s.add_email(&m1).await.unwrap(), "once");
+    assert_eq!(
+        s.email_raw("support", "m1@example.com")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(raw)
+    );
+    let row = s.email("support", "m1@example.com").await.unwrap().unwrap();
+    assert_eq!(
+        (row.status.as_str(), row.seq, row.conversation),
+        ("received", 1, Some(case))
+    );
+    assert_eq!(
+        s.email_conversations(&["nope@x".into(), "m1@example.com".into()])
+            .await
+            .unwrap(),
+        [("m1@example.com".to_string(), case)]
+    );
+    let who = s.case_addresses(case).await.unwrap();
+    assert_eq!(who.customer, Some(customer));
+    assert!(
+        who.addresses.contains(&"ada@example.com".to_string()),
+        "{who:?}"
+    );
+    assert!(
+        who.addresses.contains(&"cc@example.net".to_string()),
+        "{who:?}"
+    );
+    // Our reply, sent, then bounced: failed with the reason, once.
+    let out = NewEmail {
+        message_id: "e1.3@acme.test",
+        direction: "out",
+        seq: 3,
+        status: "sent",
+        sender: "support@acme.test",
+        recipients: "ada@example.com",
+        raw: None,
+        ..m1.clone()
+    };
+    assert!(s.add_email(&out).await.unwrap());
+    assert_eq!(s.interaction_emails("e1").await.unwrap().len(), 2);
+    let b = s
+        .email_bounced("e1.3@acme.test", "5.1.1 unknown")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (b.status.as_str(), b.reason.as_str(), b.seq),
+        ("failed", "5.1.1 unknown", 3)
+    );
+    assert!(s
+        .email_bounced("e1.3@acme.test", "again")
+        .await
+        .unwrap()
+        .is_none());
+    // A message that fails: tries counted, then quarantined with its bytes, then
+    // nothing changes it.
+    assert_eq!(
+        s.email_failed("support", "bad@x", "db down").await.unwrap(),
+        1
+    );
+    assert_eq!(
+        s.email_failed("support", "bad@x", "db down").await.unwrap(),
+        2
+    );
+    s.quarantine_email("support", "bad@x", "failed twice", Some(b"raw"))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.email_failed("support", "bad@x", "again").await.unwrap(),
+        0
+    );
+    let q = s.quarantined_emails("support", 10).await.unwrap();
+    assert_eq!((q.len(), q[0].reason.as_str()), (1, "failed twice"));
+    assert!(!s
+        .add_email(&NewEmail {
+            message_id: "bad@x",
+            ..m1.clone()
+        })
+        .await
+        .unwrap());
+    // A failing message that then imports takes the record.
+    s.email_failed("support", "late@x", "busy").await.unwrap();
+    assert!(s
+        .add_email(&NewEmail {
+            message_id: "late@x",
+            ..m1.clone()
+        })
+        .await
+        .unwrap());
+    assert_eq!(
+        s.email("support", "late@x").await.unwrap().unwrap().status,
+        "received"
+    );
+    // The fetcher's mark.
+    assert_eq!(s.mail_mark("support").await.unwrap(), None);
+    let mark = MailMark {
+        uidvalidity: 7,
+        last_uid: 40,
+    };
+    s.set_mail_mark("support", mark).await.unwrap();
+    s.set_mail_mark(
+        "support",
+        MailMark {
+            last_uid: 41,
+            ..mark
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(s.mail_mark("support").await.unwrap().unwrap().last_uid, 41);
+    // The key is made once.
+    let k = s.node_key("mail-token").await.unwrap();
+    assert_eq!(k.len(), 64);
+    assert_eq!(s.node_key("mail-token").await.unwrap(), k);
+    // A resolved case comes back open, unless its customer has another open one.
+    s.resolve_conversation(case).await.unwrap();
+    assert!(s.reopen_conversation(case).await.unwrap());
+    s.resolve_conversation(case).await.unwrap();
+    let other = s.open_conversation(customer).await.unwrap();
+    assert_ne!(other, case);
+    assert!(!s.reopen_conversation(case).await.unwrap(), "one open case");
+    // Erased: the texts and bytes go, the ids stay as tombstones.
+    s.add_timeline(
+        "e1",
+        "message",
+        serde_json::json!({"from": "customer", "text": "Order 1234"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(s.erase_case_mail(case).await.unwrap(), 3);
+    let gone = s.email("support", "m1@example.com").await.unwrap().unwrap();
+    assert_eq!(
+        (
+            gone.status.as_str(),
+            gone.subject.as_str(),
+            gone.sender.as_str()
+        ),
+        ("erased", "", "")
+    );
+    assert_eq!(
+        s.email_raw("support", "m1@example.com").await.unwrap(),
+        None
+    );
+    let t = s.timeline("e1").await.unwrap();
+    assert!(
+        !serde_json::to_string(&t.iter().map(|e| &e.data).collect::<Vec<_>>())
+            .unwrap()
+            .contains("Order 1234")
+    );
+}
 
 async fn an_open_web_chat_is_listed_with_its_session_until_it_ends(s: Store) {
     s.start_web_chat("w1", "grace@example.com", "d1gest", "Grace", "support")
