@@ -321,7 +321,7 @@ impl Centre {
     ) -> Result<Import, super::CentreError> {
         let store = &self.0.store;
         if let Some(r) = store.email(&m.name, &mail.message_id).await? {
-            if r.status != "failing" {
+            if r.status != "failing" && r.status != "importing" {
                 return Ok(Import::Done);
             }
         }
@@ -440,6 +440,26 @@ impl Centre {
             return Ok(Import::Done);
         }
         let (id, addr, conversation) = self.mail_thread(account, &from, conversation).await?;
+        // On record before the thread has it: an agent's reply, however quick,
+        // finds what it answers (a crash before it is stored: fetched again, and the
+        // thread counts it once by its id).
+        store
+            .add_email(&NewEmail {
+                mailbox: &m.name,
+                message_id: &mail.message_id,
+                interaction: Some(&id),
+                conversation,
+                direction: "in",
+                seq: 0,
+                status: "importing",
+                sender: &from.address,
+                recipients: &recipients,
+                subject: &mail.subject,
+                refs: &refs,
+                raw: Some(raw),
+                ..Default::default()
+            })
+            .await?;
         let (tx, rx) = tokio::sync::oneshot::channel();
         addr.send(crate::actors::chat::Customer::Provider {
             id: mail.message_id.clone(),
@@ -457,21 +477,7 @@ impl Centre {
             .map_err(|_| super::CentreError::Internal("the thread ended".into()))?
             .map_err(super::CentreError::Refused)?;
         store
-            .add_email(&NewEmail {
-                mailbox: &m.name,
-                message_id: &mail.message_id,
-                interaction: Some(&id),
-                conversation,
-                direction: "in",
-                seq: seq as i64,
-                status: "received",
-                sender: &from.address,
-                recipients: &recipients,
-                subject: &mail.subject,
-                refs: &refs,
-                raw: Some(raw),
-                ..Default::default()
-            })
+            .email_imported(&m.name, &mail.message_id, seq as i64)
             .await?;
         tracing::info!(interaction = %id, mailbox = %m.name, seq, "mail imported");
         Ok(Import::Done)

@@ -11,6 +11,8 @@ use super::sync::{self, Action, Known, Mark, Start};
 /// bytes together (a larger message goes alone).
 const BATCH: usize = 32;
 const BATCH_BYTES: u64 = 16 << 20;
+/// Headers read in one command (what is new is listed by UID first).
+const HEADER_WINDOW: usize = 1000;
 use crate::config::{AfterImport, ChannelConfig, MailboxConfig, Security};
 use futures_util::{FutureExt, StreamExt};
 use std::pin::Pin;
@@ -298,158 +300,151 @@ async fn import_new(
             1
         }
     };
-    // Headers first: the ids and sizes of what is new.
-    let mut new: Vec<(u32, u64, Option<String>)> = Vec::new();
-    {
-        let mut fetches = timed(
-            "FETCH",
-            s.uid_fetch(
-                format!("{from}:*"),
-                "(UID RFC822.SIZE BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])",
-            ),
-        )
-        .await?;
-        while let Some(f) = timed("FETCH", async { fetches.next().await.transpose() }).await? {
-            let Some(uid) = f.uid else { continue };
-            // `n:*` names the last message even when its UID is below n.
-            if uid >= from {
-                new.push((
-                    uid,
-                    f.size.unwrap_or(0) as u64,
-                    f.header().and_then(header_id),
-                ));
-            }
-        }
-    }
-    new.sort_by_key(|n| n.0);
+    // What is new, by UID (4 bytes a message however full the folder), then its
+    // headers a window at a time: the ids and sizes.
+    let mut uids: Vec<u32> = timed("SEARCH", s.uid_search(format!("UID {from}:*")))
+        .await?
+        .into_iter()
+        // `n:*` names the last message even when its UID is below n.
+        .filter(|u| *u >= from)
+        .collect();
+    uids.sort_unstable();
     let mut last = match start {
         Start::After(n) => n,
         Start::Resync => 0,
     };
-    let mut rest = &new[..];
-    while !rest.is_empty() {
-        let n = sync::batch(rest.iter().map(|x| x.1), BATCH, BATCH_BYTES);
-        let (batch, after) = rest.split_at(n);
-        rest = after;
-        // What to do with each, from the record.
-        let mut plan = Vec::with_capacity(batch.len());
-        for (uid, size, id) in batch {
-            let known = match id {
-                Some(id) => match store.email(&m.name, id).await.map_err(db)? {
-                    None => Known::New,
-                    Some(r) => match r.status.as_str() {
-                        "failing" => Known::Failed(r.tries as u32),
-                        "quarantined" => Known::Quarantined,
-                        "erased" => Known::Tombstone,
-                        _ => Known::Imported,
+    for window in uids.chunks(HEADER_WINDOW) {
+        let new = fetch_headers(s, window).await?;
+        let mut rest = &new[..];
+        while !rest.is_empty() {
+            let n = sync::batch(rest.iter().map(|x| x.1), BATCH, BATCH_BYTES);
+            let (batch, after) = rest.split_at(n);
+            rest = after;
+            // What to do with each, from the record.
+            let mut plan = Vec::with_capacity(batch.len());
+            for (uid, size, id) in batch {
+                let known = match id {
+                    Some(id) => match store.email(&m.name, id).await.map_err(db)? {
+                        None => Known::New,
+                        Some(r) => match r.status.as_str() {
+                            "failing" => Known::Failed(r.tries as u32),
+                            // Handed to its thread when the node stopped: again (the
+                            // thread counts it once).
+                            "importing" => Known::New,
+                            "quarantined" => Known::Quarantined,
+                            "erased" => Known::Tombstone,
+                            _ => Known::Imported,
+                        },
                     },
-                },
-                None => Known::New,
-            };
-            let key = id
-                .clone()
-                .unwrap_or_else(|| format!("uid-{uidvalidity}-{uid}@omnigate.invalid"));
-            plan.push((
-                *uid,
-                key,
-                sync::on_header(*size, &known, m.max_bytes, m.import_attempts),
-            ));
-        }
-        // The bodies wanted, in one command.
-        let wanted: Vec<u32> = plan
-            .iter()
-            .filter(|p| p.2 == Action::Fetch)
-            .map(|p| p.0)
-            .collect();
-        let mut bodies = fetch_bodies(s, &wanted).await?;
-        let mut settled: Vec<u32> = Vec::new();
-        let mut stop = false;
-        for (uid, key, action) in plan {
-            match action {
-                Action::Skip(why) => {
-                    tracing::debug!(mailbox = %m.name, uid, why, "message skipped");
-                }
-                Action::Settle(why) => {
-                    tracing::debug!(mailbox = %m.name, uid, why, "message skipped");
-                    settled.push(uid);
-                }
-                Action::Quarantine(reason) => {
-                    quarantine(m, store, statuses, &key, &reason, None).await?;
-                }
-                Action::Fetch => {
-                    // Gone from the folder since its header was read (another client
-                    // moved it): nothing to import.
-                    let Some(raw) = bodies.remove(&uid) else {
-                        tracing::info!(mailbox = %m.name, uid, "message gone before its body was fetched");
-                        last = uid;
-                        continue;
-                    };
-                    // A fault while importing one message (a panic) is that message's
-                    // failure, counted towards its quarantine, never the fetcher's end.
-                    let imported =
-                        std::panic::AssertUnwindSafe(importer.import(account, raw.clone()))
-                            .catch_unwind()
-                            .await
-                            .unwrap_or_else(|_| {
-                                Import::Failed("a fault in the gateway while importing it".into())
-                            });
-                    match imported {
-                        Import::Done => {
-                            set(statuses, &m.name, |st| {
-                                st.imported += 1;
-                                st.last_import = Some(crate::clock::unix_secs());
-                            });
-                            settled.push(uid);
-                        }
-                        Import::Unusable(reason) => {
-                            quarantine(m, store, statuses, &key, &reason, Some(&raw)).await?;
-                        }
-                        Import::Later(reason) => {
-                            tracing::info!(mailbox = %m.name, uid, reason = %reason, "message left for later");
-                            stop = true;
-                        }
-                        Import::Failed(reason) => {
-                            let tries = store
-                                .email_failed(&m.name, &key, &reason)
+                    None => Known::New,
+                };
+                let key = id
+                    .clone()
+                    .unwrap_or_else(|| format!("uid-{uidvalidity}-{uid}@omnigate.invalid"));
+                plan.push((
+                    *uid,
+                    key,
+                    sync::on_header(*size, &known, m.max_bytes, m.import_attempts),
+                ));
+            }
+            // The bodies wanted, in one command.
+            let wanted: Vec<u32> = plan
+                .iter()
+                .filter(|p| p.2 == Action::Fetch)
+                .map(|p| p.0)
+                .collect();
+            let mut bodies = fetch_bodies(s, &wanted).await?;
+            let mut settled: Vec<u32> = Vec::new();
+            let mut stop = false;
+            for (uid, key, action) in plan {
+                match action {
+                    Action::Skip(why) => {
+                        tracing::debug!(mailbox = %m.name, uid, why, "message skipped");
+                    }
+                    Action::Settle(why) => {
+                        tracing::debug!(mailbox = %m.name, uid, why, "message skipped");
+                        settled.push(uid);
+                    }
+                    Action::Quarantine(reason) => {
+                        quarantine(m, store, statuses, &key, &reason, None).await?;
+                    }
+                    Action::Fetch => {
+                        // Gone from the folder since its header was read (another client
+                        // moved it): nothing to import.
+                        let Some(raw) = bodies.remove(&uid) else {
+                            tracing::info!(mailbox = %m.name, uid, "message gone before its body was fetched");
+                            last = uid;
+                            continue;
+                        };
+                        // A fault while importing one message (a panic) is that message's
+                        // failure, counted towards its quarantine, never the fetcher's end.
+                        let imported =
+                            std::panic::AssertUnwindSafe(importer.import(account, raw.clone()))
+                                .catch_unwind()
                                 .await
-                                .map_err(db)?;
-                            tracing::warn!(mailbox = %m.name, uid, tries, error = %reason, "message not imported");
-                            if sync::after_failure(tries, m.import_attempts) {
-                                quarantine(
-                                    m,
-                                    store,
-                                    statuses,
-                                    &key,
-                                    &format!("failed to import {tries} times: {reason}"),
-                                    Some(&raw),
-                                )
-                                .await?;
-                            } else {
+                                .unwrap_or_else(|_| {
+                                    Import::Failed(
+                                        "a fault in the gateway while importing it".into(),
+                                    )
+                                });
+                        match imported {
+                            Import::Done => {
+                                set(statuses, &m.name, |st| {
+                                    st.imported += 1;
+                                    st.last_import = Some(crate::clock::unix_secs());
+                                });
+                                settled.push(uid);
+                            }
+                            Import::Unusable(reason) => {
+                                quarantine(m, store, statuses, &key, &reason, Some(&raw)).await?;
+                            }
+                            Import::Later(reason) => {
+                                tracing::info!(mailbox = %m.name, uid, reason = %reason, "message left for later");
                                 stop = true;
+                            }
+                            Import::Failed(reason) => {
+                                let tries = store
+                                    .email_failed(&m.name, &key, &reason)
+                                    .await
+                                    .map_err(db)?;
+                                tracing::warn!(mailbox = %m.name, uid, tries, error = %reason, "message not imported");
+                                if sync::after_failure(tries, m.import_attempts) {
+                                    quarantine(
+                                        m,
+                                        store,
+                                        statuses,
+                                        &key,
+                                        &format!("failed to import {tries} times: {reason}"),
+                                        Some(&raw),
+                                    )
+                                    .await?;
+                                } else {
+                                    stop = true;
+                                }
                             }
                         }
                     }
                 }
+                if stop {
+                    // This message is tried again next round, before anything after it.
+                    break;
+                }
+                last = uid;
             }
+            after_import(m, s, &settled).await?;
+            store
+                .set_mail_mark(
+                    &m.name,
+                    crate::store::MailMark {
+                        uidvalidity: uidvalidity as i64,
+                        last_uid: last as i64,
+                    },
+                )
+                .await
+                .map_err(db)?;
             if stop {
-                // This message is tried again next round, before anything after it.
-                break;
+                return Ok(true);
             }
-            last = uid;
-        }
-        after_import(m, s, &settled).await?;
-        store
-            .set_mail_mark(
-                &m.name,
-                crate::store::MailMark {
-                    uidvalidity: uidvalidity as i64,
-                    last_uid: last as i64,
-                },
-            )
-            .await
-            .map_err(db)?;
-        if stop {
-            return Ok(true);
         }
     }
     if matches!(start, Start::Resync) && last == 0 {
@@ -483,6 +478,37 @@ async fn quarantine(
         .map_err(|e| format!("the store: {e}"))?;
     set(statuses, &m.name, |st| st.quarantined += 1);
     Ok(())
+}
+
+/// The UID, size and Message-ID of each of `uids` (those gone are missing), in UID
+/// order.
+async fn fetch_headers(
+    s: &mut Session,
+    uids: &[u32],
+) -> Result<Vec<(u32, u64, Option<String>)>, String> {
+    let mut new = Vec::with_capacity(uids.len());
+    if uids.is_empty() {
+        return Ok(new);
+    }
+    let mut fetches = timed(
+        "FETCH",
+        s.uid_fetch(
+            uid_set(uids),
+            "(UID RFC822.SIZE BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])",
+        ),
+    )
+    .await?;
+    while let Some(f) = timed("FETCH", async { fetches.next().await.transpose() }).await? {
+        if let Some(uid) = f.uid.filter(|u| uids.binary_search(u).is_ok()) {
+            new.push((
+                uid,
+                f.size.unwrap_or(0) as u64,
+                f.header().and_then(header_id),
+            ));
+        }
+    }
+    new.sort_by_key(|n| n.0);
+    Ok(new)
 }
 
 /// The bodies of `uids`, in one command (those gone from the folder are missing).

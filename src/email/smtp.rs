@@ -95,7 +95,11 @@ pub async fn reply(
     let db = |e: crate::store::StoreError| SendError::Retry(format!("the store: {e}"));
     let key = store.node_key(TOKEN_KEY).await.map_err(db)?;
     let thread = store.interaction_emails(o.interaction).await.map_err(db)?;
-    let last_in = thread.iter().rev().find(|e| e.direction == "in");
+    // The customer's latest message (one being imported has no number yet: newest).
+    let last_in = thread
+        .iter()
+        .filter(|e| e.direction == "in")
+        .max_by_key(|e| if e.seq == 0 { i64::MAX } else { e.seq });
     let conversation = match thread.iter().find_map(|e| e.conversation) {
         Some(c) => c,
         None => store

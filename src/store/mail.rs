@@ -20,7 +20,8 @@ pub struct EmailRow {
     /// `in` or `out`.
     pub direction: String,
     pub seq: i64,
-    /// `received`, `automatic` (in, not answered), `failing` (in, import failed
+    /// `importing` (in, handed to its thread: on record before any agent can answer
+    /// it), `received`, `automatic` (in, not answered), `failing` (in, import failed
     /// `tries` times), `quarantined`, `erased`; `sent`, `failed` (out).
     pub status: String,
     pub reason: String,
@@ -175,14 +176,14 @@ impl Store {
     }
 
     /// Records a message; `false` if one with its mailbox and id was on record (then
-    /// an imported or sent one is left as it is, and a failing one takes the new
-    /// record).
+    /// an imported or sent one is left as it is, and a failing or importing one takes
+    /// the new record).
     pub async fn add_email(&self, e: &NewEmail<'_>) -> Result<bool, StoreError> {
         let at = now();
         Ok(with_db!(self, |pool, sql| {
             sqlx::query(sql("INSERT INTO emails (mailbox, message_id, interaction_id, conversation_id, direction, seq, status, reason, tries, sender, recipients, subject, refs, raw, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT (mailbox, message_id) DO UPDATE SET interaction_id = excluded.interaction_id, conversation_id = excluded.conversation_id, seq = excluded.seq, status = excluded.status, reason = excluded.reason, sender = excluded.sender, recipients = excluded.recipients, subject = excluded.subject, refs = excluded.refs, raw = excluded.raw, at = excluded.at
-                WHERE emails.status = 'failing'"))
+                WHERE emails.status IN ('failing', 'importing')"))
                 .bind(e.mailbox)
                 .bind(e.message_id)
                 .bind(e.interaction)
@@ -203,6 +204,25 @@ impl Store {
         }) == 1)
     }
 
+    /// An inbound message its thread stored as `seq`: imported.
+    pub async fn email_imported(
+        &self,
+        mailbox: &str,
+        message_id: &str,
+        seq: i64,
+    ) -> Result<(), StoreError> {
+        with_db!(self, |pool, sql| {
+            sqlx::query(sql("UPDATE emails SET status = 'received', seq = ? WHERE mailbox = ? AND message_id = ? AND status = 'importing'"))
+                .bind(seq)
+                .bind(mailbox)
+                .bind(message_id)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(())
+    }
+
     /// A message that failed to import: its tries so far (this one included). Once
     /// quarantined or imported, nothing changes (0).
     pub async fn email_failed(
@@ -214,7 +234,7 @@ impl Store {
         let at = now();
         let tries: Option<i64> = with_db!(self, |pool, sql| {
             sqlx::query(sql("INSERT INTO emails (mailbox, message_id, direction, status, reason, tries, at) VALUES (?, ?, 'in', 'failing', ?, 1, ?)
-                ON CONFLICT (mailbox, message_id) DO UPDATE SET tries = emails.tries + 1, reason = excluded.reason, at = excluded.at WHERE emails.status = 'failing'
+                ON CONFLICT (mailbox, message_id) DO UPDATE SET status = 'failing', tries = emails.tries + 1, reason = excluded.reason, at = excluded.at WHERE emails.status IN ('failing', 'importing')
                 RETURNING tries"))
                 .bind(mailbox)
                 .bind(message_id)
@@ -240,7 +260,7 @@ impl Store {
         with_db!(self, |pool, sql| {
             sqlx::query(sql("INSERT INTO emails (mailbox, message_id, direction, status, reason, raw, at) VALUES (?, ?, 'in', 'quarantined', ?, ?, ?)
                 ON CONFLICT (mailbox, message_id) DO UPDATE SET status = 'quarantined', reason = excluded.reason, raw = COALESCE(excluded.raw, emails.raw), at = excluded.at
-                WHERE emails.status = 'failing'"))
+                WHERE emails.status IN ('failing', 'importing')"))
                 .bind(mailbox)
                 .bind(message_id)
                 .bind(reason)
