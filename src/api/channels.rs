@@ -403,6 +403,61 @@ async fn put_mailbox(
     created_or_replaced(centre(&shared)?.put_mailbox(m).await?, &path)
 }
 
+/// `GET /api/mailboxes/{name}/quarantine` (admin): the messages set aside unimported,
+/// newest first (at most 100): `[{message_id, reason, from, subject}]`.
+async fn quarantine(req: HttpRequest, path: web::Path<String>, shared: web::Data<Shared>) -> Reply {
+    super::authorised(&req, &shared)?;
+    let c = centre(&shared)?;
+    if c.mailbox(&path).is_none() {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no mailbox {:?}", path.as_str()),
+        ));
+    }
+    let list: Vec<_> = c
+        .store()
+        .quarantined_emails(&path, 100)
+        .await?
+        .into_iter()
+        .map(|e| serde_json::json!({"message_id": e.message_id, "reason": e.reason, "from": e.sender, "subject": e.subject}))
+        .collect();
+    Ok(HttpResponse::Ok().json(list))
+}
+
+/// `GET /api/mailboxes/{name}/quarantine/{message_id}` (admin): a quarantined message
+/// as it arrived, as an `.eml` download (404 for one never downloaded: too large).
+async fn quarantined_eml(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    shared: web::Data<Shared>,
+) -> Reply {
+    super::authorised(&req, &shared)?;
+    let (name, id) = path.into_inner();
+    let c = centre(&shared)?;
+    let row = c.store().email(&name, &id).await?;
+    if row.is_none_or(|r| r.status != "quarantined") {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no quarantined message with that id",
+        ));
+    }
+    let raw = c.store().email_raw(&name, &id).await?.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "that message was never downloaded (its size)",
+        )
+    })?;
+    Ok(HttpResponse::Ok()
+        .content_type("message/rfc822")
+        .insert_header((
+            "Content-Disposition",
+            "attachment; filename=\"quarantined.eml\"",
+        ))
+        .insert_header(("X-Content-Type-Options", "nosniff"))
+        .insert_header(("Cache-Control", "private, no-store"))
+        .body(raw))
+}
+
 /// `DELETE /api/mailboxes/{name}` (admin): a mailbox added through the API; its
 /// fetcher stops.
 async fn delete_mailbox(
@@ -504,6 +559,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/api/mailboxes", web::get().to(list_mailboxes))
         .route("/api/mailboxes/{name}", web::put().to(put_mailbox))
         .route("/api/mailboxes/{name}", web::delete().to(delete_mailbox))
+        .route(
+            "/api/mailboxes/{name}/quarantine",
+            web::get().to(quarantine),
+        )
+        .route(
+            "/api/mailboxes/{name}/quarantine/{message_id}",
+            web::get().to(quarantined_eml),
+        )
         .route("/api/cases/{id}/mail", web::delete().to(erase_case_mail))
         .route("/api/channels/{name}", web::put().to(put_channel))
         .route("/api/channels/{name}", web::delete().to(delete_channel))

@@ -193,6 +193,28 @@ fn a_customers_mail_becomes_a_case_the_reply_threads_and_nothing_is_imported_twi
             json(&body)[0]["status"]["quarantined"] == 1
         },
     );
+    // The quarantined message, its reason, and its bytes as an .eml for whoever looks.
+    let (code, body) = g.get_auth("/api/mailboxes/support/quarantine", "test-token");
+    assert_eq!(code, 200, "{body}");
+    let q = json(&body);
+    assert_eq!(q[0]["message_id"], "anon@x", "{body}");
+    assert_eq!(q[0]["reason"], "the message has no From: address", "{body}");
+    let (code, eml) = g.get_auth("/api/mailboxes/support/quarantine/anon%40x", "test-token");
+    assert_eq!(code, 200, "{eml}");
+    assert!(
+        eml.contains("Subject: who?") && eml.contains("no sender"),
+        "{eml}"
+    );
+    assert_eq!(
+        g.get_auth(
+            "/api/mailboxes/support/quarantine/m1%40example.com",
+            "test-token"
+        )
+        .0,
+        404,
+        "imported, not quarantined"
+    );
+    assert_eq!(g.get_auth("/api/mailboxes/support/quarantine", "").0, 401);
     let (_, body) = g.get_auth("/api/mailboxes", "test-token");
     let mb = &json(&body)[0];
     assert_eq!(mb["status"]["up"], true, "{mb}");
