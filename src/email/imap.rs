@@ -125,25 +125,24 @@ async fn timed<T, E: std::fmt::Display>(
     }
 }
 
-fn tls_connector() -> tokio_rustls::TlsConnector {
+/// A TLS client checking the server against the web's roots (webpki-roots).
+fn tls_connector() -> Result<tokio_rustls::TlsConnector, String> {
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
     .with_safe_default_protocol_versions()
-    .map(|b| b.with_root_certificates(roots).with_no_client_auth());
-    match cfg {
-        Ok(c) => tokio_rustls::TlsConnector::from(Arc::new(c)),
-        // The ring provider always has the default versions.
-        Err(e) => unreachable!("rustls defaults: {e}"),
-    }
+    .map_err(|e| format!("TLS: {e}"))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(tokio_rustls::TlsConnector::from(Arc::new(cfg)))
 }
 
 async fn tls(host: &str, tcp: TcpStream) -> Result<Conn, String> {
     let name = rustls::pki_types::ServerName::try_from(host.to_string())
         .map_err(|e| format!("{host}: {e}"))?;
-    let s = timed("TLS", tls_connector().connect(name, tcp)).await?;
+    let s = timed("TLS", tls_connector()?.connect(name, tcp)).await?;
     Ok(Conn::Tls(Box::new(s)))
 }
 
