@@ -902,18 +902,7 @@ impl Centre {
             )));
         }
         a.check().map_err(CentreError::Refused)?;
-        let queues = self
-            .0
-            .router
-            .send(crate::actors::router::QueueConfigs)
-            .await
-            .map_err(|e| CentreError::Internal(e.to_string()))?;
-        if !queues.iter().any(|q| q.name == a.queue) {
-            return Err(CentreError::Refused(format!(
-                "no queue named {:?}",
-                a.queue
-            )));
-        }
+        self.queue_exists(&a.queue).await?;
         self.0
             .store
             .put_account(
@@ -930,6 +919,22 @@ impl Centre {
             .insert(a.name.clone(), Arc::new(a))
             .is_none();
         Ok(new)
+    }
+
+    /// Refuses a queue the router does not have (for an account or mailbox that
+    /// routes there).
+    async fn queue_exists(&self, queue: &str) -> Result<(), CentreError> {
+        let queues = self
+            .0
+            .router
+            .send(crate::actors::router::QueueConfigs)
+            .await
+            .map_err(|e| CentreError::Internal(e.to_string()))?;
+        if queues.iter().any(|q| q.name == queue) {
+            Ok(())
+        } else {
+            Err(CentreError::Refused(format!("no queue named {queue:?}")))
+        }
     }
 
     /// Removes an account added through the admin API (new messages for it get 404;

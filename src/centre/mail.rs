@@ -213,18 +213,7 @@ impl Centre {
             )));
         }
         m.check().map_err(CentreError::Refused)?;
-        let queues = self
-            .0
-            .router
-            .send(crate::actors::router::QueueConfigs)
-            .await
-            .map_err(|e| CentreError::Internal(e.to_string()))?;
-        if !queues.iter().any(|q| q.name == m.queue) {
-            return Err(CentreError::Refused(format!(
-                "no queue named {:?}",
-                m.queue
-            )));
-        }
+        self.queue_exists(&m.queue).await?;
         self.0
             .store
             .put_account(

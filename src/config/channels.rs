@@ -238,30 +238,13 @@ impl ChannelConfig {
     /// What is wrong with the account, for an API's refusal (the config file reports
     /// it at its line).
     pub fn check(&self) -> Result<(), String> {
-        match self.problem() {
-            Some((key, value, why)) if value.is_empty() => Err(format!("{key}: {why}")),
-            Some((key, value, why)) => Err(format!("{key} {value:?}: {why}")),
-            None => Ok(()),
-        }
+        super::values::refusal(self.problem())
     }
 
     /// What is wrong with the account, as (key, value, reason) for the config's error.
     pub(super) fn problem(&self) -> Option<(&'static str, String, String)> {
-        let ok_name = !self.name.is_empty()
-            && self.name.len() <= 64
-            && self
-                .name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        if !ok_name {
-            return Some((
-                "name",
-                self.name.clone(),
-                format!(
-                    "channel \"{}\": a name is 1-64 letters, digits, - or _",
-                    self.name
-                ),
-            ));
+        if let Some(p) = super::values::name_problem("channel", &self.name) {
+            return Some(p);
         }
         if !(1..=10).contains(&self.send_attempts) {
             return Some((

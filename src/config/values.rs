@@ -171,3 +171,30 @@ pub(super) fn digest_algorithms<'de, D: serde::Deserializer<'de>>(
         })
         .collect()
 }
+
+/// What is wrong with an account's or a mailbox's name (`what`: `channel`,
+/// `mailbox`): 1-64 letters, digits, `-`, `_` (it goes into paths and metrics), as
+/// (key, value, reason) for the config's error.
+pub(super) fn name_problem(what: &str, name: &str) -> Option<(&'static str, String, String)> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    (!ok).then(|| {
+        (
+            "name",
+            name.to_string(),
+            format!("{what} \"{name}\": a name is 1-64 letters, digits, - or _"),
+        )
+    })
+}
+
+/// A (key, value, reason) problem as an API's refusal: `key "value": reason`.
+pub(super) fn refusal(p: Option<(&'static str, String, String)>) -> Result<(), String> {
+    match p {
+        Some((key, value, why)) if value.is_empty() => Err(format!("{key}: {why}")),
+        Some((key, value, why)) => Err(format!("{key} {value:?}: {why}")),
+        None => Ok(()),
+    }
+}

@@ -136,7 +136,10 @@ pub(super) const MIGRATIONS: &[(i64, &[&str])] = &[
 
 /// E-mail by mailbox and Message-ID (see `store::mail`); `raw` the bytes imported or
 /// sent (none for a tombstone).
-const EMAILS_SQLITE: &str = "CREATE TABLE IF NOT EXISTS emails (
+macro_rules! emails_table {
+    ($raw:literal) => {
+        concat!(
+            "CREATE TABLE IF NOT EXISTS emails (
     mailbox TEXT NOT NULL,
     message_id TEXT NOT NULL,
     interaction_id TEXT REFERENCES interactions(id),
@@ -150,29 +153,18 @@ const EMAILS_SQLITE: &str = "CREATE TABLE IF NOT EXISTS emails (
     recipients TEXT NOT NULL DEFAULT '',
     subject TEXT NOT NULL DEFAULT '',
     refs TEXT NOT NULL DEFAULT '',
-    raw BLOB,
+    raw ",
+            $raw,
+            ",
     at BIGINT NOT NULL,
     PRIMARY KEY (mailbox, message_id)
-)";
+)"
+        )
+    };
+}
+const EMAILS_SQLITE: &str = emails_table!("BLOB");
 #[cfg(feature = "postgres")]
-const EMAILS_PG: &str = "CREATE TABLE IF NOT EXISTS emails (
-    mailbox TEXT NOT NULL,
-    message_id TEXT NOT NULL,
-    interaction_id TEXT REFERENCES interactions(id),
-    conversation_id BIGINT REFERENCES conversations(id),
-    direction TEXT NOT NULL,
-    seq BIGINT NOT NULL DEFAULT 0,
-    status TEXT NOT NULL,
-    reason TEXT NOT NULL DEFAULT '',
-    tries BIGINT NOT NULL DEFAULT 0,
-    sender TEXT NOT NULL DEFAULT '',
-    recipients TEXT NOT NULL DEFAULT '',
-    subject TEXT NOT NULL DEFAULT '',
-    refs TEXT NOT NULL DEFAULT '',
-    raw BYTEA,
-    at BIGINT NOT NULL,
-    PRIMARY KEY (mailbox, message_id)
-)";
+const EMAILS_PG: &str = emails_table!("BYTEA");
 /// Threading looks up References among every mailbox's messages.
 const EMAILS_BY_ID: &str = "CREATE INDEX IF NOT EXISTS emails_message_id ON emails(message_id)";
 const EMAILS_BY_INTERACTION: &str =
