@@ -1,0 +1,20 @@
+//! Contact-centre KPIs as pure functions over the interactions' event logs (sans-IO).
+//!
+//! [`event`] reads what the store keeps into typed events in one canonical order;
+//! [`facts::facts`] makes one pass over an interaction's log (queued, answered,
+//! abandoned where, talk, hold, after-contact work, first response...);
+//! [`report::report`] groups those per queue, agent, channel, hour or day and per
+//! customer journey (a case: first contact resolution, repeat contacts, channel
+//! switches, the journey's survey answer). The README defines each KPI.
+
+pub mod event;
+pub mod facts;
+pub mod hours;
+pub mod report;
+
+pub use event::{from_timeline, Contact, Entry, Event, Metric, Party};
+pub use facts::{facts, Facts, OfferEnd, Stage};
+pub use report::{report, Abandons, Key, Kpis, Params, Report};
+
+#[cfg(test)]
+mod tests;

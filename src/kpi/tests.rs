@@ -1,0 +1,872 @@
+//! Each KPI on hand-written logs with hand-computed answers; properties over random
+//! logs.
+
+use super::*;
+use crate::dialplan::model::Hours;
+use proptest::prelude::*;
+
+const S: i64 = 1000;
+const DAY: i64 = 86_400 * S;
+
+fn contact(id: &str, channel: &str, customer: i64, case: i64, evs: &[(i64, Event)]) -> Contact {
+    Contact::new(
+        id,
+        channel,
+        true,
+        Some(customer),
+        Some(case),
+        evs.iter()
+            .map(|(t, e)| Entry {
+                at: *t,
+                event: e.clone(),
+            })
+            .collect(),
+    )
+}
+
+fn q(name: &str) -> Event {
+    Event::Queued { queue: name.into() }
+}
+fn offered(a: &str) -> Event {
+    Event::Offered { agent: a.into() }
+}
+fn connected(a: &str) -> Event {
+    Event::Connected { agent: a.into() }
+}
+fn ended(by: Party) -> Event {
+    Event::Ended { by }
+}
+fn human(a: &str) -> Event {
+    Event::AgentMessage {
+        agent: a.into(),
+        human: true,
+    }
+}
+fn wrapped(a: &str) -> Event {
+    Event::WrapUpEnd { agent: a.into() }
+}
+
+fn run(contacts: &[Contact], p: &Params) -> Report {
+    let f: Vec<Facts> = contacts.iter().map(facts).collect();
+    report(&f, p)
+}
+
+fn params() -> Params {
+    Params::new(0, 365 * DAY, 400 * DAY)
+}
+
+/// A call queued at 0 that reaches Bob after `wait` seconds (and ends 60 s later).
+fn answered(id: &str, case: i64, wait: i64) -> Contact {
+    contact(
+        id,
+        "voice",
+        case,
+        case,
+        &[
+            (0, Event::Created),
+            (0, q("sales")),
+            (0, offered("bob")),
+            (wait * S, connected("bob")),
+            ((wait + 60) * S, ended(Party::Customer)),
+        ],
+    )
+}
+
+/// A call queued at 0 whose caller leaves after `wait` seconds, `ringing` an agent or not.
+fn left(id: &str, case: i64, wait: i64, ringing: bool) -> Contact {
+    let mut e = vec![(0, Event::Created), (0, q("sales"))];
+    if ringing {
+        e.push((1, offered("bob")));
+    }
+    e.push((wait * S, ended(Party::Customer)));
+    contact(id, "voice", case, case, &e)
+}
+
+#[test]
+fn service_level_counts_abandons_as_configured_and_leaves_short_ones_out() {
+    let calls = [
+        answered("a", 1, 10),    // met
+        answered("b", 2, 30),    // missed
+        left("c", 3, 3, false),  // short abandon: in neither
+        left("d", 4, 60, false), // left the queue after a minute
+        left("e", 5, 15, true),  // left while ringing, within 20 s
+    ];
+    let mut p = params();
+    p.sla.insert("sales".into(), 20 * S);
+    let r = run(&calls, &p).total;
+    assert_eq!((r.service_level.num, r.service_level.den), (1, 4));
+    assert_eq!(r.service_level.value, Some(0.25));
+    assert_eq!((r.abandonment.num, r.abandonment.den), (2, 4));
+    assert_eq!(r.short_abandons, 1);
+    assert_eq!(r.abandoned.get("queue"), Some(&2));
+    assert_eq!(r.abandoned.get("ringing"), Some(&1));
+    assert_eq!((r.queued, r.answered), (5, 2));
+    // Average speed of answer: (10 + 30) / 2 s.
+    assert_eq!(r.speed_of_answer.mean, Some(20_000.0));
+
+    p.abandons = Abandons::Ignored;
+    let r = run(&calls, &p).total;
+    assert_eq!((r.service_level.num, r.service_level.den), (1, 2));
+    p.abandons = Abandons::MetIfWithin;
+    let r = run(&calls, &p).total;
+    assert_eq!((r.service_level.num, r.service_level.den), (2, 4));
+    // A longer short-abandon threshold takes the 15 s one out too.
+    p.abandons = Abandons::Counted;
+    p.short_abandon = 16 * S;
+    let r = run(&calls, &p).total;
+    assert_eq!((r.service_level.num, r.service_level.den), (1, 3));
+    assert_eq!(r.short_abandons, 2);
+}
+
+#[test]
+fn abandon_during_ringing_withdraws_the_offer_without_counting_it_missed() {
+    let r = run(&[left("e", 5, 15, true)], &params()).total;
+    assert_eq!(r.abandoned.get("ringing"), Some(&1));
+    assert_eq!((r.offers, r.missed_offers), (1, 0));
+    let f = facts(&left("e", 5, 15, true));
+    assert_eq!(f.offers, vec![("bob".to_string(), OfferEnd::Withdrawn)]);
+    assert_eq!(f.abandoned_after, Some(15 * S));
+}
+
+#[test]
+fn abandonment_is_told_apart_by_stage() {
+    let ivr = contact(
+        "ivr",
+        "voice",
+        1,
+        1,
+        &[
+            (0, Event::Created),
+            (0, Event::IvrStart),
+            (8 * S, ended(Party::Customer)),
+        ],
+    );
+    let bot = contact(
+        "bot",
+        "webchat",
+        2,
+        2,
+        &[
+            (0, Event::Created),
+            (0, Event::BotStart),
+            (S, Event::CustomerMessage),
+            (9 * S, ended(Party::Customer)),
+        ],
+    );
+    let hold = contact(
+        "hold",
+        "voice",
+        3,
+        3,
+        &[
+            (0, Event::Created),
+            (0, q("sales")),
+            (S, connected("bob")),
+            (10 * S, Event::HoldOn),
+            (40 * S, ended(Party::Customer)),
+        ],
+    );
+    let transfer = contact(
+        "transfer",
+        "voice",
+        4,
+        4,
+        &[
+            (0, Event::Created),
+            (0, q("sales")),
+            (S, connected("bob")),
+            (
+                10 * S,
+                Event::Transfer {
+                    from: "bob".into(),
+                    to: "carol".into(),
+                },
+            ),
+            (12 * S, ended(Party::Customer)),
+        ],
+    );
+    // The agent hanging up is no abandon.
+    let agent = contact(
+        "agent",
+        "voice",
+        5,
+        5,
+        &[
+            (0, Event::Created),
+            (0, q("sales")),
+            (S, connected("bob")),
+            (9 * S, ended(Party::Agent)),
+        ],
+    );
+    let r = run(&[ivr, bot, hold.clone(), transfer, agent], &params()).total;
+    let stages: Vec<(&str, u64)> = r.abandoned.iter().map(|(k, v)| (*k, *v)).collect();
+    assert_eq!(
+        stages,
+        [("bot", 1), ("hold", 1), ("ivr", 1), ("transfer", 1)]
+    );
+    // Hold and transfer abandons were answered: not in the queue's abandonment.
+    assert_eq!((r.abandonment.num, r.abandonment.den), (0, 3));
+    let f = facts(&hold);
+    assert_eq!((f.talk, f.hold, f.holds), (9 * S, 30 * S, 1));
+}
+
+#[test]
+fn handle_time_is_talk_plus_hold_plus_after_contact_work() {
+    let c = contact(
+        "c",
+        "voice",
+        1,
+        1,
+        &[
+            (0, Event::Created),
+            (0, Event::IvrStart),
+            (5 * S, q("sales")),
+            (6 * S, offered("bob")),
+            (
+                8 * S,
+                Event::Accepted {
+                    agent: "bob".into(),
+                },
+            ),
+            (10 * S, connected("bob")),
+            (30 * S, Event::HoldOn),
+            (50 * S, Event::HoldOff),
+            (60 * S, Event::HoldOn),
+            (70 * S, Event::HoldOff),
+            (100 * S, ended(Party::Agent)),
+            (130 * S, wrapped("bob")),
+        ],
+    );
+    let f = facts(&c);
+    assert_eq!(
+        (f.talk, f.hold, f.holds, f.acw),
+        (60 * S, 30 * S, 2, Some(30 * S))
+    );
+    let r = run(&[c], &params()).total;
+    assert_eq!(r.handle_time.mean, Some(120_000.0));
+    assert_eq!(r.speed_of_answer.mean, Some(5_000.0));
+    assert_eq!(r.hold_time.mean, Some(30_000.0));
+    assert_eq!(r.after_contact_work.mean, Some(30_000.0));
+    assert_eq!(r.holds, 2);
+    assert_eq!((r.offers, r.missed_offers), (1, 0));
+    assert!(r.abandoned.is_empty());
+}
+
+#[test]
+fn a_transfer_keeps_one_answer_and_adds_both_agents_talk() {
+    let c = contact(
+        "t",
+        "voice",
+        1,
+        1,
+        &[
+            (0, Event::Created),
+            (0, q("sales")),
+            (10 * S, connected("bob")),
+            (
+                40 * S,
+                Event::Transfer {
+                    from: "bob".into(),
+                    to: "support".into(),
+                },
+            ),
+            (40 * S, q("support")),
+            (45 * S, offered("carol")),
+            (50 * S, connected("carol")),
+            (80 * S, ended(Party::Customer)),
+        ],
+    );
+    let f = facts(&c);
+    assert_eq!(f.answered, Some(10 * S));
+    assert_eq!(f.queue.as_deref(), Some("sales"));
+    assert_eq!(f.agents, ["bob", "carol"]);
+    assert_eq!(f.talk, 60 * S);
+    assert_eq!(f.abandoned, None);
+    let mut p = params();
+    p.group_by = vec![Key::Agent];
+    let r = run(&[c], &p);
+    // The interaction counts for the agent who had it last.
+    assert_eq!(r.groups.len(), 1);
+    assert_eq!(r.groups[0].key["agent"], "carol");
+    assert_eq!(r.groups[0].kpis.handled, 1);
+}
+
+#[test]
+fn first_response_starts_when_the_customer_waits_on_a_human_and_ignores_the_bot() {
+    let chat = contact(
+        "chat",
+        "webchat",
+        1,
+        1,
+        &[
+            (0, Event::Created),
+            (0, Event::CustomerMessage),
+            (2 * S, q("support")),
+            (
+                3 * S,
+                Event::AgentMessage {
+                    agent: "bot".into(),
+                    human: false,
+                },
+            ),
+            (5 * S, offered("bob")),
+            (6 * S, connected("bob")),
+            (20 * S, human("bob")),
+            (30 * S, Event::CustomerMessage),
+            (35 * S, Event::CustomerMessage),
+            (50 * S, human("bob")),
+            (55 * S, human("bob")),
+            (70 * S, ended(Party::Agent)),
+        ],
+    );
+    let f = facts(&chat);
+    assert_eq!(f.first_response, Some(18 * S));
+    assert_eq!(f.replies, [20 * S]);
+    // A bot conversation before the hand-off is not the agent's to answer.
+    let handoff = contact(
+        "handoff",
+        "whatsapp",
+        2,
+        2,
+        &[
+            (0, Event::Created),
+            (0, Event::BotStart),
+            (S, Event::CustomerMessage),
+            (
+                2 * S,
+                Event::AgentMessage {
+                    agent: "bot".into(),
+                    human: false,
+                },
+            ),
+            (3 * S, Event::CustomerMessage),
+            (4 * S, Event::BotEnd),
+            (4 * S, q("support")),
+            (7 * S, connected("bob")),
+            (10 * S, human("bob")),
+        ],
+    );
+    let f = facts(&handoff);
+    assert_eq!(f.first_response, Some(6 * S));
+    assert_eq!(f.abandoned, None);
+    // Queued before the customer said anything: the clock starts at their message.
+    let mail = contact(
+        "mail",
+        "email",
+        3,
+        3,
+        &[
+            (0, Event::Created),
+            (0, q("support")),
+            (S, connected("bob")),
+            (60 * S, Event::CustomerMessage),
+            (90 * S, human("bob")),
+        ],
+    );
+    assert_eq!(facts(&mail).first_response, Some(30 * S));
+    let mut p = params();
+    p.group_by = vec![Key::Channel];
+    let r = run(&[chat, handoff, mail], &p);
+    let by: Vec<(&str, Option<f64>)> = r
+        .groups
+        .iter()
+        .map(|g| (g.key["channel"].as_str(), g.kpis.first_response.mean))
+        .collect();
+    assert_eq!(
+        by,
+        [
+            ("email", Some(30_000.0)),
+            ("webchat", Some(18_000.0)),
+            ("whatsapp", Some(6_000.0))
+        ]
+    );
+    assert_eq!(r.total.first_response.mean, Some(18_000.0));
+}
+
+fn hours(tz: &str, week: [Vec<(u16, u16)>; 7]) -> Hours {
+    Hours {
+        tz: jiff::tz::TimeZone::get(tz).unwrap(),
+        tz_name: tz.into(),
+        week,
+        holidays: vec![],
+        open: None,
+        closed: None,
+    }
+}
+
+fn ms(s: &str, tz: &str) -> i64 {
+    s.parse::<jiff::civil::DateTime>()
+        .unwrap()
+        .to_zoned(jiff::tz::TimeZone::get(tz).unwrap())
+        .unwrap()
+        .timestamp()
+        .as_millisecond()
+}
+
+#[test]
+fn business_hours_count_only_open_time_also_overnight_and_over_a_weekend() {
+    let gye = "America/Guayaquil";
+    let office = |d: Vec<(u16, u16)>| {
+        [
+            d.clone(),
+            d.clone(),
+            d.clone(),
+            d.clone(),
+            d,
+            vec![],
+            vec![],
+        ]
+    };
+    let h = hours(gye, office(vec![(8 * 60, 18 * 60)]));
+    // Friday 17:00 to Monday 09:00: an hour on Friday and one on Monday.
+    let (a, b) = (ms("2026-12-04T17:00", gye), ms("2026-12-07T09:00", gye));
+    assert_eq!(hours::open_ms(&h, a, b), 2 * 3600 * S);
+    // A night desk, 22:00 to 06:00 (two intervals a day).
+    let night = vec![(0, 6 * 60), (22 * 60, 24 * 60)];
+    let h = hours(gye, std::array::from_fn(|_| night.clone()));
+    let (a, b) = (ms("2026-12-03T23:00", gye), ms("2026-12-04T07:00", gye));
+    assert_eq!(hours::open_ms(&h, a, b), 7 * 3600 * S);
+    // Across a DST change (Madrid, 29 March 2026: 02:00 becomes 03:00), 00:00-06:00
+    // has five hours.
+    let mad = "Europe/Madrid";
+    let h = hours(mad, std::array::from_fn(|_| vec![(0, 6 * 60)]));
+    let (a, b) = (ms("2026-03-29T00:00", mad), ms("2026-03-29T12:00", mad));
+    assert_eq!(hours::open_ms(&h, a, b), 5 * 3600 * S);
+
+    // In the report: a WhatsApp message queued Friday 17:00 answered Monday 09:00.
+    let h = hours(gye, office(vec![(8 * 60, 18 * 60)]));
+    let c = contact(
+        "w",
+        "whatsapp",
+        1,
+        1,
+        &[
+            (a - 1, Event::Created),
+            (ms("2026-12-04T17:00", gye), Event::CustomerMessage),
+            (ms("2026-12-04T17:00", gye), q("support")),
+            (ms("2026-12-07T09:00", gye), human("bob")),
+        ],
+    );
+    let mut p = Params::new(0, i64::MAX, i64::MAX);
+    p.hours.insert("support".into(), h);
+    let r = run(&[c], &p).total;
+    assert_eq!(r.first_response.mean, Some((64 * 3600 * S) as f64));
+    assert_eq!(r.first_response_business.mean, Some((2 * 3600 * S) as f64));
+}
+
+/// A handled interaction on a case, `resolved` at its end or not.
+fn handled(id: &str, channel: &str, customer: i64, case: i64, at: i64, resolved: bool) -> Contact {
+    let mut e = vec![
+        (at, Event::Created),
+        (at, q("support")),
+        (at + S, connected("bob")),
+        (at + 60 * S, ended(Party::Agent)),
+    ];
+    if resolved {
+        e.push((at + 90 * S, wrapped("bob")));
+        e.push((at + 90 * S, Event::CaseResolved));
+    }
+    contact(id, channel, customer, case, &e)
+}
+
+#[test]
+fn first_contact_resolution_is_judged_on_the_whole_journey() {
+    let now = 40 * DAY;
+    let mut p = Params::new(0, 40 * DAY, now);
+    // Case 10: one call, resolved, nothing for a month: resolved at first contact.
+    let one = handled("a", "voice", 1, 10, DAY, true);
+    // Case 11: a chat resolved, then the customer calls two days later (a new case):
+    // neither is first-contact resolved for case 11.
+    let chat = handled("b", "webchat", 2, 11, DAY, true);
+    let back = handled("c", "voice", 2, 12, 3 * DAY, false);
+    // Case 13: two handled contacts before it was resolved.
+    let first = handled("d", "voice", 3, 13, DAY, false);
+    let second = handled("e", "voice", 3, 13, 2 * DAY, true);
+    // Case 14: resolved yesterday: not judged yet.
+    let recent = handled("f", "voice", 4, 14, now - DAY, true);
+    // Case 15: resolved, then reopened by a mail a day later (a contact of its own).
+    let resolved = handled("g", "email", 5, 15, DAY, true);
+    let mut reopen = handled("h", "email", 5, 15, 2 * DAY, false);
+    reopen.events.push(Entry {
+        at: 2 * DAY,
+        event: Event::CaseReopened,
+    });
+    // Case 16: the customer called, then the agent called back and resolved it: two
+    // handled interactions, one inbound.
+    let call = handled("i", "voice", 6, 16, DAY, false);
+    let mut callback = handled("j", "voice", 6, 16, DAY + 3600 * S, true);
+    callback.inbound = false;
+    // Case 17: resolved on day 1; the customer comes back on day 9, after the 7 days.
+    let late = handled("k", "sms", 7, 17, DAY, true);
+    let later = handled("l", "sms", 7, 18, 9 * DAY, false);
+    let all = [
+        one, chat, back, first, second, recent, resolved, reopen, call, callback, late, later,
+    ];
+    let r = run(&all, &p).total;
+    // Resolved cases: 10, 11, 13, 14, 15, 16, 17; 14 pending.
+    assert_eq!(r.resolved_cases, 7);
+    assert_eq!(r.fcr_pending, 1);
+    // Judged: 10 yes, 11 no (came back), 13 no (two handled), 15 no (came back),
+    // 16 no (two handled), 17 yes.
+    let fcr = r.first_contact_resolution;
+    assert_eq!((fcr.num, fcr.den), (2, 6));
+    assert_eq!((r.repeat_contact.num, r.repeat_contact.den), (2, 6));
+    assert_eq!((r.reopened.num, r.reopened.den), (1, 7));
+    // Cases opened: 10..=18 (9); inbound contacts 11 of 12 (the callback is ours).
+    assert_eq!(r.cases, 9);
+    assert_eq!(r.contacts_per_case.sum, 11);
+    // With a 10-day window the day-9 return counts against case 17.
+    p.fcr_days = 10;
+    p.now = 100 * DAY;
+    let r = run(&all, &p).total;
+    assert_eq!(r.fcr_pending, 0);
+    // Case 14 is judged now (resolved at first contact); case 17 no longer is.
+    assert_eq!(r.first_contact_resolution.num, 2);
+    assert_eq!(r.first_contact_resolution.den, 7);
+}
+
+#[test]
+fn a_customer_who_switches_channel_is_one_journey() {
+    let p = Params::new(0, 30 * DAY, 60 * DAY);
+    let journey = [
+        handled("a", "voice", 1, 1, DAY, false),
+        handled("b", "whatsapp", 1, 1, DAY + 3600 * S, false),
+        handled("c", "email", 1, 1, 2 * DAY, false),
+        handled("d", "whatsapp", 1, 1, 3 * DAY, true),
+        handled("e", "webchat", 2, 2, DAY, true),
+    ];
+    let r = run(&journey, &p).total;
+    assert_eq!(r.cases, 2);
+    assert_eq!((r.channel_switch.num, r.channel_switch.den), (1, 2));
+    let m: Vec<(&str, u64)> = r.switches.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    assert_eq!(
+        m,
+        [
+            ("email→whatsapp", 1),
+            ("voice→whatsapp", 1),
+            ("whatsapp→email", 1)
+        ]
+    );
+    assert_eq!(r.contacts_per_case.mean, Some(2.5));
+    // Four handled contacts: not first-contact resolved; the chat is.
+    assert_eq!(r.first_contact_resolution.num, 1);
+}
+
+#[test]
+fn the_journey_answer_is_the_last_survey_answer_on_the_case() {
+    let p = Params::new(0, 30 * DAY, 60 * DAY);
+    let survey = |c: &mut Contact, t: i64, metric: Metric, score: i64| {
+        c.events.push(Entry {
+            at: t,
+            event: Event::Survey { metric, score },
+        })
+    };
+    let mut a = handled("a", "voice", 1, 1, DAY, false);
+    survey(&mut a, DAY + 100 * S, Metric::Csat, 2);
+    survey(&mut a, DAY + 100 * S, Metric::Nps, 10);
+    let mut b = handled("b", "webchat", 1, 1, 2 * DAY, true);
+    survey(&mut b, 2 * DAY + 100 * S, Metric::Csat, 5);
+    let mut c = handled("c", "voice", 2, 2, DAY, true);
+    survey(&mut c, DAY + 100 * S, Metric::Csat, 3);
+    survey(&mut c, DAY + 100 * S, Metric::Nps, 8);
+    survey(&mut c, DAY + 100 * S, Metric::Ces, 2);
+    let mut d = handled("d", "voice", 3, 3, DAY, true);
+    survey(&mut d, DAY + 100 * S, Metric::Nps, 3);
+    survey(&mut d, DAY + 100 * S, Metric::Ces, 5);
+    let e = handled("e", "voice", 4, 4, DAY, true);
+    let r = run(&[a, b, c, d, e], &p).total;
+    // Case 1's answer is the later 5 (satisfied), case 2's a 3.
+    assert_eq!((r.csat.num, r.csat.den), (1, 2));
+    assert_eq!(r.csat_score.mean, Some(4.0));
+    // NPS: 10 (promoter), 8 (passive), 3 (detractor): 0.
+    assert_eq!((r.nps_answers, r.nps), (3, Some(0.0)));
+    assert_eq!(r.ces.mean, Some(3.5));
+    // Four handled cases, three answered.
+    assert_eq!((r.survey_response.num, r.survey_response.den), (3, 4));
+}
+
+#[test]
+fn missed_offers_count_for_the_agent_who_missed_them() {
+    let c = contact(
+        "c",
+        "voice",
+        1,
+        1,
+        &[
+            (0, Event::Created),
+            (0, q("sales")),
+            (S, offered("carol")),
+            (
+                3 * S,
+                Event::Rejected {
+                    agent: "carol".into(),
+                },
+            ),
+            (4 * S, offered("dave")),
+            (
+                20 * S,
+                Event::Lapsed {
+                    agent: "dave".into(),
+                },
+            ),
+            (21 * S, offered("erin")),
+            (
+                22 * S,
+                Event::Accepted {
+                    agent: "erin".into(),
+                },
+            ),
+            (
+                42 * S,
+                Event::Missed {
+                    agent: "erin".into(),
+                },
+            ),
+            (43 * S, offered("bob")),
+            (45 * S, connected("bob")),
+            (99 * S, ended(Party::Customer)),
+        ],
+    );
+    let mut p = params();
+    p.group_by = vec![Key::Agent];
+    let r = run(&[c], &p);
+    let by: Vec<(&str, u64, u64, u64)> = r
+        .groups
+        .iter()
+        .map(|g| {
+            (
+                g.key["agent"].as_str(),
+                g.kpis.offers,
+                g.kpis.missed_offers,
+                g.kpis.handled,
+            )
+        })
+        .collect();
+    assert_eq!(
+        by,
+        [
+            ("bob", 1, 0, 1),
+            ("carol", 1, 1, 0),
+            ("dave", 1, 1, 0),
+            ("erin", 1, 1, 0)
+        ]
+    );
+    assert_eq!((r.total.offers, r.total.missed_offers), (4, 3));
+}
+
+#[test]
+fn groups_by_hour_and_day_in_the_time_zone_asked_for() {
+    let gye = "America/Guayaquil";
+    let at = ms("2026-12-03T23:30", gye);
+    let c = handled("a", "voice", 1, 1, at, false);
+    let mut p = Params::new(0, i64::MAX, i64::MAX);
+    p.group_by = vec![Key::Day, Key::Hour];
+    p.tz = jiff::tz::TimeZone::get(gye).unwrap();
+    let r = run(std::slice::from_ref(&c), &p);
+    assert_eq!(r.groups[0].key["day"], "2026-12-03");
+    assert_eq!(r.groups[0].key["hour"], "2026-12-03T23");
+    p.tz = jiff::tz::TimeZone::UTC;
+    let r = run(&[c], &p);
+    assert_eq!(r.groups[0].key["day"], "2026-12-04");
+}
+
+#[test]
+fn the_stored_timeline_reads_into_the_log() {
+    let row = event::Row {
+        channel: "voice".into(),
+        inbound: true,
+        flow: "main".into(),
+        started_at: 0,
+        offered_at: Some(5 * S),
+        queue: Some("sales".into()),
+    };
+    let j = |v: serde_json::Value| v;
+    let rows = [
+        ("offered", j(serde_json::json!({"agent": "bob"})), 6 * S),
+        ("assigned", j(serde_json::json!({"agent": "bob"})), 7 * S),
+        ("connected", j(serde_json::json!({"agent": "bob"})), 9 * S),
+        ("held", j(serde_json::json!({"agent": "bob"})), 20 * S),
+        ("resumed", j(serde_json::json!({"agent": "bob"})), 30 * S),
+        ("caller hung up", j(serde_json::json!({})), 40 * S),
+        (
+            "interaction ended",
+            j(serde_json::json!({"outcome": "answered sales"})),
+            40 * S,
+        ),
+        (
+            "wrapped up",
+            j(serde_json::json!({"agent": "bob", "disposition": "sale", "resolved": true})),
+            55 * S,
+        ),
+        ("rated", j(serde_json::json!({"score": 4})), 60 * S),
+        (
+            "rated",
+            j(serde_json::json!({"score": 11, "metric": "csat"})),
+            61 * S,
+        ),
+        ("note", j(serde_json::json!({"text": "x"})), 62 * S),
+    ];
+    let log = from_timeline(&row, rows.iter().map(|(k, d, t)| (*k, d, *t)));
+    let f = facts(&Contact::new("i", "voice", true, Some(1), Some(1), log));
+    assert_eq!(f.queued, Some(5 * S));
+    assert_eq!(f.answered, Some(9 * S));
+    assert_eq!(f.ended_by, Some(Party::Customer));
+    assert_eq!((f.talk, f.hold, f.holds), (21 * S, 10 * S, 1));
+    assert_eq!(f.acw, Some(15 * S));
+    assert_eq!(f.dispositions, ["sale"]);
+    assert_eq!(f.resolved, [55 * S]);
+    // An out-of-range score is not an answer.
+    assert_eq!(f.surveys, [(60 * S, Metric::Csat, 4)]);
+    assert_eq!(f.offers, [("bob".to_string(), OfferEnd::Accepted)]);
+    // A chat is the agent's once assigned.
+    let chat = event::Row {
+        channel: "webchat".into(),
+        offered_at: Some(0),
+        ..row
+    };
+    let rows = [
+        ("message", j(serde_json::json!({"from": "customer"})), S),
+        ("assigned", j(serde_json::json!({"agent": "bob"})), 2 * S),
+        (
+            "message",
+            j(serde_json::json!({"from": "agent", "agent": "bob"})),
+            4 * S,
+        ),
+        ("closed", j(serde_json::json!({"by": "abandoned"})), 9 * S),
+    ];
+    let log = from_timeline(&chat, rows.iter().map(|(k, d, t)| (*k, d, *t)));
+    let f = facts(&Contact::new("c", "webchat", true, None, None, log));
+    assert_eq!(f.answered, Some(2 * S));
+    assert_eq!(f.first_response, Some(3 * S));
+    assert_eq!(f.ended_by, Some(Party::Customer));
+    assert_eq!(f.abandoned, None);
+}
+
+fn any_event() -> impl Strategy<Value = Event> {
+    let agent = prop::sample::select(vec!["bob", "carol"]).prop_map(String::from);
+    prop_oneof![
+        Just(Event::Created),
+        Just(Event::IvrStart),
+        Just(Event::IvrEnd),
+        Just(Event::BotStart),
+        Just(Event::BotEnd),
+        prop::sample::select(vec!["sales", "support"])
+            .prop_map(|q| Event::Queued { queue: q.into() }),
+        Just(Event::CustomerMessage),
+        agent.clone().prop_map(|agent| Event::Offered { agent }),
+        agent.clone().prop_map(|agent| Event::Accepted { agent }),
+        agent.clone().prop_map(|agent| Event::Rejected { agent }),
+        agent.clone().prop_map(|agent| Event::Lapsed { agent }),
+        agent.clone().prop_map(|agent| Event::Missed { agent }),
+        agent.clone().prop_map(|agent| Event::Connected { agent }),
+        (agent.clone(), any::<bool>())
+            .prop_map(|(agent, human)| Event::AgentMessage { agent, human }),
+        Just(Event::HoldOn),
+        Just(Event::HoldOff),
+        agent.clone().prop_map(|from| Event::Transfer {
+            from,
+            to: "support".into()
+        }),
+        prop::sample::select(vec![Party::Customer, Party::Agent, Party::System])
+            .prop_map(|by| Event::Ended { by }),
+        agent.clone().prop_map(|agent| Event::WrapUpEnd { agent }),
+        Just(Event::CaseResolved),
+        Just(Event::CaseReopened),
+        (0i64..=10).prop_map(|score| Event::Survey {
+            metric: Metric::Nps,
+            score
+        }),
+        (1i64..=5).prop_map(|score| Event::Survey {
+            metric: Metric::Csat,
+            score
+        }),
+    ]
+}
+
+fn any_contacts() -> impl Strategy<Value = Vec<Contact>> {
+    prop::collection::vec(
+        (
+            prop::sample::select(vec!["voice", "webchat", "whatsapp", "email"]),
+            any::<bool>(),
+            0i64..4,
+            0i64..6,
+            prop::collection::vec((0i64..12, any_event()), 1..24),
+        ),
+        1..12,
+    )
+    .prop_map(|cs| {
+        cs.into_iter()
+            .enumerate()
+            .map(|(i, (ch, inbound, customer, case, evs))| {
+                let mut c = contact(
+                    &format!("i{i}"),
+                    ch,
+                    customer,
+                    customer * 10 + case % 2,
+                    &evs.iter()
+                        .map(|(t, e)| (t * DAY / 4, e.clone()))
+                        .collect::<Vec<_>>(),
+                );
+                c.inbound = inbound;
+                c
+            })
+            .collect()
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn every_share_is_within_its_denominator(cs in any_contacts(), fcr in 0i64..4, by in 0usize..5) {
+        let mut p = Params::new(0, 2 * DAY, 3 * DAY);
+        p.fcr_days = fcr;
+        p.group_by = vec![[Key::Queue, Key::Agent, Key::Channel, Key::Hour, Key::Day][by]];
+        let r = run(&cs, &p);
+        for k in r.groups.iter().map(|g| &g.kpis).chain([&r.total]) {
+            for ratio in k.ratios() {
+                prop_assert!(ratio.num <= ratio.den, "{ratio:?}");
+                if let Some(v) = ratio.value {
+                    prop_assert!((0.0..=1.0).contains(&v));
+                }
+            }
+            prop_assert!(k.answered <= k.queued && k.queued <= k.contacts);
+            prop_assert!(k.handled <= k.contacts && k.inbound <= k.contacts);
+            prop_assert!(k.missed_offers <= k.offers);
+            prop_assert!(k.resolved_cases <= k.cases);
+            prop_assert!(k.fcr_pending + k.first_contact_resolution.den == k.resolved_cases);
+            prop_assert!(k.nps_promoters + k.nps_detractors <= k.nps_answers);
+            prop_assert!(k.abandoned.values().sum::<u64>() <= k.contacts);
+            for m in [k.handle_time, k.talk_time, k.hold_time, k.speed_of_answer, k.first_response, k.reply_time] {
+                prop_assert!(m.sum >= 0, "{m:?}");
+            }
+        }
+        // The groups add up to the total.
+        if !r.groups.is_empty() {
+            let sum = |f: &dyn Fn(&Kpis) -> u64| r.groups.iter().map(|g| f(&g.kpis)).sum::<u64>();
+            prop_assert_eq!(sum(&|k| k.contacts), r.total.contacts);
+            prop_assert_eq!(sum(&|k| k.offers), r.total.offers);
+            prop_assert_eq!(sum(&|k| k.cases), r.total.cases);
+            prop_assert_eq!(sum(&|k| k.service_level.den), r.total.service_level.den);
+        }
+    }
+
+    #[test]
+    fn events_with_equal_times_give_the_same_answers_in_any_order(cs in any_contacts(), seed in any::<u64>()) {
+        use rand::{seq::SliceRandom, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let p = Params::new(0, 2 * DAY, 3 * DAY);
+        let shuffled: Vec<Contact> = cs
+            .iter()
+            .rev()
+            .map(|c| {
+                let mut e = c.events.clone();
+                e.shuffle(&mut rng);
+                // Stable by time only: equal times keep the shuffled order.
+                e.sort_by_key(|x| x.at);
+                Contact::new(c.id.clone(), c.channel.clone(), c.inbound, c.customer, c.case, e)
+            })
+            .collect();
+        prop_assert_eq!(run(&cs, &p), run(&shuffled, &p));
+    }
+}
