@@ -668,6 +668,7 @@ impl Handler<WorkEvent> for CallActor {
             } => WorkNotice::Assigned { agent, extension },
             WorkEvent::Transferred { from, to } => WorkNotice::Transferred { from, to },
             WorkEvent::Overflow { to } => WorkNotice::Overflow { to },
+            WorkEvent::OfferEnded { agent, lapsed } => WorkNotice::OfferEnded { agent, lapsed },
         };
         self.feed(ctx, Input::Work(n));
     }

@@ -1268,6 +1268,14 @@ impl Handler<WorkEvent> for ChatActor {
                 );
                 self.system(ctx, "You are being transferred to a colleague.".into());
             }
+            WorkEvent::OfferEnded { agent, lapsed } => {
+                let kind = if lapsed {
+                    "offer lapsed"
+                } else {
+                    "offer rejected"
+                };
+                self.event(ctx, kind, serde_json::json!({"agent": agent}));
+            }
             WorkEvent::Overflow { to } => {
                 self.event(ctx, "overflow", serde_json::json!({"to": to}));
                 if to == "voicemail" {

@@ -54,6 +54,11 @@ pub enum WorkEvent {
     Overflow {
         to: String,
     },
+    /// An offer ended without the agent taking it: they rejected it, or it lapsed.
+    OfferEnded {
+        agent: String,
+        lapsed: bool,
+    },
 }
 
 /// An agent as the router knows them.
@@ -216,11 +221,14 @@ impl RouterActor {
                     let Some(a) = self.agents.get(&agent) else {
                         continue;
                     };
-                    let interaction = self
-                        .items
-                        .get(&item)
-                        .map(|e| e.work.interaction.clone())
-                        .unwrap_or_default();
+                    let e = self.items.get(&item);
+                    if let (Some(e), RevokeReason::Rejected | RevokeReason::Expired) = (e, reason) {
+                        e.work.owner.do_send(WorkEvent::OfferEnded {
+                            agent: a.login.name.clone(),
+                            lapsed: reason == RevokeReason::Expired,
+                        });
+                    }
+                    let interaction = e.map(|e| e.work.interaction.clone()).unwrap_or_default();
                     a.addr.do_send(AgentPush::Revoked {
                         interaction,
                         reason: match reason {

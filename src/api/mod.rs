@@ -9,6 +9,7 @@ pub mod agents;
 pub mod channels;
 pub mod chat;
 pub mod error;
+pub mod kpis;
 
 /// A request from the HTTP API to place a call (the SIP driver places it).
 pub struct OriginateRequest {
@@ -273,6 +274,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route("/api/calls", web::post().to(place_call))
     .route("/api/interactions", web::get().to(interactions))
     .route("/api/interactions/{id}", web::get().to(interaction))
+    .route("/api/kpis", web::get().to(kpis::kpis))
     .route("/api/openapi.json", web::get().to(openapi))
     .configure(agents::routes)
     .configure(chat::routes)

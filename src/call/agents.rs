@@ -247,6 +247,14 @@ impl Session {
                 self.note("transferred", serde_json::json!({"from": from, "to": to}));
                 self.handed_on(&from);
             }
+            WorkNotice::OfferEnded { agent, lapsed } => {
+                let kind = if lapsed {
+                    "offer lapsed"
+                } else {
+                    "offer rejected"
+                };
+                self.note(kind, serde_json::json!({"agent": agent}));
+            }
             WorkNotice::Overflow { to } => {
                 self.note("overflow", serde_json::json!({"to": to}));
                 if to != "voicemail" {
@@ -524,6 +532,7 @@ impl Session {
             let (agent, leg) = (agent.clone(), *leg);
             tracing::info!(call = %self.call(), %agent, "agent on the call");
             self.store(super::StoreWrite::Answered(agent.clone()));
+            self.note("connected", serde_json::json!({"agent": agent}));
             self.screen_pop("call.connected", &agent);
             self.agent = Stage::Talking { agent, leg };
         }

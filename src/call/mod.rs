@@ -198,6 +198,11 @@ pub enum WorkNotice {
     Overflow {
         to: String,
     },
+    /// An offer ended untaken (rejected, or lapsed).
+    OfferEnded {
+        agent: String,
+        lapsed: bool,
+    },
 }
 
 /// What the media task reports.
@@ -1306,6 +1311,10 @@ impl Session {
         }
         match role {
             Role::Customer => {
+                if matches!(reason, EndReason::RemoteBye | EndReason::Cancelled) {
+                    // Who ended the call, for the KPIs (abandonment by stage).
+                    self.note("caller hung up", serde_json::json!({}));
+                }
                 if self.ivr.is_some() {
                     self.ivr_input(now, crate::dialplan::Input::Hangup);
                 }

@@ -993,6 +993,7 @@ fn ivr_queue_browser_agent_hold_consult_and_complete() {
     for k in [
         "offered",
         "assigned",
+        "connected",
         "held",
         "resumed",
         "consult",
@@ -1163,6 +1164,14 @@ fn the_caller_hanging_up_during_an_offer_a_consult_or_a_hold_leaves_nothing_behi
     w.run_for(Duration::from_secs(2));
     w.caller_hangs_up();
     w.settle_and_check();
+    // The log says the caller left while held (the KPIs' hold abandonment).
+    let tl = w.timeline(i);
+    let at = |k: &str| tl.iter().position(|x| *x == k);
+    assert!(
+        at("connected") < at("held") && at("held") < at("caller hung up"),
+        "{tl:?}"
+    );
+    assert!(at("connected").is_some());
     assert_eq!(
         w.act(
             i,
@@ -1193,6 +1202,12 @@ fn an_agent_logging_out_mid_call_ends_it_for_the_caller() {
     w.run_until(Duration::from_secs(10), |w| w.caller_ended().is_some());
     assert_eq!(w.caller_ended(), Some(EndReason::RemoteBye));
     w.settle_and_check();
+    // We ended it, not the caller: no abandon on the log.
+    assert!(
+        !w.timeline(i).contains(&"caller hung up"),
+        "{:?}",
+        w.timeline(i)
+    );
 }
 
 #[test]

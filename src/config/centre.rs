@@ -86,6 +86,96 @@ pub struct QueueConfig {
     /// The queue's agents see its service level today in their status bar.
     #[serde(default = "yes")]
     pub agents_see_service_level: bool,
+    /// When the queue is staffed, for the KPIs' business-hours first response time
+    /// (`{ timezone = "America/Guayaquil", open = { "mon-fri" = "08:00-18:00" },
+    /// holidays = ["2026-12-25"] }`).
+    #[serde(
+        default,
+        deserialize_with = "checked_hours",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub hours: Option<QueueHours>,
+}
+
+/// A queue's opening hours as written (checked when read: [`QueueHours::hours`]).
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueHours {
+    pub timezone: String,
+    /// Days (`mon`, `mon-fri`, `sat,sun`, `daily`) to one range or a list
+    /// (`"09:00-13:00"`, `["09:00-13:00", "14:00-18:00"]`).
+    pub open: std::collections::BTreeMap<String, Ranges>,
+    #[serde(default)]
+    pub holidays: Vec<String>,
+}
+
+/// One time range or several.
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
+#[serde(untagged)]
+pub enum Ranges {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl QueueHours {
+    /// The hours the KPIs count with, or what is wrong with them.
+    pub fn hours(&self) -> Result<crate::dialplan::model::Hours, String> {
+        use crate::dialplan::decode::{parse_days, parse_range};
+        let tz = jiff::tz::TimeZone::get(&self.timezone).map_err(|_| {
+            format!(
+                "timezone \"{}\" is not a time zone name like America/Guayaquil",
+                self.timezone
+            )
+        })?;
+        let mut week: [Vec<(u16, u16)>; 7] = Default::default();
+        if self.open.is_empty() {
+            return Err(
+                "open needs at least one day, like { \"mon-fri\" = \"08:00-18:00\" }".into(),
+            );
+        }
+        for (days, ranges) in &self.open {
+            let set = parse_days(days).ok_or_else(|| {
+                format!(
+                    "\"{days}\" is not a day or days (mon, tue, ..., sun, mon-fri, sat,sun, daily)"
+                )
+            })?;
+            let list = match ranges {
+                Ranges::One(r) => std::slice::from_ref(r),
+                Ranges::Many(v) => v.as_slice(),
+            };
+            for r in list {
+                let iv = parse_range(r).ok_or_else(|| {
+                    format!("\"{r}\" is not a time range like 09:00-17:30 (24-hour clock, end after start; 24:00 is midnight)")
+                })?;
+                for d in &set {
+                    week[*d].push(iv);
+                }
+            }
+        }
+        let holidays = self
+            .holidays
+            .iter()
+            .map(|h| {
+                h.trim()
+                    .parse::<jiff::civil::Date>()
+                    .map_err(|_| format!("holiday \"{h}\" is not a date like 2026-12-25"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(crate::dialplan::model::Hours {
+            tz,
+            tz_name: self.timezone.clone(),
+            week,
+            holidays,
+            open: None,
+            closed: None,
+        })
+    }
+}
+
+fn checked_hours<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<QueueHours>, D::Error> {
+    let h = QueueHours::deserialize(d)?;
+    h.hours().map_err(serde::de::Error::custom)?;
+    Ok(Some(h))
 }
 
 fn canned_list<'de, D: serde::Deserializer<'de>>(
@@ -120,6 +210,7 @@ impl QueueConfig {
             wrap_up_secs: 0,
             canned: vec![],
             agents_see_service_level: true,
+            hours: None,
         }
     }
 }

@@ -289,3 +289,41 @@ fn channel_accounts_are_checked_at_their_line() {
     let e = Config::parse(&twice, "t.toml").unwrap_err().0;
     assert!(e.contains("defined twice"), "{e}");
 }
+
+#[test]
+fn queue_hours_are_checked_at_their_line() {
+    let good = "[[queue]]\nname = \"support\"\nhours = { timezone = \"America/Guayaquil\", open = { \"mon-fri\" = \"08:00-18:00\", sat = [\"09:00-13:00\"] }, holidays = [\"2026-12-25\"] }\n";
+    let c = Config::parse(good, "t.toml").unwrap();
+    let h = c.queues[0].hours.as_ref().unwrap().hours().unwrap();
+    assert_eq!(h.week[0], [(480, 1080)]);
+    assert_eq!(h.week[5], [(540, 780)]);
+    assert!(h.week[6].is_empty());
+    assert_eq!(h.holidays.len(), 1);
+    for (bad, why) in [
+        (
+            "timezone = \"Mars/Olympus\", open = { daily = \"08:00-18:00\" }",
+            "not a time zone",
+        ),
+        (
+            "timezone = \"UTC\", open = { funday = \"08:00-18:00\" }",
+            "not a day",
+        ),
+        (
+            "timezone = \"UTC\", open = { daily = \"18:00-08:00\" }",
+            "not a time range",
+        ),
+        (
+            "timezone = \"UTC\", open = { daily = \"08:00-18:00\" }, holidays = [\"xmas\"]",
+            "not a date",
+        ),
+        ("timezone = \"UTC\", open = {}", "at least one day"),
+    ] {
+        let e = Config::parse(
+            &format!("[[queue]]\nname = \"support\"\nhours = {{ {bad} }}\n"),
+            "t.toml",
+        )
+        .unwrap_err();
+        assert!(e.0.starts_with("t.toml:3:"), "{}", e.0);
+        assert!(e.0.contains(why), "{why}: {}", e.0);
+    }
+}

@@ -7,6 +7,7 @@
 //! customer journey (a case: first contact resolution, repeat contacts, channel
 //! switches, the journey's survey answer). The README defines each KPI.
 
+pub mod csv;
 pub mod event;
 pub mod facts;
 pub mod hours;

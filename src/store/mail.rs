@@ -427,15 +427,28 @@ impl Store {
     /// have another open case: whether it is open now.
     pub async fn reopen_conversation(&self, conversation: i64) -> Result<bool, StoreError> {
         Ok(with_db!(self, |pool, sql| {
-            sqlx::query(sql("UPDATE conversations SET status = 'open', resolved_at = NULL WHERE id = ? AND status <> 'open' AND NOT EXISTS (SELECT 1 FROM conversations o WHERE o.customer_id = conversations.customer_id AND o.status = 'open')"))
+            let mut tx = pool.begin().await?;
+            let reopened = sqlx::query(sql("UPDATE conversations SET status = 'open', resolved_at = NULL WHERE id = ? AND status <> 'open' AND NOT EXISTS (SELECT 1 FROM conversations o WHERE o.customer_id = conversations.customer_id AND o.status = 'open')"))
                 .bind(conversation)
-                .execute(pool)
-                .await?;
-            sqlx::query(sql("SELECT status FROM conversations WHERE id = ?"))
-                .bind(conversation)
-                .fetch_optional(pool)
+                .execute(&mut *tx)
                 .await?
-                .is_some_and(|r| r.get::<String, _>(0) == "open")
+                .rows_affected()
+                == 1;
+            if reopened {
+                // On the case's timeline (the reopen rate counts it).
+                sqlx::query(sql("INSERT INTO timeline (customer_id, conversation_id, interaction_id, at, kind, data) SELECT customer_id, id, NULL, ?, 'reopened', '{}' FROM conversations WHERE id = ?"))
+                    .bind(now())
+                    .bind(conversation)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let open = sqlx::query(sql("SELECT status FROM conversations WHERE id = ?"))
+                .bind(conversation)
+                .fetch_optional(&mut *tx)
+                .await?
+                .is_some_and(|r| r.get::<String, _>(0) == "open");
+            tx.commit().await?;
+            open
         }))
     }
 

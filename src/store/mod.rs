@@ -72,6 +72,7 @@ mod customers;
 mod dialect;
 mod directory;
 mod interactions;
+mod kpis;
 mod mail;
 mod schema;
 mod surveys;

@@ -55,7 +55,136 @@ on_both!(
     channel_accounts_are_kept_replaced_and_removed,
     an_open_web_chat_is_listed_with_its_session_until_it_ends,
     mail_is_recorded_once_counted_quarantined_threaded_and_erased,
+    the_kpi_log_reads_what_was_recorded_and_leaves_message_text_behind,
 );
+
+async fn the_kpi_log_reads_what_was_recorded_and_leaves_message_text_behind(s: Store) {
+    use crate::kpi;
+    let since = crate::clock::unix_millis() as i64 - 1000;
+    // A call through the IVR to a queue, offered to Carol who lets it lapse, then to
+    // Bob who takes it, holds, and resolves the case at wrap-up; the caller rates it.
+    let (_, case) = s
+        .start_interaction(&new("k1", "+15550007777"))
+        .await
+        .unwrap();
+    let q = InteractionUpdate {
+        queue: Some("sales"),
+        path: &[],
+        ..Default::default()
+    };
+    s.update_interaction("k1", &q).await.unwrap();
+    for (kind, data) in [
+        ("offered", serde_json::json!({"agent": "carol"})),
+        ("offer lapsed", serde_json::json!({"agent": "carol"})),
+        ("offered", serde_json::json!({"agent": "bob"})),
+        ("assigned", serde_json::json!({"agent": "bob"})),
+        ("connected", serde_json::json!({"agent": "bob"})),
+        ("held", serde_json::json!({"agent": "bob"})),
+        ("resumed", serde_json::json!({"agent": "bob"})),
+        (
+            "note",
+            serde_json::json!({"agent": "bob", "text": "not a KPI"}),
+        ),
+        ("caller hung up", serde_json::json!({})),
+    ] {
+        s.add_timeline("k1", kind, data).await.unwrap();
+    }
+    s.interaction_answered("k1", "bob").await.unwrap();
+    s.end_interaction("k1", "answered by bob").await.unwrap();
+    s.wrap_up("k1", "bob", "sale", true).await.unwrap();
+    assert!(s.add_survey_answer("k1", "voice", 5, "").await.unwrap());
+    // The resolved case comes back (as a mail that threads onto it does) with a
+    // WhatsApp message of the same customer and Bob's reply; its text stays in the
+    // store.
+    assert!(s.reopen_conversation(case.unwrap()).await.unwrap());
+    let mut w = new("k2", "+15550007777");
+    w.kind = "whatsapp";
+    w.flow = "";
+    w.conversation = case;
+    assert_eq!(s.start_interaction(&w).await.unwrap().1, case);
+    s.update_interaction("k2", &q).await.unwrap();
+    s.add_timeline(
+        "k2",
+        "message",
+        serde_json::json!({"from": "customer", "text": "my secret order 123", "seq": 1}),
+    )
+    .await
+    .unwrap();
+    s.add_timeline("k2", "assigned", serde_json::json!({"agent": "bob"}))
+        .await
+        .unwrap();
+    s.add_timeline(
+        "k2",
+        "message",
+        serde_json::json!({"from": "agent", "agent": "bob", "text": "hi", "seq": 2}),
+    )
+    .await
+    .unwrap();
+    let until = crate::clock::unix_millis() as i64 + 1000;
+    let mut log = s.kpi_log(since, until).await.unwrap();
+    log.sort_by(|a, b| a.id.cmp(&b.id));
+    assert_eq!(log.len(), 2);
+    let kinds = |c: &kpi::Contact| -> Vec<String> {
+        c.events
+            .iter()
+            .map(|e| {
+                format!("{:?}", e.event)
+                    .split([' ', '{'])
+                    .next()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect()
+    };
+    let call = kinds(&log[0]);
+    for k in [
+        "Created",
+        "IvrStart",
+        "Queued",
+        "Offered",
+        "Lapsed",
+        "Accepted",
+        "Connected",
+        "HoldOn",
+        "HoldOff",
+        "Ended",
+        "WrapUpEnd",
+        "Disposition",
+        "CaseResolved",
+        "Survey",
+        "CaseReopened",
+    ] {
+        assert!(call.contains(&k.to_string()), "{k} in {call:?}");
+    }
+    let f = kpi::facts(&log[0]);
+    assert_eq!(f.queue.as_deref(), Some("sales"));
+    assert_eq!(f.ended_by, Some(kpi::Party::Customer));
+    assert_eq!(f.holds, 1);
+    assert_eq!(f.agents, ["bob"]);
+    // (Written in the same millisecond they may read in either order.)
+    let mut offers = f.offers.clone();
+    offers.sort();
+    assert_eq!(
+        offers,
+        [
+            ("bob".to_string(), kpi::OfferEnd::Accepted),
+            ("carol".to_string(), kpi::OfferEnd::Lapsed)
+        ]
+    );
+    assert_eq!(f.surveys.len(), 1);
+    assert!(f.acw.is_some());
+    assert_eq!(log[1].channel, "whatsapp");
+    assert_eq!(log[1].case, case);
+    let f = kpi::facts(&log[1]);
+    assert!(f.first_response.is_some(), "{:?}", log[1].events);
+    // Both on one case: one journey on two channels, resolved then reopened.
+    let facts: Vec<kpi::Facts> = log.iter().map(kpi::facts).collect();
+    let r = kpi::report(&facts, &kpi::Params::new(since, until, until)).total;
+    assert_eq!((r.cases, r.resolved_cases, r.reopened.num), (1, 1, 1));
+    assert_eq!(r.switches.get("voice→whatsapp"), Some(&1));
+    // Nothing outside the period.
+    assert!(s.kpi_log(until, until + 1000).await.unwrap().is_empty());
+}
 
 async fn mail_is_recorded_once_counted_quarantined_threaded_and_erased(s: Store) {
     // Ada's first mail starts an e-mail interaction on a new case.

@@ -69,6 +69,31 @@ pub fn until(
     }
 }
 
+/// A customer's chat page: starts a chat as `name` at `address` and says "My invoice
+/// is wrong" (id m1); the socket, the chat's id, its resume token and m1's seq.
+pub(crate) fn chat_with_first_message(
+    g: &Gateway,
+    name: &str,
+    address: &str,
+) -> (Ws, String, String, u64) {
+    let mut cust = ws(g, "/chat/ws");
+    send(
+        &mut cust,
+        serde_json::json!({"type": "start", "name": name, "address": address}),
+    );
+    let w = until(&mut cust, "welcome", ty("welcome"));
+    let chat = w.last().unwrap()["chat"].as_str().unwrap().to_string();
+    let token = w.last().unwrap()["token"].as_str().unwrap().to_string();
+    send(
+        &mut cust,
+        serde_json::json!({"type": "message", "id": "m1", "text": "My invoice is wrong"}),
+    );
+    let seq = until(&mut cust, "ack of m1", ty("ack")).last().unwrap()["seq"]
+        .as_u64()
+        .unwrap();
+    (cust, chat, token, seq)
+}
+
 pub fn ty(t: &'static str) -> impl Fn(&serde_json::Value) -> bool {
     move |v| v["type"] == t
 }
@@ -97,7 +122,7 @@ pub(crate) fn raw(g: &Gateway, method: &str, path: &str, token: &str, body: &str
 }
 
 /// Logs an agent in (they start Away: agents choose when they take work).
-fn log_in(g: &Gateway, name: &str, pw: &str) -> String {
+pub(crate) fn log_in(g: &Gateway, name: &str, pw: &str) -> String {
     let (code, body) = g.post(
         "/api/agent/login",
         None,
@@ -108,7 +133,7 @@ fn log_in(g: &Gateway, name: &str, pw: &str) -> String {
 }
 
 /// Logs an agent in and makes them Available.
-fn login(g: &Gateway, name: &str, pw: &str) -> String {
+pub(crate) fn login(g: &Gateway, name: &str, pw: &str) -> String {
     let token = log_in(g, name, pw);
     let (code, body) = put(
         g,
@@ -784,6 +809,10 @@ fn a_queued_caller_is_offered_to_the_agent_whose_phone_rings_and_answers() {
             "queued",
             "offered",
             "assigned",
+            // Her phone answered: the agent is on the call (the KPIs' answer time).
+            "connected",
+            // The caller's BYE: who ended the call, for the KPIs.
+            "caller hung up",
             "interaction ended"
         ],
         "{i}"
@@ -802,21 +831,8 @@ fn a_web_chat_survives_a_crash_of_the_node() {
     use crate::channels::{next, on_duty};
     let mut g = Gateway::start(23800, "demo = true", "", "");
     let (bob, mut bob_ws) = on_duty(&g, "bob", "demo-bob");
-    let mut cust = ws(&g, "/chat/ws");
-    send(
-        &mut cust,
-        serde_json::json!({"type": "start", "name": "Grace Hopper", "address": "grace@example.com"}),
-    );
-    let w = until(&mut cust, "welcome", ty("welcome"));
-    let chat = w.last().unwrap()["chat"].as_str().unwrap().to_string();
-    let token = w.last().unwrap()["token"].as_str().unwrap().to_string();
-    send(
-        &mut cust,
-        serde_json::json!({"type": "message", "id": "m1", "text": "My invoice is wrong"}),
-    );
-    let first = until(&mut cust, "ack of m1", ty("ack")).last().unwrap()["seq"]
-        .as_u64()
-        .unwrap();
+    let (mut cust, chat, token, first) =
+        chat_with_first_message(&g, "Grace Hopper", "grace@example.com");
     let offer = next(&g, &mut bob_ws, "offer");
     assert_eq!(offer["interaction"], chat.as_str(), "{offer}");
     let (code, body) = g.post(&format!("/api/agent/offers/{chat}/accept"), Some(&bob), "");

@@ -8,6 +8,7 @@ mod dovecot;
 mod hardening;
 mod harness;
 mod ivr;
+mod kpis;
 mod mail;
 mod media;
 mod open_channel;

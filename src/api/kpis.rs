@@ -1,0 +1,266 @@
+//! `GET /api/kpis`: the KPIs of a period as JSON or CSV (admin token). The question is
+//! read here ([`ask`], unit-tested); the definitions live in [`crate::kpi`].
+
+use super::agents::centre;
+use super::error::ApiError;
+use super::{authorised, Reply, Shared};
+use crate::kpi;
+use actix_web::{web, HttpRequest, HttpResponse};
+use std::collections::HashMap;
+
+const DAY: i64 = 86_400_000;
+/// The longest period one request may cover.
+const MAX_DAYS: i64 = 366;
+const KNOWN: &[&str] = &[
+    "from",
+    "to",
+    "tz",
+    "group_by",
+    "format",
+    "sl_secs",
+    "abandons",
+    "short_abandon_secs",
+    "fcr_days",
+];
+
+/// What a request asks for.
+#[derive(Debug)]
+pub struct Ask {
+    pub params: kpi::Params,
+    pub csv: bool,
+    /// A service-level threshold for every queue (ms), instead of each queue's own.
+    pub sl: Option<i64>,
+}
+
+/// Reads the query (`now`: Unix ms). An error says which parameter is wrong and what
+/// it may be.
+pub fn ask(q: &HashMap<String, String>, now: i64, accept_csv: bool) -> Result<Ask, String> {
+    if let Some(k) = q.keys().find(|k| !KNOWN.contains(&k.as_str())) {
+        return Err(format!(
+            "unknown parameter `{k}` (known: {})",
+            KNOWN.join(", ")
+        ));
+    }
+    let tz = match q.get("tz") {
+        None => jiff::tz::TimeZone::UTC,
+        Some(name) => jiff::tz::TimeZone::get(name)
+            .map_err(|_| format!("tz `{name}` is not a time zone name like America/Guayaquil"))?,
+    };
+    let now_ts = jiff::Timestamp::from_millisecond(now).map_err(|e| e.to_string())?;
+    let today = now_ts.to_zoned(tz.clone()).date();
+    let when = |name: &str, end: bool| -> Result<Option<i64>, String> {
+        let Some(v) = q.get(name) else {
+            return Ok(None);
+        };
+        if let Ok(t) = v.parse::<jiff::Timestamp>() {
+            return Ok(Some(t.as_millisecond()));
+        }
+        let d = v.parse::<jiff::civil::Date>().map_err(|_| {
+            format!("{name} must be a date (2026-12-03) or an instant with its offset (2026-12-03T08:00:00-05:00)")
+        })?;
+        // A date as `to` includes that day.
+        let d = if end {
+            d.tomorrow().map_err(|e| e.to_string())?
+        } else {
+            d
+        };
+        let z = d.to_zoned(tz.clone()).map_err(|e| e.to_string())?;
+        Ok(Some(z.timestamp().as_millisecond()))
+    };
+    let from = match when("from", false)? {
+        Some(t) => t,
+        None => today
+            .to_zoned(tz.clone())
+            .map_err(|e| e.to_string())?
+            .timestamp()
+            .as_millisecond(),
+    };
+    let to = when("to", true)?.unwrap_or(now);
+    if from >= to {
+        return Err("from must be before to".into());
+    }
+    if to - from > MAX_DAYS * DAY {
+        return Err(format!("a report covers at most {MAX_DAYS} days"));
+    }
+    let mut group_by = vec![];
+    if let Some(g) = q.get("group_by").filter(|g| !g.is_empty()) {
+        for name in g.split(',') {
+            let k = kpi::Key::from_name(name.trim()).ok_or_else(|| {
+                format!("group_by `{name}` is not one of queue, agent, channel, hour, day")
+            })?;
+            if group_by.contains(&k) {
+                return Err(format!("group_by names `{name}` twice"));
+            }
+            group_by.push(k);
+        }
+    }
+    if group_by.len() > 3 {
+        return Err("group_by takes at most three keys".into());
+    }
+    let number =
+        |name: &str, range: std::ops::RangeInclusive<i64>| -> Result<Option<i64>, String> {
+            match q.get(name) {
+                None => Ok(None),
+                Some(v) => match v.parse::<i64>() {
+                    Ok(n) if range.contains(&n) => Ok(Some(n)),
+                    _ => Err(format!(
+                        "{name} must be a whole number from {} to {}",
+                        range.start(),
+                        range.end()
+                    )),
+                },
+            }
+        };
+    let mut params = kpi::Params::new(from, to, now);
+    params.tz = tz;
+    params.group_by = group_by;
+    if let Some(a) = q.get("abandons") {
+        params.abandons = kpi::Abandons::from_name(a).ok_or_else(|| {
+            format!("abandons `{a}` is not one of counted, ignored, met_if_within")
+        })?;
+    }
+    if let Some(s) = number("short_abandon_secs", 0..=600)? {
+        params.short_abandon = s * 1000;
+    }
+    if let Some(d) = number("fcr_days", 1..=90)? {
+        params.fcr_days = d;
+    }
+    let sl = number("sl_secs", 1..=3600)?.map(|s| s * 1000);
+    let csv = match q.get("format").map(String::as_str) {
+        None => accept_csv,
+        Some("json") => false,
+        Some("csv") => true,
+        Some(f) => return Err(format!("format `{f}` is not json or csv")),
+    };
+    Ok(Ask { params, csv, sl })
+}
+
+/// `GET /api/kpis`.
+pub(super) async fn kpis(req: HttpRequest, shared: web::Data<Shared>) -> Reply {
+    authorised(&req, &shared)?;
+    let c = centre(&shared)?;
+    let q = web::Query::<HashMap<String, String>>::from_query(req.query_string())
+        .map_err(|_| ApiError::bad_request("bad query string"))?;
+    let accept_csv = req
+        .headers()
+        .get("accept")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/csv"));
+    let now = crate::clock::unix_millis() as i64;
+    let Ask {
+        mut params,
+        csv,
+        sl,
+    } = ask(&q, now, accept_csv).map_err(ApiError::bad_request)?;
+    for queue in c.router().send(crate::actors::router::QueueConfigs).await? {
+        let ms = i64::try_from(queue.sla_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+        params.sla.insert(queue.name.clone(), sl.unwrap_or(ms));
+        if let Some(h) = queue.hours.as_ref().and_then(|h| h.hours().ok()) {
+            params.hours.insert(queue.name, h);
+        }
+    }
+    if let Some(s) = sl {
+        params.default_sla = s;
+    }
+    // Later contacts of the same customers decide first contact resolution.
+    let until = (params.to + params.fcr_days * DAY)
+        .min(now + 1)
+        .max(params.to);
+    let log = c.store().kpi_log(params.from, until).await?;
+    let facts: Vec<kpi::Facts> = log.iter().map(kpi::facts).collect();
+    let report = kpi::report(&facts, &params);
+    let keys: Vec<&str> = params.group_by.iter().map(|k| k.name()).collect();
+    if csv {
+        return Ok(HttpResponse::Ok()
+            .content_type("text/csv; charset=utf-8")
+            .insert_header(("Content-Disposition", "attachment; filename=\"kpis.csv\""))
+            .body(kpi::csv::csv(&report, &keys)));
+    }
+    let instant = |ms: i64| {
+        jiff::Timestamp::from_millisecond(ms)
+            .map(|t| t.to_string())
+            .unwrap_or_default()
+    };
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "from": instant(params.from),
+        "to": instant(params.to),
+        "tz": params.tz.iana_name().unwrap_or("UTC"),
+        "group_by": keys,
+        "fcr_days": params.fcr_days,
+        "groups": report.groups,
+        "total": report.total,
+    })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    const NOW: i64 = 1_796_331_600_000; // 2026-12-03T21:00:00Z
+
+    #[test]
+    fn a_period_is_read_in_the_time_zone_asked_for() {
+        let a = ask(&q(&[]), NOW, false).unwrap();
+        assert_eq!(a.params.from, NOW - 21 * 3_600_000, "today, UTC");
+        assert_eq!(a.params.to, NOW);
+        assert!(!a.csv);
+        let a = ask(
+            &q(&[
+                ("from", "2026-12-01"),
+                ("to", "2026-12-02"),
+                ("tz", "America/Guayaquil"),
+                ("group_by", "queue,hour"),
+                ("format", "csv"),
+            ]),
+            NOW,
+            false,
+        )
+        .unwrap();
+        // 1 December 00:00 in Guayaquil (UTC-5) to the end of the 2nd.
+        assert_eq!(a.params.from, 1_796_101_200_000);
+        assert_eq!(a.params.to - a.params.from, 2 * DAY);
+        assert_eq!(a.params.group_by, [kpi::Key::Queue, kpi::Key::Hour]);
+        assert!(a.csv);
+        let a = ask(&q(&[("from", "2026-12-03T08:00:00-05:00")]), NOW, true).unwrap();
+        assert_eq!(a.params.from, NOW - 8 * 3_600_000);
+        assert!(a.csv, "Accept: text/csv");
+        let a = ask(
+            &q(&[
+                ("sl_secs", "30"),
+                ("abandons", "ignored"),
+                ("short_abandon_secs", "0"),
+                ("fcr_days", "3"),
+            ]),
+            NOW,
+            false,
+        )
+        .unwrap();
+        assert_eq!(a.sl, Some(30_000));
+        assert_eq!(a.params.abandons, kpi::Abandons::Ignored);
+        assert_eq!((a.params.short_abandon, a.params.fcr_days), (0, 3));
+    }
+
+    #[test]
+    fn a_bad_question_says_what_is_wrong() {
+        let err = |pairs: &[(&str, &str)]| ask(&q(pairs), NOW, false).unwrap_err();
+        assert!(err(&[("form", "2026-12-01")]).contains("unknown parameter `form`"));
+        assert!(err(&[("tz", "Mars/Olympus")]).contains("not a time zone"));
+        assert!(err(&[("from", "yesterday")]).contains("from must be a date"));
+        assert!(err(&[("from", "2026-12-03"), ("to", "2026-12-01")]).contains("before"));
+        assert!(err(&[("from", "2024-01-01")]).contains("at most 366 days"));
+        assert!(err(&[("group_by", "queue,planet")]).contains("`planet`"));
+        assert!(err(&[("group_by", "day,day")]).contains("twice"));
+        assert!(err(&[("group_by", "day,hour,queue,agent")]).contains("at most three"));
+        assert!(err(&[("sl_secs", "0")]).contains("from 1 to 3600"));
+        assert!(err(&[("fcr_days", "x")]).contains("fcr_days"));
+        assert!(err(&[("abandons", "some")]).contains("counted, ignored, met_if_within"));
+        assert!(err(&[("format", "xml")]).contains("json or csv"));
+    }
+}

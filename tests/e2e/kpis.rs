@@ -1,0 +1,220 @@
+//! The KPI API after a scripted stretch of a day: real SIPp callers through the IVR
+//! into a queue (two leave while nobody is there, one after 2 s, one after 8 s; one
+//! reaches Ann's desk phone), and a web chat Ann answers, verifies, resolves and the
+//! customer rates. `GET /api/kpis` must give the figures worked out by hand below, as
+//! JSON grouped by channel and as CSV.
+#![allow(clippy::disallowed_methods)] // real time for real processes
+
+use crate::centre::{agent_ws, chat_with_first_message, log_in, put, ty, until};
+use crate::harness::*;
+use std::time::Duration;
+
+fn json(body: &str) -> serde_json::Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
+}
+
+#[test]
+fn the_kpis_of_a_scripted_day_match_the_figures_worked_out_by_hand() {
+    let base = 21950;
+    let started = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(60);
+    // Callers wait in support for up to a minute.
+    let (g, _dp) = crate::channels::queueing_gateway(
+        base,
+        "[[queue]]\nname = \"support\"\nsla_secs = 20\noffer_timeout_secs = 30\nwrap_up_secs = 0\nhours = { timezone = \"UTC\", open = { daily = \"00:00-24:00\" } }\n\n[[agent]]\nname = \"ann\"\npassword = \"ann-secret\"\ndisplay_name = \"Ann\"\nqueues = [\"support\"]\nextension = \"1001\"\n\n[chat]\nqueue = \"support\"\n",
+    );
+    let sip = format!("127.0.0.1:{}", g.sip);
+    let caller = |port: u16, hold_ms: u32| {
+        sipp_spawn(
+            g.dir.path(),
+            &[
+                "-sn",
+                "uac",
+                "-s",
+                "100",
+                "-d",
+                &hold_ms.to_string(),
+                "-p",
+                &port.to_string(),
+                "-mp",
+                &(port + 4).to_string(),
+                "-m",
+                "1",
+                &sip,
+            ],
+        )
+    };
+
+    // ---- Ann is logged in but away: two callers wait and give up, one after 2 s
+    // (a short abandon), one after 8 s.
+    let ann = log_in(&g, "ann", "ann-secret");
+    let mut ann_ws = agent_ws(&g, &ann);
+    until(&mut ann_ws, "ann's state", ty("state"));
+    let quick = caller(base + 20, 2000);
+    let patient = caller(base + 30, 8000);
+    assert_sipp_done(quick, "the caller who leaves after 2 s", &g);
+    assert_sipp_done(patient, "the caller who leaves after 8 s", &g);
+
+    // ---- Ann is available: a caller reaches her desk phone and talks 5 s.
+    let phone = desk_phone_answering(&g, "1001", base + 10);
+    let (code, body) = put(
+        &g,
+        "/api/agent/presence",
+        &ann,
+        r#"{"presence":"available"}"#,
+    );
+    assert_eq!(code, 200, "{body}");
+    let talker = caller(base + 40, 5000);
+    let o = until(&mut ann_ws, "the call offered", ty("offer"));
+    let call = o.last().unwrap()["interaction"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (code, body) = g.post(&format!("/api/agent/offers/{call}/accept"), Some(&ann), "");
+    assert_eq!(code, 200, "{body}");
+    assert_sipp_done(talker, "the caller who talks to Ann", &g);
+    assert_sipp_done(phone, "Ann's desk phone", &g);
+    until(&mut ann_ws, "the call ended", |v| {
+        v["type"] == "ended" && v["interaction"] == call.as_str()
+    });
+
+    // ---- a web chat: the customer writes, Ann answers, verifies her, ends, resolves
+    // the case; the customer rates it 5.
+    let (mut cust, chat, token, _) = chat_with_first_message(&g, "Grace Hopper", "+1 555 123 0001");
+    until(&mut ann_ws, "the chat offered", |v| {
+        v["type"] == "offer" && v["interaction"] == chat.as_str()
+    });
+    let (code, body) = g.post(&format!("/api/agent/offers/{chat}/accept"), Some(&ann), "");
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = g.post(&format!("/api/agent/work/{chat}/verify"), Some(&ann), "");
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = g.post(
+        &format!("/api/agent/work/{chat}/messages"),
+        Some(&ann),
+        r#"{"text":"Let me fix that."}"#,
+    );
+    assert_eq!(code, 201, "{body}");
+    until(&mut cust, "ann's reply", |v| v["from"] == "agent");
+    let (code, body) = g.post(&format!("/api/agent/work/{chat}/end"), Some(&ann), "");
+    assert_eq!(code, 200, "{body}");
+    until(&mut cust, "closed", ty("closed"));
+    let (code, body) = g.post(
+        &format!("/api/agent/work/{chat}/wrap_up"),
+        Some(&ann),
+        r#"{"disposition":"fixed","resolved":true}"#,
+    );
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = g.post(
+        "/chat/rating",
+        None,
+        &serde_json::json!({"chat": chat, "token": token, "score": 5}).to_string(),
+    );
+    assert!((200..300).contains(&code), "{code} {body}");
+
+    // ---- the KPIs, as worked out by hand.
+    let from = started.to_string();
+    let ask = |q: &str| g.get_auth(&format!("/api/kpis?from={from}{q}"), "test-token");
+    // Every record written (the last call's end comes with its BYE).
+    wait_for("the calls' ends on record", Duration::from_secs(10), || {
+        let (_, body) = ask("");
+        json(&body)["total"]["contacts"] == 4 && json(&body)["total"]["abandoned"]["queue"] == 2
+    });
+    let (code, body) = ask("&group_by=channel");
+    assert_eq!(code, 200, "{body}");
+    let r = json(&body);
+    assert_eq!(r["group_by"], serde_json::json!(["channel"]), "{r}");
+    let group = |ch: &str| {
+        r["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["key"]["channel"] == ch)
+            .unwrap_or_else(|| panic!("no {ch} group: {r}"))["kpis"]
+            .clone()
+    };
+    let voice = group("voice");
+    let pair = |v: &serde_json::Value| (v["num"].as_u64().unwrap(), v["den"].as_u64().unwrap());
+    assert_eq!(voice["contacts"], 3, "{voice}");
+    assert_eq!(voice["queued"], 3, "{voice}");
+    assert_eq!(voice["answered"], 1, "{voice}");
+    assert_eq!(voice["handled"], 1, "{voice}");
+    // Answered within 20 s, and the 8 s abandon missed; the 2 s one is left out.
+    assert_eq!(pair(&voice["service_level"]), (1, 2), "{voice}");
+    assert_eq!(voice["short_abandons"], 1, "{voice}");
+    assert_eq!(
+        voice["abandoned"],
+        serde_json::json!({"queue": 2}),
+        "{voice}"
+    );
+    assert_eq!(pair(&voice["abandonment"]), (1, 2), "{voice}");
+    // Talked about 5 s (SIPp's pause after the answer).
+    let talk = voice["talk_time"]["mean"].as_f64().unwrap();
+    assert!((4_000.0..8_000.0).contains(&talk), "{voice}");
+    // The three calls come from one customer: one case.
+    assert_eq!(voice["cases"], 1, "{voice}");
+    let chat_k = group("webchat");
+    assert_eq!(
+        (chat_k["contacts"].clone(), chat_k["handled"].clone()),
+        (1.into(), 1.into()),
+        "{chat_k}"
+    );
+    assert_eq!(pair(&chat_k["service_level"]), (1, 1), "{chat_k}");
+    assert_eq!(chat_k["first_response"]["n"], 1, "{chat_k}");
+    // Open all day: the business-hours time is the same.
+    assert_eq!(
+        chat_k["first_response_business"]["sum"], chat_k["first_response"]["sum"],
+        "{chat_k}"
+    );
+    assert_eq!(chat_k["resolved_cases"], 1, "{chat_k}");
+    // Resolved just now: judged once seven days have passed.
+    assert_eq!(chat_k["fcr_pending"], 1, "{chat_k}");
+    assert_eq!(pair(&chat_k["csat"]), (1, 1), "{chat_k}");
+    let total = &r["total"];
+    assert_eq!(total["contacts"], 4, "{total}");
+    assert_eq!(total["cases"], 2, "{total}");
+    assert_eq!(total["contacts_per_case"]["mean"], 2.0, "{total}");
+    assert_eq!(pair(&total["survey_response"]), (1, 2), "{total}");
+    assert_eq!(pair(&total["channel_switch"]), (0, 2), "{total}");
+    assert_eq!(total["offers"], 2, "{total}");
+    assert_eq!(total["missed_offers"], 0, "{total}");
+
+    // Abandons left out of the service level on request; a threshold for all queues.
+    let (_, body) = ask("&abandons=ignored");
+    assert_eq!(
+        pair(&json(&body)["total"]["service_level"]),
+        (2, 2),
+        "{body}"
+    );
+    let (_, body) = ask("&short_abandon_secs=0");
+    assert_eq!(
+        pair(&json(&body)["total"]["service_level"]),
+        (2, 4),
+        "{body}"
+    );
+
+    // CSV: a row per group and the total.
+    let (code, csv) = ask("&group_by=channel&format=csv");
+    assert_eq!(code, 200, "{csv}");
+    let lines: Vec<&str> = csv.lines().collect();
+    assert!(
+        lines[0].starts_with("channel,contacts,inbound,queued,answered,service_level,"),
+        "{csv}"
+    );
+    assert!(lines[1].starts_with("voice,3,3,3,1,0.5000,1,2,"), "{csv}");
+    assert!(lines[2].starts_with("webchat,1,1,1,1,1.0000,"), "{csv}");
+    assert!(lines[3].starts_with("(total),4,4,4,2,"), "{csv}");
+
+    // Refusals: no token, a wrong parameter.
+    let (code, body) = g.get("/api/kpis");
+    assert_eq!(code, 401, "{body}");
+    let (code, body) = ask("&tz=Mars/Olympus");
+    assert_eq!(code, 400, "{body}");
+    assert!(
+        json(&body)["error"]
+            .as_str()
+            .unwrap()
+            .contains("not a time zone"),
+        "{body}"
+    );
+    let (code, body) = ask("&group_by=planet");
+    assert_eq!(code, 400, "{body}");
+}
