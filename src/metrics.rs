@@ -168,3 +168,73 @@ pub fn render_mailboxes(s: &mut String, all: &[(String, crate::email::imap::Stat
         );
     }
 }
+
+/// A label value as Prometheus reads it (backslash, quote and newline escaped).
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// The contact centre now: work waiting per queue and the oldest wait, agents by
+/// presence and how many hold work.
+pub fn render_centre(s: &mut String, g: &crate::actors::router::Gauges) {
+    s.push_str("# HELP omnigate_queue_waiting Work waiting in the queue, not yet offered\n# TYPE omnigate_queue_waiting gauge\n");
+    for q in &g.queues {
+        let _ = writeln!(
+            s,
+            "omnigate_queue_waiting{{queue=\"{}\"}} {}",
+            label(&q.name),
+            q.waiting
+        );
+    }
+    s.push_str("# HELP omnigate_queue_oldest_wait_seconds How long the oldest waiting item has waited\n# TYPE omnigate_queue_oldest_wait_seconds gauge\n");
+    for q in &g.queues {
+        let _ = writeln!(
+            s,
+            "omnigate_queue_oldest_wait_seconds{{queue=\"{}\"}} {:.3}",
+            label(&q.name),
+            q.oldest_wait.as_secs_f64()
+        );
+    }
+    s.push_str(
+        "# HELP omnigate_agents Logged-in agents by presence\n# TYPE omnigate_agents gauge\n",
+    );
+    for p in ["available", "away", "busy", "wrap_up"] {
+        let n = g.agents.get(p).copied().unwrap_or(0);
+        let _ = writeln!(s, "omnigate_agents{{presence=\"{p}\"}} {n}");
+    }
+    s.push_str("# HELP omnigate_agents_working Logged-in agents holding work\n# TYPE omnigate_agents_working gauge\n");
+    let _ = writeln!(s, "omnigate_agents_working {}", g.agents_working);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::actors::router::{Gauges, QueueGauge};
+
+    #[test]
+    fn the_centre_reads_as_prometheus_gauges() {
+        let g = Gauges {
+            queues: vec![QueueGauge {
+                name: "sales \"east\"".into(),
+                waiting: 3,
+                oldest_wait: std::time::Duration::from_millis(12_500),
+            }],
+            agents: [("available", 2), ("wrap_up", 1)].into_iter().collect(),
+            agents_working: 1,
+        };
+        let mut s = String::new();
+        render_centre(&mut s, &g);
+        for line in [
+            "omnigate_queue_waiting{queue=\"sales \\\"east\\\"\"} 3",
+            "omnigate_queue_oldest_wait_seconds{queue=\"sales \\\"east\\\"\"} 12.500",
+            "omnigate_agents{presence=\"available\"} 2",
+            "omnigate_agents{presence=\"away\"} 0",
+            "omnigate_agents{presence=\"wrap_up\"} 1",
+            "omnigate_agents_working 1",
+        ] {
+            assert!(s.lines().any(|l| l == line), "{line} in\n{s}");
+        }
+    }
+}

@@ -957,6 +957,67 @@ impl RouterActor {
     }
 }
 
+/// How the queues and agents stand now, for `/metrics`.
+#[derive(Message)]
+#[rtype(result = "Gauges")]
+pub struct GaugesNow;
+
+/// A queue now: items waiting (not offered) and the oldest one's wait.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueueGauge {
+    pub name: String,
+    pub waiting: usize,
+    pub oldest_wait: std::time::Duration,
+}
+
+/// Queues and logged-in agents by presence (and how many hold work).
+#[derive(Debug, Clone, Default, PartialEq, actix::MessageResponse)]
+pub struct Gauges {
+    pub queues: Vec<QueueGauge>,
+    pub agents: std::collections::BTreeMap<&'static str, usize>,
+    pub agents_working: usize,
+}
+
+impl RouterActor {
+    fn on_gauges(&mut self, _: GaugesNow, _: &mut Context<Self>) -> Gauges {
+        let now = crate::clock::now();
+        let queues = self
+            .queues
+            .iter()
+            .enumerate()
+            .map(|(i, q)| {
+                let (waiting, oldest) = self
+                    .engine
+                    .waiting_since(QueueId(i as u32))
+                    .unwrap_or_default();
+                QueueGauge {
+                    name: q.name.clone(),
+                    waiting,
+                    oldest_wait: oldest
+                        .map(|t| now.saturating_duration_since(t))
+                        .unwrap_or_default(),
+                }
+            })
+            .collect();
+        let mut agents = std::collections::BTreeMap::new();
+        let mut agents_working = 0;
+        for a in self.agents.values() {
+            let p = self
+                .engine
+                .presence(a.id)
+                .map(presence_name)
+                .unwrap_or("offline");
+            *agents.entry(p).or_default() += 1;
+            agents_working += !self.engine.assigned(a.id).is_empty() as usize;
+        }
+        Gauges {
+            queues,
+            agents,
+            agents_working,
+        }
+    }
+}
+
 /// Why the router refused a request about work or agents.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RouterError {
@@ -1061,6 +1122,12 @@ impl<T> OnPanic for Option<T> {
     }
 }
 
+impl OnPanic for Gauges {
+    fn on_panic() -> Self {
+        Gauges::default()
+    }
+}
+
 impl<T> OnPanic for Vec<T> {
     fn on_panic() -> Self {
         Vec::new()
@@ -1133,4 +1200,5 @@ guarded! {
     QueueConfigs => Vec<QueueConfig>, on_queue_configs;
     AddQueue => Result<(), QueueError>, on_add_queue;
     AgentList => Vec<serde_json::Value>, on_agent_list;
+    GaugesNow => Gauges, on_gauges;
 }

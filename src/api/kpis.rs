@@ -11,6 +11,9 @@ use std::collections::HashMap;
 const DAY: i64 = 86_400_000;
 /// The longest period one request may cover.
 const MAX_DAYS: i64 = 366;
+/// The most interactions one report reads (their facts are held in memory: about
+/// a gigabyte at this bound; see the README's benchmark).
+pub const MAX_INTERACTIONS: i64 = 1_000_000;
 const KNOWN: &[&str] = &[
     "from",
     "to",
@@ -166,8 +169,20 @@ pub(super) async fn kpis(req: HttpRequest, shared: web::Data<Shared>) -> Reply {
     let until = (params.to + params.fcr_days * DAY)
         .min(now + 1)
         .max(params.to);
-    let log = c.store().kpi_log(params.from, until).await?;
-    let facts: Vec<kpi::Facts> = log.iter().map(kpi::facts).collect();
+    let n = c.store().interactions_between(params.from, until).await?;
+    if n > MAX_INTERACTIONS {
+        return Err(ApiError::new(
+            actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
+            format!("the period holds {n} interactions; a report reads at most {MAX_INTERACTIONS}: ask for a shorter period"),
+        ));
+    }
+    // Each interaction's log is read, made into its facts and dropped.
+    let mut facts: Vec<kpi::Facts> = vec![];
+    c.store()
+        .kpi_log_each(params.from, until, |contact| {
+            facts.push(kpi::facts(&contact))
+        })
+        .await?;
     let report = kpi::report(&facts, &params);
     let keys: Vec<&str> = params.group_by.iter().map(|k| k.name()).collect();
     if csv {

@@ -81,6 +81,9 @@ async fn metrics(req: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
     let mut body = shared.metrics.lock().unwrap().render();
     if let Some(c) = &shared.centre {
         crate::metrics::render_mailboxes(&mut body, &c.mail_statuses());
+        if let Ok(g) = c.router().send(crate::actors::router::GaugesNow).await {
+            crate::metrics::render_centre(&mut body, &g);
+        }
     }
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")

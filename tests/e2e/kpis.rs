@@ -49,10 +49,20 @@ fn the_kpis_of_a_scripted_day_match_the_figures_worked_out_by_hand() {
     let ann = log_in(&g, "ann", "ann-secret");
     let mut ann_ws = agent_ws(&g, &ann);
     until(&mut ann_ws, "ann's state", ty("state"));
-    let quick = caller(base + 20, 2000);
     let patient = caller(base + 30, 8000);
+    // The live gauges: one waiting, nobody to take it, Ann away.
+    g.wait_metric("omnigate_queue_waiting{queue=\"support\"}", 1.0);
+    g.wait_metric("omnigate_agents{presence=\"away\"}", 1.0);
+    g.wait_metric("omnigate_agents{presence=\"available\"}", 0.0);
+    let quick = caller(base + 20, 2000);
+    g.wait_metric("omnigate_queue_waiting{queue=\"support\"}", 2.0);
+    wait_for("the oldest wait to grow", Duration::from_secs(5), || {
+        g.metric("omnigate_queue_oldest_wait_seconds{queue=\"support\"}")
+            .is_some_and(|s| s >= 1.0)
+    });
     assert_sipp_done(quick, "the caller who leaves after 2 s", &g);
     assert_sipp_done(patient, "the caller who leaves after 8 s", &g);
+    g.wait_metric("omnigate_queue_waiting{queue=\"support\"}", 0.0);
 
     // ---- Ann is available: a caller reaches her desk phone and talks 5 s.
     let phone = desk_phone_answering(&g, "1001", base + 10);
