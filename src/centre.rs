@@ -3,6 +3,9 @@
 //! through it; it decides nothing about routing itself.
 
 mod mail;
+mod supervisors;
+
+pub use supervisors::{Scope, Supervisor};
 
 use crate::actors::agent::{AgentActor, Stop};
 use crate::actors::chat::{ChatActor, ChatStart, Chats};
@@ -80,6 +83,10 @@ struct Inner {
     mail_started: std::sync::atomic::AtomicBool,
     /// How each mailbox's fetcher is doing.
     mail_status: crate::email::imap::Statuses,
+    /// Supervisors by name, and their sessions (apart from agents': an agent's token
+    /// never acts as a supervisor's).
+    supervisors: Mutex<HashMap<String, Supervisor>>,
+    supervisor_sessions: Mutex<crate::logins::Sessions>,
     /// The key that signs our plus-address tokens (the store's, the same on every
     /// node), read once.
     mail_key: tokio::sync::OnceCell<Vec<u8>>,
@@ -155,6 +162,16 @@ pub fn verify_password(pw: &str, stored: &str) -> bool {
 /// Checked against for unknown user names, so they cost what known ones do.
 static DUMMY_HASH: std::sync::LazyLock<String> =
     std::sync::LazyLock::new(|| hash_password("\u{1}no such agent"));
+
+/// Whether `password` matches the stored hash; the same work for a known and an
+/// unknown name (`None`), off the async threads.
+async fn password_matches(password: &str, stored: Option<String>) -> bool {
+    let stored = stored.unwrap_or_else(|| DUMMY_HASH.clone());
+    let pw = password.to_string();
+    tokio::task::spawn_blocking(move || verify_password(&pw, &stored))
+        .await
+        .unwrap_or(false)
+}
 
 /// Sessions one agent may hold at once (more logins end the oldest).
 pub const SESSIONS_PER_AGENT: usize = 8;
@@ -274,6 +291,7 @@ impl Centre {
                 }
             }
         }
+        let supervisors = supervisors::load(cfg, &store).await.map_err(e)?;
         let router = RouterActor::new(&queues)?;
         let arb = Arbiter::new();
         let router = RouterActor::start_in_arbiter(&arb.handle(), move |_| router);
@@ -380,6 +398,11 @@ impl Centre {
             mail_started: Default::default(),
             mail_status: Default::default(),
             mail_key: tokio::sync::OnceCell::new(),
+            supervisors: Mutex::new(supervisors),
+            supervisor_sessions: Mutex::new(crate::logins::Sessions::new(
+                std::time::Duration::from_secs(cfg.http.session_idle_mins.max(1) * 60),
+                SESSIONS_PER_AGENT,
+            )),
         }));
         centre.resume_threads().await.map_err(|e| e.to_string())?;
         Ok(centre)
@@ -417,6 +440,17 @@ impl Centre {
         name: &str,
         password: &str,
     ) -> Result<String, CentreError> {
+        self.throttled(from, name, self.login(name, password)).await
+    }
+
+    /// A login attempt under the guard: refused without being tried while `from` or
+    /// `name` is throttled; a wrong password counted against both.
+    async fn throttled(
+        &self,
+        from: std::net::IpAddr,
+        name: &str,
+        attempt: impl std::future::Future<Output = Result<String, CentreError>>,
+    ) -> Result<String, CentreError> {
         let now = crate::clock::now();
         if let Err(wait) = self
             .0
@@ -427,7 +461,7 @@ impl Centre {
         {
             return Err(CentreError::Throttled(wait));
         }
-        let r = self.login(name, password).await;
+        let r = attempt.await;
         let mut g = self
             .0
             .guard
@@ -437,7 +471,7 @@ impl Centre {
             Ok(_) => g.succeeded(from, name),
             Err(CentreError::BadLogin) => {
                 g.failed(crate::clock::now(), from, name);
-                tracing::info!(%from, agent = %crate::redact::Redacted(name), "agent login failed");
+                tracing::info!(%from, user = %crate::redact::Redacted(name), "login failed");
             }
             Err(_) => {}
         }
@@ -446,14 +480,7 @@ impl Centre {
 
     pub async fn login(&self, name: &str, password: &str) -> Result<String, CentreError> {
         let acc = self.account(name);
-        // The same work for a known and an unknown name, off the async threads.
-        let stored = acc
-            .as_ref()
-            .map_or_else(|| DUMMY_HASH.clone(), |a| a.hash.clone());
-        let pw = password.to_string();
-        let ok = tokio::task::spawn_blocking(move || verify_password(&pw, &stored))
-            .await
-            .unwrap_or(false);
+        let ok = password_matches(password, acc.as_ref().map(|a| a.hash.clone())).await;
         let Some(acc) = acc.filter(|_| ok) else {
             return Err(CentreError::BadLogin);
         };

@@ -36,7 +36,7 @@ pub fn next_steps(cfg: &Config) -> Option<String> {
     };
     let base = format!("http://{host}:{}", http.port());
     let mut t = format!(
-        "\nomnigate is ready.\n  Agent desktop:  {base}/agent\n  Web chat:       {base}/chat\n  Metrics:        {base}/metrics\n"
+        "\nomnigate is ready.\n  Agent desktop:  {base}/agent\n  Supervisors:    {base}/supervisor\n  Web chat:       {base}/chat\n  Metrics:        {base}/metrics\n"
     );
     if cfg.is_demo() {
         let sip = cfg
@@ -46,6 +46,7 @@ pub fn next_steps(cfg: &Config) -> Option<String> {
             .map_or("127.0.0.1:5060".into(), |a| a.to_string());
         t.push_str(&format!(
             "  Demo agents:    alice / demo-alice (desk phone 1001), bob / demo-bob (browser)\n  \
+             Demo supervisor: sue / demo-sue (the demo queues)\n  \
              Demo phones:    register 1001 / demo1001 or 1002 / demo1002 at sip:{sip}\n  \
              Call the IVR:   any number, e.g. sipp -sn uac -m 1 {sip} (or dial 100 from a demo phone)\n"
         ));

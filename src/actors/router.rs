@@ -16,6 +16,8 @@ use actix::prelude::*;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+pub mod floor;
+
 /// A piece of work handed to the router: who it is for and what the agent sees.
 #[derive(Clone)]
 pub struct Work {
@@ -80,6 +82,8 @@ struct AgentEntry {
     addr: Recipient<AgentPush>,
     /// What the engine was told at login (to tell a rebuilt engine again).
     spec: AgentSpec,
+    /// Since when their presence is what it is.
+    since: Instant,
 }
 
 struct Entry {
@@ -281,7 +285,8 @@ impl RouterActor {
                     }
                 }
                 RouterEvent::Presence { agent, presence } => {
-                    if let Some(a) = self.agents.get(&agent) {
+                    if let Some(a) = self.agents.get_mut(&agent) {
+                        a.since = crate::clock::now();
                         let until = match presence {
                             Presence::WrapUp { until } => Some(unix_at(until)),
                             _ => None,
@@ -701,7 +706,13 @@ impl RouterActor {
         spec.capacity = m.login.capacity.clone();
         spec.call_blocks_others = m.login.call_blocks_others;
         spec.team = m.login.team.clone();
-        self.engine.login(crate::clock::now(), id, spec.clone())?;
+        let now = crate::clock::now();
+        let was = self.engine.presence(id);
+        self.engine.login(now, id, spec.clone())?;
+        let since = match self.agents.get(&id) {
+            Some(e) if was == self.engine.presence(id) => e.since,
+            _ => now,
+        };
         self.agents.insert(
             id,
             AgentEntry {
@@ -709,6 +720,7 @@ impl RouterActor {
                 login: m.login,
                 addr: m.addr,
                 spec,
+                since,
             },
         );
         self.drain(ctx);
@@ -1128,6 +1140,12 @@ impl OnPanic for Gauges {
     }
 }
 
+impl OnPanic for floor::Floor {
+    fn on_panic() -> Self {
+        floor::Floor::default()
+    }
+}
+
 impl<T> OnPanic for Vec<T> {
     fn on_panic() -> Self {
         Vec::new()
@@ -1201,4 +1219,5 @@ guarded! {
     AddQueue => Result<(), QueueError>, on_add_queue;
     AgentList => Vec<serde_json::Value>, on_agent_list;
     GaugesNow => Gauges, on_gauges;
+    floor::FloorNow => floor::Floor, on_floor;
 }

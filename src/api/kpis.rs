@@ -1,9 +1,10 @@
-//! `GET /api/kpis`: the KPIs of a period as JSON or CSV (admin token). The question is
+//! `GET /api/kpis`: the KPIs of a period as JSON or CSV (admin or supervisor token). The question is
 //! read here ([`ask`], unit-tested); the definitions live in [`crate::kpi`].
 
 use super::agents::centre;
 use super::error::ApiError;
-use super::{authorised, Reply, Shared};
+use super::supervisor::{viewer, Viewer};
+use super::{Reply, Shared};
 use crate::kpi;
 use actix_web::{web, HttpRequest, HttpResponse};
 use std::collections::HashMap;
@@ -138,9 +139,10 @@ pub fn ask(q: &HashMap<String, String>, now: i64, accept_csv: bool) -> Result<As
     Ok(Ask { params, csv, sl })
 }
 
-/// `GET /api/kpis`.
+/// `GET /api/kpis`: the admin sees everything; a supervisor their queues and agents
+/// (and the read is in the audit log).
 pub(super) async fn kpis(req: HttpRequest, shared: web::Data<Shared>) -> Reply {
-    authorised(&req, &shared)?;
+    let who = viewer(&req, &shared)?;
     let c = centre(&shared)?;
     let q = web::Query::<HashMap<String, String>>::from_query(req.query_string())
         .map_err(|_| ApiError::bad_request("bad query string"))?;
@@ -155,6 +157,51 @@ pub(super) async fn kpis(req: HttpRequest, shared: web::Data<Shared>) -> Reply {
         csv,
         sl,
     } = ask(&q, now, accept_csv).map_err(ApiError::bad_request)?;
+    if let Viewer::Supervisor { name, scope } = &who {
+        params.scope = Some(kpi::report::Scope {
+            queues: scope.queues.clone(),
+            agents: scope.agents.clone(),
+        });
+        c.audit(
+            name,
+            "kpis.read",
+            None,
+            serde_json::json!({"query": req.query_string()}),
+        )
+        .await?;
+    }
+    let report = run(c, &mut params, sl, now).await?;
+    let keys: Vec<&str> = params.group_by.iter().map(|k| k.name()).collect();
+    if csv {
+        return Ok(HttpResponse::Ok()
+            .content_type("text/csv; charset=utf-8")
+            .insert_header(("Content-Disposition", "attachment; filename=\"kpis.csv\""))
+            .body(kpi::csv::csv(&report, &keys)));
+    }
+    let instant = |ms: i64| {
+        jiff::Timestamp::from_millisecond(ms)
+            .map(|t| t.to_string())
+            .unwrap_or_default()
+    };
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "from": instant(params.from),
+        "to": instant(params.to),
+        "tz": params.tz.iana_name().unwrap_or("UTC"),
+        "group_by": keys,
+        "fcr_days": params.fcr_days,
+        "groups": report.groups,
+        "total": report.total,
+    })))
+}
+
+/// Reads the period's log (and `fcr_days` after it, up to now) and reports on it with
+/// the queues' own service-level targets (or `sl` ms for all) and opening hours.
+async fn run(
+    c: &crate::centre::Centre,
+    params: &mut kpi::Params,
+    sl: Option<i64>,
+    now: i64,
+) -> Result<kpi::Report, ApiError> {
     for queue in c.router().send(crate::actors::router::QueueConfigs).await? {
         let ms = i64::try_from(queue.sla_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
         params.sla.insert(queue.name.clone(), sl.unwrap_or(ms));
@@ -183,28 +230,49 @@ pub(super) async fn kpis(req: HttpRequest, shared: web::Data<Shared>) -> Reply {
             facts.push(kpi::facts(&contact))
         })
         .await?;
-    let report = kpi::report(&facts, &params);
-    let keys: Vec<&str> = params.group_by.iter().map(|k| k.name()).collect();
-    if csv {
-        return Ok(HttpResponse::Ok()
-            .content_type("text/csv; charset=utf-8")
-            .insert_header(("Content-Disposition", "attachment; filename=\"kpis.csv\""))
-            .body(kpi::csv::csv(&report, &keys)));
-    }
-    let instant = |ms: i64| {
-        jiff::Timestamp::from_millisecond(ms)
-            .map(|t| t.to_string())
-            .unwrap_or_default()
+    Ok(kpi::report(&facts, params))
+}
+
+/// The supervisor console's figures of the day in time zone `tz` (since its
+/// midnight): per queue of their scope, and per hour for the charts, computed by the
+/// same definitions as `GET /api/kpis` (so the tiles and the report agree).
+pub(super) async fn today(
+    c: &crate::centre::Centre,
+    tz: &jiff::tz::TimeZone,
+    scope: &crate::centre::Scope,
+) -> Result<serde_json::Value, ApiError> {
+    let now = crate::clock::unix_millis() as i64;
+    let since = jiff::Timestamp::from_millisecond(now)
+        .ok()
+        .and_then(|t| t.to_zoned(tz.clone()).start_of_day().ok())
+        .map_or(now - now.rem_euclid(DAY), |z| {
+            z.timestamp().as_millisecond()
+        });
+    let scope = kpi::report::Scope {
+        queues: scope.queues.clone(),
+        agents: scope.agents.clone(),
     };
-    Ok(HttpResponse::Ok().json(serde_json::json!({
-        "from": instant(params.from),
-        "to": instant(params.to),
-        "tz": params.tz.iana_name().unwrap_or("UTC"),
-        "group_by": keys,
-        "fcr_days": params.fcr_days,
-        "groups": report.groups,
-        "total": report.total,
-    })))
+    let mut out = serde_json::json!({"since": since});
+    for (name, key) in [("queues", kpi::Key::Queue), ("hours", kpi::Key::Hour)] {
+        let mut p = kpi::Params::new(since, now + 1, now);
+        p.group_by = vec![key];
+        p.scope = Some(scope.clone());
+        p.fcr_days = 1;
+        p.tz = tz.clone();
+        let r = run(c, &mut p, None, now).await?;
+        let groups: Vec<_> = r
+            .groups
+            .into_iter()
+            .map(|g| {
+                serde_json::json!({
+                    "key": g.key.values().next().cloned().unwrap_or_default(),
+                    "kpis": g.kpis,
+                })
+            })
+            .collect();
+        out[name] = groups.into();
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

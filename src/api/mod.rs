@@ -10,6 +10,7 @@ pub mod channels;
 pub mod chat;
 pub mod error;
 pub mod kpis;
+pub mod supervisor;
 
 /// A request from the HTTP API to place a call (the SIP driver places it).
 pub struct OriginateRequest {
@@ -128,6 +129,15 @@ pub(crate) fn token_eq(got: &str, want: &str) -> bool {
     crate::sip::auth::constant_time_eq(&Sha256::digest(got), &Sha256::digest(want))
 }
 
+/// The bearer token a request carries.
+pub(crate) fn bearer_token(req: &HttpRequest) -> Option<String> {
+    req.headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_string)
+}
+
 pub(crate) fn authorised(req: &HttpRequest, shared: &Shared) -> Result<(), ApiError> {
     use actix_web::http::StatusCode;
     let Some(tok) = &shared.admin_token else {
@@ -208,13 +218,14 @@ async fn interactions(req: HttpRequest, shared: web::Data<Shared>) -> Reply {
     Ok(HttpResponse::Ok().json(store.recent_interactions(limit).await?))
 }
 
-/// `GET /api/interactions/{id}`: one interaction and its timeline (admin token).
+/// `GET /api/interactions/{id}`: one interaction and its timeline (admin token, or a
+/// supervisor's for the work of their queues and agents).
 async fn interaction(
     req: HttpRequest,
     path: web::Path<String>,
     shared: web::Data<Shared>,
 ) -> Reply {
-    authorised(&req, &shared)?;
+    let who = supervisor::viewer(&req, &shared)?;
     let store = store(&shared)?;
     let id = path.into_inner();
     let i = store.interaction(&id).await?.ok_or_else(|| {
@@ -223,6 +234,19 @@ async fn interaction(
             "no interaction with that id",
         )
     })?;
+    // A supervisor reads the work of their queues and agents only, and the read is on
+    // record.
+    if let supervisor::Viewer::Supervisor { name, scope } = &who {
+        if !scope.has_work(i.queue.as_deref(), i.agent.as_deref()) {
+            return Err(error(
+                actix_web::http::StatusCode::FORBIDDEN,
+                "this interaction is outside your queues and teams",
+            ));
+        }
+        agents::centre(&shared)?
+            .audit(name, "interaction.read", Some(&id), serde_json::json!({}))
+            .await?;
+    }
     let t = store.timeline(&id).await?;
     let mut v = serde_json::to_value(i).unwrap_or_default();
     v["timeline"] = serde_json::Value::Array(
@@ -280,6 +304,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route("/api/kpis", web::get().to(kpis::kpis))
     .route("/api/openapi.json", web::get().to(openapi))
     .configure(agents::routes)
+    .configure(supervisor::routes)
     .configure(chat::routes)
     .configure(channels::routes)
     .default_service(web::to(|| async {

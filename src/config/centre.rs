@@ -215,6 +215,75 @@ impl QueueConfig {
     }
 }
 
+/// `[[supervisor]]`: someone who watches the agents of their teams and the queues
+/// they are given, and steps into that work (nothing else).
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SupervisorConfig {
+    /// Login name.
+    pub name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub password: String,
+    #[serde(default)]
+    pub display_name: String,
+    /// The agents whose `team` is one of these.
+    #[serde(default)]
+    pub teams: Vec<String>,
+    /// These queues, their work and the agents who serve them.
+    #[serde(default)]
+    pub queues: Vec<String>,
+}
+
+impl SupervisorConfig {
+    /// What is wrong with this supervisor, given the queues there are: (key, value,
+    /// reason).
+    pub fn problem(&self, queues: &[&str]) -> Option<(&'static str, String, String)> {
+        let who = &self.name;
+        if self.name.is_empty()
+            || self.name.len() > 64
+            || !self
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+        {
+            return Some((
+                "name",
+                self.name.clone(),
+                "a supervisor's name must be 1-64 letters, digits, . _ -".into(),
+            ));
+        }
+        if !self.password.is_empty() && self.password.len() < 8 {
+            return Some((
+                "password",
+                self.password.clone(),
+                format!("supervisor \"{who}\": a password needs at least 8 characters"),
+            ));
+        }
+        if self.teams.is_empty() && self.queues.is_empty() {
+            return Some((
+                "name",
+                self.name.clone(),
+                format!("supervisor \"{who}\" needs teams or queues to supervise"),
+            ));
+        }
+        if let Some(q) = self.queues.iter().find(|q| !queues.contains(&q.as_str())) {
+            return Some((
+                "queues",
+                q.clone(),
+                format!("supervisor \"{who}\": no queue named \"{q}\""),
+            ));
+        }
+        if let Some(t) = self.teams.iter().find(|t| t.is_empty() || t.len() > 64) {
+            return Some((
+                "teams",
+                t.clone(),
+                format!("supervisor \"{who}\": a team name must be 1-64 characters"),
+            ));
+        }
+        None
+    }
+}
+
 /// `[[agent]]`: someone who takes calls and chats.
 #[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]

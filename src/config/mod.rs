@@ -23,7 +23,7 @@ mod validate;
 mod values;
 
 pub use calls::{CallsConfig, DialplanConfig, RouteConfig};
-pub use centre::{AgentConfig, ChatConfig, QueueConfig, WebhookConfig};
+pub use centre::{AgentConfig, ChatConfig, QueueConfig, SupervisorConfig, WebhookConfig};
 pub use channels::{ChannelConfig, ChannelKind, TemplateConfig};
 pub use mail::{host_port, is_loopback, AfterImport, MailboxConfig, Security};
 pub use network::{HttpConfig, RtpConfig, SipConfig, TrunkToml, UserConfig, WebRtcConfig};
@@ -59,6 +59,8 @@ pub struct Config {
     pub queues: Vec<QueueConfig>,
     #[serde(rename = "agent")]
     pub agents: Vec<AgentConfig>,
+    #[serde(rename = "supervisor")]
+    pub supervisors: Vec<SupervisorConfig>,
     pub chat: ChatConfig,
     pub webrtc: WebRtcConfig,
     #[serde(rename = "webhook")]
@@ -229,6 +231,22 @@ impl Config {
                     v.push(a);
                 }
             }
+        }
+        v
+    }
+
+    /// Supervisors, with the demo supervisor (`sue`, password `demo-sue`, over the demo
+    /// queues) added in demo mode.
+    pub fn effective_supervisors(&self) -> Vec<SupervisorConfig> {
+        let mut v = self.supervisors.clone();
+        if self.is_demo() && !v.iter().any(|s| s.name == "sue") {
+            v.push(SupervisorConfig {
+                name: "sue".into(),
+                password: "demo-sue".into(),
+                display_name: "Sue Supervisor".into(),
+                teams: vec![],
+                queues: vec!["sales".into(), "support".into(), "operator".into()],
+            });
         }
         v
     }

@@ -154,6 +154,27 @@ impl Config {
                 }
             }
         }
+        let names: Vec<&str> = queues.iter().map(|q| q.name.as_str()).collect();
+        let mut seen = std::collections::HashSet::new();
+        for s in &self.supervisors {
+            if !seen.insert(s.name.as_str()) {
+                return Err(err(
+                    "name",
+                    &s.name,
+                    format!("supervisor \"{}\" is defined twice", s.name),
+                ));
+            }
+            if s.password.is_empty() {
+                return Err(err(
+                    "name",
+                    &s.name,
+                    format!("supervisor \"{}\" needs a password", s.name),
+                ));
+            }
+            if let Some((key, value, why)) = s.problem(&names) {
+                return Err(err(key, &value, why));
+            }
+        }
         let mut seen = std::collections::HashSet::new();
         for c in &self.channels {
             if let Some((key, value, why)) = c.problem() {

@@ -85,6 +85,24 @@ pub struct Params {
     pub fcr_days: i64,
     /// Queues' opening hours, for the business-hours first response time.
     pub hours: HashMap<String, Hours>,
+    /// A supervisor's view: only contacts in these queues or handled by these agents,
+    /// offers to these agents (on any contact), and journeys that began with such a contact (a journey's
+    /// later contacts still count wherever they went). None: everything.
+    pub scope: Option<Scope>,
+}
+
+/// The queues and agents a report is limited to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scope {
+    pub queues: std::collections::BTreeSet<String>,
+    pub agents: std::collections::BTreeSet<String>,
+}
+
+impl Scope {
+    fn has(&self, f: &Facts) -> bool {
+        f.queue.as_ref().is_some_and(|q| self.queues.contains(q))
+            || f.agents.iter().any(|a| self.agents.contains(a))
+    }
 }
 
 impl Params {
@@ -101,6 +119,7 @@ impl Params {
             short_abandon: 5_000,
             fcr_days: 7,
             hours: HashMap::new(),
+            scope: None,
         }
     }
 
@@ -320,12 +339,17 @@ fn group_key(p: &Params, f: &Facts, agent: Option<&str>) -> Vec<String> {
 pub fn report(facts: &[Facts], p: &Params) -> Report {
     let mut groups: BTreeMap<Vec<String>, Kpis> = BTreeMap::new();
     let mut total = Kpis::default();
-    let in_period = |f: &Facts| f.created >= p.from && f.created < p.to;
-    for f in facts.iter().filter(|f| in_period(f)) {
-        let g = groups.entry(group_key(p, f, None)).or_default();
-        contact(g, f, p);
-        contact(&mut total, f, p);
-        for (agent, end) in &f.offers {
+    let in_scope = |f: &Facts| p.scope.as_ref().is_none_or(|s| s.has(f));
+    let agent_in_scope = |a: &str| p.scope.as_ref().is_none_or(|s| s.agents.contains(a));
+    let in_time = |f: &Facts| f.created >= p.from && f.created < p.to;
+    let in_period = |f: &Facts| in_time(f) && in_scope(f);
+    for f in facts.iter().filter(|f| in_time(f)) {
+        if in_scope(f) {
+            let g = groups.entry(group_key(p, f, None)).or_default();
+            contact(g, f, p);
+            contact(&mut total, f, p);
+        }
+        for (agent, end) in f.offers.iter().filter(|(a, _)| agent_in_scope(a)) {
             let g = groups.entry(group_key(p, f, Some(agent))).or_default();
             offer(g, *end);
             offer(&mut total, *end);

@@ -870,3 +870,75 @@ proptest! {
         prop_assert_eq!(run(&cs, &p), run(&shuffled, &p));
     }
 }
+
+#[test]
+fn a_supervisors_report_holds_their_queues_and_agents_and_their_journeys_whole() {
+    // Case 1: a sales call Bob answers; the customer calls again about it in support,
+    // where Cat answers. Case 2: a support call Cat answers, offered to Bob first.
+    let again = contact(
+        "c1b",
+        "voice",
+        1,
+        1,
+        &[
+            (DAY, Event::Created),
+            (DAY, q("support")),
+            (DAY, offered("cat")),
+            (DAY + 5 * S, connected("cat")),
+            (DAY + 60 * S, ended(Party::Customer)),
+        ],
+    );
+    let other = contact(
+        "c2",
+        "voice",
+        2,
+        2,
+        &[
+            (0, Event::Created),
+            (0, q("support")),
+            (0, offered("bob")),
+            (
+                S,
+                Event::Lapsed {
+                    agent: "bob".into(),
+                },
+            ),
+            (2 * S, offered("cat")),
+            (3 * S, connected("cat")),
+            (60 * S, ended(Party::Customer)),
+        ],
+    );
+    let all = [answered("c1", 1, 5), again, other];
+    let mut p = params();
+    p.group_by = vec![Key::Queue];
+    p.scope = Some(report::Scope {
+        queues: ["sales".to_string()].into(),
+        agents: ["bob".to_string()].into(),
+    });
+    let r = run(&all, &p);
+    // Sales only: one contact; case 1 counted with both its contacts; Bob's offers
+    // count wherever they were made (the lapsed one on a support call too).
+    assert_eq!(r.total.contacts, 1);
+    let keys: Vec<&str> = r.groups.iter().map(|g| g.key["queue"].as_str()).collect();
+    assert_eq!(keys, ["sales", "support"]);
+    let support = &r.groups[1].kpis;
+    assert_eq!(
+        (support.contacts, support.offers, support.missed_offers),
+        (0, 1, 1)
+    );
+    assert_eq!(r.total.cases, 1);
+    assert_eq!(r.total.contacts_per_case.mean, Some(2.0));
+    assert_eq!((r.total.offers, r.total.missed_offers), (2, 1));
+    // Cat's scope sees the support contacts and her offers only.
+    p.scope = Some(report::Scope {
+        queues: Default::default(),
+        agents: ["cat".to_string()].into(),
+    });
+    let r = run(&all, &p);
+    assert_eq!(r.total.contacts, 2);
+    assert_eq!((r.total.offers, r.total.missed_offers), (2, 0));
+    assert_eq!(r.total.cases, 1, "case 2 began with her; case 1 did not");
+    // Nobody's scope: nothing.
+    p.scope = Some(report::Scope::default());
+    assert_eq!(run(&all, &p).total.contacts, 0);
+}

@@ -249,6 +249,15 @@ pub struct QueueStats {
     pub overflowed: u64,
 }
 
+/// Where an item stands, for supervisors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemStatus {
+    Waiting,
+    Offered,
+    Assigned,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum State {
     Waiting,
@@ -503,6 +512,18 @@ impl Router {
             .get(&agent)
             .map(|a| a.consults.iter().map(|(i, _)| *i).collect())
             .unwrap_or_default()
+    }
+
+    /// Since when an item is queued, and whether it waits, is offered or is assigned.
+    pub fn item_status(&self, item: ItemId) -> Option<(Instant, ItemStatus)> {
+        self.items.get(&item).map(|i| {
+            let st = match i.state {
+                State::Waiting => ItemStatus::Waiting,
+                State::Offered(_) => ItemStatus::Offered,
+                State::Assigned(_) => ItemStatus::Assigned,
+            };
+            (i.queued_at, st)
+        })
     }
 
     /// The queue an item is in.

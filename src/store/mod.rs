@@ -75,6 +75,7 @@ mod interactions;
 mod kpis;
 mod mail;
 mod schema;
+mod supervision;
 mod surveys;
 mod timeline;
 
@@ -92,6 +93,7 @@ pub use interactions::{
 };
 pub use mail::{EmailRow, MailMark, NewEmail};
 pub use schema::SCHEMA_VERSION;
+pub use supervision::{Audit, AuditEntry, AuditQuery};
 pub use surveys::SurveyAnswer;
 pub use timeline::TimelineEvent;
 

@@ -56,7 +56,72 @@ on_both!(
     an_open_web_chat_is_listed_with_its_session_until_it_ends,
     mail_is_recorded_once_counted_quarantined_threaded_and_erased,
     the_kpi_log_reads_what_was_recorded_and_leaves_message_text_behind,
+    supervisors_are_kept_and_their_acts_are_logged_in_order,
 );
+
+async fn supervisors_are_kept_and_their_acts_are_logged_in_order(s: Store) {
+    use crate::store::{Audit, AuditQuery};
+    let spec = serde_json::json!({"name": "sam", "queues": ["support"]});
+    s.put_supervisor("sam", &spec, "$hash1", "config")
+        .await
+        .unwrap();
+    s.put_supervisor("sam", &spec, "$hash2", "config")
+        .await
+        .unwrap();
+    let rows = s.supervisors().await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        (rows[0].name.as_str(), rows[0].password_hash.as_str()),
+        ("sam", "$hash2")
+    );
+    assert_eq!(rows[0].spec, spec);
+    assert!(s.delete_supervisor("sam").await.unwrap());
+    assert!(!s.delete_supervisor("sam").await.unwrap());
+    assert!(s.supervisors().await.unwrap().is_empty());
+
+    let since = crate::clock::unix_millis() as i64 - 1;
+    let act = |actor, action, interaction| Audit {
+        actor,
+        role: "supervisor",
+        action,
+        interaction,
+        detail: serde_json::json!({"n": 1}),
+    };
+    let a = s.audit(&act("sam", "login", None)).await.unwrap();
+    let b = s.audit(&act("tom", "login", None)).await.unwrap();
+    let c = s
+        .audit(&act("sam", "interaction.read", Some("no-such-interaction")))
+        .await
+        .unwrap();
+    assert!(a < b && b < c);
+    let q = |actor: Option<&str>, after, limit| AuditQuery {
+        from: since,
+        to: since + 60_000,
+        actor: actor.map(String::from),
+        after,
+        limit,
+    };
+    let all = s.audit_log(&q(None, 0, 10)).await.unwrap();
+    assert_eq!(all.iter().map(|e| e.id).collect::<Vec<_>>(), [a, b, c]);
+    let sam = s.audit_log(&q(Some("sam"), 0, 10)).await.unwrap();
+    assert_eq!(
+        sam.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(),
+        ["login", "interaction.read"]
+    );
+    assert_eq!(sam[1].interaction.as_deref(), Some("no-such-interaction"));
+    assert_eq!(sam[1].detail, serde_json::json!({"n": 1}));
+    let page = s.audit_log(&q(None, a, 1)).await.unwrap();
+    assert_eq!(page.iter().map(|e| e.id).collect::<Vec<_>>(), [b]);
+    assert!(s
+        .audit_log(&AuditQuery {
+            from: 0,
+            to: since,
+            ..q(None, 0, 10)
+        })
+        .await
+        .unwrap()
+        .is_empty());
+}
 
 async fn the_kpi_log_reads_what_was_recorded_and_leaves_message_text_behind(s: Store) {
     use crate::kpi;

@@ -157,7 +157,7 @@ fn desk(base: u16, artifacts: &str) -> Desk {
 }
 
 /// The agent's browser (tests/browser/agent_call.mjs) and what it reported so far.
-struct Browser {
+pub(crate) struct Browser {
     child: std::process::Child,
     lines: std::io::Lines<BufReader<std::process::ChildStdout>>,
     transcript: String,
@@ -175,7 +175,7 @@ impl Browser {
     }
 
     /// Runs `tests/browser/<script>` with `args`.
-    fn run(script: &str, args: &[&str]) -> Browser {
+    pub(crate) fn run(script: &str, args: &[&str]) -> Browser {
         let mut child = Command::new("node")
             .arg(repo(&format!("tests/browser/{script}")))
             .args(args)
@@ -194,7 +194,7 @@ impl Browser {
     }
 
     /// Waits for the script's step `name` and returns what it reported.
-    fn step(&mut self, name: &str, g: &Gateway) -> serde_json::Value {
+    pub(crate) fn step(&mut self, name: &str, g: &Gateway) -> serde_json::Value {
         for l in self.lines.by_ref() {
             let l = l.unwrap();
             self.transcript.push_str(&l);
@@ -219,14 +219,14 @@ impl Browser {
     }
 
     /// A line on the script's stdin (it waits for one before a transfer).
-    fn go(&mut self) {
+    pub(crate) fn go(&mut self) {
         use std::io::Write;
         let stdin = self.child.stdin.as_mut().expect("stdin");
         stdin.write_all(b"go\n").unwrap();
         stdin.flush().unwrap();
     }
 
-    fn finish(mut self) {
+    pub(crate) fn finish(mut self) {
         let status = self.child.wait().unwrap();
         assert!(
             status.success(),

@@ -13,6 +13,7 @@ mod mail;
 mod media;
 mod open_channel;
 mod sipp_calls;
+mod supervisor;
 #[path = "../../src/store/testpg.rs"]
 mod testpg;
 mod torture;

@@ -31,13 +31,8 @@ pub(crate) fn centre(shared: &Shared) -> Result<&Centre, ApiError> {
     })
 }
 
-pub(super) fn bearer(req: &HttpRequest) -> Option<String> {
-    req.headers()
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::to_string)
-}
+use super::bearer_token as bearer;
+pub(crate) use socket::{first_frame, refuse};
 
 /// The agent whose session token this request carries.
 pub(super) fn agent(req: &HttpRequest, c: &Centre) -> Result<String, ApiError> {

@@ -36,13 +36,7 @@ pub(super) async fn agent_ws(
         };
         let me = token.as_deref().and_then(|t| c.session(t));
         let (Some(token), Some(me)) = (token, me) else {
-            let _ = session
-                .text(serde_json::json!({"type": "error", "error": "unknown or missing session token: send {\"type\": \"auth\", \"token\": ...} first"}).to_string())
-                .await;
-            let _ = session
-                .close(Some(actix_ws::CloseCode::Policy.into()))
-                .await;
-            return;
+            return refuse(session).await;
         };
         let Some(addr) = c.agent_addr(&me) else {
             let _ = session
@@ -94,6 +88,23 @@ pub(super) async fn agent_ws(
 
 /// The token in a desktop's first frame, if it comes within 10 s.
 async fn first_frame_token(stream: &mut actix_ws::MessageStream) -> Option<String> {
+    first_frame(stream).await?["token"]
+        .as_str()
+        .map(str::to_string)
+}
+
+/// Tells a page its session token is unknown or missing and closes its socket.
+pub(crate) async fn refuse(mut session: actix_ws::Session) {
+    let _ = session
+        .text(serde_json::json!({"type": "error", "error": "unknown or missing session token: send {\"type\": \"auth\", \"token\": ...} first"}).to_string())
+        .await;
+    let _ = session
+        .close(Some(actix_ws::CloseCode::Policy.into()))
+        .await;
+}
+
+/// A page's first frame, `{"type": "auth", ...}`, if it comes within 10 s.
+pub(crate) async fn first_frame(stream: &mut actix_ws::MessageStream) -> Option<serde_json::Value> {
     let first = tokio::time::timeout(std::time::Duration::from_secs(10), stream.next())
         .await
         .ok()??;
@@ -101,7 +112,7 @@ async fn first_frame_token(stream: &mut actix_ws::MessageStream) -> Option<Strin
         return None;
     };
     let v: serde_json::Value = serde_json::from_str(&t).ok()?;
-    (v["type"] == "auth").then(|| v["token"].as_str().map(str::to_string))?
+    (v["type"] == "auth").then_some(v)
 }
 
 /// What an agent's desktop asks over its WebSocket, answered on it:

@@ -1,0 +1,195 @@
+// omnigate supervisor console. Plain JavaScript modules, no build step, no CDN: the
+// gateway serves each file under /supervisor/. Everything shown comes over one
+// WebSocket: the whole floor the supervisor may see (their queues, their agents, the
+// work in them, the day's figures), first on every (re)connect and again whenever it
+// changes. The server cuts it to the supervisor's scope; the page hides nothing.
+import { bars } from "./chart.js";
+
+const $ = (sel, root = document) => root.querySelector(sel);
+const app = {
+  token: sessionStorage.getItem("omnigate.supervisor.token"),
+  name: sessionStorage.getItem("omnigate.supervisor.name"),
+  ws: null,
+  floor: null,
+  at: 0, // when the last floor came (ms)
+};
+window.omnigateSupervisor = app; // for tests and the curious
+
+function age(s) {
+  s = Math.max(0, Math.floor(s));
+  const mm = String(Math.floor(s / 60) % 60).padStart(2, "0"), ss = String(s % 60).padStart(2, "0");
+  return s >= 3600 ? `${Math.floor(s / 3600)}:${mm}:${ss}` : `${Math.floor(s / 60)}:${ss}`;
+}
+const pct = r => (r && r.value !== null && r.value !== undefined ? `${Math.round(r.value * 100)}%` : "–");
+const td = (text, cls) => Object.assign(document.createElement("td"), { textContent: text, className: cls || "" });
+
+async function api(method, path, body) {
+  const r = await fetch(path, {
+    method,
+    headers: Object.assign({ "Content-Type": "application/json" }, app.token ? { Authorization: "Bearer " + app.token } : {}),
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await r.text();
+  let data = null;
+  try { data = text ? JSON.parse(text) : null; } catch { data = { error: text }; }
+  if (!r.ok) throw new Error((data && data.error) || r.statusText);
+  return data;
+}
+
+// ---- rendering ------------------------------------------------------------------------
+
+function renderTiles(f) {
+  const byQueue = new Map(((f.today && f.today.queues) || []).map(g => [g.key, g.kpis]));
+  const box = $("#tiles");
+  box.replaceChildren();
+  for (const q of f.queues) {
+    const t = $("#tile-tpl").content.firstElementChild.cloneNode(true);
+    t.dataset.queue = q.name;
+    const k = byQueue.get(q.name);
+    const abandoned = k ? Object.values(k.abandoned || {}).reduce((a, b) => a + b, 0) : 0;
+    $(".name", t).textContent = q.name;
+    $(".waiting", t).textContent = q.waiting;
+    $(".oldest", t).textContent = q.oldest_since ? age((Date.now() - q.oldest_since) / 1000) : "–";
+    $(".sl", t).textContent = k ? `${pct(k.service_level)} (${k.service_level.num}/${k.service_level.den})` : "–";
+    $(".abandoned", t).textContent = abandoned;
+    for (const p of ["available", "busy", "wrap_up"]) $("." + p, t).textContent = (q.agents && q.agents[p]) || 0;
+    t.classList.toggle("alert", q.waiting > 0 && !(q.agents && q.agents.available));
+    box.append(t);
+  }
+}
+
+function renderAgents(f) {
+  const body = $("#agents tbody");
+  body.replaceChildren();
+  for (const a of f.agents) {
+    const tr = document.createElement("tr");
+    tr.dataset.agent = a.name;
+    const state = td("");
+    state.append(Object.assign(document.createElement("span"), { className: "badge " + a.presence, textContent: a.presence.replace("_", "-") }));
+    const mix = Object.entries(a.channels || {}).map(([c, n]) => `${c} ${n}`).join(", ");
+    tr.append(td(a.display || a.name), td(a.team || ""), state,
+      td(age((Date.now() - a.presence_since) / 1000), "num"), td(String(a.work.length), "num"), td(mix));
+    body.append(tr);
+  }
+  $("#no-agents").hidden = f.agents.length > 0;
+}
+
+function renderWork(f) {
+  const body = $("#work tbody");
+  body.replaceChildren();
+  for (const w of f.work) {
+    const tr = document.createElement("tr");
+    tr.dataset.interaction = w.interaction;
+    tr.append(td(w.channel), td(w.from), td(w.queue), td(w.status), td(w.agent || ""),
+      td(age((Date.now() - w.since) / 1000), "num"));
+    body.append(tr);
+  }
+  $("#no-work").hidden = f.work.length > 0;
+}
+
+function renderCharts(f) {
+  // Every hour of the day so far, an hour without contacts at zero.
+  const byHour = new Map(((f.today && f.today.hours) || []).map(g => [Number(g.key.slice(11, 13)), g.kpis]));
+  const last = Math.max(new Date().getHours(), ...byHour.keys());
+  const hours = [];
+  for (let h = 0; h <= last; h++) hours.push({ label: String(h).padStart(2, "0"), k: byHour.get(h) });
+  const sl = k => (k && k.service_level.value !== null ? k.service_level.value : null);
+  bars($("#sl-chart"), hours.map(h => ({ label: h.label, value: sl(h.k) ?? 0, low: sl(h.k) !== null && sl(h.k) < 0.8 })),
+    1, v => `${Math.round(v * 100)}%`);
+  const most = Math.max(1, ...hours.map(h => (h.k ? h.k.contacts : 0)));
+  bars($("#volume-chart"), hours.map(h => ({ label: h.label, value: h.k ? h.k.contacts : 0 })), most, v => String(Math.round(v)));
+}
+
+function render() {
+  const f = app.floor;
+  if (!f) return;
+  renderTiles(f);
+  renderAgents(f);
+  renderWork(f);
+  renderCharts(f);
+}
+
+// ---- the socket -----------------------------------------------------------------------
+
+let backoff = 1000;
+
+function connect() {
+  const proto = location.protocol === "https:" ? "wss:" : "ws:";
+  const ws = new WebSocket(`${proto}//${location.host}/api/supervisor/ws`);
+  app.ws = ws;
+  ws.onopen = () => ws.send(JSON.stringify({ type: "auth", token: app.token, tz: Intl.DateTimeFormat().resolvedOptions().timeZone }));
+  ws.onmessage = ev => {
+    const m = JSON.parse(ev.data);
+    if (m.type === "floor") {
+      backoff = 1000;
+      app.floor = m;
+      app.at = Date.now();
+      $("#live").textContent = "live";
+      render();
+    } else if (m.type === "logged_out" || m.type === "error") {
+      loggedOut(m.error || "Your session ended; log in again.");
+    }
+  };
+  ws.onclose = () => {
+    if (app.ws !== ws) return;
+    $("#live").textContent = "reconnecting…";
+    const wait = backoff * (0.8 + Math.random() * 0.4);
+    backoff = Math.min(backoff * 2, 30000);
+    setTimeout(() => app.token && app.ws === ws && connect(), wait);
+  };
+}
+
+function disconnect() {
+  if (!app.ws) return;
+  app.ws.onclose = null;
+  app.ws.close();
+  app.ws = null;
+}
+
+// ---- logging in and out -----------------------------------------------------------------
+
+function loggedIn() {
+  $("#login").hidden = true;
+  $("#console").hidden = false;
+  $("#me").hidden = false;
+  $("#who").textContent = app.name;
+  connect();
+}
+
+function loggedOut(why) {
+  disconnect();
+  sessionStorage.removeItem("omnigate.supervisor.token");
+  app.token = null;
+  app.floor = null;
+  $("#console").hidden = true;
+  $("#me").hidden = true;
+  $("#login").hidden = false;
+  $("#login-error").textContent = why || "";
+}
+
+$("#login-form").addEventListener("submit", async ev => {
+  ev.preventDefault();
+  const name = $("#login-name").value.trim();
+  try {
+    const r = await api("POST", "/api/supervisor/login", { name, password: $("#login-password").value });
+    app.token = r.token;
+    app.name = r.supervisor;
+    sessionStorage.setItem("omnigate.supervisor.token", r.token);
+    sessionStorage.setItem("omnigate.supervisor.name", r.supervisor);
+    $("#login-password").value = "";
+    $("#login-error").textContent = "";
+    loggedIn();
+  } catch (e) {
+    $("#login-error").textContent = e.message;
+  }
+});
+
+$("#logout").addEventListener("click", async () => {
+  try { await api("POST", "/api/supervisor/logout"); } catch { }
+  loggedOut("");
+});
+
+// The clocks move between pushes.
+setInterval(() => app.floor && render(), 1000);
+
+if (app.token) loggedIn();
