@@ -568,6 +568,7 @@ fn call_policy(cfg: &Config, adv: IpAddr) -> Result<crate::call::Policy, String>
         phones_trunk: (!cfg.calls.phones_trunk.is_empty()).then(|| cfg.calls.phones_trunk.clone()),
         ring: (cfg.calls.ring_secs > 0).then(|| Duration::from_secs(cfg.calls.ring_secs)),
         browser_calls: cfg.webrtc.port != 0,
+        monitor_notice: cfg.calls.monitor_notice,
         hold_music: hold_music(cfg)?,
         dialplan: Some(crate::call::DialplanPolicy {
             config: cfg.dialplan.clone(),

@@ -377,6 +377,7 @@ impl CallActor {
                     MediaCommand::SendDigits(l, d) => m.send_digits(l, &d),
                     MediaCommand::InfoDigit(l, d) => m.info_digit(l, d),
                     MediaCommand::Bridge(a, b) => m.bridge(a, b),
+                    MediaCommand::Mix(hears) => m.mix(hears),
                     MediaCommand::Unbridge => m.unbridge(),
                     MediaCommand::Record(path) => m.record(path),
                     MediaCommand::StopRecording => m.stop_recording(),
@@ -570,6 +571,11 @@ impl CallActor {
             },
             CallPush::CallState(state) => AgentPush::CallState { interaction, state },
             CallPush::Held(on) => AgentPush::Held { interaction, on },
+            CallPush::Monitored(by) => AgentPush::Monitored {
+                interaction,
+                supervisor: by.as_ref().map(|b| b.0.clone()),
+                mode: by.map(|b| b.1),
+            },
             CallPush::Ended => AgentPush::Ended { interaction },
         });
     }

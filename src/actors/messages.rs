@@ -75,6 +75,13 @@ pub enum AgentPush {
         interaction: String,
         on: bool,
     },
+    /// A supervisor is on the agent's call (`listen`, `whisper`, `barge`), or no
+    /// longer (both null). Listening shows only where `[calls] monitor_notice` is on.
+    Monitored {
+        interaction: String,
+        supervisor: Option<String>,
+        mode: Option<&'static str>,
+    },
     /// The work left the agent (ended, or handed on).
     Ended {
         interaction: String,

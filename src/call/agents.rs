@@ -111,6 +111,8 @@ pub enum AgentCommand {
     CancelConsult {
         agent: String,
     },
+    /// A supervisor steps in, changes how, or leaves (`agent()` is the supervisor).
+    Supervise(super::SupervisorCommand),
 }
 
 impl AgentCommand {
@@ -123,6 +125,7 @@ impl AgentCommand {
             | AgentCommand::Consult { agent, .. }
             | AgentCommand::Complete { agent }
             | AgentCommand::CancelConsult { agent } => agent,
+            AgentCommand::Supervise(c) => c.supervisor(),
         }
     }
 }
@@ -169,6 +172,9 @@ pub enum CallPush {
     CallState(&'static str),
     /// The agent put the caller on hold (`true`) or took them off it.
     Held(bool),
+    /// A supervisor is on the call, as the agent may know it: (who, `listen` |
+    /// `whisper` | `barge`), or no longer (`None`).
+    Monitored(Option<(String, &'static str)>),
     /// The call left the agent.
     Ended,
 }
@@ -193,7 +199,7 @@ impl Session {
     }
 
     /// The media leg an agent talks on, once connected.
-    fn agent_media(&self, agent: &str) -> Option<LegId> {
+    pub(super) fn agent_media(&self, agent: &str) -> Option<LegId> {
         let l = self.leg(self.leg_of(agent)?)?;
         l.media.filter(|_| l.state == LegState::Up)
     }
@@ -296,7 +302,7 @@ impl Session {
         l.state = LegState::Ended;
         l.dropped = true;
         let (sip, media) = (l.sip, l.media);
-        if let Role::AgentBrowser(_) = l.role {
+        if let Role::AgentBrowser(_) | Role::Supervisor(_) = l.role {
             if let Some(m) = media {
                 self.media_if_open(MediaCommand::Remove(m));
             }
@@ -355,6 +361,7 @@ impl Session {
     /// they consulted is on the line (a completed consult), the caller hears music
     /// until the next agent connects. The recording goes on.
     fn handed_on(&mut self, from: &str) {
+        self.end_monitor("the call was transferred");
         if let Stage::Consulting {
             agent,
             colleague,
@@ -490,7 +497,7 @@ impl Session {
             return false;
         };
         self.media_if_open(MediaCommand::StopPlayback(a));
-        self.media_if_open(MediaCommand::Bridge(a, l));
+        self.talk(a, l);
         self.set_hold(false);
         true
     }
@@ -541,6 +548,9 @@ impl Session {
 
     /// A browser leg connected.
     pub(super) fn browser_connected(&mut self, now: Time, media: LegId) {
+        if let Some(key) = self.monitor_leg_of(media) {
+            return self.monitor_connected(key);
+        }
         let Some(l) = self.legs.iter_mut().find(|l| {
             l.media == Some(media)
                 && matches!(l.role, Role::AgentBrowser(_))
@@ -558,6 +568,9 @@ impl Session {
 
     /// A browser leg failed or closed.
     pub(super) fn browser_failed(&mut self, now: Time, media: LegId, why: String) {
+        if self.monitor_leg_of(media).is_some() {
+            return self.end_monitor(&format!("browser: {why}"));
+        }
         let Some(l) = self.legs.iter().find(|l| {
             l.media == Some(media)
                 && matches!(l.role, Role::AgentBrowser(_))
@@ -787,6 +800,10 @@ impl Session {
         cmd: AgentCommand,
         colleague: Option<Colleague>,
     ) -> Reply {
+        let cmd = match cmd {
+            AgentCommand::Supervise(c) => return self.supervise(now, c),
+            cmd => cmd,
+        };
         let agent = cmd.agent().to_string();
         if self.customer_ended() {
             return Some(Err(CallError::Over));
@@ -837,6 +854,7 @@ impl Session {
             }
             AgentCommand::Consult { to, .. } => self.consult(&agent, &to, colleague),
             AgentCommand::Complete { .. } => self.complete(&agent),
+            AgentCommand::Supervise(_) => Some(Err(CallError::NotYours)),
             AgentCommand::CancelConsult { .. } => {
                 if !matches!(&self.agent, Stage::Consulting { agent: a, .. } if *a == agent) {
                     return Some(Err(refused("no consult of yours is going on")));

@@ -27,6 +27,7 @@
 
 pub mod agents;
 mod ivr;
+pub mod monitor;
 #[cfg(test)]
 mod tests;
 
@@ -46,6 +47,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use agents::{AgentCommand, CallError, CallPush, Stage};
+pub use monitor::{MonitorMode, SupervisorCommand};
 
 /// Wall-clock time, the core's only clock (timers are relative).
 pub type Time = jiff::Timestamp;
@@ -67,6 +69,8 @@ pub enum Role {
     AgentPhone(String),
     /// This agent's browser (a WebRTC leg on the shared port).
     AgentBrowser(String),
+    /// This supervisor's browser, listening, whispering or barging in.
+    Supervisor(String),
 }
 
 /// Where a leg is in its life.
@@ -121,6 +125,8 @@ pub struct Policy {
     pub ring: Option<Duration>,
     /// Agents without a desk phone take calls in the browser (`[webrtc]` is on).
     pub browser_calls: bool,
+    /// The agent is told when a supervisor listens (whisper and barge: always).
+    pub monitor_notice: bool,
     /// The dialplans' routing and the queues (none: the built-in handler only).
     pub dialplan: Option<DialplanPolicy>,
 }
@@ -329,6 +335,8 @@ pub enum MediaCommand {
     SendDigits(LegId, String),
     InfoDigit(LegId, char),
     Bridge(LegId, LegId),
+    /// Who hears whom: (listener, the legs it hears).
+    Mix(crate::media::session::Hears),
     Unbridge,
     Record(PathBuf),
     StopRecording,
@@ -510,6 +518,8 @@ enum Timer {
     VoicemailMax,
     /// An agent's browser has this long to connect.
     Browser(String),
+    /// A supervisor's browser leg has this long to connect.
+    Monitor(LegKey),
     QueuePoll,
     /// The media task has this long to report it closed.
     MediaClose,
@@ -551,6 +561,7 @@ pub struct Session {
     pending_media: Vec<Item>,
     ivr: Option<ivr::Ivr>,
     agent: agents::Stage,
+    monitor: Option<monitor::Monitor>,
     flows: Option<Arc<FlowSet>>,
     stopped: bool,
     failed: bool,
@@ -629,6 +640,7 @@ impl Session {
             pending_media: vec![],
             ivr: None,
             agent: agents::Stage::None,
+            monitor: None,
             flows: None,
             stopped: false,
             failed: false,
@@ -1097,6 +1109,9 @@ impl Session {
                 }
             };
         }
+        if answer.is_err() && self.is_monitor_leg(key) {
+            self.end_monitor("the browser's offer was refused");
+        }
         self.agent_browser_answered(key, answer);
     }
 
@@ -1202,7 +1217,7 @@ impl Session {
             Role::Customer => self.customer_established(now, remote_sdp),
             Role::Forward => self.forward_answered(now, key, remote_sdp),
             Role::Transfer | Role::AgentPhone(_) => self.transfer_answered(now, key, remote_sdp),
-            Role::AgentBrowser(_) => {}
+            Role::AgentBrowser(_) | Role::Supervisor(_) => {}
         }
     }
 
@@ -1340,7 +1355,7 @@ impl Session {
                 self.end_customer(code, why);
             }
             Role::AgentPhone(agent) => self.agent_phone_ended(now, &agent, was_up, &reason),
-            Role::AgentBrowser(_) => {}
+            Role::AgentBrowser(_) | Role::Supervisor(_) => {}
         }
         self.maybe_finish();
     }
@@ -1355,6 +1370,7 @@ impl Session {
         if live || !self.customer_ended() || self.stopped {
             return;
         }
+        self.end_monitor("the call ended");
         if self.ivr.as_ref().is_some_and(|i| !i.started) {
             // The interaction record is being created: its writes wait for it.
             return;
@@ -1464,6 +1480,7 @@ impl Session {
             Timer::Ivr(id) => self.ivr_input(now, crate::dialplan::Input::Timer(id)),
             Timer::VoicemailMax => self.media_if_open(MediaCommand::StopVoicemail),
             Timer::Browser(agent) => self.browser_timeout(now, &agent),
+            Timer::Monitor(leg) => self.monitor_timeout(leg),
             Timer::QueuePoll => self.queue_poll(),
             Timer::MediaClose => self.stop(),
         }

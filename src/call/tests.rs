@@ -51,6 +51,8 @@ struct Media {
     closes: u32,
     legs: BTreeMap<LegId, bool>,
     bridges: Vec<(LegId, LegId)>,
+    /// Each mix asked for (who hears whom).
+    mixes: Vec<crate::media::session::Hears>,
     unbridges: u32,
     recordings: u32,
 }
@@ -143,6 +145,7 @@ fn policy(dialplan: bool, forward: bool) -> Policy {
         phones_trunk: None,
         ring: None,
         browser_calls: true,
+        monitor_notice: true,
         dialplan: dialplan.then(|| DialplanPolicy {
             config,
             demo: false,
@@ -383,6 +386,7 @@ impl World {
                 media.legs.insert(id, true);
                 let agent = match self.calls[i].session.leg_role(leg) {
                     Some(Role::AgentBrowser(a)) => a,
+                    Some(Role::Supervisor(s)) => format!("supervisor {s}"),
                     other => panic!("a browser leg for {other:?}"),
                 };
                 self.calls[i].browsers.push((id, agent));
@@ -401,6 +405,7 @@ impl World {
                 media.opened = true;
                 media.bridges.push((a, b));
             }
+            MediaCommand::Mix(hears) => media.mixes.push(hears),
             MediaCommand::Unbridge => media.unbridges += 1,
             MediaCommand::Record(_) => {
                 media.opened = true;
@@ -1021,6 +1026,201 @@ fn ivr_queue_browser_agent_hold_consult_and_complete() {
     assert_eq!(
         end.as_deref(),
         Some(format!("answered by {other}").as_str())
+    );
+}
+
+/// Who hears whom: the last mix asked for (`Err`), or before any, the last bridge.
+fn hearing(w: &World, i: usize) -> Result<(LegId, LegId), crate::media::session::Hears> {
+    let m = &w.calls[i].media;
+    match m.mixes.last() {
+        Some(x) => Err(x.clone()),
+        None => Ok(*m.bridges.last().expect("bridged")),
+    }
+}
+
+fn supervise(
+    w: &mut World,
+    i: usize,
+    c: SupervisorCommand,
+) -> Result<serde_json::Value, CallError> {
+    w.act(i, AgentCommand::Supervise(c))
+}
+
+fn monitored(w: &World, i: usize) -> Vec<Option<(String, &'static str)>> {
+    w.calls[i]
+        .pushes
+        .iter()
+        .filter_map(|(a, p)| match p {
+            CallPush::Monitored(by) if a == "ann" => Some(by.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_supervisor_listens_whispers_barges_and_leaves_with_one_browser_leg() {
+    let mut w = World::new(
+        policy(true, false),
+        FarEnd::Answer,
+        &[("ann", Browser::Connects)],
+    );
+    let i = w.dial("100");
+    w.run_until(Duration::from_secs(10), |w| talking_to(w, i, "ann"));
+    let (c, a) = hearing(&w, i).expect("caller and agent bridged");
+    let start = |who: &str, mode| SupervisorCommand::Start {
+        supervisor: who.into(),
+        mode,
+        sdp: "v=0 (supervisor's offer)".into(),
+    };
+    let r = supervise(&mut w, i, start("sue", MonitorMode::Listen));
+    assert_eq!(r, Ok(serde_json::json!({"sdp": "v=0 (answer)"})));
+    assert_eq!(
+        supervise(&mut w, i, start("sofia", MonitorMode::Barge)),
+        Err(CallError::Refused("sue is on this call already".into())),
+        "one supervisor at a time"
+    );
+    w.run_for(Duration::from_secs(1));
+    let s = w.calls[i]
+        .browsers
+        .iter()
+        .find(|(_, who)| who == "supervisor sue")
+        .map(|(id, _)| *id)
+        .expect("the supervisor's browser leg");
+    let browsers = w.calls[i].browsers.len();
+    // Listen: the supervisor hears both; nobody hears the supervisor.
+    assert_eq!(hearing(&w, i), Err(MonitorMode::Listen.mix(c, a, s)));
+    assert_eq!(
+        MonitorMode::Listen.mix(c, a, s),
+        vec![(c, vec![a]), (a, vec![c]), (s, vec![c, a])]
+    );
+    assert_eq!(monitored(&w, i), [Some(("sue".to_string(), "listen"))]);
+    // Whisper, then barge: one command each, no new leg.
+    for mode in [MonitorMode::Whisper, MonitorMode::Barge] {
+        let r = supervise(
+            &mut w,
+            i,
+            SupervisorCommand::Mode {
+                supervisor: "sue".into(),
+                mode,
+            },
+        );
+        assert_eq!(r, Ok(serde_json::json!({"mode": mode.as_str()})));
+        assert_eq!(hearing(&w, i), Err(mode.mix(c, a, s)));
+    }
+    assert_eq!(w.calls[i].browsers.len(), browsers, "no renegotiation");
+    assert_eq!(
+        MonitorMode::Whisper.mix(c, a, s)[0],
+        (c, vec![a]),
+        "the caller never hears a whisper"
+    );
+    assert_eq!(
+        supervise(
+            &mut w,
+            i,
+            SupervisorCommand::Mode {
+                supervisor: "sofia".into(),
+                mode: MonitorMode::Listen
+            }
+        ),
+        Err(CallError::Refused("you are not on this call".into()))
+    );
+    // Hold takes the caller out; resuming brings the mix back, not a bare bridge.
+    let mixes = w.calls[i].media.mixes.len();
+    w.act(
+        i,
+        AgentCommand::Hold {
+            agent: "ann".into(),
+            on: true,
+        },
+    )
+    .unwrap();
+    w.act(
+        i,
+        AgentCommand::Hold {
+            agent: "ann".into(),
+            on: false,
+        },
+    )
+    .unwrap();
+    assert_eq!(w.calls[i].media.mixes.len(), mixes + 1);
+    assert_eq!(hearing(&w, i), Err(MonitorMode::Barge.mix(c, a, s)));
+    // The supervisor leaves: their leg goes, the two are bridged again.
+    let bridges = w.calls[i].media.bridges.len();
+    let r = supervise(
+        &mut w,
+        i,
+        SupervisorCommand::Stop {
+            supervisor: "sue".into(),
+        },
+    );
+    assert_eq!(r, Ok(serde_json::json!({"stopped": true})));
+    assert_eq!(w.calls[i].media.bridges.len(), bridges + 1);
+    assert_eq!(w.calls[i].media.bridges.last(), Some(&(c, a)));
+    assert_eq!(w.calls[i].media.legs.get(&s), Some(&false), "leg removed");
+    assert_eq!(
+        monitored(&w, i),
+        [
+            Some(("sue".to_string(), "listen")),
+            Some(("sue".to_string(), "whisper")),
+            Some(("sue".to_string(), "barge")),
+            None
+        ]
+    );
+    // Another supervisor steps in; the caller hangs up on all of them.
+    supervise(&mut w, i, start("sofia", MonitorMode::Listen)).unwrap();
+    w.run_for(Duration::from_secs(1));
+    w.caller_hangs_up();
+    w.settle_and_check();
+    let notes: Vec<serde_json::Value> = w.calls[i]
+        .stores
+        .iter()
+        .filter_map(|s| match s {
+            StoreWrite::Timeline(k, v) if k.starts_with("monitor") => {
+                Some(serde_json::json!([k, v]))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        notes,
+        [
+            serde_json::json!(["monitor started", {"supervisor": "sue", "mode": "listen"}]),
+            serde_json::json!(["monitor mode", {"supervisor": "sue", "mode": "whisper"}]),
+            serde_json::json!(["monitor mode", {"supervisor": "sue", "mode": "barge"}]),
+            serde_json::json!(["monitor stopped", {"supervisor": "sue", "why": "stopped by the supervisor"}]),
+            serde_json::json!(["monitor started", {"supervisor": "sofia", "mode": "listen"}]),
+            serde_json::json!(["monitor stopped", {"supervisor": "sofia", "why": "the call ended"}]),
+        ]
+    );
+}
+
+#[test]
+fn listening_is_not_shown_to_the_agent_unless_the_policy_says_so() {
+    let mut p = policy(true, false);
+    p.monitor_notice = false;
+    let mut w = World::new(p, FarEnd::Answer, &[("ann", Browser::Connects)]);
+    let i = w.dial("100");
+    w.run_until(Duration::from_secs(10), |w| talking_to(w, i, "ann"));
+    let start = SupervisorCommand::Start {
+        supervisor: "sue".into(),
+        mode: MonitorMode::Listen,
+        sdp: "v=0".into(),
+    };
+    supervise(&mut w, i, start).unwrap();
+    w.run_for(Duration::from_secs(1));
+    supervise(
+        &mut w,
+        i,
+        SupervisorCommand::Mode {
+            supervisor: "sue".into(),
+            mode: MonitorMode::Whisper,
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        monitored(&w, i),
+        [None, Some(("sue".to_string(), "whisper"))],
+        "listening is silent; a whisper is heard, so shown"
     );
 }
 

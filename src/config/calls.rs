@@ -25,6 +25,9 @@ pub struct CallsConfig {
     /// How long a registered phone's call to another extension rings before the caller
     /// gets 480 (0: until the caller gives up).
     pub ring_secs: u64,
+    /// The agent's desktop shows when a supervisor listens to their call (whisper and
+    /// barge are always shown: the agent hears the supervisor).
+    pub monitor_notice: bool,
 }
 
 impl Default for CallsConfig {
@@ -37,6 +40,7 @@ impl Default for CallsConfig {
             forward_trunk: String::new(),
             phones_trunk: String::new(),
             ring_secs: 60,
+            monitor_notice: true,
         }
     }
 }

@@ -110,6 +110,7 @@ enum Cmd {
     InfoDigit(LegId, char),
     Bridge(LegId, LegId),
     Conference,
+    Mix(crate::media::session::Hears),
     Unbridge,
     Record(PathBuf),
     Voicemail(PathBuf),
@@ -332,6 +333,7 @@ impl MediaHandle {
                             Cmd::InfoDigit(l, d) => session.on_info_digit(now, l, d, &mut out),
                             Cmd::Bridge(a, b) => session.bridge(a, b),
                             Cmd::Conference => session.conference(),
+                            Cmd::Mix(hears) => session.mix(hears),
                             Cmd::Unbridge => session.unbridge(),
                             Cmd::Record(path) => match Recorder::create(&path) {
                                 Ok(r) => session.record(r),
@@ -498,6 +500,11 @@ impl MediaHandle {
 
     pub fn conference(&self) {
         let _ = self.tx.send(Cmd::Conference);
+    }
+
+    /// Who hears whom (see [`MediaSession::mix`]).
+    pub fn mix(&self, hears: crate::media::session::Hears) {
+        let _ = self.tx.send(Cmd::Mix(hears));
     }
 
     pub fn unbridge(&self) {

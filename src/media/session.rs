@@ -11,6 +11,10 @@
 //!   pass across (as RFC 4733 when the other leg has it, as in-band tones when not);
 //!   video RTP and RTCP are relayed untouched.
 //! - **Conference**: every leg hears the sum of the others, mixed on the tick.
+//! - **Mix**: each listed leg hears the sum of the legs listed for it, mixed on the
+//!   tick; a leg nobody lists is heard by no one (a supervisor listening: their
+//!   microphone is dropped here, whatever their page sends). Changing who hears whom is
+//!   a new list, with no renegotiation.
 
 use crate::media::dtmf::{self, Digit, GoertzelDetector, Rfc4733Receiver, Rfc4733Sender};
 use crate::media::g711;
@@ -25,6 +29,9 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 pub type LegId = usize;
+
+/// Who hears whom: (listener, the legs it hears).
+pub type Hears = Vec<(LegId, Vec<LegId>)>;
 
 /// How often each leg sends RTCP (RFC 3550 minimum of 5 s).
 pub const RTCP_INTERVAL: Duration = Duration::from_secs(5);
@@ -123,6 +130,8 @@ enum Mode {
     Alone,
     Bridge(LegId, LegId),
     Conference,
+    /// (listener, the legs it hears).
+    Mix(Hears),
 }
 
 enum Outgoing {
@@ -370,8 +379,14 @@ impl MediaSession {
         if let Some(slot) = self.legs.get_mut(leg) {
             *slot = None;
         }
-        match self.mode {
-            Mode::Bridge(a, b) if a == leg || b == leg => self.unbridge(),
+        match &mut self.mode {
+            Mode::Bridge(a, b) if *a == leg || *b == leg => self.unbridge(),
+            Mode::Mix(hears) => {
+                hears.retain(|(l, _)| *l != leg);
+                for (_, from) in hears.iter_mut() {
+                    from.retain(|f| *f != leg);
+                }
+            }
             _ => {}
         }
     }
@@ -437,6 +452,13 @@ impl MediaSession {
     pub fn conference(&mut self) {
         self.unbridge();
         self.mode = Mode::Conference;
+    }
+
+    /// Each `(listener, sources)`: the listener hears the sum of the sources (itself
+    /// never); legs not listed hear their play queue.
+    pub fn mix(&mut self, hears: Hears) {
+        self.unbridge();
+        self.mode = Mode::Mix(hears);
     }
 
     pub fn unbridge(&mut self) {
@@ -773,6 +795,21 @@ impl MediaSession {
             }
             sum
         });
+        let mut mixed: std::collections::HashMap<LegId, Vec<i32>> = Default::default();
+        if let Mode::Mix(hears) = &self.mode {
+            for (listener, from) in hears {
+                let mut sum = vec![0i32; n];
+                for f in from.iter().filter(|f| *f != listener) {
+                    let Some(Some(l)) = self.legs.get(*f) else {
+                        continue;
+                    };
+                    for (s, &h) in sum.iter_mut().zip(&l.heard) {
+                        *s += h as i32;
+                    }
+                }
+                mixed.insert(*listener, sum);
+            }
+        }
         let bridged = self.peer_of(0).is_some();
         let mut caller_hears: Option<Vec<i16>> = None;
         let n_legs = self.legs.len();
@@ -794,6 +831,10 @@ impl MediaSession {
             } else if let Some(sum) = &mix {
                 for ((o, &s), &own) in pcm.iter_mut().zip(sum).zip(&l.heard) {
                     *o = (s - own as i32).clamp(-32768, 32767) as i16;
+                }
+            } else if let Some(sum) = mixed.get(&id) {
+                for (o, &s) in pcm.iter_mut().zip(sum) {
+                    *o = s.clamp(-32768, 32767) as i16;
                 }
             } else {
                 finished = l.player.fill(&mut pcm).finished;

@@ -504,6 +504,86 @@ fn conference_mixes_the_others() {
     }
 }
 
+/// One tick of each leg speaking at its level; what each leg then hears (0 for a leg
+/// sent nothing).
+fn mix_round(
+    s: &mut MediaSession,
+    t0: Instant,
+    f: u32,
+    legs: &[LegId],
+    levels: &[i16],
+) -> Vec<i32> {
+    let mut out = Vec::new();
+    let now = t0 + Duration::from_millis(20 * f as u64);
+    for (i, &l) in legs.iter().enumerate() {
+        let payload = vec![g711::linear_to_ulaw(levels[i]); 160];
+        s.on_rtp(
+            now,
+            l,
+            addr(4000 + 10 * i as u16),
+            pkt(0, f as u16, f * 160, 100 + i as u32, payload, false),
+            &mut out,
+        );
+    }
+    out.clear();
+    s.on_tick(now, &mut out);
+    legs.iter()
+        .map(|&l| {
+            sends(&out, l)
+                .first()
+                .map_or(0, |p| g711::ulaw_to_linear(p.1.payload[80]) as i32)
+        })
+        .collect()
+}
+
+#[test]
+fn a_mix_gives_each_listener_only_the_legs_listed_for_it_and_changes_without_renegotiation() {
+    let t0 = crate::clock::now();
+    let mut s = MediaSession::new(t0, "t".into());
+    // Caller, agent, supervisor.
+    let legs: Vec<LegId> = (0..3)
+        .map(|i| s.add_leg(t0, params(Codec::Pcmu, None, 4000 + 10 * i)))
+        .collect();
+    let (c, a, v) = (legs[0], legs[1], legs[2]);
+    let levels = [1000i16, 2000, 4000];
+    let near = |got: i32, want: i32| (got - want).abs() <= want / 20 + 8;
+    let mut f = 0u32;
+    let mut settle = |s: &mut MediaSession| {
+        let mut heard = Vec::new();
+        for _ in 0..10 {
+            heard = mix_round(s, t0, f, &legs, &levels);
+            f += 1;
+        }
+        heard
+    };
+    // Listen: the supervisor's microphone reaches no one.
+    s.mix(vec![(c, vec![a]), (a, vec![c]), (v, vec![c, a])]);
+    let h = settle(&mut s);
+    assert!(
+        near(h[0], 2000) && near(h[1], 1000) && near(h[2], 3000),
+        "listen: {h:?}"
+    );
+    // Whisper: the agent hears the supervisor, the caller does not.
+    s.mix(vec![(c, vec![a]), (a, vec![c, v]), (v, vec![c, a])]);
+    let h = settle(&mut s);
+    assert!(
+        near(h[0], 2000) && near(h[1], 5000) && near(h[2], 3000),
+        "whisper: {h:?}"
+    );
+    // Barge: everyone hears the other two (a listener never hears itself).
+    s.mix(vec![(c, vec![a, v]), (a, vec![c, v]), (v, vec![c, a, v])]);
+    let h = settle(&mut s);
+    assert!(
+        near(h[0], 6000) && near(h[1], 5000) && near(h[2], 3000),
+        "barge: {h:?}"
+    );
+    // The supervisor leaves: the two go on hearing each other.
+    s.remove_leg(v);
+    let h = settle(&mut s);
+    assert!(near(h[0], 2000) && near(h[1], 1000), "after: {h:?}");
+    assert_eq!(h[2], 0, "a removed leg is sent nothing");
+}
+
 #[test]
 fn recording_puts_the_caller_left_and_what_it_hears_right() {
     let dir = tempfile::tempdir().unwrap();
