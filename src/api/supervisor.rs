@@ -354,6 +354,122 @@ async fn console_ws(
     Ok(resp)
 }
 
+// ---- stepping into calls ----------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MonitorBody {
+    mode: String,
+    #[serde(default)]
+    sdp: Option<String>,
+}
+
+fn mode_of(m: &str) -> Result<crate::call::MonitorMode, ApiError> {
+    crate::call::MonitorMode::parse(m).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "mode must be listen, whisper or barge, not {:?}",
+            m.chars().take(32).collect::<String>()
+        ))
+    })
+}
+
+/// The live call `id` if it is in the supervisor's scope: 404 when there is no such
+/// live call, 403 when it is someone else's work.
+async fn call_in_scope(
+    c: &Centre,
+    scope: &Scope,
+    id: &str,
+) -> Result<actix::Recipient<crate::actors::messages::AgentCall>, ApiError> {
+    let none = || {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no live call with that interaction id",
+        )
+    };
+    let floor = c
+        .router()
+        .send(crate::actors::router::floor::FloorNow)
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the router is not answering",
+            )
+        })?;
+    let w = floor
+        .work
+        .iter()
+        .find(|w| w.interaction == id)
+        .ok_or_else(none)?;
+    if !scope.has_work(Some(&w.queue), w.agent.as_deref()) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "this interaction is outside your queues and teams",
+        ));
+    }
+    c.call(id).ok_or_else(none)
+}
+
+/// `POST /api/interactions/{id}/monitor` `{"mode": "listen" | "whisper" | "barge",
+/// "sdp": OFFER}`: the supervisor's browser joins the call; answers `{"sdp": ANSWER}`.
+/// `PUT` with `{"mode": ...}` changes how (no renegotiation); `DELETE` leaves.
+async fn monitor(
+    req: HttpRequest,
+    path: web::Path<String>,
+    b: web::Bytes,
+    shared: web::Data<Shared>,
+) -> Reply {
+    use crate::actors::messages::AgentCall;
+    use crate::call::{AgentCommand, SupervisorCommand};
+    let (name, scope) = me(&req, &shared)?;
+    let c = centre(&shared)?;
+    let id = path.into_inner();
+    let call = call_in_scope(c, &scope, &id).await?;
+    let (action, cmd) = if req.method() == actix_web::http::Method::DELETE {
+        (
+            "monitor.stop",
+            SupervisorCommand::Stop {
+                supervisor: name.clone(),
+            },
+        )
+    } else {
+        let body: MonitorBody = serde_json::from_slice(&b)
+            .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
+        let mode = mode_of(&body.mode)?;
+        if req.method() == actix_web::http::Method::POST {
+            let sdp = body.sdp.filter(|s| !s.is_empty()).ok_or_else(|| {
+                ApiError::bad_request("\"sdp\" (the browser's offer) is required")
+            })?;
+            if sdp.len() > 64 << 10 {
+                return Err(ApiError::bad_request("\"sdp\" is over 64 KiB"));
+            }
+            let cmd = SupervisorCommand::Start {
+                supervisor: name.clone(),
+                mode,
+                sdp,
+            };
+            ("monitor.start", cmd)
+        } else {
+            (
+                "monitor.mode",
+                SupervisorCommand::Mode {
+                    supervisor: name.clone(),
+                    mode,
+                },
+            )
+        }
+    };
+    let detail = match &cmd {
+        SupervisorCommand::Start { mode, .. } | SupervisorCommand::Mode { mode, .. } => {
+            serde_json::json!({"mode": mode.as_str()})
+        }
+        SupervisorCommand::Stop { .. } => serde_json::json!({}),
+    };
+    c.audit(&name, action, Some(&id), detail).await?;
+    let r = call.send(AgentCall(AgentCommand::Supervise(cmd))).await??;
+    Ok(HttpResponse::Ok().json(r))
+}
+
 /// The floor cut to what a supervisor may see, and as text (to see it change).
 fn cut(scope: &Scope, f: Floor) -> (Floor, String) {
     let f = Floor {
@@ -407,7 +523,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route("/api/supervisors", web::post().to(create))
     .route("/api/supervisors/{name}", web::put().to(update))
     .route("/api/supervisors/{name}", web::delete().to(remove))
-    .route("/api/audit", web::get().to(audit));
+    .route("/api/audit", web::get().to(audit))
+    .route("/api/interactions/{id}/monitor", web::post().to(monitor))
+    .route("/api/interactions/{id}/monitor", web::put().to(monitor))
+    .route("/api/interactions/{id}/monitor", web::delete().to(monitor));
 }
 
 #[cfg(test)]

@@ -291,3 +291,267 @@ fn a_supervisor_sees_and_acts_on_their_queues_and_teams_only() {
     assert_eq!(code, 204, "{body}");
     assert_eq!(sup_login(&g, "zoe", "zoe-new-secret").0, 401);
 }
+
+/// The caller's media, played by the test on its own socket (SIPp does the signalling
+/// and names this socket in its SDP): a 450 Hz tone out, and what comes back kept with
+/// when it came, to be analysed.
+type Heard = std::sync::Arc<std::sync::Mutex<Vec<(std::time::Instant, Vec<i16>)>>>;
+
+struct CallerMedia {
+    heard: Heard,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl CallerMedia {
+    fn start(port: u16) -> CallerMedia {
+        use omnigate::media::g711::{linear_to_ulaw, ulaw_to_linear};
+        use std::sync::atomic::Ordering;
+        let sock = std::net::UdpSocket::bind(("127.0.0.1", port)).unwrap();
+        sock.set_read_timeout(Some(std::time::Duration::from_millis(20)))
+            .unwrap();
+        let heard = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (h, s) = (heard.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut gateway = None;
+            let (mut seq, mut ts, mut phase) = (0u16, 0u32, 0f64);
+            let mut next = std::time::Instant::now();
+            let mut buf = [0u8; 2048];
+            while !s.load(Ordering::Relaxed) {
+                if let Ok((n, from)) = sock.recv_from(&mut buf) {
+                    // RTP (not RTCP): version 2, payload type 0.
+                    if n > 12 && buf[0] >> 6 == 2 && buf[1] & 0x7f == 0 {
+                        gateway = Some(from);
+                        let pcm = buf[12..n].iter().map(|&u| ulaw_to_linear(u)).collect();
+                        h.lock().unwrap().push((std::time::Instant::now(), pcm));
+                    }
+                }
+                // Once the gateway has spoken (symmetric RTP), a packet each 20 ms.
+                let Some(to) = gateway else { continue };
+                while std::time::Instant::now() >= next {
+                    let mut p = vec![0x80, 0x00];
+                    p.extend(seq.to_be_bytes());
+                    p.extend(ts.to_be_bytes());
+                    p.extend(0x4510_0001u32.to_be_bytes());
+                    for _ in 0..160 {
+                        p.push(linear_to_ulaw((phase.sin() * 8000.0) as i16));
+                        phase += 2.0 * std::f64::consts::PI * 450.0 / 8000.0;
+                    }
+                    let _ = sock.send_to(&p, to);
+                    seq = seq.wrapping_add(1);
+                    ts = ts.wrapping_add(160);
+                    next += std::time::Duration::from_millis(20);
+                }
+            }
+        });
+        CallerMedia { heard, stop }
+    }
+
+    /// The amplitude (of 32768) of each tone in what the caller heard over `window`
+    /// from now (Goertzel, Hann window).
+    fn tones(&self, window: std::time::Duration, freqs: &[f64]) -> Vec<f64> {
+        let from = std::time::Instant::now();
+        // The audio of the next `window` is needed: it has to arrive first.
+        while from.elapsed() < window {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let pcm: Vec<f64> = self
+            .heard
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(at, _)| *at >= from)
+            .flat_map(|(_, p)| p.iter().map(|&s| s as f64))
+            .collect();
+        assert!(
+            pcm.len() >= 2000,
+            "the caller hears audio: {} samples",
+            pcm.len()
+        );
+        let n = pcm.len() as f64;
+        freqs
+            .iter()
+            .map(|f| {
+                let w = 2.0 * std::f64::consts::PI * f / 8000.0;
+                let (mut re, mut im, mut gain) = (0.0, 0.0, 0.0);
+                for (i, x) in pcm.iter().enumerate() {
+                    let hann = 0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / n).cos();
+                    re += x * hann * (w * i as f64).cos();
+                    im += x * hann * (w * i as f64).sin();
+                    gain += hann;
+                }
+                2.0 * (re * re + im * im).sqrt() / gain
+            })
+            .collect()
+    }
+}
+
+impl Drop for CallerMedia {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Listen, whisper, barge: a caller (SIPp, with the test's RTP socket as its media) is
+/// bridged to Bob in Chromium; Sam, his supervisor, steps in from the console in a
+/// second context. Each party is a pure tone (caller 450 Hz, Bob 700 Hz, Sam 1150 Hz).
+/// Listening, Sam hears both and nobody hears Sam (the page sends its microphone all
+/// along: the gateway drops it); whispering, Bob hears Sam and the caller does not;
+/// barging, both do; then Sam leaves. Tom, who supervises another queue, is refused
+/// (403). Each step is on the call's timeline and in the audit log, and Bob's desktop
+/// says who is on his call.
+#[test]
+fn a_supervisor_listens_whispers_and_barges_into_a_call_from_the_console() {
+    let base = 25150;
+    // Demo mode (its trunk takes calls from 127.0.0.0/8); calls wait in support.
+    let (g, _dp) = crate::channels::queueing_gateway(
+        base,
+        "[[queue]]\nname = \"support\"\n\n[[queue]]\nname = \"sales\"\n\n[[agent]]\nname = \"bob\"\npassword = \"bob-secret\"\ndisplay_name = \"Bob\"\nteam = \"day\"\nqueues = [\"support\"]\n\n[[supervisor]]\nname = \"sam\"\npassword = \"sam-secret\"\nteams = [\"day\"]\nqueues = [\"support\"]\n\n[[supervisor]]\nname = \"tom\"\npassword = \"tom-secret\"\nqueues = [\"sales\"]\n",
+    );
+    g.wait_log("dialplan loaded");
+    let artifacts = repo("target/e2e-artifacts/monitor");
+    let _ = std::fs::remove_dir_all(&artifacts);
+    std::fs::create_dir_all(&artifacts).unwrap();
+    let rtp = base + 20;
+    let media = CallerMedia::start(rtp);
+    let mut b = Browser::run(
+        "monitor.mjs",
+        &[
+            &format!("http://127.0.0.1:{}", g.http),
+            &artifacts.display().to_string(),
+        ],
+    );
+    b.step("console", &g);
+    let caller = sipp_spawn(
+        g.dir.path(),
+        &[
+            "-sf",
+            &scenario("uac_media_elsewhere.xml"),
+            "-s",
+            "100",
+            "-key",
+            "from",
+            "+15550001111",
+            "-set",
+            "rtp",
+            &rtp.to_string(),
+            "-p",
+            &(base + 10).to_string(),
+            "-mp",
+            &(base + 16).to_string(),
+            "-m",
+            "1",
+            &format!("127.0.0.1:{}", g.sip),
+        ],
+    );
+    let level = |v: &serde_json::Value, who: &str, tone: &str| v[who][tone].as_f64().unwrap();
+    let talking = b.step("talking", &g);
+    assert!(level(&talking, "bob", "caller") > -50.0, "{talking}");
+
+    // The call, and who may step into it.
+    let (_, body) = g.get_auth("/api/interactions?limit=1", "test-token");
+    let id = json(&body)[0]["id"].as_str().unwrap().to_string();
+    let path = format!("/api/interactions/{id}/monitor");
+    let offer = r#"{"mode":"listen","sdp":"v=0"}"#;
+    let tom = token(&g, "tom", "tom-secret");
+    let (code, body) = raw(&g, "POST", &path, &tom, offer);
+    assert_eq!(code, 403, "Tom's queue is sales: {body}");
+    assert!(body.contains("outside your queues"), "{body}");
+    let sam = token(&g, "sam", "sam-secret");
+    let (code, body) = raw(&g, "POST", &path, &sam, r#"{"mode":"shout","sdp":"v=0"}"#);
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("listen, whisper or barge"), "{body}");
+    let (code, body) = raw(&g, "POST", &path, "test-token", offer);
+    assert_eq!(code, 401, "the admin has no ears on calls: {body}");
+    let (code, body) = raw(&g, "PUT", &path, &sam, r#"{"mode":"barge"}"#);
+    assert_eq!(code, 409, "not on the call yet: {body}");
+    let (code, body) = raw(&g, "POST", "/api/interactions/nope/monitor", &sam, offer);
+    assert_eq!(code, 404, "{body}");
+
+    let freqs = [450.0, 700.0, 1150.0];
+    let (heard, absent) = (1000.0, 150.0);
+    // Listen: Sam hears both; his tone reaches neither.
+    let l = b.step("listen", &g);
+    assert!(
+        level(&l, "sam", "caller") > -50.0 && level(&l, "sam", "bob") > -50.0,
+        "{l}"
+    );
+    assert!(
+        level(&l, "bob", "sam") < -70.0,
+        "Bob does not hear Sam: {l}"
+    );
+    assert_eq!(l["banner"], "Supervisor sam is listening", "{l}");
+    let c = media.tones(std::time::Duration::from_millis(800), &freqs);
+    assert!(
+        c[1] > heard && c[2] < absent,
+        "listen: the caller hears Bob, not Sam: {c:?}"
+    );
+    // Whisper: Bob hears Sam, the caller does not.
+    b.go();
+    let w = b.step("whisper", &g);
+    assert!(
+        level(&w, "bob", "sam") > -50.0 && level(&w, "bob", "caller") > -50.0,
+        "{w}"
+    );
+    assert!(w["banner"].as_str().unwrap().contains("whispering"), "{w}");
+    let c = media.tones(std::time::Duration::from_millis(800), &freqs);
+    assert!(
+        c[1] > heard && c[2] < absent,
+        "whisper: the caller hears Bob, not Sam: {c:?}"
+    );
+    // Barge: all three.
+    b.go();
+    let x = b.step("barge", &g);
+    assert!(
+        level(&x, "bob", "sam") > -50.0 && level(&x, "sam", "caller") > -50.0,
+        "{x}"
+    );
+    let c = media.tones(std::time::Duration::from_millis(800), &freqs);
+    assert!(
+        c[1] > heard && c[2] > heard,
+        "barge: the caller hears Bob and Sam: {c:?}"
+    );
+    // Sam leaves: Bob and the caller as before.
+    b.go();
+    let left = b.step("left", &g);
+    assert!(level(&left, "bob", "sam") < -70.0, "{left}");
+    let c = media.tones(std::time::Duration::from_millis(800), &freqs);
+    assert!(c[1] > heard && c[2] < absent, "after: {c:?}");
+    b.go();
+    b.step("hung up", &g);
+    b.finish();
+    assert_sipp_done(caller, "the caller", &g);
+
+    // On the call's timeline and in the audit log.
+    let (_, body) = g.get_auth(&format!("/api/interactions/{id}"), "test-token");
+    let i = json(&body);
+    let kinds = timeline_kinds(&i);
+    for k in ["monitor started", "monitor mode", "monitor stopped"] {
+        assert!(kinds.contains(&k), "{k} on the timeline: {kinds:?}");
+    }
+    let (code, body) = g.get_auth("/api/audit?actor=sam", "test-token");
+    assert_eq!(code, 200, "{body}");
+    let acts: Vec<(String, String)> = json(&body)
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"].as_str().unwrap().starts_with("monitor"))
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap().to_string(),
+                e["interaction"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    let want: Vec<(String, String)> = [
+        "monitor.mode",
+        "monitor.start",
+        "monitor.mode",
+        "monitor.mode",
+        "monitor.stop",
+    ]
+    .iter()
+    .map(|a| (a.to_string(), id.clone()))
+    .collect();
+    assert_eq!(acts, want, "every act, refused ones too, before it is done");
+}

@@ -9,7 +9,7 @@ import { api, flash } from "./api.js";
 import { connect, disconnect } from "./socket.js";
 import { setPresence, renderStatus, serviceLevel } from "./status.js";
 import { addOffer, removeOffer, ringUpdate, ringStop, askToNotify } from "./offers.js";
-import { addWork, callState, chatMessage, closeCall, consultLeg, delivery, dropLeg, held, typing, verified, webrtcAnswer, windowMoved, workEnded } from "./work.js";
+import { addWork, callState, chatMessage, closeCall, consultLeg, delivery, dropLeg, held, monitored, typing, verified, webrtcAnswer, windowMoved, workEnded } from "./work.js";
 import { hooks } from "./pop.js";
 import { installKeys } from "./keys.js";
 import { installTabs, showTab, countTabs } from "./tabs.js";
@@ -84,6 +84,7 @@ function onPush(m) {
     }
     case "call_state": consultUp(m); callState(m); break;
     case "held": held(m); break;
+    case "monitored": monitored(m); break;
     case "ended":
       if (app.work.has(m.interaction)) workEnded(m.interaction, false);
       else { removeOffer(m.interaction); dropLeg(m.interaction); }

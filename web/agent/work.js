@@ -159,6 +159,16 @@ export function held(m) {
   tick();
 }
 
+/// A supervisor on our call (as policy lets us know): who and how, or no longer.
+export function monitored(m) {
+  const entry = app.work.get(m.interaction);
+  const p = entry && entry.node && $(".monitored", entry.node);
+  if (!p) return;
+  const how = { listen: "is listening", whisper: "is whispering to you (the caller does not hear)", barge: "has joined the call" };
+  p.hidden = !m.supervisor;
+  p.textContent = m.supervisor ? `Supervisor ${m.supervisor} ${how[m.mode] || m.mode}` : "";
+}
+
 /// A warm transfer's progress on a call we have.
 export function callState(m) {
   const w = app.work.get(m.interaction);

@@ -82,10 +82,93 @@ function renderWork(f) {
     tr.dataset.interaction = w.interaction;
     tr.append(td(w.channel), td(w.from), td(w.queue), td(w.status), td(w.agent || ""),
       td(age((Date.now() - w.since) / 1000), "num"));
+    const act = td("");
+    // A voice call an agent has can be listened to (then whispered to, barged into).
+    if (w.channel === "voice" && w.status === "assigned" && w.agent && mon.id !== w.interaction) {
+      const b = Object.assign(document.createElement("button"), { type: "button", className: "listen", textContent: "Listen" });
+      b.addEventListener("click", () => startMonitor(w.interaction, w.agent));
+      act.append(b);
+    }
+    tr.append(act);
     body.append(tr);
   }
   $("#no-work").hidden = f.work.length > 0;
+  // The call we are on ended (it left the floor): our leg goes too.
+  if (mon.id && !f.work.some(w => w.interaction === mon.id)) stopMonitor(false);
 }
+
+// ---- listen, whisper, barge ---------------------------------------------------------------
+// One WebRTC leg per call, always with the microphone: the gateway decides who hears it
+// (in listen mode no one), so a mode change is one API call and no renegotiation.
+
+const mon = { id: null, agent: null, pc: null, stream: null, mode: null };
+app.monitor = mon;
+
+async function startMonitor(id, agent) {
+  if (mon.id) await stopMonitor(true);
+  $("#monitor-error").textContent = "";
+  const pc = new RTCPeerConnection({ bundlePolicy: "max-bundle", rtcpMuxPolicy: "require" });
+  Object.assign(mon, { id, agent, pc, mode: "listen" });
+  try {
+    mon.stream = await navigator.mediaDevices.getUserMedia({ audio: { echoCancellation: true, noiseSuppression: true } });
+  } catch (e) {
+    $("#monitor-error").textContent = "No microphone: " + e.message;
+    return stopMonitor(false);
+  }
+  for (const t of mon.stream.getAudioTracks()) pc.addTrack(t, mon.stream);
+  pc.ontrack = ev => { $("#monitor-audio").srcObject = ev.streams[0] || new MediaStream([ev.track]); };
+  await pc.setLocalDescription(await pc.createOffer());
+  // The gateway is ICE-lite and answers at once: send the offer with its candidates.
+  await new Promise(r => {
+    if (pc.iceGatheringState === "complete") return r();
+    pc.onicegatheringstatechange = () => pc.iceGatheringState === "complete" && r();
+    setTimeout(r, 1500);
+  });
+  try {
+    const r = await api("POST", `/api/interactions/${encodeURIComponent(id)}/monitor`, { mode: "listen", sdp: pc.localDescription.sdp });
+    if (mon.pc !== pc) return;
+    await pc.setRemoteDescription({ type: "answer", sdp: r.sdp });
+  } catch (e) {
+    $("#monitor-error").textContent = e.message;
+    return stopMonitor(false);
+  }
+  showMonitor();
+}
+
+async function setMode(mode) {
+  if (!mon.id || mode === mon.mode) return;
+  try {
+    const r = await api("PUT", `/api/interactions/${encodeURIComponent(mon.id)}/monitor`, { mode });
+    mon.mode = r.mode;
+    showMonitor();
+  } catch (e) {
+    $("#monitor-error").textContent = e.message;
+  }
+}
+
+async function stopMonitor(tell) {
+  const id = mon.id;
+  if (mon.pc) mon.pc.close();
+  if (mon.stream) for (const t of mon.stream.getTracks()) t.stop();
+  Object.assign(mon, { id: null, agent: null, pc: null, stream: null, mode: null });
+  $("#monitor-audio").srcObject = null;
+  $("#monitor").hidden = true;
+  if (tell && id) {
+    try { await api("DELETE", `/api/interactions/${encodeURIComponent(id)}/monitor`); } catch { }
+  }
+  if (app.floor) renderWork(app.floor);
+}
+
+function showMonitor() {
+  $("#monitor").hidden = !mon.id;
+  const how = { listen: "Listening to", whisper: "Whispering to", barge: "On the call with" }[mon.mode];
+  $("#monitor-text").textContent = `${how} ${mon.agent}`;
+  for (const b of document.querySelectorAll("#monitor .modes button")) b.setAttribute("aria-pressed", String(b.dataset.mode === mon.mode));
+  if (app.floor) renderWork(app.floor);
+}
+
+for (const b of document.querySelectorAll("#monitor .modes button")) b.addEventListener("click", () => setMode(b.dataset.mode));
+$("#monitor-leave").addEventListener("click", () => stopMonitor(true));
 
 function renderCharts(f) {
   // Every hour of the day so far, an hour without contacts at zero.
@@ -158,6 +241,7 @@ function loggedIn() {
 
 function loggedOut(why) {
   disconnect();
+  if (mon.id) stopMonitor(false);
   sessionStorage.removeItem("omnigate.supervisor.token");
   app.token = null;
   app.floor = null;

@@ -1,0 +1,139 @@
+// Listen, whisper, barge in Chromium: Bob answers a caller on the agent desktop; Sam,
+// his supervisor, steps in from the console in a second context. Each fake microphone
+// is a pure tone (Bob 700 Hz, Sam 1150 Hz; the caller, from the test, 450 Hz), so what
+// each page hears can be told apart: the levels at the three frequencies of the audio
+// each page plays are reported at each step. The test drives the steps (a line on
+// stdin) and checks the caller's side on its own RTP socket.
+// Usage: node monitor.mjs BASE ARTIFACTS
+import { createInterface } from "node:readline";
+import { launch, logIn, step, fail } from "./desk.mjs";
+
+const [base, artifacts] = process.argv.slice(2);
+const lines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
+const go = async () => { await lines.next(); };
+const FREQS = { caller: 450, bob: 700, sam: 1150 };
+
+const browser = await launch(["--use-fake-ui-for-media-stream", "--autoplay-policy=no-user-gesture-required",
+  "--allow-loopback-in-peer-connection", "--disable-quic"]);
+
+// A context whose microphone is a tone of `hz`, and whose pages can measure the tone
+// levels of what an <audio> element plays.
+async function person(hz) {
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  await ctx.addInitScript(hz => {
+    navigator.mediaDevices.getUserMedia = async () => {
+      const ac = new AudioContext();
+      const o = ac.createOscillator(), g = ac.createGain(), d = ac.createMediaStreamDestination();
+      o.frequency.value = hz;
+      g.gain.value = 0.25;
+      o.connect(g).connect(d);
+      o.start();
+      return d.stream;
+    };
+    // Levels (dB) at each frequency of what `el` plays, averaged over `ms`.
+    window.toneLevels = async (el, freqs, ms = 600) => {
+      if (!el || !el.srcObject) return null; // nothing playing (yet)
+      const ac = window.__meter || (window.__meter = new AudioContext());
+      await ac.resume();
+      if (!el.__analyser || el.__stream !== el.srcObject) {
+        const a = ac.createAnalyser();
+        a.fftSize = 8192;
+        a.smoothingTimeConstant = 0;
+        ac.createMediaStreamSource(el.srcObject).connect(a);
+        el.__analyser = a;
+        el.__stream = el.srcObject;
+      }
+      const a = el.__analyser, bins = new Float32Array(a.frequencyBinCount), hzPerBin = ac.sampleRate / a.fftSize;
+      const sums = Object.fromEntries(Object.keys(freqs).map(k => [k, 0]));
+      let n = 0;
+      const end = performance.now() + ms;
+      while (performance.now() < end) {
+        await new Promise(r => setTimeout(r, 50));
+        a.getFloatFrequencyData(bins);
+        for (const [k, f] of Object.entries(freqs)) {
+          const c = Math.round(f / hzPerBin);
+          sums[k] += Math.max(...bins.slice(c - 3, c + 4));
+        }
+        n++;
+      }
+      return Object.fromEntries(Object.entries(sums).map(([k, s]) => [k, Math.round(s / n)]));
+    };
+  }, hz);
+  const page = await ctx.newPage();
+  page.on("console", m => console.log(`console.${m.type()}: ${m.text()}`));
+  page.on("pageerror", e => console.log(`pageerror: ${e.message}`));
+  page.on("response", async r => {
+    if (r.status() >= 400 && !r.url().endsWith("favicon.ico")) {
+      console.log(`http ${r.status()} ${r.request().method()} ${r.url()}: ${await r.text().catch(() => "")}`);
+    }
+  });
+  return page;
+}
+
+let bob, sam;
+try {
+  bob = await person(FREQS.bob);
+  sam = await person(FREQS.sam);
+  await logIn(bob, base, "bob", "bob-secret");
+
+  await sam.goto(`${base}/supervisor`);
+  await sam.getByLabel("Name").fill("sam");
+  await sam.getByLabel("Password").fill("sam-secret");
+  await sam.getByRole("button", { name: "Log in" }).click();
+  await sam.locator("#tiles .tile").first().waitFor();
+  step("console");
+
+  // Bob answers the caller; the call's audio plays on his card.
+  const answer = bob.getByRole("button", { name: "Answer" });
+  await answer.waitFor({ timeout: 60000 });
+  await answer.click();
+  await bob.locator(".call .state", { hasText: "connected" }).waitFor({ timeout: 20000 });
+  const bobHears = () => bob.evaluate(f => window.toneLevels(document.querySelector(".call .remote"), f), FREQS);
+  const samHears = () => sam.evaluate(f => window.toneLevels(document.querySelector("#monitor-audio"), f), FREQS);
+  const banner = () => bob.locator(".call .monitored").evaluate(p => (p.hidden ? "" : p.textContent));
+  // Waits until `who` hears `key` (over -50 dB), then reports both pages.
+  const until = async (what, who, key) => {
+    const t0 = Date.now();
+    for (;;) {
+      const l = await (who === "sam" ? samHears() : bobHears());
+      if (l && l[key] > -50) break;
+      if (Date.now() - t0 > 15000) throw new Error(`${what}: ${who} does not hear ${key}: ${JSON.stringify(l)}`);
+    }
+    return { bob: await bobHears(), sam: await samHears(), banner: await banner() };
+  };
+  await until("the call", "bob", "caller");
+  step("talking", { bob: await bobHears() });
+
+  // Sam listens: a Listen button on the live call.
+  await sam.getByRole("button", { name: "Listen", exact: true }).first().click();
+  await sam.locator("#monitor:not([hidden])").waitFor();
+  await sam.waitForFunction(() => window.omnigateSupervisor.monitor.pc && window.omnigateSupervisor.monitor.pc.connectionState === "connected", null, { timeout: 20000 });
+  await bob.locator(".call .monitored:not([hidden])").waitFor({ timeout: 10000 });
+  step("listen", await until("listening", "sam", "bob"));
+
+  await go();
+  await sam.locator("#monitor .modes").getByRole("button", { name: "Whisper" }).click();
+  await sam.locator('#monitor button[data-mode="whisper"][aria-pressed="true"]').waitFor();
+  step("whisper", await until("whispering", "bob", "sam"));
+
+  await go();
+  await sam.locator("#monitor .modes").getByRole("button", { name: "Barge" }).click();
+  await sam.locator('#monitor button[data-mode="barge"][aria-pressed="true"]').waitFor();
+  step("barge", { pressed: true, ...(await until("barging", "bob", "sam")) });
+  await sam.screenshot({ path: `${artifacts}/monitor-console.png`, fullPage: true });
+  await bob.screenshot({ path: `${artifacts}/monitor-agent.png`, fullPage: true });
+
+  await go();
+  await sam.getByRole("button", { name: "Leave" }).click();
+  await sam.locator("#monitor").waitFor({ state: "hidden" });
+  await bob.locator(".call .monitored").waitFor({ state: "hidden", timeout: 10000 });
+  step("left", { bob: await bobHears() });
+
+  await go();
+  await bob.keyboard.press("Alt+KeyH");
+  await bob.getByRole("button", { name: "Finish wrap-up" }).waitFor({ timeout: 10000 });
+  step("hung up");
+  await browser.close();
+} catch (e) {
+  await fail(e, { browser, page: sam, artifacts });
+}
