@@ -159,7 +159,15 @@ pub struct ChatActor {
     failed: std::collections::BTreeSet<u64>,
     /// Taken up again after a restart.
     resumed: bool,
+    /// Supervisors' consoles following the chat live (at most [`MAX_WATCHERS`]; one
+    /// that does not read is dropped).
+    watchers: Vec<(String, Sender<String>)>,
 }
+
+/// Consoles that may follow one chat.
+pub const MAX_WATCHERS: usize = 8;
+/// What a console may have waiting from one chat before it is dropped.
+pub const WATCH_QUEUE: usize = 64;
 
 impl ChatActor {
     pub fn new(mut s: ChatStart) -> ChatActor {
@@ -204,6 +212,7 @@ impl ChatActor {
             sending: false,
             failed: std::collections::BTreeSet::new(),
             resumed,
+            watchers: Vec::new(),
         }
     }
 
@@ -265,6 +274,17 @@ impl ChatActor {
                 self.socket = None;
             }
         }
+    }
+
+    /// Tells the consoles following the chat (`{"type": ..., "interaction": ...}`).
+    fn tell_watchers(&mut self, mut v: serde_json::Value) {
+        if self.watchers.is_empty() {
+            return;
+        }
+        v["interaction"] = self.s.interaction.as_str().into();
+        let text = v.to_string();
+        self.watchers
+            .retain(|(_, tx)| tx.try_send(text.clone()).is_ok());
     }
 
     fn tell_agent(&self, p: AgentPush) {
@@ -384,14 +404,54 @@ impl ChatActor {
                     self.send_next(ctx);
                 }
             }
-            Output::Agent(m) => self.tell_agent(AgentPush::Message {
-                interaction: id,
-                seq: m.seq,
-                from: m.from,
-                name: m.name,
-                text: m.text,
-                at: m.at,
-            }),
+            Output::Agent(m) => {
+                self.tell_watchers(serde_json::json!({"type": "message", "message": m.json()}));
+                self.tell_agent(AgentPush::Message {
+                    interaction: id,
+                    seq: m.seq,
+                    from: m.from,
+                    name: m.name,
+                    text: m.text,
+                    at: m.at,
+                });
+            }
+            Output::Joined { supervisor } => {
+                self.event(
+                    ctx,
+                    "supervisor joined",
+                    serde_json::json!({"supervisor": supervisor}),
+                );
+                self.tell_agent(AgentPush::Monitored {
+                    interaction: id,
+                    supervisor: Some(supervisor),
+                    mode: Some("barge"),
+                });
+            }
+            Output::StoreNote { reply, note } => ctx.wait(
+                {
+                    let data = note.clone();
+                    async move { store.add_timeline(&id, "note", data).await }
+                }
+                .into_actor(self)
+                .map(move |r, act, ctx| {
+                    if let Err(e) = &r {
+                        tracing::warn!(interaction = %act.s.interaction, error = %e, "note not stored");
+                    }
+                    let result = r.map_err(|e| e.to_string());
+                    act.feed(ctx, Input::NoteStored { reply, note, result });
+                }),
+            ),
+            Output::Note(note) => {
+                self.tell_watchers(serde_json::json!({"type": "note", "note": note.clone()}));
+                let text = |k: &str| note[k].as_str().unwrap_or_default().to_string();
+                self.tell_agent(AgentPush::Note {
+                    interaction: id,
+                    supervisor: text("supervisor"),
+                    name: text("name"),
+                    text: text("text"),
+                    at: note["at"].as_u64().unwrap_or_default(),
+                });
+            }
             Output::Transcript(messages) => self.tell_agent(AgentPush::Transcript {
                 interaction: id,
                 messages,
@@ -405,6 +465,8 @@ impl ChatActor {
                 if let Err(e) = result {
                     tracing::warn!(interaction = %id, error = %e, "chat end not stored");
                 }
+                self.tell_watchers(serde_json::json!({"type": "closed", "by": by}));
+                self.watchers.clear();
                 if by == "customer" {
                     self.tell_agent(AgentPush::CustomerLeft {
                         interaction: id.clone(),
@@ -1215,6 +1277,100 @@ impl Handler<AgentAct> for ChatActor {
                 answer(rx)
             }
         }
+    }
+}
+
+/// What a supervisor does in a chat of their scope (the API checked the scope).
+#[derive(Message)]
+#[rtype(result = "Result<u64, ChatError>")]
+pub enum SupervisorAct {
+    /// Write to the customer (barge): answers the message's number.
+    Says {
+        supervisor: String,
+        name: String,
+        text: String,
+    },
+    /// A private note to the agent (whisper): answers when it was stored (Unix ms).
+    Note {
+        supervisor: String,
+        name: String,
+        text: String,
+    },
+    /// Follow the chat live: each stored message, note and the end, as JSON text on
+    /// `to` (what came before is on the interaction's timeline). Answers the last
+    /// message number, so the console knows where the timeline it reads must reach.
+    Watch {
+        supervisor: String,
+        to: Sender<String>,
+    },
+}
+
+impl Handler<SupervisorAct> for ChatActor {
+    type Result = ResponseFuture<Result<u64, ChatError>>;
+
+    fn handle(&mut self, m: SupervisorAct, ctx: &mut Context<Self>) -> Self::Result {
+        let refused =
+            |why: String| -> Self::Result { Box::pin(async move { Err(ChatError::Refused(why)) }) };
+        let rx = match m {
+            SupervisorAct::Watch { supervisor, to } => {
+                if self.thread.closed().is_some() {
+                    return refused("the chat has ended".into());
+                }
+                self.watchers
+                    .retain(|(s, tx)| *s != supervisor && !tx.is_closed());
+                if self.watchers.len() >= MAX_WATCHERS {
+                    return refused(format!("{MAX_WATCHERS} consoles follow this chat already"));
+                }
+                self.watchers.push((supervisor, to));
+                let last = self.thread.last_seq();
+                return Box::pin(async move { Ok(last) });
+            }
+            SupervisorAct::Note {
+                supervisor,
+                name,
+                text,
+            } => {
+                if self.agent.is_none() {
+                    return refused("no agent has this chat yet: a note is for its agent".into());
+                }
+                let (reply, rx) = self.reply_slot();
+                self.feed(
+                    ctx,
+                    Input::Note {
+                        supervisor,
+                        name,
+                        text,
+                        reply,
+                    },
+                );
+                rx
+            }
+            SupervisorAct::Says {
+                supervisor,
+                name,
+                text,
+            } => {
+                if let Some(e) = self.window_closed() {
+                    return Box::pin(async move { Err(e) });
+                }
+                let (reply, rx) = self.reply_slot();
+                self.feed(
+                    ctx,
+                    Input::SupervisorSays {
+                        supervisor,
+                        name,
+                        text,
+                        reply,
+                    },
+                );
+                rx
+            }
+        };
+        Box::pin(async move {
+            rx.await
+                .unwrap_or_else(|_| Err("chat ended".into()))
+                .map_err(ChatError::Refused)
+        })
     }
 }
 

@@ -82,6 +82,14 @@ pub enum AgentPush {
         supervisor: Option<String>,
         mode: Option<&'static str>,
     },
+    /// A supervisor's private note on the agent's chat (never shown to the customer).
+    Note {
+        interaction: String,
+        supervisor: String,
+        name: String,
+        text: String,
+        at: u64,
+    },
     /// The work left the agent (ended, or handed on).
     Ended {
         interaction: String,

@@ -315,8 +315,21 @@ async fn console_ws(
         let (mut last, mut last_floor) = (String::new(), String::new());
         let mut changed = crate::clock::now();
         let mut today: Option<(Instant, serde_json::Value)> = None;
+        // The chat this console follows, if any: its frames come on `watching`.
+        let mut watching: Option<tokio::sync::mpsc::Receiver<String>> = None;
         loop {
+            let next_watched = async {
+                match watching.as_mut() {
+                    Some(rx) => rx.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
+                frame = next_watched => match frame {
+                    Some(text) => { if session.text(text).await.is_err() { break } }
+                    // The chat ended (its `closed` frame came first) or dropped us.
+                    None => watching = None,
+                },
                 _ = live.tick() => {
                     if !c.supervisor_session_alive(&token) {
                         let _ = session.text(serde_json::json!({"type": "logged_out"}).to_string()).await;
@@ -345,6 +358,28 @@ async fn console_ws(
                 m = stream.next() => match m {
                     Some(Ok(actix_ws::Message::Ping(p))) => { let _ = session.pong(&p).await; }
                     Some(Ok(actix_ws::Message::Close(_))) | None | Some(Err(_)) => break,
+                    Some(Ok(actix_ws::Message::Text(t))) => {
+                        let v: serde_json::Value = serde_json::from_str(&t).unwrap_or_default();
+                        match v["type"].as_str() {
+                            Some("watch") => {
+                                let id = v["interaction"].as_str().unwrap_or_default().chars().take(64).collect::<String>();
+                                watching = None;
+                                let answer = match watch(&c, &me, &id).await {
+                                    Ok((rx, last_seq)) => {
+                                        watching = Some(rx);
+                                        serde_json::json!({"type": "watching", "interaction": id, "last_seq": last_seq})
+                                    }
+                                    Err(e) => serde_json::json!({"type": "watch_refused", "interaction": id, "error": e.to_string()}),
+                                };
+                                if session.text(answer.to_string()).await.is_err() { break }
+                            }
+                            Some("unwatch") => watching = None,
+                            _ => {
+                                let e = serde_json::json!({"type": "bad_frame", "error": "unknown frame: send {\"type\": \"watch\", \"interaction\": ID} or {\"type\": \"unwatch\"}"});
+                                if session.text(e.to_string()).await.is_err() { break }
+                            }
+                        }
+                    }
                     Some(Ok(_)) => {}
                 },
             }
@@ -352,6 +387,30 @@ async fn console_ws(
         let _ = session.close(None).await;
     });
     Ok(resp)
+}
+
+/// Follows the chat `id` for the console of `me` (in their scope, audited): its frames,
+/// and the last message number so far.
+async fn watch(
+    c: &Centre,
+    me: &str,
+    id: &str,
+) -> Result<(tokio::sync::mpsc::Receiver<String>, u64), ApiError> {
+    let scope = c
+        .scope(me)
+        .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "logged out"))?;
+    let chat = chat_in_scope(c, &scope, id).await?;
+    c.audit(me, "chat.watch", Some(id), serde_json::json!({}))
+        .await?;
+    let (tx, rx) = tokio::sync::mpsc::channel(crate::actors::chat::WATCH_QUEUE);
+    let last = chat
+        .send(crate::actors::chat::SupervisorAct::Watch {
+            supervisor: me.to_string(),
+            to: tx,
+        })
+        .await
+        .map_err(|_| ApiError::new(StatusCode::GONE, "the chat has ended"))??;
+    Ok((rx, last))
 }
 
 // ---- stepping into calls ----------------------------------------------------------
@@ -373,19 +432,9 @@ fn mode_of(m: &str) -> Result<crate::call::MonitorMode, ApiError> {
     })
 }
 
-/// The live call `id` if it is in the supervisor's scope: 404 when there is no such
-/// live call, 403 when it is someone else's work.
-async fn call_in_scope(
-    c: &Centre,
-    scope: &Scope,
-    id: &str,
-) -> Result<actix::Recipient<crate::actors::messages::AgentCall>, ApiError> {
-    let none = || {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "no live call with that interaction id",
-        )
-    };
+/// Checks that the live work `id` is in the supervisor's scope: 404 when nothing
+/// live has that id, 403 when it is someone else's work.
+async fn live_in_scope(c: &Centre, scope: &Scope, id: &str) -> Result<(), ApiError> {
     let floor = c
         .router()
         .send(crate::actors::router::floor::FloorNow)
@@ -400,14 +449,108 @@ async fn call_in_scope(
         .work
         .iter()
         .find(|w| w.interaction == id)
-        .ok_or_else(none)?;
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "no live work with that interaction id",
+            )
+        })?;
     if !scope.has_work(Some(&w.queue), w.agent.as_deref()) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "this interaction is outside your queues and teams",
         ));
     }
-    c.call(id).ok_or_else(none)
+    Ok(())
+}
+
+/// The live call `id` if it is in the supervisor's scope.
+async fn call_in_scope(
+    c: &Centre,
+    scope: &Scope,
+    id: &str,
+) -> Result<actix::Recipient<crate::actors::messages::AgentCall>, ApiError> {
+    live_in_scope(c, scope, id).await?;
+    c.call(id).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no live call with that interaction id",
+        )
+    })
+}
+
+/// The live chat (web chat or provider thread) `id` if it is in the supervisor's
+/// scope.
+async fn chat_in_scope(
+    c: &Centre,
+    scope: &Scope,
+    id: &str,
+) -> Result<actix::Addr<crate::actors::chat::ChatActor>, ApiError> {
+    live_in_scope(c, scope, id).await?;
+    c.chat(id).map(|(_, a)| a).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no live chat with that interaction id",
+        )
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TextBody {
+    text: String,
+}
+
+/// `POST /api/interactions/{id}/notes` `{"text"}` (whisper on a chat: a private note
+/// to its agent, never shown to the customer) → 201 `{"at"}`; `POST
+/// /api/interactions/{id}/messages` `{"text"}` (barge: the supervisor writes to the
+/// customer, who is told they joined) → 201 `{"seq"}`.
+async fn chat_act(
+    req: HttpRequest,
+    path: web::Path<String>,
+    b: web::Bytes,
+    shared: web::Data<Shared>,
+) -> Reply {
+    use crate::actors::chat::SupervisorAct;
+    let (supervisor, scope) = me(&req, &shared)?;
+    let c = centre(&shared)?;
+    let id = path.into_inner();
+    let body: TextBody = serde_json::from_slice(&b)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
+    let text = body.text.trim().to_string();
+    if text.is_empty() || text.len() > 8000 {
+        return Err(ApiError::bad_request("text must be 1 to 8000 bytes"));
+    }
+    let chat = chat_in_scope(c, &scope, &id).await?;
+    let name = c
+        .supervisor(&supervisor)
+        .map(|s| s.spec.display_name.clone())
+        .filter(|d| !d.is_empty())
+        .unwrap_or_else(|| supervisor.clone());
+    let note = req.path().ends_with("/notes");
+    let (action, act) = if note {
+        let act = SupervisorAct::Note {
+            supervisor: supervisor.clone(),
+            name,
+            text,
+        };
+        ("chat.note", act)
+    } else {
+        let act = SupervisorAct::Says {
+            supervisor: supervisor.clone(),
+            name,
+            text,
+        };
+        ("chat.message", act)
+    };
+    c.audit(&supervisor, action, Some(&id), serde_json::json!({}))
+        .await?;
+    let n = chat
+        .send(act)
+        .await
+        .map_err(|_| ApiError::new(StatusCode::GONE, "the chat has ended"))??;
+    let key = if note { "at" } else { "seq" };
+    Ok(HttpResponse::Created().json(serde_json::json!({ key: n })))
 }
 
 /// `POST /api/interactions/{id}/monitor` `{"mode": "listen" | "whisper" | "barge",
@@ -526,7 +669,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route("/api/audit", web::get().to(audit))
     .route("/api/interactions/{id}/monitor", web::post().to(monitor))
     .route("/api/interactions/{id}/monitor", web::put().to(monitor))
-    .route("/api/interactions/{id}/monitor", web::delete().to(monitor));
+    .route("/api/interactions/{id}/monitor", web::delete().to(monitor))
+    .route("/api/interactions/{id}/notes", web::post().to(chat_act))
+    .route("/api/interactions/{id}/messages", web::post().to(chat_act));
 }
 
 #[cfg(test)]

@@ -146,6 +146,29 @@ pub enum Input {
         /// Sent as this approved template (a provider thread).
         template: Option<Box<serde_json::Value>>,
     },
+    /// A supervisor writes to the customer (barging into the chat): shown to both as
+    /// an agent's message under `name`, stored with who they are. The first one tells
+    /// the customer they joined.
+    SupervisorSays {
+        supervisor: String,
+        name: String,
+        text: String,
+        reply: u64,
+    },
+    /// A supervisor's private note to the agent (whispering): stored on the timeline,
+    /// shown to the agent, never to the customer, and no message of the thread.
+    Note {
+        supervisor: String,
+        name: String,
+        text: String,
+        reply: u64,
+    },
+    /// The store's answer to [`Output::StoreNote`].
+    NoteStored {
+        reply: u64,
+        note: serde_json::Value,
+        result: Result<(), String>,
+    },
     /// A line from the system (greeting, joins, transfers): shown, not stored (what it
     /// tells of is on the timeline).
     System(String),
@@ -183,6 +206,13 @@ pub enum Output {
     /// Write the end (`closed` on the timeline, the interaction ended); answer with
     /// [`Input::CloseStored`].
     StoreClose { by: &'static str },
+    /// A supervisor joined the conversation (before their first message is stored):
+    /// on the timeline, and the agent told.
+    Joined { supervisor: String },
+    /// Write this note on the timeline (kind `note`); answer with [`Input::NoteStored`].
+    StoreNote { reply: u64, note: serde_json::Value },
+    /// A stored note, for the assigned agent (and whoever watches), never the customer.
+    Note(serde_json::Value),
     /// A frame for the customer's page.
     Customer(serde_json::Value),
     /// A stored message for the assigned agent.
@@ -213,7 +243,12 @@ struct Via {
     /// Who hears its number once stored.
     reply: Option<u64>,
     template: Option<Box<serde_json::Value>>,
+    /// Written by this supervisor (stored with the message).
+    supervisor: Option<String>,
 }
+
+/// Supervisors who may write in one thread.
+pub const MAX_SUPERVISORS: usize = 8;
 
 /// A message sent to the store and not yet answered.
 struct Pending {
@@ -239,6 +274,8 @@ pub struct Thread {
     closing: Vec<u64>,
     /// The agent joining whose transcript is being read from the store.
     joining: Option<String>,
+    /// Supervisors who have written in the thread (at most [`MAX_SUPERVISORS`]).
+    joined: Vec<String>,
     out: VecDeque<Output>,
 }
 
@@ -256,6 +293,7 @@ impl Thread {
             closed: None,
             closing: Vec::new(),
             joining: None,
+            joined: Vec::new(),
             out: VecDeque::new(),
         }
     }
@@ -322,6 +360,68 @@ impl Thread {
                     ..Via::default()
                 };
                 self.post(t, "agent", name, text, via);
+            }
+            Input::SupervisorSays {
+                supervisor,
+                name,
+                text,
+                reply,
+            } => {
+                let joined = self.joined.contains(&supervisor);
+                let refusal = self.refusal().or_else(|| {
+                    (!joined && self.joined.len() >= MAX_SUPERVISORS).then(|| {
+                        format!("{MAX_SUPERVISORS} supervisors have joined this chat already")
+                    })
+                });
+                if let Some(why) = refusal {
+                    return self.out.push_back(Output::Reply {
+                        reply,
+                        result: Err(why),
+                    });
+                }
+                if !joined {
+                    self.joined.push(supervisor.clone());
+                    self.out.push_back(Output::Joined {
+                        supervisor: supervisor.clone(),
+                    });
+                    self.handle(t, Input::System(format!("{name} joined the chat.")));
+                }
+                let via = Via {
+                    reply: Some(reply),
+                    supervisor: Some(supervisor),
+                    ..Via::default()
+                };
+                self.post(t, "agent", name, text, via);
+            }
+            Input::Note {
+                supervisor,
+                name,
+                text,
+                reply,
+            } => {
+                if let Some(why) = self.refusal() {
+                    return self.out.push_back(Output::Reply {
+                        reply,
+                        result: Err(why),
+                    });
+                }
+                let note = serde_json::json!({"supervisor": supervisor, "name": name, "text": text, "at": t.unix_ms});
+                self.out.push_back(Output::StoreNote { reply, note });
+            }
+            Input::NoteStored {
+                reply,
+                note,
+                result,
+            } => {
+                let result = match result {
+                    Ok(()) => {
+                        let at = note["at"].as_u64().unwrap_or(t.unix_ms);
+                        self.out.push_back(Output::Note(note));
+                        Ok(at)
+                    }
+                    Err(e) => Err(format!("the note was not stored ({e}); send it again")),
+                };
+                self.out.push_back(Output::Reply { reply, result });
             }
             Input::System(text) => {
                 let m = Message {
@@ -451,7 +551,7 @@ impl Thread {
         let via = Via {
             client_id: Some(id),
             reply,
-            template: None,
+            ..Via::default()
         };
         self.post(t, "customer", name, text, via);
     }
@@ -474,6 +574,7 @@ impl Thread {
             client_id,
             reply,
             template,
+            supervisor,
         } = via;
         let message = Message {
             seq: self.next_seq(),
@@ -486,6 +587,9 @@ impl Thread {
         let mut data = message.stored();
         if let Some(id) = &client_id {
             data["client_id"] = id.as_str().into();
+        }
+        if let Some(s) = supervisor {
+            data["supervisor"] = s.into();
         }
         self.out.push_back(Output::Store {
             seq: message.seq,

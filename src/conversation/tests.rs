@@ -577,3 +577,188 @@ fn a_customers_stored_message_keeps_the_senders_id() {
         Some(("wamid.7".to_string(), 1))
     );
 }
+
+#[test]
+fn a_supervisors_note_reaches_the_agent_only_once_stored_and_never_the_customer() {
+    let t = t0();
+    let mut th = Thread::new(Limits::default(), "Grace".into());
+    th.handle(t, says("c1", "my card is blocked"));
+    store_all(&mut th, t, true);
+    th.handle(
+        t,
+        Input::Note {
+            supervisor: "sam".into(),
+            name: "Sam".into(),
+            text: "offer the replacement card".into(),
+            reply: 7,
+        },
+    );
+    let out = drain(&mut th);
+    let [Output::StoreNote { reply: 7, note }] = &out[..] else {
+        panic!("only the write first: {out:?}")
+    };
+    assert_eq!(note["supervisor"], "sam");
+    assert_eq!(note["text"], "offer the replacement card");
+    // The store refuses: nobody is told of it, the supervisor hears why.
+    th.handle(
+        t,
+        Input::NoteStored {
+            reply: 7,
+            note: note.clone(),
+            result: Err("disk full".into()),
+        },
+    );
+    let out = drain(&mut th);
+    assert!(
+        matches!(&out[..], [Output::Reply { reply: 7, result: Err(why) }] if why.contains("disk full")),
+        "{out:?}"
+    );
+    // Stored: the agent gets it, the supervisor its time, the customer nothing.
+    th.handle(
+        t,
+        Input::NoteStored {
+            reply: 7,
+            note: note.clone(),
+            result: Ok(()),
+        },
+    );
+    let out = drain(&mut th);
+    assert!(customer_frames(&out).is_empty(), "{out:?}");
+    assert_eq!(
+        out,
+        [
+            Output::Note(note.clone()),
+            Output::Reply {
+                reply: 7,
+                result: Ok(t.unix_ms)
+            }
+        ]
+    );
+    // A note is no message: the numbering and what a reconnecting page replays are
+    // untouched.
+    assert_eq!(th.last_seq(), 1);
+    th.handle(
+        t,
+        Input::Connect {
+            after: 0,
+            agent: None,
+        },
+    );
+    let replay = customer_frames(&drain(&mut th));
+    assert!(
+        !replay.iter().any(|f| f.to_string().contains("replacement")),
+        "{replay:?}"
+    );
+    // After the end, no note.
+    th.handle(
+        t,
+        Input::Close {
+            by: "agent",
+            reply: None,
+        },
+    );
+    drain(&mut th);
+    th.handle(
+        t,
+        Input::Note {
+            supervisor: "sam".into(),
+            name: "Sam".into(),
+            text: "too late".into(),
+            reply: 8,
+        },
+    );
+    assert!(matches!(
+        &drain(&mut th)[..],
+        [Output::Reply {
+            reply: 8,
+            result: Err(_)
+        }]
+    ));
+}
+
+#[test]
+fn a_supervisor_who_writes_joins_once_and_their_messages_say_who_wrote() {
+    let t = t0();
+    let mut th = Thread::new(Limits::default(), "Grace".into());
+    let sup = |text: &str, reply| Input::SupervisorSays {
+        supervisor: "sam".into(),
+        name: "Sam".into(),
+        text: text.into(),
+        reply,
+    };
+    th.handle(t, sup("I can help with that", 1));
+    let out = store_all(&mut th, t, true);
+    assert_eq!(
+        out[0],
+        Output::Joined {
+            supervisor: "sam".into()
+        },
+        "{out:?}"
+    );
+    let shown = customer_frames(&out);
+    assert_eq!(shown[0]["from"], "system");
+    assert_eq!(shown[0]["text"], "Sam joined the chat.");
+    assert_eq!(shown[1]["from"], "agent");
+    assert_eq!(shown[1]["name"], "Sam");
+    assert!(
+        shown[1].get("supervisor").is_none(),
+        "the page needs no login names"
+    );
+    let stored: Vec<_> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Store { data, .. } => Some(data.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(stored.len(), 1, "the join line is not a message: {out:?}");
+    assert_eq!(stored[0]["supervisor"], "sam");
+    assert_eq!(stored[0]["from"], "agent");
+    assert!(out
+        .iter()
+        .any(|o| matches!(o, Output::Agent(m) if m.name == "Sam")));
+    assert!(out.contains(&Output::Reply {
+        reply: 1,
+        result: Ok(2)
+    }));
+
+    // A second message: no second join.
+    th.handle(t, sup("done", 2));
+    let out = store_all(&mut th, t, true);
+    assert!(
+        !out.iter().any(|o| matches!(o, Output::Joined { .. })),
+        "{out:?}"
+    );
+    assert_eq!(customer_frames(&out).len(), 1);
+
+    // At most MAX_SUPERVISORS write in one thread.
+    for i in 1..MAX_SUPERVISORS {
+        th.handle(
+            t,
+            Input::SupervisorSays {
+                supervisor: format!("s{i}"),
+                name: format!("S{i}"),
+                text: "hi".into(),
+                reply: 100 + i as u64,
+            },
+        );
+        store_all(&mut th, t, true);
+    }
+    th.handle(
+        t,
+        Input::SupervisorSays {
+            supervisor: "one-too-many".into(),
+            name: "X".into(),
+            text: "hi".into(),
+            reply: 99,
+        },
+    );
+    assert!(
+        matches!(&drain(&mut th)[..], [Output::Reply { reply: 99, result: Err(why) }] if why.contains("supervisors")),
+    );
+    th.handle(t, sup("still here", 3));
+    assert!(store_all(&mut th, t, true).contains(&Output::Reply {
+        reply: 3,
+        result: Ok(th.last_seq())
+    }));
+}

@@ -22,6 +22,22 @@ export async function openPage(browser, width, height) {
   return page;
 }
 
+/// A person of their own (a context, 1280 × 800, `init` run in each page before the
+/// page's scripts), their console, errors and failed requests in the script's output.
+export async function person(browser, init, arg) {
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  if (init) await ctx.addInitScript(init, arg);
+  const page = await ctx.newPage();
+  page.on("console", m => console.log(`console.${m.type()}: ${m.text()}`));
+  page.on("pageerror", e => console.log(`pageerror: ${e.message}`));
+  page.on("response", async r => {
+    if (r.status() >= 400 && !r.url().endsWith("favicon.ico")) {
+      console.log(`http ${r.status()} ${r.request().method()} ${r.url()}: ${await r.text().catch(() => "")}`);
+    }
+  });
+  return page;
+}
+
 /// Logs `agent` in on the desktop at `base` and sets them Available.
 export async function logIn(page, base, agent, password) {
   await page.goto(`${base}/agent`);

@@ -6,7 +6,7 @@
 // stdin) and checks the caller's side on its own RTP socket.
 // Usage: node monitor.mjs BASE ARTIFACTS
 import { createInterface } from "node:readline";
-import { launch, logIn, step, fail } from "./desk.mjs";
+import { launch, logIn, person, step, fail } from "./desk.mjs";
 
 const [base, artifacts] = process.argv.slice(2);
 const lines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
@@ -18,9 +18,8 @@ const browser = await launch(["--use-fake-ui-for-media-stream", "--autoplay-poli
 
 // A context whose microphone is a tone of `hz`, and whose pages can measure the tone
 // levels of what an <audio> element plays.
-async function person(hz) {
-  const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-  await ctx.addInitScript(hz => {
+function tonePerson(hz) {
+  return person(browser, hz => {
     navigator.mediaDevices.getUserMedia = async () => {
       const ac = new AudioContext();
       const o = ac.createOscillator(), g = ac.createGain(), d = ac.createMediaStreamDestination();
@@ -59,21 +58,12 @@ async function person(hz) {
       return Object.fromEntries(Object.entries(sums).map(([k, s]) => [k, Math.round(s / n)]));
     };
   }, hz);
-  const page = await ctx.newPage();
-  page.on("console", m => console.log(`console.${m.type()}: ${m.text()}`));
-  page.on("pageerror", e => console.log(`pageerror: ${e.message}`));
-  page.on("response", async r => {
-    if (r.status() >= 400 && !r.url().endsWith("favicon.ico")) {
-      console.log(`http ${r.status()} ${r.request().method()} ${r.url()}: ${await r.text().catch(() => "")}`);
-    }
-  });
-  return page;
 }
 
 let bob, sam;
 try {
-  bob = await person(FREQS.bob);
-  sam = await person(FREQS.sam);
+  bob = await tonePerson(FREQS.bob);
+  sam = await tonePerson(FREQS.sam);
   await logIn(bob, base, "bob", "bob-secret");
 
   await sam.goto(`${base}/supervisor`);

@@ -555,3 +555,174 @@ fn a_supervisor_listens_whispers_and_barges_into_a_call_from_the_console() {
     .collect();
     assert_eq!(acts, want, "every act, refused ones too, before it is done");
 }
+
+/// Sam steps into Ann's web chat from the console: he follows it live, sends Ann a
+/// private note the customer never gets, then writes to the customer, who is told he
+/// joined; Tom, outside the queue, is refused; each act is on the timeline and in the
+/// audit log.
+#[test]
+fn a_supervisor_follows_a_chat_notes_to_its_agent_and_writes_to_the_customer() {
+    let base = 25250;
+    let g = Gateway::start(base, "", "", CENTRE);
+    let artifacts = repo("target/e2e-artifacts/supervisor-chat");
+    let _ = std::fs::remove_dir_all(&artifacts);
+    std::fs::create_dir_all(&artifacts).unwrap();
+    let (mut cust, chat, _, _) = chat_with_first_message(&g, "Carla Cliente", "carla@example.com");
+
+    let mut b = Browser::run(
+        "supervisor_chat.mjs",
+        &[
+            &format!("http://127.0.0.1:{}", g.http),
+            &artifacts.display().to_string(),
+        ],
+    );
+    b.step("answered", &g);
+    let shown = b.step("following", &g);
+    assert!(
+        shown["sam"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("My invoice is wrong"),
+        "{shown}"
+    );
+
+    // The customer writes again: Sam's console shows it as it comes.
+    crate::centre::send(
+        &mut cust,
+        serde_json::json!({"type": "message", "id": "m2", "text": "It says 120, not 100"}),
+    );
+    until(&mut cust, "ack of m2", ty("ack"));
+    b.go();
+    b.step("live", &g);
+    let shown = b.step("noted", &g);
+    let note = shown["ann"].as_array().unwrap().last().unwrap();
+    assert_eq!(note["cls"], "note", "{shown}");
+    assert!(
+        note["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("Sam (note to you only): Offer the 20 credit"),
+        "{shown}"
+    );
+    assert_eq!(shown["banner"], "", "a note is no join: {shown}");
+
+    // Tom may not; nor may anyone write nothing, or to a chat that is not.
+    let tom = token(&g, "tom", "tom-secret");
+    let sam = token(&g, "sam", "sam-secret");
+    let (code, body) = g.post(
+        &format!("/api/interactions/{chat}/notes"),
+        Some(&tom),
+        r#"{"text":"psst"}"#,
+    );
+    assert_eq!(code, 403, "{body}");
+    let (code, body) = g.post(
+        &format!("/api/interactions/{chat}/messages"),
+        Some(&tom),
+        r#"{"text":"hello"}"#,
+    );
+    assert_eq!(code, 403, "{body}");
+    let (code, body) = g.post(
+        &format!("/api/interactions/{chat}/notes"),
+        Some(&sam),
+        r#"{"text":"  "}"#,
+    );
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("text must be 1 to 8000 bytes"), "{body}");
+    let (code, body) = g.post(
+        "/api/interactions/nope/notes",
+        Some(&sam),
+        r#"{"text":"x"}"#,
+    );
+    assert_eq!(code, 404, "{body}");
+    let ann = log_in(&g, "ann", "ann-secret");
+    let (code, _) = g.post(
+        &format!("/api/interactions/{chat}/notes"),
+        Some(&ann),
+        r#"{"text":"x"}"#,
+    );
+    assert_eq!(code, 401, "an agent's token is no supervisor's");
+
+    // Sam writes to the customer: they are told he joined, then read him; the note
+    // never reached them.
+    b.go();
+    let shown = b.step("wrote", &g);
+    assert_eq!(
+        shown["banner"], "Supervisor sam has joined the chat",
+        "{shown}"
+    );
+    let frames = until(&mut cust, "Sam's message", |v| {
+        v["type"] == "message" && v["name"] == "Sam"
+    });
+    assert!(
+        frames
+            .iter()
+            .any(|f| f["from"] == "system" && f["text"] == "Sam joined the chat."),
+        "{frames:#?}"
+    );
+    assert_eq!(
+        frames.last().unwrap()["text"],
+        "I am Ann's supervisor: the credit is on its way"
+    );
+    assert_eq!(frames.last().unwrap()["from"], "agent");
+    assert!(
+        !frames.iter().any(|f| f.to_string().contains("20 credit")),
+        "the customer got the note: {frames:#?}"
+    );
+
+    b.go();
+    let shown = b.step("closed", &g);
+    assert_eq!(shown["form_hidden"], true, "{shown}");
+    b.finish();
+    let frames = until(&mut cust, "the end", ty("closed"));
+    assert!(
+        !frames.iter().any(|f| f.to_string().contains("20 credit")),
+        "{frames:#?}"
+    );
+
+    // On the record: the note (for the agent), Sam's message with who he is, his join.
+    let (code, body) = g.get_auth(&format!("/api/interactions/{chat}"), "test-token");
+    assert_eq!(code, 200, "{body}");
+    let i = json(&body);
+    let timeline = i["timeline"].as_array().unwrap();
+    let of = |kind: &str| {
+        timeline
+            .iter()
+            .filter(|e| e["kind"] == kind)
+            .map(|e| e["data"].clone())
+            .collect::<Vec<_>>()
+    };
+    let notes = of("note");
+    assert_eq!(notes.len(), 1, "{i}");
+    assert_eq!(notes[0]["supervisor"], "sam");
+    assert_eq!(notes[0]["text"], "Offer the 20 credit");
+    assert_eq!(
+        of("supervisor joined"),
+        [serde_json::json!({"supervisor": "sam"})]
+    );
+    let by_sam: Vec<_> = of("message")
+        .into_iter()
+        .filter(|m| m["supervisor"] == "sam")
+        .collect();
+    assert_eq!(by_sam.len(), 1, "{i}");
+    assert_eq!(by_sam[0]["name"], "Sam");
+
+    let (code, body) = g.get_auth("/api/audit?actor=sam", "test-token");
+    assert_eq!(code, 200, "{body}");
+    let acts: Vec<String> = json(&body)
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["interaction"] == chat.as_str())
+        .map(|e| e["action"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        acts,
+        [
+            "chat.watch",
+            "interaction.read",
+            "chat.note",
+            "chat.message"
+        ],
+        "{body}"
+    );
+}

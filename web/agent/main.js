@@ -9,7 +9,7 @@ import { api, flash } from "./api.js";
 import { connect, disconnect } from "./socket.js";
 import { setPresence, renderStatus, serviceLevel } from "./status.js";
 import { addOffer, removeOffer, ringUpdate, ringStop, askToNotify } from "./offers.js";
-import { addWork, callState, chatMessage, closeCall, consultLeg, delivery, dropLeg, held, monitored, typing, verified, webrtcAnswer, windowMoved, workEnded } from "./work.js";
+import { addWork, callState, chatMessage, chatNote, closeCall, consultLeg, delivery, dropLeg, held, monitored, typing, verified, webrtcAnswer, windowMoved, workEnded } from "./work.js";
 import { hooks } from "./pop.js";
 import { installKeys } from "./keys.js";
 import { installTabs, showTab, countTabs } from "./tabs.js";
@@ -93,6 +93,7 @@ function onPush(m) {
     case "customer_left": workEnded(m.interaction, true); break;
     case "verified": verified(m.interaction, m.customer); break;
     case "message": chatMessage(m); break;
+    case "note": chatNote(m); break;
     case "transcript": for (const x of m.messages) chatMessage(Object.assign({ interaction: m.interaction }, x)); break;
     case "typing": typing(m); break;
     case "delivery": delivery(m); break;

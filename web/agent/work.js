@@ -164,7 +164,8 @@ export function monitored(m) {
   const entry = app.work.get(m.interaction);
   const p = entry && entry.node && $(".monitored", entry.node);
   if (!p) return;
-  const how = { listen: "is listening", whisper: "is whispering to you (the caller does not hear)", barge: "has joined the call" };
+  const chat = entry.data.channel !== "voice";
+  const how = { listen: "is listening", whisper: "is whispering to you (the caller does not hear)", barge: chat ? "has joined the chat" : "has joined the call" };
   p.hidden = !m.supervisor;
   p.textContent = m.supervisor ? `Supervisor ${m.supervisor} ${how[m.mode] || m.mode}` : "";
 }
@@ -333,6 +334,18 @@ export function chatMessage(m) {
   list.scrollTop = list.scrollHeight;
   // An e-mail's formatted view and attachments, beside its message.
   if (w.data.channel === "email") loadMails(m.interaction);
+}
+
+// A supervisor's private note on a chat: for this agent only, never the customer's.
+export function chatNote(m) {
+  const w = app.work.get(m.interaction);
+  if (!w || !$(".messages", w.node)) return;
+  const list = $(".messages", w.node);
+  const li = el("li", { className: "note" },
+    el("span", { className: "who", textContent: `${m.name || m.supervisor} (note to you only)` }), ": ", m.text);
+  if (m.at) li.append(" ", el("time", { className: "at", dateTime: new Date(m.at).toISOString(), textContent: clock(m.at) }));
+  list.append(li);
+  list.scrollTop = list.scrollHeight;
 }
 
 // Where a message sent through a provider (WhatsApp) has got to.

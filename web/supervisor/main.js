@@ -89,6 +89,12 @@ function renderWork(f) {
       b.addEventListener("click", () => startMonitor(w.interaction, w.agent));
       act.append(b);
     }
+    // A chat or message thread can be followed, noted to its agent, written in.
+    if (w.channel !== "voice" && chat.id !== w.interaction) {
+      const b = Object.assign(document.createElement("button"), { type: "button", className: "open-chat", textContent: "Open" });
+      b.addEventListener("click", () => openChat(w));
+      act.append(b);
+    }
     tr.append(act);
     body.append(tr);
   }
@@ -170,6 +176,90 @@ function showMonitor() {
 for (const b of document.querySelectorAll("#monitor .modes button")) b.addEventListener("click", () => setMode(b.dataset.mode));
 $("#monitor-leave").addEventListener("click", () => stopMonitor(true));
 
+// ---- following a chat -------------------------------------------------------------------
+// The console's socket carries the chat's new messages and notes once it says `watch`;
+// what came before is read from the interaction's timeline (after the watch, so nothing
+// falls between the two; what both bring is shown once).
+
+const chat = { id: null, loaded: false, early: [], seen: new Set() };
+app.chat = chat;
+
+function chatLine(kind, d) {
+  const key = kind === "note" ? `n${d.at}|${d.supervisor}|${d.text}` : `m${d.seq}`;
+  if (chat.seen.has(key)) return;
+  chat.seen.add(key);
+  const li = document.createElement("li");
+  li.className = kind === "note" ? "note" : d.from;
+  const who = kind === "note" ? `${d.name || d.supervisor} (note to the agent)` : d.from === "customer" ? (d.name || "customer") : (d.name || d.from);
+  li.append(Object.assign(document.createElement("span"), { className: "who", textContent: who }), `: ${d.text}`);
+  if (d.seq) li.dataset.seq = d.seq;
+  const log = $("#chat-log"), later = d.seq && [...log.children].find(x => x.dataset.seq && +x.dataset.seq > +d.seq);
+  log.insertBefore(li, later || null);
+  log.scrollTop = log.scrollHeight;
+}
+
+function chatFrame(m) {
+  if (m.interaction !== chat.id) return;
+  if (m.type === "watching") return loadChat(m.interaction);
+  if (m.type === "watch_refused") { $("#chat-error").textContent = m.error; return; }
+  if (!chat.loaded) { chat.early.push(m); return; }
+  if (m.type === "message") chatLine("message", m.message);
+  else if (m.type === "note") chatLine("note", m.note);
+  else if (m.type === "closed") {
+    chatLine("message", { from: "system", name: "", text: `The chat was closed (${m.by}).` });
+    $("#chat-form").hidden = true;
+  }
+}
+
+async function loadChat(id) {
+  try {
+    const i = await api("GET", `/api/interactions/${encodeURIComponent(id)}`);
+    if (chat.id !== id) return;
+    for (const e of i.timeline || []) {
+      if (e.kind === "message") chatLine("message", e.data);
+      else if (e.kind === "note") chatLine("note", e.data);
+    }
+  } catch (e) {
+    $("#chat-error").textContent = e.message;
+  }
+  chat.loaded = true;
+  for (const m of chat.early.splice(0)) chatFrame(m);
+}
+
+function openChat(w) {
+  Object.assign(chat, { id: w.interaction, loaded: false, early: [], seen: new Set() });
+  $("#chat-log").replaceChildren();
+  $("#chat-error").textContent = "";
+  $("#chat-form").hidden = false;
+  $("#chat-title").textContent = `${w.channel} from ${w.from}${w.agent ? ` with ${w.agent}` : ""}`;
+  $("#chat-view").hidden = false;
+  if (app.ws && app.ws.readyState === WebSocket.OPEN) app.ws.send(JSON.stringify({ type: "watch", interaction: w.interaction }));
+  if (app.floor) renderWork(app.floor);
+}
+
+function closeChat() {
+  if (app.ws && app.ws.readyState === WebSocket.OPEN) app.ws.send(JSON.stringify({ type: "unwatch" }));
+  Object.assign(chat, { id: null, loaded: false, early: [], seen: new Set() });
+  $("#chat-view").hidden = true;
+  if (app.floor) renderWork(app.floor);
+}
+
+async function chatSend(path) {
+  const box = $("#chat-text"), text = box.value.trim();
+  if (!text || !chat.id) return;
+  $("#chat-error").textContent = "";
+  try {
+    await api("POST", `/api/interactions/${encodeURIComponent(chat.id)}/${path}`, { text });
+    box.value = "";
+  } catch (e) {
+    $("#chat-error").textContent = e.message;
+  }
+}
+
+$("#chat-form").addEventListener("submit", ev => { ev.preventDefault(); chatSend("notes"); });
+$("#chat-say").addEventListener("click", () => chatSend("messages"));
+$("#chat-close").addEventListener("click", closeChat);
+
 function renderCharts(f) {
   // Every hour of the day so far, an hour without contacts at zero.
   const byHour = new Map(((f.today && f.today.hours) || []).map(g => [Number(g.key.slice(11, 13)), g.kpis]));
@@ -200,7 +290,14 @@ function connect() {
   const proto = location.protocol === "https:" ? "wss:" : "ws:";
   const ws = new WebSocket(`${proto}//${location.host}/api/supervisor/ws`);
   app.ws = ws;
-  ws.onopen = () => ws.send(JSON.stringify({ type: "auth", token: app.token, tz: Intl.DateTimeFormat().resolvedOptions().timeZone }));
+  ws.onopen = () => {
+    ws.send(JSON.stringify({ type: "auth", token: app.token, tz: Intl.DateTimeFormat().resolvedOptions().timeZone }));
+    // Following a chat: again on the new socket (what was missed is read again).
+    if (chat.id) {
+      chat.loaded = false;
+      ws.send(JSON.stringify({ type: "watch", interaction: chat.id }));
+    }
+  };
   ws.onmessage = ev => {
     const m = JSON.parse(ev.data);
     if (m.type === "floor") {
@@ -209,6 +306,8 @@ function connect() {
       app.at = Date.now();
       $("#live").textContent = "live";
       render();
+    } else if (["watching", "watch_refused", "message", "note", "closed"].includes(m.type)) {
+      chatFrame(m);
     } else if (m.type === "logged_out" || m.type === "error") {
       loggedOut(m.error || "Your session ended; log in again.");
     }
