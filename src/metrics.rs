@@ -208,6 +208,36 @@ pub fn render_centre(s: &mut String, g: &crate::actors::router::Gauges) {
     let _ = writeln!(s, "omnigate_agents_working {}", g.agents_working);
 }
 
+/// Each queue's service level since midnight UTC, by the KPI definition: the ratio
+/// (for a queue with something counted) and its two counts, to sum across queues.
+pub fn render_service_level(s: &mut String, sl: &[(String, u64, u64)]) {
+    s.push_str("# HELP omnigate_queue_service_level_today Answered within the queue's target over those counted, since midnight UTC (the KPI definition: short abandons left out)\n# TYPE omnigate_queue_service_level_today gauge\n");
+    for (q, num, den) in sl.iter().filter(|(_, _, den)| *den > 0) {
+        let _ = writeln!(
+            s,
+            "omnigate_queue_service_level_today{{queue=\"{}\"}} {:.4}",
+            label(q),
+            *num as f64 / *den as f64
+        );
+    }
+    s.push_str("# HELP omnigate_queue_sl_in_target_today Contacts answered within the queue's target since midnight UTC\n# TYPE omnigate_queue_sl_in_target_today gauge\n");
+    for (q, num, _) in sl {
+        let _ = writeln!(
+            s,
+            "omnigate_queue_sl_in_target_today{{queue=\"{}\"}} {num}",
+            label(q)
+        );
+    }
+    s.push_str("# HELP omnigate_queue_sl_counted_today Contacts the service level counts since midnight UTC\n# TYPE omnigate_queue_sl_counted_today gauge\n");
+    for (q, _, den) in sl {
+        let _ = writeln!(
+            s,
+            "omnigate_queue_sl_counted_today{{queue=\"{}\"}} {den}",
+            label(q)
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -236,5 +266,27 @@ mod tests {
         ] {
             assert!(s.lines().any(|l| l == line), "{line} in\n{s}");
         }
+    }
+
+    #[test]
+    fn the_days_service_level_reads_as_gauges_and_an_empty_queue_has_no_ratio() {
+        let mut s = String::new();
+        render_service_level(&mut s, &[("support".into(), 2, 3), ("sales".into(), 0, 0)]);
+        assert!(
+            s.contains("omnigate_queue_service_level_today{queue=\"support\"} 0.6667\n"),
+            "{s}"
+        );
+        assert!(
+            !s.contains("omnigate_queue_service_level_today{queue=\"sales\"}"),
+            "{s}"
+        );
+        assert!(
+            s.contains("omnigate_queue_sl_in_target_today{queue=\"support\"} 2\n"),
+            "{s}"
+        );
+        assert!(
+            s.contains("omnigate_queue_sl_counted_today{queue=\"sales\"} 0\n"),
+            "{s}"
+        );
     }
 }

@@ -273,6 +273,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
         ws_origins: Arc::new(cfg.ws_origins()),
         metrics_token: cfg.http.metrics_token.clone(),
         chat_status: Default::default(),
+        sl_today: Default::default(),
     };
 
     // ---- HTTP and SIP over WebSocket

@@ -275,6 +275,28 @@ pub(super) async fn today(
     Ok(out)
 }
 
+/// How long `/metrics` reuses the day's service level before reading the log again.
+pub const SL_TODAY_FOR: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Each queue's service level since midnight UTC (answered within the queue's target
+/// over those counted, the `GET /api/kpis` definition): `(queue, num, den)`.
+pub(super) async fn service_level_today(
+    c: &crate::centre::Centre,
+) -> Result<Vec<(String, u64, u64)>, ApiError> {
+    let now = crate::clock::unix_millis() as i64;
+    let mut p = kpi::Params::new(now - now.rem_euclid(DAY), now + 1, now);
+    p.group_by = vec![kpi::Key::Queue];
+    p.fcr_days = 1;
+    let r = run(c, &mut p, None, now).await?;
+    Ok(r.groups
+        .into_iter()
+        .map(|g| {
+            let q = g.key.values().next().cloned().unwrap_or_default();
+            (q, g.kpis.service_level.num, g.kpis.service_level.den)
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -36,7 +36,13 @@ pub struct Shared {
     pub metrics_token: Option<String>,
     /// The chat page's status as last computed, and when (`GET /chat/status`).
     pub chat_status: Arc<Mutex<Option<(std::time::Instant, serde_json::Value)>>>,
+    /// Each queue's service level today as `/metrics` last read it, and when (one
+    /// scrape reads the log at a time; the others wait for its answer).
+    pub sl_today: Arc<tokio::sync::Mutex<Option<(std::time::Instant, SlToday)>>>,
 }
+
+/// `(queue, answered within target, counted)` for each queue with contacts today.
+pub type SlToday = Vec<(String, u64, u64)>;
 
 use crate::metrics::Metrics;
 use crate::sip::core::CallRef;
@@ -84,6 +90,21 @@ async fn metrics(req: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
         crate::metrics::render_mailboxes(&mut body, &c.mail_statuses());
         if let Ok(g) = c.router().send(crate::actors::router::GaugesNow).await {
             crate::metrics::render_centre(&mut body, &g);
+        }
+        let mut sl = shared.sl_today.lock().await;
+        let fresh = sl.as_ref().is_some_and(|(at, _)| {
+            crate::clock::now().saturating_duration_since(*at) < kpis::SL_TODAY_FOR
+        });
+        if !fresh {
+            match kpis::service_level_today(c).await {
+                Ok(v) => *sl = Some((crate::clock::now(), v)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "the service level of the day could not be read for /metrics")
+                }
+            }
+        }
+        if let Some((_, v)) = sl.as_ref() {
+            crate::metrics::render_service_level(&mut body, v);
         }
     }
     HttpResponse::Ok()

@@ -187,6 +187,44 @@ fn the_kpis_of_a_scripted_day_match_the_figures_worked_out_by_hand() {
     assert_eq!(total["offers"], 2, "{total}");
     assert_eq!(total["missed_offers"], 0, "{total}");
 
+    // The day's service level in /metrics is the report's for the day (read again at
+    // most every 10 s).
+    let day = jiff::Zoned::now()
+        .with_time_zone(jiff::tz::TimeZone::UTC)
+        .date()
+        .to_string();
+    let (code, body) = g.get_auth(
+        &format!("/api/kpis?from={day}&group_by=queue"),
+        "test-token",
+    );
+    assert_eq!(code, 200, "{body}");
+    let by_queue = json(&body);
+    let support = by_queue["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["key"]["queue"] == "support")
+        .unwrap_or_else(|| panic!("{by_queue}"))["kpis"]["service_level"]
+        .clone();
+    let (num, den) = pair(&support);
+    assert!(
+        den >= 3,
+        "today's support contacts include this test's: {support}"
+    );
+    wait_for(
+        "the day's service level in /metrics",
+        Duration::from_secs(15),
+        || {
+            g.metric("omnigate_queue_sl_counted_today{queue=\"support\"}") == Some(den as f64)
+                && g.metric("omnigate_queue_sl_in_target_today{queue=\"support\"}")
+                    == Some(num as f64)
+        },
+    );
+    let ratio = g
+        .metric("omnigate_queue_service_level_today{queue=\"support\"}")
+        .unwrap();
+    assert!((ratio - num as f64 / den as f64).abs() < 1e-3, "{ratio}");
+
     // Abandons left out of the service level on request; a threshold for all queues.
     let (_, body) = ask("&abandons=ignored");
     assert_eq!(
