@@ -190,7 +190,9 @@ function chatLine(kind, d) {
   chat.seen.add(key);
   const li = document.createElement("li");
   li.className = kind === "note" ? "note" : d.from;
-  const who = kind === "note" ? `${d.name || d.supervisor} (note to the agent)` : d.from === "customer" ? (d.name || "customer") : (d.name || d.from);
+  // A note is a supervisor's to the agent, or the agent's own on the interaction.
+  const who = kind !== "note" ? (d.name || d.from || "customer")
+    : d.supervisor ? `${d.name || d.supervisor} (note to the agent)` : `${d.agent || "agent"} (agent's note)`;
   li.append(Object.assign(document.createElement("span"), { className: "who", textContent: who }), `: ${d.text}`);
   if (d.seq) li.dataset.seq = d.seq;
   const log = $("#chat-log"), later = d.seq && [...log.children].find(x => x.dataset.seq && +x.dataset.seq > +d.seq);
