@@ -275,26 +275,55 @@ pub(super) async fn today(
     Ok(out)
 }
 
-/// How long `/metrics` reuses the day's service level before reading the log again.
+/// How long a day's service level is reused (by `/metrics` and the agents' status
+/// bars) before the log is read again.
 pub const SL_TODAY_FOR: std::time::Duration = std::time::Duration::from_secs(10);
+/// Days (`since` values) whose service level is kept at once.
+pub const SL_TODAY_KEPT: usize = 64;
 
-/// Each queue's service level since midnight UTC (answered within the queue's target
-/// over those counted, the `GET /api/kpis` definition): `(queue, num, den)`.
-pub(super) async fn service_level_today(
+/// Each queue's service level since `since` (Unix ms, taken to the minute: the
+/// `GET /api/kpis` definition: answered within the queue's target over those counted)
+/// as `(queue, num, den)`, read at most every [`SL_TODAY_FOR`] per `since`; one read at
+/// a time, the others wait for its answer.
+pub(super) async fn service_level_since(
+    shared: &super::Shared,
     c: &crate::centre::Centre,
-) -> Result<Vec<(String, u64, u64)>, ApiError> {
+    since: i64,
+) -> Result<super::SlToday, ApiError> {
+    let since = since - since.rem_euclid(60_000);
+    let mut kept = shared.sl_today.lock().await;
+    let now_i = crate::clock::now();
+    let fresh = |at: &std::time::Instant| now_i.saturating_duration_since(*at) < SL_TODAY_FOR;
+    if let Some((at, v)) = kept.get(&since) {
+        if fresh(at) {
+            return Ok(v.clone());
+        }
+    }
     let now = crate::clock::unix_millis() as i64;
-    let mut p = kpi::Params::new(now - now.rem_euclid(DAY), now + 1, now);
+    let mut p = kpi::Params::new(since, now + 1, now);
     p.group_by = vec![kpi::Key::Queue];
     p.fcr_days = 1;
     let r = run(c, &mut p, None, now).await?;
-    Ok(r.groups
+    let v: super::SlToday = r
+        .groups
         .into_iter()
         .map(|g| {
             let q = g.key.values().next().cloned().unwrap_or_default();
             (q, g.kpis.service_level.num, g.kpis.service_level.den)
         })
-        .collect())
+        .collect();
+    kept.retain(|_, (at, _)| fresh(at));
+    if kept.len() >= SL_TODAY_KEPT {
+        kept.clear();
+    }
+    kept.insert(since, (crate::clock::now(), v.clone()));
+    Ok(v)
+}
+
+/// Midnight UTC of today (Unix ms).
+pub(super) fn utc_midnight() -> i64 {
+    let now = crate::clock::unix_millis() as i64;
+    now - now.rem_euclid(DAY)
 }
 
 #[cfg(test)]

@@ -36,9 +36,10 @@ pub struct Shared {
     pub metrics_token: Option<String>,
     /// The chat page's status as last computed, and when (`GET /chat/status`).
     pub chat_status: Arc<Mutex<Option<(std::time::Instant, serde_json::Value)>>>,
-    /// Each queue's service level today as `/metrics` last read it, and when (one
-    /// scrape reads the log at a time; the others wait for its answer).
-    pub sl_today: Arc<tokio::sync::Mutex<Option<(std::time::Instant, SlToday)>>>,
+    /// Each queue's service level since a day's start (by its Unix ms), as last read
+    /// for `/metrics` or an agent's status bar, and when.
+    pub sl_today:
+        Arc<tokio::sync::Mutex<std::collections::HashMap<i64, (std::time::Instant, SlToday)>>>,
 }
 
 /// `(queue, answered within target, counted)` for each queue with contacts today.
@@ -91,20 +92,11 @@ async fn metrics(req: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
         if let Ok(g) = c.router().send(crate::actors::router::GaugesNow).await {
             crate::metrics::render_centre(&mut body, &g);
         }
-        let mut sl = shared.sl_today.lock().await;
-        let fresh = sl.as_ref().is_some_and(|(at, _)| {
-            crate::clock::now().saturating_duration_since(*at) < kpis::SL_TODAY_FOR
-        });
-        if !fresh {
-            match kpis::service_level_today(c).await {
-                Ok(v) => *sl = Some((crate::clock::now(), v)),
-                Err(e) => {
-                    tracing::warn!(error = %e, "the service level of the day could not be read for /metrics")
-                }
+        match kpis::service_level_since(&shared, c, kpis::utc_midnight()).await {
+            Ok(v) => crate::metrics::render_service_level(&mut body, &v),
+            Err(e) => {
+                tracing::warn!(error = %e, "the service level of the day could not be read for /metrics")
             }
-        }
-        if let Some((_, v)) = sl.as_ref() {
-            crate::metrics::render_service_level(&mut body, v);
         }
     }
     HttpResponse::Ok()

@@ -362,27 +362,6 @@ impl Store {
         Ok(())
     }
 
-    /// A queue's service level since `since` (Unix ms): of the interactions that joined
-    /// it since then and are settled (answered, or ended unanswered), how many, and how
-    /// many an agent answered within `sla_ms` of their joining. Those still waiting
-    /// count once they settle.
-    pub async fn service_level(
-        &self,
-        queue: &str,
-        since: i64,
-        sla_ms: i64,
-    ) -> Result<(i64, i64), StoreError> {
-        Ok(with_db!(self, |pool, sql| {
-            let r = sqlx::query(sql("SELECT COUNT(*), COALESCE(SUM(CASE WHEN answered_at IS NOT NULL AND answered_at - offered_at <= ? THEN 1 ELSE 0 END), 0) FROM interactions WHERE queue = ? AND offered_at >= ? AND (answered_at IS NOT NULL OR ended_at IS NOT NULL)"))
-                .bind(sla_ms)
-                .bind(queue)
-                .bind(since)
-                .fetch_one(pool)
-                .await?;
-            (r.get::<i64, _>(0), r.get::<i64, _>(1))
-        }))
-    }
-
     /// An agent took the interaction (answered now); the time is kept from the first.
     pub async fn interaction_answered(&self, id: &str, agent: &str) -> Result<(), StoreError> {
         with_db!(self, |pool, sql| {

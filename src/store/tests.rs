@@ -48,7 +48,6 @@ on_both!(
     lookups_and_a_customer_found_later_moves_the_interaction,
     agents_queues_wrap_up_and_what_an_agent_may_see,
     a_survey_answer_is_kept_once_per_interaction_on_its_case,
-    service_level_counts_settled_work_of_the_queue_since_a_time,
     provider_messages_count_once_and_their_status_only_moves_forward,
     a_consent_is_replaced_by_what_the_customer_says_next,
     a_notification_key_is_claimed_once_and_keeps_its_answer,
@@ -531,46 +530,6 @@ async fn a_notification_key_is_claimed_once_and_keeps_its_answer(s: Store) {
     assert_eq!(s.claim_notification("k2", "d3", MIN).await.unwrap(), None);
     // A claim whose node died mid-way (unanswered past the limit) is taken over.
     assert_eq!(s.claim_notification("k2", "d3", 0).await.unwrap(), None);
-}
-
-async fn service_level_counts_settled_work_of_the_queue_since_a_time(s: Store) {
-    let since = crate::clock::unix_millis() as i64 - 1000;
-    for id in ["q1", "q2", "q3"] {
-        s.start_interaction(&new(id, "+15550001234")).await.unwrap();
-        s.update_interaction(
-            id,
-            &InteractionUpdate {
-                queue: Some(if id == "q3" { "sales" } else { "support" }),
-                path: &[],
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-    }
-    // Nothing settled yet: nothing counts.
-    assert_eq!(
-        s.service_level("support", since, 20_000).await.unwrap(),
-        (0, 0)
-    );
-    s.interaction_answered("q1", "ann").await.unwrap();
-    s.end_interaction("q2", "caller_hangup").await.unwrap();
-    s.interaction_answered("q3", "ann").await.unwrap();
-    // q1 answered at once (in a 20 s target), q2 abandoned; q3 is another queue's.
-    assert_eq!(
-        s.service_level("support", since, 20_000).await.unwrap(),
-        (2, 1)
-    );
-    assert_eq!(s.service_level("support", since, -1).await.unwrap(), (2, 0));
-    assert_eq!(
-        s.service_level("sales", since, 20_000).await.unwrap(),
-        (1, 1)
-    );
-    let later = crate::clock::unix_millis() as i64 + 60_000;
-    assert_eq!(
-        s.service_level("support", later, 20_000).await.unwrap(),
-        (0, 0)
-    );
 }
 
 async fn a_consent_is_replaced_by_what_the_customer_says_next(s: Store) {

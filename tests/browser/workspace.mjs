@@ -168,7 +168,7 @@ try {
   }
   // The status bar's service level today: every chat was answered at once.
   const sl = page.locator('#service-level [data-queue="support"]', { hasText: `(${rounds}/${rounds})` });
-  await sl.waitFor({ timeout: 10000 });
+  await sl.waitFor({ timeout: 20000 }); // the figure may be up to 10 s old when work ends
   const serviceLevel = await sl.innerText();
   await page.setViewportSize({ width: 1920, height: 1080 });
   const wide = await overflow(page);

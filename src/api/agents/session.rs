@@ -181,8 +181,9 @@ pub(super) async fn directory(req: HttpRequest, shared: web::Data<Shared>) -> Re
 
 /// The service level today of the agent's queues that show it to their agents:
 /// `?since=MS` (the agent's midnight, Unix ms, within the last 48 hours) →
-/// `[{queue, sla_secs, handled, in_sla}]` (work settled since then; answered within the
-/// queue's target).
+/// `[{queue, sla_secs, handled, in_sla}]` by the KPI definition (`handled`: the
+/// contacts counted since then, `in_sla`: those answered within the queue's target),
+/// so the status bar agrees with the reports and the console.
 pub(super) async fn service_level(
     req: HttpRequest,
     q: web::Query<std::collections::HashMap<String, String>>,
@@ -205,12 +206,19 @@ pub(super) async fn service_level(
         .map(|a| a.spec.queues)
         .unwrap_or_default();
     let mut out = Vec::new();
+    let mut today = None;
     for q in c.router().send(QueueConfigs).await? {
         if !mine.contains(&q.name) || !q.agents_see_service_level {
             continue;
         }
-        let sla_ms = i64::try_from(q.sla_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
-        let (handled, in_sla) = c.store().service_level(&q.name, since, sla_ms).await?;
+        if today.is_none() {
+            today = Some(super::super::kpis::service_level_since(&shared, c, since).await?);
+        }
+        let (in_sla, handled) = today
+            .iter()
+            .flatten()
+            .find(|(name, _, _)| *name == q.name)
+            .map_or((0, 0), |(_, n, d)| (*n, *d));
         out.push(serde_json::json!({"queue": q.name, "sla_secs": q.sla_secs, "handled": handled, "in_sla": in_sla}));
     }
     Ok(HttpResponse::Ok().json(out))
