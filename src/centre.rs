@@ -1667,6 +1667,7 @@ impl Centre {
         token: &str,
         score: u8,
         comment: &str,
+        more: &[(&'static str, u8)],
     ) -> Result<(), CentreError> {
         let ok = self
             .0
@@ -1683,6 +1684,12 @@ impl Centre {
             .store
             .add_survey_answer(interaction, "webchat", score.into(), comment)
             .await?;
+        for (metric, score) in more {
+            self.0
+                .store
+                .add_survey_score(interaction, metric, (*score).into())
+                .await?;
+        }
         Ok(())
     }
 

@@ -131,11 +131,14 @@ $("leave").onclick = () => { if (ws && ws.readyState === 1) ws.send(JSON.stringi
 $("rate").onsubmit = async (e) => {
   e.preventDefault();
   $("rate-error").textContent = "";
-  const score = +new FormData($("rate")).get("score");
+  const form = new FormData($("rate"));
+  const body = { chat: ended.chat, token: ended.token, score: +form.get("score"), comment: $("comment").value };
+  // The two further questions only when answered.
+  for (const k of ["nps", "ces"]) if (form.get(k)) body[k] = +form.get(k);
   try {
     const r = await fetch("/chat/rating", {
       method: "POST", headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ chat: ended.chat, token: ended.token, score, comment: $("comment").value }),
+      body: JSON.stringify(body),
     });
     if (!r.ok) throw new Error((await r.json().catch(() => ({}))).error || r.statusText);
     $("rate").hidden = true;

@@ -239,9 +239,16 @@ struct Rating {
     score: u8,
     #[serde(default)]
     comment: String,
+    /// Net promoter question, 0 (not at all likely) to 10 (extremely likely).
+    #[serde(default)]
+    nps: Option<u8>,
+    /// Customer effort question, 1 (strongly disagree it was easy) to 7 (strongly agree).
+    #[serde(default)]
+    ces: Option<u8>,
 }
 
-/// The customer rates the chat that just ended: `{chat, token, score: 1-5, comment}`.
+/// The customer rates the chat that just ended: `{chat, token, score: 1-5, comment,
+/// nps: 0-10, ces: 1-7}` (the last two optional).
 async fn rating(
     b: web::Bytes,
     shared: web::Data<Shared>,
@@ -273,7 +280,24 @@ async fn rating(
             "comment: at most 1000 characters, no control characters",
         ));
     }
-    c.rate_chat(&r.chat, &r.token, r.score, comment).await?;
+    if r.nps.is_some_and(|n| n > 10) {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "nps must be 0 (not at all likely to recommend us) to 10 (extremely likely)",
+        ));
+    }
+    if r.ces.is_some_and(|n| !(1..=7).contains(&n)) {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "ces must be 1 (strongly disagree it was easy) to 7 (strongly agree)",
+        ));
+    }
+    let more: Vec<(&'static str, u8)> = [("nps", r.nps), ("ces", r.ces)]
+        .into_iter()
+        .filter_map(|(m, v)| v.map(|v| (m, v)))
+        .collect();
+    c.rate_chat(&r.chat, &r.token, r.score, comment, &more)
+        .await?;
     Ok(HttpResponse::Created().json(serde_json::json!({"thanks": true})))
 }
 

@@ -51,6 +51,23 @@ impl Store {
         Ok(added)
     }
 
+    /// A further answer of the same survey (`nps` 0-10, `ces` 1-7), on the timeline as
+    /// `rated` with its metric, where the KPIs read it (the kept answer is the CSAT).
+    pub async fn add_survey_score(
+        &self,
+        interaction: &str,
+        metric: &str,
+        score: i64,
+    ) -> Result<(), StoreError> {
+        self.add_timeline(
+            interaction,
+            "rated",
+            serde_json::json!({"metric": metric, "score": score}),
+        )
+        .await
+        .map(|_| ())
+    }
+
     /// The answer given for `interaction`, if any.
     pub async fn survey_answer(
         &self,

@@ -143,6 +143,7 @@ try {
       await c.getByText("How did we do?").waitFor({ timeout: 5000 });
       await c.screenshot({ path: `${artifacts}/chat-rating-390.png`, fullPage: true });
       await c.getByLabel("5 very good").check();
+      await c.getByLabel("How likely are you to recommend us to a friend? (optional)").selectOption("10");
       await c.getByLabel("Anything to add? (optional)").fill("Quick and kind");
       await c.getByRole("button", { name: "Send rating" }).click();
       await c.getByText("Thank you for your rating.").waitFor({ timeout: 5000 });
@@ -168,7 +169,10 @@ try {
   }
   // The status bar's service level today: every chat was answered at once.
   const sl = page.locator('#service-level [data-queue="support"]', { hasText: `(${rounds}/${rounds})` });
-  await sl.waitFor({ timeout: 20000 }); // the figure may be up to 10 s old when work ends
+  // The figure may be up to 10 s old when work ends.
+  await sl.waitFor({ timeout: 20000 }).catch(async e => {
+    throw new Error(`${e.message}\nthe status bar says: ${await page.locator("#service-level").innerText()}`);
+  });
   const serviceLevel = await sl.innerText();
   await page.setViewportSize({ width: 1920, height: 1080 });
   const wide = await overflow(page);

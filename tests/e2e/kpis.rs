@@ -113,11 +113,21 @@ fn the_kpis_of_a_scripted_day_match_the_figures_worked_out_by_hand() {
         r#"{"disposition":"fixed","resolved":true}"#,
     );
     assert_eq!(code, 200, "{body}");
-    let (code, body) = g.post(
-        "/chat/rating",
-        None,
-        &serde_json::json!({"chat": chat, "token": token, "score": 5}).to_string(),
-    );
+    // A bad further answer is refused with its range and spends nothing.
+    let rate = |extra: serde_json::Value| {
+        let mut b = serde_json::json!({"chat": chat, "token": token, "score": 5});
+        b.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        g.post("/chat/rating", None, &b.to_string())
+    };
+    let (code, body) = rate(serde_json::json!({"nps": 11}));
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("nps must be 0"), "{body}");
+    let (code, body) = rate(serde_json::json!({"ces": 0}));
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("ces must be 1"), "{body}");
+    let (code, body) = rate(serde_json::json!({"nps": 9, "ces": 6}));
     assert!((200..300).contains(&code), "{code} {body}");
 
     // ---- the KPIs, as worked out by hand.
@@ -178,6 +188,10 @@ fn the_kpis_of_a_scripted_day_match_the_figures_worked_out_by_hand() {
     // Resolved just now: judged once seven days have passed.
     assert_eq!(chat_k["fcr_pending"], 1, "{chat_k}");
     assert_eq!(pair(&chat_k["csat"]), (1, 1), "{chat_k}");
+    // The same survey's NPS (a 9: one promoter of one) and CES.
+    assert_eq!(chat_k["nps_answers"], 1, "{chat_k}");
+    assert_eq!(chat_k["nps"], 100.0, "{chat_k}");
+    assert_eq!(chat_k["ces"]["mean"], 6.0, "{chat_k}");
     let total = &r["total"];
     assert_eq!(total["contacts"], 4, "{total}");
     assert_eq!(total["cases"], 2, "{total}");

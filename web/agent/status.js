@@ -57,10 +57,12 @@ setInterval(() => { if (app.token) tick(); }, 1000);
 
 /// Service level today (since the agent's midnight) of their queues that show it, by
 /// the KPI definition. The gateway reuses a figure for up to 10 s, so a read made when
-/// work ends is made again once that has passed (one such read pending at a time).
+/// work ends is made again 11 s after the latest such read (by then any figure the
+/// gateway gives was read after it).
 let again = null;
 export async function serviceLevel() {
-  if (!again) again = setTimeout(() => { again = null; if (app.token) fetchServiceLevel(); }, 11000);
+  clearTimeout(again);
+  again = setTimeout(() => { again = null; if (app.token) fetchServiceLevel(); }, 11000);
   return fetchServiceLevel();
 }
 
