@@ -76,7 +76,16 @@ pub struct Item {
     /// A chat's messages (the last [`MAX_MESSAGES`]), in order.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub messages: Vec<serde_json::Value>,
+    /// A chat's private notes from supervisors (the last [`MAX_NOTES`]), in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<serde_json::Value>,
+    /// A supervisor on this work now: `{supervisor, mode}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub monitored: Option<serde_json::Value>,
 }
+
+/// Notes a chat item keeps (all are on the timeline).
+pub const MAX_NOTES: usize = 50;
 
 /// Messages a chat item keeps (older ones are in the store's timeline).
 pub const MAX_MESSAGES: usize = 200;
@@ -229,6 +238,8 @@ impl Desk {
                     holds: 0,
                     since: now,
                     messages: Vec::new(),
+                    notes: Vec::new(),
+                    monitored: None,
                 };
                 self.offers.insert(interaction.clone(), item);
             }
@@ -263,6 +274,8 @@ impl Desk {
                     holds: 0,
                     since: now,
                     messages: Vec::new(),
+                    notes: Vec::new(),
+                    monitored: None,
                 };
                 self.offers.insert(interaction.clone(), item);
             }
@@ -301,6 +314,8 @@ impl Desk {
                         holds: 0,
                         since: now,
                         messages: Vec::new(),
+                        notes: Vec::new(),
+                        monitored: None,
                     }),
                 };
                 let early = self.take_pending(interaction);
@@ -402,6 +417,31 @@ impl Desk {
                     if let Some(d) = w.details.as_object_mut() {
                         d.insert("verified".into(), true.into());
                     }
+                }
+            }
+            AgentPush::Note {
+                interaction,
+                supervisor,
+                name,
+                text,
+                at,
+            } => {
+                if let Some(w) = self.work.get_mut(interaction) {
+                    w.notes.push(serde_json::json!({"supervisor": supervisor, "name": name, "text": text, "at": at}));
+                    if w.notes.len() > MAX_NOTES {
+                        w.notes.remove(0);
+                    }
+                }
+            }
+            AgentPush::Monitored {
+                interaction,
+                supervisor,
+                mode,
+            } => {
+                if let Some(w) = self.work.get_mut(interaction) {
+                    w.monitored = supervisor
+                        .as_ref()
+                        .map(|s| serde_json::json!({"supervisor": s, "mode": mode}));
                 }
             }
             AgentPush::CustomerLeft { interaction } => {
@@ -842,5 +882,67 @@ mod tests {
         d.apply(10, &on2("queued", "sending again"));
         d.apply(11, &on2("sent", ""));
         assert_eq!(second(&d), "sent");
+    }
+
+    #[test]
+    fn a_reconnect_shows_a_supervisors_notes_and_who_is_on_the_work() {
+        let mut ann = Desk::new("ann".into(), 0);
+        ann.apply(
+            1,
+            &AgentPush::Assigned {
+                interaction: "w1".into(),
+                channel: "webchat",
+                customer: None,
+                browser_call: false,
+            },
+        );
+        let note = |i: u64| AgentPush::Note {
+            interaction: "w1".into(),
+            supervisor: "sam".into(),
+            name: "Sam".into(),
+            text: format!("note {i}"),
+            at: i,
+        };
+        for i in 0..(MAX_NOTES as u64 + 2) {
+            ann.apply(2, &note(i));
+        }
+        ann.apply(
+            3,
+            &AgentPush::Monitored {
+                interaction: "w1".into(),
+                supervisor: Some("sam".into()),
+                mode: Some("barge"),
+            },
+        );
+        // Nothing kept for work the agent does not have.
+        ann.apply(
+            3,
+            &AgentPush::Note {
+                interaction: "other".into(),
+                supervisor: "sam".into(),
+                name: "Sam".into(),
+                text: "lost".into(),
+                at: 3,
+            },
+        );
+        let s = ann.snapshot(4);
+        let w = &s["work"][0];
+        let notes = w["notes"].as_array().unwrap();
+        assert_eq!(notes.len(), MAX_NOTES, "{w}");
+        assert_eq!(notes[0]["text"], "note 2", "the oldest go first: {w}");
+        assert_eq!(
+            w["monitored"],
+            serde_json::json!({"supervisor": "sam", "mode": "barge"})
+        );
+        assert!(!s.to_string().contains("lost"));
+        ann.apply(
+            5,
+            &AgentPush::Monitored {
+                interaction: "w1".into(),
+                supervisor: None,
+                mode: None,
+            },
+        );
+        assert!(ann.snapshot(6)["work"][0].get("monitored").is_none());
     }
 }

@@ -64,6 +64,12 @@ try {
   await sam.screenshot({ path: `${artifacts}/chat-console.png`, fullPage: true });
   await ann.screenshot({ path: `${artifacts}/chat-agent.png`, fullPage: true });
 
+  // Ann reloads her page: the note and the banner are still there.
+  await ann.reload();
+  await card.locator(".messages li.note").waitFor({ timeout: 10000 });
+  await card.locator(".monitored:not([hidden])").waitFor({ timeout: 10000 });
+  step("reloaded", { ann: await annLog(), banner: await banner() });
+
   // Ann ends the chat: Sam's view says so.
   await go();
   await card.getByRole("button", { name: "End chat" }).click();

@@ -669,6 +669,18 @@ fn a_supervisor_follows_a_chat_notes_to_its_agent_and_writes_to_the_customer() {
         "the customer got the note: {frames:#?}"
     );
 
+    let shown = b.step("reloaded", &g);
+    assert_eq!(
+        shown["banner"], "Supervisor sam has joined the chat",
+        "{shown}"
+    );
+    let notes: Vec<_> = shown["ann"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["cls"] == "note")
+        .collect();
+    assert_eq!(notes.len(), 1, "the note once, after a reload: {shown}");
     b.go();
     let shown = b.step("closed", &g);
     assert_eq!(shown["form_hidden"], true, "{shown}");

@@ -60,6 +60,8 @@ function onPush(m) {
         if (!app.work.has(w.interaction)) addWork(w);
         else {
           for (const x of w.messages || []) chatMessage(Object.assign({ interaction: w.interaction }, x));
+          for (const x of w.notes || []) chatNote(Object.assign({ interaction: w.interaction }, x));
+          monitored(Object.assign({ interaction: w.interaction, supervisor: null, mode: null }, w.monitored || {}));
           held(w);
         }
         if (w.call_state) callState({ interaction: w.interaction, state: w.call_state });

@@ -41,6 +41,9 @@ export function addWork(w) {
   $("#work-list").append(n);
   // A chat's messages so far (the desk keeps those that came before the assignment).
   for (const x of w.messages || []) chatMessage(Object.assign({ interaction: w.interaction }, x));
+  // A supervisor's notes so far, and who is on it now (after a reload).
+  for (const x of w.notes || []) chatNote(Object.assign({ interaction: w.interaction }, x));
+  if (w.monitored) monitored(Object.assign({ interaction: w.interaction }, w.monitored));
   if (w.held_since || w.holds) held(w);
   if (w.customer_left) customerLeft(entry);
   tick();
@@ -341,9 +344,12 @@ export function chatNote(m) {
   const w = app.work.get(m.interaction);
   if (!w || !$(".messages", w.node)) return;
   const list = $(".messages", w.node);
+  const key = `${m.at}|${m.supervisor}|${m.text}`;
+  if ([...list.querySelectorAll("li.note")].some(x => x.dataset.key === key)) return;
   const li = el("li", { className: "note" },
     el("span", { className: "who", textContent: `${m.name || m.supervisor} (note to you only)` }), ": ", m.text);
   if (m.at) li.append(" ", el("time", { className: "at", dateTime: new Date(m.at).toISOString(), textContent: clock(m.at) }));
+  li.dataset.key = key;
   list.append(li);
   list.scrollTop = list.scrollHeight;
 }
