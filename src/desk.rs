@@ -436,12 +436,13 @@ impl Desk {
             AgentPush::Monitored {
                 interaction,
                 supervisor,
+                name,
                 mode,
             } => {
                 if let Some(w) = self.work.get_mut(interaction) {
                     w.monitored = supervisor
                         .as_ref()
-                        .map(|s| serde_json::json!({"supervisor": s, "mode": mode}));
+                        .map(|s| serde_json::json!({"supervisor": s, "name": name, "mode": mode}));
                 }
             }
             AgentPush::CustomerLeft { interaction } => {
@@ -911,6 +912,7 @@ mod tests {
             &AgentPush::Monitored {
                 interaction: "w1".into(),
                 supervisor: Some("sam".into()),
+                name: Some("Sam".into()),
                 mode: Some("barge"),
             },
         );
@@ -932,7 +934,7 @@ mod tests {
         assert_eq!(notes[0]["text"], "note 2", "the oldest go first: {w}");
         assert_eq!(
             w["monitored"],
-            serde_json::json!({"supervisor": "sam", "mode": "barge"})
+            serde_json::json!({"supervisor": "sam", "name": "Sam", "mode": "barge"})
         );
         assert!(!s.to_string().contains("lost"));
         ann.apply(
@@ -940,6 +942,7 @@ mod tests {
             &AgentPush::Monitored {
                 interaction: "w1".into(),
                 supervisor: None,
+                name: None,
                 mode: None,
             },
         );

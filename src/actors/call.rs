@@ -574,7 +574,8 @@ impl CallActor {
             CallPush::Monitored(by) => AgentPush::Monitored {
                 interaction,
                 supervisor: by.as_ref().map(|b| b.0.clone()),
-                mode: by.map(|b| b.1),
+                name: by.as_ref().map(|b| b.1.clone()),
+                mode: by.map(|b| b.2),
             },
             CallPush::Ended => AgentPush::Ended { interaction },
         });

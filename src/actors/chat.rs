@@ -415,7 +415,7 @@ impl ChatActor {
                     at: m.at,
                 });
             }
-            Output::Joined { supervisor } => {
+            Output::Joined { supervisor, name } => {
                 self.event(
                     ctx,
                     "supervisor joined",
@@ -424,6 +424,7 @@ impl ChatActor {
                 self.tell_agent(AgentPush::Monitored {
                     interaction: id,
                     supervisor: Some(supervisor),
+                    name: Some(name),
                     mode: Some("barge"),
                 });
             }

@@ -80,6 +80,8 @@ pub enum AgentPush {
     Monitored {
         interaction: String,
         supervisor: Option<String>,
+        /// Their display name.
+        name: Option<String>,
         mode: Option<&'static str>,
     },
     /// A supervisor's private note on the agent's chat (never shown to the customer).

@@ -586,8 +586,14 @@ async fn monitor(
             if sdp.len() > 64 << 10 {
                 return Err(ApiError::bad_request("\"sdp\" is over 64 KiB"));
             }
+            let shown = c
+                .supervisor(&name)
+                .map(|s| s.spec.display_name)
+                .filter(|d| !d.is_empty())
+                .unwrap_or_else(|| name.clone());
             let cmd = SupervisorCommand::Start {
                 supervisor: name.clone(),
+                name: shown,
                 mode,
                 sdp,
             };

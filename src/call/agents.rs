@@ -174,7 +174,7 @@ pub enum CallPush {
     Held(bool),
     /// A supervisor is on the call, as the agent may know it: (who, `listen` |
     /// `whisper` | `barge`), or no longer (`None`).
-    Monitored(Option<(String, &'static str)>),
+    Monitored(Option<(String, String, &'static str)>),
     /// The call left the agent.
     Ended,
 }

@@ -55,6 +55,8 @@ pub enum SupervisorCommand {
     /// Step in with the browser's leg (an SDP offer); the reply carries our answer.
     Start {
         supervisor: String,
+        /// How the agent is told who it is (their display name).
+        name: String,
         mode: MonitorMode,
         sdp: String,
     },
@@ -81,6 +83,8 @@ impl SupervisorCommand {
 #[derive(Debug, Clone)]
 pub(super) struct Monitor {
     supervisor: String,
+    /// Their display name, for the agent.
+    name: String,
     leg: LegKey,
     mode: MonitorMode,
     /// Their browser leg connected.
@@ -105,7 +109,9 @@ impl Session {
         let who = cmd.supervisor().to_string();
         let mine = self.monitor.as_ref().is_some_and(|m| m.supervisor == who);
         match cmd {
-            SupervisorCommand::Start { mode, sdp, .. } => {
+            SupervisorCommand::Start {
+                mode, sdp, name, ..
+            } => {
                 if let Some(m) = &self.monitor {
                     return refused(if mine {
                         "you are on this call already".to_string()
@@ -130,6 +136,7 @@ impl Session {
                 }
                 self.monitor = Some(Monitor {
                     supervisor: who,
+                    name,
                     leg: key,
                     mode,
                     up: false,
@@ -211,7 +218,7 @@ impl Session {
             .monitor
             .as_ref()
             .filter(|m| m.up && (m.mode != MonitorMode::Listen || self.policy.monitor_notice))
-            .map(|m| (m.supervisor.clone(), m.mode.as_str()));
+            .map(|m| (m.supervisor.clone(), m.name.clone(), m.mode.as_str()));
         self.out.push_back(Output::Push {
             agent,
             push: CallPush::Monitored(shown),

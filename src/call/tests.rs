@@ -1051,7 +1051,11 @@ fn monitored(w: &World, i: usize) -> Vec<Option<(String, &'static str)>> {
         .pushes
         .iter()
         .filter_map(|(a, p)| match p {
-            CallPush::Monitored(by) if a == "ann" => Some(by.clone()),
+            // The agent is told the supervisor's display name too.
+            CallPush::Monitored(by) if a == "ann" => Some(by.clone().map(|(s, name, mode)| {
+                assert_eq!(name, format!("{s} (display)"));
+                (s, mode)
+            })),
             _ => None,
         })
         .collect()
@@ -1069,6 +1073,7 @@ fn a_supervisor_listens_whispers_barges_and_leaves_with_one_browser_leg() {
     let (c, a) = hearing(&w, i).expect("caller and agent bridged");
     let start = |who: &str, mode| SupervisorCommand::Start {
         supervisor: who.into(),
+        name: format!("{who} (display)"),
         mode,
         sdp: "v=0 (supervisor's offer)".into(),
     };
@@ -1203,6 +1208,7 @@ fn listening_is_not_shown_to_the_agent_unless_the_policy_says_so() {
     w.run_until(Duration::from_secs(10), |w| talking_to(w, i, "ann"));
     let start = SupervisorCommand::Start {
         supervisor: "sue".into(),
+        name: "sue (display)".into(),
         mode: MonitorMode::Listen,
         sdp: "v=0".into(),
     };

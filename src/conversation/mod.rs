@@ -208,7 +208,7 @@ pub enum Output {
     StoreClose { by: &'static str },
     /// A supervisor joined the conversation (before their first message is stored):
     /// on the timeline, and the agent told.
-    Joined { supervisor: String },
+    Joined { supervisor: String, name: String },
     /// Write this note on the timeline (kind `note`); answer with [`Input::NoteStored`].
     StoreNote { reply: u64, note: serde_json::Value },
     /// A stored note, for the assigned agent (and whoever watches), never the customer.
@@ -383,6 +383,7 @@ impl Thread {
                     self.joined.push(supervisor.clone());
                     self.out.push_back(Output::Joined {
                         supervisor: supervisor.clone(),
+                        name: name.clone(),
                     });
                     self.handle(t, Input::System(format!("{name} joined the chat.")));
                 }

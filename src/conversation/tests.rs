@@ -691,7 +691,8 @@ fn a_supervisor_who_writes_joins_once_and_their_messages_say_who_wrote() {
     assert_eq!(
         out[0],
         Output::Joined {
-            supervisor: "sam".into()
+            supervisor: "sam".into(),
+            name: "Sam".into()
         },
         "{out:?}"
     );

@@ -406,7 +406,7 @@ fn a_supervisor_listens_whispers_and_barges_into_a_call_from_the_console() {
     // Demo mode (its trunk takes calls from 127.0.0.0/8); calls wait in support.
     let (g, _dp) = crate::channels::queueing_gateway(
         base,
-        "[[queue]]\nname = \"support\"\n\n[[queue]]\nname = \"sales\"\n\n[[agent]]\nname = \"bob\"\npassword = \"bob-secret\"\ndisplay_name = \"Bob\"\nteam = \"day\"\nqueues = [\"support\"]\n\n[[supervisor]]\nname = \"sam\"\npassword = \"sam-secret\"\nteams = [\"day\"]\nqueues = [\"support\"]\n\n[[supervisor]]\nname = \"tom\"\npassword = \"tom-secret\"\nqueues = [\"sales\"]\n",
+        "[[queue]]\nname = \"support\"\n\n[[queue]]\nname = \"sales\"\n\n[[agent]]\nname = \"bob\"\npassword = \"bob-secret\"\ndisplay_name = \"Bob\"\nteam = \"day\"\nqueues = [\"support\"]\n\n[[supervisor]]\nname = \"sam\"\npassword = \"sam-secret\"\ndisplay_name = \"Sam\"\nteams = [\"day\"]\nqueues = [\"support\"]\n\n[[supervisor]]\nname = \"tom\"\npassword = \"tom-secret\"\nqueues = [\"sales\"]\n",
     );
     g.wait_log("dialplan loaded");
     let artifacts = repo("target/e2e-artifacts/monitor");
@@ -480,7 +480,7 @@ fn a_supervisor_listens_whispers_and_barges_into_a_call_from_the_console() {
         level(&l, "bob", "sam") < -70.0,
         "Bob does not hear Sam: {l}"
     );
-    assert_eq!(l["banner"], "Supervisor sam is listening", "{l}");
+    assert_eq!(l["banner"], "Supervisor Sam is listening", "{l}");
     let c = media.tones(std::time::Duration::from_millis(800), &freqs);
     assert!(
         c[1] > heard && c[2] < absent,
@@ -647,7 +647,7 @@ fn a_supervisor_follows_a_chat_notes_to_its_agent_and_writes_to_the_customer() {
     b.go();
     let shown = b.step("wrote", &g);
     assert_eq!(
-        shown["banner"], "Supervisor sam has joined the chat",
+        shown["banner"], "Supervisor Sam has joined the chat",
         "{shown}"
     );
     let frames = until(&mut cust, "Sam's message", |v| {
@@ -671,7 +671,7 @@ fn a_supervisor_follows_a_chat_notes_to_its_agent_and_writes_to_the_customer() {
 
     let shown = b.step("reloaded", &g);
     assert_eq!(
-        shown["banner"], "Supervisor sam has joined the chat",
+        shown["banner"], "Supervisor Sam has joined the chat",
         "{shown}"
     );
     let notes: Vec<_> = shown["ann"]

@@ -170,7 +170,7 @@ export function monitored(m) {
   const chat = entry.data.channel !== "voice";
   const how = { listen: "is listening", whisper: "is whispering to you (the caller does not hear)", barge: chat ? "has joined the chat" : "has joined the call" };
   p.hidden = !m.supervisor;
-  p.textContent = m.supervisor ? `Supervisor ${m.supervisor} ${how[m.mode] || m.mode}` : "";
+  p.textContent = m.supervisor ? `Supervisor ${m.name || m.supervisor} ${how[m.mode] || m.mode}` : "";
 }
 
 /// A warm transfer's progress on a call we have.
