@@ -317,6 +317,8 @@ async fn console_ws(
         let mut today: Option<(Instant, serde_json::Value)> = None;
         // The chat this console follows, if any: its frames come on `watching`.
         let mut watching: Option<tokio::sync::mpsc::Receiver<String>> = None;
+        // Which chat that is (it must stay in the supervisor's scope).
+        let mut watched = String::new();
         loop {
             let next_watched = async {
                 match watching.as_mut() {
@@ -338,6 +340,17 @@ async fn console_ws(
                     let Some(scope) = c.scope(&me) else { break };
                     let Ok(floor) = c.router().send(crate::actors::router::floor::FloorNow).await else { break };
                     let (floor, floor_text) = cut(&scope, floor);
+                    // A chat that left the scope (moved to another queue, ended) is no
+                    // longer followed; what it sent before is still delivered.
+                    if watching.is_some() && !floor.work.iter().any(|w| w.interaction == watched) {
+                        let mut rx = watching.take().expect("checked");
+                        let mut gone = false;
+                        while let Ok(text) = rx.try_recv() {
+                            if session.text(text).await.is_err() { gone = true; break }
+                        }
+                        let ended = serde_json::json!({"type": "watch_ended", "interaction": watched});
+                        if gone || session.text(ended.to_string()).await.is_err() { break }
+                    }
                     if floor_text != last_floor {
                         changed = crate::clock::now();
                         last_floor = floor_text;
@@ -367,6 +380,7 @@ async fn console_ws(
                                 let answer = match watch(&c, &me, &id).await {
                                     Ok((rx, last_seq)) => {
                                         watching = Some(rx);
+                                        watched = id.clone();
                                         serde_json::json!({"type": "watching", "interaction": id, "last_seq": last_seq})
                                     }
                                     Err(e) => serde_json::json!({"type": "watch_refused", "interaction": id, "error": e.to_string()}),

@@ -2,7 +2,8 @@
 // Sam, her supervisor, opens it on the console (a second context) and follows it live,
 // sends Ann a private note (whisper), then writes to the customer himself (barge). The
 // test plays the customer on the chat's WebSocket and drives the steps (a line on
-// stdin); each step reports what both pages show.
+// stdin); each step reports what both pages show. Last, the chat moves to a queue
+// outside Sam's scope and his view stops following it.
 // Usage: node supervisor_chat.mjs BASE ARTIFACTS
 import { createInterface } from "node:readline";
 import { launch, logIn, person, step, fail } from "./desk.mjs";
@@ -70,11 +71,10 @@ try {
   await card.locator(".monitored:not([hidden])").waitFor({ timeout: 10000 });
   step("reloaded", { ann: await annLog(), banner: await banner() });
 
-  // Ann ends the chat: Sam's view says so.
+  // The chat goes to a queue that is not Sam's (the test moves it): his view says so.
   await go();
-  await card.getByRole("button", { name: "End chat" }).click();
-  await sam.locator("#chat-log li", { hasText: "The chat was closed" }).waitFor({ timeout: 10000 });
-  step("closed", { sam: await samLog(), form_hidden: await sam.locator("#chat-form").evaluate(f => f.hidden) });
+  await sam.locator("#chat-log li", { hasText: "No longer followed" }).waitFor({ timeout: 10000 });
+  step("left", { sam: await samLog(), form_hidden: await sam.locator("#chat-form").evaluate(f => f.hidden) });
   await browser.close();
 } catch (e) {
   await fail(e, { browser, page: sam, artifacts });

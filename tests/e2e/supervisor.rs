@@ -558,8 +558,8 @@ fn a_supervisor_listens_whispers_and_barges_into_a_call_from_the_console() {
 
 /// Sam steps into Ann's web chat from the console: he follows it live, sends Ann a
 /// private note the customer never gets, then writes to the customer, who is told he
-/// joined; Tom, outside the queue, is refused; each act is on the timeline and in the
-/// audit log.
+/// joined; Tom, outside the queue, is refused; once the chat moves to another queue,
+/// Sam's console stops following it; each act is on the timeline and in the audit log.
 #[test]
 fn a_supervisor_follows_a_chat_notes_to_its_agent_and_writes_to_the_customer() {
     let base = 25250;
@@ -681,10 +681,24 @@ fn a_supervisor_follows_a_chat_notes_to_its_agent_and_writes_to_the_customer() {
         .filter(|l| l["cls"] == "note")
         .collect();
     assert_eq!(notes.len(), 1, "the note once, after a reload: {shown}");
+    // Ann moves the chat to sales, which is not Sam's: his console stops following it.
+    let (code, body) = g.post(
+        &format!("/api/agent/work/{chat}/transfer"),
+        Some(&ann),
+        r#"{"queue":"sales"}"#,
+    );
+    assert_eq!(code, 200, "{body}");
     b.go();
-    let shown = b.step("closed", &g);
+    let shown = b.step("left", &g);
     assert_eq!(shown["form_hidden"], true, "{shown}");
     b.finish();
+    let (code, body) = g.post(
+        &format!("/api/interactions/{chat}/notes"),
+        Some(&sam),
+        r#"{"text":"still there?"}"#,
+    );
+    assert_eq!(code, 403, "out of his scope now: {body}");
+    crate::centre::send(&mut cust, serde_json::json!({"type": "leave"}));
     let frames = until(&mut cust, "the end", ty("closed"));
     assert!(
         !frames.iter().any(|f| f.to_string().contains("20 credit")),

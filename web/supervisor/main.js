@@ -210,6 +210,9 @@ function chatFrame(m) {
   else if (m.type === "closed") {
     chatLine("message", { from: "system", name: "", text: `The chat was closed (${m.by}).` });
     $("#chat-form").hidden = true;
+  } else if (m.type === "watch_ended" && !$("#chat-form").hidden) {
+    chatLine("message", { from: "system", name: "", text: "No longer followed: the chat left your queues and teams." });
+    $("#chat-form").hidden = true;
   }
 }
 
@@ -308,7 +311,7 @@ function connect() {
       app.at = Date.now();
       $("#live").textContent = "live";
       render();
-    } else if (["watching", "watch_refused", "message", "note", "closed"].includes(m.type)) {
+    } else if (["watching", "watch_refused", "watch_ended", "message", "note", "closed"].includes(m.type)) {
       chatFrame(m);
     } else if (m.type === "logged_out" || m.type === "error") {
       loggedOut(m.error || "Your session ended; log in again.");

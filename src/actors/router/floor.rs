@@ -123,7 +123,11 @@ impl RouterActor {
                 Some(FloorWork {
                     interaction: e.work.interaction.clone(),
                     channel: crate::routing::channel_name(e.work.channel),
-                    queue: e.work.queue.clone(),
+                    // Where it is now (a transfer to a queue moves it).
+                    queue: self
+                        .engine
+                        .queue_of(*id)
+                        .map_or_else(|| e.work.queue.clone(), |q| self.queue_cfg(q).name.clone()),
                     from: e.work.from.clone(),
                     status,
                     agent: e
