@@ -342,8 +342,8 @@ async fn console_ws(
                     let (floor, floor_text) = cut(&scope, floor);
                     // A chat that left the scope (moved to another queue, ended) is no
                     // longer followed; what it sent before is still delivered.
-                    if watching.is_some() && !floor.work.iter().any(|w| w.interaction == watched) {
-                        let mut rx = watching.take().expect("checked");
+                    let left = !floor.work.iter().any(|w| w.interaction == watched);
+                    if let Some(mut rx) = watching.take_if(|_| left) {
                         let mut gone = false;
                         while let Ok(text) = rx.try_recv() {
                             if session.text(text).await.is_err() { gone = true; break }
@@ -529,12 +529,8 @@ async fn chat_act(
     let (supervisor, scope) = me(&req, &shared)?;
     let c = centre(&shared)?;
     let id = path.into_inner();
-    let body: TextBody = serde_json::from_slice(&b)
-        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
-    let text = body.text.trim().to_string();
-    if text.is_empty() || text.len() > 8000 {
-        return Err(ApiError::bad_request("text must be 1 to 8000 bytes"));
-    }
+    let body: TextBody = super::agents::body(&b)?;
+    let text = super::agents::text(&body.text)?;
     let chat = chat_in_scope(c, &scope, &id).await?;
     let name = c
         .supervisor(&supervisor)
@@ -590,8 +586,7 @@ async fn monitor(
             },
         )
     } else {
-        let body: MonitorBody = serde_json::from_slice(&b)
-            .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
+        let body: MonitorBody = super::agents::body(&b)?;
         let mode = mode_of(&body.mode)?;
         if req.method() == actix_web::http::Method::POST {
             let sdp = body.sdp.filter(|s| !s.is_empty()).ok_or_else(|| {

@@ -50,6 +50,15 @@ export async function logIn(page, base, agent, password) {
   step("available");
 }
 
+/// Logs supervisor `name` in on the console at `base` and waits for their queues.
+export async function consoleLogIn(page, base, name, password) {
+  await page.goto(`${base}/supervisor`);
+  await page.getByLabel("Name").fill(name);
+  await page.getByLabel("Password").fill(password);
+  await page.getByRole("button", { name: "Log in" }).click();
+  await page.locator("#tiles .tile").first().waitFor();
+}
+
 /// Reports a failed script: the error (and `said`, what the page showed), a screenshot
 /// of `page` in `artifacts`, then closes the browser and exits non-zero.
 export async function fail(e, { browser, page, artifacts, said = "" }) {

@@ -6,7 +6,7 @@
 // stdin) and checks the caller's side on its own RTP socket.
 // Usage: node monitor.mjs BASE ARTIFACTS
 import { createInterface } from "node:readline";
-import { launch, logIn, person, step, fail } from "./desk.mjs";
+import { consoleLogIn, launch, logIn, person, step, fail } from "./desk.mjs";
 
 const [base, artifacts] = process.argv.slice(2);
 const lines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
@@ -66,11 +66,7 @@ try {
   sam = await tonePerson(FREQS.sam);
   await logIn(bob, base, "bob", "bob-secret");
 
-  await sam.goto(`${base}/supervisor`);
-  await sam.getByLabel("Name").fill("sam");
-  await sam.getByLabel("Password").fill("sam-secret");
-  await sam.getByRole("button", { name: "Log in" }).click();
-  await sam.locator("#tiles .tile").first().waitFor();
+  await consoleLogIn(sam, base, "sam", "sam-secret");
   step("console");
 
   // Bob answers the caller; the call's audio plays on his card.

@@ -6,7 +6,7 @@
 // outside Sam's scope and his view stops following it.
 // Usage: node supervisor_chat.mjs BASE ARTIFACTS
 import { createInterface } from "node:readline";
-import { launch, logIn, person, step, fail } from "./desk.mjs";
+import { consoleLogIn, launch, logIn, person, step, fail } from "./desk.mjs";
 
 const [base, artifacts] = process.argv.slice(2);
 const lines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
@@ -19,11 +19,7 @@ try {
   ann = await person(browser);
   sam = await person(browser);
   await logIn(ann, base, "ann", "ann-secret");
-  await sam.goto(`${base}/supervisor`);
-  await sam.getByLabel("Name").fill("sam");
-  await sam.getByLabel("Password").fill("sam-secret");
-  await sam.getByRole("button", { name: "Log in" }).click();
-  await sam.locator("#tiles .tile").first().waitFor();
+  await consoleLogIn(sam, base, "sam", "sam-secret");
 
   // Ann answers the chat.
   const answer = ann.getByRole("button", { name: "Answer" });

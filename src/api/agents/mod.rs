@@ -33,6 +33,7 @@ pub(crate) fn centre(shared: &Shared) -> Result<&Centre, ApiError> {
 
 use super::bearer_token as bearer;
 pub(crate) use socket::{first_frame, refuse};
+pub(crate) use work::text;
 
 /// The agent whose session token this request carries.
 pub(super) fn agent(req: &HttpRequest, c: &Centre) -> Result<String, ApiError> {
@@ -50,7 +51,8 @@ pub(super) fn agent(req: &HttpRequest, c: &Centre) -> Result<String, ApiError> {
     }
 }
 
-pub(super) fn body<T: DeserializeOwned>(b: &[u8]) -> Result<T, ApiError> {
+/// A JSON body, or a 400 saying what is wrong with it.
+pub(crate) fn body<T: DeserializeOwned>(b: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(b).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
 }
 

@@ -114,7 +114,8 @@ struct WrapBody {
     resolved: bool,
 }
 
-fn text(t: &str) -> Result<String, ApiError> {
+/// A message's text, trimmed: 1 to 8000 bytes, or a 400 saying so.
+pub(crate) fn text(t: &str) -> Result<String, ApiError> {
     let t = t.trim();
     if t.is_empty() || t.len() > 8000 {
         return Err(ApiError::new(
