@@ -41,7 +41,9 @@ try {
     await form.getByLabel("Text channel").selectOption(channel);
     await form.getByLabel("Text to send").fill(text);
     await form.getByRole("button", { name: "Send text" }).click();
-    await card.locator(".notice", { hasText: "Text queued" }).waitFor({ timeout: 10000 });
+    // This text's notice (the one before may still say "Text queued").
+    const how = channel === "sms" ? "SMS to" : "WhatsApp to";
+    await card.locator(".notice", { hasText: `Text queued: ${how}` }).waitFor({ timeout: 10000 });
     const notice = await card.locator(".notice").innerText();
     await timeline.locator("li.message", { hasText: text }).waitFor({ timeout: 10000 });
     return notice;
