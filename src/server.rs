@@ -612,6 +612,16 @@ async fn start_ivr(cfg: &Config) -> Result<Arc<crate::actors::call::IvrContext>,
     if cfg.is_demo() {
         store.seed_demo().await.map_err(|e| e.to_string())?;
     }
+    // The KPI facts of what changed while stopped (all of them after the upgrade to
+    // schema 12) are made now, not by the first report that asks.
+    let kept = store.clone();
+    tokio::spawn(async move {
+        match kept.refresh_kpi_facts().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(interactions = n, "KPI facts made"),
+            Err(e) => tracing::warn!(error = %e, "cannot make the KPI facts"),
+        }
+    });
     let voicemail_dir = cfg.data.dir.join("voicemail");
     std::fs::create_dir_all(&voicemail_dir)
         .map_err(|e| format!("{}: {e}", voicemail_dir.display()))?;

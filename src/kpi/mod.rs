@@ -5,8 +5,11 @@
 //! abandoned where, talk, hold, after-contact work, first response...);
 //! [`report::report`] groups those per queue, agent, channel, hour or day and per
 //! customer journey (a case: first contact resolution, repeat contacts, channel
-//! switches, the journey's survey answer). The README defines each KPI.
+//! switches, the journey's survey answer). The README defines each KPI. [`codec`]
+//! keeps facts as bytes: the store holds each interaction's facts, made again when
+//! its log changes, so a report folds them without reading the timeline.
 
+pub mod codec;
 pub mod csv;
 pub mod event;
 pub mod facts;

@@ -4,7 +4,7 @@ use super::event::Metric;
 use super::facts::{Facts, OfferEnd, Stage};
 use crate::dialplan::model::Hours;
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 
 /// How customers who leave a queue count in the service level.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -141,6 +141,11 @@ pub struct Ratio {
 }
 
 impl Ratio {
+    fn merge(&mut self, o: &Ratio) {
+        self.num += o.num;
+        self.den += o.den;
+    }
+
     fn add(&mut self, hit: bool) {
         self.den += 1;
         self.num += hit as u64;
@@ -160,6 +165,11 @@ pub struct Mean {
 }
 
 impl Mean {
+    fn merge(&mut self, o: &Mean) {
+        self.n += o.n;
+        self.sum += o.sum;
+    }
+
     fn add(&mut self, v: i64) {
         self.n += 1;
         self.sum += v;
@@ -244,12 +254,52 @@ pub struct Kpis {
 }
 
 impl Kpis {
+    /// Adds another part's counts (before [`Kpis::done`]).
+    fn merge(&mut self, o: &Kpis) {
+        self.contacts += o.contacts;
+        self.inbound += o.inbound;
+        self.queued += o.queued;
+        self.answered += o.answered;
+        self.short_abandons += o.short_abandons;
+        self.handled += o.handled;
+        self.holds += o.holds;
+        self.offers += o.offers;
+        self.missed_offers += o.missed_offers;
+        self.cases += o.cases;
+        self.resolved_cases += o.resolved_cases;
+        self.fcr_pending += o.fcr_pending;
+        self.nps_answers += o.nps_answers;
+        self.nps_promoters += o.nps_promoters;
+        self.nps_detractors += o.nps_detractors;
+        for (k, v) in &o.abandoned {
+            *self.abandoned.entry(k).or_default() += v;
+        }
+        for (k, v) in &o.switches {
+            *self.switches.entry(k.clone()).or_default() += v;
+        }
+        for (a, b) in self.ratios_mut().into_iter().zip(o.ratios()) {
+            a.merge(&b);
+        }
+        for (a, b) in self.means_mut().into_iter().zip(o.means()) {
+            a.merge(&b);
+        }
+    }
+
     fn done(&mut self) {
         self.nps = (self.nps_answers > 0).then(|| {
             (self.nps_promoters as f64 - self.nps_detractors as f64) * 100.0
                 / self.nps_answers as f64
         });
-        for r in [
+        for r in self.ratios_mut() {
+            r.done();
+        }
+        for m in self.means_mut() {
+            m.done();
+        }
+    }
+
+    fn ratios_mut(&mut self) -> [&mut Ratio; 8] {
+        [
             &mut self.service_level,
             &mut self.abandonment,
             &mut self.first_contact_resolution,
@@ -258,10 +308,11 @@ impl Kpis {
             &mut self.channel_switch,
             &mut self.csat,
             &mut self.survey_response,
-        ] {
-            r.done();
-        }
-        for m in [
+        ]
+    }
+
+    fn means_mut(&mut self) -> [&mut Mean; 11] {
+        [
             &mut self.speed_of_answer,
             &mut self.handle_time,
             &mut self.talk_time,
@@ -273,12 +324,28 @@ impl Kpis {
             &mut self.contacts_per_case,
             &mut self.csat_score,
             &mut self.ces,
-        ] {
-            m.done();
-        }
+        ]
     }
 
-    /// Every share's numerator within its denominator (a property the tests check).
+    /// The averages, in [`Kpis::means_mut`]'s order.
+    fn means(&self) -> [Mean; 11] {
+        [
+            self.speed_of_answer,
+            self.handle_time,
+            self.talk_time,
+            self.hold_time,
+            self.after_contact_work,
+            self.first_response,
+            self.first_response_business,
+            self.reply_time,
+            self.contacts_per_case,
+            self.csat_score,
+            self.ces,
+        ]
+    }
+
+    /// The shares, in [`Kpis::ratios_mut`]'s order: every numerator within its
+    /// denominator (a property the tests check).
     pub fn ratios(&self) -> [Ratio; 8] {
         [
             self.service_level,
@@ -309,77 +376,195 @@ pub struct Report {
 
 const NONE: &str = "(none)";
 
-fn key_of(f: &Facts, k: Key, agent: Option<&str>, tz: &jiff::tz::TimeZone) -> String {
-    let at = || {
-        jiff::Timestamp::from_millisecond(f.created)
+/// One part of a group's key as the report works: borrowed from the facts, or a
+/// local hour or day by number (nothing allocated per interaction).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Part<'a> {
+    Unused,
+    Str(&'a str),
+    Local(u32),
+}
+
+/// A group's key: `group_by` has at most the five keys, each once.
+type Raw<'a> = [Part<'a>; 5];
+
+/// Group keys, with the hour and day of each quarter hour worked out once (every time
+/// zone's offset and transitions fall on quarter hours, so a quarter hour lies in one
+/// local hour and one local day).
+struct Keys<'p> {
+    p: &'p Params,
+    quarters: HashMap<i64, (u32, u32)>,
+    names: Vec<String>,
+    ids: HashMap<String, u32>,
+}
+
+impl Keys<'_> {
+    fn name_id(&mut self, s: String) -> u32 {
+        if let Some(id) = self.ids.get(&s) {
+            return *id;
+        }
+        let id = self.names.len() as u32;
+        self.names.push(s.clone());
+        self.ids.insert(s, id);
+        id
+    }
+
+    fn local(&mut self, created: i64) -> (u32, u32) {
+        let q = created.div_euclid(900_000);
+        if let Some(v) = self.quarters.get(&q) {
+            return *v;
+        }
+        let at = jiff::Timestamp::from_millisecond(created)
             .unwrap_or_default()
-            .to_zoned(tz.clone())
-    };
-    match k {
-        Key::Queue => f.queue.clone().unwrap_or_else(|| NONE.into()),
-        Key::Agent => agent
-            .map(str::to_string)
-            .or_else(|| f.agents.last().cloned())
-            .unwrap_or_else(|| NONE.into()),
-        Key::Channel => f.channel.clone(),
-        Key::Hour => at().strftime("%Y-%m-%dT%H").to_string(),
-        Key::Day => at().strftime("%Y-%m-%d").to_string(),
+            .to_zoned(self.p.tz.clone());
+        let v = (
+            self.name_id(at.strftime("%Y-%m-%dT%H").to_string()),
+            self.name_id(at.strftime("%Y-%m-%d").to_string()),
+        );
+        self.quarters.insert(q, v);
+        v
+    }
+
+    fn group_key<'a>(&mut self, f: &'a Facts, agent: Option<&'a str>) -> Raw<'a> {
+        let mut raw = [Part::Unused; 5];
+        for (i, k) in self.p.group_by.iter().take(5).enumerate() {
+            raw[i] = match k {
+                Key::Queue => Part::Str(f.queue.as_deref().unwrap_or(NONE)),
+                Key::Agent => Part::Str(
+                    agent
+                        .or_else(|| f.agents.last().map(String::as_str))
+                        .unwrap_or(NONE),
+                ),
+                Key::Channel => Part::Str(&f.channel),
+                Key::Hour => Part::Local(self.local(f.created).0),
+                Key::Day => Part::Local(self.local(f.created).1),
+            };
+        }
+        raw
+    }
+
+    fn strings(&self, raw: &Raw) -> Vec<String> {
+        raw.iter()
+            .take(self.p.group_by.len())
+            .map(|part| match part {
+                Part::Unused => String::new(),
+                Part::Str(s) => s.to_string(),
+                Part::Local(i) => self.names[*i as usize].clone(),
+            })
+            .collect()
     }
 }
 
-fn group_key(p: &Params, f: &Facts, agent: Option<&str>) -> Vec<String> {
-    p.group_by
-        .iter()
-        .map(|k| key_of(f, *k, agent, &p.tz))
-        .collect()
+/// The groups being filled, found by key; consecutive interactions are mostly in one
+/// group (they come in time order), so the last one found is tried first.
+#[derive(Default)]
+struct Groups<'a> {
+    index: HashMap<Raw<'a>, usize>,
+    kpis: Vec<Kpis>,
+    last: Option<(Raw<'a>, usize)>,
 }
+
+impl<'a> Groups<'a> {
+    fn get(&mut self, raw: Raw<'a>) -> &mut Kpis {
+        let i = match self.last {
+            Some((r, i)) if r == raw => i,
+            _ => {
+                let n = self.kpis.len();
+                let i = *self.index.entry(raw).or_insert(n);
+                if i == n {
+                    self.kpis.push(Kpis::default());
+                }
+                self.last = Some((raw, i));
+                i
+            }
+        };
+        &mut self.kpis[i]
+    }
+}
+
+/// One thread's share of a report: its groups by key, and its total.
+type Share = (Vec<(Vec<String>, Kpis)>, Kpis);
+
+/// Below this many interactions a report is made on one thread.
+const PARALLEL_FROM: usize = 20_000;
 
 /// The KPIs of `facts` (interactions created in the period, and any later ones of the
-/// same customers, which only count as repeat contacts) grouped by `p.group_by`.
+/// same customers, which only count as repeat contacts) grouped by `p.group_by`; on
+/// as many threads as the machine has cores (at most 8) for large reports.
 pub fn report(facts: &[Facts], p: &Params) -> Report {
-    let mut groups: BTreeMap<Vec<String>, Kpis> = BTreeMap::new();
+    let threads = if facts.len() < PARALLEL_FROM {
+        1
+    } else {
+        std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
+    };
+    report_on(facts, p, threads)
+}
+
+/// [`report`] on `threads` threads: each folds a share of the interactions and a
+/// share of the cases, and the parts are added up (the same answer on any number).
+pub fn report_on(facts: &[Facts], p: &Params, threads: usize) -> Report {
+    let threads = threads.max(1);
+    // Journeys: each case's interactions together in order (sorted as numbers, the
+    // rare equal times then by id); every customer's inbound interactions by time, for
+    // repeat contacts.
+    let (cases, inbound) = std::thread::scope(|s| {
+        let inbound = s.spawn(|| {
+            let mut inbound: Vec<(i64, i64)> = facts
+                .iter()
+                .filter(|f| f.inbound)
+                .filter_map(|f| f.customer.map(|c| (c, f.created)))
+                .collect();
+            inbound.sort_unstable();
+            inbound
+        });
+        let mut cases: Vec<(i64, i64, usize)> = facts
+            .iter()
+            .enumerate()
+            .filter_map(|(i, f)| f.case.map(|c| (c, f.created, i)))
+            .collect();
+        cases.sort_unstable();
+        for run in cases.chunk_by_mut(|a, b| (a.0, a.1) == (b.0, b.1)) {
+            if run.len() > 1 {
+                run.sort_by(|a, b| facts[a.2].id.cmp(&facts[b.2].id));
+            }
+        }
+        (cases, inbound.join().unwrap_or_default())
+    });
+    // Shares: interactions by position, cases cut only between two cases.
+    let per = facts.len().div_ceil(threads).max(1);
+    let mut case_cuts = vec![0];
+    for t in 1..threads {
+        let mut at = (cases.len() * t / threads).max(*case_cuts.last().unwrap_or(&0));
+        while at > 0 && at < cases.len() && cases[at].0 == cases[at - 1].0 {
+            at += 1;
+        }
+        case_cuts.push(at.min(cases.len()));
+    }
+    case_cuts.push(cases.len());
+    let parts: Vec<Share> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let mine = &facts[(t * per).min(facts.len())..((t + 1) * per).min(facts.len())];
+                let my_cases = &cases[case_cuts[t]..case_cuts[t + 1]];
+                let inbound = &inbound;
+                s.spawn(move || part(mine, facts, my_cases, inbound, p))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
     let mut total = Kpis::default();
-    let in_scope = |f: &Facts| p.scope.as_ref().is_none_or(|s| s.has(f));
-    let agent_in_scope = |a: &str| p.scope.as_ref().is_none_or(|s| s.agents.contains(a));
-    let in_time = |f: &Facts| f.created >= p.from && f.created < p.to;
-    let in_period = |f: &Facts| in_time(f) && in_scope(f);
-    for f in facts.iter().filter(|f| in_time(f)) {
-        if in_scope(f) {
-            let g = groups.entry(group_key(p, f, None)).or_default();
-            contact(g, f, p);
-            contact(&mut total, f, p);
-        }
-        for (agent, end) in f.offers.iter().filter(|(a, _)| agent_in_scope(a)) {
-            let g = groups.entry(group_key(p, f, Some(agent))).or_default();
-            offer(g, *end);
-            offer(&mut total, *end);
+    let mut merged: HashMap<Vec<String>, Kpis> = HashMap::new();
+    for (groups, t) in parts {
+        total.merge(&t);
+        for (k, kpis) in groups {
+            merged.entry(k).or_default().merge(&kpis);
         }
     }
-    // Journeys: cases by their first interaction; a customer's inbound interactions
-    // by time, for repeat contacts.
-    let mut cases: HashMap<i64, Vec<&Facts>> = HashMap::new();
-    let mut inbound_of: HashMap<i64, Vec<i64>> = HashMap::new();
-    for f in facts {
-        if let Some(c) = f.case {
-            cases.entry(c).or_default().push(f);
-        }
-        if let (Some(c), true) = (f.customer, f.inbound) {
-            inbound_of.entry(c).or_default().push(f.created);
-        }
-    }
-    for v in inbound_of.values_mut() {
-        v.sort_unstable();
-    }
-    for list in cases.values_mut() {
-        list.sort_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
-        let first = list[0];
-        if !in_period(first) {
-            continue;
-        }
-        let g = groups.entry(group_key(p, first, None)).or_default();
-        journey(g, list, &inbound_of, p);
-        journey(&mut total, list, &inbound_of, p);
-    }
+    let mut groups: Vec<(Vec<String>, Kpis)> = merged.into_iter().collect();
+    groups.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     let mut groups: Vec<Group> = groups
         .into_iter()
         .map(|(k, mut kpis)| {
@@ -395,6 +580,60 @@ pub fn report(facts: &[Facts], p: &Params) -> Report {
     }
     total.done();
     Report { groups, total }
+}
+
+/// One share: the contacts of `mine`, the journeys of `cases` (positions in `all`).
+fn part(
+    mine: &[Facts],
+    all: &[Facts],
+    cases: &[(i64, i64, usize)],
+    inbound: &[(i64, i64)],
+    p: &Params,
+) -> Share {
+    let mut groups = Groups::default();
+    let mut keys = Keys {
+        p,
+        quarters: HashMap::new(),
+        names: vec![],
+        ids: HashMap::new(),
+    };
+    let mut total = Kpis::default();
+    let in_scope = |f: &Facts| p.scope.as_ref().is_none_or(|s| s.has(f));
+    let agent_in_scope = |a: &str| p.scope.as_ref().is_none_or(|s| s.agents.contains(a));
+    let in_time = |f: &Facts| f.created >= p.from && f.created < p.to;
+    let in_period = |f: &Facts| in_time(f) && in_scope(f);
+    for f in mine.iter().filter(|f| in_time(f)) {
+        if in_scope(f) {
+            let g = groups.get(keys.group_key(f, None));
+            contact(g, f, p);
+            contact(&mut total, f, p);
+        }
+        for (agent, end) in f.offers.iter().filter(|(a, _)| agent_in_scope(a)) {
+            let g = groups.get(keys.group_key(f, Some(agent)));
+            offer(g, *end);
+            offer(&mut total, *end);
+        }
+    }
+    let mut list: Vec<&Facts> = vec![];
+    for case in cases.chunk_by(|a, b| a.0 == b.0) {
+        let first = &all[case[0].2];
+        if !in_period(first) {
+            continue;
+        }
+        list.clear();
+        list.extend(case.iter().map(|x| &all[x.2]));
+        let g = groups.get(keys.group_key(first, None));
+        journey(g, &list, inbound, p);
+        journey(&mut total, &list, inbound, p);
+    }
+    let Groups {
+        index, mut kpis, ..
+    } = groups;
+    let groups = index
+        .into_iter()
+        .map(|(raw, i)| (keys.strings(&raw), std::mem::take(&mut kpis[i])))
+        .collect();
+    (groups, total)
 }
 
 fn offer(k: &mut Kpis, end: OfferEnd) {
@@ -466,17 +705,21 @@ fn contact(k: &mut Kpis, f: &Facts, p: &Params) {
     }
 }
 
-fn journey(k: &mut Kpis, list: &[&Facts], inbound_of: &HashMap<i64, Vec<i64>>, p: &Params) {
+fn journey(k: &mut Kpis, list: &[&Facts], inbound: &[(i64, i64)], p: &Params) {
     k.cases += 1;
     k.contacts_per_case
         .add(list.iter().filter(|f| f.inbound).count() as i64);
-    let channels: BTreeSet<&str> = list.iter().map(|f| f.channel.as_str()).collect();
-    k.channel_switch.add(channels.len() >= 2);
+    k.channel_switch
+        .add(list.iter().any(|f| f.channel != list[0].channel));
     for w in list.windows(2) {
         if w[0].channel != w[1].channel {
-            *k.switches
-                .entry(format!("{}→{}", w[0].channel, w[1].channel))
-                .or_default() += 1;
+            let key = format!("{}→{}", w[0].channel, w[1].channel);
+            match k.switches.get_mut(&key) {
+                Some(n) => *n += 1,
+                None => {
+                    k.switches.insert(key, 1);
+                }
+            }
         }
     }
     let handled = list.iter().filter(|f| f.handled()).count();
@@ -491,40 +734,39 @@ fn journey(k: &mut Kpis, list: &[&Facts], inbound_of: &HashMap<i64, Vec<i64>>, p
         if horizon > p.now {
             k.fcr_pending += 1;
         } else {
-            let customer = list[0].customer;
-            let came_back = customer
-                .and_then(|c| inbound_of.get(&c))
-                .is_some_and(|times| {
-                    let i = times.partition_point(|t| *t <= resolved);
-                    times.get(i).is_some_and(|t| *t <= horizon)
-                });
+            let came_back = list[0].customer.is_some_and(|c| {
+                let i = inbound.partition_point(|x| *x <= (c, resolved));
+                inbound
+                    .get(i)
+                    .is_some_and(|(who, t)| *who == c && *t <= horizon)
+            });
             k.repeat_contact.add(came_back);
             k.first_contact_resolution.add(handled == 1 && !came_back);
         }
     }
     // The journey's answer: the last per metric across its interactions.
-    let mut last: BTreeMap<Metric, (i64, i64)> = BTreeMap::new();
+    let mut last: [Option<(i64, i64)>; 3] = [None; 3];
     for f in list {
         for (t, m, s) in &f.surveys {
-            let e = last.entry(*m).or_insert((*t, *s));
-            if (*t, *s) > *e {
-                *e = (*t, *s);
+            let e = &mut last[*m as usize];
+            if e.is_none_or(|e| (*t, *s) > e) {
+                *e = Some((*t, *s));
             }
         }
     }
     if handled > 0 {
-        k.survey_response.add(!last.is_empty());
+        k.survey_response.add(last.iter().any(Option::is_some));
     }
-    if let Some((_, s)) = last.get(&Metric::Csat) {
-        k.csat.add(*s >= 4);
-        k.csat_score.add(*s);
+    if let Some((_, s)) = last[Metric::Csat as usize] {
+        k.csat.add(s >= 4);
+        k.csat_score.add(s);
     }
-    if let Some((_, s)) = last.get(&Metric::Nps) {
+    if let Some((_, s)) = last[Metric::Nps as usize] {
         k.nps_answers += 1;
-        k.nps_promoters += (*s >= 9) as u64;
-        k.nps_detractors += (*s <= 6) as u64;
+        k.nps_promoters += (s >= 9) as u64;
+        k.nps_detractors += (s <= 6) as u64;
     }
-    if let Some((_, s)) = last.get(&Metric::Ces) {
-        k.ces.add(*s);
+    if let Some((_, s)) = last[Metric::Ces as usize] {
+        k.ces.add(s);
     }
 }

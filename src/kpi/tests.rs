@@ -869,6 +869,66 @@ proptest! {
             .collect();
         prop_assert_eq!(run(&cs, &p), run(&shuffled, &p));
     }
+
+    #[test]
+    fn a_report_on_several_threads_is_the_report_on_one(cs in any_contacts(), threads in 2usize..5, by in 0usize..5) {
+        let facts: Vec<Facts> = cs.iter().map(facts).collect();
+        let mut p = Params::new(0, 2 * DAY, 3 * DAY);
+        p.group_by = vec![[Key::Queue, Key::Agent, Key::Channel, Key::Hour, Key::Day][by]];
+        prop_assert_eq!(report::report_on(&facts, &p, threads), report::report_on(&facts, &p, 1));
+    }
+
+    #[test]
+    fn stored_facts_read_back_the_same_and_reports_on_them_agree(cs in any_contacts(), by in 0usize..5) {
+        let facts: Vec<Facts> = cs.iter().map(facts).collect();
+        let kept: Vec<Facts> = facts
+            .iter()
+            .map(|f| codec::decode(&codec::encode(f)).expect("decodes"))
+            .collect();
+        prop_assert_eq!(&kept, &facts);
+        let mut p = Params::new(0, 2 * DAY, 3 * DAY);
+        p.group_by = vec![[Key::Queue, Key::Agent, Key::Channel, Key::Hour, Key::Day][by]];
+        prop_assert_eq!(report(&kept, &p), report(&facts, &p));
+        // Packed together they read back too; a pack cut short does not.
+        let bytes: Vec<Vec<u8>> = facts.iter().map(codec::encode).collect();
+        let base = 7 * codec::QUARTER;
+        let packed = codec::pack(base, facts.iter().zip(&bytes).map(|(f, b)| (f.created, b.as_slice())));
+        let back = codec::unpack(base, &packed).expect("unpacks");
+        prop_assert_eq!(back.iter().map(|(t, _)| *t).collect::<Vec<_>>(), facts.iter().map(|f| f.created).collect::<Vec<_>>());
+        prop_assert_eq!(&back.into_iter().map(|(_, f)| f).collect::<Vec<_>>(), &facts);
+        prop_assert_eq!(codec::unpack(base, &packed[..packed.len() - 1]), None);
+        let ids: Vec<&str> = codec::entries(base, &packed)
+            .expect("splits")
+            .into_iter()
+            .map(|(_, b)| codec::id_of(b).expect("has an id"))
+            .collect();
+        prop_assert_eq!(ids, facts.iter().map(|f| f.id.as_str()).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn stored_facts_cut_short_or_damaged_are_refused_not_misread(cs in any_contacts(), at in any::<prop::sample::Index>(), flip in 1u8..=255) {
+        let f = facts(&cs[0]);
+        let bytes = codec::encode(&f);
+        let cut = at.index(bytes.len());
+        prop_assert_eq!(codec::decode(&bytes[..cut]), None);
+        let mut bad = bytes.clone();
+        bad[cut] ^= flip;
+        // A flipped byte may still decode (to other facts), and those read back.
+        if let Some(g) = codec::decode(&bad) {
+            prop_assert_eq!(codec::decode(&codec::encode(&g)), Some(g));
+        }
+    }
+
+    #[test]
+    fn any_bytes_decode_without_panicking(b in prop::collection::vec(any::<u8>(), 0..200)) {
+        let mut b = b;
+        if let Some(v) = b.first_mut() {
+            *v = codec::VERSION;
+        }
+        if let Some(g) = codec::decode(&b) {
+            prop_assert_eq!(codec::decode(&codec::encode(&g)), Some(g));
+        }
+    }
 }
 
 #[test]

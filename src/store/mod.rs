@@ -33,11 +33,16 @@ pub enum StoreError {
     TooNew(i64, i64),
     #[error("{0}")]
     Url(String),
+    /// Work the store hands to a thread failed (a panic there).
+    #[error("{0}")]
+    Worker(String),
 }
 
 #[derive(Clone)]
 pub struct Store {
     db: Db,
+    /// One refresh of the KPI facts at a time (`Store::refresh_kpi_facts`).
+    kpi_refresh: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 #[derive(Clone)]
@@ -136,6 +141,7 @@ impl Store {
             .await?;
         let s = Store {
             db: Db::Sqlite(pool),
+            kpi_refresh: Default::default(),
         };
         s.migrate().await?;
         Ok(s)
@@ -150,7 +156,10 @@ impl Store {
             .acquire_timeout(std::time::Duration::from_secs(10))
             .connect(url)
             .await?;
-        let s = Store { db: Db::Pg(pool) };
+        let s = Store {
+            db: Db::Pg(pool),
+            kpi_refresh: Default::default(),
+        };
         s.migrate().await?;
         Ok(s)
     }

@@ -157,6 +157,9 @@ async fn the_kpi_log_reads_what_was_recorded_and_leaves_message_text_behind(s: S
     s.end_interaction("k1", "answered by bob").await.unwrap();
     s.wrap_up("k1", "bob", "sale", true).await.unwrap();
     assert!(s.add_survey_answer("k1", "voice", 5, "").await.unwrap());
+    let early = kept_facts(&s, since, crate::clock::unix_millis() as i64 + 1000).await;
+    assert_eq!(early.len(), 1);
+    assert_eq!(early[0].holds, 1);
     // The resolved case comes back (as a mail that threads onto it does) with a
     // WhatsApp message of the same customer and Bob's reply; its text stays in the
     // store.
@@ -248,6 +251,74 @@ async fn the_kpi_log_reads_what_was_recorded_and_leaves_message_text_behind(s: S
     assert_eq!(r.switches.get("voice→whatsapp"), Some(&1));
     // Nothing outside the period.
     assert!(s.kpi_log(until, until + 1000).await.unwrap().is_empty());
+    // The kept facts are the log's: made when a report first read them (above, before
+    // the case came back), made again for what changed since.
+    let kept = kept_facts(&s, since, until).await;
+    let p = kpi::Params::new(since, until, until);
+    assert_eq!(kpi::report(&kept, &p), kpi::report(&facts, &p));
+    let bare = |v: &[kpi::Facts]| -> Vec<kpi::Facts> {
+        v.iter()
+            .cloned()
+            .map(|mut f| {
+                f.reopened.clear();
+                f
+            })
+            .collect()
+    };
+    assert_eq!(bare(&kept), bare(&facts));
+    assert_eq!(
+        s.refresh_kpi_facts().await.unwrap(),
+        0,
+        "nothing left stale"
+    );
+    // Another interaction's row marks only that one.
+    s.add_timeline("k2", "closed", serde_json::json!({"by": "agent"}))
+        .await
+        .unwrap();
+    assert_eq!(s.refresh_kpi_facts().await.unwrap(), 1);
+    let kept = kept_facts(&s, since, until).await;
+    assert_eq!(kept[1].ended_by, Some(kpi::Party::Agent));
+    // Facts kept in a form this version cannot read are made from the log for the
+    // answer, and kept again.
+    with_db!(s, |pool, sql| sqlx::query(sql(
+        "UPDATE kpi_packs SET facts = ?"
+    ))
+    .bind(vec![0u8, 5])
+    .execute(pool)
+    .await
+    .map(|_| ())
+    .unwrap());
+    assert_eq!(bare(&kept_facts(&s, since, until).await), bare(&kept));
+    // Both made again for the mark the answer left, the unreadable pack found again
+    // while patching it, both made once more.
+    assert_eq!(s.refresh_kpi_facts().await.unwrap(), 4);
+    assert_eq!(bare(&kept_facts(&s, since, until).await), bare(&kept));
+    assert!(kept_facts(&s, until, until + 1000).await.is_empty());
+    // A removed interaction leaves the kept facts.
+    for q in [
+        "DELETE FROM timeline WHERE interaction_id = 'k2'",
+        "DELETE FROM interactions WHERE id = 'k2'",
+    ] {
+        with_db!(s, |pool, _sql| sqlx::query(q)
+            .execute(pool)
+            .await
+            .map(|_| ())
+            .unwrap());
+    }
+    let ids: Vec<String> = kept_facts(&s, since, until)
+        .await
+        .into_iter()
+        .map(|f| f.id)
+        .collect();
+    assert_eq!(ids, ["k1"]);
+}
+
+/// The store's kept KPI facts for `from..to`, by interaction.
+async fn kept_facts(s: &Store, from: i64, to: i64) -> Vec<crate::kpi::Facts> {
+    let mut v = vec![];
+    s.kpi_facts(from, to, |f| v.push(f)).await.unwrap();
+    v.sort_by(|a, b| a.id.cmp(&b.id));
+    v
 }
 
 async fn mail_is_recorded_once_counted_quarantined_threaded_and_erased(s: Store) {
