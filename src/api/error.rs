@@ -81,6 +81,7 @@ impl From<actix::MailboxError> for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
+        tracing::warn!(error = %e, "a request failed in the store");
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
     }
 }

@@ -414,13 +414,17 @@ pub fn unpack_all(
                     let mut facts = vec![];
                     let mut bad = vec![];
                     for (q, b) in share {
-                        match unpack(q * QUARTER, b) {
-                            Some(list) => facts.extend(
-                                list.into_iter()
-                                    .filter(|(t, _)| (from..to).contains(t))
-                                    .map(|(_, f)| f),
-                            ),
-                            None => bad.push(*q),
+                        // Decoded straight into the share's list (no copies of the
+                        // facts); a pack that fails is taken back out whole.
+                        let had = facts.len();
+                        let whole = entries(q * QUARTER, b).is_some_and(|list| {
+                            list.into_iter()
+                                .filter(|(t, _)| (from..to).contains(t))
+                                .all(|(_, b)| decode(b).map(|f| facts.push(f)).is_some())
+                        });
+                        if !whole {
+                            facts.truncate(had);
+                            bad.push(*q);
                         }
                     }
                     (facts, bad)

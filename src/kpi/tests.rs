@@ -903,6 +903,10 @@ proptest! {
             .map(|(_, b)| codec::id_of(b).expect("has an id"))
             .collect();
         prop_assert_eq!(ids, facts.iter().map(|f| f.id.as_str()).collect::<Vec<_>>());
+        // Read on two threads with a pack cut short: the good one whole, the bad named.
+        let (all, bad) = codec::unpack_all(&[(7, packed.clone()), (8, vec![0, 5])], i64::MIN, i64::MAX, 2);
+        prop_assert_eq!(&all, &facts);
+        prop_assert_eq!(bad, vec![8]);
     }
 
     #[test]

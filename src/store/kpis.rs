@@ -334,7 +334,15 @@ impl Store {
                 .await?;
             let quarters: BTreeSet<i64> = made_in.keys().chain(removed.keys()).copied().collect();
             with_db!(self, |pool, sql| {
-                let mut tx = pool.begin().await?;
+                // SQLite: the write lock at once (a transaction that read first could
+                // not write after another writer's commit); it is held for a few
+                // statements per quarter hour touched.
+                let begin = if self.backend() == "sqlite" {
+                    "BEGIN IMMEDIATE"
+                } else {
+                    "BEGIN"
+                };
+                let mut tx = pool.begin_with(begin).await?;
                 if let Some(lock) = REFRESH_LOCK[usize::from(self.backend() != "sqlite")] {
                     // Nodes sharing a PostgreSQL database patch packs one at a time.
                     sqlx::query(lock).execute(&mut *tx).await?;
