@@ -387,15 +387,6 @@ pub fn id_of(facts: &[u8]) -> Option<&str> {
     std::str::from_utf8(&r.0[..n]).ok()
 }
 
-/// A [`pack`]'s interactions (when each started, its facts), or `None` if any entry
-/// does not decode.
-pub fn unpack(base: i64, b: &[u8]) -> Option<Vec<(i64, Facts)>> {
-    entries(base, b)?
-        .into_iter()
-        .map(|(started, facts)| Some((started, decode(facts)?)))
-        .collect()
-}
-
 /// The facts of interactions that started in `from..to` from quarter hours' packs
 /// `(quarter, pack)`, in the packs' order, on up to `threads` threads; and the
 /// quarters whose packs did not decode.
@@ -433,7 +424,7 @@ pub fn unpack_all(
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().unwrap_or_default())
+            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
             .collect()
     });
     let mut facts = Vec::with_capacity(parts.iter().map(|(f, _)| f.len()).sum());

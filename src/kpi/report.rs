@@ -528,7 +528,12 @@ pub fn report_on(facts: &[Facts], p: &Params, threads: usize) -> Report {
                 run.sort_by(|a, b| facts[a.2].id.cmp(&facts[b.2].id));
             }
         }
-        (cases, inbound.join().unwrap_or_default())
+        (
+            cases,
+            inbound
+                .join()
+                .unwrap_or_else(|e| std::panic::resume_unwind(e)),
+        )
     });
     // Shares: interactions by position, cases cut only between two cases.
     let per = facts.len().div_ceil(threads).max(1);
@@ -552,7 +557,7 @@ pub fn report_on(facts: &[Facts], p: &Params, threads: usize) -> Report {
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().unwrap_or_default())
+            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
             .collect()
     });
     let mut total = Kpis::default();

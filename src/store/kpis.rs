@@ -39,10 +39,6 @@ const CASE_EVENTS: &str = "SELECT conversation_id, kind, at FROM timeline WHERE 
 /// Stale marks taken per round of [`Store::refresh_kpi_facts`].
 const REFRESH_BATCH: i64 = 4000;
 
-/// Taken in each round's transaction: none on SQLite (one writer at a time), an
-/// advisory lock on PostgreSQL (nodes sharing the database).
-const REFRESH_LOCK: [Option<&str>; 2] = [None, Some("SELECT pg_advisory_xact_lock(7286416)")];
-
 /// Which interactions' logs to read.
 enum Which {
     /// Started in `from..to` (Unix ms), oldest first.
@@ -334,17 +330,17 @@ impl Store {
                 .await?;
             let quarters: BTreeSet<i64> = made_in.keys().chain(removed.keys()).copied().collect();
             with_db!(self, |pool, sql| {
-                // SQLite: the write lock at once (a transaction that read first could
-                // not write after another writer's commit); it is held for a few
-                // statements per quarter hour touched.
-                let begin = if self.backend() == "sqlite" {
-                    "BEGIN IMMEDIATE"
-                } else {
-                    "BEGIN"
+                let (begin, lock) = match self.db {
+                    // The write lock at once (a transaction that read first could not
+                    // write after another writer's commit); held for a few statements
+                    // per quarter hour touched.
+                    Db::Sqlite(_) => ("BEGIN IMMEDIATE", None),
+                    // Nodes sharing the database patch packs one at a time.
+                    #[cfg(feature = "postgres")]
+                    Db::Pg(_) => ("BEGIN", Some("SELECT pg_advisory_xact_lock(7286416)")),
                 };
                 let mut tx = pool.begin_with(begin).await?;
-                if let Some(lock) = REFRESH_LOCK[usize::from(self.backend() != "sqlite")] {
-                    // Nodes sharing a PostgreSQL database patch packs one at a time.
+                if let Some(lock) = lock {
                     sqlx::query(lock).execute(&mut *tx).await?;
                 }
                 for q in quarters {
@@ -412,21 +408,6 @@ impl Store {
             after = last;
         }
         Ok(made)
-    }
-
-    /// The KPI facts of every interaction started in `from..to` (Unix ms), made again
-    /// first where their log changed (see [`Store::kpi_facts_all`]), one at a time.
-    /// How many were read.
-    pub async fn kpi_facts(
-        &self,
-        from: i64,
-        to: i64,
-        mut each: impl FnMut(kpi::Facts),
-    ) -> Result<usize, StoreError> {
-        let all = self.kpi_facts_all(from, to).await?;
-        let n = all.len();
-        all.into_iter().for_each(&mut each);
-        Ok(n)
     }
 
     /// The KPI facts of every interaction started in `from..to` (Unix ms): what

@@ -315,8 +315,7 @@ async fn the_kpi_log_reads_what_was_recorded_and_leaves_message_text_behind(s: S
 
 /// The store's kept KPI facts for `from..to`, by interaction.
 async fn kept_facts(s: &Store, from: i64, to: i64) -> Vec<crate::kpi::Facts> {
-    let mut v = vec![];
-    s.kpi_facts(from, to, |f| v.push(f)).await.unwrap();
+    let mut v = s.kpi_facts_all(from, to).await.unwrap();
     v.sort_by(|a, b| a.id.cmp(&b.id));
     v
 }
