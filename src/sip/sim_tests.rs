@@ -59,12 +59,7 @@ fn outbound_call_with_auth(loss: f64) -> (usize, Duration) {
         .core
         .originate(now, call, "5551234", sdp(), None)
         .unwrap();
-    net.run_until(Duration::from_secs(60), |n| {
-        n.nodes[b]
-            .events
-            .iter()
-            .any(|e| matches!(e, CoreEvent::IncomingCall { .. }))
-    });
+    rings(&mut net, b, 60);
     let CoreEvent::IncomingCall {
         call: bcall,
         callee,
@@ -161,6 +156,16 @@ fn demo_b(net: &mut Net) -> usize {
             ..CoreConfig::default()
         },
     )
+}
+
+/// Runs until node `b` has been offered a call.
+fn rings(net: &mut Net, b: usize, secs: u64) {
+    net.run_until(Duration::from_secs(secs), |n| {
+        n.nodes[b]
+            .events
+            .iter()
+            .any(|e| matches!(e, CoreEvent::IncomingCall { .. }))
+    });
 }
 
 fn sent_statuses(net: &mut Net) -> Vec<String> {
@@ -413,12 +418,7 @@ fn failover_to_the_next_trunk_after_timer_b_then_skip_the_trunk_options_marked_d
         .core
         .originate(t0, call, "100", sdp(), None)
         .unwrap();
-    net.run_until(Duration::from_secs(60), |n| {
-        n.nodes[b]
-            .events
-            .iter()
-            .any(|e| matches!(e, CoreEvent::IncomingCall { .. }))
-    });
+    rings(&mut net, b, 60);
     let took = net.now - t0;
     assert!(
         took >= Duration::from_secs(32) && took < Duration::from_secs(33),
@@ -441,12 +441,7 @@ fn failover_to_the_next_trunk_after_timer_b_then_skip_the_trunk_options_marked_d
         .core
         .originate(t1, call2, "101", sdp(), None)
         .unwrap();
-    net.run_until(Duration::from_secs(5), |n| {
-        n.nodes[b]
-            .events
-            .iter()
-            .any(|e| matches!(e, CoreEvent::IncomingCall { .. }))
-    });
+    rings(&mut net, b, 5);
     assert!(
         net.now - t1 < Duration::from_secs(1),
         "went straight to the healthy trunk"
@@ -493,12 +488,7 @@ fn a_503_fails_over_and_a_404_does_not() {
             .core
             .originate(now, call, "100", sdp(), None)
             .unwrap();
-        net.run_until(Duration::from_secs(5), |n| {
-            n.nodes[b]
-                .events
-                .iter()
-                .any(|e| matches!(e, CoreEvent::IncomingCall { .. }))
-        });
+        rings(&mut net, b, 5);
         let Some(CoreEvent::IncomingCall { call: bc, .. }) = net.nodes[b].events.first().cloned()
         else {
             panic!()
@@ -782,12 +772,7 @@ fn a_trunk_matched_by_credentials_alone_accepts_any_source_that_answers_its_chal
         .core
         .originate(now, call_ref(), "100", sdp(), None)
         .unwrap();
-    net.run_until(Duration::from_secs(10), |n| {
-        n.nodes[b]
-            .events
-            .iter()
-            .any(|e| matches!(e, CoreEvent::IncomingCall { .. }))
-    });
+    rings(&mut net, b, 10);
     let Some(CoreEvent::IncomingCall { trunk, .. }) = net.nodes[b].events.first().cloned() else {
         panic!()
     };
@@ -859,12 +844,7 @@ fn a_lost_ack_is_sent_again_when_the_2xx_is_retransmitted() {
         .core
         .originate(now, call_ref(), "100", sdp(), None)
         .unwrap();
-    net.run_until(Duration::from_secs(5), |n| {
-        n.nodes[b]
-            .events
-            .iter()
-            .any(|e| matches!(e, CoreEvent::IncomingCall { .. }))
-    });
+    rings(&mut net, b, 5);
     let Some(CoreEvent::IncomingCall { call, .. }) = net.nodes[b].events.first().cloned() else {
         panic!()
     };
@@ -1010,4 +990,110 @@ fn the_same_seed_and_inputs_give_the_same_bytes_on_the_wire() {
     assert!(one.len() >= 4, "{one:#?}");
     assert_eq!(one, run(7));
     assert_ne!(one, run(8), "the seed is what makes them");
+}
+
+/// A calls B through a trunk; both ends up. Returns (a, b, B's call).
+fn established_pair(net: &mut Net) -> (usize, usize, CallRef) {
+    let a = net.add(
+        "127.0.0.2:5060",
+        CoreConfig {
+            trunks: vec![TrunkConfig {
+                proxy: Some("127.0.0.3:5060".parse().unwrap()),
+                ..trunk("b")
+            }],
+            ..CoreConfig::default()
+        },
+    );
+    let b = demo_b(net);
+    let now = net.now;
+    net.nodes[a]
+        .core
+        .originate(now, call_ref(), "100", sdp(), None)
+        .unwrap();
+    rings(net, b, 5);
+    let bcall = net.nodes[b]
+        .events
+        .iter()
+        .find_map(|e| match e {
+            CoreEvent::IncomingCall { call, .. } => Some(*call),
+            _ => None,
+        })
+        .unwrap();
+    let now = net.now;
+    net.nodes[b].core.answer(now, bcall, sdp());
+    net.run_until(Duration::from_secs(5), |n| {
+        [a, b].iter().all(|&i| {
+            n.nodes[i]
+                .events
+                .iter()
+                .any(|e| matches!(e, CoreEvent::Established { .. }))
+        })
+    });
+    // Let the ACK land.
+    net.step();
+    (a, b, bcall)
+}
+
+fn first_lines_in_flight(net: &Net) -> Vec<String> {
+    net.in_flight
+        .iter()
+        .map(|m| {
+            let s = String::from_utf8_lossy(&m.3);
+            s.split(' ').next().unwrap_or("").to_string()
+        })
+        .collect()
+}
+
+fn ended(net: &Net, node: usize) -> Option<EndReason> {
+    net.nodes[node].events.iter().find_map(|e| match e {
+        CoreEvent::Ended { reason, .. } => Some(reason.clone()),
+        _ => None,
+    })
+}
+
+#[test]
+fn a_hangup_while_our_reinvite_is_out_acks_its_200_before_the_bye() {
+    let mut net = Net::new(0.0);
+    let (a, b, bcall) = established_pair(&mut net);
+    // The agent resumes and hangs up at once (the CI failure: SIPp got the BYE while
+    // it waited for the ACK of its 200 and aborted the call).
+    let now = net.now;
+    net.nodes[b].core.hold(now, bcall, false);
+    net.nodes[b].core.hangup(now, bcall);
+    net.nodes[b].core.hold(now, bcall, true);
+    net.flush();
+    assert_eq!(first_lines_in_flight(&net), vec!["INVITE"], "no BYE yet");
+    assert_eq!(ended(&net, b), None, "the call ends with its BYE");
+    // A answers; B ACKs that 200 and only then says BYE.
+    net.step();
+    assert_eq!(first_lines_in_flight(&net), vec!["SIP/2.0"]);
+    net.step();
+    assert_eq!(first_lines_in_flight(&net), vec!["ACK", "BYE"]);
+    assert_eq!(ended(&net, b), Some(EndReason::LocalBye));
+    net.run_until(Duration::from_secs(5), |n| ended(n, a).is_some());
+    assert_eq!(ended(&net, a), Some(EndReason::RemoteBye));
+    while net.step() {}
+    assert_eq!(net.nodes[a].core.live_calls(), 0);
+    assert_eq!(net.nodes[b].core.live_calls(), 0);
+    assert!(net.nodes[a].core.tx.is_empty() && net.nodes[b].core.tx.is_empty());
+}
+
+#[test]
+fn a_hangup_waits_for_an_unanswered_reinvite_no_longer_than_timer_b() {
+    let mut net = Net::new(0.0);
+    let (_a, b, bcall) = established_pair(&mut net);
+    net.loss = 1.0;
+    let t0 = net.now;
+    net.nodes[b].core.hold(t0, bcall, true);
+    net.nodes[b].core.hangup(t0, bcall);
+    net.run_until(Duration::from_secs(60), |n| ended(n, b).is_some());
+    assert_eq!(ended(&net, b), Some(EndReason::LocalBye));
+    let waited = net.now - t0;
+    assert!(
+        waited >= Duration::from_secs(32) && waited < Duration::from_secs(33),
+        "Timer B (64*T1): {waited:?}"
+    );
+    while net.step() {}
+    assert_eq!(net.nodes[b].core.live_calls(), 0);
+    assert!(net.nodes[b].core.tx.is_empty());
 }

@@ -256,6 +256,8 @@ impl Call {
             last_code: 0,
             ack: None,
             next_direction: None,
+            reinvite_out: false,
+            bye_after_reinvite: false,
         }
     }
 }
@@ -283,6 +285,11 @@ struct Call {
     /// A direction to re-offer once our pending offer is answered (hold pressed twice
     /// quickly).
     next_direction: Option<crate::sdp::Direction>,
+    /// A re-INVITE of ours awaits its final response.
+    reinvite_out: bool,
+    /// Hung up while our re-INVITE was out: the BYE goes once its final response is
+    /// in (a 2xx ACKed first), so the peer never meets a BYE before that ACK.
+    bye_after_reinvite: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -864,6 +871,10 @@ impl Core {
                 self.reject(now, call, 503, "Service Unavailable");
             } else {
                 self.hangup(now, call);
+                if self.calls.get(&call).is_some_and(|c| c.bye_after_reinvite) {
+                    // No waiting for the re-INVITE's answer when stopping.
+                    self.send_bye(now, call);
+                }
                 if self.calls.contains_key(&call) {
                     self.end_call(call, EndReason::Shutdown);
                 }

@@ -86,6 +86,9 @@ impl Core {
                     r.with_body("application/sdp", sdp);
                 }
                 let purpose = if method == Method::Invite {
+                    if let Some(c) = self.calls.get_mut(&call) {
+                        c.reinvite_out = true;
+                    }
                     Purpose::ReInvite(call)
                 } else {
                     Purpose::InDialog(call)

@@ -27,7 +27,7 @@ impl Core {
             return;
         };
         let Some(d) = c.dialog.as_mut() else { return };
-        if c.state != CallState::Established {
+        if c.state != CallState::Established || c.bye_after_reinvite {
             tracing::info!(%call, "re-INVITE not sent: the call is not up");
             return;
         }
@@ -41,6 +41,7 @@ impl Core {
         let peer = d.peer;
         let mut r = d.request(Method::Invite);
         d.pending_offer = true;
+        c.reinvite_out = true;
         r.push(HeaderName::Supported, SUPPORTED);
         r.push(HeaderName::Contact, self.contact_for(peer.transport));
         let sdp = self.calls[&call].local_sdp.clone();
@@ -68,6 +69,13 @@ impl Core {
                     // RFC 3261 9.1: CANCEL only after a provisional response.
                     c.cancel_pending = true;
                 }
+            }
+            _ if c.reinvite_out => {
+                // RFC 3261 allows a BYE now, but the 2xx to our re-INVITE must still
+                // be ACKed and strict peers (SIPp) refuse a BYE before that ACK
+                // (RFC 5407 3.1): it waits for the final response, at most Timer B.
+                c.bye_after_reinvite = true;
+                c.next_direction = None;
             }
             _ => {
                 self.send_bye(now, call);
@@ -414,7 +422,12 @@ impl Core {
                 self.trunk_state[i].healthy = Some(true);
             }
             Some(Purpose::ReInvite(call)) if code >= 200 => {
-                let Some(d) = self.calls.get_mut(&call).and_then(|c| c.dialog.as_mut()) else {
+                let Some(c) = self.calls.get_mut(&call) else {
+                    return;
+                };
+                c.reinvite_out = false;
+                let bye = c.bye_after_reinvite;
+                let Some(d) = c.dialog.as_mut() else {
                     return;
                 };
                 d.pending_offer = false;
@@ -428,6 +441,11 @@ impl Core {
                     self.end_call(call, EndReason::RemoteBye);
                 } else {
                     tracing::info!(%call, code, "re-INVITE refused; media unchanged on their side");
+                }
+                if bye && self.calls.contains_key(&call) {
+                    self.send_bye(now, call);
+                    self.end_call(call, EndReason::LocalBye);
+                    return;
                 }
                 if let Some(dir) = self
                     .calls
@@ -632,6 +650,13 @@ impl Core {
             Some(Purpose::Keepalive(user, contact)) => {
                 tracing::info!(user = %crate::redact::Redacted(&user), "registered contact did not answer OPTIONS: binding dropped");
                 self.registrar.drop_binding(&user, &contact);
+            }
+            Some(Purpose::ReInvite(call))
+                if self.calls.get(&call).is_some_and(|c| c.bye_after_reinvite) =>
+            {
+                // We were hanging up anyway: the BYE goes (the peer may be back).
+                self.send_bye(now, call);
+                self.end_call(call, EndReason::LocalBye)
             }
             Some(Purpose::InDialog(call) | Purpose::ReInvite(call)) => {
                 self.end_call(call, EndReason::RemoteBye)
