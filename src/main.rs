@@ -164,6 +164,10 @@ enum DialplanCmd {
         /// --http 'https://crm/x=timeout' for a failure (repeatable).
         #[arg(long)]
         http: Vec<String>,
+        /// An agent answers the call's enqueue and hangs up first: the flow's
+        /// `agent_hangup` step (a survey) goes on, answered by the following --digits.
+        #[arg(long)]
+        agent_hangs_up: bool,
     },
     /// Run the test cases written in (or beside) flows.
     Test {
@@ -189,6 +193,7 @@ fn dialplan(cmd: DialplanCmd) -> i32 {
             vars,
             lookup,
             http,
+            agent_hangs_up,
         } => cli::simulate(
             &cli::SimArgs {
                 file,
@@ -200,6 +205,7 @@ fn dialplan(cmd: DialplanCmd) -> i32 {
                 vars,
                 lookup,
                 http,
+                agent_hangs_up,
             },
             &mut out,
         ),

@@ -794,6 +794,16 @@ fn store_writer(store: Store, id: String) -> mpsc::UnboundedSender<StoreWrite> {
                 StoreWrite::Timeline(kind, data) => store.add_timeline(&id, kind, data).await,
                 StoreWrite::Answered(agent) => store.interaction_answered(&id, &agent).await,
                 StoreWrite::End(outcome) => store.end_interaction(&id, &outcome).await,
+                StoreWrite::Survey { metric, score } => {
+                    if metric == crate::kpi::Metric::Csat {
+                        store
+                            .add_survey_answer(&id, "voice", score, "")
+                            .await
+                            .map(|_| ())
+                    } else {
+                        store.add_survey_score(&id, metric.name(), score).await
+                    }
+                }
                 StoreWrite::Recording(path) => match store.set_recording(&id, &path).await {
                     Ok(()) => {
                         let data = serde_json::json!({ "path": path });

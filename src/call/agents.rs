@@ -453,6 +453,13 @@ impl Session {
             }
             return;
         }
+        if self.agent.agent_up() == Some(agent) && reason == &super::EndReason::RemoteBye {
+            // The agent put their phone down: the caller may go on in the flow.
+            self.end_monitor("the agent hung up");
+            if self.after_agent(now) {
+                return;
+            }
+        }
         if !self.customer_ended() {
             let (code, why) = super::relayed_failure(reason);
             self.end_customer(code, why);
@@ -460,7 +467,7 @@ impl Session {
     }
 
     /// Holds or resumes the caller's side (re-INVITE), once per change.
-    fn set_hold(&mut self, on: bool) {
+    pub(super) fn set_hold(&mut self, on: bool) {
         if self.customer().held != on {
             self.customer_mut().held = on;
             let call = self.call();
@@ -832,8 +839,11 @@ impl Session {
                 if matches!(self.agent, Stage::Consulting { .. }) {
                     self.end_consult();
                 }
+                self.end_monitor("the agent hung up");
                 self.drop_all_agent_legs();
-                self.end_customer(480, "Temporarily Unavailable");
+                if !self.after_agent(now) {
+                    self.end_customer(480, "Temporarily Unavailable");
+                }
                 Some(Ok(serde_json::json!({"hung_up": true})))
             }
             AgentCommand::Hold { on, .. } => Some(self.hold(&agent, on)),

@@ -42,6 +42,9 @@ pub(super) struct Ivr {
     /// The interaction record exists; until then its writes wait in `pending`.
     pub(super) started: bool,
     pending: Vec<StoreWrite>,
+    /// The agent hung up first and the caller went on in the flow (a survey): the
+    /// agent was freed and the interaction's end recorded then.
+    after_agent: bool,
 }
 
 impl Session {
@@ -90,6 +93,7 @@ impl Session {
             customer_id: None,
             queue: None,
             queued: false,
+            after_agent: false,
             outcome: None,
             speaking: HashMap::new(),
             enqueue: None,
@@ -309,6 +313,15 @@ impl Session {
                     } else {
                         self.sip(SipCommand::Reject(call, 480, "Temporarily Unavailable"));
                     }
+                }
+                RunOutput::Survey { metric, score } => {
+                    tracing::info!(%call, metric = metric.name(), score, "survey answer");
+                    self.store(StoreWrite::Survey { metric, score });
+                }
+                RunOutput::Done(_) if ivr.after_agent => {
+                    // The flow after the agent (a survey) is over: the interaction's
+                    // outcome stays the agent's answer.
+                    tracing::info!(%call, path = %ivr.run.path().join(","), "ivr done after the agent");
                 }
                 RunOutput::Done(ending) => {
                     let with_agent =
@@ -567,6 +580,9 @@ impl Session {
     /// The call is over: the router frees the agent (with wrap-up), and a call that
     /// reached an agent gets its end on record.
     pub(super) fn ivr_call_over(&mut self) {
+        if self.ivr.as_ref().is_some_and(|i| i.after_agent) {
+            return; // left, with its end on record, when the agent hung up
+        }
         if !self.leave() {
             return;
         }
@@ -574,6 +590,34 @@ impl Session {
             let w = StoreWrite::End(format!("answered by {agent}"));
             self.store(w);
         }
+    }
+
+    /// The agent hung up first. When the flow goes on after the agent (the enqueue's
+    /// `agent_hangup` step: a survey), the agent is freed now (wrap-up), the call's end
+    /// with them is on record, the caller is taken off hold and out of any bridge, and
+    /// the flow goes on; `true`. Otherwise `false`: the call ends.
+    pub(super) fn after_agent(&mut self, now: Time) -> bool {
+        if self.customer_ended() || self.customer_media().is_none() {
+            return false;
+        }
+        let Some(agent) = self.agent.agent_up().map(str::to_string) else {
+            return false;
+        };
+        let Some(ivr) = self.ivr.as_mut() else {
+            return false;
+        };
+        if !ivr.run.agent_left(now) {
+            return false;
+        }
+        ivr.after_agent = true;
+        tracing::info!(call = %self.call(), %agent, "the caller goes on in the flow");
+        self.leave();
+        self.store(StoreWrite::End(format!("answered by {agent}")));
+        self.agent = super::agents::Stage::None;
+        self.media_if_open(MediaCommand::Unbridge);
+        self.set_hold(false);
+        self.ivr_pump(now);
+        true
     }
 
     /// Agents can no longer reach the call, and its work leaves the router. False: no

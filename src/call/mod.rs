@@ -363,6 +363,11 @@ pub enum StoreWrite {
     End(String),
     /// A recording file started.
     Recording(String),
+    /// The caller answered a survey question (keys after the agent hung up).
+    Survey {
+        metric: crate::kpi::Metric,
+        score: i64,
+    },
 }
 
 /// The call joins a queue.

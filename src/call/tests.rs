@@ -105,12 +105,13 @@ fn sdp() -> Bytes {
 }
 
 const QUEUE_FLOW: &str = "flow: q\nsteps:\n  q:\n    enqueue: sales\n";
+const SURVEY_FLOW: &str = "flow: s\nsteps:\n  q:\n    enqueue: sales\n    agent_hangup: rate\n  rate:\n    survey: {metric: csat, prompt: {silence: 1s}, timeout: 3s, retries: 0}\n  thanks:\n    play: {silence: 500ms}\n";
 const TRANSFER_FLOW: &str = "flow: t\nsteps:\n  t:\n    transfer: {number: '200', trunk: out}\n    failure: sorry\n  sorry:\n    hangup:\n";
 
 fn flows() -> Arc<FlowSet> {
     let dir = std::env::temp_dir();
     let mut set = FlowSet::default();
-    for text in [QUEUE_FLOW, TRANSFER_FLOW] {
+    for text in [QUEUE_FLOW, TRANSFER_FLOW, SURVEY_FLOW] {
         let f = load_str(
             text,
             &dir.join("sim.yaml"),
@@ -127,11 +128,18 @@ fn policy(dialplan: bool, forward: bool) -> Policy {
         default_flow: Some("q".into()),
         ..Default::default()
     };
-    config.routes = vec![crate::config::RouteConfig {
-        number: Some("300".into()),
-        trunk: None,
-        flow: "t".into(),
-    }];
+    config.routes = vec![
+        crate::config::RouteConfig {
+            number: Some("300".into()),
+            trunk: None,
+            flow: "t".into(),
+        },
+        crate::config::RouteConfig {
+            number: Some("400".into()),
+            trunk: None,
+            flow: "s".into(),
+        },
+    ];
     Policy {
         answer_after: Duration::from_millis(200),
         hangup_after: None,
@@ -868,6 +876,19 @@ fn offered_to_a_browser_that_never_connects() -> (World, usize) {
     (w, i)
 }
 
+/// Ann (whose browser connects), the only agent, talking to a caller who dialled
+/// `number`.
+fn ann_talking(number: &str) -> (World, usize) {
+    let mut w = World::new(
+        policy(true, false),
+        FarEnd::Answer,
+        &[("ann", Browser::Connects)],
+    );
+    let i = w.dial(number);
+    w.run_until(Duration::from_secs(10), |w| talking_to(w, i, "ann"));
+    (w, i)
+}
+
 fn talking_to(w: &World, i: usize, name: &str) -> bool {
     matches!(w.stage(i), Stage::Talking { agent, .. } if agent == name)
 }
@@ -1029,6 +1050,71 @@ fn ivr_queue_browser_agent_hold_consult_and_complete() {
     );
 }
 
+#[test]
+fn when_the_agent_hangs_up_first_the_caller_answers_the_flows_survey() {
+    let (mut w, i) = ann_talking("400");
+    let ann = || "ann".to_string();
+    w.act(
+        i,
+        AgentCommand::Hold {
+            agent: ann(),
+            on: true,
+        },
+    )
+    .unwrap();
+    w.run_for(Duration::from_secs(1));
+    let unbridges = w.calls[i].media.unbridges;
+    // Ann hangs up while the caller is on hold.
+    w.act(i, AgentCommand::Hangup { agent: ann() }).unwrap();
+    // She is free at once (the router's work is done), her part is on record, and
+    // the caller is off hold, out of the bridge and back in the flow.
+    assert_eq!(w.item_of(i), None, "the router's work ended");
+    assert!(w.router.assigned(w.agent_id("ann")).is_empty());
+    assert!(w.calls[i]
+        .stores
+        .contains(&StoreWrite::End("answered by ann".into())));
+    assert_eq!(w.stage(i), Stage::None);
+    assert!(w.calls[i].media.unbridges > unbridges);
+    assert!(!w.calls[i].session.customer().held, "taken off hold");
+    assert_eq!(
+        w.act(i, AgentCommand::Hangup { agent: ann() }),
+        Err(CallError::NotYours),
+        "the call is no longer hers"
+    );
+    w.run_for(Duration::from_millis(1200));
+    assert_eq!(w.caller_ended(), None, "the caller is still on the line");
+    let leg = w.calls[i].session.customer_media().unwrap();
+    w.feed(i, Input::Media(MediaInput::Digit { leg, digit: '4' }));
+    assert!(w.calls[i].stores.contains(&StoreWrite::Survey {
+        metric: crate::kpi::Metric::Csat,
+        score: 4
+    }));
+    // The thanks, then the flow hangs up.
+    w.run_until(Duration::from_secs(5), |w| w.caller_ended().is_some());
+    assert_eq!(w.caller_ended(), Some(EndReason::RemoteBye));
+    let tl = w.timeline(i);
+    assert!(tl.contains(&"hung up"), "{tl:?}");
+    w.settle_and_check();
+}
+
+#[test]
+fn without_a_survey_step_the_agents_hang_up_ends_the_call() {
+    let (mut w, i) = ann_talking("100");
+    w.act(
+        i,
+        AgentCommand::Hangup {
+            agent: "ann".into(),
+        },
+    )
+    .unwrap();
+    w.run_until(Duration::from_secs(5), |w| w.caller_ended().is_some());
+    assert!(!w.calls[i]
+        .stores
+        .iter()
+        .any(|s| matches!(s, StoreWrite::Survey { .. })));
+    w.settle_and_check();
+}
+
 /// Who hears whom: the last mix asked for (`Err`), or before any, the last bridge.
 fn hearing(w: &World, i: usize) -> Result<(LegId, LegId), crate::media::session::Hears> {
     let m = &w.calls[i].media;
@@ -1063,13 +1149,7 @@ fn monitored(w: &World, i: usize) -> Vec<Option<(String, &'static str)>> {
 
 #[test]
 fn a_supervisor_listens_whispers_barges_and_leaves_with_one_browser_leg() {
-    let mut w = World::new(
-        policy(true, false),
-        FarEnd::Answer,
-        &[("ann", Browser::Connects)],
-    );
-    let i = w.dial("100");
-    w.run_until(Duration::from_secs(10), |w| talking_to(w, i, "ann"));
+    let (mut w, i) = ann_talking("100");
     let (c, a) = hearing(&w, i).expect("caller and agent bridged");
     let start = |who: &str, mode| SupervisorCommand::Start {
         supervisor: who.into(),
@@ -1352,13 +1432,7 @@ fn the_caller_hanging_up_during_an_offer_a_consult_or_a_hold_leaves_nothing_behi
     w.settle_and_check();
 
     // During a hold.
-    let mut w = World::new(
-        policy(true, false),
-        FarEnd::Answer,
-        &[("ann", Browser::Connects)],
-    );
-    let i = w.dial("100");
-    w.run_until(Duration::from_secs(10), |w| talking_to(w, i, "ann"));
+    let (mut w, i) = ann_talking("100");
     w.act(
         i,
         AgentCommand::Hold {
@@ -1392,13 +1466,7 @@ fn the_caller_hanging_up_during_an_offer_a_consult_or_a_hold_leaves_nothing_behi
 
 #[test]
 fn an_agent_logging_out_mid_call_ends_it_for_the_caller() {
-    let mut w = World::new(
-        policy(true, false),
-        FarEnd::Answer,
-        &[("ann", Browser::Connects)],
-    );
-    let i = w.dial("100");
-    w.run_until(Duration::from_secs(10), |w| talking_to(w, i, "ann"));
+    let (mut w, i) = ann_talking("100");
     // The desktop's socket closes: the browser leg goes, the router forgets her.
     let now = w.net.now;
     let ann = w.agent_id("ann");
@@ -1520,11 +1588,12 @@ fn apply(w: &mut World, i: usize, e: &Event) {
 proptest::proptest! {
     #![proptest_config(proptest::test_runner::Config { cases: 48, ..Default::default() })]
 
-    /// Whatever happens in whatever order, the call ends clean: no leg or media left,
-    /// one end record, the recording closed once, the router's load back to zero.
+    /// Whatever happens in whatever order (with or without a survey after the agent),
+    /// the call ends clean: no leg or media left, one end record, the recording closed once, the router's load back to zero.
     #[test]
     fn any_sequence_of_call_events_agent_commands_and_time_ends_clean(
         ann_connects in proptest::prelude::any::<bool>(),
+        survey in proptest::prelude::any::<bool>(),
         events in proptest::collection::vec((0u64..25_000, any_event()), 0..8),
     ) {
         let ann = if ann_connects { Browser::Connects } else { Browser::Never };
@@ -1533,7 +1602,8 @@ proptest::proptest! {
             FarEnd::Answer,
             &[("ann", ann), ("bob", Browser::Connects)],
         );
-        let i = w.dial("100");
+        // 400's flow has a survey after the agent: the caller may stay on.
+        let i = w.dial(if survey { "400" } else { "100" });
         for (ms, e) in &events {
             w.run_for(Duration::from_millis(*ms));
             if w.caller_ended().is_some() {

@@ -146,6 +146,8 @@ pub struct SimArgs {
     pub lookup: Vec<String>,
     /// `[METHOD ]url={"status": 200, "body": {...}}`, or `url=error text`.
     pub http: Vec<String>,
+    /// An agent answers the enqueue and hangs up first.
+    pub agent_hangs_up: bool,
 }
 
 /// Splits `key=value` where the key may itself hold `=` (URL queries): at the first
@@ -247,6 +249,7 @@ pub fn simulate(a: &SimArgs, out: &mut dyn Write) -> i32 {
         } else {
             a.digits.split(',').map(|s| s.trim().to_string()).collect()
         },
+        agent_hangs_up: a.agent_hangs_up,
         ..Default::default()
     };
     if let Some(at) = &a.at {

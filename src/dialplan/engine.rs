@@ -143,6 +143,11 @@ pub enum Output {
     },
     StopVoicemail,
     Record(bool),
+    /// A `survey` step's answer, in its metric's range: kept as the interaction's.
+    Survey {
+        metric: Metric,
+        score: i64,
+    },
     Hangup,
     /// What happened, in words (gathered digits, branch taken...).
     Note(String),
@@ -326,6 +331,26 @@ impl Run {
         }
         let s = self.flow.start;
         self.go(now, Some(s));
+    }
+
+    /// The agent hung up first on a call this run put through a queue: when that
+    /// `enqueue` step names an `agent_hangup` step (a survey), the caller goes on
+    /// there (keys pressed while talking are dropped) and this is `true`; otherwise
+    /// the run stays ended and the call ends with the agent.
+    pub fn agent_left(&mut self, now: jiff::Timestamp) -> bool {
+        if !matches!(self.state, State::Done(Ending::Answered(_))) {
+            return false;
+        }
+        let Action::Enqueue(q) = &self.flow.steps[self.at].action else {
+            return false;
+        };
+        let Some(t) = q.agent_hangup else {
+            return false;
+        };
+        self.typeahead.clear();
+        self.note("the agent hung up; the caller goes on".into());
+        self.go(now, Some(t.step));
+        true
     }
 
     pub fn handle(&mut self, now: jiff::Timestamp, input: Input) {
@@ -588,7 +613,7 @@ impl Run {
                 self.timer(TimerKind::Pause, *d);
                 self.state = State::Pausing;
             }
-            Action::Gather(_) | Action::Menu(_) => {
+            Action::Gather(_) | Action::Survey(_) | Action::Menu(_) => {
                 self.ensure_answered();
                 self.state = State::Collecting(Collect {
                     digits: String::new(),
@@ -785,9 +810,10 @@ impl Run {
 
     /// (first-key timeout, inter-digit timeout) of the gather or menu at hand.
     fn collect_params(&self) -> (Duration, Duration) {
-        match &self.flow.steps[self.at].action {
-            Action::Gather(g) => (g.timeout, g.inter_digit),
-            Action::Menu(m) => (m.timeout, m.inter_digit),
+        let a = &self.flow.steps[self.at].action;
+        match (a, a.gather()) {
+            (_, Some(g)) => (g.timeout, g.inter_digit),
+            (Action::Menu(m), _) => (m.timeout, m.inter_digit),
             _ => (Duration::from_secs(5), Duration::from_secs(3)),
         }
     }
@@ -795,9 +821,10 @@ impl Run {
     /// Plays the gather's prompt (after the retry prompt on a retry) and listens.
     fn prompt_collect(&mut self, retry: bool) {
         let flow = self.flow.clone();
-        let (prompt, retry_prompt) = match &flow.steps[self.at].action {
-            Action::Gather(g) => (&g.prompt, &g.retry_prompt),
-            Action::Menu(m) => (&m.prompt, &m.retry_prompt),
+        let a = &flow.steps[self.at].action;
+        let (prompt, retry_prompt) = match (a, a.gather()) {
+            (_, Some(g)) => (&g.prompt, &g.retry_prompt),
+            (Action::Menu(m), _) => (&m.prompt, &m.retry_prompt),
             _ => return,
         };
         let mut items = vec![];
@@ -856,8 +883,9 @@ impl Run {
         let State::Collecting(c) = &mut self.state else {
             return;
         };
-        match &flow.steps[self.at].action {
-            Action::Gather(g) => {
+        let a = &flow.steps[self.at].action;
+        match (a, a.gather()) {
+            (_, Some(g)) => {
                 if g.finish == Some(d) {
                     self.complete_gather(now);
                     return;
@@ -867,7 +895,7 @@ impl Run {
                     self.complete_gather(now);
                 }
             }
-            Action::Menu(m) => {
+            (Action::Menu(m), _) => {
                 c.digits.push(d);
                 let typed = c.digits.clone();
                 let exact = m.options.iter().find(|(k, _)| *k == typed).map(|(_, t)| *t);
@@ -891,7 +919,8 @@ impl Run {
 
     fn complete_gather(&mut self, now: jiff::Timestamp) {
         let flow = self.flow.clone();
-        let Action::Gather(g) = &flow.steps[self.at].action else {
+        let action = &flow.steps[self.at].action;
+        let Some(g) = action.gather() else {
             return;
         };
         let State::Collecting(c) = &self.state else {
@@ -904,7 +933,18 @@ impl Run {
         if !ok {
             return self.failed_attempt(now, digits.is_empty());
         }
-        self.note(format!("gathered {} key(s)", digits.len()));
+        if let Action::Survey(sv) = action {
+            if let Some(score) = sv.metric.score(&digits) {
+                self.vars
+                    .insert(format!("survey.{}", sv.metric.name()), score.to_string());
+                self.out.push_back(Output::Survey {
+                    metric: sv.metric,
+                    score,
+                });
+            }
+        } else {
+            self.note(format!("gathered {} key(s)", digits.len()));
+        }
         self.vars.insert("digits".into(), digits.clone());
         if let Some(into) = &g.into {
             self.vars.insert(into.clone(), digits);
@@ -914,9 +954,10 @@ impl Run {
 
     fn failed_attempt(&mut self, now: jiff::Timestamp, timeout: bool) {
         let flow = self.flow.clone();
-        let (retries, invalid, on_timeout) = match &flow.steps[self.at].action {
-            Action::Gather(g) => (g.retries, g.invalid, g.on_timeout),
-            Action::Menu(m) => (m.retries, m.invalid, m.on_timeout),
+        let a = &flow.steps[self.at].action;
+        let (retries, invalid, on_timeout) = match (a, a.gather()) {
+            (_, Some(g)) => (g.retries, g.invalid, g.on_timeout),
+            (Action::Menu(m), _) => (m.retries, m.invalid, m.on_timeout),
             _ => return,
         };
         let State::Collecting(c) = &mut self.state else {
@@ -992,10 +1033,11 @@ impl Run {
                     return;
                 };
                 let typed = c.digits.clone();
-                match &flow.steps[self.at].action {
-                    Action::Gather(_) if typed.is_empty() => self.failed_attempt(now, true),
-                    Action::Gather(_) => self.complete_gather(now),
-                    Action::Menu(m) => {
+                let a = &flow.steps[self.at].action;
+                match (a, a.gather()) {
+                    (_, Some(_)) if typed.is_empty() => self.failed_attempt(now, true),
+                    (_, Some(_)) => self.complete_gather(now),
+                    (Action::Menu(m), _) => {
                         if typed.is_empty() {
                             return self.failed_attempt(now, true);
                         }

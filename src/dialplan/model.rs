@@ -4,6 +4,7 @@
 
 use super::template::Template;
 use super::yaml::Pos;
+pub use crate::kpi::Metric;
 use crate::media::player::Samples;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -160,6 +161,18 @@ pub struct Enqueue {
     pub announce: Option<Announce>,
     pub max_wait: Option<Duration>,
     pub on_timeout: Option<Target>,
+    /// Where the caller goes on when the agent hangs up first (`agent_hangup:`, a
+    /// survey); without it the call ends with the agent.
+    pub agent_hangup: Option<Target>,
+}
+
+/// A question answered with keys (a post-call survey): a gather whose answer must be
+/// in the metric's range, kept as the interaction's survey answer.
+#[derive(Debug, Clone)]
+pub struct Survey {
+    pub metric: Metric,
+    /// The keys: one for CSAT and CES, up to two for NPS (`10`, or `#` after one).
+    pub gather: Gather,
 }
 
 #[derive(Debug, Clone)]
@@ -215,6 +228,7 @@ pub enum Action {
     Enqueue(Enqueue),
     Transfer(Transfer),
     Voicemail(Voicemail),
+    Survey(Survey),
     Record(bool),
     Goto(Goto),
     Hangup,
@@ -236,6 +250,7 @@ impl Action {
             Action::Enqueue(_) => "enqueue",
             Action::Transfer(_) => "transfer",
             Action::Voicemail(_) => "voicemail",
+            Action::Survey(_) => "survey",
             Action::Record(_) => "record",
             Action::Goto(_) => "goto",
             Action::Hangup => "hangup",
@@ -250,6 +265,7 @@ impl Action {
             Action::Play { .. }
                 | Action::Pause(_)
                 | Action::Gather(_)
+                | Action::Survey(_)
                 | Action::Menu(_)
                 | Action::Enqueue(_)
                 | Action::Transfer(_)
@@ -260,6 +276,14 @@ impl Action {
     /// Whether the flow can go on after this step (through `next` or a branch).
     pub fn terminal(&self) -> bool {
         matches!(self, Action::Hangup | Action::Goto(_))
+    }
+
+    /// The keys a `gather` or `survey` step collects.
+    pub fn gather(&self) -> Option<&Gather> {
+        match self {
+            Action::Gather(g) | Action::Survey(Survey { gather: g, .. }) => Some(g),
+            _ => None,
+        }
     }
 }
 
@@ -298,6 +322,12 @@ impl Step {
                 None,
                 vars.iter().map(|(k, _)| k.clone()).collect(),
             ),
+            Action::Survey(s) => {
+                let ok = vec!["digits".to_string(), format!("survey.{}", s.metric.name())];
+                add(&mut e, next, None, ok);
+                add(&mut e, next, s.gather.invalid, vec!["digits".into()]);
+                add(&mut e, next, s.gather.on_timeout, vec!["digits".into()]);
+            }
             Action::Gather(g) => {
                 let mut ok = vec!["digits".to_string()];
                 ok.extend(g.into.clone());
@@ -334,6 +364,9 @@ impl Step {
                 if q.max_wait.is_some() {
                     add(&mut e, next, q.on_timeout, vec![]);
                 }
+                if let Some(t) = q.agent_hangup {
+                    e.push((t.step, vec![]));
+                }
             }
             Action::Transfer(t) => add(&mut e, next, t.failure, vec!["transfer.error".into()]),
             _ => add(&mut e, next, None, vec![]),
@@ -359,6 +392,9 @@ pub struct TestCase {
     pub http: HashMap<String, Result<(u16, serde_json::Value), String>>,
     /// Transfers fail with this reason (busy, no answer...).
     pub transfer_fails: Option<String>,
+    /// An agent answers the `enqueue` and hangs up first (the flow's `agent_hangup`
+    /// step, a survey, goes on; later key groups answer it).
+    pub agent_hangs_up: bool,
     pub expect_path: Option<(Vec<String>, Pos)>,
     pub expect_ends: Option<(String, Pos)>,
     pub expect_vars: Vec<(String, String, Pos)>,
@@ -394,7 +430,9 @@ impl Flow {
         }
         self.steps.iter().any(|s| match &s.action {
             Action::Play { prompts, .. } => has(prompts),
-            Action::Gather(g) => has(&g.prompt) || has(&g.retry_prompt),
+            Action::Gather(g) | Action::Survey(Survey { gather: g, .. }) => {
+                has(&g.prompt) || has(&g.retry_prompt)
+            }
             Action::Menu(m) => has(&m.prompt) || has(&m.retry_prompt),
             Action::Enqueue(q) => {
                 has(&q.hold) || q.announce.as_ref().is_some_and(|a| has(&a.prompts))

@@ -75,6 +75,7 @@ pub fn simulate(source: Arc<dyn FlowSource>, flow: Arc<Flow>, case: &TestCase) -
     let mut fed = false;
     let mut ending: Option<String> = None;
     let mut error = None;
+    let mut agent_to_come = case.agent_hangs_up;
     run.start(now(elapsed));
     for _ in 0..100_000 {
         while let Some(o) = run.poll() {
@@ -145,6 +146,9 @@ pub fn simulate(source: Arc<dyn FlowSource>, flow: Arc<Flow>, case: &TestCase) -
                     "{at}   recording {}",
                     if on { "on" } else { "off" }
                 )),
+                Output::Survey { metric, score } => {
+                    trace.push(format!("{at}   survey answer {} {score}", metric.name()))
+                }
                 Output::Hangup => trace.push(format!("{at}   hang up")),
                 Output::Note(n) => trace.push(format!("{at}   {n}")),
                 Output::Done(e) => {
@@ -167,6 +171,23 @@ pub fn simulate(source: Arc<dyn FlowSource>, flow: Arc<Flow>, case: &TestCase) -
         }
         match run.wait() {
             Wait::Done => break,
+            Wait::Queue if agent_to_come => {
+                agent_to_come = false;
+                trace.push(format!(
+                    "[{:>6.1}s]   an agent answers, talks and hangs up first",
+                    elapsed.as_secs_f64()
+                ));
+                run.handle(now(elapsed), Input::Connected);
+                while let Some(o) = run.poll() {
+                    if let Output::Done(Ending::Answered(q)) = o {
+                        ending = Some(format!("answered {q}"));
+                    }
+                }
+                elapsed += Duration::from_secs(60);
+                if run.agent_left(now(elapsed)) {
+                    ending = None;
+                }
+            }
             Wait::Queue => {
                 let q = run.vars().get("queue.name").cloned().unwrap_or_default();
                 ending = Some(format!("enqueue {q}"));

@@ -3,7 +3,7 @@
 use super::compile::load_str;
 use super::decode::LoadOptions;
 use super::engine::*;
-use super::model::Flow;
+use super::model::{Flow, Metric};
 use super::problem::Problem;
 use super::set::FlowSet;
 use std::path::{Path, PathBuf};
@@ -538,6 +538,126 @@ fn agent_answer_ends_the_flow_and_caller_hangup_is_reported() {
     assert_eq!(s.run.ending(), Some(&Ending::CallerHangup));
     s.input(Input::Digit('1')); // nothing happens after the end
     assert_eq!(s.path(), ["ask"]);
+}
+
+const SURVEY: &str = "steps:
+  q:
+    enqueue: support
+    agent_hangup: rate
+  rate:
+    survey: {metric: csat, prompt: hello, timeout: 4s, retries: 1, retry_prompt: bye}
+    invalid: bad
+    timeout: silent
+  nps:
+    survey: {metric: nps, prompt: hello}
+  thanks:
+    play: bye
+  end:
+    hangup:
+  bad:
+    hangup:
+  silent:
+    hangup:
+";
+
+fn surveys(s: &Sim) -> Vec<(Metric, i64)> {
+    s.outs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Survey { metric, score } => Some((*metric, *score)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn after_the_agent_hangs_up_the_caller_answers_a_survey_with_keys() {
+    let (_d, f) = flow(SURVEY);
+    let mut s = Sim::new(f);
+    // Keys while queued and while talking are not answers.
+    s.digits("5");
+    s.input(Input::Connected);
+    assert_eq!(s.run.ending(), Some(&Ending::Answered("support".into())));
+    s.digits("3");
+    assert!(s.run.agent_left(s.now()));
+    assert!(!s.run.agent_left(s.now()), "once");
+    assert_eq!(s.path(), ["q", "rate"]);
+    assert!(surveys(&s).is_empty());
+    // A key out of range (CSAT is 1-5) is a wrong answer: the retry prompt, then 4.
+    s.digits("7");
+    assert_eq!(s.path(), ["q", "rate"]);
+    s.digits("4");
+    assert_eq!(surveys(&s), [(Metric::Csat, 4)]);
+    assert_eq!(s.run.vars()["survey.csat"], "4");
+    // NPS takes 10 as two keys, and 9 once the inter-digit time passes.
+    assert_eq!(s.path(), ["q", "rate", "nps"]);
+    s.digits("10");
+    assert_eq!(surveys(&s)[1], (Metric::Nps, 10));
+    s.finish_prompt();
+    assert_eq!(s.path(), ["q", "rate", "nps", "thanks", "end"]);
+    assert_eq!(s.run.ending(), Some(&Ending::Hangup));
+
+    let (_d, f) = flow(SURVEY);
+    let mut s = Sim::new(f);
+    s.input(Input::Connected);
+    s.run.agent_left(s.now());
+    s.drain();
+    s.digits("9"); // out of range
+    s.digits("0"); // out of range again: no retries left
+    assert_eq!(s.path(), ["q", "rate", "bad"]);
+    assert!(surveys(&s).is_empty());
+
+    // Silence: no answer, the timeout branch after the retry.
+    let (_d, f) = flow(SURVEY);
+    let mut s = Sim::new(f);
+    s.input(Input::Connected);
+    s.run.agent_left(s.now());
+    s.drain();
+    s.finish_prompt();
+    s.tick();
+    s.finish_prompt();
+    s.tick();
+    assert_eq!(s.path(), ["q", "rate", "silent"]);
+    assert!(surveys(&s).is_empty());
+
+    // An enqueue without `agent_hangup`: the call ends with the agent.
+    let (_d, f) = flow("steps:\n  q:\n    enqueue: sales\n");
+    let mut s = Sim::new(f);
+    s.input(Input::Connected);
+    assert!(!s.run.agent_left(s.now()));
+    // Nor does a run that did not reach an agent go on.
+    let (_d, f) = flow(SURVEY);
+    let mut s = Sim::new(f);
+    assert!(!s.run.agent_left(s.now()));
+}
+
+#[test]
+fn nps_answers_nine_after_the_inter_digit_time() {
+    let (_d, f) = flow(SURVEY);
+    let mut s = Sim::new(f);
+    s.input(Input::Connected);
+    s.run.agent_left(s.now());
+    s.drain();
+    s.digits("4");
+    s.digits("9");
+    s.tick();
+    assert_eq!(surveys(&s), [(Metric::Csat, 4), (Metric::Nps, 9)]);
+}
+
+#[test]
+fn survey_steps_are_checked_where_they_are_written() {
+    let ps = problems("steps:\n  a:\n    survey: {metric: nsp, prompt: hello}\n");
+    has(
+        &ps,
+        "3:22",
+        "survey metric `nsp`: one of csat (1-5), nps (0-10), ces (1-7)",
+    );
+    let ps = problems("steps:\n  a:\n    survey: {metric: ces}\n");
+    has(&ps, "3:13", "survey needs a `prompt`");
+    let ps = problems("steps:\n  q:\n    enqueue: s\n    agent_hangup: nowhere\n");
+    has(&ps, "4:19", "nowhere");
+    // A step reached only after the agent is reachable.
+    assert!(problems(SURVEY).is_empty(), "{:?}", problems(SURVEY));
 }
 
 #[test]

@@ -40,6 +40,24 @@ impl Metric {
             Metric::Ces => 1..=7,
         }
     }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::Csat => "csat",
+            Metric::Nps => "nps",
+            Metric::Ces => "ces",
+        }
+    }
+
+    /// The score keys typed on a phone say, if in range (`10` for NPS; no leading
+    /// zero).
+    pub fn score(self, keys: &str) -> Option<i64> {
+        if keys.is_empty() || keys.len() > 2 || (keys.len() == 2 && keys.starts_with('0')) {
+            return None;
+        }
+        let n: i64 = keys.parse().ok()?;
+        self.range().contains(&n).then_some(n)
+    }
 }
 
 /// One thing that happened to an interaction. The variants' order is the canonical

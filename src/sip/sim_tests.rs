@@ -1046,7 +1046,7 @@ fn first_lines_in_flight(net: &Net) -> Vec<String> {
 
 fn ended(net: &Net, node: usize) -> Option<EndReason> {
     net.nodes[node].events.iter().find_map(|e| match e {
-        CoreEvent::Ended { reason, .. } => Some(reason.clone()),
+        CoreEvent::Ended { reason, .. } => Some(*reason),
         _ => None,
     })
 }

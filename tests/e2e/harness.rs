@@ -85,12 +85,17 @@ impl Gateway {
         };
         // The gateway's RTP ports are chosen at random in its range, so the range must
         // not hold any of the test's own peers (SIPp, baresip use base + 10..99): it
-        // lies below every base (8000 + 2 x (base - 21000), 58 ports).
+        // lies below every base (8000 + 2 x (base - 21000), 58 ports; from 27500, where
+        // that would reach 21000, 7000 + 2 x (base - 27500)).
         assert!(
-            (21000..=27400).contains(&base),
-            "test port bases are 21000-27400"
+            (21000..=27900).contains(&base),
+            "test port bases are 21000-27900"
         );
-        let rtp = 8000 + 2 * (base - 21000);
+        let rtp = if base <= 27400 {
+            8000 + 2 * (base - 21000)
+        } else {
+            7000 + 2 * (base - 27500)
+        };
         let cfg = format!(
             "{top}\n[sip]\nudp = \"127.0.0.1:{sip}\"\ntcp = \"127.0.0.1:{sip}\"\ntls = \"127.0.0.1:{tls}\"\nws = \"127.0.0.1:{ws}\"\ntls_cert = \"{d}/cert.pem\"\ntls_key = \"{d}/cert.key\"\nkeepalive_interval = 0\n[http]\nlisten = \"127.0.0.1:{http}\"\nadmin_token = \"test-token\"\n{http_extra}[rtp]\nports = \"{}-{}\"\n[webrtc]\nport = {}\n[data]\ndir = \"{d}/data\"\ndatabase = \"{database}\"\n{log}[calls]\n{calls}\n{tables}\n",
             rtp,
@@ -522,6 +527,24 @@ pub fn repo(p: &str) -> PathBuf {
 
 /// The shipped demo flow and its prompts in `dir`, with its business hours opened
 /// around the clock so a test passes at any hour (its own tests cover open and closed).
+/// A demo gateway on `base` whose calls go to the demo flow (open at any hour, its
+/// prompts), not recording; the flow's directory goes with it.
+pub fn demo_ivr_gateway(base: u16) -> (Gateway, tempfile::TempDir) {
+    let dp = tempfile::tempdir().unwrap();
+    open_demo_dialplan(dp.path());
+    let g = Gateway::start(
+        base,
+        "demo = true",
+        "answer_after_ms = 50\nhangup_after_secs = 0\nrecord = false",
+        &format!(
+            "[dialplan]\ndir = \"{}\"\ndefault_flow = \"demo\"\n",
+            dp.path().display()
+        ),
+    );
+    g.wait_log("dialplan loaded");
+    (g, dp)
+}
+
 pub fn open_demo_dialplan(dir: &Path) {
     std::fs::create_dir_all(dir.join("prompts")).unwrap();
     for e in std::fs::read_dir(repo("dialplans/prompts")).unwrap() {

@@ -42,19 +42,7 @@ fn json(body: &str) -> serde_json::Value {
 #[test]
 fn sipp_caller_walks_the_demo_flow_to_the_support_queue() {
     // The demo flow as shipped, open around the clock.
-    let dp = tempfile::tempdir().unwrap();
-    open_demo_dialplan(dp.path());
-
-    let g = Gateway::start(
-        22700,
-        "demo = true",
-        "answer_after_ms = 50\nhangup_after_secs = 0\nrecord = false",
-        &format!(
-            "[dialplan]\ndir = \"{}\"\ndefault_flow = \"demo\"\n",
-            dp.path().display()
-        ),
-    );
-    g.wait_log("dialplan loaded");
+    let (g, _dp) = demo_ivr_gateway(22700);
     let out = sipp(
         g.dir.path(),
         &[

@@ -5,7 +5,7 @@
 //! JSON grouped by channel and as CSV.
 #![allow(clippy::disallowed_methods)] // real time for real processes
 
-use crate::centre::{agent_ws, chat_with_first_message, log_in, put, ty, until};
+use crate::centre::{agent_ws, chat_with_first_message, log_in, login, put, ty, until};
 use crate::harness::*;
 use std::time::Duration;
 
@@ -279,4 +279,94 @@ fn the_kpis_of_a_scripted_day_match_the_figures_worked_out_by_hand() {
     );
     let (code, body) = ask("&group_by=planet");
     assert_eq!(code, 400, "{body}");
+}
+
+/// The demo flow's survey after a sales call: a SIPp caller presses 1 for sales,
+/// Alice's desk phone (SIPp) takes the call, Alice hangs up from the API, and the
+/// caller, still on the line, hears the question and answers with a key (4 or 5: the
+/// caller alternates them, see `uac_rates.xml`). The key is the interaction's survey
+/// answer, on the timeline after Alice's hang-up, and `GET /api/kpis` counts one
+/// satisfied case; Alice was free before the caller answered.
+#[test]
+fn a_caller_rates_a_sales_call_with_a_key_after_the_agent_hangs_up() {
+    let base = 27500;
+    let started = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(60);
+    let (g, _dp) = demo_ivr_gateway(base);
+    let alice = login(&g, "alice", "demo-alice");
+    let mut ws = agent_ws(&g, &alice);
+    until(&mut ws, "alice's state", ty("state"));
+    let phone = desk_phone_answering(&g, "1001", base + 10);
+    let caller = sipp_spawn(
+        g.dir.path(),
+        &[
+            "-sf",
+            &scenario("uac_rates.xml"),
+            "-s",
+            "100",
+            "-m",
+            "1",
+            "-timeout",
+            "90s",
+            "-p",
+            &(base + 20).to_string(),
+            "-mp",
+            &(base + 24).to_string(),
+            &format!("127.0.0.1:{}", g.sip),
+        ],
+    );
+    g.wait_log_within("queue=sales", Duration::from_secs(20));
+    let o = until(&mut ws, "the call offered", ty("offer"));
+    let id = o.last().unwrap()["interaction"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (code, body) = g.post(&format!("/api/agent/offers/{id}/accept"), Some(&alice), "");
+    assert_eq!(code, 200, "{body}");
+    wait_for("alice's phone to answer", Duration::from_secs(20), || {
+        g.log().contains("agent on the call")
+    });
+    let (code, body) = g.post(&format!("/api/agent/work/{id}/hangup"), Some(&alice), "");
+    assert_eq!(code, 200, "{body}");
+    // Alice is free (wrap-up) while the caller is still on the line (the question,
+    // a key, then 3 s of thanks).
+    until(&mut ws, "the call ended for alice", |v| {
+        v["type"] == "ended" && v["interaction"] == id.as_str()
+    });
+    assert!(
+        !g.log().contains("call ended call=call-1 leg=0"),
+        "alice was freed before the caller's call ended"
+    );
+    assert_sipp_done(phone, "alice's phone", &g);
+    assert_sipp_done(caller, "the caller", &g);
+
+    let mut i = serde_json::Value::Null;
+    wait_for(
+        "the survey answer on record",
+        Duration::from_secs(10),
+        || {
+            let (_, body) = g.get_auth(&format!("/api/interactions/{id}"), "test-token");
+            i = json(&body);
+            !i["survey"].is_null()
+        },
+    );
+    let score = i["survey"]["score"].as_i64().unwrap();
+    assert!(score == 4 || score == 5, "{i}");
+    assert_eq!(i["survey"]["channel"], "voice", "{i}");
+    assert_eq!(
+        i["outcome"], "answered sales",
+        "the agent's answer stays: {i}"
+    );
+    let kinds = timeline_kinds(&i);
+    let at = |k: &str| kinds.iter().position(|x| *x == k);
+    assert!(
+        at("hung up").is_some() && at("hung up") < at("rated"),
+        "{kinds:?}"
+    );
+    let (code, body) = g.get_auth(&format!("/api/kpis?from={started}"), "test-token");
+    assert_eq!(code, 200, "{body}");
+    let total = &json(&body)["total"];
+    assert_eq!(total["csat"]["num"], 1, "{total}");
+    assert_eq!(total["csat"]["den"], 1, "{total}");
+    assert_eq!(total["csat_score"]["mean"], score as f64, "{total}");
+    assert_eq!(total["survey_response"]["num"], 1, "{total}");
 }

@@ -18,6 +18,7 @@ impl Decoder<'_> {
                 "lookup",
                 "http",
                 "transfer",
+                "agent_hangs_up",
                 "expect",
             ],
             "a test",
@@ -138,6 +139,9 @@ impl Decoder<'_> {
                     }
                 }
                 "transfer" => t.transfer_fails = self.text(v, "transfer"),
+                "agent_hangs_up" => {
+                    t.agent_hangs_up = self.boolean(v, "agent_hangs_up").unwrap_or(false)
+                }
                 _ => {
                     let Some(ef) = self.fields(v, &["path", "ends", "variables"], "expect") else {
                         continue;

@@ -3,6 +3,25 @@
 use super::values::is_key;
 use super::*;
 
+/// A gather's defaults: up to `max` keys, `#` to finish, 5 s for the first key,
+/// `inter_digit` seconds between keys, `retries`.
+fn keys(max: usize, inter_digit: u64, retries: u32) -> Gather {
+    Gather {
+        prompt: vec![],
+        min: 1,
+        max,
+        finish: Some('#'),
+        timeout: Duration::from_secs(5),
+        inter_digit: Duration::from_secs(inter_digit),
+        retries,
+        retry_prompt: vec![],
+        into: None,
+        pattern: None,
+        invalid: None,
+        on_timeout: None,
+    }
+}
+
 impl Decoder<'_> {
     pub(super) fn gather(&mut self, node: &Node, branches: &Fields<'_>) -> Option<Action> {
         let f = self.fields(
@@ -21,20 +40,7 @@ impl Decoder<'_> {
             ],
             "gather",
         )?;
-        let mut g = Gather {
-            prompt: vec![],
-            min: 1,
-            max: 16,
-            finish: Some('#'),
-            timeout: Duration::from_secs(5),
-            inter_digit: Duration::from_secs(3),
-            retries: 2,
-            retry_prompt: vec![],
-            into: None,
-            pattern: None,
-            invalid: None,
-            on_timeout: None,
-        };
+        let mut g = keys(16, 3, 2);
         for (k, v) in f {
             match k {
                 "prompt" => g.prompt = self.prompts(v),
@@ -68,6 +74,71 @@ impl Decoder<'_> {
             }
         }
         Some(Action::Gather(g))
+    }
+
+    /// `survey`: one question answered with keys, like `survey: {metric: csat, prompt:
+    /// rate-us}`. The answer must be in the metric's range (CSAT 1-5, NPS 0-10, CES
+    /// 1-7); a key out of range is a wrong answer (retry prompt, then `invalid`).
+    pub(super) fn survey(&mut self, node: &Node, branches: &Fields<'_>) -> Option<Action> {
+        let f = self.fields(
+            node,
+            &[
+                "metric",
+                "prompt",
+                "timeout",
+                "inter_digit",
+                "retries",
+                "retry_prompt",
+            ],
+            "survey",
+        )?;
+        let mut metric = Metric::Csat;
+        let mut g = keys(1, 2, 1);
+        for (k, v) in f {
+            match k {
+                "metric" => match self.text(v, "metric").as_deref() {
+                    Some("csat") => metric = Metric::Csat,
+                    Some("nps") => metric = Metric::Nps,
+                    Some("ces") => metric = Metric::Ces,
+                    Some(other) => self.err(
+                        v.pos,
+                        format!(
+                            "survey metric `{other}`: one of csat (1-5), nps (0-10), ces (1-7)"
+                        ),
+                    ),
+                    None => {}
+                },
+                "prompt" => g.prompt = self.prompts(v),
+                "timeout" => g.timeout = self.duration(v, "timeout").unwrap_or(g.timeout),
+                "inter_digit" => {
+                    g.inter_digit = self.duration(v, "inter_digit").unwrap_or(g.inter_digit)
+                }
+                "retries" => g.retries = self.uint(v, "retries", 10).unwrap_or(1) as u32,
+                _ => g.retry_prompt = self.prompts(v),
+            }
+        }
+        if g.prompt.is_empty() {
+            self.err(
+                node.pos,
+                "survey needs a `prompt` (the question), like `prompt: rate-us`",
+            );
+        }
+        let (lo, hi) = (*metric.range().start(), *metric.range().end());
+        let (max, pattern) = if hi >= 10 {
+            (2, format!("^([{lo}-9]|10)$"))
+        } else {
+            (1, format!("^[{lo}-{hi}]$"))
+        };
+        g.max = max;
+        g.pattern = regex::Regex::new(&pattern).ok();
+        for (k, v) in branches {
+            match *k {
+                "invalid" => g.invalid = self.target(v, "invalid"),
+                "timeout" => g.on_timeout = self.target(v, "timeout"),
+                _ => {}
+            }
+        }
+        Some(Action::Survey(Survey { metric, gather: g }))
     }
 
     pub(super) fn menu(&mut self, node: &Node, branches: &Fields<'_>) -> Option<Action> {

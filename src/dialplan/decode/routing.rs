@@ -12,6 +12,7 @@ impl Decoder<'_> {
             announce: None,
             max_wait: None,
             on_timeout: None,
+            agent_hangup: None,
         };
         if let Value::Scalar { text, .. } = &node.value {
             q.queue = text.clone();
@@ -74,6 +75,8 @@ impl Decoder<'_> {
                 if q.max_wait.is_none() {
                     self.err(v.pos, "`timeout` needs `max_wait` in the enqueue");
                 }
+            } else if *k == "agent_hangup" {
+                q.agent_hangup = self.target(v, "agent_hangup");
             }
         }
         Some(Action::Enqueue(q))

@@ -59,6 +59,7 @@ impl Decoder<'_> {
             }
             "pause" => Action::Pause(self.duration(node, "pause")?),
             "gather" => self.gather(node, branches)?,
+            "survey" => self.survey(node, branches)?,
             "menu" => self.menu(node, branches)?,
             "set" => {
                 let Some(map) = node.as_map() else {
