@@ -292,7 +292,7 @@ impl Centre {
             }
         }
         let supervisors = supervisors::load(cfg, &store).await.map_err(e)?;
-        let router = RouterActor::new(&queues)?;
+        let router = RouterActor::new(&queues)?.with_store(store.clone());
         let arb = Arbiter::new();
         let router = RouterActor::start_in_arbiter(&arb.handle(), move |_| router);
         let arbiters = (0..std::thread::available_parallelism()

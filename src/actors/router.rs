@@ -109,9 +109,18 @@ pub struct RouterActor {
     /// Per queue (by id), what its members were last told: waiting items and since
     /// when the oldest waits.
     told_waiting: Vec<(usize, Option<Instant>)>,
+    /// Where an agent's wrap-up is noted (its start and when it runs out, for the
+    /// after-contact work of an agent who lets it run out).
+    store: Option<crate::store::Store>,
 }
 
 impl RouterActor {
+    /// Notes each wrap-up's start on the interaction's timeline in `store`.
+    pub fn with_store(mut self, store: crate::store::Store) -> RouterActor {
+        self.store = Some(store);
+        self
+    }
+
     pub fn new(queues: &[QueueConfig]) -> Result<RouterActor, String> {
         let mut r = RouterActor {
             engine: Router::new(crate::clock::now()),
@@ -125,6 +134,7 @@ impl RouterActor {
             next_agent: 1,
             timer: None,
             told_waiting: Vec::new(),
+            store: None,
         };
         // Overflow targets may name queues defined later: add them all first.
         for q in queues {
@@ -637,6 +647,19 @@ impl RouterActor {
                 a.addr.do_send(AgentPush::Ended {
                     interaction: m.interaction.clone(),
                 });
+                if let (Some(w), Some(store)) = (wrap.filter(|w| !w.is_zero()), &self.store) {
+                    // The KPIs count a wrap-up nobody gave until it ran out.
+                    let data = serde_json::json!({
+                        "agent": a.login.name,
+                        "until": unix_at(now + w),
+                    });
+                    let (store, id) = (store.clone(), m.interaction.clone());
+                    actix::spawn(async move {
+                        if let Err(e) = store.add_timeline(&id, "wrap-up started", data).await {
+                            tracing::warn!(interaction = %id, error = %e, "wrap-up start not noted");
+                        }
+                    });
+                }
             }
         } else {
             let _ = self.engine.cancel(now, id);

@@ -116,8 +116,11 @@ pub enum Event {
     Ended {
         by: Party,
     },
+    /// The agent's wrap-up began (the router's note), with when it runs out (Unix ms)
+    /// if the queue gives it a time.
     WrapUpStart {
         agent: String,
+        until: Option<i64>,
     },
     WrapUpEnd {
         agent: String,
@@ -276,6 +279,10 @@ pub fn from_timeline<'a>(
                     Some("caller_hangup") | Some("abandoned") => Party::Customer,
                     _ => Party::System,
                 },
+            }),
+            "wrap-up started" => push(Event::WrapUpStart {
+                agent: agent(),
+                until: d["until"].as_i64(),
             }),
             "wrapped up" => {
                 push(Event::WrapUpEnd { agent: agent() });

@@ -163,6 +163,7 @@ pub fn facts(c: &Contact) -> Facts {
     let mut waiting: Option<i64> = None;
     let mut wrap_start: Option<i64> = None;
     let mut wrap_end: Option<i64> = None;
+    let mut wrap_until: Option<i64> = None;
     for &Entry { at: t, ref event } in &c.events {
         match event {
             Event::Created => f.created = f.created.min(t),
@@ -293,8 +294,9 @@ pub fn facts(c: &Contact) -> Facts {
                 close(&mut f, at, t);
                 at = At::Over;
             }
-            Event::WrapUpStart { .. } => {
+            Event::WrapUpStart { until, .. } => {
                 wrap_start.get_or_insert(t);
+                wrap_until = *until;
             }
             Event::WrapUpEnd { .. } => wrap_end = Some(t),
             Event::Disposition { code } => f.dispositions.push(code.clone()),
@@ -307,7 +309,13 @@ pub fn facts(c: &Contact) -> Facts {
             _ => {}
         }
     }
-    if let (Some(e), true) = (wrap_end, f.handled()) {
+    // After-contact work ends with the wrap-up given, or when its time ran out (the
+    // agent was free again then), whichever came first.
+    let end = match (wrap_end, wrap_until) {
+        (Some(e), Some(u)) => Some(e.min(u)),
+        (e, u) => e.or(u),
+    };
+    if let (Some(e), true) = (end, f.handled()) {
         let s = wrap_start.or(f.ended).unwrap_or(e);
         f.acw = Some((e - s).max(0));
     }

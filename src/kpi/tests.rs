@@ -210,6 +210,58 @@ fn abandonment_is_told_apart_by_stage() {
     assert_eq!((f.talk, f.hold, f.holds), (9 * S, 30 * S, 1));
 }
 
+/// A call Bob ends at 100 s; the router notes his wrap-up at 100 s, running out at
+/// 130 s; he gives it at `given` (or never).
+fn wrap_up_lapsing(given: Option<i64>) -> Contact {
+    let mut evs = vec![
+        (0, Event::Created),
+        (5 * S, q("sales")),
+        (6 * S, offered("bob")),
+        (10 * S, connected("bob")),
+        (100 * S, ended(Party::Agent)),
+        (
+            100 * S,
+            Event::WrapUpStart {
+                agent: "bob".into(),
+                until: Some(130 * S),
+            },
+        ),
+    ];
+    if let Some(t) = given {
+        evs.push((t, wrapped("bob")));
+    }
+    contact("c", "voice", 1, 1, &evs)
+}
+
+#[test]
+fn after_contact_work_ends_with_the_wrap_up_or_when_it_runs_out() {
+    // Given in time: until it was given.
+    assert_eq!(facts(&wrap_up_lapsing(Some(112 * S))).acw, Some(12 * S));
+    // Never given: the whole wrap-up time (he was free again at 130 s).
+    assert_eq!(facts(&wrap_up_lapsing(None)).acw, Some(30 * S));
+    // Given after it ran out: still only until it ran out.
+    assert_eq!(facts(&wrap_up_lapsing(Some(400 * S))).acw, Some(30 * S));
+    let r = run(&[wrap_up_lapsing(None)], &params()).total;
+    assert_eq!(r.after_contact_work.mean, Some(30_000.0));
+    assert_eq!(r.handle_time.mean, Some(120_000.0));
+    // The router's note on the timeline.
+    let row = event::Row {
+        channel: "voice".into(),
+        inbound: true,
+        flow: String::new(),
+        started_at: 0,
+        offered_at: None,
+        queue: None,
+    };
+    let d = serde_json::json!({"agent": "bob", "until": 130_000});
+    let log = from_timeline(&row, [("wrap-up started", &d, 100 * S)]);
+    assert!(log.iter().any(|e| e.event
+        == Event::WrapUpStart {
+            agent: "bob".into(),
+            until: Some(130 * S)
+        }));
+}
+
 #[test]
 fn handle_time_is_talk_plus_hold_plus_after_contact_work() {
     let c = contact(
@@ -770,6 +822,8 @@ fn any_event() -> impl Strategy<Value = Event> {
         prop::sample::select(vec![Party::Customer, Party::Agent, Party::System])
             .prop_map(|by| Event::Ended { by }),
         agent.clone().prop_map(|agent| Event::WrapUpEnd { agent }),
+        (agent.clone(), prop::option::of(0i64..200_000))
+            .prop_map(|(agent, until)| Event::WrapUpStart { agent, until }),
         Just(Event::CaseResolved),
         Just(Event::CaseReopened),
         (0i64..=10).prop_map(|score| Event::Survey {

@@ -369,4 +369,18 @@ fn a_caller_rates_a_sales_call_with_a_key_after_the_agent_hangs_up() {
     assert_eq!(total["csat"]["den"], 1, "{total}");
     assert_eq!(total["csat_score"]["mean"], score as f64, "{total}");
     assert_eq!(total["survey_response"]["num"], 1, "{total}");
+    // Alice never gave her wrap-up: the router noted its start and when it runs out
+    // (the demo queues give 5 s), and after-contact work counts the whole of it.
+    let w = i["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "wrap-up started")
+        .unwrap_or_else(|| panic!("{i}"))
+        .clone();
+    assert_eq!(w["data"]["agent"], "alice", "{w}");
+    let acw = total["after_contact_work"]["mean"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{total} {i}"));
+    assert!((4_500.0..=5_000.0).contains(&acw), "{total}");
 }
