@@ -74,8 +74,17 @@ try {
   await answer.waitFor({ timeout: 60000 });
   await answer.click();
   await bob.locator(".call .state", { hasText: "connected" }).waitFor({ timeout: 20000 });
-  const bobHears = () => bob.evaluate(f => window.toneLevels(document.querySelector(".call .remote"), f), FREQS);
-  const samHears = () => sam.evaluate(f => window.toneLevels(document.querySelector("#monitor-audio"), f), FREQS);
+  // A page whose audio element is being re-rendered has nothing playing for a moment
+  // (toneLevels gives null): it is measured again, for up to 2 s. Silence is not null.
+  const levels = async (page, sel) => {
+    for (let i = 0; ; i++) {
+      const l = await page.evaluate(([s, f]) => window.toneLevels(document.querySelector(s), f), [sel, FREQS]);
+      if (l || i >= 40) return l;
+      await new Promise(r => setTimeout(r, 50));
+    }
+  };
+  const bobHears = () => levels(bob, ".call .remote");
+  const samHears = () => levels(sam, "#monitor-audio");
   const banner = () => bob.locator(".call .monitored").evaluate(p => (p.hidden ? "" : p.textContent));
   // Waits until `who` hears `key` (over -50 dB), then reports both pages.
   const until = async (what, who, key) => {
