@@ -454,7 +454,10 @@ impl Session {
             return;
         }
         if self.agent.agent_up() == Some(agent) && reason == &super::EndReason::RemoteBye {
-            // The agent put their phone down: the caller may go on in the flow.
+            // The agent put their phone down (who ended it, for the KPIs): the caller
+            // may go on in the flow.
+            tracing::info!(call = %self.call(), %agent, "the agent's phone hung up");
+            self.note("hung up", serde_json::json!({"agent": agent}));
             self.end_monitor("the agent hung up");
             if self.after_agent(now) {
                 return;

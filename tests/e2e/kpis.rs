@@ -289,13 +289,39 @@ fn the_kpis_of_a_scripted_day_match_the_figures_worked_out_by_hand() {
 /// satisfied case; Alice was free before the caller answered.
 #[test]
 fn a_caller_rates_a_sales_call_with_a_key_after_the_agent_hangs_up() {
-    let base = 27500;
+    rates_after_the_agent(27500, false);
+}
+
+/// The same when Alice puts her desk phone down (its BYE) instead of using the API.
+#[test]
+fn a_caller_rates_the_call_after_the_agents_desk_phone_hangs_up() {
+    rates_after_the_agent(27600, true);
+}
+
+fn rates_after_the_agent(base: u16, phone_hangs_up: bool) {
     let started = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(60);
     let (g, _dp) = demo_ivr_gateway(base);
     let alice = login(&g, "alice", "demo-alice");
     let mut ws = agent_ws(&g, &alice);
     until(&mut ws, "alice's state", ty("state"));
-    let phone = desk_phone_answering(&g, "1001", base + 10);
+    let phone = if phone_hangs_up {
+        register_demo_phone(&g, "1001", base + 10);
+        sipp_spawn(
+            g.dir.path(),
+            &[
+                "-sf",
+                &scenario("uas_answer_then_bye.xml"),
+                "-p",
+                &(base + 10).to_string(),
+                "-mp",
+                &(base + 14).to_string(),
+                "-m",
+                "1",
+            ],
+        )
+    } else {
+        desk_phone_answering(&g, "1001", base + 10)
+    };
     let caller = sipp_spawn(
         g.dir.path(),
         &[
@@ -325,8 +351,10 @@ fn a_caller_rates_a_sales_call_with_a_key_after_the_agent_hangs_up() {
     wait_for("alice's phone to answer", Duration::from_secs(20), || {
         g.log().contains("agent on the call")
     });
-    let (code, body) = g.post(&format!("/api/agent/work/{id}/hangup"), Some(&alice), "");
-    assert_eq!(code, 200, "{body}");
+    if !phone_hangs_up {
+        let (code, body) = g.post(&format!("/api/agent/work/{id}/hangup"), Some(&alice), "");
+        assert_eq!(code, 200, "{body}");
+    }
     // Alice is free (wrap-up) while the caller is still on the line (the question,
     // a key, then 3 s of thanks).
     until(&mut ws, "the call ended for alice", |v| {
