@@ -927,21 +927,21 @@ impl Run {
             return;
         };
         let digits = c.digits.clone();
+        let survey = match action {
+            Action::Survey(sv) => Some((sv.metric, sv.metric.score(&digits))),
+            _ => None,
+        };
         let ok = digits.len() >= g.min.max(1)
             && digits.len() <= g.max
-            && g.pattern.as_ref().is_none_or(|p| p.is_match(&digits));
+            && g.pattern.as_ref().is_none_or(|p| p.is_match(&digits))
+            && survey.is_none_or(|(_, score)| score.is_some());
         if !ok {
             return self.failed_attempt(now, digits.is_empty());
         }
-        if let Action::Survey(sv) = action {
-            if let Some(score) = sv.metric.score(&digits) {
-                self.vars
-                    .insert(format!("survey.{}", sv.metric.name()), score.to_string());
-                self.out.push_back(Output::Survey {
-                    metric: sv.metric,
-                    score,
-                });
-            }
+        if let Some((metric, Some(score))) = survey {
+            self.vars
+                .insert(format!("survey.{}", metric.name()), score.to_string());
+            self.out.push_back(Output::Survey { metric, score });
         } else {
             self.note(format!("gathered {} key(s)", digits.len()));
         }
