@@ -292,6 +292,17 @@ impl Centre {
             }
         }
         let supervisors = supervisors::load(cfg, &store).await.map_err(e)?;
+        // Agents on the floor when this node last stopped are off it now.
+        let closed = store
+            .close_agent_activity(crate::clock::unix_millis() as i64)
+            .await
+            .map_err(e)?;
+        if closed > 0 {
+            tracing::info!(
+                agents = closed,
+                "agents logged in at the last stop noted offline"
+            );
+        }
         let router = RouterActor::new(&queues)?.with_store(store.clone());
         let arb = Arbiter::new();
         let router = RouterActor::start_in_arbiter(&arb.handle(), move |_| router);

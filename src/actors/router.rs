@@ -103,6 +103,8 @@ pub struct RouterActor {
     by_interaction: HashMap<String, ItemId>,
     agents: HashMap<AgentId, AgentEntry>,
     agent_ids: HashMap<String, AgentId>,
+    /// The other way round (an agent logged out with work left is still told).
+    agent_names: HashMap<AgentId, String>,
     next_item: u64,
     next_agent: u64,
     timer: Option<(Instant, SpawnHandle)>,
@@ -112,10 +114,16 @@ pub struct RouterActor {
     /// Where an agent's wrap-up is noted (its start and when it runs out, for the
     /// after-contact work of an agent who lets it run out).
     store: Option<crate::store::Store>,
+    /// The agents' activity changes on their way to `store` (one writer, in order).
+    activity: Option<tokio::sync::mpsc::Sender<(String, i64, &'static str)>>,
 }
 
+/// Activity changes waiting to be written at most (beyond, one is dropped and said).
+const ACTIVITY_QUEUE: usize = 4096;
+
 impl RouterActor {
-    /// Notes each wrap-up's start on the interaction's timeline in `store`.
+    /// Notes each wrap-up's start on the interaction's timeline in `store`, and the
+    /// agents' activity (occupancy) in its log.
     pub fn with_store(mut self, store: crate::store::Store) -> RouterActor {
         self.store = Some(store);
         self
@@ -130,11 +138,13 @@ impl RouterActor {
             by_interaction: HashMap::new(),
             agents: HashMap::new(),
             agent_ids: HashMap::new(),
+            agent_names: HashMap::new(),
             next_item: 1,
             next_agent: 1,
             timer: None,
             told_waiting: Vec::new(),
             store: None,
+            activity: None,
         };
         // Overflow targets may name queues defined later: add them all first.
         for q in queues {
@@ -292,6 +302,18 @@ impl RouterActor {
                     };
                     if let Some(e) = self.items.get(&item) {
                         e.work.owner.do_send(WorkEvent::Overflow { to });
+                    }
+                }
+                RouterEvent::Activity {
+                    agent,
+                    activity,
+                    at,
+                } => {
+                    if let (Some(tx), Some(name)) = (&self.activity, self.agent_names.get(&agent)) {
+                        let row = (name.clone(), unix_at(at) as i64, activity.name());
+                        if tx.try_send(row).is_err() {
+                            tracing::warn!(agent = %name, "agents' activity log full: a change dropped");
+                        }
                     }
                 }
                 RouterEvent::Presence { agent, presence } => {
@@ -569,6 +591,23 @@ pub fn presence_name(p: Presence) -> &'static str {
 
 impl Actor for RouterActor {
     type Context = Context<Self>;
+
+    fn started(&mut self, _ctx: &mut Context<Self>) {
+        // The agents' activity log (occupancy), written in order, in batches.
+        if let Some(store) = self.store.clone() {
+            let (tx, mut rx) = tokio::sync::mpsc::channel(ACTIVITY_QUEUE);
+            self.activity = Some(tx);
+            actix::spawn(async move {
+                let mut rows = Vec::new();
+                while rx.recv_many(&mut rows, 256).await > 0 {
+                    if let Err(e) = store.add_agent_activity(&rows).await {
+                        tracing::warn!(error = %e, rows = rows.len(), "agents' activity not written");
+                    }
+                    rows.clear();
+                }
+            });
+        }
+    }
 }
 
 /// Work joins a queue.
@@ -724,6 +763,7 @@ impl RouterActor {
                 self.next_agent += 1;
                 AgentId(self.next_agent)
             });
+        self.agent_names.insert(id, m.login.name.clone());
         let mut spec = AgentSpec::new(queues);
         spec.skills = m.login.skills.clone();
         spec.capacity = m.login.capacity.clone();

@@ -226,15 +226,24 @@ async fn run(
     // Each interaction's facts as kept (made again first where its log changed),
     // folded off the async threads.
     let facts = c.store().kpi_facts_all(params.from, until).await?;
+    // The agents' activity in the period, for occupancy.
+    let activity = c
+        .store()
+        .agent_activity(params.from, params.to.min(now + 1))
+        .await?;
     let p = params.clone();
-    tokio::task::spawn_blocking(move || kpi::report(&facts, &p))
-        .await
-        .map_err(|e| {
-            ApiError::new(
-                actix_web::http::StatusCode::INTERNAL_SERVER_ERROR,
-                format!("the report failed: {e}"),
-            )
-        })
+    tokio::task::spawn_blocking(move || {
+        let mut r = kpi::report(&facts, &p);
+        kpi::add_occupancy(&mut r, &activity, &p);
+        r
+    })
+    .await
+    .map_err(|e| {
+        ApiError::new(
+            actix_web::http::StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the report failed: {e}"),
+        )
+    })
 }
 
 /// The supervisor console's figures of the day in time zone `tz` (since its

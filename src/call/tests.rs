@@ -565,7 +565,9 @@ impl World {
                         self.feed(i, Input::Work(WorkNotice::Overflow { to }));
                     }
                 }
-                RouterEvent::Revoke { .. } | RouterEvent::Presence { .. } => {}
+                RouterEvent::Revoke { .. }
+                | RouterEvent::Presence { .. }
+                | RouterEvent::Activity { .. } => {}
             }
         }
     }

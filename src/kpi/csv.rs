@@ -46,6 +46,9 @@ const COLUMNS: &[&str] = &[
     "nps",
     "ces",
     "survey_response",
+    "occupancy",
+    "occupied_ms",
+    "staffed_ms",
 ];
 
 /// `report` as CSV, with `keys` the group-by names in order.
@@ -127,6 +130,9 @@ fn row(out: &mut String, keys: &[String], k: &Kpis) {
         k.nps.map(|v| format!("{v:.1}")).unwrap_or_default(),
         m2(k.ces),
         r(k.survey_response),
+        r(k.occupancy),
+        n(k.occupancy.num),
+        n(k.occupancy.den),
     ];
     let all: Vec<&str> = keys
         .iter()

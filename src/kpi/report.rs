@@ -251,6 +251,9 @@ pub struct Kpis {
     pub ces: Mean,
     /// Cases with an agent that got any survey answer.
     pub survey_response: Ratio,
+    /// Agents' time on work or in wrap-up (`num`, ms) of that plus their time
+    /// available without work (`den`, ms) (Connect: occupancy). See [`super::occupancy`].
+    pub occupancy: Ratio,
 }
 
 impl Kpis {
@@ -285,7 +288,7 @@ impl Kpis {
         }
     }
 
-    fn done(&mut self) {
+    pub(super) fn done(&mut self) {
         self.nps = (self.nps_answers > 0).then(|| {
             (self.nps_promoters as f64 - self.nps_detractors as f64) * 100.0
                 / self.nps_answers as f64
@@ -298,7 +301,7 @@ impl Kpis {
         }
     }
 
-    fn ratios_mut(&mut self) -> [&mut Ratio; 8] {
+    fn ratios_mut(&mut self) -> [&mut Ratio; 9] {
         [
             &mut self.service_level,
             &mut self.abandonment,
@@ -308,6 +311,7 @@ impl Kpis {
             &mut self.channel_switch,
             &mut self.csat,
             &mut self.survey_response,
+            &mut self.occupancy,
         ]
     }
 
@@ -346,7 +350,7 @@ impl Kpis {
 
     /// The shares, in [`Kpis::ratios_mut`]'s order: every numerator within its
     /// denominator (a property the tests check).
-    pub fn ratios(&self) -> [Ratio; 8] {
+    pub fn ratios(&self) -> [Ratio; 9] {
         [
             self.service_level,
             self.abandonment,
@@ -356,6 +360,7 @@ impl Kpis {
             self.channel_switch,
             self.csat,
             self.survey_response,
+            self.occupancy,
         ]
     }
 }
@@ -391,14 +396,14 @@ type Raw<'a> = [Part<'a>; 5];
 /// Group keys, with the hour and day of each quarter hour worked out once (every time
 /// zone's offset and transitions fall on quarter hours, so a quarter hour lies in one
 /// local hour and one local day).
-struct Keys<'p> {
+pub(super) struct Keys<'p> {
     p: &'p Params,
     quarters: HashMap<i64, (u32, u32)>,
     names: Vec<String>,
     ids: HashMap<String, u32>,
 }
 
-impl Keys<'_> {
+impl<'p> Keys<'p> {
     fn name_id(&mut self, s: String) -> u32 {
         if let Some(id) = self.ids.get(&s) {
             return *id;
@@ -409,7 +414,17 @@ impl Keys<'_> {
         id
     }
 
-    fn local(&mut self, created: i64) -> (u32, u32) {
+    pub(super) fn new(p: &'p Params) -> Keys<'p> {
+        Keys {
+            p,
+            quarters: HashMap::new(),
+            names: vec![],
+            ids: HashMap::new(),
+        }
+    }
+
+    /// The local hour and day (as [`Keys::name`] ids) of an instant.
+    pub(super) fn local(&mut self, created: i64) -> (u32, u32) {
         let q = created.div_euclid(900_000);
         if let Some(v) = self.quarters.get(&q) {
             return *v;
@@ -441,6 +456,10 @@ impl Keys<'_> {
             };
         }
         raw
+    }
+
+    pub(super) fn name(&self, id: u32) -> &str {
+        &self.names[id as usize]
     }
 
     fn strings(&self, raw: &Raw) -> Vec<String> {
@@ -596,12 +615,7 @@ fn part(
     p: &Params,
 ) -> Share {
     let mut groups = Groups::default();
-    let mut keys = Keys {
-        p,
-        quarters: HashMap::new(),
-        names: vec![],
-        ids: HashMap::new(),
-    };
+    let mut keys = Keys::new(p);
     let mut total = Kpis::default();
     let in_scope = |f: &Facts| p.scope.as_ref().is_none_or(|s| s.has(f));
     let agent_in_scope = |a: &str| p.scope.as_ref().is_none_or(|s| s.agents.contains(a));

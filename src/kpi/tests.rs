@@ -4,6 +4,7 @@
 use super::*;
 use crate::dialplan::model::Hours;
 use proptest::prelude::*;
+use report::Ratio;
 
 const S: i64 = 1000;
 const DAY: i64 = 86_400 * S;
@@ -1058,4 +1059,134 @@ fn a_supervisors_report_holds_their_queues_and_agents_and_their_journeys_whole()
     // Nobody's scope: nothing.
     p.scope = Some(report::Scope::default());
     assert_eq!(run(&all, &p).total.contacts, 0);
+}
+
+const MIN: i64 = 60 * S;
+/// 2026-12-01T00:00Z.
+const DEC1: i64 = 1_796_083_200_000;
+
+fn change(agent: &str, min: i64, state: &str) -> Change {
+    Change {
+        agent: agent.into(),
+        at: DEC1 + min * MIN,
+        state: state.into(),
+    }
+}
+
+/// Bob: idle from before the period, a call 10-40, wrap-up to 45, idle to 60, away
+/// 60-70, a chat while away 70-80, logged out. Ann: idle from 30, a chat from 100 still
+/// open at the period's end (2 h).
+fn floor() -> Vec<Change> {
+    vec![
+        change("ann", 30, "idle"),
+        change("ann", 100, "working"),
+        change("bob", -10, "idle"),
+        change("bob", 10, "working"),
+        change("bob", 40, "wrap-up"),
+        change("bob", 45, "idle"),
+        change("bob", 60, "away"),
+        change("bob", 70, "working"),
+        change("bob", 80, "offline"),
+    ]
+}
+
+fn occupancy_of(by: Vec<Key>, scope: Option<report::Scope>) -> Report {
+    let mut p = Params::new(DEC1, DEC1 + 120 * MIN, DEC1 + 120 * MIN);
+    p.group_by = by;
+    p.scope = scope;
+    let mut r = report(&[], &p);
+    add_occupancy(&mut r, &floor(), &p);
+    r
+}
+
+#[test]
+fn occupancy_is_time_on_work_and_wrap_up_over_that_and_idle_time() {
+    let min = |r: Ratio| (r.num as i64 / MIN, r.den as i64 / MIN);
+    // Bob: 30 + 5 + 10 occupied of 10 + 30 + 5 + 15 + 10 (away without work is out,
+    // and his idle time before the period); Ann: 20 of 70 + 20 (still open at the end).
+    let r = occupancy_of(vec![Key::Agent], None);
+    let by: Vec<(String, (i64, i64))> = r
+        .groups
+        .iter()
+        .map(|g| (g.key["agent"].clone(), min(g.kpis.occupancy)))
+        .collect();
+    assert_eq!(by, [("ann".into(), (20, 90)), ("bob".into(), (45, 70))]);
+    assert_eq!(min(r.total.occupancy), (65, 160));
+    assert_eq!(r.total.occupancy.value, Some(65.0 / 160.0));
+    // By hour: cut at 01:00 (Bob's 0-60: 35 of 60, Ann's 30-60 idle; then Bob's chat,
+    // Ann's idle 60-100 and chat 100-120).
+    let r = occupancy_of(vec![Key::Hour], None);
+    let by: Vec<(String, (i64, i64))> = r
+        .groups
+        .iter()
+        .map(|g| (g.key["hour"].clone(), min(g.kpis.occupancy)))
+        .collect();
+    assert_eq!(
+        by,
+        [
+            ("2026-12-01T00".into(), (35, 90)),
+            ("2026-12-01T01".into(), (30, 70))
+        ]
+    );
+    assert_eq!(min(r.total.occupancy), (65, 160));
+    // A supervisor sees their agents' only.
+    let scope = report::Scope {
+        agents: ["ann".to_string()].into(),
+        ..Default::default()
+    };
+    let r = occupancy_of(vec![Key::Agent], Some(scope));
+    assert_eq!(r.groups.len(), 1);
+    assert_eq!(min(r.total.occupancy), (20, 90));
+    // An agent's time is in no queue or channel: in the total only.
+    let r = occupancy_of(vec![Key::Queue], None);
+    assert!(r.groups.is_empty());
+    assert_eq!(min(r.total.occupancy), (65, 160));
+    // Nothing yet: no value.
+    let mut p = Params::new(DEC1, DEC1 + MIN, DEC1 + MIN);
+    p.group_by = vec![Key::Agent];
+    let mut r = report(&[], &p);
+    add_occupancy(&mut r, &[change("bob", 0, "away")], &p);
+    assert_eq!(r.total.occupancy.value, None);
+    assert!(r.groups.is_empty());
+}
+
+/// Random agents' logs: up to 3 agents, up to 12 changes each over two days.
+fn any_activity() -> impl Strategy<Value = Vec<Change>> {
+    let states = ["idle", "working", "wrap-up", "away", "busy", "offline"];
+    proptest::collection::vec((0usize..3, -50i64..2900, 0usize..6), 0..36).prop_map(move |v| {
+        let mut out: Vec<Change> = v
+            .into_iter()
+            .map(|(a, m, s)| Change {
+                agent: ["ann", "bob", "cy"][a].into(),
+                at: m * MIN,
+                state: states[s].into(),
+            })
+            .collect();
+        out.sort_by(|a, b| (&a.agent, a.at).cmp(&(&b.agent, b.at)));
+        out
+    })
+}
+
+proptest! {
+    #[test]
+    fn occupancy_groups_add_up_to_the_total_and_never_exceed_one(
+        log in any_activity(), by in 0usize..4, now in 0i64..3000
+    ) {
+        let keys = [vec![Key::Agent], vec![Key::Hour], vec![Key::Agent, Key::Day], vec![]];
+        let mut p = Params::new(0, 2 * DAY, now * MIN);
+        p.group_by = keys[by].clone();
+        let mut r = report(&[], &p);
+        add_occupancy(&mut r, &log, &p);
+        let t = r.total.occupancy;
+        prop_assert!(t.num <= t.den);
+        prop_assert!(t.den as i64 <= 3 * (2 * DAY).min(now * MIN).max(0));
+        if !p.group_by.is_empty() {
+            let num: u64 = r.groups.iter().map(|g| g.kpis.occupancy.num).sum();
+            let den: u64 = r.groups.iter().map(|g| g.kpis.occupancy.den).sum();
+            prop_assert_eq!((num, den), (t.num, t.den));
+            for g in &r.groups {
+                prop_assert!(g.kpis.occupancy.den > 0 && g.kpis.occupancy.num <= g.kpis.occupancy.den);
+            }
+        }
+    }
 }

@@ -69,6 +69,32 @@ pub enum Presence {
     },
 }
 
+/// What an agent is doing, for occupancy: their presence and whether they have work.
+/// `Working` is any time with work assigned (or a consult), whatever the presence;
+/// an agent without work is `Idle` when available, else as their presence says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Activity {
+    Offline,
+    Away,
+    Busy,
+    Idle,
+    Working,
+    WrapUp,
+}
+
+impl Activity {
+    pub fn name(self) -> &'static str {
+        match self {
+            Activity::Offline => "offline",
+            Activity::Away => "away",
+            Activity::Busy => "busy",
+            Activity::Idle => "idle",
+            Activity::Working => "working",
+            Activity::WrapUp => "wrap-up",
+        }
+    }
+}
+
 /// How a queue hands out its work. Named in configuration and the API as
 /// `longest_idle`, `least_occupied`, `round_robin`, `skills_weighted`, `ring_all`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
@@ -213,6 +239,12 @@ pub enum RouterEvent {
         agent: AgentId,
         presence: Presence,
     },
+    /// What the agent does changed (see [`Activity`]), at `at`.
+    Activity {
+        agent: AgentId,
+        activity: Activity,
+        at: Instant,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -293,9 +325,24 @@ struct Agent {
     /// Calls they are consulted on (someone else's), counted in `load`.
     consults: Vec<(ItemId, Channel)>,
     ready_key: Option<(Instant, AgentId)>,
+    /// The activity last told in a [`RouterEvent::Activity`].
+    activity: Activity,
 }
 
 impl Agent {
+    fn activity(&self) -> Activity {
+        if !self.assigned.is_empty() || !self.consults.is_empty() {
+            return Activity::Working;
+        }
+        match self.presence {
+            Presence::Offline => Activity::Offline,
+            Presence::Available => Activity::Idle,
+            Presence::Away => Activity::Away,
+            Presence::Busy => Activity::Busy,
+            Presence::WrapUp { .. } => Activity::WrapUp,
+        }
+    }
+
     fn has_call(&self) -> bool {
         self.load[Channel::Voice.idx()] > 0 || self.load[Channel::Video.idx()] > 0
     }
@@ -582,6 +629,7 @@ impl Router {
                         offered: vec![],
                         consults: vec![],
                         ready_key: None,
+                        activity: Activity::Offline,
                     },
                 );
             }
@@ -610,6 +658,7 @@ impl Router {
         for (item, ch) in consults {
             self.drop_consult(item, id, ch);
         }
+        self.note_activity(now, id);
         if self.agents[&id].assigned.is_empty() {
             self.agents.remove(&id);
         }
@@ -674,6 +723,7 @@ impl Router {
 
     /// Re-indexes an agent and gives them work if they can take some.
     fn agent_changed(&mut self, now: Instant, id: AgentId) {
+        self.note_activity(now, id);
         self.unready(id);
         let Some(a) = self.agents.get_mut(&id) else {
             return;
@@ -688,6 +738,22 @@ impl Router {
             self.queues[q.0 as usize].ready.insert(k);
         }
         self.feed_agent(now, id);
+    }
+
+    /// Tells the agent's activity if it changed.
+    fn note_activity(&mut self, now: Instant, id: AgentId) {
+        let Some(a) = self.agents.get_mut(&id) else {
+            return;
+        };
+        let activity = a.activity();
+        if a.activity != activity {
+            a.activity = activity;
+            self.events.push_back(RouterEvent::Activity {
+                agent: id,
+                activity,
+                at: now,
+            });
+        }
     }
 
     /// Offers the agent the best waiting items they can take, while they can take more.
@@ -942,7 +1008,12 @@ impl Router {
         self.release(agent, id, ch, true);
         if let Some(a) = self.agents.get_mut(&agent) {
             if a.presence == Presence::Offline {
-                if a.assigned.is_empty() {
+                self.note_activity(now, agent);
+                if self
+                    .agents
+                    .get(&agent)
+                    .is_some_and(|a| a.assigned.is_empty())
+                {
                     self.agents.remove(&agent);
                 }
                 return Ok(());
@@ -1369,6 +1440,13 @@ impl Router {
             }
             if load != a.load {
                 return Err(format!("{id:?} load {:?} != {:?}", a.load, load));
+            }
+            if a.activity != a.activity() {
+                return Err(format!(
+                    "{id:?} last told {:?}, is {:?}",
+                    a.activity,
+                    a.activity()
+                ));
             }
         }
         for (qi, q) in self.queues.iter().enumerate() {

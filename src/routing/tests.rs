@@ -856,3 +856,61 @@ fn a_consulted_colleague_is_busy_until_the_consult_ends_or_the_call_is_theirs() 
     t.r.finish(t.now, ItemId(103), None).unwrap();
     t.check();
 }
+
+#[test]
+fn an_agents_activity_is_told_as_it_changes_for_occupancy() {
+    let mut t = T::new();
+    let q = t.queue(QueueSpec::new("q"));
+    let acts = |t: &mut T| -> Vec<(&'static str, u64)> {
+        t.events()
+            .into_iter()
+            .filter_map(|e| match e {
+                RouterEvent::Activity {
+                    agent: AgentId(1),
+                    activity,
+                    at,
+                } => Some((activity.name(), (at - t.t0).as_secs())),
+                _ => None,
+            })
+            .collect()
+    };
+    t.r.login(t.now, AgentId(1), AgentSpec::new(vec![q]))
+        .unwrap();
+    assert_eq!(acts(&mut t), [("away", 0)], "logged in, not yet ready");
+    t.at(5.0);
+    t.r.set_presence(t.now, AgentId(1), Presence::Available)
+        .unwrap();
+    assert_eq!(acts(&mut t), [("idle", 5)]);
+    t.at(10.0);
+    t.item(100, q, |_| {});
+    assert_eq!(acts(&mut t), [], "ringing is not work yet");
+    t.at(12.0);
+    t.r.accept(t.now, AgentId(1), ItemId(100)).unwrap();
+    assert_eq!(acts(&mut t), [("working", 12)]);
+    // Busy while on the call: still working.
+    t.r.set_presence(t.now, AgentId(1), Presence::Busy).unwrap();
+    assert_eq!(acts(&mut t), []);
+    t.r.set_presence(t.now, AgentId(1), Presence::Available)
+        .unwrap();
+    t.at(60.0);
+    t.r.finish(t.now, ItemId(100), Some(Duration::from_secs(10)))
+        .unwrap();
+    assert_eq!(acts(&mut t), [("wrap-up", 60)]);
+    t.at(70.0);
+    assert_eq!(acts(&mut t), [("idle", 70)], "the wrap-up ran out");
+    t.r.set_presence(t.now, AgentId(1), Presence::Busy).unwrap();
+    assert_eq!(acts(&mut t), [("busy", 70)]);
+    t.r.set_presence(t.now, AgentId(1), Presence::Available)
+        .unwrap();
+    t.item(101, q, |_| {});
+    t.r.accept(t.now, AgentId(1), ItemId(101)).unwrap();
+    assert_eq!(acts(&mut t), [("idle", 70), ("working", 70)]);
+    // Logged out with the call still theirs: working until it ends, then offline.
+    t.at(80.0);
+    t.r.logout(t.now, AgentId(1)).unwrap();
+    assert_eq!(acts(&mut t), []);
+    t.at(90.0);
+    t.r.finish(t.now, ItemId(101), None).unwrap();
+    assert_eq!(acts(&mut t), [("offline", 90)]);
+    t.check();
+}

@@ -71,6 +71,7 @@ macro_rules! with_db {
     };
 }
 
+mod activity;
 mod channels;
 mod conversations;
 mod customers;

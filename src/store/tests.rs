@@ -56,7 +56,70 @@ on_both!(
     mail_is_recorded_once_counted_quarantined_threaded_and_erased,
     the_kpi_log_reads_what_was_recorded_and_leaves_message_text_behind,
     supervisors_are_kept_and_their_acts_are_logged_in_order,
+    the_agents_activity_is_read_for_a_period_with_the_state_it_starts_in,
 );
+
+async fn the_agents_activity_is_read_for_a_period_with_the_state_it_starts_in(s: Store) {
+    let spec = serde_json::json!({});
+    for a in ["ann", "bob", "cy"] {
+        s.put_agent(a, &spec, "h", "api").await.unwrap();
+    }
+    let rows = |v: &[(&str, i64, &'static str)]| -> Vec<(String, i64, &'static str)> {
+        v.iter()
+            .map(|(a, t, st)| (a.to_string(), *t, *st))
+            .collect()
+    };
+    s.add_agent_activity(&rows(&[
+        ("bob", 100, "idle"),
+        ("bob", 200, "working"),
+        ("ann", 300, "idle"),
+        // Two changes in one millisecond keep their order.
+        ("bob", 1000, "wrap-up"),
+        ("bob", 1000, "idle"),
+        ("bob", 1500, "away"),
+        ("ann", 2500, "working"),
+        ("cy", 50, "idle"),
+        ("cy", 60, "offline"),
+    ]))
+    .await
+    .unwrap();
+    let got: Vec<(String, i64, String)> = s
+        .agent_activity(1000, 2000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.agent, c.at, c.state))
+        .collect();
+    let want = [
+        ("ann", 300, "idle"),
+        ("bob", 200, "working"),
+        ("bob", 1000, "wrap-up"),
+        ("bob", 1000, "idle"),
+        ("bob", 1500, "away"),
+        ("cy", 60, "offline"),
+    ]
+    .map(|(a, t, st)| (a.to_string(), t, st.to_string()));
+    assert_eq!(got, want);
+    // A restart notes the agents still on the floor (ann working, bob away) offline.
+    assert_eq!(s.close_agent_activity(3000).await.unwrap(), 2);
+    assert_eq!(s.close_agent_activity(3001).await.unwrap(), 0);
+    let after: Vec<(String, i64, String)> = s
+        .agent_activity(3000, 4000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|c| c.at == 3000)
+        .map(|c| (c.agent, c.at, c.state))
+        .collect();
+    assert_eq!(
+        after,
+        [("ann", 3000, "offline"), ("bob", 3000, "offline")].map(|(a, t, st)| (
+            a.to_string(),
+            t,
+            st.to_string()
+        ))
+    );
+}
 
 async fn supervisors_are_kept_and_their_acts_are_logged_in_order(s: Store) {
     use crate::store::{Audit, AuditQuery};

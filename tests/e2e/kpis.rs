@@ -66,6 +66,7 @@ fn the_kpis_of_a_scripted_day_match_the_figures_worked_out_by_hand() {
 
     // ---- Ann is available: a caller reaches her desk phone and talks 5 s.
     let phone = desk_phone_answering(&g, "1001", base + 10);
+    let available_at = std::time::Instant::now();
     let (code, body) = put(
         &g,
         "/api/agent/presence",
@@ -200,6 +201,34 @@ fn the_kpis_of_a_scripted_day_match_the_figures_worked_out_by_hand() {
     assert_eq!(pair(&total["channel_switch"]), (0, 2), "{total}");
     assert_eq!(total["offers"], 2, "{total}");
     assert_eq!(total["missed_offers"], 0, "{total}");
+
+    // Occupancy: Ann's time on the call and the chat over her time available since
+    // she said so (the time away before is on neither side); per agent and per hour
+    // the same as the total.
+    let asked_at = std::time::Instant::now();
+    let (code, body) = ask("&group_by=agent");
+    let floor_ms = asked_at.duration_since(available_at).as_millis() as u64;
+    assert_eq!(code, 200, "{body}");
+    let by_agent = json(&body);
+    let occ = pair(&by_agent["total"]["occupancy"]);
+    let ann_occ = by_agent["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["key"]["agent"] == "ann")
+        .unwrap_or_else(|| panic!("{by_agent}"))["kpis"]["occupancy"]
+        .clone();
+    assert_eq!(pair(&ann_occ), occ, "{by_agent}");
+    let talk_sum = voice["talk_time"]["sum"].as_u64().unwrap();
+    assert!(
+        occ.0 >= talk_sum && occ.0 < occ.1,
+        "{occ:?}, talk {talk_sum}"
+    );
+    assert!(
+        occ.1 <= floor_ms + 1000 && occ.1 + 3000 >= floor_ms,
+        "staffed {} ms, available for {floor_ms} ms",
+        occ.1
+    );
 
     // The day's service level in /metrics is the report's for the day (read again at
     // most every 10 s).
