@@ -1128,6 +1128,8 @@ impl Router {
         item.declined.clear();
         item.sticky_until = None;
         self.make_offer(now, id, vec![agent]);
+        // A consult that made way ended their work on it.
+        self.note_activity(now, agent);
         for a in freed {
             self.agent_changed(now, a);
         }
