@@ -1013,6 +1013,9 @@ impl Centre {
         if let Some(prev) = store.channel_message(&account.name, &m.id).await? {
             return Ok(prev.seq as u64);
         }
+        if let Some(seq) = self.survey_reply(account, &m).await? {
+            return Ok(seq);
+        }
         let (id, addr) = self.thread_for(account, &m).await?;
         let (tx, rx) = tokio::sync::oneshot::channel();
         addr.send(crate::actors::chat::Customer::Provider {
@@ -1045,6 +1048,74 @@ impl Centre {
             }
         }
         Ok(seq)
+    }
+
+    /// The customer's message, if it answers the survey question their last thread
+    /// on `account` asked and no thread of theirs is open there: kept as that
+    /// interaction's answer (CSAT as its survey answer, NPS and CES as `rated`, with
+    /// the comment), the message counted once, thanked (if the account says how);
+    /// `Some(0)`. Anything else (`None`) is a new contact, and the question waits no
+    /// more.
+    async fn survey_reply(
+        &self,
+        account: &Arc<crate::config::ChannelConfig>,
+        m: &crate::channels::Incoming,
+    ) -> Result<Option<u64>, CentreError> {
+        use crate::kpi::event::Metric;
+        let Some(survey) = &account.survey else {
+            return Ok(None);
+        };
+        let peer = m.thread.as_deref().unwrap_or(&m.from);
+        let open = self
+            .0
+            .threads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(&(account.name.clone(), peer.to_string()));
+        let store = &self.0.store;
+        if open {
+            return Ok(None);
+        }
+        let Some((id, metric)) = store.take_survey_ask(&account.name, peer).await? else {
+            return Ok(None);
+        };
+        let metric = Metric::from_name(Some(&metric)).unwrap_or(Metric::Csat);
+        let Some((score, comment)) = crate::channels::survey::answer(metric, &m.text) else {
+            tracing::info!(interaction = %id, account = %account.name, "survey not answered: a new contact");
+            return Ok(None);
+        };
+        if metric == Metric::Csat {
+            store
+                .add_survey_answer(&id, account.kind.name(), score, &comment)
+                .await?;
+        } else {
+            store
+                .add_survey_score(&id, metric.name(), score, &comment)
+                .await?;
+        }
+        store
+            .add_channel_message(&account.name, &m.id, &id, "in", 0, "survey answer")
+            .await?;
+        tracing::info!(interaction = %id, metric = metric.name(), score, "survey answer");
+        if !survey.thanks.is_empty() {
+            let (account, to, thanks) = (account.clone(), peer.to_string(), survey.thanks.clone());
+            actix::spawn(async move {
+                let m = crate::channels::whatsapp::Outgoing::Text {
+                    body: thanks,
+                    reply_to: None,
+                };
+                let delivery = format!("{id}-survey-thanks");
+                let e = crate::channels::send::Envelope {
+                    to: &to,
+                    delivery: &delivery,
+                    agent: "",
+                };
+                if let Err(e) = crate::channels::send::deliver(&account, e, &m, &|_, _| {}).await {
+                    tracing::warn!(interaction = %id, error = %e, "survey thanks not sent");
+                }
+            });
+        }
+        Ok(Some(0))
     }
 
     /// Takes up the provider threads a previous run left open (a restart, a crash):
@@ -1698,7 +1769,7 @@ impl Centre {
         for (metric, score) in more {
             self.0
                 .store
-                .add_survey_score(interaction, metric, (*score).into())
+                .add_survey_score(interaction, metric, (*score).into(), "")
                 .await?;
         }
         Ok(())

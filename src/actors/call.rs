@@ -801,7 +801,7 @@ fn store_writer(store: Store, id: String) -> mpsc::UnboundedSender<StoreWrite> {
                             .await
                             .map(|_| ())
                     } else {
-                        store.add_survey_score(&id, metric.name(), score).await
+                        store.add_survey_score(&id, metric.name(), score, "").await
                     }
                 }
                 StoreWrite::Recording(path) => match store.set_recording(&id, &path).await {

@@ -162,6 +162,9 @@ pub struct ChatActor {
     /// Supervisors' consoles following the chat live (at most [`MAX_WATCHERS`]; one
     /// that does not read is dropped).
     watchers: Vec<(String, Sender<String>)>,
+    /// A provider thread that ended: its survey goes once the agent's last messages
+    /// have (it must not overtake them).
+    survey_due: bool,
 }
 
 /// Consoles that may follow one chat.
@@ -213,6 +216,7 @@ impl ChatActor {
             failed: std::collections::BTreeSet::new(),
             resumed,
             watchers: Vec::new(),
+            survey_due: false,
         }
     }
 
@@ -489,7 +493,24 @@ impl ChatActor {
                         .insert(crate::clock::now(), &id, &t);
                 }
                 self.s.router.do_send(Ended { interaction: id });
-                // The customer's next message starts a new thread on their case.
+                // The customer's next message starts a new thread on their case (or
+                // answers the survey).
+                self.survey_due = self.s.provider.as_ref().is_some_and(|p| {
+                    p.account.survey.is_some()
+                        && crate::channels::survey::should_ask(
+                            by,
+                            self.agent.is_some(),
+                            p.account.can_send(),
+                            p.is_whatsapp().then(|| {
+                                crate::channels::whatsapp::window_left(
+                                    self.last_inbound,
+                                    crate::clock::unix_secs(),
+                                )
+                                .is_some()
+                            }),
+                        )
+                });
+                self.ask_survey_when_sent();
                 self.forget_thread();
                 // Kept a little for a customer reconnecting to read the end.
                 ctx.run_later(std::time::Duration::from_secs(60), |_, ctx| ctx.stop());
@@ -735,6 +756,67 @@ impl ChatActor {
             self.outbox.pop_front();
             self.send_next(ctx);
         }
+        self.ask_survey_when_sent();
+    }
+
+    /// The ended thread's survey question, once nothing of the agent's is left to
+    /// send: on record as waiting for the customer's answer first (a quick answer
+    /// finds it), then sent through the provider, retried like any message; on the
+    /// timeline as `survey asked`, or `survey not sent` (and no longer waiting).
+    /// Carried on after this actor stops.
+    fn ask_survey_when_sent(&mut self) {
+        if !self.survey_due || self.sending || !self.outbox.is_empty() {
+            return;
+        }
+        self.survey_due = false;
+        let Some(p) = self.s.provider.clone() else {
+            return;
+        };
+        let Some(survey) = p.account.survey.clone() else {
+            return;
+        };
+        let (store, id) = (self.s.store.clone(), self.s.interaction.clone());
+        actix::spawn(async move {
+            let metric = survey.metric().name();
+            let expires = crate::clock::unix_millis() as i64 + survey.within_ms();
+            if let Err(e) = store
+                .ask_survey(&p.account.name, &p.key, &id, metric, expires)
+                .await
+            {
+                tracing::warn!(interaction = %id, error = %e, "survey not asked");
+                return;
+            }
+            let m = crate::channels::whatsapp::Outgoing::Text {
+                body: survey.question.clone(),
+                reply_to: None,
+            };
+            let delivery = format!("{id}-survey");
+            let to = crate::channels::send::Envelope {
+                to: &p.peer,
+                delivery: &delivery,
+                agent: "",
+            };
+            let r = crate::channels::send::deliver(&p.account, to, &m, &|_, _| {}).await;
+            let (kind, data) = match &r {
+                Ok(provider_id) => (
+                    "survey asked",
+                    serde_json::json!({"metric": metric, "question": survey.question, "id": provider_id}),
+                ),
+                Err(e) => {
+                    tracing::warn!(interaction = %id, error = %e, "survey question not sent");
+                    if let Err(e) = store.forget_survey_ask(&p.account.name, &p.key, &id).await {
+                        tracing::warn!(interaction = %id, error = %e, "unsent survey still waiting");
+                    }
+                    (
+                        "survey not sent",
+                        serde_json::json!({"metric": metric, "error": e.to_string()}),
+                    )
+                }
+            };
+            if let Err(e) = store.add_timeline(&id, kind, data).await {
+                tracing::warn!(interaction = %id, error = %e, "survey not on the timeline");
+            }
+        });
     }
 
     /// `agent` verified the customer's identity: the chat joins their record (found by

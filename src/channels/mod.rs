@@ -7,6 +7,7 @@ pub mod notify;
 pub mod open;
 pub mod send;
 pub mod signature;
+pub mod survey;
 pub mod twilio;
 pub mod whatsapp;
 

@@ -152,6 +152,10 @@ pub struct ChannelConfig {
     /// `marketing:sms`); the message still reaches the agent.
     #[serde(default = "default_opt_out")]
     pub opt_out: Vec<String>,
+    /// The survey asked when an agent ends a thread (off when absent): see
+    /// [`crate::channels::survey`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub survey: Option<crate::channels::survey::SurveyConfig>,
     /// An e-mail thread's mailbox (kind `email` only).
     #[serde(skip)]
     pub mailbox: Option<std::sync::Arc<super::MailboxConfig>>,
@@ -244,6 +248,9 @@ impl ChannelConfig {
     /// What is wrong with the account, as (key, value, reason) for the config's error.
     pub(super) fn problem(&self) -> Option<(&'static str, String, String)> {
         if let Some(p) = super::values::name_problem("channel", &self.name) {
+            return Some(p);
+        }
+        if let Some(p) = self.survey.as_ref().and_then(|s| s.problem()) {
             return Some(p);
         }
         if !(1..=10).contains(&self.send_attempts) {
@@ -434,6 +441,7 @@ impl ChannelConfig {
             send_attempts: default_send_attempts(),
             send_timeout_secs: default_send_timeout(),
             opt_out: default_opt_out(),
+            survey: None,
             templates: vec![TemplateConfig {
                 name: "follow_up".into(),
                 language: "en".into(),

@@ -285,6 +285,35 @@ fn channel_accounts_are_checked_at_their_line() {
     );
     let e = bad("phone_number_id = \"1234\"", "phone_number_id = \"12/34\"");
     assert!(e.contains("t.toml:8:1"), "{e}");
+    // A survey asked at the end of a thread: checked where it is written, inline or
+    // as a sub-table.
+    let c = Config::parse(
+        &format!("{ok}survey = {{ question = \"Rate us: reply 1 to 5\" }}\n"),
+        "t.toml",
+    )
+    .unwrap();
+    let s = c.channels[0].survey.as_ref().unwrap();
+    assert_eq!((s.metric.as_str(), s.within_hours), ("csat", 24));
+    let e = Config::parse(
+        &format!("{ok}survey = {{ metric = \"nsp\", question = \"Rate us\" }}\n"),
+        "t.toml",
+    )
+    .unwrap_err()
+    .0;
+    assert!(
+        e.starts_with("t.toml:11:1: survey.metric") && e.contains("one of csat"),
+        "{e}"
+    );
+    let e = Config::parse(
+        &format!("{ok}[channel.survey]\nquestion = \"Rate us\"\nwithin_hours = 200\n"),
+        "t.toml",
+    )
+    .unwrap_err()
+    .0;
+    assert!(
+        e.starts_with("t.toml:13:1") && e.contains("1 to 168"),
+        "{e}"
+    );
     let twice = format!("{ok}{}", &ok["demo = true\n".len()..]);
     let e = Config::parse(&twice, "t.toml").unwrap_err().0;
     assert!(e.contains("defined twice"), "{e}");

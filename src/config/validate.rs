@@ -251,12 +251,21 @@ impl Config {
 /// `line:column` of the first line that sets `key` with `value` in it (or just `key`),
 /// so semantic errors point where the user must look; `1:1` when not found.
 fn locate(text: &str, key: &str, value: &str) -> String {
+    // A dotted key (`survey.metric`) is set in a sub-table (`metric = …`) or an inline
+    // table (`survey = { metric = … }`).
+    let (outer, inner) = key.split_once('.').unwrap_or((key, ""));
     let mut fallback = None;
     for (i, line) in text.lines().enumerate() {
         let t = line.trim_start();
-        let is_key = t
-            .strip_prefix(key)
-            .is_some_and(|r| r.trim_start().starts_with('='));
+        let sets = |k: &str| {
+            t.strip_prefix(k)
+                .is_some_and(|r| r.trim_start().starts_with('='))
+        };
+        let is_key = if inner.is_empty() {
+            sets(key)
+        } else {
+            sets(inner) || (sets(outer) && t.contains(inner))
+        };
         if is_key {
             if value.is_empty() || line.contains(value) {
                 return format!("{}:{}", i + 1, line.len() - t.len() + 1);

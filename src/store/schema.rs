@@ -157,6 +157,7 @@ pub(super) const MIGRATIONS: &[(i64, &[&str])] = &[
         ],
     ),
     (13, &[AGENT_ACTIVITY_SQLITE, AGENT_ACTIVITY_BY_AGENT, AGENT_ACTIVITY_AT]),
+    (14, &[SURVEY_ASKS, SURVEY_ASKS_EXPIRY]),
 ];
 
 /// Interactions whose log changed since their facts were made: one row per change,
@@ -379,6 +380,19 @@ const SURVEYS: &str = "CREATE TABLE IF NOT EXISTS survey_answers (
     at BIGINT NOT NULL
 )";
 
+/// Survey questions sent on a messaging channel and waiting for the customer's
+/// answer: the last one per (account, the customer's address), until it expires.
+const SURVEY_ASKS: &str = "CREATE TABLE IF NOT EXISTS survey_asks (
+    account TEXT NOT NULL,
+    peer TEXT NOT NULL,
+    interaction_id TEXT NOT NULL REFERENCES interactions(id),
+    metric TEXT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    PRIMARY KEY (account, peer)
+)";
+const SURVEY_ASKS_EXPIRY: &str =
+    "CREATE INDEX IF NOT EXISTS survey_asks_expiry ON survey_asks(expires_at)";
+
 /// An interaction's own events are read by `interaction_id`.
 const TIMELINE_INDEX: &str =
     "CREATE INDEX IF NOT EXISTS timeline_interaction ON timeline(interaction_id)";
@@ -386,7 +400,7 @@ const TIMELINE_INDEX: &str =
 const CUSTOMER_INDEX: &str =
     "CREATE INDEX IF NOT EXISTS interactions_customer ON interactions(customer_id, started_at)";
 
-pub const SCHEMA_VERSION: i64 = 13;
+pub const SCHEMA_VERSION: i64 = 14;
 
 /// The same schema for PostgreSQL, which omnigate supports from version 3: a new
 /// database gets version 3 at once. Integers are BIGINT (Rust `i64` on both sides);
@@ -521,6 +535,7 @@ END $$",
         ],
     ),
     (13, &[AGENT_ACTIVITY_PG, AGENT_ACTIVITY_BY_AGENT, AGENT_ACTIVITY_AT]),
+    (14, &[SURVEY_ASKS, SURVEY_ASKS_EXPIRY]),
 ];
 
 impl Store {

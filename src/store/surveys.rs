@@ -58,14 +58,15 @@ impl Store {
         interaction: &str,
         metric: &str,
         score: i64,
+        comment: &str,
     ) -> Result<(), StoreError> {
-        self.add_timeline(
-            interaction,
-            "rated",
-            serde_json::json!({"metric": metric, "score": score}),
-        )
-        .await
-        .map(|_| ())
+        let mut data = serde_json::json!({"metric": metric, "score": score});
+        if !comment.is_empty() {
+            data["comment"] = comment.into();
+        }
+        self.add_timeline(interaction, "rated", data)
+            .await
+            .map(|_| ())
     }
 
     /// The answer given for `interaction`, if any.
@@ -85,5 +86,77 @@ impl Store {
             comment: r.get(2),
             at: r.get(3),
         })))
+    }
+
+    /// A survey question went (or is going) to `peer` on `account` for `interaction`:
+    /// the customer's next message there is read as its answer until `expires_at`
+    /// (Unix ms). One per (account, peer): a newer question replaces an older one.
+    /// Expired questions are cleared on the way.
+    pub async fn ask_survey(
+        &self,
+        account: &str,
+        peer: &str,
+        interaction: &str,
+        metric: &str,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        let at = now();
+        with_db!(self, |pool, sql| {
+            sqlx::query(sql("DELETE FROM survey_asks WHERE expires_at <= ?"))
+                .bind(at)
+                .execute(pool)
+                .await?;
+            sqlx::query(sql("INSERT INTO survey_asks (account, peer, interaction_id, metric, expires_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (account, peer) DO UPDATE SET interaction_id = excluded.interaction_id, metric = excluded.metric, expires_at = excluded.expires_at"))
+                .bind(account)
+                .bind(peer)
+                .bind(interaction)
+                .bind(metric)
+                .bind(expires_at)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// The question waiting for `peer`'s answer on `account`, taken (whatever the
+    /// customer says next, it waits no more): (interaction, metric), or `None` if
+    /// there is none or it expired.
+    pub async fn take_survey_ask(
+        &self,
+        account: &str,
+        peer: &str,
+    ) -> Result<Option<(String, String)>, StoreError> {
+        let at = now();
+        let row = with_db!(self, |pool, sql| {
+            sqlx::query(sql(
+            "DELETE FROM survey_asks WHERE account = ? AND peer = ? RETURNING interaction_id, metric, expires_at"
+        ))
+        .bind(account)
+        .bind(peer)
+        .fetch_optional(pool)
+        .await?
+        .map(|r| (r.get::<String, _>(0), r.get::<String, _>(1), r.get::<i64, _>(2)))
+        });
+        Ok(row.filter(|r| r.2 > at).map(|(i, m, _)| (i, m)))
+    }
+
+    /// `interaction`'s question to `peer` waits no more (it could not be sent); a
+    /// newer question there stays.
+    pub async fn forget_survey_ask(
+        &self,
+        account: &str,
+        peer: &str,
+        interaction: &str,
+    ) -> Result<(), StoreError> {
+        with_db!(self, |pool, sql| sqlx::query(sql(
+            "DELETE FROM survey_asks WHERE account = ? AND peer = ? AND interaction_id = ?"
+        ))
+        .bind(account)
+        .bind(peer)
+        .bind(interaction)
+        .execute(pool)
+        .await
+        .map(|_| ()))?;
+        Ok(())
     }
 }

@@ -57,7 +57,46 @@ on_both!(
     the_kpi_log_reads_what_was_recorded_and_leaves_message_text_behind,
     supervisors_are_kept_and_their_acts_are_logged_in_order,
     the_agents_activity_is_read_for_a_period_with_the_state_it_starts_in,
+    a_survey_question_waits_for_one_answer_per_customer_until_it_expires,
 );
+
+async fn a_survey_question_waits_for_one_answer_per_customer_until_it_expires(s: Store) {
+    for id in ["q1", "q2", "q3"] {
+        s.start_interaction(&new(id, "+15551234567")).await.unwrap();
+    }
+    let later = super::now() + 3_600_000;
+    assert_eq!(s.take_survey_ask("wa", "+15551234567").await.unwrap(), None);
+    s.ask_survey("wa", "+15551234567", "q1", "csat", later)
+        .await
+        .unwrap();
+    // A newer question to the same customer on the same account replaces it; another
+    // account's is its own.
+    s.ask_survey("wa", "+15551234567", "q2", "nps", later)
+        .await
+        .unwrap();
+    s.ask_survey("sms", "+15551234567", "q3", "csat", later)
+        .await
+        .unwrap();
+    let take = |a: &'static str| {
+        let s = s.clone();
+        async move { s.take_survey_ask(a, "+15551234567").await.unwrap() }
+    };
+    // An older question that could not be sent does not take the newer one away.
+    s.forget_survey_ask("wa", "+15551234567", "q1")
+        .await
+        .unwrap();
+    assert_eq!(take("wa").await, Some(("q2".into(), "nps".into())));
+    assert_eq!(take("wa").await, None, "taken once");
+    // An expired question is no question (and is cleared when the next is asked).
+    s.ask_survey("sms", "+15550000000", "q1", "csat", super::now() - 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.take_survey_ask("sms", "+15550000000").await.unwrap(),
+        None
+    );
+    assert_eq!(take("sms").await, Some(("q3".into(), "csat".into())));
+}
 
 async fn the_agents_activity_is_read_for_a_period_with_the_state_it_starts_in(s: Store) {
     let spec = serde_json::json!({});

@@ -1204,3 +1204,138 @@ fn an_agent_downloads_the_media_a_whatsapp_customer_sent() {
     assert_eq!(get(&bob, "..%2Fx").0, 404);
     assert_eq!(graph.lock().unwrap().len(), before);
 }
+
+/// The customer's case: the interaction `id` as the API shows it.
+fn interaction(g: &Gateway, id: &str) -> serde_json::Value {
+    let (code, body) = g.get_auth(&format!("/api/interactions/{id}"), "test-token");
+    assert_eq!(code, 200, "{body}");
+    json(&body)
+}
+
+/// Ada's next thread: offered to Bob, accepted; its id.
+fn take_thread(g: &Gateway, ws: &mut AgentSocket, bob: &str) -> String {
+    let offer = next(g, ws, "offer");
+    let id = offer["interaction"].as_str().unwrap().to_string();
+    let (code, body) = g.post(&format!("/api/agent/offers/{id}/accept"), Some(bob), "");
+    assert_eq!(code, 200, "{body}");
+    id
+}
+
+#[test]
+fn a_whatsapp_customer_rates_the_thread_by_replying_to_the_survey_question() {
+    let base = 27700;
+    let graph = serve(base + 50, |n, _, _, _| {
+        (
+            "200 OK".into(),
+            format!(
+                r#"{{"messaging_product":"whatsapp","contacts":[{{"input":"15551234567","wa_id":"15551234567"}}],"messages":[{{"id":"wamid.OUT{n}"}}]}}"#
+            ),
+        )
+    });
+    let survey = "survey = { question = \"How did we do? Reply 1 (poor) to 5 (great).\", thanks = \"Thank you!\" }\n";
+    let g = Gateway::start(
+        base,
+        "demo = true",
+        "",
+        &format!("{}{survey}", wa_account(base + 50)),
+    );
+    let (bob, mut ws) = on_duty(&g, "bob", "demo-bob");
+    let started = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(60);
+    let sent = || -> Vec<serde_json::Value> {
+        graph.lock().unwrap().iter().map(|(_, b)| json(b)).collect()
+    };
+    let wait_sent = |n: usize| {
+        wait_for(
+            &format!("{n} messages at the Graph API"),
+            std::time::Duration::from_secs(10),
+            || graph.lock().unwrap().len() >= n,
+        )
+    };
+    let now = omnigate::clock::unix_secs();
+    let write = |id: &str, text: &str| {
+        let (code, body) = post_signed(&g, "wa", &text_from("15551234567", id, now, text), None);
+        assert_eq!(code, 200, "{body}");
+    };
+
+    // Ada's thread: Bob answers, then ends it. His last message goes first, then the
+    // question, to her number, as plain text inside her window.
+    write("wamid.S1", "I was charged twice");
+    let first = take_thread(&g, &mut ws, &bob);
+    let (code, body) = g.post(
+        &format!("/api/agent/work/{first}/messages"),
+        Some(&bob),
+        r#"{"text": "Refunded, sorry!"}"#,
+    );
+    assert_eq!(code, 201, "{body}");
+    let (code, body) = g.post(&format!("/api/agent/work/{first}/end"), Some(&bob), "");
+    assert_eq!(code, 200, "{body}");
+    wait_sent(2);
+    let out = sent();
+    assert_eq!(out[0]["text"]["body"], "Refunded, sorry!", "{out:?}");
+    assert_eq!(out[1]["to"], "15551234567", "{out:?}");
+    assert_eq!(out[1]["type"], "text", "{out:?}");
+    assert_eq!(
+        out[1]["text"]["body"], "How did we do? Reply 1 (poor) to 5 (great).",
+        "{out:?}"
+    );
+    wait_for(
+        "the question on the timeline",
+        std::time::Duration::from_secs(10),
+        || {
+            interaction(&g, &first)["timeline"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["kind"] == "survey asked")
+        },
+    );
+
+    // Her answer: the thread's survey answer with her comment, thanked, and no new
+    // contact (no offer; her case has the one interaction).
+    write("wamid.S2", "4 - quick, thanks");
+    let i = interaction(&g, &first);
+    assert_eq!(i["survey"]["score"], 4, "{i}");
+    assert_eq!(i["survey"]["channel"], "whatsapp", "{i}");
+    assert_eq!(i["survey"]["comment"], "quick, thanks", "{i}");
+    wait_sent(3);
+    assert_eq!(sent()[2]["text"]["body"], "Thank you!");
+    // Meta delivers it again: counted once, still nothing new.
+    write("wamid.S2", "4 - quick, thanks");
+    let (code, body) = g.get_auth("/api/interactions?limit=10", "test-token");
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(json(&body).as_array().unwrap().len(), 1, "{body}");
+    assert_eq!(customer_messages(&g, &first), ["I was charged twice"]);
+
+    // The question is answered once: her next "5" is a new contact, to an agent.
+    write("wamid.S3", "5");
+    let second = take_thread(&g, &mut ws, &bob);
+    assert_ne!(second, first);
+    assert_eq!(customer_messages(&g, &second), ["5"]);
+    assert_eq!(interaction(&g, &first)["survey"]["score"], 4);
+    // Bob ends it, the question goes again; what she writes next is no answer: a new
+    // contact with her words, and the question waits no more.
+    let (code, body) = g.post(&format!("/api/agent/work/{second}/end"), Some(&bob), "");
+    assert_eq!(code, 200, "{body}");
+    wait_sent(4);
+    assert_eq!(
+        sent()[3]["text"]["body"],
+        "How did we do? Reply 1 (poor) to 5 (great)."
+    );
+    write("wamid.S4", "Where is my refund?");
+    let third = take_thread(&g, &mut ws, &bob);
+    assert_eq!(customer_messages(&g, &third), ["Where is my refund?"]);
+    assert!(interaction(&g, &second)["survey"].is_null());
+    let (code, body) = g.post(&format!("/api/agent/work/{third}/end"), Some(&bob), "");
+    assert_eq!(code, 200, "{body}");
+
+    // The KPIs count her one answer on her one case.
+    let (code, body) = g.get_auth(&format!("/api/kpis?from={started}"), "test-token");
+    assert_eq!(code, 200, "{body}");
+    let total = &json(&body)["total"];
+    assert_eq!(
+        (total["csat"]["num"].as_i64(), total["csat"]["den"].as_i64()),
+        (Some(1), Some(1)),
+        "{total}"
+    );
+    assert_eq!(total["csat_score"]["mean"], 4.0, "{total}");
+}
