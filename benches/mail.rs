@@ -73,6 +73,7 @@ fn main() {
             max_bytes: 25 << 20,
             import_attempts: 3,
             send_attempts: 5,
+            survey: None,
             send_timeout_secs: 30,
         });
         let centre = Centre::start(&cfg, store).await.unwrap();

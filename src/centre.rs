@@ -1052,51 +1052,28 @@ impl Centre {
 
     /// The customer's message, if it answers the survey question their last thread
     /// on `account` asked and no thread of theirs is open there: kept as that
-    /// interaction's answer (CSAT as its survey answer, NPS and CES as `rated`, with
-    /// the comment), the message counted once, thanked (if the account says how);
-    /// `Some(0)`. Anything else (`None`) is a new contact, and the question waits no
-    /// more.
+    /// interaction's answer (see [`Centre::survey_answer`]), the message counted
+    /// once, thanked (if the account says how); `Some(0)`. Anything else (`None`)
+    /// is a new contact, and the question waits no more.
     async fn survey_reply(
         &self,
         account: &Arc<crate::config::ChannelConfig>,
         m: &crate::channels::Incoming,
     ) -> Result<Option<u64>, CentreError> {
-        use crate::kpi::event::Metric;
         let Some(survey) = &account.survey else {
             return Ok(None);
         };
         let peer = m.thread.as_deref().unwrap_or(&m.from);
-        let open = self
-            .0
-            .threads
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains_key(&(account.name.clone(), peer.to_string()));
+        let Some(id) = self
+            .survey_answer(account, peer, &m.text, account.kind.name())
+            .await?
+        else {
+            return Ok(None);
+        };
         let store = &self.0.store;
-        if open {
-            return Ok(None);
-        }
-        let Some((id, metric)) = store.take_survey_ask(&account.name, peer).await? else {
-            return Ok(None);
-        };
-        let metric = Metric::from_name(Some(&metric)).unwrap_or(Metric::Csat);
-        let Some((score, comment)) = crate::channels::survey::answer(metric, &m.text) else {
-            tracing::info!(interaction = %id, account = %account.name, "survey not answered: a new contact");
-            return Ok(None);
-        };
-        if metric == Metric::Csat {
-            store
-                .add_survey_answer(&id, account.kind.name(), score, &comment)
-                .await?;
-        } else {
-            store
-                .add_survey_score(&id, metric.name(), score, &comment)
-                .await?;
-        }
         store
             .add_channel_message(&account.name, &m.id, &id, "in", 0, "survey answer")
             .await?;
-        tracing::info!(interaction = %id, metric = metric.name(), score, "survey answer");
         if !survey.thanks.is_empty() {
             let (account, to, thanks) = (account.clone(), peer.to_string(), survey.thanks.clone());
             actix::spawn(async move {
@@ -1116,6 +1093,48 @@ impl Centre {
             });
         }
         Ok(Some(0))
+    }
+
+    /// The interaction whose survey question `text` answers: the question waiting at
+    /// `key` (a customer's address, an e-mail case's key) on `account`, where no
+    /// thread is open, taken; if `text` starts with a score in range
+    /// ([`crate::channels::survey::answer`]) it is kept (given on `channel`, with the
+    /// comment: [`crate::store::Store::add_survey_of`]). `None`: no question waits
+    /// there, or this is no answer (then it waits no more: a new contact).
+    pub(crate) async fn survey_answer(
+        &self,
+        account: &crate::config::ChannelConfig,
+        key: &str,
+        text: &str,
+        channel: &str,
+    ) -> Result<Option<String>, CentreError> {
+        use crate::kpi::event::Metric;
+        if account.survey.is_none() {
+            return Ok(None);
+        }
+        let open = self
+            .0
+            .threads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(&(account.name.clone(), key.to_string()));
+        if open {
+            return Ok(None);
+        }
+        let store = &self.0.store;
+        let Some((id, metric)) = store.take_survey_ask(&account.name, key).await? else {
+            return Ok(None);
+        };
+        let metric = Metric::from_name(Some(&metric)).unwrap_or(Metric::Csat);
+        let Some((score, comment)) = crate::channels::survey::answer(metric, text) else {
+            tracing::info!(interaction = %id, account = %account.name, "survey not answered: a new contact");
+            return Ok(None);
+        };
+        store
+            .add_survey_of(&id, channel, metric, score, &comment)
+            .await?;
+        tracing::info!(interaction = %id, metric = metric.name(), score, "survey answer");
+        Ok(Some(id))
     }
 
     /// Takes up the provider threads a previous run left open (a restart, a crash):

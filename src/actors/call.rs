@@ -795,14 +795,7 @@ fn store_writer(store: Store, id: String) -> mpsc::UnboundedSender<StoreWrite> {
                 StoreWrite::Answered(agent) => store.interaction_answered(&id, &agent).await,
                 StoreWrite::End(outcome) => store.end_interaction(&id, &outcome).await,
                 StoreWrite::Survey { metric, score } => {
-                    if metric == crate::kpi::Metric::Csat {
-                        store
-                            .add_survey_answer(&id, "voice", score, "")
-                            .await
-                            .map(|_| ())
-                    } else {
-                        store.add_survey_score(&id, metric.name(), score, "").await
-                    }
+                    store.add_survey_of(&id, "voice", metric, score, "").await
                 }
                 StoreWrite::Recording(path) => match store.set_recording(&id, &path).await {
                     Ok(()) => {

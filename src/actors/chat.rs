@@ -796,7 +796,19 @@ impl ChatActor {
                 delivery: &delivery,
                 agent: "",
             };
-            let r = crate::channels::send::deliver(&p.account, to, &m, &|_, _| {}).await;
+            let r = if p.account.kind == crate::config::ChannelKind::Email {
+                // A reply in the case's thread (number 0: no message of the thread).
+                let o = crate::email::smtp::Outgoing {
+                    interaction: &id,
+                    seq: 0,
+                    to: &p.peer,
+                    agent: "",
+                    text: &survey.question,
+                };
+                crate::email::smtp::reply(&store, &p.account, o, &|_, _| {}).await
+            } else {
+                crate::channels::send::deliver(&p.account, to, &m, &|_, _| {}).await
+            };
             let (kind, data) = match &r {
                 Ok(provider_id) => (
                     "survey asked",

@@ -413,6 +413,37 @@ impl Centre {
             }
         }
         let placement = thread::resolve(&clues, &from.address, &facts);
+        // This message as the store keeps it once placed.
+        let incoming = NewEmail {
+            mailbox: &m.name,
+            message_id: &mail.message_id,
+            direction: "in",
+            seq: 0,
+            sender: &from.address,
+            recipients: &recipients,
+            subject: &mail.subject,
+            refs: &refs,
+            raw: Some(raw),
+            ..Default::default()
+        };
+        // A reply to the survey question its last thread asked (before the case could
+        // reopen for it): the answer, on record, and nothing more.
+        if let (Placement::Case { conversation, .. }, None) = (&placement, &mail.automatic) {
+            let text = crate::email::parse::fold_quoted(&mail.text);
+            let key = thread_key(*conversation);
+            if let Some(id) = self.survey_answer(account, &key, &text, "email").await? {
+                store
+                    .add_email(&NewEmail {
+                        interaction: Some(&id),
+                        conversation: Some(*conversation),
+                        status: "received",
+                        reason: "a survey answer",
+                        ..incoming
+                    })
+                    .await?;
+                return Ok(Import::Done);
+            }
+        }
         let conversation = match placement {
             // A resolved case comes back open, unless its customer has another.
             Placement::Case { conversation, by }
@@ -434,19 +465,10 @@ impl Centre {
         // thread counts it once by its id).
         store
             .add_email(&NewEmail {
-                mailbox: &m.name,
-                message_id: &mail.message_id,
                 interaction: Some(&id),
                 conversation,
-                direction: "in",
-                seq: 0,
                 status: "importing",
-                sender: &from.address,
-                recipients: &recipients,
-                subject: &mail.subject,
-                refs: &refs,
-                raw: Some(raw),
-                ..Default::default()
+                ..incoming
             })
             .await?;
         let (tx, rx) = tokio::sync::oneshot::channel();

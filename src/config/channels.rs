@@ -466,6 +466,7 @@ impl ChannelConfig {
             opt_out: Vec::new(),
             templates: Vec::new(),
             mailbox: Some(std::sync::Arc::new(m.clone())),
+            survey: m.survey.clone(),
             ..ChannelConfig::demo_whatsapp()
         }
     }

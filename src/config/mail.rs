@@ -106,6 +106,10 @@ pub struct MailboxConfig {
     /// One SMTP attempt's time limit (1-60 s).
     #[serde(default = "default_send_timeout")]
     pub send_timeout_secs: u64,
+    /// The survey asked when an agent ends a thread (off when absent): a reply in the
+    /// case's thread that starts with a score answers it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub survey: Option<crate::channels::survey::SurveyConfig>,
 }
 
 fn default_priority() -> u8 {
@@ -191,6 +195,9 @@ impl MailboxConfig {
     /// What is wrong, as (key, value, reason) for the config's error.
     pub(super) fn problem(&self) -> Option<(&'static str, String, String)> {
         if let Some(p) = super::values::name_problem("mailbox", &self.name) {
+            return Some(p);
+        }
+        if let Some(p) = self.survey.as_ref().and_then(|s| s.problem()) {
             return Some(p);
         }
         let addr_ok =

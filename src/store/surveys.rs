@@ -159,4 +159,25 @@ impl Store {
         .map(|_| ()))?;
         Ok(())
     }
+
+    /// One answer of a survey's `metric` for `interaction`: a CSAT is its survey
+    /// answer (given on `channel`, see [`Store::add_survey_answer`]); an NPS or CES a
+    /// `rated` event (see [`Store::add_survey_score`]).
+    pub async fn add_survey_of(
+        &self,
+        interaction: &str,
+        channel: &str,
+        metric: crate::kpi::Metric,
+        score: i64,
+        comment: &str,
+    ) -> Result<(), StoreError> {
+        if metric == crate::kpi::Metric::Csat {
+            self.add_survey_answer(interaction, channel, score, comment)
+                .await
+                .map(|_| ())
+        } else {
+            self.add_survey_score(interaction, metric.name(), score, comment)
+                .await
+        }
+    }
 }

@@ -1213,7 +1213,7 @@ fn interaction(g: &Gateway, id: &str) -> serde_json::Value {
 }
 
 /// Ada's next thread: offered to Bob, accepted; its id.
-fn take_thread(g: &Gateway, ws: &mut AgentSocket, bob: &str) -> String {
+pub(crate) fn take_thread(g: &Gateway, ws: &mut AgentSocket, bob: &str) -> String {
     let offer = next(g, ws, "offer");
     let id = offer["interaction"].as_str().unwrap().to_string();
     let (code, body) = g.post(&format!("/api/agent/offers/{id}/accept"), Some(bob), "");

@@ -482,3 +482,81 @@ fn an_erased_cases_mail_never_comes_back_and_moved_mail_leaves_the_inbox() {
     assert_eq!(json(&body).as_array().unwrap().len(), 1, "{body}");
     let _ = &mut ws;
 }
+
+#[test]
+fn a_customer_answers_the_survey_mail_with_a_score_and_it_opens_no_thread() {
+    let base = 27800;
+    let dv = Dovecot::start(base + 60, base + 61);
+    let _smtp = Smtp::start(base + 62, base + 61);
+    let survey = "survey = { question = \"How did we do? Reply with a number from 1 (poor) to 5 (great).\" }\n";
+    let g = Gateway::start(
+        base,
+        "demo = true",
+        "",
+        &format!("{}{survey}", mailbox(base + 60, base + 62)),
+    );
+    let (bob, mut ws) = on_duty(&g, "bob", "demo-bob");
+    dv.deliver(
+        "support",
+        "From: Ada Lovelace <ada@example.com>\nTo: support@acme.test\nSubject: Charged twice\nMessage-ID: <s1@example.com>\n\nMy card was charged twice.\n",
+    );
+    let id = crate::channels::take_thread(&g, &mut ws, &bob);
+    let (code, body) = g.post(
+        &format!("/api/agent/work/{id}/messages"),
+        Some(&bob),
+        r#"{"text": "Refunded, sorry!"}"#,
+    );
+    assert_eq!(code, 201, "{body}");
+    assert_eq!(next(&g, &mut ws, "delivery")["status"], "sent");
+    let (code, body) = g.post(&format!("/api/agent/work/{id}/end"), Some(&bob), "");
+    assert_eq!(code, 200, "{body}");
+
+    // After Bob's reply, the question: in the same thread, to her, from support.
+    let mut inbox = Vec::new();
+    wait_for("the survey mail", Duration::from_secs(20), || {
+        inbox = dv.inbox("ada");
+        inbox.len() >= 2
+    });
+    assert!(inbox[0].contains("Refunded, sorry!"), "{}", inbox[0]);
+    let q = &inbox[1];
+    assert!(q.contains("How did we do? Reply with a number"), "{q}");
+    let h = |k: &str| mail_lines(q, k).unwrap_or_else(|| panic!("no {k} in {q}"));
+    let ours = format!("{id}.0@acme.test");
+    assert_eq!(h("Message-ID"), format!("<{ours}>"));
+    assert_eq!(h("In-Reply-To"), "<s1@example.com>");
+    assert!(h("Subject").starts_with("Re: Charged twice [#"), "{q}");
+    let reply_to = h("Reply-To");
+
+    // Her answer, quoting the question: the thread's survey answer, no new thread.
+    dv.deliver(
+        "support",
+        &format!("From: ada@example.com\nTo: {reply_to}\nSubject: Re: Charged twice\nMessage-ID: <s2@example.com>\nIn-Reply-To: <{ours}>\nReferences: <s1@example.com> <{ours}>\n\n5 - quick refund\n\nOn Thu, support wrote:\n> How did we do?\n"),
+    );
+    let mut i = serde_json::Value::Null;
+    wait_for("her answer", Duration::from_secs(20), || {
+        let (_, body) = g.get_auth(&format!("/api/interactions/{id}"), "test-token");
+        i = json(&body);
+        !i["survey"].is_null()
+    });
+    assert_eq!(i["survey"]["score"], 5, "{i}");
+    assert_eq!(i["survey"]["channel"], "email", "{i}");
+    assert_eq!(i["survey"]["comment"], "quick refund", "{i}");
+    assert_eq!(
+        customer_messages(&g, &id),
+        ["Subject: Charged twice\n\nMy card was charged twice."]
+    );
+
+    // What she writes next is a new contact on her case (the answer made none: this
+    // is the next offer).
+    dv.deliver(
+        "support",
+        &format!("From: ada@example.com\nTo: {reply_to}\nSubject: Re: Charged twice\nMessage-ID: <s3@example.com>\nIn-Reply-To: <{ours}>\n\nAnd my invoice?\n"),
+    );
+    let again = next(&g, &mut ws, "offer");
+    let id2 = again["interaction"].as_str().unwrap().to_string();
+    assert_ne!(id2, id);
+    assert_eq!(
+        customer_messages(&g, &id2),
+        ["Subject: Re: Charged twice\n\nAnd my invoice?"]
+    );
+}
