@@ -508,6 +508,20 @@ impl MediaSession {
         }
     }
 
+    /// Who hears `leg` in a mix (a supervisor listening, whispering, barging): its
+    /// key presses go to them as RFC 4733 or tones, since the mix carries audio only
+    /// (a press in-band is already in what they hear).
+    fn mix_listeners(&self, leg: LegId) -> Vec<LegId> {
+        match &self.mode {
+            Mode::Mix(hears) => hears
+                .iter()
+                .filter(|(l, from)| *l != leg && from.contains(&leg))
+                .map(|(l, _)| *l)
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
     fn report_digit(
         &mut self,
         now: Instant,
@@ -543,7 +557,8 @@ impl MediaSession {
     pub fn on_info_digit(&mut self, now: Instant, leg: LegId, digit: char, out: &mut Vec<Out>) {
         if "0123456789*#ABCD".contains(digit) {
             self.report_digit(now, leg, Digit(digit), DtmfVia::Info, out);
-            if let Some(peer) = self.peer_of(leg) {
+            let to = self.peer_of(leg).into_iter().chain(self.mix_listeners(leg));
+            for peer in to.collect::<Vec<_>>() {
                 self.send_digits(peer, &digit.to_string());
             }
         }
@@ -607,6 +622,9 @@ impl MediaSession {
             let digit = l.rfc4733.on_packet(pkt.header.timestamp, &pkt.payload);
             if let Some(d) = digit {
                 self.report_digit(now, leg, d, DtmfVia::Rfc4733, out);
+                for l in self.mix_listeners(leg) {
+                    self.send_digits(l, &d.0.to_string());
+                }
             }
             // Relay the event to the bridged leg.
             if let Some(p) = peer {

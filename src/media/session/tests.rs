@@ -61,6 +61,36 @@ fn digits(out: &[Out]) -> Vec<(char, DtmfVia)> {
         .collect()
 }
 
+/// One RFC 4733 press of `event` from `leg` (at `port`), its packets' (duration,
+/// end) 20 ms apart from `t0`, on one timestamp.
+fn press(
+    s: &mut MediaSession,
+    t0: Instant,
+    leg: LegId,
+    port: u16,
+    event: u8,
+    steps: &[(u16, bool)],
+    out: &mut Vec<Out>,
+) {
+    for (i, (duration, end)) in steps.iter().enumerate() {
+        let ev = TelephoneEvent {
+            event,
+            end: *end,
+            volume: 10,
+            duration: *duration,
+        }
+        .encode()
+        .to_vec();
+        s.on_rtp(
+            t0 + Duration::from_millis(20 * i as u64),
+            leg,
+            addr(port),
+            pkt(101, i as u16, 8000, 1, ev, i == 0),
+            out,
+        );
+    }
+}
+
 fn tone_payload(d: char, offset: u32, codec: Codec) -> Vec<u8> {
     let mut pcm = vec![0i16; 160];
     dtmf::tone(Digit(d), offset, &mut pcm);
@@ -264,34 +294,15 @@ fn each_press_is_reported_once_whichever_way_it_came() {
     );
     let mut out = Vec::new();
     // RFC 4733: start, two updates, three end packets (one lost start would still count).
-    let ts = 8000;
-    for (i, (dur, end)) in [
+    let steps = [
         (160u16, false),
         (320, false),
         (480, false),
         (640, true),
         (640, true),
         (640, true),
-    ]
-    .iter()
-    .enumerate()
-    {
-        let ev = TelephoneEvent {
-            event: 5,
-            end: *end,
-            volume: 10,
-            duration: *dur,
-        }
-        .encode()
-        .to_vec();
-        s.on_rtp(
-            t0 + Duration::from_millis(20 * i as u64),
-            leg,
-            addr(4000),
-            pkt(101, i as u16, ts, 1, ev, i == 0),
-            &mut out,
-        );
-    }
+    ];
+    press(&mut s, t0, leg, 4000, 5, &steps, &mut out);
     // The same press also arrives by SIP INFO.
     s.on_info_digit(t0 + Duration::from_millis(30), leg, '5', &mut out);
     assert_eq!(digits(&out), vec![('5', DtmfVia::Rfc4733)]);
@@ -317,7 +328,7 @@ fn each_press_is_reported_once_whichever_way_it_came() {
         t0 + Duration::from_secs(2),
         leg,
         addr(4000),
-        pkt(101, 10, ts + 16000, 1, ev, true),
+        pkt(101, 10, 8000 + 16000, 1, ev, true),
         &mut out,
     );
     assert_eq!(digits(&out), vec![('5', DtmfVia::Rfc4733)]);
@@ -772,4 +783,57 @@ fn new_source_hold_rtcp_and_digits_sent() {
         .expect("a sender report (audio was sent)");
     let want = ntp0 + (2u64 << 32) + ((600_000_000u64 << 32) / 1_000_000_000);
     assert_eq!(sr.ntp_time, want);
+}
+
+#[test]
+fn key_presses_reach_whoever_hears_the_leg_while_a_supervisor_listens() {
+    let t0 = crate::clock::now();
+    let mut s = MediaSession::new(t0, "t".into());
+    // Caller and agent with telephone-event, the supervisor's leg without.
+    let c = s.add_leg(t0, params(Codec::Pcmu, Some(101), 4000));
+    let a = s.add_leg(t0, params(Codec::Pcmu, Some(101), 4010));
+    let v = s.add_leg(t0, params(Codec::Pcmu, None, 4020));
+    // Listen: the agent and the supervisor hear the caller; the caller the agent.
+    s.mix(vec![(c, vec![a]), (a, vec![c]), (v, vec![c, a])]);
+    let mut out = Vec::new();
+    let steps = [(160u16, false), (320, false), (480, true)];
+    press(&mut s, t0, c, 4000, 5, &steps, &mut out);
+    // The caller's press by SIP INFO from the agent's phone reaches the caller.
+    s.on_info_digit(t0, a, '9', &mut out);
+    assert_eq!(
+        digits(&out),
+        vec![('5', DtmfVia::Rfc4733), ('9', DtmfVia::Info)]
+    );
+    out.clear();
+    for i in 0..12 {
+        s.on_tick(t0 + Duration::from_millis(20 * i), &mut out);
+    }
+    let events = |leg| -> Vec<u8> {
+        sends(&out, leg)
+            .iter()
+            .filter(|(_, p)| p.header.payload_type == 101)
+            .filter_map(|(_, p)| TelephoneEvent::parse(&p.payload).map(|e| e.event))
+            .collect()
+    };
+    // The agent's phone gets the caller's 5 as RFC 4733, once (one press).
+    let to_agent = events(a);
+    assert!(
+        !to_agent.is_empty() && to_agent.iter().all(|&e| e == 5),
+        "{to_agent:?}"
+    );
+    // The caller gets the agent's 9.
+    let to_caller = events(c);
+    assert!(
+        !to_caller.is_empty() && to_caller.iter().all(|&e| e == 9),
+        "{to_caller:?}"
+    );
+    // The supervisor's leg has no telephone-event: the 5 and the 9 as tones in what
+    // they hear (Goertzel finds them in its audio).
+    let mut det = dtmf::GoertzelDetector::default();
+    let mut heard = Vec::new();
+    for (_, p) in sends(&out, v) {
+        let pcm: Vec<i16> = p.payload.iter().map(|&b| g711::ulaw_to_linear(b)).collect();
+        heard.extend(det.push(&pcm).into_iter().map(|d| d.0));
+    }
+    assert_eq!(heard, ['5', '9'], "tones to the supervisor");
 }
