@@ -91,11 +91,15 @@ try {
     });
     return out;
   });
+  // Waited for as an event, bounded generously: the caller's stream starts a second
+  // after its last IVR key, and a loaded machine may start it late.
+  const mediaFrom = Date.now();
   let s = await stats();
-  for (let i = 0; i < 100 && !(s && s.inbound > 150 && s.outbound > 150); i++) {
+  for (let i = 0; i < 300 && !(s && s.inbound > 150 && s.outbound > 150); i++) {
     await page.waitForTimeout(100);
     s = await stats();
   }
+  if (s) s.waitedMs = Date.now() - mediaFrom;
   step("media", s);
   await page.waitForTimeout(1500);
   step("talked", await stats());

@@ -316,7 +316,8 @@ fn ring_answer_talk(b: &mut Browser, g: &Gateway, media_port: u16) {
     });
     assert!(
         media["inbound"].as_u64().unwrap() > 150,
-        "the browser got the caller's RTP: {media}"
+        "the browser got the caller's RTP: {media}\n--- gateway log:\n{}",
+        g.log()
     );
     assert!(media["outbound"].as_u64().unwrap() > 150, "{media}");
     assert!(
