@@ -46,7 +46,7 @@ pub fn next_steps(cfg: &Config) -> Option<String> {
             .map_or("127.0.0.1:5060".into(), |a| a.to_string());
         t.push_str(&format!(
             "  Demo agents:    alice / demo-alice (desk phone 1001), bob / demo-bob (browser)\n  \
-             Demo supervisor: sue / demo-sue (the demo queues)\n  \
+             Demo supervisor: sue / demo-sue (the demo queues, desk phone 1002)\n  \
              Demo phones:    register 1001 / demo1001 or 1002 / demo1002 at sip:{sip}\n  \
              Call the IVR:   any number, e.g. sipp -sn uac -m 1 {sip} (or dial 100 from a demo phone)\n"
         ));

@@ -110,6 +110,7 @@ async fn whoami(req: HttpRequest, shared: web::Data<Shared>) -> Reply {
         "teams": s.spec.teams,
         "queues": scope.queues,
         "agents": scope.agents,
+        "extension": s.spec.extension,
     })))
 }
 
@@ -435,6 +436,9 @@ struct MonitorBody {
     mode: String,
     #[serde(default)]
     sdp: Option<String>,
+    /// Ring the supervisor's desk phone (their `extension`) instead of a browser leg.
+    #[serde(default)]
+    phone: bool,
 }
 
 fn mode_of(m: &str) -> Result<crate::call::MonitorMode, ApiError> {
@@ -573,7 +577,7 @@ async fn monitor(
     shared: web::Data<Shared>,
 ) -> Reply {
     use crate::actors::messages::AgentCall;
-    use crate::call::{AgentCommand, SupervisorCommand};
+    use crate::call::{AgentCommand, MonitorVia, SupervisorCommand};
     let (name, scope) = me(&req, &shared)?;
     let c = centre(&shared)?;
     let id = path.into_inner();
@@ -589,22 +593,43 @@ async fn monitor(
         let body: MonitorBody = super::agents::body(&b)?;
         let mode = mode_of(&body.mode)?;
         if req.method() == actix_web::http::Method::POST {
-            let sdp = body.sdp.filter(|s| !s.is_empty()).ok_or_else(|| {
-                ApiError::bad_request("\"sdp\" (the browser's offer) is required")
-            })?;
-            if sdp.len() > 64 << 10 {
-                return Err(ApiError::bad_request("\"sdp\" is over 64 KiB"));
-            }
-            let shown = c
-                .supervisor(&name)
-                .map(|s| s.spec.display_name)
+            let spec = c.supervisor(&name).map(|s| s.spec);
+            let via = if body.phone {
+                if body.sdp.is_some() {
+                    return Err(ApiError::bad_request(
+                        "either \"sdp\" (the browser's offer) or \"phone\": true, not both",
+                    ));
+                }
+                let extension =
+                    spec.as_ref()
+                        .and_then(|s| s.extension.clone())
+                        .ok_or_else(|| {
+                            ApiError::new(
+                                StatusCode::CONFLICT,
+                                "you have no desk phone: a supervisor's `extension` names it",
+                            )
+                        })?;
+                MonitorVia::Phone { extension }
+            } else {
+                let sdp = body.sdp.filter(|s| !s.is_empty()).ok_or_else(|| {
+                    ApiError::bad_request(
+                        "\"sdp\" (the browser's offer) or \"phone\": true is required",
+                    )
+                })?;
+                if sdp.len() > 64 << 10 {
+                    return Err(ApiError::bad_request("\"sdp\" is over 64 KiB"));
+                }
+                MonitorVia::Browser { sdp }
+            };
+            let shown = spec
+                .map(|s| s.display_name)
                 .filter(|d| !d.is_empty())
                 .unwrap_or_else(|| name.clone());
             let cmd = SupervisorCommand::Start {
                 supervisor: name.clone(),
                 name: shown,
                 mode,
-                sdp,
+                via,
             };
             ("monitor.start", cmd)
         } else {
@@ -618,9 +643,14 @@ async fn monitor(
         }
     };
     let detail = match &cmd {
-        SupervisorCommand::Start { mode, .. } | SupervisorCommand::Mode { mode, .. } => {
-            serde_json::json!({"mode": mode.as_str()})
+        SupervisorCommand::Start { mode, via, .. } => {
+            let via = match via {
+                MonitorVia::Browser { .. } => "browser",
+                MonitorVia::Phone { .. } => "phone",
+            };
+            serde_json::json!({"mode": mode.as_str(), "via": via})
         }
+        SupervisorCommand::Mode { mode, .. } => serde_json::json!({"mode": mode.as_str()}),
         SupervisorCommand::Stop { .. } => serde_json::json!({}),
     };
     c.audit(&name, action, Some(&id), detail).await?;

@@ -546,6 +546,7 @@ impl Session {
             Some(Role::AgentPhone(agent)) => {
                 self.agent_missed(&agent, &why);
             }
+            Some(Role::SupervisorPhone(_)) => self.end_monitor(&why),
             _ => self.ivr_input(now, Input::TransferFailed(why)),
         }
     }

@@ -47,7 +47,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use agents::{AgentCommand, CallError, CallPush, Stage};
-pub use monitor::{MonitorMode, SupervisorCommand};
+pub use monitor::{MonitorMode, MonitorVia, SupervisorCommand};
 
 /// Wall-clock time, the core's only clock (timers are relative).
 pub type Time = jiff::Timestamp;
@@ -71,6 +71,8 @@ pub enum Role {
     AgentBrowser(String),
     /// This supervisor's browser, listening, whispering or barging in.
     Supervisor(String),
+    /// This supervisor's desk phone (a registered extension), doing the same.
+    SupervisorPhone(String),
 }
 
 /// Where a leg is in its life.
@@ -1222,6 +1224,7 @@ impl Session {
             Role::Customer => self.customer_established(now, remote_sdp),
             Role::Forward => self.forward_answered(now, key, remote_sdp),
             Role::Transfer | Role::AgentPhone(_) => self.transfer_answered(now, key, remote_sdp),
+            Role::SupervisorPhone(_) => self.monitor_answered(key, remote_sdp),
             Role::AgentBrowser(_) | Role::Supervisor(_) => {}
         }
     }
@@ -1360,7 +1363,12 @@ impl Session {
                 self.end_customer(code, why);
             }
             Role::AgentPhone(agent) => self.agent_phone_ended(now, &agent, was_up, &reason),
-            Role::AgentBrowser(_) | Role::Supervisor(_) => {}
+            Role::SupervisorPhone(_) if self.is_monitor_leg(key) => self.end_monitor(if was_up {
+                "the supervisor hung up"
+            } else {
+                "the supervisor's phone did not answer"
+            }),
+            Role::AgentBrowser(_) | Role::Supervisor(_) | Role::SupervisorPhone(_) => {}
         }
         self.maybe_finish();
     }

@@ -48,17 +48,27 @@ impl MonitorMode {
     }
 }
 
+/// How the supervisor's audio joins the call.
+#[derive(Debug, Clone)]
+pub enum MonitorVia {
+    /// The console's WebRTC leg: the browser's SDP offer.
+    Browser { sdp: String },
+    /// Their registered desk phone: this `[[user]]`, rung like an agent's.
+    Phone { extension: String },
+}
+
 /// What a supervisor does to a call (their right to is checked before: the call is
 /// in their scope).
 #[derive(Debug, Clone)]
 pub enum SupervisorCommand {
-    /// Step in with the browser's leg (an SDP offer); the reply carries our answer.
+    /// Step in with the browser's leg (the reply carries our answer) or the desk phone
+    /// (rung; the reply says so at once).
     Start {
         supervisor: String,
         /// How the agent is told who it is (their display name).
         name: String,
         mode: MonitorMode,
-        sdp: String,
+        via: MonitorVia,
     },
     Mode {
         supervisor: String,
@@ -93,6 +103,8 @@ pub(super) struct Monitor {
 
 /// How long a supervisor's browser has to connect its leg.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a supervisor's desk phone rings.
+const PHONE_RING: Duration = Duration::from_secs(30);
 
 type Reply = Option<Result<serde_json::Value, CallError>>;
 
@@ -110,7 +122,7 @@ impl Session {
         let mine = self.monitor.as_ref().is_some_and(|m| m.supervisor == who);
         match cmd {
             SupervisorCommand::Start {
-                mode, sdp, name, ..
+                mode, via, name, ..
             } => {
                 if let Some(m) = &self.monitor {
                     return refused(if mine {
@@ -122,18 +134,45 @@ impl Session {
                 if self.agent.agent_up().is_none() {
                     return refused("no agent is on this call");
                 }
-                if !self.policy.browser_calls {
-                    return refused("browser calls are off ([webrtc] port = 0)");
-                }
                 let Some(codec) = self.customer().codec else {
                     return refused("the caller has no media yet");
                 };
-                let key = self.add_leg(Role::Supervisor(who.clone()));
-                let id = self.new_media_id();
-                if let Some(l) = self.leg_mut(key) {
-                    l.media = Some(id);
-                    l.codec = Some(codec);
-                }
+                let (key, reply) = match via {
+                    MonitorVia::Browser { sdp } => {
+                        if !self.policy.browser_calls {
+                            return refused("browser calls are off ([webrtc] port = 0)");
+                        }
+                        let key = self.add_leg(Role::Supervisor(who.clone()));
+                        let id = self.new_media_id();
+                        if let Some(l) = self.leg_mut(key) {
+                            l.media = Some(id);
+                            l.codec = Some(codec);
+                        }
+                        self.set_timer(CONNECT_TIMEOUT, Timer::Monitor(key));
+                        self.media_cmd(MediaCommand::AddBrowser {
+                            leg: key,
+                            id,
+                            offer: sdp,
+                            codec,
+                        });
+                        (key, None)
+                    }
+                    MonitorVia::Phone { extension } => {
+                        let key = self.add_leg(Role::SupervisorPhone(who.clone()));
+                        let to = super::Target::User(extension.clone());
+                        let ring = Some(PHONE_RING);
+                        self.bind(
+                            key,
+                            false,
+                            super::Then::Place {
+                                to,
+                                video: vec![],
+                                ring,
+                            },
+                        );
+                        (key, Some(Ok(serde_json::json!({"ringing": extension}))))
+                    }
+                };
                 self.monitor = Some(Monitor {
                     supervisor: who,
                     name,
@@ -141,14 +180,7 @@ impl Session {
                     mode,
                     up: false,
                 });
-                self.set_timer(CONNECT_TIMEOUT, Timer::Monitor(key));
-                self.media_cmd(MediaCommand::AddBrowser {
-                    leg: key,
-                    id,
-                    offer: sdp,
-                    codec,
-                });
-                None
+                reply
             }
             SupervisorCommand::Mode { mode, .. } => {
                 if !mine {
@@ -242,6 +274,22 @@ impl Session {
         );
         self.monitor_mix();
         self.tell_monitored();
+    }
+
+    /// The supervisor's desk phone answered: its media joins, and they are on the call.
+    pub(super) fn monitor_answered(&mut self, key: LegKey, remote_sdp: &[u8]) {
+        let Some(local) = self.leg(key).and_then(|l| l.local.clone()) else {
+            return;
+        };
+        match crate::sdp::RemoteSession::parse(remote_sdp)
+            .and_then(|r| crate::sdp::accept_answer(&r, &local))
+        {
+            Ok(n) => {
+                self.add_media(key, &n);
+                self.monitor_connected(key);
+            }
+            Err(e) => self.end_monitor(&format!("unusable answer from the phone: {e}")),
+        }
     }
 
     /// The supervisor's browser did not connect in time.

@@ -1157,7 +1157,9 @@ fn a_supervisor_listens_whispers_barges_and_leaves_with_one_browser_leg() {
         supervisor: who.into(),
         name: format!("{who} (display)"),
         mode,
-        sdp: "v=0 (supervisor's offer)".into(),
+        via: MonitorVia::Browser {
+            sdp: "v=0 (supervisor's offer)".into(),
+        },
     };
     let r = supervise(&mut w, i, start("sue", MonitorMode::Listen));
     assert_eq!(r, Ok(serde_json::json!({"sdp": "v=0 (answer)"})));
@@ -1281,6 +1283,57 @@ fn a_supervisor_listens_whispers_barges_and_leaves_with_one_browser_leg() {
     );
 }
 
+/// A supervisor's desk phone that is not registered: their phone is asked for at
+/// once, the ring fails, the monitor ends saying why, and the caller and the agent
+/// stay bridged as they were. (Its happy path, a real phone answering, is the e2e
+/// `supervisor::a_supervisor_listens_whispers_and_barges_from_their_desk_phone`.)
+#[test]
+fn a_supervisors_desk_phone_that_cannot_be_reached_ends_the_monitor_and_leaves_the_call() {
+    let (mut w, i) = ann_talking("100");
+    let bridged = hearing(&w, i).expect("caller and agent bridged");
+    let start = SupervisorCommand::Start {
+        supervisor: "sue".into(),
+        name: "Sue".into(),
+        mode: MonitorMode::Listen,
+        via: MonitorVia::Phone {
+            extension: "1002".into(),
+        },
+    };
+    assert_eq!(
+        supervise(&mut w, i, start),
+        Ok(serde_json::json!({"ringing": "1002"}))
+    );
+    w.run_for(Duration::from_secs(5));
+    assert_eq!(hearing(&w, i), Ok(bridged), "never mixed");
+    assert!(monitored(&w, i).is_empty(), "Ann was never told");
+    let stopped: Vec<&serde_json::Value> = w.calls[i]
+        .stores
+        .iter()
+        .filter_map(|s| match s {
+            StoreWrite::Timeline(k, v) if k.starts_with("monitor") => Some(v),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        stopped.is_empty(),
+        "not on the call, so no monitor notes: {stopped:?}"
+    );
+    // Another try may go now (the first one is over).
+    assert_eq!(
+        supervise(
+            &mut w,
+            i,
+            SupervisorCommand::Mode {
+                supervisor: "sue".into(),
+                mode: MonitorMode::Barge
+            }
+        ),
+        Err(CallError::Refused("you are not on this call".into()))
+    );
+    w.caller_hangs_up();
+    w.settle_and_check();
+}
+
 #[test]
 fn listening_is_not_shown_to_the_agent_unless_the_policy_says_so() {
     let mut p = policy(true, false);
@@ -1292,7 +1345,7 @@ fn listening_is_not_shown_to_the_agent_unless_the_policy_says_so() {
         supervisor: "sue".into(),
         name: "sue (display)".into(),
         mode: MonitorMode::Listen,
-        sdp: "v=0".into(),
+        via: MonitorVia::Browser { sdp: "v=0".into() },
     };
     supervise(&mut w, i, start).unwrap();
     w.run_for(Duration::from_secs(1));

@@ -315,6 +315,7 @@ mod tests {
             display_name: String::new(),
             teams: vec!["day".into()],
             queues: vec!["sales".into()],
+            extension: None,
         };
         let agents = [
             agent("ann", Some("day"), &["support"]),

@@ -232,6 +232,10 @@ pub struct SupervisorConfig {
     /// These queues, their work and the agents who serve them.
     #[serde(default)]
     pub queues: Vec<String>,
+    /// The SIP user (a `[[user]]`) whose phone rings when they listen, whisper or
+    /// barge from their desk phone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extension: Option<String>,
 }
 
 impl SupervisorConfig {

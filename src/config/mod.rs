@@ -236,7 +236,7 @@ impl Config {
     }
 
     /// Supervisors, with the demo supervisor (`sue`, password `demo-sue`, over the demo
-    /// queues) added in demo mode.
+    /// queues, her desk phone extension 1002) added in demo mode.
     pub fn effective_supervisors(&self) -> Vec<SupervisorConfig> {
         let mut v = self.supervisors.clone();
         if self.is_demo() && !v.iter().any(|s| s.name == "sue") {
@@ -246,6 +246,8 @@ impl Config {
                 display_name: "Sue Supervisor".into(),
                 teams: vec![],
                 queues: vec!["sales".into(), "support".into(), "operator".into()],
+                // Her desk phone, for listening from a phone.
+                extension: Some("1002".into()),
             });
         }
         v

@@ -356,3 +356,24 @@ fn queue_hours_are_checked_at_their_line() {
         assert!(e.0.contains(why), "{why}: {}", e.0);
     }
 }
+
+#[test]
+fn a_supervisors_desk_phone_is_a_user_named_at_its_line() {
+    let cfg = "[[user]]\nname = \"1002\"\npassword = \"secret-1002\"\n\n[[queue]]\nname = \"support\"\n\n[[supervisor]]\nname = \"sam\"\npassword = \"sam-secret\"\nqueues = [\"support\"]\nextension = \"1002\"\n";
+    let c = Config::parse(cfg, "t.toml").unwrap();
+    assert_eq!(c.supervisors[0].extension.as_deref(), Some("1002"));
+    let e = Config::parse(
+        &cfg.replace("extension = \"1002\"", "extension = \"1003\""),
+        "t.toml",
+    )
+    .unwrap_err()
+    .0;
+    assert!(
+        e.starts_with("t.toml:12:1: extension: supervisor \"sam\": no [[user]] named \"1003\""),
+        "{e}"
+    );
+    // The demo's supervisor has the demo's second phone.
+    let demo = Config::parse("demo = true\n", "t.toml").unwrap();
+    let sue = demo.effective_supervisors();
+    assert_eq!(sue[0].extension.as_deref(), Some("1002"));
+}

@@ -174,6 +174,15 @@ impl Config {
             if let Some((key, value, why)) = s.problem(&names) {
                 return Err(err(key, &value, why));
             }
+            if let Some(e) = &s.extension {
+                if !users.iter().any(|u| &u.name == e) {
+                    return Err(err(
+                        "extension",
+                        e,
+                        format!("supervisor \"{}\": no [[user]] named \"{e}\"", s.name),
+                    ));
+                }
+            }
         }
         let mut seen = std::collections::HashSet::new();
         for c in &self.channels {

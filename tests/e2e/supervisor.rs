@@ -292,8 +292,8 @@ fn a_supervisor_sees_and_acts_on_their_queues_and_teams_only() {
     assert_eq!(sup_login(&g, "zoe", "zoe-new-secret").0, 401);
 }
 
-/// The caller's media, played by the test on its own socket (SIPp does the signalling
-/// and names this socket in its SDP): a 450 Hz tone out, and what comes back kept with
+/// A party's media, played by the test on its own socket (SIPp does the signalling
+/// and names this socket in its SDP): a pure tone out, and what comes back kept with
 /// when it came, to be analysed.
 type Heard = std::sync::Arc<std::sync::Mutex<Vec<(std::time::Instant, Vec<i16>)>>>;
 
@@ -303,7 +303,7 @@ struct CallerMedia {
 }
 
 impl CallerMedia {
-    fn start(port: u16) -> CallerMedia {
+    fn start(port: u16, hz: f64) -> CallerMedia {
         use omnigate::media::g711::{linear_to_ulaw, ulaw_to_linear};
         use std::sync::atomic::Ordering;
         let sock = std::net::UdpSocket::bind(("127.0.0.1", port)).unwrap();
@@ -335,7 +335,7 @@ impl CallerMedia {
                     p.extend(0x4510_0001u32.to_be_bytes());
                     for _ in 0..160 {
                         p.push(linear_to_ulaw((phase.sin() * 8000.0) as i16));
-                        phase += 2.0 * std::f64::consts::PI * 450.0 / 8000.0;
+                        phase += 2.0 * std::f64::consts::PI * hz / 8000.0;
                     }
                     let _ = sock.send_to(&p, to);
                     seq = seq.wrapping_add(1);
@@ -392,37 +392,20 @@ impl Drop for CallerMedia {
     }
 }
 
-/// Listen, whisper, barge: a caller (SIPp, with the test's RTP socket as its media) is
-/// bridged to Bob in Chromium; Sam, his supervisor, steps in from the console in a
-/// second context. Each party is a pure tone (caller 450 Hz, Bob 700 Hz, Sam 1150 Hz).
-/// Listening, Sam hears both and nobody hears Sam (the page sends its microphone all
-/// along: the gateway drops it); whispering, Bob hears Sam and the caller does not;
-/// barging, both do; then Sam leaves. Tom, who supervises another queue, is refused
-/// (403). Each step is on the call's timeline and in the audit log, and Bob's desktop
-/// says who is on his call.
-#[test]
-fn a_supervisor_listens_whispers_and_barges_into_a_call_from_the_console() {
-    let base = 25150;
-    // Demo mode (its trunk takes calls from 127.0.0.0/8); calls wait in support.
-    let (g, _dp) = crate::channels::queueing_gateway(
-        base,
-        "[[queue]]\nname = \"support\"\n\n[[queue]]\nname = \"sales\"\n\n[[agent]]\nname = \"bob\"\npassword = \"bob-secret\"\ndisplay_name = \"Bob\"\nteam = \"day\"\nqueues = [\"support\"]\n\n[[supervisor]]\nname = \"sam\"\npassword = \"sam-secret\"\ndisplay_name = \"Sam\"\nteams = [\"day\"]\nqueues = [\"support\"]\n\n[[supervisor]]\nname = \"tom\"\npassword = \"tom-secret\"\nqueues = [\"sales\"]\n",
-    );
-    g.wait_log("dialplan loaded");
-    let artifacts = repo("target/e2e-artifacts/monitor");
-    let _ = std::fs::remove_dir_all(&artifacts);
-    std::fs::create_dir_all(&artifacts).unwrap();
-    let rtp = base + 20;
-    let media = CallerMedia::start(rtp);
-    let mut b = Browser::run(
-        "monitor.mjs",
-        &[
-            &format!("http://127.0.0.1:{}", g.http),
-            &artifacts.display().to_string(),
-        ],
-    );
-    b.step("console", &g);
-    let caller = sipp_spawn(
+/// The monitor's start, a mode change and its stop are on the call's timeline.
+fn monitor_on_timeline(g: &Gateway, id: &str) {
+    let (_, body) = g.get_auth(&format!("/api/interactions/{id}"), "test-token");
+    let i = json(&body);
+    let kinds = timeline_kinds(&i);
+    for k in ["monitor started", "monitor mode", "monitor stopped"] {
+        assert!(kinds.contains(&k), "{k} on the timeline: {kinds:?}");
+    }
+}
+
+/// The caller (+15550001111) dials 100 from SIPp on `base + 10`, its audio at the
+/// test's socket `rtp`.
+fn caller_calls(g: &Gateway, base: u16, rtp: u16) -> Spawned {
+    sipp_spawn(
         g.dir.path(),
         &[
             "-sf",
@@ -443,7 +426,46 @@ fn a_supervisor_listens_whispers_and_barges_into_a_call_from_the_console() {
             "1",
             &format!("127.0.0.1:{}", g.sip),
         ],
+    )
+}
+
+/// A console script (`tests/browser/<script>`) for the gateway, its screenshots in
+/// `target/e2e-artifacts/<dir>`.
+fn console_script(g: &Gateway, script: &str, dir: &str) -> Browser {
+    let artifacts = repo(&format!("target/e2e-artifacts/{dir}"));
+    let _ = std::fs::remove_dir_all(&artifacts);
+    std::fs::create_dir_all(&artifacts).unwrap();
+    Browser::run(
+        script,
+        &[
+            &format!("http://127.0.0.1:{}", g.http),
+            &artifacts.display().to_string(),
+        ],
+    )
+}
+
+/// Listen, whisper, barge: a caller (SIPp, with the test's RTP socket as its media) is
+/// bridged to Bob in Chromium; Sam, his supervisor, steps in from the console in a
+/// second context. Each party is a pure tone (caller 450 Hz, Bob 700 Hz, Sam 1150 Hz).
+/// Listening, Sam hears both and nobody hears Sam (the page sends its microphone all
+/// along: the gateway drops it); whispering, Bob hears Sam and the caller does not;
+/// barging, both do; then Sam leaves. Tom, who supervises another queue, is refused
+/// (403). Each step is on the call's timeline and in the audit log, and Bob's desktop
+/// says who is on his call.
+#[test]
+fn a_supervisor_listens_whispers_and_barges_into_a_call_from_the_console() {
+    let base = 25150;
+    // Demo mode (its trunk takes calls from 127.0.0.0/8); calls wait in support.
+    let (g, _dp) = crate::channels::queueing_gateway(
+        base,
+        "[[queue]]\nname = \"support\"\n\n[[queue]]\nname = \"sales\"\n\n[[agent]]\nname = \"bob\"\npassword = \"bob-secret\"\ndisplay_name = \"Bob\"\nteam = \"day\"\nqueues = [\"support\"]\n\n[[supervisor]]\nname = \"sam\"\npassword = \"sam-secret\"\ndisplay_name = \"Sam\"\nteams = [\"day\"]\nqueues = [\"support\"]\n\n[[supervisor]]\nname = \"tom\"\npassword = \"tom-secret\"\nqueues = [\"sales\"]\n",
     );
+    g.wait_log("dialplan loaded");
+    let rtp = base + 20;
+    let media = CallerMedia::start(rtp, 450.0);
+    let mut b = console_script(&g, "monitor.mjs", "monitor");
+    b.step("console", &g);
+    let caller = caller_calls(&g, base, rtp);
     let level = |v: &serde_json::Value, who: &str, tone: &str| v[who][tone].as_f64().unwrap();
     let talking = b.step("talking", &g);
     assert!(level(&talking, "bob", "caller") > -50.0, "{talking}");
@@ -523,12 +545,7 @@ fn a_supervisor_listens_whispers_and_barges_into_a_call_from_the_console() {
     assert_sipp_done(caller, "the caller", &g);
 
     // On the call's timeline and in the audit log.
-    let (_, body) = g.get_auth(&format!("/api/interactions/{id}"), "test-token");
-    let i = json(&body);
-    let kinds = timeline_kinds(&i);
-    for k in ["monitor started", "monitor mode", "monitor stopped"] {
-        assert!(kinds.contains(&k), "{k} on the timeline: {kinds:?}");
-    }
+    monitor_on_timeline(&g, &id);
     let (code, body) = g.get_auth("/api/audit?actor=sam", "test-token");
     assert_eq!(code, 200, "{body}");
     let acts: Vec<(String, String)> = json(&body)
@@ -554,6 +571,139 @@ fn a_supervisor_listens_whispers_and_barges_into_a_call_from_the_console() {
     .map(|a| (a.to_string(), id.clone()))
     .collect();
     assert_eq!(acts, want, "every act, refused ones too, before it is done");
+}
+
+/// Sue listens, whispers and barges from her desk phone: the caller, Alice's desk
+/// phone and Sue's desk phone are SIPp for the signalling with the test's own RTP
+/// sockets for their audio (caller 450 Hz, Alice 700 Hz, Sue 1150 Hz); Sue acts from
+/// the console in Chromium. Her phone rings when she clicks "Listen on phone" and
+/// hears both; what she says reaches Alice only when she
+/// whispers, and both when she barges; when she leaves, the gateway hangs up her
+/// phone and the two talk as before. A supervisor with no desk phone is refused (409).
+#[test]
+fn a_supervisor_listens_whispers_and_barges_from_their_desk_phone() {
+    let base = 25300;
+    let (g, _dp) = crate::channels::queueing_gateway(
+        base,
+        "[[supervisor]]\nname = \"tom\"\npassword = \"tom-secret\"\nqueues = [\"support\"]\n",
+    );
+    let (caller_rtp, alice_rtp, sue_rtp) = (base + 20, base + 24, base + 28);
+    let caller_m = CallerMedia::start(caller_rtp, 450.0);
+    let alice_m = CallerMedia::start(alice_rtp, 700.0);
+    let sue_m = CallerMedia::start(sue_rtp, 1150.0);
+    let phone = |user: &str, port: u16, rtp: u16| {
+        register_demo_phone(&g, user, port);
+        sipp_spawn(
+            g.dir.path(),
+            &[
+                "-sf",
+                &scenario("uas_media_elsewhere.xml"),
+                "-set",
+                "rtp",
+                &rtp.to_string(),
+                "-p",
+                &port.to_string(),
+                "-mp",
+                &(port + 4).to_string(),
+                "-m",
+                "1",
+            ],
+        )
+    };
+    let alice_phone = phone("1001", base + 40, alice_rtp);
+    let sue_phone = phone("1002", base + 50, sue_rtp);
+    let (alice, mut ws) = crate::channels::on_duty(&g, "alice", "demo-alice");
+    let caller = caller_calls(&g, base, caller_rtp);
+    // Alice takes it: her phone rings and answers.
+    let offer = crate::channels::next(&g, &mut ws, "offer");
+    let id = offer["interaction"].as_str().unwrap().to_string();
+    let (code, body) = g.post(&format!("/api/agent/offers/{id}/accept"), Some(&alice), "");
+    assert_eq!(code, 200, "{body}");
+    let on_timeline = |id: &str, kind: &str| {
+        let (_, body) = g.get_auth(&format!("/api/interactions/{id}"), "test-token");
+        timeline_kinds(&json(&body)).contains(&kind)
+    };
+    wait_for(
+        "Alice on the call",
+        std::time::Duration::from_secs(30),
+        || on_timeline(&id, "connected"),
+    );
+    let path = format!("/api/interactions/{id}/monitor");
+    let tom = token(&g, "tom", "tom-secret");
+    let (code, body) = raw(&g, "POST", &path, &tom, r#"{"mode":"listen","phone":true}"#);
+    assert_eq!(code, 409, "{body}");
+    assert!(body.contains("no desk phone"), "{body}");
+    let sue = token(&g, "sue", "demo-sue");
+    let (code, body) = raw(
+        &g,
+        "POST",
+        &path,
+        &sue,
+        r#"{"mode":"listen","phone":true,"sdp":"v=0"}"#,
+    );
+    assert_eq!(code, 400, "{body}");
+    // Sue, on the console in Chromium: "Listen on phone" rings her desk phone.
+    let mut b = console_script(&g, "monitor_phone.mjs", "monitor-phone");
+    b.step("console", &g);
+    let l = b.step("listen", &g);
+    assert_eq!(
+        l["text"], "Listening to alice on your desk phone (1002)",
+        "{l}"
+    );
+    assert_eq!(l["pc"], false, "no browser leg: {l}");
+    assert!(l["title"].as_str().unwrap().contains("1002"), "{l}");
+    wait_for(
+        "Sue's phone on the call",
+        std::time::Duration::from_secs(20),
+        || on_timeline(&id, "monitor started"),
+    );
+
+    let freqs = [450.0, 700.0, 1150.0];
+    let (heard, absent) = (1000.0, 150.0);
+    let window = std::time::Duration::from_millis(800);
+    // Listen: Sue hears both; nobody hears her.
+    let s = sue_m.tones(window, &freqs);
+    assert!(
+        s[0] > heard && s[1] > heard,
+        "listen: Sue hears both: {s:?}"
+    );
+    let c = caller_m.tones(window, &freqs);
+    assert!(c[1] > heard && c[2] < absent, "listen: the caller: {c:?}");
+    let a = alice_m.tones(window, &freqs);
+    assert!(a[0] > heard && a[2] < absent, "listen: Alice: {a:?}");
+    // Whisper: Alice hears Sue, the caller does not.
+    b.go();
+    let w = b.step("whisper", &g);
+    assert!(
+        w["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("Whispering to alice"),
+        "{w}"
+    );
+    let a = alice_m.tones(window, &freqs);
+    assert!(a[0] > heard && a[2] > heard, "whisper: Alice: {a:?}");
+    let c = caller_m.tones(window, &freqs);
+    assert!(c[1] > heard && c[2] < absent, "whisper: the caller: {c:?}");
+    // Barge: all three.
+    b.go();
+    b.step("barge", &g);
+    let c = caller_m.tones(window, &freqs);
+    assert!(c[1] > heard && c[2] > heard, "barge: the caller: {c:?}");
+    // Sue leaves: the gateway hangs up her phone; the two talk as before.
+    b.go();
+    b.step("left", &g);
+    b.finish();
+    assert_sipp_done(sue_phone, "Sue's desk phone", &g);
+    let c = caller_m.tones(window, &freqs);
+    assert!(c[1] > heard && c[2] < absent, "after: {c:?}");
+    let (code, body) = g.post(&format!("/api/agent/work/{id}/hangup"), Some(&alice), "");
+    assert_eq!(code, 200, "{body}");
+    assert_sipp_done(alice_phone, "Alice's desk phone", &g);
+    assert_sipp_done(caller, "the caller", &g);
+    monitor_on_timeline(&g, &id);
+    let (_, body) = g.get_auth("/api/audit?actor=sue", "test-token");
+    assert!(body.contains(r#""via":"phone""#), "{body}");
 }
 
 /// Sam steps into Ann's web chat from the console: he follows it live, sends Ann a

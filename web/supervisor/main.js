@@ -88,6 +88,13 @@ function renderWork(f) {
       const b = Object.assign(document.createElement("button"), { type: "button", className: "listen", textContent: "Listen" });
       b.addEventListener("click", () => startMonitor(w.interaction, w.agent));
       act.append(b);
+      // Or on the supervisor's desk phone, which the gateway rings.
+      if (app.extension) {
+        const p = Object.assign(document.createElement("button"), { type: "button", className: "listen-phone", textContent: "Listen on phone" });
+        p.title = `Your desk phone (${app.extension}) rings; listen there`;
+        p.addEventListener("click", () => startMonitor(w.interaction, w.agent, true));
+        act.append(p);
+      }
     }
     // A chat or message thread can be followed, noted to its agent, written in.
     if (w.channel !== "voice" && chat.id !== w.interaction) {
@@ -107,12 +114,25 @@ function renderWork(f) {
 // One WebRTC leg per call, always with the microphone: the gateway decides who hears it
 // (in listen mode no one), so a mode change is one API call and no renegotiation.
 
-const mon = { id: null, agent: null, pc: null, stream: null, mode: null };
+// On the desk phone there is no leg here: the gateway rings the phone.
+
+const mon = { id: null, agent: null, pc: null, stream: null, mode: null, phone: null };
 app.monitor = mon;
 
-async function startMonitor(id, agent) {
+async function startMonitor(id, agent, phone = false) {
   if (mon.id) await stopMonitor(true);
   $("#monitor-error").textContent = "";
+  if (phone) {
+    Object.assign(mon, { id, agent, mode: "listen" });
+    try {
+      const r = await api("POST", `/api/interactions/${encodeURIComponent(id)}/monitor`, { mode: "listen", phone: true });
+      mon.phone = r.ringing;
+    } catch (e) {
+      $("#monitor-error").textContent = e.message;
+      return stopMonitor(false);
+    }
+    return showMonitor();
+  }
   const pc = new RTCPeerConnection({ bundlePolicy: "max-bundle", rtcpMuxPolicy: "require" });
   Object.assign(mon, { id, agent, pc, mode: "listen" });
   try {
@@ -156,7 +176,7 @@ async function stopMonitor(tell) {
   const id = mon.id;
   if (mon.pc) mon.pc.close();
   if (mon.stream) for (const t of mon.stream.getTracks()) t.stop();
-  Object.assign(mon, { id: null, agent: null, pc: null, stream: null, mode: null });
+  Object.assign(mon, { id: null, agent: null, pc: null, stream: null, mode: null, phone: null });
   $("#monitor-audio").srcObject = null;
   $("#monitor").hidden = true;
   if (tell && id) {
@@ -168,7 +188,7 @@ async function stopMonitor(tell) {
 function showMonitor() {
   $("#monitor").hidden = !mon.id;
   const how = { listen: "Listening to", whisper: "Whispering to", barge: "On the call with" }[mon.mode];
-  $("#monitor-text").textContent = `${how} ${mon.agent}`;
+  $("#monitor-text").textContent = `${how} ${mon.agent}` + (mon.phone ? ` on your desk phone (${mon.phone})` : "");
   for (const b of document.querySelectorAll("#monitor .modes button")) b.setAttribute("aria-pressed", String(b.dataset.mode === mon.mode));
   if (app.floor) renderWork(app.floor);
 }
@@ -341,6 +361,11 @@ function loggedIn() {
   $("#me").hidden = false;
   $("#who").textContent = app.name;
   connect();
+  // Whether they have a desk phone to listen on.
+  api("GET", "/api/supervisor/me").then(me => {
+    app.extension = me.extension || null;
+    if (app.floor) renderWork(app.floor);
+  }, () => { });
 }
 
 function loggedOut(why) {
