@@ -1737,6 +1737,35 @@ impl Centre {
         };
     }
 
+    /// The node stops (its calls are over): once the router's activity log has
+    /// written what it was given, every agent still on the floor is noted `offline`
+    /// now, so their time while the node is down is not counted as available (a
+    /// crash is closed at the next start instead). Bounded: 5 s at most.
+    pub async fn close_activity(&self) {
+        let wait = async {
+            if let Ok(Some(written)) = self
+                .0
+                .router
+                .send(crate::actors::router::CloseActivity)
+                .await
+            {
+                let _ = written.await;
+            }
+            self.0
+                .store
+                .close_agent_activity(crate::clock::unix_millis() as i64)
+                .await
+        };
+        match tokio::time::timeout(std::time::Duration::from_secs(5), wait).await {
+            Ok(Ok(n)) if n > 0 => {
+                tracing::info!(agents = n, "agents on the floor noted offline at the stop")
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "agents' activity not closed at the stop"),
+            Err(_) => tracing::warn!("agents' activity not closed at the stop: the store is slow"),
+        }
+    }
+
     /// A live call by interaction id.
     pub fn call(&self, interaction: &str) -> Option<Recipient<crate::actors::messages::AgentCall>> {
         self.0

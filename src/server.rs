@@ -350,6 +350,9 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
     for h in http_handles {
         h.stop(true).await;
     }
+    if let Some(c) = &shared.centre {
+        c.close_activity().await;
+    }
     for a in arbiters {
         a.stop();
     }

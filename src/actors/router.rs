@@ -116,6 +116,8 @@ pub struct RouterActor {
     store: Option<crate::store::Store>,
     /// The agents' activity changes on their way to `store` (one writer, in order).
     activity: Option<tokio::sync::mpsc::Sender<(String, i64, &'static str)>>,
+    /// Told when that writer has written everything it was given (its sender gone).
+    activity_written: Option<tokio::sync::oneshot::Receiver<()>>,
 }
 
 /// Activity changes waiting to be written at most (beyond, one is dropped and said).
@@ -145,6 +147,7 @@ impl RouterActor {
             told_waiting: Vec::new(),
             store: None,
             activity: None,
+            activity_written: None,
         };
         // Overflow targets may name queues defined later: add them all first.
         for q in queues {
@@ -596,7 +599,9 @@ impl Actor for RouterActor {
         // The agents' activity log (occupancy), written in order, in batches.
         if let Some(store) = self.store.clone() {
             let (tx, mut rx) = tokio::sync::mpsc::channel(ACTIVITY_QUEUE);
+            let (written, done) = tokio::sync::oneshot::channel();
             self.activity = Some(tx);
+            self.activity_written = Some(done);
             actix::spawn(async move {
                 let mut rows = Vec::new();
                 while rx.recv_many(&mut rows, 256).await > 0 {
@@ -605,8 +610,25 @@ impl Actor for RouterActor {
                     }
                     rows.clear();
                 }
+                let _ = written.send(());
             });
         }
+    }
+}
+
+/// The node stops: the agents' activity log takes no more changes; the answer is
+/// told once everything given before is written (so the stop's `offline` rows come
+/// last). `None`: no log.
+#[derive(Message)]
+#[rtype(result = "Option<tokio::sync::oneshot::Receiver<()>>")]
+pub struct CloseActivity;
+
+impl Handler<CloseActivity> for RouterActor {
+    type Result = Option<tokio::sync::oneshot::Receiver<()>>;
+
+    fn handle(&mut self, _: CloseActivity, _: &mut Context<Self>) -> Self::Result {
+        self.activity = None;
+        self.activity_written.take()
     }
 }
 

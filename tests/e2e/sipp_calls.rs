@@ -288,6 +288,8 @@ fn graceful_shutdown_refuses_new_calls_then_ends_live_ones_with_bye() {
     wait_for("the live call", Duration::from_secs(10), || {
         g.metric("omnigate_sip_dialogs") == Some(1.0)
     });
+    // Bob is on the floor (available in the browser) when the node stops.
+    let (_bob, _ws) = crate::channels::on_duty(&g, "bob", "demo-bob");
     g.sigterm();
     wait_for("draining", Duration::from_secs(5), || {
         g.get("/healthz").0 == 503
@@ -312,6 +314,21 @@ fn graceful_shutdown_refuses_new_calls_then_ends_live_ones_with_bye() {
     let status = g.wait_exit(Duration::from_secs(10)).expect("gateway exits");
     assert!(status.success(), "exit status {status}\n{}", g.log());
     assert!(g.log().contains("grace period over"), "{}", g.log());
+    // His activity log says offline from the stop (his time while the node is down is
+    // not available time), so the next start has nobody left to close.
+    assert!(
+        g.log()
+            .contains("agents on the floor noted offline at the stop agents=1"),
+        "{}",
+        g.log()
+    );
+    g.crash_and_restart();
+    assert!(
+        !g.log()
+            .contains("agents logged in at the last stop noted offline"),
+        "{}",
+        g.log()
+    );
 }
 
 /// The `leg media` summary of leg `leg` from the gateway's log: (sent, received).
