@@ -118,6 +118,9 @@ pub struct RouterActor {
     activity: Option<tokio::sync::mpsc::Sender<(String, i64, &'static str)>>,
     /// Told when that writer has written everything it was given (its sender gone).
     activity_written: Option<tokio::sync::oneshot::Receiver<()>>,
+    /// Changes dropped on a full queue since the last warning, and when that was.
+    activity_dropped: u64,
+    activity_warned: Option<std::time::Instant>,
 }
 
 /// Activity changes waiting to be written at most (beyond, one is dropped and said).
@@ -148,6 +151,8 @@ impl RouterActor {
             store: None,
             activity: None,
             activity_written: None,
+            activity_dropped: 0,
+            activity_warned: None,
         };
         // Overflow targets may name queues defined later: add them all first.
         for q in queues {
@@ -315,7 +320,21 @@ impl RouterActor {
                     if let (Some(tx), Some(name)) = (&self.activity, self.agent_names.get(&agent)) {
                         let row = (name.clone(), unix_at(at) as i64, activity.name());
                         if tx.try_send(row).is_err() {
-                            tracing::warn!(agent = %name, "agents' activity log full: a change dropped");
+                            // Said once per 10 s with how many, not once per change.
+                            self.activity_dropped += 1;
+                            let now = crate::clock::now();
+                            let due = self.activity_warned.is_none_or(|t| {
+                                now.saturating_duration_since(t)
+                                    >= std::time::Duration::from_secs(10)
+                            });
+                            if due {
+                                tracing::warn!(
+                                    dropped = self.activity_dropped,
+                                    "agents' activity log full: changes dropped"
+                                );
+                                self.activity_warned = Some(now);
+                                self.activity_dropped = 0;
+                            }
                         }
                     }
                 }
