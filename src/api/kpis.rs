@@ -15,6 +15,9 @@ const MAX_DAYS: i64 = 366;
 /// The most interactions one report reads (their facts are held in memory: about
 /// a gigabyte at this bound; see the README's benchmark).
 pub const MAX_INTERACTIONS: i64 = 1_000_000;
+/// The most agents' activity changes one report reads (occupancy): a year of a large
+/// floor is refused with the same advice.
+pub const MAX_ACTIVITY: i64 = 2_000_000;
 const KNOWN: &[&str] = &[
     "from",
     "to",
@@ -227,10 +230,15 @@ async fn run(
     // folded off the async threads.
     let facts = c.store().kpi_facts_all(params.from, until).await?;
     // The agents' activity in the period, for occupancy.
-    let activity = c
-        .store()
-        .agent_activity(params.from, params.to.min(now + 1))
-        .await?;
+    let to = params.to.min(now + 1);
+    let changes = c.store().agent_activity_count(params.from, to).await?;
+    if changes > MAX_ACTIVITY {
+        return Err(ApiError::new(
+            actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
+            format!("the period holds {changes} changes of agents' activity; a report reads at most {MAX_ACTIVITY}: ask for a shorter period"),
+        ));
+    }
+    let activity = c.store().agent_activity(params.from, to).await?;
     let p = params.clone();
     tokio::task::spawn_blocking(move || {
         let mut r = kpi::report(&facts, &p);

@@ -49,6 +49,19 @@ impl Store {
     /// The changes in `from..to` and, per agent of the directory, the last one before
     /// `from` (the state the period starts in), by agent, then in the order they
     /// happened. Each agent's last change is found through the `(agent, at, id)` index.
+    /// How many activity changes fall in `[from, to)` (what a report would read,
+    /// besides each agent's state at `from`).
+    pub async fn agent_activity_count(&self, from: i64, to: i64) -> Result<i64, StoreError> {
+        Ok(with_db!(self, |pool, sql| sqlx::query(sql(
+            "SELECT COUNT(*) FROM agent_activity WHERE at >= ? AND at < ?"
+        ))
+        .bind(from)
+        .bind(to)
+        .fetch_one(pool)
+        .await?
+        .get::<i64, _>(0)))
+    }
+
     pub async fn agent_activity(&self, from: i64, to: i64) -> Result<Vec<kpi::Change>, StoreError> {
         Ok(with_db!(self, |pool, sql| sqlx::query(sql(
             "SELECT agent, at, state, id FROM agent_activity WHERE at >= ? AND at < ? \

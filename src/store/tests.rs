@@ -122,6 +122,9 @@ async fn the_agents_activity_is_read_for_a_period_with_the_state_it_starts_in(s:
     ]))
     .await
     .unwrap();
+    // What a report would read in the period (its cap counts these).
+    assert_eq!(s.agent_activity_count(1000, 2000).await.unwrap(), 3);
+    assert_eq!(s.agent_activity_count(0, 10_000).await.unwrap(), 9);
     let got: Vec<(String, i64, String)> = s
         .agent_activity(1000, 2000)
         .await
