@@ -199,6 +199,17 @@ pub(super) async fn kpis(req: HttpRequest, shared: web::Data<Shared>) -> Reply {
 
 /// Reads the period's log (and `fcr_days` after it, up to now) and reports on it with
 /// the queues' own service-level targets (or `sl` ms for all) and opening hours.
+/// A period holding more than a report reads (`n` of `max` `what`) is refused (422).
+fn at_most(n: i64, max: i64, what: &str) -> Result<(), ApiError> {
+    if n > max {
+        return Err(ApiError::new(
+            actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
+            format!("the period holds {n} {what}; a report reads at most {max}: ask for a shorter period"),
+        ));
+    }
+    Ok(())
+}
+
 async fn run(
     c: &crate::centre::Centre,
     params: &mut kpi::Params,
@@ -220,24 +231,14 @@ async fn run(
         .min(now + 1)
         .max(params.to);
     let n = c.store().interactions_between(params.from, until).await?;
-    if n > MAX_INTERACTIONS {
-        return Err(ApiError::new(
-            actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
-            format!("the period holds {n} interactions; a report reads at most {MAX_INTERACTIONS}: ask for a shorter period"),
-        ));
-    }
+    at_most(n, MAX_INTERACTIONS, "interactions")?;
     // Each interaction's facts as kept (made again first where its log changed),
     // folded off the async threads.
     let facts = c.store().kpi_facts_all(params.from, until).await?;
     // The agents' activity in the period, for occupancy.
     let to = params.to.min(now + 1);
     let changes = c.store().agent_activity_count(params.from, to).await?;
-    if changes > MAX_ACTIVITY {
-        return Err(ApiError::new(
-            actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
-            format!("the period holds {changes} changes of agents' activity; a report reads at most {MAX_ACTIVITY}: ask for a shorter period"),
-        ));
-    }
+    at_most(changes, MAX_ACTIVITY, "changes of agents' activity")?;
     let activity = c.store().agent_activity(params.from, to).await?;
     let p = params.clone();
     tokio::task::spawn_blocking(move || {
