@@ -5,7 +5,8 @@
 //! and a real PostgreSQL database (the schema made by `Store::open`/`connect`), then
 //! timed: each interaction's facts made from its log once (`Store::refresh_kpi_facts`,
 //! as after an upgrade), then `GET /api/kpis`'s work (`Store::kpi_facts_all` for the month:
-//! what changed made again, the kept facts read; `kpi::report` grouped by hour) with
+//! what changed made again, the kept facts read; `kpi::report` grouped by hour; the
+//! agents' activity read and occupancy added: three changes per handled interaction) with
 //! nothing changed and after 1,000 interactions changed. Prints each step's time and
 //! the resident memory the answer took.
 //!
@@ -240,6 +241,27 @@ where
             });
             q.build().execute(&mut *tx).await.unwrap();
         }
+        // The agents' activity around each interaction they had (occupancy): working
+        // from the answer, wrap-up from the end, idle 30 s later.
+        let changes: Vec<(String, i64, &'static str)> = batch
+            .iter()
+            .filter_map(|g| Some((g.agent.clone()?, g.answered?, g.ended)))
+            .flat_map(|(a, answered, ended)| {
+                [
+                    (a.clone(), answered, "working"),
+                    (a.clone(), ended, "wrap-up"),
+                    (a, ended + 30_000, "idle"),
+                ]
+            })
+            .collect();
+        for chunk in changes.chunks(500) {
+            let mut q =
+                sqlx::QueryBuilder::<DB>::new("INSERT INTO agent_activity (agent, at, state) ");
+            q.push_values(chunk, |mut b, (agent, at, state)| {
+                b.push_bind(agent.clone()).push_bind(*at).push_bind(*state);
+            });
+            q.build().execute(&mut *tx).await.unwrap();
+        }
         tx.commit().await.unwrap();
     }
     rows
@@ -279,18 +301,27 @@ async fn measure<DB: sqlx::Database>(
         let t1 = Instant::now();
         let mut p = omnigate::kpi::Params::new(START, START + 30 * DAY, START + 60 * DAY);
         p.group_by = vec![omnigate::kpi::Key::Hour];
-        let r = omnigate::kpi::report(&facts, &p);
+        let mut r = omnigate::kpi::report(&facts, &p);
         let t2 = Instant::now();
+        // Occupancy, as the API adds it: the agents' activity of the month read, folded.
+        let activity = store.agent_activity(START, START + 30 * DAY).await.unwrap();
+        let t_read = Instant::now();
+        omnigate::kpi::add_occupancy(&mut r, &activity, &p);
+        let t3 = Instant::now();
         let rss1 = support::rss_bytes();
         assert_eq!(read, n, "every interaction read");
         assert_eq!(r.total.contacts as usize, n);
         assert!(r.groups.len() > 1);
+        assert!(r.total.occupancy.den > 0, "occupancy counted");
         println!(
-            "  report by hour ({label}): {} groups: refresh and read {:.0} ms, report {:.0} ms, total {:.0} ms; +{:.1} MiB resident",
+            "  report by hour ({label}): {} groups: refresh and read {:.0} ms, report {:.0} ms, occupancy ({} changes) read {:.0} ms + {:.0} ms, total {:.0} ms; +{:.1} MiB resident",
             r.groups.len(),
             ms(t0, t1),
             ms(t1, t2),
-            ms(t0, t2),
+            activity.len(),
+            ms(t2, t_read),
+            ms(t_read, t3),
+            ms(t0, t3),
             (rss1.saturating_sub(rss0)) as f64 / 1048576.0,
         );
         r

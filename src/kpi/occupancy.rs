@@ -45,11 +45,23 @@ pub fn add_occupancy(report: &mut Report, changes: &[Change], p: &Params) {
     let in_scope = |a: &str| p.scope.as_ref().is_none_or(|s| s.agents.contains(a));
     let mut keys = Keys::new(p);
     let mut total = Ratio::default();
-    let mut groups: HashMap<Vec<String>, Ratio> = HashMap::new();
+    // Groups by small ids while adding up (an agent's run, the local hour and day as
+    // `Keys` ids; 0 where not grouped by it): names are made once per group at the end.
+    let has = |k: Key| p.group_by.contains(&k);
+    let (by_agent, by_hour, by_day) = (has(Key::Agent), has(Key::Hour), has(Key::Day));
+    let mut agents: Vec<&str> = Vec::new();
+    let mut ids: HashMap<(usize, u32, u32), Ratio> = HashMap::new();
+    let mut pending: Option<((usize, u32, u32), Ratio)> = None;
     for run in changes.chunk_by(|a, b| a.agent == b.agent) {
         if !in_scope(&run[0].agent) {
             continue;
         }
+        let agent = if by_agent {
+            agents.push(&run[0].agent);
+            agents.len() - 1
+        } else {
+            0
+        };
         for (i, c) in run.iter().enumerate() {
             let (occupied, staffed) = counts(&c.state);
             if !staffed {
@@ -73,20 +85,50 @@ pub fn add_occupancy(report: &mut Report, changes: &[Change], p: &Params) {
                 add(&mut total);
                 if grouped {
                     let (hour, day) = if by_time { keys.local(from) } else { (0, 0) };
-                    let key: Vec<String> = p
-                        .group_by
-                        .iter()
-                        .map(|k| match k {
-                            Key::Hour => keys.name(hour).to_string(),
-                            Key::Day => keys.name(day).to_string(),
-                            _ => c.agent.clone(),
-                        })
-                        .collect();
-                    add(groups.entry(key).or_default());
+                    let key = (
+                        agent,
+                        if by_hour { hour } else { 0 },
+                        if by_day { day } else { 0 },
+                    );
+                    // Consecutive quarters mostly share a group: added up here, put in
+                    // the map when the group changes.
+                    match &mut pending {
+                        Some((k, r)) if *k == key => add(r),
+                        _ => {
+                            if let Some((k, r)) = pending.take() {
+                                let g = ids.entry(k).or_default();
+                                g.num += r.num;
+                                g.den += r.den;
+                            }
+                            let mut r = Ratio::default();
+                            add(&mut r);
+                            pending = Some((key, r));
+                        }
+                    }
                 }
                 from = to;
             }
         }
+    }
+    if let Some((k, r)) = pending {
+        let g = ids.entry(k).or_default();
+        g.num += r.num;
+        g.den += r.den;
+    }
+    let mut groups: HashMap<Vec<String>, Ratio> = HashMap::new();
+    for ((agent, hour, day), r) in ids {
+        let key: Vec<String> = p
+            .group_by
+            .iter()
+            .map(|k| match k {
+                Key::Hour => keys.name(hour).to_string(),
+                Key::Day => keys.name(day).to_string(),
+                _ => agents[agent].to_string(),
+            })
+            .collect();
+        let g = groups.entry(key).or_default();
+        g.num += r.num;
+        g.den += r.den;
     }
     report.total.occupancy = total;
     report.total.done();
