@@ -71,11 +71,14 @@ try {
     const r = await w.pc.getStats();
     const out = { inbound: 0, outbound: 0, audioLevel: 0, codec: "" };
     r.forEach(s => {
+      // Every inbound audio stream of the call: a source that changes its SSRC (the
+      // caller's keys, then its voice) is a second stream of the same audio.
       if (s.type === "inbound-rtp" && s.kind === "audio") {
-        out.inbound = s.packetsReceived;
-        out.inboundLost = s.packetsLost;
-        out.inboundLastAt = s.lastPacketReceivedTimestamp;
-        out.totalAudioEnergy = s.totalAudioEnergy;
+        out.inbound += s.packetsReceived || 0;
+        out.inboundLost = (out.inboundLost || 0) + (s.packetsLost || 0);
+        out.inboundLastAt = Math.max(out.inboundLastAt || 0, s.lastPacketReceivedTimestamp || 0);
+        out.totalAudioEnergy = (out.totalAudioEnergy || 0) + (s.totalAudioEnergy || 0);
+        out.inboundStreams = (out.inboundStreams || 0) + 1;
       }
       if (s.type === "transport") {
         out.dtls = s.dtlsState;

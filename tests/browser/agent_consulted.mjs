@@ -40,7 +40,8 @@ try {
     if (!w) return { inbound: 0, outbound: 0 };
     const out = { inbound: 0, outbound: 0 };
     (await w.pc.getStats()).forEach(s => {
-      if (s.type === "inbound-rtp" && s.kind === "audio") out.inbound = s.packetsReceived;
+      // Every inbound audio stream (a source changing its SSRC is a second one).
+      if (s.type === "inbound-rtp" && s.kind === "audio") out.inbound += s.packetsReceived || 0;
       if (s.type === "outbound-rtp" && s.kind === "audio") out.outbound = s.packetsSent;
     });
     return out;

@@ -102,8 +102,18 @@ fn a_customers_mail_becomes_a_case_the_reply_threads_and_nothing_is_imported_twi
     let offer = next(&g, &mut ws, "offer");
     assert_eq!(offer["channel"], "email", "{offer}");
     let id = offer["interaction"].as_str().unwrap().to_string();
+    // The offer and her message on the timeline are two events: the second is waited for.
+    let mut said = Vec::new();
+    wait_for(
+        "her message on the timeline",
+        Duration::from_secs(10),
+        || {
+            said = customer_messages(&g, &id);
+            !said.is_empty()
+        },
+    );
     assert_eq!(
-        customer_messages(&g, &id),
+        said,
         ["Subject: Order 1234 is late\n\nHello, where is my order 1234?"],
         "the signature folded away"
     );
