@@ -1077,17 +1077,10 @@ impl Centre {
         if !survey.thanks.is_empty() {
             let (account, to, thanks) = (account.clone(), peer.to_string(), survey.thanks.clone());
             actix::spawn(async move {
-                let m = crate::channels::whatsapp::Outgoing::Text {
-                    body: thanks,
-                    reply_to: None,
-                };
                 let delivery = format!("{id}-survey-thanks");
-                let e = crate::channels::send::Envelope {
-                    to: &to,
-                    delivery: &delivery,
-                    agent: "",
-                };
-                if let Err(e) = crate::channels::send::deliver(&account, e, &m, &|_, _| {}).await {
+                let sent =
+                    crate::channels::send::system_text(&account, &to, &delivery, &thanks).await;
+                if let Err(e) = sent {
                     tracing::warn!(interaction = %id, error = %e, "survey thanks not sent");
                 }
             });

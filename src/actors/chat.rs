@@ -786,16 +786,6 @@ impl ChatActor {
                 tracing::warn!(interaction = %id, error = %e, "survey not asked");
                 return;
             }
-            let m = crate::channels::whatsapp::Outgoing::Text {
-                body: survey.question.clone(),
-                reply_to: None,
-            };
-            let delivery = format!("{id}-survey");
-            let to = crate::channels::send::Envelope {
-                to: &p.peer,
-                delivery: &delivery,
-                agent: "",
-            };
             let r = if p.account.kind == crate::config::ChannelKind::Email {
                 // A reply in the case's thread (number 0: no message of the thread).
                 let o = crate::email::smtp::Outgoing {
@@ -807,7 +797,9 @@ impl ChatActor {
                 };
                 crate::email::smtp::reply(&store, &p.account, o, &|_, _| {}).await
             } else {
-                crate::channels::send::deliver(&p.account, to, &m, &|_, _| {}).await
+                let delivery = format!("{id}-survey");
+                crate::channels::send::system_text(&p.account, &p.peer, &delivery, &survey.question)
+                    .await
             };
             let (kind, data) = match &r {
                 Ok(provider_id) => (

@@ -69,6 +69,26 @@ pub async fn deliver(
     }
 }
 
+/// Sends the gateway's own text (not an agent's: no name, no message of a thread) to
+/// `to` through `a`, retried as [`deliver`] does; `delivery` is our id for it.
+pub async fn system_text(
+    a: &ChannelConfig,
+    to: &str,
+    delivery: &str,
+    body: &str,
+) -> Result<String, SendError> {
+    let m = Outgoing::Text {
+        body: body.to_string(),
+        reply_to: None,
+    };
+    let e = Envelope {
+        to,
+        delivery,
+        agent: "",
+    };
+    deliver(a, e, &m, &|_, _| {}).await
+}
+
 /// `POST {api_base}/{api_version}/{phone_number_id}/messages` with the Bearer token;
 /// the provider's id for the message.
 pub async fn whatsapp(a: &ChannelConfig, to: &str, m: &Outgoing) -> Result<String, SendError> {
