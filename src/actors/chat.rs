@@ -165,6 +165,9 @@ pub struct ChatActor {
     /// A provider thread that ended: its survey goes once the agent's last messages
     /// have (it must not overtake them).
     survey_due: bool,
+    /// The supervisor who took the chat over (login, display name): theirs to write
+    /// in and end; no agent has it any more.
+    taken: Option<(String, String)>,
 }
 
 /// Consoles that may follow one chat.
@@ -217,6 +220,7 @@ impl ChatActor {
             resumed,
             watchers: Vec::new(),
             survey_due: false,
+            taken: None,
         }
     }
 
@@ -499,7 +503,7 @@ impl ChatActor {
                     p.account.survey.is_some()
                         && crate::channels::survey::should_ask(
                             by,
-                            self.agent.is_some(),
+                            self.agent.is_some() || self.taken.is_some(),
                             p.account.can_send(),
                             p.is_whatsapp().then(|| {
                                 crate::channels::whatsapp::window_left(
@@ -537,6 +541,37 @@ impl ChatActor {
 }
 
 impl ChatActor {
+    /// `supervisor` (shown as `name`) takes the open chat over: on the timeline, the
+    /// agent told and released by the router (or the work out of the queue).
+    fn take_over(&mut self, ctx: &mut Context<Self>, supervisor: String, name: String) {
+        let id = self.s.interaction.clone();
+        tracing::info!(interaction = %id, %supervisor, "chat taken over");
+        let from = self.agent.take();
+        self.leave_waiting();
+        if let Some((_, addr)) = &from {
+            addr.do_send(AgentPush::Monitored {
+                interaction: id.clone(),
+                supervisor: Some(supervisor.clone()),
+                name: Some(name.clone()),
+                mode: Some("took_over"),
+            });
+        }
+        self.s.router.do_send(super::router::TakeOver {
+            interaction: id,
+            supervisor: supervisor.clone(),
+        });
+        self.event(
+            ctx,
+            "taken over",
+            serde_json::json!({"supervisor": supervisor, "agent": from.as_ref().map(|(a, _)| a)}),
+        );
+        self.tell_watchers(
+            serde_json::json!({"type": "taken_over", "supervisor": supervisor, "name": name}),
+        );
+        self.agent_display = name.clone();
+        self.taken = Some((supervisor, name));
+    }
+
     /// A WhatsApp thread's reply window: free-form replies until then (Unix ms).
     fn window_until(&self) -> Option<u64> {
         self.s.provider.as_ref().filter(|p| p.is_whatsapp())?;
@@ -1121,7 +1156,11 @@ impl Handler<Customer> for ChatActor {
                 // The newest socket wins; what it missed is replayed in order.
                 self.socket = Some(socket);
                 self.presence += 1;
-                let agent = self.agent.as_ref().map(|(n, _)| n.clone());
+                let agent = self
+                    .agent
+                    .as_ref()
+                    .map(|(n, _)| n.clone())
+                    .or_else(|| self.taken.as_ref().map(|(_, name)| name.clone()));
                 self.feed(ctx, Input::Connect { after, agent });
             }
             Customer::Gone => self.await_customer(ctx),
@@ -1390,6 +1429,13 @@ pub enum SupervisorAct {
         supervisor: String,
         to: Sender<String>,
     },
+    /// Take the chat over (barge, outright): its agent is released (to their wrap-up,
+    /// told why), or it leaves the queue; the customer is told who looks after them
+    /// now; from then on only this supervisor writes and ends it. Answers the last
+    /// message number.
+    TakeOver { supervisor: String, name: String },
+    /// End a chat this supervisor took over.
+    End { supervisor: String },
 }
 
 impl Handler<SupervisorAct> for ChatActor {
@@ -1411,6 +1457,39 @@ impl Handler<SupervisorAct> for ChatActor {
                 self.watchers.push((supervisor, to));
                 let last = self.thread.last_seq();
                 return Box::pin(async move { Ok(last) });
+            }
+            SupervisorAct::TakeOver { supervisor, name } => {
+                if let Some((s, n)) = &self.taken {
+                    return refused(if *s == supervisor {
+                        "you have taken this chat over already".into()
+                    } else {
+                        format!("{n} has taken this chat over")
+                    });
+                }
+                let (reply, rx) = self.reply_slot();
+                self.feed(
+                    ctx,
+                    Input::TakeOver {
+                        supervisor: supervisor.clone(),
+                        name: name.clone(),
+                        reply,
+                    },
+                );
+                if self.thread.closed().is_none() {
+                    self.take_over(ctx, supervisor, name);
+                }
+                rx
+            }
+            SupervisorAct::End { supervisor } => {
+                if self.taken.as_ref().map(|(s, _)| s) != Some(&supervisor) {
+                    return refused(
+                        "only the supervisor who took the chat over ends it (its agent does otherwise)"
+                            .into(),
+                    );
+                }
+                let (tx, rx) = oneshot::channel();
+                self.close(ctx, "supervisor", Some(tx));
+                rx
             }
             SupervisorAct::Note {
                 supervisor,
@@ -1437,6 +1516,9 @@ impl Handler<SupervisorAct> for ChatActor {
                 name,
                 text,
             } => {
+                if let Some((_, n)) = self.taken.as_ref().filter(|(s, _)| *s != supervisor) {
+                    return refused(format!("{n} has taken this chat over"));
+                }
                 if let Some(e) = self.window_closed() {
                     return Box::pin(async move { Err(e) });
                 }
@@ -1465,6 +1547,10 @@ impl Handler<WorkEvent> for ChatActor {
     type Result = ();
 
     fn handle(&mut self, ev: WorkEvent, ctx: &mut Context<Self>) {
+        if self.taken.is_some() {
+            // Crossed the take-over on its way: the router has let the work go.
+            return;
+        }
         match ev {
             WorkEvent::Offered { agent } => {
                 self.event(ctx, "offered", serde_json::json!({"agent": agent}));

@@ -75,7 +75,8 @@ pub enum AgentPush {
         interaction: String,
         on: bool,
     },
-    /// A supervisor is on the agent's call (`listen`, `whisper`, `barge`), or no
+    /// A supervisor is on the agent's call or chat (`listen`, `whisper`, `barge`, or
+    /// `took_over` a chat, which then leaves the agent), or no
     /// longer (both null). Listening shows only where `[calls] monitor_notice` is on.
     Monitored {
         interaction: String,

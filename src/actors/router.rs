@@ -121,6 +121,9 @@ pub struct RouterActor {
     /// Changes dropped on a full queue since the last warning, and when that was.
     activity_dropped: u64,
     activity_warned: Option<std::time::Instant>,
+    /// Chats a supervisor took over (out of the engine: no agent holds them), by
+    /// interaction, until they end: still on the floor, as the supervisor's.
+    taken: HashMap<String, floor::Taken>,
 }
 
 /// Activity changes waiting to be written at most (beyond, one is dropped and said).
@@ -153,6 +156,7 @@ impl RouterActor {
             activity_written: None,
             activity_dropped: 0,
             activity_warned: None,
+            taken: HashMap::new(),
         };
         // Overflow targets may name queues defined later: add them all first.
         for q in queues {
@@ -712,6 +716,7 @@ pub struct Ended {
 
 impl RouterActor {
     fn on_ended(&mut self, m: Ended, ctx: &mut Context<Self>) {
+        self.taken.remove(&m.interaction);
         let Ok(id) = self.item(&m.interaction) else {
             return;
         };
@@ -746,6 +751,43 @@ impl RouterActor {
         }
         self.forget(id);
         self.drain(ctx);
+    }
+}
+
+/// A supervisor takes the chat over: it leaves the engine as if it had ended (its
+/// agent finished with the queue's wrap-up and free for other work; withdrawn if it
+/// was waiting or offered) and stays on the floor as the supervisor's until it ends.
+/// The chat itself decided (one take-over per chat); refused if the work is unknown.
+#[derive(Message)]
+#[rtype(result = "Result<(), RouterError>")]
+pub struct TakeOver {
+    pub interaction: String,
+    pub supervisor: String,
+}
+
+impl RouterActor {
+    fn on_take_over(&mut self, m: TakeOver, ctx: &mut Context<Self>) -> Result<(), RouterError> {
+        let id = self.item(&m.interaction)?;
+        let e = &self.items[&id];
+        let queue = self
+            .engine
+            .queue_of(id)
+            .map_or_else(|| e.work.queue.clone(), |q| self.queue_cfg(q).name.clone());
+        let taken = floor::Taken {
+            supervisor: m.supervisor,
+            channel: e.work.channel,
+            queue,
+            from: e.work.from.clone(),
+            since: crate::clock::now(),
+        };
+        self.on_ended(
+            Ended {
+                interaction: m.interaction.clone(),
+            },
+            ctx,
+        );
+        self.taken.insert(m.interaction, taken);
+        Ok(())
     }
 }
 
@@ -1309,6 +1351,7 @@ guarded! {
 guarded! {
     Enqueue => Result<(), RouterError>, on_enqueue;
     Ended => (), on_ended;
+    TakeOver => Result<(), RouterError>, on_take_over;
     Requeue => (), on_requeue;
     Login => Result<(), RouterError>, on_login;
     Logout => (), on_logout;

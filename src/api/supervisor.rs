@@ -473,7 +473,7 @@ async fn live_in_scope(c: &Centre, scope: &Scope, id: &str) -> Result<(), ApiErr
                 "no live work with that interaction id",
             )
         })?;
-    if !scope.has_work(Some(&w.queue), w.agent.as_deref()) {
+    if !scope.has_live(w) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "this interaction is outside your queues and teams",
@@ -565,6 +565,42 @@ async fn chat_act(
         .map_err(|_| ApiError::new(StatusCode::GONE, "the chat has ended"))??;
     let key = if note { "at" } else { "seq" };
     Ok(HttpResponse::Created().json(serde_json::json!({ key: n })))
+}
+
+/// `POST /api/interactions/{id}/takeover` (barge outright: the supervisor takes the
+/// chat from its agent, who is released to their wrap-up, or from its queue) → 200
+/// `{"taken_over": id}`; `POST /api/interactions/{id}/close` ends a chat they took
+/// over → 200 `{"closed": id}`. A chat taken over by someone else: 409.
+async fn chat_own(req: HttpRequest, path: web::Path<String>, shared: web::Data<Shared>) -> Reply {
+    use crate::actors::chat::SupervisorAct;
+    let (supervisor, scope) = me(&req, &shared)?;
+    let c = centre(&shared)?;
+    let id = path.into_inner();
+    let chat = chat_in_scope(c, &scope, &id).await?;
+    let take = req.path().ends_with("/takeover");
+    let (action, act, key) = if take {
+        let name = c
+            .supervisor(&supervisor)
+            .map(|s| s.spec.display_name.clone())
+            .filter(|d| !d.is_empty())
+            .unwrap_or_else(|| supervisor.clone());
+        let act = SupervisorAct::TakeOver {
+            supervisor: supervisor.clone(),
+            name,
+        };
+        ("chat.take_over", act, "taken_over")
+    } else {
+        let act = SupervisorAct::End {
+            supervisor: supervisor.clone(),
+        };
+        ("chat.close", act, "closed")
+    };
+    c.audit(&supervisor, action, Some(&id), serde_json::json!({}))
+        .await?;
+    chat.send(act)
+        .await
+        .map_err(|_| ApiError::new(StatusCode::GONE, "the chat has ended"))??;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ key: id })))
 }
 
 /// `POST /api/interactions/{id}/monitor` `{"mode": "listen" | "whisper" | "barge",
@@ -671,11 +707,7 @@ fn cut(scope: &Scope, f: Floor) -> (Floor, String) {
             .into_iter()
             .filter(|a| scope.has_agent(&a.name))
             .collect(),
-        work: f
-            .work
-            .into_iter()
-            .filter(|w| scope.has_work(Some(&w.queue), w.agent.as_deref()))
-            .collect(),
+        work: f.work.into_iter().filter(|w| scope.has_live(w)).collect(),
     };
     let text = serde_json::to_string(&f).unwrap_or_default();
     (f, text)
@@ -716,7 +748,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route("/api/interactions/{id}/monitor", web::put().to(monitor))
     .route("/api/interactions/{id}/monitor", web::delete().to(monitor))
     .route("/api/interactions/{id}/notes", web::post().to(chat_act))
-    .route("/api/interactions/{id}/messages", web::post().to(chat_act));
+    .route("/api/interactions/{id}/messages", web::post().to(chat_act))
+    .route("/api/interactions/{id}/takeover", web::post().to(chat_own))
+    .route("/api/interactions/{id}/close", web::post().to(chat_own));
 }
 
 #[cfg(test)]

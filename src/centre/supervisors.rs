@@ -20,6 +20,9 @@ pub struct Supervisor {
 /// What a supervisor may see and act on.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Scope {
+    /// Whose: work they took over stays theirs wherever it waited.
+    #[serde(skip)]
+    pub supervisor: String,
     pub queues: BTreeSet<String>,
     /// The agents of their teams and those who serve their queues.
     pub agents: BTreeSet<String>,
@@ -36,7 +39,11 @@ impl Scope {
             })
             .map(|a| a.name.clone())
             .collect();
-        Scope { queues, agents }
+        Scope {
+            supervisor: spec.name.clone(),
+            queues,
+            agents,
+        }
     }
 
     pub fn has_queue(&self, q: &str) -> bool {
@@ -50,6 +57,12 @@ impl Scope {
     /// Work in one of their queues, or held by one of their agents.
     pub fn has_work(&self, queue: Option<&str>, agent: Option<&str>) -> bool {
         queue.is_some_and(|q| self.has_queue(q)) || agent.is_some_and(|a| self.has_agent(a))
+    }
+
+    /// Live work on the floor: [`Scope::has_work`], or a chat they took over.
+    pub fn has_live(&self, w: &crate::actors::router::floor::FloorWork) -> bool {
+        self.has_work(Some(&w.queue), w.agent.as_deref())
+            || w.supervisor.as_deref() == Some(self.supervisor.as_str())
     }
 }
 

@@ -155,6 +155,14 @@ pub enum Input {
         text: String,
         reply: u64,
     },
+    /// A supervisor took the conversation over from its agent (or from the queue): the
+    /// customer is told who looks after them now; their messages after it say no
+    /// second join. Refused once the thread is closed.
+    TakeOver {
+        supervisor: String,
+        name: String,
+        reply: u64,
+    },
     /// A supervisor's private note to the agent (whispering): stored on the timeline,
     /// shown to the agent, never to the customer, and no message of the thread.
     Note {
@@ -393,6 +401,30 @@ impl Thread {
                     ..Via::default()
                 };
                 self.post(t, "agent", name, text, via);
+            }
+            Input::TakeOver {
+                supervisor,
+                name,
+                reply,
+            } => {
+                if let Some(why) = self.refusal() {
+                    return self.out.push_back(Output::Reply {
+                        reply,
+                        result: Err(why),
+                    });
+                }
+                // The one who takes over may always write, however many joined.
+                if !self.joined.contains(&supervisor) {
+                    self.joined.push(supervisor);
+                }
+                self.handle(
+                    t,
+                    Input::System(format!("{name} is looking after you now.")),
+                );
+                self.out.push_back(Output::Reply {
+                    reply,
+                    result: Ok(self.last_seq),
+                });
             }
             Input::Note {
                 supervisor,

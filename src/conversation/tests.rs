@@ -677,6 +677,77 @@ fn a_supervisors_note_reaches_the_agent_only_once_stored_and_never_the_customer(
 }
 
 #[test]
+fn a_supervisor_who_takes_over_is_announced_once_and_writes_without_a_second_join() {
+    let t = t0();
+    let mut th = Thread::new(Limits::default(), "Grace".into());
+    th.handle(
+        t,
+        Input::TakeOver {
+            supervisor: "sam".into(),
+            name: "Sam".into(),
+            reply: 1,
+        },
+    );
+    let out = store_all(&mut th, t, true);
+    let shown = customer_frames(&out);
+    assert_eq!(shown.len(), 1, "{out:?}");
+    assert_eq!(shown[0]["from"], "system");
+    assert_eq!(shown[0]["text"], "Sam is looking after you now.");
+    assert!(out.iter().any(|o| matches!(
+        o,
+        Output::Reply {
+            reply: 1,
+            result: Ok(_)
+        }
+    )));
+    assert!(
+        !out.iter().any(|o| matches!(o, Output::Store { .. })),
+        "the line is not a message (the take-over is on the timeline): {out:?}"
+    );
+    th.handle(
+        t,
+        Input::SupervisorSays {
+            supervisor: "sam".into(),
+            name: "Sam".into(),
+            text: "Let me sort this out".into(),
+            reply: 2,
+        },
+    );
+    let out = store_all(&mut th, t, true);
+    assert!(
+        !out.iter().any(|o| matches!(o, Output::Joined { .. })),
+        "{out:?}"
+    );
+    let shown = customer_frames(&out);
+    assert_eq!(shown.len(), 1, "{out:?}");
+    assert_eq!(shown[0]["name"], "Sam");
+    // Closed: refused.
+    th.handle(
+        t,
+        Input::Close {
+            by: "supervisor",
+            reply: None,
+        },
+    );
+    let _ = store_all(&mut th, t, true);
+    th.handle(t, Input::CloseStored { result: Ok(()) });
+    let _ = store_all(&mut th, t, true);
+    th.handle(
+        t,
+        Input::TakeOver {
+            supervisor: "sue".into(),
+            name: "Sue".into(),
+            reply: 3,
+        },
+    );
+    let out = store_all(&mut th, t, true);
+    assert!(
+        out.iter().any(|o| matches!(o, Output::Reply { reply: 3, result: Err(e) } if e == "the chat was closed by the supervisor")),
+        "{out:?}"
+    );
+}
+
+#[test]
 fn a_supervisor_who_writes_joins_once_and_their_messages_say_who_wrote() {
     let t = t0();
     let mut th = Thread::new(Limits::default(), "Grace".into());

@@ -233,6 +233,10 @@ pub fn from_timeline<'a>(
                 push(Event::Connected { agent: agent() });
             }
             "connected" => push(Event::Connected { agent: agent() }),
+            // A supervisor took the chat over: they handle it from here.
+            "taken over" => push(Event::Connected {
+                agent: text(d, "supervisor"),
+            }),
             "offer rejected" => push(Event::Rejected { agent: agent() }),
             "offer lapsed" => push(Event::Lapsed { agent: agent() }),
             "agent missed" => push(Event::Missed { agent: agent() }),
@@ -270,7 +274,7 @@ pub fn from_timeline<'a>(
             "closed" => push(Event::Ended {
                 by: match d["by"].as_str() {
                     Some("customer") | Some("abandoned") => Party::Customer,
-                    Some("agent") => Party::Agent,
+                    Some("agent") | Some("supervisor") => Party::Agent,
                     _ => Party::System,
                 },
             }),

@@ -316,7 +316,12 @@ pub fn facts(c: &Contact) -> Facts {
         (e, u) => e.or(u),
     };
     if let (Some(e), true) = (end, f.handled()) {
-        let s = wrap_start.or(f.ended).unwrap_or(e);
+        // Counted from the end at the earliest: an agent released from a chat a
+        // supervisor took over wraps up while the talk goes on (counted once, as talk).
+        let s = match (wrap_start, f.ended) {
+            (Some(w), Some(x)) => w.max(x),
+            (w, x) => w.or(x).unwrap_or(e),
+        };
         f.acw = Some((e - s).max(0));
     }
     f

@@ -795,6 +795,84 @@ fn the_stored_timeline_reads_into_the_log() {
     assert_eq!(f.abandoned, None);
 }
 
+#[test]
+fn a_chat_a_supervisor_took_over_is_handled_once_with_the_agents_wrap_up_not_counted_twice() {
+    let j = |v: serde_json::Value| v;
+    let row = event::Row {
+        channel: "webchat".into(),
+        inbound: true,
+        flow: String::new(),
+        started_at: 0,
+        offered_at: Some(0),
+        queue: Some("support".into()),
+    };
+    let rows = [
+        ("message", j(serde_json::json!({"from": "customer"})), S),
+        ("assigned", j(serde_json::json!({"agent": "bob"})), 10 * S),
+        (
+            "message",
+            j(serde_json::json!({"from": "agent", "agent": "bob"})),
+            20 * S,
+        ),
+        // Sam takes it over at 60 s; Bob's wrap-up starts then and he gives it at 90 s,
+        // while Sam writes on.
+        (
+            "taken over",
+            j(serde_json::json!({"supervisor": "sam", "agent": "bob"})),
+            60 * S,
+        ),
+        (
+            "wrap-up started",
+            j(serde_json::json!({"agent": "bob", "until": 120 * S})),
+            60 * S,
+        ),
+        (
+            "wrapped up",
+            j(serde_json::json!({"agent": "bob", "disposition": "escalated"})),
+            90 * S,
+        ),
+        (
+            "message",
+            j(serde_json::json!({"from": "agent", "supervisor": "sam"})),
+            100 * S,
+        ),
+        (
+            "closed",
+            j(serde_json::json!({"by": "supervisor"})),
+            160 * S,
+        ),
+    ];
+    let log = from_timeline(&row, rows.iter().map(|(k, d, t)| (*k, d, *t)));
+    let f = facts(&Contact::new("c", "webchat", true, Some(1), Some(1), log));
+    assert_eq!(f.answered, Some(10 * S));
+    assert_eq!(f.agents, ["bob", "sam"]);
+    assert_eq!(f.first_response, Some(19 * S));
+    // Talk from Bob's answer to Sam's close, once.
+    assert_eq!(f.talk, 150 * S);
+    assert_eq!(
+        f.ended_by,
+        Some(Party::Agent),
+        "a supervisor's close is the centre's"
+    );
+    assert_eq!(f.abandoned, None);
+    // Bob's wrap-up ran while Sam talked: no after-contact work past the end.
+    assert_eq!(f.acw, Some(0));
+    let r = run(
+        &[Contact::new(
+            "c",
+            "webchat",
+            true,
+            Some(1),
+            Some(1),
+            from_timeline(&row, rows.iter().map(|(k, d, t)| (*k, d, *t))),
+        )],
+        &params(),
+    )
+    .total;
+    assert_eq!(r.handled, 1);
+    assert_eq!(r.handle_time.mean, Some(150_000.0));
+}
+
 fn any_event() -> impl Strategy<Value = Event> {
     let agent = prop::sample::select(vec!["bob", "carol"]).prop_map(String::from);
     prop_oneof![

@@ -19,7 +19,7 @@ macro_rules! log_rows {
             $from,
             ", 'agent', ",
             $agent,
-            ") AS TEXT) ELSE t.data END, t.at FROM interactions i LEFT JOIN timeline t ON t.interaction_id = i.id AND t.kind IN ('offered', 'assigned', 'connected', 'offer rejected', 'offer lapsed', 'agent missed', 'held', 'resumed', 'transferred', 'overflow', 'requeued', 'message', 'ivr ended', 'bot started', 'bot ended', 'caller hung up', 'hung up', 'closed', 'interaction ended', 'wrap-up started', 'wrapped up', 'rated')"
+            ") AS TEXT) ELSE t.data END, t.at FROM interactions i LEFT JOIN timeline t ON t.interaction_id = i.id AND t.kind IN ('offered', 'assigned', 'connected', 'taken over', 'offer rejected', 'offer lapsed', 'agent missed', 'held', 'resumed', 'transferred', 'overflow', 'requeued', 'message', 'ivr ended', 'bot started', 'bot ended', 'caller hung up', 'hung up', 'closed', 'interaction ended', 'wrap-up started', 'wrapped up', 'rated')"
         )
     };
 }

@@ -706,26 +706,49 @@ fn a_supervisor_listens_whispers_and_barges_from_their_desk_phone() {
     assert!(body.contains(r#""via":"phone""#), "{body}");
 }
 
+/// A gateway on `base` with the centre, a customer's web chat with their first message,
+/// and `script` in Chromium (its artifacts in `name`): (gateway, customer, chat, browser).
+fn chat_and_console(
+    base: u16,
+    script: &str,
+    name: &str,
+) -> (Gateway, crate::centre::Ws, String, Browser) {
+    let g = Gateway::start(base, "", "", CENTRE);
+    let artifacts = repo(&format!("target/e2e-artifacts/{name}"));
+    let _ = std::fs::remove_dir_all(&artifacts);
+    std::fs::create_dir_all(&artifacts).unwrap();
+    let (cust, chat, _, _) = chat_with_first_message(&g, "Carla Cliente", "carla@example.com");
+    let b = Browser::run(
+        script,
+        &[
+            &format!("http://127.0.0.1:{}", g.http),
+            &artifacts.display().to_string(),
+        ],
+    );
+    (g, cust, chat, b)
+}
+
+/// The data of each entry of `kind` on the interaction's timeline, in order.
+fn timeline_of(g: &Gateway, id: &str, kind: &str) -> Vec<serde_json::Value> {
+    let (code, body) = g.get_auth(&format!("/api/interactions/{id}"), "test-token");
+    assert_eq!(code, 200, "{body}");
+    json(&body)["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == kind)
+        .map(|e| e["data"].clone())
+        .collect()
+}
+
 /// Sam steps into Ann's web chat from the console: he follows it live, sends Ann a
 /// private note the customer never gets, then writes to the customer, who is told he
 /// joined; Tom, outside the queue, is refused; once the chat moves to another queue,
 /// Sam's console stops following it; each act is on the timeline and in the audit log.
 #[test]
 fn a_supervisor_follows_a_chat_notes_to_its_agent_and_writes_to_the_customer() {
-    let base = 25250;
-    let g = Gateway::start(base, "", "", CENTRE);
-    let artifacts = repo("target/e2e-artifacts/supervisor-chat");
-    let _ = std::fs::remove_dir_all(&artifacts);
-    std::fs::create_dir_all(&artifacts).unwrap();
-    let (mut cust, chat, _, _) = chat_with_first_message(&g, "Carla Cliente", "carla@example.com");
-
-    let mut b = Browser::run(
-        "supervisor_chat.mjs",
-        &[
-            &format!("http://127.0.0.1:{}", g.http),
-            &artifacts.display().to_string(),
-        ],
-    );
+    let (g, mut cust, chat, mut b) =
+        chat_and_console(25250, "supervisor_chat.mjs", "supervisor-chat");
     b.step("answered", &g);
     let shown = b.step("following", &g);
     assert!(
@@ -856,19 +879,9 @@ fn a_supervisor_follows_a_chat_notes_to_its_agent_and_writes_to_the_customer() {
     );
 
     // On the record: the note (for the agent), Sam's message with who he is, his join.
-    let (code, body) = g.get_auth(&format!("/api/interactions/{chat}"), "test-token");
-    assert_eq!(code, 200, "{body}");
-    let i = json(&body);
-    let timeline = i["timeline"].as_array().unwrap();
-    let of = |kind: &str| {
-        timeline
-            .iter()
-            .filter(|e| e["kind"] == kind)
-            .map(|e| e["data"].clone())
-            .collect::<Vec<_>>()
-    };
+    let of = |kind: &str| timeline_of(&g, &chat, kind);
     let notes = of("note");
-    assert_eq!(notes.len(), 1, "{i}");
+    assert_eq!(notes.len(), 1, "{notes:?}");
     assert_eq!(notes[0]["supervisor"], "sam");
     assert_eq!(notes[0]["text"], "Offer the 20 credit");
     assert_eq!(
@@ -879,7 +892,7 @@ fn a_supervisor_follows_a_chat_notes_to_its_agent_and_writes_to_the_customer() {
         .into_iter()
         .filter(|m| m["supervisor"] == "sam")
         .collect();
-    assert_eq!(by_sam.len(), 1, "{i}");
+    assert_eq!(by_sam.len(), 1, "{by_sam:?}");
     assert_eq!(by_sam[0]["name"], "Sam");
 
     let (code, body) = g.get_auth("/api/audit?actor=sam", "test-token");
@@ -900,5 +913,120 @@ fn a_supervisor_follows_a_chat_notes_to_its_agent_and_writes_to_the_customer() {
             "chat.message"
         ],
         "{body}"
+    );
+}
+
+/// Sam takes Ann's web chat over from the console: Ann is told, released to her
+/// wrap-up and free for the next chat; the customer is told Sam looks after them now;
+/// only Sam writes in it and ends it (Tom, outside the queue: 403; Ann: no longer
+/// hers); the timeline, the audit log and the KPIs say who handled it.
+#[test]
+fn a_supervisor_takes_a_chat_over_from_its_agent_and_ends_it() {
+    let (g, mut cust, chat, mut b) =
+        chat_and_console(25350, "supervisor_takeover.mjs", "supervisor-takeover");
+    b.step("answered", &g);
+    let shown = b.step("taken", &g);
+    assert_eq!(
+        shown["banner"], "Supervisor Sam has taken over the chat: it is theirs now",
+        "{shown}"
+    );
+    assert_eq!(shown["take_shown"], false, "{shown}");
+    assert_eq!(shown["note_shown"], false, "{shown}");
+    assert!(
+        shown["row"].as_str().unwrap().contains("taken over"),
+        "{shown}"
+    );
+    until(&mut cust, "the take-over line", |v| {
+        v["type"] == "message"
+            && v["from"] == "system"
+            && v["text"] == "Sam is looking after you now."
+    });
+
+    let sam = token(&g, "sam", "sam-secret");
+    let tom = token(&g, "tom", "tom-secret");
+    let ann = log_in(&g, "ann", "ann-secret");
+    // Once is enough; Tom may not; Ann's message is refused (no longer hers).
+    let (code, body) = g.post(
+        &format!("/api/interactions/{chat}/takeover"),
+        Some(&sam),
+        "",
+    );
+    assert_eq!(code, 409, "{body}");
+    assert!(body.contains("taken this chat over already"), "{body}");
+    let (code, body) = g.post(
+        &format!("/api/interactions/{chat}/takeover"),
+        Some(&tom),
+        "",
+    );
+    assert_eq!(code, 403, "{body}");
+    let (code, body) = g.post(&format!("/api/interactions/{chat}/close"), Some(&tom), "");
+    assert_eq!(code, 403, "{body}");
+    let (code, body) = g.post("/api/interactions/nope/takeover", Some(&sam), "");
+    assert_eq!(code, 404, "{body}");
+    let (code, body) = g.post(
+        &format!("/api/agent/work/{chat}/messages"),
+        Some(&ann),
+        r#"{"text":"still mine?"}"#,
+    );
+    assert_eq!(code, 403, "no longer Ann's: {body}");
+
+    // Sam writes; the customer reads him and answers; Sam reads it live.
+    b.go();
+    b.step("wrote", &g);
+    let frames = until(&mut cust, "Sam's message", |v| {
+        v["type"] == "message" && v["name"] == "Sam"
+    });
+    assert_eq!(
+        frames.last().unwrap()["text"],
+        "I will put the refund through myself"
+    );
+    assert!(
+        !frames.iter().any(|f| f["text"] == "Sam joined the chat."),
+        "no second join line: {frames:#?}"
+    );
+    crate::centre::send(
+        &mut cust,
+        serde_json::json!({"type": "message", "id": "m2", "text": "Thank you, Sam"}),
+    );
+    until(&mut cust, "ack of m2", ty("ack"));
+    b.go();
+    let shown = b.step("ended", &g);
+    assert_eq!(shown["form_hidden"], true, "{shown}");
+    b.finish();
+    let frames = until(&mut cust, "the end", ty("closed"));
+    assert_eq!(frames.last().unwrap()["by"], "supervisor", "{frames:#?}");
+
+    // On the record: the take-over (from Ann), the close by the supervisor.
+    let of = |kind: &str| timeline_of(&g, &chat, kind);
+    assert_eq!(
+        of("taken over"),
+        [serde_json::json!({"supervisor": "sam", "agent": "ann"})]
+    );
+    assert_eq!(of("closed"), [serde_json::json!({"by": "supervisor"})]);
+    let (code, body) = g.get_auth("/api/audit?actor=sam", "test-token");
+    assert_eq!(code, 200, "{body}");
+    let acts: Vec<String> = json(&body)
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["interaction"] == chat.as_str())
+        .map(|e| e["action"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        acts.iter().any(|a| a == "chat.take_over") && acts.iter().any(|a| a == "chat.close"),
+        "{acts:?}"
+    );
+    // The KPIs: one contact, handled, by Sam last (the agent who had it last), ended by
+    // the centre.
+    let (code, body) = g.get_auth("/api/kpis?group_by=agent", "test-token");
+    assert_eq!(code, 200, "{body}");
+    let k = json(&body);
+    assert_eq!(k["total"]["handled"], 1, "{k}");
+    let groups = k["groups"].as_array().unwrap();
+    assert!(
+        groups
+            .iter()
+            .any(|g| g["key"]["agent"] == "sam" && g["kpis"]["handled"] == 1),
+        "{k}"
     );
 }

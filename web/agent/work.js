@@ -168,7 +168,7 @@ export function monitored(m) {
   const p = entry && entry.node && $(".monitored", entry.node);
   if (!p) return;
   const chat = entry.data.channel !== "voice";
-  const how = { listen: "is listening", whisper: "is whispering to you (the caller does not hear)", barge: chat ? "has joined the chat" : "has joined the call" };
+  const how = { listen: "is listening", whisper: "is whispering to you (the caller does not hear)", barge: chat ? "has joined the chat" : "has joined the call", took_over: "has taken over the chat: it is theirs now" };
   p.hidden = !m.supervisor;
   p.textContent = m.supervisor ? `Supervisor ${m.name || m.supervisor} ${how[m.mode] || m.mode}` : "";
 }

@@ -80,7 +80,8 @@ function renderWork(f) {
   for (const w of f.work) {
     const tr = document.createElement("tr");
     tr.dataset.interaction = w.interaction;
-    tr.append(td(w.channel), td(w.from), td(w.queue), td(w.status), td(w.agent || ""),
+    const holder = w.supervisor ? `${w.supervisor} (supervisor)` : w.agent || "";
+    tr.append(td(w.channel), td(w.from), td(w.queue), td(w.status.replace("_", " ")), td(holder),
       td(age((Date.now() - w.since) / 1000), "num"));
     const act = td("");
     // A voice call an agent has can be listened to (then whispered to, barged into).
@@ -106,6 +107,9 @@ function renderWork(f) {
     body.append(tr);
   }
   $("#no-work").hidden = f.work.length > 0;
+  // The chat we follow: ours once we took it over (then we end it, no notes to an agent).
+  const followed = chat.id && f.work.find(w => w.interaction === chat.id);
+  if (followed) chatOwned(followed.supervisor === app.me);
   // The call we are on ended (it left the floor): our leg goes too.
   if (mon.id && !f.work.some(w => w.interaction === mon.id)) stopMonitor(false);
 }
@@ -205,9 +209,10 @@ const chat = { id: null, loaded: false, early: [], seen: new Set() };
 app.chat = chat;
 
 function chatLine(kind, d) {
-  const key = kind === "note" ? `n${d.at}|${d.supervisor}|${d.text}` : `m${d.seq}`;
-  if (chat.seen.has(key)) return;
-  chat.seen.add(key);
+  // (The console's own lines, with no number, are never doubled.)
+  const key = kind === "note" ? `n${d.at}|${d.supervisor}|${d.text}` : d.seq ? `m${d.seq}` : null;
+  if (key && chat.seen.has(key)) return;
+  if (key) chat.seen.add(key);
   const li = document.createElement("li");
   li.className = kind === "note" ? "note" : d.from;
   // A note is a supervisor's to the agent, or the agent's own on the interaction.
@@ -227,7 +232,10 @@ function chatFrame(m) {
   if (!chat.loaded) { chat.early.push(m); return; }
   if (m.type === "message") chatLine("message", m.message);
   else if (m.type === "note") chatLine("note", m.note);
-  else if (m.type === "closed") {
+  else if (m.type === "taken_over") {
+    chatLine("message", { from: "system", name: "", text: `${m.name} took the chat over.` });
+    chatOwned(m.supervisor === app.me);
+  } else if (m.type === "closed") {
     chatLine("message", { from: "system", name: "", text: `The chat was closed (${m.by}).` });
     $("#chat-form").hidden = true;
   } else if (m.type === "watch_ended" && !$("#chat-form").hidden) {
@@ -256,6 +264,7 @@ function openChat(w) {
   $("#chat-log").replaceChildren();
   $("#chat-error").textContent = "";
   $("#chat-form").hidden = false;
+  chatOwned(w.supervisor === app.me);
   $("#chat-title").textContent = `${w.channel} from ${w.from}${w.agent ? ` with ${w.agent}` : ""}`;
   $("#chat-view").hidden = false;
   if (app.ws && app.ws.readyState === WebSocket.OPEN) app.ws.send(JSON.stringify({ type: "watch", interaction: w.interaction }));
@@ -281,6 +290,25 @@ async function chatSend(path) {
   }
 }
 
+/// Whether the chat we follow is ours (taken over): End instead of Take over and notes.
+function chatOwned(mine) {
+  $("#chat-take").hidden = mine;
+  $("#chat-note").hidden = mine;
+  $("#chat-end").hidden = !mine;
+}
+
+async function chatOwn(path) {
+  if (!chat.id) return;
+  $("#chat-error").textContent = "";
+  try {
+    await api("POST", `/api/interactions/${encodeURIComponent(chat.id)}/${path}`);
+  } catch (e) {
+    $("#chat-error").textContent = e.message;
+  }
+}
+
+$("#chat-take").addEventListener("click", () => chatOwn("takeover"));
+$("#chat-end").addEventListener("click", () => chatOwn("close"));
 $("#chat-form").addEventListener("submit", ev => { ev.preventDefault(); chatSend("notes"); });
 $("#chat-say").addEventListener("click", () => chatSend("messages"));
 $("#chat-close").addEventListener("click", closeChat);
@@ -328,10 +356,11 @@ function connect() {
     if (m.type === "floor") {
       backoff = 1000;
       app.floor = m;
+      app.me = m.supervisor;
       app.at = Date.now();
       $("#live").textContent = "live";
       render();
-    } else if (["watching", "watch_refused", "watch_ended", "message", "note", "closed"].includes(m.type)) {
+    } else if (["watching", "watch_refused", "watch_ended", "message", "note", "taken_over", "closed"].includes(m.type)) {
       chatFrame(m);
     } else if (m.type === "logged_out" || m.type === "error") {
       loggedOut(m.error || "Your session ended; log in again.");

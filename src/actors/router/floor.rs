@@ -50,10 +50,23 @@ pub struct FloorWork {
     pub channel: &'static str,
     pub queue: String,
     pub from: String,
-    pub status: ItemStatus,
+    /// `waiting`, `offered`, `assigned`, or `taken_over` (by `supervisor`).
+    pub status: &'static str,
     pub agent: Option<String>,
+    /// The supervisor who took the chat over.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub supervisor: Option<String>,
     /// Since when it is queued (last; Unix ms).
     pub since: u64,
+}
+
+/// A chat a supervisor took over (see [`super::TakeOver`]).
+pub(super) struct Taken {
+    pub supervisor: String,
+    pub channel: crate::routing::engine::Channel,
+    pub queue: String,
+    pub from: String,
+    pub since: std::time::Instant,
 }
 
 impl RouterActor {
@@ -129,14 +142,29 @@ impl RouterActor {
                         .queue_of(*id)
                         .map_or_else(|| e.work.queue.clone(), |q| self.queue_cfg(q).name.clone()),
                     from: e.work.from.clone(),
-                    status,
+                    status: match status {
+                        ItemStatus::Waiting => "waiting",
+                        ItemStatus::Offered => "offered",
+                        ItemStatus::Assigned => "assigned",
+                    },
                     agent: e
                         .agent
                         .and_then(|a| self.agents.get(&a))
                         .map(|a| a.login.name.clone()),
+                    supervisor: None,
                     since: unix_at(queued),
                 })
             })
+            .chain(self.taken.iter().map(|(id, t)| FloorWork {
+                interaction: id.clone(),
+                channel: crate::routing::channel_name(t.channel),
+                queue: t.queue.clone(),
+                from: t.from.clone(),
+                status: "taken_over",
+                agent: None,
+                supervisor: Some(t.supervisor.clone()),
+                since: unix_at(t.since),
+            }))
             .collect();
         work.sort_by(|a, b| (a.since, &a.interaction).cmp(&(b.since, &b.interaction)));
         Floor {
