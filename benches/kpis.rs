@@ -6,7 +6,8 @@
 //! timed: each interaction's facts made from its log once (`Store::refresh_kpi_facts`,
 //! as after an upgrade), then `GET /api/kpis`'s work (`Store::kpi_facts_all` for the month:
 //! what changed made again, the kept facts read; `kpi::report` grouped by hour; the
-//! agents' activity read and occupancy added: three changes per handled interaction) with
+//! agents' occupancy, kept per quarter hour once, read and added: three changes per
+//! handled interaction) with
 //! nothing changed and after 1,000 interactions changed. Prints each step's time and
 //! the resident memory the answer took.
 //!
@@ -292,6 +293,17 @@ async fn measure<DB: sqlx::Database>(
         "kpis {name}: {n} interactions, {rows} timeline rows: facts made from the log once in {:.0} ms",
         ms(t0, t1)
     );
+    // And the agents' occupancy kept per quarter hour, once (as after the upgrade to
+    // schema 15).
+    let t0 = Instant::now();
+    let quarters = store
+        .refresh_activity_packs(START + 60 * DAY)
+        .await
+        .unwrap();
+    println!(
+        "  occupancy kept once: {quarters} quarter hours in {:.0} ms",
+        ms(t0, Instant::now())
+    );
     // Then GET /api/kpis's work: what changed made again, the kept facts read, folded.
     let report = |label: &'static str| async move {
         let rss0 = support::rss_bytes();
@@ -303,10 +315,15 @@ async fn measure<DB: sqlx::Database>(
         p.group_by = vec![omnigate::kpi::Key::Hour];
         let mut r = omnigate::kpi::report(&facts, &p);
         let t2 = Instant::now();
-        // Occupancy, as the API adds it: the agents' activity of the month read, folded.
-        let activity = store.agent_activity(START, START + 30 * DAY).await.unwrap();
+        // Occupancy, as the API adds it: the month's kept quarter hours (and any
+        // changes outside them) read, folded.
+        let occupancy = store
+            .occupancy_input(START, START + 30 * DAY, START + 60 * DAY, 500_000)
+            .await
+            .unwrap()
+            .unwrap();
         let t_read = Instant::now();
-        omnigate::kpi::add_occupancy(&mut r, &activity, &p);
+        occupancy.add_to(&mut r, &p);
         let t3 = Instant::now();
         let rss1 = support::rss_bytes();
         assert_eq!(read, n, "every interaction read");
@@ -314,11 +331,12 @@ async fn measure<DB: sqlx::Database>(
         assert!(r.groups.len() > 1);
         assert!(r.total.occupancy.den > 0, "occupancy counted");
         println!(
-            "  report by hour ({label}): {} groups: refresh and read {:.0} ms, report {:.0} ms, occupancy ({} changes) read {:.0} ms + {:.0} ms, total {:.0} ms; +{:.1} MiB resident",
+            "  report by hour ({label}): {} groups: refresh and read {:.0} ms, report {:.0} ms, occupancy ({} quarter hours, {} changes) read {:.0} ms + {:.0} ms, total {:.0} ms; +{:.1} MiB resident",
             r.groups.len(),
             ms(t0, t1),
             ms(t1, t2),
-            activity.len(),
+            occupancy.packs.len(),
+            occupancy.changes.iter().map(|c| c.2.len()).sum::<usize>(),
             ms(t2, t_read),
             ms(t_read, t3),
             ms(t0, t3),

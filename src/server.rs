@@ -624,6 +624,16 @@ async fn start_ivr(cfg: &Config) -> Result<Arc<crate::actors::call::IvrContext>,
             Ok(n) => tracing::info!(interactions = n, "KPI facts made"),
             Err(e) => tracing::warn!(error = %e, "cannot make the KPI facts"),
         }
+        // And the agents' occupancy per quarter hour (all of it after the upgrade to
+        // schema 15).
+        match kept
+            .refresh_activity_packs(crate::clock::unix_millis() as i64)
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(quarter_hours = n, "occupancy kept"),
+            Err(e) => tracing::warn!(error = %e, "cannot keep the occupancy"),
+        }
     });
     let voicemail_dir = cfg.data.dir.join("voicemail");
     std::fs::create_dir_all(&voicemail_dir)

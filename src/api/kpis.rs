@@ -15,10 +15,12 @@ const MAX_DAYS: i64 = 366;
 /// The most interactions one report reads (their facts are held in memory: about
 /// a gigabyte at this bound; see the README's benchmark).
 pub const MAX_INTERACTIONS: i64 = 1_000_000;
-/// The most agents' activity changes one report reads (occupancy): each is read
-/// whole (about 3.6 µs and 0.9 KB resident apiece on this machine, `cargo bench --bench
-/// kpis`), so more is refused with the same advice. A month of 500 agents changing
-/// 30 times a day is 450,000.
+/// The most agents' activity changes one report reads as such (occupancy): the
+/// whole quarter hours before the last minute are kept per quarter hour
+/// (`Store::refresh_activity_packs`), so only the ragged ends and the last minutes
+/// are read change by change, unless the packs could not be made; then each change is
+/// read whole (about 3.6 µs and 0.9 KB resident apiece on this machine, `cargo bench
+/// --bench kpis`), and more is refused with the same advice.
 pub const MAX_ACTIVITY: i64 = 500_000;
 const KNOWN: &[&str] = &[
     "from",
@@ -204,12 +206,18 @@ pub(super) async fn kpis(req: HttpRequest, shared: web::Data<Shared>) -> Reply {
 /// A period holding more than a report reads (`n` of `max` `what`) is refused (422).
 fn at_most(n: i64, max: i64, what: &str) -> Result<(), ApiError> {
     if n > max {
-        return Err(ApiError::new(
-            actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
-            format!("the period holds {n} {what}; a report reads at most {max}: ask for a shorter period"),
-        ));
+        return Err(too_many(n, max, what));
     }
     Ok(())
+}
+
+fn too_many(n: i64, max: i64, what: &str) -> ApiError {
+    ApiError::new(
+        actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
+        format!(
+            "the period holds {n} {what}; a report reads at most {max}: ask for a shorter period"
+        ),
+    )
 }
 
 async fn run(
@@ -237,15 +245,21 @@ async fn run(
     // Each interaction's facts as kept (made again first where its log changed),
     // folded off the async threads.
     let facts = c.store().kpi_facts_all(params.from, until).await?;
-    // The agents' activity in the period, for occupancy.
+    // The agents' occupancy in the period: kept per quarter hour, the rest read as
+    // changes (bounded).
     let to = params.to.min(now + 1);
-    let changes = c.store().agent_activity_count(params.from, to).await?;
-    at_most(changes, MAX_ACTIVITY, "changes of agents' activity")?;
-    let activity = c.store().agent_activity(params.from, to).await?;
+    let occupancy = match c
+        .store()
+        .occupancy_input(params.from, to, now, MAX_ACTIVITY)
+        .await?
+    {
+        Ok(o) => o,
+        Err(n) => return Err(too_many(n, MAX_ACTIVITY, "changes of agents' activity")),
+    };
     let p = params.clone();
     tokio::task::spawn_blocking(move || {
         let mut r = kpi::report(&facts, &p);
-        kpi::add_occupancy(&mut r, &activity, &p);
+        occupancy.add_to(&mut r, &p);
         r
     })
     .await

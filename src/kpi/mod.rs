@@ -20,7 +20,7 @@ pub mod report;
 
 pub use event::{from_timeline, Contact, Entry, Event, Metric, Party};
 pub use facts::{facts, Facts, OfferEnd, Stage};
-pub use occupancy::{add_occupancy, Change};
+pub use occupancy::{add_occupancy, Change, Fold, Packer, Sums};
 pub use report::{report, Abandons, Key, Kpis, Params, Report};
 
 #[cfg(test)]

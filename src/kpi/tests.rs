@@ -1268,3 +1268,62 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    /// What a report adds from kept quarter hours (cut at any boundaries) with the
+    /// period's ragged ends read as changes is what it adds from the changes alone.
+    #[test]
+    fn occupancy_from_kept_quarters_is_occupancy_from_the_changes(
+        log in any_activity(), by in 0usize..4, now in 0i64..3000, from in 0i64..1500,
+        cuts in (0i64..200, 0i64..200)
+    ) {
+        use crate::kpi::occupancy::{decode, encode, QUARTER};
+        let keys = [vec![Key::Agent], vec![Key::Hour], vec![Key::Agent, Key::Day], vec![]];
+        let mut p = Params::new(from * MIN, 2 * DAY, now * MIN);
+        p.group_by = keys[by].clone();
+        let mut want = report(&[], &p);
+        add_occupancy(&mut want, &log, &p);
+
+        let (c1, c2) = (cuts.0.min(cuts.1) * QUARTER, cuts.0.max(cuts.1) * QUARTER);
+        let mut packer = occupancy::Packer::new(0);
+        for c in &log {
+            packer.push(c);
+        }
+        let mut kept = packer.cut(c1);
+        kept.extend(packer.cut(c2));
+        prop_assert_eq!(kept.len() as i64, c2 / QUARTER);
+        let end = p.to.min(p.now);
+        let lo = (p.from + QUARTER - 1).div_euclid(QUARTER) * QUARTER;
+        let hi = (end.min(c2)).div_euclid(QUARTER) * QUARTER;
+        let mut f = occupancy::Fold::new(&p);
+        if lo < hi {
+            let packs: Vec<_> = kept
+                .into_iter()
+                .filter(|(q, _)| q * QUARTER >= lo && (q + 1) * QUARTER <= hi)
+                .map(|(q, s)| (q, decode(&encode(&s)).unwrap()))
+                .collect();
+            f.changes(&log, p.from, lo);
+            f.quarters(&packs);
+            f.changes(&log, hi, end);
+        } else {
+            f.changes(&log, p.from, end);
+        }
+        let mut got = report(&[], &p);
+        f.finish(&mut got);
+        prop_assert_eq!(got.total.occupancy, want.total.occupancy);
+        let groups = |r: &Report| r.groups.iter().map(|g| (g.key.clone(), g.kpis.occupancy)).collect::<Vec<_>>();
+        prop_assert_eq!(groups(&got), groups(&want));
+    }
+}
+
+#[test]
+fn a_kept_quarter_that_is_not_one_decodes_to_nothing() {
+    use crate::kpi::occupancy::{decode, encode};
+    let s = vec![("ann".to_string(), 5, 9), ("bob".to_string(), 0, 900_000)];
+    let b = encode(&s);
+    assert_eq!(decode(&b), Some(s));
+    assert_eq!(decode(&b[..b.len() - 1]), None, "cut short");
+    assert_eq!(decode(&[2]), None, "another version");
+    assert_eq!(decode(&[]), None);
+    assert_eq!(decode(&[1]), Some(vec![]), "nobody staffed");
+}

@@ -43,6 +43,8 @@ pub struct Store {
     db: Db,
     /// One refresh of the KPI facts at a time (`Store::refresh_kpi_facts`).
     kpi_refresh: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// One making of the occupancy packs at a time (`Store::refresh_activity_packs`).
+    activity_refresh: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 #[derive(Clone)]
@@ -72,6 +74,7 @@ macro_rules! with_db {
 }
 
 mod activity;
+pub use activity::OccupancyInput;
 mod channels;
 mod conversations;
 mod customers;
@@ -143,6 +146,7 @@ impl Store {
         let s = Store {
             db: Db::Sqlite(pool),
             kpi_refresh: Default::default(),
+            activity_refresh: Default::default(),
         };
         s.migrate().await?;
         Ok(s)
@@ -160,6 +164,7 @@ impl Store {
         let s = Store {
             db: Db::Pg(pool),
             kpi_refresh: Default::default(),
+            activity_refresh: Default::default(),
         };
         s.migrate().await?;
         Ok(s)

@@ -7,6 +7,35 @@ use super::sqlite_sql;
 use super::{now, Db, Store, StoreError};
 use sqlx::Row;
 
+/// The agents' occupancy kept per quarter hour (`kpi::occupancy::encode`: per agent,
+/// time occupied and staffed), made by `Store::refresh_activity_packs` for every
+/// quarter hour before `activity_packed.until`; a change written or removed before it
+/// sets it back to that change's quarter hour (the triggers), so it is made again.
+macro_rules! activity_packs_table {
+    ($blob:literal) => {
+        concat!(
+            "CREATE TABLE IF NOT EXISTS activity_packs (
+    quarter BIGINT PRIMARY KEY,
+    sums ",
+            $blob,
+            " NOT NULL
+)"
+        )
+    };
+}
+const ACTIVITY_PACKS_SQLITE: &str = activity_packs_table!("BLOB");
+#[cfg(feature = "postgres")]
+const ACTIVITY_PACKS_PG: &str = activity_packs_table!("BYTEA");
+const ACTIVITY_PACKED: &str = "CREATE TABLE IF NOT EXISTS activity_packed (
+    id BIGINT PRIMARY KEY,
+    until BIGINT NOT NULL
+)";
+/// A change's quarter hour's start (Unix ms; `$at` may be before 1970).
+macro_rules! quarter_start {
+    ($at:literal) => {
+        concat!($at, " - ((", $at, " % 900000 + 900000) % 900000)")
+    };
+}
 /// The interactions' columns an interaction's KPI facts are made from (with its
 /// timeline): a change to one makes them again.
 macro_rules! kpi_columns {
@@ -158,6 +187,15 @@ pub(super) const MIGRATIONS: &[(i64, &[&str])] = &[
     ),
     (13, &[AGENT_ACTIVITY_SQLITE, AGENT_ACTIVITY_BY_AGENT, AGENT_ACTIVITY_AT]),
     (14, &[SURVEY_ASKS, SURVEY_ASKS_EXPIRY]),
+    (
+        15,
+        &[
+            ACTIVITY_PACKS_SQLITE,
+            ACTIVITY_PACKED,
+            concat!("CREATE TRIGGER activity_added AFTER INSERT ON agent_activity BEGIN UPDATE activity_packed SET until = ", quarter_start!("NEW.at"), " WHERE until > ", quarter_start!("NEW.at"), "; END"),
+            concat!("CREATE TRIGGER activity_removed AFTER DELETE ON agent_activity BEGIN UPDATE activity_packed SET until = ", quarter_start!("OLD.at"), " WHERE until > ", quarter_start!("OLD.at"), "; END"),
+        ],
+    ),
 ];
 
 /// Interactions whose log changed since their facts were made: one row per change,
@@ -400,7 +438,7 @@ const TIMELINE_INDEX: &str =
 const CUSTOMER_INDEX: &str =
     "CREATE INDEX IF NOT EXISTS interactions_customer ON interactions(customer_id, started_at)";
 
-pub const SCHEMA_VERSION: i64 = 14;
+pub const SCHEMA_VERSION: i64 = 15;
 
 /// The same schema for PostgreSQL, which omnigate supports from version 3: a new
 /// database gets version 3 at once. Integers are BIGINT (Rust `i64` on both sides);
@@ -536,6 +574,22 @@ END $$",
     ),
     (13, &[AGENT_ACTIVITY_PG, AGENT_ACTIVITY_BY_AGENT, AGENT_ACTIVITY_AT]),
     (14, &[SURVEY_ASKS, SURVEY_ASKS_EXPIRY]),
+    (
+        15,
+        &[
+            ACTIVITY_PACKS_PG,
+            ACTIVITY_PACKED,
+            concat!("CREATE FUNCTION activity_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE t BIGINT;
+BEGIN
+    IF TG_OP = 'DELETE' THEN t := OLD.at; ELSE t := NEW.at; END IF;
+    t := ", quarter_start!("t"), ";
+    UPDATE activity_packed SET until = t WHERE until > t;
+    RETURN NULL;
+END $$"),
+            "CREATE TRIGGER activity_changed AFTER INSERT OR DELETE ON agent_activity FOR EACH ROW EXECUTE FUNCTION activity_changed()",
+        ],
+    ),
 ];
 
 impl Store {

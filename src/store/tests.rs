@@ -58,7 +58,91 @@ on_both!(
     supervisors_are_kept_and_their_acts_are_logged_in_order,
     the_agents_activity_is_read_for_a_period_with_the_state_it_starts_in,
     a_survey_question_waits_for_one_answer_per_customer_until_it_expires,
+    the_agents_occupancy_is_kept_per_quarter_hour_and_made_again_after_a_late_change,
 );
+
+async fn the_agents_occupancy_is_kept_per_quarter_hour_and_made_again_after_a_late_change(
+    s: Store,
+) {
+    use crate::kpi;
+    const Q: i64 = 900_000;
+    let spec = serde_json::json!({});
+    for a in ["ann", "bob"] {
+        s.put_agent(a, &spec, "h", "api").await.unwrap();
+    }
+    // Three days of changes, a few minutes apart, each agent's in order.
+    let base = 1_796_000_000_000 - 1_796_000_000_000 % Q;
+    let states = ["idle", "working", "wrap-up", "away", "idle", "offline"];
+    let mut seed = 7u64;
+    let mut rows = vec![];
+    for agent in ["ann", "bob"] {
+        let mut at = base + 5 * 60_000;
+        while at < base + 3 * 86_400_000 {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            rows.push((
+                agent.to_string(),
+                at,
+                states[(seed >> 33) as usize % states.len()],
+            ));
+            at += 60_000 + (seed >> 40) as i64 % (90 * 60_000);
+        }
+    }
+    s.add_agent_activity(&rows).await.unwrap();
+    let now = base + 3 * 86_400_000 + 17 * 60_000;
+    let (from, to) = (base + 7 * 60_000, now);
+    let mut p = kpi::Params::new(from, to, now);
+    p.group_by = vec![kpi::Key::Agent, kpi::Key::Hour];
+    let raw = |s: &Store, p: &kpi::Params| {
+        let (s, p) = (s.clone(), p.clone());
+        async move {
+            let mut r = kpi::report(&[], &p);
+            kpi::add_occupancy(&mut r, &s.agent_activity(p.from, p.to).await.unwrap(), &p);
+            r
+        }
+    };
+    let kept = |s: &Store, p: &kpi::Params| {
+        let (s, p) = (s.clone(), p.clone());
+        async move {
+            let input = s
+                .occupancy_input(p.from, p.to, p.now, 1_000_000)
+                .await
+                .unwrap()
+                .unwrap();
+            let mut r = kpi::report(&[], &p);
+            input.add_to(&mut r, &p);
+            (
+                r,
+                input.packs.len(),
+                input.changes.iter().map(|c| c.2.len()).sum::<usize>(),
+            )
+        }
+    };
+    let want = raw(&s, &p).await;
+    assert!(want.total.occupancy.den > 0);
+    let (got, packs, read) = kept(&s, &p).await;
+    assert_eq!(got.total.occupancy, want.total.occupancy);
+    assert_eq!(got.groups.len(), want.groups.len());
+    for (g, w) in got.groups.iter().zip(&want.groups) {
+        assert_eq!((&g.key, g.kpis.occupancy), (&w.key, w.kpis.occupancy));
+    }
+    assert!(packs > 200, "the whole quarter hours come kept: {packs}");
+    assert!(read < 20, "only the ends are read as changes: {read}");
+    // Nothing new: nothing made again.
+    assert_eq!(s.refresh_activity_packs(now).await.unwrap(), 0);
+    // A change written late, in a kept quarter hour: kept again from there.
+    s.add_agent_activity(&[("ann".to_string(), base + 86_400_000 + 3 * 60_000, "away")])
+        .await
+        .unwrap();
+    let want = raw(&s, &p).await;
+    let (got, _, _) = kept(&s, &p).await;
+    assert_eq!(got.total.occupancy, want.total.occupancy);
+    for (g, w) in got.groups.iter().zip(&want.groups) {
+        assert_eq!((&g.key, g.kpis.occupancy), (&w.key, w.kpis.occupancy));
+    }
+    assert_eq!(s.refresh_activity_packs(now).await.unwrap(), 0);
+}
 
 async fn a_survey_question_waits_for_one_answer_per_customer_until_it_expires(s: Store) {
     for id in ["q1", "q2", "q3"] {
