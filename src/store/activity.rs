@@ -167,20 +167,25 @@ impl Store {
                 }
                 let packs = packer.cut(end);
                 let kept = with_db!(self, |pool, sql| {
-                    let (begin, lock) = match self.db {
-                        Db::Sqlite(_) => ("BEGIN IMMEDIATE", None),
+                    // The write lock at once (SQLite), or the mark's row locked
+                    // (PostgreSQL): a change written meanwhile sets the mark back
+                    // after this commits, never lost under it.
+                    let (begin, mark) = match self.db {
+                        Db::Sqlite(_) => (
+                            "BEGIN IMMEDIATE",
+                            "SELECT until FROM activity_packed WHERE id = 1",
+                        ),
                         #[cfg(feature = "postgres")]
-                        Db::Pg(_) => ("BEGIN", Some("SELECT pg_advisory_xact_lock(7286417)")),
+                        Db::Pg(_) => (
+                            "BEGIN",
+                            "SELECT until FROM activity_packed WHERE id = 1 FOR UPDATE",
+                        ),
                     };
                     let mut tx = pool.begin_with(begin).await?;
-                    if let Some(lock) = lock {
-                        sqlx::query(lock).execute(&mut *tx).await?;
-                    }
-                    let mark: Option<i64> =
-                        sqlx::query(sql("SELECT until FROM activity_packed WHERE id = 1"))
-                            .fetch_optional(&mut *tx)
-                            .await?
-                            .map(|r| r.get(0));
+                    let mark: Option<i64> = sqlx::query(sql(mark))
+                        .fetch_optional(&mut *tx)
+                        .await?
+                        .map(|r| r.get(0));
                     if mark != Some(at) {
                         // A change before the mark came in meanwhile: start again.
                         false
