@@ -241,9 +241,13 @@ impl Store {
         use futures_util::TryStreamExt;
         const Q: i64 = kpi::occupancy::QUARTER;
         self.refresh_activity_packs(now).await?;
-        let packed = self.activity_packed_until().await?.unwrap_or(i64::MIN);
-        let lo = (from + Q - 1).div_euclid(Q) * Q;
-        let hi = end.min(packed).div_euclid(Q) * Q;
+        // The whole kept quarter hours inside the period: `lo..hi` (none before
+        // anything was kept).
+        let lo = from.saturating_add(Q - 1).div_euclid(Q) * Q;
+        let hi = match self.activity_packed_until().await? {
+            Some(packed) => end.min(packed).div_euclid(Q) * Q,
+            None => lo,
+        };
         let mut input = OccupancyInput::default();
         let spans = if lo < hi {
             let rows: Vec<(i64, Vec<u8>)> = with_db!(self, |pool, sql| {

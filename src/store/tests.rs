@@ -70,6 +70,15 @@ async fn the_agents_occupancy_is_kept_per_quarter_hour_and_made_again_after_a_la
     for a in ["ann", "bob"] {
         s.put_agent(a, &spec, "h", "api").await.unwrap();
     }
+    // Nothing logged yet (nothing kept): an empty answer, as a fresh node's /metrics asks.
+    let none = s
+        .occupancy_input(1_796_000_000_000, 1_796_000_900_000, 1_796_001_000_000, 10)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(none.packs.is_empty());
+    assert_eq!(none.changes.len(), 1, "{none:?}");
+    assert!(none.changes[0].2.is_empty());
     // Three days of changes, a few minutes apart, each agent's in order.
     let base = 1_796_000_000_000 - 1_796_000_000_000 % Q;
     let states = ["idle", "working", "wrap-up", "away", "idle", "offline"];
