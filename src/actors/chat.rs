@@ -165,9 +165,6 @@ pub struct ChatActor {
     /// A provider thread that ended: its survey goes once the agent's last messages
     /// have (it must not overtake them).
     survey_due: bool,
-    /// The supervisor who took the chat over (login, display name): theirs to write
-    /// in and end; no agent has it any more.
-    taken: Option<(String, String)>,
 }
 
 /// Consoles that may follow one chat.
@@ -220,7 +217,6 @@ impl ChatActor {
             resumed,
             watchers: Vec::new(),
             survey_due: false,
-            taken: None,
         }
     }
 
@@ -436,6 +432,7 @@ impl ChatActor {
                     mode: Some("barge"),
                 });
             }
+            Output::TakenOver { supervisor, name } => self.take_over(ctx, supervisor, name),
             Output::StoreNote { reply, note } => ctx.wait(
                 {
                     let data = note.clone();
@@ -503,7 +500,7 @@ impl ChatActor {
                     p.account.survey.is_some()
                         && crate::channels::survey::should_ask(
                             by,
-                            self.agent.is_some() || self.taken.is_some(),
+                            self.agent.is_some() || self.thread.taken().is_some(),
                             p.account.can_send(),
                             p.is_whatsapp().then(|| {
                                 crate::channels::whatsapp::window_left(
@@ -568,8 +565,7 @@ impl ChatActor {
         self.tell_watchers(
             serde_json::json!({"type": "taken_over", "supervisor": supervisor, "name": name}),
         );
-        self.agent_display = name.clone();
-        self.taken = Some((supervisor, name));
+        self.agent_display = name;
     }
 
     /// A WhatsApp thread's reply window: free-form replies until then (Unix ms).
@@ -1160,7 +1156,7 @@ impl Handler<Customer> for ChatActor {
                     .agent
                     .as_ref()
                     .map(|(n, _)| n.clone())
-                    .or_else(|| self.taken.as_ref().map(|(_, name)| name.clone()));
+                    .or_else(|| self.thread.taken().map(|(_, name)| name.to_string()));
                 self.feed(ctx, Input::Connect { after, agent });
             }
             Customer::Gone => self.await_customer(ctx),
@@ -1459,36 +1455,20 @@ impl Handler<SupervisorAct> for ChatActor {
                 return Box::pin(async move { Ok(last) });
             }
             SupervisorAct::TakeOver { supervisor, name } => {
-                if let Some((s, n)) = &self.taken {
-                    return refused(if *s == supervisor {
-                        "you have taken this chat over already".into()
-                    } else {
-                        format!("{n} has taken this chat over")
-                    });
-                }
                 let (reply, rx) = self.reply_slot();
                 self.feed(
                     ctx,
                     Input::TakeOver {
-                        supervisor: supervisor.clone(),
-                        name: name.clone(),
+                        supervisor,
+                        name,
                         reply,
                     },
                 );
-                if self.thread.closed().is_none() {
-                    self.take_over(ctx, supervisor, name);
-                }
                 rx
             }
             SupervisorAct::End { supervisor } => {
-                if self.taken.as_ref().map(|(s, _)| s) != Some(&supervisor) {
-                    return refused(
-                        "only the supervisor who took the chat over ends it (its agent does otherwise)"
-                            .into(),
-                    );
-                }
-                let (tx, rx) = oneshot::channel();
-                self.close(ctx, "supervisor", Some(tx));
+                let (reply, rx) = self.reply_slot();
+                self.feed(ctx, Input::SupervisorEnds { supervisor, reply });
                 rx
             }
             SupervisorAct::Note {
@@ -1516,9 +1496,6 @@ impl Handler<SupervisorAct> for ChatActor {
                 name,
                 text,
             } => {
-                if let Some((_, n)) = self.taken.as_ref().filter(|(s, _)| *s != supervisor) {
-                    return refused(format!("{n} has taken this chat over"));
-                }
                 if let Some(e) = self.window_closed() {
                     return Box::pin(async move { Err(e) });
                 }
@@ -1547,7 +1524,7 @@ impl Handler<WorkEvent> for ChatActor {
     type Result = ();
 
     fn handle(&mut self, ev: WorkEvent, ctx: &mut Context<Self>) {
-        if self.taken.is_some() {
+        if self.thread.taken().is_some() {
             // Crossed the take-over on its way: the router has let the work go.
             return;
         }

@@ -155,14 +155,19 @@ pub enum Input {
         text: String,
         reply: u64,
     },
-    /// A supervisor took the conversation over from its agent (or from the queue): the
-    /// customer is told who looks after them now; their messages after it say no
-    /// second join. Refused once the thread is closed.
+    /// A supervisor takes the conversation over from its agent (or from the queue):
+    /// [`Output::TakenOver`], then the customer is told who looks after them now;
+    /// their messages after it say no second join; from then only they write
+    /// ([`Input::SupervisorSays`]) and end it ([`Input::SupervisorEnds`]). Refused once
+    /// the thread is closed or taken over.
     TakeOver {
         supervisor: String,
         name: String,
         reply: u64,
     },
+    /// The supervisor who took the conversation over ends it (closed by `supervisor`,
+    /// as [`Input::Close`]); anyone else is refused.
+    SupervisorEnds { supervisor: String, reply: u64 },
     /// A supervisor's private note to the agent (whispering): stored on the timeline,
     /// shown to the agent, never to the customer, and no message of the thread.
     Note {
@@ -217,6 +222,8 @@ pub enum Output {
     /// A supervisor joined the conversation (before their first message is stored):
     /// on the timeline, and the agent told.
     Joined { supervisor: String, name: String },
+    /// A supervisor took the conversation over: on the timeline, its agent released.
+    TakenOver { supervisor: String, name: String },
     /// Write this note on the timeline (kind `note`); answer with [`Input::NoteStored`].
     StoreNote { reply: u64, note: serde_json::Value },
     /// A stored note, for the assigned agent (and whoever watches), never the customer.
@@ -284,6 +291,8 @@ pub struct Thread {
     joining: Option<String>,
     /// Supervisors who have written in the thread (at most [`MAX_SUPERVISORS`]).
     joined: Vec<String>,
+    /// The supervisor who took it over (login, display name).
+    taken: Option<(String, String)>,
     out: VecDeque<Output>,
 }
 
@@ -302,6 +311,7 @@ impl Thread {
             closing: Vec::new(),
             joining: None,
             joined: Vec::new(),
+            taken: None,
             out: VecDeque::new(),
         }
     }
@@ -342,6 +352,36 @@ impl Thread {
         self.closed
     }
 
+    /// The supervisor who took the thread over (login, display name), if one did.
+    pub fn taken(&self) -> Option<(&str, &str)> {
+        self.taken.as_ref().map(|(s, n)| (s.as_str(), n.as_str()))
+    }
+
+    /// Answers `reply` with why the thread takes nothing more (closed), if it does not.
+    fn refused(&mut self, reply: u64) -> bool {
+        let Some(why) = self.refusal() else {
+            return false;
+        };
+        self.out.push_back(Output::Reply {
+            reply,
+            result: Err(why),
+        });
+        true
+    }
+
+    /// Answers `reply` with why `supervisor` may not act on a thread another took over.
+    fn taken_by_another(&mut self, supervisor: &str, reply: u64) -> bool {
+        let Some((_, name)) = self.taken.as_ref().filter(|(s, _)| s != supervisor) else {
+            return false;
+        };
+        let why = format!("{name} has taken this chat over");
+        self.out.push_back(Output::Reply {
+            reply,
+            result: Err(why),
+        });
+        true
+    }
+
     /// The recent messages, oldest first (for a screen-pop webhook).
     pub fn recent(&self) -> impl Iterator<Item = &Message> {
         self.recent.iter()
@@ -356,11 +396,8 @@ impl Thread {
                 reply,
                 template,
             } => {
-                if let Some(why) = self.refusal() {
-                    return self.out.push_back(Output::Reply {
-                        reply,
-                        result: Err(why),
-                    });
+                if self.refused(reply) {
+                    return;
                 }
                 let via = Via {
                     reply: Some(reply),
@@ -375,6 +412,9 @@ impl Thread {
                 text,
                 reply,
             } => {
+                if self.taken_by_another(&supervisor, reply) {
+                    return;
+                }
                 let joined = self.joined.contains(&supervisor);
                 let refusal = self.refusal().or_else(|| {
                     (!joined && self.joined.len() >= MAX_SUPERVISORS).then(|| {
@@ -407,16 +447,24 @@ impl Thread {
                 name,
                 reply,
             } => {
-                if let Some(why) = self.refusal() {
+                if self.refused(reply) || self.taken_by_another(&supervisor, reply) {
+                    return;
+                }
+                if self.taken.is_some() {
                     return self.out.push_back(Output::Reply {
                         reply,
-                        result: Err(why),
+                        result: Err("you have taken this chat over already".into()),
                     });
                 }
                 // The one who takes over may always write, however many joined.
                 if !self.joined.contains(&supervisor) {
-                    self.joined.push(supervisor);
+                    self.joined.push(supervisor.clone());
                 }
+                self.taken = Some((supervisor.clone(), name.clone()));
+                self.out.push_back(Output::TakenOver {
+                    supervisor,
+                    name: name.clone(),
+                });
                 self.handle(
                     t,
                     Input::System(format!("{name} is looking after you now.")),
@@ -426,17 +474,30 @@ impl Thread {
                     result: Ok(self.last_seq),
                 });
             }
+            Input::SupervisorEnds { supervisor, reply } => {
+                if self.taken.as_ref().map(|(s, _)| s) != Some(&supervisor) {
+                    let why = "only the supervisor who took the chat over ends it (its agent does otherwise)";
+                    return self.out.push_back(Output::Reply {
+                        reply,
+                        result: Err(why.into()),
+                    });
+                }
+                self.handle(
+                    t,
+                    Input::Close {
+                        by: "supervisor",
+                        reply: Some(reply),
+                    },
+                );
+            }
             Input::Note {
                 supervisor,
                 name,
                 text,
                 reply,
             } => {
-                if let Some(why) = self.refusal() {
-                    return self.out.push_back(Output::Reply {
-                        reply,
-                        result: Err(why),
-                    });
+                if self.refused(reply) {
+                    return;
                 }
                 let note = serde_json::json!({"supervisor": supervisor, "name": name, "text": text, "at": t.unix_ms});
                 self.out.push_back(Output::StoreNote { reply, note });

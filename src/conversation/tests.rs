@@ -689,10 +689,62 @@ fn a_supervisor_who_takes_over_is_announced_once_and_writes_without_a_second_joi
         },
     );
     let out = store_all(&mut th, t, true);
+    assert_eq!(
+        out[0],
+        Output::TakenOver {
+            supervisor: "sam".into(),
+            name: "Sam".into()
+        }
+    );
+    assert_eq!(th.taken(), Some(("sam", "Sam")));
     let shown = customer_frames(&out);
     assert_eq!(shown.len(), 1, "{out:?}");
     assert_eq!(shown[0]["from"], "system");
     assert_eq!(shown[0]["text"], "Sam is looking after you now.");
+    // Once; nobody else takes it, writes in it or ends it.
+    let refused = |th: &mut Thread, input: Input, reply: u64, why: &str| {
+        th.handle(t, input);
+        let out = store_all(th, t, true);
+        assert_eq!(
+            out,
+            [Output::Reply {
+                reply,
+                result: Err(why.into())
+            }]
+        );
+    };
+    let take = |who: &str, reply| Input::TakeOver {
+        supervisor: who.into(),
+        name: who.to_uppercase(),
+        reply,
+    };
+    refused(
+        &mut th,
+        take("sam", 10),
+        10,
+        "you have taken this chat over already",
+    );
+    refused(&mut th, take("sue", 11), 11, "Sam has taken this chat over");
+    refused(
+        &mut th,
+        Input::SupervisorSays {
+            supervisor: "sue".into(),
+            name: "Sue".into(),
+            text: "hi".into(),
+            reply: 12,
+        },
+        12,
+        "Sam has taken this chat over",
+    );
+    refused(
+        &mut th,
+        Input::SupervisorEnds {
+            supervisor: "sue".into(),
+            reply: 13,
+        },
+        13,
+        "only the supervisor who took the chat over ends it (its agent does otherwise)",
+    );
     assert!(out.iter().any(|o| matches!(
         o,
         Output::Reply {
@@ -721,17 +773,28 @@ fn a_supervisor_who_takes_over_is_announced_once_and_writes_without_a_second_joi
     let shown = customer_frames(&out);
     assert_eq!(shown.len(), 1, "{out:?}");
     assert_eq!(shown[0]["name"], "Sam");
-    // Closed: refused.
+    // Sam ends it (answered once the end is stored); then everything is refused.
     th.handle(
         t,
-        Input::Close {
-            by: "supervisor",
-            reply: None,
+        Input::SupervisorEnds {
+            supervisor: "sam".into(),
+            reply: 4,
         },
     );
-    let _ = store_all(&mut th, t, true);
+    let out = store_all(&mut th, t, true);
+    assert_eq!(out, [Output::StoreClose { by: "supervisor" }]);
     th.handle(t, Input::CloseStored { result: Ok(()) });
-    let _ = store_all(&mut th, t, true);
+    let out = store_all(&mut th, t, true);
+    assert!(
+        out.iter().any(|o| matches!(
+            o,
+            Output::Reply {
+                reply: 4,
+                result: Ok(_)
+            }
+        )),
+        "{out:?}"
+    );
     th.handle(
         t,
         Input::TakeOver {
