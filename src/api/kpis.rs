@@ -258,7 +258,8 @@ async fn run(
     };
     let p = params.clone();
     tokio::task::spawn_blocking(move || {
-        let mut r = kpi::report(&facts, &p);
+        let parts: Vec<&[kpi::Facts]> = facts.iter().map(Vec::as_slice).collect();
+        let mut r = kpi::report::report_parts(&parts, &p);
         occupancy.add_to(&mut r, &p);
         r
     })

@@ -10,7 +10,9 @@
 //! report reads a few thousand rows.
 
 use super::event::{Metric, Party};
-use super::facts::{Facts, OfferEnd, Stage};
+use super::facts::{Facts, Name, OfferEnd, Stage};
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 /// Bumped whenever the format or the meaning of [`Facts`] changes; stored facts of
 /// another version are made again.
@@ -53,7 +55,7 @@ impl W {
 
 struct R<'a>(&'a [u8]);
 
-impl R<'_> {
+impl<'a> R<'a> {
     fn byte(&mut self) -> Option<u8> {
         let (b, rest) = self.0.split_first()?;
         self.0 = rest;
@@ -83,14 +85,15 @@ impl R<'_> {
         (n <= self.0.len() as u64).then_some(n as usize)
     }
 
-    fn s(&mut self) -> Option<String> {
-        let n = self.u()?;
-        if n > self.0.len() as u64 {
-            return None;
-        }
-        let (s, rest) = self.0.split_at(n as usize);
+    fn bytes(&mut self) -> Option<&'a [u8]> {
+        let n = self.len()?;
+        let (s, rest) = self.0.split_at(n);
         self.0 = rest;
-        String::from_utf8(s.to_vec()).ok()
+        Some(s)
+    }
+
+    fn s(&mut self) -> Option<String> {
+        String::from_utf8(self.bytes()?.to_vec()).ok()
     }
 
     fn oi(&mut self) -> Option<Option<i64>> {
@@ -208,138 +211,187 @@ pub fn encode(f: &Facts) -> Vec<u8> {
 
 /// Facts from [`encode`]'s bytes; `None` for anything else.
 pub fn decode(b: &[u8]) -> Option<Facts> {
-    let mut r = R(b);
-    if r.byte()? != VERSION {
-        return None;
+    Names::default().decode(b)
+}
+
+/// FNV-1a: names are short and made by us, so a simple hash is enough.
+#[derive(Default)]
+struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
     }
-    let id = r.s()?;
-    let channel = r.s()?;
-    let inbound = match r.byte()? {
-        0 => false,
-        1 => true,
-        _ => return None,
-    };
-    let customer = r.oi()?;
-    let case = r.oi()?;
-    let c = r.i()?;
-    let abs = |v: Option<i64>| v.map(|v| v.wrapping_add(c));
-    let queue = match r.byte()? {
-        0 => None,
-        1 => Some(r.s()?),
-        _ => return None,
-    };
-    let queued = abs(r.oi()?);
-    let answered = abs(r.oi()?);
-    let answered_from_queue = abs(r.oi()?);
-    let n = r.len()?;
-    let mut agents = Vec::with_capacity(n);
-    for _ in 0..n {
-        agents.push(r.s()?);
-    }
-    let ended = abs(r.oi()?);
-    let ended_by = match r.byte()? {
-        0 => None,
-        1 => Some(Party::Customer),
-        2 => Some(Party::Agent),
-        3 => Some(Party::System),
-        _ => return None,
-    };
-    let abandoned = match r.byte()? {
-        0 => None,
-        k => Some(*Stage::ALL.get(usize::from(k) - 1)?),
-    };
-    let abandoned_after = r.oi()?;
-    let talk = r.i()?;
-    let hold = r.i()?;
-    let holds = u32::try_from(r.u()?).ok()?;
-    let acw = r.oi()?;
-    let first_response = r.oi()?;
-    let first_response_span = match r.byte()? {
-        0 => None,
-        1 => {
-            let a = r.i()?.wrapping_add(c);
-            Some((a, r.i()?.wrapping_add(a)))
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for b in bytes {
+            h = (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
         }
-        _ => return None,
-    };
-    let n = r.len()?;
-    let mut replies = Vec::with_capacity(n);
-    for _ in 0..n {
-        replies.push(r.i()?);
+        self.0 = h;
     }
-    let n = r.len()?;
-    let mut offers = Vec::with_capacity(n);
-    for _ in 0..n {
-        let a = r.s()?;
-        let e = match r.byte()? {
-            0 => OfferEnd::Accepted,
-            1 => OfferEnd::Rejected,
-            2 => OfferEnd::Lapsed,
-            3 => OfferEnd::Missed,
-            4 => OfferEnd::Withdrawn,
+}
+
+/// At most this many names are shared by one decoder; more are made each time.
+const MAX_NAMES: usize = 4096;
+
+/// A decoder that makes each channel, queue, agent and disposition name once and
+/// shares it between the facts it decodes (a month names a few dozen of each: a
+/// million interactions then cost no allocation for their names).
+#[derive(Default)]
+pub struct Names(HashMap<Box<[u8]>, Name, BuildHasherDefault<Fnv>>);
+
+impl Names {
+    fn name(&mut self, b: &[u8]) -> Option<Name> {
+        if let Some(n) = self.0.get(b) {
+            return Some(n.clone());
+        }
+        let n: Name = std::str::from_utf8(b).ok()?.into();
+        if self.0.len() < MAX_NAMES {
+            self.0.insert(b.into(), n.clone());
+        }
+        Some(n)
+    }
+
+    /// Facts from [`encode`]'s bytes; `None` for anything else.
+    pub fn decode(&mut self, b: &[u8]) -> Option<Facts> {
+        let mut r = R(b);
+        if r.byte()? != VERSION {
+            return None;
+        }
+        let id = r.s()?;
+        let channel = self.name(r.bytes()?)?;
+        let inbound = match r.byte()? {
+            0 => false,
+            1 => true,
             _ => return None,
         };
-        offers.push((a, e));
-    }
-    let n = r.len()?;
-    let mut dispositions = Vec::with_capacity(n);
-    for _ in 0..n {
-        dispositions.push(r.s()?);
-    }
-    let mut times = || -> Option<Vec<i64>> {
+        let customer = r.oi()?;
+        let case = r.oi()?;
+        let c = r.i()?;
+        let abs = |v: Option<i64>| v.map(|v| v.wrapping_add(c));
+        let queue = match r.byte()? {
+            0 => None,
+            1 => Some(self.name(r.bytes()?)?),
+            _ => return None,
+        };
+        let queued = abs(r.oi()?);
+        let answered = abs(r.oi()?);
+        let answered_from_queue = abs(r.oi()?);
         let n = r.len()?;
-        let mut v = Vec::with_capacity(n);
+        let mut agents = Vec::with_capacity(n);
         for _ in 0..n {
-            v.push(r.i()?.wrapping_add(c));
+            agents.push(self.name(r.bytes()?)?);
         }
-        Some(v)
-    };
-    let resolved = times()?;
-    let reopened = times()?;
-    let n = r.len()?;
-    let mut surveys = Vec::with_capacity(n);
-    for _ in 0..n {
-        let t = r.i()?.wrapping_add(c);
-        let m = match r.byte()? {
-            0 => Metric::Csat,
-            1 => Metric::Nps,
-            2 => Metric::Ces,
+        let ended = abs(r.oi()?);
+        let ended_by = match r.byte()? {
+            0 => None,
+            1 => Some(Party::Customer),
+            2 => Some(Party::Agent),
+            3 => Some(Party::System),
             _ => return None,
         };
-        surveys.push((t, m, r.i()?));
+        let abandoned = match r.byte()? {
+            0 => None,
+            k => Some(*Stage::ALL.get(usize::from(k) - 1)?),
+        };
+        let abandoned_after = r.oi()?;
+        let talk = r.i()?;
+        let hold = r.i()?;
+        let holds = u32::try_from(r.u()?).ok()?;
+        let acw = r.oi()?;
+        let first_response = r.oi()?;
+        let first_response_span = match r.byte()? {
+            0 => None,
+            1 => {
+                let a = r.i()?.wrapping_add(c);
+                Some((a, r.i()?.wrapping_add(a)))
+            }
+            _ => return None,
+        };
+        let n = r.len()?;
+        let mut replies = Vec::with_capacity(n);
+        for _ in 0..n {
+            replies.push(r.i()?);
+        }
+        let n = r.len()?;
+        let mut offers = Vec::with_capacity(n);
+        for _ in 0..n {
+            let a = self.name(r.bytes()?)?;
+            let e = match r.byte()? {
+                0 => OfferEnd::Accepted,
+                1 => OfferEnd::Rejected,
+                2 => OfferEnd::Lapsed,
+                3 => OfferEnd::Missed,
+                4 => OfferEnd::Withdrawn,
+                _ => return None,
+            };
+            offers.push((a, e));
+        }
+        let n = r.len()?;
+        let mut dispositions = Vec::with_capacity(n);
+        for _ in 0..n {
+            dispositions.push(self.name(r.bytes()?)?);
+        }
+        let mut times = || -> Option<Vec<i64>> {
+            let n = r.len()?;
+            let mut v = Vec::with_capacity(n);
+            for _ in 0..n {
+                v.push(r.i()?.wrapping_add(c));
+            }
+            Some(v)
+        };
+        let resolved = times()?;
+        let reopened = times()?;
+        let n = r.len()?;
+        let mut surveys = Vec::with_capacity(n);
+        for _ in 0..n {
+            let t = r.i()?.wrapping_add(c);
+            let m = match r.byte()? {
+                0 => Metric::Csat,
+                1 => Metric::Nps,
+                2 => Metric::Ces,
+                _ => return None,
+            };
+            surveys.push((t, m, r.i()?));
+        }
+        if !r.0.is_empty() {
+            return None;
+        }
+        Some(Facts {
+            id,
+            channel,
+            inbound,
+            customer,
+            case,
+            created: c,
+            queue,
+            queued,
+            answered,
+            answered_from_queue,
+            agents,
+            ended,
+            ended_by,
+            abandoned,
+            abandoned_after,
+            talk,
+            hold,
+            holds,
+            acw,
+            first_response,
+            first_response_span,
+            replies,
+            offers,
+            dispositions,
+            resolved,
+            reopened,
+            surveys,
+        })
     }
-    if !r.0.is_empty() {
-        return None;
-    }
-    Some(Facts {
-        id,
-        channel,
-        inbound,
-        customer,
-        case,
-        created: c,
-        queue,
-        queued,
-        answered,
-        answered_from_queue,
-        agents,
-        ended,
-        ended_by,
-        abandoned,
-        abandoned_after,
-        talk,
-        hold,
-        holds,
-        acw,
-        first_response,
-        first_response_span,
-        replies,
-        offers,
-        dispositions,
-        resolved,
-        reopened,
-        surveys,
-    })
 }
 
 /// How long a pack's stretch of time is (ms): a quarter hour.
@@ -388,30 +440,55 @@ pub fn id_of(facts: &[u8]) -> Option<&str> {
 }
 
 /// The facts of interactions that started in `from..to` from quarter hours' packs
-/// `(quarter, pack)`, in the packs' order, on up to `threads` threads; and the
-/// quarters whose packs did not decode.
+/// `(quarter, pack)`, in the packs' order, on up to `threads` threads, as a part per
+/// thread (read them as one list in order, as [`super::report::report_parts`] does);
+/// and the quarters whose packs did not decode.
+///
+/// The entries are counted first so each thread's part is made once at its size (a
+/// month's million facts are neither grown nor copied into one list).
 pub fn unpack_all(
     packs: &[(i64, Vec<u8>)],
     from: i64,
     to: i64,
     threads: usize,
-) -> (Vec<Facts>, Vec<i64>) {
-    let per = packs.len().div_ceil(threads.max(1)).max(1);
+) -> (Vec<Vec<Facts>>, Vec<i64>) {
+    let counts: Vec<usize> = packs
+        .iter()
+        .map(|(q, b)| {
+            entries(q * QUARTER, b).map_or(0, |list| {
+                list.iter().filter(|(t, _)| (from..to).contains(t)).count()
+            })
+        })
+        .collect();
+    let total: usize = counts.iter().sum();
+    // Shares of about equal counts, cut between packs.
+    let per = total.div_ceil(threads.max(1)).max(1);
+    let mut shares: Vec<(usize, usize, usize)> = vec![]; // (first pack, end pack, facts)
+    let (mut first, mut n) = (0, 0);
+    for (i, c) in counts.iter().enumerate() {
+        n += c;
+        if n >= per || i + 1 == packs.len() {
+            shares.push((first, i + 1, n));
+            (first, n) = (i + 1, 0);
+        }
+    }
     let parts: Vec<(Vec<Facts>, Vec<i64>)> = std::thread::scope(|s| {
-        let handles: Vec<_> = packs
-            .chunks(per)
-            .map(|share| {
+        let handles: Vec<_> = shares
+            .iter()
+            .map(|&(a, b, n)| {
+                let packs = &packs[a..b];
                 s.spawn(move || {
-                    let mut facts = vec![];
+                    let mut names = Names::default();
+                    let mut facts = Vec::with_capacity(n);
                     let mut bad = vec![];
-                    for (q, b) in share {
-                        // Decoded straight into the share's list (no copies of the
-                        // facts); a pack that fails is taken back out whole.
+                    for (q, b) in packs {
+                        // Decoded straight into the part; a pack that fails is taken
+                        // back out whole.
                         let had = facts.len();
                         let whole = entries(q * QUARTER, b).is_some_and(|list| {
                             list.into_iter()
                                 .filter(|(t, _)| (from..to).contains(t))
-                                .all(|(_, b)| decode(b).map(|f| facts.push(f)).is_some())
+                                .all(|(_, b)| names.decode(b).map(|f| facts.push(f)).is_some())
                         });
                         if !whole {
                             facts.truncate(had);
@@ -427,11 +504,13 @@ pub fn unpack_all(
             .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
             .collect()
     });
-    let mut facts = Vec::with_capacity(parts.iter().map(|(f, _)| f.len()).sum());
     let mut bad = vec![];
-    for (f, b) in parts {
-        facts.extend(f);
-        bad.extend(b);
-    }
-    (facts, bad)
+    let parts = parts
+        .into_iter()
+        .map(|(f, b)| {
+            bad.extend(b);
+            f
+        })
+        .collect();
+    (parts, bad)
 }

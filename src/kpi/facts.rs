@@ -52,24 +52,28 @@ pub enum OfferEnd {
     Withdrawn,
 }
 
+/// A channel, queue, agent or disposition name in [`Facts`]: shared, as a month's
+/// million interactions name a few dozen of each (decoding makes each once).
+pub type Name = std::sync::Arc<str>;
+
 /// An interaction's facts.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Facts {
     pub id: String,
-    pub channel: String,
+    pub channel: Name,
     pub inbound: bool,
     pub customer: Option<i64>,
     pub case: Option<i64>,
     pub created: i64,
     /// The first queue it joined, and when.
-    pub queue: Option<String>,
+    pub queue: Option<Name>,
     pub queued: Option<i64>,
     /// When an agent first reached the customer.
     pub answered: Option<i64>,
     /// When an agent first reached them after they first joined a queue.
     pub answered_from_queue: Option<i64>,
     /// The agents who reached the customer, in order.
-    pub agents: Vec<String>,
+    pub agents: Vec<Name>,
     pub ended: Option<i64>,
     pub ended_by: Option<Party>,
     /// The customer left here.
@@ -91,8 +95,8 @@ pub struct Facts {
     /// Each later wait for a human reply (ms): from a customer message nobody had
     /// answered yet to the next human reply.
     pub replies: Vec<i64>,
-    pub offers: Vec<(String, OfferEnd)>,
-    pub dispositions: Vec<String>,
+    pub offers: Vec<(Name, OfferEnd)>,
+    pub dispositions: Vec<Name>,
     /// Case events carried by this interaction (resolved / reopened, and when).
     pub resolved: Vec<i64>,
     pub reopened: Vec<i64>,
@@ -128,7 +132,7 @@ enum At {
 pub fn facts(c: &Contact) -> Facts {
     let mut f = Facts {
         id: c.id.clone(),
-        channel: c.channel.clone(),
+        channel: c.channel.as_str().into(),
         inbound: c.inbound,
         customer: c.customer,
         case: c.case,
@@ -174,7 +178,7 @@ pub fn facts(c: &Contact) -> Facts {
             Event::Queued { queue } => {
                 if f.queued.is_none() {
                     f.queued = Some(t);
-                    f.queue = Some(queue.clone());
+                    f.queue = Some(queue.as_str().into());
                 }
                 // After a transfer the customer is being transferred until someone
                 // takes them.
@@ -193,33 +197,33 @@ pub fn facts(c: &Contact) -> Facts {
             }
             Event::Accepted { agent } => {
                 if open.remove(agent) {
-                    f.offers.push((agent.clone(), OfferEnd::Accepted));
+                    f.offers.push((agent.as_str().into(), OfferEnd::Accepted));
                 }
                 accepted.insert(agent.clone());
             }
             Event::Rejected { agent } if open.remove(agent) => {
-                f.offers.push((agent.clone(), OfferEnd::Rejected));
+                f.offers.push((agent.as_str().into(), OfferEnd::Rejected));
             }
             Event::Lapsed { agent } if open.remove(agent) => {
-                f.offers.push((agent.clone(), OfferEnd::Lapsed));
+                f.offers.push((agent.as_str().into(), OfferEnd::Lapsed));
             }
             Event::Missed { agent } if accepted.remove(agent) => {
                 if let Some(o) = f
                     .offers
                     .iter_mut()
                     .rev()
-                    .find(|(a, e)| a == agent && *e == OfferEnd::Accepted)
+                    .find(|(a, e)| **a == **agent && *e == OfferEnd::Accepted)
                 {
                     o.1 = OfferEnd::Missed;
                 }
             }
             Event::Connected { agent } => {
                 if open.remove(agent) {
-                    f.offers.push((agent.clone(), OfferEnd::Accepted));
+                    f.offers.push((agent.as_str().into(), OfferEnd::Accepted));
                 }
                 accepted.remove(agent);
                 for other in std::mem::take(&mut open) {
-                    f.offers.push((other, OfferEnd::Withdrawn));
+                    f.offers.push((other.into(), OfferEnd::Withdrawn));
                 }
                 accepted.clear();
                 if at == At::Over {
@@ -229,7 +233,7 @@ pub fn facts(c: &Contact) -> Facts {
                 if f.queued.is_some() {
                     f.answered_from_queue.get_or_insert(t);
                 }
-                f.agents.push(agent.clone());
+                f.agents.push(agent.as_str().into());
                 close(&mut f, at, t);
                 at = At::Talking(t);
             }
@@ -289,7 +293,7 @@ pub fn facts(c: &Contact) -> Facts {
                     }
                 }
                 for other in std::mem::take(&mut open) {
-                    f.offers.push((other, OfferEnd::Withdrawn));
+                    f.offers.push((other.into(), OfferEnd::Withdrawn));
                 }
                 close(&mut f, at, t);
                 at = At::Over;
@@ -299,7 +303,7 @@ pub fn facts(c: &Contact) -> Facts {
                 wrap_until = *until;
             }
             Event::WrapUpEnd { .. } => wrap_end = Some(t),
-            Event::Disposition { code } => f.dispositions.push(code.clone()),
+            Event::Disposition { code } => f.dispositions.push(code.as_str().into()),
             Event::CaseResolved => f.resolved.push(t),
             Event::CaseReopened => f.reopened.push(t),
             Event::Survey { metric, score } => {

@@ -100,8 +100,8 @@ pub struct Scope {
 
 impl Scope {
     fn has(&self, f: &Facts) -> bool {
-        f.queue.as_ref().is_some_and(|q| self.queues.contains(q))
-            || f.agents.iter().any(|a| self.agents.contains(a))
+        f.queue.as_ref().is_some_and(|q| self.queues.contains(&**q))
+            || f.agents.iter().any(|a| self.agents.contains(&**a))
     }
 }
 
@@ -447,7 +447,7 @@ impl<'p> Keys<'p> {
                 Key::Queue => Part::Str(f.queue.as_deref().unwrap_or(NONE)),
                 Key::Agent => Part::Str(
                     agent
-                        .or_else(|| f.agents.last().map(String::as_str))
+                        .or_else(|| f.agents.last().map(|a| &**a))
                         .unwrap_or(NONE),
                 ),
                 Key::Channel => Part::Str(&f.channel),
@@ -511,18 +511,62 @@ const PARALLEL_FROM: usize = 20_000;
 /// same customers, which only count as repeat contacts) grouped by `p.group_by`; on
 /// as many threads as the machine has cores (at most 8) for large reports.
 pub fn report(facts: &[Facts], p: &Params) -> Report {
-    let threads = if facts.len() < PARALLEL_FROM {
+    report_parts(&[facts], p)
+}
+
+/// [`report`] of facts held in parts (as the store decodes them, a part per thread),
+/// read as one list in order.
+pub fn report_parts(parts: &[&[Facts]], p: &Params) -> Report {
+    let n: usize = parts.iter().map(|f| f.len()).sum();
+    let threads = if n < PARALLEL_FROM {
         1
     } else {
         std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
     };
-    report_on(facts, p, threads)
+    report_on(parts, p, threads)
 }
 
-/// [`report`] on `threads` threads: each folds a share of the interactions and a
-/// share of the cases, and the parts are added up (the same answer on any number).
-pub fn report_on(facts: &[Facts], p: &Params, threads: usize) -> Report {
+/// Facts in parts read as one list: by position, or a stretch of positions.
+#[derive(Clone, Copy)]
+struct List<'a> {
+    parts: &'a [&'a [Facts]],
+    /// Where each part starts.
+    starts: &'a [usize],
+}
+
+impl<'a> List<'a> {
+    fn get(self, i: usize) -> &'a Facts {
+        let k = self.starts.partition_point(|s| *s <= i) - 1;
+        &self.parts[k][i - self.starts[k]]
+    }
+
+    fn iter(self) -> impl Iterator<Item = &'a Facts> {
+        self.parts.iter().flat_map(|f| f.iter())
+    }
+
+    fn range(self, a: usize, b: usize) -> impl Iterator<Item = &'a Facts> {
+        self.parts.iter().zip(self.starts).flat_map(move |(f, s)| {
+            let lo = a.saturating_sub(*s).min(f.len());
+            let hi = b.saturating_sub(*s).min(f.len());
+            f[lo..hi].iter()
+        })
+    }
+}
+
+/// [`report_parts`] on `threads` threads: each folds a share of the interactions and
+/// a share of the cases, and the parts are added up (the same answer on any number).
+pub fn report_on(parts: &[&[Facts]], p: &Params, threads: usize) -> Report {
     let threads = threads.max(1);
+    let mut starts = Vec::with_capacity(parts.len());
+    let mut len = 0;
+    for f in parts {
+        starts.push(len);
+        len += f.len();
+    }
+    let facts = List {
+        parts,
+        starts: &starts,
+    };
     // Journeys: each case's interactions together in order (sorted as numbers, the
     // rare equal times then by id); every customer's inbound interactions by time, for
     // repeat contacts.
@@ -544,7 +588,7 @@ pub fn report_on(facts: &[Facts], p: &Params, threads: usize) -> Report {
         cases.sort_unstable();
         for run in cases.chunk_by_mut(|a, b| (a.0, a.1) == (b.0, b.1)) {
             if run.len() > 1 {
-                run.sort_by(|a, b| facts[a.2].id.cmp(&facts[b.2].id));
+                run.sort_by(|a, b| facts.get(a.2).id.cmp(&facts.get(b.2).id));
             }
         }
         (
@@ -555,7 +599,7 @@ pub fn report_on(facts: &[Facts], p: &Params, threads: usize) -> Report {
         )
     });
     // Shares: interactions by position, cases cut only between two cases.
-    let per = facts.len().div_ceil(threads).max(1);
+    let per = len.div_ceil(threads).max(1);
     let mut case_cuts = vec![0];
     for t in 1..threads {
         let mut at = (cases.len() * t / threads).max(*case_cuts.last().unwrap_or(&0));
@@ -568,7 +612,7 @@ pub fn report_on(facts: &[Facts], p: &Params, threads: usize) -> Report {
     let parts: Vec<Share> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
-                let mine = &facts[(t * per).min(facts.len())..((t + 1) * per).min(facts.len())];
+                let mine = facts.range(t * per, (t + 1) * per);
                 let my_cases = &cases[case_cuts[t]..case_cuts[t + 1]];
                 let inbound = &inbound;
                 s.spawn(move || part(mine, facts, my_cases, inbound, p))
@@ -607,9 +651,9 @@ pub fn report_on(facts: &[Facts], p: &Params, threads: usize) -> Report {
 }
 
 /// One share: the contacts of `mine`, the journeys of `cases` (positions in `all`).
-fn part(
-    mine: &[Facts],
-    all: &[Facts],
+fn part<'a>(
+    mine: impl Iterator<Item = &'a Facts>,
+    all: List<'a>,
     cases: &[(i64, i64, usize)],
     inbound: &[(i64, i64)],
     p: &Params,
@@ -621,7 +665,7 @@ fn part(
     let agent_in_scope = |a: &str| p.scope.as_ref().is_none_or(|s| s.agents.contains(a));
     let in_time = |f: &Facts| f.created >= p.from && f.created < p.to;
     let in_period = |f: &Facts| in_time(f) && in_scope(f);
-    for f in mine.iter().filter(|f| in_time(f)) {
+    for f in mine.filter(|f| in_time(f)) {
         if in_scope(f) {
             let g = groups.get(keys.group_key(f, None));
             contact(g, f, p);
@@ -635,12 +679,12 @@ fn part(
     }
     let mut list: Vec<&Facts> = vec![];
     for case in cases.chunk_by(|a, b| a.0 == b.0) {
-        let first = &all[case[0].2];
+        let first = all.get(case[0].2);
         if !in_period(first) {
             continue;
         }
         list.clear();
-        list.extend(case.iter().map(|x| &all[x.2]));
+        list.extend(case.iter().map(|x| all.get(x.2)));
         let g = groups.get(keys.group_key(first, None));
         journey(g, &list, inbound, p);
         journey(&mut total, &list, inbound, p);
@@ -713,7 +757,7 @@ fn contact(k: &mut Kpis, f: &Facts, p: &Params) {
         k.first_response.add(r);
         if let (Some((a, b)), Some(h)) = (
             f.first_response_span,
-            f.queue.as_ref().and_then(|q| p.hours.get(q)),
+            f.queue.as_ref().and_then(|q| p.hours.get(&**q)),
         ) {
             k.first_response_business
                 .add(super::hours::open_ms(h, a, b));
@@ -730,13 +774,15 @@ fn journey(k: &mut Kpis, list: &[&Facts], inbound: &[(i64, i64)], p: &Params) {
         .add(list.iter().filter(|f| f.inbound).count() as i64);
     k.channel_switch
         .add(list.iter().any(|f| f.channel != list[0].channel));
+    let mut key = String::new();
     for w in list.windows(2) {
         if w[0].channel != w[1].channel {
-            let key = format!("{}→{}", w[0].channel, w[1].channel);
-            match k.switches.get_mut(&key) {
+            key.clear();
+            key.extend([&*w[0].channel, "→", &*w[1].channel]);
+            match k.switches.get_mut(key.as_str()) {
                 Some(n) => *n += 1,
                 None => {
-                    k.switches.insert(key, 1);
+                    k.switches.insert(key.clone(), 1);
                 }
             }
         }

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::dialplan::model::Hours;
+use facts::Name;
 use proptest::prelude::*;
 use report::Ratio;
 
@@ -125,7 +126,7 @@ fn abandon_during_ringing_withdraws_the_offer_without_counting_it_missed() {
     assert_eq!(r.abandoned.get("ringing"), Some(&1));
     assert_eq!((r.offers, r.missed_offers), (1, 0));
     let f = facts(&left("e", 5, 15, true));
-    assert_eq!(f.offers, vec![("bob".to_string(), OfferEnd::Withdrawn)]);
+    assert_eq!(f.offers, vec![("bob".into(), OfferEnd::Withdrawn)]);
     assert_eq!(f.abandoned_after, Some(15 * S));
 }
 
@@ -332,7 +333,7 @@ fn a_transfer_keeps_one_answer_and_adds_both_agents_talk() {
     let f = facts(&c);
     assert_eq!(f.answered, Some(10 * S));
     assert_eq!(f.queue.as_deref(), Some("sales"));
-    assert_eq!(f.agents, ["bob", "carol"]);
+    assert_eq!(f.agents, ["bob".into(), "carol".into()] as [Name; 2]);
     assert_eq!(f.talk, 60 * S);
     assert_eq!(f.abandoned, None);
     let mut p = params();
@@ -766,11 +767,11 @@ fn the_stored_timeline_reads_into_the_log() {
     assert_eq!(f.ended_by, Some(Party::Customer));
     assert_eq!((f.talk, f.hold, f.holds), (21 * S, 10 * S, 1));
     assert_eq!(f.acw, Some(15 * S));
-    assert_eq!(f.dispositions, ["sale"]);
+    assert_eq!(f.dispositions, [Name::from("sale")]);
     assert_eq!(f.resolved, [55 * S]);
     // An out-of-range score is not an answer.
     assert_eq!(f.surveys, [(60 * S, Metric::Csat, 4)]);
-    assert_eq!(f.offers, [("bob".to_string(), OfferEnd::Accepted)]);
+    assert_eq!(f.offers, [("bob".into(), OfferEnd::Accepted)]);
     // A chat is the agent's once assigned.
     let chat = event::Row {
         channel: "webchat".into(),
@@ -845,7 +846,7 @@ fn a_chat_a_supervisor_took_over_is_handled_once_with_the_agents_wrap_up_not_cou
     let log = from_timeline(&row, rows.iter().map(|(k, d, t)| (*k, d, *t)));
     let f = facts(&Contact::new("c", "webchat", true, Some(1), Some(1), log));
     assert_eq!(f.answered, Some(10 * S));
-    assert_eq!(f.agents, ["bob", "sam"]);
+    assert_eq!(f.agents, ["bob".into(), "sam".into()] as [Name; 2]);
     assert_eq!(f.first_response, Some(19 * S));
     // Talk from Bob's answer to Sam's close, once.
     assert_eq!(f.talk, 150 * S);
@@ -1004,11 +1005,18 @@ proptest! {
     }
 
     #[test]
-    fn a_report_on_several_threads_is_the_report_on_one(cs in any_contacts(), threads in 2usize..5, by in 0usize..5) {
+    fn a_report_on_several_threads_and_parts_is_the_report_on_one(cs in any_contacts(), threads in 2usize..5, by in 0usize..5, cuts in (0.0f64..1.0, 0.0f64..1.0)) {
         let facts: Vec<Facts> = cs.iter().map(facts).collect();
         let mut p = Params::new(0, 2 * DAY, 3 * DAY);
         p.group_by = vec![[Key::Queue, Key::Agent, Key::Channel, Key::Hour, Key::Day][by]];
-        prop_assert_eq!(report::report_on(&facts, &p, threads), report::report_on(&facts, &p, 1));
+        let one = report::report_on(&[&facts], &p, 1);
+        prop_assert_eq!(report::report_on(&[&facts], &p, threads), one.clone());
+        // Held in three parts (one may be empty), as the store decodes them.
+        let at = |x: f64| ((facts.len() as f64) * x) as usize;
+        let (a, b) = (at(cuts.0.min(cuts.1)), at(cuts.0.max(cuts.1)));
+        let parts = [&facts[..a], &facts[a..b], &facts[b..]];
+        prop_assert_eq!(report::report_on(&parts, &p, threads), one.clone());
+        prop_assert_eq!(report::report_on(&parts, &p, 1), one);
     }
 
     #[test]
@@ -1035,10 +1043,17 @@ proptest! {
             .map(|(_, b)| codec::id_of(b).expect("has an id"))
             .collect();
         prop_assert_eq!(ids, facts.iter().map(|f| f.id.as_str()).collect::<Vec<_>>());
-        // Read on two threads with a pack cut short: the good one whole, the bad named.
-        let (all, bad) = codec::unpack_all(&[(7, packed.clone()), (8, vec![0, 5])], i64::MIN, i64::MAX, 2);
-        prop_assert_eq!(&all, &facts);
-        prop_assert_eq!(bad, vec![8]);
+        // Read on two threads with a pack cut short and one that splits but holds
+        // facts of another format after good ones: the good pack whole, the bad ones
+        // named and nothing of theirs read.
+        let mixed = codec::pack(9 * codec::QUARTER, bytes.iter().map(|b| (9 * codec::QUARTER, b.as_slice())).chain([(9 * codec::QUARTER, &[99u8, 1][..])]));
+        let packs = [(7, packed.clone()), (8, vec![0, 5]), (9, mixed)];
+        for threads in 1..=3 {
+            let (parts, bad) = codec::unpack_all(&packs, i64::MIN, i64::MAX, threads);
+            prop_assert!(parts.len() <= threads);
+            prop_assert_eq!(&parts.concat(), &facts);
+            prop_assert_eq!(bad, vec![8, 9]);
+        }
     }
 
     #[test]

@@ -415,7 +415,12 @@ impl Store {
     /// async threads (on every core); a case's reopenings go with the first of its
     /// interactions read. A pack that does not decode (kept by another version) is made
     /// from the log for this answer and its interactions marked to be made again.
-    pub async fn kpi_facts_all(&self, from: i64, to: i64) -> Result<Vec<kpi::Facts>, StoreError> {
+    /// The facts come in parts (a part per decoding thread), read as one list in order.
+    pub async fn kpi_facts_all(
+        &self,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<Vec<kpi::Facts>>, StoreError> {
         use futures_util::TryStreamExt;
         self.refresh_kpi_facts().await?;
         let mut reopened = self.reopenings(from).await?;
@@ -435,6 +440,7 @@ impl Store {
             tokio::task::spawn_blocking(move || kpi::codec::unpack_all(&packs, from, to, threads))
                 .await
                 .map_err(|e| StoreError::Worker(format!("decoding KPI facts: {e}")))?;
+        let mut remade = vec![];
         for q in undecoded {
             tracing::warn!(
                 quarter = q,
@@ -444,7 +450,7 @@ impl Store {
             let (a, b) = (base.max(from), (base + kpi::codec::QUARTER).min(to));
             let mut none = HashMap::new();
             self.read_logs(Which::Period(a, b), |r| {
-                all.push(kpi::facts(&r.contact(&mut none)))
+                remade.push(kpi::facts(&r.contact(&mut none)))
             })
             .await?;
             with_db!(self, |pool, sql| {
@@ -455,8 +461,11 @@ impl Store {
                     .await?;
             });
         }
+        if !remade.is_empty() {
+            all.push(remade);
+        }
         if !reopened.is_empty() {
-            for f in &mut all {
+            for f in all.iter_mut().flatten() {
                 if let Some(times) = f.case.and_then(|c| reopened.remove(&c)) {
                     f.reopened.extend(times);
                     f.reopened.sort_unstable();

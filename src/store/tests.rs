@@ -425,15 +425,15 @@ async fn the_kpi_log_reads_what_was_recorded_and_leaves_message_text_behind(s: S
     assert_eq!(f.queue.as_deref(), Some("sales"));
     assert_eq!(f.ended_by, Some(kpi::Party::Customer));
     assert_eq!(f.holds, 1);
-    assert_eq!(f.agents, ["bob"]);
+    assert_eq!(f.agents, [kpi::facts::Name::from("bob")]);
     // (Written in the same millisecond they may read in either order.)
     let mut offers = f.offers.clone();
     offers.sort();
     assert_eq!(
         offers,
         [
-            ("bob".to_string(), kpi::OfferEnd::Accepted),
-            ("carol".to_string(), kpi::OfferEnd::Lapsed)
+            ("bob".into(), kpi::OfferEnd::Accepted),
+            ("carol".into(), kpi::OfferEnd::Lapsed)
         ]
     );
     assert_eq!(f.surveys.len(), 1);
@@ -513,7 +513,7 @@ async fn the_kpi_log_reads_what_was_recorded_and_leaves_message_text_behind(s: S
 
 /// The store's kept KPI facts for `from..to`, by interaction.
 async fn kept_facts(s: &Store, from: i64, to: i64) -> Vec<crate::kpi::Facts> {
-    let mut v = s.kpi_facts_all(from, to).await.unwrap();
+    let mut v = s.kpi_facts_all(from, to).await.unwrap().concat();
     v.sort_by(|a, b| a.id.cmp(&b.id));
     v
 }
