@@ -57,7 +57,7 @@ pub enum OfferEnd {
 pub type Name = std::sync::Arc<str>;
 
 /// An interaction's facts.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Facts {
     pub id: String,
     pub channel: Name,
