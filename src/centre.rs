@@ -1036,7 +1036,20 @@ impl Centre {
         if account.is_opt_out(&m.text) {
             if let Some(c) = store.interaction(&id).await?.and_then(|i| i.customer_id) {
                 let kind = account.marketing_consent(m.thread.as_deref().unwrap_or(&m.from));
-                store.set_consent(c, &kind, false).await?;
+                let channel = kind.split_once(':').map_or("any", |(_, ch)| ch);
+                store
+                    .record_consent(
+                        c,
+                        &crate::privacy::ConsentEvent {
+                            purpose: crate::privacy::Purpose::Marketing,
+                            channel: channel.into(),
+                            granted: false,
+                            source: "sms_keyword".into(),
+                            evidence: serde_json::json!({"interaction": id, "message": m.id, "keyword": m.text.trim()}),
+                            actor: "customer".into(),
+                        },
+                    )
+                    .await?;
                 store
                     .add_timeline(
                         &id,
@@ -1660,7 +1673,8 @@ impl Centre {
         let consents = store.consents(customer.id).await?;
         let accounts = self.channels();
         let plan = match crate::channels::notify::plan(r, &accounts, |k| {
-            consents.iter().any(|(c, granted, _)| c == k && !granted)
+            let channel = k.split_once(':').map_or("any", |(_, ch)| ch);
+            crate::privacy::withdrawn(&consents, crate::privacy::Purpose::Marketing, channel)
         }) {
             Ok(p) => p,
             Err(why) => {

@@ -24,6 +24,7 @@ pub mod logins;
 pub mod media;
 pub mod metrics;
 pub mod panics;
+pub mod privacy;
 pub mod ratings;
 pub mod redact;
 pub mod routing;

@@ -357,31 +357,8 @@ impl Store {
         ))
     }
 
-    /// Records what the customer consented to or withdrew (`kind`: what for, e.g.
-    /// `marketing:sms`), replacing what they said before.
-    pub async fn set_consent(
-        &self,
-        customer: i64,
-        kind: &str,
-        granted: bool,
-    ) -> Result<(), StoreError> {
-        let at = super::now();
-        with_db!(self, |pool, sql| {
-            sqlx::query(sql(
-            "INSERT INTO consents (customer_id, kind, granted, at) VALUES (?, ?, ?, ?) ON CONFLICT (customer_id, kind) DO UPDATE SET granted = excluded.granted, at = excluded.at"
-        ))
-        .bind(customer)
-        .bind(kind)
-        .bind(granted as i64)
-        .bind(at)
-        .execute(pool)
-        .await
-        .map(|_| ())
-        })?;
-        Ok(())
-    }
-
-    /// The customer's consents: (kind, granted, when in Unix ms).
+    /// The customer's current consents: (`purpose:channel`, granted, when in Unix ms),
+    /// the last event of each (`Store::record_consent`).
     pub async fn consents(&self, customer: i64) -> Result<Vec<(String, bool, i64)>, StoreError> {
         Ok(with_db!(self, |pool, sql| sqlx::query(sql(
             "SELECT kind, granted, at FROM consents WHERE customer_id = ? ORDER BY kind"

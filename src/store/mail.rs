@@ -86,8 +86,36 @@ macro_rules! email_row {
 }
 
 impl Store {
-    /// The message `message_id` of `mailbox`, if on record.
+    /// The message `message_id` of `mailbox`, if on record; an erased one (only its
+    /// tombstone is kept) as a row with status `erased` and nothing else.
     pub async fn email(
+        &self,
+        mailbox: &str,
+        message_id: &str,
+    ) -> Result<Option<EmailRow>, StoreError> {
+        if let Some(row) = self.email_on_record(mailbox, message_id).await? {
+            return Ok(Some(row));
+        }
+        Ok(self
+            .tombstoned("message-id", message_id)
+            .await?
+            .map(|_| EmailRow {
+                mailbox: mailbox.into(),
+                message_id: message_id.into(),
+                interaction: None,
+                conversation: None,
+                direction: "in".into(),
+                seq: 0,
+                status: "erased".into(),
+                reason: String::new(),
+                tries: 0,
+                sender: String::new(),
+                subject: String::new(),
+                refs: String::new(),
+            }))
+    }
+
+    async fn email_on_record(
         &self,
         mailbox: &str,
         message_id: &str,
@@ -350,17 +378,44 @@ impl Store {
     }
 
     /// Erases the mail of a case: each message's text and bytes gone from the record
-    /// and from the case's e-mail threads on the timeline, each message kept as an
-    /// `erased` tombstone (its mailbox and Message-ID only) so it is never imported
-    /// again. Returns how many messages.
+    /// and from the case's e-mail threads on the timeline; each message leaves a
+    /// tombstone (the keyed hash of its Message-ID) so it is never imported again.
+    /// Returns how many messages.
     pub async fn erase_case_mail(&self, conversation: i64) -> Result<u64, StoreError> {
+        let key = self.tombstone_key().await?.to_vec();
+        let at = now();
         Ok(with_db!(self, |pool, sql| {
             let mut tx = pool.begin().await?;
-            sqlx::query(sql("UPDATE timeline SET data = '{\"erased\": true}' WHERE conversation_id = ? AND kind = 'message' AND interaction_id IN (SELECT id FROM interactions WHERE kind = 'email')"))
+            let rows = sqlx::query(sql("SELECT id, data FROM timeline WHERE conversation_id = ? AND kind = 'message' AND interaction_id IN (SELECT id FROM interactions WHERE kind = 'email')"))
                 .bind(conversation)
-                .execute(&mut *tx)
+                .fetch_all(&mut *tx)
                 .await?;
-            let n = sqlx::query(sql("UPDATE emails SET status = 'erased', reason = '', sender = '', recipients = '', subject = '', refs = '', raw = NULL WHERE conversation_id = ?"))
+            for r in &rows {
+                let data: serde_json::Value =
+                    serde_json::from_str(&r.get::<String, _>(1)).unwrap_or_default();
+                sqlx::query(sql("UPDATE timeline SET data = ? WHERE id = ?"))
+                    .bind(crate::privacy::scrub(&data).to_string())
+                    .bind(r.get::<i64, _>(0))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let ids: Vec<String> = sqlx::query(sql(
+                "SELECT message_id FROM emails WHERE conversation_id = ?",
+            ))
+            .bind(conversation)
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+            for id in &ids {
+                sqlx::query(sql("INSERT INTO tombstones (hash, kind, at) VALUES (?, 'message-id', ?) ON CONFLICT DO NOTHING"))
+                    .bind(crate::privacy::tombstone(&key, "message-id", id))
+                    .bind(at)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let n = sqlx::query(sql("DELETE FROM emails WHERE conversation_id = ?"))
                 .bind(conversation)
                 .execute(&mut *tx)
                 .await?

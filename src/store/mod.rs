@@ -45,6 +45,8 @@ pub struct Store {
     kpi_refresh: std::sync::Arc<tokio::sync::Mutex<()>>,
     /// One making of the occupancy packs at a time (`Store::refresh_activity_packs`).
     activity_refresh: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// The key tombstones are hashed under, read once (`privacy`).
+    tombstone_key: std::sync::Arc<tokio::sync::OnceCell<Vec<u8>>>,
 }
 
 #[derive(Clone)]
@@ -83,6 +85,7 @@ mod directory;
 mod interactions;
 mod kpis;
 mod mail;
+mod privacy;
 mod schema;
 mod supervision;
 mod surveys;
@@ -101,6 +104,7 @@ pub use interactions::{
     Interaction, InteractionUpdate, NewInteraction, OpenWebChat, RoutingHints, WebChatSession,
 };
 pub use mail::{EmailRow, MailMark, NewEmail};
+pub use privacy::{ConsentRow, ErasureRow, Inventory};
 pub use schema::SCHEMA_VERSION;
 pub use supervision::{Audit, AuditEntry, AuditQuery};
 pub use surveys::SurveyAnswer;
@@ -138,6 +142,9 @@ impl Store {
             // lose the last commits. FULL costs an fsync per call record.
             .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
             .foreign_keys(true)
+            // What is deleted is overwritten, so an erased customer's data does not
+            // linger in free pages.
+            .pragma("secure_delete", "ON")
             .busy_timeout(std::time::Duration::from_secs(5));
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
@@ -147,6 +154,7 @@ impl Store {
             db: Db::Sqlite(pool),
             kpi_refresh: Default::default(),
             activity_refresh: Default::default(),
+            tombstone_key: Default::default(),
         };
         s.migrate().await?;
         Ok(s)
@@ -165,6 +173,7 @@ impl Store {
             db: Db::Pg(pool),
             kpi_refresh: Default::default(),
             activity_refresh: Default::default(),
+            tombstone_key: Default::default(),
         };
         s.migrate().await?;
         Ok(s)

@@ -196,6 +196,24 @@ pub(super) const MIGRATIONS: &[(i64, &[&str])] = &[
             concat!("CREATE TRIGGER activity_removed AFTER DELETE ON agent_activity BEGIN UPDATE activity_packed SET until = ", quarter_start!("OLD.at"), " WHERE until > ", quarter_start!("OLD.at"), "; END"),
         ],
     ),
+    (
+        16,
+        &[
+            CONSENT_EVENTS_SQLITE,
+            CONSENT_EVENTS_BY_CUSTOMER,
+            "INSERT INTO consent_events (customer_id, purpose, channel, granted, source, evidence, actor, at)
+                SELECT customer_id,
+                    CASE WHEN instr(kind, ':') > 0 THEN substr(kind, 1, instr(kind, ':') - 1) ELSE kind END,
+                    CASE WHEN instr(kind, ':') > 0 THEN substr(kind, instr(kind, ':') + 1) ELSE 'any' END,
+                    granted, 'import', '{}', 'migration', at
+                FROM consents ORDER BY at",
+            "UPDATE consents SET kind = kind || ':any' WHERE instr(kind, ':') = 0",
+            "ALTER TABLE customers ADD COLUMN erased_at BIGINT",
+            ERASURES_SQLITE,
+            TOMBSTONES,
+            WEBHOOK_DELIVERIES,
+        ],
+    ),
 ];
 
 /// Interactions whose log changed since their facts were made: one row per change,
@@ -438,7 +456,76 @@ const TIMELINE_INDEX: &str =
 const CUSTOMER_INDEX: &str =
     "CREATE INDEX IF NOT EXISTS interactions_customer ON interactions(customer_id, started_at)";
 
-pub const SCHEMA_VERSION: i64 = 15;
+/// Consent given or withdrawn, as events (`privacy::ConsentEvent`): the current
+/// consent per purpose and channel is kept in `consents` beside them, in the same
+/// transaction.
+macro_rules! consent_events_table {
+    ($db:ident) => {
+        log_table!(
+            $db,
+            "consent_events",
+            "
+    customer_id BIGINT NOT NULL REFERENCES customers(id),
+    purpose TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    granted BIGINT NOT NULL,
+    source TEXT NOT NULL,
+    evidence TEXT NOT NULL DEFAULT '{}',
+    actor TEXT NOT NULL DEFAULT '',
+    at BIGINT NOT NULL
+"
+        )
+    };
+}
+const CONSENT_EVENTS_SQLITE: &str = consent_events_table!(sqlite);
+#[cfg(feature = "postgres")]
+const CONSENT_EVENTS_PG: &str = consent_events_table!(pg);
+const CONSENT_EVENTS_BY_CUSTOMER: &str =
+    "CREATE INDEX IF NOT EXISTS consent_events_customer ON consent_events(customer_id, id)";
+/// Erasures of customers: asked, previewed (counts per kind of data), run, and the
+/// proof. Pseudonymised: the customer's id only, whose row keeps no personal field
+/// once erased; no reference, so the record outlives what it speaks of.
+macro_rules! erasures_table {
+    ($db:ident) => {
+        log_table!(
+            $db,
+            "erasures",
+            "
+    customer_id BIGINT NOT NULL,
+    status TEXT NOT NULL,
+    reason TEXT NOT NULL DEFAULT '',
+    requested_by TEXT NOT NULL,
+    requested_at BIGINT NOT NULL,
+    executed_by TEXT NOT NULL DEFAULT '',
+    executed_at BIGINT,
+    completed_at BIGINT,
+    preview TEXT NOT NULL DEFAULT '{}',
+    proof TEXT NOT NULL DEFAULT '{}'
+"
+        )
+    };
+}
+const ERASURES_SQLITE: &str = erasures_table!(sqlite);
+#[cfg(feature = "postgres")]
+const ERASURES_PG: &str = erasures_table!(pg);
+/// What an erasure leaves of an identity or a Message-ID: its keyed hash
+/// (`privacy::tombstone`), so the same address or message is recognised, never read;
+/// from a customer's erasure, or none (a case's mail erased alone).
+const TOMBSTONES: &str = "CREATE TABLE IF NOT EXISTS tombstones (
+    hash TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    erasure_id BIGINT,
+    at BIGINT NOT NULL
+)";
+/// Which webhook receivers were sent a customer's data (told of their erasure).
+const WEBHOOK_DELIVERIES: &str = "CREATE TABLE IF NOT EXISTS webhook_deliveries (
+    url TEXT NOT NULL,
+    customer_id BIGINT NOT NULL,
+    at BIGINT NOT NULL,
+    PRIMARY KEY (customer_id, url)
+)";
+
+pub const SCHEMA_VERSION: i64 = 16;
 
 /// The same schema for PostgreSQL, which omnigate supports from version 3: a new
 /// database gets version 3 at once. Integers are BIGINT (Rust `i64` on both sides);
@@ -588,6 +675,22 @@ BEGIN
     RETURN NULL;
 END $$"),
             "CREATE TRIGGER activity_changed AFTER INSERT OR DELETE ON agent_activity FOR EACH ROW EXECUTE FUNCTION activity_changed()",
+        ],
+    ),
+    (
+        16,
+        &[
+            CONSENT_EVENTS_PG,
+            CONSENT_EVENTS_BY_CUSTOMER,
+            "INSERT INTO consent_events (customer_id, purpose, channel, granted, source, evidence, actor, at)
+                SELECT customer_id, split_part(kind, ':', 1), COALESCE(NULLIF(split_part(kind, ':', 2), ''), 'any'),
+                    granted, 'import', '{}', 'migration', at
+                FROM consents ORDER BY at",
+            "UPDATE consents SET kind = kind || ':any' WHERE strpos(kind, ':') = 0",
+            "ALTER TABLE customers ADD COLUMN erased_at BIGINT",
+            ERASURES_PG,
+            TOMBSTONES,
+            WEBHOOK_DELIVERIES,
         ],
     ),
 ];

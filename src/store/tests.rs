@@ -50,6 +50,7 @@ on_both!(
     a_survey_answer_is_kept_once_per_interaction_on_its_case,
     provider_messages_count_once_and_their_status_only_moves_forward,
     a_consent_is_replaced_by_what_the_customer_says_next,
+    a_customer_is_erased_everywhere_in_the_database_and_their_kpis_stay,
     a_notification_key_is_claimed_once_and_keeps_its_answer,
     channel_accounts_are_kept_replaced_and_removed,
     an_open_web_chat_is_listed_with_its_session_until_it_ends,
@@ -812,9 +813,30 @@ async fn a_consent_is_replaced_by_what_the_customer_says_next(s: Store) {
         .customer_id
         .unwrap();
     assert_eq!(s.consents(c).await.unwrap(), []);
-    s.set_consent(c, "marketing:sms", true).await.unwrap();
-    s.set_consent(c, "marketing:sms", false).await.unwrap();
-    s.set_consent(c, "marketing:whatsapp", true).await.unwrap();
+    let says = |channel: &str, granted: bool| crate::privacy::ConsentEvent {
+        purpose: crate::privacy::Purpose::Marketing,
+        channel: channel.into(),
+        granted,
+        source: "agent".into(),
+        evidence: serde_json::json!({"interaction": "k1"}),
+        actor: "bob".into(),
+    };
+    s.record_consent(c, &says("sms", true)).await.unwrap();
+    s.record_consent(c, &says("sms", false)).await.unwrap();
+    s.record_consent(c, &says("whatsapp", true)).await.unwrap();
+    let events = s.consent_events(c).await.unwrap();
+    assert_eq!(events.len(), 3);
+    assert_eq!(
+        (
+            events[1].channel.as_str(),
+            events[1].granted,
+            events[1].source.as_str(),
+            events[1].actor.as_str()
+        ),
+        ("sms", false, "agent", "bob")
+    );
+    assert_eq!(events[1].evidence["interaction"], "k1");
+    assert!(events[0].id < events[1].id && events[1].id < events[2].id);
     let got: Vec<(String, bool)> = s
         .consents(c)
         .await
@@ -1413,5 +1435,240 @@ fn hints(last_agent: Option<&str>, repeat: bool, vip: bool) -> RoutingHints {
         last_agent: last_agent.map(String::from),
         repeat,
         vip,
+    }
+}
+
+/// Whether `dump` holds `needle` as text or in hex (a blob).
+fn holds(dump: &str, needle: &str) -> bool {
+    let hex = crate::channels::signature::hex(needle.as_bytes());
+    dump.contains(needle) || dump.to_lowercase().contains(&hex)
+}
+
+async fn a_customer_is_erased_everywhere_in_the_database_and_their_kpis_stay(s: Store) {
+    const NAME: &str = "Ada Lovelace";
+    const PHONE: &str = "+15551234567";
+    const MAIL: &str = "ada@example.com";
+    const SECRET: &str = "my card ends 4242";
+    // Ada: a recorded call with a voicemail and a survey, a web chat typed with her
+    // address (unverified), an e-mail on her case, consents, a webhook delivery.
+    let (ada, case) = s.start_interaction(&new("v1", PHONE)).await.unwrap();
+    let (ada, case) = (ada.unwrap(), case.unwrap());
+    s.name_customer(ada, NAME).await.unwrap();
+    s.add_identity(ada, IdentityKind::Email, MAIL)
+        .await
+        .unwrap();
+    s.update_interaction(
+        "v1",
+        &InteractionUpdate {
+            queue: Some("support"),
+            path: &["menu".to_string()],
+            variables: serde_json::json!({"account": "1234", "said": SECRET}).as_object(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    s.interaction_assigned("v1", "bob").await.unwrap();
+    s.set_recording("v1", "/data/recordings/v1.wav")
+        .await
+        .unwrap();
+    s.add_timeline(
+        "v1",
+        "voicemail",
+        serde_json::json!({"path": "/data/voicemail/v1.wav", "seconds": 4.0}),
+    )
+    .await
+    .unwrap();
+    s.end_interaction("v1", "completed").await.unwrap();
+    assert!(s
+        .add_survey_answer("v1", "voice", 5, "Ada was happy")
+        .await
+        .unwrap());
+    s.ask_survey("wa", PHONE, "v1", "nps", i64::MAX)
+        .await
+        .unwrap();
+    s.start_web_chat("w1", MAIL, "d1gest", NAME, "support")
+        .await
+        .unwrap();
+    s.add_timeline(
+        "w1",
+        "message",
+        serde_json::json!({"from": "customer", "text": SECRET, "name": NAME}),
+    )
+    .await
+    .unwrap();
+    s.start_interaction(&NewInteraction {
+        kind: "email",
+        ..new("e1", MAIL)
+    })
+    .await
+    .unwrap();
+    let raw = format!("From: {NAME} <{MAIL}>\r\nMessage-ID: <m1@example.com>\r\n\r\n{SECRET}");
+    s.add_email(&NewEmail {
+        mailbox: "support",
+        message_id: "m1@example.com",
+        interaction: Some("e1"),
+        conversation: Some(case),
+        direction: "in",
+        status: "received",
+        sender: MAIL,
+        subject: SECRET,
+        raw: Some(raw.as_bytes()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    s.add_timeline(
+        "e1",
+        "message",
+        serde_json::json!({"from": "customer", "text": SECRET}),
+    )
+    .await
+    .unwrap();
+    s.record_consent(
+        ada,
+        &crate::privacy::ConsentEvent {
+            purpose: crate::privacy::Purpose::Recording,
+            channel: "voice".into(),
+            granted: false,
+            source: "ivr".into(),
+            evidence: serde_json::json!({"interaction": "v1", "caller": PHONE}),
+            actor: "customer".into(),
+        },
+    )
+    .await
+    .unwrap();
+    s.webhook_delivered("https://crm.example.com/hook", ada)
+        .await
+        .unwrap();
+    // Alan, who must not be touched.
+    let (alan, _) = s
+        .start_interaction(&new("v2", "+15557654321"))
+        .await
+        .unwrap();
+    let alan = alan.unwrap();
+    s.name_customer(alan, "Alan Turing").await.unwrap();
+
+    let inv = s.inventory(ada).await.unwrap().unwrap();
+    assert_eq!(
+        inv.identities,
+        [
+            ("phone".into(), PHONE.into()),
+            ("email".into(), MAIL.into())
+        ]
+    );
+    let mut ints = inv.interactions.clone();
+    ints.sort();
+    assert_eq!(ints, ["e1", "v1", "w1"]);
+    assert_eq!(inv.recordings, ["/data/recordings/v1.wav"]);
+    assert_eq!(inv.voicemails, ["/data/voicemail/v1.wav"]);
+    assert_eq!(inv.mails, [("support".into(), "m1@example.com".into())]);
+    assert_eq!((inv.messages, inv.survey_answers, inv.consents), (2, 1, 1));
+    assert_eq!(inv.webhooks, ["https://crm.example.com/hook"]);
+    assert_eq!(s.inventory(999_999).await.unwrap(), None);
+
+    s.refresh_kpi_facts().await.unwrap();
+    let before = kept_facts(&s, 0, i64::MAX / 2).await;
+    let id = s
+        .new_erasure(ada, "dpo", &serde_json::json!({"identities": 2}))
+        .await
+        .unwrap();
+    assert!(s.start_erasure(id, "admin").await.unwrap());
+    assert!(!s.start_erasure(id, "admin").await.unwrap(), "once");
+    let erased = s.erase_customer(ada, id).await.unwrap().unwrap();
+    assert_eq!(erased, inv);
+    s.finish_erasure(id, Ok(&serde_json::json!({"files": 2})))
+        .await
+        .unwrap();
+    s.compact_after_erasure().await.unwrap();
+    let e = s.erasure(id).await.unwrap().unwrap();
+    assert_eq!(
+        (e.status, e.requested_by.as_str(), e.executed_by.as_str()),
+        (crate::privacy::ErasureStatus::Completed, "dpo", "admin")
+    );
+    assert!(e.completed_at.is_some());
+    assert_eq!(e.proof["files"], 2);
+
+    // Nothing of hers in any row of any table; Alan's still there.
+    let dump = s.dump().await;
+    for needle in [
+        NAME,
+        PHONE,
+        "5551234567",
+        MAIL,
+        SECRET,
+        "Ada was happy",
+        "m1@example.com",
+        "d1gest",
+    ] {
+        assert!(!holds(&dump, needle), "{needle:?} is still in the database");
+    }
+    assert!(holds(&dump, "Alan Turing") && holds(&dump, "+15557654321"));
+    // The KPIs read the same facts.
+    s.refresh_kpi_facts().await.unwrap();
+    assert_eq!(kept_facts(&s, 0, i64::MAX / 2).await, before);
+    let v1 = s.interaction("v1").await.unwrap().unwrap();
+    assert_eq!(
+        (
+            v1.queue.as_deref(),
+            v1.agent.as_deref(),
+            v1.outcome.as_deref(),
+            v1.customer_id
+        ),
+        (Some("support"), Some("bob"), Some("completed"), Some(ada))
+    );
+    assert_eq!(
+        s.survey_answer("v1").await.unwrap().map(|a| a.score),
+        Some(5)
+    );
+    // Tombstones: the mail is known as erased, the number as once held.
+    assert_eq!(
+        s.email("support", "m1@example.com")
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        "erased"
+    );
+    assert!(s
+        .tombstoned("identity:phone", PHONE)
+        .await
+        .unwrap()
+        .is_some());
+    assert!(s
+        .tombstoned("identity:phone", "+15557654321")
+        .await
+        .unwrap()
+        .is_none());
+    // The same number calling again is a new, empty customer.
+    let (again, _) = s.start_interaction(&new("v3", PHONE)).await.unwrap();
+    assert_ne!(again, Some(ada));
+    assert_eq!(s.customer(again.unwrap()).await.unwrap().unwrap().name, "");
+    assert_eq!(s.customer(ada).await.unwrap().unwrap().name, "");
+}
+
+/// On SQLite the erased values are not left in the files either (free pages, the
+/// write-ahead log): `secure_delete` and the checkpoint after an erasure.
+#[tokio::test]
+async fn an_erased_customer_is_not_left_in_the_sqlite_files() {
+    let d = tempfile::tempdir().unwrap();
+    let s = Store::open(&d.path().join("t.db")).await.unwrap();
+    a_customer_is_erased_everywhere_in_the_database_and_their_kpis_stay(s.clone()).await;
+    let mut bytes = Vec::new();
+    for e in std::fs::read_dir(d.path()).unwrap() {
+        bytes.extend(std::fs::read(e.unwrap().path()).unwrap());
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    assert!(text.contains("Alan Turing"), "the files are read");
+    // (Her number is there again: it called once more after the erasure, a new
+    // customer.)
+    for needle in [
+        "Ada Lovelace",
+        "ada@example.com",
+        "my card ends 4242",
+        "Ada was happy",
+        "m1@example.com",
+    ] {
+        assert!(!text.contains(needle), "{needle:?} is still in the files");
     }
 }
