@@ -3,6 +3,7 @@
 //! through it; it decides nothing about routing itself.
 
 mod mail;
+pub mod privacy;
 mod supervisors;
 
 pub use supervisors::{Scope, Supervisor};
@@ -47,6 +48,9 @@ struct Inner {
     /// Agents without a phone take calls in the browser (`[webrtc] port` set).
     browser_calls: bool,
     webhooks: crate::webhooks::Webhooks,
+    /// Where the node keeps its files (recordings, voicemail): an erasure deletes
+    /// files under it only.
+    data_dir: std::path::PathBuf,
     chat_queue: Option<String>,
     chat_priority: u8,
     greeting: String,
@@ -366,7 +370,7 @@ impl Centre {
             }
         }
         let centre = Centre(Arc::new(Inner {
-            store,
+            store: store.clone(),
             router,
             arbiters,
             next: AtomicUsize::new(0),
@@ -386,7 +390,9 @@ impl Centre {
             },
             calls: Mutex::new(HashMap::new()),
             browser_calls: cfg.webrtc.port != 0,
-            webhooks: crate::webhooks::Webhooks::new(cfg.webhooks.clone()),
+            data_dir: cfg.data.dir.clone(),
+            webhooks: crate::webhooks::Webhooks::new(cfg.webhooks.clone())
+                .with_store(store.clone()),
             chat_queue: cfg.chat_queue(),
             chat_priority: cfg.chat.priority,
             greeting: cfg.chat.greeting.clone(),

@@ -16,28 +16,72 @@ pub fn signature(secret: &str, timestamp: u64, body: &[u8]) -> String {
 }
 
 #[derive(Clone, Default)]
-pub struct Webhooks(std::sync::Arc<Vec<WebhookConfig>>);
+pub struct Webhooks {
+    hooks: std::sync::Arc<Vec<WebhookConfig>>,
+    /// Where each receiver that was sent a customer's record is noted (to be told of
+    /// the customer's erasure).
+    store: Option<crate::store::Store>,
+}
 
 impl Webhooks {
     pub fn new(hooks: Vec<WebhookConfig>) -> Webhooks {
-        Webhooks(std::sync::Arc::new(hooks))
+        Webhooks {
+            hooks: std::sync::Arc::new(hooks),
+            store: None,
+        }
+    }
+
+    /// Notes in `store` which receiver got which customer's record.
+    pub fn with_store(mut self, store: crate::store::Store) -> Webhooks {
+        self.store = Some(store);
+        self
     }
 
     pub fn wants(&self, event: &str) -> bool {
-        self.0.iter().any(|w| w.events.iter().any(|e| e == event))
+        self.hooks
+            .iter()
+            .any(|w| w.events.iter().any(|e| e == event))
     }
 
-    /// Posts `payload` (with `"event"` set) to every webhook that wants `event`.
-    pub fn post(&self, event: &'static str, mut payload: serde_json::Value) {
-        payload["event"] = event.into();
-        let body = bytes::Bytes::from(payload.to_string());
-        for w in self
-            .0
+    /// Posts `payload` (with `"event"` set) to every webhook that wants `event`. A
+    /// payload with a customer record (`customer.customer.id`) is noted as delivered to
+    /// that customer's receivers once it is.
+    pub fn post(&self, event: &'static str, payload: serde_json::Value) {
+        let customer = payload["customer"]["customer"]["id"].as_i64();
+        let hooks: Vec<&WebhookConfig> = self
+            .hooks
             .iter()
             .filter(|w| w.events.iter().any(|e| e == event))
-        {
+            .collect();
+        self.send(&hooks, event, payload, customer);
+    }
+
+    /// Tells the receivers at `urls` (those that were sent the customer's data) that
+    /// the customer was erased: `customer.erased` with the customer's id and the
+    /// erasure's, whatever events they take.
+    pub fn post_erased(&self, urls: &[String], customer: i64, erasure: i64) {
+        let hooks: Vec<&WebhookConfig> = self
+            .hooks
+            .iter()
+            .filter(|w| urls.contains(&w.url))
+            .collect();
+        let payload = serde_json::json!({"customer": customer, "erasure": erasure, "at": crate::clock::unix_millis() as i64});
+        self.send(&hooks, "customer.erased", payload, None);
+    }
+
+    fn send(
+        &self,
+        hooks: &[&WebhookConfig],
+        event: &'static str,
+        mut payload: serde_json::Value,
+        customer: Option<i64>,
+    ) {
+        payload["event"] = event.into();
+        let body = bytes::Bytes::from(payload.to_string());
+        for w in hooks {
             let (url, secret, attempts) = (w.url.clone(), w.secret.clone(), w.attempts);
             let body = body.clone();
+            let store = self.store.clone();
             actix_rt::spawn(async move {
                 let client = awc::Client::builder()
                     .timeout(Duration::from_secs(5))
@@ -56,6 +100,11 @@ impl Webhooks {
                     let why = match sent {
                         Ok(r) if r.status().is_success() => {
                             tracing::debug!(%url, event, attempt, "webhook delivered");
+                            if let (Some(store), Some(c)) = (store, customer) {
+                                if let Err(e) = store.webhook_delivered(&url, c).await {
+                                    tracing::warn!(%url, error = %e, "a webhook delivery was not noted");
+                                }
+                            }
                             return;
                         }
                         Ok(r) => format!("HTTP {}", r.status().as_u16()),

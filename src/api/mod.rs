@@ -10,6 +10,7 @@ pub mod channels;
 pub mod chat;
 pub mod error;
 pub mod kpis;
+pub mod privacy;
 pub mod supervisor;
 
 /// A request from the HTTP API to place a call (the SIP driver places it).
@@ -318,6 +319,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route("/api/openapi.json", web::get().to(openapi))
     .configure(agents::routes)
     .configure(supervisor::routes)
+    .configure(privacy::routes)
     .configure(chat::routes)
     .configure(channels::routes)
     .default_service(web::to(|| async {

@@ -329,6 +329,7 @@ mod tests {
             teams: vec!["day".into()],
             queues: vec!["sales".into()],
             extension: None,
+            privacy_officer: false,
         };
         let agents = [
             agent("ann", Some("day"), &["support"]),

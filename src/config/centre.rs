@@ -236,6 +236,10 @@ pub struct SupervisorConfig {
     /// barge from their desk phone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extension: Option<String>,
+    /// The centre's privacy officer: may read and change customers' consent, export
+    /// a customer's data and erase a customer (`/api/privacy`), as the admin may.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub privacy_officer: bool,
 }
 
 impl SupervisorConfig {
@@ -263,11 +267,11 @@ impl SupervisorConfig {
                 format!("supervisor \"{who}\": a password needs at least 8 characters"),
             ));
         }
-        if self.teams.is_empty() && self.queues.is_empty() {
+        if self.teams.is_empty() && self.queues.is_empty() && !self.privacy_officer {
             return Some((
                 "name",
                 self.name.clone(),
-                format!("supervisor \"{who}\" needs teams or queues to supervise"),
+                format!("supervisor \"{who}\" needs teams or queues to supervise (or privacy_officer = true)"),
             ));
         }
         if let Some(q) = self.queues.iter().find(|q| !queues.contains(&q.as_str())) {

@@ -248,6 +248,7 @@ impl Config {
                 queues: vec!["sales".into(), "support".into(), "operator".into()],
                 // Her desk phone, for listening from a phone.
                 extension: Some("1002".into()),
+                privacy_officer: false,
             });
         }
         v

@@ -236,3 +236,40 @@ impl ErasureStatus {
 
 #[cfg(test)]
 mod tests;
+
+/// A ustar header (POSIX.1-1988) for a regular file `name` (at most 100 bytes, ASCII)
+/// of `size` bytes, modified at `mtime` (Unix seconds), readable by its owner only.
+/// An archive is each file's header, its bytes padded with zeros to 512, then two
+/// zero blocks ([`tar_padding`], [`TAR_END`]).
+pub fn tar_header(name: &str, size: u64, mtime: u64) -> Result<[u8; 512], String> {
+    if name.is_empty() || name.len() > 100 || !name.is_ascii() {
+        return Err(format!("{name:?} cannot be a ustar name"));
+    }
+    let mut h = [0u8; 512];
+    let put = |h: &mut [u8; 512], at: usize, v: &[u8]| h[at..at + v.len()].copy_from_slice(v);
+    put(&mut h, 0, name.as_bytes());
+    put(&mut h, 100, b"0000600\0");
+    put(&mut h, 108, b"0000000\0");
+    put(&mut h, 116, b"0000000\0");
+    put(&mut h, 124, format!("{size:011o}\0").as_bytes());
+    put(
+        &mut h,
+        136,
+        format!("{:011o}\0", mtime.min(0o77777777777)).as_bytes(),
+    );
+    put(&mut h, 148, b"        ");
+    h[156] = b'0';
+    put(&mut h, 257, b"ustar\0");
+    put(&mut h, 263, b"00");
+    let sum: u32 = h.iter().map(|&b| b as u32).sum();
+    put(&mut h, 148, format!("{sum:06o}\0 ").as_bytes());
+    Ok(h)
+}
+
+/// The zeros after a file of `size` bytes, up to the next 512-byte block.
+pub fn tar_padding(size: u64) -> usize {
+    ((512 - size % 512) % 512) as usize
+}
+
+/// The end of an archive: two zero blocks.
+pub const TAR_END: [u8; 1024] = [0; 1024];

@@ -100,3 +100,44 @@ fn a_tombstone_is_keyed_stable_and_kind_bound() {
     assert_ne!(tombstone(b"k", "ab", "c"), tombstone(b"k", "a", "bc"));
     assert!(!a.contains("5551234567"));
 }
+
+/// The archive format is read back by the system's own `tar`.
+#[test]
+fn a_ustar_archive_is_read_by_tar() {
+    let d = tempfile::tempdir().unwrap();
+    let mut out = Vec::new();
+    for (name, body) in [
+        ("export.json", b"{\"a\": 1}".to_vec()),
+        ("recordings/x.wav", vec![7u8; 1000]),
+    ] {
+        out.extend(tar_header(name, body.len() as u64, 1_700_000_000).unwrap());
+        out.extend(&body);
+        out.extend(vec![0u8; tar_padding(body.len() as u64)]);
+    }
+    out.extend(TAR_END);
+    assert_eq!(out.len() % 512, 0);
+    let file = d.path().join("a.tar");
+    std::fs::write(&file, &out).unwrap();
+    let ok = std::process::Command::new("tar")
+        .arg("-xf")
+        .arg(&file)
+        .arg("-C")
+        .arg(d.path())
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    assert_eq!(
+        std::fs::read(d.path().join("export.json")).unwrap(),
+        b"{\"a\": 1}"
+    );
+    assert_eq!(
+        std::fs::read(d.path().join("recordings/x.wav")).unwrap(),
+        vec![7u8; 1000]
+    );
+    assert!(tar_header(&"x".repeat(101), 0, 0).is_err());
+    assert!(tar_header("", 0, 0).is_err());
+    assert_eq!(
+        (tar_padding(0), tar_padding(1), tar_padding(512)),
+        (0, 511, 0)
+    );
+}

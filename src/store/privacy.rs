@@ -167,6 +167,18 @@ impl Store {
         .map(|r| r.get(0))))
     }
 
+    /// When the customer was erased (None: they were not, or there is no such
+    /// customer).
+    pub async fn customer_erased_at(&self, customer: i64) -> Result<Option<i64>, StoreError> {
+        Ok(with_db!(self, |pool, sql| sqlx::query(sql(
+            "SELECT erased_at FROM customers WHERE id = ?"
+        ))
+        .bind(customer)
+        .fetch_optional(pool)
+        .await?
+        .and_then(|r| r.get::<Option<i64>, _>(0))))
+    }
+
     /// Everything held of a customer (None: no such customer).
     pub async fn inventory(&self, customer: i64) -> Result<Option<Inventory>, StoreError> {
         if self.customer(customer).await?.is_none() {

@@ -12,6 +12,7 @@ mod kpis;
 mod mail;
 mod media;
 mod open_channel;
+mod privacy;
 mod sipp_calls;
 mod supervisor;
 #[path = "../../src/store/testpg.rs"]

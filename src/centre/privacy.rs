@@ -1,0 +1,441 @@
+//! The privacy workflows (`crate::privacy`): consent recorded with its evidence, a
+//! customer's data exported (access and portability), and erased (preview, confirm,
+//! run, proof). Every act is in the audit log: who, what, when.
+
+use super::{Centre, CentreError};
+use crate::privacy::{ConsentEvent, ErasureStatus};
+use crate::store::{ErasureRow, Inventory};
+use std::path::{Path, PathBuf};
+
+/// Who acts: their name and role (`admin`, `supervisor`).
+pub struct Actor<'a> {
+    pub name: &'a str,
+    pub role: &'a str,
+}
+
+/// Days the law gives to answer an access request (Ecuador's LOPDP: 15; the GDPR's
+/// month is longer).
+pub const ACCESS_DAYS: i64 = 15;
+
+/// One file of an export archive.
+pub enum ExportFile {
+    /// Made in memory (the JSON, a message's source).
+    Bytes(String, Vec<u8>),
+    /// Read from disk as it is sent (a recording, a voicemail).
+    File(String, PathBuf, u64),
+}
+
+impl Centre {
+    async fn audit_privacy(
+        &self,
+        who: &Actor<'_>,
+        action: &str,
+        detail: serde_json::Value,
+    ) -> Result<(), CentreError> {
+        self.store()
+            .audit(&crate::store::Audit {
+                actor: who.name,
+                role: who.role,
+                action,
+                interaction: None,
+                detail,
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Records a consent given or withdrawn for a customer; the event's id.
+    pub async fn record_consent(
+        &self,
+        customer: i64,
+        e: &ConsentEvent,
+        who: &Actor<'_>,
+    ) -> Result<i64, CentreError> {
+        self.live_customer(customer).await?;
+        let id = self.store().record_consent(customer, e).await?;
+        self.audit_privacy(
+            who,
+            "consent.changed",
+            serde_json::json!({"customer": customer, "consent": e.kind(), "granted": e.granted, "event": id}),
+        )
+        .await?;
+        Ok(id)
+    }
+
+    /// A customer's consent: the current one per purpose and channel, and every event.
+    pub async fn consents_of(&self, customer: i64) -> Result<serde_json::Value, CentreError> {
+        self.live_customer(customer).await?;
+        let s = self.store();
+        let current: serde_json::Map<String, serde_json::Value> = s
+            .consents(customer)
+            .await?
+            .into_iter()
+            .map(|(k, granted, at)| (k, serde_json::json!({"granted": granted, "at": at})))
+            .collect();
+        Ok(
+            serde_json::json!({"customer": customer, "current": current, "events": s.consent_events(customer).await?}),
+        )
+    }
+
+    /// A customer that exists and is not erased.
+    async fn live_customer(&self, customer: i64) -> Result<(), CentreError> {
+        if self.store().customer(customer).await?.is_none() || self.erased(customer).await? {
+            return Err(CentreError::NotFound(format!("no customer {customer}")));
+        }
+        Ok(())
+    }
+
+    async fn erased(&self, customer: i64) -> Result<bool, CentreError> {
+        Ok(self.store().customer_erased_at(customer).await?.is_some())
+    }
+
+    /// The counts an erasure's preview shows, per kind of data.
+    async fn counts(&self, inv: &Inventory) -> serde_json::Value {
+        let mut attachments = 0;
+        for (mailbox, id) in &inv.mails {
+            if let Ok(Some(raw)) = self.store().email_raw(mailbox, id).await {
+                attachments += mail_parser::MessageParser::default()
+                    .parse(&raw)
+                    .map_or(0, |m| m.attachment_count());
+            }
+        }
+        serde_json::json!({
+            "identities": inv.identities.len(),
+            "cases": inv.conversations.len(),
+            "interactions": inv.interactions.len(),
+            "messages": inv.messages,
+            "mails": inv.mails.len(),
+            "attachments": attachments,
+            "recordings": inv.recordings.len(),
+            "voicemails": inv.voicemails.len(),
+            "survey_answers": inv.survey_answers,
+            "consents": inv.consents,
+            "webhook_recipients": inv.webhooks.len(),
+        })
+    }
+
+    /// Asks for a customer's erasure: recorded as `previewed` with the counts of what
+    /// it would erase; nothing is erased until it is confirmed. (id, counts).
+    pub async fn request_erasure(
+        &self,
+        customer: i64,
+        who: &Actor<'_>,
+    ) -> Result<(i64, serde_json::Value), CentreError> {
+        self.live_customer(customer).await?;
+        let inv = self
+            .store()
+            .inventory(customer)
+            .await?
+            .ok_or_else(|| CentreError::NotFound(format!("no customer {customer}")))?;
+        let preview = self.counts(&inv).await;
+        let id = self
+            .store()
+            .new_erasure(customer, who.name, &preview)
+            .await?;
+        self.audit_privacy(
+            who,
+            "erasure.requested",
+            serde_json::json!({"erasure": id, "customer": customer}),
+        )
+        .await?;
+        Ok((id, preview))
+    }
+
+    /// An erasure as the API shows it.
+    pub async fn erasure_json(&self, id: i64) -> Result<serde_json::Value, CentreError> {
+        let e = self
+            .store()
+            .erasure(id)
+            .await?
+            .ok_or_else(|| CentreError::NotFound(format!("no erasure {id}")))?;
+        Ok(erasure_json(&e))
+    }
+
+    /// Confirms an erasure: refused while the customer has a live call (it would go
+    /// on being recorded) or when it already ran; otherwise it runs (its status says
+    /// when it is done). Their live chats and threads are ended first.
+    pub async fn confirm_erasure(
+        &self,
+        id: i64,
+        who: &Actor<'_>,
+    ) -> Result<serde_json::Value, CentreError> {
+        let e = self
+            .store()
+            .erasure(id)
+            .await?
+            .ok_or_else(|| CentreError::NotFound(format!("no erasure {id}")))?;
+        let inv = self
+            .store()
+            .inventory(e.customer)
+            .await?
+            .unwrap_or_default();
+        let calls: Vec<&String> = inv
+            .interactions
+            .iter()
+            .filter(|i| self.call(i).is_some())
+            .collect();
+        if !calls.is_empty() {
+            return Err(CentreError::Conflict(format!(
+                "the customer is on a call ({}): confirm again when it ends",
+                calls
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        if !self.store().start_erasure(id, who.name).await? {
+            return Err(CentreError::Conflict(format!(
+                "erasure {id} is {} already",
+                e.status.name()
+            )));
+        }
+        self.audit_privacy(
+            who,
+            "erasure.confirmed",
+            serde_json::json!({"erasure": id, "customer": e.customer}),
+        )
+        .await?;
+        let c = self.clone();
+        let (name, role) = (who.name.to_string(), who.role.to_string());
+        actix_rt::spawn(async move {
+            let who = Actor {
+                name: &name,
+                role: &role,
+            };
+            let outcome = c.run_erasure(id, e.customer, &who).await;
+            let done = match &outcome {
+                Ok(proof) => c.store().finish_erasure(id, Ok(proof)).await,
+                Err(why) => {
+                    tracing::warn!(erasure = id, error = %why, "an erasure failed");
+                    c.store().finish_erasure(id, Err(&why.to_string())).await
+                }
+            };
+            if let Err(e) = done {
+                tracing::warn!(erasure = id, error = %e, "an erasure's outcome was not recorded");
+            }
+        });
+        self.erasure_json(id).await
+    }
+
+    /// Runs a confirmed erasure: the customer's live chats ended, the database
+    /// emptied of them, their files deleted, the receivers of their data told, the
+    /// database's free space made unreadable. The proof: what was erased, by kind.
+    async fn run_erasure(
+        &self,
+        id: i64,
+        customer: i64,
+        who: &Actor<'_>,
+    ) -> Result<serde_json::Value, CentreError> {
+        let inv = self
+            .store()
+            .inventory(customer)
+            .await?
+            .ok_or_else(|| CentreError::NotFound(format!("no customer {customer}")))?;
+        let counts = self.counts(&inv).await;
+        let mut ended = 0;
+        for i in &inv.interactions {
+            if let Some((_, chat)) = self.chat(i) {
+                use crate::actors::chat::SupervisorAct;
+                let took = chat
+                    .send(SupervisorAct::TakeOver {
+                        supervisor: who.name.into(),
+                        name: "Data protection".into(),
+                    })
+                    .await;
+                let end = chat
+                    .send(SupervisorAct::End {
+                        supervisor: who.name.into(),
+                    })
+                    .await;
+                if matches!((took, end), (Ok(Ok(_)), Ok(Ok(_)))) {
+                    ended += 1;
+                } else {
+                    tracing::warn!(erasure = id, interaction = %i, "a live chat of an erased customer did not end");
+                }
+            }
+        }
+        let inv = self
+            .store()
+            .erase_customer(customer, id)
+            .await?
+            .ok_or_else(|| CentreError::NotFound(format!("no customer {customer}")))?;
+        let mut files = 0;
+        for p in inv.recordings.iter().chain(&inv.voicemails) {
+            if self.delete_data_file(Path::new(p))? {
+                files += 1;
+            }
+        }
+        self.webhooks().post_erased(&inv.webhooks, customer, id);
+        self.store().compact_after_erasure().await?;
+        let proof = serde_json::json!({
+            "customer": customer,
+            "erased": counts,
+            "files_deleted": files,
+            "live_chats_ended": ended,
+            "webhook_recipients_told": inv.webhooks.len(),
+            "tombstones": inv.identities.len() + inv.mails.len(),
+        });
+        self.audit_privacy(
+            who,
+            "erasure.completed",
+            serde_json::json!({"erasure": id, "customer": customer}),
+        )
+        .await?;
+        tracing::info!(erasure = id, customer, files, "customer erased");
+        Ok(proof)
+    }
+
+    /// Deletes a file the store names, if it lies under the data directory (a path
+    /// elsewhere is refused, whatever the record says): whether there was one.
+    fn delete_data_file(&self, p: &Path) -> Result<bool, CentreError> {
+        let root = self
+            .0
+            .data_dir
+            .canonicalize()
+            .map_err(|e| CentreError::Internal(format!("the data directory: {e}")))?;
+        let file = match p.canonicalize() {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(CentreError::Internal(format!("a file to erase: {e}"))),
+        };
+        if !file.starts_with(&root) {
+            return Err(CentreError::Internal(
+                "a file to erase lies outside the data directory".into(),
+            ));
+        }
+        match std::fs::remove_file(&file) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(CentreError::Internal(format!("a file to erase: {e}"))),
+        }
+    }
+
+    /// Everything held of a customer (access and portability): `export.json` (their
+    /// record, identities, consent events, interactions with their timelines, mail,
+    /// survey answers, who was sent their data, the request's legal deadline), each
+    /// mail's source under `mail/` and each recording and voicemail under
+    /// `recordings/` and `voicemail/`.
+    pub async fn export_customer(
+        &self,
+        customer: i64,
+        who: &Actor<'_>,
+    ) -> Result<Vec<ExportFile>, CentreError> {
+        self.live_customer(customer).await?;
+        let s = self.store();
+        let inv = s
+            .inventory(customer)
+            .await?
+            .ok_or_else(|| CentreError::NotFound(format!("no customer {customer}")))?;
+        let mut files = Vec::new();
+        let mut interactions = Vec::new();
+        for i in &inv.interactions {
+            let Some(row) = s.interaction(i).await? else {
+                continue;
+            };
+            let timeline: Vec<serde_json::Value> = s
+                .timeline(i)
+                .await?
+                .into_iter()
+                .map(|e| serde_json::json!({"kind": e.kind, "data": e.data, "at": e.at}))
+                .collect();
+            let survey = s.survey_answer(i).await?.map(|a| {
+                serde_json::json!({"channel": a.channel, "score": a.score, "comment": a.comment, "at": a.at})
+            });
+            let mut j = serde_json::to_value(&row).unwrap_or_default();
+            j["timeline"] = timeline.into();
+            j["survey_answer"] = survey.into();
+            interactions.push(j);
+        }
+        let mut mails = Vec::new();
+        for (n, (mailbox, mid)) in inv.mails.iter().enumerate() {
+            let row = s.email(mailbox, mid).await?;
+            let file = format!("mail/{n}.eml");
+            if let Some(raw) = s.email_raw(mailbox, mid).await? {
+                files.push(ExportFile::Bytes(file.clone(), raw));
+            }
+            mails.push(serde_json::json!({
+                "mailbox": mailbox, "message_id": mid, "file": file,
+                "direction": row.as_ref().map(|r| r.direction.clone()),
+                "from": row.as_ref().map(|r| r.sender.clone()),
+                "subject": row.as_ref().map(|r| r.subject.clone()),
+            }));
+        }
+        let media = |dir: &str, paths: &[String], files: &mut Vec<ExportFile>| {
+            let mut names = Vec::new();
+            for p in paths {
+                let p = PathBuf::from(p);
+                let under = self
+                    .0
+                    .data_dir
+                    .canonicalize()
+                    .ok()
+                    .zip(p.canonicalize().ok());
+                let Some(f) = under.filter(|(r, f)| f.starts_with(r)).map(|(_, f)| f) else {
+                    continue;
+                };
+                let Ok(meta) = std::fs::metadata(&f) else {
+                    continue;
+                };
+                let name = format!(
+                    "{dir}/{}",
+                    f.file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default()
+                );
+                names.push(name.clone());
+                files.push(ExportFile::File(name, f, meta.len()));
+            }
+            names
+        };
+        let recordings = media("recordings", &inv.recordings, &mut files);
+        let voicemails = media("voicemail", &inv.voicemails, &mut files);
+        let now = crate::clock::unix_millis() as i64;
+        let doc = serde_json::json!({
+            "customer": s.customer_card(customer).await?,
+            "identities": inv.identities.iter().map(|(k, v)| serde_json::json!({"kind": k, "value": v})).collect::<Vec<_>>(),
+            "consents": s.consent_events(customer).await?,
+            "interactions": interactions,
+            "mails": mails,
+            "recordings": recordings,
+            "voicemails": voicemails,
+            "webhook_recipients": inv.webhooks,
+            "request": {"by": who.name, "at": now, "due_at": now + ACCESS_DAYS * 86_400_000},
+        });
+        let body = serde_json::to_vec_pretty(&doc).unwrap_or_default();
+        files.insert(0, ExportFile::Bytes("export.json".into(), body));
+        self.audit_privacy(
+            who,
+            "customer.exported",
+            serde_json::json!({"customer": customer, "files": files.len()}),
+        )
+        .await?;
+        Ok(files)
+    }
+}
+
+/// An erasure as the API shows it: its status (with the reason when it failed), who
+/// asked and when, the preview's counts, and once completed the proof.
+pub fn erasure_json(e: &ErasureRow) -> serde_json::Value {
+    let mut j = serde_json::json!({
+        "id": e.id,
+        "customer": e.customer,
+        "status": e.status.name(),
+        "requested_by": e.requested_by,
+        "requested_at": e.requested_at,
+        "preview": e.preview,
+    });
+    if !e.executed_by.is_empty() {
+        j["executed_by"] = e.executed_by.clone().into();
+        j["executed_at"] = e.executed_at.into();
+    }
+    match e.status {
+        ErasureStatus::Failed => j["reason"] = e.reason.clone().into(),
+        ErasureStatus::Completed => {
+            j["completed_at"] = e.completed_at.into();
+            j["proof"] = e.proof.clone();
+        }
+        _ => {}
+    }
+    j
+}

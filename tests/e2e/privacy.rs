@@ -1,0 +1,369 @@
+//! Customers' data rights end to end (issue 20): Ada (demo customer 1) calls from her
+//! number (SIPp, recorded, a voicemail), writes on WhatsApp (the fake Graph API) while
+//! a CRM receives her record with the chat's screen-pop; the privacy API records a
+//! consent, exports everything held of her as a tar archive the system's `tar` reads,
+//! previews and confirms her erasure. Afterwards: no file under the data directory
+//! (the SQLite database and its log, recordings, voicemail) and no line of the
+//! gateway's log holds her number, address, name or what she wrote; the KPI figures
+//! are the same; the CRM was told (signed `customer.erased`); the proof is there; her
+//! number calling again is a new, empty customer.
+
+use crate::channels::{json, next, on_duty, post_signed, text_from, wa_account};
+use crate::harness::*;
+use std::time::Duration;
+
+const PHONE: &str = "15551234567";
+const SECRET_TEXT: &str = "my parcel code is QX-7731";
+
+/// Every file under `dir`, as (path, bytes).
+fn files_under(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(files_under(&p));
+        } else if let Ok(b) = std::fs::read(&p) {
+            out.push((p, b));
+        }
+    }
+    out
+}
+
+/// A chunked body (RFC 9112 section 7.1) as its bytes.
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let eol = b
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .expect("a chunk size line");
+        let line = String::from_utf8_lossy(&b[..eol]).to_string();
+        let n = usize::from_str_radix(line.split(';').next().unwrap().trim(), 16).unwrap();
+        if n == 0 {
+            return out;
+        }
+        out.extend_from_slice(&b[eol + 2..eol + 2 + n]);
+        b = &b[eol + 2 + n + 2..];
+    }
+}
+
+#[test]
+fn a_customer_is_exported_then_erased_everywhere_with_proof() {
+    let base = 22050;
+    let _graph = serve(base + 30, |n, _, _, _| {
+        (
+            "200 OK".into(),
+            format!(
+                r#"{{"messaging_product":"whatsapp","contacts":[{{"input":"{PHONE}","wa_id":"{PHONE}"}}],"messages":[{{"id":"wamid.OUT{n}"}}]}}"#
+            ),
+        )
+    });
+    let hooks = serve(base + 35, |_, _, _, _| ("200 OK".into(), String::new()));
+    let crm_secret = "crm-secret-for-privacy";
+    let dp = crate::ivr::flow_dir();
+    std::fs::write(
+        dp.path().join("main.yaml"),
+        "flow: main\nsteps:\n  who:\n    lookup: { by: caller }\n    found: vm\n    not_found: vm\n  vm:\n    voicemail: { prompt: hello, max_length: 3s }\n  bye:\n    hangup:\n",
+    )
+    .unwrap();
+    // Personal data redacted in the log, as in production.
+    let g = Gateway::start(
+        base,
+        "demo = true",
+        "answer_after_ms = 50\nhangup_after_secs = 0\nrecord = true",
+        &format!(
+            "[dialplan]\ndir = \"{}\"\ndefault_flow = \"main\"\n\n[log]\nlevel = \"info\"\npersonal_data = false\n\n{}\n[[webhook]]\nurl = \"http://127.0.0.1:{}/crm\"\nsecret = \"{crm_secret}\"\nevents = [\"chat.offered\"]\n\n[[supervisor]]\nname = \"dora\"\npassword = \"dora-secret\"\nprivacy_officer = true\n",
+            dp.path().display(),
+            wa_account(base + 30),
+            base + 35
+        ),
+    );
+    g.wait_log("dialplan loaded");
+    let admin = "test-token";
+
+    // Only the admin and privacy officers; Sue (a supervisor) is refused.
+    let login = |name: &str, pw: &str| {
+        let (code, body) = g.post(
+            "/api/supervisor/login",
+            None,
+            &serde_json::json!({"name": name, "password": pw}).to_string(),
+        );
+        assert_eq!(code, 200, "{body}");
+        json(&body)["token"].as_str().unwrap().to_string()
+    };
+    let dora = login("dora", "dora-secret");
+    let sue = login("sue", "demo-sue");
+    let (code, body) = g.get_auth("/api/privacy/customers/1/consents", &sue);
+    assert_eq!(code, 403, "{body}");
+    assert!(body.contains("privacy officers"), "{body}");
+    let (code, _) = g.get_auth("/api/privacy/customers/1/consents", "wrong");
+    assert_eq!(code, 401);
+
+    // Ada calls: recorded, she leaves a voicemail.
+    let args = speaker_args_from(&g, base + 40, base + 20, &format!("+{PHONE}"));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = sipp(g.dir.path(), &args);
+    assert_sipp_ok(&out, "Ada leaving a voicemail", &g);
+    g.wait_log("voicemail saved");
+    wait_for("the call on record", Duration::from_secs(10), || {
+        let (_, body) = g.get_auth("/api/interactions?limit=1", admin);
+        !json(&body)[0]["ended_at"].is_null()
+    });
+    // Ada writes on WhatsApp: offered to Bob, her record goes to the CRM; Bob takes
+    // the thread and ends it.
+    let (bob, mut ws) = on_duty(&g, "bob", "demo-bob");
+    let now = omnigate::clock::unix_secs();
+    let (code, body) = post_signed(
+        &g,
+        "wa",
+        &text_from(PHONE, "wamid.IN1", now, SECRET_TEXT),
+        None,
+    );
+    assert_eq!(code, 200, "{body}");
+    let offer = next(&g, &mut ws, "offer");
+    assert_eq!(offer["customer"], 1, "{offer}");
+    let thread = offer["interaction"].as_str().unwrap().to_string();
+    wait_for("the CRM's screen-pop", Duration::from_secs(10), || {
+        !hooks.lock().unwrap().is_empty()
+    });
+    let (code, body) = g.post(
+        &format!("/api/agent/offers/{thread}/accept"),
+        Some(&bob),
+        "",
+    );
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = g.post(&format!("/api/agent/work/{thread}/end"), Some(&bob), "");
+    assert_eq!(code, 200, "{body}");
+    wait_for("her thread ended", Duration::from_secs(10), || {
+        let (_, body) = g.get_auth(&format!("/api/interactions/{thread}"), admin);
+        !json(&body)["ended_at"].is_null()
+    });
+    // The KPIs of her call and thread are compared before and after the erasure
+    // (the web chat below, live until the erasure ends it, comes after).
+    let end = omnigate::clock::unix_millis() as i64;
+    let instant = |ms: i64| jiff::Timestamp::from_millisecond(ms).unwrap().to_string();
+    let (from, to) = (instant(end - 3_600_000), instant(end));
+    // She opens a web chat with her name and address (unverified) and is still in it.
+    let (_page, chat, _, _) =
+        crate::centre::chat_with_first_message(&g, "Ada Lovelace", "ada@example.com");
+
+    // A consent, with its evidence; a bad one is refused with its reason.
+    let (code, body) = g.post(
+        "/api/privacy/customers/1/consents",
+        Some(&dora),
+        r#"{"purpose": "marketing", "channel": "whatsapp", "granted": false, "source": "agent", "evidence": {"note": "asked on the phone"}}"#,
+    );
+    assert_eq!(code, 201, "{body}");
+    let (code, body) = g.post(
+        "/api/privacy/customers/1/consents",
+        Some(&dora),
+        r#"{"purpose": "spam", "granted": true}"#,
+    );
+    assert_eq!(code, 400, "{body}");
+    assert!(
+        json(&body)["error"]
+            .as_str()
+            .unwrap()
+            .contains("purpose \"spam\""),
+        "{body}"
+    );
+    let (code, body) = g.get_auth("/api/privacy/customers/1/consents", &dora);
+    assert_eq!(code, 200, "{body}");
+    let c = json(&body);
+    assert_eq!(c["current"]["marketing:whatsapp"]["granted"], false, "{c}");
+    assert_eq!(c["events"][0]["actor"], "dora", "{c}");
+
+    // The export: everything held, as an archive `tar` reads.
+    let (code, _) = g.get_auth("/api/privacy/customers/1/export?format=zip", &dora);
+    assert_eq!(code, 400);
+    // (HTTP/1.0: the archive is streamed until the connection closes.)
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", g.http)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    std::io::Write::write_all(
+        &mut s,
+        b"GET /api/privacy/customers/1/export HTTP/1.0\r\nAuthorization: Bearer test-token\r\n\r\n",
+    )
+    .unwrap();
+    let mut got = Vec::new();
+    std::io::Read::read_to_end(&mut s, &mut got).unwrap();
+    let at = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&got[..at]).to_string();
+    assert!(
+        head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"),
+        "{head}"
+    );
+    assert!(
+        head.to_lowercase()
+            .contains("content-type: application/x-tar"),
+        "{head}"
+    );
+    let mut body = got[at + 4..].to_vec();
+    if head.to_lowercase().contains("transfer-encoding: chunked") {
+        body = dechunk(&body);
+    }
+    std::fs::write(g.dir.path().join("export.tar"), &body).unwrap();
+    let x = tempfile::tempdir().unwrap();
+    let ok = std::process::Command::new("tar")
+        .arg("-xf")
+        .arg(g.dir.path().join("export.tar"))
+        .arg("-C")
+        .arg(x.path())
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "tar: {}\n{head}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let doc = json(&std::fs::read_to_string(x.path().join("export.json")).unwrap());
+    assert_eq!(doc["customer"]["name"], "Ada Lovelace", "{doc}");
+    assert_eq!(doc["identities"].as_array().unwrap().len(), 2, "{doc}");
+    assert_eq!(doc["consents"].as_array().unwrap().len(), 1, "{doc}");
+    let kinds: Vec<&str> = doc["interactions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["kind"].as_str().unwrap())
+        .collect();
+    assert!(
+        kinds.contains(&"voice") && kinds.contains(&"whatsapp"),
+        "{kinds:?}"
+    );
+    assert!(
+        doc.to_string().contains(SECRET_TEXT),
+        "her message is in the export"
+    );
+    assert_eq!(
+        doc["webhook_recipients"].as_array().unwrap().len(),
+        1,
+        "{doc}"
+    );
+    let (recs, vms) = (
+        doc["recordings"].as_array().unwrap(),
+        doc["voicemails"].as_array().unwrap(),
+    );
+    assert_eq!((recs.len(), vms.len()), (1, 1), "{doc}");
+    for f in recs.iter().chain(vms) {
+        let wav = x.path().join(f.as_str().unwrap());
+        assert!(
+            hound::WavReader::open(&wav).unwrap().duration() > 0,
+            "{}",
+            wav.display()
+        );
+    }
+    let due = doc["request"]["due_at"].as_i64().unwrap() - doc["request"]["at"].as_i64().unwrap();
+    assert_eq!(due, 15 * 86_400_000);
+
+    // The KPIs before.
+    let kpis = || {
+        let (code, body) = g.get_auth(&format!("/api/kpis?from={from}&to={to}"), admin);
+        assert_eq!(code, 200, "{body}");
+        json(&body)
+    };
+    let before = kpis();
+
+    // The erasure: preview, confirm, completed with its proof.
+    let (code, body) = g.post(
+        "/api/privacy/erasures",
+        Some(&dora),
+        r#"{"customer": 1, "why": "x"}"#,
+    );
+    assert_eq!(code, 400, "{body}");
+    let (code, body) = g.post("/api/privacy/erasures", Some(&dora), r#"{"customer": 1}"#);
+    assert_eq!(code, 201, "{body}");
+    let e = json(&body);
+    assert_eq!(e["status"], "previewed", "{e}");
+    let p = &e["preview"];
+    assert_eq!(
+        (
+            p["identities"].as_u64(),
+            p["recordings"].as_u64(),
+            p["voicemails"].as_u64(),
+            p["webhook_recipients"].as_u64(),
+            p["consents"].as_u64()
+        ),
+        (Some(2), Some(1), Some(1), Some(1), Some(1)),
+        "{e}"
+    );
+    assert!(p["messages"].as_u64().unwrap() >= 1, "{e}");
+    let id = e["id"].as_i64().unwrap();
+    let (code, body) = g.post(
+        &format!("/api/privacy/erasures/{id}/confirm"),
+        Some(&dora),
+        "",
+    );
+    assert_eq!(code, 202, "{body}");
+    let mut done = serde_json::Value::Null;
+    wait_for("the erasure to complete", Duration::from_secs(20), || {
+        let (_, body) = g.get_auth(&format!("/api/privacy/erasures/{id}"), &dora);
+        done = json(&body);
+        done["status"] == "completed" || done["status"] == "failed"
+    });
+    assert_eq!(done["status"], "completed", "{done}\n{}", g.log());
+    assert_eq!(done["executed_by"], "dora", "{done}");
+    assert_eq!(done["proof"]["files_deleted"], 2, "{done}");
+    assert_eq!(done["proof"]["live_chats_ended"], 1, "the web chat: {done}");
+    let (code, _) = g.post(
+        &format!("/api/privacy/erasures/{id}/confirm"),
+        Some(&dora),
+        "",
+    );
+    assert_eq!(code, 409, "once");
+    // The CRM is told, signed.
+    wait_for(
+        "customer.erased at the CRM",
+        Duration::from_secs(10),
+        || {
+            signed_posts(&hooks, crm_secret)
+                .iter()
+                .any(|(ev, b)| ev == "customer.erased" && b["customer"] == 1 && b["erasure"] == id)
+        },
+    );
+    // Her live web chat was ended.
+    wait_for("her web chat ended", Duration::from_secs(10), || {
+        let (_, body) = g.get_auth(&format!("/api/interactions/{chat}"), admin);
+        !json(&body)["ended_at"].is_null()
+    });
+    // Nothing of hers in any file of the data directory or line of the log.
+    let needles = ["5551234567", "ada@example.com", "Ada Lovelace", "QX-7731"];
+    for (path, bytes) in files_under(&g.path("data")) {
+        let text = String::from_utf8_lossy(&bytes);
+        for n in needles {
+            assert!(!text.contains(n), "{n:?} is still in {}", path.display());
+        }
+    }
+    let log = g.log();
+    for n in needles {
+        assert!(
+            !log.contains(n),
+            "{n:?} is in the log:\n{}",
+            log.lines()
+                .filter(|l| l.contains(n))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
+    // The KPIs did not move; the audit log has the acts.
+    assert_eq!(kpis(), before);
+    let (_, body) = g.get_auth("/api/audit", admin);
+    for act in [
+        "consent.changed",
+        "customer.exported",
+        "erasure.requested",
+        "erasure.confirmed",
+        "erasure.completed",
+    ] {
+        assert!(body.contains(act), "{act} not audited: {body}");
+    }
+    // She is gone from the API; her number calling again is a new, empty customer.
+    let (code, _) = g.get_auth("/api/privacy/customers/1/export", &dora);
+    assert_eq!(code, 404);
+    let args = speaker_args_from(&g, base + 41, base + 24, &format!("+{PHONE}"));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    assert_sipp_ok(&sipp(g.dir.path(), &args), "the same number again", &g);
+    let (_, body) = g.get_auth("/api/interactions?limit=1", admin);
+    let again = json(&body)[0]["customer_id"].as_i64().unwrap();
+    assert_ne!(again, 1);
+    let (_, card) = g.get_auth(&format!("/api/customers/{again}"), admin);
+    assert!(!card.contains("Ada"), "{card}");
+}
