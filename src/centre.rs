@@ -1019,6 +1019,17 @@ impl Centre {
         if let Some(prev) = store.channel_message(&account.name, &m.id).await? {
             return Ok(prev.seq as u64);
         }
+        // Sent before its sender was erased (a provider's late delivery): not taken,
+        // so the erased data does not come back without a new contact.
+        if let Some((kind, value)) = crate::store::identity_of(&m.from) {
+            let kind = format!("identity:{}", kind.name());
+            if let Some(erased_at) = store.tombstoned(&kind, &value).await? {
+                if (m.at as i64).saturating_mul(1000) < erased_at {
+                    tracing::info!(account = %account.name, "a message sent before its sender was erased: dropped");
+                    return Ok(0);
+                }
+            }
+        }
         if let Some(seq) = self.survey_reply(account, &m).await? {
             return Ok(seq);
         }

@@ -438,7 +438,7 @@ impl CallActor {
         };
         self.writer = Some(store_writer(store.clone(), r.id.clone()));
         let f = async move {
-            store
+            let (customer, _) = store
                 .start_interaction(&crate::store::NewInteraction {
                     id: &r.id,
                     kind: "voice",
@@ -451,13 +451,17 @@ impl CallActor {
                     unverified: false,
                     conversation: None,
                 })
-                .await
+                .await?;
+            let recording_withdrawn = match customer {
+                Some(c) => store.recording_withdrawn(c).await?,
+                None => false,
+            };
+            Ok::<_, crate::store::StoreError>(crate::call::Started {
+                recording_withdrawn,
+            })
         };
         ctx.spawn(wrap(f).map(|r, act, ctx| {
-            act.feed(
-                ctx,
-                Input::InteractionStarted(r.map(|_| ()).map_err(|e| e.to_string())),
-            )
+            act.feed(ctx, Input::InteractionStarted(r.map_err(|e| e.to_string())))
         }));
     }
 
@@ -797,6 +801,7 @@ fn store_writer(store: Store, id: String) -> mpsc::UnboundedSender<StoreWrite> {
                 StoreWrite::Survey { metric, score } => {
                     store.add_survey_of(&id, "voice", metric, score, "").await
                 }
+                StoreWrite::Consent(e) => store.record_interaction_consent(&id, &e).await,
                 StoreWrite::Recording(path) => match store.set_recording(&id, &path).await {
                     Ok(()) => {
                         let data = serde_json::json!({ "path": path });

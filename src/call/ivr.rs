@@ -105,9 +105,17 @@ impl Session {
         true
     }
 
-    pub(super) fn interaction_started(&mut self, now: Time, r: Result<(), String>) {
-        if let Err(e) = r {
-            tracing::warn!(call = %self.call(), error = %e, "cannot record the interaction");
+    pub(super) fn interaction_started(&mut self, now: Time, r: Result<super::Started, String>) {
+        match r {
+            Err(e) => {
+                tracing::warn!(call = %self.call(), error = %e, "cannot record the interaction")
+            }
+            Ok(known) if known.recording_withdrawn => {
+                // Before anything was recorded: the call starts unrecorded.
+                tracing::info!(call = %self.call(), "the caller withdrew their recording consent: not recording");
+                self.stop_recording("consent withdrawn");
+            }
+            Ok(_) => {}
         }
         let Some(ivr) = self.ivr.as_mut() else { return };
         ivr.started = true;
@@ -215,6 +223,16 @@ impl Session {
         self.store(w);
     }
 
+    /// Recording stops for the rest of the call, whatever the flow says later.
+    fn stop_recording(&mut self, why: &'static str) {
+        self.no_recording = Some(why);
+        if self.record {
+            self.record = false;
+            self.media_if_open(MediaCommand::StopRecording);
+        }
+        self.note("recording off", serde_json::json!({ "reason": why }));
+    }
+
     pub(super) fn note(&mut self, kind: &'static str, data: serde_json::Value) {
         self.store(StoreWrite::Timeline(kind, data));
     }
@@ -295,6 +313,38 @@ impl Session {
                     self.set_timer(max_length, Timer::VoicemailMax);
                 }
                 RunOutput::StopVoicemail => self.media_if_open(MediaCommand::StopVoicemail),
+                RunOutput::Record(true) if self.no_recording.is_some() => {
+                    let why = self.no_recording.unwrap_or_default();
+                    tracing::info!(%call, why, "record: on ignored");
+                }
+                RunOutput::RecordingOptOut {
+                    version,
+                    notice,
+                    key,
+                } => {
+                    let offset = self
+                        .recording_since
+                        .filter(|_| self.record)
+                        .map(|t| now.duration_since(t).as_millis() as i64);
+                    tracing::info!(%call, %version, "the caller opted out of recording");
+                    let interaction = ivr.interaction.clone();
+                    self.stop_recording("opted out");
+                    let evidence = serde_json::json!({
+                        "interaction": interaction,
+                        "notice_version": version,
+                        "notice": notice,
+                        "key": key.to_string(),
+                        "recording_offset_ms": offset,
+                    });
+                    self.store(StoreWrite::Consent(crate::privacy::ConsentEvent {
+                        purpose: crate::privacy::Purpose::Recording,
+                        channel: "voice".into(),
+                        granted: false,
+                        source: "ivr".into(),
+                        evidence,
+                        actor: "customer".into(),
+                    }));
+                }
                 RunOutput::Record(on) => {
                     if on && !self.record {
                         self.record = true;

@@ -231,6 +231,14 @@ pub enum MediaInput {
     Closed,
 }
 
+/// What the store knew when the interaction record was made.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Started {
+    /// The caller's number belongs to a customer who withdrew their recording consent
+    /// (for voice or every channel): this call is not recorded.
+    pub recording_withdrawn: bool,
+}
+
 /// A colleague's details, looked up by the driver when an agent asks to consult them.
 #[derive(Debug, Clone)]
 pub struct Colleague {
@@ -269,7 +277,7 @@ pub enum Input {
     /// An agent acts on the call; answered by one [`Output::Reply`].
     Agent(AgentCommand, Option<Colleague>),
     /// The interaction record exists (or could not be written).
-    InteractionStarted(Result<(), String>),
+    InteractionStarted(Result<Started, String>),
     LookupResult(Result<Option<Vec<(String, String)>>, String>),
     HttpResult(Result<(u16, serde_json::Value), String>),
     /// Speech for prompt `id` (one per `Say` item, in order; `None`: synthesis failed).
@@ -365,6 +373,9 @@ pub enum StoreWrite {
     End(String),
     /// A recording file started.
     Recording(String),
+    /// The caller said something of their consent (the recording notice's opt-out
+    /// key): kept as an event of the interaction's customer.
+    Consent(crate::privacy::ConsentEvent),
     /// The caller answered a survey question (keys after the agent hung up).
     Survey {
         metric: crate::kpi::Metric,
@@ -562,6 +573,11 @@ pub struct Session {
     /// An originated call's target.
     target: Option<Target>,
     record: bool,
+    /// When the recording started (for the recording offset of a consent).
+    recording_since: Option<Time>,
+    /// Why this call must not be recorded, whatever the flow says (the caller opted
+    /// out, or withdrew their consent before).
+    no_recording: Option<&'static str>,
     /// The customer was sent a 200 (or is being).
     answered: bool,
     /// Prompts asked for before the customer's media is up.
@@ -643,6 +659,8 @@ impl Session {
             user: None,
             target: None,
             record,
+            recording_since: None,
+            no_recording: None,
             answered: false,
             pending_media: vec![],
             ivr: None,
@@ -1317,6 +1335,7 @@ impl Session {
         }
         let name = format!("{}-{}.wav", self.now.as_second(), self.call());
         let path = self.policy.recordings_dir.join(name);
+        self.recording_since = Some(self.now);
         tracing::info!(call = %self.call(), path = %path.display(), "recording");
         self.ivr_recording(&path);
         self.media_cmd(MediaCommand::Record(path));

@@ -55,6 +55,7 @@ struct Media {
     mixes: Vec<crate::media::session::Hears>,
     unbridges: u32,
     recordings: u32,
+    recordings_stopped: u32,
 }
 
 struct Call {
@@ -98,6 +99,8 @@ struct World {
     seed: u64,
     /// The caller's last call.
     caller_ref: Option<CallRef>,
+    /// What the store says when a call's record is made.
+    started: crate::call::Started,
 }
 
 fn sdp() -> Bytes {
@@ -106,12 +109,13 @@ fn sdp() -> Bytes {
 
 const QUEUE_FLOW: &str = "flow: q\nsteps:\n  q:\n    enqueue: sales\n";
 const SURVEY_FLOW: &str = "flow: s\nsteps:\n  q:\n    enqueue: sales\n    agent_hangup: rate\n  rate:\n    survey: {metric: csat, prompt: {silence: 1s}, timeout: 3s, retries: 0}\n  thanks:\n    play: {silence: 500ms}\n";
+const NOTICE_FLOW: &str = "flow: n\nsteps:\n  notice:\n    recording_notice: {prompt: {silence: 1s}, version: v7, timeout: 2s}\n  again:\n    record: on\n  q:\n    enqueue: sales\n";
 const TRANSFER_FLOW: &str = "flow: t\nsteps:\n  t:\n    transfer: {number: '200', trunk: out}\n    failure: sorry\n  sorry:\n    hangup:\n";
 
 fn flows() -> Arc<FlowSet> {
     let dir = std::env::temp_dir();
     let mut set = FlowSet::default();
-    for text in [QUEUE_FLOW, TRANSFER_FLOW, SURVEY_FLOW] {
+    for text in [QUEUE_FLOW, TRANSFER_FLOW, SURVEY_FLOW, NOTICE_FLOW] {
         let f = load_str(
             text,
             &dir.join("sim.yaml"),
@@ -138,6 +142,11 @@ fn policy(dialplan: bool, forward: bool) -> Policy {
             number: Some("400".into()),
             trunk: None,
             flow: "s".into(),
+        },
+        crate::config::RouteConfig {
+            number: Some("500".into()),
+            trunk: None,
+            flow: "n".into(),
         },
     ];
     Policy {
@@ -225,6 +234,7 @@ impl World {
             next_port: 20000,
             seed: 7,
             caller_ref: None,
+            started: Default::default(),
         };
         for (name, browser) in agents {
             w.login(name, *browser);
@@ -342,7 +352,9 @@ impl World {
             }
             Output::Media(m) => self.media(i, m),
             Output::Timer { id, after } => self.timers.push((now + after, i, id)),
-            Output::StartInteraction(_) => self.feed(i, Input::InteractionStarted(Ok(()))),
+            Output::StartInteraction(_) => {
+                self.feed(i, Input::InteractionStarted(Ok(self.started)))
+            }
             Output::Store(w) => self.calls[i].stores.push(w),
             Output::Lookup { .. } => self.feed(i, Input::LookupResult(Ok(None))),
             Output::Http(_) => self.feed(i, Input::HttpResult(Err("offline".into()))),
@@ -419,6 +431,7 @@ impl World {
                 media.opened = true;
                 media.recordings += 1;
             }
+            MediaCommand::StopRecording => media.recordings_stopped += 1,
             MediaCommand::Play(_, item) => {
                 media.opened = true;
                 let (id, ms) = match item {
@@ -1096,6 +1109,57 @@ fn when_the_agent_hangs_up_first_the_caller_answers_the_flows_survey() {
     assert_eq!(w.caller_ended(), Some(EndReason::RemoteBye));
     let tl = w.timeline(i);
     assert!(tl.contains(&"hung up"), "{tl:?}");
+    w.settle_and_check();
+}
+
+#[test]
+fn the_recording_notices_key_stops_the_recording_and_keeps_the_withdrawn_consent() {
+    let mut w = World::new(policy(true, false), FarEnd::Answer, &[]);
+    let i = w.dial("500");
+    w.run_until(Duration::from_secs(5), |w| w.calls[i].media.recordings > 0);
+    w.run_for(Duration::from_millis(500));
+    let leg = w.calls[i].session.customer_media().unwrap();
+    w.feed(i, Input::Media(MediaInput::Digit { leg, digit: '9' }));
+    assert_eq!(w.calls[i].media.recordings_stopped, 1);
+    let consent = w.calls[i]
+        .stores
+        .iter()
+        .find_map(|s| match s {
+            StoreWrite::Consent(e) => Some(e.clone()),
+            _ => None,
+        })
+        .expect("the withdrawn consent is written");
+    assert_eq!(consent.kind(), "recording:voice");
+    assert!(!consent.granted);
+    assert_eq!(
+        (consent.source.as_str(), consent.actor.as_str()),
+        ("ivr", "customer")
+    );
+    let e = &consent.evidence;
+    assert_eq!(e["notice_version"], "v7");
+    assert_eq!(e["key"], "9");
+    assert_eq!(e["interaction"], w.calls[i].session.interaction().unwrap());
+    let offset = e["recording_offset_ms"].as_i64().unwrap();
+    assert!((400..=1500).contains(&offset), "{offset}");
+    // The flow's `record: on` afterwards does not record her again.
+    w.run_for(Duration::from_secs(1));
+    assert_eq!(w.calls[i].media.recordings, 1);
+    assert!(w.timeline(i).contains(&"recording off"));
+    w.caller_hangs_up();
+    w.settle_and_check();
+
+    // A caller whose record says they withdrew it is not recorded at all.
+    let mut w = World::new(policy(true, false), FarEnd::Answer, &[]);
+    w.started.recording_withdrawn = true;
+    let i = w.dial("500");
+    w.run_for(Duration::from_secs(4));
+    assert!(w.calls[i].media.opened, "the call runs");
+    assert_eq!(w.calls[i].media.recordings, 0);
+    assert!(!w.calls[i]
+        .stores
+        .iter()
+        .any(|s| matches!(s, StoreWrite::Consent(_))));
+    w.caller_hangs_up();
     w.settle_and_check();
 }
 

@@ -28,7 +28,9 @@ pub fn templates(a: &Action) -> Vec<(&Template, &'static [&'static str])> {
     let mut out: Vec<(&Template, &'static [&'static str])> = vec![];
     match a {
         Action::Play { prompts, .. } => out.extend(prompt_templates(prompts).map(|t| (t, &[][..]))),
-        Action::Gather(g) | Action::Survey(Survey { gather: g, .. }) => {
+        Action::Gather(g)
+        | Action::Survey(Survey { gather: g, .. })
+        | Action::RecordingNotice(RecordingNotice { gather: g, .. }) => {
             out.extend(prompt_templates(&g.prompt).map(|t| (t, &[][..])));
             out.extend(prompt_templates(&g.retry_prompt).map(|t| (t, &[][..])));
         }

@@ -143,6 +143,15 @@ pub enum Output {
     },
     StopVoicemail,
     Record(bool),
+    /// The caller pressed the recording notice's opt-out key: recording stops for this
+    /// call and their withdrawn recording consent is kept, with what they heard.
+    RecordingOptOut {
+        /// The notice's version.
+        version: String,
+        /// What the notice said (spoken texts as rendered, files by name).
+        notice: String,
+        key: char,
+    },
     /// A `survey` step's answer, in its metric's range: kept as the interaction's.
     Survey {
         metric: Metric,
@@ -512,6 +521,20 @@ impl Run {
         }
     }
 
+    /// What prompts say, as the caller heard them: spoken texts rendered, files by
+    /// name in brackets.
+    fn spoken(&self, prompts: &[Prompt]) -> String {
+        prompts
+            .iter()
+            .filter_map(|p| match p {
+                Prompt::Say { text, .. } => Some(text.render(&self.vars)),
+                Prompt::File { name, .. } => Some(format!("[{name}]")),
+                Prompt::Silence(_) | Prompt::Beep => None,
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
     fn items(&self, prompts: &[Prompt]) -> Vec<PlayItem> {
         prompts
             .iter()
@@ -613,14 +636,23 @@ impl Run {
                 self.timer(TimerKind::Pause, *d);
                 self.state = State::Pausing;
             }
-            Action::Gather(_) | Action::Survey(_) | Action::Menu(_) => {
+            Action::Gather(_)
+            | Action::Survey(_)
+            | Action::Menu(_)
+            | Action::RecordingNotice(_) => {
                 self.ensure_answered();
                 self.state = State::Collecting(Collect {
                     digits: String::new(),
                     attempt: 0,
                     playing: None,
                 });
-                let typed = std::mem::take(&mut self.typeahead);
+                // Keys pressed before the notice was heard are no answer to it: they
+                // stay for the next gather.
+                let typed = if matches!(step.action, Action::RecordingNotice(_)) {
+                    String::new()
+                } else {
+                    std::mem::take(&mut self.typeahead)
+                };
                 if !typed.is_empty() {
                     self.note(format!("type-ahead: {} key(s)", typed.len()));
                 }
@@ -938,6 +970,24 @@ impl Run {
         if !ok {
             return self.failed_attempt(now, digits.is_empty());
         }
+        self.vars.insert("digits".into(), digits.clone());
+        if let Action::RecordingNotice(n) = action {
+            if digits.chars().eq([n.opt_out]) {
+                self.note(format!(
+                    "pressed {digits}: recording off (notice {})",
+                    n.version
+                ));
+                let notice = self.spoken(&n.gather.prompt);
+                self.out.push_back(Output::RecordingOptOut {
+                    version: n.version.clone(),
+                    notice,
+                    key: n.opt_out,
+                });
+                return self.branch(now, n.opted_out);
+            }
+            self.note(format!("pressed {digits}: recording stays on"));
+            return self.branch(now, None);
+        }
         if let Some((metric, Some(score))) = survey {
             self.vars
                 .insert(format!("survey.{}", metric.name()), score.to_string());
@@ -945,7 +995,6 @@ impl Run {
         } else {
             self.note(format!("gathered {} key(s)", digits.len()));
         }
-        self.vars.insert("digits".into(), digits.clone());
         if let Some(into) = &g.into {
             self.vars.insert(into.clone(), digits);
         }

@@ -175,6 +175,20 @@ pub struct Survey {
     pub gather: Gather,
 }
 
+/// A recording notice (`recording_notice`): the notice played with one key listened
+/// for; that key turns recording off for the call and is kept as the caller's
+/// withdrawn recording consent, with the notice's version and text as its evidence.
+#[derive(Debug, Clone)]
+pub struct RecordingNotice {
+    /// The notice and how long to listen after it (one key, no retries).
+    pub gather: Gather,
+    pub opt_out: char,
+    /// The notice's version (what the caller was told, for the evidence).
+    pub version: String,
+    /// Where the flow goes when the caller opted out (none: the next step).
+    pub opted_out: Option<Target>,
+}
+
 #[derive(Debug, Clone)]
 pub enum TransferTo {
     Uri(Template),
@@ -230,6 +244,7 @@ pub enum Action {
     Voicemail(Voicemail),
     Survey(Survey),
     Record(bool),
+    RecordingNotice(RecordingNotice),
     Goto(Goto),
     Hangup,
 }
@@ -252,6 +267,7 @@ impl Action {
             Action::Voicemail(_) => "voicemail",
             Action::Survey(_) => "survey",
             Action::Record(_) => "record",
+            Action::RecordingNotice(_) => "recording_notice",
             Action::Goto(_) => "goto",
             Action::Hangup => "hangup",
         }
@@ -266,6 +282,7 @@ impl Action {
                 | Action::Pause(_)
                 | Action::Gather(_)
                 | Action::Survey(_)
+                | Action::RecordingNotice(_)
                 | Action::Menu(_)
                 | Action::Enqueue(_)
                 | Action::Transfer(_)
@@ -281,7 +298,9 @@ impl Action {
     /// The keys a `gather` or `survey` step collects.
     pub fn gather(&self) -> Option<&Gather> {
         match self {
-            Action::Gather(g) | Action::Survey(Survey { gather: g, .. }) => Some(g),
+            Action::Gather(g)
+            | Action::Survey(Survey { gather: g, .. })
+            | Action::RecordingNotice(RecordingNotice { gather: g, .. }) => Some(g),
             _ => None,
         }
     }
@@ -327,6 +346,10 @@ impl Step {
                 add(&mut e, next, None, ok);
                 add(&mut e, next, s.gather.invalid, vec!["digits".into()]);
                 add(&mut e, next, s.gather.on_timeout, vec!["digits".into()]);
+            }
+            Action::RecordingNotice(n) => {
+                add(&mut e, next, None, vec!["digits".into()]);
+                add(&mut e, next, n.opted_out, vec!["digits".into()]);
             }
             Action::Gather(g) => {
                 let mut ok = vec!["digits".to_string()];
@@ -430,7 +453,9 @@ impl Flow {
         }
         self.steps.iter().any(|s| match &s.action {
             Action::Play { prompts, .. } => has(prompts),
-            Action::Gather(g) | Action::Survey(Survey { gather: g, .. }) => {
+            Action::Gather(g)
+            | Action::Survey(Survey { gather: g, .. })
+            | Action::RecordingNotice(RecordingNotice { gather: g, .. }) => {
                 has(&g.prompt) || has(&g.retry_prompt)
             }
             Action::Menu(m) => has(&m.prompt) || has(&m.retry_prompt),

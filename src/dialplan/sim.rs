@@ -146,6 +146,9 @@ pub fn simulate(source: Arc<dyn FlowSource>, flow: Arc<Flow>, case: &TestCase) -
                     "{at}   recording {}",
                     if on { "on" } else { "off" }
                 )),
+                Output::RecordingOptOut { version, key, .. } => trace.push(format!(
+                    "{at}   recording off: the caller pressed {key} (notice {version}, kept as a withdrawn recording consent)"
+                )),
                 Output::Survey { metric, score } => {
                     trace.push(format!("{at}   survey answer {} {score}", metric.name()))
                 }

@@ -804,3 +804,110 @@ mod props {
         }
     }
 }
+
+const NOTICE: &str = "steps:
+  menu:
+    menu: {prompt: hello, options: {1: notice}}
+  notice:
+    recording_notice:
+      prompt: {say: 'Hello ${caller}: this call is recorded. Press 9 not to be recorded.'}
+      version: '2026-12'
+      timeout: 2s
+    opted_out: sorry
+  main:
+    play: bye
+    next: end
+  sorry:
+    play: hello
+  end:
+    hangup:
+";
+
+fn opt_outs(s: &Sim) -> Vec<(String, String, char)> {
+    s.outs
+        .iter()
+        .filter_map(|o| match o {
+            Output::RecordingOptOut {
+                version,
+                notice,
+                key,
+            } => Some((version.clone(), notice.clone(), *key)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn the_recording_notice_turns_recording_off_with_its_key_and_says_what_was_heard() {
+    let (_d, f) = flow(NOTICE);
+    let mut s = Sim::new(f);
+    s.digits("1");
+    assert_eq!(s.path(), ["menu", "notice"]);
+    assert!(opt_outs(&s).is_empty());
+    // The key during the notice: recording off, the opted_out branch.
+    s.digits("9");
+    assert_eq!(
+        opt_outs(&s),
+        [(
+            "2026-12".to_string(),
+            "Hello +15551234567: this call is recorded. Press 9 not to be recorded.".to_string(),
+            '9'
+        )]
+    );
+    assert_eq!(s.path(), ["menu", "notice", "sorry"]);
+
+    // Another key keeps recording on and goes on.
+    let (_d, f) = flow(NOTICE);
+    let mut s = Sim::new(f);
+    s.digits("1");
+    s.digits("4");
+    assert!(opt_outs(&s).is_empty());
+    assert_eq!(s.path(), ["menu", "notice", "main"]);
+
+    // Silence after the notice: on after the timeout (simulated), recording stays.
+    let (_d, f) = flow(NOTICE);
+    let mut s = Sim::new(f);
+    s.digits("1");
+    s.finish_prompt();
+    s.tick();
+    assert!(opt_outs(&s).is_empty());
+    assert_eq!(s.path(), ["menu", "notice", "main"]);
+    assert_eq!(s.elapsed, Duration::from_secs(2));
+
+    // A key pressed before the notice (type-ahead in a prompt) is no answer to a
+    // notice not yet heard: it stays for the next gather.
+    let (_d, f) = flow("steps:\n  p:\n    play: bye\n  n:\n    recording_notice: {prompt: hello, version: v1, opt_out: '*'}\n  g:\n    gather: {prompt: bye, max: 2, into: typed}\n");
+    let mut s = Sim::new(f);
+    s.digits("*");
+    s.finish_prompt();
+    assert_eq!(s.path(), ["p", "n"]);
+    assert!(opt_outs(&s).is_empty());
+    s.finish_prompt();
+    s.tick();
+    assert_eq!(s.path(), ["p", "n", "g"]);
+    assert!(opt_outs(&s).is_empty());
+    // Its own key, with a file as the notice.
+    let (_d, f) = flow("steps:\n  n:\n    recording_notice: {prompt: hello, version: v1, opt_out: '*'}\n  g:\n    gather: {prompt: bye, max: 2}\n");
+    let mut s = Sim::new(f);
+    s.digits("*");
+    assert_eq!(
+        opt_outs(&s),
+        [("v1".to_string(), "[hello]".to_string(), '*')]
+    );
+    assert_eq!(s.path(), ["n", "g"]);
+}
+
+#[test]
+fn recording_notices_are_checked_where_they_are_written() {
+    let ps = problems("steps:\n  a:\n    recording_notice: {prompt: hello}\n");
+    has(&ps, "3:23", "recording_notice needs a `version`");
+    let ps = problems("steps:\n  a:\n    recording_notice: {version: v1}\n");
+    has(&ps, "3:23", "recording_notice needs a `prompt`");
+    let ps = problems(
+        "steps:\n  a:\n    recording_notice: {prompt: hello, version: v1, opt_out: '99'}\n",
+    );
+    has(&ps, "3:61", "opt_out must be one key");
+    let ps = problems("steps:\n  a:\n    recording_notice: {prompt: hello, version: v1}\n    opted_out: nowhere\n");
+    has(&ps, "4:16", "nowhere");
+    assert!(problems(NOTICE).is_empty(), "{:?}", problems(NOTICE));
+}

@@ -94,10 +94,19 @@ impl Store {
     /// Records a consent event and makes it the customer's current consent for its
     /// purpose and channel, in one transaction; the event's id.
     pub async fn record_consent(&self, customer: i64, e: &ConsentEvent) -> Result<i64, StoreError> {
-        let at = now();
         let kind = e.kind();
         with_db!(self, |pool, sql| {
             let mut tx = pool.begin().await?;
+            // Each event later than the one before (in the same millisecond too), so
+            // which of a channel's and `any`'s is in force is never a tie.
+            let last: i64 = sqlx::query(sql(
+                "SELECT COALESCE(MAX(at), 0) FROM consent_events WHERE customer_id = ?",
+            ))
+            .bind(customer)
+            .fetch_one(&mut *tx)
+            .await?
+            .get(0);
+            let at = now().max(last + 1);
             let id: i64 = sqlx::query(sql("INSERT INTO consent_events (customer_id, purpose, channel, granted, source, evidence, actor, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"))
                 .bind(customer)
                 .bind(e.purpose.name())
@@ -120,6 +129,42 @@ impl Store {
             tx.commit().await?;
             Ok(id)
         })
+    }
+
+    /// Whether the customer withdrew their consent to calls being recorded (for voice
+    /// or every channel, whichever they said last).
+    pub async fn recording_withdrawn(&self, customer: i64) -> Result<bool, StoreError> {
+        let current = self.consents(customer).await?;
+        Ok(crate::privacy::withdrawn(
+            &current,
+            crate::privacy::Purpose::Recording,
+            "voice",
+        ))
+    }
+
+    /// A consent event said during an interaction (the IVR's recording notice), kept
+    /// for the interaction's customer; an anonymous caller has none to keep it for.
+    pub async fn record_interaction_consent(
+        &self,
+        interaction: &str,
+        e: &ConsentEvent,
+    ) -> Result<(), StoreError> {
+        let customer: Option<i64> = with_db!(self, |pool, sql| {
+            sqlx::query(sql("SELECT customer_id FROM interactions WHERE id = ?"))
+                .bind(interaction)
+                .fetch_optional(pool)
+                .await?
+                .and_then(|r| r.get(0))
+        });
+        match customer {
+            Some(c) => {
+                self.record_consent(c, e).await?;
+            }
+            None => {
+                tracing::info!(%interaction, "a consent of an anonymous caller: nobody to keep it for")
+            }
+        }
+        Ok(())
     }
 
     /// A customer's consent events, oldest first.

@@ -853,6 +853,34 @@ async fn a_consent_is_replaced_by_what_the_customer_says_next(s: Store) {
     );
     let view = s.customer_view(c).await.unwrap().unwrap();
     assert_eq!(view["consents"]["marketing:sms"]["granted"], false);
+
+    // The IVR's recording notice: kept for the interaction's customer; it decides
+    // whether their later calls are recorded (a later `any` grant overrides it).
+    assert!(!s.recording_withdrawn(c).await.unwrap());
+    let recording = |channel: &str, granted: bool| crate::privacy::ConsentEvent {
+        purpose: crate::privacy::Purpose::Recording,
+        channel: channel.into(),
+        granted,
+        source: "ivr".into(),
+        evidence: serde_json::json!({"interaction": "k1", "notice_version": "v7"}),
+        actor: "customer".into(),
+    };
+    s.record_interaction_consent("k1", &recording("voice", false))
+        .await
+        .unwrap();
+    assert!(s.recording_withdrawn(c).await.unwrap());
+    let last = s.consent_events(c).await.unwrap().pop().unwrap();
+    assert_eq!(
+        (last.purpose.as_str(), last.source.as_str()),
+        ("recording", "ivr")
+    );
+    s.record_consent(c, &recording("any", true)).await.unwrap();
+    assert!(!s.recording_withdrawn(c).await.unwrap());
+    // An anonymous caller's notice has nobody to be kept for, and is no error.
+    s.start_interaction(&new("k2", "anonymous")).await.unwrap();
+    s.record_interaction_consent("k2", &recording("voice", false))
+        .await
+        .unwrap();
 }
 
 async fn provider_messages_count_once_and_their_status_only_moves_forward(s: Store) {

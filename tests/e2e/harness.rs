@@ -335,26 +335,34 @@ pub fn speaker_args(g: &Gateway, port: u16, media: u16) -> Vec<String> {
 
 /// As [`speaker_args`], calling from `from`.
 pub fn speaker_args_from(g: &Gateway, port: u16, media: u16, from: &str) -> Vec<String> {
-    let target = format!("127.0.0.1:{}", g.sip);
-    let (port, media) = (port.to_string(), media.to_string());
-    [
-        "-sf",
-        &scenario("uac_speak_until_bye.xml"),
-        "-key",
-        "from",
-        from,
-        "-s",
-        "100",
-        "-m",
-        "1",
-        "-p",
-        &port,
-        "-mp",
-        &media,
-        &target,
-    ]
-    .map(String::from)
-    .to_vec()
+    uac_args(g, "uac_speak_until_bye.xml", port, media, &[("from", from)])
+}
+
+/// One SIPp call of `file` to the gateway's number 100, from SIP port `port` and
+/// media port `media`, with the scenario's keys (`-key name value`).
+pub fn uac_args(
+    g: &Gateway,
+    file: &str,
+    port: u16,
+    media: u16,
+    keys: &[(&str, &str)],
+) -> Vec<String> {
+    let mut args = vec!["-sf".to_string(), scenario(file)];
+    for (k, v) in keys {
+        args.extend(["-key".to_string(), k.to_string(), v.to_string()]);
+    }
+    args.extend([
+        "-s".to_string(),
+        "100".into(),
+        "-m".into(),
+        "1".into(),
+        "-p".into(),
+        port.to_string(),
+        "-mp".into(),
+        media.to_string(),
+        format!("127.0.0.1:{}", g.sip),
+    ]);
+    args
 }
 
 pub fn sipp(dir: &Path, args: &[&str]) -> Output {

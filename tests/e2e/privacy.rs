@@ -324,6 +324,17 @@ fn a_customer_is_exported_then_erased_everywhere_with_proof() {
         let (_, body) = g.get_auth(&format!("/api/interactions/{chat}"), admin);
         !json(&body)["ended_at"].is_null()
     });
+    // A message she sent before the erasure, delivered late by Meta: taken (200) but
+    // not stored; nothing of it comes back.
+    let (_, before_late) = g.get_auth("/api/interactions?limit=50", admin);
+    let late = text_from(PHONE, "wamid.LATE", now - 30, "late QX-7731 again");
+    let (code, body) = post_signed(&g, "wa", &late, None);
+    assert_eq!(code, 200, "{body}");
+    let (_, after_late) = g.get_auth("/api/interactions?limit=50", admin);
+    assert_eq!(
+        json(&after_late).as_array().unwrap().len(),
+        json(&before_late).as_array().unwrap().len()
+    );
     // Nothing of hers in any file of the data directory or line of the log.
     let needles = ["5551234567", "ada@example.com", "Ada Lovelace", "QX-7731"];
     for (path, bytes) in files_under(&g.path("data")) {
@@ -366,4 +377,89 @@ fn a_customer_is_exported_then_erased_everywhere_with_proof() {
     assert_ne!(again, 1);
     let (_, card) = g.get_auth(&format!("/api/customers/{again}"), admin);
     assert!(!card.contains("Ada"), "{card}");
+}
+
+/// A call to the recording notice from SIPp (her number, +15557654321), pressing `key` by SIP INFO.
+fn notice_call(g: &Gateway, port: u16, media: u16, key: &str) {
+    let keys = [("from", "+15557654321"), ("digit", key)];
+    let args = uac_args(g, "uac_info_key_from.xml", port, media, &keys);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    assert_sipp_ok(
+        &sipp(g.dir.path(), &args),
+        "a call to the recording notice",
+        g,
+    );
+}
+
+#[test]
+fn the_recording_notices_key_stops_the_recording_and_her_later_calls_are_not_recorded() {
+    let base = 23650;
+    let dp = crate::ivr::flow_dir();
+    std::fs::write(
+        dp.path().join("main.yaml"),
+        "flow: main\nsteps:\n  notice:\n    recording_notice: { prompt: { silence: 1s }, version: '2026-12', timeout: 3s }\n  rest:\n    pause: 20s\n",
+    )
+    .unwrap();
+    let g = Gateway::start(
+        base,
+        "demo = true",
+        "answer_after_ms = 50\nhangup_after_secs = 0\nrecord = true",
+        &format!(
+            "[dialplan]\ndir = \"{}\"\ndefault_flow = \"main\"\n",
+            dp.path().display()
+        ),
+    );
+    g.wait_log("dialplan loaded");
+    let admin = "test-token";
+    let last = || {
+        wait_for("the call on record", Duration::from_secs(10), || {
+            let (_, body) = g.get_auth("/api/interactions?limit=1", admin);
+            !json(&body)[0]["ended_at"].is_null()
+        });
+        let (_, body) = g.get_auth("/api/interactions?limit=1", admin);
+        json(&body)[0].clone()
+    };
+
+    // She presses 9 during the notice, 1.5 s in: recording stops, her choice is kept.
+    notice_call(&g, base + 10, base + 20, "9");
+    let first = last();
+    let customer = first["customer_id"]
+        .as_i64()
+        .expect("her number is a customer");
+    let (code, body) = g.get_auth(
+        &format!("/api/privacy/customers/{customer}/consents"),
+        admin,
+    );
+    assert_eq!(code, 200, "{body}");
+    let c = json(&body);
+    assert_eq!(c["current"]["recording:voice"]["granted"], false, "{body}");
+    let e = &c["events"][0];
+    assert_eq!(
+        [&e["purpose"], &e["source"], &e["actor"]].map(|v| v.as_str().unwrap_or("")),
+        ["recording", "ivr", "customer"],
+        "{body}"
+    );
+    assert_eq!(e["evidence"]["notice_version"], "2026-12");
+    assert_eq!(e["evidence"]["interaction"], first["id"]);
+    let offset = e["evidence"]["recording_offset_ms"].as_i64().unwrap();
+    assert!((1000..4000).contains(&offset), "{offset}");
+    // The recording holds the notice and her key, not the rest of the call (4.5 s).
+    g.wait_log("recording saved");
+    let path = first["recording"]
+        .as_str()
+        .expect("recorded until she pressed");
+    let wav = hound::WavReader::open(g.dir.path().join(path)).unwrap();
+    let secs = wav.duration() as f64 / wav.spec().sample_rate as f64;
+    assert!(secs * 1000.0 <= offset as f64 + 500.0, "{secs} s recorded");
+
+    // Her next call is not recorded at all, whatever key she presses.
+    notice_call(&g, base + 11, base + 24, "1");
+    let second = last();
+    assert_ne!(second["id"], first["id"]);
+    assert_eq!(second["customer_id"].as_i64(), Some(customer));
+    assert!(
+        second["recording"].as_str().unwrap_or("").is_empty(),
+        "{second}"
+    );
+    g.wait_log("withdrew their recording consent");
 }

@@ -135,6 +135,72 @@ impl Decoder<'_> {
         Some(Action::Survey(Survey { metric, gather: g }))
     }
 
+    /// `recording_notice`: the notice that calls are recorded, with the key that turns
+    /// recording off, like `recording_notice: {prompt: {say: ...}, version: "2026-12",
+    /// opt_out: "9"}`. Any other key, or none within `timeout` after the notice, keeps
+    /// recording on; the opt-out key also goes to `opted_out` when there is one.
+    pub(super) fn recording_notice(
+        &mut self,
+        node: &Node,
+        branches: &Fields<'_>,
+    ) -> Option<Action> {
+        let f = self.fields(
+            node,
+            &["prompt", "version", "opt_out", "timeout"],
+            "recording_notice",
+        )?;
+        let mut g = keys(1, 1, 0);
+        g.finish = None;
+        g.timeout = Duration::from_secs(3);
+        let mut opt_out = '9';
+        let mut version = None;
+        for (k, v) in f {
+            match k {
+                "prompt" => g.prompt = self.prompts(v),
+                "version" => version = self.text(v, "version"),
+                "opt_out" => {
+                    if let Some(k) = self.key(v, "opt_out").flatten() {
+                        opt_out = k;
+                    }
+                }
+                _ => g.timeout = self.duration(v, "timeout").unwrap_or(g.timeout),
+            }
+        }
+        if g.prompt.is_empty() {
+            self.err(
+                node.pos,
+                "recording_notice needs a `prompt` (the notice, saying which key stops the recording)",
+            );
+        }
+        let version = match version.filter(|v| !v.trim().is_empty()) {
+            Some(v) if v.len() <= 64 => v,
+            Some(_) => {
+                self.err(
+                    node.pos,
+                    "recording_notice: `version` is at most 64 characters",
+                );
+                return None;
+            }
+            None => {
+                self.err(
+                    node.pos,
+                    "recording_notice needs a `version` (which notice the caller heard, kept with their choice), like `version: \"2026-12\"`",
+                );
+                return None;
+            }
+        };
+        let opted_out = branches
+            .iter()
+            .find(|(k, _)| *k == "opted_out")
+            .and_then(|(_, v)| self.target(v, "opted_out"));
+        Some(Action::RecordingNotice(RecordingNotice {
+            gather: g,
+            opt_out,
+            version,
+            opted_out,
+        }))
+    }
+
     pub(super) fn menu(&mut self, node: &Node, branches: &Fields<'_>) -> Option<Action> {
         let f = self.fields(
             node,

@@ -63,6 +63,7 @@ pub(crate) const ACTIONS: &[(&str, &[&str])] = &[
     ("voicemail", &[]),
     ("survey", &["invalid", "timeout"]),
     ("record", &[]),
+    ("recording_notice", &["opted_out"]),
     ("goto", &[]),
     ("hangup", &[]),
 ];

@@ -95,6 +95,7 @@ impl Decoder<'_> {
             "transfer" => self.transfer(node, branches)?,
             "voicemail" => self.voicemail(node)?,
             "record" => Action::Record(self.boolean(node, "record")?),
+            "recording_notice" => self.recording_notice(node, branches)?,
             _ => match &node.value {
                 Value::Scalar { .. } => Action::Goto(Goto::Step(self.target(node, "goto")?)),
                 _ => {
