@@ -103,6 +103,8 @@ try {
   // Chats one after another, each answered the moment it is offered.
   const missing = [];
   let wrap = null, canned = null, rated = null;
+  // The status bar counts since midnight UTC: rounds that cross it are split.
+  const day0 = new Date().toISOString().slice(0, 10);
   for (let i = 1; i <= +rounds; i++) {
     const cctx = await browser.newContext({ viewport: { width: 390, height: 844 } });
     const c = await cctx.newPage();
@@ -168,7 +170,9 @@ try {
     await cctx.close();
   }
   // The status bar's service level today: every chat was answered at once.
-  const sl = page.locator('#service-level [data-queue="support"]', { hasText: `(${rounds}/${rounds})` });
+  const crossed = new Date().toISOString().slice(0, 10) !== day0;
+  const sl = page.locator('#service-level [data-queue="support"]',
+    { hasText: crossed ? /100 % \((\d+)\/\1\)/ : `(${rounds}/${rounds})` });
   // The figure may be up to 10 s old when work ends.
   await sl.waitFor({ timeout: 20000 }).catch(async e => {
     throw new Error(`${e.message}\nthe status bar says: ${await page.locator("#service-level").innerText()}`);
