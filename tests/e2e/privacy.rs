@@ -15,6 +15,24 @@ use std::time::Duration;
 const PHONE: &str = "15551234567";
 const SECRET_TEXT: &str = "my parcel code is QX-7731";
 
+/// A recording gateway on the demo defaults whose default flow is `flow` (kept in the
+/// directory returned with it), with `tables` added to its configuration.
+fn recording_gateway(base: u16, flow: &str, tables: &str) -> (Gateway, tempfile::TempDir) {
+    let dp = crate::ivr::flow_dir();
+    std::fs::write(dp.path().join("main.yaml"), flow).unwrap();
+    let g = Gateway::start(
+        base,
+        "demo = true",
+        "answer_after_ms = 50\nhangup_after_secs = 0\nrecord = true",
+        &format!(
+            "[dialplan]\ndir = \"{}\"\ndefault_flow = \"main\"\n\n{tables}",
+            dp.path().display()
+        ),
+    );
+    g.wait_log("dialplan loaded");
+    (g, dp)
+}
+
 /// Every file under `dir`, as (path, bytes).
 fn files_under(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
     let mut out = Vec::new();
@@ -60,25 +78,16 @@ fn a_customer_is_exported_then_erased_everywhere_with_proof() {
     });
     let hooks = serve(base + 35, |_, _, _, _| ("200 OK".into(), String::new()));
     let crm_secret = "crm-secret-for-privacy";
-    let dp = crate::ivr::flow_dir();
-    std::fs::write(
-        dp.path().join("main.yaml"),
-        "flow: main\nsteps:\n  who:\n    lookup: { by: caller }\n    found: vm\n    not_found: vm\n  vm:\n    voicemail: { prompt: hello, max_length: 3s }\n  bye:\n    hangup:\n",
-    )
-    .unwrap();
     // Personal data redacted in the log, as in production.
-    let g = Gateway::start(
+    let (g, _flows) = recording_gateway(
         base,
-        "demo = true",
-        "answer_after_ms = 50\nhangup_after_secs = 0\nrecord = true",
+        "flow: main\nsteps:\n  who:\n    lookup: { by: caller }\n    found: vm\n    not_found: vm\n  vm:\n    voicemail: { prompt: hello, max_length: 3s }\n  bye:\n    hangup:\n",
         &format!(
-            "[dialplan]\ndir = \"{}\"\ndefault_flow = \"main\"\n\n[log]\nlevel = \"info\"\npersonal_data = false\n\n{}\n[[webhook]]\nurl = \"http://127.0.0.1:{}/crm\"\nsecret = \"{crm_secret}\"\nevents = [\"chat.offered\"]\n\n[[supervisor]]\nname = \"dora\"\npassword = \"dora-secret\"\nprivacy_officer = true\n",
-            dp.path().display(),
+            "[log]\nlevel = \"info\"\npersonal_data = false\n\n{}\n[[webhook]]\nurl = \"http://127.0.0.1:{}/crm\"\nsecret = \"{crm_secret}\"\nevents = [\"chat.offered\"]\n\n[[supervisor]]\nname = \"dora\"\npassword = \"dora-secret\"\nprivacy_officer = true\n",
             wa_account(base + 30),
             base + 35
         ),
     );
-    g.wait_log("dialplan loaded");
     let admin = "test-token";
 
     // Only the admin and privacy officers; Sue (a supervisor) is refused.
@@ -394,22 +403,11 @@ fn notice_call(g: &Gateway, port: u16, media: u16, key: &str) {
 #[test]
 fn the_recording_notices_key_stops_the_recording_and_her_later_calls_are_not_recorded() {
     let base = 23650;
-    let dp = crate::ivr::flow_dir();
-    std::fs::write(
-        dp.path().join("main.yaml"),
-        "flow: main\nsteps:\n  notice:\n    recording_notice: { prompt: { silence: 1s }, version: '2026-12', timeout: 3s }\n  rest:\n    pause: 20s\n",
-    )
-    .unwrap();
-    let g = Gateway::start(
+    let (g, _flows) = recording_gateway(
         base,
-        "demo = true",
-        "answer_after_ms = 50\nhangup_after_secs = 0\nrecord = true",
-        &format!(
-            "[dialplan]\ndir = \"{}\"\ndefault_flow = \"main\"\n",
-            dp.path().display()
-        ),
+        "flow: main\nsteps:\n  notice:\n    recording_notice: { prompt: { silence: 1s }, version: '2026-12', timeout: 3s }\n  rest:\n    pause: 20s\n",
+        "",
     );
-    g.wait_log("dialplan loaded");
     let admin = "test-token";
     let last = || {
         wait_for("the call on record", Duration::from_secs(10), || {
