@@ -87,6 +87,9 @@ struct Inner {
     mail_started: std::sync::atomic::AtomicBool,
     /// How each mailbox's fetcher is doing.
     mail_status: crate::email::imap::Statuses,
+    /// Bumped when an erasure leaves mail to delete on the mail servers: wakes the
+    /// fetchers.
+    mail_purge: tokio::sync::watch::Sender<u64>,
     /// Supervisors by name, and their sessions (apart from agents': an agent's token
     /// never acts as a supervisor's).
     supervisors: Mutex<HashMap<String, Supervisor>>,
@@ -414,6 +417,7 @@ impl Centre {
             fetchers: Mutex::new(HashMap::new()),
             mail_started: Default::default(),
             mail_status: Default::default(),
+            mail_purge: tokio::sync::watch::Sender::new(0),
             mail_key: tokio::sync::OnceCell::new(),
             supervisors: Mutex::new(supervisors),
             supervisor_sessions: Mutex::new(crate::logins::Sessions::new(

@@ -581,4 +581,15 @@ impl Importer for Centre {
     fn store(&self) -> &crate::store::Store {
         &self.0.store
     }
+
+    fn purges(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.0.mail_purge.subscribe()
+    }
+}
+
+impl Centre {
+    /// Wakes the fetchers: an erasure left mail to delete on the servers.
+    pub(crate) fn purge_mail(&self) {
+        self.0.mail_purge.send_modify(|n| *n += 1);
+    }
 }

@@ -148,7 +148,11 @@ impl Centre {
             .erasure(id)
             .await?
             .ok_or_else(|| CentreError::NotFound(format!("no erasure {id}")))?;
-        Ok(erasure_json(&e))
+        let mut j = erasure_json(&e);
+        if e.status == ErasureStatus::Completed {
+            j["mail_server_pending"] = self.store().mail_purges_pending(id).await?.into();
+        }
+        Ok(j)
     }
 
     /// Confirms an erasure: refused while the customer has a live call (it would go
@@ -260,6 +264,9 @@ impl Centre {
             .erase_customer(customer, id)
             .await?
             .ok_or_else(|| CentreError::NotFound(format!("no customer {customer}")))?;
+        // Each mailbox's fetcher deletes the server's copies (the erasure's status shows
+        // how many are left).
+        self.purge_mail();
         let mut files = 0;
         for p in inv.recordings.iter().chain(&inv.voicemails) {
             if self.delete_data_file(Path::new(p))? {
@@ -274,6 +281,7 @@ impl Centre {
             "files_deleted": files,
             "live_chats_ended": ended,
             "webhook_recipients_told": inv.webhooks.len(),
+            "mails_to_delete_on_server": inv.mails.len(),
             "tombstones": inv.identities.len() + inv.mails.len(),
         });
         self.audit_privacy(

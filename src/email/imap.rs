@@ -62,6 +62,8 @@ pub trait Importer: Send + Sync + 'static {
         raw: Vec<u8>,
     ) -> Pin<Box<dyn std::future::Future<Output = Import> + Send + 'a>>;
     fn store(&self) -> &crate::store::Store;
+    /// Changes when an erasure leaves mail to delete on the servers.
+    fn purges(&self) -> tokio::sync::watch::Receiver<u64>;
 }
 
 /// A connection, plain or TLS.
@@ -229,7 +231,12 @@ async fn session(
         st.idle = idle;
     });
     tracing::info!(mailbox = %m.name, folder = %m.folder, idle, "mailbox connected");
+    let mut purges = importer.purges();
     loop {
+        purges.borrow_and_update();
+        if let Err(e) = purge(m, importer.store(), &mut s, uidvalidity).await {
+            return e;
+        }
         let again = match import_new(m, account, importer, statuses, &mut s, uidvalidity).await {
             Ok(again) => again,
             Err(e) => return e,
@@ -249,21 +256,139 @@ async fn session(
             // Woken by news; or re-issued every IDLE_RENEW however chatty the server's
             // keep-alives; or, after IDLE_SILENCE without a word (not even a
             // keep-alive), DONE tells whether the connection still lives.
+            // An erasure's mail to delete from the server wakes it too.
             let (wait, _stop) = h.wait_with_timeout(sync::IDLE_SILENCE);
-            if let Ok(Err(e)) = tokio::time::timeout(sync::IDLE_RENEW, wait).await {
-                return format!("IDLE: {e}");
+            tokio::select! {
+                r = tokio::time::timeout(sync::IDLE_RENEW, wait) => {
+                    if let Ok(Err(e)) = r {
+                        return format!("IDLE: {e}");
+                    }
+                }
+                _ = woken(&mut purges) => {}
             }
             s = match timed("DONE", h.done()).await {
                 Ok(s) => s,
                 Err(e) => return e,
             };
         } else {
-            tokio::time::sleep(Duration::from_secs(m.poll_secs)).await;
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(m.poll_secs)) => {}
+                _ = woken(&mut purges) => {}
+            }
             if let Err(e) = timed("NOOP", s.noop()).await {
                 return e;
             }
         }
     }
+}
+
+/// Returns when `w` changes (never, once its sender is gone).
+async fn woken(w: &mut tokio::sync::watch::Receiver<u64>) {
+    if w.changed().await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Erased mail looked for in one pass.
+const PURGE_BATCH: i64 = 200;
+
+/// Deletes from the server the mail of erased customers (the store's list for this
+/// mailbox): from the folder it is fetched from and, when imported mail is moved,
+/// from that folder too. A message goes only when its Message-ID is exactly an erased
+/// one (or, without one, its UID is the one recorded in this `UIDVALIDITY`). Leaves
+/// the fetched folder selected.
+async fn purge(
+    m: &MailboxConfig,
+    store: &crate::store::Store,
+    s: &mut Session,
+    uidvalidity: u32,
+) -> Result<(), String> {
+    let db = |e: crate::store::StoreError| format!("the store: {e}");
+    loop {
+        let ids = store.mail_purges(&m.name, PURGE_BATCH).await.map_err(db)?;
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut deleted = purge_folder(s, &ids, Some(uidvalidity)).await?;
+        let mut complete = true;
+        if let AfterImport::Move(folder) = m.after() {
+            match timed("SELECT", s.select(&folder)).await {
+                Ok(_) => deleted += purge_folder(s, &ids, None).await?,
+                // Nothing was ever moved there.
+                Err(e) if e.to_ascii_uppercase().contains("NONEXISTENT") => {}
+                Err(e) => {
+                    tracing::warn!(mailbox = %m.name, error = %e, "erased mail not looked for in the folder imported mail is moved to; tried again later");
+                    complete = false;
+                }
+            }
+            let again = timed("SELECT", s.select(&m.folder)).await?;
+            if again.uid_validity != Some(uidvalidity) {
+                return Err(format!("{}: UIDVALIDITY changed", m.folder));
+            }
+        }
+        tracing::info!(mailbox = %m.name, looked_for = ids.len(), deleted, "erased customers' mail deleted from the server");
+        if !complete {
+            return Ok(());
+        }
+        store.mail_purged(&m.name, &ids).await.map_err(db)?;
+    }
+}
+
+/// Deletes `ids` from the selected folder (`uidvalidity`: the fetched folder's, where
+/// a message without a Message-ID is known by its UID); how many went.
+async fn purge_folder(
+    s: &mut Session,
+    ids: &[String],
+    uidvalidity: Option<u32>,
+) -> Result<usize, String> {
+    let mut doomed: Vec<u32> = Vec::new();
+    for id in ids {
+        let (candidates, exact): (Vec<u32>, Option<&str>) =
+            match uidvalidity.and_then(|v| sync::synthetic_uid(id, v)) {
+                Some(uid) => (vec![uid], None),
+                None => {
+                    let Some(q) = sync::search_by_id(id) else {
+                        continue;
+                    };
+                    let found = timed("SEARCH", s.uid_search(q)).await?;
+                    (found.into_iter().collect(), Some(id.as_str()))
+                }
+            };
+        if candidates.is_empty() {
+            continue;
+        }
+        let mut candidates = candidates;
+        candidates.sort_unstable();
+        for (uid, _, got) in fetch_headers(s, &candidates).await? {
+            if got.as_deref() == exact {
+                doomed.push(uid);
+            }
+        }
+    }
+    doomed.sort_unstable();
+    doomed.dedup();
+    if !doomed.is_empty() {
+        delete(s, &uid_set(&doomed)).await?;
+    }
+    Ok(doomed.len())
+}
+
+/// Drains a command's responses, failing on the first error.
+async fn drain<S: futures_util::Stream<Item = Result<T, async_imap::error::Error>> + Unpin, T>(
+    mut st: S,
+) -> Result<(), String> {
+    while let Some(r) = st.next().await {
+        r.map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// Flags `set` deleted and expunges exactly those (UIDPLUS).
+async fn delete(s: &mut Session, set: &str) -> Result<(), String> {
+    let st = timed("STORE", s.uid_store(set, "+FLAGS.SILENT (\\Deleted)")).await?;
+    timed("STORE", drain(Box::pin(st))).await?;
+    let st = timed("EXPUNGE", s.uid_expunge(set)).await?;
+    timed("EXPUNGE", drain(Box::pin(st))).await
 }
 
 /// The id a header gives, without brackets.
@@ -339,7 +464,7 @@ async fn import_new(
                 };
                 let key = id
                     .clone()
-                    .unwrap_or_else(|| format!("uid-{uidvalidity}-{uid}@omnigate.invalid"));
+                    .unwrap_or_else(|| sync::synthetic_key(uidvalidity, *uid));
                 plan.push((
                     *uid,
                     key,
@@ -545,17 +670,6 @@ async fn after_import(m: &MailboxConfig, s: &mut Session, uids: &[u32]) -> Resul
         return Ok(());
     }
     let set = uid_set(uids);
-    async fn drain<
-        S: futures_util::Stream<Item = Result<T, async_imap::error::Error>> + Unpin,
-        T,
-    >(
-        mut st: S,
-    ) -> Result<(), String> {
-        while let Some(r) = st.next().await {
-            r.map_err(|e| e.to_string())?;
-        }
-        Ok(())
-    }
     match m.after() {
         AfterImport::Keep => Ok(()),
         AfterImport::Seen => {
@@ -572,15 +686,6 @@ async fn after_import(m: &MailboxConfig, s: &mut Session, uids: &[u32]) -> Resul
                 r => r,
             }
         }
-        AfterImport::Delete => {
-            let st = timed(
-                "STORE",
-                s.uid_store(set.clone(), "+FLAGS.SILENT (\\Deleted)"),
-            )
-            .await?;
-            timed("STORE", drain(Box::pin(st))).await?;
-            let st = timed("EXPUNGE", s.uid_expunge(set.clone())).await?;
-            timed("EXPUNGE", drain(Box::pin(st))).await
-        }
+        AfterImport::Delete => delete(s, &set).await,
     }
 }

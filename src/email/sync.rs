@@ -94,6 +94,47 @@ pub fn after_failure(tries: u32, attempts: u32) -> bool {
     tries >= attempts
 }
 
+/// The key a message without a Message-ID is recorded under: its UID in the folder
+/// as it was (`UIDVALIDITY`).
+pub fn synthetic_key(uidvalidity: u32, uid: u32) -> String {
+    format!("uid-{uidvalidity}-{uid}@omnigate.invalid")
+}
+
+/// The UID a [`synthetic_key`] names, if it is one and the folder is the same.
+pub fn synthetic_uid(key: &str, uidvalidity: u32) -> Option<u32> {
+    let (v, uid) = key
+        .strip_prefix("uid-")?
+        .strip_suffix("@omnigate.invalid")?
+        .split_once('-')?;
+    (v.parse::<u32>().ok()? == uidvalidity)
+        .then(|| uid.parse().ok())
+        .flatten()
+}
+
+/// The `UID SEARCH` criteria that find a message by its (bare) Message-ID, as an IMAP
+/// quoted string (RFC 3501: 7-bit, no CR, LF or NUL; `"` and `\` escaped); `None`
+/// for an id that cannot be written so. The server matches a substring: what it
+/// finds is kept only when its Message-ID is exactly this one.
+pub fn search_by_id(id: &str) -> Option<String> {
+    if id.is_empty()
+        || !id
+            .bytes()
+            .all(|b| (1..0x80).contains(&b) && b != b'\r' && b != b'\n')
+    {
+        return None;
+    }
+    let mut q = String::with_capacity(id.len() + 24);
+    q.push_str("HEADER Message-ID \"");
+    for c in id.chars() {
+        if c == '"' || c == '\\' {
+            q.push('\\');
+        }
+        q.push(c);
+    }
+    q.push('"');
+    Some(q)
+}
+
 /// How long to wait before connecting again after `failures` failures in a row:
 /// 1 s, 2 s, 4 s … at most 5 minutes.
 pub fn reconnect_after(failures: u32) -> Duration {
@@ -155,6 +196,26 @@ mod tests {
             matches!(on_header(1001, &Known::New, max, tries), Action::Quarantine(r) if r.contains("over the mailbox's limit"))
         );
         assert!(!after_failure(2, 3) && after_failure(3, 3));
+    }
+
+    #[test]
+    fn erased_mail_is_searched_by_its_exact_id_and_a_hostile_id_is_not_sent() {
+        assert_eq!(
+            search_by_id("a1@example.com").as_deref(),
+            Some("HEADER Message-ID \"a1@example.com\"")
+        );
+        assert_eq!(
+            search_by_id(r#"x"y\z@e"#).as_deref(),
+            Some(r#"HEADER Message-ID "x\"y\\z@e""#)
+        );
+        for bad in ["", "a\r\nA1 LOGOUT", "caf\u{e9}@e", "a\0b"] {
+            assert_eq!(search_by_id(bad), None, "{bad:?}");
+        }
+        let k = synthetic_key(7, 42);
+        assert_eq!(synthetic_uid(&k, 7), Some(42));
+        assert_eq!(synthetic_uid(&k, 8), None, "another UIDVALIDITY");
+        assert_eq!(synthetic_uid("uid-7-42@example.com", 7), None);
+        assert_eq!(synthetic_uid("a1@example.com", 7), None);
     }
 
     #[test]

@@ -461,6 +461,16 @@ impl Store {
             for (_, id) in &inv.mails {
                 stones.push((tombstone(&key, "message-id", id), "message-id"));
             }
+            // The mail server's copies, deleted by each mailbox's fetcher.
+            for (mailbox, id) in &inv.mails {
+                sqlx::query(sql("INSERT INTO mail_purges (mailbox, message_id, erasure_id, at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING"))
+                    .bind(mailbox)
+                    .bind(id)
+                    .bind(erasure)
+                    .bind(at)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             for (hash, kind) in &stones {
                 sqlx::query(sql("INSERT INTO tombstones (hash, kind, erasure_id, at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING"))
                     .bind(hash)
@@ -537,6 +547,52 @@ impl Store {
         Ok(Some(inv))
     }
 
+    /// At most `limit` Message-IDs of erased mail still to delete from `mailbox`'s
+    /// server, oldest first.
+    pub async fn mail_purges(&self, mailbox: &str, limit: i64) -> Result<Vec<String>, StoreError> {
+        Ok(with_db!(self, |pool, sql| {
+            sqlx::query(sql(
+                "SELECT message_id FROM mail_purges WHERE mailbox = ? ORDER BY at, message_id LIMIT ?",
+            ))
+            .bind(mailbox)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+            .into_iter()
+            .map(|r| r.get(0))
+            .collect()
+        }))
+    }
+
+    /// `ids` are gone from `mailbox`'s server (deleted, or not there).
+    pub async fn mail_purged(&self, mailbox: &str, ids: &[String]) -> Result<(), StoreError> {
+        with_db!(self, |pool, sql| {
+            let mut tx = pool.begin().await?;
+            for id in ids {
+                sqlx::query(sql(
+                    "DELETE FROM mail_purges WHERE mailbox = ? AND message_id = ?",
+                ))
+                .bind(mailbox)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// How many of erasure `id`'s mails are still to delete from the mail servers.
+    pub async fn mail_purges_pending(&self, erasure: i64) -> Result<i64, StoreError> {
+        Ok(with_db!(self, |pool, sql| {
+            sqlx::query(sql("SELECT COUNT(*) FROM mail_purges WHERE erasure_id = ?"))
+                .bind(erasure)
+                .fetch_one(pool)
+                .await?
+                .get(0)
+        }))
+    }
+
     /// After an erasure, what the database freed is made unreadable: SQLite overwrites
     /// freed content (`secure_delete`, always on) and its write-ahead log is folded into
     /// the file and emptied; PostgreSQL's tables that held the data are vacuumed.
@@ -549,7 +605,7 @@ impl Store {
             }
             #[cfg(feature = "postgres")]
             Db::Pg(pool) => {
-                sqlx::query("VACUUM customers, identities, interactions, timeline, emails, survey_answers, survey_asks, chat_sessions, consents, consent_events, webhook_deliveries")
+                sqlx::query("VACUUM customers, identities, interactions, timeline, emails, survey_answers, survey_asks, chat_sessions, consents, consent_events, webhook_deliveries, mail_purges")
                     .execute(pool)
                     .await?;
             }

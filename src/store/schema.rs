@@ -214,6 +214,7 @@ pub(super) const MIGRATIONS: &[(i64, &[&str])] = &[
             WEBHOOK_DELIVERIES,
         ],
     ),
+    (17, &[MAIL_PURGES, LEGAL_HOLD_AT, LEGAL_HOLD_BY]),
 ];
 
 /// Interactions whose log changed since their facts were made: one row per change,
@@ -525,7 +526,21 @@ const WEBHOOK_DELIVERIES: &str = "CREATE TABLE IF NOT EXISTS webhook_deliveries 
     PRIMARY KEY (customer_id, url)
 )";
 
-pub const SCHEMA_VERSION: i64 = 16;
+/// Mail of an erased customer still to delete from the mail server: the fetcher of
+/// `mailbox` deletes each Message-ID from its folders, then the row.
+const MAIL_PURGES: &str = "CREATE TABLE IF NOT EXISTS mail_purges (
+    mailbox TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    erasure_id BIGINT NOT NULL,
+    at BIGINT NOT NULL,
+    PRIMARY KEY (mailbox, message_id)
+)";
+/// A legal hold on a case (since when, by whom): retention leaves its data alone.
+const LEGAL_HOLD_AT: &str = "ALTER TABLE conversations ADD COLUMN legal_hold_at BIGINT";
+const LEGAL_HOLD_BY: &str =
+    "ALTER TABLE conversations ADD COLUMN legal_hold_by TEXT NOT NULL DEFAULT ''";
+
+pub const SCHEMA_VERSION: i64 = 17;
 
 /// The same schema for PostgreSQL, which omnigate supports from version 3: a new
 /// database gets version 3 at once. Integers are BIGINT (Rust `i64` on both sides);
@@ -693,6 +708,7 @@ END $$"),
             WEBHOOK_DELIVERIES,
         ],
     ),
+    (17, &[MAIL_PURGES, LEGAL_HOLD_AT, LEGAL_HOLD_BY]),
 ];
 
 impl Store {

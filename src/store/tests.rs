@@ -1616,6 +1616,15 @@ async fn a_customer_is_erased_everywhere_in_the_database_and_their_kpis_stay(s: 
     );
     assert!(e.completed_at.is_some());
     assert_eq!(e.proof["files"], 2);
+    // Her Message-ID waits for the mail server's copy to go (the fetcher's part),
+    // then nothing of it stays.
+    assert_eq!(s.mail_purges_pending(id).await.unwrap(), 1);
+    let queued = s.mail_purges("support", 10).await.unwrap();
+    assert_eq!(queued, ["m1@example.com"]);
+    assert!(s.mail_purges("sales", 10).await.unwrap().is_empty());
+    s.mail_purged("support", &queued).await.unwrap();
+    assert_eq!(s.mail_purges_pending(id).await.unwrap(), 0);
+    s.compact_after_erasure().await.unwrap();
 
     // Nothing of hers in any row of any table; Alan's still there.
     let dump = s.dump().await;

@@ -348,7 +348,7 @@ fn a_customers_mail_becomes_a_case_the_reply_threads_and_nothing_is_imported_twi
 }
 
 /// The messages in a Maildir folder of `user` (`""`: the inbox; `".Done"`: Done).
-fn folder(dv: &Dovecot, user: &str, folder: &str) -> usize {
+pub(crate) fn folder(dv: &Dovecot, user: &str, folder: &str) -> usize {
     ["new", "cur"]
         .iter()
         .filter_map(|sub| {

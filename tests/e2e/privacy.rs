@@ -14,6 +14,7 @@ use std::time::Duration;
 
 const PHONE: &str = "15551234567";
 const SECRET_TEXT: &str = "my parcel code is QX-7731";
+const MAIL_ID: &str = "ada-order-QX@example.com";
 
 /// A recording gateway on the demo defaults whose default flow is `flow` (kept in the
 /// directory returned with it), with `tables` added to its configuration.
@@ -78,12 +79,16 @@ fn a_customer_is_exported_then_erased_everywhere_with_proof() {
     });
     let hooks = serve(base + 35, |_, _, _, _| ("200 OK".into(), String::new()));
     let crm_secret = "crm-secret-for-privacy";
+    // Her mail comes through a real Dovecot; what is imported is moved to Done.
+    let dv = crate::mail::Dovecot::start(base + 45, base + 46);
+    let mailbox = crate::mail::mailbox(base + 45, base + 47)
+        .replace("after_import = \"seen\"", "after_import = \"move:Done\"");
     // Personal data redacted in the log, as in production.
     let (g, _flows) = recording_gateway(
         base,
         "flow: main\nsteps:\n  who:\n    lookup: { by: caller }\n    found: vm\n    not_found: vm\n  vm:\n    voicemail: { prompt: hello, max_length: 3s }\n  bye:\n    hangup:\n",
         &format!(
-            "[log]\nlevel = \"info\"\npersonal_data = false\n\n{}\n[[webhook]]\nurl = \"http://127.0.0.1:{}/crm\"\nsecret = \"{crm_secret}\"\nevents = [\"chat.offered\"]\n\n[[supervisor]]\nname = \"dora\"\npassword = \"dora-secret\"\nprivacy_officer = true\n",
+            "[log]\nlevel = \"info\"\npersonal_data = false\n\n{}\n[[webhook]]\nurl = \"http://127.0.0.1:{}/crm\"\nsecret = \"{crm_secret}\"\nevents = [\"chat.offered\"]\n\n[[supervisor]]\nname = \"dora\"\npassword = \"dora-secret\"\nprivacy_officer = true\n{mailbox}",
             wa_account(base + 30),
             base + 35
         ),
@@ -146,6 +151,21 @@ fn a_customer_is_exported_then_erased_everywhere_with_proof() {
     wait_for("her thread ended", Duration::from_secs(10), || {
         let (_, body) = g.get_auth(&format!("/api/interactions/{thread}"), admin);
         !json(&body)["ended_at"].is_null()
+    });
+    // She e-mails support: a case Bob takes and ends; the mail is moved to Done.
+    let mail = format!("From: Ada Lovelace <ada@example.com>\nTo: support@acme.test\nSubject: My order\nMessage-ID: <{MAIL_ID}>\n\nAbout {SECRET_TEXT}.\n");
+    dv.deliver("support", &mail);
+    let offer = next(&g, &mut ws, "offer");
+    assert_eq!(offer["customer"], 1, "{offer}");
+    let case_mail = offer["interaction"].as_str().unwrap().to_string();
+    for step in ["offers/{}/accept", "work/{}/end"] {
+        let path = format!("/api/agent/{}", step.replace("{}", &case_mail));
+        let (code, body) = g.post(&path, Some(&bob), "");
+        assert_eq!(code, 200, "{path}: {body}");
+    }
+    wait_for("her mail moved to Done", Duration::from_secs(30), || {
+        crate::mail::folder(&dv, "support", ".Done") == 1
+            && crate::mail::folder(&dv, "support", "") == 0
     });
     // The KPIs of her call and thread are compared before and after the erasure
     // (the web chat below, live until the erasure ends it, comes after).
@@ -235,9 +255,13 @@ fn a_customer_is_exported_then_erased_everywhere_with_proof() {
         .map(|i| i["kind"].as_str().unwrap())
         .collect();
     assert!(
-        kinds.contains(&"voice") && kinds.contains(&"whatsapp"),
+        kinds.contains(&"voice") && kinds.contains(&"whatsapp") && kinds.contains(&"email"),
         "{kinds:?}"
     );
+    assert_eq!(doc["mails"].as_array().unwrap().len(), 1, "{doc}");
+    let eml =
+        std::fs::read_to_string(x.path().join(doc["mails"][0]["file"].as_str().unwrap())).unwrap();
+    assert!(eml.contains(MAIL_ID) && eml.contains(SECRET_TEXT), "{eml}");
     assert!(
         doc.to_string().contains(SECRET_TEXT),
         "her message is in the export"
@@ -295,6 +319,7 @@ fn a_customer_is_exported_then_erased_everywhere_with_proof() {
         "{e}"
     );
     assert!(p["messages"].as_u64().unwrap() >= 1, "{e}");
+    assert_eq!(p["mails"], 1, "{e}");
     let id = e["id"].as_i64().unwrap();
     let (code, body) = g.post(
         &format!("/api/privacy/erasures/{id}/confirm"),
@@ -328,6 +353,25 @@ fn a_customer_is_exported_then_erased_everywhere_with_proof() {
                 .any(|(ev, b)| ev == "customer.erased" && b["customer"] == 1 && b["erasure"] == id)
         },
     );
+    // Her mail is deleted from the mail server too (from Done, where it was moved),
+    // and the erasure says when none is left; nothing of hers in the server's files.
+    wait_for(
+        "her mail deleted on the server",
+        Duration::from_secs(30),
+        || {
+            let (_, body) = g.get_auth(&format!("/api/privacy/erasures/{id}"), &dora);
+            json(&body)["mail_server_pending"] == 0
+        },
+    );
+    assert_eq!(crate::mail::folder(&dv, "support", ".Done"), 0);
+    assert_eq!(crate::mail::folder(&dv, "support", ""), 0);
+    // The same mail sent again is not imported again (it is moved to Done untouched).
+    dv.deliver("support", &mail);
+    wait_for("the re-sent mail settled", Duration::from_secs(30), || {
+        crate::mail::folder(&dv, "support", ".Done") == 1
+    });
+    let (_, body) = g.get_auth("/api/mailboxes", admin);
+    assert_eq!(json(&body)[0]["status"]["imported"], 1, "{body}");
     // Her live web chat was ended.
     wait_for("her web chat ended", Duration::from_secs(10), || {
         let (_, body) = g.get_auth(&format!("/api/interactions/{chat}"), admin);
