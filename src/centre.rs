@@ -51,6 +51,8 @@ struct Inner {
     /// Where the node keeps its files (recordings, voicemail): an erasure deletes
     /// files under it only.
     data_dir: std::path::PathBuf,
+    /// How long each kind of data is kept, and when the daily job runs.
+    retention: crate::config::RetentionConfig,
     chat_queue: Option<String>,
     chat_priority: u8,
     greeting: String,
@@ -394,6 +396,7 @@ impl Centre {
             calls: Mutex::new(HashMap::new()),
             browser_calls: cfg.webrtc.port != 0,
             data_dir: cfg.data.dir.clone(),
+            retention: cfg.retention.clone(),
             webhooks: crate::webhooks::Webhooks::new(cfg.webhooks.clone())
                 .with_store(store.clone()),
             chat_queue: cfg.chat_queue(),

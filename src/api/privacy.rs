@@ -9,7 +9,11 @@
 //! - `POST /api/privacy/erasures` `{"customer": ID}`: 201 with the erasure's id and a
 //!   preview (counts per kind of data); `POST /api/privacy/erasures/{id}/confirm`
 //!   runs it (202); `GET /api/privacy/erasures/{id}` gives its status (`previewed`,
-//!   `running`, `completed` with the proof, `failed` with the reason).
+//!   `running`, `completed` with the proof, `failed` with the reason);
+//! - `PUT /api/privacy/cases/{id}/hold` places a legal hold on a case, `DELETE`
+//!   lifts it;
+//! - `POST /api/privacy/retention/run` applies `[retention]` now (the daily job's
+//!   work): counts of what it took.
 //!
 //! Every one of these acts is in the audit log.
 
@@ -238,6 +242,30 @@ async fn erasure(req: HttpRequest, path: web::Path<String>, shared: web::Data<Sh
     Ok(HttpResponse::Ok().json(centre(&shared)?.erasure_json(id).await?))
 }
 
+/// `PUT` places a legal hold on a case (retention leaves it alone, its customer
+/// cannot be erased); `DELETE` lifts it.
+async fn hold(req: HttpRequest, path: web::Path<String>, shared: web::Data<Shared>) -> Reply {
+    let (name, role) = officer(&req, &shared)?;
+    let id = id_in(&path, "a case")?;
+    let place = req.method() == actix_web::http::Method::PUT;
+    let v = centre(&shared)?
+        .legal_hold(id, place, &Actor { name: &name, role })
+        .await?;
+    Ok(HttpResponse::Ok().json(v))
+}
+
+/// Applies retention now (as the daily job does): what it took.
+async fn retention(req: HttpRequest, shared: web::Data<Shared>) -> Reply {
+    let (name, role) = officer(&req, &shared)?;
+    let v = centre(&shared)?
+        .apply_retention(
+            crate::clock::unix_millis() as i64,
+            &Actor { name: &name, role },
+        )
+        .await?;
+    Ok(HttpResponse::Ok().json(v))
+}
+
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route(
         "/api/privacy/customers/{id}/consents",
@@ -253,5 +281,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route(
         "/api/privacy/erasures/{id}/confirm",
         web::post().to(confirm_erasure),
-    );
+    )
+    .route("/api/privacy/cases/{id}/hold", web::put().to(hold))
+    .route("/api/privacy/cases/{id}/hold", web::delete().to(hold))
+    .route("/api/privacy/retention/run", web::post().to(retention));
 }

@@ -188,6 +188,13 @@ impl Centre {
                     .join(", ")
             )));
         }
+        for case in &inv.conversations {
+            if let Some((_, by)) = self.store().legal_hold(*case).await? {
+                return Err(CentreError::Conflict(format!(
+                    "case {case} of this customer is under a legal hold (placed by {by}): lift it first"
+                )));
+            }
+        }
         if !self.store().start_erasure(id, who.name).await? {
             return Err(CentreError::Conflict(format!(
                 "erasure {id} is {} already",
@@ -292,6 +299,102 @@ impl Centre {
         .await?;
         tracing::info!(erasure = id, customer, files, "customer erased");
         Ok(proof)
+    }
+
+    /// Puts a legal hold on a case (`hold`) or lifts it; audited. The case's hold as
+    /// the API shows it.
+    pub async fn legal_hold(
+        &self,
+        case: i64,
+        hold: bool,
+        who: &Actor<'_>,
+    ) -> Result<serde_json::Value, CentreError> {
+        if !self
+            .store()
+            .set_legal_hold(case, hold.then_some(who.name))
+            .await?
+        {
+            return Err(CentreError::NotFound(format!("no case {case}")));
+        }
+        let action = if hold { "hold.placed" } else { "hold.lifted" };
+        self.audit_privacy(who, action, serde_json::json!({"case": case}))
+            .await?;
+        Ok(match self.store().legal_hold(case).await? {
+            Some((at, by)) => {
+                serde_json::json!({"case": case, "held": true, "since": at, "by": by})
+            }
+            None => serde_json::json!({"case": case, "held": false}),
+        })
+    }
+
+    /// Applies retention as at `now` (Unix ms): what `[retention]` says has expired is
+    /// emptied in the database (nothing on a case under a legal hold), its recordings
+    /// and voicemails deleted from disk; the run is audited as `who`. What it took.
+    pub async fn apply_retention(
+        &self,
+        now: i64,
+        who: &Actor<'_>,
+    ) -> Result<serde_json::Value, CentreError> {
+        let policy = self.0.retention.policy();
+        let took = if policy.is_empty() {
+            crate::store::Expired::default()
+        } else {
+            self.store().apply_retention(&policy.cutoffs(now)).await?
+        };
+        let mut files = 0;
+        for p in took.recordings.iter().chain(&took.voicemails) {
+            match self.delete_data_file(Path::new(p)) {
+                Ok(true) => files += 1,
+                Ok(false) => {}
+                // One file that cannot go does not keep the others.
+                Err(e) => tracing::warn!(error = %e, "an expired file was not deleted"),
+            }
+        }
+        let report = serde_json::json!({
+            "recordings": took.recordings.len(),
+            "voicemails": took.voicemails.len(),
+            "messages": took.messages,
+            "raw_mails": took.raw_mails,
+            "files_deleted": files,
+        });
+        self.audit_privacy(who, "retention.applied", report.clone())
+            .await?;
+        if !policy.is_empty() {
+            tracing::info!(
+                recordings = took.recordings.len(),
+                voicemails = took.voicemails.len(),
+                messages = took.messages,
+                raw_mails = took.raw_mails,
+                "retention applied"
+            );
+        }
+        Ok(report)
+    }
+
+    /// The daily retention job, for ever (nothing to do when `[retention]` keeps
+    /// everything): its schedule is the pure `retention::Schedule`, this only sleeps
+    /// until it is due.
+    pub async fn run_retention(self) {
+        if self.0.retention.policy().is_empty() {
+            return;
+        }
+        let now = || crate::clock::unix_millis() as i64;
+        let mut schedule =
+            crate::privacy::retention::Schedule::new(now(), self.0.retention.run_at_min());
+        loop {
+            let wait = (schedule.next() - now()).max(0) as u64;
+            tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+            if !schedule.due(now()) {
+                continue;
+            }
+            let who = Actor {
+                name: "retention",
+                role: "system",
+            };
+            if let Err(e) = self.apply_retention(now(), &who).await {
+                tracing::warn!(error = %e, "retention failed; tried again at the next run");
+            }
+        }
     }
 
     /// Deletes a file the store names, if it lies under the data directory (a path

@@ -27,7 +27,7 @@ pub use centre::{AgentConfig, ChatConfig, QueueConfig, SupervisorConfig, Webhook
 pub use channels::{ChannelConfig, ChannelKind, TemplateConfig};
 pub use mail::{host_port, is_loopback, AfterImport, MailboxConfig, Security};
 pub use network::{HttpConfig, RtpConfig, SipConfig, TrunkToml, UserConfig, WebRtcConfig};
-pub use node::{DataConfig, LogConfig, ShutdownConfig};
+pub use node::{DataConfig, LogConfig, RetentionConfig, ShutdownConfig};
 pub use values::{check_log_level, parse_port_range, PortRange};
 
 use crate::sip::trunk::{Cidr, TrunkConfig};
@@ -51,6 +51,7 @@ pub struct Config {
     pub calls: CallsConfig,
     pub dialplan: DialplanConfig,
     pub shutdown: ShutdownConfig,
+    pub retention: RetentionConfig,
     #[serde(rename = "user")]
     pub users: Vec<UserConfig>,
     #[serde(rename = "trunk")]

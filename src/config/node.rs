@@ -73,3 +73,47 @@ impl Default for ShutdownConfig {
         ShutdownConfig { grace_secs: 10 }
     }
 }
+
+/// How long each kind of data is kept (`privacy::retention`): `"365d"`, `"12h"`…;
+/// empty: for ever. A daily job at `run_at` (UTC) deletes what is older, except on
+/// a case under a legal hold.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    pub recordings: String,
+    pub voicemail: String,
+    pub messages: String,
+    pub raw_mail: String,
+    pub run_at: String,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            recordings: String::new(),
+            voicemail: String::new(),
+            messages: String::new(),
+            raw_mail: String::new(),
+            run_at: "03:00".into(),
+        }
+    }
+}
+
+impl RetentionConfig {
+    /// The policy (checked when the config was read: a bad value keeps nothing
+    /// from expiring).
+    pub fn policy(&self) -> crate::privacy::retention::Policy {
+        crate::privacy::retention::Policy::parse(
+            &self.recordings,
+            &self.voicemail,
+            &self.messages,
+            &self.raw_mail,
+        )
+        .unwrap_or_default()
+    }
+
+    /// Minutes after midnight UTC the job runs at.
+    pub fn run_at_min(&self) -> u32 {
+        crate::privacy::retention::parse_run_at(&self.run_at).unwrap_or(180)
+    }
+}

@@ -377,3 +377,31 @@ fn a_supervisors_desk_phone_is_a_user_named_at_its_line() {
     let sue = demo.effective_supervisors();
     assert_eq!(sue[0].extension.as_deref(), Some("1002"));
 }
+
+#[test]
+fn a_bad_retention_is_refused_at_its_line_with_the_reason() {
+    let e = Config::parse(
+        "[retention]\nrecordings = \"365d\"\nmessages = \"a week\"\n",
+        "t.toml",
+    )
+    .unwrap_err();
+    assert!(e.0.starts_with("t.toml:3:"), "{}", e.0);
+    assert!(
+        e.0.contains("messages") && e.0.contains("\"a week\" is not a length of time"),
+        "{}",
+        e.0
+    );
+    let e = Config::parse("[retention]\nrun_at = \"25:00\"\n", "t.toml").unwrap_err();
+    assert!(
+        e.0.starts_with("t.toml:2:") && e.0.contains("HH:MM"),
+        "{}",
+        e.0
+    );
+    let c = Config::parse("[retention]\nrecordings = \"90d\"\n", "t.toml").unwrap();
+    assert_eq!(
+        c.retention.policy().recordings,
+        Some(std::time::Duration::from_secs(90 * 86_400))
+    );
+    assert_eq!(c.retention.run_at_min(), 180);
+    assert!(Config::default().retention.policy().is_empty());
+}

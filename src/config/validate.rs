@@ -9,6 +9,24 @@ impl Config {
         let err = |key: &str, value: &str, msg: String| {
             ConfigError(format!("{name}:{}: {key}: {msg}", locate(text, key, value)))
         };
+        let r = &self.retention;
+        if let Err((key, why)) = crate::privacy::retention::Policy::parse(
+            &r.recordings,
+            &r.voicemail,
+            &r.messages,
+            &r.raw_mail,
+        ) {
+            let value = match key {
+                "recordings" => &r.recordings,
+                "voicemail" => &r.voicemail,
+                "messages" => &r.messages,
+                _ => &r.raw_mail,
+            };
+            return Err(err(key, value, why));
+        }
+        if let Err(why) = crate::privacy::retention::parse_run_at(&r.run_at) {
+            return Err(err("run_at", &r.run_at, why));
+        }
         for w in &self.webhooks {
             if !(w.url.starts_with("http://") || w.url.starts_with("https://")) {
                 return Err(err(

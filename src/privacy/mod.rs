@@ -9,6 +9,8 @@
 
 use crate::channels::signature::{hex, hmac_sha256};
 
+pub mod retention;
+
 /// What a consent is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Purpose {
@@ -175,6 +177,16 @@ const KEPT: [&str; 13] = [
 /// A timeline event's data after its customer is erased: the kept keys whose values
 /// are not addresses (a phone number or an e-mail address), and `"erased": true`.
 pub fn scrub(data: &serde_json::Value) -> serde_json::Value {
+    cut(data, "erased")
+}
+
+/// A timeline event's data once retention took its content: as [`scrub`], marked
+/// `"expired": true`.
+pub fn expire(data: &serde_json::Value) -> serde_json::Value {
+    cut(data, "expired")
+}
+
+fn cut(data: &serde_json::Value, marker: &str) -> serde_json::Value {
     let mut out = serde_json::Map::new();
     if let Some(o) = data.as_object() {
         for k in KEPT {
@@ -187,7 +199,7 @@ pub fn scrub(data: &serde_json::Value) -> serde_json::Value {
             }
         }
     }
-    out.insert("erased".into(), true.into());
+    out.insert(marker.into(), true.into());
     serde_json::Value::Object(out)
 }
 

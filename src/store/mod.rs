@@ -86,6 +86,7 @@ mod interactions;
 mod kpis;
 mod mail;
 mod privacy;
+mod retention;
 mod schema;
 mod supervision;
 mod surveys;
@@ -105,6 +106,7 @@ pub use interactions::{
 };
 pub use mail::{EmailRow, MailMark, NewEmail};
 pub use privacy::{ConsentRow, ErasureRow, Inventory};
+pub use retention::Expired;
 pub use schema::SCHEMA_VERSION;
 pub use supervision::{Audit, AuditEntry, AuditQuery};
 pub use surveys::SurveyAnswer;

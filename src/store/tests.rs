@@ -60,6 +60,7 @@ on_both!(
     the_agents_activity_is_read_for_a_period_with_the_state_it_starts_in,
     a_survey_question_waits_for_one_answer_per_customer_until_it_expires,
     the_agents_occupancy_is_kept_per_quarter_hour_and_made_again_after_a_late_change,
+    retention_takes_exactly_what_expired_and_nothing_on_a_held_case,
 );
 
 async fn the_agents_occupancy_is_kept_per_quarter_hour_and_made_again_after_a_late_change(
@@ -1005,6 +1006,146 @@ async fn a_survey_answer_is_kept_once_per_interaction_on_its_case(s: Store) {
         .map(|e| e.data["score"].clone())
         .collect();
     assert_eq!(rated, [serde_json::json!(5)]);
+}
+
+/// Three callers' calls (recorded, a voicemail, a message, a mail each): two 40
+/// simulated days old, one of them on a case under legal hold, and one new. A 30-day
+/// policy run at the simulated now takes exactly the old, unheld one's; lifting the
+/// hold lets the next run take the other.
+async fn retention_takes_exactly_what_expired_and_nothing_on_a_held_case(s: Store) {
+    use crate::privacy::retention::Policy;
+    const DAY: i64 = 86_400_000;
+    let now = crate::clock::unix_millis() as i64;
+    let mut cases = Vec::new();
+    for (id, phone) in [
+        ("old", "+15551234567"),
+        ("held", "+15557654321"),
+        ("new", "+15550001111"),
+    ] {
+        let (_, case) = s.start_interaction(&new(id, phone)).await.unwrap();
+        cases.push(case.unwrap());
+        s.set_recording(id, &format!("/data/recordings/{id}.wav"))
+            .await
+            .unwrap();
+        s.add_timeline(
+            id,
+            "voicemail",
+            serde_json::json!({"path": format!("/data/voicemail/{id}.wav"), "seconds": 3.0}),
+        )
+        .await
+        .unwrap();
+        s.add_timeline(
+            id,
+            "message",
+            serde_json::json!({"from": "customer", "text": format!("secret of {id}")}),
+        )
+        .await
+        .unwrap();
+        s.add_email(&NewEmail {
+            mailbox: "support",
+            message_id: &format!("{id}@example.com"),
+            interaction: Some(id),
+            conversation: case,
+            direction: "in",
+            status: "received",
+            raw: Some(format!("Subject: {id}\r\n\r\nbody of {id}").as_bytes()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    }
+    for q in [
+        "UPDATE interactions SET started_at = ? WHERE id IN ('old', 'held')",
+        "UPDATE timeline SET at = ? WHERE interaction_id IN ('old', 'held')",
+        "UPDATE emails SET at = ? WHERE interaction_id IN ('old', 'held')",
+    ] {
+        with_db!(s, |pool, sql| sqlx::query(sql(q))
+            .bind(now - 40 * DAY)
+            .execute(pool)
+            .await
+            .map(|_| ())
+            .unwrap());
+    }
+    assert!(s.set_legal_hold(cases[1], Some("dora")).await.unwrap());
+    assert!(
+        !s.set_legal_hold(999_999, Some("dora")).await.unwrap(),
+        "no such case"
+    );
+    assert_eq!(
+        s.legal_hold(cases[1]).await.unwrap().map(|h| h.1),
+        Some("dora".into())
+    );
+    assert_eq!(s.legal_hold(cases[0]).await.unwrap(), None);
+    let policy = Policy::parse("30d", "30d", "30d", "30d").unwrap();
+
+    let took = s.apply_retention(&policy.cutoffs(now)).await.unwrap();
+    assert_eq!(
+        took,
+        crate::store::Expired {
+            recordings: vec!["/data/recordings/old.wav".into()],
+            voicemails: vec!["/data/voicemail/old.wav".into()],
+            messages: 1,
+            raw_mails: 1,
+        }
+    );
+    let left = |id: &'static str| {
+        let s = s.clone();
+        async move {
+            let rec = s.interaction(id).await.unwrap().unwrap().recording;
+            let tl = s.timeline(id).await.unwrap();
+            let text = tl
+                .iter()
+                .find(|e| e.kind == "message")
+                .unwrap()
+                .data
+                .clone();
+            let vm = tl
+                .iter()
+                .find(|e| e.kind == "voicemail")
+                .unwrap()
+                .data
+                .clone();
+            let raw = s
+                .email_raw("support", &format!("{id}@example.com"))
+                .await
+                .unwrap();
+            (
+                rec.is_some(),
+                text["text"].is_string(),
+                vm["path"].is_string(),
+                raw.is_some(),
+                text,
+            )
+        }
+    };
+    let (rec, text, vm, raw, data) = left("old").await;
+    assert_eq!((rec, text, vm, raw), (false, false, false, false), "{data}");
+    assert_eq!(
+        data,
+        serde_json::json!({"from": "customer", "expired": true})
+    );
+    for id in ["held", "new"] {
+        let (rec, text, vm, raw, _) = left(id).await;
+        assert_eq!((rec, text, vm, raw), (true, true, true, true), "{id}");
+    }
+    // Run again: nothing more.
+    assert_eq!(
+        s.apply_retention(&policy.cutoffs(now)).await.unwrap(),
+        Default::default()
+    );
+    // The hold lifted: the next run takes the held call's; the new one stays until
+    // 30 simulated days later.
+    assert!(s.set_legal_hold(cases[1], None).await.unwrap());
+    let took = s.apply_retention(&policy.cutoffs(now)).await.unwrap();
+    assert_eq!(took.recordings, ["/data/recordings/held.wav"]);
+    assert_eq!((took.messages, took.raw_mails), (1, 1));
+    let (rec, ..) = left("new").await;
+    assert!(rec);
+    let took = s
+        .apply_retention(&policy.cutoffs(now + 31 * DAY))
+        .await
+        .unwrap();
+    assert_eq!(took.recordings, ["/data/recordings/new.wav"]);
 }
 
 fn new<'a>(id: &'a str, from: &'a str) -> NewInteraction<'a> {

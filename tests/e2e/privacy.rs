@@ -505,3 +505,104 @@ fn the_recording_notices_key_stops_the_recording_and_her_later_calls_are_not_rec
     );
     g.wait_log("withdrew their recording consent");
 }
+
+/// The files in `data/<dir>` of the gateway.
+fn data_files(g: &Gateway, dir: &str) -> Vec<std::path::PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(g.path("data").join(dir))
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+#[test]
+fn retention_deletes_what_expired_but_not_a_held_case_and_a_held_customer_is_not_erased() {
+    let base = 26050;
+    // Everything expires at once (1 ms): only the legal hold keeps Ada's call.
+    let (g, _flows) = recording_gateway(
+        base,
+        "flow: main\nsteps:\n  vm:\n    voicemail: { prompt: hello, max_length: 2s }\n",
+        "[retention]\nrecordings = \"1ms\"\nvoicemail = \"1ms\"\nmessages = \"1ms\"\nraw_mail = \"1ms\"\n",
+    );
+    let admin = "test-token";
+    let mut calls = Vec::new();
+    for (n, from) in ["+15551234567", "+15557654321"].iter().enumerate() {
+        let n = n as u16;
+        let args = speaker_args_from(&g, base + 10 + n, base + 20 + 4 * n, from);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        assert_sipp_ok(&sipp(g.dir.path(), &args), "a voicemail", &g);
+        let mut row = serde_json::Value::Null;
+        wait_for("the call on record", Duration::from_secs(10), || {
+            let (_, body) = g.get_auth("/api/interactions?limit=1", admin);
+            row = json(&body)[0].clone();
+            !row["ended_at"].is_null()
+                && row["caller"]
+                    .as_str()
+                    .is_some_and(|c| c.contains(&from[2..]))
+        });
+        calls.push(row);
+    }
+    let (ada, alan) = (&calls[0], &calls[1]);
+    let ada_case = ada["conversation_id"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("{ada}"));
+    let ada_rec = std::path::PathBuf::from(ada["recording"].as_str().unwrap());
+    assert_eq!(data_files(&g, "recordings").len(), 2);
+    assert_eq!(data_files(&g, "voicemail").len(), 2);
+
+    // A legal hold on Ada's case (a bad id, an unknown case refused).
+    let hold = |method: &str, case: &str| {
+        crate::centre::raw(
+            &g,
+            method,
+            &format!("/api/privacy/cases/{case}/hold"),
+            admin,
+            "",
+        )
+    };
+    assert_eq!(hold("PUT", "x").0, 400);
+    assert_eq!(hold("PUT", "999999").0, 404);
+    let (code, body) = hold("PUT", &ada_case.to_string());
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(json(&body)["held"], true, "{body}");
+
+    // Retention now: Alan's recording and voicemail go, Ada's stay.
+    let (code, body) = g.post("/api/privacy/retention/run", Some(admin), "");
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(data_files(&g, "recordings"), std::slice::from_ref(&ada_rec));
+    assert_eq!(data_files(&g, "voicemail").len(), 1);
+    let (_, body) = g.get_auth(
+        &format!("/api/interactions/{}", alan["id"].as_str().unwrap()),
+        admin,
+    );
+    assert!(json(&body)["recording"].is_null(), "{body}");
+
+    // Her erasure is refused while the hold is on, with the reason.
+    let (code, body) = g.post(
+        "/api/privacy/erasures",
+        Some(admin),
+        &format!("{{\"customer\": {}}}", ada["customer_id"]),
+    );
+    assert_eq!(code, 201, "{body}");
+    let id = json(&body)["id"].as_i64().unwrap();
+    let (code, body) = g.post(
+        &format!("/api/privacy/erasures/{id}/confirm"),
+        Some(admin),
+        "",
+    );
+    assert_eq!(code, 409, "{body}");
+    assert!(body.contains("legal hold"), "{body}");
+
+    // Lifted: the next run takes hers too.
+    let (code, body) = hold("DELETE", &ada_case.to_string());
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(json(&body)["held"], false, "{body}");
+    let (code, body) = g.post("/api/privacy/retention/run", Some(admin), "");
+    assert_eq!(code, 200, "{body}");
+    assert!(data_files(&g, "recordings").is_empty(), "{body}");
+    assert!(data_files(&g, "voicemail").is_empty(), "{body}");
+    let (_, body) = g.get_auth("/api/audit", admin);
+    for act in ["hold.placed", "hold.lifted", "retention.applied"] {
+        assert!(body.contains(act), "{act} not audited: {body}");
+    }
+}
