@@ -687,7 +687,7 @@ async fn monitor(
             serde_json::json!({"mode": mode.as_str(), "via": via})
         }
         SupervisorCommand::Mode { mode, .. } => serde_json::json!({"mode": mode.as_str()}),
-        SupervisorCommand::Stop { .. } => serde_json::json!({}),
+        SupervisorCommand::Stop { .. } | SupervisorCommand::End { .. } => serde_json::json!({}),
     };
     c.audit(&name, action, Some(&id), detail).await?;
     let r = call.send(AgentCall(AgentCommand::Supervise(cmd))).await??;

@@ -77,6 +77,12 @@ pub enum SupervisorCommand {
     Stop {
         supervisor: String,
     },
+    /// The whole call ends now (every leg: the caller gets a BYE), for `reason` (the
+    /// customer's erasure); `supervisor` is who asked.
+    End {
+        supervisor: String,
+        reason: &'static str,
+    },
 }
 
 impl SupervisorCommand {
@@ -84,7 +90,8 @@ impl SupervisorCommand {
         match self {
             SupervisorCommand::Start { supervisor, .. }
             | SupervisorCommand::Mode { supervisor, .. }
-            | SupervisorCommand::Stop { supervisor } => supervisor,
+            | SupervisorCommand::Stop { supervisor }
+            | SupervisorCommand::End { supervisor, .. } => supervisor,
         }
     }
 }
@@ -208,6 +215,16 @@ impl Session {
                 }
                 self.end_monitor("stopped by the supervisor");
                 Some(Ok(serde_json::json!({"stopped": true})))
+            }
+            SupervisorCommand::End { reason, .. } => {
+                tracing::info!(call = %self.call(), supervisor = %who, reason, "the call is ended for everyone");
+                self.note(
+                    "ended",
+                    serde_json::json!({"by": "supervisor", "supervisor": who, "reason": reason}),
+                );
+                // The caller's leg ending takes every other leg with it.
+                self.end_customer(480, "Temporarily Unavailable");
+                Some(Ok(serde_json::json!({"ended": true})))
             }
         }
     }

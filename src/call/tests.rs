@@ -1347,6 +1347,57 @@ fn a_supervisor_listens_whispers_barges_and_leaves_with_one_browser_leg() {
     );
 }
 
+/// An erasure ends a live call for everyone: the caller gets a BYE, the agent's and
+/// the supervisor's legs go, the media and recording close, the call leaves the
+/// registry; a second end finds it over.
+#[test]
+fn a_call_ended_by_the_privacy_officer_ends_every_leg() {
+    let (mut w, i) = ann_talking("100");
+    supervise(
+        &mut w,
+        i,
+        SupervisorCommand::Start {
+            supervisor: "sue".into(),
+            name: "Sue".into(),
+            mode: MonitorMode::Listen,
+            via: MonitorVia::Browser {
+                sdp: "v=0 (supervisor's offer)".into(),
+            },
+        },
+    )
+    .unwrap();
+    w.run_for(Duration::from_secs(1));
+    let end = || SupervisorCommand::End {
+        supervisor: "dora".into(),
+        reason: "the customer's data is erased",
+    };
+    assert_eq!(
+        supervise(&mut w, i, end()),
+        Ok(serde_json::json!({"ended": true}))
+    );
+    w.settle_and_check();
+    assert_eq!(supervise(&mut w, i, end()), Err(CallError::Over));
+    let notes: Vec<&str> = w.calls[i]
+        .stores
+        .iter()
+        .filter_map(|s| match s {
+            StoreWrite::Timeline(k, _) => Some(*k),
+            _ => None,
+        })
+        .collect();
+    let at = |k: &str| {
+        notes
+            .iter()
+            .position(|n| *n == k)
+            .unwrap_or_else(|| panic!("{k}: {notes:?}"))
+    };
+    assert!(at("ended") < at("monitor stopped"), "{notes:?}");
+    assert!(
+        !notes.contains(&"caller hung up"),
+        "the gateway ended it: {notes:?}"
+    );
+}
+
 /// A supervisor's desk phone that is not registered: their phone is asked for at
 /// once, the ring fails, the monitor ends saying why, and the caller and the agent
 /// stay bridged as they were. (Its happy path, a real phone answering, is the e2e

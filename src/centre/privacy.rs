@@ -155,9 +155,9 @@ impl Centre {
         Ok(j)
     }
 
-    /// Confirms an erasure: refused while the customer has a live call (it would go
-    /// on being recorded) or when it already ran; otherwise it runs (its status says
-    /// when it is done). Their live chats and threads are ended first.
+    /// Confirms an erasure: refused when it already ran or one of the customer's
+    /// cases is under a legal hold; otherwise it runs (its status says when it is
+    /// done). Their live calls, chats and threads are ended first.
     pub async fn confirm_erasure(
         &self,
         id: i64,
@@ -173,21 +173,6 @@ impl Centre {
             .inventory(e.customer)
             .await?
             .unwrap_or_default();
-        let calls: Vec<&String> = inv
-            .interactions
-            .iter()
-            .filter(|i| self.call(i).is_some())
-            .collect();
-        if !calls.is_empty() {
-            return Err(CentreError::Conflict(format!(
-                "the customer is on a call ({}): confirm again when it ends",
-                calls
-                    .iter()
-                    .map(|s| s.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )));
-        }
         for case in &inv.conversations {
             if let Some((_, by)) = self.store().legal_hold(*case).await? {
                 return Err(CentreError::Conflict(format!(
@@ -244,6 +229,7 @@ impl Centre {
             .await?
             .ok_or_else(|| CentreError::NotFound(format!("no customer {customer}")))?;
         let counts = self.counts(&inv).await;
+        let calls = self.end_calls(&inv.interactions, who).await?;
         let mut ended = 0;
         for i in &inv.interactions {
             if let Some((_, chat)) = self.chat(i) {
@@ -287,6 +273,7 @@ impl Centre {
             "erased": counts,
             "files_deleted": files,
             "live_chats_ended": ended,
+            "live_calls_ended": calls,
             "webhook_recipients_told": inv.webhooks.len(),
             "mails_to_delete_on_server": inv.mails.len(),
             "tombstones": inv.identities.len() + inv.mails.len(),
@@ -299,6 +286,43 @@ impl Centre {
         .await?;
         tracing::info!(erasure = id, customer, files, "customer erased");
         Ok(proof)
+    }
+
+    /// Ends the live calls among `interactions` (every leg; the caller gets a BYE) and
+    /// waits until they are over (their recordings closed): how many there were.
+    async fn end_calls(
+        &self,
+        interactions: &[String],
+        who: &Actor<'_>,
+    ) -> Result<usize, CentreError> {
+        use crate::actors::messages::AgentCall;
+        use crate::call::{AgentCommand, SupervisorCommand};
+        let live: Vec<&String> = interactions
+            .iter()
+            .filter(|i| self.call(i).is_some())
+            .collect();
+        for i in &live {
+            if let Some(call) = self.call(i) {
+                let end = SupervisorCommand::End {
+                    supervisor: who.name.to_string(),
+                    reason: "the customer's data is erased",
+                };
+                // A call that ended meanwhile answers that it is over: as good.
+                let _ = call.send(AgentCall(AgentCommand::Supervise(end))).await;
+            }
+        }
+        // A call is over when it leaves the registry (its BYE answered or timed out:
+        // SIP's 32 s at most).
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(40);
+        while live.iter().any(|i| self.call(i).is_some()) {
+            if tokio::time::Instant::now() > deadline {
+                return Err(CentreError::Internal(
+                    "a live call of the customer did not end".into(),
+                ));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        Ok(live.len())
     }
 
     /// Puts a legal hold on a case (`hold`) or lifts it; audited. The case's hold as

@@ -66,6 +66,18 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
     }
 }
 
+/// Erasure `id` once it has run (`token`'s view); it must have completed.
+fn completed_erasure(g: &Gateway, token: &str, id: i64) -> serde_json::Value {
+    let mut done = serde_json::Value::Null;
+    wait_for("the erasure to complete", Duration::from_secs(60), || {
+        let (_, body) = g.get_auth(&format!("/api/privacy/erasures/{id}"), token);
+        done = json(&body);
+        done["status"] == "completed" || done["status"] == "failed"
+    });
+    assert_eq!(done["status"], "completed", "{done}\n{}", g.log());
+    done
+}
+
 #[test]
 fn a_customer_is_exported_then_erased_everywhere_with_proof() {
     let base = 22050;
@@ -327,13 +339,7 @@ fn a_customer_is_exported_then_erased_everywhere_with_proof() {
         "",
     );
     assert_eq!(code, 202, "{body}");
-    let mut done = serde_json::Value::Null;
-    wait_for("the erasure to complete", Duration::from_secs(20), || {
-        let (_, body) = g.get_auth(&format!("/api/privacy/erasures/{id}"), &dora);
-        done = json(&body);
-        done["status"] == "completed" || done["status"] == "failed"
-    });
-    assert_eq!(done["status"], "completed", "{done}\n{}", g.log());
+    let done = completed_erasure(&g, &dora, id);
     assert_eq!(done["executed_by"], "dora", "{done}");
     assert_eq!(done["proof"]["files_deleted"], 2, "{done}");
     assert_eq!(done["proof"]["live_chats_ended"], 1, "the web chat: {done}");
@@ -605,4 +611,48 @@ fn retention_deletes_what_expired_but_not_a_held_case_and_a_held_customer_is_not
     for act in ["hold.placed", "hold.lifted", "retention.applied"] {
         assert!(body.contains(act), "{act} not audited: {body}");
     }
+}
+
+#[test]
+fn an_erasure_ends_the_customers_live_call_first() {
+    let base = 26170;
+    // Ada waits in a queue nobody is on, recorded.
+    let (g, _flows) = recording_gateway(
+        base,
+        "flow: main\nsteps:\n  q:\n    enqueue:\n      queue: support\n",
+        "",
+    );
+    let admin = "test-token";
+    let args = speaker_args_from(&g, base + 10, base + 20, "+15551234567");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let caller = sipp_spawn(g.dir.path(), &args);
+    let mut call = serde_json::Value::Null;
+    wait_for("her call queued", Duration::from_secs(10), || {
+        let (_, body) = g.get_auth("/api/interactions?limit=1", admin);
+        call = json(&body)[0].clone();
+        call["queue"] == "support"
+    });
+    assert!(call["ended_at"].is_null(), "{call}");
+    let (code, body) = g.post("/api/privacy/erasures", Some(admin), r#"{"customer": 1}"#);
+    assert_eq!(code, 201, "{body}");
+    let id = json(&body)["id"].as_i64().unwrap();
+    let (code, body) = g.post(
+        &format!("/api/privacy/erasures/{id}/confirm"),
+        Some(admin),
+        "",
+    );
+    assert_eq!(code, 202, "{body}");
+    // Her phone gets a BYE (SIPp answers it and ends well), then the erasure runs.
+    let out = caller.wait_with_output().unwrap();
+    assert_sipp_ok(&out, "the call ended by the erasure", &g);
+    let done = completed_erasure(&g, admin, id);
+    assert_eq!(done["proof"]["live_calls_ended"], 1, "{done}");
+    assert_eq!(done["proof"]["files_deleted"], 1, "the recording: {done}");
+    assert!(data_files(&g, "recordings").is_empty());
+    let (_, body) = g.get_auth(
+        &format!("/api/interactions/{}", call["id"].as_str().unwrap()),
+        admin,
+    );
+    let row = json(&body);
+    assert!(!row["ended_at"].is_null() && row["caller"] == "", "{row}");
 }
