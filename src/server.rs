@@ -458,7 +458,7 @@ impl Driver {
                 }
                 Some(o) = orig_rx.recv() => {
                     let call = self.core.new_call();
-                    let a = CallActor::outbound(call, o.to, o.trunk, o.record, self.cmd_tx.clone(), self.handler.clone(), self.ports.clone());
+                    let a = CallActor::outbound(call, o.to, o.trunk, crate::call::Recording { asked: o.record, consent_withdrawn: o.consent_withdrawn }, self.cmd_tx.clone(), self.handler.clone(), self.ports.clone());
                     let arb = &self.arbiters[self.next_arbiter % self.arbiters.len()];
                     self.next_arbiter += 1;
                     self.actors.insert(call, CallActor::start_in_arbiter(&arb.handle(), move |_| a));

@@ -124,7 +124,7 @@ impl CallActor {
         call: CallRef,
         to: String,
         trunk: Option<String>,
-        record: Option<bool>,
+        record: crate::call::Recording,
         cmd: mpsc::UnboundedSender<CallCommand>,
         cfg: HandlerConfig,
         ports: Arc<RtpPorts>,

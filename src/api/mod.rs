@@ -19,6 +19,9 @@ pub struct OriginateRequest {
     pub trunk: Option<String>,
     /// Record this call (default: `calls.record`).
     pub record: Option<bool>,
+    /// The callee (a customer by this number) withdrew their recording consent: the
+    /// call is not recorded, whatever `record` says.
+    pub consent_withdrawn: bool,
     pub reply: oneshot::Sender<CallRef>,
 }
 
@@ -190,12 +193,20 @@ async fn place_call(req: HttpRequest, body: web::Bytes, shared: web::Data<Shared
             "\"to\" must be a number or user name (digits, letters, + * # - . _)",
         ));
     }
+    // A customer known by the number who withdrew their recording consent is not
+    // recorded (their consent wins over the request).
+    let store = store(&shared)?;
+    let consent_withdrawn = match store.lookup("phone", &b.to).await? {
+        Some(c) => store.recording_withdrawn(c.id).await?,
+        None => false,
+    };
     let (tx, rx) = tokio::sync::oneshot::channel();
     let shutting_down = || error(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
     let request = OriginateRequest {
         to: b.to,
         trunk: b.trunk,
         record: b.record,
+        consent_withdrawn,
         reply: tx,
     };
     match shared.originate.try_send(request) {
@@ -210,7 +221,11 @@ async fn place_call(req: HttpRequest, body: web::Bytes, shared: web::Data<Shared
         Err(mpsc::error::TrySendError::Closed(_)) => return Err(shutting_down()),
     }
     let call = rx.await.map_err(|_| shutting_down())?;
-    Ok(HttpResponse::Accepted().json(serde_json::json!({ "call": call.to_string() })))
+    let mut reply = serde_json::json!({ "call": call.to_string() });
+    if consent_withdrawn {
+        reply["not_recorded"] = "the callee withdrew their recording consent".into();
+    }
+    Ok(HttpResponse::Accepted().json(reply))
 }
 
 /// `GET /api/interactions?limit=N`: the most recent interactions, newest first, with

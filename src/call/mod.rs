@@ -239,6 +239,20 @@ pub struct Started {
     pub recording_withdrawn: bool,
 }
 
+/// Whether a call the API places is recorded: as asked (else `calls.record`), and
+/// never when the callee withdrew their recording consent (their consent wins).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Recording {
+    pub asked: Option<bool>,
+    pub consent_withdrawn: bool,
+}
+
+impl Recording {
+    pub fn on(self, default: bool) -> bool {
+        !self.consent_withdrawn && self.asked.unwrap_or(default)
+    }
+}
+
 /// A colleague's details, looked up by the driver when an agent asks to consult them.
 #[derive(Debug, Clone)]
 pub struct Colleague {
@@ -627,12 +641,15 @@ impl Session {
         call: CallRef,
         to: String,
         trunk: Option<String>,
-        record: Option<bool>,
+        record: Recording,
         seed: u64,
     ) -> Session {
         let mut s = Session::new(policy, Mode::Outbound, seed);
         s.legs[0].sip = Some(call);
-        s.record = record.unwrap_or(s.policy.record);
+        s.record = record.on(s.policy.record);
+        if record.consent_withdrawn {
+            s.no_recording = Some("consent withdrawn");
+        }
         s.callee = to.clone();
         s.target = Some(Target::Number { number: to, trunk });
         s

@@ -1788,3 +1788,16 @@ proptest::proptest! {
         w.settle_and_check();
     }
 }
+
+#[test]
+fn a_callee_who_withdrew_recording_consent_is_not_recorded_whatever_is_asked() {
+    let r = |asked, consent_withdrawn| Recording {
+        asked,
+        consent_withdrawn,
+    };
+    assert!(r(None, false).on(true) && !r(None, false).on(false));
+    assert!(r(Some(true), false).on(false) && !r(Some(false), false).on(true));
+    for asked in [None, Some(true), Some(false)] {
+        assert!(!r(asked, true).on(true), "{asked:?}");
+    }
+}

@@ -385,7 +385,7 @@ impl Store {
         let key = self.tombstone_key().await?.to_vec();
         let at = now();
         Ok(with_db!(self, |pool, sql| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_with(self.write_begin()).await?;
             let rows = sqlx::query(sql("SELECT id, data FROM timeline WHERE conversation_id = ? AND kind = 'message' AND interaction_id IN (SELECT id FROM interactions WHERE kind = 'email')"))
                 .bind(conversation)
                 .fetch_all(&mut *tx)

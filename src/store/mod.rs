@@ -75,6 +75,20 @@ macro_rules! with_db {
     };
 }
 
+impl Store {
+    /// How a transaction that reads before it writes begins: SQLite takes the write
+    /// lock at once (a deferred one that read could not write after another writer's
+    /// commit: `SQLITE_BUSY_SNAPSHOT`, "database is locked", which no busy timeout
+    /// waits out); PostgreSQL as usual.
+    fn write_begin(&self) -> &'static str {
+        match self.db {
+            Db::Sqlite(_) => "BEGIN IMMEDIATE",
+            #[cfg(feature = "postgres")]
+            Db::Pg(_) => "BEGIN",
+        }
+    }
+}
+
 mod activity;
 pub use activity::OccupancyInput;
 mod channels;

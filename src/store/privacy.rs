@@ -96,7 +96,7 @@ impl Store {
     pub async fn record_consent(&self, customer: i64, e: &ConsentEvent) -> Result<i64, StoreError> {
         let kind = e.kind();
         with_db!(self, |pool, sql| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_with(self.write_begin()).await?;
             // Each event later than the one before (in the same millisecond too), so
             // which of a channel's and `any`'s is in force is never a tie.
             let last: i64 = sqlx::query(sql(
@@ -452,7 +452,7 @@ impl Store {
         let key = self.tombstone_key().await?.to_vec();
         let at = now();
         with_db!(self, |pool, sql| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_with(self.write_begin()).await?;
             let mut stones: Vec<(String, &str)> = Vec::new();
             for (kind, value) in &inv.identities {
                 let kind = format!("identity:{kind}");

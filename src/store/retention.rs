@@ -74,7 +74,7 @@ impl Store {
     pub async fn apply_retention(&self, cut: &Cutoffs) -> Result<Expired, StoreError> {
         let mut out = Expired::default();
         with_db!(self, |pool, sql| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_with(self.write_begin()).await?;
             if let Some(before) = cut.recordings {
                 let rows = sqlx::query(sql("SELECT id, recording FROM interactions WHERE recording IS NOT NULL AND started_at < ? AND (conversation_id IS NULL OR conversation_id NOT IN (SELECT id FROM conversations WHERE legal_hold_at IS NOT NULL)) ORDER BY started_at"))
                     .bind(before)

@@ -656,3 +656,60 @@ fn an_erasure_ends_the_customers_live_call_first() {
     let row = json(&body);
     assert!(!row["ended_at"].is_null() && row["caller"] == "", "{row}");
 }
+
+#[test]
+fn a_call_placed_to_a_customer_who_withdrew_recording_consent_is_not_recorded() {
+    let base = 26350;
+    let far = base + 10;
+    // The far end answers each call, talks 2 s and hangs up.
+    let dir = tempfile::tempdir().unwrap();
+    let callee = sipp_spawn(
+        dir.path(),
+        &[
+            "-sf",
+            &scenario("uas_answer_then_bye.xml"),
+            "-p",
+            &far.to_string(),
+            "-m",
+            "2",
+        ],
+    );
+    let g = Gateway::start(
+        base,
+        "demo = true",
+        "answer_after_ms = 0\nhangup_after_secs = 0\nrecord = false",
+        &format!("[[trunk]]\nname = \"far\"\nproxy = \"127.0.0.1:{far}\"\n"),
+    );
+    let admin = "test-token";
+    // Alan (demo customer 2) withdraws his recording consent for voice.
+    let (code, body) = g.post(
+        "/api/privacy/customers/2/consents",
+        Some(admin),
+        r#"{"purpose": "recording", "channel": "voice", "granted": false, "source": "api"}"#,
+    );
+    assert_eq!(code, 201, "{body}");
+    // Asked to record him: refused by his consent, said in the answer.
+    let place = |to: &str| {
+        let (code, body) = g.post(
+            "/api/calls",
+            Some(admin),
+            &format!(r#"{{"to": "{to}", "trunk": "far", "record": true}}"#),
+        );
+        assert_eq!(code, 202, "{body}");
+        json(&body)
+    };
+    let r = place("+15557654321");
+    assert_eq!(
+        r["not_recorded"], "the callee withdrew their recording consent",
+        "{r}"
+    );
+    g.wait_log("reason=RemoteBye");
+    assert!(data_files(&g, "recordings").is_empty());
+    // Ada did not: her call is recorded as asked.
+    let r = place("+15551234567");
+    assert!(r.get("not_recorded").is_none(), "{r}");
+    assert_sipp_ok(&callee.wait_with_output().unwrap(), "the far end", &g);
+    wait_for("her recording", Duration::from_secs(10), || {
+        data_files(&g, "recordings").len() == 1
+    });
+}
