@@ -13,7 +13,11 @@
 //! - `PUT /api/privacy/cases/{id}/hold` places a legal hold on a case, `DELETE`
 //!   lifts it;
 //! - `POST /api/privacy/retention/run` applies `[retention]` now (the daily job's
-//!   work): counts of what it took.
+//!   work): counts of what it took;
+//! - `POST /api/privacy/requests` records a customer's request (access,
+//!   rectification, erasure, objection, portability), due in 15 days; `GET` lists
+//!   them soonest due first with where each stands; `POST .../{id}/answer` answers
+//!   one (an export answers access and portability, an erasure erasure).
 //!
 //! Every one of these acts is in the audit log.
 
@@ -47,6 +51,12 @@ fn officer(req: &HttpRequest, shared: &Shared) -> Result<(String, &'static str),
     }
 }
 
+/// A JSON body, or a 400 saying what is wrong with it.
+fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+}
+
 fn id_in(path: &str, what: &str) -> Result<i64, ApiError> {
     path.parse::<i64>()
         .ok()
@@ -68,8 +78,7 @@ async fn add_consent(
 ) -> Reply {
     let (name, role) = officer(&req, &shared)?;
     let id = id_in(&path, "a customer")?;
-    let v: serde_json::Value = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
+    let v: serde_json::Value = json_body(&body)?;
     let e = crate::privacy::ConsentEvent::from_json(&v, &name).map_err(ApiError::bad_request)?;
     let event = centre(&shared)?
         .record_consent(id, &e, &Actor { name: &name, role })
@@ -214,8 +223,7 @@ struct ErasureBody {
 
 async fn request_erasure(req: HttpRequest, body: web::Bytes, shared: web::Data<Shared>) -> Reply {
     let (name, role) = officer(&req, &shared)?;
-    let b: ErasureBody = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
+    let b: ErasureBody = json_body(&body)?;
     let c = centre(&shared)?;
     let (id, _) = c
         .request_erasure(b.customer, &Actor { name: &name, role })
@@ -266,6 +274,68 @@ async fn retention(req: HttpRequest, shared: web::Data<Shared>) -> Reply {
     Ok(HttpResponse::Ok().json(v))
 }
 
+/// `POST /api/privacy/requests`: a customer's request recorded (201), due in 15 days.
+async fn add_request(req: HttpRequest, body: web::Bytes, shared: web::Data<Shared>) -> Reply {
+    let (name, role) = officer(&req, &shared)?;
+    let v: serde_json::Value = json_body(&body)?;
+    let r = crate::privacy::requests::NewRequest::from_json(&v, crate::clock::unix_millis() as i64)
+        .map_err(ApiError::bad_request)?;
+    let v = centre(&shared)?
+        .record_request(&r, &Actor { name: &name, role })
+        .await?;
+    Ok(HttpResponse::Created().json(v))
+}
+
+/// `GET /api/privacy/requests?open=true`: the requests, soonest due first, each with
+/// where it stands (`open`, `overdue`, `answered`, `answered_late`).
+async fn requests(req: HttpRequest, shared: web::Data<Shared>) -> Reply {
+    officer(&req, &shared)?;
+    let open = match web::Query::<std::collections::HashMap<String, String>>::from_query(
+        req.query_string(),
+    )
+    .map_err(|_| ApiError::bad_request("bad query string"))?
+    .get("open")
+    .map(String::as_str)
+    {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(o) => {
+            return Err(ApiError::bad_request(format!(
+                "open must be true or false, not {o:?}"
+            )))
+        }
+    };
+    Ok(HttpResponse::Ok().json(centre(&shared)?.requests_json(open).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AnswerBody {
+    answer: String,
+}
+
+/// `POST /api/privacy/requests/{id}/answer` `{"answer": text}`: answered (once).
+async fn answer_request(
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+    shared: web::Data<Shared>,
+) -> Reply {
+    let (name, role) = officer(&req, &shared)?;
+    let id = id_in(&path, "a request")?;
+    let b: AnswerBody = json_body(&body)?;
+    let max = crate::privacy::requests::MAX_NOTE;
+    if b.answer.trim().is_empty() || b.answer.chars().count() > max {
+        return Err(ApiError::bad_request(format!(
+            "\"answer\" must be text of 1 to {max} characters"
+        )));
+    }
+    let v = centre(&shared)?
+        .answer_request(id, &b.answer, &Actor { name: &name, role })
+        .await?;
+    Ok(HttpResponse::Ok().json(v))
+}
+
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route(
         "/api/privacy/customers/{id}/consents",
@@ -284,5 +354,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     )
     .route("/api/privacy/cases/{id}/hold", web::put().to(hold))
     .route("/api/privacy/cases/{id}/hold", web::delete().to(hold))
-    .route("/api/privacy/retention/run", web::post().to(retention));
+    .route("/api/privacy/retention/run", web::post().to(retention))
+    .route("/api/privacy/requests", web::post().to(add_request))
+    .route("/api/privacy/requests", web::get().to(requests))
+    .route(
+        "/api/privacy/requests/{id}/answer",
+        web::post().to(answer_request),
+    );
 }

@@ -278,6 +278,9 @@ impl Centre {
             "mails_to_delete_on_server": inv.mails.len(),
             "tombstones": inv.identities.len() + inv.mails.len(),
         });
+        self.store()
+            .answer_requests_of(customer, &["erasure"], who.name, &format!("erasure {id}"))
+            .await?;
         self.audit_privacy(
             who,
             "erasure.completed",
@@ -323,6 +326,66 @@ impl Centre {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
         Ok(live.len())
+    }
+
+    /// Records a customer's data-protection request (`privacy::requests` reads it):
+    /// due in 15 days from its receipt; audited.
+    pub async fn record_request(
+        &self,
+        r: &crate::privacy::requests::NewRequest,
+        who: &Actor<'_>,
+    ) -> Result<serde_json::Value, CentreError> {
+        self.live_customer(r.customer).await?;
+        let id = self.store().add_request(r, who.name).await?;
+        self.audit_privacy(
+            who,
+            "request.recorded",
+            serde_json::json!({"request": id, "customer": r.customer, "kind": r.kind}),
+        )
+        .await?;
+        self.request_json(id).await
+    }
+
+    pub async fn request_json(&self, id: i64) -> Result<serde_json::Value, CentreError> {
+        let r = self
+            .store()
+            .request(id)
+            .await?
+            .ok_or_else(|| CentreError::NotFound(format!("no request {id}")))?;
+        Ok(request_json(&r, crate::clock::unix_millis() as i64))
+    }
+
+    /// The requests, soonest due first (`open`: the unanswered ones only).
+    pub async fn requests_json(&self, open: bool) -> Result<serde_json::Value, CentreError> {
+        let now = crate::clock::unix_millis() as i64;
+        let rows = self.store().requests(open, 1000).await?;
+        Ok(rows.iter().map(|r| request_json(r, now)).collect())
+    }
+
+    /// Answers a request (once; the answer checked by the caller); audited.
+    pub async fn answer_request(
+        &self,
+        id: i64,
+        answer: &str,
+        who: &Actor<'_>,
+    ) -> Result<serde_json::Value, CentreError> {
+        let r = self
+            .store()
+            .request(id)
+            .await?
+            .ok_or_else(|| CentreError::NotFound(format!("no request {id}")))?;
+        if !self.store().answer_request(id, who.name, answer).await? {
+            return Err(CentreError::Conflict(format!(
+                "request {id} was answered already"
+            )));
+        }
+        self.audit_privacy(
+            who,
+            "request.answered",
+            serde_json::json!({"request": id, "customer": r.customer}),
+        )
+        .await?;
+        self.request_json(id).await
     }
 
     /// Puts a legal hold on a case (`hold`) or lifts it; audited. The case's hold as
@@ -539,6 +602,9 @@ impl Centre {
         });
         let body = serde_json::to_vec_pretty(&doc).unwrap_or_default();
         files.insert(0, ExportFile::Bytes("export.json".into(), body));
+        // The export answers their open access and portability requests.
+        s.answer_requests_of(customer, &["access", "portability"], who.name, "exported")
+            .await?;
         self.audit_privacy(
             who,
             "customer.exported",
@@ -547,6 +613,26 @@ impl Centre {
         .await?;
         Ok(files)
     }
+}
+
+/// A data-protection request as the API shows it, where it stands at `now`.
+pub fn request_json(r: &crate::store::RequestRow, now: i64) -> serde_json::Value {
+    use crate::privacy::requests::{days_left, State};
+    let state = State::of(r.due_at, r.answered_at, now);
+    let mut j = serde_json::json!({
+        "id": r.id, "customer": r.customer, "kind": r.kind,
+        "received_at": r.received_at, "due_at": r.due_at, "state": state.name(),
+        "recorded_by": r.recorded_by, "note": r.note,
+    });
+    match r.answered_at {
+        Some(at) => {
+            j["answered_at"] = at.into();
+            j["answered_by"] = r.answered_by.clone().into();
+            j["answer"] = r.answer.clone().into();
+        }
+        None => j["days_left"] = days_left(r.due_at, now).into(),
+    }
+    j
 }
 
 /// An erasure as the API shows it: its status (with the reason when it failed), who

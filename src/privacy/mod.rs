@@ -9,6 +9,7 @@
 
 use crate::channels::signature::{hex, hmac_sha256};
 
+pub mod requests;
 pub mod retention;
 
 /// What a consent is for.

@@ -100,6 +100,7 @@ mod interactions;
 mod kpis;
 mod mail;
 mod privacy;
+mod requests;
 mod retention;
 mod schema;
 mod supervision;
@@ -120,6 +121,7 @@ pub use interactions::{
 };
 pub use mail::{EmailRow, MailMark, NewEmail};
 pub use privacy::{ConsentRow, ErasureRow, Inventory};
+pub use requests::RequestRow;
 pub use retention::Expired;
 pub use schema::SCHEMA_VERSION;
 pub use supervision::{Audit, AuditEntry, AuditQuery};

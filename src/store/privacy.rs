@@ -534,6 +534,8 @@ impl Store {
                 "DELETE FROM consents WHERE customer_id = ?",
                 "DELETE FROM identities WHERE customer_id = ?",
                 "DELETE FROM webhook_deliveries WHERE customer_id = ?",
+                // The requests stay (the proof they were answered), their words go.
+                "UPDATE privacy_requests SET note = '', answer = '' WHERE customer_id = ?",
             ] {
                 sqlx::query(sql(q)).bind(customer).execute(&mut *tx).await?;
             }
@@ -605,7 +607,7 @@ impl Store {
             }
             #[cfg(feature = "postgres")]
             Db::Pg(pool) => {
-                sqlx::query("VACUUM customers, identities, interactions, timeline, emails, survey_answers, survey_asks, chat_sessions, consents, consent_events, webhook_deliveries, mail_purges")
+                sqlx::query("VACUUM customers, identities, interactions, timeline, emails, survey_answers, survey_asks, chat_sessions, consents, consent_events, webhook_deliveries, mail_purges, privacy_requests")
                     .execute(pool)
                     .await?;
             }

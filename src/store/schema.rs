@@ -215,6 +215,7 @@ pub(super) const MIGRATIONS: &[(i64, &[&str])] = &[
         ],
     ),
     (17, &[MAIL_PURGES, LEGAL_HOLD_AT, LEGAL_HOLD_BY]),
+    (18, &[REQUESTS_SQLITE, REQUESTS_DUE]),
 ];
 
 /// Interactions whose log changed since their facts were made: one row per change,
@@ -540,7 +541,35 @@ const LEGAL_HOLD_AT: &str = "ALTER TABLE conversations ADD COLUMN legal_hold_at 
 const LEGAL_HOLD_BY: &str =
     "ALTER TABLE conversations ADD COLUMN legal_hold_by TEXT NOT NULL DEFAULT ''";
 
-pub const SCHEMA_VERSION: i64 = 17;
+/// Customers' requests under data-protection law (access, rectification, erasure,
+/// objection, portability): when received, when the answer is due, when and how it
+/// was answered.
+macro_rules! requests_table {
+    ($db:ident) => {
+        log_table!(
+            $db,
+            "privacy_requests",
+            "
+    customer_id BIGINT NOT NULL,
+    kind TEXT NOT NULL,
+    received_at BIGINT NOT NULL,
+    due_at BIGINT NOT NULL,
+    recorded_by TEXT NOT NULL,
+    note TEXT NOT NULL DEFAULT '',
+    answered_at BIGINT,
+    answered_by TEXT NOT NULL DEFAULT '',
+    answer TEXT NOT NULL DEFAULT ''
+"
+        )
+    };
+}
+const REQUESTS_SQLITE: &str = requests_table!(sqlite);
+#[cfg(feature = "postgres")]
+const REQUESTS_PG: &str = requests_table!(pg);
+const REQUESTS_DUE: &str =
+    "CREATE INDEX IF NOT EXISTS privacy_requests_due ON privacy_requests(answered_at, due_at)";
+
+pub const SCHEMA_VERSION: i64 = 18;
 
 /// The same schema for PostgreSQL, which omnigate supports from version 3: a new
 /// database gets version 3 at once. Integers are BIGINT (Rust `i64` on both sides);
@@ -709,6 +738,7 @@ END $$"),
         ],
     ),
     (17, &[MAIL_PURGES, LEGAL_HOLD_AT, LEGAL_HOLD_BY]),
+    (18, &[REQUESTS_PG, REQUESTS_DUE]),
 ];
 
 impl Store {

@@ -61,6 +61,7 @@ on_both!(
     a_survey_question_waits_for_one_answer_per_customer_until_it_expires,
     the_agents_occupancy_is_kept_per_quarter_hour_and_made_again_after_a_late_change,
     retention_takes_exactly_what_expired_and_nothing_on_a_held_case,
+    requests_are_kept_soonest_due_first_and_answered_once,
 );
 
 async fn the_agents_occupancy_is_kept_per_quarter_hour_and_made_again_after_a_late_change(
@@ -1146,6 +1147,78 @@ async fn retention_takes_exactly_what_expired_and_nothing_on_a_held_case(s: Stor
         .await
         .unwrap();
     assert_eq!(took.recordings, ["/data/recordings/new.wav"]);
+}
+
+async fn requests_are_kept_soonest_due_first_and_answered_once(s: Store) {
+    use crate::privacy::requests::NewRequest;
+    const DAY: i64 = 86_400_000;
+    let now = crate::clock::unix_millis() as i64;
+    let r = |kind, received_at| NewRequest {
+        customer: 7,
+        kind,
+        received_at,
+        note: format!("{kind} by letter"),
+    };
+    let late = s
+        .add_request(&r("access", now - 3 * DAY), "dora")
+        .await
+        .unwrap();
+    let soon = s
+        .add_request(&r("erasure", now - 10 * DAY), "dora")
+        .await
+        .unwrap();
+    let other = s
+        .add_request(
+            &NewRequest {
+                customer: 8,
+                ..r("portability", now)
+            },
+            "admin",
+        )
+        .await
+        .unwrap();
+    let ids = |v: Vec<crate::store::RequestRow>| v.iter().map(|r| r.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(s.requests(true, 10).await.unwrap()),
+        [soon, late, other]
+    );
+    let row = s.request(soon).await.unwrap().unwrap();
+    assert_eq!(
+        (row.due_at, row.recorded_by.as_str()),
+        (now + 5 * DAY, "dora")
+    );
+    assert!(s
+        .answer_request(late, "dora", "sent by post")
+        .await
+        .unwrap());
+    assert!(
+        !s.answer_request(late, "dora", "again").await.unwrap(),
+        "once"
+    );
+    assert_eq!(ids(s.requests(true, 10).await.unwrap()), [soon, other]);
+    assert_eq!(
+        ids(s.requests(false, 10).await.unwrap()),
+        [soon, late, other]
+    );
+    // An export answers the customer's access and portability requests, not others'.
+    assert_eq!(
+        s.answer_requests_of(7, &["access", "portability"], "dora", "exported")
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        s.answer_requests_of(8, &["access", "portability"], "dora", "exported")
+            .await
+            .unwrap(),
+        1
+    );
+    let row = s.request(other).await.unwrap().unwrap();
+    assert_eq!(
+        (row.answer.as_str(), row.answered_at.is_some()),
+        ("exported", true)
+    );
+    assert_eq!(ids(s.requests(true, 10).await.unwrap()), [soon]);
 }
 
 fn new<'a>(id: &'a str, from: &'a str) -> NewInteraction<'a> {

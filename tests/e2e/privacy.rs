@@ -214,6 +214,44 @@ fn a_customer_is_exported_then_erased_everywhere_with_proof() {
     assert_eq!(c["current"]["marketing:whatsapp"]["granted"], false, "{c}");
     assert_eq!(c["events"][0]["actor"], "dora", "{c}");
 
+    // Her requests, received by letter, are tracked with their deadline.
+    let request = |body: &str| g.post("/api/privacy/requests", Some(&dora), body);
+    let (code, body) = request(r#"{"customer": 1, "kind": "refund"}"#);
+    assert_eq!(code, 400, "{body}");
+    assert!(
+        json(&body)["error"]
+            .as_str()
+            .unwrap()
+            .contains("kind \"refund\" is not one of"),
+        "{body}"
+    );
+    let mut asked = Vec::new();
+    for kind in ["access", "erasure", "rectification"] {
+        let (code, body) = request(&format!(
+            r#"{{"customer": 1, "kind": "{kind}", "note": "letter from Ada Lovelace"}}"#
+        ));
+        assert_eq!(code, 201, "{body}");
+        let r = json(&body);
+        assert_eq!(
+            (r["state"].as_str(), r["days_left"].as_i64()),
+            (Some("open"), Some(15)),
+            "{r}"
+        );
+        asked.push(r["id"].as_i64().unwrap());
+    }
+    let answer = |id: i64| {
+        g.post(
+            &format!("/api/privacy/requests/{id}/answer"),
+            Some(&dora),
+            r#"{"answer": "corrected her address"}"#,
+        )
+    };
+    assert_eq!(answer(asked[2]).0, 200);
+    assert_eq!(answer(asked[2]).0, 409, "once");
+    assert_eq!(answer(999_999).0, 404);
+    let (_, body) = g.get_auth("/api/privacy/requests?open=true", &dora);
+    assert_eq!(json(&body).as_array().unwrap().len(), 2, "{body}");
+
     // The export: everything held, as an archive `tar` reads.
     let (code, _) = g.get_auth("/api/privacy/customers/1/export?format=zip", &dora);
     assert_eq!(code, 400);
@@ -298,6 +336,11 @@ fn a_customer_is_exported_then_erased_everywhere_with_proof() {
     }
     let due = doc["request"]["due_at"].as_i64().unwrap() - doc["request"]["at"].as_i64().unwrap();
     assert_eq!(due, 15 * 86_400_000);
+    // The export answered her access request; the erasure request stays open.
+    let (_, body) = g.get_auth("/api/privacy/requests?open=true", &dora);
+    let open = json(&body);
+    assert_eq!(open.as_array().unwrap().len(), 1, "{open}");
+    assert_eq!(open[0]["kind"], "erasure", "{open}");
 
     // The KPIs before.
     let kpis = || {
@@ -359,6 +402,16 @@ fn a_customer_is_exported_then_erased_everywhere_with_proof() {
                 .any(|(ev, b)| ev == "customer.erased" && b["customer"] == 1 && b["erasure"] == id)
         },
     );
+    // Her erasure request is answered by the erasure; the requests' words are gone,
+    // the requests stay as the proof.
+    let (_, body) = g.get_auth("/api/privacy/requests", &dora);
+    let all = json(&body);
+    assert_eq!(all.as_array().unwrap().len(), 3, "{all}");
+    for r in all.as_array().unwrap() {
+        assert_eq!(r["state"], "answered", "{r}");
+        assert_eq!(r["note"], "", "{r}");
+    }
+    assert!(body.contains(&format!("erasure {id}")), "{body}");
     // Her mail is deleted from the mail server too (from Done, where it was moved),
     // and the erasure says when none is left; nothing of hers in the server's files.
     wait_for(
@@ -422,6 +475,8 @@ fn a_customer_is_exported_then_erased_everywhere_with_proof() {
         "erasure.requested",
         "erasure.confirmed",
         "erasure.completed",
+        "request.recorded",
+        "request.answered",
     ] {
         assert!(body.contains(act), "{act} not audited: {body}");
     }
