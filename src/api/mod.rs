@@ -293,6 +293,73 @@ async fn interaction(
     Ok(HttpResponse::Ok().json(v))
 }
 
+/// `GET /api/interactions/{id}/recording`: the call's recording (WAV, streamed),
+/// for the admin or a supervisor of its queue or agent; every read is in the audit
+/// log (`recording.read`).
+async fn recording(req: HttpRequest, path: web::Path<String>, shared: web::Data<Shared>) -> Reply {
+    use actix_web::http::StatusCode;
+    let who = supervisor::viewer(&req, &shared)?;
+    let store = store(&shared)?;
+    let id = path.into_inner();
+    let i = store
+        .interaction(&id)
+        .await?
+        .ok_or_else(|| error(StatusCode::NOT_FOUND, "no interaction with that id"))?;
+    let (name, role) = match &who {
+        supervisor::Viewer::Admin => ("admin".to_string(), "admin"),
+        supervisor::Viewer::Supervisor { name, scope } => {
+            if !scope.has_work(i.queue.as_deref(), i.agent.as_deref()) {
+                return Err(error(
+                    StatusCode::FORBIDDEN,
+                    "this interaction is outside your queues and teams",
+                ));
+            }
+            (name.clone(), "supervisor")
+        }
+    };
+    let c = agents::centre(&shared)?;
+    let gone = || {
+        error(StatusCode::NOT_FOUND, "this interaction has no recording (never recorded, or deleted by retention or an erasure)")
+    };
+    let path = i.recording.as_deref().ok_or_else(gone)?;
+    let file = c.data_file(std::path::Path::new(path))?.ok_or_else(gone)?;
+    let f = tokio::fs::File::open(&file).await.map_err(|_| gone())?;
+    let size = f.metadata().await.map(|m| m.len()).unwrap_or(0);
+    c.store()
+        .audit(&crate::store::Audit {
+            actor: &name,
+            role,
+            action: "recording.read",
+            interaction: Some(&id),
+            detail: serde_json::json!({"bytes": size}),
+        })
+        .await?;
+    // 64 KiB at a time: an hour's stereo WAV is never held in memory.
+    let stream = futures_util::stream::unfold(Some(f), |f| async move {
+        use tokio::io::AsyncReadExt;
+        let mut f = f?;
+        let mut buf = vec![0u8; 64 * 1024];
+        match f.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok(bytes::Bytes::from(buf)), Some(f)))
+            }
+            Err(e) => Some((Err(e), None)),
+        }
+    });
+    Ok(HttpResponse::Ok()
+        .content_type("audio/wav")
+        .insert_header((
+            "Content-Disposition",
+            format!(
+                "attachment; filename=\"{}.wav\"",
+                id.replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "_")
+            ),
+        ))
+        .streaming(stream))
+}
+
 /// What a handler answers: a response, or an [`ApiError`].
 pub(crate) type Reply = Result<HttpResponse, ApiError>;
 
@@ -332,6 +399,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route("/api/interactions/{id}", web::get().to(interaction))
     .route("/api/kpis", web::get().to(kpis::kpis))
     .route("/api/openapi.json", web::get().to(openapi))
+    .route("/api/interactions/{id}/recording", web::get().to(recording))
     .configure(agents::routes)
     .configure(supervisor::routes)
     .configure(privacy::routes)

@@ -484,9 +484,9 @@ impl Centre {
         }
     }
 
-    /// Deletes a file the store names, if it lies under the data directory (a path
-    /// elsewhere is refused, whatever the record says): whether there was one.
-    fn delete_data_file(&self, p: &Path) -> Result<bool, CentreError> {
+    /// A file the store names, if it exists and lies under the data directory (a
+    /// path elsewhere is never opened or deleted, whatever the record says).
+    pub fn data_file(&self, p: &Path) -> Result<Option<PathBuf>, CentreError> {
         let root = self
             .0
             .data_dir
@@ -494,14 +494,22 @@ impl Centre {
             .map_err(|e| CentreError::Internal(format!("the data directory: {e}")))?;
         let file = match p.canonicalize() {
             Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-            Err(e) => return Err(CentreError::Internal(format!("a file to erase: {e}"))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(CentreError::Internal(format!("a data file: {e}"))),
         };
         if !file.starts_with(&root) {
             return Err(CentreError::Internal(
-                "a file to erase lies outside the data directory".into(),
+                "a data file lies outside the data directory".into(),
             ));
         }
+        Ok(Some(file))
+    }
+
+    /// Deletes a file the store names ([`Centre::data_file`]): whether there was one.
+    fn delete_data_file(&self, p: &Path) -> Result<bool, CentreError> {
+        let Some(file) = self.data_file(p)? else {
+            return Ok(false);
+        };
         match std::fs::remove_file(&file) {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
@@ -562,14 +570,7 @@ impl Centre {
         let media = |dir: &str, paths: &[String], files: &mut Vec<ExportFile>| {
             let mut names = Vec::new();
             for p in paths {
-                let p = PathBuf::from(p);
-                let under = self
-                    .0
-                    .data_dir
-                    .canonicalize()
-                    .ok()
-                    .zip(p.canonicalize().ok());
-                let Some(f) = under.filter(|(r, f)| f.starts_with(r)).map(|(_, f)| f) else {
+                let Ok(Some(f)) = self.data_file(Path::new(p)) else {
                     continue;
                 };
                 let Ok(meta) = std::fs::metadata(&f) else {

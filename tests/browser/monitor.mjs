@@ -43,19 +43,24 @@ function tonePerson(hz) {
         el.__stream = el.srcObject;
       }
       const a = el.__analyser, bins = new Float32Array(a.frequencyBinCount), hzPerBin = ac.sampleRate / a.fftSize;
+      // A frame of digital silence reads -Infinity dB (a fresh analyser's first ones
+      // too): it is left out of the average, and a tone never heard reads -200.
       const sums = Object.fromEntries(Object.keys(freqs).map(k => [k, 0]));
-      let n = 0;
+      const counts = Object.fromEntries(Object.keys(freqs).map(k => [k, 0]));
       const end = performance.now() + ms;
       while (performance.now() < end) {
         await new Promise(r => setTimeout(r, 50));
         a.getFloatFrequencyData(bins);
         for (const [k, f] of Object.entries(freqs)) {
           const c = Math.round(f / hzPerBin);
-          sums[k] += Math.max(...bins.slice(c - 3, c + 4));
+          const v = Math.max(...bins.slice(c - 3, c + 4));
+          if (Number.isFinite(v)) {
+            sums[k] += v;
+            counts[k]++;
+          }
         }
-        n++;
       }
-      return Object.fromEntries(Object.entries(sums).map(([k, s]) => [k, Math.round(s / n)]));
+      return Object.fromEntries(Object.keys(sums).map(k => [k, counts[k] ? Math.round(sums[k] / counts[k]) : -200]));
     };
   }, hz);
 }

@@ -610,6 +610,51 @@ fn retention_deletes_what_expired_but_not_a_held_case_and_a_held_customer_is_not
     let ada_rec = std::path::PathBuf::from(ada["recording"].as_str().unwrap());
     assert_eq!(data_files(&g, "recordings").len(), 2);
     assert_eq!(data_files(&g, "voicemail").len(), 2);
+    // Her recording can be heard by the admin (the WAV as on disk), and every read is
+    // audited; Sue (her queues only) may not: the call was in none.
+    let rec_of = |row: &serde_json::Value| {
+        format!(
+            "/api/interactions/{}/recording",
+            row["id"].as_str().unwrap()
+        )
+    };
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", g.http)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    std::io::Write::write_all(
+        &mut s,
+        format!(
+            "GET {} HTTP/1.0\r\nAuthorization: Bearer {admin}\r\n\r\n",
+            rec_of(ada)
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let mut got = Vec::new();
+    std::io::Read::read_to_end(&mut s, &mut got).unwrap();
+    let at = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&got[..at]).to_lowercase();
+    assert!(
+        head.contains(" 200 ") && head.contains("content-type: audio/wav"),
+        "{head}"
+    );
+    let mut wav = got[at + 4..].to_vec();
+    if head.contains("transfer-encoding: chunked") {
+        wav = dechunk(&wav);
+    }
+    assert_eq!(wav, std::fs::read(&ada_rec).unwrap(), "the file as on disk");
+    let sue = {
+        let (code, body) = g.post(
+            "/api/supervisor/login",
+            None,
+            r#"{"name": "sue", "password": "demo-sue"}"#,
+        );
+        assert_eq!(code, 200, "{body}");
+        json(&body)["token"].as_str().unwrap().to_string()
+    };
+    let (code, body) = g.get_auth(&rec_of(ada), &sue);
+    assert_eq!(code, 403, "{body}");
+    let (code, _) = g.get_auth("/api/interactions/nope/recording", admin);
+    assert_eq!(code, 404);
 
     // A legal hold on Ada's case (a bad id, an unknown case refused).
     let hold = |method: &str, case: &str| {
@@ -637,6 +682,9 @@ fn retention_deletes_what_expired_but_not_a_held_case_and_a_held_customer_is_not
         admin,
     );
     assert!(json(&body)["recording"].is_null(), "{body}");
+    let (code, body) = g.get_auth(&rec_of(alan), admin);
+    assert_eq!(code, 404, "{body}");
+    assert!(body.contains("deleted by retention"), "{body}");
 
     // Her erasure is refused while the hold is on, with the reason.
     let (code, body) = g.post(
@@ -663,7 +711,12 @@ fn retention_deletes_what_expired_but_not_a_held_case_and_a_held_customer_is_not
     assert!(data_files(&g, "recordings").is_empty(), "{body}");
     assert!(data_files(&g, "voicemail").is_empty(), "{body}");
     let (_, body) = g.get_auth("/api/audit", admin);
-    for act in ["hold.placed", "hold.lifted", "retention.applied"] {
+    for act in [
+        "hold.placed",
+        "hold.lifted",
+        "retention.applied",
+        "recording.read",
+    ] {
         assert!(body.contains(act), "{act} not audited: {body}");
     }
 }
@@ -714,7 +767,7 @@ fn an_erasure_ends_the_customers_live_call_first() {
 
 #[test]
 fn a_call_placed_to_a_customer_who_withdrew_recording_consent_is_not_recorded() {
-    let base = 26350;
+    let base = 26360;
     let far = base + 10;
     // The far end answers each call, talks 2 s and hangs up.
     let dir = tempfile::tempdir().unwrap();
