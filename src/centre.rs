@@ -1372,8 +1372,13 @@ impl Centre {
                 ..Default::default()
             })
             .await?;
+        let p = crate::store::Provenance {
+            source: account.kind.name(),
+            interaction: Some(&id),
+            actor: "",
+        };
         let name = self
-            .name_for(customer, m.name.clone().unwrap_or_default())
+            .name_for(customer, m.name.clone().unwrap_or_default(), &p)
             .await?;
         let start = ChatStart {
             customer,
@@ -1402,10 +1407,15 @@ impl Centre {
 
     /// The name a thread shows for `customer`: a known customer keeps their record's
     /// name; a new record takes `given` (a profile name, an e-mail's display name).
-    async fn name_for(&self, customer: Option<i64>, given: String) -> Result<String, CentreError> {
+    async fn name_for(
+        &self,
+        customer: Option<i64>,
+        given: String,
+        p: &crate::store::Provenance<'_>,
+    ) -> Result<String, CentreError> {
         let mut name = given;
         if let Some(c) = customer {
-            let named = !name.is_empty() && self.0.store.name_customer(c, &name).await?;
+            let named = !name.is_empty() && self.0.store.name_customer(c, &name, p).await?;
             if !named {
                 if let Some(r) = self.0.store.customer(c).await? {
                     if !r.name.is_empty() {
@@ -1675,9 +1685,12 @@ impl Centre {
                 .await?
                 .ok_or_else(|| CentreError::NotFound(format!("no customer {c}")))?,
             (None, Some(i)) => {
-                let c = store.resolve_customer(i).await?.ok_or_else(|| {
-                    CentreError::Refused(format!("identity {i:?} is not an address"))
-                })?;
+                let c = store
+                    .resolve_customer(i, &crate::store::Provenance::of("api"))
+                    .await?
+                    .ok_or_else(|| {
+                        CentreError::Refused(format!("identity {i:?} is not an address"))
+                    })?;
                 store
                     .customer(c)
                     .await?

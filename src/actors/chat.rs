@@ -871,11 +871,17 @@ impl ChatActor {
         let (address, name, by) = (self.s.address.clone(), self.s.name.clone(), agent.clone());
         ctx.wait(
             async move {
-                let Some(c) = store.resolve_customer(&address).await? else {
+                // The agent verified who it is: theirs is the provenance.
+                let p = crate::store::Provenance {
+                    source: "agent",
+                    interaction: Some(&id),
+                    actor: &by,
+                };
+                let Some(c) = store.resolve_customer(&address, &p).await? else {
                     return Ok(None);
                 };
                 if !name.is_empty() {
-                    store.name_customer(c, &name).await?;
+                    store.name_customer(c, &name, &p).await?;
                 }
                 store
                     .update_interaction(

@@ -541,7 +541,12 @@ impl Centre {
                 ..Default::default()
             })
             .await?;
-        let name = self.name_for(customer, from.name.clone()).await?;
+        let p = crate::store::Provenance {
+            source: "email",
+            interaction: Some(&id),
+            actor: "",
+        };
+        let name = self.name_for(customer, from.name.clone(), &p).await?;
         let key = thread_key(conversation.unwrap_or_default());
         let start = crate::actors::chat::ChatStart {
             customer,

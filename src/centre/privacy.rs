@@ -593,6 +593,7 @@ impl Centre {
         let doc = serde_json::json!({
             "customer": s.customer_card(customer).await?,
             "identities": inv.identities.iter().map(|(k, v)| serde_json::json!({"kind": k, "value": v})).collect::<Vec<_>>(),
+            "provenance": s.provenance(customer).await?,
             "consents": s.consent_events(customer).await?,
             "interactions": interactions,
             "mails": mails,

@@ -141,7 +141,71 @@ pub fn identity_of(raw: &str) -> Option<(IdentityKind, String)> {
     Some((IdentityKind::Sip, t.to_string()))
 }
 
+/// Where a customer's identity or field came from: the source (`voice`, `chat`,
+/// `whatsapp`, `sms`, `email` for the channel of the interaction that brought it;
+/// `agent`, `api`, `demo`), that interaction, who (an agent's name).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Provenance<'a> {
+    pub source: &'a str,
+    pub interaction: Option<&'a str>,
+    pub actor: &'a str,
+}
+
+impl<'a> Provenance<'a> {
+    pub fn of(source: &'a str) -> Provenance<'a> {
+        Provenance {
+            source,
+            ..Default::default()
+        }
+    }
+}
+
 impl Store {
+    /// Notes where a customer's `field` got its value.
+    pub async fn field_set(
+        &self,
+        customer: i64,
+        field: &str,
+        p: &Provenance<'_>,
+    ) -> Result<(), StoreError> {
+        with_db!(self, |pool, sql| {
+            sqlx::query(sql("INSERT INTO customer_fields (customer_id, field, source, interaction_id, actor, at) VALUES (?, ?, ?, ?, ?, ?)
+                ON CONFLICT (customer_id, field) DO UPDATE SET source = excluded.source, interaction_id = excluded.interaction_id, actor = excluded.actor, at = excluded.at"))
+                .bind(customer)
+                .bind(field)
+                .bind(p.source)
+                .bind(p.interaction)
+                .bind(p.actor)
+                .bind(now())
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// Where a customer's identities and fields came from: `{"identities": [{kind,
+    /// value, source, interaction, actor, at}], "fields": {field: {source,
+    /// interaction, actor, at}}}`.
+    pub async fn provenance(&self, customer: i64) -> Result<serde_json::Value, StoreError> {
+        with_db!(self, |pool, sql| {
+            let identities: Vec<serde_json::Value> = sqlx::query(sql("SELECT kind, value, source, interaction_id, actor, created_at FROM identities WHERE customer_id = ? ORDER BY id"))
+                .bind(customer)
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(|r| serde_json::json!({"kind": r.get::<String, _>(0), "value": r.get::<String, _>(1), "source": r.get::<String, _>(2), "interaction": r.get::<Option<String>, _>(3), "actor": r.get::<String, _>(4), "at": r.get::<i64, _>(5)}))
+                .collect();
+            let fields: serde_json::Map<String, serde_json::Value> = sqlx::query(sql("SELECT field, source, interaction_id, actor, at FROM customer_fields WHERE customer_id = ? ORDER BY field"))
+                .bind(customer)
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(|r| (r.get::<String, _>(0), serde_json::json!({"source": r.get::<String, _>(1), "interaction": r.get::<Option<String>, _>(2), "actor": r.get::<String, _>(3), "at": r.get::<i64, _>(4)})))
+                .collect();
+            Ok(serde_json::json!({"identities": identities, "fields": fields}))
+        })
+    }
+
     /// Demo customers (`DEMO_CUSTOMERS`), added once to an empty store.
     pub async fn seed_demo(&self) -> Result<(), StoreError> {
         let n: i64 = with_db!(self, |pool, sql| sqlx::query(sql(
@@ -157,8 +221,14 @@ impl Store {
             let id = self
                 .create_customer(c.name, Some(c.account), c.tier)
                 .await?;
-            self.add_identity(id, IdentityKind::Phone, c.phone).await?;
-            self.add_identity(id, IdentityKind::Email, c.email).await?;
+            let demo = Provenance::of("demo");
+            self.add_identity(id, IdentityKind::Phone, c.phone, &demo)
+                .await?;
+            self.add_identity(id, IdentityKind::Email, c.email, &demo)
+                .await?;
+            for field in ["name", "account", "tier"] {
+                self.field_set(id, field, &demo).await?;
+            }
         }
         Ok(())
     }
@@ -190,6 +260,7 @@ impl Store {
         customer: i64,
         kind: IdentityKind,
         raw: &str,
+        p: &Provenance<'_>,
     ) -> Result<bool, StoreError> {
         let value = match kind {
             IdentityKind::Phone => normalize_phone(raw).unwrap_or_else(|| raw.trim().to_string()),
@@ -197,11 +268,14 @@ impl Store {
             _ => raw.trim().to_string(),
         };
         with_db!(self, |pool, sql| {
-            Ok(sqlx::query(sql("INSERT INTO identities (customer_id, kind, value, created_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING"))
+            Ok(sqlx::query(sql("INSERT INTO identities (customer_id, kind, value, created_at, source, interaction_id, actor) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"))
             .bind(customer)
             .bind(kind.name())
             .bind(&value)
             .bind(now())
+            .bind(p.source)
+            .bind(p.interaction)
+            .bind(p.actor)
             .execute(pool)
             .await?
             .rows_affected()
@@ -290,14 +364,18 @@ impl Store {
     }
 
     /// The customer for an address: the one holding it, or a new customer with it.
-    pub async fn resolve_customer(&self, from: &str) -> Result<Option<i64>, StoreError> {
+    pub async fn resolve_customer(
+        &self,
+        from: &str,
+        p: &Provenance<'_>,
+    ) -> Result<Option<i64>, StoreError> {
         let Some((kind, value)) = identity_of(from) else {
             return Ok(None);
         };
         if let Some(id) = self.customer_by_identity(kind, &value).await? {
             return Ok(Some(id));
         }
-        self.customer_for_new_identity(kind, &value).await
+        self.customer_for_new_identity(kind, &value, p).await
     }
 
     /// A new customer holding an identity nobody held when it was looked up (or,
@@ -306,9 +384,10 @@ impl Store {
         &self,
         kind: IdentityKind,
         value: &str,
+        p: &Provenance<'_>,
     ) -> Result<Option<i64>, StoreError> {
         let id = self.create_customer("", None, "standard").await?;
-        if !self.add_identity(id, kind, value).await? {
+        if !self.add_identity(id, kind, value, p).await? {
             return self.customer_by_identity(kind, value).await;
         }
         Ok(Some(id))
@@ -316,8 +395,13 @@ impl Store {
 
     /// Sets a customer's name when they have none yet (a chat gives one): whether
     /// it did.
-    pub async fn name_customer(&self, id: i64, name: &str) -> Result<bool, StoreError> {
-        Ok(with_db!(self, |pool, sql| sqlx::query(sql(
+    pub async fn name_customer(
+        &self,
+        id: i64,
+        name: &str,
+        p: &Provenance<'_>,
+    ) -> Result<bool, StoreError> {
+        let named = with_db!(self, |pool, sql| sqlx::query(sql(
             "UPDATE customers SET name = ? WHERE id = ? AND name = ''"
         ))
         .bind(name)
@@ -325,7 +409,11 @@ impl Store {
         .execute(pool)
         .await?
         .rows_affected())
-            == 1)
+            == 1;
+        if named {
+            self.field_set(id, "name", p).await?;
+        }
+        Ok(named)
     }
 
     /// The screen-pop's record: the customer's card, their last 20 interactions on

@@ -189,7 +189,12 @@ impl Store {
             (None, _) if n.unverified => (None, None),
             // Nobody holds the address (just looked up): a new customer, a new case.
             (None, Some((kind, value))) => {
-                match self.customer_for_new_identity(kind, &value).await? {
+                let p = super::Provenance {
+                    source: n.kind,
+                    interaction: Some(n.id),
+                    actor: "",
+                };
+                match self.customer_for_new_identity(kind, &value, &p).await? {
                     Some(c) => (Some(c), Some(self.open_first_conversation(c).await?)),
                     None => (None, None),
                 }

@@ -109,7 +109,7 @@ mod timeline;
 
 pub use channels::{Accounts, ChannelMessage};
 pub use customers::{
-    identity_of, normalize_phone, Customer, DemoCustomer, IdentityKind, DEMO_CUSTOMERS,
+    identity_of, normalize_phone, Customer, DemoCustomer, IdentityKind, Provenance, DEMO_CUSTOMERS,
 };
 #[cfg(feature = "postgres")]
 pub use dialect::pg_sql;

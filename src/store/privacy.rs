@@ -533,6 +533,7 @@ impl Store {
                 "DELETE FROM consent_events WHERE customer_id = ?",
                 "DELETE FROM consents WHERE customer_id = ?",
                 "DELETE FROM identities WHERE customer_id = ?",
+                "DELETE FROM customer_fields WHERE customer_id = ?",
                 "DELETE FROM webhook_deliveries WHERE customer_id = ?",
                 // The requests stay (the proof they were answered), their words go.
                 "UPDATE privacy_requests SET note = '', answer = '' WHERE customer_id = ?",
@@ -607,7 +608,7 @@ impl Store {
             }
             #[cfg(feature = "postgres")]
             Db::Pg(pool) => {
-                sqlx::query("VACUUM customers, identities, interactions, timeline, emails, survey_answers, survey_asks, chat_sessions, consents, consent_events, webhook_deliveries, mail_purges, privacy_requests")
+                sqlx::query("VACUUM customers, identities, interactions, timeline, emails, survey_answers, survey_asks, chat_sessions, consents, consent_events, webhook_deliveries, mail_purges, privacy_requests, customer_fields")
                     .execute(pool)
                     .await?;
             }

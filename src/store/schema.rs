@@ -216,6 +216,7 @@ pub(super) const MIGRATIONS: &[(i64, &[&str])] = &[
     ),
     (17, &[MAIL_PURGES, LEGAL_HOLD_AT, LEGAL_HOLD_BY]),
     (18, &[REQUESTS_SQLITE, REQUESTS_DUE]),
+    (19, &[IDENTITY_SOURCE, IDENTITY_INTERACTION, IDENTITY_ACTOR, CUSTOMER_FIELDS]),
 ];
 
 /// Interactions whose log changed since their facts were made: one row per change,
@@ -569,7 +570,23 @@ const REQUESTS_PG: &str = requests_table!(pg);
 const REQUESTS_DUE: &str =
     "CREATE INDEX IF NOT EXISTS privacy_requests_due ON privacy_requests(answered_at, due_at)";
 
-pub const SCHEMA_VERSION: i64 = 18;
+/// Where each identity came from (`source`: the channel of the interaction that
+/// brought it, `agent`, `api`, `demo`; empty for those from before version 19).
+const IDENTITY_SOURCE: &str = "ALTER TABLE identities ADD COLUMN source TEXT NOT NULL DEFAULT ''";
+const IDENTITY_INTERACTION: &str = "ALTER TABLE identities ADD COLUMN interaction_id TEXT";
+const IDENTITY_ACTOR: &str = "ALTER TABLE identities ADD COLUMN actor TEXT NOT NULL DEFAULT ''";
+/// Where each customer field's value came from, and when it was set.
+const CUSTOMER_FIELDS: &str = "CREATE TABLE IF NOT EXISTS customer_fields (
+    customer_id BIGINT NOT NULL,
+    field TEXT NOT NULL,
+    source TEXT NOT NULL,
+    interaction_id TEXT,
+    actor TEXT NOT NULL DEFAULT '',
+    at BIGINT NOT NULL,
+    PRIMARY KEY (customer_id, field)
+)";
+
+pub const SCHEMA_VERSION: i64 = 19;
 
 /// The same schema for PostgreSQL, which omnigate supports from version 3: a new
 /// database gets version 3 at once. Integers are BIGINT (Rust `i64` on both sides);
@@ -739,6 +756,7 @@ END $$"),
     ),
     (17, &[MAIL_PURGES, LEGAL_HOLD_AT, LEGAL_HOLD_BY]),
     (18, &[REQUESTS_PG, REQUESTS_DUE]),
+    (19, &[IDENTITY_SOURCE, IDENTITY_INTERACTION, IDENTITY_ACTOR, CUSTOMER_FIELDS]),
 ];
 
 impl Store {

@@ -1503,8 +1503,25 @@ async fn agents_queues_wrap_up_and_what_an_agent_may_see(s: Store) {
         .await
         .unwrap();
     let (c, conv) = (c.unwrap(), conv.unwrap());
-    s.name_customer(c, "Sam Someone").await.unwrap();
-    s.name_customer(c, "Not Overwritten").await.unwrap();
+    let by_agent = crate::store::Provenance {
+        source: "agent",
+        interaction: Some("chat1"),
+        actor: "ann",
+    };
+    assert!(s.name_customer(c, "Sam Someone", &by_agent).await.unwrap());
+    assert!(!s
+        .name_customer(c, "Not Overwritten", &crate::store::Provenance::of("api"))
+        .await
+        .unwrap());
+    // Where the address and the name came from: the chat that brought the address,
+    // the agent who named them; the second name changed nothing.
+    let p = s.provenance(c).await.unwrap();
+    assert_eq!(p["identities"][0]["value"], "someone@example.org", "{p}");
+    assert_eq!(p["identities"][0]["source"], "webchat", "{p}");
+    assert_eq!(p["identities"][0]["interaction"], "chat1", "{p}");
+    assert_eq!(p["fields"]["name"]["source"], "agent", "{p}");
+    assert_eq!(p["fields"]["name"]["actor"], "ann", "{p}");
+    assert_eq!(p["fields"]["name"]["interaction"], "chat1", "{p}");
     assert!(!s.agent_served("ann", c).await.unwrap());
     s.interaction_answered("chat1", "ann").await.unwrap();
     assert!(s.agent_served("ann", c).await.unwrap());
@@ -1695,10 +1712,17 @@ async fn a_customer_is_erased_everywhere_in_the_database_and_their_kpis_stay(s: 
     // address (unverified), an e-mail on her case, consents, a webhook delivery.
     let (ada, case) = s.start_interaction(&new("v1", PHONE)).await.unwrap();
     let (ada, case) = (ada.unwrap(), case.unwrap());
-    s.name_customer(ada, NAME).await.unwrap();
-    s.add_identity(ada, IdentityKind::Email, MAIL)
+    s.name_customer(ada, NAME, &crate::store::Provenance::of("agent"))
         .await
         .unwrap();
+    s.add_identity(
+        ada,
+        IdentityKind::Email,
+        MAIL,
+        &crate::store::Provenance::of("api"),
+    )
+    .await
+    .unwrap();
     s.update_interaction(
         "v1",
         &InteractionUpdate {
@@ -1789,7 +1813,9 @@ async fn a_customer_is_erased_everywhere_in_the_database_and_their_kpis_stay(s: 
         .await
         .unwrap();
     let alan = alan.unwrap();
-    s.name_customer(alan, "Alan Turing").await.unwrap();
+    s.name_customer(alan, "Alan Turing", &crate::store::Provenance::of("api"))
+        .await
+        .unwrap();
 
     let inv = s.inventory(ada).await.unwrap().unwrap();
     assert_eq!(

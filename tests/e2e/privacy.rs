@@ -297,6 +297,10 @@ fn a_customer_is_exported_then_erased_everywhere_with_proof() {
     let doc = json(&std::fs::read_to_string(x.path().join("export.json")).unwrap());
     assert_eq!(doc["customer"]["name"], "Ada Lovelace", "{doc}");
     assert_eq!(doc["identities"].as_array().unwrap().len(), 2, "{doc}");
+    // Where her record came from: the demo data here.
+    let prov = &doc["provenance"];
+    assert_eq!(prov["identities"][0]["source"], "demo", "{prov}");
+    assert_eq!(prov["fields"]["name"]["source"], "demo", "{prov}");
     assert_eq!(doc["consents"].as_array().unwrap().len(), 1, "{doc}");
     let kinds: Vec<&str> = doc["interactions"]
         .as_array()
