@@ -165,7 +165,10 @@ fn a_customer_is_exported_then_erased_everywhere_with_proof() {
         !json(&body)["ended_at"].is_null()
     });
     // She e-mails support: a case Bob takes and ends; the mail is moved to Done.
-    let mail = format!("From: Ada Lovelace <ada@example.com>\nTo: support@acme.test\nSubject: My order\nMessage-ID: <{MAIL_ID}>\n\nAbout {SECRET_TEXT}.\n");
+    // (With an attachment.)
+    let mail = format!(
+        "From: Ada Lovelace <ada@example.com>\nTo: support@acme.test\nSubject: My order\nMessage-ID: <{MAIL_ID}>\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"b1\"\n\n--b1\nContent-Type: text/plain\n\nAbout {SECRET_TEXT}.\n--b1\nContent-Type: text/plain; name=\"order.txt\"\nContent-Disposition: attachment; filename=\"order.txt\"\n\nOrder of Ada Lovelace, QX-7731.\n--b1--\n"
+    );
     dv.deliver("support", &mail);
     let offer = next(&g, &mut ws, "offer");
     assert_eq!(offer["customer"], 1, "{offer}");
@@ -315,7 +318,10 @@ fn a_customer_is_exported_then_erased_everywhere_with_proof() {
     assert_eq!(doc["mails"].as_array().unwrap().len(), 1, "{doc}");
     let eml =
         std::fs::read_to_string(x.path().join(doc["mails"][0]["file"].as_str().unwrap())).unwrap();
-    assert!(eml.contains(MAIL_ID) && eml.contains(SECRET_TEXT), "{eml}");
+    assert!(
+        eml.contains(MAIL_ID) && eml.contains(SECRET_TEXT) && eml.contains("order.txt"),
+        "{eml}"
+    );
     assert!(
         doc.to_string().contains(SECRET_TEXT),
         "her message is in the export"
@@ -378,7 +384,11 @@ fn a_customer_is_exported_then_erased_everywhere_with_proof() {
         "{e}"
     );
     assert!(p["messages"].as_u64().unwrap() >= 1, "{e}");
-    assert_eq!(p["mails"], 1, "{e}");
+    assert_eq!(
+        (&p["mails"], &p["attachments"]),
+        (&1.into(), &1.into()),
+        "{e}"
+    );
     let id = e["id"].as_i64().unwrap();
     let (code, body) = g.post(
         &format!("/api/privacy/erasures/{id}/confirm"),
