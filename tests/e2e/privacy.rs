@@ -101,7 +101,8 @@ fn a_customer_is_exported_then_erased_everywhere_with_proof() {
         "flow: main\nsteps:\n  who:\n    lookup: { by: caller }\n    found: vm\n    not_found: vm\n  vm:\n    voicemail: { prompt: hello, max_length: 3s }\n  bye:\n    hangup:\n",
         &format!(
             "[log]\nlevel = \"info\"\npersonal_data = false\n\n{}\n[[webhook]]\nurl = \"http://127.0.0.1:{}/crm\"\nsecret = \"{crm_secret}\"\nevents = [\"chat.offered\"]\n\n[[supervisor]]\nname = \"dora\"\npassword = \"dora-secret\"\nprivacy_officer = true\n{mailbox}",
-            wa_account(base + 30),
+            // Her thread's end asks her how it went.
+            wa_account(base + 30) + "survey = { question = \"How did we do? Reply 1 (poor) to 5 (great).\" }\n",
             base + 35
         ),
     );
@@ -160,9 +161,25 @@ fn a_customer_is_exported_then_erased_everywhere_with_proof() {
     assert_eq!(code, 200, "{body}");
     let (code, body) = g.post(&format!("/api/agent/work/{thread}/end"), Some(&bob), "");
     assert_eq!(code, 200, "{body}");
-    wait_for("her thread ended", Duration::from_secs(10), || {
+    wait_for(
+        "her thread ended and asked",
+        Duration::from_secs(10),
+        || {
+            let (_, body) = g.get_auth(&format!("/api/interactions/{thread}"), admin);
+            !json(&body)["ended_at"].is_null() && body.contains("survey asked")
+        },
+    );
+    // She answers with a score and a comment: the thread's survey answer.
+    let (code, body) = post_signed(
+        &g,
+        "wa",
+        &text_from(PHONE, "wamid.IN2", now, "5 - great, QX-7731 arrived"),
+        None,
+    );
+    assert_eq!(code, 200, "{body}");
+    wait_for("her survey answer", Duration::from_secs(10), || {
         let (_, body) = g.get_auth(&format!("/api/interactions/{thread}"), admin);
-        !json(&body)["ended_at"].is_null()
+        json(&body)["survey"]["score"] == 5
     });
     // She e-mails support: a case Bob takes and ends; the mail is moved to Done.
     // (With an attachment.)
@@ -326,6 +343,17 @@ fn a_customer_is_exported_then_erased_everywhere_with_proof() {
         doc.to_string().contains(SECRET_TEXT),
         "her message is in the export"
     );
+    let rated: Vec<&serde_json::Value> = doc["interactions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| !i["survey_answer"].is_null())
+        .collect();
+    assert_eq!(rated.len(), 1, "{doc}");
+    assert_eq!(
+        rated[0]["survey_answer"]["comment"], "great, QX-7731 arrived",
+        "{doc}"
+    );
     assert_eq!(
         doc["webhook_recipients"].as_array().unwrap().len(),
         1,
@@ -389,6 +417,7 @@ fn a_customer_is_exported_then_erased_everywhere_with_proof() {
         (&1.into(), &1.into()),
         "{e}"
     );
+    assert_eq!(p["survey_answers"], 1, "{e}");
     let id = e["id"].as_i64().unwrap();
     let (code, body) = g.post(
         &format!("/api/privacy/erasures/{id}/confirm"),
