@@ -23,8 +23,14 @@ pub struct RequestRow {
     pub answer: String,
 }
 
-fn row(r: &impl RowLike) -> RequestRow {
-    r.request()
+/// A request's columns, in [`RowLike::request`]'s order.
+macro_rules! request_select {
+    ($rest:literal) => {
+        concat!(
+            "SELECT id, customer_id, kind, received_at, due_at, recorded_by, note, answered_at, answered_by, answer FROM privacy_requests",
+            $rest
+        )
+    };
 }
 
 /// Both backends' rows read the same way.
@@ -75,14 +81,11 @@ impl Store {
 
     pub async fn request(&self, id: i64) -> Result<Option<RequestRow>, StoreError> {
         Ok(with_db!(self, |pool, sql| {
-            sqlx::query(sql(concat!(
-                "SELECT id, customer_id, kind, received_at, due_at, recorded_by, note, answered_at, answered_by, answer FROM privacy_requests",
-                " WHERE id = ?"
-            )))
-            .bind(id)
-            .fetch_optional(pool)
-            .await?
-            .map(|r| row(&r))
+            sqlx::query(sql(request_select!(" WHERE id = ?")))
+                .bind(id)
+                .fetch_optional(pool)
+                .await?
+                .map(|r| r.request())
         }))
     }
 
@@ -90,8 +93,7 @@ impl Store {
     /// at most `limit`.
     pub async fn requests(&self, open: bool, limit: i64) -> Result<Vec<RequestRow>, StoreError> {
         Ok(with_db!(self, |pool, sql| {
-            sqlx::query(sql(concat!(
-                "SELECT id, customer_id, kind, received_at, due_at, recorded_by, note, answered_at, answered_by, answer FROM privacy_requests",
+            sqlx::query(sql(request_select!(
                 " WHERE (? = 0 OR answered_at IS NULL) ORDER BY due_at, id LIMIT ?"
             )))
             .bind(i64::from(open))
@@ -99,7 +101,7 @@ impl Store {
             .fetch_all(pool)
             .await?
             .iter()
-            .map(row)
+            .map(RowLike::request)
             .collect()
         }))
     }

@@ -78,6 +78,27 @@ fn completed_erasure(g: &Gateway, token: &str, id: i64) -> serde_json::Value {
     done
 }
 
+/// `GET path` with `token` over HTTP/1.0 (a streamed body runs until the connection
+/// closes): the head, lower-cased, and the body, de-chunked.
+fn streamed(g: &Gateway, path: &str, token: &str) -> (String, Vec<u8>) {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", g.http)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    std::io::Write::write_all(
+        &mut s,
+        format!("GET {path} HTTP/1.0\r\nAuthorization: Bearer {token}\r\n\r\n").as_bytes(),
+    )
+    .unwrap();
+    let mut got = Vec::new();
+    std::io::Read::read_to_end(&mut s, &mut got).unwrap();
+    let at = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&got[..at]).to_lowercase();
+    let mut body = got[at + 4..].to_vec();
+    if head.contains("transfer-encoding: chunked") {
+        body = dechunk(&body);
+    }
+    (head, body)
+}
+
 #[test]
 fn a_customer_is_exported_then_erased_everywhere_with_proof() {
     let base = 22050;
@@ -276,30 +297,12 @@ fn a_customer_is_exported_then_erased_everywhere_with_proof() {
     let (code, _) = g.get_auth("/api/privacy/customers/1/export?format=zip", &dora);
     assert_eq!(code, 400);
     // (HTTP/1.0: the archive is streamed until the connection closes.)
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", g.http)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    std::io::Write::write_all(
-        &mut s,
-        b"GET /api/privacy/customers/1/export HTTP/1.0\r\nAuthorization: Bearer test-token\r\n\r\n",
-    )
-    .unwrap();
-    let mut got = Vec::new();
-    std::io::Read::read_to_end(&mut s, &mut got).unwrap();
-    let at = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-    let head = String::from_utf8_lossy(&got[..at]).to_string();
+    let (head, body) = streamed(&g, "/api/privacy/customers/1/export", "test-token");
     assert!(
-        head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"),
+        head.starts_with("http/1.0 200") || head.starts_with("http/1.1 200"),
         "{head}"
     );
-    assert!(
-        head.to_lowercase()
-            .contains("content-type: application/x-tar"),
-        "{head}"
-    );
-    let mut body = got[at + 4..].to_vec();
-    if head.to_lowercase().contains("transfer-encoding: chunked") {
-        body = dechunk(&body);
-    }
+    assert!(head.contains("content-type: application/x-tar"), "{head}");
     std::fs::write(g.dir.path().join("export.tar"), &body).unwrap();
     let x = tempfile::tempdir().unwrap();
     let ok = std::process::Command::new("tar")
@@ -661,29 +664,11 @@ fn retention_deletes_what_expired_but_not_a_held_case_and_a_held_customer_is_not
             row["id"].as_str().unwrap()
         )
     };
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", g.http)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    std::io::Write::write_all(
-        &mut s,
-        format!(
-            "GET {} HTTP/1.0\r\nAuthorization: Bearer {admin}\r\n\r\n",
-            rec_of(ada)
-        )
-        .as_bytes(),
-    )
-    .unwrap();
-    let mut got = Vec::new();
-    std::io::Read::read_to_end(&mut s, &mut got).unwrap();
-    let at = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-    let head = String::from_utf8_lossy(&got[..at]).to_lowercase();
+    let (head, wav) = streamed(&g, &rec_of(ada), admin);
     assert!(
         head.contains(" 200 ") && head.contains("content-type: audio/wav"),
         "{head}"
     );
-    let mut wav = got[at + 4..].to_vec();
-    if head.contains("transfer-encoding: chunked") {
-        wav = dechunk(&wav);
-    }
     assert_eq!(wav, std::fs::read(&ada_rec).unwrap(), "the file as on disk");
     let sue = {
         let (code, body) = g.post(
