@@ -110,6 +110,8 @@ try {
   };
   step("talking", await until("the call", "bob", "caller"));
 
+  // The test first checks who may step in (and that Sam is not on the call yet).
+  await go();
   // Sam listens: a Listen button on the live call.
   await sam.getByRole("button", { name: "Listen", exact: true }).first().click();
   await sam.locator("#monitor:not([hidden])").waitFor();

@@ -493,6 +493,7 @@ fn a_supervisor_listens_whispers_and_barges_into_a_call_from_the_console() {
     let freqs = [450.0, 700.0, 1150.0];
     let (heard, absent) = (1000.0, 150.0);
     // Listen: Sam hears both; his tone reaches neither.
+    b.go();
     let l = b.step("listen", &g);
     assert!(
         level(&l, "sam", "caller") > -50.0 && level(&l, "sam", "bob") > -50.0,
