@@ -43,38 +43,56 @@ impl Webhooks {
             .any(|w| w.events.iter().any(|e| e == event))
     }
 
-    /// Posts `payload` (with `"event"` set) to every webhook that wants `event`. A
-    /// payload with a customer record (`customer.customer.id`) is noted as delivered to
-    /// that customer's receivers once it is.
+    /// Posts `payload` (with `"event"` set) to every webhook that wants `event`. Once
+    /// delivered, it is noted against the customer of its record
+    /// (`customer.customer.id`) and its `interaction`: an unverified chat's or an
+    /// unknown caller's screen-pop counts as their data once they are known.
     pub fn post(&self, event: &'static str, payload: serde_json::Value) {
         let customer = payload["customer"]["customer"]["id"].as_i64();
+        let interaction = payload["interaction"].as_str().map(str::to_string);
         let hooks: Vec<&WebhookConfig> = self
             .hooks
             .iter()
             .filter(|w| w.events.iter().any(|e| e == event))
             .collect();
-        self.send(&hooks, event, payload, customer);
+        self.send(&hooks, event, payload, (customer, interaction));
     }
 
     /// Tells the receivers at `urls` (those that were sent the customer's data) that
-    /// the customer was erased: `customer.erased` with the customer's id and the
-    /// erasure's, whatever events they take.
-    pub fn post_erased(&self, urls: &[String], customer: i64, erasure: i64) {
-        let hooks: Vec<&WebhookConfig> = self
-            .hooks
-            .iter()
-            .filter(|w| urls.contains(&w.url))
-            .collect();
-        let payload = serde_json::json!({"customer": customer, "erasure": erasure, "at": crate::clock::unix_millis() as i64});
-        self.send(&hooks, "customer.erased", payload, None);
+    /// the customer was erased: `customer.erased` with the customer's id, the
+    /// erasure's, and the interactions whose screen-pops that receiver got (`pops`:
+    /// (receiver, interaction)), whatever events they take.
+    pub fn post_erased(
+        &self,
+        urls: &[String],
+        pops: &[(String, String)],
+        customer: i64,
+        erasure: i64,
+    ) {
+        for w in self.hooks.iter().filter(|w| urls.contains(&w.url)) {
+            let interactions: Vec<&str> = pops
+                .iter()
+                .filter(|(u, _)| *u == w.url)
+                .map(|(_, i)| i.as_str())
+                .collect();
+            let payload = serde_json::json!({
+                "customer": customer,
+                "erasure": erasure,
+                "interactions": interactions,
+                "at": crate::clock::unix_millis() as i64,
+            });
+            self.send(&[w], "customer.erased", payload, (None, None));
+        }
     }
 
+    /// Posts to `hooks`; `noted` is the (customer, interaction) a delivery is noted
+    /// against.
     fn send(
         &self,
         hooks: &[&WebhookConfig],
         event: &'static str,
         mut payload: serde_json::Value,
-        customer: Option<i64>,
+        noted: (Option<i64>, Option<String>),
     ) {
         payload["event"] = event.into();
         let body = bytes::Bytes::from(payload.to_string());
@@ -82,6 +100,7 @@ impl Webhooks {
             let (url, secret, attempts) = (w.url.clone(), w.secret.clone(), w.attempts);
             let body = body.clone();
             let store = self.store.clone();
+            let (customer, interaction) = noted.clone();
             actix_rt::spawn(async move {
                 let client = awc::Client::builder()
                     .timeout(Duration::from_secs(5))
@@ -100,8 +119,12 @@ impl Webhooks {
                     let why = match sent {
                         Ok(r) if r.status().is_success() => {
                             tracing::debug!(%url, event, attempt, "webhook delivered");
-                            if let (Some(store), Some(c)) = (store, customer) {
-                                if let Err(e) = store.webhook_delivered(&url, c).await {
+                            let noted = customer.is_some() || interaction.is_some();
+                            if let (Some(store), true) = (store, noted) {
+                                if let Err(e) = store
+                                    .webhook_delivered(&url, customer, interaction.as_deref())
+                                    .await
+                                {
                                     tracing::warn!(%url, error = %e, "a webhook delivery was not noted");
                                 }
                             }

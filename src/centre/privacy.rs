@@ -266,7 +266,8 @@ impl Centre {
                 files += 1;
             }
         }
-        self.webhooks().post_erased(&inv.webhooks, customer, id);
+        self.webhooks()
+            .post_erased(&inv.webhooks, &inv.pops, customer, id);
         self.store().compact_after_erasure().await?;
         let proof = serde_json::json!({
             "customer": customer,

@@ -464,15 +464,37 @@ impl Store {
         let Some(customer) = self.customer(id).await? else {
             return Ok(None);
         };
-        let ids: Vec<(String, String)> = with_db!(self, |pool, sql| sqlx::query(sql(
-            "SELECT kind, value FROM identities WHERE customer_id = ? ORDER BY id"
+        // Each identity with where it came from (provenance: a channel, `agent` with
+        // who verified it, `api`, `demo`), and the name's source.
+        let ids: Vec<serde_json::Value> =
+            with_db!(self, |pool, sql| {
+                sqlx::query(sql(
+            "SELECT kind, value, source, actor FROM identities WHERE customer_id = ? ORDER BY id"
         ))
         .bind(id)
         .fetch_all(pool)
         .await?
         .iter()
+        .map(|r| {
+            serde_json::json!({
+                "kind": r.get::<String, _>(0),
+                "value": r.get::<String, _>(1),
+                "source": r.get::<String, _>(2),
+                "actor": r.get::<String, _>(3),
+            })
+        })
+        .collect()
+            });
+        let name_source: Option<(String, String)> =
+            with_db!(self, |pool, sql| {
+                sqlx::query(sql(
+            "SELECT source, actor FROM customer_fields WHERE customer_id = ? AND field = 'name'"
+        ))
+        .bind(id)
+        .fetch_optional(pool)
+        .await?
         .map(|r| (r.get(0), r.get(1)))
-        .collect());
+            });
         let conv = self.find_open(id).await?;
         let mut m: serde_json::Map<String, serde_json::Value> = customer
             .fields()
@@ -480,12 +502,13 @@ impl Store {
             .map(|(k, v)| (k, serde_json::Value::String(v)))
             .collect();
         m.insert("id".into(), id.into());
-        m.insert(
-            "identities".into(),
-            ids.iter()
-                .map(|(k, v)| serde_json::json!({"kind": k, "value": v}))
-                .collect(),
-        );
+        m.insert("identities".into(), ids.into());
+        if let Some((source, actor)) = name_source {
+            m.insert(
+                "name_source".into(),
+                serde_json::json!({"source": source, "actor": actor}),
+            );
+        }
         m.insert("open_conversation".into(), conv.into());
         Ok(Some(serde_json::Value::Object(m)))
     }

@@ -44,8 +44,10 @@ pub struct Inventory {
     pub voicemails: Vec<String>,
     pub survey_answers: u64,
     pub consents: u64,
-    /// Webhook receivers that were sent their data.
+    /// Webhook receivers that were sent their data (a record or a screen-pop).
     pub webhooks: Vec<String>,
+    /// (receiver, interaction) of each screen-pop sent of their interactions.
+    pub pops: Vec<(String, String)>,
 }
 
 /// An erasure as recorded.
@@ -332,19 +334,48 @@ impl Store {
             .iter()
             .map(|r| r.get(0))
             .collect();
+            for i in &inv.interactions {
+                let rows = sqlx::query(sql(
+                    "SELECT url FROM webhook_pops WHERE interaction_id = ? ORDER BY url",
+                ))
+                .bind(i)
+                .fetch_all(pool)
+                .await?;
+                inv.pops
+                    .extend(rows.iter().map(|r| (r.get::<String, _>(0), i.clone())));
+            }
+            inv.webhooks.extend(inv.pops.iter().map(|(u, _)| u.clone()));
+            inv.webhooks.sort();
+            inv.webhooks.dedup();
             Ok(Some(inv))
         })
     }
 
-    /// Notes that a webhook receiver was sent a customer's data.
-    pub async fn webhook_delivered(&self, url: &str, customer: i64) -> Result<(), StoreError> {
+    /// Notes that a webhook receiver was sent a customer's record and/or an
+    /// interaction's screen-pop.
+    pub async fn webhook_delivered(
+        &self,
+        url: &str,
+        customer: Option<i64>,
+        interaction: Option<&str>,
+    ) -> Result<(), StoreError> {
         with_db!(self, |pool, sql| {
-            sqlx::query(sql("INSERT INTO webhook_deliveries (url, customer_id, at) VALUES (?, ?, ?) ON CONFLICT (customer_id, url) DO UPDATE SET at = excluded.at"))
-                .bind(url)
-                .bind(customer)
-                .bind(now())
-                .execute(pool)
-                .await?;
+            if let Some(customer) = customer {
+                sqlx::query(sql("INSERT INTO webhook_deliveries (url, customer_id, at) VALUES (?, ?, ?) ON CONFLICT (customer_id, url) DO UPDATE SET at = excluded.at"))
+                    .bind(url)
+                    .bind(customer)
+                    .bind(now())
+                    .execute(pool)
+                    .await?;
+            }
+            if let Some(interaction) = interaction {
+                sqlx::query(sql("INSERT INTO webhook_pops (url, interaction_id, at) VALUES (?, ?, ?) ON CONFLICT (interaction_id, url) DO UPDATE SET at = excluded.at"))
+                    .bind(url)
+                    .bind(interaction)
+                    .bind(now())
+                    .execute(pool)
+                    .await?;
+            }
         });
         Ok(())
     }
@@ -517,6 +548,7 @@ impl Store {
                     "DELETE FROM chat_sessions WHERE interaction_id = ?",
                     "UPDATE survey_answers SET comment = '' WHERE interaction_id = ?",
                     "DELETE FROM emails WHERE interaction_id = ?",
+                    "DELETE FROM webhook_pops WHERE interaction_id = ?",
                     "UPDATE interactions SET caller = '', dialled = '', variables = '{}', recording = NULL WHERE id = ?",
                 ] {
                     sqlx::query(sql(q)).bind(i).execute(&mut *tx).await?;
@@ -608,7 +640,7 @@ impl Store {
             }
             #[cfg(feature = "postgres")]
             Db::Pg(pool) => {
-                sqlx::query("VACUUM customers, identities, interactions, timeline, emails, survey_answers, survey_asks, chat_sessions, consents, consent_events, webhook_deliveries, mail_purges, privacy_requests, customer_fields")
+                sqlx::query("VACUUM customers, identities, interactions, timeline, emails, survey_answers, survey_asks, chat_sessions, consents, consent_events, webhook_deliveries, webhook_pops, mail_purges, privacy_requests, customer_fields")
                     .execute(pool)
                     .await?;
             }

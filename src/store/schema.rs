@@ -217,6 +217,7 @@ pub(super) const MIGRATIONS: &[(i64, &[&str])] = &[
     (17, &[MAIL_PURGES, LEGAL_HOLD_AT, LEGAL_HOLD_BY]),
     (18, &[REQUESTS_SQLITE, REQUESTS_DUE]),
     (19, &[IDENTITY_SOURCE, IDENTITY_INTERACTION, IDENTITY_ACTOR, CUSTOMER_FIELDS]),
+    (20, &[WEBHOOK_POPS]),
 ];
 
 /// Interactions whose log changed since their facts were made: one row per change,
@@ -586,7 +587,17 @@ const CUSTOMER_FIELDS: &str = "CREATE TABLE IF NOT EXISTS customer_fields (
     PRIMARY KEY (customer_id, field)
 )";
 
-pub const SCHEMA_VERSION: i64 = 19;
+/// Which webhook receivers were sent an interaction's screen-pop (its caller's number,
+/// a web chat's name, address and words before anyone verified them): the receivers
+/// of the customer those interactions turn out to be are told of their erasure.
+const WEBHOOK_POPS: &str = "CREATE TABLE IF NOT EXISTS webhook_pops (
+    url TEXT NOT NULL,
+    interaction_id TEXT NOT NULL,
+    at BIGINT NOT NULL,
+    PRIMARY KEY (interaction_id, url)
+)";
+
+pub const SCHEMA_VERSION: i64 = 20;
 
 /// The same schema for PostgreSQL, which omnigate supports from version 3: a new
 /// database gets version 3 at once. Integers are BIGINT (Rust `i64` on both sides);
@@ -757,6 +768,7 @@ END $$"),
     (17, &[MAIL_PURGES, LEGAL_HOLD_AT, LEGAL_HOLD_BY]),
     (18, &[REQUESTS_PG, REQUESTS_DUE]),
     (19, &[IDENTITY_SOURCE, IDENTITY_INTERACTION, IDENTITY_ACTOR, CUSTOMER_FIELDS]),
+    (20, &[WEBHOOK_POPS]),
 ];
 
 impl Store {

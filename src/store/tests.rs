@@ -1556,13 +1556,18 @@ async fn agents_queues_wrap_up_and_what_an_agent_may_see(s: Store) {
     assert_eq!(tl[0].data["from"], "Someone@Example.org");
     assert_eq!(tl[2].data["outcome"], "closed by agent");
     assert_eq!(tl[3].data["resolved"], true);
-    // Resolved: the customer has no open case; the card says who they are.
+    // Resolved: the customer has no open case; the card says who they are and where
+    // each detail came from.
     let card = s.customer_card(c).await.unwrap().unwrap();
     assert_eq!(card["name"], "Sam Someone");
     assert_eq!(card["open_conversation"], serde_json::Value::Null);
     assert_eq!(
         card["identities"],
-        serde_json::json!([{"kind": "email", "value": "someone@example.org"}])
+        serde_json::json!([{"kind": "email", "value": "someone@example.org", "source": "webchat", "actor": ""}])
+    );
+    assert_eq!(
+        card["name_source"],
+        serde_json::json!({"source": "agent", "actor": "ann"})
     );
     assert!(s.customer_card(999_999).await.unwrap().is_none());
     // Their next contact opens a new case; history lists newest first.
@@ -1804,7 +1809,11 @@ async fn a_customer_is_erased_everywhere_in_the_database_and_their_kpis_stay(s: 
     )
     .await
     .unwrap();
-    s.webhook_delivered("https://crm.example.com/hook", ada)
+    s.webhook_delivered("https://crm.example.com/hook", Some(ada), None)
+        .await
+        .unwrap();
+    // The chat's screen-pop went to a second receiver before anyone verified her.
+    s.webhook_delivered("https://pop.example.com/", None, Some("w1"))
         .await
         .unwrap();
     // Alan, who must not be touched.
@@ -1832,7 +1841,11 @@ async fn a_customer_is_erased_everywhere_in_the_database_and_their_kpis_stay(s: 
     assert_eq!(inv.voicemails, ["/data/voicemail/v1.wav"]);
     assert_eq!(inv.mails, [("support".into(), "m1@example.com".into())]);
     assert_eq!((inv.messages, inv.survey_answers, inv.consents), (2, 1, 1));
-    assert_eq!(inv.webhooks, ["https://crm.example.com/hook"]);
+    assert_eq!(
+        inv.webhooks,
+        ["https://crm.example.com/hook", "https://pop.example.com/"]
+    );
+    assert_eq!(inv.pops, [("https://pop.example.com/".into(), "w1".into())]);
     assert_eq!(s.inventory(999_999).await.unwrap(), None);
 
     s.refresh_kpi_facts().await.unwrap();
@@ -1881,6 +1894,12 @@ async fn a_customer_is_erased_everywhere_in_the_database_and_their_kpis_stay(s: 
         assert!(!holds(&dump, needle), "{needle:?} is still in the database");
     }
     assert!(holds(&dump, "Alan Turing") && holds(&dump, "+15557654321"));
+    // The receivers were told (the centre's part): no delivery of hers is left noted.
+    let after = s.inventory(ada).await.unwrap().unwrap();
+    assert!(
+        after.webhooks.is_empty() && after.pops.is_empty(),
+        "{after:?}"
+    );
     // The KPIs read the same facts.
     s.refresh_kpi_facts().await.unwrap();
     assert_eq!(kept_facts(&s, 0, i64::MAX / 2).await, before);

@@ -748,6 +748,14 @@ fn a_chat_shows_as_unverified_until_the_agent_verifies_it_then_the_record_appear
     let v = b.step("verified", g);
     assert_eq!(v["name"], "Ada Lovelace", "{v}");
     assert_eq!(v["badges"], 0, "{v}");
+    // Where her details came from (provenance): the demo's record.
+    assert!(
+        v["pop"]
+            .as_str()
+            .unwrap()
+            .contains("ada@example.com (from demo)"),
+        "{v}"
+    );
     b.finish();
     // The chat is on Ada's record now (the demo customer, found by her address).
     let (_, one) = g.get_auth(&format!("/api/interactions/{chat}"), "test-token");

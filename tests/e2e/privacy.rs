@@ -228,6 +228,17 @@ fn a_customer_is_exported_then_erased_everywhere_with_proof() {
     // She opens a web chat with her name and address (unverified) and is still in it.
     let (_page, chat, _, _) =
         crate::centre::chat_with_first_message(&g, "Ada Lovelace", "ada@example.com");
+    // Offered to Bob, who takes it: its screen-pop reaches the CRM with what she
+    // typed and no customer record, so only its interaction ties it to her.
+    let offer = next(&g, &mut ws, "offer");
+    assert_eq!(offer["interaction"], chat.as_str(), "{offer}");
+    let (code, body) = g.post(&format!("/api/agent/offers/{chat}/accept"), Some(&bob), "");
+    assert_eq!(code, 200, "{body}");
+    wait_for("the web chat's screen-pop", Duration::from_secs(10), || {
+        signed_posts(&hooks, crm_secret)
+            .iter()
+            .any(|(_, b)| b["interaction"] == chat.as_str() && b["customer"].is_null())
+    });
 
     // A consent, with its evidence; a bad one is refused with its reason.
     let (code, body) = g.post(
@@ -447,6 +458,23 @@ fn a_customer_is_exported_then_erased_everywhere_with_proof() {
                 .iter()
                 .any(|(ev, b)| ev == "customer.erased" && b["customer"] == 1 && b["erasure"] == id)
         },
+    );
+    // Told which of its screen-pops were hers: the WhatsApp thread's and the
+    // unverified web chat's.
+    let told = signed_posts(&hooks, crm_secret)
+        .into_iter()
+        .find(|(ev, _)| ev == "customer.erased")
+        .unwrap()
+        .1;
+    let pops: Vec<&str> = told["interactions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|i| i.as_str())
+        .collect();
+    assert!(
+        pops.contains(&thread.as_str()) && pops.contains(&chat.as_str()),
+        "{told}"
     );
     // Her erasure request is answered by the erasure; the requests' words are gone,
     // the requests stay as the proof.

@@ -74,15 +74,20 @@ export async function screenPop(w) {
   catch (e) { box.append(el("p", { className: "notice", textContent: e.message })); return; }
   if (app.popGen !== gen) return;
   const c = v.customer;
-  const card = el("div", { className: "card" }, el("h3", { className: "customer-name", textContent: c.name || "(no name)" }));
+  // Where each detail came from (provenance): a channel, the agent who verified it.
+  const origin = (p) => !p || !p.source ? "" : p.source === "agent" && p.actor ? `verified by ${p.actor}` : `from ${p.source}`;
+  const card = el("div", { className: "card" }, el("h3", { className: "customer-name", textContent: c.name || "(no name)", title: origin(c.name_source) }));
   if (c.tier) card.append(el("span", { className: `badge tier ${tierClass(c.tier)}`, textContent: c.tier }));
   const facts = el("dl", { className: "ivr" });
   for (const [k, val] of Object.entries(c)) {
-    if (["id", "name", "identities", "open_conversation"].includes(k) || val === null || val === "") continue;
+    if (["id", "name", "name_source", "identities", "open_conversation"].includes(k) || val === null || val === "") continue;
     facts.append(el("dt", { textContent: k }), el("dd", { textContent: String(val) }));
   }
   card.append(facts);
-  card.append(el("p", { textContent: "Reach: " + (c.identities || []).map(i => `${i.kind} ${i.value}`).join(", ") }));
+  card.append(el("p", { className: "reach", textContent: "Reach: " + (c.identities || []).map(i => {
+    const o = origin(i);
+    return o ? `${i.kind} ${i.value} (${o})` : `${i.kind} ${i.value}`;
+  }).join(", ") }));
   if (c.open_conversation) card.append(el("p", { textContent: `Open case #${c.open_conversation}` }));
   const recent = el("ol", { className: "timeline", ariaLabel: "Last interactions" });
   for (const i of (v.interactions || []).slice(0, 8)) {
