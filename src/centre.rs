@@ -34,6 +34,10 @@ type ThreadKey = (String, String);
 
 struct Inner {
     store: Store,
+    /// The knowledge base the bot answers from and agents search (reloaded on change
+    /// by `run_kb_reload`).
+    kb: Arc<crate::kb::Library>,
+    kb_reload: std::time::Duration,
     router: Addr<RouterActor>,
     arbiters: Vec<ArbiterHandle>,
     next: AtomicUsize,
@@ -399,6 +403,8 @@ impl Centre {
             retention: cfg.retention.clone(),
             webhooks: crate::webhooks::Webhooks::new(cfg.webhooks.clone())
                 .with_store(store.clone()),
+            kb: Arc::new(crate::kb::Library::new(&cfg.kb.dir, cfg.kb.threshold)),
+            kb_reload: std::time::Duration::from_millis(cfg.kb.reload_ms.max(50)),
             chat_queue: cfg.chat_queue(),
             chat_priority: cfg.chat.priority,
             greeting: cfg.chat.greeting.clone(),
@@ -1822,6 +1828,36 @@ impl Centre {
 
     pub fn webhooks(&self) -> &crate::webhooks::Webhooks {
         &self.0.webhooks
+    }
+
+    /// The knowledge base serving now.
+    pub fn kb(&self) -> Arc<crate::kb::Matcher> {
+        self.0.kb.matcher()
+    }
+
+    /// Loads the knowledge base, then re-reads it whenever a file changes (off the
+    /// runtime's threads); each reload is logged with its problems.
+    pub async fn run_kb_reload(self) {
+        loop {
+            let lib = self.0.kb.clone();
+            match tokio::task::spawn_blocking(move || lib.reload()).await {
+                Ok(Some(r)) => {
+                    for p in &r.problems {
+                        tracing::warn!(problem = %p, "knowledge base: refused");
+                    }
+                    tracing::info!(
+                        articles = r.articles,
+                        files = r.files,
+                        problems = r.problems.len(),
+                        dir = %self.0.kb.dir().display(),
+                        "knowledge base loaded"
+                    );
+                }
+                Ok(None) => {}
+                Err(_) => break,
+            }
+            tokio::time::sleep(self.0.kb_reload).await;
+        }
     }
 
     /// A customer's card, recent interactions and the timeline of their open case (the

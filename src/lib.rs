@@ -19,6 +19,7 @@ pub mod conversation;
 pub mod desk;
 pub mod dialplan;
 pub mod email;
+pub mod kb;
 pub mod kpi;
 pub mod logins;
 pub mod media;

@@ -30,6 +30,42 @@ enum Cmd {
     /// Messaging channel tools.
     #[command(subcommand)]
     Channel(ChannelCmd),
+    /// Knowledge-base tools: check the articles and test the matcher on labelled
+    /// questions.
+    #[command(subcommand)]
+    Kb(KbCmd),
+}
+
+#[derive(Subcommand, Debug)]
+enum KbCmd {
+    /// Validate articles (syntax, empty answers, duplicate or ambiguous questions,
+    /// missing languages); prints file:line:column: message for each problem and exits
+    /// 1 if there is any.
+    Check {
+        /// Knowledge-base files or directories.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// The confidence below which nothing is answered (as `[kb] threshold`).
+        #[arg(long)]
+        threshold: Option<f32>,
+    },
+    /// Match each labelled question of the *.test.yaml files: PASS or FAIL with the
+    /// best guess, then precision and recall; exits 1 on any failure.
+    Test {
+        /// Knowledge-base and test files, or directories of both.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        #[arg(long)]
+        threshold: Option<f32>,
+    },
+}
+
+fn kb(cmd: KbCmd) -> i32 {
+    let mut out = std::io::stdout();
+    match cmd {
+        KbCmd::Check { files, threshold } => omnigate::kb::cli::check(&files, threshold, &mut out),
+        KbCmd::Test { files, threshold } => omnigate::kb::cli::test(&files, threshold, &mut out),
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -305,6 +341,7 @@ fn main() {
         Some(Cmd::Serve(a)) => a,
         Some(Cmd::Dialplan(d)) => std::process::exit(dialplan(d)),
         Some(Cmd::Channel(c)) => std::process::exit(channel(c)),
+        Some(Cmd::Kb(k)) => std::process::exit(kb(k)),
         None => cli.serve,
     };
     let cfg = match build_config(&args) {

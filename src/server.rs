@@ -676,6 +676,7 @@ async fn start_ivr(cfg: &Config) -> Result<Arc<crate::actors::call::IvrContext>,
     let centre = crate::centre::Centre::start(cfg, store.clone()).await?;
     centre.start_mail();
     tokio::spawn(centre.clone().run_retention());
+    tokio::spawn(centre.clone().run_kb_reload());
     let library = Arc::new(Library::new(&cfg.dialplan.dir, LoadOptions::detect()));
     log_reload(library.reload());
     let lib = library.clone();

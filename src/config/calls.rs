@@ -63,6 +63,28 @@ pub struct DialplanConfig {
     pub routes: Vec<RouteConfig>,
 }
 
+/// `[kb]`: the knowledge base (articles under `dir`, reloaded on change) the bot
+/// answers from and agents search.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KbConfig {
+    pub dir: PathBuf,
+    /// The confidence (0 to 1) below which the matcher answers nothing.
+    pub threshold: f32,
+    /// How often the directory is checked for changes, in milliseconds.
+    pub reload_ms: u64,
+}
+
+impl Default for KbConfig {
+    fn default() -> Self {
+        KbConfig {
+            dir: "kb".into(),
+            threshold: crate::kb::matcher::DEFAULT_THRESHOLD,
+            reload_ms: 1000,
+        }
+    }
+}
+
 impl Default for DialplanConfig {
     fn default() -> Self {
         DialplanConfig {

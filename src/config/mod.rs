@@ -22,7 +22,7 @@ mod node;
 mod validate;
 mod values;
 
-pub use calls::{CallsConfig, DialplanConfig, RouteConfig};
+pub use calls::{CallsConfig, DialplanConfig, KbConfig, RouteConfig};
 pub use centre::{AgentConfig, ChatConfig, QueueConfig, SupervisorConfig, WebhookConfig};
 pub use channels::{ChannelConfig, ChannelKind, TemplateConfig};
 pub use mail::{host_port, is_loopback, AfterImport, MailboxConfig, Security};
@@ -50,6 +50,7 @@ pub struct Config {
     pub log: LogConfig,
     pub calls: CallsConfig,
     pub dialplan: DialplanConfig,
+    pub kb: KbConfig,
     pub shutdown: ShutdownConfig,
     pub retention: RetentionConfig,
     #[serde(rename = "user")]

@@ -405,3 +405,19 @@ fn a_bad_retention_is_refused_at_its_line_with_the_reason() {
     assert_eq!(c.retention.run_at_min(), 180);
     assert!(Config::default().retention.policy().is_empty());
 }
+
+#[test]
+fn a_kb_threshold_that_is_no_confidence_is_refused_at_its_line() {
+    for bad in ["0", "1.5", "-0.2", "nan"] {
+        let e = Config::parse(
+            &format!("[kb]\ndir = \"kb\"\nthreshold = {bad}\n"),
+            "t.toml",
+        )
+        .unwrap_err();
+        assert!(e.0.starts_with("t.toml:3:"), "{bad}: {}", e.0);
+        assert!(e.0.contains("not a confidence"), "{}", e.0);
+    }
+    let c = Config::parse("[kb]\nthreshold = 0.7\n", "t.toml").unwrap();
+    assert!((c.kb.threshold - 0.7).abs() < 1e-6);
+    assert_eq!(Config::default().kb.dir, std::path::PathBuf::from("kb"));
+}

@@ -27,6 +27,14 @@ impl Config {
         if let Err(why) = crate::privacy::retention::parse_run_at(&r.run_at) {
             return Err(err("run_at", &r.run_at, why));
         }
+        let t = self.kb.threshold;
+        if !(t > 0.0 && t <= 1.0) {
+            return Err(err(
+                "threshold",
+                &t.to_string(),
+                format!("{t} is not a confidence: a number above 0 and at most 1"),
+            ));
+        }
         for w in &self.webhooks {
             if !(w.url.starts_with("http://") || w.url.starts_with("https://")) {
                 return Err(err(

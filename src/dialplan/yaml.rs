@@ -62,6 +62,58 @@ impl Node {
     }
 }
 
+/// The entries of a mapping, each key a name in `allowed`; anything else goes to
+/// `err` (an unknown key with a "did you mean"), and a node that is no mapping gives
+/// `None`.
+pub fn fields<'n>(
+    node: &'n Node,
+    allowed: &[&str],
+    what: &str,
+    err: &mut dyn FnMut(Pos, String),
+) -> Option<Vec<(&'n str, &'n Node)>> {
+    let Some(map) = node.as_map() else {
+        err(
+            node.pos,
+            format!("{what} must be a mapping, found {}", node.kind()),
+        );
+        return None;
+    };
+    let mut out = Vec::new();
+    for (k, v) in map {
+        let Some(key) = k.as_str() else {
+            err(k.pos, format!("{what}: keys must be names"));
+            continue;
+        };
+        if allowed.contains(&key) {
+            out.push((key, v));
+        } else {
+            let hint = super::problem::suggest(key, allowed.iter().copied());
+            err(
+                k.pos,
+                format!(
+                    "unknown field `{key}` in {what}{hint} (expected one of: {})",
+                    allowed.join(", ")
+                ),
+            );
+        }
+    }
+    Some(out)
+}
+
+/// A test file's list: the value of its `tests:` key, or the document itself when it
+/// is a bare list; `Err` with where the document starts when it is a mapping without
+/// `tests:`.
+pub fn tests_list(tree: Node) -> Result<Node, Pos> {
+    match tree.as_map() {
+        Some(m) => m
+            .iter()
+            .find(|(k, _)| k.as_str() == Some("tests"))
+            .map(|(_, v)| v.clone())
+            .ok_or(tree.pos),
+        None => Ok(tree),
+    }
+}
+
 /// A syntax error with its position.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SyntaxError {

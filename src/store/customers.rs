@@ -466,9 +466,8 @@ impl Store {
         };
         // Each identity with where it came from (provenance: a channel, `agent` with
         // who verified it, `api`, `demo`), and the name's source.
-        let ids: Vec<serde_json::Value> =
-            with_db!(self, |pool, sql| {
-                sqlx::query(sql(
+        let ids: Vec<serde_json::Value> = with_db!(self, |pool, sql| {
+            sqlx::query(sql(
             "SELECT kind, value, source, actor FROM identities WHERE customer_id = ? ORDER BY id"
         ))
         .bind(id)
@@ -484,17 +483,16 @@ impl Store {
             })
         })
         .collect()
-            });
-        let name_source: Option<(String, String)> =
-            with_db!(self, |pool, sql| {
-                sqlx::query(sql(
+        });
+        let name_source: Option<(String, String)> = with_db!(self, |pool, sql| {
+            sqlx::query(sql(
             "SELECT source, actor FROM customer_fields WHERE customer_id = ? AND field = 'name'"
         ))
         .bind(id)
         .fetch_optional(pool)
         .await?
         .map(|r| (r.get(0), r.get(1)))
-            });
+        });
         let conv = self.find_open(id).await?;
         let mut m: serde_json::Map<String, serde_json::Value> = customer
             .fields()

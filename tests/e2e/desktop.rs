@@ -756,6 +756,34 @@ fn a_chat_shows_as_unverified_until_the_agent_verifies_it_then_the_record_appear
             .contains("ada@example.com (from demo)"),
         "{v}"
     );
+    // She asks where her parcel is: the knowledge base's article is suggested, in
+    // its long form (a web chat); Bob inserts it and sends it, and she reads it.
+    send(
+        &mut cust,
+        serde_json::json!({"type": "message", "id": "k1", "text": "Hi, where's my parcel?"}),
+    );
+    let s = b.step("suggested", g);
+    assert!(s["note"].as_str().unwrap().contains("Suggested"), "{s}");
+    let article = s["article"].as_str().unwrap();
+    assert!(
+        article.contains("order-status") && article.contains("en"),
+        "{s}"
+    );
+    let inserted = s["inserted"].as_str().unwrap();
+    assert!(
+        inserted.starts_with("You can follow your parcel at https://acme.test/track"),
+        "the long answer for a web chat: {s}"
+    );
+    let got = until(&mut cust, "the article's answer", |m| m["from"] == "agent");
+    assert_eq!(got.last().unwrap()["text"], inserted, "{got:?}");
+    let found = b.step("searched", g);
+    assert!(
+        found["articles"]
+            .as_str()
+            .unwrap()
+            .contains("Saturday from 10:00 to 16:00"),
+        "{found}"
+    );
     b.finish();
     // The chat is on Ada's record now (the demo customer, found by her address).
     let (_, one) = g.get_auth(&format!("/api/interactions/{chat}"), "test-token");

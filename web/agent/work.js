@@ -8,6 +8,7 @@ import { screenPop, personOf } from "./pop.js";
 import { tick, wrapCountdown, serviceLevel } from "./status.js";
 import { pickers, texting } from "./directory.js";
 import { loadMails } from "./mail.js";
+import { kbPanel, kbSuggest } from "./kb.js";
 
 const MIC = { audio: { echoCancellation: false, noiseSuppression: false, autoGainControl: false } };
 const CHANNEL = { whatsapp: "WhatsApp", sms: "SMS", email: "e-mail" };
@@ -264,6 +265,7 @@ function wireChat(entry) {
   $(".end", n).onclick = () => act(id, "POST", `/api/agent/work/${id}/end`).catch(() => {});
   loadCanned(entry);
   templatePicker(entry);
+  kbPanel(entry);
 }
 
 // A WhatsApp thread's approved templates (from the gateway's details): shown once
@@ -335,6 +337,8 @@ export function chatMessage(m) {
   const later = m.seq && [...list.children].find(x => +x.dataset.seq > +m.seq);
   list.insertBefore(li, later || null);
   list.scrollTop = list.scrollHeight;
+  // The customer's newest words: the knowledge base's sure matches are suggested.
+  if (m.from === "customer" && !later) kbSuggest(w, m.text);
   // An e-mail's formatted view and attachments, beside its message.
   if (w.data.channel === "email") loadMails(m.interaction);
 }

@@ -97,6 +97,7 @@ const DESKTOP: &[(&str, &str, &str)] = &[
     desktop_file!("tabs.js", JS),
     desktop_file!("directory.js", JS),
     desktop_file!("mail.js", JS),
+    desktop_file!("kb.js", JS),
 ];
 const CSS: &str = "text/css; charset=utf-8";
 const JS: &str = "text/javascript; charset=utf-8";
@@ -139,6 +140,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::get().to(session::agent_customer),
         )
         .route("/api/agent/directory", web::get().to(session::directory))
+        .route("/api/agent/kb", web::get().to(session::kb_search))
         .route(
             "/api/agent/service_level",
             web::get().to(session::service_level),

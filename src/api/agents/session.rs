@@ -223,3 +223,15 @@ pub(super) async fn service_level(
     }
     Ok(HttpResponse::Ok().json(out))
 }
+
+/// `GET /api/agent/kb?q=TEXT&language=en&channel=whatsapp&limit=5`: knowledge-base
+/// articles for some words (the bot's matcher), best first, each with the answer for
+/// the channel and how sure the match is.
+pub(super) async fn kb_search(req: HttpRequest, shared: web::Data<Shared>) -> Reply {
+    let c = centre(&shared)?;
+    agent(&req, c)?;
+    let q = web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
+        .map_err(|_| ApiError::bad_request("bad query string"))?;
+    let found = crate::kb::search_request(&c.kb(), &q).map_err(ApiError::bad_request)?;
+    Ok(HttpResponse::Ok().json(found))
+}

@@ -121,21 +121,19 @@ pub fn decode_tests(
 ) -> Result<(Vec<TestCase>, Vec<Problem>), Vec<Problem>> {
     let mut d = Decoder::new(side, opts);
     let tree = yaml::parse(text).map_err(|e| syntax_problems(side, e))?;
-    let node = match tree.as_map() {
-        Some(m) => match m.iter().find(|(k, _)| k.as_str() == Some("tests")) {
-            Some((_, v)) => v.clone(),
-            None => {
-                d.err(tree.pos, "a test file holds `tests:`, a list of test cases");
-                return Err(d.problems);
-            }
-        },
-        None => tree,
+    let node = match yaml::tests_list(tree) {
+        Ok(n) => n,
+        Err(pos) => {
+            d.err(pos, "a test file holds `tests:`, a list of test cases");
+            return Err(d.problems);
+        }
     };
     let more = d.tests(&node);
     Ok((more, d.problems))
 }
 
-fn syntax_problems(file: &Path, e: Vec<yaml::SyntaxError>) -> Vec<Problem> {
+/// YAML syntax errors as problems of `file`.
+pub fn syntax_problems(file: &Path, e: Vec<yaml::SyntaxError>) -> Vec<Problem> {
     e.into_iter()
         .map(|e| Problem {
             file: file.to_path_buf(),

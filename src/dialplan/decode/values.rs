@@ -12,33 +12,7 @@ impl Decoder<'_> {
         allowed: &[&str],
         what: &str,
     ) -> Option<Fields<'n>> {
-        let Some(map) = node.as_map() else {
-            self.err(
-                node.pos,
-                format!("{what} must be a mapping, found {}", node.kind()),
-            );
-            return None;
-        };
-        let mut out = Vec::new();
-        for (k, v) in map {
-            let Some(key) = k.as_str() else {
-                self.err(k.pos, format!("{what}: keys must be names"));
-                continue;
-            };
-            if allowed.contains(&key) {
-                out.push((key, v));
-            } else {
-                let hint = suggest(key, allowed.iter().copied());
-                self.err(
-                    k.pos,
-                    format!(
-                        "unknown field `{key}` in {what}{hint} (expected one of: {})",
-                        allowed.join(", ")
-                    ),
-                );
-            }
-        }
-        Some(out)
+        yaml::fields(node, allowed, what, &mut |pos, m| self.err(pos, m))
     }
 
     pub(super) fn text(&mut self, node: &Node, what: &str) -> Option<String> {
