@@ -9,6 +9,7 @@
 
 pub mod actors;
 pub mod api;
+pub mod bot;
 pub mod call;
 pub mod canned;
 pub mod centre;

@@ -1,0 +1,289 @@
+//! The first-level bot's decisions, sans-IO: it owns a text conversation until it
+//! hands it to a person, answering from the knowledge base ([`crate::kb`]). Each
+//! customer message is an [`Input`]; [`Bot::poll`] gives what to do: a [`Output::Reply`]
+//! to send, then at most once a [`Output::Handoff`] carrying the transcript, the
+//! intent, the reason and a summary for the agent's screen-pop. After the hand-off
+//! the bot is silent: what the customer writes is the agent's. Time is injected (the
+//! transcript's times); nothing here does I/O.
+//!
+//! Hand-off happens at once when the customer asks for a person (a configured word,
+//! as a whole word, accents and case folded: "agente", "humano", "agent", "human"),
+//! when the matched article is a `handoff` topic, or after `misses` messages the
+//! knowledge base could not answer surely.
+
+use crate::kb::{Decision, Lang, Matcher};
+use std::collections::VecDeque;
+
+/// What the bot keeps of a conversation (the oldest turns go first).
+pub const MAX_TURNS: usize = 50;
+/// What is kept of one message.
+pub const MAX_TURN_CHARS: usize = 1000;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct BotConfig {
+    /// Words that ask for a person (whole words, any case, accents folded).
+    pub handoff_words: Vec<String>,
+    /// Messages the knowledge base could not answer before the bot hands off.
+    pub misses: u32,
+}
+
+impl Default for BotConfig {
+    fn default() -> Self {
+        BotConfig {
+            handoff_words: [
+                "agente", "humano", "persona", "asesor", "agent", "human", "person", "operator",
+            ]
+            .iter()
+            .map(|w| w.to_string())
+            .collect(),
+            misses: 2,
+        }
+    }
+}
+
+/// One message of the conversation as the bot saw it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Turn {
+    /// `customer` or `bot`.
+    pub from: &'static str,
+    pub text: String,
+    /// Unix milliseconds.
+    pub at: u64,
+    /// The article a bot's answer came from.
+    pub article: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reason {
+    /// The customer asked for a person with this word.
+    Asked(String),
+    /// The topic always goes to a person (the article's id).
+    Topic(String),
+    /// This many messages had no sure answer.
+    Misses(u32),
+}
+
+impl Reason {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Reason::Asked(_) => "asked",
+            Reason::Topic(_) => "topic",
+            Reason::Misses(_) => "misses",
+        }
+    }
+}
+
+/// The conversation goes to a person, with what the bot learned.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Handoff {
+    pub reason: Reason,
+    /// The last article matched (what the customer wants), if any.
+    pub intent: Option<String>,
+    /// One line for the agent.
+    pub summary: String,
+    pub transcript: Vec<Turn>,
+    /// The language the customer wrote in, as far as the bot could tell.
+    pub lang: Option<Lang>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    /// Send this to the customer (from the bot).
+    Reply {
+        text: String,
+        article: Option<String>,
+        confidence: f32,
+    },
+    Handoff(Box<Handoff>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    /// The customer wrote `text` on `channel` (`webchat`, `whatsapp`, `sms`, `email`);
+    /// `lang` when the channel knows it.
+    CustomerSays {
+        text: String,
+        channel: String,
+        lang: Option<Lang>,
+    },
+    /// A person took the conversation some other way (a supervisor, an agent's
+    /// outbound message): the bot is silent from now on, without a hand-off.
+    PersonJoined,
+}
+
+pub struct Bot {
+    cfg: BotConfig,
+    transcript: VecDeque<Turn>,
+    misses: u32,
+    intent: Option<String>,
+    lang: Option<Lang>,
+    owned: bool,
+    out: VecDeque<Output>,
+}
+
+/// Lower case with accents folded, for comparing words.
+fn fold(s: &str) -> String {
+    s.chars()
+        .flat_map(char::to_lowercase)
+        .map(|c| match c {
+            'á' | 'à' | 'ä' | 'â' => 'a',
+            'é' | 'è' | 'ë' | 'ê' => 'e',
+            'í' | 'ì' | 'ï' | 'î' => 'i',
+            'ó' | 'ò' | 'ö' | 'ô' => 'o',
+            'ú' | 'ù' | 'ü' | 'û' => 'u',
+            'ñ' => 'n',
+            c => c,
+        })
+        .collect()
+}
+
+fn clip(s: &str) -> String {
+    s.chars().take(MAX_TURN_CHARS).collect()
+}
+
+impl Bot {
+    pub fn new(cfg: BotConfig) -> Bot {
+        Bot {
+            cfg,
+            transcript: VecDeque::new(),
+            misses: 0,
+            intent: None,
+            lang: None,
+            owned: true,
+            out: VecDeque::new(),
+        }
+    }
+
+    /// Whether the bot still owns the conversation (routing leaves it alone).
+    pub fn owned(&self) -> bool {
+        self.owned
+    }
+
+    pub fn transcript(&self) -> impl Iterator<Item = &Turn> {
+        self.transcript.iter()
+    }
+
+    fn note(&mut self, turn: Turn) {
+        if self.transcript.len() == MAX_TURNS {
+            self.transcript.pop_front();
+        }
+        self.transcript.push_back(turn);
+    }
+
+    fn reply(&mut self, now: u64, text: String, article: Option<String>, confidence: f32) {
+        if text.is_empty() {
+            return;
+        }
+        self.note(Turn {
+            from: "bot",
+            text: clip(&text),
+            at: now,
+            article: article.clone(),
+        });
+        self.out.push_back(Output::Reply {
+            text,
+            article,
+            confidence,
+        });
+    }
+
+    fn hand_off(&mut self, now: u64, reason: Reason, said: &str) {
+        let es = self.lang == Some(Lang::Es);
+        let tell = if es {
+            "Le comunico con una persona del equipo; ya tiene esta conversación."
+        } else {
+            "I am passing you to a person on the team; they have this conversation."
+        };
+        self.reply(now, tell.to_string(), None, 0.0);
+        let summary = match &reason {
+            Reason::Asked(w) => format!("asked for a person (\"{w}\") after: {said}"),
+            Reason::Topic(id) => format!("topic `{id}` goes to a person: {said}"),
+            Reason::Misses(n) => format!("{n} messages without a sure answer; last: {said}"),
+        };
+        self.owned = false;
+        self.out.push_back(Output::Handoff(Box::new(Handoff {
+            reason,
+            intent: self.intent.clone(),
+            summary: clip(&summary),
+            transcript: self.transcript.iter().cloned().collect(),
+            lang: self.lang,
+        })));
+    }
+
+    pub fn handle(&mut self, now: u64, input: Input, kb: &Matcher) {
+        if !self.owned {
+            return;
+        }
+        let (text, channel, lang) = match input {
+            Input::PersonJoined => {
+                self.owned = false;
+                return;
+            }
+            Input::CustomerSays {
+                text,
+                channel,
+                lang,
+            } => (text, channel, lang),
+        };
+        let said = clip(text.trim());
+        if lang.is_some() {
+            self.lang = lang;
+        }
+        self.note(Turn {
+            from: "customer",
+            text: said.clone(),
+            at: now,
+            article: None,
+        });
+        let folded = fold(&said);
+        let words: Vec<&str> = folded
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .collect();
+        if let Some(w) = self
+            .cfg
+            .handoff_words
+            .iter()
+            .find(|h| words.contains(&fold(h).as_str()))
+        {
+            let w = w.clone();
+            return self.hand_off(now, Reason::Asked(w), &said);
+        }
+        match kb.decide(&said, self.lang) {
+            Decision::Answer(h) => {
+                self.lang = Some(h.article.lang);
+                self.intent = Some(h.article.id.clone());
+                let text = h.article.answer_for(&channel).to_string();
+                self.reply(now, text, Some(h.article.id.clone()), h.confidence);
+            }
+            Decision::Handoff(h) => {
+                self.lang = Some(h.article.lang);
+                self.intent = Some(h.article.id.clone());
+                let text = h.article.answer_for(&channel).to_string();
+                self.reply(now, text, Some(h.article.id.clone()), h.confidence);
+                let id = h.article.id.clone();
+                self.hand_off(now, Reason::Topic(id), &said);
+            }
+            Decision::NotFound(_) => {
+                self.misses += 1;
+                if self.misses >= self.cfg.misses.max(1) {
+                    let n = self.misses;
+                    return self.hand_off(now, Reason::Misses(n), &said);
+                }
+                let sorry = if self.lang == Some(Lang::Es) {
+                    "Disculpe, no le entendí. ¿Puede decirlo de otra forma? O escriba «agente» para hablar con una persona."
+                } else {
+                    "Sorry, I did not understand. Could you say it another way? Or write \"agent\" to talk to a person."
+                };
+                self.reply(now, sorry.to_string(), None, 0.0);
+            }
+        }
+    }
+
+    pub fn poll(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+}
+
+#[cfg(test)]
+mod tests;
