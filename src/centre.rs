@@ -38,6 +38,8 @@ struct Inner {
     /// by `run_kb_reload`).
     kb: Arc<crate::kb::Library>,
     kb_reload: std::time::Duration,
+    /// New web chats start with the bot (`[chat] bot`).
+    chat_bot: bool,
     router: Addr<RouterActor>,
     arbiters: Vec<ArbiterHandle>,
     next: AtomicUsize,
@@ -405,6 +407,7 @@ impl Centre {
                 .with_store(store.clone()),
             kb: Arc::new(crate::kb::Library::new(&cfg.kb.dir, cfg.kb.threshold)),
             kb_reload: std::time::Duration::from_millis(cfg.kb.reload_ms.max(50)),
+            chat_bot: cfg.chat.bot,
             chat_queue: cfg.chat_queue(),
             chat_priority: cfg.chat.priority,
             greeting: cfg.chat.greeting.clone(),
@@ -828,6 +831,7 @@ impl Centre {
             address: address.to_string(),
             priority: self.0.chat_priority,
             greeting: self.0.greeting.clone(),
+            bot: self.0.chat_bot.then(|| self.0.kb.clone()),
             ..self.chat_start(&id, queue)
         };
         self.spawn_chat(start, digest);
@@ -856,6 +860,7 @@ impl Centre {
             ratable: self.0.ratable.clone(),
             provider: None,
             resume: None,
+            bot: None,
         }
     }
 

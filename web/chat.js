@@ -76,7 +76,7 @@ function connect(first) {
       case "message":
         if (f.seq <= lastSeq) break;
         lastSeq = f.seq; S.setItem("og.last", lastSeq);
-        line(f.from, (f.from === "agent" ? f.name + ": " : "") + f.text);
+        line(f.from, (f.from === "agent" || f.from === "bot" ? f.name + ": " : "") + f.text);
         break;
       case "ack": {
         pending.delete(f.id); savePending();

@@ -85,6 +85,9 @@ pub struct ChatStart {
     /// A thread taken up again after a restart: what it had stored, and the agent's
     /// messages the provider had not taken yet (sent again, in order).
     pub resume: Option<Resume>,
+    /// The bot owns the chat until it hands it off (answering from this knowledge
+    /// base); `None`: queued at once.
+    pub bot: Option<Arc<crate::kb::Library>>,
 }
 
 /// See [`ChatStart::resume`].
@@ -165,6 +168,8 @@ pub struct ChatActor {
     /// A provider thread that ended: its survey goes once the agent's last messages
     /// have (it must not overtake them).
     survey_due: bool,
+    /// The first-level bot while it owns the chat (see [`ChatStart::bot`]).
+    bot: Option<crate::bot::Bot>,
 }
 
 /// Consoles that may follow one chat.
@@ -199,6 +204,13 @@ impl ChatActor {
                 std::collections::VecDeque::new(),
             ),
         };
+        // A chat taken up after a restart goes to the queue (the bot's state is not
+        // kept).
+        let bot = s
+            .bot
+            .as_ref()
+            .filter(|_| !resumed)
+            .map(|_| crate::bot::Bot::new(crate::bot::BotConfig::default()));
         ChatActor {
             thread,
             s,
@@ -217,6 +229,169 @@ impl ChatActor {
             resumed,
             watchers: Vec::new(),
             survey_due: false,
+            bot,
+        }
+    }
+
+    /// Puts the chat in its queue (on the record first), with `extra` details for
+    /// the screen-pop (the bot's summary and transcript).
+    fn enqueue(&mut self, ctx: &mut Context<Self>, extra: serde_json::Value) {
+        let (channel, details) = match &self.s.provider {
+            // The provider vouches for the number: the customer's record and case.
+            Some(p) => (
+                match p.account.kind {
+                    _ if p.is_whatsapp() => Channel::Whatsapp,
+                    crate::config::ChannelKind::Twilio => Channel::Sms,
+                    crate::config::ChannelKind::Whatsapp => Channel::Whatsapp,
+                    crate::config::ChannelKind::Open => Channel::Api,
+                    crate::config::ChannelKind::Email => Channel::Email,
+                },
+                {
+                    let mut d = serde_json::json!({"customer.name": self.s.name, "address": self.s.address, "verified": true, "account": p.account.name});
+                    if let Some(until) = self.window_until() {
+                        d["window_until"] = until.into();
+                    }
+                    // What the desktop offers once the window has closed.
+                    if p.is_whatsapp() {
+                        d["templates"] = serde_json::json!(p.account.templates);
+                    }
+                    d
+                },
+            ),
+            // Typed by the customer: the desktop shows it as unverified.
+            None => (
+                Channel::Chat,
+                serde_json::json!({"name": self.s.name, "address": self.s.address, "verified": self.s.customer.is_some()}),
+            ),
+        };
+        let mut details = details;
+        if let (Some(d), Some(x)) = (details.as_object_mut(), extra.as_object()) {
+            d.extend(x.clone());
+        }
+        let work = Work {
+            interaction: self.s.interaction.clone(),
+            channel,
+            queue: self.s.queue.clone(),
+            customer: self.s.customer,
+            conversation: self.s.conversation,
+            from: if self.s.name.is_empty() {
+                self.s.address.clone()
+            } else {
+                format!("{} <{}>", self.s.name, self.s.address)
+            },
+            details,
+            owner: ctx.address().recipient(),
+        };
+        let (store, id, queue) = (
+            self.s.store.clone(),
+            self.s.interaction.clone(),
+            self.s.queue.clone(),
+        );
+        // Queued on the record first, then to the router.
+        ctx.wait(
+            async move {
+                store
+                    .update_interaction(
+                        &id,
+                        &crate::store::InteractionUpdate {
+                            queue: Some(&queue),
+                            ..Default::default()
+                        },
+                    )
+                    .await
+            }
+            .into_actor(self)
+            .map(|r, act, _| {
+                if let Err(e) = r {
+                    tracing::warn!(interaction = %act.s.interaction, error = %e, "cannot record the queue");
+                }
+            }),
+        );
+        let router = self.s.router.clone();
+        let priority = self.s.priority;
+        // No VIP, sticky agent or repeat-contact routing for an identity nobody has
+        // verified; a provider's number is vouched for, so its customer gets them.
+        let vouched = self.s.customer.filter(|_| self.s.provider.is_some());
+        let (store, id) = (self.s.store.clone(), self.s.interaction.clone());
+        ctx.wait(
+            async move {
+                let hints = match vouched {
+                    Some(c) => store.routing_hints(c, &id).await.unwrap_or_else(|e| {
+                        tracing::warn!(interaction = %id, error = %e, "routing without the customer's history");
+                        Default::default()
+                    }),
+                    None => Default::default(),
+                };
+                router
+                    .send(Enqueue {
+                        work,
+                        priority,
+                        skills: vec![],
+                        vip: hints.vip,
+                        last_agent: hints.last_agent,
+                        repeat: hints.repeat,
+                    })
+                    .await
+            }
+            .into_actor(self)
+            .map(|r, act, ctx| {
+                if let Err(e) = r
+                    .map_err(|e| e.to_string())
+                    .and_then(|r| r.map_err(|e| e.to_string()))
+                {
+                    tracing::warn!(interaction = %act.s.interaction, error = %e, "chat not queued");
+                    act.system(
+                        ctx,
+                        format!("Sorry, this chat cannot reach an agent ({e})."),
+                    );
+                    act.close(ctx, "system", None);
+                }
+            }),
+        );
+    }
+
+    /// The customer wrote `text`: while the bot owns the chat it answers, and hands
+    /// the chat to the queue with what it learned.
+    fn tell_bot(&mut self, ctx: &mut Context<Self>, text: &str) {
+        let (Some(bot), Some(kb)) = (self.bot.as_mut(), self.s.bot.as_ref()) else {
+            return;
+        };
+        if !bot.owned() {
+            return;
+        }
+        let input = crate::bot::Input::CustomerSays {
+            text: text.to_string(),
+            channel: "webchat".into(),
+            lang: None,
+        };
+        bot.handle(crate::clock::unix_millis(), input, &kb.matcher());
+        let out: Vec<crate::bot::Output> = std::iter::from_fn(|| bot.poll()).collect();
+        for o in out {
+            match o {
+                crate::bot::Output::Reply { text, .. } => self.feed(ctx, Input::BotSays(text)),
+                crate::bot::Output::Handoff(h) => {
+                    tracing::info!(interaction = %self.s.interaction, reason = h.reason.as_str(), intent = ?h.intent, "the bot hands the chat over");
+                    let transcript: Vec<String> = h
+                        .transcript
+                        .iter()
+                        .map(|t| format!("{}: {}", t.from, t.text))
+                        .collect();
+                    // The KPIs' bot stage ends here (queue time starts).
+                    self.event(
+                        ctx,
+                        "bot ended",
+                        serde_json::json!({"handoff": true, "reason": h.reason.as_str(), "intent": h.intent, "summary": h.summary}),
+                    );
+                    let mut d = serde_json::json!({
+                        "bot.summary": h.summary,
+                        "bot.transcript": transcript.join("\n"),
+                    });
+                    if let Some(i) = &h.intent {
+                        d["bot.intent"] = i.as_str().into();
+                    }
+                    self.enqueue(ctx, d);
+                }
+            }
         }
     }
 
@@ -543,6 +718,14 @@ impl ChatActor {
     fn take_over(&mut self, ctx: &mut Context<Self>, supervisor: String, name: String) {
         let id = self.s.interaction.clone();
         tracing::info!(interaction = %id, %supervisor, "chat taken over");
+        // A person has it: the bot says no more.
+        if let (Some(bot), Some(kb)) = (self.bot.as_mut(), self.s.bot.as_ref()) {
+            bot.handle(
+                crate::clock::unix_millis(),
+                crate::bot::Input::PersonJoined,
+                &kb.matcher(),
+            );
+        }
         let from = self.agent.take();
         self.leave_waiting();
         if let Some((_, addr)) = &from {
@@ -943,116 +1126,13 @@ impl Actor for ChatActor {
             // A web chat after a restart: its customer's page has to come back.
             self.await_customer(ctx);
         }
-        let (channel, details) = match &self.s.provider {
-            // The provider vouches for the number: the customer's record and case.
-            Some(p) => (
-                match p.account.kind {
-                    _ if p.is_whatsapp() => Channel::Whatsapp,
-                    crate::config::ChannelKind::Twilio => Channel::Sms,
-                    crate::config::ChannelKind::Whatsapp => Channel::Whatsapp,
-                    crate::config::ChannelKind::Open => Channel::Api,
-                    crate::config::ChannelKind::Email => Channel::Email,
-                },
-                {
-                    let mut d = serde_json::json!({"customer.name": self.s.name, "address": self.s.address, "verified": true, "account": p.account.name});
-                    if let Some(until) = self.window_until() {
-                        d["window_until"] = until.into();
-                    }
-                    // What the desktop offers once the window has closed.
-                    if p.is_whatsapp() {
-                        d["templates"] = serde_json::json!(p.account.templates);
-                    }
-                    d
-                },
-            ),
-            // Typed by the customer: the desktop shows it as unverified.
-            None => (
-                Channel::Chat,
-                serde_json::json!({"name": self.s.name, "address": self.s.address, "verified": self.s.customer.is_some()}),
-            ),
-        };
-        let work = Work {
-            interaction: self.s.interaction.clone(),
-            channel,
-            queue: self.s.queue.clone(),
-            customer: self.s.customer,
-            conversation: self.s.conversation,
-            from: if self.s.name.is_empty() {
-                self.s.address.clone()
-            } else {
-                format!("{} <{}>", self.s.name, self.s.address)
-            },
-            details,
-            owner: ctx.address().recipient(),
-        };
-        let (store, id, queue) = (
-            self.s.store.clone(),
-            self.s.interaction.clone(),
-            self.s.queue.clone(),
-        );
-        // Queued on the record first, then to the router.
-        ctx.wait(
-            async move {
-                store
-                    .update_interaction(
-                        &id,
-                        &crate::store::InteractionUpdate {
-                            queue: Some(&queue),
-                            ..Default::default()
-                        },
-                    )
-                    .await
-            }
-            .into_actor(self)
-            .map(|r, act, _| {
-                if let Err(e) = r {
-                    tracing::warn!(interaction = %act.s.interaction, error = %e, "cannot record the queue");
-                }
-            }),
-        );
-        let router = self.s.router.clone();
-        let priority = self.s.priority;
-        // No VIP, sticky agent or repeat-contact routing for an identity nobody has
-        // verified; a provider's number is vouched for, so its customer gets them.
-        let vouched = self.s.customer.filter(|_| self.s.provider.is_some());
-        let (store, id) = (self.s.store.clone(), self.s.interaction.clone());
-        ctx.wait(
-            async move {
-                let hints = match vouched {
-                    Some(c) => store.routing_hints(c, &id).await.unwrap_or_else(|e| {
-                        tracing::warn!(interaction = %id, error = %e, "routing without the customer's history");
-                        Default::default()
-                    }),
-                    None => Default::default(),
-                };
-                router
-                    .send(Enqueue {
-                        work,
-                        priority,
-                        skills: vec![],
-                        vip: hints.vip,
-                        last_agent: hints.last_agent,
-                        repeat: hints.repeat,
-                    })
-                    .await
-            }
-            .into_actor(self)
-            .map(|r, act, ctx| {
-                if let Err(e) = r
-                    .map_err(|e| e.to_string())
-                    .and_then(|r| r.map_err(|e| e.to_string()))
-                {
-                    tracing::warn!(interaction = %act.s.interaction, error = %e, "chat not queued");
-                    act.system(
-                        ctx,
-                        format!("Sorry, this chat cannot reach an agent ({e})."),
-                    );
-                    act.close(ctx, "system", None);
-                }
-            }),
-        );
+        // The bot owns it first: queued at its hand-off.
+        if self.bot.is_some() {
+            self.event(ctx, "bot started", serde_json::json!({}));
+        } else {
+            self.enqueue(ctx, serde_json::json!({}));
+        }
     }
-
     fn stopped(&mut self, _: &mut Self::Context) {
         self.wound_up = true;
         if std::thread::panicking() {
@@ -1166,14 +1246,24 @@ impl Handler<Customer> for ChatActor {
                 self.feed(ctx, Input::Connect { after, agent });
             }
             Customer::Gone => self.await_customer(ctx),
-            Customer::Says { id, text } => self.feed(
-                ctx,
-                Input::CustomerSays {
-                    id,
-                    text,
-                    reply: None,
-                },
-            ),
+            Customer::Says { id, text } => {
+                let said = self
+                    .bot
+                    .as_ref()
+                    .is_some_and(|b| b.owned())
+                    .then(|| text.clone());
+                self.feed(
+                    ctx,
+                    Input::CustomerSays {
+                        id,
+                        text,
+                        reply: None,
+                    },
+                );
+                if let Some(text) = said {
+                    self.tell_bot(ctx, &text);
+                }
+            }
             Customer::Typing(on) => self.tell_agent(AgentPush::Typing {
                 interaction: self.s.interaction.clone(),
                 on,

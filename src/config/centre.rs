@@ -366,6 +366,10 @@ pub struct ChatConfig {
     /// no link).
     #[serde(deserialize_with = "web_address")]
     pub privacy_url: String,
+    /// The first-level bot answers new chats from the knowledge base (`[kb]`) and
+    /// hands them to the queue when the customer asks for a person, on a hand-off
+    /// topic or after two messages it could not answer.
+    pub bot: bool,
 }
 
 fn web_address<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
@@ -397,6 +401,7 @@ impl Default for ChatConfig {
             business_name: String::new(),
             privacy_notice: "We keep this conversation and the contact details you give us to answer you and to improve our service. You may ask us to see or erase them.".into(),
             privacy_url: String::new(),
+            bot: false,
         }
     }
 }

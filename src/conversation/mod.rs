@@ -84,6 +84,7 @@ impl Message {
         let from = match v["from"].as_str()? {
             "customer" => "customer",
             "agent" => "agent",
+            "bot" => "bot",
             "system" => "system",
             _ => return None,
         };
@@ -182,6 +183,9 @@ pub enum Input {
         note: serde_json::Value,
         result: Result<(), String>,
     },
+    /// The first-level bot answers (`crate::bot`): stored and shown like an agent's
+    /// message, from `bot`; nothing once the thread is closed.
+    BotSays(String),
     /// A line from the system (greeting, joins, transfers): shown, not stored (what it
     /// tells of is on the timeline).
     System(String),
@@ -516,6 +520,11 @@ impl Thread {
                     Err(e) => Err(format!("the note was not stored ({e}); send it again")),
                 };
                 self.out.push_back(Output::Reply { reply, result });
+            }
+            Input::BotSays(text) => {
+                if self.refusal().is_none() {
+                    self.post(t, "bot", "Bot".into(), text, Via::default());
+                }
             }
             Input::System(text) => {
                 let m = Message {

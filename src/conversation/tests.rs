@@ -261,6 +261,52 @@ fn the_agent_joining_gets_the_transcript_then_the_customer_sees_them_join() {
 }
 
 #[test]
+fn the_bots_answer_is_stored_then_shown_as_the_bots_and_nothing_once_closed() {
+    let t = t0();
+    let mut th = Thread::new(Limits::default(), "Grace".into());
+    th.handle(t, says("c1", "where is my parcel"));
+    th.handle(
+        t,
+        Input::BotSays("Track it at https://acme.test/track".into()),
+    );
+    let out = store_all(&mut th, t, true);
+    let stored: Vec<(&str, &str)> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Store { data, .. } => Some((
+                data["from"].as_str().unwrap_or_default(),
+                data["name"].as_str().unwrap_or_default(),
+            )),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(stored, [("customer", "Grace"), ("bot", "Bot")]);
+    let shown = customer_frames(&out);
+    assert!(
+        shown.iter().any(|f| f["from"] == "bot" && f["seq"] == 2),
+        "{shown:?}"
+    );
+    assert!(out
+        .iter()
+        .any(|o| matches!(o, Output::Agent(m) if m.from == "bot" && m.seq == 2)));
+    // Read back from the store (a restart), it is still the bot's.
+    let m = Message::from_stored(
+        &serde_json::json!({"seq": 2, "from": "bot", "name": "Bot", "text": "x", "at": 1}),
+    );
+    assert_eq!(m.map(|m| m.from), Some("bot"));
+    th.handle(
+        t,
+        Input::Close {
+            by: "customer",
+            reply: None,
+        },
+    );
+    drain(&mut th);
+    th.handle(t, Input::BotSays("too late".into()));
+    assert!(drain(&mut th).is_empty(), "nothing after the close");
+}
+
+#[test]
 fn the_end_is_committed_before_anyone_hears_of_it_and_nothing_is_taken_after() {
     let t = t0();
     let mut th = Thread::new(Limits::default(), "Grace".into());
@@ -503,7 +549,7 @@ fn a_resumed_thread_numbers_on_and_keeps_the_newest_in_memory() {
         })
         .collect();
     assert_eq!(
-        Message::from_stored(&serde_json::json!({"from": "bot", "seq": 1})),
+        Message::from_stored(&serde_json::json!({"from": "robot", "seq": 1})),
         None
     );
     let limits = Limits::default();

@@ -1,6 +1,7 @@
 //! End-to-end tests: the real gateway binary, real SIPp, real sockets.
 //! One test binary with submodules, so the suite links once.
 
+mod bot;
 mod centre;
 mod channels;
 mod desktop;

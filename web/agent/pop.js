@@ -23,7 +23,7 @@ const ON_THE_CARD = new Set(["window_until", "templates"]);
 export function splitDetails(details) {
   const reason = {}, internal = {};
   for (const [k, v] of Object.entries(details || {})) {
-    if (k.startsWith("customer.") || k === "verified" || ON_THE_CARD.has(k)) continue;
+    if (k.startsWith("customer.") || k === "verified" || k === "bot.transcript" || ON_THE_CARD.has(k)) continue;
     (INTERNAL.has(k) ? internal : reason)[k] = v;
   }
   return [reason, internal];
@@ -51,6 +51,12 @@ export async function screenPop(w) {
     const more = el("dl", { className: "ivr" });
     fillDetails(more, internal);
     head.append(el("details", { className: "internal" }, el("summary", { textContent: "Call details" }), more));
+  }
+  // What the customer and the bot said before the hand-off.
+  if (w.details && w.details["bot.transcript"]) {
+    head.append(el("details", { className: "bot-transcript", open: true },
+      el("summary", { textContent: "Before you: the bot" }),
+      el("pre", { textContent: w.details["bot.transcript"] })));
   }
   box.replaceChildren(head);
   if (w.details && w.details.verified === false) {

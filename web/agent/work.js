@@ -319,7 +319,7 @@ export function chatMessage(m) {
   if (!w || !$(".messages", w.node)) return;
   const list = $(".messages", w.node);
   if (m.seq && list.querySelector(`[data-seq="${+m.seq}"]`)) return;
-  const li = el("li", { className: m.from === "agent" ? "agent" : "customer" },
+  const li = el("li", { className: m.from === "agent" || m.from === "bot" ? m.from : "customer" },
     el("span", { className: "who", textContent: m.name || m.from }), ": ", m.text);
   if (m.at) li.append(" ", el("time", { className: "at", dateTime: new Date(m.at).toISOString(), textContent: clock(m.at) }));
   // A customer's media (a WhatsApp photo, audio, document) opens through the gateway.

@@ -1,0 +1,129 @@
+//! The first-level bot on the web chat (issue 21): with `[chat] bot = true` a new
+//! chat is the bot's. Ada's routine question is answered from the knowledge base and
+//! no agent is offered it; she asks for a person ("agente") and the chat goes to the
+//! queue at once: Bob's offer carries the bot's summary, intent and transcript; after
+//! the hand-off the bot says nothing and Bob and Ada talk; the timeline has the bot's
+//! stage and its messages.
+
+use crate::centre::{send, ty, until, ws};
+use crate::channels::{json, next, on_duty};
+use crate::harness::*;
+
+#[test]
+fn the_bot_answers_from_the_knowledge_base_then_hands_over_with_the_whole_context() {
+    let g = Gateway::start(27850, "demo = true", "", "[chat]\nbot = true\n");
+    g.wait_log("knowledge base loaded");
+    let (bob, mut agent) = on_duty(&g, "bob", "demo-bob");
+    let mut cust = ws(&g, "/chat/ws");
+    send(
+        &mut cust,
+        serde_json::json!({"type": "start", "name": "Ada", "address": "ada@example.com"}),
+    );
+    let w = until(&mut cust, "welcome", ty("welcome"));
+    let chat = w.last().unwrap()["chat"].as_str().unwrap().to_string();
+    send(
+        &mut cust,
+        serde_json::json!({"type": "message", "id": "m1", "text": "Hi, where's my parcel?"}),
+    );
+    let got = until(&mut cust, "the bot's answer", |m| m["from"] == "bot");
+    let answer = got.last().unwrap();
+    assert_eq!(answer["name"], "Bot", "{answer}");
+    assert!(
+        answer["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("You can follow your parcel at https://acme.test/track"),
+        "the long answer on a web chat: {answer}"
+    );
+    // Still the bot's: on record with no queue, and on the timeline as its stage.
+    let (_, one) = g.get_auth(&format!("/api/interactions/{chat}"), "test-token");
+    let one = json(&one);
+    assert!(
+        one["queue"].is_null(),
+        "not queued while the bot has it: {one}"
+    );
+    assert!(one["offered_at"].is_null(), "{one}");
+    let kinds = |v: &serde_json::Value| -> Vec<String> {
+        v["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["kind"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert!(kinds(&one).contains(&"bot started".to_string()), "{one}");
+
+    // She asks for a person: handed over at once, told so.
+    send(
+        &mut cust,
+        serde_json::json!({"type": "message", "id": "m2", "text": "quiero hablar con un agente"}),
+    );
+    let told = until(&mut cust, "the hand-off notice", |m| {
+        m["from"] == "bot" && m["text"].as_str().is_some_and(|t| t.contains("person"))
+    });
+    assert!(!told.is_empty());
+    let offer = next(&g, &mut agent, "offer");
+    assert_eq!(offer["interaction"], chat.as_str(), "{offer}");
+    let d = &offer["details"];
+    assert!(
+        d["bot.summary"]
+            .as_str()
+            .unwrap()
+            .contains("asked for a person (\"agente\")"),
+        "{offer}"
+    );
+    assert_eq!(d["bot.intent"], "order-status", "{offer}");
+    let transcript = d["bot.transcript"].as_str().unwrap();
+    assert!(
+        transcript.contains("customer: Hi, where's my parcel?")
+            && transcript.contains("bot: You can follow your parcel")
+            && transcript.contains("customer: quiero hablar con un agente"),
+        "{transcript}"
+    );
+    let (code, body) = g.post(&format!("/api/agent/offers/{chat}/accept"), Some(&bob), "");
+    assert_eq!(code, 200, "{body}");
+
+    // After the hand-off the bot is silent: her question reaches Bob only.
+    send(
+        &mut cust,
+        serde_json::json!({"type": "message", "id": "m3", "text": "where is my order"}),
+    );
+    let acked = until(&mut cust, "m3 stored", |m| {
+        m["type"] == "ack" && m["id"] == "m3"
+    });
+    assert!(!acked.iter().any(|m| m["from"] == "bot"), "{acked:?}");
+    let (code, body) = g.post(
+        &format!("/api/agent/work/{chat}/messages"),
+        Some(&bob),
+        r#"{"text":"Bob here: it left yesterday."}"#,
+    );
+    assert_eq!(code, 201, "{body}");
+    let next_msgs = until(&mut cust, "Bob's message", |m| m["from"] == "agent");
+    assert!(
+        !next_msgs.iter().any(|m| m["from"] == "bot"),
+        "nothing from the bot after the hand-off: {next_msgs:?}"
+    );
+    // The timeline: the bot's stage, its answers stored as the bot's messages.
+    let (_, one) = g.get_auth(&format!("/api/interactions/{chat}"), "test-token");
+    let one = json(&one);
+    let k = kinds(&one);
+    let (start, end) = (
+        k.iter().position(|x| x == "bot started").unwrap(),
+        k.iter().position(|x| x == "bot ended").unwrap(),
+    );
+    assert!(start < end, "{k:?}");
+    let ended = &one["timeline"][end]["data"];
+    assert_eq!(
+        (ended["reason"].as_str(), ended["intent"].as_str()),
+        (Some("asked"), Some("order-status")),
+        "{one}"
+    );
+    let bot_messages = one["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "message" && e["data"]["from"] == "bot")
+        .count();
+    assert_eq!(bot_messages, 2, "the answer and the hand-off notice: {one}");
+    assert_eq!(one["queue"], "support", "{one}");
+}
