@@ -1252,6 +1252,9 @@ impl Handler<Customer> for ChatActor {
                     .as_ref()
                     .is_some_and(|b| b.owned())
                     .then(|| text.clone());
+                // The bot hears a message the thread took as new (not a page's
+                // resend, not one refused for its length or pace).
+                let before = self.thread.last_seq();
                 self.feed(
                     ctx,
                     Input::CustomerSays {
@@ -1260,7 +1263,7 @@ impl Handler<Customer> for ChatActor {
                         reply: None,
                     },
                 );
-                if let Some(text) = said {
+                if let Some(text) = said.filter(|_| self.thread.last_seq() > before) {
                     self.tell_bot(ctx, &text);
                 }
             }

@@ -443,6 +443,7 @@ impl Centre {
             "voicemails": took.voicemails.len(),
             "messages": took.messages,
             "raw_mails": took.raw_mails,
+            "bot_logs": took.bot_logs,
             "files_deleted": files,
         });
         self.audit_privacy(who, "retention.applied", report.clone())
@@ -453,6 +454,7 @@ impl Centre {
                 voicemails = took.voicemails.len(),
                 messages = took.messages,
                 raw_mails = took.raw_mails,
+                bot_logs = took.bot_logs,
                 "retention applied"
             );
         }

@@ -84,6 +84,7 @@ pub struct RetentionConfig {
     pub voicemail: String,
     pub messages: String,
     pub raw_mail: String,
+    pub bot_logs: String,
     pub run_at: String,
 }
 
@@ -94,6 +95,7 @@ impl Default for RetentionConfig {
             voicemail: String::new(),
             messages: String::new(),
             raw_mail: String::new(),
+            bot_logs: String::new(),
             run_at: "03:00".into(),
         }
     }
@@ -108,6 +110,7 @@ impl RetentionConfig {
             &self.voicemail,
             &self.messages,
             &self.raw_mail,
+            &self.bot_logs,
         )
         .unwrap_or_default()
     }

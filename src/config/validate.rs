@@ -15,12 +15,14 @@ impl Config {
             &r.voicemail,
             &r.messages,
             &r.raw_mail,
+            &r.bot_logs,
         ) {
             let value = match key {
                 "recordings" => &r.recordings,
                 "voicemail" => &r.voicemail,
                 "messages" => &r.messages,
-                _ => &r.raw_mail,
+                "raw_mail" => &r.raw_mail,
+                _ => &r.bot_logs,
             };
             return Err(err(key, value, why));
         }

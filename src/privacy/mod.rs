@@ -159,7 +159,7 @@ pub fn withdrawn(current: &[(String, bool, i64)], purpose: Purpose, channel: &st
 /// The keys of a timeline event's data an erasure keeps: what the KPIs and the
 /// supervisor's reports read (agents, queues, parties by role, outcomes, times,
 /// dispositions, scores), never what the customer wrote or said.
-const KEPT: [&str; 13] = [
+const KEPT: [&str; 16] = [
     "agent",
     "supervisor",
     "from",
@@ -173,6 +173,10 @@ const KEPT: [&str; 13] = [
     "metric",
     "score",
     "seconds",
+    // The bot's hand-off: why and which article (no words of the customer's).
+    "reason",
+    "intent",
+    "handoff",
 ];
 
 /// A timeline event's data after its customer is erased: the kept keys whose values

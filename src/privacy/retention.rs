@@ -17,6 +17,9 @@ pub struct Policy {
     pub messages: Option<Duration>,
     /// Mail sources (headers, attachments) kept with each e-mail, by its arrival.
     pub raw_mail: Option<Duration>,
+    /// What the bot kept of a conversation it handed off (its summary, with the
+    /// customer's words), by the hand-off; the bot's messages are `messages`.
+    pub bot_logs: Option<Duration>,
 }
 
 /// The instants (Unix ms) before which each kind has expired; `None`: kept.
@@ -26,16 +29,19 @@ pub struct Cutoffs {
     pub voicemail: Option<i64>,
     pub messages: Option<i64>,
     pub raw_mail: Option<i64>,
+    pub bot_logs: Option<i64>,
 }
 
 impl Policy {
     /// Reads `[retention]`'s durations (`recordings`, `voicemail`, `messages`,
-    /// `raw_mail`, each `""` for ever); the first bad one as (key, reason).
+    /// `raw_mail`, `bot_logs`, each `""` for ever); the first bad one as (key,
+    /// reason).
     pub fn parse(
         recordings: &str,
         voicemail: &str,
         messages: &str,
         raw_mail: &str,
+        bot_logs: &str,
     ) -> Result<Policy, (&'static str, String)> {
         let one = |key: &'static str, v: &str| parse_keep(v).map_err(|e| (key, e));
         Ok(Policy {
@@ -43,6 +49,7 @@ impl Policy {
             voicemail: one("voicemail", voicemail)?,
             messages: one("messages", messages)?,
             raw_mail: one("raw_mail", raw_mail)?,
+            bot_logs: one("bot_logs", bot_logs)?,
         })
     }
 
@@ -59,6 +66,7 @@ impl Policy {
             voicemail: before(self.voicemail),
             messages: before(self.messages),
             raw_mail: before(self.raw_mail),
+            bot_logs: before(self.bot_logs),
         }
     }
 }
@@ -160,7 +168,7 @@ mod tests {
             assert!(parse_keep(bad).is_err(), "{bad}");
         }
         assert!(parse_keep("0d").unwrap_err().contains("keeps nothing"));
-        let e = Policy::parse("", "30d", "a week", "").unwrap_err();
+        let e = Policy::parse("", "30d", "a week", "", "").unwrap_err();
         assert_eq!(e.0, "messages");
         assert!(e.1.contains("\"a week\""), "{}", e.1);
         assert_eq!(parse_run_at("03:00"), Ok(180));
@@ -172,7 +180,7 @@ mod tests {
 
     #[test]
     fn each_kind_expires_at_its_own_cutoff_and_unset_kinds_never() {
-        let p = Policy::parse("30d", "", "1h", "").unwrap();
+        let p = Policy::parse("30d", "", "1h", "", "").unwrap();
         let now = 100 * 24 * H;
         let c = p.cutoffs(now);
         assert_eq!(c.recordings, Some(now - 30 * 24 * H));

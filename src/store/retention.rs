@@ -20,6 +20,8 @@ pub struct Expired {
     pub messages: u64,
     /// Mail sources removed.
     pub raw_mails: u64,
+    /// The bot's hand-off summaries cut to their reason and intent.
+    pub bot_logs: u64,
 }
 
 /// A kind of timeline event from before a time, not on a held case (by its case or
@@ -88,7 +90,11 @@ impl Store {
                     out.recordings.push(r.get(1));
                 }
             }
-            for (kind, before) in [("voicemail", cut.voicemail), ("message", cut.messages)] {
+            for (kind, before) in [
+                ("voicemail", cut.voicemail),
+                ("message", cut.messages),
+                ("bot ended", cut.bot_logs),
+            ] {
                 let Some(before) = before else { continue };
                 let rows = sqlx::query(sql(EXPIRED_EVENTS))
                     .bind(kind)
@@ -105,6 +111,8 @@ impl Store {
                         .await?;
                     if kind == "message" {
                         out.messages += 1;
+                    } else if kind == "bot ended" {
+                        out.bot_logs += 1;
                     } else if let Some(p) = data["path"].as_str() {
                         out.voicemails.push(p.to_string());
                     }

@@ -1042,6 +1042,13 @@ async fn retention_takes_exactly_what_expired_and_nothing_on_a_held_case(s: Stor
         )
         .await
         .unwrap();
+        s.add_timeline(
+            id,
+            "bot ended",
+            serde_json::json!({"handoff": true, "reason": "asked", "intent": "order-status", "summary": format!("asked for a person after: secret of {id}")}),
+        )
+        .await
+        .unwrap();
         s.add_email(&NewEmail {
             mailbox: "support",
             message_id: &format!("{id}@example.com"),
@@ -1077,7 +1084,7 @@ async fn retention_takes_exactly_what_expired_and_nothing_on_a_held_case(s: Stor
         Some("dora".into())
     );
     assert_eq!(s.legal_hold(cases[0]).await.unwrap(), None);
-    let policy = Policy::parse("30d", "30d", "30d", "30d").unwrap();
+    let policy = Policy::parse("30d", "30d", "30d", "30d", "30d").unwrap();
 
     let took = s.apply_retention(&policy.cutoffs(now)).await.unwrap();
     assert_eq!(
@@ -1087,7 +1094,15 @@ async fn retention_takes_exactly_what_expired_and_nothing_on_a_held_case(s: Stor
             voicemails: vec!["/data/voicemail/old.wav".into()],
             messages: 1,
             raw_mails: 1,
+            bot_logs: 1,
         }
+    );
+    // The bot's hand-off keeps why and which article, not the customer's words.
+    let bot = s.timeline("old").await.unwrap();
+    let bot = &bot.iter().find(|e| e.kind == "bot ended").unwrap().data;
+    assert_eq!(
+        *bot,
+        serde_json::json!({"handoff": true, "reason": "asked", "intent": "order-status", "expired": true})
     );
     let left = |id: &'static str| {
         let s = s.clone();

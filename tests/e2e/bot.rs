@@ -53,6 +53,15 @@ fn the_bot_answers_from_the_knowledge_base_then_hands_over_with_the_whole_contex
     };
     assert!(kinds(&one).contains(&"bot started".to_string()), "{one}");
 
+    // Her page sends m1 again (its ack was lost, say): acknowledged once more, stored
+    // once, and not answered twice (the bot's messages are counted at the end).
+    send(
+        &mut cust,
+        serde_json::json!({"type": "message", "id": "m1", "text": "Hi, where's my parcel?"}),
+    );
+    until(&mut cust, "m1 acked again", |m| {
+        m["type"] == "ack" && m["id"] == "m1"
+    });
     // She asks for a person: handed over at once, told so.
     send(
         &mut cust,
