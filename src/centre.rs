@@ -1404,6 +1404,7 @@ impl Centre {
                 threads: self.0.threads.clone(),
                 first_at: m.at.min(crate::clock::unix_secs()),
             }),
+            bot: account.bot.then(|| self.0.kb.clone()),
             ..self.chat_start(&id, account.queue.clone())
         };
         self.0

@@ -350,6 +350,26 @@ impl ChatActor {
         );
     }
 
+    /// What the bot is to hear of a customer's message while it owns the chat, with
+    /// the thread's last number before the message is fed.
+    fn for_bot(&self, text: &str) -> Option<(String, u64)> {
+        self.bot
+            .as_ref()
+            .is_some_and(|b| b.owned())
+            .then(|| (text.to_string(), self.thread.last_seq()))
+    }
+
+    /// After the message was fed: the bot hears it only if the thread numbered it
+    /// as new (not a page's resend or a provider's redelivery, not one refused for
+    /// its length or pace).
+    fn after_fed(&mut self, ctx: &mut Context<Self>, heard: Option<(String, u64)>) {
+        if let Some((text, before)) = heard {
+            if self.thread.last_seq() > before {
+                self.tell_bot(ctx, &text);
+            }
+        }
+    }
+
     /// The customer wrote `text`: while the bot owns the chat it answers, and hands
     /// the chat to the queue with what it learned.
     fn tell_bot(&mut self, ctx: &mut Context<Self>, text: &str) {
@@ -359,9 +379,19 @@ impl ChatActor {
         if !bot.owned() {
             return;
         }
+        // The answer's form follows the channel (short on SMS and WhatsApp).
+        let channel = match &self.s.provider {
+            None => "webchat",
+            Some(p) if p.is_whatsapp() => "whatsapp",
+            Some(p) => match p.account.kind {
+                crate::config::ChannelKind::Twilio => "sms",
+                crate::config::ChannelKind::Email => "email",
+                _ => "webchat",
+            },
+        };
         let input = crate::bot::Input::CustomerSays {
             text: text.to_string(),
-            channel: "webchat".into(),
+            channel: channel.into(),
             lang: None,
         };
         bot.handle(crate::clock::unix_millis(), input, &kb.matcher());
@@ -571,9 +601,9 @@ impl ChatActor {
                 if self.s.provider.is_none() {
                     return self.tell_customer(v);
                 }
-                // Through a provider only the agent's messages go (no system lines,
-                // acks or replays: those are a page's).
-                if v["type"] == "message" && v["from"] == "agent" {
+                // Through a provider only the agent's and the bot's messages go (no
+                // system lines, acks or replays: those are a page's).
+                if v["type"] == "message" && (v["from"] == "agent" || v["from"] == "bot") {
                     let seq = v["seq"].as_u64().unwrap_or_default();
                     let out = crate::channels::whatsapp::Outgoing::of(
                         v["text"].as_str().unwrap_or_default(),
@@ -1247,14 +1277,7 @@ impl Handler<Customer> for ChatActor {
             }
             Customer::Gone => self.await_customer(ctx),
             Customer::Says { id, text } => {
-                let said = self
-                    .bot
-                    .as_ref()
-                    .is_some_and(|b| b.owned())
-                    .then(|| text.clone());
-                // The bot hears a message the thread took as new (not a page's
-                // resend, not one refused for its length or pace).
-                let before = self.thread.last_seq();
+                let heard = self.for_bot(&text);
                 self.feed(
                     ctx,
                     Input::CustomerSays {
@@ -1263,9 +1286,7 @@ impl Handler<Customer> for ChatActor {
                         reply: None,
                     },
                 );
-                if let Some(text) = said.filter(|_| self.thread.last_seq() > before) {
-                    self.tell_bot(ctx, &text);
-                }
+                self.after_fed(ctx, heard);
             }
             Customer::Typing(on) => self.tell_agent(AgentPush::Typing {
                 interaction: self.s.interaction.clone(),
@@ -1279,6 +1300,7 @@ impl Handler<Customer> for ChatActor {
                 self.last_inbound = Some(self.last_inbound.map_or(at, |l| l.max(at)));
                 self.tell_window();
                 let (reply, rx) = self.reply_slot();
+                let heard = self.for_bot(&text);
                 self.feed(
                     ctx,
                     Input::CustomerSays {
@@ -1287,6 +1309,7 @@ impl Handler<Customer> for ChatActor {
                         reply: Some(reply),
                     },
                 );
+                self.after_fed(ctx, heard);
                 actix_rt::spawn(async move {
                     let r = rx.await.unwrap_or_else(|_| Err("the thread ended".into()));
                     let _ = done.send(r);

@@ -156,6 +156,10 @@ pub struct ChannelConfig {
     /// [`crate::channels::survey`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub survey: Option<crate::channels::survey::SurveyConfig>,
+    /// The first-level bot answers new threads from the knowledge base (`[kb]`, the
+    /// short answers) and hands them to `queue` (see `[chat] bot`).
+    #[serde(default)]
+    pub bot: bool,
     /// An e-mail thread's mailbox (kind `email` only).
     #[serde(skip)]
     pub mailbox: Option<std::sync::Arc<super::MailboxConfig>>,
@@ -442,6 +446,7 @@ impl ChannelConfig {
             send_timeout_secs: default_send_timeout(),
             opt_out: default_opt_out(),
             survey: None,
+            bot: false,
             templates: vec![TemplateConfig {
                 name: "follow_up".into(),
                 language: "en".into(),

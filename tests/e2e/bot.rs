@@ -3,15 +3,34 @@
 //! no agent is offered it; she asks for a person ("agente") and the chat goes to the
 //! queue at once: Bob's offer carries the bot's summary, intent and transcript; after
 //! the hand-off the bot says nothing and Bob and Ada talk; the timeline has the bot's
-//! stage and its messages.
+//! stage and its messages. Then the same on WhatsApp (`[[channel]] bot = true`, the
+//! fake Graph API): the short answer goes out through the provider, and "humano"
+//! hands the thread to Bob.
 
 use crate::centre::{send, ty, until, ws};
-use crate::channels::{json, next, on_duty};
+use crate::channels::{json, next, on_duty, post_signed, text_from, wa_account};
 use crate::harness::*;
+use std::time::Duration;
 
 #[test]
 fn the_bot_answers_from_the_knowledge_base_then_hands_over_with_the_whole_context() {
-    let g = Gateway::start(27850, "demo = true", "", "[chat]\nbot = true\n");
+    let base = 27850;
+    // The fake Graph API (WhatsApp) takes every send.
+    let graph = serve(base + 20, |n, _, _, _| {
+        (
+            "200 OK".into(),
+            format!(r#"{{"messaging_product":"whatsapp","messages":[{{"id":"wamid.BOT{n}"}}]}}"#),
+        )
+    });
+    let g = Gateway::start(
+        base,
+        "demo = true",
+        "",
+        &format!(
+            "[chat]\nbot = true\n\n{}bot = true\n",
+            wa_account(base + 20)
+        ),
+    );
     g.wait_log("knowledge base loaded");
     let (bob, mut agent) = on_duty(&g, "bob", "demo-bob");
     let mut cust = ws(&g, "/chat/ws");
@@ -135,4 +154,55 @@ fn the_bot_answers_from_the_knowledge_base_then_hands_over_with_the_whole_contex
         .count();
     assert_eq!(bot_messages, 2, "the answer and the hand-off notice: {one}");
     assert_eq!(one["queue"], "support", "{one}");
+
+    // On WhatsApp: the short answer goes out through the provider.
+    let sent = |graph: &Posts| -> Vec<String> {
+        graph
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|(_, b)| serde_json::from_str::<serde_json::Value>(b).ok())
+            .filter_map(|b| b["text"]["body"].as_str().map(str::to_string))
+            .collect()
+    };
+    let now = omnigate::clock::unix_secs();
+    let (code, body) = post_signed(
+        &g,
+        "wa",
+        &text_from("15557770001", "wamid.B1", now, "my package has not arrived"),
+        None,
+    );
+    assert_eq!(code, 200, "{body}");
+    wait_for("the bot's WhatsApp answer", Duration::from_secs(10), || {
+        sent(&graph)
+            .iter()
+            .any(|t| t.starts_with("Track your parcel at"))
+    });
+    let (code, body) = post_signed(
+        &g,
+        "wa",
+        &text_from("15557770001", "wamid.B2", now, "Humano por favor"),
+        None,
+    );
+    assert_eq!(code, 200, "{body}");
+    let offer = next(&g, &mut agent, "offer");
+    assert_eq!(offer["channel"], "whatsapp", "{offer}");
+    assert!(
+        offer["details"]["bot.transcript"]
+            .as_str()
+            .unwrap()
+            .contains("bot: Track your parcel at"),
+        "{offer}"
+    );
+    assert_eq!(offer["details"]["bot.intent"], "order-status", "{offer}");
+    wait_for(
+        "the hand-off notice on WhatsApp",
+        Duration::from_secs(10),
+        || {
+            sent(&graph)
+                .iter()
+                .any(|t| t.contains("person on the team"))
+        },
+    );
+    assert_eq!(sent(&graph).len(), 2, "{:?}", sent(&graph));
 }
