@@ -14,6 +14,9 @@
 use crate::kb::{Decision, Lang, Matcher};
 use std::collections::VecDeque;
 
+/// Hand-off words that are Spanish (the notice is then in Spanish).
+const SPANISH_WORDS: &[&str] = &["agente", "humano", "persona", "asesor", "operador"];
+
 /// What the bot keeps of a conversation (the oldest turns go first).
 pub const MAX_TURNS: usize = 50;
 /// What is kept of one message.
@@ -247,6 +250,10 @@ impl Bot {
             .find(|h| words.contains(&fold(h).as_str()))
         {
             let w = w.clone();
+            // Asked in Spanish ("agente", "humano"...): told in Spanish.
+            if SPANISH_WORDS.contains(&fold(&w).as_str()) {
+                self.lang = Some(Lang::Es);
+            }
             return self.hand_off(now, Reason::Asked(w), &said);
         }
         match kb.decide(&said, self.lang) {
