@@ -350,19 +350,23 @@ impl ChatActor {
         );
     }
 
-    /// What the bot is to hear of a customer's message while it owns the chat, with
-    /// the thread's last number before the message is fed.
-    fn for_bot(&self, text: &str) -> Option<(String, u64)> {
-        self.bot
+    /// A customer's message (from their page, or a provider's with `reply`) goes to
+    /// the thread; while the bot owns the chat it hears it too, but only if the
+    /// thread numbered it as new (not a page's resend or a provider's redelivery,
+    /// not one refused for its length or pace).
+    fn customer_says(
+        &mut self,
+        ctx: &mut Context<Self>,
+        id: String,
+        text: String,
+        reply: Option<u64>,
+    ) {
+        let heard = self
+            .bot
             .as_ref()
             .is_some_and(|b| b.owned())
-            .then(|| (text.to_string(), self.thread.last_seq()))
-    }
-
-    /// After the message was fed: the bot hears it only if the thread numbered it
-    /// as new (not a page's resend or a provider's redelivery, not one refused for
-    /// its length or pace).
-    fn after_fed(&mut self, ctx: &mut Context<Self>, heard: Option<(String, u64)>) {
+            .then(|| (text.clone(), self.thread.last_seq()));
+        self.feed(ctx, Input::CustomerSays { id, text, reply });
         if let Some((text, before)) = heard {
             if self.thread.last_seq() > before {
                 self.tell_bot(ctx, &text);
@@ -1276,18 +1280,7 @@ impl Handler<Customer> for ChatActor {
                 self.feed(ctx, Input::Connect { after, agent });
             }
             Customer::Gone => self.await_customer(ctx),
-            Customer::Says { id, text } => {
-                let heard = self.for_bot(&text);
-                self.feed(
-                    ctx,
-                    Input::CustomerSays {
-                        id,
-                        text,
-                        reply: None,
-                    },
-                );
-                self.after_fed(ctx, heard);
-            }
+            Customer::Says { id, text } => self.customer_says(ctx, id, text, None),
             Customer::Typing(on) => self.tell_agent(AgentPush::Typing {
                 interaction: self.s.interaction.clone(),
                 on,
@@ -1300,16 +1293,7 @@ impl Handler<Customer> for ChatActor {
                 self.last_inbound = Some(self.last_inbound.map_or(at, |l| l.max(at)));
                 self.tell_window();
                 let (reply, rx) = self.reply_slot();
-                let heard = self.for_bot(&text);
-                self.feed(
-                    ctx,
-                    Input::CustomerSays {
-                        id,
-                        text,
-                        reply: Some(reply),
-                    },
-                );
-                self.after_fed(ctx, heard);
+                self.customer_says(ctx, id, text, Some(reply));
                 actix_rt::spawn(async move {
                     let r = rx.await.unwrap_or_else(|_| Err("the thread ended".into()));
                     let _ = done.send(r);
