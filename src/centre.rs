@@ -40,6 +40,8 @@ struct Inner {
     kb_reload: std::time::Duration,
     /// New web chats start with the bot (`[chat] bot`).
     chat_bot: bool,
+    /// When the bot hands over (`[bot]`).
+    bot: crate::bot::BotConfig,
     router: Addr<RouterActor>,
     arbiters: Vec<ArbiterHandle>,
     next: AtomicUsize,
@@ -408,6 +410,7 @@ impl Centre {
             kb: Arc::new(crate::kb::Library::new(&cfg.kb.dir, cfg.kb.threshold)),
             kb_reload: std::time::Duration::from_millis(cfg.kb.reload_ms.max(50)),
             chat_bot: cfg.chat.bot,
+            bot: cfg.bot.clone(),
             chat_queue: cfg.chat_queue(),
             chat_priority: cfg.chat.priority,
             greeting: cfg.chat.greeting.clone(),
@@ -831,12 +834,20 @@ impl Centre {
             address: address.to_string(),
             priority: self.0.chat_priority,
             greeting: self.0.greeting.clone(),
-            bot: self.0.chat_bot.then(|| self.0.kb.clone()),
+            bot: self.bot_if(self.0.chat_bot),
             ..self.chat_start(&id, queue)
         };
         self.spawn_chat(start, digest);
         tracing::info!(interaction = %id, "chat started (identity unverified)");
         Ok((id, t))
+    }
+
+    /// The bot for a new chat, when its channel has one.
+    fn bot_if(&self, on: bool) -> Option<crate::actors::chat::BotSetup> {
+        on.then(|| crate::actors::chat::BotSetup {
+            kb: self.0.kb.clone(),
+            cfg: self.0.bot.clone(),
+        })
     }
 
     /// A chat of `queue` with what every chat shares (the store, the router, the
@@ -1404,7 +1415,7 @@ impl Centre {
                 threads: self.0.threads.clone(),
                 first_at: m.at.min(crate::clock::unix_secs()),
             }),
-            bot: account.bot.then(|| self.0.kb.clone()),
+            bot: self.bot_if(account.bot),
             ..self.chat_start(&id, account.queue.clone())
         };
         self.0

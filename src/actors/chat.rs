@@ -85,9 +85,15 @@ pub struct ChatStart {
     /// A thread taken up again after a restart: what it had stored, and the agent's
     /// messages the provider had not taken yet (sent again, in order).
     pub resume: Option<Resume>,
-    /// The bot owns the chat until it hands it off (answering from this knowledge
-    /// base); `None`: queued at once.
-    pub bot: Option<Arc<crate::kb::Library>>,
+    /// The bot owns the chat until it hands it off; `None`: queued at once.
+    pub bot: Option<BotSetup>,
+}
+
+/// What a chat's bot answers from and when it hands over.
+#[derive(Clone)]
+pub struct BotSetup {
+    pub kb: Arc<crate::kb::Library>,
+    pub cfg: crate::bot::BotConfig,
 }
 
 /// See [`ChatStart::resume`].
@@ -210,7 +216,7 @@ impl ChatActor {
             .bot
             .as_ref()
             .filter(|_| !resumed)
-            .map(|_| crate::bot::Bot::new(crate::bot::BotConfig::default()));
+            .map(|b| crate::bot::Bot::new(b.cfg.clone()));
         ChatActor {
             thread,
             s,
@@ -377,7 +383,8 @@ impl ChatActor {
     /// The customer wrote `text`: while the bot owns the chat it answers, and hands
     /// the chat to the queue with what it learned.
     fn tell_bot(&mut self, ctx: &mut Context<Self>, text: &str) {
-        let (Some(bot), Some(kb)) = (self.bot.as_mut(), self.s.bot.as_ref()) else {
+        let (Some(bot), Some(BotSetup { kb, .. })) = (self.bot.as_mut(), self.s.bot.as_ref())
+        else {
             return;
         };
         if !bot.owned() {
@@ -757,7 +764,7 @@ impl ChatActor {
             bot.handle(
                 crate::clock::unix_millis(),
                 crate::bot::Input::PersonJoined,
-                &kb.matcher(),
+                &kb.kb.matcher(),
             );
         }
         let from = self.agent.take();

@@ -22,12 +22,38 @@ pub const MAX_TURNS: usize = 50;
 /// What is kept of one message.
 pub const MAX_TURN_CHARS: usize = 1000;
 
-#[derive(Debug, Clone, PartialEq)]
+/// `[bot]` in the config file: when the first-level bot hands a conversation over.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct BotConfig {
     /// Words that ask for a person (whole words, any case, accents folded).
     pub handoff_words: Vec<String>,
     /// Messages the knowledge base could not answer before the bot hands off.
     pub misses: u32,
+}
+
+/// The most hand-off words a config may list.
+pub const MAX_HANDOFF_WORDS: usize = 100;
+
+impl BotConfig {
+    /// What makes no sense in a `[bot]` section: the key, the value at fault and why.
+    pub fn problem(&self) -> Option<(&'static str, String, String)> {
+        if !(1..=20).contains(&self.misses) {
+            let m = self.misses.to_string();
+            return Some(("misses", m.clone(), format!("{m} is not 1 to 20")));
+        }
+        if self.handoff_words.len() > MAX_HANDOFF_WORDS {
+            let why = format!("more than {MAX_HANDOFF_WORDS} words");
+            return Some(("handoff_words", String::new(), why));
+        }
+        for w in &self.handoff_words {
+            if w.is_empty() || w.chars().count() > 40 || !w.chars().all(char::is_alphanumeric) {
+                let why = format!("\"{w}\" is not one word (letters and digits, at most 40)");
+                return Some(("handoff_words", w.clone(), why));
+            }
+        }
+        None
+    }
 }
 
 impl Default for BotConfig {

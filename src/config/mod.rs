@@ -51,6 +51,7 @@ pub struct Config {
     pub calls: CallsConfig,
     pub dialplan: DialplanConfig,
     pub kb: KbConfig,
+    pub bot: crate::bot::BotConfig,
     pub shutdown: ShutdownConfig,
     pub retention: RetentionConfig,
     #[serde(rename = "user")]

@@ -8,6 +8,11 @@ fn example_config_parses() {
     let text = include_str!("../../omnigate.example.toml");
     let c = Config::parse(text, "omnigate.example.toml").unwrap();
     assert!(!c.trunks.is_empty());
+    assert_eq!(
+        c.bot,
+        crate::bot::BotConfig::default(),
+        "the example shows the defaults"
+    );
 }
 
 #[test]
@@ -420,4 +425,36 @@ fn a_kb_threshold_that_is_no_confidence_is_refused_at_its_line() {
     let c = Config::parse("[kb]\nthreshold = 0.7\n", "t.toml").unwrap();
     assert!((c.kb.threshold - 0.7).abs() < 1e-6);
     assert_eq!(Config::default().kb.dir, std::path::PathBuf::from("kb"));
+}
+
+#[test]
+fn the_bots_hand_off_words_and_misses_are_configured_and_checked_at_their_line() {
+    let c = Config::parse(
+        "[bot]\nhandoff_words = [\"asesor\", \"Mensch\"]\nmisses = 3\n",
+        "t.toml",
+    )
+    .unwrap();
+    assert_eq!(c.bot.handoff_words, ["asesor", "Mensch"]);
+    assert_eq!(c.bot.misses, 3);
+    assert_eq!(Config::default().bot, crate::bot::BotConfig::default());
+    for (bad, line, says) in [
+        ("misses = 0", "t.toml:3:", "0 is not 1 to 20"),
+        ("misses = 99", "t.toml:3:", "99 is not 1 to 20"),
+        (
+            "handoff_words = [\"a person\"]",
+            "t.toml:3:",
+            "\"a person\" is not one word",
+        ),
+        (
+            "handoff_words = [\"\"]",
+            "t.toml:3:",
+            "\"\" is not one word",
+        ),
+    ] {
+        let e = Config::parse(&format!("[bot]\n\n{bad}\n"), "t.toml").unwrap_err();
+        assert!(e.0.starts_with(line), "{bad}: {}", e.0);
+        assert!(e.0.contains(says), "{bad}: {}", e.0);
+    }
+    let e = Config::parse("[bot]\nwords = []\n", "t.toml").unwrap_err();
+    assert!(e.0.contains("unknown field `words`"), "{}", e.0);
 }

@@ -37,6 +37,9 @@ impl Config {
                 format!("{t} is not a confidence: a number above 0 and at most 1"),
             ));
         }
+        if let Some((key, value, why)) = self.bot.problem() {
+            return Err(err(key, &value, why));
+        }
         for w in &self.webhooks {
             if !(w.url.starts_with("http://") || w.url.starts_with("https://")) {
                 return Err(err(
