@@ -43,6 +43,10 @@ const FILLER_EN: &[&str] = &[
     "need",
     "could",
     "can",
+    "get",
+    "should",
+    "tell",
+    "know",
 ];
 const FILLER_ES: &[&str] = &[
     "hola",
@@ -62,6 +66,8 @@ const FILLER_ES: &[&str] = &[
     "gustaria",
     "puedo",
     "podria",
+    "debo",
+    "deberia",
 ];
 
 /// A language's tokeniser with its synonyms and filler words.

@@ -187,7 +187,7 @@ fn kb_check_passes_the_demo_and_finds_what_is_wrong_in_a_bad_one() {
     );
     let text = String::from_utf8(out).unwrap();
     assert!(
-        text.contains("14 article(s) in 2 file(s), languages: en, es; 0 problem(s)"),
+        text.contains("44 article(s) in 2 file(s), languages: en, es; 0 problem(s)"),
         "{text}"
     );
 
@@ -224,7 +224,7 @@ fn kb_test_reports_each_example_with_precision_and_fails_on_a_regression() {
     let text = String::from_utf8(out).unwrap();
     assert_eq!(code, 0, "{text}");
     assert!(
-        text.contains("20 passed, 0 failed, 0 problem(s); precision 100.0%, recall 100.0%"),
+        text.contains("55 passed, 0 failed, 0 problem(s); precision 100.0%, recall 100.0%"),
         "{text}"
     );
 
