@@ -11,7 +11,7 @@ fn kb(c: &mut Criterion) {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("kb");
     let mut g = c.benchmark_group("kb");
     g.bench_function(
-        "load the demo (14 articles, 2 languages) and build the matcher",
+        "load the demo (44 articles, 2 languages) and build the matcher",
         |b| {
             b.iter(|| {
                 let lib = Library::new(black_box(&dir), 0.5);

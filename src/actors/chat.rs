@@ -406,6 +406,14 @@ impl ChatActor {
             lang: None,
         };
         bot.handle(crate::clock::unix_millis(), input, &kb.matcher());
+        self.bot_says(ctx);
+    }
+
+    /// Carries out what the bot decided.
+    fn bot_says(&mut self, ctx: &mut Context<Self>) {
+        let Some(bot) = self.bot.as_mut() else {
+            return;
+        };
         let out: Vec<crate::bot::Output> = std::iter::from_fn(|| bot.poll()).collect();
         for o in out {
             match o {
@@ -432,6 +440,11 @@ impl ChatActor {
                     }
                     self.enqueue(ctx, d);
                 }
+                crate::bot::Output::Ended { intent } => self.event(
+                    ctx,
+                    "bot ended",
+                    serde_json::json!({"handoff": false, "reason": "closed", "intent": intent}),
+                ),
             }
         }
     }
@@ -744,6 +757,15 @@ impl ChatActor {
         done: Option<oneshot::Sender<Result<u64, String>>>,
     ) {
         self.leave_waiting();
+        // Ended while the bot had it: on the timeline first (the KPIs' containment).
+        if let (Some(bot), Some(b)) = (self.bot.as_mut(), self.s.bot.as_ref()) {
+            bot.handle(
+                crate::clock::unix_millis(),
+                crate::bot::Input::Closed,
+                &b.kb.matcher(),
+            );
+            self.bot_says(ctx);
+        }
         let reply = done.map(|d| {
             self.next_reply += 1;
             self.replies.insert(self.next_reply, d);

@@ -124,6 +124,11 @@ pub enum Output {
         confidence: f32,
     },
     Handoff(Box<Handoff>),
+    /// The conversation ended while the bot had it (no person was needed, or the
+    /// customer left): the last article matched, if any.
+    Ended {
+        intent: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -138,6 +143,8 @@ pub enum Input {
     /// A person took the conversation some other way (a supervisor, an agent's
     /// outbound message): the bot is silent from now on, without a hand-off.
     PersonJoined,
+    /// The conversation is over (closed by the customer, a timeout or the system).
+    Closed,
 }
 
 pub struct Bot {
@@ -247,6 +254,11 @@ impl Bot {
             Input::PersonJoined => {
                 self.owned = false;
                 return;
+            }
+            Input::Closed => {
+                self.owned = false;
+                let intent = self.intent.clone();
+                return self.out.push_back(Output::Ended { intent });
             }
             Input::CustomerSays {
                 text,

@@ -28,7 +28,7 @@ fn replies(out: &[Output]) -> Vec<&str> {
     out.iter()
         .filter_map(|o| match o {
             Output::Reply { text, .. } => Some(text.as_str()),
-            Output::Handoff(_) => None,
+            _ => None,
         })
         .collect()
 }
@@ -36,7 +36,7 @@ fn replies(out: &[Output]) -> Vec<&str> {
 fn handoff(out: &[Output]) -> Option<&Handoff> {
     out.iter().find_map(|o| match o {
         Output::Handoff(h) => Some(&**h),
-        Output::Reply { .. } => None,
+        _ => None,
     })
 }
 
@@ -192,4 +192,29 @@ fn a_person_joining_silences_the_bot_and_the_transcript_is_bounded() {
         .transcript()
         .all(|t| t.text.chars().count() <= MAX_TURN_CHARS));
     assert_eq!(b.transcript().next().unwrap().at, (MAX_TURNS / 2) as u64);
+}
+
+#[test]
+fn a_conversation_closed_while_the_bot_has_it_ends_once_with_its_intent() {
+    let m = kb();
+    let mut b = Bot::new(BotConfig::default());
+    b.handle(1, says("where is my order", "webchat"), &m);
+    drain(&mut b);
+    b.handle(2, Input::Closed, &m);
+    assert_eq!(
+        drain(&mut b),
+        vec![Output::Ended {
+            intent: Some("order-status".into())
+        }]
+    );
+    assert!(!b.owned());
+    b.handle(3, Input::Closed, &m);
+    assert!(drain(&mut b).is_empty(), "ended once");
+
+    // Handed over first: the hand-off was its end; closing says nothing more.
+    let mut b = Bot::new(BotConfig::default());
+    b.handle(1, says("agent please", "webchat"), &m);
+    assert!(handoff(&drain(&mut b)).is_some());
+    b.handle(2, Input::Closed, &m);
+    assert!(drain(&mut b).is_empty());
 }

@@ -10,13 +10,13 @@
 //! report reads a few thousand rows.
 
 use super::event::{Metric, Party};
-use super::facts::{Facts, Name, OfferEnd, Stage};
+use super::facts::{BotPart, Facts, Name, OfferEnd, Stage};
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
 /// Bumped whenever the format or the meaning of [`Facts`] changes; stored facts of
 /// another version are made again.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 
 struct W(Vec<u8>);
 
@@ -206,6 +206,19 @@ pub fn encode(f: &Facts) -> Vec<u8> {
         w.0.push(metric(*m));
         w.i(*s);
     }
+    match &f.bot {
+        None => w.0.push(0),
+        Some(b) => {
+            w.0.push(1 | (b.handoff as u8) << 1 | (b.ended as u8) << 2);
+            match &b.intent {
+                None => w.0.push(0),
+                Some(i) => {
+                    w.0.push(1);
+                    w.s(i);
+                }
+            }
+        }
+    }
     w.0
 }
 
@@ -359,6 +372,19 @@ impl Names {
             };
             surveys.push((t, m, r.i()?));
         }
+        let bot = match r.byte()? {
+            0 => None,
+            b if b & 1 == 1 && b < 8 => Some(BotPart {
+                handoff: b & 2 != 0,
+                ended: b & 4 != 0,
+                intent: match r.byte()? {
+                    0 => None,
+                    1 => Some(self.name(r.bytes()?)?),
+                    _ => return None,
+                },
+            }),
+            _ => return None,
+        };
         if !r.0.is_empty() {
             return None;
         }
@@ -390,6 +416,7 @@ impl Names {
             resolved,
             reopened,
             surveys,
+            bot,
         })
     }
 }

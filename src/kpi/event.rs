@@ -70,7 +70,12 @@ pub enum Event {
     IvrStart,
     IvrEnd,
     BotStart,
-    BotEnd,
+    /// The bot's part ended: handed to a person (`handoff`), or the conversation
+    /// ended while the bot had it; `intent` is the last article it matched.
+    BotEnd {
+        handoff: bool,
+        intent: Option<String>,
+    },
     /// It joined a queue (also again, after a transfer to a queue or an overflow).
     Queued {
         queue: String,
@@ -266,7 +271,12 @@ pub fn from_timeline<'a>(
             },
             "ivr ended" => push(Event::IvrEnd),
             "bot started" => push(Event::BotStart),
-            "bot ended" => push(Event::BotEnd),
+            // Logs from before containment was counted have no `handoff`: those
+            // were all hand-offs.
+            "bot ended" => push(Event::BotEnd {
+                handoff: d["handoff"].as_bool().unwrap_or(true),
+                intent: d["intent"].as_str().map(str::to_string),
+            }),
             "caller hung up" => push(Event::Ended {
                 by: Party::Customer,
             }),

@@ -102,6 +102,19 @@ pub struct Facts {
     pub reopened: Vec<i64>,
     /// The last answer per metric.
     pub surveys: Vec<(i64, Metric, i64)>,
+    /// The first-level bot's part, if it had the conversation first.
+    pub bot: Option<BotPart>,
+}
+
+/// What the bot did with a conversation it had.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct BotPart {
+    /// It handed the conversation to a person.
+    pub handoff: bool,
+    /// It ended: handed over, or the conversation ended while the bot had it.
+    pub ended: bool,
+    /// The last article it matched (what the customer wanted).
+    pub intent: Option<Name>,
 }
 
 impl Facts {
@@ -158,6 +171,7 @@ pub fn facts(c: &Contact) -> Facts {
         resolved: vec![],
         reopened: vec![],
         surveys: vec![],
+        bot: None,
     };
     let mut at = At::Start;
     // Offers outstanding (agent names), ordered so results do not depend on a map's.
@@ -173,8 +187,24 @@ pub fn facts(c: &Contact) -> Facts {
             Event::Created => f.created = f.created.min(t),
             Event::IvrStart if at == At::Start => at = At::Ivr,
             Event::IvrEnd if at == At::Ivr => at = At::Start,
-            Event::BotStart if matches!(at, At::Start | At::Ivr) => at = At::Bot,
-            Event::BotEnd if at == At::Bot => at = At::Start,
+            Event::BotStart => {
+                f.bot.get_or_insert_with(BotPart::default);
+                if matches!(at, At::Start | At::Ivr) {
+                    at = At::Bot;
+                }
+            }
+            Event::BotEnd { handoff, intent } => {
+                if let Some(b) = f.bot.as_mut().filter(|b| !b.ended) {
+                    b.ended = true;
+                    b.handoff = *handoff;
+                    b.intent = intent.as_deref().map(Name::from);
+                }
+                // Handed over: the customer waits for a person from here. Ended
+                // with the bot: the customer left (or was done) there.
+                if *handoff && at == At::Bot {
+                    at = At::Start;
+                }
+            }
             Event::Queued { queue } => {
                 if f.queued.is_none() {
                     f.queued = Some(t);

@@ -251,6 +251,14 @@ pub struct Kpis {
     pub ces: Mean,
     /// Cases with an agent that got any survey answer.
     pub survey_response: Ratio,
+    /// Conversations the first-level bot had whose bot part is over: ended without a
+    /// hand-off and without a person ever on them.
+    pub containment: Ratio,
+    /// The same conversations: handed to a person by the bot.
+    pub bot_handoff: Ratio,
+    /// Per intent (the last article the bot matched, `(none)`): handed over of the
+    /// bot's conversations with that intent.
+    pub bot_handoff_by_intent: BTreeMap<String, Ratio>,
     /// Agents' time on work or in wrap-up (`num`, ms) of that plus their time
     /// available without work (`den`, ms) (Connect: occupancy). See [`super::occupancy`].
     pub occupancy: Ratio,
@@ -280,6 +288,12 @@ impl Kpis {
         for (k, v) in &o.switches {
             *self.switches.entry(k.clone()).or_default() += v;
         }
+        for (k, v) in &o.bot_handoff_by_intent {
+            self.bot_handoff_by_intent
+                .entry(k.clone())
+                .or_default()
+                .merge(v);
+        }
         for (a, b) in self.ratios_mut().into_iter().zip(o.ratios()) {
             a.merge(&b);
         }
@@ -296,13 +310,18 @@ impl Kpis {
         for r in self.ratios_mut() {
             r.done();
         }
+        for r in self.bot_handoff_by_intent.values_mut() {
+            r.done();
+        }
         for m in self.means_mut() {
             m.done();
         }
     }
 
-    fn ratios_mut(&mut self) -> [&mut Ratio; 9] {
+    fn ratios_mut(&mut self) -> [&mut Ratio; 11] {
         [
+            &mut self.containment,
+            &mut self.bot_handoff,
             &mut self.service_level,
             &mut self.abandonment,
             &mut self.first_contact_resolution,
@@ -350,8 +369,10 @@ impl Kpis {
 
     /// The shares, in [`Kpis::ratios_mut`]'s order: every numerator within its
     /// denominator (a property the tests check).
-    pub fn ratios(&self) -> [Ratio; 9] {
+    pub fn ratios(&self) -> [Ratio; 11] {
         [
+            self.containment,
+            self.bot_handoff,
             self.service_level,
             self.abandonment,
             self.first_contact_resolution,
@@ -710,6 +731,20 @@ fn offer(k: &mut Kpis, end: OfferEnd) {
 fn contact(k: &mut Kpis, f: &Facts, p: &Params) {
     k.contacts += 1;
     k.inbound += f.inbound as u64;
+    if let Some(b) = f.bot.as_ref().filter(|b| b.ended || f.ended.is_some()) {
+        let person = b.handoff || f.queued.is_some() || f.handled();
+        k.containment.add(!person);
+        k.bot_handoff.add(b.handoff);
+        let intent = b.intent.as_deref().unwrap_or(NONE);
+        match k.bot_handoff_by_intent.get_mut(intent) {
+            Some(r) => r.add(b.handoff),
+            None => {
+                let mut r = Ratio::default();
+                r.add(b.handoff);
+                k.bot_handoff_by_intent.insert(intent.to_string(), r);
+            }
+        }
+    }
     if let Some(stage) = f.abandoned {
         *k.abandoned.entry(stage.name()).or_default() += 1;
     }

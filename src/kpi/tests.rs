@@ -394,7 +394,13 @@ fn first_response_starts_when_the_customer_waits_on_a_human_and_ignores_the_bot(
                 },
             ),
             (3 * S, Event::CustomerMessage),
-            (4 * S, Event::BotEnd),
+            (
+                4 * S,
+                Event::BotEnd {
+                    handoff: true,
+                    intent: Some("order-status".into()),
+                },
+            ),
             (4 * S, q("support")),
             (7 * S, connected("bob")),
             (10 * S, human("bob")),
@@ -881,7 +887,14 @@ fn any_event() -> impl Strategy<Value = Event> {
         Just(Event::IvrStart),
         Just(Event::IvrEnd),
         Just(Event::BotStart),
-        Just(Event::BotEnd),
+        (
+            any::<bool>(),
+            prop::option::of(prop::sample::select(vec!["order-status", "returns"]))
+        )
+            .prop_map(|(handoff, i)| Event::BotEnd {
+                handoff,
+                intent: i.map(String::from)
+            }),
         prop::sample::select(vec!["sales", "support"])
             .prop_map(|q| Event::Queued { queue: q.into() }),
         Just(Event::CustomerMessage),
@@ -1341,4 +1354,131 @@ fn a_kept_quarter_that_is_not_one_decodes_to_nothing() {
     assert_eq!(decode(&[2]), None, "another version");
     assert_eq!(decode(&[]), None);
     assert_eq!(decode(&[1]), Some(vec![]), "nobody staffed");
+}
+
+/// A bot conversation's timeline as the chat actor writes it.
+fn bot_chat(id: &str, rows: &[(&str, serde_json::Value, i64)], queued: Option<i64>) -> Contact {
+    let row = event::Row {
+        channel: "webchat".into(),
+        inbound: true,
+        flow: String::new(),
+        started_at: 0,
+        offered_at: queued,
+        queue: queued.map(|_| "support".into()),
+    };
+    let mut all = vec![("bot started", serde_json::json!({}), 0)];
+    all.extend(rows.iter().cloned());
+    let log = from_timeline(&row, all.iter().map(|(k, d, t)| (*k, d, *t)));
+    Contact::new(id, "webchat", true, None, None, log)
+}
+
+#[test]
+fn containment_and_hand_off_rate_by_intent_count_each_bot_conversation_once() {
+    let said = |t| ("message", serde_json::json!({"from": "customer"}), t);
+    let answer = |t| ("message", serde_json::json!({"from": "bot"}), t);
+    let closed = |by: &str, t| ("closed", serde_json::json!({"by": by}), t);
+    let ended = |handoff: bool, intent: Option<&str>, t| {
+        (
+            "bot ended",
+            serde_json::json!({"handoff": handoff, "reason": if handoff {"asked"} else {"closed"}, "intent": intent}),
+            t,
+        )
+    };
+    // Answered and done: contained, with its intent.
+    let a = bot_chat(
+        "a",
+        &[
+            said(S),
+            answer(2 * S),
+            ended(false, Some("order-status"), 30 * S),
+            closed("customer", 30 * S),
+        ],
+        None,
+    );
+    // Asked for a person after an answer: a hand-off of `order-status`.
+    let b = bot_chat(
+        "b",
+        &[
+            said(S),
+            answer(2 * S),
+            said(5 * S),
+            ended(true, Some("order-status"), 5 * S),
+            ("assigned", serde_json::json!({"agent": "bob"}), 9 * S),
+            closed("agent", 60 * S),
+        ],
+        Some(5 * S),
+    );
+    // Nothing matched, handed over after two misses: intent (none).
+    let c = bot_chat(
+        "c",
+        &[said(S), said(3 * S), ended(true, None, 3 * S)],
+        Some(3 * S),
+    );
+    // A log from before containment was counted: `bot ended` without `handoff` was a
+    // hand-off.
+    let d = bot_chat(
+        "d",
+        &[
+            said(S),
+            (
+                "bot ended",
+                serde_json::json!({"reason": "asked", "intent": "returns"}),
+                2 * S,
+            ),
+        ],
+        Some(2 * S),
+    );
+    // A supervisor took it from the bot: a person was needed, not the bot's hand-off.
+    let e = bot_chat(
+        "e",
+        &[
+            said(S),
+            (
+                "taken over",
+                serde_json::json!({"supervisor": "sam"}),
+                4 * S,
+            ),
+            closed("agent", 20 * S),
+        ],
+        None,
+    );
+    // Still with the bot at the report: not judged yet.
+    let f = bot_chat("f", &[said(S), answer(2 * S)], None);
+    let fa = facts(&a);
+    assert_eq!(
+        fa.bot,
+        Some(facts::BotPart {
+            handoff: false,
+            ended: true,
+            intent: Some("order-status".into())
+        })
+    );
+    // The customer left while the bot had it: they ended it there.
+    assert_eq!(fa.abandoned, Some(facts::Stage::Bot));
+    assert_eq!(facts(&b).abandoned, None);
+    assert!(facts(&d).bot.unwrap().handoff);
+    assert!(!facts(&f).bot.unwrap().ended);
+    let all = [a, b, c, d, e, f];
+    for x in &all {
+        let fx = facts(x);
+        assert_eq!(
+            codec::decode(&codec::encode(&fx)),
+            Some(fx.clone()),
+            "{}",
+            x.id
+        );
+    }
+    let k = run(&all, &params()).total;
+    assert_eq!((k.containment.num, k.containment.den), (1, 5));
+    assert_eq!((k.bot_handoff.num, k.bot_handoff.den), (3, 5));
+    let by: Vec<(&str, u64, u64)> = k
+        .bot_handoff_by_intent
+        .iter()
+        .map(|(i, r)| (i.as_str(), r.num, r.den))
+        .collect();
+    assert_eq!(
+        by,
+        [("(none)", 1, 2), ("order-status", 1, 2), ("returns", 1, 1)]
+    );
+    assert_eq!(k.bot_handoff_by_intent["order-status"].value, Some(0.5));
 }
