@@ -5,7 +5,9 @@
 //! the hand-off the bot says nothing and Bob and Ada talk; the timeline has the bot's
 //! stage and its messages. Then the same on WhatsApp (`[[channel]] bot = true`, the
 //! fake Graph API): the short answer goes out through the provider, and "humano"
-//! hands the thread to Bob.
+//! hands the thread to Bob. Once Bob has resolved it, Ada's next message meets the
+//! bot again; Grace's chat is answered and she leaves (contained), and the KPIs count
+//! containment and hand-offs by intent.
 
 use crate::centre::{send, ty, until, ws};
 use crate::channels::{json, next, on_duty, post_signed, text_from, wa_account};
@@ -204,4 +206,77 @@ fn the_bot_answers_from_the_knowledge_base_then_hands_over_with_the_whole_contex
         || sent(&graph).iter().any(|t| t.starts_with("Le comunico")),
     );
     assert_eq!(sent(&graph).len(), 2, "{:?}", sent(&graph));
+
+    // Bob takes the thread, resolves it and closes it. Ada writes again: a new
+    // conversation, and the bot's again (answered, not offered).
+    let wa = offer["interaction"].as_str().unwrap().to_string();
+    let (code, body) = g.post(&format!("/api/agent/offers/{wa}/accept"), Some(&bob), "");
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = g.post(&format!("/api/agent/work/{wa}/end"), Some(&bob), "");
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = g.post(
+        &format!("/api/agent/work/{wa}/wrap_up"),
+        Some(&bob),
+        r#"{"disposition":"answered","resolved":true}"#,
+    );
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = post_signed(
+        &g,
+        "wa",
+        &text_from("15557770001", "wamid.B3", now, "what time do you close"),
+        None,
+    );
+    assert_eq!(code, 200, "{body}");
+    wait_for("the bot answers her again", Duration::from_secs(10), || {
+        sent(&graph)
+            .iter()
+            .any(|t| t.starts_with("We answer calls Mon-Fri"))
+    });
+
+    // Grace's question is answered and she leaves: contained.
+    let mut grace = ws(&g, "/chat/ws");
+    send(
+        &mut grace,
+        serde_json::json!({"type": "start", "name": "Grace", "address": "grace@example.com"}),
+    );
+    let w = until(&mut grace, "welcome", ty("welcome"));
+    let gchat = w.last().unwrap()["chat"].as_str().unwrap().to_string();
+    send(
+        &mut grace,
+        serde_json::json!({"type": "message", "id": "g1", "text": "are you open on saturday?"}),
+    );
+    until(&mut grace, "the opening hours", |m| {
+        m["from"] == "bot"
+            && m["text"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("Our agents answer calls"))
+    });
+    send(&mut grace, serde_json::json!({"type": "leave"}));
+    wait_for("Grace's chat closed", Duration::from_secs(10), || {
+        let (_, one) = g.get_auth(&format!("/api/interactions/{gchat}"), "test-token");
+        kinds(&json(&one)).contains(&"closed".to_string())
+    });
+    let (_, one) = g.get_auth(&format!("/api/interactions/{gchat}"), "test-token");
+    let one = json(&one);
+    let ended = one["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "bot ended")
+        .unwrap_or_else(|| panic!("the bot's part ends with the chat: {one}"));
+    assert_eq!(ended["data"]["handoff"], false, "{one}");
+    assert_eq!(ended["data"]["intent"], "opening-hours", "{one}");
+
+    // The KPIs: of the bot's three finished conversations one was contained and two
+    // handed over (both wanting their order); Ada's new thread is still the bot's.
+    let (code, body) = g.get_auth("/api/kpis", "test-token");
+    assert_eq!(code, 200, "{body}");
+    let k = &json(&body)["total"];
+    let ratio = |r: &serde_json::Value| (r["num"].as_u64(), r["den"].as_u64());
+    assert_eq!(ratio(&k["containment"]), (Some(1), Some(3)), "{k}");
+    assert_eq!(ratio(&k["bot_handoff"]), (Some(2), Some(3)), "{k}");
+    let by = &k["bot_handoff_by_intent"];
+    assert_eq!(ratio(&by["order-status"]), (Some(2), Some(2)), "{k}");
+    assert_eq!(ratio(&by["opening-hours"]), (Some(0), Some(1)), "{k}");
+    assert_eq!(k["abandoned"]["bot"], 1, "Grace left the bot: {k}");
 }
