@@ -280,3 +280,85 @@ fn the_bot_answers_from_the_knowledge_base_then_hands_over_with_the_whole_contex
     assert_eq!(ratio(&by["opening-hours"]), (Some(0), Some(1)), "{k}");
     assert_eq!(k["abandoned"]["bot"], 1, "Grace left the bot: {k}");
 }
+
+/// Bob in headless Chromium is offered the chat the bot handed over, with the bot's
+/// summary, intent and transcript on the screen-pop; he answers it and replies, and
+/// the bot says nothing more.
+#[test]
+fn bob_in_chromium_is_offered_the_bots_chat_with_what_the_bot_learned() {
+    let base = 27900;
+    let g = Gateway::start(base, "demo = true", "", "[chat]\nbot = true\n");
+    g.wait_log("knowledge base loaded");
+    let artifacts = repo("target/e2e-artifacts/bot-handoff");
+    let _ = std::fs::remove_dir_all(&artifacts);
+    let web = format!("http://127.0.0.1:{}", g.http);
+    let mut b = crate::desktop::Browser::run(
+        "agent_bot.mjs",
+        &[&web, "bob", "demo-bob", &artifacts.display().to_string()],
+    );
+    b.step("available", &g);
+    let mut cust = ws(&g, "/chat/ws");
+    send(
+        &mut cust,
+        serde_json::json!({"type": "start", "name": "Ada", "address": "ada@example.com"}),
+    );
+    let w = until(&mut cust, "welcome", ty("welcome"));
+    let chat = w.last().unwrap()["chat"].as_str().unwrap().to_string();
+    send(
+        &mut cust,
+        serde_json::json!({"type": "message", "id": "m1", "text": "Hi, where's my parcel?"}),
+    );
+    until(&mut cust, "the bot's answer", |m| m["from"] == "bot");
+    send(
+        &mut cust,
+        serde_json::json!({"type": "message", "id": "m2", "text": "I want a human"}),
+    );
+    until(&mut cust, "the hand-off notice", |m| {
+        m["from"] == "bot"
+            && m["text"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("I am passing"))
+    });
+    let o = b.step("offered", &g);
+    let pop = o["pop"].as_str().unwrap();
+    assert!(pop.contains("Before you: the bot"), "{o}");
+    assert!(
+        pop.contains("bot.intent") && pop.contains("order-status"),
+        "the intent on the pop: {o}"
+    );
+    assert!(
+        pop.contains("asked for a person (\"human\")"),
+        "the summary on the pop: {o}"
+    );
+    let transcript = o["transcript"].as_str().unwrap();
+    assert!(
+        transcript.contains("customer: Hi, where's my parcel?")
+            && transcript.contains("bot: You can follow your parcel")
+            && transcript.contains("customer: I want a human"),
+        "{transcript}"
+    );
+    // Once the chat is Bob's (the page answered), Ada asks on; Bob replies from it.
+    wait_for("the chat is Bob's", Duration::from_secs(20), || {
+        let (_, one) = g.get_auth(&format!("/api/interactions/{chat}"), "test-token");
+        json(&one)["timeline"]
+            .as_array()
+            .is_some_and(|t| t.iter().any(|e| e["kind"] == "assigned"))
+    });
+    send(
+        &mut cust,
+        serde_json::json!({"type": "message", "id": "m3", "text": "is it on the way?"}),
+    );
+    let r = b.step("replied", &g);
+    assert_eq!(
+        r["bot_messages"], 2,
+        "the answer and the notice, none after: {r}"
+    );
+    let got = until(&mut cust, "Bob's reply", |m| {
+        m["from"] == "agent" && m["text"] == "Bob here: it left yesterday."
+    });
+    assert!(
+        !got.iter().any(|m| m["from"] == "bot"),
+        "nothing from the bot after the hand-off: {got:?}"
+    );
+    b.finish();
+}
