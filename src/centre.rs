@@ -842,6 +842,11 @@ impl Centre {
         Ok((id, t))
     }
 
+    /// `[bot]`: when the bot hands over, and an external bot's address and keys.
+    pub fn bot_config(&self) -> &crate::bot::BotConfig {
+        &self.0.bot
+    }
+
     /// The bot for a new chat, when its channel has one.
     fn bot_if(&self, on: bool) -> Option<crate::actors::chat::BotSetup> {
         on.then(|| crate::actors::chat::BotSetup {

@@ -96,6 +96,19 @@ pub struct BotSetup {
     pub cfg: crate::bot::BotConfig,
 }
 
+/// The channel as the bot knows it (the answer's form follows it).
+fn bot_channel(provider: &Option<ProviderLink>) -> &'static str {
+    match provider {
+        None => "webchat",
+        Some(p) if p.is_whatsapp() => "whatsapp",
+        Some(p) => match p.account.kind {
+            crate::config::ChannelKind::Twilio => "sms",
+            crate::config::ChannelKind::Email => "email",
+            _ => "webchat",
+        },
+    }
+}
+
 /// See [`ChatStart::resume`].
 #[derive(Default)]
 pub struct Resume {
@@ -176,6 +189,8 @@ pub struct ChatActor {
     survey_due: bool,
     /// The first-level bot while it owns the chat (see [`ChatStart::bot`]).
     bot: Option<crate::bot::Bot>,
+    /// Customer messages sent to an external bot (their events' ids).
+    bot_forwarded: u64,
 }
 
 /// Consoles that may follow one chat.
@@ -222,6 +237,7 @@ impl ChatActor {
             s,
             replies: HashMap::new(),
             next_reply: 0,
+            bot_forwarded: 0,
             is_waiting: true,
             socket: None,
             agent_display: String::new(),
@@ -383,29 +399,54 @@ impl ChatActor {
     /// The customer wrote `text`: while the bot owns the chat it answers, and hands
     /// the chat to the queue with what it learned.
     fn tell_bot(&mut self, ctx: &mut Context<Self>, text: &str) {
-        let (Some(bot), Some(BotSetup { kb, .. })) = (self.bot.as_mut(), self.s.bot.as_ref())
-        else {
-            return;
-        };
-        if !bot.owned() {
+        if !self.bot.as_ref().is_some_and(|b| b.owned()) {
             return;
         }
         // The answer's form follows the channel (short on SMS and WhatsApp).
-        let channel = match &self.s.provider {
-            None => "webchat",
-            Some(p) if p.is_whatsapp() => "whatsapp",
-            Some(p) => match p.account.kind {
-                crate::config::ChannelKind::Twilio => "sms",
-                crate::config::ChannelKind::Email => "email",
-                _ => "webchat",
-            },
-        };
         let input = crate::bot::Input::CustomerSays {
             text: text.to_string(),
-            channel: channel.into(),
+            channel: bot_channel(&self.s.provider).into(),
             lang: None,
         };
-        bot.handle(crate::clock::unix_millis(), input, &kb.matcher());
+        self.bot_input(ctx, input);
+    }
+
+    /// An external bot's turn: the customer's message POSTed to it (see
+    /// [`crate::channels::send::to_bot`]); if it cannot be reached, a person takes over.
+    fn forward_to_bot(&mut self, ctx: &mut Context<Self>, text: String) {
+        let Some(cfg) = self.s.bot.as_ref().map(|b| b.cfg.clone()) else {
+            return;
+        };
+        self.bot_forwarded += 1;
+        let id = &self.s.interaction;
+        let body = serde_json::json!({"events": [{
+            "id": format!("{id}.{}", self.bot_forwarded),
+            "type": "message",
+            "conversation": id,
+            "channel": bot_channel(&self.s.provider),
+            "name": self.s.name,
+            "text": text,
+            "at": crate::clock::unix_millis(),
+        }]})
+        .to_string();
+        ctx.spawn(
+            async move { crate::channels::send::to_bot(&cfg, body).await }
+                .into_actor(self)
+                .map(|r, act, ctx| {
+                    if let Err(e) = r {
+                        tracing::warn!(interaction = %act.s.interaction, error = %e, "the bot did not take the customer's message: a person takes over");
+                        act.bot_input(ctx, crate::bot::Input::BotUnreachable { why: e.to_string() });
+                    }
+                }),
+        );
+    }
+
+    /// Hands the bot `input` and carries out what it decides.
+    fn bot_input(&mut self, ctx: &mut Context<Self>, input: crate::bot::Input) {
+        let (Some(bot), Some(b)) = (self.bot.as_mut(), self.s.bot.as_ref()) else {
+            return;
+        };
+        bot.handle(crate::clock::unix_millis(), input, &b.kb.matcher());
         self.bot_says(ctx);
     }
 
@@ -445,6 +486,7 @@ impl ChatActor {
                     "bot ended",
                     serde_json::json!({"handoff": false, "reason": "closed", "intent": intent}),
                 ),
+                crate::bot::Output::Forward { text } => self.forward_to_bot(ctx, text),
             }
         }
     }
@@ -758,14 +800,7 @@ impl ChatActor {
     ) {
         self.leave_waiting();
         // Ended while the bot had it: on the timeline first (the KPIs' containment).
-        if let (Some(bot), Some(b)) = (self.bot.as_mut(), self.s.bot.as_ref()) {
-            bot.handle(
-                crate::clock::unix_millis(),
-                crate::bot::Input::Closed,
-                &b.kb.matcher(),
-            );
-            self.bot_says(ctx);
-        }
+        self.bot_input(ctx, crate::bot::Input::Closed);
         let reply = done.map(|d| {
             self.next_reply += 1;
             self.replies.insert(self.next_reply, d);
@@ -782,13 +817,7 @@ impl ChatActor {
         let id = self.s.interaction.clone();
         tracing::info!(interaction = %id, %supervisor, "chat taken over");
         // A person has it: the bot says no more.
-        if let (Some(bot), Some(kb)) = (self.bot.as_mut(), self.s.bot.as_ref()) {
-            bot.handle(
-                crate::clock::unix_millis(),
-                crate::bot::Input::PersonJoined,
-                &kb.kb.matcher(),
-            );
-        }
+        self.bot_input(ctx, crate::bot::Input::PersonJoined);
         let from = self.agent.take();
         self.leave_waiting();
         if let Some((_, addr)) = &from {
@@ -1375,6 +1404,43 @@ pub enum ChatError {
         closed_secs: u64,
         templates: Vec<String>,
     },
+}
+
+/// What an external bot does in a conversation it owns (`/api/bot/...`).
+#[derive(Message)]
+#[rtype(result = "Result<(), ChatError>")]
+pub enum BotAct {
+    Says {
+        text: String,
+    },
+    Handoff {
+        intent: Option<String>,
+        summary: Option<String>,
+    },
+}
+
+impl Handler<BotAct> for ChatActor {
+    type Result = Result<(), ChatError>;
+
+    fn handle(&mut self, m: BotAct, ctx: &mut Context<Self>) -> Self::Result {
+        let external = self.s.bot.as_ref().is_some_and(|b| !b.cfg.url.is_empty());
+        if !external
+            || !self.bot.as_ref().is_some_and(|b| b.owned())
+            || self.thread.closed().is_some()
+        {
+            return Err(ChatError::Refused(
+                "this conversation is not the bot's: handed to a person, or ended".into(),
+            ));
+        }
+        let input = match m {
+            BotAct::Says { text } => crate::bot::Input::BotReply { text },
+            BotAct::Handoff { intent, summary } => {
+                crate::bot::Input::BotHandoff { intent, summary }
+            }
+        };
+        self.bot_input(ctx, input);
+        Ok(())
+    }
 }
 
 /// What an agent does in the chat; refused unless the chat is theirs.

@@ -6,6 +6,7 @@
 //! call them without a socket.
 
 pub mod agents;
+pub mod bot;
 pub mod channels;
 pub mod chat;
 pub mod error;
@@ -405,6 +406,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .configure(privacy::routes)
     .configure(chat::routes)
     .configure(channels::routes)
+    .configure(bot::routes)
     .default_service(web::to(|| async {
         HttpResponse::from(error(
             actix_web::http::StatusCode::NOT_FOUND,

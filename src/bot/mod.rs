@@ -30,6 +30,12 @@ pub struct BotConfig {
     pub handoff_words: Vec<String>,
     /// Messages the knowledge base could not answer before the bot hands off.
     pub misses: u32,
+    /// An external bot instead of the knowledge base: the customers' messages are
+    /// POSTed here (signed with `secret`); it answers and hands off through
+    /// `/api/bot/conversations/{id}/...` with `token`. Empty: the built-in bot.
+    pub url: String,
+    pub secret: String,
+    pub token: String,
 }
 
 /// The most hand-off words a config may list.
@@ -45,6 +51,18 @@ impl BotConfig {
         if self.handoff_words.len() > MAX_HANDOFF_WORDS {
             let why = format!("more than {MAX_HANDOFF_WORDS} words");
             return Some(("handoff_words", String::new(), why));
+        }
+        if !self.url.is_empty() {
+            if !(self.url.starts_with("http://") || self.url.starts_with("https://")) {
+                let why = format!("\"{}\" is not an http(s) URL", self.url);
+                return Some(("url", self.url.clone(), why));
+            }
+            for (key, v) in [("secret", &self.secret), ("token", &self.token)] {
+                if v.len() < 16 {
+                    let why = format!("an external bot's {key} must be at least 16 bytes");
+                    return Some((key, v.clone(), why));
+                }
+            }
         }
         for w in &self.handoff_words {
             if w.is_empty() || w.chars().count() > 40 || !w.chars().all(char::is_alphanumeric) {
@@ -66,6 +84,9 @@ impl Default for BotConfig {
             .map(|w| w.to_string())
             .collect(),
             misses: 2,
+            url: String::new(),
+            secret: String::new(),
+            token: String::new(),
         }
     }
 }
@@ -90,6 +111,10 @@ pub enum Reason {
     Topic(String),
     /// This many messages had no sure answer.
     Misses(u32),
+    /// The external bot handed over (its summary).
+    Bot(String),
+    /// The external bot could not be reached (why).
+    Unreachable(String),
 }
 
 impl Reason {
@@ -98,6 +123,8 @@ impl Reason {
             Reason::Asked(_) => "asked",
             Reason::Topic(_) => "topic",
             Reason::Misses(_) => "misses",
+            Reason::Bot(_) => "bot",
+            Reason::Unreachable(_) => "unreachable",
         }
     }
 }
@@ -129,6 +156,10 @@ pub enum Output {
     Ended {
         intent: Option<String>,
     },
+    /// An external bot decides: send it the customer's message.
+    Forward {
+        text: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -145,6 +176,15 @@ pub enum Input {
     PersonJoined,
     /// The conversation is over (closed by the customer, a timeout or the system).
     Closed,
+    /// The external bot's answer to send to the customer.
+    BotReply { text: String },
+    /// The external bot hands the conversation to a person.
+    BotHandoff {
+        intent: Option<String>,
+        summary: Option<String>,
+    },
+    /// The external bot could not be reached: a person takes over.
+    BotUnreachable { why: String },
 }
 
 pub struct Bot {
@@ -230,11 +270,18 @@ impl Bot {
         } else {
             "I am passing you to a person on the team; they have this conversation."
         };
-        self.reply(now, tell.to_string(), None, 0.0);
+        // An external bot says what it wants before it hands off.
+        if !matches!(reason, Reason::Bot(_)) {
+            self.reply(now, tell.to_string(), None, 0.0);
+        }
         let summary = match &reason {
             Reason::Asked(w) => format!("asked for a person (\"{w}\") after: {said}"),
             Reason::Topic(id) => format!("topic `{id}` goes to a person: {said}"),
             Reason::Misses(n) => format!("{n} messages without a sure answer; last: {said}"),
+            Reason::Bot(s) => s.clone(),
+            Reason::Unreachable(why) => {
+                format!("the bot could not be reached ({why}); last: {said}")
+            }
         };
         self.owned = false;
         self.out.push_back(Output::Handoff(Box::new(Handoff {
@@ -259,6 +306,25 @@ impl Bot {
                 self.owned = false;
                 let intent = self.intent.clone();
                 return self.out.push_back(Output::Ended { intent });
+            }
+            Input::BotReply { text } => {
+                let text = clip(text.trim());
+                return self.reply(now, text, None, 1.0);
+            }
+            Input::BotHandoff { intent, summary } => {
+                if intent.is_some() {
+                    self.intent = intent;
+                }
+                let said = self.last_said();
+                let summary = summary
+                    .map(|s| clip(s.trim()))
+                    .filter(|s| !s.is_empty())
+                    .unwrap_or_else(|| format!("the bot handed over after: {said}"));
+                return self.hand_off(now, Reason::Bot(summary), &said);
+            }
+            Input::BotUnreachable { why } => {
+                let said = self.last_said();
+                return self.hand_off(now, Reason::Unreachable(clip(&why)), &said);
             }
             Input::CustomerSays {
                 text,
@@ -294,6 +360,9 @@ impl Bot {
             }
             return self.hand_off(now, Reason::Asked(w), &said);
         }
+        if !self.cfg.url.is_empty() {
+            return self.out.push_back(Output::Forward { text: said });
+        }
         match kb.decide(&said, self.lang) {
             Decision::Answer(h) => {
                 self.lang = Some(h.article.lang);
@@ -323,6 +392,16 @@ impl Bot {
                 self.reply(now, sorry.to_string(), None, 0.0);
             }
         }
+    }
+
+    /// The customer's last message (for a summary).
+    fn last_said(&self) -> String {
+        self.transcript
+            .iter()
+            .rev()
+            .find(|t| t.from == "customer")
+            .map(|t| t.text.clone())
+            .unwrap_or_default()
     }
 
     pub fn poll(&mut self) -> Option<Output> {

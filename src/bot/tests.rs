@@ -157,6 +157,7 @@ fn a_handoff_topic_answers_then_hands_off_and_two_misses_hand_off() {
     let cfg = BotConfig {
         handoff_words: vec!["operador".into()],
         misses: 1,
+        ..Default::default()
     };
     let mut b = Bot::new(cfg.clone());
     b.handle(1, says("my cat is purple", "webchat"), &m);
@@ -217,4 +218,95 @@ fn a_conversation_closed_while_the_bot_has_it_ends_once_with_its_intent() {
     assert!(handoff(&drain(&mut b)).is_some());
     b.handle(2, Input::Closed, &m);
     assert!(drain(&mut b).is_empty());
+}
+
+#[test]
+fn an_external_bot_is_forwarded_the_customers_words_answers_and_hands_off_once() {
+    let m = kb();
+    let cfg = BotConfig {
+        url: "http://127.0.0.1:9/bot".into(),
+        secret: "s".repeat(16),
+        token: "t".repeat(16),
+        ..Default::default()
+    };
+    let mut b = Bot::new(cfg.clone());
+    // Not matched here: the external bot decides.
+    b.handle(1, says("where is my order", "webchat"), &m);
+    assert_eq!(
+        drain(&mut b),
+        vec![Output::Forward {
+            text: "where is my order".into()
+        }]
+    );
+    b.handle(
+        2,
+        Input::BotReply {
+            text: " It left today. ".into(),
+        },
+        &m,
+    );
+    assert_eq!(replies(&drain(&mut b)), ["It left today."]);
+    b.handle(
+        3,
+        Input::BotHandoff {
+            intent: Some("order-status".into()),
+            summary: Some("wants order 1234 sooner".into()),
+        },
+        &m,
+    );
+    let out = drain(&mut b);
+    let h = handoff(&out).expect("handed over");
+    assert!(
+        replies(&out).is_empty(),
+        "the external bot says what it wants before it hands off: {out:?}"
+    );
+    assert_eq!(h.reason, Reason::Bot("wants order 1234 sooner".into()));
+    assert_eq!(h.intent.as_deref(), Some("order-status"));
+    let said: Vec<String> = h
+        .transcript
+        .iter()
+        .map(|t| format!("{}: {}", t.from, t.text))
+        .collect();
+    assert_eq!(
+        &said[..2],
+        ["customer: where is my order", "bot: It left today."]
+    );
+    // Silent after: a late reply is not sent, nothing more is forwarded.
+    b.handle(
+        4,
+        Input::BotReply {
+            text: "still here".into(),
+        },
+        &m,
+    );
+    b.handle(5, says("hello?", "webchat"), &m);
+    assert!(drain(&mut b).is_empty());
+
+    // The customer's hand-off words still work without asking the bot.
+    let mut b = Bot::new(cfg.clone());
+    b.handle(1, says("agente por favor", "whatsapp"), &m);
+    let out = drain(&mut b);
+    assert!(matches!(handoff(&out).unwrap().reason, Reason::Asked(_)));
+    assert!(!out.iter().any(|o| matches!(o, Output::Forward { .. })));
+
+    // Unreachable: a person takes over, saying why.
+    let mut b = Bot::new(cfg);
+    b.handle(1, says("my card", "sms"), &m);
+    drain(&mut b);
+    b.handle(
+        2,
+        Input::BotUnreachable {
+            why: "connection refused".into(),
+        },
+        &m,
+    );
+    let out = drain(&mut b);
+    assert_eq!(replies(&out).len(), 1, "the customer is told: {out:?}");
+    let h = handoff(&out).unwrap();
+    assert_eq!(h.reason.as_str(), "unreachable");
+    assert!(
+        h.summary.contains("connection refused") && h.summary.contains("my card"),
+        "{}",
+        h.summary
+    );
 }

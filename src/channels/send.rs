@@ -265,3 +265,42 @@ fn refusal(status: u16, why: String) -> SendError {
         SendError::Refused(why)
     }
 }
+
+/// `POST [bot] url`: a customer's message for an external bot, signed as an open
+/// channel's callback is (`X-Omnigate-Timestamp`, `X-Omnigate-Signature`), retried
+/// after 1, 2 and 4 s while the bot fails (5xx, 429) or does not answer (10 s each).
+pub async fn to_bot(bot: &crate::bot::BotConfig, body: String) -> Result<(), SendError> {
+    let mut attempt = 1;
+    loop {
+        let ts = crate::clock::unix_secs();
+        let req = awc::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .finish()
+            .post(&bot.url)
+            .insert_header(("Content-Type", "application/json"))
+            .insert_header(("X-Omnigate-Timestamp", ts.to_string()))
+            .insert_header((
+                "X-Omnigate-Signature",
+                super::signature::sign_open(&bot.secret, ts, body.as_bytes()),
+            ));
+        let r = match exchange(req, Some(body.clone()), "the bot", 16 * 1024).await {
+            Ok((status, bytes)) => super::open::answer(status, &bytes).map_err(|(again, why)| {
+                let why = why.replace("the connector", "the bot");
+                if again {
+                    SendError::Retry(why)
+                } else {
+                    SendError::Refused(why)
+                }
+            }),
+            Err(e) => Err(e),
+        };
+        match (r, super::retry_after(attempt, 4)) {
+            (Err(SendError::Retry(why)), Some(wait)) => {
+                tracing::warn!(attempt, %why, "the bot did not take a message; trying again");
+                tokio::time::sleep(wait).await;
+                attempt += 1;
+            }
+            (r, _) => return r,
+        }
+    }
+}

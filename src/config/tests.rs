@@ -458,3 +458,31 @@ fn the_bots_hand_off_words_and_misses_are_configured_and_checked_at_their_line()
     let e = Config::parse("[bot]\nwords = []\n", "t.toml").unwrap_err();
     assert!(e.0.contains("unknown field `words`"), "{}", e.0);
 }
+
+#[test]
+fn an_external_bot_needs_an_http_url_a_secret_and_a_token() {
+    let ok = "[bot]\nurl = \"https://bot.example.com/omnigate\"\nsecret = \"0123456789abcdef\"\ntoken = \"fedcba9876543210\"\n";
+    let c = Config::parse(ok, "t.toml").unwrap();
+    assert_eq!(c.bot.url, "https://bot.example.com/omnigate");
+    for (bad, line, says) in [
+        (
+            ok.replace("https://bot", "ftp://bot"),
+            "t.toml:2:",
+            "is not an http(s) URL",
+        ),
+        (
+            ok.replace("0123456789abcdef", "short"),
+            "t.toml:3:",
+            "secret must be at least 16 bytes",
+        ),
+        (
+            ok.replace("fedcba9876543210", ""),
+            "t.toml:4:",
+            "token must be at least 16 bytes",
+        ),
+    ] {
+        let e = Config::parse(&bad, "t.toml").unwrap_err();
+        assert!(e.0.starts_with(line), "{bad}: {}", e.0);
+        assert!(e.0.contains(says), "{}", e.0);
+    }
+}

@@ -362,3 +362,213 @@ fn bob_in_chromium_is_offered_the_bots_chat_with_what_the_bot_learned() {
     );
     b.finish();
 }
+
+const BOT_SECRET: &str = "bot-secret-0123456789";
+const BOT_TOKEN: &str = "bot-token-0123456789";
+
+/// The events the fake bot got so far, each one's signature checked.
+fn bot_events(posts: &Posts) -> Vec<serde_json::Value> {
+    let got = posts.lock().unwrap().clone();
+    got.iter()
+        .map(|(h, body)| {
+            let header = |name: &str| {
+                h.iter()
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_else(|| panic!("{name} missing: {h:?}"))
+            };
+            let ts: u64 = header("x-omnigate-timestamp").parse().unwrap();
+            assert_eq!(
+                header("x-omnigate-signature"),
+                omnigate::channels::signature::sign_open(BOT_SECRET, ts, body.as_bytes()),
+                "signed with [bot] secret: {body}"
+            );
+            assert_eq!(header(":request"), "POST /bot HTTP/1.1");
+            let v: serde_json::Value = serde_json::from_str(body).unwrap();
+            v["events"][0].clone()
+        })
+        .collect()
+}
+
+/// An external bot (`[bot] url`) served by the test: it receives each customer
+/// message of a chat it owns as a signed `message` event, answers through
+/// `/api/bot/conversations/{id}/messages` with its token, and hands off with one
+/// call: Bob is offered the chat with the bot's intent, summary and transcript, and
+/// the bot is refused (409) and sent nothing after. A bot that refuses an event
+/// (400) hands the chat to a person at once, who is told why.
+#[test]
+fn an_external_bot_gets_signed_events_answers_and_hands_off() {
+    let base = 27650;
+    let bot = serve(base + 30, |_, _, _, body| {
+        if body.contains("Grace") {
+            ("400 Bad Request".into(), r#"{"error":"not today"}"#.into())
+        } else {
+            ("200 OK".into(), "{}".into())
+        }
+    });
+    let g = Gateway::start(
+        base,
+        "demo = true",
+        "",
+        &format!(
+            "[chat]\nbot = true\n\n[bot]\nurl = \"http://127.0.0.1:{}/bot\"\nsecret = \"{BOT_SECRET}\"\ntoken = \"{BOT_TOKEN}\"\n",
+            base + 30
+        ),
+    );
+    let (bob, mut agent) = on_duty(&g, "bob", "demo-bob");
+    let mut cust = ws(&g, "/chat/ws");
+    send(
+        &mut cust,
+        serde_json::json!({"type": "start", "name": "Ada", "address": "ada@example.com"}),
+    );
+    let w = until(&mut cust, "welcome", ty("welcome"));
+    let chat = w.last().unwrap()["chat"].as_str().unwrap().to_string();
+    send(
+        &mut cust,
+        serde_json::json!({"type": "message", "id": "m1", "text": "where is my order 1234?"}),
+    );
+    wait_for("the bot's first event", Duration::from_secs(10), || {
+        !bot.lock().unwrap().is_empty()
+    });
+    let e = &bot_events(&bot)[0];
+    assert_eq!(e["type"], "message", "{e}");
+    assert_eq!(e["id"], format!("{chat}.1"), "{e}");
+    assert_eq!(e["conversation"], chat.as_str(), "{e}");
+    assert_eq!(e["channel"], "webchat", "{e}");
+    assert_eq!(e["name"], "Ada", "{e}");
+    assert_eq!(e["text"], "where is my order 1234?", "{e}");
+
+    // The bot API: its token first, then a live conversation, then a good body.
+    let says = format!("/api/bot/conversations/{chat}/messages");
+    let answer = r#"{"text":"Order 1234 left the warehouse today."}"#;
+    assert_eq!(g.post(&says, None, answer).0, 401);
+    assert_eq!(g.post(&says, Some("test-token"), answer).0, 401);
+    let (code, body) = g.post(
+        "/api/bot/conversations/no-such-chat/messages",
+        Some(BOT_TOKEN),
+        answer,
+    );
+    assert_eq!(code, 404, "{body}");
+    let (code, body) = g.post(&says, Some(BOT_TOKEN), r#"{"txt":"typo"}"#);
+    assert_eq!(code, 400, "{body}");
+    assert!(
+        json(&body)["error"].as_str().unwrap().contains("txt"),
+        "{body}"
+    );
+    let (code, body) = g.post(&says, Some(BOT_TOKEN), answer);
+    assert_eq!(code, 200, "{body}");
+    let got = until(&mut cust, "the bot's answer", |m| m["from"] == "bot");
+    assert_eq!(
+        got.last().unwrap()["text"],
+        "Order 1234 left the warehouse today."
+    );
+    // Not offered while the bot has it.
+    let (_, one) = g.get_auth(&format!("/api/interactions/{chat}"), "test-token");
+    assert!(json(&one)["offered_at"].is_null(), "{one}");
+
+    // Her next message is the bot's second event; it hands off with one call.
+    send(
+        &mut cust,
+        serde_json::json!({"type": "message", "id": "m2", "text": "can it go to my office instead?"}),
+    );
+    wait_for("the bot's second event", Duration::from_secs(10), || {
+        bot.lock().unwrap().len() == 2
+    });
+    let e = &bot_events(&bot)[1];
+    assert_eq!(e["id"], format!("{chat}.2"), "{e}");
+    let (code, body) = g.post(
+        &format!("/api/bot/conversations/{chat}/handoff"),
+        Some(BOT_TOKEN),
+        r#"{"intent":"bad intent!","summary":"x"}"#,
+    );
+    assert_eq!(code, 400, "{body}");
+    let (code, body) = g.post(
+        &format!("/api/bot/conversations/{chat}/handoff"),
+        Some(BOT_TOKEN),
+        r#"{"intent":"address-change","summary":"wants order 1234 sent to her office"}"#,
+    );
+    assert_eq!(code, 200, "{body}");
+    let offer = next(&g, &mut agent, "offer");
+    assert_eq!(offer["interaction"], chat.as_str(), "{offer}");
+    let d = &offer["details"];
+    assert_eq!(d["bot.intent"], "address-change", "{offer}");
+    assert_eq!(
+        d["bot.summary"], "wants order 1234 sent to her office",
+        "{offer}"
+    );
+    let transcript = d["bot.transcript"].as_str().unwrap();
+    assert!(
+        transcript.contains("customer: where is my order 1234?")
+            && transcript.contains("bot: Order 1234 left the warehouse today.")
+            && transcript.contains("customer: can it go to my office instead?"),
+        "{transcript}"
+    );
+    // Handed over: the bot is refused, and hears nothing more.
+    let (code, body) = g.post(&says, Some(BOT_TOKEN), answer);
+    assert_eq!(code, 409, "{body}");
+    let (code, body) = g.post(&format!("/api/agent/offers/{chat}/accept"), Some(&bob), "");
+    assert_eq!(code, 200, "{body}");
+    send(
+        &mut cust,
+        serde_json::json!({"type": "message", "id": "m3", "text": "thanks"}),
+    );
+    until(&mut cust, "m3 stored", |m| {
+        m["type"] == "ack" && m["id"] == "m3"
+    });
+    let (code, body) = g.post(
+        &format!("/api/agent/work/{chat}/messages"),
+        Some(&bob),
+        r#"{"text":"Bob here: done, it goes to your office."}"#,
+    );
+    assert_eq!(code, 201, "{body}");
+    let later = until(&mut cust, "Bob's message", |m| m["from"] == "agent");
+    assert!(!later.iter().any(|m| m["from"] == "bot"), "{later:?}");
+    assert_eq!(
+        bot.lock().unwrap().len(),
+        2,
+        "nothing forwarded after the hand-off"
+    );
+    let (_, one) = g.get_auth(&format!("/api/interactions/{chat}"), "test-token");
+    let one = json(&one);
+    let ended = one["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "bot ended")
+        .unwrap_or_else(|| panic!("{one}"));
+    assert_eq!(ended["data"]["reason"], "bot", "{one}");
+    assert_eq!(ended["data"]["handoff"], true, "{one}");
+
+    // Bob finishes Ada's chat; Grace's message is refused by the bot: a person
+    // takes over at once, and she is told.
+    let (code, body) = g.post(&format!("/api/agent/work/{chat}/end"), Some(&bob), "");
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = g.post(
+        &format!("/api/agent/work/{chat}/wrap_up"),
+        Some(&bob),
+        r#"{"disposition":"answered","resolved":true}"#,
+    );
+    assert_eq!(code, 200, "{body}");
+    let mut grace = ws(&g, "/chat/ws");
+    send(
+        &mut grace,
+        serde_json::json!({"type": "start", "name": "Grace", "address": "grace@example.com"}),
+    );
+    until(&mut grace, "welcome", ty("welcome"));
+    send(
+        &mut grace,
+        serde_json::json!({"type": "message", "id": "g1", "text": "my card was swallowed"}),
+    );
+    until(&mut grace, "the hand-off notice", |m| {
+        m["from"] == "bot"
+            && m["text"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("I am passing you to a person"))
+    });
+    let offer = next(&g, &mut agent, "offer");
+    let summary = offer["details"]["bot.summary"].as_str().unwrap();
+    assert!(
+        summary.contains("could not be reached") && summary.contains("not today"),
+        "{offer}"
+    );
+}
