@@ -799,14 +799,16 @@ impl ChatActor {
         done: Option<oneshot::Sender<Result<u64, String>>>,
     ) {
         self.leave_waiting();
-        // Ended while the bot had it: on the timeline first (the KPIs' containment).
-        self.bot_input(ctx, crate::bot::Input::Closed);
         let reply = done.map(|d| {
             self.next_reply += 1;
             self.replies.insert(self.next_reply, d);
             self.next_reply
         });
         self.feed(ctx, Input::Close { by, reply });
+        // Ended while the bot had it: `bot ended` (the KPIs' containment) is on the
+        // timeline before `closed`. actix runs a handler's `ctx.wait` futures last
+        // pushed first, so this write, pushed after the close's, is made before it.
+        self.bot_input(ctx, crate::bot::Input::Closed);
     }
 }
 

@@ -9,8 +9,8 @@
 //!   (both optional): the conversation goes to its queue with the transcript, the
 //!   intent and the summary, like the built-in bot's hand-off.
 //!
-//! Both answer 200 `{"ok": true}`; 401 without the token; 404 for a conversation that
-//! is not live here; 409 once it is not the bot's (handed over, taken, ended).
+//! Both answer 200 `{"ok": true}`; 401 without the token (or with no `[bot] url`);
+//! 404 for a conversation that is not live here; 409 once it is not the bot's (handed over, taken, ended).
 
 use super::agents::centre;
 use super::{bearer_token, token_eq, ApiError, Shared};
@@ -43,10 +43,11 @@ fn conversation(
 ) -> Result<actix::Addr<crate::actors::chat::ChatActor>, ApiError> {
     let c = centre(shared)?;
     let cfg = c.bot_config();
+    // No bot can authenticate while none is configured.
     if cfg.url.is_empty() {
         return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "no external bot is configured ([bot] url)",
+            StatusCode::UNAUTHORIZED,
+            "no external bot is configured ([bot] url), so no bot token is valid",
         ));
     }
     if !bearer_token(req).is_some_and(|t| token_eq(&t, &cfg.token)) {

@@ -42,6 +42,14 @@ fn the_bot_answers_from_the_knowledge_base_then_hands_over_with_the_whole_contex
     );
     let w = until(&mut cust, "welcome", ty("welcome"));
     let chat = w.last().unwrap()["chat"].as_str().unwrap().to_string();
+    // The built-in bot: no external bot's token is valid.
+    let (code, body) = g.post(
+        &format!("/api/bot/conversations/{chat}/messages"),
+        Some("guess-0123456789abcdef"),
+        r#"{"text":"hi"}"#,
+    );
+    assert_eq!(code, 401, "{body}");
+    assert!(body.contains("no external bot is configured"), "{body}");
     send(
         &mut cust,
         serde_json::json!({"type": "message", "id": "m1", "text": "Hi, where's my parcel?"}),
