@@ -7,6 +7,7 @@
 //! [`conversation::Thread`]: crate::conversation::Thread
 
 use super::agent::AgentPush;
+use super::in_order::{wait_in_order, InOrder, Waits};
 use super::router::{Ended, Enqueue, RouterActor, Work, WorkEvent};
 use crate::conversation::{Input, Limits, Output, Thread};
 use crate::routing::engine::Channel;
@@ -191,6 +192,14 @@ pub struct ChatActor {
     bot: Option<crate::bot::Bot>,
     /// Customer messages sent to an external bot (their events' ids).
     bot_forwarded: u64,
+    /// Store writes waiting, made in the order asked for.
+    waits: Waits<Self>,
+}
+
+impl InOrder for ChatActor {
+    fn waits(&mut self) -> &mut Waits<Self> {
+        &mut self.waits
+    }
 }
 
 /// Consoles that may follow one chat.
@@ -238,6 +247,7 @@ impl ChatActor {
             replies: HashMap::new(),
             next_reply: 0,
             bot_forwarded: 0,
+            waits: Waits::default(),
             is_waiting: true,
             socket: None,
             agent_display: String::new(),
@@ -592,7 +602,9 @@ impl ChatActor {
     /// Writes an event on the interaction's timeline, in order with the messages.
     fn event(&mut self, ctx: &mut Context<Self>, kind: &'static str, data: serde_json::Value) {
         let (store, id) = (self.s.store.clone(), self.s.interaction.clone());
-        ctx.wait(
+        wait_in_order(
+            self,
+            ctx,
             async move { store.add_timeline(&id, kind, data).await }
                 .into_actor(self)
                 .map(move |r, act, _| {
@@ -604,8 +616,8 @@ impl ChatActor {
     }
 
     /// Hands `input` to the thread and carries out what it decides. Store writes are
-    /// awaited (`ctx.wait`: nothing else happens in the chat meanwhile) and their
-    /// answers fed back.
+    /// awaited in the order asked for ([`wait_in_order`]: nothing else happens in the
+    /// chat meanwhile) and their answers fed back.
     fn feed(&mut self, ctx: &mut Context<Self>, input: Input) {
         self.thread.handle(crate::conversation::Time::now(), input);
         while let Some(out) = self.thread.poll() {
@@ -616,7 +628,9 @@ impl ChatActor {
     fn carry_out(&mut self, ctx: &mut Context<Self>, out: Output) {
         let (store, id) = (self.s.store.clone(), self.s.interaction.clone());
         match out {
-            Output::Store { seq, data } => ctx.wait(
+            Output::Store { seq, data } => wait_in_order(
+                self,
+                ctx,
                 async move { store.add_timeline(&id, "message", data).await }
                     .into_actor(self)
                     .map(move |r, act, ctx| {
@@ -627,7 +641,9 @@ impl ChatActor {
                         act.feed(ctx, Input::Stored { seq, result });
                     }),
             ),
-            Output::StoreClose { by } => ctx.wait(
+            Output::StoreClose { by } => wait_in_order(
+                self,
+                ctx,
                 async move {
                     store
                         .add_timeline(&id, "closed", serde_json::json!({"by": by}))
@@ -645,7 +661,9 @@ impl ChatActor {
                     act.feed(ctx, Input::CloseStored { result });
                 }),
             ),
-            Output::LoadOlder { to, after, .. } => ctx.wait(
+            Output::LoadOlder { to, after, .. } => wait_in_order(
+                self,
+                ctx,
                 async move { store.interaction_messages(&id).await }
                     .into_actor(self)
                     .map(move |r, act, ctx| {
@@ -704,7 +722,9 @@ impl ChatActor {
                 });
             }
             Output::TakenOver { supervisor, name } => self.take_over(ctx, supervisor, name),
-            Output::StoreNote { reply, note } => ctx.wait(
+            Output::StoreNote { reply, note } => wait_in_order(
+                self,
+                ctx,
                 {
                     let data = note.clone();
                     async move { store.add_timeline(&id, "note", data).await }
@@ -804,11 +824,10 @@ impl ChatActor {
             self.replies.insert(self.next_reply, d);
             self.next_reply
         });
-        self.feed(ctx, Input::Close { by, reply });
         // Ended while the bot had it: `bot ended` (the KPIs' containment) is on the
-        // timeline before `closed`. actix runs a handler's `ctx.wait` futures last
-        // pushed first, so this write, pushed after the close's, is made before it.
+        // timeline before `closed` (writes are made in order: `in_order`).
         self.bot_input(ctx, crate::bot::Input::Closed);
+        self.feed(ctx, Input::Close { by, reply });
     }
 }
 

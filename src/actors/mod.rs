@@ -6,6 +6,7 @@
 pub mod agent;
 pub mod call;
 pub mod chat;
+pub mod in_order;
 pub mod messages;
 pub mod router;
 

@@ -166,6 +166,16 @@ fn the_bot_answers_from_the_knowledge_base_then_hands_over_with_the_whole_contex
         .filter(|e| e["kind"] == "message" && e["data"]["from"] == "bot")
         .count();
     assert_eq!(bot_messages, 2, "the answer and the hand-off notice: {one}");
+    // Stored in the order said: her question, then the bot's answer to it.
+    let said: Vec<&str> = one["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "message")
+        .map(|e| e["data"]["from"].as_str().unwrap())
+        .take(2)
+        .collect();
+    assert_eq!(said, ["customer", "bot"], "{one}");
     assert_eq!(one["queue"], "support", "{one}");
 
     // On WhatsApp: the short answer goes out through the provider.
