@@ -39,8 +39,12 @@ fn dialplan(c: &mut Criterion) {
         "simulated call: welcome to the support queue (8 steps)",
         |b| {
             b.iter(|| {
-                let r =
-                    omnigate::dialplan::sim::simulate(set.clone(), flow.clone(), black_box(&case));
+                let r = omnigate::dialplan::sim::simulate(
+                    set.clone(),
+                    flow.clone(),
+                    black_box(&case),
+                    None,
+                );
                 assert_eq!(r.ending, "enqueue support");
             })
         },

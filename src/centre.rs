@@ -38,6 +38,8 @@ struct Inner {
     /// by `run_kb_reload`).
     kb: Arc<crate::kb::Library>,
     kb_reload: std::time::Duration,
+    /// The dialplans, for `[bot] flow` (set once by the server after loading them).
+    flows: std::sync::OnceLock<Arc<crate::dialplan::Library>>,
     /// New web chats start with the bot (`[chat] bot`).
     chat_bot: bool,
     /// When the bot hands over (`[bot]`).
@@ -409,6 +411,7 @@ impl Centre {
                 .with_store(store.clone()),
             kb: Arc::new(crate::kb::Library::new(&cfg.kb.dir, cfg.kb.threshold)),
             kb_reload: std::time::Duration::from_millis(cfg.kb.reload_ms.max(50)),
+            flows: Default::default(),
             chat_bot: cfg.chat.bot,
             bot: cfg.bot.clone(),
             chat_queue: cfg.chat_queue(),
@@ -847,11 +850,57 @@ impl Centre {
         &self.0.bot
     }
 
-    /// The bot for a new chat, when its channel has one.
+    /// Gives the centre the served dialplans; with `[bot] flow`, that text flow must
+    /// be among them (the reason it is not, otherwise).
+    pub fn set_flows(&self, flows: Arc<crate::dialplan::Library>) -> Result<(), String> {
+        let name = &self.0.bot.flow;
+        if !name.is_empty() {
+            use crate::dialplan::FlowSource;
+            match flows.snapshot().flow(name) {
+                None => {
+                    return Err(format!(
+                        "[bot] flow = \"{name}\": no flow of that name loaded from {}",
+                        flows.dir().display()
+                    ))
+                }
+                Some(f) if f.kind != crate::dialplan::model::Kind::Text => {
+                    return Err(format!(
+                        "[bot] flow = \"{name}\": {} is a call flow; a bot's flow has `kind: text`",
+                        f.file.display()
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
+        let _ = self.0.flows.set(flows);
+        Ok(())
+    }
+
+    /// The bot for a new chat, when its channel has one: `[bot] flow`'s text flow as
+    /// served now (a chat keeps that version), else the knowledge base alone.
     fn bot_if(&self, on: bool) -> Option<crate::actors::chat::BotSetup> {
-        on.then(|| crate::actors::chat::BotSetup {
+        if !on {
+            return None;
+        }
+        let name = &self.0.bot.flow;
+        let flow = (!name.is_empty())
+            .then(|| self.0.flows.get())
+            .flatten()
+            .and_then(|lib| {
+                use crate::dialplan::FlowSource;
+                let set = lib.snapshot();
+                let f = set
+                    .flow(name)
+                    .filter(|f| f.kind == crate::dialplan::model::Kind::Text);
+                if f.is_none() {
+                    tracing::warn!(flow = %name, "the bot's flow is not loaded: the bot answers from the knowledge base");
+                }
+                Some((set, f?))
+            });
+        Some(crate::actors::chat::BotSetup {
             kb: self.0.kb.clone(),
             cfg: self.0.bot.clone(),
+            flow,
         })
     }
 

@@ -161,6 +161,8 @@ fn channel(cmd: ChannelCmd) -> i32 {
     }
 }
 
+// Parsed once per run: the size of its largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 enum DialplanCmd {
     /// Validate flows (syntax and meaning); prints file:line:column: message for each
@@ -173,6 +175,16 @@ enum DialplanCmd {
     /// Run a flow without audio and print each step taken.
     Simulate {
         file: PathBuf,
+        /// A text flow's customer messages, in order (repeatable): the first starts
+        /// the conversation, the others answer its `ask` steps.
+        #[arg(long = "message")]
+        messages: Vec<String>,
+        /// A text flow's channel (${channel}): webchat, whatsapp, sms or email.
+        #[arg(long, default_value = "webchat")]
+        channel: String,
+        /// The knowledge base `match_kb` asks [default: kb/ when it exists].
+        #[arg(long)]
+        kb: Option<PathBuf>,
         /// The caller's number (${caller}).
         #[arg(long, default_value = "+15550000000")]
         caller: String,
@@ -210,6 +222,9 @@ enum DialplanCmd {
         /// Flow files or directories of flows.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// The knowledge base text flows' `match_kb` asks [default: kb/ when it exists].
+        #[arg(long)]
+        kb: Option<PathBuf>,
     },
 }
 
@@ -218,9 +233,12 @@ fn dialplan(cmd: DialplanCmd) -> i32 {
     let mut out = std::io::stdout();
     match cmd {
         DialplanCmd::Check { files } => cli::check(&files, &mut out),
-        DialplanCmd::Test { files } => cli::test(&files, &mut out),
+        DialplanCmd::Test { files, kb } => cli::test(&files, kb.as_deref(), &mut out),
         DialplanCmd::Simulate {
             file,
+            messages,
+            channel,
+            kb,
             caller,
             dialled,
             trunk,
@@ -233,6 +251,9 @@ fn dialplan(cmd: DialplanCmd) -> i32 {
         } => cli::simulate(
             &cli::SimArgs {
                 file,
+                messages,
+                channel,
+                kb,
                 caller,
                 dialled,
                 trunk,

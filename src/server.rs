@@ -679,6 +679,7 @@ async fn start_ivr(cfg: &Config) -> Result<Arc<crate::actors::call::IvrContext>,
     tokio::spawn(centre.clone().run_kb_reload());
     let library = Arc::new(Library::new(&cfg.dialplan.dir, LoadOptions::detect()));
     log_reload(library.reload());
+    centre.set_flows(library.clone())?;
     let lib = library.clone();
     let every = Duration::from_millis(cfg.dialplan.reload_ms.max(50));
     tokio::spawn(async move {

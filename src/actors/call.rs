@@ -818,7 +818,7 @@ fn store_writer(store: Store, id: String) -> mpsc::UnboundedSender<StoreWrite> {
     tx
 }
 
-async fn webhook(req: HttpRequest) -> Result<(u16, serde_json::Value), String> {
+pub(crate) async fn webhook(req: HttpRequest) -> Result<(u16, serde_json::Value), String> {
     let HttpRequest {
         method,
         url,

@@ -95,6 +95,9 @@ pub struct ChatStart {
 pub struct BotSetup {
     pub kb: Arc<crate::kb::Library>,
     pub cfg: crate::bot::BotConfig,
+    /// `[bot] flow`: the text flow the bot runs, with the flows it may `goto` (a
+    /// snapshot: a chat keeps the version it started with).
+    pub flow: Option<(Arc<crate::dialplan::FlowSet>, Arc<crate::dialplan::Flow>)>,
 }
 
 /// The channel as the bot knows it (the answer's form follows it).
@@ -190,6 +193,8 @@ pub struct ChatActor {
     survey_due: bool,
     /// The first-level bot while it owns the chat (see [`ChatStart::bot`]).
     bot: Option<crate::bot::Bot>,
+    /// Skills the bot's flow asked for at hand-off (routing's).
+    skills: Vec<String>,
     /// Customer messages sent to an external bot (their events' ids).
     bot_forwarded: u64,
     /// Store writes waiting, made in the order asked for.
@@ -236,11 +241,20 @@ impl ChatActor {
         };
         // A chat taken up after a restart goes to the queue (the bot's state is not
         // kept).
-        let bot = s
-            .bot
-            .as_ref()
-            .filter(|_| !resumed)
-            .map(|b| crate::bot::Bot::new(b.cfg.clone()));
+        let bot = s.bot.as_ref().filter(|_| !resumed).map(|b| match &b.flow {
+            Some((set, flow)) => {
+                let info = crate::dialplan::CallInfo {
+                    caller: s.address.clone(),
+                    caller_name: s.name.clone(),
+                    dialled: String::new(),
+                    trunk: String::new(),
+                    call_id: s.interaction.clone(),
+                };
+                let run = crate::dialplan::Run::new(set.clone(), flow.clone(), &info);
+                crate::bot::Bot::with_flow(b.cfg.clone(), run, bot_channel(&s.provider))
+            }
+            None => crate::bot::Bot::new(b.cfg.clone()),
+        });
         ChatActor {
             thread,
             s,
@@ -262,6 +276,7 @@ impl ChatActor {
             watchers: Vec::new(),
             survey_due: false,
             bot,
+            skills: Vec::new(),
         }
     }
 
@@ -297,8 +312,16 @@ impl ChatActor {
             ),
         };
         let mut details = details;
+        // The bot's own details (`bot.*`) are set; what its flow collected never
+        // replaces the gateway's (`verified`, `address`, `account`...).
         if let (Some(d), Some(x)) = (details.as_object_mut(), extra.as_object()) {
-            d.extend(x.clone());
+            for (k, v) in x {
+                if k.starts_with("bot.") {
+                    d.insert(k.clone(), v.clone());
+                } else {
+                    d.entry(k.clone()).or_insert_with(|| v.clone());
+                }
+            }
         }
         let work = Work {
             interaction: self.s.interaction.clone(),
@@ -341,6 +364,7 @@ impl ChatActor {
         );
         let router = self.s.router.clone();
         let priority = self.s.priority;
+        let skills = self.skills.clone();
         // No VIP, sticky agent or repeat-contact routing for an identity nobody has
         // verified; a provider's number is vouched for, so its customer gets them.
         let vouched = self.s.customer.filter(|_| self.s.provider.is_some());
@@ -358,7 +382,7 @@ impl ChatActor {
                     .send(Enqueue {
                         work,
                         priority,
-                        skills: vec![],
+                        skills: skills.into_iter().map(|s| (s, 1)).collect(),
                         vip: hints.vip,
                         last_agent: hints.last_agent,
                         repeat: hints.repeat,
@@ -489,6 +513,21 @@ impl ChatActor {
                     if let Some(i) = &h.intent {
                         d["bot.intent"] = i.as_str().into();
                     }
+                    // What the flow collected, for the screen-pop (`enqueue` keeps
+                    // the gateway's own details over these).
+                    if let Some(m) = d.as_object_mut() {
+                        for (k, v) in h.vars {
+                            m.entry(k).or_insert(v.into());
+                        }
+                    }
+                    // The flow's `handoff` step picks the queue, priority and skills.
+                    if let Some(q) = h.queue {
+                        self.s.queue = q;
+                    }
+                    if let Some(p) = h.priority {
+                        self.s.priority = p;
+                    }
+                    self.skills = h.skills;
                     self.enqueue(ctx, d);
                 }
                 crate::bot::Output::Ended { intent } => self.event(
@@ -497,6 +536,46 @@ impl ChatActor {
                     serde_json::json!({"handoff": false, "reason": "closed", "intent": intent}),
                 ),
                 crate::bot::Output::Forward { text } => self.forward_to_bot(ctx, text),
+                crate::bot::Output::Lookup { by, value } => {
+                    let store = self.s.store.clone();
+                    ctx.spawn(
+                        async move { store.lookup(by.name(), &value).await }
+                            .into_actor(self)
+                            .map(|r, act, ctx| {
+                                let r = r.map(|c| c.map(|c| c.fields())).map_err(|e| e.to_string());
+                                act.bot_input(ctx, crate::bot::Input::FlowLookup(r));
+                            }),
+                    );
+                }
+                crate::bot::Output::Http(req) => {
+                    tracing::info!(interaction = %self.s.interaction, method = %req.method, url = %crate::redact::Url(&req.url), "bot webhook");
+                    ctx.spawn(
+                        crate::actors::call::webhook(req)
+                            .into_actor(self)
+                            .map(|r, act, ctx| act.bot_input(ctx, crate::bot::Input::FlowHttp(r))),
+                    );
+                }
+                crate::bot::Output::Timer { id, after } => {
+                    ctx.run_later(after, move |act, ctx| {
+                        act.bot_input(ctx, crate::bot::Input::FlowTimer(id))
+                    });
+                }
+                crate::bot::Output::Resolved { intent } => {
+                    tracing::info!(interaction = %self.s.interaction, ?intent, "the bot's flow ended the chat");
+                    self.event(
+                        ctx,
+                        "bot ended",
+                        serde_json::json!({"handoff": false, "reason": "resolved", "intent": intent}),
+                    );
+                    self.leave_waiting();
+                    self.feed(
+                        ctx,
+                        Input::Close {
+                            by: "bot",
+                            reply: None,
+                        },
+                    );
+                }
             }
         }
     }

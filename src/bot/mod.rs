@@ -11,8 +11,13 @@
 //! when the matched article is a `handoff` topic, or after `misses` messages the
 //! knowledge base could not answer surely.
 
+use crate::dialplan::engine::{
+    Ending as FlowEnding, HttpRequest, Input as FlowInput, Output as FlowOutput, Run,
+};
+use crate::dialplan::model::LookupBy;
 use crate::kb::{Decision, Lang, Matcher};
 use std::collections::VecDeque;
+use std::time::Duration;
 
 /// Hand-off words that are Spanish (the notice is then in Spanish).
 const SPANISH_WORDS: &[&str] = &["agente", "humano", "persona", "asesor", "operador"];
@@ -36,6 +41,9 @@ pub struct BotConfig {
     pub url: String,
     pub secret: String,
     pub token: String,
+    /// A text flow of the dialplans (`kind: text`) the bot runs instead of answering
+    /// from the knowledge base alone. Empty: none.
+    pub flow: String,
 }
 
 /// The most hand-off words a config may list.
@@ -51,6 +59,10 @@ impl BotConfig {
         if self.handoff_words.len() > MAX_HANDOFF_WORDS {
             let why = format!("more than {MAX_HANDOFF_WORDS} words");
             return Some(("handoff_words", String::new(), why));
+        }
+        if !self.flow.is_empty() && !self.url.is_empty() {
+            let why = "give an external bot's `url` or a `flow`, not both".to_string();
+            return Some(("flow", self.flow.clone(), why));
         }
         if !self.url.is_empty() {
             if !(self.url.starts_with("http://") || self.url.starts_with("https://")) {
@@ -87,6 +99,7 @@ impl Default for BotConfig {
             url: String::new(),
             secret: String::new(),
             token: String::new(),
+            flow: String::new(),
         }
     }
 }
@@ -115,6 +128,10 @@ pub enum Reason {
     Bot(String),
     /// The external bot could not be reached (why).
     Unreachable(String),
+    /// The bot's flow handed over (its summary).
+    Flow(String),
+    /// The bot's flow broke at run time (why).
+    FlowError(String),
 }
 
 impl Reason {
@@ -125,6 +142,8 @@ impl Reason {
             Reason::Misses(_) => "misses",
             Reason::Bot(_) => "bot",
             Reason::Unreachable(_) => "unreachable",
+            Reason::Flow(_) => "flow",
+            Reason::FlowError(_) => "flow_error",
         }
     }
 }
@@ -140,7 +159,17 @@ pub struct Handoff {
     pub transcript: Vec<Turn>,
     /// The language the customer wrote in, as far as the bot could tell.
     pub lang: Option<Lang>,
+    /// The flow's `handoff` step: its queue (none: the channel's), priority, skills.
+    pub queue: Option<String>,
+    pub priority: Option<u8>,
+    pub skills: Vec<String>,
+    /// What the flow collected (its own variables: answers, lookups, webhooks).
+    pub vars: Vec<(String, String)>,
 }
+
+/// The most variables a hand-off carries to the screen-pop, and the longest value.
+pub const MAX_VARS: usize = 50;
+pub const MAX_VAR_CHARS: usize = 200;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Output {
@@ -159,6 +188,22 @@ pub enum Output {
     /// An external bot decides: send it the customer's message.
     Forward {
         text: String,
+    },
+    /// The flow looks the customer up: answer with [`Input::FlowLookup`].
+    Lookup {
+        by: LookupBy,
+        value: String,
+    },
+    /// The flow calls a webhook: answer with [`Input::FlowHttp`].
+    Http(HttpRequest),
+    /// The flow waits: [`Input::FlowTimer`] with `id` after `after`.
+    Timer {
+        id: u64,
+        after: Duration,
+    },
+    /// The flow ended without a person: close the conversation (contained).
+    Resolved {
+        intent: Option<String>,
     },
 }
 
@@ -185,6 +230,19 @@ pub enum Input {
     },
     /// The external bot could not be reached: a person takes over.
     BotUnreachable { why: String },
+    /// The flow's lookup: the customer's fields, none found, or why it failed.
+    FlowLookup(Result<Option<Vec<(String, String)>>, String>),
+    /// The flow's webhook: status and JSON body, or why it failed.
+    FlowHttp(Result<(u16, serde_json::Value), String>),
+    /// A flow timer fired.
+    FlowTimer(u64),
+}
+
+/// A text flow the bot runs, and the channel it runs on.
+struct FlowBot {
+    run: Run,
+    started: bool,
+    channel: String,
 }
 
 pub struct Bot {
@@ -195,6 +253,7 @@ pub struct Bot {
     lang: Option<Lang>,
     owned: bool,
     out: VecDeque<Output>,
+    flow: Option<FlowBot>,
 }
 
 /// Lower case with accents folded, for comparing words.
@@ -227,7 +286,20 @@ impl Bot {
             lang: None,
             owned: true,
             out: VecDeque::new(),
+            flow: None,
         }
+    }
+
+    /// A bot that runs a text flow (`run`, not started: the customer's first message
+    /// starts it) on `channel`; the hand-off words still hand over at once.
+    pub fn with_flow(cfg: BotConfig, run: Run, channel: &str) -> Bot {
+        let mut b = Bot::new(cfg);
+        b.flow = Some(FlowBot {
+            run,
+            started: false,
+            channel: channel.to_string(),
+        });
+        b
     }
 
     /// Whether the bot still owns the conversation (routing leaves it alone).
@@ -264,14 +336,24 @@ impl Bot {
     }
 
     fn hand_off(&mut self, now: u64, reason: Reason, said: &str) {
+        self.hand_off_to(now, reason, said, Default::default());
+    }
+
+    fn hand_off_to(
+        &mut self,
+        now: u64,
+        reason: Reason,
+        said: &str,
+        to: crate::dialplan::engine::HandoffRequest,
+    ) {
         let es = self.lang == Some(Lang::Es);
         let tell = if es {
             "Le comunico con una persona del equipo; ya tiene esta conversación."
         } else {
             "I am passing you to a person on the team; they have this conversation."
         };
-        // An external bot says what it wants before it hands off.
-        if !matches!(reason, Reason::Bot(_)) {
+        // An external bot, or a flow, says what it wants before it hands off.
+        if !matches!(reason, Reason::Bot(_) | Reason::Flow(_)) {
             self.reply(now, tell.to_string(), None, 0.0);
         }
         let summary = match &reason {
@@ -282,15 +364,90 @@ impl Bot {
             Reason::Unreachable(why) => {
                 format!("the bot could not be reached ({why}); last: {said}")
             }
+            Reason::Flow(s) => s.clone(),
+            Reason::FlowError(why) => format!("the bot's flow broke ({why}); last: {said}"),
         };
         self.owned = false;
+        let vars = self.flow_vars();
         self.out.push_back(Output::Handoff(Box::new(Handoff {
             reason,
             intent: self.intent.clone(),
             summary: clip(&summary),
             transcript: self.transcript.iter().cloned().collect(),
             lang: self.lang,
+            queue: to.queue,
+            priority: to.priority,
+            skills: to.skills,
+            vars,
         })));
+    }
+
+    /// The flow's own variables (not the gateway's), bounded, for the screen-pop.
+    fn flow_vars(&self) -> Vec<(String, String)> {
+        use crate::dialplan::problem::{BUILTINS, TEXT_BUILTINS};
+        let Some(f) = &self.flow else {
+            return vec![];
+        };
+        f.run
+            .vars()
+            .iter()
+            .filter(|(k, _)| {
+                !BUILTINS.contains(&k.as_str())
+                    && !TEXT_BUILTINS.contains(&k.as_str())
+                    && !k.starts_with("queue.")
+            })
+            .take(MAX_VARS)
+            .map(|(k, v)| (k.clone(), v.chars().take(MAX_VAR_CHARS).collect()))
+            .collect()
+    }
+
+    /// Carries out what the flow decided, answering its `match_kb` steps from `kb`.
+    fn pump(&mut self, now: u64, kb: &Matcher) {
+        let at = jiff::Timestamp::from_millisecond(now as i64).unwrap_or_default();
+        loop {
+            let Some(f) = self.flow.as_mut() else { return };
+            let Some(o) = f.run.poll() else { return };
+            match o {
+                FlowOutput::Reply(text) => self.reply(now, clip(&text), None, 1.0),
+                FlowOutput::MatchKb { text } => {
+                    let a = kb.flow_answer(&text, &f.channel, self.lang);
+                    if let Some(a) = &a {
+                        self.intent = Some(a.article.clone());
+                        self.lang = Lang::parse(&a.lang).or(self.lang);
+                    }
+                    f.run.handle(at, FlowInput::KbResult(a));
+                }
+                FlowOutput::Lookup { by, value } => {
+                    self.out.push_back(Output::Lookup { by, value });
+                }
+                FlowOutput::Http(r) => self.out.push_back(Output::Http(r)),
+                FlowOutput::Timer { id, after } => {
+                    self.out.push_back(Output::Timer { id, after });
+                }
+                FlowOutput::Handoff(h) => {
+                    if h.intent.is_some() {
+                        self.intent = h.intent.clone();
+                    }
+                    let said = self.last_said();
+                    let reason = Reason::Flow(clip(&h.summary));
+                    self.hand_off_to(now, reason, &said, h);
+                }
+                FlowOutput::Done(FlowEnding::Error(e)) => {
+                    let said = self.last_said();
+                    self.hand_off(now, Reason::FlowError(e), &said);
+                }
+                FlowOutput::Done(FlowEnding::Hangup) if self.owned => {
+                    self.owned = false;
+                    let intent = self.intent.clone();
+                    self.out.push_back(Output::Resolved { intent });
+                }
+                FlowOutput::Step { flow, step, kind } => {
+                    tracing::debug!(%flow, %step, kind, "bot flow step");
+                }
+                FlowOutput::Note(n) => tracing::debug!(note = %n, "bot flow"),
+                _ => {}
+            }
+        }
     }
 
     pub fn handle(&mut self, now: u64, input: Input, kb: &Matcher) {
@@ -326,6 +483,18 @@ impl Bot {
                 let said = self.last_said();
                 return self.hand_off(now, Reason::Unreachable(clip(&why)), &said);
             }
+            Input::FlowLookup(r) => {
+                return self.flow_input(
+                    now,
+                    kb,
+                    match r {
+                        Ok(found) => FlowInput::LookupResult(found),
+                        Err(e) => FlowInput::LookupFailed(e),
+                    },
+                )
+            }
+            Input::FlowHttp(r) => return self.flow_input(now, kb, FlowInput::HttpResult(r)),
+            Input::FlowTimer(id) => return self.flow_input(now, kb, FlowInput::Timer(id)),
             Input::CustomerSays {
                 text,
                 channel,
@@ -363,6 +532,19 @@ impl Bot {
         if !self.cfg.url.is_empty() {
             return self.out.push_back(Output::Forward { text: said });
         }
+        if let Some(f) = self.flow.as_mut() {
+            let at = jiff::Timestamp::from_millisecond(now as i64).unwrap_or_default();
+            if f.started {
+                f.run.handle(at, FlowInput::Text(said));
+            } else {
+                // The first message starts the flow (it is `${message}`).
+                f.started = true;
+                f.run.set_var("channel", &f.channel.clone());
+                f.run.set_var("message", &said);
+                f.run.start(at);
+            }
+            return self.pump(now, kb);
+        }
         match kb.decide(&said, self.lang) {
             Decision::Answer(h) => {
                 self.lang = Some(h.article.lang);
@@ -392,6 +574,13 @@ impl Bot {
                 self.reply(now, sorry.to_string(), None, 0.0);
             }
         }
+    }
+
+    fn flow_input(&mut self, now: u64, kb: &Matcher, input: FlowInput) {
+        let Some(f) = self.flow.as_mut() else { return };
+        let at = jiff::Timestamp::from_millisecond(now as i64).unwrap_or_default();
+        f.run.handle(at, input);
+        self.pump(now, kb);
     }
 
     /// The customer's last message (for a summary).

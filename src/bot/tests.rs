@@ -310,3 +310,201 @@ fn an_external_bot_is_forwarded_the_customers_words_answers_and_hands_off_once()
         h.summary
     );
 }
+
+// ---------------------------------------------------------------- a text flow
+
+fn flow_bot(text: &str, channel: &str) -> Bot {
+    let d = tempfile::tempdir().unwrap();
+    let f = crate::dialplan::load_str(
+        text,
+        &d.path().join("bot.yaml"),
+        &crate::dialplan::LoadOptions { tts: false },
+    )
+    .unwrap_or_else(|e| panic!("{e:#?}"));
+    let info = crate::dialplan::CallInfo {
+        caller: "+593991234567".into(),
+        caller_name: "Grace".into(),
+        call_id: "I-1".into(),
+        ..Default::default()
+    };
+    let set = Arc::new(crate::dialplan::FlowSet::default());
+    let run = crate::dialplan::Run::new(set, Arc::new(f), &info);
+    Bot::with_flow(BotConfig::default(), run, channel)
+}
+
+const FLOW: &str = "kind: text
+steps:
+  faq:
+    match_kb:
+    not_found: account
+  answered:
+    reply: ${kb.answer}
+  more:
+    ask: {prompt: Anything else?, timeout: 5m}
+    timeout: bye
+  again:
+    goto: faq
+  account:
+    ask: {prompt: 'Your account number, ${caller_name}?', validate: number, into: account, retries: 1}
+    invalid: person
+    timeout: person
+  find:
+    lookup: {by: account, value: '${account}'}
+    not_found: person
+  known:
+    handoff: {queue: vip, priority: 8, skills: [billing], summary: '${customer.name} (${account}) asked: ${message}'}
+  person:
+    handoff:
+  bye:
+    reply: Goodbye!
+";
+
+#[test]
+fn a_flow_bot_answers_collects_and_hands_off_with_the_queue_and_what_it_collected() {
+    let m = kb();
+    let mut b = flow_bot(FLOW, "whatsapp");
+    b.handle(1_000, says("Hi, where's my parcel?", "whatsapp"), &m);
+    let out = drain(&mut b);
+    assert!(
+        replies(&out)[0].starts_with("Track your parcel"),
+        "the WhatsApp answer: {out:?}"
+    );
+    assert_eq!(replies(&out)[1], "Anything else?");
+    b.handle(2_000, says("what's the weather like", "whatsapp"), &m);
+    let out = drain(&mut b);
+    assert_eq!(replies(&out), ["Your account number, Grace?"]);
+    b.handle(3_000, says("1234", "whatsapp"), &m);
+    let out = drain(&mut b);
+    assert_eq!(
+        out,
+        [Output::Lookup {
+            by: crate::dialplan::model::LookupBy::Account,
+            value: "1234".into()
+        }]
+    );
+    assert!(b.owned(), "the bot has it while the lookup runs");
+    let fields = vec![("name".to_string(), "Ada Lovelace".to_string())];
+    b.handle(3_100, Input::FlowLookup(Ok(Some(fields))), &m);
+    let out = drain(&mut b);
+    // The flow said what it wanted; no notice of the bot's own is added.
+    assert!(replies(&out).is_empty(), "{out:?}");
+    let h = handoff(&out).expect("handed off");
+    assert_eq!(
+        h.reason,
+        Reason::Flow("Ada Lovelace (1234) asked: 1234".into())
+    );
+    assert_eq!(h.reason.as_str(), "flow");
+    assert_eq!(h.queue.as_deref(), Some("vip"));
+    assert_eq!(h.priority, Some(8));
+    assert_eq!(h.skills, ["billing"]);
+    assert_eq!(
+        h.intent.as_deref(),
+        Some("order-status"),
+        "the last article matched"
+    );
+    assert!(
+        h.vars.contains(&("account".into(), "1234".into())),
+        "{:?}",
+        h.vars
+    );
+    assert!(h
+        .vars
+        .contains(&("customer.name".into(), "Ada Lovelace".into())));
+    assert!(
+        !h.vars
+            .iter()
+            .any(|(k, _)| k == "caller" || k == "message" || k == "now"),
+        "the gateway's own variables are not the flow's: {:?}",
+        h.vars
+    );
+    let said: Vec<&str> = h.transcript.iter().map(|t| t.from).collect();
+    assert_eq!(
+        said,
+        ["customer", "bot", "bot", "customer", "bot", "customer"]
+    );
+    assert!(!b.owned());
+    b.handle(4_000, says("hello?", "whatsapp"), &m);
+    assert!(drain(&mut b).is_empty(), "silent after the hand-off");
+}
+
+#[test]
+fn hand_off_words_win_over_the_flow_and_a_finished_flow_resolves_the_chat() {
+    let m = kb();
+    let mut b = flow_bot(FLOW, "webchat");
+    b.handle(1_000, says("what's the weather like", "webchat"), &m);
+    drain(&mut b);
+    // In the middle of an ask, "agente" hands over at once, in Spanish.
+    b.handle(2_000, says("quiero un agente", "webchat"), &m);
+    let out = drain(&mut b);
+    assert_eq!(
+        replies(&out),
+        ["Le comunico con una persona del equipo; ya tiene esta conversación."]
+    );
+    assert_eq!(
+        handoff(&out).unwrap().reason,
+        Reason::Asked("agente".into())
+    );
+
+    // A flow that ends (its last step, or `hangup`) ends the conversation: resolved by
+    // the bot, with the intent it matched.
+    let mut b = flow_bot(FLOW, "webchat");
+    b.handle(1_000, says("are you open on sundays?", "webchat"), &m);
+    let out = drain(&mut b);
+    let Some(Output::Timer { id, after }) = out
+        .iter()
+        .find(|o| matches!(o, Output::Timer { .. }))
+        .cloned()
+    else {
+        panic!("the ask's timer: {out:?}")
+    };
+    assert_eq!(after, Duration::from_secs(300));
+    b.handle(301_000, Input::FlowTimer(id), &m);
+    let out = drain(&mut b);
+    assert_eq!(replies(&out), ["Goodbye!"]);
+    assert_eq!(
+        out.last(),
+        Some(&Output::Resolved {
+            intent: Some("opening-hours".into())
+        })
+    );
+    assert!(!b.owned());
+    // A stale timer or a late lookup does nothing.
+    b.handle(302_000, Input::FlowTimer(id), &m);
+    b.handle(302_000, Input::FlowLookup(Ok(None)), &m);
+    assert!(drain(&mut b).is_empty());
+}
+
+#[test]
+fn a_broken_flow_hands_over_with_the_notice() {
+    let m = kb();
+    let mut b = flow_bot(
+        "kind: text\nsteps:\n  a:\n    goto: {flow: gone}\n",
+        "webchat",
+    );
+    b.handle(1_000, says("hello", "webchat"), &m);
+    let out = drain(&mut b);
+    let h = handoff(&out).expect("handed off");
+    assert_eq!(h.reason.as_str(), "flow_error");
+    assert!(
+        h.summary
+            .starts_with("the bot's flow broke (goto: no flow named `gone` is loaded)"),
+        "{}",
+        h.summary
+    );
+    assert_eq!(
+        replies(&out),
+        ["I am passing you to a person on the team; they have this conversation."]
+    );
+}
+
+#[test]
+fn a_flow_bot_config_names_one_flow_or_an_external_bot_not_both() {
+    let cfg = BotConfig {
+        flow: "shop-bot".into(),
+        url: "https://bot.example/events".into(),
+        secret: "s".repeat(16),
+        token: "t".repeat(16),
+        ..Default::default()
+    };
+    assert_eq!(cfg.problem().map(|p| p.0), Some("flow"));
+}

@@ -248,6 +248,11 @@ impl Session {
                     tracing::info!(%call, %flow, %step, kind, "ivr step");
                 }
                 RunOutput::Note(n) => tracing::debug!(%call, note = %n, "ivr"),
+                // Text steps: the loader keeps them (and `goto`s to text flows) out of
+                // call flows.
+                RunOutput::Reply(_) | RunOutput::MatchKb { .. } | RunOutput::Handoff(_) => {
+                    tracing::warn!(%call, "a text step in a call flow is skipped");
+                }
                 RunOutput::Answer => {
                     if !self.answered {
                         self.answer_customer(vec![]);
@@ -383,6 +388,7 @@ impl Session {
                         Ending::CallerHangup => "caller_hangup".into(),
                         Ending::Answered(q) => format!("answered {q}"),
                         Ending::Transferred(d) => format!("transfer {d}"),
+                        Ending::HandedOff(_) => "error".into(),
                         Ending::Error(e) => {
                             tracing::warn!(%call, error = %e, "ivr error");
                             "error".into()

@@ -3,7 +3,7 @@
 //! has set them, and test expectations naming steps that do not exist.
 
 use super::model::*;
-use super::problem::{suggest, Problem, BUILTINS};
+use super::problem::{suggest, Problem, BUILTINS, TEXT_BUILTINS};
 use super::template::Template;
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -65,6 +65,16 @@ pub fn templates(a: &Action) -> Vec<(&Template, &'static [&'static str])> {
             TransferTo::Number { number, .. } => out.push((number, &[])),
         },
         Action::Voicemail(v) => out.extend(prompt_templates(&v.prompt).map(|t| (t, &[][..]))),
+        Action::Reply(t) => out.push((t, &[])),
+        Action::Ask(a) => {
+            out.extend(a.prompt.iter().map(|t| (t, &[][..])));
+            out.extend(a.retry_prompt.iter().map(|t| (t, &[][..])));
+        }
+        Action::MatchKb(m) => out.push((&m.text, &[])),
+        Action::Handoff(h) => {
+            out.extend(h.summary.iter().map(|t| (t, &[][..])));
+            out.extend(h.intent.iter().map(|t| (t, &[][..])));
+        }
         _ => {}
     }
     out
@@ -86,6 +96,24 @@ pub fn check_flow(flow: &Flow) -> Vec<Problem> {
         message,
     };
     let n = flow.steps.len();
+    // Voice steps in a chat and text steps in a call.
+    for s in &flow.steps {
+        let Some(only) = s.action.only_in() else {
+            continue;
+        };
+        if only != flow.kind {
+            let kind = s.action.kind();
+            let message = match flow.kind {
+                Kind::Text => format!(
+                    "`{kind}` is a voice step and this flow is `kind: text` (a chat): use reply, ask, match_kb or handoff"
+                ),
+                Kind::Voice => format!(
+                    "`{kind}` is a text step: add `kind: text` at the top for a chat flow (this one is a call flow)"
+                ),
+            };
+            problems.push(err(s.pos, message));
+        }
+    }
     let edges: Vec<Vec<(StepId, Vec<String>)>> = flow.steps.iter().map(|s| s.edges()).collect();
 
     // Reachability.
@@ -172,17 +200,29 @@ pub fn check_flow(flow: &Flow) -> Vec<Problem> {
     for comp in sccs {
         let names: Vec<&str> = comp.iter().map(|&i| flow.steps[i].name.as_str()).collect();
         let first = &flow.steps[comp[0]];
+        let add = match flow.kind {
+            Kind::Voice => "add a play, gather, menu or pause to the loop",
+            Kind::Text => "add an ask to the loop",
+        };
         problems.push(err(
             first.pos,
             format!(
-                "steps {} loop without waiting for the caller: add a play, gather, menu or pause to the loop",
-                names.join(", ")
+                "steps {} loop without waiting for the {}: {add}",
+                names.join(", "),
+                if flow.kind == Kind::Text {
+                    "customer"
+                } else {
+                    "caller"
+                }
             ),
         ));
     }
 
     // Variables: which are set on every path into each step.
     let mut entry: BTreeSet<String> = BUILTINS.iter().map(|s| s.to_string()).collect();
+    if flow.kind == Kind::Text {
+        entry.extend(TEXT_BUILTINS.iter().map(|s| s.to_string()));
+    }
     entry.extend(flow.inputs.iter().cloned());
     let mut all = entry.clone();
     for e in &edges {

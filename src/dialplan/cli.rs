@@ -8,6 +8,7 @@ use super::model::{Flow, TestCase};
 use super::problem::Problem;
 use super::set::{flow_files, FlowSet};
 use super::sim;
+use crate::kb::Matcher;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -134,8 +135,44 @@ pub fn check(paths: &[PathBuf], out: &mut dyn Write) -> i32 {
     }
 }
 
+/// The knowledge base text flows' `match_kb` steps ask: `dir`, else `kb/` when it
+/// exists (none: nothing is found). `Err` is the exit status after its problems.
+fn load_kb(dir: Option<&Path>, out: &mut dyn Write) -> Result<Option<Arc<Matcher>>, i32> {
+    let dir = match dir {
+        Some(d) if !d.is_dir() => {
+            let _ = writeln!(out, "--kb {}: no such directory", d.display());
+            return Err(2);
+        }
+        Some(d) => d.to_path_buf(),
+        None if Path::new("kb").is_dir() => PathBuf::from("kb"),
+        None => return Ok(None),
+    };
+    let lib = crate::kb::Library::new(&dir, crate::kb::matcher::DEFAULT_THRESHOLD);
+    if let Some(r) = lib.reload() {
+        if !r.problems.is_empty() {
+            for p in &r.problems {
+                let _ = writeln!(out, "{p}");
+            }
+            let _ = writeln!(out, "the knowledge base in {} has problems", dir.display());
+            return Err(1);
+        }
+    }
+    Ok(Some(lib.matcher()))
+}
+
+/// `match_kb` against `m`.
+fn kb_lookup(m: &Matcher) -> impl Fn(&str, &str) -> Option<super::engine::KbAnswer> + '_ {
+    move |text, channel| m.flow_answer(text, channel, None)
+}
+
 pub struct SimArgs {
     pub file: PathBuf,
+    /// Text flows: the customer's messages, the first starting the conversation.
+    pub messages: Vec<String>,
+    /// Text flows: the channel (`webchat`, `whatsapp`, `sms`, `email`).
+    pub channel: String,
+    /// The knowledge base for `match_kb` (default `kb/` when it exists).
+    pub kb: Option<PathBuf>,
     pub caller: String,
     pub dialled: String,
     pub trunk: String,
@@ -250,6 +287,8 @@ pub fn simulate(a: &SimArgs, out: &mut dyn Write) -> i32 {
             a.digits.split(',').map(|s| s.trim().to_string()).collect()
         },
         agent_hangs_up: a.agent_hangs_up,
+        messages: a.messages.clone(),
+        channel: a.channel.clone(),
         ..Default::default()
     };
     if let Some(at) = &a.at {
@@ -279,7 +318,17 @@ pub fn simulate(a: &SimArgs, out: &mut dyn Write) -> i32 {
             }
         }
     }
-    let r = sim::simulate(Arc::new(set), flow, &case);
+    let kb = match load_kb(a.kb.as_deref(), out) {
+        Ok(kb) => kb,
+        Err(code) => return code,
+    };
+    let lookup = kb.as_deref().map(kb_lookup);
+    let r = sim::simulate(
+        Arc::new(set),
+        flow,
+        &case,
+        lookup.as_ref().map(|f| f as sim::KbLookup<'_>),
+    );
     for line in &r.trace {
         let _ = writeln!(out, "{line}");
     }
@@ -304,6 +353,13 @@ pub fn simulate(a: &SimArgs, out: &mut dyn Write) -> i32 {
             }
         );
     }
+    if !r.unused_messages.is_empty() {
+        let _ = writeln!(
+            out,
+            "messages not read: {:?} (the conversation ended or went to a person first)",
+            r.unused_messages
+        );
+    }
     if let Some(e) = r.error {
         let _ = writeln!(out, "error: {e}");
         return 1;
@@ -311,11 +367,19 @@ pub fn simulate(a: &SimArgs, out: &mut dyn Write) -> i32 {
     0
 }
 
-pub fn test(paths: &[PathBuf], out: &mut dyn Write) -> i32 {
+/// Runs the flows' tests; text flows' `match_kb` asks the knowledge base in `kb`
+/// (default `kb/` when it exists).
+pub fn test(paths: &[PathBuf], kb: Option<&Path>, out: &mut dyn Write) -> i32 {
     let (set, given, problems) = match load_paths(paths, out) {
         Ok(l) => l,
         Err(code) => return code,
     };
+    let kb = match load_kb(kb, out) {
+        Ok(kb) => kb,
+        Err(code) => return code,
+    };
+    let lookup = kb.as_deref().map(kb_lookup);
+    let lookup = lookup.as_ref().map(|f| f as sim::KbLookup<'_>);
     let set = Arc::new(set);
     let (mut passed, mut failed) = (0, 0);
     for (f, flow) in given {
@@ -330,7 +394,7 @@ pub fn test(paths: &[PathBuf], out: &mut dyn Write) -> i32 {
             failed += 1;
             continue;
         }
-        for t in sim::run_tests(set.clone(), &flow) {
+        for t in sim::run_tests(set.clone(), &flow, lookup) {
             if t.failures.is_empty() {
                 passed += 1;
                 let _ = writeln!(out, "PASS {} :: {}", flow.name, t.name);

@@ -50,9 +50,41 @@ pub enum Input {
     VoicemailDone {
         seconds: u32,
     },
-    /// The caller hung up.
+    /// The caller hung up (text flows: the conversation ended).
     Hangup,
+    /// Text flows: the customer wrote this.
+    Text(String),
+    /// Text flows: the knowledge base's answer to a `match_kb` (none: no sure answer).
+    KbResult(Option<KbAnswer>),
 }
+
+/// The knowledge base's answer to a `match_kb` step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KbAnswer {
+    /// The article's id.
+    pub article: String,
+    /// Its answer for this conversation's channel.
+    pub answer: String,
+    pub confidence: f32,
+    /// The article is a topic that always goes to a person.
+    pub handoff: bool,
+    /// The article's language (`en`, `es`).
+    pub lang: String,
+}
+
+/// A `handoff` step, rendered: the conversation goes to a person.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct HandoffRequest {
+    /// None: the channel's queue.
+    pub queue: Option<String>,
+    pub priority: Option<u8>,
+    pub skills: Vec<String>,
+    pub summary: String,
+    pub intent: Option<String>,
+}
+
+/// The longest customer message a text flow keeps (in characters).
+pub const MAX_TEXT: usize = 4000;
 
 /// One thing to play, resolved.
 #[derive(Debug, Clone)]
@@ -101,6 +133,8 @@ pub enum Ending {
     Transferred(Dest),
     /// The flow broke at run time (step limit, a missing flow).
     Error(String),
+    /// Text flows: handed to a person (the queue named, or "" for the channel's).
+    HandedOff(String),
 }
 
 #[derive(Debug, Clone)]
@@ -158,6 +192,14 @@ pub enum Output {
         score: i64,
     },
     Hangup,
+    /// Text flows: send this to the customer.
+    Reply(String),
+    /// Text flows: ask the knowledge base (answer with [`Input::KbResult`]).
+    MatchKb {
+        text: String,
+    },
+    /// Text flows: the conversation goes to a person (the run is done).
+    Handoff(HandoffRequest),
     /// What happened, in words (gathered digits, branch taken...).
     Note(String),
     Done(Ending),
@@ -186,11 +228,16 @@ pub enum Wait {
     Queue,
     Transfer,
     Voicemail,
+    /// Text flows: the customer's next message (an `ask`).
+    Message,
+    /// Text flows: the knowledge base's answer.
+    Kb,
     Done,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum TimerKind {
+    Ask,
     Collect,
     Pause,
     Announce,
@@ -219,6 +266,9 @@ enum State {
     Transferring(Dest),
     VoicemailPrompt(u64),
     Voicemail,
+    /// An `ask` waits for the customer's answer (wrong answers so far).
+    Asking(u32),
+    Matching,
     Done(Ending),
 }
 
@@ -237,6 +287,8 @@ pub struct Run {
     path: Vec<String>,
     out: VecDeque<Output>,
     pending: Option<StepId>,
+    /// Text flows: the article the knowledge base matched last (a hand-off's intent).
+    last_article: Option<String>,
 }
 
 const TYPEAHEAD_MAX: usize = 32;
@@ -265,6 +317,7 @@ impl Run {
             path: vec![],
             out: VecDeque::new(),
             pending: None,
+            last_article: None,
         }
     }
 
@@ -319,6 +372,8 @@ impl Run {
             State::Queued { .. } => Wait::Queue,
             State::Transferring(_) => Wait::Transfer,
             State::Voicemail => Wait::Voicemail,
+            State::Asking(_) => Wait::Message,
+            State::Matching => Wait::Kb,
             State::Done(_) => Wait::Done,
         }
     }
@@ -374,6 +429,8 @@ impl Run {
                 self.finish(Ending::CallerHangup);
             }
             Input::Digit(d) => self.on_digit(now, d),
+            Input::Text(t) => self.on_text(now, t),
+            Input::KbResult(r) => self.on_kb(now, r),
             Input::PlayDone(id) => self.on_play_done(now, id),
             Input::Timer(id) => {
                 let Some(i) = self.timers.iter().position(|(t, _)| *t == id) else {
@@ -830,6 +887,152 @@ impl Run {
                 self.out.push_back(Output::Hangup);
                 self.finish(Ending::Hangup);
             }
+            Action::Reply(t) => {
+                let text = t.render(&self.vars);
+                if !text.trim().is_empty() {
+                    self.out.push_back(Output::Reply(text));
+                }
+                self.pending = next.or_else(|| self.end());
+            }
+            Action::Ask(a) => {
+                if let Some(p) = &a.prompt {
+                    let text = p.render(&self.vars);
+                    self.out.push_back(Output::Reply(text));
+                }
+                self.state = State::Asking(0);
+                self.timer(TimerKind::Ask, a.timeout);
+            }
+            Action::MatchKb(m) => {
+                let text = m.text.render(&self.vars);
+                self.out.push_back(Output::MatchKb { text });
+                self.state = State::Matching;
+            }
+            Action::Handoff(h) => {
+                let summary = match &h.summary {
+                    Some(t) => t.render(&self.vars),
+                    None => format!(
+                        "handed over at step `{}`; last message: {}",
+                        step.name,
+                        self.vars.get("message").map(String::as_str).unwrap_or("")
+                    ),
+                };
+                let intent = match &h.intent {
+                    Some(t) => Some(t.render(&self.vars)),
+                    None => self.last_article.clone(),
+                }
+                .filter(|i| !i.is_empty());
+                self.hand_off(HandoffRequest {
+                    queue: h.queue.clone(),
+                    priority: h.priority,
+                    skills: h.skills.clone(),
+                    summary,
+                    intent,
+                });
+            }
+        }
+    }
+
+    fn hand_off(&mut self, h: HandoffRequest) {
+        let q = h.queue.clone().unwrap_or_default();
+        self.note(format!(
+            "handed to a person ({})",
+            if q.is_empty() {
+                "the channel's queue"
+            } else {
+                &q
+            }
+        ));
+        self.out.push_back(Output::Handoff(h));
+        self.finish(Ending::HandedOff(q));
+    }
+
+    /// Text flows: the customer wrote `text`. It is always `${message}`; an `ask`
+    /// waiting takes it as its answer when it is valid.
+    fn on_text(&mut self, now: jiff::Timestamp, text: String) {
+        let text: String = text.chars().take(MAX_TEXT).collect();
+        self.vars.insert("message".into(), text.clone());
+        let State::Asking(wrong) = self.state else {
+            self.note("a message while no ask waits: kept as ${message}".into());
+            return;
+        };
+        let flow = self.flow.clone();
+        let Action::Ask(a) = &flow.steps[self.at].action else {
+            return;
+        };
+        match a.validate.accept(&text) {
+            Some(v) => {
+                self.note(format!("answered ({})", a.validate.name()));
+                if let Some(into) = &a.into {
+                    self.vars.insert(into.clone(), v);
+                }
+                self.branch(now, None);
+            }
+            None if wrong + 1 > a.retries => {
+                self.note(format!(
+                    "not a valid {}; no retries left",
+                    a.validate.name()
+                ));
+                self.branch(now, a.invalid);
+            }
+            None => {
+                self.note(format!(
+                    "not a valid {}; retry {} of {}",
+                    a.validate.name(),
+                    wrong + 1,
+                    a.retries
+                ));
+                if let Some(p) = a.retry_prompt.as_ref().or(a.prompt.as_ref()) {
+                    let text = p.render(&self.vars);
+                    self.out.push_back(Output::Reply(text));
+                }
+                self.state = State::Asking(wrong + 1);
+                self.timer(TimerKind::Ask, a.timeout);
+            }
+        }
+    }
+
+    /// Text flows: the knowledge base answered a `match_kb`.
+    fn on_kb(&mut self, now: jiff::Timestamp, r: Option<KbAnswer>) {
+        if !matches!(self.state, State::Matching) {
+            return;
+        }
+        let flow = self.flow.clone();
+        let Action::MatchKb(m) = &flow.steps[self.at].action else {
+            return;
+        };
+        let Some(k) = r else {
+            self.note("the knowledge base has no sure answer".into());
+            return self.branch(now, m.not_found);
+        };
+        let into = &m.into;
+        self.last_article = Some(k.article.clone());
+        self.vars
+            .insert(format!("{into}.article"), k.article.clone());
+        self.vars.insert(format!("{into}.answer"), k.answer.clone());
+        self.vars
+            .insert(format!("{into}.confidence"), format!("{:.2}", k.confidence));
+        self.vars
+            .insert(format!("{into}.handoff"), k.handoff.to_string());
+        self.vars.insert(format!("{into}.lang"), k.lang.clone());
+        self.note(format!(
+            "the knowledge base answers with `{}` ({:.2})",
+            k.article, k.confidence
+        ));
+        if !k.handoff {
+            return self.branch(now, m.found);
+        }
+        match m.handoff {
+            Some(t) => self.go(now, Some(t.step)),
+            None => {
+                let said = self.vars.get("message").cloned().unwrap_or_default();
+                self.hand_off(HandoffRequest {
+                    queue: None,
+                    priority: None,
+                    skills: vec![],
+                    summary: format!("topic `{}` goes to a person: {said}", k.article),
+                    intent: Some(k.article),
+                });
+            }
         }
     }
 
@@ -1071,6 +1274,16 @@ impl Run {
 
     fn on_timer(&mut self, now: jiff::Timestamp, kind: TimerKind) {
         match kind {
+            TimerKind::Ask => {
+                let Action::Ask(a) = &self.flow.steps[self.at].action else {
+                    return;
+                };
+                if matches!(self.state, State::Asking(_)) {
+                    let t = a.on_timeout;
+                    self.note("no answer in time".into());
+                    self.branch(now, t);
+                }
+            }
             TimerKind::Pause => {
                 if matches!(self.state, State::Pausing) {
                     self.branch(now, None);

@@ -214,6 +214,130 @@ pub struct Voicemail {
     pub finish: Option<char>,
 }
 
+/// What a text flow's `ask` accepts.
+#[derive(Debug, Clone)]
+pub enum Validate {
+    /// Any text that is not blank.
+    Text,
+    /// Digits (spaces and dashes between them are dropped), like an account number.
+    Number,
+    /// One address: `local@domain.tld`, no spaces.
+    Email,
+    /// A phone number: `+` and 6 to 15 digits (spaces, dashes, dots and brackets
+    /// dropped).
+    Phone,
+    /// The whole (trimmed) message must match.
+    Pattern(regex::Regex),
+}
+
+impl Validate {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Validate::Text => "text",
+            Validate::Number => "number",
+            Validate::Email => "email",
+            Validate::Phone => "phone",
+            Validate::Pattern(_) => "pattern",
+        }
+    }
+
+    /// The answer as kept (normalised), or `None` when the message is not one.
+    pub fn accept(&self, text: &str) -> Option<String> {
+        let t = text.trim();
+        match self {
+            Validate::Text => (!t.is_empty()).then(|| t.to_string()),
+            Validate::Number => {
+                let d: String = t.chars().filter(|c| !matches!(c, ' ' | '-')).collect();
+                (!d.is_empty() && d.len() <= 32 && d.chars().all(|c| c.is_ascii_digit()))
+                    .then_some(d)
+            }
+            Validate::Email => {
+                let (local, domain) = t.split_once('@')?;
+                let ok = !local.is_empty()
+                    && t.len() <= 254
+                    && !domain.contains('@')
+                    && domain.contains('.')
+                    && !domain.starts_with('.')
+                    && !domain.ends_with('.')
+                    && !t.chars().any(|c| c.is_whitespace() || c.is_control());
+                ok.then(|| format!("{local}@{}", domain.to_lowercase()))
+            }
+            Validate::Phone => {
+                let plus = t.starts_with('+');
+                let d: String = t
+                    .trim_start_matches('+')
+                    .chars()
+                    .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')'))
+                    .collect();
+                ((6..=15).contains(&d.len()) && d.chars().all(|c| c.is_ascii_digit())).then(|| {
+                    if plus {
+                        format!("+{d}")
+                    } else {
+                        d
+                    }
+                })
+            }
+            Validate::Pattern(r) => r.is_match(t).then(|| t.to_string()),
+        }
+    }
+}
+
+/// `ask` (text flows): a question sent to the customer, and their next message as the
+/// answer, validated.
+#[derive(Debug, Clone)]
+pub struct Ask {
+    /// The question (none: just wait for the next message).
+    pub prompt: Option<Template>,
+    pub validate: Validate,
+    pub into: Option<String>,
+    pub retries: u32,
+    /// Sent instead of the question after an answer that is not valid.
+    pub retry_prompt: Option<Template>,
+    pub timeout: Duration,
+    pub invalid: Option<Target>,
+    pub on_timeout: Option<Target>,
+}
+
+/// `match_kb` (text flows): the knowledge base's answer to a text.
+#[derive(Debug, Clone)]
+pub struct MatchKb {
+    pub text: Template,
+    pub into: String,
+    pub found: Option<Target>,
+    pub not_found: Option<Target>,
+    /// Where an article that always goes to a person leads (none: a hand-off at once).
+    pub handoff: Option<Target>,
+}
+
+/// `handoff` (text flows): the conversation goes to a person.
+#[derive(Debug, Clone, Default)]
+pub struct Handoff {
+    /// None: the channel's queue.
+    pub queue: Option<String>,
+    pub priority: Option<u8>,
+    pub skills: Vec<String>,
+    pub summary: Option<Template>,
+    pub intent: Option<Template>,
+}
+
+/// What a flow talks over: a call (`voice`, the default) or a text conversation
+/// (`text`: web chat, WhatsApp, SMS, e-mail), where the bot runs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Kind {
+    #[default]
+    Voice,
+    Text,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Voice => "voice",
+            Kind::Text => "text",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub enum Goto {
     Step(Target),
@@ -247,6 +371,11 @@ pub enum Action {
     RecordingNotice(RecordingNotice),
     Goto(Goto),
     Hangup,
+    /// Text flows: a message to the customer.
+    Reply(Template),
+    Ask(Ask),
+    MatchKb(MatchKb),
+    Handoff(Handoff),
 }
 
 impl Action {
@@ -270,6 +399,27 @@ impl Action {
             Action::RecordingNotice(_) => "recording_notice",
             Action::Goto(_) => "goto",
             Action::Hangup => "hangup",
+            Action::Reply(_) => "reply",
+            Action::Ask(_) => "ask",
+            Action::MatchKb(_) => "match_kb",
+            Action::Handoff(_) => "handoff",
+        }
+    }
+
+    /// The kind of flow a step belongs in (`None`: both).
+    pub fn only_in(&self) -> Option<Kind> {
+        match self {
+            Action::Set(_)
+            | Action::Branch(_)
+            | Action::Hours(_)
+            | Action::Lookup(_)
+            | Action::Http(_)
+            | Action::Goto(_)
+            | Action::Hangup => None,
+            Action::Reply(_) | Action::Ask(_) | Action::MatchKb(_) | Action::Handoff(_) => {
+                Some(Kind::Text)
+            }
+            _ => Some(Kind::Voice),
         }
     }
 
@@ -287,12 +437,13 @@ impl Action {
                 | Action::Enqueue(_)
                 | Action::Transfer(_)
                 | Action::Voicemail(_)
+                | Action::Ask(_)
         )
     }
 
     /// Whether the flow can go on after this step (through `next` or a branch).
     pub fn terminal(&self) -> bool {
-        matches!(self, Action::Hangup | Action::Goto(_))
+        matches!(self, Action::Hangup | Action::Goto(_) | Action::Handoff(_))
     }
 
     /// The keys a `gather` or `survey` step collects.
@@ -333,7 +484,22 @@ impl Step {
             }
         }
         match &self.action {
-            Action::Hangup | Action::Goto(Goto::Flow { .. }) => {}
+            Action::Hangup | Action::Goto(Goto::Flow { .. }) | Action::Handoff(_) => {}
+            Action::Ask(a) => {
+                let mut ok = vec!["message".to_string()];
+                ok.extend(a.into.clone());
+                add(&mut e, next, None, ok);
+                add(&mut e, next, a.invalid, vec!["message".into()]);
+                add(&mut e, next, a.on_timeout, vec![]);
+            }
+            Action::MatchKb(m) => {
+                let found = vec![format!("{}.*", m.into)];
+                add(&mut e, next, m.found, found.clone());
+                add(&mut e, next, m.not_found, vec![]);
+                if let Some(t) = m.handoff {
+                    e.push((t.step, found));
+                }
+            }
             Action::Goto(Goto::Step(t)) => e.push((t.step, vec![])),
             Action::Set(vars) => add(
                 &mut e,
@@ -408,6 +574,10 @@ pub struct TestCase {
     pub trunk: String,
     pub at: Option<jiff::Timestamp>,
     pub digits: Vec<String>,
+    /// Text flows: the customer's messages, the first one starting the conversation.
+    pub messages: Vec<String>,
+    /// Text flows: `webchat`, `whatsapp`, `sms` or `email` (default `webchat`).
+    pub channel: String,
     pub variables: Vec<(String, String)>,
     /// `by:value` → fields (`None`: not found).
     pub lookup: HashMap<String, Option<Vec<(String, String)>>>,
@@ -428,6 +598,7 @@ pub struct Flow {
     pub name: String,
     pub file: PathBuf,
     pub description: String,
+    pub kind: Kind,
     /// Variables a flow reached by `goto` expects from the flow that called it.
     pub inputs: Vec<String>,
     pub timezone: jiff::tz::TimeZone,

@@ -53,6 +53,10 @@ pub fn suggest<'a>(word: &str, options: impl IntoIterator<Item = &'a str>) -> St
     }
 }
 
+/// Variables a text flow also has: the channel (`webchat`, `whatsapp`, `sms`,
+/// `email`) and the customer's latest message.
+pub const TEXT_BUILTINS: &[&str] = &["channel", "message"];
+
 /// Variables every call has.
 pub const BUILTINS: &[&str] = &[
     "caller",

@@ -52,6 +52,11 @@ impl FlowSet {
                             super::problem::suggest(flow, self.flows.keys().map(|k| k.as_str()));
                         out.push(err(format!("goto: there is no flow named `{flow}`{hint}")));
                     }
+                    Some(target) if target.kind != f.kind => out.push(err(format!(
+                        "goto: flow `{flow}` is a {} flow and this one a {} flow",
+                        target.kind.name(),
+                        f.kind.name()
+                    ))),
                     Some(target) => {
                         if let Some(st) = step {
                             if target.step(st).is_none() {

@@ -4,8 +4,8 @@
 //! gather or menu; an empty group lets it time out), lookups and webhooks answer from
 //! fixtures. Nothing sleeps: timers jump the simulated clock.
 
-use super::engine::{Dest, Ending, FlowSource, Input, Output, PlayItem, Run, Wait};
-use super::model::{Flow, TestCase};
+use super::engine::{Dest, Ending, FlowSource, Input, KbAnswer, Output, PlayItem, Run, Wait};
+use super::model::{Flow, Kind, TestCase};
 use super::template::Vars;
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -23,7 +23,12 @@ pub struct SimResult {
     pub trace: Vec<String>,
     /// Key groups given but never asked for (the flow ended first).
     pub unused_digits: Vec<String>,
+    /// Text flows: messages given but never read (the flow ended first).
+    pub unused_messages: Vec<String>,
 }
+
+/// Answers a text flow's `match_kb`: the text and the channel in, the article out.
+pub type KbLookup<'a> = &'a dyn Fn(&str, &str) -> Option<KbAnswer>;
 
 fn play_len(items: &[PlayItem]) -> Duration {
     items
@@ -51,8 +56,16 @@ fn describe(items: &[PlayItem]) -> String {
         .join(", ")
 }
 
-/// Runs `flow` with the inputs of `case` (its expectations are not looked at).
-pub fn simulate(source: Arc<dyn FlowSource>, flow: Arc<Flow>, case: &TestCase) -> SimResult {
+/// Runs `flow` with the inputs of `case` (its expectations are not looked at). A
+/// text flow starts with the case's first message; its `match_kb` steps ask `kb`
+/// (none: no knowledge base, nothing is found).
+pub fn simulate(
+    source: Arc<dyn FlowSource>,
+    flow: Arc<Flow>,
+    case: &TestCase,
+    kb: Option<KbLookup<'_>>,
+) -> SimResult {
+    let text = flow.kind == Kind::Text;
     let info = super::engine::CallInfo {
         caller: case.caller.clone(),
         caller_name: String::new(),
@@ -64,6 +77,12 @@ pub fn simulate(source: Arc<dyn FlowSource>, flow: Arc<Flow>, case: &TestCase) -
     for (k, v) in &case.variables {
         run.set_var(k, v);
     }
+    let channel = if case.channel.is_empty() {
+        "webchat".to_string()
+    } else {
+        case.channel.clone()
+    };
+    let mut messages: VecDeque<String> = case.messages.iter().cloned().collect();
     let t0 = case.at.unwrap_or_else(crate::clock::timestamp);
     let mut elapsed = Duration::ZERO;
     let now = |e: Duration| t0 + jiff::SignedDuration::try_from(e).unwrap_or_default();
@@ -76,6 +95,12 @@ pub fn simulate(source: Arc<dyn FlowSource>, flow: Arc<Flow>, case: &TestCase) -
     let mut ending: Option<String> = None;
     let mut error = None;
     let mut agent_to_come = case.agent_hangs_up;
+    if text {
+        let first = messages.pop_front().unwrap_or_default();
+        trace.push(format!("[{:>6.1}s]   customer: {first:?} ({channel})", 0.0));
+        run.set_var("channel", &channel);
+        run.set_var("message", &first);
+    }
     run.start(now(elapsed));
     for _ in 0..100_000 {
         while let Some(o) = run.poll() {
@@ -152,7 +177,29 @@ pub fn simulate(source: Arc<dyn FlowSource>, flow: Arc<Flow>, case: &TestCase) -
                 Output::Survey { metric, score } => {
                     trace.push(format!("{at}   survey answer {} {score}", metric.name()))
                 }
+                Output::Hangup if text => trace.push(format!("{at}   the bot ends the conversation")),
                 Output::Hangup => trace.push(format!("{at}   hang up")),
+                Output::Reply(t) => trace.push(format!("{at}   bot: {t:?}")),
+                Output::MatchKb { text } => {
+                    let answer = kb.and_then(|kb| kb(&text, &channel));
+                    trace.push(format!(
+                        "{at}   match_kb {text:?}: {}",
+                        match (&answer, kb.is_some()) {
+                            (Some(a), _) => format!("`{}` ({:.2})", a.article, a.confidence),
+                            (None, true) => "no sure answer".into(),
+                            (None, false) => "no knowledge base loaded".into(),
+                        }
+                    ));
+                    inputs.push_back(Input::KbResult(answer));
+                }
+                Output::Handoff(h) => trace.push(format!(
+                    "{at}   hand off to {} (priority {}, skills [{}], intent {}): {}",
+                    h.queue.as_deref().unwrap_or("the channel's queue"),
+                    h.priority.map(|p| p.to_string()).unwrap_or_else(|| "as the channel's".into()),
+                    h.skills.join(", "),
+                    h.intent.as_deref().unwrap_or("none"),
+                    h.summary
+                )),
                 Output::Note(n) => trace.push(format!("{at}   {n}")),
                 Output::Done(e) => {
                     ending = Some(match e {
@@ -160,6 +207,8 @@ pub fn simulate(source: Arc<dyn FlowSource>, flow: Arc<Flow>, case: &TestCase) -
                         Ending::CallerHangup => "caller_hangup".into(),
                         Ending::Answered(q) => format!("answered {q}"),
                         Ending::Transferred(d) => format!("transfer {d}"),
+                        Ending::HandedOff(q) if q.is_empty() => "handoff".into(),
+                        Ending::HandedOff(q) => format!("handoff {q}"),
                         Ending::Error(m) => {
                             error = Some(m);
                             "error".into()
@@ -212,6 +261,24 @@ pub fn simulate(source: Arc<dyn FlowSource>, flow: Arc<Flow>, case: &TestCase) -
                     break;
                 }
             }
+            Wait::Message => {
+                let Some(m) = messages.pop_front() else {
+                    trace.push(format!(
+                        "[{:>6.1}s]   (the customer writes nothing)",
+                        elapsed.as_secs_f64()
+                    ));
+                    if !fire_timer(&mut timers, &mut elapsed, &mut run, now) {
+                        break;
+                    }
+                    continue;
+                };
+                elapsed += Duration::from_secs(5);
+                trace.push(format!(
+                    "[{:>6.1}s]   customer: {m:?}",
+                    elapsed.as_secs_f64()
+                ));
+                run.handle(now(elapsed), Input::Text(m));
+            }
             Wait::Digits if !fed => {
                 fed = true;
                 let chunk = chunks.pop_front().unwrap_or_default();
@@ -253,6 +320,7 @@ pub fn simulate(source: Arc<dyn FlowSource>, flow: Arc<Flow>, case: &TestCase) -
         vars: run.vars().clone(),
         trace,
         unused_digits: chunks.into_iter().collect(),
+        unused_messages: messages.into_iter().collect(),
     }
 }
 
@@ -281,12 +349,16 @@ pub struct TestOutcome {
     pub result: SimResult,
 }
 
-/// Runs a flow's test cases.
-pub fn run_tests(source: Arc<dyn FlowSource>, flow: &Arc<Flow>) -> Vec<TestOutcome> {
+/// Runs a flow's test cases (`kb` answers text flows' `match_kb`).
+pub fn run_tests(
+    source: Arc<dyn FlowSource>,
+    flow: &Arc<Flow>,
+    kb: Option<KbLookup<'_>>,
+) -> Vec<TestOutcome> {
     flow.tests
         .iter()
         .map(|case| {
-            let result = simulate(source.clone(), flow.clone(), case);
+            let result = simulate(source.clone(), flow.clone(), case, kb);
             let mut failures = vec![];
             if let Some((path, pos)) = &case.expect_path {
                 if *path != result.path {

@@ -720,7 +720,7 @@ fn demo_flow_loads_and_its_tests_pass() {
     assert!(f.tests.len() >= 5);
     let mut set = FlowSet::default();
     set.flows.insert(f.name.clone(), f.clone());
-    for t in super::sim::run_tests(Arc::new(set), &f) {
+    for t in super::sim::run_tests(Arc::new(set), &f, None) {
         assert!(t.failures.is_empty(), "{}: {:#?}", t.name, t.failures);
     }
 }
@@ -910,4 +910,402 @@ fn recording_notices_are_checked_where_they_are_written() {
     let ps = problems("steps:\n  a:\n    recording_notice: {prompt: hello, version: v1}\n    opted_out: nowhere\n");
     has(&ps, "4:16", "nowhere");
     assert!(problems(NOTICE).is_empty(), "{:?}", problems(NOTICE));
+}
+
+// ---------------------------------------------------------------- text flows
+
+impl Sim {
+    /// A text flow started by the customer's first message on `channel`.
+    fn text(flow: Flow, channel: &str, first: &str) -> Sim {
+        let info = CallInfo {
+            caller: "+593991234567".into(),
+            caller_name: "Grace".into(),
+            ..Default::default()
+        };
+        let mut run = Run::new(Arc::new(FlowSet::default()), Arc::new(flow), &info);
+        run.set_var("channel", channel);
+        run.set_var("message", first);
+        let mut s = Sim {
+            run,
+            t: at("2026-11-23T15:00:00Z"),
+            timers: vec![],
+            elapsed: Duration::ZERO,
+            outs: vec![],
+        };
+        s.run.start(s.t);
+        s.drain();
+        s
+    }
+
+    fn says(&mut self, text: &str) {
+        self.elapsed += Duration::from_secs(3);
+        self.input(Input::Text(text.into()));
+    }
+
+    /// What the bot sent, in order.
+    fn replies(&self) -> Vec<&str> {
+        self.outs
+            .iter()
+            .filter_map(|o| match o {
+                Output::Reply(t) => Some(t.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn handoff(&self) -> Option<&HandoffRequest> {
+        self.outs.iter().find_map(|o| match o {
+            Output::Handoff(h) => Some(h),
+            _ => None,
+        })
+    }
+}
+
+const ASK: &str = "kind: text
+steps:
+  hello:
+    reply: Hi ${caller_name}, this is the ${channel} bot.
+  acct:
+    ask:
+      prompt: Your account number?
+      validate: number
+      into: account
+      retries: 2
+      retry_prompt: Digits only, please (${message} is not one).
+      timeout: 2m
+    invalid: person
+    timeout: gone
+  mail:
+    ask: {prompt: And your e-mail?, validate: email, into: email, retries: 0}
+    invalid: person
+  person:
+    handoff:
+      queue: billing
+      priority: 7
+      skills: [billing]
+      summary: account ${account|none}, e-mail ${email|none}, last said ${message}
+      intent: billing
+  gone:
+    reply: Bye for now.
+";
+
+#[test]
+fn ask_validates_retries_and_keeps_the_answer() {
+    let (_d, f) = flow(ASK);
+    let mut s = Sim::text(f, "whatsapp", "hello");
+    assert_eq!(
+        s.replies(),
+        [
+            "Hi Grace, this is the whatsapp bot.",
+            "Your account number?"
+        ]
+    );
+    assert_eq!(s.run.wait(), Wait::Message);
+    s.says("my account");
+    s.says("12-34 x");
+    assert_eq!(
+        s.replies()[2..],
+        [
+            "Digits only, please (my account is not one).",
+            "Digits only, please (12-34 x is not one)."
+        ]
+    );
+    s.says(" 12-34 ");
+    assert_eq!(s.run.vars()["account"], "1234", "normalised");
+    assert_eq!(s.path(), ["hello", "acct", "mail"]);
+    s.says("Grace@Example.ORG");
+    assert_eq!(s.run.vars()["email"], "Grace@example.org");
+    // The end of the steps (the `person` step runs next here): a hand-off with the
+    // queue, priority, skills, intent and the summary rendered.
+    assert_eq!(s.path(), ["hello", "acct", "mail", "person"]);
+    let h = s.handoff().expect("handed off");
+    assert_eq!(h.queue.as_deref(), Some("billing"));
+    assert_eq!(h.priority, Some(7));
+    assert_eq!(h.skills, ["billing"]);
+    assert_eq!(h.intent.as_deref(), Some("billing"));
+    assert_eq!(
+        h.summary,
+        "account 1234, e-mail Grace@example.org, last said Grace@Example.ORG"
+    );
+    assert_eq!(s.run.ending(), Some(&Ending::HandedOff("billing".into())));
+    // Nothing more after the hand-off.
+    let n = s.outs.len();
+    s.says("hello?");
+    assert_eq!(s.outs.len(), n);
+}
+
+#[test]
+fn ask_gives_up_after_its_retries_or_its_timeout() {
+    let (_d, f) = flow(ASK);
+    let mut s = Sim::text(f, "webchat", "hi");
+    for wrong in ["a", "b", "c"] {
+        s.says(wrong);
+    }
+    assert_eq!(s.path(), ["hello", "acct", "person"]);
+    assert_eq!(
+        s.handoff().unwrap().summary,
+        "account none, e-mail none, last said c"
+    );
+
+    let (_d, f) = flow(ASK);
+    let mut s = Sim::text(f, "webchat", "hi");
+    s.says("x"); // one wrong answer re-arms the 2-minute timer
+    s.tick();
+    assert_eq!(s.elapsed, Duration::from_secs(3 + 120));
+    assert_eq!(s.path(), ["hello", "acct", "gone"]);
+    assert_eq!(s.replies().last(), Some(&"Bye for now."));
+    assert_eq!(s.run.ending(), Some(&Ending::Hangup));
+
+    // No retries: the first wrong e-mail goes to the `invalid` branch.
+    let (_d, f) = flow(ASK);
+    let mut s = Sim::text(f, "sms", "hi");
+    s.says("1");
+    s.says("not an address");
+    assert_eq!(s.path(), ["hello", "acct", "mail", "person"]);
+}
+
+#[test]
+fn validations_normalise_what_they_accept() {
+    use super::model::Validate;
+    assert_eq!(Validate::Number.accept(" 12 34-5 "), Some("12345".into()));
+    assert_eq!(Validate::Number.accept("12a"), None);
+    assert_eq!(Validate::Number.accept(""), None);
+    assert_eq!(
+        Validate::Email.accept("Ana@Correo.EC"),
+        Some("Ana@correo.ec".into())
+    );
+    for bad in [
+        "ana", "ana@", "@x.ec", "a b@x.ec", "a@x", "a@@x.ec", "a@.ec", "a@x.",
+    ] {
+        assert_eq!(Validate::Email.accept(bad), None, "{bad}");
+    }
+    assert_eq!(
+        Validate::Phone.accept("+593 (99) 123-4567"),
+        Some("+593991234567".into())
+    );
+    assert_eq!(Validate::Phone.accept("12345"), None);
+    assert_eq!(Validate::Phone.accept("+1 555 CALL NOW"), None);
+    assert_eq!(Validate::Text.accept("   "), None);
+    let p = Validate::Pattern(regex::Regex::new("^[A-Z]{3}-[0-9]{4}$").unwrap());
+    assert_eq!(p.accept(" ABC-1234 "), Some("ABC-1234".into()));
+    assert_eq!(p.accept("abc-1234"), None);
+}
+
+const KB: &str = "kind: text
+steps:
+  first:
+    match_kb:
+    not_found: sorry
+  answer:
+    reply: ${kb.answer}
+  again:
+    ask:
+  match:
+    match_kb: {text: '${message}', into: faq}
+    found: answer2
+    not_found: sorry
+    handoff_topic: topic
+  answer2:
+    reply: ${faq.answer} (${faq.article}, ${faq.confidence})
+  bye:
+    hangup:
+  sorry:
+    handoff: {summary: 'no answer for: ${message}'}
+  topic:
+    handoff: {queue: complaints}
+";
+
+fn kb(article: &str, handoff: bool) -> Option<KbAnswer> {
+    Some(KbAnswer {
+        article: article.into(),
+        answer: format!("about {article}"),
+        confidence: 0.875,
+        handoff,
+        lang: "en".into(),
+    })
+}
+
+fn asked_kb(s: &Sim) -> Vec<&str> {
+    s.outs
+        .iter()
+        .filter_map(|o| match o {
+            Output::MatchKb { text } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn match_kb_found_not_found_and_topics_for_a_person() {
+    let (_d, f) = flow(KB);
+    let mut s = Sim::text(f, "webchat", "where is my parcel");
+    assert_eq!(asked_kb(&s), ["where is my parcel"]);
+    assert_eq!(s.run.wait(), Wait::Kb);
+    s.input(Input::KbResult(kb("order-status", false)));
+    assert_eq!(s.replies(), ["about order-status"]);
+    assert_eq!(s.run.vars()["kb.article"], "order-status");
+    assert_eq!(s.run.vars()["kb.lang"], "en");
+    assert_eq!(s.run.wait(), Wait::Message);
+    s.says("opening hours?");
+    assert_eq!(asked_kb(&s)[1], "opening hours?");
+    s.input(Input::KbResult(kb("opening-hours", false)));
+    assert_eq!(s.replies()[1], "about opening-hours (opening-hours, 0.88)");
+    assert_eq!(s.run.ending(), Some(&Ending::Hangup));
+
+    // Not found: the `not_found` branch, with the summary of what was said.
+    let (_d, f) = flow(KB);
+    let mut s = Sim::text(f, "webchat", "what's the weather");
+    s.input(Input::KbResult(None));
+    assert_eq!(s.path(), ["first", "sorry"]);
+    let h = s.handoff().unwrap();
+    assert_eq!(h.summary, "no answer for: what's the weather");
+    assert_eq!((h.queue.as_deref(), h.intent.as_deref()), (None, None));
+
+    // A topic for a person: the `handoff_topic` branch where there is one...
+    let (_d, f) = flow(KB);
+    let mut s = Sim::text(f, "webchat", "parcel");
+    s.input(Input::KbResult(kb("order-status", false)));
+    s.says("this is unacceptable");
+    s.input(Input::KbResult(kb("complaint", true)));
+    assert_eq!(s.path(), ["first", "answer", "again", "match", "topic"]);
+    let h = s.handoff().unwrap();
+    assert_eq!(h.queue.as_deref(), Some("complaints"));
+    assert_eq!(
+        h.intent.as_deref(),
+        Some("complaint"),
+        "the article matched"
+    );
+
+    // ...and a hand-off at once where there is none.
+    let (_d, f) = flow(KB);
+    let mut s = Sim::text(f, "webchat", "cancel my order");
+    s.input(Input::KbResult(kb("cancel-order", true)));
+    assert_eq!(s.path(), ["first"]);
+    let h = s.handoff().unwrap();
+    assert_eq!(h.intent.as_deref(), Some("cancel-order"));
+    assert_eq!(
+        h.summary,
+        "topic `cancel-order` goes to a person: cancel my order"
+    );
+    assert!(s.replies().is_empty());
+}
+
+#[test]
+fn a_message_while_no_ask_waits_is_the_latest_message_not_an_answer() {
+    let (_d, f) = flow(KB);
+    let mut s = Sim::text(f, "webchat", "parcel");
+    s.says("hello?"); // while the knowledge base is asked
+    assert_eq!(s.run.vars()["message"], "hello?");
+    s.input(Input::KbResult(kb("order-status", false)));
+    // The ask that follows still waits for the next message.
+    assert_eq!(s.run.wait(), Wait::Message);
+    // Over-long messages are cut.
+    s.says(&"x".repeat(MAX_TEXT + 100));
+    assert_eq!(s.run.vars()["message"].len(), MAX_TEXT);
+}
+
+#[test]
+fn text_and_voice_steps_stay_in_their_kind_of_flow() {
+    let ps = problems("kind: text\nsteps:\n  a:\n    play: hello\n  b:\n    handoff:\n");
+    has(
+        &ps,
+        "3:3",
+        "`play` is a voice step and this flow is `kind: text`",
+    );
+    let ps = problems("steps:\n  a:\n    reply: hi\n  b:\n    hangup:\n");
+    has(&ps, "2:3", "`reply` is a text step: add `kind: text`");
+    let ps = problems("kind: chat\nsteps:\n  a:\n    hangup:\n");
+    has(
+        &ps,
+        "1:7",
+        "kind `chat`: expected voice (a call) or text (a chat)",
+    );
+    // A loop of replies never waits for the customer.
+    let ps = problems("kind: text\nsteps:\n  a:\n    reply: hi\n  b:\n    match_kb:\n    not_found: a\n  c:\n    goto: a\n");
+    has(
+        &ps,
+        "3:3",
+        "loop without waiting for the customer: add an ask",
+    );
+    // Fields, validations and variables are checked where they are written.
+    let ps = problems(
+        "kind: text\nsteps:\n  a:\n    ask: {prompt: x, validate: mail, into: message}\n  b:\n    reply: ${kb.answer}\n  c:\n    handoff: {queue: 'a b'}\n",
+    );
+    has(
+        &ps,
+        "4:32",
+        "validate `mail`: expected text, number, email or phone; did you mean `email`?",
+    );
+    has(&ps, "4:10", "`message` is set by the gateway");
+    has(
+        &ps,
+        "8:14",
+        "handoff: a queue name is letters, digits, - and _",
+    );
+    let ps = problems("kind: text\nsteps:\n  a:\n    reply: ${kb.answer}\n");
+    has(&ps, "4:12", "undefined variable `kb.answer`");
+    let ps =
+        problems("kind: text\nsteps:\n  a:\n    match_kb:\n    handoff: b\n  b:\n    handoff:\n");
+    has(&ps, "5:5", "more than one action");
+    let ps = problems("kind: text\nsteps:\n  a:\n    reply: ''\n");
+    has(&ps, "4:12", "reply needs the text to send");
+}
+
+#[test]
+fn a_goto_between_a_call_flow_and_a_text_flow_is_refused() {
+    let d = dir();
+    let a = Arc::new(
+        load_str(
+            "flow: a\nsteps:\n  t:\n    goto: {flow: bot}\n",
+            &d.path().join("a.yaml"),
+            &opts(true),
+        )
+        .unwrap(),
+    );
+    let bot = Arc::new(
+        load_str(
+            "flow: bot\nkind: text\nsteps:\n  r:\n    reply: hi\n",
+            &d.path().join("bot.yaml"),
+            &opts(true),
+        )
+        .unwrap(),
+    );
+    let mut set = FlowSet::default();
+    set.flows.insert("a".into(), a);
+    set.flows.insert("bot".into(), bot);
+    let p = set.check_gotos(None);
+    assert_eq!(p.len(), 1, "{p:#?}");
+    assert!(p[0]
+        .message
+        .contains("flow `bot` is a text flow and this one a voice flow"));
+}
+
+#[test]
+fn the_demo_bot_flow_passes_its_tests_against_the_demo_knowledge_base() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let f = Arc::new(
+        super::load_file(&root.join("dialplans/shop-bot.yaml"), &opts(false))
+            .unwrap_or_else(|e| panic!("{e:#?}")),
+    );
+    assert_eq!(f.kind, super::model::Kind::Text);
+    assert!(f.tests.len() >= 5);
+    let lib = crate::kb::Library::new(&root.join("kb"), crate::kb::matcher::DEFAULT_THRESHOLD);
+    lib.reload();
+    let m = lib.matcher();
+    let lookup = |text: &str, channel: &str| m.flow_answer(text, channel, None);
+    let mut set = FlowSet::default();
+    set.flows.insert(f.name.clone(), f.clone());
+    let outcomes = super::sim::run_tests(Arc::new(set), &f, Some(&lookup));
+    for t in &outcomes {
+        assert!(t.failures.is_empty(), "{}: {:#?}", t.name, t.failures);
+    }
+    // The WhatsApp test got the short answer.
+    let wa = &outcomes[0].result;
+    assert!(
+        wa.trace
+            .iter()
+            .any(|l| l.contains("bot: \"Track your parcel")),
+        "{:#?}",
+        wa.trace
+    );
 }

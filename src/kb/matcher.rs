@@ -319,3 +319,27 @@ impl Matcher {
             .unwrap_or_default()
     }
 }
+
+impl Matcher {
+    /// A text flow's `match_kb`: the article sure enough for `text`, with its answer
+    /// for `channel` (none: no sure answer).
+    pub fn flow_answer(
+        &self,
+        text: &str,
+        channel: &str,
+        lang: Option<super::Lang>,
+    ) -> Option<crate::dialplan::engine::KbAnswer> {
+        let (h, handoff) = match self.decide(text, lang) {
+            Decision::Answer(h) => (h, false),
+            Decision::Handoff(h) => (h, true),
+            Decision::NotFound(_) => return None,
+        };
+        Some(crate::dialplan::engine::KbAnswer {
+            article: h.article.id.clone(),
+            answer: h.article.answer_for(channel).to_string(),
+            confidence: h.confidence,
+            handoff,
+            lang: h.article.lang.code().to_string(),
+        })
+    }
+}

@@ -590,3 +590,169 @@ fn an_external_bot_gets_signed_events_answers_and_hands_off() {
         "{offer}"
     );
 }
+
+/// The bot as a text flow of the dialplans (`[bot] flow = "shop-bot"`, the shipped
+/// `dialplans/shop-bot.yaml`): Ada's FAQ is answered from the knowledge base and the
+/// flow asks whether there is anything else; her next question has no answer, so the
+/// flow asks for her account number (a wrong one is asked again), looks her up in the
+/// store and hands the chat to a person with the summary, the intent, the priority
+/// and what it collected on Bob's offer. After the hand-off the bot is silent. Grace's
+/// question is answered, she writes "no thanks", and the flow's end closes her chat
+/// as the bot's (contained).
+#[test]
+fn a_text_flow_bot_asks_looks_up_and_hands_off_with_what_it_collected() {
+    let base = 27550;
+    let dialplans = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("dialplans");
+    let g = Gateway::start(
+        base,
+        "demo = true",
+        "",
+        &format!(
+            "[chat]\nbot = true\n\n[bot]\nflow = \"shop-bot\"\n\n[dialplan]\ndir = \"{}\"\ndefault_flow = \"\"\n",
+            dialplans.display()
+        ),
+    );
+    g.wait_log("knowledge base loaded");
+    let (bob, mut agent) = on_duty(&g, "bob", "demo-bob");
+    let mut cust = ws(&g, "/chat/ws");
+    send(
+        &mut cust,
+        serde_json::json!({"type": "start", "name": "Ada", "address": "ada@example.com"}),
+    );
+    let w = until(&mut cust, "welcome", ty("welcome"));
+    let chat = w.last().unwrap()["chat"].as_str().unwrap().to_string();
+    let bot_says = |cust: &mut _, what: &str, starts: &str| {
+        let starts = starts.to_string();
+        until(cust, what, move |m| {
+            m["from"] == "bot" && m["text"].as_str().is_some_and(|t| t.starts_with(&starts))
+        })
+    };
+    send(
+        &mut cust,
+        serde_json::json!({"type": "message", "id": "m1", "text": "Hi, where's my parcel?"}),
+    );
+    bot_says(&mut cust, "the answer", "You can follow your parcel at");
+    bot_says(
+        &mut cust,
+        "the flow's ask",
+        "Can I help with anything else?",
+    );
+    send(
+        &mut cust,
+        serde_json::json!({"type": "message", "id": "m2", "text": "what's the weather like"}),
+    );
+    bot_says(
+        &mut cust,
+        "asked for the account",
+        "I could not find an answer",
+    );
+    send(
+        &mut cust,
+        serde_json::json!({"type": "message", "id": "m3", "text": "it is 12 34 ab"}),
+    );
+    bot_says(&mut cust, "asked again", "An account number is digits only");
+    send(
+        &mut cust,
+        serde_json::json!({"type": "message", "id": "m4", "text": "1234"}),
+    );
+    bot_says(&mut cust, "found in the store", "Thank you, Ada Lovelace.");
+    let offer = next(&g, &mut agent, "offer");
+    assert_eq!(offer["interaction"], chat.as_str(), "{offer}");
+    let d = &offer["details"];
+    assert_eq!(
+        d["bot.summary"], "Ada Lovelace (account 1234, gold) asked: what's the weather like",
+        "{offer}"
+    );
+    assert_eq!(d["bot.intent"], "account-question", "{offer}");
+    assert_eq!(d["account"], "1234", "what the flow collected: {offer}");
+    assert_eq!(d["customer.tier"], "gold", "{offer}");
+    // The gateway's own details stay its own: the typed name is still unverified.
+    assert_eq!(
+        (d["name"].as_str(), d["verified"].as_bool()),
+        (Some("Ada"), Some(false)),
+        "{offer}"
+    );
+    let transcript = d["bot.transcript"].as_str().unwrap();
+    assert!(
+        transcript.contains("customer: it is 12 34 ab")
+            && transcript.contains("bot: Thank you, Ada Lovelace."),
+        "{transcript}"
+    );
+    let (code, body) = g.post(&format!("/api/agent/offers/{chat}/accept"), Some(&bob), "");
+    assert_eq!(code, 200, "{body}");
+    send(
+        &mut cust,
+        serde_json::json!({"type": "message", "id": "m5", "text": "hello?"}),
+    );
+    let acked = until(&mut cust, "m5 stored", |m| {
+        m["type"] == "ack" && m["id"] == "m5"
+    });
+    assert!(!acked.iter().any(|m| m["from"] == "bot"), "{acked:?}");
+    let (_, one) = g.get_auth(&format!("/api/interactions/{chat}"), "test-token");
+    let one = json(&one);
+    let ended = one["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "bot ended")
+        .unwrap_or_else(|| panic!("{one}"));
+    assert_eq!(
+        (
+            ended["data"]["reason"].as_str(),
+            ended["data"]["handoff"].as_bool()
+        ),
+        (Some("flow"), Some(true)),
+        "{one}"
+    );
+
+    // Grace is answered and done: the flow's end closes the chat, the bot's.
+    let mut grace = ws(&g, "/chat/ws");
+    send(
+        &mut grace,
+        serde_json::json!({"type": "start", "name": "Grace", "address": "grace@example.com"}),
+    );
+    let w = until(&mut grace, "welcome", ty("welcome"));
+    let gchat = w.last().unwrap()["chat"].as_str().unwrap().to_string();
+    send(
+        &mut grace,
+        serde_json::json!({"type": "message", "id": "g1", "text": "are you open on saturday?"}),
+    );
+    bot_says(&mut grace, "the opening hours", "Our agents answer calls");
+    bot_says(
+        &mut grace,
+        "anything else",
+        "Can I help with anything else?",
+    );
+    send(
+        &mut grace,
+        serde_json::json!({"type": "message", "id": "g2", "text": "no thanks!"}),
+    );
+    bot_says(&mut grace, "goodbye", "Thank you for writing. Goodbye!");
+    until(&mut grace, "closed by the bot", |m| {
+        m["type"] == "closed" && m["by"] == "bot"
+    });
+    let (_, one) = g.get_auth(&format!("/api/interactions/{gchat}"), "test-token");
+    let one = json(&one);
+    let kinds: Vec<&str> = one["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    let (end, closed) = (
+        kinds.iter().position(|k| *k == "bot ended").unwrap(),
+        kinds.iter().position(|k| *k == "closed").unwrap(),
+    );
+    assert!(end < closed, "{kinds:?}");
+    let ended = &one["timeline"][end]["data"];
+    assert_eq!(
+        (
+            ended["handoff"].as_bool(),
+            ended["reason"].as_str(),
+            ended["intent"].as_str()
+        ),
+        (Some(false), Some("resolved"), Some("opening-hours")),
+        "{one}"
+    );
+    assert!(one["queue"].is_null(), "never queued: {one}");
+}

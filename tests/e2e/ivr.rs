@@ -239,6 +239,30 @@ fn designer_commands_check_simulate_and_test() {
     assert!(out.status.success(), "{text}");
     assert!(text.contains("0 failed"), "{text}");
     assert!(text.contains("PASS demo ::"), "{text}");
+    // The bot's text flow too, against the demo knowledge base (kb/).
+    assert!(
+        text.contains(
+            "PASS shop-bot :: a topic that always goes to a person is handed over at once"
+        ),
+        "{text}"
+    );
+
+    // A text flow is simulated with typed messages.
+    let out = Command::new(bin)
+        .args(["dialplan", "simulate"])
+        .arg(repo("dialplans/shop-bot.yaml"))
+        .args(["--channel", "sms", "--message", "what's the weather like"])
+        .args(["--message", "no idea", "--message", "5678"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("not a valid number; retry 1 of 1"), "{text}");
+    assert!(
+        text.contains("hand off to the channel's queue (priority 6, skills [], intent account-question): Alan Turing (account 5678, standard) asked: what's the weather like"),
+        "{text}"
+    );
+    assert!(text.contains("ends: handoff"), "{text}");
 
     let out = Command::new(bin)
         .args(["dialplan", "simulate"])

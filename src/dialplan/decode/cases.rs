@@ -14,6 +14,8 @@ impl Decoder<'_> {
                 "trunk",
                 "at",
                 "digits",
+                "messages",
+                "channel",
                 "variables",
                 "lookup",
                 "http",
@@ -63,6 +65,29 @@ impl Decoder<'_> {
                         if !d.chars().all(is_key) {
                             self.err(v.pos, format!("digits `{d}`: only 0-9, *, # and A-D"));
                         }
+                    }
+                }
+                "messages" => match &v.value {
+                    Value::Seq(items) => {
+                        t.messages = items
+                            .iter()
+                            .filter_map(|i| self.text(i, "messages"))
+                            .collect()
+                    }
+                    _ => self.err(
+                        v.pos,
+                        "messages: a list of what the customer writes, like [\"hola\", \"1234\"]",
+                    ),
+                },
+                "channel" => {
+                    let c = self.text(v, "channel").unwrap_or_default();
+                    if ["webchat", "whatsapp", "sms", "email"].contains(&c.as_str()) {
+                        t.channel = c;
+                    } else {
+                        self.err(
+                            v.pos,
+                            format!("channel `{c}`: expected webchat, whatsapp, sms or email"),
+                        );
                     }
                 }
                 "variables" => {
@@ -164,7 +189,7 @@ impl Decoder<'_> {
                                 };
                                 match ends {
                                     Some(e) if valid_ending(&e) => t.expect_ends = Some((e, ev.pos)),
-                                    _ => self.err(ev.pos, "ends: one of hangup, caller_hangup, error, {enqueue: queue}, {transfer: target}, {goto: flow}"),
+                                    _ => self.err(ev.pos, "ends: one of hangup, caller_hangup, error, {enqueue: queue}, {transfer: target}, {goto: flow}, handoff, {handoff: queue}"),
                                 }
                             }
                             _ => {
@@ -202,8 +227,8 @@ impl Decoder<'_> {
 }
 
 pub(super) fn valid_ending(e: &str) -> bool {
-    matches!(e, "hangup" | "caller_hangup" | "error")
-        || ["enqueue ", "transfer ", "goto "]
+    matches!(e, "hangup" | "caller_hangup" | "error" | "handoff")
+        || ["enqueue ", "transfer ", "goto ", "handoff "]
             .iter()
             .any(|p| e.starts_with(p) && e.len() > p.len())
 }

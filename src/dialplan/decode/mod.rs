@@ -15,13 +15,15 @@ mod prompts;
 mod routing;
 mod services;
 mod steps;
+mod text;
 mod values;
 
 pub use prompts::prompt_path;
+pub use text::ASK_TIMEOUT;
 pub use values::{is_key, parse_at, parse_days, parse_duration, parse_range, to_json};
 
 use super::model::*;
-use super::problem::{suggest, Problem, BUILTINS};
+use super::problem::{suggest, Problem, BUILTINS, TEXT_BUILTINS};
 use super::template::{valid_var_name, Template};
 use super::yaml::{self, Node, Pos, Value};
 use crate::media::player::{load_wav, Samples};
@@ -66,11 +68,16 @@ pub(crate) const ACTIONS: &[(&str, &[&str])] = &[
     ("recording_notice", &["opted_out"]),
     ("goto", &[]),
     ("hangup", &[]),
+    ("reply", &[]),
+    ("ask", &["invalid", "timeout"]),
+    ("match_kb", &["found", "not_found", "handoff_topic"]),
+    ("handoff", &[]),
 ];
 
 const FLOW_FIELDS: &[&str] = &[
     "flow",
     "description",
+    "kind",
     "start",
     "inputs",
     "timezone",
@@ -88,6 +95,7 @@ pub(crate) struct Decoder<'a> {
     names: Vec<String>,
     prompts: HashMap<String, Samples>,
     timezone: jiff::tz::TimeZone,
+    kind: Kind,
 }
 
 type Fields<'n> = Vec<(&'n str, &'n Node)>;
@@ -154,6 +162,7 @@ impl<'a> Decoder<'a> {
             names: vec![],
             prompts: HashMap::new(),
             timezone: jiff::tz::TimeZone::UTC,
+            kind: Kind::Voice,
         }
     }
 }
@@ -183,6 +192,20 @@ pub fn decode_str(text: &str, file: &Path, opts: &LoadOptions) -> Result<Flow, V
     if let Some(tz) = get("timezone") {
         if let Some(tz) = d.timezone(tz) {
             d.timezone = tz;
+        }
+    }
+    if let Some(k) = get("kind") {
+        match d.text(k, "kind").as_deref() {
+            Some("voice") => d.kind = Kind::Voice,
+            Some("text") => d.kind = Kind::Text,
+            Some(other) => {
+                let hint = suggest(other, ["voice", "text"]);
+                d.err(
+                    k.pos,
+                    format!("kind `{other}`: expected voice (a call) or text (a chat){hint}"),
+                );
+            }
+            None => {}
         }
     }
     let max_steps = get("max_steps")
@@ -254,6 +277,7 @@ pub fn decode_str(text: &str, file: &Path, opts: &LoadOptions) -> Result<Flow, V
         name,
         file: file.to_path_buf(),
         description,
+        kind: d.kind,
         inputs,
         timezone: d.timezone.clone(),
         max_steps,

@@ -74,7 +74,9 @@ impl Decoder<'_> {
                     let Some(name) = self.var_name(k, "set") else {
                         continue;
                     };
-                    if BUILTINS.contains(&name.as_str()) {
+                    if BUILTINS.contains(&name.as_str())
+                        || (self.kind == Kind::Text && TEXT_BUILTINS.contains(&name.as_str()))
+                    {
                         self.err(
                             k.pos,
                             format!("`{name}` is set by the gateway and cannot be changed"),
@@ -96,6 +98,10 @@ impl Decoder<'_> {
             "voicemail" => self.voicemail(node)?,
             "record" => Action::Record(self.boolean(node, "record")?),
             "recording_notice" => self.recording_notice(node, branches)?,
+            "reply" => self.reply(node)?,
+            "ask" => self.ask(node, branches)?,
+            "match_kb" => self.match_kb(node, branches)?,
+            "handoff" => self.handoff(node)?,
             _ => match &node.value {
                 Value::Scalar { .. } => Action::Goto(Goto::Step(self.target(node, "goto")?)),
                 _ => {
