@@ -74,6 +74,7 @@ fn main() {
             import_attempts: 3,
             send_attempts: 5,
             survey: None,
+            bot: false,
             send_timeout_secs: 30,
         });
         let centre = Centre::start(&cfg, store).await.unwrap();

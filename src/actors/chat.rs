@@ -342,8 +342,11 @@ impl ChatActor {
             self.s.interaction.clone(),
             self.s.queue.clone(),
         );
-        // Queued on the record first, then to the router.
-        ctx.wait(
+        // Queued on the record first, then to the router (in that order:
+        // `wait_in_order`, as actix would run two `ctx.wait`s last-pushed first).
+        wait_in_order(
+            self,
+            ctx,
             async move {
                 store
                     .update_interaction(
@@ -369,7 +372,9 @@ impl ChatActor {
         // verified; a provider's number is vouched for, so its customer gets them.
         let vouched = self.s.customer.filter(|_| self.s.provider.is_some());
         let (store, id) = (self.s.store.clone(), self.s.interaction.clone());
-        ctx.wait(
+        wait_in_order(
+            self,
+            ctx,
             async move {
                 let hints = match vouched {
                     Some(c) => store.routing_hints(c, &id).await.unwrap_or_else(|e| {
@@ -436,10 +441,17 @@ impl ChatActor {
         if !self.bot.as_ref().is_some_and(|b| b.owned()) {
             return;
         }
-        // The answer's form follows the channel (short on SMS and WhatsApp).
+        // The answer's form follows the channel (short on SMS and WhatsApp). A mail
+        // is its subject and its new text (`email::parse::for_agent`, quotes folded):
+        // the bot reads both as the customer's words.
+        let channel = bot_channel(&self.s.provider);
+        let text = match text.strip_prefix("Subject: ") {
+            Some(rest) if channel == "email" => rest.replacen("\n\n", "\n", 1),
+            _ => text.to_string(),
+        };
         let input = crate::bot::Input::CustomerSays {
-            text: text.to_string(),
-            channel: bot_channel(&self.s.provider).into(),
+            text,
+            channel: channel.into(),
             lang: None,
         };
         self.bot_input(ctx, input);

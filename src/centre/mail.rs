@@ -561,6 +561,7 @@ impl Centre {
                 threads: self.0.threads.clone(),
                 first_at: crate::clock::unix_secs(),
             }),
+            bot: self.bot_if(account.bot),
             ..self.chat_start(&id, account.queue.clone())
         };
         self.0

@@ -472,6 +472,7 @@ impl ChannelConfig {
             templates: Vec::new(),
             mailbox: Some(std::sync::Arc::new(m.clone())),
             survey: m.survey.clone(),
+            bot: m.bot,
             ..ChannelConfig::demo_whatsapp()
         }
     }

@@ -110,6 +110,10 @@ pub struct MailboxConfig {
     /// case's thread that starts with a score answers it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub survey: Option<crate::channels::survey::SurveyConfig>,
+    /// The first-level bot answers new threads (the long answers, by e-mail) and
+    /// hands them to `queue` (see `[chat] bot`).
+    #[serde(default)]
+    pub bot: bool,
 }
 
 fn default_priority() -> u8 {

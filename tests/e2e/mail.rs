@@ -570,3 +570,121 @@ fn a_customer_answers_the_survey_mail_with_a_score_and_it_opens_no_thread() {
         ["Subject: Re: Charged twice\n\nAnd my invoice?"]
     );
 }
+
+/// The first-level bot on e-mail (`[[mailbox]] bot = true`, issue 21), against real
+/// Dovecot and SMTP: Ada's mail about her parcel is answered by e-mail with the
+/// knowledge base's long answer, in her thread, and nobody is offered it; her reply
+/// asking for a person hands the thread to Bob with the transcript (her notice comes
+/// by mail too), and Bob's reply reaches her; the bot says nothing more.
+#[test]
+fn the_bot_answers_a_mail_in_its_thread_and_hands_the_case_over_when_asked() {
+    let base = 27580;
+    let dv = Dovecot::start(base + 10, base + 11);
+    let _smtp = Smtp::start(base + 12, base + 11);
+    let g = Gateway::start(
+        base,
+        "demo = true",
+        "",
+        &format!("{}bot = true\n", mailbox(base + 10, base + 12)),
+    );
+    g.wait_log("knowledge base loaded");
+    let (bob, mut ws) = on_duty(&g, "bob", "demo-bob");
+    dv.deliver(
+        "support",
+        "From: Ada Lovelace <ada@example.com>\nTo: support@acme.test\nSubject: Where is my parcel?\nMessage-ID: <b1@example.com>\n\nHi, my package has not arrived yet.\n",
+    );
+    let mut inbox = Vec::new();
+    wait_for("the bot's answer by mail", Duration::from_secs(30), || {
+        inbox = dv.inbox("ada");
+        !inbox.is_empty()
+    });
+    let answer = &inbox[0];
+    assert!(
+        answer.contains("You can follow your parcel at https://acme.test/track"),
+        "the long answer: {answer}"
+    );
+    let h = |m: &str, k: &str| mail_lines(m, k).unwrap_or_else(|| panic!("no {k} in {m}"));
+    assert_eq!(h(answer, "In-Reply-To"), "<b1@example.com>");
+    assert!(
+        h(answer, "Subject").starts_with("Re: Where is my parcel? [#"),
+        "{answer}"
+    );
+    let ours = h(answer, "Message-ID");
+    let reply_to = h(answer, "Reply-To");
+    // The bot has it: no queue on record.
+    let (_, list) = g.get_auth("/api/interactions?limit=10", "test-token");
+    let id = json(&list)
+        .as_array()
+        .and_then(|a| a.iter().find(|i| i["kind"] == "email"))
+        .and_then(|i| i["id"].as_str())
+        .map(str::to_string)
+        .unwrap_or_else(|| panic!("the e-mail thread: {list}"));
+    let (_, one) = g.get_auth(&format!("/api/interactions/{id}"), "test-token");
+    let one = json(&one);
+    assert!(
+        one["queue"].is_null(),
+        "not queued while the bot has it: {one}"
+    );
+
+    // She asks for a person, quoting the answer: handed over at once.
+    dv.deliver(
+        "support",
+        &format!("From: ada@example.com\nTo: {reply_to}\nSubject: Re: Where is my parcel?\nMessage-ID: <b2@example.com>\nIn-Reply-To: {ours}\nReferences: <b1@example.com> {ours}\n\nIt is late. I want to talk to a human, please.\n\nOn Thu, support wrote:\n> You can follow your parcel\n"),
+    );
+    let offer = next(&g, &mut ws, "offer");
+    assert_eq!(offer["interaction"], id.as_str(), "{offer}");
+    assert_eq!(offer["channel"], "email", "{offer}");
+    let d = &offer["details"];
+    assert_eq!(d["bot.intent"], "order-status", "{offer}");
+    assert!(
+        d["bot.summary"]
+            .as_str()
+            .unwrap()
+            .contains("asked for a person (\"human\")"),
+        "{offer}"
+    );
+    let transcript = d["bot.transcript"].as_str().unwrap();
+    assert!(
+        transcript.contains("customer: Where is my parcel?")
+            && transcript.contains("bot: You can follow your parcel")
+            && !transcript.contains("> You can follow"),
+        "the mails' own words, quotes folded: {transcript}"
+    );
+    wait_for(
+        "the hand-off notice by mail",
+        Duration::from_secs(30),
+        || {
+            inbox = dv.inbox("ada");
+            inbox.len() >= 2
+        },
+    );
+    assert!(
+        inbox[1].contains("I am passing you to a person on the team"),
+        "{}",
+        inbox[1]
+    );
+    let (code, body) = g.post(&format!("/api/agent/offers/{id}/accept"), Some(&bob), "");
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = g.post(
+        &format!("/api/agent/work/{id}/messages"),
+        Some(&bob),
+        r#"{"text": "Bob here: it ships today."}"#,
+    );
+    assert_eq!(code, 201, "{body}");
+    assert_eq!(next(&g, &mut ws, "delivery")["status"], "sent");
+    wait_for("Bob's reply by mail", Duration::from_secs(30), || {
+        inbox = dv.inbox("ada");
+        inbox.len() >= 3
+    });
+    assert!(
+        inbox[2].contains("Bob here: it ships today."),
+        "{}",
+        inbox[2]
+    );
+    assert_eq!(inbox.len(), 3, "nothing from the bot after the hand-off");
+    assert_eq!(
+        customer_messages(&g, &id).len(),
+        2,
+        "her two mails on the thread"
+    );
+}
