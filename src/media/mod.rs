@@ -1,7 +1,8 @@
 //! The media engine. Sans-IO: `g711` (µ-law, A-law, transcoding), `rtp` (RTP/RTCP
 //! bookkeeping on `rtc`'s packet types), `jitter` (adaptive bounded jitter buffer),
 //! `dtmf` (RFC 4733 receive/send, Goertzel), `player` (WAV prompts, resampling),
-//! `recorder` (stereo WAV, crash repair), `session` (one call's legs: prompts, bridge,
+//! `recorder` (stereo WAV, crash repair), `keyframe` (keyframe detection and
+//! requests across a video bridge: PLI, FIR, RFC 5168 INFO), `session` (one call's legs: prompts, bridge,
 //! conference, video relay). I/O: `driver` (sockets and the 20 ms clock) and the RTP
 //! port allocator here.
 
@@ -9,6 +10,7 @@ pub mod driver;
 pub mod dtmf;
 pub mod g711;
 pub mod jitter;
+pub mod keyframe;
 pub mod player;
 pub mod recorder;
 pub mod rtp;
