@@ -272,6 +272,11 @@ fn fold(s: &str) -> String {
         .collect()
 }
 
+/// The bot's time (Unix milliseconds) as a flow's.
+fn flow_time(now: u64) -> jiff::Timestamp {
+    jiff::Timestamp::from_millisecond(now.min(i64::MAX as u64) as i64).unwrap_or_default()
+}
+
 fn clip(s: &str) -> String {
     s.chars().take(MAX_TURN_CHARS).collect()
 }
@@ -403,7 +408,7 @@ impl Bot {
 
     /// Carries out what the flow decided, answering its `match_kb` steps from `kb`.
     fn pump(&mut self, now: u64, kb: &Matcher) {
-        let at = jiff::Timestamp::from_millisecond(now as i64).unwrap_or_default();
+        let at = flow_time(now);
         loop {
             let Some(f) = self.flow.as_mut() else { return };
             let Some(o) = f.run.poll() else { return };
@@ -533,7 +538,7 @@ impl Bot {
             return self.out.push_back(Output::Forward { text: said });
         }
         if let Some(f) = self.flow.as_mut() {
-            let at = jiff::Timestamp::from_millisecond(now as i64).unwrap_or_default();
+            let at = flow_time(now);
             if f.started {
                 f.run.handle(at, FlowInput::Text(said));
             } else {
@@ -578,7 +583,7 @@ impl Bot {
 
     fn flow_input(&mut self, now: u64, kb: &Matcher, input: FlowInput) {
         let Some(f) = self.flow.as_mut() else { return };
-        let at = jiff::Timestamp::from_millisecond(now as i64).unwrap_or_default();
+        let at = flow_time(now);
         f.run.handle(at, input);
         self.pump(now, kb);
     }
