@@ -755,6 +755,7 @@ fn apply(
         CallCommand::Reject(call, code, why) => core.reject(now, call, code, why),
         CallCommand::Hangup(call) => core.hangup(now, call),
         CallCommand::Hold(call, on) => core.hold(now, call, on),
+        CallCommand::PictureFastUpdate(call) => core.picture_fast_update(now, call),
         CallCommand::Place {
             call,
             leg,
@@ -810,6 +811,7 @@ fn dispatch(
         }
         CoreEvent::Progress { call, code } => send(actors, call, CallEvent::Progress(code)),
         CoreEvent::InfoDigit { call, digit } => send(actors, call, CallEvent::InfoDigit(digit)),
+        CoreEvent::PictureFastUpdate { call } => send(actors, call, CallEvent::PictureFastUpdate),
         CoreEvent::Ended { call, reason } => {
             if let Some(a) = actors.remove(&call) {
                 a.do_send(SipEvent(call, CallEvent::Ended(reason)));

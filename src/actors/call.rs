@@ -58,6 +58,8 @@ pub enum CallCommand {
     Hangup(CallRef),
     /// Put the leg on hold (re-INVITE with sendonly) or take it off (sendrecv).
     Hold(CallRef, bool),
+    /// Ask the leg for a full video picture by `INFO` (RFC 5168).
+    PictureFastUpdate(CallRef),
     /// Place leg `leg` of a call (`call`: its reference when the SIP driver gave it
     /// already, an originated call's own leg); `owner` (none: already known) is told
     /// the reference ([`Placed`]) and receives the leg's events.
@@ -310,6 +312,7 @@ impl CallActor {
             SipCommand::Reject(call, code, why) => CallCommand::Reject(call, code, why),
             SipCommand::Hangup(call) => CallCommand::Hangup(call),
             SipCommand::Hold(call, on) => CallCommand::Hold(call, on),
+            SipCommand::PictureFastUpdate(call) => CallCommand::PictureFastUpdate(call),
             SipCommand::Originate { .. } => return,
         };
         let _ = self.cmd.send(c);
@@ -376,6 +379,7 @@ impl CallActor {
                     MediaCommand::StopPlayback(l) => m.stop_playback(l),
                     MediaCommand::SendDigits(l, d) => m.send_digits(l, &d),
                     MediaCommand::InfoDigit(l, d) => m.info_digit(l, d),
+                    MediaCommand::PictureFastUpdate(l) => m.picture_fast_update(l),
                     MediaCommand::Bridge(a, b) => m.bridge(a, b),
                     MediaCommand::Mix(hears) => m.mix(hears),
                     MediaCommand::Unbridge => m.unbridge(),
@@ -750,6 +754,10 @@ impl Handler<MediaNotice> for CallActor {
             }
             MediaNotice::Event(MediaEvent::NewSource { leg, ssrc }) => {
                 return tracing::debug!(%call, leg, ssrc, "new rtp source");
+            }
+            MediaNotice::Event(MediaEvent::PictureFastUpdate { leg }) => {
+                tracing::debug!(%call, leg, "keyframe asked by INFO");
+                MediaInput::PictureFastUpdate(leg)
             }
             MediaNotice::Event(MediaEvent::RecordingError { error }) => {
                 return tracing::warn!(%call, %error, "recording failed");

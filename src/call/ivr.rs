@@ -255,7 +255,7 @@ impl Session {
                 }
                 RunOutput::Answer => {
                     if !self.answered {
-                        self.answer_customer(vec![]);
+                        self.answer_customer(Default::default());
                     }
                 }
                 RunOutput::Play {
@@ -570,7 +570,7 @@ impl Session {
                     // The flow transferred before answering: the caller is answered
                     // now and bridged once their media is up.
                     self.bridge_on_answer = Some(key);
-                    self.answer_customer(vec![]);
+                    self.answer_customer(Default::default());
                 } else if let (Some(a), Some(leg)) = (self.customer_media(), leg) {
                     self.media_if_open(MediaCommand::StopPlayback(a));
                     self.media_if_open(MediaCommand::Bridge(a, leg));
@@ -718,7 +718,7 @@ impl Session {
             false,
             Then::Place {
                 to: super::Target::User(ext),
-                video: vec![],
+                video: Default::default(),
                 ring: Some(Duration::from_secs(30)),
             },
         );
@@ -740,7 +740,7 @@ impl Session {
             false,
             Then::Place {
                 to,
-                video: vec![],
+                video: Default::default(),
                 ring: Some(timeout),
             },
         );

@@ -182,10 +182,16 @@ impl Inbound {
 /// A SIP event on one leg.
 #[derive(Debug, Clone)]
 pub enum SipEvent {
-    Established { remote_sdp: Bytes },
-    RemoteOffer { negotiated: Box<sdp::Negotiated> },
+    Established {
+        remote_sdp: Bytes,
+    },
+    RemoteOffer {
+        negotiated: Box<sdp::Negotiated>,
+    },
     Progress(u16),
     InfoDigit(char),
+    /// The leg asked by `INFO` for a full picture of the video it receives (RFC 5168).
+    PictureFastUpdate,
     Ended(EndReason),
 }
 
@@ -227,6 +233,8 @@ pub enum MediaInput {
     Voicemail(Result<(PathBuf, f64), String>),
     /// A browser leg connected (or failed, or closed: the reason).
     Browser(LegId, Result<(), String>),
+    /// The media wants a keyframe from this leg, which takes only `INFO` for it.
+    PictureFastUpdate(LegId),
     /// The media task ended (the recording is finalised).
     Closed,
 }
@@ -327,6 +335,8 @@ pub enum SipCommand {
     Hangup(CallRef),
     /// Put the leg on hold (re-INVITE sendonly) or take it off (sendrecv).
     Hold(CallRef, bool),
+    /// Ask the leg for a full video picture by `INFO` (RFC 5168).
+    PictureFastUpdate(CallRef),
     /// Place leg `leg` (the driver answers with [`Input::Placed`]).
     Originate {
         leg: LegKey,
@@ -358,6 +368,8 @@ pub enum MediaCommand {
     StopPlayback(LegId),
     SendDigits(LegId, String),
     InfoDigit(LegId, char),
+    /// The leg asked by `INFO` for a full picture.
+    PictureFastUpdate(LegId),
     Bridge(LegId, LegId),
     /// Who hears whom: (listener, the legs it hears).
     Mix(crate::media::session::Hears),
@@ -531,7 +543,7 @@ enum Then {
     /// Place the leg to `to`, offering `video` formats.
     Place {
         to: Target,
-        video: Vec<sdp::Format>,
+        video: sdp::VideoSpec,
         ring: Option<Duration>,
     },
 }
@@ -603,7 +615,7 @@ pub struct Session {
     stopped: bool,
     failed: bool,
     /// The video formats to accept when answering the customer (a forwarded leg's).
-    customer_video: Vec<sdp::Format>,
+    customer_video: sdp::VideoSpec,
     /// The forwarded leg's answer, added to the media once the customer is answered.
     forward_answer: Option<(LegKey, sdp::Negotiated)>,
     /// The time of the input being handled.
@@ -686,7 +698,7 @@ impl Session {
             flows: None,
             stopped: false,
             failed: false,
-            customer_video: vec![],
+            customer_video: sdp::VideoSpec::default(),
             forward_answer: None,
             now: Time::UNIX_EPOCH,
             bridge_on_answer: None,
@@ -839,14 +851,15 @@ impl Session {
         id
     }
 
-    fn local(&mut self, ports: Ports, video_formats: Vec<sdp::Format>) -> Local {
+    fn local(&mut self, ports: Ports, video: sdp::VideoSpec) -> Local {
         Local {
             ip: self.policy.rtp_ip,
             audio_port: ports.audio,
             codecs: vec![Codec::Pcmu, Codec::Pcma],
             telephone_event: Some(101),
-            video_port: ports.video.filter(|_| !video_formats.is_empty()),
-            video_formats,
+            video_port: ports.video.filter(|_| !video.is_empty()),
+            video_formats: video.formats,
+            video_bandwidth: video.bandwidth,
             session_id: self.rng.gen::<u32>() as u64,
             version: 1,
         }
@@ -1003,7 +1016,7 @@ impl Session {
     /// Answers the customer (an inbound caller): our answer to their offer, our offer
     /// when they sent none, a browser leg for a WebRTC softphone. `video`: the formats
     /// to accept (the forwarded leg's). An originated call's leg is placed instead.
-    fn answer_customer(&mut self, video: Vec<sdp::Format>) {
+    fn answer_customer(&mut self, video: sdp::VideoSpec) {
         if sdp::is_webrtc_offer(&self.offer) {
             return self.answer_webrtc_customer();
         }
@@ -1163,7 +1176,7 @@ impl Session {
     /// and its video formats when it has video).
     fn forward(&mut self, to: Target) {
         self.mode = Mode::Forward;
-        let video: Vec<sdp::Format> = RemoteSession::parse(&self.offer)
+        let video: sdp::VideoSpec = RemoteSession::parse(&self.offer)
             .ok()
             // A WebRTC caller's video is not bridged (its audio is, by a browser leg).
             .filter(|_| !sdp::is_webrtc_offer(&self.offer))
@@ -1172,7 +1185,10 @@ impl Session {
                     .into_iter()
                     .find(|m| m.kind == sdp::Kind::Video && m.port != 0)
             })
-            .map(|m| m.formats)
+            .map(|m| sdp::VideoSpec {
+                formats: m.formats,
+                bandwidth: m.bandwidth,
+            })
             .unwrap_or_default();
         // An extension that does not answer: its INVITE is cancelled, the caller gets 480.
         let ring = match &to {
@@ -1211,7 +1227,10 @@ impl Session {
         let video = n
             .video
             .as_ref()
-            .map(|v| v.formats.clone())
+            .map(|v| sdp::VideoSpec {
+                formats: v.formats.clone(),
+                bandwidth: v.bandwidth.clone(),
+            })
             .unwrap_or_default();
         self.forward_answer = Some((key, n));
         self.answer_customer(video);
@@ -1244,6 +1263,11 @@ impl Session {
             SipEvent::InfoDigit(d) => {
                 if let Some(l) = media {
                     self.media_if_open(MediaCommand::InfoDigit(l, d));
+                }
+            }
+            SipEvent::PictureFastUpdate => {
+                if let Some(l) = media {
+                    self.media_if_open(MediaCommand::PictureFastUpdate(l));
                 }
             }
             SipEvent::Ended(reason) => self.leg_ended(now, key, reason),
@@ -1452,6 +1476,16 @@ impl Session {
                 }
             }
             MediaInput::PlayDone { id, interrupted } => self.ivr_play_done(now, id, interrupted),
+            MediaInput::PictureFastUpdate(media) => {
+                let call = self
+                    .legs
+                    .iter()
+                    .find(|l| l.media == Some(media) && l.state == LegState::Up && !l.browser)
+                    .and_then(|l| l.sip);
+                if let Some(call) = call {
+                    self.sip(SipCommand::PictureFastUpdate(call));
+                }
+            }
             MediaInput::Voicemail(r) => self.ivr_voicemail(now, r),
             MediaInput::Browser(leg, r)
                 if self.customer().browser && self.customer_media() == Some(leg) =>
@@ -1497,7 +1531,7 @@ impl Session {
         match t {
             Timer::AnswerAfter => {
                 if !self.customer_ended() {
-                    self.answer_customer(vec![]);
+                    self.answer_customer(Default::default());
                 }
             }
             Timer::HangupAfter => {

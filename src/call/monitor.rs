@@ -173,7 +173,7 @@ impl Session {
                             false,
                             super::Then::Place {
                                 to,
-                                video: vec![],
+                                video: Default::default(),
                                 ring,
                             },
                         );

@@ -327,6 +327,7 @@ impl World {
                     SipCommand::Reject(call, code, why) => core.reject(now, call, code, why),
                     SipCommand::Hangup(call) => core.hangup(now, call),
                     SipCommand::Hold(call, on) => core.hold(now, call, on),
+                    SipCommand::PictureFastUpdate(call) => core.picture_fast_update(now, call),
                     SipCommand::Originate { leg, to, sdp } => {
                         let call = self.net.nodes[GW].core.new_call();
                         self.by_ref.insert(call, i);
@@ -689,6 +690,9 @@ impl World {
                     call, negotiated, ..
                 } => self.deliver(call, SipEvent::RemoteOffer { negotiated }),
                 CoreEvent::Progress { call, code } => self.deliver(call, SipEvent::Progress(code)),
+                CoreEvent::PictureFastUpdate { call } => {
+                    self.deliver(call, SipEvent::PictureFastUpdate)
+                }
                 CoreEvent::InfoDigit { call, digit } => {
                     self.deliver(call, SipEvent::InfoDigit(digit))
                 }

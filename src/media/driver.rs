@@ -108,6 +108,7 @@ enum Cmd {
     StopPlayback(LegId),
     Digits(LegId, String),
     InfoDigit(LegId, char),
+    PictureFastUpdate(LegId),
     Bridge(LegId, LegId),
     Conference,
     Mix(crate::media::session::Hears),
@@ -177,7 +178,7 @@ fn on_packet(
     match port {
         Port::Rtp => session.on_rtp(now, leg, from, data, out),
         Port::Rtcp => session.on_rtcp(now, leg, from, data, out),
-        p => session.on_video(leg, p, from, data, out),
+        p => session.on_video(now, leg, p, from, data, out),
     }
 }
 
@@ -331,6 +332,7 @@ impl MediaHandle {
                             Cmd::StopPlayback(l) => session.stop_playback(l, &mut out),
                             Cmd::Digits(l, d) => session.send_digits(l, &d),
                             Cmd::InfoDigit(l, d) => session.on_info_digit(now, l, d, &mut out),
+                            Cmd::PictureFastUpdate(l) => session.on_picture_fast_update(now, l),
                             Cmd::Bridge(a, b) => session.bridge(a, b),
                             Cmd::Conference => session.conference(),
                             Cmd::Mix(hears) => session.mix(hears),
@@ -492,6 +494,10 @@ impl MediaHandle {
 
     pub fn info_digit(&self, leg: LegId, digit: char) {
         let _ = self.tx.send(Cmd::InfoDigit(leg, digit));
+    }
+
+    pub fn picture_fast_update(&self, leg: LegId) {
+        let _ = self.tx.send(Cmd::PictureFastUpdate(leg));
     }
 
     pub fn bridge(&self, a: LegId, b: LegId) {

@@ -19,6 +19,7 @@
 use crate::media::dtmf::{self, Digit, GoertzelDetector, Rfc4733Receiver, Rfc4733Sender};
 use crate::media::g711;
 use crate::media::jitter::{JitterBuffer, FRAME};
+use crate::media::keyframe::Need;
 use crate::media::player::{Item, Player};
 use crate::media::recorder::Recorder;
 use crate::media::rtp::{self, Arrival, RtpSender, SourceStats};
@@ -27,6 +28,9 @@ use bytes::Bytes;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
+
+mod video;
+pub use video::{VideoLeg, VideoReport};
 
 pub type LegId = usize;
 
@@ -48,8 +52,8 @@ pub struct LegParams {
     pub remote_rtp: Option<SocketAddr>,
     pub remote_rtcp: Option<SocketAddr>,
     pub rtcp_mux: bool,
-    /// Remote video RTP/RTCP addresses when video was accepted on this leg.
-    pub video: Option<(Option<SocketAddr>, Option<SocketAddr>)>,
+    /// What the leg negotiated for video, when video was accepted on it.
+    pub video: Option<VideoLeg>,
 }
 
 impl LegParams {
@@ -64,7 +68,7 @@ impl LegParams {
             remote_rtp: a.remote_rtp,
             remote_rtcp: a.remote_rtcp,
             rtcp_mux: a.rtcp_mux,
-            video: n.video.as_ref().map(|v| (v.remote_rtp, v.remote_rtcp)),
+            video: n.video.as_ref().map(VideoLeg::from_sdp),
         }
     }
 }
@@ -102,6 +106,11 @@ pub enum MediaEvent {
     },
     RecordingError {
         error: String,
+    },
+    /// Ask the leg for a full picture by SIP `INFO` (RFC 5168): it negotiated neither
+    /// PLI nor FIR.
+    PictureFastUpdate {
+        leg: LegId,
     },
 }
 
@@ -146,6 +155,7 @@ struct Leg {
     latch: Latch,
     video_to: Option<SocketAddr>,
     video_rtcp_to: Option<SocketAddr>,
+    vs: video::VideoState,
     tx: RtpSender,
     src: SourceStats,
     packets_at_last_report: u32,
@@ -170,7 +180,17 @@ struct Leg {
 impl Leg {
     fn new(p: LegParams, now: Instant) -> Leg {
         let (rtp_to, rtcp_to) = (p.remote_rtp, p.remote_rtcp);
-        let (video_to, video_rtcp_to) = p.video.unwrap_or((None, None));
+        let (video_to, video_rtcp_to) = p
+            .video
+            .as_ref()
+            .map_or((None, None), |v| (v.remote_rtp, v.remote_rtcp));
+        let via = p
+            .video
+            .as_ref()
+            .map_or(crate::media::keyframe::Via::Info, |v| v.via);
+        let tx = RtpSender::random();
+        // Video goes out under its own SSRC, distinct from the audio's (BUNDLE).
+        let vs = video::VideoState::new(via, tx.ssrc ^ 0x5654_0000 | 1);
         Leg {
             p,
             rtp_to,
@@ -178,7 +198,8 @@ impl Leg {
             latch: Latch::new(now),
             video_to,
             video_rtcp_to,
-            tx: RtpSender::random(),
+            vs,
+            tx,
             src: SourceStats::default(),
             packets_at_last_report: 0,
             next_rtcp: now + Duration::from_millis(2500),
@@ -367,11 +388,28 @@ impl MediaSession {
                 l.rtcp_to = p.remote_rtcp;
                 l.latch = Latch::new(now);
             }
-            if let Some((v, vr)) = p.video {
-                l.video_to = v.or(l.video_to);
-                l.video_rtcp_to = vr.or(l.video_rtcp_to);
+            let mut need = None;
+            if let Some(v) = &p.video {
+                l.video_to = v.remote_rtp.or(l.video_to);
+                l.video_rtcp_to = v.remote_rtcp.or(l.video_rtcp_to);
+                l.vs.ask = crate::media::keyframe::Requester::new(v.via);
+                need = Some(if !l.p.direction.sends() && p.direction.sends() {
+                    Need::Resume
+                } else {
+                    Need::Reinvite
+                });
             }
             l.p = p;
+            // The renegotiated leg's sender may restart its encoder, and its own
+            // decoder may have been starved (hold): ask both ends for a full picture.
+            if let Some(why) = need {
+                l.vs.ask.need(now, why);
+                if let Some(peer) = self.peer_of(leg) {
+                    if let Some(pl) = self.leg_mut(peer).filter(|pl| pl.p.video.is_some()) {
+                        pl.vs.ask.need(now, why);
+                    }
+                }
+            }
         }
     }
 
@@ -447,6 +485,26 @@ impl MediaSession {
     pub fn bridge(&mut self, a: LegId, b: LegId) {
         self.unbridge();
         self.mode = Mode::Bridge(a, b);
+        // Each side's decoder starts on the other's stream: a keyframe from both (at
+        // the next tick, which has the time).
+        let both_video = [a, b].iter().all(|&l| {
+            self.legs
+                .get(l)
+                .and_then(|l| l.as_ref())
+                .is_some_and(|l| l.p.video.is_some())
+        });
+        if both_video {
+            for l in [a, b] {
+                if let Some(l) = self.leg_mut(l) {
+                    l.vs.pending = Some(if l.vs.bridged_before {
+                        Need::Transfer
+                    } else {
+                        Need::Start
+                    });
+                    l.vs.bridged_before = true;
+                }
+            }
+        }
     }
 
     pub fn conference(&mut self) {
@@ -744,9 +802,12 @@ impl MediaSession {
         }
     }
 
-    /// A video packet (RTP or RTCP): relayed untouched to the bridged leg's video.
+    /// A video packet (RTP or RTCP) from `leg`. RTP is relayed to the bridged leg's
+    /// video, renumbered into that leg's stream; of RTCP only keyframe requests cross,
+    /// as requests to the sender in its own form (see [`video`]).
     pub fn on_video(
         &mut self,
+        now: Instant,
         leg: LegId,
         port: Port,
         from: SocketAddr,
@@ -755,35 +816,114 @@ impl MediaSession {
     ) {
         let peer = self.peer_of(leg);
         let Some(l) = self.leg_mut(leg) else { return };
+        let Some(v) = &l.p.video else {
+            l.ignored += 1;
+            return;
+        };
         // Video follows the host of the leg's audio (or its own SDP address): a
         // packet from a third host neither moves the stream nor is relayed.
-        if !l.same_host(from) && l.p.video.and_then(|v| v.0).map(|v| v.ip()) != Some(from.ip()) {
+        if !l.same_host(from) && v.remote_rtp.map(|v| v.ip()) != Some(from.ip()) {
             l.ignored += 1;
             return;
         }
-        match port {
-            Port::VideoRtcp => l.video_rtcp_to = Some(from),
-            _ => l.video_to = Some(from),
+        let rtcp = port == Port::VideoRtcp || (v.rtcp_mux && video::is_rtcp(&data));
+        if rtcp {
+            if port == Port::VideoRtcp {
+                l.video_rtcp_to = Some(from);
+            }
+            let asked = !crate::media::keyframe::requests(&data).is_empty();
+            if asked {
+                l.vs.report.requests_in += 1;
+                self.ask_peer(now, leg, peer);
+            }
+            return;
         }
+        l.video_to = Some(from);
+        let codecs = &v.codecs;
+        l.vs.sent(&data, codecs);
         let Some(p) = peer else { return };
         let Some(pl) = self.leg_mut(p) else { return };
-        let to = if port == Port::VideoRtcp {
-            pl.video_rtcp_to
-        } else {
-            pl.video_to
+        let (Some(_), Some(to)) = (&pl.p.video, pl.video_to) else {
+            return;
         };
-        if let Some(to) = to {
-            out.push(Out::Send {
-                leg: p,
-                port,
-                to,
-                data,
-            });
+        let Some(data) = pl.vs.rewrite(&data) else {
+            return;
+        };
+        pl.vs.report.relayed += 1;
+        out.push(Out::Send {
+            leg: p,
+            port: Port::VideoRtp,
+            to,
+            data,
+        });
+    }
+
+    /// `leg` (a SIP leg) asked by `INFO` for a full picture (RFC 5168): asked of the
+    /// leg it sees.
+    pub fn on_picture_fast_update(&mut self, now: Instant, leg: LegId) {
+        let peer = self.peer_of(leg);
+        if let Some(l) = self.leg_mut(leg) {
+            l.vs.report.requests_in += 1;
         }
+        self.ask_peer(now, leg, peer);
+    }
+
+    /// A receiver asked for a keyframe: its bridged peer's sender is asked, in the
+    /// peer's form, rate-limited.
+    fn ask_peer(&mut self, now: Instant, leg: LegId, peer: Option<LegId>) {
+        let Some(pl) = peer.and_then(|p| self.leg_mut(p)) else {
+            return;
+        };
+        if pl.p.video.is_some() {
+            pl.vs.ask.need(now, crate::media::keyframe::Need::Asked);
+        } else {
+            tracing::trace!(leg, "keyframe asked of a leg without video");
+        }
+    }
+
+    /// The keyframe requests due now, each in its leg's form.
+    fn video_requests(&mut self, now: Instant, out: &mut Vec<Out>) {
+        let Mode::Bridge(a, b) = self.mode else {
+            return;
+        };
+        for id in [a, b] {
+            let Some(l) = self.leg_mut(id) else { continue };
+            let Some(v) = &l.p.video else { continue };
+            if let Some(why) = l.vs.pending.take() {
+                l.vs.ask.need(now, why);
+            }
+            let mux = v.rtcp_mux;
+            match l.vs.request(now) {
+                Some(Ok(data)) => {
+                    let (port, to) = if mux {
+                        (Port::VideoRtp, l.video_to)
+                    } else {
+                        (Port::VideoRtcp, l.video_rtcp_to)
+                    };
+                    if let Some(to) = to {
+                        out.push(Out::Send {
+                            leg: id,
+                            port,
+                            to,
+                            data,
+                        });
+                    }
+                }
+                Some(Err(())) => out.push(Out::Event(MediaEvent::PictureFastUpdate { leg: id })),
+                None => {}
+            }
+        }
+    }
+
+    /// Video counters for one leg (none: the leg has no video).
+    pub fn video_report(&self, leg: LegId) -> Option<VideoReport> {
+        let l = self.legs.get(leg)?.as_ref()?;
+        l.p.video.as_ref().map(|_| l.vs.report)
     }
 
     /// The 20 ms clock.
     pub fn on_tick(&mut self, now: Instant, out: &mut Vec<Out>) {
+        self.video_requests(now, out);
         let n = FRAME as usize;
         // 1. What each leg said this tick (decoded legs only), and in-band DTMF.
         let mut digits = Vec::new();

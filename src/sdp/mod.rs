@@ -142,6 +142,35 @@ pub struct RemoteMedia {
     pub rtcp_mux: bool,
     /// `a=rtcp:` port (and address) (RFC 3605).
     pub rtcp: Option<(u16, Option<IpAddr>)>,
+    /// The keyframe feedback it takes (`a=rtcp-fb`).
+    pub feedback: Feedback,
+    /// `b=AS` and `b=TIAS` (what the author wants to receive), media level.
+    pub bandwidth: Vec<(String, u64)>,
+}
+
+/// The keyframe feedback a video stream takes: RFC 4585's `nack pli` and RFC 5104's
+/// `ccm fir` (`a=rtcp-fb` for `*` or one of the m-line's formats).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Feedback {
+    pub pli: bool,
+    pub fir: bool,
+}
+
+impl Feedback {
+    /// What we take: both.
+    pub const BOTH: Feedback = Feedback {
+        pli: true,
+        fir: true,
+    };
+}
+
+/// The bandwidth modifiers carried across a bridge (RFC 4566 `AS`, RFC 3890 `TIAS`).
+const CARRIED_BANDWIDTH: [&str; 2] = ["AS", "TIAS"];
+
+/// Whether an m-line's protocol is one we relay video on: plain RTP, with or without
+/// RFC 4585's feedback profile.
+fn video_proto_ok(proto: &str) -> bool {
+    proto.eq_ignore_ascii_case("RTP/AVP") || proto.eq_ignore_ascii_case("RTP/AVPF")
 }
 
 impl RemoteMedia {
@@ -298,6 +327,31 @@ fn remote_media(
         Some((p, ip))
     });
     let proto = md.media_name.protos.join("/");
+    let mut feedback = Feedback::default();
+    for v in md
+        .attributes
+        .iter()
+        .filter(|a| a.key == "rtcp-fb")
+        .filter_map(|a| a.value.as_deref())
+    {
+        let mut it = v.split_whitespace();
+        let (Some(pt), Some(kind), param) = (it.next(), it.next(), it.next()) else {
+            continue;
+        };
+        let ours = pt == "*" || formats.iter().any(|f| f.pt.to_string() == pt);
+        match (kind, param) {
+            ("nack", Some("pli")) if ours => feedback.pli = true,
+            ("ccm", Some("fir")) if ours => feedback.fir = true,
+            _ => {}
+        }
+    }
+    let bandwidth = md
+        .bandwidth
+        .iter()
+        .filter(|b| !b.experimental && CARRIED_BANDWIDTH.contains(&b.bandwidth_type.as_str()))
+        .map(|b| (b.bandwidth_type.clone(), b.bandwidth))
+        .take(CARRIED_BANDWIDTH.len())
+        .collect();
     Ok(RemoteMedia {
         kind,
         port,
@@ -308,6 +362,8 @@ fn remote_media(
         ptime,
         rtcp_mux,
         rtcp,
+        feedback,
+        bandwidth,
     })
 }
 
@@ -339,6 +395,24 @@ pub struct VideoParams {
     pub remote_rtp: Option<SocketAddr>,
     pub remote_rtcp: Option<SocketAddr>,
     pub rtcp_mux: bool,
+    /// The keyframe feedback agreed (what the leg takes from us).
+    pub feedback: Feedback,
+    /// The leg's `b=AS`/`b=TIAS`: what it wants to receive.
+    pub bandwidth: Vec<(String, u64)>,
+}
+
+/// A video stream to relay: the formats and bandwidth to offer or to accept, from the
+/// other leg.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VideoSpec {
+    pub formats: Vec<Format>,
+    pub bandwidth: Vec<(String, u64)>,
+}
+
+impl VideoSpec {
+    pub fn is_empty(&self) -> bool {
+        self.formats.is_empty()
+    }
 }
 
 /// The outcome of a negotiation.
@@ -362,6 +436,8 @@ pub struct Local {
     pub video_port: Option<u16>,
     /// Video formats to offer (copied from the other leg's offer when relaying).
     pub video_formats: Vec<Format>,
+    /// The video bandwidth to state (the other leg's, when relaying).
+    pub video_bandwidth: Vec<(String, u64)>,
     pub session_id: u64,
     pub version: u64,
 }
@@ -446,7 +522,22 @@ fn audio_attrs(
     md.attributes.push(attr(dir.attr(), None));
 }
 
-fn video_attrs(md: &mut MediaDescription, formats: &[Format], dir: Direction, mux: bool) {
+fn video_attrs(
+    md: &mut MediaDescription,
+    formats: &[Format],
+    dir: Direction,
+    mux: bool,
+    fb: Feedback,
+    bandwidth: &[(String, u64)],
+) {
+    md.bandwidth = bandwidth
+        .iter()
+        .map(|(t, b)| rtc::sdp::description::common::Bandwidth {
+            experimental: false,
+            bandwidth_type: t.clone(),
+            bandwidth: *b,
+        })
+        .collect();
     for f in formats {
         if !f.name.is_empty() {
             let ch = if f.channels.is_empty() {
@@ -463,6 +554,14 @@ fn video_attrs(md: &mut MediaDescription, formats: &[Format], dir: Direction, mu
             md.attributes
                 .push(attr("fmtp", Some(format!("{} {}", f.pt, f.fmtp))));
         }
+    }
+    if fb.pli {
+        md.attributes
+            .push(attr("rtcp-fb", Some("* nack pli".into())));
+    }
+    if fb.fir {
+        md.attributes
+            .push(attr("rtcp-fb", Some("* ccm fir".into())));
     }
     if mux {
         md.attributes.push(attr("rtcp-mux", None));
@@ -491,7 +590,14 @@ pub fn offer(local: &Local, dir: Direction) -> String {
                 .map(|f| f.pt.to_string())
                 .collect(),
         );
-        video_attrs(&mut md, &local.video_formats, dir, false);
+        video_attrs(
+            &mut md,
+            &local.video_formats,
+            dir,
+            false,
+            Feedback::BOTH,
+            &local.video_bandwidth,
+        );
         sd.media_descriptions.push(md);
     }
     sd.marshal()
@@ -566,7 +672,10 @@ pub fn answer(
                 continue;
             }
             Kind::Video
-                if video.is_none() && m.port != 0 && proto_ok && local.video_port.is_some() =>
+                if video.is_none()
+                    && m.port != 0
+                    && video_proto_ok(&m.proto)
+                    && local.video_port.is_some() =>
             {
                 // Relay: accept the formats the other video leg also has (all, when it
                 // has not stated any yet).
@@ -589,7 +698,15 @@ pub fn answer(
                         &m.proto,
                         fmts.iter().map(|f| f.pt.to_string()).collect(),
                     );
-                    video_attrs(&mut md, &fmts, dir, m.rtcp_mux);
+                    // An answer keeps the feedback offered that we take (both kinds).
+                    video_attrs(
+                        &mut md,
+                        &fmts,
+                        dir,
+                        m.rtcp_mux,
+                        m.feedback,
+                        &local.video_bandwidth,
+                    );
                     sd.media_descriptions.push(md);
                     video = Some(VideoParams {
                         index,
@@ -598,6 +715,8 @@ pub fn answer(
                         remote_rtp: m.rtp_addr(),
                         remote_rtcp: m.rtcp_addr(),
                         rtcp_mux: m.rtcp_mux,
+                        feedback: m.feedback,
+                        bandwidth: m.bandwidth.clone(),
                     });
                     continue;
                 }
@@ -667,6 +786,9 @@ pub fn accept_answer(answer: &RemoteSession, local: &Local) -> Result<Negotiated
                     remote_rtp: m.rtp_addr(),
                     remote_rtcp: m.rtcp_addr(),
                     rtcp_mux: m.rtcp_mux,
+                    // We offered both: the answer says which it takes.
+                    feedback: m.feedback,
+                    bandwidth: m.bandwidth.clone(),
                 });
             }
             _ => {}
@@ -695,6 +817,7 @@ pub fn local_of(our_sdp: &[u8], ip_fallback: IpAddr) -> Option<Local> {
         telephone_event: Some(101),
         video_port: v.map(|v| v.port),
         video_formats: v.map(|v| v.formats.clone()).unwrap_or_default(),
+        video_bandwidth: v.map(|v| v.bandwidth.clone()).unwrap_or_default(),
         session_id: s.session_id,
         version: s.version,
     })
@@ -754,6 +877,7 @@ pub fn check_offer(body: &[u8], webrtc: bool) -> Result<(), SdpError> {
         telephone_event: Some(101),
         video_port: None,
         video_formats: vec![],
+        video_bandwidth: vec![],
         session_id: 0,
         version: 0,
     };

@@ -11,6 +11,7 @@ fn local(video: bool) -> Local {
         telephone_event: Some(101),
         video_port: video.then_some(20002),
         video_formats: vec![],
+        video_bandwidth: vec![],
         session_id: 7,
         version: 1,
     }
@@ -389,4 +390,118 @@ a=setup:actpass\r\na=mid:0\r\na=sendrecv\r\na=rtcp-mux\r\na=rtpmap:111 opus/4800
         check_offer(sdes.as_bytes(), true),
         Err(SdpError::SecureMediaOnly(_))
     ));
+}
+
+#[test]
+fn video_in_avpf_is_accepted_with_the_keyframe_feedback_offered_and_bandwidth_carried() {
+    // A video phone offering RTP/AVPF with PLI (for one format) and generic NACK, and
+    // stating what it can receive.
+    let phone = "v=0
+o=phone 1 1 IN IP4 192.0.2.1
+s=-
+c=IN IP4 192.0.2.1
+t=0 0
+m=audio 49170 RTP/AVP 0
+m=video 49172 RTP/AVPF 96 97
+b=AS:512
+b=TIAS:500000
+b=X-YZ:9
+a=rtpmap:96 VP8/90000
+a=rtpmap:97 H264/90000
+a=fmtp:97 profile-level-id=42e01f;packetization-mode=1
+a=rtcp-fb:96 nack pli
+a=rtcp-fb:96 nack
+a=rtcp-fb:98 ccm fir
+";
+    let r = remote(phone);
+    let v = &r.media[1];
+    assert_eq!(
+        v.feedback,
+        Feedback {
+            pli: true,
+            fir: false
+        },
+        "fir named a format not offered"
+    );
+    assert_eq!(
+        v.bandwidth,
+        vec![("AS".to_string(), 512), ("TIAS".to_string(), 500000)]
+    );
+    let mut l = local(true);
+    // The other leg wants at most 256 kb/s.
+    l.video_bandwidth = vec![("AS".into(), 256)];
+    let (sdp, n) = answer(&r, &l, None).unwrap();
+    let v = n.video.unwrap();
+    assert_eq!(
+        v.feedback,
+        Feedback {
+            pli: true,
+            fir: false
+        }
+    );
+    assert_eq!(
+        v.bandwidth,
+        vec![("AS".to_string(), 512), ("TIAS".to_string(), 500000)]
+    );
+    assert_eq!(v.formats.len(), 2);
+    assert!(sdp.contains("m=video 20002 RTP/AVPF 96 97\r\n"), "{sdp}");
+    assert!(sdp.contains("b=AS:256\r\n"), "{sdp}");
+    assert!(sdp.contains("a=rtcp-fb:* nack pli\r\n"), "{sdp}");
+    assert!(
+        !sdp.contains("ccm fir"),
+        "an answer adds no feedback: {sdp}"
+    );
+    // Our offer to the other leg takes both kinds and states the caller's bandwidth.
+    let mut o = local(true);
+    o.video_formats = r.media[1].formats.clone();
+    o.video_bandwidth = r.media[1].bandwidth.clone();
+    let ours = offer(&o, Direction::SendRecv);
+    assert!(ours.contains("m=video 20002 RTP/AVP 96 97\r\n"), "{ours}");
+    assert!(ours.contains("b=AS:512\r\nb=TIAS:500000\r\n"), "{ours}");
+    assert!(
+        ours.contains("a=rtcp-fb:* nack pli\r\na=rtcp-fb:* ccm fir\r\n"),
+        "{ours}"
+    );
+    assert!(
+        ours.contains("a=fmtp:97 profile-level-id=42e01f;packetization-mode=1\r\n"),
+        "{ours}"
+    );
+    // Read back (a re-INVITE re-offers it): the same feedback and bandwidth.
+    let back = local_of(ours.as_bytes(), UNSPECIFIED).unwrap();
+    assert_eq!(back.video_bandwidth, o.video_bandwidth);
+    // And the leg's answer with only FIR gives FIR.
+    let ans = "v=0
+o=callee 1 1 IN IP4 192.0.2.2
+s=-
+c=IN IP4 192.0.2.2
+t=0 0
+m=audio 40000 RTP/AVP 0
+m=video 40002 RTP/AVP 96
+a=rtpmap:96 VP8/90000
+a=rtcp-fb:* ccm fir
+";
+    let n = accept_answer(&remote(ans), &o).unwrap();
+    assert_eq!(
+        n.video.unwrap().feedback,
+        Feedback {
+            pli: false,
+            fir: true
+        }
+    );
+}
+
+#[test]
+fn video_in_a_secure_or_unknown_profile_is_declined() {
+    let offer = "v=0
+o=phone 1 1 IN IP4 192.0.2.1
+s=-
+c=IN IP4 192.0.2.1
+t=0 0
+m=audio 49170 RTP/AVP 0
+m=video 49172 RTP/SAVPF 96
+a=rtpmap:96 VP8/90000
+";
+    let (sdp, n) = answer(&remote(offer), &local(true), None).unwrap();
+    assert!(n.video.is_none());
+    assert!(sdp.contains("m=video 0 RTP/SAVPF 96"), "{sdp}");
 }

@@ -237,11 +237,10 @@ fn cancel_before_the_200_gets_487() {
     )));
 }
 
-#[test]
-fn unknown_dialog_gets_481_and_a_hold_reinvite_gets_the_mirrored_direction() {
-    let mut net = Net::new(0.0);
-    let b = demo_b(&mut net);
-    let call = inbound(&mut net, b, INV);
+/// An inbound call on node `b`, answered and acknowledged: its reference, our To tag,
+/// and the caller's address.
+fn answered_and_acked(net: &mut Net, b: usize) -> (CallRef, String, Peer) {
+    let call = inbound(net, b, INV);
     let now = net.now;
     net.nodes[b].core.answer(now, call, sdp());
     net.flush();
@@ -263,6 +262,15 @@ fn unknown_dialog_gets_481_and_a_hold_reinvite_gets_the_mirrored_direction() {
         src,
     );
     net.in_flight.clear();
+    (call, to_tag, src)
+}
+
+#[test]
+fn unknown_dialog_gets_481_and_a_hold_reinvite_gets_the_mirrored_direction() {
+    let mut net = Net::new(0.0);
+    let b = demo_b(&mut net);
+    let (call, to_tag, src) = answered_and_acked(&mut net, b);
+    let now = net.now;
     // A BYE for a dialog we do not know.
     let bye = "BYE sip:x@127.0.0.3 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bKbye0\r\nFrom: <sip:a@127.0.0.2>;tag=fa\r\nTo: <sip:100@127.0.0.3>;tag=nosuch\r\nCall-ID: race@x\r\nCSeq: 5 BYE\r\nContent-Length: 0\r\n\r\n";
     net.nodes[b].core.handle_message(
@@ -1096,4 +1104,58 @@ fn a_hangup_waits_for_an_unanswered_reinvite_no_longer_than_timer_b() {
     while net.step() {}
     assert_eq!(net.nodes[b].core.live_calls(), 0);
     assert!(net.nodes[b].core.tx.is_empty());
+}
+
+#[test]
+fn picture_fast_update_info_is_taken_refused_when_malformed_and_sent() {
+    use crate::media::keyframe::{MEDIA_CONTROL, PICTURE_FAST_UPDATE};
+    let mut net = Net::new(0.0);
+    let b = demo_b(&mut net);
+    let (call, to_tag, src) = answered_and_acked(&mut net, b);
+    let now = net.now;
+    let info = |cseq: u32, body: &str| {
+        format!("INFO sip:x@127.0.0.3 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bKinfo{cseq}\r\nFrom: <sip:a@127.0.0.2>;tag=fa\r\nTo: <sip:100@127.0.0.3>;tag={to_tag}\r\nCall-ID: race@x\r\nCSeq: {cseq} INFO\r\nContent-Type: {MEDIA_CONTROL}\r\nContent-Length: {}\r\n\r\n{body}", body.len())
+    };
+    // A picture_fast_update as a phone writes it (one line, other spacing).
+    let pfu = "<?xml version=\"1.0\" encoding=\"utf-8\"?><media_control><vc_primitive><to_encoder><picture_fast_update></picture_fast_update></to_encoder></vc_primitive></media_control>";
+    for (cseq, body) in [(2, pfu), (3, "<media_control><oops/></media_control>")] {
+        net.nodes[b].core.handle_message(
+            now,
+            Message::parse(Bytes::from(info(cseq, body)), Framing::Datagram),
+            src,
+        );
+    }
+    net.flush();
+    assert_eq!(
+        sent_statuses(&mut net),
+        vec![
+            "SIP/2.0 200 OK".to_string(),
+            "SIP/2.0 400 Bad Media Control".to_string()
+        ]
+    );
+    let asked = net.nodes[b]
+        .events
+        .iter()
+        .filter(|e| matches!(e, CoreEvent::PictureFastUpdate { call: c } if *c == call))
+        .count();
+    assert_eq!(asked, 1);
+    // Ours: an in-dialog INFO with RFC 5168's body.
+    net.nodes[b].core.picture_fast_update(now, call);
+    net.flush();
+    let sent = net
+        .in_flight
+        .iter()
+        .filter_map(|m| Message::parse(m.3.clone(), Framing::Datagram).ok())
+        .find(|r| r.method() == Some(&crate::sip::Method::Info))
+        .expect("an INFO");
+    assert_eq!(
+        sent.header_str(&crate::sip::HeaderName::ContentType),
+        Some(MEDIA_CONTROL)
+    );
+    assert_eq!(&sent.body[..], PICTURE_FAST_UPDATE.as_bytes());
+    assert!(sent
+        .header_str(&crate::sip::HeaderName::To)
+        .unwrap()
+        .contains("tag=fa"));
+    assert!(crate::media::keyframe::is_picture_fast_update(&sent.body));
 }

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::media::dtmf::TelephoneEvent;
+use crate::media::keyframe::Via;
 use rtc::rtp::header::Header;
 use rtc::rtp::packet::Packet;
 
@@ -649,45 +650,342 @@ fn recording_puts_the_caller_left_and_what_it_hears_right() {
     );
 }
 
+fn video_params(port: u16, via: Via) -> LegParams {
+    let mut p = params(Codec::Pcmu, None, port);
+    p.video = Some(VideoLeg {
+        remote_rtp: Some(addr(port + 2)),
+        remote_rtcp: Some(addr(port + 3)),
+        rtcp_mux: false,
+        codecs: vec![(96, crate::media::keyframe::Codec::Vp8)],
+        via,
+    });
+    p
+}
+
+/// A VP8 frame's first packet (RFC 7741: S = 1, PID 0; the frame tag's inverse key
+/// bit, and the key frame's start code).
+fn vp8(seq: u16, ts: u32, ssrc: u32, key: bool) -> Bytes {
+    let mut payload = vec![0x10, if key { 0x00 } else { 0x01 }, 0, 0, 0x9d, 0x01, 0x2a];
+    payload.resize(900, 0x55);
+    pkt(96, seq, ts, ssrc, payload, true)
+}
+
+/// A VP8 packet (sequence, timestamp, SSRC, key) from a test leg's video address
+/// (leg n at 4002 + 1000 n).
+fn frame(
+    s: &mut MediaSession,
+    at: Instant,
+    leg: LegId,
+    (seq, ts, ssrc, key): (u16, u32, u32, bool),
+    out: &mut Vec<Out>,
+) {
+    let from = addr(4002 + 1000 * leg as u16);
+    s.on_video(at, leg, Port::VideoRtp, from, vp8(seq, ts, ssrc, key), out);
+}
+
+fn video_sends(out: &[Out], leg: LegId) -> Vec<(Port, SocketAddr, Bytes)> {
+    out.iter()
+        .filter_map(|o| match o {
+            Out::Send {
+                leg: l,
+                port,
+                to,
+                data,
+            } if *l == leg && matches!(port, Port::VideoRtp | Port::VideoRtcp) => {
+                Some((*port, *to, data.clone()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn fast_updates(out: &[Out]) -> Vec<LegId> {
+    out.iter()
+        .filter_map(|o| match o {
+            Out::Event(MediaEvent::PictureFastUpdate { leg }) => Some(*leg),
+            _ => None,
+        })
+        .collect()
+}
+
+fn rtp_fields(b: &[u8]) -> (u16, u32, u32) {
+    (
+        u16::from_be_bytes([b[2], b[3]]),
+        u32::from_be_bytes([b[4], b[5], b[6], b[7]]),
+        u32::from_be_bytes([b[8], b[9], b[10], b[11]]),
+    )
+}
+
 #[test]
-fn video_is_relayed_untouched_between_video_legs() {
+fn video_goes_to_each_receiver_as_one_stream_across_a_transfer() {
     let t0 = crate::clock::now();
     let mut s = MediaSession::new(t0, "t".into());
-    let mut pa = params(Codec::Pcmu, None, 4000);
-    pa.video = Some((Some(addr(4002)), Some(addr(4003))));
-    let mut pb = params(Codec::Pcmu, None, 5000);
-    pb.video = Some((Some(addr(5002)), Some(addr(5003))));
-    let a = s.add_leg(t0, pa);
-    let b = s.add_leg(t0, pb);
+    let a = s.add_leg(t0, video_params(4000, Via::Pli));
+    let b = s.add_leg(t0, video_params(5000, Via::Pli));
+    let c = s.add_leg(t0, video_params(6000, Via::Pli));
     s.bridge(a, b);
     let mut out = Vec::new();
-    let frame = pkt(96, 1, 90000, 42, vec![0x11; 1000], true);
-    s.on_video(a, Port::VideoRtp, addr(4002), frame.clone(), &mut out);
+    for i in 0..3u16 {
+        frame(
+            &mut s,
+            t0,
+            a,
+            (100 + i, 9000 + 3000 * i as u32, 42, i == 0),
+            &mut out,
+        );
+    }
+    let got = video_sends(&out, b);
+    assert_eq!(got.len(), 3);
+    let ours = rtp_fields(&got[0].2).2;
+    assert_ne!(ours, 42, "relayed under b's own SSRC");
+    for (i, (port, to, data)) in got.iter().enumerate() {
+        assert_eq!((*port, *to), (Port::VideoRtp, addr(5002)));
+        assert_eq!(
+            rtp_fields(data),
+            (100 + i as u16, 9000 + 3000 * i as u32, ours)
+        );
+        // The payload is untouched.
+        assert_eq!(data[12..], vp8(0, 0, 0, i == 0)[12..]);
+    }
+    // A transfer: c's stream (another SSRC, numbering and clock) continues b's.
+    s.bridge(c, b);
+    out.clear();
+    frame(&mut s, t0, c, (60000, 777, 77, true), &mut out);
+    frame(&mut s, t0, c, (60001, 3777, 77, false), &mut out);
+    let got = video_sends(&out, b);
+    assert_eq!(rtp_fields(&got[0].2), (103, 9000 + 6000 + 3000, ours));
+    assert_eq!(rtp_fields(&got[1].2), (104, 9000 + 6000 + 6000, ours));
+    assert_eq!(s.video_report(b).unwrap().relayed, 5);
+    assert_eq!(s.video_report(c).unwrap().keyframes, 1);
+}
+
+#[test]
+fn the_bridge_asks_both_senders_for_a_keyframe_until_one_comes() {
+    let t0 = crate::clock::now();
+    let mut s = MediaSession::new(t0, "t".into());
+    let a = s.add_leg(t0, video_params(4000, Via::Pli));
+    let b = s.add_leg(t0, video_params(5000, Via::Info));
+    s.bridge(a, b);
+    let mut out = Vec::new();
+    s.on_tick(t0, &mut out);
+    // b takes INFO: asked at once. a takes PLI, which names a's SSRC: asked once its
+    // first packet shows it.
+    assert_eq!(fast_updates(&out), vec![b]);
+    assert!(video_sends(&out, a).is_empty());
+    out.clear();
+    let ms = |n: u64| t0 + Duration::from_millis(n);
+    frame(&mut s, ms(10), a, (1, 0, 42, false), &mut out);
+    s.on_tick(ms(20), &mut out);
+    let pli = video_sends(&out, a);
+    assert_eq!(pli.len(), 1);
+    let (port, to, data) = &pli[0];
+    assert_eq!((*port, *to), (Port::VideoRtcp, addr(4003)));
+    let ours_to_a = u32::from_be_bytes([data[4], data[5], data[6], data[7]]);
+    assert_eq!(
+        crate::media::keyframe::requests(data),
+        vec![crate::media::keyframe::Request::Pli {
+            sender: ours_to_a,
+            media: 42
+        }]
+    );
+    // Every 500 ms until a keyframe: b is asked again at 500, a at 520.
+    out.clear();
+    s.on_tick(ms(300), &mut out);
+    assert!(out.iter().all(|o| !matches!(
+        o,
+        Out::Send {
+            port: Port::VideoRtcp,
+            ..
+        }
+    )));
+    assert!(fast_updates(&out).is_empty());
+    s.on_tick(ms(520), &mut out);
+    assert_eq!(fast_updates(&out), vec![b]);
+    assert_eq!(
+        video_sends(&out, a)
+            .iter()
+            .filter(|x| x.0 == Port::VideoRtcp)
+            .count(),
+        1
+    );
+    // a's keyframe comes: a is asked no more; b, silent, is given up at 3 s.
+    out.clear();
+    frame(&mut s, ms(600), a, (2, 3000, 42, true), &mut out);
+    for t in (620..5000).step_by(20) {
+        s.on_tick(ms(t), &mut out);
+    }
+    assert!(video_sends(&out, a).iter().all(|x| x.0 == Port::VideoRtp));
+    // b: at 1000, 1500, 2000, 2500; none at 3000 or after.
+    assert_eq!(fast_updates(&out).len(), 4);
+    assert_eq!(s.video_report(b).unwrap().requests_out, 6);
+    assert_eq!(s.video_report(a).unwrap().requests_out, 2);
+}
+
+#[test]
+fn a_receivers_request_reaches_the_sender_in_its_own_form_rate_limited() {
+    let t0 = crate::clock::now();
+    let ms = |n: u64| t0 + Duration::from_millis(n);
+    let mut s = MediaSession::new(t0, "t".into());
+    let sip = s.add_leg(t0, video_params(4000, Via::Info));
+    let browser = s.add_leg(t0, video_params(5000, Via::Pli));
+    s.bridge(sip, browser);
+    let mut out = Vec::new();
+    // The bridge asks at once; both send keyframes: its own requests end.
+    s.on_tick(t0, &mut out);
+    frame(&mut s, ms(10), sip, (1, 0, 42, true), &mut out);
+    frame(&mut s, ms(10), browser, (1, 0, 43, true), &mut out);
+    s.on_tick(ms(20), &mut out);
+    out.clear();
+    // The browser's PLI (about the stream it sees, in its SSRC) becomes an INFO to
+    // the SIP leg; a second one within 500 ms waits its turn.
+    let seen = rtp_fields(
+        &video_sends(
+            &{
+                let mut o = vec![];
+                s.on_video(
+                    ms(1000),
+                    sip,
+                    Port::VideoRtp,
+                    addr(4002),
+                    vp8(2, 3000, 42, false),
+                    &mut o,
+                );
+                o
+            },
+            browser,
+        )[0]
+        .2,
+    )
+    .2;
+    let pli = Bytes::copy_from_slice(&crate::media::keyframe::pli(43, seen));
     s.on_video(
-        b,
+        ms(1010),
+        browser,
         Port::VideoRtcp,
         addr(5003),
-        Bytes::from_static(b"\x81\xce\x00\x02pli!pli!"),
+        pli.clone(),
         &mut out,
     );
-    assert_eq!(
-        out[0],
-        Out::Send {
-            leg: b,
-            port: Port::VideoRtp,
-            to: addr(5002),
-            data: frame
-        }
+    s.on_tick(ms(1020), &mut out);
+    assert_eq!(fast_updates(&out), vec![sip]);
+    // Receivers' requests are not relayed as they are.
+    assert!(video_sends(&out, sip).is_empty());
+    out.clear();
+    s.on_video(
+        ms(1100),
+        browser,
+        Port::VideoRtcp,
+        addr(5003),
+        pli.clone(),
+        &mut out,
     );
-    assert_eq!(
-        out[1],
-        Out::Send {
-            leg: a,
-            port: Port::VideoRtcp,
-            to: addr(4003),
-            data: Bytes::from_static(b"\x81\xce\x00\x02pli!pli!")
+    s.on_tick(ms(1120), &mut out);
+    assert!(fast_updates(&out).is_empty());
+    s.on_tick(ms(1520), &mut out);
+    assert_eq!(fast_updates(&out), vec![sip]);
+    // A receiver's request is not retried by the bridge: nothing more.
+    out.clear();
+    for t in (1540..4000).step_by(20) {
+        s.on_tick(ms(t), &mut out);
+    }
+    assert!(fast_updates(&out).is_empty());
+    // The SIP leg's INFO becomes a PLI to the browser, with the browser's SSRC.
+    s.on_picture_fast_update(ms(4000), sip);
+    s.on_tick(ms(4000), &mut out);
+    let sent = video_sends(&out, browser);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].0, Port::VideoRtcp);
+    assert!(matches!(
+        crate::media::keyframe::requests(&sent[0].2)[..],
+        [crate::media::keyframe::Request::Pli { media: 43, .. }]
+    ));
+    assert_eq!(s.video_report(browser).unwrap().requests_in, 2);
+    assert_eq!(s.video_report(sip).unwrap().requests_in, 1);
+}
+
+#[test]
+fn a_fir_leg_gets_firs_with_new_command_numbers_and_reports_are_not_relayed() {
+    let t0 = crate::clock::now();
+    let ms = |n: u64| t0 + Duration::from_millis(n);
+    let mut s = MediaSession::new(t0, "t".into());
+    let mut pa = video_params(4000, Via::Fir);
+    // a muxes its video RTCP on the RTP port (RFC 5761).
+    pa.video.as_mut().unwrap().rtcp_mux = true;
+    let a = s.add_leg(t0, pa);
+    let b = s.add_leg(t0, video_params(5000, Via::Pli));
+    s.bridge(a, b);
+    let mut out = Vec::new();
+    frame(&mut s, t0, a, (1, 0, 42, false), &mut out);
+    frame(&mut s, t0, b, (1, 0, 43, true), &mut out);
+    s.on_tick(ms(20), &mut out);
+    s.on_tick(ms(520), &mut out);
+    let firs: Vec<_> = video_sends(&out, a)
+        .into_iter()
+        .filter(|(_, _, d)| d[1] == 206)
+        .collect();
+    assert_eq!(firs.len(), 2);
+    for (i, (port, to, d)) in firs.iter().enumerate() {
+        // Muxed: on the RTP port, to the RTP address.
+        assert_eq!((*port, *to), (Port::VideoRtp, addr(4002)));
+        match &crate::media::keyframe::requests(d)[..] {
+            [crate::media::keyframe::Request::Fir { entries, .. }] => {
+                assert_eq!(entries[..], [(42, i as u8 + 1)])
+            }
+            other => panic!("{other:?}"),
         }
+    }
+    // A sender report and a receiver report from b, and a's muxed receiver report:
+    // none is relayed, none is taken for a request.
+    out.clear();
+    let sr = Bytes::from_static(&[
+        0x80, 200, 0, 6, 0, 0, 0, 43, 1, 2, 3, 4, 5, 6, 7, 8, 0, 0, 0, 9, 0, 0, 0, 1, 0, 0, 0, 2,
+    ]);
+    s.on_video(ms(600), b, Port::VideoRtcp, addr(5003), sr, &mut out);
+    let rr = Bytes::from_static(&[0x80, 201, 0, 1, 0, 0, 0, 42]);
+    s.on_video(ms(600), a, Port::VideoRtp, addr(4002), rr, &mut out);
+    s.on_tick(ms(620), &mut out);
+    assert!(video_sends(&out, a).iter().all(|(_, _, d)| d[1] == 206));
+    assert!(video_sends(&out, b).is_empty());
+    assert_eq!(s.video_report(a).unwrap().requests_in, 0);
+    assert_eq!(s.video_report(b).unwrap().requests_in, 0);
+}
+
+#[test]
+fn resuming_from_hold_asks_both_ends_and_strangers_are_ignored() {
+    let t0 = crate::clock::now();
+    let ms = |n: u64| t0 + Duration::from_millis(n);
+    let mut s = MediaSession::new(t0, "t".into());
+    let a = s.add_leg(t0, video_params(4000, Via::Info));
+    let b = s.add_leg(t0, video_params(5000, Via::Info));
+    s.bridge(a, b);
+    let mut out = Vec::new();
+    frame(&mut s, t0, a, (1, 0, 42, true), &mut out);
+    frame(&mut s, t0, b, (1, 0, 43, true), &mut out);
+    s.on_tick(ms(20), &mut out);
+    out.clear();
+    let mut held = video_params(4000, Via::Info);
+    held.direction = Direction::RecvOnly;
+    s.update_leg(ms(1000), a, held);
+    let mut resumed = video_params(4000, Via::Info);
+    resumed.direction = Direction::SendRecv;
+    s.update_leg(ms(5000), a, resumed);
+    s.on_tick(ms(5000), &mut out);
+    let mut asked = fast_updates(&out);
+    asked.sort();
+    assert_eq!(asked, vec![a, b]);
+    // A packet from a third host neither reaches b nor counts as a's keyframe.
+    out.clear();
+    let stranger = SocketAddr::from(([198, 51, 100, 7], 4002));
+    s.on_video(
+        ms(5010),
+        a,
+        Port::VideoRtp,
+        stranger,
+        vp8(2, 3000, 99, true),
+        &mut out,
     );
+    assert!(video_sends(&out, b).is_empty());
+    assert_eq!(s.video_report(a).unwrap().keyframes, 1);
 }
 
 #[test]

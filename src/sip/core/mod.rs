@@ -195,6 +195,10 @@ pub enum CoreEvent {
         call: CallRef,
         digit: char,
     },
+    /// The far end asked by `INFO` for a full video picture (RFC 5168).
+    PictureFastUpdate {
+        call: CallRef,
+    },
     Ended {
         call: CallRef,
         reason: EndReason,

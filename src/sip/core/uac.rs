@@ -85,6 +85,26 @@ impl Core {
         self.drain_tx_events(now);
     }
 
+    /// Asks the far end's encoder for a full picture: an in-dialog `INFO` with RFC
+    /// 5168's `picture_fast_update` (for peers that negotiated neither PLI nor FIR).
+    pub fn picture_fast_update(&mut self, now: Instant, call: CallRef) {
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
+        if c.state != CallState::Established {
+            return;
+        }
+        let Some(d) = c.dialog.as_mut() else { return };
+        let peer = d.peer;
+        let mut r = d.request(Method::Info);
+        r.with_body(
+            crate::media::keyframe::MEDIA_CONTROL,
+            Bytes::from_static(crate::media::keyframe::PICTURE_FAST_UPDATE.as_bytes()),
+        );
+        self.send_request(now, r, peer, Purpose::InDialog(call));
+        self.drain_tx_events(now);
+    }
+
     pub(super) fn send_bye(&mut self, now: Instant, call: CallRef) {
         let Some(c) = self.calls.get_mut(&call) else {
             return;

@@ -406,6 +406,15 @@ impl Core {
             }
             Method::Info => {
                 let ctype = req.header_str(&HeaderName::ContentType).unwrap_or("");
+                let base = ctype.split(';').next().unwrap_or("").trim();
+                if base.eq_ignore_ascii_case(crate::media::keyframe::MEDIA_CONTROL) {
+                    if !crate::media::keyframe::is_picture_fast_update(&req.body) {
+                        return self.reply(now, &key, &req, 400, "Bad Media Control", None, &[]);
+                    }
+                    self.reply(now, &key, &req, 200, "OK", None, &[]);
+                    self.events.push_back(CoreEvent::PictureFastUpdate { call });
+                    return;
+                }
                 match info_digit(ctype, &req.body) {
                     Ok(Some(digit)) => {
                         self.reply(now, &key, &req, 200, "OK", None, &[]);
