@@ -269,7 +269,7 @@ fn answered_and_acked(net: &mut Net, b: usize) -> (CallRef, String, Peer) {
 fn unknown_dialog_gets_481_and_a_hold_reinvite_gets_the_mirrored_direction() {
     let mut net = Net::new(0.0);
     let b = demo_b(&mut net);
-    let (call, to_tag, src) = answered_and_acked(&mut net, b);
+    let (_call, to_tag, src) = answered_and_acked(&mut net, b);
     let now = net.now;
     // A BYE for a dialog we do not know.
     let bye = "BYE sip:x@127.0.0.3 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bKbye0\r\nFrom: <sip:a@127.0.0.2>;tag=fa\r\nTo: <sip:100@127.0.0.3>;tag=nosuch\r\nCall-ID: race@x\r\nCSeq: 5 BYE\r\nContent-Length: 0\r\n\r\n";
