@@ -195,6 +195,17 @@ struct WebIo {
 /// when someone says they could not hear.
 fn log_leg(session: &MediaSession, id: LegId, web: Option<&WebIo>) {
     let Some(r) = session.report(id) else { return };
+    if let Some(v) = session.video_report(id) {
+        // Black video starts here: whether keyframes were asked for and came.
+        tracing::info!(
+            leg = id,
+            relayed_to = v.relayed,
+            keyframes_from = v.keyframes,
+            keyframe_requests_from = v.requests_in,
+            keyframe_requests_to = v.requests_out,
+            "leg video"
+        );
+    }
     match web {
         Some(w) => {
             let (send_failed, queue_full) = w.port.dropped();

@@ -20,3 +20,4 @@ mod supervisor;
 mod testpg;
 mod torture;
 mod transports;
+mod video;

@@ -252,7 +252,7 @@ fn forwarded_call_is_bridged_and_transcoded_through_a_trunk() {
 }
 
 /// Writes a netstring-framed JSON command to baresip's ctrl_tcp.
-fn ctrl(s: &mut std::net::TcpStream, command: &str, params: &str) {
+pub(crate) fn ctrl(s: &mut std::net::TcpStream, command: &str, params: &str) {
     use std::io::Write;
     let body = format!("{{\"command\":\"{command}\",\"params\":\"{params}\",\"token\":\"t\"}}");
     s.write_all(format!("{}:{},", body.len(), body).as_bytes())
@@ -260,8 +260,9 @@ fn ctrl(s: &mut std::net::TcpStream, command: &str, params: &str) {
 }
 
 /// A headless baresip (Debian's), sending `source` as its microphone, driven over
-/// ctrl_tcp; killed when dropped. Its log is `dir/baresip.log`.
-struct Baresip(std::process::Child);
+/// ctrl_tcp; killed when dropped. Its log is `dir/baresip.log`. `extra`: more config
+/// lines (video modules).
+pub(crate) struct Baresip(std::process::Child);
 
 impl Drop for Baresip {
     fn drop(&mut self) {
@@ -271,13 +272,12 @@ impl Drop for Baresip {
 }
 
 impl Baresip {
-    fn start(
+    pub(crate) fn start(
         dir: &Path,
         source: &[i16],
-        sip_port: u16,
-        rtp_ports: &str,
-        ctrl_port: u16,
+        (sip_port, rtp_ports, ctrl_port): (u16, &str, u16),
         account: &str,
+        extra: &str,
     ) -> (Baresip, std::net::TcpStream) {
         assert!(
             Path::new("/usr/bin/baresip").exists(),
@@ -300,7 +300,7 @@ impl Baresip {
             format!(
                 "poll_method\tpoll\nsip_listen\t127.0.0.1:{sip_port}\nnet_interface\t127.0.0.1\naudio_source\taufile,{}\naudio_player\talsa,null\naudio_alert\talsa,null\n\
                  rtp_ports\t{rtp_ports}\nmodule_path\t/usr/lib/baresip/modules\nmodule\tg711.so\nmodule\taufile.so\nmodule\talsa.so\nmodule\taccount.so\n\
-                 module\tmenu.so\nmodule_app\tctrl_tcp.so\nctrl_tcp_listen\t127.0.0.1:{ctrl_port}\n",
+                 module\tmenu.so\nmodule_app\tctrl_tcp.so\nctrl_tcp_listen\t127.0.0.1:{ctrl_port}\n{extra}",
                 wav.display()
             ),
         )
@@ -346,10 +346,9 @@ fn baresip_call_is_recorded_and_its_dtmf_understood() {
     let (_phone, mut s) = Baresip::start(
         dir.path(),
         &source,
-        22550,
-        "22560-22580",
-        22555,
+        (22550, "22560-22580", 22555),
         "<sip:alice@127.0.0.1>;regint=0;audio_codecs=PCMU;answermode=manual",
+        "",
     );
     let phone_log = || std::fs::read_to_string(dir.path().join("baresip.log")).unwrap_or_default();
     ctrl(&mut s, "dial", &format!("sip:100@127.0.0.1:{}", g.sip));
@@ -488,13 +487,12 @@ fn baresip_registers_on_the_demo_defaults_and_1001_calls_1002() {
     let (_phone, mut s) = Baresip::start(
         dir.path(),
         &source,
-        26910,
-        "26920-26940",
-        26915,
+        (26910, "26920-26940", 26915),
         &format!(
             "<sip:1001@127.0.0.1:{}>;auth_pass=demo1001;regint=600;audio_codecs=PCMU;answermode=manual",
             g.sip
         ),
+        "",
     );
     let phone_log = || std::fs::read_to_string(dir.path().join("baresip.log")).unwrap_or_default();
     wait_for(

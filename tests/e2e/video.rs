@@ -1,0 +1,222 @@
+//! Video through the gateway with real video phones: two Debian baresips (its moving
+//! `fakevideo` picture, VP8) registered as demo users, one calling the other. Each
+//! must decode the other's picture (a snapshot of what it receives shows the test
+//! pattern, not black), and after a hold and resume the bridge must have asked both
+//! for keyframes and had them.
+
+use crate::harness::*;
+use crate::media::{ctrl, Baresip};
+use std::path::Path;
+use std::time::Duration;
+
+/// baresip's video: the fake camera and display, VP8, and snapshots of what it receives.
+const VIDEO: &str = "module\tfakevideo.so\nmodule\tvp8.so\nmodule\tsnapshot.so\nvideo_source\tfakevideo,nil\nvideo_display\tfakevideo,nil\nvideo_size\t352x288\nvideo_fps\t15\n";
+
+/// A decoded RGB PNG (8-bit, colour type 2, as baresip's snapshot writes it):
+/// (width, height, pixels).
+fn read_png(path: &Path) -> Option<(usize, usize, Vec<u8>)> {
+    use std::io::Read;
+    let d = std::fs::read(path).ok()?;
+    if d.get(..8)? != b"\x89PNG\r\n\x1a\n" {
+        return None;
+    }
+    let (mut i, mut w, mut h, mut idat) = (8, 0, 0, Vec::new());
+    while let Some(head) = d.get(i..i + 8) {
+        let n = u32::from_be_bytes(head[..4].try_into().ok()?) as usize;
+        let body = d.get(i + 8..i + 8 + n)?;
+        match &head[4..8] {
+            b"IHDR" => {
+                w = u32::from_be_bytes(body[..4].try_into().ok()?) as usize;
+                h = u32::from_be_bytes(body[4..8].try_into().ok()?) as usize;
+                assert_eq!(&body[8..10], &[8, 2], "8-bit RGB");
+            }
+            b"IDAT" => idat.extend_from_slice(body),
+            _ => {}
+        }
+        i += 12 + n;
+    }
+    let mut raw = Vec::new();
+    flate2::read::ZlibDecoder::new(&idat[..])
+        .read_to_end(&mut raw)
+        .ok()?;
+    let stride = w * 3;
+    let mut px = vec![0u8; stride * h];
+    for y in 0..h {
+        let line = raw.get(y * (stride + 1)..(y + 1) * (stride + 1))?;
+        for x in 0..stride {
+            let a = if x >= 3 { px[y * stride + x - 3] } else { 0 } as i16;
+            let b = if y > 0 { px[(y - 1) * stride + x] } else { 0 } as i16;
+            let c = if x >= 3 && y > 0 {
+                px[(y - 1) * stride + x - 3]
+            } else {
+                0
+            } as i16;
+            let pred = match line[0] {
+                0 => 0,
+                1 => a,
+                2 => b,
+                3 => (a + b) / 2,
+                _ => {
+                    let p = a + b - c;
+                    let (pa, pb, pc) = ((p - a).abs(), (p - b).abs(), (p - c).abs());
+                    if pa <= pb && pa <= pc {
+                        a
+                    } else if pb <= pc {
+                        b
+                    } else {
+                        c
+                    }
+                }
+            };
+            px[y * stride + x] = line[1 + x].wrapping_add(pred as u8);
+        }
+    }
+    Some((w, h, px))
+}
+
+/// Asks a phone for a snapshot of the video it receives and checks it: the size sent,
+/// and fakevideo's coloured pattern (strong red, green and blue), neither black nor
+/// one flat colour.
+fn received_picture(s: &mut std::net::TcpStream, dir: &Path, name: &str, log: &dyn Fn() -> String) {
+    let path = dir.join(name);
+    ctrl(s, "snapshot_recv", &path.display().to_string());
+    let mut png = None;
+    wait_for(
+        &format!("{name}: a snapshot of the received video"),
+        Duration::from_secs(10),
+        || {
+            png = read_png(&path);
+            png.is_some()
+        },
+    );
+    let (w, h, px) = png.unwrap();
+    assert_eq!((w, h), (352, 288), "{}", log());
+    let strong = |ch: usize| px.chunks_exact(3).filter(|p| p[ch] > 180).count();
+    let (r, g, b) = (strong(0), strong(1), strong(2));
+    let dark = px
+        .chunks_exact(3)
+        .filter(|p| p.iter().all(|&v| v < 40))
+        .count();
+    assert!(
+        r > w * h / 10 && g > w * h / 10 && b > w * h / 10 && dark < w * h / 2,
+        "{name}: not the test picture (red {r}, green {g}, blue {b}, dark {dark} of {})",
+        w * h
+    );
+}
+
+/// The gateway's `leg video` lines: (keyframes from, requests to) per leg.
+fn leg_video(log: &str) -> Vec<(u64, u64, u64)> {
+    log.lines()
+        .filter(|l| l.contains("leg video"))
+        .map(|l| {
+            let field = |k: &str| {
+                l.split(&format!("{k}="))
+                    .nth(1)
+                    .and_then(|v| v.split(|c: char| !c.is_ascii_digit()).next())
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0)
+            };
+            (
+                field("relayed_to"),
+                field("keyframes_from"),
+                field("keyframe_requests_to"),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn two_sip_video_phones_see_each_other_and_keyframes_are_asked_after_hold() {
+    let g = Gateway::start(24950, "demo = true", "", "");
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let source: Vec<i16> = omnigate::media::player::builtin_welcome()
+        .iter()
+        .cycle()
+        .take(8000 * 40)
+        .copied()
+        .collect();
+    let account = |user: &str, answer: &str| {
+        format!(
+            "<sip:{user}@127.0.0.1:{}>;auth_pass=demo{user};regint=600;audio_codecs=PCMU;video_codecs=VP8;answermode={answer}",
+            g.sip
+        )
+    };
+    // 1002 answers by itself; 1001 calls it. (A phone's TLS listener takes its SIP
+    // port + 1: the control ports are kept apart.)
+    let (_b, mut cb) = Baresip::start(
+        db.path(),
+        &source,
+        (24962, "24976-24989", 24993),
+        &account("1002", "auto"),
+        VIDEO,
+    );
+    let (_a, mut ca) = Baresip::start(
+        da.path(),
+        &source,
+        (24960, "24964-24975", 24991),
+        &account("1001", "manual"),
+        VIDEO,
+    );
+    let log_of = |d: &Path| std::fs::read_to_string(d.join("baresip.log")).unwrap_or_default();
+    let logs = || {
+        format!(
+            "{}\n---- 1001 ----\n{}\n---- 1002 ----\n{}",
+            g.log(),
+            log_of(da.path()),
+            log_of(db.path())
+        )
+    };
+    wait_for("both phones to register", Duration::from_secs(10), || {
+        let l = g.log();
+        l.contains("registered from=127.0.0.1:24960 user=1001")
+            && l.contains("registered from=127.0.0.1:24962 user=1002")
+    });
+    ctrl(&mut ca, "dial", &format!("sip:1002@127.0.0.1:{}", g.sip));
+    wait_for(
+        "both phones to decode video",
+        Duration::from_secs(20),
+        || {
+            [da.path(), db.path()]
+                .iter()
+                .all(|d| log_of(d).contains("video: receiving with resolution 352 x 288"))
+        },
+    );
+    received_picture(&mut ca, da.path(), "at-1001.png", &logs);
+    received_picture(&mut cb, db.path(), "at-1002.png", &logs);
+    // Hold and resume from 1001: a re-INVITE each, and the bridge asks both ends for
+    // a full picture.
+    ctrl(&mut ca, "hold", "");
+    wait_for("the hold re-INVITE", Duration::from_secs(10), || {
+        g.log().matches("media renegotiated").count() >= 1
+    });
+    ctrl(&mut ca, "resume", "");
+    wait_for("the resume re-INVITE", Duration::from_secs(10), || {
+        g.log().matches("media renegotiated").count() >= 2
+    });
+    let _ = std::fs::remove_file(da.path().join("at-1001.png"));
+    received_picture(&mut ca, da.path(), "at-1001.png", &logs);
+    ctrl(&mut ca, "hangup", "");
+    wait_for(
+        "the video figures of both legs",
+        Duration::from_secs(10),
+        || leg_video(&g.log()).len() >= 2,
+    );
+    let legs = leg_video(&g.log());
+    for (relayed, keyframes, asked) in &legs {
+        assert!(
+            *relayed >= 10,
+            "video relayed to each leg: {legs:?}\n{}",
+            logs()
+        );
+        assert!(
+            *asked >= 1,
+            "each sender asked for a keyframe: {legs:?}\n{}",
+            logs()
+        );
+        assert!(
+            *keyframes >= 2,
+            "a keyframe at the start and one asked for: {legs:?}\n{}",
+            logs()
+        );
+    }
+}
