@@ -839,14 +839,19 @@ impl MediaSession {
             return;
         }
         l.video_to = Some(from);
-        let codecs = &v.codecs;
-        l.vs.sent(&data, codecs);
+        let pt = data.get(1).map_or(0, |b| b & 0x7f);
+        let codec = v.codecs.iter().find(|(p, _)| *p == pt).map(|(_, c)| *c);
+        l.vs.sent(&data, &v.codecs);
         let Some(p) = peer else { return };
         let Some(pl) = self.leg_mut(p) else { return };
-        let (Some(_), Some(to)) = (&pl.p.video, pl.video_to) else {
+        let (Some(pv), Some(to)) = (&pl.p.video, pl.video_to) else {
             return;
         };
-        let Some(data) = pl.vs.rewrite(&data) else {
+        let Some(pt) = video::map_pt(pt, codec, &pv.codecs) else {
+            pl.ignored += 1;
+            return;
+        };
+        let Some(data) = pl.vs.rewrite(&data, pt) else {
             return;
         };
         pl.vs.report.relayed += 1;

@@ -1135,3 +1135,46 @@ fn key_presses_reach_whoever_hears_the_leg_while_a_supervisor_listens() {
     }
     assert_eq!(heard, ['5', '9'], "tones to the supervisor");
 }
+
+#[test]
+fn video_takes_the_receivers_payload_type_and_a_codec_it_lacks_is_dropped() {
+    use crate::media::keyframe::Codec as V;
+    let t0 = crate::clock::now();
+    let mut s = MediaSession::new(t0, "t".into());
+    let a = s.add_leg(t0, video_params(4000, Via::Pli));
+    let mut pb = video_params(5000, Via::Pli);
+    pb.video.as_mut().unwrap().codecs = vec![(100, V::Vp8), (97, V::H264)];
+    let b = s.add_leg(t0, pb);
+    s.bridge(a, b);
+    let mut out = Vec::new();
+    frame(&mut s, t0, a, (1, 0, 42, true), &mut out);
+    s.on_video(
+        t0,
+        a,
+        Port::VideoRtp,
+        addr(4002),
+        pkt(120, 2, 0, 42, vec![1; 20], false),
+        &mut out,
+    );
+    // b's H.264 (97) means nothing to a, which took VP8 only.
+    s.on_video(
+        t0,
+        b,
+        Port::VideoRtp,
+        addr(5002),
+        pkt(97, 1, 0, 43, vec![0x65; 20], true),
+        &mut out,
+    );
+    let pts: Vec<u8> = video_sends(&out, b)
+        .iter()
+        .map(|(_, _, d)| d[1] & 0x7f)
+        .collect();
+    assert_eq!(
+        pts,
+        vec![100, 120],
+        "VP8 as b numbers it; an unknown codec as it came"
+    );
+    assert!(video_sends(&out, a).is_empty());
+    // The marker bit stays.
+    assert_eq!(video_sends(&out, b)[0].2[1] & 0x80, 0x80);
+}

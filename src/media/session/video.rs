@@ -46,6 +46,16 @@ impl VideoLeg {
     }
 }
 
+/// The payload type a packet of `codec` (none: one we do not know, numbered `pt`) has
+/// on a leg with `to` codecs: that codec's there; the same number for a codec we do not
+/// know; none when the receiver did not take the sender's codec.
+pub fn map_pt(pt: u8, codec: Option<Codec>, to: &[(u8, Codec)]) -> Option<u8> {
+    match codec {
+        Some(c) => to.iter().find(|(_, d)| *d == c).map(|(p, _)| *p),
+        None => Some(pt),
+    }
+}
+
 /// The pass-through codecs whose keyframes we recognise.
 pub fn codec_of(name: &str) -> Option<Codec> {
     if name.eq_ignore_ascii_case("VP8") {
@@ -131,9 +141,10 @@ impl VideoState {
         }
     }
 
-    /// A packet from `source` relayed to this leg: renumbered into this leg's stream.
-    /// `None` for what is not RTP.
-    pub fn rewrite(&mut self, data: &[u8]) -> Option<Bytes> {
+    /// A packet from `source` relayed to this leg: renumbered into this leg's stream,
+    /// with the payload type `pt` this leg uses for its codec. `None` for what is not
+    /// RTP.
+    pub fn rewrite(&mut self, data: &[u8], pt: u8) -> Option<Bytes> {
         if data.len() < 12 || data[0] >> 6 != 2 {
             return None;
         }
@@ -170,6 +181,7 @@ impl VideoState {
         }
         self.rw = Some(r);
         let mut b = BytesMut::from(data);
+        b[1] = (b[1] & 0x80) | (pt & 0x7f);
         b[2..4].copy_from_slice(&out_seq.to_be_bytes());
         b[4..8].copy_from_slice(&out_ts.to_be_bytes());
         b[8..12].copy_from_slice(&self.ssrc.to_be_bytes());
