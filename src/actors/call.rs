@@ -362,8 +362,9 @@ impl CallActor {
                 id,
                 offer,
                 codec,
+                video,
             } => {
-                let answer = self.add_browser(ctx, id, &offer, codec);
+                let answer = self.add_browser(ctx, id, &offer, codec, &video);
                 self.session.handle(
                     crate::clock::timestamp(),
                     Input::BrowserAnswered { leg, answer },
@@ -403,6 +404,7 @@ impl CallActor {
         id: crate::media::session::LegId,
         offer: &str,
         codec: crate::sdp::Codec,
+        video: &[crate::sdp::Format],
     ) -> Result<String, String> {
         let port = self
             .cfg
@@ -413,10 +415,21 @@ impl CallActor {
             crate::clock::now(),
             offer,
             codec,
+            video,
             port.local(),
             port.advertised(),
         )
         .map_err(|e| e.to_string())?;
+        // A browser takes PLI; its video comes on the same transport as its audio.
+        let video = leg
+            .video_codecs()
+            .map(|codecs| crate::media::session::VideoLeg {
+                remote_rtp: Some(port.advertised()),
+                remote_rtcp: None,
+                rtcp_mux: true,
+                codecs,
+                via: crate::media::keyframe::Via::Pli,
+            });
         let params = LegParams {
             codec,
             pt: codec.pt(),
@@ -426,7 +439,7 @@ impl CallActor {
             remote_rtp: Some(port.advertised()),
             remote_rtcp: None,
             rtcp_mux: true,
-            video: None,
+            video,
         };
         self.media_handle(ctx).add_browser(id, params, leg, port);
         Ok(answer)

@@ -668,11 +668,13 @@ impl Session {
             l.media = Some(id);
             l.codec = Some(codec);
         }
+        let video = self.customer().video.clone();
         self.media_cmd(MediaCommand::AddBrowser {
             leg: key,
             id,
             offer: sdp,
             codec,
+            video,
         });
         None
     }

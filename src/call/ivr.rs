@@ -255,7 +255,7 @@ impl Session {
                 }
                 RunOutput::Answer => {
                     if !self.answered {
-                        self.answer_customer(Default::default());
+                        self.answer_customer(self.video_for_agents());
                     }
                 }
                 RunOutput::Play {

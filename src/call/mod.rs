@@ -355,12 +355,14 @@ pub enum MediaCommand {
         params: LegParams,
     },
     /// Answer a browser's `offer` as media leg `id` (the driver answers with
-    /// [`Input::BrowserAnswered`]).
+    /// [`Input::BrowserAnswered`]), with video in one of `video` (the customer's
+    /// formats) when the browser offers it.
     AddBrowser {
         leg: LegKey,
         id: LegId,
         offer: String,
         codec: Codec,
+        video: Vec<sdp::Format>,
     },
     Update(LegId, LegParams),
     Remove(LegId),
@@ -519,6 +521,8 @@ struct Leg {
     local: Option<Local>,
     media: Option<LegId>,
     codec: Option<Codec>,
+    /// The video formats agreed with it (none: no video).
+    video: Vec<sdp::Format>,
     /// We sent the offer (the answer comes in the 2xx or ACK).
     we_offered: bool,
     /// Its sockets were bound and not yet handed to the media task.
@@ -876,6 +880,11 @@ impl Session {
         leg.bound = false;
         leg.media = Some(id);
         leg.codec = Some(n.audio.codec);
+        leg.video = n
+            .video
+            .as_ref()
+            .map(|v| v.formats.clone())
+            .unwrap_or_default();
         self.media_cmd(MediaCommand::AddLeg {
             leg: key,
             id,
@@ -1013,6 +1022,31 @@ impl Session {
 
     // ------------------------------------------------------------- answering
 
+    /// The caller's video to accept when answering before any agent: the VP8 and
+    /// H.264 an agent's browser can take, when browser calls are on (the IVR sends
+    /// none; the agent's picture comes once they are bridged).
+    pub(super) fn video_for_agents(&self) -> sdp::VideoSpec {
+        if !self.policy.browser_calls || sdp::is_webrtc_offer(&self.offer) {
+            return sdp::VideoSpec::default();
+        }
+        RemoteSession::parse(&self.offer)
+            .ok()
+            .and_then(|r| {
+                r.media
+                    .into_iter()
+                    .find(|m| m.kind == sdp::Kind::Video && m.port != 0)
+            })
+            .map(|m| sdp::VideoSpec {
+                formats: m
+                    .formats
+                    .into_iter()
+                    .filter(|f| crate::media::session::video_codec_of(&f.name).is_some())
+                    .collect(),
+                bandwidth: m.bandwidth,
+            })
+            .unwrap_or_default()
+    }
+
     /// Answers the customer (an inbound caller): our answer to their offer, our offer
     /// when they sent none, a browser leg for a WebRTC softphone. `video`: the formats
     /// to accept (the forwarded leg's). An originated call's leg is placed instead.
@@ -1142,6 +1176,7 @@ impl Session {
             id,
             offer,
             codec,
+            video: vec![],
         });
         self.customer_mut().media = Some(id);
     }
@@ -1531,7 +1566,7 @@ impl Session {
         match t {
             Timer::AnswerAfter => {
                 if !self.customer_ended() {
-                    self.answer_customer(Default::default());
+                    self.answer_customer(self.video_for_agents());
                 }
             }
             Timer::HangupAfter => {
@@ -1614,6 +1649,7 @@ impl Leg {
             local: None,
             media: None,
             codec: None,
+            video: vec![],
             we_offered: false,
             bound: false,
             browser: false,

@@ -161,6 +161,8 @@ impl Session {
                             id,
                             offer: sdp,
                             codec,
+                            // A supervisor listens: no video.
+                            video: vec![],
                         });
                         (key, None)
                     }

@@ -259,6 +259,12 @@ fn drain_web(
             match o {
                 WebOut::Transmit(to, data) => io.port.send(to, &data),
                 WebOut::Rtp(data) => session.on_rtp(now, id, io.from, data, out),
+                WebOut::VideoRtp(data) => {
+                    session.on_video(now, id, Port::VideoRtp, io.from, data, out)
+                }
+                WebOut::VideoRtcp(data) => {
+                    session.on_video(now, id, Port::VideoRtcp, io.from, data, out)
+                }
                 WebOut::Connected => notify.do_send(MediaNotice::Browser(id, Ok(()))),
                 WebOut::Failed(why) => {
                     notify.do_send(MediaNotice::Browser(id, Err(why)));
@@ -411,10 +417,21 @@ impl MediaHandle {
                             if let Some(w) = web.get_mut(&leg) {
                                 // Our RTCP is not sent to browsers: their peer connection
                                 // reports for itself.
-                                if port == Port::Rtp {
-                                    w.leg.write_rtp(crate::clock::now(), &data);
-                                    sent_web = true;
+                                let now = crate::clock::now();
+                                match port {
+                                    Port::Rtp => w.leg.write_rtp(now, &data),
+                                    // The session's keyframe request: a PLI of the
+                                    // peer connection's own.
+                                    Port::VideoRtp
+                                        if crate::media::session::is_video_rtcp(&data) =>
+                                    {
+                                        w.leg.request_keyframe(now)
+                                    }
+                                    Port::VideoRtcp => w.leg.request_keyframe(now),
+                                    Port::VideoRtp => w.leg.write_video_rtp(now, &data),
+                                    Port::Rtcp => continue,
                                 }
+                                sent_web = true;
                                 continue;
                             }
                             let Some(Some(l)) = io.get(leg) else { continue };

@@ -30,7 +30,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 mod video;
-pub use video::{VideoLeg, VideoReport};
+pub use video::{codec_of as video_codec_of, is_rtcp as is_video_rtcp, VideoLeg, VideoReport};
 
 pub type LegId = usize;
 

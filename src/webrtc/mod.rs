@@ -9,6 +9,11 @@
 //!   (`our-ufrag:their-ufrag`, RFC 8445 §7.2.2) names the leg, and the address is then
 //!   routed to that leg until it ends. Everything else from unknown addresses is dropped.
 //!
+//! Video, when the SIP side has it: the browser's VP8 or H.264 (packetization-mode 1,
+//! constrained baseline) is taken in the SIP leg's order, BUNDLEd on the same transport
+//! as the audio; RTP goes through untouched but for SSRC and payload type, and the
+//! browser's PLIs and FIRs come out as RTCP for the media session's keyframe logic.
+//!
 //! DTMF from the desktop's dial pad travels over the agent's WebSocket, not as RFC 4733
 //! in the browser's RTP: rtc 0.21.1 writes a malformed answer when telephone-event is
 //! registered (`rtc_0_21_1_answers_telephone_event_wrongly` in the tests), so we never
@@ -19,7 +24,7 @@ use rtc::interceptor::Registry;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
 use rtc::peer_connection::configuration::media_engine::{
-    MediaEngine, MIME_TYPE_PCMA, MIME_TYPE_PCMU,
+    MediaEngine, MIME_TYPE_H264, MIME_TYPE_PCMA, MIME_TYPE_PCMU, MIME_TYPE_VP8,
 };
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
@@ -30,8 +35,8 @@ use rtc::peer_connection::state::RTCPeerConnectionState;
 use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate};
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
-    RtpCodecKind,
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
+    RTCRtpEncodingParameters, RtpCodecKind,
 };
 use rtc::rtp_transceiver::RTCRtpSenderId;
 use rtc::sansio::Protocol;
@@ -54,6 +59,10 @@ pub enum WebOut {
     Transmit(SocketAddr, Bytes),
     /// Decrypted RTP from the browser (a whole packet, header included).
     Rtp(Bytes),
+    /// Decrypted video RTP from the browser.
+    VideoRtp(Bytes),
+    /// The browser's keyframe requests (PLI, FIR) as RTCP.
+    VideoRtcp(Bytes),
     Connected,
     /// ICE or DTLS failed, or the browser closed: the leg is gone.
     Failed(String),
@@ -80,12 +89,99 @@ pub struct BrowserStats {
     pub media_to_changes: u32,
 }
 
+/// The browser leg's video, when negotiated.
+struct Video {
+    sender: RTCRtpSenderId,
+    ssrc: u32,
+    /// The payload types of our answer, and their codecs.
+    codecs: Vec<(u8, crate::media::keyframe::Codec)>,
+    /// The browser's video SSRC (from its first packet).
+    remote_ssrc: Option<u32>,
+}
+
+/// The H.264 the browser leg takes (RFC 6184 packetization-mode 1, constrained
+/// baseline level 3.1), as browsers write it.
+pub const H264_FMTP: &str =
+    "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f";
+
+fn video_codec(mime: &str, fmtp: &str) -> RTCRtpCodec {
+    let fb = |typ: &str, parameter: &str| RTCPFeedback {
+        typ: typ.into(),
+        parameter: parameter.into(),
+    };
+    RTCRtpCodec {
+        mime_type: mime.to_owned(),
+        clock_rate: 90000,
+        channels: 0,
+        sdp_fmtp_line: fmtp.to_owned(),
+        rtcp_feedback: vec![fb("nack", ""), fb("nack", "pli"), fb("ccm", "fir")],
+    }
+}
+
+/// rtc 0.21.1 keeps inbound RTCP for its interceptors unless one marks a packet for
+/// the application: this one marks keyframe requests (PLI, FIR), which the media
+/// session turns into requests to the sender on the other side of the bridge. It sits
+/// in the interval-PLI slot, unused here (keyframes are asked for when needed).
+#[derive(Default)]
+struct KeyframeFeedback {
+    read: std::collections::VecDeque<rtc::interceptor::TaggedPacket>,
+    write: std::collections::VecDeque<rtc::interceptor::TaggedPacket>,
+}
+
+impl Protocol<rtc::interceptor::TaggedPacket, rtc::interceptor::TaggedPacket, ()>
+    for KeyframeFeedback
+{
+    type Rout = rtc::interceptor::TaggedPacket;
+    type Wout = rtc::interceptor::TaggedPacket;
+    type Eout = ();
+    type Error = rtc::shared::error::Error;
+    type Time = Instant;
+
+    fn handle_read(&mut self, mut msg: rtc::interceptor::TaggedPacket) -> Result<(), Self::Error> {
+        use rtc::rtcp::payload_feedbacks::{
+            full_intra_request::FullIntraRequest, picture_loss_indication::PictureLossIndication,
+        };
+        if let rtc::interceptor::Packet::Rtcp(ps) = &msg.message.packet {
+            let asks = ps.iter().any(|p| {
+                p.as_any().is::<PictureLossIndication>() || p.as_any().is::<FullIntraRequest>()
+            });
+            if asks {
+                msg.message
+                    .add(rtc::interceptor::Attribute::DeliverToApplication);
+            }
+        }
+        self.read.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_read(&mut self) -> Option<Self::Rout> {
+        self.read.pop_front()
+    }
+
+    fn handle_write(&mut self, msg: rtc::interceptor::TaggedPacket) -> Result<(), Self::Error> {
+        self.write.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_write(&mut self) -> Option<Self::Wout> {
+        self.write.pop_front()
+    }
+}
+
+impl rtc::interceptor::Interceptor for KeyframeFeedback {
+    fn bind_local_stream(&mut self, _: &rtc::interceptor::StreamInfo) {}
+    fn unbind_local_stream(&mut self, _: &rtc::interceptor::StreamInfo) {}
+    fn bind_remote_stream(&mut self, _: &rtc::interceptor::StreamInfo) {}
+    fn unbind_remote_stream(&mut self, _: &rtc::interceptor::StreamInfo) {}
+}
+
 /// One browser's peer connection.
 pub struct BrowserLeg {
     pc: RTCPeerConnection,
     sender: RTCRtpSenderId,
     ssrc: u32,
     pt: u8,
+    video: Option<Video>,
     local: SocketAddr,
     pub ufrag: String,
     connected: bool,
@@ -134,13 +230,15 @@ fn add_host_candidate(pc: &mut RTCPeerConnection, addr: SocketAddr) -> Result<()
 }
 
 impl BrowserLeg {
-    /// Answers a browser's offer with `codec` only. `advertised` is the address put in
-    /// our host candidate (the configured public address and the shared port); `local`
-    /// is where the shared socket is bound.
+    /// Answers a browser's offer with `codec` only, and with video when `video` (the
+    /// SIP leg's video formats, in its order) has VP8 or H.264 the browser offers too.
+    /// `advertised` is the address put in our host candidate (the configured public
+    /// address and the shared port); `local` is where the shared socket is bound.
     pub fn answer(
         now: Instant,
         offer_sdp: &str,
         codec: Codec,
+        video: &[crate::sdp::Format],
         local: SocketAddr,
         advertised: SocketAddr,
     ) -> Result<(BrowserLeg, String), OfferError> {
@@ -171,8 +269,38 @@ impl BrowserLeg {
                 RtpCodecKind::Audio,
             )
             .map_err(rtc_err)?;
-        let registry =
-            register_default_interceptors(Registry::new(), &mut media).map_err(rtc_err)?;
+        // Video: the SIP leg's VP8 and H.264, in its order (pass-through: the browser
+        // must take one of them as it is).
+        let mut video_codecs = vec![];
+        for f in video {
+            let c = match crate::media::session::video_codec_of(&f.name) {
+                Some(crate::media::keyframe::Codec::Vp8) => video_codec(MIME_TYPE_VP8, ""),
+                Some(crate::media::keyframe::Codec::H264) => video_codec(MIME_TYPE_H264, H264_FMTP),
+                None => continue,
+            };
+            if video_codecs
+                .iter()
+                .any(|v: &RTCRtpCodec| v.mime_type == c.mime_type)
+            {
+                continue;
+            }
+            media
+                .register_codec(
+                    RTCRtpCodecParameters {
+                        rtp_codec: c.clone(),
+                        payload_type: f.pt,
+                    },
+                    RtpCodecKind::Video,
+                )
+                .map_err(rtc_err)?;
+            video_codecs.push(c);
+        }
+        let registry = register_default_interceptors(Registry::new(), &mut media)
+            .map_err(rtc_err)?
+            .with(
+                rtc::interceptor::Slot::IntervalPli,
+                KeyframeFeedback::default(),
+            );
         let ufrag = random_token(16);
         let settings = SettingEngineBuilder::new()
             .with_lite(true)
@@ -203,6 +331,33 @@ impl BrowserLeg {
             }],
         );
         let sender = pc.add_track(track).map_err(rtc_err)?;
+        let offers_video = offer_sdp
+            .lines()
+            .any(|l| l.starts_with("m=video ") && !l.starts_with("m=video 0 "));
+        let mut video_sender = None;
+        if !video_codecs.is_empty() && offers_video {
+            let vssrc = ssrc.wrapping_add(1);
+            let track = MediaStreamTrack::new(
+                format!("omnigate-{ufrag}"),
+                format!("video-{ufrag}"),
+                "caller-video".to_string(),
+                RtpCodecKind::Video,
+                vec![RTCRtpEncodingParameters {
+                    rtp_coding_parameters: RTCRtpCodingParameters {
+                        ssrc: Some(vssrc),
+                        ..Default::default()
+                    },
+                    // No codec named: the negotiated ones, in the SIP leg's order.
+                    ..Default::default()
+                }],
+            );
+            // No codec in common: the browser's video is declined, the call goes on
+            // with audio.
+            match pc.add_track(track) {
+                Ok(sender) => video_sender = Some((sender, vssrc)),
+                Err(e) => tracing::info!(error = %e, "browser leg: no video in common"),
+            }
+        }
         add_host_candidate(&mut pc, advertised)?;
         let answer = pc.create_answer(None).map_err(rtc_err)?;
         pc.set_local_description(now, answer).map_err(rtc_err)?;
@@ -210,12 +365,32 @@ impl BrowserLeg {
             .local_description()
             .map(|d| d.sdp)
             .ok_or_else(|| OfferError::Rtc("no local description".into()))?;
+        // What our answer took: the video m-line's formats we know.
+        let video = video_sender.and_then(|(sender, ssrc)| {
+            let r = crate::sdp::RemoteSession::parse(sdp.as_bytes()).ok()?;
+            let m = r
+                .media
+                .iter()
+                .find(|m| m.kind == crate::sdp::Kind::Video && m.port != 0)?;
+            let codecs: Vec<_> = m
+                .formats
+                .iter()
+                .filter_map(|f| Some((f.pt, crate::media::session::video_codec_of(&f.name)?)))
+                .collect();
+            (!codecs.is_empty()).then_some(Video {
+                sender,
+                ssrc,
+                codecs,
+                remote_ssrc: None,
+            })
+        });
         Ok((
             BrowserLeg {
                 pc,
                 sender,
                 ssrc,
                 pt,
+                video,
                 local,
                 ufrag,
                 connected: false,
@@ -268,6 +443,57 @@ impl BrowserLeg {
         }
     }
 
+    /// The video codecs negotiated with the browser (payload type, codec); none: no
+    /// video on this leg.
+    pub fn video_codecs(&self) -> Option<Vec<(u8, crate::media::keyframe::Codec)>> {
+        self.video.as_ref().map(|v| v.codecs.clone())
+    }
+
+    /// Video RTP for the browser: our SSRC; the payload type is the session's (one of
+    /// ours); header extensions from the SIP side are dropped (none is negotiated).
+    pub fn write_video_rtp(&mut self, now: Instant, packet: &[u8]) {
+        let Some(v) = &self.video else { return };
+        if !self.connected {
+            self.stats.rtp_out_refused += 1;
+            return;
+        }
+        let Ok(mut p) = rtc::rtp::packet::Packet::unmarshal(&mut &packet[..]) else {
+            return;
+        };
+        p.header.ssrc = v.ssrc;
+        p.header.extension = false;
+        p.header.extensions.clear();
+        let sender = v.sender;
+        if let Some(mut s) = self.pc.rtp_sender(sender) {
+            match s.write_rtp(now, p) {
+                Ok(()) => self.stats.rtp_out += 1,
+                Err(e) => {
+                    self.stats.rtp_out_refused += 1;
+                    tracing::trace!(error = %e, "browser leg: video RTP not sent");
+                }
+            }
+        }
+    }
+
+    /// Asks the browser's encoder for a keyframe (a PLI about its video stream, once
+    /// its first packet has shown its SSRC).
+    pub fn request_keyframe(&mut self, now: Instant) {
+        let Some(v) = &self.video else { return };
+        let Some(media_ssrc) = v.remote_ssrc else {
+            return;
+        };
+        let pli = rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication {
+            sender_ssrc: v.ssrc,
+            media_ssrc,
+        };
+        let sender = v.sender;
+        if let Some(mut s) = self.pc.rtp_sender(sender) {
+            if let Err(e) = s.write_rtcp(now, vec![Box::new(pli)]) {
+                tracing::debug!(error = %e, "browser leg: PLI not sent");
+            }
+        }
+    }
+
     /// When [`BrowserLeg::handle_timeout`] is next due.
     pub fn timeout(&mut self) -> Option<Instant> {
         self.pc.poll_timeout()
@@ -312,11 +538,35 @@ impl BrowserLeg {
             }
         }
         while let Some(m) = self.pc.poll_read() {
-            if let RTCMessage::RtpPacket(_, p) = m.message {
-                if let Ok(b) = p.marshal() {
-                    self.stats.rtp_in += 1;
-                    out.push(WebOut::Rtp(b.freeze()));
+            match m.message {
+                RTCMessage::RtpPacket(_, p) => {
+                    let is_video = match self.video.as_mut() {
+                        Some(v) if v.codecs.iter().any(|(pt, _)| *pt == p.header.payload_type) => {
+                            v.remote_ssrc = Some(p.header.ssrc);
+                            true
+                        }
+                        _ => false,
+                    };
+                    if let Ok(b) = p.marshal() {
+                        self.stats.rtp_in += 1;
+                        out.push(if is_video {
+                            WebOut::VideoRtp(b.freeze())
+                        } else {
+                            WebOut::Rtp(b.freeze())
+                        });
+                    }
                 }
+                RTCMessage::RtcpPacket(_, packets) if self.video.is_some() => {
+                    // Only keyframe requests matter to the session (the peer
+                    // connection reports for itself).
+                    for p in packets {
+                        let Ok(b) = p.marshal() else { continue };
+                        if !crate::media::keyframe::requests(&b).is_empty() {
+                            out.push(WebOut::VideoRtcp(b.freeze()));
+                        }
+                    }
+                }
+                _ => {}
             }
         }
     }

@@ -17,7 +17,7 @@ fn answers_g711_only_lite_with_our_candidate() {
     let offer = CHROMIUM_OFFER;
     assert!(offer.contains("telephone-event/8000"), "{offer}");
     let gw: SocketAddr = GATEWAY.parse().unwrap();
-    let (_leg, answer) = BrowserLeg::answer(now, offer, Codec::Pcma, gw, gw).unwrap();
+    let (_leg, answer) = BrowserLeg::answer(now, offer, Codec::Pcma, &[], gw, gw).unwrap();
     let m = answer.lines().find(|l| l.starts_with("m=audio")).unwrap();
     assert!(
         m.ends_with(" 8"),
@@ -36,7 +36,7 @@ fn answers_g711_only_lite_with_our_candidate() {
         .filter(|l| !l.contains("PCMU") && !l.contains("PCMA"))
         .map(|l| format!("{l}\r\n"))
         .collect();
-    let e = BrowserLeg::answer(now, &opus_only, Codec::Pcmu, gw, gw)
+    let e = BrowserLeg::answer(now, &opus_only, Codec::Pcmu, &[], gw, gw)
         .err()
         .unwrap();
     assert!(e.to_string().contains("no PCMU"), "{e}");
@@ -67,6 +67,7 @@ fn exchange(
                 b.receive(*now, &d);
             }
             WebOut::Rtp(p) => got_leg.push(p),
+            WebOut::VideoRtp(_) | WebOut::VideoRtcp(_) => panic!("no video here"),
             WebOut::Failed(why) => panic!("failed: {why}"),
             WebOut::Connected => {}
         }
@@ -195,4 +196,135 @@ fn rtp_flows_across_a_sequence_number_wrap_both_ways() {
     }
     assert_eq!(got_b, 200, "to the browser across the wrap");
     assert_eq!(got_leg, 200, "from the browser across the wrap");
+}
+
+fn format(pt: u8, name: &str, fmtp: &str) -> crate::sdp::Format {
+    crate::sdp::Format {
+        pt,
+        name: name.into(),
+        rate: 90000,
+        channels: String::new(),
+        fmtp: fmtp.into(),
+    }
+}
+
+/// Delivers everything each side has for the other until both are quiet, moving the
+/// clock 5 ms a round; returns what the leg produced (besides datagrams).
+fn settle(b: &mut super::sim::SimBrowser, leg: &mut BrowserLeg, now: &mut Instant) -> Vec<WebOut> {
+    let mut got = vec![];
+    for _ in 0..20 {
+        let (mut datagrams, mut out) = (vec![], vec![]);
+        b.transmit(&mut datagrams);
+        for d in datagrams {
+            leg.handle_read(*now, b.addr, d);
+        }
+        leg.drain(&mut out);
+        for o in out {
+            match o {
+                WebOut::Transmit(_, d) => b.receive(*now, &d),
+                other => got.push(other),
+            }
+        }
+        *now += Duration::from_millis(5);
+        let _ = b.pc.handle_timeout(*now);
+        leg.handle_timeout(*now);
+    }
+    got
+}
+
+#[test]
+fn video_is_bundled_with_the_audio_and_carried_with_keyframe_requests_both_ways() {
+    use super::sim::{Received, BROWSER_VIDEO_SSRC};
+    use crate::media::keyframe::Codec as V;
+    // The SIP side has H.264 and VP8 (its own payload types); the browser offers both.
+    let sip = [
+        format(97, "H264", "packetization-mode=1"),
+        format(100, "VP8", ""),
+    ];
+    let (mut b, mut leg, mut now) =
+        super::sim::connected_with_video(crate::clock::now(), Codec::Pcmu, &sip);
+    let codecs = leg.video_codecs().expect("video negotiated");
+    assert!(codecs.iter().any(|c| c.1 == V::Vp8) && codecs.iter().any(|c| c.1 == V::H264));
+    let answer = b.pc.remote_description().unwrap().sdp.clone();
+    assert!(answer.contains("a=group:BUNDLE 0 1"), "{answer}");
+    assert!(answer.contains("packetization-mode=1"), "{answer}");
+    let vp8 = codecs.iter().find(|c| c.1 == V::Vp8).unwrap().0;
+    // The gateway's VP8 reaches the browser with its payload intact.
+    for seq in 1..=5u16 {
+        leg.write_video_rtp(now, &rtp(seq, vp8, &[0x10, 0, 0, 0, 0x9d, 1, 0x2a, 7]));
+    }
+    // The camera's VP8 reaches the gateway as video.
+    for seq in 1..=5u16 {
+        b.send_video(now, &rtp(seq, vp8, &[0x10, 1, 2, 3]));
+    }
+    let got = settle(&mut b, &mut leg, &mut now);
+    let from_camera = got
+        .iter()
+        .filter(|o| matches!(o, WebOut::VideoRtp(p) if p[1] & 0x7f == vp8))
+        .count();
+    assert!(from_camera >= 4, "{got:?}");
+    assert!(
+        !got.iter().any(|o| matches!(o, WebOut::Rtp(_))),
+        "video taken as audio"
+    );
+    let at_browser: Vec<_> = b
+        .received_all()
+        .into_iter()
+        .filter_map(|r| match r {
+            Received::Rtp(p) => Some(p),
+            _ => None,
+        })
+        .collect();
+    assert!(at_browser.len() >= 4, "{at_browser:?}");
+    assert!(at_browser
+        .iter()
+        .all(|p| p.header.payload_type == vp8 && p.payload[..4] == [0x10, 0, 0, 0]));
+    // The browser's PLI comes out as RTCP the session reads as a request.
+    b.send_pli(now, at_browser[0].header.ssrc);
+    let got = settle(&mut b, &mut leg, &mut now);
+    let asked: Vec<_> = got
+        .iter()
+        .filter_map(|o| match o {
+            WebOut::VideoRtcp(r) => Some(crate::media::keyframe::requests(r)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(asked.len(), 1, "{got:?}");
+    assert!(matches!(
+        asked[0][..],
+        [crate::media::keyframe::Request::Pli { .. }]
+    ));
+    // Ours reaches the browser, about its camera's stream.
+    leg.request_keyframe(now);
+    settle(&mut b, &mut leg, &mut now);
+    let plis: Vec<_> = b
+        .received_all()
+        .into_iter()
+        .filter_map(|r| match r {
+            Received::Pli { media } => Some(media),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(plis, vec![BROWSER_VIDEO_SSRC]);
+}
+
+#[test]
+fn video_is_declined_when_the_sip_side_has_none_the_browser_takes() {
+    let now = crate::clock::now();
+    let b = super::sim::SimBrowser::with_video(now);
+    let gw = b.gateway;
+    // H.263 only on the SIP side: nothing to pass through.
+    let sip = [format(34, "H263", "")];
+    let (leg, answer) = BrowserLeg::answer(now, &b.offer, Codec::Pcmu, &sip, gw, gw).unwrap();
+    assert!(leg.video_codecs().is_none());
+    let video_line = answer
+        .lines()
+        .find(|l| l.starts_with("m=video"))
+        .unwrap_or("");
+    assert!(
+        video_line.is_empty()
+            || video_line.starts_with("m=video 0 ")
+            || answer.contains("a=inactive"),
+        "{answer}"
+    );
 }
