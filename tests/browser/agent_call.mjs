@@ -9,24 +9,16 @@
 //        then complete; default hangup)
 import { mkdirSync } from "node:fs";
 import process from "node:process";
-import { fail, launch, logIn, reconnect, step } from "./desk.mjs";
+import { fail, launchAgent, openPage, logIn, reconnect, step } from "./desk.mjs";
 
 const [base, agent, password, wav, artifacts, how = "hangup"] = process.argv.slice(2);
 
 mkdirSync(artifacts, { recursive: true });
 
-const browser = await launch([
-  "--disable-quic", "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
-  `--use-file-for-fake-audio-capture=${wav}`,
-  "--autoplay-policy=no-user-gesture-required",
-  "--allow-loopback-in-peer-connection",
-]);
+const browser = await launchAgent(wav);
 let page;
 try {
-  const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-  page = await ctx.newPage();
-  page.on("console", m => console.log(`console.${m.type()}: ${m.text()}`));
-  page.on("pageerror", e => console.log(`pageerror: ${e.message}`));
+  page = await openPage(browser, 1280, 800);
   page.on("response", async r => {
     if (r.status() >= 400 && !r.url().endsWith("favicon.ico")) {
       console.log(`http ${r.status()} ${r.request().method()} ${r.url()}: ${await r.text().catch(() => "")}`);

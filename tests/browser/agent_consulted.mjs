@@ -9,23 +9,15 @@
 // usage: node agent_consulted.mjs <http base> <agent> <password> <fake mic wav> <artifacts dir>
 import { mkdirSync } from "node:fs";
 import process from "node:process";
-import { fail, launch, logIn, reconnect, step } from "./desk.mjs";
+import { fail, launchAgent, openPage, logIn, reconnect, step } from "./desk.mjs";
 
 const [base, agent, password, wav, artifacts] = process.argv.slice(2);
 mkdirSync(artifacts, { recursive: true });
 
-const browser = await launch([
-  "--disable-quic", "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
-  `--use-file-for-fake-audio-capture=${wav}`,
-  "--autoplay-policy=no-user-gesture-required",
-  "--allow-loopback-in-peer-connection",
-]);
+const browser = await launchAgent(wav);
 let page;
 try {
-  const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-  page = await ctx.newPage();
-  page.on("console", m => console.log(`console.${m.type()}: ${m.text()}`));
-  page.on("pageerror", e => console.log(`pageerror: ${e.message}`));
+  page = await openPage(browser, 1280, 800);
   await logIn(page, base, agent, password);
 
   // What the page holds: cards, offers, work and legs still connecting.

@@ -13,6 +13,17 @@ export function launch(extra = []) {
   });
 }
 
+/// Chromium for an agent in a call: fake camera and microphone (`wav`), media allowed
+/// without a prompt or a gesture, loopback ICE.
+export function launchAgent(wav) {
+  return launch([
+    "--disable-quic", "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+    `--use-file-for-fake-audio-capture=${wav}`,
+    "--autoplay-policy=no-user-gesture-required",
+    "--allow-loopback-in-peer-connection",
+  ]);
+}
+
 /// A page of its own in `browser` (`width` × `height`), its console and errors in the
 /// script's output.
 export async function openPage(browser, width, height) {

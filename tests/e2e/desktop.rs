@@ -63,7 +63,7 @@ fn write_ulaw_wav(path: &Path, pcm: &[i16]) {
 }
 
 /// A 48 kHz 16-bit WAV for Chromium's fake microphone.
-fn write_48k_wav(path: &Path, pcm8k: &[i16]) {
+pub(crate) fn write_48k_wav(path: &Path, pcm8k: &[i16]) {
     let f: Vec<f32> = pcm8k.iter().map(|&s| s as f32 / 32768.0).collect();
     let up = omnigate::media::player::resample(&f, 8000, 48000);
     let spec = hound::WavSpec {

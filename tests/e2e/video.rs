@@ -220,3 +220,132 @@ fn two_sip_video_phones_see_each_other_and_keyframes_are_asked_after_hold() {
         );
     }
 }
+
+/// A caller's flow for the test: the welcome, then the support queue (Bob's).
+const TO_SUPPORT: &str = "flow: video\nsteps:\n  welcome:\n    play: welcome\n  queue:\n    enqueue:\n      queue: support\n      skills: [support]\n";
+
+/// A picture received from Chromium's fake camera: not dark, not one flat colour.
+fn camera_picture(s: &mut std::net::TcpStream, dir: &Path, name: &str, log: &dyn Fn() -> String) {
+    let path = dir.join(name);
+    let _ = std::fs::remove_file(&path);
+    ctrl(s, "snapshot_recv", &path.display().to_string());
+    let mut png = None;
+    wait_for(
+        &format!("{name}: a snapshot of the agent's video"),
+        Duration::from_secs(10),
+        || {
+            png = read_png(&path);
+            png.is_some()
+        },
+    );
+    let (w, h, px) = png.unwrap();
+    let luma: Vec<f64> = px
+        .chunks_exact(3)
+        .map(|p| (p[0] as f64 + p[1] as f64 + p[2] as f64) / 3.0)
+        .collect();
+    let mean = luma.iter().sum::<f64>() / luma.len() as f64;
+    let spread = (luma.iter().map(|y| (y - mean).powi(2)).sum::<f64>() / luma.len() as f64).sqrt();
+    assert!(
+        w >= 320 && h >= 240 && mean > 30.0 && spread > 10.0,
+        "{name}: {w}x{h}, mean {mean:.0}, spread {spread:.0}: not the camera's picture\n{}",
+        log()
+    );
+}
+
+#[test]
+fn a_video_phone_through_the_ivr_and_bob_in_chromium_see_each_other_also_after_hold() {
+    let dp = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dp.path().join("prompts")).unwrap();
+    std::fs::copy(
+        repo("dialplans/prompts/welcome.wav"),
+        dp.path().join("prompts/welcome.wav"),
+    )
+    .unwrap();
+    std::fs::write(dp.path().join("video.yaml"), TO_SUPPORT).unwrap();
+    let g = Gateway::start(
+        24850,
+        "demo = true",
+        "answer_after_ms = 50\nhangup_after_secs = 0\nrecord = false",
+        &format!(
+            "[dialplan]\ndir = \"{}\"\ndefault_flow = \"video\"\n",
+            dp.path().display()
+        ),
+    );
+    g.wait_log("dialplan loaded");
+    let mic = g.dir.path().join("agent-48k.wav");
+    crate::desktop::write_48k_wav(&mic, &omnigate::media::player::builtin_welcome());
+    let artifacts = repo("target/e2e-artifacts/video-call");
+    let _ = std::fs::remove_dir_all(&artifacts);
+    let base = format!("http://127.0.0.1:{}", g.http);
+    let mut bob = crate::desktop::Browser::run(
+        "agent_video.mjs",
+        &[
+            &base,
+            "bob",
+            "demo-bob",
+            &mic.display().to_string(),
+            &artifacts.display().to_string(),
+        ],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let source: Vec<i16> = omnigate::media::player::builtin_welcome()
+        .iter()
+        .cycle()
+        .take(8000 * 60)
+        .copied()
+        .collect();
+    bob.step("available", &g);
+    let (_phone, mut s) = Baresip::start(
+        dir.path(),
+        &source,
+        (24880, "24888-24899", 24886),
+        "<sip:carol@127.0.0.1>;regint=0;audio_codecs=PCMU;video_codecs=VP8;answermode=manual",
+        VIDEO,
+    );
+    let phone_log = || std::fs::read_to_string(dir.path().join("baresip.log")).unwrap_or_default();
+    let logs = || format!("{}\n---- baresip ----\n{}", g.log(), phone_log());
+    ctrl(&mut s, "dial", &format!("sip:100@127.0.0.1:{}", g.sip));
+    let v = bob.step("video", &g);
+    assert!(
+        v["width"].as_u64() == Some(352) && v["decoded"].as_u64() > Some(30),
+        "Bob decodes the caller's video: {v}\n{}",
+        logs()
+    );
+    assert!(
+        v["spread"].as_u64() > Some(20),
+        "the caller's picture is a picture: {v}"
+    );
+    assert_eq!(v["codec_in"], "video/VP8", "{v}");
+    assert!(v["sent"].as_u64() > Some(20) && v["shown"] == true, "{v}");
+    wait_for(
+        "the phone to decode Bob's camera",
+        Duration::from_secs(20),
+        || phone_log().contains("video: receiving with resolution"),
+    );
+    camera_picture(&mut s, dir.path(), "bob-1.png", &logs);
+    // Hold and resume from the desktop: both pictures come back.
+    bob.step("holding", &g);
+    bob.go();
+    let r = bob.step("resumed", &g);
+    assert!(
+        r["decoded"].as_u64() > v["decoded"].as_u64().map(|d| d + 30),
+        "frames after resume: {r}\n{}",
+        logs()
+    );
+    camera_picture(&mut s, dir.path(), "bob-2.png", &logs);
+    bob.go();
+    bob.step("hung up", &g);
+    bob.finish();
+    wait_for("the video figures", Duration::from_secs(10), || {
+        leg_video(&g.log()).len() >= 2
+    });
+    let legs = leg_video(&g.log());
+    for (relayed, keyframes, asked) in &legs {
+        assert!(*relayed >= 30 && *keyframes >= 1, "{legs:?}\n{}", logs());
+        assert!(
+            *asked >= 1,
+            "the bridge asked each sender: {legs:?}\n{}",
+            logs()
+        );
+    }
+}

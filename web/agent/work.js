@@ -51,6 +51,7 @@ export function addWork(w) {
   screenPop(w);
   if (entry.pc) {
     if (entry.remote) $(".remote", n).srcObject = entry.remote;
+    showVideo(entry);
     entry.statsTimer = entry.statsTimer || setInterval(() => showStats(entry), 1000);
   } else if (voice && w.browser_call) startCall(entry);
   else if (voice) $(".state", n).textContent = "on your phone";
@@ -112,6 +113,7 @@ function wireCall(entry) {
   };
   // Hold's accessible name must stay findable: "Resume" is announced as pressed Hold.
   $(".hold", n).setAttribute("aria-label", "Hold");
+  $(".camera", n).onclick = () => camera(entry);
   $(".mute", n).onclick = () => {
     const on = $(".mute", n).getAttribute("aria-pressed") !== "true";
     for (const t of (entry.stream ? entry.stream.getAudioTracks() : [])) t.enabled = !on;
@@ -197,9 +199,18 @@ async function startCall(entry) {
   } catch (e) { flash(id, "No microphone: " + e.message); return; }
   if (entry.pc !== pc) { for (const t of entry.stream.getTracks()) t.stop(); return; } // dropped meanwhile
   for (const t of entry.stream.getAudioTracks()) pc.addTrack(t, entry.stream);
-  // A consult's leg has no card yet: the card takes the sound when the gateway makes
-  // it work.
+  // Video is offered on every call: the gateway takes it when the caller has video
+  // (VP8 or H.264, passed through), and declines it otherwise. The camera joins the
+  // transceiver when the agent turns it on.
+  entry.video = pc.addTransceiver("video", { direction: "sendrecv" });
+  // A consult's leg has no card yet: the card takes the sound (and picture) when the
+  // gateway makes it work.
   pc.ontrack = ev => {
+    if (ev.track.kind === "video") {
+      entry.remoteVideo = new MediaStream([ev.track]);
+      if (entry.node) showVideo(entry);
+      return;
+    }
     entry.remote = ev.streams[0] || new MediaStream([ev.track]);
     if (entry.node) $(".remote", entry.node).srcObject = entry.remote;
   };
@@ -227,17 +238,57 @@ export async function webrtcAnswer(m) {
   const entry = app.work.get(m.interaction) || app.legs.get(m.interaction);
   if (!entry || !entry.pc) return;
   await entry.pc.setRemoteDescription({ type: "answer", sdp: m.sdp });
+  // The gateway took video: the call is a video call, and the camera can be offered.
+  const video = entry.video && entry.video.currentDirection && entry.video.currentDirection !== "inactive"
+    && /m=video [1-9]/.test(m.sdp);
+  entry.hasVideo = Boolean(video);
+  if (entry.node) showVideo(entry);
+}
+
+/// The call's video: the caller's picture once the gateway sends it, the camera button
+/// when the call has video.
+function showVideo(entry) {
+  const n = entry.node;
+  if (!n || !$(".videos", n)) return;
+  $(".camera", n).hidden = !entry.hasVideo;
+  if (entry.hasVideo) $(".state", n).dataset.video = "video";
+  const remote = $(".remote-video", n);
+  if (entry.remoteVideo && remote.srcObject !== entry.remoteVideo) remote.srcObject = entry.remoteVideo;
+  $(".videos", n).hidden = !entry.hasVideo;
+}
+
+/// Turns the agent's camera on (into the call's video transceiver; no renegotiation)
+/// or off.
+async function camera(entry) {
+  const n = entry.node, b = $(".camera", n), local = $(".local-video", n);
+  const on = b.getAttribute("aria-pressed") !== "true";
+  if (!entry.video) return;
+  if (on) {
+    try { entry.cam = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 } }); }
+    catch (e) { return flash(entry.data.interaction, "No camera: " + e.message); }
+    const [t] = entry.cam.getVideoTracks();
+    await entry.video.sender.replaceTrack(t);
+    local.srcObject = entry.cam;
+  } else {
+    await entry.video.sender.replaceTrack(null);
+    if (entry.cam) for (const t of entry.cam.getTracks()) t.stop();
+    entry.cam = null;
+    local.srcObject = null;
+  }
+  local.hidden = !on;
+  b.setAttribute("aria-pressed", String(on));
 }
 
 async function showStats(entry) {
   if (!entry.pc || !entry.node) return;
   const r = await entry.pc.getStats();
-  let inb = 0, out = 0;
+  let inb = 0, out = 0, frames = null;
   r.forEach(s => {
     if (s.type === "inbound-rtp" && s.kind === "audio") inb = s.packetsReceived;
     if (s.type === "outbound-rtp" && s.kind === "audio") out = s.packetsSent;
+    if (s.type === "inbound-rtp" && s.kind === "video") frames = (frames || 0) + (s.framesDecoded || 0);
   });
-  $(".stats", entry.node).textContent = `audio packets in ${inb}, out ${out}`;
+  $(".stats", entry.node).textContent = `audio packets in ${inb}, out ${out}` + (frames === null ? "" : `; video frames ${frames}`);
 }
 
 export function closeCall(id) {
@@ -249,6 +300,8 @@ function stopLeg(entry) {
   clearInterval(entry.statsTimer);
   if (entry.pc) { entry.pc.close(); entry.pc = null; }
   if (entry.stream) for (const t of entry.stream.getTracks()) t.stop();
+  if (entry.cam) for (const t of entry.cam.getTracks()) t.stop();
+  entry.cam = null;
 }
 
 // ---------------------------------------------------------------- chats

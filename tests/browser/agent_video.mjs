@@ -1,0 +1,118 @@
+// The agent's side of the video call test, in real headless Chromium with its fake
+// camera (a moving test picture) and a WAV as the microphone. The Rust test
+// (tests/e2e/video.rs) starts the gateway and a baresip video phone that calls in;
+// this script answers as the agent, turns the camera on, and reports what the
+// browser decodes: lines `STEP <name> <json>`; anything going wrong exits non-zero.
+//
+// usage: node agent_video.mjs <http base> <agent> <password> <fake mic wav> <artifacts dir>
+import { mkdirSync } from "node:fs";
+import process from "node:process";
+import { fail, launchAgent, openPage, logIn, step } from "./desk.mjs";
+
+const [base, agent, password, wav, artifacts] = process.argv.slice(2);
+
+mkdirSync(artifacts, { recursive: true });
+
+// The test's go-aheads (lines on stdin), kept until asked for: one may come while the
+// page is still busy with the step before.
+const lines = [], waiting = [];
+process.stdin.setEncoding("utf8");
+process.stdin.on("data", d => {
+  for (const l of d.split("\n").filter(Boolean)) (waiting.shift() || (x => lines.push(x)))(l);
+});
+const goAhead = () => new Promise(r => lines.length ? r(lines.shift()) : waiting.push(r));
+
+const browser = await launchAgent(wav);
+let page;
+try {
+  page = await openPage(browser, 1280, 800);
+
+  await logIn(page, base, agent, password);
+  const answer = page.getByRole("button", { name: "Answer" });
+  await answer.waitFor({ timeout: 60000 });
+  await answer.click();
+  await page.locator(".call .state", { hasText: "connected" }).waitFor({ timeout: 20000 });
+  // The gateway took video: the card offers the camera.
+  const cam = page.getByRole("button", { name: "Camera" });
+  await cam.waitFor({ timeout: 10000 });
+  await cam.click();
+
+  // What the browser decodes and sends, and whether the caller's picture is a picture:
+  // its colour spread over a grid of samples (black or one flat colour is ~0).
+  const video = async () => page.evaluate(async () => {
+    const w = [...window.omnigate.work.values()].find(w => w.pc);
+    const v = document.querySelector(".call .remote-video");
+    if (!w || !v) return null;
+    const r = await w.pc.getStats();
+    const out = { width: v.videoWidth, height: v.videoHeight, decoded: 0, keyframes: 0, sent: 0, pli_sent: 0, pli_received: 0 };
+    r.forEach(s => {
+      if (s.type === "inbound-rtp" && s.kind === "video") {
+        out.decoded += s.framesDecoded || 0;
+        out.keyframes += s.keyFramesDecoded || 0;
+        out.pli_sent += s.pliCount || 0;
+        const c = r.get(s.codecId);
+        if (c) out.codec_in = c.mimeType;
+      }
+      if (s.type === "outbound-rtp" && s.kind === "video") {
+        out.sent += s.framesEncoded || 0;
+        out.pli_received += s.pliCount || 0;
+        const c = r.get(s.codecId);
+        if (c) out.codec_out = c.mimeType;
+      }
+    });
+    if (v.videoWidth) {
+      const c = document.createElement("canvas");
+      c.width = v.videoWidth;
+      c.height = v.videoHeight;
+      const g = c.getContext("2d");
+      g.drawImage(v, 0, 0);
+      const d = g.getImageData(0, 0, c.width, c.height).data;
+      // Per colour channel (pure red, green and blue stripes have the same brightness).
+      const sum = [0, 0, 0], sum2 = [0, 0, 0];
+      let n = 0;
+      for (let i = 0; i < d.length; i += 4 * 61) {
+        for (let ch = 0; ch < 3; ch++) { sum[ch] += d[i + ch]; sum2[ch] += d[i + ch] ** 2; }
+        n++;
+      }
+      out.mean = Math.round((sum[0] + sum[1] + sum[2]) / 3 / n);
+      out.spread = Math.round(Math.max(...[0, 1, 2].map(ch => Math.sqrt(Math.max(0, sum2[ch] / n - (sum[ch] / n) ** 2)))));
+    }
+    out.shown = !document.querySelector(".call .videos").hidden;
+    out.local = document.querySelector(".call .local-video").videoWidth;
+    out.stats = document.querySelector(".call .stats").textContent;
+    return out;
+  });
+  const waitFrames = async (name, more) => {
+    const t0 = Date.now();
+    let v = await video();
+    const from = v ? v.decoded : 0;
+    for (let i = 0; i < 300 && !(v && v.width > 0 && v.decoded > from + more && v.sent > 20); i++) {
+      await page.waitForTimeout(100);
+      v = await video();
+    }
+    v.waited_ms = Date.now() - t0;
+    step(name, v);
+    return v;
+  };
+  await waitFrames("video", 30);
+  await page.screenshot({ path: `${artifacts}/video-call.png`, fullPage: true });
+
+  // Hold and resume (re-INVITEs to the caller): the picture comes back.
+  step("holding");
+  await page.getByRole("button", { name: "Hold" }).click();
+  await page.locator(".call .state", { hasText: "on hold" }).waitFor();
+  await goAhead();
+  await page.getByRole("button", { name: "Hold" }).click();
+  await page.locator(".call .state", { hasText: "connected" }).waitFor();
+  await waitFrames("resumed", 30);
+  await page.screenshot({ path: `${artifacts}/video-resumed.png`, fullPage: true });
+  await goAhead();
+  await page.keyboard.press("Alt+KeyH");
+  await page.getByRole("button", { name: "Finish wrap-up" }).waitFor({ timeout: 10000 });
+  step("hung up");
+} catch (e) {
+  const said = page ? await page.locator(".stats").allInnerTexts().catch(() => []) : [];
+  await fail(e, { browser, page, artifacts, said: said.join(" | ") });
+}
+await browser.close();
+process.stdin.destroy();
