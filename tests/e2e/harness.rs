@@ -86,15 +86,18 @@ impl Gateway {
         // The gateway's RTP ports are chosen at random in its range, so the range must
         // not hold any of the test's own peers (SIPp, baresip use base + 10..99): it
         // lies below every base (8000 + 2 x (base - 21000), 58 ports; from 27500, where
-        // that would reach 21000, 7000 + 2 x (base - 27500)).
+        // that would reach 21000, 7000 + 2 x (base - 27500); from 28000, where that would
+        // reach 8000, 6000 + 2 x (base - 28000)). A test owns base..base + 99.
         assert!(
-            (21000..=27900).contains(&base),
-            "test port bases are 21000-27900"
+            (21000..=27400).contains(&base) || (27500..=28400).contains(&base),
+            "test port bases are 21000-27400 and 27500-28400"
         );
         let rtp = if base <= 27400 {
             8000 + 2 * (base - 21000)
-        } else {
+        } else if base < 28000 {
             7000 + 2 * (base - 27500)
+        } else {
+            6000 + 2 * (base - 28000)
         };
         let cfg = format!(
             "{top}\n[sip]\nudp = \"127.0.0.1:{sip}\"\ntcp = \"127.0.0.1:{sip}\"\ntls = \"127.0.0.1:{tls}\"\nws = \"127.0.0.1:{ws}\"\ntls_cert = \"{d}/cert.pem\"\ntls_key = \"{d}/cert.key\"\nkeepalive_interval = 0\n[http]\nlisten = \"127.0.0.1:{http}\"\nadmin_token = \"test-token\"\n{http_extra}[rtp]\nports = \"{}-{}\"\n[webrtc]\nport = {}\n[data]\ndir = \"{d}/data\"\ndatabase = \"{database}\"\n{log}[calls]\n{calls}\n{tables}\n",

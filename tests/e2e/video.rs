@@ -127,7 +127,7 @@ fn leg_video(log: &str) -> Vec<(u64, u64, u64)> {
 
 #[test]
 fn two_sip_video_phones_see_each_other_and_keyframes_are_asked_after_hold() {
-    let g = Gateway::start(24950, "demo = true", "", "");
+    let g = Gateway::start(28000, "demo = true", "", "");
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let source: Vec<i16> = omnigate::media::player::builtin_welcome()
         .iter()
@@ -146,14 +146,14 @@ fn two_sip_video_phones_see_each_other_and_keyframes_are_asked_after_hold() {
     let (_b, mut cb) = Baresip::start(
         db.path(),
         &source,
-        (24962, "24976-24989", 24993),
+        (28012, "28026-28039", 28043),
         &account("1002", "auto"),
         VIDEO,
     );
     let (_a, mut ca) = Baresip::start(
         da.path(),
         &source,
-        (24960, "24964-24975", 24991),
+        (28010, "28014-28025", 28041),
         &account("1001", "manual"),
         VIDEO,
     );
@@ -168,8 +168,8 @@ fn two_sip_video_phones_see_each_other_and_keyframes_are_asked_after_hold() {
     };
     wait_for("both phones to register", Duration::from_secs(10), || {
         let l = g.log();
-        l.contains("registered from=127.0.0.1:24960 user=1001")
-            && l.contains("registered from=127.0.0.1:24962 user=1002")
+        l.contains("registered from=127.0.0.1:28010 user=1001")
+            && l.contains("registered from=127.0.0.1:28012 user=1002")
     });
     ctrl(&mut ca, "dial", &format!("sip:1002@127.0.0.1:{}", g.sip));
     wait_for(
@@ -263,7 +263,7 @@ fn a_video_phone_through_the_ivr_and_bob_in_chromium_see_each_other_also_after_h
     .unwrap();
     std::fs::write(dp.path().join("video.yaml"), TO_SUPPORT).unwrap();
     let g = Gateway::start(
-        24850,
+        28100,
         "demo = true",
         "answer_after_ms = 50\nhangup_after_secs = 0\nrecord = false",
         &format!(
@@ -277,15 +277,10 @@ fn a_video_phone_through_the_ivr_and_bob_in_chromium_see_each_other_also_after_h
     let artifacts = repo("target/e2e-artifacts/video-call");
     let _ = std::fs::remove_dir_all(&artifacts);
     let base = format!("http://127.0.0.1:{}", g.http);
+    let (mic, artifacts) = (mic.display().to_string(), artifacts.display().to_string());
     let mut bob = crate::desktop::Browser::run(
         "agent_video.mjs",
-        &[
-            &base,
-            "bob",
-            "demo-bob",
-            &mic.display().to_string(),
-            &artifacts.display().to_string(),
-        ],
+        &[&base, "bob", "demo-bob", &mic, &artifacts],
     );
     let dir = tempfile::tempdir().unwrap();
     let source: Vec<i16> = omnigate::media::player::builtin_welcome()
@@ -298,7 +293,7 @@ fn a_video_phone_through_the_ivr_and_bob_in_chromium_see_each_other_also_after_h
     let (_phone, mut s) = Baresip::start(
         dir.path(),
         &source,
-        (24880, "24888-24899", 24886),
+        (28130, "28138-28149", 28136),
         "<sip:carol@127.0.0.1>;regint=0;audio_codecs=PCMU;video_codecs=VP8;answermode=manual",
         VIDEO,
     );
