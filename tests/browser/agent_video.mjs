@@ -5,11 +5,13 @@
 // browser decodes: lines `STEP <name> <json>`; anything going wrong exits non-zero.
 //
 // usage: node agent_video.mjs <http base> <agent> <password> <fake mic wav> <artifacts dir>
+//        [hold | hold,transfer:<agent> | answer]  (after the picture: hold and resume,
+//        then hang up or blind-transfer to an agent; or just hang up; default hold)
 import { mkdirSync } from "node:fs";
 import process from "node:process";
 import { fail, launchAgent, openPage, logIn, step } from "./desk.mjs";
 
-const [base, agent, password, wav, artifacts] = process.argv.slice(2);
+const [base, agent, password, wav, artifacts, how = "hold"] = process.argv.slice(2);
 
 mkdirSync(artifacts, { recursive: true });
 
@@ -95,21 +97,33 @@ try {
     return v;
   };
   await waitFrames("video", 30);
-  await page.screenshot({ path: `${artifacts}/video-call.png`, fullPage: true });
+  await page.screenshot({ path: `${artifacts}/video-call-${agent}.png`, fullPage: true });
 
   // Hold and resume (re-INVITEs to the caller): the picture comes back.
-  step("holding");
-  await page.getByRole("button", { name: "Hold" }).click();
-  await page.locator(".call .state", { hasText: "on hold" }).waitFor();
+  if (how.startsWith("hold")) {
+    step("holding");
+    await page.getByRole("button", { name: "Hold" }).click();
+    await page.locator(".call .state", { hasText: "on hold" }).waitFor();
+    await goAhead();
+    await page.getByRole("button", { name: "Hold" }).click();
+    await page.locator(".call .state", { hasText: "connected" }).waitFor();
+    await waitFrames("resumed", 30);
+    await page.screenshot({ path: `${artifacts}/video-resumed.png`, fullPage: true });
+  }
   await goAhead();
-  await page.getByRole("button", { name: "Hold" }).click();
-  await page.locator(".call .state", { hasText: "connected" }).waitFor();
-  await waitFrames("resumed", 30);
-  await page.screenshot({ path: `${artifacts}/video-resumed.png`, fullPage: true });
-  await goAhead();
-  await page.keyboard.press("Alt+KeyH");
+  const transfer = how.split(",").find(x => x.startsWith("transfer:"));
+  if (transfer) {
+    const to = transfer.slice("transfer:".length);
+    await page.getByLabel("Transfer target").focus();
+    await page.getByLabel("Transfer target").locator("option", { hasText: `${to} — Available` })
+      .waitFor({ state: "attached" });
+    await page.getByLabel("Transfer target").selectOption(`agent:${to}`);
+    await page.getByRole("button", { name: "Transfer", exact: true }).click();
+  } else {
+    await page.keyboard.press("Alt+KeyH");
+  }
   await page.getByRole("button", { name: "Finish wrap-up" }).waitFor({ timeout: 10000 });
-  step("hung up");
+  step(transfer ? "transferred" : "hung up");
 } catch (e) {
   const said = page ? await page.locator(".stats").allInnerTexts().catch(() => []) : [];
   await fail(e, { browser, page, artifacts, said: said.join(" | ") });

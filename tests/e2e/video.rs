@@ -221,6 +221,9 @@ fn two_sip_video_phones_see_each_other_and_keyframes_are_asked_after_hold() {
     }
 }
 
+/// A second agent who takes calls in the browser (the demo's Alice has a desk phone).
+const DANA: &str = "[[agent]]\nname = \"dana\"\npassword = \"dana-pass-1\"\nqueues = [\"support\"]\nskills = { support = 5 }\n";
+
 /// A caller's flow for the test: the welcome, then the support queue (Bob's).
 const TO_SUPPORT: &str = "flow: video\nsteps:\n  welcome:\n    play: welcome\n  queue:\n    enqueue:\n      queue: support\n      skills: [support]\n";
 
@@ -253,7 +256,7 @@ fn camera_picture(s: &mut std::net::TcpStream, dir: &Path, name: &str, log: &dyn
 }
 
 #[test]
-fn a_video_phone_through_the_ivr_and_bob_in_chromium_see_each_other_also_after_hold() {
+fn a_video_phone_through_the_ivr_and_bob_in_chromium_see_each_other_after_hold_and_a_transfer() {
     let dp = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dp.path().join("prompts")).unwrap();
     std::fs::copy(
@@ -267,7 +270,7 @@ fn a_video_phone_through_the_ivr_and_bob_in_chromium_see_each_other_also_after_h
         "demo = true",
         "answer_after_ms = 50\nhangup_after_secs = 0\nrecord = false",
         &format!(
-            "[dialplan]\ndir = \"{}\"\ndefault_flow = \"video\"\n",
+            "[dialplan]\ndir = \"{}\"\ndefault_flow = \"video\"\n{DANA}",
             dp.path().display()
         ),
     );
@@ -280,7 +283,14 @@ fn a_video_phone_through_the_ivr_and_bob_in_chromium_see_each_other_also_after_h
     let (mic, artifacts) = (mic.display().to_string(), artifacts.display().to_string());
     let mut bob = crate::desktop::Browser::run(
         "agent_video.mjs",
-        &[&base, "bob", "demo-bob", &mic, &artifacts],
+        &[
+            &base,
+            "bob",
+            "demo-bob",
+            &mic,
+            &artifacts,
+            "hold,transfer:dana",
+        ],
     );
     let dir = tempfile::tempdir().unwrap();
     let source: Vec<i16> = omnigate::media::player::builtin_welcome()
@@ -328,19 +338,40 @@ fn a_video_phone_through_the_ivr_and_bob_in_chromium_see_each_other_also_after_h
         logs()
     );
     camera_picture(&mut s, dir.path(), "bob-2.png", &logs);
+    // A blind transfer to Dana, in the browser too: she decodes the caller's picture,
+    // and the phone's stream goes on from her camera (a new sender, the same stream).
+    let mut dana = crate::desktop::Browser::run(
+        "agent_video.mjs",
+        &[&base, "dana", "dana-pass-1", &mic, &artifacts, "answer"],
+    );
+    dana.step("available", &g);
     bob.go();
-    bob.step("hung up", &g);
+    bob.step("transferred", &g);
     bob.finish();
+    let d = dana.step("video", &g);
+    assert!(
+        d["width"].as_u64() == Some(352)
+            && d["decoded"].as_u64() > Some(30)
+            && d["spread"].as_u64() > Some(20),
+        "Dana decodes the caller's video after the transfer: {d}\n{}",
+        logs()
+    );
+    camera_picture(&mut s, dir.path(), "dana.png", &logs);
+    dana.go();
+    dana.step("hung up", &g);
+    dana.finish();
     wait_for("the video figures", Duration::from_secs(10), || {
-        leg_video(&g.log()).len() >= 2
+        leg_video(&g.log()).len() >= 3
     });
     let legs = leg_video(&g.log());
-    for (relayed, keyframes, asked) in &legs {
+    for (relayed, keyframes, _) in &legs {
         assert!(*relayed >= 30 && *keyframes >= 1, "{legs:?}\n{}", logs());
-        assert!(
-            *asked >= 1,
-            "the bridge asked each sender: {legs:?}\n{}",
-            logs()
-        );
     }
+    // The phone and Bob were asked after the resume; Dana's camera started with a
+    // keyframe, so nothing had to be asked of her.
+    assert!(
+        legs.iter().filter(|l| l.2 >= 1).count() >= 2,
+        "the bridge asked the phone and Bob: {legs:?}\n{}",
+        logs()
+    );
 }
