@@ -15,6 +15,8 @@ cd "$(dirname "$0")/.."
 missing=()
 command -v sipp >/dev/null 2>&1 || missing+=(sip-tester)
 command -v baresip >/dev/null 2>&1 || missing+=(baresip-core)
+# baresip's H.264 (avcodec) for the video tests.
+[ -f /usr/lib/baresip/modules/avcodec.so ] || missing+=(baresip-ffmpeg)
 command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
 command -v sox >/dev/null 2>&1 || missing+=(sox)
 [ -x /usr/sbin/kamailio ] || missing+=(kamailio)
@@ -37,6 +39,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 command -v sipp >/dev/null 2>&1 || { echo "SIPp is still missing after install" >&2; exit 1; }
 command -v baresip >/dev/null 2>&1 || { echo "baresip is still missing after install" >&2; exit 1; }
+[ -f /usr/lib/baresip/modules/avcodec.so ] || { echo "baresip's avcodec module (baresip-ffmpeg) is still missing after install" >&2; exit 1; }
 command -v espeak-ng >/dev/null 2>&1 || { echo "espeak-ng is still missing after install" >&2; exit 1; }
 command -v sox >/dev/null 2>&1 || { echo "sox is still missing after install" >&2; exit 1; }
 [ -x /usr/sbin/kamailio ] || { echo "Kamailio is still missing after install" >&2; exit 1; }

@@ -1040,7 +1040,7 @@ impl Session {
                 formats: m
                     .formats
                     .into_iter()
-                    .filter(|f| crate::media::session::video_codec_of(&f.name).is_some())
+                    .filter(|f| crate::webrtc::browser_takes(f).is_some())
                     .collect(),
                 bandwidth: m.bandwidth,
             })

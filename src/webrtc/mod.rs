@@ -104,6 +104,22 @@ struct Video {
 pub const H264_FMTP: &str =
     "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f";
 
+/// The video codec a browser leg can pass a SIP leg's format through as: VP8, and
+/// H.264 in packetization-mode 1 (browsers send FU-A and STAP-A; mode 0 peers cannot
+/// take them).
+pub fn browser_takes(f: &crate::sdp::Format) -> Option<crate::media::keyframe::Codec> {
+    use crate::media::keyframe::Codec as V;
+    match crate::media::session::video_codec_of(&f.name)? {
+        V::Vp8 => Some(V::Vp8),
+        V::H264 => f
+            .fmtp
+            .split(';')
+            .filter_map(|kv| kv.split_once('='))
+            .any(|(k, v)| k.trim().eq_ignore_ascii_case("packetization-mode") && v.trim() == "1")
+            .then_some(V::H264),
+    }
+}
+
 fn video_codec(mime: &str, fmtp: &str) -> RTCRtpCodec {
     let fb = |typ: &str, parameter: &str| RTCPFeedback {
         typ: typ.into(),
@@ -273,7 +289,7 @@ impl BrowserLeg {
         // must take one of them as it is).
         let mut video_codecs = vec![];
         for f in video {
-            let c = match crate::media::session::video_codec_of(&f.name) {
+            let c = match browser_takes(f) {
                 Some(crate::media::keyframe::Codec::Vp8) => video_codec(MIME_TYPE_VP8, ""),
                 Some(crate::media::keyframe::Codec::H264) => video_codec(MIME_TYPE_H264, H264_FMTP),
                 None => continue,

@@ -313,8 +313,12 @@ fn video_is_declined_when_the_sip_side_has_none_the_browser_takes() {
     let now = crate::clock::now();
     let b = super::sim::SimBrowser::with_video(now);
     let gw = b.gateway;
-    // H.263 only on the SIP side: nothing to pass through.
-    let sip = [format(34, "H263", "")];
+    // H.263, and H.264 in packetization-mode 0 (which cannot take a browser's FU-A), on
+    // the SIP side: nothing to pass through.
+    let sip = [
+        format(34, "H263", ""),
+        format(96, "H264", "profile-level-id=42e01f; packetization-mode=0"),
+    ];
     let (leg, answer) = BrowserLeg::answer(now, &b.offer, Codec::Pcmu, &sip, gw, gw).unwrap();
     assert!(leg.video_codecs().is_none());
     let video_line = answer

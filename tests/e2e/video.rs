@@ -255,123 +255,192 @@ fn camera_picture(s: &mut std::net::TcpStream, dir: &Path, name: &str, log: &dyn
     );
 }
 
+/// A video call through the IVR to Bob in Chromium, on port block `base`: the phone
+/// (baresip with `modules`, offering `codec`) calls, Bob answers and turns his camera
+/// on. Returns it and what Bob's browser decoded first.
+struct VideoCall {
+    g: Gateway,
+    bob: crate::desktop::Browser,
+    _phone: Baresip,
+    s: std::net::TcpStream,
+    dir: tempfile::TempDir,
+    _dp: tempfile::TempDir,
+    base: String,
+    mic: String,
+    artifacts: String,
+}
+
+impl VideoCall {
+    fn start(base: u16, codec: &str, modules: &str, how: &str) -> (VideoCall, serde_json::Value) {
+        let dp = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dp.path().join("prompts")).unwrap();
+        std::fs::copy(
+            repo("dialplans/prompts/welcome.wav"),
+            dp.path().join("prompts/welcome.wav"),
+        )
+        .unwrap();
+        std::fs::write(dp.path().join("video.yaml"), TO_SUPPORT).unwrap();
+        let g = Gateway::start(
+            base,
+            "demo = true",
+            "answer_after_ms = 50\nhangup_after_secs = 0\nrecord = false",
+            &format!(
+                "[dialplan]\ndir = \"{}\"\ndefault_flow = \"video\"\n{DANA}",
+                dp.path().display()
+            ),
+        );
+        g.wait_log("dialplan loaded");
+        let mic = g.dir.path().join("agent-48k.wav");
+        crate::desktop::write_48k_wav(&mic, &omnigate::media::player::builtin_welcome());
+        let artifacts = repo(&format!(
+            "target/e2e-artifacts/video-call-{}",
+            codec.to_lowercase()
+        ));
+        let _ = std::fs::remove_dir_all(&artifacts);
+        let http = format!("http://127.0.0.1:{}", g.http);
+        let (mic, artifacts) = (mic.display().to_string(), artifacts.display().to_string());
+        let mut bob = crate::desktop::Browser::run(
+            "agent_video.mjs",
+            &[&http, "bob", "demo-bob", &mic, &artifacts, how],
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let source: Vec<i16> = omnigate::media::player::builtin_welcome()
+            .iter()
+            .cycle()
+            .take(8000 * 60)
+            .copied()
+            .collect();
+        bob.step("available", &g);
+        let (phone, mut s) = Baresip::start(
+            dir.path(),
+            &source,
+            (base + 30, &format!("{}-{}", base + 38, base + 49), base + 36),
+            &format!("<sip:carol@127.0.0.1>;regint=0;audio_codecs=PCMU;video_codecs={codec};answermode=manual"),
+            modules,
+        );
+        ctrl(&mut s, "dial", &format!("sip:100@127.0.0.1:{}", g.sip));
+        let mut c = VideoCall {
+            g,
+            bob,
+            _phone: phone,
+            s,
+            dir,
+            _dp: dp,
+            base: http,
+            mic,
+            artifacts,
+        };
+        let v = c.bob.step("video", &c.g);
+        assert!(
+            v["width"].as_u64() == Some(352)
+                && v["decoded"].as_u64() > Some(30)
+                && v["spread"].as_u64() > Some(20),
+            "Bob decodes the caller's picture: {v}\n{}",
+            c.logs()
+        );
+        assert_eq!(v["codec_in"], format!("video/{codec}"), "{v}");
+        assert!(v["sent"].as_u64() > Some(20) && v["shown"] == true, "{v}");
+        c.phone_decodes("bob-1.png");
+        (c, v)
+    }
+
+    fn phone_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("baresip.log")).unwrap_or_default()
+    }
+
+    fn logs(&self) -> String {
+        format!("{}\n---- baresip ----\n{}", self.g.log(), self.phone_log())
+    }
+
+    /// The phone decodes the agent's camera (a snapshot of it).
+    fn phone_decodes(&mut self, name: &str) {
+        wait_for(
+            "the phone to decode the agent's camera",
+            Duration::from_secs(20),
+            || {
+                self.phone_log()
+                    .contains("video: receiving with resolution")
+            },
+        );
+        let logs = self.logs();
+        camera_picture(&mut self.s, self.dir.path(), name, &|| logs.clone());
+    }
+}
+
 #[test]
 fn a_video_phone_through_the_ivr_and_bob_in_chromium_see_each_other_after_hold_and_a_transfer() {
-    let dp = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dp.path().join("prompts")).unwrap();
-    std::fs::copy(
-        repo("dialplans/prompts/welcome.wav"),
-        dp.path().join("prompts/welcome.wav"),
-    )
-    .unwrap();
-    std::fs::write(dp.path().join("video.yaml"), TO_SUPPORT).unwrap();
-    let g = Gateway::start(
-        28100,
-        "demo = true",
-        "answer_after_ms = 50\nhangup_after_secs = 0\nrecord = false",
-        &format!(
-            "[dialplan]\ndir = \"{}\"\ndefault_flow = \"video\"\n{DANA}",
-            dp.path().display()
-        ),
-    );
-    g.wait_log("dialplan loaded");
-    let mic = g.dir.path().join("agent-48k.wav");
-    crate::desktop::write_48k_wav(&mic, &omnigate::media::player::builtin_welcome());
-    let artifacts = repo("target/e2e-artifacts/video-call");
-    let _ = std::fs::remove_dir_all(&artifacts);
-    let base = format!("http://127.0.0.1:{}", g.http);
-    let (mic, artifacts) = (mic.display().to_string(), artifacts.display().to_string());
-    let mut bob = crate::desktop::Browser::run(
-        "agent_video.mjs",
-        &[
-            &base,
-            "bob",
-            "demo-bob",
-            &mic,
-            &artifacts,
-            "hold,transfer:dana",
-        ],
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let source: Vec<i16> = omnigate::media::player::builtin_welcome()
-        .iter()
-        .cycle()
-        .take(8000 * 60)
-        .copied()
-        .collect();
-    bob.step("available", &g);
-    let (_phone, mut s) = Baresip::start(
-        dir.path(),
-        &source,
-        (28130, "28138-28149", 28136),
-        "<sip:carol@127.0.0.1>;regint=0;audio_codecs=PCMU;video_codecs=VP8;answermode=manual",
-        VIDEO,
-    );
-    let phone_log = || std::fs::read_to_string(dir.path().join("baresip.log")).unwrap_or_default();
-    let logs = || format!("{}\n---- baresip ----\n{}", g.log(), phone_log());
-    ctrl(&mut s, "dial", &format!("sip:100@127.0.0.1:{}", g.sip));
-    let v = bob.step("video", &g);
-    assert!(
-        v["width"].as_u64() == Some(352) && v["decoded"].as_u64() > Some(30),
-        "Bob decodes the caller's video: {v}\n{}",
-        logs()
-    );
-    assert!(
-        v["spread"].as_u64() > Some(20),
-        "the caller's picture is a picture: {v}"
-    );
-    assert_eq!(v["codec_in"], "video/VP8", "{v}");
-    assert!(v["sent"].as_u64() > Some(20) && v["shown"] == true, "{v}");
-    wait_for(
-        "the phone to decode Bob's camera",
-        Duration::from_secs(20),
-        || phone_log().contains("video: receiving with resolution"),
-    );
-    camera_picture(&mut s, dir.path(), "bob-1.png", &logs);
+    let (mut c, v) = VideoCall::start(28100, "VP8", VIDEO, "hold,transfer:dana");
     // Hold and resume from the desktop: both pictures come back.
-    bob.step("holding", &g);
-    bob.go();
-    let r = bob.step("resumed", &g);
+    c.bob.step("holding", &c.g);
+    c.bob.go();
+    let r = c.bob.step("resumed", &c.g);
     assert!(
         r["decoded"].as_u64() > v["decoded"].as_u64().map(|d| d + 30),
         "frames after resume: {r}\n{}",
-        logs()
+        c.logs()
     );
-    camera_picture(&mut s, dir.path(), "bob-2.png", &logs);
+    c.phone_decodes("bob-2.png");
     // A blind transfer to Dana, in the browser too: she decodes the caller's picture,
     // and the phone's stream goes on from her camera (a new sender, the same stream).
     let mut dana = crate::desktop::Browser::run(
         "agent_video.mjs",
-        &[&base, "dana", "dana-pass-1", &mic, &artifacts, "answer"],
+        &[
+            &c.base,
+            "dana",
+            "dana-pass-1",
+            &c.mic,
+            &c.artifacts,
+            "answer",
+        ],
     );
-    dana.step("available", &g);
-    bob.go();
-    bob.step("transferred", &g);
-    bob.finish();
-    let d = dana.step("video", &g);
+    dana.step("available", &c.g);
+    c.bob.go();
+    c.bob.step("transferred", &c.g);
+    let d = dana.step("video", &c.g);
     assert!(
         d["width"].as_u64() == Some(352)
             && d["decoded"].as_u64() > Some(30)
             && d["spread"].as_u64() > Some(20),
         "Dana decodes the caller's video after the transfer: {d}\n{}",
-        logs()
+        c.logs()
     );
-    camera_picture(&mut s, dir.path(), "dana.png", &logs);
+    c.phone_decodes("dana.png");
     dana.go();
-    dana.step("hung up", &g);
+    dana.step("hung up", &c.g);
     dana.finish();
     wait_for("the video figures", Duration::from_secs(10), || {
-        leg_video(&g.log()).len() >= 3
+        leg_video(&c.g.log()).len() >= 3
     });
-    let legs = leg_video(&g.log());
+    let legs = leg_video(&c.g.log());
     for (relayed, keyframes, _) in &legs {
-        assert!(*relayed >= 30 && *keyframes >= 1, "{legs:?}\n{}", logs());
+        assert!(*relayed >= 30 && *keyframes >= 1, "{legs:?}\n{}", c.logs());
     }
     // The phone and Bob were asked after the resume; Dana's camera started with a
     // keyframe, so nothing had to be asked of her.
     assert!(
         legs.iter().filter(|l| l.2 >= 1).count() >= 2,
         "the bridge asked the phone and Bob: {legs:?}\n{}",
-        logs()
+        c.logs()
     );
+    c.bob.finish();
+}
+
+#[test]
+fn an_h264_video_phone_and_bob_in_chromium_see_each_other() {
+    // Debian's baresip-ffmpeg (avcodec): H.264, which the browser leg takes in
+    // packetization-mode 1 only.
+    let h264 = VIDEO.replace("module\tvp8.so", "module\tavcodec.so");
+    let (mut c, _) = VideoCall::start(28200, "H264", &h264, "answer");
+    c.bob.go();
+    c.bob.step("hung up", &c.g);
+    wait_for("the video figures", Duration::from_secs(10), || {
+        leg_video(&c.g.log()).len() >= 2
+    });
+    let legs = leg_video(&c.g.log());
+    assert!(
+        legs.iter().all(|l| l.0 >= 30 && l.1 >= 1),
+        "H.264 keyframes seen both ways: {legs:?}\n{}",
+        c.logs()
+    );
+    c.bob.finish();
 }
