@@ -298,6 +298,12 @@ impl Requester {
         self.via
     }
 
+    /// The sender renegotiated how it takes requests; what is pending and the rate
+    /// limit carry on.
+    pub fn set_via(&mut self, via: Via) {
+        self.via = via;
+    }
+
     /// A keyframe is needed from this sender.
     pub fn need(&mut self, now: Instant, why: Need) {
         self.due = true;

@@ -392,12 +392,13 @@ impl MediaSession {
             if let Some(v) = &p.video {
                 l.video_to = v.remote_rtp.or(l.video_to);
                 l.video_rtcp_to = v.remote_rtcp.or(l.video_rtcp_to);
-                l.vs.ask = crate::media::keyframe::Requester::new(v.via);
-                need = Some(if !l.p.direction.sends() && p.direction.sends() {
-                    Need::Resume
-                } else {
-                    Need::Reinvite
-                });
+                l.vs.ask.set_via(v.via);
+                // A session refresh (the same media again) needs no new picture.
+                if !l.p.direction.sends() && p.direction.sends() {
+                    need = Some(Need::Resume);
+                } else if p.direction != l.p.direction || l.p.video.as_ref() != Some(v) {
+                    need = Some(Need::Reinvite);
+                }
             }
             l.p = p;
             // The renegotiated leg's sender may restart its encoder, and its own

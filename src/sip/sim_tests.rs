@@ -1130,7 +1130,7 @@ fn picture_fast_update_info_is_taken_refused_when_malformed_and_sent() {
         sent_statuses(&mut net),
         vec![
             "SIP/2.0 200 OK".to_string(),
-            "SIP/2.0 400 Bad Media Control".to_string()
+            "SIP/2.0 400 Media Control Is Not A picture_fast_update".to_string()
         ]
     );
     let asked = net.nodes[b]

@@ -1178,3 +1178,30 @@ fn video_takes_the_receivers_payload_type_and_a_codec_it_lacks_is_dropped() {
     // The marker bit stays.
     assert_eq!(video_sends(&out, b)[0].2[1] & 0x80, 0x80);
 }
+
+#[test]
+fn a_session_refresh_with_the_same_media_asks_for_no_keyframe() {
+    let t0 = crate::clock::now();
+    let ms = |n: u64| t0 + Duration::from_millis(n);
+    let mut s = MediaSession::new(t0, "t".into());
+    let a = s.add_leg(t0, video_params(4000, Via::Info));
+    let b = s.add_leg(t0, video_params(5000, Via::Info));
+    s.bridge(a, b);
+    let mut out = Vec::new();
+    s.on_tick(t0, &mut out);
+    frame(&mut s, ms(10), a, (1, 0, 42, true), &mut out);
+    frame(&mut s, ms(10), b, (1, 0, 43, true), &mut out);
+    out.clear();
+    // The same SDP again (RFC 4028 refresh): nothing asked.
+    s.update_leg(ms(1000), a, video_params(4000, Via::Info));
+    for t in (1000..2000).step_by(20) {
+        s.on_tick(ms(t), &mut out);
+    }
+    assert!(fast_updates(&out).is_empty(), "{out:?}");
+    // The leg now takes PLI (a new via, the same addresses): both ends asked, a by PLI
+    // once its SSRC is known (it is).
+    s.update_leg(ms(2000), a, video_params(4000, Via::Pli));
+    s.on_tick(ms(2000), &mut out);
+    assert_eq!(fast_updates(&out), vec![b]);
+    assert_eq!(video_sends(&out, a).len(), 1, "a PLI to a");
+}

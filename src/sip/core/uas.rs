@@ -409,7 +409,15 @@ impl Core {
                 let base = ctype.split(';').next().unwrap_or("").trim();
                 if base.eq_ignore_ascii_case(crate::media::keyframe::MEDIA_CONTROL) {
                     if !crate::media::keyframe::is_picture_fast_update(&req.body) {
-                        return self.reply(now, &key, &req, 400, "Bad Media Control", None, &[]);
+                        return self.reply(
+                            now,
+                            &key,
+                            &req,
+                            400,
+                            "Media Control Is Not A picture_fast_update",
+                            None,
+                            &[],
+                        );
                     }
                     self.reply(now, &key, &req, 200, "OK", None, &[]);
                     self.events.push_back(CoreEvent::PictureFastUpdate { call });
