@@ -40,6 +40,10 @@ struct Inner {
     kb_reload: std::time::Duration,
     /// The dialplans, for `[bot] flow` (set once by the server after loading them).
     flows: std::sync::OnceLock<Arc<crate::dialplan::Library>>,
+    /// Where video calls from the chat are started (the SIP driver; set once by the
+    /// server).
+    web_calls:
+        std::sync::OnceLock<tokio::sync::mpsc::Sender<crate::actors::webcall::WebCallRequest>>,
     /// New web chats start with the bot (`[chat] bot`).
     chat_bot: bool,
     /// When the bot hands over (`[bot]`).
@@ -437,6 +441,7 @@ impl Centre {
             mail_status: Default::default(),
             mail_purge: tokio::sync::watch::Sender::new(0),
             mail_key: tokio::sync::OnceCell::new(),
+            web_calls: std::sync::OnceLock::new(),
             supervisors: Mutex::new(supervisors),
             supervisor_sessions: Mutex::new(crate::logins::Sessions::new(
                 std::time::Duration::from_secs(cfg.http.session_idle_mins.max(1) * 60),
@@ -874,6 +879,44 @@ impl Centre {
         }
         let _ = self.0.flows.set(flows);
         Ok(())
+    }
+
+    /// Where video calls from the chat start (the SIP driver's queue).
+    pub fn set_web_calls(
+        &self,
+        tx: tokio::sync::mpsc::Sender<crate::actors::webcall::WebCallRequest>,
+    ) {
+        let _ = self.0.web_calls.set(tx);
+    }
+
+    /// Starts a video call from the chat (see [`crate::actors::webcall`]).
+    pub async fn start_web_call(
+        &self,
+        offer: String,
+        address: String,
+        escalation: crate::call::Escalation,
+        page: Recipient<crate::actors::webcall::PageFrame>,
+    ) -> Result<crate::actors::webcall::WebCallLink, String> {
+        if !self.0.browser_calls {
+            return Err("video calls are off here (no [webrtc] port)".into());
+        }
+        let tx = self
+            .0
+            .web_calls
+            .get()
+            .ok_or("video calls are not running on this node")?;
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        let req = crate::actors::webcall::WebCallRequest {
+            offer,
+            address,
+            escalation,
+            page,
+            reply,
+        };
+        tx.try_send(req)
+            .map_err(|_| "too many video calls are starting: try again in a moment")?;
+        rx.await
+            .map_err(|_| "the gateway is shutting down".to_string())
     }
 
     /// The bot for a new chat, when its channel has one: `[bot] flow`'s text flow as

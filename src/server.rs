@@ -262,6 +262,11 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
     // Calls placed through the API wait here for the driver; bounded, so a flood of
     // requests is refused (503) rather than queued without end.
     let (orig_tx, orig_rx) = mpsc::channel::<OriginateRequest>(crate::api::ORIGINATE_QUEUE);
+    // Video calls from the web chat wait here for the driver (bounded likewise).
+    let (web_tx, web_rx) = mpsc::channel(crate::actors::webcall::QUEUE);
+    if let Some(i) = &handler.ivr {
+        i.centre.set_web_calls(web_tx);
+    }
     let metrics = Arc::new(Mutex::new(Metrics::default()));
     let shared = Shared {
         metrics: metrics.clone(),
@@ -346,7 +351,9 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
         metrics,
     };
     let grace = Duration::from_secs(cfg.shutdown.grace_secs);
-    let arbiters = driver.run(in_rx, cmd_rx, orig_rx, shutdown, grace).await?;
+    let arbiters = driver
+        .run(in_rx, cmd_rx, orig_rx, web_rx, shutdown, grace)
+        .await?;
     for h in http_handles {
         h.stop(true).await;
     }
@@ -400,6 +407,7 @@ impl Driver {
         mut in_rx: mpsc::Receiver<Inbound>,
         mut cmd_rx: mpsc::UnboundedReceiver<CallCommand>,
         mut orig_rx: mpsc::Receiver<OriginateRequest>,
+        mut web_rx: mpsc::Receiver<crate::actors::webcall::WebCallRequest>,
         shutdown: impl Future<Output = ()>,
         grace: Duration,
     ) -> Result<Vec<Arbiter>, String> {
@@ -463,6 +471,14 @@ impl Driver {
                     self.next_arbiter += 1;
                     self.actors.insert(call, CallActor::start_in_arbiter(&arb.handle(), move |_| a));
                     let _ = o.reply.send(call);
+                }
+                Some(w) = web_rx.recv(), if draining_since.is_none() => {
+                    // A reference of the core's, so it names no other call; no SIP
+                    // dialog has it.
+                    let call = self.core.new_call();
+                    let arb = self.arbiters[self.next_arbiter % self.arbiters.len()].handle();
+                    self.next_arbiter += 1;
+                    crate::actors::webcall::start(w, call, &arb, self.cmd_tx.clone(), self.handler.clone(), self.ports.clone());
                 }
                 _ = tokio::time::sleep_until(deadline) => {
                     let now = crate::clock::now();

@@ -4,6 +4,9 @@
 // Reconnects keep everything: the chat id, its token and the last message seen live
 // in sessionStorage; messages not yet acknowledged are sent again with the same id
 // (the server stores each id once).
+// A video call with the agent who has the chat: the browser's offer goes on the
+// chat's socket (video_offer), the gateway's answer comes back on it (video_answer);
+// the call is the gateway's (ICE-lite, DTLS-SRTP), bridged to the agent's browser.
 const S = sessionStorage;
 let ws = null, lastSeq = +(S.getItem("og.last") || 0), closed = false, retry = 500;
 let ended = null; // the chat that just closed: {chat, token}, to rate it
@@ -85,7 +88,13 @@ function connect(first) {
         break;
       }
       case "typing": $("typing").textContent = f.on ? "The agent is typing…" : ""; break;
-      case "closed": chatEnded(); break;
+      case "closed": chatEnded(); videoEnded("The chat has ended."); break;
+      case "video_answer":
+        if (call) call.setRemoteDescription({ type: "answer", sdp: f.sdp }).catch(e => videoEnded(e.message));
+        $("video-state").textContent = "Calling the agent…";
+        break;
+      case "video_hold": $("video-state").textContent = f.on ? "The agent put you on hold." : "In a call with the agent."; break;
+      case "video_ended": videoEnded(f.reason); break;
       case "error":
         if (f.id) break; // kept pending; sent again on reconnect
         $("error").textContent = f.reason;
@@ -104,6 +113,56 @@ function connect(first) {
     retry = Math.min(retry * 2, 10000);
   };
 }
+
+// The video call: one at a time; its media is the browser's own connection to the
+// gateway, so a reconnecting chat socket does not drop it.
+let call = null;
+function videoEnded(reason) {
+  if (call) { call.getSenders().forEach(s => s.track && s.track.stop()); call.close(); call = null; }
+  if (reason && !$("video").hidden) $("video-state").textContent = "Video call ended: " + reason;
+  $("remote-video").srcObject = null;
+  $("local-video").srcObject = null;
+  $("hangup").hidden = true;
+  $("video-call").disabled = false;
+}
+async function startVideo() {
+  if (call || !ws || ws.readyState !== 1) return;
+  $("video").hidden = false;
+  $("hangup").hidden = false;
+  $("video-call").disabled = true;
+  $("video-state").textContent = "Starting your camera…";
+  let stream;
+  try {
+    stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: true });
+  } catch (e) {
+    videoEnded(`no camera or microphone (${e.message})`);
+    return;
+  }
+  const pc = call = new RTCPeerConnection();
+  stream.getTracks().forEach(t => pc.addTrack(t, stream));
+  $("local-video").srcObject = stream;
+  pc.ontrack = e => { $("remote-video").srcObject = e.streams[0] || new MediaStream([e.track]); };
+  pc.onconnectionstatechange = () => {
+    if (call !== pc) return;
+    if (pc.connectionState === "connected") $("video-state").textContent = "Waiting for the agent to answer…";
+    if (pc.connectionState === "failed") { ws.send(JSON.stringify({ type: "video_hangup" })); videoEnded("the connection failed"); }
+  };
+  $("remote-video").onplaying = () => { if (call === pc) $("video-state").textContent = "In a call with the agent."; };
+  await pc.setLocalDescription(await pc.createOffer());
+  // The gateway is ICE-lite and answers at once: send the offer with its candidates.
+  await new Promise(r => {
+    if (pc.iceGatheringState === "complete") return r();
+    pc.onicegatheringstatechange = () => pc.iceGatheringState === "complete" && r();
+    setTimeout(r, 1500);
+  });
+  if (call !== pc) return;
+  ws.send(JSON.stringify({ type: "video_offer", sdp: pc.localDescription.sdp }));
+}
+$("video-call").onclick = startVideo;
+$("hangup").onclick = () => {
+  if (ws && ws.readyState === 1) ws.send(JSON.stringify({ type: "video_hangup" }));
+  videoEnded("you hung up");
+};
 
 const resumeFrame = () => ({type: "resume", chat: S.getItem("og.chat"), token: S.getItem("og.token"), after: lastSeq});
 

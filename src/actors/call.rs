@@ -136,6 +136,28 @@ impl CallActor {
         CallActor::new(session, cmd, cfg, ports)
     }
 
+    /// A video call from the web chat (see [`super::webcall`]): `cmd` carries its
+    /// customer leg's signalling to the page.
+    pub fn escalated(
+        call: CallRef,
+        offer: String,
+        address: String,
+        escalation: crate::call::Escalation,
+        cmd: mpsc::UnboundedSender<CallCommand>,
+        cfg: HandlerConfig,
+        ports: Arc<RtpPorts>,
+    ) -> Self {
+        let session = Session::escalated(
+            cfg.policy.clone(),
+            call,
+            offer,
+            address,
+            escalation,
+            rand::random(),
+        );
+        CallActor::new(session, cmd, cfg, ports)
+    }
+
     fn new(
         session: Session,
         cmd: mpsc::UnboundedSender<CallCommand>,
@@ -458,15 +480,15 @@ impl CallActor {
             let (customer, _) = store
                 .start_interaction(&crate::store::NewInteraction {
                     id: &r.id,
-                    kind: "voice",
+                    kind: r.kind,
                     direction: "inbound",
                     from: &r.from,
                     dialled: &r.dialled,
                     trunk: &r.trunk,
                     flow: &r.flow,
                     flow_version: &r.flow_version,
-                    unverified: false,
-                    conversation: None,
+                    unverified: r.unverified,
+                    conversation: r.conversation,
                 })
                 .await?;
             let recording_withdrawn = match customer {
@@ -507,10 +529,10 @@ impl CallActor {
             RouterRequest::Enqueue(e) => {
                 let work = Work {
                     interaction,
-                    channel: crate::routing::engine::Channel::Voice,
+                    channel: e.channel,
                     queue: e.queue,
                     customer: e.customer,
-                    conversation: None,
+                    conversation: self.session.escalation().and_then(|e| e.conversation),
                     from: e.from,
                     details: e.details,
                     owner: ctx.address().recipient(),
@@ -522,6 +544,7 @@ impl CallActor {
                     vip: e.vip,
                     last_agent: e.last_agent,
                     repeat: e.repeat,
+                    only: e.only,
                 });
                 ctx.spawn(wrap(f).map(|r, act, ctx| {
                     let r = r

@@ -199,6 +199,10 @@ pub struct ChatActor {
     bot_forwarded: u64,
     /// Store writes waiting, made in the order asked for.
     waits: Waits<Self>,
+    /// The customer's video call with the agent (see [`crate::actors::webcall`]):
+    /// being started, or its link (dropping it hangs up).
+    video_starting: bool,
+    video: Option<crate::actors::webcall::WebCallLink>,
 }
 
 impl InOrder for ChatActor {
@@ -262,6 +266,8 @@ impl ChatActor {
             next_reply: 0,
             bot_forwarded: 0,
             waits: Waits::default(),
+            video_starting: false,
+            video: None,
             is_waiting: true,
             socket: None,
             agent_display: String::new(),
@@ -391,6 +397,7 @@ impl ChatActor {
                         vip: hints.vip,
                         last_agent: hints.last_agent,
                         repeat: hints.repeat,
+                        only: None,
                     })
                     .await
             }
@@ -895,6 +902,8 @@ impl ChatActor {
                 });
                 self.ask_survey_when_sent();
                 self.forget_thread();
+                // The chat's video call ends with it.
+                self.video = None;
                 // Kept a little for a customer reconnecting to read the end.
                 ctx.run_later(std::time::Duration::from_secs(60), |_, ctx| ctx.stop());
             }
@@ -1286,6 +1295,14 @@ impl ChatActor {
                         serde_json::json!({"agent": by, "identity": address}),
                     )
                     .await?;
+                // The chat's video calls made before are theirs too.
+                for call in store.unattached_chat_calls(&id).await? {
+                    let u = crate::store::InteractionUpdate {
+                        customer_id: Some(c),
+                        ..Default::default()
+                    };
+                    store.update_interaction(&call, &u).await?;
+                }
                 let conversation = store.interaction(&id).await?.and_then(|i| i.conversation_id);
                 Ok::<_, crate::store::StoreError>(Some((c, conversation)))
             }
@@ -1422,6 +1439,8 @@ pub enum Customer {
     Leave,
     /// The customer's page went away (closed, lost its connection).
     Gone,
+    /// The customer hangs up their video call.
+    VideoHangup,
     /// A message through the customer's provider: `id` is the provider's (a message
     /// delivered twice counts once), `at` when they sent it (Unix s); `done` hears its
     /// number once stored.
@@ -1456,6 +1475,11 @@ impl Handler<Customer> for ChatActor {
                 on,
             }),
             Customer::Leave => self.close(ctx, "customer", None),
+            Customer::VideoHangup => {
+                if let Some(v) = &self.video {
+                    let _ = v.events.send(crate::actors::webcall::PageEvent::Hangup);
+                }
+            }
             Customer::Provider { id, text, at, done } => {
                 // The window runs from the customer's last message, as the provider
                 // counts it (their timestamp, never later than now).
@@ -1470,6 +1494,72 @@ impl Handler<Customer> for ChatActor {
                 });
             }
         }
+    }
+}
+
+/// The customer's page asks for a video call with the chat's agent: what the call
+/// needs to know of the chat (and its address), or why not.
+#[derive(Message)]
+#[rtype(result = "Result<(crate::call::Escalation, String), String>")]
+pub struct VideoStart;
+
+impl Handler<VideoStart> for ChatActor {
+    type Result = Result<(crate::call::Escalation, String), String>;
+
+    fn handle(&mut self, _: VideoStart, _: &mut Context<Self>) -> Self::Result {
+        if self.s.provider.is_some() {
+            return Err("video calls are for the web chat".into());
+        }
+        if self.thread.closed().is_some() {
+            return Err("this chat has ended".into());
+        }
+        if self.video.is_some() || self.video_starting {
+            return Err("a video call is already on".into());
+        }
+        let Some((agent, _)) = &self.agent else {
+            return Err(
+                "a video call is with the agent who has your chat: wait for them to join".into(),
+            );
+        };
+        self.video_starting = true;
+        let e = crate::call::Escalation {
+            chat: self.s.interaction.clone(),
+            agent: agent.clone(),
+            queue: self.s.queue.clone(),
+            customer: self.s.customer,
+            conversation: self.s.conversation,
+            name: self.s.name.clone(),
+        };
+        Ok((e, self.s.address.clone()))
+    }
+}
+
+/// The video call asked for by [`VideoStart`] started (or could not: why).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct VideoStarted(pub Result<crate::actors::webcall::WebCallLink, String>);
+
+impl Handler<VideoStarted> for ChatActor {
+    type Result = ();
+
+    fn handle(&mut self, m: VideoStarted, _: &mut Context<Self>) {
+        self.video_starting = false;
+        match m.0 {
+            Ok(link) if self.thread.closed().is_some() => drop(link),
+            Ok(link) => self.video = Some(link),
+            Err(e) => self.tell_customer(serde_json::json!({"type": "video_ended", "reason": e})),
+        }
+    }
+}
+
+impl Handler<crate::actors::webcall::PageFrame> for ChatActor {
+    type Result = ();
+
+    fn handle(&mut self, m: crate::actors::webcall::PageFrame, _: &mut Context<Self>) {
+        if m.0["type"] == "video_ended" {
+            self.video = None;
+        }
+        self.tell_customer(m.0);
     }
 }
 

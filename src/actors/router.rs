@@ -667,6 +667,8 @@ pub struct Enqueue {
     pub last_agent: Option<String>,
     /// A repeat contact on an unresolved case.
     pub repeat: bool,
+    /// Work for this agent alone ([`ItemSpec::only`]).
+    pub only: Option<String>,
 }
 
 impl RouterActor {
@@ -686,6 +688,10 @@ impl RouterActor {
         spec.vip = m.vip;
         spec.repeat = m.repeat;
         spec.last_agent = m.last_agent.and_then(|n| self.agent_ids.get(&n).copied());
+        if let Some(name) = &m.only {
+            let id = self.agent_ids.get(name).copied();
+            spec.only = Some(id.ok_or_else(|| RouterError::NotLoggedIn(name.clone()))?);
+        }
         self.by_interaction.insert(m.work.interaction.clone(), id);
         self.items.insert(
             id,

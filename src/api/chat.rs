@@ -10,6 +10,12 @@
 //! `{"type":"typing","on":true}` and `{"type":"leave"}`; it receives `message`
 //! (`from`: customer, agent or system), `typing`, `closed` and `error` frames.
 //!
+//! A video call with the chat's agent: the page sends `{"type":"video_offer","sdp":
+//! OFFER}` (its browser's, with audio in G.711 and a camera in VP8 or H.264) and later
+//! `{"type":"video_hangup"}`; it receives `{"type":"video_answer","sdp":ANSWER}`,
+//! `{"type":"video_hold","on":BOOL}` and `{"type":"video_ended","reason":WHY}` (the
+//! agent did not take it, either side hung up, the chat ended).
+//!
 //! Beside it: `GET /chat/status` (the business, its privacy notice, whether agents are
 //! there) and `POST /chat/rating` (the ended chat's rating, with its token).
 
@@ -49,6 +55,8 @@ enum Frame {
     Message { id: String, text: String },
     Typing { on: bool },
     Leave,
+    VideoOffer { sdp: String },
+    VideoHangup,
 }
 
 fn err(reason: &str) -> String {
@@ -168,6 +176,13 @@ async fn chat_ws(
                         }
                         Ok(Frame::Typing { on }) => addr.do_send(Customer::Typing(on)),
                         Ok(Frame::Leave) => addr.do_send(Customer::Leave),
+                        Ok(Frame::VideoHangup) => addr.do_send(Customer::VideoHangup),
+                        Ok(Frame::VideoOffer { sdp }) => {
+                            if let Err(e) = start_video(&centre, &addr, sdp).await {
+                                let v = serde_json::json!({"type": "video_ended", "reason": e});
+                                let _ = session.text(v.to_string()).await;
+                            }
+                        }
                         Err(e) => {
                             let _ = session.text(err(&format!("bad frame: {e}"))).await;
                         }
@@ -183,6 +198,30 @@ async fn chat_ws(
         let _ = session.close(None).await;
     });
     Ok(resp)
+}
+
+/// The customer's page offers a video call (its browser's SDP): the chat says whether
+/// it may (an agent has it, none is on), then the SIP driver starts it; its answer and
+/// end come on the chat's socket (see [`crate::actors::webcall`]).
+async fn start_video(
+    centre: &crate::centre::Centre,
+    chat: &actix::Addr<crate::actors::chat::ChatActor>,
+    sdp: String,
+) -> Result<(), String> {
+    use crate::actors::chat::{VideoStart, VideoStarted};
+    if sdp.len() > 16 << 10 || !sdp.starts_with("v=0") {
+        return Err("video_offer: sdp must be an SDP offer of at most 16 KiB".into());
+    }
+    let (escalation, address) = chat
+        .send(VideoStart)
+        .await
+        .map_err(|_| "this chat has ended".to_string())??;
+    let r = centre
+        .start_web_call(sdp, address, escalation, chat.clone().recipient())
+        .await;
+    // The chat tells the page if it failed.
+    chat.do_send(VideoStarted(r));
+    Ok(())
 }
 
 /// What the chat page shows before a chat starts: the business, its privacy notice,

@@ -260,6 +260,12 @@ impl Session {
                     "offer rejected"
                 };
                 self.note(kind, serde_json::json!({"agent": agent}));
+                if self.escalation.is_some() && self.agent.is_waiting() {
+                    // A video call from the chat is for its agent alone: the customer
+                    // hears at once that they could not take it (the chat goes on).
+                    tracing::info!(call = %self.call(), %agent, kind, "the chat's agent did not take the video call");
+                    self.end_customer(480, "Temporarily Unavailable");
+                }
             }
             WorkNotice::Overflow { to } => {
                 self.note("overflow", serde_json::json!({"to": to}));

@@ -66,11 +66,64 @@ impl Session {
             tracing::warn!(call = %self.call(), flow = %name, "no flow of that name is loaded; using the built-in handler");
             return false;
         };
+        self.run_flow(now, set, flow);
+        true
+    }
+
+    /// A video call from the chat runs a flow of its own: answer, then wait for the
+    /// chat's agent (offered to them alone), for [`ESCALATION_RING`] at most.
+    ///
+    /// [`ESCALATION_RING`]: super::ESCALATION_RING
+    pub(super) fn start_escalation(&mut self, now: Time) {
+        let Some(e) = self.escalation.clone() else {
+            return;
+        };
+        // The queue's name is the configuration's, quoted as a YAML (JSON) string;
+        // nothing the customer typed goes into the flow's text.
+        let text = format!(
+            "flow: video-call\ndescription: A customer's video call from the web chat, for the agent who has the chat.\nsteps:\n  answer:\n    answer: true\n  agent:\n    enqueue:\n      queue: {}\n      max_wait: {}s\n    timeout: bye\n  bye:\n    hangup: true\n",
+            serde_json::Value::String(e.queue.clone()),
+            super::ESCALATION_RING.as_secs(),
+        );
+        let opts = crate::dialplan::LoadOptions { tts: false };
+        let flow = match crate::dialplan::load_str(&text, std::path::Path::new("video-call"), &opts)
+        {
+            Ok(f) => std::sync::Arc::new(f),
+            Err(p) => {
+                tracing::warn!(call = %self.call(), problems = ?p, "the video call's flow does not load");
+                self.sip(SipCommand::Reject(
+                    self.call(),
+                    500,
+                    "Server Internal Error",
+                ));
+                return self.stop();
+            }
+        };
+        let set = std::sync::Arc::new(crate::dialplan::FlowSet {
+            flows: [(flow.name.clone(), flow.clone())].into(),
+        });
+        self.run_flow(now, set, flow);
+        if let Some(ivr) = self.ivr.as_mut() {
+            ivr.customer_id = e.customer;
+            // The offer names the person as the chat did.
+            if !e.name.is_empty() {
+                ivr.run.set_var("customer.name", &e.name);
+            }
+        }
+    }
+
+    fn run_flow(
+        &mut self,
+        now: Time,
+        set: std::sync::Arc<crate::dialplan::FlowSet>,
+        flow: std::sync::Arc<crate::dialplan::Flow>,
+    ) {
         self.mode = super::Mode::Ivr;
         let interaction = format!("{:016x}", self.rng.gen::<u64>());
+        let e = self.escalation.as_ref();
         let info = CallInfo {
             caller: self.caller.clone(),
-            caller_name: String::new(),
+            caller_name: e.map(|e| e.name.clone()).unwrap_or_default(),
             dialled: self.callee.clone(),
             trunk: self.trunk.clone().unwrap_or_default(),
             call_id: interaction.clone(),
@@ -79,11 +132,14 @@ impl Session {
         // The run starts once the record exists (nothing is written to it before).
         self.out.push_back(Output::StartInteraction(NewRecord {
             id: interaction.clone(),
+            kind: if e.is_some() { "video" } else { "voice" },
             from: info.caller.clone(),
             dialled: info.dialled.clone(),
             trunk: info.trunk.clone(),
             flow: flow.name.clone(),
             flow_version: flow.version.clone(),
+            conversation: e.and_then(|e| e.conversation),
+            unverified: e.is_some_and(|e| e.customer.is_none()),
         }));
         self.out.push_back(Output::Register(true));
         self.ivr = Some(Ivr {
@@ -102,7 +158,6 @@ impl Session {
             pending: vec![],
         });
         let _ = now;
-        true
     }
 
     pub(super) fn interaction_started(&mut self, now: Time, r: Result<super::Started, String>) {
@@ -422,8 +477,16 @@ impl Session {
             .vars()
             .get("customer.tier")
             .is_some_and(|t| t == "gold" || t == "vip");
+        let only = self.escalation.as_ref().map(|e| e.agent.clone());
+        let channel = match only {
+            Some(_) => crate::routing::engine::Channel::Video,
+            None => crate::routing::engine::Channel::Voice,
+        };
+        let Some(ivr) = self.ivr.as_mut() else { return };
         let request = super::Enqueue {
             queue,
+            channel,
+            only,
             priority,
             skills: skills.into_iter().map(|s| (s, 1)).collect(),
             customer: ivr.customer_id,

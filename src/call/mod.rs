@@ -179,6 +179,28 @@ impl Inbound {
     }
 }
 
+/// A video call the customer started from the web chat, for the agent who has the
+/// chat: its signalling is the chat page's socket (the driver carries the SIP
+/// commands on the customer's leg there), its media a browser leg with video.
+#[derive(Debug, Clone)]
+pub struct Escalation {
+    /// The chat's interaction id.
+    pub chat: String,
+    /// The agent who has the chat (the call is offered to them alone).
+    pub agent: String,
+    /// The chat's queue (the call is counted there, not waiting in it).
+    pub queue: String,
+    /// The chat's customer and case (none: the chat's address is not verified yet).
+    pub customer: Option<i64>,
+    pub conversation: Option<i64>,
+    /// The name the customer gave.
+    pub name: String,
+}
+
+/// How long a video call from the chat rings its agent before the customer is told
+/// they could not take it.
+pub const ESCALATION_RING: Duration = Duration::from_secs(45);
+
 /// A SIP event on one leg.
 #[derive(Debug, Clone)]
 pub enum SipEvent {
@@ -415,6 +437,9 @@ pub enum StoreWrite {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Enqueue {
     pub queue: String,
+    pub channel: crate::routing::engine::Channel,
+    /// For this agent alone (a video call from the chat they have).
+    pub only: Option<String>,
     pub priority: u8,
     pub skills: Vec<(String, u8)>,
     pub customer: Option<i64>,
@@ -461,11 +486,17 @@ pub enum RouterRequest {
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewRecord {
     pub id: String,
+    /// `voice`, or `video` for a video call from the web chat.
+    pub kind: &'static str,
     pub from: String,
     pub dialled: String,
     pub trunk: String,
     pub flow: String,
     pub flow_version: String,
+    /// The case it joins (a web chat's, for its video call).
+    pub conversation: Option<i64>,
+    /// `from` is only what the customer typed (an unverified web chat's address).
+    pub unverified: bool,
 }
 
 #[derive(Debug)]
@@ -626,6 +657,8 @@ pub struct Session {
     now: Time,
     /// A transfer target answered before the caller was: bridged once they are.
     bridge_on_answer: Option<LegKey>,
+    /// A video call from the web chat.
+    escalation: Option<Escalation>,
 }
 
 /// The customer's leg.
@@ -706,7 +739,34 @@ impl Session {
             forward_answer: None,
             now: Time::UNIX_EPOCH,
             bridge_on_answer: None,
+            escalation: None,
         }
+    }
+
+    /// A video call the customer started from the web chat (`offer`: their browser's),
+    /// under call reference `call` (which names no SIP dialog: the driver carries its
+    /// SIP commands to the chat page).
+    pub fn escalated(
+        policy: Arc<Policy>,
+        call: CallRef,
+        offer: String,
+        address: String,
+        escalation: Escalation,
+        seed: u64,
+    ) -> Session {
+        let mut s = Session::new(policy, Mode::Ivr, seed);
+        s.legs[0].sip = Some(call);
+        s.legs[0].state = LegState::Ringing;
+        s.offer = Bytes::from(offer);
+        s.callee = format!("chat:{}", escalation.chat);
+        s.caller = address;
+        s.escalation = Some(escalation);
+        s
+    }
+
+    /// The video call from the chat this is, if it is one.
+    pub fn escalation(&self) -> Option<&Escalation> {
+        self.escalation.as_ref()
     }
 
     /// The customer's SIP call.
@@ -927,6 +987,9 @@ impl Session {
         }
         let call = self.call();
         self.sip(SipCommand::Ring(call));
+        if self.escalation.is_some() {
+            return self.start_escalation(now);
+        }
         if let Some(to) = self.phone_route() {
             return self.forward(to);
         }
@@ -1171,12 +1234,18 @@ impl Session {
         c.codec = Some(codec);
         c.state = LegState::Preparing;
         let offer = String::from_utf8_lossy(&self.offer).into_owned();
+        // A video call from the chat takes the customer's camera in the formats an
+        // agent's browser takes (a softphone's video is not bridged).
+        let video = match self.escalation {
+            Some(_) => crate::webrtc::browser_video_formats(),
+            None => vec![],
+        };
         self.media_cmd(MediaCommand::AddBrowser {
             leg: CUSTOMER,
             id,
             offer,
             codec,
-            video: vec![],
+            video,
         });
         self.customer_mut().media = Some(id);
     }
@@ -1186,6 +1255,8 @@ impl Session {
             let call = self.call();
             return match answer {
                 Ok(sdp) => {
+                    // The video agreed is what an agent's browser is offered.
+                    self.customer_mut().video = sdp::video_formats(sdp.as_bytes());
                     self.sip(SipCommand::Answer(call, Bytes::from(sdp)));
                     self.customer_mut().state = LegState::Ringing;
                     self.set_timer(Duration::from_secs(20), Timer::CallerBrowser);

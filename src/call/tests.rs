@@ -1805,3 +1805,225 @@ fn a_callee_who_withdrew_recording_consent_is_not_recorded_whatever_is_asked() {
         assert!(!r(asked, true).on(true), "{asked:?}");
     }
 }
+
+// ------------------------------------------------------------ a video call from the chat
+
+/// A browser's offer: G.711 audio and a VP8/H.264 camera, BUNDLEd, DTLS-SRTP.
+const BROWSER_OFFER: &str = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0 1\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111 0\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=rtpmap:111 opus/48000/2\r\na=rtpmap:0 PCMU/8000\r\na=sendrecv\r\nm=video 9 UDP/TLS/RTP/SAVPF 96 102\r\nc=IN IP4 0.0.0.0\r\na=mid:1\r\na=rtpmap:96 VP8/90000\r\na=rtpmap:102 H264/90000\r\na=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f\r\na=sendrecv\r\n";
+
+/// Our answer to it, as a browser leg writes it (VP8 taken).
+const BROWSER_ANSWER: &str = "v=0\r\no=- 5 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0 1\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=rtpmap:0 PCMU/8000\r\na=sendrecv\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:1\r\na=rtpmap:96 VP8/90000\r\na=sendrecv\r\n";
+
+fn escalated(customer: Option<i64>) -> (Session, Time) {
+    let esc = Escalation {
+        chat: "c0ffee".into(),
+        agent: "bob".into(),
+        queue: "support".into(),
+        customer,
+        conversation: customer.map(|c| c * 10),
+        name: "Ada Lovelace".into(),
+    };
+    let mut s = Session::escalated(
+        Arc::new(policy(true, false)),
+        CallRef(7),
+        BROWSER_OFFER.into(),
+        "ada@example.com".into(),
+        esc,
+        1,
+    );
+    let now = crate::clock::timestamp();
+    s.handle(now, Input::Start);
+    (s, now)
+}
+
+fn drain(s: &mut Session) -> Vec<Output> {
+    std::iter::from_fn(|| s.poll()).collect()
+}
+
+/// Takes the escalated call to the point where the chat's agent is offered it: the
+/// record made, the browser leg answered and connected, the enqueue asked for.
+fn escalated_and_offered(customer: Option<i64>) -> (Session, Time, Vec<Output>) {
+    let (mut s, now) = escalated(customer);
+    let out = drain(&mut s);
+    assert!(
+        matches!(out[0], Output::Sip(SipCommand::Ring(CallRef(7)))),
+        "{out:?}"
+    );
+    let record = out
+        .iter()
+        .find_map(|o| match o {
+            Output::StartInteraction(r) => Some(r.clone()),
+            _ => None,
+        })
+        .expect("a record");
+    assert_eq!(
+        (record.kind, record.dialled.as_str(), record.flow.as_str()),
+        ("video", "chat:c0ffee", "video-call")
+    );
+    assert_eq!(record.conversation, customer.map(|c| c * 10));
+    assert_eq!(
+        record.unverified,
+        customer.is_none(),
+        "an unverified chat's address is not resolved"
+    );
+    s.handle(now, Input::InteractionStarted(Ok(Started::default())));
+    let mut all = drain(&mut s);
+    let video = all
+        .iter()
+        .find_map(|o| match o {
+            Output::Media(MediaCommand::AddBrowser { leg: 0, video, .. }) => Some(video.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("the customer's browser leg: {all:?}"));
+    let names: Vec<&str> = video.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["VP8", "H264"],
+        "the camera in what an agent's browser takes"
+    );
+    s.handle(
+        now,
+        Input::BrowserAnswered {
+            leg: 0,
+            answer: Ok(BROWSER_ANSWER.into()),
+        },
+    );
+    let out = drain(&mut s);
+    assert!(
+        out.iter().any(|o| matches!(o, Output::Sip(SipCommand::Answer(CallRef(7), sdp)) if sdp.as_ref() == BROWSER_ANSWER.as_bytes())),
+        "the answer goes to the page: {out:?}"
+    );
+    all.extend(out);
+    s.handle(
+        now,
+        Input::Sip(
+            CallRef(7),
+            SipEvent::Established {
+                remote_sdp: Bytes::new(),
+            },
+        ),
+    );
+    s.handle(now, Input::Media(MediaInput::Browser(0, Ok(()))));
+    let out = drain(&mut s);
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::Media(MediaCommand::Record(_)))),
+        "recorded: {out:?}"
+    );
+    all.extend(out);
+    if let Some(c) = customer {
+        assert!(
+            all.iter()
+                .any(|o| matches!(o, Output::Hints { customer } if *customer == c)),
+            "{all:?}"
+        );
+        s.handle(
+            now,
+            Input::RoutingHints {
+                last_agent: None,
+                repeat: false,
+                vip: false,
+            },
+        );
+        all.extend(drain(&mut s));
+    }
+    (s, now, all)
+}
+
+#[test]
+fn a_video_call_from_the_chat_rings_the_chats_agent_alone_as_video() {
+    for customer in [Some(4), None] {
+        let (_, _, out) = escalated_and_offered(customer);
+        let e = out
+            .iter()
+            .find_map(|o| match o {
+                Output::Router(RouterRequest::Enqueue(e)) => Some(e.clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("enqueued: {out:?}"));
+        assert_eq!(e.channel, Channel::Video);
+        assert_eq!(e.only.as_deref(), Some("bob"));
+        assert_eq!((e.queue.as_str(), e.customer), ("support", customer));
+        assert_eq!(
+            e.details["customer.name"], "Ada Lovelace",
+            "the offer names her"
+        );
+    }
+}
+
+#[test]
+fn a_video_call_from_the_chat_that_its_agent_declines_ends_at_once() {
+    for lapsed in [false, true] {
+        let (mut s, now, _) = escalated_and_offered(Some(4));
+        s.handle(
+            now,
+            Input::Work(WorkNotice::Offered {
+                agent: "bob".into(),
+            }),
+        );
+        s.handle(
+            now,
+            Input::Work(WorkNotice::OfferEnded {
+                agent: "bob".into(),
+                lapsed,
+            }),
+        );
+        let out = drain(&mut s);
+        assert!(
+            out.iter()
+                .any(|o| matches!(o, Output::Sip(SipCommand::Hangup(CallRef(7))))),
+            "the page hears the call is over: {out:?}"
+        );
+        s.handle(
+            now,
+            Input::Sip(CallRef(7), SipEvent::Ended(EndReason::LocalBye)),
+        );
+        let out = drain(&mut s);
+        assert!(
+            out.iter()
+                .any(|o| matches!(o, Output::Router(RouterRequest::Ended))),
+            "the router lets the item go: {out:?}"
+        );
+    }
+}
+
+#[test]
+fn the_chats_agent_who_answers_gets_the_customers_camera_in_their_browser() {
+    let (mut s, now, _) = escalated_and_offered(Some(4));
+    s.handle(
+        now,
+        Input::Work(WorkNotice::Assigned {
+            agent: "bob".into(),
+            extension: None,
+        }),
+    );
+    drain(&mut s);
+    s.handle(
+        now,
+        Input::Agent(
+            AgentCommand::Offer {
+                agent: "bob".into(),
+                sdp: BROWSER_OFFER.into(),
+            },
+            None,
+        ),
+    );
+    let out = drain(&mut s);
+    let video = out
+        .iter()
+        .find_map(|o| match o {
+            Output::Media(MediaCommand::AddBrowser { leg, video, .. }) if *leg != 0 => {
+                Some(video.clone())
+            }
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("Bob's browser leg: {out:?}"));
+    assert_eq!(
+        video
+            .iter()
+            .map(|f| (f.pt, f.name.as_str()))
+            .collect::<Vec<_>>(),
+        [(96, "VP8")],
+        "what the customer's browser agreed to"
+    );
+}

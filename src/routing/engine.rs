@@ -186,6 +186,12 @@ pub struct ItemSpec {
     /// A repeat contact on a case that is still open.
     pub repeat: bool,
     pub last_agent: Option<AgentId>,
+    /// Work that belongs with this agent alone (a customer escalating their chat to a
+    /// video call with the agent who has the chat): offered to them at once, whatever
+    /// their load and capacity (it is part of work they already hold), never to anyone
+    /// else, and not counted in its queue. Declined or lapsed, it stays out of the
+    /// queue until its owner cancels it. A transfer makes it ordinary work.
+    pub only: Option<AgentId>,
 }
 
 impl ItemSpec {
@@ -197,6 +203,7 @@ impl ItemSpec {
             vip: false,
             repeat: false,
             last_agent: None,
+            only: None,
         }
     }
 }
@@ -311,6 +318,31 @@ struct Item {
     class: u32,
     /// Colleagues consulted on it (a warm transfer in progress).
     consulted: Vec<AgentId>,
+}
+
+impl Item {
+    /// A new item, waiting.
+    fn new(
+        spec: ItemSpec,
+        queue: QueueId,
+        vt: i64,
+        now: Instant,
+        sticky_until: Option<Instant>,
+        class: u32,
+    ) -> Item {
+        Item {
+            spec,
+            queue,
+            vt,
+            queued_at: now,
+            state: State::Waiting,
+            declined: vec![],
+            sticky_until,
+            offer_seq: 0,
+            class,
+            consulted: vec![],
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -849,6 +881,9 @@ impl Router {
         if self.items.contains_key(&id) {
             return Err(RouteError::Duplicate);
         }
+        if let Some(agent) = spec.only {
+            return self.enqueue_for(now, id, queue, spec, agent);
+        }
         let q = self
             .queues
             .get(queue.0 as usize)
@@ -873,23 +908,34 @@ impl Router {
         if let Some(t) = overflow {
             self.timers.insert((t, Timer::Overflow(id, queue)));
         }
-        self.items.insert(
-            id,
-            Item {
-                spec,
-                queue,
-                vt,
-                queued_at: now,
-                state: State::Waiting,
-                declined: vec![],
-                sticky_until,
-                offer_seq: 0,
-                class,
-                consulted: vec![],
-            },
-        );
+        self.items
+            .insert(id, Item::new(spec, queue, vt, now, sticky_until, class));
         self.wait_insert(id);
         self.offer_item(now, id);
+        Ok(())
+    }
+
+    /// See [`ItemSpec::only`].
+    fn enqueue_for(
+        &mut self,
+        now: Instant,
+        id: ItemId,
+        queue: QueueId,
+        spec: ItemSpec,
+        agent: AgentId,
+    ) -> Result<(), RouteError> {
+        if queue.0 as usize >= self.queues.len() {
+            return Err(RouteError::UnknownQueue);
+        }
+        let a = self.agents.get(&agent).ok_or(RouteError::UnknownAgent)?;
+        if a.presence == Presence::Offline {
+            return Err(RouteError::Offline);
+        }
+        let class = self.class_of(&spec);
+        let vt = ms(now.saturating_duration_since(self.epoch));
+        self.items
+            .insert(id, Item::new(spec, queue, vt, now, None, class));
+        self.make_offer(now, id, vec![agent]);
         Ok(())
     }
 
@@ -899,10 +945,14 @@ impl Router {
         match &it.state {
             State::Waiting => {
                 self.wait_remove(it.queue, it.vt, it.class, id);
-                self.queues[it.queue.0 as usize].stats.abandoned += 1;
+                if it.spec.only.is_none() {
+                    self.queues[it.queue.0 as usize].stats.abandoned += 1;
+                }
             }
             State::Offered(agents) => {
-                self.queues[it.queue.0 as usize].stats.abandoned += 1;
+                if it.spec.only.is_none() {
+                    self.queues[it.queue.0 as usize].stats.abandoned += 1;
+                }
                 self.items.remove(&id);
                 for a in agents {
                     self.release(*a, id, it.spec.channel, false);
@@ -947,10 +997,11 @@ impl Router {
             });
         }
         let others: Vec<AgentId> = agents.iter().copied().filter(|a| *a != agent).collect();
-        let (ch, q, waited) = (
+        let (ch, q, waited, queued) = (
             it.spec.channel,
             it.queue,
             now.saturating_duration_since(it.queued_at),
+            it.spec.only.is_none(),
         );
         let it = self.items.get_mut(&id).unwrap();
         it.state = State::Assigned(agent);
@@ -958,11 +1009,13 @@ impl Router {
         a.offered.retain(|i| *i != id);
         a.assigned.push(id);
         let qs = &mut self.queues[q.0 as usize];
-        qs.stats.answered += 1;
-        if waited <= qs.spec.sla {
-            qs.stats.answered_in_sla += 1;
+        if queued {
+            qs.stats.answered += 1;
+            if waited <= qs.spec.sla {
+                qs.stats.answered_in_sla += 1;
+            }
+            qs.rr_last = Some(agent);
         }
-        qs.rr_last = Some(agent);
         self.events
             .push_back(RouterEvent::Assigned { item: id, agent });
         for o in others {
@@ -1061,6 +1114,7 @@ impl Router {
             }
         }
         let it = self.items.get_mut(&id).unwrap();
+        it.spec.only = None;
         it.queue = to;
         it.state = State::Waiting;
         it.declined.clear();
@@ -1124,6 +1178,7 @@ impl Router {
             }
         };
         let item = self.items.get_mut(&id).unwrap();
+        item.spec.only = None;
         item.state = State::Waiting;
         item.declined.clear();
         item.sticky_until = None;
@@ -1223,9 +1278,13 @@ impl Router {
         agents.retain(|a| *a != agent);
         let back = agents.is_empty();
         let ch = it.spec.channel;
+        // Work for one agent does not go back to the queue: its owner decides.
+        let queued = it.spec.only.is_none();
         if back {
             it.state = State::Waiting;
-            self.wait_insert(id);
+            if queued {
+                self.wait_insert(id);
+            }
         }
         self.release(agent, id, ch, false);
         self.events.push_back(RouterEvent::Revoke {
@@ -1235,6 +1294,7 @@ impl Router {
         });
         self.agent_changed(now, agent);
         if back
+            && queued
             && self
                 .items
                 .get(&id)
@@ -1317,10 +1377,13 @@ impl Router {
         it.offer_seq += 1;
         let seq = it.offer_seq;
         let ch = it.spec.channel;
+        let queued = it.spec.only.is_none();
         it.state = State::Offered(agents.clone());
         let expires = now + self.queues[q.0 as usize].spec.offer_timeout;
         self.timers.insert((expires, Timer::Offer(id, seq)));
-        self.queues[q.0 as usize].stats.offered += 1;
+        if queued {
+            self.queues[q.0 as usize].stats.offered += 1;
+        }
         for a in &agents {
             let ag = self.agents.get_mut(a).unwrap();
             ag.load[ch.idx()] += 1;
@@ -1482,7 +1545,12 @@ impl Router {
                 return Err(format!("{id:?} in waiting and classes disagree"));
             }
             match &it.state {
-                State::Waiting if !in_q => return Err(format!("{id:?} waiting but not queued")),
+                State::Waiting if !in_q && it.spec.only.is_none() => {
+                    return Err(format!("{id:?} waiting but not queued"))
+                }
+                State::Waiting if in_q && it.spec.only.is_some() => {
+                    return Err(format!("{id:?} is one agent's but queued"))
+                }
                 State::Offered(_) | State::Assigned(_) if in_q => {
                     return Err(format!("{id:?} queued but {:?}", it.state))
                 }
@@ -1500,7 +1568,7 @@ impl Router {
                 }
                 _ => {}
             }
-            if it.state == State::Waiting {
+            if it.state == State::Waiting && it.spec.only.is_none() {
                 for (aid, a) in &self.agents {
                     if a.spec.queues.contains(&it.queue) && self.eligible(a, *aid, it, now) {
                         return Err(format!("{id:?} waits while {aid:?} could take it"));

@@ -282,6 +282,68 @@ fn a_lapsed_offer_sends_the_agent_away_and_the_item_keeps_its_place() {
 }
 
 #[test]
+fn a_video_escalation_goes_to_its_agent_alone_whatever_their_load_and_waits_for_its_owner() {
+    let mut t = T::new();
+    let q = t.queue(QueueSpec::new("q"));
+    t.agent(1, &[q], |_| {});
+    t.agent(2, &[q], |_| {});
+    // Agent 1 has a chat; the customer escalates to video with them.
+    let mut chat = ItemSpec::new(Channel::Chat);
+    chat.priority = 5;
+    t.r.enqueue(t.now, ItemId(100), q, chat).unwrap();
+    let (item, agent) = t.offers()[0];
+    assert_eq!(item, 100);
+    t.r.accept(t.now, AgentId(agent), ItemId(100)).unwrap();
+    let other = 3 - agent;
+    let answered = t.r.queue_stats(q).unwrap().answered;
+    t.item(101, q, |s| {
+        s.channel = Channel::Video;
+        s.only = Some(AgentId(agent));
+    });
+    assert_eq!(
+        t.offers(),
+        [(101, agent)],
+        "no video capacity, a chat on: still theirs"
+    );
+    assert_eq!(t.r.waiting_total(), 0, "not waiting in the queue");
+    // Declined: it goes to nobody else, not even the idle colleague.
+    t.r.reject(t.now, AgentId(agent), ItemId(101)).unwrap();
+    t.at(60.0);
+    assert_eq!(t.offers(), []);
+    assert_eq!(t.r.presence(AgentId(other)), Some(Presence::Available));
+    // Its owner ends it; the queue's figures never counted it.
+    t.r.cancel(t.now, ItemId(101)).unwrap();
+    let stats = t.r.queue_stats(q).unwrap();
+    assert_eq!((stats.answered, stats.abandoned), (answered, 0));
+    // Accepted, it is a call: nothing else is offered to the agent meanwhile.
+    t.item(102, q, |s| {
+        s.channel = Channel::Video;
+        s.only = Some(AgentId(agent));
+    });
+    assert_eq!(t.offers(), [(102, agent)]);
+    t.r.accept(t.now, AgentId(agent), ItemId(102)).unwrap();
+    t.r.set_presence(t.now, AgentId(other), Presence::Away)
+        .unwrap();
+    t.item(103, q, |s| s.channel = Channel::Chat);
+    assert_eq!(t.offers(), [], "the agent is on a call");
+    t.r.finish(t.now, ItemId(102), None).unwrap();
+    assert_eq!(
+        t.offers(),
+        [(103, agent)],
+        "the call over, the waiting chat is theirs"
+    );
+    // An agent logged out gets no escalation.
+    t.r.logout(t.now, AgentId(other)).unwrap();
+    let mut s = ItemSpec::new(Channel::Video);
+    s.only = Some(AgentId(other));
+    assert_eq!(
+        t.r.enqueue(t.now, ItemId(104), q, s),
+        Err(RouteError::UnknownAgent)
+    );
+    t.check();
+}
+
+#[test]
 fn a_rejected_item_goes_to_someone_else_never_back_to_who_declined() {
     let mut t = T::new();
     let q = t.queue(QueueSpec::new("q"));
@@ -545,6 +607,8 @@ mod props {
         Consult(u8, u8),
         EndConsult(u8, u8),
         OfferTo(u8, u8),
+        /// A customer escalates to a video call with the agent who has their chat.
+        Escalate(u8, u8),
         Wait(u16),
     }
 
@@ -565,6 +629,7 @@ mod props {
             3 => (0u8..8, 0u8..5).prop_map(|(i, a)| Op::Consult(i, a)),
             1 => (0u8..8, 0u8..5).prop_map(|(i, a)| Op::EndConsult(i, a)),
             1 => (0u8..8, 0u8..5).prop_map(|(i, a)| Op::OfferTo(i, a)),
+            1 => (0u8..3, 0u8..5).prop_map(|(q, a)| Op::Escalate(q, a)),
             2 => (0u16..40_000).prop_map(Op::Wait),
         ]
     }
@@ -602,6 +667,8 @@ mod props {
             let mut offers: Vec<(AgentId, ItemId)> = vec![];
             let mut accepted = 0usize;
             let mut elapsed = 0u64;
+            // Items for one agent alone, until a transfer makes them ordinary.
+            let mut only: HashMap<u64, u64> = HashMap::new();
             for o in ops {
                 match o {
                     Op::Enqueue { q, ch, prio, skill, last } => {
@@ -637,10 +704,19 @@ mod props {
                     Op::Logout(a) => { let _ = t.r.logout(t.now, AgentId(a as u64)); }
                     Op::Away(a) => { let _ = t.r.set_presence(t.now, AgentId(a as u64), Presence::Away); }
                     Op::Back(a) => { let _ = t.r.set_presence(t.now, AgentId(a as u64), Presence::Available); }
-                    Op::Transfer(i, q) => { let _ = t.r.transfer(t.now, ItemId(i as u64), qs[q as usize]); }
+                    Op::Transfer(i, q) => { if t.r.transfer(t.now, ItemId(i as u64), qs[q as usize]).is_ok() { only.remove(&(i as u64)); } }
                     Op::Consult(i, a) => { let _ = t.r.consult(t.now, ItemId(i as u64), AgentId(a as u64)); }
                     Op::EndConsult(i, a) => t.r.end_consult(t.now, ItemId(i as u64), AgentId(a as u64)),
-                    Op::OfferTo(i, a) => { let _ = t.r.offer_to(t.now, ItemId(i as u64), AgentId(a as u64)); }
+                    Op::OfferTo(i, a) => { if t.r.offer_to(t.now, ItemId(i as u64), AgentId(a as u64)).is_ok() { only.remove(&(i as u64)); } }
+                    Op::Escalate(q, a) => {
+                        let mut s = ItemSpec::new(Channel::Video);
+                        s.only = Some(AgentId(a as u64));
+                        if t.r.enqueue(t.now, ItemId(next_item), qs[q as usize], s).is_ok() {
+                            open.insert(next_item);
+                            only.insert(next_item, a as u64);
+                        }
+                        next_item += 1;
+                    }
                     Op::Wait(ms) => { elapsed += ms as u64; t.at(elapsed as f64 / 1000.0); }
                 }
                 for e in t.events() {
@@ -650,7 +726,12 @@ mod props {
                             assigned_once.insert(item.0);
                         }
                         RouterEvent::Overflow { item, to: OverflowTo::Voicemail } => { open.remove(&item.0); }
-                        RouterEvent::Offer { item, agent, .. } => offers.push((agent, item)),
+                        RouterEvent::Offer { item, agent, .. } => {
+                            if let Some(a) = only.get(&item.0) {
+                                prop_assert_eq!(*a, agent.0, "one agent's item offered to another");
+                            }
+                            offers.push((agent, item))
+                        }
                         _ => {}
                     }
                 }

@@ -897,6 +897,19 @@ pub fn is_webrtc_offer(body: &[u8]) -> bool {
     })
 }
 
+/// The video formats of a description's first video stream that is not declined.
+pub fn video_formats(body: &[u8]) -> Vec<Format> {
+    RemoteSession::parse(body)
+        .ok()
+        .and_then(|r| {
+            r.media
+                .into_iter()
+                .find(|m| m.kind == Kind::Video && m.port != 0)
+        })
+        .map(|m| m.formats)
+        .unwrap_or_default()
+}
+
 /// The G.711 law a browser leg answers a WebRTC offer with (PCMU first), so the call
 /// is bridged without transcoding.
 pub fn webrtc_codec(body: &[u8]) -> Result<Codec, SdpError> {

@@ -470,6 +470,21 @@ impl Store {
         .map(interaction_row!())))
     }
 
+    /// The video calls made from web chat `chat` that belong to no customer yet
+    /// (the chat's address was not verified when they started).
+    pub async fn unattached_chat_calls(&self, chat: &str) -> Result<Vec<String>, StoreError> {
+        let dialled = format!("chat:{chat}");
+        with_db!(self, |pool, sql| {
+            let rows: Vec<(String,)> = sqlx::query_as(sql(
+                "SELECT id FROM interactions WHERE dialled = ? AND kind = 'video' AND customer_id IS NULL",
+            ))
+            .bind(&dialled)
+            .fetch_all(pool)
+            .await?;
+            Ok(rows.into_iter().map(|r| r.0).collect())
+        })
+    }
+
     /// Provider threads not ended (a node taking them up after a restart), oldest
     /// first.
     pub async fn open_threads(&self) -> Result<Vec<Interaction>, StoreError> {

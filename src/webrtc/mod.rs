@@ -104,6 +104,19 @@ struct Video {
 pub const H264_FMTP: &str =
     "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f";
 
+/// The video a browser leg takes when the other side is a browser too (a customer's
+/// video call from the chat): VP8, then H.264 in packetization-mode 1.
+pub fn browser_video_formats() -> Vec<crate::sdp::Format> {
+    let f = |pt: u8, name: &str, fmtp: &str| crate::sdp::Format {
+        pt,
+        name: name.into(),
+        rate: 90000,
+        channels: String::new(),
+        fmtp: fmtp.into(),
+    };
+    vec![f(96, "VP8", ""), f(97, "H264", H264_FMTP)]
+}
+
 /// The video codec a browser leg can pass a SIP leg's format through as: VP8, and
 /// H.264 in packetization-mode 1 (browsers send FU-A and STAP-A; mode 0 peers cannot
 /// take them).

@@ -9,7 +9,7 @@
 //        then hang up or blind-transfer to an agent; or just hang up; default hold)
 import { mkdirSync } from "node:fs";
 import process from "node:process";
-import { fail, launchAgent, openPage, logIn, step } from "./desk.mjs";
+import { fail, launchAgent, openPage, logIn, picture, step } from "./desk.mjs";
 
 const [base, agent, password, wav, artifacts, how = "hold"] = process.argv.slice(2);
 
@@ -41,49 +41,35 @@ try {
 
   // What the browser decodes and sends, and whether the caller's picture is a picture:
   // its colour spread over a grid of samples (black or one flat colour is ~0).
-  const video = async () => page.evaluate(async () => {
-    const w = [...window.omnigate.work.values()].find(w => w.pc);
-    const v = document.querySelector(".call .remote-video");
-    if (!w || !v) return null;
-    const r = await w.pc.getStats();
-    const out = { width: v.videoWidth, height: v.videoHeight, decoded: 0, keyframes: 0, sent: 0, pli_sent: 0, pli_received: 0 };
-    r.forEach(s => {
-      if (s.type === "inbound-rtp" && s.kind === "video") {
-        out.decoded += s.framesDecoded || 0;
-        out.keyframes += s.keyFramesDecoded || 0;
-        out.pli_sent += s.pliCount || 0;
-        const c = r.get(s.codecId);
-        if (c) out.codec_in = c.mimeType;
-      }
-      if (s.type === "outbound-rtp" && s.kind === "video") {
-        out.sent += s.framesEncoded || 0;
-        out.pli_received += s.pliCount || 0;
-        const c = r.get(s.codecId);
-        if (c) out.codec_out = c.mimeType;
-      }
+  const video = async () => {
+    const out = await page.evaluate(async () => {
+      const w = [...window.omnigate.work.values()].find(w => w.pc);
+      if (!w) return null;
+      const r = await w.pc.getStats();
+      const out = { decoded: 0, keyframes: 0, sent: 0, pli_sent: 0, pli_received: 0 };
+      r.forEach(s => {
+        if (s.type === "inbound-rtp" && s.kind === "video") {
+          out.decoded += s.framesDecoded || 0;
+          out.keyframes += s.keyFramesDecoded || 0;
+          out.pli_sent += s.pliCount || 0;
+          const c = r.get(s.codecId);
+          if (c) out.codec_in = c.mimeType;
+        }
+        if (s.type === "outbound-rtp" && s.kind === "video") {
+          out.sent += s.framesEncoded || 0;
+          out.pli_received += s.pliCount || 0;
+          const c = r.get(s.codecId);
+          if (c) out.codec_out = c.mimeType;
+        }
+      });
+      out.shown = !document.querySelector(".call .videos").hidden;
+      out.local = document.querySelector(".call .local-video").videoWidth;
+      out.stats = document.querySelector(".call .stats").textContent;
+      return out;
     });
-    if (v.videoWidth) {
-      const c = document.createElement("canvas");
-      c.width = v.videoWidth;
-      c.height = v.videoHeight;
-      const g = c.getContext("2d");
-      g.drawImage(v, 0, 0);
-      const d = g.getImageData(0, 0, c.width, c.height).data;
-      // Per colour channel (pure red, green and blue stripes have the same brightness).
-      const sum = [0, 0, 0], sum2 = [0, 0, 0];
-      let n = 0;
-      for (let i = 0; i < d.length; i += 4 * 61) {
-        for (let ch = 0; ch < 3; ch++) { sum[ch] += d[i + ch]; sum2[ch] += d[i + ch] ** 2; }
-        n++;
-      }
-      out.mean = Math.round((sum[0] + sum[1] + sum[2]) / 3 / n);
-      out.spread = Math.round(Math.max(...[0, 1, 2].map(ch => Math.sqrt(Math.max(0, sum2[ch] / n - (sum[ch] / n) ** 2)))));
-    }
-    out.shown = !document.querySelector(".call .videos").hidden;
-    out.local = document.querySelector(".call .local-video").videoWidth;
-    out.stats = document.querySelector(".call .stats").textContent;
-    return out;
-  });
+    const p = await picture(page, ".call .remote-video");
+    return out && p && Object.assign(out, { width: p.width, height: p.height, mean: p.mean, spread: p.spread });
+  };
   const waitFrames = async (name, more) => {
     const t0 = Date.now();
     let v = await video();

@@ -49,6 +49,33 @@ export async function person(browser, init, arg) {
   return page;
 }
 
+/// What the <video> at `selector` in `page` shows: its size, the frames it decoded,
+/// and whether it is a picture: the mean and the colour spread over a grid of samples
+/// (per colour channel: black or one flat colour is ~0; pure red, green and blue
+/// stripes differ though they are equally bright). Null when there is no such video.
+export const picture = (page, selector) => page.evaluate(sel => {
+  const v = document.querySelector(sel);
+  if (!v) return null;
+  const out = { width: v.videoWidth, height: v.videoHeight, frames: v.getVideoPlaybackQuality().totalVideoFrames };
+  if (v.videoWidth) {
+    const c = document.createElement("canvas");
+    c.width = v.videoWidth;
+    c.height = v.videoHeight;
+    const g = c.getContext("2d");
+    g.drawImage(v, 0, 0);
+    const d = g.getImageData(0, 0, c.width, c.height).data;
+    const sum = [0, 0, 0], sum2 = [0, 0, 0];
+    let n = 0;
+    for (let i = 0; i < d.length; i += 4 * 61) {
+      for (let ch = 0; ch < 3; ch++) { sum[ch] += d[i + ch]; sum2[ch] += d[i + ch] ** 2; }
+      n++;
+    }
+    out.mean = Math.round((sum[0] + sum[1] + sum[2]) / 3 / n);
+    out.spread = Math.round(Math.max(...[0, 1, 2].map(ch => Math.sqrt(Math.max(0, sum2[ch] / n - (sum[ch] / n) ** 2)))));
+  }
+  return out;
+}, selector);
+
 /// Logs `agent` in on the desktop at `base` and sets them Available.
 export async function logIn(page, base, agent, password) {
   await page.goto(`${base}/agent`);

@@ -444,3 +444,112 @@ fn an_h264_video_phone_and_bob_in_chromium_see_each_other() {
     );
     c.bob.finish();
 }
+
+#[test]
+fn a_customer_escalates_the_web_chat_to_a_video_call_with_bob_and_both_see_each_other() {
+    // The demo centre with its dialplan (Bob takes support's chats in the browser),
+    // recording on: Ada (Chromium, fake camera) chats, Bob (Chromium) takes the chat
+    // and verifies her, she starts a video call from the chat page; it rings Bob alone.
+    let dp = tempfile::tempdir().unwrap();
+    open_demo_dialplan(dp.path());
+    let g = Gateway::start(
+        28300,
+        "demo = true",
+        "answer_after_ms = 50\nhangup_after_secs = 0\nrecord = true",
+        &format!(
+            "[dialplan]\ndir = \"{}\"\ndefault_flow = \"demo\"\n",
+            dp.path().display()
+        ),
+    );
+    g.wait_log("dialplan loaded");
+    let mic = g.dir.path().join("agent-48k.wav");
+    crate::desktop::write_48k_wav(&mic, &omnigate::media::player::builtin_welcome());
+    let artifacts = repo("target/e2e-artifacts/chat-video");
+    let _ = std::fs::remove_dir_all(&artifacts);
+    let http = format!("http://127.0.0.1:{}", g.http);
+    let mut b = crate::desktop::Browser::run(
+        "chat_video.mjs",
+        &[
+            &http,
+            "bob",
+            "demo-bob",
+            &mic.display().to_string(),
+            &artifacts.display().to_string(),
+        ],
+    );
+    b.step("available", &g);
+    let early = b.step("too early", &g);
+    assert!(
+        early["said"]
+            .as_str()
+            .unwrap()
+            .contains("with the agent who has your chat"),
+        "no agent has the chat yet: {early}"
+    );
+    let o = b.step("offered", &g);
+    assert!(o["offer"].as_str().unwrap().contains("Ada Lovelace"), "{o}");
+    let v = b.step("video", &g);
+    eprintln!("what each decodes: {v}");
+    for who in ["bob", "ada"] {
+        let p = &v[who];
+        assert!(
+            p["width"].as_u64() > Some(0)
+                && p["frames"].as_u64() > Some(30)
+                && p["spread"].as_u64() > Some(10),
+            "{who} decodes the other's camera: {v}\n{}",
+            g.log()
+        );
+    }
+    assert!(
+        v["ada_state"].as_str().unwrap().contains("In a call"),
+        "{v}"
+    );
+    let after = b.step("after", &g);
+    assert!(
+        after["said"].as_str().unwrap().contains("Video call ended"),
+        "{after}"
+    );
+    b.finish();
+
+    // One case: the chat and its video call, recorded as a video interaction answered
+    // by Bob, its audio in a recording.
+    let (_, list) = g.get_auth("/api/interactions?limit=10", "test-token");
+    let list: serde_json::Value = serde_json::from_str(&list).unwrap();
+    let list = list.as_array().unwrap();
+    let video = list
+        .iter()
+        .find(|i| i["kind"] == "video")
+        .unwrap_or_else(|| panic!("a video interaction: {list:?}"));
+    let chat = list
+        .iter()
+        .find(|i| i["kind"] == "webchat")
+        .unwrap_or_else(|| panic!("the chat: {list:?}"));
+    assert_eq!(
+        video["dialled"],
+        format!("chat:{}", chat["id"].as_str().unwrap())
+    );
+    assert!(video["conversation_id"].is_i64(), "{video}");
+    assert_eq!(
+        video["conversation_id"], chat["conversation_id"],
+        "{video}\n{chat}"
+    );
+    assert_eq!(video["customer_id"], chat["customer_id"]);
+    assert_eq!(video["agent"], "bob", "{video}");
+    assert!(
+        video["answered_at"].is_i64() && video["ended_at"].is_i64(),
+        "{video}"
+    );
+    let rec = video["recording"].as_str().expect("recorded");
+    let wav = hound::WavReader::open(g.dir.path().join(rec)).unwrap();
+    assert!(
+        wav.spec().channels == 2 && wav.duration() > wav.spec().sample_rate,
+        "the call's audio is recorded, both sides, over a second: {rec} {:?} {}",
+        wav.spec(),
+        wav.duration()
+    );
+    let legs = leg_video(&g.log());
+    assert!(
+        legs.len() >= 2 && legs.iter().all(|l| l.0 >= 30),
+        "video relayed both ways: {legs:?}"
+    );
+}

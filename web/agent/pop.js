@@ -24,7 +24,9 @@ export function splitDetails(details) {
   const reason = {}, internal = {};
   for (const [k, v] of Object.entries(details || {})) {
     if (k.startsWith("customer.") || k === "verified" || k === "bot.transcript" || ON_THE_CARD.has(k)) continue;
-    (INTERNAL.has(k) ? internal : reason)[k] = v;
+    // A video call from the chat "dialled" the chat: plumbing too.
+    const plumbing = INTERNAL.has(k) || (k === "dialled" && String(v).startsWith("chat:"));
+    (plumbing ? internal : reason)[k] = v;
   }
   return [reason, internal];
 }

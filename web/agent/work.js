@@ -170,7 +170,7 @@ export function monitored(m) {
   const entry = app.work.get(m.interaction);
   const p = entry && entry.node && $(".monitored", entry.node);
   if (!p) return;
-  const chat = entry.data.channel !== "voice";
+  const chat = entry.data.channel !== "voice" && entry.data.channel !== "video";
   const how = { listen: "is listening", whisper: "is whispering to you (the caller does not hear)", barge: chat ? "has joined the chat" : "has joined the call", took_over: "has taken over the chat: it is theirs now" };
   p.hidden = !m.supervisor;
   p.textContent = m.supervisor ? `Supervisor ${m.name || m.supervisor} ${how[m.mode] || m.mode}` : "";
