@@ -1,5 +1,5 @@
 // A customer on the web chat escalates to a video call with the agent who has the
-// chat, both in real headless Chromium (one browser, a context each, the fake camera
+// chat (before he verified who she is), both in real headless Chromium (one browser, a context each, the fake camera
 // and a WAV as the microphone). The Rust test (tests/e2e/video.rs) starts the gateway
 // and checks the store; this script is both people and reports what each browser
 // decodes: lines `STEP <name> <json>`; anything going wrong exits non-zero.
@@ -42,11 +42,8 @@ try {
   await ada.locator("#video-state", { hasText: "Video call ended" }).waitFor({ timeout: 10000 });
   step("too early", { said: await ada.locator("#video-state").innerText() });
 
-  // Bob takes the chat and verifies who she is: her case is on screen.
+  // Bob takes the chat (who she is is not verified yet: only what she typed).
   await bob.getByRole("button", { name: "Answer" }).click({ timeout: 30000 });
-  const pop = bob.locator("#screen-pop");
-  await pop.getByRole("button", { name: "Identity verified" }).click({ timeout: 10000 });
-  await pop.locator(".customer-name").waitFor({ timeout: 10000 });
   await bob.locator(".chat .say .text").fill("Hi Ada, let's look at it together.");
   await bob.locator(".chat .say").getByRole("button", { name: "Send" }).click();
   await ada.locator(".m.agent", { hasText: "look at it together" }).waitFor({ timeout: 10000 });
@@ -79,6 +76,14 @@ try {
   await bob.locator(".chat .say").getByRole("button", { name: "Send" }).click();
   await ada.locator(".m.agent", { hasText: "replacement" }).waitFor({ timeout: 10000 });
   step("after", { said: await ada.locator("#video-state").innerText(), log: await ada.locator("#log").innerText() });
+
+  // Now Bob verifies who she is: the chat, and the video call made before, are hers.
+  const pop = bob.locator("#screen-pop");
+  // (his desk shows the call's customer; he turns to the chat)
+  await bob.locator(".chat .say .text").click();
+  await pop.getByRole("button", { name: "Identity verified" }).click({ timeout: 10000 });
+  await pop.locator(".customer-name").waitFor({ timeout: 10000 });
+  step("verified", { pop: await pop.innerText() });
 } catch (e) {
   const said = ada ? await ada.locator("#video-state").innerText().catch(() => "") : "";
   await fail(e, { browser, page: bob, artifacts, said });

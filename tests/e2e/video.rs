@@ -448,8 +448,9 @@ fn an_h264_video_phone_and_bob_in_chromium_see_each_other() {
 #[test]
 fn a_customer_escalates_the_web_chat_to_a_video_call_with_bob_and_both_see_each_other() {
     // The demo centre with its dialplan (Bob takes support's chats in the browser),
-    // recording on: Ada (Chromium, fake camera) chats, Bob (Chromium) takes the chat
-    // and verifies her, she starts a video call from the chat page; it rings Bob alone.
+    // recording on: Ada (Chromium, fake camera) chats, Bob (Chromium) takes the chat,
+    // she starts a video call from the chat page; it rings Bob alone. He verifies who
+    // she is after the call.
     let dp = tempfile::tempdir().unwrap();
     open_demo_dialplan(dp.path());
     let g = Gateway::start(
@@ -509,10 +510,11 @@ fn a_customer_escalates_the_web_chat_to_a_video_call_with_bob_and_both_see_each_
         after["said"].as_str().unwrap().contains("Video call ended"),
         "{after}"
     );
+    b.step("verified", &g);
     b.finish();
 
-    // One case: the chat and its video call, recorded as a video interaction answered
-    // by Bob, its audio in a recording.
+    // One case: the chat and its video call (made before Bob verified her: attached
+    // then), recorded as a video interaction answered by Bob, its audio in a recording.
     let (_, list) = g.get_auth("/api/interactions?limit=10", "test-token");
     let list: serde_json::Value = serde_json::from_str(&list).unwrap();
     let list = list.as_array().unwrap();

@@ -40,6 +40,9 @@ export function addWork(w) {
   if (!voice) $(".state", n).textContent = CHANNEL[w.channel] || (w.channel === "api" && w.details && w.details.account) || "chat";
   if (!voice) replyWindow(entry, w.window_until || (w.details && w.details.window_until));
   $("#work-list").append(n);
+  // With several things on, the one the agent turns to shows its customer.
+  n.addEventListener("focusin", () => { if (app.popFor !== w.interaction && app.work.has(w.interaction)) screenPop(entry.data); });
+  n.addEventListener("pointerdown", () => { if (app.popFor !== w.interaction && app.work.has(w.interaction)) screenPop(entry.data); });
   // A chat's messages so far (the desk keeps those that came before the assignment).
   for (const x of w.messages || []) chatMessage(Object.assign({ interaction: w.interaction }, x));
   // A supervisor's notes so far, and who is on it now (after a reload).
@@ -492,6 +495,8 @@ export function workEnded(id, customerGone) {
   entry.wrapping = true;
   const n = entry.node;
   n.classList.add("ended");
+  // No picture after the call.
+  if ($(".videos", n)) $(".videos", n).hidden = true;
   const st = $(".state", n);
   if (st) st.textContent = customerGone ? (isVoice(entry.data) ? "caller hung up" : "customer left") : "ended";
   if (customerGone) customerLeft(entry);
