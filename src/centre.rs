@@ -881,6 +881,12 @@ impl Centre {
         Ok(())
     }
 
+    /// Agents without a phone take calls in the browser, and customers may call from
+    /// the chat page (`[webrtc] port` set).
+    pub fn browser_calls(&self) -> bool {
+        self.0.browser_calls
+    }
+
     /// Where video calls from the chat start (the SIP driver's queue).
     pub fn set_web_calls(
         &self,

@@ -95,6 +95,13 @@ function connect(first) {
         break;
       case "video_hold": $("video-state").textContent = f.on ? "The agent put you on hold." : "In a call with the agent."; break;
       case "video_ended": videoEnded(f.reason); break;
+      case "video_invite":
+        if (call) break;
+        $("video").hidden = false;
+        $("join").hidden = false;
+        $("hangup").hidden = true;
+        $("video-state").textContent = `${f.agent} invites you to a video call.`;
+        break;
       case "error":
         if (f.id) break; // kept pending; sent again on reconnect
         $("error").textContent = f.reason;
@@ -127,6 +134,7 @@ function videoEnded(reason) {
 }
 async function startVideo() {
   if (call || !ws || ws.readyState !== 1) return;
+  $("join").hidden = true;
   $("video").hidden = false;
   $("hangup").hidden = false;
   $("video-call").disabled = true;
@@ -159,6 +167,7 @@ async function startVideo() {
   ws.send(JSON.stringify({ type: "video_offer", sdp: pc.localDescription.sdp }));
 }
 $("video-call").onclick = startVideo;
+$("join").onclick = startVideo;
 $("hangup").onclick = () => {
   if (ws && ws.readyState === 1) ws.send(JSON.stringify({ type: "video_hangup" }));
   videoEnded("you hung up");

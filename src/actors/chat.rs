@@ -650,6 +650,36 @@ impl ChatActor {
         });
     }
 
+    /// Whether a video call may start: a web chat still open, none on.
+    fn video_possible(&self) -> Result<(), String> {
+        if self.s.provider.is_some() {
+            return Err("video calls are for the web chat".into());
+        }
+        if self.thread.closed().is_some() {
+            return Err("this chat has ended".into());
+        }
+        if self.video.is_some() || self.video_starting {
+            return Err("a video call is already on".into());
+        }
+        Ok(())
+    }
+
+    /// The agent's invitation to a video call, told to the customer's page (not kept:
+    /// it means nothing once the page is gone).
+    fn invite_video(&mut self) -> Result<(), String> {
+        self.video_possible()?;
+        if self.socket.is_none() {
+            return Err("the customer's chat page is not open".into());
+        }
+        let name = match &self.agent {
+            Some(_) if !self.agent_display.is_empty() => self.agent_display.clone(),
+            Some((n, _)) => n.clone(),
+            None => return Err("this chat is not assigned to you".into()),
+        };
+        self.tell_customer(serde_json::json!({"type": "video_invite", "agent": name}));
+        Ok(())
+    }
+
     fn tell_customer(&mut self, v: serde_json::Value) {
         if let Some(s) = &self.socket {
             // A page that does not read loses its socket (it reconnects and replays).
@@ -1507,15 +1537,7 @@ impl Handler<VideoStart> for ChatActor {
     type Result = Result<(crate::call::Escalation, String), String>;
 
     fn handle(&mut self, _: VideoStart, _: &mut Context<Self>) -> Self::Result {
-        if self.s.provider.is_some() {
-            return Err("video calls are for the web chat".into());
-        }
-        if self.thread.closed().is_some() {
-            return Err("this chat has ended".into());
-        }
-        if self.video.is_some() || self.video_starting {
-            return Err("a video call is already on".into());
-        }
+        self.video_possible()?;
         let Some((agent, _)) = &self.agent else {
             return Err(
                 "a video call is with the agent who has your chat: wait for them to join".into(),
@@ -1679,6 +1701,11 @@ pub enum AgentAct {
     Verify {
         agent: String,
     },
+    /// The agent asks the customer on the web chat to join a video call: their page
+    /// offers it (see [`VideoStart`]).
+    InviteVideo {
+        agent: String,
+    },
 }
 
 impl Handler<AgentAct> for ChatActor {
@@ -1701,12 +1728,17 @@ impl Handler<AgentAct> for ChatActor {
             | AgentAct::Typing { agent, .. }
             | AgentAct::End { agent }
             | AgentAct::Retry { agent, .. }
-            | AgentAct::Verify { agent } => agent.clone(),
+            | AgentAct::Verify { agent }
+            | AgentAct::InviteVideo { agent } => agent.clone(),
         };
         if self.agent.as_ref().map(|(n, _)| n) != Some(&agent) {
             return Box::pin(async { Err(ChatError::NotYours) });
         }
         match m {
+            AgentAct::InviteVideo { .. } => {
+                let r = self.invite_video();
+                Box::pin(async move { r.map(|_| 0).map_err(ChatError::Refused) })
+            }
             AgentAct::Says { text, .. } => {
                 if let Some(e) = self.window_closed() {
                     return Box::pin(async move { Err(e) });

@@ -463,7 +463,19 @@ impl Session {
 
     /// The run joins a queue: the VIP rule and the customer's hints decide how.
     fn enqueue(&mut self, queue: String, priority: u8, skills: Vec<String>) {
-        let details = serde_json::Value::Object(self.ivr_vars());
+        let mut vars = self.ivr_vars();
+        // A caller with a camera: the offer says so (the agent's browser will show it),
+        // naming the codecs agreed.
+        let video: Vec<&str> = self
+            .customer()
+            .video
+            .iter()
+            .map(|f| f.name.as_str())
+            .collect();
+        if !video.is_empty() {
+            vars.insert("video".into(), video.join(", ").into());
+        }
+        let details = serde_json::Value::Object(vars);
         let from = self.caller.clone();
         let call = self.call();
         let Some(ivr) = self.ivr.as_mut() else { return };

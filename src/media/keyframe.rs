@@ -314,10 +314,13 @@ impl Requester {
         }
     }
 
-    /// A keyframe came from this sender: stop asking.
-    pub fn keyframe_seen(&mut self) {
+    /// A keyframe came from this sender: stop asking. True when it answers a request
+    /// still open (it was being asked for).
+    pub fn keyframe_seen(&mut self) -> bool {
+        let asked = self.until.is_some();
         self.until = None;
         self.due = false;
+        asked
     }
 
     /// When [`poll`](Self::poll) should next be called (none: nothing pending).

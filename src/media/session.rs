@@ -842,7 +842,11 @@ impl MediaSession {
         l.video_to = Some(from);
         let pt = data.get(1).map_or(0, |b| b & 0x7f);
         let codec = v.codecs.iter().find(|(p, _)| *p == pt).map(|(_, c)| *c);
-        l.vs.sent(&data, &v.codecs);
+        if l.vs.sent(&data, &v.codecs) {
+            // Once per start, resume, re-INVITE or transfer: where a black picture
+            // would show, this says the picture came.
+            tracing::debug!(leg, "keyframe came as asked");
+        }
         let Some(p) = peer else { return };
         let Some(pl) = self.leg_mut(p) else { return };
         let (Some(pv), Some(to)) = (&pl.p.video, pl.video_to) else {

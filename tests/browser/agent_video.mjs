@@ -32,6 +32,7 @@ try {
   await logIn(page, base, agent, password);
   const answer = page.getByRole("button", { name: "Answer" });
   await answer.waitFor({ timeout: 60000 });
+  step("offered", { channel: await page.locator("#offer-list .offer .channel").first().innerText() });
   await answer.click();
   await page.locator(".call .state", { hasText: "connected" }).waitFor({ timeout: 20000 });
   // The gateway took video: the card offers the camera.

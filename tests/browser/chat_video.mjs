@@ -84,6 +84,21 @@ try {
   await pop.getByRole("button", { name: "Identity verified" }).click({ timeout: 10000 });
   await pop.locator(".customer-name").waitFor({ timeout: 10000 });
   step("verified", { pop: await pop.innerText() });
+
+  // Bob asks her to a video call from the chat; she joins; it rings him; she hangs up.
+  await bob.getByRole("button", { name: "Finish wrap-up" }).click();
+  await bob.locator(".chat").getByRole("button", { name: "Video call" }).click();
+  await ada.locator("#video-state", { hasText: "invites you to a video call" }).waitFor({ timeout: 10000 });
+  const invited = await ada.locator("#video-state").innerText();
+  await ada.getByRole("button", { name: "Join the video call" }).click();
+  const again = bob.locator("#offer-list .offer", { hasText: "video" });
+  await again.getByRole("button", { name: "Answer" }).click({ timeout: 20000 });
+  await bob.locator(".call .state", { hasText: "connected" }).waitFor({ timeout: 20000 });
+  await bob.getByRole("button", { name: "Camera" }).click({ timeout: 10000 });
+  const adaSeesAgain = await frames(ada, "#remote-video", 15);
+  await ada.getByRole("button", { name: "Hang up" }).click();
+  await bob.locator(".call .state", { hasText: "ended" }).waitFor({ timeout: 10000 });
+  step("joined", { invited, ada: adaSeesAgain, said: await ada.locator("#video-state").innerText() });
 } catch (e) {
   const said = ada ? await ada.locator("#video-state").innerText().catch(() => "") : "";
   await fail(e, { browser, page: bob, artifacts, said });

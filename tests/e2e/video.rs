@@ -189,10 +189,26 @@ fn two_sip_video_phones_see_each_other_and_keyframes_are_asked_after_hold() {
     wait_for("the hold re-INVITE", Duration::from_secs(10), || {
         g.log().matches("media renegotiated").count() >= 1
     });
+    let before_resume = g.log().len();
     ctrl(&mut ca, "resume", "");
     wait_for("the resume re-INVITE", Duration::from_secs(10), || {
         g.log().matches("media renegotiated").count() >= 2
     });
+    // The bridge asked both phones for a full picture: each sent one.
+    wait_for(
+        "a keyframe from each phone after the resume",
+        Duration::from_secs(10),
+        || {
+            let l = g.log();
+            let legs: std::collections::HashSet<&str> = l[before_resume..]
+                .lines()
+                .filter(|l| l.contains("keyframe came as asked"))
+                .filter_map(|l| l.split("leg=").nth(1))
+                .map(|v| v.split_whitespace().next().unwrap_or(""))
+                .collect();
+            legs.len() >= 2
+        },
+    );
     let _ = std::fs::remove_file(da.path().join("at-1001.png"));
     received_picture(&mut ca, da.path(), "at-1001.png", &logs);
     ctrl(&mut ca, "hangup", "");
@@ -330,6 +346,8 @@ impl VideoCall {
             mic,
             artifacts,
         };
+        let o = c.bob.step("offered", &c.g);
+        assert_eq!(o["channel"], "video", "the caller's camera is on: {o}");
         let v = c.bob.step("video", &c.g);
         assert!(
             v["width"].as_u64() == Some(352)
@@ -511,6 +529,16 @@ fn a_customer_escalates_the_web_chat_to_a_video_call_with_bob_and_both_see_each_
         "{after}"
     );
     b.step("verified", &g);
+    // Bob invites her to a second video call from the chat; she joins, then hangs up.
+    let j = b.step("joined", &g);
+    assert!(
+        j["invited"]
+            .as_str()
+            .unwrap()
+            .contains("Bob Agent invites you"),
+        "{j}"
+    );
+    assert!(j["ada"]["frames"].as_u64() > Some(15), "{j}");
     b.finish();
 
     // One case: the chat and its video call (made before Bob verified her: attached
@@ -518,10 +546,12 @@ fn a_customer_escalates_the_web_chat_to_a_video_call_with_bob_and_both_see_each_
     let (_, list) = g.get_auth("/api/interactions?limit=10", "test-token");
     let list: serde_json::Value = serde_json::from_str(&list).unwrap();
     let list = list.as_array().unwrap();
-    let video = list
-        .iter()
-        .find(|i| i["kind"] == "video")
-        .unwrap_or_else(|| panic!("a video interaction: {list:?}"));
+    let videos: Vec<&serde_json::Value> = list.iter().filter(|i| i["kind"] == "video").collect();
+    assert_eq!(videos.len(), 2, "two video calls: {list:?}");
+    // The invited one (newest first) is on her case from the start.
+    assert_eq!(videos[0]["outcome"], "answered support", "{:?}", videos[0]);
+    assert_eq!(videos[0]["conversation_id"], videos[1]["conversation_id"]);
+    let video = videos[1];
     let chat = list
         .iter()
         .find(|i| i["kind"] == "webchat")

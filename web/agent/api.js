@@ -23,7 +23,9 @@ export async function api(method, path, body) {
 export function flash(id, text) {
   const w = id && app.work.get(id);
   const box = (w && $(".notice", w.node)) || $(`#offer-list [data-interaction="${CSS.escape(id || "")}"] .notice`) || $("#desk-notice");
-  if (box) box.textContent = text;
+  if (!box) return;
+  box.classList.remove("ok");
+  box.textContent = text;
 }
 
 /// `api(...)`, with a refusal shown at `id`'s card.

@@ -16,7 +16,8 @@ export function addOffer(o, onConsultAnswer) {
   n.dataset.interaction = o.interaction;
   const d = o.details || {};
   const consult = o.type === "consult";
-  const channel = consult ? "consult" : o.channel;
+  // A call with the caller's camera on is offered as a video call.
+  const channel = consult ? "consult" : (o.channel === "voice" && o.details && o.details.video ? "video" : o.channel);
   const person = consult ? `${o.from} about ${o.caller}` : personOf(o);
   $(".icon", n).textContent = ICON[channel] || "•";
   $(".person", n).textContent = person;

@@ -15,7 +15,7 @@ export const tierClass = t => `tier-${String(t).toLowerCase().replace(/[^a-z0-9-
 export const personOf = w => (w.details && w.details["customer.name"]) || w.from || "a customer";
 
 // Variables about the call's plumbing, not the customer: folded away.
-const INTERNAL = new Set(["caller", "caller_name", "called", "trunk", "call_id", "flow", "interaction"]);
+const INTERNAL = new Set(["caller", "caller_name", "called", "trunk", "call_id", "flow", "interaction", "video"]);
 // What the card shows itself (a messaging thread's window and templates).
 const ON_THE_CARD = new Set(["window_until", "templates"]);
 

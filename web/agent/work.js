@@ -319,6 +319,15 @@ function wireChat(entry) {
     catch { }
   };
   $(".end", n).onclick = () => act(id, "POST", `/api/agent/work/${id}/end`).catch(() => {});
+  // A web chat's customer may be asked to a video call (it rings here when they join).
+  const invite = $(".invite-video", n);
+  invite.hidden = entry.data.channel !== "webchat";
+  invite.onclick = () => act(id, "POST", `/api/agent/work/${id}/video`)
+    .then(() => {
+      $(".notice", n).classList.add("ok");
+      $(".notice", n).textContent = "Video call invitation sent: it rings here when the customer joins.";
+    })
+    .catch(() => {});
   loadCanned(entry);
   templatePicker(entry);
   kbPanel(entry);

@@ -153,6 +153,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         ("typing", web::post().to(work::typing)),
         ("verify", web::post().to(work::verify)),
         ("end", web::post().to(work::end)),
+        ("video", web::post().to(work::invite_video)),
         ("hangup", web::post().to(work::hangup)),
         ("hold", web::post().to(work::hold)),
         ("dtmf", web::post().to(work::dtmf)),

@@ -246,6 +246,25 @@ pub(super) async fn verify(
     Ok(HttpResponse::Ok().json(serde_json::json!({"customer": customer})))
 }
 
+/// Invites the web chat's customer to a video call with the agent (`POST
+/// /api/agent/work/{id}/video`): their page shows the invitation and, when they join,
+/// calls (it rings the agent like any video call from the chat).
+pub(super) async fn invite_video(
+    req: HttpRequest,
+    path: web::Path<String>,
+    shared: web::Data<Shared>,
+) -> Reply {
+    let (c, me, id) = start(&req, &shared, path)?;
+    if !c.browser_calls() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "video calls are off here (no [webrtc] port)",
+        ));
+    }
+    chat_act(c, &id, AgentAct::InviteVideo { agent: me }).await?;
+    Ok(HttpResponse::Accepted().json(serde_json::json!({"invited": true})))
+}
+
 /// Ends a chat.
 pub(super) async fn end(
     req: HttpRequest,

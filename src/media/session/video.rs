@@ -188,21 +188,25 @@ impl VideoState {
         Some(b.freeze())
     }
 
-    /// A packet this leg sent: its source, and whether it starts a keyframe.
-    pub fn sent(&mut self, data: &[u8], codecs: &[(u8, Codec)]) {
+    /// A packet this leg sent: its source, and whether it starts a keyframe. True when
+    /// it is a keyframe the bridge was asking this leg for.
+    pub fn sent(&mut self, data: &[u8], codecs: &[(u8, Codec)]) -> bool {
         if data.len() < 12 || data[0] >> 6 != 2 {
-            return;
+            return false;
         }
         self.source = Some(u32::from_be_bytes([data[8], data[9], data[10], data[11]]));
         let pt = data[1] & 0x7f;
         let Some(codec) = codecs.iter().find(|(p, _)| *p == pt).map(|(_, c)| *c) else {
-            return;
+            return false;
         };
-        let Some(payload) = payload(data) else { return };
+        let Some(payload) = payload(data) else {
+            return false;
+        };
         if keyframe::is_keyframe(codec, payload) {
             self.report.keyframes += 1;
-            self.ask.keyframe_seen();
+            return self.ask.keyframe_seen();
         }
+        false
     }
 
     /// The request to send this leg now, if one is due: RTCP bytes for PLI and FIR,
