@@ -895,14 +895,15 @@ impl Centre {
         let _ = self.0.web_calls.set(tx);
     }
 
-    /// Starts a video call from the chat (see [`crate::actors::webcall`]).
+    /// Starts a video call from the chat (see [`crate::actors::webcall`]): its link
+    /// goes to `page`, before any of its frames.
     pub async fn start_web_call(
         &self,
         offer: String,
         address: String,
         escalation: crate::call::Escalation,
         page: Recipient<crate::actors::webcall::PageFrame>,
-    ) -> Result<crate::actors::webcall::WebCallLink, String> {
+    ) -> Result<(), String> {
         if !self.0.browser_calls {
             return Err("video calls are off here (no [webrtc] port)".into());
         }
@@ -922,6 +923,7 @@ impl Centre {
         tx.try_send(req)
             .map_err(|_| "too many video calls are starting: try again in a moment")?;
         rx.await
+            .map(|_| ())
             .map_err(|_| "the gateway is shutting down".to_string())
     }
 

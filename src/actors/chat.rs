@@ -203,7 +203,15 @@ pub struct ChatActor {
     /// being started, or its link (dropping it hangs up).
     video_starting: bool,
     video: Option<crate::actors::webcall::WebCallLink>,
+    /// The customer hung up while their call was starting: it ends once started.
+    video_hangup: bool,
+    /// Video calls started in this chat (at most [`MAX_VIDEO_CALLS`]).
+    video_calls: u32,
 }
+
+/// Video calls one chat may start (each rings its agent): beyond, the customer is
+/// told to go on in writing.
+pub const MAX_VIDEO_CALLS: u32 = 10;
 
 impl InOrder for ChatActor {
     fn waits(&mut self) -> &mut Waits<Self> {
@@ -268,6 +276,8 @@ impl ChatActor {
             waits: Waits::default(),
             video_starting: false,
             video: None,
+            video_hangup: false,
+            video_calls: 0,
             is_waiting: true,
             socket: None,
             agent_display: String::new(),
@@ -660,6 +670,11 @@ impl ChatActor {
         }
         if self.video.is_some() || self.video_starting {
             return Err("a video call is already on".into());
+        }
+        if self.video_calls >= MAX_VIDEO_CALLS {
+            return Err(format!(
+                "this chat has had {MAX_VIDEO_CALLS} video calls: please go on in writing"
+            ));
         }
         Ok(())
     }
@@ -1505,11 +1520,14 @@ impl Handler<Customer> for ChatActor {
                 on,
             }),
             Customer::Leave => self.close(ctx, "customer", None),
-            Customer::VideoHangup => {
-                if let Some(v) = &self.video {
+            // The page is done with the call at once (a late frame of it is not
+            // taken for the next one's).
+            Customer::VideoHangup => match self.video.take() {
+                Some(v) => {
                     let _ = v.events.send(crate::actors::webcall::PageEvent::Hangup);
                 }
-            }
+                None => self.video_hangup = self.video_starting,
+            },
             Customer::Provider { id, text, at, done } => {
                 // The window runs from the customer's last message, as the provider
                 // counts it (their timestamp, never later than now).
@@ -1544,6 +1562,8 @@ impl Handler<VideoStart> for ChatActor {
             );
         };
         self.video_starting = true;
+        self.video_hangup = false;
+        self.video_calls += 1;
         let e = crate::call::Escalation {
             chat: self.s.interaction.clone(),
             agent: agent.clone(),
@@ -1556,21 +1576,17 @@ impl Handler<VideoStart> for ChatActor {
     }
 }
 
-/// The video call asked for by [`VideoStart`] started (or could not: why).
+/// The video call asked for by [`VideoStart`] could not start: why.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct VideoStarted(pub Result<crate::actors::webcall::WebCallLink, String>);
+pub struct VideoStarted(pub String);
 
 impl Handler<VideoStarted> for ChatActor {
     type Result = ();
 
     fn handle(&mut self, m: VideoStarted, _: &mut Context<Self>) {
         self.video_starting = false;
-        match m.0 {
-            Ok(link) if self.thread.closed().is_some() => drop(link),
-            Ok(link) => self.video = Some(link),
-            Err(e) => self.tell_customer(serde_json::json!({"type": "video_ended", "reason": e})),
-        }
+        self.tell_customer(serde_json::json!({"type": "video_ended", "reason": m.0}));
     }
 }
 
@@ -1578,10 +1594,27 @@ impl Handler<crate::actors::webcall::PageFrame> for ChatActor {
     type Result = ();
 
     fn handle(&mut self, m: crate::actors::webcall::PageFrame, _: &mut Context<Self>) {
-        if m.0["type"] == "video_ended" {
-            self.video = None;
+        use crate::actors::webcall::PageFrame;
+        match m {
+            PageFrame::Started(link) => {
+                self.video_starting = false;
+                // The chat ended, or the customer hung up, meanwhile: dropping the
+                // link hangs up.
+                if self.thread.closed().is_none() && !self.video_hangup {
+                    self.video = Some(link);
+                }
+            }
+            PageFrame::Frame(call, v) => {
+                // Only the call on now speaks to the page.
+                if self.video.as_ref().map(|l| l.call) != Some(call) {
+                    return;
+                }
+                if v["type"] == "video_ended" {
+                    self.video = None;
+                }
+                self.tell_customer(v);
+            }
         }
-        self.tell_customer(m.0);
     }
 }
 

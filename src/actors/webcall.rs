@@ -19,10 +19,15 @@ use tokio::sync::{mpsc, oneshot};
 /// How many video call starts may wait for the SIP driver (beyond: refused).
 pub const QUEUE: usize = 64;
 
-/// A frame for the customer's chat page about their video call.
-#[derive(Message, Debug, Clone)]
+/// News for the chat of its video call, in order from one task: first the link, then
+/// the frames for the customer's page (each naming its call, so a late frame of a call
+/// that is over is not taken for the next one's).
+#[derive(Message, Debug)]
 #[rtype(result = "()")]
-pub struct PageFrame(pub serde_json::Value);
+pub enum PageFrame {
+    Started(WebCallLink),
+    Frame(CallRef, serde_json::Value),
+}
 
 /// What the page does to its call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,7 +44,8 @@ pub struct WebCallRequest {
     pub escalation: Escalation,
     /// Where the page's frames go (the chat actor).
     pub page: Recipient<PageFrame>,
-    pub reply: oneshot::Sender<WebCallLink>,
+    /// Told once the call's actor runs (the link goes to `page`).
+    pub reply: oneshot::Sender<CallRef>,
 }
 
 /// The chat's handle on its video call: the page's hang-up goes in here; dropping it
@@ -50,8 +56,8 @@ pub struct WebCallLink {
     pub events: mpsc::UnboundedSender<PageEvent>,
 }
 
-fn frame(kind: &str, field: &str, v: serde_json::Value) -> PageFrame {
-    PageFrame(serde_json::json!({"type": kind, field: v}))
+fn frame(call: CallRef, kind: &str, field: &str, v: serde_json::Value) -> PageFrame {
+    PageFrame::Frame(call, serde_json::json!({"type": kind, field: v}))
 }
 
 /// Why a call's end is told to the page, by the SIP code the session chose.
@@ -64,7 +70,7 @@ fn ended_reason(code: u16) -> &'static str {
 }
 
 /// Starts the call's actor in `arbiter` and the task that carries its customer leg's
-/// signalling; answers the request with the link.
+/// signalling, which gives the chat its link before anything else.
 pub fn start(
     w: WebCallRequest,
     call: CallRef,
@@ -85,11 +91,12 @@ pub fn start(
     let a = CallActor::escalated(call, offer, address, escalation, link_tx, cfg, ports);
     let addr = CallActor::start_in_arbiter(arbiter, move |_| a);
     let (page_tx, page_rx) = mpsc::unbounded_channel::<PageEvent>();
-    tokio::spawn(carry(call, addr, link_rx, page_rx, sip, page));
-    let _ = reply.send(WebCallLink {
+    page.do_send(PageFrame::Started(WebCallLink {
         call,
         events: page_tx,
-    });
+    }));
+    tokio::spawn(carry(call, addr, link_rx, page_rx, sip, page));
+    let _ = reply.send(call);
 }
 
 async fn carry(
@@ -111,7 +118,7 @@ async fn carry(
                 // The actor stopped: the call is over.
                 None => break,
                 Some(CallCommand::Answer(c, sdp)) if c == call => {
-                    page.do_send(frame("video_answer", "sdp", String::from_utf8_lossy(&sdp).into()));
+                    page.do_send(frame(call, "video_answer", "sdp", String::from_utf8_lossy(&sdp).into()));
                     // The page has the answer: for the session, the leg is established
                     // (its media is up when the browser leg connects).
                     actor.do_send(SipEvent(call, CallEvent::Established { remote_sdp: Bytes::new() }));
@@ -119,19 +126,19 @@ async fn carry(
                 Some(CallCommand::Reject(c, code, _)) if c == call => {
                     if !ended {
                         ended = true;
-                        page.do_send(frame("video_ended", "reason", ended_reason(code).into()));
+                        page.do_send(frame(call, "video_ended", "reason", ended_reason(code).into()));
                         end(&actor, EndReason::Rejected(code));
                     }
                 }
                 Some(CallCommand::Hangup(c)) if c == call => {
                     if !ended {
                         ended = true;
-                        page.do_send(frame("video_ended", "reason", "the call ended".into()));
+                        page.do_send(frame(call, "video_ended", "reason", "the call ended".into()));
                         end(&actor, EndReason::LocalBye);
                     }
                 }
                 Some(CallCommand::Hold(c, on)) if c == call => {
-                    page.do_send(frame("video_hold", "on", on.into()));
+                    page.do_send(frame(call, "video_hold", "on", on.into()));
                 }
                 Some(CallCommand::Ring(c) | CallCommand::PictureFastUpdate(c)) if c == call => {}
                 // The call's other legs are SIP's.
@@ -153,6 +160,11 @@ async fn carry(
         }
     }
     if !ended {
-        page.do_send(frame("video_ended", "reason", "the call ended".into()));
+        page.do_send(frame(
+            call,
+            "video_ended",
+            "reason",
+            "the call ended".into(),
+        ));
     }
 }

@@ -219,8 +219,10 @@ async fn start_video(
     let r = centre
         .start_web_call(sdp, address, escalation, chat.clone().recipient())
         .await;
-    // The chat tells the page if it failed.
-    chat.do_send(VideoStarted(r));
+    // The chat has the call's link by now, or tells the page why not.
+    if let Err(e) = r {
+        chat.do_send(VideoStarted(e));
+    }
     Ok(())
 }
 

@@ -264,7 +264,15 @@ impl Session {
                     // A video call from the chat is for its agent alone: the customer
                     // hears at once that they could not take it (the chat goes on).
                     tracing::info!(call = %self.call(), %agent, kind, "the chat's agent did not take the video call");
-                    self.end_customer(480, "Temporarily Unavailable");
+                    // The customer's leg is the chat page, not a SIP dialog: a final
+                    // refusal (even after the answer) tells it why.
+                    if !self.customer_ended() {
+                        self.sip(SipCommand::Reject(
+                            self.call(),
+                            480,
+                            "Temporarily Unavailable",
+                        ));
+                    }
                 }
             }
             WorkNotice::Overflow { to } => {

@@ -1971,12 +1971,12 @@ fn a_video_call_from_the_chat_that_its_agent_declines_ends_at_once() {
         let out = drain(&mut s);
         assert!(
             out.iter()
-                .any(|o| matches!(o, Output::Sip(SipCommand::Hangup(CallRef(7))))),
-            "the page hears the call is over: {out:?}"
+                .any(|o| matches!(o, Output::Sip(SipCommand::Reject(CallRef(7), 480, _)))),
+            "the page hears the agent did not take it: {out:?}"
         );
         s.handle(
             now,
-            Input::Sip(CallRef(7), SipEvent::Ended(EndReason::LocalBye)),
+            Input::Sip(CallRef(7), SipEvent::Ended(EndReason::Rejected(480))),
         );
         let out = drain(&mut s);
         assert!(

@@ -99,6 +99,13 @@ try {
   await ada.getByRole("button", { name: "Hang up" }).click();
   await bob.locator(".call .state", { hasText: "ended" }).waitFor({ timeout: 10000 });
   step("joined", { invited, ada: adaSeesAgain, said: await ada.locator("#video-state").innerText() });
+
+  // She calls once more at once; Bob, wrapping up, declines: she is told, the chat goes on.
+  await ada.getByRole("button", { name: "Video call" }).click();
+  const third = bob.locator("#offer-list .offer", { hasText: "video" });
+  await third.getByRole("button", { name: "Reject" }).click({ timeout: 20000 });
+  await ada.locator("#video-state", { hasText: "could not take" }).waitFor({ timeout: 10000 });
+  step("declined", { said: await ada.locator("#video-state").innerText() });
 } catch (e) {
   const said = ada ? await ada.locator("#video-state").innerText().catch(() => "") : "";
   await fail(e, { browser, page: bob, artifacts, said });
