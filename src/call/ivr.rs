@@ -474,6 +474,9 @@ impl Session {
             .collect();
         if !video.is_empty() {
             vars.insert("video".into(), video.join(", ").into());
+        } else if self.escalation.is_some() {
+            // From the chat: the camera's codec is agreed as the page's leg connects.
+            vars.insert("video".into(), "from the chat".into());
         }
         let details = serde_json::Value::Object(vars);
         let from = self.caller.clone();
@@ -489,11 +492,10 @@ impl Session {
             .vars()
             .get("customer.tier")
             .is_some_and(|t| t == "gold" || t == "vip");
+        // A video call takes an agent as any call does (their voice capacity), so it
+        // may be transferred to anyone who takes calls; the offer says it is video.
         let only = self.escalation.as_ref().map(|e| e.agent.clone());
-        let channel = match only {
-            Some(_) => crate::routing::engine::Channel::Video,
-            None => crate::routing::engine::Channel::Voice,
-        };
+        let channel = crate::routing::engine::Channel::Voice;
         let Some(ivr) = self.ivr.as_mut() else { return };
         let request = super::Enqueue {
             queue,
@@ -539,6 +541,16 @@ impl Session {
 
     pub(super) fn enqueued(&mut self, r: Result<(), String>) {
         if let Err(e) = r {
+            if self.escalation.is_some() && !self.customer_ended() {
+                // The chat's agent cannot be offered it (logged out meanwhile): the
+                // page hears so at once.
+                tracing::info!(call = %self.call(), error = %e, "the chat's agent cannot take the video call");
+                return self.sip(SipCommand::Reject(
+                    self.call(),
+                    480,
+                    "Temporarily Unavailable",
+                ));
+            }
             // The caller keeps their hold music; max_wait moves them on.
             tracing::warn!(call = %self.call(), error = %e, "no agents for this queue");
         }

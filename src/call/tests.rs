@@ -1932,6 +1932,18 @@ fn escalated_and_offered(customer: Option<i64>) -> (Session, Time, Vec<Output>) 
 
 #[test]
 fn a_video_call_from_the_chat_rings_the_chats_agent_alone_as_video() {
+    // ...and one whose agent cannot be offered it is refused at once.
+    let (mut s, now, _) = escalated_and_offered(None);
+    s.handle(
+        now,
+        Input::Enqueued(Err("agent \"bob\" is not logged in".into())),
+    );
+    let out = drain(&mut s);
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::Sip(SipCommand::Reject(CallRef(7), 480, _)))),
+        "{out:?}"
+    );
     for customer in [Some(4), None] {
         let (_, _, out) = escalated_and_offered(customer);
         let e = out
@@ -1941,7 +1953,12 @@ fn a_video_call_from_the_chat_rings_the_chats_agent_alone_as_video() {
                 _ => None,
             })
             .unwrap_or_else(|| panic!("enqueued: {out:?}"));
-        assert_eq!(e.channel, Channel::Video);
+        assert_eq!(
+            e.channel,
+            Channel::Voice,
+            "it takes the agent as a call does"
+        );
+        assert!(e.details["video"].is_string(), "offered as video: {e:?}");
         assert_eq!(e.only.as_deref(), Some("bob"));
         assert_eq!((e.queue.as_str(), e.customer), ("support", customer));
         assert_eq!(
