@@ -639,6 +639,7 @@ impl CallActor {
         let (Some(centre), Some(interaction)) = (self.centre(), self.interaction()) else {
             return;
         };
+        let channel = self.session.kind();
         if !centre.webhooks().wants(event) {
             return;
         }
@@ -654,7 +655,7 @@ impl CallActor {
                 event,
                 serde_json::json!({
                     "interaction": interaction,
-                    "channel": "voice",
+                    "channel": channel,
                     "agent": agent,
                     "queue": queue,
                     "from": from,

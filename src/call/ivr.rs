@@ -25,6 +25,8 @@ const QUEUE_POLL: Duration = Duration::from_secs(5);
 pub(super) struct Ivr {
     pub(super) run: Run,
     pub(super) interaction: String,
+    /// `voice` or `video`, as recorded.
+    pub(super) kind: &'static str,
     /// The prompt the run waits for: (its id, the media id of its last item).
     play: Option<(u64, u64)>,
     pub(super) customer_id: Option<i64>,
@@ -129,10 +131,17 @@ impl Session {
             call_id: interaction.clone(),
         };
         tracing::info!(call = %self.call(), flow = %flow.name, version = %flow.version, %interaction, "ivr start");
+        // A video call: from the chat, or a caller offering video an agent's browser
+        // can take (the IVR accepts it for the agent).
+        let kind = if e.is_some() || !self.video_for_agents().is_empty() {
+            "video"
+        } else {
+            "voice"
+        };
         // The run starts once the record exists (nothing is written to it before).
         self.out.push_back(Output::StartInteraction(NewRecord {
             id: interaction.clone(),
-            kind: if e.is_some() { "video" } else { "voice" },
+            kind,
             from: info.caller.clone(),
             dialled: info.dialled.clone(),
             trunk: info.trunk.clone(),
@@ -145,6 +154,7 @@ impl Session {
         self.ivr = Some(Ivr {
             run: Run::new(set, flow, &info),
             interaction,
+            kind,
             play: None,
             customer_id: None,
             queue: None,

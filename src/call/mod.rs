@@ -779,6 +779,12 @@ impl Session {
         self.ivr.as_ref().map(|i| i.interaction.as_str())
     }
 
+    /// The interaction's channel as recorded: `voice`, or `video` (a caller with a
+    /// camera an agent can see, a video call from the chat).
+    pub fn kind(&self) -> &'static str {
+        self.ivr.as_ref().map_or("voice", |i| i.kind)
+    }
+
     pub fn mode(&self) -> Mode {
         self.mode
     }

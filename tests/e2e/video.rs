@@ -357,6 +357,10 @@ impl VideoCall {
             c.logs()
         );
         assert_eq!(v["codec_in"], format!("video/{codec}"), "{v}");
+        // The caller's camera was taken: a video interaction.
+        let (_, list) = c.g.get_auth("/api/interactions?limit=1", "test-token");
+        let list: serde_json::Value = serde_json::from_str(&list).unwrap();
+        assert_eq!(list[0]["kind"], "video", "{list}");
         assert!(v["sent"].as_u64() > Some(20) && v["shown"] == true, "{v}");
         c.phone_decodes("bob-1.png");
         (c, v)
