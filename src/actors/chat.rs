@@ -1522,12 +1522,12 @@ impl Handler<Customer> for ChatActor {
             Customer::Leave => self.close(ctx, "customer", None),
             // The page is done with the call at once (a late frame of it is not
             // taken for the next one's).
-            Customer::VideoHangup => match self.video.take() {
-                Some(v) => {
-                    let _ = v.events.send(crate::actors::webcall::PageEvent::Hangup);
+            // Dropping the link hangs up.
+            Customer::VideoHangup => {
+                if self.video.take().is_none() {
+                    self.video_hangup = self.video_starting;
                 }
-                None => self.video_hangup = self.video_starting,
-            },
+            }
             Customer::Provider { id, text, at, done } => {
                 // The window runs from the customer's last message, as the provider
                 // counts it (their timestamp, never later than now).

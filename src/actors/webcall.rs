@@ -29,12 +29,6 @@ pub enum PageFrame {
     Frame(CallRef, serde_json::Value),
 }
 
-/// What the page does to its call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PageEvent {
-    Hangup,
-}
-
 /// A request to the SIP driver to start a video call from the chat.
 pub struct WebCallRequest {
     /// The customer's browser's offer.
@@ -48,12 +42,13 @@ pub struct WebCallRequest {
     pub reply: oneshot::Sender<CallRef>,
 }
 
-/// The chat's handle on its video call: the page's hang-up goes in here; dropping it
-/// hangs up too.
+/// The chat's handle on its video call: dropping it hangs up (the customer hung up, or
+/// the chat ended). The page's only word to its call is that one, so nothing queues.
 #[derive(Debug)]
 pub struct WebCallLink {
     pub call: CallRef,
-    pub events: mpsc::UnboundedSender<PageEvent>,
+    /// Never sent: its drop is the hang-up.
+    _hangup: oneshot::Sender<()>,
 }
 
 fn frame(call: CallRef, kind: &str, field: &str, v: serde_json::Value) -> PageFrame {
@@ -79,6 +74,10 @@ pub fn start(
     cfg: super::call::HandlerConfig,
     ports: std::sync::Arc<crate::media::RtpPorts>,
 ) {
+    // Unbounded as the SIP driver's command channel every call actor writes to (the
+    // actor takes that type): only this call's session feeds it, a few commands per
+    // input it handles, and `carry` drains it at once; the page cannot add to it (its
+    // one word is the hang-up, after which the session has nothing for its leg).
     let (link_tx, link_rx) = mpsc::unbounded_channel::<CallCommand>();
     let WebCallRequest {
         offer,
@@ -90,12 +89,12 @@ pub fn start(
     tracing::info!(%call, chat = %escalation.chat, agent = %escalation.agent, "video call from the chat");
     let a = CallActor::escalated(call, offer, address, escalation, link_tx, cfg, ports);
     let addr = CallActor::start_in_arbiter(arbiter, move |_| a);
-    let (page_tx, page_rx) = mpsc::unbounded_channel::<PageEvent>();
+    let (hangup_tx, hangup_rx) = oneshot::channel::<()>();
     page.do_send(PageFrame::Started(WebCallLink {
         call,
-        events: page_tx,
+        _hangup: hangup_tx,
     }));
-    tokio::spawn(carry(call, addr, link_rx, page_rx, sip, page));
+    tokio::spawn(carry(call, addr, link_rx, hangup_rx, sip, page));
     let _ = reply.send(call);
 }
 
@@ -103,7 +102,7 @@ async fn carry(
     call: CallRef,
     actor: Addr<CallActor>,
     mut commands: mpsc::UnboundedReceiver<CallCommand>,
-    mut page_events: mpsc::UnboundedReceiver<PageEvent>,
+    mut hangup: oneshot::Receiver<()>,
     sip: mpsc::UnboundedSender<CallCommand>,
     page: Recipient<PageFrame>,
 ) {
@@ -146,12 +145,9 @@ async fn carry(
                     let _ = sip.send(other);
                 }
             },
-            e = page_events.recv(), if page_open => {
-                // The customer hung up, or the chat let go of the call (it ended, or
-                // its page left for good).
-                if e.is_none() {
-                    page_open = false;
-                }
+            _ = &mut hangup, if page_open => {
+                // The chat let go of the call: the customer hung up, or the chat ended.
+                page_open = false;
                 if !ended {
                     ended = true;
                     end(&actor, EndReason::RemoteBye);
