@@ -38,7 +38,7 @@ use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
     RTCRtpEncodingParameters, RtpCodecKind,
 };
-use rtc::rtp_transceiver::RTCRtpSenderId;
+use rtc::rtp_transceiver::{RTCRtpSenderId, RTCRtpTransceiverDirection};
 use rtc::sansio::Protocol;
 use rtc::shared::marshal::{Marshal, Unmarshal};
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
@@ -204,6 +204,51 @@ impl rtc::interceptor::Interceptor for KeyframeFeedback {
     fn unbind_remote_stream(&mut self, _: &rtc::interceptor::StreamInfo) {}
 }
 
+/// What our answer `sdp` took of video: the m-line's formats we know (none: no
+/// video).
+fn answered_video(sdp: &str, sender: RTCRtpSenderId, ssrc: u32) -> Option<Video> {
+    let r = crate::sdp::RemoteSession::parse(sdp.as_bytes()).ok()?;
+    let m = r.media.iter().find(|m| {
+        m.kind == crate::sdp::Kind::Video
+            && m.port != 0
+            && m.direction != crate::sdp::Direction::Inactive
+    })?;
+    let codecs: Vec<_> = m
+        .formats
+        .iter()
+        .filter_map(|f| Some((f.pt, crate::media::session::video_codec_of(&f.name)?)))
+        .collect();
+    (!codecs.is_empty()).then_some(Video {
+        sender,
+        ssrc,
+        codecs,
+        remote_ssrc: None,
+    })
+}
+
+/// The transceiver of the offer's (first) video m-section, by its `a=mid`.
+fn video_transceiver(
+    pc: &mut RTCPeerConnection,
+    offer_sdp: &str,
+) -> Result<rtc::rtp_transceiver::RTCRtpTransceiverId, OfferError> {
+    let mid = offer_sdp
+        .split("\nm=")
+        .skip(1)
+        .find(|m| m.starts_with("video ") && !m.starts_with("video 0 "))
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.trim_end().strip_prefix("a=mid:").map(str::to_string))
+        })
+        .ok_or_else(|| OfferError::Rtc("the offer has no video with a mid".into()))?;
+    let ids: Vec<_> = pc.get_transceivers().collect();
+    ids.into_iter()
+        .find(|&id| {
+            pc.rtp_transceiver(id)
+                .is_some_and(|t| t.mid().as_deref() == Some(mid.as_str()))
+        })
+        .ok_or_else(|| OfferError::Rtc(format!("no transceiver for video mid {mid}")))
+}
+
 /// One browser's peer connection.
 pub struct BrowserLeg {
     pc: RTCPeerConnection,
@@ -211,6 +256,10 @@ pub struct BrowserLeg {
     ssrc: u32,
     pt: u8,
     video: Option<Video>,
+    /// The browser offered video and the other side had none: VP8 and H.264 are
+    /// registered and the video left inactive, for [`BrowserLeg::reanswer`] to turn on
+    /// when the agent adds video to the call.
+    video_later: bool,
     local: SocketAddr,
     pub ufrag: String,
     connected: bool,
@@ -299,9 +348,16 @@ impl BrowserLeg {
             )
             .map_err(rtc_err)?;
         // Video: the SIP leg's VP8 and H.264, in its order (pass-through: the browser
-        // must take one of them as it is).
+        // must take one of them as it is). When the SIP leg has no video, the
+        // browser's is registered but left inactive: video may be added later.
+        let later = video.is_empty();
+        let formats = if later {
+            browser_video_formats()
+        } else {
+            video.to_vec()
+        };
         let mut video_codecs = vec![];
-        for f in video {
+        for f in &formats {
             let c = match browser_takes(f) {
                 Some(crate::media::keyframe::Codec::Vp8) => video_codec(MIME_TYPE_VP8, ""),
                 Some(crate::media::keyframe::Codec::H264) => video_codec(MIME_TYPE_H264, H264_FMTP),
@@ -364,7 +420,14 @@ impl BrowserLeg {
             .lines()
             .any(|l| l.starts_with("m=video ") && !l.starts_with("m=video 0 "));
         let mut video_sender = None;
-        if !video_codecs.is_empty() && offers_video {
+        let video_later = later && offers_video;
+        if video_later {
+            // Answered `inactive` (not refused: a refused m-section is gone for good).
+            let t = video_transceiver(&mut pc, offer_sdp)?;
+            if let Some(mut t) = pc.rtp_transceiver(t) {
+                t.set_direction(RTCRtpTransceiverDirection::Inactive);
+            }
+        } else if !video_codecs.is_empty() && offers_video {
             let vssrc = ssrc.wrapping_add(1);
             let track = MediaStreamTrack::new(
                 format!("omnigate-{ufrag}"),
@@ -394,25 +457,7 @@ impl BrowserLeg {
             .local_description()
             .map(|d| d.sdp)
             .ok_or_else(|| OfferError::Rtc("no local description".into()))?;
-        // What our answer took: the video m-line's formats we know.
-        let video = video_sender.and_then(|(sender, ssrc)| {
-            let r = crate::sdp::RemoteSession::parse(sdp.as_bytes()).ok()?;
-            let m = r
-                .media
-                .iter()
-                .find(|m| m.kind == crate::sdp::Kind::Video && m.port != 0)?;
-            let codecs: Vec<_> = m
-                .formats
-                .iter()
-                .filter_map(|f| Some((f.pt, crate::media::session::video_codec_of(&f.name)?)))
-                .collect();
-            (!codecs.is_empty()).then_some(Video {
-                sender,
-                ssrc,
-                codecs,
-                remote_ssrc: None,
-            })
-        });
+        let video = video_sender.and_then(|(sender, ssrc)| answered_video(&sdp, sender, ssrc));
         Ok((
             BrowserLeg {
                 pc,
@@ -420,6 +465,7 @@ impl BrowserLeg {
                 ssrc,
                 pt,
                 video,
+                video_later,
                 local,
                 ufrag,
                 connected: false,
@@ -428,6 +474,93 @@ impl BrowserLeg {
             },
             sdp,
         ))
+    }
+
+    /// Answers the browser's new offer on the same connection (a renegotiation),
+    /// turning on the video its first answer left inactive, in the formats of `video`
+    /// (what the SIP leg agreed) that a browser takes. Our answer.
+    pub fn reanswer(
+        &mut self,
+        now: Instant,
+        offer_sdp: &str,
+        video: &[crate::sdp::Format],
+    ) -> Result<String, OfferError> {
+        if self.video.is_some() || !self.video_later {
+            return Err(OfferError::Rtc(
+                "this leg has no video to turn on (on already, or never offered)".into(),
+            ));
+        }
+        let mut prefs: Vec<RTCRtpCodecParameters> = vec![];
+        for f in video {
+            let c = match browser_takes(f) {
+                Some(crate::media::keyframe::Codec::Vp8) => video_codec(MIME_TYPE_VP8, ""),
+                Some(crate::media::keyframe::Codec::H264) => video_codec(MIME_TYPE_H264, H264_FMTP),
+                None => continue,
+            };
+            // The payload type it was registered under (the answer takes the
+            // browser's own).
+            let Some(pt) = browser_video_formats()
+                .into_iter()
+                .find(|b| b.name.eq_ignore_ascii_case(&f.name))
+                .map(|b| b.pt)
+            else {
+                continue;
+            };
+            if !prefs.iter().any(|p| p.rtp_codec.mime_type == c.mime_type) {
+                prefs.push(RTCRtpCodecParameters {
+                    rtp_codec: c,
+                    payload_type: pt,
+                });
+            }
+        }
+        if prefs.is_empty() {
+            return Err(OfferError::NoCodec("VP8 or H.264 on the other side"));
+        }
+        let offer = RTCSessionDescription::offer(offer_sdp.to_string()).map_err(rtc_err)?;
+        self.pc
+            .set_remote_description(now, offer)
+            .map_err(rtc_err)?;
+        let t = video_transceiver(&mut self.pc, offer_sdp)?;
+        let vssrc = self.ssrc.wrapping_add(1);
+        let track = MediaStreamTrack::new(
+            format!("omnigate-{}", self.ufrag),
+            format!("video-{}", self.ufrag),
+            "caller-video".to_string(),
+            RtpCodecKind::Video,
+            vec![RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters {
+                    ssrc: Some(vssrc),
+                    ..Default::default()
+                },
+                ..Default::default()
+            }],
+        );
+        // The inactive transceiver has no sender: the track takes it.
+        let sender = self.pc.add_track(track).map_err(rtc_err)?;
+        if let Some(mut tr) = self.pc.rtp_transceiver(t) {
+            tr.set_direction(RTCRtpTransceiverDirection::Sendrecv);
+            tr.set_codec_preferences(prefs).map_err(rtc_err)?;
+        }
+        let answer = self.pc.create_answer(None).map_err(rtc_err)?;
+        self.pc
+            .set_local_description(now, answer)
+            .map_err(rtc_err)?;
+        let sdp = self
+            .pc
+            .local_description()
+            .map(|d| d.sdp)
+            .ok_or_else(|| OfferError::Rtc("no local description".into()))?;
+        self.video = answered_video(&sdp, sender, vssrc);
+        if self.video.is_none() {
+            return Err(OfferError::NoCodec("VP8 or H.264 in the browser's offer"));
+        }
+        self.video_later = false;
+        Ok(sdp)
+    }
+
+    /// Whether video can still be turned on by [`BrowserLeg::reanswer`].
+    pub fn video_later(&self) -> bool {
+        self.video_later
     }
 
     /// A datagram from the browser.

@@ -136,6 +136,20 @@ impl SimBrowser {
         }
     }
 
+    /// A new offer on the same connection (a renegotiation, as Chromium makes one).
+    pub fn reoffer(&mut self, now: Instant) -> String {
+        let offer = self.pc.create_offer(None).unwrap();
+        self.pc.set_local_description(now, offer).unwrap();
+        self.pc.local_description().unwrap().sdp
+    }
+
+    /// The gateway's answer to our last offer.
+    pub fn answered(&mut self, now: Instant, sdp: String) {
+        self.pc
+            .set_remote_description(now, RTCSessionDescription::answer(sdp).unwrap())
+            .unwrap();
+    }
+
     /// A datagram from the gateway.
     pub fn receive(&mut self, now: Instant, data: &[u8]) {
         let _ = self.pc.handle_read(TaggedBytesMut {

@@ -332,3 +332,60 @@ fn video_is_declined_when_the_sip_side_has_none_the_browser_takes() {
         "{answer}"
     );
 }
+
+#[test]
+fn video_left_inactive_for_an_audio_call_is_turned_on_by_a_renegotiation() {
+    use super::sim::{Received, BROWSER_VP8};
+    use crate::media::keyframe::Codec as V;
+    // The SIP side has no video: the camera's m-section is answered inactive, not
+    // refused, so the agent can add video later without a new connection.
+    let (mut b, mut leg, mut now) =
+        super::sim::connected_with_video(crate::clock::now(), Codec::Pcmu, &[]);
+    assert!(leg.video_codecs().is_none() && leg.video_later());
+    let first = b.pc.remote_description().unwrap().sdp.clone();
+    let m = first.split("m=video").nth(1).expect("a video m-section");
+    assert!(!m.starts_with(" 0 ") && m.contains("a=inactive"), "{first}");
+    // A video format the browser cannot take is refused, and the leg keeps going.
+    let offer = b.reoffer(now);
+    let h263 = [format(34, "H263", "")];
+    assert!(leg.reanswer(now, &offer, &h263).is_err());
+    // The SIP phone took VP8: the browser's new offer is answered with VP8 alone.
+    let offer = b.reoffer(now);
+    let answer = leg
+        .reanswer(now, &offer, &[format(96, "VP8", "")])
+        .expect("renegotiated");
+    b.answered(now, answer.clone());
+    let m = answer.split("m=video").nth(1).unwrap();
+    assert!(m.contains("a=sendrecv") && !m.contains("H264"), "{answer}");
+    let codecs = leg.video_codecs().expect("video on");
+    assert_eq!(codecs, vec![(BROWSER_VP8, V::Vp8)]);
+    assert!(!leg.video_later());
+    // Video now goes both ways on the same transport, audio unchanged.
+    for seq in 1..=5u16 {
+        leg.write_video_rtp(
+            now,
+            &rtp(seq, BROWSER_VP8, &[0x10, 0, 0, 0, 0x9d, 1, 0x2a, 7]),
+        );
+        b.send_video(now, &rtp(seq, BROWSER_VP8, &[0x10, 1, 2, 3]));
+        leg.write_rtp(now, &rtp(seq, 0, &[0xff; 160]));
+    }
+    let got = settle(&mut b, &mut leg, &mut now);
+    let from_camera = got
+        .iter()
+        .filter(|o| matches!(o, WebOut::VideoRtp(p) if p[1] & 0x7f == BROWSER_VP8))
+        .count();
+    assert!(from_camera >= 4, "{got:?}");
+    let at_browser = b.received_all();
+    let video = at_browser
+        .iter()
+        .filter(|r| matches!(r, Received::Rtp(p) if p.header.payload_type == BROWSER_VP8))
+        .count();
+    let audio = at_browser
+        .iter()
+        .filter(|r| matches!(r, Received::Rtp(p) if p.header.payload_type == 0))
+        .count();
+    assert!(video >= 4 && audio >= 4, "{at_browser:?}");
+    // Once on, it cannot be turned on twice.
+    let offer = b.reoffer(now);
+    assert!(leg.reanswer(now, &offer, &[format(96, "VP8", "")]).is_err());
+}
