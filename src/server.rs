@@ -772,6 +772,7 @@ fn apply(
         CallCommand::Hangup(call) => core.hangup(now, call),
         CallCommand::Hold(call, on) => core.hold(now, call, on),
         CallCommand::PictureFastUpdate(call) => core.picture_fast_update(now, call),
+        CallCommand::AddVideo(call, port, formats) => core.add_video(now, call, port, &formats),
         CallCommand::Place {
             call,
             leg,
@@ -828,6 +829,9 @@ fn dispatch(
         CoreEvent::Progress { call, code } => send(actors, call, CallEvent::Progress(code)),
         CoreEvent::InfoDigit { call, digit } => send(actors, call, CallEvent::InfoDigit(digit)),
         CoreEvent::PictureFastUpdate { call } => send(actors, call, CallEvent::PictureFastUpdate),
+        CoreEvent::VideoAnswer { call, answer } => {
+            send(actors, call, CallEvent::VideoAnswer(answer))
+        }
         CoreEvent::Ended { call, reason } => {
             if let Some(a) = actors.remove(&call) {
                 a.do_send(SipEvent(call, CallEvent::Ended(reason)));

@@ -60,6 +60,8 @@ pub enum CallCommand {
     Hold(CallRef, bool),
     /// Ask the leg for a full video picture by `INFO` (RFC 5168).
     PictureFastUpdate(CallRef),
+    /// Offer the leg video on `port` in these formats (a re-INVITE).
+    AddVideo(CallRef, u16, Vec<crate::sdp::Format>),
     /// Place leg `leg` of a call (`call`: its reference when the SIP driver gave it
     /// already, an originated call's own leg); `owner` (none: already known) is told
     /// the reference ([`Placed`]) and receives the leg's events.
@@ -102,6 +104,8 @@ pub struct CallActor {
     media: Option<MediaHandle>,
     /// Sockets bound for legs, until the media task takes them.
     sockets: HashMap<LegKey, LegSockets>,
+    /// Video sockets bound for legs already in the media task (video added).
+    video_sockets: HashMap<LegKey, LegSockets>,
     /// The interaction record's writes, applied in order by one task.
     writer: Option<mpsc::UnboundedSender<StoreWrite>>,
     /// The session's answer to the agent command being handled.
@@ -171,6 +175,7 @@ impl CallActor {
             ports,
             media: None,
             sockets: HashMap::new(),
+            video_sockets: HashMap::new(),
             writer: None,
             reply: None,
             wound_up: false,
@@ -205,6 +210,21 @@ impl CallActor {
                     };
                     self.session
                         .handle(crate::clock::timestamp(), Input::Bound { leg, ports });
+                }
+                Output::BindVideo { leg } => {
+                    let port = match LegSockets::bind_video(self.cfg.policy.rtp_ip, &self.ports) {
+                        Ok(s) => {
+                            let p = s.video_port.unwrap_or_default();
+                            self.video_sockets.insert(leg, s);
+                            Ok(p)
+                        }
+                        Err(e) => Err(e.to_string()),
+                    };
+                    self.session
+                        .handle(crate::clock::timestamp(), Input::VideoBound { leg, port });
+                }
+                Output::DropVideo { leg } => {
+                    self.video_sockets.remove(&leg);
                 }
                 Output::Media(m) => self.media_command(ctx, m),
                 Output::Timer { id, after } => {
@@ -335,6 +355,7 @@ impl CallActor {
             SipCommand::Hangup(call) => CallCommand::Hangup(call),
             SipCommand::Hold(call, on) => CallCommand::Hold(call, on),
             SipCommand::PictureFastUpdate(call) => CallCommand::PictureFastUpdate(call),
+            SipCommand::AddVideo(call, port, formats) => CallCommand::AddVideo(call, port, formats),
             SipCommand::Originate { .. } => return,
         };
         let _ = self.cmd.send(c);
@@ -392,6 +413,23 @@ impl CallActor {
                     Input::BrowserAnswered { leg, answer },
                 );
             }
+            MediaCommand::AddVideo { leg, id } => {
+                if let Some(s) = self.video_sockets.remove(&leg) {
+                    self.media_handle(ctx).add_video(id, s);
+                }
+            }
+            MediaCommand::Reanswer {
+                leg,
+                id,
+                offer,
+                video,
+            } => {
+                let rx = self.media_handle(ctx).reanswer(id, offer, video);
+                ctx.spawn(wrap(rx).map(move |r, act, ctx| {
+                    let answer = r.unwrap_or_else(|_| Err("the media ended".into()));
+                    act.feed(ctx, Input::BrowserReanswered { leg, answer })
+                }));
+            }
             MediaCommand::Close => self.media = None,
             c => {
                 let m = self.media_handle(ctx);
@@ -412,6 +450,8 @@ impl CallActor {
                     MediaCommand::StopVoicemail => m.stop_voicemail(),
                     MediaCommand::AddLeg { .. }
                     | MediaCommand::AddBrowser { .. }
+                    | MediaCommand::AddVideo { .. }
+                    | MediaCommand::Reanswer { .. }
                     | MediaCommand::Close => {}
                 }
             }
@@ -621,6 +661,9 @@ impl CallActor {
                 name: by.as_ref().map(|b| b.1.clone()),
                 mode: by.map(|b| b.2),
             },
+            CallPush::Renegotiate => AgentPush::Renegotiate { interaction },
+            CallPush::Answer(sdp) => AgentPush::WebrtcAnswer { interaction, sdp },
+            CallPush::VideoRefused(error) => AgentPush::VideoRefused { interaction, error },
             CallPush::Ended => AgentPush::Ended { interaction },
         });
     }

@@ -70,6 +70,22 @@ pub enum AgentPush {
         interaction: String,
         state: &'static str,
     },
+    /// The caller's phone took video: the desktop sends a new `webrtc_offer` on the
+    /// same connection (its camera), answered by a `webrtc_answer`.
+    Renegotiate {
+        interaction: String,
+    },
+    /// Our answer to the desktop's `webrtc_offer` when it came later than the offer's
+    /// own reply (a renegotiation).
+    WebrtcAnswer {
+        interaction: String,
+        sdp: String,
+    },
+    /// Video was not added to the call: why.
+    VideoRefused {
+        interaction: String,
+        error: String,
+    },
     /// The agent put the caller on hold (`on`) or took them off it.
     Held {
         interaction: String,

@@ -111,6 +111,10 @@ pub enum AgentCommand {
     CancelConsult {
         agent: String,
     },
+    /// Add video to the audio call (the caller's phone is offered it).
+    AddVideo {
+        agent: String,
+    },
     /// A supervisor steps in, changes how, or leaves (`agent()` is the supervisor).
     Supervise(super::SupervisorCommand),
 }
@@ -124,7 +128,8 @@ impl AgentCommand {
             | AgentCommand::Digits { agent, .. }
             | AgentCommand::Consult { agent, .. }
             | AgentCommand::Complete { agent }
-            | AgentCommand::CancelConsult { agent } => agent,
+            | AgentCommand::CancelConsult { agent }
+            | AgentCommand::AddVideo { agent } => agent,
             AgentCommand::Supervise(c) => c.supervisor(),
         }
     }
@@ -175,6 +180,13 @@ pub enum CallPush {
     /// A supervisor is on the call, as the agent may know it: (who, `listen` |
     /// `whisper` | `barge`), or no longer (`None`).
     Monitored(Option<(String, String, &'static str)>),
+    /// The caller's phone took video: the desktop offers its connection again (its
+    /// camera), answered by [`CallPush::Answer`].
+    Renegotiate,
+    /// Our answer to the browser's new offer.
+    Answer(String),
+    /// Video was not added: why.
+    VideoRefused(String),
     /// The call left the agent.
     Ended,
 }
@@ -668,8 +680,9 @@ impl Session {
         else {
             return Some(Err(refused("this call is not waiting for your browser")));
         };
-        if self.leg(key).is_some_and(|l| l.media.is_some()) {
-            return Some(Err(refused("your browser already has a leg on this call")));
+        if let Some(id) = self.leg(key).and_then(|l| l.media) {
+            // A renegotiation (the agent adds video), or a mistake.
+            return self.browser_reoffer(agent, key, id, sdp);
         }
         let Some(codec) = self.customer().codec else {
             return Some(Err(refused("the caller has no media yet")));
@@ -883,6 +896,7 @@ impl Session {
             }
             AgentCommand::Consult { to, .. } => self.consult(&agent, &to, colleague),
             AgentCommand::Complete { .. } => self.complete(&agent),
+            AgentCommand::AddVideo { .. } => Some(self.add_video(&agent)),
             AgentCommand::Supervise(_) => Some(Err(CallError::NotYours)),
             AgentCommand::CancelConsult { .. } => {
                 if !matches!(&self.agent, Stage::Consulting { agent: a, .. } if *a == agent) {

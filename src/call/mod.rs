@@ -30,6 +30,7 @@ mod ivr;
 pub mod monitor;
 #[cfg(test)]
 mod tests;
+mod video;
 
 use crate::config::DialplanConfig;
 use crate::dialplan::engine::PlayItem;
@@ -214,6 +215,8 @@ pub enum SipEvent {
     InfoDigit(char),
     /// The leg asked by `INFO` for a full picture of the video it receives (RFC 5168).
     PictureFastUpdate,
+    /// The end of our offer adding video: the leg's answer, or none (refused).
+    VideoAnswer(Option<Bytes>),
     Ended(EndReason),
 }
 
@@ -316,6 +319,16 @@ pub enum Input {
         leg: LegKey,
         answer: Result<String, String>,
     },
+    /// A port for the leg's video was bound (or could not be).
+    VideoBound {
+        leg: LegKey,
+        port: Result<u16, String>,
+    },
+    /// A connected browser leg answered its new offer (our SDP), or could not.
+    BrowserReanswered {
+        leg: LegKey,
+        answer: Result<String, String>,
+    },
     Media(MediaInput),
     Work(WorkNotice),
     /// An agent acts on the call; answered by one [`Output::Reply`].
@@ -359,6 +372,9 @@ pub enum SipCommand {
     Hold(CallRef, bool),
     /// Ask the leg for a full video picture by `INFO` (RFC 5168).
     PictureFastUpdate(CallRef),
+    /// Offer the leg video on `port` in `formats` (a re-INVITE adding `m=video`;
+    /// answered by [`SipEvent::VideoAnswer`]).
+    AddVideo(CallRef, u16, Vec<sdp::Format>),
     /// Place leg `leg` (the driver answers with [`Input::Placed`]).
     Originate {
         leg: LegKey,
@@ -384,6 +400,19 @@ pub enum MediaCommand {
         id: LegId,
         offer: String,
         codec: Codec,
+        video: Vec<sdp::Format>,
+    },
+    /// Leg `leg`'s bound video sockets join media leg `id`.
+    AddVideo {
+        leg: LegKey,
+        id: LegId,
+    },
+    /// Answer the new `offer` of connected browser leg `id` (a renegotiation), its
+    /// video in one of `video` (the driver answers with [`Input::BrowserReanswered`]).
+    Reanswer {
+        leg: LegKey,
+        id: LegId,
+        offer: String,
         video: Vec<sdp::Format>,
     },
     Update(LegId, LegParams),
@@ -506,6 +535,15 @@ pub enum Output {
     Bind {
         leg: LegKey,
         video: bool,
+    },
+    /// Bind a video port for leg `leg`, whose media is up (answered by
+    /// [`Input::VideoBound`]).
+    BindVideo {
+        leg: LegKey,
+    },
+    /// Free leg `leg`'s video port, bound and not used.
+    DropVideo {
+        leg: LegKey,
     },
     Media(MediaCommand),
     Timer {
@@ -659,6 +697,8 @@ pub struct Session {
     bridge_on_answer: Option<LegKey>,
     /// A video call from the web chat.
     escalation: Option<Escalation>,
+    /// The agent is adding video to the call.
+    video_add: Option<video::VideoAdd>,
 }
 
 /// The customer's leg.
@@ -740,6 +780,7 @@ impl Session {
             now: Time::UNIX_EPOCH,
             bridge_on_answer: None,
             escalation: None,
+            video_add: None,
         }
     }
 
@@ -830,6 +871,8 @@ impl Session {
             Input::Placed { leg, call } => self.placed(leg, call),
             Input::Bound { leg, ports } => self.bound(now, leg, ports),
             Input::BrowserAnswered { leg, answer } => self.browser_answered(now, leg, answer),
+            Input::VideoBound { leg, port } => self.video_bound(leg, port),
+            Input::BrowserReanswered { leg, answer } => self.browser_reanswered(leg, answer),
             Input::Media(m) => self.on_media(now, m),
             Input::Work(w) => self.on_work(now, w),
             Input::Agent(cmd, colleague) => {
@@ -1382,6 +1425,8 @@ impl Session {
                     self.media_if_open(MediaCommand::PictureFastUpdate(l));
                 }
             }
+            SipEvent::VideoAnswer(answer) if key == CUSTOMER => self.video_answer(answer),
+            SipEvent::VideoAnswer(_) => {}
             SipEvent::Ended(reason) => self.leg_ended(now, key, reason),
         }
     }

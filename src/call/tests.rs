@@ -70,6 +70,9 @@ struct Call {
     item: Option<ItemId>,
     /// Browser legs waiting to connect: media id → agent.
     browsers: Vec<(LegId, String)>,
+    /// Video ports bound for the call, and how many were let go unused.
+    video_ports: Vec<u16>,
+    video_ports_dropped: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -101,6 +104,9 @@ struct World {
     caller_ref: Option<CallRef>,
     /// What the store says when a call's record is made.
     started: crate::call::Started,
+    /// The caller's phone answers an offer of video with this SDP (none: its SIP core
+    /// answers, declining it).
+    video_phone: Option<String>,
 }
 
 fn sdp() -> Bytes {
@@ -235,6 +241,7 @@ impl World {
             seed: 7,
             caller_ref: None,
             started: Default::default(),
+            video_phone: None,
         };
         for (name, browser) in agents {
             w.login(name, *browser);
@@ -328,6 +335,15 @@ impl World {
                     SipCommand::Hangup(call) => core.hangup(now, call),
                     SipCommand::Hold(call, on) => core.hold(now, call, on),
                     SipCommand::PictureFastUpdate(call) => core.picture_fast_update(now, call),
+                    SipCommand::AddVideo(call, port, formats) => match &self.video_phone {
+                        // The simulated caller's core answers from its own (audio)
+                        // SDP, declining video; a video phone's answer is given here.
+                        Some(answer) => {
+                            let answer = Some(Bytes::from(answer.clone()));
+                            self.deliver(call, SipEvent::VideoAnswer(answer))
+                        }
+                        None => core.add_video(now, call, port, &formats),
+                    },
                     SipCommand::Originate { leg, to, sdp } => {
                         let call = self.net.nodes[GW].core.new_call();
                         self.by_ref.insert(call, i);
@@ -351,6 +367,19 @@ impl World {
                     },
                 );
             }
+            Output::BindVideo { leg } => {
+                let port = self.next_port;
+                self.next_port += 2;
+                self.calls[i].video_ports.push(port);
+                self.feed(
+                    i,
+                    Input::VideoBound {
+                        leg,
+                        port: Ok(port),
+                    },
+                );
+            }
+            Output::DropVideo { .. } => self.calls[i].video_ports_dropped += 1,
             Output::Media(m) => self.media(i, m),
             Output::Timer { id, after } => self.timers.push((now + after, i, id)),
             Output::StartInteraction(_) => {
@@ -421,6 +450,10 @@ impl World {
             }
             MediaCommand::Remove(id) => {
                 media.legs.insert(id, false);
+            }
+            MediaCommand::Reanswer { leg, offer, .. } => {
+                let answer = Ok(format!("answer to {offer}"));
+                self.feed(i, Input::BrowserReanswered { leg, answer });
             }
             MediaCommand::Bridge(a, b) => {
                 media.opened = true;
@@ -678,6 +711,8 @@ impl World {
                         registered: false,
                         item: None,
                         browsers: vec![],
+                        video_ports: vec![],
+                        video_ports_dropped: 0,
                     });
                     let i = self.calls.len() - 1;
                     self.by_ref.insert(call, i);
@@ -699,6 +734,9 @@ impl World {
                 CoreEvent::Ended { call, reason } => {
                     self.deliver(call, SipEvent::Ended(reason));
                     self.by_ref.remove(&call);
+                }
+                CoreEvent::VideoAnswer { call, answer } => {
+                    self.deliver(call, SipEvent::VideoAnswer(answer))
                 }
                 CoreEvent::TrunkRegistration { .. } => {}
             }
@@ -2043,4 +2081,143 @@ fn the_chats_agent_who_answers_gets_the_customers_camera_in_their_browser() {
         [(96, "VP8")],
         "what the customer's browser agreed to"
     );
+}
+
+/// The agent's pushes about video on call `i`.
+fn video_pushes(w: &World, i: usize) -> Vec<String> {
+    w.calls[i]
+        .pushes
+        .iter()
+        .filter_map(|(a, p)| match p {
+            CallPush::Renegotiate => Some(format!("{a}: renegotiate")),
+            CallPush::Answer(sdp) => Some(format!("{a}: answer {sdp}")),
+            CallPush::VideoRefused(why) => Some(format!("{a}: refused {why}")),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn an_agent_adds_video_the_phone_takes_it_and_the_browser_renegotiates_in_its_codec() {
+    let (mut w, i) = ann_talking("100");
+    // The caller's phone takes VP8 (of the VP8 and H.264 offered).
+    w.video_phone = Some(
+        "v=0\r\no=p 1 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\nm=video 4002 RTP/AVP 96\r\na=rtpmap:96 VP8/90000\r\na=rtcp-fb:* nack pli\r\n".into(),
+    );
+    let ann = || "ann".to_string();
+    // Not while the caller holds.
+    w.act(
+        i,
+        AgentCommand::Hold {
+            agent: ann(),
+            on: true,
+        },
+    )
+    .unwrap();
+    let r = w.act(i, AgentCommand::AddVideo { agent: ann() });
+    assert_eq!(
+        r,
+        Err(CallError::Refused("take the caller off hold first".into()))
+    );
+    w.act(
+        i,
+        AgentCommand::Hold {
+            agent: ann(),
+            on: false,
+        },
+    )
+    .unwrap();
+    w.run_for(Duration::from_millis(200));
+    let r = w.act(i, AgentCommand::AddVideo { agent: ann() }).unwrap();
+    assert_eq!(r["adding_video"], true);
+    w.run_for(Duration::from_millis(200));
+    assert_eq!(video_pushes(&w, i), vec!["ann: renegotiate"]);
+    assert_eq!(w.calls[i].video_ports.len(), 1);
+    assert_eq!(
+        w.calls[i].video_ports_dropped, 0,
+        "the port is the call's now"
+    );
+    // The browser offers again; the media answers; the answer is pushed.
+    let r = w
+        .act(
+            i,
+            AgentCommand::Offer {
+                agent: ann(),
+                sdp: "v=0 (camera)".into(),
+            },
+        )
+        .unwrap();
+    assert_eq!(r["renegotiating"], true);
+    assert_eq!(
+        video_pushes(&w, i),
+        vec!["ann: renegotiate", "ann: answer answer to v=0 (camera)"]
+    );
+    assert!(
+        w.timeline(i).contains(&"video added"),
+        "{:?}",
+        w.timeline(i)
+    );
+    // Video is on: neither asked again nor offered again.
+    let r = w.act(i, AgentCommand::AddVideo { agent: ann() });
+    assert_eq!(
+        r,
+        Err(CallError::Refused("the call has video already".into()))
+    );
+    let r = w.act(
+        i,
+        AgentCommand::Offer {
+            agent: ann(),
+            sdp: "v=0".into(),
+        },
+    );
+    assert!(r.is_err());
+    w.caller_hangs_up();
+    w.settle_and_check();
+}
+
+#[test]
+fn a_phone_that_declines_video_leaves_the_call_as_audio_and_the_agent_is_told() {
+    let (mut w, i) = ann_talking("100");
+    // The simulated caller's SIP core answers the re-INVITE declining video (port 0).
+    let r = w
+        .act(
+            i,
+            AgentCommand::AddVideo {
+                agent: "ann".into(),
+            },
+        )
+        .unwrap();
+    assert_eq!(r["adding_video"], true);
+    // Asked twice before the answer: refused.
+    let r = w.act(
+        i,
+        AgentCommand::AddVideo {
+            agent: "ann".into(),
+        },
+    );
+    assert_eq!(
+        r,
+        Err(CallError::Refused("video is being added already".into()))
+    );
+    w.run_for(Duration::from_secs(1));
+    assert_eq!(
+        video_pushes(&w, i),
+        vec!["ann: refused the caller's phone did not take video"]
+    );
+    assert_eq!(
+        w.calls[i].video_ports_dropped, 1,
+        "the unused port is freed"
+    );
+    assert!(talking_to(&w, i, "ann"), "the call goes on");
+    // A stray offer from the browser is no renegotiation.
+    let r = w.act(
+        i,
+        AgentCommand::Offer {
+            agent: "ann".into(),
+            sdp: "v=0".into(),
+        },
+    );
+    assert!(r.is_err());
+    w.caller_hangs_up();
+    w.settle_and_check();
 }

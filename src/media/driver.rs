@@ -84,6 +84,26 @@ impl LegSockets {
     }
 }
 
+impl LegSockets {
+    /// Binds a pair for video alone (video added to a leg whose audio is up).
+    pub fn bind_video(ip: IpAddr, ports: &Arc<RtpPorts>) -> std::io::Result<LegSockets> {
+        let (vp, a, b) = bind_pair(ip, ports)?;
+        Ok(LegSockets {
+            audio_port: 0,
+            video_port: Some(vp),
+            rtp: None,
+            rtcp: None,
+            video: Some((a, b)),
+            ports: ports.clone(),
+            held: vec![vp],
+        })
+    }
+}
+
+fn tokio_socket(s: std::net::UdpSocket) -> Option<Arc<UdpSocket>> {
+    UdpSocket::from_std(s).ok().map(Arc::new)
+}
+
 /// What the driver tells the call actor.
 #[derive(actix::Message, Debug, Clone)]
 #[rtype(result = "()")]
@@ -102,6 +122,13 @@ pub enum MediaNotice {
 enum Cmd {
     AddLeg(LegId, LegParams, LegSockets),
     AddBrowser(LegId, LegParams, Box<BrowserLeg>, Arc<WebRtcPort>),
+    AddVideo(LegId, LegSockets),
+    Reanswer(
+        LegId,
+        String,
+        Vec<crate::sdp::Format>,
+        tokio::sync::oneshot::Sender<Result<String, String>>,
+    ),
     Update(LegId, LegParams),
     Remove(LegId),
     Play(LegId, Item),
@@ -327,6 +354,35 @@ impl MediaHandle {
                                 leg.handle_timeout(now);
                                 web.insert(id, WebIo { leg: *leg, port, from, _reg: reg });
                             }
+                            Cmd::AddVideo(id, mut s) => {
+                                let Some(Some(l)) = io.get_mut(id) else { continue };
+                                let Some((a, b)) = s.video.take() else { continue };
+                                let (Some(v), Some(vr)) = (tokio_socket(a), tokio_socket(b)) else { continue };
+                                l.readers.push(reader(v.clone(), id, Port::VideoRtp, ptx.clone()));
+                                l.readers.push(reader(vr.clone(), id, Port::VideoRtcp, ptx.clone()));
+                                l.video = Some((v, vr));
+                                // The port is freed with the leg's.
+                                l._sockets.held.append(&mut s.held);
+                            }
+                            Cmd::Reanswer(id, offer, video, tx) => {
+                                let r = match web.get_mut(&id) {
+                                    Some(w) => w.leg.reanswer(now, &offer, &video).map_err(|e| e.to_string()),
+                                    None => Err("the browser leg has gone".to_string()),
+                                };
+                                let codecs = web.get(&id).and_then(|w| w.leg.video_codecs());
+                                if let (Ok(_), Some(codecs), Some(mut p)) = (&r, codecs, session.params(id).cloned()) {
+                                    // A browser takes PLI; its video shares the audio's transport.
+                                    p.video = Some(crate::media::session::VideoLeg {
+                                        remote_rtp: p.remote_rtp,
+                                        remote_rtcp: None,
+                                        rtcp_mux: true,
+                                        codecs,
+                                        via: crate::media::keyframe::Via::Pli,
+                                    });
+                                    session.update_leg(now, id, p);
+                                }
+                                let _ = tx.send(r);
+                            }
                             Cmd::Update(l, p) => session.update_leg(crate::clock::now(), l, p),
                             Cmd::Remove(l) => {
                                 log_leg(&session, l, web.get(&l));
@@ -498,6 +554,23 @@ impl MediaHandle {
     /// Adds browser leg `id` (its answer already made).
     pub fn add_browser(&self, id: LegId, p: LegParams, leg: BrowserLeg, port: Arc<WebRtcPort>) {
         let _ = self.tx.send(Cmd::AddBrowser(id, p, Box::new(leg), port));
+    }
+
+    /// Leg `leg`'s video sockets (bound since it was added).
+    pub fn add_video(&self, leg: LegId, sockets: LegSockets) {
+        let _ = self.tx.send(Cmd::AddVideo(leg, sockets));
+    }
+
+    /// Browser leg `leg`'s answer to its new offer, video in one of `video`.
+    pub fn reanswer(
+        &self,
+        leg: LegId,
+        offer: String,
+        video: Vec<crate::sdp::Format>,
+    ) -> tokio::sync::oneshot::Receiver<Result<String, String>> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let _ = self.tx.send(Cmd::Reanswer(leg, offer, video, tx));
+        rx
     }
 
     pub fn update(&self, leg: LegId, p: LegParams) {

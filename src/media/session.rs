@@ -434,6 +434,11 @@ impl MediaSession {
         self.legs.get_mut(leg).and_then(|l| l.as_mut())
     }
 
+    /// Leg `leg`'s parameters now.
+    pub fn params(&self, leg: LegId) -> Option<&LegParams> {
+        Some(&self.legs.get(leg)?.as_ref()?.p)
+    }
+
     /// The ids of the legs in the session now.
     pub fn leg_ids(&self) -> Vec<LegId> {
         (0..self.legs.len())

@@ -847,6 +847,27 @@ pub fn reoffer(our_last: &[u8], dir: Direction) -> Option<String> {
     Some(offer(&local, dir))
 }
 
+/// A new offer of our last SDP adding a video stream on `port` in `formats` (the
+/// agent adds video to an audio call): same audio, version + 1, sendrecv. None when
+/// our last SDP has video already, or no audio.
+pub fn reoffer_adding_video(our_last: &[u8], port: u16, formats: &[Format]) -> Option<String> {
+    let s = RemoteSession::parse(our_last).ok()?;
+    if s.media.iter().any(|m| m.kind == Kind::Video) || formats.is_empty() {
+        // A video m-line, even refused, keeps its place: RFC 3264 §8 reuses it, and
+        // the answers we write never add one after the fact.
+        return None;
+    }
+    let mut local = local_of(our_last, UNSPECIFIED)?;
+    local.version += 1;
+    if let Some(c) = codec_in_use(our_last) {
+        local.codecs.retain(|x| *x != c);
+        local.codecs.insert(0, c);
+    }
+    local.video_port = Some(port);
+    local.video_formats = formats.to_vec();
+    Some(offer(&local, Direction::SendRecv))
+}
+
 /// Placeholder address for "no address yet".
 pub const UNSPECIFIED: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
 

@@ -1159,3 +1159,82 @@ fn picture_fast_update_info_is_taken_refused_when_malformed_and_sent() {
         .contains("tag=fa"));
     assert!(crate::media::keyframe::is_picture_fast_update(&sent.body));
 }
+
+fn video_answers(net: &Net, node: usize) -> Vec<Option<String>> {
+    net.nodes[node]
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            CoreEvent::VideoAnswer { answer, .. } => Some(
+                answer
+                    .as_ref()
+                    .map(|b| String::from_utf8_lossy(b).into_owned()),
+            ),
+            _ => None,
+        })
+        .collect()
+}
+
+fn bodies_in_flight(net: &Net) -> Vec<String> {
+    net.in_flight
+        .iter()
+        .map(|m| String::from_utf8_lossy(&m.3).into_owned())
+        .collect()
+}
+
+#[test]
+fn video_is_offered_by_a_reinvite_adding_an_m_line_and_its_answer_reported() {
+    let mut net = Net::new(0.0);
+    let (_a, b, bcall) = established_pair(&mut net);
+    let vp8 = crate::webrtc::browser_video_formats();
+    // While our hold is out, no second offer goes: refused at once (RFC 3261 14.1).
+    let now = net.now;
+    net.nodes[b].core.hold(now, bcall, true);
+    net.nodes[b].core.add_video(now, bcall, 40002, &vp8);
+    net.flush();
+    assert_eq!(video_answers(&net, b), vec![None]);
+    assert_eq!(
+        first_lines_in_flight(&net),
+        vec!["INVITE"],
+        "the hold alone"
+    );
+    let t = net.now;
+    net.run_until(Duration::from_secs(5), |n| {
+        n.now > t + Duration::from_secs(1)
+    });
+    // Now it goes: our audio as it was (on hold still), a video m-line added, version
+    // + 1.
+    let now = net.now;
+    net.nodes[b].core.add_video(now, bcall, 40002, &vp8);
+    net.flush();
+    let invite = bodies_in_flight(&net).concat();
+    assert!(invite.starts_with("INVITE "), "{invite}");
+    let sdp = &invite[invite.find("v=0").unwrap()..];
+    let audio = sdp.find("m=audio ").unwrap();
+    let video = sdp.find("m=video 40002 RTP/AVP 96 97").expect(sdp);
+    assert!(
+        audio < video && sdp.contains("a=rtpmap:96 VP8/90000"),
+        "{sdp}"
+    );
+    assert!(sdp.contains("a=sendrecv"), "{sdp}");
+    // The far end (whose SDP has no video) declines it in its 200: the answer is
+    // reported as it came.
+    net.run_until(Duration::from_secs(5), |n| {
+        !video_answers(n, b).iter().all(Option::is_none)
+    });
+    let answers = video_answers(&net, b);
+    let answer = answers[1].as_deref().expect("a 2xx with its answer");
+    assert!(answer.contains("m=video 0 "), "{answer}");
+    // The m-line keeps its place in our next offer (RFC 3264 §8): a second add is
+    // refused without a request.
+    let now = net.now;
+    net.nodes[b].core.add_video(now, bcall, 40004, &vp8);
+    net.flush();
+    assert_eq!(video_answers(&net, b).len(), 3);
+    assert_eq!(video_answers(&net, b)[2], None);
+    assert!(
+        !first_lines_in_flight(&net).iter().any(|l| l == "INVITE"),
+        "no re-INVITE: {:?}",
+        bodies_in_flight(&net)
+    );
+}

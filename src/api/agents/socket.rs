@@ -141,6 +141,10 @@ async fn ws_request(c: &Centre, me: &str, text: &str) -> serde_json::Value {
                 }))
                 .await;
             match r {
+                // A renegotiation: the answer comes later, pushed as `webrtc_answer`.
+                Ok(Ok(a)) if a["renegotiating"] == true => {
+                    serde_json::json!({"type": "renegotiating", "interaction": id})
+                }
                 Ok(Ok(a)) => {
                     serde_json::json!({"type": "webrtc_answer", "interaction": id, "sdp": a["sdp"]})
                 }

@@ -246,9 +246,10 @@ pub(super) async fn verify(
     Ok(HttpResponse::Ok().json(serde_json::json!({"customer": customer})))
 }
 
-/// Invites the web chat's customer to a video call with the agent (`POST
-/// /api/agent/work/{id}/video`): their page shows the invitation and, when they join,
-/// calls (it rings the agent like any video call from the chat).
+/// Video with the customer (`POST /api/agent/work/{id}/video`). On a call: the
+/// caller's phone is offered video (a re-INVITE); when it takes it, the desktop is
+/// pushed `renegotiate`. On a web chat: the customer's page shows the invitation and,
+/// when they join, calls (it rings the agent like any video call from the chat).
 pub(super) async fn invite_video(
     req: HttpRequest,
     path: web::Path<String>,
@@ -260,6 +261,12 @@ pub(super) async fn invite_video(
             StatusCode::CONFLICT,
             "video calls are off here (no [webrtc] port)",
         ));
+    }
+    if let Some(call) = c.call(&id) {
+        let r = call
+            .send(AgentCall(AgentCommand::AddVideo { agent: me }))
+            .await??;
+        return Ok(HttpResponse::Accepted().json(r));
     }
     chat_act(c, &id, AgentAct::InviteVideo { agent: me }).await?;
     Ok(HttpResponse::Accepted().json(serde_json::json!({"invited": true})))

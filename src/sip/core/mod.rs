@@ -199,6 +199,13 @@ pub enum CoreEvent {
     PictureFastUpdate {
         call: CallRef,
     },
+    /// The end of our offer adding video ([`Core::add_video`]): the far end's answer
+    /// (a 2xx's SDP), or none when it was refused or could not be sent (our media is
+    /// then what it was).
+    VideoAnswer {
+        call: CallRef,
+        answer: Option<Bytes>,
+    },
     Ended {
         call: CallRef,
         reason: EndReason,
@@ -261,6 +268,7 @@ impl Call {
             ack: None,
             next_direction: None,
             reinvite_out: false,
+            video_offer: None,
             bye_after_reinvite: false,
         }
     }
@@ -291,6 +299,8 @@ struct Call {
     next_direction: Option<crate::sdp::Direction>,
     /// A re-INVITE of ours awaits its final response.
     reinvite_out: bool,
+    /// The re-INVITE out adds video: our SDP before it (restored if it is refused).
+    video_offer: Option<Bytes>,
     /// Hung up while our re-INVITE was out: the BYE goes once its final response is
     /// in (a 2xx ACKed first), so the peer never meets a BYE before that ACK.
     bye_after_reinvite: bool,

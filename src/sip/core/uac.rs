@@ -38,6 +38,46 @@ impl Core {
         }
         tracing::debug!(%call, direction = dir.attr(), "re-INVITE");
         c.local_sdp = Bytes::from(sdp);
+        self.send_reinvite(now, call);
+    }
+
+    /// Offers the far end video besides its audio: a re-INVITE of our last SDP with an
+    /// `m=video` on `port` in `formats` added (RFC 3264 §8.4). The outcome comes as
+    /// [`CoreEvent::VideoAnswer`].
+    pub fn add_video(
+        &mut self,
+        now: Instant,
+        call: CallRef,
+        port: u16,
+        formats: &[crate::sdp::Format],
+    ) {
+        let sdp = self.calls.get(&call).and_then(|c| {
+            let up = c.state == CallState::Established
+                && !c.bye_after_reinvite
+                && c.dialog.as_ref().is_some_and(|d| !d.pending_offer);
+            up.then(|| crate::sdp::reoffer_adding_video(&c.local_sdp, port, formats))
+                .flatten()
+        });
+        let Some(sdp) = sdp else {
+            tracing::info!(%call, "video not offered: the call is not up, or an offer is pending");
+            self.events
+                .push_back(CoreEvent::VideoAnswer { call, answer: None });
+            return;
+        };
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
+        tracing::debug!(%call, port, "re-INVITE adding video");
+        c.video_offer = Some(std::mem::replace(&mut c.local_sdp, Bytes::from(sdp)));
+        self.send_reinvite(now, call);
+    }
+
+    /// Sends a re-INVITE with our (new) local SDP.
+    fn send_reinvite(&mut self, now: Instant, call: CallRef) {
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
+        let Some(d) = c.dialog.as_mut() else { return };
         let peer = d.peer;
         let mut r = d.request(Method::Invite);
         d.pending_offer = true;
@@ -447,6 +487,20 @@ impl Core {
                 };
                 c.reinvite_out = false;
                 let bye = c.bye_after_reinvite;
+                if let Some(before) = c.video_offer.take() {
+                    let answer = Some(resp.body.clone())
+                        .filter(|b| (200..300).contains(&code) && !b.is_empty());
+                    if answer.is_none() {
+                        // Refused (or a 2xx without its answer): the media stays as it was.
+                        tracing::info!(%call, code, "the far end did not take video");
+                        c.local_sdp = before;
+                    }
+                    self.events
+                        .push_back(CoreEvent::VideoAnswer { call, answer });
+                }
+                let Some(c) = self.calls.get_mut(&call) else {
+                    return;
+                };
                 let Some(d) = c.dialog.as_mut() else {
                     return;
                 };
