@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh Debian machine, installing the real peers the
-# tests drive (SIPp from Debian's sip-tester package, baresip, Kamailio as a
+# tests drive (SIPp from Debian's sip-tester package, baresip, linphonec (a SIP video
+# phone that takes video added to an audio call), Kamailio as a
 # record-routing proxy, espeak-ng for the IVR's (and sox, with it, for
 # scripts/make-prompts.sh)
 # `say`, PostgreSQL for the store's second database, Chromium + Node.js + playwright-core
@@ -17,6 +18,7 @@ command -v sipp >/dev/null 2>&1 || missing+=(sip-tester)
 command -v baresip >/dev/null 2>&1 || missing+=(baresip-core)
 # baresip's H.264 (avcodec) for the video tests.
 [ -f /usr/lib/baresip/modules/avcodec.so ] || missing+=(baresip-ffmpeg)
+command -v linphonec >/dev/null 2>&1 || missing+=(linphone-cli)
 command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
 command -v sox >/dev/null 2>&1 || missing+=(sox)
 [ -x /usr/sbin/kamailio ] || missing+=(kamailio)
@@ -40,6 +42,7 @@ fi
 command -v sipp >/dev/null 2>&1 || { echo "SIPp is still missing after install" >&2; exit 1; }
 command -v baresip >/dev/null 2>&1 || { echo "baresip is still missing after install" >&2; exit 1; }
 [ -f /usr/lib/baresip/modules/avcodec.so ] || { echo "baresip's avcodec module (baresip-ffmpeg) is still missing after install" >&2; exit 1; }
+command -v linphonec >/dev/null 2>&1 || { echo "linphonec (linphone-cli) is still missing after install" >&2; exit 1; }
 command -v espeak-ng >/dev/null 2>&1 || { echo "espeak-ng is still missing after install" >&2; exit 1; }
 command -v sox >/dev/null 2>&1 || { echo "sox is still missing after install" >&2; exit 1; }
 [ -x /usr/sbin/kamailio ] || { echo "Kamailio is still missing after install" >&2; exit 1; }

@@ -5,8 +5,9 @@
 // browser decodes: lines `STEP <name> <json>`; anything going wrong exits non-zero.
 //
 // usage: node agent_video.mjs <http base> <agent> <password> <fake mic wav> <artifacts dir>
-//        [hold | hold,transfer:<agent> | answer]  (after the picture: hold and resume,
-//        then hang up or blind-transfer to an agent; or just hang up; default hold)
+//        [hold | hold,transfer:<agent> | answer | add-video]  (after the picture: hold
+//        and resume, then hang up or blind-transfer to an agent; or just hang up; or,
+//        for an audio call, add video first; default hold)
 import { mkdirSync } from "node:fs";
 import process from "node:process";
 import { fail, launchAgent, openPage, logIn, picture, step } from "./desk.mjs";
@@ -35,8 +36,16 @@ try {
   step("offered", { channel: await page.locator("#offer-list .offer .channel").first().innerText() });
   await answer.click();
   await page.locator(".call .state", { hasText: "connected" }).waitFor({ timeout: 20000 });
-  // The gateway took video: the card offers the camera.
   const cam = page.getByRole("button", { name: "Camera" });
+  if (how === "add-video") {
+    // An audio call: no camera, until the agent adds video and the phone takes it.
+    const add = page.getByRole("button", { name: "Add video" });
+    await add.waitFor({ timeout: 10000 });
+    step("audio", { camera: await cam.isVisible(), stats: await page.locator(".call .stats").innerText() });
+    await goAhead();
+    await add.click();
+  }
+  // The gateway took video: the card offers the camera.
   await cam.waitFor({ timeout: 10000 });
   await cam.click();
 
@@ -79,11 +88,12 @@ try {
       await page.waitForTimeout(100);
       v = await video();
     }
+    if (!v) throw new Error(`${name}: no call or no picture after ${Date.now() - t0} ms`);
     v.waited_ms = Date.now() - t0;
     step(name, v);
     return v;
   };
-  await waitFrames("video", 30);
+  await waitFrames("video", how === "add-video" ? 5 : 30);
   await page.screenshot({ path: `${artifacts}/video-call-${agent}.png`, fullPage: true });
 
   // Hold and resume (re-INVITEs to the caller): the picture comes back.

@@ -601,3 +601,276 @@ fn a_customer_escalates_the_web_chat_to_a_video_call_with_bob_and_both_see_each_
         "video relayed both ways in the two calls answered: {legs:?}"
     );
 }
+
+/// linphonec (Debian's `linphone-cli`), a SIP video phone on the command line: its
+/// camera is Linphone's static picture, its sound card none; it is driven by commands
+/// on stdin and says what happens on stdout, kept here.
+struct Linphone {
+    child: std::process::Child,
+    out: std::sync::Arc<std::sync::Mutex<String>>,
+    _home: tempfile::TempDir,
+}
+
+impl Linphone {
+    /// Starts linphonec with video on, its SIP on UDP `sip`, RTP on `audio` and
+    /// `video`, accepting video a call adds (Linphone's `automatically_accept`).
+    fn start(sip: u16, audio: u16, video: u16) -> Linphone {
+        use std::io::Read;
+        let home = tempfile::tempdir().unwrap();
+        let rc = home.path().join("linphonerc");
+        std::fs::write(
+            &rc,
+            format!(
+                "[sip]\nsip_port={sip}\n[rtp]\naudio_rtp_port={audio}\nvideo_rtp_port={video}\n\
+                 [video]\nautomatically_accept=1\nautomatically_initiate=0\ncapture=1\ndisplay=1\nsize=vga\n\
+                 [sound]\nechocancellation=0\n"
+            ),
+        )
+        .unwrap();
+        // Unbuffered (its prompt has no newline; a pipe would hold what it says).
+        let mut child = std::process::Command::new("stdbuf")
+            .args([
+                "-o0",
+                "-e0",
+                "linphonec",
+                "-c",
+                &rc.display().to_string(),
+                "-V",
+            ])
+            .env("HOME", home.path())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("linphonec (Debian's linphone-cli; ./scripts/test.sh installs it)");
+        let out = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        for pipe in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let out = out.clone();
+            std::thread::spawn(move || {
+                let mut pipe = pipe;
+                let mut buf = [0u8; 4096];
+                while let Ok(n @ 1..) = pipe.read(&mut buf) {
+                    out.lock()
+                        .unwrap()
+                        .push_str(&String::from_utf8_lossy(&buf[..n]));
+                }
+            });
+        }
+        let mut p = Linphone {
+            child,
+            out,
+            _home: home,
+        };
+        p.wait("linphonec's prompt", "linphonec>");
+        // The configured port is not taken at start-up here: say it again.
+        p.cmd(&format!("ports sip {sip}"));
+        p.wait(
+            "linphonec on its SIP port",
+            &format!("Setting sip port to {sip}"),
+        );
+        p
+    }
+
+    fn cmd(&mut self, line: &str) {
+        use std::io::Write;
+        let stdin = self.child.stdin.as_mut().unwrap();
+        writeln!(stdin, "{line}").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    fn log(&self) -> String {
+        self.out.lock().unwrap().clone()
+    }
+
+    fn wait(&self, what: &str, text: &str) {
+        let t0 = std::time::Instant::now();
+        while !self.log().contains(text) {
+            assert!(
+                t0.elapsed() < Duration::from_secs(30),
+                "timed out waiting for {what} ({text:?}):\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Linphone {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The size a baseline JPEG states in its SOF0 marker.
+fn jpeg_size(b: &[u8]) -> Option<(u16, u16)> {
+    if b.get(..2)? != [0xff, 0xd8] {
+        return None;
+    }
+    let mut i = 2;
+    while i + 9 < b.len() {
+        if b[i] != 0xff {
+            return None;
+        }
+        let marker = b[i + 1];
+        let len = u16::from_be_bytes([b[i + 2], b[i + 3]]) as usize;
+        if (0xc0..=0xc2).contains(&marker) {
+            let h = u16::from_be_bytes([b[i + 5], b[i + 6]]);
+            let w = u16::from_be_bytes([b[i + 7], b[i + 8]]);
+            return Some((w, h));
+        }
+        i += 2 + len;
+    }
+    None
+}
+
+#[test]
+fn an_agent_adds_video_to_an_audio_call_and_the_phone_and_bob_see_each_other() {
+    let base = 28400;
+    let dp = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dp.path().join("prompts")).unwrap();
+    std::fs::copy(
+        repo("dialplans/prompts/welcome.wav"),
+        dp.path().join("prompts/welcome.wav"),
+    )
+    .unwrap();
+    std::fs::write(dp.path().join("video.yaml"), TO_SUPPORT).unwrap();
+    let g = Gateway::start(
+        base,
+        "demo = true",
+        "answer_after_ms = 50\nhangup_after_secs = 0\nrecord = false",
+        &format!(
+            "[dialplan]\ndir = \"{}\"\ndefault_flow = \"video\"\n",
+            dp.path().display()
+        ),
+    );
+    g.wait_log("dialplan loaded");
+    let mic = g.dir.path().join("agent-48k.wav");
+    crate::desktop::write_48k_wav(&mic, &omnigate::media::player::builtin_welcome());
+    let artifacts = repo("target/e2e-artifacts/video-added");
+    let _ = std::fs::remove_dir_all(&artifacts);
+    let http = format!("http://127.0.0.1:{}", g.http);
+    let mut bob = crate::desktop::Browser::run(
+        "agent_video.mjs",
+        &[
+            &http,
+            "bob",
+            "demo-bob",
+            &mic.display().to_string(),
+            &artifacts.display().to_string(),
+            "add-video",
+        ],
+    );
+    bob.step("available", &g);
+    // Linphone calls with audio alone.
+    let mut phone = Linphone::start(base + 30, base + 32, base + 34);
+    phone.cmd("staticpic fps 15");
+    // No sound card: a WAV is the phone's microphone.
+    let speech = g.dir.path().join("phone-8k.wav");
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 8000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(&speech, spec).unwrap();
+    for s in omnigate::media::player::builtin_welcome()
+        .iter()
+        .cycle()
+        .take(8000 * 60)
+    {
+        w.write_sample(*s).unwrap();
+    }
+    w.finalize().unwrap();
+    phone.cmd("soundcard use files");
+    phone.cmd(&format!("call sip:100@127.0.0.1:{} --audio-only", g.sip));
+    let logs = |phone: &Linphone| format!("{}\n---- linphonec ----\n{}", g.log(), phone.log());
+    let o = bob.step("offered", &g);
+    assert_eq!(o["channel"], "voice", "an audio call: {o}");
+    let a = bob.step("audio", &g);
+    assert_eq!(a["camera"], false, "no camera on an audio call: {a}");
+    phone.wait("the audio call", "Media streams established");
+    phone.cmd(&format!("play {}", speech.display()));
+    assert!(
+        !phone.log().contains("(audio/video)") && !phone.log().contains("video)"),
+        "audio alone at first:\n{}",
+        phone.log()
+    );
+    // Bob adds video: the phone takes it (a re-INVITE adding m=video), his browser
+    // renegotiates, both see the other.
+    bob.go();
+    // Linphone takes the video and asks its user for the camera: they agree.
+    phone.wait("the phone taking video", "for call 1 (video)");
+    phone.cmd("camera on");
+    let v = bob.step("video", &g);
+    assert!(
+        v["width"].as_u64() > Some(0)
+            && v["decoded"].as_u64() > Some(5)
+            && v["spread"].as_u64() > Some(20)
+            && v["sent"].as_u64() > Some(20)
+            && v["shown"] == true,
+        "Bob decodes the phone's picture and sends his: {v}\n{}",
+        logs(&phone)
+    );
+    assert_eq!(v["codec_in"], "video/VP8", "{v}");
+    eprintln!("video added: Bob {v}");
+    // Bob's audio went on across the renegotiation.
+    let audio_in = |s: &str| {
+        s.split("audio packets in ")
+            .nth(1)
+            .and_then(|r| r.split(',').next())
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    assert!(
+        audio_in(v["stats"].as_str().unwrap_or("")) > audio_in(a["stats"].as_str().unwrap_or("")),
+        "{a} then {v}"
+    );
+    assert!(g.log().contains("the caller's phone took video") && g.log().contains("video added"));
+    // The phone decodes Bob's camera: a snapshot of what it receives.
+    let snap = g.dir.path().join("linphone-received.jpg");
+    let mut size = None;
+    let mut bytes = 0;
+    // Asked again each second until the phone has a picture to take.
+    let mut asked = std::time::Instant::now() - Duration::from_secs(1);
+    wait_for(
+        "the phone's snapshot of Bob's camera",
+        Duration::from_secs(20),
+        || {
+            if asked.elapsed() >= Duration::from_secs(1) {
+                phone.cmd(&format!("snapshot {}", snap.display()));
+                asked = std::time::Instant::now();
+            }
+            let b = std::fs::read(&snap).unwrap_or_default();
+            (size, bytes) = (jpeg_size(&b), b.len());
+            // Whole (its end marker written).
+            size.is_some() && b.ends_with(&[0xff, 0xd9])
+        },
+    );
+    assert_eq!(
+        size,
+        Some((640, 480)),
+        "Bob's camera at the phone\n{}",
+        logs(&phone)
+    );
+    // A black or flat 640x480 picture is a few KB; Chromium's fake camera is not.
+    assert!(bytes > 8000, "a picture, not a flat one: {bytes} bytes");
+    eprintln!("video added: the phone's snapshot of Bob's camera 640x480, {bytes} bytes");
+    let _ = std::fs::create_dir_all(&artifacts);
+    let _ = std::fs::copy(&snap, artifacts.join("linphone-received.jpg"));
+    bob.go();
+    bob.step("hung up", &g);
+    bob.finish();
+    wait_for("the video figures", Duration::from_secs(10), || {
+        leg_video(&g.log()).len() >= 2
+    });
+    let legs = leg_video(&g.log());
+    assert!(
+        legs.iter().all(|l| l.0 >= 10 && l.1 >= 1),
+        "video relayed both ways with keyframes: {legs:?}\n{}",
+        logs(&phone)
+    );
+}

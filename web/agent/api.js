@@ -28,6 +28,14 @@ export function flash(id, text) {
   box.textContent = text;
 }
 
+/// Good news at `id`'s card (shown as such).
+export function flashOk(id, text) {
+  flash(id, text);
+  const w = id && app.work.get(id);
+  const box = w && w.node && $(".notice", w.node);
+  if (box) box.classList.add("ok");
+}
+
 /// `api(...)`, with a refusal shown at `id`'s card.
 export const act = (id, method, path, body) => api(method, path, body).catch(e => { flash(id, e.message); throw e; });
 

@@ -9,7 +9,7 @@ import { api, flash } from "./api.js";
 import { connect, disconnect } from "./socket.js";
 import { setPresence, renderStatus, serviceLevel } from "./status.js";
 import { addOffer, removeOffer, ringUpdate, ringStop, askToNotify } from "./offers.js";
-import { addWork, callState, chatMessage, chatNote, closeCall, consultLeg, delivery, dropLeg, held, monitored, typing, verified, webrtcAnswer, windowMoved, workEnded } from "./work.js";
+import { addWork, callState, chatMessage, chatNote, closeCall, consultLeg, delivery, dropLeg, held, monitored, typing, verified, webrtcAnswer, windowMoved, workEnded, renegotiate, videoRefused } from "./work.js";
 import { hooks } from "./pop.js";
 import { installKeys } from "./keys.js";
 import { installTabs, showTab, countTabs } from "./tabs.js";
@@ -101,6 +101,8 @@ function onPush(m) {
     case "delivery": delivery(m); break;
     case "window": windowMoved(m); break;
     case "webrtc_answer": webrtcAnswer(m); break;
+    case "renegotiate": renegotiate(m); break;
+    case "video_refused": videoRefused(m); break;
     case "error": flash(m.interaction, m.error); break;
     case "logged_out": loggedOut(); break;
   }

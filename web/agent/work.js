@@ -2,7 +2,7 @@
 // chats, each a card with its timer, and the wrap-up that follows.
 import { app } from "./state.js";
 import { $, el, fromTemplate, clock, ICON } from "./dom.js";
-import { act, api, download, flash } from "./api.js";
+import { act, api, download, flash, flashOk } from "./api.js";
 import { send } from "./socket.js";
 import { screenPop, personOf } from "./pop.js";
 import { tick, wrapCountdown, serviceLevel } from "./status.js";
@@ -117,6 +117,16 @@ function wireCall(entry) {
   // Hold's accessible name must stay findable: "Resume" is announced as pressed Hold.
   $(".hold", n).setAttribute("aria-label", "Hold");
   $(".camera", n).onclick = () => camera(entry);
+  // The caller's phone is offered video; when it takes it, the gateway asks this page
+  // to renegotiate (see renegotiate()).
+  $(".add-video", n).onclick = async () => {
+    $(".add-video", n).disabled = true;
+    try {
+      await act(id, "POST", `/api/agent/work/${id}/video`);
+      entry.addingVideo = true;
+      flashOk(id, "Asking the caller's phone for video…");
+    } catch { $(".add-video", n).disabled = false; }
+  };
   $(".mute", n).onclick = () => {
     const on = $(".mute", n).getAttribute("aria-pressed") !== "true";
     for (const t of (entry.stream ? entry.stream.getAudioTracks() : [])) t.enabled = !on;
@@ -221,6 +231,7 @@ async function startCall(entry) {
     const s = pc.connectionState, n = entry.node;
     if (entry.wrapping || !n) return;
     // A consult's progress is the gateway's word (it may come before the media's).
+    if (s === "connected") showVideo(entry);
     if (s === "connected") $(".state", n).textContent = entry.data.consult && entry.callState ? entry.callState
       : $(".hold", n).getAttribute("aria-pressed") === "true" ? "on hold" : "connected";
     else if (s === "failed") $(".state", n).textContent = "media failed";
@@ -245,6 +256,8 @@ export async function webrtcAnswer(m) {
   const video = entry.video && entry.video.currentDirection && entry.video.currentDirection !== "inactive"
     && /m=video [1-9]/.test(m.sdp);
   entry.hasVideo = Boolean(video);
+  if (entry.addingVideo && entry.hasVideo) flashOk(m.interaction, "Video is on: turn your camera on when you are ready.");
+  entry.addingVideo = false;
   if (entry.node) showVideo(entry);
 }
 
@@ -258,6 +271,28 @@ function showVideo(entry) {
   const remote = $(".remote-video", n);
   if (entry.remoteVideo && remote.srcObject !== entry.remoteVideo) remote.srcObject = entry.remoteVideo;
   $(".videos", n).hidden = !entry.hasVideo;
+  // Video can be added to an audio call whose browser leg is up.
+  const add = $(".add-video", n);
+  if (add) add.hidden = entry.hasVideo || !entry.pc || entry.pc.connectionState !== "connected" || Boolean(entry.data.consult);
+}
+
+/// The caller's phone took video: a new offer on the same connection (the camera's
+/// transceiver, inactive so far), answered by a `webrtc_answer` push.
+export async function renegotiate(m) {
+  const entry = app.work.get(m.interaction);
+  if (!entry || !entry.pc || entry.pc.signalingState !== "stable") return;
+  const pc = entry.pc;
+  await pc.setLocalDescription(await pc.createOffer());
+  if (entry.pc !== pc) return; // dropped meanwhile
+  send({ type: "webrtc_offer", interaction: m.interaction, sdp: pc.localDescription.sdp });
+}
+
+/// Video was not added to the call: why.
+export function videoRefused(m) {
+  const entry = app.work.get(m.interaction);
+  if (entry) entry.addingVideo = false;
+  if (entry && entry.node && $(".add-video", entry.node)) $(".add-video", entry.node).disabled = false;
+  flash(m.interaction, m.error);
 }
 
 /// Turns the agent's camera on (into the call's video transceiver; no renegotiation)
@@ -323,10 +358,7 @@ function wireChat(entry) {
   const invite = $(".invite-video", n);
   invite.hidden = entry.data.channel !== "webchat";
   invite.onclick = () => act(id, "POST", `/api/agent/work/${id}/video`)
-    .then(() => {
-      $(".notice", n).classList.add("ok");
-      $(".notice", n).textContent = "Video call invitation sent: it rings here when the customer joins.";
-    })
+    .then(() => flashOk(id, "Video call invitation sent: it rings here when the customer joins."))
     .catch(() => {});
   loadCanned(entry);
   templatePicker(entry);
