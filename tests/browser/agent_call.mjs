@@ -71,6 +71,9 @@ try {
         out.inboundLastAt = Math.max(out.inboundLastAt || 0, s.lastPacketReceivedTimestamp || 0);
         out.totalAudioEnergy = (out.totalAudioEnergy || 0) + (s.totalAudioEnergy || 0);
         out.inboundStreams = (out.inboundStreams || 0) + 1;
+        // The audio's own codec (the card's video section, inactive, lists VP8 too).
+        const c = r.get(s.codecId);
+        if (c) out.codec = c.mimeType;
       }
       if (s.type === "transport") {
         out.dtls = s.dtlsState;
@@ -82,7 +85,6 @@ try {
         }
       }
       if (s.type === "outbound-rtp" && s.kind === "audio") out.outbound = s.packetsSent;
-      if (s.type === "codec") out.codec = s.mimeType;
     });
     return out;
   });
