@@ -4,8 +4,20 @@
 # Prints successful and failed calls, SIPp retransmissions, the gateway's CPU seconds
 # and peak memory, and the kernel's UDP receive-buffer drops during the run.
 # Traffic stays on 127.0.0.1; the run is bounded by RATE * DURATION calls.
+#
+#   scripts/load.sh media CALLS HOLD_S [RATE] [WINDOW_S]
+# Media mode: CALLS concurrent calls (started at RATE a second, default 100), each held
+# HOLD_S seconds with speech in both directions (SIPp streams PCMU speech in; the
+# gateway plays a prompt longer than the call out) and stereo recording on. Once all
+# are up, the gateway's CPU and memory are sampled over WINDOW_S seconds (default 10):
+# it prints CPU per call-second, cores used, RSS per call, RSS once the calls ended,
+# the kernel's UDP drops and the recordings' durations (a lost or late packet shortens
+# nothing: the jitter buffer conceals it, so the drops are the loss figure).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "${1:-}" = media ]; then
+    exec scripts/load-media.sh "${@:2}"
+fi
 RATE=${1:?usage: scripts/load.sh RATE DURATION_S [HOLD_MS]}
 DURATION=${2:?usage: scripts/load.sh RATE DURATION_S [HOLD_MS]}
 HOLD=${3:-1000}
@@ -57,7 +69,7 @@ curl -sf "http://127.0.0.1:$HTTP/healthz" >/dev/null || { cat "$WORK/gw.log"; ex
 
 tck=$(getconf CLK_TCK)
 cpu() { awk '{print $14 + $15}' "/proc/$GW/stat"; }
-rcvbuf() { awk '/^Udp:/ { if (n++) print $7 }' /proc/net/snmp; }
+rcvbuf() { awk '/^Udp:/ { if (n++) print $6 }' /proc/net/snmp; } # RcvbufErrors (the 6th field)
 cpu0=$(cpu); rb0=$(rcvbuf); t0=$(date +%s.%N)
 set +e
 sipp -sn uac -i 127.0.0.1 -mi 127.0.0.1 -p $((PORT + 10)) -r "$RATE" -rp 1000 -m "$CALLS" -d "$HOLD" \

@@ -154,46 +154,79 @@ pub struct MediaHandle {
 
 type Packet = (LegId, Port, SocketAddr, Bytes);
 
+/// A SIP leg's sockets, read by the media task itself (no reader task per socket: a
+/// packet wakes the one task that handles it).
 struct LegIo {
     rtp: Arc<UdpSocket>,
     rtcp: Arc<UdpSocket>,
     video: Option<(Arc<UdpSocket>, Arc<UdpSocket>)>,
-    readers: Vec<tokio::task::JoinHandle<()>>,
     _sockets: LegSockets,
 }
 
-impl Drop for LegIo {
-    fn drop(&mut self) {
-        for r in &self.readers {
-            r.abort();
-        }
+impl LegIo {
+    fn sockets(&self) -> impl Iterator<Item = (&UdpSocket, Port)> {
+        let v = self.video.as_ref();
+        [
+            Some((&*self.rtp, Port::Rtp)),
+            Some((&*self.rtcp, Port::Rtcp)),
+            v.map(|v| (&*v.0, Port::VideoRtp)),
+            v.map(|v| (&*v.1, Port::VideoRtcp)),
+        ]
+        .into_iter()
+        .flatten()
     }
 }
 
-fn reader(
-    sock: Arc<UdpSocket>,
-    leg: LegId,
-    port: Port,
-    tx: mpsc::Sender<Packet>,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut buf = vec![0u8; 2048];
-        loop {
-            match sock.recv_from(&mut buf).await {
-                Ok((n, from)) => {
-                    // Full queue: drop (the session is behind; old audio is useless).
-                    if let Err(mpsc::error::TrySendError::Closed(_)) =
-                        tx.try_send((leg, port, from, Bytes::copy_from_slice(&buf[..n])))
-                    {
-                        break;
+/// The next datagram on any leg's socket, each wake starting one leg further (a
+/// flooded leg does not starve the others); registers for every socket when none has
+/// one.
+fn poll_recv_any(
+    cx: &mut std::task::Context<'_>,
+    io: &[Option<LegIo>],
+    next: &mut usize,
+    buf: &mut [u8],
+) -> std::task::Poll<Packet> {
+    use std::task::Poll;
+    let n = io.len();
+    for k in 0..n {
+        let leg = (*next + k) % n;
+        let Some(l) = &io[leg] else { continue };
+        for (sock, port) in l.sockets() {
+            // ICMP port unreachable and the like: read on (a few at most).
+            for _ in 0..4 {
+                let mut rb = tokio::io::ReadBuf::new(buf);
+                match sock.poll_recv_from(cx, &mut rb) {
+                    Poll::Ready(Ok(from)) => {
+                        *next = (leg + 1) % n;
+                        return Poll::Ready((leg, port, from, Bytes::copy_from_slice(rb.filled())));
                     }
+                    Poll::Ready(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+                    // Pending (registered), or a socket that fails: the next one.
+                    _ => break,
                 }
-                // ICMP port unreachable and the like: keep listening.
-                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => continue,
-                Err(_) => break,
             }
         }
-    })
+    }
+    Poll::Pending
+}
+
+/// A datagram already queued on any leg's socket, without waiting.
+fn try_recv_any(io: &[Option<LegIo>], buf: &mut [u8]) -> Option<Packet> {
+    for (leg, l) in io.iter().enumerate() {
+        let Some(l) = l else { continue };
+        for (sock, port) in l.sockets() {
+            for _ in 0..4 {
+                match sock.try_recv_from(buf) {
+                    Ok((len, from)) => {
+                        return Some((leg, port, from, Bytes::copy_from_slice(&buf[..len])))
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+                    Err(_) => break,
+                }
+            }
+        }
+    }
+    None
 }
 
 fn on_packet(
@@ -312,7 +345,8 @@ impl MediaHandle {
         tokio::spawn(async move {
             let mut session =
                 MediaSession::new(crate::clock::now(), cname).wall_clock(crate::clock::ntp_now());
-            let (ptx, mut prx) = mpsc::channel::<Packet>(1024);
+            let mut next_leg = 0;
+            let mut buf = vec![0u8; 2048];
             let (wtx, mut wrx) = mpsc::channel::<WebPacket>(1024);
             let mut io: Vec<Option<LegIo>> = Vec::new();
             let mut web = std::collections::BTreeMap::<LegId, WebIo>::new();
@@ -330,16 +364,11 @@ impl MediaHandle {
                                 let conv = |s: Option<std::net::UdpSocket>| s.and_then(|s| UdpSocket::from_std(s).ok()).map(Arc::new);
                                 let (Some(rtp), Some(rtcp)) = (conv(s.rtp.take()), conv(s.rtcp.take())) else { continue };
                                 let video = s.video.take().and_then(|(a, b)| Some((conv(Some(a))?, conv(Some(b))?)));
-                                let mut readers = vec![reader(rtp.clone(), id, Port::Rtp, ptx.clone()), reader(rtcp.clone(), id, Port::Rtcp, ptx.clone())];
-                                if let Some((v, vr)) = &video {
-                                    readers.push(reader(v.clone(), id, Port::VideoRtp, ptx.clone()));
-                                    readers.push(reader(vr.clone(), id, Port::VideoRtcp, ptx.clone()));
-                                }
                                 session.add_leg_at(now, id, p);
                                 if io.len() <= id {
                                     io.resize_with(id + 1, || None);
                                 }
-                                io[id] = Some(LegIo { rtp, rtcp, video, readers, _sockets: s });
+                                io[id] = Some(LegIo { rtp, rtcp, video, _sockets: s });
                             }
                             Cmd::AddBrowser(id, mut p, mut leg, port) => {
                                 // SRTP authenticates a browser's packets: they are the
@@ -358,8 +387,6 @@ impl MediaHandle {
                                 let Some(Some(l)) = io.get_mut(id) else { continue };
                                 let Some((a, b)) = s.video.take() else { continue };
                                 let (Some(v), Some(vr)) = (tokio_socket(a), tokio_socket(b)) else { continue };
-                                l.readers.push(reader(v.clone(), id, Port::VideoRtp, ptx.clone()));
-                                l.readers.push(reader(vr.clone(), id, Port::VideoRtcp, ptx.clone()));
                                 l.video = Some((v, vr));
                                 // The port is freed with the leg's.
                                 l._sockets.held.append(&mut s.held);
@@ -430,11 +457,13 @@ impl MediaHandle {
                             }
                         }
                     }
-                    Some((leg, port, from, data)) = prx.recv() => {
+                    p = std::future::poll_fn(|cx| poll_recv_any(cx, &io, &mut next_leg, &mut buf)) => {
                         let now = crate::clock::now();
-                        on_packet(&mut session, now, (leg, port, from, data), &mut out);
-                        // Drain what else is queued before sending.
-                        while let Ok(p) = prx.try_recv() {
+                        on_packet(&mut session, now, p, &mut out);
+                        // What else is queued, before sending (bounded: a flood must
+                        // not hold the tick back).
+                        for _ in 0..64 {
+                            let Some(p) = try_recv_any(&io, &mut buf) else { break };
                             on_packet(&mut session, now, p, &mut out);
                         }
                     }

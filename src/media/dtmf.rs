@@ -81,17 +81,29 @@ const KEYS: [[char; 4]; 4] = [
 /// Samples per analysis block at 8 kHz (the classic N = 205, about 25.6 ms).
 pub const BLOCK: usize = 205;
 
-fn goertzel(block: &[f32], freq: f32, rate: f32) -> f32 {
-    let k = (0.5 + block.len() as f32 * freq / rate).floor();
-    let w = 2.0 * std::f32::consts::PI * k / block.len() as f32;
-    let coeff = 2.0 * w.cos();
-    let (mut s1, mut s2) = (0.0f32, 0.0f32);
-    for &x in block {
-        let s0 = x + coeff * s1 - s2;
-        s2 = s1;
-        s1 = s0;
+/// The power at each DTMF frequency (rows, then columns) in `block`: the eight
+/// Goertzel filters run side by side in one pass (independent lanes the compiler
+/// vectorises; each lane's arithmetic is the single filter's, in the same order).
+fn goertzel8(block: &[f32]) -> [f32; 8] {
+    let n = block.len() as f32;
+    let mut coeff = [0f32; 8];
+    for (c, f) in coeff.iter_mut().zip(ROWS.iter().chain(COLS.iter())) {
+        let k = (0.5 + n * f / 8000.0).floor();
+        *c = 2.0 * (2.0 * std::f32::consts::PI * k / n).cos();
     }
-    s1 * s1 + s2 * s2 - coeff * s1 * s2
+    let (mut s1, mut s2) = ([0f32; 8], [0f32; 8]);
+    for &x in block {
+        for j in 0..8 {
+            let s0 = x + coeff[j] * s1[j] - s2[j];
+            s2[j] = s1[j];
+            s1[j] = s0;
+        }
+    }
+    let mut p = [0f32; 8];
+    for j in 0..8 {
+        p[j] = s1[j] * s1[j] + s2[j] * s2[j] - coeff[j] * s1[j] * s2[j];
+    }
+    p
 }
 
 /// In-band DTMF detection on 8 kHz linear PCM. A key is reported once when two
@@ -139,8 +151,8 @@ impl GoertzelDetector {
         if energy < block.len() as f32 * 300.0 * 300.0 {
             return None;
         }
-        let rows: Vec<f32> = ROWS.iter().map(|&f| goertzel(block, f, 8000.0)).collect();
-        let cols: Vec<f32> = COLS.iter().map(|&f| goertzel(block, f, 8000.0)).collect();
+        let p = goertzel8(block);
+        let (rows, cols) = p.split_at(4);
         let (ri, &r) = rows.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1))?;
         let (ci, &c) = cols.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1))?;
         // Each tone well above the other tones of its group.
