@@ -26,8 +26,8 @@ PORT=${LOAD_PORT:-25060}
 HTTP=$((PORT + 3))
 
 command -v sipp >/dev/null || { echo "SIPp missing: apt-get install sip-tester" >&2; exit 1; }
-cargo build --release --quiet
-BIN=target/release/omnigate
+# OMNIGATE_BIN: another build to measure (a before/after comparison), else this tree's.
+if [ -n "${OMNIGATE_BIN:-}" ]; then BIN=$OMNIGATE_BIN; else cargo build --release --quiet; BIN=target/release/omnigate; fi
 WORK=$(mktemp -d)
 trap 'kill $GW 2>/dev/null && wait $GW 2>/dev/null; rm -rf "$WORK"' EXIT
 cat > "$WORK/omnigate.toml" <<CFG
@@ -85,7 +85,7 @@ val() { echo "$last" | cut -d';' -f"$(col "$1")"; }
 ok=$(val 'SuccessfulCall(C)'); failed=$(val 'FailedCall(C)'); retrans=$(val 'Retransmissions(C)')
 cpu_s=$(echo "($cpu1 - $cpu0) / $tck" | bc -l)
 wall=$(echo "$t1 - $t0" | bc -l)
-printf '\n| rate (calls/s) | calls | hold | successful | failed | SIPp retransmissions | gateway CPU s | CPU per call | peak RSS | UDP RcvbufErrors | wall s |\n'
+printf '\n| rate (calls/s) | calls | hold | successful | failed | SIPp retransmissions | gateway CPU s | CPU per call | peak RSS | UDP RcvbufErrors (machine-wide: SIPp never reads the RTP it is sent) | wall s |\n'
 printf '|---|---|---|---|---|---|---|---|---|---|---|\n'
 printf '| %s | %s | %s ms | %s | %s | %s | %.2f | %.0f us | %.1f MB | %s | %.1f |\n' \
     "$RATE" "$CALLS" "$HOLD" "$ok" "$failed" "$retrans" "$cpu_s" "$(echo "$cpu_s * 1000000 / ($ok + $failed + 0.000001)" | bc -l)" \
