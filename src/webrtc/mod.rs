@@ -226,6 +226,32 @@ fn answered_video(sdp: &str, sender: RTCRtpSenderId, ssrc: u32) -> Option<Video>
     })
 }
 
+/// Our video track towards the browser (SSRC `ssrc`). No codec named: the negotiated
+/// ones, in the other side's order.
+fn video_track(ufrag: &str, ssrc: u32) -> MediaStreamTrack {
+    MediaStreamTrack::new(
+        format!("omnigate-{ufrag}"),
+        format!("video-{ufrag}"),
+        "caller-video".to_string(),
+        RtpCodecKind::Video,
+        vec![RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters {
+                ssrc: Some(ssrc),
+                ..Default::default()
+            },
+            ..Default::default()
+        }],
+    )
+}
+
+/// The codec a browser leg registers for a SIP format it can pass through.
+fn browser_codec(f: &crate::sdp::Format) -> Option<RTCRtpCodec> {
+    Some(match browser_takes(f)? {
+        crate::media::keyframe::Codec::Vp8 => video_codec(MIME_TYPE_VP8, ""),
+        crate::media::keyframe::Codec::H264 => video_codec(MIME_TYPE_H264, H264_FMTP),
+    })
+}
+
 /// The transceiver of the offer's (first) video m-section, by its `a=mid`.
 fn video_transceiver(
     pc: &mut RTCPeerConnection,
@@ -358,11 +384,7 @@ impl BrowserLeg {
         };
         let mut video_codecs = vec![];
         for f in &formats {
-            let c = match browser_takes(f) {
-                Some(crate::media::keyframe::Codec::Vp8) => video_codec(MIME_TYPE_VP8, ""),
-                Some(crate::media::keyframe::Codec::H264) => video_codec(MIME_TYPE_H264, H264_FMTP),
-                None => continue,
-            };
+            let Some(c) = browser_codec(f) else { continue };
             if video_codecs
                 .iter()
                 .any(|v: &RTCRtpCodec| v.mime_type == c.mime_type)
@@ -429,20 +451,7 @@ impl BrowserLeg {
             }
         } else if !video_codecs.is_empty() && offers_video {
             let vssrc = ssrc.wrapping_add(1);
-            let track = MediaStreamTrack::new(
-                format!("omnigate-{ufrag}"),
-                format!("video-{ufrag}"),
-                "caller-video".to_string(),
-                RtpCodecKind::Video,
-                vec![RTCRtpEncodingParameters {
-                    rtp_coding_parameters: RTCRtpCodingParameters {
-                        ssrc: Some(vssrc),
-                        ..Default::default()
-                    },
-                    // No codec named: the negotiated ones, in the SIP leg's order.
-                    ..Default::default()
-                }],
-            );
+            let track = video_track(&ufrag, vssrc);
             // No codec in common: the browser's video is declined, the call goes on
             // with audio.
             match pc.add_track(track) {
@@ -492,11 +501,7 @@ impl BrowserLeg {
         }
         let mut prefs: Vec<RTCRtpCodecParameters> = vec![];
         for f in video {
-            let c = match browser_takes(f) {
-                Some(crate::media::keyframe::Codec::Vp8) => video_codec(MIME_TYPE_VP8, ""),
-                Some(crate::media::keyframe::Codec::H264) => video_codec(MIME_TYPE_H264, H264_FMTP),
-                None => continue,
-            };
+            let Some(c) = browser_codec(f) else { continue };
             // The payload type it was registered under (the answer takes the
             // browser's own).
             let Some(pt) = browser_video_formats()
@@ -522,19 +527,7 @@ impl BrowserLeg {
             .map_err(rtc_err)?;
         let t = video_transceiver(&mut self.pc, offer_sdp)?;
         let vssrc = self.ssrc.wrapping_add(1);
-        let track = MediaStreamTrack::new(
-            format!("omnigate-{}", self.ufrag),
-            format!("video-{}", self.ufrag),
-            "caller-video".to_string(),
-            RtpCodecKind::Video,
-            vec![RTCRtpEncodingParameters {
-                rtp_coding_parameters: RTCRtpCodingParameters {
-                    ssrc: Some(vssrc),
-                    ..Default::default()
-                },
-                ..Default::default()
-            }],
-        );
+        let track = video_track(&self.ufrag, vssrc);
         // The inactive transceiver has no sender: the track takes it.
         let sender = self.pc.add_track(track).map_err(rtc_err)?;
         if let Some(mut tr) = self.pc.rtp_transceiver(t) {

@@ -243,6 +243,33 @@ const DANA: &str = "[[agent]]\nname = \"dana\"\npassword = \"dana-pass-1\"\nqueu
 /// A caller's flow for the test: the welcome, then the support queue (Bob's).
 const TO_SUPPORT: &str = "flow: video\nsteps:\n  welcome:\n    play: welcome\n  queue:\n    enqueue:\n      queue: support\n      skills: [support]\n";
 
+/// The demo gateway whose callers go to the support queue (`TO_SUPPORT`), with
+/// `extra` configuration (more agents); its dialplan directory (kept while it runs)
+/// and a microphone WAV for the browser agents.
+fn to_support_gateway(base: u16, extra: &str) -> (Gateway, tempfile::TempDir, std::path::PathBuf) {
+    let dp = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dp.path().join("prompts")).unwrap();
+    std::fs::copy(
+        repo("dialplans/prompts/welcome.wav"),
+        dp.path().join("prompts/welcome.wav"),
+    )
+    .unwrap();
+    std::fs::write(dp.path().join("video.yaml"), TO_SUPPORT).unwrap();
+    let g = Gateway::start(
+        base,
+        "demo = true",
+        "answer_after_ms = 50\nhangup_after_secs = 0\nrecord = false",
+        &format!(
+            "[dialplan]\ndir = \"{}\"\ndefault_flow = \"video\"\n{extra}",
+            dp.path().display()
+        ),
+    );
+    g.wait_log("dialplan loaded");
+    let mic = g.dir.path().join("agent-48k.wav");
+    crate::desktop::write_48k_wav(&mic, &omnigate::media::player::builtin_welcome());
+    (g, dp, mic)
+}
+
 /// A picture received from Chromium's fake camera: not dark, not one flat colour.
 fn camera_picture(s: &mut std::net::TcpStream, dir: &Path, name: &str, log: &dyn Fn() -> String) {
     let path = dir.join(name);
@@ -288,26 +315,7 @@ struct VideoCall {
 
 impl VideoCall {
     fn start(base: u16, codec: &str, modules: &str, how: &str) -> (VideoCall, serde_json::Value) {
-        let dp = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dp.path().join("prompts")).unwrap();
-        std::fs::copy(
-            repo("dialplans/prompts/welcome.wav"),
-            dp.path().join("prompts/welcome.wav"),
-        )
-        .unwrap();
-        std::fs::write(dp.path().join("video.yaml"), TO_SUPPORT).unwrap();
-        let g = Gateway::start(
-            base,
-            "demo = true",
-            "answer_after_ms = 50\nhangup_after_secs = 0\nrecord = false",
-            &format!(
-                "[dialplan]\ndir = \"{}\"\ndefault_flow = \"video\"\n{DANA}",
-                dp.path().display()
-            ),
-        );
-        g.wait_log("dialplan loaded");
-        let mic = g.dir.path().join("agent-48k.wav");
-        crate::desktop::write_48k_wav(&mic, &omnigate::media::player::builtin_welcome());
+        let (g, dp, mic) = to_support_gateway(base, DANA);
         let artifacts = repo(&format!(
             "target/e2e-artifacts/video-call-{}",
             codec.to_lowercase()
@@ -729,26 +737,7 @@ fn jpeg_size(b: &[u8]) -> Option<(u16, u16)> {
 #[test]
 fn an_agent_adds_video_to_an_audio_call_and_the_phone_and_bob_see_each_other() {
     let base = 28400;
-    let dp = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dp.path().join("prompts")).unwrap();
-    std::fs::copy(
-        repo("dialplans/prompts/welcome.wav"),
-        dp.path().join("prompts/welcome.wav"),
-    )
-    .unwrap();
-    std::fs::write(dp.path().join("video.yaml"), TO_SUPPORT).unwrap();
-    let g = Gateway::start(
-        base,
-        "demo = true",
-        "answer_after_ms = 50\nhangup_after_secs = 0\nrecord = false",
-        &format!(
-            "[dialplan]\ndir = \"{}\"\ndefault_flow = \"video\"\n",
-            dp.path().display()
-        ),
-    );
-    g.wait_log("dialplan loaded");
-    let mic = g.dir.path().join("agent-48k.wav");
-    crate::desktop::write_48k_wav(&mic, &omnigate::media::player::builtin_welcome());
+    let (g, _dp, mic) = to_support_gateway(base, "");
     let artifacts = repo("target/e2e-artifacts/video-added");
     let _ = std::fs::remove_dir_all(&artifacts);
     let http = format!("http://127.0.0.1:{}", g.http);
